@@ -1,0 +1,206 @@
+# certprov: one non-recursive Makefile. Each module lists its sources in <mod>/module.mk.
+#
+#   make            release build (ASSERT stays on) of every program into build/bin/
+#   make test       installs what tests need, builds with ASan+UBSan, runs every test
+#   make run        installs what it needs, builds, starts the appliance on embedded defaults
+#   make debug | asan | tsan | bench | fuzz | format | check-format | clean | distclean
+#
+# MODE selects the flavour of a build (release, debug, asan, tsan); each has its own tree under
+# build/, so switching never mixes objects. BoringSSL is built once under build/boringssl and
+# shared by every mode (it is not instrumented; our code is).
+
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+MODE ?= release
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+BUILD ?= build
+BSSL_DIR ?= build/boringssl
+PREFIX ?= /usr/local
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+
+ifeq ($(MODE),release)
+OUTDIR := $(BUILD)
+BIN := $(BUILD)/bin
+MODE_CFLAGS := -O2 -D_FORTIFY_SOURCE=3
+else ifeq ($(MODE),debug)
+OUTDIR := $(BUILD)/debug
+BIN := $(OUTDIR)/bin
+MODE_CFLAGS := -O0 -DCERTPROV_DEBUG
+else ifeq ($(MODE),asan)
+OUTDIR := $(BUILD)/asan
+BIN := $(OUTDIR)/bin
+MODE_CFLAGS := -O1 -DCERTPROV_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer \
+    -fno-sanitize-recover=all
+MODE_LDFLAGS := -fsanitize=address,undefined
+else ifeq ($(MODE),tsan)
+OUTDIR := $(BUILD)/tsan
+BIN := $(OUTDIR)/bin
+MODE_CFLAGS := -O1 -DCERTPROV_DEBUG -fsanitize=thread -fno-omit-frame-pointer
+MODE_LDFLAGS := -fsanitize=thread
+else
+$(error MODE must be release, debug, asan or tsan)
+endif
+OBJ := $(OUTDIR)/obj
+
+BSSL_INC := $(BSSL_DIR)/src/src/include
+BSSL_CRYPTO := $(BSSL_DIR)/lib/libcrypto.a
+BSSL_SSL := $(BSSL_DIR)/lib/libssl.a
+
+PKGS := liburing lmdb inih
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wconversion -Wsign-conversion -Wstrict-prototypes \
+    -Wmissing-prototypes -Wformat=2 -Wimplicit-fallthrough -Wvla -Wundef -Wcast-qual
+CFLAGS := -std=c17 -g $(WARN) -fstack-protector-strong -fPIE -D_GNU_SOURCE \
+    $(MODE_CFLAGS) $(EXTRA_CFLAGS)
+CPPFLAGS := -I. -isystem $(BSSL_INC) $(PKG_CFLAGS) -MMD -MP
+LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(MODE_LDFLAGS)
+LDLIBS := $(BSSL_SSL) $(BSSL_CRYPTO) $(PKG_LIBS) -lpthread
+
+# Modules in link order (a module before what it depends on).
+MODULES := signer hsm store base
+include $(patsubst %,%/module.mk,$(MODULES))
+modlib = $(OBJ)/lib$(1).a
+# $(call modlibs,m): m's archive followed by the archives of the modules it depends on.
+modlibs = $(call modlib,$(1)) $(foreach d,$($(1)_DEPS),$(call modlib,$(d)))
+
+define module_rules
+$(call modlib,$(1)): $$(patsubst %.c,$$(OBJ)/%.o,$$($(1)_SRCS))
+	@mkdir -p $$(@D)
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
+
+# Programs: cmd/<prog>/*.c, linked against every module.
+PROGS := $(notdir $(wildcard cmd/*))
+ALL_MODLIBS := $(foreach m,$(MODULES),$(call modlib,$(m)))
+define prog_rules
+$(BIN)/$(1): $$(patsubst %.c,$$(OBJ)/%.o,$$(wildcard cmd/$(1)/*.c)) $$(ALL_MODLIBS) \
+        $$(BSSL_CRYPTO)
+	@mkdir -p $$(@D)
+	@echo "  LD      $$@"
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $$(ALL_MODLIBS) $$(LDLIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call prog_rules,$(p))))
+
+# Tests: one Criterion binary per module, from tests/<mod>/*.c and tests/util/*.c.
+TEST_MODULES := $(filter $(MODULES),$(notdir $(wildcard tests/*)))
+TEST_UTIL_SRCS := $(wildcard tests/util/*.c)
+define test_rules
+$(OUTDIR)/tests/test_$(1): $$(patsubst %.c,$$(OBJ)/%.o,$$(wildcard tests/$(1)/*.c) \
+        $$(TEST_UTIL_SRCS)) $$(call modlibs,$(1)) $$(BSSL_CRYPTO)
+	@mkdir -p $$(@D)
+	@echo "  LD      $$@"
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $$(call modlibs,$(1)) $$(LDLIBS) \
+	    $$(CRITERION_LIBS)
+endef
+$(foreach m,$(TEST_MODULES),$(eval $(call test_rules,$(m))))
+TEST_BINS := $(patsubst %,$(OUTDIR)/tests/test_%,$(TEST_MODULES))
+
+# Benchmarks: bench/bench_<what>.c, one program each, release flags.
+BENCH_SRCS := $(wildcard bench/bench_*.c)
+$(BIN)/bench_%: $(OBJ)/bench/bench_%.o $(ALL_MODLIBS) $(BSSL_CRYPTO)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(ALL_MODLIBS) $(LDLIBS)
+
+$(OBJ)/%.o: %.c $(BSSL_CRYPTO)
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# ---- BoringSSL (fetched with apt-get source, built once, cached under $(BSSL_DIR)) ----
+$(BSSL_DIR)/src/debian/sources.mk:
+	$(Q)deps/fetch-boringssl.sh $(BSSL_DIR)
+
+$(BSSL_CRYPTO) $(BSSL_SSL) &: $(BSSL_DIR)/src/debian/sources.mk deps/boringssl.mk
+	@echo "  BUILD   BoringSSL (static, hidden symbols, without OPENSSL_SMALL)"
+	$(Q)$(MAKE) --no-print-directory -f deps/boringssl.mk SRC=$(BSSL_DIR)/src OUT=$(BSSL_DIR)
+	$(Q)touch $(BSSL_CRYPTO) $(BSSL_SSL)
+
+.PHONY: all deps boringssl progs tests benches run test check-symbols debug asan tsan bench \
+    fuzz format check-format clean distclean install unit integration
+
+all: progs
+progs: $(patsubst %,$(BIN)/%,$(PROGS))
+tests: $(TEST_BINS)
+benches: $(patsubst bench/%.c,$(BIN)/%,$(BENCH_SRCS))
+boringssl: $(BSSL_CRYPTO)
+
+deps:
+	$(Q)deps/install.sh
+
+debug:
+	$(Q)$(MAKE) --no-print-directory MODE=debug progs
+asan:
+	$(Q)$(MAKE) --no-print-directory MODE=asan progs tests
+tsan:
+	$(Q)$(MAKE) --no-print-directory MODE=tsan progs tests
+	$(Q)$(MAKE) --no-print-directory MODE=tsan unit
+
+# ---- tests ----
+export ASAN_OPTIONS := detect_leaks=1:abort_on_error=1:halt_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS := halt_on_error=1
+
+# unit: every Criterion binary of this MODE, one after the other; stops at the first failure.
+unit: tests
+	$(Q)for t in $(TEST_BINS); do echo "== $$t"; tests/run-unit.sh $$t --jobs $(NPROC) || exit 1; done
+
+# integration: tests/integration/*.sh against this MODE's programs.
+integration: progs
+	$(Q)for t in tests/integration/*.sh; do [ -f "$$t" ] || continue; echo "== $$t"; \
+	    CERTPROV_BIN=$(abspath $(BIN)) bash $$t || exit 1; done
+
+check-symbols: progs
+	$(Q)tests/check-symbols.sh $(BIN)/*
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory MODE=release progs check-symbols
+	$(Q)$(MAKE) --no-print-directory MODE=asan unit integration check-symbols
+	@echo "make test: all tests passed"
+
+# ---- benchmarks (never part of make test) ----
+bench: deps
+	$(Q)$(MAKE) --no-print-directory MODE=release progs benches
+	$(Q)for b in $(patsubst bench/%.c,$(BIN)/%,$(BENCH_SRCS)); do $$b || exit 1; done
+
+# ---- run ----
+run: deps
+	$(Q)$(MAKE) --no-print-directory MODE=release progs
+	$(Q)deploy/run.sh $(BIN)
+
+# ---- fuzzing (clang + libFuzzer) ----
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory CC=clang MODE=asan BUILD=build/fuzz \
+	    EXTRA_CFLAGS=-fsanitize=fuzzer-no-link fuzz-bins
+fuzz-bins: $(patsubst tests/fuzz/%.c,$(OUTDIR)/fuzz/%,$(FUZZ_SRCS))
+	$(Q)for f in $^; do n=$$(basename $$f); n=$${n#fuzz_}; mkdir -p $(OUTDIR)/fuzz/corpus-$$n; \
+	    echo "== $$f"; $$f -max_total_time=20 -rss_limit_mb=2048 $(OUTDIR)/fuzz/corpus-$$n \
+	    tests/fuzz/corpus/$$n || exit 1; done
+$(OUTDIR)/fuzz/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(ALL_MODLIBS) $(BSSL_CRYPTO)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(ALL_MODLIBS) $(LDLIBS)
+
+# ---- housekeeping ----
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	$(Q)clang-format -i $(FORMAT_SRCS)
+check-format:
+	$(Q)clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+install: progs
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(patsubst %,$(BIN)/%,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf $(BUILD)/bin $(BUILD)/obj $(BUILD)/tests $(BUILD)/debug $(BUILD)/asan $(BUILD)/tsan \
+	    $(BUILD)/fuzz $(BUILD)/bench
+distclean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

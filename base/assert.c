@@ -1,0 +1,12 @@
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "base/base.h"
+
+_Noreturn void base_assert_fail(const char *expr, const char *file, int line, const char *func)
+{
+    /* fprintf, not the logger: the logger itself may be what broke. */
+    fprintf(stderr, "ASSERT failed: %s at %s:%d in %s()\n", expr, file, line, func);
+    fflush(stderr);
+    abort();
+}

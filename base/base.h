@@ -1,0 +1,95 @@
+/* base: assertions, one-line key=value logging, clocks and small byte helpers.
+ *
+ * base/ depends on nothing of ours and is the only module every other module may include.
+ * Everything here is thread-safe unless its comment says otherwise. */
+#ifndef CERTPROV_BASE_H
+#define CERTPROV_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ASSERT checks an invariant that only our own code could break. It is on in every build and
+ * aborts with file, line, function and expression: a bug crashes, it is never an error code. */
+#define ASSERT(expr) ((expr) ? (void)0 : base_assert_fail(#expr, __FILE__, __LINE__, __func__))
+
+/* DASSERT is ASSERT for hot paths: checked in debug builds (-DCERTPROV_DEBUG) only. */
+#ifdef CERTPROV_DEBUG
+#define DASSERT(expr) ASSERT(expr)
+#else
+#define DASSERT(expr) ((void)sizeof((expr) ? 1 : 0))
+#endif
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* base_assert_fail writes one line to stderr and aborts. Never returns. */
+_Noreturn void base_assert_fail(const char *expr, const char *file, int line, const char *func);
+
+/* Logging: each call writes exactly one line to stderr (or the file given to log_open):
+ *   2026-11-25T11:30:00.123Z certprovctl err store: map_full path=/var/lib/certprov
+ * The message is "module: event key=value ...". Lines longer than LOG_LINE_MAX are cut and end
+ * in "...". Never pass keys, PINs or whole CSRs. */
+#define LOG_LINE_MAX 2048
+
+enum log_level {
+    LOG_LEVEL_ERR = 0,
+    LOG_LEVEL_WARN = 1,
+    LOG_LEVEL_INFO = 2,
+    LOG_LEVEL_DEBUG = 3,
+};
+
+/* log_setup sets the program name shown on each line and the most verbose level written.
+ * Call once at start-up, before other threads run. `program` must outlive all logging. */
+void log_setup(const char *program, enum log_level level);
+
+/* log_level_parse maps "err", "warn", "info", "debug" to *out. Returns 0 or -EINVAL. */
+int log_level_parse(enum log_level *out, const char *name);
+
+/* log_open sends lines to `path` (appended, created 0640) instead of stderr; called again (on
+ * SIGHUP) it reopens the file for log rotation. Returns 0 or a negative errno. */
+int log_open(const char *path);
+
+/* log_write formats and writes one line at `level` (see above). Thread-safe: one write(2). */
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_vwrite(enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+#define log_err(...) log_write(LOG_LEVEL_ERR, __VA_ARGS__)
+#define log_warn(...) log_write(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)
+#ifdef CERTPROV_DEBUG
+#define log_debug(...) log_write(LOG_LEVEL_DEBUG, __VA_ARGS__)
+#else
+#define log_debug(...) ((void)0)
+#endif
+
+/* clock_mono_ns returns CLOCK_MONOTONIC in nanoseconds. */
+uint64_t clock_mono_ns(void);
+/* clock_real_s returns the wall-clock time in seconds since the Unix epoch. */
+int64_t clock_real_s(void);
+/* clock_real_ms returns the wall-clock time in milliseconds since the Unix epoch. */
+int64_t clock_real_ms(void);
+/* clock_format_utc writes `t` (Unix seconds) as "YYYY-MM-DDTHH:MM:SSZ" into `out` (at least
+ * CLOCK_UTC_LEN bytes, NUL included). */
+#define CLOCK_UTC_LEN 21
+void clock_format_utc(char *out, int64_t t);
+
+/* base_hex_encode writes 2*len upper-case hex digits and a NUL into `out` (cap >= 2*len+1). */
+void base_hex_encode(char *out, size_t cap, const uint8_t *in, size_t len);
+
+/* base_str_copy copies the NUL-terminated `src` into `dst` of `cap` bytes. Returns 0, or
+ * -E2BIG (dst then holds "") when src does not fit. */
+int base_str_copy(char *dst, size_t cap, const char *src);
+
+/* base_file_write_atomic writes `len` bytes to `path` with `mode` via a temporary file, fsync
+ * and rename, then fsyncs the directory. With `exclusive`, fails with -EEXIST if `path` exists.
+ * Returns 0 or a negative errno. */
+int base_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
+                           bool exclusive);
+
+/* base_file_read reads a whole regular file of at most `cap` bytes into `out`. Returns 0 (length
+ * in *out_len), -E2BIG if larger than cap, or a negative errno. */
+int base_file_read(uint8_t *out, size_t *out_len, size_t cap, const char *path);
+
+#endif

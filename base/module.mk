@@ -1,0 +1,2 @@
+base_SRCS := $(wildcard base/*.c)
+base_DEPS :=

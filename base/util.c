@@ -1,0 +1,180 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+
+uint64_t clock_mono_ns(void)
+{
+    struct timespec ts = {0};
+    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
+    ASSERT(rc == 0);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int64_t clock_real_s(void)
+{
+    struct timespec ts = {0};
+    int rc = clock_gettime(CLOCK_REALTIME, &ts);
+    ASSERT(rc == 0);
+    return (int64_t)ts.tv_sec;
+}
+
+int64_t clock_real_ms(void)
+{
+    struct timespec ts = {0};
+    int rc = clock_gettime(CLOCK_REALTIME, &ts);
+    ASSERT(rc == 0);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void clock_format_utc(char *out, int64_t t)
+{
+    ASSERT(out != NULL);
+    struct tm tm = {0};
+    time_t tt = (time_t)t;
+    ASSERT(gmtime_r(&tt, &tm) != NULL);
+    int n = snprintf(out, CLOCK_UTC_LEN, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    ASSERT(n == CLOCK_UTC_LEN - 1);
+}
+
+void base_hex_encode(char *out, size_t cap, const uint8_t *in, size_t len)
+{
+    static const char digits[] = "0123456789ABCDEF";
+    ASSERT(out != NULL);
+    ASSERT(cap >= 2 * len + 1);
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+int base_str_copy(char *dst, size_t cap, const char *src)
+{
+    ASSERT(dst != NULL);
+    ASSERT(cap > 0);
+    size_t len = strnlen(src, cap);
+    if (len == cap) {
+        dst[0] = '\0';
+        return -E2BIG;
+    }
+    memcpy(dst, src, len + 1);
+    return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char buf[4096];
+    if (base_str_copy(buf, sizeof(buf), path) != 0) {
+        return -ENAMETOOLONG;
+    }
+    int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1) {
+        return -errno;
+    }
+    int rc = fsync(fd) == -1 ? -errno : 0;
+    if (close(fd) == -1 && rc == 0) {
+        rc = -errno;
+    }
+    return rc;
+}
+
+int base_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
+                           bool exclusive)
+{
+    ASSERT(path != NULL);
+    ASSERT(data != NULL || len == 0);
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        return -ENAMETOOLONG;
+    }
+    if (exclusive && access(path, F_OK) == 0) {
+        return -EEXIST;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+    if (fd == -1) {
+        return -errno;
+    }
+    int rc = 0;
+    const uint8_t *p = data;
+    size_t left = len;
+    while (rc == 0 && left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w == -1 && errno != EINTR) {
+            rc = -errno;
+        } else if (w > 0) {
+            p += w;
+            left -= (size_t)w;
+        }
+    }
+    if (rc == 0 && fchmod(fd, (mode_t)mode) == -1) {
+        rc = -errno;
+    }
+    if (rc == 0 && fsync(fd) == -1) {
+        rc = -errno;
+    }
+    if (close(fd) == -1 && rc == 0) {
+        rc = -errno;
+    }
+    if (rc == 0 && exclusive) {
+        /* link() fails if the target appeared meanwhile: no silent overwrite of a key. */
+        rc = link(tmp, path) == -1 ? -errno : 0;
+        if (unlink(tmp) == -1 && rc == 0) {
+            rc = -errno;
+        }
+    } else if (rc == 0) {
+        rc = rename(tmp, path) == -1 ? -errno : 0;
+    }
+    if (rc != 0) {
+        (void)unlink(tmp);
+        return rc;
+    }
+    return fsync_dir_of(path);
+}
+
+int base_file_read(uint8_t *out, size_t *out_len, size_t cap, const char *path)
+{
+    ASSERT(out != NULL);
+    ASSERT(out_len != NULL);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return -errno;
+    }
+    int rc = 0;
+    size_t len = 0;
+    for (;;) {
+        if (len == cap) {
+            uint8_t extra;
+            ssize_t r = read(fd, &extra, 1);
+            rc = r == 0 ? 0 : (r == -1 ? -errno : -E2BIG);
+            break;
+        }
+        ssize_t r = read(fd, out + len, cap - len);
+        if (r == -1 && errno == EINTR) {
+            continue;
+        }
+        if (r == -1) {
+            rc = -errno;
+            break;
+        }
+        if (r == 0) {
+            break;
+        }
+        len += (size_t)r;
+    }
+    if (close(fd) == -1 && rc == 0) {
+        rc = -errno;
+    }
+    if (rc == 0) {
+        *out_len = len;
+    }
+    return rc;
+}

@@ -1,0 +1,2 @@
+hsm_SRCS := $(wildcard hsm/*.c)
+hsm_DEPS := base

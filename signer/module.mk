@@ -1,0 +1,2 @@
+signer_SRCS := $(wildcard signer/*.c)
+signer_DEPS := hsm store base

@@ -1,0 +1,305 @@
+/* signer: the domain of certprov. CSR intake (decode, parse with CBS, key policy, proof of
+ * possession), identity checks, the certificate profile and batch issuance with CBB, the CA
+ * (creation of root, issuing and TLS server certificates; loading), PIN policy and verifiers,
+ * and the configuration file.
+ *
+ * BoringSSL types never appear in this header. Every refusal carries an `enum signer_reject`,
+ * which maps to an API.md error Code and a human-readable reason. */
+#ifndef CERTPROV_SIGNER_H
+#define CERTPROV_SIGNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hsm/hsm.h"
+#include "store/store.h"
+
+/* ---- refusals ---- */
+
+enum signer_reject {
+    SIGNER_REJECT_NONE = 0,
+    SIGNER_REJECT_CSR_MALFORMED,    /* BadCsr: not a DER PKCS#10 CertificationRequest */
+    SIGNER_REJECT_CSR_ENCODING,     /* BadCsr: not DER, PEM or base64 */
+    SIGNER_REJECT_CSR_VERSION,      /* BadCsr: version is not v1 (0) */
+    SIGNER_REJECT_CSR_TOO_LARGE,    /* BadCsr: over SIGNER_CSR_DER_MAX bytes */
+    SIGNER_REJECT_CSR_TOO_COMPLEX,  /* BadCsr: too many attributes, extensions, SANs or RDNs */
+    SIGNER_REJECT_KEY_UNSUPPORTED,  /* BadCsr: key algorithm or curve not accepted */
+    SIGNER_REJECT_KEY_RSA_SIZE,     /* BadCsr: RSA modulus outside 2048..4096 bits */
+    SIGNER_REJECT_KEY_RSA_EXPONENT, /* BadCsr: RSA public exponent is not 65537 */
+    SIGNER_REJECT_KEY_INVALID,      /* BadCsr: public key does not decode or is not on curve */
+    SIGNER_REJECT_SIG_WEAK,         /* BadCsr: MD5 or SHA-1 signature */
+    SIGNER_REJECT_SIG_UNSUPPORTED,  /* BadCsr: unknown signature algorithm or key mismatch */
+    SIGNER_REJECT_CSR_SIGNATURE,    /* CsrSignatureInvalid: self-signature does not verify */
+    SIGNER_REJECT_IDENTITY_SUBJECT, /* IdentityMismatch: subject CN names someone else */
+    SIGNER_REJECT_IDENTITY_SAN,     /* IdentityMismatch: a SAN names someone else */
+    SIGNER_REJECT_IDENTITY_ENTITY,  /* IdentityMismatch: SOAP Entity names someone else */
+    SIGNER_REJECT_PIN_LENGTH,       /* PIN shorter than the policy minimum or too long */
+    SIGNER_REJECT_PIN_DIGITS,       /* PIN has a character that is not a digit */
+    SIGNER_REJECT_PIN_PATTERN,      /* PIN is a repeated or consecutive digit run */
+    SIGNER_REJECT_PIN_EXTENSION,    /* PIN equals the user's extension or phone digits */
+    SIGNER_REJECT_MAX_,
+};
+
+/* signer_reject_code returns the API.md error Code of a refusal ("BadCsr",
+ * "CsrSignatureInvalid", "IdentityMismatch", "BadRequest" for PIN policy). Static storage. */
+const char *signer_reject_code(enum signer_reject reason);
+
+/* signer_reject_text returns a one-sentence human-readable reason that says what was wrong and,
+ * where it helps, what is accepted. Static storage. */
+const char *signer_reject_text(enum signer_reject reason);
+
+/* ---- CSR intake ---- */
+
+#define SIGNER_CSR_DER_MAX 16384  /* bytes of DER */
+#define SIGNER_CSR_TEXT_MAX 32768 /* bytes of PEM or base64 text accepted by decode */
+#define SIGNER_CSR_ATTRS_MAX 16   /* attributes in the CertificationRequestInfo */
+#define SIGNER_CSR_EXTS_MAX 16    /* extensions in an extensionRequest */
+#define SIGNER_CSR_SANS_MAX 8     /* GeneralNames in a subjectAltName */
+#define SIGNER_CSR_RDNS_MAX 16    /* RDNs in the subject */
+
+enum signer_key_type {
+    SIGNER_KEY_NONE = 0,
+    SIGNER_KEY_RSA = 1,
+    SIGNER_KEY_P256 = 2,
+    SIGNER_KEY_P384 = 3,
+    SIGNER_KEY_ED25519 = 4,
+};
+
+enum signer_san_type {
+    SIGNER_SAN_OTHER = 0, /* otherName, x400, directoryName, ediParty, IP, RID */
+    SIGNER_SAN_EMAIL = 1, /* rfc822Name */
+    SIGNER_SAN_DNS = 2,   /* dNSName */
+    SIGNER_SAN_URI = 3,   /* uniformResourceIdentifier */
+};
+
+struct signer_san {
+    enum signer_san_type type;
+    const uint8_t *value; /* borrowed from the CSR DER; not NUL-terminated */
+    size_t value_len;
+};
+
+/* signer_csr is a parsed PKCS#10 request. Every pointer borrows from the DER given to
+ * signer_csr_parse, which must outlive it. */
+struct signer_csr {
+    const uint8_t *der;
+    size_t der_len;
+    const uint8_t *info; /* CertificationRequestInfo: what the signature covers */
+    size_t info_len;
+    const uint8_t *spki; /* SubjectPublicKeyInfo DER, copied as-is into the certificate */
+    size_t spki_len;
+    enum signer_key_type key_type;
+    unsigned key_bits;  /* RSA modulus bits; 256/384 for EC; 255 for Ed25519 */
+    int sig_nid;        /* BoringSSL NID of the signature algorithm */
+    const uint8_t *sig; /* signature bytes (BIT STRING content without the unused-bits byte) */
+    size_t sig_len;
+    const uint8_t *subject_cn; /* first commonName value of the subject, or NULL */
+    size_t subject_cn_len;
+    size_t num_subject_rdns; /* RDNs in the subject (CN included) */
+    size_t num_sans;
+    struct signer_san sans[SIGNER_CSR_SANS_MAX];
+};
+
+/* signer_csr_decode turns a CSR given as DER, PEM ("-----BEGIN CERTIFICATE REQUEST-----" or
+ * "NEW CERTIFICATE REQUEST") or bare base64 (whitespace and line breaks anywhere) into DER in
+ * `out` (cap bytes; SIGNER_CSR_DER_MAX is enough for any accepted CSR). Returns 0 with *out_len
+ * set; -EBADMSG (*out_reason = SIGNER_REJECT_CSR_ENCODING) when it is none of these; -E2BIG
+ * (SIGNER_REJECT_CSR_TOO_LARGE) when the input exceeds SIGNER_CSR_TEXT_MAX or the DER exceeds
+ * cap. Thread-safe, no allocation. */
+int signer_csr_decode(uint8_t *out, size_t cap, size_t *out_len, enum signer_reject *out_reason,
+                      const uint8_t *in, size_t in_len);
+
+/* signer_csr_parse parses one DER PKCS#10 request into the zeroed `out`, which borrows from
+ * `der`, and applies the key and signature-algorithm policy of API.md §4. It does NOT verify the
+ * signature (signer_csr_verify does). Returns 0; -EBADMSG if malformed (reason CSR_MALFORMED or
+ * CSR_VERSION); -E2BIG if a limit is exceeded (CSR_TOO_LARGE, CSR_TOO_COMPLEX); -EPERM if the
+ * policy refuses it (KEY_*, SIG_*). On failure *out_reason is set and `out` stays zeroed.
+ * Thread-safe. */
+int signer_csr_parse(struct signer_csr *out, enum signer_reject *out_reason, const uint8_t *der,
+                     size_t der_len);
+
+/* signer_csr_verify checks the request's self-signature with its own public key (proof of
+ * possession). Returns 0, or -EPERM with *out_reason = SIGNER_REJECT_CSR_SIGNATURE (or
+ * KEY_INVALID when the key does not decode). Thread-safe. */
+int signer_csr_verify(const struct signer_csr *csr, enum signer_reject *out_reason);
+
+/* signer_identity_check refuses a CSR that names someone other than the user `uri`
+ * ("sip:alice@example.com"): a subject CN must be absent or equal to the sign-in name
+ * ("alice@example.com") or the URI (case-insensitive); every SAN must be the URI itself
+ * (type URI), or the sign-in name (type email). Returns 0 or -EPERM with *out_reason =
+ * SIGNER_REJECT_IDENTITY_SUBJECT or _SAN. */
+int signer_identity_check(const struct signer_csr *csr, enum signer_reject *out_reason,
+                          const char *uri);
+
+/* signer_uri_sign_in_name returns a pointer into `uri` past a leading "sip:" (case-insensitive),
+ * i.e. the sign-in name "alice@example.com". Borrowed from `uri`. */
+const char *signer_uri_sign_in_name(const char *uri);
+
+/* ---- the CA and issuance ---- */
+
+#define SIGNER_CERT_DER_MAX 4096 /* largest certificate we issue (== STORE_CERT_DER_MAX) */
+#define SIGNER_SERIAL_LEN 16
+#define SIGNER_BACKDATE_S 300 /* notBefore is back-dated 5 minutes for clock skew */
+
+struct signer_profile {
+    uint32_t default_hours; /* 4320 */
+    uint32_t min_hours;     /* 8 */
+    uint32_t max_hours;     /* 8760 */
+};
+
+/* signer_profile_clamp returns the validity in hours for a request of `hours` (0 = default),
+ * clamped to [min_hours, max_hours]. */
+uint32_t signer_profile_clamp(const struct signer_profile *p, uint32_t hours);
+
+/* Files of a CA directory (relative to the store path):
+ *   ca/root.crt ca/root.key        self-signed root CA (key 0600)
+ *   ca/issuing.crt ca/issuing.key  issuing CA, signed by the root (key 0600)
+ *   tls/server.crt tls/server.key  TLS server certificate for the appliance's FQDN, signed by the
+ *                                  issuing CA (tls/server.crt holds leaf + issuing CA)
+ *   chain.pem                      issuing CA then root, PEM: what /CertProv/chain.pem serves */
+
+struct signer_ca;
+
+/* signer_ca_init creates the root CA, the issuing CA and the TLS server certificate for `fqdn`
+ * under `dir`, with CA keys of `type` (the TLS server key is always P-256). Refuses to overwrite
+ * an existing CA (-EEXIST). Returns 0, -EEXIST, -EINVAL (bad fqdn), -EIO or a negative errno. */
+int signer_ca_init(const char *dir, enum hsm_key_type type, const char *fqdn);
+
+/* signer_ca_open loads the issuing CA certificate, its key and the chain from `dir`. Returns 0
+ * (*out owned; free with signer_ca_free), -ENOENT (no CA: run `certprovctl ca init`), -EBADMSG
+ * (a file is damaged, or the key does not match the certificate), or a negative errno. */
+int signer_ca_open(struct signer_ca **out, const char *dir);
+
+/* signer_ca_free frees the CA and its key. NULL is a no-op. */
+void signer_ca_free(struct signer_ca *ca);
+
+/* signer_ca_get_chain_pem returns the issuing CA and root certificates as PEM (borrowed; lives
+ * as long as `ca`) and sets *out_len. */
+const char *signer_ca_get_chain_pem(const struct signer_ca *ca, size_t *out_len);
+
+/* signer_ca_get_key returns the issuing CA's key (borrowed). */
+struct hsm_key *signer_ca_get_key(struct signer_ca *ca);
+
+/* signer_issue is one certificate to issue in a batch. The caller fills the inputs; the signer
+ * fills the outputs. */
+struct signer_issue {
+    /* inputs */
+    const struct signer_csr *csr; /* parsed and verified; borrowed */
+    const char *uri;              /* the authenticated user's URI; borrowed */
+    uint32_t hours;               /* requested validity; 0 = profile default */
+    int64_t now_s;                /* issuance time (Unix seconds) */
+    /* outputs */
+    int rc; /* 0, -E2BIG (certificate too large), -EIO (signing failed) */
+    uint8_t serial[SIGNER_SERIAL_LEN];
+    int64_t not_before_s;
+    int64_t not_after_s;
+    size_t der_len;
+    uint8_t der[SIGNER_CERT_DER_MAX];
+};
+
+/* signer_issue_batch builds the TBSCertificate of each item per API.md §4 (subject CN = sign-in
+ * name, SAN URI, EKU clientAuth, KU, basicConstraints, SKI/AKI, validity clamped by `profile`
+ * and back-dated SIGNER_BACKDATE_S, a fresh 16-byte positive CSPRNG serial), signs all of them in
+ * one hsm_key_sign_batch call and assembles the certificates. Calling it again on an item draws a
+ * new serial (used after a serial clash in the store). Returns 0 when every item succeeded, -EIO
+ * when some failed (see items' rc), -EAGAIN when the key backend is unavailable. num_items <=
+ * HSM_BATCH_MAX. Thread-safe for distinct item arrays. */
+int signer_issue_batch(struct signer_ca *ca, const struct signer_profile *profile,
+                       struct signer_issue *items, size_t num_items);
+
+/* signer_serial_parse reads a serial as printed by certprovctl (hex, any case, optional leading
+ * zeros and colons) into `out`, big-endian, left-padded with zeros. Returns 0 or -EINVAL. */
+int signer_serial_parse(uint8_t out[SIGNER_SERIAL_LEN], const char *text);
+
+/* signer_serial_format writes the serial as upper-case hex of the positive integer, without
+ * leading zeros or separators ("0" for zero) into `out` (at least 2*SIGNER_SERIAL_LEN+1 bytes). */
+void signer_serial_format(char *out, const uint8_t serial[SIGNER_SERIAL_LEN]);
+
+/* ---- PINs ---- */
+
+#define SIGNER_PIN_MAX 32 /* digits */
+#define SIGNER_PIN_KEY_LEN 32
+
+struct signer_pin_policy {
+    uint32_t min_len;             /* 5 */
+    uint32_t window_s;            /* 1800 */
+    uint32_t window_failures_max; /* 25 (10 for 4-digit PINs) */
+    uint32_t window_failures_max_short;
+    uint32_t lock_s;             /* 3600 */
+    uint32_t total_failures_max; /* 1000 (100 for 4-digit PINs) */
+    uint32_t total_failures_max_short;
+};
+
+/* signer_pin_policy_default fills *out with the defaults of API.md §5. */
+void signer_pin_policy_default(struct signer_pin_policy *out);
+
+/* signer_pin_policy_check applies the PIN policy to a new PIN for a user with extension `ext`
+ * and phone `phone` (either may be ""): length, digits only, no repeated or consecutive digit run
+ * (11111, 12345, 54321), not the extension or the phone's trailing digits. Returns 0 or -EPERM
+ * with *out_reason set. */
+int signer_pin_policy_check(const struct signer_pin_policy *policy, enum signer_reject *out_reason,
+                            const char *pin, const char *ext, const char *phone);
+
+/* signer_pin_key_load reads the 32-byte PIN key from `path`, creating it (0600, random) when
+ * `create` and it does not exist. The key is kept in memory marked MADV_DONTDUMP. Returns 0,
+ * -ENOENT, -EPERM (file readable by others), -EBADMSG (wrong size) or a negative errno. */
+struct signer_pin_key;
+int signer_pin_key_load(struct signer_pin_key **out, const char *path, bool create);
+
+/* signer_pin_key_free wipes and frees the key. NULL is a no-op. */
+void signer_pin_key_free(struct signer_pin_key *key);
+
+/* signer_pin_verifier computes HMAC-SHA-256(key, uri || 0 || pin) into `out`. */
+void signer_pin_verifier(const struct signer_pin_key *key, uint8_t out[STORE_VERIFIER_LEN],
+                         const char *uri, const char *pin);
+
+/* signer_pin_matches compares the verifier of `pin` with `verifier` in constant time. */
+bool signer_pin_matches(const struct signer_pin_key *key, const uint8_t *verifier, const char *uri,
+                        const char *pin);
+
+/* ---- configuration (API.md §7) ---- */
+
+#define SIGNER_CONFIG_ERR_MAX 256
+#define SIGNER_NAME_MAX 253
+#define SIGNER_PATH_MAX 1024
+
+struct signer_pool_config {
+    char name[STORE_POOL_MAX + 1];
+    char store[SIGNER_PATH_MAX]; /* "embedded" or a libpq connection string */
+};
+
+struct signer_config {
+    char path[SIGNER_PATH_MAX]; /* the file itself */
+    char dir[SIGNER_PATH_MAX];  /* its directory: relative paths are resolved here */
+    char name[SIGNER_NAME_MAX + 1];
+    char listen[128];
+    char tls_listen[128];
+    uint32_t workers;
+    uint32_t max_connections;
+    uint32_t max_request_bytes;
+    bool proxy_protocol;
+    char device_trust[SIGNER_PATH_MAX];
+    char ca_backend[16]; /* "soft" or "pkcs11" */
+    char ca_key[SIGNER_PATH_MAX];
+    char ca_module[SIGNER_PATH_MAX];
+    char store_path[SIGNER_PATH_MAX]; /* resolved to an absolute or config-relative path */
+    uint64_t map_size;
+    struct signer_profile profile;
+    struct signer_pin_policy pin;
+    size_t num_pools;
+    struct signer_pool_config pools[STORE_POOLS_MAX];
+};
+
+/* signer_config_defaults fills *out with the built-in defaults. */
+void signer_config_defaults(struct signer_config *out);
+
+/* signer_config_load reads the INI file at `path` over the defaults. Unknown sections or keys,
+ * bad values and duplicate pools are errors. Returns 0, -ENOENT, or -EINVAL with a message
+ * naming the file, line and key in `err` (SIGNER_CONFIG_ERR_MAX bytes). */
+int signer_config_load(struct signer_config *out, char *err, const char *path);
+
+/* signer_config_find_pool returns the pool named `name` or NULL. Borrowed from `cfg`. */
+const struct signer_pool_config *signer_config_find_pool(const struct signer_config *cfg,
+                                                         const char *name);
+
+#endif

@@ -1,0 +1,2 @@
+store_SRCS := $(wildcard store/*.c)
+store_DEPS := base

@@ -1,0 +1,215 @@
+/* store: the LMDB replica of users, PIN verifiers, lockout state, issued certificates and the
+ * per-pool outboxes.
+ *
+ * One LMDB environment lives in the directory given to store_open. Readers are lock-free (LMDB
+ * MVCC); writes are serialised by LMDB's writer lock and every write transaction is committed
+ * with sync before the call returns, so that a caller who returns a certificate to a client after
+ * store_batch_commit() returned 0 keeps invariant 1 (durable before visible).
+ *
+ * The store knows nothing about cryptography: PIN verifiers and certificate DER are opaque bytes
+ * to it. Strings are NUL-terminated UTF-8 and are compared byte-wise. All functions are
+ * thread-safe unless stated otherwise; a `struct store_batch` belongs to one thread at a time. */
+#ifndef CERTPROV_STORE_H
+#define CERTPROV_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_URI_MAX 255       /* bytes of a SIP URI, NUL excluded */
+#define STORE_POOL_MAX 63       /* bytes of a pool name, NUL excluded */
+#define STORE_PHONE_MAX 16      /* "+" and up to 15 digits (E.164) */
+#define STORE_EXT_MAX 15        /* digits of an extension */
+#define STORE_DEVICE_ID_MAX 63  /* "{GUID}" fits with room */
+#define STORE_VERIFIER_LEN 32   /* HMAC-SHA-256 */
+#define STORE_SERIAL_LEN 16     /* certificate serial, big-endian, top bit clear */
+#define STORE_CERT_DER_MAX 4096 /* largest certificate DER stored */
+#define STORE_ERROR_MAX 127     /* bytes of an outbox entry's last error */
+#define STORE_BATCH_MAX 256     /* certificates (and lockout updates) in one group commit */
+#define STORE_POOLS_MAX 64      /* distinct home pools */
+
+struct store;
+
+struct store_options {
+    const char *path;  /* directory of the environment; created 0700 if missing */
+    uint64_t map_size; /* LMDB map size in bytes; 0 = 4 GiB */
+    bool read_only;    /* open for reading only (admin listing while the daemon runs) */
+};
+
+struct store_user {
+    char uri[STORE_URI_MAX + 1];     /* "sip:alice@example.com": the key */
+    char pool[STORE_POOL_MAX + 1];   /* home pool name */
+    char phone[STORE_PHONE_MAX + 1]; /* E.164 or "" */
+    char ext[STORE_EXT_MAX + 1];     /* digits or "" */
+    uint8_t pin_verifier[STORE_VERIFIER_LEN];
+    uint8_t pin_len;   /* number of digits of the PIN (policy for 4-digit PINs) */
+    int64_t created_s; /* Unix seconds */
+};
+
+struct store_lockout {
+    uint32_t window_failures; /* failures since window_start_s */
+    int64_t window_start_s;   /* start of the current failure window; 0 = none */
+    uint64_t total_failures;  /* failures since the last success or admin unlock */
+    int64_t locked_until_s;   /* temporary lock end; 0 = none */
+    bool admin_locked;        /* locked until an administrator unlocks */
+    int64_t last_failure_s;
+};
+
+struct store_cert_meta {
+    uint8_t serial[STORE_SERIAL_LEN];
+    char uri[STORE_URI_MAX + 1];
+    char pool[STORE_POOL_MAX + 1];
+    char device_id[STORE_DEVICE_ID_MAX + 1]; /* "" if none */
+    int64_t not_before_s;
+    int64_t not_after_s;
+    int64_t issued_at_s;
+    uint64_t seq; /* set by the store: commit order, strictly increasing */
+};
+
+struct store_outbox_entry {
+    char pool[STORE_POOL_MAX + 1];
+    uint8_t serial[STORE_SERIAL_LEN];
+    uint64_t seq;        /* the certificate's seq: publication order within a pool */
+    int64_t enqueued_ms; /* Unix ms when the certificate was committed */
+    uint32_t attempts;
+    int64_t next_attempt_ms; /* Unix ms; 0 = due now */
+    bool parked;             /* a permanent error; waits for `outbox retry` */
+    char last_error[STORE_ERROR_MAX + 1];
+};
+
+struct store_batch_item {
+    struct store_cert_meta meta;
+    const uint8_t *der; /* borrowed until store_batch_commit returns */
+    size_t der_len;
+    int rc; /* after commit: 0, or -EEXIST when this serial already exists */
+};
+
+struct store_batch_lockout {
+    char uri[STORE_URI_MAX + 1];
+    struct store_lockout lockout;
+};
+
+/* store_batch is one group commit: certificates with their outbox entries and lockout updates.
+ * Caller-owned storage (large: allocate it once and reuse it); all-zero is a valid empty batch. */
+struct store_batch {
+    size_t num_items;
+    struct store_batch_item items[STORE_BATCH_MAX];
+    size_t num_lockouts;
+    struct store_batch_lockout lockouts[STORE_BATCH_MAX];
+};
+
+/* store_open opens (creating if needed) the environment described by `opt` and clears stale
+ * reader slots left by crashed processes. Returns 0 with *out owned by the caller, -EINVAL
+ * (bad options), -EACCES, -ENOSPC (map too small for the existing data), -EIO, or a negative
+ * errno. */
+int store_open(struct store **out, const struct store_options *opt);
+
+/* store_close closes the environment. No transaction of this store may be running. NULL is a
+ * no-op. */
+void store_close(struct store *st);
+
+/* ---- users ---- */
+
+/* store_user_add stores a new user. Returns 0, -EEXIST (URI exists), -ENOTUNIQ (another user has
+ * the same phone number AND extension), -EINVAL (empty URI or pool, over-long field, neither
+ * phone nor extension), -ENOSPC or -EIO. */
+int store_user_add(struct store *st, const struct store_user *user);
+
+/* store_user_add_many stores `num` users in one transaction, all or nothing. On failure
+ * *out_failed (if not NULL) is the index of the first user that failed, and the return is that
+ * user's store_user_add error. */
+int store_user_add_many(struct store *st, const struct store_user *users, size_t num,
+                        size_t *out_failed);
+
+/* store_user_get copies the user with `uri` into *out. Returns 0 or -ENOENT. */
+int store_user_get(struct store *st, struct store_user *out, const char *uri);
+
+/* store_user_set_pin replaces the user's PIN verifier and length and clears its lockout state.
+ * Returns 0, -ENOENT, -ENOSPC or -EIO. */
+int store_user_set_pin(struct store *st, const char *uri, const uint8_t *verifier, uint8_t pin_len);
+
+/* store_user_del removes the user, its phone/extension index entries and lockout state. Its
+ * certificates stay. Returns 0, -ENOENT or -EIO. */
+int store_user_del(struct store *st, const char *uri);
+
+/* store_user_lookup finds the users whose phone number or extension equals `phone_or_ext`
+ * (several users may share a phone number). Copies up to `cap` of them into `out` and sets
+ * *out_num to how many were copied. Returns 0 (also when none match: *out_num = 0) or -EIO. */
+int store_user_lookup(struct store *st, struct store_user *out, size_t cap, size_t *out_num,
+                      const char *phone_or_ext);
+
+/* store_user_fn is called once per user; a non-zero return stops the iteration and is returned
+ * by the iterating function. The pointer is only valid during the call. */
+typedef int (*store_user_fn)(void *ctx, const struct store_user *user);
+
+/* store_user_foreach calls fn for every user in URI order. Returns 0, fn's non-zero return, or
+ * -EIO. */
+int store_user_foreach(struct store *st, store_user_fn fn, void *ctx);
+
+/* store_lockout_get copies the user's lockout state into *out (all zero if it has none).
+ * Returns 0 or -EIO. */
+int store_lockout_get(struct store *st, struct store_lockout *out, const char *uri);
+
+/* store_lockout_put replaces the user's lockout state in its own synced transaction (admin
+ * unlock; online updates go through store_batch). Returns 0, -ENOENT (no such user) or -EIO. */
+int store_lockout_put(struct store *st, const char *uri, const struct store_lockout *lockout);
+
+/* ---- certificates: group commit ---- */
+
+/* store_batch_clear empties the batch. */
+void store_batch_clear(struct store_batch *batch);
+
+/* store_batch_add_cert appends a certificate (and implicitly its outbox entry for meta->pool).
+ * `der` is borrowed until the commit returns. Returns 0, -EBUSY (batch full) or -E2BIG
+ * (der_len > STORE_CERT_DER_MAX). */
+int store_batch_add_cert(struct store_batch *batch, const struct store_cert_meta *meta,
+                         const uint8_t *der, size_t der_len);
+
+/* store_batch_add_lockout appends a lockout update. Returns 0 or -EBUSY (batch full). */
+int store_batch_add_lockout(struct store_batch *batch, const char *uri,
+                            const struct store_lockout *lockout);
+
+/* store_batch_commit stores every certificate of the batch (by serial, by user, with its outbox
+ * entry) and every lockout update in ONE write transaction committed with sync: all or nothing.
+ * Returns 0 (items' meta.seq set, the batch is cleared), -EEXIST (some serials already exist:
+ * those items have rc == -EEXIST, nothing was stored, the batch is kept so the caller can re-sign
+ * those items and commit again), -ENOSPC (the map is full: nothing stored; the log says which
+ * setting to raise), or -EIO. */
+int store_batch_commit(struct store *st, struct store_batch *batch);
+
+/* store_cert_get copies the metadata of the certificate with `serial` into *out_meta and its DER
+ * into `der` (cap bytes). Returns 0 with *out_len set, -ENOENT, -E2BIG (cap too small) or -EIO. */
+int store_cert_get(struct store *st, struct store_cert_meta *out_meta, uint8_t *der, size_t cap,
+                   size_t *out_len, const uint8_t serial[STORE_SERIAL_LEN]);
+
+/* store_cert_fn is called once per certificate; the pointers are valid only during the call; a
+ * non-zero return stops the iteration and is returned. */
+typedef int (*store_cert_fn)(void *ctx, const struct store_cert_meta *meta, const uint8_t *der,
+                             size_t der_len);
+
+/* store_cert_foreach_by_uri calls fn for each certificate issued to `uri`, oldest first.
+ * Returns 0, fn's non-zero return, or -EIO. */
+int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn fn, void *ctx);
+
+/* store_cert_count sets *out to the number of stored certificates. Returns 0 or -EIO. */
+int store_cert_count(struct store *st, uint64_t *out);
+
+/* ---- outbox (drained by the publisher) ---- */
+
+/* store_outbox_fn is called once per outbox entry; see store_cert_fn for the rules. */
+typedef int (*store_outbox_fn)(void *ctx, const struct store_outbox_entry *entry);
+
+/* store_outbox_foreach calls fn for each waiting or parked entry of `pool` (NULL: every pool),
+ * pool by pool in name order, oldest first within a pool. Returns 0, fn's return, or -EIO. */
+int store_outbox_foreach(struct store *st, const char *pool, store_outbox_fn fn, void *ctx);
+
+/* store_outbox_depth sets *out_depth to the number of entries of `pool` (NULL: all pools) and
+ * *out_oldest_ms to the enqueue time of the oldest (0 if empty). Returns 0 or -EIO. */
+int store_outbox_depth(struct store *st, const char *pool, uint64_t *out_depth,
+                       int64_t *out_oldest_ms);
+
+/* store_outbox_retry makes every entry of `pool` (NULL: all) due now and unparks parked ones.
+ * Sets *out_num to how many entries it changed. Returns 0, -ENOSPC or -EIO. */
+int store_outbox_retry(struct store *st, const char *pool, uint64_t *out_num);
+
+#endif

@@ -1,0 +1,119 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/base.h"
+
+Test(base_assert, fires_on_false, .signal = SIGABRT)
+{
+    volatile int x = 1;
+    ASSERT(x == 2);
+}
+
+Test(base_assert, passes_on_true)
+{
+    volatile int x = 2;
+    ASSERT(x == 2);
+}
+
+Test(base_hex, encodes_upper_case)
+{
+    const uint8_t in[] = {0x00, 0x7f, 0xab, 0xff};
+    char out[9];
+    base_hex_encode(out, sizeof(out), in, sizeof(in));
+    cr_assert_str_eq(out, "007FABFF");
+}
+
+Test(base_hex, asserts_on_small_buffer, .signal = SIGABRT)
+{
+    const uint8_t in[] = {1, 2};
+    char out[4];
+    base_hex_encode(out, sizeof(out), in, sizeof(in));
+}
+
+Test(base_str, copy_fits_and_overflows)
+{
+    char buf[4];
+    cr_assert_eq(base_str_copy(buf, sizeof(buf), "abc"), 0);
+    cr_assert_str_eq(buf, "abc");
+    cr_assert_eq(base_str_copy(buf, sizeof(buf), "abcd"), -E2BIG);
+    cr_assert_str_eq(buf, "");
+}
+
+Test(base_clock, utc_format)
+{
+    char out[CLOCK_UTC_LEN];
+    clock_format_utc(out, 0);
+    cr_assert_str_eq(out, "1970-01-01T00:00:00Z");
+    clock_format_utc(out, 1764070245);
+    cr_assert_str_eq(out, "2025-11-25T11:30:45Z");
+    cr_assert_gt(clock_real_s(), 1700000000);
+    uint64_t a = clock_mono_ns();
+    cr_assert_geq(clock_mono_ns(), a);
+}
+
+Test(base_log, level_parse)
+{
+    enum log_level l = LOG_LEVEL_ERR;
+    cr_assert_eq(log_level_parse(&l, "debug"), 0);
+    cr_assert_eq(l, LOG_LEVEL_DEBUG);
+    cr_assert_eq(log_level_parse(&l, "WARN"), 0);
+    cr_assert_eq(l, LOG_LEVEL_WARN);
+    cr_assert_eq(log_level_parse(&l, "loud"), -EINVAL);
+    cr_assert_eq(l, LOG_LEVEL_WARN);
+}
+
+Test(base_log, one_line_per_record_even_with_newlines)
+{
+    char dir[] = "/tmp/certprov-log-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/log", dir);
+    log_setup("t", LOG_LEVEL_INFO);
+    cr_assert_eq(log_open(path), 0);
+    log_info("base: test evil=%s", "a\nforged line");
+    log_debug("base: hidden");
+    char big[LOG_LINE_MAX * 2];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    log_err("base: big v=%s", big);
+    uint8_t buf[8192];
+    size_t len = 0;
+    cr_assert_eq(base_file_read(buf, &len, sizeof(buf), path), 0);
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++) {
+        lines += buf[i] == '\n';
+    }
+    cr_assert_eq(lines, 2);
+    cr_assert_leq(len, 2 * LOG_LINE_MAX);
+    cr_assert_not_null(memmem(buf, len, "info base: test evil=a forged line", 34));
+    cr_assert_not_null(memmem(buf, len, "...\n", 4));
+}
+
+Test(base_file, atomic_write_read_exclusive)
+{
+    char dir[] = "/tmp/certprov-file-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/f", dir);
+    cr_assert_eq(base_file_write_atomic(path, "secret", 6, 0600, true), 0);
+    cr_assert_eq(base_file_write_atomic(path, "other", 5, 0600, true), -EEXIST);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600);
+    uint8_t buf[6];
+    size_t len = 0;
+    cr_assert_eq(base_file_read(buf, &len, sizeof(buf), path), 0);
+    cr_assert_eq(len, 6);
+    cr_assert_eq(memcmp(buf, "secret", 6), 0);
+    cr_assert_eq(base_file_read(buf, &len, 5, path), -E2BIG);
+    cr_assert_eq(base_file_write_atomic(path, "new", 3, 0600, false), 0);
+    cr_assert_eq(base_file_read(buf, &len, sizeof(buf), path), 0);
+    cr_assert_eq(len, 3);
+    cr_assert_eq(base_file_read(buf, &len, sizeof(buf), "/nonexistent/x"), -ENOENT);
+}
