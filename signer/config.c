@@ -1,0 +1,450 @@
+/* The configuration file (API.md §7), parsed with inih. Every key is checked: unknown sections
+ * and keys, bad numbers and impossible combinations are errors that name the file, line and key,
+ * because a typo that silently falls back to a default is how appliances end up misconfigured. */
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "signer/signer.h"
+
+/* err_set writes a message that may be cut at SIGNER_CONFIG_ERR_MAX: it still names the file
+ * and line first, which is what the operator needs. */
+__attribute__((format(printf, 2, 3))) static void err_set(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, SIGNER_CONFIG_ERR_MAX, fmt, ap);
+    va_end(ap);
+}
+
+struct config_ctx {
+    struct signer_config *cfg;
+    char *err;
+    bool failed;
+};
+
+void signer_config_defaults(struct signer_config *out)
+{
+    ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    (void)base_str_copy(out->name, sizeof(out->name), "certprov1.example.com");
+    (void)base_str_copy(out->listen, sizeof(out->listen), "127.0.0.1:8080");
+    (void)base_str_copy(out->tls_listen, sizeof(out->tls_listen), "127.0.0.1:8443");
+    out->workers = 0;
+    out->max_connections = 10000;
+    out->max_request_bytes = 65536;
+    (void)base_str_copy(out->ca_backend, sizeof(out->ca_backend), "soft");
+    (void)base_str_copy(out->store_path, sizeof(out->store_path), "var/lib/certprov");
+    out->map_size = 4ull << 30;
+    out->profile =
+        (struct signer_profile){.default_hours = 4320, .min_hours = 8, .max_hours = 8760};
+    signer_pin_policy_default(&out->pin);
+}
+
+__attribute__((format(printf, 2, 3))) static int config_fail(struct config_ctx *ctx,
+                                                             const char *fmt, ...)
+{
+    if (!ctx->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ctx->err, SIGNER_CONFIG_ERR_MAX, fmt, ap);
+        va_end(ap);
+        ctx->failed = true;
+    }
+    return 0; /* inih: 0 = error on this line */
+}
+
+/* parse_u64 accepts decimal digits with an optional binary unit suffix (KiB, MiB, GiB, TiB). */
+static int parse_u64(uint64_t *out, const char *v, bool units, uint64_t min, uint64_t max)
+{
+    if (v[0] < '0' || v[0] > '9') {
+        return -EINVAL;
+    }
+    errno = 0;
+    char *end = NULL;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0) {
+        return -EINVAL;
+    }
+    unsigned shift = 0;
+    if (units && *end != '\0') {
+        static const char *const names[] = {"KiB", "MiB", "GiB", "TiB"};
+        for (unsigned i = 0; i < ARRAY_LEN(names); i++) {
+            if (strcasecmp(end, names[i]) == 0) {
+                shift = 10 * (i + 1);
+                end += strlen(names[i]);
+            }
+        }
+    }
+    if (*end != '\0' || n > (UINT64_MAX >> shift)) {
+        return -EINVAL;
+    }
+    uint64_t value = (uint64_t)n << shift;
+    if (value < min || value > max) {
+        return -ERANGE;
+    }
+    *out = value;
+    return 0;
+}
+
+static int set_u32(struct config_ctx *ctx, uint32_t *dst, const char *key, const char *v,
+                   uint32_t min, uint32_t max)
+{
+    uint64_t n = 0;
+    if (parse_u64(&n, v, false, min, max) != 0) {
+        return config_fail(ctx, "%s must be a whole number from %u to %u, not '%s'", key, min, max,
+                           v);
+    }
+    *dst = (uint32_t)n;
+    return 1;
+}
+
+static int set_str(struct config_ctx *ctx, char *dst, size_t cap, const char *key, const char *v)
+{
+    if (base_str_copy(dst, cap, v) != 0) {
+        return config_fail(ctx, "%s is too long (at most %zu bytes)", key, cap - 1);
+    }
+    return 1;
+}
+
+static int set_bool(struct config_ctx *ctx, bool *dst, const char *key, const char *v)
+{
+    if (strcasecmp(v, "on") == 0 || strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
+        strcasecmp(v, "yes") == 0) {
+        *dst = true;
+    } else if (strcasecmp(v, "off") == 0 || strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0 ||
+               strcasecmp(v, "no") == 0) {
+        *dst = false;
+    } else {
+        return config_fail(ctx, "%s must be on or off, not '%s'", key, v);
+    }
+    return 1;
+}
+
+static int section_server(struct config_ctx *ctx, const char *k, const char *v)
+{
+    struct signer_config *c = ctx->cfg;
+    if (strcmp(k, "name") == 0) {
+        return set_str(ctx, c->name, sizeof(c->name), "[server] name", v);
+    } else if (strcmp(k, "listen") == 0) {
+        return set_str(ctx, c->listen, sizeof(c->listen), "[server] listen", v);
+    } else if (strcmp(k, "tls_listen") == 0) {
+        return set_str(ctx, c->tls_listen, sizeof(c->tls_listen), "[server] tls_listen", v);
+    } else if (strcmp(k, "workers") == 0) {
+        return set_u32(ctx, &c->workers, "[server] workers", v, 0, 256);
+    } else if (strcmp(k, "max_connections") == 0) {
+        return set_u32(ctx, &c->max_connections, "[server] max_connections", v, 1, 1000000);
+    } else if (strcmp(k, "max_request_bytes") == 0) {
+        return set_u32(ctx, &c->max_request_bytes, "[server] max_request_bytes", v, 1024,
+                       16u << 20);
+    } else if (strcmp(k, "proxy_protocol") == 0) {
+        return set_bool(ctx, &c->proxy_protocol, "[server] proxy_protocol", v);
+    } else if (strcmp(k, "device_trust") == 0) {
+        return set_str(ctx, c->device_trust, sizeof(c->device_trust), "[server] device_trust", v);
+    }
+    return config_fail(ctx, "unknown key '%s' in [%s]", k, "server");
+}
+
+static int section_ca(struct config_ctx *ctx, const char *k, const char *v)
+{
+    struct signer_config *c = ctx->cfg;
+    if (strcmp(k, "backend") == 0) {
+        if (strcmp(v, "soft") != 0 && strcmp(v, "pkcs11") != 0) {
+            return config_fail(ctx, "[ca] backend must be soft or pkcs11, not '%s'", v);
+        }
+        return set_str(ctx, c->ca_backend, sizeof(c->ca_backend), "[ca] backend", v);
+    } else if (strcmp(k, "key") == 0) {
+        return set_str(ctx, c->ca_key, sizeof(c->ca_key), "[ca] key", v);
+    } else if (strcmp(k, "module") == 0) {
+        return set_str(ctx, c->ca_module, sizeof(c->ca_module), "[ca] module", v);
+    }
+    return config_fail(ctx, "unknown key '%s' in [%s]", k, "ca");
+}
+
+static int section_store(struct config_ctx *ctx, const char *k, const char *v)
+{
+    struct signer_config *c = ctx->cfg;
+    if (strcmp(k, "path") == 0) {
+        return set_str(ctx, c->store_path, sizeof(c->store_path), "[store] path", v);
+    } else if (strcmp(k, "map_size") == 0) {
+        if (parse_u64(&c->map_size, v, true, 1ull << 20, 1ull << 44) != 0) {
+            return config_fail(ctx,
+                               "[store] map_size must be a size from 1MiB to 16TiB, e.g. "
+                               "4GiB, not '%s'",
+                               v);
+        }
+        return 1;
+    }
+    return config_fail(ctx, "unknown key '%s' in [%s]", k, "store");
+}
+
+static int section_profile(struct config_ctx *ctx, const char *k, const char *v)
+{
+    struct signer_profile *p = &ctx->cfg->profile;
+    if (strcmp(k, "default_hours") == 0) {
+        return set_u32(ctx, &p->default_hours, "[profile] default_hours", v, 1, 87600);
+    } else if (strcmp(k, "min_hours") == 0) {
+        return set_u32(ctx, &p->min_hours, "[profile] min_hours", v, 1, 87600);
+    } else if (strcmp(k, "max_hours") == 0) {
+        return set_u32(ctx, &p->max_hours, "[profile] max_hours", v, 1, 87600);
+    }
+    return config_fail(ctx, "unknown key '%s' in [%s]", k, "profile");
+}
+
+static int section_pin(struct config_ctx *ctx, const char *k, const char *v)
+{
+    struct signer_pin_policy *p = &ctx->cfg->pin;
+    if (strcmp(k, "min_length") == 0) {
+        return set_u32(ctx, &p->min_len, "[pin] min_length", v, 4, SIGNER_PIN_MAX);
+    } else if (strcmp(k, "window_s") == 0) {
+        return set_u32(ctx, &p->window_s, "[pin] window_s", v, 1, 86400 * 30);
+    } else if (strcmp(k, "window_failures") == 0) {
+        return set_u32(ctx, &p->window_failures_max, "[pin] window_failures", v, 1, 100000);
+    } else if (strcmp(k, "window_failures_4digit") == 0) {
+        return set_u32(ctx, &p->window_failures_max_short, "[pin] window_failures_4digit", v, 1,
+                       100000);
+    } else if (strcmp(k, "lock_s") == 0) {
+        return set_u32(ctx, &p->lock_s, "[pin] lock_s", v, 1, 86400 * 30);
+    } else if (strcmp(k, "total_failures") == 0) {
+        return set_u32(ctx, &p->total_failures_max, "[pin] total_failures", v, 1, 10000000);
+    } else if (strcmp(k, "total_failures_4digit") == 0) {
+        return set_u32(ctx, &p->total_failures_max_short, "[pin] total_failures_4digit", v, 1,
+                       10000000);
+    }
+    return config_fail(ctx, "unknown key '%s' in [%s]", k, "pin");
+}
+
+static bool pool_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+    return len > 0 && len <= STORE_POOL_MAX &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == len;
+}
+
+static struct signer_pool_config *pool_get(struct config_ctx *ctx, const char *name)
+{
+    struct signer_config *c = ctx->cfg;
+    for (size_t i = 0; i < c->num_pools; i++) {
+        if (strcmp(c->pools[i].name, name) == 0) {
+            return &c->pools[i];
+        }
+    }
+    if (c->num_pools == STORE_POOLS_MAX) {
+        return NULL;
+    }
+    struct signer_pool_config *p = &c->pools[c->num_pools++];
+    memset(p, 0, sizeof(*p));
+    (void)base_str_copy(p->name, sizeof(p->name), name);
+    (void)base_str_copy(p->store, sizeof(p->store), "embedded");
+    return p;
+}
+
+static int section_pool(struct config_ctx *ctx, const char *name, const char *k, const char *v)
+{
+    if (!pool_name_valid(name)) {
+        return config_fail(ctx, "bad pool name '%s': use 1-63 letters, digits, '-', '_', '.'",
+                           name);
+    }
+    struct signer_pool_config *p = pool_get(ctx, name);
+    if (p == NULL) {
+        return config_fail(ctx, "too many [pool.*] sections (at most %d)", STORE_POOLS_MAX);
+    }
+    if (strcmp(k, "store") == 0) {
+        if (strcmp(v, "embedded") != 0 && strncmp(v, "postgresql://", 13) != 0 &&
+            strncmp(v, "postgres://", 11) != 0) {
+            return config_fail(ctx,
+                               "[pool.%s] store must be embedded or postgresql://..., "
+                               "not '%s'",
+                               name, v);
+        }
+        return set_str(ctx, p->store, sizeof(p->store), "[pool.NAME] store", v);
+    }
+    return config_fail(ctx, "unknown key '%s' in [pool.%s]", k, name);
+}
+
+static int config_handler(void *user, const char *section, const char *k, const char *v)
+{
+    struct config_ctx *ctx = user;
+    if (ctx->failed) {
+        return 1; /* Report only the first error; inih returns its line. */
+    }
+    if (strcmp(section, "server") == 0) {
+        return section_server(ctx, k, v);
+    } else if (strcmp(section, "ca") == 0) {
+        return section_ca(ctx, k, v);
+    } else if (strcmp(section, "store") == 0) {
+        return section_store(ctx, k, v);
+    } else if (strcmp(section, "profile") == 0) {
+        return section_profile(ctx, k, v);
+    } else if (strcmp(section, "pin") == 0) {
+        return section_pin(ctx, k, v);
+    } else if (strncmp(section, "pool.", 5) == 0) {
+        return section_pool(ctx, section + 5, k, v);
+    }
+    return config_fail(ctx, "unknown section [%s] (key '%s')", section, k);
+}
+
+/* inih reports only keys, so a bare "[pool.NAME]" (embedded by default) would vanish: find the
+ * pool headers first. Lines are bounded by inih's own limit; longer ones are not headers. */
+static int config_scan_pools(struct config_ctx *ctx, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return 0; /* ini_parse reports the open error. */
+    }
+    char line[512];
+    while (!ctx->failed && fgets(line, sizeof(line), f) != NULL) {
+        const char *p = line + strspn(line, " \t");
+        if (strncmp(p, "[pool.", 6) != 0) {
+            continue;
+        }
+        char *end = strchr(p, ']');
+        if (end != NULL) {
+            *end = '\0';
+            if (!pool_name_valid(p + 6)) {
+                (void)config_fail(
+                    ctx, "bad pool name '%s': use 1-63 letters, digits, '-', '_', '.'", p + 6);
+            } else if (pool_get(ctx, p + 6) == NULL) {
+                (void)config_fail(ctx, "too many [pool.*] sections (at most %d)", STORE_POOLS_MAX);
+            }
+        }
+    }
+    if (fclose(f) != 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+/* Whole-file checks that no single line can make. */
+static int config_check(const struct signer_config *c, char *err)
+{
+    const char *path = c->path;
+    const struct signer_profile *p = &c->profile;
+    if (!(p->min_hours <= p->default_hours && p->default_hours <= p->max_hours)) {
+        err_set(err,
+                "%s: [profile] needs min_hours <= default_hours <= max_hours (have %u, %u, %u)",
+                path, p->min_hours, p->default_hours, p->max_hours);
+        return -EINVAL;
+    }
+    if (c->name[0] == '\0') {
+        err_set(err, "%s: [server] name must not be empty", path);
+        return -EINVAL;
+    }
+    if (c->num_pools == 0) {
+        err_set(err,
+                "%s: no [pool.NAME] section: every user needs a home pool (e.g. "
+                "[pool.pool1] store = embedded)",
+                path);
+        return -EINVAL;
+    }
+    if (strcmp(c->ca_backend, "pkcs11") == 0 && (c->ca_key[0] == '\0' || c->ca_module[0] == '\0')) {
+        err_set(err, "%s: [ca] backend = pkcs11 needs key and module", path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Relative paths in the file are relative to the file's own directory. */
+static int config_resolve(char *path, size_t cap, const char *dir)
+{
+    if (path[0] == '\0' || path[0] == '/') {
+        return 0;
+    }
+    char joined[SIGNER_PATH_MAX];
+    int n = snprintf(joined, sizeof(joined), "%s/%s", dir, path);
+    if (n < 0 || (size_t)n >= sizeof(joined)) {
+        return -ENAMETOOLONG;
+    }
+    return base_str_copy(path, cap, joined);
+}
+
+static int config_locate(struct signer_config *out, const char *path)
+{
+    if (base_str_copy(out->path, sizeof(out->path), path) != 0) {
+        return -ENAMETOOLONG;
+    }
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        if (getcwd(out->dir, sizeof(out->dir)) == NULL) {
+            return -errno;
+        }
+    } else if (slash == path) {
+        (void)base_str_copy(out->dir, sizeof(out->dir), "/");
+    } else {
+        size_t len = (size_t)(slash - path);
+        if (len >= sizeof(out->dir)) {
+            return -ENAMETOOLONG;
+        }
+        memcpy(out->dir, path, len);
+        out->dir[len] = '\0';
+    }
+    return 0;
+}
+
+int signer_config_load(struct signer_config *out, char *err, const char *path)
+{
+    ASSERT(out != NULL);
+    ASSERT(err != NULL);
+    ASSERT(path != NULL);
+    err[0] = '\0';
+    struct signer_config *cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL) {
+        return -ENOMEM;
+    }
+    signer_config_defaults(cfg);
+    int rc = config_locate(cfg, path);
+    struct config_ctx ctx = {.cfg = cfg, .err = err};
+    if (rc == 0) {
+        rc = config_scan_pools(&ctx, path);
+    }
+    if (rc == 0 && ctx.failed) {
+        char msg[SIGNER_CONFIG_ERR_MAX];
+        (void)base_str_copy(msg, sizeof(msg), err);
+        err_set(err, "%s: %s", path, msg);
+        rc = -EINVAL;
+    } else if (rc == 0) {
+        int line = ini_parse(path, config_handler, &ctx);
+        if (line == -1) {
+            rc = errno != 0 ? -errno : -ENOENT;
+            err_set(err, "%s: cannot open: %s", path, strerror(-rc));
+        } else if (line != 0) {
+            char msg[SIGNER_CONFIG_ERR_MAX];
+            (void)base_str_copy(msg, sizeof(msg), ctx.failed ? err : "syntax error");
+            err_set(err, "%s:%d: %s", path, line, msg);
+            rc = -EINVAL;
+        }
+    }
+    if (rc == 0) {
+        rc = config_check(cfg, err);
+    }
+    if (rc == 0 && (config_resolve(cfg->store_path, sizeof(cfg->store_path), cfg->dir) != 0 ||
+                    config_resolve(cfg->device_trust, sizeof(cfg->device_trust), cfg->dir) != 0)) {
+        err_set(err, "%s: a path is too long", path);
+        rc = -EINVAL;
+    }
+    if (rc == 0) {
+        *out = *cfg;
+    }
+    free(cfg);
+    return rc;
+}
+
+const struct signer_pool_config *signer_config_find_pool(const struct signer_config *cfg,
+                                                         const char *name)
+{
+    ASSERT(cfg != NULL);
+    ASSERT(name != NULL);
+    for (size_t i = 0; i < cfg->num_pools; i++) {
+        if (strcmp(cfg->pools[i].name, name) == 0) {
+            return &cfg->pools[i];
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,140 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "signer/signer.h"
+
+static char dir[64];
+static char path[128];
+static struct signer_config cfg;
+static char err[SIGNER_CONFIG_ERR_MAX];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/certprov-cfg-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/certprov.ini", dir);
+}
+
+static void teardown(void)
+{
+    unlink(path);
+    rmdir(dir);
+}
+
+static int load(const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    memset(&cfg, 0xAA, sizeof(cfg));
+    return signer_config_load(&cfg, err, path);
+}
+
+static const char *const api_example =
+    "[server]\n"
+    "name = certprov1.example.com     ; this appliance\n"
+    "listen = 127.0.0.1:8080          ; plain HTTP\n"
+    "tls_listen = 127.0.0.1:8443      ; HTTPS; empty disables\n"
+    "workers = 0\n"
+    "max_connections = 10000\n"
+    "max_request_bytes = 65536\n"
+    "proxy_protocol = off\n"
+    "device_trust =\n"
+    "[ca]\n"
+    "backend = soft\n"
+    "key = pkcs11:token=certprov;object=issuing-ca\n"
+    "module = /usr/lib/softhsm/libsofthsm2.so\n"
+    "[store]\n"
+    "path = var/lib/certprov\n"
+    "map_size = 4GiB\n"
+    "[profile]\n"
+    "default_hours = 4320\n"
+    "min_hours = 8\n"
+    "max_hours = 8760\n"
+    "[pool.pool1]\n"
+    "store = embedded\n"
+    "[pool.pool2]\n"
+    "store = postgresql://certprov@127.0.0.1/pool2?connect_timeout=2\n";
+
+Test(signer_config, loads_the_api_example, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load(api_example), 0, "%s", err);
+    cr_assert_str_eq(cfg.name, "certprov1.example.com");
+    cr_assert_str_eq(cfg.listen, "127.0.0.1:8080");
+    cr_assert_str_eq(cfg.tls_listen, "127.0.0.1:8443");
+    cr_assert_eq(cfg.max_connections, 10000);
+    cr_assert_eq(cfg.max_request_bytes, 65536);
+    cr_assert_not(cfg.proxy_protocol);
+    cr_assert_str_eq(cfg.device_trust, "");
+    cr_assert_str_eq(cfg.ca_backend, "soft");
+    cr_assert_eq(cfg.map_size, 4ull << 30);
+    char want[256];
+    snprintf(want, sizeof(want), "%s/var/lib/certprov", dir);
+    cr_assert_str_eq(cfg.store_path, want);
+    cr_assert_eq(cfg.profile.default_hours, 4320);
+    cr_assert_eq(cfg.num_pools, 2);
+    cr_assert_str_eq(cfg.pools[0].name, "pool1");
+    cr_assert_str_eq(cfg.pools[0].store, "embedded");
+    cr_assert_str_eq(cfg.pools[1].store, "postgresql://certprov@127.0.0.1/pool2?connect_timeout=2");
+    cr_assert_not_null(signer_config_find_pool(&cfg, "pool2"));
+    cr_assert_null(signer_config_find_pool(&cfg, "pool3"));
+    cr_assert_eq(cfg.pin.min_len, 5);
+}
+
+Test(signer_config, defaults_with_one_pool, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n"
+                      "store = embedded\n"
+                      "[store]\n"
+                      "path = /abs/store\n"),
+                 0, "%s", err);
+    cr_assert_str_eq(cfg.store_path, "/abs/store");
+    cr_assert_eq(cfg.profile.max_hours, 8760);
+    cr_assert_eq(cfg.map_size, 4ull << 30);
+}
+
+static void expect_error(const char *text, const char *needle)
+{
+    cr_assert_eq(load(text), -EINVAL, "accepted: %s", text);
+    cr_assert_not_null(strstr(err, needle), "error '%s' lacks '%s'", err, needle);
+    cr_assert_not_null(strstr(err, path), "error '%s' does not name the file", err);
+}
+
+Test(signer_config, errors_name_line_and_key, .init = setup, .fini = teardown)
+{
+    expect_error("[pool.p]\nstore = embedded\n[server]\nnmae = x\n", ":4: unknown key 'nmae'");
+    expect_error("[pool.p]\nstore = embedded\n[srever]\nname = x\n", "unknown section [srever]");
+    expect_error("[server]\nworkers = lots\n[pool.p]\n", "workers must be a whole number");
+    expect_error("[server]\nmax_connections = 0\n", "max_connections");
+    expect_error("[server]\nworkers = 99999999999999999999999\n", "workers");
+    expect_error("[server]\nproxy_protocol = maybe\n", "on or off");
+    expect_error("[store]\nmap_size = 4 GB\n", "map_size");
+    expect_error("[store]\nmap_size = 20TiB\n", "map_size");
+    expect_error("[ca]\nbackend = magic\n", "soft or pkcs11");
+    expect_error("[pool.p]\nstore = mysql://x\n", "embedded or postgresql");
+    expect_error("[pool.bad name]\nstore = embedded\n", "bad pool name");
+    expect_error("[pool.p]\nstore = embedded\n[profile]\nmin_hours = 100\ndefault_hours = 10\n",
+                 "min_hours <= default_hours");
+    expect_error("[server]\nname = x\n", "no [pool.NAME] section");
+    expect_error("[pool.p]\nstore = embedded\n[ca]\nbackend = pkcs11\n", "needs key and module");
+    expect_error("this is not ini\n", "syntax error");
+}
+
+Test(signer_config, missing_file, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(signer_config_load(&cfg, err, "/nonexistent/certprov.ini"), -ENOENT);
+    cr_assert_not_null(strstr(err, "cannot open"));
+}
+
+Test(signer_config, map_size_units, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n[store]\nmap_size = 64MiB\n"), 0, "%s", err);
+    cr_assert_eq(cfg.map_size, 64ull << 20);
+    cr_assert_eq(load("[pool.p]\n[store]\nmap_size = 1073741824\n"), 0, "%s", err);
+    cr_assert_eq(cfg.map_size, 1ull << 30);
+}

@@ -1,0 +1,133 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "signer/signer.h"
+
+static struct signer_pin_policy policy;
+
+static void setup(void)
+{
+    signer_pin_policy_default(&policy);
+}
+
+static enum signer_reject check(const char *pin, const char *ext, const char *phone)
+{
+    enum signer_reject r = SIGNER_REJECT_NONE;
+    int rc = signer_pin_policy_check(&policy, &r, pin, ext, phone);
+    cr_assert_eq(rc == 0, r == SIGNER_REJECT_NONE, "rc=%d reason=%d for %s", rc, r, pin);
+    if (rc != 0) {
+        cr_assert_eq(rc, -EPERM);
+    }
+    return r;
+}
+
+Test(signer_pin_policy, accepts_good_pins, .init = setup)
+{
+    cr_assert_eq(check("27182", "", ""), SIGNER_REJECT_NONE);
+    cr_assert_eq(check("31415926", "1234", "+14255550100"), SIGNER_REJECT_NONE);
+    cr_assert_eq(check("13579", NULL, NULL), SIGNER_REJECT_NONE);
+}
+
+Test(signer_pin_policy, refuses_length, .init = setup)
+{
+    cr_assert_eq(check("", "", ""), SIGNER_REJECT_PIN_LENGTH);
+    cr_assert_eq(check("2718", "", ""), SIGNER_REJECT_PIN_LENGTH);
+    cr_assert_eq(check("271828182845904523536028747135266", "", ""), SIGNER_REJECT_PIN_LENGTH);
+    policy.min_len = 4;
+    cr_assert_eq(check("2718", "", ""), SIGNER_REJECT_NONE);
+}
+
+Test(signer_pin_policy, refuses_non_digits, .init = setup)
+{
+    cr_assert_eq(check("2718a", "", ""), SIGNER_REJECT_PIN_DIGITS);
+    cr_assert_eq(check("27 182", "", ""), SIGNER_REJECT_PIN_DIGITS);
+    cr_assert_eq(check("-27182", "", ""), SIGNER_REJECT_PIN_DIGITS);
+}
+
+Test(signer_pin_policy, refuses_runs, .init = setup)
+{
+    cr_assert_eq(check("11111", "", ""), SIGNER_REJECT_PIN_PATTERN);
+    cr_assert_eq(check("12345", "", ""), SIGNER_REJECT_PIN_PATTERN);
+    cr_assert_eq(check("54321", "", ""), SIGNER_REJECT_PIN_PATTERN);
+    cr_assert_eq(check("67890", "", ""), SIGNER_REJECT_PIN_PATTERN);
+    cr_assert_eq(check("09876", "", ""), SIGNER_REJECT_PIN_PATTERN);
+    cr_assert_eq(check("123456789", "", ""), SIGNER_REJECT_PIN_PATTERN);
+    cr_assert_eq(check("12346", "", ""), SIGNER_REJECT_NONE);
+}
+
+Test(signer_pin_policy, refuses_own_numbers, .init = setup)
+{
+    cr_assert_eq(check("40571", "40571", ""), SIGNER_REJECT_PIN_EXTENSION);
+    cr_assert_eq(check("50100", "", "+14255550100"), SIGNER_REJECT_PIN_EXTENSION);
+    cr_assert_eq(check("4255550100", "", "+14255550100"), SIGNER_REJECT_PIN_EXTENSION);
+    cr_assert_eq(check("50101", "40571", "+14255550100"), SIGNER_REJECT_NONE);
+}
+
+static char dir[64];
+static char keypath[128];
+
+static void key_setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/certprov-pin-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(keypath, sizeof(keypath), "%s/pin.key", dir);
+}
+
+static void key_teardown(void)
+{
+    unlink(keypath);
+    rmdir(dir);
+}
+
+Test(signer_pin_key, create_load_and_verify, .init = key_setup, .fini = key_teardown)
+{
+    struct signer_pin_key *key = NULL;
+    cr_assert_eq(signer_pin_key_load(&key, keypath, false), -ENOENT);
+    cr_assert_null(key);
+    cr_assert_eq(signer_pin_key_load(&key, keypath, true), 0);
+    struct stat st;
+    cr_assert_eq(stat(keypath, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600);
+    cr_assert_eq(st.st_size, SIGNER_PIN_KEY_LEN);
+
+    uint8_t v[STORE_VERIFIER_LEN];
+    uint8_t w[STORE_VERIFIER_LEN];
+    signer_pin_verifier(key, v, "sip:alice@example.com", "27182");
+    cr_assert(signer_pin_matches(key, v, "sip:alice@example.com", "27182"));
+    cr_assert_not(signer_pin_matches(key, v, "sip:alice@example.com", "27183"));
+    cr_assert_not(signer_pin_matches(key, v, "sip:bob@example.com", "27182"));
+    /* The verifier is keyed: the same PIN of another user gives another value. */
+    signer_pin_verifier(key, w, "sip:bob@example.com", "27182");
+    cr_assert_neq(memcmp(v, w, sizeof(v)), 0);
+
+    /* Reloading gives the same key (same verifier); a fresh key gives another one. */
+    struct signer_pin_key *again = NULL;
+    cr_assert_eq(signer_pin_key_load(&again, keypath, true), 0);
+    cr_assert(signer_pin_matches(again, v, "sip:alice@example.com", "27182"));
+    signer_pin_key_free(again);
+    signer_pin_key_free(key);
+    signer_pin_key_free(NULL);
+}
+
+Test(signer_pin_key, refuses_exposed_or_damaged_file, .init = key_setup, .fini = key_teardown)
+{
+    struct signer_pin_key *key = NULL;
+    cr_assert_eq(signer_pin_key_load(&key, keypath, true), 0);
+    signer_pin_key_free(key);
+    key = NULL;
+    cr_assert_eq(chmod(keypath, 0644), 0);
+    cr_assert_eq(signer_pin_key_load(&key, keypath, false), -EPERM);
+    cr_assert_eq(chmod(keypath, 0600), 0);
+    FILE *f = fopen(keypath, "a");
+    cr_assert_not_null(f);
+    fputc('x', f);
+    fclose(f);
+    cr_assert_eq(signer_pin_key_load(&key, keypath, false), -EBADMSG);
+    cr_assert_eq(truncate(keypath, 5), 0);
+    cr_assert_eq(signer_pin_key_load(&key, keypath, false), -EBADMSG);
+    cr_assert_null(key);
+}
