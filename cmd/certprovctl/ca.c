@@ -1,0 +1,123 @@
+/* certprovctl ca init | ca show */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "cmd/certprovctl/ctl.h"
+
+static void show_cert(const char *title, const char *path, size_t index)
+{
+    uint8_t der[8192];
+    size_t len = 0;
+    struct signer_cert_info info;
+    if (signer_pem_read_cert(der, sizeof(der), &len, path, index) != 0 ||
+        signer_cert_info_der(&info, der, len) != 0) {
+        printf("%s: missing or unreadable (%s)\n", title, path);
+        return;
+    }
+    char nb[CLOCK_UTC_LEN];
+    char na[CLOCK_UTC_LEN];
+    ctl_time(nb, info.not_before_s);
+    ctl_time(na, info.not_after_s);
+    printf("%s:\n  subject:  %s\n  issuer:   %s\n  serial:   %s\n  validity: %s .. %s\n"
+           "  key:      %s\n  sha256:   %s\n",
+           title, info.subject, info.issuer, info.serial, nb, na, info.key, info.sha256);
+    if (info.san[0] != '\0') {
+        printf("  san:      %s\n", info.san);
+    }
+    printf("  file:     %s\n", path);
+}
+
+static int ca_show(struct ctl *ctl, int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1) {
+        return ctl_usage(&ctl_ca_cmds[1], "ca show takes no arguments");
+    }
+    const char *dir = ctl->cfg.store_path;
+    struct signer_ca *ca = NULL;
+    int rc = signer_ca_open(&ca, dir);
+    if (rc == -ENOENT) {
+        return ctl_fail("no CA in %s; create one with: certprovctl -c %s ca init", dir,
+                        ctl->config_path);
+    }
+    if (rc != 0) {
+        return ctl_fail("the CA in %s cannot be loaded: %s", dir,
+                        rc == -EBADMSG ? "a file is damaged or the key does not match"
+                                       : strerror(-rc));
+    }
+    char path[SIGNER_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/ca/root.crt", dir);
+    show_cert("root CA", path, 0);
+    snprintf(path, sizeof(path), "%s/ca/issuing.crt", dir);
+    show_cert("issuing CA", path, 0);
+    printf("  signing key: %s (%s)\n", hsm_key_get_label(signer_ca_get_key(ca)),
+           hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(ca))));
+    snprintf(path, sizeof(path), "%s/tls/server.crt", dir);
+    show_cert("TLS server", path, 0);
+    printf("chain served at /CertProv/chain.pem: %s/chain.pem\n", dir);
+    signer_ca_free(ca);
+    return CTL_OK;
+}
+
+static int ca_init(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {{"key-type", required_argument, NULL, 't'},
+                                         {"pkcs11", required_argument, NULL, 'p'},
+                                         {"fqdn", required_argument, NULL, 'f'},
+                                         {NULL, 0, NULL, 0}};
+    const struct ctl_cmd *cmd = &ctl_ca_cmds[0];
+    enum hsm_key_type type = HSM_KEY_P256;
+    const char *fqdn = ctl->cfg.name;
+    const char *pkcs11 = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 't' && hsm_key_type_parse(&type, optarg) != 0) {
+            return ctl_usage(cmd, "--key-type must be p256, p384, rsa2048, rsa3072 or ed25519");
+        } else if (c == 'p') {
+            pkcs11 = optarg;
+        } else if (c == 'f') {
+            fqdn = optarg;
+        } else if (c == '?') {
+            return ctl_usage(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc) {
+        return ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    }
+    if (pkcs11 != NULL) {
+        return ctl_fail("--pkcs11: this build has only the soft key backend; the PKCS#11 "
+                        "backend is not available yet");
+    }
+    int rc = ctl_pin_key(ctl); /* also creates the store directory */
+    if (rc != 0) {
+        return rc;
+    }
+    rc = signer_ca_init(ctl->cfg.store_path, type, fqdn);
+    if (rc == -EEXIST) {
+        return ctl_fail("a CA already exists in %s; nothing was changed", ctl->cfg.store_path);
+    }
+    if (rc == -EINVAL) {
+        return ctl_fail("--fqdn '%s' is not a DNS name", fqdn);
+    }
+    if (rc != 0) {
+        return ctl_fail("creating the CA in %s failed: %s", ctl->cfg.store_path, strerror(-rc));
+    }
+    printf("created a %s CA for %s in %s\n", hsm_key_type_name(type), fqdn, ctl->cfg.store_path);
+    return ca_show(ctl, 1, argv);
+}
+
+const struct ctl_cmd ctl_ca_cmds[] = {
+    {"ca", "init", ca_init, "[--key-type p256|p384|rsa2048|rsa3072|ed25519] [--pkcs11 URI] "
+                            "[--fqdn NAME]",
+     "Creates the root CA, the issuing CA (key type --key-type, default p256) and the TLS\n"
+     "server certificate for --fqdn (default: [server] name) in the store directory, and the\n"
+     "PIN key. Refuses to overwrite an existing CA."},
+    {"ca", "show", ca_show, "",
+     "Shows the root CA, the issuing CA and its key backend, and the TLS server certificate."},
+    {NULL, NULL, NULL, NULL, NULL},
+};

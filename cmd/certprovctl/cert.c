@@ -1,0 +1,260 @@
+/* certprovctl cert issue | show | list: offline issuance goes through the same signer, the same
+ * store transaction and the same outbox entry as an online enrollment. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "cmd/certprovctl/ctl.h"
+
+/* Serial clashes are 2^-127 events; a few re-signs bound the loop. */
+#define CTL_ISSUE_TRIES_MAX 4
+
+enum { CMD_ISSUE, CMD_SHOW, CMD_LIST };
+
+struct issue_args {
+    const char *uri;
+    const char *csr_path;
+    const char *out_path;
+    uint32_t hours;
+};
+
+static int issue_parse_args(struct issue_args *a, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"uri", required_argument, NULL, 'u'},   {"csr", required_argument, NULL, 'c'},
+        {"hours", required_argument, NULL, 'h'}, {"out", required_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0}};
+    const struct ctl_cmd *cmd = &ctl_cert_cmds[CMD_ISSUE];
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'u') {
+            a->uri = optarg;
+        } else if (c == 'c') {
+            a->csr_path = optarg;
+        } else if (c == 'o') {
+            a->out_path = optarg;
+        } else if (c == 'h' && ctl_parse_hours(&a->hours, optarg) != 0) {
+            return ctl_usage(cmd, "--hours must be a whole number from 1 to 87600");
+        } else if (c == '?') {
+            return ctl_usage(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc) {
+        return ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    }
+    if (a->uri == NULL || a->csr_path == NULL) {
+        return ctl_usage(cmd, "--uri and --csr are required");
+    }
+    return CTL_OK;
+}
+
+static int csr_fail(const char *path, enum signer_reject reason)
+{
+    return ctl_fail("%s: %s: %s", path, signer_reject_code(reason), signer_reject_text(reason));
+}
+
+/* read_csr loads, decodes, parses and verifies the CSR and checks it names the user. */
+static int read_csr(struct signer_csr *csr, uint8_t *der, size_t der_cap, const char *path,
+                    const char *uri)
+{
+    static uint8_t text[SIGNER_CSR_TEXT_MAX];
+    size_t text_len = 0;
+    size_t der_len = 0;
+    enum signer_reject reason = SIGNER_REJECT_NONE;
+    int rc = base_file_read(text, &text_len, sizeof(text), path);
+    if (rc == -E2BIG) {
+        return csr_fail(path, SIGNER_REJECT_CSR_TOO_LARGE);
+    }
+    if (rc != 0) {
+        return ctl_fail("%s: %s", path, strerror(-rc));
+    }
+    if (signer_csr_decode(der, der_cap, &der_len, &reason, text, text_len) != 0 ||
+        signer_csr_parse(csr, &reason, der, der_len) != 0 ||
+        signer_csr_verify(csr, &reason) != 0 || signer_identity_check(csr, &reason, uri) != 0) {
+        return csr_fail(path, reason);
+    }
+    return CTL_OK;
+}
+
+static int write_pem(const char *out_path, const uint8_t *der, size_t der_len)
+{
+    char pem[2 * SIGNER_CERT_DER_MAX + 128];
+    size_t pem_len = 0;
+    int rc = signer_pem_encode(pem, sizeof(pem), &pem_len, "CERTIFICATE", der, der_len);
+    ASSERT(rc == 0);
+    if (out_path == NULL) {
+        fwrite(pem, 1, pem_len, stdout);
+        return CTL_OK;
+    }
+    rc = base_file_write_atomic(out_path, pem, pem_len, 0644, false);
+    if (rc != 0) {
+        return ctl_fail("--out %s: %s", out_path, strerror(-rc));
+    }
+    return CTL_OK;
+}
+
+/* issue_commit signs and stores one certificate, re-signing on a serial clash. */
+static int issue_commit(struct ctl *ctl, struct signer_ca *ca, struct signer_issue *item,
+                        const struct store_user *user)
+{
+    static struct store_batch batch;
+    for (int attempt = 0; attempt < CTL_ISSUE_TRIES_MAX; attempt++) {
+        int rc = signer_issue_batch(ca, &ctl->cfg.profile, item, 1);
+        if (rc != 0) {
+            return ctl_fail("signing failed: %s", rc == -EAGAIN ? "the key backend is unavailable"
+                                                                : "the key backend refused");
+        }
+        struct store_cert_meta meta = {.not_before_s = item->not_before_s,
+                                       .not_after_s = item->not_after_s,
+                                       .issued_at_s = item->now_s};
+        memcpy(meta.serial, item->serial, sizeof(meta.serial));
+        (void)base_str_copy(meta.uri, sizeof(meta.uri), user->uri);
+        (void)base_str_copy(meta.pool, sizeof(meta.pool), user->pool);
+        store_batch_clear(&batch);
+        rc = store_batch_add_cert(&batch, &meta, item->der, item->der_len);
+        ASSERT(rc == 0);
+        rc = store_batch_commit(ctl->st, &batch);
+        if (rc == 0) {
+            return CTL_OK;
+        }
+        if (rc != -EEXIST) {
+            return ctl_fail("storing the certificate failed: %s",
+                            rc == -ENOSPC ? "the store is full: raise [store] map_size"
+                                          : strerror(-rc));
+        }
+    }
+    return ctl_fail("serial clashed %d times in a row: the CSPRNG is broken", CTL_ISSUE_TRIES_MAX);
+}
+
+static int cert_issue(struct ctl *ctl, int argc, char **argv)
+{
+    struct issue_args a = {0};
+    int rc = issue_parse_args(&a, argc, argv);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    rc = ctl_store(ctl);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    struct store_user user;
+    rc = store_user_get(ctl->st, &user, a.uri);
+    if (rc != 0) {
+        return ctl_fail("cert issue: no user %s (add it with certprovctl user add)", a.uri);
+    }
+    static uint8_t der[SIGNER_CSR_DER_MAX];
+    struct signer_csr csr = {0};
+    rc = read_csr(&csr, der, sizeof(der), a.csr_path, user.uri);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    struct signer_ca *ca = NULL;
+    rc = signer_ca_open(&ca, ctl->cfg.store_path);
+    if (rc != 0) {
+        return ctl_fail("cert issue: no usable CA in %s (%s); run certprovctl ca init",
+                        ctl->cfg.store_path, strerror(-rc));
+    }
+    static struct signer_issue item;
+    item = (struct signer_issue){
+        .csr = &csr, .uri = user.uri, .hours = a.hours, .now_s = clock_real_s()};
+    rc = issue_commit(ctl, ca, &item, &user);
+    signer_ca_free(ca);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    char serial[2 * SIGNER_SERIAL_LEN + 1];
+    char until[CLOCK_UTC_LEN];
+    signer_serial_format(serial, item.serial);
+    ctl_time(until, item.not_after_s);
+    fprintf(stderr, "certprovctl: issued serial %s to %s, valid until %s, queued for pool %s\n",
+            serial, user.uri, until, user.pool);
+    return write_pem(a.out_path, item.der, item.der_len);
+}
+
+static int cert_show(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc != 2) {
+        return ctl_usage(&ctl_cert_cmds[CMD_SHOW], "cert show takes one serial");
+    }
+    uint8_t serial[SIGNER_SERIAL_LEN];
+    if (signer_serial_parse(serial, argv[1]) != 0) {
+        return ctl_usage(&ctl_cert_cmds[CMD_SHOW], "'%s' is not a serial (hex digits)", argv[1]);
+    }
+    int rc = ctl_store(ctl);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    struct store_cert_meta meta;
+    static uint8_t der[STORE_CERT_DER_MAX];
+    size_t der_len = 0;
+    rc = store_cert_get(ctl->st, &meta, der, sizeof(der), &der_len, serial);
+    if (rc == -ENOENT) {
+        return ctl_fail("no certificate with serial %s", argv[1]);
+    }
+    if (rc != 0) {
+        return ctl_fail("cert show: the store cannot be read: %s", strerror(-rc));
+    }
+    char text[2 * SIGNER_SERIAL_LEN + 1];
+    char nb[CLOCK_UTC_LEN];
+    char na[CLOCK_UTC_LEN];
+    char at[CLOCK_UTC_LEN];
+    signer_serial_format(text, meta.serial);
+    ctl_time(nb, meta.not_before_s);
+    ctl_time(na, meta.not_after_s);
+    ctl_time(at, meta.issued_at_s);
+    printf("serial:     %s\nuri:        %s\npool:       %s\ndevice_id:  %s\nnot_before: %s\n"
+           "not_after:  %s\nissued_at:  %s\n",
+           text, meta.uri, meta.pool, meta.device_id[0] ? meta.device_id : "-", nb, na, at);
+    return write_pem(NULL, der, der_len);
+}
+
+static int list_fn(void *ctx, const struct store_cert_meta *meta, const uint8_t *der,
+                   size_t der_len)
+{
+    (void)ctx;
+    (void)der;
+    (void)der_len;
+    char text[2 * SIGNER_SERIAL_LEN + 1];
+    char nb[CLOCK_UTC_LEN];
+    char na[CLOCK_UTC_LEN];
+    signer_serial_format(text, meta->serial);
+    ctl_time(nb, meta->not_before_s);
+    ctl_time(na, meta->not_after_s);
+    printf("%s not_before=%s not_after=%s device_id=%s\n", text, nb, na,
+           meta->device_id[0] ? meta->device_id : "-");
+    return 0;
+}
+
+static int cert_list(struct ctl *ctl, int argc, char **argv)
+{
+    const struct ctl_cmd *cmd = &ctl_cert_cmds[CMD_LIST];
+    if (argc != 3 || strcmp(argv[1], "--uri") != 0) {
+        return ctl_usage(cmd, "cert list needs --uri URI");
+    }
+    int rc = ctl_store(ctl);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    if (store_cert_foreach_by_uri(ctl->st, argv[2], list_fn, NULL) != 0) {
+        return ctl_fail("cert list: the store cannot be read");
+    }
+    return CTL_OK;
+}
+
+const struct ctl_cmd ctl_cert_cmds[] = {
+    [CMD_ISSUE] = {"cert", "issue", cert_issue, "--uri URI --csr FILE [--hours N] [--out FILE]",
+                   "Issues a certificate offline (e.g. over a cable) for the user URI from the\n"
+                   "CSR in FILE (DER, PEM or base64). The CSR is checked exactly like an online\n"
+                   "one; the certificate is stored and queued for the user's pool store like an\n"
+                   "online one. Writes the PEM to --out (or standard output)."},
+    [CMD_SHOW] = {"cert", "show", cert_show, "SERIAL",
+                  "Shows a stored certificate's record and its PEM."},
+    [CMD_LIST] = {"cert", "list", cert_list, "--uri URI",
+                  "Lists the certificates issued to a user, oldest first, one line each."},
+    {NULL, NULL, NULL, NULL, NULL},
+};

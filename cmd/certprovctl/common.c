@@ -1,0 +1,158 @@
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/base.h"
+
+#include "cmd/certprovctl/ctl.h"
+
+int ctl_store(struct ctl *ctl)
+{
+    if (ctl->st != NULL) {
+        return 0;
+    }
+    struct store_options opt = {.path = ctl->cfg.store_path, .map_size = ctl->cfg.map_size};
+    int rc = store_open(&ctl->st, &opt);
+    if (rc != 0) {
+        return ctl_fail("cannot open the store at %s: %s", ctl->cfg.store_path, strerror(-rc));
+    }
+    return 0;
+}
+
+int ctl_pin_key(struct ctl *ctl)
+{
+    if (ctl->pin_key != NULL) {
+        return 0;
+    }
+    int rc = ctl_store(ctl); /* creates the store directory the key lives in */
+    if (rc != 0) {
+        return rc;
+    }
+    char path[SIGNER_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/pin.key", ctl->cfg.store_path);
+    rc = signer_pin_key_load(&ctl->pin_key, path, true);
+    if (rc == -EPERM) {
+        return ctl_fail("%s is readable by other users; run: chmod 600 %s", path, path);
+    }
+    if (rc != 0) {
+        return ctl_fail("cannot load the PIN key %s: %s", path,
+                        rc == -EBADMSG ? "damaged (not 32 bytes)" : strerror(-rc));
+    }
+    return 0;
+}
+
+int ctl_read_pin(char *pin, size_t cap)
+{
+    if (fgets(pin, (int)cap, stdin) == NULL) {
+        return ctl_fail("--pin-stdin: no PIN on standard input");
+    }
+    size_t len = strcspn(pin, "\r\n");
+    if (len == cap - 1 && pin[len] == '\0') {
+        return ctl_fail("--pin-stdin: the PIN is longer than %d digits", SIGNER_PIN_MAX);
+    }
+    pin[len] = '\0';
+    return 0;
+}
+
+const char *ctl_check_uri(const char *uri)
+{
+    size_t len = strlen(uri);
+    if (strncasecmp(uri, "sip:", 4) != 0) {
+        return "the URI must start with sip: (e.g. sip:alice@example.com)";
+    }
+    if (len > STORE_URI_MAX) {
+        return "the URI is longer than 255 bytes";
+    }
+    const char *at = strchr(uri + 4, '@');
+    if (at == NULL || at == uri + 4 || at[1] == '\0' || strchr(at + 1, '@') != NULL) {
+        return "the URI must be sip:user@domain with one @";
+    }
+    for (const char *p = uri; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= 0x20 || c == 0x7f || c == ',' || c == '"' || c == '<' || c == '>') {
+            return "the URI has a space, control character, comma, quote or angle bracket";
+        }
+    }
+    return NULL;
+}
+
+const char *ctl_check_phone(const char *phone)
+{
+    size_t len = strlen(phone);
+    if (len == 0) {
+        return NULL;
+    }
+    if (phone[0] != '+' || len < 8 || len > STORE_PHONE_MAX || phone[1] == '0' ||
+        strspn(phone + 1, "0123456789") != len - 1) {
+        return "the phone number must be E.164: + then 7 to 15 digits (e.g. +14255550100)";
+    }
+    return NULL;
+}
+
+const char *ctl_check_ext(const char *ext)
+{
+    size_t len = strlen(ext);
+    if (len > STORE_EXT_MAX || strspn(ext, "0123456789") != len) {
+        return "the extension must be 1 to 15 digits";
+    }
+    return NULL;
+}
+
+const char *ctl_user_make(struct ctl *ctl, struct store_user *out, const char *uri,
+                          const char *pool, const char *phone, const char *ext, const char *pin)
+{
+    const char *why = ctl_check_uri(uri);
+    if (why == NULL) {
+        why = ctl_check_phone(phone);
+    }
+    if (why == NULL) {
+        why = ctl_check_ext(ext);
+    }
+    if (why == NULL && phone[0] == '\0' && ext[0] == '\0') {
+        why = "a user needs a phone number or an extension to sign in with";
+    }
+    if (why == NULL && signer_config_find_pool(&ctl->cfg, pool) == NULL) {
+        why = "the pool is not configured (add a [pool.NAME] section to the configuration)";
+    }
+    enum signer_reject reason = SIGNER_REJECT_NONE;
+    if (why == NULL && signer_pin_policy_check(&ctl->cfg.pin, &reason, pin, ext, phone) != 0) {
+        why = signer_reject_text(reason);
+    }
+    if (why != NULL) {
+        return why;
+    }
+    memset(out, 0, sizeof(*out));
+    (void)base_str_copy(out->uri, sizeof(out->uri), uri);
+    memcpy(out->uri, "sip:", 4); /* scheme in lower case: one spelling per user */
+    (void)base_str_copy(out->pool, sizeof(out->pool), pool);
+    (void)base_str_copy(out->phone, sizeof(out->phone), phone);
+    (void)base_str_copy(out->ext, sizeof(out->ext), ext);
+    out->pin_len = (uint8_t)strlen(pin);
+    out->created_s = clock_real_s();
+    signer_pin_verifier(ctl->pin_key, out->pin_verifier, out->uri, pin);
+    return NULL;
+}
+
+int ctl_parse_hours(uint32_t *out, const char *text)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v < 1 || v > 87600) {
+        return -EINVAL;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+void ctl_time(char out[CLOCK_UTC_LEN], int64_t t)
+{
+    if (t == 0) {
+        (void)base_str_copy(out, CLOCK_UTC_LEN, "-");
+        return;
+    }
+    clock_format_utc(out, t);
+}

@@ -1,0 +1,69 @@
+/* certprovctl: the administrator's tool. Shared context and helpers of its commands. */
+#ifndef CERTPROV_CTL_H
+#define CERTPROV_CTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "signer/signer.h"
+
+/* Exit codes (API.md §6). */
+#define CTL_OK 0
+#define CTL_FAIL 1
+#define CTL_USAGE 2
+
+struct ctl {
+    const char *config_path;
+    struct signer_config cfg;
+    struct store *st;
+    struct signer_pin_key *pin_key;
+};
+
+/* A command: `argv[0]` is the command's last word ("add" of "user add"). */
+typedef int (*ctl_cmd_fn)(struct ctl *ctl, int argc, char **argv);
+
+struct ctl_cmd {
+    const char *group; /* "user" */
+    const char *name;  /* "add" */
+    ctl_cmd_fn fn;
+    const char *usage; /* options after "certprovctl -c FILE user add" */
+    const char *help;  /* one paragraph */
+};
+
+extern const struct ctl_cmd ctl_ca_cmds[];
+extern const struct ctl_cmd ctl_user_cmds[];
+extern const struct ctl_cmd ctl_cert_cmds[];
+extern const struct ctl_cmd ctl_outbox_cmds[];
+
+/* ctl_usage prints "usage: ..." for `cmd` to stderr and returns CTL_USAGE. */
+int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ctl_fail prints "certprovctl: ..." to stderr and returns CTL_FAIL. */
+int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* ctl_print_cmd_help prints the usage and help of one command to `out`. */
+void ctl_print_cmd_help(FILE *out, const struct ctl_cmd *cmd);
+
+/* ctl_store opens the replica (once) for writing. Returns 0 or CTL_FAIL after saying why. */
+int ctl_store(struct ctl *ctl);
+/* ctl_pin_key loads (creating if needed) the PIN key. Returns 0 or CTL_FAIL. */
+int ctl_pin_key(struct ctl *ctl);
+/* ctl_read_pin reads a PIN from the first line of stdin into `pin` (SIGNER_PIN_MAX + 2 bytes).
+ * Returns 0 or CTL_FAIL after saying why. */
+int ctl_read_pin(char *pin, size_t cap);
+
+/* Validators: return NULL when valid, or a sentence saying what is wrong. */
+const char *ctl_check_uri(const char *uri);
+const char *ctl_check_phone(const char *phone);
+const char *ctl_check_ext(const char *ext);
+
+/* ctl_user_make validates the fields, the pool (against the configuration) and the PIN policy
+ * and fills *out with the PIN's verifier. Returns NULL or the reason. `pin` is not kept. */
+const char *ctl_user_make(struct ctl *ctl, struct store_user *out, const char *uri,
+                          const char *pool, const char *phone, const char *ext, const char *pin);
+
+/* ctl_parse_hours parses --hours (1..87600). Returns 0 or -EINVAL. */
+int ctl_parse_hours(uint32_t *out, const char *text);
+
+/* ctl_time writes a Unix time as UTC text, or "-" for 0. */
+void ctl_time(char out[CLOCK_UTC_LEN], int64_t t);
+
+#endif

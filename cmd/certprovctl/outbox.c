@@ -1,0 +1,118 @@
+/* certprovctl outbox list | outbox retry | pool status */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "cmd/certprovctl/ctl.h"
+
+enum { CMD_LIST, CMD_RETRY, CMD_STATUS };
+
+/* parse_pool reads an optional "--pool NAME" and checks NAME is configured. */
+static int parse_pool(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv,
+                      const char **out)
+{
+    *out = NULL;
+    if (argc == 1) {
+        return CTL_OK;
+    }
+    if (argc != 3 || strcmp(argv[1], "--pool") != 0) {
+        return ctl_usage(cmd, "the only option is --pool NAME");
+    }
+    if (signer_config_find_pool(&ctl->cfg, argv[2]) == NULL) {
+        return ctl_fail("pool '%s' is not configured in %s", argv[2], ctl->config_path);
+    }
+    *out = argv[2];
+    return CTL_OK;
+}
+
+static int entry_fn(void *ctx, const struct store_outbox_entry *e)
+{
+    (void)ctx;
+    char serial[2 * SIGNER_SERIAL_LEN + 1];
+    char next[CLOCK_UTC_LEN];
+    signer_serial_format(serial, e->serial);
+    if (e->next_attempt_ms == 0) {
+        (void)base_str_copy(next, sizeof(next), "now");
+    } else {
+        clock_format_utc(next, e->next_attempt_ms / 1000);
+    }
+    printf("pool=%s serial=%s attempts=%u next_attempt=%s state=%s last_error=\"%s\"\n", e->pool,
+           serial, e->attempts, next, e->parked ? "parked" : "waiting", e->last_error);
+    return 0;
+}
+
+static int outbox_list(struct ctl *ctl, int argc, char **argv)
+{
+    const char *pool = NULL;
+    int rc = parse_pool(ctl, &ctl_outbox_cmds[CMD_LIST], argc, argv, &pool);
+    if (rc == CTL_OK) {
+        rc = ctl_store(ctl);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    if (store_outbox_foreach(ctl->st, pool, entry_fn, NULL) != 0) {
+        return ctl_fail("outbox list: the store cannot be read");
+    }
+    return CTL_OK;
+}
+
+static int outbox_retry(struct ctl *ctl, int argc, char **argv)
+{
+    const char *pool = NULL;
+    int rc = parse_pool(ctl, &ctl_outbox_cmds[CMD_RETRY], argc, argv, &pool);
+    if (rc == CTL_OK) {
+        rc = ctl_store(ctl);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    uint64_t num = 0;
+    rc = store_outbox_retry(ctl->st, pool, &num);
+    if (rc != 0) {
+        return ctl_fail("outbox retry: %s", strerror(-rc));
+    }
+    printf("%llu outbox entries%s%s are due now\n", (unsigned long long)num, pool ? " of " : "",
+           pool ? pool : "");
+    return CTL_OK;
+}
+
+static int pool_status(struct ctl *ctl, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1) {
+        return ctl_usage(&ctl_outbox_cmds[CMD_STATUS], "pool status takes no arguments");
+    }
+    int rc = ctl_store(ctl);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    int64_t now_ms = clock_real_ms();
+    for (size_t i = 0; i < ctl->cfg.num_pools; i++) {
+        const struct signer_pool_config *p = &ctl->cfg.pools[i];
+        uint64_t depth = 0;
+        int64_t oldest = 0;
+        if (store_outbox_depth(ctl->st, p->name, &depth, &oldest) != 0) {
+            return ctl_fail("pool status: the store cannot be read");
+        }
+        /* The connection string may hold a password: show only its kind. */
+        printf("pool=%s store=%s outbox_depth=%llu oldest_age_s=%lld\n", p->name,
+               strcmp(p->store, "embedded") == 0 ? "embedded" : "postgresql",
+               (unsigned long long)depth,
+               (long long)(oldest == 0 ? 0 : (now_ms - oldest) / 1000));
+    }
+    return CTL_OK;
+}
+
+const struct ctl_cmd ctl_outbox_cmds[] = {
+    [CMD_LIST] = {"outbox", "list", outbox_list, "[--pool NAME]",
+                  "Prints one line per certificate waiting to be published (or parked after a\n"
+                  "permanent error): pool, serial, attempts, next attempt, state, last error.\n"
+                  "An empty outbox prints nothing."},
+    [CMD_RETRY] = {"outbox", "retry", outbox_retry, "[--pool NAME]",
+                   "Makes every waiting entry due now and re-queues parked entries."},
+    [CMD_STATUS] = {"pool", "status", pool_status, "",
+                    "Shows each configured pool: store kind, outbox depth, oldest entry age."},
+    {NULL, NULL, NULL, NULL, NULL},
+};
