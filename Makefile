@@ -107,7 +107,9 @@ $(BIN)/bench_%: $(OBJ)/bench/bench_%.o $(ALL_MODLIBS) $(BSSL_CRYPTO)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(ALL_MODLIBS) $(LDLIBS)
 
-$(OBJ)/%.o: %.c $(BSSL_CRYPTO)
+# BoringSSL must exist before our code compiles (its headers), but rebuilding it never forces our
+# objects to recompile: order-only.
+$(OBJ)/%.o: %.c | $(BSSL_CRYPTO)
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
@@ -116,10 +118,14 @@ $(OBJ)/%.o: %.c $(BSSL_CRYPTO)
 $(BSSL_DIR)/src/debian/sources.mk:
 	$(Q)deps/fetch-boringssl.sh $(BSSL_DIR)
 
-$(BSSL_CRYPTO) $(BSSL_SSL) &: $(BSSL_DIR)/src/debian/sources.mk deps/boringssl.mk
+# The stamp is named by a hash of deps/boringssl.mk, so a change of its flags rebuilds BoringSSL,
+# while a mere checkout (new mtime, same content) does not.
+BSSL_STAMP := $(BSSL_DIR)/.built-$(shell cksum < deps/boringssl.mk | cut -d' ' -f1)
+$(BSSL_CRYPTO) $(BSSL_SSL): $(BSSL_STAMP)
+$(BSSL_STAMP): $(BSSL_DIR)/src/debian/sources.mk
 	@echo "  BUILD   BoringSSL (static, hidden symbols, without OPENSSL_SMALL)"
 	$(Q)$(MAKE) --no-print-directory -f deps/boringssl.mk SRC=$(BSSL_DIR)/src OUT=$(BSSL_DIR)
-	$(Q)touch $(BSSL_CRYPTO) $(BSSL_SSL)
+	$(Q)rm -f $(BSSL_DIR)/.built-* && touch $@
 
 .PHONY: all deps boringssl progs tests benches run test check-symbols debug asan tsan bench \
     fuzz format check-format clean distclean install unit integration
