@@ -256,6 +256,8 @@ static bool directory_string(unsigned tag)
  * SIGNER_CSR_RDNS_MAX bounds both the RDNs and the attribute values in them. */
 static int parse_subject(struct signer_csr *csr, enum signer_reject *out_reason, CBS *info)
 {
+    ASSERT(csr->num_subject_rdns == 0);
+    ASSERT(csr->subject_cn == NULL);
     CBS rdns;
     if (!CBS_get_asn1(info, &rdns, CBS_ASN1_SEQUENCE)) {
         return malformed(out_reason);
@@ -292,6 +294,8 @@ static int parse_subject(struct signer_csr *csr, enum signer_reject *out_reason,
             }
         }
     }
+    ASSERT(csr->num_subject_rdns <= SIGNER_CSR_RDNS_MAX);
+    ASSERT(csr->num_subject_cns <= num_avas);
     return 0;
 }
 
@@ -325,6 +329,7 @@ static int san_type(unsigned tag)
  * OF GeneralName. */
 static int parse_san(struct signer_csr *csr, enum signer_reject *out_reason, CBS *value)
 {
+    ASSERT(csr->num_sans == 0); /* parse_extensions lets one subjectAltName through */
     CBS names;
     if (!CBS_get_asn1(value, &names, CBS_ASN1_SEQUENCE) || CBS_len(value) != 0 ||
         CBS_len(&names) == 0) {
@@ -349,6 +354,8 @@ static int parse_san(struct signer_csr *csr, enum signer_reject *out_reason, CBS
             .value_len = CBS_len(&name),
         };
     }
+    ASSERT(csr->num_sans > 0);
+    ASSERT(csr->num_sans <= SIGNER_CSR_SANS_MAX);
     return 0;
 }
 
@@ -356,6 +363,7 @@ static int parse_san(struct signer_csr *csr, enum signer_reject *out_reason, CBS
  * extension twice is malformed (§4.2): two SANs must not hide one another. */
 static int parse_extensions(struct signer_csr *csr, enum signer_reject *out_reason, CBS *exts)
 {
+    ASSERT(csr->num_sans == 0);
     CBS seen[SIGNER_CSR_EXTS_MAX];
     size_t num_seen = 0;
     while (CBS_len(exts) > 0) {
@@ -379,6 +387,7 @@ static int parse_extensions(struct signer_csr *csr, enum signer_reject *out_reas
                 return malformed(out_reason);
             }
         }
+        ASSERT(num_seen < ARRAY_LEN(seen));
         seen[num_seen++] = oid;
         if (OBJ_cbs2nid(&oid) == NID_subject_alt_name) {
             int rc = parse_san(csr, out_reason, &value);
@@ -394,6 +403,7 @@ static int parse_extensions(struct signer_csr *csr, enum signer_reject *out_reas
  * (RFC 2985 §5.4.2) holds the extensions. Encoders that leave out an empty [0] are tolerated. */
 static int parse_attributes(struct signer_csr *csr, enum signer_reject *out_reason, CBS *info)
 {
+    ASSERT(csr->spki != NULL);
     CBS attrs;
     int present = 0;
     if (!CBS_get_optional_asn1(info, &attrs, &present, TAG_ATTRIBUTES)) {
@@ -443,6 +453,9 @@ static int parse_info(struct signer_csr *csr, enum signer_reject *out_reason, CB
     if (!CBS_get_asn1(&info_element, &info, CBS_ASN1_SEQUENCE) ||
         !CBS_get_asn1(&info, &version, CBS_ASN1_INTEGER)) {
         return malformed(out_reason);
+    }
+    if (CBS_len(&version) == 0) {
+        return malformed(out_reason); /* an INTEGER has at least one content byte (X.690 8.3.1) */
     }
     if (CBS_len(&version) != 1 || !CBS_get_u8(&version, &v) || v != 0) {
         return refuse(out_reason, -EBADMSG, SIGNER_REJECT_CSR_VERSION);
@@ -508,6 +521,8 @@ static int key_algorithm(enum signer_key_type *out, enum signer_reject *out_reas
  * applies the size and exponent policy. Sets csr->key_type and csr->key_bits. */
 static int key_check(struct signer_csr *csr, enum signer_reject *out_reason)
 {
+    ASSERT(csr->spki != NULL);
+    ASSERT(csr->key_type == SIGNER_KEY_NONE);
     enum signer_key_type type = SIGNER_KEY_NONE;
     CBS spki;
     CBS_init(&spki, csr->spki, csr->spki_len);
@@ -585,6 +600,8 @@ static bool sig_weak(int nid)
  * take none (RFC 5758 §3.2, RFC 8410 §3). RSA-PSS is not accepted. */
 static int sig_check(struct signer_csr *csr, enum signer_reject *out_reason, CBS alg)
 {
+    ASSERT(csr->key_type != SIGNER_KEY_NONE);
+    ASSERT(csr->sig_nid == 0);
     CBS oid, null;
     if (!CBS_get_asn1(&alg, &oid, CBS_ASN1_OBJECT)) {
         return malformed(out_reason);

@@ -282,30 +282,74 @@ Test(csr_parse, truncation_at_every_length)
     }
 }
 
-/* Truncation inside: the outer SEQUENCE re-wrapped around each prefix of its contents, so the
- * walk reaches every inner element cut short. */
-Test(csr_parse, inner_truncation_at_every_length)
+/* cut_elements copies the DER elements of `in` into `out`, dropping every byte at or after
+ * `cut` and fixing the lengths of the elements around it: a truncation that keeps every
+ * enclosing length right, so the walk meets each inner element cut short. */
+static void cut_elements(CBB *out, CBS in, const uint8_t *cut)
 {
-    static const char *const names[] = {"rsa2048-sha256.der", "alice-san-mixed.der",
-                                        "many-extensions.der"};
+    while (CBS_len(&in) > 0 && CBS_data(&in) < cut) {
+        CBS el;
+        unsigned tag = 0;
+        size_t header_len = 0;
+        cr_assert(CBS_get_any_asn1_element(&in, &el, &tag, &header_len));
+        if (CBS_data(&el) + CBS_len(&el) <= cut) {
+            cr_assert(CBB_add_bytes(out, CBS_data(&el), CBS_len(&el)));
+            continue;
+        }
+        if (CBS_data(&el) + header_len >= cut) {
+            return; /* the cut falls in the header: the element goes */
+        }
+        CBS contents;
+        CBB child;
+        CBS_init(&contents, CBS_data(&el) + header_len, CBS_len(&el) - header_len);
+        cr_assert(CBB_add_asn1(out, &child, tag));
+        if ((tag & CBS_ASN1_CONSTRUCTED) != 0) {
+            cut_elements(&child, contents, cut);
+        } else {
+            cr_assert(
+                CBB_add_bytes(&child, CBS_data(&contents), (size_t)(cut - CBS_data(&contents))));
+        }
+        cr_assert(CBB_flush(out));
+        return;
+    }
+}
+
+/* Truncation at every length with the enclosing lengths fixed up. Everything after the cut goes,
+ * so the signature always suffers: malformed until at least one signature byte survives, after
+ * which the request parses and its (shortened) signature fails to verify. */
+Test(csr_parse, nested_truncation_at_every_length)
+{
+    static const char *const names[] = {"rsa2048-sha256.der", "p384-sha384.der", "ed25519.der",
+                                        "alice-san-mixed.der", "no-cn-no-san.der"};
     for (size_t i = 0; i < ARRAY_LEN(names); i++) {
         uint8_t der[SIGNER_CSR_DER_MAX], out[SIGNER_CSR_DER_MAX];
         size_t len = vector_read(der, sizeof(der), names[i]);
-        CBS in, req;
-        CBS_init(&in, der, len);
-        cr_assert(CBS_get_asn1(&in, &req, CBS_ASN1_SEQUENCE));
-        for (size_t n = 0; n < CBS_len(&req); n++) {
-            CBB cbb, seq;
+        struct parts parts;
+        split(&parts, der, len);
+        CBS sig = parts.sig, sig_contents;
+        cr_assert(CBS_get_asn1(&sig, &sig_contents, CBS_ASN1_BITSTRING));
+        size_t first_sig_byte = (size_t)(CBS_data(&sig_contents) - der) + 1;
+        for (size_t k = 0; k < len; k++) {
+            CBB cbb;
+            CBS all;
             size_t out_len = 0;
+            CBS_init(&all, der, len);
             cr_assert(CBB_init_fixed(&cbb, out, sizeof(out)));
-            cr_assert(CBB_add_asn1(&cbb, &seq, CBS_ASN1_SEQUENCE));
-            cr_assert(CBB_add_bytes(&seq, CBS_data(&req), n));
+            cut_elements(&cbb, all, der + k);
             cr_assert(CBB_finish(&cbb, NULL, &out_len));
             struct parsed p;
             parsed_bytes(&p, out, out_len);
-            cr_assert(p.rc < 0, "%s inner cut at %zu parsed", names[i], n);
-            cr_assert_neq(p.reason, SIGNER_REJECT_NONE);
-            cr_assert(csr_is_zero(&p.csr));
+            if (k <= first_sig_byte) {
+                cr_assert_eq(p.rc, -EBADMSG, "%s cut at %zu: rc %d", names[i], k, p.rc);
+                cr_assert_eq(p.reason, SIGNER_REJECT_CSR_MALFORMED, "%s cut at %zu: %d", names[i],
+                             k, p.reason);
+                cr_assert(csr_is_zero(&p.csr));
+            } else {
+                cr_assert_eq(p.rc, 0, "%s cut in the signature at %zu", names[i], k);
+                enum signer_reject reason = SIGNER_REJECT_NONE;
+                cr_assert_eq(signer_csr_verify(&p.csr, &reason), -EPERM);
+                cr_assert_eq(reason, SIGNER_REJECT_CSR_SIGNATURE);
+            }
             parsed_free(&p);
         }
     }
