@@ -458,10 +458,11 @@ Test(csr_parse, survives_mutations)
     }
 }
 
-/* CertificationRequestInfo with `num_attrs` dummy attributes, spliced into a valid CSR. */
-static size_t build_with_attributes(uint8_t *out, size_t cap, size_t num_attrs)
+/* build_with_attributes splices `attrs` (the contents of [0] Attributes) into the info of a
+ * valid P-256 CSR, keeping its signature (parse does not verify it). */
+static size_t build_with_attributes(uint8_t *out, size_t cap, const uint8_t *attrs,
+                                    size_t attrs_len)
 {
-    static const uint8_t oid[] = {0x2b, 0x06, 0x01, 0x04, 0x01, 0x81, 0xfd, 0x59, 0x02};
     uint8_t der[SIGNER_CSR_DER_MAX], info_buf[SIGNER_CSR_DER_MAX];
     size_t len = vector_read(der, sizeof(der), "p256-sha256.der");
     struct parts parts;
@@ -472,43 +473,204 @@ static size_t build_with_attributes(uint8_t *out, size_t cap, size_t num_attrs)
     cr_assert(CBS_get_asn1_element(&body, &subject, CBS_ASN1_SEQUENCE));
     cr_assert(CBS_get_asn1_element(&body, &spki, CBS_ASN1_SEQUENCE));
 
-    CBB cbb, seq, attrs;
+    CBB cbb, seq, a;
     size_t info_len = 0;
     cr_assert(CBB_init_fixed(&cbb, info_buf, sizeof(info_buf)));
     cr_assert(CBB_add_asn1(&cbb, &seq, CBS_ASN1_SEQUENCE));
     cr_assert(CBB_add_bytes(&seq, CBS_data(&version), CBS_len(&version)));
     cr_assert(CBB_add_bytes(&seq, CBS_data(&subject), CBS_len(&subject)));
     cr_assert(CBB_add_bytes(&seq, CBS_data(&spki), CBS_len(&spki)));
-    cr_assert(CBB_add_asn1(&seq, &attrs, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0));
-    for (size_t i = 0; i < num_attrs; i++) {
-        CBB attr, o, set, null;
-        cr_assert(CBB_add_asn1(&attrs, &attr, CBS_ASN1_SEQUENCE));
-        cr_assert(CBB_add_asn1(&attr, &o, CBS_ASN1_OBJECT));
-        cr_assert(CBB_add_bytes(&o, oid, sizeof(oid)));
-        cr_assert(CBB_add_u8(&o, (uint8_t)(i + 1)));
-        cr_assert(CBB_add_asn1(&attr, &set, CBS_ASN1_SET));
-        cr_assert(CBB_add_asn1(&set, &null, CBS_ASN1_NULL));
-    }
+    cr_assert(CBB_add_asn1(&seq, &a, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0));
+    cr_assert(CBB_add_bytes(&a, attrs, attrs_len));
     cr_assert(CBB_finish(&cbb, NULL, &info_len));
     CBS new_info;
     CBS_init(&new_info, info_buf, info_len);
     return assemble(out, cap, &new_info, &parts.alg, &parts.sig);
 }
 
-Test(csr_parse, bounds_attributes)
+/* OIDs under the RFC 5612 example enterprise number 1.3.6.1.4.1.32473, plus one arc. */
+static const uint8_t example_oid[] = {0x2b, 0x06, 0x01, 0x04, 0x01, 0x81, 0xfd, 0x59, 0x02};
+static const uint8_t oid_ext_req[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e};
+static const uint8_t oid_san[] = {0x55, 0x1d, 0x11};
+
+static void add_oid(CBB *cbb, const uint8_t *oid, size_t oid_len, int arc)
+{
+    CBB o;
+    cr_assert(CBB_add_asn1(cbb, &o, CBS_ASN1_OBJECT));
+    cr_assert(CBB_add_bytes(&o, oid, oid_len));
+    if (arc >= 0) {
+        cr_assert(CBB_add_u8(&o, (uint8_t)arc));
+    }
+    cr_assert(CBB_flush(cbb));
+}
+
+/* add_ext_req adds an extensionRequest attribute whose Extensions contents are `exts`. */
+static void add_ext_req(CBB *attrs, const uint8_t *exts, size_t exts_len)
+{
+    CBB attr, set, seq;
+    cr_assert(CBB_add_asn1(attrs, &attr, CBS_ASN1_SEQUENCE));
+    add_oid(&attr, oid_ext_req, sizeof(oid_ext_req), -1);
+    cr_assert(CBB_add_asn1(&attr, &set, CBS_ASN1_SET));
+    cr_assert(CBB_add_asn1(&set, &seq, CBS_ASN1_SEQUENCE));
+    cr_assert(CBB_add_bytes(&seq, exts, exts_len));
+    cr_assert(CBB_flush(attrs));
+}
+
+/* add_ext adds an Extension with `oid` (plus `arc` unless negative) and `value`. */
+static void add_ext(CBB *exts, const uint8_t *oid, size_t oid_len, int arc, const uint8_t *value,
+                    size_t value_len)
+{
+    CBB ext, octets;
+    cr_assert(CBB_add_asn1(exts, &ext, CBS_ASN1_SEQUENCE));
+    add_oid(&ext, oid, oid_len, arc);
+    cr_assert(CBB_add_asn1(&ext, &octets, CBS_ASN1_OCTETSTRING));
+    cr_assert(CBB_add_bytes(&octets, value, value_len));
+    cr_assert(CBB_flush(exts));
+}
+
+struct built {
+    uint8_t buf[SIGNER_CSR_DER_MAX];
+    CBB cbb;
+};
+
+static CBB *built_start(struct built *b)
+{
+    cr_assert(CBB_init_fixed(&b->cbb, b->buf, sizeof(b->buf)));
+    return &b->cbb;
+}
+
+static void built_parse(struct built *b, struct parsed *p)
 {
     uint8_t der[SIGNER_CSR_DER_MAX];
-    size_t len = build_with_attributes(der, sizeof(der), SIGNER_CSR_ATTRS_MAX);
+    size_t len = 0;
+    cr_assert(CBB_finish(&b->cbb, NULL, &len));
+    size_t der_len = build_with_attributes(der, sizeof(der), b->buf, len);
+    parsed_bytes(p, der, der_len);
+}
+
+static void parse_with_attributes(struct parsed *p, size_t num_attrs)
+{
+    static struct built b;
+    CBB *attrs = built_start(&b);
+    for (size_t i = 0; i < num_attrs; i++) {
+        CBB attr, set, null;
+        cr_assert(CBB_add_asn1(attrs, &attr, CBS_ASN1_SEQUENCE));
+        add_oid(&attr, example_oid, sizeof(example_oid), (int)i + 1);
+        cr_assert(CBB_add_asn1(&attr, &set, CBS_ASN1_SET));
+        cr_assert(CBB_add_asn1(&set, &null, CBS_ASN1_NULL));
+        cr_assert(CBB_flush(attrs));
+    }
+    built_parse(&b, p);
+}
+
+Test(csr_parse, bounds_attributes)
+{
     struct parsed p;
-    parsed_bytes(&p, der, len);
+    parse_with_attributes(&p, SIGNER_CSR_ATTRS_MAX);
     cr_expect_eq(p.rc, 0, "16 attributes are fine (reason %d)", p.reason);
     parsed_free(&p);
-
-    len = build_with_attributes(der, sizeof(der), SIGNER_CSR_ATTRS_MAX + 1);
-    parsed_bytes(&p, der, len);
+    parse_with_attributes(&p, SIGNER_CSR_ATTRS_MAX + 1);
     cr_expect_eq(p.rc, -E2BIG);
     cr_expect_eq(p.reason, SIGNER_REJECT_CSR_TOO_COMPLEX);
     parsed_free(&p);
+}
+
+/* An extensionRequest with `num_exts` extensions, the first `num_sans` names in a SAN. */
+static void parse_with_extensions(struct parsed *p, size_t num_exts, size_t num_sans)
+{
+    static struct built b;
+    uint8_t exts_buf[SIGNER_CSR_DER_MAX], san_buf[1024];
+    size_t exts_len = 0, san_len = 0;
+    CBB exts, san, names;
+    cr_assert(CBB_init_fixed(&san, san_buf, sizeof(san_buf)));
+    cr_assert(CBB_add_asn1(&san, &names, CBS_ASN1_SEQUENCE));
+    for (size_t i = 0; i < num_sans; i++) {
+        CBB name;
+        cr_assert(CBB_add_asn1(&names, &name, CBS_ASN1_CONTEXT_SPECIFIC | 6));
+        cr_assert(CBB_add_bytes(&name, (const uint8_t *)ALICE, strlen(ALICE)));
+        cr_assert(CBB_flush(&names));
+    }
+    cr_assert(CBB_finish(&san, NULL, &san_len));
+    cr_assert(CBB_init_fixed(&exts, exts_buf, sizeof(exts_buf)));
+    if (num_sans > 0) {
+        add_ext(&exts, oid_san, sizeof(oid_san), -1, san_buf, san_len);
+    }
+    for (size_t i = num_sans > 0 ? 1 : 0; i < num_exts; i++) {
+        static const uint8_t null[] = {0x05, 0x00};
+        add_ext(&exts, example_oid, sizeof(example_oid), (int)i + 1, null, sizeof(null));
+    }
+    cr_assert(CBB_finish(&exts, NULL, &exts_len));
+    add_ext_req(built_start(&b), exts_buf, exts_len);
+    built_parse(&b, p);
+}
+
+Test(csr_parse, bounds_extensions_and_sans)
+{
+    struct parsed p;
+    parse_with_extensions(&p, SIGNER_CSR_EXTS_MAX, SIGNER_CSR_SANS_MAX);
+    cr_expect_eq(p.rc, 0, "at the limits (reason %d)", p.reason);
+    cr_expect_eq(p.csr.num_sans, SIGNER_CSR_SANS_MAX);
+    parsed_free(&p);
+    parse_with_extensions(&p, SIGNER_CSR_EXTS_MAX + 1, 1);
+    cr_expect_eq(p.rc, -E2BIG);
+    cr_expect_eq(p.reason, SIGNER_REJECT_CSR_TOO_COMPLEX);
+    parsed_free(&p);
+    parse_with_extensions(&p, 1, SIGNER_CSR_SANS_MAX + 1);
+    cr_expect_eq(p.rc, -E2BIG);
+    cr_expect_eq(p.reason, SIGNER_REJECT_CSR_TOO_COMPLEX);
+    parsed_free(&p);
+}
+
+static void expect_malformed_exts(const char *what, const uint8_t *exts, size_t exts_len,
+                                  bool twice)
+{
+    static struct built b;
+    CBB *attrs = built_start(&b);
+    add_ext_req(attrs, exts, exts_len);
+    if (twice) {
+        add_ext_req(attrs, exts, exts_len);
+    }
+    struct parsed p;
+    built_parse(&b, &p);
+    cr_expect_eq(p.rc, -EBADMSG, "%s: rc %d", what, p.rc);
+    cr_expect_eq(p.reason, SIGNER_REJECT_CSR_MALFORMED, "%s: reason %d", what, p.reason);
+    parsed_free(&p);
+}
+
+Test(csr_parse, refuses_bad_extensions)
+{
+    /* SAN { URI "sip:bob@example.com" } */
+    static const uint8_t san_bob[] = {0x30, 0x15, 0x86, 0x13, 's', 'i', 'p', ':',
+                                      'b',  'o',  'b',  '@',  'e', 'x', 'a', 'm',
+                                      'p',  'l',  'e',  '.',  'c', 'o', 'm'};
+    static const uint8_t san_empty[] = {0x30, 0x00};
+    static const uint8_t san_universal[] = {0x30, 0x03, 0x16, 0x01, 'x'}; /* IA5String */
+    static const uint8_t san_constructed_uri[] = {0x30, 0x04, 0xa6, 0x02, 0x05, 0x00};
+    static const uint8_t san_trailing[] = {0x30, 0x03, 0x82, 0x01, 'x', 0x00};
+    uint8_t buf[256];
+    size_t len = 0;
+    CBB exts;
+
+    cr_assert(CBB_init_fixed(&exts, buf, sizeof(buf)));
+    add_ext(&exts, oid_san, sizeof(oid_san), -1, san_bob, sizeof(san_bob));
+    add_ext(&exts, oid_san, sizeof(oid_san), -1, san_bob, sizeof(san_bob));
+    cr_assert(CBB_finish(&exts, NULL, &len));
+    expect_malformed_exts("duplicate SAN", buf, len, false);
+
+    cr_assert(CBB_init_fixed(&exts, buf, sizeof(buf)));
+    add_ext(&exts, oid_san, sizeof(oid_san), -1, san_bob, sizeof(san_bob));
+    cr_assert(CBB_finish(&exts, NULL, &len));
+    expect_malformed_exts("two extensionRequests", buf, len, true);
+
+    const uint8_t *bad[] = {san_empty, san_universal, san_constructed_uri, san_trailing};
+    const size_t bad_lens[] = {sizeof(san_empty), sizeof(san_universal),
+                               sizeof(san_constructed_uri), sizeof(san_trailing)};
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        cr_assert(CBB_init_fixed(&exts, buf, sizeof(buf)));
+        add_ext(&exts, oid_san, sizeof(oid_san), -1, bad[i], bad_lens[i]);
+        cr_assert(CBB_finish(&exts, NULL, &len));
+        expect_malformed_exts("bad SAN", buf, len, false);
+    }
 }
 
 Test(csr_parse, reads_every_san)
