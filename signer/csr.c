@@ -205,6 +205,9 @@ int signer_csr_decode(uint8_t *out, size_t cap, size_t *out_len, enum signer_rej
     if (in_len > SIGNER_CSR_TEXT_MAX) {
         return refuse(out_reason, -E2BIG, SIGNER_REJECT_CSR_TOO_LARGE);
     }
+    if (in_len == 0) {
+        return refuse(out_reason, -EBADMSG, SIGNER_REJECT_CSR_ENCODING); /* `in` may be NULL */
+    }
     CBS text;
     CBS_init(&text, in, in_len);
     if (CBS_peek_asn1_tag(&text, CBS_ASN1_SEQUENCE)) {
