@@ -28,7 +28,7 @@ enum signer_reject {
     SIGNER_REJECT_KEY_RSA_SIZE,     /* BadCsr: RSA modulus outside 2048..4096 bits */
     SIGNER_REJECT_KEY_RSA_EXPONENT, /* BadCsr: RSA public exponent is not 65537 */
     SIGNER_REJECT_KEY_INVALID,      /* BadCsr: public key does not decode or is not on curve */
-    SIGNER_REJECT_SIG_WEAK,         /* BadCsr: MD5 or SHA-1 signature */
+    SIGNER_REJECT_SIG_WEAK,         /* BadCsr: MD2/4/5, SHA-1 or SHA-224 signature */
     SIGNER_REJECT_SIG_UNSUPPORTED,  /* BadCsr: unknown signature algorithm or key mismatch */
     SIGNER_REJECT_CSR_SIGNATURE,    /* CsrSignatureInvalid: self-signature does not verify */
     SIGNER_REJECT_IDENTITY_SUBJECT, /* IdentityMismatch: subject CN names someone else */
@@ -95,6 +95,7 @@ struct signer_csr {
     size_t sig_len;
     const uint8_t *subject_cn; /* first commonName value of the subject, or NULL */
     size_t subject_cn_len;
+    size_t num_subject_cns;  /* commonNames in the subject: more than one fails identity */
     size_t num_subject_rdns; /* RDNs in the subject (CN included) */
     size_t num_sans;
     struct signer_san sans[SIGNER_CSR_SANS_MAX];
@@ -105,7 +106,9 @@ struct signer_csr {
  * `out` (cap bytes; SIGNER_CSR_DER_MAX is enough for any accepted CSR). Returns 0 with *out_len
  * set; -EBADMSG (*out_reason = SIGNER_REJECT_CSR_ENCODING) when it is none of these; -E2BIG
  * (SIGNER_REJECT_CSR_TOO_LARGE) when the input exceeds SIGNER_CSR_TEXT_MAX or the DER exceeds
- * cap. Thread-safe, no allocation. */
+ * cap. Decoded text must start with a DER SEQUENCE; only whitespace may surround a PEM block. On
+ * success *out_reason = SIGNER_REJECT_NONE; on failure `out` may hold partial output and *out_len
+ * is untouched. Thread-safe, no allocation. */
 int signer_csr_decode(uint8_t *out, size_t cap, size_t *out_len, enum signer_reject *out_reason,
                       const uint8_t *in, size_t in_len);
 
@@ -113,21 +116,25 @@ int signer_csr_decode(uint8_t *out, size_t cap, size_t *out_len, enum signer_rej
  * `der`, and applies the key and signature-algorithm policy of API.md §4. It does NOT verify the
  * signature (signer_csr_verify does). Returns 0; -EBADMSG if malformed (reason CSR_MALFORMED or
  * CSR_VERSION); -E2BIG if a limit is exceeded (CSR_TOO_LARGE, CSR_TOO_COMPLEX); -EPERM if the
- * policy refuses it (KEY_*, SIG_*). On failure *out_reason is set and `out` stays zeroed.
- * Thread-safe. */
+ * policy refuses it (KEY_*, SIG_*). On failure *out_reason is set and `out` stays zeroed; on
+ * success it is SIGNER_REJECT_NONE. Subject values (RDNs and attribute values together) are bounded
+ * by SIGNER_CSR_RDNS_MAX; a repeated extension is malformed. BoringSSL allocates only while it
+ * decodes the key and everything is freed before return. Thread-safe. */
 int signer_csr_parse(struct signer_csr *out, enum signer_reject *out_reason, const uint8_t *der,
                      size_t der_len);
 
 /* signer_csr_verify checks the request's self-signature with its own public key (proof of
- * possession). Returns 0, or -EPERM with *out_reason = SIGNER_REJECT_CSR_SIGNATURE (or
- * KEY_INVALID when the key does not decode). Thread-safe. */
+ * possession). `csr` must come from a successful signer_csr_parse (ASSERTed). Returns 0
+ * (*out_reason = SIGNER_REJECT_NONE), or -EPERM with *out_reason = SIGNER_REJECT_CSR_SIGNATURE
+ * (or KEY_INVALID when the key does not decode). Thread-safe. */
 int signer_csr_verify(const struct signer_csr *csr, enum signer_reject *out_reason);
 
 /* signer_identity_check refuses a CSR that names someone other than the user `uri`
  * ("sip:alice@example.com"): a subject CN must be absent or equal to the sign-in name
  * ("alice@example.com") or the URI (case-insensitive); every SAN must be the URI itself
- * (type URI), or the sign-in name (type email). Returns 0 or -EPERM with *out_reason =
- * SIGNER_REJECT_IDENTITY_SUBJECT or _SAN. */
+ * (type URI), or the sign-in name (type email). Comparisons ignore ASCII case. A subject with more
+ * than one CN is refused. Returns 0 (*out_reason = SIGNER_REJECT_NONE) or -EPERM with
+ * *out_reason = SIGNER_REJECT_IDENTITY_SUBJECT or _SAN. Thread-safe. */
 int signer_identity_check(const struct signer_csr *csr, enum signer_reject *out_reason,
                           const char *uri);
 
