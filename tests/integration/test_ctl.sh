@@ -54,7 +54,7 @@ expect_exit 1 "already exists" "duplicate uri" add 27183 --uri sip:alice@example
 expect_exit 1 "same phone number and extension" "phone+ext clash" add 27183 --uri sip:carol@example.com --pool pool1 --phone +14255550100 --ext 1001
 expect_exit 1 "repeated or consecutive|run" "weak PIN 12345" add 12345 --uri sip:carol@example.com --pool pool1 --ext 1003
 expect_exit 1 "extension|phone" "PIN = extension" add 10033 --uri sip:carol@example.com --pool pool1 --ext 10033
-expect_exit 1 "digit" "short PIN" add 2718 --uri sip:carol@example.com --pool pool1 --ext 1003
+expect_exit 1 "too short" "short PIN" add 2718 --uri sip:carol@example.com --pool pool1 --ext 1003
 expect_exit 1 "not a digit|digits" "letters in PIN" add 27a82 --uri sip:carol@example.com --pool pool1 --ext 1003
 expect_exit 1 "not configured" "unknown pool" add 27182 --uri sip:carol@example.com --pool nopool --ext 1003
 expect_exit 1 "sip:" "uri without sip:" add 27182 --uri carol@example.com --pool pool1 --ext 1003
