@@ -318,6 +318,15 @@ static int load_issuing(struct signer_ca *ca, X509 *x)
         (size_t)name_len > sizeof(ca->issuer)) {
         return -EBADMSG;
     }
+    ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+    int days = 0, secs = 0;
+    int ok = epoch != NULL && ASN1_TIME_diff(&days, &secs, epoch, X509_get0_notAfter(x));
+    ASN1_TIME_free(epoch);
+    if (!ok || days <= 0) {
+        ERR_clear_error();
+        return -EBADMSG;
+    }
+    ca->not_after_s = (int64_t)days * DAY_S + secs;
     uint8_t *p = ca->issuer;
     ASSERT(i2d_X509_NAME(name, &p) == name_len);
     ca->issuer_len = (size_t)name_len;

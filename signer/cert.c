@@ -437,6 +437,12 @@ static int build_leaf(const struct signer_ca *ca, const struct signer_profile *p
     cert_serial_random(it->serial);
     it->not_before_s = it->now_s - SIGNER_BACKDATE_S;
     it->not_after_s = it->now_s + (int64_t)hours * 3600;
+    if (it->not_after_s > ca->not_after_s) {
+        it->not_after_s = ca->not_after_s; /* a leaf that outlives its CA fails validation */
+    }
+    if (it->not_after_s <= it->not_before_s) {
+        return -EINVAL; /* the issuing CA has expired */
+    }
     struct cert_spec spec = {
         .kind = CERT_KIND_CLIENT,
         .sig_type = hsm_key_get_type(ca->key),

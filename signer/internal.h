@@ -60,6 +60,7 @@ struct signer_ca {
     struct hsm_key *key;
     size_t issuer_len;
     uint8_t issuer[CERT_NAME_DER_MAX]; /* the issuing CA's subject Name, DER */
+    int64_t not_after_s;               /* the issuing CA's notAfter: no leaf outlives it */
     size_t ski_len;
     uint8_t ski[64]; /* the issuing CA's subject key identifier: our leaves' AKI */
     size_t chain_pem_len;

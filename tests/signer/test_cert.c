@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "base/base.h"
+#include "signer/internal.h" /* ca->not_after_s, to test the clamp to the CA */
 #include "signer/signer.h"
 
 #define FQDN "certprov.example.com"
@@ -460,6 +461,13 @@ Test(signer_issue, reissue_bad_uri_bad_key_and_2049, .init = setup, .fini = tear
         items[i] = (struct signer_issue){
             .csr = i == 3 ? &bad_csr : &c.csr, .uri = uris[i], .now_s = 2524607999 /* 2049 */};
     }
+    /* the issuing CA is valid for 10 years: an item in 2049 is refused... */
+    cr_assert_eq(signer_issue_batch(ca, &profile, items, 1), -EIO);
+    cr_assert_eq(items[0].rc, -EINVAL);
+    /* ...unless the CA outlives it */
+    int64_t ca_not_after = ca->not_after_s;
+    cr_assert_gt(ca_not_after, clock_real_s() + 9 * 365 * 86400);
+    ca->not_after_s = 4102444800; /* 2100 */
     cr_assert_eq(signer_issue_batch(ca, &profile, items, 4), -EIO);
     cr_assert_eq(items[0].rc, 0);
     cr_assert_eq(items[1].rc, -EINVAL);
@@ -491,6 +499,22 @@ Test(signer_issue, reissue_bad_uri_bad_key_and_2049, .init = setup, .fini = tear
     cr_assert_eq(signer_issue_batch(ca, &profile, items, 1), 0);
     cr_assert_neq(memcmp(first, items[0].serial, sizeof(first)), 0);
     cr_assert_eq(signer_issue_batch(ca, &profile, items, 0), 0);
+
+    /* a leaf never outlives the issuing CA */
+    ca->not_after_s = ca_not_after;
+    items[0].now_s = ca_not_after - 100 * 3600;
+    items[0].hours = 200;
+    cr_assert_eq(signer_issue_batch(ca, &profile, items, 1), 0);
+    cr_assert_eq(items[0].not_after_s, ca_not_after);
+    p = items[0].der;
+    x = d2i_X509(NULL, &p, (long)items[0].der_len);
+    cr_assert_not_null(x);
+    check_time(X509_get0_notAfter(x), ca_not_after);
+    X509 *iss_again = read_cert("ca/issuing.crt", 0);
+    check_time(X509_get0_notAfter(iss_again), ca_not_after);
+    X509_free(iss_again);
+    verify_chain(x, root, issuing, X509_PURPOSE_SSL_CLIENT, ca_not_after - 3600);
+    X509_free(x);
 
     X509_free(root);
     X509_free(issuing);
