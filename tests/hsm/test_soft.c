@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,4 +247,37 @@ Test(hsm_key, sign_batch_over_max_asserts, .signal = SIGABRT, .init = setup, .fi
     cr_assert_eq(hsm_soft_generate(&key, keypath, HSM_KEY_P256), 0);
     static struct hsm_sign_item items[HSM_BATCH_MAX + 1];
     (void)hsm_key_sign_batch(key, items, HSM_BATCH_MAX + 1);
+}
+
+/* ---- several threads signing with one key ---- */
+
+#define THREADS 4
+#define ROUNDS 8
+
+static void *sign_rounds(void *arg)
+{
+    struct hsm_key *key = arg;
+    for (int r = 0; r < ROUNDS; r++) {
+        check_sign_verify(key);
+    }
+    return NULL;
+}
+
+Test(hsm_soft, concurrent_batches_share_one_key, .init = setup, .fini = teardown)
+{
+    const enum hsm_key_type types[] = {HSM_KEY_P256, HSM_KEY_RSA2048, HSM_KEY_ED25519};
+    for (size_t t = 0; t < ARRAY_LEN(types); t++) {
+        char path[160];
+        snprintf(path, sizeof(path), "%s/%zu.der", tmpdir, t);
+        struct hsm_key *key = NULL;
+        cr_assert_eq(hsm_soft_generate(&key, path, types[t]), 0);
+        pthread_t th[THREADS];
+        for (int i = 0; i < THREADS; i++) {
+            cr_assert_eq(pthread_create(&th[i], NULL, sign_rounds, key), 0);
+        }
+        for (int i = 0; i < THREADS; i++) {
+            cr_assert_eq(pthread_join(th[i], NULL), 0);
+        }
+        hsm_key_free(key);
+    }
 }
