@@ -209,7 +209,7 @@ static EVP_PKEY *keygen(enum hsm_key_type type)
     case HSM_KEY_NONE:
         break;
     }
-    ASSERT(!"unreachable key type");
+    ASSERT(false && "unreachable key type");
     return NULL;
 }
 

@@ -49,7 +49,7 @@ void cert_serial_random(uint8_t out[SIGNER_SERIAL_LEN])
             return;
         }
     }
-    ASSERT(!"CSPRNG returned zeros");
+    ASSERT(false && "CSPRNG returned zeros");
 }
 
 static int add_oid(CBB *cbb, const uint8_t *oid, size_t len)
@@ -93,7 +93,7 @@ static int add_sigalg(CBB *cbb, enum hsm_key_type type)
         ok = ok && add_oid(&seq, oid_ed25519, sizeof(oid_ed25519));
         break;
     case HSM_KEY_NONE:
-        ASSERT(!"signature key type");
+        ASSERT(false && "signature key type");
     }
     return ok && CBB_flush(cbb);
 }

@@ -528,6 +528,7 @@ Test(signer_issue, batch_over_max_asserts, .signal = SIGABRT, .init = setup, .fi
     struct signer_ca *ca = NULL;
     cr_assert_eq(signer_ca_open(&ca, cadir), 0);
     static struct signer_issue items[HSM_BATCH_MAX + 1];
+    teardown(); /* .fini does not run after the abort */
     (void)signer_issue_batch(ca, &profile, items, HSM_BATCH_MAX + 1);
 }
 
