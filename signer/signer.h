@@ -196,7 +196,9 @@ struct signer_issue {
     uint32_t hours;               /* requested validity; 0 = profile default */
     int64_t now_s;                /* issuance time (Unix seconds) */
     /* outputs */
-    int rc; /* 0, -E2BIG (certificate too large), -EIO (signing failed) */
+    int rc; /* 0, -E2BIG (certificate too large), -EINVAL (uri is not a printable-ASCII
+             * "sip:" URI, or the issuing CA has expired), -EBADMSG (csr->spki does not parse),
+             * -EIO (signing failed), -EAGAIN (key backend unavailable) */
     uint8_t serial[SIGNER_SERIAL_LEN];
     int64_t not_before_s;
     int64_t not_after_s;
@@ -206,11 +208,11 @@ struct signer_issue {
 
 /* signer_issue_batch builds the TBSCertificate of each item per API.md §4 (subject CN = sign-in
  * name, SAN URI, EKU clientAuth, KU, basicConstraints, SKI/AKI, validity clamped by `profile`
- * and back-dated SIGNER_BACKDATE_S, a fresh 16-byte positive CSPRNG serial), signs all of them in
- * one hsm_key_sign_batch call and assembles the certificates. Calling it again on an item draws a
- * new serial (used after a serial clash in the store). Returns 0 when every item succeeded, -EIO
- * when some failed (see items' rc), -EAGAIN when the key backend is unavailable. num_items <=
- * HSM_BATCH_MAX. Thread-safe for distinct item arrays. */
+ * and back-dated SIGNER_BACKDATE_S, never past the issuing CA's notAfter, a fresh 16-byte positive
+ * CSPRNG serial), signs all of them in one hsm_key_sign_batch call and assembles the certificates.
+ * Calling it again on an item draws a new serial (used after a serial clash in the store). Returns
+ * 0 when every item succeeded, -EIO when some failed (see items' rc), -EAGAIN when the key backend
+ * is unavailable. num_items <= HSM_BATCH_MAX. Thread-safe for distinct item arrays. */
 int signer_issue_batch(struct signer_ca *ca, const struct signer_profile *profile,
                        struct signer_issue *items, size_t num_items);
 

@@ -1,0 +1,36 @@
+/* hsm/internal.h: what a key backend implements. Private to hsm/.
+ *
+ * Every backend embeds `struct hsm_key` as the FIRST member of its own key struct and points
+ * `ops` at a static table; hsm.c checks the arguments and dispatches through the table, so
+ * callers never see which backend they talk to. A `pkcs11` backend (a pool of sessions on their
+ * own threads, ARCHITECTURE.md) slots in by adding another table. */
+#ifndef CERTPROV_HSM_INTERNAL_H
+#define CERTPROV_HSM_INTERNAL_H
+
+#include "hsm/hsm.h"
+
+/* Longest label ("soft:" + a path, or a PKCS#11 URI without PIN), NUL included. */
+#define HSM_LABEL_MAX 4200
+
+/* hsm_key_ops is a backend's table. Each function may assume hsm.c already checked the
+ * arguments documented in hsm.h (non-NULL key, num_items bounds, item buffers). */
+struct hsm_key_ops {
+    /* public_der: as hsm_key_public_der. */
+    int (*public_der)(const struct hsm_key *key, uint8_t *out, size_t cap, size_t *out_len);
+    /* sign_batch: as hsm_key_sign_batch; sets every item's rc and sig_len. */
+    int (*sign_batch)(struct hsm_key *key, struct hsm_sign_item *items, size_t num_items);
+    /* free: wipes and releases the backend's key (never NULL). */
+    void (*free)(struct hsm_key *key);
+};
+
+/* hsm_key is the common head of every backend's key. */
+struct hsm_key {
+    const struct hsm_key_ops *ops;
+    enum hsm_key_type type;
+    char label[HSM_LABEL_MAX];
+};
+
+/* hsm_key_validate asserts the invariants of the common head. */
+void hsm_key_validate(const struct hsm_key *key);
+
+#endif

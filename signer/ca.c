@@ -1,0 +1,418 @@
+/* ca.c: creation (root, issuing and TLS server certificates) and loading of the CA directory.
+ * Runs at start-up or from certprovctl: it may allocate. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/bytestring.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/mem.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "base/base.h"
+#include "signer/internal.h"
+
+#define CA_PATH_MAX 4096
+#define CA_FQDN_MAX 253
+#define CA_LABEL_MAX 63
+#define DAY_S (24 * 3600)
+#define ROOT_DAYS (20 * 365 + 5)    /* 20 years */
+#define ISSUING_DAYS (10 * 365 + 3) /* 10 years */
+#define SERVER_DAYS 397             /* CA/Browser Forum limit for TLS server certificates */
+#define CA_PEM_MAX 8192             /* one certificate as PEM */
+
+enum ca_file {
+    CA_FILE_ROOT_KEY,
+    CA_FILE_ISSUING_KEY,
+    CA_FILE_SERVER_KEY,
+    CA_FILE_ROOT_CRT,
+    CA_FILE_ISSUING_CRT,
+    CA_FILE_SERVER_CRT,
+    CA_FILE_CHAIN,
+    CA_FILE_MAX_,
+};
+
+static const char *const ca_files[CA_FILE_MAX_] = {
+    [CA_FILE_ROOT_KEY] = "ca/root.key",
+    [CA_FILE_ISSUING_KEY] = "ca/issuing.key",
+    [CA_FILE_SERVER_KEY] = "tls/server.key",
+    [CA_FILE_ROOT_CRT] = "ca/root.crt",
+    [CA_FILE_ISSUING_CRT] = "ca/issuing.crt",
+    [CA_FILE_SERVER_CRT] = "tls/server.crt",
+    [CA_FILE_CHAIN] = "chain.pem",
+};
+
+static int ca_path(char out[CA_PATH_MAX], const char *dir, const char *rel)
+{
+    int n = snprintf(out, CA_PATH_MAX, "%s/%s", dir, rel);
+    return n < 0 || n >= CA_PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* fqdn_ok accepts a DNS host name (RFC 1123 §2.1): dot-separated labels of 1..63 letters,
+ * digits and hyphens, not starting or ending with a hyphen, at most 253 characters. */
+static bool fqdn_ok(const char *fqdn)
+{
+    size_t len = strnlen(fqdn, CA_FQDN_MAX + 1);
+    if (len == 0 || len > CA_FQDN_MAX) {
+        return false;
+    }
+    size_t label = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = fqdn[i];
+        if (c == '.' || c == '\0') {
+            if (label == 0 || fqdn[i - 1] == '-') {
+                return false;
+            }
+            label = 0;
+            continue;
+        }
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if ((!alnum && c != '-') || (c == '-' && label == 0) || ++label > CA_LABEL_MAX) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int mkdir_ok(const char *path)
+{
+    if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+        return -errno;
+    }
+    return 0;
+}
+
+/* one certificate being made by ca_init */
+struct ca_made {
+    struct hsm_key *key;
+    uint8_t spki[HSM_SPKI_MAX];
+    size_t spki_len;
+    uint8_t ski[CERT_KEY_ID_LEN];
+    uint8_t name[CERT_NAME_DER_MAX]; /* subject Name DER */
+    size_t name_len;
+    uint8_t der[SIGNER_CERT_DER_MAX];
+    size_t der_len;
+    char pem[CA_PEM_MAX];
+    size_t pem_len;
+};
+
+/* make_cert builds, signs with `signer` and PEM-encodes the certificate of `spec` into `m`
+ * (whose key, spki and name are already set). */
+static int make_cert(struct ca_made *m, struct hsm_key *signer, struct cert_spec *spec)
+{
+    uint8_t serial[SIGNER_SERIAL_LEN];
+    cert_serial_random(serial);
+    spec->serial = serial;
+    spec->sig_type = hsm_key_get_type(signer);
+    spec->spki = m->spki;
+    spec->spki_len = m->spki_len;
+    size_t tbs_len = 0;
+    int rc = cert_tbs_build(m->der, &tbs_len, spec);
+    if (rc != 0) {
+        return rc;
+    }
+    struct hsm_sign_item item;
+    cert_sign_item_init(&item, m->der, tbs_len);
+    rc = hsm_key_sign_batch(signer, &item, 1);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = cert_assemble(m->der, &m->der_len, tbs_len, spec->sig_type, item.sig_len);
+    if (rc != 0) {
+        return rc;
+    }
+    return cert_pem_encode(m->pem, sizeof(m->pem), &m->pem_len, m->der, m->der_len);
+}
+
+/* new_key generates the key at rel and fills m's public key, SKI and subject name. */
+static int new_key(struct ca_made *m, bool *created, const char *dir, enum ca_file f,
+                   enum hsm_key_type type, const char *cn, const char *o)
+{
+    char path[CA_PATH_MAX];
+    int rc = ca_path(path, dir, ca_files[f]);
+    rc = rc != 0 ? rc : hsm_soft_generate(&m->key, path, type);
+    if (rc != 0) {
+        return rc;
+    }
+    created[f] = true;
+    rc = hsm_key_public_der(m->key, m->spki, sizeof(m->spki), &m->spki_len);
+    rc = rc != 0 ? rc : cert_key_id(m->ski, m->spki, m->spki_len);
+    return rc != 0 ? rc
+                   : cert_name_build(m->name, sizeof(m->name), &m->name_len, cn, strlen(cn), o,
+                                     o == NULL ? 0 : strlen(o));
+}
+
+static int write_pem(bool *created, const char *dir, enum ca_file f, const char *a, size_t a_len,
+                     const char *b, size_t b_len)
+{
+    char path[CA_PATH_MAX];
+    char buf[2 * CA_PEM_MAX];
+    ASSERT(a_len + b_len <= sizeof(buf));
+    memcpy(buf, a, a_len);
+    memcpy(buf + a_len, b, b_len);
+    int rc = ca_path(path, dir, ca_files[f]);
+    rc = rc != 0 ? rc : base_file_write_atomic(path, buf, a_len + b_len, 0644, true);
+    created[f] = rc == 0;
+    return rc;
+}
+
+/* init_all makes the three key pairs and certificates and writes the certificate files. */
+static int init_all(struct ca_made *m, bool *created, const char *dir, enum hsm_key_type type,
+                    const char *fqdn, int64_t now)
+{
+    struct ca_made *root = &m[0], *iss = &m[1], *srv = &m[2];
+    int rc = new_key(root, created, dir, CA_FILE_ROOT_KEY, type, "certprov Root CA", fqdn);
+    rc = rc != 0 ? rc
+                 : make_cert(root, root->key,
+                             &(struct cert_spec){
+                                 .kind = CERT_KIND_ROOT,
+                                 .issuer = root->name,
+                                 .issuer_len = root->name_len,
+                                 .subject_cn = "certprov Root CA",
+                                 .subject_cn_len = 16,
+                                 .subject_o = fqdn,
+                                 .subject_o_len = strlen(fqdn),
+                                 .not_before_s = now - SIGNER_BACKDATE_S,
+                                 .not_after_s = now + (int64_t)ROOT_DAYS * DAY_S,
+                             });
+    rc = rc != 0
+             ? rc
+             : new_key(iss, created, dir, CA_FILE_ISSUING_KEY, type, "certprov Issuing CA", fqdn);
+    rc = rc != 0 ? rc
+                 : make_cert(iss, root->key,
+                             &(struct cert_spec){
+                                 .kind = CERT_KIND_ISSUING,
+                                 .issuer = root->name,
+                                 .issuer_len = root->name_len,
+                                 .subject_cn = "certprov Issuing CA",
+                                 .subject_cn_len = 19,
+                                 .subject_o = fqdn,
+                                 .subject_o_len = strlen(fqdn),
+                                 .not_before_s = now - SIGNER_BACKDATE_S,
+                                 .not_after_s = now + (int64_t)ISSUING_DAYS * DAY_S,
+                                 .aki = root->ski,
+                                 .aki_len = CERT_KEY_ID_LEN,
+                             });
+    rc = rc != 0 ? rc : new_key(srv, created, dir, CA_FILE_SERVER_KEY, HSM_KEY_P256, fqdn, NULL);
+    rc = rc != 0 ? rc
+                 : make_cert(srv, iss->key,
+                             &(struct cert_spec){
+                                 .kind = CERT_KIND_SERVER,
+                                 .issuer = iss->name,
+                                 .issuer_len = iss->name_len,
+                                 .subject_cn = fqdn,
+                                 .subject_cn_len = strlen(fqdn),
+                                 .not_before_s = now - SIGNER_BACKDATE_S,
+                                 .not_after_s = now + (int64_t)SERVER_DAYS * DAY_S,
+                                 .aki = iss->ski,
+                                 .aki_len = CERT_KEY_ID_LEN,
+                                 .san = fqdn,
+                                 .san_len = strlen(fqdn),
+                             });
+    /* chain.pem last: ca_open needs it, so a CA without it was never complete */
+    rc = rc != 0 ? rc : write_pem(created, dir, CA_FILE_ROOT_CRT, root->pem, root->pem_len, "", 0);
+    rc = rc != 0 ? rc : write_pem(created, dir, CA_FILE_ISSUING_CRT, iss->pem, iss->pem_len, "", 0);
+    rc = rc != 0 ? rc
+                 : write_pem(created, dir, CA_FILE_SERVER_CRT, srv->pem, srv->pem_len, iss->pem,
+                             iss->pem_len);
+    rc = rc != 0 ? rc
+                 : write_pem(created, dir, CA_FILE_CHAIN, iss->pem, iss->pem_len, root->pem,
+                             root->pem_len);
+    return rc;
+}
+
+int signer_ca_init(const char *dir, enum hsm_key_type type, const char *fqdn)
+{
+    ASSERT(dir != NULL);
+    ASSERT(fqdn != NULL);
+    if (!fqdn_ok(fqdn) || type <= HSM_KEY_NONE || type > HSM_KEY_ED25519) {
+        return -EINVAL;
+    }
+    char path[CA_PATH_MAX];
+    bool created[CA_FILE_MAX_] = {false};
+    struct ca_made *m = NULL;
+    int rc = 0;
+    for (size_t f = 0; rc == 0 && f < CA_FILE_MAX_; f++) {
+        rc = ca_path(path, dir, ca_files[f]);
+        if (rc == 0 && access(path, F_OK) == 0) {
+            rc = -EEXIST; /* touch nothing */
+        } else if (rc == 0 && errno != ENOENT) {
+            rc = -errno;
+        }
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    rc = mkdir_ok(dir);
+    rc = rc != 0 ? rc : ca_path(path, dir, "ca");
+    rc = rc != 0 ? rc : mkdir_ok(path);
+    rc = rc != 0 ? rc : ca_path(path, dir, "tls");
+    rc = rc != 0 ? rc : mkdir_ok(path);
+    m = rc == 0 ? calloc(3, sizeof(*m)) : NULL;
+    if (rc == 0 && m == NULL) {
+        rc = -ENOMEM;
+    }
+    rc = rc != 0 ? rc : init_all(m, created, dir, type, fqdn, clock_real_s());
+    if (rc != 0) {
+        log_err("signer: ca_init_failed dir=%s rc=%d", dir, rc);
+        /* roll back what this call created, so that it can simply be run again */
+        for (size_t f = 0; f < CA_FILE_MAX_; f++) {
+            if (created[f] && ca_path(path, dir, ca_files[f]) == 0) {
+                (void)unlink(path);
+            }
+        }
+    }
+    for (size_t i = 0; m != NULL && i < 3; i++) {
+        hsm_key_free(m[i].key);
+        m[i].key = NULL;
+    }
+    free(m);
+    return rc;
+}
+
+/* ---- open ---- */
+
+static int read_issuing(X509 **out, const char *dir)
+{
+    char path[CA_PATH_MAX];
+    uint8_t pem[CA_PEM_MAX];
+    size_t len = 0;
+    int rc = ca_path(path, dir, ca_files[CA_FILE_ISSUING_CRT]);
+    rc = rc != 0 ? rc : base_file_read(pem, &len, sizeof(pem), path);
+    if (rc == -E2BIG) {
+        rc = -EBADMSG;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ASSERT(len <= sizeof(pem));
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    X509 *x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (x == NULL) {
+        ERR_clear_error();
+        log_err("signer: ca_cert_damaged path=%s", path);
+        return -EBADMSG;
+    }
+    *out = x;
+    return 0;
+}
+
+/* load_issuing copies the issuing CA's subject Name and SKI and checks that the key matches. */
+static int load_issuing(struct signer_ca *ca, X509 *x)
+{
+    uint8_t spki[HSM_SPKI_MAX];
+    size_t spki_len = 0;
+    const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(x);
+    X509_NAME *name = X509_get_subject_name(x);
+    int name_len = i2d_X509_NAME(name, NULL);
+    if (ski == NULL || ASN1_STRING_length(ski) <= 0 ||
+        (size_t)ASN1_STRING_length(ski) > sizeof(ca->ski) || name_len <= 0 ||
+        (size_t)name_len > sizeof(ca->issuer)) {
+        return -EBADMSG;
+    }
+    ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+    int days = 0, secs = 0;
+    int ok = epoch != NULL && ASN1_TIME_diff(&days, &secs, epoch, X509_get0_notAfter(x));
+    ASN1_TIME_free(epoch);
+    if (!ok || days <= 0) {
+        ERR_clear_error();
+        return -EBADMSG;
+    }
+    ca->not_after_s = (int64_t)days * DAY_S + secs;
+    uint8_t *p = ca->issuer;
+    ASSERT(i2d_X509_NAME(name, &p) == name_len);
+    ca->issuer_len = (size_t)name_len;
+    ca->ski_len = (size_t)ASN1_STRING_length(ski);
+    memcpy(ca->ski, ASN1_STRING_get0_data(ski), ca->ski_len);
+
+    ASSERT(hsm_key_public_der(ca->key, spki, sizeof(spki), &spki_len) == 0);
+    CBS cbs;
+    CBS_init(&cbs, spki, spki_len);
+    EVP_PKEY *mine = EVP_parse_public_key(&cbs);
+    EVP_PKEY *theirs = X509_get_pubkey(x);
+    int match = mine != NULL && theirs != NULL ? EVP_PKEY_cmp(mine, theirs) : 0;
+    EVP_PKEY_free(mine);
+    EVP_PKEY_free(theirs);
+    ERR_clear_error();
+    if (match != 1) {
+        log_err("signer: ca_key_mismatch key=%s", hsm_key_get_label(ca->key));
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+static int read_chain(struct signer_ca *ca, const char *dir)
+{
+    char path[CA_PATH_MAX];
+    size_t len = 0;
+    int rc = ca_path(path, dir, ca_files[CA_FILE_CHAIN]);
+    rc = rc != 0 ? rc
+                 : base_file_read((uint8_t *)ca->chain_pem, &len, sizeof(ca->chain_pem) - 1, path);
+    if (rc == -E2BIG ||
+        (rc == 0 && (memchr(ca->chain_pem, '\0', len) != NULL ||
+                     strncmp(ca->chain_pem, "-----BEGIN CERTIFICATE-----\n", 28) != 0))) {
+        log_err("signer: ca_chain_damaged path=%s", path);
+        rc = -EBADMSG;
+    }
+    if (rc == 0) {
+        ca->chain_pem[len] = '\0';
+        ca->chain_pem_len = len;
+    }
+    return rc;
+}
+
+int signer_ca_open(struct signer_ca **out, const char *dir)
+{
+    ASSERT(out != NULL);
+    ASSERT(dir != NULL);
+    char path[CA_PATH_MAX];
+    X509 *x = NULL;
+    struct signer_ca *ca = calloc(1, sizeof(*ca));
+    int rc = ca == NULL ? -ENOMEM : read_issuing(&x, dir);
+    rc = rc != 0 ? rc : ca_path(path, dir, ca_files[CA_FILE_ISSUING_KEY]);
+    rc = rc != 0 ? rc : hsm_soft_open(&ca->key, path);
+    rc = rc != 0 ? rc : load_issuing(ca, x);
+    rc = rc != 0 ? rc : read_chain(ca, dir);
+    X509_free(x);
+    if (rc != 0) {
+        signer_ca_free(ca);
+        return rc;
+    }
+    ASSERT(ca->issuer_len > 0);
+    ASSERT(ca->ski_len > 0);
+    *out = ca;
+    return 0;
+}
+
+void signer_ca_free(struct signer_ca *ca)
+{
+    if (ca == NULL) {
+        return;
+    }
+    hsm_key_free(ca->key);
+    ca->key = NULL;
+    free(ca);
+}
+
+const char *signer_ca_get_chain_pem(const struct signer_ca *ca, size_t *out_len)
+{
+    ASSERT(ca != NULL);
+    ASSERT(out_len != NULL);
+    *out_len = ca->chain_pem_len;
+    return ca->chain_pem;
+}
+
+struct hsm_key *signer_ca_get_key(struct signer_ca *ca)
+{
+    ASSERT(ca != NULL);
+    ASSERT(ca->key != NULL);
+    return ca->key;
+}

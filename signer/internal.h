@@ -1,0 +1,103 @@
+/* signer/internal.h: shared between the files of signer/. Private to signer/.
+ *
+ * Certificate building (cert.c) and the CA (ca.c). A certificate is built in one fixed buffer of
+ * SIGNER_CERT_DER_MAX bytes, in three steps so that a whole batch can be signed by one
+ * hsm_key_sign_batch call without extra buffers:
+ *   1. cert_tbs_build writes the TBSCertificate at der + CERT_TBS_OFF;
+ *   2. cert_sign_item_init points an hsm_sign_item at it, with the signature going to the last
+ *      HSM_SIG_MAX bytes of the buffer;
+ *   3. cert_assemble wraps TBS, AlgorithmIdentifier and signature into the Certificate at der. */
+#ifndef CERTPROV_SIGNER_INTERNAL_H
+#define CERTPROV_SIGNER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "signer/signer.h"
+
+/* Where the TBS is built: room for the Certificate SEQUENCE header written in front of it. */
+#define CERT_TBS_OFF 4
+/* Where the signature lands, and the most TBS bytes that leave room for it (the AlgorithmIdentifier
+ * and BIT STRING header, at most 24 bytes, go between TBS and signature during assembly). */
+#define CERT_SIG_OFF (SIGNER_CERT_DER_MAX - HSM_SIG_MAX)
+#define CERT_TBS_MAX (CERT_SIG_OFF - CERT_TBS_OFF - 32)
+#define CERT_KEY_ID_LEN 20 /* SHA-1, RFC 5280 §4.2.1.2 method 1 */
+#define CERT_NAME_DER_MAX 1024
+#define CERT_CHAIN_PEM_MAX 16384
+
+enum cert_kind {
+    CERT_KIND_ROOT = 1,    /* self-signed CA: CA:TRUE, keyCertSign+cRLSign, SKI */
+    CERT_KIND_ISSUING = 2, /* CA:TRUE pathlen 0, keyCertSign+cRLSign, SKI, AKI */
+    CERT_KIND_CLIENT = 3,  /* API.md §4: clientAuth, SAN URI */
+    CERT_KIND_SERVER = 4,  /* TLS server: serverAuth, SAN DNS */
+};
+
+/* cert_spec says what goes into one TBSCertificate. Every pointer is borrowed for the call. */
+struct cert_spec {
+    enum cert_kind kind;
+    enum hsm_key_type sig_type; /* the issuer's key type: signature algorithm */
+    const uint8_t *serial;      /* SIGNER_SERIAL_LEN bytes, top bit clear, not all zero */
+    const uint8_t *issuer;      /* issuer Name, DER, copied as-is */
+    size_t issuer_len;
+    const char *subject_cn; /* subject commonName (UTF8String) */
+    size_t subject_cn_len;
+    const char *subject_o; /* subject organizationName, or NULL */
+    size_t subject_o_len;
+    int64_t not_before_s;
+    int64_t not_after_s;
+    const uint8_t *spki; /* SubjectPublicKeyInfo DER, copied as-is */
+    size_t spki_len;
+    const uint8_t *aki; /* authority key identifier, or NULL (root) */
+    size_t aki_len;
+    bool key_encipherment; /* KU keyEncipherment too (RSA end-entity keys) */
+    const char *san;       /* SAN URI (client) or dNSName (server); IA5 */
+    size_t san_len;
+};
+
+/* signer_ca is the loaded issuing CA. */
+struct signer_ca {
+    struct hsm_key *key;
+    size_t issuer_len;
+    uint8_t issuer[CERT_NAME_DER_MAX]; /* the issuing CA's subject Name, DER */
+    int64_t not_after_s;               /* the issuing CA's notAfter: no leaf outlives it */
+    size_t ski_len;
+    uint8_t ski[64]; /* the issuing CA's subject key identifier: our leaves' AKI */
+    size_t chain_pem_len;
+    char chain_pem[CERT_CHAIN_PEM_MAX]; /* NUL-terminated */
+};
+
+/* cert_serial_random draws a fresh serial: CSPRNG bytes, top bit cleared (a positive INTEGER),
+ * never all zero. */
+void cert_serial_random(uint8_t out[SIGNER_SERIAL_LEN]);
+
+/* cert_key_id computes the RFC 5280 §4.2.1.2 method 1 key identifier (SHA-1 of the
+ * subjectPublicKey BIT STRING content) of a SubjectPublicKeyInfo. Returns 0 or -EBADMSG. */
+int cert_key_id(uint8_t out[CERT_KEY_ID_LEN], const uint8_t *spki, size_t spki_len);
+
+/* cert_name_build writes the Name (O, then CN; O omitted when NULL) as DER into `out`. Returns 0
+ * with *out_len set, or -E2BIG. */
+int cert_name_build(uint8_t *out, size_t cap, size_t *out_len, const char *cn, size_t cn_len,
+                    const char *o, size_t o_len);
+
+/* cert_tbs_build writes the TBSCertificate of `spec` at der + CERT_TBS_OFF. Returns 0 with
+ * *out_tbs_len set, -E2BIG when it exceeds CERT_TBS_MAX, or -EBADMSG when spec->spki does not
+ * parse. */
+int cert_tbs_build(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_tbs_len,
+                   const struct cert_spec *spec);
+
+/* cert_sign_item_init points `item` at the TBS in `der` and its signature output at
+ * der + CERT_SIG_OFF. */
+void cert_sign_item_init(struct hsm_sign_item *item, uint8_t der[SIGNER_CERT_DER_MAX],
+                         size_t tbs_len);
+
+/* cert_assemble turns der (TBS at CERT_TBS_OFF, signature of sig_len bytes at CERT_SIG_OFF) into
+ * the Certificate DER at der. Returns 0 with *out_len set, or -E2BIG. */
+int cert_assemble(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_len, size_t tbs_len,
+                  enum hsm_key_type sig_type, size_t sig_len);
+
+/* cert_pem_encode writes the certificate as PEM ("-----BEGIN CERTIFICATE-----", 64-column base64)
+ * into `out`, NUL-terminated. Returns 0 with *out_len (without the NUL) set, or -E2BIG. */
+int cert_pem_encode(char *out, size_t cap, size_t *out_len, const uint8_t *der, size_t der_len);
+
+#endif
