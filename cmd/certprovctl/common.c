@@ -70,6 +70,10 @@ const char *ctl_check_uri(const char *uri)
     if (at == NULL || at == uri + 4 || at[1] == '\0' || strchr(at + 1, '@') != NULL) {
         return "the URI must be sip:user@domain with one @";
     }
+    if (len - 4 > 64) {
+        /* The sign-in name becomes the certificate's CN: RFC 5280 ub-common-name is 64. */
+        return "the sign-in name (the URI without sip:) is longer than 64 characters";
+    }
     for (const char *p = uri; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
         if (c <= 0x20 || c == 0x7f || c == ',' || c == '"' || c == '<' || c == '>') {
