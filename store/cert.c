@@ -229,8 +229,8 @@ static int item_put(struct store *st, struct commit_ctx *c, struct store_batch_i
     store_seq_encode(seq_key, seq);
     MDB_val skey = {.mv_size = STORE_SEQ_KEY_LEN, .mv_data = seq_key};
     MDB_val serial = {.mv_size = STORE_SERIAL_LEN, .mv_data = it->meta.serial};
-    int rc = store_err(st, mdb_put(c->txn, st->serials, &serial, &skey, MDB_NOOVERWRITE),
-                       "put_serial");
+    int rc =
+        store_err(st, mdb_put(c->txn, st->serials, &serial, &skey, MDB_NOOVERWRITE), "put_serial");
     if (rc == -EEXIST) {
         it->rc = -EEXIST; /* against the DB or an earlier item of this batch */
         return rc;

@@ -100,7 +100,8 @@ static int scan(struct store *st, MDB_txn *txn, const char *pool, pool_visit_fn 
         memcpy(pname, name.mv_data, name.mv_size);
         memcpy(&id, idv.mv_data, sizeof(id));
         rc = scan_pool(st, cur, id, pname, visit, arg);
-        rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(pools, &name, &idv, MDB_NEXT), "pool_next");
+        rc =
+            rc != 0 ? rc : store_err(st, mdb_cursor_get(pools, &name, &idv, MDB_NEXT), "pool_next");
     }
     rc = rc == -ENOENT ? 0 : rc;
 out:
@@ -231,4 +232,96 @@ int store_outbox_retry(struct store *st, const char *pool, uint64_t *out_num)
         *out_num = num;
     }
     return rc;
+}
+
+/* entry_key builds the outbox key of (`pool`, `seq`) inside `txn`. Returns 0 or -ENOENT. */
+static int entry_key(struct store *st, MDB_txn *txn, uint8_t key[STORE_OUTBOX_KEY_LEN],
+                     const char *pool, uint64_t seq)
+{
+    uint32_t id = 0;
+    int rc = store_pool_find(st, txn, &id, pool);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < 4; i++) {
+        key[i] = (uint8_t)(id >> (8 * (3 - i)));
+    }
+    store_seq_encode(key + 4, seq);
+    return 0;
+}
+
+static int fail_txn(struct store *st, MDB_txn *txn, const char *pool, uint64_t seq,
+                    int64_t next_attempt_ms, bool parked, const char *error)
+{
+    uint8_t kbuf[STORE_OUTBOX_KEY_LEN];
+    int rc = entry_key(st, txn, kbuf, pool, seq);
+    MDB_val key = {.mv_size = sizeof(kbuf), .mv_data = kbuf};
+    MDB_val val = {0};
+    rc = rc != 0 ? rc : store_err(st, mdb_get(txn, st->outbox, &key, &val), "get_outbox");
+    if (rc != 0) {
+        return rc;
+    }
+    struct outbox_rec r;
+    ASSERT(val.mv_size >= sizeof(r));
+    memcpy(&r, val.mv_data, sizeof(r));
+    ASSERT(outbox_rec_ok(&r, val.mv_size));
+    size_t err_len = strlen(error);
+    r.attempts = r.attempts == UINT32_MAX ? r.attempts : r.attempts + 1;
+    r.next_attempt_ms = next_attempt_ms;
+    r.parked = parked ? 1 : 0;
+    r.error_len = (uint8_t)err_len;
+    uint8_t buf[STORE_OUTBOX_REC_MAX];
+    memcpy(buf, &r, sizeof(r));
+    memcpy(buf + sizeof(r), error, err_len);
+    ASSERT(outbox_rec_ok(&r, sizeof(r) + err_len)); /* paired with outbox_decode */
+    MDB_val nv = {.mv_size = sizeof(r) + err_len, .mv_data = buf};
+    return store_err(st, mdb_put(txn, st->outbox, &key, &nv, 0), "put_outbox");
+}
+
+int store_outbox_fail(struct store *st, const char *pool, uint64_t seq, int64_t next_attempt_ms,
+                      bool parked, const char *error)
+{
+    store_validate(st);
+    ASSERT(pool != NULL);
+    ASSERT(error != NULL);
+    if (st->read_only) {
+        return -EROFS;
+    }
+    if (!store_str_ok(error, STORE_ERROR_MAX)) {
+        return -EINVAL;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, true);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = fail_txn(st, txn, pool, seq, next_attempt_ms, parked, error);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return store_txn_commit(st, txn);
+}
+
+int store_outbox_remove(struct store *st, const char *pool, uint64_t seq)
+{
+    store_validate(st);
+    ASSERT(pool != NULL);
+    if (st->read_only) {
+        return -EROFS;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, true);
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t kbuf[STORE_OUTBOX_KEY_LEN];
+    rc = entry_key(st, txn, kbuf, pool, seq);
+    MDB_val key = {.mv_size = sizeof(kbuf), .mv_data = kbuf};
+    rc = rc != 0 ? rc : store_err(st, mdb_del(txn, st->outbox, &key, NULL), "del_outbox");
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return store_txn_commit(st, txn);
 }

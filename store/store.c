@@ -126,16 +126,11 @@ static int open_dbis(struct store *st)
         unsigned flags;
         MDB_dbi *dbi;
     } dbs[] = {
-        {"users", 0, &st->users},
-        {"phone", MDB_DUPSORT, &st->phone},
-        {"ext", MDB_DUPSORT, &st->ext},
-        {"phext", 0, &st->phext},
-        {"lockout", 0, &st->lockout},
-        {"certs", 0, &st->certs},
-        {"serials", 0, &st->serials},
-        {"byuser", MDB_DUPSORT | MDB_DUPFIXED, &st->byuser},
-        {"outbox", 0, &st->outbox},
-        {"pools", 0, &st->pools},
+        {"users", 0, &st->users},       {"phone", MDB_DUPSORT, &st->phone},
+        {"ext", MDB_DUPSORT, &st->ext}, {"phext", 0, &st->phext},
+        {"lockout", 0, &st->lockout},   {"certs", 0, &st->certs},
+        {"serials", 0, &st->serials},   {"byuser", MDB_DUPSORT | MDB_DUPFIXED, &st->byuser},
+        {"outbox", 0, &st->outbox},     {"pools", 0, &st->pools},
     };
     static_assert(ARRAY_LEN(dbs) <= STORE_MAX_DBS, "raise STORE_MAX_DBS");
     MDB_txn *txn = NULL;

@@ -212,4 +212,17 @@ int store_outbox_depth(struct store *st, const char *pool, uint64_t *out_depth,
  * Sets *out_num to how many entries it changed. Returns 0, -ENOSPC or -EIO. */
 int store_outbox_retry(struct store *st, const char *pool, uint64_t *out_num);
 
+/* store_outbox_fail records a failed publication attempt of the entry (`pool`, `seq`): attempts
+ * is incremented, next_attempt_ms and parked are set, and last_error is replaced by `error`
+ * (NUL-terminated, at most STORE_ERROR_MAX bytes; never truncated). Added for the publisher.
+ * Returns 0, -ENOENT (no such entry), -EINVAL (`error` too long), -EROFS (read-only store),
+ * -ENOSPC or -EIO. */
+int store_outbox_fail(struct store *st, const char *pool, uint64_t seq, int64_t next_attempt_ms,
+                      bool parked, const char *error);
+
+/* store_outbox_remove deletes the entry (`pool`, `seq`) once the pool store has acknowledged the
+ * certificate (invariant 2). Added for the publisher. Returns 0, -ENOENT (no such entry), -EROFS
+ * (read-only store), -ENOSPC or -EIO. */
+int store_outbox_remove(struct store *st, const char *pool, uint64_t seq);
+
 #endif

@@ -328,7 +328,8 @@ int store_user_set_pin(struct store *st, const char *uri, const uint8_t *verifie
 static bool already_out(const struct store_user *out, size_t n, const MDB_val *uri)
 {
     for (size_t i = 0; i < n; i++) {
-        if (strlen(out[i].uri) == uri->mv_size && memcmp(out[i].uri, uri->mv_data, uri->mv_size) == 0) {
+        if (strlen(out[i].uri) == uri->mv_size &&
+            memcmp(out[i].uri, uri->mv_data, uri->mv_size) == 0) {
             return true;
         }
     }

@@ -319,6 +319,8 @@ Test(store_cert, read_only_writes_are_erofs)
     cr_assert_eq(store_user_set_pin(ro, "sip:alice@example.com", v, 4), -EROFS);
     uint64_t num = 0;
     cr_assert_eq(store_outbox_retry(ro, NULL, &num), -EROFS);
+    cr_assert_eq(store_outbox_fail(ro, "pool-a", 1, 0, false, "x"), -EROFS);
+    cr_assert_eq(store_outbox_remove(ro, "pool-a", 1), -EROFS);
     expect_count(ro, 2);
     expect_cert(ro, 1);
     store_close(ro);

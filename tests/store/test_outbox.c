@@ -117,3 +117,51 @@ Test(store_outbox, retry_on_fresh_entries_changes_nothing)
     cr_assert_eq(store_outbox_retry(g_st, "pool-none", &num), 0);
     cr_assert_eq(num, 0);
 }
+
+Test(store_outbox, fail_retry_remove)
+{
+    commit_certs(4); /* pool-b: 0, 2; pool-a: 1, 3 */
+    struct collected c = {.num = 0};
+    cr_assert_eq(store_outbox_foreach(g_st, "pool-a", collect, &c), 0);
+    cr_assert_eq(c.num, 2);
+    uint64_t seq_a0 = c.e[0].seq;
+    uint64_t seq_a1 = c.e[1].seq;
+    cr_assert_eq(store_outbox_fail(g_st, "pool-a", seq_a0, 5000, false, "connection refused"), 0);
+    cr_assert_eq(store_outbox_fail(g_st, "pool-a", seq_a1, 0, true, "duplicate key"), 0);
+    cr_assert_eq(store_outbox_fail(g_st, "pool-a", seq_a1, 0, true, "duplicate key"), 0);
+    c.num = 0;
+    cr_assert_eq(store_outbox_foreach(g_st, "pool-a", collect, &c), 0);
+    cr_assert_eq(c.e[0].attempts, 1);
+    cr_assert_eq(c.e[0].next_attempt_ms, 5000);
+    cr_assert_str_eq(c.e[0].last_error, "connection refused");
+    cr_assert_eq(c.e[1].attempts, 2);
+    cr_assert_eq(c.e[1].parked, true);
+
+    char long_error[STORE_ERROR_MAX + 2];
+    memset(long_error, 'e', sizeof(long_error) - 1);
+    long_error[sizeof(long_error) - 1] = '\0';
+    cr_assert_eq(store_outbox_fail(g_st, "pool-a", seq_a0, 0, false, long_error), -EINVAL);
+    cr_assert_eq(store_outbox_fail(g_st, "pool-a", 999, 0, false, "x"), -ENOENT);
+    cr_assert_eq(store_outbox_fail(g_st, "pool-none", seq_a0, 0, false, "x"), -ENOENT);
+
+    uint64_t num = 0;
+    cr_assert_eq(store_outbox_retry(g_st, "pool-b", &num), 0);
+    cr_assert_eq(num, 0, "pool-b has nothing to retry");
+    cr_assert_eq(store_outbox_retry(g_st, NULL, &num), 0);
+    cr_assert_eq(num, 2);
+    c.num = 0;
+    cr_assert_eq(store_outbox_foreach(g_st, "pool-a", collect, &c), 0);
+    cr_assert_eq(c.e[0].next_attempt_ms, 0);
+    cr_assert_eq(c.e[1].parked, false);
+    cr_assert_eq(c.e[1].attempts, 2, "retry keeps the attempt count");
+    cr_assert_str_eq(c.e[1].last_error, "duplicate key");
+
+    cr_assert_eq(store_outbox_remove(g_st, "pool-a", seq_a0), 0);
+    cr_assert_eq(store_outbox_remove(g_st, "pool-a", seq_a0), -ENOENT);
+    uint64_t depth = 0;
+    int64_t oldest = 0;
+    cr_assert_eq(store_outbox_depth(g_st, "pool-a", &depth, &oldest), 0);
+    cr_assert_eq(depth, 1);
+    cr_assert_eq(store_outbox_depth(g_st, NULL, &depth, &oldest), 0);
+    cr_assert_eq(depth, 3);
+}
