@@ -100,9 +100,8 @@ static int run_case(const char *dir, size_t batch_size, uint64_t *lat_ns, struct
     }
     double secs = (double)(now - start) / 1e9;
     qsort(lat_ns, n, sizeof(lat_ns[0]), cmp_u64);
-    printf("store_commit_batch%zu %.0f %.0f %.0f\n", batch_size,
-           (double)(n * batch_size) / secs, (double)lat_ns[n / 2] / 1e3,
-           (double)lat_ns[(n * 99) / 100] / 1e3);
+    printf("store_commit_batch%zu %.0f %.0f %.0f\n", batch_size, (double)(n * batch_size) / secs,
+           (double)lat_ns[n / 2] / 1e3, (double)lat_ns[(n * 99) / 100] / 1e3);
     fflush(stdout);
     return 0;
 }

@@ -221,32 +221,43 @@ static int outbox_put_new(struct store *st, struct commit_ctx *c, const struct s
     return store_err(st, mdb_put(c->txn, st->outbox, &key, &val, MDB_NOOVERWRITE), "put_outbox");
 }
 
-/* item_put stores one certificate under `seq`: record, serial index, user index, outbox. */
-static int item_put(struct store *st, struct commit_ctx *c, struct store_batch_item *it,
-                    uint64_t seq)
+/* serial_put claims the serial of `it` for `seq`; -EEXIST (and it->rc) when it is taken, by the
+ * DB or by an earlier item of this batch. */
+static int serial_put(struct store *st, MDB_txn *txn, struct store_batch_item *it, uint64_t seq)
 {
     uint8_t seq_key[STORE_SEQ_KEY_LEN];
     store_seq_encode(seq_key, seq);
     MDB_val skey = {.mv_size = STORE_SEQ_KEY_LEN, .mv_data = seq_key};
     MDB_val serial = {.mv_size = STORE_SERIAL_LEN, .mv_data = it->meta.serial};
     int rc =
-        store_err(st, mdb_put(c->txn, st->serials, &serial, &skey, MDB_NOOVERWRITE), "put_serial");
+        store_err(st, mdb_put(txn, st->serials, &serial, &skey, MDB_NOOVERWRITE), "put_serial");
     if (rc == -EEXIST) {
-        it->rc = -EEXIST; /* against the DB or an earlier item of this batch */
-        return rc;
-    }
-    MDB_val val = {.mv_size = cert_encode(c->buf, it), .mv_data = c->buf};
-    if (rc == 0) {
-        rc = store_err(st, mdb_put(c->txn, st->certs, &skey, &val, MDB_APPEND), "put_cert");
-    }
-    if (rc == 0) {
-        MDB_val ukey = store_val_str(it->meta.uri);
-        rc = store_err(st, mdb_put(c->txn, st->byuser, &ukey, &skey, 0), "put_byuser");
-    }
-    if (rc == 0) {
-        rc = outbox_put_new(st, c, it, seq);
+        it->rc = -EEXIST;
     }
     return rc;
+}
+
+/* cert_put appends the record of `it` under `seq` (MDB_APPEND: seq only grows). */
+static int cert_put(struct store *st, struct commit_ctx *c, const struct store_batch_item *it,
+                    uint64_t seq)
+{
+    uint8_t seq_key[STORE_SEQ_KEY_LEN];
+    store_seq_encode(seq_key, seq);
+    MDB_val skey = {.mv_size = STORE_SEQ_KEY_LEN, .mv_data = seq_key};
+    MDB_val val = {.mv_size = cert_encode(c->buf, it), .mv_data = c->buf};
+    return store_err(st, mdb_put(c->txn, st->certs, &skey, &val, MDB_APPEND), "put_cert");
+}
+
+/* index_put adds the user index entry and the outbox entry of the certificate `seq`. */
+static int index_put(struct store *st, struct commit_ctx *c, const struct store_batch_item *it,
+                     uint64_t seq)
+{
+    uint8_t seq_key[STORE_SEQ_KEY_LEN];
+    store_seq_encode(seq_key, seq);
+    MDB_val skey = {.mv_size = STORE_SEQ_KEY_LEN, .mv_data = seq_key};
+    MDB_val ukey = store_val_str(it->meta.uri);
+    int rc = store_err(st, mdb_put(c->txn, st->byuser, &ukey, &skey, 0), "put_byuser");
+    return rc != 0 ? rc : outbox_put_new(st, c, it, seq);
 }
 
 static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
@@ -290,20 +301,29 @@ static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch
     return rc;
 }
 
+/* batch_put_all writes the whole batch in passes: first every serial (so that all clashes are
+ * found and marked before anything else is written), then the records (consecutive appends, so
+ * their pages are allocated together), then the indexes and the lockout updates. */
 static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_batch *b)
 {
     int rc = next_seq(st, c->txn, &c->first_seq);
     bool clash = false;
     for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
         ASSERT(meta_ok(&b->items[i].meta));
-        rc = item_put(st, c, &b->items[i], c->first_seq + i);
+        rc = serial_put(st, c->txn, &b->items[i], c->first_seq + i);
         if (rc == -EEXIST) {
             clash = true; /* keep going: mark every clashing item */
             rc = 0;
         }
     }
     if (rc == 0 && clash) {
-        rc = -EEXIST;
+        return -EEXIST;
+    }
+    for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
+        rc = cert_put(st, c, &b->items[i], c->first_seq + i);
+    }
+    for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
+        rc = index_put(st, c, &b->items[i], c->first_seq + i);
     }
     if (rc == 0) {
         rc = lockouts_put(st, c->txn, b);
