@@ -8,7 +8,8 @@
  *
  * The store knows nothing about cryptography: PIN verifiers and certificate DER are opaque bytes
  * to it. Strings are NUL-terminated UTF-8 and are compared byte-wise. All functions are
- * thread-safe unless stated otherwise; a `struct store_batch` belongs to one thread at a time. */
+ * thread-safe unless stated otherwise; a `struct store_batch` belongs to one thread at a time.
+ * Every function that writes returns -EROFS on a store opened with `read_only`. */
 #ifndef CERTPROV_STORE_H
 #define CERTPROV_STORE_H
 
@@ -160,12 +161,14 @@ int store_lockout_put(struct store *st, const char *uri, const struct store_lock
 void store_batch_clear(struct store_batch *batch);
 
 /* store_batch_add_cert appends a certificate (and implicitly its outbox entry for meta->pool).
- * `der` is borrowed until the commit returns. Returns 0, -EBUSY (batch full) or -E2BIG
- * (der_len > STORE_CERT_DER_MAX). */
+ * `der` is borrowed until the commit returns. Returns 0, -EBUSY (batch full), -E2BIG
+ * (der_len > STORE_CERT_DER_MAX) or -EINVAL (empty DER; empty uri or pool; over-long uri, pool
+ * or device_id: strings are never truncated). */
 int store_batch_add_cert(struct store_batch *batch, const struct store_cert_meta *meta,
                          const uint8_t *der, size_t der_len);
 
-/* store_batch_add_lockout appends a lockout update. Returns 0 or -EBUSY (batch full). */
+/* store_batch_add_lockout appends a lockout update. Returns 0, -EBUSY (batch full) or -EINVAL
+ * (empty or over-long uri). At commit, an update for a user deleted meanwhile is skipped. */
 int store_batch_add_lockout(struct store_batch *batch, const char *uri,
                             const struct store_lockout *lockout);
 
@@ -174,7 +177,8 @@ int store_batch_add_lockout(struct store_batch *batch, const char *uri,
  * Returns 0 (items' meta.seq set, the batch is cleared), -EEXIST (some serials already exist:
  * those items have rc == -EEXIST, nothing was stored, the batch is kept so the caller can re-sign
  * those items and commit again), -ENOSPC (the map is full: nothing stored; the log says which
- * setting to raise), or -EIO. */
+ * setting to raise), -E2BIG (a new pool beyond STORE_POOLS_MAX: nothing stored), -EROFS or
+ * -EIO. */
 int store_batch_commit(struct store *st, struct store_batch *batch);
 
 /* store_cert_get copies the metadata of the certificate with `serial` into *out_meta and its DER
@@ -211,5 +215,18 @@ int store_outbox_depth(struct store *st, const char *pool, uint64_t *out_depth,
 /* store_outbox_retry makes every entry of `pool` (NULL: all) due now and unparks parked ones.
  * Sets *out_num to how many entries it changed. Returns 0, -ENOSPC or -EIO. */
 int store_outbox_retry(struct store *st, const char *pool, uint64_t *out_num);
+
+/* store_outbox_fail records a failed publication attempt of the entry (`pool`, `seq`): attempts
+ * is incremented, next_attempt_ms and parked are set, and last_error is replaced by `error`
+ * (NUL-terminated, at most STORE_ERROR_MAX bytes; never truncated). Added for the publisher.
+ * Returns 0, -ENOENT (no such entry), -EINVAL (`error` too long), -EROFS (read-only store),
+ * -ENOSPC or -EIO. */
+int store_outbox_fail(struct store *st, const char *pool, uint64_t seq, int64_t next_attempt_ms,
+                      bool parked, const char *error);
+
+/* store_outbox_remove deletes the entry (`pool`, `seq`) once the pool store has acknowledged the
+ * certificate (invariant 2). Added for the publisher. Returns 0, -ENOENT (no such entry), -EROFS
+ * (read-only store), -ENOSPC or -EIO. */
+int store_outbox_remove(struct store *st, const char *pool, uint64_t seq);
 
 #endif

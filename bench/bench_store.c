@@ -1,0 +1,143 @@
+/* bench_store: durable group-commit throughput of the store.
+ *
+ * For batch sizes 1, 16, 64 and 256 it commits certificates (1 KiB DER, random positive 16-byte
+ * serials, 1000 users in 4 pools) with sync into a fresh environment under /var/tmp (real disk)
+ * for about BENCH_CASE_NS, and prints one line per case:
+ *   store_commit_batch<N> <certs_per_s> <p50_us> <p99_us>     (latency is per commit) */
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "base/base.h"
+#include "store/store.h"
+
+#define BENCH_CASE_NS 2000000000ull
+#define BENCH_COMMITS_MAX 200000u
+#define BENCH_USERS 1000u
+#define BENCH_DER_LEN 1024u
+
+static uint64_t g_rng[2];
+
+/* xorshift128+: fast, seeded from getrandom; good enough for distinct benchmark serials. */
+static uint64_t rng_next(void)
+{
+    uint64_t s1 = g_rng[0];
+    const uint64_t s0 = g_rng[1];
+    g_rng[0] = s0;
+    s1 ^= s1 << 23;
+    g_rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return g_rng[1] + s0;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void fill_meta(struct store_cert_meta *m)
+{
+    uint64_t a = rng_next();
+    uint64_t b = rng_next();
+    memcpy(m->serial, &a, 8);
+    memcpy(m->serial + 8, &b, 8);
+    m->serial[0] &= 0x7f; /* positive */
+    unsigned u = (unsigned)(rng_next() % BENCH_USERS);
+    snprintf(m->uri, sizeof(m->uri), "sip:user%04u@example.com", u);
+    snprintf(m->pool, sizeof(m->pool), "pool-%u", u % 4);
+    snprintf(m->device_id, sizeof(m->device_id), "{%08X-0000-0000-0000-000000000000}", u);
+    m->issued_at_s = clock_real_s();
+    m->not_before_s = m->issued_at_s;
+    m->not_after_s = m->issued_at_s + 365 * 86400;
+}
+
+static int run_case(const char *dir, size_t batch_size, uint64_t *lat_ns, struct store_batch *b,
+                    const uint8_t *der)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/batch%zu", dir, batch_size);
+    struct store *st = NULL;
+    struct store_options opt = {.path = path, .map_size = 16ull << 30};
+    int rc = store_open(&st, &opt);
+    if (rc != 0) {
+        fprintf(stderr, "bench_store: open %s: %s\n", path, strerror(-rc));
+        return rc;
+    }
+    size_t n = 0;
+    uint64_t start = clock_mono_ns();
+    uint64_t now = start;
+    while (now - start < BENCH_CASE_NS && n < BENCH_COMMITS_MAX) {
+        store_batch_clear(b);
+        for (size_t i = 0; i < batch_size; i++) {
+            struct store_cert_meta m = {0};
+            fill_meta(&m);
+            ASSERT(store_batch_add_cert(b, &m, der, BENCH_DER_LEN) == 0);
+        }
+        uint64_t t0 = clock_mono_ns();
+        rc = store_batch_commit(st, b);
+        now = clock_mono_ns();
+        if (rc != 0) {
+            fprintf(stderr, "bench_store: commit: %s\n", strerror(-rc));
+            break;
+        }
+        lat_ns[n++] = now - t0;
+    }
+    store_close(st);
+    if (rc != 0 || n == 0) {
+        return rc != 0 ? rc : -EIO;
+    }
+    double secs = (double)(now - start) / 1e9;
+    qsort(lat_ns, n, sizeof(lat_ns[0]), cmp_u64);
+    printf("store_commit_batch%zu %.0f %.0f %.0f\n", batch_size, (double)(n * batch_size) / secs,
+           (double)lat_ns[n / 2] / 1e3, (double)lat_ns[(n * 99) / 100] / 1e3);
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    log_setup("bench_store", LOG_LEVEL_WARN);
+    if (getrandom(g_rng, sizeof(g_rng), 0) != (ssize_t)sizeof(g_rng)) {
+        perror("getrandom");
+        return 1;
+    }
+    char dir[] = "/var/tmp/bench_store-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    static uint8_t der[BENCH_DER_LEN];
+    for (size_t i = 0; i < sizeof(der); i++) {
+        der[i] = (uint8_t)rng_next();
+    }
+    struct store_batch *b = calloc(1, sizeof(*b));
+    uint64_t *lat = calloc(BENCH_COMMITS_MAX, sizeof(uint64_t));
+    int rc = b != NULL && lat != NULL ? 0 : -ENOMEM;
+    static const size_t sizes[] = {1, 16, 64, 256};
+    /* An optional argument runs one batch size only (for profiling). */
+    size_t only = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 0;
+    for (size_t i = 0; rc == 0 && i < ARRAY_LEN(sizes); i++) {
+        if (only == 0 || only == sizes[i]) {
+            rc = run_case(dir, sizes[i], lat, b, der);
+        }
+    }
+    free(lat);
+    free(b);
+    if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+        perror("nftw");
+        rc = -EIO;
+    }
+    return rc == 0 ? 0 : 1;
+}

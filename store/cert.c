@@ -1,0 +1,490 @@
+/* cert.c: the group commit of certificates (with their outbox entries and lockout updates) and
+ * certificate reads.
+ *
+ * Layout for the write rate: a certificate is appended under the next sequence number
+ * (big-endian key, MDB_APPEND: only the right-most leaf of `certs` is dirtied), and only small
+ * entries go to the random-key indexes (serial -> seq, uri -> seq, outbox by pool + seq). */
+#include <errno.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "store/internal.h"
+
+static bool meta_ok(const struct store_cert_meta *m)
+{
+    return store_str_ok(m->uri, STORE_URI_MAX) && m->uri[0] != '\0' &&
+           store_str_ok(m->pool, STORE_POOL_MAX) && m->pool[0] != '\0' &&
+           store_str_ok(m->device_id, STORE_DEVICE_ID_MAX);
+}
+
+static void batch_validate(const struct store_batch *b)
+{
+    ASSERT(b != NULL);
+    ASSERT(b->num_items <= STORE_BATCH_MAX);
+    ASSERT(b->num_lockouts <= STORE_BATCH_MAX);
+}
+
+void store_batch_clear(struct store_batch *batch)
+{
+    batch_validate(batch);
+    batch->num_items = 0;
+    batch->num_lockouts = 0;
+    batch_validate(batch);
+}
+
+int store_batch_add_cert(struct store_batch *batch, const struct store_cert_meta *meta,
+                         const uint8_t *der, size_t der_len)
+{
+    batch_validate(batch);
+    ASSERT(meta != NULL);
+    ASSERT(der != NULL);
+    if (der_len > STORE_CERT_DER_MAX) {
+        return -E2BIG;
+    }
+    if (der_len == 0 || !meta_ok(meta)) {
+        return -EINVAL;
+    }
+    if (batch->num_items == STORE_BATCH_MAX) {
+        return -EBUSY;
+    }
+    struct store_batch_item *it = &batch->items[batch->num_items];
+    it->meta = *meta;
+    it->meta.seq = 0;
+    it->der = der;
+    it->der_len = der_len;
+    it->rc = 0;
+    batch->num_items++;
+    batch_validate(batch);
+    return 0;
+}
+
+int store_batch_add_lockout(struct store_batch *batch, const char *uri,
+                            const struct store_lockout *lockout)
+{
+    batch_validate(batch);
+    ASSERT(uri != NULL);
+    ASSERT(lockout != NULL);
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        return -EINVAL;
+    }
+    if (batch->num_lockouts == STORE_BATCH_MAX) {
+        return -EBUSY;
+    }
+    struct store_batch_lockout *l = &batch->lockouts[batch->num_lockouts];
+    ASSERT(base_str_copy(l->uri, sizeof(l->uri), uri) == 0);
+    l->lockout = *lockout;
+    batch->num_lockouts++;
+    batch_validate(batch);
+    return 0;
+}
+
+/* ---- records ---- */
+
+static bool cert_rec_ok(const struct cert_rec *r, size_t total)
+{
+    static const uint8_t zero[sizeof(r->pad)] = {0};
+    return r->magic == STORE_MAGIC_CERT && r->der_len >= 1 && r->der_len <= STORE_CERT_DER_MAX &&
+           r->uri_len >= 1 && r->pool_len >= 1 && r->pool_len <= STORE_POOL_MAX &&
+           r->device_id_len <= STORE_DEVICE_ID_MAX && memcmp(r->pad, zero, sizeof(zero)) == 0 &&
+           total == sizeof(*r) + r->uri_len + r->pool_len + r->device_id_len + r->der_len;
+}
+
+/* cert_encode writes the record of `it` into `buf` and returns its length. */
+static size_t cert_encode(uint8_t buf[STORE_CERT_REC_MAX], const struct store_batch_item *it)
+{
+    struct cert_rec r;
+    memset(&r, 0, sizeof(r));
+    size_t uri_len = strlen(it->meta.uri);
+    size_t pool_len = strlen(it->meta.pool);
+    size_t dev_len = strlen(it->meta.device_id);
+    r.not_before_s = it->meta.not_before_s;
+    r.not_after_s = it->meta.not_after_s;
+    r.issued_at_s = it->meta.issued_at_s;
+    memcpy(r.serial, it->meta.serial, sizeof(r.serial));
+    r.magic = STORE_MAGIC_CERT;
+    r.der_len = (uint16_t)it->der_len;
+    r.uri_len = (uint8_t)uri_len;
+    r.pool_len = (uint8_t)pool_len;
+    r.device_id_len = (uint8_t)dev_len;
+    size_t total = sizeof(r) + uri_len + pool_len + dev_len + it->der_len;
+    ASSERT(cert_rec_ok(&r, total)); /* paired with cert_decode */
+    ASSERT(total <= STORE_CERT_REC_MAX);
+    uint8_t *p = buf;
+    memcpy(p, &r, sizeof(r));
+    p += sizeof(r);
+    memcpy(p, it->meta.uri, uri_len);
+    p += uri_len;
+    memcpy(p, it->meta.pool, pool_len);
+    p += pool_len;
+    memcpy(p, it->meta.device_id, dev_len);
+    p += dev_len;
+    memcpy(p, it->der, it->der_len);
+    return total;
+}
+
+/* cert_decode fills *out (seq included) and points *out_der into `val`. */
+static void cert_decode(struct store_cert_meta *out, const uint8_t **out_der, size_t *out_der_len,
+                        const MDB_val *key, const MDB_val *val)
+{
+    struct cert_rec r;
+    ASSERT(key->mv_size == STORE_SEQ_KEY_LEN);
+    ASSERT(val->mv_size >= sizeof(r));
+    memcpy(&r, val->mv_data, sizeof(r));
+    ASSERT(cert_rec_ok(&r, val->mv_size));
+    const uint8_t *p = (const uint8_t *)val->mv_data + sizeof(r);
+    memset(out, 0, sizeof(*out));
+    memcpy(out->serial, r.serial, sizeof(out->serial));
+    out->not_before_s = r.not_before_s;
+    out->not_after_s = r.not_after_s;
+    out->issued_at_s = r.issued_at_s;
+    out->seq = store_seq_decode(key->mv_data);
+    memcpy(out->uri, p, r.uri_len);
+    p += r.uri_len;
+    memcpy(out->pool, p, r.pool_len);
+    p += r.pool_len;
+    memcpy(out->device_id, p, r.device_id_len);
+    p += r.device_id_len;
+    ASSERT(out->seq >= 1);
+    *out_der = p;
+    *out_der_len = r.der_len;
+}
+
+/* ---- commit ---- */
+
+/* commit_ctx carries what one group commit resolves once: the pools seen and the time. */
+struct commit_ctx {
+    MDB_txn *txn;
+    uint64_t first_seq;
+    int64_t now_ms;
+    size_t num_pools;
+    uint32_t pool_ids[STORE_POOLS_MAX];
+    const char *pool_names[STORE_POOLS_MAX];
+    uint8_t buf[STORE_CERT_REC_MAX];
+};
+
+/* pool_resolve finds or creates the id of `pool` (ids are 1.. in creation order). */
+static int pool_resolve(struct store *st, struct commit_ctx *c, uint32_t *out_id, const char *pool)
+{
+    for (size_t i = 0; i < c->num_pools; i++) {
+        if (strcmp(c->pool_names[i], pool) == 0) {
+            *out_id = c->pool_ids[i];
+            return 0;
+        }
+    }
+    uint32_t id = 0;
+    int rc = store_pool_find(st, c->txn, &id, pool);
+    if (rc == -ENOENT) {
+        MDB_stat ms = {0};
+        rc = store_err(st, mdb_stat(c->txn, st->pools, &ms), "stat_pools");
+        if (rc == 0 && ms.ms_entries >= STORE_POOLS_MAX) {
+            log_err("store: too_many_pools pool=%s max=%d", pool, STORE_POOLS_MAX);
+            return -E2BIG;
+        }
+        id = (uint32_t)ms.ms_entries + 1;
+        MDB_val key = store_val_str(pool);
+        MDB_val val = {.mv_size = sizeof(id), .mv_data = &id};
+        rc = rc != 0 ? rc
+                     : store_err(st, mdb_put(c->txn, st->pools, &key, &val, MDB_NOOVERWRITE),
+                                 "put_pool");
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ASSERT(c->num_pools < STORE_POOLS_MAX);
+    c->pool_ids[c->num_pools] = id;
+    c->pool_names[c->num_pools] = pool;
+    c->num_pools++;
+    *out_id = id;
+    return 0;
+}
+
+static int outbox_put_new(struct store *st, struct commit_ctx *c, const struct store_batch_item *it,
+                          uint64_t seq)
+{
+    uint32_t pool_id = 0;
+    int rc = pool_resolve(st, c, &pool_id, it->meta.pool);
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t key_buf[STORE_OUTBOX_KEY_LEN];
+    for (size_t i = 0; i < 4; i++) {
+        key_buf[i] = (uint8_t)(pool_id >> (8 * (3 - i)));
+    }
+    store_seq_encode(key_buf + 4, seq);
+    struct outbox_rec r;
+    memset(&r, 0, sizeof(r));
+    r.enqueued_ms = c->now_ms;
+    memcpy(r.serial, it->meta.serial, sizeof(r.serial));
+    r.magic = STORE_MAGIC_OUTBOX;
+    MDB_val key = {.mv_size = sizeof(key_buf), .mv_data = key_buf};
+    MDB_val val = {.mv_size = sizeof(r), .mv_data = &r};
+    return store_err(st, mdb_put(c->txn, st->outbox, &key, &val, MDB_NOOVERWRITE), "put_outbox");
+}
+
+/* serial_put claims the serial of `it` for `seq`; -EEXIST (and it->rc) when it is taken, by the
+ * DB or by an earlier item of this batch. */
+static int serial_put(struct store *st, MDB_txn *txn, struct store_batch_item *it, uint64_t seq)
+{
+    uint8_t seq_key[STORE_SEQ_KEY_LEN];
+    store_seq_encode(seq_key, seq);
+    MDB_val skey = {.mv_size = STORE_SEQ_KEY_LEN, .mv_data = seq_key};
+    MDB_val serial = {.mv_size = STORE_SERIAL_LEN, .mv_data = it->meta.serial};
+    int rc =
+        store_err(st, mdb_put(txn, st->serials, &serial, &skey, MDB_NOOVERWRITE), "put_serial");
+    if (rc == -EEXIST) {
+        it->rc = -EEXIST;
+    }
+    return rc;
+}
+
+/* cert_put appends the record of `it` under `seq` (MDB_APPEND: seq only grows). */
+static int cert_put(struct store *st, struct commit_ctx *c, const struct store_batch_item *it,
+                    uint64_t seq)
+{
+    uint8_t seq_key[STORE_SEQ_KEY_LEN];
+    store_seq_encode(seq_key, seq);
+    MDB_val skey = {.mv_size = STORE_SEQ_KEY_LEN, .mv_data = seq_key};
+    MDB_val val = {.mv_size = cert_encode(c->buf, it), .mv_data = c->buf};
+    return store_err(st, mdb_put(c->txn, st->certs, &skey, &val, MDB_APPEND), "put_cert");
+}
+
+/* index_put adds the user index entry and the outbox entry of the certificate `seq`. */
+static int index_put(struct store *st, struct commit_ctx *c, const struct store_batch_item *it,
+                     uint64_t seq)
+{
+    uint8_t seq_key[STORE_SEQ_KEY_LEN];
+    store_seq_encode(seq_key, seq);
+    MDB_val skey = {.mv_size = STORE_SEQ_KEY_LEN, .mv_data = seq_key};
+    MDB_val ukey = store_val_str(it->meta.uri);
+    int rc = store_err(st, mdb_put(c->txn, st->byuser, &ukey, &skey, 0), "put_byuser");
+    return rc != 0 ? rc : outbox_put_new(st, c, it, seq);
+}
+
+static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
+{
+    MDB_cursor *cur = NULL;
+    int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = {0};
+    MDB_val val = {0};
+    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_LAST), "cursor_last");
+    mdb_cursor_close(cur);
+    if (rc == -ENOENT) {
+        *out = 1;
+        return 0;
+    }
+    if (rc == 0) {
+        ASSERT(key.mv_size == STORE_SEQ_KEY_LEN);
+        *out = store_seq_decode(key.mv_data) + 1;
+    }
+    return rc;
+}
+
+static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch *b)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < b->num_lockouts; i++) {
+        const struct store_batch_lockout *l = &b->lockouts[i];
+        rc = store_user_exists(st, txn, l->uri);
+        if (rc == -ENOENT) {
+            /* Deleted since it authenticated: its lockout state went with it. */
+            log_info("store: lockout_skipped_no_user uri=%s", l->uri);
+            rc = 0;
+            continue;
+        }
+        if (rc == 0) {
+            rc = store_lockout_rec_put(st, txn, l->uri, &l->lockout);
+        }
+    }
+    return rc;
+}
+
+/* batch_put_all writes the whole batch in passes: first every serial (so that all clashes are
+ * found and marked before anything else is written), then the records (consecutive appends, so
+ * their pages are allocated together), then the indexes and the lockout updates. */
+static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_batch *b)
+{
+    int rc = next_seq(st, c->txn, &c->first_seq);
+    bool clash = false;
+    for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
+        ASSERT(meta_ok(&b->items[i].meta));
+        rc = serial_put(st, c->txn, &b->items[i], c->first_seq + i);
+        if (rc == -EEXIST) {
+            clash = true; /* keep going: mark every clashing item */
+            rc = 0;
+        }
+    }
+    if (rc == 0 && clash) {
+        return -EEXIST;
+    }
+    for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
+        rc = cert_put(st, c, &b->items[i], c->first_seq + i);
+    }
+    for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
+        rc = index_put(st, c, &b->items[i], c->first_seq + i);
+    }
+    if (rc == 0) {
+        rc = lockouts_put(st, c->txn, b);
+    }
+    return rc;
+}
+
+int store_batch_commit(struct store *st, struct store_batch *batch)
+{
+    store_validate(st);
+    batch_validate(batch);
+    if (st->read_only) {
+        return -EROFS;
+    }
+    if (batch->num_items == 0 && batch->num_lockouts == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < batch->num_items; i++) {
+        batch->items[i].rc = 0;
+    }
+    struct commit_ctx c;
+    c.txn = NULL;
+    c.first_seq = 0;
+    c.now_ms = clock_real_ms();
+    c.num_pools = 0;
+    int rc = store_txn_begin(st, &c.txn, true);
+    if (rc == 0) {
+        rc = batch_put_all(st, &c, batch);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    rc = store_txn_commit(st, c.txn);
+    c.txn = NULL;
+    if (rc == 0) {
+        for (size_t i = 0; i < batch->num_items; i++) {
+            batch->items[i].meta.seq = c.first_seq + i;
+        }
+        store_batch_clear(batch);
+    }
+out:
+    if (c.txn != NULL) {
+        mdb_txn_abort(c.txn);
+    }
+    batch_validate(batch);
+    return rc;
+}
+
+/* ---- reads ---- */
+
+static int cert_get_seq(struct store *st, MDB_txn *txn, MDB_val *skey, MDB_val *val)
+{
+    int rc = store_err(st, mdb_get(txn, st->certs, skey, val), "get_cert");
+    ASSERT(rc != -ENOENT); /* every index entry names a stored certificate */
+    return rc;
+}
+
+int store_cert_get(struct store *st, struct store_cert_meta *out_meta, uint8_t *der, size_t cap,
+                   size_t *out_len, const uint8_t serial[STORE_SERIAL_LEN])
+{
+    store_validate(st);
+    ASSERT(out_meta != NULL);
+    ASSERT(der != NULL || cap == 0);
+    ASSERT(out_len != NULL);
+    ASSERT(serial != NULL);
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val skey = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)serial};
+    MDB_val seq = {0};
+    MDB_val val = {0};
+    rc = store_err(st, mdb_get(txn, st->serials, &skey, &seq), "get_serial");
+    if (rc == 0) {
+        ASSERT(seq.mv_size == STORE_SEQ_KEY_LEN);
+        rc = cert_get_seq(st, txn, &seq, &val);
+    }
+    if (rc == 0) {
+        struct store_cert_meta m;
+        const uint8_t *p = NULL;
+        size_t len = 0;
+        cert_decode(&m, &p, &len, &seq, &val);
+        ASSERT(memcmp(m.serial, serial, STORE_SERIAL_LEN) == 0);
+        if (len > cap) {
+            rc = -E2BIG;
+        } else {
+            memcpy(der, p, len);
+            *out_meta = m;
+            *out_len = len;
+        }
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int foreach_uri_txn(struct store *st, MDB_txn *txn, MDB_cursor *cur, const char *uri,
+                           store_cert_fn fn, void *ctx)
+{
+    MDB_val key = store_val_str(uri);
+    MDB_val seq = {0};
+    /* Bounded by the number of this user's certificates in the snapshot. */
+    int rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_SET_KEY), "cursor_set");
+    while (rc == 0) {
+        MDB_val val = {0};
+        ASSERT(seq.mv_size == STORE_SEQ_KEY_LEN);
+        rc = cert_get_seq(st, txn, &seq, &val);
+        if (rc != 0) {
+            return rc;
+        }
+        struct store_cert_meta m;
+        const uint8_t *der = NULL;
+        size_t der_len = 0;
+        cert_decode(&m, &der, &der_len, &seq, &val);
+        ASSERT(strcmp(m.uri, uri) == 0);
+        rc = fn(ctx, &m, der, der_len);
+        if (rc != 0) {
+            return rc;
+        }
+        rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_NEXT_DUP), "cursor_next_dup");
+    }
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn fn, void *ctx)
+{
+    store_validate(st);
+    ASSERT(uri != NULL);
+    ASSERT(fn != NULL);
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        return 0;
+    }
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err(st, mdb_cursor_open(txn, st->byuser, &cur), "cursor_open");
+    if (rc == 0) {
+        rc = foreach_uri_txn(st, txn, cur, uri, fn, ctx);
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int store_cert_count(struct store *st, uint64_t *out)
+{
+    store_validate(st);
+    ASSERT(out != NULL);
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_stat ms = {0};
+    rc = store_err(st, mdb_stat(txn, st->certs, &ms), "stat_certs");
+    mdb_txn_abort(txn);
+    if (rc == 0) {
+        *out = ms.ms_entries;
+    }
+    return rc;
+}

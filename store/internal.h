@@ -1,0 +1,163 @@
+/* store/internal.h: private to store/. The environment handle, the named databases and the
+ * on-disk record layouts shared by store.c, user.c, cert.c and outbox.c.
+ *
+ * Databases (all in one environment):
+ *   users    uri                      -> struct user_rec
+ *   phone    phone                    -> uri            (DUPSORT: several users per phone)
+ *   ext      ext                      -> uri            (DUPSORT)
+ *   phext    phone "\0" ext           -> uri            (unique pair; only when ext != "")
+ *   lockout  uri                      -> struct lockout_rec
+ *   certs    seq (u64 big-endian)     -> struct cert_rec + uri + pool + device_id + DER
+ *                                        (MDB_APPEND: the hot write is a sequential append)
+ *   serials  serial (16 bytes)        -> seq (u64 big-endian)
+ *   byuser   uri                      -> seq (DUPSORT|DUPFIXED, so oldest first)
+ *   outbox   pool id (u32 BE) + seq   -> struct outbox_rec + last_error
+ *   pools    pool name                -> pool id (u32 little-endian, 1..STORE_POOLS_MAX)
+ *
+ * Records are fixed-layout structs of fixed-width integers with explicit padding, little-endian
+ * (static_assert below), copied with memcpy because LMDB values are not aligned. Every record
+ * is checked by a *_rec_check before it is written and ASSERTed again after it is read. */
+#ifndef CERTPROV_STORE_INTERNAL_H
+#define CERTPROV_STORE_INTERNAL_H
+
+#include <assert.h>
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored little-endian");
+
+#define STORE_MAGIC_USER 0x31525355u    /* "USR1" */
+#define STORE_MAGIC_LOCKOUT 0x314b434cu /* "LCK1" */
+#define STORE_MAGIC_CERT 0x31545243u    /* "CRT1" */
+#define STORE_MAGIC_OUTBOX 0x3158424fu  /* "OBX1" */
+
+#define STORE_MAP_SIZE_DEFAULT (4ull << 30)
+#define STORE_SEQ_KEY_LEN 8
+#define STORE_OUTBOX_KEY_LEN 12
+#define STORE_PHEXT_KEY_MAX (STORE_PHONE_MAX + 1 + STORE_EXT_MAX)
+
+enum store_state {
+    STORE_STATE_CLOSED = 0,
+    STORE_STATE_OPEN = 1,
+};
+
+struct store {
+    enum store_state state;
+    bool read_only;
+    MDB_env *env;
+    uint64_t map_size;
+    MDB_dbi users;
+    MDB_dbi phone;
+    MDB_dbi ext;
+    MDB_dbi phext;
+    MDB_dbi lockout;
+    MDB_dbi certs;
+    MDB_dbi serials;
+    MDB_dbi byuser;
+    MDB_dbi outbox;
+    MDB_dbi pools;
+    char path[4096];
+};
+
+struct user_rec {
+    uint32_t magic;
+    uint8_t pin_len;
+    uint8_t pad0[3];
+    int64_t created_s;
+    uint8_t pin_verifier[STORE_VERIFIER_LEN];
+    char pool[STORE_POOL_MAX + 1];
+    char phone[STORE_PHONE_MAX + 1];
+    char ext[STORE_EXT_MAX + 1];
+    uint8_t pad1[7];
+};
+static_assert(sizeof(struct user_rec) == 152, "user_rec on-disk size");
+static_assert(offsetof(struct user_rec, pool) == 48, "user_rec layout");
+
+struct lockout_rec {
+    uint32_t magic;
+    uint32_t window_failures;
+    int64_t window_start_s;
+    uint64_t total_failures;
+    int64_t locked_until_s;
+    int64_t last_failure_s;
+    uint8_t admin_locked;
+    uint8_t pad[7];
+};
+static_assert(sizeof(struct lockout_rec) == 48, "lockout_rec on-disk size");
+
+/* cert_rec is followed by uri_len + pool_len + device_id_len + der_len bytes. */
+struct cert_rec {
+    int64_t not_before_s;
+    int64_t not_after_s;
+    int64_t issued_at_s;
+    uint8_t serial[STORE_SERIAL_LEN];
+    uint32_t magic;
+    uint16_t der_len;
+    uint8_t uri_len;
+    uint8_t pool_len;
+    uint8_t device_id_len;
+    uint8_t pad[7];
+};
+static_assert(sizeof(struct cert_rec) == 56, "cert_rec on-disk size");
+static_assert(STORE_CERT_DER_MAX <= UINT16_MAX, "der_len fits u16");
+static_assert(STORE_URI_MAX <= UINT8_MAX, "uri_len fits u8");
+#define STORE_CERT_REC_MAX                                                                         \
+    (sizeof(struct cert_rec) + STORE_URI_MAX + STORE_POOL_MAX + STORE_DEVICE_ID_MAX +              \
+     STORE_CERT_DER_MAX)
+
+/* outbox_rec is followed by error_len bytes of last_error. */
+struct outbox_rec {
+    int64_t enqueued_ms;
+    int64_t next_attempt_ms;
+    uint8_t serial[STORE_SERIAL_LEN];
+    uint32_t magic;
+    uint32_t attempts;
+    uint8_t parked;
+    uint8_t error_len;
+    uint8_t pad[6];
+};
+static_assert(sizeof(struct outbox_rec) == 48, "outbox_rec on-disk size");
+#define STORE_OUTBOX_REC_MAX (sizeof(struct outbox_rec) + STORE_ERROR_MAX)
+
+/* store_err converts an LMDB return code to 0 or a negative errno, the only place in store/ that
+ * does. It logs mdb_strerror (and for MDB_MAP_FULL the setting to raise) except for the expected
+ * MDB_NOTFOUND (-ENOENT) and MDB_KEYEXIST (-EEXIST). `op` names the failed call for the log. */
+int store_err(const struct store *st, int mdb_rc, const char *op);
+
+/* store_validate ASSERTs the invariants of an open store. */
+void store_validate(const struct store *st);
+
+/* store_txn_begin starts a read (write == false) or write transaction. Returns 0 or the
+ * store_err of mdb_txn_begin. */
+int store_txn_begin(struct store *st, MDB_txn **out, bool write);
+
+/* store_txn_commit commits (and syncs) `txn`, which is freed on every path. Returns 0 or the
+ * store_err of mdb_txn_commit (-ENOSPC when the map is full). */
+int store_txn_commit(struct store *st, MDB_txn *txn);
+
+/* store_str_ok reports whether `s` is non-NULL with at most `max` bytes before its NUL. */
+bool store_str_ok(const char *s, size_t max);
+
+/* store_val_str makes an MDB_val of the bytes of `s` without its NUL. */
+MDB_val store_val_str(const char *s);
+
+/* store_seq_encode writes `seq` big-endian into 8 bytes (so byte order is numeric order). */
+void store_seq_encode(uint8_t out[STORE_SEQ_KEY_LEN], uint64_t seq);
+/* store_seq_decode reads a big-endian u64 from 8 bytes. */
+uint64_t store_seq_decode(const uint8_t in[STORE_SEQ_KEY_LEN]);
+
+/* store_pool_find sets *out_id to the id of the pool named `pool`. Returns 0 or -ENOENT. */
+int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char *pool);
+
+/* store_lockout_rec_put writes `lk` as the lockout state of `uri` inside `txn`. */
+int store_lockout_rec_put(struct store *st, MDB_txn *txn, const char *uri,
+                          const struct store_lockout *lk);
+
+/* store_user_exists checks inside `txn` whether `uri` is a user. Returns 0, -ENOENT or -EIO. */
+int store_user_exists(struct store *st, MDB_txn *txn, const char *uri);
+
+#endif

@@ -1,0 +1,235 @@
+/* store.c: the environment (open, close), LMDB error conversion and small shared helpers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/base.h"
+#include "store/internal.h"
+
+#define STORE_MAX_DBS 10
+#define STORE_MAP_SIZE_MIN (64u * 1024u)
+
+int store_err(const struct store *st, int mdb_rc, const char *op)
+{
+    ASSERT(st != NULL);
+    ASSERT(op != NULL);
+    switch (mdb_rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return -ENOENT;
+    case MDB_KEYEXIST:
+        return -EEXIST;
+    case MDB_MAP_FULL:
+        log_err("store: map_full path=%s map_size=%llu op=%s action=\"raise [store] map_size in "
+                "the configuration\"",
+                st->path, (unsigned long long)st->map_size, op);
+        return -ENOSPC;
+    default:
+        break;
+    }
+    log_err("store: lmdb_error path=%s op=%s rc=%d error=\"%s\"", st->path, op, mdb_rc,
+            mdb_strerror(mdb_rc));
+    if (mdb_rc > 0) {
+        return -mdb_rc; /* a system errno (EACCES, ENOMEM, ENOSPC, EROFS, ...) */
+    }
+    switch (mdb_rc) {
+    case MDB_TXN_FULL:
+        return -ENOSPC;
+    case MDB_READERS_FULL:
+        return -EBUSY;
+    default:
+        return -EIO; /* corruption, panic, version mismatch, bad handles: never retryable */
+    }
+}
+
+void store_validate(const struct store *st)
+{
+    ASSERT(st != NULL);
+    ASSERT(st->state == STORE_STATE_OPEN);
+    ASSERT(st->env != NULL);
+    ASSERT(st->map_size >= STORE_MAP_SIZE_MIN);
+    ASSERT(memchr(st->path, '\0', sizeof(st->path)) != NULL);
+}
+
+int store_txn_begin(struct store *st, MDB_txn **out, bool write)
+{
+    store_validate(st);
+    ASSERT(out != NULL);
+    ASSERT(!write || !st->read_only);
+    return store_err(st, mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, out), "txn_begin");
+}
+
+int store_txn_commit(struct store *st, MDB_txn *txn)
+{
+    store_validate(st);
+    ASSERT(txn != NULL);
+    return store_err(st, mdb_txn_commit(txn), "txn_commit");
+}
+
+bool store_str_ok(const char *s, size_t max)
+{
+    return s != NULL && strnlen(s, max + 1) <= max;
+}
+
+MDB_val store_val_str(const char *s)
+{
+    ASSERT(s != NULL);
+    MDB_val v = {.mv_size = strlen(s), .mv_data = (void *)(uintptr_t)s};
+    return v;
+}
+
+void store_seq_encode(uint8_t out[STORE_SEQ_KEY_LEN], uint64_t seq)
+{
+    for (size_t i = 0; i < STORE_SEQ_KEY_LEN; i++) {
+        out[i] = (uint8_t)(seq >> (8 * (STORE_SEQ_KEY_LEN - 1 - i)));
+    }
+}
+
+uint64_t store_seq_decode(const uint8_t in[STORE_SEQ_KEY_LEN])
+{
+    uint64_t seq = 0;
+    for (size_t i = 0; i < STORE_SEQ_KEY_LEN; i++) {
+        seq = (seq << 8) | in[i];
+    }
+    return seq;
+}
+
+int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char *pool)
+{
+    ASSERT(txn != NULL);
+    ASSERT(out_id != NULL);
+    if (!store_str_ok(pool, STORE_POOL_MAX) || pool[0] == '\0') {
+        return -ENOENT;
+    }
+    MDB_val key = store_val_str(pool);
+    MDB_val val = {0};
+    int rc = store_err(st, mdb_get(txn, st->pools, &key, &val), "get_pool");
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t id = 0;
+    ASSERT(val.mv_size == sizeof(id));
+    memcpy(&id, val.mv_data, sizeof(id));
+    ASSERT(id >= 1);
+    ASSERT(id <= STORE_POOLS_MAX);
+    *out_id = id;
+    return 0;
+}
+
+/* open_dbis opens (or, when writable, creates) every named database in one transaction. */
+static int open_dbis(struct store *st)
+{
+    struct {
+        const char *name;
+        unsigned flags;
+        MDB_dbi *dbi;
+    } dbs[] = {
+        {"users", 0, &st->users},       {"phone", MDB_DUPSORT, &st->phone},
+        {"ext", MDB_DUPSORT, &st->ext}, {"phext", 0, &st->phext},
+        {"lockout", 0, &st->lockout},   {"certs", 0, &st->certs},
+        {"serials", 0, &st->serials},   {"byuser", MDB_DUPSORT | MDB_DUPFIXED, &st->byuser},
+        {"outbox", 0, &st->outbox},     {"pools", 0, &st->pools},
+    };
+    static_assert(ARRAY_LEN(dbs) <= STORE_MAX_DBS, "raise STORE_MAX_DBS");
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, !st->read_only);
+    for (size_t i = 0; rc == 0 && i < ARRAY_LEN(dbs); i++) {
+        unsigned flags = dbs[i].flags | (st->read_only ? 0u : (unsigned)MDB_CREATE);
+        rc = store_err(st, mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi), "dbi_open");
+    }
+    if (rc != 0) {
+        if (txn != NULL) {
+            mdb_txn_abort(txn);
+        }
+        return rc; /* -ENOENT: read-only open of an environment never created */
+    }
+    return store_txn_commit(st, txn); /* also for a read txn: keeps the handles open */
+}
+
+static int env_setup(struct store *st)
+{
+    int rc = store_err(st, mdb_env_create(&st->env), "env_create");
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err(st, mdb_env_set_maxdbs(st->env, STORE_MAX_DBS), "env_set_maxdbs");
+    if (rc == 0) {
+        rc = store_err(st, mdb_env_set_mapsize(st->env, (size_t)st->map_size), "env_set_mapsize");
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    /* Default sync flags: every commit is durable (invariant 1). MDB_NOTLS: read transactions
+     * are not tied to threads. */
+    unsigned flags = MDB_NOTLS | (st->read_only ? (unsigned)MDB_RDONLY : 0u);
+    rc = store_err(st, mdb_env_open(st->env, st->path, flags, 0600), "env_open");
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_envinfo info = {0};
+    rc = store_err(st, mdb_env_info(st->env, &info), "env_info");
+    if (rc != 0) {
+        return rc;
+    }
+    st->map_size = info.me_mapsize; /* LMDB raises it to the size of existing data */
+    int dead = 0;
+    rc = store_err(st, mdb_reader_check(st->env, &dead), "reader_check");
+    if (rc == 0 && dead > 0) {
+        log_warn("store: stale_readers_cleared path=%s num=%d", st->path, dead);
+    }
+    return rc;
+}
+
+int store_open(struct store **out, const struct store_options *opt)
+{
+    ASSERT(out != NULL);
+    ASSERT(opt != NULL);
+    if (opt->path == NULL || opt->path[0] == '\0') {
+        return -EINVAL;
+    }
+    uint64_t map_size = opt->map_size == 0 ? STORE_MAP_SIZE_DEFAULT : opt->map_size;
+    if (map_size < STORE_MAP_SIZE_MIN || map_size > SIZE_MAX) {
+        return -EINVAL;
+    }
+    struct store *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return -ENOMEM;
+    }
+    int rc = base_str_copy(st->path, sizeof(st->path), opt->path) == 0 ? 0 : -EINVAL;
+    st->state = STORE_STATE_OPEN; /* so that store_err/store_validate accept it while opening */
+    st->read_only = opt->read_only;
+    st->map_size = map_size;
+    if (rc == 0 && !st->read_only && mkdir(st->path, 0700) == -1 && errno != EEXIST) {
+        rc = -errno;
+        log_err("store: mkdir_failed path=%s error=\"%s\"", st->path, strerror(errno));
+    }
+    if (rc == 0) {
+        rc = env_setup(st);
+    }
+    if (rc == 0) {
+        rc = open_dbis(st);
+    }
+    if (rc != 0) {
+        store_close(st);
+        return rc;
+    }
+    store_validate(st);
+    *out = st;
+    return 0;
+}
+
+void store_close(struct store *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    ASSERT(st->state == STORE_STATE_OPEN);
+    if (st->env != NULL) {
+        mdb_env_close(st->env); /* syncs nothing we need: every commit already synced */
+        st->env = NULL;
+    }
+    st->state = STORE_STATE_CLOSED;
+    free(st);
+}

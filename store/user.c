@@ -1,0 +1,516 @@
+/* user.c: users, their phone/extension indexes and lockout state. */
+#include <errno.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "store/internal.h"
+
+/* STORE_LOOKUP_SCAN_MAX bounds the index entries one lookup visits (per index). */
+#define STORE_LOOKUP_SCAN_MAX 4096u
+
+static bool digits_ok(const char *s, size_t from)
+{
+    for (size_t i = from; s[i] != '\0'; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* user_check validates a user given by a caller: 0 or -EINVAL. */
+static int user_check(const struct store_user *u)
+{
+    if (!store_str_ok(u->uri, STORE_URI_MAX) || u->uri[0] == '\0') {
+        return -EINVAL;
+    }
+    if (!store_str_ok(u->pool, STORE_POOL_MAX) || u->pool[0] == '\0') {
+        return -EINVAL;
+    }
+    if (!store_str_ok(u->phone, STORE_PHONE_MAX) || !store_str_ok(u->ext, STORE_EXT_MAX)) {
+        return -EINVAL;
+    }
+    if (u->phone[0] == '\0' && u->ext[0] == '\0') {
+        return -EINVAL;
+    }
+    /* E.164: an optional "+" and at most 15 digits; an extension is digits. */
+    size_t plus = u->phone[0] == '+' ? 1 : 0;
+    if (!digits_ok(u->phone, plus) || (plus == 1 && u->phone[1] == '\0')) {
+        return -EINVAL;
+    }
+    if (strlen(u->phone) - plus > 15 || !digits_ok(u->ext, 0)) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static bool zero_bytes(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool user_rec_ok(const struct user_rec *r)
+{
+    return r->magic == STORE_MAGIC_USER && zero_bytes(r->pad0, sizeof(r->pad0)) &&
+           zero_bytes(r->pad1, sizeof(r->pad1)) && store_str_ok(r->pool, STORE_POOL_MAX) &&
+           r->pool[0] != '\0' && store_str_ok(r->phone, STORE_PHONE_MAX) &&
+           store_str_ok(r->ext, STORE_EXT_MAX) && (r->phone[0] != '\0' || r->ext[0] != '\0');
+}
+
+static void user_to_rec(struct user_rec *r, const struct store_user *u)
+{
+    memset(r, 0, sizeof(*r));
+    r->magic = STORE_MAGIC_USER;
+    r->pin_len = u->pin_len;
+    r->created_s = u->created_s;
+    memcpy(r->pin_verifier, u->pin_verifier, sizeof(r->pin_verifier));
+    ASSERT(base_str_copy(r->pool, sizeof(r->pool), u->pool) == 0);
+    ASSERT(base_str_copy(r->phone, sizeof(r->phone), u->phone) == 0);
+    ASSERT(base_str_copy(r->ext, sizeof(r->ext), u->ext) == 0);
+    ASSERT(user_rec_ok(r)); /* paired with the ASSERT in user_read */
+}
+
+/* user_read decodes the users value `val` of `key` into *out (either may be NULL). */
+static void user_read(struct store_user *out, struct user_rec *out_rec, const MDB_val *key,
+                      const MDB_val *val)
+{
+    struct user_rec r;
+    ASSERT(val->mv_size == sizeof(r));
+    ASSERT(key->mv_size >= 1);
+    ASSERT(key->mv_size <= STORE_URI_MAX);
+    memcpy(&r, val->mv_data, sizeof(r));
+    ASSERT(user_rec_ok(&r));
+    if (out_rec != NULL) {
+        *out_rec = r;
+    }
+    if (out == NULL) {
+        return;
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(out->uri, key->mv_data, key->mv_size);
+    memcpy(out->pool, r.pool, sizeof(out->pool));
+    memcpy(out->phone, r.phone, sizeof(out->phone));
+    memcpy(out->ext, r.ext, sizeof(out->ext));
+    memcpy(out->pin_verifier, r.pin_verifier, sizeof(out->pin_verifier));
+    out->pin_len = r.pin_len;
+    out->created_s = r.created_s;
+}
+
+static MDB_val phext_key(char buf[STORE_PHEXT_KEY_MAX + 1], const char *phone, const char *ext)
+{
+    size_t plen = strlen(phone);
+    size_t elen = strlen(ext);
+    ASSERT(plen <= STORE_PHONE_MAX);
+    ASSERT(elen <= STORE_EXT_MAX);
+    memcpy(buf, phone, plen);
+    buf[plen] = '\0';
+    memcpy(buf + plen + 1, ext, elen);
+    MDB_val v = {.mv_size = plen + 1 + elen, .mv_data = buf};
+    return v;
+}
+
+static int user_put_new(struct store *st, MDB_txn *txn, const struct store_user *u)
+{
+    int rc = user_check(u);
+    if (rc != 0) {
+        return rc;
+    }
+    struct user_rec rec;
+    user_to_rec(&rec, u);
+    MDB_val key = store_val_str(u->uri);
+    MDB_val val = {.mv_size = sizeof(rec), .mv_data = &rec};
+    rc = store_err(st, mdb_put(txn, st->users, &key, &val, MDB_NOOVERWRITE), "put_user");
+    if (rc == 0 && u->ext[0] != '\0') {
+        char buf[STORE_PHEXT_KEY_MAX + 1];
+        MDB_val pk = phext_key(buf, u->phone, u->ext);
+        rc = store_err(st, mdb_put(txn, st->phext, &pk, &key, MDB_NOOVERWRITE), "put_phext");
+        rc = rc == -EEXIST ? -ENOTUNIQ : rc;
+    }
+    if (rc == 0 && u->phone[0] != '\0') {
+        MDB_val pk = store_val_str(u->phone);
+        rc = store_err(st, mdb_put(txn, st->phone, &pk, &key, 0), "put_phone");
+    }
+    if (rc == 0 && u->ext[0] != '\0') {
+        MDB_val ek = store_val_str(u->ext);
+        rc = store_err(st, mdb_put(txn, st->ext, &ek, &key, 0), "put_ext");
+    }
+    return rc;
+}
+
+int store_user_add_many(struct store *st, const struct store_user *users, size_t num,
+                        size_t *out_failed)
+{
+    store_validate(st);
+    ASSERT(users != NULL || num == 0);
+    if (st->read_only) {
+        return -EROFS;
+    }
+    MDB_txn *txn = NULL;
+    size_t i = 0;
+    int rc = store_txn_begin(st, &txn, true);
+    for (; rc == 0 && i < num; i++) {
+        rc = user_put_new(st, txn, &users[i]);
+    }
+    if (rc != 0) {
+        if (out_failed != NULL && txn != NULL) {
+            *out_failed = i - 1;
+        }
+        goto out;
+    }
+    rc = store_txn_commit(st, txn);
+    txn = NULL;
+out:
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    store_validate(st);
+    return rc;
+}
+
+int store_user_add(struct store *st, const struct store_user *user)
+{
+    ASSERT(user != NULL);
+    return store_user_add_many(st, user, 1, NULL);
+}
+
+int store_user_get(struct store *st, struct store_user *out, const char *uri)
+{
+    store_validate(st);
+    ASSERT(out != NULL);
+    ASSERT(uri != NULL);
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        return -ENOENT;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = store_val_str(uri);
+    MDB_val val = {0};
+    rc = store_err(st, mdb_get(txn, st->users, &key, &val), "get_user");
+    if (rc == 0) {
+        user_read(out, NULL, &key, &val);
+        ASSERT(strcmp(out->uri, uri) == 0);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int store_user_exists(struct store *st, MDB_txn *txn, const char *uri)
+{
+    ASSERT(txn != NULL);
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        return -ENOENT;
+    }
+    MDB_val key = store_val_str(uri);
+    MDB_val val = {0};
+    int rc = store_err(st, mdb_get(txn, st->users, &key, &val), "get_user");
+    if (rc == 0) {
+        ASSERT(val.mv_size == sizeof(struct user_rec));
+    }
+    return rc;
+}
+
+static int lockout_del(struct store *st, MDB_txn *txn, MDB_val *key)
+{
+    int rc = store_err(st, mdb_del(txn, st->lockout, key, NULL), "del_lockout");
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* user_del_txn removes `uri` and its index entries inside `txn`. */
+static int user_del_txn(struct store *st, MDB_txn *txn, const char *uri)
+{
+    MDB_val key = store_val_str(uri);
+    MDB_val val = {0};
+    struct user_rec rec;
+    int rc = store_err(st, mdb_get(txn, st->users, &key, &val), "get_user");
+    if (rc != 0) {
+        return rc;
+    }
+    user_read(NULL, &rec, &key, &val);
+    rc = store_err(st, mdb_del(txn, st->users, &key, NULL), "del_user");
+    if (rc == 0 && rec.phone[0] != '\0') {
+        MDB_val pk = store_val_str(rec.phone);
+        rc = store_err(st, mdb_del(txn, st->phone, &pk, &key), "del_phone");
+    }
+    if (rc == 0 && rec.ext[0] != '\0') {
+        MDB_val ek = store_val_str(rec.ext);
+        rc = store_err(st, mdb_del(txn, st->ext, &ek, &key), "del_ext");
+    }
+    if (rc == 0 && rec.ext[0] != '\0') {
+        char buf[STORE_PHEXT_KEY_MAX + 1];
+        MDB_val pk = phext_key(buf, rec.phone, rec.ext);
+        rc = store_err(st, mdb_del(txn, st->phext, &pk, NULL), "del_phext");
+    }
+    if (rc == 0) {
+        rc = lockout_del(st, txn, &key);
+    }
+    ASSERT(rc != -ENOENT); /* the indexes always match the user record */
+    return rc;
+}
+
+int store_user_del(struct store *st, const char *uri)
+{
+    store_validate(st);
+    ASSERT(uri != NULL);
+    if (st->read_only) {
+        return -EROFS;
+    }
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        return -ENOENT;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, true);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = user_del_txn(st, txn, uri);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return store_txn_commit(st, txn);
+}
+
+static int set_pin_txn(struct store *st, MDB_txn *txn, const char *uri, const uint8_t *verifier,
+                       uint8_t pin_len)
+{
+    MDB_val key = store_val_str(uri);
+    MDB_val val = {0};
+    struct user_rec rec;
+    int rc = store_err(st, mdb_get(txn, st->users, &key, &val), "get_user");
+    if (rc != 0) {
+        return rc;
+    }
+    user_read(NULL, &rec, &key, &val);
+    memcpy(rec.pin_verifier, verifier, sizeof(rec.pin_verifier));
+    rec.pin_len = pin_len;
+    ASSERT(user_rec_ok(&rec));
+    val.mv_size = sizeof(rec);
+    val.mv_data = &rec;
+    rc = store_err(st, mdb_put(txn, st->users, &key, &val, 0), "put_user");
+    if (rc == 0) {
+        rc = lockout_del(st, txn, &key);
+    }
+    return rc;
+}
+
+int store_user_set_pin(struct store *st, const char *uri, const uint8_t *verifier, uint8_t pin_len)
+{
+    store_validate(st);
+    ASSERT(uri != NULL);
+    ASSERT(verifier != NULL);
+    if (st->read_only) {
+        return -EROFS;
+    }
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        return -ENOENT;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, true);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = set_pin_txn(st, txn, uri, verifier, pin_len);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return store_txn_commit(st, txn);
+}
+
+static bool already_out(const struct store_user *out, size_t n, const MDB_val *uri)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(out[i].uri) == uri->mv_size &&
+            memcmp(out[i].uri, uri->mv_data, uri->mv_size) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* lookup_index appends to out[*n..cap) the users listed under `key` in the DUPSORT `dbi`. */
+static int lookup_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, MDB_val key,
+                        struct store_user *out, size_t cap, size_t *n)
+{
+    MDB_cursor *cur = NULL;
+    int rc = store_err(st, mdb_cursor_open(txn, dbi, &cur), "cursor_open");
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val uri = {0};
+    rc = store_err(st, mdb_cursor_get(cur, &key, &uri, MDB_SET_KEY), "cursor_get");
+    for (unsigned scanned = 0; rc == 0 && *n < cap && scanned < STORE_LOOKUP_SCAN_MAX; scanned++) {
+        if (!already_out(out, *n, &uri)) {
+            MDB_val val = {0};
+            rc = store_err(st, mdb_get(txn, st->users, &uri, &val), "get_user");
+            ASSERT(rc != -ENOENT); /* index entries always name an existing user */
+            if (rc != 0) {
+                break;
+            }
+            user_read(&out[*n], NULL, &uri, &val);
+            (*n)++;
+        }
+        rc = store_err(st, mdb_cursor_get(cur, &key, &uri, MDB_NEXT_DUP), "cursor_next_dup");
+    }
+    mdb_cursor_close(cur);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int store_user_lookup(struct store *st, struct store_user *out, size_t cap, size_t *out_num,
+                      const char *phone_or_ext)
+{
+    store_validate(st);
+    ASSERT(out != NULL || cap == 0);
+    ASSERT(out_num != NULL);
+    ASSERT(phone_or_ext != NULL);
+    size_t n = 0;
+    if (!store_str_ok(phone_or_ext, STORE_PHONE_MAX) || phone_or_ext[0] == '\0' || cap == 0) {
+        *out_num = 0;
+        return 0;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = store_val_str(phone_or_ext);
+    rc = lookup_index(st, txn, st->phone, key, out, cap, &n);
+    if (rc == 0 && strlen(phone_or_ext) <= STORE_EXT_MAX) {
+        rc = lookup_index(st, txn, st->ext, key, out, cap, &n);
+    }
+    mdb_txn_abort(txn);
+    ASSERT(n <= cap);
+    if (rc == 0) {
+        *out_num = n;
+    }
+    return rc;
+}
+
+int store_user_foreach(struct store *st, store_user_fn fn, void *ctx)
+{
+    store_validate(st);
+    ASSERT(fn != NULL);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err(st, mdb_cursor_open(txn, st->users, &cur), "cursor_open");
+    if (rc != 0) {
+        goto out;
+    }
+    MDB_val key = {0};
+    MDB_val val = {0};
+    /* Bounded by the number of users in this snapshot. */
+    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_FIRST), "cursor_first");
+    while (rc == 0) {
+        struct store_user u;
+        user_read(&u, NULL, &key, &val);
+        rc = fn(ctx, &u);
+        if (rc != 0) {
+            goto out;
+        }
+        rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
+    }
+    rc = rc == -ENOENT ? 0 : rc;
+out:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* ---- lockout ---- */
+
+static bool lockout_rec_ok(const struct lockout_rec *r)
+{
+    return r->magic == STORE_MAGIC_LOCKOUT && r->admin_locked <= 1 &&
+           zero_bytes(r->pad, sizeof(r->pad));
+}
+
+int store_lockout_rec_put(struct store *st, MDB_txn *txn, const char *uri,
+                          const struct store_lockout *lk)
+{
+    ASSERT(txn != NULL);
+    ASSERT(lk != NULL);
+    struct lockout_rec r;
+    memset(&r, 0, sizeof(r));
+    r.magic = STORE_MAGIC_LOCKOUT;
+    r.window_failures = lk->window_failures;
+    r.window_start_s = lk->window_start_s;
+    r.total_failures = lk->total_failures;
+    r.locked_until_s = lk->locked_until_s;
+    r.last_failure_s = lk->last_failure_s;
+    r.admin_locked = lk->admin_locked ? 1 : 0;
+    ASSERT(lockout_rec_ok(&r)); /* paired with store_lockout_get */
+    MDB_val key = store_val_str(uri);
+    MDB_val val = {.mv_size = sizeof(r), .mv_data = &r};
+    return store_err(st, mdb_put(txn, st->lockout, &key, &val, 0), "put_lockout");
+}
+
+int store_lockout_get(struct store *st, struct store_lockout *out, const char *uri)
+{
+    store_validate(st);
+    ASSERT(out != NULL);
+    ASSERT(uri != NULL);
+    memset(out, 0, sizeof(*out));
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        return 0;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = store_val_str(uri);
+    MDB_val val = {0};
+    rc = store_err(st, mdb_get(txn, st->lockout, &key, &val), "get_lockout");
+    if (rc == 0) {
+        struct lockout_rec r;
+        ASSERT(val.mv_size == sizeof(r));
+        memcpy(&r, val.mv_data, sizeof(r));
+        ASSERT(lockout_rec_ok(&r));
+        out->window_failures = r.window_failures;
+        out->window_start_s = r.window_start_s;
+        out->total_failures = r.total_failures;
+        out->locked_until_s = r.locked_until_s;
+        out->last_failure_s = r.last_failure_s;
+        out->admin_locked = r.admin_locked == 1;
+    }
+    mdb_txn_abort(txn);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int store_lockout_put(struct store *st, const char *uri, const struct store_lockout *lockout)
+{
+    store_validate(st);
+    ASSERT(uri != NULL);
+    ASSERT(lockout != NULL);
+    if (st->read_only) {
+        return -EROFS;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, true);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_user_exists(st, txn, uri);
+    if (rc == 0) {
+        rc = store_lockout_rec_put(st, txn, uri, lockout);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return store_txn_commit(st, txn);
+}

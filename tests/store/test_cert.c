@@ -1,0 +1,340 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/store/fixture.h"
+
+TestSuite(store_cert, .init = fixture_init, .fini = fixture_fini);
+
+static struct store_batch *batch_new(void)
+{
+    struct store_batch *b = calloc(1, sizeof(*b));
+    cr_assert_not_null(b);
+    return b;
+}
+
+/* add_certs appends `num` certificates numbered from `first`, alternating two users/pools. */
+static void add_certs(struct store_batch *b, uint32_t first, uint32_t num)
+{
+    for (uint32_t i = 0; i < num; i++) {
+        struct store_cert_meta m;
+        uint32_t n = first + i;
+        make_meta(&m, n % 2 ? "sip:bob@example.com" : "sip:alice@example.com",
+                  n % 2 ? "pool-b" : "pool-a", n);
+        cr_assert_eq(store_batch_add_cert(b, &m, fixture_der, 100 + n % 900), 0);
+    }
+}
+
+static void expect_cert(struct store *st, uint32_t n)
+{
+    struct store_cert_meta want, got;
+    make_meta(&want, n % 2 ? "sip:bob@example.com" : "sip:alice@example.com",
+              n % 2 ? "pool-b" : "pool-a", n);
+    uint8_t der[STORE_CERT_DER_MAX];
+    size_t len = 0;
+    cr_assert_eq(store_cert_get(st, &got, der, sizeof(der), &len, want.serial), 0, "cert %u", n);
+    cr_assert_eq(len, 100 + n % 900);
+    cr_assert_eq(memcmp(der, fixture_der, len), 0);
+    cr_assert_str_eq(got.uri, want.uri);
+    cr_assert_str_eq(got.pool, want.pool);
+    cr_assert_str_eq(got.device_id, want.device_id);
+    cr_assert_eq(got.not_after_s, want.not_after_s);
+    cr_assert_geq(got.seq, 1);
+}
+
+Test(store_cert, commit_get_count)
+{
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 10);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    cr_assert_eq(b->num_items, 0, "cleared");
+    for (uint32_t i = 0; i < 10; i++) {
+        cr_assert_eq(b->items[i].meta.seq, i + 1, "seq set");
+        expect_cert(g_st, i);
+    }
+    uint64_t count = 0;
+    cr_assert_eq(store_cert_count(g_st, &count), 0);
+    cr_assert_eq(count, 10);
+    struct store_cert_meta m;
+    make_meta(&m, "x", "y", 12345);
+    uint8_t der[STORE_CERT_DER_MAX];
+    size_t len = 0;
+    cr_assert_eq(store_cert_get(g_st, &m, der, sizeof(der), &len, m.serial), -ENOENT);
+    make_meta(&m, "x", "y", 5);
+    cr_assert_eq(store_cert_get(g_st, &m, der, 10, &len, m.serial), -E2BIG);
+    free(b);
+}
+
+struct seen {
+    size_t num;
+    uint64_t seq[64];
+    char uri[STORE_URI_MAX + 1];
+};
+
+static int collect(void *ctx, const struct store_cert_meta *meta, const uint8_t *der,
+                   size_t der_len)
+{
+    struct seen *s = ctx;
+    cr_assert_str_eq(meta->uri, s->uri);
+    cr_assert_eq(memcmp(der, fixture_der, der_len), 0);
+    cr_assert_lt(s->num, 64);
+    s->seq[s->num++] = meta->seq;
+    return 0;
+}
+
+Test(store_cert, foreach_by_uri_oldest_first)
+{
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 6);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    add_certs(b, 6, 6);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    struct seen s = {.num = 0};
+    strcpy(s.uri, "sip:bob@example.com");
+    cr_assert_eq(store_cert_foreach_by_uri(g_st, s.uri, collect, &s), 0);
+    cr_assert_eq(s.num, 6);
+    for (size_t i = 1; i < s.num; i++) {
+        cr_assert_lt(s.seq[i - 1], s.seq[i]);
+    }
+    struct seen none = {.num = 0};
+    strcpy(none.uri, "sip:nobody@example.com");
+    cr_assert_eq(store_cert_foreach_by_uri(g_st, none.uri, collect, &none), 0);
+    cr_assert_eq(none.num, 0);
+    free(b);
+}
+
+static void expect_count(struct store *st, uint64_t want)
+{
+    uint64_t count = 99;
+    cr_assert_eq(store_cert_count(st, &count), 0);
+    cr_assert_eq(count, want);
+}
+
+Test(store_cert, duplicate_serial_against_db)
+{
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 3);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    add_certs(b, 10, 2);
+    add_certs(b, 1, 1); /* clashes with the stored certificate 1 */
+    add_certs(b, 12, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), -EEXIST);
+    cr_assert_eq(b->num_items, 4, "batch kept");
+    cr_assert_eq(b->items[0].rc, 0);
+    cr_assert_eq(b->items[1].rc, 0);
+    cr_assert_eq(b->items[2].rc, -EEXIST);
+    cr_assert_eq(b->items[3].rc, 0);
+    expect_count(g_st, 3);
+    uint64_t depth = 0;
+    int64_t oldest = 0;
+    cr_assert_eq(store_outbox_depth(g_st, NULL, &depth, &oldest), 0);
+    cr_assert_eq(depth, 3, "no outbox entry of the failed batch");
+    /* Re-sign: a new serial, then the same batch commits. */
+    b->items[2].meta.serial[15] = 0x77;
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    expect_count(g_st, 7);
+    expect_cert(g_st, 10);
+    expect_cert(g_st, 12);
+    free(b);
+}
+
+Test(store_cert, duplicate_serial_within_batch)
+{
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 2);
+    add_certs(b, 0, 1);
+    add_certs(b, 3, 1);
+    add_certs(b, 1, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), -EEXIST);
+    cr_assert_eq(b->items[0].rc, 0);
+    cr_assert_eq(b->items[1].rc, 0);
+    cr_assert_eq(b->items[2].rc, -EEXIST);
+    cr_assert_eq(b->items[3].rc, 0);
+    cr_assert_eq(b->items[4].rc, -EEXIST);
+    expect_count(g_st, 0);
+    b->items[2].meta.serial[15] = 0x70;
+    b->items[4].meta.serial[15] = 0x71;
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    expect_count(g_st, 5);
+    free(b);
+}
+
+Test(store_cert, batch_limits)
+{
+    struct store_batch *b = batch_new();
+    struct store_cert_meta m;
+    make_meta(&m, "sip:alice@example.com", "pool-a", 1);
+    static uint8_t big[STORE_CERT_DER_MAX + 1];
+    cr_assert_eq(store_batch_add_cert(b, &m, big, sizeof(big)), -E2BIG);
+    cr_assert_eq(store_batch_add_cert(b, &m, big, STORE_CERT_DER_MAX), 0);
+    store_batch_clear(b);
+    add_certs(b, 0, STORE_BATCH_MAX);
+    cr_assert_eq(store_batch_add_cert(b, &m, fixture_der, 10), -EBUSY);
+    cr_assert_eq(b->num_items, STORE_BATCH_MAX);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    expect_count(g_st, STORE_BATCH_MAX);
+    struct store_lockout lk = {0};
+    for (size_t i = 0; i < STORE_BATCH_MAX; i++) {
+        cr_assert_eq(store_batch_add_lockout(b, "sip:alice@example.com", &lk), 0);
+    }
+    cr_assert_eq(store_batch_add_lockout(b, "sip:alice@example.com", &lk), -EBUSY);
+    store_batch_clear(b);
+    memset(m.uri, 'u', sizeof(m.uri));
+    cr_assert_eq(store_batch_add_cert(b, &m, fixture_der, 10), -EINVAL);
+    make_meta(&m, "sip:alice@example.com", "", 1);
+    cr_assert_eq(store_batch_add_cert(b, &m, fixture_der, 10), -EINVAL);
+    free(b);
+}
+
+Test(store_cert, batch_lockout_updates)
+{
+    struct store_user u;
+    make_user(&u, "sip:alice@example.com", "+4930123456", "100");
+    cr_assert_eq(store_user_add(g_st, &u), 0);
+    struct store_batch *b = batch_new();
+    struct store_lockout lk = {.window_failures = 2, .window_start_s = 10, .total_failures = 2};
+    cr_assert_eq(store_batch_add_lockout(b, "sip:alice@example.com", &lk), 0);
+    cr_assert_eq(store_batch_add_lockout(b, "sip:gone@example.com", &lk), 0); /* skipped */
+    add_certs(b, 0, 2);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    struct store_lockout got;
+    cr_assert_eq(store_lockout_get(g_st, &got, "sip:alice@example.com"), 0);
+    cr_assert_eq(got.total_failures, 2);
+    cr_assert_eq(got.window_start_s, 10);
+    cr_assert_eq(store_lockout_get(g_st, &got, "sip:gone@example.com"), 0);
+    cr_assert_eq(got.total_failures, 0);
+    /* A failed batch does not apply its lockout updates either. */
+    lk.total_failures = 9;
+    cr_assert_eq(store_batch_add_lockout(b, "sip:alice@example.com", &lk), 0);
+    add_certs(b, 0, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), -EEXIST);
+    cr_assert_eq(store_lockout_get(g_st, &got, "sip:alice@example.com"), 0);
+    cr_assert_eq(got.total_failures, 2);
+    free(b);
+}
+
+Test(store_cert, reopen_durability)
+{
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 20);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    store_close(g_st);
+    g_st = fixture_open(0, false);
+    expect_count(g_st, 20);
+    for (uint32_t i = 0; i < 20; i++) {
+        expect_cert(g_st, i);
+    }
+    add_certs(b, 20, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    cr_assert_eq(b->items[0].meta.seq, 21, "seq continues after reopen");
+    free(b);
+}
+
+Test(store_cert, crash_durability)
+{
+    store_close(g_st); /* an environment must not be used across fork */
+    g_st = NULL;
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        struct store *st = NULL;
+        struct store_options opt = {.path = g_env};
+        static struct store_batch b;
+        if (store_open(&st, &opt) != 0) {
+            _exit(2);
+        }
+        for (uint32_t k = 0; k < 3; k++) {
+            add_certs(&b, k * 64, 64);
+            if (store_batch_commit(st, &b) != 0) {
+                _exit(3);
+            }
+        }
+        kill(getpid(), SIGKILL); /* no close, no exit handlers */
+        _exit(4);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status), "child status %d", status);
+    cr_assert_eq(WTERMSIG(status), SIGKILL);
+    g_st = fixture_open(0, false);
+    expect_count(g_st, 192);
+    for (uint32_t i = 0; i < 192; i++) {
+        expect_cert(g_st, i);
+    }
+    uint64_t depth = 0;
+    int64_t oldest = 0;
+    cr_assert_eq(store_outbox_depth(g_st, NULL, &depth, &oldest), 0);
+    cr_assert_eq(depth, 192);
+}
+
+Test(store_cert, map_full_is_enospc_and_recoverable)
+{
+    store_close(g_st);
+    g_st = fixture_open(1u << 20, false);
+    struct store_batch *b = batch_new();
+    int rc = 0;
+    uint32_t committed = 0;
+    for (uint32_t k = 0; k < 100 && rc == 0; k++) {
+        add_certs(b, k * 64, 64);
+        rc = store_batch_commit(g_st, b);
+        if (rc == 0) {
+            committed += 64;
+        }
+    }
+    cr_assert_eq(rc, -ENOSPC);
+    cr_assert_gt(committed, 0);
+    cr_assert_eq(b->num_items, 64, "batch kept on -ENOSPC");
+    expect_count(g_st, committed);
+    store_close(g_st);
+    g_st = fixture_open(1u << 20, false);
+    expect_count(g_st, committed);
+    expect_cert(g_st, 0);
+    expect_cert(g_st, committed - 1);
+    store_close(g_st);
+    g_st = fixture_open(64u << 20, false); /* the action the log asks for */
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    expect_count(g_st, committed + 64);
+    free(b);
+}
+
+Test(store_cert, read_only_writes_are_erofs)
+{
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 2);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    struct store *ro = fixture_open(0, true);
+    add_certs(b, 2, 1);
+    cr_assert_eq(store_batch_commit(ro, b), -EROFS);
+    struct store_user u;
+    make_user(&u, "sip:alice@example.com", "+4930123456", "100");
+    cr_assert_eq(store_user_add(ro, &u), -EROFS);
+    cr_assert_eq(store_user_del(ro, "sip:alice@example.com"), -EROFS);
+    struct store_lockout lk = {0};
+    cr_assert_eq(store_lockout_put(ro, "sip:alice@example.com", &lk), -EROFS);
+    uint8_t v[STORE_VERIFIER_LEN] = {0};
+    cr_assert_eq(store_user_set_pin(ro, "sip:alice@example.com", v, 4), -EROFS);
+    uint64_t num = 0;
+    cr_assert_eq(store_outbox_retry(ro, NULL, &num), -EROFS);
+    cr_assert_eq(store_outbox_fail(ro, "pool-a", 1, 0, false, "x"), -EROFS);
+    cr_assert_eq(store_outbox_remove(ro, "pool-a", 1), -EROFS);
+    expect_count(ro, 2);
+    expect_cert(ro, 1);
+    store_close(ro);
+    free(b);
+}
+
+Test(store_open, bad_options)
+{
+    struct store *st = NULL;
+    struct store_options opt = {.path = ""};
+    cr_assert_eq(store_open(&st, &opt), -EINVAL);
+    opt.path = "/tmp/store-test-never-created-dir/x";
+    opt.read_only = true;
+    cr_assert_lt(store_open(&st, &opt), 0);
+    cr_assert_null(st);
+    store_close(NULL);
+}

@@ -1,0 +1,167 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "tests/store/fixture.h"
+
+TestSuite(store_outbox, .init = fixture_init, .fini = fixture_fini);
+
+struct collected {
+    size_t num;
+    struct store_outbox_entry e[16];
+};
+
+static int collect(void *ctx, const struct store_outbox_entry *e)
+{
+    struct collected *c = ctx;
+    cr_assert_lt(c->num, 16);
+    c->e[c->num++] = *e;
+    return 0;
+}
+
+static int stop_at_first(void *ctx, const struct store_outbox_entry *e)
+{
+    (void)e;
+    (*(int *)ctx)++;
+    return 42;
+}
+
+/* commit_certs stores certificates 0..num-1; even ones in pool-b, odd ones in pool-a. */
+static void commit_certs(uint32_t num)
+{
+    static struct store_batch b;
+    for (uint32_t i = 0; i < num; i++) {
+        struct store_cert_meta m;
+        make_meta(&m, "sip:alice@example.com", i % 2 ? "pool-a" : "pool-b", i);
+        cr_assert_eq(store_batch_add_cert(&b, &m, fixture_der, 500), 0);
+    }
+    cr_assert_eq(store_batch_commit(g_st, &b), 0);
+}
+
+Test(store_outbox, empty)
+{
+    uint64_t depth = 9;
+    int64_t oldest = 9;
+    cr_assert_eq(store_outbox_depth(g_st, NULL, &depth, &oldest), 0);
+    cr_assert_eq(depth, 0);
+    cr_assert_eq(oldest, 0);
+    cr_assert_eq(store_outbox_depth(g_st, "pool-x", &depth, &oldest), 0);
+    cr_assert_eq(depth, 0);
+    struct collected c = {.num = 0};
+    cr_assert_eq(store_outbox_foreach(g_st, NULL, collect, &c), 0);
+    cr_assert_eq(store_outbox_foreach(g_st, "pool-x", collect, &c), 0);
+    cr_assert_eq(c.num, 0);
+}
+
+Test(store_outbox, entries_per_pool_and_all)
+{
+    int64_t before = clock_real_ms();
+    commit_certs(5);
+    int64_t after = clock_real_ms();
+    struct collected c = {.num = 0};
+    cr_assert_eq(store_outbox_foreach(g_st, "pool-a", collect, &c), 0);
+    cr_assert_eq(c.num, 2);
+    cr_assert_eq(c.e[0].serial[15], 1);
+    cr_assert_eq(c.e[1].serial[15], 3);
+    cr_assert_lt(c.e[0].seq, c.e[1].seq);
+    cr_assert_str_eq(c.e[0].pool, "pool-a");
+    cr_assert_eq(c.e[0].attempts, 0);
+    cr_assert_eq(c.e[0].next_attempt_ms, 0);
+    cr_assert_eq(c.e[0].parked, false);
+    cr_assert_str_eq(c.e[0].last_error, "");
+    cr_assert_geq(c.e[0].enqueued_ms, before);
+    cr_assert_leq(c.e[0].enqueued_ms, after);
+
+    /* All pools: pool by pool in name order (pool-a was created after pool-b). */
+    c.num = 0;
+    cr_assert_eq(store_outbox_foreach(g_st, NULL, collect, &c), 0);
+    cr_assert_eq(c.num, 5);
+    const uint8_t want[5] = {1, 3, 0, 2, 4};
+    for (size_t i = 0; i < 5; i++) {
+        cr_assert_eq(c.e[i].serial[15], want[i], "entry %zu", i);
+        cr_assert_str_eq(c.e[i].pool, i < 2 ? "pool-a" : "pool-b");
+    }
+    int calls = 0;
+    cr_assert_eq(store_outbox_foreach(g_st, NULL, stop_at_first, &calls), 42);
+    cr_assert_eq(calls, 1);
+}
+
+Test(store_outbox, depth_and_oldest)
+{
+    int64_t before = clock_real_ms();
+    commit_certs(5);
+    uint64_t depth = 0;
+    int64_t oldest = 0;
+    cr_assert_eq(store_outbox_depth(g_st, NULL, &depth, &oldest), 0);
+    cr_assert_eq(depth, 5);
+    cr_assert_geq(oldest, before);
+    cr_assert_eq(store_outbox_depth(g_st, "pool-b", &depth, &oldest), 0);
+    cr_assert_eq(depth, 3);
+    cr_assert_eq(store_outbox_depth(g_st, "pool-a", &depth, &oldest), 0);
+    cr_assert_eq(depth, 2);
+    cr_assert_eq(store_outbox_depth(g_st, "pool-none", &depth, &oldest), 0);
+    cr_assert_eq(depth, 0);
+    cr_assert_eq(oldest, 0);
+}
+
+Test(store_outbox, retry_on_fresh_entries_changes_nothing)
+{
+    commit_certs(4);
+    uint64_t num = 99;
+    cr_assert_eq(store_outbox_retry(g_st, NULL, &num), 0);
+    cr_assert_eq(num, 0);
+    cr_assert_eq(store_outbox_retry(g_st, "pool-a", &num), 0);
+    cr_assert_eq(num, 0);
+    cr_assert_eq(store_outbox_retry(g_st, "pool-none", &num), 0);
+    cr_assert_eq(num, 0);
+}
+
+Test(store_outbox, fail_retry_remove)
+{
+    commit_certs(4); /* pool-b: 0, 2; pool-a: 1, 3 */
+    struct collected c = {.num = 0};
+    cr_assert_eq(store_outbox_foreach(g_st, "pool-a", collect, &c), 0);
+    cr_assert_eq(c.num, 2);
+    uint64_t seq_a0 = c.e[0].seq;
+    uint64_t seq_a1 = c.e[1].seq;
+    cr_assert_eq(store_outbox_fail(g_st, "pool-a", seq_a0, 5000, false, "connection refused"), 0);
+    cr_assert_eq(store_outbox_fail(g_st, "pool-a", seq_a1, 0, true, "duplicate key"), 0);
+    cr_assert_eq(store_outbox_fail(g_st, "pool-a", seq_a1, 0, true, "duplicate key"), 0);
+    c.num = 0;
+    cr_assert_eq(store_outbox_foreach(g_st, "pool-a", collect, &c), 0);
+    cr_assert_eq(c.e[0].attempts, 1);
+    cr_assert_eq(c.e[0].next_attempt_ms, 5000);
+    cr_assert_str_eq(c.e[0].last_error, "connection refused");
+    cr_assert_eq(c.e[1].attempts, 2);
+    cr_assert_eq(c.e[1].parked, true);
+
+    char long_error[STORE_ERROR_MAX + 2];
+    memset(long_error, 'e', sizeof(long_error) - 1);
+    long_error[sizeof(long_error) - 1] = '\0';
+    cr_assert_eq(store_outbox_fail(g_st, "pool-a", seq_a0, 0, false, long_error), -EINVAL);
+    cr_assert_eq(store_outbox_fail(g_st, "pool-a", 999, 0, false, "x"), -ENOENT);
+    cr_assert_eq(store_outbox_fail(g_st, "pool-none", seq_a0, 0, false, "x"), -ENOENT);
+
+    uint64_t num = 0;
+    cr_assert_eq(store_outbox_retry(g_st, "pool-b", &num), 0);
+    cr_assert_eq(num, 0, "pool-b has nothing to retry");
+    cr_assert_eq(store_outbox_retry(g_st, NULL, &num), 0);
+    cr_assert_eq(num, 2);
+    c.num = 0;
+    cr_assert_eq(store_outbox_foreach(g_st, "pool-a", collect, &c), 0);
+    cr_assert_eq(c.e[0].next_attempt_ms, 0);
+    cr_assert_eq(c.e[1].parked, false);
+    cr_assert_eq(c.e[1].attempts, 2, "retry keeps the attempt count");
+    cr_assert_str_eq(c.e[1].last_error, "duplicate key");
+
+    cr_assert_eq(store_outbox_remove(g_st, "pool-a", seq_a0), 0);
+    cr_assert_eq(store_outbox_remove(g_st, "pool-a", seq_a0), -ENOENT);
+    uint64_t depth = 0;
+    int64_t oldest = 0;
+    cr_assert_eq(store_outbox_depth(g_st, "pool-a", &depth, &oldest), 0);
+    cr_assert_eq(depth, 1);
+    cr_assert_eq(store_outbox_depth(g_st, NULL, &depth, &oldest), 0);
+    cr_assert_eq(depth, 3);
+}
