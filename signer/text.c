@@ -121,8 +121,7 @@ int signer_cert_info_der(struct signer_cert_info *out, const uint8_t *der, size_
     return 0;
 }
 
-int signer_pem_read_cert(uint8_t *out, size_t cap, size_t *out_len, const char *path,
-                         size_t index)
+int signer_pem_read_cert(uint8_t *out, size_t cap, size_t *out_len, const char *path, size_t index)
 {
     ASSERT(out != NULL);
     ASSERT(out_len != NULL);
@@ -155,8 +154,8 @@ int signer_pem_read_cert(uint8_t *out, size_t cap, size_t *out_len, const char *
     return rc;
 }
 
-int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label,
-                      const uint8_t *der, size_t der_len)
+int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label, const uint8_t *der,
+                      size_t der_len)
 {
     ASSERT(out != NULL);
     ASSERT(label != NULL);

@@ -112,8 +112,9 @@ static int ca_init(struct ctl *ctl, int argc, char **argv)
 }
 
 const struct ctl_cmd ctl_ca_cmds[] = {
-    {"ca", "init", ca_init, "[--key-type p256|p384|rsa2048|rsa3072|ed25519] [--pkcs11 URI] "
-                            "[--fqdn NAME]",
+    {"ca", "init", ca_init,
+     "[--key-type p256|p384|rsa2048|rsa3072|ed25519] [--pkcs11 URI] "
+     "[--fqdn NAME]",
      "Creates the root CA, the issuing CA (key type --key-type, default p256) and the TLS\n"
      "server certificate for --fqdn (default: [server] name) in the store directory, and the\n"
      "PIN key. Refuses to overwrite an existing CA."},

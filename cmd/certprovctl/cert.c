@@ -23,10 +23,11 @@ struct issue_args {
 
 static int issue_parse_args(struct issue_args *a, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"uri", required_argument, NULL, 'u'},   {"csr", required_argument, NULL, 'c'},
-        {"hours", required_argument, NULL, 'h'}, {"out", required_argument, NULL, 'o'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"uri", required_argument, NULL, 'u'},
+                                         {"csr", required_argument, NULL, 'c'},
+                                         {"hours", required_argument, NULL, 'h'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {NULL, 0, NULL, 0}};
     const struct ctl_cmd *cmd = &ctl_cert_cmds[CMD_ISSUE];
     int c;
     optind = 1;
@@ -74,8 +75,8 @@ static int read_csr(struct signer_csr *csr, uint8_t *der, size_t der_cap, const 
         return ctl_fail("%s: %s", path, strerror(-rc));
     }
     if (signer_csr_decode(der, der_cap, &der_len, &reason, text, text_len) != 0 ||
-        signer_csr_parse(csr, &reason, der, der_len) != 0 ||
-        signer_csr_verify(csr, &reason) != 0 || signer_identity_check(csr, &reason, uri) != 0) {
+        signer_csr_parse(csr, &reason, der, der_len) != 0 || signer_csr_verify(csr, &reason) != 0 ||
+        signer_identity_check(csr, &reason, uri) != 0) {
         return csr_fail(path, reason);
     }
     return CTL_OK;

@@ -36,7 +36,8 @@ extern const struct ctl_cmd ctl_cert_cmds[];
 extern const struct ctl_cmd ctl_outbox_cmds[];
 
 /* ctl_usage prints "usage: ..." for `cmd` to stderr and returns CTL_USAGE. */
-int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* ctl_fail prints "certprovctl: ..." to stderr and returns CTL_FAIL. */
 int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ctl_print_cmd_help prints the usage and help of one command to `out`. */

@@ -42,8 +42,8 @@ static void print_help(FILE *out)
 
 void ctl_print_cmd_help(FILE *out, const struct ctl_cmd *cmd)
 {
-    fprintf(out, "usage: certprovctl [-c FILE] %s %s %s\n\n%s\n", cmd->group, cmd->name,
-            cmd->usage, cmd->help);
+    fprintf(out, "usage: certprovctl [-c FILE] %s %s %s\n\n%s\n", cmd->group, cmd->name, cmd->usage,
+            cmd->help);
 }
 
 int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
@@ -52,8 +52,7 @@ int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     fprintf(stderr, "certprovctl: ");
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nusage: certprovctl [-c FILE] %s %s %s\n", cmd->group, cmd->name,
-            cmd->usage);
+    fprintf(stderr, "\nusage: certprovctl [-c FILE] %s %s %s\n", cmd->group, cmd->name, cmd->usage);
     va_end(ap);
     return CTL_USAGE;
 }
@@ -121,8 +120,8 @@ static int run(struct ctl *ctl, int argc, char **argv)
             print_help(i + 1 >= argc ? stderr : stdout);
             return i + 1 >= argc ? CTL_USAGE : CTL_OK;
         }
-        fprintf(stderr, "certprovctl: unknown command '%s%s%s'; see certprovctl --help\n",
-                argv[i], group_found ? " " : "", group_found ? argv[i + 1] : "");
+        fprintf(stderr, "certprovctl: unknown command '%s%s%s'; see certprovctl --help\n", argv[i],
+                group_found ? " " : "", group_found ? argv[i + 1] : "");
         return CTL_USAGE;
     }
     int sub_argc = argc - (i + 1);

@@ -99,8 +99,7 @@ static int pool_status(struct ctl *ctl, int argc, char **argv)
         /* The connection string may hold a password: show only its kind. */
         printf("pool=%s store=%s outbox_depth=%llu oldest_age_s=%lld\n", p->name,
                strcmp(p->store, "embedded") == 0 ? "embedded" : "postgresql",
-               (unsigned long long)depth,
-               (long long)(oldest == 0 ? 0 : (now_ms - oldest) / 1000));
+               (unsigned long long)depth, (long long)(oldest == 0 ? 0 : (now_ms - oldest) / 1000));
     }
     return CTL_OK;
 }

@@ -37,7 +37,7 @@ static const char *store_error(int rc)
 static int user_add(struct ctl *ctl, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"uri", required_argument, NULL, 'u'}, {"pool", required_argument, NULL, 'p'},
+        {"uri", required_argument, NULL, 'u'},   {"pool", required_argument, NULL, 'p'},
         {"phone", required_argument, NULL, 'n'}, {"ext", required_argument, NULL, 'e'},
         {"pin-stdin", no_argument, NULL, 's'},   {NULL, 0, NULL, 0}};
     const struct ctl_cmd *cmd = &ctl_user_cmds[CMD_ADD];
@@ -149,8 +149,7 @@ static int import_read(struct ctl *ctl, struct import *imp, FILE *f, const char 
         } else if (line[strspn(line, " \t\r\n")] == '\0') {
             continue;
         } else if (split_csv(line, fields, 5) != 0) {
-            rc = ctl_fail("%s:%zu: expected 5 comma-separated fields without quotes", path,
-                          lineno);
+            rc = ctl_fail("%s:%zu: expected 5 comma-separated fields without quotes", path, lineno);
         } else if (imp->num == CTL_IMPORT_ROWS_MAX) {
             rc = ctl_fail("%s: more than %d users; split the file", path, CTL_IMPORT_ROWS_MAX);
         } else {
@@ -287,8 +286,9 @@ static int list_fn(void *ctx, const struct store_user *u)
     if (store_lockout_get(lc->st, &l, u->uri) != 0) {
         return -EIO;
     }
-    const char *state = l.admin_locked ? "locked" : l.locked_until_s > lc->now ? "locked-temp"
-                                                                                : "active";
+    const char *state = l.admin_locked               ? "locked"
+                        : l.locked_until_s > lc->now ? "locked-temp"
+                                                     : "active";
     printf("%s pool=%s phone=%s ext=%s state=%s\n", u->uri, u->pool, u->phone[0] ? u->phone : "-",
            u->ext[0] ? u->ext : "-", state);
     return 0;
