@@ -68,6 +68,9 @@ static void handler(void *ctx, struct ioring_request *req)
         size_t vlen = 0;
         const char *v = ioring_request_header_get(req, "x-TEST", &vlen);
         ASSERT(ioring_request_respond(req, v ? 200 : 404, NULL, NULL, v ? v : "", vlen) == 0);
+    } else if (strcmp(target, "/big") == 0) {
+        static char big[1 << 17];
+        ASSERT(ioring_request_respond(req, 200, NULL, NULL, big, sizeof(big)) == -E2BIG);
     } else {
         ASSERT(ioring_request_respond(req, 404, "text/plain", NULL, "nope", 4) == 0);
     }

@@ -18,6 +18,7 @@
  *   /hold          kept until th_release_held
  *   /client        the client address as text
  *   /hdr           the value of the X-Test header
+ *   /big           a response over max_response_bytes (the client gets 500)
  *   anything else  404 */
 struct th {
     struct ioring_engine *eng;

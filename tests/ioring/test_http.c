@@ -243,3 +243,39 @@ Test(ioring_http, async_answer_from_other_thread)
     cr_assert_eq(strncmp(rsp.body, "127.0.0.1:", 10), 0, "%s", rsp.body);
     client_close(&cl);
 }
+
+Test(ioring_http, oversized_response_becomes_500)
+{
+    client_open(&cl, 3000);
+    client_send_str(&cl, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 500);
+    client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    client_close(&cl);
+}
+
+Test(ioring_http, too_many_or_too_large_headers_get_431)
+{
+    static char req[16384];
+    size_t n = (size_t)snprintf(req, sizeof(req), "GET /echo HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < IORING_HEADERS_MAX + 1; i++) {
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "X-H%d: v\r\n", i);
+    }
+    (void)snprintf(req + n, sizeof(req) - n, "\r\n");
+    client_open(&cl, 3000);
+    client_send_str(&cl, req);
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 431);
+    cr_assert(client_eof(&cl));
+    client_close(&cl);
+    memset(req, 'a', sizeof(req) - 1);
+    memcpy(req, "GET /echo HTTP/1.1\r\nX-Long: ", 28);
+    req[sizeof(req) - 1] = '\0';
+    client_open(&cl, 3000);
+    client_send_str(&cl, req);
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 431);
+    client_close(&cl);
+}
