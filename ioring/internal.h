@@ -98,6 +98,7 @@ enum deadline_kind {
     DEADLINE_BODY,
     DEADLINE_IDLE,
     DEADLINE_LINGER,
+    DEADLINE_SEND, /* a client that does not read its responses (body timeout) */
 };
 
 struct conn {

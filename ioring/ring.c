@@ -222,6 +222,9 @@ static void send_submit(struct conn *c)
     io_uring_prep_send(sqe, c->fd, c->send_ptr, c->send_len, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, op_data(OP_SEND, c->index, c->gen));
     c->send_busy = true;
+    if (!c->in_message) { /* while a request arrives, its own deadline governs */
+        set_deadline(c, DEADLINE_SEND, c->ring->eng->opts.body_timeout_ms);
+    }
 }
 
 /* conn_pump starts sending the oldest response if it is ready: responses leave in request
@@ -405,6 +408,9 @@ static void on_send(struct ring *r, struct conn *c, int res)
     }
     if (e.status != 100) {
         atomic_fetch_add_explicit(&r->stats.responses, 1, memory_order_relaxed);
+    }
+    if (c->deadline_kind == DEADLINE_SEND) {
+        c->deadline_kind = DEADLINE_NONE; /* waiting for the handler has no deadline here */
     }
     if (e.close) {
         conn_linger(c);
