@@ -44,6 +44,9 @@ endif
 OBJ := $(OUTDIR)/obj
 
 BSSL_INC := $(BSSL_DIR)/src/src/include
+# llhttp: C sources shipped by Debian's node-llhttp, compiled into the ioring archive.
+LLHTTP_SRC := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
 BSSL_CRYPTO := $(BSSL_DIR)/lib/libcrypto.a
 BSSL_SSL := $(BSSL_DIR)/lib/libssl.a
 
@@ -56,19 +59,19 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wconversion -Wsign-conversion -Wstrict-p
     -Wmissing-prototypes -Wformat=2 -Wimplicit-fallthrough -Wvla -Wundef -Wcast-qual
 CFLAGS := -std=c17 -g $(WARN) -fstack-protector-strong -fPIE -D_GNU_SOURCE \
     $(MODE_CFLAGS) $(EXTRA_CFLAGS)
-CPPFLAGS := -I. -isystem $(BSSL_INC) $(PKG_CFLAGS) -MMD -MP
+CPPFLAGS := -I. -isystem $(BSSL_INC) -isystem $(LLHTTP_INC) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(MODE_LDFLAGS)
 LDLIBS := $(BSSL_SSL) $(BSSL_CRYPTO) $(PKG_LIBS) -lpthread
 
 # Modules in link order (a module before what it depends on).
-MODULES := signer hsm store base
+MODULES := signer ioring hsm store base
 include $(patsubst %,%/module.mk,$(MODULES))
 modlib = $(OBJ)/lib$(1).a
 # $(call modlibs,m): m's archive followed by the archives of the modules it depends on.
 modlibs = $(call modlib,$(1)) $(foreach d,$($(1)_DEPS),$(call modlib,$(d)))
 
 define module_rules
-$(call modlib,$(1)): $$(patsubst %.c,$$(OBJ)/%.o,$$($(1)_SRCS))
+$(call modlib,$(1)): $$(patsubst %.c,$$(OBJ)/%.o,$$($(1)_SRCS)) $$($(1)_EXTRA_OBJS)
 	@mkdir -p $$(@D)
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
 endef
@@ -113,6 +116,15 @@ $(OBJ)/%.o: %.c | $(BSSL_CRYPTO)
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# Third-party C (llhttp): not ours, so not held to our warning flags (-w), but built with the
+# mode's sanitizers so that ASan sees every access.
+$(OBJ)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c17 -g -O2 -w -fPIE -fstack-protector-strong \
+	    $(filter -fsanitize% -fno-%,$(MODE_CFLAGS)) \
+	    -isystem $(LLHTTP_INC) -MMD -MP -c -o $@ $<
 
 # ---- BoringSSL (fetched with apt-get source, built once, cached under $(BSSL_DIR)) ----
 $(BSSL_DIR)/src/debian/sources.mk:

@@ -1,0 +1,393 @@
+/* engine: options, listeners, start-up allocation of every ring, threads, stop and stats. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ioring/internal.h"
+
+#define LISTEN_BACKLOG 511
+#define SIZE_MAX_BYTES (1u << 30) /* any one buffer size option */
+#define INFLIGHT_MAX (1u << 16)
+#define CONNS_MAX (1u << 20)
+
+void ioring_options_default(struct ioring_options *out)
+{
+    ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    out->listen = "0.0.0.0:8080";
+    out->max_connections = 4096;
+    out->max_request_bytes = 64 * 1024;
+    out->max_response_bytes = 64 * 1024;
+    out->max_inflight = 256;
+    out->header_timeout_ms = 10000;
+    out->body_timeout_ms = 30000;
+    out->idle_timeout_ms = 60000;
+    out->retry_after_s = 1;
+    out->recv_buffers = 256;
+    out->recv_buffer_bytes = 4096;
+}
+
+static uint32_t pick(uint32_t v, uint32_t def)
+{
+    return v != 0 ? v : def;
+}
+
+static int options_fill(struct ioring_engine *eng, const struct ioring_options *in)
+{
+    struct ioring_options d;
+    ioring_options_default(&d);
+    struct ioring_options *o = &eng->opts;
+    *o = *in;
+    o->max_connections = pick(in->max_connections, d.max_connections);
+    o->max_request_bytes = pick(in->max_request_bytes, d.max_request_bytes);
+    o->max_response_bytes = pick(in->max_response_bytes, d.max_response_bytes);
+    o->max_inflight = pick(in->max_inflight, d.max_inflight);
+    o->header_timeout_ms = pick(in->header_timeout_ms, d.header_timeout_ms);
+    o->body_timeout_ms = pick(in->body_timeout_ms, d.body_timeout_ms);
+    o->idle_timeout_ms = pick(in->idle_timeout_ms, d.idle_timeout_ms);
+    o->retry_after_s = pick(in->retry_after_s, d.retry_after_s);
+    o->recv_buffers = pick(in->recv_buffers, d.recv_buffers);
+    o->recv_buffer_bytes = pick(in->recv_buffer_bytes, d.recv_buffer_bytes);
+    if (base_str_copy(eng->listen, sizeof(eng->listen), in->listen ? in->listen : d.listen)) {
+        return -EINVAL;
+    }
+    o->listen = eng->listen;
+    uint32_t workers = in->workers;
+    if (workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = n > 0 ? (uint32_t)n : 1;
+    }
+    o->workers = workers < IORING_WORKERS_MAX ? workers : IORING_WORKERS_MAX;
+    uint32_t bufs = 1;
+    while (bufs < o->recv_buffers && bufs < 32768) {
+        bufs <<= 1;
+    }
+    o->recv_buffers = bufs;
+    if (o->max_request_bytes > SIZE_MAX_BYTES || o->max_response_bytes > SIZE_MAX_BYTES ||
+        o->recv_buffer_bytes > SIZE_MAX_BYTES || o->max_inflight > INFLIGHT_MAX ||
+        o->max_connections > CONNS_MAX || o->max_response_bytes < 256) {
+        return -E2BIG;
+    }
+    return 0;
+}
+
+/* parse_listen reads "host:port" or "[v6]:port". Returns 0 or -EINVAL. */
+static int parse_listen(struct sockaddr_storage *out, socklen_t *out_len, const char *s)
+{
+    char host[IORING_LISTEN_MAX];
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s) {
+        return -EINVAL;
+    }
+    const char *h = s;
+    size_t hlen = (size_t)(colon - s);
+    if (s[0] == '[') {
+        if (hlen < 2 || s[hlen - 1] != ']') {
+            return -EINVAL;
+        }
+        h = s + 1;
+        hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= sizeof(host)) {
+        return -EINVAL;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end = NULL;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (errno != 0 || end == colon + 1 || *end != '\0' || port > 65535) {
+        return -EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *out_len = sizeof(*a4);
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *out_len = sizeof(*a6);
+    } else {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void addr_set_port(struct sockaddr_storage *a, uint16_t port)
+{
+    if (a->ss_family == AF_INET) {
+        ((struct sockaddr_in *)a)->sin_port = htons(port);
+    } else {
+        ((struct sockaddr_in6 *)a)->sin6_port = htons(port);
+    }
+}
+
+static int listener_open(int *out_fd, uint16_t *out_port, const struct sockaddr_storage *addr,
+                         socklen_t addr_len)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        return -errno;
+    }
+    int one = 1;
+    int rc = 0;
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof(bound);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+        bind(fd, (const struct sockaddr *)addr, addr_len) == -1 ||
+        listen(fd, LISTEN_BACKLOG) == -1 ||
+        getsockname(fd, (struct sockaddr *)&bound, &bound_len) == -1) {
+        rc = -errno;
+        (void)close(fd);
+        return rc;
+    }
+    *out_port = bound.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&bound)->sin_port)
+                                           : ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+    *out_fd = fd;
+    return 0;
+}
+
+static size_t page_round(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + page - 1) / page * page;
+}
+
+/* ring_alloc allocates every buffer of one ring (start-up only). Returns 0 or -ENOMEM. */
+static int ring_alloc(struct ring *r, uint32_t num_conns)
+{
+    const struct ioring_options *o = &r->eng->opts;
+    ASSERT(pthread_mutex_init(&r->done_mu, NULL) == 0);
+    r->mutex_ok = true;
+    r->num_conns = num_conns;
+    r->conns_low_water = num_conns - (num_conns / 10 > 0 ? num_conns / 10 : 1);
+    r->conns = calloc(num_conns, sizeof(*r->conns));
+    r->conn_free = calloc(num_conns, sizeof(*r->conn_free));
+    r->slots = calloc(o->max_inflight, sizeof(*r->slots));
+    r->slot_free = calloc(o->max_inflight, sizeof(*r->slot_free));
+    r->done = calloc(o->max_inflight, sizeof(*r->done));
+    size_t req_cap = (size_t)o->max_request_bytes + 2 * IORING_HEADERS_MAX + 8;
+    r->slot_mem_len = page_round((req_cap + o->max_response_bytes) * o->max_inflight);
+    r->slot_mem =
+        mmap(NULL, r->slot_mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    r->num_bufs = o->recv_buffers;
+    r->bufs = calloc(r->num_bufs, o->recv_buffer_bytes);
+    r->br_len = page_round(r->num_bufs * sizeof(struct io_uring_buf));
+    r->br = mmap(NULL, r->br_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r->conns == NULL || r->conn_free == NULL || r->slots == NULL || r->slot_free == NULL ||
+        r->done == NULL || r->slot_mem == MAP_FAILED || r->bufs == NULL || r->br == MAP_FAILED) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < num_conns; i++) {
+        r->conns[i].ring = r;
+        r->conns[i].index = i;
+        r->conns[i].fd = -1;
+        r->conns[i].cur_slot = SLOT_NONE;
+        r->conn_free[i] = num_conns - 1 - i;
+    }
+    r->conn_free_len = num_conns;
+    for (uint32_t i = 0; i < o->max_inflight; i++) {
+        struct ioring_request *s = &r->slots[i];
+        s->ring = r;
+        s->index = i;
+        s->req = r->slot_mem + (size_t)i * (req_cap + o->max_response_bytes);
+        s->resp = s->req + req_cap;
+        r->slot_free[i] = o->max_inflight - 1 - i;
+    }
+    r->slot_free_len = o->max_inflight;
+    r->event_fd = eventfd(0, EFD_CLOEXEC);
+    return r->event_fd == -1 ? -errno : 0;
+}
+
+static void ring_free(struct ring *r)
+{
+    if (r->listen_fd >= 0) {
+        (void)close(r->listen_fd);
+    }
+    if (r->event_fd >= 0 && close(r->event_fd) == -1) {
+        log_warn("ioring: close_failed errno=%d", errno);
+    }
+    if (r->slot_mem != NULL && r->slot_mem != MAP_FAILED) {
+        ASSERT(munmap(r->slot_mem, r->slot_mem_len) == 0);
+    }
+    if (r->br != NULL && r->br != MAP_FAILED) {
+        ASSERT(munmap(r->br, r->br_len) == 0);
+    }
+    if (r->mutex_ok) {
+        ASSERT(pthread_mutex_destroy(&r->done_mu) == 0);
+    }
+    free(r->conns);
+    free(r->conn_free);
+    free(r->slots);
+    free(r->slot_free);
+    free(r->done);
+    free(r->bufs);
+    memset(r, 0, sizeof(*r));
+}
+
+static int rings_start(struct ioring_engine *eng)
+{
+    struct sockaddr_storage addr;
+    socklen_t addr_len = 0;
+    int rc = parse_listen(&addr, &addr_len, eng->listen);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t n = eng->opts.workers;
+    uint32_t per_ring = (eng->opts.max_connections + n - 1) / n;
+    for (uint32_t i = 0; i < n; i++) {
+        struct ring *r = &eng->rings[i];
+        r->eng = eng;
+        r->index = i;
+        if (i > 0) {
+            addr_set_port(&addr, eng->port); /* port 0: every ring on the first one's port */
+        }
+        rc = listener_open(&r->listen_fd, &eng->port, &addr, addr_len);
+        if (rc == 0) {
+            rc = ring_alloc(r, per_ring);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        rc = -pthread_create(&eng->rings[i].thread, NULL, ring_main, &eng->rings[i]);
+        if (rc != 0) {
+            return rc;
+        }
+        eng->rings[i].thread_started = true;
+        ASSERT(pthread_mutex_lock(&eng->init_mu) == 0);
+        while (eng->init_done <= i) {
+            ASSERT(pthread_cond_wait(&eng->init_cv, &eng->init_mu) == 0);
+        }
+        rc = eng->rings[i].init_rc;
+        ASSERT(pthread_mutex_unlock(&eng->init_mu) == 0);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int ioring_engine_new(struct ioring_engine **out, const struct ioring_options *opts,
+                      ioring_handler_fn handler, void *ctx)
+{
+    ASSERT(out != NULL);
+    ASSERT(opts != NULL);
+    ASSERT(handler != NULL);
+    struct ioring_engine *eng = calloc(1, sizeof(*eng));
+    if (eng == NULL) {
+        return -ENOMEM;
+    }
+    ASSERT(pthread_mutex_init(&eng->init_mu, NULL) == 0);
+    ASSERT(pthread_cond_init(&eng->init_cv, NULL) == 0);
+    eng->handler = handler;
+    eng->ctx = ctx;
+    http_settings_init(&eng->settings);
+    int rc = options_fill(eng, opts);
+    if (rc == 0) {
+        eng->num_rings = eng->opts.workers;
+        eng->rings = calloc(eng->num_rings, sizeof(*eng->rings));
+        for (uint32_t i = 0; eng->rings != NULL && i < eng->num_rings; i++) {
+            eng->rings[i].listen_fd = -1;
+            eng->rings[i].event_fd = -1;
+        }
+        rc = eng->rings == NULL ? -ENOMEM : rings_start(eng);
+    }
+    if (rc != 0) {
+        log_err("ioring: start_failed listen=%s rc=%d", eng->listen, rc);
+        ioring_engine_free(eng);
+        return rc;
+    }
+    log_info("ioring: started listen=%s port=%u workers=%u", eng->listen, eng->port,
+             eng->num_rings);
+    *out = eng;
+    return 0;
+}
+
+uint16_t ioring_engine_port(const struct ioring_engine *eng)
+{
+    ASSERT(eng != NULL);
+    return eng->port;
+}
+
+uint32_t ioring_engine_workers(const struct ioring_engine *eng)
+{
+    ASSERT(eng != NULL);
+    return eng->num_rings;
+}
+
+int ioring_engine_stop(struct ioring_engine *eng, uint32_t deadline_ms)
+{
+    ASSERT(eng != NULL);
+    if (eng->stopped) {
+        return 0;
+    }
+    eng->stopped = true;
+    atomic_store(&eng->stop_deadline_ns, clock_mono_ns() + (uint64_t)deadline_ms * 1000000u);
+    atomic_store(&eng->stopping, true);
+    int rc = 0;
+    for (uint32_t i = 0; i < eng->num_rings && eng->rings != NULL; i++) {
+        struct ring *r = &eng->rings[i];
+        if (!r->thread_started) {
+            continue;
+        }
+        if (r->event_fd >= 0) {
+            ring_wake(r);
+        }
+        void *ret = NULL;
+        ASSERT(pthread_join(r->thread, &ret) == 0);
+        r->thread_started = false;
+        if (ret != NULL) {
+            rc = -ETIMEDOUT;
+        }
+    }
+    return rc;
+}
+
+void ioring_engine_free(struct ioring_engine *eng)
+{
+    if (eng == NULL) {
+        return;
+    }
+    (void)ioring_engine_stop(eng, 0);
+    for (uint32_t i = 0; i < eng->num_rings && eng->rings != NULL; i++) {
+        ring_free(&eng->rings[i]);
+    }
+    free(eng->rings);
+    eng->rings = NULL;
+    ASSERT(pthread_mutex_destroy(&eng->init_mu) == 0);
+    ASSERT(pthread_cond_destroy(&eng->init_cv) == 0);
+    free(eng);
+}
+
+void ioring_engine_stats_get(const struct ioring_engine *eng, struct ioring_stats *out)
+{
+    ASSERT(eng != NULL);
+    ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    for (uint32_t i = 0; i < eng->num_rings; i++) {
+        const struct ring_stats *s = &eng->rings[i].stats;
+        out->connections_open += atomic_load_explicit(&s->connections_open, memory_order_relaxed);
+        out->connections_accepted += atomic_load(&s->connections_accepted);
+        out->connections_refused += atomic_load(&s->connections_refused);
+        out->requests += atomic_load(&s->requests);
+        out->requests_inflight += atomic_load(&s->requests_inflight);
+        out->responses += atomic_load(&s->responses);
+        out->responses_400 += atomic_load(&s->responses_400);
+        out->responses_413 += atomic_load(&s->responses_413);
+        out->responses_503 += atomic_load(&s->responses_503);
+        out->timeouts += atomic_load(&s->timeouts);
+        out->accept_pauses += atomic_load(&s->accept_pauses);
+    }
+}

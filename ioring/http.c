@@ -1,0 +1,479 @@
+/* HTTP/1.1 framing: llhttp callbacks that fill request slots, engine responses (400, 413, 431,
+ * 503), response formatting and the request accessors. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "ioring/internal.h"
+
+static struct conn *parser_conn(llhttp_t *p)
+{
+    struct conn *c = p->data;
+    DASSERT(c != NULL);
+    DASSERT(c->state == CONN_OPEN);
+    return c;
+}
+
+static struct ioring_request *cur_slot(struct conn *c)
+{
+    ASSERT(c->cur_slot != SLOT_NONE);
+    struct ioring_request *s = &c->ring->slots[c->cur_slot];
+    ASSERT(s->state == SLOT_PARSING);
+    return s;
+}
+
+/* reject ends reading on `c`: the current request (if any) is dropped and `status` is queued
+ * as the connection's last response. Returns HPE_PAUSED so that llhttp stops at once. */
+static int reject(struct conn *c, uint16_t status)
+{
+    struct ring *r = c->ring;
+    if (c->cur_slot != SLOT_NONE) {
+        slot_put(r, &r->slots[c->cur_slot]);
+        c->cur_slot = SLOT_NONE;
+    }
+    c->stop_parsing = true;
+    c->in_message = false;
+    c->deadline_kind = DEADLINE_NONE;
+    conn_pipe_push(c, SLOT_NONE, status, true);
+    return HPE_PAUSED;
+}
+
+/* append copies `len` bytes into the slot's arena. Returns false (caller rejects) if the
+ * request would exceed max_request_bytes. */
+static bool append(struct conn *c, struct ioring_request *s, const char *at, size_t len)
+{
+    uint32_t max = c->ring->eng->opts.max_request_bytes;
+    if (len > max - s->content_len) {
+        return false;
+    }
+    ASSERT(s->req_len + len + 1 <= (size_t)max + 2 * IORING_HEADERS_MAX + 8);
+    memcpy(s->req + s->req_len, at, len);
+    s->req_len += (uint32_t)len;
+    s->content_len += (uint32_t)len;
+    return true;
+}
+
+static void terminate(struct ioring_request *s)
+{
+    s->req[s->req_len] = '\0';
+    s->req_len++;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct conn *c = parser_conn(p);
+    struct ring *r = c->ring;
+    ASSERT(c->cur_slot == SLOT_NONE);
+    c->in_message = true;
+    c->deadline_kind = DEADLINE_HEADER;
+    c->deadline_ns = clock_mono_ns() + (uint64_t)r->eng->opts.header_timeout_ms * 1000000u;
+    /* Room for a 100 Continue and the final response, and 503 still fits otherwise. */
+    struct ioring_request *s = NULL;
+    if (c->pipe_count + 2 < IORING_PIPELINE_MAX) {
+        s = slot_take(r);
+    }
+    if (s == NULL) {
+        atomic_fetch_add_explicit(&r->stats.responses_503, 1, memory_order_relaxed);
+        return reject(c, 503);
+    }
+    s->state = SLOT_PARSING;
+    s->conn_index = c->index;
+    s->conn_gen = c->gen;
+    s->target_off = s->req_len;
+    memcpy(&s->client, &c->peer, sizeof(s->client));
+    s->client_len = c->peer_len;
+    c->cur_slot = s->index;
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    if (!append(c, cur_slot(c), at, len)) {
+        return reject(c, 414);
+    }
+    return 0;
+}
+
+static int on_url_complete(llhttp_t *p)
+{
+    struct conn *c = parser_conn(p);
+    struct ioring_request *s = cur_slot(c);
+    s->target_len = s->req_len - s->target_off;
+    terminate(s);
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    struct ioring_request *s = cur_slot(c);
+    if (!s->field_open) {
+        if (s->num_headers == IORING_HEADERS_MAX) {
+            return reject(c, 431);
+        }
+        s->field_open = true;
+        s->headers[s->num_headers].name_off = s->req_len;
+    }
+    if (!append(c, s, at, len)) {
+        return reject(c, 431);
+    }
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    struct conn *c = parser_conn(p);
+    struct ioring_request *s = cur_slot(c);
+    struct header_ref *h = &s->headers[s->num_headers];
+    if (!s->field_open) { /* empty name: llhttp rejects those, keep the arena consistent */
+        h->name_off = s->req_len;
+    }
+    h->name_len = s->req_len - h->name_off;
+    terminate(s);
+    s->field_open = false;
+    h->value_off = s->req_len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    if (!append(c, cur_slot(c), at, len)) {
+        return reject(c, 431);
+    }
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    struct conn *c = parser_conn(p);
+    struct ioring_request *s = cur_slot(c);
+    struct header_ref *h = &s->headers[s->num_headers];
+    h->value_len = s->req_len - h->value_off;
+    terminate(s);
+    s->num_headers++;
+    return 0;
+}
+
+static bool header_is(const struct ioring_request *s, const char *name, const char *value)
+{
+    size_t len = 0;
+    const char *v = ioring_request_header_get(s, name, &len);
+    return v != NULL && strlen(value) == len && strncasecmp(v, value, len) == 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct conn *c = parser_conn(p);
+    struct ring *r = c->ring;
+    struct ioring_request *s = cur_slot(c);
+    uint32_t max = r->eng->opts.max_request_bytes;
+    bool has_body = (p->flags & F_CHUNKED) != 0 || p->content_length > 0;
+    /* RFC 9110 §15.5.14: refuse an announced oversized body before reading any of it. */
+    if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > max - s->content_len) {
+        atomic_fetch_add_explicit(&r->stats.responses_413, 1, memory_order_relaxed);
+        return reject(c, 413);
+    }
+    s->method = llhttp_method_name((llhttp_method_t)p->method);
+    s->keep_alive = llhttp_should_keep_alive(p) != 0;
+    s->body_off = s->req_len;
+    c->deadline_kind = DEADLINE_BODY;
+    c->deadline_ns = clock_mono_ns() + (uint64_t)r->eng->opts.body_timeout_ms * 1000000u;
+    /* RFC 9110 §10.1.1: 100 Continue, queued in order behind earlier responses. */
+    if (has_body && p->http_minor >= 1 && header_is(s, "expect", "100-continue")) {
+        conn_pipe_push(c, SLOT_NONE, 100, false);
+        conn_pump(c);
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    if (!append(c, cur_slot(c), at, len)) {
+        atomic_fetch_add_explicit(&c->ring->stats.responses_413, 1, memory_order_relaxed);
+        return reject(c, 413);
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct conn *c = parser_conn(p);
+    struct ring *r = c->ring;
+    struct ioring_request *s = cur_slot(c);
+    s->body_len = s->req_len - s->body_off;
+    terminate(s);
+    s->id = ((uint64_t)r->index << 48) | ++r->req_seq;
+    s->state = SLOT_HANDLER;
+    c->cur_slot = SLOT_NONE;
+    c->in_message = false;
+    c->deadline_kind = DEADLINE_NONE;
+    bool close = !s->keep_alive;
+    conn_pipe_push(c, s->index, 0, close);
+    r->turn_requests++;
+    atomic_fetch_add_explicit(&r->stats.requests, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->stats.requests_inflight, 1, memory_order_relaxed);
+    r->eng->handler(r->eng->ctx, s);
+    if (close) {
+        c->stop_parsing = true;
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
+void http_settings_init(llhttp_settings_t *st)
+{
+    llhttp_settings_init(st);
+    st->on_message_begin = on_message_begin;
+    st->on_url = on_url;
+    st->on_url_complete = on_url_complete;
+    st->on_header_field = on_header_field;
+    st->on_header_field_complete = on_header_field_complete;
+    st->on_header_value = on_header_value;
+    st->on_header_value_complete = on_header_value_complete;
+    st->on_headers_complete = on_headers_complete;
+    st->on_body = on_body;
+    st->on_message_complete = on_message_complete;
+}
+
+/* http_input feeds plaintext to the parser. Returns 0; protocol errors queue a 400 and stop
+ * reading (the connection closes once earlier responses are out). */
+int http_input(struct conn *c, const uint8_t *data, size_t len)
+{
+    ASSERT(c->state == CONN_OPEN);
+    if (c->stop_parsing || len == 0) {
+        return 0;
+    }
+    llhttp_errno_t err = llhttp_execute(&c->parser, (const char *)data, len);
+    if (err == HPE_OK || (err == HPE_PAUSED && c->stop_parsing)) {
+        return 0;
+    }
+    /* Malformed (RFC 9112 §2.2), or an Upgrade we do not speak: answer 400 and close. */
+    atomic_fetch_add_explicit(&c->ring->stats.responses_400, 1, memory_order_relaxed);
+    (void)reject(c, 400);
+    return 0;
+}
+
+const char *ioring_status_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "";
+    }
+}
+
+size_t http_canned_format(char *out, size_t cap, uint16_t status, bool close,
+                          uint32_t retry_after_s)
+{
+    int n = 0;
+    if (status == 100) {
+        n = snprintf(out, cap, "HTTP/1.1 100 Continue\r\n\r\n");
+    } else {
+        char retry[48] = "";
+        if (status == 503) {
+            (void)snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", retry_after_s);
+        }
+        n = snprintf(out, cap,
+                     "HTTP/1.1 %u %s\r\n%sContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "Connection: %s\r\n\r\n%s\n",
+                     status, ioring_status_reason(status), retry,
+                     strlen(ioring_status_reason(status)) + 1, close ? "close" : "keep-alive",
+                     ioring_status_reason(status));
+    }
+    ASSERT(n > 0);
+    ASSERT((size_t)n < cap);
+    return (size_t)n;
+}
+
+/* format_response writes the whole response into the slot. Returns 0 or -E2BIG. */
+static int format_response(struct ioring_request *s, int status, const char *content_type,
+                           const char *extra_headers, const void *body, size_t body_len)
+{
+    struct ioring_engine *eng = s->ring->eng;
+    size_t cap = eng->opts.max_response_bytes;
+    bool close = !s->keep_alive || atomic_load(&eng->stopping);
+    bool no_body = status == 204 || status == 304;
+    char clen[40] = "";
+    if (!no_body) {
+        (void)snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", body_len);
+    }
+    int n = snprintf((char *)s->resp, cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%sConnection: %s\r\n\r\n",
+                     status, ioring_status_reason(status), content_type ? "Content-Type: " : "",
+                     content_type ? content_type : "", content_type ? "\r\n" : "",
+                     extra_headers ? extra_headers : "", clen, close ? "close" : "keep-alive");
+    if (n < 0 || (size_t)n >= cap || (!no_body && body_len > cap - (size_t)n)) {
+        return -E2BIG;
+    }
+    if (!no_body && body_len > 0) {
+        memcpy(s->resp + n, body, body_len);
+    }
+    s->resp_len = (size_t)n + (no_body ? 0 : body_len);
+    return 0;
+}
+
+int ioring_request_respond(struct ioring_request *req, int status, const char *content_type,
+                           const char *extra_headers, const void *body, size_t body_len)
+{
+    ASSERT(req != NULL);
+    ASSERT(req->state == SLOT_HANDLER);
+    ASSERT(body != NULL || body_len == 0);
+    struct ring *r = req->ring;
+    int rc = -EINVAL;
+    if (status >= 200 && status <= 599) {
+        rc = format_response(req, status, content_type, extra_headers, body, body_len);
+    }
+    if (rc != 0) {
+        log_warn("ioring: respond_failed id=%llu status=%d rc=%d", (unsigned long long)req->id,
+                 status, rc);
+        ASSERT(format_response(req, 500, "text/plain", NULL, "", 0) == 0);
+    }
+    ASSERT(pthread_mutex_lock(&r->done_mu) == 0);
+    uint32_t cap = r->eng->opts.max_inflight;
+    ASSERT(r->done_count < cap);
+    r->done[(r->done_head + r->done_count) % cap] = req->index;
+    r->done_count++;
+    ASSERT(pthread_mutex_unlock(&r->done_mu) == 0);
+    ring_wake(r);
+    return rc;
+}
+
+const char *ioring_request_method(const struct ioring_request *req)
+{
+    ASSERT(req->state == SLOT_HANDLER);
+    return req->method;
+}
+
+const char *ioring_request_target(const struct ioring_request *req, size_t *out_len)
+{
+    ASSERT(req->state == SLOT_HANDLER);
+    if (out_len != NULL) {
+        *out_len = req->target_len;
+    }
+    return (const char *)req->req + req->target_off;
+}
+
+const char *ioring_request_header_get(const struct ioring_request *req, const char *name,
+                                      size_t *out_len)
+{
+    ASSERT(name != NULL);
+    size_t name_len = strlen(name);
+    for (uint32_t i = 0; i < req->num_headers; i++) {
+        const struct header_ref *h = &req->headers[i];
+        if (h->name_len == name_len &&
+            strncasecmp((const char *)req->req + h->name_off, name, name_len) == 0) {
+            if (out_len != NULL) {
+                *out_len = h->value_len;
+            }
+            return (const char *)req->req + h->value_off;
+        }
+    }
+    return NULL;
+}
+
+const uint8_t *ioring_request_body(const struct ioring_request *req, size_t *out_len)
+{
+    ASSERT(req->state == SLOT_HANDLER);
+    ASSERT(out_len != NULL);
+    *out_len = req->body_len;
+    return req->req + req->body_off;
+}
+
+const struct sockaddr *ioring_request_client(const struct ioring_request *req, socklen_t *out_len)
+{
+    if (out_len != NULL) {
+        *out_len = req->client_len;
+    }
+    return (const struct sockaddr *)&req->client;
+}
+
+int ioring_request_client_format(const struct ioring_request *req, char *out, size_t cap)
+{
+    ASSERT(out != NULL);
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    bool v6 = req->client.ss_family == AF_INET6;
+    if (req->client.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&req->client;
+        (void)inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+    } else if (v6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&req->client;
+        (void)inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+    }
+    int n = snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", host, port);
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap > 0) {
+            out[0] = '\0';
+        }
+        return -E2BIG;
+    }
+    return 0;
+}
+
+uint64_t ioring_request_id(const struct ioring_request *req)
+{
+    return req->id;
+}
+
+uint32_t ioring_request_ring(const struct ioring_request *req)
+{
+    return req->ring->index;
+}

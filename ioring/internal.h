@@ -1,0 +1,207 @@
+/* ioring internals: engine, rings, connections, request slots and the transport layer.
+ *
+ * Data path of one connection:  recv (provided buffer) → PROXY v2 (optional) → transport (plain
+ * now, TLS through memory BIOs later) → HTTP parser (llhttp) → request slot → handler.
+ * Responses go back: slot response buffer → pipeline (request order) → transport → send.
+ * Everything here runs on the ring thread except ioring_request_respond, which only writes the
+ * slot's response buffer and hands the slot index to the ring through `done` (mutex) and the
+ * ring's eventfd. */
+#ifndef CERTPROV_IORING_INTERNAL_H
+#define CERTPROV_IORING_INTERNAL_H
+
+#include <liburing.h>
+#include <llhttp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "base/base.h"
+#include "ioring/ioring.h"
+
+#define SLOT_NONE UINT32_MAX
+#define PROXY_HDR_MAX 232 /* 16-byte header + addresses + TLVs we accept (RFC: v2 §2.2) */
+#define CANNED_MAX 256
+#define LINGER_MS 2000 /* half-closed connection waiting for the client's FIN */
+#define TICK_MS 50     /* deadline scan period */
+#define BUF_GROUP 0
+
+struct conn;
+struct ring;
+
+/* struct transport_ops is the layer between the socket and the HTTP parser. */
+struct transport_ops {
+    const char *name;
+    /* input takes bytes received from the wire and passes plaintext to http_input. Returns 0 or
+     * a negative errno (the connection is then closed without an answer). */
+    int (*input)(struct conn *c, const uint8_t *wire, size_t len);
+    /* output turns plaintext into the wire bytes to send (*out may point into per-connection
+     * storage that stays valid until the send completes). Returns 0 or a negative errno. */
+    int (*output)(struct conn *c, const uint8_t *plain, size_t len, const uint8_t **out,
+                  size_t *out_len);
+};
+
+extern const struct transport_ops transport_plain;
+
+enum slot_state {
+    SLOT_FREE = 0,
+    SLOT_PARSING, /* being filled by the parser */
+    SLOT_HANDLER, /* owned by the handler */
+    SLOT_DONE,    /* response ready, waiting for its turn in the pipeline */
+};
+
+struct header_ref {
+    uint32_t name_off, name_len, value_off, value_len;
+};
+
+/* struct ioring_request is one request slot. Ring thread only, except resp_* and the fields read
+ * by accessors, which belong to the handler between handler call and respond. */
+struct ioring_request {
+    struct ring *ring;
+    uint32_t index;
+    enum slot_state state;
+    bool orphaned;   /* its connection is gone: free on completion */
+    bool keep_alive; /* request allows keep-alive */
+    uint32_t conn_index;
+    uint32_t conn_gen;
+    uint64_t id;
+    const char *method;
+    uint8_t *req;     /* arena: target, header names and values, body, each NUL-terminated */
+    uint32_t req_len; /* used bytes of the arena */
+    uint32_t content_len;
+    uint32_t target_off, target_len;
+    uint32_t body_off, body_len;
+    uint32_t num_headers;
+    bool field_open, value_open, body_open;
+    struct header_ref headers[IORING_HEADERS_MAX];
+    struct sockaddr_storage client;
+    socklen_t client_len;
+    uint8_t *resp;
+    size_t resp_len;
+};
+
+struct pipe_entry {
+    uint32_t slot;   /* request slot, or SLOT_NONE for an engine response */
+    uint16_t status; /* engine response status (when slot == SLOT_NONE) */
+    bool close;      /* close the connection after this response */
+};
+
+enum conn_state {
+    CONN_FREE = 0,
+    CONN_PROXY,   /* waiting for the PROXY v2 header */
+    CONN_OPEN,    /* HTTP */
+    CONN_LINGER,  /* final response sent, write side shut, discarding input */
+    CONN_CLOSING, /* shut down; freed when no operation is pending */
+};
+
+enum deadline_kind {
+    DEADLINE_NONE = 0,
+    DEADLINE_HEADER,
+    DEADLINE_BODY,
+    DEADLINE_IDLE,
+    DEADLINE_LINGER,
+    DEADLINE_SEND, /* a client that does not read its responses (body timeout) */
+};
+
+struct conn {
+    struct ring *ring;
+    const struct transport_ops *tp;
+    uint32_t index;
+    uint32_t gen;
+    int fd;
+    enum conn_state state;
+    bool recv_armed;
+    bool send_busy;
+    bool stop_parsing; /* no more requests are read (error, close or drain) */
+    bool peer_eof;
+    bool in_message; /* parser is between message begin and complete */
+    enum deadline_kind deadline_kind;
+    uint64_t deadline_ns;
+    uint32_t cur_slot;
+    llhttp_t parser;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    uint16_t proxy_len;
+    uint8_t proxy_buf[PROXY_HDR_MAX];
+    struct pipe_entry pipe[IORING_PIPELINE_MAX];
+    uint32_t pipe_head, pipe_count;
+    const uint8_t *send_ptr;
+    size_t send_len;
+    char canned[CANNED_MAX];
+};
+
+struct ring_stats {
+    _Atomic uint64_t connections_open, connections_accepted, connections_refused, requests,
+        requests_inflight, responses, responses_400, responses_413, responses_503, timeouts,
+        accept_pauses;
+};
+
+struct ring {
+    struct ioring_engine *eng;
+    uint32_t index;
+    pthread_t thread;
+    bool thread_started;
+    struct io_uring uring;
+    bool uring_ok;
+    int listen_fd;
+    int event_fd;
+    uint64_t event_val;
+    bool accept_armed, accept_paused, draining;
+    /* connections */
+    struct conn *conns;
+    uint32_t num_conns, conns_used, conns_low_water;
+    uint32_t *conn_free; /* stack of free connection indexes */
+    uint32_t conn_free_len;
+    /* request slots */
+    struct ioring_request *slots;
+    uint32_t *slot_free;
+    uint32_t slot_free_len;
+    uint8_t *slot_mem;
+    size_t slot_mem_len;
+    uint32_t turn_requests;
+    uint64_t req_seq;
+    /* provided buffers */
+    struct io_uring_buf_ring *br;
+    size_t br_len;
+    uint8_t *bufs;
+    uint32_t num_bufs;
+    /* completions from other threads: bounded by the number of slots, cannot overflow */
+    pthread_mutex_t done_mu;
+    bool mutex_ok;
+    uint32_t *done; /* ring buffer of slot indexes */
+    uint32_t done_head, done_count;
+    atomic_bool wake_pending;
+    struct ring_stats stats;
+    int init_rc; /* result of the thread's setup, read by ioring_engine_new */
+};
+
+struct ioring_engine {
+    struct ioring_options opts;
+    char listen[IORING_LISTEN_MAX];
+    ioring_handler_fn handler;
+    void *ctx;
+    uint16_t port;
+    uint32_t num_rings;
+    struct ring *rings;
+    atomic_bool stopping;
+    atomic_uint_fast64_t stop_deadline_ns;
+    bool stopped;
+    llhttp_settings_t settings;
+    pthread_mutex_t init_mu;
+    pthread_cond_t init_cv;
+    uint32_t init_done;
+};
+
+/* ring.c */
+void *ring_main(void *arg);
+void ring_wake(struct ring *r);
+void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close);
+void conn_pump(struct conn *c);
+void slot_put(struct ring *r, struct ioring_request *s);
+struct ioring_request *slot_take(struct ring *r);
+
+/* http.c */
+void http_settings_init(llhttp_settings_t *s);
+int http_input(struct conn *c, const uint8_t *data, size_t len);
+size_t http_canned_format(char *out, size_t cap, uint16_t status, bool close,
+                          uint32_t retry_after_s);
+
+#endif

@@ -1,0 +1,165 @@
+/* ioring: the network engine. One io_uring per worker thread, each with its own SO_REUSEPORT
+ * listener: multishot accept, multishot recv into a provided-buffer ring, HTTP/1.1 framing with
+ * llhttp (keep-alive, pipelining, Content-Length and chunked bodies, Expect: 100-continue),
+ * optional PROXY protocol v2, deadlines and backpressure.
+ *
+ * The engine knows nothing about certificates. It hands each complete request to a handler on
+ * the ring thread; the handler answers at once or later, from any thread, with
+ * ioring_request_respond. Responses on one connection always leave in request order.
+ *
+ * Memory: everything is allocated by ioring_engine_new from the options (connection slots,
+ * request slots with their request and response buffers, the provided-buffer ring). Nothing is
+ * allocated on the request path. When a bound is hit the engine pushes back: it stops accepting
+ * at max_connections, answers 413/431 to oversized requests before reading their body, answers
+ * 503 with Retry-After when max_inflight requests are already with the handler, and closes
+ * connections that miss their header, body or idle deadline. */
+#ifndef CERTPROV_IORING_H
+#define CERTPROV_IORING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct ioring_engine;
+struct ioring_request;
+
+/* Hard limits of the engine (not configurable: they size fixed arrays). */
+#define IORING_WORKERS_MAX 64
+#define IORING_HEADERS_MAX 64   /* headers per request; more is answered 431 */
+#define IORING_PIPELINE_MAX 16  /* requests queued per connection; more is answered 503 */
+#define IORING_LISTEN_MAX 128   /* length of the "host:port" option */
+#define IORING_ADDR_TEXT_MAX 64 /* "[v6addr]:port" and NUL */
+
+/* ioring_handler_fn receives one complete request on the ring thread `ring_index`. The handler
+ * owns `req` until it calls ioring_request_respond exactly once, now or later, from any thread.
+ * It must not block (invariant 7): slow work goes to other threads. */
+typedef void (*ioring_handler_fn)(void *ctx, struct ioring_request *req);
+
+/* ioring_turn_end_fn runs on ring `ring_index` at the end of every loop turn in which that ring
+ * handed at least one request to the handler, so that the caller can batch them. */
+typedef void (*ioring_turn_end_fn)(void *ctx, uint32_t ring_index);
+
+/* struct ioring_options configures an engine. ioring_options_default fills the defaults; a zero
+ * in a field given to ioring_engine_new means "default" as well. */
+struct ioring_options {
+    const char *listen;             /* "host:port", IPv4 or [IPv6]; port 0 picks one */
+    uint32_t workers;               /* ring threads; 0 = one per online core */
+    uint32_t max_connections;       /* whole engine, split evenly between rings */
+    uint32_t max_request_bytes;     /* target + headers + body of one request */
+    uint32_t max_response_bytes;    /* status line + headers + body of one response */
+    uint32_t max_inflight;          /* per ring: requests with the handler at once */
+    uint32_t header_timeout_ms;     /* first byte of a request to the end of its headers */
+    uint32_t body_timeout_ms;       /* end of headers to the end of the body */
+    uint32_t idle_timeout_ms;       /* keep-alive connection with nothing to do */
+    uint32_t retry_after_s;         /* Retry-After of a 503 */
+    uint32_t recv_buffers;          /* provided buffers per ring, rounded up to a power of two */
+    uint32_t recv_buffer_bytes;     /* size of each provided buffer */
+    bool proxy_protocol;            /* expect a PROXY protocol v2 header on every connection */
+    ioring_turn_end_fn on_turn_end; /* may be NULL; called with the handler's ctx */
+};
+
+/* ioring_options_default fills `out` with the defaults: "0.0.0.0:8080", one worker per core,
+ * 4096 connections, 64 KiB requests and responses, 256 in flight per ring, deadlines of 10 s
+ * (header), 30 s (body) and 60 s (idle), Retry-After 1, 256 buffers of 4 KiB, no PROXY. */
+void ioring_options_default(struct ioring_options *out);
+
+/* ioring_engine_new binds the listeners, allocates every buffer and starts the ring threads.
+ * `opts` is copied (the listen string too); `handler` and `ctx` must stay valid until
+ * ioring_engine_free. Returns 0 and the engine in *out, -EINVAL for a bad option or address,
+ * -E2BIG if the sizes multiply beyond what the engine accepts, -ENOMEM, or the negative errno of
+ * a failed socket, bind or io_uring setup. */
+int ioring_engine_new(struct ioring_engine **out, const struct ioring_options *opts,
+                      ioring_handler_fn handler, void *ctx);
+
+/* ioring_engine_port returns the TCP port the engine listens on (useful with port 0). */
+uint16_t ioring_engine_port(const struct ioring_engine *eng);
+
+/* ioring_engine_workers returns the number of ring threads. */
+uint32_t ioring_engine_workers(const struct ioring_engine *eng);
+
+/* ioring_engine_stop stops accepting, closes idle connections and partly received requests,
+ * lets requests already with the handler finish (their responses carry Connection: close) and
+ * returns when every connection is closed or after `deadline_ms`, whichever comes first; then
+ * the ring threads have exited. Returns 0, or -ETIMEDOUT if the deadline cut connections off.
+ * Call from one thread, not from a handler. Calling it again returns 0 at once. A request that
+ * the handler still owns may still be answered: the answer is discarded. */
+int ioring_engine_stop(struct ioring_engine *eng, uint32_t deadline_ms);
+
+/* ioring_engine_free stops the engine (deadline 0) if needed and releases everything. Every
+ * ioring_request_respond must have returned before this is called. NULL is a no-op. */
+void ioring_engine_free(struct ioring_engine *eng);
+
+/* struct ioring_stats is a snapshot of counters summed over the rings (for metrics). */
+struct ioring_stats {
+    uint64_t connections_open;     /* gauge */
+    uint64_t connections_accepted; /* counter */
+    uint64_t connections_refused;  /* accepted over the limit or failed PROXY header */
+    uint64_t requests;             /* handed to the handler */
+    uint64_t requests_inflight;    /* gauge: with the handler now */
+    uint64_t responses;            /* all responses sent, engine ones included */
+    uint64_t responses_400;
+    uint64_t responses_413; /* 413 and 431 */
+    uint64_t responses_503;
+    uint64_t timeouts;      /* connections closed on a deadline */
+    uint64_t accept_pauses; /* times a ring stopped accepting at max_connections */
+};
+
+/* ioring_engine_stats_get writes a snapshot into *out. Thread-safe; counters are read without
+ * a global lock, so the sums may mix instants a few microseconds apart. */
+void ioring_engine_stats_get(const struct ioring_engine *eng, struct ioring_stats *out);
+
+/* Request accessors. All borrow from the request: pointers stay valid until
+ * ioring_request_respond is called for it. They may be called from any thread that currently
+ * owns `req`. Strings are NUL-terminated as well as counted. */
+
+/* ioring_request_method returns the method ("GET", "POST", ...). */
+const char *ioring_request_method(const struct ioring_request *req);
+
+/* ioring_request_target returns the request-target as sent ("/path?query"), length in *out_len
+ * (may be NULL). */
+const char *ioring_request_target(const struct ioring_request *req, size_t *out_len);
+
+/* ioring_request_header_get returns the value of the first header named `name` (compared
+ * case-insensitively, RFC 9110 §5.1), length in *out_len (may be NULL), or NULL if absent. */
+const char *ioring_request_header_get(const struct ioring_request *req, const char *name,
+                                      size_t *out_len);
+
+/* ioring_request_body returns the body (de-chunked), length in *out_len; "" when empty. */
+const uint8_t *ioring_request_body(const struct ioring_request *req, size_t *out_len);
+
+/* ioring_request_client returns the client address: from the PROXY v2 header when
+ * proxy_protocol is on, else the peer. Length in *out_len (may be NULL). */
+const struct sockaddr *ioring_request_client(const struct ioring_request *req, socklen_t *out_len);
+
+/* ioring_request_client_format writes the client address as "a.b.c.d:port" or "[v6]:port"
+ * into `out` (IORING_ADDR_TEXT_MAX bytes suffice). Returns 0 or -E2BIG. */
+int ioring_request_client_format(const struct ioring_request *req, char *out, size_t cap);
+
+/* ioring_request_id returns the engine-unique id of the request (for logs). */
+uint64_t ioring_request_id(const struct ioring_request *req);
+
+/* ioring_request_ring returns the index of the ring thread that received the request. */
+uint32_t ioring_request_ring(const struct ioring_request *req);
+
+/* ioring_request_respond answers `req` and gives it back to the engine: `req` must not be used
+ * afterwards. Safe from any thread, including inside the handler; it never blocks for long (a
+ * short mutex). `content_type` may be NULL (no Content-Type); `extra_headers` may be NULL or
+ * complete "Name: value\r\n" lines; the engine adds Content-Length and Connection. The bytes
+ * are copied. Returns 0, -EINVAL for a status outside 100..599 or 1xx, or -E2BIG if the
+ * response exceeds max_response_bytes; on an error the client gets a 500 instead and `req` is
+ * consumed all the same. If the client has gone, the response is dropped silently. */
+int ioring_request_respond(struct ioring_request *req, int status, const char *content_type,
+                           const char *extra_headers, const void *body, size_t body_len);
+
+/* ioring_status_reason returns the reason phrase of an HTTP status ("OK", ...), "" if unknown. */
+const char *ioring_status_reason(int status);
+
+/* ioring_proxy_v2_parse parses a PROXY protocol v2 header at the start of `data` (exposed for
+ * tests and fuzzing). Returns 0 with the header's total length in *out_len and the source
+ * address in *out_addr and *out_addr_len (*out_addr_len = 0 for LOCAL or an UNSPEC family: keep the
+ * peer), -EAGAIN if more bytes are needed, or -EBADMSG if it is not a valid v2 header. */
+int ioring_proxy_v2_parse(size_t *out_len, struct sockaddr_storage *out_addr,
+                          socklen_t *out_addr_len, const uint8_t *data, size_t len);
+
+#endif

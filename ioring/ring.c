@@ -1,0 +1,666 @@
+/* ring: one io_uring event loop per worker thread. Accept (multishot), recv (multishot into the
+ * provided-buffer ring), send, deadlines, the pipeline of responses and the drain on stop. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ioring/internal.h"
+
+enum op {
+    OP_ACCEPT = 1,
+    OP_RECV = 2,
+    OP_SEND = 3,
+    OP_WAKE = 4,
+    OP_CANCEL = 5,
+};
+
+/* The ring whose loop runs on this thread: respond on it needs no eventfd write. */
+static _Thread_local struct ring *tl_ring;
+
+static uint64_t op_data(enum op op, uint32_t index, uint32_t gen)
+{
+    return ((uint64_t)op << 56) | ((uint64_t)(gen & 0xffffffu) << 32) | index;
+}
+
+static struct io_uring_sqe *sqe_get(struct ring *r)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+    if (sqe == NULL) { /* SQ full: flush it; the kernel copies SQEs on submit */
+        int rc = io_uring_submit(&r->uring);
+        ASSERT(rc >= 0);
+        sqe = io_uring_get_sqe(&r->uring);
+    }
+    ASSERT(sqe != NULL);
+    return sqe;
+}
+
+static uint64_t ms_ns(uint32_t ms)
+{
+    return (uint64_t)ms * 1000000u;
+}
+
+void ring_wake(struct ring *r)
+{
+    if (tl_ring == r) {
+        return; /* the loop drains completions after every step */
+    }
+    if (atomic_exchange(&r->wake_pending, true)) {
+        return;
+    }
+    uint64_t one = 1;
+    ssize_t n = write(r->event_fd, &one, sizeof(one));
+    ASSERT(n == (ssize_t)sizeof(one));
+}
+
+struct ioring_request *slot_take(struct ring *r)
+{
+    if (r->slot_free_len == 0) {
+        return NULL;
+    }
+    struct ioring_request *s = &r->slots[r->slot_free[--r->slot_free_len]];
+    ASSERT(s->state == SLOT_FREE);
+    ASSERT(s->req_len == 0);
+    return s;
+}
+
+void slot_put(struct ring *r, struct ioring_request *s)
+{
+    ASSERT(s->state != SLOT_FREE);
+    ASSERT(r->slot_free_len < r->eng->opts.max_inflight);
+    s->state = SLOT_FREE;
+    s->orphaned = false;
+    s->req_len = 0;
+    s->content_len = 0;
+    s->num_headers = 0;
+    s->target_len = 0;
+    s->body_len = 0;
+    s->field_open = false;
+    s->resp_len = 0;
+    r->slot_free[r->slot_free_len++] = s->index;
+}
+
+static void accept_arm(struct ring *r)
+{
+    if (r->accept_armed || r->accept_paused || r->draining || r->listen_fd < 0) {
+        return;
+    }
+    struct io_uring_sqe *sqe = sqe_get(r);
+    io_uring_prep_multishot_accept(sqe, r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, op_data(OP_ACCEPT, 0, 0));
+    r->accept_armed = true;
+}
+
+static void accept_cancel(struct ring *r)
+{
+    if (!r->accept_armed) {
+        return;
+    }
+    struct io_uring_sqe *sqe = sqe_get(r);
+    io_uring_prep_cancel64(sqe, op_data(OP_ACCEPT, 0, 0), 0);
+    io_uring_sqe_set_data64(sqe, op_data(OP_CANCEL, 0, 0));
+}
+
+static void recv_arm(struct conn *c)
+{
+    ASSERT(!c->recv_armed);
+    ASSERT(c->state != CONN_FREE);
+    struct io_uring_sqe *sqe = sqe_get(c->ring);
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    io_uring_sqe_set_data64(sqe, op_data(OP_RECV, c->index, c->gen));
+    c->recv_armed = true;
+}
+
+static void buf_recycle(struct ring *r, uint16_t bid)
+{
+    ASSERT(bid < r->num_bufs);
+    size_t size = r->eng->opts.recv_buffer_bytes;
+    io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * size, (unsigned)size, bid,
+                          io_uring_buf_ring_mask(r->num_bufs), 0);
+    io_uring_buf_ring_advance(r->br, 1);
+}
+
+static void set_deadline(struct conn *c, enum deadline_kind kind, uint32_t ms)
+{
+    c->deadline_kind = kind;
+    c->deadline_ns = clock_mono_ns() + ms_ns(ms);
+}
+
+/* conn_release frees a closed connection once the kernel holds no operation on it. */
+static void conn_release(struct conn *c)
+{
+    struct ring *r = c->ring;
+    ASSERT(c->state == CONN_CLOSING);
+    if (c->recv_armed || c->send_busy) {
+        return;
+    }
+    for (uint32_t i = 0; i < c->pipe_count; i++) {
+        struct pipe_entry *e = &c->pipe[(c->pipe_head + i) % IORING_PIPELINE_MAX];
+        if (e->slot == SLOT_NONE) {
+            continue;
+        }
+        struct ioring_request *s = &r->slots[e->slot];
+        if (s->state == SLOT_HANDLER) {
+            s->orphaned = true; /* freed when the handler answers */
+        } else {
+            slot_put(r, s);
+        }
+    }
+    c->pipe_count = 0;
+    if (c->cur_slot != SLOT_NONE) {
+        slot_put(r, &r->slots[c->cur_slot]);
+        c->cur_slot = SLOT_NONE;
+    }
+    if (close(c->fd) == -1) {
+        log_warn("ioring: close_failed ring=%u errno=%d", r->index, errno);
+    }
+    c->fd = -1;
+    c->state = CONN_FREE;
+    c->gen++;
+    r->conn_free[r->conn_free_len++] = c->index;
+    ASSERT(r->conns_used > 0);
+    r->conns_used--;
+    atomic_fetch_sub_explicit(&r->stats.connections_open, 1, memory_order_relaxed);
+    if (r->accept_paused && r->conns_used <= r->conns_low_water) {
+        r->accept_paused = false; /* resume below the low-water mark */
+        accept_arm(r);
+    }
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_FREE) {
+        return;
+    }
+    c->state = CONN_CLOSING;
+    c->deadline_kind = DEADLINE_NONE;
+    /* Wakes the pending recv with EOF; the cancel makes sure the multishot ends. */
+    (void)shutdown(c->fd, SHUT_RDWR);
+    if (c->recv_armed) {
+        struct io_uring_sqe *sqe = sqe_get(c->ring);
+        io_uring_prep_cancel64(sqe, op_data(OP_RECV, c->index, c->gen), 0);
+        io_uring_sqe_set_data64(sqe, op_data(OP_CANCEL, 0, 0));
+    }
+    conn_release(c);
+}
+
+/* conn_linger half-closes after the final response and discards input until the client's FIN,
+ * so that unread request bytes do not turn into a RST that destroys the response. */
+static void conn_linger(struct conn *c)
+{
+    ASSERT(c->pipe_count == 0);
+    ASSERT(c->state == CONN_OPEN);
+    if (c->peer_eof || !c->recv_armed || c->ring->draining) {
+        conn_close(c);
+        return;
+    }
+    c->state = CONN_LINGER;
+    (void)shutdown(c->fd, SHUT_WR);
+    set_deadline(c, DEADLINE_LINGER, LINGER_MS);
+}
+
+void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close)
+{
+    ASSERT(c->pipe_count < IORING_PIPELINE_MAX);
+    ASSERT(slot != SLOT_NONE || status != 0);
+    struct pipe_entry *e = &c->pipe[(c->pipe_head + c->pipe_count) % IORING_PIPELINE_MAX];
+    e->slot = slot;
+    e->status = status;
+    e->close = close;
+    c->pipe_count++;
+}
+
+static void send_submit(struct conn *c)
+{
+    ASSERT(!c->send_busy);
+    ASSERT(c->send_len > 0);
+    struct io_uring_sqe *sqe = sqe_get(c->ring);
+    io_uring_prep_send(sqe, c->fd, c->send_ptr, c->send_len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, op_data(OP_SEND, c->index, c->gen));
+    c->send_busy = true;
+    if (!c->in_message) { /* while a request arrives, its own deadline governs */
+        set_deadline(c, DEADLINE_SEND, c->ring->eng->opts.body_timeout_ms);
+    }
+}
+
+/* conn_pump starts sending the oldest response if it is ready: responses leave in request
+ * order whatever order the handler answers in (RFC 9112 §9.3.2). */
+void conn_pump(struct conn *c)
+{
+    if (c->send_busy || c->state != CONN_OPEN || c->pipe_count == 0) {
+        return;
+    }
+    struct ring *r = c->ring;
+    struct pipe_entry *e = &c->pipe[c->pipe_head];
+    const uint8_t *plain = NULL;
+    size_t len = 0;
+    if (e->slot != SLOT_NONE) {
+        struct ioring_request *s = &r->slots[e->slot];
+        if (s->state != SLOT_DONE) {
+            return;
+        }
+        plain = s->resp;
+        len = s->resp_len;
+    } else {
+        len = http_canned_format(c->canned, sizeof(c->canned), e->status, e->close,
+                                 r->eng->opts.retry_after_s);
+        plain = (const uint8_t *)c->canned;
+    }
+    if (c->tp->output(c, plain, len, &c->send_ptr, &c->send_len) != 0) {
+        conn_close(c);
+        return;
+    }
+    send_submit(c);
+}
+
+static void conn_open(struct ring *r, int fd)
+{
+    ASSERT(r->conn_free_len > 0);
+    struct conn *c = &r->conns[r->conn_free[--r->conn_free_len]];
+    ASSERT(c->state == CONN_FREE);
+    c->fd = fd;
+    c->tp = &transport_plain;
+    c->state = r->eng->opts.proxy_protocol ? CONN_PROXY : CONN_OPEN;
+    c->recv_armed = false;
+    c->send_busy = false;
+    c->stop_parsing = false;
+    c->peer_eof = false;
+    c->in_message = false;
+    c->cur_slot = SLOT_NONE;
+    c->pipe_head = 0;
+    c->pipe_count = 0;
+    c->proxy_len = 0;
+    c->peer_len = sizeof(c->peer);
+    if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) == -1) {
+        c->peer_len = 0;
+        memset(&c->peer, 0, sizeof(c->peer));
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    llhttp_init(&c->parser, HTTP_REQUEST, &r->eng->settings);
+    c->parser.data = c;
+    set_deadline(c, DEADLINE_HEADER, r->eng->opts.header_timeout_ms);
+    r->conns_used++;
+    atomic_fetch_add_explicit(&r->stats.connections_open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->stats.connections_accepted, 1, memory_order_relaxed);
+    recv_arm(c);
+}
+
+static void on_accept(struct ring *r, int res, uint32_t flags)
+{
+    if ((flags & IORING_CQE_F_MORE) == 0) {
+        r->accept_armed = false;
+    }
+    if (res >= 0) {
+        if (r->draining || r->conn_free_len == 0) {
+            (void)close(res); /* raced with the pause: refuse */
+            atomic_fetch_add_explicit(&r->stats.connections_refused, 1, memory_order_relaxed);
+        } else {
+            conn_open(r, res);
+        }
+        if (r->conn_free_len == 0 && !r->accept_paused) {
+            r->accept_paused = true; /* stop accepting at the limit */
+            atomic_fetch_add_explicit(&r->stats.accept_pauses, 1, memory_order_relaxed);
+            accept_cancel(r);
+        }
+    } else if (res != -ECANCELED) {
+        log_warn("ioring: accept_failed ring=%u errno=%d", r->index, -res);
+        return; /* re-armed by the next tick, not in a tight loop */
+    }
+    accept_arm(r);
+}
+
+/* conn_input: PROXY header first (if configured), then the transport and the HTTP parser. */
+static void conn_input(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->state == CONN_PROXY) {
+        size_t room = PROXY_HDR_MAX - c->proxy_len;
+        size_t take = len < room ? len : room;
+        memcpy(c->proxy_buf + c->proxy_len, data, take);
+        size_t hdr_len = 0;
+        struct sockaddr_storage addr;
+        socklen_t addr_len = 0;
+        int rc =
+            ioring_proxy_v2_parse(&hdr_len, &addr, &addr_len, c->proxy_buf, c->proxy_len + take);
+        if (rc == -EAGAIN) {
+            c->proxy_len = (uint16_t)(c->proxy_len + take);
+            return;
+        }
+        if (rc != 0) { /* refused: no HTTP answer */
+            atomic_fetch_add_explicit(&c->ring->stats.connections_refused, 1, memory_order_relaxed);
+            conn_close(c);
+            return;
+        }
+        ASSERT(hdr_len > c->proxy_len);
+        size_t used = hdr_len - c->proxy_len;
+        ASSERT(used <= len);
+        if (addr_len > 0) {
+            c->peer = addr;
+            c->peer_len = addr_len;
+        }
+        c->state = CONN_OPEN;
+        data += used;
+        len -= used;
+    }
+    if (c->state == CONN_OPEN && len > 0 && c->tp->input(c, data, len) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_pump(c);
+}
+
+static void on_recv(struct ring *r, struct conn *c, int res, uint32_t flags)
+{
+    bool more = (flags & IORING_CQE_F_MORE) != 0;
+    if (!more) {
+        c->recv_armed = false;
+    }
+    if (res > 0) {
+        ASSERT((flags & IORING_CQE_F_BUFFER) != 0);
+        uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+        if (c->state == CONN_PROXY || c->state == CONN_OPEN) {
+            conn_input(c, r->bufs + (size_t)bid * r->eng->opts.recv_buffer_bytes, (size_t)res);
+        }
+        buf_recycle(r, bid);
+        if (!c->recv_armed &&
+            (c->state == CONN_OPEN || c->state == CONN_LINGER || c->state == CONN_PROXY)) {
+            recv_arm(c);
+        }
+    } else if (res == -ENOBUFS && c->state != CONN_CLOSING) {
+        recv_arm(c); /* buffers were given back during this turn */
+    } else if (res == 0 && c->state == CONN_OPEN && c->pipe_count > 0) {
+        c->peer_eof = true; /* half-close: answer what was asked, then close */
+        c->stop_parsing = true;
+    } else if (c->state != CONN_CLOSING) {
+        conn_close(c);
+    }
+    if (c->state == CONN_CLOSING) {
+        conn_release(c);
+    }
+}
+
+static void on_send(struct ring *r, struct conn *c, int res)
+{
+    c->send_busy = false;
+    if (c->state == CONN_CLOSING) {
+        conn_release(c);
+        return;
+    }
+    if (res <= 0) {
+        conn_close(c);
+        return;
+    }
+    if ((size_t)res < c->send_len) { /* short send: the rest */
+        c->send_ptr += res;
+        c->send_len -= (size_t)res;
+        send_submit(c);
+        return;
+    }
+    struct pipe_entry e = c->pipe[c->pipe_head];
+    c->pipe_head = (c->pipe_head + 1) % IORING_PIPELINE_MAX;
+    c->pipe_count--;
+    if (e.slot != SLOT_NONE) {
+        slot_put(r, &r->slots[e.slot]);
+    }
+    if (e.status != 100) {
+        atomic_fetch_add_explicit(&r->stats.responses, 1, memory_order_relaxed);
+    }
+    if (c->deadline_kind == DEADLINE_SEND) {
+        c->deadline_kind = DEADLINE_NONE; /* waiting for the handler has no deadline here */
+    }
+    if (e.close) {
+        conn_linger(c);
+        return;
+    }
+    if (c->pipe_count == 0 && !c->in_message) {
+        if (c->peer_eof || r->draining) {
+            conn_close(c);
+            return;
+        }
+        set_deadline(c, DEADLINE_IDLE, r->eng->opts.idle_timeout_ms);
+    }
+    conn_pump(c);
+}
+
+static void on_cqe(struct ring *r, const struct io_uring_cqe *cqe)
+{
+    uint64_t data = cqe->user_data;
+    enum op op = (enum op)(data >> 56);
+    uint32_t index = (uint32_t)data;
+    uint32_t gen = (uint32_t)(data >> 32) & 0xffffffu;
+    struct conn *c = NULL;
+    if (op == OP_RECV || op == OP_SEND) {
+        ASSERT(index < r->num_conns);
+        c = &r->conns[index];
+        ASSERT((c->gen & 0xffffffu) == gen); /* a slot is never reused under a pending op */
+        ASSERT(c->state != CONN_FREE);
+    }
+    switch (op) {
+    case OP_ACCEPT:
+        on_accept(r, cqe->res, cqe->flags);
+        break;
+    case OP_RECV:
+        on_recv(r, c, cqe->res, cqe->flags);
+        break;
+    case OP_SEND:
+        on_send(r, c, cqe->res);
+        break;
+    case OP_WAKE: {
+        struct io_uring_sqe *sqe = sqe_get(r);
+        io_uring_prep_read(sqe, r->event_fd, &r->event_val, sizeof(r->event_val), 0);
+        io_uring_sqe_set_data64(sqe, op_data(OP_WAKE, 0, 0));
+        break;
+    }
+    case OP_CANCEL:
+        break;
+    default:
+        ASSERT(!"unknown op");
+    }
+}
+
+/* done_drain takes the answers handed over by ioring_request_respond. */
+static void done_drain(struct ring *r)
+{
+    atomic_store(&r->wake_pending, false);
+    uint32_t cap = r->eng->opts.max_inflight;
+    for (uint32_t n = 0; n <= cap; n++) { /* bounded: at most one entry per slot */
+        ASSERT(pthread_mutex_lock(&r->done_mu) == 0);
+        if (r->done_count == 0) {
+            ASSERT(pthread_mutex_unlock(&r->done_mu) == 0);
+            return;
+        }
+        uint32_t index = r->done[r->done_head];
+        r->done_head = (r->done_head + 1) % cap;
+        r->done_count--;
+        ASSERT(pthread_mutex_unlock(&r->done_mu) == 0);
+        struct ioring_request *s = &r->slots[index];
+        ASSERT(s->state == SLOT_HANDLER);
+        s->state = SLOT_DONE;
+        atomic_fetch_sub_explicit(&r->stats.requests_inflight, 1, memory_order_relaxed);
+        if (s->orphaned) {
+            slot_put(r, s);
+            continue;
+        }
+        struct conn *c = &r->conns[s->conn_index];
+        ASSERT(c->gen == s->conn_gen);
+        conn_pump(c);
+    }
+}
+
+static void deadlines_check(struct ring *r, uint64_t now)
+{
+    for (uint32_t i = 0; i < r->num_conns; i++) {
+        struct conn *c = &r->conns[i];
+        if (c->state == CONN_FREE || c->state == CONN_CLOSING ||
+            c->deadline_kind == DEADLINE_NONE || now < c->deadline_ns) {
+            continue;
+        }
+        if (c->deadline_kind != DEADLINE_LINGER && c->deadline_kind != DEADLINE_IDLE) {
+            atomic_fetch_add_explicit(&r->stats.timeouts, 1, memory_order_relaxed);
+        }
+        conn_close(c);
+    }
+    accept_arm(r); /* after an accept error */
+}
+
+static void drain_begin(struct ring *r)
+{
+    r->draining = true;
+    accept_cancel(r);
+    if (r->listen_fd >= 0) {
+        (void)close(r->listen_fd);
+        r->listen_fd = -1;
+    }
+    for (uint32_t i = 0; i < r->num_conns; i++) {
+        struct conn *c = &r->conns[i];
+        if (c->state == CONN_FREE || c->state == CONN_CLOSING) {
+            continue;
+        }
+        if (c->state != CONN_OPEN || c->pipe_count == 0) {
+            conn_close(c); /* idle, partial request or lingering */
+            continue;
+        }
+        c->stop_parsing = true;
+        c->deadline_kind = DEADLINE_NONE;
+        if (c->cur_slot != SLOT_NONE) {
+            slot_put(r, &r->slots[c->cur_slot]);
+            c->cur_slot = SLOT_NONE;
+            c->in_message = false;
+        }
+    }
+}
+
+/* ring_teardown runs on the ring thread after the loop: closes what is left. Requests still
+ * with the handler become orphans; their answers are dropped. */
+static void ring_teardown(struct ring *r, bool cut)
+{
+    for (uint32_t i = 0; i < r->num_conns && cut; i++) {
+        struct conn *c = &r->conns[i];
+        if (c->state == CONN_FREE) {
+            continue;
+        }
+        c->state = CONN_CLOSING;
+        c->recv_armed = false; /* io_uring_queue_exit cancels what is pending */
+        c->send_busy = false;
+        conn_release(c);
+    }
+    io_uring_queue_exit(&r->uring);
+    r->uring_ok = false;
+}
+
+static int ring_setup(struct ring *r)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    /* CQ bound: one CQE per provided buffer in use, at most three per connection (recv end,
+     * send, cancel), the listen backlog of accepts, and the wake-up. */
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+    p.cq_entries = r->num_bufs + 4 * r->num_conns + 1024;
+    int rc = io_uring_queue_init_params(256, &r->uring, &p);
+    if (rc < 0) {
+        log_err("ioring: io_uring_setup_failed ring=%u errno=%d", r->index, -rc);
+        return rc;
+    }
+    r->uring_ok = true;
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)r->br;
+    reg.ring_entries = r->num_bufs;
+    reg.bgid = BUF_GROUP;
+    rc = io_uring_register_buf_ring(&r->uring, &reg, 0);
+    if (rc < 0) {
+        log_err("ioring: register_buf_ring_failed ring=%u errno=%d", r->index, -rc);
+        return rc;
+    }
+    io_uring_buf_ring_init(r->br);
+    for (uint32_t i = 0; i < r->num_bufs; i++) {
+        buf_recycle(r, (uint16_t)i);
+    }
+    struct io_uring_sqe *sqe = sqe_get(r);
+    io_uring_prep_read(sqe, r->event_fd, &r->event_val, sizeof(r->event_val), 0);
+    io_uring_sqe_set_data64(sqe, op_data(OP_WAKE, 0, 0));
+    accept_arm(r);
+    rc = io_uring_submit(&r->uring);
+    return rc < 0 ? rc : 0;
+}
+
+static void ring_report(struct ring *r, int rc)
+{
+    struct ioring_engine *eng = r->eng;
+    ASSERT(pthread_mutex_lock(&eng->init_mu) == 0);
+    r->init_rc = rc;
+    eng->init_done++;
+    ASSERT(pthread_cond_broadcast(&eng->init_cv) == 0);
+    ASSERT(pthread_mutex_unlock(&eng->init_mu) == 0);
+}
+
+/* ring_turn ends one loop turn: answers, the batch callback, deadlines. */
+static void ring_turn(struct ring *r)
+{
+    done_drain(r);
+    if (r->turn_requests > 0) {
+        r->turn_requests = 0;
+        if (r->eng->opts.on_turn_end != NULL) {
+            r->eng->opts.on_turn_end(r->eng->ctx, r->index);
+            done_drain(r);
+        }
+    }
+}
+
+void *ring_main(void *arg)
+{
+    struct ring *r = arg;
+    struct ioring_engine *eng = r->eng;
+    tl_ring = r;
+    int rc = ring_setup(r);
+    ring_report(r, rc);
+    if (rc != 0) {
+        if (r->uring_ok) {
+            io_uring_queue_exit(&r->uring);
+            r->uring_ok = false;
+        }
+        return NULL;
+    }
+    uint64_t next_tick = clock_mono_ns() + ms_ns(TICK_MS);
+    bool cut = false;
+    for (;;) { /* the event loop: the one unbounded loop; it ends on ioring_engine_stop */
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)ms_ns(TICK_MS)};
+        struct io_uring_cqe *cqe = NULL;
+        rc = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, &ts, NULL);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) {
+            log_err("ioring: wait_failed ring=%u errno=%d", r->index, -rc);
+        }
+        unsigned head = 0;
+        unsigned seen = 0;
+        io_uring_for_each_cqe(&r->uring, head, cqe)
+        {
+            on_cqe(r, cqe);
+            seen++;
+        }
+        io_uring_cq_advance(&r->uring, seen);
+        ring_turn(r);
+        uint64_t now = clock_mono_ns();
+        if (now >= next_tick) {
+            deadlines_check(r, now);
+            next_tick = now + ms_ns(TICK_MS);
+        }
+        if (atomic_load(&eng->stopping)) {
+            if (!r->draining) {
+                drain_begin(r);
+            }
+            if (r->conns_used == 0) {
+                break;
+            }
+            if (now >= atomic_load(&eng->stop_deadline_ns)) {
+                cut = true;
+                break;
+            }
+        }
+    }
+    ring_teardown(r, cut);
+    return cut ? (void *)1 : NULL;
+}
