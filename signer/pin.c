@@ -194,3 +194,53 @@ bool signer_pin_matches(const struct signer_pin_key *key, const uint8_t *verifie
     OPENSSL_cleanse(computed, sizeof(computed));
     return match;
 }
+
+enum signer_lockout_state signer_lockout_check(const struct store_lockout *l, int64_t now_s)
+{
+    ASSERT(l != NULL);
+    if (l->admin_locked) {
+        return SIGNER_LOCKOUT_ADMIN;
+    }
+    return l->locked_until_s > now_s ? SIGNER_LOCKOUT_TEMPORARY : SIGNER_LOCKOUT_OPEN;
+}
+
+bool signer_lockout_fail(const struct signer_pin_policy *policy, struct store_lockout *l,
+                         uint8_t pin_len, int64_t now_s)
+{
+    ASSERT(policy != NULL);
+    ASSERT(l != NULL);
+    bool short_pin = pin_len <= 4;
+    uint32_t window_max = short_pin ? policy->window_failures_max_short
+                                    : policy->window_failures_max;
+    uint32_t total_max = short_pin ? policy->total_failures_max_short
+                                   : policy->total_failures_max;
+    if (l->window_start_s == 0 || now_s - l->window_start_s >= (int64_t)policy->window_s) {
+        l->window_start_s = now_s;
+        l->window_failures = 0;
+    }
+    l->window_failures++;
+    l->total_failures++;
+    l->last_failure_s = now_s;
+    bool was_locked = signer_lockout_check(l, now_s) != SIGNER_LOCKOUT_OPEN;
+    if (l->total_failures >= total_max) {
+        l->admin_locked = true;
+    } else if (l->window_failures >= window_max) {
+        l->locked_until_s = now_s + (int64_t)policy->lock_s;
+        /* A new window after the lock: the next failure does not re-lock at once. */
+        l->window_failures = 0;
+        l->window_start_s = 0;
+    }
+    ASSERT(l->window_failures <= window_max);
+    return !was_locked && signer_lockout_check(l, now_s) != SIGNER_LOCKOUT_OPEN;
+}
+
+bool signer_lockout_success(struct store_lockout *l)
+{
+    ASSERT(l != NULL);
+    if (l->window_failures == 0 && l->window_start_s == 0) {
+        return false;
+    }
+    l->window_failures = 0;
+    l->window_start_s = 0;
+    return true;
+}

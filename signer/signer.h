@@ -266,6 +266,28 @@ void signer_pin_verifier(const struct signer_pin_key *key, uint8_t out[STORE_VER
 bool signer_pin_matches(const struct signer_pin_key *key, const uint8_t *verifier, const char *uri,
                         const char *pin);
 
+/* signer_lockout_state says whether a user may try a PIN now. */
+enum signer_lockout_state {
+    SIGNER_LOCKOUT_OPEN = 0,      /* may try */
+    SIGNER_LOCKOUT_TEMPORARY = 1, /* locked until lockout->locked_until_s */
+    SIGNER_LOCKOUT_ADMIN = 2,     /* locked until an administrator unlocks */
+};
+
+/* signer_lockout_check returns the lockout state of `l` at `now_s`. */
+enum signer_lockout_state signer_lockout_check(const struct store_lockout *l, int64_t now_s);
+
+/* signer_lockout_fail records one wrong PIN at `now_s` for a user whose PIN has `pin_len` digits
+ * (API.md §5): a new window starts when the last one is older than policy->window_s; reaching
+ * the window maximum (the _short one for 4-digit PINs) locks for lock_s; reaching the total
+ * maximum locks until an administrator unlocks. Returns true when this failure locked the user. */
+bool signer_lockout_fail(const struct signer_pin_policy *policy, struct store_lockout *l,
+                         uint8_t pin_len, int64_t now_s);
+
+/* signer_lockout_success records a right PIN: the failure window is reset (API.md §5); the
+ * total count is kept (only an administrator's unlock or set-pin clears it). Returns true when
+ * `l` changed (so the caller need not write an unchanged state). */
+bool signer_lockout_success(struct store_lockout *l);
+
 /* ---- configuration (API.md §7) ---- */
 
 #define SIGNER_CONFIG_ERR_MAX 256
@@ -337,5 +359,46 @@ int signer_pem_read_cert(uint8_t *out, size_t cap, size_t *out_len, const char *
  * excluded) set, or -E2BIG. */
 int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label, const uint8_t *der,
                       size_t der_len);
+
+/* ---- the enrollment service (what certprovd runs on the engine) ----
+ *
+ * Routes API.md §1-§3. On the ring thread: parse, authenticate (read-only LMDB lookups, a fixed
+ * number of HMACs whatever the number matched, so an unknown number and a wrong PIN cost the
+ * same), check the CSR. At the end of each ring loop turn: sign every request the ring gathered
+ * in one hsm_key_sign_batch call. Then one writer thread commits all waiting groups
+ * (certificates, outbox entries, lockout updates) in one synced LMDB transaction and only then
+ * answers them (invariant 1); failed authentications are answered after their lockout update is
+ * committed too. Every queue is bounded by the per-ring item slots: when a ring has none left
+ * the request gets 503 Overloaded with Retry-After. */
+
+struct ioring_engine;
+struct ioring_request;
+struct signer_service;
+
+struct signer_service_options {
+    const struct signer_config *cfg; /* borrowed: outlives the service */
+    struct store *st;                /* borrowed */
+    struct signer_ca *ca;            /* borrowed */
+    struct signer_pin_key *pin_key;  /* borrowed */
+    uint32_t rings;                  /* ring threads of the engine */
+    uint32_t items_per_ring;         /* enrollments in flight per ring (the engine's max_inflight) */
+};
+
+/* signer_service_new allocates every item slot and starts the writer thread. Returns 0 (*out
+ * owned), -EINVAL or -ENOMEM. */
+int signer_service_new(struct signer_service **out, const struct signer_service_options *opt);
+
+/* signer_service_set_engine gives the service the engine, for its statistics (metrics). */
+void signer_service_set_engine(struct signer_service *svc, struct ioring_engine *eng);
+
+/* signer_service_handle is the engine's ioring_handler_fn (ctx = the service). */
+void signer_service_handle(void *ctx, struct ioring_request *req);
+
+/* signer_service_turn_end is the engine's ioring_turn_end_fn (ctx = the service). */
+void signer_service_turn_end(void *ctx, uint32_t ring);
+
+/* signer_service_free stops the writer thread once it has answered everything queued, then frees
+ * the service. Call after the engine has stopped. NULL is a no-op. */
+void signer_service_free(struct signer_service *svc);
 
 #endif

@@ -131,3 +131,61 @@ Test(signer_pin_key, refuses_exposed_or_damaged_file, .init = key_setup, .fini =
     cr_assert_eq(signer_pin_key_load(&key, keypath, false), -EBADMSG);
     cr_assert_null(key);
 }
+
+Test(signer_lockout, window_locks_temporarily, .init = setup)
+{
+    struct store_lockout l = {0};
+    int64_t now = 1000000;
+    for (uint32_t i = 1; i < policy.window_failures_max; i++) {
+        cr_assert_not(signer_lockout_fail(&policy, &l, 5, now + i));
+        cr_assert_eq(signer_lockout_check(&l, now + i), SIGNER_LOCKOUT_OPEN);
+    }
+    cr_assert(signer_lockout_fail(&policy, &l, 5, now + 100));
+    cr_assert_eq(signer_lockout_check(&l, now + 100), SIGNER_LOCKOUT_TEMPORARY);
+    cr_assert_eq(l.locked_until_s, now + 100 + policy.lock_s);
+    cr_assert_eq(signer_lockout_check(&l, now + 100 + policy.lock_s), SIGNER_LOCKOUT_OPEN);
+    cr_assert_eq(l.total_failures, policy.window_failures_max);
+}
+
+Test(signer_lockout, four_digit_pins_lock_sooner, .init = setup)
+{
+    struct store_lockout l = {0};
+    for (uint32_t i = 1; i < policy.window_failures_max_short; i++) {
+        cr_assert_not(signer_lockout_fail(&policy, &l, 4, 500));
+    }
+    cr_assert(signer_lockout_fail(&policy, &l, 4, 500));
+    cr_assert_eq(policy.window_failures_max_short, 10);
+}
+
+Test(signer_lockout, window_expires_and_success_resets_it, .init = setup)
+{
+    struct store_lockout l = {0};
+    int64_t now = 5000;
+    for (int i = 0; i < 20; i++) {
+        signer_lockout_fail(&policy, &l, 6, now);
+    }
+    cr_assert_eq(l.window_failures, 20);
+    /* 30 minutes later a new window starts: 24 more failures do not lock. */
+    now += policy.window_s;
+    for (int i = 0; i < 24; i++) {
+        cr_assert_not(signer_lockout_fail(&policy, &l, 6, now));
+    }
+    cr_assert_eq(l.window_failures, 24);
+    cr_assert(signer_lockout_success(&l));
+    cr_assert_eq(l.window_failures, 0);
+    cr_assert_eq(l.total_failures, 44);
+    cr_assert_not(signer_lockout_success(&l));
+    for (int i = 0; i < 24; i++) {
+        cr_assert_not(signer_lockout_fail(&policy, &l, 6, now));
+    }
+}
+
+Test(signer_lockout, total_failures_lock_until_admin, .init = setup)
+{
+    struct store_lockout l = {.total_failures = policy.total_failures_max - 1};
+    cr_assert(signer_lockout_fail(&policy, &l, 6, 77));
+    cr_assert_eq(signer_lockout_check(&l, 77 + 365 * 86400), SIGNER_LOCKOUT_ADMIN);
+    struct store_lockout s = {.total_failures = policy.total_failures_max_short - 1};
+    cr_assert(signer_lockout_fail(&policy, &s, 4, 77));
+    cr_assert_eq(signer_lockout_check(&s, 78), SIGNER_LOCKOUT_ADMIN);
+}

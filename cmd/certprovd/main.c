@@ -1,0 +1,237 @@
+/* certprovd: the appliance. Loads the configuration, the store, the CA and the PIN key, starts
+ * the enrollment service on the io_uring engine, and runs until SIGTERM/SIGINT (drain, exit 0).
+ * SIGHUP reopens the log file given with --log. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "ioring/ioring.h"
+#include "signer/signer.h"
+
+#define DAEMON_DRAIN_MS 10000 /* SIGTERM: in-flight requests get this long to finish */
+
+struct daemon {
+    const char *config_path;
+    const char *log_path;
+    bool check;
+    enum log_level level;
+    struct signer_config cfg;
+    struct store *st;
+    struct signer_ca *ca;
+    struct signer_pin_key *pin_key;
+    struct signer_service *svc;
+    struct ioring_engine *eng;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: certprovd -c FILE [--check] [--log FILE] [--log-level LEVEL]\n"
+            "\n"
+            "Runs the certprov appliance in the foreground: CertProv SOAP and EST enrollment,\n"
+            "/CertProv/chain.pem, /healthz, /readyz and /metrics on [server] listen.\n"
+            "\n"
+            "  -c, --config FILE    configuration file (API.md section 7)\n"
+            "      --check          validate the configuration, the store, the CA key backend\n"
+            "                       and the TLS chain, then exit (0 if all is well)\n"
+            "      --log FILE       append log lines to FILE instead of stderr (SIGHUP reopens)\n"
+            "      --log-level L    err, warn, info (default) or debug\n"
+            "  -h, --help           this text\n"
+            "\n"
+            "Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (at most %d s)\n"
+            "and exit 0; SIGHUP reopens the log file.\n"
+            "Exit status: 0 success, 1 failure, 2 usage error.\n",
+            DAEMON_DRAIN_MS / 1000);
+}
+
+static int parse_args(struct daemon *d, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+        {"log", required_argument, NULL, 'l'},    {"log-level", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (c == 'c') {
+            d->config_path = optarg;
+        } else if (c == 'k') {
+            d->check = true;
+        } else if (c == 'l') {
+            d->log_path = optarg;
+        } else if (c == 'v' && log_level_parse(&d->level, optarg) != 0) {
+            fprintf(stderr, "certprovd: --log-level must be err, warn, info or debug\n");
+            return 2;
+        } else if (c == 'h') {
+            usage(stdout);
+            return -1;
+        } else if (c == '?') {
+            fprintf(stderr, "certprovd: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || d->config_path == NULL) {
+        fprintf(stderr, "certprovd: %s\n",
+                d->config_path == NULL ? "-c FILE is required" : "unexpected argument");
+        usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static int open_parts(struct daemon *d)
+{
+    char err[SIGNER_CONFIG_ERR_MAX];
+    if (signer_config_load(&d->cfg, err, d->config_path) != 0) {
+        fprintf(stderr, "certprovd: %s\n", err);
+        return 1;
+    }
+    if (strcmp(d->cfg.ca_backend, "soft") != 0) {
+        fprintf(stderr, "certprovd: [ca] backend = %s is not available in this build; use soft\n",
+                d->cfg.ca_backend);
+        return 1;
+    }
+    struct store_options so = {.path = d->cfg.store_path, .map_size = d->cfg.map_size};
+    int rc = store_open(&d->st, &so);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: cannot open the store %s: %s\n", d->cfg.store_path,
+                strerror(-rc));
+        return 1;
+    }
+    rc = signer_ca_open(&d->ca, d->cfg.store_path);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: no usable CA in %s (%s); run: certprovctl -c %s ca init\n",
+                d->cfg.store_path, rc == -EBADMSG ? "damaged, or key does not match" : strerror(-rc),
+                d->config_path);
+        return 1;
+    }
+    char path[SIGNER_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/pin.key", d->cfg.store_path);
+    rc = signer_pin_key_load(&d->pin_key, path, false);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: cannot load the PIN key %s: %s\n", path,
+                rc == -EPERM ? "readable by others (chmod 600 it)" : strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
+static int check_chain(const struct daemon *d)
+{
+    char path[SIGNER_PATH_MAX + 32];
+    uint8_t der[SIGNER_CERT_DER_MAX];
+    size_t len = 0;
+    struct signer_cert_info info;
+    snprintf(path, sizeof(path), "%s/tls/server.crt", d->cfg.store_path);
+    if (signer_pem_read_cert(der, sizeof(der), &len, path, 0) != 0 ||
+        signer_cert_info_der(&info, der, len) != 0) {
+        fprintf(stderr, "certprovd: --check: the TLS server certificate %s is missing or damaged\n",
+                path);
+        return 1;
+    }
+    if (info.not_after_s < clock_real_s()) {
+        fprintf(stderr, "certprovd: --check: the TLS server certificate expired\n");
+        return 1;
+    }
+    printf("config: %s ok\nstore: %s ok\nca: %s key %s ok\ntls: %s, valid until %lld\n",
+           d->config_path, d->cfg.store_path, d->cfg.ca_backend,
+           hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(d->ca))), info.subject,
+           (long long)info.not_after_s);
+    return 0;
+}
+
+static int serve(struct daemon *d, const sigset_t *set)
+{
+    struct ioring_options io;
+    ioring_options_default(&io);
+    io.listen = d->cfg.listen;
+    io.workers = d->cfg.workers;
+    io.max_connections = d->cfg.max_connections;
+    io.max_request_bytes = d->cfg.max_request_bytes;
+    io.proxy_protocol = d->cfg.proxy_protocol;
+    io.on_turn_end = signer_service_turn_end;
+    uint32_t rings = d->cfg.workers != 0 ? d->cfg.workers : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
+    struct signer_service_options so = {.cfg = &d->cfg,
+                                        .st = d->st,
+                                        .ca = d->ca,
+                                        .pin_key = d->pin_key,
+                                        .rings = rings,
+                                        .items_per_ring = io.max_inflight};
+    int rc = signer_service_new(&d->svc, &so);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: cannot start the service: %s\n", strerror(-rc));
+        return 1;
+    }
+    io.workers = rings;
+    rc = ioring_engine_new(&d->eng, &io, signer_service_handle, d->svc);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: cannot listen on %s: %s\n", d->cfg.listen, strerror(-rc));
+        return 1;
+    }
+    signer_service_set_engine(d->svc, d->eng);
+    log_info("certprovd: ready listen=%s port=%u rings=%u name=%s", d->cfg.listen,
+             ioring_engine_port(d->eng), rings, d->cfg.name);
+    for (;;) { /* until SIGTERM or SIGINT */
+        int sig = 0;
+        if (sigwait(set, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            if (d->log_path != NULL && log_open(d->log_path) != 0) {
+                fprintf(stderr, "certprovd: cannot reopen %s\n", d->log_path);
+            }
+            continue;
+        }
+        log_info("certprovd: stopping signal=%d", sig);
+        break;
+    }
+    rc = ioring_engine_stop(d->eng, DAEMON_DRAIN_MS);
+    if (rc != 0) {
+        log_warn("certprovd: drain_deadline_passed rc=%d", rc);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon d = {.level = LOG_LEVEL_INFO};
+    int rc = parse_args(&d, argc, argv);
+    if (rc != 0) {
+        return rc < 0 ? 0 : rc;
+    }
+    log_setup("certprovd", d.level);
+    if (d.log_path != NULL && log_open(d.log_path) != 0) {
+        fprintf(stderr, "certprovd: cannot open the log file %s\n", d.log_path);
+        return 1;
+    }
+    /* Signals are taken synchronously by the main thread; every other thread blocks them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rc = open_parts(&d);
+    if (rc == 0 && d.check) {
+        rc = check_chain(&d);
+    } else if (rc == 0) {
+        rc = serve(&d, &set);
+    }
+    ioring_engine_free(d.eng);
+    signer_service_free(d.svc);
+    signer_pin_key_free(d.pin_key);
+    signer_ca_free(d.ca);
+    store_close(d.st);
+    if (rc == 0 && !d.check) {
+        log_info("certprovd: stopped");
+    }
+    return rc;
+}

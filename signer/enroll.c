@@ -1,0 +1,280 @@
+/* An enrollment on its ring thread: parse, authenticate, check the CSR, then wait in the ring's
+ * batch (signer_service_turn_end) for signing and the writer's group commit. Failures that need
+ * no state change are answered at once; failed PIN checks go through the writer so that the
+ * lockout update is durable and every failed sign-in takes the same path and time. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/base64.h>
+#include <openssl/mem.h>
+
+#include "base/base.h"
+#include "ioring/ioring.h"
+#include "signer/internal.h"
+
+#define SVC_BASIC_MAX 256 /* bytes of a decoded "user:pin" */
+
+struct credentials {
+    char user[SIGNER_SOAP_USERNAME_MAX + 1];
+    char pin[SIGNER_PIN_MAX + 2];
+    bool present;
+};
+
+/* basic_auth reads "Authorization: Basic base64(user:pin)". Returns 0 (absent: !present) or
+ * -EBADMSG for a malformed header. */
+static int basic_auth(struct credentials *c, struct ioring_request *req)
+{
+    size_t len = 0;
+    const char *h = ioring_request_header_get(req, "Authorization", &len);
+    if (h == NULL) {
+        return 0;
+    }
+    if (len < 6 || strncasecmp(h, "Basic ", 6) != 0) {
+        return -EBADMSG;
+    }
+    const char *b64 = h + 6;
+    size_t b64_len = len - 6;
+    while (b64_len > 0 && b64[0] == ' ') {
+        b64++;
+        b64_len--;
+    }
+    uint8_t dec[SVC_BASIC_MAX];
+    size_t dec_len = 0;
+    size_t max = 0;
+    int rc = -EBADMSG;
+    if (EVP_DecodedLength(&max, b64_len) == 1 && max <= sizeof(dec) &&
+        EVP_DecodeBase64(dec, &dec_len, sizeof(dec), (const uint8_t *)b64, b64_len) == 1) {
+        const uint8_t *colon = memchr(dec, ':', dec_len);
+        size_t ulen = colon != NULL ? (size_t)(colon - dec) : 0;
+        size_t plen = colon != NULL ? dec_len - ulen - 1 : 0;
+        if (colon != NULL && ulen > 0 && ulen < sizeof(c->user) && plen < sizeof(c->pin) &&
+            memchr(dec, '\0', dec_len) == NULL) {
+            memcpy(c->user, dec, ulen);
+            c->user[ulen] = '\0';
+            memcpy(c->pin, colon + 1, plen);
+            c->pin[plen] = '\0';
+            c->present = true;
+            rc = 0;
+        }
+    }
+    OPENSSL_cleanse(dec, sizeof(dec));
+    return rc;
+}
+
+static void item_fail(struct svc_item *it, enum signer_code code, const char *reason)
+{
+    it->failed = true;
+    it->fail = code;
+    (void)snprintf(it->reason, sizeof(it->reason), "%s", reason);
+}
+
+/* authenticate finds the user whose phone number or extension is `c->user` and whose PIN is
+ * `c->pin`. It always computes SVC_CANDIDATES_MAX verifiers (dummies for missing candidates), so
+ * an unknown number costs what a wrong PIN costs. Sets it->user on success; otherwise fails the
+ * item and lists the lockout failures to record. */
+static void authenticate(struct signer_service *svc, struct svc_item *it,
+                         const struct credentials *c)
+{
+    static const uint8_t dummy[STORE_VERIFIER_LEN];
+    struct store_user cands[SVC_CANDIDATES_MAX];
+    size_t n = 0;
+    if (store_user_lookup(svc->st, cands, SVC_CANDIDATES_MAX, &n, c->user) != 0) {
+        item_fail(it, SIGNER_CODE_INTERNAL_ERROR, "the user directory cannot be read");
+        return;
+    }
+    size_t matched = SVC_CANDIDATES_MAX;
+    for (size_t i = 0; i < SVC_CANDIDATES_MAX; i++) {
+        bool ok = i < n ? signer_pin_matches(svc->pin_key, cands[i].pin_verifier, cands[i].uri,
+                                             c->pin)
+                        : signer_pin_matches(svc->pin_key, dummy, "sip:", c->pin);
+        if (i < n && ok && matched == SVC_CANDIDATES_MAX) {
+            matched = i;
+        }
+    }
+    int64_t now = clock_real_s();
+    struct store_lockout l;
+    if (matched < n) {
+        if (store_lockout_get(svc->st, &l, cands[matched].uri) != 0) {
+            item_fail(it, SIGNER_CODE_INTERNAL_ERROR, "the lockout state cannot be read");
+        } else if (signer_lockout_check(&l, now) != SIGNER_LOCKOUT_OPEN) {
+            item_fail(it, SIGNER_CODE_PIN_LOCKED,
+                      l.admin_locked ? "The PIN is locked; ask an administrator to unlock it"
+                                     : "The PIN is locked for a while after too many failures");
+        } else {
+            it->user = cands[matched];
+            it->pin_success = l.window_failures != 0 || l.window_start_s != 0;
+        }
+        return;
+    }
+    bool any_open = false;
+    for (size_t i = 0; i < n; i++) {
+        if (store_lockout_get(svc->st, &l, cands[i].uri) != 0 ||
+            signer_lockout_check(&l, now) != SIGNER_LOCKOUT_OPEN) {
+            continue;
+        }
+        any_open = true;
+        struct svc_pin_failure *f = &it->pin_failures[it->num_pin_failures++];
+        memcpy(f->uri, cands[i].uri, sizeof(f->uri));
+        f->pin_len = cands[i].pin_len;
+    }
+    atomic_fetch_add(&svc->metrics.pin_failures, 1);
+    if (n > 0 && !any_open) {
+        item_fail(it, SIGNER_CODE_PIN_LOCKED,
+                  "The PIN is locked after too many failures; try later or ask an administrator");
+    } else {
+        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED,
+                  "The phone number or extension and PIN do not match a user");
+    }
+}
+
+/* parse_soap fills the item and the credentials from a CertProv request. On failure the item is
+ * failed (answered at once by the caller). */
+static void parse_soap(struct signer_service *svc, struct svc_ring *r, struct svc_item *it,
+                       struct credentials *c, const uint8_t *body, size_t len)
+{
+    struct signer_soap_request *s = r->soap;
+    enum signer_code code = SIGNER_CODE_BAD_REQUEST;
+    char reason[SIGNER_REASON_MAX];
+    if (signer_soap_parse(s, &code, reason, body, len, svc->cfg->max_request_bytes) != 0) {
+        item_fail(it, code, reason);
+        return;
+    }
+    (void)base_str_copy(it->request_id, sizeof(it->request_id), s->request_id);
+    if (base_str_copy(it->device_id, sizeof(it->device_id), s->device_id) != 0) {
+        item_fail(it, SIGNER_CODE_BAD_REQUEST, "DeviceId is too long");
+        return;
+    }
+    it->hours = s->lifetime_hours;
+    memcpy(it->csr_der, s->csr_der, s->csr_der_len);
+    it->csr_der_len = s->csr_der_len;
+    if (!c->present && s->has_username_token) {
+        if (base_str_copy(c->user, sizeof(c->user), s->username) != 0 ||
+            base_str_copy(c->pin, sizeof(c->pin), s->password) != 0) {
+            item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED, "UsernameToken is too long");
+            return;
+        }
+        c->present = true;
+    }
+}
+
+static void parse_est(struct svc_item *it, const uint8_t *body, size_t len)
+{
+    enum signer_reject reject = SIGNER_REJECT_NONE;
+    if (signer_csr_decode(it->csr_der, sizeof(it->csr_der), &it->csr_der_len, &reject, body,
+                          len) != 0) {
+        item_fail(it, signer_reject_to_code(reject), signer_reject_text(reject));
+    }
+}
+
+/* check_entity: the SOAP Entity must name the authenticated user (invariant 3). */
+static void check_entity(struct svc_item *it, const char *entity)
+{
+    const char *want = signer_uri_sign_in_name(it->user.uri);
+    const char *got = signer_uri_sign_in_name(entity);
+    if (strcasecmp(want, got) != 0) {
+        item_fail(it, SIGNER_CODE_IDENTITY_MISMATCH,
+                  signer_reject_text(SIGNER_REJECT_IDENTITY_ENTITY));
+    }
+}
+
+static void check_csr(struct signer_service *svc, struct svc_item *it)
+{
+    enum signer_reject reject = SIGNER_REJECT_NONE;
+    uint64_t t0 = clock_mono_ns();
+    if (signer_csr_parse(&it->csr, &reject, it->csr_der, it->csr_der_len) != 0 ||
+        signer_csr_verify(&it->csr, &reject) != 0 ||
+        signer_identity_check(&it->csr, &reject, it->user.uri) != 0) {
+        item_fail(it, signer_reject_to_code(reject), signer_reject_text(reject));
+    }
+    svc_metrics_stage(svc, SVC_STAGE_VERIFY, clock_mono_ns() - t0);
+}
+
+static void item_start(struct svc_item *it, struct ioring_request *req, enum svc_route route)
+{
+    it->req = req;
+    it->route = route;
+    it->start_ns = clock_mono_ns();
+    it->failed = false;
+    it->reason[0] = '\0';
+    it->num_pin_failures = 0;
+    it->pin_success = false;
+    it->request_id[0] = '\0';
+    it->device_id[0] = '\0';
+    it->hours = 0;
+    it->sign_rc = -1;
+    it->csr_der_len = 0;
+    memset(&it->user, 0, sizeof(it->user));
+    if (ioring_request_client_format(req, it->client, sizeof(it->client)) != 0) {
+        (void)base_str_copy(it->client, sizeof(it->client), "-");
+    }
+}
+
+/* answer_now answers a failed item at once and releases it. */
+static void answer_now(struct signer_service *svc, struct svc_item *it)
+{
+    char scratch[2048];
+    svc_log_request(svc, it, NULL);
+    svc_respond_error(svc, it->req, it->route, it->fail, it->reason, it->request_id, scratch,
+                      sizeof(scratch));
+    svc_item_release(svc, it);
+}
+
+void svc_enroll(struct signer_service *svc, struct ioring_request *req, enum svc_route route)
+{
+    uint32_t ring = ioring_request_ring(req);
+    ASSERT(ring < svc->num_rings);
+    struct svc_ring *r = &svc->rings[ring];
+    struct svc_item *it = svc_item_take(r);
+    if (it == NULL) {
+        char scratch[2048];
+        svc_respond_error(svc, req, route, SIGNER_CODE_OVERLOADED,
+                          "Too many enrollments in flight; retry after the Retry-After delay",
+                          NULL, scratch, sizeof(scratch));
+        return;
+    }
+    item_start(it, req, route);
+    struct credentials c = {0};
+    size_t len = 0;
+    const uint8_t *body = ioring_request_body(req, &len);
+    uint64_t t0 = clock_mono_ns();
+    if (basic_auth(&c, req) != 0) {
+        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED, "The Authorization header is malformed");
+    } else if (route == SVC_ROUTE_SOAP) {
+        parse_soap(svc, r, it, &c, body, len);
+    } else {
+        parse_est(it, body, len);
+    }
+    if (!it->failed && !c.present) {
+        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED,
+                  "No credentials: send HTTP Basic or a WS-Security UsernameToken");
+    }
+    svc_metrics_stage(svc, SVC_STAGE_PARSE, clock_mono_ns() - t0);
+    if (!it->failed) {
+        t0 = clock_mono_ns();
+        authenticate(svc, it, &c);
+        svc_metrics_stage(svc, SVC_STAGE_AUTH, clock_mono_ns() - t0);
+        if (it->num_pin_failures > 0 || (it->failed && it->fail != SIGNER_CODE_INTERNAL_ERROR)) {
+            /* A failed sign-in: answered after its lockout update commits. */
+            OPENSSL_cleanse(&c, sizeof(c));
+            signer_soap_request_cleanup(r->soap);
+            r->pending[r->num_pending++] = it;
+            return;
+        }
+    }
+    OPENSSL_cleanse(&c, sizeof(c));
+    if (!it->failed && route == SVC_ROUTE_SOAP) {
+        check_entity(it, r->soap->entity);
+    }
+    signer_soap_request_cleanup(r->soap);
+    if (!it->failed) {
+        check_csr(svc, it);
+    }
+    if (it->failed) {
+        answer_now(svc, it);
+        return;
+    }
+    ASSERT(r->num_pending < r->cap);
+    r->pending[r->num_pending++] = it;
+}

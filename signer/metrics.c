@@ -1,0 +1,274 @@
+/* Metrics (Prometheus text, API.md §3), readiness and the per-request log line. Counters are
+ * relaxed atomics updated on the rings and the writer; a scrape reads them without locks. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "ioring/ioring.h"
+#include "signer/internal.h"
+
+/* Upper bounds of the latency buckets, in microseconds, and of the size buckets, in items. */
+static const uint64_t latency_bounds_us[SVC_BUCKETS] = {
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
+static const uint64_t size_bounds[SVC_BUCKETS] = {1,   2,   4,    8,    16,   32,   64,
+                                                  128, 256, 512, 1024, 2048, 4096, 8192};
+
+static const char *const route_names[SVC_ROUTE_MAX_] = {
+    "soap", "est_simpleenroll", "est_simplereenroll", "est_cacerts", "chain",
+    "healthz", "readyz", "metrics", "other"};
+static const char *const stage_names[SVC_STAGE_MAX_] = {"parse", "auth",   "verify",
+                                                        "sign",  "commit", "total"};
+
+static void histogram_add(struct svc_histogram *h, const uint64_t *bounds, uint64_t v)
+{
+    size_t i = 0;
+    while (i < SVC_BUCKETS && v > bounds[i]) {
+        i++;
+    }
+    atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
+}
+
+void svc_histogram_add(struct svc_histogram *h, uint64_t value)
+{
+    histogram_add(h, latency_bounds_us, value);
+}
+
+void svc_metrics_stage(struct signer_service *svc, enum svc_stage stage, uint64_t ns)
+{
+    ASSERT(stage < SVC_STAGE_MAX_);
+    histogram_add(&svc->metrics.stage_us[stage], latency_bounds_us, ns / 1000);
+}
+
+void svc_metrics_batch(struct signer_service *svc, size_t n)
+{
+    histogram_add(&svc->metrics.batch_size, size_bounds, n);
+}
+
+void svc_metrics_request(struct signer_service *svc, enum svc_route route, int result)
+{
+    ASSERT(route < SVC_ROUTE_MAX_);
+    ASSERT(result >= 0 && result < SVC_RESULT_MAX_);
+    atomic_fetch_add_explicit(&svc->metrics.requests[route][result], 1, memory_order_relaxed);
+}
+
+static const char *result_name(int result)
+{
+    if (result == SVC_RESULT_OK) {
+        return "OK";
+    }
+    if (result == SVC_RESULT_NOT_FOUND) {
+        return "NotFound";
+    }
+    return signer_code_name((enum signer_code)result);
+}
+
+void svc_log_request(struct signer_service *svc, const struct svc_item *it,
+                     const uint8_t *serial)
+{
+    (void)svc;
+    char hex[2 * SIGNER_SERIAL_LEN + 1] = "-";
+    if (serial != NULL) {
+        signer_serial_format(hex, serial);
+    }
+    uint64_t us = (clock_mono_ns() - it->start_ns) / 1000;
+    log_info("signer: request route=%s code=%s user=%s serial=%s latency_us=%llu client=%s",
+             route_names[it->route], it->failed ? signer_code_name(it->fail) : "OK",
+             it->user.uri[0] != '\0' ? it->user.uri : "-", hex, (unsigned long long)us,
+             it->client);
+}
+
+/* text is an append-only bounded buffer; a full buffer drops the rest (never overflows). */
+struct text {
+    char *p;
+    size_t cap;
+    size_t len;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+{
+    if (t->len >= t->cap) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    t->len = n < 0 || (size_t)n >= t->cap - t->len ? t->cap : t->len + (size_t)n;
+}
+
+static void put_histogram(struct text *t, const char *name, const char *labels,
+                          const struct svc_histogram *h, const uint64_t *bounds, double scale)
+{
+    uint64_t cum = 0;
+    const char *sep = labels[0] != '\0' ? "," : "";
+    for (size_t i = 0; i <= SVC_BUCKETS; i++) {
+        cum += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+        if (i < SVC_BUCKETS) {
+            put(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+                (double)bounds[i] * scale, (unsigned long long)cum);
+        } else {
+            put(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+                (unsigned long long)cum);
+        }
+    }
+    put(t, "%s_sum{%s} %g\n%s_count{%s} %llu\n", name, labels,
+        (double)atomic_load(&h->sum) * scale, name, labels,
+        (unsigned long long)atomic_load(&h->count));
+}
+
+static void put_requests(struct text *t, struct signer_service *svc)
+{
+    put(t, "# HELP certprov_requests_total Requests answered, by route and result code.\n"
+           "# TYPE certprov_requests_total counter\n");
+    for (int r = 0; r < SVC_ROUTE_MAX_; r++) {
+        for (int c = 0; c < SVC_RESULT_MAX_; c++) {
+            uint64_t v = atomic_load(&svc->metrics.requests[r][c]);
+            if (v != 0) {
+                put(t, "certprov_requests_total{route=\"%s\",code=\"%s\"} %llu\n", route_names[r],
+                    result_name(c), (unsigned long long)v);
+            }
+        }
+    }
+}
+
+static void put_latencies(struct text *t, struct signer_service *svc)
+{
+    const struct svc_metrics *m = &svc->metrics;
+    put(t, "# HELP certprov_issuance_seconds Enrollment latency, request to answer.\n"
+           "# TYPE certprov_issuance_seconds histogram\n");
+    put_histogram(t, "certprov_issuance_seconds", "", &m->stage_us[SVC_STAGE_TOTAL],
+                  latency_bounds_us, 1e-6);
+    put(t, "# HELP certprov_stage_seconds Time spent per enrollment stage.\n"
+           "# TYPE certprov_stage_seconds histogram\n");
+    for (int s = 0; s < SVC_STAGE_TOTAL; s++) {
+        char labels[32];
+        snprintf(labels, sizeof(labels), "stage=\"%s\"", stage_names[s]);
+        put_histogram(t, "certprov_stage_seconds", labels, &m->stage_us[s], latency_bounds_us,
+                      1e-6);
+    }
+    put(t, "# HELP certprov_batch_size Certificates signed per ring batch.\n"
+           "# TYPE certprov_batch_size histogram\n");
+    put_histogram(t, "certprov_batch_size", "", &m->batch_size, size_bounds, 1);
+    put(t, "# HELP certprov_commit_group_size Enrollments per LMDB group commit.\n"
+           "# TYPE certprov_commit_group_size histogram\n");
+    put_histogram(t, "certprov_commit_group_size", "", &m->commit_size, size_bounds, 1);
+    put(t, "# HELP certprov_lmdb_commit_seconds LMDB group commit latency (with sync).\n"
+           "# TYPE certprov_lmdb_commit_seconds histogram\n");
+    put_histogram(t, "certprov_lmdb_commit_seconds", "", &m->commit_us, latency_bounds_us, 1e-6);
+}
+
+static void put_counters(struct text *t, struct signer_service *svc)
+{
+    const struct svc_metrics *m = &svc->metrics;
+    struct ioring_stats io = {0};
+    if (svc->eng != NULL) {
+        ioring_engine_stats_get(svc->eng, &io);
+    }
+    put(t,
+        "# TYPE certprov_certificates_issued_total counter\n"
+        "certprov_certificates_issued_total %llu\n"
+        "# TYPE certprov_pin_failures_total counter\n"
+        "certprov_pin_failures_total %llu\n"
+        "# TYPE certprov_pin_lockouts_total counter\n"
+        "certprov_pin_lockouts_total %llu\n"
+        "# TYPE certprov_serial_clashes_total counter\n"
+        "certprov_serial_clashes_total %llu\n"
+        "# TYPE certprov_writer_queue_depth gauge\n"
+        "certprov_writer_queue_depth %llu\n"
+        "# TYPE certprov_connections_open gauge\n"
+        "certprov_connections_open %llu\n"
+        "# TYPE certprov_connections_accepted_total counter\n"
+        "certprov_connections_accepted_total %llu\n"
+        "# TYPE certprov_connections_refused_total counter\n"
+        "certprov_connections_refused_total %llu\n"
+        "# TYPE certprov_connection_timeouts_total counter\n"
+        "certprov_connection_timeouts_total %llu\n"
+        "# TYPE certprov_engine_responses_503_total counter\n"
+        "certprov_engine_responses_503_total %llu\n"
+        "# TYPE certprov_tls_handshakes_total counter\n"
+        "certprov_tls_handshakes_total 0\n",
+        (unsigned long long)atomic_load(&m->certificates),
+        (unsigned long long)atomic_load(&m->pin_failures),
+        (unsigned long long)atomic_load(&m->lockouts),
+        (unsigned long long)atomic_load(&m->serial_clashes),
+        (unsigned long long)atomic_load(&svc->queued), (unsigned long long)io.connections_open,
+        (unsigned long long)io.connections_accepted, (unsigned long long)io.connections_refused,
+        (unsigned long long)io.timeouts, (unsigned long long)io.responses_503);
+}
+
+static void put_pools(struct text *t, struct signer_service *svc, bool json)
+{
+    int64_t now_ms = clock_real_ms();
+    if (!json) {
+        put(t, "# TYPE certprov_outbox_depth gauge\n"
+               "# TYPE certprov_outbox_oldest_age_seconds gauge\n");
+    }
+    for (size_t i = 0; i < svc->cfg->num_pools; i++) {
+        const char *name = svc->cfg->pools[i].name;
+        uint64_t depth = 0;
+        int64_t oldest = 0;
+        (void)store_outbox_depth(svc->st, name, &depth, &oldest);
+        double age = oldest == 0 ? 0 : (double)(now_ms - oldest) / 1000.0;
+        if (json) {
+            /* Up/down is the publisher's to know (it is not running yet): "unknown". */
+            put(t, "%s\"%s\":{\"state\":\"unknown\",\"outbox_depth\":%llu,\"oldest_age_s\":%.3f}",
+                i == 0 ? "" : ",", name, (unsigned long long)depth, age);
+        } else {
+            put(t, "certprov_outbox_depth{pool=\"%s\"} %llu\n", name, (unsigned long long)depth);
+            put(t, "certprov_outbox_oldest_age_seconds{pool=\"%s\"} %.3f\n", name, age);
+        }
+    }
+}
+
+/* A bound was hit: a ring has no free enrollment slot, or the store is full. */
+static bool service_ready(struct signer_service *svc, uint64_t *out_free)
+{
+    bool ready = !atomic_load(&svc->store_full);
+    uint64_t total_free = 0;
+    for (uint32_t i = 0; i < svc->num_rings; i++) {
+        struct svc_ring *r = &svc->rings[i];
+        pthread_mutex_lock(&r->lock);
+        ready = ready && r->num_free > 0;
+        total_free += r->num_free;
+        pthread_mutex_unlock(&r->lock);
+    }
+    *out_free = total_free;
+    return ready;
+}
+
+void svc_respond_status(struct signer_service *svc, struct ioring_request *req,
+                        enum svc_route route)
+{
+    static _Thread_local char buf[SVC_RESPONSE_MAX];
+    struct text t = {.p = buf, .cap = sizeof(buf)};
+    int status = 200;
+    const char *type = "text/plain; version=0.0.4";
+    if (route == SVC_ROUTE_READYZ) {
+        uint64_t free_slots = 0;
+        bool ready = service_ready(svc, &free_slots);
+        put(&t,
+            "{\"ready\":%s,\"key_backend\":\"%s\",\"key\":\"%s\",\"store\":\"%s\","
+            "\"free_slots\":%llu,\"pools\":{",
+            ready ? "true" : "false", svc->cfg->ca_backend,
+            hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(svc->ca))),
+            atomic_load(&svc->store_full) ? "full" : "ok", (unsigned long long)free_slots);
+        put_pools(&t, svc, true);
+        put(&t, "}}\n");
+        status = ready ? 200 : 503;
+        type = "application/json";
+    } else {
+        ASSERT(route == SVC_ROUTE_METRICS);
+        put_requests(&t, svc);
+        put_latencies(&t, svc);
+        put_counters(&t, svc);
+        put_pools(&t, svc, false);
+    }
+    ASSERT(t.len < t.cap);
+    svc_metrics_request(svc, route, status == 200 ? SVC_RESULT_OK : SIGNER_CODE_OVERLOADED);
+    (void)ioring_request_respond(req, status, type, status == 503 ? "Retry-After: 1\r\n" : NULL,
+                                 buf, t.len);
+}
