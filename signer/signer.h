@@ -360,6 +360,151 @@ int signer_pem_read_cert(uint8_t *out, size_t cap, size_t *out_len, const char *
 int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label, const uint8_t *der,
                       size_t der_len);
 
+/* ---- wire codecs: CertProv SOAP and EST ---- */
+
+/* signer_code is an API.md §1 error Code. Each has an HTTP status (signer_error_status) and a
+ * stable X-Ms-diagnostics ID (signer_code_diag_id, 28000 + the enum value). */
+enum signer_code {
+    SIGNER_CODE_BAD_REQUEST = 0,           /* 400 */
+    SIGNER_CODE_BAD_CSR = 1,               /* 400 */
+    SIGNER_CODE_CSR_SIGNATURE_INVALID = 2, /* 400 */
+    SIGNER_CODE_AUTHENTICATION_FAILED = 3, /* 401 */
+    SIGNER_CODE_PIN_LOCKED = 4,            /* 403 */
+    SIGNER_CODE_IDENTITY_MISMATCH = 5,     /* 403 */
+    SIGNER_CODE_TOO_LARGE = 6,             /* 413 */
+    SIGNER_CODE_OVERLOADED = 7,            /* 503 */
+    SIGNER_CODE_SIGNING_UNAVAILABLE = 8,   /* 503 */
+    SIGNER_CODE_INTERNAL_ERROR = 9,        /* 500 */
+    SIGNER_CODE_MAX_,
+};
+
+#define SIGNER_DIAG_ID_BASE 28000
+#define SIGNER_REASON_MAX 128 /* bytes of a parse failure reason, NUL included */
+
+/* signer_code_name returns the API.md Code of `code` ("BadRequest", ...). Static storage. An
+ * out-of-range value is a bug (ASSERT). */
+const char *signer_code_name(enum signer_code code);
+
+/* signer_code_parse finds the enum of an API.md Code name (exact, case-sensitive), e.g. one from
+ * signer_reject_code. Returns 0 with *out set, or -EINVAL for an unknown name. */
+int signer_code_parse(enum signer_code *out, const char *name);
+
+/* signer_error_status returns the HTTP status of `code` per the API.md §1 table (400, 401, 403,
+ * 413, 500 or 503). */
+unsigned signer_error_status(enum signer_code code);
+
+/* signer_code_diag_id returns the X-Ms-diagnostics ID of `code`: SIGNER_DIAG_ID_BASE + code. */
+unsigned signer_code_diag_id(enum signer_code code);
+
+/* signer_reject_to_code maps a refusal to its Code; the same as parsing signer_reject_code. */
+enum signer_code signer_reject_to_code(enum signer_reject reason);
+
+/* Limits of the fields of a GetAndPublishCert request, in bytes without the NUL. A longer field
+ * is a BadRequest, never truncated. */
+#define SIGNER_SOAP_DEVICE_ID_MAX 64
+#define SIGNER_SOAP_ENTITY_MAX 256
+#define SIGNER_SOAP_REQUEST_ID_MAX 128
+#define SIGNER_SOAP_USERNAME_MAX 64
+#define SIGNER_SOAP_PASSWORD_MAX 64
+#define SIGNER_SOAP_ACTION_MAX 256
+#define SIGNER_SOAP_DEPTH_MAX 32     /* element nesting */
+#define SIGNER_SOAP_ELEMENTS_MAX 512 /* elements in one request */
+#define SIGNER_SOAP_BODY_MAX 1048576 /* the largest max_len signer_soap_parse accepts */
+
+/* signer_soap_request is a parsed [MS-OCAUTHWS] §3.1 GetAndPublishCert request. Every field is
+ * a copy (NUL-terminated; "" when absent): nothing borrows from the input. `password` is a
+ * secret: wipe it with signer_soap_request_cleanup as soon as the PIN has been checked. */
+struct signer_soap_request {
+    char device_id[SIGNER_SOAP_DEVICE_ID_MAX + 1];   /* "{GUID}" attribute, or "" */
+    char entity[SIGNER_SOAP_ENTITY_MAX + 1];         /* "alice@example.com" or "sip:..." */
+    char request_id[SIGNER_SOAP_REQUEST_ID_MAX + 1]; /* enrollment RequestID, or "" */
+    char username[SIGNER_SOAP_USERNAME_MAX + 1];     /* UsernameToken: phone or extension */
+    char password[SIGNER_SOAP_PASSWORD_MAX + 1];     /* UsernameToken: the PIN (secret) */
+    char action[SIGNER_SOAP_ACTION_MAX + 1];         /* wsa:Action, or "" */
+    bool has_username_token;                         /* a UsernameToken was present */
+    uint32_t lifetime_hours; /* ceil((Expires - Created) / 1 h); 0 when no Lifetime */
+    size_t csr_der_len;
+    uint8_t csr_der[SIGNER_CSR_DER_MAX]; /* the BinarySecurityToken, decoded: PKCS#10 DER */
+};
+
+/* signer_soap_parse parses the body of a CertProv request (`body`, `body_len` bytes, no NUL
+ * needed) with expat into `out`. Matching is by namespace URI and local name, never by prefix;
+ * SOAP 1.1 and 1.2 envelopes are accepted; the WS-Trust namespace may end in '/' or not; unknown
+ * elements are skipped. Any DOCTYPE or entity declaration stops the parse at once (no entity is
+ * ever expanded). Nesting is bounded by SIGNER_SOAP_DEPTH_MAX, elements by
+ * SIGNER_SOAP_ELEMENTS_MAX and every field by its limit above.
+ *
+ * Returns 0 on success (*out_code and `reason` untouched). Otherwise `out` is wiped (all zero),
+ * `reason` (SIGNER_REASON_MAX bytes) says what was wrong in one sentence and:
+ *   -E2BIG    body_len > max_len: *out_code = SIGNER_CODE_TOO_LARGE;
+ *   -EBADMSG  anything else: *out_code = SIGNER_CODE_BAD_CSR when the CSR text is not base64 of
+ *             a DER SEQUENCE or is too large, SIGNER_CODE_BAD_REQUEST otherwise (not XML, DTD,
+ *             limits, missing or misplaced elements, bad ValueType, DeviceId or Lifetime).
+ * The CSR is only decoded here: run signer_csr_parse and signer_csr_verify on out->csr_der.
+ * `max_len` is the configured max_request_bytes (1..SIGNER_SOAP_BODY_MAX, ASSERTed). Expat's
+ * allocations are bounded by the input, wiped and freed before return; about 40 KiB of stack.
+ * -ENOMEM (*out_code = SIGNER_CODE_INTERNAL_ERROR) when expat cannot allocate. Thread-safe. */
+int signer_soap_parse(struct signer_soap_request *out, enum signer_code *out_code, char *reason,
+                      const uint8_t *body, size_t body_len, size_t max_len);
+
+/* signer_soap_request_cleanup wipes the whole request (the password above all) with
+ * OPENSSL_cleanse. Call it on every path once the request has been used. */
+void signer_soap_request_cleanup(struct signer_soap_request *req);
+
+/* signer_soap_response writes the success body (XML declaration, SOAP 1.1 envelope,
+ * GetAndPublishCertResponse / RequestSecurityTokenResponse / RequestedSecurityToken /
+ * BinarySecurityToken #X509v3 holding base64 of `cert_der`, then the RequestID when
+ * `request_id` is neither NULL nor "") into `out` (cap bytes, NUL-terminated). Every echoed
+ * string is XML-escaped. Returns 0 with *out_len (NUL excluded) set, or -E2BIG (out then holds
+ * ""); 2 * cert_len + 6 * strlen(request_id) + 2048 bytes are always enough. Thread-safe. */
+int signer_soap_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
+                         size_t cert_len, const char *request_id);
+
+/* signer_soap_error_response writes the failure body: a GetAndPublishCertResponse holding
+ * <ErrorInfo><Code>CODE</Code><Reason>reason</Reason></ErrorInfo> and the RequestID when
+ * `request_id` is neither NULL nor "" (no SOAP fault), into `out` (cap bytes, NUL-terminated).
+ * `reason` and `request_id` are XML-escaped. Returns 0 with *out_len set, or -E2BIG (out then
+ * holds ""); 6 * (strlen(reason) + strlen(request_id)) + 1024 bytes are always enough. */
+int signer_soap_error_response(char *out, size_t cap, size_t *out_len, enum signer_code code,
+                               const char *reason, const char *request_id);
+
+/* signer_diagnostics_format writes the X-Ms-diagnostics header value
+ *   28001;source="certprov1.example.com";reason="The CSR ..."
+ * into `out` (cap bytes, NUL-terminated). In `fqdn` and `reason`, '"' and '\' become '\'',
+ * control characters (CR, LF, ...) become ' ' and non-ASCII bytes become '?', so the value is
+ * always one printable-ASCII header line. A reason that does not fit is cut (and ends in "...").
+ * Returns 0 with *out_len set, or -E2BIG when not even the ID and source fit (out holds ""). */
+int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signer_code code,
+                              const char *fqdn, const char *reason);
+
+/* EST (RFC 7030) answers are certs-only CMS: a degenerate SignedData (RFC 5652 §5, no signers)
+ * whose certificates [0] holds 1..SIGNER_EST_CERTS_MAX certificates, in the order given. */
+#define SIGNER_EST_CERTS_MAX 8
+
+struct signer_est_cert {
+    const uint8_t *der; /* one DER Certificate; borrowed for the call */
+    size_t der_len;
+};
+
+/* signer_est_certs_only_der writes the certs-only ContentInfo as DER into `out` (cap bytes),
+ * built with CBB. Each certificate must be exactly one DER SEQUENCE (not parsed further). Returns
+ * 0 with *out_len set, -EBADMSG when a certificate is not a SEQUENCE, or -E2BIG (total + 64
+ * bytes always suffice). num_certs in 1..SIGNER_EST_CERTS_MAX (ASSERTed). */
+int signer_est_certs_only_der(uint8_t *out, size_t cap, size_t *out_len,
+                              const struct signer_est_cert *certs, size_t num_certs);
+
+/* signer_est_certs_only writes the same certs-only as EST's wire format, base64 of the DER in
+ * 64-character lines each ending in "\n" (RFC 7030 §4.1.3), into `out` (cap bytes,
+ * NUL-terminated). `out` is also the scratch for the DER: no other buffer is needed. Returns 0
+ * with *out_len set, -EBADMSG, or -E2BIG; 65 * (total + 64) / 48 + 66 bytes suffice. */
+int signer_est_certs_only(char *out, size_t cap, size_t *out_len,
+                          const struct signer_est_cert *certs, size_t num_certs);
+
+/* signer_est_error_body writes the text/plain EST error body "CODE: reason\n" into `out` (cap
+ * bytes, NUL-terminated); control characters in `reason` become ' ', and a reason that does not
+ * fit is cut. Returns 0 with *out_len set, or -E2BIG when not even "CODE: \n" fits. */
+int signer_est_error_body(char *out, size_t cap, size_t *out_len, enum signer_code code,
+                          const char *reason);
 /* ---- the enrollment service (what certprovd runs on the engine) ----
  *
  * Routes API.md §1-§3. On the ring thread: parse, authenticate (read-only LMDB lookups, a fixed
