@@ -183,6 +183,7 @@ static void check_csr(struct signer_service *svc, struct svc_item *it)
 {
     enum signer_reject reject = SIGNER_REJECT_NONE;
     uint64_t t0 = clock_mono_ns();
+    memset(&it->csr, 0, sizeof(it->csr)); /* the slot may hold an earlier request's */
     if (signer_csr_parse(&it->csr, &reject, it->csr_der, it->csr_der_len) != 0 ||
         signer_csr_verify(&it->csr, &reject) != 0 ||
         signer_identity_check(&it->csr, &reject, it->user.uri) != 0) {

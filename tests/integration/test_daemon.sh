@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# certprovd end to end over real sockets with curl and openssl: EST and CertProv SOAP enrollment
+# for every client key type (by extension and by shared phone number; Basic and UsernameToken),
+# each certificate verified with openssl; the error rows of API.md §1 with status, Code and
+# X-Ms-diagnostics; lockout and unlock; an XML entity bomb; SIGTERM drain; and kill -9 during a
+# burst: every serial a client received is in the store after a restart.
+. "$(dirname "$0")/lib.sh"
+CTL="$BIN/certprovctl"
+D="$BIN/certprovd"
+PORT=$((20000 + RANDOM % 20000))
+URL="http://127.0.0.1:$PORT"
+cat >"$T/certprov.ini" <<INI
+[server]
+name = certprov-test.example.com
+listen = 127.0.0.1:$PORT
+max_request_bytes = 32768
+[store]
+path = store
+map_size = 64MiB
+[pin]
+window_failures = 3
+[pool.pool1]
+store = embedded
+INI
+C=(-c "$T/certprov.ini")
+S="$T/store"
+"$CTL" "${C[@]}" ca init >/dev/null || { bad "ca init"; finish; exit 1; }
+add() { printf '%s\n' "$1" | "$CTL" "${C[@]}" user add "${@:2}" --pin-stdin >/dev/null; }
+check "add alice" add 27182 --uri sip:alice@example.com --pool pool1 --phone +14255550100 --ext 1001
+check "add bob (same phone)" add 31415 --uri sip:bob@example.com --pool pool1 --phone +14255550100 --ext 1002
+check "add carol" add 16180 --uri sip:carol@example.com --pool pool1 --ext 1003
+
+start() {
+    "$D" "${C[@]}" >>"$T/daemon.log" 2>&1 &
+    PID=$!
+    for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+    bad "certprovd did not start: $(tail -5 "$T/daemon.log")"
+    return 1
+}
+stop() { kill -TERM "$PID" 2>/dev/null; wait "$PID"; }
+trap 'kill -9 $PID 2>/dev/null; rm -rf "$T"' EXIT
+start || { finish; exit 1; }
+
+# --- trust, health, metrics ---
+check "healthz" curl -sf "$URL/healthz"
+curl -s "$URL/readyz" >"$T/ready.json"
+has "readyz ready" "$T/ready.json" '"ready":true'
+has "readyz key backend" "$T/ready.json" '"key_backend":"soft"'
+has "readyz store" "$T/ready.json" '"store":"ok"'
+has "readyz pool entry" "$T/ready.json" '"pool1":\{"state":"[a-z]+","outbox_depth":[0-9]+'
+curl -s "$URL/CertProv/chain.pem" >"$T/chain.pem"
+check "chain.pem is the CA chain" cmp "$T/chain.pem" "$S/chain.pem"
+curl -s -D "$T/h" "$URL/.well-known/est/cacerts" | base64 -d >"$T/cacerts.p7"
+has "cacerts content type" "$T/h" "Content-Type: application/pkcs7-mime"
+openssl pkcs7 -inform DER -in "$T/cacerts.p7" -print_certs >"$T/cacerts.pem" 2>/dev/null
+same "cacerts holds issuing CA and root" "$(grep -c 'BEGIN CERTIFICATE' "$T/cacerts.pem")" 2
+same "unknown path is 404" "$(curl -s -o /dev/null -w '%{http_code}' "$URL/nope")" 404
+same "GET on enroll is 405" "$(curl -s -o /dev/null -w '%{http_code}' "$URL/.well-known/est/simpleenroll")" 405
+
+# --- CSRs ---
+mkcsr() { # mkcsr NAME CN OPENSSL-GENPKEY-ARGS...
+    local n=$1 cn=$2; shift 2
+    openssl genpkey "$@" -out "$T/$n.key" 2>/dev/null
+    openssl req -new -key "$T/$n.key" -subj "/CN=$cn" -outform DER -out "$T/$n.der" 2>/dev/null
+    base64 -w 64 "$T/$n.der" >"$T/$n.b64"
+}
+mkcsr p256 alice@example.com -algorithm EC -pkeyopt ec_paramgen_curve:P-256
+mkcsr p384 alice@example.com -algorithm EC -pkeyopt ec_paramgen_curve:P-384
+mkcsr rsa2048 alice@example.com -algorithm RSA -pkeyopt rsa_keygen_bits:2048
+mkcsr ed25519 alice@example.com -algorithm ED25519
+mkcsr bob bob@example.com -algorithm EC -pkeyopt ec_paramgen_curve:P-256
+mkcsr carol carol@example.com -algorithm EC -pkeyopt ec_paramgen_curve:P-256
+mkcsr rsa1024 alice@example.com -algorithm RSA -pkeyopt rsa_keygen_bits:1024
+
+# est USER:PIN CSR-NAME OUT: POST simpleenroll; body to OUT, headers to OUT.h, prints the status.
+est() {
+    curl -s -o "$3" -D "$3.h" -w '%{http_code}' -u "$1" -H 'Content-Type: application/pkcs10' \
+        --data-binary @"$T/$2.b64" "$URL/.well-known/est/simpleenroll"
+}
+# est_cert OUT: the certificate of an EST answer, as PEM.
+est_cert() { base64 -d "$1" | openssl pkcs7 -inform DER -print_certs 2>/dev/null; }
+verify_pem() {
+    check "$1 verifies (sslclient, x509_strict)" openssl verify -x509_strict -purpose sslclient \
+        -CAfile "$S/ca/root.crt" -untrusted "$S/ca/issuing.crt" "$2"
+}
+for k in p256 p384 rsa2048 ed25519; do
+    same "EST $k by extension" "$(est 1001:27182 $k "$T/est-$k")" 200
+    est_cert "$T/est-$k" >"$T/est-$k.pem"
+    verify_pem "EST $k" "$T/est-$k.pem"
+    has "EST $k subject" <(openssl x509 -in "$T/est-$k.pem" -noout -subject) "CN ?= ?alice@example.com"
+done
+
+# SOAP: soap_body ENTITY CSR-NAME [USER PIN] [REQUESTID]
+soap_body() {
+    local token=""
+    if [ -n "${3:-}" ]; then
+        token="<o:Security xmlns:o=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\"><o:UsernameToken><o:Username>$3</o:Username><o:Password>$4</o:Password></o:UsernameToken></o:Security>"
+    fi
+    cat <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>$token</s:Header><s:Body>
+<GetAndPublishCert xmlns="http://schemas.microsoft.com/OCS/AuthWebServices/" DeviceId="{2C9F6F43-8B0A-4E5D-9E0B-7C1A33D2B6F1}" Entity="$1">
+<wst:RequestSecurityToken xmlns:wst="http://docs.oasis-open.org/ws-sx/ws-trust/200512/">
+<wst:TokenType>http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3</wst:TokenType>
+<wst:RequestType>http://docs.oasis-open.org/ws-sx/ws-trust/200512/Issue</wst:RequestType>
+<wsse:BinarySecurityToken xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd" ValueType="http://schemas.microsoft.com/windows/pki/2009/01/enrollment#PKCS10" EncodingType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd#base64binary">
+$(cat "$T/$2.b64")
+</wsse:BinarySecurityToken>
+${5:+<RequestID xmlns="http://schemas.microsoft.com/windows/pki/2009/01/enrollment">$5</RequestID>}
+</wst:RequestSecurityToken></GetAndPublishCert></s:Body></s:Envelope>
+XML
+}
+# soap FILE OUT [CURL-ARGS...]: POST the body in FILE, prints the status.
+soap() {
+    local f=$1 o=$2; shift 2
+    curl -s -o "$o" -D "$o.h" -w '%{http_code}' -H 'Content-Type: text/xml' \
+        -H 'SOAPAction: "http://schemas.microsoft.com/OCS/AuthWebServices/GetAndPublishCert"' \
+        "$@" --data-binary @"$f" "$URL/CertProv/CertProvisioningService.svc"
+}
+soap_cert() { sed -n 's/.*<[^>]*BinarySecurityToken[^>]*>\([^<]*\)<.*/\1/p' "$1" | base64 -d | openssl x509 -inform DER 2>/dev/null; }
+
+soap_body alice@example.com p256 +14255550100 27182 req-42 >"$T/s1.xml"
+same "SOAP UsernameToken, shared phone picks alice" "$(soap "$T/s1.xml" "$T/s1")" 200
+has "SOAP success content type" "$T/s1.h" "Content-Type: text/xml; charset=utf-8"
+has "SOAP X509v3 token" "$T/s1" "#X509v3"
+has "SOAP RequestID echoed" "$T/s1" "req-42"
+soap_cert "$T/s1" >"$T/s1.pem"
+verify_pem "SOAP alice" "$T/s1.pem"
+soap_body bob@example.com bob >"$T/s2.xml"
+same "SOAP Basic, shared phone picks bob" "$(soap "$T/s2.xml" "$T/s2" -u +14255550100:31415)" 200
+soap_cert "$T/s2" | openssl x509 -noout -ext subjectAltName >"$T/s2.san"
+has "bob's certificate names bob" "$T/s2.san" "URI:sip:bob@example.com"
+soap_body sip:carol@example.com carol >"$T/s3.xml"
+same "SOAP at WebTicket_Proof, sip: Entity" "$(curl -s -o "$T/s3" -w '%{http_code}' -u 1003:16180 -H 'Content-Type: text/xml' --data-binary @"$T/s3.xml" "$URL/CertProv/CertProvisioningService.svc/WebTicket_Proof")" 200
+
+# --- the error table ---
+# err NAME STATUS CODE COMMAND...: the command prints the status; OUT file is $T/e
+err() {
+    local n=$1 st=$2 code=$3; shift 3
+    same "$n: status" "$("$@")" "$st"
+    has "$n: Code $code" "$T/e" "$code"
+    has "$n: X-Ms-diagnostics" "$T/e.h" '^X-Ms-diagnostics: [0-9]+;source="certprov-test.example.com";reason="'
+}
+printf '<not xml' >"$T/bad.xml"
+err "malformed SOAP" 400 "<Code>BadRequest</Code>" soap "$T/bad.xml" "$T/e" -u 1001:27182
+soap_body alice@example.com rsa1024 >"$T/weak.xml"
+err "RSA-1024 CSR" 400 "<Code>BadCsr</Code>" soap "$T/weak.xml" "$T/e" -u 1001:27182
+cp tests/data/csr/bad-signature.der "$T/badsig.der" 2>/dev/null || cp "$(dirname "$0")/../data/csr/bad-signature.der" "$T/badsig.der"
+base64 "$T/badsig.der" >"$T/badsig.b64"
+BADCN=$(openssl req -inform DER -in "$T/badsig.der" -noout -subject 2>/dev/null | sed 's/.*CN *= *//')
+err "bad CSR signature (EST)" 400 "CsrSignatureInvalid" est "1001:27182" badsig "$T/e"
+soap_body alice@example.com p256 >"$T/a.xml"
+err "wrong PIN" 401 "<Code>AuthenticationFailed</Code>" soap "$T/a.xml" "$T/e" -u 1001:99999
+has "401 asks for Basic" "$T/e.h" 'WWW-Authenticate: Basic realm="certprov"'
+err "unknown extension" 401 "<Code>AuthenticationFailed</Code>" soap "$T/a.xml" "$T/e" -u 4242:27182
+err "no credentials" 401 "<Code>AuthenticationFailed</Code>" soap "$T/a.xml" "$T/e"
+soap_body bob@example.com p256 >"$T/m.xml"
+err "Entity names someone else" 403 "<Code>IdentityMismatch</Code>" soap "$T/m.xml" "$T/e" -u 1001:27182
+err "CSR names someone else" 403 "IdentityMismatch" est 1001:27182 bob "$T/e"
+head -c 40000 /dev/zero | tr '\0' 'a' >"$T/big"
+same "over max_request_bytes is 413" "$(curl -s -o /dev/null -w '%{http_code}' -u 1001:27182 --data-binary @"$T/big" "$URL/.well-known/est/simpleenroll")" 413
+cat >"$T/bomb.xml" <<'XML'
+<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;"><!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;"><!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;"><!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;"><!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;"><!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">]>
+<lolz>&lol9;</lolz>
+XML
+err "XML entity bomb" 400 "<Code>BadRequest</Code>" soap "$T/bomb.xml" "$T/e" -u 1001:27182
+
+# --- lockout ([pin] window_failures = 3) and unlock ---
+for _ in 1 2 3; do soap "$T/a.xml" "$T/e" -u 1001:99999 >/dev/null; done
+err "locked after 3 failures" 403 "<Code>PinLocked</Code>" soap "$T/a.xml" "$T/e" -u 1001:27182
+check "user show says locked" "$CTL" "${C[@]}" user show sip:alice@example.com
+has "user show locked" "$T/out" "state: +locked"
+check "unlock" "$CTL" "${C[@]}" user unlock sip:alice@example.com
+same "enrolls again after unlock" "$(soap "$T/a.xml" "$T/e" -u 1001:27182)" 200
+# Bob shares alice's phone: his sign-ins were not counted against alice and vice versa.
+same "bob unaffected" "$(soap "$T/s2.xml" "$T/e" -u 1002:31415)" 200
+
+# --- metrics ---
+curl -s "$URL/metrics" >"$T/metrics"
+has "metrics requests" "$T/metrics" 'certprov_requests_total\{route="soap",code="OK"\} [0-9]+'
+has "metrics issuance histogram" "$T/metrics" 'certprov_issuance_seconds_bucket\{le="\+Inf"\} [0-9]+'
+has "metrics commit latency" "$T/metrics" 'certprov_lmdb_commit_seconds_count'
+has "metrics stage" "$T/metrics" 'certprov_stage_seconds_count\{stage="sign"\}'
+has "metrics pin failures" "$T/metrics" 'certprov_pin_failures_total [1-9]'
+has "metrics lockouts" "$T/metrics" 'certprov_pin_lockouts_total [1-9]'
+has "metrics outbox" "$T/metrics" 'certprov_outbox_depth\{pool="pool1"\} [1-9]'
+if grep -vE '^(#|certprov_)' "$T/metrics" | grep -q .; then bad "a metric is not named certprov_*"; else ok; fi
+if grep -Eq '27182|16180|31415' "$T/daemon.log"; then bad "a PIN is in the log"; else ok; fi
+has "one log line per request" "$T/daemon.log" 'request route=soap code=OK user=sip:alice@example.com serial=[0-9A-F]+ latency_us=[0-9]+ client=127.0.0.1'
+
+# --- SIGTERM drains and exits 0 ---
+kill -TERM "$PID"; wait "$PID"; same "SIGTERM exit status" $? 0
+
+# --- kill -9 during a burst: every serial a client received is stored ---
+start || { finish; exit 1; }
+mkdir -p "$T/burst"
+for i in $(seq 1 160); do
+    (curl -s -o "$T/burst/$i" -w '%{http_code}' -u 1003:16180 --data-binary @"$T/carol.b64" \
+        "$URL/.well-known/est/simpleenroll" >"$T/burst/$i.code" 2>/dev/null) &
+    [ "$i" = 80 ] && { sleep 0.05; kill -9 "$PID"; }
+done
+wait 2>/dev/null
+start || { finish; exit 1; }
+got=0; missing=0
+for f in "$T"/burst/*.code; do
+    [ "$(cat "$f")" = 200 ] || continue
+    got=$((got + 1))
+    serial=$(est_cert "${f%.code}" | openssl x509 -noout -serial | cut -d= -f2)
+    "$CTL" "${C[@]}" cert show "$serial" >/dev/null 2>&1 || missing=$((missing + 1))
+done
+if [ "$got" -gt 0 ]; then ok; else bad "no enrollment succeeded before kill -9"; fi
+same "every served serial is in the store after kill -9 ($got served)" "$missing" 0
+stop
+finish
