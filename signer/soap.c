@@ -230,9 +230,7 @@ static enum el classify(struct soap_ctx *c, enum el parent, const XML_Char *name
     if (parent == EL_ROOT) {
         fail(c, SIGNER_CODE_BAD_REQUEST, "the root element is not a SOAP Envelope");
     } else if (parent == EL_BODY) {
-        fail(c, SIGNER_CODE_BAD_REQUEST,
-             "no GetAndPublishCert element: the SOAP Body holds "
-             "another element");
+        fail(c, SIGNER_CODE_BAD_REQUEST, "no GetAndPublishCert element: the Body holds another");
     }
     return EL_OTHER;
 }
