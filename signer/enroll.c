@@ -86,9 +86,9 @@ static void authenticate(struct signer_service *svc, struct svc_item *it,
     }
     size_t matched = SVC_CANDIDATES_MAX;
     for (size_t i = 0; i < SVC_CANDIDATES_MAX; i++) {
-        bool ok = i < n ? signer_pin_matches(svc->pin_key, cands[i].pin_verifier, cands[i].uri,
-                                             c->pin)
-                        : signer_pin_matches(svc->pin_key, dummy, "sip:", c->pin);
+        bool ok =
+            i < n ? signer_pin_matches(svc->pin_key, cands[i].pin_verifier, cands[i].uri, c->pin)
+                  : signer_pin_matches(svc->pin_key, dummy, "sip:", c->pin);
         if (i < n && ok && matched == SVC_CANDIDATES_MAX) {
             matched = i;
         }
@@ -162,8 +162,8 @@ static void parse_soap(struct signer_service *svc, struct svc_ring *r, struct sv
 static void parse_est(struct svc_item *it, const uint8_t *body, size_t len)
 {
     enum signer_reject reject = SIGNER_REJECT_NONE;
-    if (signer_csr_decode(it->csr_der, sizeof(it->csr_der), &it->csr_der_len, &reject, body,
-                          len) != 0) {
+    if (signer_csr_decode(it->csr_der, sizeof(it->csr_der), &it->csr_der_len, &reject, body, len) !=
+        0) {
         item_fail(it, signer_reject_to_code(reject), signer_reject_text(reject));
     }
 }
@@ -231,8 +231,8 @@ void svc_enroll(struct signer_service *svc, struct ioring_request *req, enum svc
     if (it == NULL) {
         char scratch[2048];
         svc_respond_error(svc, req, route, SIGNER_CODE_OVERLOADED,
-                          "Too many enrollments in flight; retry after the Retry-After delay",
-                          NULL, scratch, sizeof(scratch));
+                          "Too many enrollments in flight; retry after the Retry-After delay", NULL,
+                          scratch, sizeof(scratch));
         return;
     }
     item_start(it, req, route);

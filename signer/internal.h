@@ -105,10 +105,10 @@ int cert_pem_encode(char *out, size_t cap, size_t *out_len, const uint8_t *der, 
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define SVC_ITEMS_MAX 4096       /* enrollments in flight per ring, at most */
-#define SVC_CANDIDATES_MAX 4     /* users sharing one phone number checked per sign-in */
-#define SVC_RESPONSE_MAX 65536   /* largest response body the service builds */
-#define SVC_COMMIT_TRIES_MAX 4   /* re-signs after serial clashes before giving up */
+#define SVC_ITEMS_MAX 4096     /* enrollments in flight per ring, at most */
+#define SVC_CANDIDATES_MAX 4   /* users sharing one phone number checked per sign-in */
+#define SVC_RESPONSE_MAX 65536 /* largest response body the service builds */
+#define SVC_COMMIT_TRIES_MAX 4 /* re-signs after serial clashes before giving up */
 
 enum svc_route {
     SVC_ROUTE_SOAP = 0,
@@ -170,21 +170,21 @@ struct svc_item {
     uint32_t ring;
     enum svc_route route;
     uint64_t start_ns;
-    bool failed;                    /* answered with `fail` after the commit */
+    bool failed; /* answered with `fail` after the commit */
     enum signer_code fail;
     char reason[SIGNER_REASON_MAX];
-    size_t num_pin_failures;        /* lockout failures to record */
+    size_t num_pin_failures; /* lockout failures to record */
     struct svc_pin_failure pin_failures[SVC_CANDIDATES_MAX];
-    bool pin_success;               /* reset the user's failure window */
-    struct store_user user;         /* the authenticated user */
+    bool pin_success;       /* reset the user's failure window */
+    struct store_user user; /* the authenticated user */
     char request_id[SIGNER_SOAP_REQUEST_ID_MAX + 1];
     char device_id[STORE_DEVICE_ID_MAX + 1];
     char client[64];
     uint32_t hours;
     size_t csr_der_len;
     uint8_t csr_der[SIGNER_CSR_DER_MAX];
-    struct signer_csr csr;          /* borrows csr_der */
-    int sign_rc;                    /* -1: not signed (an auth failure) */
+    struct signer_csr csr; /* borrows csr_der */
+    int sign_rc;           /* -1: not signed (an auth failure) */
     uint8_t serial[SIGNER_SERIAL_LEN];
     int64_t not_before_s;
     int64_t not_after_s;
@@ -194,14 +194,14 @@ struct svc_item {
 };
 
 struct svc_ring {
-    pthread_mutex_t lock;           /* guards free/num_free (the writer releases items) */
+    pthread_mutex_t lock; /* guards free/num_free (the writer releases items) */
     uint32_t cap;
     struct svc_item *items;
     struct svc_item **free;
     uint32_t num_free;
-    struct svc_item **pending;      /* ring thread only: gathered this loop turn */
+    struct svc_item **pending; /* ring thread only: gathered this loop turn */
     size_t num_pending;
-    struct signer_issue *issue;     /* ring thread only: HSM_BATCH_MAX */
+    struct signer_issue *issue;       /* ring thread only: HSM_BATCH_MAX */
     struct signer_soap_request *soap; /* ring thread only: parse scratch */
 };
 
@@ -222,24 +222,24 @@ struct signer_service {
     bool writer_started;
     pthread_mutex_t wlock;
     pthread_cond_t wcond;
-    struct svc_item **queue;        /* ring buffer of q_cap = every item slot: cannot overflow */
+    struct svc_item **queue; /* ring buffer of q_cap = every item slot: cannot overflow */
     size_t q_cap;
     size_t q_head;
     size_t q_len;
     bool stopping;
-    struct store_batch *batch;      /* writer only */
-    struct signer_issue *reissue;   /* writer only: re-signs after a serial clash */
-    char *scratch;                  /* writer only: response bodies, SVC_RESPONSE_MAX */
-    atomic_bool store_full;         /* the last commit hit the map size */
-    atomic_uint_fast64_t queued;    /* gauge: items waiting for the writer */
+    struct store_batch *batch;    /* writer only */
+    struct signer_issue *reissue; /* writer only: re-signs after a serial clash */
+    char *scratch;                /* writer only: response bodies, SVC_RESPONSE_MAX */
+    atomic_bool store_full;       /* the last commit hit the map size */
+    atomic_uint_fast64_t queued;  /* gauge: items waiting for the writer */
     struct svc_metrics metrics;
 };
 
 struct svc_item *svc_item_take(struct svc_ring *r);
 void svc_item_release(struct signer_service *svc, struct svc_item *it);
-void svc_respond_error(struct signer_service *svc, struct ioring_request *req,
-                       enum svc_route route, enum signer_code code, const char *reason,
-                       const char *request_id, char *scratch, size_t scratch_cap);
+void svc_respond_error(struct signer_service *svc, struct ioring_request *req, enum svc_route route,
+                       enum signer_code code, const char *reason, const char *request_id,
+                       char *scratch, size_t scratch_cap);
 void svc_enroll(struct signer_service *svc, struct ioring_request *req, enum svc_route route);
 void svc_sign_items(struct signer_service *svc, struct signer_issue *scratch,
                     struct svc_item **items, size_t n);
@@ -253,7 +253,6 @@ void svc_metrics_stage(struct signer_service *svc, enum svc_stage stage, uint64_
 void svc_metrics_batch(struct signer_service *svc, size_t n);
 void svc_histogram_add(struct svc_histogram *h, uint64_t value);
 /* svc_log_request writes the one log line of an answered enrollment (never a PIN). */
-void svc_log_request(struct signer_service *svc, const struct svc_item *it,
-                     const uint8_t *serial);
+void svc_log_request(struct signer_service *svc, const struct svc_item *it, const uint8_t *serial);
 
 #endif

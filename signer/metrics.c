@@ -12,12 +12,18 @@
 /* Upper bounds of the latency buckets, in microseconds, and of the size buckets, in items. */
 static const uint64_t latency_bounds_us[SVC_BUCKETS] = {
     50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
-static const uint64_t size_bounds[SVC_BUCKETS] = {1,   2,   4,    8,    16,   32,   64,
+static const uint64_t size_bounds[SVC_BUCKETS] = {1,   2,   4,   8,    16,   32,   64,
                                                   128, 256, 512, 1024, 2048, 4096, 8192};
 
-static const char *const route_names[SVC_ROUTE_MAX_] = {
-    "soap", "est_simpleenroll", "est_simplereenroll", "est_cacerts", "chain",
-    "healthz", "readyz", "metrics", "other"};
+static const char *const route_names[SVC_ROUTE_MAX_] = {"soap",
+                                                        "est_simpleenroll",
+                                                        "est_simplereenroll",
+                                                        "est_cacerts",
+                                                        "chain",
+                                                        "healthz",
+                                                        "readyz",
+                                                        "metrics",
+                                                        "other"};
 static const char *const stage_names[SVC_STAGE_MAX_] = {"parse", "auth",   "verify",
                                                         "sign",  "commit", "total"};
 
@@ -66,8 +72,7 @@ static const char *result_name(int result)
     return signer_code_name((enum signer_code)result);
 }
 
-void svc_log_request(struct signer_service *svc, const struct svc_item *it,
-                     const uint8_t *serial)
+void svc_log_request(struct signer_service *svc, const struct svc_item *it, const uint8_t *serial)
 {
     (void)svc;
     char hex[2 * SIGNER_SERIAL_LEN + 1] = "-";
@@ -77,8 +82,7 @@ void svc_log_request(struct signer_service *svc, const struct svc_item *it,
     uint64_t us = (clock_mono_ns() - it->start_ns) / 1000;
     log_info("signer: request route=%s code=%s user=%s serial=%s latency_us=%llu client=%s",
              route_names[it->route], it->failed ? signer_code_name(it->fail) : "OK",
-             it->user.uri[0] != '\0' ? it->user.uri : "-", hex, (unsigned long long)us,
-             it->client);
+             it->user.uri[0] != '\0' ? it->user.uri : "-", hex, (unsigned long long)us, it->client);
 }
 
 /* text is an append-only bounded buffer; a full buffer drops the rest (never overflows). */
@@ -108,16 +112,14 @@ static void put_histogram(struct text *t, const char *name, const char *labels,
     for (size_t i = 0; i <= SVC_BUCKETS; i++) {
         cum += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
         if (i < SVC_BUCKETS) {
-            put(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
-                (double)bounds[i] * scale, (unsigned long long)cum);
-        } else {
-            put(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+            put(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, (double)bounds[i] * scale,
                 (unsigned long long)cum);
+        } else {
+            put(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
         }
     }
-    put(t, "%s_sum{%s} %g\n%s_count{%s} %llu\n", name, labels,
-        (double)atomic_load(&h->sum) * scale, name, labels,
-        (unsigned long long)atomic_load(&h->count));
+    put(t, "%s_sum{%s} %g\n%s_count{%s} %llu\n", name, labels, (double)atomic_load(&h->sum) * scale,
+        name, labels, (unsigned long long)atomic_load(&h->count));
 }
 
 static void put_requests(struct text *t, struct signer_service *svc)

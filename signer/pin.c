@@ -210,10 +210,9 @@ bool signer_lockout_fail(const struct signer_pin_policy *policy, struct store_lo
     ASSERT(policy != NULL);
     ASSERT(l != NULL);
     bool short_pin = pin_len <= 4;
-    uint32_t window_max = short_pin ? policy->window_failures_max_short
-                                    : policy->window_failures_max;
-    uint32_t total_max = short_pin ? policy->total_failures_max_short
-                                   : policy->total_failures_max;
+    uint32_t window_max =
+        short_pin ? policy->window_failures_max_short : policy->window_failures_max;
+    uint32_t total_max = short_pin ? policy->total_failures_max_short : policy->total_failures_max;
     if (l->window_start_s == 0 || now_s - l->window_start_s >= (int64_t)policy->window_s) {
         l->window_start_s = now_s;
         l->window_failures = 0;

@@ -39,22 +39,20 @@ void svc_item_release(struct signer_service *svc, struct svc_item *it)
     pthread_mutex_unlock(&r->lock);
 }
 
-
 /* ---- responses ---- */
 
 /* svc_respond_error answers `req` with the error `code` and `reason` in the route's format:
  * SOAP (ErrorInfo body + X-Ms-diagnostics), EST (text/plain "CODE: reason"), or plain text. */
-void svc_respond_error(struct signer_service *svc, struct ioring_request *req,
-                       enum svc_route route, enum signer_code code, const char *reason,
-                       const char *request_id, char *scratch, size_t scratch_cap)
+void svc_respond_error(struct signer_service *svc, struct ioring_request *req, enum svc_route route,
+                       enum signer_code code, const char *reason, const char *request_id,
+                       char *scratch, size_t scratch_cap)
 {
     char headers[768];
     char diag[512];
     size_t diag_len = 0;
     size_t body_len = 0;
     unsigned status = signer_error_status(code);
-    int rc = signer_diagnostics_format(diag, sizeof(diag), &diag_len, code, svc->cfg->name,
-                                       reason);
+    int rc = signer_diagnostics_format(diag, sizeof(diag), &diag_len, code, svc->cfg->name, reason);
     ASSERT(rc == 0);
     int n = snprintf(headers, sizeof(headers), "X-Ms-diagnostics: %s\r\n%s%s", diag,
                      code == SIGNER_CODE_AUTHENTICATION_FAILED
@@ -64,8 +62,7 @@ void svc_respond_error(struct signer_service *svc, struct ioring_request *req,
     ASSERT(n > 0 && (size_t)n < sizeof(headers));
     const char *type = "text/plain; charset=utf-8";
     if (route == SVC_ROUTE_SOAP) {
-        rc = signer_soap_error_response(scratch, scratch_cap, &body_len, code, reason,
-                                        request_id);
+        rc = signer_soap_error_response(scratch, scratch_cap, &body_len, code, reason, request_id);
         type = "text/xml; charset=utf-8";
     } else {
         rc = signer_est_error_body(scratch, scratch_cap, &body_len, code, reason);

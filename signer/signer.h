@@ -336,14 +336,14 @@ const struct signer_pool_config *signer_config_find_pool(const struct signer_con
 /* ---- certificate text (admin tools) ---- */
 
 struct signer_cert_info {
-    char subject[256];   /* one-line RFC 2253-style, e.g. "CN=alice@example.com" */
+    char subject[256]; /* one-line RFC 2253-style, e.g. "CN=alice@example.com" */
     char issuer[256];
-    char serial[41];     /* upper-case hex without leading zeros */
+    char serial[41]; /* upper-case hex without leading zeros */
     int64_t not_before_s;
     int64_t not_after_s;
-    char key[32];        /* "P-256", "RSA-2048", "Ed25519", ... */
-    char sha256[65];     /* upper-case hex fingerprint of the DER */
-    char san[256];       /* first subjectAltName, e.g. "URI:sip:alice@example.com" or "" */
+    char key[32];    /* "P-256", "RSA-2048", "Ed25519", ... */
+    char sha256[65]; /* upper-case hex fingerprint of the DER */
+    char san[256];   /* first subjectAltName, e.g. "URI:sip:alice@example.com" or "" */
 };
 
 /* signer_cert_info_der describes the certificate `der`. Returns 0 or -EBADMSG. */
@@ -352,14 +352,13 @@ int signer_cert_info_der(struct signer_cert_info *out, const uint8_t *der, size_
 /* signer_pem_read_cert reads the `index`th (from 0) CERTIFICATE block of the PEM file at `path`
  * as DER into `out` (cap bytes). Returns 0 with *out_len set, -ENOENT (no such file or block),
  * -EBADMSG, -E2BIG, or a negative errno. */
-int signer_pem_read_cert(uint8_t *out, size_t cap, size_t *out_len, const char *path,
-                         size_t index);
+int signer_pem_read_cert(uint8_t *out, size_t cap, size_t *out_len, const char *path, size_t index);
 
 /* signer_pem_encode writes `der` as a PEM block with `label` ("CERTIFICATE") into `out` (cap
  * bytes, NUL-terminated; 2 * der_len + 128 is always enough). Returns 0 with *out_len (NUL
  * excluded) set, or -E2BIG. */
-int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label,
-                      const uint8_t *der, size_t der_len);
+int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label, const uint8_t *der,
+                      size_t der_len);
 
 /* ---- wire codecs: CertProv SOAP and EST ---- */
 
@@ -527,7 +526,7 @@ struct signer_service_options {
     struct signer_ca *ca;            /* borrowed */
     struct signer_pin_key *pin_key;  /* borrowed */
     uint32_t rings;                  /* ring threads of the engine */
-    uint32_t items_per_ring;         /* enrollments in flight per ring (the engine's max_inflight) */
+    uint32_t items_per_ring; /* enrollments in flight per ring (the engine's max_inflight) */
 };
 
 /* signer_service_new allocates every item slot and starts the writer thread. Returns 0 (*out

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <expat.h>
 #include <openssl/base64.h>
@@ -190,6 +191,15 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
+/* ends_with_nocase: Microsoft's own [MS-OCAUTHWS] examples spell the EncodingType fragment
+ * "#base64binary", WS-Security "#Base64Binary": phones send either. */
+static bool ends_with_nocase(const char *s, const char *suffix)
+{
+    size_t n = strlen(s);
+    size_t m = strlen(suffix);
+    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
 /* split_name splits expat's "uri\x01local" (or "local") into a namespace and a local name. */
 static enum ns split_name(const char **out_local, const XML_Char *name)
 {
@@ -307,7 +317,7 @@ static void bst_attrs(struct soap_ctx *c, const XML_Char **atts)
         if (strcmp(atts[i], "ValueType") == 0) {
             pkcs10 = ends_with(atts[i + 1], "#PKCS10");
         } else if (strcmp(atts[i], "EncodingType") == 0 &&
-                   !ends_with(atts[i + 1], "#Base64Binary")) {
+                   !ends_with_nocase(atts[i + 1], "#Base64Binary")) {
             fail(c, SIGNER_CODE_BAD_REQUEST,
                  "BinarySecurityToken EncodingType is not "
                  "Base64Binary");

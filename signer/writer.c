@@ -147,8 +147,8 @@ static void answer(struct signer_service *svc, struct svc_item *it, int rc)
         (void)base_str_copy(it->reason, sizeof(it->reason), "The certificate could not be stored");
     } else if (!it->failed && it->sign_rc != 0) {
         it->failed = true;
-        it->fail = it->sign_rc == -EAGAIN ? SIGNER_CODE_SIGNING_UNAVAILABLE
-                                          : SIGNER_CODE_INTERNAL_ERROR;
+        it->fail =
+            it->sign_rc == -EAGAIN ? SIGNER_CODE_SIGNING_UNAVAILABLE : SIGNER_CODE_INTERNAL_ERROR;
         (void)base_str_copy(it->reason, sizeof(it->reason),
                             it->sign_rc == -EAGAIN ? "The CA key backend cannot sign now"
                                                    : "Signing failed");

@@ -108,8 +108,8 @@ static int open_parts(struct daemon *d)
     rc = signer_ca_open(&d->ca, d->cfg.store_path);
     if (rc != 0) {
         fprintf(stderr, "certprovd: no usable CA in %s (%s); run: certprovctl -c %s ca init\n",
-                d->cfg.store_path, rc == -EBADMSG ? "damaged, or key does not match" : strerror(-rc),
-                d->config_path);
+                d->cfg.store_path,
+                rc == -EBADMSG ? "damaged, or key does not match" : strerror(-rc), d->config_path);
         return 1;
     }
     char path[SIGNER_PATH_MAX + 16];

@@ -92,7 +92,8 @@ done
 
 # SOAP: soap_body ENTITY CSR-NAME [USER PIN] [REQUESTID]
 soap_body() {
-    local token=""
+    local token="" rid=""
+    [ -n "${5:-}" ] && rid="<RequestID xmlns=\"http://schemas.microsoft.com/windows/pki/2009/01/enrollment\">$5</RequestID>"
     if [ -n "${3:-}" ]; then
         token="<o:Security xmlns:o=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\"><o:UsernameToken><o:Username>$3</o:Username><o:Password>$4</o:Password></o:UsernameToken></o:Security>"
     fi
@@ -106,7 +107,7 @@ soap_body() {
 <wsse:BinarySecurityToken xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd" ValueType="http://schemas.microsoft.com/windows/pki/2009/01/enrollment#PKCS10" EncodingType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd#base64binary">
 $(cat "$T/$2.b64")
 </wsse:BinarySecurityToken>
-${5:+<RequestID xmlns="http://schemas.microsoft.com/windows/pki/2009/01/enrollment">$5</RequestID>}
+$rid
 </wst:RequestSecurityToken></GetAndPublishCert></s:Body></s:Envelope>
 XML
 }
@@ -117,7 +118,7 @@ soap() {
         -H 'SOAPAction: "http://schemas.microsoft.com/OCS/AuthWebServices/GetAndPublishCert"' \
         "$@" --data-binary @"$f" "$URL/CertProv/CertProvisioningService.svc"
 }
-soap_cert() { sed -n 's/.*<[^>]*BinarySecurityToken[^>]*>\([^<]*\)<.*/\1/p' "$1" | base64 -d | openssl x509 -inform DER 2>/dev/null; }
+soap_cert() { grep -o '#X509v3"[^>]*>[^<]*' "$1" | sed 's/.*>//' | base64 -d | openssl x509 -inform DER 2>/dev/null; }
 
 soap_body alice@example.com p256 +14255550100 27182 req-42 >"$T/s1.xml"
 same "SOAP UsernameToken, shared phone picks alice" "$(soap "$T/s1.xml" "$T/s1")" 200
@@ -212,4 +213,4 @@ done
 if [ "$got" -gt 0 ]; then ok; else bad "no enrollment succeeded before kill -9"; fi
 same "every served serial is in the store after kill -9 ($got served)" "$missing" 0
 stop
-finish
+[ -n "${KEEP:-}" ] && cp -r "$T" /tmp/keep-it; finish

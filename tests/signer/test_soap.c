@@ -689,3 +689,18 @@ Test(signer_code, every_reject_maps_to_its_code)
     cr_assert_eq(signer_reject_to_code(SIGNER_REJECT_IDENTITY_ENTITY),
                  SIGNER_CODE_IDENTITY_MISMATCH);
 }
+
+/* Microsoft's [MS-OCAUTHWS] examples write the EncodingType fragment "#base64binary". */
+Test(soap_parse, encoding_type_fragment_is_case_insensitive)
+{
+    static char buf[MAX_LEN];
+    size_t len = read_data(buf, sizeof(buf), "soap/lync-phone.xml");
+    char *p = strstr(buf, "#Base64Binary");
+    cr_assert_not_null(p);
+    memcpy(p, "#base64binary", 13);
+    struct result *r = parse_bytes(buf, len);
+    cr_assert_eq(r->rc, 0, "%s", r->reason);
+    memcpy(p, "#Base64Binarx", 13);
+    r = parse_bytes(buf, len);
+    expect_fail(r, SIGNER_CODE_BAD_REQUEST, "EncodingType");
+}
