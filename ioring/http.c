@@ -30,14 +30,23 @@ static struct ioring_request *cur_slot(struct conn *c)
 static int reject(struct conn *c, uint16_t status)
 {
     struct ring *r = c->ring;
+    const struct ioring_options *o = &r->eng->opts;
+    uint8_t hint = 0;
     if (c->cur_slot != SLOT_NONE) {
+        struct ioring_request *s = &r->slots[c->cur_slot];
+        if (o->on_classify != NULL) {
+            hint = s->target_len > 0
+                       ? o->on_classify(r->eng->ctx, (const char *)s->req + s->target_off,
+                                        s->target_len)
+                       : o->on_classify(r->eng->ctx, NULL, 0);
+        }
         slot_put(r, &r->slots[c->cur_slot]);
         c->cur_slot = SLOT_NONE;
     }
     c->stop_parsing = true;
     c->in_message = false;
     c->deadline_kind = DEADLINE_NONE;
-    conn_pipe_push(c, SLOT_NONE, status, true);
+    conn_pipe_push(c, SLOT_NONE, status, true, hint);
     return HPE_PAUSED;
 }
 
@@ -185,7 +194,7 @@ static int on_headers_complete(llhttp_t *p)
     c->deadline_ns = clock_mono_ns() + (uint64_t)r->eng->opts.body_timeout_ms * 1000000u;
     /* RFC 9110 §10.1.1: 100 Continue, queued in order behind earlier responses. */
     if (has_body && p->http_minor >= 1 && header_is(s, "expect", "100-continue")) {
-        conn_pipe_push(c, SLOT_NONE, 100, false);
+        conn_pipe_push(c, SLOT_NONE, 100, false, 0);
         conn_pump(c);
     }
     return 0;
@@ -214,7 +223,7 @@ static int on_message_complete(llhttp_t *p)
     c->in_message = false;
     c->deadline_kind = DEADLINE_NONE;
     bool close = !s->keep_alive;
-    conn_pipe_push(c, s->index, 0, close);
+    conn_pipe_push(c, s->index, 0, close, 0);
     r->turn_requests++;
     atomic_fetch_add_explicit(&r->stats.requests, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->stats.requests_inflight, 1, memory_order_relaxed);

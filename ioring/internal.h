@@ -19,7 +19,7 @@
 
 #define SLOT_NONE UINT32_MAX
 #define PROXY_HDR_MAX 232 /* 16-byte header + addresses + TLVs we accept (RFC: v2 §2.2) */
-#define CANNED_MAX 256
+#define CANNED_MAX IORING_CANNED_MAX
 #define LINGER_MS 2000 /* half-closed connection waiting for the client's FIN */
 #define TICK_MS 50     /* deadline scan period */
 #define BUF_GROUP 0
@@ -82,6 +82,7 @@ struct pipe_entry {
     uint32_t slot;   /* request slot, or SLOT_NONE for an engine response */
     uint16_t status; /* engine response status (when slot == SLOT_NONE) */
     bool close;      /* close the connection after this response */
+    uint8_t hint;    /* the application's classification of a refused request */
 };
 
 enum conn_state {
@@ -193,7 +194,7 @@ struct ioring_engine {
 /* ring.c */
 void *ring_main(void *arg);
 void ring_wake(struct ring *r);
-void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close);
+void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close, uint8_t hint);
 void conn_pump(struct conn *c);
 void slot_put(struct ring *r, struct ioring_request *s);
 struct ioring_request *slot_take(struct ring *r);

@@ -36,6 +36,19 @@ struct ioring_request;
  * It must not block (invariant 7): slow work goes to other threads. */
 typedef void (*ioring_handler_fn)(void *ctx, struct ioring_request *req);
 
+/* ioring_classify_fn runs on the ring when the engine itself must refuse a request (400, 413,
+ * 414, 431, 503): it maps the request-target, when already read (else target is NULL), to a
+ * small hint the application chooses (e.g. its route), kept with the queued refusal. */
+typedef uint8_t (*ioring_classify_fn)(void *ctx, const char *target, size_t target_len);
+
+/* ioring_canned_fn formats the engine's refusal `status` for `hint` as a whole HTTP response
+ * (status line, headers with Content-Length and "Connection: close"/"keep-alive" as `close` says,
+ * body) into `out` (IORING_CANNED_MAX bytes). Returns its length, or 0 to let the engine write
+ * its plain-text default. Runs on the ring thread when the response is sent. */
+#define IORING_CANNED_MAX 2048
+typedef size_t (*ioring_canned_fn)(void *ctx, char *out, size_t cap, uint16_t status, uint8_t hint,
+                                   bool close, uint32_t retry_after_s);
+
 /* ioring_turn_end_fn runs on ring `ring_index` at the end of every loop turn in which that ring
  * handed at least one request to the handler, so that the caller can batch them. */
 typedef void (*ioring_turn_end_fn)(void *ctx, uint32_t ring_index);
@@ -57,6 +70,8 @@ struct ioring_options {
     uint32_t recv_buffer_bytes;     /* size of each provided buffer */
     bool proxy_protocol;            /* expect a PROXY protocol v2 header on every connection */
     ioring_turn_end_fn on_turn_end; /* may be NULL; called with the handler's ctx */
+    ioring_classify_fn on_classify; /* may be NULL (hint 0); called with the handler's ctx */
+    ioring_canned_fn on_canned;     /* may be NULL (plain-text refusals) */
 };
 
 /* ioring_options_default fills `out` with the defaults: "0.0.0.0:8080", one worker per core,

@@ -203,7 +203,7 @@ static void conn_linger(struct conn *c)
     set_deadline(c, DEADLINE_LINGER, LINGER_MS);
 }
 
-void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close)
+void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close, uint8_t hint)
 {
     ASSERT(c->pipe_count < IORING_PIPELINE_MAX);
     ASSERT(slot != SLOT_NONE || status != 0);
@@ -211,6 +211,7 @@ void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close)
     e->slot = slot;
     e->status = status;
     e->close = close;
+    e->hint = hint;
     c->pipe_count++;
 }
 
@@ -246,8 +247,16 @@ void conn_pump(struct conn *c)
         plain = s->resp;
         len = s->resp_len;
     } else {
-        len = http_canned_format(c->canned, sizeof(c->canned), e->status, e->close,
-                                 r->eng->opts.retry_after_s);
+        const struct ioring_options *o = &r->eng->opts;
+        len = e->status != 100 && o->on_canned != NULL
+                  ? o->on_canned(r->eng->ctx, c->canned, sizeof(c->canned), e->status, e->hint,
+                                 e->close, o->retry_after_s)
+                  : 0;
+        ASSERT(len <= sizeof(c->canned));
+        if (len == 0) {
+            len = http_canned_format(c->canned, sizeof(c->canned), e->status, e->close,
+                                     o->retry_after_s);
+        }
         plain = (const uint8_t *)c->canned;
     }
     if (c->tp->output(c, plain, len, &c->send_ptr, &c->send_len) != 0) {

@@ -40,6 +40,10 @@ void signer_config_defaults(struct signer_config *out)
     out->workers = 0;
     out->max_connections = 10000;
     out->max_request_bytes = 65536;
+    out->max_inflight = 256;
+    out->header_timeout_s = 10;
+    out->body_timeout_s = 30;
+    out->idle_timeout_s = 60;
     (void)base_str_copy(out->ca_backend, sizeof(out->ca_backend), "soft");
     (void)base_str_copy(out->store_path, sizeof(out->store_path), "var/lib/certprov");
     out->map_size = 4ull << 30;
@@ -144,6 +148,14 @@ static int section_server(struct config_ctx *ctx, const char *k, const char *v)
     } else if (strcmp(k, "max_request_bytes") == 0) {
         return set_u32(ctx, &c->max_request_bytes, "[server] max_request_bytes", v, 1024,
                        16u << 20);
+    } else if (strcmp(k, "max_inflight") == 0) {
+        return set_u32(ctx, &c->max_inflight, "[server] max_inflight", v, 1, 4096);
+    } else if (strcmp(k, "header_timeout_s") == 0) {
+        return set_u32(ctx, &c->header_timeout_s, "[server] header_timeout_s", v, 1, 3600);
+    } else if (strcmp(k, "body_timeout_s") == 0) {
+        return set_u32(ctx, &c->body_timeout_s, "[server] body_timeout_s", v, 1, 3600);
+    } else if (strcmp(k, "idle_timeout_s") == 0) {
+        return set_u32(ctx, &c->idle_timeout_s, "[server] idle_timeout_s", v, 1, 86400);
     } else if (strcmp(k, "proxy_protocol") == 0) {
         return set_bool(ctx, &c->proxy_protocol, "[server] proxy_protocol", v);
     } else if (strcmp(k, "device_trust") == 0) {

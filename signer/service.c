@@ -152,6 +152,69 @@ void signer_service_handle(void *ctx, struct ioring_request *req)
     }
 }
 
+/* ---- the engine's own refusals ---- */
+
+uint8_t signer_service_classify(void *ctx, const char *target, size_t target_len)
+{
+    (void)ctx;
+    if (target == NULL) {
+        return 0;
+    }
+    bool post = false;
+    /* Route + 1: hint 0 means the target was not read yet. */
+    return (uint8_t)(route_of("POST", target, target_len, &post) + 1);
+}
+
+size_t signer_service_canned(void *ctx, char *out, size_t cap, uint16_t status, uint8_t hint,
+                             bool close, uint32_t retry_after_s)
+{
+    struct signer_service *svc = ctx;
+    enum signer_code code;
+    const char *reason;
+    if (status == 400) {
+        code = SIGNER_CODE_BAD_REQUEST;
+        reason = "The HTTP request is malformed";
+    } else if (status == 413 || status == 414 || status == 431) {
+        code = SIGNER_CODE_TOO_LARGE;
+        reason = "The request is larger than this appliance accepts (max_request_bytes)";
+    } else if (status == 503) {
+        code = SIGNER_CODE_OVERLOADED;
+        reason = "The appliance is at capacity; retry after the Retry-After delay";
+    } else {
+        return 0;
+    }
+    enum svc_route route =
+        hint == 0 || hint > SVC_ROUTE_MAX_ ? SVC_ROUTE_OTHER : (enum svc_route)(hint - 1);
+    char body[1536];
+    char diag[400];
+    size_t body_len = 0;
+    size_t diag_len = 0;
+    int rc = route == SVC_ROUTE_SOAP
+                 ? signer_soap_error_response(body, sizeof(body), &body_len, code, reason, NULL)
+                 : signer_est_error_body(body, sizeof(body), &body_len, code, reason);
+    if (rc != 0 || signer_diagnostics_format(diag, sizeof(diag), &diag_len, code, svc->cfg->name,
+                                             reason) != 0) {
+        return 0;
+    }
+    char retry[40] = "";
+    if (status == 503) {
+        (void)snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", retry_after_s);
+    }
+    int n =
+        snprintf(out, cap,
+                 "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nX-Ms-diagnostics: %s\r\n%s"
+                 "Content-Length: %zu\r\nConnection: %s\r\n\r\n",
+                 status, ioring_status_reason(status),
+                 route == SVC_ROUTE_SOAP ? "text/xml; charset=utf-8" : "text/plain; charset=utf-8",
+                 diag, retry, body_len, close ? "close" : "keep-alive");
+    if (n < 0 || (size_t)n + body_len > cap) {
+        return 0;
+    }
+    memcpy(out + n, body, body_len);
+    svc_metrics_request(svc, route, (int)code);
+    return (size_t)n + body_len;
+}
+
 /* ---- the batch: sign at the end of each ring loop turn ---- */
 
 void signer_service_turn_end(void *ctx, uint32_t ring_index)

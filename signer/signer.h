@@ -308,6 +308,10 @@ struct signer_config {
     uint32_t workers;
     uint32_t max_connections;
     uint32_t max_request_bytes;
+    uint32_t max_inflight;     /* requests in flight per worker (ring) */
+    uint32_t header_timeout_s; /* slow clients: first byte to end of headers */
+    uint32_t body_timeout_s;   /* end of headers to end of body */
+    uint32_t idle_timeout_s;   /* idle keep-alive connection */
     bool proxy_protocol;
     char device_trust[SIGNER_PATH_MAX];
     char ca_backend[16]; /* "soft" or "pkcs11" */
@@ -541,6 +545,15 @@ void signer_service_handle(void *ctx, struct ioring_request *req);
 
 /* signer_service_turn_end is the engine's ioring_turn_end_fn (ctx = the service). */
 void signer_service_turn_end(void *ctx, uint32_t ring);
+
+/* signer_service_classify is the engine's ioring_classify_fn: the route of a refused request. */
+uint8_t signer_service_classify(void *ctx, const char *target, size_t target_len);
+
+/* signer_service_canned is the engine's ioring_canned_fn: the engine's own refusals (400, 413,
+ * 414, 431, 503) answered with the API.md Code (BadRequest, TooLarge, Overloaded), the
+ * X-Ms-diagnostics header and, on the SOAP route, the ErrorInfo body. */
+size_t signer_service_canned(void *ctx, char *out, size_t cap, uint16_t status, uint8_t hint,
+                             bool close, uint32_t retry_after_s);
 
 /* signer_service_free stops the writer thread once it has answered everything queued, then frees
  * the service. Call after the engine has stopped. NULL is a no-op. */

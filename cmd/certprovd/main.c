@@ -155,8 +155,14 @@ static int serve(struct daemon *d, const sigset_t *set)
     io.workers = d->cfg.workers;
     io.max_connections = d->cfg.max_connections;
     io.max_request_bytes = d->cfg.max_request_bytes;
+    io.max_inflight = d->cfg.max_inflight;
+    io.header_timeout_ms = d->cfg.header_timeout_s * 1000;
+    io.body_timeout_ms = d->cfg.body_timeout_s * 1000;
+    io.idle_timeout_ms = d->cfg.idle_timeout_s * 1000;
     io.proxy_protocol = d->cfg.proxy_protocol;
     io.on_turn_end = signer_service_turn_end;
+    io.on_classify = signer_service_classify;
+    io.on_canned = signer_service_canned;
     uint32_t rings = d->cfg.workers != 0 ? d->cfg.workers : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
     struct signer_service_options so = {.cfg = &d->cfg,
                                         .st = d->st,

@@ -14,6 +14,7 @@ cat >"$T/certprov.ini" <<INI
 name = certprov-test.example.com
 listen = 127.0.0.1:$PORT
 max_request_bytes = 32768
+header_timeout_s = 2
 [store]
 path = store
 map_size = 64MiB
@@ -159,7 +160,8 @@ soap_body bob@example.com p256 >"$T/m.xml"
 err "Entity names someone else" 403 "<Code>IdentityMismatch</Code>" soap "$T/m.xml" "$T/e" -u 1001:27182
 err "CSR names someone else" 403 "IdentityMismatch" est 1001:27182 bob "$T/e"
 head -c 40000 /dev/zero | tr '\0' 'a' >"$T/big"
-same "over max_request_bytes is 413" "$(curl -s -o /dev/null -w '%{http_code}' -u 1001:27182 --data-binary @"$T/big" "$URL/.well-known/est/simpleenroll")" 413
+err "SOAP over max_request_bytes" 413 "<Code>TooLarge</Code>" curl -s -o "$T/e" -D "$T/e.h" -w '%{http_code}' -u 1001:27182 -H 'Content-Type: text/xml' --data-binary @"$T/big" "$URL/CertProv/CertProvisioningService.svc"
+err "EST over max_request_bytes" 413 "^TooLarge: " curl -s -o "$T/e" -D "$T/e.h" -w '%{http_code}' -u 1001:27182 --data-binary @"$T/big" "$URL/.well-known/est/simpleenroll"
 cat >"$T/bomb.xml" <<'XML'
 <?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;"><!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;"><!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;"><!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;"><!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;"><!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">]>
@@ -189,6 +191,25 @@ has "metrics outbox" "$T/metrics" 'certprov_outbox_depth\{pool="pool1"\} [1-9]'
 if grep -vE '^(#|certprov_)' "$T/metrics" | grep -q .; then bad "a metric is not named certprov_*"; else ok; fi
 if grep -Eq '27182|16180|31415' "$T/daemon.log"; then bad "a PIN is in the log"; else ok; fi
 has "one log line per request" "$T/daemon.log" 'request route=soap code=OK user=sip:alice@example.com serial=[0-9A-F]+ latency_us=[0-9]+ client=127.0.0.1'
+
+# --- keep-alive, pipelining, slow clients ---
+exec 5<>/dev/tcp/127.0.0.1/$PORT
+printf 'GET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /CertProv/chain.pem HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' >&5
+timeout 5 cat <&5 >"$T/pipe"
+exec 5<&-
+same "three pipelined responses" "$(grep -c '^HTTP/1.1 200' "$T/pipe")" 3
+if grep -n '^HTTP/1.1\|BEGIN CERT' "$T/pipe" | head -3 | tr '\n' ' ' | grep -Eq '^1:HTTP.*:HTTP.*:-----BEGIN'; then ok; else bad "pipelined responses out of order"; fi
+exec 6<>/dev/tcp/127.0.0.1/$PORT
+t0=$(date +%s%N)
+( for ch in G E T ' ' /; do printf %s "$ch"; sleep 1; done ) >&6 2>/dev/null &
+slow=$!
+same "others are served while a slow client dribbles" "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz")" 200
+timeout 8 cat <&6 >/dev/null
+t1=$(date +%s%N)
+exec 6<&-
+kill "$slow" 2>/dev/null; wait "$slow" 2>/dev/null
+el=$(( (t1 - t0) / 1000000 ))
+if [ "$el" -ge 1500 ] && [ "$el" -lt 4500 ]; then ok; else bad "slow client closed after ${el} ms, want the 2 s header deadline"; fi
 
 # --- SIGTERM drains and exits 0 ---
 kill -TERM "$PID"; wait "$PID"; same "SIGTERM exit status" $? 0

@@ -138,3 +138,20 @@ Test(signer_config, map_size_units, .init = setup, .fini = teardown)
     cr_assert_eq(load("[pool.p]\n[store]\nmap_size = 1073741824\n"), 0, "%s", err);
     cr_assert_eq(cfg.map_size, 1ull << 30);
 }
+
+Test(signer_config, engine_bounds, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n[server]\nmax_inflight = 8\nheader_timeout_s = 3\n"
+                      "body_timeout_s = 4\nidle_timeout_s = 5\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.max_inflight, 8);
+    cr_assert_eq(cfg.header_timeout_s, 3);
+    cr_assert_eq(cfg.body_timeout_s, 4);
+    cr_assert_eq(cfg.idle_timeout_s, 5);
+    expect_error("[pool.p]\n[server]\nmax_inflight = 0\n", "max_inflight");
+    expect_error("[pool.p]\n[server]\nheader_timeout_s = 0\n", "header_timeout_s");
+    cr_assert_eq(load("[pool.p]\n"), 0, "%s", err);
+    cr_assert_eq(cfg.max_inflight, 256);
+    cr_assert_eq(cfg.header_timeout_s, 10);
+    cr_assert_eq(cfg.idle_timeout_s, 60);
+}
