@@ -128,6 +128,12 @@ has "SOAP X509v3 token" "$T/s1" "#X509v3"
 has "SOAP RequestID echoed" "$T/s1" "req-42"
 soap_cert "$T/s1" >"$T/s1.pem"
 verify_pem "SOAP alice" "$T/s1.pem"
+for k in p384 rsa2048 ed25519; do
+    soap_body alice@example.com $k 1001 27182 >"$T/sk.xml"
+    same "SOAP $k by extension" "$(soap "$T/sk.xml" "$T/sk-$k")" 200
+    soap_cert "$T/sk-$k" >"$T/sk-$k.pem"
+    verify_pem "SOAP $k" "$T/sk-$k.pem"
+done
 soap_body bob@example.com bob >"$T/s2.xml"
 same "SOAP Basic, shared phone picks bob" "$(soap "$T/s2.xml" "$T/s2" -u +14255550100:31415)" 200
 soap_cert "$T/s2" | openssl x509 -noout -ext subjectAltName >"$T/s2.san"
@@ -220,7 +226,7 @@ mkdir -p "$T/burst"
 for i in $(seq 1 160); do
     (curl -s -o "$T/burst/$i" -w '%{http_code}' -u 1003:16180 --data-binary @"$T/carol.b64" \
         "$URL/.well-known/est/simpleenroll" >"$T/burst/$i.code" 2>/dev/null) &
-    [ "$i" = 80 ] && { sleep 0.05; kill -9 "$PID"; }
+    [ "$i" = 80 ] && { sleep 0.05; kill -9 "$PID"; wait "$PID" 2>/dev/null; }
 done
 wait 2>/dev/null
 start || { finish; exit 1; }
