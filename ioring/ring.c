@@ -467,7 +467,7 @@ static void on_cqe(struct ring *r, const struct io_uring_cqe *cqe)
     case OP_CANCEL:
         break;
     default:
-        ASSERT(!"unknown op");
+        ASSERT(0 && "unknown op");
     }
 }
 
