@@ -167,8 +167,9 @@ static void put_counters(struct text *t, struct signer_service *svc)
 {
     const struct svc_metrics *m = &svc->metrics;
     struct ioring_stats io = {0};
-    if (svc->eng != NULL) {
-        ioring_engine_stats_get(svc->eng, &io);
+    struct ioring_engine *eng = atomic_load(&svc->eng);
+    if (eng != NULL) {
+        ioring_engine_stats_get(eng, &io);
     }
     put(t,
         "# TYPE certprov_certificates_issued_total counter\n"

@@ -362,7 +362,7 @@ int signer_service_new(struct signer_service **out, const struct signer_service_
 void signer_service_set_engine(struct signer_service *svc, struct ioring_engine *eng)
 {
     ASSERT(svc != NULL);
-    svc->eng = eng;
+    atomic_store(&svc->eng, eng);
 }
 
 void signer_service_free(struct signer_service *svc)

@@ -556,7 +556,8 @@ size_t signer_service_canned(void *ctx, char *out, size_t cap, uint16_t status, 
                              bool close, uint32_t retry_after_s);
 
 /* signer_service_free stops the writer thread once it has answered everything queued, then frees
- * the service. Call after the engine has stopped. NULL is a no-op. */
+ * the service. Call after ioring_engine_stop and BEFORE ioring_engine_free: the writer's last
+ * answers still wake the rings. NULL is a no-op. */
 void signer_service_free(struct signer_service *svc);
 
 #endif

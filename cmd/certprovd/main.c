@@ -231,8 +231,10 @@ int main(int argc, char **argv)
     } else if (rc == 0) {
         rc = serve(&d, &set);
     }
-    ioring_engine_free(d.eng);
+    /* The writer may still be answering the last requests (they wake their ring): join it
+     * before the engine and its rings go away. */
     signer_service_free(d.svc);
+    ioring_engine_free(d.eng);
     signer_pin_key_free(d.pin_key);
     signer_ca_free(d.ca);
     store_close(d.st);
