@@ -252,6 +252,8 @@ void svc_metrics_request(struct signer_service *svc, enum svc_route route, int r
 void svc_metrics_stage(struct signer_service *svc, enum svc_stage stage, uint64_t ns);
 void svc_metrics_batch(struct signer_service *svc, size_t n);
 void svc_histogram_add(struct svc_histogram *h, uint64_t value);
+/* svc_log_simple writes the one log line of a request that is not an enrollment. */
+void svc_log_simple(struct ioring_request *req, enum svc_route route, int status);
 /* svc_log_request writes the one log line of an answered enrollment (never a PIN). */
 void svc_log_request(struct signer_service *svc, const struct svc_item *it, const uint8_t *serial);
 

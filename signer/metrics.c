@@ -85,6 +85,15 @@ void svc_log_request(struct signer_service *svc, const struct svc_item *it, cons
              it->user.uri[0] != '\0' ? it->user.uri : "-", hex, (unsigned long long)us, it->client);
 }
 
+void svc_log_simple(struct ioring_request *req, enum svc_route route, int status)
+{
+    char client[64];
+    if (ioring_request_client_format(req, client, sizeof(client)) != 0) {
+        (void)base_str_copy(client, sizeof(client), "-");
+    }
+    log_info("signer: request route=%s status=%d client=%s", route_names[route], status, client);
+}
+
 /* text is an append-only bounded buffer; a full buffer drops the rest (never overflows). */
 struct text {
     char *p;
@@ -271,6 +280,7 @@ void svc_respond_status(struct signer_service *svc, struct ioring_request *req,
         put_pools(&t, svc, false);
     }
     ASSERT(t.len < t.cap);
+    svc_log_simple(req, route, status);
     svc_metrics_request(svc, route, status == 200 ? SVC_RESULT_OK : SIGNER_CODE_OVERLOADED);
     (void)ioring_request_respond(req, status, type, status == 503 ? "Retry-After: 1\r\n" : NULL,
                                  buf, t.len);

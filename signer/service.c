@@ -76,6 +76,7 @@ static void respond_text(struct signer_service *svc, struct ioring_request *req,
                          enum svc_route route, int status, const char *type, const char *body,
                          size_t len)
 {
+    svc_log_simple(req, route, status);
     svc_metrics_request(svc, route, status == 200 ? SVC_RESULT_OK : SVC_RESULT_NOT_FOUND);
     (void)ioring_request_respond(req, status, type, NULL, body, len);
 }

@@ -196,6 +196,7 @@ has "metrics lockouts" "$T/metrics" 'certprov_pin_lockouts_total [1-9]'
 has "metrics outbox" "$T/metrics" 'certprov_outbox_depth\{pool="pool1"\} [1-9]'
 if grep -vE '^(#|certprov_)' "$T/metrics" | grep -q .; then bad "a metric is not named certprov_*"; else ok; fi
 if grep -Eq '27182|16180|31415' "$T/daemon.log"; then bad "a PIN is in the log"; else ok; fi
+has "health checks are logged too" "$T/daemon.log" 'request route=healthz status=200 client=127.0.0.1:[0-9]+'
 has "one log line per request" "$T/daemon.log" 'request route=soap code=OK user=sip:alice@example.com serial=[0-9A-F]+ latency_us=[0-9]+ client=127.0.0.1'
 
 # --- keep-alive, pipelining, slow clients ---
