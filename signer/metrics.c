@@ -212,28 +212,105 @@ static void put_counters(struct text *t, struct signer_service *svc)
         (unsigned long long)io.timeouts, (unsigned long long)io.responses_503);
 }
 
+/* pool_state_name: "up", "down", or "unknown" before the publisher's first attempt. */
+static const char *pool_state_name(const struct store_pool_stats *ps, bool have)
+{
+    if (!have || ps->state.since_ms == 0) {
+        return "unknown";
+    }
+    return ps->state.up ? "up" : "down";
+}
+
+static void put_pool_json(struct text *t, const char *name, const struct store_pool_stats *ps,
+                          bool have, int64_t now_ms, bool first)
+{
+    double age = ps->oldest_ms == 0 ? 0 : (double)(now_ms - ps->oldest_ms) / 1000.0;
+    put(t,
+        "%s\"%s\":{\"state\":\"%s\",\"outbox_depth\":%llu,\"oldest_age_s\":%.3f,"
+        "\"since_s\":%lld,\"last_error\":\"%s\"}",
+        first ? "" : ",", name, pool_state_name(ps, have), (unsigned long long)ps->depth, age,
+        (long long)(ps->state.since_ms / 1000), ps->state.last_error);
+}
+
+static void put_pool_metrics(struct text *t, const char *name, const struct store_pool_stats *ps,
+                             bool have, int64_t now_ms)
+{
+    double age = ps->oldest_ms == 0 ? 0 : (double)(now_ms - ps->oldest_ms) / 1000.0;
+    put(t, "certprov_outbox_depth{pool=\"%s\"} %llu\n", name, (unsigned long long)ps->depth);
+    put(t, "certprov_outbox_oldest_age_seconds{pool=\"%s\"} %.3f\n", name, age);
+    if (!have) {
+        return;
+    }
+    char labels[STORE_POOL_MAX + 16];
+    snprintf(labels, sizeof(labels), "pool=\"%s\"", name);
+    put(t, "certprov_pool_up{%s} %d\n", labels, ps->state.up ? 1 : 0);
+    put(t, "certprov_publish_failures_total{%s} %llu\n", labels, (unsigned long long)ps->failures);
+    put(t, "certprov_published_total{%s} %llu\n", labels, (unsigned long long)ps->published);
+    put(t, "certprov_publish_parked_total{%s} %llu\n", labels, (unsigned long long)ps->parked);
+    const char *hn[2] = {"certprov_publication_lag_seconds", "certprov_publish_latency_seconds"};
+    const uint64_t *hb[2] = {ps->lag_buckets, ps->latency_buckets};
+    uint64_t hs[2] = {ps->lag_sum_ms, ps->latency_sum_ms};
+    uint64_t hc[2] = {ps->lag_count, ps->latency_count};
+    for (size_t h = 0; h < 2; h++) {
+        uint64_t cum = 0;
+        for (size_t i = 0; i <= STORE_LAG_BUCKETS; i++) {
+            cum += hb[h][i];
+            if (i < STORE_LAG_BUCKETS) {
+                put(t, "%s_bucket{%s,le=\"%g\"} %llu\n", hn[h], labels,
+                    (double)store_lag_bounds_ms[i] / 1000.0, (unsigned long long)cum);
+            } else {
+                put(t, "%s_bucket{%s,le=\"+Inf\"} %llu\n", hn[h], labels, (unsigned long long)cum);
+            }
+        }
+        put(t, "%s_sum{%s} %g\n%s_count{%s} %llu\n", hn[h], labels, (double)hs[h] / 1000.0, hn[h],
+            labels, (unsigned long long)hc[h]);
+    }
+}
+
 static void put_pools(struct text *t, struct signer_service *svc, bool json)
 {
     int64_t now_ms = clock_real_ms();
     if (!json) {
         put(t, "# TYPE certprov_outbox_depth gauge\n"
-               "# TYPE certprov_outbox_oldest_age_seconds gauge\n");
+               "# TYPE certprov_outbox_oldest_age_seconds gauge\n"
+               "# TYPE certprov_pool_up gauge\n"
+               "# TYPE certprov_publish_failures_total counter\n"
+               "# TYPE certprov_published_total counter\n"
+               "# TYPE certprov_publish_parked_total counter\n"
+               "# HELP certprov_publication_lag_seconds Commit of a certificate to its pool "
+               "store's acknowledgement.\n"
+               "# TYPE certprov_publication_lag_seconds histogram\n"
+               "# TYPE certprov_publish_latency_seconds histogram\n");
     }
     for (size_t i = 0; i < svc->cfg->num_pools; i++) {
         const char *name = svc->cfg->pools[i].name;
-        uint64_t depth = 0;
-        int64_t oldest = 0;
-        (void)store_outbox_depth(svc->st, name, &depth, &oldest);
-        double age = oldest == 0 ? 0 : (double)(now_ms - oldest) / 1000.0;
+        static _Thread_local struct store_pool_stats ps;
+        memset(&ps, 0, sizeof(ps));
+        bool have = svc->pub != NULL && store_publisher_stats(svc->pub, &ps, name) == 0;
+        if (!have) {
+            (void)store_outbox_depth(svc->st, name, &ps.depth, &ps.oldest_ms);
+        }
         if (json) {
-            /* Up/down is the publisher's to know (it is not running yet): "unknown". */
-            put(t, "%s\"%s\":{\"state\":\"unknown\",\"outbox_depth\":%llu,\"oldest_age_s\":%.3f}",
-                i == 0 ? "" : ",", name, (unsigned long long)depth, age);
+            put_pool_json(t, name, &ps, have, now_ms, i == 0);
         } else {
-            put(t, "certprov_outbox_depth{pool=\"%s\"} %llu\n", name, (unsigned long long)depth);
-            put(t, "certprov_outbox_oldest_age_seconds{pool=\"%s\"} %.3f\n", name, age);
+            put_pool_metrics(t, name, &ps, have, now_ms);
         }
     }
+}
+
+/* store_state: "full" after a commit hit the map size, "nearly_full" from 80 % of the map on
+ * (long before enrollments are refused), else "ok". */
+static const char *store_state(struct signer_service *svc)
+{
+    if (atomic_load(&svc->store_full)) {
+        return "full";
+    }
+    uint64_t used = 0;
+    uint64_t map = 0;
+    if (store_space_get(svc->st, &used, &map) == 0 && map > 0 && used * 100 >= map * 80) {
+        return "nearly_full";
+    }
+    return "ok";
 }
 
 /* A bound was hit: a ring has no free enrollment slot, or the store is full. */
@@ -266,8 +343,8 @@ void svc_respond_status(struct signer_service *svc, struct ioring_request *req,
             "{\"ready\":%s,\"key_backend\":\"%s\",\"key\":\"%s\",\"store\":\"%s\","
             "\"free_slots\":%llu,\"pools\":{",
             ready ? "true" : "false", svc->cfg->ca_backend,
-            hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(svc->ca))),
-            atomic_load(&svc->store_full) ? "full" : "ok", (unsigned long long)free_slots);
+            hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(svc->ca))), store_state(svc),
+            (unsigned long long)free_slots);
         put_pools(&t, svc, true);
         put(&t, "}}\n");
         status = ready ? 200 : 503;

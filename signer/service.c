@@ -345,6 +345,7 @@ int signer_service_new(struct signer_service **out, const struct signer_service_
     svc->st = opt->st;
     svc->ca = opt->ca;
     svc->pin_key = opt->pin_key;
+    svc->pub = opt->pub;
     int rc = rings_init(svc, opt->rings, opt->items_per_ring);
     if (rc == 0) {
         rc = load_ca_material(svc);

@@ -530,7 +530,8 @@ struct signer_service_options {
     struct signer_ca *ca;            /* borrowed */
     struct signer_pin_key *pin_key;  /* borrowed */
     uint32_t rings;                  /* ring threads of the engine */
-    uint32_t items_per_ring; /* enrollments in flight per ring (the engine's max_inflight) */
+    uint32_t items_per_ring;     /* enrollments in flight per ring (the engine's max_inflight) */
+    struct store_publisher *pub; /* borrowed, may be NULL: woken after each commit; readyz */
 };
 
 /* signer_service_new allocates every item slot and starts the writer thread. Returns 0 (*out

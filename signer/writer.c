@@ -165,6 +165,21 @@ static void answer(struct signer_service *svc, struct svc_item *it, int rc)
     svc_item_release(svc, it);
 }
 
+/* wake_publisher tells the publisher of each pool that got a certificate in this commit
+ * (issue 4: publication starts at once, not at a polling interval). */
+static void wake_publisher(struct signer_service *svc, struct svc_item **items, size_t n)
+{
+    const char *last = NULL;
+    for (size_t i = 0; svc->pub != NULL && i < n; i++) {
+        const char *pool = items[i]->user.pool;
+        if (!items[i]->failed && items[i]->sign_rc == 0 &&
+            (last == NULL || strcmp(last, pool) != 0)) {
+            store_publisher_wake(svc->pub, pool);
+            last = pool;
+        }
+    }
+}
+
 static void commit_group(struct signer_service *svc, struct svc_item **items, size_t n)
 {
     store_batch_clear(svc->batch);
@@ -180,6 +195,9 @@ static void commit_group(struct signer_service *svc, struct svc_item **items, si
         rc = commit(svc, items, n);
     }
     svc_histogram_add(&svc->metrics.commit_size, n);
+    if (rc == 0) {
+        wake_publisher(svc, items, n);
+    }
     for (size_t i = 0; i < n; i++) {
         answer(svc, items[i], rc);
     }

@@ -13,6 +13,7 @@
  *   byuser   uri                      -> seq (DUPSORT|DUPFIXED, so oldest first)
  *   outbox   pool id (u32 BE) + seq   -> struct outbox_rec + last_error
  *   pools    pool name                -> pool id (u32 little-endian, 1..STORE_POOLS_MAX)
+ *   poolstate pool name               -> struct pool_state_rec + last_error (the publisher's)
  *
  * Records are fixed-layout structs of fixed-width integers with explicit padding, little-endian
  * (static_assert below), copied with memcpy because LMDB values are not aligned. Every record
@@ -34,6 +35,8 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored lit
 #define STORE_MAGIC_LOCKOUT 0x314b434cu /* "LCK1" */
 #define STORE_MAGIC_CERT 0x31545243u    /* "CRT1" */
 #define STORE_MAGIC_OUTBOX 0x3158424fu  /* "OBX1" */
+#define STORE_MAGIC_POOLST 0x31534c50u  /* "PLS1" */
+#define STORE_MAGIC_EMBED 0x31424d45u   /* "EMB1" */
 
 #define STORE_MAP_SIZE_DEFAULT (4ull << 30)
 #define STORE_SEQ_KEY_LEN 8
@@ -60,6 +63,8 @@ struct store {
     MDB_dbi byuser;
     MDB_dbi outbox;
     MDB_dbi pools;
+    MDB_dbi poolstate;
+    bool has_poolstate; /* false only for a read-only open of an older environment */
     char path[4096];
 };
 
@@ -159,5 +164,63 @@ int store_lockout_rec_put(struct store *st, MDB_txn *txn, const char *uri,
 
 /* store_user_exists checks inside `txn` whether `uri` is a user. Returns 0, -ENOENT or -EIO. */
 int store_user_exists(struct store *st, MDB_txn *txn, const char *uri);
+
+/* pool_state_rec is followed by error_len bytes of last_error. */
+struct pool_state_rec {
+    int64_t since_ms;
+    int64_t last_success_ms;
+    int64_t last_error_ms;
+    uint32_t magic;
+    uint8_t up;
+    uint8_t error_len;
+    uint8_t pad[2];
+};
+static_assert(sizeof(struct pool_state_rec) == 32, "pool_state_rec on-disk size");
+
+/* ---- pool store drivers (publish.c calls them from the pool's own thread) ---- */
+
+/* pool_row is one certificate of a publication batch. */
+struct pool_row {
+    char serial[2 * STORE_SERIAL_LEN + 1]; /* upper-case hex, no leading zeros */
+    struct store_cert_meta meta;
+    size_t der_len;
+    uint8_t der[STORE_CERT_DER_MAX];
+    int rc; /* set by the driver: 0 acknowledged, -EINVAL permanent (error), -EAGAIN not done */
+    char error[STORE_ERROR_MAX + 1];
+};
+
+struct pool_driver; /* embedded or PostgreSQL */
+
+/* pool_driver_new prepares (does not connect) the driver of `conninfo` for pool `name`. Returns
+ * 0, -EINVAL or -ENOMEM. */
+int pool_driver_new(struct pool_driver **out, const char *name, const char *conninfo,
+                    const char *embedded_dir, const char *issued_by);
+/* pool_driver_publish stores rows[0..n) (connecting first if needed). Returns 0 with every
+ * rows[i].rc set, or -EAGAIN (the store is unreachable: nothing can be assumed stored) with the
+ * cause in `err` (cap bytes). */
+int pool_driver_publish(struct pool_driver *d, struct pool_row *rows, size_t n, char *err,
+                        size_t cap);
+/* pool_driver_free disconnects and frees. NULL is a no-op. */
+void pool_driver_free(struct pool_driver *d);
+
+/* The two drivers behind pool_driver. */
+struct pool_embedded;
+int pool_embedded_open(struct pool_embedded **out, const char *dir, const char *name,
+                       const char *issued_by, char *err, size_t cap);
+int pool_embedded_publish(struct pool_embedded *e, struct pool_row *rows, size_t n, char *err,
+                          size_t cap);
+void pool_embedded_close(struct pool_embedded *e);
+struct pool_pg;
+int pool_pg_new(struct pool_pg **out, const char *conninfo, const char *issued_by);
+int pool_pg_publish(struct pool_pg *p, struct pool_row *rows, size_t n, char *err, size_t cap);
+void pool_pg_free(struct pool_pg *p);
+int pool_pg_check(const char *conninfo, char *err, size_t cap);
+
+/* store_serial_hex writes `serial` as upper-case hex without leading zeros (API.md §6). */
+void store_serial_hex(char out[2 * STORE_SERIAL_LEN + 1], const uint8_t serial[STORE_SERIAL_LEN]);
+
+/* store_err_copy copies the first line of `msg` into `out` (cap bytes), cut to fit and without
+ * control characters. */
+void store_err_copy(char *out, size_t cap, const char *msg);
 
 #endif

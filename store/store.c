@@ -7,7 +7,7 @@
 #include "base/base.h"
 #include "store/internal.h"
 
-#define STORE_MAX_DBS 10
+#define STORE_MAX_DBS 11
 #define STORE_MAP_SIZE_MIN (64u * 1024u)
 
 int store_err(const struct store *st, int mdb_rc, const char *op)
@@ -126,18 +126,24 @@ static int open_dbis(struct store *st)
         unsigned flags;
         MDB_dbi *dbi;
     } dbs[] = {
-        {"users", 0, &st->users},       {"phone", MDB_DUPSORT, &st->phone},
-        {"ext", MDB_DUPSORT, &st->ext}, {"phext", 0, &st->phext},
-        {"lockout", 0, &st->lockout},   {"certs", 0, &st->certs},
-        {"serials", 0, &st->serials},   {"byuser", MDB_DUPSORT | MDB_DUPFIXED, &st->byuser},
-        {"outbox", 0, &st->outbox},     {"pools", 0, &st->pools},
+        {"users", 0, &st->users},         {"phone", MDB_DUPSORT, &st->phone},
+        {"ext", MDB_DUPSORT, &st->ext},   {"phext", 0, &st->phext},
+        {"lockout", 0, &st->lockout},     {"certs", 0, &st->certs},
+        {"serials", 0, &st->serials},     {"byuser", MDB_DUPSORT | MDB_DUPFIXED, &st->byuser},
+        {"outbox", 0, &st->outbox},       {"pools", 0, &st->pools},
+        {"poolstate", 0, &st->poolstate},
     };
     static_assert(ARRAY_LEN(dbs) <= STORE_MAX_DBS, "raise STORE_MAX_DBS");
     MDB_txn *txn = NULL;
     int rc = store_txn_begin(st, &txn, !st->read_only);
     for (size_t i = 0; rc == 0 && i < ARRAY_LEN(dbs); i++) {
         unsigned flags = dbs[i].flags | (st->read_only ? 0u : (unsigned)MDB_CREATE);
-        rc = store_err(st, mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi), "dbi_open");
+        int mrc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);
+        if (mrc == MDB_NOTFOUND && st->read_only && dbs[i].dbi == &st->poolstate) {
+            continue; /* an environment from before pool states: they read as absent */
+        }
+        rc = store_err(st, mrc, "dbi_open");
+        st->has_poolstate = st->has_poolstate || (rc == 0 && dbs[i].dbi == &st->poolstate);
     }
     if (rc != 0) {
         if (txn != NULL) {

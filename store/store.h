@@ -229,4 +229,135 @@ int store_outbox_fail(struct store *st, const char *pool, uint64_t seq, int64_t 
  * (read-only store), -ENOSPC or -EIO. */
 int store_outbox_remove(struct store *st, const char *pool, uint64_t seq);
 
+/* store_outbox_remove_many deletes the entries (`pool`, seqs[i]) for i < num in ONE synced
+ * transaction (the publisher's acknowledged batch); entries already gone are skipped. Returns 0,
+ * -EINVAL (num > STORE_PUBLISH_BATCH_MAX), -EROFS, -ENOSPC or -EIO. */
+int store_outbox_remove_many(struct store *st, const char *pool, const uint64_t *seqs, size_t num);
+
+/* ---- store space ---- */
+
+/* store_space_get sets *out_used to the bytes of the map in use and *out_map to the map size.
+ * Returns 0 or -EIO. */
+int store_space_get(struct store *st, uint64_t *out_used, uint64_t *out_map);
+
+/* ---- pool state (written by the publisher, read by certprovctl pool status) ---- */
+
+struct store_pool_state {
+    bool up;                 /* the last attempt reached the pool store */
+    int64_t since_ms;        /* Unix ms since when `up` has had its value; 0 = never tried */
+    int64_t last_success_ms; /* Unix ms of the last acknowledged batch; 0 = none */
+    int64_t last_error_ms;   /* Unix ms of the last failure; 0 = none */
+    char last_error[STORE_ERROR_MAX + 1];
+};
+
+/* store_pool_state_put replaces the durable state record of `pool` in its own synced
+ * transaction. Returns 0, -EINVAL (bad pool name or over-long error), -EROFS, -ENOSPC or -EIO. */
+int store_pool_state_put(struct store *st, const char *pool, const struct store_pool_state *state);
+
+/* store_pool_state_get copies the state record of `pool` into *out. Returns 0, -ENOENT (never
+ * written, or a read-only store created before pool states existed) or -EIO. */
+int store_pool_state_get(struct store *st, struct store_pool_state *out, const char *pool);
+
+/* ---- the publisher: one thread per home pool drains its outbox into the pool store ----
+ *
+ * Each pool has a driver: "embedded" (an LMDB environment per pool at <embedded_dir>/<NAME>/,
+ * table `user_certificates` keyed by serial) or a libpq connection string (PostgreSQL, the table
+ * of API.md §8, created when missing; pipeline mode; connect and statement timeouts). A pool's
+ * thread publishes the oldest waiting entries in batches of at most `batch_max`; an entry leaves
+ * the outbox only after the pool store acknowledged it (store_outbox_remove_many, synced), so a
+ * crash causes at most a replay, which the stores ignore (idempotent by serial: invariant 2).
+ * A failed batch is retried after store_backoff_ms of the head entry's attempts; the due time is
+ * kept on the head entry, so `certprovctl outbox retry` (another process) takes effect within
+ * `poll_ms`. A permanent error for one certificate (SQLSTATE class 22 or 23) parks that entry.
+ * One log line when a pool goes down ("data store unavailable pool=NAME cause=...") and one
+ * when its backlog has drained ("data store available pool=NAME outage_s=... drained=..."). */
+
+#define STORE_PUBLISH_BATCH_MAX 128
+#define STORE_LAG_BUCKETS 14
+#define STORE_CONNINFO_MAX 1023
+
+/* store_lag_bounds_ms are the upper bounds (ms) of the lag and latency histogram buckets. */
+extern const uint64_t store_lag_bounds_ms[STORE_LAG_BUCKETS];
+
+struct store_publisher;
+
+struct store_pool_spec {
+    const char *name;     /* the pool name (outbox key) */
+    const char *conninfo; /* "embedded" or a libpq connection string */
+};
+
+/* store_publish_fault_fn is a fault-injection hook for tests: called for each certificate before
+ * it is published; return 0 to publish, -EINVAL for a permanent error or -EAGAIN for a transient
+ * one (the message goes to `err`, cap bytes). */
+typedef int (*store_publish_fault_fn)(void *ctx, const char *pool,
+                                      const uint8_t serial[STORE_SERIAL_LEN], char *err,
+                                      size_t cap);
+
+struct store_publisher_options {
+    const char *issued_by;        /* the appliance's name ([server] name); copied */
+    const char *embedded_dir;     /* parent directory of embedded pool stores; copied */
+    uint32_t batch_max;           /* certificates per round trip; 0 = STORE_PUBLISH_BATCH_MAX */
+    uint32_t backoff_min_ms;      /* first retry ceiling; 0 = 1000 */
+    uint32_t backoff_max_ms;      /* largest retry ceiling; 0 = 300000 */
+    uint32_t poll_ms;             /* longest sleep between looks at the outbox; 0 = 1000 */
+    store_publish_fault_fn fault; /* NULL in production */
+    void *fault_ctx;
+};
+
+/* store_pool_stats is a snapshot of one pool's publisher. */
+struct store_pool_stats {
+    struct store_pool_state state;
+    uint64_t depth;                              /* outbox entries, parked included */
+    int64_t oldest_ms;                           /* enqueue time of the oldest entry; 0 = empty */
+    uint64_t published;                          /* certificates acknowledged since start */
+    uint64_t failures;                           /* failed batches since start */
+    uint64_t parked;                             /* entries parked since start */
+    uint64_t lag_buckets[STORE_LAG_BUCKETS + 1]; /* enqueue -> ack, ms; the last is +Inf */
+    uint64_t lag_sum_ms;
+    uint64_t lag_count;
+    uint64_t latency_buckets[STORE_LAG_BUCKETS + 1]; /* batch round trip, ms */
+    uint64_t latency_sum_ms;
+    uint64_t latency_count;
+};
+
+/* store_publisher_start starts one thread per pool of `pools` (num_pools <= STORE_POOLS_MAX,
+ * names unique). `st` is borrowed and must outlive the publisher. Returns 0 (*out owned: stop it
+ * with store_publisher_stop), -EINVAL (bad options or pool), -ENOMEM or -EAGAIN (no thread). */
+int store_publisher_start(struct store_publisher **out, struct store *st,
+                          const struct store_pool_spec *pools, size_t num_pools,
+                          const struct store_publisher_options *opt);
+
+/* store_publisher_wake tells the thread of `pool` (NULL: every pool) that new entries are
+ * waiting. Cheap and non-blocking apart from a short mutex; any thread. NULL pub is a no-op. */
+void store_publisher_wake(struct store_publisher *pub, const char *pool);
+
+/* store_publisher_stats copies a snapshot of `pool` into *out. Returns 0 or -ENOENT (not a pool
+ * of this publisher). Thread-safe. */
+int store_publisher_stats(struct store_publisher *pub, struct store_pool_stats *out,
+                          const char *pool);
+
+/* store_publisher_stop stops every thread (an attempt in flight finishes or times out first) and
+ * frees the publisher. NULL is a no-op. */
+void store_publisher_stop(struct store_publisher *pub);
+
+/* store_backoff_ms is the delay before retry number `attempts` (>= 1): uniform in
+ * [min(100, ceiling), ceiling] with ceiling = min(max_ms, min_ms * 2^(attempts-1)), drawn with
+ * `rnd`. Pure. */
+uint64_t store_backoff_ms(uint32_t attempts, uint32_t min_ms, uint32_t max_ms, uint64_t rnd);
+
+/* store_pool_check tries to reach the pool store `conninfo` once (PostgreSQL: connect with a
+ * 2 s timeout; embedded: always reachable). Returns 0, or -EHOSTUNREACH with the reason in `err`
+ * (cap bytes, NUL-terminated). Blocking: not for ring threads. */
+int store_pool_check(const char *conninfo, char *err, size_t cap);
+
+/* store_embedded_count sets *out to the number of certificates in the embedded pool store of
+ * `pool` under `dir`. Returns 0, -ENOENT (no such store) or -EIO. */
+int store_embedded_count(const char *dir, const char *pool, uint64_t *out);
+
+/* store_embedded_get reads the certificate `serial_hex` (upper-case, no leading zeros) from the
+ * embedded pool store: metadata into *out_meta (serial and seq zero), issued_by into `issued_by`
+ * (cap bytes). Returns 0, -ENOENT or -EIO. */
+int store_embedded_get(const char *dir, const char *pool, const char *serial_hex,
+                       struct store_cert_meta *out_meta, char *issued_by, size_t cap);
+
 #endif

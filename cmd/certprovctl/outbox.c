@@ -96,10 +96,26 @@ static int pool_status(struct ctl *ctl, int argc, char **argv)
         if (store_outbox_depth(ctl->st, p->name, &depth, &oldest) != 0) {
             return ctl_fail("pool status: the store cannot be read");
         }
+        struct store_pool_state ps = {0};
+        bool have = store_pool_state_get(ctl->st, &ps, p->name) == 0 && ps.since_ms != 0;
+        char since[CLOCK_UTC_LEN] = "-";
+        char ok[CLOCK_UTC_LEN] = "-";
+        char bad[CLOCK_UTC_LEN] = "-";
+        if (have) {
+            clock_format_utc(since, ps.since_ms / 1000);
+        }
+        if (ps.last_success_ms != 0) {
+            clock_format_utc(ok, ps.last_success_ms / 1000);
+        }
+        if (ps.last_error_ms != 0) {
+            clock_format_utc(bad, ps.last_error_ms / 1000);
+        }
         /* The connection string may hold a password: show only its kind. */
-        printf("pool=%s store=%s outbox_depth=%llu oldest_age_s=%lld\n", p->name,
-               strcmp(p->store, "embedded") == 0 ? "embedded" : "postgresql",
-               (unsigned long long)depth, (long long)(oldest == 0 ? 0 : (now_ms - oldest) / 1000));
+        printf("pool=%s store=%s outbox_depth=%llu oldest_age_s=%lld state=%s since=%s "
+               "last_success=%s last_error_at=%s last_error=\"%s\"\n",
+               p->name, strcmp(p->store, "embedded") == 0 ? "embedded" : "postgresql",
+               (unsigned long long)depth, (long long)(oldest == 0 ? 0 : (now_ms - oldest) / 1000),
+               !have ? "unknown" : (ps.up ? "up" : "down"), since, ok, bad, ps.last_error);
     }
     return CTL_OK;
 }
@@ -112,6 +128,8 @@ const struct ctl_cmd ctl_outbox_cmds[] = {
     [CMD_RETRY] = {"outbox", "retry", outbox_retry, "[--pool NAME]",
                    "Makes every waiting entry due now and re-queues parked entries."},
     [CMD_STATUS] = {"pool", "status", pool_status, "",
-                    "Shows each configured pool: store kind, outbox depth, oldest entry age."},
+                    "Shows each configured pool: store kind, state (up/down, as the daemon last\n"
+                    "recorded it) and since when, outbox depth, oldest entry age, last success,\n"
+                    "last error."},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -27,6 +27,7 @@ struct daemon {
     struct signer_pin_key *pin_key;
     struct signer_service *svc;
     struct ioring_engine *eng;
+    struct store_publisher *pub;
 };
 
 static void usage(FILE *out)
@@ -147,6 +148,41 @@ static int check_chain(const struct daemon *d)
     return 0;
 }
 
+/* check_pools says which pool stores can be reached; an unreachable one does not fail --check
+ * (its certificates wait in the outbox: invariant 6). */
+static void check_pools(const struct daemon *d)
+{
+    for (size_t i = 0; i < d->cfg.num_pools; i++) {
+        char err[256];
+        const struct signer_pool_config *p = &d->cfg.pools[i];
+        if (store_pool_check(p->store, err, sizeof(err)) == 0) {
+            printf("pool %s: %s reachable\n", p->name,
+                   strcmp(p->store, "embedded") == 0 ? "embedded" : "postgresql");
+        } else {
+            printf("pool %s: unreachable: %s\n", p->name, err);
+        }
+    }
+}
+
+/* start_publisher starts one publisher thread per [pool.NAME] (issue 4). */
+static int start_publisher(struct daemon *d)
+{
+    struct store_pool_spec specs[STORE_POOLS_MAX];
+    for (size_t i = 0; i < d->cfg.num_pools; i++) {
+        specs[i].name = d->cfg.pools[i].name;
+        specs[i].conninfo = d->cfg.pools[i].store;
+    }
+    char dir[SIGNER_PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/pools", d->cfg.store_path);
+    struct store_publisher_options po = {.issued_by = d->cfg.name, .embedded_dir = dir};
+    int rc = store_publisher_start(&d->pub, d->st, specs, d->cfg.num_pools, &po);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: cannot start the publisher: %s\n", strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
 static int serve(struct daemon *d, const sigset_t *set)
 {
     struct ioring_options io;
@@ -169,7 +205,8 @@ static int serve(struct daemon *d, const sigset_t *set)
                                         .ca = d->ca,
                                         .pin_key = d->pin_key,
                                         .rings = rings,
-                                        .items_per_ring = io.max_inflight};
+                                        .items_per_ring = io.max_inflight,
+                                        .pub = d->pub};
     int rc = signer_service_new(&d->svc, &so);
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot start the service: %s\n", strerror(-rc));
@@ -228,13 +265,16 @@ int main(int argc, char **argv)
     rc = open_parts(&d);
     if (rc == 0 && d.check) {
         rc = check_chain(&d);
+        check_pools(&d);
     } else if (rc == 0) {
-        rc = serve(&d, &set);
+        rc = start_publisher(&d);
+        rc = rc != 0 ? rc : serve(&d, &set);
     }
     /* The writer may still be answering the last requests (they wake their ring): join it
      * before the engine and its rings go away. */
     signer_service_free(d.svc);
     ioring_engine_free(d.eng);
+    store_publisher_stop(d.pub); /* after the writer: nothing wakes it any more */
     signer_pin_key_free(d.pin_key);
     signer_ca_free(d.ca);
     store_close(d.st);

@@ -193,7 +193,9 @@ has "metrics commit latency" "$T/metrics" 'certprov_lmdb_commit_seconds_count'
 has "metrics stage" "$T/metrics" 'certprov_stage_seconds_count\{stage="sign"\}'
 has "metrics pin failures" "$T/metrics" 'certprov_pin_failures_total [1-9]'
 has "metrics lockouts" "$T/metrics" 'certprov_pin_lockouts_total [1-9]'
-has "metrics outbox" "$T/metrics" 'certprov_outbox_depth\{pool="pool1"\} [1-9]'
+has "metrics outbox" "$T/metrics" 'certprov_outbox_depth\{pool="pool1"\} [0-9]+'
+has "metrics pool up" "$T/metrics" 'certprov_pool_up\{pool="pool1"\} 1'
+has "metrics publication lag" "$T/metrics" 'certprov_publication_lag_seconds_count\{pool="pool1"\} [1-9]'
 if grep -vE '^(#|certprov_)' "$T/metrics" | grep -q .; then bad "a metric is not named certprov_*"; else ok; fi
 if grep -Eq '27182|16180|31415' "$T/daemon.log"; then bad "a PIN is in the log"; else ok; fi
 has "health checks are logged too" "$T/daemon.log" 'request route=healthz status=200 client=127.0.0.1:[0-9]+'

@@ -1,0 +1,166 @@
+/* poolstate.c: the publisher's durable pool state records, batch removal of acknowledged outbox
+ * entries, the map usage and small helpers shared by the publisher and its drivers. */
+#include <errno.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "store/internal.h"
+
+static bool state_rec_ok(const struct pool_state_rec *r, size_t total)
+{
+    return r->magic == STORE_MAGIC_POOLST && r->up <= 1 && r->error_len <= STORE_ERROR_MAX &&
+           r->pad[0] == 0 && r->pad[1] == 0 && total == sizeof(*r) + r->error_len;
+}
+
+int store_pool_state_put(struct store *st, const char *pool, const struct store_pool_state *state)
+{
+    store_validate(st);
+    ASSERT(state != NULL);
+    if (st->read_only) {
+        return -EROFS;
+    }
+    if (!store_str_ok(pool, STORE_POOL_MAX) || pool[0] == '\0' ||
+        !store_str_ok(state->last_error, STORE_ERROR_MAX)) {
+        return -EINVAL;
+    }
+    ASSERT(st->has_poolstate);
+    struct pool_state_rec r;
+    memset(&r, 0, sizeof(r));
+    size_t err_len = strlen(state->last_error);
+    r.since_ms = state->since_ms;
+    r.last_success_ms = state->last_success_ms;
+    r.last_error_ms = state->last_error_ms;
+    r.magic = STORE_MAGIC_POOLST;
+    r.up = state->up ? 1 : 0;
+    r.error_len = (uint8_t)err_len;
+    uint8_t buf[sizeof(r) + STORE_ERROR_MAX];
+    memcpy(buf, &r, sizeof(r));
+    memcpy(buf + sizeof(r), state->last_error, err_len);
+    ASSERT(state_rec_ok(&r, sizeof(r) + err_len)); /* paired with store_pool_state_get */
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, true);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = store_val_str(pool);
+    MDB_val val = {.mv_size = sizeof(r) + err_len, .mv_data = buf};
+    rc = store_err(st, mdb_put(txn, st->poolstate, &key, &val, 0), "put_poolstate");
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return store_txn_commit(st, txn);
+}
+
+int store_pool_state_get(struct store *st, struct store_pool_state *out, const char *pool)
+{
+    store_validate(st);
+    ASSERT(out != NULL);
+    if (!st->has_poolstate || !store_str_ok(pool, STORE_POOL_MAX) || pool[0] == '\0') {
+        return -ENOENT;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = store_val_str(pool);
+    MDB_val val = {0};
+    rc = store_err(st, mdb_get(txn, st->poolstate, &key, &val), "get_poolstate");
+    if (rc == 0) {
+        struct pool_state_rec r;
+        ASSERT(val.mv_size >= sizeof(r));
+        memcpy(&r, val.mv_data, sizeof(r));
+        ASSERT(state_rec_ok(&r, val.mv_size));
+        memset(out, 0, sizeof(*out));
+        out->up = r.up == 1;
+        out->since_ms = r.since_ms;
+        out->last_success_ms = r.last_success_ms;
+        out->last_error_ms = r.last_error_ms;
+        memcpy(out->last_error, (const uint8_t *)val.mv_data + sizeof(r), r.error_len);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int store_outbox_remove_many(struct store *st, const char *pool, const uint64_t *seqs, size_t num)
+{
+    store_validate(st);
+    ASSERT(pool != NULL);
+    ASSERT(num == 0 || seqs != NULL);
+    if (st->read_only) {
+        return -EROFS;
+    }
+    if (num > STORE_PUBLISH_BATCH_MAX) {
+        return -EINVAL;
+    }
+    if (num == 0) {
+        return 0;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, true);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t id = 0;
+    rc = store_pool_find(st, txn, &id, pool);
+    for (size_t i = 0; rc == 0 && i < num; i++) {
+        uint8_t k[STORE_OUTBOX_KEY_LEN];
+        for (size_t j = 0; j < 4; j++) {
+            k[j] = (uint8_t)(id >> (8 * (3 - j)));
+        }
+        store_seq_encode(k + 4, seqs[i]);
+        MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+        rc = store_err(st, mdb_del(txn, st->outbox, &key, NULL), "del_outbox");
+        rc = rc == -ENOENT ? 0 : rc; /* removed meanwhile: the goal is reached */
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return store_txn_commit(st, txn);
+}
+
+int store_space_get(struct store *st, uint64_t *out_used, uint64_t *out_map)
+{
+    store_validate(st);
+    ASSERT(out_used != NULL);
+    ASSERT(out_map != NULL);
+    MDB_envinfo info = {0};
+    MDB_stat stat = {0};
+    int rc = store_err(st, mdb_env_info(st->env, &info), "env_info");
+    rc = rc != 0 ? rc : store_err(st, mdb_env_stat(st->env, &stat), "env_stat");
+    if (rc != 0) {
+        return rc;
+    }
+    *out_used = ((uint64_t)info.me_last_pgno + 1) * stat.ms_psize;
+    *out_map = info.me_mapsize;
+    return 0;
+}
+
+void store_serial_hex(char out[2 * STORE_SERIAL_LEN + 1], const uint8_t serial[STORE_SERIAL_LEN])
+{
+    char hex[2 * STORE_SERIAL_LEN + 1];
+    base_hex_encode(hex, sizeof(hex), serial, STORE_SERIAL_LEN);
+    size_t i = 0;
+    while (i + 1 < 2 * STORE_SERIAL_LEN && hex[i] == '0') {
+        i++;
+    }
+    memcpy(out, hex + i, sizeof(hex) - i); /* with the NUL */
+    ASSERT(out[0] != '\0');
+}
+
+void store_err_copy(char *out, size_t cap, const char *msg)
+{
+    ASSERT(out != NULL);
+    ASSERT(cap >= 1);
+    size_t n = 0;
+    for (; msg != NULL && msg[n] != '\0' && msg[n] != '\n' && n + 1 < cap; n++) {
+        unsigned char c = (unsigned char)msg[n];
+        out[n] = c < 0x20 || c == '"' || c == '\\' || c == 0x7f ? ' ' : (char)c;
+    }
+    while (n > 0 && out[n - 1] == ' ') {
+        n--;
+    }
+    out[n] = '\0';
+}
