@@ -170,9 +170,10 @@ export TSAN_OPTIONS := halt_on_error=1
 unit: tests
 	$(Q)for t in $(TEST_BINS); do echo "== $$t"; tests/run-unit.sh $$t --jobs $(NPROC) || exit 1; done
 
-# integration: tests/integration/*.sh against this MODE's programs.
+# integration: tests/integration/test_*.sh against this MODE's programs (the other .sh files
+# there are helpers the tests source).
 integration: progs
-	$(Q)for t in tests/integration/*.sh; do [ -f "$$t" ] || continue; echo "== $$t"; \
+	$(Q)for t in tests/integration/test_*.sh; do [ -f "$$t" ] || continue; echo "== $$t"; \
 	    CERTPROV_BIN=$(abspath $(BIN)) bash $$t || exit 1; done
 
 check-symbols: progs

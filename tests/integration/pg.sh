@@ -22,8 +22,16 @@ pg_start() {
 }
 pg_stop() { pg_as "$PG_BINDIR/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null; }
 pg_cleanup() { pg_stop 2>/dev/null; rm -rf "$PG_DIR"; }
+# Until the test sets its own trap (which must call pg_cleanup), a failed setup cleans up too.
+trap 'pg_cleanup; rm -rf "${T:-}"' EXIT
 pg_as "$PG_BINDIR/initdb" -D "$PG_DIR/data" -A trust -U postgres >/dev/null || { echo "pg.sh: initdb failed" >&2; exit 1; }
-pg_start || { echo "pg.sh: the server did not start: $(tail -3 "$PG_DIR/log")" >&2; exit 1; }
+# A random port may be taken by something else: try a few.
+for _ in 1 2 3 4 5; do
+    pg_start && break
+    PG_PORT=$((40000 + RANDOM % 20000))
+done
+pg_as "$PG_BINDIR/pg_ctl" -D "$PG_DIR/data" status >/dev/null ||
+    { echo "pg.sh: the server did not start: $(tail -3 "$PG_DIR/log")" >&2; exit 1; }
 PG_PSQL=(-h 127.0.0.1 -p "$PG_PORT" -U certprov -d certprov -X -q -A -t)
 pg_as psql -h "$PG_DIR" -p "$PG_PORT" -U postgres -X -q -c "CREATE ROLE certprov LOGIN" \
     -c "CREATE DATABASE certprov OWNER certprov" >/dev/null
