@@ -80,7 +80,7 @@ struct bench_load_options {
     uint32_t concurrency;
     double duration_s; /* hard cap on sending; plus at most drain_s to finish in-flight */
     double drain_s;
-    double rate;       /* 0: closed loop; else open loop at this many requests per second */
+    double rate; /* 0: closed loop; else open loop at this many requests per second */
     const struct bench_csr *csrs;
     uint32_t num_csrs;
     uint32_t num_users;
@@ -90,10 +90,10 @@ struct bench_load_result {
     uint64_t requests;    /* responses received plus failed requests */
     uint64_t enrollments; /* 200 with a certificate */
     uint64_t errors;
-    double elapsed_s;            /* first send to last completion */
-    double client_cpu_s;         /* the generator's own CPU */
-    uint64_t backlog_max;        /* open loop: most intended sends waiting for a connection */
-    struct bench_hist *hist;     /* owned; free() it */
+    double elapsed_s;        /* first send to last completion */
+    double client_cpu_s;     /* the generator's own CPU */
+    uint64_t backlog_max;    /* open loop: most intended sends waiting for a connection */
+    struct bench_hist *hist; /* owned; free() it */
     struct bench_error_kind errs[BENCH_ERROR_KINDS_MAX];
     uint32_t num_errs;
 };

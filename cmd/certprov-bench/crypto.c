@@ -24,7 +24,7 @@
 
 #define CACHE_MAGIC "certprov-bench-csrs v1"
 #define CEILING_THREADS_MAX 256u
-#define CEILING_CHECK_EVERY 32u /* operations between two clock reads */
+#define CEILING_CHECK_EVERY 32u   /* operations between two clock reads */
 #define CEILING_CERT_TBS_LEN 560u /* about the TBSCertificate certprovd signs for a P-256 key */
 
 void bench_user_fill(uint32_t i, char name[64], char ext[16], char pin[16])

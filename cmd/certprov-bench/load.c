@@ -102,8 +102,8 @@ uint64_t bench_hist_quantile(const struct bench_hist *h, double q)
         if (seen >= target) {
             size_t row = i / BENCH_HIST_SUB;
             uint64_t sub = i % BENCH_HIST_SUB;
-            uint64_t v = row == 0 ? sub
-                                  : ((BENCH_HIST_SUB + sub) << (row - 1)) + ((1ull << (row - 1)) / 2);
+            uint64_t v =
+                row == 0 ? sub : ((BENCH_HIST_SUB + sub) << (row - 1)) + ((1ull << (row - 1)) / 2);
             return v < h->max_ns ? v : h->max_ns;
         }
     }
@@ -437,8 +437,8 @@ static int load_init(struct load *l, const struct bench_load_options *opt,
     res->hist = calloc(1, sizeof(*res->hist));
     l->conns = calloc(opt->concurrency, sizeof(*l->conns));
     l->reqs = calloc(opt->num_csrs, sizeof(*l->reqs));
-    l->arena = malloc((size_t)opt->num_csrs * LOAD_REQ_MAX +
-                      (size_t)opt->concurrency * LOAD_RBUF_LEN);
+    l->arena =
+        malloc((size_t)opt->num_csrs * LOAD_REQ_MAX + (size_t)opt->concurrency * LOAD_RBUF_LEN);
     if (res->hist == NULL || l->conns == NULL || l->reqs == NULL || l->arena == NULL) {
         return -ENOMEM;
     }

@@ -71,41 +71,42 @@ struct opts {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: certprov-bench (--spawn [--bin DIR] | --target URL [--pid PID] [--config FILE])\n"
-            "                      [--scenario LIST] [--concurrency LIST] [--duration S]\n"
-            "                      [--rate R|half] [--users N] [--csrs N] [--json FILE] ...\n"
-            "\n"
-            "Load generator and ceiling measurement for certprovd. Measures the crypto ceiling\n"
-            "(P-256 CSR verify + P-256 certificate sign, one thread per core), then runs every\n"
-            "scenario at every concurrency, each bounded in time, and prints a table.\n"
-            "\n"
-            "  --spawn            start a private certprovd (temp dir under --workdir, ca init,\n"
-            "                     user import), stop it with SIGTERM at the end\n"
-            "  --bin DIR          where certprovd and certprovctl are (default: beside this program)\n"
-            "  --target URL       an already running certprovd, http://IPv4:PORT (it must know the\n"
-            "                     users: give --config FILE to import them with certprovctl)\n"
-            "  --pid PID          --target's process, for server CPU and peak RSS\n"
-            "  --scenario LIST    comma-separated: est, soap, soap-tls, renew-mtls, est-pkcs11,\n"
-            "                     est-pool-down (default est)\n"
-            "  --concurrency LIST comma-separated connection counts (default 16)\n"
-            "  --duration S       seconds of load per run, a hard cap (default 10)\n"
-            "  --drain S          at most this long for in-flight requests after it (default 2)\n"
-            "  --rate R           open loop at R requests/s on the connections; latency counts\n"
-            "                     from each request's intended send time\n"
-            "  --rate half        after the closed-loop runs of a scenario, one open-loop run at\n"
-            "                     half its best rate (the p99 bar)\n"
-            "  --users N          users to provision (default 1000)\n"
-            "  --csrs N           CSR pool size (default: --users); cached under --cache-dir\n"
-            "  --cache-dir DIR    default build/bench\n"
-            "  --json FILE        one JSON object per run and line\n"
-            "  --ceiling-ms MS    duration of the ceiling measurement (default 2000; 0 skips it)\n"
-            "  --idle N           hold N idle keep-alive connections open for the whole run and\n"
-            "                     report the server's RSS with them\n"
-            "  --workdir DIR      where --spawn puts its store (default /var/tmp: a real disk)\n"
-            "  --keep             keep the --spawn directory\n"
-            "  -h, --help         this text\n"
-            "Exit status: 0 success, 1 failure, 2 usage error.\n");
+    fprintf(
+        out,
+        "usage: certprov-bench (--spawn [--bin DIR] | --target URL [--pid PID] [--config FILE])\n"
+        "                      [--scenario LIST] [--concurrency LIST] [--duration S]\n"
+        "                      [--rate R|half] [--users N] [--csrs N] [--json FILE] ...\n"
+        "\n"
+        "Load generator and ceiling measurement for certprovd. Measures the crypto ceiling\n"
+        "(P-256 CSR verify + P-256 certificate sign, one thread per core), then runs every\n"
+        "scenario at every concurrency, each bounded in time, and prints a table.\n"
+        "\n"
+        "  --spawn            start a private certprovd (temp dir under --workdir, ca init,\n"
+        "                     user import), stop it with SIGTERM at the end\n"
+        "  --bin DIR          where certprovd and certprovctl are (default: beside this program)\n"
+        "  --target URL       an already running certprovd, http://IPv4:PORT (it must know the\n"
+        "                     users: give --config FILE to import them with certprovctl)\n"
+        "  --pid PID          --target's process, for server CPU and peak RSS\n"
+        "  --scenario LIST    comma-separated: est, soap, soap-tls, renew-mtls, est-pkcs11,\n"
+        "                     est-pool-down (default est)\n"
+        "  --concurrency LIST comma-separated connection counts (default 16)\n"
+        "  --duration S       seconds of load per run, a hard cap (default 10)\n"
+        "  --drain S          at most this long for in-flight requests after it (default 2)\n"
+        "  --rate R           open loop at R requests/s on the connections; latency counts\n"
+        "                     from each request's intended send time\n"
+        "  --rate half        after the closed-loop runs of a scenario, one open-loop run at\n"
+        "                     half its best rate (the p99 bar)\n"
+        "  --users N          users to provision (default 1000)\n"
+        "  --csrs N           CSR pool size (default: --users); cached under --cache-dir\n"
+        "  --cache-dir DIR    default build/bench\n"
+        "  --json FILE        one JSON object per run and line\n"
+        "  --ceiling-ms MS    duration of the ceiling measurement (default 2000; 0 skips it)\n"
+        "  --idle N           hold N idle keep-alive connections open for the whole run and\n"
+        "                     report the server's RSS with them\n"
+        "  --workdir DIR      where --spawn puts its store (default /var/tmp: a real disk)\n"
+        "  --keep             keep the --spawn directory\n"
+        "  -h, --help         this text\n"
+        "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
 static int parse_u32_list(uint32_t *out, uint32_t *num, char *s, uint32_t lo, uint32_t hi)
@@ -157,45 +158,95 @@ static int parse_opt(struct opts *o, int c, char *arg)
     double v = 0;
     int rc = 0;
     switch (c) {
-    case 't': o->target = arg; break;
-    case 'S': o->spawn = true; break;
-    case 'b': o->bin = arg; break;
-    case 'C': o->config = arg; break;
-    case 'p': rc = parse_num(&v, arg, 1, 1 << 22); o->pid = (int)v; break;
-    case 's': rc = parse_scenarios(o, arg); break;
-    case 'c': rc = parse_u32_list(o->conc, &o->num_conc, arg, 1, BENCH_CONNS_MAX); break;
-    case 'd': rc = parse_num(&o->duration_s, arg, 0.1, 3600); break;
-    case 'D': rc = parse_num(&o->drain_s, arg, 0, 60); break;
+    case 't':
+        o->target = arg;
+        break;
+    case 'S':
+        o->spawn = true;
+        break;
+    case 'b':
+        o->bin = arg;
+        break;
+    case 'C':
+        o->config = arg;
+        break;
+    case 'p':
+        rc = parse_num(&v, arg, 1, 1 << 22);
+        o->pid = (int)v;
+        break;
+    case 's':
+        rc = parse_scenarios(o, arg);
+        break;
+    case 'c':
+        rc = parse_u32_list(o->conc, &o->num_conc, arg, 1, BENCH_CONNS_MAX);
+        break;
+    case 'd':
+        rc = parse_num(&o->duration_s, arg, 0.1, 3600);
+        break;
+    case 'D':
+        rc = parse_num(&o->drain_s, arg, 0, 60);
+        break;
     case 'r':
         o->rate_half = strcmp(arg, "half") == 0;
         rc = o->rate_half ? 0 : parse_num(&o->rate, arg, 1, 1e7);
         break;
-    case 'u': rc = parse_num(&v, arg, 1, BENCH_USERS_MAX); o->users = (uint32_t)v; break;
-    case 'n': rc = parse_num(&v, arg, 1, BENCH_CSRS_MAX); o->csrs = (uint32_t)v; break;
-    case 'k': o->cache_dir = arg; break;
-    case 'j': o->json = arg; break;
-    case 'w': o->workdir = arg; break;
-    case 'm': rc = parse_num(&v, arg, 0, 600000); o->ceiling_ms = (uint32_t)v; break;
-    case 'i': rc = parse_num(&v, arg, 0, MAIN_IDLE_MAX); o->idle = (uint32_t)v; break;
-    case 'K': o->keep = true; break;
-    default: rc = -EINVAL; break;
+    case 'u':
+        rc = parse_num(&v, arg, 1, BENCH_USERS_MAX);
+        o->users = (uint32_t)v;
+        break;
+    case 'n':
+        rc = parse_num(&v, arg, 1, BENCH_CSRS_MAX);
+        o->csrs = (uint32_t)v;
+        break;
+    case 'k':
+        o->cache_dir = arg;
+        break;
+    case 'j':
+        o->json = arg;
+        break;
+    case 'w':
+        o->workdir = arg;
+        break;
+    case 'm':
+        rc = parse_num(&v, arg, 0, 600000);
+        o->ceiling_ms = (uint32_t)v;
+        break;
+    case 'i':
+        rc = parse_num(&v, arg, 0, MAIN_IDLE_MAX);
+        o->idle = (uint32_t)v;
+        break;
+    case 'K':
+        o->keep = true;
+        break;
+    default:
+        rc = -EINVAL;
+        break;
     }
     return rc;
 }
 
 static int parse_args(struct opts *o, int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"target", required_argument, NULL, 't'},   {"spawn", no_argument, NULL, 'S'},
-        {"bin", required_argument, NULL, 'b'},      {"config", required_argument, NULL, 'C'},
-        {"pid", required_argument, NULL, 'p'},      {"scenario", required_argument, NULL, 's'},
-        {"concurrency", required_argument, NULL, 'c'}, {"duration", required_argument, NULL, 'd'},
-        {"drain", required_argument, NULL, 'D'},    {"rate", required_argument, NULL, 'r'},
-        {"users", required_argument, NULL, 'u'},    {"csrs", required_argument, NULL, 'n'},
-        {"cache-dir", required_argument, NULL, 'k'}, {"json", required_argument, NULL, 'j'},
-        {"workdir", required_argument, NULL, 'w'},  {"ceiling-ms", required_argument, NULL, 'm'},
-        {"idle", required_argument, NULL, 'i'},     {"keep", no_argument, NULL, 'K'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {{"target", required_argument, NULL, 't'},
+                                       {"spawn", no_argument, NULL, 'S'},
+                                       {"bin", required_argument, NULL, 'b'},
+                                       {"config", required_argument, NULL, 'C'},
+                                       {"pid", required_argument, NULL, 'p'},
+                                       {"scenario", required_argument, NULL, 's'},
+                                       {"concurrency", required_argument, NULL, 'c'},
+                                       {"duration", required_argument, NULL, 'd'},
+                                       {"drain", required_argument, NULL, 'D'},
+                                       {"rate", required_argument, NULL, 'r'},
+                                       {"users", required_argument, NULL, 'u'},
+                                       {"csrs", required_argument, NULL, 'n'},
+                                       {"cache-dir", required_argument, NULL, 'k'},
+                                       {"json", required_argument, NULL, 'j'},
+                                       {"workdir", required_argument, NULL, 'w'},
+                                       {"ceiling-ms", required_argument, NULL, 'm'},
+                                       {"idle", required_argument, NULL, 'i'},
+                                       {"keep", no_argument, NULL, 'K'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -225,8 +276,8 @@ static int parse_target(struct bench_server *s, const char *url)
     if (sscanf(url, "http://%63[^:/]:%u", host, &port) != 2 || port == 0 || port > 65535) {
         return -EINVAL;
     }
-    (void)base_str_copy(s->host, sizeof(s->host), strcmp(host, "localhost") == 0 ? "127.0.0.1"
-                                                                                : host);
+    (void)base_str_copy(s->host, sizeof(s->host),
+                        strcmp(host, "localhost") == 0 ? "127.0.0.1" : host);
     s->port = (uint16_t)port;
     return 0;
 }
@@ -313,8 +364,8 @@ static void json_run(const struct report *rep, const struct run *r)
             "{\"scenario\":\"%s\",\"date\":\"%s\",\"machine\":\"%s\",\"loop\":\"%s\","
             "\"concurrency\":%u,\"rate\":%.0f,\"duration_s\":%.3f,\"requests\":%llu,"
             "\"enrollments\":%llu,\"enrollments_per_s\":%.1f,",
-            r->scen->name, rep->date, rep->machine, r->rate > 0 ? "open" : "closed",
-            r->concurrency, r->rate, x->elapsed_s, (unsigned long long)x->requests,
+            r->scen->name, rep->date, rep->machine, r->rate > 0 ? "open" : "closed", r->concurrency,
+            r->rate, x->elapsed_s, (unsigned long long)x->requests,
             (unsigned long long)x->enrollments, per((double)x->enrollments, x->elapsed_s));
     fprintf(f,
             "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f},",
@@ -542,8 +593,9 @@ static int prepare(struct opts *o, struct bench_server *srv, struct bench_csr **
             return -errno;
         }
         if (bench_users_import(o->bin, o->config, dir, o->users) != 0) {
-            fprintf(stderr, "certprov-bench: warning: user import failed (users already there?); "
-                            "see %s/ctl.log\n",
+            fprintf(stderr,
+                    "certprov-bench: warning: user import failed (users already there?); "
+                    "see %s/ctl.log\n",
                     dir);
         }
     }

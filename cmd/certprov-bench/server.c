@@ -21,9 +21,9 @@
 #include "base/base.h"
 #include "cmd/certprov-bench/bench.h"
 
-#define SERVER_START_MS 20000u  /* certprovd must answer /healthz within this (ASan is slow) */
-#define SERVER_STOP_MS 20000u   /* SIGTERM drains at most 10 s; then SIGKILL */
-#define METRICS_MAX (1u << 20)  /* the /metrics answer we read at most */
+#define SERVER_START_MS 20000u /* certprovd must answer /healthz within this (ASan is slow) */
+#define SERVER_STOP_MS 20000u  /* SIGTERM drains at most 10 s; then SIGKILL */
+#define METRICS_MAX (1u << 20) /* the /metrics answer we read at most */
 #define HTTP_TIMEOUT_S 5
 
 static int pick_port(uint16_t *out)
@@ -82,8 +82,8 @@ static int http_get(char *buf, size_t cap, size_t *out_len, const char *host, ui
     struct timeval tv = {.tv_sec = HTTP_TIMEOUT_S};
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char req[256];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: certprov\r\nConnection: close\r\n\r\n",
-                     path);
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: certprov\r\nConnection: close\r\n\r\n", path);
     size_t len = 0;
     int rc = -ECONNREFUSED;
     if (connect(fd, (const struct sockaddr *)&a, sizeof(a)) == 0 &&
@@ -255,8 +255,8 @@ double bench_proc_cpu_s(int pid)
     const char *p = strrchr(buf, ')');
     unsigned long long ut = 0;
     unsigned long long stime = 0;
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                            &stime) != 2) {
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2) {
         return -1;
     }
     return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
@@ -287,8 +287,17 @@ static double metric(const char *text, const char *name)
 {
     size_t nlen = strlen(name);
     for (const char *p = text; (p = strstr(p, name)) != NULL; p += nlen) {
-        if ((p == text || p[-1] == '\n') && p[nlen] == ' ') {
-            return strtod(p + nlen + 1, NULL);
+        /* "name value" or "name{labels} value" (certprovd writes an empty "{}") */
+        if ((p == text || p[-1] == '\n') && (p[nlen] == ' ' || p[nlen] == '{')) {
+            const char *v = p + nlen;
+            if (*v == '{') {
+                v = strchr(v, '}');
+                if (v == NULL) {
+                    return 0;
+                }
+                v++;
+            }
+            return strtod(v, NULL);
         }
     }
     return 0;
