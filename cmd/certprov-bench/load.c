@@ -1,0 +1,604 @@
+/* certprov-bench: the load. One thread, epoll, non-blocking keep-alive connections; one request
+ * in flight per connection (no pipelining, like a device or a balancer's pooled connection).
+ *
+ * Closed loop: each connection sends its next request as soon as the previous answer is in;
+ * latency is measured from the send. Open loop: request k is due at t0 + k/rate; it goes out on
+ * the first free connection at or after that time, and its latency is measured from the time it
+ * was due, so a stalled server shows up as latency instead of being hidden by a generator that
+ * slows down with it (coordinated omission). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/base64.h>
+
+#include "base/base.h"
+#include "cmd/certprov-bench/bench.h"
+
+#define LOAD_RBUF_LEN 16384u     /* the largest answer we accept (a SOAP answer is ~2 KiB) */
+#define LOAD_REQ_MAX 8192u       /* one prebuilt request */
+#define LOAD_EVENTS_MAX 256u     /* epoll events per wait */
+#define LOAD_RETRY_NS 100000000u /* a connection that failed is retried after 100 ms */
+
+#define SOAP_PATH "/CertProv/CertProvisioningService.svc"
+#define EST_PATH "/.well-known/est/simpleenroll"
+
+enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_IDLE, CONN_SENDING, CONN_WAITING };
+
+struct conn {
+    int fd;
+    enum conn_state state;
+    uint64_t start_ns; /* closed loop: when sent; open loop: when it was due */
+    uint64_t retry_at_ns;
+    const uint8_t *out;
+    size_t out_len;
+    size_t out_off;
+    uint8_t *rbuf;
+    size_t rlen;
+};
+
+struct req {
+    uint8_t *buf;
+    size_t len;
+};
+
+struct load {
+    const struct bench_load_options *opt;
+    struct bench_load_result *res;
+    int ep;
+    struct sockaddr_in addr;
+    struct conn *conns;
+    struct req *reqs;
+    uint8_t *arena;
+    uint32_t next_req;
+    uint32_t inflight;
+    uint32_t num_down;
+    bool stopping;
+    uint64_t t0_ns;
+    uint64_t last_done_ns;
+    uint64_t issued; /* open loop: requests sent so far (request k is due at t0 + k/rate) */
+    uint64_t period_ns;
+};
+
+void bench_hist_add(struct bench_hist *h, uint64_t ns)
+{
+    size_t idx;
+    if (ns < BENCH_HIST_SUB) {
+        idx = ns;
+    } else {
+        unsigned e = 63u - (unsigned)__builtin_clzll(ns); /* >= 6 */
+        size_t row = e - 5u;
+        size_t sub = (size_t)((ns >> (e - 6u)) - BENCH_HIST_SUB);
+        idx = row * BENCH_HIST_SUB + sub;
+        if (row >= BENCH_HIST_EXP) {
+            idx = BENCH_HIST_EXP * BENCH_HIST_SUB - 1;
+        }
+    }
+    h->counts[idx]++;
+    h->total++;
+    h->max_ns = ns > h->max_ns ? ns : h->max_ns;
+}
+
+uint64_t bench_hist_quantile(const struct bench_hist *h, double q)
+{
+    if (h->total == 0) {
+        return 0;
+    }
+    uint64_t target = (uint64_t)(q * (double)h->total + 0.999999);
+    target = target == 0 ? 1 : target;
+    uint64_t seen = 0;
+    for (size_t i = 0; i < BENCH_HIST_EXP * BENCH_HIST_SUB; i++) {
+        seen += h->counts[i];
+        if (seen >= target) {
+            size_t row = i / BENCH_HIST_SUB;
+            uint64_t sub = i % BENCH_HIST_SUB;
+            uint64_t v =
+                row == 0 ? sub : ((BENCH_HIST_SUB + sub) << (row - 1)) + ((1ull << (row - 1)) / 2);
+            return v < h->max_ns ? v : h->max_ns;
+        }
+    }
+    return h->max_ns;
+}
+
+static void count_error(struct bench_load_result *res, const char *name)
+{
+    res->errors++;
+    res->requests++;
+    for (uint32_t i = 0; i < res->num_errs; i++) {
+        if (strcmp(res->errs[i].name, name) == 0) {
+            res->errs[i].count++;
+            return;
+        }
+    }
+    uint32_t i = res->num_errs;
+    if (i == BENCH_ERROR_KINDS_MAX) {
+        i = BENCH_ERROR_KINDS_MAX - 1; /* the last slot collects whatever does not fit */
+        (void)base_str_copy(res->errs[i].name, sizeof(res->errs[i].name), "other");
+    } else {
+        res->num_errs++;
+        (void)base_str_copy(res->errs[i].name, sizeof(res->errs[i].name), name);
+    }
+    res->errs[i].count++;
+}
+
+/* ---- requests, prebuilt once per CSR ---- */
+
+static size_t b64(char *out, const uint8_t *in, size_t len)
+{
+    return EVP_EncodeBlock((uint8_t *)out, in, len);
+}
+
+static int build_req(struct req *r, uint8_t *buf, enum bench_proto proto, const struct bench_csr *c,
+                     uint32_t user)
+{
+    char name[64];
+    char ext[16];
+    char pin[16];
+    char cred[40];
+    char auth[64];
+    char csr64[BENCH_CSR_DER_MAX * 2];
+    char body[LOAD_REQ_MAX];
+    bench_user_fill(user, name, ext, pin);
+    int n = snprintf(cred, sizeof(cred), "%s:%s", ext, pin);
+    ASSERT(n > 0 && (size_t)n < sizeof(cred));
+    b64(auth, (const uint8_t *)cred, (size_t)n);
+    b64(csr64, c->der, c->der_len);
+    if (proto == BENCH_PROTO_EST) {
+        n = snprintf(body, sizeof(body), "%s", csr64);
+    } else {
+        n = snprintf(
+            body, sizeof(body),
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header/>"
+            "<s:Body><GetAndPublishCert xmlns=\"http://schemas.microsoft.com/OCS/AuthWebServices/\""
+            " DeviceId=\"{2C9F6F43-8B0A-4E5D-9E0B-%012X}\" Entity=\"%s\">"
+            "<wst:RequestSecurityToken xmlns:wst=\"http://docs.oasis-open.org/ws-sx/ws-trust/"
+            "200512/\"><wst:TokenType>http://docs.oasis-open.org/wss/2004/01/"
+            "oasis-200401-wss-x509-token-profile-1.0#X509v3</wst:TokenType>"
+            "<wst:RequestType>http://docs.oasis-open.org/ws-sx/ws-trust/200512/Issue"
+            "</wst:RequestType><wsse:BinarySecurityToken xmlns:wsse=\"http://docs.oasis-open.org/"
+            "wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\" ValueType=\"http://"
+            "schemas.microsoft.com/windows/pki/2009/01/enrollment#PKCS10\" EncodingType=\"http://"
+            "docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+            "#base64binary\">%s</wsse:BinarySecurityToken></wst:RequestSecurityToken>"
+            "</GetAndPublishCert></s:Body></s:Envelope>",
+            user, name, csr64);
+    }
+    ASSERT(n > 0 && (size_t)n < sizeof(body));
+    size_t body_len = (size_t)n;
+    n = snprintf((char *)buf, LOAD_REQ_MAX,
+                 "POST %s HTTP/1.1\r\nHost: certprov\r\nAuthorization: Basic %s\r\n"
+                 "Content-Type: %s\r\n%sContent-Length: %zu\r\n\r\n",
+                 proto == BENCH_PROTO_EST ? EST_PATH : SOAP_PATH, auth,
+                 proto == BENCH_PROTO_EST ? "application/pkcs10" : "text/xml; charset=utf-8",
+                 proto == BENCH_PROTO_EST ? ""
+                                          : "SOAPAction: \"http://schemas.microsoft.com/OCS/"
+                                            "AuthWebServices/GetAndPublishCert\"\r\n",
+                 body_len);
+    if (n <= 0 || (size_t)n + body_len > LOAD_REQ_MAX) {
+        return -E2BIG;
+    }
+    memcpy(buf + n, body, body_len);
+    r->buf = buf;
+    r->len = (size_t)n + body_len;
+    return 0;
+}
+
+/* ---- connections ---- */
+
+static void conn_close(struct load *l, struct conn *c, uint64_t retry_at_ns)
+{
+    if (c->fd >= 0) {
+        (void)close(c->fd); /* a close error on a socket we are dropping changes nothing */
+    }
+    c->fd = -1;
+    c->rlen = 0;
+    c->state = CONN_DOWN;
+    c->retry_at_ns = retry_at_ns;
+    l->num_down++;
+}
+
+static void conn_fail(struct load *l, struct conn *c, const char *why, uint64_t now)
+{
+    bool was_busy = c->state == CONN_SENDING || c->state == CONN_WAITING;
+    if (was_busy) {
+        ASSERT(l->inflight > 0);
+        l->inflight--;
+        count_error(l->res, why);
+    } else if (c->state == CONN_CONNECTING) {
+        count_error(l->res, why);
+    }
+    conn_close(l, c, now + (was_busy ? 0 : LOAD_RETRY_NS));
+}
+
+static void conn_open(struct load *l, struct conn *c, uint64_t now)
+{
+    ASSERT(c->state == CONN_DOWN);
+    l->num_down--;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd == -1) {
+        c->state = CONN_CONNECTING;
+        conn_fail(l, c, "conn socket", now);
+        return;
+    }
+    int one = 1;
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->state = CONN_CONNECTING;
+    if (connect(c->fd, (const struct sockaddr *)&l->addr, sizeof(l->addr)) == -1 &&
+        errno != EINPROGRESS) {
+        conn_fail(l, c, "conn refused", now);
+        return;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    ASSERT(epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) == 0);
+}
+
+static void conn_want_out(struct load *l, struct conn *c, bool out)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0u), .data.ptr = c};
+    ASSERT(epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0);
+}
+
+static void conn_flush(struct load *l, struct conn *c, uint64_t now)
+{
+    ASSERT(c->state == CONN_SENDING);
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n == -1 && errno == EAGAIN) {
+            conn_want_out(l, c, true);
+            return;
+        }
+        if (n == -1) {
+            conn_fail(l, c, "conn send", now);
+            return;
+        }
+        c->out_off += (size_t)n;
+    }
+    c->state = CONN_WAITING;
+}
+
+static void conn_send(struct load *l, struct conn *c, uint64_t start_ns, uint64_t now)
+{
+    ASSERT(c->state == CONN_IDLE);
+    const struct req *r = &l->reqs[l->next_req];
+    l->next_req = (l->next_req + 1) % l->opt->num_csrs;
+    c->out = r->buf;
+    c->out_len = r->len;
+    c->out_off = 0;
+    c->rlen = 0;
+    c->start_ns = start_ns;
+    c->state = CONN_SENDING;
+    l->inflight++;
+    conn_flush(l, c, now);
+}
+
+/* dispatch gives an idle connection its next request, if one is due. */
+static void dispatch(struct load *l, struct conn *c, uint64_t now)
+{
+    if (l->stopping || c->state != CONN_IDLE) {
+        return;
+    }
+    if (l->opt->rate <= 0) {
+        conn_send(l, c, now, now);
+        return;
+    }
+    uint64_t due_ns = l->t0_ns + l->issued * l->period_ns;
+    if (due_ns <= now) {
+        l->issued++;
+        conn_send(l, c, due_ns, now);
+    }
+}
+
+/* parse_code extracts the API Code of an error answer: <Code>X</Code> (SOAP) or "X: reason"
+ * (EST text/plain). */
+static void parse_code(char *out, size_t cap, const uint8_t *body, size_t len)
+{
+    const char *b = (const char *)body;
+    const char *start = memmem(b, len, "<Code>", 6);
+    size_t n = 0;
+    if (start != NULL) {
+        start += 6;
+    } else {
+        start = b;
+    }
+    while (start + n < b + len && n + 1 < cap &&
+           ((start[n] >= 'A' && start[n] <= 'Z') || (start[n] >= 'a' && start[n] <= 'z'))) {
+        n++;
+    }
+    memcpy(out, start, n);
+    out[n] = '\0';
+}
+
+/* header_value finds "Name:" among the header lines (case-insensitive) and returns its value. */
+static const char *header_value(const char *h, size_t hlen, const char *name)
+{
+    size_t nlen = strlen(name);
+    const char *end = h + hlen;
+    for (const char *p = memchr(h, '\n', hlen); p != NULL && p + 1 + nlen < end;
+         p = memchr(p + 1, '\n', (size_t)(end - p - 1))) {
+        if (strncasecmp(p + 1, name, nlen) == 0 && p[1 + nlen] == ':') {
+            const char *v = p + 2 + nlen;
+            while (v < end && *v == ' ') {
+                v++;
+            }
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* conn_recv reads what is there; when an answer is complete it is accounted and the connection
+ * becomes idle (or is closed when the server said Connection: close). */
+static void conn_recv(struct load *l, struct conn *c, uint64_t now)
+{
+    ssize_t n = recv(c->fd, c->rbuf + c->rlen, LOAD_RBUF_LEN - c->rlen, 0);
+    if (n == -1 && errno == EAGAIN) {
+        return;
+    }
+    if (n <= 0 || c->state != CONN_WAITING) {
+        conn_fail(l, c, n == 0 ? "conn closed" : "conn reset", now);
+        return;
+    }
+    c->rlen += (size_t)n;
+    const uint8_t *hend = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4);
+    if (hend == NULL) {
+        if (c->rlen == LOAD_RBUF_LEN) {
+            conn_fail(l, c, "answer too large", now);
+        }
+        return;
+    }
+    size_t hlen = (size_t)(hend - c->rbuf) + 4;
+    const char *h = (const char *)c->rbuf;
+    const char *cl = header_value(h, hlen, "Content-Length");
+    if (c->rlen < 12 || memcmp(h, "HTTP/1.1 ", 9) != 0 || cl == NULL) {
+        conn_fail(l, c, "bad answer", now);
+        return;
+    }
+    size_t body_len = strtoul(cl, NULL, 10);
+    if (hlen + body_len > LOAD_RBUF_LEN) {
+        conn_fail(l, c, "answer too large", now);
+        return;
+    }
+    if (c->rlen < hlen + body_len) {
+        return;
+    }
+    int status = atoi(h + 9);
+    const char *conn_hdr = header_value(h, hlen, "Connection");
+    bool close_after = conn_hdr != NULL && strncasecmp(conn_hdr, "close", 5) == 0;
+    ASSERT(l->inflight > 0);
+    l->inflight--;
+    l->last_done_ns = now;
+    if (status == 200 && body_len > 0) {
+        l->res->requests++;
+        l->res->enrollments++;
+        bench_hist_add(l->res->hist, now - c->start_ns);
+    } else {
+        char code[32];
+        char name[BENCH_ERROR_NAME_MAX];
+        parse_code(code, sizeof(code), c->rbuf + hlen, body_len);
+        snprintf(name, sizeof(name), "%d %s", status, code);
+        count_error(l->res, name);
+    }
+    bool extra = c->rlen > hlen + body_len; /* we never pipeline: bytes nobody asked for */
+    c->state = CONN_IDLE;
+    c->rlen = 0;
+    if (close_after || extra) {
+        conn_close(l, c, now);
+        return;
+    }
+    dispatch(l, c, now);
+}
+
+static void on_event(struct load *l, struct conn *c, uint32_t events, uint64_t now)
+{
+    if (c->state == CONN_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if ((events & (EPOLLERR | EPOLLHUP)) != 0 ||
+            getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 || err != 0) {
+            conn_fail(l, c, "conn refused", now);
+            return;
+        }
+        c->state = CONN_IDLE;
+        conn_want_out(l, c, false);
+        dispatch(l, c, now);
+        return;
+    }
+    if (c->state == CONN_SENDING && (events & EPOLLOUT) != 0) {
+        conn_want_out(l, c, false);
+        conn_flush(l, c, now);
+    }
+    if (c->state != CONN_DOWN && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) {
+        conn_recv(l, c, now);
+    }
+}
+
+/* ---- the run ---- */
+
+static int load_init(struct load *l, const struct bench_load_options *opt,
+                     struct bench_load_result *res)
+{
+    *l = (struct load){.opt = opt, .res = res, .ep = -1};
+    l->addr.sin_family = AF_INET;
+    l->addr.sin_port = htons(opt->port);
+    if (inet_pton(AF_INET, opt->host, &l->addr.sin_addr) != 1) {
+        return -EINVAL;
+    }
+    res->hist = calloc(1, sizeof(*res->hist));
+    l->conns = calloc(opt->concurrency, sizeof(*l->conns));
+    l->reqs = calloc(opt->num_csrs, sizeof(*l->reqs));
+    l->arena =
+        malloc((size_t)opt->num_csrs * LOAD_REQ_MAX + (size_t)opt->concurrency * LOAD_RBUF_LEN);
+    if (res->hist == NULL || l->conns == NULL || l->reqs == NULL || l->arena == NULL) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < opt->num_csrs; i++) {
+        int rc = build_req(&l->reqs[i], l->arena + (size_t)i * LOAD_REQ_MAX, opt->proto,
+                           &opt->csrs[i], i % opt->num_users);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    uint8_t *rbufs = l->arena + (size_t)opt->num_csrs * LOAD_REQ_MAX;
+    for (uint32_t i = 0; i < opt->concurrency; i++) {
+        l->conns[i] = (struct conn){.fd = -1, .rbuf = rbufs + (size_t)i * LOAD_RBUF_LEN};
+    }
+    l->num_down = opt->concurrency;
+    l->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (l->ep == -1) {
+        return -errno;
+    }
+    if (opt->rate > 0) {
+        l->period_ns = (uint64_t)(1e9 / opt->rate);
+        l->period_ns = l->period_ns == 0 ? 1 : l->period_ns;
+    }
+    return 0;
+}
+
+static void load_cleanup(struct load *l)
+{
+    for (uint32_t i = 0; l->conns != NULL && i < l->opt->concurrency; i++) {
+        if (l->conns[i].fd >= 0) {
+            (void)close(l->conns[i].fd);
+        }
+    }
+    if (l->ep >= 0) {
+        (void)close(l->ep);
+    }
+    free(l->conns);
+    free(l->reqs);
+    free(l->arena);
+}
+
+static uint64_t next_wake_ns(const struct load *l, uint64_t now, uint64_t deadline_ns,
+                             uint64_t end_ns)
+{
+    uint64_t wake = l->stopping ? end_ns : deadline_ns;
+    if (!l->stopping && l->opt->rate > 0) {
+        uint64_t due = l->t0_ns + l->issued * l->period_ns;
+        wake = due < wake ? due : wake;
+    }
+    if (!l->stopping && l->num_down > 0) {
+        wake = now + 10000000u < wake ? now + 10000000u : wake;
+    }
+    return wake;
+}
+
+static double thread_cpu_s(void)
+{
+    struct rusage ru;
+    ASSERT(getrusage(RUSAGE_THREAD, &ru) == 0);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+int bench_load_run(struct bench_load_result *out, const struct bench_load_options *opt)
+{
+    ASSERT(opt->concurrency > 0 && opt->concurrency <= BENCH_CONNS_MAX);
+    ASSERT(opt->num_csrs > 0 && opt->num_users > 0);
+    ASSERT(opt->duration_s > 0);
+    memset(out, 0, sizeof(*out));
+    struct load l;
+    int rc = load_init(&l, opt, out);
+    if (rc != 0) {
+        load_cleanup(&l);
+        free(out->hist);
+        out->hist = NULL;
+        return rc;
+    }
+    double cpu0 = thread_cpu_s();
+    l.t0_ns = clock_mono_ns();
+    l.last_done_ns = l.t0_ns;
+    uint64_t deadline_ns = l.t0_ns + (uint64_t)(opt->duration_s * 1e9);
+    uint64_t end_ns = deadline_ns + (uint64_t)(opt->drain_s * 1e9);
+    struct epoll_event evs[LOAD_EVENTS_MAX];
+    /* The event loop: bounded by end_ns (the duration plus the drain), checked every turn. */
+    for (;;) {
+        uint64_t now = clock_mono_ns();
+        if (!l.stopping && now >= deadline_ns) {
+            l.stopping = true;
+        }
+        if (l.stopping && (l.inflight == 0 || now >= end_ns)) {
+            break;
+        }
+        for (uint32_t i = 0; !l.stopping && l.num_down > 0 && i < opt->concurrency; i++) {
+            if (l.conns[i].state == CONN_DOWN && l.conns[i].retry_at_ns <= now) {
+                conn_open(&l, &l.conns[i], now);
+            }
+        }
+        for (uint32_t i = 0; opt->rate > 0 && !l.stopping && i < opt->concurrency; i++) {
+            dispatch(&l, &l.conns[i], now); /* open loop: what fell due while all were busy */
+        }
+        uint64_t wake = next_wake_ns(&l, now, deadline_ns, end_ns);
+        uint64_t wait_ns = wake > now ? wake - now : 0;
+        struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000u),
+                              .tv_nsec = (long)(wait_ns % 1000000000u)};
+        int n = epoll_pwait2(l.ep, evs, LOAD_EVENTS_MAX, &ts, NULL);
+        if (n == -1 && errno != EINTR) {
+            rc = -errno;
+            break;
+        }
+        now = clock_mono_ns();
+        for (int i = 0; i < n; i++) {
+            on_event(&l, evs[i].data.ptr, evs[i].events, now);
+        }
+    }
+    for (uint32_t i = 0; i < l.inflight; i++) {
+        count_error(out, "timeout (drain)");
+    }
+    if (opt->rate > 0) {
+        uint64_t due = (uint64_t)(opt->duration_s * opt->rate);
+        out->backlog_max = due > l.issued ? due - l.issued : 0; /* never sent: generator bound */
+    }
+    out->elapsed_s = (double)(l.last_done_ns - l.t0_ns) / 1e9;
+    out->client_cpu_s = thread_cpu_s() - cpu0;
+    load_cleanup(&l);
+    return rc;
+}
+
+/* ---- idle connections ---- */
+
+uint32_t bench_idle_open(int *fds, uint32_t num, const char *host, uint16_t port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+        return 0;
+    }
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: certprov\r\n\r\n";
+    struct timeval tv = {.tv_sec = 2};
+    uint32_t open = 0;
+    for (uint32_t i = 0; i < num; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        char buf[512];
+        if (fd == -1) {
+            break;
+        }
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (connect(fd, (const struct sockaddr *)&a, sizeof(a)) == -1 ||
+            send(fd, get, sizeof(get) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(get) - 1) ||
+            recv(fd, buf, sizeof(buf), 0) <= 0) {
+            (void)close(fd);
+            break;
+        }
+        fds[open++] = fd;
+    }
+    return open;
+}
+
+void bench_idle_close(int *fds, uint32_t num)
+{
+    for (uint32_t i = 0; i < num; i++) {
+        (void)close(fds[i]);
+        fds[i] = -1;
+    }
+}

@@ -1,0 +1,329 @@
+/* certprov-bench: the server side. --spawn makes a private certprovd (temp dir, configuration,
+ * `certprovctl ca init`, `certprovctl user import`), and for any run with a known PID the report
+ * reads its CPU time from /proc/PID/stat and its peak RSS from /proc/PID/status; /metrics gives
+ * the batch and commit figures. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "cmd/certprov-bench/bench.h"
+
+#define SERVER_START_MS 20000u /* certprovd must answer /healthz within this (ASan is slow) */
+#define SERVER_STOP_MS 20000u  /* SIGTERM drains at most 10 s; then SIGKILL */
+#define METRICS_MAX (1u << 20) /* the /metrics answer we read at most */
+#define HTTP_TIMEOUT_S 5
+
+static int pick_port(uint16_t *out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int rc = -errno;
+    if (fd != -1 && bind(fd, (const struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        *out = ntohs(a.sin_port);
+        rc = 0;
+    }
+    if (fd != -1) {
+        (void)close(fd);
+    }
+    return rc;
+}
+
+/* run_wait runs argv to completion with stdout and stderr appended to `log`. */
+static int run_wait(char *const argv[], const char *log)
+{
+    pid_t pid = fork();
+    if (pid == -1) {
+        return -errno;
+    }
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd != -1) {
+            (void)dup2(fd, 1);
+            (void)dup2(fd, 2);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    if (waitpid(pid, &st, 0) == -1) {
+        return -errno;
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+}
+
+/* http_get does one GET with Connection: close and returns the status, the whole answer in
+ * `buf` (NUL-terminated), or a negative errno. */
+static int http_get(char *buf, size_t cap, size_t *out_len, const char *host, uint16_t port,
+                    const char *path)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+        return -EINVAL;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        return -errno;
+    }
+    struct timeval tv = {.tv_sec = HTTP_TIMEOUT_S};
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char req[256];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: certprov\r\nConnection: close\r\n\r\n", path);
+    size_t len = 0;
+    int rc = -ECONNREFUSED;
+    if (connect(fd, (const struct sockaddr *)&a, sizeof(a)) == 0 &&
+        send(fd, req, (size_t)n, MSG_NOSIGNAL) == n) {
+        ssize_t r;
+        while (len + 1 < cap && (r = recv(fd, buf + len, cap - 1 - len, 0)) > 0) {
+            len += (size_t)r;
+        }
+        buf[len] = '\0';
+        rc = len > 12 && memcmp(buf, "HTTP/1.", 7) == 0 ? atoi(buf + 9) : -EBADMSG;
+    }
+    (void)close(fd);
+    *out_len = len;
+    return rc;
+}
+
+int bench_users_import(const char *bin, const char *config, const char *dir, uint32_t num_users)
+{
+    char csv[BENCH_PATH_MAX + 16];
+    char ctl[BENCH_PATH_MAX + 16];
+    char log[BENCH_PATH_MAX + 16];
+    snprintf(csv, sizeof(csv), "%s/users.csv", dir);
+    snprintf(ctl, sizeof(ctl), "%s/certprovctl", bin);
+    snprintf(log, sizeof(log), "%s/ctl.log", dir);
+    FILE *f = fopen(csv, "we");
+    if (f == NULL) {
+        return -errno;
+    }
+    fprintf(f, "uri,phone,ext,pool,pin\n");
+    for (uint32_t i = 0; i < num_users; i++) {
+        char name[64];
+        char ext[16];
+        char pin[16];
+        bench_user_fill(i, name, ext, pin);
+        fprintf(f, "sip:%s,,%s,pool1,%s\n", name, ext, pin);
+    }
+    if (fclose(f) != 0) {
+        return -EIO;
+    }
+    char *const argv[] = {ctl, "-c", (char *)(uintptr_t)config, "user", "import", csv, NULL};
+    return run_wait(argv, log);
+}
+
+int bench_server_spawn(struct bench_server *s, const char *bin, const char *workdir,
+                       uint32_t num_users, uint32_t max_conns)
+{
+    memset(s, 0, sizeof(*s));
+    (void)base_str_copy(s->host, sizeof(s->host), "127.0.0.1");
+    snprintf(s->dir, sizeof(s->dir), "%s/certprov-bench-XXXXXX", workdir);
+    if (mkdtemp(s->dir) == NULL || pick_port(&s->port) != 0) {
+        return -errno;
+    }
+    snprintf(s->config, sizeof(s->config), "%s/certprov.ini", s->dir);
+    FILE *f = fopen(s->config, "we");
+    if (f == NULL) {
+        return -errno;
+    }
+    /* Durable commits on the real disk under workdir (never tmpfs), P-256 CA (ca init default). */
+    fprintf(f,
+            "[server]\nname = bench.example.com\nlisten = 127.0.0.1:%u\nmax_connections = %u\n"
+            "[store]\npath = store\nmap_size = 16GiB\n[pool.pool1]\nstore = embedded\n",
+            s->port, max_conns);
+    if (fclose(f) != 0) {
+        return -EIO;
+    }
+    char ctl[BENCH_PATH_MAX + 16];
+    char d[BENCH_PATH_MAX + 16];
+    char log[BENCH_PATH_MAX + 16];
+    snprintf(ctl, sizeof(ctl), "%s/certprovctl", bin);
+    snprintf(d, sizeof(d), "%s/certprovd", bin);
+    snprintf(log, sizeof(log), "%s/ctl.log", s->dir);
+    char *const init[] = {ctl, "-c", s->config, "ca", "init", NULL};
+    if (run_wait(init, log) != 0) {
+        fprintf(stderr, "certprov-bench: certprovctl ca init failed; see %s\n", log);
+        return -EIO;
+    }
+    if (bench_users_import(bin, s->config, s->dir, num_users) != 0) {
+        fprintf(stderr, "certprov-bench: certprovctl user import failed; see %s\n", log);
+        return -EIO;
+    }
+    snprintf(log, sizeof(log), "%s/daemon.log", s->dir);
+    pid_t pid = fork();
+    if (pid == -1) {
+        return -errno;
+    }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        (void)dup2(null, 0);
+        (void)dup2(null, 1);
+        char *const argv[] = {d, "-c", s->config, "--log", log, NULL};
+        execv(d, argv);
+        _exit(127);
+    }
+    s->pid = pid;
+    s->spawned = true;
+    for (uint32_t waited = 0; waited < SERVER_START_MS; waited += 20) {
+        char buf[512];
+        size_t len = 0;
+        if (http_get(buf, sizeof(buf), &len, s->host, s->port, "/healthz") == 200) {
+            return 0;
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            s->pid = 0;
+            fprintf(stderr, "certprov-bench: certprovd exited at start; see %s\n", log);
+            return -EIO;
+        }
+        struct timespec ts = {.tv_nsec = 20000000};
+        (void)nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "certprov-bench: certprovd did not answer /healthz; see %s\n", log);
+    return -ETIMEDOUT;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int bench_server_stop(struct bench_server *s, bool keep)
+{
+    int rc = 0;
+    if (s->spawned && s->pid > 0) {
+        (void)kill(s->pid, SIGTERM);
+        int st = 0;
+        uint32_t waited = 0;
+        while (waitpid(s->pid, &st, WNOHANG) == 0) {
+            if (waited >= SERVER_STOP_MS) {
+                (void)kill(s->pid, SIGKILL);
+                (void)waitpid(s->pid, &st, 0);
+                break;
+            }
+            struct timespec ts = {.tv_nsec = 20000000};
+            (void)nanosleep(&ts, NULL);
+            waited += 20;
+        }
+        rc = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+        if (rc != 0) {
+            fprintf(stderr, "certprov-bench: certprovd did not exit cleanly (status %d); see %s\n",
+                    st, s->dir);
+            keep = true;
+        }
+        s->pid = 0;
+    }
+    if (s->spawned && !keep) {
+        (void)nftw(s->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    } else if (s->spawned) {
+        fprintf(stderr, "certprov-bench: kept %s\n", s->dir);
+    }
+    return rc;
+}
+
+double bench_proc_cpu_s(int pid)
+{
+    char path[64];
+    char buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields after the command (which may hold spaces) start after the last ')'; utime and
+     * stime are fields 14 and 15, that is the 12th and 13th after it. */
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut = 0;
+    unsigned long long stime = 0;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2) {
+        return -1;
+    }
+    return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+long bench_proc_kib(int pid, const char *field)
+{
+    char path[64];
+    char line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return -1;
+    }
+    long kib = -1;
+    size_t flen = strlen(field);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, field, flen) == 0) {
+            kib = strtol(line + flen, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kib;
+}
+
+static double metric(const char *text, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = text; (p = strstr(p, name)) != NULL; p += nlen) {
+        /* "name value" or "name{labels} value" (certprovd writes an empty "{}") */
+        if ((p == text || p[-1] == '\n') && (p[nlen] == ' ' || p[nlen] == '{')) {
+            const char *v = p + nlen;
+            if (*v == '{') {
+                v = strchr(v, '}');
+                if (v == NULL) {
+                    return 0;
+                }
+                v++;
+            }
+            return strtod(v, NULL);
+        }
+    }
+    return 0;
+}
+
+int bench_metrics_scrape(struct bench_metrics *out, const char *host, uint16_t port)
+{
+    memset(out, 0, sizeof(*out));
+    char *buf = malloc(METRICS_MAX);
+    if (buf == NULL) {
+        return -ENOMEM;
+    }
+    size_t len = 0;
+    int rc = http_get(buf, METRICS_MAX, &len, host, port, "/metrics");
+    if (rc == 200) {
+        out->ok = true;
+        out->batch_sum = metric(buf, "certprov_batch_size_sum");
+        out->batch_count = metric(buf, "certprov_batch_size_count");
+        out->commit_sum = metric(buf, "certprov_lmdb_commit_seconds_sum");
+        out->commit_count = metric(buf, "certprov_lmdb_commit_seconds_count");
+        out->group_sum = metric(buf, "certprov_commit_group_size_sum");
+        out->group_count = metric(buf, "certprov_commit_group_size_count");
+        rc = 0;
+    } else {
+        rc = rc < 0 ? rc : -EIO;
+    }
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# certprov-bench smoke run (a few hundred requests), so that the harness cannot rot: --spawn
+# against this MODE's certprovd, est and soap closed loop, est open loop, a scenario that is not
+# runnable yet, and the JSON keys the benchmark issue promises. `make bench` is the real run.
+. "$(dirname "$0")/lib.sh"
+B="$BIN/certprov-bench"
+COMMON=(--spawn --bin "$BIN" --users 40 --cache-dir "$T" --workdir "$T" --ceiling-ms 200)
+
+check "help" "$B" --help
+has "help names the scenarios" "$T/out" "est-pool-down"
+expect_exit 2 "exactly one of --spawn and --target" "no mode is a usage error" "$B"
+expect_exit 2 "bad or incomplete option" "unknown scenario is a usage error" "$B" --spawn --scenario nope
+
+check "closed loop est, soap, soap-tls" "$B" "${COMMON[@]}" --scenario est,soap,soap-tls \
+    --concurrency 8 --duration 3 --json "$T/closed.json"
+cp "$T/out" "$T/closed.out"
+has "table header" "$T/closed.out" "^scenario +loop +conc"
+has "ceiling line" "$T/closed.out" "^crypto ceiling .*enrollments/s"
+has "soap-tls is skipped with the reason" "$T/closed.out" "^soap-tls +skipped: needs TLS"
+same "one JSON object per run" "$(wc -l <"$T/closed.json")" 3
+for s in est soap; do
+    grep "\"scenario\":\"$s\"" "$T/closed.json" >"$T/$s.json"
+    n=$(grep -o '"enrollments":[0-9]*' "$T/$s.json" | cut -d: -f2)
+    if [ "${n:-0}" -gt 0 ]; then ok; else bad "$s: no enrollments: $(cat "$T/$s.json")"; fi
+    has "$s: zero errors" "$T/$s.json" '"errors_total":0,'
+    for k in scenario concurrency enrollments_per_s latency_us p50 p90 p99 p99_9 max errors \
+        server_cpu_us_per_enrollment server_peak_rss_kib batch_size_avg commit_seconds_avg \
+        ceiling cpu_ratio_to_ceiling; do
+        has "$s: JSON key $k" "$T/$s.json" "\"$k\":"
+    done
+    has "$s: server CPU measured" "$T/$s.json" '"server_cpu_us_per_enrollment":[0-9]'
+    has "$s: batches seen in /metrics" "$T/$s.json" '"batch_size_avg":[1-9]'
+done
+has "skipped run in JSON" "$T/closed.json" '"scenario":"soap-tls".*"skipped":"needs TLS'
+
+check "open loop est" "$B" "${COMMON[@]}" --scenario est --rate 60 --concurrency 4 --duration 2 \
+    --json "$T/open.json"
+has "open loop: enrollments" "$T/open.json" '"loop":"open".*"enrollments":[1-9]'
+has "open loop: zero errors" "$T/open.json" '"errors_total":0,'
+finish
