@@ -210,7 +210,7 @@ struct signer_service {
     struct store *st;
     struct signer_ca *ca;
     struct signer_pin_key *pin_key;
-    struct store_publisher *pub; /* borrowed, may be NULL (the publisher, issue 4) */
+    struct store_publisher *pub;         /* borrowed, may be NULL (the publisher, issue 4) */
     _Atomic(struct ioring_engine *) eng; /* set after the rings start: read atomically */
     struct svc_ring *rings;
     uint32_t num_rings;

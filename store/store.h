@@ -300,6 +300,8 @@ struct store_publisher_options {
     uint32_t backoff_min_ms;      /* first retry ceiling; 0 = 1000 */
     uint32_t backoff_max_ms;      /* largest retry ceiling; 0 = 300000 */
     uint32_t poll_ms;             /* longest sleep between looks at the outbox; 0 = 1000 */
+    uint32_t coalesce_ms;         /* after a partial batch, gather this long before the next
+                                   * (fewer synced commits under load); 0 = 25 */
     store_publish_fault_fn fault; /* NULL in production */
     void *fault_ctx;
 };

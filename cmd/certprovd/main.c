@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,8 +184,32 @@ static int start_publisher(struct daemon *d)
     return 0;
 }
 
+/* raise_nofile lifts the soft descriptor limit to what max_connections needs (the default soft
+ * limit of 1024 would cap the engine silently), within the hard limit. */
+static void raise_nofile(uint32_t max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    rlim_t want = (rlim_t)max_connections + 256; /* listeners, LMDB, eventfds, logs */
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) {
+        log_warn("certprovd: nofile_limit hard=%llu needed=%llu action=\"raise LimitNOFILE or "
+                 "lower [server] max_connections\"",
+                 (unsigned long long)rl.rlim_max, (unsigned long long)want);
+        want = rl.rlim_max;
+    }
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("certprovd: setrlimit_nofile_failed errno=%d", errno);
+        }
+    }
+}
+
 static int serve(struct daemon *d, const sigset_t *set)
 {
+    raise_nofile(d->cfg.max_connections);
     struct ioring_options io;
     ioring_options_default(&io);
     io.listen = d->cfg.listen;

@@ -33,6 +33,14 @@ for s in est soap; do
 done
 has "skipped run in JSON" "$T/closed.json" '"scenario":"soap-tls".*"skipped":"needs TLS'
 
+# Issue 3: 1000 concurrent keep-alive connections, each enrolling over and over.
+ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+check "1000 concurrent keep-alive connections" "$B" "${COMMON[@]}" --users 200 --scenario est \
+    --concurrency 1000 --duration 3 --json "$T/c1000.json"
+has "1000 connections: zero errors" "$T/c1000.json" '"concurrency":1000,.*"errors_total":0,'
+n=$(grep -o '"enrollments":[0-9]*' "$T/c1000.json" | cut -d: -f2)
+if [ "${n:-0}" -ge 1000 ]; then ok; else bad "1000 connections: only ${n:-0} enrollments"; fi
+
 check "open loop est" "$B" "${COMMON[@]}" --scenario est --rate 60 --concurrency 4 --duration 2 \
     --json "$T/open.json"
 has "open loop: enrollments" "$T/open.json" '"loop":"open".*"enrollments":[1-9]'
