@@ -37,7 +37,14 @@ has "skipped run in JSON" "$T/closed.json" '"scenario":"soap-tls".*"skipped":"ne
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 check "1000 concurrent keep-alive connections" "$B" "${COMMON[@]}" --users 200 --scenario est \
     --concurrency 1000 --duration 3 --json "$T/c1000.json"
-has "1000 connections: zero errors" "$T/c1000.json" '"concurrency":1000,.*"errors_total":0,'
+# More enrollments in flight than [server] max_inflight allows are answered 503 Overloaded
+# (backpressure, by design, depending on how fast this build is); anything else is an error.
+errs=$(grep -o '"errors":{[^}]*}' "$T/c1000.json")
+if echo "$errs" | sed 's/"503 Overloaded":[0-9]*//' | grep -q '"[^"]*":[0-9]'; then
+    bad "1000 connections: errors other than 503 Overloaded: $errs"
+else
+    ok
+fi
 n=$(grep -o '"enrollments":[0-9]*' "$T/c1000.json" | cut -d: -f2)
 if [ "${n:-0}" -ge 1000 ]; then ok; else bad "1000 connections: only ${n:-0} enrollments"; fi
 
