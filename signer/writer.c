@@ -1,7 +1,8 @@
 /* The writer thread: group commit. It takes every item the rings queued (up to what one store
- * batch holds), stores their certificates, outbox entries and lockout updates in ONE synced LMDB
- * transaction, and only then answers them (invariant 1: durable before visible). While it
- * commits, the rings keep queueing, so the next group is as large as the load made it. */
+ * batch holds), stores their certificates, outbox entries and lockout updates in ONE LMDB
+ * transaction, and answers them only once that transaction is durable (invariant 1: durable
+ * before visible; see writer_main for the pipelining). While it commits, the rings keep
+ * queueing, so the next group is as large as the load made it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,8 @@
 #include "ioring/ioring.h"
 #include "signer/internal.h"
 
-/* lockout_slot returns the batch's pending lockout state for `uri`, adding it (read from the
- * store) when absent. NULL when the batch has no room or the store cannot be read. */
-static struct store_lockout *lockout_slot(struct signer_service *svc, const char *uri)
+/* lockout_find returns the batch's pending lockout state for `uri`, or NULL. */
+static struct store_lockout *lockout_find(struct signer_service *svc, const char *uri)
 {
     struct store_batch *b = svc->batch;
     for (size_t i = 0; i < b->num_lockouts; i++) {
@@ -21,11 +21,39 @@ static struct store_lockout *lockout_slot(struct signer_service *svc, const char
             return &b->lockouts[i].lockout;
         }
     }
+    return NULL;
+}
+
+/* lockout_slot returns the batch's pending lockout state for `uri`, adding it (read from the
+ * store) when absent. NULL when the batch has no room or the store cannot be read. */
+static struct store_lockout *lockout_slot(struct signer_service *svc, const char *uri)
+{
+    struct store_lockout *found = lockout_find(svc, uri);
+    if (found != NULL) {
+        return found;
+    }
+    struct store_batch *b = svc->batch;
     struct store_lockout l;
     if (store_lockout_get(svc->st, &l, uri) != 0 || store_batch_add_lockout(b, uri, &l) != 0) {
         return NULL;
     }
     return &b->lockouts[b->num_lockouts - 1].lockout;
+}
+
+/* lockout_success clears the user's failure window. A record with nothing to clear (nearly every
+ * sign-in) is not rewritten: the commit then touches no lockout page for it. */
+static void lockout_success(struct signer_service *svc, const char *uri)
+{
+    struct store_lockout *l = lockout_find(svc, uri);
+    if (l != NULL) {
+        (void)signer_lockout_success(l);
+        return;
+    }
+    struct store_lockout cur;
+    if (store_lockout_get(svc->st, &cur, uri) == 0 && signer_lockout_success(&cur) &&
+        store_batch_add_lockout(svc->batch, uri, &cur) != 0) {
+        log_err("signer: lockout_update_dropped uri=%s", uri);
+    }
 }
 
 /* add_lockouts applies the item's PIN outcome to the batch, in commit order: concurrent failures
@@ -41,10 +69,7 @@ static void add_lockouts(struct signer_service *svc, struct svc_item *it, int64_
         }
     }
     if (it->pin_success) {
-        struct store_lockout *l = lockout_slot(svc, it->user.uri);
-        if (l != NULL) {
-            (void)signer_lockout_success(l);
-        }
+        lockout_success(svc, it->user.uri);
     }
 }
 
@@ -180,7 +205,21 @@ static void wake_publisher(struct signer_service *svc, struct svc_item **items, 
     }
 }
 
-static void commit_group(struct signer_service *svc, struct svc_item **items, size_t n)
+/* finish answers a group whose commit returned `rc`; when rc == 0 the group is durable. */
+static void finish(struct signer_service *svc, struct svc_item **items, size_t n, int rc)
+{
+    if (rc == 0) {
+        wake_publisher(svc, items, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        answer(svc, items[i], rc);
+    }
+}
+
+/* commit_group stores the group's certificates and lockout updates. Returns the commit's result;
+ * *out_stored tells whether anything was committed (and so waits to become durable). */
+static int commit_group(struct signer_service *svc, struct svc_item **items, size_t n,
+                        bool *out_stored)
 {
     store_batch_clear(svc->batch);
     int64_t now = clock_real_s();
@@ -191,16 +230,13 @@ static void commit_group(struct signer_service *svc, struct svc_item **items, si
         add_lockouts(svc, items[i], now);
     }
     int rc = 0;
+    *out_stored = false;
     if (svc->batch->num_items > 0 || svc->batch->num_lockouts > 0) {
         rc = commit(svc, items, n);
+        *out_stored = rc == 0;
     }
     svc_histogram_add(&svc->metrics.commit_size, n);
-    if (rc == 0) {
-        wake_publisher(svc, items, n);
-    }
-    for (size_t i = 0; i < n; i++) {
-        answer(svc, items[i], rc);
-    }
+    return rc;
 }
 
 /* take_group moves queued items into `items`: at most STORE_BATCH_MAX, and no more than the
@@ -224,22 +260,44 @@ static size_t take_group(struct signer_service *svc, struct svc_item **items)
     return n;
 }
 
+/* writer_main pipelines durability (store.h, defer_meta_sync): a group whose commit returned is
+ * answered when the NEXT commit has returned (that commit's data sync also made the group's
+ * meta page durable), or, when no next group is waiting, after one explicit sync. Under load
+ * every group then costs one disk sync instead of two. */
 static void *writer_main(void *arg)
 {
     struct signer_service *svc = arg;
     struct svc_item *items[STORE_BATCH_MAX];
-    for (;;) { /* the writer's loop ends only when stopped with an empty queue */
+    struct svc_item *pending[STORE_BATCH_MAX]; /* committed, not yet known durable */
+    size_t num_pending = 0;
+    bool deferred = store_defers_sync(svc->st);
+    for (;;) { /* the writer's loop ends only when stopped with nothing queued or pending */
         pthread_mutex_lock(&svc->wlock);
-        while (svc->q_len == 0 && !svc->stopping) {
+        while (svc->q_len == 0 && num_pending == 0 && !svc->stopping) {
             pthread_cond_wait(&svc->wcond, &svc->wlock);
         }
         size_t n = take_group(svc, items);
-        bool done = n == 0 && svc->stopping;
+        bool done = n == 0 && num_pending == 0 && svc->stopping;
         pthread_mutex_unlock(&svc->wlock);
         if (done) {
             break;
         }
-        commit_group(svc, items, n);
+        bool stored = false;
+        int rc = n > 0 ? commit_group(svc, items, n, &stored) : 0;
+        if (num_pending > 0) {
+            int prc = stored ? 0 : store_sync(svc->st);
+            if (prc != 0) {
+                log_err("signer: sync_failed rc=%d items=%zu", prc, num_pending);
+            }
+            finish(svc, pending, num_pending, prc);
+            num_pending = 0;
+        }
+        if (stored && deferred) {
+            memcpy(pending, items, n * sizeof(items[0]));
+            num_pending = n;
+        } else {
+            finish(svc, items, n, rc);
+        }
     }
     return NULL;
 }

@@ -356,8 +356,18 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
     if (rc != 0) {
         goto out;
     }
+    if (st->defer_meta_sync && batch->num_items > 0) {
+        /* Marked before the commit makes them visible: a reader never sees them unmarked. */
+        uint64_t nd = atomic_load(&st->nondurable_seq);
+        atomic_store(&st->nondurable_seq, nd < c.first_seq ? nd : c.first_seq);
+    }
     rc = store_txn_commit(st, c.txn);
     c.txn = NULL;
+    if (rc == 0 && st->defer_meta_sync) {
+        /* This commit synced its data pages, and with them the meta pages of every earlier
+         * commit: only this one can still be undone by a system crash. */
+        atomic_store(&st->nondurable_seq, batch->num_items > 0 ? c.first_seq : UINT64_MAX);
+    }
     if (rc == 0) {
         for (size_t i = 0; i < batch->num_items; i++) {
             batch->items[i].meta.seq = c.first_seq + i;

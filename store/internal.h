@@ -23,6 +23,7 @@
 
 #include <assert.h>
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,6 +66,12 @@ struct store {
     MDB_dbi pools;
     MDB_dbi poolstate;
     bool has_poolstate; /* false only for a read-only open of an older environment */
+    bool defer_meta_sync;
+    /* With defer_meta_sync: the lowest certificate seq whose commit may not be durable yet
+     * (every higher seq is either in such a commit or not committed); UINT64_MAX when everything
+     * is durable. Written only by the thread that commits certificates, before and after each
+     * commit; read by store_outbox_foreach after it took its snapshot. */
+    _Atomic uint64_t nondurable_seq;
     char path[4096];
 };
 

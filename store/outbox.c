@@ -115,6 +115,7 @@ out:
 struct foreach_arg {
     store_outbox_fn fn;
     void *ctx;
+    uint64_t nondurable_seq; /* entries from this seq on may not be durable yet: hidden */
 };
 
 static int visit_foreach(struct store *st, MDB_cursor *cur, void *arg,
@@ -125,7 +126,7 @@ static int visit_foreach(struct store *st, MDB_cursor *cur, void *arg,
     (void)key;
     (void)val;
     struct foreach_arg *a = arg;
-    return a->fn(a->ctx, e);
+    return e->seq >= a->nondurable_seq ? 0 : a->fn(a->ctx, e);
 }
 
 int store_outbox_foreach(struct store *st, const char *pool, store_outbox_fn fn, void *ctx)
@@ -137,7 +138,9 @@ int store_outbox_foreach(struct store *st, const char *pool, store_outbox_fn fn,
     if (rc != 0) {
         return rc;
     }
-    struct foreach_arg a = {.fn = fn, .ctx = ctx};
+    /* Read after the snapshot was taken: a commit visible in it was marked before it. */
+    struct foreach_arg a = {
+        .fn = fn, .ctx = ctx, .nondurable_seq = atomic_load(&st->nondurable_seq)};
     rc = scan(st, txn, pool, visit_foreach, &a);
     mdb_txn_abort(txn);
     return rc;

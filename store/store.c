@@ -167,9 +167,11 @@ static int env_setup(struct store *st)
     if (rc != 0) {
         return rc;
     }
-    /* Default sync flags: every commit is durable (invariant 1). MDB_NOTLS: read transactions
-     * are not tied to threads. */
-    unsigned flags = MDB_NOTLS | (st->read_only ? (unsigned)MDB_RDONLY : 0u);
+    /* Default sync flags: every commit is durable (invariant 1); with defer_meta_sync, durable
+     * once the next commit or store_sync returned (store.h). MDB_NOTLS: read transactions are
+     * not tied to threads. */
+    unsigned flags = MDB_NOTLS | (st->read_only ? (unsigned)MDB_RDONLY : 0u) |
+                     (st->defer_meta_sync ? (unsigned)MDB_NOMETASYNC : 0u);
     rc = store_err(st, mdb_env_open(st->env, st->path, flags, 0600), "env_open");
     if (rc != 0) {
         return rc;
@@ -206,6 +208,8 @@ int store_open(struct store **out, const struct store_options *opt)
     int rc = base_str_copy(st->path, sizeof(st->path), opt->path) == 0 ? 0 : -EINVAL;
     st->state = STORE_STATE_OPEN; /* so that store_err/store_validate accept it while opening */
     st->read_only = opt->read_only;
+    st->defer_meta_sync = opt->defer_meta_sync && !opt->read_only;
+    atomic_init(&st->nondurable_seq, UINT64_MAX);
     st->map_size = map_size;
     if (rc == 0 && !st->read_only && mkdir(st->path, 0700) == -1 && errno != EEXIST) {
         rc = -errno;
@@ -226,14 +230,36 @@ int store_open(struct store **out, const struct store_options *opt)
     return 0;
 }
 
+bool store_defers_sync(const struct store *st)
+{
+    ASSERT(st != NULL);
+    return st->defer_meta_sync;
+}
+
+int store_sync(struct store *st)
+{
+    store_validate(st);
+    if (st->read_only || !st->defer_meta_sync) {
+        return 0;
+    }
+    int rc = store_err(st, mdb_env_sync(st->env, 1), "env_sync");
+    if (rc == 0) {
+        atomic_store(&st->nondurable_seq, UINT64_MAX);
+    }
+    return rc;
+}
+
 void store_close(struct store *st)
 {
     if (st == NULL) {
         return;
     }
     ASSERT(st->state == STORE_STATE_OPEN);
+    if (st->env != NULL && st->defer_meta_sync && store_sync(st) != 0) {
+        log_err("store: close_sync_failed path=%s", st->path);
+    }
     if (st->env != NULL) {
-        mdb_env_close(st->env); /* syncs nothing we need: every commit already synced */
+        mdb_env_close(st->env); /* every commit is durable by now */
         st->env = NULL;
     }
     st->state = STORE_STATE_CLOSED;

@@ -4,7 +4,10 @@
  * One LMDB environment lives in the directory given to store_open. Readers are lock-free (LMDB
  * MVCC); writes are serialised by LMDB's writer lock and every write transaction is committed
  * with sync before the call returns, so that a caller who returns a certificate to a client after
- * store_batch_commit() returned 0 keeps invariant 1 (durable before visible).
+ * store_batch_commit() returned 0 keeps invariant 1 (durable before visible). A handle opened
+ * with defer_meta_sync pipelines durability instead: a commit is durable when the NEXT commit
+ * (or store_sync) returned, which halves the syncs of a writer that always has the next group
+ * ready; its caller answers a group only then.
  *
  * The store knows nothing about cryptography: PIN verifiers and certificate DER are opaque bytes
  * to it. Strings are NUL-terminated UTF-8 and are compared byte-wise. All functions are
@@ -35,6 +38,13 @@ struct store_options {
     const char *path;  /* directory of the environment; created 0700 if missing */
     uint64_t map_size; /* LMDB map size in bytes; 0 = 4 GiB */
     bool read_only;    /* open for reading only (admin listing while the daemon runs) */
+    /* Deferred durability, for a process whose one writer thread pipelines its commits
+     * (certprovd): every commit of this handle syncs its data pages but not LMDB's meta page
+     * (MDB_NOMETASYNC), so it costs ONE sync instead of two. A commit is durable once a later
+     * commit of this handle has returned 0, or store_sync() has. Until then its outbox entries
+     * are hidden from store_outbox_foreach(), so that nothing is published that a system crash
+     * could still undo. Atomicity and consistency are LMDB's as always. */
+    bool defer_meta_sync;
 };
 
 struct store_user {
@@ -105,6 +115,13 @@ struct store_batch {
  * errno. */
 int store_open(struct store **out, const struct store_options *opt);
 
+/* store_sync makes every commit of this handle durable (one sync) and returns 0 or -EIO. A
+ * no-op cost-wise without defer_meta_sync, where every commit already is. */
+int store_sync(struct store *st);
+
+/* store_defers_sync tells whether `st` was opened with defer_meta_sync. */
+bool store_defers_sync(const struct store *st);
+
 /* store_close closes the environment. No transaction of this store may be running. NULL is a
  * no-op. */
 void store_close(struct store *st);
@@ -173,7 +190,8 @@ int store_batch_add_lockout(struct store_batch *batch, const char *uri,
                             const struct store_lockout *lockout);
 
 /* store_batch_commit stores every certificate of the batch (by serial, by user, with its outbox
- * entry) and every lockout update in ONE write transaction committed with sync: all or nothing.
+ * entry) and every lockout update in ONE write transaction committed with sync (with
+ * defer_meta_sync: durable once the next commit or store_sync returned): all or nothing.
  * Returns 0 (items' meta.seq set, the batch is cleared), -EEXIST (some serials already exist:
  * those items have rc == -EEXIST, nothing was stored, the batch is kept so the caller can re-sign
  * those items and commit again), -ENOSPC (the map is full: nothing stored; the log says which
@@ -204,7 +222,8 @@ int store_cert_count(struct store *st, uint64_t *out);
 typedef int (*store_outbox_fn)(void *ctx, const struct store_outbox_entry *entry);
 
 /* store_outbox_foreach calls fn for each waiting or parked entry of `pool` (NULL: every pool),
- * pool by pool in name order, oldest first within a pool. Returns 0, fn's return, or -EIO. */
+ * pool by pool in name order, oldest first within a pool, leaving out the entries of commits
+ * that are not durable yet (defer_meta_sync). Returns 0, fn's return, or -EIO. */
 int store_outbox_foreach(struct store *st, const char *pool, store_outbox_fn fn, void *ctx);
 
 /* store_outbox_depth sets *out_depth to the number of entries of `pool` (NULL: all pools) and
@@ -272,7 +291,7 @@ int store_pool_state_get(struct store *st, struct store_pool_state *out, const c
  * One log line when a pool goes down ("data store unavailable pool=NAME cause=...") and one
  * when its backlog has drained ("data store available pool=NAME outage_s=... drained=..."). */
 
-#define STORE_PUBLISH_BATCH_MAX 128
+#define STORE_PUBLISH_BATCH_MAX 256
 #define STORE_LAG_BUCKETS 14
 #define STORE_CONNINFO_MAX 1023
 

@@ -100,7 +100,9 @@ static int open_parts(struct daemon *d)
                 d->cfg.ca_backend);
         return 1;
     }
-    struct store_options so = {.path = d->cfg.store_path, .map_size = d->cfg.map_size};
+    /* defer_meta_sync: the writer thread pipelines durability (one sync per group, store.h). */
+    struct store_options so = {
+        .path = d->cfg.store_path, .map_size = d->cfg.map_size, .defer_meta_sync = true};
     int rc = store_open(&d->st, &so);
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot open the store %s: %s\n", d->cfg.store_path,

@@ -165,3 +165,75 @@ Test(store_outbox, fail_retry_remove)
     cr_assert_eq(store_outbox_depth(g_st, NULL, &depth, &oldest), 0);
     cr_assert_eq(depth, 3);
 }
+
+/* defer_meta_sync: a commit's outbox entries stay hidden from the publisher until a later commit
+ * or store_sync made it durable; the certificates themselves are readable at once, and a reopen
+ * finds everything (LMDB's atomicity is untouched). */
+static void commit_range(uint32_t from, uint32_t num)
+{
+    static struct store_batch b;
+    for (uint32_t i = from; i < from + num; i++) {
+        struct store_cert_meta m;
+        make_meta(&m, "sip:alice@example.com", i % 2 ? "pool-a" : "pool-b", i);
+        cr_assert_eq(store_batch_add_cert(&b, &m, fixture_der, 500), 0);
+    }
+    cr_assert_eq(store_batch_commit(g_st, &b), 0);
+}
+
+Test(store_outbox, deferred_commits_hidden_until_durable)
+{
+    store_close(g_st);
+    struct store_options opt = {.path = g_env, .defer_meta_sync = true};
+    cr_assert_eq(store_open(&g_st, &opt), 0);
+    cr_assert(store_defers_sync(g_st));
+    commit_certs(4); /* 2 in pool-a, 2 in pool-b */
+    struct collected c = {.num = 0};
+    cr_assert_eq(store_outbox_foreach(g_st, NULL, collect, &c), 0);
+    cr_assert_eq(c.num, 0, "not durable yet: nothing to publish");
+    uint64_t depth = 0;
+    int64_t oldest = 0;
+    cr_assert_eq(store_outbox_depth(g_st, NULL, &depth, &oldest), 0);
+    cr_assert_eq(depth, 4, "the depth counts them");
+    uint64_t count = 0;
+    cr_assert_eq(store_cert_count(g_st, &count), 0);
+    cr_assert_eq(count, 4);
+
+    static struct store_batch b;
+    struct store_cert_meta m;
+    make_meta(&m, "sip:alice@example.com", "pool-a", 100);
+    cr_assert_eq(store_batch_add_cert(&b, &m, fixture_der, 500), 0);
+    cr_assert_eq(store_batch_commit(g_st, &b), 0);
+    c.num = 0;
+    cr_assert_eq(store_outbox_foreach(g_st, NULL, collect, &c), 0);
+    cr_assert_eq(c.num, 4, "the next commit made the first durable, not itself");
+    for (size_t i = 0; i < c.num; i++) {
+        cr_assert_lt(c.e[i].seq, 5);
+    }
+
+    struct store_lockout l = {.window_failures = 1, .window_start_s = 1};
+    struct store_user u;
+    make_user(&u, "sip:bob@example.com", "", "2002");
+    cr_assert_eq(store_user_add(g_st, &u), 0);
+    cr_assert_eq(store_batch_add_lockout(&b, u.uri, &l), 0);
+    cr_assert_eq(store_batch_commit(g_st, &b), 0);
+    c.num = 0;
+    cr_assert_eq(store_outbox_foreach(g_st, NULL, collect, &c), 0);
+    cr_assert_eq(c.num, 5, "a commit without certificates also makes earlier ones durable");
+
+    commit_range(200, 2);
+    c.num = 0;
+    cr_assert_eq(store_outbox_foreach(g_st, "pool-a", collect, &c), 0);
+    cr_assert_eq(c.num, 3);
+    cr_assert_eq(store_sync(g_st), 0);
+    c.num = 0;
+    cr_assert_eq(store_outbox_foreach(g_st, "pool-a", collect, &c), 0);
+    cr_assert_eq(c.num, 4, "store_sync makes the last commit durable");
+
+    commit_range(300, 2);
+    store_close(g_st); /* syncs */
+    g_st = fixture_open(0, false);
+    cr_assert(!store_defers_sync(g_st));
+    c.num = 0;
+    cr_assert_eq(store_outbox_foreach(g_st, NULL, collect, &c), 0);
+    cr_assert_eq(c.num, 9);
+}
