@@ -119,9 +119,12 @@ struct bench_server {
 };
 
 /* bench_server_spawn creates a temp dir under `workdir`, a configuration, the CA, imports
- * `num_users` users and starts `bin`/certprovd; it returns once /healthz answers. */
+ * `num_users` users (all in pool `pool1`, whose `store =` is `pool_store`) and starts
+ * `bin`/certprovd; it returns once /healthz answers. */
 int bench_server_spawn(struct bench_server *s, const char *bin, const char *workdir,
-                       uint32_t num_users, uint32_t max_conns);
+                       uint32_t num_users, uint32_t max_conns, const char *pool_store);
+/* bench_free_port picks a loopback TCP port that nothing listens on now. */
+int bench_free_port(uint16_t *out);
 /* bench_users_import writes the users CSV and runs certprovctl -c config user import. */
 int bench_users_import(const char *bin, const char *config, const char *dir, uint32_t num_users);
 /* bench_server_stop sends SIGTERM, waits (then SIGKILL), and removes the temp dir unless keep. */
@@ -137,6 +140,9 @@ struct bench_metrics {
     double batch_sum, batch_count;
     double commit_sum, commit_count;
     double group_sum, group_count;
+    double pool_up;      /* certprov_pool_up of the first pool (-1: not reported) */
+    double outbox_depth; /* certprov_outbox_depth of the first pool */
+    double published;    /* certprov_published_total of the first pool */
 };
 int bench_metrics_scrape(struct bench_metrics *out, const char *host, uint16_t port);
 

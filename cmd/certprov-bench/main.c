@@ -30,18 +30,20 @@ struct scenario {
     enum bench_proto proto;
     const char *skip; /* NULL: runnable */
     const char *what;
+    bool pool_down; /* runs against its own certprovd whose pool store cannot be reached */
 };
 static const struct scenario scenarios[] = {
-    {"est", BENCH_PROTO_EST, NULL, "EST simpleenroll, keep-alive HTTP, Basic auth"},
-    {"soap", BENCH_PROTO_SOAP, NULL, "CertProv GetAndPublishCert, keep-alive HTTP, Basic auth"},
+    {"est", BENCH_PROTO_EST, NULL, "EST simpleenroll, keep-alive HTTP, Basic auth", false},
+    {"soap", BENCH_PROTO_SOAP, NULL, "CertProv GetAndPublishCert, keep-alive HTTP, Basic auth",
+     false},
     {"soap-tls", BENCH_PROTO_SOAP, "needs TLS in certprovd (tls_listen)",
-     "SOAP with a new TLS connection per enrollment (a device's first contact)"},
+     "SOAP with a new TLS connection per enrollment (a device's first contact)", false},
     {"renew-mtls", BENCH_PROTO_EST, "needs TLS client-certificate renewal in certprovd",
-     "EST simplereenroll authenticated by the client certificate"},
+     "EST simplereenroll authenticated by the client certificate", false},
     {"est-pkcs11", BENCH_PROTO_EST, "needs the pkcs11 key backend (SoftHSM2) in certprovd",
-     "EST with the CA key in SoftHSM2"},
-    {"est-pool-down", BENCH_PROTO_EST, "needs the PostgreSQL pool store publisher",
-     "EST with the PostgreSQL pool store stopped for the whole run"},
+     "EST with the CA key in SoftHSM2", false},
+    {"est-pool-down", BENCH_PROTO_EST, NULL,
+     "EST with the PostgreSQL pool store stopped for the whole run", true},
 };
 #define NUM_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -88,7 +90,10 @@ static void usage(FILE *out)
         "                     users: give --config FILE to import them with certprovctl)\n"
         "  --pid PID          --target's process, for server CPU and peak RSS\n"
         "  --scenario LIST    comma-separated: est, soap, soap-tls, renew-mtls, est-pkcs11,\n"
-        "                     est-pool-down (default est)\n"
+        "                     est-pool-down (default est). est-pool-down (with --spawn) starts\n"
+        "                     a certprovd of its own whose pool store is a PostgreSQL URL where\n"
+        "                     nothing listens (a stopped server), and checks afterwards that\n"
+        "                     the pool was down and the outbox holds the certificates\n"
         "  --concurrency LIST comma-separated connection counts (default 16)\n"
         "  --duration S       seconds of load per run, a hard cap (default 10)\n"
         "  --drain S          at most this long for in-flight requests after it (default 2)\n"
@@ -516,6 +521,48 @@ static void hold_idle(int *fds, uint32_t num, const struct bench_server *srv,
     }
 }
 
+/* run_pool_down runs scenario `s` against a certprovd of its own whose pool store is a
+ * PostgreSQL URL on a loopback port where nothing listens: to libpq exactly what a stopped
+ * PostgreSQL server on the pool's host looks like (connection refused). Every enrollment must
+ * still succeed; afterwards the pool must be down, nothing published and the outbox holding
+ * every certificate of the runs. */
+static int run_pool_down(const struct report *rep, const struct scenario *s, const struct opts *o,
+                         const struct bench_csr *csrs)
+{
+    if (!o->spawn) {
+        struct scenario skip = *s;
+        skip.skip = "needs --spawn (it starts a certprovd of its own, pool store down)";
+        report_skip(rep, &skip);
+        return 0;
+    }
+    uint16_t pg_port = 0;
+    int rc = bench_free_port(&pg_port);
+    if (rc != 0) {
+        return rc;
+    }
+    char pool[128];
+    snprintf(pool, sizeof(pool), "postgresql://certprov@127.0.0.1:%u/certprov?connect_timeout=2",
+             pg_port);
+    struct bench_server down = {0};
+    rc = bench_server_spawn(&down, o->bin, o->workdir, o->users, o->idle + 2 * BENCH_CONNS_MAX / 4,
+                            pool);
+    if (rc == 0) {
+        rc = run_scenario(rep, s, &down, o, csrs);
+    }
+    struct bench_metrics m = {0};
+    if (rc == 0 && bench_metrics_scrape(&m, down.host, down.port) == 0) {
+        bool down_ok = m.pool_up == 0 && m.published == 0;
+        printf("%-14s pool store %s: pool_up %.0f, published %.0f, outbox depth %.0f%s\n", s->name,
+               pool, m.pool_up, m.published, m.outbox_depth,
+               down_ok ? "" : "  (NOT DOWN: this run measured nothing)");
+        rc = down_ok ? 0 : -EIO;
+    }
+    if (bench_server_stop(&down, o->keep) != 0) {
+        rc = rc == 0 ? -EIO : rc;
+    }
+    return rc;
+}
+
 static int run_all(const struct opts *o, struct bench_server *srv, struct report *rep,
                    const struct bench_csr *csrs)
 {
@@ -539,6 +586,8 @@ static int run_all(const struct opts *o, struct bench_server *srv, struct report
     for (uint32_t i = 0; rc == 0 && i < o->num_scen; i++) {
         if (o->scen[i]->skip != NULL) {
             report_skip(rep, o->scen[i]);
+        } else if (o->scen[i]->pool_down) {
+            rc = run_pool_down(rep, o->scen[i], o, csrs);
         } else {
             rc = run_scenario(rep, o->scen[i], srv, o, csrs);
         }
@@ -580,7 +629,7 @@ static int prepare(struct opts *o, struct bench_server *srv, struct bench_csr **
     }
     if (o->spawn) {
         return bench_server_spawn(srv, o->bin, o->workdir, o->users,
-                                  o->idle + 2 * BENCH_CONNS_MAX / 4);
+                                  o->idle + 2 * BENCH_CONNS_MAX / 4, "embedded");
     }
     if (parse_target(srv, o->target) != 0) {
         fprintf(stderr, "certprov-bench: --target must be http://IPv4:PORT\n");

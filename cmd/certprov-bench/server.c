@@ -26,7 +26,7 @@
 #define METRICS_MAX (1u << 20) /* the /metrics answer we read at most */
 #define HTTP_TIMEOUT_S 5
 
-static int pick_port(uint16_t *out)
+int bench_free_port(uint16_t *out)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -128,12 +128,12 @@ int bench_users_import(const char *bin, const char *config, const char *dir, uin
 }
 
 int bench_server_spawn(struct bench_server *s, const char *bin, const char *workdir,
-                       uint32_t num_users, uint32_t max_conns)
+                       uint32_t num_users, uint32_t max_conns, const char *pool_store)
 {
     memset(s, 0, sizeof(*s));
     (void)base_str_copy(s->host, sizeof(s->host), "127.0.0.1");
     snprintf(s->dir, sizeof(s->dir), "%s/certprov-bench-XXXXXX", workdir);
-    if (mkdtemp(s->dir) == NULL || pick_port(&s->port) != 0) {
+    if (mkdtemp(s->dir) == NULL || bench_free_port(&s->port) != 0) {
         return -errno;
     }
     snprintf(s->config, sizeof(s->config), "%s/certprov.ini", s->dir);
@@ -144,8 +144,8 @@ int bench_server_spawn(struct bench_server *s, const char *bin, const char *work
     /* Durable commits on the real disk under workdir (never tmpfs), P-256 CA (ca init default). */
     fprintf(f,
             "[server]\nname = bench.example.com\nlisten = 127.0.0.1:%u\nmax_connections = %u\n"
-            "[store]\npath = store\nmap_size = 16GiB\n[pool.pool1]\nstore = embedded\n",
-            s->port, max_conns);
+            "[store]\npath = store\nmap_size = 16GiB\n[pool.pool1]\nstore = %s\n",
+            s->port, max_conns, pool_store);
     if (fclose(f) != 0) {
         return -EIO;
     }
@@ -320,6 +320,10 @@ int bench_metrics_scrape(struct bench_metrics *out, const char *host, uint16_t p
         out->commit_count = metric(buf, "certprov_lmdb_commit_seconds_count");
         out->group_sum = metric(buf, "certprov_commit_group_size_sum");
         out->group_count = metric(buf, "certprov_commit_group_size_count");
+        out->pool_up =
+            strstr(buf, "\ncertprov_pool_up{") != NULL ? metric(buf, "certprov_pool_up") : -1;
+        out->outbox_depth = metric(buf, "certprov_outbox_depth");
+        out->published = metric(buf, "certprov_published_total");
         rc = 0;
     } else {
         rc = rc < 0 ? rc : -EIO;

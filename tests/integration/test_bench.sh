@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # certprov-bench smoke run (a few hundred requests), so that the harness cannot rot: --spawn
-# against this MODE's certprovd, est and soap closed loop, est open loop, a scenario that is not
-# runnable yet, and the JSON keys the benchmark issue promises. `make bench` is the real run.
+# against this MODE's certprovd, est and soap closed loop, est open loop, est with the pool store
+# down, a scenario that is not runnable yet, and the JSON keys the benchmark issue promises. `make bench` is the real run.
 . "$(dirname "$0")/lib.sh"
 B="$BIN/certprov-bench"
 COMMON=(--spawn --bin "$BIN" --users 40 --cache-dir "$T" --workdir "$T" --ceiling-ms 200)
@@ -47,6 +47,15 @@ else
 fi
 n=$(grep -o '"enrollments":[0-9]*' "$T/c1000.json" | cut -d: -f2)
 if [ "${n:-0}" -ge 1000 ]; then ok; else bad "1000 connections: only ${n:-0} enrollments"; fi
+
+# est-pool-down: its own certprovd whose PostgreSQL pool store cannot be reached; every
+# enrollment still succeeds and the harness checks the pool was down and nothing was published.
+check "est-pool-down" "$B" "${COMMON[@]}" --scenario est-pool-down --concurrency 4 --duration 2 \
+    --json "$T/down.json"
+has "pool-down: enrollments" "$T/down.json" '"scenario":"est-pool-down".*"enrollments":[1-9]'
+has "pool-down: zero errors" "$T/down.json" '"errors_total":0,'
+has "pool-down: the pool was down, outbox holds them" "$T/out" \
+    "^est-pool-down +pool store postgresql://.*pool_up 0, published 0, outbox depth [1-9]"
 
 check "open loop est" "$B" "${COMMON[@]}" --scenario est --rate 60 --concurrency 4 --duration 2 \
     --json "$T/open.json"
