@@ -6,7 +6,9 @@
  *   store_commit_batch<N> <certs_per_s> <p50_us> <p99_us>     (latency is per commit)
  * store_commit_batch<N> is the store as certprovd runs it (defer_meta_sync: one sync per commit,
  * durable when the next commit returned); store_commit_sync2_batch<N> commits that are each
- * durable on return (two syncs). */
+ * durable on return (two syncs). Two references come first, in the same run: the disk's own
+ * synced append (disk_sync_append_batch<N>) and bare LMDB with one random 1 KiB put per
+ * certificate (lmdb_random_put_batch<N>). */
 #include <errno.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -15,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+
+#include <lmdb.h>
+#include <sys/stat.h>
 
 #include "base/base.h"
 #include "store/store.h"
@@ -117,6 +122,52 @@ static int disk_case(const char *dir, size_t batch_size, uint64_t *lat_ns, const
     return rc;
 }
 
+/* lmdb_case is the reference the store is held to, in the same run: bare LMDB, one random
+ * 16-byte key with a 1 KiB value per certificate, `batch_size` puts per synced commit (two
+ * syncs, LMDB's default). The store writes more per certificate (a record appended by sequence,
+ * the serial and user indexes, the outbox entry), so it cannot beat this line; how close it
+ * gets is the figure of merit. */
+static int lmdb_case(const char *dir, size_t batch_size, uint64_t *lat_ns, const uint8_t *der)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/lmdb%zu", dir, batch_size);
+    MDB_env *env = NULL;
+    MDB_dbi dbi = 0;
+    MDB_txn *txn = NULL;
+    int rc = mkdir(path, 0700) == 0 ? 0 : errno;
+    rc = rc != 0 ? rc : mdb_env_create(&env);
+    rc = rc != 0 ? rc : mdb_env_set_mapsize(env, 16ull << 30);
+    rc = rc != 0 ? rc : mdb_env_open(env, path, MDB_NOTLS, 0600);
+    rc = rc != 0 ? rc : mdb_txn_begin(env, NULL, 0, &txn);
+    rc = rc != 0 ? rc : mdb_dbi_open(txn, NULL, 0, &dbi);
+    rc = rc != 0 ? rc : mdb_txn_commit(txn);
+    size_t n = 0;
+    uint64_t start = clock_mono_ns();
+    uint64_t now = start;
+    while (rc == 0 && now - start < BENCH_CASE_NS && n < BENCH_COMMITS_MAX) {
+        uint64_t t0 = clock_mono_ns();
+        rc = mdb_txn_begin(env, NULL, 0, &txn);
+        for (size_t i = 0; rc == 0 && i < batch_size; i++) {
+            uint64_t k[2] = {rng_next(), rng_next()};
+            MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+            MDB_val val = {.mv_size = BENCH_DER_LEN, .mv_data = (void *)(uintptr_t)der};
+            rc = mdb_put(txn, dbi, &key, &val, 0);
+        }
+        rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+        now = clock_mono_ns();
+        lat_ns[n++] = now - t0;
+    }
+    if (env != NULL) {
+        mdb_env_close(env);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "bench_store: bare lmdb: %s\n", mdb_strerror(rc));
+        return -EIO;
+    }
+    print_case("lmdb_random_put_batch", batch_size, n, now - start, lat_ns);
+    return 0;
+}
+
 /* run_case commits batches of `batch_size` for BENCH_CASE_NS. With `deferred` the store runs as
  * certprovd's writer runs it (defer_meta_sync: one sync per commit, a commit durable when the
  * next one returned, one store_sync at the end, counted); without, each commit is durable on
@@ -190,6 +241,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; rc == 0 && i < ARRAY_LEN(sizes); i++) {
         if (only == 0 || only == sizes[i]) {
             rc = disk_case(dir, sizes[i], lat, der);
+            rc = rc == 0 ? lmdb_case(dir, sizes[i], lat, der) : rc;
             rc = rc == 0 ? run_case(dir, sizes[i], lat, b, der, true) : rc;
             rc = rc == 0 ? run_case(dir, sizes[i], lat, b, der, false) : rc;
         }

@@ -127,8 +127,11 @@ static void put_histogram(struct text *t, const char *name, const char *labels,
             put(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
         }
     }
-    put(t, "%s_sum{%s} %g\n%s_count{%s} %llu\n", name, labels, (double)atomic_load(&h->sum) * scale,
-        name, labels, (unsigned long long)atomic_load(&h->count));
+    /* Sums grow without end: printed in full (%g would round them to 6 digits, and rate()
+     * over them would jump). */
+    put(t, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", name, labels,
+        (double)atomic_load(&h->sum) * scale, name, labels,
+        (unsigned long long)atomic_load(&h->count));
 }
 
 static void put_requests(struct text *t, struct signer_service *svc)
@@ -262,7 +265,7 @@ static void put_pool_metrics(struct text *t, const char *name, const struct stor
                 put(t, "%s_bucket{%s,le=\"+Inf\"} %llu\n", hn[h], labels, (unsigned long long)cum);
             }
         }
-        put(t, "%s_sum{%s} %g\n%s_count{%s} %llu\n", hn[h], labels, (double)hs[h] / 1000.0, hn[h],
+        put(t, "%s_sum{%s} %.3f\n%s_count{%s} %llu\n", hn[h], labels, (double)hs[h] / 1000.0, hn[h],
             labels, (unsigned long long)hc[h]);
     }
 }

@@ -194,6 +194,7 @@ has "metrics stage" "$T/metrics" 'certprov_stage_seconds_count\{stage="sign"\}'
 has "metrics pin failures" "$T/metrics" 'certprov_pin_failures_total [1-9]'
 has "metrics lockouts" "$T/metrics" 'certprov_pin_lockouts_total [1-9]'
 has "metrics outbox" "$T/metrics" 'certprov_outbox_depth\{pool="pool1"\} [0-9]+'
+if grep -E '_sum\{[^}]*\} [0-9.]+e' "$T/metrics"; then bad "a histogram sum in exponent form"; else ok; fi
 has "metrics pool up" "$T/metrics" 'certprov_pool_up\{pool="pool1"\} 1'
 has "metrics publication lag" "$T/metrics" 'certprov_publication_lag_seconds_count\{pool="pool1"\} [1-9]'
 if grep -vE '^(#|certprov_)' "$T/metrics" | grep -q .; then bad "a metric is not named certprov_*"; else ok; fi
