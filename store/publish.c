@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "base/base.h"
@@ -23,6 +25,7 @@
 #define PUB_SPACE_CHECK_MS 10000 /* how often the map usage is checked */
 #define PUB_SPACE_WARN_PCT 80    /* map usage that is logged (and shown by readyz) */
 #define PUB_PATH_MAX 4096
+#define PUB_NICE 5 /* publisher threads run below the enrollment path (setpriority) */
 
 const uint64_t store_lag_bounds_ms[STORE_LAG_BUCKETS] = {
     1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000, 60000, 300000};
@@ -467,6 +470,9 @@ static int64_t round_once(struct pub_pool *p)
 static void *pool_main(void *arg)
 {
     struct pub_pool *p = arg;
+    /* Background work: when the cores are saturated, the rings and the enrollment writer (whose
+     * clients wait) go first; publication catches up in the gaps. Best effort. */
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), PUB_NICE);
     /* The publisher's loop: unbounded by design, ends at store_publisher_stop. */
     while (!atomic_load(&p->pub->stopping)) {
         int64_t sleep_ms = round_once(p);

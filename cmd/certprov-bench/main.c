@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -22,6 +23,7 @@
 
 #define MAIN_LIST_MAX 16u
 #define MAIN_IDLE_MAX 20000u
+#define MAIN_PUBLISH_WAIT_MS 30000ull
 
 /* The scenario table. Scenarios whose server side does not exist yet are listed with the reason;
  * they print "skipped: ..." and never a number. */
@@ -297,6 +299,7 @@ struct run {
     double server_cpu_s; /* -1: unknown */
     long rss_kib;        /* -1: unknown */
     struct bench_metrics m0, m1;
+    double publish_wait_s; /* after the load, until the outbox was empty; -1: it did not empty */
 };
 
 struct report {
@@ -385,9 +388,10 @@ static void json_run(const struct report *rep, const struct run *r)
     }
     fprintf(f,
             "},\"server_cpu_s\":%.2f,\"server_cpu_us_per_enrollment\":%.1f,"
-            "\"server_peak_rss_kib\":%ld,\"client_cpu_s\":%.2f,\"open_loop_unsent\":%llu,",
-            r->server_cpu_s, cpu_e, r->rss_kib, x->client_cpu_s,
-            (unsigned long long)x->backlog_max);
+            "\"server_peak_rss_kib\":%ld,\"client_cpu_s\":%.2f,\"open_loop_unsent\":%llu,"
+            "\"publish_wait_s\":%.2f,\"outbox_depth_end\":%.0f,",
+            r->server_cpu_s, cpu_e, r->rss_kib, x->client_cpu_s, (unsigned long long)x->backlog_max,
+            r->scen->pool_down ? -1.0 : r->publish_wait_s, r->m1.outbox_depth);
     fprintf(f,
             "\"batch_size_avg\":%.2f,\"commit_group_size_avg\":%.2f,"
             "\"commit_seconds_avg\":%.6f,\"ceiling\":",
@@ -432,6 +436,28 @@ static void report_init(struct report *rep)
 
 /* ---- running ---- */
 
+/* wait_published waits (at most MAIN_PUBLISH_WAIT_MS) until the pool's outbox is empty, so that
+ * the server CPU of a run includes publishing what it enrolled (the publisher runs below the
+ * enrollment path and may trail it while the cores are saturated). r->publish_wait_s is how
+ * long that took; -1 when the outbox did not empty in time. */
+static void wait_published(struct run *r, const struct bench_server *srv)
+{
+    uint64_t t0 = clock_mono_ns();
+    r->publish_wait_s = -1;
+    for (;;) {
+        struct bench_metrics m;
+        if (bench_metrics_scrape(&m, srv->host, srv->port) == 0 && m.outbox_depth == 0) {
+            r->publish_wait_s = (double)(clock_mono_ns() - t0) / 1e9;
+            return;
+        }
+        if (clock_mono_ns() - t0 > MAIN_PUBLISH_WAIT_MS * 1000000ull) {
+            return;
+        }
+        struct timespec ts = {.tv_nsec = 20000000};
+        (void)nanosleep(&ts, NULL);
+    }
+}
+
 static int one_run(struct run *r, const struct bench_server *srv, const struct opts *o,
                    const struct bench_csr *csrs)
 {
@@ -453,6 +479,9 @@ static int one_run(struct run *r, const struct bench_server *srv, const struct o
     if (rc != 0) {
         fprintf(stderr, "certprov-bench: the run could not start: %s\n", strerror(-rc));
         return rc;
+    }
+    if (!r->scen->pool_down) {
+        wait_published(r, srv);
     }
     double cpu1 = srv->pid > 0 ? bench_proc_cpu_s(srv->pid) : -1;
     r->server_cpu_s = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
