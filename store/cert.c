@@ -3,7 +3,8 @@
  *
  * Layout for the write rate: a certificate is appended under the next sequence number
  * (big-endian key, MDB_APPEND: only the right-most leaf of `certs` is dirtied), and only small
- * entries go to the random-key indexes (serial -> seq, uri -> seq, outbox by pool + seq). */
+ * entries go to the random-key indexes (serial -> seq, outbox by pool + seq, and uri -> seq,
+ * which is written in bulk: see byuser_catch_up). */
 #include <errno.h>
 #include <string.h>
 
@@ -248,19 +249,7 @@ static int cert_put(struct store *st, struct commit_ctx *c, const struct store_b
     return store_err(st, mdb_put(c->txn, st->certs, &skey, &val, MDB_APPEND), "put_cert");
 }
 
-/* index_put adds the user index entry and the outbox entry of the certificate `seq`. */
-static int index_put(struct store *st, struct commit_ctx *c, const struct store_batch_item *it,
-                     uint64_t seq)
-{
-    uint8_t seq_key[STORE_SEQ_KEY_LEN];
-    store_seq_encode(seq_key, seq);
-    MDB_val skey = {.mv_size = STORE_SEQ_KEY_LEN, .mv_data = seq_key};
-    MDB_val ukey = store_val_str(it->meta.uri);
-    int rc = store_err(st, mdb_put(c->txn, st->byuser, &ukey, &skey, 0), "put_byuser");
-    return rc != 0 ? rc : outbox_put_new(st, c, it, seq);
-}
-
-static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
+int store_last_seq(struct store *st, MDB_txn *txn, uint64_t *out)
 {
     MDB_cursor *cur = NULL;
     int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
@@ -272,14 +261,61 @@ static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
     rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_LAST), "cursor_last");
     mdb_cursor_close(cur);
     if (rc == -ENOENT) {
-        *out = 1;
+        *out = 0;
         return 0;
     }
     if (rc == 0) {
         ASSERT(key.mv_size == STORE_SEQ_KEY_LEN);
-        *out = store_seq_decode(key.mv_data) + 1;
+        *out = store_seq_decode(key.mv_data);
     }
     return rc;
+}
+
+static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
+{
+    uint64_t last = 0;
+    int rc = store_last_seq(st, txn, &last);
+    *out = last + 1;
+    return rc;
+}
+
+/* byuser_catch_up indexes the tail (the certificates after the watermark) by user once it is
+ * longer than byuser_tail_max, in the commit that made it so: one bulk pass that dirties each
+ * index page it touches once, instead of one random index page per certificate per commit.
+ * `last` is the highest seq in this transaction. */
+static int byuser_catch_up(struct store *st, MDB_txn *txn, uint64_t last)
+{
+    uint64_t upto = 0;
+    int rc = store_byuser_upto(st, txn, &upto);
+    if (rc != 0 || last <= upto || last - upto <= st->byuser_tail_max) {
+        return rc;
+    }
+    MDB_cursor *cur = NULL;
+    rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t start[STORE_SEQ_KEY_LEN];
+    store_seq_encode(start, upto + 1);
+    MDB_val key = {.mv_size = sizeof(start), .mv_data = start};
+    MDB_val val = {0};
+    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE), "cursor_set_range");
+    /* Bounded by the tail: byuser_tail_max plus one batch. */
+    while (rc == 0) {
+        struct store_cert_meta m;
+        const uint8_t *der = NULL;
+        size_t der_len = 0;
+        cert_decode(&m, &der, &der_len, &key, &val);
+        MDB_val ukey = store_val_str(m.uri);
+        MDB_val skey = key; /* the seq, big-endian: DUPSORT keeps them oldest first */
+        rc = store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_byuser");
+        rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
+    }
+    mdb_cursor_close(cur);
+    if (rc != -ENOENT) {
+        return rc;
+    }
+    return store_byuser_upto_put(st, txn, last);
 }
 
 static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch *b)
@@ -303,7 +339,8 @@ static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch
 
 /* batch_put_all writes the whole batch in passes: first every serial (so that all clashes are
  * found and marked before anything else is written), then the records (consecutive appends, so
- * their pages are allocated together), then the indexes and the lockout updates. */
+ * their pages are allocated together), then the outbox entries, the by-user index when its tail
+ * is long enough, and the lockout updates. */
 static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_batch *b)
 {
     int rc = next_seq(st, c->txn, &c->first_seq);
@@ -323,7 +360,10 @@ static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_ba
         rc = cert_put(st, c, &b->items[i], c->first_seq + i);
     }
     for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
-        rc = index_put(st, c, &b->items[i], c->first_seq + i);
+        rc = outbox_put_new(st, c, &b->items[i], c->first_seq + i);
+    }
+    if (rc == 0 && b->num_items > 0) {
+        rc = byuser_catch_up(st, c->txn, c->first_seq + b->num_items - 1);
     }
     if (rc == 0) {
         rc = lockouts_put(st, c->txn, b);
@@ -430,16 +470,55 @@ int store_cert_get(struct store *st, struct store_cert_meta *out_meta, uint8_t *
     return rc;
 }
 
+/* foreach_tail calls fn for the certificates of `uri` after the by-user watermark `upto`, in
+ * seq order: they are found by scanning the tail of the certificate table. */
+static int foreach_tail(struct store *st, MDB_txn *txn, const char *uri, uint64_t upto,
+                        store_cert_fn fn, void *ctx)
+{
+    if (upto == UINT64_MAX) {
+        return 0;
+    }
+    MDB_cursor *cur = NULL;
+    int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t start[STORE_SEQ_KEY_LEN];
+    store_seq_encode(start, upto + 1);
+    MDB_val key = {.mv_size = sizeof(start), .mv_data = start};
+    MDB_val val = {0};
+    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE), "cursor_set_range");
+    /* Bounded by the tail: byuser_tail_max plus one batch. */
+    while (rc == 0) {
+        struct store_cert_meta m;
+        const uint8_t *der = NULL;
+        size_t der_len = 0;
+        cert_decode(&m, &der, &der_len, &key, &val);
+        if (strcmp(m.uri, uri) == 0 && (rc = fn(ctx, &m, der, der_len)) != 0) {
+            break;
+        }
+        rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
+    }
+    mdb_cursor_close(cur);
+    return rc == -ENOENT ? 0 : rc;
+}
+
 static int foreach_uri_txn(struct store *st, MDB_txn *txn, MDB_cursor *cur, const char *uri,
                            store_cert_fn fn, void *ctx)
 {
+    uint64_t upto = 0;
+    int rc = store_byuser_upto(st, txn, &upto);
+    if (rc != 0) {
+        return rc;
+    }
     MDB_val key = store_val_str(uri);
     MDB_val seq = {0};
     /* Bounded by the number of this user's certificates in the snapshot. */
-    int rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_SET_KEY), "cursor_set");
+    rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_SET_KEY), "cursor_set");
     while (rc == 0) {
         MDB_val val = {0};
         ASSERT(seq.mv_size == STORE_SEQ_KEY_LEN);
+        ASSERT(store_seq_decode(seq.mv_data) <= upto);
         rc = cert_get_seq(st, txn, &seq, &val);
         if (rc != 0) {
             return rc;
@@ -455,7 +534,10 @@ static int foreach_uri_txn(struct store *st, MDB_txn *txn, MDB_cursor *cur, cons
         }
         rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_NEXT_DUP), "cursor_next_dup");
     }
-    return rc == -ENOENT ? 0 : rc;
+    if (rc != -ENOENT) {
+        return rc;
+    }
+    return foreach_tail(st, txn, uri, upto, fn, ctx);
 }
 
 int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn fn, void *ctx)

@@ -7,7 +7,7 @@
 #include "base/base.h"
 #include "store/internal.h"
 
-#define STORE_MAX_DBS 11
+#define STORE_MAX_DBS 12
 #define STORE_MAP_SIZE_MIN (64u * 1024u)
 
 int store_err(const struct store *st, int mdb_rc, const char *op)
@@ -118,6 +118,51 @@ int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char
     return 0;
 }
 
+/* byuser_upto_init records, in an environment that has no by-user watermark yet, that the
+ * index is complete up to its last certificate: true of a new environment (none) and of one
+ * from before the watermark, which indexed every certificate at its commit. */
+static int byuser_upto_init(struct store *st, MDB_txn *txn)
+{
+    MDB_val key = store_val_str(STORE_META_BYUSER_UPTO);
+    MDB_val val = {0};
+    int rc = store_err(st, mdb_get(txn, st->meta, &key, &val), "get_meta");
+    if (rc != -ENOENT) {
+        return rc;
+    }
+    uint64_t last = 0;
+    rc = store_last_seq(st, txn, &last);
+    return rc != 0 ? rc : store_byuser_upto_put(st, txn, last);
+}
+
+int store_byuser_upto(struct store *st, MDB_txn *txn, uint64_t *out)
+{
+    if (!st->has_meta) {
+        *out = UINT64_MAX; /* read-only view of an environment from before the watermark */
+        return 0;
+    }
+    MDB_val key = store_val_str(STORE_META_BYUSER_UPTO);
+    MDB_val val = {0};
+    int rc = store_err(st, mdb_get(txn, st->meta, &key, &val), "get_meta");
+    if (rc == -ENOENT && st->read_only) {
+        *out = UINT64_MAX; /* never opened for writing since: complete */
+        return 0;
+    }
+    if (rc == 0) {
+        ASSERT(val.mv_size == STORE_SEQ_KEY_LEN);
+        *out = store_seq_decode(val.mv_data);
+    }
+    return rc;
+}
+
+int store_byuser_upto_put(struct store *st, MDB_txn *txn, uint64_t upto)
+{
+    uint8_t buf[STORE_SEQ_KEY_LEN];
+    store_seq_encode(buf, upto);
+    MDB_val key = store_val_str(STORE_META_BYUSER_UPTO);
+    MDB_val val = {.mv_size = sizeof(buf), .mv_data = buf};
+    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_meta");
+}
+
 /* open_dbis opens (or, when writable, creates) every named database in one transaction. */
 static int open_dbis(struct store *st)
 {
@@ -131,7 +176,7 @@ static int open_dbis(struct store *st)
         {"lockout", 0, &st->lockout},     {"certs", 0, &st->certs},
         {"serials", 0, &st->serials},     {"byuser", MDB_DUPSORT | MDB_DUPFIXED, &st->byuser},
         {"outbox", 0, &st->outbox},       {"pools", 0, &st->pools},
-        {"poolstate", 0, &st->poolstate},
+        {"poolstate", 0, &st->poolstate}, {"meta", 0, &st->meta},
     };
     static_assert(ARRAY_LEN(dbs) <= STORE_MAX_DBS, "raise STORE_MAX_DBS");
     MDB_txn *txn = NULL;
@@ -139,11 +184,16 @@ static int open_dbis(struct store *st)
     for (size_t i = 0; rc == 0 && i < ARRAY_LEN(dbs); i++) {
         unsigned flags = dbs[i].flags | (st->read_only ? 0u : (unsigned)MDB_CREATE);
         int mrc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);
-        if (mrc == MDB_NOTFOUND && st->read_only && dbs[i].dbi == &st->poolstate) {
-            continue; /* an environment from before pool states: they read as absent */
+        if (mrc == MDB_NOTFOUND && st->read_only &&
+            (dbs[i].dbi == &st->poolstate || dbs[i].dbi == &st->meta)) {
+            continue; /* an environment from before them: they read as absent */
         }
         rc = store_err(st, mrc, "dbi_open");
         st->has_poolstate = st->has_poolstate || (rc == 0 && dbs[i].dbi == &st->poolstate);
+        st->has_meta = st->has_meta || (rc == 0 && dbs[i].dbi == &st->meta);
+    }
+    if (rc == 0 && !st->read_only) {
+        rc = byuser_upto_init(st, txn);
     }
     if (rc != 0) {
         if (txn != NULL) {
@@ -209,6 +259,8 @@ int store_open(struct store **out, const struct store_options *opt)
     st->state = STORE_STATE_OPEN; /* so that store_err/store_validate accept it while opening */
     st->read_only = opt->read_only;
     st->defer_meta_sync = opt->defer_meta_sync && !opt->read_only;
+    st->byuser_tail_max =
+        opt->byuser_tail_max == 0 ? STORE_BYUSER_TAIL_DEFAULT : opt->byuser_tail_max;
     atomic_init(&st->nondurable_seq, UINT64_MAX);
     st->map_size = map_size;
     if (rc == 0 && !st->read_only && mkdir(st->path, 0700) == -1 && errno != EEXIST) {

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store/internal.h"
 #include "tests/store/fixture.h"
 
 TestSuite(store_cert, .init = fixture_init, .fini = fixture_fini);
@@ -104,6 +105,91 @@ Test(store_cert, foreach_by_uri_oldest_first)
     strcpy(none.uri, "sip:nobody@example.com");
     cr_assert_eq(store_cert_foreach_by_uri(g_st, none.uri, collect, &none), 0);
     cr_assert_eq(none.num, 0);
+    free(b);
+}
+
+/* expect_by_uri checks that alice's and bob's listings hold exactly their certificates among
+ * 0..num-1 (even: alice, odd: bob), oldest first, whatever part of them is in the index and
+ * whatever part in the tail. */
+static void expect_by_uri(struct store *st, uint32_t num)
+{
+    const char *uris[2] = {"sip:alice@example.com", "sip:bob@example.com"};
+    for (size_t u = 0; u < 2; u++) {
+        struct seen s = {.num = 0};
+        strcpy(s.uri, uris[u]);
+        cr_assert_eq(store_cert_foreach_by_uri(st, s.uri, collect, &s), 0);
+        cr_assert_eq(s.num, (num + 1 - u) / 2, "%s after %u certificates", s.uri, num);
+        for (size_t i = 1; i < s.num; i++) {
+            cr_assert_lt(s.seq[i - 1], s.seq[i], "oldest first, each once");
+        }
+    }
+}
+
+static uint64_t byuser_upto(struct store *st)
+{
+    MDB_txn *txn = NULL;
+    uint64_t upto = 0;
+    cr_assert_eq(store_txn_begin(st, &txn, false), 0);
+    cr_assert_eq(store_byuser_upto(st, txn, &upto), 0);
+    mdb_txn_abort(txn);
+    return upto;
+}
+
+/* The by-user index is written in bulk once the tail is longer than byuser_tail_max; listings
+ * are complete and in order before and after, across a reopen and read-only. */
+Test(store_cert, by_uri_index_in_bulk)
+{
+    store_close(g_st);
+    struct store_options opt = {.path = g_env, .byuser_tail_max = 5};
+    cr_assert_eq(store_open(&g_st, &opt), 0);
+    struct store_batch *b = batch_new();
+    uint32_t n = 0;
+    bool caught_up = false;
+    for (uint32_t round = 0; round < 11; round++) {
+        uint32_t k = 1 + round % 3;
+        add_certs(b, n, k);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+        n += k;
+        uint64_t upto = byuser_upto(g_st);
+        cr_assert_leq(n - upto, 5, "the tail never exceeds its maximum");
+        caught_up = caught_up || upto > 0;
+        cr_assert(upto == 0 || upto == n || n - upto <= 5);
+        expect_by_uri(g_st, n);
+    }
+    cr_assert(caught_up, "the index was written at least once");
+    cr_assert_neq(byuser_upto(g_st), n, "and some certificates are in the tail now");
+    store_close(g_st);
+    g_st = fixture_open(0, true);
+    expect_by_uri(g_st, n);
+    store_close(g_st);
+    g_st = fixture_open(0, false);
+    expect_by_uri(g_st, n);
+    free(b);
+}
+
+/* An environment from before the watermark indexed every certificate at its commit: opening it
+ * for writing records it as complete, so nothing is listed twice. */
+Test(store_cert, by_uri_watermark_missing_means_complete)
+{
+    store_close(g_st);
+    struct store_options opt = {.path = g_env, .byuser_tail_max = 1};
+    cr_assert_eq(store_open(&g_st, &opt), 0);
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 4);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    cr_assert_eq(byuser_upto(g_st), 4, "a tail of 4 > 1 was indexed in the same commit");
+    MDB_txn *txn = NULL;
+    cr_assert_eq(store_txn_begin(g_st, &txn, true), 0);
+    MDB_val key = {.mv_size = strlen(STORE_META_BYUSER_UPTO), .mv_data = STORE_META_BYUSER_UPTO};
+    cr_assert_eq(mdb_del(txn, g_st->meta, &key, NULL), 0);
+    cr_assert_eq(store_txn_commit(g_st, txn), 0);
+    store_close(g_st);
+    g_st = fixture_open(0, true);
+    expect_by_uri(g_st, 4); /* read-only: complete */
+    store_close(g_st);
+    g_st = fixture_open(0, false);
+    cr_assert_eq(byuser_upto(g_st), 4);
+    expect_by_uri(g_st, 4);
     free(b);
 }
 
