@@ -494,7 +494,8 @@ static int foreach_tail(struct store *st, MDB_txn *txn, const char *uri, uint64_
         const uint8_t *der = NULL;
         size_t der_len = 0;
         cert_decode(&m, &der, &der_len, &key, &val);
-        if (strcmp(m.uri, uri) == 0 && (rc = fn(ctx, &m, der, der_len)) != 0) {
+        rc = strcmp(m.uri, uri) == 0 ? fn(ctx, &m, der, der_len) : 0;
+        if (rc != 0) {
             break;
         }
         rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
