@@ -279,19 +279,16 @@ static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
     return rc;
 }
 
-/* byuser_catch_up indexes the tail (the certificates after the watermark) by user once it is
- * longer than byuser_tail_max, in the commit that made it so: one bulk pass that dirties each
- * index page it touches once, instead of one random index page per certificate per commit.
- * `last` is the highest seq in this transaction. */
-static int byuser_catch_up(struct store *st, MDB_txn *txn, uint64_t last)
+/* tail_visit_fn is called for each certificate of the tail, with its seq key. */
+typedef int (*tail_visit_fn)(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
+                             const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg);
+
+/* tail_scan calls `visit` for every certificate after `upto`, in seq order, until it returns
+ * non-zero (which tail_scan returns). */
+static int tail_scan(struct store *st, MDB_txn *txn, uint64_t upto, tail_visit_fn visit, void *arg)
 {
-    uint64_t upto = 0;
-    int rc = store_byuser_upto(st, txn, &upto);
-    if (rc != 0 || last <= upto || last - upto <= st->byuser_tail_max) {
-        return rc;
-    }
     MDB_cursor *cur = NULL;
-    rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
+    int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
     if (rc != 0) {
         return rc;
     }
@@ -306,16 +303,37 @@ static int byuser_catch_up(struct store *st, MDB_txn *txn, uint64_t last)
         const uint8_t *der = NULL;
         size_t der_len = 0;
         cert_decode(&m, &der, &der_len, &key, &val);
-        MDB_val ukey = store_val_str(m.uri);
-        MDB_val skey = key; /* the seq, big-endian: DUPSORT keeps them oldest first */
-        rc = store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_byuser");
+        rc = visit(st, txn, &m, der, der_len, &key, arg);
         rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
     }
     mdb_cursor_close(cur);
-    if (rc != -ENOENT) {
+    return rc == -ENOENT ? 0 : rc;
+}
+
+static int visit_index(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
+                       const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg)
+{
+    (void)der;
+    (void)der_len;
+    (void)arg;
+    MDB_val ukey = store_val_str(m->uri);
+    MDB_val skey = *seq; /* big-endian: DUPSORT keeps a user's certificates oldest first */
+    return store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_byuser");
+}
+
+/* byuser_catch_up indexes the tail (the certificates after the watermark) by user once it is
+ * longer than byuser_tail_max, in the commit that made it so: one bulk pass that dirties each
+ * index page it touches once, instead of one random index page per certificate per commit.
+ * `last` is the highest seq in this transaction. */
+static int byuser_catch_up(struct store *st, MDB_txn *txn, uint64_t last)
+{
+    uint64_t upto = 0;
+    int rc = store_byuser_upto(st, txn, &upto);
+    if (rc != 0 || last <= upto || last - upto <= st->byuser_tail_max) {
         return rc;
     }
-    return store_byuser_upto_put(st, txn, last);
+    rc = tail_scan(st, txn, upto, visit_index, NULL);
+    return rc != 0 ? rc : store_byuser_upto_put(st, txn, last);
 }
 
 static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch *b)
@@ -470,38 +488,20 @@ int store_cert_get(struct store *st, struct store_cert_meta *out_meta, uint8_t *
     return rc;
 }
 
-/* foreach_tail calls fn for the certificates of `uri` after the by-user watermark `upto`, in
- * seq order: they are found by scanning the tail of the certificate table. */
-static int foreach_tail(struct store *st, MDB_txn *txn, const char *uri, uint64_t upto,
-                        store_cert_fn fn, void *ctx)
+struct tail_arg {
+    const char *uri;
+    store_cert_fn fn;
+    void *ctx;
+};
+
+static int visit_uri(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
+                     const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg)
 {
-    if (upto == UINT64_MAX) {
-        return 0;
-    }
-    MDB_cursor *cur = NULL;
-    int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
-    if (rc != 0) {
-        return rc;
-    }
-    uint8_t start[STORE_SEQ_KEY_LEN];
-    store_seq_encode(start, upto + 1);
-    MDB_val key = {.mv_size = sizeof(start), .mv_data = start};
-    MDB_val val = {0};
-    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE), "cursor_set_range");
-    /* Bounded by the tail: byuser_tail_max plus one batch. */
-    while (rc == 0) {
-        struct store_cert_meta m;
-        const uint8_t *der = NULL;
-        size_t der_len = 0;
-        cert_decode(&m, &der, &der_len, &key, &val);
-        rc = strcmp(m.uri, uri) == 0 ? fn(ctx, &m, der, der_len) : 0;
-        if (rc != 0) {
-            break;
-        }
-        rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
-    }
-    mdb_cursor_close(cur);
-    return rc == -ENOENT ? 0 : rc;
+    (void)st;
+    (void)txn;
+    (void)seq;
+    const struct tail_arg *a = arg;
+    return strcmp(m->uri, a->uri) == 0 ? a->fn(a->ctx, m, der, der_len) : 0;
 }
 
 static int foreach_uri_txn(struct store *st, MDB_txn *txn, MDB_cursor *cur, const char *uri,
@@ -535,10 +535,12 @@ static int foreach_uri_txn(struct store *st, MDB_txn *txn, MDB_cursor *cur, cons
         }
         rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_NEXT_DUP), "cursor_next_dup");
     }
-    if (rc != -ENOENT) {
-        return rc;
+    if (rc != -ENOENT || upto == UINT64_MAX) {
+        return rc == -ENOENT ? 0 : rc;
     }
-    return foreach_tail(st, txn, uri, upto, fn, ctx);
+    /* The certificates after the watermark: found by scanning the tail. */
+    struct tail_arg a = {.uri = uri, .fn = fn, .ctx = ctx};
+    return tail_scan(st, txn, upto, visit_uri, &a);
 }
 
 int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn fn, void *ctx)
