@@ -2,10 +2,13 @@
  * certificate reads.
  *
  * Layout for the write rate: a certificate is appended under the next sequence number
- * (big-endian key, MDB_APPEND: only the right-most leaf of `certs` is dirtied), and only small
- * entries go to the random-key indexes (serial -> seq, outbox by pool + seq, and uri -> seq,
- * which is written in bulk: see byuser_catch_up). */
+ * (big-endian key, MDB_APPEND: only the right-most leaf of `certs` is dirtied) with its outbox
+ * entry (pool id + seq: appends too). The random-key indexes (serial -> seq, uri -> seq) are
+ * written in bulk once the tail of certificates after their watermark is long enough (see
+ * index_catch_up); until then the tail is scanned, and a new serial is checked against the
+ * tail's serials in memory (see serials_check). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
@@ -222,20 +225,176 @@ static int outbox_put_new(struct store *st, struct commit_ctx *c, const struct s
     return store_err(st, mdb_put(c->txn, st->outbox, &key, &val, MDB_NOOVERWRITE), "put_outbox");
 }
 
-/* serial_put claims the serial of `it` for `seq`; -EEXIST (and it->rc) when it is taken, by the
- * DB or by an earlier item of this batch. */
-static int serial_put(struct store *st, MDB_txn *txn, struct store_batch_item *it, uint64_t seq)
+/* tail_visit_fn is called for each certificate of the tail, with its seq key. */
+typedef int (*tail_visit_fn)(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
+                             const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg);
+
+/* tail_scan calls `visit` for every certificate after `upto`, in seq order, until it returns
+ * non-zero (which tail_scan returns). */
+static int tail_scan(struct store *st, MDB_txn *txn, uint64_t upto, tail_visit_fn visit, void *arg)
 {
-    uint8_t seq_key[STORE_SEQ_KEY_LEN];
-    store_seq_encode(seq_key, seq);
-    MDB_val skey = {.mv_size = STORE_SEQ_KEY_LEN, .mv_data = seq_key};
-    MDB_val serial = {.mv_size = STORE_SERIAL_LEN, .mv_data = it->meta.serial};
-    int rc =
-        store_err(st, mdb_put(txn, st->serials, &serial, &skey, MDB_NOOVERWRITE), "put_serial");
-    if (rc == -EEXIST) {
-        it->rc = -EEXIST;
+    MDB_cursor *cur = NULL;
+    int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
+    if (rc != 0) {
+        return rc;
     }
+    uint8_t start[STORE_SEQ_KEY_LEN];
+    store_seq_encode(start, upto + 1);
+    MDB_val key = {.mv_size = sizeof(start), .mv_data = start};
+    MDB_val val = {0};
+    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE), "cursor_set_range");
+    /* Bounded by the tail: index_tail_max plus one batch. */
+    while (rc == 0) {
+        struct store_cert_meta m;
+        const uint8_t *der = NULL;
+        size_t der_len = 0;
+        cert_decode(&m, &der, &der_len, &key, &val);
+        rc = visit(st, txn, &m, der, der_len, &key, arg);
+        rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
+    }
+    mdb_cursor_close(cur);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* ---- the tail's serials ----
+ *
+ * The serial index holds the certificates up to the watermark; a new serial must also differ
+ * from every serial in the tail. The tail's serials are kept in an open-addressing set owned by
+ * the handle (under commit_lock, used only inside a write transaction), built from the tail by
+ * a scan when missing or stale (another process committed or indexed), and thrown away when a
+ * commit fails. Nothing in it is authoritative: LMDB is. */
+
+struct tail_slot {
+    uint8_t serial[STORE_SERIAL_LEN];
+    bool used;
+};
+
+struct tail_set {
+    bool valid;
+    uint64_t base; /* the watermark it was built for */
+    uint64_t last; /* the highest seq whose serial it holds (base when none) */
+    size_t num;
+    size_t cap; /* a power of two, at least twice the longest tail */
+    struct tail_slot *slots;
+};
+
+void store_tail_free(struct store *st)
+{
+    if (st->tail != NULL) {
+        free(st->tail->slots);
+        free(st->tail);
+        st->tail = NULL;
+    }
+}
+
+static size_t tail_hash(const uint8_t serial[STORE_SERIAL_LEN], size_t cap)
+{
+    uint64_t h = 0;
+    memcpy(&h, serial + STORE_SERIAL_LEN - sizeof(h), sizeof(h)); /* CSPRNG bytes */
+    return (size_t)(h * 0x9E3779B97F4A7C15ull >> 17) & (cap - 1);
+}
+
+/* tail_find returns the slot of `serial`, or the empty slot where it would go. */
+static struct tail_slot *tail_find(struct tail_set *t, const uint8_t serial[STORE_SERIAL_LEN])
+{
+    size_t i = tail_hash(serial, t->cap);
+    /* Bounded: the set is at most half full, so an empty slot comes within cap probes. */
+    for (size_t n = 0; n < t->cap; n++) {
+        struct tail_slot *sl = &t->slots[(i + n) & (t->cap - 1)];
+        if (!sl->used || memcmp(sl->serial, serial, STORE_SERIAL_LEN) == 0) {
+            return sl;
+        }
+    }
+    ASSERT(false && "tail set full");
+    return NULL;
+}
+
+/* tail_add adds `serial`; false when it was there already. */
+static bool tail_add(struct tail_set *t, const uint8_t serial[STORE_SERIAL_LEN])
+{
+    struct tail_slot *sl = tail_find(t, serial);
+    if (sl->used) {
+        return false;
+    }
+    ASSERT(t->num + 1 <= t->cap / 2);
+    memcpy(sl->serial, serial, STORE_SERIAL_LEN);
+    sl->used = true;
+    t->num++;
+    return true;
+}
+
+static void tail_reset(struct tail_set *t, uint64_t base)
+{
+    memset(t->slots, 0, t->cap * sizeof(t->slots[0]));
+    t->num = 0;
+    t->base = base;
+    t->last = base;
+    t->valid = true;
+}
+
+static int visit_tail_serial(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
+                             const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg)
+{
+    (void)st;
+    (void)txn;
+    (void)der;
+    (void)der_len;
+    struct tail_set *t = arg;
+    (void)tail_add(t, m->serial);
+    t->last = store_seq_decode(seq->mv_data);
+    return 0;
+}
+
+/* tail_sync brings the set up to date with `txn`: the tail after `upto` up to `last`. */
+static int tail_sync(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t last)
+{
+    if (st->tail == NULL) {
+        struct tail_set *t = calloc(1, sizeof(*t));
+        size_t cap = 64;
+        while (cap < 2 * (st->index_tail_max + 2 * STORE_BATCH_MAX)) {
+            cap *= 2;
+        }
+        if (t == NULL || (t->slots = calloc(cap, sizeof(t->slots[0]))) == NULL) {
+            free(t);
+            return -ENOMEM;
+        }
+        t->cap = cap;
+        st->tail = t;
+    }
+    struct tail_set *t = st->tail;
+    if (!t->valid || t->base != upto || t->last > last) {
+        tail_reset(t, upto); /* first use, or another process indexed: rebuild */
+    }
+    if (t->last == last) {
+        return 0;
+    }
+    /* Certificates committed by another process since: read them in. */
+    int rc = tail_scan(st, txn, t->last, visit_tail_serial, t);
+    ASSERT(rc != 0 || t->last == last);
     return rc;
+}
+
+/* serials_check marks (it->rc = -EEXIST) every item whose serial is taken: by the serial index,
+ * by the tail, or by an earlier item of the batch. Returns 0, -EEXIST or another error. It adds
+ * the batch's serials to the tail set; the caller invalidates the set if the commit fails. */
+static int serials_check(struct store *st, MDB_txn *txn, struct store_batch *b, uint64_t upto,
+                         uint64_t last)
+{
+    int rc = tail_sync(st, txn, upto, last);
+    bool clash = false;
+    for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
+        struct store_batch_item *it = &b->items[i];
+        MDB_val key = {.mv_size = STORE_SERIAL_LEN, .mv_data = it->meta.serial};
+        MDB_val seq = {0};
+        rc = store_err(st, mdb_get(txn, st->serials, &key, &seq), "get_serial");
+        bool taken = rc == 0 || (rc == -ENOENT && !tail_add(st->tail, it->meta.serial));
+        rc = rc == -ENOENT || rc == 0 ? 0 : rc;
+        if (taken) {
+            it->rc = -EEXIST;
+            clash = true; /* keep going: mark every clashing item */
+        }
+    }
+    return rc != 0 ? rc : (clash ? -EEXIST : 0);
 }
 
 /* cert_put appends the record of `it` under `seq` (MDB_APPEND: seq only grows). */
@@ -279,37 +438,6 @@ static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
     return rc;
 }
 
-/* tail_visit_fn is called for each certificate of the tail, with its seq key. */
-typedef int (*tail_visit_fn)(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
-                             const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg);
-
-/* tail_scan calls `visit` for every certificate after `upto`, in seq order, until it returns
- * non-zero (which tail_scan returns). */
-static int tail_scan(struct store *st, MDB_txn *txn, uint64_t upto, tail_visit_fn visit, void *arg)
-{
-    MDB_cursor *cur = NULL;
-    int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
-    if (rc != 0) {
-        return rc;
-    }
-    uint8_t start[STORE_SEQ_KEY_LEN];
-    store_seq_encode(start, upto + 1);
-    MDB_val key = {.mv_size = sizeof(start), .mv_data = start};
-    MDB_val val = {0};
-    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE), "cursor_set_range");
-    /* Bounded by the tail: byuser_tail_max plus one batch. */
-    while (rc == 0) {
-        struct store_cert_meta m;
-        const uint8_t *der = NULL;
-        size_t der_len = 0;
-        cert_decode(&m, &der, &der_len, &key, &val);
-        rc = visit(st, txn, &m, der, der_len, &key, arg);
-        rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
-    }
-    mdb_cursor_close(cur);
-    return rc == -ENOENT ? 0 : rc;
-}
-
 static int visit_index(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
                        const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg)
 {
@@ -318,22 +446,30 @@ static int visit_index(struct store *st, MDB_txn *txn, const struct store_cert_m
     (void)arg;
     MDB_val ukey = store_val_str(m->uri);
     MDB_val skey = *seq; /* big-endian: DUPSORT keeps a user's certificates oldest first */
-    return store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_byuser");
+    MDB_val serial = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)m->serial};
+    int rc = store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_byuser");
+    rc = rc != 0 ? rc
+                 : store_err(st, mdb_put(txn, st->serials, &serial, &skey, MDB_NOOVERWRITE),
+                             "put_serial");
+    ASSERT(rc != -EEXIST); /* every serial of the tail was checked at its commit */
+    return rc;
 }
 
-/* byuser_catch_up indexes the tail (the certificates after the watermark) by user once it is
- * longer than byuser_tail_max, in the commit that made it so: one bulk pass that dirties each
- * index page it touches once, instead of one random index page per certificate per commit.
- * `last` is the highest seq in this transaction. */
-static int byuser_catch_up(struct store *st, MDB_txn *txn, uint64_t last)
+/* index_catch_up indexes the tail (the certificates after the watermark `upto`) by serial and by
+ * user once it is longer than index_tail_max, in the commit that made it so: one bulk pass that
+ * dirties each index page it touches once, instead of two random index pages per certificate
+ * per commit. `last` is the highest seq in this transaction. */
+static int index_catch_up(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t last)
 {
-    uint64_t upto = 0;
-    int rc = store_byuser_upto(st, txn, &upto);
-    if (rc != 0 || last <= upto || last - upto <= st->byuser_tail_max) {
-        return rc;
+    if (last <= upto || last - upto <= st->index_tail_max) {
+        return 0;
     }
-    rc = tail_scan(st, txn, upto, visit_index, NULL);
-    return rc != 0 ? rc : store_byuser_upto_put(st, txn, last);
+    int rc = tail_scan(st, txn, upto, visit_index, NULL);
+    rc = rc != 0 ? rc : store_index_upto_put(st, txn, last);
+    if (rc == 0) {
+        tail_reset(st->tail, last);
+    }
+    return rc;
 }
 
 static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch *b)
@@ -355,24 +491,17 @@ static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch
     return rc;
 }
 
-/* batch_put_all writes the whole batch in passes: first every serial (so that all clashes are
- * found and marked before anything else is written), then the records (consecutive appends, so
- * their pages are allocated together), then the outbox entries, the by-user index when its tail
- * is long enough, and the lockout updates. */
+/* batch_put_all writes the whole batch in passes: first every serial is checked (so that all
+ * clashes are found and marked before anything is written), then the records (consecutive
+ * appends, so their pages are allocated together), then the outbox entries, the indexes when the
+ * tail is long enough, and the lockout updates. */
 static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_batch *b)
 {
+    uint64_t upto = 0;
     int rc = next_seq(st, c->txn, &c->first_seq);
-    bool clash = false;
-    for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
-        ASSERT(meta_ok(&b->items[i].meta));
-        rc = serial_put(st, c->txn, &b->items[i], c->first_seq + i);
-        if (rc == -EEXIST) {
-            clash = true; /* keep going: mark every clashing item */
-            rc = 0;
-        }
-    }
-    if (rc == 0 && clash) {
-        return -EEXIST;
+    rc = rc != 0 ? rc : store_index_upto(st, c->txn, &upto);
+    if (rc == 0 && b->num_items > 0) {
+        rc = serials_check(st, c->txn, b, upto, c->first_seq - 1);
     }
     for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
         rc = cert_put(st, c, &b->items[i], c->first_seq + i);
@@ -381,7 +510,9 @@ static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_ba
         rc = outbox_put_new(st, c, &b->items[i], c->first_seq + i);
     }
     if (rc == 0 && b->num_items > 0) {
-        rc = byuser_catch_up(st, c->txn, c->first_seq + b->num_items - 1);
+        uint64_t last = c->first_seq + b->num_items - 1;
+        st->tail->last = last;
+        rc = index_catch_up(st, c->txn, upto, last);
     }
     if (rc == 0) {
         rc = lockouts_put(st, c->txn, b);
@@ -407,6 +538,7 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
     c.first_seq = 0;
     c.now_ms = clock_real_ms();
     c.num_pools = 0;
+    pthread_mutex_lock(&st->commit_lock);
     int rc = store_txn_begin(st, &c.txn, true);
     if (rc == 0) {
         rc = batch_put_all(st, &c, batch);
@@ -433,9 +565,13 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
         store_batch_clear(batch);
     }
 out:
+    if (rc != 0 && st->tail != NULL) {
+        st->tail->valid = false; /* it may hold serials that were not stored */
+    }
     if (c.txn != NULL) {
         mdb_txn_abort(c.txn);
     }
+    pthread_mutex_unlock(&st->commit_lock);
     batch_validate(batch);
     return rc;
 }
@@ -447,6 +583,41 @@ static int cert_get_seq(struct store *st, MDB_txn *txn, MDB_val *skey, MDB_val *
     int rc = store_err(st, mdb_get(txn, st->certs, skey, val), "get_cert");
     ASSERT(rc != -ENOENT); /* every index entry names a stored certificate */
     return rc;
+}
+
+struct find_arg {
+    const uint8_t *serial;
+    uint8_t *seq_out;
+};
+
+static int visit_find(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
+                      const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg)
+{
+    (void)st;
+    (void)txn;
+    (void)der;
+    (void)der_len;
+    const struct find_arg *a = arg;
+    if (memcmp(m->serial, a->serial, STORE_SERIAL_LEN) != 0) {
+        return 0;
+    }
+    memcpy(a->seq_out, seq->mv_data, STORE_SEQ_KEY_LEN);
+    return 1; /* found: stop */
+}
+
+/* tail_find_serial looks for `serial` among the certificates after the index watermark. Returns
+ * 0 with its seq key in seq_out, -ENOENT or another error. */
+static int tail_find_serial(struct store *st, MDB_txn *txn, uint8_t seq_out[STORE_SEQ_KEY_LEN],
+                            const uint8_t serial[STORE_SERIAL_LEN])
+{
+    uint64_t upto = 0;
+    int rc = store_index_upto(st, txn, &upto);
+    if (rc != 0 || upto == UINT64_MAX) {
+        return rc != 0 ? rc : -ENOENT;
+    }
+    struct find_arg a = {.serial = serial, .seq_out = seq_out};
+    rc = tail_scan(st, txn, upto, visit_find, &a);
+    return rc == 1 ? 0 : (rc == 0 ? -ENOENT : rc);
 }
 
 int store_cert_get(struct store *st, struct store_cert_meta *out_meta, uint8_t *der, size_t cap,
@@ -465,7 +636,13 @@ int store_cert_get(struct store *st, struct store_cert_meta *out_meta, uint8_t *
     MDB_val skey = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)serial};
     MDB_val seq = {0};
     MDB_val val = {0};
+    uint8_t seq_buf[STORE_SEQ_KEY_LEN];
     rc = store_err(st, mdb_get(txn, st->serials, &skey, &seq), "get_serial");
+    if (rc == -ENOENT) { /* not indexed yet: in the tail, or nowhere */
+        rc = tail_find_serial(st, txn, seq_buf, serial);
+        seq.mv_size = sizeof(seq_buf);
+        seq.mv_data = seq_buf;
+    }
     if (rc == 0) {
         ASSERT(seq.mv_size == STORE_SEQ_KEY_LEN);
         rc = cert_get_seq(st, txn, &seq, &val);
@@ -508,7 +685,7 @@ static int foreach_uri_txn(struct store *st, MDB_txn *txn, MDB_cursor *cur, cons
                            store_cert_fn fn, void *ctx)
 {
     uint64_t upto = 0;
-    int rc = store_byuser_upto(st, txn, &upto);
+    int rc = store_index_upto(st, txn, &upto);
     if (rc != 0) {
         return rc;
     }

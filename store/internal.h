@@ -10,10 +10,11 @@
  *   certs    seq (u64 big-endian)     -> struct cert_rec + uri + pool + device_id + DER
  *                                        (MDB_APPEND: the hot write is a sequential append)
  *   serials  serial (16 bytes)        -> seq (u64 big-endian)
- *   byuser   uri                      -> seq (DUPSORT|DUPFIXED, so oldest first); holds the
- *                                        certificates up to meta "byuser_upto", the newer ones
- *                                        (the tail) are found by scanning certs
- *   meta     name                     -> value ("byuser_upto": u64 big-endian seq)
+ *   byuser   uri                      -> seq (DUPSORT|DUPFIXED, so oldest first)
+ *            Both indexes hold the certificates up to meta "index_upto"; the newer ones (the
+ *            tail, at most index_tail_max plus one batch) are found by scanning certs, and the
+ *            commit that makes the tail longer indexes all of it in one pass.
+ *   meta     name                     -> value ("index_upto": u64 big-endian seq)
  *   outbox   pool id (u32 BE) + seq   -> struct outbox_rec + last_error
  *   pools    pool name                -> pool id (u32 little-endian, 1..STORE_POOLS_MAX)
  *   poolstate pool name               -> struct pool_state_rec + last_error (the publisher's)
@@ -26,6 +27,7 @@
 
 #include <assert.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,8 +48,8 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored lit
 #define STORE_SEQ_KEY_LEN 8
 #define STORE_OUTBOX_KEY_LEN 12
 #define STORE_PHEXT_KEY_MAX (STORE_PHONE_MAX + 1 + STORE_EXT_MAX)
-#define STORE_BYUSER_TAIL_DEFAULT 8192u
-#define STORE_META_BYUSER_UPTO "byuser_upto"
+#define STORE_INDEX_TAIL_DEFAULT 8192u
+#define STORE_META_INDEX_UPTO "index_upto"
 
 enum store_state {
     STORE_STATE_CLOSED = 0,
@@ -73,7 +75,10 @@ struct store {
     MDB_dbi meta;
     bool has_poolstate; /* false only for a read-only open of an older environment */
     bool has_meta;      /* false only for a read-only open of an older environment */
-    uint64_t byuser_tail_max;
+    uint64_t index_tail_max;
+    /* Serializes store_batch_commit on this handle, which owns `tail`. */
+    pthread_mutex_t commit_lock;
+    struct tail_set *tail; /* the tail's serials, for the clash check (cert.c); lazily built */
     bool defer_meta_sync;
     /* With defer_meta_sync: the lowest certificate seq whose commit may not be durable yet
      * (every higher seq is either in such a commit or not committed); UINT64_MAX when everything
@@ -167,10 +172,13 @@ MDB_val store_val_str(const char *s);
 
 /* store_last_seq sets *out to the highest certificate seq in `txn`'s snapshot (0: none). */
 int store_last_seq(struct store *st, MDB_txn *txn, uint64_t *out);
-/* store_byuser_upto sets *out to the seq up to which the by-user index is complete. */
-int store_byuser_upto(struct store *st, MDB_txn *txn, uint64_t *out);
-/* store_byuser_upto_put records it (write txn). */
-int store_byuser_upto_put(struct store *st, MDB_txn *txn, uint64_t upto);
+/* store_index_upto sets *out to the seq up to which the by-user index is complete. */
+int store_index_upto(struct store *st, MDB_txn *txn, uint64_t *out);
+/* store_index_upto_put records it (write txn). */
+int store_index_upto_put(struct store *st, MDB_txn *txn, uint64_t upto);
+
+/* store_tail_free frees the tail serial set of `st` (store_close). */
+void store_tail_free(struct store *st);
 
 /* store_seq_encode writes `seq` big-endian into 8 bytes (so byte order is numeric order). */
 void store_seq_encode(uint8_t out[STORE_SEQ_KEY_LEN], uint64_t seq);

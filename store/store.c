@@ -118,12 +118,12 @@ int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char
     return 0;
 }
 
-/* byuser_upto_init records, in an environment that has no by-user watermark yet, that the
+/* index_upto_init records, in an environment that has no index watermark yet, that the
  * index is complete up to its last certificate: true of a new environment (none) and of one
  * from before the watermark, which indexed every certificate at its commit. */
-static int byuser_upto_init(struct store *st, MDB_txn *txn)
+static int index_upto_init(struct store *st, MDB_txn *txn)
 {
-    MDB_val key = store_val_str(STORE_META_BYUSER_UPTO);
+    MDB_val key = store_val_str(STORE_META_INDEX_UPTO);
     MDB_val val = {0};
     int rc = store_err(st, mdb_get(txn, st->meta, &key, &val), "get_meta");
     if (rc != -ENOENT) {
@@ -131,16 +131,16 @@ static int byuser_upto_init(struct store *st, MDB_txn *txn)
     }
     uint64_t last = 0;
     rc = store_last_seq(st, txn, &last);
-    return rc != 0 ? rc : store_byuser_upto_put(st, txn, last);
+    return rc != 0 ? rc : store_index_upto_put(st, txn, last);
 }
 
-int store_byuser_upto(struct store *st, MDB_txn *txn, uint64_t *out)
+int store_index_upto(struct store *st, MDB_txn *txn, uint64_t *out)
 {
     if (!st->has_meta) {
         *out = UINT64_MAX; /* read-only view of an environment from before the watermark */
         return 0;
     }
-    MDB_val key = store_val_str(STORE_META_BYUSER_UPTO);
+    MDB_val key = store_val_str(STORE_META_INDEX_UPTO);
     MDB_val val = {0};
     int rc = store_err(st, mdb_get(txn, st->meta, &key, &val), "get_meta");
     if (rc == -ENOENT && st->read_only) {
@@ -154,11 +154,11 @@ int store_byuser_upto(struct store *st, MDB_txn *txn, uint64_t *out)
     return rc;
 }
 
-int store_byuser_upto_put(struct store *st, MDB_txn *txn, uint64_t upto)
+int store_index_upto_put(struct store *st, MDB_txn *txn, uint64_t upto)
 {
     uint8_t buf[STORE_SEQ_KEY_LEN];
     store_seq_encode(buf, upto);
-    MDB_val key = store_val_str(STORE_META_BYUSER_UPTO);
+    MDB_val key = store_val_str(STORE_META_INDEX_UPTO);
     MDB_val val = {.mv_size = sizeof(buf), .mv_data = buf};
     return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_meta");
 }
@@ -193,7 +193,7 @@ static int open_dbis(struct store *st)
         st->has_meta = st->has_meta || (rc == 0 && dbs[i].dbi == &st->meta);
     }
     if (rc == 0 && !st->read_only) {
-        rc = byuser_upto_init(st, txn);
+        rc = index_upto_init(st, txn);
     }
     if (rc != 0) {
         if (txn != NULL) {
@@ -259,8 +259,8 @@ int store_open(struct store **out, const struct store_options *opt)
     st->state = STORE_STATE_OPEN; /* so that store_err/store_validate accept it while opening */
     st->read_only = opt->read_only;
     st->defer_meta_sync = opt->defer_meta_sync && !opt->read_only;
-    st->byuser_tail_max =
-        opt->byuser_tail_max == 0 ? STORE_BYUSER_TAIL_DEFAULT : opt->byuser_tail_max;
+    st->index_tail_max = opt->index_tail_max == 0 ? STORE_INDEX_TAIL_DEFAULT : opt->index_tail_max;
+    pthread_mutex_init(&st->commit_lock, NULL);
     atomic_init(&st->nondurable_seq, UINT64_MAX);
     st->map_size = map_size;
     if (rc == 0 && !st->read_only && mkdir(st->path, 0700) == -1 && errno != EEXIST) {
@@ -314,6 +314,8 @@ void store_close(struct store *st)
         mdb_env_close(st->env); /* every commit is durable by now */
         st->env = NULL;
     }
+    store_tail_free(st);
+    pthread_mutex_destroy(&st->commit_lock);
     st->state = STORE_STATE_CLOSED;
     free(st);
 }

@@ -45,11 +45,12 @@ struct store_options {
      * are hidden from store_outbox_foreach(), so that nothing is published that a system crash
      * could still undo. Atomicity and consistency are LMDB's as always. */
     bool defer_meta_sync;
-    /* The by-user index is brought up to date in bulk: the newest certificates (at most this
-     * many) are found by scanning the sequence-ordered certificate table instead, and once
-     * there are more, the commit that exceeds it indexes all of them. A commit then dirties
-     * about one index page per user touched, not one per certificate. 0 = 8192. */
-    uint32_t byuser_tail_max;
+    /* The serial and by-user indexes are brought up to date in bulk: the newest certificates
+     * (at most this many) are found by scanning the sequence-ordered certificate table instead
+     * (a serial clash is checked against them through an in-memory set), and once there are
+     * more, the commit that exceeds it indexes all of them in one pass. A commit then dirties
+     * no random index page per certificate. 0 = 8192. */
+    uint32_t index_tail_max;
 };
 
 struct store_user {

@@ -108,6 +108,13 @@ Test(store_cert, foreach_by_uri_oldest_first)
     free(b);
 }
 
+static void expect_count(struct store *st, uint64_t want)
+{
+    uint64_t count = 99;
+    cr_assert_eq(store_cert_count(st, &count), 0);
+    cr_assert_eq(count, want);
+}
+
 /* expect_by_uri checks that alice's and bob's listings hold exactly their certificates among
  * 0..num-1 (even: alice, odd: bob), oldest first, whatever part of them is in the index and
  * whatever part in the tail. */
@@ -125,22 +132,22 @@ static void expect_by_uri(struct store *st, uint32_t num)
     }
 }
 
-static uint64_t byuser_upto(struct store *st)
+static uint64_t index_upto(struct store *st)
 {
     MDB_txn *txn = NULL;
     uint64_t upto = 0;
     cr_assert_eq(store_txn_begin(st, &txn, false), 0);
-    cr_assert_eq(store_byuser_upto(st, txn, &upto), 0);
+    cr_assert_eq(store_index_upto(st, txn, &upto), 0);
     mdb_txn_abort(txn);
     return upto;
 }
 
-/* The by-user index is written in bulk once the tail is longer than byuser_tail_max; listings
+/* The by-user index is written in bulk once the tail is longer than index_tail_max; listings
  * are complete and in order before and after, across a reopen and read-only. */
 Test(store_cert, by_uri_index_in_bulk)
 {
     store_close(g_st);
-    struct store_options opt = {.path = g_env, .byuser_tail_max = 5};
+    struct store_options opt = {.path = g_env, .index_tail_max = 5};
     cr_assert_eq(store_open(&g_st, &opt), 0);
     struct store_batch *b = batch_new();
     uint32_t n = 0;
@@ -150,14 +157,14 @@ Test(store_cert, by_uri_index_in_bulk)
         add_certs(b, n, k);
         cr_assert_eq(store_batch_commit(g_st, b), 0);
         n += k;
-        uint64_t upto = byuser_upto(g_st);
+        uint64_t upto = index_upto(g_st);
         cr_assert_leq(n - upto, 5, "the tail never exceeds its maximum");
         caught_up = caught_up || upto > 0;
         cr_assert(upto == 0 || upto == n || n - upto <= 5);
         expect_by_uri(g_st, n);
     }
     cr_assert(caught_up, "the index was written at least once");
-    cr_assert_neq(byuser_upto(g_st), n, "and some certificates are in the tail now");
+    cr_assert_neq(index_upto(g_st), n, "and some certificates are in the tail now");
     store_close(g_st);
     g_st = fixture_open(0, true);
     expect_by_uri(g_st, n);
@@ -172,15 +179,15 @@ Test(store_cert, by_uri_index_in_bulk)
 Test(store_cert, by_uri_watermark_missing_means_complete)
 {
     store_close(g_st);
-    struct store_options opt = {.path = g_env, .byuser_tail_max = 1};
+    struct store_options opt = {.path = g_env, .index_tail_max = 1};
     cr_assert_eq(store_open(&g_st, &opt), 0);
     struct store_batch *b = batch_new();
     add_certs(b, 0, 4);
     cr_assert_eq(store_batch_commit(g_st, b), 0);
-    cr_assert_eq(byuser_upto(g_st), 4, "a tail of 4 > 1 was indexed in the same commit");
+    cr_assert_eq(index_upto(g_st), 4, "a tail of 4 > 1 was indexed in the same commit");
     MDB_txn *txn = NULL;
     cr_assert_eq(store_txn_begin(g_st, &txn, true), 0);
-    MDB_val key = {.mv_size = strlen(STORE_META_BYUSER_UPTO), .mv_data = STORE_META_BYUSER_UPTO};
+    MDB_val key = {.mv_size = strlen(STORE_META_INDEX_UPTO), .mv_data = STORE_META_INDEX_UPTO};
     cr_assert_eq(mdb_del(txn, g_st->meta, &key, NULL), 0);
     cr_assert_eq(store_txn_commit(g_st, txn), 0);
     store_close(g_st);
@@ -188,16 +195,79 @@ Test(store_cert, by_uri_watermark_missing_means_complete)
     expect_by_uri(g_st, 4); /* read-only: complete */
     store_close(g_st);
     g_st = fixture_open(0, false);
-    cr_assert_eq(byuser_upto(g_st), 4);
+    cr_assert_eq(index_upto(g_st), 4);
     expect_by_uri(g_st, 4);
     free(b);
 }
 
-static void expect_count(struct store *st, uint64_t want)
+/* A serial is refused whether its certificate is in the serial index or still in the tail, and
+ * also when it repeats inside one batch; both kinds are found by serial. */
+Test(store_cert, serial_clash_in_index_tail_and_batch)
 {
-    uint64_t count = 99;
-    cr_assert_eq(store_cert_count(st, &count), 0);
-    cr_assert_eq(count, want);
+    store_close(g_st);
+    struct store_options opt = {.path = g_env, .index_tail_max = 2};
+    cr_assert_eq(store_open(&g_st, &opt), 0);
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 3);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    cr_assert_eq(index_upto(g_st), 3, "a tail of 3 > 2: indexed");
+    add_certs(b, 3, 2);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    cr_assert_eq(index_upto(g_st), 3, "4 and 5 are in the tail");
+    for (uint32_t i = 0; i < 5; i++) {
+        expect_cert(g_st, i);
+    }
+    uint32_t taken[2] = {1, 4}; /* indexed, tail */
+    for (size_t k = 0; k < 2; k++) {
+        add_certs(b, 20, 1);
+        add_certs(b, taken[k], 1);
+        cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "serial of %u", taken[k]);
+        cr_assert_eq(b->items[0].rc, 0);
+        cr_assert_eq(b->items[1].rc, -EEXIST);
+        store_batch_clear(b);
+    }
+    add_certs(b, 21, 1);
+    add_certs(b, 21, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "twice in one batch");
+    cr_assert_eq(b->items[0].rc, 0);
+    cr_assert_eq(b->items[1].rc, -EEXIST);
+    store_batch_clear(b);
+    add_certs(b, 20, 2); /* the serials of the refused batches were never stored */
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    expect_count(g_st, 7);
+    expect_cert(g_st, 20);
+    expect_cert(g_st, 21);
+    free(b);
+}
+
+/* Another process (certprovctl beside certprovd) commits into the tail: the clash check of this
+ * handle still sees its serial. */
+Test(store_cert, serial_clash_with_another_process)
+{
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 2);
+    cr_assert_eq(store_batch_commit(g_st, b), 0); /* this handle's tail set is built */
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) { /* the child never touches the parent's handle */
+        struct store *st = NULL;
+        struct store_options opt = {.path = g_env};
+        static struct store_batch cb;
+        add_certs(&cb, 7, 1);
+        int rc = store_open(&st, &opt) == 0 ? store_batch_commit(st, &cb) : -1;
+        _exit(rc == 0 ? 0 : 3);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    add_certs(b, 7, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), -EEXIST);
+    store_batch_clear(b);
+    add_certs(b, 8, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    expect_count(g_st, 4);
+    expect_cert(g_st, 7);
+    free(b);
 }
 
 Test(store_cert, duplicate_serial_against_db)
