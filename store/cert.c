@@ -620,6 +620,30 @@ static int tail_find_serial(struct store *st, MDB_txn *txn, uint8_t seq_out[STOR
     return rc == 1 ? 0 : (rc == 0 ? -ENOENT : rc);
 }
 
+/* cert_copy_out decodes the certificate at `seq` (its key) into the caller's buffers. */
+static int cert_copy_out(struct store *st, MDB_txn *txn, MDB_val *seq,
+                         struct store_cert_meta *out_meta, uint8_t *der, size_t cap,
+                         size_t *out_len, const uint8_t serial[STORE_SERIAL_LEN])
+{
+    MDB_val val = {0};
+    int rc = store_err(st, mdb_get(txn, st->certs, seq, &val), "get_cert");
+    if (rc != 0) {
+        return rc;
+    }
+    struct store_cert_meta m;
+    const uint8_t *p = NULL;
+    size_t len = 0;
+    cert_decode(&m, &p, &len, seq, &val);
+    ASSERT(memcmp(m.serial, serial, STORE_SERIAL_LEN) == 0);
+    if (len > cap) {
+        return -E2BIG;
+    }
+    memcpy(der, p, len);
+    *out_meta = m;
+    *out_len = len;
+    return 0;
+}
+
 int store_cert_get(struct store *st, struct store_cert_meta *out_meta, uint8_t *der, size_t cap,
                    size_t *out_len, const uint8_t serial[STORE_SERIAL_LEN])
 {
@@ -635,7 +659,6 @@ int store_cert_get(struct store *st, struct store_cert_meta *out_meta, uint8_t *
     }
     MDB_val skey = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)serial};
     MDB_val seq = {0};
-    MDB_val val = {0};
     uint8_t seq_buf[STORE_SEQ_KEY_LEN];
     rc = store_err(st, mdb_get(txn, st->serials, &skey, &seq), "get_serial");
     if (rc == -ENOENT) { /* not indexed yet: in the tail, or nowhere */
@@ -645,22 +668,26 @@ int store_cert_get(struct store *st, struct store_cert_meta *out_meta, uint8_t *
     }
     if (rc == 0) {
         ASSERT(seq.mv_size == STORE_SEQ_KEY_LEN);
-        rc = cert_get_seq(st, txn, &seq, &val);
+        rc = cert_copy_out(st, txn, &seq, out_meta, der, cap, out_len, serial);
+        ASSERT(rc != -ENOENT); /* every index entry names a stored certificate */
     }
-    if (rc == 0) {
-        struct store_cert_meta m;
-        const uint8_t *p = NULL;
-        size_t len = 0;
-        cert_decode(&m, &p, &len, &seq, &val);
-        ASSERT(memcmp(m.serial, serial, STORE_SERIAL_LEN) == 0);
-        if (len > cap) {
-            rc = -E2BIG;
-        } else {
-            memcpy(der, p, len);
-            *out_meta = m;
-            *out_len = len;
-        }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int store_cert_get_seq(struct store *st, struct store_cert_meta *out_meta, uint8_t *der, size_t cap,
+                       size_t *out_len, uint64_t seq, const uint8_t serial[STORE_SERIAL_LEN])
+{
+    store_validate(st);
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
     }
+    uint8_t seq_buf[STORE_SEQ_KEY_LEN];
+    store_seq_encode(seq_buf, seq);
+    MDB_val key = {.mv_size = sizeof(seq_buf), .mv_data = seq_buf};
+    rc = cert_copy_out(st, txn, &key, out_meta, der, cap, out_len, serial);
     mdb_txn_abort(txn);
     return rc;
 }

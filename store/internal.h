@@ -177,6 +177,11 @@ int store_index_upto(struct store *st, MDB_txn *txn, uint64_t *out);
 /* store_index_upto_put records it (write txn). */
 int store_index_upto_put(struct store *st, MDB_txn *txn, uint64_t upto);
 
+/* store_cert_get_seq is store_cert_get by sequence number (the outbox entry's), without the
+ * serial index; `serial` is what the record must hold (ASSERTed). */
+int store_cert_get_seq(struct store *st, struct store_cert_meta *out_meta, uint8_t *der, size_t cap,
+                       size_t *out_len, uint64_t seq, const uint8_t serial[STORE_SERIAL_LEN]);
+
 /* store_tail_free frees the tail serial set of `st` (store_close). */
 void store_tail_free(struct store *st);
 

@@ -294,7 +294,8 @@ static int load_rows(struct pub_pool *p, size_t n, size_t *out_m, char *err, siz
             return -EAGAIN;
         }
         if (rc == 0) {
-            rc = store_cert_get(pub->st, &r->meta, r->der, sizeof(r->der), &r->der_len, e->serial);
+            rc = store_cert_get_seq(pub->st, &r->meta, r->der, sizeof(r->der), &r->der_len, e->seq,
+                                    e->serial);
             if (rc != 0) {
                 snprintf(r->error, sizeof(r->error), "certificate record unreadable: %s",
                          strerror(-rc));
