@@ -5,8 +5,8 @@
  * (big-endian key, MDB_APPEND: only the right-most leaf of `certs` is dirtied) with its outbox
  * entry (pool id + seq: appends too). The random-key indexes (serial -> seq, uri -> seq) are
  * written in bulk once the tail of certificates after their watermark is long enough (see
- * index_catch_up); until then the tail is scanned, and a new serial is checked against the
- * tail's serials in memory (see serials_check). */
+ * index_step); until then the tail is scanned, and a new serial is checked against the tail's
+ * serials in memory (see serials_check). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,7 +351,8 @@ static int tail_sync(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t las
     if (st->tail == NULL) {
         struct tail_set *t = calloc(1, sizeof(*t));
         size_t cap = 64;
-        while (cap < 2 * (st->index_tail_max + 2 * STORE_BATCH_MAX)) {
+        /* The tail: index_tail_max, plus the commits of a segment being indexed, plus one. */
+        while (cap < 2 * (st->index_tail_max + (STORE_INDEX_SLICES + 2) * STORE_BATCH_MAX)) {
             cap *= 2;
         }
         if (t == NULL || (t->slots = calloc(cap, sizeof(t->slots[0]))) == NULL) {
@@ -438,38 +439,81 @@ static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
     return rc;
 }
 
-static int visit_index(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
-                       const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg)
+/* index_slice puts the index entries of the certificates in (upto, target] whose keys fall in
+ * `slice`. It reads each record's fixed header and URI in place (16 passes over the segment per
+ * cycle: this pass must be cheap). */
+static int index_slice(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t target,
+                       unsigned slice)
 {
-    (void)der;
-    (void)der_len;
-    (void)arg;
-    MDB_val ukey = store_val_str(m->uri);
-    MDB_val skey = *seq; /* big-endian: DUPSORT keeps a user's certificates oldest first */
-    MDB_val serial = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)m->serial};
-    int rc = store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_byuser");
-    rc = rc != 0 ? rc
-                 : store_err(st, mdb_put(txn, st->serials, &serial, &skey, MDB_NOOVERWRITE),
-                             "put_serial");
-    ASSERT(rc != -EEXIST); /* every serial of the tail was checked at its commit */
-    return rc;
+    MDB_cursor *cur = NULL;
+    int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t start[STORE_SEQ_KEY_LEN];
+    store_seq_encode(start, upto + 1);
+    MDB_val key = {.mv_size = sizeof(start), .mv_data = start};
+    MDB_val val = {0};
+    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE), "cursor_set_range");
+    /* Bounded by the segment: index_tail_max plus one batch. */
+    while (rc == 0 && store_seq_decode(key.mv_data) <= target) {
+        struct cert_rec r;
+        ASSERT(val.mv_size >= sizeof(r));
+        memcpy(&r, val.mv_data, sizeof(r));
+        ASSERT(cert_rec_ok(&r, val.mv_size));
+        uint8_t seq[STORE_SEQ_KEY_LEN]; /* big-endian: DUPSORT keeps them oldest first */
+        memcpy(seq, key.mv_data, sizeof(seq));
+        MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
+        if (store_slice_serial(r.serial) == slice) {
+            MDB_val serial = {.mv_size = STORE_SERIAL_LEN, .mv_data = r.serial};
+            rc = store_err(st, mdb_put(txn, st->serials, &serial, &skey, MDB_NOOVERWRITE),
+                           "put_serial");
+            ASSERT(rc != -EEXIST); /* every serial of the tail was checked at its commit */
+        }
+        char uri[STORE_URI_MAX]; /* copied: the record is not read after a put */
+        memcpy(uri, (const uint8_t *)val.mv_data + sizeof(r), r.uri_len);
+        if (rc == 0 && store_slice_uri(uri, r.uri_len) == slice) {
+            MDB_val ukey = {.mv_size = r.uri_len, .mv_data = uri};
+            rc = store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_byuser");
+        }
+        rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
+    }
+    mdb_cursor_close(cur);
+    return rc == -ENOENT ? 0 : rc;
 }
 
-/* index_catch_up indexes the tail (the certificates after the watermark `upto`) by serial and by
- * user once it is longer than index_tail_max, in the commit that made it so: one bulk pass that
- * dirties each index page it touches once, instead of two random index pages per certificate
- * per commit. `last` is the highest seq in this transaction. */
-static int index_catch_up(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t last)
+/* index_step advances the bulk indexing by one slice. Once the tail after the watermark is
+ * longer than index_tail_max, the segment up to the last certificate is indexed over the next
+ * STORE_INDEX_SLICES commits, one slice of the key space each: every commit dirties about 1/16
+ * of the index pages the segment needs (each page once for all its new entries), instead of
+ * two random index pages per certificate, and no commit carries the whole segment. `last` is
+ * the highest seq in this transaction. */
+static int index_step(struct store *st, MDB_txn *txn, uint64_t last)
 {
-    if (last <= upto || last - upto <= st->index_tail_max) {
-        return 0;
+    struct store_index_state ix;
+    int rc = store_index_get(st, txn, &ix);
+    if (rc != 0) {
+        return rc;
     }
-    int rc = tail_scan(st, txn, upto, visit_index, NULL);
-    rc = rc != 0 ? rc : store_index_upto_put(st, txn, last);
-    if (rc == 0) {
-        tail_reset(st->tail, last);
+    if (ix.target == 0) {
+        if (last <= ix.upto || last - ix.upto <= st->index_tail_max) {
+            return 0;
+        }
+        ix.target = last;
+        ix.progress = 0;
     }
-    return rc;
+    rc = index_slice(st, txn, ix.upto, ix.target, (unsigned)ix.progress);
+    if (rc != 0) {
+        return rc;
+    }
+    ix.progress++;
+    if (ix.progress == STORE_INDEX_SLICES) {
+        ix.upto = ix.target;
+        ix.target = 0;
+        ix.progress = 0;
+        st->tail->valid = false; /* rebuilt for the new watermark at the next commit */
+    }
+    return store_index_put(st, txn, &ix);
 }
 
 static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch *b)
@@ -512,7 +556,7 @@ static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_ba
     if (rc == 0 && b->num_items > 0) {
         uint64_t last = c->first_seq + b->num_items - 1;
         st->tail->last = last;
-        rc = index_catch_up(st, c->txn, upto, last);
+        rc = index_step(st, c->txn, last);
     }
     if (rc == 0) {
         rc = lockouts_put(st, c->txn, b);
@@ -610,8 +654,9 @@ static int visit_find(struct store *st, MDB_txn *txn, const struct store_cert_me
 static int tail_find_serial(struct store *st, MDB_txn *txn, uint8_t seq_out[STORE_SEQ_KEY_LEN],
                             const uint8_t serial[STORE_SERIAL_LEN])
 {
-    uint64_t upto = 0;
-    int rc = store_index_upto(st, txn, &upto);
+    struct store_index_state ix;
+    int rc = store_index_get(st, txn, &ix);
+    uint64_t upto = store_index_watermark(&ix, store_slice_serial(serial));
     if (rc != 0 || upto == UINT64_MAX) {
         return rc != 0 ? rc : -ENOENT;
     }
@@ -711,11 +756,12 @@ static int visit_uri(struct store *st, MDB_txn *txn, const struct store_cert_met
 static int foreach_uri_txn(struct store *st, MDB_txn *txn, MDB_cursor *cur, const char *uri,
                            store_cert_fn fn, void *ctx)
 {
-    uint64_t upto = 0;
-    int rc = store_index_upto(st, txn, &upto);
+    struct store_index_state ix;
+    int rc = store_index_get(st, txn, &ix);
     if (rc != 0) {
         return rc;
     }
+    uint64_t upto = store_index_watermark(&ix, store_slice_uri(uri, strlen(uri)));
     MDB_val key = store_val_str(uri);
     MDB_val seq = {0};
     /* Bounded by the number of this user's certificates in the snapshot. */

@@ -11,10 +11,15 @@
  *                                        (MDB_APPEND: the hot write is a sequential append)
  *   serials  serial (16 bytes)        -> seq (u64 big-endian)
  *   byuser   uri                      -> seq (DUPSORT|DUPFIXED, so oldest first)
- *            Both indexes hold the certificates up to meta "index_upto"; the newer ones (the
- *            tail, at most index_tail_max plus one batch) are found by scanning certs, and the
- *            commit that makes the tail longer indexes all of it in one pass.
- *   meta     name                     -> value ("index_upto": u64 big-endian seq)
+ *            Both indexes hold the certificates up to meta "index" .upto; the newer ones (the
+ *            tail) are found by scanning certs. When the tail grows longer than index_tail_max,
+ *            the segment (upto, target = last] is indexed over the next STORE_INDEX_SLICES
+ *            commits, one slice of each key order per commit (serial: by its first byte;
+ *            user: by the first letter after the scheme), so each commit dirties about 1/16 of
+ *            the index pages the segment needs, not one random page per certificate; slices
+ *            below .progress of the segment
+ *            are indexed. When all are, upto = target.
+ *   meta     name                     -> value ("index": struct index_state, 3 x u64 BE)
  *   outbox   pool id (u32 BE) + seq   -> struct outbox_rec + last_error
  *   pools    pool name                -> pool id (u32 little-endian, 1..STORE_POOLS_MAX)
  *   poolstate pool name               -> struct pool_state_rec + last_error (the publisher's)
@@ -49,7 +54,15 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored lit
 #define STORE_OUTBOX_KEY_LEN 12
 #define STORE_PHEXT_KEY_MAX (STORE_PHONE_MAX + 1 + STORE_EXT_MAX)
 #define STORE_INDEX_TAIL_DEFAULT 8192u
-#define STORE_META_INDEX_UPTO "index_upto"
+#define STORE_META_INDEX "index"
+#define STORE_INDEX_SLICES 16u
+
+/* The bulk indexing state (meta "index"). */
+struct store_index_state {
+    uint64_t upto;     /* every certificate up to it is in both indexes */
+    uint64_t target;   /* 0, or the end of the segment being indexed slice by slice */
+    uint64_t progress; /* slices of (upto, target] indexed so far: 0..STORE_INDEX_SLICES-1 */
+};
 
 enum store_state {
     STORE_STATE_CLOSED = 0,
@@ -172,10 +185,18 @@ MDB_val store_val_str(const char *s);
 
 /* store_last_seq sets *out to the highest certificate seq in `txn`'s snapshot (0: none). */
 int store_last_seq(struct store *st, MDB_txn *txn, uint64_t *out);
-/* store_index_upto sets *out to the seq up to which the by-user index is complete. */
+/* store_index_get reads the bulk indexing state of `txn`'s snapshot (an environment from before
+ * it, opened read-only, reads as fully indexed: upto = UINT64_MAX). */
+int store_index_get(struct store *st, MDB_txn *txn, struct store_index_state *out);
+/* store_index_put records it (write txn). */
+int store_index_put(struct store *st, MDB_txn *txn, const struct store_index_state *in);
+/* store_index_upto sets *out to the state's upto. */
 int store_index_upto(struct store *st, MDB_txn *txn, uint64_t *out);
-/* store_index_upto_put records it (write txn). */
-int store_index_upto_put(struct store *st, MDB_txn *txn, uint64_t upto);
+/* store_slice_serial / store_slice_uri: the slice of the key space a key belongs to. */
+unsigned store_slice_serial(const uint8_t serial[STORE_SERIAL_LEN]);
+unsigned store_slice_uri(const char *uri, size_t len);
+/* store_index_watermark is the seq up to which the index holds the keys of `slice`. */
+uint64_t store_index_watermark(const struct store_index_state *ix, unsigned slice);
 
 /* store_cert_get_seq is store_cert_get by sequence number (the outbox entry's), without the
  * serial index; `serial` is what the record must hold (ASSERTed). */

@@ -118,49 +118,91 @@ int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char
     return 0;
 }
 
-/* index_upto_init records, in an environment that has no index watermark yet, that the
- * index is complete up to its last certificate: true of a new environment (none) and of one
- * from before the watermark, which indexed every certificate at its commit. */
-static int index_upto_init(struct store *st, MDB_txn *txn)
+/* index_init records, in an environment that has no index state yet, that both indexes are
+ * complete up to its last certificate: true of a new environment (none) and of one from before
+ * the state, which indexed every certificate at its commit. */
+static int index_init(struct store *st, MDB_txn *txn)
 {
-    MDB_val key = store_val_str(STORE_META_INDEX_UPTO);
+    MDB_val key = store_val_str(STORE_META_INDEX);
     MDB_val val = {0};
     int rc = store_err(st, mdb_get(txn, st->meta, &key, &val), "get_meta");
     if (rc != -ENOENT) {
         return rc;
     }
-    uint64_t last = 0;
-    rc = store_last_seq(st, txn, &last);
-    return rc != 0 ? rc : store_index_upto_put(st, txn, last);
+    struct store_index_state ix = {0};
+    rc = store_last_seq(st, txn, &ix.upto);
+    return rc != 0 ? rc : store_index_put(st, txn, &ix);
 }
 
-int store_index_upto(struct store *st, MDB_txn *txn, uint64_t *out)
+int store_index_get(struct store *st, MDB_txn *txn, struct store_index_state *out)
 {
+    memset(out, 0, sizeof(*out));
     if (!st->has_meta) {
-        *out = UINT64_MAX; /* read-only view of an environment from before the watermark */
+        out->upto = UINT64_MAX; /* read-only view of an environment from before the state */
         return 0;
     }
-    MDB_val key = store_val_str(STORE_META_INDEX_UPTO);
+    MDB_val key = store_val_str(STORE_META_INDEX);
     MDB_val val = {0};
     int rc = store_err(st, mdb_get(txn, st->meta, &key, &val), "get_meta");
     if (rc == -ENOENT && st->read_only) {
-        *out = UINT64_MAX; /* never opened for writing since: complete */
+        out->upto = UINT64_MAX; /* never opened for writing since: complete */
         return 0;
     }
     if (rc == 0) {
-        ASSERT(val.mv_size == STORE_SEQ_KEY_LEN);
-        *out = store_seq_decode(val.mv_data);
+        ASSERT(val.mv_size == 3 * STORE_SEQ_KEY_LEN);
+        const uint8_t *p = val.mv_data;
+        out->upto = store_seq_decode(p);
+        out->target = store_seq_decode(p + STORE_SEQ_KEY_LEN);
+        out->progress = store_seq_decode(p + 2 * STORE_SEQ_KEY_LEN);
+        ASSERT(out->target == 0 || out->target > out->upto);
+        ASSERT(out->progress < STORE_INDEX_SLICES);
+        ASSERT(out->target != 0 || out->progress == 0);
     }
     return rc;
 }
 
-int store_index_upto_put(struct store *st, MDB_txn *txn, uint64_t upto)
+int store_index_put(struct store *st, MDB_txn *txn, const struct store_index_state *in)
 {
-    uint8_t buf[STORE_SEQ_KEY_LEN];
-    store_seq_encode(buf, upto);
-    MDB_val key = store_val_str(STORE_META_INDEX_UPTO);
+    ASSERT(in->target == 0 || in->target > in->upto);
+    ASSERT(in->progress < STORE_INDEX_SLICES);
+    uint8_t buf[3 * STORE_SEQ_KEY_LEN];
+    store_seq_encode(buf, in->upto);
+    store_seq_encode(buf + STORE_SEQ_KEY_LEN, in->target);
+    store_seq_encode(buf + 2 * STORE_SEQ_KEY_LEN, in->progress);
+    MDB_val key = store_val_str(STORE_META_INDEX);
     MDB_val val = {.mv_size = sizeof(buf), .mv_data = buf};
     return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_meta");
+}
+
+int store_index_upto(struct store *st, MDB_txn *txn, uint64_t *out)
+{
+    struct store_index_state ix;
+    int rc = store_index_get(st, txn, &ix);
+    *out = ix.upto;
+    return rc;
+}
+
+/* Slices are contiguous ranges of each index's key order, so that a slice step dirties only
+ * the index pages of its range. */
+unsigned store_slice_serial(const uint8_t serial[STORE_SERIAL_LEN])
+{
+    return (serial[0] & 0x7fu) >> 3; /* positive serials: the first byte is a CSPRNG 0..127 */
+}
+
+unsigned store_slice_uri(const char *uri, size_t len)
+{
+    /* "sip:alice@...": by the user part's first letter */
+    const char *colon = memchr(uri, ':', len);
+    uint8_t c = colon != NULL && colon + 1 < uri + len ? (uint8_t)colon[1] : 0;
+    if (c < 'a') {
+        return 0;
+    }
+    return c > 'z' ? STORE_INDEX_SLICES - 1 : (unsigned)(c - 'a') * STORE_INDEX_SLICES / 26u;
+}
+
+uint64_t store_index_watermark(const struct store_index_state *ix, unsigned slice)
+{
+    return ix->target != 0 && slice < ix->progress ? ix->target : ix->upto;
 }
 
 /* open_dbis opens (or, when writable, creates) every named database in one transaction. */
@@ -193,7 +235,7 @@ static int open_dbis(struct store *st)
         st->has_meta = st->has_meta || (rc == 0 && dbs[i].dbi == &st->meta);
     }
     if (rc == 0 && !st->read_only) {
-        rc = index_upto_init(st, txn);
+        rc = index_init(st, txn);
     }
     if (rc != 0) {
         if (txn != NULL) {

@@ -132,62 +132,89 @@ static void expect_by_uri(struct store *st, uint32_t num)
     }
 }
 
-static uint64_t index_upto(struct store *st)
+static struct store_index_state index_state(struct store *st)
 {
     MDB_txn *txn = NULL;
-    uint64_t upto = 0;
+    struct store_index_state ix;
     cr_assert_eq(store_txn_begin(st, &txn, false), 0);
-    cr_assert_eq(store_index_upto(st, txn, &upto), 0);
+    cr_assert_eq(store_index_get(st, txn, &ix), 0);
     mdb_txn_abort(txn);
-    return upto;
+    return ix;
 }
 
-/* The by-user index is written in bulk once the tail is longer than index_tail_max; listings
- * are complete and in order before and after, across a reopen and read-only. */
-Test(store_cert, by_uri_index_in_bulk)
+static uint64_t index_upto(struct store *st)
+{
+    return index_state(st).upto;
+}
+
+/* The indexes are written in bulk, one slice of the key space per commit, once the tail is
+ * longer than index_tail_max; listings and lookups by serial are complete and in order at
+ * every step (before, during and after a segment is indexed), across a reopen and read-only. */
+Test(store_cert, indexes_in_bulk_slice_by_slice)
 {
     store_close(g_st);
     struct store_options opt = {.path = g_env, .index_tail_max = 5};
     cr_assert_eq(store_open(&g_st, &opt), 0);
     struct store_batch *b = batch_new();
     uint32_t n = 0;
-    bool caught_up = false;
-    for (uint32_t round = 0; round < 11; round++) {
+    bool mid = false;
+    uint64_t done = 0;
+    for (uint32_t round = 0; round < 40; round++) {
         uint32_t k = 1 + round % 3;
         add_certs(b, n, k);
         cr_assert_eq(store_batch_commit(g_st, b), 0);
         n += k;
-        uint64_t upto = index_upto(g_st);
-        cr_assert_leq(n - upto, 5, "the tail never exceeds its maximum");
-        caught_up = caught_up || upto > 0;
-        cr_assert(upto == 0 || upto == n || n - upto <= 5);
+        struct store_index_state ix = index_state(g_st);
+        mid = mid || ix.progress > 0;
+        done = ix.upto > done ? ix.upto : done;
+        cr_assert(ix.target == 0 || ix.target <= n);
         expect_by_uri(g_st, n);
+        for (uint32_t i = 0; i < n; i++) {
+            expect_cert(g_st, i);
+        }
     }
-    cr_assert(caught_up, "the index was written at least once");
-    cr_assert_neq(index_upto(g_st), n, "and some certificates are in the tail now");
+    cr_assert(mid, "seen in the middle of a segment");
+    cr_assert_geq(done, 6, "a segment was indexed completely");
+    cr_assert_lt(index_upto(g_st), n, "and some certificates are in the tail now");
     store_close(g_st);
     g_st = fixture_open(0, true);
     expect_by_uri(g_st, n);
+    expect_cert(g_st, 0);
+    expect_cert(g_st, n - 1);
     store_close(g_st);
     g_st = fixture_open(0, false);
     expect_by_uri(g_st, n);
     free(b);
 }
 
-/* An environment from before the watermark indexed every certificate at its commit: opening it
- * for writing records it as complete, so nothing is listed twice. */
-Test(store_cert, by_uri_watermark_missing_means_complete)
+/* An environment from before the index state indexed every certificate at its commit: opening
+ * it for writing records it as complete, so nothing is listed twice. Made here by committing
+ * with a tail longer than the test, indexing every certificate by hand as the old code did, and
+ * removing the state. */
+Test(store_cert, index_state_missing_means_complete)
 {
     store_close(g_st);
-    struct store_options opt = {.path = g_env, .index_tail_max = 1};
+    struct store_options opt = {.path = g_env, .index_tail_max = 1000};
     cr_assert_eq(store_open(&g_st, &opt), 0);
     struct store_batch *b = batch_new();
     add_certs(b, 0, 4);
     cr_assert_eq(store_batch_commit(g_st, b), 0);
-    cr_assert_eq(index_upto(g_st), 4, "a tail of 4 > 1 was indexed in the same commit");
+    cr_assert_eq(index_upto(g_st), 0, "all four in the tail");
     MDB_txn *txn = NULL;
     cr_assert_eq(store_txn_begin(g_st, &txn, true), 0);
-    MDB_val key = {.mv_size = strlen(STORE_META_INDEX_UPTO), .mv_data = STORE_META_INDEX_UPTO};
+    for (uint32_t i = 0; i < 4; i++) {
+        struct store_cert_meta m;
+        make_meta(&m, i % 2 ? "sip:bob@example.com" : "sip:alice@example.com",
+                  i % 2 ? "pool-b" : "pool-a", i);
+        uint8_t seq[STORE_SEQ_KEY_LEN];
+        store_seq_encode(seq, i + 1);
+        MDB_val sv = {.mv_size = sizeof(seq), .mv_data = seq};
+        MDB_val serial = {.mv_size = STORE_SERIAL_LEN, .mv_data = m.serial};
+        MDB_val uri = {.mv_size = strlen(m.uri), .mv_data = m.uri};
+        cr_assert_eq(mdb_put(txn, g_st->serials, &serial, &sv, MDB_NOOVERWRITE), 0);
+        cr_assert_eq(mdb_put(txn, g_st->byuser, &uri, &sv, 0), 0);
+    }
+    MDB_val key = {.mv_size = strlen(STORE_META_INDEX), .mv_data = STORE_META_INDEX};
     cr_assert_eq(mdb_del(txn, g_st->meta, &key, NULL), 0);
     cr_assert_eq(store_txn_commit(g_st, txn), 0);
     store_close(g_st);
@@ -197,6 +224,9 @@ Test(store_cert, by_uri_watermark_missing_means_complete)
     g_st = fixture_open(0, false);
     cr_assert_eq(index_upto(g_st), 4);
     expect_by_uri(g_st, 4);
+    for (uint32_t i = 0; i < 4; i++) {
+        expect_cert(g_st, i);
+    }
     free(b);
 }
 
@@ -208,35 +238,38 @@ Test(store_cert, serial_clash_in_index_tail_and_batch)
     struct store_options opt = {.path = g_env, .index_tail_max = 2};
     cr_assert_eq(store_open(&g_st, &opt), 0);
     struct store_batch *b = batch_new();
-    add_certs(b, 0, 3);
+    add_certs(b, 0, 3); /* a tail of 3 > 2: the segment 1..3 is indexed over 16 commits */
     cr_assert_eq(store_batch_commit(g_st, b), 0);
-    cr_assert_eq(index_upto(g_st), 3, "a tail of 3 > 2: indexed");
-    add_certs(b, 3, 2);
-    cr_assert_eq(store_batch_commit(g_st, b), 0);
-    cr_assert_eq(index_upto(g_st), 3, "4 and 5 are in the tail");
-    for (uint32_t i = 0; i < 5; i++) {
+    for (uint32_t i = 3; i < 3 + STORE_INDEX_SLICES; i++) {
+        add_certs(b, i, 1);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+    }
+    uint32_t n = 3 + STORE_INDEX_SLICES;
+    cr_assert_geq(index_upto(g_st), 3, "certificates 0..2 are indexed");
+    cr_assert_lt(index_upto(g_st), n, "the last one is in the tail");
+    for (uint32_t i = 0; i < n; i++) {
         expect_cert(g_st, i);
     }
-    uint32_t taken[2] = {1, 4}; /* indexed, tail */
+    uint32_t taken[2] = {1, n - 1}; /* indexed, tail */
     for (size_t k = 0; k < 2; k++) {
-        add_certs(b, 20, 1);
+        add_certs(b, 100, 1);
         add_certs(b, taken[k], 1);
         cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "serial of %u", taken[k]);
         cr_assert_eq(b->items[0].rc, 0);
         cr_assert_eq(b->items[1].rc, -EEXIST);
         store_batch_clear(b);
     }
-    add_certs(b, 21, 1);
-    add_certs(b, 21, 1);
+    add_certs(b, 101, 1);
+    add_certs(b, 101, 1);
     cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "twice in one batch");
     cr_assert_eq(b->items[0].rc, 0);
     cr_assert_eq(b->items[1].rc, -EEXIST);
     store_batch_clear(b);
-    add_certs(b, 20, 2); /* the serials of the refused batches were never stored */
+    add_certs(b, 100, 2); /* the serials of the refused batches were never stored */
     cr_assert_eq(store_batch_commit(g_st, b), 0);
-    expect_count(g_st, 7);
-    expect_cert(g_st, 20);
-    expect_cert(g_st, 21);
+    expect_count(g_st, n + 2);
+    expect_cert(g_st, 100);
+    expect_cert(g_st, 101);
     free(b);
 }
 
