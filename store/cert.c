@@ -440,8 +440,8 @@ static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
 }
 
 /* index_slice puts the index entries of the certificates in (upto, target] whose keys fall in
- * `slice`. It reads each record's fixed header and URI in place (16 passes over the segment per
- * cycle: this pass must be cheap). */
+ * `slice` (STORE_INDEX_SLICES: all of them). It reads each record's fixed header and URI in place
+ * (16 passes over the segment per cycle: this pass must be cheap). */
 static int index_slice(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t target,
                        unsigned slice)
 {
@@ -464,22 +464,28 @@ static int index_slice(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t t
         uint8_t seq[STORE_SEQ_KEY_LEN]; /* big-endian: DUPSORT keeps them oldest first */
         memcpy(seq, key.mv_data, sizeof(seq));
         MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
-        if (store_slice_serial(r.serial) == slice) {
+        if (slice == STORE_INDEX_SLICES || store_slice_serial(r.serial) == slice) {
             MDB_val serial = {.mv_size = STORE_SERIAL_LEN, .mv_data = r.serial};
             rc = store_err(st, mdb_put(txn, st->serials, &serial, &skey, MDB_NOOVERWRITE),
                            "put_serial");
             ASSERT(rc != -EEXIST); /* every serial of the tail was checked at its commit */
         }
-        char uri[STORE_URI_MAX]; /* copied: the record is not read after a put */
-        memcpy(uri, (const uint8_t *)val.mv_data + sizeof(r), r.uri_len);
-        if (rc == 0 && store_slice_uri(uri, r.uri_len) == slice) {
-            MDB_val ukey = {.mv_size = r.uri_len, .mv_data = uri};
-            rc = store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_byuser");
+        const char *uri = (const char *)val.mv_data + sizeof(r);
+        if (rc == 0 && (slice == STORE_INDEX_SLICES || store_slice_uri(uri, r.uri_len) == slice)) {
+            uint8_t ukey_buf[STORE_USERIDX_KEY_MAX]; /* copied: not read after a put */
+            MDB_val ukey = {.mv_size = store_useridx_key(ukey_buf, uri, r.uri_len),
+                            .mv_data = ukey_buf};
+            rc = store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_useridx");
         }
         rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
     }
     mdb_cursor_close(cur);
     return rc == -ENOENT ? 0 : rc;
+}
+
+int store_index_all(struct store *st, MDB_txn *txn, uint64_t last)
+{
+    return last == 0 ? 0 : index_slice(st, txn, 0, last, STORE_INDEX_SLICES);
 }
 
 /* index_step advances the bulk indexing by one slice. Once the tail after the watermark is
@@ -657,8 +663,8 @@ static int tail_find_serial(struct store *st, MDB_txn *txn, uint8_t seq_out[STOR
     struct store_index_state ix;
     int rc = store_index_get(st, txn, &ix);
     uint64_t upto = store_index_watermark(&ix, store_slice_serial(serial));
-    if (rc != 0 || upto == UINT64_MAX) {
-        return rc != 0 ? rc : -ENOENT;
+    if (rc != 0) {
+        return rc;
     }
     struct find_arg a = {.serial = serial, .seq_out = seq_out};
     rc = tail_scan(st, txn, upto, visit_find, &a);
@@ -762,10 +768,12 @@ static int foreach_uri_txn(struct store *st, MDB_txn *txn, MDB_cursor *cur, cons
         return rc;
     }
     uint64_t upto = store_index_watermark(&ix, store_slice_uri(uri, strlen(uri)));
-    MDB_val key = store_val_str(uri);
+    uint8_t key_buf[STORE_USERIDX_KEY_MAX];
+    MDB_val key = {.mv_size = store_useridx_key(key_buf, uri, strlen(uri)), .mv_data = key_buf};
     MDB_val seq = {0};
     /* Bounded by the number of this user's certificates in the snapshot. */
-    rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_SET_KEY), "cursor_set");
+    rc = cur == NULL ? -ENOENT /* an older environment, read-only: no index */
+                     : store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_SET_KEY), "cursor_set");
     while (rc == 0) {
         MDB_val val = {0};
         ASSERT(seq.mv_size == STORE_SEQ_KEY_LEN);
@@ -785,8 +793,8 @@ static int foreach_uri_txn(struct store *st, MDB_txn *txn, MDB_cursor *cur, cons
         }
         rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_NEXT_DUP), "cursor_next_dup");
     }
-    if (rc != -ENOENT || upto == UINT64_MAX) {
-        return rc == -ENOENT ? 0 : rc;
+    if (rc != -ENOENT) {
+        return rc;
     }
     /* The certificates after the watermark: found by scanning the tail. */
     struct tail_arg a = {.uri = uri, .fn = fn, .ctx = ctx};
@@ -807,9 +815,13 @@ int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn f
     if (rc != 0) {
         return rc;
     }
-    rc = store_err(st, mdb_cursor_open(txn, st->byuser, &cur), "cursor_open");
+    if (st->has_useridx) {
+        rc = store_err(st, mdb_cursor_open(txn, st->byuser, &cur), "cursor_open");
+    }
     if (rc == 0) {
         rc = foreach_uri_txn(st, txn, cur, uri, fn, ctx);
+    }
+    if (cur != NULL) {
         mdb_cursor_close(cur);
     }
     mdb_txn_abort(txn);

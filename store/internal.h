@@ -10,12 +10,12 @@
  *   certs    seq (u64 big-endian)     -> struct cert_rec + uri + pool + device_id + DER
  *                                        (MDB_APPEND: the hot write is a sequential append)
  *   serials  serial (16 bytes)        -> seq (u64 big-endian)
- *   byuser   uri                      -> seq (DUPSORT|DUPFIXED, so oldest first)
+ *   useridx  hash32(uri) BE + uri     -> seq (DUPSORT|DUPFIXED, so oldest first)
  *            Both indexes hold the certificates up to meta "index" .upto; the newer ones (the
  *            tail) are found by scanning certs. When the tail grows longer than index_tail_max,
  *            the segment (upto, target = last] is indexed over the next STORE_INDEX_SLICES
  *            commits, one slice of each key order per commit (serial: by its first byte;
- *            user: by the first letter after the scheme), so each commit dirties about 1/16 of
+ *            user: by the hash that starts its key), so each commit dirties about 1/16 of
  *            the index pages the segment needs, not one random page per certificate; slices
  *            below .progress of the segment
  *            are indexed. When all are, upto = target.
@@ -88,6 +88,7 @@ struct store {
     MDB_dbi meta;
     bool has_poolstate; /* false only for a read-only open of an older environment */
     bool has_meta;      /* false only for a read-only open of an older environment */
+    bool has_useridx;   /* false only for a read-only open of an older environment */
     uint64_t index_tail_max;
     /* Serializes store_batch_commit on this handle, which owns `tail`. */
     pthread_mutex_t commit_lock;
@@ -195,6 +196,11 @@ int store_index_upto(struct store *st, MDB_txn *txn, uint64_t *out);
 /* store_slice_serial / store_slice_uri: the slice of the key space a key belongs to. */
 unsigned store_slice_serial(const uint8_t serial[STORE_SERIAL_LEN]);
 unsigned store_slice_uri(const char *uri, size_t len);
+#define STORE_USERIDX_KEY_MAX (4 + STORE_URI_MAX)
+/* store_useridx_key writes the by-user index key of `uri` (len bytes) and returns its length. */
+size_t store_useridx_key(uint8_t out[STORE_USERIDX_KEY_MAX], const char *uri, size_t len);
+/* store_index_all indexes every certificate in (0, last] (a write txn; index_init). */
+int store_index_all(struct store *st, MDB_txn *txn, uint64_t last);
 /* store_index_watermark is the seq up to which the index holds the keys of `slice`. */
 uint64_t store_index_watermark(const struct store_index_state *ix, unsigned slice);
 

@@ -7,7 +7,7 @@
 #include "base/base.h"
 #include "store/internal.h"
 
-#define STORE_MAX_DBS 12
+#define STORE_MAX_DBS 13 /* the named databases, and the old "byuser" that index_init drops */
 #define STORE_MAP_SIZE_MIN (64u * 1024u)
 
 int store_err(const struct store *st, int mdb_rc, const char *op)
@@ -118,9 +118,9 @@ int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char
     return 0;
 }
 
-/* index_init records, in an environment that has no index state yet, that both indexes are
- * complete up to its last certificate: true of a new environment (none) and of one from before
- * the state, which indexed every certificate at its commit. */
+/* index_init gives an environment without index state (new, or from before it: its by-user
+ * index had another layout) indexes that are complete up to its last certificate: it drops the
+ * old ones and indexes every certificate (bounded by their number; once). */
 static int index_init(struct store *st, MDB_txn *txn)
 {
     MDB_val key = store_val_str(STORE_META_INDEX);
@@ -129,24 +129,38 @@ static int index_init(struct store *st, MDB_txn *txn)
     if (rc != -ENOENT) {
         return rc;
     }
+    MDB_dbi old = 0;
+    int mrc = mdb_dbi_open(txn, "byuser", 0, &old);
+    if (mrc == MDB_SUCCESS) {
+        rc = store_err(st, mdb_drop(txn, old, 1), "drop_byuser");
+    } else if (mrc != MDB_NOTFOUND) {
+        rc = store_err(st, mrc, "dbi_open");
+    } else {
+        rc = 0;
+    }
     struct store_index_state ix = {0};
-    rc = store_last_seq(st, txn, &ix.upto);
+    rc = rc != 0 ? rc : store_err(st, mdb_drop(txn, st->serials, 0), "drop_serials");
+    rc = rc != 0 ? rc : store_err(st, mdb_drop(txn, st->byuser, 0), "drop_useridx");
+    rc = rc != 0 ? rc : store_last_seq(st, txn, &ix.upto);
+    rc = rc != 0 ? rc : store_index_all(st, txn, ix.upto);
+    if (rc == 0 && ix.upto > 0) {
+        log_info("store: indexes_rebuilt path=%s certificates=%llu", st->path,
+                 (unsigned long long)ix.upto);
+    }
     return rc != 0 ? rc : store_index_put(st, txn, &ix);
 }
 
 int store_index_get(struct store *st, MDB_txn *txn, struct store_index_state *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!st->has_meta) {
-        out->upto = UINT64_MAX; /* read-only view of an environment from before the state */
-        return 0;
+    if (!st->has_meta || !st->has_useridx) {
+        return 0; /* read-only view of an environment from before the state: scan it all */
     }
     MDB_val key = store_val_str(STORE_META_INDEX);
     MDB_val val = {0};
     int rc = store_err(st, mdb_get(txn, st->meta, &key, &val), "get_meta");
     if (rc == -ENOENT && st->read_only) {
-        out->upto = UINT64_MAX; /* never opened for writing since: complete */
-        return 0;
+        return 0; /* never opened for writing since: scan it all */
     }
     if (rc == 0) {
         ASSERT(val.mv_size == 3 * STORE_SEQ_KEY_LEN);
@@ -183,21 +197,35 @@ int store_index_upto(struct store *st, MDB_txn *txn, uint64_t *out)
 }
 
 /* Slices are contiguous ranges of each index's key order, so that a slice step dirties only
- * the index pages of its range. */
+ * the index pages of its range; both are uniform, whatever the users' names. */
 unsigned store_slice_serial(const uint8_t serial[STORE_SERIAL_LEN])
 {
     return (serial[0] & 0x7fu) >> 3; /* positive serials: the first byte is a CSPRNG 0..127 */
 }
 
+static uint32_t uri_hash(const char *uri, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (uint8_t)uri[i]) * 16777619u;
+    }
+    return h;
+}
+
 unsigned store_slice_uri(const char *uri, size_t len)
 {
-    /* "sip:alice@...": by the user part's first letter */
-    const char *colon = memchr(uri, ':', len);
-    uint8_t c = colon != NULL && colon + 1 < uri + len ? (uint8_t)colon[1] : 0;
-    if (c < 'a') {
-        return 0;
+    return uri_hash(uri, len) >> 28; /* the by-user key starts with the hash: contiguous */
+}
+
+size_t store_useridx_key(uint8_t out[STORE_USERIDX_KEY_MAX], const char *uri, size_t len)
+{
+    ASSERT(len <= STORE_URI_MAX);
+    uint32_t h = uri_hash(uri, len);
+    for (size_t i = 0; i < 4; i++) {
+        out[i] = (uint8_t)(h >> (8 * (3 - i)));
     }
-    return c > 'z' ? STORE_INDEX_SLICES - 1 : (unsigned)(c - 'a') * STORE_INDEX_SLICES / 26u;
+    memcpy(out + 4, uri, len);
+    return 4 + len;
 }
 
 uint64_t store_index_watermark(const struct store_index_state *ix, unsigned slice)
@@ -216,7 +244,7 @@ static int open_dbis(struct store *st)
         {"users", 0, &st->users},         {"phone", MDB_DUPSORT, &st->phone},
         {"ext", MDB_DUPSORT, &st->ext},   {"phext", 0, &st->phext},
         {"lockout", 0, &st->lockout},     {"certs", 0, &st->certs},
-        {"serials", 0, &st->serials},     {"byuser", MDB_DUPSORT | MDB_DUPFIXED, &st->byuser},
+        {"serials", 0, &st->serials},     {"useridx", MDB_DUPSORT | MDB_DUPFIXED, &st->byuser},
         {"outbox", 0, &st->outbox},       {"pools", 0, &st->pools},
         {"poolstate", 0, &st->poolstate}, {"meta", 0, &st->meta},
     };
@@ -227,12 +255,14 @@ static int open_dbis(struct store *st)
         unsigned flags = dbs[i].flags | (st->read_only ? 0u : (unsigned)MDB_CREATE);
         int mrc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);
         if (mrc == MDB_NOTFOUND && st->read_only &&
-            (dbs[i].dbi == &st->poolstate || dbs[i].dbi == &st->meta)) {
+            (dbs[i].dbi == &st->poolstate || dbs[i].dbi == &st->meta ||
+             dbs[i].dbi == &st->byuser)) {
             continue; /* an environment from before them: they read as absent */
         }
         rc = store_err(st, mrc, "dbi_open");
         st->has_poolstate = st->has_poolstate || (rc == 0 && dbs[i].dbi == &st->poolstate);
         st->has_meta = st->has_meta || (rc == 0 && dbs[i].dbi == &st->meta);
+        st->has_useridx = st->has_useridx || (rc == 0 && dbs[i].dbi == &st->byuser);
     }
     if (rc == 0 && !st->read_only) {
         rc = index_init(st, txn);

@@ -187,46 +187,41 @@ Test(store_cert, indexes_in_bulk_slice_by_slice)
     free(b);
 }
 
-/* An environment from before the index state indexed every certificate at its commit: opening
- * it for writing records it as complete, so nothing is listed twice. Made here by committing
- * with a tail longer than the test, indexing every certificate by hand as the old code did, and
- * removing the state. */
-Test(store_cert, index_state_missing_means_complete)
+/* An environment without index state (from before it) gets its indexes rebuilt from the
+ * certificate table when opened for writing; read-only, it is scanned. Made here by removing
+ * the state and emptying both indexes. */
+Test(store_cert, index_state_missing_rebuilds)
 {
     store_close(g_st);
-    struct store_options opt = {.path = g_env, .index_tail_max = 1000};
+    struct store_options opt = {.path = g_env, .index_tail_max = 2};
     cr_assert_eq(store_open(&g_st, &opt), 0);
     struct store_batch *b = batch_new();
-    add_certs(b, 0, 4);
-    cr_assert_eq(store_batch_commit(g_st, b), 0);
-    cr_assert_eq(index_upto(g_st), 0, "all four in the tail");
+    for (uint32_t i = 0; i < 60; i += 3) {
+        add_certs(b, i, 3);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+    }
+    cr_assert_gt(index_upto(g_st), 0);
     MDB_txn *txn = NULL;
     cr_assert_eq(store_txn_begin(g_st, &txn, true), 0);
-    for (uint32_t i = 0; i < 4; i++) {
-        struct store_cert_meta m;
-        make_meta(&m, i % 2 ? "sip:bob@example.com" : "sip:alice@example.com",
-                  i % 2 ? "pool-b" : "pool-a", i);
-        uint8_t seq[STORE_SEQ_KEY_LEN];
-        store_seq_encode(seq, i + 1);
-        MDB_val sv = {.mv_size = sizeof(seq), .mv_data = seq};
-        MDB_val serial = {.mv_size = STORE_SERIAL_LEN, .mv_data = m.serial};
-        MDB_val uri = {.mv_size = strlen(m.uri), .mv_data = m.uri};
-        cr_assert_eq(mdb_put(txn, g_st->serials, &serial, &sv, MDB_NOOVERWRITE), 0);
-        cr_assert_eq(mdb_put(txn, g_st->byuser, &uri, &sv, 0), 0);
-    }
     MDB_val key = {.mv_size = strlen(STORE_META_INDEX), .mv_data = STORE_META_INDEX};
     cr_assert_eq(mdb_del(txn, g_st->meta, &key, NULL), 0);
+    cr_assert_eq(mdb_drop(txn, g_st->serials, 0), 0);
+    cr_assert_eq(mdb_drop(txn, g_st->byuser, 0), 0);
     cr_assert_eq(store_txn_commit(g_st, txn), 0);
     store_close(g_st);
     g_st = fixture_open(0, true);
-    expect_by_uri(g_st, 4); /* read-only: complete */
+    cr_assert_eq(index_upto(g_st), 0, "read-only: everything is scanned");
+    expect_by_uri(g_st, 60);
+    expect_cert(g_st, 4);
     store_close(g_st);
     g_st = fixture_open(0, false);
-    cr_assert_eq(index_upto(g_st), 4);
-    expect_by_uri(g_st, 4);
-    for (uint32_t i = 0; i < 4; i++) {
+    cr_assert_eq(index_upto(g_st), 60, "rebuilt at the writable open");
+    expect_by_uri(g_st, 60);
+    for (uint32_t i = 0; i < 60; i++) {
         expect_cert(g_st, i);
     }
+    add_certs(b, 0, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "the rebuilt serial index is used");
     free(b);
 }
 
