@@ -439,11 +439,14 @@ static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
     return rc;
 }
 
-/* index_slice puts the index entries of the certificates in (upto, target] whose keys fall in
- * `slice` (STORE_INDEX_SLICES: all of them). It reads each record's fixed header and URI in place
- * (16 passes over the segment per cycle: this pass must be cheap). */
-static int index_slice(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t target,
-                       unsigned slice)
+/* raw_fn is called for each record of a raw scan: its fixed header, its URI (r->uri_len bytes,
+ * in the map: not to be read after a put) and its seq key. */
+typedef int (*raw_fn)(struct store *st, MDB_txn *txn, const struct cert_rec *r, const char *uri,
+                      const MDB_val *seq, void *arg);
+
+/* raw_scan calls fn for the records in (upto, target], reading headers in place. */
+static int raw_scan(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t target, raw_fn fn,
+                    void *arg)
 {
     MDB_cursor *cur = NULL;
     int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
@@ -455,37 +458,153 @@ static int index_slice(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t t
     MDB_val key = {.mv_size = sizeof(start), .mv_data = start};
     MDB_val val = {0};
     rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE), "cursor_set_range");
-    /* Bounded by the segment: index_tail_max plus one batch. */
+    /* Bounded by target - upto records. */
     while (rc == 0 && store_seq_decode(key.mv_data) <= target) {
         struct cert_rec r;
         ASSERT(val.mv_size >= sizeof(r));
         memcpy(&r, val.mv_data, sizeof(r));
         ASSERT(cert_rec_ok(&r, val.mv_size));
-        uint8_t seq[STORE_SEQ_KEY_LEN]; /* big-endian: DUPSORT keeps them oldest first */
-        memcpy(seq, key.mv_data, sizeof(seq));
-        MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
-        if (slice == STORE_INDEX_SLICES || store_slice_serial(r.serial) == slice) {
-            MDB_val serial = {.mv_size = STORE_SERIAL_LEN, .mv_data = r.serial};
-            rc = store_err(st, mdb_put(txn, st->serials, &serial, &skey, MDB_NOOVERWRITE),
-                           "put_serial");
-            ASSERT(rc != -EEXIST); /* every serial of the tail was checked at its commit */
-        }
-        const char *uri = (const char *)val.mv_data + sizeof(r);
-        if (rc == 0 && (slice == STORE_INDEX_SLICES || store_slice_uri(uri, r.uri_len) == slice)) {
-            uint8_t ukey_buf[STORE_USERIDX_KEY_MAX]; /* copied: not read after a put */
-            MDB_val ukey = {.mv_size = store_useridx_key(ukey_buf, uri, r.uri_len),
-                            .mv_data = ukey_buf};
-            rc = store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_useridx");
-        }
+        rc = fn(st, txn, &r, (const char *)val.mv_data + sizeof(r), &key, arg);
         rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
     }
     mdb_cursor_close(cur);
     return rc == -ENOENT ? 0 : rc;
 }
 
+/* index_entry puts both index entries of one certificate. */
+static int index_entry(struct store *st, MDB_txn *txn, const uint8_t serial[STORE_SERIAL_LEN],
+                       const char *uri, size_t uri_len, uint64_t seq_num)
+{
+    uint8_t seq[STORE_SEQ_KEY_LEN]; /* big-endian: DUPSORT keeps a user's oldest first */
+    store_seq_encode(seq, seq_num);
+    MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
+    int rc = 0;
+    if (serial != NULL) {
+        MDB_val sv = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)serial};
+        rc = store_err(st, mdb_put(txn, st->serials, &sv, &skey, MDB_NOOVERWRITE), "put_serial");
+        ASSERT(rc != -EEXIST); /* every serial of the tail was checked at its commit */
+    }
+    if (rc == 0 && uri != NULL) {
+        uint8_t ukey_buf[STORE_USERIDX_KEY_MAX]; /* copied: the map is not read after a put */
+        MDB_val ukey = {.mv_size = store_useridx_key(ukey_buf, uri, uri_len), .mv_data = ukey_buf};
+        rc = store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_useridx");
+    }
+    return rc;
+}
+
+static int raw_index_all(struct store *st, MDB_txn *txn, const struct cert_rec *r, const char *uri,
+                         const MDB_val *seq, void *arg)
+{
+    (void)arg;
+    char copy[STORE_URI_MAX];
+    memcpy(copy, uri, r->uri_len);
+    return index_entry(st, txn, r->serial, copy, r->uri_len, store_seq_decode(seq->mv_data));
+}
+
 int store_index_all(struct store *st, MDB_txn *txn, uint64_t last)
 {
-    return last == 0 ? 0 : index_slice(st, txn, 0, last, STORE_INDEX_SLICES);
+    return last == 0 ? 0 : raw_scan(st, txn, 0, last, raw_index_all, NULL);
+}
+
+/* ---- the segment being indexed ----
+ *
+ * Each of the STORE_INDEX_SLICES steps needs the keys of its slice among the segment's
+ * certificates. Reading the whole segment at every step would walk megabytes of records 16
+ * times; instead its seqs, serials and slices are read once into memory (owned by the handle,
+ * under commit_lock, rebuilt when the segment in `txn` is another one or a commit failed), and a
+ * step reads only the records whose URI falls in its slice. */
+
+struct segment_entry {
+    uint64_t seq;
+    uint8_t serial[STORE_SERIAL_LEN];
+    uint8_t serial_slice;
+    uint8_t uri_slice;
+};
+
+struct segment {
+    bool valid;
+    uint64_t upto, target; /* the segment (upto, target] it holds */
+    size_t num;
+    struct segment_entry *e;
+};
+
+static int raw_segment_add(struct store *st, MDB_txn *txn, const struct cert_rec *r,
+                           const char *uri, const MDB_val *seq, void *arg)
+{
+    (void)st;
+    (void)txn;
+    struct segment *g = arg;
+    ASSERT(g->num < g->target - g->upto); /* seqs are dense: certificates are never deleted */
+    struct segment_entry *x = &g->e[g->num++];
+    x->seq = store_seq_decode(seq->mv_data);
+    memcpy(x->serial, r->serial, sizeof(x->serial));
+    x->serial_slice = (uint8_t)store_slice_serial(r->serial);
+    x->uri_slice = (uint8_t)store_slice_uri(uri, r->uri_len);
+    return 0;
+}
+
+static int segment_load(struct store *st, MDB_txn *txn, struct segment *g, uint64_t upto,
+                        uint64_t target)
+{
+    free(g->e);
+    g->valid = false;
+    g->num = 0;
+    g->upto = upto;
+    g->target = target;
+    g->e = calloc(target - upto, sizeof(g->e[0]));
+    if (g->e == NULL) {
+        return -ENOMEM;
+    }
+    int rc = raw_scan(st, txn, upto, target, raw_segment_add, g);
+    g->valid = rc == 0;
+    return rc;
+}
+
+/* segment_slice puts the index entries of slice `slice` of the segment of `ix`. */
+static int segment_slice(struct store *st, MDB_txn *txn, const struct store_index_state *ix,
+                         unsigned slice)
+{
+    if (st->segment == NULL && (st->segment = calloc(1, sizeof(*st->segment))) == NULL) {
+        return -ENOMEM;
+    }
+    struct segment *g = st->segment;
+    int rc = 0;
+    if (!g->valid || g->upto != ix->upto || g->target != ix->target) {
+        rc = segment_load(st, txn, g, ix->upto, ix->target);
+    }
+    for (size_t i = 0; rc == 0 && i < g->num; i++) {
+        const struct segment_entry *x = &g->e[i];
+        if (x->serial_slice == slice) {
+            rc = index_entry(st, txn, x->serial, NULL, 0, x->seq);
+        }
+        if (rc == 0 && x->uri_slice == slice) {
+            /* The URI is read from the record: only this slice's records are touched. */
+            uint8_t seq[STORE_SEQ_KEY_LEN];
+            store_seq_encode(seq, x->seq);
+            MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
+            MDB_val val = {0};
+            rc = store_err(st, mdb_get(txn, st->certs, &skey, &val), "get_cert");
+            ASSERT(rc != -ENOENT);
+            struct cert_rec r;
+            char uri[STORE_URI_MAX];
+            if (rc == 0) {
+                memcpy(&r, val.mv_data, sizeof(r));
+                ASSERT(cert_rec_ok(&r, val.mv_size));
+                memcpy(uri, (const uint8_t *)val.mv_data + sizeof(r), r.uri_len);
+                rc = index_entry(st, txn, NULL, uri, r.uri_len, x->seq);
+            }
+        }
+    }
+    return rc;
+}
+
+void store_segment_free(struct store *st)
+{
+    if (st->segment != NULL) {
+        free(st->segment->e);
+        free(st->segment);
+        st->segment = NULL;
+    }
 }
 
 /* index_step advances the bulk indexing by one slice. Once the tail after the watermark is
@@ -508,7 +627,7 @@ static int index_step(struct store *st, MDB_txn *txn, uint64_t last)
         ix.target = last;
         ix.progress = 0;
     }
-    rc = index_slice(st, txn, ix.upto, ix.target, (unsigned)ix.progress);
+    rc = segment_slice(st, txn, &ix, (unsigned)ix.progress);
     if (rc != 0) {
         return rc;
     }
@@ -518,6 +637,7 @@ static int index_step(struct store *st, MDB_txn *txn, uint64_t last)
         ix.target = 0;
         ix.progress = 0;
         st->tail->valid = false; /* rebuilt for the new watermark at the next commit */
+        st->segment->valid = false;
     }
     return store_index_put(st, txn, &ix);
 }
@@ -617,6 +737,9 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
 out:
     if (rc != 0 && st->tail != NULL) {
         st->tail->valid = false; /* it may hold serials that were not stored */
+    }
+    if (rc != 0 && st->segment != NULL) {
+        st->segment->valid = false;
     }
     if (c.txn != NULL) {
         mdb_txn_abort(c.txn);

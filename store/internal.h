@@ -56,6 +56,7 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored lit
 #define STORE_INDEX_TAIL_DEFAULT 8192u
 #define STORE_META_INDEX "index"
 #define STORE_INDEX_SLICES 16u
+static_assert(STORE_INDEX_SLICES >= 1 && STORE_INDEX_SLICES <= 128, "serial slices: first byte");
 
 /* The bulk indexing state (meta "index"). */
 struct store_index_state {
@@ -92,7 +93,8 @@ struct store {
     uint64_t index_tail_max;
     /* Serializes store_batch_commit on this handle, which owns `tail`. */
     pthread_mutex_t commit_lock;
-    struct tail_set *tail; /* the tail's serials, for the clash check (cert.c); lazily built */
+    struct tail_set *tail;   /* the tail's serials, for the clash check (cert.c); lazily built */
+    struct segment *segment; /* the keys of the segment being indexed (cert.c); lazily built */
     bool defer_meta_sync;
     /* With defer_meta_sync: the lowest certificate seq whose commit may not be durable yet
      * (every higher seq is either in such a commit or not committed); UINT64_MAX when everything
@@ -209,8 +211,9 @@ uint64_t store_index_watermark(const struct store_index_state *ix, unsigned slic
 int store_cert_get_seq(struct store *st, struct store_cert_meta *out_meta, uint8_t *der, size_t cap,
                        size_t *out_len, uint64_t seq, const uint8_t serial[STORE_SERIAL_LEN]);
 
-/* store_tail_free frees the tail serial set of `st` (store_close). */
+/* store_tail_free and store_segment_free free the caches of `st` (store_close). */
 void store_tail_free(struct store *st);
+void store_segment_free(struct store *st);
 
 /* store_seq_encode writes `seq` big-endian into 8 bytes (so byte order is numeric order). */
 void store_seq_encode(uint8_t out[STORE_SEQ_KEY_LEN], uint64_t seq);

@@ -200,7 +200,8 @@ int store_index_upto(struct store *st, MDB_txn *txn, uint64_t *out)
  * the index pages of its range; both are uniform, whatever the users' names. */
 unsigned store_slice_serial(const uint8_t serial[STORE_SERIAL_LEN])
 {
-    return (serial[0] & 0x7fu) >> 3; /* positive serials: the first byte is a CSPRNG 0..127 */
+    /* positive serials: the first byte is a CSPRNG 0..127 */
+    return (serial[0] & 0x7fu) * STORE_INDEX_SLICES / 128u;
 }
 
 static uint32_t uri_hash(const char *uri, size_t len)
@@ -214,7 +215,8 @@ static uint32_t uri_hash(const char *uri, size_t len)
 
 unsigned store_slice_uri(const char *uri, size_t len)
 {
-    return uri_hash(uri, len) >> 28; /* the by-user key starts with the hash: contiguous */
+    /* the by-user key starts with the hash (big-endian): its top bits are contiguous ranges */
+    return (unsigned)(((uint64_t)uri_hash(uri, len) * STORE_INDEX_SLICES) >> 32);
 }
 
 size_t store_useridx_key(uint8_t out[STORE_USERIDX_KEY_MAX], const char *uri, size_t len)
@@ -387,6 +389,7 @@ void store_close(struct store *st)
         st->env = NULL;
     }
     store_tail_free(st);
+    store_segment_free(st);
     pthread_mutex_destroy(&st->commit_lock);
     st->state = STORE_STATE_CLOSED;
     free(st);
