@@ -225,13 +225,16 @@ static int outbox_put_new(struct store *st, struct commit_ctx *c, const struct s
     return store_err(st, mdb_put(c->txn, st->outbox, &key, &val, MDB_NOOVERWRITE), "put_outbox");
 }
 
-/* tail_visit_fn is called for each certificate of the tail, with its seq key. */
-typedef int (*tail_visit_fn)(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
-                             const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg);
+/* record_fn is called for each record of a scan: its key (the seq), its value, and the value's
+ * fixed header (copied out). The URI is the r->uri_len bytes after the header, in the map: it
+ * is not to be read after a put. A non-zero return stops the scan and is returned. */
+typedef int (*record_fn)(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                         const struct cert_rec *r, void *arg);
 
-/* tail_scan calls `visit` for every certificate after `upto`, in seq order, until it returns
- * non-zero (which tail_scan returns). */
-static int tail_scan(struct store *st, MDB_txn *txn, uint64_t upto, tail_visit_fn visit, void *arg)
+/* record_scan calls fn for the certificates in (upto, target], in seq order, reading their
+ * headers in place (UINT64_MAX: to the end: the tail). 0 at the end, or fn's return. */
+static int record_scan(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t target, record_fn fn,
+                       void *arg)
 {
     MDB_cursor *cur = NULL;
     int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
@@ -243,13 +246,14 @@ static int tail_scan(struct store *st, MDB_txn *txn, uint64_t upto, tail_visit_f
     MDB_val key = {.mv_size = sizeof(start), .mv_data = start};
     MDB_val val = {0};
     rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE), "cursor_set_range");
-    /* Bounded by the tail: index_tail_max plus one batch. */
-    while (rc == 0) {
-        struct store_cert_meta m;
-        const uint8_t *der = NULL;
-        size_t der_len = 0;
-        cert_decode(&m, &der, &der_len, &key, &val);
-        rc = visit(st, txn, &m, der, der_len, &key, arg);
+    /* Bounded by target - upto records, or by the tail (index_tail_max plus the commits of a
+     * segment being indexed). */
+    while (rc == 0 && store_seq_decode(key.mv_data) <= target) {
+        struct cert_rec r;
+        ASSERT(val.mv_size >= sizeof(r));
+        memcpy(&r, val.mv_data, sizeof(r));
+        ASSERT(cert_rec_ok(&r, val.mv_size));
+        rc = fn(st, txn, &key, &val, &r, arg);
         rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
     }
     mdb_cursor_close(cur);
@@ -332,16 +336,15 @@ static void tail_reset(struct tail_set *t, uint64_t base)
     t->valid = true;
 }
 
-static int visit_tail_serial(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
-                             const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg)
+static int visit_tail_serial(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                             const struct cert_rec *r, void *arg)
 {
     (void)st;
     (void)txn;
-    (void)der;
-    (void)der_len;
+    (void)val;
     struct tail_set *t = arg;
-    (void)tail_add(t, m->serial);
-    t->last = store_seq_decode(seq->mv_data);
+    (void)tail_add(t, r->serial);
+    t->last = store_seq_decode(key->mv_data);
     return 0;
 }
 
@@ -370,7 +373,7 @@ static int tail_sync(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t las
         return 0;
     }
     /* Certificates committed by another process since: read them in. */
-    int rc = tail_scan(st, txn, t->last, visit_tail_serial, t);
+    int rc = record_scan(st, txn, t->last, UINT64_MAX, visit_tail_serial, t);
     ASSERT(rc != 0 || t->last == last);
     return rc;
 }
@@ -439,38 +442,6 @@ static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
     return rc;
 }
 
-/* raw_fn is called for each record of a raw scan: its fixed header, its URI (r->uri_len bytes,
- * in the map: not to be read after a put) and its seq key. */
-typedef int (*raw_fn)(struct store *st, MDB_txn *txn, const struct cert_rec *r, const char *uri,
-                      const MDB_val *seq, void *arg);
-
-/* raw_scan calls fn for the records in (upto, target], reading headers in place. */
-static int raw_scan(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t target, raw_fn fn,
-                    void *arg)
-{
-    MDB_cursor *cur = NULL;
-    int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
-    if (rc != 0) {
-        return rc;
-    }
-    uint8_t start[STORE_SEQ_KEY_LEN];
-    store_seq_encode(start, upto + 1);
-    MDB_val key = {.mv_size = sizeof(start), .mv_data = start};
-    MDB_val val = {0};
-    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE), "cursor_set_range");
-    /* Bounded by target - upto records. */
-    while (rc == 0 && store_seq_decode(key.mv_data) <= target) {
-        struct cert_rec r;
-        ASSERT(val.mv_size >= sizeof(r));
-        memcpy(&r, val.mv_data, sizeof(r));
-        ASSERT(cert_rec_ok(&r, val.mv_size));
-        rc = fn(st, txn, &r, (const char *)val.mv_data + sizeof(r), &key, arg);
-        rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
-    }
-    mdb_cursor_close(cur);
-    return rc == -ENOENT ? 0 : rc;
-}
-
 /* index_entry puts both index entries of one certificate. */
 static int index_entry(struct store *st, MDB_txn *txn, const uint8_t serial[STORE_SERIAL_LEN],
                        const char *uri, size_t uri_len, uint64_t seq_num)
@@ -492,18 +463,18 @@ static int index_entry(struct store *st, MDB_txn *txn, const uint8_t serial[STOR
     return rc;
 }
 
-static int raw_index_all(struct store *st, MDB_txn *txn, const struct cert_rec *r, const char *uri,
-                         const MDB_val *seq, void *arg)
+static int visit_index_all(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                           const struct cert_rec *r, void *arg)
 {
     (void)arg;
-    char copy[STORE_URI_MAX];
-    memcpy(copy, uri, r->uri_len);
-    return index_entry(st, txn, r->serial, copy, r->uri_len, store_seq_decode(seq->mv_data));
+    char uri[STORE_URI_MAX];
+    memcpy(uri, (const uint8_t *)val->mv_data + sizeof(*r), r->uri_len);
+    return index_entry(st, txn, r->serial, uri, r->uri_len, store_seq_decode(key->mv_data));
 }
 
 int store_index_all(struct store *st, MDB_txn *txn, uint64_t last)
 {
-    return last == 0 ? 0 : raw_scan(st, txn, 0, last, raw_index_all, NULL);
+    return last == 0 ? 0 : record_scan(st, txn, 0, last, visit_index_all, NULL);
 }
 
 /* ---- the segment being indexed ----
@@ -528,18 +499,18 @@ struct segment {
     struct segment_entry *e;
 };
 
-static int raw_segment_add(struct store *st, MDB_txn *txn, const struct cert_rec *r,
-                           const char *uri, const MDB_val *seq, void *arg)
+static int visit_segment_add(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                             const struct cert_rec *r, void *arg)
 {
     (void)st;
     (void)txn;
     struct segment *g = arg;
     ASSERT(g->num < g->target - g->upto); /* seqs are dense: certificates are never deleted */
     struct segment_entry *x = &g->e[g->num++];
-    x->seq = store_seq_decode(seq->mv_data);
+    x->seq = store_seq_decode(key->mv_data);
     memcpy(x->serial, r->serial, sizeof(x->serial));
     x->serial_slice = (uint8_t)store_slice_serial(r->serial);
-    x->uri_slice = (uint8_t)store_slice_uri(uri, r->uri_len);
+    x->uri_slice = (uint8_t)store_slice_uri((const char *)val->mv_data + sizeof(*r), r->uri_len);
     return 0;
 }
 
@@ -555,7 +526,7 @@ static int segment_load(struct store *st, MDB_txn *txn, struct segment *g, uint6
     if (g->e == NULL) {
         return -ENOMEM;
     }
-    int rc = raw_scan(st, txn, upto, target, raw_segment_add, g);
+    int rc = record_scan(st, txn, upto, target, visit_segment_add, g);
     g->valid = rc == 0;
     return rc;
 }
@@ -611,15 +582,10 @@ void store_segment_free(struct store *st)
  * longer than index_tail_max, the segment up to the last certificate is indexed over the next
  * STORE_INDEX_SLICES commits, one slice of the key space each: every commit dirties about 1/16
  * of the index pages the segment needs (each page once for all its new entries), instead of
- * two random index pages per certificate, and no commit carries the whole segment. `last` is
- * the highest seq in this transaction. */
-static int index_step(struct store *st, MDB_txn *txn, uint64_t last)
+ * two random index pages per certificate, and no commit carries the whole segment. `ix` is the
+ * state in this transaction, `last` its highest seq. */
+static int index_step(struct store *st, MDB_txn *txn, struct store_index_state ix, uint64_t last)
 {
-    struct store_index_state ix;
-    int rc = store_index_get(st, txn, &ix);
-    if (rc != 0) {
-        return rc;
-    }
     if (ix.target == 0) {
         if (last <= ix.upto || last - ix.upto <= st->index_tail_max) {
             return 0;
@@ -627,7 +593,7 @@ static int index_step(struct store *st, MDB_txn *txn, uint64_t last)
         ix.target = last;
         ix.progress = 0;
     }
-    rc = segment_slice(st, txn, &ix, (unsigned)ix.progress);
+    int rc = segment_slice(st, txn, &ix, (unsigned)ix.progress);
     if (rc != 0) {
         return rc;
     }
@@ -667,11 +633,11 @@ static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch
  * tail is long enough, and the lockout updates. */
 static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_batch *b)
 {
-    uint64_t upto = 0;
+    struct store_index_state ix;
     int rc = next_seq(st, c->txn, &c->first_seq);
-    rc = rc != 0 ? rc : store_index_upto(st, c->txn, &upto);
+    rc = rc != 0 ? rc : store_index_get(st, c->txn, &ix);
     if (rc == 0 && b->num_items > 0) {
-        rc = serials_check(st, c->txn, b, upto, c->first_seq - 1);
+        rc = serials_check(st, c->txn, b, ix.upto, c->first_seq - 1);
     }
     for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
         rc = cert_put(st, c, &b->items[i], c->first_seq + i);
@@ -682,7 +648,7 @@ static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_ba
     if (rc == 0 && b->num_items > 0) {
         uint64_t last = c->first_seq + b->num_items - 1;
         st->tail->last = last;
-        rc = index_step(st, c->txn, last);
+        rc = index_step(st, c->txn, ix, last);
     }
     if (rc == 0) {
         rc = lockouts_put(st, c->txn, b);
@@ -763,18 +729,17 @@ struct find_arg {
     uint8_t *seq_out;
 };
 
-static int visit_find(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
-                      const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg)
+static int visit_find(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                      const struct cert_rec *r, void *arg)
 {
     (void)st;
     (void)txn;
-    (void)der;
-    (void)der_len;
+    (void)val;
     const struct find_arg *a = arg;
-    if (memcmp(m->serial, a->serial, STORE_SERIAL_LEN) != 0) {
+    if (memcmp(r->serial, a->serial, STORE_SERIAL_LEN) != 0) {
         return 0;
     }
-    memcpy(a->seq_out, seq->mv_data, STORE_SEQ_KEY_LEN);
+    memcpy(a->seq_out, key->mv_data, STORE_SEQ_KEY_LEN);
     return 1; /* found: stop */
 }
 
@@ -785,12 +750,12 @@ static int tail_find_serial(struct store *st, MDB_txn *txn, uint8_t seq_out[STOR
 {
     struct store_index_state ix;
     int rc = store_index_get(st, txn, &ix);
-    uint64_t upto = store_index_watermark(&ix, store_slice_serial(serial));
     if (rc != 0) {
         return rc;
     }
     struct find_arg a = {.serial = serial, .seq_out = seq_out};
-    rc = tail_scan(st, txn, upto, visit_find, &a);
+    rc = record_scan(st, txn, store_index_watermark(&ix, store_slice_serial(serial)), UINT64_MAX,
+                     visit_find, &a);
     return rc == 1 ? 0 : (rc == 0 ? -ENOENT : rc);
 }
 
@@ -868,18 +833,26 @@ int store_cert_get_seq(struct store *st, struct store_cert_meta *out_meta, uint8
 
 struct tail_arg {
     const char *uri;
+    size_t uri_len;
     store_cert_fn fn;
     void *ctx;
 };
 
-static int visit_uri(struct store *st, MDB_txn *txn, const struct store_cert_meta *m,
-                     const uint8_t *der, size_t der_len, const MDB_val *seq, void *arg)
+static int visit_uri(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                     const struct cert_rec *r, void *arg)
 {
     (void)st;
     (void)txn;
-    (void)seq;
     const struct tail_arg *a = arg;
-    return strcmp(m->uri, a->uri) == 0 ? a->fn(a->ctx, m, der, der_len) : 0;
+    if (r->uri_len != a->uri_len ||
+        memcmp((const uint8_t *)val->mv_data + sizeof(*r), a->uri, r->uri_len) != 0) {
+        return 0;
+    }
+    struct store_cert_meta m;
+    const uint8_t *der = NULL;
+    size_t der_len = 0;
+    cert_decode(&m, &der, &der_len, key, val);
+    return a->fn(a->ctx, &m, der, der_len);
 }
 
 static int foreach_uri_txn(struct store *st, MDB_txn *txn, MDB_cursor *cur, const char *uri,
@@ -920,8 +893,8 @@ static int foreach_uri_txn(struct store *st, MDB_txn *txn, MDB_cursor *cur, cons
         return rc;
     }
     /* The certificates after the watermark: found by scanning the tail. */
-    struct tail_arg a = {.uri = uri, .fn = fn, .ctx = ctx};
-    return tail_scan(st, txn, upto, visit_uri, &a);
+    struct tail_arg a = {.uri = uri, .uri_len = strlen(uri), .fn = fn, .ctx = ctx};
+    return record_scan(st, txn, upto, UINT64_MAX, visit_uri, &a);
 }
 
 int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn fn, void *ctx)

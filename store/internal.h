@@ -193,8 +193,6 @@ int store_last_seq(struct store *st, MDB_txn *txn, uint64_t *out);
 int store_index_get(struct store *st, MDB_txn *txn, struct store_index_state *out);
 /* store_index_put records it (write txn). */
 int store_index_put(struct store *st, MDB_txn *txn, const struct store_index_state *in);
-/* store_index_upto sets *out to the state's upto. */
-int store_index_upto(struct store *st, MDB_txn *txn, uint64_t *out);
 /* store_slice_serial / store_slice_uri: the slice of the key space a key belongs to. */
 unsigned store_slice_serial(const uint8_t serial[STORE_SERIAL_LEN]);
 unsigned store_slice_uri(const char *uri, size_t len);

@@ -188,14 +188,6 @@ int store_index_put(struct store *st, MDB_txn *txn, const struct store_index_sta
     return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_meta");
 }
 
-int store_index_upto(struct store *st, MDB_txn *txn, uint64_t *out)
-{
-    struct store_index_state ix;
-    int rc = store_index_get(st, txn, &ix);
-    *out = ix.upto;
-    return rc;
-}
-
 /* Slices are contiguous ranges of each index's key order, so that a slice step dirties only
  * the index pages of its range; both are uniform, whatever the users' names. */
 unsigned store_slice_serial(const uint8_t serial[STORE_SERIAL_LEN])

@@ -550,6 +550,13 @@ static void hold_idle(int *fds, uint32_t num, const struct bench_server *srv,
     }
 }
 
+/* spawn_max_conns is the max_connections of a spawned certprovd: the idle connections and the
+ * load's, with room to spare. */
+static uint32_t spawn_max_conns(const struct opts *o)
+{
+    return o->idle + 2 * BENCH_CONNS_MAX / 4;
+}
+
 /* run_pool_down runs scenario `s` against a certprovd of its own whose pool store is a
  * PostgreSQL URL on a loopback port where nothing listens: to libpq exactly what a stopped
  * PostgreSQL server on the pool's host looks like (connection refused). Every enrollment must
@@ -573,8 +580,7 @@ static int run_pool_down(const struct report *rep, const struct scenario *s, con
     snprintf(pool, sizeof(pool), "postgresql://certprov@127.0.0.1:%u/certprov?connect_timeout=2",
              pg_port);
     struct bench_server down = {0};
-    rc = bench_server_spawn(&down, o->bin, o->workdir, o->users, o->idle + 2 * BENCH_CONNS_MAX / 4,
-                            pool);
+    rc = bench_server_spawn(&down, o->bin, o->workdir, o->users, spawn_max_conns(o), pool);
     if (rc == 0) {
         rc = run_scenario(rep, s, &down, o, csrs);
     }
@@ -657,8 +663,8 @@ static int prepare(struct opts *o, struct bench_server *srv, struct bench_csr **
         return rc;
     }
     if (o->spawn) {
-        return bench_server_spawn(srv, o->bin, o->workdir, o->users,
-                                  o->idle + 2 * BENCH_CONNS_MAX / 4, "embedded");
+        return bench_server_spawn(srv, o->bin, o->workdir, o->users, spawn_max_conns(o),
+                                  "embedded");
     }
     if (parse_target(srv, o->target) != 0) {
         fprintf(stderr, "certprov-bench: --target must be http://IPv4:PORT\n");

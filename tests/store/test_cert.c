@@ -132,6 +132,14 @@ static void expect_by_uri(struct store *st, uint32_t num)
     }
 }
 
+/* reopen_with_tail reopens g_st with index_tail_max = `tail_max`. */
+static void reopen_with_tail(uint32_t tail_max)
+{
+    store_close(g_st);
+    struct store_options opt = {.path = g_env, .index_tail_max = tail_max};
+    cr_assert_eq(store_open(&g_st, &opt), 0);
+}
+
 static struct store_index_state index_state(struct store *st)
 {
     MDB_txn *txn = NULL;
@@ -152,9 +160,7 @@ static uint64_t index_upto(struct store *st)
  * every step (before, during and after a segment is indexed), across a reopen and read-only. */
 Test(store_cert, indexes_in_bulk_slice_by_slice)
 {
-    store_close(g_st);
-    struct store_options opt = {.path = g_env, .index_tail_max = 5};
-    cr_assert_eq(store_open(&g_st, &opt), 0);
+    reopen_with_tail(5);
     struct store_batch *b = batch_new();
     uint32_t n = 0;
     bool mid = false;
@@ -192,9 +198,7 @@ Test(store_cert, indexes_in_bulk_slice_by_slice)
  * the state and emptying both indexes. */
 Test(store_cert, index_state_missing_rebuilds)
 {
-    store_close(g_st);
-    struct store_options opt = {.path = g_env, .index_tail_max = 2};
-    cr_assert_eq(store_open(&g_st, &opt), 0);
+    reopen_with_tail(2);
     struct store_batch *b = batch_new();
     for (uint32_t i = 0; i < 60; i += 3) {
         add_certs(b, i, 3);
@@ -229,9 +233,7 @@ Test(store_cert, index_state_missing_rebuilds)
  * also when it repeats inside one batch; both kinds are found by serial. */
 Test(store_cert, serial_clash_in_index_tail_and_batch)
 {
-    store_close(g_st);
-    struct store_options opt = {.path = g_env, .index_tail_max = 2};
-    cr_assert_eq(store_open(&g_st, &opt), 0);
+    reopen_with_tail(2);
     struct store_batch *b = batch_new();
     add_certs(b, 0, 3); /* a tail of 3 > 2: the segment 1..3 is indexed over 16 commits */
     cr_assert_eq(store_batch_commit(g_st, b), 0);
