@@ -677,6 +677,7 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
     pthread_mutex_lock(&st->commit_lock);
     int rc = store_txn_begin(st, &c.txn, true);
     if (rc == 0) {
+        (void)store_env_grow(st->env);
         rc = batch_put_all(st, &c, batch);
     }
     if (rc != 0) {

@@ -47,7 +47,7 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored lit
 #define STORE_MAGIC_CERT 0x31545243u    /* "CRT1" */
 #define STORE_MAGIC_OUTBOX 0x3158424fu  /* "OBX1" */
 #define STORE_MAGIC_POOLST 0x31534c50u  /* "PLS1" */
-#define STORE_MAGIC_EMBED 0x31424d45u   /* "EMB1" */
+#define STORE_MAGIC_EMBED 0x32424d45u   /* "EMB2": issue-ordered (pool_embedded.c) */
 
 #define STORE_MAP_SIZE_DEFAULT (4ull << 30)
 #define STORE_SEQ_KEY_LEN 8
@@ -212,6 +212,12 @@ int store_cert_get_seq(struct store *st, struct store_cert_meta *out_meta, uint8
 /* store_tail_free and store_segment_free free the caches of `st` (store_close). */
 void store_tail_free(struct store *st);
 void store_segment_free(struct store *st);
+
+/* store_env_grow keeps the data file of `env` written (zeros) a little past LMDB's last page, so
+ * that a commit's fdatasync overwrites blocks instead of growing the file (grow.c). Call it with
+ * the write lock held, inside a write transaction before its commit. Returns 0 or -errno: a
+ * failure only costs speed, and the commit's own write reports a full disk. */
+int store_env_grow(MDB_env *env);
 
 /* store_seq_encode writes `seq` big-endian into 8 bytes (so byte order is numeric order). */
 void store_seq_encode(uint8_t out[STORE_SEQ_KEY_LEN], uint64_t seq);

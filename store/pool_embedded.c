@@ -1,7 +1,16 @@
 /* pool_embedded.c: the embedded pool store, the single-box default. One LMDB environment per pool
- * at <dir>/<NAME>/ with one table, `user_certificates`: serial (upper-case hex) -> struct
- * embed_rec + sip_uri + device_id + issued_by + DER, the columns of API.md §8. A put never
- * overwrites: an existing serial is an acknowledgement (replays are harmless). */
+ * at <dir>/<NAME>/ with one table, `user_certificates`, holding the columns of API.md §8:
+ *   issued_at (u64 BE seconds) + seq (u64 BE) -> struct embed_rec + serial + sip_uri + device_id
+ *                                                + issued_by + DER
+ * The key is the certificate's place in the appliance's issue order, not its serial: serials are
+ * random (invariant 4), and a table keyed by them takes one random leaf page per certificate,
+ * about four times the certificate's size in page writes, which made the publisher the
+ * appliance's biggest disk writer. In issue order a batch fills pages at the end of the table
+ * (MDB_APPEND when its keys are past the last one). A replay of a certificate has the same key
+ * (its issue time and replica seq never change): an existing key with the same serial is an
+ * acknowledgement, never an overwrite; a different serial there is a permanent error of that
+ * row. The table is a log for other servers to read, not a lookup structure: a lookup by
+ * serial (store_embedded_get: tests and diagnostics) scans it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +22,8 @@
 
 #define EMBED_MAP_SIZE (1ull << 30)
 #define EMBED_BY_MAX 255
+#define EMBED_KEY_LEN (2 * STORE_SEQ_KEY_LEN)
+#define EMBED_SERIAL_HEX_MAX (2 * STORE_SERIAL_LEN)
 
 struct embed_rec {
     int64_t not_before_s;
@@ -24,21 +35,25 @@ struct embed_rec {
     uint8_t uri_len;
     uint8_t device_id_len;
     uint8_t issued_by_len;
-    uint8_t pad[7];
+    uint8_t serial_len;
+    uint8_t pad[6];
 };
 static_assert(sizeof(struct embed_rec) == 48, "embed_rec on-disk size");
 
 struct pool_embedded {
     MDB_env *env;
     MDB_dbi dbi;
+    uint8_t last_key[EMBED_KEY_LEN]; /* the table's last key (zero when empty) */
     char issued_by[EMBED_BY_MAX + 1];
 };
 
 static bool embed_rec_ok(const struct embed_rec *r, size_t total)
 {
     return r->magic == STORE_MAGIC_EMBED && r->der_len >= 1 && r->uri_len >= 1 &&
+           r->serial_len >= 1 && r->serial_len <= EMBED_SERIAL_HEX_MAX &&
            r->device_id_len <= STORE_DEVICE_ID_MAX &&
-           total == sizeof(*r) + r->uri_len + r->device_id_len + r->issued_by_len + r->der_len;
+           total == sizeof(*r) + r->serial_len + r->uri_len + r->device_id_len + r->issued_by_len +
+                        r->der_len;
 }
 
 static int embed_err(int mrc, const char *op, char *err, size_t cap)
@@ -50,9 +65,47 @@ static int embed_err(int mrc, const char *op, char *err, size_t cap)
     return mrc == MDB_NOTFOUND || mrc == ENOENT ? -ENOENT : -EIO;
 }
 
-/* env_open opens <dir>/<name>/ (creating it when `create`). */
-static int env_open(MDB_env **out, MDB_dbi *out_dbi, const char *dir, const char *name, bool create,
+static void key_encode(uint8_t key[EMBED_KEY_LEN], const struct store_cert_meta *m)
+{
+    store_seq_encode(key, (uint64_t)m->issued_at_s);
+    store_seq_encode(key + STORE_SEQ_KEY_LEN, m->seq);
+}
+
+/* last_key reads the table's last key into `out` (zeros when empty). A key of another length is
+ * a table of the first layout (keyed by serial): -EPROTO, named in `err`. */
+static int last_key(MDB_txn *txn, MDB_dbi dbi, uint8_t out[EMBED_KEY_LEN], const char *path,
                     char *err, size_t cap)
+{
+    MDB_cursor *cur = NULL;
+    int rc = embed_err(mdb_cursor_open(txn, dbi, &cur), "cursor", err, cap);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = {0};
+    MDB_val val = {0};
+    int mrc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+    mdb_cursor_close(cur);
+    memset(out, 0, EMBED_KEY_LEN);
+    if (mrc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (mrc != MDB_SUCCESS) {
+        return embed_err(mrc, "last", err, cap);
+    }
+    if (key.mv_size != EMBED_KEY_LEN) {
+        snprintf(err, cap,
+                 "embedded store: %s has the layout of an earlier version (keyed by serial); move "
+                 "it away: its certificates are in the replica",
+                 path);
+        return -EPROTO;
+    }
+    memcpy(out, key.mv_data, EMBED_KEY_LEN);
+    return 0;
+}
+
+/* env_open opens <dir>/<name>/ (creating it when `create`) and reads its last key. */
+static int env_open(MDB_env **out, MDB_dbi *out_dbi, uint8_t out_last[EMBED_KEY_LEN],
+                    const char *dir, const char *name, bool create, char *err, size_t cap)
 {
     char path[4096];
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
@@ -78,6 +131,7 @@ static int env_open(MDB_env **out, MDB_dbi *out_dbi, const char *dir, const char
              ? rc
              : embed_err(mdb_dbi_open(txn, "user_certificates", create ? MDB_CREATE : 0, out_dbi),
                          "dbi_open", err, cap);
+    rc = rc != 0 ? rc : last_key(txn, *out_dbi, out_last, path, err, cap);
     if (rc == 0) {
         rc = embed_err(mdb_txn_commit(txn), "commit", err, cap);
         txn = NULL;
@@ -106,7 +160,7 @@ int pool_embedded_open(struct pool_embedded **out, const char *dir, const char *
         free(e);
         return -EINVAL;
     }
-    int rc = env_open(&e->env, &e->dbi, dir, name, true, err, cap);
+    int rc = env_open(&e->env, &e->dbi, e->last_key, dir, name, true, err, cap);
     if (rc != 0) {
         free(e);
         return rc;
@@ -120,6 +174,7 @@ static size_t row_encode(uint8_t *buf, size_t cap, const struct pool_row *row, c
 {
     struct embed_rec r;
     memset(&r, 0, sizeof(r));
+    size_t serial_len = strlen(row->serial);
     size_t uri_len = strlen(row->meta.uri);
     size_t dev_len = strlen(row->meta.device_id);
     size_t by_len = strlen(by);
@@ -129,15 +184,18 @@ static size_t row_encode(uint8_t *buf, size_t cap, const struct pool_row *row, c
     r.published_at_s = now_s;
     r.magic = STORE_MAGIC_EMBED;
     r.der_len = (uint16_t)row->der_len;
+    r.serial_len = (uint8_t)serial_len;
     r.uri_len = (uint8_t)uri_len;
     r.device_id_len = (uint8_t)dev_len;
     r.issued_by_len = (uint8_t)by_len;
-    size_t total = sizeof(r) + uri_len + dev_len + by_len + row->der_len;
+    size_t total = sizeof(r) + serial_len + uri_len + dev_len + by_len + row->der_len;
     ASSERT(total <= cap);
-    ASSERT(embed_rec_ok(&r, total)); /* paired with store_embedded_get */
+    ASSERT(embed_rec_ok(&r, total)); /* paired with rec_decode */
     uint8_t *p = buf;
     memcpy(p, &r, sizeof(r));
     p += sizeof(r);
+    memcpy(p, row->serial, serial_len);
+    p += serial_len;
     memcpy(p, row->meta.uri, uri_len);
     p += uri_len;
     memcpy(p, row->meta.device_id, dev_len);
@@ -148,28 +206,80 @@ static size_t row_encode(uint8_t *buf, size_t cap, const struct pool_row *row, c
     return total;
 }
 
+/* rec_serial points *out at the record's serial (not NUL-terminated) and returns its length. */
+static size_t rec_serial(const MDB_val *val, const char **out)
+{
+    struct embed_rec r;
+    ASSERT(val->mv_size >= sizeof(r));
+    memcpy(&r, val->mv_data, sizeof(r));
+    ASSERT(embed_rec_ok(&r, val->mv_size));
+    *out = (const char *)val->mv_data + sizeof(r);
+    return r.serial_len;
+}
+
+/* put_row stores one row after `last` (MDB_APPEND when its key is past it). An existing key is a
+ * replay when it holds the same serial (acknowledged, not overwritten) and a permanent error of
+ * the row otherwise. Returns 0 (row->rc set) or the LMDB error. */
+static int put_row(struct pool_embedded *e, MDB_txn *txn, struct pool_row *row, uint8_t *buf,
+                   size_t len, uint8_t last[EMBED_KEY_LEN])
+{
+    uint8_t k[EMBED_KEY_LEN];
+    key_encode(k, &row->meta);
+    MDB_val key = {.mv_size = EMBED_KEY_LEN, .mv_data = k};
+    MDB_val val = {.mv_size = len, .mv_data = buf};
+    bool after = memcmp(k, last, EMBED_KEY_LEN) > 0;
+    int mrc = mdb_put(txn, e->dbi, &key, &val, after ? MDB_APPEND : MDB_NOOVERWRITE);
+    if (mrc == MDB_KEYEXIST && after) { /* the table ends past `last`: an ordinary insert */
+        val = (MDB_val){.mv_size = len, .mv_data = buf};
+        mrc = mdb_put(txn, e->dbi, &key, &val, MDB_NOOVERWRITE);
+        after = false;
+    }
+    row->rc = 0;
+    if (mrc == MDB_SUCCESS && after) {
+        memcpy(last, k, EMBED_KEY_LEN);
+    }
+    if (mrc != MDB_KEYEXIST) {
+        return mrc;
+    }
+    const char *serial = NULL;
+    size_t n = rec_serial(&val, &serial); /* MDB_NOOVERWRITE returned the existing value */
+    if (n != strlen(row->serial) || memcmp(serial, row->serial, n) != 0) {
+        row->rc = -EINVAL;
+        snprintf(row->error, sizeof(row->error),
+                 "embedded store: key issued_at=%lld seq=%llu holds serial %.*s, not %s",
+                 (long long)row->meta.issued_at_s, (unsigned long long)row->meta.seq, (int)n,
+                 serial, row->serial);
+    }
+    return MDB_SUCCESS;
+}
+
 int pool_embedded_publish(struct pool_embedded *e, struct pool_row *rows, size_t n, char *err,
                           size_t cap)
 {
     ASSERT(e != NULL);
     ASSERT(n <= STORE_PUBLISH_BATCH_MAX);
-    static _Thread_local uint8_t buf[sizeof(struct embed_rec) + STORE_URI_MAX +
-                                     STORE_DEVICE_ID_MAX + EMBED_BY_MAX + STORE_CERT_DER_MAX];
+    static _Thread_local uint8_t buf[sizeof(struct embed_rec) + EMBED_SERIAL_HEX_MAX +
+                                     STORE_URI_MAX + STORE_DEVICE_ID_MAX + EMBED_BY_MAX +
+                                     STORE_CERT_DER_MAX];
+    uint8_t last[EMBED_KEY_LEN];
+    memcpy(last, e->last_key, sizeof(last));
     MDB_txn *txn = NULL;
     int rc = embed_err(mdb_txn_begin(e->env, NULL, 0, &txn), "txn_begin", err, cap);
+    if (rc == 0) {
+        (void)store_env_grow(e->env);
+    }
     int64_t now_s = clock_real_s();
     for (size_t i = 0; rc == 0 && i < n; i++) {
         size_t len = row_encode(buf, sizeof(buf), &rows[i], e->issued_by, now_s);
-        MDB_val key = {.mv_size = strlen(rows[i].serial), .mv_data = rows[i].serial};
-        MDB_val val = {.mv_size = len, .mv_data = buf};
-        int mrc = mdb_put(txn, e->dbi, &key, &val, MDB_NOOVERWRITE);
-        rc = mrc == MDB_KEYEXIST ? 0 : embed_err(mrc, "put", err, cap); /* a replay */
-        rows[i].rc = 0;
+        rc = embed_err(put_row(e, txn, &rows[i], buf, len, last), "put", err, cap);
     }
     if (rc == 0) {
         rc = embed_err(mdb_txn_commit(txn), "commit", err, cap); /* synced */
     } else if (txn != NULL) {
         mdb_txn_abort(txn);
+    }
+    if (rc == 0) {
+        memcpy(e->last_key, last, sizeof(last));
     }
     return rc == 0 ? 0 : -EAGAIN;
 }
@@ -187,10 +297,11 @@ void pool_embedded_close(struct pool_embedded *e)
 int store_embedded_count(const char *dir, const char *pool, uint64_t *out)
 {
     ASSERT(out != NULL);
-    char err[128];
+    char err[256];
     MDB_env *env = NULL;
     MDB_dbi dbi = 0;
-    int rc = env_open(&env, &dbi, dir, pool, false, err, sizeof(err));
+    uint8_t last[EMBED_KEY_LEN];
+    int rc = env_open(&env, &dbi, last, dir, pool, false, err, sizeof(err));
     if (rc != 0) {
         return rc;
     }
@@ -208,38 +319,61 @@ int store_embedded_count(const char *dir, const char *pool, uint64_t *out)
     return rc;
 }
 
+/* rec_decode fills the metadata and issued_by of a record. */
+static void rec_decode(const MDB_val *val, struct store_cert_meta *m, char *issued_by, size_t cap)
+{
+    struct embed_rec r;
+    memcpy(&r, val->mv_data, sizeof(r));
+    const char *p = (const char *)val->mv_data + sizeof(r) + r.serial_len;
+    memset(m, 0, sizeof(*m));
+    memcpy(m->uri, p, r.uri_len);
+    memcpy(m->device_id, p + r.uri_len, r.device_id_len);
+    m->not_before_s = r.not_before_s;
+    m->not_after_s = r.not_after_s;
+    m->issued_at_s = r.issued_at_s;
+    size_t by = r.issued_by_len < cap ? r.issued_by_len : cap - 1;
+    memcpy(issued_by, p + r.uri_len + r.device_id_len, by);
+    issued_by[by] = '\0';
+}
+
 int store_embedded_get(const char *dir, const char *pool, const char *serial_hex,
                        struct store_cert_meta *out_meta, char *issued_by, size_t cap)
 {
     ASSERT(out_meta != NULL);
     ASSERT(issued_by != NULL);
-    char err[128];
+    char err[256];
     MDB_env *env = NULL;
     MDB_dbi dbi = 0;
-    int rc = env_open(&env, &dbi, dir, pool, false, err, sizeof(err));
+    uint8_t last[EMBED_KEY_LEN];
+    int rc = env_open(&env, &dbi, last, dir, pool, false, err, sizeof(err));
     if (rc != 0) {
         return rc;
     }
     MDB_txn *txn = NULL;
-    MDB_val key = {.mv_size = strlen(serial_hex), .mv_data = (void *)(uintptr_t)serial_hex};
-    MDB_val val = {0};
+    MDB_cursor *cur = NULL;
     rc = embed_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), "txn", err, sizeof(err));
-    rc = rc != 0 ? rc : embed_err(mdb_get(txn, dbi, &key, &val), "get", err, sizeof(err));
-    if (rc == 0) {
-        struct embed_rec r;
-        ASSERT(val.mv_size >= sizeof(r));
-        memcpy(&r, val.mv_data, sizeof(r));
-        ASSERT(embed_rec_ok(&r, val.mv_size));
-        const char *p = (const char *)val.mv_data + sizeof(r);
-        memset(out_meta, 0, sizeof(*out_meta));
-        memcpy(out_meta->uri, p, r.uri_len);
-        memcpy(out_meta->device_id, p + r.uri_len, r.device_id_len);
-        out_meta->not_before_s = r.not_before_s;
-        out_meta->not_after_s = r.not_after_s;
-        out_meta->issued_at_s = r.issued_at_s;
-        size_t by = r.issued_by_len < cap ? r.issued_by_len : cap - 1;
-        memcpy(issued_by, p + r.uri_len + r.device_id_len, by);
-        issued_by[by] = '\0';
+    rc = rc != 0 ? rc : embed_err(mdb_cursor_open(txn, dbi, &cur), "cursor", err, sizeof(err));
+    size_t want = strlen(serial_hex);
+    MDB_val key = {0};
+    MDB_val val = {0};
+    int mrc = rc != 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &key, &val, MDB_LAST);
+    rc = rc != 0 ? rc : -ENOENT;
+    /* Newest first: the certificates asked about are usually recent. A scan, bounded by the
+     * table (the map size). */
+    for (; mrc == MDB_SUCCESS; mrc = mdb_cursor_get(cur, &key, &val, MDB_PREV)) {
+        const char *serial = NULL;
+        size_t n = rec_serial(&val, &serial);
+        if (n == want && memcmp(serial, serial_hex, n) == 0) {
+            rec_decode(&val, out_meta, issued_by, cap);
+            rc = 0;
+            break;
+        }
+    }
+    if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
+        rc = embed_err(mrc, "scan", err, sizeof(err));
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
     }
     if (txn != NULL) {
         mdb_txn_abort(txn);

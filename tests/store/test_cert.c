@@ -1,8 +1,10 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,6 +69,43 @@ Test(store_cert, commit_get_count)
     cr_assert_eq(store_cert_get(g_st, &m, der, sizeof(der), &len, m.serial), -ENOENT);
     make_meta(&m, "x", "y", 5);
     cr_assert_eq(store_cert_get(g_st, &m, der, 10, &len, m.serial), -E2BIG);
+    free(b);
+}
+
+/* data_ahead returns how far data.mdb extends past LMDB's last page. */
+static int64_t data_ahead(void)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/data.mdb", g_env);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    MDB_envinfo info;
+    MDB_stat ms;
+    cr_assert_eq(mdb_env_info(g_st->env, &info), 0);
+    cr_assert_eq(mdb_env_stat(g_st->env, &ms), 0);
+    return (int64_t)sb.st_size - (int64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+}
+
+Test(store_cert, data_file_written_ahead)
+{
+    struct store_batch *b = batch_new();
+    for (uint32_t c = 0; c < 40; c++) { /* ~4 MiB: the file is extended more than once */
+        add_certs(b, c * 100, 100);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+        int64_t ahead = data_ahead();
+        /* extended before each commit to >= 1 MiB ahead; a commit of 100 adds < 512 KiB */
+        cr_assert_geq(ahead, 1 << 19, "commit %u: %lld bytes past the last page", c,
+                      (long long)ahead);
+        cr_assert_leq(ahead, 4 << 20, "commit %u: %lld", c, (long long)ahead);
+    }
+    store_close(g_st);
+    g_st = fixture_open(0, false);
+    for (uint32_t i = 0; i < 4000; i += 37) {
+        expect_cert(g_st, i);
+    }
+    uint64_t count = 0;
+    cr_assert_eq(store_cert_count(g_st, &count), 0);
+    cr_assert_eq(count, 4000);
     free(b);
 }
 

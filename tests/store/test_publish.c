@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -63,34 +64,92 @@ static bool depth_is(const char *pool, uint64_t want, int tenths)
 Test(store_publish, embedded_put_is_idempotent)
 {
     char dir[400];
-    char err[128] = {0};
+    char err[256] = {0};
     snprintf(dir, sizeof(dir), "%s/pools", g_dir);
     struct pool_embedded *e = NULL;
     cr_assert_eq(pool_embedded_open(&e, dir, "p", "me.example.com", err, sizeof(err)), 0);
-    static struct pool_row rows[2];
-    for (uint32_t i = 0; i < 2; i++) {
+    static struct pool_row rows[4];
+    for (uint32_t i = 0; i < 4; i++) {
         make_meta(&rows[i].meta, "sip:alice@example.com", "p", i);
+        rows[i].meta.seq = 10 + i;
         store_serial_hex(rows[i].serial, rows[i].meta.serial);
         memcpy(rows[i].der, fixture_der, 500);
         rows[i].der_len = 500;
     }
-    cr_assert_eq(pool_embedded_publish(e, rows, 2, err, sizeof(err)), 0);
-    cr_assert_eq(pool_embedded_publish(e, rows, 2, err, sizeof(err)), 0, "a replay succeeds");
-    rows[0].meta.not_after_s = 1; /* a replay never overwrites */
+    cr_assert_eq(pool_embedded_publish(e, rows + 1, 2, err, sizeof(err)), 0);
+    cr_assert_eq(pool_embedded_publish(e, rows + 1, 2, err, sizeof(err)), 0, "a replay succeeds");
+    cr_assert_eq(rows[1].rc, 0);
+    cr_assert_eq(rows[2].rc, 0);
+    /* Before the table's last key (a retried parked entry): an ordinary insert. */
     cr_assert_eq(pool_embedded_publish(e, rows, 1, err, sizeof(err)), 0);
+    cr_assert_eq(rows[0].rc, 0);
+    rows[1].meta.not_after_s = 1; /* a replay never overwrites */
+    cr_assert_eq(pool_embedded_publish(e, rows + 1, 1, err, sizeof(err)), 0);
+    /* Another certificate at a stored key (a replaced replica reusing seqs in the same second):
+     * a permanent error of that row, the others stored. */
+    struct pool_row saved = rows[2];
+    rows[2].meta.serial[15] = 0x77;
+    store_serial_hex(rows[2].serial, rows[2].meta.serial);
+    cr_assert_eq(pool_embedded_publish(e, rows + 2, 2, err, sizeof(err)), 0);
+    cr_assert_eq(rows[2].rc, -EINVAL);
+    cr_assert(strstr(rows[2].error, "holds serial") != NULL, "%s", rows[2].error);
+    cr_assert_eq(rows[3].rc, 0);
+    rows[2] = saved;
     pool_embedded_close(e);
     uint64_t n = 0;
     cr_assert_eq(store_embedded_count(dir, "p", &n), 0);
-    cr_assert_eq(n, 2);
+    cr_assert_eq(n, 4);
     struct store_cert_meta m;
     char by[64];
-    cr_assert_eq(store_embedded_get(dir, "p", rows[0].serial, &m, by, sizeof(by)), 0);
-    cr_assert_str_eq(m.uri, "sip:alice@example.com");
-    cr_assert_str_eq(m.device_id, "{DEV-0}");
+    for (uint32_t i = 0; i < 4; i++) {
+        cr_assert_eq(store_embedded_get(dir, "p", rows[i].serial, &m, by, sizeof(by)), 0);
+        cr_assert_str_eq(m.uri, "sip:alice@example.com");
+        char dev[32];
+        snprintf(dev, sizeof(dev), "{DEV-%u}", i);
+        cr_assert_str_eq(m.device_id, dev);
+        cr_assert_str_eq(by, "me.example.com");
+    }
+    cr_assert_eq(store_embedded_get(dir, "p", rows[1].serial, &m, by, sizeof(by)), 0);
     cr_assert_eq(m.not_after_s, 1764070245 + 86400);
-    cr_assert_str_eq(by, "me.example.com");
     cr_assert_eq(store_embedded_get(dir, "p", "ABC", &m, by, sizeof(by)), -ENOENT);
     cr_assert_eq(store_embedded_count(dir, "nope", &n), -ENOENT);
+    /* The publisher reopening the pool appends after what is there. */
+    cr_assert_eq(pool_embedded_open(&e, dir, "p", "me.example.com", err, sizeof(err)), 0);
+    make_meta(&rows[0].meta, "sip:bob@example.com", "p", 99);
+    rows[0].meta.seq = 99;
+    store_serial_hex(rows[0].serial, rows[0].meta.serial);
+    cr_assert_eq(pool_embedded_publish(e, rows, 1, err, sizeof(err)), 0);
+    cr_assert_eq(rows[0].rc, 0);
+    pool_embedded_close(e);
+    cr_assert_eq(store_embedded_count(dir, "p", &n), 0);
+    cr_assert_eq(n, 5);
+}
+
+Test(store_publish, embedded_refuses_first_layout)
+{
+    char dir[400];
+    char path[480];
+    char err[256] = {0};
+    snprintf(dir, sizeof(dir), "%s/pools", g_dir);
+    snprintf(path, sizeof(path), "%s/old", dir);
+    cr_assert(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    MDB_env *env = NULL; /* a table of the first layout: keyed by the serial's hex */
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi = 0;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 1), 0);
+    cr_assert_eq(mdb_env_open(env, path, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "user_certificates", MDB_CREATE, &dbi), 0);
+    MDB_val k = {.mv_size = 5, .mv_data = "1A2B3"};
+    MDB_val v = {.mv_size = 3, .mv_data = "xyz"};
+    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    struct pool_embedded *e = NULL;
+    cr_assert_eq(pool_embedded_open(&e, dir, "old", "me.example.com", err, sizeof(err)), -EPROTO);
+    cr_assert(strstr(err, "earlier version") != NULL, "%s", err);
 }
 
 static atomic_int g_fault_mode; /* 0 none, 1 park serial n=1, 2 everything transient */
