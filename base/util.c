@@ -56,6 +56,33 @@ void base_hex_encode(char *out, size_t cap, const uint8_t *in, size_t len)
     out[2 * len] = '\0';
 }
 
+size_t base_b64_encode(char *out, size_t cap, const uint8_t *in, size_t len)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    ASSERT(out != NULL);
+    ASSERT(len <= (SIZE_MAX - 1) / 4 * 3 - 2);
+    ASSERT(cap >= BASE_B64_LEN(len) + 1);
+    size_t n = 0;
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[n++] = alphabet[v >> 18];
+        out[n++] = alphabet[(v >> 12) & 63];
+        out[n++] = alphabet[(v >> 6) & 63];
+        out[n++] = alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+        out[n++] = alphabet[v >> 18];
+        out[n++] = alphabet[(v >> 12) & 63];
+        out[n++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
+        out[n++] = '=';
+    }
+    out[n] = '\0';
+    return n;
+}
+
 int base_str_copy(char *dst, size_t cap, const char *src)
 {
     ASSERT(dst != NULL);

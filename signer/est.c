@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include <openssl/base64.h>
 #include <openssl/bytestring.h>
 
 #include "base/base.h"
@@ -112,8 +111,8 @@ int signer_est_certs_only(char *out, size_t cap, size_t *out_len,
         size_t take = der_len - off < EST_LINE_DER ? der_len - off : EST_LINE_DER;
         memcpy(chunk, out + d + off, take);
         ASSERT(n + EST_LINE_TEXT <= d + off + take || off + take == der_len);
-        uint8_t line[EST_LINE_TEXT + 1];
-        size_t m = EVP_EncodeBlock(line, chunk, take); /* writes a NUL after the text */
+        char line[EST_LINE_TEXT + 1];
+        size_t m = base_b64_encode(line, sizeof(line), chunk, take);
         memcpy(out + n, line, m);
         n += m;
         out[n++] = '\n';

@@ -868,12 +868,11 @@ static void put_escaped(struct wbuf *w, const char *s)
 
 static void put_base64(struct wbuf *w, const uint8_t *der, size_t len)
 {
-    size_t need = 0;
-    if (w->over || !EVP_EncodedLength(&need, len) || need > w->cap - w->len) { /* NUL included */
+    if (w->over || len > w->cap || BASE_B64_LEN(len) + 1 > w->cap - w->len) { /* NUL included */
         w->over = true;
         return;
     }
-    w->len += EVP_EncodeBlock((uint8_t *)w->p + w->len, der, len);
+    w->len += base_b64_encode(w->p + w->len, w->cap - w->len, der, len);
     ASSERT(w->len < w->cap);
     ASSERT(w->p[w->len] == '\0');
 }

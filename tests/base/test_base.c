@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/base64.h>
+
 #include "base/base.h"
 
 Test(base_assert, fires_on_false, .signal = SIGABRT)
@@ -116,4 +118,41 @@ Test(base_file, atomic_write_read_exclusive)
     cr_assert_eq(base_file_read(buf, &len, sizeof(buf), path), 0);
     cr_assert_eq(len, 3);
     cr_assert_eq(base_file_read(buf, &len, sizeof(buf), "/nonexistent/x"), -ENOENT);
+}
+
+Test(base_b64, rfc4648_vectors)
+{
+    static const char *const want[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                       "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    char out[16];
+    for (size_t len = 0; len <= 6; len++) {
+        memset(out, 'x', sizeof(out));
+        size_t n = base_b64_encode(out, BASE_B64_LEN(len) + 1, (const uint8_t *)"foobar", len);
+        cr_assert_eq(n, strlen(want[len]));
+        cr_assert_str_eq(out, want[len]);
+    }
+}
+
+Test(base_b64, same_as_boringssl_for_every_length_and_byte)
+{
+    uint8_t in[700];
+    for (size_t i = 0; i < sizeof(in); i++) {
+        in[i] = (uint8_t)(i * 151 + (i >> 3)); /* every byte value, in shifting neighbours */
+    }
+    static char ours[1000];
+    static uint8_t ref[1000];
+    for (size_t len = 0; len + 4 <= sizeof(in); len++) {
+        const uint8_t *p = in + len % 5; /* unaligned starts too */
+        size_t n = base_b64_encode(ours, BASE_B64_LEN(len) + 1, p, len);
+        size_t m = EVP_EncodeBlock(ref, p, len);
+        cr_assert_eq(n, m, "len %zu", len);
+        cr_assert_eq(n, BASE_B64_LEN(len));
+        cr_assert_eq(memcmp(ours, ref, n + 1), 0, "len %zu", len); /* NUL included */
+    }
+}
+
+Test(base_b64, short_buffer_asserts, .signal = SIGABRT)
+{
+    char out[8];
+    (void)base_b64_encode(out, sizeof(out), (const uint8_t *)"foobar", 6); /* needs 9 */
 }
