@@ -13,12 +13,13 @@
  *   useridx  hash32(uri) BE + uri     -> seq (DUPSORT|DUPFIXED, so oldest first)
  *            Both indexes hold the certificates up to meta "index" .upto; the newer ones (the
  *            tail) are found by scanning certs. When the tail grows longer than index_tail_max,
- *            the segment (upto, target = last] is indexed over the next STORE_INDEX_SLICES
- *            commits, one slice of each key order per commit (serial: by its first byte;
- *            user: by the hash that starts its key), so each commit dirties about 1/16 of
- *            the index pages the segment needs, not one random page per certificate; slices
- *            below .progress of the segment
- *            are indexed. When all are, upto = target.
+ *            the segment (upto, target = last] is indexed in STORE_INDEX_SLICES commits,
+ *            one slice of each key order per commit (serial: by its first byte; user: by the
+ *            hash that starts its key), so each dirties about 1/16 of the index pages the
+ *            segment needs, not one random page per certificate. Slice k comes once
+ *            k x index_tail_max / STORE_INDEX_SLICES certificates followed the segment, so the
+ *            work is spread over the next tail's growth (index_step). Slices below .progress
+ *            are indexed; when all are, upto = target.
  *   meta     name                     -> value ("index": struct index_state, 3 x u64 BE)
  *   outbox   pool id (u32 BE) + seq   -> struct outbox_rec + last_error
  *   pools    pool name                -> pool id (u32 little-endian, 1..STORE_POOLS_MAX)

@@ -235,6 +235,67 @@ Test(store_cert, indexes_in_bulk_slice_by_slice)
 /* An environment without index state (from before it) gets its indexes rebuilt from the
  * certificate table when opened for writing; read-only, it is scanned. Made here by removing
  * the state and emptying both indexes. */
+Test(store_cert, index_slices_paced_by_the_next_tail)
+{
+    reopen_with_tail(32); /* a slice per 32 / 16 = 2 certificates after the segment */
+    struct store_batch *b = batch_new();
+    uint64_t target = 0; /* of the segment being indexed, 0 between segments */
+    uint64_t last_progress = 0;
+    unsigned completed = 0;
+    for (uint32_t n = 1; n <= 120; n++) { /* one certificate a commit: seq n */
+        add_certs(b, n - 1, 1);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+        struct store_index_state ix = index_state(g_st);
+        if (ix.target != 0 && ix.target != target) {
+            cr_assert_gt(n - ix.upto, 32, "a segment starts when the tail passes 32");
+            cr_assert_eq(ix.target, n);
+            cr_assert_eq(ix.progress, 1, "its first slice at once");
+            target = ix.target;
+        } else if (ix.target != 0) {
+            cr_assert(ix.progress == last_progress || ix.progress == last_progress + 1);
+            /* slice k (progress k + 1) when k x 2 certificates followed the segment */
+            cr_assert_eq(n - target >= (last_progress * 2), ix.progress == last_progress + 1,
+                         "n %u progress %llu", n, (unsigned long long)ix.progress);
+        } else if (target != 0) {
+            cr_assert_eq(ix.upto, target);
+            cr_assert_eq(n - target, 15 * 2, "done while the next tail grows to 32");
+            target = 0;
+            completed++;
+        }
+        last_progress = ix.progress;
+    }
+    cr_assert_geq(completed, 2);
+    cr_assert_neq(target, 0, "and in the middle of the third");
+    for (uint32_t i = 0; i < 120; i++) {
+        expect_cert(g_st, i);
+    }
+    expect_by_uri(g_st, 120);
+    free(b);
+}
+
+Test(store_cert, tail_longer_than_its_bound)
+{
+    /* An environment written with a long tail, reopened with a short index_tail_max: the tail's
+     * serial set grows instead of overflowing, and clashes are still found. */
+    reopen_with_tail(20000);
+    struct store_batch *b = batch_new();
+    for (uint32_t n = 0; n < 9000; n += 250) {
+        add_certs(b, n, 250);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+    }
+    reopen_with_tail(2); /* its set starts with room for 8192 */
+    add_certs(b, 9000, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    add_certs(b, 17, 1); /* in the tail */
+    cr_assert_eq(store_batch_commit(g_st, b), -EEXIST);
+    cr_assert_eq(b->items[0].rc, -EEXIST);
+    store_batch_clear(b);
+    for (uint32_t i = 0; i <= 9000; i += 97) {
+        expect_cert(g_st, i);
+    }
+    free(b);
+}
+
 Test(store_cert, index_state_missing_rebuilds)
 {
     reopen_with_tail(2);
