@@ -55,6 +55,13 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
 void log_vwrite(enum log_level level, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
+/* log_hold_begin gathers the lines this thread writes, until log_hold_end, in `buf` (cap >=
+ * LOG_LINE_MAX), and writes them with one write(2) when it is full and at log_hold_end: a thread
+ * that logs a line per item of a batch (the enrollment writer) makes one syscall a batch. Lines
+ * stay whole and in order; other threads' lines fall between held batches. Not nested. */
+void log_hold_begin(char *buf, size_t cap);
+void log_hold_end(void);
+
 #define log_err(...) log_write(LOG_LEVEL_ERR, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)

@@ -109,6 +109,7 @@ int cert_pem_encode(char *out, size_t cap, size_t *out_len, const uint8_t *der, 
 #define SVC_CANDIDATES_MAX 4   /* users sharing one phone number checked per sign-in */
 #define SVC_RESPONSE_MAX 65536 /* largest response body the service builds */
 #define SVC_COMMIT_TRIES_MAX 4 /* re-signs after serial clashes before giving up */
+#define SVC_LOG_HOLD 32768     /* the writer's log lines of a group, written at once */
 
 enum svc_route {
     SVC_ROUTE_SOAP = 0,
@@ -231,6 +232,7 @@ struct signer_service {
     struct store_batch *batch;    /* writer only */
     struct signer_issue *reissue; /* writer only: re-signs after a serial clash */
     char *scratch;                /* writer only: response bodies, SVC_RESPONSE_MAX */
+    char *log_hold;               /* writer only: a group's log lines, SVC_LOG_HOLD */
     atomic_bool store_full;       /* the last commit hit the map size */
     atomic_uint_fast64_t queued;  /* gauge: items waiting for the writer */
     struct svc_metrics metrics;

@@ -211,9 +211,11 @@ static void finish(struct signer_service *svc, struct svc_item **items, size_t n
     if (rc == 0) {
         wake_publisher(svc, items, n);
     }
+    log_hold_begin(svc->log_hold, SVC_LOG_HOLD); /* one write(2) for the group's lines */
     for (size_t i = 0; i < n; i++) {
         answer(svc, items[i], rc);
     }
+    log_hold_end();
 }
 
 /* commit_group stores the group's certificates and lockout updates. Returns the commit's result;
@@ -322,7 +324,9 @@ int svc_writer_start(struct signer_service *svc, size_t cap)
     svc->batch = calloc(1, sizeof(*svc->batch));
     svc->reissue = calloc(1, sizeof(*svc->reissue));
     svc->scratch = malloc(SVC_RESPONSE_MAX);
-    if (svc->queue == NULL || svc->batch == NULL || svc->reissue == NULL || svc->scratch == NULL) {
+    svc->log_hold = malloc(SVC_LOG_HOLD);
+    if (svc->queue == NULL || svc->batch == NULL || svc->reissue == NULL || svc->scratch == NULL ||
+        svc->log_hold == NULL) {
         return -ENOMEM;
     }
     svc->q_cap = cap;
@@ -353,6 +357,8 @@ void svc_writer_stop(struct signer_service *svc)
     free(svc->batch);
     free(svc->reissue);
     free(svc->scratch);
+    free(svc->log_hold);
+    svc->log_hold = NULL;
     svc->queue = NULL;
     svc->batch = NULL;
     svc->reissue = NULL;

@@ -59,6 +59,53 @@ Test(base_clock, utc_format)
     cr_assert_geq(clock_mono_ns(), a);
 }
 
+/* log_file_lines reads `path` and returns its number of lines (checking each is whole). */
+static size_t log_file_lines(const char *path, uint8_t *buf, size_t cap, size_t *len)
+{
+    cr_assert_eq(base_file_read(buf, len, cap, path), 0);
+    size_t lines = 0;
+    for (size_t i = 0; i < *len; i++) {
+        lines += buf[i] == '\n';
+    }
+    cr_assert(*len == 0 || buf[*len - 1] == '\n', "whole lines only");
+    return lines;
+}
+
+Test(base_log, held_lines_written_together_in_order)
+{
+    char dir[] = "/tmp/certprov-log-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/log", dir);
+    log_setup("t", LOG_LEVEL_INFO);
+    cr_assert_eq(log_open(path), 0);
+    static uint8_t buf[65536];
+    size_t len = 0;
+    static char hold[LOG_LINE_MAX];
+    log_hold_begin(hold, sizeof(hold));
+    log_info("base: held n=%d", 0);
+    log_info("base: held n=%d", 1);
+    cr_assert_eq(log_file_lines(path, buf, sizeof(buf), &len), 0, "nothing written while held");
+    for (int i = 2; i < 100; i++) { /* ~50 bytes each: the buffer fills and is written */
+        log_info("base: held n=%d", i);
+    }
+    size_t mid = log_file_lines(path, buf, sizeof(buf), &len);
+    cr_assert_gt(mid, 0, "a full buffer is written");
+    cr_assert_lt(mid, 100);
+    log_hold_end();
+    log_info("base: after n=%d", 100);
+    cr_assert_eq(log_file_lines(path, buf, sizeof(buf), &len), 101);
+    const char *p = (const char *)buf;
+    for (int i = 0; i < 100; i++) { /* in order */
+        char want[32];
+        snprintf(want, sizeof(want), "held n=%d\n", i);
+        const char *q = memmem(p, len - (size_t)(p - (const char *)buf), want, strlen(want));
+        cr_assert_not_null(q, "line %d", i);
+        p = q + strlen(want);
+    }
+    cr_assert_not_null(memmem(buf, len, "after n=100\n", 12));
+}
+
 Test(base_log, level_parse)
 {
     enum log_level l = LOG_LEVEL_ERR;
