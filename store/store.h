@@ -286,16 +286,18 @@ int store_pool_state_get(struct store *st, struct store_pool_state *out, const c
 /* ---- the publisher: one thread per home pool drains its outbox into the pool store ----
  *
  * Each pool has a driver: "embedded" (an LMDB environment per pool at <embedded_dir>/<NAME>/,
- * table `user_certificates` keyed by serial) or a libpq connection string (PostgreSQL, the table
- * of API.md §8, created when missing; pipeline mode; connect and statement timeouts). A pool's
- * thread publishes the oldest waiting entries in batches of at most `batch_max`; an entry leaves
- * the outbox only after the pool store acknowledged it (store_outbox_remove_many, synced), so a
- * crash causes at most a replay, which the stores ignore (idempotent by serial: invariant 2).
- * A failed batch is retried after store_backoff_ms of the head entry's attempts; the due time is
- * kept on the head entry, so `certprovctl outbox retry` (another process) takes effect within
- * `poll_ms`. A permanent error for one certificate (SQLSTATE class 22 or 23) parks that entry.
- * One log line when a pool goes down ("data store unavailable pool=NAME cause=...") and one
- * when its backlog has drained ("data store available pool=NAME outage_s=... drained=..."). */
+ * table `user_certificates` in issue order, pool_embedded.c) or a libpq connection string
+ * (PostgreSQL, the table of API.md §8, created when missing; pipeline mode; connect and statement
+ * timeouts). A pool's thread publishes the oldest waiting entries in batches of at most
+ * `batch_max`; an entry leaves the outbox only after the pool store acknowledged it
+ * (store_outbox_remove_many, synced), so a crash causes at most a replay, which the stores ignore
+ * (PostgreSQL: idempotent by serial; embedded: by the certificate's place in the issue order,
+ * which never changes: invariant 2). A failed batch is retried after store_backoff_ms of the head
+ * entry's attempts; the due time is kept on the head entry, so `certprovctl outbox retry` (another
+ * process) takes effect within `poll_ms`. A permanent error for one certificate (SQLSTATE class 22
+ * or 23) parks that entry. One log line when a pool goes down ("data store unavailable pool=NAME
+ * cause=...") and one when its backlog has drained ("data store available pool=NAME outage_s=...
+ * drained=..."). */
 
 #define STORE_PUBLISH_BATCH_MAX 256
 #define STORE_LAG_BUCKETS 14
