@@ -382,9 +382,10 @@ static int tail_sync(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t las
         struct tail_set *t = calloc(1, sizeof(*t));
         size_t cap = 64;
         /* The usual longest tail: a segment (index_tail_max and a batch) while the next tail
-         * grows as long as index_tail_max while the segment's slices are paced, plus a batch a
-         * slice when batches outpace them (index_step). A longer one grows the set. */
-        while (cap < 2 * (2 * st->index_tail_max + (STORE_INDEX_SLICES + 2) * STORE_BATCH_MAX)) {
+         * grows as long as index_tail_max and a batch (index_step paces the slices). Batches
+         * that outpace the slices, or an environment written with a larger index_tail_max,
+         * make it longer: the set grows then (tail_add). */
+        while (cap < 2 * (2 * st->index_tail_max + 2 * STORE_BATCH_MAX)) {
             cap *= 2;
         }
         if (t == NULL || (t->slots = calloc(cap, sizeof(t->slots[0]))) == NULL) {
@@ -613,14 +614,16 @@ void store_segment_free(struct store *st)
 
 /* index_step advances the bulk indexing by one slice. Once the tail after the watermark is
  * longer than index_tail_max, the segment up to the last certificate is indexed slice by slice,
- * one slice of the key space per commit: every such commit dirties about 1/16 of the index pages
- * the segment needs (each page once for all its new entries), instead of two random index
- * pages per certificate, and no commit carries the whole segment. The slices are paced by the
- * certificates that follow: slice k waits until k x index_tail_max / STORE_INDEX_SLICES have
+ * one slice of the key space per commit: every such commit dirties about 1/STORE_INDEX_SLICES
+ * of the index pages the segment needs (each page once for all its new entries), instead of two
+ * random index pages per certificate, and no commit carries the whole segment. The slices are paced
+ * by the certificates that follow: slice k waits until k x index_tail_max / STORE_INDEX_SLICES have
  * been stored after the segment, so the segment is indexed while the next tail grows, one
  * heavier commit at a time. Done in 16 consecutive commits, the slices made ~100 ms of slow
  * commits every 1.6 s at 5,000 enrollments/s, and 20-30 % of the enrollments of those moments
- * took over 10 ms (2026-12-01). `ix` is the state in this transaction, `last` its highest seq. */
+ * took over 10 ms (2026-12-01). With 880,000 certificates a slice of 16 still took 5-10 ms (its
+ * pages grow with the index): 64 slices make each a quarter of that. `ix` is the state in this
+ * transaction, `last` its highest seq. */
 static int index_step(struct store *st, MDB_txn *txn, struct store_index_state ix, uint64_t last)
 {
     if (ix.target == 0) {

@@ -15,12 +15,14 @@
  *            tail) are found by scanning certs. When the tail grows longer than index_tail_max,
  *            the segment (upto, target = last] is indexed in STORE_INDEX_SLICES commits,
  *            one slice of each key order per commit (serial: by its first byte; user: by the
- *            hash that starts its key), so each dirties about 1/16 of the index pages the
- *            segment needs, not one random page per certificate. Slice k comes once
+ *            hash that starts its key), so each dirties about 1/STORE_INDEX_SLICES of the
+ *            index pages the segment needs, not one random page per certificate. Slice k comes once
  *            k x index_tail_max / STORE_INDEX_SLICES certificates followed the segment, so the
  *            work is spread over the next tail's growth (index_step). Slices below .progress
  *            are indexed; when all are, upto = target.
- *   meta     name                     -> value ("index": struct index_state, 3 x u64 BE)
+ *   meta     name                     -> value ("index": struct index_state, 4 x u64 BE: upto,
+ *                                        target, progress, slices; 3 x u64 when written with
+ *                                        16 slices)
  *   outbox   pool id (u32 BE) + seq   -> struct outbox_rec + last_error
  *   pools    pool name                -> pool id (u32 little-endian, 1..STORE_POOLS_MAX)
  *   poolstate pool name               -> struct pool_state_rec + last_error (the publisher's)
@@ -56,8 +58,12 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored lit
 #define STORE_PHEXT_KEY_MAX (STORE_PHONE_MAX + 1 + STORE_EXT_MAX)
 #define STORE_INDEX_TAIL_DEFAULT 8192u
 #define STORE_META_INDEX "index"
-#define STORE_INDEX_SLICES 16u
+/* Slices of the key space a segment is indexed in (meta "index" records it; environments of
+ * 2026-12-01 and before used 16, without recording it: their progress is converted). */
+#define STORE_INDEX_SLICES 64u
+#define STORE_INDEX_SLICES_V1 16u
 static_assert(STORE_INDEX_SLICES >= 1 && STORE_INDEX_SLICES <= 128, "serial slices: first byte");
+static_assert(STORE_INDEX_SLICES % STORE_INDEX_SLICES_V1 == 0, "a v1 slice is whole slices");
 
 /* The bulk indexing state (meta "index"). */
 struct store_index_state {

@@ -162,27 +162,40 @@ int store_index_get(struct store *st, MDB_txn *txn, struct store_index_state *ou
     if (rc == -ENOENT && st->read_only) {
         return 0; /* never opened for writing since: scan it all */
     }
-    if (rc == 0) {
-        ASSERT(val.mv_size == 3 * STORE_SEQ_KEY_LEN);
-        const uint8_t *p = val.mv_data;
-        out->upto = store_seq_decode(p);
-        out->target = store_seq_decode(p + STORE_SEQ_KEY_LEN);
-        out->progress = store_seq_decode(p + 2 * STORE_SEQ_KEY_LEN);
-        ASSERT(out->target == 0 || out->target > out->upto);
-        ASSERT(out->progress < STORE_INDEX_SLICES);
-        ASSERT(out->target != 0 || out->progress == 0);
+    if (rc != 0) {
+        return rc;
     }
-    return rc;
+    ASSERT(val.mv_size == 3 * STORE_SEQ_KEY_LEN || val.mv_size == 4 * STORE_SEQ_KEY_LEN);
+    const uint8_t *p = val.mv_data;
+    out->upto = store_seq_decode(p);
+    out->target = store_seq_decode(p + STORE_SEQ_KEY_LEN);
+    out->progress = store_seq_decode(p + 2 * STORE_SEQ_KEY_LEN);
+    uint64_t slices = val.mv_size == 4 * STORE_SEQ_KEY_LEN
+                          ? store_seq_decode(p + 3 * STORE_SEQ_KEY_LEN)
+                          : STORE_INDEX_SLICES_V1;
+    /* Slices are contiguous ranges: the first k of s slices are the first k x S/s of S. */
+    if (slices == 0 || slices > STORE_INDEX_SLICES || STORE_INDEX_SLICES % slices != 0) {
+        log_err("store: index_state_unknown path=%s slices=%llu action=\"use the version that "
+                "wrote this store\"",
+                st->path, (unsigned long long)slices);
+        return -EPROTO;
+    }
+    out->progress *= STORE_INDEX_SLICES / slices;
+    ASSERT(out->target == 0 || out->target > out->upto);
+    ASSERT(out->progress < STORE_INDEX_SLICES);
+    ASSERT(out->target != 0 || out->progress == 0);
+    return 0;
 }
 
 int store_index_put(struct store *st, MDB_txn *txn, const struct store_index_state *in)
 {
     ASSERT(in->target == 0 || in->target > in->upto);
     ASSERT(in->progress < STORE_INDEX_SLICES);
-    uint8_t buf[3 * STORE_SEQ_KEY_LEN];
+    uint8_t buf[4 * STORE_SEQ_KEY_LEN];
     store_seq_encode(buf, in->upto);
     store_seq_encode(buf + STORE_SEQ_KEY_LEN, in->target);
     store_seq_encode(buf + 2 * STORE_SEQ_KEY_LEN, in->progress);
+    store_seq_encode(buf + 3 * STORE_SEQ_KEY_LEN, STORE_INDEX_SLICES);
     MDB_val key = store_val_str(STORE_META_INDEX);
     MDB_val val = {.mv_size = sizeof(buf), .mv_data = buf};
     return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_meta");

@@ -111,7 +111,7 @@ Test(store_cert, data_file_written_ahead)
 
 struct seen {
     size_t num;
-    uint64_t seq[64];
+    uint64_t seq[512];
     char uri[STORE_URI_MAX + 1];
 };
 
@@ -121,7 +121,7 @@ static int collect(void *ctx, const struct store_cert_meta *meta, const uint8_t 
     struct seen *s = ctx;
     cr_assert_str_eq(meta->uri, s->uri);
     cr_assert_eq(memcmp(der, fixture_der, der_len), 0);
-    cr_assert_lt(s->num, 64);
+    cr_assert_lt(s->num, 512);
     s->seq[s->num++] = meta->seq;
     return 0;
 }
@@ -204,7 +204,7 @@ Test(store_cert, indexes_in_bulk_slice_by_slice)
     uint32_t n = 0;
     bool mid = false;
     uint64_t done = 0;
-    for (uint32_t round = 0; round < 40; round++) {
+    for (uint32_t round = 0; round < 2 * STORE_INDEX_SLICES + 8; round++) {
         uint32_t k = 1 + round % 3;
         add_certs(b, n, k);
         cr_assert_eq(store_batch_commit(g_st, b), 0);
@@ -237,39 +237,88 @@ Test(store_cert, indexes_in_bulk_slice_by_slice)
  * the state and emptying both indexes. */
 Test(store_cert, index_slices_paced_by_the_next_tail)
 {
-    reopen_with_tail(32); /* a slice per 32 / 16 = 2 certificates after the segment */
+    const uint32_t pace = 2;
+    reopen_with_tail(pace * STORE_INDEX_SLICES); /* a slice per 2 certificates after the segment */
+    const uint32_t tail = pace * STORE_INDEX_SLICES;
     struct store_batch *b = batch_new();
     uint64_t target = 0; /* of the segment being indexed, 0 between segments */
     uint64_t last_progress = 0;
     unsigned completed = 0;
-    for (uint32_t n = 1; n <= 120; n++) { /* one certificate a commit: seq n */
+    uint32_t n = 0;
+    while (completed < 2 || target == 0) { /* bounded: a segment ends every ~2 x tail */
+        cr_assert_lt(n, 10 * tail);
+        n++; /* one certificate a commit: seq n */
         add_certs(b, n - 1, 1);
         cr_assert_eq(store_batch_commit(g_st, b), 0);
         struct store_index_state ix = index_state(g_st);
         if (ix.target != 0 && ix.target != target) {
-            cr_assert_gt(n - ix.upto, 32, "a segment starts when the tail passes 32");
+            cr_assert_gt(n - ix.upto, tail, "a segment starts when the tail passes index_tail_max");
             cr_assert_eq(ix.target, n);
             cr_assert_eq(ix.progress, 1, "its first slice at once");
             target = ix.target;
         } else if (ix.target != 0) {
             cr_assert(ix.progress == last_progress || ix.progress == last_progress + 1);
-            /* slice k (progress k + 1) when k x 2 certificates followed the segment */
-            cr_assert_eq(n - target >= (last_progress * 2), ix.progress == last_progress + 1,
+            /* slice k (progress k + 1) when k x pace certificates followed the segment */
+            cr_assert_eq(n - target >= last_progress * pace, ix.progress == last_progress + 1,
                          "n %u progress %llu", n, (unsigned long long)ix.progress);
         } else if (target != 0) {
             cr_assert_eq(ix.upto, target);
-            cr_assert_eq(n - target, 15 * 2, "done while the next tail grows to 32");
+            cr_assert_eq(n - target, (STORE_INDEX_SLICES - 1) * pace,
+                         "done while the next tail grows");
             target = 0;
             completed++;
         }
         last_progress = ix.progress;
     }
-    cr_assert_geq(completed, 2);
-    cr_assert_neq(target, 0, "and in the middle of the third");
-    for (uint32_t i = 0; i < 120; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         expect_cert(g_st, i);
     }
-    expect_by_uri(g_st, 120);
+    free(b);
+}
+
+/* An environment whose index state was written with 16 slices and no slice count (up to
+ * 2026-12-01), reopened in the middle of a segment: its progress counts in sixteenths. */
+Test(store_cert, index_state_of_sixteen_slices_converted)
+{
+    reopen_with_tail(4);
+    struct store_batch *b = batch_new();
+    uint32_t n = 0;
+    /* tail 4: a segment starts at the 5th certificate, (0, 5], and a slice follows at each
+     * commit (pace 4 / STORE_INDEX_SLICES = 0) */
+    const uint32_t per_v1 = STORE_INDEX_SLICES / STORE_INDEX_SLICES_V1;
+    for (; n < 4 + per_v1; n++) {
+        add_certs(b, n, 1);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+    }
+    struct store_index_state ix = index_state(g_st);
+    cr_assert_eq(ix.target, 5);
+    cr_assert_eq(ix.progress, per_v1, "the first sixteenth of each key order is indexed");
+    /* Write the state as the 16-slice version did for the same point: 3 x u64, progress 1. */
+    MDB_txn *txn = NULL;
+    cr_assert_eq(store_txn_begin(g_st, &txn, true), 0);
+    uint8_t v1[24];
+    store_seq_encode(v1, ix.upto);
+    store_seq_encode(v1 + 8, ix.target);
+    store_seq_encode(v1 + 16, 1);
+    MDB_val key = {.mv_size = strlen(STORE_META_INDEX), .mv_data = STORE_META_INDEX};
+    MDB_val val = {.mv_size = sizeof(v1), .mv_data = v1};
+    cr_assert_eq(mdb_put(txn, g_st->meta, &key, &val, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    ix = index_state(g_st);
+    cr_assert_eq(ix.progress, per_v1, "converted");
+    cr_assert_eq(ix.target, 5);
+    for (; n < 5 + STORE_INDEX_SLICES + 8; n++) { /* the segment completes in the new slices */
+        add_certs(b, n, 1);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+    }
+    ix = index_state(g_st);
+    cr_assert_geq(ix.upto, 5);
+    for (uint32_t i = 0; i < n; i++) {
+        expect_cert(g_st, i);
+    }
+    expect_by_uri(g_st, n);
+    add_certs(b, 3, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "an indexed serial is still taken");
     free(b);
 }
 
@@ -300,7 +349,8 @@ Test(store_cert, index_state_missing_rebuilds)
 {
     reopen_with_tail(2);
     struct store_batch *b = batch_new();
-    for (uint32_t i = 0; i < 60; i += 3) {
+    const uint32_t num = 3 * (STORE_INDEX_SLICES + 4); /* a segment completes on the way */
+    for (uint32_t i = 0; i < num; i += 3) {
         add_certs(b, i, 3);
         cr_assert_eq(store_batch_commit(g_st, b), 0);
     }
@@ -315,13 +365,13 @@ Test(store_cert, index_state_missing_rebuilds)
     store_close(g_st);
     g_st = fixture_open(0, true);
     cr_assert_eq(index_upto(g_st), 0, "read-only: everything is scanned");
-    expect_by_uri(g_st, 60);
+    expect_by_uri(g_st, num);
     expect_cert(g_st, 4);
     store_close(g_st);
     g_st = fixture_open(0, false);
-    cr_assert_eq(index_upto(g_st), 60, "rebuilt at the writable open");
-    expect_by_uri(g_st, 60);
-    for (uint32_t i = 0; i < 60; i++) {
+    cr_assert_eq(index_upto(g_st), num, "rebuilt at the writable open");
+    expect_by_uri(g_st, num);
+    for (uint32_t i = 0; i < num; i++) {
         expect_cert(g_st, i);
     }
     add_certs(b, 0, 1);
@@ -335,7 +385,8 @@ Test(store_cert, serial_clash_in_index_tail_and_batch)
 {
     reopen_with_tail(2);
     struct store_batch *b = batch_new();
-    add_certs(b, 0, 3); /* a tail of 3 > 2: the segment 1..3 is indexed over 16 commits */
+    add_certs(b, 0,
+              3); /* a tail of 3 > 2: the segment 1..3 is indexed in STORE_INDEX_SLICES commits */
     cr_assert_eq(store_batch_commit(g_st, b), 0);
     for (uint32_t i = 3; i < 3 + STORE_INDEX_SLICES; i++) {
         add_certs(b, i, 1);
