@@ -185,7 +185,7 @@ test: deps
 	@echo "make test: all tests passed"
 
 # ---- benchmarks (never part of make test) ----
-# The standard matrix (about 3 minutes 30 s on 2 cores): the component benches, then certprov-bench
+# The standard matrix (about 4 minutes on 2 cores): the component benches, then certprov-bench
 # against a private certprovd: the crypto ceiling, est and soap closed loop at each concurrency
 # plus one open-loop run at half the best rate, the scenarios that need parts not built yet
 # (printed as skipped), and 10,000 idle keep-alive connections. Table on stdout, JSON Lines in

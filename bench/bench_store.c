@@ -8,7 +8,13 @@
  * durable when the next commit returned); store_commit_sync2_batch<N> commits that are each
  * durable on return (two syncs). Two references come first, in the same run: the disk's own
  * synced append (disk_sync_append_batch<N>) and bare LMDB with one random 1 KiB put per
- * certificate (lmdb_random_put_batch<N>). */
+ * certificate (lmdb_random_put_batch<N>).
+ *
+ * Last, the store at scale: an environment preloaded with BENCH_SCALE_CERTS certificates (their
+ * outbox drained as the publisher would) runs batch 64 as certprovd does:
+ *   store_commit_batch64_at<N> <certs_per_s> <p50_us> <p99_us>
+ * The cases above start empty; the indexes' pages, and so the cost of their slices, grow with the
+ * store. `bench_store scale` runs only this case. */
 #include <errno.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -28,6 +34,8 @@
 #define BENCH_COMMITS_MAX 200000u
 #define BENCH_USERS 1000u
 #define BENCH_DER_LEN 1024u
+#define BENCH_SCALE_CERTS 1000000u
+#define BENCH_SCALE_BATCH 64u
 
 static uint64_t g_rng[2];
 
@@ -168,22 +176,13 @@ static int lmdb_case(const char *dir, size_t batch_size, uint64_t *lat_ns, const
     return 0;
 }
 
-/* run_case commits batches of `batch_size` for BENCH_CASE_NS. With `deferred` the store runs as
- * certprovd's writer runs it (defer_meta_sync: one sync per commit, a commit durable when the
- * next one returned, one store_sync at the end, counted); without, each commit is durable on
- * its own (LMDB's two syncs). */
-static int run_case(const char *dir, size_t batch_size, uint64_t *lat_ns, struct store_batch *b,
-                    const uint8_t *der, bool deferred)
+/* commit_loop commits batches of `batch_size` into `st` for BENCH_CASE_NS (at most
+ * BENCH_COMMITS_MAX commits), the latency of each into lat_ns; then one store_sync, counted.
+ * Returns 0 or the store's error; *out_n and *out_ns say what was done. */
+static int commit_loop(struct store *st, size_t batch_size, uint64_t *lat_ns, struct store_batch *b,
+                       const uint8_t *der, size_t *out_n, uint64_t *out_ns)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/batch%zu%s", dir, batch_size, deferred ? "d" : "");
-    struct store *st = NULL;
-    struct store_options opt = {.path = path, .map_size = 16ull << 30, .defer_meta_sync = deferred};
-    int rc = store_open(&st, &opt);
-    if (rc != 0) {
-        fprintf(stderr, "bench_store: open %s: %s\n", path, strerror(-rc));
-        return rc;
-    }
+    int rc = 0;
     size_t n = 0;
     uint64_t start = clock_mono_ns();
     uint64_t now = start;
@@ -207,13 +206,87 @@ static int run_case(const char *dir, size_t batch_size, uint64_t *lat_ns, struct
         rc = store_sync(st);
         now = clock_mono_ns();
     }
-    store_close(st);
-    if (rc != 0 || n == 0) {
-        return rc != 0 ? rc : -EIO;
+    *out_n = n;
+    *out_ns = now - start;
+    return rc != 0 ? rc : (n == 0 ? -EIO : 0);
+}
+
+/* run_case commits batches of `batch_size` for BENCH_CASE_NS into a fresh environment. With
+ * `deferred` the store runs as certprovd's writer runs it (defer_meta_sync: one sync per commit,
+ * a commit durable when the next one returned, one store_sync at the end, counted); without,
+ * each commit is durable on its own (LMDB's two syncs). */
+static int run_case(const char *dir, size_t batch_size, uint64_t *lat_ns, struct store_batch *b,
+                    const uint8_t *der, bool deferred)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/batch%zu%s", dir, batch_size, deferred ? "d" : "");
+    struct store *st = NULL;
+    struct store_options opt = {.path = path, .map_size = 16ull << 30, .defer_meta_sync = deferred};
+    int rc = store_open(&st, &opt);
+    if (rc != 0) {
+        fprintf(stderr, "bench_store: open %s: %s\n", path, strerror(-rc));
+        return rc;
     }
-    print_case(deferred ? "store_commit_batch" : "store_commit_sync2_batch", batch_size, n,
-               now - start, lat_ns);
-    return 0;
+    size_t n = 0;
+    uint64_t elapsed = 0;
+    rc = commit_loop(st, batch_size, lat_ns, b, der, &n, &elapsed);
+    store_close(st);
+    if (rc == 0) {
+        print_case(deferred ? "store_commit_batch" : "store_commit_sync2_batch", batch_size, n,
+                   elapsed, lat_ns);
+    }
+    return rc;
+}
+
+/* preload stores BENCH_SCALE_CERTS certificates of one pool in batches of STORE_BATCH_MAX and
+ * removes their outbox entries after each batch, as the publisher of a healthy pool would. */
+static int preload(struct store *st, struct store_batch *b, const uint8_t *der)
+{
+    static uint64_t seqs[STORE_BATCH_MAX];
+    int rc = 0;
+    for (uint32_t done = 0; rc == 0 && done < BENCH_SCALE_CERTS; done += STORE_BATCH_MAX) {
+        store_batch_clear(b);
+        for (size_t i = 0; i < STORE_BATCH_MAX; i++) {
+            struct store_cert_meta m = {0};
+            fill_meta(&m);
+            snprintf(m.pool, sizeof(m.pool), "pool-0");
+            ASSERT(store_batch_add_cert(b, &m, der, BENCH_DER_LEN) == 0);
+        }
+        rc = store_batch_commit(st, b); /* sets each item's seq, then clears the count */
+        for (size_t i = 0; rc == 0 && i < STORE_BATCH_MAX; i++) {
+            seqs[i] = b->items[i].meta.seq;
+        }
+        rc = rc == 0 ? store_outbox_remove_many(st, "pool-0", seqs, STORE_BATCH_MAX) : rc;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "bench_store: preload: %s\n", strerror(-rc));
+    }
+    return rc;
+}
+
+/* scale_case runs batch BENCH_SCALE_BATCH, as certprovd does, on a preloaded store. */
+static int scale_case(const char *dir, uint64_t *lat_ns, struct store_batch *b, const uint8_t *der)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/scale", dir);
+    struct store *st = NULL;
+    struct store_options opt = {.path = path, .map_size = 16ull << 30, .defer_meta_sync = true};
+    int rc = store_open(&st, &opt);
+    if (rc != 0) {
+        fprintf(stderr, "bench_store: open %s: %s\n", path, strerror(-rc));
+        return rc;
+    }
+    rc = preload(st, b, der);
+    size_t n = 0;
+    uint64_t elapsed = 0;
+    rc = rc == 0 ? commit_loop(st, BENCH_SCALE_BATCH, lat_ns, b, der, &n, &elapsed) : rc;
+    store_close(st);
+    if (rc == 0) {
+        char name[64];
+        snprintf(name, sizeof(name), "store_commit_at%u_batch", BENCH_SCALE_CERTS);
+        print_case(name, BENCH_SCALE_BATCH, n, elapsed, lat_ns);
+    }
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -236,15 +309,20 @@ int main(int argc, char **argv)
     uint64_t *lat = calloc(BENCH_COMMITS_MAX, sizeof(uint64_t));
     int rc = b != NULL && lat != NULL ? 0 : -ENOMEM;
     static const size_t sizes[] = {1, 16, 64, 256};
-    /* An optional argument runs one batch size only (for profiling). */
-    size_t only = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 0;
-    for (size_t i = 0; rc == 0 && i < ARRAY_LEN(sizes); i++) {
+    /* An optional argument runs one batch size only (for profiling), or "scale" the store at
+     * scale only. */
+    bool scale_only = argc > 1 && strcmp(argv[1], "scale") == 0;
+    size_t only = argc > 1 && !scale_only ? (size_t)strtoul(argv[1], NULL, 10) : 0;
+    for (size_t i = 0; rc == 0 && !scale_only && i < ARRAY_LEN(sizes); i++) {
         if (only == 0 || only == sizes[i]) {
             rc = disk_case(dir, sizes[i], lat, der);
             rc = rc == 0 ? lmdb_case(dir, sizes[i], lat, der) : rc;
             rc = rc == 0 ? run_case(dir, sizes[i], lat, b, der, true) : rc;
             rc = rc == 0 ? run_case(dir, sizes[i], lat, b, der, false) : rc;
         }
+    }
+    if (rc == 0 && only == 0) {
+        rc = scale_case(dir, lat, b, der);
     }
     free(lat);
     free(b);

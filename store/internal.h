@@ -56,7 +56,7 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored lit
 #define STORE_SEQ_KEY_LEN 8
 #define STORE_OUTBOX_KEY_LEN 12
 #define STORE_PHEXT_KEY_MAX (STORE_PHONE_MAX + 1 + STORE_EXT_MAX)
-#define STORE_INDEX_TAIL_DEFAULT 8192u
+#define STORE_INDEX_TAIL_DEFAULT 32768u
 #define STORE_META_INDEX "index"
 /* Slices of the key space a segment is indexed in (meta "index" records it; environments of
  * 2026-12-01 and before used 16, without recording it: their progress is converted). */
