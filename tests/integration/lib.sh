@@ -24,6 +24,18 @@ expect_exit() {
 same() { if [ "$2" = "$3" ]; then ok; else bad "$1: got '$2', want '$3'"; fi; }
 # has DESCRIPTION FILE PATTERN: FILE matches the extended regex.
 has() { if grep -Eq -- "$3" "$2"; then ok; else bad "$1: $2 lacks /$3/"; fi; }
+# free_port prints a loopback TCP port for a test server: below the kernel's ephemeral range
+# (32768-60999 by default), so that no client connection of an earlier test, nor its
+# TIME_WAIT, holds it; and one where nothing listens now.
+free_port() {
+    local p
+    for _ in $(seq 1 50); do
+        p=$((10000 + RANDOM % 22000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+    done
+    echo "free_port: no free port found" >&2
+    return 1
+}
 finish() {
     echo "$PASS passed, $FAIL failed"
     [ "$FAIL" = 0 ]

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 CTL="$BIN/certprovctl"
 D="$BIN/certprovd"
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(free_port) || exit 1
 cat >"$T/certprov.ini" <<INI
 [server]
 name = certprov-test.example.com

@@ -9,7 +9,7 @@
 . "$(dirname "$0")/pg.sh"
 CTL="$BIN/certprovctl"
 D="$BIN/certprovd"
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(free_port) || exit 1
 DEAD_PORT=$((PG_PORT + 1))
 URL="http://127.0.0.1:$PORT"
 cat >"$T/certprov.ini" <<INI

@@ -332,7 +332,7 @@ Test(store_cert, tail_longer_than_its_bound)
         add_certs(b, n, 250);
         cr_assert_eq(store_batch_commit(g_st, b), 0);
     }
-    reopen_with_tail(2); /* its set starts with room for 1024 */
+    reopen_with_tail(2); /* its set starts with room for 2048 */
     add_certs(b, 9000, 1);
     cr_assert_eq(store_batch_commit(g_st, b), 0);
     add_certs(b, 17, 1); /* in the tail */
