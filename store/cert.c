@@ -619,7 +619,7 @@ void store_segment_free(struct store *st)
  * heavier commit at a time. Done in 16 consecutive commits, the slices made ~100 ms of slow
  * commits every 1.6 s at 5,000 enrollments/s, and 20-30 % of the enrollments of those moments
  * took over 10 ms (2026-12-01). With 880,000 certificates a slice of 16 still took 5-10 ms (its
- * pages grow with the index): 64 slices make each a quarter of that. `ix` is the state in this
+ * pages grow with the index): 128 slices make each an eighth of that. `ix` is the state in this
  * transaction, `last` its highest seq. */
 static int index_step(struct store *st, MDB_txn *txn, struct store_index_state ix, uint64_t last)
 {
