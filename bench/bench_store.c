@@ -211,6 +211,17 @@ static int commit_loop(struct store *st, size_t batch_size, uint64_t *lat_ns, st
     return rc != 0 ? rc : (n == 0 ? -EIO : 0);
 }
 
+/* open_store opens a store at `path` on a 16 GiB map, as certprovd does when `deferred`. */
+static int open_store(struct store **st, const char *path, bool deferred)
+{
+    struct store_options opt = {.path = path, .map_size = 16ull << 30, .defer_meta_sync = deferred};
+    int rc = store_open(st, &opt);
+    if (rc != 0) {
+        fprintf(stderr, "bench_store: open %s: %s\n", path, strerror(-rc));
+    }
+    return rc;
+}
+
 /* run_case commits batches of `batch_size` for BENCH_CASE_NS into a fresh environment. With
  * `deferred` the store runs as certprovd's writer runs it (defer_meta_sync: one sync per commit,
  * a commit durable when the next one returned, one store_sync at the end, counted); without,
@@ -221,10 +232,8 @@ static int run_case(const char *dir, size_t batch_size, uint64_t *lat_ns, struct
     char path[512];
     snprintf(path, sizeof(path), "%s/batch%zu%s", dir, batch_size, deferred ? "d" : "");
     struct store *st = NULL;
-    struct store_options opt = {.path = path, .map_size = 16ull << 30, .defer_meta_sync = deferred};
-    int rc = store_open(&st, &opt);
+    int rc = open_store(&st, path, deferred);
     if (rc != 0) {
-        fprintf(stderr, "bench_store: open %s: %s\n", path, strerror(-rc));
         return rc;
     }
     size_t n = 0;
@@ -270,10 +279,8 @@ static int scale_case(const char *dir, uint64_t *lat_ns, struct store_batch *b, 
     char path[512];
     snprintf(path, sizeof(path), "%s/scale", dir);
     struct store *st = NULL;
-    struct store_options opt = {.path = path, .map_size = 16ull << 30, .defer_meta_sync = true};
-    int rc = store_open(&st, &opt);
+    int rc = open_store(&st, path, true);
     if (rc != 0) {
-        fprintf(stderr, "bench_store: open %s: %s\n", path, strerror(-rc));
         return rc;
     }
     rc = preload(st, b, der);

@@ -473,6 +473,15 @@ static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
     return rc;
 }
 
+/* cert_get_seq reads the record under `skey` (a seq that an index entry or the segment names:
+ * it exists). */
+static int cert_get_seq(struct store *st, MDB_txn *txn, MDB_val *skey, MDB_val *val)
+{
+    int rc = store_err(st, mdb_get(txn, st->certs, skey, val), "get_cert");
+    ASSERT(rc != -ENOENT); /* every index entry names a stored certificate */
+    return rc;
+}
+
 /* index_entry puts both index entries of one certificate. */
 static int index_entry(struct store *st, MDB_txn *txn, const uint8_t serial[STORE_SERIAL_LEN],
                        const char *uri, size_t uri_len, uint64_t seq_num)
@@ -511,10 +520,10 @@ int store_index_all(struct store *st, MDB_txn *txn, uint64_t last)
 /* ---- the segment being indexed ----
  *
  * Each of the STORE_INDEX_SLICES steps needs the keys of its slice among the segment's
- * certificates. Reading the whole segment at every step would walk megabytes of records 16
- * times; instead its seqs, serials and slices are read once into memory (owned by the handle,
- * under commit_lock, rebuilt when the segment in `txn` is another one or a commit failed), and a
- * step reads only the records whose URI falls in its slice. */
+ * certificates. Reading the whole segment at every step would walk tens of megabytes of records
+ * STORE_INDEX_SLICES times; instead its seqs, serials and slices are read once into memory (owned
+ * by the handle, under commit_lock, rebuilt when the segment in `txn` is another one or a commit
+ * failed), and a step reads only the records whose URI falls in its slice. */
 
 struct segment_entry {
     uint64_t seq;
@@ -585,8 +594,7 @@ static int segment_slice(struct store *st, MDB_txn *txn, const struct store_inde
             store_seq_encode(seq, x->seq);
             MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
             MDB_val val = {0};
-            rc = store_err(st, mdb_get(txn, st->certs, &skey, &val), "get_cert");
-            ASSERT(rc != -ENOENT);
+            rc = cert_get_seq(st, txn, &skey, &val);
             struct cert_rec r;
             char uri[STORE_URI_MAX];
             if (rc == 0) {
@@ -756,13 +764,6 @@ out:
 }
 
 /* ---- reads ---- */
-
-static int cert_get_seq(struct store *st, MDB_txn *txn, MDB_val *skey, MDB_val *val)
-{
-    int rc = store_err(st, mdb_get(txn, st->certs, skey, val), "get_cert");
-    ASSERT(rc != -ENOENT); /* every index entry names a stored certificate */
-    return rc;
-}
 
 struct find_arg {
     const uint8_t *serial;

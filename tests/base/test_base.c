@@ -59,6 +59,16 @@ Test(base_clock, utc_format)
     cr_assert_geq(clock_mono_ns(), a);
 }
 
+/* log_to_temp_file sends the log to a new file and writes its path into `path`. */
+static void log_to_temp_file(char *path, size_t cap)
+{
+    char dir[] = "/tmp/certprov-log-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, cap, "%s/log", dir);
+    log_setup("t", LOG_LEVEL_INFO);
+    cr_assert_eq(log_open(path), 0);
+}
+
 /* log_file_lines reads `path` and returns its number of lines (checking each is whole). */
 static size_t log_file_lines(const char *path, uint8_t *buf, size_t cap, size_t *len)
 {
@@ -73,12 +83,8 @@ static size_t log_file_lines(const char *path, uint8_t *buf, size_t cap, size_t 
 
 Test(base_log, held_lines_written_together_in_order)
 {
-    char dir[] = "/tmp/certprov-log-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
     char path[256];
-    snprintf(path, sizeof(path), "%s/log", dir);
-    log_setup("t", LOG_LEVEL_INFO);
-    cr_assert_eq(log_open(path), 0);
+    log_to_temp_file(path, sizeof(path));
     static uint8_t buf[65536];
     size_t len = 0;
     static char hold[LOG_LINE_MAX];
@@ -119,12 +125,8 @@ Test(base_log, level_parse)
 
 Test(base_log, one_line_per_record_even_with_newlines)
 {
-    char dir[] = "/tmp/certprov-log-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
     char path[256];
-    snprintf(path, sizeof(path), "%s/log", dir);
-    log_setup("t", LOG_LEVEL_INFO);
-    cr_assert_eq(log_open(path), 0);
+    log_to_temp_file(path, sizeof(path));
     log_info("base: test evil=%s", "a\nforged line");
     log_debug("base: hidden");
     char big[LOG_LINE_MAX * 2];
@@ -133,12 +135,7 @@ Test(base_log, one_line_per_record_even_with_newlines)
     log_err("base: big v=%s", big);
     uint8_t buf[8192];
     size_t len = 0;
-    cr_assert_eq(base_file_read(buf, &len, sizeof(buf), path), 0);
-    size_t lines = 0;
-    for (size_t i = 0; i < len; i++) {
-        lines += buf[i] == '\n';
-    }
-    cr_assert_eq(lines, 2);
+    cr_assert_eq(log_file_lines(path, buf, sizeof(buf), &len), 2);
     cr_assert_leq(len, 2 * LOG_LINE_MAX);
     cr_assert_not_null(memmem(buf, len, "info base: test evil=a forged line", 34));
     cr_assert_not_null(memmem(buf, len, "...\n", 4));

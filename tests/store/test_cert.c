@@ -276,6 +276,17 @@ Test(store_cert, index_slices_paced_by_the_next_tail)
     free(b);
 }
 
+/* put_index_state writes a raw meta "index" value (for states of other versions). */
+static void put_index_state(const uint8_t *v, size_t len)
+{
+    MDB_txn *txn = NULL;
+    cr_assert_eq(store_txn_begin(g_st, &txn, true), 0);
+    MDB_val key = {.mv_size = strlen(STORE_META_INDEX), .mv_data = STORE_META_INDEX};
+    MDB_val val = {.mv_size = len, .mv_data = (void *)(uintptr_t)v};
+    cr_assert_eq(mdb_put(txn, g_st->meta, &key, &val, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+}
+
 /* An environment whose index state was written with 16 slices and no slice count (up to
  * 2026-12-01), reopened in the middle of a segment: its progress counts in sixteenths. */
 Test(store_cert, index_state_of_sixteen_slices_converted)
@@ -294,16 +305,11 @@ Test(store_cert, index_state_of_sixteen_slices_converted)
     cr_assert_eq(ix.target, 5);
     cr_assert_eq(ix.progress, per_v1, "the first sixteenth of each key order is indexed");
     /* Write the state as the 16-slice version did for the same point: 3 x u64, progress 1. */
-    MDB_txn *txn = NULL;
-    cr_assert_eq(store_txn_begin(g_st, &txn, true), 0);
     uint8_t v1[24];
     store_seq_encode(v1, ix.upto);
     store_seq_encode(v1 + 8, ix.target);
     store_seq_encode(v1 + 16, 1);
-    MDB_val key = {.mv_size = strlen(STORE_META_INDEX), .mv_data = STORE_META_INDEX};
-    MDB_val val = {.mv_size = sizeof(v1), .mv_data = v1};
-    cr_assert_eq(mdb_put(txn, g_st->meta, &key, &val, 0), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
+    put_index_state(v1, sizeof(v1));
     ix = index_state(g_st);
     cr_assert_eq(ix.progress, per_v1, "converted");
     cr_assert_eq(ix.target, 5);
@@ -320,17 +326,6 @@ Test(store_cert, index_state_of_sixteen_slices_converted)
     add_certs(b, 3, 1);
     cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "an indexed serial is still taken");
     free(b);
-}
-
-/* put_index_state writes a raw meta "index" value (for states of other versions). */
-static void put_index_state(const uint8_t *v, size_t len)
-{
-    MDB_txn *txn = NULL;
-    cr_assert_eq(store_txn_begin(g_st, &txn, true), 0);
-    MDB_val key = {.mv_size = strlen(STORE_META_INDEX), .mv_data = STORE_META_INDEX};
-    MDB_val val = {.mv_size = len, .mv_data = (void *)(uintptr_t)v};
-    cr_assert_eq(mdb_put(txn, g_st->meta, &key, &val, 0), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
 }
 
 Test(store_cert, index_state_slice_counts)
