@@ -145,6 +145,7 @@ struct svc_histogram {
     atomic_uint_fast64_t buckets[SVC_BUCKETS + 1]; /* the last one is +Inf */
     atomic_uint_fast64_t count;
     atomic_uint_fast64_t sum; /* microseconds (or items for size histograms) */
+    const uint64_t *bounds;   /* SVC_BUCKETS upper bounds, in the unit of sum: one per kind */
 };
 
 struct svc_metrics {
@@ -254,6 +255,9 @@ void svc_respond_status(struct signer_service *svc, struct ioring_request *req,
 void svc_metrics_request(struct signer_service *svc, enum svc_route route, int result);
 void svc_metrics_stage(struct signer_service *svc, enum svc_stage stage, uint64_t ns);
 void svc_metrics_batch(struct signer_service *svc, size_t n);
+/* svc_metrics_init gives each histogram the bucket bounds of its kind (latency in us, or sizes
+ * in items); adding and printing both use them. */
+void svc_metrics_init(struct svc_metrics *m);
 void svc_histogram_add(struct svc_histogram *h, uint64_t value);
 /* svc_log_simple writes the one log line of a request that is not an enrollment. */
 void svc_log_simple(struct ioring_request *req, enum svc_route route, int status);

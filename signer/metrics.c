@@ -27,10 +27,21 @@ static const char *const route_names[SVC_ROUTE_MAX_] = {"soap",
 static const char *const stage_names[SVC_STAGE_MAX_] = {"parse", "auth",   "verify",
                                                         "sign",  "commit", "total"};
 
-static void histogram_add(struct svc_histogram *h, const uint64_t *bounds, uint64_t v)
+void svc_metrics_init(struct svc_metrics *m)
 {
+    for (size_t s = 0; s < SVC_STAGE_MAX_; s++) {
+        m->stage_us[s].bounds = latency_bounds_us;
+    }
+    m->commit_us.bounds = latency_bounds_us;
+    m->batch_size.bounds = size_bounds;
+    m->commit_size.bounds = size_bounds;
+}
+
+void svc_histogram_add(struct svc_histogram *h, uint64_t v)
+{
+    ASSERT(h->bounds != NULL); /* svc_metrics_init */
     size_t i = 0;
-    while (i < SVC_BUCKETS && v > bounds[i]) {
+    while (i < SVC_BUCKETS && v > h->bounds[i]) {
         i++;
     }
     atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
@@ -38,20 +49,15 @@ static void histogram_add(struct svc_histogram *h, const uint64_t *bounds, uint6
     atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
 }
 
-void svc_histogram_add(struct svc_histogram *h, uint64_t value)
-{
-    histogram_add(h, latency_bounds_us, value);
-}
-
 void svc_metrics_stage(struct signer_service *svc, enum svc_stage stage, uint64_t ns)
 {
     ASSERT(stage < SVC_STAGE_MAX_);
-    histogram_add(&svc->metrics.stage_us[stage], latency_bounds_us, ns / 1000);
+    svc_histogram_add(&svc->metrics.stage_us[stage], ns / 1000);
 }
 
 void svc_metrics_batch(struct signer_service *svc, size_t n)
 {
-    histogram_add(&svc->metrics.batch_size, size_bounds, n);
+    svc_histogram_add(&svc->metrics.batch_size, n);
 }
 
 void svc_metrics_request(struct signer_service *svc, enum svc_route route, int result)
@@ -114,15 +120,15 @@ __attribute__((format(printf, 2, 3))) static void put(struct text *t, const char
 }
 
 static void put_histogram(struct text *t, const char *name, const char *labels,
-                          const struct svc_histogram *h, const uint64_t *bounds, double scale)
+                          const struct svc_histogram *h, double scale)
 {
     uint64_t cum = 0;
     const char *sep = labels[0] != '\0' ? "," : "";
     for (size_t i = 0; i <= SVC_BUCKETS; i++) {
         cum += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
         if (i < SVC_BUCKETS) {
-            put(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, (double)bounds[i] * scale,
-                (unsigned long long)cum);
+            put(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+                (double)h->bounds[i] * scale, (unsigned long long)cum);
         } else {
             put(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
         }
@@ -154,25 +160,23 @@ static void put_latencies(struct text *t, struct signer_service *svc)
     const struct svc_metrics *m = &svc->metrics;
     put(t, "# HELP certprov_issuance_seconds Enrollment latency, request to answer.\n"
            "# TYPE certprov_issuance_seconds histogram\n");
-    put_histogram(t, "certprov_issuance_seconds", "", &m->stage_us[SVC_STAGE_TOTAL],
-                  latency_bounds_us, 1e-6);
+    put_histogram(t, "certprov_issuance_seconds", "", &m->stage_us[SVC_STAGE_TOTAL], 1e-6);
     put(t, "# HELP certprov_stage_seconds Time spent per enrollment stage.\n"
            "# TYPE certprov_stage_seconds histogram\n");
     for (int s = 0; s < SVC_STAGE_TOTAL; s++) {
         char labels[32];
         snprintf(labels, sizeof(labels), "stage=\"%s\"", stage_names[s]);
-        put_histogram(t, "certprov_stage_seconds", labels, &m->stage_us[s], latency_bounds_us,
-                      1e-6);
+        put_histogram(t, "certprov_stage_seconds", labels, &m->stage_us[s], 1e-6);
     }
     put(t, "# HELP certprov_batch_size Certificates signed per ring batch.\n"
            "# TYPE certprov_batch_size histogram\n");
-    put_histogram(t, "certprov_batch_size", "", &m->batch_size, size_bounds, 1);
+    put_histogram(t, "certprov_batch_size", "", &m->batch_size, 1);
     put(t, "# HELP certprov_commit_group_size Enrollments per LMDB group commit.\n"
            "# TYPE certprov_commit_group_size histogram\n");
-    put_histogram(t, "certprov_commit_group_size", "", &m->commit_size, size_bounds, 1);
+    put_histogram(t, "certprov_commit_group_size", "", &m->commit_size, 1);
     put(t, "# HELP certprov_lmdb_commit_seconds LMDB group commit latency (with sync).\n"
            "# TYPE certprov_lmdb_commit_seconds histogram\n");
-    put_histogram(t, "certprov_lmdb_commit_seconds", "", &m->commit_us, latency_bounds_us, 1e-6);
+    put_histogram(t, "certprov_lmdb_commit_seconds", "", &m->commit_us, 1e-6);
 }
 
 static void put_counters(struct text *t, struct signer_service *svc)

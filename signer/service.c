@@ -341,6 +341,7 @@ int signer_service_new(struct signer_service **out, const struct signer_service_
     if (svc == NULL) {
         return -ENOMEM;
     }
+    svc_metrics_init(&svc->metrics);
     svc->cfg = opt->cfg;
     svc->st = opt->st;
     svc->ca = opt->ca;

@@ -36,6 +36,46 @@ free_port() {
     echo "free_port: no free port found" >&2
     return 1
 }
+# histograms_ok FILE: every Prometheus histogram in FILE is consistent: its _count equals its
+# +Inf bucket, and its _sum lies between what its bucket counts allow (each observation in a
+# bucket is above the previous bound and at most its own). Catches a histogram filled with one
+# kind's bounds and printed with another's. Prints the first bad histogram and fails.
+histograms_ok() {
+    awk '
+    function key(line, base,   k) { k = line; sub(/[{].*/, "", k); sub(base "$", "", k); return k }
+    /^[a-z_]+_bucket[{]/ {
+        name = $1; sub(/_bucket[{].*/, "", name)
+        lab = $1; sub(/^[^{]*[{]/, "", lab); sub(/,?le="[^"]*"[}]$/, "", lab)
+        le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le)
+        id = name "{" lab "}"
+        if (!(id in nb)) { order[++nid] = id }
+        n = ++nb[id]; bound[id, n] = (le == "+Inf") ? -1 : le + 0; cum[id, n] = $2 + 0
+        next
+    }
+    /^[a-z_]+_(sum|count)[{]/ {
+        id = $1; kind = id; sub(/_(sum|count)[{]/, "{", id); sub(/[{].*/, "", kind); sub(/.*_/, "", kind)
+        if (kind == "sum") { sum[id] = $2 + 0 } else { cnt[id] = $2 + 0 }
+    }
+    END {
+        for (i = 1; i <= nid; i++) {
+            id = order[i]; lo = 0; prev = 0; mn = 0; mx = 0; inf = 0
+            for (j = 1; j <= nb[id]; j++) {
+                c = cum[id, j] - prev; prev = cum[id, j]
+                if (c < 0) { print "bucket counts decrease: " id > "/dev/stderr"; exit 1 }
+                mn += c * lo
+                if (bound[id, j] < 0) { if (c > 0) inf = 1 } else { mx += c * bound[id, j]; lo = bound[id, j] }
+            }
+            if (!(id in cnt) || cnt[id] != prev) { print "count is not the +Inf bucket: " id > "/dev/stderr"; exit 1 }
+            s = sum[id]; eps = 1e-9 * (s > 1 ? s : 1)
+            if (s + eps < mn || (!inf && s > mx + eps)) {
+                printf "sum %g outside [%g, %s] of its buckets: %s\n", s, mn, inf ? "inf" : mx, id > "/dev/stderr"
+                exit 1
+            }
+            checked++
+        }
+        if (checked == 0) { print "no histogram found" > "/dev/stderr"; exit 1 }
+    }' "$1"
+}
 finish() {
     echo "$PASS passed, $FAIL failed"
     [ "$FAIL" = 0 ]

@@ -186,7 +186,13 @@ same "enrolls again after unlock" "$(soap "$T/a.xml" "$T/e" -u 1001:27182)" 200
 same "bob unaffected" "$(soap "$T/s2.xml" "$T/e" -u 1002:31415)" 200
 
 # --- metrics ---
+# Enrollments in parallel, so that commit groups and sign batches hold more than one.
+par=()
+for i in $(seq 1 24); do (est 1003:16180 carol "$T/par-$i"; echo) >"$T/par-$i.code" & par+=($!); done
+wait "${par[@]}"
+same "24 parallel enrollments" "$(cat "$T"/par-*.code | sort | uniq -c | tr -s ' ')" " 24 200"
 curl -s "$URL/metrics" >"$T/metrics"
+check "metrics histograms consistent" histograms_ok "$T/metrics"
 has "metrics requests" "$T/metrics" 'certprov_requests_total\{route="soap",code="OK"\} [0-9]+'
 has "metrics issuance histogram" "$T/metrics" 'certprov_issuance_seconds_bucket\{le="\+Inf"\} [0-9]+'
 has "metrics commit latency" "$T/metrics" 'certprov_lmdb_commit_seconds_count'
