@@ -84,6 +84,7 @@ struct bench_load_options {
     const struct bench_csr *csrs;
     uint32_t num_csrs;
     uint32_t num_users;
+    uint64_t max_enrollments; /* 0: none; else stop sending once this many succeeded */
 };
 
 struct bench_load_result {

@@ -525,7 +525,8 @@ int bench_load_run(struct bench_load_result *out, const struct bench_load_option
     /* The event loop: bounded by end_ns (the duration plus the drain), checked every turn. */
     for (;;) {
         uint64_t now = clock_mono_ns();
-        if (!l.stopping && now >= deadline_ns) {
+        if (!l.stopping && (now >= deadline_ns || (opt->max_enrollments > 0 &&
+                                                   out->enrollments >= opt->max_enrollments))) {
             l.stopping = true;
         }
         if (l.stopping && (l.inflight == 0 || now >= end_ns)) {

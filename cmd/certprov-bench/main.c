@@ -24,6 +24,8 @@
 #define MAIN_LIST_MAX 16u
 #define MAIN_IDLE_MAX 20000u
 #define MAIN_PUBLISH_WAIT_MS 30000ull
+#define MAIN_PRELOAD_MAX 10000000u /* --preload: certificates */
+#define MAIN_PRELOAD_CONNS 256u
 
 /* The scenario table. Scenarios whose server side does not exist yet are listed with the reason;
  * they print "skipped: ..." and never a number. */
@@ -70,6 +72,7 @@ struct opts {
     const char *workdir;
     uint32_t ceiling_ms;
     uint32_t idle;
+    uint32_t preload;
     bool keep;
 };
 
@@ -110,6 +113,10 @@ static void usage(FILE *out)
         "  --ceiling-ms MS    duration of the ceiling measurement (default 2000; 0 skips it)\n"
         "  --idle N           hold N idle keep-alive connections open for the whole run and\n"
         "                     report the server's RSS with them\n"
+        "  --preload N        before the runs, enroll N certificates (est, 256 connections,\n"
+        "                     not measured) and wait until they are published, so that the\n"
+        "                     runs see a store of that size (est-pool-down's own server\n"
+        "                     starts empty)\n"
         "  --workdir DIR      where --spawn puts its store (default /var/tmp: a real disk)\n"
         "  --keep             keep the --spawn directory\n"
         "  -h, --help         this text\n"
@@ -222,6 +229,10 @@ static int parse_opt(struct opts *o, int c, char *arg)
         rc = parse_num(&v, arg, 0, MAIN_IDLE_MAX);
         o->idle = (uint32_t)v;
         break;
+    case 'P':
+        rc = parse_num(&v, arg, 0, MAIN_PRELOAD_MAX);
+        o->preload = (uint32_t)v;
+        break;
     case 'K':
         o->keep = true;
         break;
@@ -251,6 +262,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
                                        {"workdir", required_argument, NULL, 'w'},
                                        {"ceiling-ms", required_argument, NULL, 'm'},
                                        {"idle", required_argument, NULL, 'i'},
+                                       {"preload", required_argument, NULL, 'P'},
                                        {"keep", no_argument, NULL, 'K'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -297,13 +309,16 @@ struct run {
     double rate; /* 0: closed loop */
     struct bench_load_result res;
     double server_cpu_s; /* -1: unknown */
-    long rss_kib;        /* -1: unknown */
+    long rss_kib;        /* peak (VmHWM); -1: unknown */
+    long anon_kib;       /* RssAnon at the end: the process's own memory, without the pages of
+                          * the LMDB map it has read (page cache, shared and reclaimable) */
     struct bench_metrics m0, m1;
     double publish_wait_s; /* after the load, until the outbox was empty; -1: it did not empty */
 };
 
 struct report {
     FILE *json;
+    uint64_t preload; /* certificates enrolled before the runs */
     struct bench_ceiling ceil;
     bool have_ceil;
     char date[32];
@@ -317,9 +332,9 @@ static double per(double a, double b)
 
 static void print_header(void)
 {
-    printf("%-14s %-6s %5s %8s %9s %7s %7s %7s %7s %7s %6s %8s %6s %6s %8s %7s\n", "scenario",
+    printf("%-14s %-6s %5s %8s %9s %7s %7s %7s %7s %7s %6s %8s %6s %6s %8s %7s %7s\n", "scenario",
            "loop", "conc", "rate", "enroll/s", "p50ms", "p90ms", "p99ms", "p999ms", "maxms",
-           "errors", "cpu_us/e", "ratio", "batch", "commitms", "rssMiB");
+           "errors", "cpu_us/e", "ratio", "batch", "commitms", "rssMiB", "anonMiB");
 }
 
 static void print_run(const struct report *rep, const struct run *r)
@@ -332,14 +347,15 @@ static void print_run(const struct report *rep, const struct run *r)
     double commit =
         per(r->m1.commit_sum - r->m0.commit_sum, r->m1.commit_count - r->m0.commit_count) * 1e3;
     printf("%-14s %-6s %5u %8.0f %9.0f %7.2f %7.2f %7.2f %7.2f %7.2f %6llu %8.1f %6.2f %6.1f "
-           "%8.2f %7.1f\n",
+           "%8.2f %7.1f %7.1f\n",
            r->scen->name, r->rate > 0 ? "open" : "closed", r->concurrency, r->rate, eps,
            (double)bench_hist_quantile(x->hist, 0.50) / 1e6,
            (double)bench_hist_quantile(x->hist, 0.90) / 1e6,
            (double)bench_hist_quantile(x->hist, 0.99) / 1e6,
            (double)bench_hist_quantile(x->hist, 0.999) / 1e6, (double)x->hist->max_ns / 1e6,
            (unsigned long long)x->errors, cpu_e, ratio, batch, commit,
-           r->rss_kib >= 0 ? (double)r->rss_kib / 1024 : -1);
+           r->rss_kib >= 0 ? (double)r->rss_kib / 1024 : -1,
+           r->anon_kib >= 0 ? (double)r->anon_kib / 1024 : -1);
     for (uint32_t i = 0; i < x->num_errs; i++) {
         printf("    error %-32s %llu\n", x->errs[i].name, (unsigned long long)x->errs[i].count);
     }
@@ -370,11 +386,12 @@ static void json_run(const struct report *rep, const struct run *r)
     FILE *f = rep->json;
     fprintf(f,
             "{\"scenario\":\"%s\",\"date\":\"%s\",\"machine\":\"%s\",\"loop\":\"%s\","
-            "\"concurrency\":%u,\"rate\":%.0f,\"duration_s\":%.3f,\"requests\":%llu,"
-            "\"enrollments\":%llu,\"enrollments_per_s\":%.1f,",
+            "\"concurrency\":%u,\"rate\":%.0f,\"preload\":%llu,\"duration_s\":%.3f,"
+            "\"requests\":%llu,\"enrollments\":%llu,\"enrollments_per_s\":%.1f,",
             r->scen->name, rep->date, rep->machine, r->rate > 0 ? "open" : "closed", r->concurrency,
-            r->rate, x->elapsed_s, (unsigned long long)x->requests,
-            (unsigned long long)x->enrollments, per((double)x->enrollments, x->elapsed_s));
+            r->rate, (unsigned long long)(r->scen->pool_down ? 0 : rep->preload), x->elapsed_s,
+            (unsigned long long)x->requests, (unsigned long long)x->enrollments,
+            per((double)x->enrollments, x->elapsed_s));
     fprintf(f,
             "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f},",
             (double)bench_hist_quantile(x->hist, 0.50) / 1e3,
@@ -388,10 +405,12 @@ static void json_run(const struct report *rep, const struct run *r)
     }
     fprintf(f,
             "},\"server_cpu_s\":%.2f,\"server_cpu_us_per_enrollment\":%.1f,"
-            "\"server_peak_rss_kib\":%ld,\"client_cpu_s\":%.2f,\"open_loop_unsent\":%llu,"
+            "\"server_peak_rss_kib\":%ld,\"server_rss_anon_kib\":%ld,\"client_cpu_s\":%.2f,\"open_"
+            "loop_unsent\":%llu,"
             "\"publish_wait_s\":%.2f,\"outbox_depth_end\":%.0f,",
-            r->server_cpu_s, cpu_e, r->rss_kib, x->client_cpu_s, (unsigned long long)x->backlog_max,
-            r->scen->pool_down ? -1.0 : r->publish_wait_s, r->m1.outbox_depth);
+            r->server_cpu_s, cpu_e, r->rss_kib, r->anon_kib, x->client_cpu_s,
+            (unsigned long long)x->backlog_max, r->scen->pool_down ? -1.0 : r->publish_wait_s,
+            r->m1.outbox_depth);
     fprintf(f,
             "\"batch_size_avg\":%.2f,\"commit_group_size_avg\":%.2f,"
             "\"commit_seconds_avg\":%.6f,\"ceiling\":",
@@ -436,22 +455,20 @@ static void report_init(struct report *rep)
 
 /* ---- running ---- */
 
-/* wait_published waits (at most MAIN_PUBLISH_WAIT_MS) until the pool's outbox is empty, so that
- * the server CPU of a run includes publishing what it enrolled (the publisher runs below the
- * enrollment path and may trail it while the cores are saturated). r->publish_wait_s is how
- * long that took; -1 when the outbox did not empty in time. */
-static void wait_published(struct run *r, const struct bench_server *srv)
+/* wait_published waits (at most max_ms) until the pool's outbox is empty, so that the server
+ * CPU of a run includes publishing what it enrolled (the publisher runs below the enrollment
+ * path and may trail it while the cores are saturated). Returns how long that took in seconds,
+ * or -1 when the outbox did not empty in time. */
+static double wait_published(const struct bench_server *srv, uint64_t max_ms)
 {
     uint64_t t0 = clock_mono_ns();
-    r->publish_wait_s = -1;
     for (;;) {
         struct bench_metrics m;
         if (bench_metrics_scrape(&m, srv->host, srv->port) == 0 && m.outbox_depth == 0) {
-            r->publish_wait_s = (double)(clock_mono_ns() - t0) / 1e9;
-            return;
+            return (double)(clock_mono_ns() - t0) / 1e9;
         }
-        if (clock_mono_ns() - t0 > MAIN_PUBLISH_WAIT_MS * 1000000ull) {
-            return;
+        if (clock_mono_ns() - t0 > max_ms * 1000000ull) {
+            return -1;
         }
         struct timespec ts = {.tv_nsec = 20000000};
         (void)nanosleep(&ts, NULL);
@@ -480,12 +497,11 @@ static int one_run(struct run *r, const struct bench_server *srv, const struct o
         fprintf(stderr, "certprov-bench: the run could not start: %s\n", strerror(-rc));
         return rc;
     }
-    if (!r->scen->pool_down) {
-        wait_published(r, srv);
-    }
+    r->publish_wait_s = r->scen->pool_down ? -1 : wait_published(srv, MAIN_PUBLISH_WAIT_MS);
     double cpu1 = srv->pid > 0 ? bench_proc_cpu_s(srv->pid) : -1;
     r->server_cpu_s = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
     r->rss_kib = srv->pid > 0 ? bench_proc_kib(srv->pid, "VmHWM:") : -1;
+    r->anon_kib = srv->pid > 0 ? bench_proc_kib(srv->pid, "RssAnon:") : -1;
     (void)bench_metrics_scrape(&r->m1, srv->host, srv->port);
     return 0;
 }
@@ -540,13 +556,14 @@ static void hold_idle(int *fds, uint32_t num, const struct bench_server *srv,
 {
     uint32_t open = bench_idle_open(fds, num, srv->host, srv->port);
     long rss = srv->pid > 0 ? bench_proc_kib(srv->pid, "VmRSS:") : -1;
-    printf("idle: %u of %u keep-alive connections open, server RSS %.1f MiB\n", open, num,
-           rss >= 0 ? (double)rss / 1024 : -1.0);
+    long anon = srv->pid > 0 ? bench_proc_kib(srv->pid, "RssAnon:") : -1;
+    printf("idle: %u of %u keep-alive connections open, server RSS %.1f MiB (anonymous %.1f)\n",
+           open, num, rss >= 0 ? (double)rss / 1024 : -1.0, anon >= 0 ? (double)anon / 1024 : -1.0);
     if (rep->json != NULL) {
         fprintf(rep->json,
                 "{\"scenario\":\"idle\",\"date\":\"%s\",\"machine\":\"%s\",\"connections\":%u,"
-                "\"server_rss_kib\":%ld}\n",
-                rep->date, rep->machine, open, rss);
+                "\"server_rss_kib\":%ld,\"server_rss_anon_kib\":%ld}\n",
+                rep->date, rep->machine, open, rss, anon);
     }
 }
 
@@ -598,6 +615,46 @@ static int run_pool_down(const struct report *rep, const struct scenario *s, con
     return rc;
 }
 
+/* preload enrolls o->preload certificates (est, closed loop, not measured) and waits until the
+ * publisher has caught up, so that the runs see a store of that size. Bounded: at least 500
+ * enrollments/s are expected, and the publisher gets as long again. */
+static int preload(const struct opts *o, const struct bench_server *srv,
+                   const struct bench_csr *csrs, uint64_t *out_num)
+{
+    double cap_s = 60.0 + o->preload / 500.0;
+    struct bench_load_options lo = {
+        .proto = BENCH_PROTO_EST,
+        .host = srv->host,
+        .port = srv->port,
+        .concurrency = MAIN_PRELOAD_CONNS,
+        .duration_s = cap_s,
+        .drain_s = o->drain_s,
+        .csrs = csrs,
+        .num_csrs = o->csrs,
+        .num_users = o->users,
+        .max_enrollments = o->preload,
+    };
+    struct bench_load_result res;
+    int rc = bench_load_run(&res, &lo);
+    if (rc != 0) {
+        fprintf(stderr, "certprov-bench: the preload could not start: %s\n", strerror(-rc));
+        return rc;
+    }
+    free(res.hist);
+    *out_num = res.enrollments;
+    double pub_s = wait_published(srv, (uint64_t)(cap_s * 1000));
+    printf("preload: %llu enrollments in %.1f s (%.0f/s, %llu errors), published %s%.1f s later\n",
+           (unsigned long long)res.enrollments, res.elapsed_s,
+           per((double)res.enrollments, res.elapsed_s), (unsigned long long)res.errors,
+           pub_s < 0 ? "NOT ALL " : "", pub_s < 0 ? cap_s : pub_s);
+    if (res.enrollments < o->preload) {
+        fprintf(stderr, "certprov-bench: the preload stopped at %llu of %u certificates\n",
+                (unsigned long long)res.enrollments, o->preload);
+        return -ETIMEDOUT;
+    }
+    return 0;
+}
+
 static int run_all(const struct opts *o, struct bench_server *srv, struct report *rep,
                    const struct bench_csr *csrs)
 {
@@ -608,6 +665,12 @@ static int run_all(const struct opts *o, struct bench_server *srv, struct report
         rep->have_ceil = rc == 0;
     }
     print_ceiling(rep);
+    if (o->preload > 0) {
+        int rc = preload(o, srv, csrs, &rep->preload);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     int *idle = NULL;
     if (o->idle > 0) {
         idle = calloc(o->idle, sizeof(int));

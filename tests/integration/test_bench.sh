@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # certprov-bench smoke run (a few hundred requests), so that the harness cannot rot: --spawn
-# against this MODE's certprovd, est and soap closed loop, est open loop, est with the pool store
-# down, a scenario that is not runnable yet, and the JSON keys the benchmark issue promises. `make bench` is the real run.
+# against this MODE's certprovd, est and soap closed loop, est with the pool store down, a
+# scenario that is not runnable yet, est open loop after a preload, and the JSON keys the
+# benchmark issue promises. `make bench` is the real run.
 . "$(dirname "$0")/lib.sh"
 B="$BIN/certprov-bench"
 COMMON=(--spawn --bin "$BIN" --users 40 --cache-dir "$T" --workdir "$T" --ceiling-ms 200)
@@ -24,7 +25,7 @@ for s in est soap; do
     if [ "${n:-0}" -gt 0 ]; then ok; else bad "$s: no enrollments: $(cat "$T/$s.json")"; fi
     has "$s: zero errors" "$T/$s.json" '"errors_total":0,'
     for k in scenario concurrency enrollments_per_s latency_us p50 p90 p99 p99_9 max errors \
-        server_cpu_us_per_enrollment server_peak_rss_kib batch_size_avg commit_seconds_avg \
+        server_cpu_us_per_enrollment server_peak_rss_kib server_rss_anon_kib batch_size_avg commit_seconds_avg \
         ceiling cpu_ratio_to_ceiling; do
         has "$s: JSON key $k" "$T/$s.json" "\"$k\":"
     done
@@ -57,8 +58,11 @@ has "pool-down: zero errors" "$T/down.json" '"errors_total":0,'
 has "pool-down: the pool was down, outbox holds them" "$T/out" \
     "^est-pool-down +pool store postgresql://.*pool_up 0, published 0, outbox depth [1-9]"
 
-check "open loop est" "$B" "${COMMON[@]}" --scenario est --rate 60 --concurrency 4 --duration 2 \
-    --json "$T/open.json"
+check "open loop est after a preload" "$B" "${COMMON[@]}" --preload 300 --scenario est --rate 60 \
+    --concurrency 4 --duration 2 --json "$T/open.json"
+has "preload line" "$T/out" "^preload: [0-9]+ enrollments in .* 0 errors\), published [0-9.]+ s later"
+n=$(grep -o '"preload":[0-9]*' "$T/open.json" | cut -d: -f2)
+if [ "${n:-0}" -ge 300 ]; then ok; else bad "preload: JSON says ${n:-none}, want >= 300"; fi
 has "open loop: enrollments" "$T/open.json" '"loop":"open".*"enrollments":[1-9]'
 has "open loop: zero errors" "$T/open.json" '"errors_total":0,'
 finish
