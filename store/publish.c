@@ -45,9 +45,10 @@ struct pub_pool {
     struct pool_driver *drv;
     pthread_t thread;
     bool started;
-    pthread_mutex_t lock; /* guards woken and stats */
+    pthread_mutex_t lock; /* guards woken, sleeping and stats */
     pthread_cond_t cond;
     bool woken;
+    bool sleeping; /* in pool_sleep: a wake-up is signalled (pool_pause only notes it) */
     struct store_pool_stats stats;
     /* the pool's thread only */
     struct store_outbox_entry *entries; /* batch_max */
@@ -397,14 +398,17 @@ static void pool_sleep(struct pub_pool *p, int64_t ms)
     }
     pthread_mutex_lock(&p->lock);
     if (!p->woken && !atomic_load(&p->pub->stopping)) {
+        p->sleeping = true;
         (void)pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        p->sleeping = false;
     }
     p->woken = false;
     pthread_mutex_unlock(&p->lock);
 }
 
-/* pool_pause waits `ms` whatever wake-ups arrive (they are remembered for the next sleep), or
- * until the publisher stops. */
+/* pool_pause waits `ms` whatever wake-ups arrive (they are remembered for the next sleep, and
+ * not signalled: under load the writer wakes a pool after every commit, thousands of times a
+ * second), or until the publisher stops. */
 static void pool_pause(struct pub_pool *p, int64_t ms)
 {
     struct timespec ts;
@@ -592,7 +596,9 @@ static void wake_one(struct pub_pool *p)
 {
     pthread_mutex_lock(&p->lock);
     p->woken = true;
-    pthread_cond_signal(&p->cond);
+    if (p->sleeping || atomic_load(&p->pub->stopping)) {
+        pthread_cond_signal(&p->cond);
+    }
     pthread_mutex_unlock(&p->lock);
 }
 
