@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -625,6 +627,9 @@ void *ring_main(void *arg)
     struct ring *r = arg;
     struct ioring_engine *eng = r->eng;
     tl_ring = r;
+    char name[16];
+    snprintf(name, sizeof(name), "cp-ring%u", r->index);
+    (void)pthread_setname_np(pthread_self(), name); /* top -H, perf: best effort */
     int rc = ring_setup(r);
     ring_report(r, rc);
     if (rc != 0) {

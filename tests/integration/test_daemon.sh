@@ -42,6 +42,10 @@ stop() { kill -TERM "$PID" 2>/dev/null; wait "$PID"; }
 trap 'kill -9 $PID 2>/dev/null; rm -rf "$T"' EXIT
 start || { finish; exit 1; }
 
+# --- threads are named (top -H, perf) ---
+same "thread names" "$(cat /proc/"$PID"/task/*/comm | grep '^cp-' | sort | tr '\n' ' ')" \
+    "$(printf '%s ' cp-pub-pool1 $(for i in $(seq 0 $(($(nproc) - 1))); do echo cp-ring$i; done | sort) cp-writer)"
+
 # --- trust, health, metrics ---
 check "healthz" curl -sf "$URL/healthz"
 curl -s "$URL/readyz" >"$T/ready.json"
