@@ -405,9 +405,8 @@ static void json_run(const struct report *rep, const struct run *r)
     }
     fprintf(f,
             "},\"server_cpu_s\":%.2f,\"server_cpu_us_per_enrollment\":%.1f,"
-            "\"server_peak_rss_kib\":%ld,\"server_rss_anon_kib\":%ld,\"client_cpu_s\":%.2f,\"open_"
-            "loop_unsent\":%llu,"
-            "\"publish_wait_s\":%.2f,\"outbox_depth_end\":%.0f,",
+            "\"server_peak_rss_kib\":%ld,\"server_rss_anon_kib\":%ld,\"client_cpu_s\":%.2f,"
+            "\"open_loop_unsent\":%llu,\"publish_wait_s\":%.2f,\"outbox_depth_end\":%.0f,",
             r->server_cpu_s, cpu_e, r->rss_kib, r->anon_kib, x->client_cpu_s,
             (unsigned long long)x->backlog_max, r->scen->pool_down ? -1.0 : r->publish_wait_s,
             r->m1.outbox_depth);
