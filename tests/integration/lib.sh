@@ -42,7 +42,6 @@ free_port() {
 # kind's bounds and printed with another's. Prints the first bad histogram and fails.
 histograms_ok() {
     awk '
-    function key(line, base,   k) { k = line; sub(/[{].*/, "", k); sub(base "$", "", k); return k }
     /^[a-z_]+_bucket[{]/ {
         name = $1; sub(/_bucket[{].*/, "", name)
         lab = $1; sub(/^[^{]*[{]/, "", lab); sub(/,?le="[^"]*"[}]$/, "", lab)
