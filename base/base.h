@@ -97,6 +97,10 @@ size_t base_b64_encode(char *out, size_t cap, const uint8_t *in, size_t len);
  * -E2BIG (dst then holds "") when src does not fit. */
 int base_str_copy(char *dst, size_t cap, const char *src);
 
+/* base_thread_name names the calling thread (top -H, perf, /proc/PID/task/TID/comm): the
+ * formatted name cut to the 15 bytes Linux keeps. Best effort. */
+void base_thread_name(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* base_file_write_atomic writes `len` bytes to `path` with `mode` via a temporary file, fsync
  * and rename, then fsyncs the directory. With `exclusive`, fails with -EEXIST if `path` exists.
  * Returns 0 or a negative errno. */

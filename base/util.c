@@ -1,6 +1,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -81,6 +83,16 @@ size_t base_b64_encode(char *out, size_t cap, const uint8_t *in, size_t len)
     }
     out[n] = '\0';
     return n;
+}
+
+void base_thread_name(const char *fmt, ...)
+{
+    char name[16]; /* TASK_COMM_LEN: 15 bytes and the NUL */
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(name, sizeof(name), fmt, ap); /* cut, not refused */
+    va_end(ap);
+    (void)pthread_setname_np(pthread_self(), name);
 }
 
 int base_str_copy(char *dst, size_t cap, const char *src)

@@ -3,8 +3,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -627,9 +625,7 @@ void *ring_main(void *arg)
     struct ring *r = arg;
     struct ioring_engine *eng = r->eng;
     tl_ring = r;
-    char name[16];
-    snprintf(name, sizeof(name), "cp-ring%u", r->index);
-    (void)pthread_setname_np(pthread_self(), name); /* top -H, perf: best effort */
+    base_thread_name("cp-ring%u", r->index);
     int rc = ring_setup(r);
     ring_report(r, rc);
     if (rc != 0) {

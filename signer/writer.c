@@ -269,7 +269,7 @@ static size_t take_group(struct signer_service *svc, struct svc_item **items)
 static void *writer_main(void *arg)
 {
     struct signer_service *svc = arg;
-    (void)pthread_setname_np(pthread_self(), "cp-writer"); /* top -H, perf: best effort */
+    base_thread_name("cp-writer");
     struct svc_item *items[STORE_BATCH_MAX];
     struct svc_item *pending[STORE_BATCH_MAX]; /* committed, not yet known durable */
     size_t num_pending = 0;

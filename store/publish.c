@@ -478,9 +478,7 @@ static void *pool_main(void *arg)
     /* Background work: when the cores are saturated, the rings and the enrollment writer (whose
      * clients wait) go first; publication catches up in the gaps. Best effort. */
     (void)setpriority(PRIO_PROCESS, (id_t)gettid(), PUB_NICE);
-    char name[16]; /* "cp-pub-" and the pool name, cut to the 15 bytes Linux keeps */
-    snprintf(name, sizeof(name), "cp-pub-%.8s", p->name);
-    (void)pthread_setname_np(pthread_self(), name);
+    base_thread_name("cp-pub-%s", p->name); /* the pool name cut to 8 bytes */
     /* The publisher's loop: unbounded by design, ends at store_publisher_stop. */
     while (!atomic_load(&p->pub->stopping)) {
         int64_t sleep_ms = round_once(p);

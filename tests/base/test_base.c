@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -199,4 +200,26 @@ Test(base_b64, short_buffer_asserts, .signal = SIGABRT)
 {
     char out[8];
     (void)base_b64_encode(out, sizeof(out), (const uint8_t *)"foobar", 6); /* needs 9 */
+}
+
+static void *name_thread(void *arg)
+{
+    base_thread_name("cp-pub-%s", (const char *)arg);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)gettid());
+    static char comm[32];
+    FILE *f = fopen(path, "re");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(comm, sizeof(comm), f));
+    fclose(f);
+    return comm;
+}
+
+Test(base_thread, name_is_cut_to_15_bytes)
+{
+    pthread_t t;
+    void *comm = NULL;
+    cr_assert_eq(pthread_create(&t, NULL, name_thread, "a-long-pool-name"), 0);
+    cr_assert_eq(pthread_join(t, &comm), 0);
+    cr_assert_str_eq(comm, "cp-pub-a-long-p\n");
 }
