@@ -523,7 +523,9 @@ int store_index_all(struct store *st, MDB_txn *txn, uint64_t last)
  * certificates. Reading the whole segment at every step would walk tens of megabytes of records
  * STORE_INDEX_SLICES times; instead its seqs, serials and slices are read once into memory (owned
  * by the handle, under commit_lock, rebuilt when the segment in `txn` is another one or a commit
- * failed), and a step reads only the records whose URI falls in its slice. */
+ * failed), sorted by slice in both key orders (a stable counting sort: seq order within a
+ * slice), and a step touches only its slice's entries and reads only the records whose URI falls
+ * in it. */
 
 struct segment_entry {
     uint64_t seq;
@@ -537,7 +539,37 @@ struct segment {
     uint64_t upto, target; /* the segment (upto, target] it holds */
     size_t num;
     struct segment_entry *e;
+    /* Indexes into e sorted by serial_slice and by uri_slice; slice k's are
+     * [start[k], start[k + 1]). */
+    uint32_t *by_serial, *by_uri;
+    uint32_t serial_start[STORE_INDEX_SLICES + 1];
+    uint32_t uri_start[STORE_INDEX_SLICES + 1];
 };
+
+static unsigned entry_slice(const struct segment_entry *x, bool by_uri)
+{
+    return by_uri ? x->uri_slice : x->serial_slice;
+}
+
+/* slice_sort puts the indexes of g->e into `out` ordered by slice (by URI or by serial), stable,
+ * and the first position of each slice into start. */
+static void slice_sort(const struct segment *g, bool by_uri, uint32_t *out,
+                       uint32_t start[STORE_INDEX_SLICES + 1])
+{
+    memset(start, 0, (STORE_INDEX_SLICES + 1) * sizeof(start[0]));
+    for (size_t i = 0; i < g->num; i++) {
+        start[entry_slice(&g->e[i], by_uri) + 1]++;
+    }
+    for (size_t k = 0; k < STORE_INDEX_SLICES; k++) {
+        start[k + 1] += start[k];
+    }
+    uint32_t next[STORE_INDEX_SLICES];
+    memcpy(next, start, sizeof(next));
+    for (size_t i = 0; i < g->num; i++) {
+        out[next[entry_slice(&g->e[i], by_uri)]++] = (uint32_t)i;
+    }
+    ASSERT(start[STORE_INDEX_SLICES] == g->num);
+}
 
 static int visit_segment_add(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
                              const struct cert_rec *r, void *arg)
@@ -554,19 +586,36 @@ static int visit_segment_add(struct store *st, MDB_txn *txn, const MDB_val *key,
     return 0;
 }
 
+static void segment_clear(struct segment *g)
+{
+    free(g->e);
+    free(g->by_serial);
+    free(g->by_uri);
+    g->e = NULL;
+    g->by_serial = NULL;
+    g->by_uri = NULL;
+    g->valid = false;
+    g->num = 0;
+}
+
 static int segment_load(struct store *st, MDB_txn *txn, struct segment *g, uint64_t upto,
                         uint64_t target)
 {
-    free(g->e);
-    g->valid = false;
-    g->num = 0;
+    segment_clear(g);
     g->upto = upto;
     g->target = target;
+    ASSERT(target - upto <= UINT32_MAX); /* a segment is about index_tail_max certificates */
     g->e = calloc(target - upto, sizeof(g->e[0]));
-    if (g->e == NULL) {
+    g->by_serial = calloc(target - upto, sizeof(g->by_serial[0]));
+    g->by_uri = calloc(target - upto, sizeof(g->by_uri[0]));
+    if (g->e == NULL || g->by_serial == NULL || g->by_uri == NULL) {
         return -ENOMEM;
     }
     int rc = record_scan(st, txn, upto, target, visit_segment_add, g);
+    if (rc == 0) {
+        slice_sort(g, false, g->by_serial, g->serial_start);
+        slice_sort(g, true, g->by_uri, g->uri_start);
+    }
     g->valid = rc == 0;
     return rc;
 }
@@ -583,26 +632,25 @@ static int segment_slice(struct store *st, MDB_txn *txn, const struct store_inde
     if (!g->valid || g->upto != ix->upto || g->target != ix->target) {
         rc = segment_load(st, txn, g, ix->upto, ix->target);
     }
-    for (size_t i = 0; rc == 0 && i < g->num; i++) {
-        const struct segment_entry *x = &g->e[i];
-        if (x->serial_slice == slice) {
-            rc = index_entry(st, txn, x->serial, NULL, 0, x->seq);
-        }
-        if (rc == 0 && x->uri_slice == slice) {
-            /* The URI is read from the record: only this slice's records are touched. */
-            uint8_t seq[STORE_SEQ_KEY_LEN];
-            store_seq_encode(seq, x->seq);
-            MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
-            MDB_val val = {0};
-            rc = cert_get_seq(st, txn, &skey, &val);
-            struct cert_rec r;
-            char uri[STORE_URI_MAX];
-            if (rc == 0) {
-                memcpy(&r, val.mv_data, sizeof(r));
-                ASSERT(cert_rec_ok(&r, val.mv_size));
-                memcpy(uri, (const uint8_t *)val.mv_data + sizeof(r), r.uri_len);
-                rc = index_entry(st, txn, NULL, uri, r.uri_len, x->seq);
-            }
+    for (uint32_t k = g->serial_start[slice]; rc == 0 && k < g->serial_start[slice + 1]; k++) {
+        const struct segment_entry *x = &g->e[g->by_serial[k]];
+        rc = index_entry(st, txn, x->serial, NULL, 0, x->seq);
+    }
+    /* The URI is read from the record: only this slice's records are touched. */
+    for (uint32_t k = g->uri_start[slice]; rc == 0 && k < g->uri_start[slice + 1]; k++) {
+        const struct segment_entry *x = &g->e[g->by_uri[k]];
+        uint8_t seq[STORE_SEQ_KEY_LEN];
+        store_seq_encode(seq, x->seq);
+        MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
+        MDB_val val = {0};
+        rc = cert_get_seq(st, txn, &skey, &val);
+        struct cert_rec r;
+        char uri[STORE_URI_MAX];
+        if (rc == 0) {
+            memcpy(&r, val.mv_data, sizeof(r));
+            ASSERT(cert_rec_ok(&r, val.mv_size));
+            memcpy(uri, (const uint8_t *)val.mv_data + sizeof(r), r.uri_len);
+            rc = index_entry(st, txn, NULL, uri, r.uri_len, x->seq);
         }
     }
     return rc;
@@ -611,7 +659,7 @@ static int segment_slice(struct store *st, MDB_txn *txn, const struct store_inde
 void store_segment_free(struct store *st)
 {
     if (st->segment != NULL) {
-        free(st->segment->e);
+        segment_clear(st->segment);
         free(st->segment);
         st->segment = NULL;
     }
