@@ -268,16 +268,25 @@ static int parse_args(struct opts *o, int argc, char **argv)
                                        {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    int idx = -1;
+    while ((c = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
         if (c == 'h') {
             usage(stdout);
             return -1;
         }
-        if (c == '?' || parse_opt(o, c, optarg) != 0) {
+        if (c == '?') {
             fprintf(stderr, "certprov-bench: bad or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
             return 2;
         }
+        ASSERT(idx >= 0); /* every option but -h is long-only */
+        if (parse_opt(o, c, optarg) != 0) {
+            fprintf(stderr, "certprov-bench: bad value '%s' for --%s\n",
+                    optarg != NULL ? optarg : "", lo[idx].name);
+            usage(stderr);
+            return 2;
+        }
+        idx = -1;
     }
     if (optind != argc || o->spawn == (o->target != NULL)) {
         fprintf(stderr, "certprov-bench: give exactly one of --spawn and --target URL\n");

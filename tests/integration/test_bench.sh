@@ -10,7 +10,13 @@ COMMON=(--spawn --bin "$BIN" --users 40 --cache-dir "$T" --workdir "$T" --ceilin
 check "help" "$B" --help
 has "help names the scenarios" "$T/out" "est-pool-down"
 expect_exit 2 "exactly one of --spawn and --target" "no mode is a usage error" "$B"
-expect_exit 2 "bad or incomplete option" "unknown scenario is a usage error" "$B" --spawn --scenario nope
+expect_exit 2 "bad or incomplete option '--nope'" "unknown option is a usage error" "$B" --spawn --nope
+expect_exit 2 "bad value 'nope' for --scenario" "unknown scenario is a usage error" "$B" --spawn \
+    --scenario nope
+for v in -1 x 10000001 ''; do
+    expect_exit 2 "bad value '$v' for --preload" "--preload '$v' is a usage error" \
+        "$B" --spawn --preload "$v"
+done
 
 check "closed loop est, soap, soap-tls" "$B" "${COMMON[@]}" --scenario est,soap,soap-tls \
     --concurrency 8 --duration 3 --json "$T/closed.json"
