@@ -64,7 +64,7 @@ LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(MODE_LDFLAGS)
 LDLIBS := $(BSSL_SSL) $(BSSL_CRYPTO) $(PKG_LIBS) -lpthread
 
 # Modules in link order (a module before what it depends on).
-MODULES := signer ioring hsm store base
+MODULES := service signer ioring hsm store base
 include $(patsubst %,%/module.mk,$(MODULES))
 modlib = $(OBJ)/lib$(1).a
 # $(call modlibs,m): m's archive followed by the archives of the modules it depends on.

@@ -217,3 +217,27 @@ int base_file_read(uint8_t *out, size_t *out_len, size_t cap, const char *path)
     }
     return rc;
 }
+
+void base_mutex_lock(pthread_mutex_t *m)
+{
+    int rc = pthread_mutex_lock(m);
+    ASSERT(rc == 0);
+}
+
+void base_mutex_unlock(pthread_mutex_t *m)
+{
+    int rc = pthread_mutex_unlock(m);
+    ASSERT(rc == 0);
+}
+
+void base_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+{
+    int rc = pthread_cond_wait(c, m);
+    ASSERT(rc == 0);
+}
+
+void base_cond_signal(pthread_cond_t *c)
+{
+    int rc = pthread_cond_signal(c);
+    ASSERT(rc == 0);
+}

@@ -28,26 +28,28 @@
 #define SERVER_DAYS 397             /* CA/Browser Forum limit for TLS server certificates */
 #define CA_PEM_MAX 8192             /* one certificate as PEM */
 
-enum ca_file {
-    CA_FILE_ROOT_KEY,
-    CA_FILE_ISSUING_KEY,
-    CA_FILE_SERVER_KEY,
-    CA_FILE_ROOT_CRT,
-    CA_FILE_ISSUING_CRT,
-    CA_FILE_SERVER_CRT,
-    CA_FILE_CHAIN,
-    CA_FILE_MAX_,
+static const char *const ca_files[SIGNER_FILE_MAX_] = {
+    [SIGNER_FILE_ROOT_KEY] = "ca/root.key",
+    [SIGNER_FILE_ISSUING_KEY] = "ca/issuing.key",
+    [SIGNER_FILE_SERVER_KEY] = "tls/server.key",
+    [SIGNER_FILE_ROOT_CRT] = "ca/root.crt",
+    [SIGNER_FILE_ISSUING_CRT] = "ca/issuing.crt",
+    [SIGNER_FILE_SERVER_CRT] = "tls/server.crt",
+    [SIGNER_FILE_CHAIN] = "chain.pem",
+    [SIGNER_FILE_PIN_KEY] = "pin.key",
 };
 
-static const char *const ca_files[CA_FILE_MAX_] = {
-    [CA_FILE_ROOT_KEY] = "ca/root.key",
-    [CA_FILE_ISSUING_KEY] = "ca/issuing.key",
-    [CA_FILE_SERVER_KEY] = "tls/server.key",
-    [CA_FILE_ROOT_CRT] = "ca/root.crt",
-    [CA_FILE_ISSUING_CRT] = "ca/issuing.crt",
-    [CA_FILE_SERVER_CRT] = "tls/server.crt",
-    [CA_FILE_CHAIN] = "chain.pem",
-};
+int signer_file_path(char *out, size_t cap, const char *dir, enum signer_file f)
+{
+    ASSERT(out != NULL);
+    ASSERT(dir != NULL);
+    ASSERT((unsigned)f < SIGNER_FILE_MAX_);
+    int n = snprintf(out, cap, "%s/%s", dir, ca_files[f]);
+    if (n < 0 || (size_t)n >= cap) {
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
 
 static int ca_path(char out[CA_PATH_MAX], const char *dir, const char *rel)
 {
@@ -132,7 +134,7 @@ static int make_cert(struct ca_made *m, struct hsm_key *signer, struct cert_spec
 }
 
 /* new_key generates the key at rel and fills m's public key, SKI and subject name. */
-static int new_key(struct ca_made *m, bool *created, const char *dir, enum ca_file f,
+static int new_key(struct ca_made *m, bool *created, const char *dir, enum signer_file f,
                    enum hsm_key_type type, const char *cn, const char *o)
 {
     char path[CA_PATH_MAX];
@@ -149,8 +151,8 @@ static int new_key(struct ca_made *m, bool *created, const char *dir, enum ca_fi
                                      o == NULL ? 0 : strlen(o));
 }
 
-static int write_pem(bool *created, const char *dir, enum ca_file f, const char *a, size_t a_len,
-                     const char *b, size_t b_len)
+static int write_pem(bool *created, const char *dir, enum signer_file f, const char *a,
+                     size_t a_len, const char *b, size_t b_len)
 {
     char path[CA_PATH_MAX];
     char buf[2 * CA_PEM_MAX];
@@ -168,7 +170,7 @@ static int init_all(struct ca_made *m, bool *created, const char *dir, enum hsm_
                     const char *fqdn, int64_t now)
 {
     struct ca_made *root = &m[0], *iss = &m[1], *srv = &m[2];
-    int rc = new_key(root, created, dir, CA_FILE_ROOT_KEY, type, "certprov Root CA", fqdn);
+    int rc = new_key(root, created, dir, SIGNER_FILE_ROOT_KEY, type, "certprov Root CA", fqdn);
     rc = rc != 0 ? rc
                  : make_cert(root, root->key,
                              &(struct cert_spec){
@@ -182,9 +184,9 @@ static int init_all(struct ca_made *m, bool *created, const char *dir, enum hsm_
                                  .not_before_s = now - SIGNER_BACKDATE_S,
                                  .not_after_s = now + (int64_t)ROOT_DAYS * DAY_S,
                              });
-    rc = rc != 0
-             ? rc
-             : new_key(iss, created, dir, CA_FILE_ISSUING_KEY, type, "certprov Issuing CA", fqdn);
+    rc = rc != 0 ? rc
+                 : new_key(iss, created, dir, SIGNER_FILE_ISSUING_KEY, type, "certprov Issuing CA",
+                           fqdn);
     rc = rc != 0 ? rc
                  : make_cert(iss, root->key,
                              &(struct cert_spec){
@@ -200,7 +202,8 @@ static int init_all(struct ca_made *m, bool *created, const char *dir, enum hsm_
                                  .aki = root->ski,
                                  .aki_len = CERT_KEY_ID_LEN,
                              });
-    rc = rc != 0 ? rc : new_key(srv, created, dir, CA_FILE_SERVER_KEY, HSM_KEY_P256, fqdn, NULL);
+    rc =
+        rc != 0 ? rc : new_key(srv, created, dir, SIGNER_FILE_SERVER_KEY, HSM_KEY_P256, fqdn, NULL);
     rc = rc != 0 ? rc
                  : make_cert(srv, iss->key,
                              &(struct cert_spec){
@@ -217,13 +220,15 @@ static int init_all(struct ca_made *m, bool *created, const char *dir, enum hsm_
                                  .san_len = strlen(fqdn),
                              });
     /* chain.pem last: ca_open needs it, so a CA without it was never complete */
-    rc = rc != 0 ? rc : write_pem(created, dir, CA_FILE_ROOT_CRT, root->pem, root->pem_len, "", 0);
-    rc = rc != 0 ? rc : write_pem(created, dir, CA_FILE_ISSUING_CRT, iss->pem, iss->pem_len, "", 0);
     rc = rc != 0 ? rc
-                 : write_pem(created, dir, CA_FILE_SERVER_CRT, srv->pem, srv->pem_len, iss->pem,
+                 : write_pem(created, dir, SIGNER_FILE_ROOT_CRT, root->pem, root->pem_len, "", 0);
+    rc = rc != 0 ? rc
+                 : write_pem(created, dir, SIGNER_FILE_ISSUING_CRT, iss->pem, iss->pem_len, "", 0);
+    rc = rc != 0 ? rc
+                 : write_pem(created, dir, SIGNER_FILE_SERVER_CRT, srv->pem, srv->pem_len, iss->pem,
                              iss->pem_len);
     rc = rc != 0 ? rc
-                 : write_pem(created, dir, CA_FILE_CHAIN, iss->pem, iss->pem_len, root->pem,
+                 : write_pem(created, dir, SIGNER_FILE_CHAIN, iss->pem, iss->pem_len, root->pem,
                              root->pem_len);
     return rc;
 }
@@ -236,10 +241,10 @@ int signer_ca_init(const char *dir, enum hsm_key_type type, const char *fqdn)
         return -EINVAL;
     }
     char path[CA_PATH_MAX];
-    bool created[CA_FILE_MAX_] = {false};
+    bool created[SIGNER_FILE_CA_MAX_] = {false};
     struct ca_made *m = NULL;
     int rc = 0;
-    for (size_t f = 0; rc == 0 && f < CA_FILE_MAX_; f++) {
+    for (size_t f = 0; rc == 0 && f < SIGNER_FILE_CA_MAX_; f++) {
         rc = ca_path(path, dir, ca_files[f]);
         if (rc == 0 && access(path, F_OK) == 0) {
             rc = -EEXIST; /* touch nothing */
@@ -263,7 +268,7 @@ int signer_ca_init(const char *dir, enum hsm_key_type type, const char *fqdn)
     if (rc != 0) {
         log_err("signer: ca_init_failed dir=%s rc=%d", dir, rc);
         /* roll back what this call created, so that it can simply be run again */
-        for (size_t f = 0; f < CA_FILE_MAX_; f++) {
+        for (size_t f = 0; f < SIGNER_FILE_CA_MAX_; f++) {
             if (created[f] && ca_path(path, dir, ca_files[f]) == 0) {
                 (void)unlink(path);
             }
@@ -284,7 +289,7 @@ static int read_issuing(X509 **out, const char *dir)
     char path[CA_PATH_MAX];
     uint8_t pem[CA_PEM_MAX];
     size_t len = 0;
-    int rc = ca_path(path, dir, ca_files[CA_FILE_ISSUING_CRT]);
+    int rc = ca_path(path, dir, ca_files[SIGNER_FILE_ISSUING_CRT]);
     rc = rc != 0 ? rc : base_file_read(pem, &len, sizeof(pem), path);
     if (rc == -E2BIG) {
         rc = -EBADMSG;
@@ -353,7 +358,7 @@ static int read_chain(struct signer_ca *ca, const char *dir)
 {
     char path[CA_PATH_MAX];
     size_t len = 0;
-    int rc = ca_path(path, dir, ca_files[CA_FILE_CHAIN]);
+    int rc = ca_path(path, dir, ca_files[SIGNER_FILE_CHAIN]);
     rc = rc != 0 ? rc
                  : base_file_read((uint8_t *)ca->chain_pem, &len, sizeof(ca->chain_pem) - 1, path);
     if (rc == -E2BIG ||
@@ -377,7 +382,7 @@ int signer_ca_open(struct signer_ca **out, const char *dir)
     X509 *x = NULL;
     struct signer_ca *ca = calloc(1, sizeof(*ca));
     int rc = ca == NULL ? -ENOMEM : read_issuing(&x, dir);
-    rc = rc != 0 ? rc : ca_path(path, dir, ca_files[CA_FILE_ISSUING_KEY]);
+    rc = rc != 0 ? rc : ca_path(path, dir, ca_files[SIGNER_FILE_ISSUING_KEY]);
     rc = rc != 0 ? rc : hsm_soft_open(&ca->key, path);
     rc = rc != 0 ? rc : load_issuing(ca, x);
     rc = rc != 0 ? rc : read_chain(ca, dir);

@@ -146,7 +146,8 @@ const char *signer_uri_sign_in_name(const char *uri);
 
 #define SIGNER_CERT_DER_MAX 4096 /* largest certificate we issue (== STORE_CERT_DER_MAX) */
 #define SIGNER_SERIAL_LEN 16
-#define SIGNER_BACKDATE_S 300 /* notBefore is back-dated 5 minutes for clock skew */
+#define SIGNER_BACKDATE_S 300      /* notBefore is back-dated 5 minutes for clock skew */
+#define SIGNER_CHAIN_PEM_MAX 16384 /* bytes of the CA chain in PEM, NUL included */
 
 struct signer_profile {
     uint32_t default_hours; /* 4320 */
@@ -158,12 +159,30 @@ struct signer_profile {
  * clamped to [min_hours, max_hours]. */
 uint32_t signer_profile_clamp(const struct signer_profile *p, uint32_t hours);
 
-/* Files of a CA directory (relative to the store path):
+/* signer_file names the files of the signer under the store directory:
  *   ca/root.crt ca/root.key        self-signed root CA (key 0600)
  *   ca/issuing.crt ca/issuing.key  issuing CA, signed by the root (key 0600)
  *   tls/server.crt tls/server.key  TLS server certificate for the appliance's FQDN, signed by the
  *                                  issuing CA (tls/server.crt holds leaf + issuing CA)
- *   chain.pem                      issuing CA then root, PEM: what /CertProv/chain.pem serves */
+ *   chain.pem                      issuing CA then root, PEM: what /CertProv/chain.pem serves
+ *   pin.key                        the 32-byte PIN key (0600)
+ * This is the one place that knows the layout: everyone else asks signer_file_path. */
+enum signer_file {
+    SIGNER_FILE_ROOT_KEY,
+    SIGNER_FILE_ISSUING_KEY,
+    SIGNER_FILE_SERVER_KEY,
+    SIGNER_FILE_ROOT_CRT,
+    SIGNER_FILE_ISSUING_CRT,
+    SIGNER_FILE_SERVER_CRT,
+    SIGNER_FILE_CHAIN,
+    SIGNER_FILE_CA_MAX_, /* the CA's files are the ones before this */
+    SIGNER_FILE_PIN_KEY = SIGNER_FILE_CA_MAX_,
+    SIGNER_FILE_MAX_,
+};
+
+/* signer_file_path writes "<dir>/<file>" into `out` (cap bytes, NUL-terminated). Returns 0, or
+ * -ENAMETOOLONG when it does not fit (out then holds a cut path). Thread-safe. */
+int signer_file_path(char *out, size_t cap, const char *dir, enum signer_file f);
 
 struct signer_ca;
 
@@ -287,55 +306,6 @@ bool signer_lockout_fail(const struct signer_pin_policy *policy, struct store_lo
  * total count is kept (only an administrator's unlock or set-pin clears it). Returns true when
  * `l` changed (so the caller need not write an unchanged state). */
 bool signer_lockout_success(struct store_lockout *l);
-
-/* ---- configuration (API.md §7) ---- */
-
-#define SIGNER_CONFIG_ERR_MAX 256
-#define SIGNER_NAME_MAX 253
-#define SIGNER_PATH_MAX 1024
-
-struct signer_pool_config {
-    char name[STORE_POOL_MAX + 1];
-    char store[SIGNER_PATH_MAX]; /* "embedded" or a libpq connection string */
-};
-
-struct signer_config {
-    char path[SIGNER_PATH_MAX]; /* the file itself */
-    char dir[SIGNER_PATH_MAX];  /* its directory: relative paths are resolved here */
-    char name[SIGNER_NAME_MAX + 1];
-    char listen[128];
-    char tls_listen[128];
-    uint32_t workers;
-    uint32_t max_connections;
-    uint32_t max_request_bytes;
-    uint32_t max_inflight;     /* requests in flight per worker (ring) */
-    uint32_t header_timeout_s; /* slow clients: first byte to end of headers */
-    uint32_t body_timeout_s;   /* end of headers to end of body */
-    uint32_t idle_timeout_s;   /* idle keep-alive connection */
-    bool proxy_protocol;
-    char device_trust[SIGNER_PATH_MAX];
-    char ca_backend[16]; /* "soft" or "pkcs11" */
-    char ca_key[SIGNER_PATH_MAX];
-    char ca_module[SIGNER_PATH_MAX];
-    char store_path[SIGNER_PATH_MAX]; /* resolved to an absolute or config-relative path */
-    uint64_t map_size;
-    struct signer_profile profile;
-    struct signer_pin_policy pin;
-    size_t num_pools;
-    struct signer_pool_config pools[STORE_POOLS_MAX];
-};
-
-/* signer_config_defaults fills *out with the built-in defaults. */
-void signer_config_defaults(struct signer_config *out);
-
-/* signer_config_load reads the INI file at `path` over the defaults. Unknown sections or keys,
- * bad values and duplicate pools are errors. Returns 0, -ENOENT, or -EINVAL with a message
- * naming the file, line and key in `err` (SIGNER_CONFIG_ERR_MAX bytes). */
-int signer_config_load(struct signer_config *out, char *err, const char *path);
-
-/* signer_config_find_pool returns the pool named `name` or NULL. Borrowed from `cfg`. */
-const struct signer_pool_config *signer_config_find_pool(const struct signer_config *cfg,
-                                                         const char *name);
 
 /* ---- certificate text (admin tools) ---- */
 
@@ -509,56 +479,4 @@ int signer_est_certs_only(char *out, size_t cap, size_t *out_len,
  * fit is cut. Returns 0 with *out_len set, or -E2BIG when not even "CODE: \n" fits. */
 int signer_est_error_body(char *out, size_t cap, size_t *out_len, enum signer_code code,
                           const char *reason);
-/* ---- the enrollment service (what certprovd runs on the engine) ----
- *
- * Routes API.md §1-§3. On the ring thread: parse, authenticate (read-only LMDB lookups, a fixed
- * number of HMACs whatever the number matched, so an unknown number and a wrong PIN cost the
- * same), check the CSR. At the end of each ring loop turn: sign every request the ring gathered
- * in one hsm_key_sign_batch call. Then one writer thread commits all waiting groups
- * (certificates, outbox entries, lockout updates) in one synced LMDB transaction and only then
- * answers them (invariant 1); failed authentications are answered after their lockout update is
- * committed too. Every queue is bounded by the per-ring item slots: when a ring has none left
- * the request gets 503 Overloaded with Retry-After. */
-
-struct ioring_engine;
-struct ioring_request;
-struct signer_service;
-
-struct signer_service_options {
-    const struct signer_config *cfg; /* borrowed: outlives the service */
-    struct store *st;                /* borrowed */
-    struct signer_ca *ca;            /* borrowed */
-    struct signer_pin_key *pin_key;  /* borrowed */
-    uint32_t rings;                  /* ring threads of the engine */
-    uint32_t items_per_ring;     /* enrollments in flight per ring (the engine's max_inflight) */
-    struct store_publisher *pub; /* borrowed, may be NULL: woken after each commit; readyz */
-};
-
-/* signer_service_new allocates every item slot and starts the writer thread. Returns 0 (*out
- * owned), -EINVAL or -ENOMEM. */
-int signer_service_new(struct signer_service **out, const struct signer_service_options *opt);
-
-/* signer_service_set_engine gives the service the engine, for its statistics (metrics). */
-void signer_service_set_engine(struct signer_service *svc, struct ioring_engine *eng);
-
-/* signer_service_handle is the engine's ioring_handler_fn (ctx = the service). */
-void signer_service_handle(void *ctx, struct ioring_request *req);
-
-/* signer_service_turn_end is the engine's ioring_turn_end_fn (ctx = the service). */
-void signer_service_turn_end(void *ctx, uint32_t ring);
-
-/* signer_service_classify is the engine's ioring_classify_fn: the route of a refused request. */
-uint8_t signer_service_classify(void *ctx, const char *target, size_t target_len);
-
-/* signer_service_canned is the engine's ioring_canned_fn: the engine's own refusals (400, 413,
- * 414, 431, 503) answered with the API.md Code (BadRequest, TooLarge, Overloaded), the
- * X-Ms-diagnostics header and, on the SOAP route, the ErrorInfo body. */
-size_t signer_service_canned(void *ctx, char *out, size_t cap, uint16_t status, uint8_t hint,
-                             bool close, uint32_t retry_after_s);
-
-/* signer_service_free stops the writer thread once it has answered everything queued, then frees
- * the service. Call after ioring_engine_stop and BEFORE ioring_engine_free: the writer's last
- * answers still wake the rings. NULL is a no-op. */
-void signer_service_free(struct signer_service *svc);
-
 #endif

@@ -48,16 +48,17 @@ static int ca_show(struct ctl *ctl, int argc, char **argv)
                         rc == -EBADMSG ? "a file is damaged or the key does not match"
                                        : strerror(-rc));
     }
-    char path[SIGNER_PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/ca/root.crt", dir);
+    char path[SERVICE_PATH_MAX + 32];
+    (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_ROOT_CRT);
     show_cert("root CA", path, 0);
-    snprintf(path, sizeof(path), "%s/ca/issuing.crt", dir);
+    (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_ISSUING_CRT);
     show_cert("issuing CA", path, 0);
     printf("  signing key: %s (%s)\n", hsm_key_get_label(signer_ca_get_key(ca)),
            hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(ca))));
-    snprintf(path, sizeof(path), "%s/tls/server.crt", dir);
+    (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_SERVER_CRT);
     show_cert("TLS server", path, 0);
-    printf("chain served at /CertProv/chain.pem: %s/chain.pem\n", dir);
+    (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_CHAIN);
+    printf("chain served at /CertProv/chain.pem: %s\n", path);
     signer_ca_free(ca);
     return CTL_OK;
 }

@@ -31,8 +31,11 @@ int ctl_pin_key(struct ctl *ctl)
     if (rc != 0) {
         return rc;
     }
-    char path[SIGNER_PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/pin.key", ctl->cfg.store_path);
+    char path[SERVICE_PATH_MAX + 16];
+    rc = signer_file_path(path, sizeof(path), ctl->cfg.store_path, SIGNER_FILE_PIN_KEY);
+    if (rc != 0) {
+        return ctl_fail("the store path %s is too long", ctl->cfg.store_path);
+    }
     rc = signer_pin_key_load(&ctl->pin_key, path, true);
     if (rc == -EPERM) {
         return ctl_fail("%s is readable by other users; run: chmod 600 %s", path, path);
@@ -118,7 +121,7 @@ const char *ctl_user_make(struct ctl *ctl, struct store_user *out, const char *u
     if (why == NULL && phone[0] == '\0' && ext[0] == '\0') {
         why = "a user needs a phone number or an extension to sign in with";
     }
-    if (why == NULL && signer_config_find_pool(&ctl->cfg, pool) == NULL) {
+    if (why == NULL && service_config_find_pool(&ctl->cfg, pool) == NULL) {
         why = "the pool is not configured (add a [pool.NAME] section to the configuration)";
     }
     enum signer_reject reason = SIGNER_REJECT_NONE;

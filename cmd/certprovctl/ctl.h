@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "signer/signer.h"
+#include "service/service.h"
 
 /* Exit codes (API.md §6). */
 #define CTL_OK 0
@@ -14,7 +14,7 @@
 
 struct ctl {
     const char *config_path;
-    struct signer_config cfg;
+    struct service_config cfg;
     struct store *st;
     struct signer_pin_key *pin_key;
 };

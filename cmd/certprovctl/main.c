@@ -136,8 +136,8 @@ static int run(struct ctl *ctl, int argc, char **argv)
         const char *env = getenv("CERTPROV_CONFIG");
         ctl->config_path = env != NULL && env[0] != '\0' ? env : CTL_DEFAULT_CONFIG;
     }
-    char err[SIGNER_CONFIG_ERR_MAX];
-    if (signer_config_load(&ctl->cfg, err, ctl->config_path) != 0) {
+    char err[SERVICE_CONFIG_ERR_MAX];
+    if (service_config_load(&ctl->cfg, err, ctl->config_path) != 0) {
         return ctl_fail("%s", err);
     }
     return cmd->fn(ctl, sub_argc, sub_argv);

@@ -19,7 +19,7 @@ static int parse_pool(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char
     if (argc != 3 || strcmp(argv[1], "--pool") != 0) {
         return ctl_usage(cmd, "the only option is --pool NAME");
     }
-    if (signer_config_find_pool(&ctl->cfg, argv[2]) == NULL) {
+    if (service_config_find_pool(&ctl->cfg, argv[2]) == NULL) {
         return ctl_fail("pool '%s' is not configured in %s", argv[2], ctl->config_path);
     }
     *out = argv[2];
@@ -90,7 +90,7 @@ static int pool_status(struct ctl *ctl, int argc, char **argv)
     }
     int64_t now_ms = clock_real_ms();
     for (size_t i = 0; i < ctl->cfg.num_pools; i++) {
-        const struct signer_pool_config *p = &ctl->cfg.pools[i];
+        const struct service_pool_config *p = &ctl->cfg.pools[i];
         uint64_t depth = 0;
         int64_t oldest = 0;
         if (store_outbox_depth(ctl->st, p->name, &depth, &oldest) != 0) {

@@ -13,7 +13,7 @@
 
 #include "base/base.h"
 #include "ioring/ioring.h"
-#include "signer/signer.h"
+#include "service/service.h"
 
 #define DAEMON_DRAIN_MS 10000 /* SIGTERM: in-flight requests get this long to finish */
 
@@ -22,11 +22,11 @@ struct daemon {
     const char *log_path;
     bool check;
     enum log_level level;
-    struct signer_config cfg;
+    struct service_config cfg;
     struct store *st;
     struct signer_ca *ca;
     struct signer_pin_key *pin_key;
-    struct signer_service *svc;
+    struct service *svc;
     struct ioring_engine *eng;
     struct store_publisher *pub;
 };
@@ -90,8 +90,8 @@ static int parse_args(struct daemon *d, int argc, char **argv)
 
 static int open_parts(struct daemon *d)
 {
-    char err[SIGNER_CONFIG_ERR_MAX];
-    if (signer_config_load(&d->cfg, err, d->config_path) != 0) {
+    char err[SERVICE_CONFIG_ERR_MAX];
+    if (service_config_load(&d->cfg, err, d->config_path) != 0) {
         fprintf(stderr, "certprovd: %s\n", err);
         return 1;
     }
@@ -116,9 +116,11 @@ static int open_parts(struct daemon *d)
                 rc == -EBADMSG ? "damaged, or key does not match" : strerror(-rc), d->config_path);
         return 1;
     }
-    char path[SIGNER_PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/pin.key", d->cfg.store_path);
-    rc = signer_pin_key_load(&d->pin_key, path, false);
+    char path[SERVICE_PATH_MAX + 16];
+    rc = signer_file_path(path, sizeof(path), d->cfg.store_path, SIGNER_FILE_PIN_KEY);
+    if (rc == 0) {
+        rc = signer_pin_key_load(&d->pin_key, path, false);
+    }
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot load the PIN key %s: %s\n", path,
                 rc == -EPERM ? "readable by others (chmod 600 it)" : strerror(-rc));
@@ -129,12 +131,12 @@ static int open_parts(struct daemon *d)
 
 static int check_chain(const struct daemon *d)
 {
-    char path[SIGNER_PATH_MAX + 32];
+    char path[SERVICE_PATH_MAX + 32];
     uint8_t der[SIGNER_CERT_DER_MAX];
     size_t len = 0;
     struct signer_cert_info info;
-    snprintf(path, sizeof(path), "%s/tls/server.crt", d->cfg.store_path);
-    if (signer_pem_read_cert(der, sizeof(der), &len, path, 0) != 0 ||
+    if (signer_file_path(path, sizeof(path), d->cfg.store_path, SIGNER_FILE_SERVER_CRT) != 0 ||
+        signer_pem_read_cert(der, sizeof(der), &len, path, 0) != 0 ||
         signer_cert_info_der(&info, der, len) != 0) {
         fprintf(stderr, "certprovd: --check: the TLS server certificate %s is missing or damaged\n",
                 path);
@@ -157,7 +159,7 @@ static void check_pools(const struct daemon *d)
 {
     for (size_t i = 0; i < d->cfg.num_pools; i++) {
         char err[256];
-        const struct signer_pool_config *p = &d->cfg.pools[i];
+        const struct service_pool_config *p = &d->cfg.pools[i];
         if (store_pool_check(p->store, err, sizeof(err)) == 0) {
             printf("pool %s: %s reachable\n", p->name,
                    strcmp(p->store, "embedded") == 0 ? "embedded" : "postgresql");
@@ -175,7 +177,7 @@ static int start_publisher(struct daemon *d)
         specs[i].name = d->cfg.pools[i].name;
         specs[i].conninfo = d->cfg.pools[i].store;
     }
-    char dir[SIGNER_PATH_MAX + 16];
+    char dir[SERVICE_PATH_MAX + 16];
     snprintf(dir, sizeof(dir), "%s/pools", d->cfg.store_path);
     struct store_publisher_options po = {.issued_by = d->cfg.name, .embedded_dir = dir};
     int rc = store_publisher_start(&d->pub, d->st, specs, d->cfg.num_pools, &po);
@@ -223,29 +225,29 @@ static int serve(struct daemon *d, const sigset_t *set)
     io.body_timeout_ms = d->cfg.body_timeout_s * 1000;
     io.idle_timeout_ms = d->cfg.idle_timeout_s * 1000;
     io.proxy_protocol = d->cfg.proxy_protocol;
-    io.on_turn_end = signer_service_turn_end;
-    io.on_classify = signer_service_classify;
-    io.on_canned = signer_service_canned;
+    io.on_turn_end = service_turn_end;
+    io.on_classify = service_classify;
+    io.on_canned = service_canned;
     uint32_t rings = d->cfg.workers != 0 ? d->cfg.workers : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
-    struct signer_service_options so = {.cfg = &d->cfg,
-                                        .st = d->st,
-                                        .ca = d->ca,
-                                        .pin_key = d->pin_key,
-                                        .rings = rings,
-                                        .items_per_ring = io.max_inflight,
-                                        .pub = d->pub};
-    int rc = signer_service_new(&d->svc, &so);
+    struct service_options so = {.cfg = &d->cfg,
+                                 .st = d->st,
+                                 .ca = d->ca,
+                                 .pin_key = d->pin_key,
+                                 .rings = rings,
+                                 .items_per_ring = io.max_inflight,
+                                 .pub = d->pub};
+    int rc = service_new(&d->svc, &so);
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot start the service: %s\n", strerror(-rc));
         return 1;
     }
     io.workers = rings;
-    rc = ioring_engine_new(&d->eng, &io, signer_service_handle, d->svc);
+    rc = ioring_engine_new(&d->eng, &io, service_handle, d->svc);
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot listen on %s: %s\n", d->cfg.listen, strerror(-rc));
         return 1;
     }
-    signer_service_set_engine(d->svc, d->eng);
+    service_set_engine(d->svc, d->eng);
     log_info("certprovd: ready listen=%s port=%u rings=%u name=%s", d->cfg.listen,
              ioring_engine_port(d->eng), rings, d->cfg.name);
     for (;;) { /* until SIGTERM or SIGINT */
@@ -299,7 +301,7 @@ int main(int argc, char **argv)
     }
     /* The writer may still be answering the last requests (they wake their ring): join it
      * before the engine and its rings go away. */
-    signer_service_free(d.svc);
+    service_free(d.svc);
     ioring_engine_free(d.eng);
     store_publisher_stop(d.pub); /* after the writer: nothing wakes it any more */
     signer_pin_key_free(d.pin_key);

@@ -12,25 +12,25 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "signer/signer.h"
+#include "service/service.h"
 
-/* err_set writes a message that may be cut at SIGNER_CONFIG_ERR_MAX: it still names the file
+/* err_set writes a message that may be cut at SERVICE_CONFIG_ERR_MAX: it still names the file
  * and line first, which is what the operator needs. */
 __attribute__((format(printf, 2, 3))) static void err_set(char *err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, SIGNER_CONFIG_ERR_MAX, fmt, ap);
+    vsnprintf(err, SERVICE_CONFIG_ERR_MAX, fmt, ap);
     va_end(ap);
 }
 
 struct config_ctx {
-    struct signer_config *cfg;
+    struct service_config *cfg;
     char *err;
     bool failed;
 };
 
-void signer_config_defaults(struct signer_config *out)
+void service_config_defaults(struct service_config *out)
 {
     ASSERT(out != NULL);
     memset(out, 0, sizeof(*out));
@@ -58,7 +58,7 @@ __attribute__((format(printf, 2, 3))) static int config_fail(struct config_ctx *
     if (!ctx->failed) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(ctx->err, SIGNER_CONFIG_ERR_MAX, fmt, ap);
+        vsnprintf(ctx->err, SERVICE_CONFIG_ERR_MAX, fmt, ap);
         va_end(ap);
         ctx->failed = true;
     }
@@ -134,7 +134,7 @@ static int set_bool(struct config_ctx *ctx, bool *dst, const char *key, const ch
 
 static int section_server(struct config_ctx *ctx, const char *k, const char *v)
 {
-    struct signer_config *c = ctx->cfg;
+    struct service_config *c = ctx->cfg;
     if (strcmp(k, "name") == 0) {
         return set_str(ctx, c->name, sizeof(c->name), "[server] name", v);
     } else if (strcmp(k, "listen") == 0) {
@@ -166,7 +166,7 @@ static int section_server(struct config_ctx *ctx, const char *k, const char *v)
 
 static int section_ca(struct config_ctx *ctx, const char *k, const char *v)
 {
-    struct signer_config *c = ctx->cfg;
+    struct service_config *c = ctx->cfg;
     if (strcmp(k, "backend") == 0) {
         if (strcmp(v, "soft") != 0 && strcmp(v, "pkcs11") != 0) {
             return config_fail(ctx, "[ca] backend must be soft or pkcs11, not '%s'", v);
@@ -182,7 +182,7 @@ static int section_ca(struct config_ctx *ctx, const char *k, const char *v)
 
 static int section_store(struct config_ctx *ctx, const char *k, const char *v)
 {
-    struct signer_config *c = ctx->cfg;
+    struct service_config *c = ctx->cfg;
     if (strcmp(k, "path") == 0) {
         return set_str(ctx, c->store_path, sizeof(c->store_path), "[store] path", v);
     } else if (strcmp(k, "map_size") == 0) {
@@ -240,9 +240,9 @@ static bool pool_name_valid(const char *name)
            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == len;
 }
 
-static struct signer_pool_config *pool_get(struct config_ctx *ctx, const char *name)
+static struct service_pool_config *pool_get(struct config_ctx *ctx, const char *name)
 {
-    struct signer_config *c = ctx->cfg;
+    struct service_config *c = ctx->cfg;
     for (size_t i = 0; i < c->num_pools; i++) {
         if (strcmp(c->pools[i].name, name) == 0) {
             return &c->pools[i];
@@ -251,7 +251,7 @@ static struct signer_pool_config *pool_get(struct config_ctx *ctx, const char *n
     if (c->num_pools == STORE_POOLS_MAX) {
         return NULL;
     }
-    struct signer_pool_config *p = &c->pools[c->num_pools++];
+    struct service_pool_config *p = &c->pools[c->num_pools++];
     memset(p, 0, sizeof(*p));
     (void)base_str_copy(p->name, sizeof(p->name), name);
     (void)base_str_copy(p->store, sizeof(p->store), "embedded");
@@ -264,7 +264,7 @@ static int section_pool(struct config_ctx *ctx, const char *name, const char *k,
         return config_fail(ctx, "bad pool name '%s': use 1-63 letters, digits, '-', '_', '.'",
                            name);
     }
-    struct signer_pool_config *p = pool_get(ctx, name);
+    struct service_pool_config *p = pool_get(ctx, name);
     if (p == NULL) {
         return config_fail(ctx, "too many [pool.*] sections (at most %d)", STORE_POOLS_MAX);
     }
@@ -335,7 +335,7 @@ static int config_scan_pools(struct config_ctx *ctx, const char *path)
 }
 
 /* Whole-file checks that no single line can make. */
-static int config_check(const struct signer_config *c, char *err)
+static int config_check(const struct service_config *c, char *err)
 {
     const char *path = c->path;
     const struct signer_profile *p = &c->profile;
@@ -369,7 +369,7 @@ static int config_resolve(char *path, size_t cap, const char *dir)
     if (path[0] == '\0' || path[0] == '/') {
         return 0;
     }
-    char joined[SIGNER_PATH_MAX];
+    char joined[SERVICE_PATH_MAX];
     int n = snprintf(joined, sizeof(joined), "%s/%s", dir, path);
     if (n < 0 || (size_t)n >= sizeof(joined)) {
         return -ENAMETOOLONG;
@@ -377,7 +377,7 @@ static int config_resolve(char *path, size_t cap, const char *dir)
     return base_str_copy(path, cap, joined);
 }
 
-static int config_locate(struct signer_config *out, const char *path)
+static int config_locate(struct service_config *out, const char *path)
 {
     if (base_str_copy(out->path, sizeof(out->path), path) != 0) {
         return -ENAMETOOLONG;
@@ -400,24 +400,24 @@ static int config_locate(struct signer_config *out, const char *path)
     return 0;
 }
 
-int signer_config_load(struct signer_config *out, char *err, const char *path)
+int service_config_load(struct service_config *out, char *err, const char *path)
 {
     ASSERT(out != NULL);
     ASSERT(err != NULL);
     ASSERT(path != NULL);
     err[0] = '\0';
-    struct signer_config *cfg = calloc(1, sizeof(*cfg));
+    struct service_config *cfg = calloc(1, sizeof(*cfg));
     if (cfg == NULL) {
         return -ENOMEM;
     }
-    signer_config_defaults(cfg);
+    service_config_defaults(cfg);
     int rc = config_locate(cfg, path);
     struct config_ctx ctx = {.cfg = cfg, .err = err};
     if (rc == 0) {
         rc = config_scan_pools(&ctx, path);
     }
     if (rc == 0 && ctx.failed) {
-        char msg[SIGNER_CONFIG_ERR_MAX];
+        char msg[SERVICE_CONFIG_ERR_MAX];
         (void)base_str_copy(msg, sizeof(msg), err);
         err_set(err, "%s: %s", path, msg);
         rc = -EINVAL;
@@ -427,7 +427,7 @@ int signer_config_load(struct signer_config *out, char *err, const char *path)
             rc = errno != 0 ? -errno : -ENOENT;
             err_set(err, "%s: cannot open: %s", path, strerror(-rc));
         } else if (line != 0) {
-            char msg[SIGNER_CONFIG_ERR_MAX];
+            char msg[SERVICE_CONFIG_ERR_MAX];
             (void)base_str_copy(msg, sizeof(msg), ctx.failed ? err : "syntax error");
             err_set(err, "%s:%d: %s", path, line, msg);
             rc = -EINVAL;
@@ -448,8 +448,8 @@ int signer_config_load(struct signer_config *out, char *err, const char *path)
     return rc;
 }
 
-const struct signer_pool_config *signer_config_find_pool(const struct signer_config *cfg,
-                                                         const char *name)
+const struct service_pool_config *service_config_find_pool(const struct service_config *cfg,
+                                                           const char *name)
 {
     ASSERT(cfg != NULL);
     ASSERT(name != NULL);

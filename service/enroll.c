@@ -1,5 +1,5 @@
 /* An enrollment on its ring thread: parse, authenticate, check the CSR, then wait in the ring's
- * batch (signer_service_turn_end) for signing and the writer's group commit. Failures that need
+ * batch (service_turn_end) for signing and the writer's group commit. Failures that need
  * no state change are answered at once; failed PIN checks go through the writer so that the
  * lockout update is durable and every failed sign-in takes the same path and time. */
 #include <errno.h>
@@ -12,7 +12,7 @@
 
 #include "base/base.h"
 #include "ioring/ioring.h"
-#include "signer/internal.h"
+#include "service/internal.h"
 
 #define SVC_BASIC_MAX 256 /* bytes of a decoded "user:pin" */
 
@@ -70,25 +70,22 @@ static void item_fail(struct svc_item *it, enum signer_code code, const char *re
     (void)snprintf(it->reason, sizeof(it->reason), "%s", reason);
 }
 
-/* authenticate finds the user whose phone number or extension is `c->user` and whose PIN is
- * `c->pin`. It always computes SVC_CANDIDATES_MAX verifiers (dummies for missing candidates), so
- * an unknown number costs what a wrong PIN costs. Sets it->user on success; otherwise fails the
- * item and lists the lockout failures to record. */
-static void authenticate(struct signer_service *svc, struct svc_item *it,
-                         const struct credentials *c)
+/* svc_authenticate finds the user whose phone number or extension is `user` and whose PIN is
+ * `pin`. It always computes SVC_CANDIDATES_MAX verifiers (dummies for missing candidates), so
+ * an unknown number costs what a wrong PIN costs. */
+void svc_authenticate(struct service *svc, struct svc_item *it, const char *user, const char *pin)
 {
     static const uint8_t dummy[STORE_VERIFIER_LEN];
     struct store_user cands[SVC_CANDIDATES_MAX];
     size_t n = 0;
-    if (store_user_lookup(svc->st, cands, SVC_CANDIDATES_MAX, &n, c->user) != 0) {
+    if (store_user_lookup(svc->st, cands, SVC_CANDIDATES_MAX, &n, user) != 0) {
         item_fail(it, SIGNER_CODE_INTERNAL_ERROR, "the user directory cannot be read");
         return;
     }
     size_t matched = SVC_CANDIDATES_MAX;
     for (size_t i = 0; i < SVC_CANDIDATES_MAX; i++) {
-        bool ok =
-            i < n ? signer_pin_matches(svc->pin_key, cands[i].pin_verifier, cands[i].uri, c->pin)
-                  : signer_pin_matches(svc->pin_key, dummy, "sip:", c->pin);
+        bool ok = i < n ? signer_pin_matches(svc->pin_key, cands[i].pin_verifier, cands[i].uri, pin)
+                        : signer_pin_matches(svc->pin_key, dummy, "sip:", pin);
         if (i < n && ok && matched == SVC_CANDIDATES_MAX) {
             matched = i;
         }
@@ -131,7 +128,7 @@ static void authenticate(struct signer_service *svc, struct svc_item *it,
 
 /* parse_soap fills the item and the credentials from a CertProv request. On failure the item is
  * failed (answered at once by the caller). */
-static void parse_soap(struct signer_service *svc, struct svc_ring *r, struct svc_item *it,
+static void parse_soap(struct service *svc, struct svc_ring *r, struct svc_item *it,
                        struct credentials *c, const uint8_t *body, size_t len)
 {
     struct signer_soap_request *s = r->soap;
@@ -179,11 +176,10 @@ static void check_entity(struct svc_item *it, const char *entity)
     }
 }
 
-static void check_csr(struct signer_service *svc, struct svc_item *it)
+static void check_csr(struct service *svc, struct svc_item *it)
 {
     enum signer_reject reject = SIGNER_REJECT_NONE;
     uint64_t t0 = clock_mono_ns();
-    memset(&it->csr, 0, sizeof(it->csr)); /* the slot may hold an earlier request's */
     if (signer_csr_parse(&it->csr, &reject, it->csr_der, it->csr_der_len) != 0 ||
         signer_csr_verify(&it->csr, &reject) != 0 ||
         signer_identity_check(&it->csr, &reject, it->user.uri) != 0) {
@@ -192,28 +188,19 @@ static void check_csr(struct signer_service *svc, struct svc_item *it)
     svc_metrics_stage(svc, SVC_STAGE_VERIFY, clock_mono_ns() - t0);
 }
 
+/* item_start fills what the item knows of its request; svc_item_take reset the rest. */
 static void item_start(struct svc_item *it, struct ioring_request *req, enum svc_route route)
 {
     it->req = req;
     it->route = route;
     it->start_ns = clock_mono_ns();
-    it->failed = false;
-    it->reason[0] = '\0';
-    it->num_pin_failures = 0;
-    it->pin_success = false;
-    it->request_id[0] = '\0';
-    it->device_id[0] = '\0';
-    it->hours = 0;
-    it->sign_rc = -1;
-    it->csr_der_len = 0;
-    memset(&it->user, 0, sizeof(it->user));
     if (ioring_request_client_format(req, it->client, sizeof(it->client)) != 0) {
         (void)base_str_copy(it->client, sizeof(it->client), "-");
     }
 }
 
 /* answer_now answers a failed item at once and releases it. */
-static void answer_now(struct signer_service *svc, struct svc_item *it)
+static void answer_now(struct service *svc, struct svc_item *it)
 {
     char scratch[2048];
     svc_log_request(svc, it, NULL);
@@ -222,12 +209,12 @@ static void answer_now(struct signer_service *svc, struct svc_item *it)
     svc_item_release(svc, it);
 }
 
-void svc_enroll(struct signer_service *svc, struct ioring_request *req, enum svc_route route)
+void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route route)
 {
     uint32_t ring = ioring_request_ring(req);
     ASSERT(ring < svc->num_rings);
     struct svc_ring *r = &svc->rings[ring];
-    struct svc_item *it = svc_item_take(r);
+    struct svc_item *it = svc_item_take(svc, ring);
     if (it == NULL) {
         char scratch[2048];
         svc_respond_error(svc, req, route, SIGNER_CODE_OVERLOADED,
@@ -254,12 +241,13 @@ void svc_enroll(struct signer_service *svc, struct ioring_request *req, enum svc
     svc_metrics_stage(svc, SVC_STAGE_PARSE, clock_mono_ns() - t0);
     if (!it->failed) {
         t0 = clock_mono_ns();
-        authenticate(svc, it, &c);
+        svc_authenticate(svc, it, c.user, c.pin);
         svc_metrics_stage(svc, SVC_STAGE_AUTH, clock_mono_ns() - t0);
         if (it->num_pin_failures > 0 || (it->failed && it->fail != SIGNER_CODE_INTERNAL_ERROR)) {
             /* A failed sign-in: answered after its lockout update commits. */
             OPENSSL_cleanse(&c, sizeof(c));
             signer_soap_request_cleanup(r->soap);
+            ASSERT(r->num_pending < r->cap);
             r->pending[r->num_pending++] = it;
             return;
         }

@@ -9,8 +9,8 @@
 
 static char dir[64];
 static char path[128];
-static struct signer_config cfg;
-static char err[SIGNER_CONFIG_ERR_MAX];
+static struct service_config cfg;
+static char err[SERVICE_CONFIG_ERR_MAX];
 
 static void setup(void)
 {
@@ -32,7 +32,7 @@ static int load(const char *text)
     fputs(text, f);
     fclose(f);
     memset(&cfg, 0xAA, sizeof(cfg));
-    return signer_config_load(&cfg, err, path);
+    return service_config_load(&cfg, err, path);
 }
 
 static const char *const api_example =
@@ -61,7 +61,7 @@ static const char *const api_example =
     "[pool.pool2]\n"
     "store = postgresql://certprov@127.0.0.1/pool2?connect_timeout=2\n";
 
-Test(signer_config, loads_the_api_example, .init = setup, .fini = teardown)
+Test(service_config, loads_the_api_example, .init = setup, .fini = teardown)
 {
     cr_assert_eq(load(api_example), 0, "%s", err);
     cr_assert_str_eq(cfg.name, "certprov1.example.com");
@@ -81,12 +81,12 @@ Test(signer_config, loads_the_api_example, .init = setup, .fini = teardown)
     cr_assert_str_eq(cfg.pools[0].name, "pool1");
     cr_assert_str_eq(cfg.pools[0].store, "embedded");
     cr_assert_str_eq(cfg.pools[1].store, "postgresql://certprov@127.0.0.1/pool2?connect_timeout=2");
-    cr_assert_not_null(signer_config_find_pool(&cfg, "pool2"));
-    cr_assert_null(signer_config_find_pool(&cfg, "pool3"));
+    cr_assert_not_null(service_config_find_pool(&cfg, "pool2"));
+    cr_assert_null(service_config_find_pool(&cfg, "pool3"));
     cr_assert_eq(cfg.pin.min_len, 5);
 }
 
-Test(signer_config, defaults_with_one_pool, .init = setup, .fini = teardown)
+Test(service_config, defaults_with_one_pool, .init = setup, .fini = teardown)
 {
     cr_assert_eq(load("[pool.p]\n"
                       "store = embedded\n"
@@ -105,7 +105,7 @@ static void expect_error(const char *text, const char *needle)
     cr_assert_not_null(strstr(err, path), "error '%s' does not name the file", err);
 }
 
-Test(signer_config, errors_name_line_and_key, .init = setup, .fini = teardown)
+Test(service_config, errors_name_line_and_key, .init = setup, .fini = teardown)
 {
     expect_error("[pool.p]\nstore = embedded\n[server]\nnmae = x\n", ":4: unknown key 'nmae'");
     expect_error("[pool.p]\nstore = embedded\n[srever]\nname = x\n", "unknown section [srever]");
@@ -125,13 +125,13 @@ Test(signer_config, errors_name_line_and_key, .init = setup, .fini = teardown)
     expect_error("this is not ini\n", "syntax error");
 }
 
-Test(signer_config, missing_file, .init = setup, .fini = teardown)
+Test(service_config, missing_file, .init = setup, .fini = teardown)
 {
-    cr_assert_eq(signer_config_load(&cfg, err, "/nonexistent/certprov.ini"), -ENOENT);
+    cr_assert_eq(service_config_load(&cfg, err, "/nonexistent/certprov.ini"), -ENOENT);
     cr_assert_not_null(strstr(err, "cannot open"));
 }
 
-Test(signer_config, map_size_units, .init = setup, .fini = teardown)
+Test(service_config, map_size_units, .init = setup, .fini = teardown)
 {
     cr_assert_eq(load("[pool.p]\n[store]\nmap_size = 64MiB\n"), 0, "%s", err);
     cr_assert_eq(cfg.map_size, 64ull << 20);
@@ -139,7 +139,7 @@ Test(signer_config, map_size_units, .init = setup, .fini = teardown)
     cr_assert_eq(cfg.map_size, 1ull << 30);
 }
 
-Test(signer_config, engine_bounds, .init = setup, .fini = teardown)
+Test(service_config, engine_bounds, .init = setup, .fini = teardown)
 {
     cr_assert_eq(load("[pool.p]\n[server]\nmax_inflight = 8\nheader_timeout_s = 3\n"
                       "body_timeout_s = 4\nidle_timeout_s = 5\n"),

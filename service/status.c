@@ -1,71 +1,15 @@
-/* Metrics (Prometheus text, API.md §3), readiness and the per-request log line. Counters are
- * relaxed atomics updated on the rings and the writer; a scrape reads them without locks. */
+/* /readyz and /metrics: readiness (JSON) and the Prometheus text of the service's counters,
+ * the engine's statistics and each pool's publication state. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/base.h"
 #include "ioring/ioring.h"
-#include "signer/internal.h"
-
-/* Upper bounds of the latency buckets, in microseconds, and of the size buckets, in items. */
-static const uint64_t latency_bounds_us[SVC_BUCKETS] = {
-    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
-static const uint64_t size_bounds[SVC_BUCKETS] = {1,   2,   4,   8,    16,   32,   64,
-                                                  128, 256, 512, 1024, 2048, 4096, 8192};
-
-static const char *const route_names[SVC_ROUTE_MAX_] = {"soap",
-                                                        "est_simpleenroll",
-                                                        "est_simplereenroll",
-                                                        "est_cacerts",
-                                                        "chain",
-                                                        "healthz",
-                                                        "readyz",
-                                                        "metrics",
-                                                        "other"};
-static const char *const stage_names[SVC_STAGE_MAX_] = {"parse", "auth",   "verify",
-                                                        "sign",  "commit", "total"};
-
-void svc_metrics_init(struct svc_metrics *m)
-{
-    for (size_t s = 0; s < SVC_STAGE_MAX_; s++) {
-        m->stage_us[s].bounds = latency_bounds_us;
-    }
-    m->commit_us.bounds = latency_bounds_us;
-    m->batch_size.bounds = size_bounds;
-    m->commit_size.bounds = size_bounds;
-}
-
-void svc_histogram_add(struct svc_histogram *h, uint64_t v)
-{
-    ASSERT(h->bounds != NULL); /* svc_metrics_init */
-    size_t i = 0;
-    while (i < SVC_BUCKETS && v > h->bounds[i]) {
-        i++;
-    }
-    atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
-}
-
-void svc_metrics_stage(struct signer_service *svc, enum svc_stage stage, uint64_t ns)
-{
-    ASSERT(stage < SVC_STAGE_MAX_);
-    svc_histogram_add(&svc->metrics.stage_us[stage], ns / 1000);
-}
-
-void svc_metrics_batch(struct signer_service *svc, size_t n)
-{
-    svc_histogram_add(&svc->metrics.batch_size, n);
-}
-
-void svc_metrics_request(struct signer_service *svc, enum svc_route route, int result)
-{
-    ASSERT(route < SVC_ROUTE_MAX_);
-    ASSERT(result >= 0 && result < SVC_RESULT_MAX_);
-    atomic_fetch_add_explicit(&svc->metrics.requests[route][result], 1, memory_order_relaxed);
-}
+#include "service/internal.h"
 
 static const char *result_name(int result)
 {
@@ -76,28 +20,6 @@ static const char *result_name(int result)
         return "NotFound";
     }
     return signer_code_name((enum signer_code)result);
-}
-
-void svc_log_request(struct signer_service *svc, const struct svc_item *it, const uint8_t *serial)
-{
-    (void)svc;
-    char hex[2 * SIGNER_SERIAL_LEN + 1] = "-";
-    if (serial != NULL) {
-        signer_serial_format(hex, serial);
-    }
-    uint64_t us = (clock_mono_ns() - it->start_ns) / 1000;
-    log_info("signer: request route=%s code=%s user=%s serial=%s latency_us=%llu client=%s",
-             route_names[it->route], it->failed ? signer_code_name(it->fail) : "OK",
-             it->user.uri[0] != '\0' ? it->user.uri : "-", hex, (unsigned long long)us, it->client);
-}
-
-void svc_log_simple(struct ioring_request *req, enum svc_route route, int status)
-{
-    char client[64];
-    if (ioring_request_client_format(req, client, sizeof(client)) != 0) {
-        (void)base_str_copy(client, sizeof(client), "-");
-    }
-    log_info("signer: request route=%s status=%d client=%s", route_names[route], status, client);
 }
 
 /* text is an append-only bounded buffer; a full buffer drops the rest (never overflows). */
@@ -140,7 +62,7 @@ static void put_histogram(struct text *t, const char *name, const char *labels,
         (unsigned long long)atomic_load(&h->count));
 }
 
-static void put_requests(struct text *t, struct signer_service *svc)
+static void put_requests(struct text *t, struct service *svc)
 {
     put(t, "# HELP certprov_requests_total Requests answered, by route and result code.\n"
            "# TYPE certprov_requests_total counter\n");
@@ -148,14 +70,14 @@ static void put_requests(struct text *t, struct signer_service *svc)
         for (int c = 0; c < SVC_RESULT_MAX_; c++) {
             uint64_t v = atomic_load(&svc->metrics.requests[r][c]);
             if (v != 0) {
-                put(t, "certprov_requests_total{route=\"%s\",code=\"%s\"} %llu\n", route_names[r],
+                put(t, "certprov_requests_total{route=\"%s\",code=\"%s\"} %llu\n", svc_route_name((enum svc_route)r),
                     result_name(c), (unsigned long long)v);
             }
         }
     }
 }
 
-static void put_latencies(struct text *t, struct signer_service *svc)
+static void put_latencies(struct text *t, struct service *svc)
 {
     const struct svc_metrics *m = &svc->metrics;
     put(t, "# HELP certprov_issuance_seconds Enrollment latency, request to answer.\n"
@@ -165,7 +87,7 @@ static void put_latencies(struct text *t, struct signer_service *svc)
            "# TYPE certprov_stage_seconds histogram\n");
     for (int s = 0; s < SVC_STAGE_TOTAL; s++) {
         char labels[32];
-        snprintf(labels, sizeof(labels), "stage=\"%s\"", stage_names[s]);
+        snprintf(labels, sizeof(labels), "stage=\"%s\"", svc_stage_name((enum svc_stage)s));
         put_histogram(t, "certprov_stage_seconds", labels, &m->stage_us[s], 1e-6);
     }
     put(t, "# HELP certprov_batch_size Certificates signed per ring batch.\n"
@@ -179,7 +101,7 @@ static void put_latencies(struct text *t, struct signer_service *svc)
     put_histogram(t, "certprov_lmdb_commit_seconds", "", &m->commit_us, 1e-6);
 }
 
-static void put_counters(struct text *t, struct signer_service *svc)
+static void put_counters(struct text *t, struct service *svc)
 {
     const struct svc_metrics *m = &svc->metrics;
     struct ioring_stats io = {0};
@@ -274,7 +196,7 @@ static void put_pool_metrics(struct text *t, const char *name, const struct stor
     }
 }
 
-static void put_pools(struct text *t, struct signer_service *svc, bool json)
+static void put_pools(struct text *t, struct service *svc, bool json)
 {
     int64_t now_ms = clock_real_ms();
     if (!json) {
@@ -307,7 +229,7 @@ static void put_pools(struct text *t, struct signer_service *svc, bool json)
 
 /* store_state: "full" after a commit hit the map size, "nearly_full" from 80 % of the map on
  * (long before enrollments are refused), else "ok". */
-static const char *store_state(struct signer_service *svc)
+static const char *store_state(struct service *svc)
 {
     if (atomic_load(&svc->store_full)) {
         return "full";
@@ -321,22 +243,20 @@ static const char *store_state(struct signer_service *svc)
 }
 
 /* A bound was hit: a ring has no free enrollment slot, or the store is full. */
-static bool service_ready(struct signer_service *svc, uint64_t *out_free)
+static bool service_ready(struct service *svc, uint64_t *out_free)
 {
     bool ready = !atomic_load(&svc->store_full);
     uint64_t total_free = 0;
     for (uint32_t i = 0; i < svc->num_rings; i++) {
-        struct svc_ring *r = &svc->rings[i];
-        pthread_mutex_lock(&r->lock);
-        ready = ready && r->num_free > 0;
-        total_free += r->num_free;
-        pthread_mutex_unlock(&r->lock);
+        uint32_t n = svc_items_free(svc, i);
+        ready = ready && n > 0;
+        total_free += n;
     }
     *out_free = total_free;
     return ready;
 }
 
-void svc_respond_status(struct signer_service *svc, struct ioring_request *req,
+void svc_respond_status(struct service *svc, struct ioring_request *req,
                         enum svc_route route)
 {
     static _Thread_local char buf[SVC_RESPONSE_MAX];
@@ -366,6 +286,5 @@ void svc_respond_status(struct signer_service *svc, struct ioring_request *req,
     ASSERT(t.len < t.cap);
     svc_log_simple(req, route, status);
     svc_metrics_request(svc, route, status == 200 ? SVC_RESULT_OK : SIGNER_CODE_OVERLOADED);
-    (void)ioring_request_respond(req, status, type, status == 503 ? "Retry-After: 1\r\n" : NULL,
-                                 buf, t.len);
+    svc_respond(svc, req, status, type, status == 503 ? "Retry-After: 1\r\n" : NULL, buf, t.len);
 }

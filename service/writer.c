@@ -10,10 +10,10 @@
 
 #include "base/base.h"
 #include "ioring/ioring.h"
-#include "signer/internal.h"
+#include "service/internal.h"
 
 /* lockout_find returns the batch's pending lockout state for `uri`, or NULL. */
-static struct store_lockout *lockout_find(struct signer_service *svc, const char *uri)
+static struct store_lockout *lockout_find(struct service *svc, const char *uri)
 {
     struct store_batch *b = svc->batch;
     for (size_t i = 0; i < b->num_lockouts; i++) {
@@ -26,7 +26,7 @@ static struct store_lockout *lockout_find(struct signer_service *svc, const char
 
 /* lockout_slot returns the batch's pending lockout state for `uri`, adding it (read from the
  * store) when absent. NULL when the batch has no room or the store cannot be read. */
-static struct store_lockout *lockout_slot(struct signer_service *svc, const char *uri)
+static struct store_lockout *lockout_slot(struct service *svc, const char *uri)
 {
     struct store_lockout *found = lockout_find(svc, uri);
     if (found != NULL) {
@@ -42,7 +42,7 @@ static struct store_lockout *lockout_slot(struct signer_service *svc, const char
 
 /* lockout_success clears the user's failure window. A record with nothing to clear (nearly every
  * sign-in) is not rewritten: the commit then touches no lockout page for it. */
-static void lockout_success(struct signer_service *svc, const char *uri)
+static void lockout_success(struct service *svc, const char *uri)
 {
     struct store_lockout *l = lockout_find(svc, uri);
     if (l != NULL) {
@@ -52,19 +52,19 @@ static void lockout_success(struct signer_service *svc, const char *uri)
     struct store_lockout cur;
     if (store_lockout_get(svc->st, &cur, uri) == 0 && signer_lockout_success(&cur) &&
         store_batch_add_lockout(svc->batch, uri, &cur) != 0) {
-        log_err("signer: lockout_update_dropped uri=%s", uri);
+        log_err("service: lockout_update_dropped uri=%s", uri);
     }
 }
 
 /* add_lockouts applies the item's PIN outcome to the batch, in commit order: concurrent failures
  * for one user each count (the writer is the only one that writes lockout state). */
-static void add_lockouts(struct signer_service *svc, struct svc_item *it, int64_t now)
+static void add_lockouts(struct service *svc, struct svc_item *it, int64_t now)
 {
     for (size_t i = 0; i < it->num_pin_failures; i++) {
         struct store_lockout *l = lockout_slot(svc, it->pin_failures[i].uri);
         if (l != NULL && signer_lockout_fail(&svc->cfg->pin, l, it->pin_failures[i].pin_len, now)) {
             atomic_fetch_add(&svc->metrics.lockouts, 1);
-            log_warn("signer: pin_locked uri=%s admin=%d client=%s", it->pin_failures[i].uri,
+            log_warn("service: pin_locked uri=%s admin=%d client=%s", it->pin_failures[i].uri,
                      (int)l->admin_locked, it->client);
         }
     }
@@ -73,7 +73,7 @@ static void add_lockouts(struct signer_service *svc, struct svc_item *it, int64_
     }
 }
 
-static void add_cert(struct signer_service *svc, struct svc_item *it)
+static void add_cert(struct service *svc, struct svc_item *it)
 {
     struct store_cert_meta meta = {.not_before_s = it->not_before_s,
                                    .not_after_s = it->not_after_s,
@@ -84,7 +84,7 @@ static void add_cert(struct signer_service *svc, struct svc_item *it)
     memcpy(meta.device_id, it->device_id, sizeof(meta.device_id));
     int rc = store_batch_add_cert(svc->batch, &meta, it->der, it->der_len);
     if (rc != 0) {
-        log_err("signer: batch_add_failed rc=%d uri=%s", rc, it->user.uri);
+        log_err("service: batch_add_failed rc=%d uri=%s", rc, it->user.uri);
         it->failed = true;
         it->fail = SIGNER_CODE_INTERNAL_ERROR;
         (void)base_str_copy(it->reason, sizeof(it->reason), "the certificate could not be stored");
@@ -93,7 +93,7 @@ static void add_cert(struct signer_service *svc, struct svc_item *it)
 
 /* resign re-signs the items whose serial clashed (invariant 4: never stored twice) and updates
  * their batch entries. */
-static void resign(struct signer_service *svc, struct svc_item **items, size_t n)
+static void resign(struct service *svc, struct svc_item **items, size_t n)
 {
     struct store_batch *b = svc->batch;
     for (size_t j = 0; j < b->num_items; j++) {
@@ -115,7 +115,7 @@ static void resign(struct signer_service *svc, struct svc_item **items, size_t n
     }
 }
 
-static int commit(struct signer_service *svc, struct svc_item **items, size_t n)
+static int commit(struct service *svc, struct svc_item **items, size_t n)
 {
     int rc = -EEXIST;
     for (int tries = 0; rc == -EEXIST && tries < SVC_COMMIT_TRIES_MAX; tries++) {
@@ -130,12 +130,12 @@ static int commit(struct signer_service *svc, struct svc_item **items, size_t n)
     }
     atomic_store(&svc->store_full, rc == -ENOSPC);
     if (rc != 0) {
-        log_err("signer: group_commit_failed rc=%d items=%zu", rc, n);
+        log_err("service: group_commit_failed rc=%d items=%zu", rc, n);
     }
     return rc;
 }
 
-static void respond_success(struct signer_service *svc, struct svc_item *it)
+static void respond_success(struct service *svc, struct svc_item *it)
 {
     size_t len = 0;
     int rc;
@@ -154,11 +154,11 @@ static void respond_success(struct signer_service *svc, struct svc_item *it)
     ASSERT(rc == 0);
     svc_metrics_request(svc, it->route, SVC_RESULT_OK);
     atomic_fetch_add(&svc->metrics.certificates, 1);
-    (void)ioring_request_respond(it->req, 200, type, headers, svc->scratch, len);
+    svc_respond(svc, it->req, 200, type, headers, svc->scratch, len);
 }
 
 /* answer answers one item after its group's commit returned `rc`. */
-static void answer(struct signer_service *svc, struct svc_item *it, int rc)
+static void answer(struct service *svc, struct svc_item *it, int rc)
 {
     bool has_cert = !it->failed && it->sign_rc == 0;
     if (has_cert && rc == -ENOSPC) {
@@ -192,7 +192,7 @@ static void answer(struct signer_service *svc, struct svc_item *it, int rc)
 
 /* wake_publisher tells the publisher of each pool that got a certificate in this commit
  * (issue 4: publication starts at once, not at a polling interval). */
-static void wake_publisher(struct signer_service *svc, struct svc_item **items, size_t n)
+static void wake_publisher(struct service *svc, struct svc_item **items, size_t n)
 {
     const char *last = NULL;
     for (size_t i = 0; svc->pub != NULL && i < n; i++) {
@@ -206,7 +206,7 @@ static void wake_publisher(struct signer_service *svc, struct svc_item **items, 
 }
 
 /* finish answers a group whose commit returned `rc`; when rc == 0 the group is durable. */
-static void finish(struct signer_service *svc, struct svc_item **items, size_t n, int rc)
+static void finish(struct service *svc, struct svc_item **items, size_t n, int rc)
 {
     if (rc == 0) {
         wake_publisher(svc, items, n);
@@ -220,8 +220,7 @@ static void finish(struct signer_service *svc, struct svc_item **items, size_t n
 
 /* commit_group stores the group's certificates and lockout updates. Returns the commit's result;
  * *out_stored tells whether anything was committed (and so waits to become durable). */
-static int commit_group(struct signer_service *svc, struct svc_item **items, size_t n,
-                        bool *out_stored)
+static int commit_group(struct service *svc, struct svc_item **items, size_t n, bool *out_stored)
 {
     store_batch_clear(svc->batch);
     int64_t now = clock_real_s();
@@ -243,12 +242,13 @@ static int commit_group(struct signer_service *svc, struct svc_item **items, siz
 
 /* take_group moves queued items into `items`: at most STORE_BATCH_MAX, and no more than the
  * batch's lockout slots can hold (each item needs up to SVC_CANDIDATES_MAX). Called locked. */
-static size_t take_group(struct signer_service *svc, struct svc_item **items)
+static size_t take_group(struct service *svc, struct svc_item **items)
 {
     size_t n = 0;
     size_t lockouts = 0;
     while (svc->q_len > 0 && n < STORE_BATCH_MAX) {
         struct svc_item *it = svc->queue[svc->q_head];
+        svc_item_validate(svc, it);
         size_t need = it->num_pin_failures + (it->pin_success ? 1 : 0);
         if (lockouts + need > STORE_BATCH_MAX) {
             break;
@@ -268,20 +268,20 @@ static size_t take_group(struct signer_service *svc, struct svc_item **items)
  * every group then costs one disk sync instead of two. */
 static void *writer_main(void *arg)
 {
-    struct signer_service *svc = arg;
+    struct service *svc = arg;
     base_thread_name("cp-writer");
     struct svc_item *items[STORE_BATCH_MAX];
     struct svc_item *pending[STORE_BATCH_MAX]; /* committed, not yet known durable */
     size_t num_pending = 0;
     bool deferred = store_defers_sync(svc->st);
     for (;;) { /* the writer's loop ends only when stopped with nothing queued or pending */
-        pthread_mutex_lock(&svc->wlock);
+        base_mutex_lock(&svc->wlock);
         while (svc->q_len == 0 && num_pending == 0 && !svc->stopping) {
-            pthread_cond_wait(&svc->wcond, &svc->wlock);
+            base_cond_wait(&svc->wcond, &svc->wlock);
         }
         size_t n = take_group(svc, items);
         bool done = n == 0 && num_pending == 0 && svc->stopping;
-        pthread_mutex_unlock(&svc->wlock);
+        base_mutex_unlock(&svc->wlock);
         if (done) {
             break;
         }
@@ -290,7 +290,7 @@ static void *writer_main(void *arg)
         if (num_pending > 0) {
             int prc = stored ? 0 : store_sync(svc->st);
             if (prc != 0) {
-                log_err("signer: sync_failed rc=%d items=%zu", prc, num_pending);
+                log_err("service: sync_failed rc=%d items=%zu", prc, num_pending);
             }
             finish(svc, pending, num_pending, prc);
             num_pending = 0;
@@ -305,21 +305,22 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-void svc_writer_push(struct signer_service *svc, struct svc_item **items, size_t n)
+void svc_writer_push(struct service *svc, struct svc_item **items, size_t n)
 {
-    pthread_mutex_lock(&svc->wlock);
+    base_mutex_lock(&svc->wlock);
     /* The queue holds every item slot of every ring: it cannot overflow. */
     ASSERT(svc->q_len + n <= svc->q_cap);
     for (size_t i = 0; i < n; i++) {
+        svc_item_validate(svc, items[i]);
         svc->queue[(svc->q_head + svc->q_len) % svc->q_cap] = items[i];
         svc->q_len++;
     }
     atomic_store(&svc->queued, svc->q_len);
-    pthread_cond_signal(&svc->wcond);
-    pthread_mutex_unlock(&svc->wlock);
+    base_cond_signal(&svc->wcond);
+    base_mutex_unlock(&svc->wlock);
 }
 
-int svc_writer_start(struct signer_service *svc, size_t cap)
+int svc_writer_start(struct service *svc, size_t cap)
 {
     svc->queue = calloc(cap, sizeof(*svc->queue));
     svc->batch = calloc(1, sizeof(*svc->batch));
@@ -331,8 +332,9 @@ int svc_writer_start(struct signer_service *svc, size_t cap)
         return -ENOMEM;
     }
     svc->q_cap = cap;
-    pthread_mutex_init(&svc->wlock, NULL);
-    pthread_cond_init(&svc->wcond, NULL);
+    /* Static initialisers: a default mutex and condition cannot fail to initialise. */
+    svc->wlock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    svc->wcond = (pthread_cond_t)PTHREAD_COND_INITIALIZER;
     int rc = pthread_create(&svc->writer, NULL, writer_main, svc);
     if (rc != 0) {
         return -rc;
@@ -341,18 +343,20 @@ int svc_writer_start(struct signer_service *svc, size_t cap)
     return 0;
 }
 
-void svc_writer_stop(struct signer_service *svc)
+void svc_writer_stop(struct service *svc)
 {
     if (svc->writer_started) {
-        pthread_mutex_lock(&svc->wlock);
+        base_mutex_lock(&svc->wlock);
         svc->stopping = true;
-        pthread_cond_signal(&svc->wcond);
-        pthread_mutex_unlock(&svc->wlock);
+        base_cond_signal(&svc->wcond);
+        base_mutex_unlock(&svc->wlock);
         int rc = pthread_join(svc->writer, NULL);
         ASSERT(rc == 0);
         svc->writer_started = false;
-        pthread_mutex_destroy(&svc->wlock);
-        pthread_cond_destroy(&svc->wcond);
+        rc = pthread_mutex_destroy(&svc->wlock);
+        ASSERT(rc == 0);
+        rc = pthread_cond_destroy(&svc->wcond);
+        ASSERT(rc == 0);
     }
     free(svc->queue);
     free(svc->batch);

@@ -1,0 +1,270 @@
+/* service/internal.h: shared between the files of service/. Private to service/ (and its tests).
+ *
+ * The files call one way only, from the top down:
+ *   service.c  routes, the engine's callbacks, lifecycle
+ *   enroll.c   an enrollment on its ring: parse, sign-in, CSR checks
+ *   writer.c   the group-commit writer thread
+ *   status.c   /readyz and /metrics
+ *   batch.c    signing a batch of items
+ *   item.c     item slots, svc_respond and the error answer
+ *   metrics.c  counters, histograms and the per-request log line
+ *   config.c   the configuration file (used by the programs, calls nothing here)
+ * A file calls only files below it in this list (service.c all of them, metrics.c none). */
+#ifndef CERTPROV_SERVICE_INTERNAL_H
+#define CERTPROV_SERVICE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "service/service.h"
+
+#define SVC_ITEMS_MAX 4096     /* enrollments in flight per ring, at most */
+#define SVC_CANDIDATES_MAX 4   /* users sharing one phone number checked per sign-in */
+#define SVC_RESPONSE_MAX 65536 /* largest response body the service builds */
+#define SVC_COMMIT_TRIES_MAX 4 /* re-signs after serial clashes before giving up */
+#define SVC_LOG_HOLD 32768     /* the writer's log lines of a group, written at once */
+
+enum svc_route {
+    SVC_ROUTE_SOAP = 0,
+    SVC_ROUTE_EST_ENROLL,
+    SVC_ROUTE_EST_REENROLL,
+    SVC_ROUTE_EST_CACERTS,
+    SVC_ROUTE_CHAIN,
+    SVC_ROUTE_HEALTHZ,
+    SVC_ROUTE_READYZ,
+    SVC_ROUTE_METRICS,
+    SVC_ROUTE_OTHER,
+    SVC_ROUTE_MAX_,
+};
+
+/* Results counted per route: the error Codes, then these. */
+#define SVC_RESULT_OK ((int)SIGNER_CODE_MAX_)
+#define SVC_RESULT_NOT_FOUND ((int)SIGNER_CODE_MAX_ + 1)
+#define SVC_RESULT_MAX_ ((int)SIGNER_CODE_MAX_ + 2)
+
+enum svc_stage {
+    SVC_STAGE_PARSE = 0,
+    SVC_STAGE_AUTH,
+    SVC_STAGE_VERIFY,
+    SVC_STAGE_SIGN,
+    SVC_STAGE_COMMIT,
+    SVC_STAGE_TOTAL,
+    SVC_STAGE_MAX_,
+};
+
+#define SVC_BUCKETS 14
+
+struct svc_histogram {
+    atomic_uint_fast64_t buckets[SVC_BUCKETS + 1]; /* the last one is +Inf */
+    atomic_uint_fast64_t count;
+    atomic_uint_fast64_t sum; /* microseconds (or items for size histograms) */
+    const uint64_t *bounds;   /* SVC_BUCKETS upper bounds, in the unit of sum: one per kind */
+};
+
+struct svc_metrics {
+    atomic_uint_fast64_t requests[SVC_ROUTE_MAX_][SVC_RESULT_MAX_];
+    struct svc_histogram stage_us[SVC_STAGE_MAX_];
+    struct svc_histogram batch_size;  /* certificates signed per ring batch */
+    struct svc_histogram commit_size; /* items per LMDB group commit */
+    struct svc_histogram commit_us;   /* LMDB commit latency */
+    atomic_uint_fast64_t pin_failures;
+    atomic_uint_fast64_t lockouts;
+    atomic_uint_fast64_t certificates;
+    atomic_uint_fast64_t serial_clashes;
+};
+
+struct svc_pin_failure {
+    char uri[STORE_URI_MAX + 1];
+    uint8_t pin_len;
+};
+
+/* One enrollment in flight. Owned by its ring until queued to the writer, then by the writer
+ * until it is answered and released. Reset as a whole (svc_item_reset) when it is taken. */
+struct svc_item {
+    struct ioring_request *req;
+    uint32_t ring;
+    enum svc_route route;
+    uint64_t start_ns;
+    bool failed; /* answered with `fail` after the commit */
+    enum signer_code fail;
+    char reason[SIGNER_REASON_MAX];
+    size_t num_pin_failures; /* lockout failures to record */
+    struct svc_pin_failure pin_failures[SVC_CANDIDATES_MAX];
+    bool pin_success;       /* reset the user's failure window */
+    struct store_user user; /* the authenticated user */
+    char request_id[SIGNER_SOAP_REQUEST_ID_MAX + 1];
+    char device_id[STORE_DEVICE_ID_MAX + 1];
+    char client[64];
+    uint32_t hours;
+    size_t csr_der_len;
+    uint8_t csr_der[SIGNER_CSR_DER_MAX];
+    struct signer_csr csr; /* borrows csr_der */
+    int sign_rc;           /* -1: not signed (an auth failure) */
+    uint8_t serial[SIGNER_SERIAL_LEN];
+    int64_t not_before_s;
+    int64_t not_after_s;
+    int64_t issued_at_s;
+    size_t der_len;
+    uint8_t der[SIGNER_CERT_DER_MAX];
+};
+
+struct svc_ring {
+    pthread_mutex_t lock; /* guards free/num_free (the writer releases items) */
+    bool lock_init;
+    uint32_t cap;
+    struct svc_item *items;
+    struct svc_item **free;
+    uint32_t num_free;
+    struct svc_item **pending; /* ring thread only: gathered this loop turn */
+    size_t num_pending;
+    struct signer_issue *issue;       /* ring thread only: HSM_BATCH_MAX */
+    struct signer_soap_request *soap; /* ring thread only: parse scratch */
+};
+
+/* svc_respond_fn sends one answer; the default is ioring_request_respond. Tests put their own
+ * here to drive the service without a network. */
+typedef void (*svc_respond_fn)(void *ctx, struct ioring_request *req, int status,
+                               const char *type, const char *headers, const char *body,
+                               size_t len);
+
+struct service {
+    const struct service_config *cfg;
+    struct store *st;
+    struct signer_ca *ca;
+    struct signer_pin_key *pin_key;
+    struct store_publisher *pub;         /* borrowed, may be NULL */
+    _Atomic(struct ioring_engine *) eng; /* set after the rings start: read atomically */
+    svc_respond_fn respond;              /* NULL: ioring_request_respond */
+    void *respond_ctx;
+    struct svc_ring *rings;
+    uint32_t num_rings;
+    const char *chain_pem; /* borrowed from the CA */
+    size_t chain_pem_len;
+    char cacerts[SIGNER_CHAIN_PEM_MAX];
+    size_t cacerts_len;
+    /* the writer */
+    pthread_t writer;
+    bool writer_started;
+    pthread_mutex_t wlock;
+    pthread_cond_t wcond;
+    struct svc_item **queue; /* ring buffer of q_cap = every item slot: cannot overflow */
+    size_t q_cap;
+    size_t q_head;
+    size_t q_len;
+    bool stopping;
+    struct store_batch *batch;    /* writer only */
+    struct signer_issue *reissue; /* writer only: re-signs after a serial clash */
+    char *scratch;                /* writer only: response bodies, SVC_RESPONSE_MAX */
+    char *log_hold;               /* writer only: a group's log lines, SVC_LOG_HOLD */
+    atomic_bool store_full;       /* the last commit hit the map size */
+    atomic_uint_fast64_t queued;  /* gauge: items waiting for the writer */
+    struct svc_metrics metrics;
+};
+
+/* ---- service.c ---- */
+
+/* svc_route_of maps a request target (path, optional query) to its route; *post tells whether
+ * `method` is POST. Matching ignores ASCII case. */
+enum svc_route svc_route_of(const char *method, const char *target, size_t len, bool *post);
+
+/* ---- enroll.c ---- */
+
+/* svc_enroll starts the enrollment `req` on its ring: answers a refusal at once, or leaves the
+ * item in the ring's pending list for service_turn_end. Ring thread. */
+void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route route);
+
+/* svc_authenticate signs in `user` (phone number or extension) with `pin`: on success sets
+ * it->user; otherwise fails the item (AuthenticationFailed, PinLocked or InternalError) and lists
+ * the lockout failures the writer must record. Costs SVC_CANDIDATES_MAX HMACs whatever matched. */
+void svc_authenticate(struct service *svc, struct svc_item *it, const char *user,
+                      const char *pin);
+
+/* ---- writer.c ---- */
+
+/* svc_writer_start allocates the writer's queue (cap items) and scratch and starts its thread.
+ * Returns 0, -ENOMEM or a negative errno of pthread_create. */
+int svc_writer_start(struct service *svc, size_t cap);
+
+/* svc_writer_push queues n items (signed, or failed sign-ins) for the next group commit. Any
+ * thread. */
+void svc_writer_push(struct service *svc, struct svc_item **items, size_t n);
+
+/* svc_writer_stop lets the writer answer everything queued, joins it and frees its memory.
+ * Accepts a writer that never started. */
+void svc_writer_stop(struct service *svc);
+
+/* ---- status.c ---- */
+
+/* svc_respond_status answers /readyz or /metrics. Ring thread. */
+void svc_respond_status(struct service *svc, struct ioring_request *req, enum svc_route route);
+
+/* ---- batch.c ---- */
+
+/* svc_sign_items signs the items that did not fail, in one batch, using `scratch`
+ * (HSM_BATCH_MAX issues); each item's sign_rc, serial, validity and der are set. n <=
+ * HSM_BATCH_MAX. */
+void svc_sign_items(struct service *svc, struct signer_issue *scratch, struct svc_item **items,
+                    size_t n);
+
+/* ---- item.c ---- */
+
+/* svc_item_reset resets the whole item for ring `ring`: no field keeps an earlier request's. */
+void svc_item_reset(struct svc_item *it, uint32_t ring);
+
+/* svc_item_validate ASSERTs the item's invariants (bounds of every length and count). */
+void svc_item_validate(const struct service *svc, const struct svc_item *it);
+
+/* svc_item_take takes a free item of ring `ring`, reset; NULL when the ring has none. */
+struct svc_item *svc_item_take(struct service *svc, uint32_t ring);
+
+/* svc_item_release gives an answered item back to its ring's pool. Any thread. */
+void svc_item_release(struct service *svc, struct svc_item *it);
+
+/* svc_items_free returns how many items ring `ring` has free now. Any thread. */
+uint32_t svc_items_free(struct service *svc, uint32_t ring);
+
+/* svc_respond sends one answer to `req` (through svc->respond when set). */
+void svc_respond(struct service *svc, struct ioring_request *req, int status, const char *type,
+                 const char *headers, const char *body, size_t len);
+
+/* svc_respond_error answers `req` with `code` and `reason` in the route's format: SOAP
+ * (ErrorInfo body), EST or plain text ("CODE: reason"), with X-Ms-diagnostics; `scratch`
+ * (scratch_cap bytes) holds the body. */
+void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc_route route,
+                       enum signer_code code, const char *reason, const char *request_id,
+                       char *scratch, size_t scratch_cap);
+
+/* ---- metrics.c ---- */
+
+/* svc_metrics_init gives each histogram the bucket bounds of its kind (latency in us, or sizes
+ * in items); adding and printing both use them. */
+void svc_metrics_init(struct svc_metrics *m);
+
+/* svc_histogram_add counts `value` in its bucket. Any thread, lock-free. */
+void svc_histogram_add(struct svc_histogram *h, uint64_t value);
+
+/* svc_metrics_request counts one answer of `route` with `result` (a Code or SVC_RESULT_*). */
+void svc_metrics_request(struct service *svc, enum svc_route route, int result);
+
+/* svc_metrics_stage adds `ns` to the latency histogram of `stage`. */
+void svc_metrics_stage(struct service *svc, enum svc_stage stage, uint64_t ns);
+
+/* svc_metrics_batch counts one ring batch of n certificates. */
+void svc_metrics_batch(struct service *svc, size_t n);
+
+/* svc_route_name returns the route's label in metrics and logs ("soap", ...). Static storage. */
+const char *svc_route_name(enum svc_route route);
+
+/* svc_stage_name returns the stage's label in metrics ("parse", ...). Static storage. */
+const char *svc_stage_name(enum svc_stage stage);
+
+/* svc_log_simple writes the one log line of a request that is not an enrollment. */
+void svc_log_simple(struct ioring_request *req, enum svc_route route, int status);
+
+/* svc_log_request writes the one log line of an answered enrollment (never a PIN). */
+void svc_log_request(struct service *svc, const struct svc_item *it, const uint8_t *serial);
+
+#endif

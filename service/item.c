@@ -1,0 +1,119 @@
+/* Item slots and answers: the bottom of service/. An enrollment in flight is one struct
+ * svc_item, taken from its ring's fixed pool and reset as a whole, so that nothing of one
+ * request can carry into the next; it changes hands from the ring to the writer and back to
+ * the pool, and svc_item_validate is asserted at each hand-over. Every answer the service sends
+ * goes through svc_respond, the one place that talks to the engine's request. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "ioring/ioring.h"
+#include "service/internal.h"
+
+/* ---- item slots ---- */
+
+void svc_item_validate(const struct service *svc, const struct svc_item *it)
+{
+    ASSERT(it != NULL);
+    ASSERT(it->ring < svc->num_rings);
+    ASSERT((unsigned)it->route < SVC_ROUTE_MAX_);
+    ASSERT(it->num_pin_failures <= SVC_CANDIDATES_MAX);
+    ASSERT(it->csr_der_len <= sizeof(it->csr_der));
+    ASSERT(it->der_len <= sizeof(it->der));
+    ASSERT(memchr(it->reason, '\0', sizeof(it->reason)) != NULL);
+    ASSERT(memchr(it->user.uri, '\0', sizeof(it->user.uri)) != NULL);
+    ASSERT(memchr(it->client, '\0', sizeof(it->client)) != NULL);
+    if (it->failed) {
+        ASSERT((unsigned)it->fail < SIGNER_CODE_MAX_);
+    }
+    if (it->sign_rc == 0) {
+        ASSERT(it->der_len > 0);
+    }
+}
+
+void svc_item_reset(struct svc_item *it, uint32_t ring)
+{
+    ASSERT(it != NULL);
+    /* One assignment of the whole struct: a field added later is reset too. */
+    *it = (struct svc_item){.ring = ring, .route = SVC_ROUTE_OTHER, .sign_rc = -1};
+}
+
+struct svc_item *svc_item_take(struct service *svc, uint32_t ring)
+{
+    ASSERT(ring < svc->num_rings);
+    struct svc_ring *r = &svc->rings[ring];
+    base_mutex_lock(&r->lock);
+    struct svc_item *it = r->num_free > 0 ? r->free[--r->num_free] : NULL;
+    base_mutex_unlock(&r->lock);
+    if (it != NULL) {
+        ASSERT(it->ring == ring);
+        svc_item_reset(it, ring);
+    }
+    return it;
+}
+
+void svc_item_release(struct service *svc, struct svc_item *it)
+{
+    svc_item_validate(svc, it);
+    struct svc_ring *r = &svc->rings[it->ring];
+    it->req = NULL;
+    base_mutex_lock(&r->lock);
+    ASSERT(r->num_free < r->cap);
+    r->free[r->num_free++] = it;
+    base_mutex_unlock(&r->lock);
+}
+
+uint32_t svc_items_free(struct service *svc, uint32_t ring)
+{
+    ASSERT(ring < svc->num_rings);
+    struct svc_ring *r = &svc->rings[ring];
+    base_mutex_lock(&r->lock);
+    uint32_t n = r->num_free;
+    base_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* ---- answers ---- */
+
+void svc_respond(struct service *svc, struct ioring_request *req, int status, const char *type,
+                 const char *headers, const char *body, size_t len)
+{
+    ASSERT(status >= 100 && status <= 599);
+    if (svc->respond != NULL) {
+        svc->respond(svc->respond_ctx, req, status, type, headers, body, len);
+        return;
+    }
+    (void)ioring_request_respond(req, status, type, headers, body, len);
+}
+
+void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc_route route,
+                       enum signer_code code, const char *reason, const char *request_id,
+                       char *scratch, size_t scratch_cap)
+{
+    char headers[768];
+    char diag[512];
+    size_t diag_len = 0;
+    size_t body_len = 0;
+    unsigned status = signer_error_status(code);
+    int rc = signer_diagnostics_format(diag, sizeof(diag), &diag_len, code, svc->cfg->name, reason);
+    ASSERT(rc == 0);
+    int n = snprintf(headers, sizeof(headers), "X-Ms-diagnostics: %s\r\n%s%s", diag,
+                     code == SIGNER_CODE_AUTHENTICATION_FAILED
+                         ? "WWW-Authenticate: Basic realm=\"certprov\"\r\n"
+                         : "",
+                     status == 503 ? "Retry-After: 1\r\n" : "");
+    ASSERT(n > 0);
+    ASSERT((size_t)n < sizeof(headers));
+    const char *type = "text/plain; charset=utf-8";
+    if (route == SVC_ROUTE_SOAP) {
+        rc = signer_soap_error_response(scratch, scratch_cap, &body_len, code, reason, request_id);
+        type = "text/xml; charset=utf-8";
+    } else {
+        rc = signer_est_error_body(scratch, scratch_cap, &body_len, code, reason);
+    }
+    ASSERT(rc == 0);
+    svc_metrics_request(svc, route, (int)code);
+    svc_respond(svc, req, (int)status, type, headers, scratch, body_len);
+}

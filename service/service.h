@@ -1,0 +1,132 @@
+/* service: the appliance's request path, what certprovd runs on the io_uring engine.
+ *
+ * It owns the routes (CertProv SOAP, EST, the CA chain, /healthz, /readyz, /metrics), the
+ * sign-in and lockout decisions, the per-ring batch, the group-commit writer thread, readiness,
+ * metrics, the per-request log line and the configuration of the whole appliance. The domain
+ * (CSR intake, identity, profile, CA, PIN verifiers, the SOAP and EST codecs) is signer/'s; the
+ * engine is ioring/'s, the replica and the publisher store/'s, the CA key hsm/'s.
+ *
+ * One enrollment: on its ring thread the request is parsed, the user authenticated (read-only
+ * LMDB lookups and a fixed number of HMACs whatever the number matched, so an unknown number and
+ * a wrong PIN cost the same) and the CSR checked. At the end of each ring loop turn
+ * (service_turn_end) every request the ring gathered is signed in one hsm_key_sign_batch call and
+ * queued to the writer. The writer commits all waiting groups (certificates, outbox entries,
+ * lockout updates) in one LMDB transaction and answers them only once it is durable (durable
+ * before visible); failed sign-ins are answered after their lockout update is durable too. Every
+ * queue is bounded by the per-ring item slots: a ring without a free slot answers 503
+ * Overloaded with Retry-After.
+ *
+ * Errors on the wire: each refusal is an HTTP status, an X-Ms-diagnostics header and, for SOAP,
+ * an ErrorInfo body with its Code (enum signer_code); EST errors are text/plain "CODE: reason". */
+#ifndef CERTPROV_SERVICE_H
+#define CERTPROV_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "signer/signer.h"
+#include "store/store.h"
+
+/* ---- configuration: the INI file of the appliance ---- */
+
+#define SERVICE_CONFIG_ERR_MAX 256
+#define SERVICE_NAME_MAX 253
+#define SERVICE_PATH_MAX 1024
+
+struct service_pool_config {
+    char name[STORE_POOL_MAX + 1];
+    char store[SERVICE_PATH_MAX]; /* "embedded" or a libpq connection string */
+};
+
+struct service_config {
+    char path[SERVICE_PATH_MAX]; /* the file itself */
+    char dir[SERVICE_PATH_MAX];  /* its directory: relative paths are resolved here */
+    char name[SERVICE_NAME_MAX + 1];
+    char listen[128];
+    char tls_listen[128];
+    uint32_t workers;
+    uint32_t max_connections;
+    uint32_t max_request_bytes;
+    uint32_t max_inflight;     /* requests in flight per worker (ring) */
+    uint32_t header_timeout_s; /* slow clients: first byte to end of headers */
+    uint32_t body_timeout_s;   /* end of headers to end of body */
+    uint32_t idle_timeout_s;   /* idle keep-alive connection */
+    bool proxy_protocol;
+    char device_trust[SERVICE_PATH_MAX];
+    char ca_backend[16]; /* "soft" or "pkcs11" */
+    char ca_key[SERVICE_PATH_MAX];
+    char ca_module[SERVICE_PATH_MAX];
+    char store_path[SERVICE_PATH_MAX]; /* resolved to an absolute or config-relative path */
+    uint64_t map_size;
+    struct signer_profile profile;
+    struct signer_pin_policy pin;
+    size_t num_pools;
+    struct service_pool_config pools[STORE_POOLS_MAX];
+};
+
+/* service_config_defaults fills *out with the built-in defaults. */
+void service_config_defaults(struct service_config *out);
+
+/* service_config_load reads the INI file at `path` over the defaults. Unknown sections or keys,
+ * bad values and duplicate pools are errors. Returns 0, -ENOENT, or -EINVAL with a message
+ * naming the file, line and key in `err` (SERVICE_CONFIG_ERR_MAX bytes). */
+int service_config_load(struct service_config *out, char *err, const char *path);
+
+/* service_config_find_pool returns the pool named `name` or NULL. Borrowed from `cfg`. */
+const struct service_pool_config *service_config_find_pool(const struct service_config *cfg,
+                                                         const char *name);
+
+
+/* ---- the enrollment service ---- */
+
+struct ioring_engine;
+struct ioring_request;
+struct service;
+
+struct service_options {
+    const struct service_config *cfg; /* borrowed: outlives the service */
+    struct store *st;                 /* borrowed */
+    struct signer_ca *ca;             /* borrowed */
+    struct signer_pin_key *pin_key;   /* borrowed */
+    uint32_t rings;                   /* ring threads of the engine */
+    uint32_t items_per_ring;     /* enrollments in flight per ring (the engine's max_inflight) */
+    struct store_publisher *pub; /* borrowed, may be NULL: woken after each commit; readyz */
+};
+
+/* service_new allocates every item slot, reads the CA certificates it serves and starts the
+ * writer thread. Returns 0 (*out owned; free with service_free), -EINVAL (no rings, or
+ * items_per_ring is 0 or over 4096), -ENOMEM, -E2BIG (the CA chain does not fit), or a negative
+ * errno from reading the CA certificates or from pthread_create. Not thread-safe. */
+int service_new(struct service **out, const struct service_options *opt);
+
+/* service_set_engine gives the service the engine, for its statistics (metrics). Thread-safe
+ * (the rings may already run). */
+void service_set_engine(struct service *svc, struct ioring_engine *eng);
+
+/* service_handle is the engine's ioring_handler_fn (ctx = the service): it answers `req` at once
+ * or, for an enrollment, once its certificate is durable. Runs on the request's ring thread. */
+void service_handle(void *ctx, struct ioring_request *req);
+
+/* service_turn_end is the engine's ioring_turn_end_fn (ctx = the service): signs what ring
+ * `ring` gathered in this loop turn and queues it to the writer. Runs on that ring's thread. */
+void service_turn_end(void *ctx, uint32_t ring);
+
+/* service_classify is the engine's ioring_classify_fn: the route of a refused request, so that
+ * its answer has the route's format. Thread-safe. */
+uint8_t service_classify(void *ctx, const char *target, size_t target_len);
+
+/* service_canned is the engine's ioring_canned_fn: the engine's own refusals (400, 413, 414,
+ * 431, 503) answered with their Code (BadRequest, TooLarge, Overloaded), the X-Ms-diagnostics
+ * header and, on the SOAP route, the ErrorInfo body, written into `out` (cap bytes). Returns the
+ * length of the whole response, or 0 when `status` is not one of these or it does not fit (the
+ * engine then sends its plain answer). Thread-safe. */
+size_t service_canned(void *ctx, char *out, size_t cap, uint16_t status, uint8_t hint, bool close,
+                      uint32_t retry_after_s);
+
+/* service_free stops the writer thread once it has answered everything queued, then frees the
+ * service. Call after ioring_engine_stop and BEFORE ioring_engine_free: the writer's last
+ * answers still wake the rings. NULL is a no-op. */
+void service_free(struct service *svc);
+
+#endif
