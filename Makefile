@@ -126,9 +126,12 @@ $(OBJ)/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	    $(filter -fsanitize% -fno-%,$(MODE_CFLAGS)) \
 	    -isystem $(LLHTTP_INC) -MMD -MP -c -o $@ $<
 
-# ---- BoringSSL (fetched with apt-get source, built once, cached under $(BSSL_DIR)) ----
+# ---- BoringSSL (fetched with apt-get source by `make deps`, built once, cached under $(BSSL_DIR)) ----
+# Fetching may add a deb-src entry to the system's apt sources and run apt-get update, so only
+# `make deps` (which make test, run, bench and fuzz call) does it, never a plain build.
 $(BSSL_DIR)/src/debian/sources.mk:
-	$(Q)deps/fetch-boringssl.sh $(BSSL_DIR)
+	@echo "make: BoringSSL's source is missing in $(BSSL_DIR)/src: run 'make deps' as root first" >&2
+	@exit 1
 
 # The stamp is named by a hash of deps/boringssl.mk, so a change of its flags rebuilds BoringSSL,
 # while a mere checkout (new mtime, same content) does not.
@@ -138,6 +141,17 @@ $(BSSL_STAMP): $(BSSL_DIR)/src/debian/sources.mk
 	@echo "  BUILD   BoringSSL (static, hidden symbols, without OPENSSL_SMALL)"
 	$(Q)$(MAKE) --no-print-directory -f deps/boringssl.mk SRC=$(BSSL_DIR)/src OUT=$(BSSL_DIR)
 	$(Q)rm -f $(BSSL_DIR)/.built-* && touch $@
+
+# Targets that start nested makes (test, bench, ...) build whole trees: run beside each other or
+# beside a plain build under -j, two of them would write the same tree. When one of them is asked
+# for, the top-level make runs its goals one after another; the nested makes still build in
+# parallel (.NOTPARALLEL applies to this make only, not to the makes it starts).
+NESTED_GOALS := test bench debug asan tsan run fuzz
+ifeq ($(MAKELEVEL),0)
+ifneq ($(filter $(NESTED_GOALS),$(MAKECMDGOALS)),)
+.NOTPARALLEL:
+endif
+endif
 
 .PHONY: all deps boringssl progs tests benches run test check-symbols debug asan tsan bench \
     fuzz format check-format clean distclean install unit integration
@@ -150,6 +164,7 @@ boringssl: $(BSSL_CRYPTO)
 
 deps:
 	$(Q)deps/install.sh
+	$(Q)deps/fetch-boringssl.sh $(BSSL_DIR)
 
 debug:
 	$(Q)$(MAKE) --no-print-directory MODE=debug progs

@@ -6,6 +6,10 @@ set -eu
 dir=$1
 pkg=android-platform-external-boringssl
 [ -f "$dir/src/debian/sources.mk" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "fetch-boringssl: $dir/src is missing and fetching it needs root: run 'make deps' as root" >&2
+    exit 1
+fi
 if ! apt-cache showsrc "$pkg" >/dev/null 2>&1 || [ -z "$(apt-cache showsrc "$pkg" 2>/dev/null)" ]; then
     if [ -f /etc/apt/sources.list.d/debian.sources ]; then
         sed 's/^Types:.*$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
