@@ -191,17 +191,33 @@ struct ioring_engine {
     uint32_t init_done;
 };
 
+/* The files of ioring/ call one way: engine.c starts ring.c; ring.c reaches transport.c only
+ * through the connection's ops table (a function pointer, like the handler); transport.c calls
+ * http.c, http.c calls ring.c's slot and pipeline helpers, and canned.c is below them all. */
+
 /* ring.c */
+/* ring_main is the thread of one ring: its event loop until the engine stops. */
 void *ring_main(void *arg);
+/* ring_wake makes ring `r` look at its completed requests (no-op on its own thread). */
 void ring_wake(struct ring *r);
+/* conn_pipe_push queues the answer of `slot` (or a canned `status` when slot is SLOT_NONE). */
 void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close, uint8_t hint);
+/* conn_pump sends the oldest queued answer when it is ready (answers leave in request order). */
 void conn_pump(struct conn *c);
+/* slot_put gives a request slot back to its ring's free list. */
 void slot_put(struct ring *r, struct ioring_request *s);
+/* slot_take takes a free request slot, or NULL when the ring has none (the caller sends 503). */
 struct ioring_request *slot_take(struct ring *r);
 
 /* http.c */
+/* http_settings_init fills the llhttp callbacks that parse requests into slots. */
 void http_settings_init(llhttp_settings_t *s);
+/* http_input feeds plaintext bytes of connection `c` to its parser. Returns 0. */
 int http_input(struct conn *c, const uint8_t *data, size_t len);
+
+/* canned.c */
+/* http_canned_format writes the engine's plain answer of `status` into `out`; returns its length.
+ */
 size_t http_canned_format(char *out, size_t cap, uint16_t status, bool close,
                           uint32_t retry_after_s);
 
