@@ -118,7 +118,8 @@ const struct ctl_cmd ctl_ca_cmds[] = {
      "[--fqdn NAME]",
      "Creates the root CA, the issuing CA (key type --key-type, default p256) and the TLS\n"
      "server certificate for --fqdn (default: [server] name) in the store directory, and the\n"
-     "PIN key. Refuses to overwrite an existing CA."},
+     "PIN key. Refuses to overwrite an existing CA. --pkcs11 is refused: this build has only\n"
+     "the soft key backend (the key in a 0600 file in the store directory)."},
     {"ca", "show", ca_show, "",
      "Shows the root CA, the issuing CA and its key backend, and the TLS server certificate."},
     {NULL, NULL, NULL, NULL, NULL},
