@@ -146,8 +146,9 @@ static int section_server(struct config_ctx *ctx, const char *k, const char *v)
     } else if (strcmp(k, "max_connections") == 0) {
         return set_u32(ctx, &c->max_connections, "[server] max_connections", v, 1, 1000000);
     } else if (strcmp(k, "max_request_bytes") == 0) {
+        /* The SOAP parser takes at most SIGNER_SOAP_BODY_MAX: the limit cannot be larger. */
         return set_u32(ctx, &c->max_request_bytes, "[server] max_request_bytes", v, 1024,
-                       16u << 20);
+                       SIGNER_SOAP_BODY_MAX);
     } else if (strcmp(k, "max_inflight") == 0) {
         return set_u32(ctx, &c->max_inflight, "[server] max_inflight", v, 1, 4096);
     } else if (strcmp(k, "header_timeout_s") == 0) {

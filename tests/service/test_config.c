@@ -155,3 +155,15 @@ Test(service_config, engine_bounds, .init = setup, .fini = teardown)
     cr_assert_eq(cfg.header_timeout_s, 10);
     cr_assert_eq(cfg.idle_timeout_s, 60);
 }
+
+/* max_request_bytes is what the SOAP parser is handed as its limit: a value over what the parser
+ * takes (SIGNER_SOAP_BODY_MAX) aborted certprovd on the first SOAP request. The configuration
+ * refuses it and names the key and the maximum. */
+Test(service_config, max_request_bytes_within_the_soap_parser, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n[server]\nmax_request_bytes = 1048576\n"), 0, "%s", err);
+    cr_assert_eq(cfg.max_request_bytes, SIGNER_SOAP_BODY_MAX);
+    expect_error("[pool.p]\n[server]\nmax_request_bytes = 1048577\n", "max_request_bytes");
+    cr_assert_not_null(strstr(err, "1048576"), "%s", err);
+    expect_error("[pool.p]\n[server]\nmax_request_bytes = 16777216\n", "max_request_bytes");
+}
