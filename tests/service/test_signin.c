@@ -138,9 +138,13 @@ static void locked_whatever_the_pin(bool admin)
     expect_failed(right, SIGNER_CODE_PIN_LOCKED);
     expect_failed(right_ext, SIGNER_CODE_PIN_LOCKED);
     expect_failed(wrong, SIGNER_CODE_PIN_LOCKED);
-    /* While locked, a guess is not counted (nothing more to lock). */
+    /* While locked, a guess is not counted (nothing more to lock) ... */
     cr_assert_eq(right->num_pin_failures, 0);
     cr_assert_eq(wrong->num_pin_failures, 0);
+    /* ... so the answer must not tell a right PIN from a wrong one, or a locked account could
+     * be guessed without limit. */
+    cr_assert_str_eq(right->reason, wrong->reason);
+    cr_assert_str_eq(right_ext->reason, wrong->reason);
     svc_item_release(g_fx.svc, right);
     svc_item_release(g_fx.svc, right_ext);
     svc_item_release(g_fx.svc, wrong);

@@ -471,6 +471,9 @@ Test(service_writer, lockout_window_reset_lock_and_refusal, .init = setup_lockou
     fx_wait_answers(answered);
     expect_error(fx_answer(answered - 2), SIGNER_CODE_PIN_LOCKED, NULL);
     expect_error(fx_answer(answered - 1), SIGNER_CODE_PIN_LOCKED, NULL);
+    cr_assert_str_eq(fx_answer(answered - 2)->body, fx_answer(answered - 1)->body,
+                     "a locked account must not tell a right PIN from a wrong one");
+    cr_assert_str_eq(fx_answer(answered - 2)->reason, fx_answer(answered - 1)->reason);
     l = fx_lockout(alice->uri);
     cr_assert_eq(l.total_failures, 5);
     cr_assert_eq(atomic_load(&g_fx.svc->metrics.lockouts), 1);
