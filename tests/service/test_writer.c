@@ -294,23 +294,31 @@ Test(service_writer, an_item_that_cannot_be_signed_fails_alone, .init = setup_wr
 
 /* ---- failed commits ---- */
 
-/* failed_group pushes three enrollments in one group and checks that every answer is `code`
- * with `reason` and that nothing was stored. */
+/* failed_group pushes three enrollments and a wrong PIN (dave's extension) in one group and
+ * checks that every answer is `code` with `reason` and that nothing was stored. */
 static void failed_group(enum signer_code code, const char *reason)
 {
     uint64_t before = cert_count();
-    struct svc_item *items[3];
+    struct svc_item *items[4];
     items[0] = fx_enroll(0, SVC_ROUTE_EST_ENROLL, FX_ALICE);
     items[1] = fx_enroll(0, SVC_ROUTE_SOAP, FX_BOB);
     items[2] = fx_enroll(0, SVC_ROUTE_EST_ENROLL, FX_CAROL);
-    fx_turn(0, items, 3);
-    fx_wait_answers(3);
-    for (size_t i = 0; i < 3; i++) {
+    items[3] = fx_signin(0, SVC_ROUTE_SOAP, fx_users[FX_DAVE].ext, FX_WRONG_PIN);
+    cr_assert_eq(items[3]->num_pin_failures, 1);
+    fx_watch(fx_users[FX_DAVE].uri);
+    fx_turn(0, items, 4);
+    fx_wait_answers(4);
+    for (size_t i = 0; i < 4; i++) {
         const struct fx_answer *a = fx_answer(i);
         cr_assert_str_eq(a->type, i % 2 == 1 ? SOAP_TYPE : "text/plain; charset=utf-8");
+        /* The wrong PIN too: its failure was not recorded, so the answer must not say whether
+         * the PIN was right (else PINs could be guessed without limit while commits fail). */
         expect_error(a, code, reason);
+        cr_assert(a->lockout_read);
+        cr_assert_eq(a->lockout.total_failures, 0);
     }
     cr_assert_eq(cert_count(), before, "a failed commit stores nothing");
+    cr_assert_eq(fx_lockout(fx_users[FX_DAVE].uri).total_failures, 0);
     cr_assert_eq(atomic_load(&g_fx.svc->metrics.certificates), 0);
     fx_wait_items_free(0, 16);
 }
