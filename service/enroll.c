@@ -70,6 +70,11 @@ static void item_fail(struct svc_item *it, enum signer_code code, const char *re
     (void)snprintf(it->reason, sizeof(it->reason), "%s", reason);
 }
 
+/* One reason for every PinLocked answer, right PIN or wrong: a locked user's guesses are not
+ * counted, so an answer that differed would let a locked PIN be guessed without limit. */
+static const char pin_locked_reason[] =
+    "The PIN is locked after too many failures; try later or ask an administrator";
+
 /* svc_authenticate finds the user whose phone number or extension is `user` and whose PIN is
  * `pin`. It always computes SVC_CANDIDATES_MAX verifiers (dummies for missing candidates), so
  * an unknown number costs what a wrong PIN costs. */
@@ -96,9 +101,7 @@ void svc_authenticate(struct service *svc, struct svc_item *it, const char *user
         if (store_lockout_get(svc->st, &l, cands[matched].uri) != 0) {
             item_fail(it, SIGNER_CODE_INTERNAL_ERROR, "the lockout state cannot be read");
         } else if (signer_lockout_check(&l, now) != SIGNER_LOCKOUT_OPEN) {
-            item_fail(it, SIGNER_CODE_PIN_LOCKED,
-                      l.admin_locked ? "The PIN is locked; ask an administrator to unlock it"
-                                     : "The PIN is locked for a while after too many failures");
+            item_fail(it, SIGNER_CODE_PIN_LOCKED, pin_locked_reason);
         } else {
             it->user = cands[matched];
             it->pin_success = l.window_failures != 0 || l.window_start_s != 0;
@@ -118,8 +121,7 @@ void svc_authenticate(struct service *svc, struct svc_item *it, const char *user
     }
     atomic_fetch_add(&svc->metrics.pin_failures, 1);
     if (n > 0 && !any_open) {
-        item_fail(it, SIGNER_CODE_PIN_LOCKED,
-                  "The PIN is locked after too many failures; try later or ask an administrator");
+        item_fail(it, SIGNER_CODE_PIN_LOCKED, pin_locked_reason);
     } else {
         item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED,
                   "The phone number or extension and PIN do not match a user");

@@ -157,16 +157,18 @@ static void respond_success(struct service *svc, struct svc_item *it)
     svc_respond(svc, it->req, 200, type, headers, svc->scratch, len);
 }
 
-/* answer answers one item after its group's commit returned `rc`. */
+/* answer answers one item after its group's commit returned `rc`. A failed sign-in whose
+ * failures that commit was to record gets the commit's failure too: answered with its own, it
+ * would tell a wrong PIN from a right one while no guess is counted. */
 static void answer(struct service *svc, struct svc_item *it, int rc)
 {
-    bool has_cert = !it->failed && it->sign_rc == 0;
-    if (has_cert && rc == -ENOSPC) {
+    bool needs_commit = (!it->failed && it->sign_rc == 0) || it->num_pin_failures > 0;
+    if (needs_commit && rc == -ENOSPC) {
         it->failed = true;
         it->fail = SIGNER_CODE_OVERLOADED;
         (void)base_str_copy(it->reason, sizeof(it->reason),
                             "The certificate store is full; the operator must raise its size");
-    } else if (has_cert && rc != 0) {
+    } else if (needs_commit && rc != 0) {
         it->failed = true;
         it->fail = SIGNER_CODE_INTERNAL_ERROR;
         (void)base_str_copy(it->reason, sizeof(it->reason), "The certificate could not be stored");
