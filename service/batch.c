@@ -9,8 +9,8 @@
 
 /* svc_sign_items signs `items` in one batch, using `scratch` (HSM_BATCH_MAX issues) because
  * signer_issue_batch wants them side by side; the results are copied back into the items. */
-void svc_sign_items(struct service *svc, struct signer_issue *scratch,
-                    struct svc_item **items, size_t n)
+void svc_sign_items(struct service *svc, struct signer_issue *scratch, struct svc_item **items,
+                    size_t n)
 {
     ASSERT(n <= HSM_BATCH_MAX);
     struct svc_item *signing[HSM_BATCH_MAX];
@@ -44,4 +44,3 @@ void svc_sign_items(struct service *svc, struct signer_issue *scratch,
         memcpy(it->der, scratch[i].der, scratch[i].der_len);
     }
 }
-

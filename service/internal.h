@@ -126,9 +126,8 @@ struct svc_ring {
 
 /* svc_respond_fn sends one answer; the default is ioring_request_respond. Tests put their own
  * here to drive the service without a network. */
-typedef void (*svc_respond_fn)(void *ctx, struct ioring_request *req, int status,
-                               const char *type, const char *headers, const char *body,
-                               size_t len);
+typedef void (*svc_respond_fn)(void *ctx, struct ioring_request *req, int status, const char *type,
+                               const char *headers, const char *body, size_t len);
 
 struct service {
     const struct service_config *cfg;
@@ -179,8 +178,7 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
 /* svc_authenticate signs in `user` (phone number or extension) with `pin`: on success sets
  * it->user; otherwise fails the item (AuthenticationFailed, PinLocked or InternalError) and lists
  * the lockout failures the writer must record. Costs SVC_CANDIDATES_MAX HMACs whatever matched. */
-void svc_authenticate(struct service *svc, struct svc_item *it, const char *user,
-                      const char *pin);
+void svc_authenticate(struct service *svc, struct svc_item *it, const char *user, const char *pin);
 
 /* ---- writer.c ---- */
 

@@ -75,8 +75,7 @@ int service_config_load(struct service_config *out, char *err, const char *path)
 
 /* service_config_find_pool returns the pool named `name` or NULL. Borrowed from `cfg`. */
 const struct service_pool_config *service_config_find_pool(const struct service_config *cfg,
-                                                         const char *name);
-
+                                                           const char *name);
 
 /* ---- the enrollment service ---- */
 

@@ -70,8 +70,8 @@ static void put_requests(struct text *t, struct service *svc)
         for (int c = 0; c < SVC_RESULT_MAX_; c++) {
             uint64_t v = atomic_load(&svc->metrics.requests[r][c]);
             if (v != 0) {
-                put(t, "certprov_requests_total{route=\"%s\",code=\"%s\"} %llu\n", svc_route_name((enum svc_route)r),
-                    result_name(c), (unsigned long long)v);
+                put(t, "certprov_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
+                    svc_route_name((enum svc_route)r), result_name(c), (unsigned long long)v);
             }
         }
     }
@@ -256,8 +256,7 @@ static bool service_ready(struct service *svc, uint64_t *out_free)
     return ready;
 }
 
-void svc_respond_status(struct service *svc, struct ioring_request *req,
-                        enum svc_route route)
+void svc_respond_status(struct service *svc, struct ioring_request *req, enum svc_route route)
 {
     static _Thread_local char buf[SVC_RESPONSE_MAX];
     struct text t = {.p = buf, .cap = sizeof(buf)};
