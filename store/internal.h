@@ -58,8 +58,8 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored lit
 #define STORE_PHEXT_KEY_MAX (STORE_PHONE_MAX + 1 + STORE_EXT_MAX)
 #define STORE_INDEX_TAIL_DEFAULT 32768u
 #define STORE_META_INDEX "index"
-/* Slices of the key space a segment is indexed in (meta "index" records it; environments of
- * 2026-12-01 and before used 16, without recording it: their progress is converted). */
+/* Slices of the key space a segment is indexed in (meta "index" records it; environments written
+ * before it was recorded used 16: their progress is converted). */
 #define STORE_INDEX_SLICES 128u
 #define STORE_INDEX_SLICES_V1 16u
 static_assert(STORE_INDEX_SLICES >= 1 && STORE_INDEX_SLICES <= 128, "serial slices: first byte");

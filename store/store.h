@@ -49,12 +49,10 @@ struct store_options {
      * (about this many, up to twice while a segment is indexed) are found by scanning the
      * sequence-ordered certificate table instead (a serial clash is checked against them
      * through an in-memory set), and once there are more, they are indexed slice by slice
-     * (cert.c index_step). A commit then dirties no random index page per certificate; the
-     * longer the tail, the more entries a slice puts on each index page it writes: with
-     * 1,000,000 certificates stored, batch 64 ran at 22k/s with 8192, ~32k/s with 32768 (median
-     * of 3) and 46k/s with 65536 (one run; bench_store, 2026-12-01). Lookups by serial of a tail
-     * certificate scan it (certprovctl; the enrollment path never does). 0 =
-     * STORE_INDEX_TAIL_DEFAULT (32768). */
+     * (cert.c index_step). A commit then dirties no random index page per certificate, and a
+     * longer tail puts more entries on each index page a slice writes: fewer page writes per
+     * certificate. Lookups by serial of a tail certificate scan it (certprovctl; the enrollment
+     * path never does). 0 = STORE_INDEX_TAIL_DEFAULT (32768). */
     uint32_t index_tail_max;
 };
 
