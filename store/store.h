@@ -49,7 +49,7 @@ struct store_options {
      * (about this many, up to twice while a segment is indexed) are found by scanning the
      * sequence-ordered certificate table instead (a serial clash is checked against them
      * through an in-memory set), and once there are more, they are indexed slice by slice
-     * (cert.c index_step). A commit then dirties no random index page per certificate, and a
+     * (index.c store_index_step). A commit then dirties no random index page per certificate, and a
      * longer tail puts more entries on each index page a slice writes: fewer page writes per
      * certificate. Lookups by serial of a tail certificate scan it (certprovctl; the enrollment
      * path never does). 0 = STORE_INDEX_TAIL_DEFAULT (32768). */

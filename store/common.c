@@ -1,0 +1,115 @@
+/* common.c: what every file of store/ uses: LMDB error conversion (store_err), transactions,
+ * string and key helpers, and the pool id lookup. It calls nothing else in store/. */
+#include <errno.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "store/internal.h"
+
+int store_err(const struct store *st, int mdb_rc, const char *op)
+{
+    ASSERT(st != NULL);
+    ASSERT(op != NULL);
+    switch (mdb_rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return -ENOENT;
+    case MDB_KEYEXIST:
+        return -EEXIST;
+    case MDB_MAP_FULL:
+        log_err("store: map_full path=%s map_size=%llu op=%s action=\"raise [store] map_size in "
+                "the configuration\"",
+                st->path, (unsigned long long)st->map_size, op);
+        return -ENOSPC;
+    default:
+        break;
+    }
+    log_err("store: lmdb_error path=%s op=%s rc=%d error=\"%s\"", st->path, op, mdb_rc,
+            mdb_strerror(mdb_rc));
+    if (mdb_rc > 0) {
+        return -mdb_rc; /* a system errno (EACCES, ENOMEM, ENOSPC, EROFS, ...) */
+    }
+    switch (mdb_rc) {
+    case MDB_TXN_FULL:
+        return -ENOSPC;
+    case MDB_READERS_FULL:
+        return -EBUSY;
+    default:
+        return -EIO; /* corruption, panic, version mismatch, bad handles: never retryable */
+    }
+}
+
+void store_validate(const struct store *st)
+{
+    ASSERT(st != NULL);
+    ASSERT(st->state == STORE_STATE_OPEN);
+    ASSERT(st->env != NULL);
+    ASSERT(st->map_size >= STORE_MAP_SIZE_MIN);
+    ASSERT(memchr(st->path, '\0', sizeof(st->path)) != NULL);
+}
+
+int store_txn_begin(struct store *st, MDB_txn **out, bool write)
+{
+    store_validate(st);
+    ASSERT(out != NULL);
+    ASSERT(!write || !st->read_only);
+    return store_err(st, mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, out), "txn_begin");
+}
+
+int store_txn_commit(struct store *st, MDB_txn *txn)
+{
+    store_validate(st);
+    ASSERT(txn != NULL);
+    return store_err(st, mdb_txn_commit(txn), "txn_commit");
+}
+
+bool store_str_ok(const char *s, size_t max)
+{
+    return s != NULL && strnlen(s, max + 1) <= max;
+}
+
+MDB_val store_val_str(const char *s)
+{
+    ASSERT(s != NULL);
+    MDB_val v = {.mv_size = strlen(s), .mv_data = (void *)(uintptr_t)s};
+    return v;
+}
+
+void store_seq_encode(uint8_t out[STORE_SEQ_KEY_LEN], uint64_t seq)
+{
+    for (size_t i = 0; i < STORE_SEQ_KEY_LEN; i++) {
+        out[i] = (uint8_t)(seq >> (8 * (STORE_SEQ_KEY_LEN - 1 - i)));
+    }
+}
+
+uint64_t store_seq_decode(const uint8_t in[STORE_SEQ_KEY_LEN])
+{
+    uint64_t seq = 0;
+    for (size_t i = 0; i < STORE_SEQ_KEY_LEN; i++) {
+        seq = (seq << 8) | in[i];
+    }
+    return seq;
+}
+
+int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char *pool)
+{
+    ASSERT(txn != NULL);
+    ASSERT(out_id != NULL);
+    if (!store_str_ok(pool, STORE_POOL_MAX) || pool[0] == '\0') {
+        return -ENOENT;
+    }
+    MDB_val key = store_val_str(pool);
+    MDB_val val = {0};
+    int rc = store_err(st, mdb_get(txn, st->pools, &key, &val), "get_pool");
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t id = 0;
+    ASSERT(val.mv_size == sizeof(id));
+    memcpy(&id, val.mv_data, sizeof(id));
+    ASSERT(id >= 1);
+    ASSERT(id <= STORE_POOLS_MAX);
+    *out_id = id;
+    return 0;
+}
