@@ -6,38 +6,60 @@
 #include "base/base.h"
 #include "store/internal.h"
 
-int store_err(const struct store *st, int mdb_rc, const char *op)
+int store_err_map(int rc)
 {
-    ASSERT(st != NULL);
-    ASSERT(op != NULL);
-    switch (mdb_rc) {
+    switch (rc) {
     case MDB_SUCCESS:
         return 0;
     case MDB_NOTFOUND:
+    case ENOENT: /* the environment's directory or an embedded pool store does not exist */
         return -ENOENT;
     case MDB_KEYEXIST:
         return -EEXIST;
     case MDB_MAP_FULL:
+    case MDB_TXN_FULL: /* one transaction outgrew LMDB's dirty-page limit: as full for it */
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+        return -ENOSPC;
+    case MDB_READERS_FULL: /* every reader slot taken: free again when readers finish */
+    case EAGAIN:           /* mdb_env_open: the environment is locked by another process */
+    case EBUSY:
+        return -EBUSY;
+    case ENOMEM:
+        return -ENOMEM;
+    case EROFS:
+        return -EROFS;
+    case EACCES:
+    case EPERM:
+        return -EACCES;
+    default:
+        /* Damaged or unexpected: MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_PANIC,
+         * MDB_VERSION_MISMATCH, MDB_INVALID, MDB_MAP_RESIZED, every other MDB_* code (bad handles,
+         * value sizes, full tables: our bugs), EIO, EINVAL and any other system error. Retrying
+         * does not help; the log has the library's text. */
+        return -EIO;
+    }
+}
+
+int store_err(const struct store *st, int rc, const char *op)
+{
+    ASSERT(st != NULL);
+    ASSERT(op != NULL);
+    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND || rc == MDB_KEYEXIST) {
+        return store_err_map(rc); /* expected: the caller decides */
+    }
+    if (rc == MDB_MAP_FULL) {
         log_err("store: map_full path=%s map_size=%llu op=%s action=\"raise [store] map_size in "
                 "the configuration\"",
                 st->path, (unsigned long long)st->map_size, op);
-        return -ENOSPC;
-    default:
-        break;
+    } else {
+        log_err("store: lmdb_error path=%s op=%s rc=%d error=\"%s\"", st->path, op, rc,
+                mdb_strerror(rc));
     }
-    log_err("store: lmdb_error path=%s op=%s rc=%d error=\"%s\"", st->path, op, mdb_rc,
-            mdb_strerror(mdb_rc));
-    if (mdb_rc > 0) {
-        return -mdb_rc; /* a system errno (EACCES, ENOMEM, ENOSPC, EROFS, ...) */
-    }
-    switch (mdb_rc) {
-    case MDB_TXN_FULL:
-        return -ENOSPC;
-    case MDB_READERS_FULL:
-        return -EBUSY;
-    default:
-        return -EIO; /* corruption, panic, version mismatch, bad handles: never retryable */
-    }
+    int err = store_err_map(rc);
+    ASSERT(err < 0);
+    return err;
 }
 
 void store_validate(const struct store *st)

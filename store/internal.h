@@ -181,10 +181,13 @@ static_assert(sizeof(struct outbox_rec) == 48, "outbox_rec on-disk size");
 
 #define STORE_MAP_SIZE_MIN (64u * 1024u)
 
-/* store_err converts an LMDB return code to 0 or a negative errno, the only place in store/ that
- * does. It logs mdb_strerror (and for MDB_MAP_FULL the setting to raise) except for the expected
+/* store_err_map maps an LMDB return code or a system errno to 0 or one of the fixed negative
+ * errnos of store.h ("Errors"), without logging: the one table of store/. */
+int store_err_map(int rc);
+/* store_err is store_err_map for a call on `st`'s environment, and the one place that logs the
+ * library's text (mdb_strerror; for MDB_MAP_FULL the setting to raise), except for the expected
  * MDB_NOTFOUND (-ENOENT) and MDB_KEYEXIST (-EEXIST). `op` names the failed call for the log. */
-int store_err(const struct store *st, int mdb_rc, const char *op);
+int store_err(const struct store *st, int rc, const char *op);
 /* store_validate ASSERTs the invariants of an open store. */
 void store_validate(const struct store *st);
 /* store_txn_begin starts a read (write == false) or write transaction: 0 or store_err's code. */

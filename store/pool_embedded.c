@@ -56,13 +56,15 @@ static bool embed_rec_ok(const struct embed_rec *r, size_t total)
                         r->der_len;
 }
 
+/* embed_err converts an LMDB return code (or errno) with store_err_map and puts the library's
+ * text in `err`: the publisher logs it once per outage, so it is not logged here. */
 static int embed_err(int mrc, const char *op, char *err, size_t cap)
 {
     if (mrc == MDB_SUCCESS) {
         return 0;
     }
     snprintf(err, cap, "embedded store: %s: %s", op, mdb_strerror(mrc));
-    return mrc == MDB_NOTFOUND || mrc == ENOENT ? -ENOENT : -EIO;
+    return store_err_map(mrc);
 }
 
 static void key_encode(uint8_t key[EMBED_KEY_LEN], const struct store_cert_meta *m)
@@ -114,8 +116,9 @@ static int env_open(MDB_env **out, MDB_dbi *out_dbi, uint8_t out_last[EMBED_KEY_
     }
     if (create && ((mkdir(dir, 0700) == -1 && errno != EEXIST) ||
                    (mkdir(path, 0700) == -1 && errno != EEXIST))) {
-        snprintf(err, cap, "embedded store: mkdir %s: %s", path, strerror(errno));
-        return -EIO;
+        int e = errno;
+        snprintf(err, cap, "embedded store: mkdir %s: %s", path, strerror(e));
+        return store_err_map(e);
     }
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;

@@ -114,8 +114,9 @@ int store_open(struct store **out, const struct store_options *opt)
     atomic_init(&st->nondurable_seq, UINT64_MAX);
     st->map_size = map_size;
     if (rc == 0 && !st->read_only && mkdir(st->path, 0700) == -1 && errno != EEXIST) {
-        rc = -errno;
-        log_err("store: mkdir_failed path=%s error=\"%s\"", st->path, strerror(errno));
+        int err = errno;
+        log_err("store: mkdir_failed path=%s error=\"%s\"", st->path, strerror(err));
+        rc = store_err_map(err);
     }
     if (rc == 0) {
         rc = env_setup(st);

@@ -12,7 +12,30 @@
  * The store knows nothing about cryptography: PIN verifiers and certificate DER are opaque bytes
  * to it. Strings are NUL-terminated UTF-8 and are compared byte-wise. All functions are
  * thread-safe unless stated otherwise; a `struct store_batch` belongs to one thread at a time.
- * Every function that writes returns -EROFS on a store opened with `read_only`. */
+ * Every function that writes returns -EROFS on a store opened with `read_only`.
+ *
+ * Errors. A fallible function returns 0 or a negative errno, and its comment lists every code it
+ * can return. LMDB's codes and system errors are converted in one place (store_err, which logs
+ * the library's own text there once) to this fixed set:
+ *   -ENOENT  not found: a key (MDB_NOTFOUND), or the environment's directory (ENOENT)
+ *   -EEXIST  the key exists (MDB_KEYEXIST): a user's URI, a certificate's serial
+ *   -ENOSPC  no room: the map is full (MDB_MAP_FULL: raise [store] map_size), the disk or quota
+ *            is (ENOSPC, EDQUOT, EFBIG), or one transaction outgrew LMDB's dirty-page limit
+ *            (MDB_TXN_FULL). Nothing of the call was stored; the same call fails again until
+ *            there is room
+ *   -EBUSY   every LMDB reader slot is taken (MDB_READERS_FULL), or another process holds the
+ *            environment's lock (EAGAIN, EBUSY): may succeed later
+ *   -ENOMEM  out of memory (ENOMEM)
+ *   -EROFS   the file system is read-only (EROFS); also a write on a store opened `read_only`
+ *   -EACCES  no permission on the environment's directory or files (EACCES, EPERM)
+ *   -EIO     anything damaged or unexpected: MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_PANIC,
+ *            MDB_VERSION_MISMATCH, MDB_INVALID, MDB_MAP_RESIZED, every other MDB_* code, EIO,
+ *            EINVAL (an argument LMDB refused) and every other system error. Retrying does not
+ *            help; the log has the library's text
+ * and, from the store's own checks: -EPROTO (meta "index" written by a version this one cannot
+ * read), -EINVAL (an argument the caller got wrong: a bad option, an over-long string; misuse
+ * that only a bug of ours could cause ASSERTs instead), and the codes a function names itself
+ * (-E2BIG, -ENOTUNIQ, -EHOSTUNREACH, -EAGAIN). */
 #ifndef CERTPROV_STORE_H
 #define CERTPROV_STORE_H
 
