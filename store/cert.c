@@ -148,6 +148,7 @@ static void cert_decode(struct store_cert_meta *out, const uint8_t **out_der, si
 
 /* commit_ctx carries what one group commit resolves once: the pools seen and the time. */
 struct commit_ctx {
+    struct store_batch *batch;
     MDB_txn *txn;
     uint64_t first_seq;
     int64_t now_ms;
@@ -282,6 +283,24 @@ static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_ba
     return rc;
 }
 
+/* batch_txn is the write transaction of store_batch_commit (under commit_lock). */
+static int batch_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    struct commit_ctx *c = arg;
+    c->txn = txn;
+    (void)store_env_grow(st->env); /* a failure only costs speed */
+    int rc = batch_put_all(st, c, c->batch);
+    if (rc != 0) {
+        return rc;
+    }
+    if (st->defer_meta_sync && c->batch->num_items > 0) {
+        /* Marked before the commit makes them visible: a reader never sees them unmarked. */
+        uint64_t nd = atomic_load(&st->nondurable_seq);
+        atomic_store(&st->nondurable_seq, nd < c->first_seq ? nd : c->first_seq);
+    }
+    return 0;
+}
+
 int store_batch_commit(struct store *st, struct store_batch *batch)
 {
     store_validate(st);
@@ -295,45 +314,29 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
     for (size_t i = 0; i < batch->num_items; i++) {
         batch->items[i].rc = 0;
     }
-    struct commit_ctx c;
+    struct commit_ctx c; /* not zeroed as a whole: buf is large and written before it is read */
+    c.batch = batch;
     c.txn = NULL;
     c.first_seq = 0;
     c.now_ms = clock_real_ms();
     c.num_pools = 0;
     pthread_mutex_lock(&st->commit_lock);
-    int rc = store_txn_begin(st, &c.txn, true);
-    if (rc == 0) {
-        (void)store_env_grow(st->env);
-        rc = batch_put_all(st, &c, batch);
-    }
+    int rc = store_write(st, batch_txn, &c);
+    c.txn = NULL; /* ended by store_write */
     if (rc != 0) {
+        store_index_discard(st);
         goto out;
     }
-    if (st->defer_meta_sync && batch->num_items > 0) {
-        /* Marked before the commit makes them visible: a reader never sees them unmarked. */
-        uint64_t nd = atomic_load(&st->nondurable_seq);
-        atomic_store(&st->nondurable_seq, nd < c.first_seq ? nd : c.first_seq);
-    }
-    rc = store_txn_commit(st, c.txn);
-    c.txn = NULL;
-    if (rc == 0 && st->defer_meta_sync) {
+    if (st->defer_meta_sync) {
         /* This commit synced its data pages, and with them the meta pages of every earlier
          * commit: only this one can still be undone by a system crash. */
         atomic_store(&st->nondurable_seq, batch->num_items > 0 ? c.first_seq : UINT64_MAX);
     }
-    if (rc == 0) {
-        for (size_t i = 0; i < batch->num_items; i++) {
-            batch->items[i].meta.seq = c.first_seq + i;
-        }
-        store_batch_clear(batch);
+    for (size_t i = 0; i < batch->num_items; i++) {
+        batch->items[i].meta.seq = c.first_seq + i;
     }
+    store_batch_clear(batch);
 out:
-    if (rc != 0) {
-        store_index_discard(st);
-    }
-    if (c.txn != NULL) {
-        mdb_txn_abort(c.txn);
-    }
     pthread_mutex_unlock(&st->commit_lock);
     batch_validate(batch);
     return rc;

@@ -86,6 +86,31 @@ int store_txn_commit(struct store *st, MDB_txn *txn)
     return store_err(st, mdb_txn_commit(txn), "txn_commit");
 }
 
+int store_write(struct store *st, store_write_fn fn, void *arg)
+{
+    store_validate(st);
+    ASSERT(fn != NULL);
+    if (st->read_only) {
+        return -EROFS;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_err(st, mdb_txn_begin(st->env, NULL, 0, &txn), "txn_begin");
+    if (rc != 0) {
+        goto out;
+    }
+    rc = fn(st, txn, arg);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = store_err(st, mdb_txn_commit(txn), "txn_commit"); /* frees txn on every path */
+    txn = NULL;
+out:
+    if (txn != NULL) {
+        mdb_txn_abort(txn); /* fn failed: never reused */
+    }
+    return rc;
+}
+
 bool store_str_ok(const char *s, size_t max)
 {
     return s != NULL && strnlen(s, max + 1) <= max;

@@ -194,6 +194,12 @@ void store_validate(const struct store *st);
 int store_txn_begin(struct store *st, MDB_txn **out, bool write);
 /* store_txn_commit commits (and syncs) `txn`, freed on every path: 0 or store_err's code. */
 int store_txn_commit(struct store *st, MDB_txn *txn);
+/* store_write_fn does the work of one write transaction in `txn`: 0 commits it, a negative errno
+ * aborts it and is returned by store_write. */
+typedef int (*store_write_fn)(struct store *st, MDB_txn *txn, void *arg);
+/* store_write runs fn in one write transaction, committed (synced) when fn returned 0 and aborted
+ * otherwise: 0, -EROFS, fn's error, or store_err's code of the begin or the commit. */
+int store_write(struct store *st, store_write_fn fn, void *arg);
 /* store_str_ok reports whether `s` is non-NULL with at most `max` bytes before its NUL. */
 bool store_str_ok(const char *s, size_t max);
 /* store_val_str makes an MDB_val of the bytes of `s` without its NUL. */

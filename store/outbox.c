@@ -212,27 +212,26 @@ static int visit_retry(struct store *st, MDB_cursor *cur, void *arg,
     return rc;
 }
 
+struct retry_arg {
+    const char *pool;
+    uint64_t num;
+};
+
+static int retry_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    struct retry_arg *a = arg;
+    return scan(st, txn, a->pool, visit_retry, &a->num);
+}
+
 int store_outbox_retry(struct store *st, const char *pool, uint64_t *out_num)
 {
     store_validate(st);
     ASSERT(out_num != NULL);
-    if (st->read_only) {
-        return -EROFS;
-    }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    uint64_t num = 0;
-    rc = scan(st, txn, pool, visit_retry, &num);
-    if (rc != 0 || num == 0) {
-        mdb_txn_abort(txn);
-    } else {
-        rc = store_txn_commit(st, txn);
-    }
+    /* When nothing changed, the commit writes nothing and does not sync (LMDB). */
+    struct retry_arg a = {.pool = pool};
+    int rc = store_write(st, retry_txn, &a);
     if (rc == 0) {
-        *out_num = num;
+        *out_num = a.num;
     }
     return rc;
 }
@@ -253,11 +252,19 @@ static int entry_key(struct store *st, MDB_txn *txn, uint8_t key[STORE_OUTBOX_KE
     return 0;
 }
 
-static int fail_txn(struct store *st, MDB_txn *txn, const char *pool, uint64_t seq,
-                    int64_t next_attempt_ms, bool parked, const char *error)
+struct fail_arg {
+    const char *pool;
+    uint64_t seq;
+    int64_t next_attempt_ms;
+    bool parked;
+    const char *error;
+};
+
+static int fail_txn(struct store *st, MDB_txn *txn, void *arg)
 {
+    const struct fail_arg *a = arg;
     uint8_t kbuf[STORE_OUTBOX_KEY_LEN];
-    int rc = entry_key(st, txn, kbuf, pool, seq);
+    int rc = entry_key(st, txn, kbuf, a->pool, a->seq);
     MDB_val key = {.mv_size = sizeof(kbuf), .mv_data = kbuf};
     MDB_val val = {0};
     rc = rc != 0 ? rc : store_err(st, mdb_get(txn, st->outbox, &key, &val), "get_outbox");
@@ -268,14 +275,14 @@ static int fail_txn(struct store *st, MDB_txn *txn, const char *pool, uint64_t s
     ASSERT(val.mv_size >= sizeof(r));
     memcpy(&r, val.mv_data, sizeof(r));
     ASSERT(outbox_rec_ok(&r, val.mv_size));
-    size_t err_len = strlen(error);
+    size_t err_len = strlen(a->error);
     r.attempts = r.attempts == UINT32_MAX ? r.attempts : r.attempts + 1;
-    r.next_attempt_ms = next_attempt_ms;
-    r.parked = parked ? 1 : 0;
+    r.next_attempt_ms = a->next_attempt_ms;
+    r.parked = a->parked ? 1 : 0;
     r.error_len = (uint8_t)err_len;
     uint8_t buf[STORE_OUTBOX_REC_MAX];
     memcpy(buf, &r, sizeof(r));
-    memcpy(buf + sizeof(r), error, err_len);
+    memcpy(buf + sizeof(r), a->error, err_len);
     ASSERT(outbox_rec_ok(&r, sizeof(r) + err_len)); /* paired with outbox_decode */
     MDB_val nv = {.mv_size = sizeof(r) + err_len, .mv_data = buf};
     return store_err(st, mdb_put(txn, st->outbox, &key, &nv, 0), "put_outbox");
@@ -293,38 +300,35 @@ int store_outbox_fail(struct store *st, const char *pool, uint64_t seq, int64_t 
     if (!store_str_ok(error, STORE_ERROR_MAX)) {
         return -EINVAL;
     }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
+    struct fail_arg a = {.pool = pool,
+                         .seq = seq,
+                         .next_attempt_ms = next_attempt_ms,
+                         .parked = parked,
+                         .error = error};
+    return store_write(st, fail_txn, &a);
+}
+
+struct remove_arg {
+    const char *pool;
+    uint64_t seq;
+};
+
+static int remove_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    const struct remove_arg *a = arg;
+    uint8_t kbuf[STORE_OUTBOX_KEY_LEN];
+    int rc = entry_key(st, txn, kbuf, a->pool, a->seq);
     if (rc != 0) {
         return rc;
     }
-    rc = fail_txn(st, txn, pool, seq, next_attempt_ms, parked, error);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    MDB_val key = {.mv_size = sizeof(kbuf), .mv_data = kbuf};
+    return store_err(st, mdb_del(txn, st->outbox, &key, NULL), "del_outbox");
 }
 
 int store_outbox_remove(struct store *st, const char *pool, uint64_t seq)
 {
     store_validate(st);
     ASSERT(pool != NULL);
-    if (st->read_only) {
-        return -EROFS;
-    }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    uint8_t kbuf[STORE_OUTBOX_KEY_LEN];
-    rc = entry_key(st, txn, kbuf, pool, seq);
-    MDB_val key = {.mv_size = sizeof(kbuf), .mv_data = kbuf};
-    rc = rc != 0 ? rc : store_err(st, mdb_del(txn, st->outbox, &key, NULL), "del_outbox");
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    struct remove_arg a = {.pool = pool, .seq = seq};
+    return store_write(st, remove_txn, &a);
 }

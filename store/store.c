@@ -11,9 +11,11 @@
 /* The named databases, and the old "byuser" that store_index_init drops. */
 #define STORE_MAX_DBS 13
 
-/* open_dbis opens (or, when writable, creates) every named database in one transaction. */
-static int open_dbis(struct store *st)
+/* dbis_open opens (or, when writable, creates) every named database in `txn`, and gives a
+ * writable environment without index state its indexes (store_index_init). */
+static int dbis_open(struct store *st, MDB_txn *txn, void *arg)
 {
+    (void)arg;
     struct {
         const char *name;
         unsigned flags;
@@ -27,9 +29,7 @@ static int open_dbis(struct store *st)
         {"poolstate", 0, &st->poolstate}, {"meta", 0, &st->meta},
     };
     static_assert(ARRAY_LEN(dbs) <= STORE_MAX_DBS, "raise STORE_MAX_DBS");
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, !st->read_only);
-    for (size_t i = 0; rc == 0 && i < ARRAY_LEN(dbs); i++) {
+    for (size_t i = 0; i < ARRAY_LEN(dbs); i++) {
         unsigned flags = dbs[i].flags | (st->read_only ? 0u : (unsigned)MDB_CREATE);
         int mrc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);
         if (mrc == MDB_NOTFOUND && st->read_only &&
@@ -37,21 +37,35 @@ static int open_dbis(struct store *st)
              dbs[i].dbi == &st->byuser)) {
             continue; /* an environment from before them: they read as absent */
         }
-        rc = store_err(st, mrc, "dbi_open");
-        st->has_poolstate = st->has_poolstate || (rc == 0 && dbs[i].dbi == &st->poolstate);
-        st->has_meta = st->has_meta || (rc == 0 && dbs[i].dbi == &st->meta);
-        st->has_useridx = st->has_useridx || (rc == 0 && dbs[i].dbi == &st->byuser);
-    }
-    if (rc == 0 && !st->read_only) {
-        rc = store_index_init(st, txn);
-    }
-    if (rc != 0) {
-        if (txn != NULL) {
-            mdb_txn_abort(txn);
+        int rc = store_err(st, mrc, "dbi_open");
+        if (rc != 0) {
+            return rc;
         }
+        st->has_poolstate = st->has_poolstate || dbs[i].dbi == &st->poolstate;
+        st->has_meta = st->has_meta || dbs[i].dbi == &st->meta;
+        st->has_useridx = st->has_useridx || dbs[i].dbi == &st->byuser;
+    }
+    return st->read_only ? 0 : store_index_init(st, txn);
+}
+
+/* open_dbis runs dbis_open in one transaction, committed also when it only read: a commit keeps
+ * the database handles open. */
+static int open_dbis(struct store *st)
+{
+    if (!st->read_only) {
+        return store_write(st, dbis_open, NULL);
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = dbis_open(st, txn, NULL);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
         return rc; /* -ENOENT: read-only open of an environment never created */
     }
-    return store_txn_commit(st, txn); /* also for a read txn: keeps the handles open */
+    return store_txn_commit(st, txn);
 }
 
 static int env_setup(struct store *st)

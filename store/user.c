@@ -142,31 +142,36 @@ static int user_put_new(struct store *st, MDB_txn *txn, const struct store_user 
     return rc;
 }
 
+struct add_arg {
+    const struct store_user *users;
+    size_t num;
+    bool failed; /* a user failed: users[failed_at] */
+    size_t failed_at;
+};
+
+static int add_many_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    struct add_arg *a = arg;
+    for (size_t i = 0; i < a->num; i++) {
+        int rc = user_put_new(st, txn, &a->users[i]);
+        if (rc != 0) {
+            a->failed = true;
+            a->failed_at = i;
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int store_user_add_many(struct store *st, const struct store_user *users, size_t num,
                         size_t *out_failed)
 {
     store_validate(st);
     ASSERT(users != NULL || num == 0);
-    if (st->read_only) {
-        return -EROFS;
-    }
-    MDB_txn *txn = NULL;
-    size_t i = 0;
-    int rc = store_txn_begin(st, &txn, true);
-    for (; rc == 0 && i < num; i++) {
-        rc = user_put_new(st, txn, &users[i]);
-    }
-    if (rc != 0) {
-        if (out_failed != NULL && txn != NULL) {
-            *out_failed = i - 1;
-        }
-        goto out;
-    }
-    rc = store_txn_commit(st, txn);
-    txn = NULL;
-out:
-    if (txn != NULL) {
-        mdb_txn_abort(txn);
+    struct add_arg a = {.users = users, .num = num};
+    int rc = store_write(st, add_many_txn, &a);
+    if (rc != 0 && a.failed && out_failed != NULL) {
+        *out_failed = a.failed_at;
     }
     store_validate(st);
     return rc;
@@ -223,9 +228,10 @@ static int lockout_del(struct store *st, MDB_txn *txn, MDB_val *key)
     return rc == -ENOENT ? 0 : rc;
 }
 
-/* user_del_txn removes `uri` and its index entries inside `txn`. */
-static int user_del_txn(struct store *st, MDB_txn *txn, const char *uri)
+/* user_del_txn removes the user `arg` (its URI) and its index entries inside `txn`. */
+static int user_del_txn(struct store *st, MDB_txn *txn, void *arg)
 {
+    const char *uri = arg;
     MDB_val key = store_val_str(uri);
     MDB_val val = {0};
     struct user_rec rec;
@@ -265,23 +271,19 @@ int store_user_del(struct store *st, const char *uri)
     if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
         return -ENOENT;
     }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = user_del_txn(st, txn, uri);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    return store_write(st, user_del_txn, (void *)(uintptr_t)uri);
 }
 
-static int set_pin_txn(struct store *st, MDB_txn *txn, const char *uri, const uint8_t *verifier,
-                       uint8_t pin_len)
+struct pin_arg {
+    const char *uri;
+    const uint8_t *verifier;
+    uint8_t pin_len;
+};
+
+static int set_pin_txn(struct store *st, MDB_txn *txn, void *arg)
 {
-    MDB_val key = store_val_str(uri);
+    const struct pin_arg *a = arg;
+    MDB_val key = store_val_str(a->uri);
     MDB_val val = {0};
     struct user_rec rec;
     int rc = store_err(st, mdb_get(txn, st->users, &key, &val), "get_user");
@@ -289,8 +291,8 @@ static int set_pin_txn(struct store *st, MDB_txn *txn, const char *uri, const ui
         return rc;
     }
     user_read(NULL, &rec, &key, &val);
-    memcpy(rec.pin_verifier, verifier, sizeof(rec.pin_verifier));
-    rec.pin_len = pin_len;
+    memcpy(rec.pin_verifier, a->verifier, sizeof(rec.pin_verifier));
+    rec.pin_len = a->pin_len;
     ASSERT(user_rec_ok(&rec));
     val.mv_size = sizeof(rec);
     val.mv_data = &rec;
@@ -312,17 +314,8 @@ int store_user_set_pin(struct store *st, const char *uri, const uint8_t *verifie
     if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
         return -ENOENT;
     }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = set_pin_txn(st, txn, uri, verifier, pin_len);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    struct pin_arg a = {.uri = uri, .verifier = verifier, .pin_len = pin_len};
+    return store_write(st, set_pin_txn, &a);
 }
 
 static bool already_out(const struct store_user *out, size_t n, const MDB_val *uri)
@@ -491,26 +484,26 @@ int store_lockout_get(struct store *st, struct store_lockout *out, const char *u
     return rc == -ENOENT ? 0 : rc;
 }
 
+struct lockout_arg {
+    const char *uri;
+    const struct store_lockout *lockout;
+};
+
+static int lockout_put_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    const struct lockout_arg *a = arg;
+    int rc = store_user_exists(st, txn, a->uri);
+    if (rc != 0) {
+        return rc;
+    }
+    return store_lockout_rec_put(st, txn, a->uri, a->lockout);
+}
+
 int store_lockout_put(struct store *st, const char *uri, const struct store_lockout *lockout)
 {
     store_validate(st);
     ASSERT(uri != NULL);
     ASSERT(lockout != NULL);
-    if (st->read_only) {
-        return -EROFS;
-    }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = store_user_exists(st, txn, uri);
-    if (rc == 0) {
-        rc = store_lockout_rec_put(st, txn, uri, lockout);
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    struct lockout_arg a = {.uri = uri, .lockout = lockout};
+    return store_write(st, lockout_put_txn, &a);
 }
