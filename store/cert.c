@@ -76,7 +76,8 @@ int store_batch_add_lockout(struct store_batch *batch, const char *uri,
         return -EBUSY;
     }
     struct store_batch_lockout *l = &batch->lockouts[batch->num_lockouts];
-    ASSERT(base_str_copy(l->uri, sizeof(l->uri), uri) == 0);
+    int rc = base_str_copy(l->uri, sizeof(l->uri), uri);
+    ASSERT(rc == 0); /* store_str_ok above */
     l->lockout = *lockout;
     batch->num_lockouts++;
     batch_validate(batch);
@@ -158,7 +159,31 @@ struct commit_ctx {
     uint8_t buf[STORE_CERT_REC_MAX];
 };
 
-/* pool_resolve finds or creates the id of `pool` (ids are 1.. in creation order). */
+/* pool_create gives the new pool `pool` the next id (ids are 1.. in creation order). Returns 0,
+ * -E2BIG (STORE_POOLS_MAX pools exist) or store_err's code. */
+static int pool_create(struct store *st, MDB_txn *txn, uint32_t *out_id, const char *pool)
+{
+    MDB_stat ms = {0};
+    int rc = store_err(st, mdb_stat(txn, st->pools, &ms), "stat_pools");
+    if (rc != 0) {
+        return rc;
+    }
+    if (ms.ms_entries >= STORE_POOLS_MAX) {
+        log_err("store: too_many_pools pool=%s max=%d", pool, STORE_POOLS_MAX);
+        return -E2BIG;
+    }
+    uint32_t id = (uint32_t)ms.ms_entries + 1;
+    MDB_val key = store_val_str(pool);
+    MDB_val val = {.mv_size = sizeof(id), .mv_data = &id};
+    rc = store_err(st, mdb_put(txn, st->pools, &key, &val, MDB_NOOVERWRITE), "put_pool");
+    if (rc != 0) {
+        return rc;
+    }
+    *out_id = id;
+    return 0;
+}
+
+/* pool_resolve finds or creates the id of `pool`, remembered for the rest of the batch. */
 static int pool_resolve(struct store *st, struct commit_ctx *c, uint32_t *out_id, const char *pool)
 {
     for (size_t i = 0; i < c->num_pools; i++) {
@@ -170,22 +195,12 @@ static int pool_resolve(struct store *st, struct commit_ctx *c, uint32_t *out_id
     uint32_t id = 0;
     int rc = store_pool_find(st, c->txn, &id, pool);
     if (rc == -ENOENT) {
-        MDB_stat ms = {0};
-        rc = store_err(st, mdb_stat(c->txn, st->pools, &ms), "stat_pools");
-        if (rc == 0 && ms.ms_entries >= STORE_POOLS_MAX) {
-            log_err("store: too_many_pools pool=%s max=%d", pool, STORE_POOLS_MAX);
-            return -E2BIG;
-        }
-        id = (uint32_t)ms.ms_entries + 1;
-        MDB_val key = store_val_str(pool);
-        MDB_val val = {.mv_size = sizeof(id), .mv_data = &id};
-        rc = rc != 0 ? rc
-                     : store_err(st, mdb_put(c->txn, st->pools, &key, &val, MDB_NOOVERWRITE),
-                                 "put_pool");
+        rc = pool_create(st, c->txn, &id, pool);
     }
     if (rc != 0) {
         return rc;
     }
+    ASSERT(id >= 1);
     ASSERT(c->num_pools < STORE_POOLS_MAX);
     c->pool_ids[c->num_pools] = id;
     c->pool_names[c->num_pools] = pool;
@@ -232,27 +247,32 @@ static int next_seq(struct store *st, MDB_txn *txn, uint64_t *out)
 {
     uint64_t last = 0;
     int rc = store_last_seq(st, txn, &last);
+    if (rc != 0) {
+        return rc;
+    }
     *out = last + 1;
-    return rc;
+    return 0;
 }
 
 static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch *b)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < b->num_lockouts; i++) {
+    for (size_t i = 0; i < b->num_lockouts; i++) {
         const struct store_batch_lockout *l = &b->lockouts[i];
-        rc = store_user_exists(st, txn, l->uri);
+        int rc = store_user_exists(st, txn, l->uri);
         if (rc == -ENOENT) {
             /* Deleted since it authenticated: its lockout state went with it. */
             log_info("store: lockout_skipped_no_user uri=%s", l->uri);
-            rc = 0;
             continue;
         }
-        if (rc == 0) {
-            rc = store_lockout_rec_put(st, txn, l->uri, &l->lockout);
+        if (rc != 0) {
+            return rc;
+        }
+        rc = store_lockout_rec_put(st, txn, l->uri, &l->lockout);
+        if (rc != 0) {
+            return rc;
         }
     }
-    return rc;
+    return 0;
 }
 
 /* batch_put_all writes the whole batch in passes: first every serial is checked (so that all
@@ -263,24 +283,38 @@ static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_ba
 {
     struct store_index_state ix;
     int rc = next_seq(st, c->txn, &c->first_seq);
-    rc = rc != 0 ? rc : store_index_get(st, c->txn, &ix);
-    if (rc == 0 && b->num_items > 0) {
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_index_get(st, c->txn, &ix);
+    if (rc != 0) {
+        return rc;
+    }
+    if (b->num_items > 0) {
         rc = store_index_check_serials(st, c->txn, b, ix.upto, c->first_seq - 1);
+        if (rc != 0) {
+            return rc;
+        }
     }
-    for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
+    for (size_t i = 0; i < b->num_items; i++) {
         rc = cert_put(st, c, &b->items[i], c->first_seq + i);
+        if (rc != 0) {
+            return rc;
+        }
     }
-    for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
+    for (size_t i = 0; i < b->num_items; i++) {
         rc = outbox_put_new(st, c, &b->items[i], c->first_seq + i);
+        if (rc != 0) {
+            return rc;
+        }
     }
-    if (rc == 0 && b->num_items > 0) {
-        uint64_t last = c->first_seq + b->num_items - 1;
-        rc = store_index_step(st, c->txn, ix, last);
+    if (b->num_items > 0) {
+        rc = store_index_step(st, c->txn, ix, c->first_seq + b->num_items - 1);
+        if (rc != 0) {
+            return rc;
+        }
     }
-    if (rc == 0) {
-        rc = lockouts_put(st, c->txn, b);
-    }
-    return rc;
+    return lockouts_put(st, c->txn, b);
 }
 
 /* batch_txn is the write transaction of store_batch_commit (under commit_lock). */
@@ -320,7 +354,7 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
     c.first_seq = 0;
     c.now_ms = clock_real_ms();
     c.num_pools = 0;
-    pthread_mutex_lock(&st->commit_lock);
+    base_mutex_lock(&st->commit_lock);
     int rc = store_write(st, batch_txn, &c);
     c.txn = NULL; /* ended by store_write */
     if (rc != 0) {
@@ -337,7 +371,7 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
     }
     store_batch_clear(batch);
 out:
-    pthread_mutex_unlock(&st->commit_lock);
+    base_mutex_unlock(&st->commit_lock);
     batch_validate(batch);
     return rc;
 }

@@ -166,7 +166,7 @@ static int record_scan(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t t
     MDB_cursor *cur = NULL;
     int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
     if (rc != 0) {
-        return rc;
+        goto out;
     }
     uint8_t start[STORE_SEQ_KEY_LEN];
     store_seq_encode(start, upto + 1);
@@ -180,10 +180,19 @@ static int record_scan(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t t
         memcpy(&r, val.mv_data, sizeof(r));
         ASSERT(store_cert_rec_ok(&r, val.mv_size));
         rc = fn(st, txn, &key, &val, &r, arg);
-        rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
+        if (rc != 0) {
+            goto out; /* fn's return, as it is */
+        }
+        rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
     }
-    mdb_cursor_close(cur);
-    return rc == -ENOENT ? 0 : rc;
+    if (rc == -ENOENT) {
+        rc = 0; /* the end of the table */
+    }
+out:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    return rc;
 }
 
 /* ---- writing index entries ---- */
@@ -195,18 +204,21 @@ static int index_entry(struct store *st, MDB_txn *txn, const uint8_t serial[STOR
     uint8_t seq[STORE_SEQ_KEY_LEN]; /* big-endian: DUPSORT keeps a user's oldest first */
     store_seq_encode(seq, seq_num);
     MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
-    int rc = 0;
     if (serial != NULL) {
         MDB_val sv = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)serial};
-        rc = store_err(st, mdb_put(txn, st->serials, &sv, &skey, MDB_NOOVERWRITE), "put_serial");
+        int rc =
+            store_err(st, mdb_put(txn, st->serials, &sv, &skey, MDB_NOOVERWRITE), "put_serial");
         ASSERT(rc != -EEXIST); /* every serial of the tail was checked at its commit */
+        if (rc != 0) {
+            return rc;
+        }
     }
-    if (rc == 0 && uri != NULL) {
-        uint8_t ukey_buf[USERIDX_KEY_MAX]; /* copied: the map is not read after a put */
-        MDB_val ukey = {.mv_size = useridx_key(ukey_buf, uri, uri_len), .mv_data = ukey_buf};
-        rc = store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_useridx");
+    if (uri == NULL) {
+        return 0;
     }
-    return rc;
+    uint8_t ukey_buf[USERIDX_KEY_MAX]; /* copied: the map is not read after a put */
+    MDB_val ukey = {.mv_size = useridx_key(ukey_buf, uri, uri_len), .mv_data = ukey_buf};
+    return store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_useridx");
 }
 
 static int visit_index_all(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
@@ -236,24 +248,37 @@ int store_index_init(struct store *st, MDB_txn *txn)
         return rc;
     }
     MDB_dbi old = 0;
-    int mrc = mdb_dbi_open(txn, "byuser", 0, &old);
-    if (mrc == MDB_SUCCESS) {
+    rc = store_err(st, mdb_dbi_open(txn, "byuser", 0, &old), "dbi_open");
+    if (rc == 0) {
         rc = store_err(st, mdb_drop(txn, old, 1), "drop_byuser");
-    } else if (mrc != MDB_NOTFOUND) {
-        rc = store_err(st, mrc, "dbi_open");
-    } else {
-        rc = 0;
+        if (rc != 0) {
+            return rc;
+        }
+    } else if (rc != -ENOENT) { /* -ENOENT: there is no old by-user index */
+        return rc;
+    }
+    rc = store_err(st, mdb_drop(txn, st->serials, 0), "drop_serials");
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err(st, mdb_drop(txn, st->byuser, 0), "drop_useridx");
+    if (rc != 0) {
+        return rc;
     }
     struct store_index_state ix = {0};
-    rc = rc != 0 ? rc : store_err(st, mdb_drop(txn, st->serials, 0), "drop_serials");
-    rc = rc != 0 ? rc : store_err(st, mdb_drop(txn, st->byuser, 0), "drop_useridx");
-    rc = rc != 0 ? rc : store_last_seq(st, txn, &ix.upto);
-    rc = rc != 0 ? rc : index_all(st, txn, ix.upto);
-    if (rc == 0 && ix.upto > 0) {
+    rc = store_last_seq(st, txn, &ix.upto);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = index_all(st, txn, ix.upto);
+    if (rc != 0) {
+        return rc;
+    }
+    if (ix.upto > 0) {
         log_info("store: indexes_rebuilt path=%s certificates=%llu", st->path,
                  (unsigned long long)ix.upto);
     }
-    return rc != 0 ? rc : index_put(st, txn, &ix);
+    return index_put(st, txn, &ix);
 }
 
 /* ---- the tail's serials ----
@@ -410,24 +435,31 @@ int store_index_check_serials(struct store *st, MDB_txn *txn, struct store_batch
                               uint64_t last)
 {
     int rc = tail_sync(st, txn, upto, last);
+    if (rc != 0) {
+        return rc;
+    }
     bool clash = false;
-    for (size_t i = 0; rc == 0 && i < b->num_items; i++) {
+    for (size_t i = 0; i < b->num_items; i++) {
         struct store_batch_item *it = &b->items[i];
         MDB_val key = {.mv_size = STORE_SERIAL_LEN, .mv_data = it->meta.serial};
         MDB_val seq = {0};
         rc = store_err(st, mdb_get(txn, st->serials, &key, &seq), "get_serial");
-        bool taken = rc == 0;
+        bool taken = rc == 0; /* in the serial index */
         if (rc == -ENOENT) {
             int added = tail_add(st->tail, it->meta.serial);
-            taken = added == 0;
-            rc = added < 0 ? added : 0;
+            if (added < 0) {
+                return added;
+            }
+            taken = added == 0; /* in the tail, or an earlier item of the batch */
+        } else if (rc != 0) {
+            return rc;
         }
         if (taken) {
             it->rc = -EEXIST;
             clash = true; /* keep going: mark every clashing item */
         }
     }
-    return rc != 0 ? rc : (clash ? -EEXIST : 0);
+    return clash ? -EEXIST : 0;
 }
 
 /* ---- the segment being indexed ----
@@ -525,48 +557,65 @@ static int segment_load(struct store *st, MDB_txn *txn, struct segment *g, uint6
         return -ENOMEM;
     }
     int rc = record_scan(st, txn, upto, target, visit_segment_add, g);
-    if (rc == 0) {
-        slice_sort(g, false, g->by_serial, g->serial_start);
-        slice_sort(g, true, g->by_uri, g->uri_start);
+    if (rc != 0) {
+        return rc; /* g stays invalid */
     }
-    g->valid = rc == 0;
-    return rc;
+    slice_sort(g, false, g->by_serial, g->serial_start);
+    slice_sort(g, true, g->by_uri, g->uri_start);
+    g->valid = true;
+    return 0;
+}
+
+/* uri_entry puts the by-user index entry of the certificate `seq_num`, whose URI is read from
+ * its record: only the records of a slice are touched. */
+static int uri_entry(struct store *st, MDB_txn *txn, uint64_t seq_num)
+{
+    uint8_t seq[STORE_SEQ_KEY_LEN];
+    store_seq_encode(seq, seq_num);
+    MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
+    MDB_val val = {0};
+    int rc = store_cert_rec_get(st, txn, &skey, &val);
+    if (rc != 0) {
+        return rc;
+    }
+    struct cert_rec r;
+    ASSERT(val.mv_size >= sizeof(r));
+    memcpy(&r, val.mv_data, sizeof(r));
+    ASSERT(store_cert_rec_ok(&r, val.mv_size));
+    char uri[STORE_URI_MAX]; /* copied: the map is not read after a put */
+    memcpy(uri, (const uint8_t *)val.mv_data + sizeof(r), r.uri_len);
+    return index_entry(st, txn, NULL, uri, r.uri_len, seq_num);
 }
 
 /* segment_slice puts the index entries of slice `slice` of the segment of `ix`. */
 static int segment_slice(struct store *st, MDB_txn *txn, const struct store_index_state *ix,
                          unsigned slice)
 {
+    ASSERT(slice < STORE_INDEX_SLICES);
     if (st->segment == NULL && (st->segment = calloc(1, sizeof(*st->segment))) == NULL) {
         return -ENOMEM;
     }
     struct segment *g = st->segment;
-    int rc = 0;
     if (!g->valid || g->upto != ix->upto || g->target != ix->target) {
-        rc = segment_load(st, txn, g, ix->upto, ix->target);
-    }
-    for (uint32_t k = g->serial_start[slice]; rc == 0 && k < g->serial_start[slice + 1]; k++) {
-        const struct segment_entry *x = &g->e[g->by_serial[k]];
-        rc = index_entry(st, txn, x->serial, NULL, 0, x->seq);
-    }
-    /* The URI is read from the record: only this slice's records are touched. */
-    for (uint32_t k = g->uri_start[slice]; rc == 0 && k < g->uri_start[slice + 1]; k++) {
-        const struct segment_entry *x = &g->e[g->by_uri[k]];
-        uint8_t seq[STORE_SEQ_KEY_LEN];
-        store_seq_encode(seq, x->seq);
-        MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
-        MDB_val val = {0};
-        rc = store_cert_rec_get(st, txn, &skey, &val);
-        struct cert_rec r;
-        char uri[STORE_URI_MAX];
-        if (rc == 0) {
-            memcpy(&r, val.mv_data, sizeof(r));
-            ASSERT(store_cert_rec_ok(&r, val.mv_size));
-            memcpy(uri, (const uint8_t *)val.mv_data + sizeof(r), r.uri_len);
-            rc = index_entry(st, txn, NULL, uri, r.uri_len, x->seq);
+        int rc = segment_load(st, txn, g, ix->upto, ix->target);
+        if (rc != 0) {
+            return rc;
         }
     }
-    return rc;
+    for (uint32_t k = g->serial_start[slice]; k < g->serial_start[slice + 1]; k++) {
+        const struct segment_entry *x = &g->e[g->by_serial[k]];
+        int rc = index_entry(st, txn, x->serial, NULL, 0, x->seq);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    for (uint32_t k = g->uri_start[slice]; k < g->uri_start[slice + 1]; k++) {
+        int rc = uri_entry(st, txn, g->e[g->by_uri[k]].seq);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
 }
 
 /* store_index_step advances the bulk indexing by one slice. Once the tail after the watermark is

@@ -29,7 +29,8 @@ static void outbox_decode(struct store_outbox_entry *out, struct outbox_rec *out
     memcpy(&r, val->mv_data, sizeof(r));
     ASSERT(outbox_rec_ok(&r, val->mv_size));
     memset(out, 0, sizeof(*out));
-    ASSERT(base_str_copy(out->pool, sizeof(out->pool), pool) == 0);
+    int rc = base_str_copy(out->pool, sizeof(out->pool), pool);
+    ASSERT(rc == 0); /* a pool name read from the pools table or checked by store_pool_find */
     memcpy(out->serial, r.serial, sizeof(out->serial));
     out->seq = store_seq_decode((const uint8_t *)key->mv_data + 4);
     out->enqueued_ms = r.enqueued_ms;
@@ -70,26 +71,17 @@ static int scan_pool(struct store *st, MDB_cursor *cur, uint32_t id, const char 
     return rc == -ENOENT ? 0 : rc;
 }
 
-/* scan runs `visit` over the entries of `pool` (NULL: every pool in name order). */
-static int scan(struct store *st, MDB_txn *txn, const char *pool, pool_visit_fn visit, void *arg)
+/* scan_all runs `visit` over the entries of every pool, in name order. */
+static int scan_all(struct store *st, MDB_txn *txn, MDB_cursor *cur, pool_visit_fn visit, void *arg)
 {
-    MDB_cursor *cur = NULL;
     MDB_cursor *pools = NULL;
-    int rc = store_err(st, mdb_cursor_open(txn, st->outbox, &cur), "cursor_open");
+    int rc = store_err(st, mdb_cursor_open(txn, st->pools, &pools), "cursor_open");
     if (rc != 0) {
-        return rc;
-    }
-    if (pool != NULL) {
-        uint32_t id = 0;
-        rc = store_pool_find(st, txn, &id, pool);
-        rc = rc == 0 ? scan_pool(st, cur, id, pool, visit, arg) : rc;
-        rc = rc == -ENOENT ? 0 : rc; /* a pool that never had a certificate is empty */
         goto out;
     }
-    rc = store_err(st, mdb_cursor_open(txn, st->pools, &pools), "cursor_open");
     MDB_val name = {0};
     MDB_val idv = {0};
-    rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(pools, &name, &idv, MDB_FIRST), "pool_first");
+    rc = store_err(st, mdb_cursor_get(pools, &name, &idv, MDB_FIRST), "pool_first");
     /* Bounded by STORE_POOLS_MAX. */
     for (size_t n = 0; rc == 0 && n < STORE_POOLS_MAX; n++) {
         char pname[STORE_POOL_MAX + 1] = {0};
@@ -100,15 +92,47 @@ static int scan(struct store *st, MDB_txn *txn, const char *pool, pool_visit_fn 
         memcpy(pname, name.mv_data, name.mv_size);
         memcpy(&id, idv.mv_data, sizeof(id));
         rc = scan_pool(st, cur, id, pname, visit, arg);
-        rc =
-            rc != 0 ? rc : store_err(st, mdb_cursor_get(pools, &name, &idv, MDB_NEXT), "pool_next");
+        if (rc != 0) {
+            goto out; /* an error, or visit's return as it is */
+        }
+        rc = store_err(st, mdb_cursor_get(pools, &name, &idv, MDB_NEXT), "pool_next");
     }
-    rc = rc == -ENOENT ? 0 : rc;
+    if (rc == -ENOENT) {
+        rc = 0; /* past the last pool */
+    }
 out:
     if (pools != NULL) {
         mdb_cursor_close(pools);
     }
-    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* scan runs `visit` over the entries of `pool` (NULL: every pool in name order). */
+static int scan(struct store *st, MDB_txn *txn, const char *pool, pool_visit_fn visit, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    int rc = store_err(st, mdb_cursor_open(txn, st->outbox, &cur), "cursor_open");
+    if (rc != 0) {
+        goto out;
+    }
+    if (pool == NULL) {
+        rc = scan_all(st, txn, cur, visit, arg);
+        goto out;
+    }
+    uint32_t id = 0;
+    rc = store_pool_find(st, txn, &id, pool);
+    if (rc == -ENOENT) {
+        rc = 0; /* a pool that never had a certificate is empty */
+        goto out;
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    rc = scan_pool(st, cur, id, pool, visit, arg);
+out:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
     return rc;
 }
 
@@ -265,9 +289,12 @@ static int fail_txn(struct store *st, MDB_txn *txn, void *arg)
     const struct fail_arg *a = arg;
     uint8_t kbuf[STORE_OUTBOX_KEY_LEN];
     int rc = entry_key(st, txn, kbuf, a->pool, a->seq);
+    if (rc != 0) {
+        return rc;
+    }
     MDB_val key = {.mv_size = sizeof(kbuf), .mv_data = kbuf};
     MDB_val val = {0};
-    rc = rc != 0 ? rc : store_err(st, mdb_get(txn, st->outbox, &key, &val), "get_outbox");
+    rc = store_err(st, mdb_get(txn, st->outbox, &key, &val), "get_outbox");
     if (rc != 0) {
         return rc;
     }

@@ -139,7 +139,10 @@ int store_space_get(struct store *st, uint64_t *out_used, uint64_t *out_map)
     MDB_envinfo info = {0};
     MDB_stat stat = {0};
     int rc = store_err(st, mdb_env_info(st->env, &info), "env_info");
-    rc = rc != 0 ? rc : store_err(st, mdb_env_stat(st->env, &stat), "env_stat");
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err(st, mdb_env_stat(st->env, &stat), "env_stat");
     if (rc != 0) {
         return rc;
     }

@@ -75,9 +75,10 @@ static int env_setup(struct store *st)
         return rc;
     }
     rc = store_err(st, mdb_env_set_maxdbs(st->env, STORE_MAX_DBS), "env_set_maxdbs");
-    if (rc == 0) {
-        rc = store_err(st, mdb_env_set_mapsize(st->env, (size_t)st->map_size), "env_set_mapsize");
+    if (rc != 0) {
+        return rc;
     }
+    rc = store_err(st, mdb_env_set_mapsize(st->env, (size_t)st->map_size), "env_set_mapsize");
     if (rc != 0) {
         return rc;
     }
@@ -98,10 +99,13 @@ static int env_setup(struct store *st)
     st->map_size = info.me_mapsize; /* LMDB raises it to the size of existing data */
     int dead = 0;
     rc = store_err(st, mdb_reader_check(st->env, &dead), "reader_check");
-    if (rc == 0 && dead > 0) {
+    if (rc != 0) {
+        return rc;
+    }
+    if (dead > 0) {
         log_warn("store: stale_readers_cleared path=%s num=%d", st->path, dead);
     }
-    return rc;
+    return 0;
 }
 
 int store_open(struct store **out, const struct store_options *opt)
@@ -119,32 +123,38 @@ int store_open(struct store **out, const struct store_options *opt)
     if (st == NULL) {
         return -ENOMEM;
     }
-    int rc = base_str_copy(st->path, sizeof(st->path), opt->path) == 0 ? 0 : -EINVAL;
     st->state = STORE_STATE_OPEN; /* so that store_err/store_validate accept it while opening */
     st->read_only = opt->read_only;
     st->defer_meta_sync = opt->defer_meta_sync && !opt->read_only;
     st->index_tail_max = opt->index_tail_max == 0 ? STORE_INDEX_TAIL_DEFAULT : opt->index_tail_max;
-    pthread_mutex_init(&st->commit_lock, NULL);
+    int rc = pthread_mutex_init(&st->commit_lock, NULL);
+    ASSERT(rc == 0); /* a default mutex: glibc's init cannot fail */
     atomic_init(&st->nondurable_seq, UINT64_MAX);
     st->map_size = map_size;
-    if (rc == 0 && !st->read_only && mkdir(st->path, 0700) == -1 && errno != EEXIST) {
+    if (base_str_copy(st->path, sizeof(st->path), opt->path) != 0) {
+        rc = -EINVAL; /* longer than a path */
+        goto out;
+    }
+    if (!st->read_only && mkdir(st->path, 0700) == -1 && errno != EEXIST) {
         int err = errno;
         log_err("store: mkdir_failed path=%s error=\"%s\"", st->path, strerror(err));
         rc = store_err_map(err);
+        goto out;
     }
-    if (rc == 0) {
-        rc = env_setup(st);
-    }
-    if (rc == 0) {
-        rc = open_dbis(st);
-    }
+    rc = env_setup(st);
     if (rc != 0) {
-        store_close(st);
-        return rc;
+        goto out;
+    }
+    rc = open_dbis(st);
+    if (rc != 0) {
+        goto out;
     }
     store_validate(st);
     *out = st;
-    return 0;
+    st = NULL;
+out:
+    store_close(st); /* NULL: a no-op */
+    return rc;
 }
 
 bool store_defers_sync(const struct store *st)
@@ -180,7 +190,8 @@ void store_close(struct store *st)
         st->env = NULL;
     }
     store_index_free(st);
-    pthread_mutex_destroy(&st->commit_lock);
+    int rc = pthread_mutex_destroy(&st->commit_lock);
+    ASSERT(rc == 0); /* no transaction of this store is running (the caller's promise) */
     st->state = STORE_STATE_CLOSED;
     free(st);
 }

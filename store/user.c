@@ -69,9 +69,13 @@ static void user_to_rec(struct user_rec *r, const struct store_user *u)
     r->pin_len = u->pin_len;
     r->created_s = u->created_s;
     memcpy(r->pin_verifier, u->pin_verifier, sizeof(r->pin_verifier));
-    ASSERT(base_str_copy(r->pool, sizeof(r->pool), u->pool) == 0);
-    ASSERT(base_str_copy(r->phone, sizeof(r->phone), u->phone) == 0);
-    ASSERT(base_str_copy(r->ext, sizeof(r->ext), u->ext) == 0);
+    /* user_check accepted the lengths: every copy fits. */
+    int rc = base_str_copy(r->pool, sizeof(r->pool), u->pool);
+    ASSERT(rc == 0);
+    rc = base_str_copy(r->phone, sizeof(r->phone), u->phone);
+    ASSERT(rc == 0);
+    rc = base_str_copy(r->ext, sizeof(r->ext), u->ext);
+    ASSERT(rc == 0);
     ASSERT(user_rec_ok(r)); /* paired with the ASSERT in user_read */
 }
 
@@ -125,21 +129,32 @@ static int user_put_new(struct store *st, MDB_txn *txn, const struct store_user 
     MDB_val key = store_val_str(u->uri);
     MDB_val val = {.mv_size = sizeof(rec), .mv_data = &rec};
     rc = store_err(st, mdb_put(txn, st->users, &key, &val, MDB_NOOVERWRITE), "put_user");
-    if (rc == 0 && u->ext[0] != '\0') {
+    if (rc != 0) {
+        return rc; /* -EEXIST: the URI exists */
+    }
+    if (u->ext[0] != '\0') {
         char buf[STORE_PHEXT_KEY_MAX + 1];
         MDB_val pk = phext_key(buf, u->phone, u->ext);
         rc = store_err(st, mdb_put(txn, st->phext, &pk, &key, MDB_NOOVERWRITE), "put_phext");
-        rc = rc == -EEXIST ? -ENOTUNIQ : rc;
+        if (rc != 0) {
+            return rc == -EEXIST ? -ENOTUNIQ : rc;
+        }
     }
-    if (rc == 0 && u->phone[0] != '\0') {
+    if (u->phone[0] != '\0') {
         MDB_val pk = store_val_str(u->phone);
         rc = store_err(st, mdb_put(txn, st->phone, &pk, &key, 0), "put_phone");
+        if (rc != 0) {
+            return rc;
+        }
     }
-    if (rc == 0 && u->ext[0] != '\0') {
+    if (u->ext[0] != '\0') {
         MDB_val ek = store_val_str(u->ext);
         rc = store_err(st, mdb_put(txn, st->ext, &ek, &key, 0), "put_ext");
+        if (rc != 0) {
+            return rc;
+        }
     }
-    return rc;
+    return 0;
 }
 
 struct add_arg {
@@ -240,24 +255,34 @@ static int user_del_txn(struct store *st, MDB_txn *txn, void *arg)
         return rc;
     }
     user_read(NULL, &rec, &key, &val);
+    /* The index entries always match the user record: none is missing (-ENOENT ASSERTed). */
     rc = store_err(st, mdb_del(txn, st->users, &key, NULL), "del_user");
-    if (rc == 0 && rec.phone[0] != '\0') {
+    if (rc != 0) {
+        goto out;
+    }
+    if (rec.phone[0] != '\0') {
         MDB_val pk = store_val_str(rec.phone);
         rc = store_err(st, mdb_del(txn, st->phone, &pk, &key), "del_phone");
+        if (rc != 0) {
+            goto out;
+        }
     }
-    if (rc == 0 && rec.ext[0] != '\0') {
+    if (rec.ext[0] != '\0') {
         MDB_val ek = store_val_str(rec.ext);
         rc = store_err(st, mdb_del(txn, st->ext, &ek, &key), "del_ext");
-    }
-    if (rc == 0 && rec.ext[0] != '\0') {
+        if (rc != 0) {
+            goto out;
+        }
         char buf[STORE_PHEXT_KEY_MAX + 1];
         MDB_val pk = phext_key(buf, rec.phone, rec.ext);
         rc = store_err(st, mdb_del(txn, st->phext, &pk, NULL), "del_phext");
+        if (rc != 0) {
+            goto out;
+        }
     }
-    if (rc == 0) {
-        rc = lockout_del(st, txn, &key);
-    }
-    ASSERT(rc != -ENOENT); /* the indexes always match the user record */
+    rc = lockout_del(st, txn, &key);
+out:
+    ASSERT(rc != -ENOENT);
     return rc;
 }
 
@@ -297,10 +322,10 @@ static int set_pin_txn(struct store *st, MDB_txn *txn, void *arg)
     val.mv_size = sizeof(rec);
     val.mv_data = &rec;
     rc = store_err(st, mdb_put(txn, st->users, &key, &val, 0), "put_user");
-    if (rc == 0) {
-        rc = lockout_del(st, txn, &key);
+    if (rc != 0) {
+        return rc;
     }
-    return rc;
+    return lockout_del(st, txn, &key);
 }
 
 int store_user_set_pin(struct store *st, const char *uri, const uint8_t *verifier, uint8_t pin_len)
@@ -336,7 +361,7 @@ static int lookup_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, MDB_val key
     MDB_cursor *cur = NULL;
     int rc = store_err(st, mdb_cursor_open(txn, dbi, &cur), "cursor_open");
     if (rc != 0) {
-        return rc;
+        goto out;
     }
     MDB_val uri = {0};
     rc = store_err(st, mdb_cursor_get(cur, &key, &uri, MDB_SET_KEY), "cursor_get");
@@ -346,15 +371,21 @@ static int lookup_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, MDB_val key
             rc = store_err(st, mdb_get(txn, st->users, &uri, &val), "get_user");
             ASSERT(rc != -ENOENT); /* index entries always name an existing user */
             if (rc != 0) {
-                break;
+                goto out;
             }
             user_read(&out[*n], NULL, &uri, &val);
             (*n)++;
         }
         rc = store_err(st, mdb_cursor_get(cur, &key, &uri, MDB_NEXT_DUP), "cursor_next_dup");
     }
-    mdb_cursor_close(cur);
-    return rc == -ENOENT ? 0 : rc;
+    if (rc == -ENOENT) {
+        rc = 0; /* no (more) entries under the key */
+    }
+out:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    return rc;
 }
 
 int store_user_lookup(struct store *st, struct store_user *out, size_t cap, size_t *out_num,
@@ -372,17 +403,24 @@ int store_user_lookup(struct store *st, struct store_user *out, size_t cap, size
     MDB_txn *txn = NULL;
     int rc = store_txn_begin(st, &txn, false);
     if (rc != 0) {
-        return rc;
+        goto out;
     }
     MDB_val key = store_val_str(phone_or_ext);
     rc = lookup_index(st, txn, st->phone, key, out, cap, &n);
-    if (rc == 0 && strlen(phone_or_ext) <= STORE_EXT_MAX) {
-        rc = lookup_index(st, txn, st->ext, key, out, cap, &n);
+    if (rc != 0) {
+        goto out;
     }
-    mdb_txn_abort(txn);
+    if (strlen(phone_or_ext) <= STORE_EXT_MAX) {
+        rc = lookup_index(st, txn, st->ext, key, out, cap, &n);
+        if (rc != 0) {
+            goto out;
+        }
+    }
     ASSERT(n <= cap);
-    if (rc == 0) {
-        *out_num = n;
+    *out_num = n;
+out:
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
     }
     return rc;
 }
@@ -414,7 +452,9 @@ int store_user_foreach(struct store *st, store_user_fn fn, void *ctx)
         }
         rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
     }
-    rc = rc == -ENOENT ? 0 : rc;
+    if (rc == -ENOENT) {
+        rc = 0; /* past the last user */
+    }
 out:
     if (cur != NULL) {
         mdb_cursor_close(cur);
