@@ -443,7 +443,7 @@ int store_cert_get_seq(struct store *st, struct store_cert_meta *out_meta, uint8
     return rc;
 }
 
-struct uri_arg {
+struct visit_cert_arg {
     store_cert_fn fn;
     void *ctx;
 };
@@ -455,7 +455,7 @@ static int visit_cert(struct store *st, MDB_txn *txn, const MDB_val *key, const 
     (void)st;
     (void)txn;
     (void)r;
-    const struct uri_arg *a = arg;
+    const struct visit_cert_arg *a = arg;
     struct store_cert_meta m;
     const uint8_t *der = NULL;
     size_t der_len = 0;
@@ -476,7 +476,7 @@ int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn f
     if (rc != 0) {
         return rc;
     }
-    struct uri_arg a = {.fn = fn, .ctx = ctx};
+    struct visit_cert_arg a = {.fn = fn, .ctx = ctx};
     rc = store_index_foreach_uri(st, txn, uri, visit_cert, &a);
     mdb_txn_abort(txn);
     return rc;

@@ -211,7 +211,7 @@ uint64_t store_seq_decode(const uint8_t in[STORE_SEQ_KEY_LEN]);
 /* store_pool_find sets *out_id to the id of the pool named `pool`: 0, -ENOENT or an error. */
 int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char *pool);
 
-/* ---- grow.c (calls nothing else in store/) ---- */
+/* ---- grow.c (calls common.c), for cert.c and pool_embedded.c ---- */
 
 /* store_env_grow keeps the data file of `env` written (zeros) a little past LMDB's last page, so
  * that a commit's fdatasync overwrites blocks instead of growing the file. Call it with the write
