@@ -90,7 +90,7 @@ void base_hex_encode(char *out, size_t cap, const uint8_t *in, size_t len);
 #define BASE_B64_LEN(len) (((len) + 2) / 3 * 4)
 /* base_b64_encode writes the base64 text of in[0..len) (RFC 4648 §4, padded, no line breaks) and
  * a NUL into `out` (cap >= BASE_B64_LEN(len) + 1); returns the text's length. For public data
- * (certificates): unlike BoringSSL's EVP_EncodeBlock it is not constant-time, and about 4x
+ * (certificates): unlike BoringSSL's EVP_EncodeBlock it is not constant-time, which makes it
  * faster. Secrets are never base64-encoded by the appliance. */
 size_t base_b64_encode(char *out, size_t cap, const uint8_t *in, size_t len);
 

@@ -101,8 +101,9 @@ static int disk_case(const char *dir, size_t batch_size, uint64_t *lat_ns, const
     snprintf(path, sizeof(path), "%s/disk%zu", dir, batch_size);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd == -1) {
+        int err = errno;
         perror("bench_store: open");
-        return -errno;
+        return -err;
     }
     static uint8_t buf[STORE_BATCH_MAX * BENCH_DER_LEN];
     for (size_t i = 0; i < batch_size; i++) {
@@ -113,21 +114,50 @@ static int disk_case(const char *dir, size_t batch_size, uint64_t *lat_ns, const
     int rc = 0;
     uint64_t start = clock_mono_ns();
     uint64_t now = start;
-    while (rc == 0 && now - start < BENCH_CASE_NS && n < BENCH_COMMITS_MAX) {
+    while (now - start < BENCH_CASE_NS && n < BENCH_COMMITS_MAX) {
         uint64_t t0 = clock_mono_ns();
         if (write(fd, buf, len) != (ssize_t)len || fdatasync(fd) == -1) {
             rc = -EIO;
+            goto out;
         }
         now = clock_mono_ns();
         lat_ns[n++] = now - t0;
     }
-    if (close(fd) == -1 || unlink(path) == -1) {
+out:
+    if (close(fd) == -1 && rc == 0) {
         rc = -errno;
     }
-    if (rc == 0) {
-        print_case("disk_sync_append_batch", batch_size, n, now - start, lat_ns);
+    if (unlink(path) == -1 && rc == 0) {
+        rc = -errno;
     }
-    return rc;
+    if (rc != 0) {
+        fprintf(stderr, "bench_store: disk case: %s\n", strerror(-rc));
+        return rc;
+    }
+    print_case("disk_sync_append_batch", batch_size, n, now - start, lat_ns);
+    return 0;
+}
+
+/* lmdb_commit puts `batch_size` random 16-byte keys with a 1 KiB value in one synced commit.
+ * Returns 0 or LMDB's code. */
+static int lmdb_commit(MDB_env *env, MDB_dbi dbi, size_t batch_size, const uint8_t *der)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < batch_size; i++) {
+        uint64_t k[2] = {rng_next(), rng_next()};
+        MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+        MDB_val val = {.mv_size = BENCH_DER_LEN, .mv_data = (void *)(uintptr_t)der};
+        rc = mdb_put(txn, dbi, &key, &val, 0);
+        if (rc != 0) {
+            mdb_txn_abort(txn); /* never reused */
+            return rc;
+        }
+    }
+    return mdb_txn_commit(txn); /* frees txn on every path */
 }
 
 /* lmdb_case is the reference the store is held to, in the same run: bare LMDB, one random
@@ -142,28 +172,52 @@ static int lmdb_case(const char *dir, size_t batch_size, uint64_t *lat_ns, const
     MDB_env *env = NULL;
     MDB_dbi dbi = 0;
     MDB_txn *txn = NULL;
-    int rc = mkdir(path, 0700) == 0 ? 0 : errno;
-    rc = rc != 0 ? rc : mdb_env_create(&env);
-    rc = rc != 0 ? rc : mdb_env_set_mapsize(env, 16ull << 30);
-    rc = rc != 0 ? rc : mdb_env_open(env, path, MDB_NOTLS, 0600);
-    rc = rc != 0 ? rc : mdb_txn_begin(env, NULL, 0, &txn);
-    rc = rc != 0 ? rc : mdb_dbi_open(txn, NULL, 0, &dbi);
-    rc = rc != 0 ? rc : mdb_txn_commit(txn);
     size_t n = 0;
-    uint64_t start = clock_mono_ns();
-    uint64_t now = start;
-    while (rc == 0 && now - start < BENCH_CASE_NS && n < BENCH_COMMITS_MAX) {
+    uint64_t start = 0;
+    uint64_t now = 0;
+    int rc = mkdir(path, 0700) == 0 ? 0 : errno; /* LMDB's codes and errnos, as mdb_strerror */
+    if (rc != 0) {
+        goto out;
+    }
+    rc = mdb_env_create(&env);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = mdb_env_set_mapsize(env, 16ull << 30);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = mdb_env_open(env, path, MDB_NOTLS, 0600);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = mdb_dbi_open(txn, NULL, 0, &dbi);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = mdb_txn_commit(txn); /* frees txn on every path */
+    txn = NULL;
+    if (rc != 0) {
+        goto out;
+    }
+    start = clock_mono_ns();
+    now = start;
+    while (now - start < BENCH_CASE_NS && n < BENCH_COMMITS_MAX) {
         uint64_t t0 = clock_mono_ns();
-        rc = mdb_txn_begin(env, NULL, 0, &txn);
-        for (size_t i = 0; rc == 0 && i < batch_size; i++) {
-            uint64_t k[2] = {rng_next(), rng_next()};
-            MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
-            MDB_val val = {.mv_size = BENCH_DER_LEN, .mv_data = (void *)(uintptr_t)der};
-            rc = mdb_put(txn, dbi, &key, &val, 0);
+        rc = lmdb_commit(env, dbi, batch_size, der);
+        if (rc != 0) {
+            goto out;
         }
-        rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
         now = clock_mono_ns();
         lat_ns[n++] = now - t0;
+    }
+out:
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
     }
     if (env != NULL) {
         mdb_env_close(env);
@@ -191,7 +245,8 @@ static int commit_loop(struct store *st, size_t batch_size, uint64_t *lat_ns, st
         for (size_t i = 0; i < batch_size; i++) {
             struct store_cert_meta m = {0};
             fill_meta(&m);
-            ASSERT(store_batch_add_cert(b, &m, der, BENCH_DER_LEN) == 0);
+            rc = store_batch_add_cert(b, &m, der, BENCH_DER_LEN);
+            ASSERT(rc == 0); /* batch_size <= STORE_BATCH_MAX, valid meta */
         }
         uint64_t t0 = clock_mono_ns();
         rc = store_batch_commit(st, b);
@@ -208,7 +263,10 @@ static int commit_loop(struct store *st, size_t batch_size, uint64_t *lat_ns, st
     }
     *out_n = n;
     *out_ns = now - start;
-    return rc != 0 ? rc : (n == 0 ? -EIO : 0);
+    if (rc != 0) {
+        return rc;
+    }
+    return n == 0 ? -EIO : 0;
 }
 
 /* open_store opens a store at `path` on a 16 GiB map, as certprovd does when `deferred`. */
@@ -253,20 +311,28 @@ static int preload(struct store *st, struct store_batch *b, const uint8_t *der)
 {
     static uint64_t seqs[STORE_BATCH_MAX];
     int rc = 0;
-    for (uint32_t done = 0; rc == 0 && done < BENCH_SCALE_CERTS; done += STORE_BATCH_MAX) {
+    for (uint32_t done = 0; done < BENCH_SCALE_CERTS; done += STORE_BATCH_MAX) {
         store_batch_clear(b);
         for (size_t i = 0; i < STORE_BATCH_MAX; i++) {
             struct store_cert_meta m = {0};
             fill_meta(&m);
             snprintf(m.pool, sizeof(m.pool), "pool-0");
-            ASSERT(store_batch_add_cert(b, &m, der, BENCH_DER_LEN) == 0);
+            rc = store_batch_add_cert(b, &m, der, BENCH_DER_LEN);
+            ASSERT(rc == 0); /* STORE_BATCH_MAX items, valid meta */
         }
         rc = store_batch_commit(st, b); /* sets each item's seq, then clears the count */
-        for (size_t i = 0; rc == 0 && i < STORE_BATCH_MAX; i++) {
+        if (rc != 0) {
+            goto out;
+        }
+        for (size_t i = 0; i < STORE_BATCH_MAX; i++) {
             seqs[i] = b->items[i].meta.seq;
         }
-        rc = rc == 0 ? store_outbox_remove_many(st, "pool-0", seqs, STORE_BATCH_MAX) : rc;
+        rc = store_outbox_remove_many(st, "pool-0", seqs, STORE_BATCH_MAX);
+        if (rc != 0) {
+            goto out;
+        }
     }
+out:
     if (rc != 0) {
         fprintf(stderr, "bench_store: preload: %s\n", strerror(-rc));
     }
@@ -283,10 +349,12 @@ static int scale_case(const char *dir, uint64_t *lat_ns, struct store_batch *b, 
     if (rc != 0) {
         return rc;
     }
-    rc = preload(st, b, der);
     size_t n = 0;
     uint64_t elapsed = 0;
-    rc = rc == 0 ? commit_loop(st, BENCH_SCALE_BATCH, lat_ns, b, der, &n, &elapsed) : rc;
+    rc = preload(st, b, der);
+    if (rc == 0) {
+        rc = commit_loop(st, BENCH_SCALE_BATCH, lat_ns, b, der, &n, &elapsed);
+    }
     store_close(st);
     if (rc == 0) {
         char name[64];
@@ -294,6 +362,27 @@ static int scale_case(const char *dir, uint64_t *lat_ns, struct store_batch *b, 
         print_case(name, BENCH_SCALE_BATCH, n, elapsed, lat_ns);
     }
     return rc;
+}
+
+static const size_t g_sizes[] = {1, 16, 64, 256};
+
+/* batch_cases runs the four cases of one batch size, in the order they are printed. */
+static int batch_cases(const char *dir, size_t batch_size, uint64_t *lat, struct store_batch *b,
+                       const uint8_t *der)
+{
+    int rc = disk_case(dir, batch_size, lat, der);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = lmdb_case(dir, batch_size, lat, der);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = run_case(dir, batch_size, lat, b, der, true);
+    if (rc != 0) {
+        return rc;
+    }
+    return run_case(dir, batch_size, lat, b, der, false);
 }
 
 int main(int argc, char **argv)
@@ -314,23 +403,27 @@ int main(int argc, char **argv)
     }
     struct store_batch *b = calloc(1, sizeof(*b));
     uint64_t *lat = calloc(BENCH_COMMITS_MAX, sizeof(uint64_t));
-    int rc = b != NULL && lat != NULL ? 0 : -ENOMEM;
-    static const size_t sizes[] = {1, 16, 64, 256};
+    int rc = 0;
+    if (b == NULL || lat == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
     /* An optional argument runs one batch size only (for profiling), or "scale" the store at
      * scale only. */
     bool scale_only = argc > 1 && strcmp(argv[1], "scale") == 0;
     size_t only = argc > 1 && !scale_only ? (size_t)strtoul(argv[1], NULL, 10) : 0;
-    for (size_t i = 0; rc == 0 && !scale_only && i < ARRAY_LEN(sizes); i++) {
-        if (only == 0 || only == sizes[i]) {
-            rc = disk_case(dir, sizes[i], lat, der);
-            rc = rc == 0 ? lmdb_case(dir, sizes[i], lat, der) : rc;
-            rc = rc == 0 ? run_case(dir, sizes[i], lat, b, der, true) : rc;
-            rc = rc == 0 ? run_case(dir, sizes[i], lat, b, der, false) : rc;
+    for (size_t i = 0; !scale_only && i < ARRAY_LEN(g_sizes); i++) {
+        if (only == 0 || only == g_sizes[i]) {
+            rc = batch_cases(dir, g_sizes[i], lat, b, der);
+            if (rc != 0) {
+                goto out;
+            }
         }
     }
-    if (rc == 0 && only == 0) {
+    if (only == 0) {
         rc = scale_case(dir, lat, b, der);
     }
+out:
     free(lat);
     free(b);
     if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {

@@ -28,9 +28,17 @@ int store_env_grow(MDB_env *env)
     MDB_envinfo info;
     MDB_stat st;
     int fd = -1;
-    if (mdb_env_info(env, &info) != MDB_SUCCESS || mdb_env_stat(env, &st) != MDB_SUCCESS ||
-        mdb_env_get_fd(env, &fd) != MDB_SUCCESS) {
-        return -EIO;
+    int rc = store_err_map(mdb_env_info(env, &info));
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err_map(mdb_env_stat(env, &st));
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err_map(mdb_env_get_fd(env, &fd));
+    if (rc != 0) {
+        return rc;
     }
     uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
     /* The size by lseek, not fstat: a stat marks the file's timestamps as seen, so the next write
@@ -38,8 +46,8 @@ int store_env_grow(MDB_env *env)
      * on ext4 every fdatasync then writes the inode too: +90 us per commit measured. LMDB writes
      * with pwrite, so moving this fd's offset changes nothing. */
     off_t end_off = lseek(fd, 0, SEEK_END);
-    if (end_off < 0) {
-        return -errno;
+    if (end_off == -1) {
+        return store_err_map(errno);
     }
     uint64_t size = (uint64_t)end_off;
     if (size >= used + GROW_LOW) {
@@ -52,8 +60,11 @@ int store_env_grow(MDB_env *env)
     for (uint64_t off = size; off < end;) { /* bounded: at most GROW_CHUNK + GROW_LOW bytes */
         size_t len = end - off < GROW_ZEROS ? (size_t)(end - off) : GROW_ZEROS;
         ssize_t n = pwrite(fd, g_zeros, len, (off_t)off);
-        if (n <= 0) {
-            return n == 0 ? -EIO : -errno;
+        if (n == -1) {
+            return store_err_map(errno);
+        }
+        if (n == 0) {
+            return -EIO; /* a regular file takes at least one byte: unexpected */
         }
         off += (uint64_t)n;
     }

@@ -1,5 +1,11 @@
-/* store/internal.h: private to store/. The environment handle, the named databases and the
- * on-disk record layouts shared by store.c, user.c, cert.c and outbox.c.
+/* store/internal.h: private to store/. The environment handle, the named databases, the on-disk
+ * record layouts and the functions the files of store/ share, grouped by the file that defines
+ * them. Files call only files below them, never in a circle:
+ *   publish.c -> pool_embedded.c, pool_pg.c, poolstate.c, outbox.c, cert.c
+ *   store.c   -> index.c
+ *   cert.c    -> index.c, user.c, grow.c
+ *   pool_embedded.c -> grow.c;  pool_pg.c -> poolstate.c
+ *   every file -> common.c (which calls nothing else in store/)
  *
  * Databases (all in one environment):
  *   users    uri                      -> struct user_rec
@@ -18,7 +24,7 @@
  *            hash that starts its key), so each dirties about 1/STORE_INDEX_SLICES of the
  *            index pages the segment needs, not one random page per certificate. Slice k comes once
  *            k x index_tail_max / STORE_INDEX_SLICES certificates followed the segment, so the
- *            work is spread over the next tail's growth (index_step). Slices below .progress
+ *            work is spread over the next tail's growth (store_index_step). Slices below .progress
  *            are indexed; when all are, upto = target.
  *   meta     name                     -> value ("index": struct index_state, 4 x u64 BE: upto,
  *                                        target, progress, slices; 3 x u64 when written with
@@ -58,8 +64,8 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored lit
 #define STORE_PHEXT_KEY_MAX (STORE_PHONE_MAX + 1 + STORE_EXT_MAX)
 #define STORE_INDEX_TAIL_DEFAULT 32768u
 #define STORE_META_INDEX "index"
-/* Slices of the key space a segment is indexed in (meta "index" records it; environments of
- * 2026-12-01 and before used 16, without recording it: their progress is converted). */
+/* Slices of the key space a segment is indexed in (meta "index" records it; environments written
+ * before it was recorded used 16: their progress is converted). */
 #define STORE_INDEX_SLICES 128u
 #define STORE_INDEX_SLICES_V1 16u
 static_assert(STORE_INDEX_SLICES >= 1 && STORE_INDEX_SLICES <= 128, "serial slices: first byte");
@@ -100,8 +106,8 @@ struct store {
     uint64_t index_tail_max;
     /* Serializes store_batch_commit on this handle, which owns `tail`. */
     pthread_mutex_t commit_lock;
-    struct tail_set *tail;   /* the tail's serials, for the clash check (cert.c); lazily built */
-    struct segment *segment; /* the keys of the segment being indexed (cert.c); lazily built */
+    struct tail_set *tail;   /* the tail's serials, for the clash check (index.c); lazily built */
+    struct segment *segment; /* the keys of the segment being indexed (index.c); lazily built */
     bool defer_meta_sync;
     /* With defer_meta_sync: the lowest certificate seq whose commit may not be durable yet
      * (every higher seq is either in such a commit or not committed); UINT64_MAX when everything
@@ -171,75 +177,97 @@ struct outbox_rec {
 static_assert(sizeof(struct outbox_rec) == 48, "outbox_rec on-disk size");
 #define STORE_OUTBOX_REC_MAX (sizeof(struct outbox_rec) + STORE_ERROR_MAX)
 
-/* store_err converts an LMDB return code to 0 or a negative errno, the only place in store/ that
- * does. It logs mdb_strerror (and for MDB_MAP_FULL the setting to raise) except for the expected
- * MDB_NOTFOUND (-ENOENT) and MDB_KEYEXIST (-EEXIST). `op` names the failed call for the log. */
-int store_err(const struct store *st, int mdb_rc, const char *op);
+/* ---- common.c (calls nothing else in store/) ---- */
 
+#define STORE_MAP_SIZE_MIN (64u * 1024u)
+
+/* store_err_map maps an LMDB return code or a system errno to 0 or one of the fixed negative
+ * errnos of store.h ("Errors"), without logging: the one table of store/. */
+int store_err_map(int rc);
+/* store_err is store_err_map for a call on `st`'s environment, and the one place that logs the
+ * library's text (mdb_strerror; for MDB_MAP_FULL the setting to raise), except for the expected
+ * MDB_NOTFOUND (-ENOENT) and MDB_KEYEXIST (-EEXIST). `op` names the failed call for the log. */
+int store_err(const struct store *st, int rc, const char *op);
 /* store_validate ASSERTs the invariants of an open store. */
 void store_validate(const struct store *st);
-
-/* store_txn_begin starts a read (write == false) or write transaction. Returns 0 or the
- * store_err of mdb_txn_begin. */
+/* store_txn_begin starts a read (write == false) or write transaction: 0 or store_err's code. */
 int store_txn_begin(struct store *st, MDB_txn **out, bool write);
-
-/* store_txn_commit commits (and syncs) `txn`, which is freed on every path. Returns 0 or the
- * store_err of mdb_txn_commit (-ENOSPC when the map is full). */
+/* store_txn_commit commits (and syncs) `txn`, freed on every path: 0 or store_err's code. */
 int store_txn_commit(struct store *st, MDB_txn *txn);
-
+/* store_write_fn does the work of one write transaction in `txn`: 0 commits it, a negative errno
+ * aborts it and is returned by store_write. */
+typedef int (*store_write_fn)(struct store *st, MDB_txn *txn, void *arg);
+/* store_write runs fn in one write transaction, committed (synced) when fn returned 0 and aborted
+ * otherwise: 0, -EROFS, fn's error, or store_err's code of the begin or the commit. */
+int store_write(struct store *st, store_write_fn fn, void *arg);
 /* store_str_ok reports whether `s` is non-NULL with at most `max` bytes before its NUL. */
 bool store_str_ok(const char *s, size_t max);
-
 /* store_val_str makes an MDB_val of the bytes of `s` without its NUL. */
 MDB_val store_val_str(const char *s);
+/* store_seq_encode writes `seq` big-endian into 8 bytes (so byte order is numeric order). */
+void store_seq_encode(uint8_t out[STORE_SEQ_KEY_LEN], uint64_t seq);
+/* store_seq_decode reads a big-endian u64 from 8 bytes. */
+uint64_t store_seq_decode(const uint8_t in[STORE_SEQ_KEY_LEN]);
+/* store_pool_find sets *out_id to the id of the pool named `pool`: 0, -ENOENT or an error. */
+int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char *pool);
 
+/* ---- grow.c (calls common.c), for cert.c and pool_embedded.c ---- */
+
+/* store_env_grow keeps the data file of `env` written (zeros) a little past LMDB's last page, so
+ * that a commit's fdatasync overwrites blocks instead of growing the file. Call it with the write
+ * lock held, inside a write transaction before its commit. Returns 0 or a negative errno: a
+ * failure only costs speed, and the commit's own write reports a full disk. */
+int store_env_grow(MDB_env *env);
+
+/* ---- user.c (calls common.c), for cert.c ---- */
+
+/* store_lockout_rec_put writes `lk` as the lockout state of `uri` inside the write txn `txn`. */
+int store_lockout_rec_put(struct store *st, MDB_txn *txn, const char *uri,
+                          const struct store_lockout *lk);
+/* store_user_exists checks inside `txn` whether `uri` is a user: 0, -ENOENT or an error. */
+int store_user_exists(struct store *st, MDB_txn *txn, const char *uri);
+
+/* ---- index.c: the bulk index (calls common.c), for cert.c and store.c ---- */
+
+/* store_record_fn is called for a certificate record: its key (the seq), its value, and the
+ * value's fixed header (copied out). The URI is the r->uri_len bytes after the header, in the
+ * map: it is not to be read after a put. A non-zero return stops the walk and is returned. */
+typedef int (*store_record_fn)(struct store *st, MDB_txn *txn, const MDB_val *key,
+                               const MDB_val *val, const struct cert_rec *r, void *arg);
+/* store_cert_rec_ok checks a certificate record's header against its value's `total` bytes. */
+bool store_cert_rec_ok(const struct cert_rec *r, size_t total);
+/* store_cert_rec_get reads the record under `skey`, a seq that is known to exist (ASSERTed). */
+int store_cert_rec_get(struct store *st, MDB_txn *txn, MDB_val *skey, MDB_val *val);
 /* store_last_seq sets *out to the highest certificate seq in `txn`'s snapshot (0: none). */
 int store_last_seq(struct store *st, MDB_txn *txn, uint64_t *out);
-/* store_index_get reads the bulk indexing state of `txn`'s snapshot (an environment from before
- * it, opened read-only, reads as fully indexed: upto = UINT64_MAX). */
+/* store_index_init indexes every certificate of an environment without index state (store_open,
+ * write txn); a no-op when the state exists. */
+int store_index_init(struct store *st, MDB_txn *txn);
+/* store_index_get reads the index state of `txn`'s snapshot (an environment from before it,
+ * opened read-only, reads as nothing indexed: upto = 0, everything is scanned). */
 int store_index_get(struct store *st, MDB_txn *txn, struct store_index_state *out);
-/* store_index_put records it (write txn). */
-int store_index_put(struct store *st, MDB_txn *txn, const struct store_index_state *in);
-/* store_slice_serial / store_slice_uri: the slice of the key space a key belongs to. */
-unsigned store_slice_serial(const uint8_t serial[STORE_SERIAL_LEN]);
-unsigned store_slice_uri(const char *uri, size_t len);
-#define STORE_USERIDX_KEY_MAX (4 + STORE_URI_MAX)
-/* store_useridx_key writes the by-user index key of `uri` (len bytes) and returns its length. */
-size_t store_useridx_key(uint8_t out[STORE_USERIDX_KEY_MAX], const char *uri, size_t len);
-/* store_index_all indexes every certificate in (0, last] (a write txn; index_init). */
-int store_index_all(struct store *st, MDB_txn *txn, uint64_t last);
-/* store_index_watermark is the seq up to which the index holds the keys of `slice`. */
-uint64_t store_index_watermark(const struct store_index_state *ix, unsigned slice);
+/* store_index_check_serials marks the batch's items whose serial is taken; see index.c. */
+int store_index_check_serials(struct store *st, MDB_txn *txn, struct store_batch *b, uint64_t upto,
+                              uint64_t last);
+/* store_index_step advances the bulk indexing by one slice when due, after a batch up to `last`. */
+int store_index_step(struct store *st, MDB_txn *txn, struct store_index_state ix, uint64_t last);
+/* store_index_discard marks the handle's caches stale after a failed commit. */
+void store_index_discard(struct store *st);
+/* store_index_free frees the handle's caches (store_close). */
+void store_index_free(struct store *st);
+/* store_index_find_serial puts the seq key of `serial` in seq_out: 0, -ENOENT or an error. */
+int store_index_find_serial(struct store *st, MDB_txn *txn, uint8_t seq_out[STORE_SEQ_KEY_LEN],
+                            const uint8_t serial[STORE_SERIAL_LEN]);
+/* store_index_foreach_uri calls fn for each certificate of `uri`, oldest first. */
+int store_index_foreach_uri(struct store *st, MDB_txn *txn, const char *uri, store_record_fn fn,
+                            void *arg);
+
+/* ---- cert.c (calls index.c, user.c, grow.c, common.c), for publish.c ---- */
 
 /* store_cert_get_seq is store_cert_get by sequence number (the outbox entry's), without the
  * serial index; `serial` is what the record must hold (ASSERTed). */
 int store_cert_get_seq(struct store *st, struct store_cert_meta *out_meta, uint8_t *der, size_t cap,
                        size_t *out_len, uint64_t seq, const uint8_t serial[STORE_SERIAL_LEN]);
-
-/* store_tail_free and store_segment_free free the caches of `st` (store_close). */
-void store_tail_free(struct store *st);
-void store_segment_free(struct store *st);
-
-/* store_env_grow keeps the data file of `env` written (zeros) a little past LMDB's last page, so
- * that a commit's fdatasync overwrites blocks instead of growing the file (grow.c). Call it with
- * the write lock held, inside a write transaction before its commit. Returns 0 or -errno: a
- * failure only costs speed, and the commit's own write reports a full disk. */
-int store_env_grow(MDB_env *env);
-
-/* store_seq_encode writes `seq` big-endian into 8 bytes (so byte order is numeric order). */
-void store_seq_encode(uint8_t out[STORE_SEQ_KEY_LEN], uint64_t seq);
-/* store_seq_decode reads a big-endian u64 from 8 bytes. */
-uint64_t store_seq_decode(const uint8_t in[STORE_SEQ_KEY_LEN]);
-
-/* store_pool_find sets *out_id to the id of the pool named `pool`. Returns 0 or -ENOENT. */
-int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char *pool);
-
-/* store_lockout_rec_put writes `lk` as the lockout state of `uri` inside `txn`. */
-int store_lockout_rec_put(struct store *st, MDB_txn *txn, const char *uri,
-                          const struct store_lockout *lk);
-
-/* store_user_exists checks inside `txn` whether `uri` is a user. Returns 0, -ENOENT or -EIO. */
-int store_user_exists(struct store *st, MDB_txn *txn, const char *uri);
 
 /* pool_state_rec is followed by error_len bytes of last_error. */
 struct pool_state_rec {
@@ -253,7 +281,8 @@ struct pool_state_rec {
 };
 static_assert(sizeof(struct pool_state_rec) == 32, "pool_state_rec on-disk size");
 
-/* ---- pool store drivers (publish.c calls them from the pool's own thread) ---- */
+/* ---- pool store drivers (publish.c defines pool_driver_* and calls them from the pool's own
+ * thread) ---- */
 
 /* pool_row is one certificate of a publication batch. */
 struct pool_row {
@@ -279,18 +308,28 @@ int pool_driver_publish(struct pool_driver *d, struct pool_row *rows, size_t n, 
 /* pool_driver_free disconnects and frees. NULL is a no-op. */
 void pool_driver_free(struct pool_driver *d);
 
-/* The two drivers behind pool_driver. */
+/* The two drivers behind pool_driver (pool_embedded.c, pool_pg.c). */
 struct pool_embedded;
+/* pool_embedded_open opens (creating) the embedded store of pool `name` under `dir`: 0 or an
+ * error, with the cause in `err`. */
 int pool_embedded_open(struct pool_embedded **out, const char *dir, const char *name,
                        const char *issued_by, char *err, size_t cap);
+/* pool_embedded_publish stores rows[0..n) in one synced commit: as pool_driver_publish. */
 int pool_embedded_publish(struct pool_embedded *e, struct pool_row *rows, size_t n, char *err,
                           size_t cap);
+/* pool_embedded_close closes the environment and frees. NULL is a no-op. */
 void pool_embedded_close(struct pool_embedded *e);
 struct pool_pg;
+/* pool_pg_new prepares (does not connect) the PostgreSQL driver: 0, -EINVAL or -ENOMEM. */
 int pool_pg_new(struct pool_pg **out, const char *conninfo, const char *issued_by);
+/* pool_pg_publish stores rows[0..n) in one pipelined round trip: as pool_driver_publish. */
 int pool_pg_publish(struct pool_pg *p, struct pool_row *rows, size_t n, char *err, size_t cap);
+/* pool_pg_free disconnects and frees. NULL is a no-op. */
 void pool_pg_free(struct pool_pg *p);
+/* pool_pg_check connects once: 0 or -EHOSTUNREACH with the reason in `err` (store_pool_check). */
 int pool_pg_check(const char *conninfo, char *err, size_t cap);
+
+/* ---- poolstate.c (calls common.c), for publish.c and the drivers ---- */
 
 /* store_serial_hex writes `serial` as upper-case hex without leading zeros (API.md §6). */
 void store_serial_hex(char out[2 * STORE_SERIAL_LEN + 1], const uint8_t serial[STORE_SERIAL_LEN]);

@@ -29,7 +29,8 @@ static void outbox_decode(struct store_outbox_entry *out, struct outbox_rec *out
     memcpy(&r, val->mv_data, sizeof(r));
     ASSERT(outbox_rec_ok(&r, val->mv_size));
     memset(out, 0, sizeof(*out));
-    ASSERT(base_str_copy(out->pool, sizeof(out->pool), pool) == 0);
+    int rc = base_str_copy(out->pool, sizeof(out->pool), pool);
+    ASSERT(rc == 0); /* a pool name read from the pools table or checked by store_pool_find */
     memcpy(out->serial, r.serial, sizeof(out->serial));
     out->seq = store_seq_decode((const uint8_t *)key->mv_data + 4);
     out->enqueued_ms = r.enqueued_ms;
@@ -70,26 +71,17 @@ static int scan_pool(struct store *st, MDB_cursor *cur, uint32_t id, const char 
     return rc == -ENOENT ? 0 : rc;
 }
 
-/* scan runs `visit` over the entries of `pool` (NULL: every pool in name order). */
-static int scan(struct store *st, MDB_txn *txn, const char *pool, pool_visit_fn visit, void *arg)
+/* scan_all runs `visit` over the entries of every pool, in name order. */
+static int scan_all(struct store *st, MDB_txn *txn, MDB_cursor *cur, pool_visit_fn visit, void *arg)
 {
-    MDB_cursor *cur = NULL;
     MDB_cursor *pools = NULL;
-    int rc = store_err(st, mdb_cursor_open(txn, st->outbox, &cur), "cursor_open");
+    int rc = store_err(st, mdb_cursor_open(txn, st->pools, &pools), "cursor_open");
     if (rc != 0) {
-        return rc;
-    }
-    if (pool != NULL) {
-        uint32_t id = 0;
-        rc = store_pool_find(st, txn, &id, pool);
-        rc = rc == 0 ? scan_pool(st, cur, id, pool, visit, arg) : rc;
-        rc = rc == -ENOENT ? 0 : rc; /* a pool that never had a certificate is empty */
         goto out;
     }
-    rc = store_err(st, mdb_cursor_open(txn, st->pools, &pools), "cursor_open");
     MDB_val name = {0};
     MDB_val idv = {0};
-    rc = rc != 0 ? rc : store_err(st, mdb_cursor_get(pools, &name, &idv, MDB_FIRST), "pool_first");
+    rc = store_err(st, mdb_cursor_get(pools, &name, &idv, MDB_FIRST), "pool_first");
     /* Bounded by STORE_POOLS_MAX. */
     for (size_t n = 0; rc == 0 && n < STORE_POOLS_MAX; n++) {
         char pname[STORE_POOL_MAX + 1] = {0};
@@ -100,15 +92,47 @@ static int scan(struct store *st, MDB_txn *txn, const char *pool, pool_visit_fn 
         memcpy(pname, name.mv_data, name.mv_size);
         memcpy(&id, idv.mv_data, sizeof(id));
         rc = scan_pool(st, cur, id, pname, visit, arg);
-        rc =
-            rc != 0 ? rc : store_err(st, mdb_cursor_get(pools, &name, &idv, MDB_NEXT), "pool_next");
+        if (rc != 0) {
+            goto out; /* an error, or visit's return as it is */
+        }
+        rc = store_err(st, mdb_cursor_get(pools, &name, &idv, MDB_NEXT), "pool_next");
     }
-    rc = rc == -ENOENT ? 0 : rc;
+    if (rc == -ENOENT) {
+        rc = 0; /* past the last pool */
+    }
 out:
     if (pools != NULL) {
         mdb_cursor_close(pools);
     }
-    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* scan runs `visit` over the entries of `pool` (NULL: every pool in name order). */
+static int scan(struct store *st, MDB_txn *txn, const char *pool, pool_visit_fn visit, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    int rc = store_err(st, mdb_cursor_open(txn, st->outbox, &cur), "cursor_open");
+    if (rc != 0) {
+        goto out;
+    }
+    if (pool == NULL) {
+        rc = scan_all(st, txn, cur, visit, arg);
+        goto out;
+    }
+    uint32_t id = 0;
+    rc = store_pool_find(st, txn, &id, pool);
+    if (rc == -ENOENT) {
+        rc = 0; /* a pool that never had a certificate is empty */
+        goto out;
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    rc = scan_pool(st, cur, id, pool, visit, arg);
+out:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
     return rc;
 }
 
@@ -212,27 +236,26 @@ static int visit_retry(struct store *st, MDB_cursor *cur, void *arg,
     return rc;
 }
 
+struct retry_arg {
+    const char *pool;
+    uint64_t num;
+};
+
+static int retry_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    struct retry_arg *a = arg;
+    return scan(st, txn, a->pool, visit_retry, &a->num);
+}
+
 int store_outbox_retry(struct store *st, const char *pool, uint64_t *out_num)
 {
     store_validate(st);
     ASSERT(out_num != NULL);
-    if (st->read_only) {
-        return -EROFS;
-    }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    uint64_t num = 0;
-    rc = scan(st, txn, pool, visit_retry, &num);
-    if (rc != 0 || num == 0) {
-        mdb_txn_abort(txn);
-    } else {
-        rc = store_txn_commit(st, txn);
-    }
+    /* When nothing changed, the commit writes nothing and does not sync (LMDB). */
+    struct retry_arg a = {.pool = pool};
+    int rc = store_write(st, retry_txn, &a);
     if (rc == 0) {
-        *out_num = num;
+        *out_num = a.num;
     }
     return rc;
 }
@@ -253,14 +276,25 @@ static int entry_key(struct store *st, MDB_txn *txn, uint8_t key[STORE_OUTBOX_KE
     return 0;
 }
 
-static int fail_txn(struct store *st, MDB_txn *txn, const char *pool, uint64_t seq,
-                    int64_t next_attempt_ms, bool parked, const char *error)
+struct fail_arg {
+    const char *pool;
+    uint64_t seq;
+    int64_t next_attempt_ms;
+    bool parked;
+    const char *error;
+};
+
+static int fail_txn(struct store *st, MDB_txn *txn, void *arg)
 {
+    const struct fail_arg *a = arg;
     uint8_t kbuf[STORE_OUTBOX_KEY_LEN];
-    int rc = entry_key(st, txn, kbuf, pool, seq);
+    int rc = entry_key(st, txn, kbuf, a->pool, a->seq);
+    if (rc != 0) {
+        return rc;
+    }
     MDB_val key = {.mv_size = sizeof(kbuf), .mv_data = kbuf};
     MDB_val val = {0};
-    rc = rc != 0 ? rc : store_err(st, mdb_get(txn, st->outbox, &key, &val), "get_outbox");
+    rc = store_err(st, mdb_get(txn, st->outbox, &key, &val), "get_outbox");
     if (rc != 0) {
         return rc;
     }
@@ -268,14 +302,14 @@ static int fail_txn(struct store *st, MDB_txn *txn, const char *pool, uint64_t s
     ASSERT(val.mv_size >= sizeof(r));
     memcpy(&r, val.mv_data, sizeof(r));
     ASSERT(outbox_rec_ok(&r, val.mv_size));
-    size_t err_len = strlen(error);
+    size_t err_len = strlen(a->error);
     r.attempts = r.attempts == UINT32_MAX ? r.attempts : r.attempts + 1;
-    r.next_attempt_ms = next_attempt_ms;
-    r.parked = parked ? 1 : 0;
+    r.next_attempt_ms = a->next_attempt_ms;
+    r.parked = a->parked ? 1 : 0;
     r.error_len = (uint8_t)err_len;
     uint8_t buf[STORE_OUTBOX_REC_MAX];
     memcpy(buf, &r, sizeof(r));
-    memcpy(buf + sizeof(r), error, err_len);
+    memcpy(buf + sizeof(r), a->error, err_len);
     ASSERT(outbox_rec_ok(&r, sizeof(r) + err_len)); /* paired with outbox_decode */
     MDB_val nv = {.mv_size = sizeof(r) + err_len, .mv_data = buf};
     return store_err(st, mdb_put(txn, st->outbox, &key, &nv, 0), "put_outbox");
@@ -293,38 +327,35 @@ int store_outbox_fail(struct store *st, const char *pool, uint64_t seq, int64_t 
     if (!store_str_ok(error, STORE_ERROR_MAX)) {
         return -EINVAL;
     }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
+    struct fail_arg a = {.pool = pool,
+                         .seq = seq,
+                         .next_attempt_ms = next_attempt_ms,
+                         .parked = parked,
+                         .error = error};
+    return store_write(st, fail_txn, &a);
+}
+
+struct remove_arg {
+    const char *pool;
+    uint64_t seq;
+};
+
+static int remove_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    const struct remove_arg *a = arg;
+    uint8_t kbuf[STORE_OUTBOX_KEY_LEN];
+    int rc = entry_key(st, txn, kbuf, a->pool, a->seq);
     if (rc != 0) {
         return rc;
     }
-    rc = fail_txn(st, txn, pool, seq, next_attempt_ms, parked, error);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    MDB_val key = {.mv_size = sizeof(kbuf), .mv_data = kbuf};
+    return store_err(st, mdb_del(txn, st->outbox, &key, NULL), "del_outbox");
 }
 
 int store_outbox_remove(struct store *st, const char *pool, uint64_t seq)
 {
     store_validate(st);
     ASSERT(pool != NULL);
-    if (st->read_only) {
-        return -EROFS;
-    }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    uint8_t kbuf[STORE_OUTBOX_KEY_LEN];
-    rc = entry_key(st, txn, kbuf, pool, seq);
-    MDB_val key = {.mv_size = sizeof(kbuf), .mv_data = kbuf};
-    rc = rc != 0 ? rc : store_err(st, mdb_del(txn, st->outbox, &key, NULL), "del_outbox");
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    struct remove_arg a = {.pool = pool, .seq = seq};
+    return store_write(st, remove_txn, &a);
 }

@@ -56,13 +56,15 @@ static bool embed_rec_ok(const struct embed_rec *r, size_t total)
                         r->der_len;
 }
 
+/* embed_err converts an LMDB return code (or errno) with store_err_map and puts the library's
+ * text in `err`: the publisher logs it once per outage, so it is not logged here. */
 static int embed_err(int mrc, const char *op, char *err, size_t cap)
 {
     if (mrc == MDB_SUCCESS) {
         return 0;
     }
     snprintf(err, cap, "embedded store: %s: %s", op, mdb_strerror(mrc));
-    return mrc == MDB_NOTFOUND || mrc == ENOENT ? -ENOENT : -EIO;
+    return store_err_map(mrc);
 }
 
 static void key_encode(uint8_t key[EMBED_KEY_LEN], const struct store_cert_meta *m)
@@ -114,37 +116,58 @@ static int env_open(MDB_env **out, MDB_dbi *out_dbi, uint8_t out_last[EMBED_KEY_
     }
     if (create && ((mkdir(dir, 0700) == -1 && errno != EEXIST) ||
                    (mkdir(path, 0700) == -1 && errno != EEXIST))) {
-        snprintf(err, cap, "embedded store: mkdir %s: %s", path, strerror(errno));
-        return -EIO;
+        int e = errno;
+        snprintf(err, cap, "embedded store: mkdir %s: %s", path, strerror(e));
+        return store_err_map(e);
     }
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     int rc = embed_err(mdb_env_create(&env), "env_create", err, cap);
-    rc = rc != 0 ? rc : embed_err(mdb_env_set_mapsize(env, EMBED_MAP_SIZE), "mapsize", err, cap);
-    rc = rc != 0 ? rc : embed_err(mdb_env_set_maxdbs(env, 1), "maxdbs", err, cap);
-    unsigned flags = MDB_NOTLS | (create ? 0u : (unsigned)MDB_RDONLY);
-    rc = rc != 0 ? rc : embed_err(mdb_env_open(env, path, flags, 0600), "env_open", err, cap);
-    rc = rc != 0
-             ? rc
-             : embed_err(mdb_txn_begin(env, NULL, create ? 0 : MDB_RDONLY, &txn), "txn", err, cap);
-    rc = rc != 0
-             ? rc
-             : embed_err(mdb_dbi_open(txn, "user_certificates", create ? MDB_CREATE : 0, out_dbi),
-                         "dbi_open", err, cap);
-    rc = rc != 0 ? rc : last_key(txn, *out_dbi, out_last, path, err, cap);
-    if (rc == 0) {
-        rc = embed_err(mdb_txn_commit(txn), "commit", err, cap);
-        txn = NULL;
+    if (rc != 0) {
+        goto out;
     }
+    rc = embed_err(mdb_env_set_mapsize(env, EMBED_MAP_SIZE), "mapsize", err, cap);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = embed_err(mdb_env_set_maxdbs(env, 1), "maxdbs", err, cap);
+    if (rc != 0) {
+        goto out;
+    }
+    unsigned flags = MDB_NOTLS | (create ? 0u : (unsigned)MDB_RDONLY);
+    rc = embed_err(mdb_env_open(env, path, flags, 0600), "env_open", err, cap);
+    if (rc != 0) {
+        goto out;
+    }
+    /* A write transaction when creating: the table is created in it. */
+    rc = embed_err(mdb_txn_begin(env, NULL, create ? 0 : MDB_RDONLY, &txn), "txn", err, cap);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = embed_err(mdb_dbi_open(txn, "user_certificates", create ? MDB_CREATE : 0, out_dbi),
+                   "dbi_open", err, cap);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = last_key(txn, *out_dbi, out_last, path, err, cap);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = embed_err(mdb_txn_commit(txn), "commit", err, cap); /* frees txn on every path */
+    txn = NULL;
+    if (rc != 0) {
+        goto out;
+    }
+    *out = env;
+    env = NULL;
+out:
     if (txn != NULL) {
         mdb_txn_abort(txn);
     }
-    if (rc != 0) {
-        mdb_env_close(env);
-        return rc;
+    if (env != NULL) {
+        mdb_env_close(env); /* also after a failed mdb_env_open, as LMDB requires */
     }
-    *out = env;
-    return 0;
+    return rc;
 }
 
 int pool_embedded_open(struct pool_embedded **out, const char *dir, const char *name,
@@ -265,23 +288,29 @@ int pool_embedded_publish(struct pool_embedded *e, struct pool_row *rows, size_t
     memcpy(last, e->last_key, sizeof(last));
     MDB_txn *txn = NULL;
     int rc = embed_err(mdb_txn_begin(e->env, NULL, 0, &txn), "txn_begin", err, cap);
-    if (rc == 0) {
-        (void)store_env_grow(e->env);
+    if (rc != 0) {
+        goto out;
     }
+    (void)store_env_grow(e->env); /* a failure only costs speed */
     int64_t now_s = clock_real_s();
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         size_t len = row_encode(buf, sizeof(buf), &rows[i], e->issued_by, now_s);
         rc = embed_err(put_row(e, txn, &rows[i], buf, len, last), "put", err, cap);
+        if (rc != 0) {
+            goto out;
+        }
     }
-    if (rc == 0) {
-        rc = embed_err(mdb_txn_commit(txn), "commit", err, cap); /* synced */
-    } else if (txn != NULL) {
+    rc = embed_err(mdb_txn_commit(txn), "commit", err, cap); /* synced; frees txn */
+    txn = NULL;
+    if (rc != 0) {
+        goto out;
+    }
+    memcpy(e->last_key, last, sizeof(last));
+out:
+    if (txn != NULL) {
         mdb_txn_abort(txn);
     }
-    if (rc == 0) {
-        memcpy(e->last_key, last, sizeof(last));
-    }
-    return rc == 0 ? 0 : -EAGAIN;
+    return rc == 0 ? 0 : -EAGAIN; /* the cause is in `err` */
 }
 
 void pool_embedded_close(struct pool_embedded *e)
@@ -308,12 +337,17 @@ int store_embedded_count(const char *dir, const char *pool, uint64_t *out)
     MDB_txn *txn = NULL;
     MDB_stat s = {0};
     rc = embed_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), "txn", err, sizeof(err));
-    rc = rc != 0 ? rc : embed_err(mdb_stat(txn, dbi, &s), "stat", err, sizeof(err));
+    if (rc != 0) {
+        goto out;
+    }
+    rc = embed_err(mdb_stat(txn, dbi, &s), "stat", err, sizeof(err));
+    if (rc != 0) {
+        goto out;
+    }
+    *out = s.ms_entries;
+out:
     if (txn != NULL) {
         mdb_txn_abort(txn);
-    }
-    if (rc == 0) {
-        *out = s.ms_entries;
     }
     mdb_env_close(env);
     return rc;
@@ -352,26 +386,29 @@ int store_embedded_get(const char *dir, const char *pool, const char *serial_hex
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     rc = embed_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), "txn", err, sizeof(err));
-    rc = rc != 0 ? rc : embed_err(mdb_cursor_open(txn, dbi, &cur), "cursor", err, sizeof(err));
+    if (rc != 0) {
+        goto out;
+    }
+    rc = embed_err(mdb_cursor_open(txn, dbi, &cur), "cursor", err, sizeof(err));
+    if (rc != 0) {
+        goto out;
+    }
     size_t want = strlen(serial_hex);
     MDB_val key = {0};
     MDB_val val = {0};
-    int mrc = rc != 0 ? MDB_NOTFOUND : mdb_cursor_get(cur, &key, &val, MDB_LAST);
-    rc = rc != 0 ? rc : -ENOENT;
     /* Newest first: the certificates asked about are usually recent. A scan, bounded by the
      * table (the map size). */
+    int mrc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
     for (; mrc == MDB_SUCCESS; mrc = mdb_cursor_get(cur, &key, &val, MDB_PREV)) {
         const char *serial = NULL;
         size_t n = rec_serial(&val, &serial);
         if (n == want && memcmp(serial, serial_hex, n) == 0) {
             rec_decode(&val, out_meta, issued_by, cap);
-            rc = 0;
-            break;
+            goto out; /* rc is 0 */
         }
     }
-    if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
-        rc = embed_err(mrc, "scan", err, sizeof(err));
-    }
+    rc = embed_err(mrc, "scan", err, sizeof(err)); /* MDB_NOTFOUND: -ENOENT, not in the store */
+out:
     if (cur != NULL) {
         mdb_cursor_close(cur);
     }

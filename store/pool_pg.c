@@ -82,11 +82,18 @@ static int pg_connect(struct pool_pg *p, char *err, size_t cap)
         return -EAGAIN;
     }
     int rc = exec_ok(p, PQexec(p->conn, pg_create), err, cap);
-    rc = rc != 0 ? rc : exec_ok(p, PQprepare(p->conn, PG_STMT, pg_insert, 8, NULL), err, cap);
-    if (rc == 0 && PQenterPipelineMode(p->conn) != 1) {
+    if (rc != 0) {
+        goto out;
+    }
+    rc = exec_ok(p, PQprepare(p->conn, PG_STMT, pg_insert, 8, NULL), err, cap);
+    if (rc != 0) {
+        goto out;
+    }
+    if (PQenterPipelineMode(p->conn) != 1) {
         store_err_copy(err, cap, PQerrorMessage(p->conn));
         rc = -EAGAIN;
     }
+out:
     if (rc != 0) {
         pg_drop(p);
     }
@@ -224,34 +231,57 @@ static int read_row(struct pool_pg *p, struct pool_row *row, uint64_t deadline, 
     return rc;
 }
 
+/* read_sync reads the result of the batch's Sync. Returns 0 or -EAGAIN (cause in `err`). */
+static int read_sync(struct pool_pg *p, uint64_t deadline, char *err, size_t cap)
+{
+    bool dead = false;
+    PGresult *res = get_result(p->conn, deadline, &dead, err, cap);
+    int rc = 0;
+    if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+        if (res != NULL) {
+            store_err_copy(err, cap, "protocol: no sync");
+        }
+        rc = -EAGAIN;
+    }
+    PQclear(res);
+    return rc;
+}
+
 int pool_pg_publish(struct pool_pg *p, struct pool_row *rows, size_t n, char *err, size_t cap)
 {
     ASSERT(p != NULL);
     ASSERT(n <= STORE_PUBLISH_BATCH_MAX);
-    int rc = p->conn == NULL ? pg_connect(p, err, cap) : 0;
-    rc = rc != 0 ? rc : send_rows(p, rows, n, err, cap);
-    uint64_t deadline = clock_mono_ns() / 1000000u + PG_RESULT_DEADLINE_MS;
+    uint64_t deadline = 0;
     bool aborted = false;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = read_row(p, &rows[i], deadline, &aborted, err, cap);
-    }
-    if (rc == 0) {
-        bool dead = false;
-        PGresult *res = get_result(p->conn, deadline, &dead, err, cap);
-        if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
-            if (res != NULL) {
-                store_err_copy(err, cap, "protocol: no sync");
-            }
-            rc = -EAGAIN;
+    int rc = 0;
+    if (p->conn == NULL) {
+        rc = pg_connect(p, err, cap);
+        if (rc != 0) {
+            goto out;
         }
-        PQclear(res);
     }
+    rc = send_rows(p, rows, n, err, cap);
     if (rc != 0) {
-        pg_drop(p); /* the next attempt starts with a fresh connection */
-        return -EAGAIN;
+        goto out;
+    }
+    deadline = clock_mono_ns() / 1000000u + PG_RESULT_DEADLINE_MS;
+    for (size_t i = 0; i < n; i++) {
+        rc = read_row(p, &rows[i], deadline, &aborted, err, cap);
+        if (rc != 0) {
+            goto out;
+        }
+    }
+    rc = read_sync(p, deadline, err, cap);
+    if (rc != 0) {
+        goto out;
     }
     for (size_t i = 0; aborted && i < n; i++) {
         rows[i].rc = rows[i].rc == 0 ? -EAGAIN : rows[i].rc; /* rolled back with the bad row */
+    }
+out:
+    if (rc != 0) {
+        pg_drop(p); /* the next attempt starts with a fresh connection */
+        return -EAGAIN;
     }
     return 0;
 }

@@ -12,6 +12,18 @@ static bool state_rec_ok(const struct pool_state_rec *r, size_t total)
            r->pad[0] == 0 && r->pad[1] == 0 && total == sizeof(*r) + r->error_len;
 }
 
+struct state_arg {
+    const char *pool;
+    MDB_val val;
+};
+
+static int state_put_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    struct state_arg *a = arg;
+    MDB_val key = store_val_str(a->pool);
+    return store_err(st, mdb_put(txn, st->poolstate, &key, &a->val, 0), "put_poolstate");
+}
+
 int store_pool_state_put(struct store *st, const char *pool, const struct store_pool_state *state)
 {
     store_validate(st);
@@ -37,19 +49,8 @@ int store_pool_state_put(struct store *st, const char *pool, const struct store_
     memcpy(buf, &r, sizeof(r));
     memcpy(buf + sizeof(r), state->last_error, err_len);
     ASSERT(state_rec_ok(&r, sizeof(r) + err_len)); /* paired with store_pool_state_get */
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    MDB_val key = store_val_str(pool);
-    MDB_val val = {.mv_size = sizeof(r) + err_len, .mv_data = buf};
-    rc = store_err(st, mdb_put(txn, st->poolstate, &key, &val, 0), "put_poolstate");
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    struct state_arg a = {.pool = pool, .val = {.mv_size = sizeof(r) + err_len, .mv_data = buf}};
+    return store_write(st, state_put_txn, &a);
 }
 
 int store_pool_state_get(struct store *st, struct store_pool_state *out, const char *pool)
@@ -83,6 +84,35 @@ int store_pool_state_get(struct store *st, struct store_pool_state *out, const c
     return rc;
 }
 
+struct remove_many_arg {
+    const char *pool;
+    const uint64_t *seqs;
+    size_t num;
+};
+
+static int remove_many_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    const struct remove_many_arg *a = arg;
+    uint32_t id = 0;
+    int rc = store_pool_find(st, txn, &id, a->pool);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < a->num; i++) {
+        uint8_t k[STORE_OUTBOX_KEY_LEN];
+        for (size_t j = 0; j < 4; j++) {
+            k[j] = (uint8_t)(id >> (8 * (3 - j)));
+        }
+        store_seq_encode(k + 4, a->seqs[i]);
+        MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+        rc = store_err(st, mdb_del(txn, st->outbox, &key, NULL), "del_outbox");
+        if (rc != 0 && rc != -ENOENT) { /* -ENOENT: removed meanwhile, the goal is reached */
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int store_outbox_remove_many(struct store *st, const char *pool, const uint64_t *seqs, size_t num)
 {
     store_validate(st);
@@ -97,28 +127,8 @@ int store_outbox_remove_many(struct store *st, const char *pool, const uint64_t 
     if (num == 0) {
         return 0;
     }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    uint32_t id = 0;
-    rc = store_pool_find(st, txn, &id, pool);
-    for (size_t i = 0; rc == 0 && i < num; i++) {
-        uint8_t k[STORE_OUTBOX_KEY_LEN];
-        for (size_t j = 0; j < 4; j++) {
-            k[j] = (uint8_t)(id >> (8 * (3 - j)));
-        }
-        store_seq_encode(k + 4, seqs[i]);
-        MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
-        rc = store_err(st, mdb_del(txn, st->outbox, &key, NULL), "del_outbox");
-        rc = rc == -ENOENT ? 0 : rc; /* removed meanwhile: the goal is reached */
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    struct remove_many_arg a = {.pool = pool, .seqs = seqs, .num = num};
+    return store_write(st, remove_many_txn, &a);
 }
 
 int store_space_get(struct store *st, uint64_t *out_used, uint64_t *out_map)
@@ -129,7 +139,10 @@ int store_space_get(struct store *st, uint64_t *out_used, uint64_t *out_map)
     MDB_envinfo info = {0};
     MDB_stat stat = {0};
     int rc = store_err(st, mdb_env_info(st->env, &info), "env_info");
-    rc = rc != 0 ? rc : store_err(st, mdb_env_stat(st->env, &stat), "env_stat");
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err(st, mdb_env_stat(st->env, &stat), "env_stat");
     if (rc != 0) {
         return rc;
     }

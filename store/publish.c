@@ -112,20 +112,24 @@ int pool_driver_new(struct pool_driver **out, const char *name, const char *conn
         return -ENOMEM;
     }
     d->embedded = strcmp(conninfo, "embedded") == 0;
-    int rc = base_str_copy(d->name, sizeof(d->name), name) == 0 &&
-                     base_str_copy(d->dir, sizeof(d->dir), embedded_dir) == 0 &&
-                     base_str_copy(d->issued_by, sizeof(d->issued_by), issued_by) == 0
-                 ? 0
-                 : -EINVAL;
-    if (rc == 0 && !d->embedded) {
-        rc = pool_pg_new(&d->pg, conninfo, issued_by);
+    int rc = 0;
+    if (base_str_copy(d->name, sizeof(d->name), name) != 0 ||
+        base_str_copy(d->dir, sizeof(d->dir), embedded_dir) != 0 ||
+        base_str_copy(d->issued_by, sizeof(d->issued_by), issued_by) != 0) {
+        rc = -EINVAL;
+        goto out;
     }
-    if (rc != 0) {
-        free(d);
-        return rc;
+    if (!d->embedded) {
+        rc = pool_pg_new(&d->pg, conninfo, issued_by);
+        if (rc != 0) {
+            goto out;
+        }
     }
     *out = d;
-    return 0;
+    d = NULL;
+out:
+    free(d);
+    return rc;
 }
 
 int pool_driver_publish(struct pool_driver *d, struct pool_row *rows, size_t n, char *err,
@@ -183,9 +187,9 @@ static void save_state(struct pub_pool *p, int64_t now, bool force)
     if (!force && now - p->state_saved_ms < PUB_STATE_SAVE_MS) {
         return;
     }
-    pthread_mutex_lock(&p->lock);
+    base_mutex_lock(&p->lock);
     struct store_pool_state s = p->stats.state;
-    pthread_mutex_unlock(&p->lock);
+    base_mutex_unlock(&p->lock);
     if (store_pool_state_put(p->pub->st, p->name, &s) == 0) {
         p->state_saved_ms = now;
     }
@@ -207,7 +211,7 @@ static void on_failure(struct pub_pool *p, const struct store_outbox_entry *head
         p->probe_at_ms = now + (int64_t)store_backoff_ms(p->probe_attempts, o->backoff_min_ms,
                                                          o->backoff_max_ms, next_rnd(&p->rnd));
     }
-    pthread_mutex_lock(&p->lock);
+    base_mutex_lock(&p->lock);
     bool flip = p->stats.state.up || p->stats.state.since_ms == 0;
     p->stats.failures++;
     p->stats.state.last_error_ms = now;
@@ -216,7 +220,7 @@ static void on_failure(struct pub_pool *p, const struct store_outbox_entry *head
         p->stats.state.up = false;
         p->stats.state.since_ms = now;
     }
-    pthread_mutex_unlock(&p->lock);
+    base_mutex_unlock(&p->lock);
     if (flip) {
         p->down_since_ms = now;
         p->recovering = false;
@@ -227,7 +231,7 @@ static void on_failure(struct pub_pool *p, const struct store_outbox_entry *head
 
 static void on_success(struct pub_pool *p, size_t num_acked, uint64_t latency_ms, int64_t now)
 {
-    pthread_mutex_lock(&p->lock);
+    base_mutex_lock(&p->lock);
     bool flip = !p->stats.state.up;
     bool was_down = flip && p->stats.state.since_ms != 0;
     for (size_t i = 0; i < num_acked; i++) {
@@ -245,7 +249,7 @@ static void on_success(struct pub_pool *p, size_t num_acked, uint64_t latency_ms
         p->stats.state.up = true;
         p->stats.state.since_ms = now;
     }
-    pthread_mutex_unlock(&p->lock);
+    base_mutex_unlock(&p->lock);
     p->probe_attempts = 0;
     if (was_down) {
         p->recovering = true;
@@ -306,9 +310,9 @@ static int load_rows(struct pub_pool *p, size_t n, size_t *out_m, char *err, siz
             log_err("store: publish_parked pool=%s seq=%llu error=\"%s\"", p->name,
                     (unsigned long long)e->seq, r->error);
             (void)store_outbox_fail(pub->st, p->name, e->seq, 0, true, r->error);
-            pthread_mutex_lock(&p->lock);
+            base_mutex_lock(&p->lock);
             p->stats.parked++;
-            pthread_mutex_unlock(&p->lock);
+            base_mutex_unlock(&p->lock);
             continue;
         }
         store_serial_hex(r->serial, e->serial);
@@ -335,9 +339,9 @@ static size_t settle(struct pub_pool *p, size_t m)
                     p->rows[i].serial, p->rows[i].error);
             (void)store_outbox_fail(p->pub->st, p->name, p->entries[i].seq, 0, true,
                                     p->rows[i].error);
-            pthread_mutex_lock(&p->lock);
+            base_mutex_lock(&p->lock);
             p->stats.parked++;
-            pthread_mutex_unlock(&p->lock);
+            base_mutex_unlock(&p->lock);
         }
     }
     int rc = store_outbox_remove_many(p->pub->st, p->name, p->seqs, acked);
@@ -389,21 +393,23 @@ static void pool_sleep(struct pub_pool *p, int64_t ms)
     uint32_t poll_ms = p->pub->opt.poll_ms;
     ms = ms < 1 ? 1 : (ms > poll_ms ? poll_ms : ms);
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
+    ASSERT(rc == 0);
     ts.tv_sec += ms / 1000;
     ts.tv_nsec += (ms % 1000) * 1000000;
     if (ts.tv_nsec >= 1000000000) {
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000;
     }
-    pthread_mutex_lock(&p->lock);
+    base_mutex_lock(&p->lock);
     if (!p->woken && !atomic_load(&p->pub->stopping)) {
         p->sleeping = true;
-        (void)pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        rc = pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        ASSERT(rc == 0 || rc == ETIMEDOUT); /* woken, or the time is up */
         p->sleeping = false;
     }
     p->woken = false;
-    pthread_mutex_unlock(&p->lock);
+    base_mutex_unlock(&p->lock);
 }
 
 /* pool_pause waits `ms` whatever wake-ups arrive (they are remembered for the next sleep, and
@@ -412,20 +418,24 @@ static void pool_sleep(struct pub_pool *p, int64_t ms)
 static void pool_pause(struct pub_pool *p, int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
+    ASSERT(rc == 0);
     ts.tv_nsec += (ms % 1000) * 1000000;
     ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000;
     ts.tv_nsec %= 1000000000;
-    pthread_mutex_lock(&p->lock);
+    base_mutex_lock(&p->lock);
+    /* Bounded by the deadline: each wait ends at it at the latest. */
     while (!atomic_load(&p->pub->stopping)) {
         struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
+        rc = clock_gettime(CLOCK_MONOTONIC, &now);
+        ASSERT(rc == 0);
         if (now.tv_sec > ts.tv_sec || (now.tv_sec == ts.tv_sec && now.tv_nsec >= ts.tv_nsec)) {
             break;
         }
-        (void)pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        rc = pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        ASSERT(rc == 0 || rc == ETIMEDOUT);
     }
-    pthread_mutex_unlock(&p->lock);
+    base_mutex_unlock(&p->lock);
 }
 
 /* round looks at the outbox once and publishes a batch when the head is due. Returns how long
@@ -447,9 +457,9 @@ static int64_t round_once(struct pub_pool *p)
     }
     if (c.n == 0) {
         bool up = true;
-        pthread_mutex_lock(&p->lock);
+        base_mutex_lock(&p->lock);
         up = p->stats.state.up;
-        pthread_mutex_unlock(&p->lock);
+        base_mutex_unlock(&p->lock);
         if (!up && now >= p->probe_at_ms) { /* down and idle: probe, so readyz sees it return */
             char err[STORE_ERROR_MAX + 1] = {0};
             rc = pool_driver_publish(p->drv, p->rows, 0, err, sizeof(err));
@@ -498,12 +508,19 @@ static int pool_init(struct store_publisher *pub, struct pub_pool *p,
 {
     size_t b = pub->opt.batch_max;
     p->pub = pub; /* from here on store_publisher_stop destroys lock and cond */
+    /* With these attributes the calls cannot fail (glibc; POSIX allows ENOMEM/EAGAIN for the
+     * inits, which Linux never returns): a failure is a bug. */
     pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&p->lock, NULL);
+    int rc = pthread_condattr_init(&ca);
+    ASSERT(rc == 0);
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    ASSERT(rc == 0);
+    rc = pthread_cond_init(&p->cond, &ca);
+    ASSERT(rc == 0);
+    rc = pthread_condattr_destroy(&ca);
+    ASSERT(rc == 0);
+    rc = pthread_mutex_init(&p->lock, NULL);
+    ASSERT(rc == 0);
     if (spec->name == NULL || spec->conninfo == NULL || spec->name[0] == '\0' ||
         base_str_copy(p->name, sizeof(p->name), spec->name) != 0 ||
         strlen(spec->conninfo) > STORE_CONNINFO_MAX) {
@@ -545,6 +562,17 @@ static int options_copy(struct store_publisher *pub, const struct store_publishe
     return 0;
 }
 
+/* name_taken tells whether pools[i] has the name of an earlier pool (checked by pool_init). */
+static bool name_taken(const struct store_pool_spec *pools, size_t i)
+{
+    for (size_t j = 0; j < i; j++) {
+        if (pools[i].name != NULL && strcmp(pools[i].name, pools[j].name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int store_publisher_start(struct store_publisher **out, struct store *st,
                           const struct store_pool_spec *pools, size_t num_pools,
                           const struct store_publisher_options *opt)
@@ -561,26 +589,41 @@ int store_publisher_start(struct store_publisher **out, struct store *st,
     }
     pub->st = st;
     atomic_init(&pub->stopping, false);
+    int rc = 0;
     pub->pools = calloc(num_pools == 0 ? 1 : num_pools, sizeof(*pub->pools));
-    int rc = pub->pools == NULL ? -ENOMEM : options_copy(pub, opt);
-    for (size_t i = 0; rc == 0 && i < num_pools; i++) {
-        for (size_t j = 0; j < i; j++) {
-            rc = strcmp(pools[i].name, pools[j].name) == 0 ? -EINVAL : rc;
-        }
-        rc = rc != 0 ? rc : pool_init(pub, &pub->pools[i], &pools[i]);
-        pub->num_pools = i + 1;
+    if (pub->pools == NULL) {
+        rc = -ENOMEM;
+        goto out;
     }
-    for (size_t i = 0; rc == 0 && i < num_pools; i++) {
-        rc = pthread_create(&pub->pools[i].thread, NULL, pool_main, &pub->pools[i]) == 0 ? 0
-                                                                                         : -EAGAIN;
-        pub->pools[i].started = rc == 0;
-    }
+    rc = options_copy(pub, opt);
     if (rc != 0) {
-        store_publisher_stop(pub);
-        return rc;
+        goto out;
+    }
+    for (size_t i = 0; i < num_pools; i++) {
+        pub->num_pools = i + 1; /* store_publisher_stop undoes pool_init of these */
+        if (name_taken(pools, i)) {
+            rc = -EINVAL;
+            goto out;
+        }
+        rc = pool_init(pub, &pub->pools[i], &pools[i]);
+        if (rc != 0) {
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < num_pools; i++) {
+        if (pthread_create(&pub->pools[i].thread, NULL, pool_main, &pub->pools[i]) != 0) {
+            rc = -EAGAIN;
+            goto out;
+        }
+        pub->pools[i].started = true;
     }
     *out = pub;
-    return 0;
+    pub = NULL;
+out:
+    if (pub != NULL) {
+        store_publisher_stop(pub); /* stops the threads started, frees what pool_init took */
+    }
+    return rc;
 }
 
 static struct pub_pool *find(struct store_publisher *pub, const char *pool)
@@ -595,12 +638,12 @@ static struct pub_pool *find(struct store_publisher *pub, const char *pool)
 
 static void wake_one(struct pub_pool *p)
 {
-    pthread_mutex_lock(&p->lock);
+    base_mutex_lock(&p->lock);
     p->woken = true;
     if (p->sleeping || atomic_load(&p->pub->stopping)) {
-        pthread_cond_signal(&p->cond);
+        base_cond_signal(&p->cond);
     }
-    pthread_mutex_unlock(&p->lock);
+    base_mutex_unlock(&p->lock);
 }
 
 void store_publisher_wake(struct store_publisher *pub, const char *pool)
@@ -629,9 +672,9 @@ int store_publisher_stats(struct store_publisher *pub, struct store_pool_stats *
     if (p == NULL) {
         return -ENOENT;
     }
-    pthread_mutex_lock(&p->lock);
+    base_mutex_lock(&p->lock);
     *out = p->stats;
-    pthread_mutex_unlock(&p->lock);
+    base_mutex_unlock(&p->lock);
     out->depth = 0;
     out->oldest_ms = 0;
     (void)store_outbox_depth(pub->st, p->name, &out->depth, &out->oldest_ms);
@@ -648,7 +691,8 @@ void store_publisher_stop(struct store_publisher *pub)
     for (size_t i = 0; i < pub->num_pools; i++) {
         struct pub_pool *p = &pub->pools[i];
         if (p->started) {
-            pthread_join(p->thread, NULL);
+            int rc = pthread_join(p->thread, NULL);
+            ASSERT(rc == 0);
             p->started = false;
         }
         if (p->drv != NULL || p->entries != NULL) {
@@ -664,8 +708,10 @@ void store_publisher_stop(struct store_publisher *pub)
     }
     for (size_t i = 0; i < pub->num_pools; i++) {
         if (pub->pools[i].pub != NULL) {
-            pthread_mutex_destroy(&pub->pools[i].lock);
-            pthread_cond_destroy(&pub->pools[i].cond);
+            int rc = pthread_mutex_destroy(&pub->pools[i].lock);
+            ASSERT(rc == 0); /* its thread has ended: nobody holds it */
+            rc = pthread_cond_destroy(&pub->pools[i].cond);
+            ASSERT(rc == 0);
         }
     }
     free(pub->pools);

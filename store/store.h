@@ -12,7 +12,32 @@
  * The store knows nothing about cryptography: PIN verifiers and certificate DER are opaque bytes
  * to it. Strings are NUL-terminated UTF-8 and are compared byte-wise. All functions are
  * thread-safe unless stated otherwise; a `struct store_batch` belongs to one thread at a time.
- * Every function that writes returns -EROFS on a store opened with `read_only`. */
+ * Every function that writes returns -EROFS on a store opened with `read_only`.
+ *
+ * Errors. A fallible function returns 0 or a negative errno, and its comment lists every code it
+ * can return. LMDB's codes and system errors are converted in one place (store_err_map) to this
+ * fixed set, and the library's own text is logged there once (the embedded pool stores hand it
+ * to the publisher, which logs it once per outage):
+ *   -ENOENT  not found: a key (MDB_NOTFOUND), or the environment's directory (ENOENT)
+ *   -EEXIST  the key exists (MDB_KEYEXIST): a user's URI, a certificate's serial
+ *   -ENOSPC  no room: the map is full (MDB_MAP_FULL: raise [store] map_size), the disk or quota
+ *            is (ENOSPC, EDQUOT, EFBIG), or one transaction outgrew LMDB's dirty-page limit
+ *            (MDB_TXN_FULL). Nothing of the call was stored; the same call fails again until
+ *            there is room. Only calls that write return it
+ *   -EBUSY   every LMDB reader slot is taken (MDB_READERS_FULL), or another process holds the
+ *            environment's lock (EAGAIN, EBUSY): may succeed later. Reads and opens return it
+ *   -ENOMEM  out of memory (ENOMEM, or the store's own caches)
+ *   -EROFS   the file system is read-only (EROFS); also a write on a store opened `read_only`
+ *   -EACCES  no permission on the environment's directory or files (EACCES, EPERM)
+ *   -EIO     anything damaged or unexpected: MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_PANIC,
+ *            MDB_VERSION_MISMATCH, MDB_INVALID, MDB_MAP_RESIZED, every other MDB_* code, EIO,
+ *            EINVAL (an argument LMDB refused) and every other system error. Retrying does not
+ *            help; the log has the library's text
+ * and, from the store's own checks: -EPROTO (data written by a version this one cannot read:
+ * meta "index", or an embedded pool store of the first layout), -EINVAL (an argument the caller
+ * got wrong: a bad option, an over-long string; misuse that only a bug of ours could cause
+ * ASSERTs instead), and the codes a function explains itself (-E2BIG, -ENOTUNIQ, -EHOSTUNREACH,
+ * -EAGAIN, -EBUSY for a full batch). */
 #ifndef CERTPROV_STORE_H
 #define CERTPROV_STORE_H
 
@@ -49,12 +74,10 @@ struct store_options {
      * (about this many, up to twice while a segment is indexed) are found by scanning the
      * sequence-ordered certificate table instead (a serial clash is checked against them
      * through an in-memory set), and once there are more, they are indexed slice by slice
-     * (cert.c index_step). A commit then dirties no random index page per certificate; the
-     * longer the tail, the more entries a slice puts on each index page it writes: with
-     * 1,000,000 certificates stored, batch 64 ran at 22k/s with 8192, ~32k/s with 32768 (median
-     * of 3) and 46k/s with 65536 (one run; bench_store, 2026-12-01). Lookups by serial of a tail
-     * certificate scan it (certprovctl; the enrollment path never does). 0 =
-     * STORE_INDEX_TAIL_DEFAULT (32768). */
+     * (index.c store_index_step). A commit then dirties no random index page per certificate, and a
+     * longer tail puts more entries on each index page a slice writes: fewer page writes per
+     * certificate. Lookups by serial of a tail certificate scan it (certprovctl; the enrollment
+     * path never does). 0 = STORE_INDEX_TAIL_DEFAULT (32768). */
     uint32_t index_tail_max;
 };
 
@@ -121,13 +144,17 @@ struct store_batch {
 };
 
 /* store_open opens (creating if needed) the environment described by `opt` and clears stale
- * reader slots left by crashed processes. Returns 0 with *out owned by the caller, -EINVAL
- * (bad options), -EACCES, -ENOSPC (map too small for the existing data), -EIO, or a negative
- * errno. */
+ * reader slots left by crashed processes; a writable open of an environment without index state
+ * indexes its certificates first. Returns 0 with *out owned by the caller, -EINVAL (no path, a
+ * path longer than 4095 bytes, map_size under 64 KiB), -ENOENT (read-only: no environment there;
+ * or a missing parent directory), -EACCES, -EROFS (writable open on a read-only file system),
+ * -EBUSY (another process holds the environment's lock, or no reader slot is free), -ENOSPC (a
+ * full disk, or a map too small to index an older environment), -ENOMEM or -EIO. */
 int store_open(struct store **out, const struct store_options *opt);
 
-/* store_sync makes every commit of this handle durable (one sync) and returns 0 or -EIO. A
- * no-op cost-wise without defer_meta_sync, where every commit already is. */
+/* store_sync makes every commit of this handle durable (one sync) and returns 0, -ENOSPC (the
+ * file system could not write back: full disk or quota) or -EIO. Returns 0 at once without
+ * defer_meta_sync, where every commit already is, and on a read-only store. */
 int store_sync(struct store *st);
 
 /* store_defers_sync tells whether `st` was opened with defer_meta_sync. */
@@ -141,29 +168,34 @@ void store_close(struct store *st);
 
 /* store_user_add stores a new user. Returns 0, -EEXIST (URI exists), -ENOTUNIQ (another user has
  * the same phone number AND extension), -EINVAL (empty URI or pool, over-long field, neither
- * phone nor extension), -ENOSPC or -EIO. */
+ * phone nor extension, a phone or extension that is not digits), -EROFS, -ENOSPC, -ENOMEM or
+ * -EIO. */
 int store_user_add(struct store *st, const struct store_user *user);
 
-/* store_user_add_many stores `num` users in one transaction, all or nothing. On failure
- * *out_failed (if not NULL) is the index of the first user that failed, and the return is that
- * user's store_user_add error. */
+/* store_user_add_many stores `num` users in one transaction, all or nothing. Returns 0 or one of
+ * store_user_add's codes. When a user was refused (-EEXIST, -ENOTUNIQ, -EINVAL, or an error while
+ * storing it), *out_failed (if not NULL) is its index; a failure of the transaction itself
+ * (-EROFS, or -ENOSPC, -ENOMEM or -EIO at begin or commit) leaves *out_failed unset. */
 int store_user_add_many(struct store *st, const struct store_user *users, size_t num,
                         size_t *out_failed);
 
-/* store_user_get copies the user with `uri` into *out. Returns 0 or -ENOENT. */
+/* store_user_get copies the user with `uri` into *out. Returns 0, -ENOENT (no such user, or an
+ * empty or over-long `uri`), -EBUSY (no reader slot), -ENOMEM or -EIO. */
 int store_user_get(struct store *st, struct store_user *out, const char *uri);
 
 /* store_user_set_pin replaces the user's PIN verifier and length and clears its lockout state.
- * Returns 0, -ENOENT, -ENOSPC or -EIO. */
+ * Returns 0, -ENOENT, -EROFS, -ENOSPC, -ENOMEM or -EIO. */
 int store_user_set_pin(struct store *st, const char *uri, const uint8_t *verifier, uint8_t pin_len);
 
 /* store_user_del removes the user, its phone/extension index entries and lockout state. Its
- * certificates stay. Returns 0, -ENOENT or -EIO. */
+ * certificates stay. Returns 0, -ENOENT, -EROFS, -ENOSPC (a delete may need a page), -ENOMEM or
+ * -EIO. */
 int store_user_del(struct store *st, const char *uri);
 
 /* store_user_lookup finds the users whose phone number or extension equals `phone_or_ext`
  * (several users may share a phone number). Copies up to `cap` of them into `out` and sets
- * *out_num to how many were copied. Returns 0 (also when none match: *out_num = 0) or -EIO. */
+ * *out_num to how many were copied. Returns 0 (also when none match: *out_num = 0), -EBUSY (no
+ * reader slot), -ENOMEM or -EIO. */
 int store_user_lookup(struct store *st, struct store_user *out, size_t cap, size_t *out_num,
                       const char *phone_or_ext);
 
@@ -171,16 +203,17 @@ int store_user_lookup(struct store *st, struct store_user *out, size_t cap, size
  * by the iterating function. The pointer is only valid during the call. */
 typedef int (*store_user_fn)(void *ctx, const struct store_user *user);
 
-/* store_user_foreach calls fn for every user in URI order. Returns 0, fn's non-zero return, or
- * -EIO. */
+/* store_user_foreach calls fn for every user in URI order. Returns 0, fn's non-zero return,
+ * -EBUSY (no reader slot), -ENOMEM or -EIO. */
 int store_user_foreach(struct store *st, store_user_fn fn, void *ctx);
 
-/* store_lockout_get copies the user's lockout state into *out (all zero if it has none).
- * Returns 0 or -EIO. */
+/* store_lockout_get copies the user's lockout state into *out (all zero if it has none, or if
+ * `uri` is empty or over-long). Returns 0, -EBUSY (no reader slot), -ENOMEM or -EIO. */
 int store_lockout_get(struct store *st, struct store_lockout *out, const char *uri);
 
 /* store_lockout_put replaces the user's lockout state in its own synced transaction (admin
- * unlock; online updates go through store_batch). Returns 0, -ENOENT (no such user) or -EIO. */
+ * unlock; online updates go through store_batch). Returns 0, -ENOENT (no such user), -EROFS,
+ * -ENOSPC, -ENOMEM or -EIO. */
 int store_lockout_put(struct store *st, const char *uri, const struct store_lockout *lockout);
 
 /* ---- certificates: group commit ---- */
@@ -205,13 +238,15 @@ int store_batch_add_lockout(struct store_batch *batch, const char *uri,
  * defer_meta_sync: durable once the next commit or store_sync returned): all or nothing.
  * Returns 0 (items' meta.seq set, the batch is cleared), -EEXIST (some serials already exist:
  * those items have rc == -EEXIST, nothing was stored, the batch is kept so the caller can re-sign
- * those items and commit again), -ENOSPC (the map is full: nothing stored; the log says which
- * setting to raise), -E2BIG (a new pool beyond STORE_POOLS_MAX: nothing stored), -EROFS or
- * -EIO. */
+ * those items and commit again), -ENOSPC (the map or disk is full: nothing stored; the log says
+ * which setting to raise), -E2BIG (a new pool beyond STORE_POOLS_MAX: nothing stored), -EROFS,
+ * -EPROTO (index state of another version), -ENOMEM or -EIO. On every error nothing was stored
+ * and the batch is kept. */
 int store_batch_commit(struct store *st, struct store_batch *batch);
 
 /* store_cert_get copies the metadata of the certificate with `serial` into *out_meta and its DER
- * into `der` (cap bytes). Returns 0 with *out_len set, -ENOENT, -E2BIG (cap too small) or -EIO. */
+ * into `der` (cap bytes). Returns 0 with *out_len set, -ENOENT, -E2BIG (cap too small), -EPROTO
+ * (index state of another version), -EBUSY (no reader slot), -ENOMEM or -EIO. */
 int store_cert_get(struct store *st, struct store_cert_meta *out_meta, uint8_t *der, size_t cap,
                    size_t *out_len, const uint8_t serial[STORE_SERIAL_LEN]);
 
@@ -220,11 +255,13 @@ int store_cert_get(struct store *st, struct store_cert_meta *out_meta, uint8_t *
 typedef int (*store_cert_fn)(void *ctx, const struct store_cert_meta *meta, const uint8_t *der,
                              size_t der_len);
 
-/* store_cert_foreach_by_uri calls fn for each certificate issued to `uri`, oldest first.
- * Returns 0, fn's non-zero return, or -EIO. */
+/* store_cert_foreach_by_uri calls fn for each certificate issued to `uri`, oldest first (none
+ * for an empty or over-long `uri`). Returns 0, fn's non-zero return, -EPROTO (index state of
+ * another version), -EBUSY (no reader slot), -ENOMEM or -EIO. */
 int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn fn, void *ctx);
 
-/* store_cert_count sets *out to the number of stored certificates. Returns 0 or -EIO. */
+/* store_cert_count sets *out to the number of stored certificates. Returns 0, -EBUSY (no reader
+ * slot), -ENOMEM or -EIO. */
 int store_cert_count(struct store *st, uint64_t *out);
 
 /* ---- outbox (drained by the publisher) ---- */
@@ -234,34 +271,37 @@ typedef int (*store_outbox_fn)(void *ctx, const struct store_outbox_entry *entry
 
 /* store_outbox_foreach calls fn for each waiting or parked entry of `pool` (NULL: every pool),
  * pool by pool in name order, oldest first within a pool, leaving out the entries of commits
- * that are not durable yet (defer_meta_sync). Returns 0, fn's return, or -EIO. */
+ * that are not durable yet (defer_meta_sync). A pool without entries (or unknown) is empty.
+ * Returns 0, fn's non-zero return, -EBUSY (no reader slot), -ENOMEM or -EIO. */
 int store_outbox_foreach(struct store *st, const char *pool, store_outbox_fn fn, void *ctx);
 
 /* store_outbox_depth sets *out_depth to the number of entries of `pool` (NULL: all pools) and
- * *out_oldest_ms to the enqueue time of the oldest (0 if empty). Returns 0 or -EIO. */
+ * *out_oldest_ms to the enqueue time of the oldest (0 if empty). Returns 0, -EBUSY (no reader
+ * slot), -ENOMEM or -EIO. */
 int store_outbox_depth(struct store *st, const char *pool, uint64_t *out_depth,
                        int64_t *out_oldest_ms);
 
 /* store_outbox_retry makes every entry of `pool` (NULL: all) due now and unparks parked ones.
- * Sets *out_num to how many entries it changed. Returns 0, -ENOSPC or -EIO. */
+ * Sets *out_num to how many entries it changed. Returns 0, -EROFS, -ENOSPC, -ENOMEM or -EIO. */
 int store_outbox_retry(struct store *st, const char *pool, uint64_t *out_num);
 
 /* store_outbox_fail records a failed publication attempt of the entry (`pool`, `seq`): attempts
  * is incremented, next_attempt_ms and parked are set, and last_error is replaced by `error`
  * (NUL-terminated, at most STORE_ERROR_MAX bytes; never truncated). Added for the publisher.
  * Returns 0, -ENOENT (no such entry), -EINVAL (`error` too long), -EROFS (read-only store),
- * -ENOSPC or -EIO. */
+ * -ENOSPC, -ENOMEM or -EIO. */
 int store_outbox_fail(struct store *st, const char *pool, uint64_t seq, int64_t next_attempt_ms,
                       bool parked, const char *error);
 
 /* store_outbox_remove deletes the entry (`pool`, `seq`) once the pool store has acknowledged the
  * certificate (invariant 2). Added for the publisher. Returns 0, -ENOENT (no such entry), -EROFS
- * (read-only store), -ENOSPC or -EIO. */
+ * (read-only store), -ENOSPC, -ENOMEM or -EIO. */
 int store_outbox_remove(struct store *st, const char *pool, uint64_t seq);
 
 /* store_outbox_remove_many deletes the entries (`pool`, seqs[i]) for i < num in ONE synced
  * transaction (the publisher's acknowledged batch); entries already gone are skipped. Returns 0,
- * -EINVAL (num > STORE_PUBLISH_BATCH_MAX), -EROFS, -ENOSPC or -EIO. */
+ * -ENOENT (num > 0 and `pool` never had an entry), -EINVAL (num > STORE_PUBLISH_BATCH_MAX),
+ * -EROFS, -ENOSPC, -ENOMEM or -EIO. */
 int store_outbox_remove_many(struct store *st, const char *pool, const uint64_t *seqs, size_t num);
 
 /* ---- store space ---- */
@@ -281,11 +321,13 @@ struct store_pool_state {
 };
 
 /* store_pool_state_put replaces the durable state record of `pool` in its own synced
- * transaction. Returns 0, -EINVAL (bad pool name or over-long error), -EROFS, -ENOSPC or -EIO. */
+ * transaction. Returns 0, -EINVAL (bad pool name or over-long error), -EROFS, -ENOSPC, -ENOMEM or
+ * -EIO. */
 int store_pool_state_put(struct store *st, const char *pool, const struct store_pool_state *state);
 
 /* store_pool_state_get copies the state record of `pool` into *out. Returns 0, -ENOENT (never
- * written, or a read-only store created before pool states existed) or -EIO. */
+ * written, an empty or over-long name, or a read-only store created before pool states existed),
+ * -EBUSY (no reader slot), -ENOMEM or -EIO. */
 int store_pool_state_get(struct store *st, struct store_pool_state *out, const char *pool);
 
 /* ---- the publisher: one thread per home pool drains its outbox into the pool store ----
@@ -385,12 +427,15 @@ uint64_t store_backoff_ms(uint32_t attempts, uint32_t min_ms, uint32_t max_ms, u
 int store_pool_check(const char *conninfo, char *err, size_t cap);
 
 /* store_embedded_count sets *out to the number of certificates in the embedded pool store of
- * `pool` under `dir`. Returns 0, -ENOENT (no such store) or -EIO. */
+ * `pool` under `dir`. Returns 0, -ENOENT (no such store), -EINVAL (path too long), -EPROTO (the
+ * store has the layout of an earlier version), -EACCES, -EBUSY (locked by another process, or
+ * no reader slot), -ENOMEM or -EIO. LMDB's text is not logged. */
 int store_embedded_count(const char *dir, const char *pool, uint64_t *out);
 
 /* store_embedded_get reads the certificate `serial_hex` (upper-case, no leading zeros) from the
  * embedded pool store: metadata into *out_meta (serial and seq zero), issued_by into `issued_by`
- * (cap bytes). Returns 0, -ENOENT or -EIO. */
+ * (cap bytes). Returns 0, -ENOENT (no such store or certificate), or one of the other codes of
+ * store_embedded_count. */
 int store_embedded_get(const char *dir, const char *pool, const char *serial_hex,
                        struct store_cert_meta *out_meta, char *issued_by, size_t cap);
 

@@ -69,9 +69,13 @@ static void user_to_rec(struct user_rec *r, const struct store_user *u)
     r->pin_len = u->pin_len;
     r->created_s = u->created_s;
     memcpy(r->pin_verifier, u->pin_verifier, sizeof(r->pin_verifier));
-    ASSERT(base_str_copy(r->pool, sizeof(r->pool), u->pool) == 0);
-    ASSERT(base_str_copy(r->phone, sizeof(r->phone), u->phone) == 0);
-    ASSERT(base_str_copy(r->ext, sizeof(r->ext), u->ext) == 0);
+    /* user_check accepted the lengths: every copy fits. */
+    int rc = base_str_copy(r->pool, sizeof(r->pool), u->pool);
+    ASSERT(rc == 0);
+    rc = base_str_copy(r->phone, sizeof(r->phone), u->phone);
+    ASSERT(rc == 0);
+    rc = base_str_copy(r->ext, sizeof(r->ext), u->ext);
+    ASSERT(rc == 0);
     ASSERT(user_rec_ok(r)); /* paired with the ASSERT in user_read */
 }
 
@@ -125,21 +129,53 @@ static int user_put_new(struct store *st, MDB_txn *txn, const struct store_user 
     MDB_val key = store_val_str(u->uri);
     MDB_val val = {.mv_size = sizeof(rec), .mv_data = &rec};
     rc = store_err(st, mdb_put(txn, st->users, &key, &val, MDB_NOOVERWRITE), "put_user");
-    if (rc == 0 && u->ext[0] != '\0') {
+    if (rc != 0) {
+        return rc; /* -EEXIST: the URI exists */
+    }
+    if (u->ext[0] != '\0') {
         char buf[STORE_PHEXT_KEY_MAX + 1];
         MDB_val pk = phext_key(buf, u->phone, u->ext);
         rc = store_err(st, mdb_put(txn, st->phext, &pk, &key, MDB_NOOVERWRITE), "put_phext");
-        rc = rc == -EEXIST ? -ENOTUNIQ : rc;
+        if (rc != 0) {
+            return rc == -EEXIST ? -ENOTUNIQ : rc;
+        }
     }
-    if (rc == 0 && u->phone[0] != '\0') {
+    if (u->phone[0] != '\0') {
         MDB_val pk = store_val_str(u->phone);
         rc = store_err(st, mdb_put(txn, st->phone, &pk, &key, 0), "put_phone");
+        if (rc != 0) {
+            return rc;
+        }
     }
-    if (rc == 0 && u->ext[0] != '\0') {
+    if (u->ext[0] != '\0') {
         MDB_val ek = store_val_str(u->ext);
         rc = store_err(st, mdb_put(txn, st->ext, &ek, &key, 0), "put_ext");
+        if (rc != 0) {
+            return rc;
+        }
     }
-    return rc;
+    return 0;
+}
+
+struct add_arg {
+    const struct store_user *users;
+    size_t num;
+    bool failed; /* a user failed: users[failed_at] */
+    size_t failed_at;
+};
+
+static int add_many_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    struct add_arg *a = arg;
+    for (size_t i = 0; i < a->num; i++) {
+        int rc = user_put_new(st, txn, &a->users[i]);
+        if (rc != 0) {
+            a->failed = true;
+            a->failed_at = i;
+            return rc;
+        }
+    }
+    return 0;
 }
 
 int store_user_add_many(struct store *st, const struct store_user *users, size_t num,
@@ -147,26 +183,10 @@ int store_user_add_many(struct store *st, const struct store_user *users, size_t
 {
     store_validate(st);
     ASSERT(users != NULL || num == 0);
-    if (st->read_only) {
-        return -EROFS;
-    }
-    MDB_txn *txn = NULL;
-    size_t i = 0;
-    int rc = store_txn_begin(st, &txn, true);
-    for (; rc == 0 && i < num; i++) {
-        rc = user_put_new(st, txn, &users[i]);
-    }
-    if (rc != 0) {
-        if (out_failed != NULL && txn != NULL) {
-            *out_failed = i - 1;
-        }
-        goto out;
-    }
-    rc = store_txn_commit(st, txn);
-    txn = NULL;
-out:
-    if (txn != NULL) {
-        mdb_txn_abort(txn);
+    struct add_arg a = {.users = users, .num = num};
+    int rc = store_write(st, add_many_txn, &a);
+    if (rc != 0 && a.failed && out_failed != NULL) {
+        *out_failed = a.failed_at;
     }
     store_validate(st);
     return rc;
@@ -223,9 +243,10 @@ static int lockout_del(struct store *st, MDB_txn *txn, MDB_val *key)
     return rc == -ENOENT ? 0 : rc;
 }
 
-/* user_del_txn removes `uri` and its index entries inside `txn`. */
-static int user_del_txn(struct store *st, MDB_txn *txn, const char *uri)
+/* user_del_txn removes the user `arg` (its URI) and its index entries inside `txn`. */
+static int user_del_txn(struct store *st, MDB_txn *txn, void *arg)
 {
+    const char *uri = arg;
     MDB_val key = store_val_str(uri);
     MDB_val val = {0};
     struct user_rec rec;
@@ -234,24 +255,34 @@ static int user_del_txn(struct store *st, MDB_txn *txn, const char *uri)
         return rc;
     }
     user_read(NULL, &rec, &key, &val);
+    /* The index entries always match the user record: none is missing (-ENOENT ASSERTed). */
     rc = store_err(st, mdb_del(txn, st->users, &key, NULL), "del_user");
-    if (rc == 0 && rec.phone[0] != '\0') {
+    if (rc != 0) {
+        goto out;
+    }
+    if (rec.phone[0] != '\0') {
         MDB_val pk = store_val_str(rec.phone);
         rc = store_err(st, mdb_del(txn, st->phone, &pk, &key), "del_phone");
+        if (rc != 0) {
+            goto out;
+        }
     }
-    if (rc == 0 && rec.ext[0] != '\0') {
+    if (rec.ext[0] != '\0') {
         MDB_val ek = store_val_str(rec.ext);
         rc = store_err(st, mdb_del(txn, st->ext, &ek, &key), "del_ext");
-    }
-    if (rc == 0 && rec.ext[0] != '\0') {
+        if (rc != 0) {
+            goto out;
+        }
         char buf[STORE_PHEXT_KEY_MAX + 1];
         MDB_val pk = phext_key(buf, rec.phone, rec.ext);
         rc = store_err(st, mdb_del(txn, st->phext, &pk, NULL), "del_phext");
+        if (rc != 0) {
+            goto out;
+        }
     }
-    if (rc == 0) {
-        rc = lockout_del(st, txn, &key);
-    }
-    ASSERT(rc != -ENOENT); /* the indexes always match the user record */
+    rc = lockout_del(st, txn, &key);
+out:
+    ASSERT(rc != -ENOENT);
     return rc;
 }
 
@@ -265,23 +296,19 @@ int store_user_del(struct store *st, const char *uri)
     if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
         return -ENOENT;
     }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = user_del_txn(st, txn, uri);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    return store_write(st, user_del_txn, (void *)(uintptr_t)uri);
 }
 
-static int set_pin_txn(struct store *st, MDB_txn *txn, const char *uri, const uint8_t *verifier,
-                       uint8_t pin_len)
+struct pin_arg {
+    const char *uri;
+    const uint8_t *verifier;
+    uint8_t pin_len;
+};
+
+static int set_pin_txn(struct store *st, MDB_txn *txn, void *arg)
 {
-    MDB_val key = store_val_str(uri);
+    const struct pin_arg *a = arg;
+    MDB_val key = store_val_str(a->uri);
     MDB_val val = {0};
     struct user_rec rec;
     int rc = store_err(st, mdb_get(txn, st->users, &key, &val), "get_user");
@@ -289,16 +316,16 @@ static int set_pin_txn(struct store *st, MDB_txn *txn, const char *uri, const ui
         return rc;
     }
     user_read(NULL, &rec, &key, &val);
-    memcpy(rec.pin_verifier, verifier, sizeof(rec.pin_verifier));
-    rec.pin_len = pin_len;
+    memcpy(rec.pin_verifier, a->verifier, sizeof(rec.pin_verifier));
+    rec.pin_len = a->pin_len;
     ASSERT(user_rec_ok(&rec));
     val.mv_size = sizeof(rec);
     val.mv_data = &rec;
     rc = store_err(st, mdb_put(txn, st->users, &key, &val, 0), "put_user");
-    if (rc == 0) {
-        rc = lockout_del(st, txn, &key);
+    if (rc != 0) {
+        return rc;
     }
-    return rc;
+    return lockout_del(st, txn, &key);
 }
 
 int store_user_set_pin(struct store *st, const char *uri, const uint8_t *verifier, uint8_t pin_len)
@@ -312,17 +339,8 @@ int store_user_set_pin(struct store *st, const char *uri, const uint8_t *verifie
     if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
         return -ENOENT;
     }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = set_pin_txn(st, txn, uri, verifier, pin_len);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    struct pin_arg a = {.uri = uri, .verifier = verifier, .pin_len = pin_len};
+    return store_write(st, set_pin_txn, &a);
 }
 
 static bool already_out(const struct store_user *out, size_t n, const MDB_val *uri)
@@ -343,7 +361,7 @@ static int lookup_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, MDB_val key
     MDB_cursor *cur = NULL;
     int rc = store_err(st, mdb_cursor_open(txn, dbi, &cur), "cursor_open");
     if (rc != 0) {
-        return rc;
+        goto out;
     }
     MDB_val uri = {0};
     rc = store_err(st, mdb_cursor_get(cur, &key, &uri, MDB_SET_KEY), "cursor_get");
@@ -353,15 +371,21 @@ static int lookup_index(struct store *st, MDB_txn *txn, MDB_dbi dbi, MDB_val key
             rc = store_err(st, mdb_get(txn, st->users, &uri, &val), "get_user");
             ASSERT(rc != -ENOENT); /* index entries always name an existing user */
             if (rc != 0) {
-                break;
+                goto out;
             }
             user_read(&out[*n], NULL, &uri, &val);
             (*n)++;
         }
         rc = store_err(st, mdb_cursor_get(cur, &key, &uri, MDB_NEXT_DUP), "cursor_next_dup");
     }
-    mdb_cursor_close(cur);
-    return rc == -ENOENT ? 0 : rc;
+    if (rc == -ENOENT) {
+        rc = 0; /* no (more) entries under the key */
+    }
+out:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    return rc;
 }
 
 int store_user_lookup(struct store *st, struct store_user *out, size_t cap, size_t *out_num,
@@ -379,17 +403,24 @@ int store_user_lookup(struct store *st, struct store_user *out, size_t cap, size
     MDB_txn *txn = NULL;
     int rc = store_txn_begin(st, &txn, false);
     if (rc != 0) {
-        return rc;
+        goto out;
     }
     MDB_val key = store_val_str(phone_or_ext);
     rc = lookup_index(st, txn, st->phone, key, out, cap, &n);
-    if (rc == 0 && strlen(phone_or_ext) <= STORE_EXT_MAX) {
-        rc = lookup_index(st, txn, st->ext, key, out, cap, &n);
+    if (rc != 0) {
+        goto out;
     }
-    mdb_txn_abort(txn);
+    if (strlen(phone_or_ext) <= STORE_EXT_MAX) {
+        rc = lookup_index(st, txn, st->ext, key, out, cap, &n);
+        if (rc != 0) {
+            goto out;
+        }
+    }
     ASSERT(n <= cap);
-    if (rc == 0) {
-        *out_num = n;
+    *out_num = n;
+out:
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
     }
     return rc;
 }
@@ -421,7 +452,9 @@ int store_user_foreach(struct store *st, store_user_fn fn, void *ctx)
         }
         rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
     }
-    rc = rc == -ENOENT ? 0 : rc;
+    if (rc == -ENOENT) {
+        rc = 0; /* past the last user */
+    }
 out:
     if (cur != NULL) {
         mdb_cursor_close(cur);
@@ -491,26 +524,26 @@ int store_lockout_get(struct store *st, struct store_lockout *out, const char *u
     return rc == -ENOENT ? 0 : rc;
 }
 
+struct lockout_arg {
+    const char *uri;
+    const struct store_lockout *lockout;
+};
+
+static int lockout_put_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    const struct lockout_arg *a = arg;
+    int rc = store_user_exists(st, txn, a->uri);
+    if (rc != 0) {
+        return rc;
+    }
+    return store_lockout_rec_put(st, txn, a->uri, a->lockout);
+}
+
 int store_lockout_put(struct store *st, const char *uri, const struct store_lockout *lockout)
 {
     store_validate(st);
     ASSERT(uri != NULL);
     ASSERT(lockout != NULL);
-    if (st->read_only) {
-        return -EROFS;
-    }
-    MDB_txn *txn = NULL;
-    int rc = store_txn_begin(st, &txn, true);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = store_user_exists(st, txn, uri);
-    if (rc == 0) {
-        rc = store_lockout_rec_put(st, txn, uri, lockout);
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return store_txn_commit(st, txn);
+    struct lockout_arg a = {.uri = uri, .lockout = lockout};
+    return store_write(st, lockout_put_txn, &a);
 }

@@ -1,0 +1,815 @@
+/* index.c: the bulk index. The serial index (serial -> seq) and the by-user index (hash + uri
+ * -> seq) hold the certificates up to a watermark (meta "index", struct store_index_state); the
+ * newer ones, the tail, are found by scanning the sequence-ordered certificate table, and a new
+ * serial is checked against the tail's serials in an in-memory set. Once the tail is longer than
+ * index_tail_max, the segment up to the last certificate is indexed slice by slice, one slice of
+ * each key order per commit (store_index_step), from its keys read once into memory (segment_load).
+ *
+ * Everything that knows this layout is here: the index state, the tail set, the segment, the
+ * lookups by serial and by user, and the first indexing of an environment (store_index_init).
+ * It calls only common.c. The caches (tail set, segment) belong to the handle and are used
+ * under its commit_lock, inside a write transaction. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "store/internal.h"
+
+#define USERIDX_KEY_MAX (4 + STORE_URI_MAX)
+
+/* ---- keys and slices ----
+ *
+ * Slices are contiguous ranges of each index's key order, so that a slice step dirties only
+ * the index pages of its range; both are uniform, whatever the users' names. */
+
+/* slice_serial is the slice of the serial index `serial` belongs to. */
+static unsigned slice_serial(const uint8_t serial[STORE_SERIAL_LEN])
+{
+    /* positive serials: the first byte is a CSPRNG 0..127 */
+    return (serial[0] & 0x7fu) * STORE_INDEX_SLICES / 128u;
+}
+
+static uint32_t uri_hash(const char *uri, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (uint8_t)uri[i]) * 16777619u;
+    }
+    return h;
+}
+
+/* slice_uri is the slice of the by-user index the `len` bytes of `uri` belong to. */
+static unsigned slice_uri(const char *uri, size_t len)
+{
+    /* the by-user key starts with the hash (big-endian): its top bits are contiguous ranges */
+    return (unsigned)(((uint64_t)uri_hash(uri, len) * STORE_INDEX_SLICES) >> 32);
+}
+
+/* useridx_key writes the by-user index key of `uri` (len bytes) and returns its length. */
+static size_t useridx_key(uint8_t out[USERIDX_KEY_MAX], const char *uri, size_t len)
+{
+    ASSERT(len <= STORE_URI_MAX);
+    uint32_t h = uri_hash(uri, len);
+    for (size_t i = 0; i < 4; i++) {
+        out[i] = (uint8_t)(h >> (8 * (3 - i)));
+    }
+    memcpy(out + 4, uri, len);
+    return 4 + len;
+}
+
+/* watermark is the seq up to which the indexes hold the keys of `slice`. */
+static uint64_t watermark(const struct store_index_state *ix, unsigned slice)
+{
+    return ix->target != 0 && slice < ix->progress ? ix->target : ix->upto;
+}
+
+/* ---- the index state (meta "index") ---- */
+
+int store_index_get(struct store *st, MDB_txn *txn, struct store_index_state *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!st->has_meta || !st->has_useridx) {
+        return 0; /* read-only view of an environment from before the state: scan it all */
+    }
+    MDB_val key = store_val_str(STORE_META_INDEX);
+    MDB_val val = {0};
+    int rc = store_err(st, mdb_get(txn, st->meta, &key, &val), "get_meta");
+    if (rc == -ENOENT && st->read_only) {
+        return 0; /* never opened for writing since: scan it all */
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ASSERT(val.mv_size == 3 * STORE_SEQ_KEY_LEN || val.mv_size == 4 * STORE_SEQ_KEY_LEN);
+    const uint8_t *p = val.mv_data;
+    out->upto = store_seq_decode(p);
+    out->target = store_seq_decode(p + STORE_SEQ_KEY_LEN);
+    out->progress = store_seq_decode(p + 2 * STORE_SEQ_KEY_LEN);
+    uint64_t slices = val.mv_size == 4 * STORE_SEQ_KEY_LEN
+                          ? store_seq_decode(p + 3 * STORE_SEQ_KEY_LEN)
+                          : STORE_INDEX_SLICES_V1;
+    /* Slices are contiguous ranges: the first k of s slices are the first k x S/s of S. */
+    if (slices == 0 || slices > STORE_INDEX_SLICES || STORE_INDEX_SLICES % slices != 0) {
+        log_err("store: index_state_unknown path=%s slices=%llu action=\"use the version that "
+                "wrote this store\"",
+                st->path, (unsigned long long)slices);
+        return -EPROTO;
+    }
+    out->progress *= STORE_INDEX_SLICES / slices;
+    ASSERT(out->target == 0 || out->target > out->upto);
+    ASSERT(out->progress < STORE_INDEX_SLICES);
+    ASSERT(out->target != 0 || out->progress == 0);
+    return 0;
+}
+
+/* index_put records the index state (write txn). */
+static int index_put(struct store *st, MDB_txn *txn, const struct store_index_state *in)
+{
+    ASSERT(in->target == 0 || in->target > in->upto);
+    ASSERT(in->progress < STORE_INDEX_SLICES);
+    uint8_t buf[4 * STORE_SEQ_KEY_LEN];
+    store_seq_encode(buf, in->upto);
+    store_seq_encode(buf + STORE_SEQ_KEY_LEN, in->target);
+    store_seq_encode(buf + 2 * STORE_SEQ_KEY_LEN, in->progress);
+    store_seq_encode(buf + 3 * STORE_SEQ_KEY_LEN, STORE_INDEX_SLICES);
+    MDB_val key = store_val_str(STORE_META_INDEX);
+    MDB_val val = {.mv_size = sizeof(buf), .mv_data = buf};
+    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_meta");
+}
+
+/* ---- the certificate table, read in place ---- */
+
+bool store_cert_rec_ok(const struct cert_rec *r, size_t total)
+{
+    static const uint8_t zero[sizeof(r->pad)] = {0};
+    return r->magic == STORE_MAGIC_CERT && r->der_len >= 1 && r->der_len <= STORE_CERT_DER_MAX &&
+           r->uri_len >= 1 && r->pool_len >= 1 && r->pool_len <= STORE_POOL_MAX &&
+           r->device_id_len <= STORE_DEVICE_ID_MAX && memcmp(r->pad, zero, sizeof(zero)) == 0 &&
+           total == sizeof(*r) + r->uri_len + r->pool_len + r->device_id_len + r->der_len;
+}
+
+int store_last_seq(struct store *st, MDB_txn *txn, uint64_t *out)
+{
+    MDB_cursor *cur = NULL;
+    int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = {0};
+    MDB_val val = {0};
+    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_LAST), "cursor_last");
+    mdb_cursor_close(cur);
+    if (rc == -ENOENT) {
+        *out = 0;
+        return 0;
+    }
+    if (rc == 0) {
+        ASSERT(key.mv_size == STORE_SEQ_KEY_LEN);
+        *out = store_seq_decode(key.mv_data);
+    }
+    return rc;
+}
+
+int store_cert_rec_get(struct store *st, MDB_txn *txn, MDB_val *skey, MDB_val *val)
+{
+    int rc = store_err(st, mdb_get(txn, st->certs, skey, val), "get_cert");
+    ASSERT(rc != -ENOENT); /* every index entry names a stored certificate */
+    return rc;
+}
+
+/* record_scan calls fn for the certificates in (upto, target], in seq order, reading their
+ * headers in place (UINT64_MAX: to the end: the tail). 0 at the end, or fn's return. */
+static int record_scan(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t target,
+                       store_record_fn fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    int rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_open");
+    if (rc != 0) {
+        goto out;
+    }
+    uint8_t start[STORE_SEQ_KEY_LEN];
+    store_seq_encode(start, upto + 1);
+    MDB_val key = {.mv_size = sizeof(start), .mv_data = start};
+    MDB_val val = {0};
+    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE), "cursor_set_range");
+    /* Bounded by target - upto records, or by the tail (see tail_sync). */
+    while (rc == 0 && store_seq_decode(key.mv_data) <= target) {
+        struct cert_rec r;
+        ASSERT(val.mv_size >= sizeof(r));
+        memcpy(&r, val.mv_data, sizeof(r));
+        ASSERT(store_cert_rec_ok(&r, val.mv_size));
+        rc = fn(st, txn, &key, &val, &r, arg);
+        if (rc != 0) {
+            goto out; /* fn's return, as it is */
+        }
+        rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
+    }
+    if (rc == -ENOENT) {
+        rc = 0; /* the end of the table */
+    }
+out:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    return rc;
+}
+
+/* ---- writing index entries ---- */
+
+/* index_entry puts both index entries of one certificate. */
+static int index_entry(struct store *st, MDB_txn *txn, const uint8_t serial[STORE_SERIAL_LEN],
+                       const char *uri, size_t uri_len, uint64_t seq_num)
+{
+    uint8_t seq[STORE_SEQ_KEY_LEN]; /* big-endian: DUPSORT keeps a user's oldest first */
+    store_seq_encode(seq, seq_num);
+    MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
+    if (serial != NULL) {
+        MDB_val sv = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)serial};
+        int rc =
+            store_err(st, mdb_put(txn, st->serials, &sv, &skey, MDB_NOOVERWRITE), "put_serial");
+        ASSERT(rc != -EEXIST); /* every serial of the tail was checked at its commit */
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (uri == NULL) {
+        return 0;
+    }
+    uint8_t ukey_buf[USERIDX_KEY_MAX]; /* copied: the map is not read after a put */
+    MDB_val ukey = {.mv_size = useridx_key(ukey_buf, uri, uri_len), .mv_data = ukey_buf};
+    return store_err(st, mdb_put(txn, st->byuser, &ukey, &skey, 0), "put_useridx");
+}
+
+static int visit_index_all(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                           const struct cert_rec *r, void *arg)
+{
+    (void)arg;
+    char uri[STORE_URI_MAX];
+    memcpy(uri, (const uint8_t *)val->mv_data + sizeof(*r), r->uri_len);
+    return index_entry(st, txn, r->serial, uri, r->uri_len, store_seq_decode(key->mv_data));
+}
+
+/* index_all indexes every certificate in (0, last] (store_index_init). */
+static int index_all(struct store *st, MDB_txn *txn, uint64_t last)
+{
+    return last == 0 ? 0 : record_scan(st, txn, 0, last, visit_index_all, NULL);
+}
+
+/* store_index_init gives an environment without index state (new, or from before it: its by-user
+ * index had another layout) indexes that are complete up to its last certificate: it drops the
+ * old ones and indexes every certificate (bounded by their number; once). */
+int store_index_init(struct store *st, MDB_txn *txn)
+{
+    MDB_val key = store_val_str(STORE_META_INDEX);
+    MDB_val val = {0};
+    int rc = store_err(st, mdb_get(txn, st->meta, &key, &val), "get_meta");
+    if (rc != -ENOENT) {
+        return rc;
+    }
+    MDB_dbi old = 0;
+    rc = store_err(st, mdb_dbi_open(txn, "byuser", 0, &old), "dbi_open");
+    if (rc == 0) {
+        rc = store_err(st, mdb_drop(txn, old, 1), "drop_byuser");
+        if (rc != 0) {
+            return rc;
+        }
+    } else if (rc != -ENOENT) { /* -ENOENT: there is no old by-user index */
+        return rc;
+    }
+    rc = store_err(st, mdb_drop(txn, st->serials, 0), "drop_serials");
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err(st, mdb_drop(txn, st->byuser, 0), "drop_useridx");
+    if (rc != 0) {
+        return rc;
+    }
+    struct store_index_state ix = {0};
+    rc = store_last_seq(st, txn, &ix.upto);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = index_all(st, txn, ix.upto);
+    if (rc != 0) {
+        return rc;
+    }
+    if (ix.upto > 0) {
+        log_info("store: indexes_rebuilt path=%s certificates=%llu", st->path,
+                 (unsigned long long)ix.upto);
+    }
+    return index_put(st, txn, &ix);
+}
+
+/* ---- the tail's serials ----
+ *
+ * The serial index holds the certificates up to the watermark; a new serial must also differ
+ * from every serial in the tail. The tail's serials are kept in an open-addressing set owned by
+ * the handle (under commit_lock, used only inside a write transaction), built from the tail by
+ * a scan when missing or stale (another process committed or indexed), and thrown away when a
+ * commit fails. Nothing in it is authoritative: LMDB is. */
+
+struct tail_slot {
+    uint8_t serial[STORE_SERIAL_LEN];
+    bool used;
+};
+
+struct tail_set {
+    bool valid;
+    uint64_t base; /* the watermark it was built for */
+    uint64_t last; /* the highest seq whose serial it holds (base when none) */
+    size_t num;
+    size_t cap; /* a power of two, at least twice num (tail_add grows it) */
+    struct tail_slot *slots;
+};
+
+static void tail_free(struct store *st)
+{
+    if (st->tail != NULL) {
+        free(st->tail->slots);
+        free(st->tail);
+        st->tail = NULL;
+    }
+}
+
+static size_t tail_hash(const uint8_t serial[STORE_SERIAL_LEN], size_t cap)
+{
+    uint64_t h = 0;
+    memcpy(&h, serial + STORE_SERIAL_LEN - sizeof(h), sizeof(h)); /* CSPRNG bytes */
+    return (size_t)(h * 0x9E3779B97F4A7C15ull >> 17) & (cap - 1);
+}
+
+/* tail_find returns the slot of `serial`, or the empty slot where it would go. */
+static struct tail_slot *tail_find(struct tail_set *t, const uint8_t serial[STORE_SERIAL_LEN])
+{
+    size_t i = tail_hash(serial, t->cap);
+    /* Bounded: the set is at most half full, so an empty slot comes within cap probes. */
+    for (size_t n = 0; n < t->cap; n++) {
+        struct tail_slot *sl = &t->slots[(i + n) & (t->cap - 1)];
+        if (!sl->used || memcmp(sl->serial, serial, STORE_SERIAL_LEN) == 0) {
+            return sl;
+        }
+    }
+    ASSERT(false && "tail set full");
+    return NULL;
+}
+
+/* tail_grow doubles the set's capacity, keeping it at most half full whatever the tail (an
+ * environment written with a larger index_tail_max, or a segment still being indexed). Returns 0
+ * or -ENOMEM. */
+static int tail_grow(struct tail_set *t)
+{
+    size_t old_cap = t->cap;
+    struct tail_slot *old = t->slots;
+    struct tail_slot *slots = calloc(2 * old_cap, sizeof(*slots));
+    if (slots == NULL) {
+        return -ENOMEM;
+    }
+    t->slots = slots;
+    t->cap = 2 * old_cap;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i].used) {
+            *tail_find(t, old[i].serial) = old[i];
+        }
+    }
+    free(old);
+    return 0;
+}
+
+/* tail_add adds `serial`. Returns 1 (added), 0 (there already) or -ENOMEM. */
+static int tail_add(struct tail_set *t, const uint8_t serial[STORE_SERIAL_LEN])
+{
+    struct tail_slot *sl = tail_find(t, serial);
+    if (sl->used) {
+        return 0;
+    }
+    if (t->num + 1 > t->cap / 2) {
+        int rc = tail_grow(t);
+        if (rc != 0) {
+            return rc;
+        }
+        sl = tail_find(t, serial);
+    }
+    memcpy(sl->serial, serial, STORE_SERIAL_LEN);
+    sl->used = true;
+    t->num++;
+    return 1;
+}
+
+static void tail_reset(struct tail_set *t, uint64_t base)
+{
+    memset(t->slots, 0, t->cap * sizeof(t->slots[0]));
+    t->num = 0;
+    t->base = base;
+    t->last = base;
+    t->valid = true;
+}
+
+static int visit_tail_serial(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                             const struct cert_rec *r, void *arg)
+{
+    (void)st;
+    (void)txn;
+    (void)val;
+    struct tail_set *t = arg;
+    int rc = tail_add(t, r->serial);
+    t->last = store_seq_decode(key->mv_data);
+    return rc < 0 ? rc : 0;
+}
+
+/* tail_sync brings the set up to date with `txn`: the tail after `upto` up to `last`. */
+static int tail_sync(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t last)
+{
+    if (st->tail == NULL) {
+        struct tail_set *t = calloc(1, sizeof(*t));
+        /* It grows with the tail (tail_add): up to a segment (index_tail_max and a batch) plus
+         * the next tail of about as much while the segment's slices are paced (store_index_step).
+         * Starting small keeps a new handle's first commit cheap (a 6 MiB set took tens of ms
+         * to clear under TSan). */
+        size_t cap = 4096;
+        if (t == NULL || (t->slots = calloc(cap, sizeof(t->slots[0]))) == NULL) {
+            free(t);
+            return -ENOMEM;
+        }
+        t->cap = cap;
+        st->tail = t;
+    }
+    struct tail_set *t = st->tail;
+    if (!t->valid || t->base != upto || t->last > last) {
+        tail_reset(t, upto); /* first use, or another process indexed: rebuild */
+    }
+    if (t->last == last) {
+        return 0;
+    }
+    /* Certificates committed by another process since: read them in. */
+    int rc = record_scan(st, txn, t->last, UINT64_MAX, visit_tail_serial, t);
+    ASSERT(rc != 0 || t->last == last);
+    return rc;
+}
+
+/* store_index_check_serials marks (it->rc = -EEXIST) every item whose serial is taken: by the
+ * serial index, by the tail, or by an earlier item of the batch. Returns 0, -EEXIST or another
+ * error. It adds the batch's serials to the tail set; the caller discards the caches
+ * (store_index_discard) if the commit fails. */
+int store_index_check_serials(struct store *st, MDB_txn *txn, struct store_batch *b, uint64_t upto,
+                              uint64_t last)
+{
+    int rc = tail_sync(st, txn, upto, last);
+    if (rc != 0) {
+        return rc;
+    }
+    bool clash = false;
+    for (size_t i = 0; i < b->num_items; i++) {
+        struct store_batch_item *it = &b->items[i];
+        MDB_val key = {.mv_size = STORE_SERIAL_LEN, .mv_data = it->meta.serial};
+        MDB_val seq = {0};
+        rc = store_err(st, mdb_get(txn, st->serials, &key, &seq), "get_serial");
+        bool taken = rc == 0; /* in the serial index */
+        if (rc == -ENOENT) {
+            int added = tail_add(st->tail, it->meta.serial);
+            if (added < 0) {
+                return added;
+            }
+            taken = added == 0; /* in the tail, or an earlier item of the batch */
+        } else if (rc != 0) {
+            return rc;
+        }
+        if (taken) {
+            it->rc = -EEXIST;
+            clash = true; /* keep going: mark every clashing item */
+        }
+    }
+    return clash ? -EEXIST : 0;
+}
+
+/* ---- the segment being indexed ----
+ *
+ * Each of the STORE_INDEX_SLICES steps needs the keys of its slice among the segment's
+ * certificates. Reading the whole segment at every step would walk tens of megabytes of records
+ * STORE_INDEX_SLICES times; instead its seqs, serials and slices are read once into memory (owned
+ * by the handle, under commit_lock, rebuilt when the segment in `txn` is another one or a commit
+ * failed), sorted by slice in both key orders (a stable counting sort: seq order within a
+ * slice), and a step touches only its slice's entries and reads only the records whose URI falls
+ * in it. */
+
+struct segment_entry {
+    uint64_t seq;
+    uint8_t serial[STORE_SERIAL_LEN];
+    uint8_t serial_slice;
+    uint8_t uri_slice;
+};
+
+struct segment {
+    bool valid;
+    uint64_t upto, target; /* the segment (upto, target] it holds */
+    size_t num;
+    struct segment_entry *e;
+    /* Indexes into e sorted by serial_slice and by uri_slice; slice k's are
+     * [start[k], start[k + 1]). */
+    uint32_t *by_serial, *by_uri;
+    uint32_t serial_start[STORE_INDEX_SLICES + 1];
+    uint32_t uri_start[STORE_INDEX_SLICES + 1];
+};
+
+static unsigned entry_slice(const struct segment_entry *x, bool by_uri)
+{
+    return by_uri ? x->uri_slice : x->serial_slice;
+}
+
+/* slice_sort puts the indexes of g->e into `out` ordered by slice (by URI or by serial), stable,
+ * and the first position of each slice into start. */
+static void slice_sort(const struct segment *g, bool by_uri, uint32_t *out,
+                       uint32_t start[STORE_INDEX_SLICES + 1])
+{
+    memset(start, 0, (STORE_INDEX_SLICES + 1) * sizeof(start[0]));
+    for (size_t i = 0; i < g->num; i++) {
+        start[entry_slice(&g->e[i], by_uri) + 1]++;
+    }
+    for (size_t k = 0; k < STORE_INDEX_SLICES; k++) {
+        start[k + 1] += start[k];
+    }
+    uint32_t next[STORE_INDEX_SLICES];
+    memcpy(next, start, sizeof(next));
+    for (size_t i = 0; i < g->num; i++) {
+        out[next[entry_slice(&g->e[i], by_uri)]++] = (uint32_t)i;
+    }
+    ASSERT(start[STORE_INDEX_SLICES] == g->num);
+}
+
+static int visit_segment_add(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                             const struct cert_rec *r, void *arg)
+{
+    (void)st;
+    (void)txn;
+    struct segment *g = arg;
+    ASSERT(g->num < g->target - g->upto); /* seqs are dense: certificates are never deleted */
+    struct segment_entry *x = &g->e[g->num++];
+    x->seq = store_seq_decode(key->mv_data);
+    memcpy(x->serial, r->serial, sizeof(x->serial));
+    x->serial_slice = (uint8_t)slice_serial(r->serial);
+    x->uri_slice = (uint8_t)slice_uri((const char *)val->mv_data + sizeof(*r), r->uri_len);
+    return 0;
+}
+
+static void segment_clear(struct segment *g)
+{
+    free(g->e);
+    free(g->by_serial);
+    free(g->by_uri);
+    g->e = NULL;
+    g->by_serial = NULL;
+    g->by_uri = NULL;
+    g->valid = false;
+    g->num = 0;
+}
+
+static int segment_load(struct store *st, MDB_txn *txn, struct segment *g, uint64_t upto,
+                        uint64_t target)
+{
+    segment_clear(g);
+    g->upto = upto;
+    g->target = target;
+    ASSERT(target - upto <= UINT32_MAX); /* a segment is about index_tail_max certificates */
+    g->e = calloc(target - upto, sizeof(g->e[0]));
+    g->by_serial = calloc(target - upto, sizeof(g->by_serial[0]));
+    g->by_uri = calloc(target - upto, sizeof(g->by_uri[0]));
+    if (g->e == NULL || g->by_serial == NULL || g->by_uri == NULL) {
+        return -ENOMEM;
+    }
+    int rc = record_scan(st, txn, upto, target, visit_segment_add, g);
+    if (rc != 0) {
+        return rc; /* g stays invalid */
+    }
+    slice_sort(g, false, g->by_serial, g->serial_start);
+    slice_sort(g, true, g->by_uri, g->uri_start);
+    g->valid = true;
+    return 0;
+}
+
+/* uri_entry puts the by-user index entry of the certificate `seq_num`, whose URI is read from
+ * its record: only the records of a slice are touched. */
+static int uri_entry(struct store *st, MDB_txn *txn, uint64_t seq_num)
+{
+    uint8_t seq[STORE_SEQ_KEY_LEN];
+    store_seq_encode(seq, seq_num);
+    MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
+    MDB_val val = {0};
+    int rc = store_cert_rec_get(st, txn, &skey, &val);
+    if (rc != 0) {
+        return rc;
+    }
+    struct cert_rec r;
+    ASSERT(val.mv_size >= sizeof(r));
+    memcpy(&r, val.mv_data, sizeof(r));
+    ASSERT(store_cert_rec_ok(&r, val.mv_size));
+    char uri[STORE_URI_MAX]; /* copied: the map is not read after a put */
+    memcpy(uri, (const uint8_t *)val.mv_data + sizeof(r), r.uri_len);
+    return index_entry(st, txn, NULL, uri, r.uri_len, seq_num);
+}
+
+/* segment_slice puts the index entries of slice `slice` of the segment of `ix`. */
+static int segment_slice(struct store *st, MDB_txn *txn, const struct store_index_state *ix,
+                         unsigned slice)
+{
+    ASSERT(slice < STORE_INDEX_SLICES);
+    if (st->segment == NULL && (st->segment = calloc(1, sizeof(*st->segment))) == NULL) {
+        return -ENOMEM;
+    }
+    struct segment *g = st->segment;
+    if (!g->valid || g->upto != ix->upto || g->target != ix->target) {
+        int rc = segment_load(st, txn, g, ix->upto, ix->target);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    for (uint32_t k = g->serial_start[slice]; k < g->serial_start[slice + 1]; k++) {
+        const struct segment_entry *x = &g->e[g->by_serial[k]];
+        int rc = index_entry(st, txn, x->serial, NULL, 0, x->seq);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    for (uint32_t k = g->uri_start[slice]; k < g->uri_start[slice + 1]; k++) {
+        int rc = uri_entry(st, txn, g->e[g->by_uri[k]].seq);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* store_index_step advances the bulk indexing by one slice. Once the tail after the watermark is
+ * longer than index_tail_max, the segment up to the last certificate is indexed slice by slice,
+ * one slice of the key space per commit: every such commit dirties about 1/STORE_INDEX_SLICES
+ * of the index pages the segment needs (each page once for all its new entries), instead of two
+ * random index pages per certificate, and no commit carries the whole segment. The slices are paced
+ * by the certificates that follow: slice k waits until k x index_tail_max / STORE_INDEX_SLICES have
+ * been stored after the segment, so the segment is indexed while the next tail grows, one
+ * heavier commit at a time. Done in 16 consecutive commits, the slices made ~100 ms of slow
+ * commits every 1.6 s at 5,000 enrollments/s, and 20-30 % of the enrollments of those moments
+ * took over 10 ms (2026-12-01). With 880,000 certificates a slice of 16 still took 5-10 ms (its
+ * pages grow with the index): 128 slices make each an eighth of that. `ix` is the state in this
+ * transaction, `last` its highest seq. */
+int store_index_step(struct store *st, MDB_txn *txn, struct store_index_state ix, uint64_t last)
+{
+    ASSERT(st->tail != NULL); /* store_index_check_serials built it in this transaction */
+    st->tail->last = last;    /* the batch's serials are in it (store_index_check_serials) */
+    if (ix.target == 0) {
+        if (last <= ix.upto || last - ix.upto <= st->index_tail_max) {
+            return 0;
+        }
+        ix.target = last;
+        ix.progress = 0;
+    } else if (last - ix.target < ix.progress * (st->index_tail_max / STORE_INDEX_SLICES)) {
+        return 0; /* not due yet */
+    }
+    int rc = segment_slice(st, txn, &ix, (unsigned)ix.progress);
+    if (rc != 0) {
+        return rc;
+    }
+    ix.progress++;
+    if (ix.progress == STORE_INDEX_SLICES) {
+        ix.upto = ix.target;
+        ix.target = 0;
+        ix.progress = 0;
+        st->tail->valid = false; /* rebuilt for the new watermark at the next commit */
+        st->segment->valid = false;
+    }
+    return index_put(st, txn, &ix);
+}
+
+void store_index_discard(struct store *st)
+{
+    if (st->tail != NULL) {
+        st->tail->valid = false; /* it may hold serials that were not stored */
+    }
+    if (st->segment != NULL) {
+        st->segment->valid = false;
+    }
+}
+
+void store_index_free(struct store *st)
+{
+    tail_free(st);
+    if (st->segment != NULL) {
+        segment_clear(st->segment);
+        free(st->segment);
+        st->segment = NULL;
+    }
+}
+
+/* ---- lookups ---- */
+
+struct find_arg {
+    const uint8_t *serial;
+    uint8_t *seq_out;
+};
+
+static int visit_find(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                      const struct cert_rec *r, void *arg)
+{
+    (void)st;
+    (void)txn;
+    (void)val;
+    const struct find_arg *a = arg;
+    if (memcmp(r->serial, a->serial, STORE_SERIAL_LEN) != 0) {
+        return 0;
+    }
+    memcpy(a->seq_out, key->mv_data, STORE_SEQ_KEY_LEN);
+    return 1; /* found: stop */
+}
+
+int store_index_find_serial(struct store *st, MDB_txn *txn, uint8_t seq_out[STORE_SEQ_KEY_LEN],
+                            const uint8_t serial[STORE_SERIAL_LEN])
+{
+    ASSERT(seq_out != NULL);
+    ASSERT(serial != NULL);
+    MDB_val skey = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)serial};
+    MDB_val seq = {0};
+    int rc = store_err(st, mdb_get(txn, st->serials, &skey, &seq), "get_serial");
+    if (rc == 0) {
+        ASSERT(seq.mv_size == STORE_SEQ_KEY_LEN);
+        memcpy(seq_out, seq.mv_data, STORE_SEQ_KEY_LEN);
+        return 0;
+    }
+    if (rc != -ENOENT) {
+        return rc;
+    }
+    /* Not indexed yet: in the tail after the watermark of its slice, or nowhere. */
+    struct store_index_state ix;
+    rc = store_index_get(st, txn, &ix);
+    if (rc != 0) {
+        return rc;
+    }
+    struct find_arg a = {.serial = serial, .seq_out = seq_out};
+    rc = record_scan(st, txn, watermark(&ix, slice_serial(serial)), UINT64_MAX, visit_find, &a);
+    if (rc == 1) {
+        return 0;
+    }
+    return rc == 0 ? -ENOENT : rc;
+}
+
+struct uri_arg {
+    const char *uri;
+    size_t uri_len;
+    store_record_fn fn;
+    void *arg;
+};
+
+/* visit_uri passes the tail's certificates of a->uri on to a->fn. */
+static int visit_uri(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                     const struct cert_rec *r, void *arg)
+{
+    const struct uri_arg *a = arg;
+    if (r->uri_len != a->uri_len ||
+        memcmp((const uint8_t *)val->mv_data + sizeof(*r), a->uri, r->uri_len) != 0) {
+        return 0;
+    }
+    return a->fn(st, txn, key, val, r, a->arg);
+}
+
+/* foreach_indexed calls a->fn for the certificates of a->uri in the by-user index (all of them
+ * up to `upto`), oldest first. */
+static int foreach_indexed(struct store *st, MDB_txn *txn, MDB_cursor *cur, uint64_t upto,
+                           const struct uri_arg *a)
+{
+    uint8_t key_buf[USERIDX_KEY_MAX];
+    MDB_val key = {.mv_size = useridx_key(key_buf, a->uri, a->uri_len), .mv_data = key_buf};
+    MDB_val seq = {0};
+    int rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_SET_KEY), "cursor_set");
+    /* Bounded by the number of this user's certificates in the snapshot. */
+    while (rc == 0) {
+        ASSERT(seq.mv_size == STORE_SEQ_KEY_LEN);
+        ASSERT(store_seq_decode(seq.mv_data) <= upto);
+        MDB_val val = {0};
+        rc = store_cert_rec_get(st, txn, &seq, &val);
+        if (rc != 0) {
+            return rc;
+        }
+        struct cert_rec r;
+        ASSERT(val.mv_size >= sizeof(r));
+        memcpy(&r, val.mv_data, sizeof(r));
+        ASSERT(store_cert_rec_ok(&r, val.mv_size));
+        ASSERT(r.uri_len == a->uri_len);
+        ASSERT(memcmp((const uint8_t *)val.mv_data + sizeof(r), a->uri, a->uri_len) == 0);
+        rc = a->fn(st, txn, &seq, &val, &r, a->arg);
+        if (rc != 0) {
+            return rc;
+        }
+        rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_NEXT_DUP), "cursor_next_dup");
+    }
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int store_index_foreach_uri(struct store *st, MDB_txn *txn, const char *uri, store_record_fn fn,
+                            void *arg)
+{
+    ASSERT(uri != NULL);
+    ASSERT(fn != NULL);
+    MDB_cursor *cur = NULL;
+    struct uri_arg a = {.uri = uri, .uri_len = strlen(uri), .fn = fn, .arg = arg};
+    ASSERT(a.uri_len <= STORE_URI_MAX);
+    struct store_index_state ix;
+    int rc = store_index_get(st, txn, &ix);
+    if (rc != 0) {
+        goto out;
+    }
+    uint64_t upto = watermark(&ix, slice_uri(uri, a.uri_len));
+    if (st->has_useridx) { /* else an older environment, read-only: no index, upto is 0 */
+        rc = store_err(st, mdb_cursor_open(txn, st->byuser, &cur), "cursor_open");
+        if (rc != 0) {
+            goto out;
+        }
+        rc = foreach_indexed(st, txn, cur, upto, &a);
+        if (rc != 0) {
+            goto out;
+        }
+    }
+    /* The certificates after the watermark: found by scanning the tail. */
+    rc = record_scan(st, txn, upto, UINT64_MAX, visit_uri, &a);
+out:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    return rc;
+}
