@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "signer/signer.h"
+#include "service/service.h"
 
 static char dir[64];
 static char path[128];
