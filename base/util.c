@@ -46,16 +46,43 @@ void clock_format_utc(char *out, int64_t t)
     ASSERT(n == CLOCK_UTC_LEN - 1);
 }
 
+static const char hex_digits[] = "0123456789ABCDEF";
+
 void base_hex_encode(char *out, size_t cap, const uint8_t *in, size_t len)
 {
-    static const char digits[] = "0123456789ABCDEF";
     ASSERT(out != NULL);
     ASSERT(cap >= 2 * len + 1);
     for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
+        out[2 * i] = hex_digits[in[i] >> 4];
+        out[2 * i + 1] = hex_digits[in[i] & 15];
     }
     out[2 * len] = '\0';
+}
+
+size_t base_serial_hex(char *out, size_t cap, const uint8_t *in, size_t len)
+{
+    ASSERT(out != NULL);
+    ASSERT(in != NULL || len == 0);
+    ASSERT(cap >= 2 * len + 1);
+    ASSERT(cap >= 2);
+    size_t skip = 0;
+    while (skip < len && in[skip] == 0) {
+        skip++;
+    }
+    if (skip == len) {
+        out[0] = '0';
+        out[1] = '\0';
+        return 1;
+    }
+    size_t n = 0;
+    if (in[skip] < 0x10) {
+        out[n++] = hex_digits[in[skip++]]; /* no leading zero digit either */
+    }
+    base_hex_encode(out + n, cap - n, in + skip, len - skip);
+    n += 2 * (len - skip);
+    ASSERT(out[0] != '0');
+    ASSERT(out[n] == '\0');
+    return n;
 }
 
 size_t base_b64_encode(char *out, size_t cap, const uint8_t *in, size_t len)

@@ -575,14 +575,6 @@ int signer_serial_parse(uint8_t out[SIGNER_SERIAL_LEN], const char *text)
 
 void signer_serial_format(char *out, const uint8_t serial[SIGNER_SERIAL_LEN])
 {
-    ASSERT(out != NULL);
     ASSERT(serial != NULL);
-    char hex[2 * SIGNER_SERIAL_LEN + 1];
-    base_hex_encode(hex, sizeof(hex), serial, SIGNER_SERIAL_LEN);
-    size_t i = 0;
-    while (i + 1 < 2 * SIGNER_SERIAL_LEN && hex[i] == '0') {
-        i++;
-    }
-    memcpy(out, hex + i, sizeof(hex) - i); /* with the NUL */
-    ASSERT(out[0] != '\0');
+    (void)base_serial_hex(out, 2 * SIGNER_SERIAL_LEN + 1, serial, SIGNER_SERIAL_LEN);
 }

@@ -240,7 +240,8 @@ int signer_issue_batch(struct signer_ca *ca, const struct signer_profile *profil
 int signer_serial_parse(uint8_t out[SIGNER_SERIAL_LEN], const char *text);
 
 /* signer_serial_format writes the serial as upper-case hex of the positive integer, without
- * leading zeros or separators ("0" for zero) into `out` (at least 2*SIGNER_SERIAL_LEN+1 bytes). */
+ * leading zeros or separators ("0" for zero) into `out` (at least 2*SIGNER_SERIAL_LEN+1 bytes):
+ * base_serial_hex of the SIGNER_SERIAL_LEN bytes. */
 void signer_serial_format(char *out, const uint8_t serial[SIGNER_SERIAL_LEN]);
 
 /* ---- PINs ---- */

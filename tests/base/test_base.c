@@ -39,6 +39,59 @@ Test(base_hex, asserts_on_small_buffer, .signal = SIGABRT)
     base_hex_encode(out, sizeof(out), in, sizeof(in));
 }
 
+Test(base_serial_hex, drops_leading_zeros)
+{
+    static const struct {
+        uint8_t in[4];
+        const char *want;
+    } cases[] = {
+        {{0, 0, 0, 0}, "0"},
+        {{0, 0, 0, 1}, "1"},
+        {{0, 0, 0, 0x0f}, "F"},
+        {{0, 0, 0, 0x10}, "10"},
+        {{0, 0, 0x0a, 0}, "A00"},
+        {{0, 0x01, 0x00, 0x0b}, "1000B"},
+        {{0x7f, 0xab, 0x00, 0x01}, "7FAB0001"},
+        {{0xff, 0xff, 0xff, 0xff}, "FFFFFFFF"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char out[2 * 4 + 1];
+        memset(out, 'x', sizeof(out));
+        size_t n = base_serial_hex(out, sizeof(out), cases[i].in, sizeof(cases[i].in));
+        cr_expect_str_eq(out, cases[i].want, "case %zu", i);
+        cr_expect_eq(n, strlen(cases[i].want), "case %zu", i);
+    }
+}
+
+/* Every 64-bit value spelled as printf's %llX spells it, in every width it fits. */
+Test(base_serial_hex, same_as_printf_for_any_width)
+{
+    uint64_t v = 0x9e3779b97f4a7c15u;
+    for (size_t round = 0; round < 2000; round++) {
+        uint64_t x = round < 64 ? (uint64_t)1 << round : v >> (round % 64);
+        v = v * 6364136223846793005u + 1442695040888963407u;
+        char want[17];
+        (void)snprintf(want, sizeof(want), "%llX", (unsigned long long)x);
+        uint8_t in[16] = {0};
+        for (size_t k = 0; k < 8; k++) {
+            in[15 - k] = (uint8_t)(x >> (8 * k));
+        }
+        for (size_t width = 8; width <= 16; width++) {
+            char out[2 * 16 + 1];
+            size_t n = base_serial_hex(out, 2 * width + 1, in + 16 - width, width);
+            cr_assert_str_eq(out, want, "x %llx width %zu", (unsigned long long)x, width);
+            cr_assert_eq(n, strlen(want));
+        }
+    }
+}
+
+Test(base_serial_hex, asserts_on_small_buffer, .signal = SIGABRT)
+{
+    const uint8_t in[16] = {0, 1};
+    char out[2 * 16];
+    (void)base_serial_hex(out, sizeof(out), in, sizeof(in)); /* one short of 2*len+1 */
+}
+
 Test(base_str, copy_fits_and_overflows)
 {
     char buf[4];
