@@ -11,6 +11,7 @@
 #include <openssl/base64.h>
 
 #include "base/base.h"
+#include "tests/util/tmpdir.h"
 
 Test(base_assert, fires_on_false, .signal = SIGABRT)
 {
@@ -113,12 +114,23 @@ Test(base_clock, utc_format)
     cr_assert_geq(clock_mono_ns(), a);
 }
 
-/* log_to_temp_file sends the log to a new file and writes its path into `path`. */
+/* tmp is the scratch directory of the tests that write files: made by .init, removed by .fini. */
+static char tmp[TMPDIR_PATH_MAX];
+
+static void tmp_init(void)
+{
+    tmpdir_create(tmp, sizeof(tmp), "certprov-base");
+}
+
+static void tmp_fini(void)
+{
+    tmpdir_remove(tmp);
+}
+
+/* log_to_temp_file sends the log to a new file in `tmp` and writes its path into `path`. */
 static void log_to_temp_file(char *path, size_t cap)
 {
-    char dir[] = "/tmp/certprov-log-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(path, cap, "%s/log", dir);
+    snprintf(path, cap, "%s/log", tmp);
     log_setup("t", LOG_LEVEL_INFO);
     cr_assert_eq(log_open(path), 0);
 }
@@ -135,7 +147,7 @@ static size_t log_file_lines(const char *path, uint8_t *buf, size_t cap, size_t 
     return lines;
 }
 
-Test(base_log, held_lines_written_together_in_order)
+Test(base_log, held_lines_written_together_in_order, .init = tmp_init, .fini = tmp_fini)
 {
     char path[256];
     log_to_temp_file(path, sizeof(path));
@@ -177,7 +189,7 @@ Test(base_log, level_parse)
     cr_assert_eq(l, LOG_LEVEL_WARN);
 }
 
-Test(base_log, one_line_per_record_even_with_newlines)
+Test(base_log, one_line_per_record_even_with_newlines, .init = tmp_init, .fini = tmp_fini)
 {
     char path[256];
     log_to_temp_file(path, sizeof(path));
@@ -195,12 +207,10 @@ Test(base_log, one_line_per_record_even_with_newlines)
     cr_assert_not_null(memmem(buf, len, "...\n", 4));
 }
 
-Test(base_file, atomic_write_read_exclusive)
+Test(base_file, atomic_write_read_exclusive, .init = tmp_init, .fini = tmp_fini)
 {
-    char dir[] = "/tmp/certprov-file-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
     char path[256];
-    snprintf(path, sizeof(path), "%s/f", dir);
+    snprintf(path, sizeof(path), "%s/f", tmp);
     cr_assert_eq(base_file_write_atomic(path, "secret", 6, 0600, true), 0);
     cr_assert_eq(base_file_write_atomic(path, "other", 5, 0600, true), -EEXIST);
     struct stat st;
