@@ -82,10 +82,10 @@ static int decode_quanta(struct b64 *d, const uint8_t *q, size_t q_len)
     uint8_t tmp[3];
     int rc = decode_aside(d, q + 4 * head, tmp);
     OPENSSL_cleanse(tmp, sizeof(tmp));
-    if (rc == 0 && head + 1 < num) {
-        rc = -EBADMSG; /* decode_aside only returns 0 for a padded quantum */
+    if (rc != 0) {
+        return rc;
     }
-    return rc;
+    return head + 1 < num ? -EBADMSG : 0; /* 0 from decode_aside: it was padded, the last */
 }
 
 /* decode_tail decodes the last 0..3 characters, which are not a whole quantum. */

@@ -589,9 +589,10 @@ int signer_csr_parse(struct signer_csr *out, enum signer_reject *out_reason, con
     csr.sig = CBS_data(&sig);
     csr.sig_len = CBS_len(&sig);
     rc = key_check(&csr, out_reason);
-    if (rc == 0) {
-        rc = sig_check(&csr, out_reason, alg);
+    if (rc != 0) {
+        return rc;
     }
+    rc = sig_check(&csr, out_reason, alg);
     if (rc != 0) {
         return rc;
     }
