@@ -104,13 +104,15 @@ size_t base_b64_encode(char *out, size_t cap, const uint8_t *in, size_t len);
  * -E2BIG (dst then holds "") when src does not fit. */
 int base_str_copy(char *dst, size_t cap, const char *src);
 
-/* base_mutex_lock, base_mutex_unlock, base_cond_wait and base_cond_signal are the pthread
- * calls with their result checked: on a default mutex they fail only through a bug (a lock not
- * initialised, a deadlock with ourselves, an unlock we do not hold), so a failure ASSERTs. */
+/* base_mutex_lock, base_mutex_unlock, base_cond_wait, base_cond_signal and base_cond_broadcast
+ * are the pthread calls with their result checked: on a default mutex they fail only through a
+ * bug (a lock not initialised, a deadlock with ourselves, an unlock we do not hold), so a failure
+ * ASSERTs. */
 void base_mutex_lock(pthread_mutex_t *m);
 void base_mutex_unlock(pthread_mutex_t *m);
 void base_cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
 void base_cond_signal(pthread_cond_t *c);
+void base_cond_broadcast(pthread_cond_t *c);
 
 /* base_thread_name names the calling thread (top -H, perf, /proc/PID/task/TID/comm): the
  * formatted name cut to the 15 bytes Linux keeps. Best effort. */

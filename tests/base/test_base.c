@@ -278,6 +278,54 @@ static void *name_thread(void *arg)
     return comm;
 }
 
+struct waiters {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool go;
+    int woken;
+};
+
+static void *wait_for_go(void *arg)
+{
+    struct waiters *w = arg;
+    base_mutex_lock(&w->mu);
+    while (!w->go) {
+        base_cond_wait(&w->cv, &w->mu);
+    }
+    w->woken++;
+    base_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+Test(base_mutex, broadcast_wakes_every_waiter)
+{
+    static struct waiters w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+    pthread_t t[3];
+    for (size_t i = 0; i < ARRAY_LEN(t); i++) {
+        cr_assert_eq(pthread_create(&t[i], NULL, wait_for_go, &w), 0);
+    }
+    base_mutex_lock(&w.mu);
+    w.go = true;
+    base_cond_broadcast(&w.cv);
+    base_mutex_unlock(&w.mu);
+    for (size_t i = 0; i < ARRAY_LEN(t); i++) {
+        cr_assert_eq(pthread_join(t[i], NULL), 0);
+    }
+    cr_assert_eq(w.woken, 3);
+}
+
+/* An unlock of a mutex this thread does not hold is a bug: with an error-checking mutex,
+ * pthread_mutex_unlock says so (EPERM) and base_mutex_unlock ASSERTs. */
+Test(base_mutex, unlock_not_held_asserts, .signal = SIGABRT)
+{
+    pthread_mutexattr_t attr;
+    pthread_mutex_t mu;
+    cr_assert_eq(pthread_mutexattr_init(&attr), 0);
+    cr_assert_eq(pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK), 0);
+    cr_assert_eq(pthread_mutex_init(&mu, &attr), 0);
+    base_mutex_unlock(&mu);
+}
+
 Test(base_thread, name_is_cut_to_15_bytes)
 {
     pthread_t t;
