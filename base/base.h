@@ -86,6 +86,12 @@ void clock_format_utc(char *out, int64_t t);
 /* base_hex_encode writes 2*len upper-case hex digits and a NUL into `out` (cap >= 2*len+1). */
 void base_hex_encode(char *out, size_t cap, const uint8_t *in, size_t len);
 
+/* base_serial_hex writes the big-endian unsigned integer in[0..len) (a certificate serial) as
+ * upper-case hex without leading zeros or separators ("0" for zero) and a NUL into `out` (cap >=
+ * 2*len+1, and >= 2); returns the text's length. The one spelling of a serial (API.md §6) in
+ * logs, the CLI and the publisher's rows. */
+size_t base_serial_hex(char *out, size_t cap, const uint8_t *in, size_t len);
+
 /* BASE_B64_LEN is the length of the base64 text of `len` bytes (padded, no line breaks). */
 #define BASE_B64_LEN(len) (((len) + 2) / 3 * 4)
 /* base_b64_encode writes the base64 text of in[0..len) (RFC 4648 §4, padded, no line breaks) and
@@ -98,13 +104,15 @@ size_t base_b64_encode(char *out, size_t cap, const uint8_t *in, size_t len);
  * -E2BIG (dst then holds "") when src does not fit. */
 int base_str_copy(char *dst, size_t cap, const char *src);
 
-/* base_mutex_lock, base_mutex_unlock, base_cond_wait and base_cond_signal are the pthread
- * calls with their result checked: on a default mutex they fail only through a bug (a lock not
- * initialised, a deadlock with ourselves, an unlock we do not hold), so a failure ASSERTs. */
+/* base_mutex_lock, base_mutex_unlock, base_cond_wait, base_cond_signal and base_cond_broadcast
+ * are the pthread calls with their result checked: on a default mutex they fail only through a
+ * bug (a lock not initialised, a deadlock with ourselves, an unlock we do not hold), so a failure
+ * ASSERTs. */
 void base_mutex_lock(pthread_mutex_t *m);
 void base_mutex_unlock(pthread_mutex_t *m);
 void base_cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
 void base_cond_signal(pthread_cond_t *c);
+void base_cond_broadcast(pthread_cond_t *c);
 
 /* base_thread_name names the calling thread (top -H, perf, /proc/PID/task/TID/comm): the
  * formatted name cut to the 15 bytes Linux keeps. Best effort. */

@@ -40,22 +40,50 @@ void clock_format_utc(char *out, int64_t t)
     ASSERT(out != NULL);
     struct tm tm = {0};
     time_t tt = (time_t)t;
-    ASSERT(gmtime_r(&tt, &tm) != NULL);
+    const struct tm *utc = gmtime_r(&tt, &tm);
+    ASSERT(utc != NULL); /* fails only past year 2^31 */
     int n = snprintf(out, CLOCK_UTC_LEN, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     ASSERT(n == CLOCK_UTC_LEN - 1);
 }
 
+static const char hex_digits[] = "0123456789ABCDEF";
+
 void base_hex_encode(char *out, size_t cap, const uint8_t *in, size_t len)
 {
-    static const char digits[] = "0123456789ABCDEF";
     ASSERT(out != NULL);
     ASSERT(cap >= 2 * len + 1);
     for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
+        out[2 * i] = hex_digits[in[i] >> 4];
+        out[2 * i + 1] = hex_digits[in[i] & 15];
     }
     out[2 * len] = '\0';
+}
+
+size_t base_serial_hex(char *out, size_t cap, const uint8_t *in, size_t len)
+{
+    ASSERT(out != NULL);
+    ASSERT(in != NULL || len == 0);
+    ASSERT(cap >= 2 * len + 1);
+    ASSERT(cap >= 2);
+    size_t skip = 0;
+    while (skip < len && in[skip] == 0) {
+        skip++;
+    }
+    if (skip == len) {
+        out[0] = '0';
+        out[1] = '\0';
+        return 1;
+    }
+    size_t n = 0;
+    if (in[skip] < 0x10) {
+        out[n++] = hex_digits[in[skip++]]; /* no leading zero digit either */
+    }
+    base_hex_encode(out + n, cap - n, in + skip, len - skip);
+    n += 2 * (len - skip);
+    ASSERT(out[0] != '0');
+    ASSERT(out[n] == '\0');
+    return n;
 }
 
 size_t base_b64_encode(char *out, size_t cap, const uint8_t *in, size_t len)
@@ -125,6 +153,45 @@ static int fsync_dir_of(const char *path)
     return rc;
 }
 
+/* write_all writes p[0..left) to fd, retrying short writes and EINTR. */
+static int write_all(int fd, const uint8_t *p, size_t left)
+{
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w == -1 && errno == EINTR) {
+            continue;
+        }
+        if (w == -1) {
+            return -errno;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    return 0;
+}
+
+/* write_synced writes `len` bytes to the new file `fd`, gives it `mode`, fsyncs it and closes it
+ * (on every path). */
+static int write_synced(int fd, const void *data, size_t len, unsigned mode)
+{
+    int rc = write_all(fd, data, len);
+    if (rc != 0) {
+        goto out;
+    }
+    if (fchmod(fd, (mode_t)mode) == -1) {
+        rc = -errno;
+        goto out;
+    }
+    if (fsync(fd) == -1) {
+        rc = -errno;
+    }
+out:
+    if (close(fd) == -1 && rc == 0) {
+        rc = -errno;
+    }
+    return rc;
+}
+
 int base_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
                            bool exclusive)
 {
@@ -142,36 +209,20 @@ int base_file_write_atomic(const char *path, const void *data, size_t len, unsig
     if (fd == -1) {
         return -errno;
     }
-    int rc = 0;
-    const uint8_t *p = data;
-    size_t left = len;
-    while (rc == 0 && left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w == -1 && errno != EINTR) {
-            rc = -errno;
-        } else if (w > 0) {
-            p += w;
-            left -= (size_t)w;
-        }
+    int rc = write_synced(fd, data, len, mode);
+    if (rc != 0) {
+        goto out;
     }
-    if (rc == 0 && fchmod(fd, (mode_t)mode) == -1) {
-        rc = -errno;
-    }
-    if (rc == 0 && fsync(fd) == -1) {
-        rc = -errno;
-    }
-    if (close(fd) == -1 && rc == 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && exclusive) {
+    if (exclusive) {
         /* link() fails if the target appeared meanwhile: no silent overwrite of a key. */
         rc = link(tmp, path) == -1 ? -errno : 0;
         if (unlink(tmp) == -1 && rc == 0) {
             rc = -errno;
         }
-    } else if (rc == 0) {
+    } else {
         rc = rename(tmp, path) == -1 ? -errno : 0;
     }
+out:
     if (rc != 0) {
         (void)unlink(tmp);
         return rc;
@@ -239,5 +290,11 @@ void base_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 void base_cond_signal(pthread_cond_t *c)
 {
     int rc = pthread_cond_signal(c);
+    ASSERT(rc == 0);
+}
+
+void base_cond_broadcast(pthread_cond_t *c)
+{
+    int rc = pthread_cond_broadcast(c);
     ASSERT(rc == 0);
 }

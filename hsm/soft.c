@@ -76,22 +76,28 @@ static int soft_alloc(struct soft_key **out, const char *path)
     if (p == MAP_FAILED) {
         return -errno;
     }
+    struct soft_key *sk = p; /* mmap returns zeroed pages */
+    int rc = 0;
     /* Keep the key out of core dumps (STYLE §4). */
     if (madvise(p, len, MADV_DONTDUMP) == -1) {
-        int rc = -errno;
-        ASSERT(munmap(p, len) == 0);
-        return rc;
+        rc = -errno;
+        goto out;
     }
-    struct soft_key *sk = p; /* mmap returns zeroed pages */
     sk->map_len = len;
     int n = snprintf(sk->base.label, sizeof(sk->base.label), "soft:%s", path);
     if (n < 0 || (size_t)n >= sizeof(sk->base.label)) {
-        ASSERT(munmap(p, len) == 0);
-        return -ENAMETOOLONG;
+        rc = -ENAMETOOLONG;
+        goto out;
     }
     sk->base.ops = &soft_ops;
     *out = sk;
-    return 0;
+    p = NULL; /* now the caller's */
+out:
+    if (p != NULL) {
+        int unmapped = munmap(p, len);
+        ASSERT(unmapped == 0);
+    }
+    return rc;
 }
 
 static void soft_free(struct hsm_key *key)
@@ -102,7 +108,8 @@ static void soft_free(struct hsm_key *key)
     size_t len = sk->map_len;
     ASSERT(len >= sizeof(*sk));
     OPENSSL_cleanse(sk, len);
-    ASSERT(munmap(sk, len) == 0);
+    int rc = munmap(sk, len);
+    ASSERT(rc == 0);
 }
 
 /* type_of maps a parsed key to our type; HSM_KEY_NONE for anything we do not support. */
@@ -302,6 +309,22 @@ static int read_key(struct soft_key *sk, size_t *out_len, const char *path)
     return rc;
 }
 
+/* parse_key parses the PKCS#8 key that read_key left in sk->der, and wipes sk->der whatever the
+ * outcome. 0 or -EBADMSG. */
+static int parse_key(struct soft_key *sk, size_t len, const char *path)
+{
+    CBS cbs;
+    CBS_init(&cbs, sk->der, len);
+    sk->pkey = EVP_parse_private_key(&cbs);
+    int rc = 0;
+    if (sk->pkey == NULL || CBS_len(&cbs) != 0) {
+        log_bssl("private_key_parse", path);
+        rc = -EBADMSG;
+    }
+    OPENSSL_cleanse(sk->der, sizeof(sk->der));
+    return rc;
+}
+
 int hsm_soft_open(struct hsm_key **out, const char *path)
 {
     ASSERT(out != NULL);
@@ -313,19 +336,14 @@ int hsm_soft_open(struct hsm_key **out, const char *path)
         goto out;
     }
     rc = read_key(sk, &len, path);
-    if (rc == 0) {
-        CBS cbs;
-        CBS_init(&cbs, sk->der, len);
-        sk->pkey = EVP_parse_private_key(&cbs);
-        if (sk->pkey == NULL || CBS_len(&cbs) != 0) {
-            log_bssl("private_key_parse", path);
-            rc = -EBADMSG;
-        }
+    if (rc != 0) {
+        goto out; /* soft_free wipes what was read */
     }
-    OPENSSL_cleanse(sk->der, sizeof(sk->der));
-    if (rc == 0) {
-        rc = finish_load(sk);
+    rc = parse_key(sk, len, path);
+    if (rc != 0) {
+        goto out;
     }
+    rc = finish_load(sk);
 out:
     if (rc != 0 && sk != NULL) {
         soft_free(&sk->base);

@@ -167,7 +167,8 @@ static size_t page_round(size_t n)
 static int ring_alloc(struct ring *r, uint32_t num_conns)
 {
     const struct ioring_options *o = &r->eng->opts;
-    ASSERT(pthread_mutex_init(&r->done_mu, NULL) == 0);
+    int rc = pthread_mutex_init(&r->done_mu, NULL);
+    ASSERT(rc == 0); /* a default mutex: glibc's init cannot fail */
     r->mutex_ok = true;
     r->num_conns = num_conns;
     r->conns_low_water = num_conns - (num_conns / 10 > 0 ? num_conns / 10 : 1);
@@ -218,13 +219,16 @@ static void ring_free(struct ring *r)
         log_warn("ioring: close_failed errno=%d", errno);
     }
     if (r->slot_mem != NULL && r->slot_mem != MAP_FAILED) {
-        ASSERT(munmap(r->slot_mem, r->slot_mem_len) == 0);
+        int rc = munmap(r->slot_mem, r->slot_mem_len);
+        ASSERT(rc == 0);
     }
     if (r->br != NULL && r->br != MAP_FAILED) {
-        ASSERT(munmap(r->br, r->br_len) == 0);
+        int rc = munmap(r->br, r->br_len);
+        ASSERT(rc == 0);
     }
     if (r->mutex_ok) {
-        ASSERT(pthread_mutex_destroy(&r->done_mu) == 0);
+        int rc = pthread_mutex_destroy(&r->done_mu);
+        ASSERT(rc == 0);
     }
     free(r->conns);
     free(r->conn_free);
@@ -253,9 +257,10 @@ static int rings_start(struct ioring_engine *eng)
             addr_set_port(&addr, eng->port); /* port 0: every ring on the first one's port */
         }
         rc = listener_open(&r->listen_fd, &eng->port, &addr, addr_len);
-        if (rc == 0) {
-            rc = ring_alloc(r, per_ring);
+        if (rc != 0) {
+            return rc;
         }
+        rc = ring_alloc(r, per_ring);
         if (rc != 0) {
             return rc;
         }
@@ -266,12 +271,12 @@ static int rings_start(struct ioring_engine *eng)
             return rc;
         }
         eng->rings[i].thread_started = true;
-        ASSERT(pthread_mutex_lock(&eng->init_mu) == 0);
-        while (eng->init_done <= i) {
-            ASSERT(pthread_cond_wait(&eng->init_cv, &eng->init_mu) == 0);
+        base_mutex_lock(&eng->init_mu);
+        while (eng->init_done <= i) { /* bounded: ring i reports once, success or not */
+            base_cond_wait(&eng->init_cv, &eng->init_mu);
         }
         rc = eng->rings[i].init_rc;
-        ASSERT(pthread_mutex_unlock(&eng->init_mu) == 0);
+        base_mutex_unlock(&eng->init_mu);
         if (rc != 0) {
             return rc;
         }
@@ -289,21 +294,29 @@ int ioring_engine_new(struct ioring_engine **out, const struct ioring_options *o
     if (eng == NULL) {
         return -ENOMEM;
     }
-    ASSERT(pthread_mutex_init(&eng->init_mu, NULL) == 0);
-    ASSERT(pthread_cond_init(&eng->init_cv, NULL) == 0);
+    int rc = pthread_mutex_init(&eng->init_mu, NULL);
+    ASSERT(rc == 0); /* default attributes: glibc's init cannot fail */
+    rc = pthread_cond_init(&eng->init_cv, NULL);
+    ASSERT(rc == 0);
     eng->handler = handler;
     eng->ctx = ctx;
     http_settings_init(&eng->settings);
-    int rc = options_fill(eng, opts);
-    if (rc == 0) {
-        eng->num_rings = eng->opts.workers;
-        eng->rings = calloc(eng->num_rings, sizeof(*eng->rings));
-        for (uint32_t i = 0; eng->rings != NULL && i < eng->num_rings; i++) {
-            eng->rings[i].listen_fd = -1;
-            eng->rings[i].event_fd = -1;
-        }
-        rc = eng->rings == NULL ? -ENOMEM : rings_start(eng);
+    rc = options_fill(eng, opts);
+    if (rc != 0) {
+        goto out;
     }
+    eng->num_rings = eng->opts.workers;
+    eng->rings = calloc(eng->num_rings, sizeof(*eng->rings));
+    if (eng->rings == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (uint32_t i = 0; i < eng->num_rings; i++) {
+        eng->rings[i].listen_fd = -1;
+        eng->rings[i].event_fd = -1;
+    }
+    rc = rings_start(eng);
+out:
     if (rc != 0) {
         log_err("ioring: start_failed listen=%s rc=%d", eng->listen, rc);
         ioring_engine_free(eng);
@@ -346,7 +359,8 @@ int ioring_engine_stop(struct ioring_engine *eng, uint32_t deadline_ms)
             ring_wake(r);
         }
         void *ret = NULL;
-        ASSERT(pthread_join(r->thread, &ret) == 0);
+        int joined = pthread_join(r->thread, &ret);
+        ASSERT(joined == 0);
         r->thread_started = false;
         if (ret != NULL) {
             rc = -ETIMEDOUT;
@@ -366,8 +380,10 @@ void ioring_engine_free(struct ioring_engine *eng)
     }
     free(eng->rings);
     eng->rings = NULL;
-    ASSERT(pthread_mutex_destroy(&eng->init_mu) == 0);
-    ASSERT(pthread_cond_destroy(&eng->init_cv) == 0);
+    int rc = pthread_mutex_destroy(&eng->init_mu);
+    ASSERT(rc == 0);
+    rc = pthread_cond_destroy(&eng->init_cv);
+    ASSERT(rc == 0);
     free(eng);
 }
 

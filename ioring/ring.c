@@ -477,15 +477,15 @@ static void done_drain(struct ring *r)
     atomic_store(&r->wake_pending, false);
     uint32_t cap = r->eng->opts.max_inflight;
     for (uint32_t n = 0; n <= cap; n++) { /* bounded: at most one entry per slot */
-        ASSERT(pthread_mutex_lock(&r->done_mu) == 0);
+        base_mutex_lock(&r->done_mu);
         if (r->done_count == 0) {
-            ASSERT(pthread_mutex_unlock(&r->done_mu) == 0);
+            base_mutex_unlock(&r->done_mu);
             return;
         }
         uint32_t index = r->done[r->done_head];
         r->done_head = (r->done_head + 1) % cap;
         r->done_count--;
-        ASSERT(pthread_mutex_unlock(&r->done_mu) == 0);
+        base_mutex_unlock(&r->done_mu);
         struct ioring_request *s = &r->slots[index];
         ASSERT(s->state == SLOT_HANDLER);
         s->state = SLOT_DONE;
@@ -600,11 +600,11 @@ static int ring_setup(struct ring *r)
 static void ring_report(struct ring *r, int rc)
 {
     struct ioring_engine *eng = r->eng;
-    ASSERT(pthread_mutex_lock(&eng->init_mu) == 0);
+    base_mutex_lock(&eng->init_mu);
     r->init_rc = rc;
     eng->init_done++;
-    ASSERT(pthread_cond_broadcast(&eng->init_cv) == 0);
-    ASSERT(pthread_mutex_unlock(&eng->init_mu) == 0);
+    base_cond_broadcast(&eng->init_cv);
+    base_mutex_unlock(&eng->init_mu);
 }
 
 /* ring_turn ends one loop turn: answers, the batch callback, deadlines. */

@@ -401,6 +401,30 @@ static int config_locate(struct service_config *out, const char *path)
     return 0;
 }
 
+/* config_parse runs inih over `path` once config_scan_pools has read its pool sections, and
+ * puts the file name (and line) in front of the first error. */
+static int config_parse(struct config_ctx *ctx, char *err, const char *path)
+{
+    char msg[SERVICE_CONFIG_ERR_MAX];
+    if (ctx->failed) {
+        (void)base_str_copy(msg, sizeof(msg), err);
+        err_set(err, "%s: %s", path, msg);
+        return -EINVAL;
+    }
+    int line = ini_parse(path, config_handler, ctx);
+    if (line == -1) {
+        int rc = errno != 0 ? -errno : -ENOENT;
+        err_set(err, "%s: cannot open: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (line != 0) {
+        (void)base_str_copy(msg, sizeof(msg), ctx->failed ? err : "syntax error");
+        err_set(err, "%s:%d: %s", path, line, msg);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int service_config_load(struct service_config *out, char *err, const char *path)
 {
     ASSERT(out != NULL);
@@ -412,39 +436,31 @@ int service_config_load(struct service_config *out, char *err, const char *path)
         return -ENOMEM;
     }
     service_config_defaults(cfg);
-    int rc = config_locate(cfg, path);
     struct config_ctx ctx = {.cfg = cfg, .err = err};
-    if (rc == 0) {
-        rc = config_scan_pools(&ctx, path);
+    int rc = config_locate(cfg, path);
+    if (rc != 0) {
+        goto out;
     }
-    if (rc == 0 && ctx.failed) {
-        char msg[SERVICE_CONFIG_ERR_MAX];
-        (void)base_str_copy(msg, sizeof(msg), err);
-        err_set(err, "%s: %s", path, msg);
-        rc = -EINVAL;
-    } else if (rc == 0) {
-        int line = ini_parse(path, config_handler, &ctx);
-        if (line == -1) {
-            rc = errno != 0 ? -errno : -ENOENT;
-            err_set(err, "%s: cannot open: %s", path, strerror(-rc));
-        } else if (line != 0) {
-            char msg[SERVICE_CONFIG_ERR_MAX];
-            (void)base_str_copy(msg, sizeof(msg), ctx.failed ? err : "syntax error");
-            err_set(err, "%s:%d: %s", path, line, msg);
-            rc = -EINVAL;
-        }
+    rc = config_scan_pools(&ctx, path);
+    if (rc != 0) {
+        goto out;
     }
-    if (rc == 0) {
-        rc = config_check(cfg, err);
+    rc = config_parse(&ctx, err, path);
+    if (rc != 0) {
+        goto out;
     }
-    if (rc == 0 && (config_resolve(cfg->store_path, sizeof(cfg->store_path), cfg->dir) != 0 ||
-                    config_resolve(cfg->device_trust, sizeof(cfg->device_trust), cfg->dir) != 0)) {
+    rc = config_check(cfg, err);
+    if (rc != 0) {
+        goto out;
+    }
+    if (config_resolve(cfg->store_path, sizeof(cfg->store_path), cfg->dir) != 0 ||
+        config_resolve(cfg->device_trust, sizeof(cfg->device_trust), cfg->dir) != 0) {
         err_set(err, "%s: a path is too long", path);
         rc = -EINVAL;
+        goto out;
     }
-    if (rc == 0) {
-        *out = *cfg;
-    }
+    *out = *cfg;
+out:
     free(cfg);
     return rc;
 }

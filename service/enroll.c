@@ -7,9 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/base64.h>
-#include <openssl/mem.h>
-
 #include "base/base.h"
 #include "ioring/ioring.h"
 #include "service/internal.h"
@@ -42,10 +39,11 @@ static int basic_auth(struct credentials *c, struct ioring_request *req)
     }
     uint8_t dec[SVC_BASIC_MAX];
     size_t dec_len = 0;
-    size_t max = 0;
+    /* Over SVC_BASIC_MAX bytes (-E2BIG) is as malformed as bad base64: either way -EBADMSG. */
+    bool decoded =
+        signer_base64_decode(dec, sizeof(dec), &dec_len, b64, b64_len, SIGNER_BASE64_STRICT) == 0;
     int rc = -EBADMSG;
-    if (EVP_DecodedLength(&max, b64_len) == 1 && max <= sizeof(dec) &&
-        EVP_DecodeBase64(dec, &dec_len, sizeof(dec), (const uint8_t *)b64, b64_len) == 1) {
+    if (decoded) {
         const uint8_t *colon = memchr(dec, ':', dec_len);
         size_t ulen = colon != NULL ? (size_t)(colon - dec) : 0;
         size_t plen = colon != NULL ? dec_len - ulen - 1 : 0;
@@ -59,7 +57,7 @@ static int basic_auth(struct credentials *c, struct ioring_request *req)
             rc = 0;
         }
     }
-    OPENSSL_cleanse(dec, sizeof(dec));
+    signer_secret_wipe(dec, sizeof(dec));
     return rc;
 }
 
@@ -247,14 +245,14 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
         svc_metrics_stage(svc, SVC_STAGE_AUTH, clock_mono_ns() - t0);
         if (it->num_pin_failures > 0 || (it->failed && it->fail != SIGNER_CODE_INTERNAL_ERROR)) {
             /* A failed sign-in: answered after its lockout update commits. */
-            OPENSSL_cleanse(&c, sizeof(c));
+            signer_secret_wipe(&c, sizeof(c));
             signer_soap_request_cleanup(r->soap);
             ASSERT(r->num_pending < r->cap);
             r->pending[r->num_pending++] = it;
             return;
         }
     }
-    OPENSSL_cleanse(&c, sizeof(c));
+    signer_secret_wipe(&c, sizeof(c));
     if (!it->failed && route == SVC_ROUTE_SOAP) {
         check_entity(it, r->soap->entity);
     }

@@ -8,8 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/mem.h>
-
 #include "base/base.h"
 #include "ioring/ioring.h"
 #include "service/internal.h"
@@ -283,7 +281,7 @@ void service_free(struct service *svc)
     for (uint32_t i = 0; svc->rings != NULL && i < svc->num_rings; i++) {
         struct svc_ring *r = &svc->rings[i];
         if (r->items != NULL) {
-            OPENSSL_cleanse(r->items, r->cap * sizeof(*r->items));
+            signer_secret_wipe(r->items, r->cap * sizeof(*r->items));
         }
         if (r->lock_init) {
             int rc = pthread_mutex_destroy(&r->lock);

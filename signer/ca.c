@@ -139,16 +139,24 @@ static int new_key(struct ca_made *m, bool *created, const char *dir, enum signe
 {
     char path[CA_PATH_MAX];
     int rc = ca_path(path, dir, ca_files[f]);
-    rc = rc != 0 ? rc : hsm_soft_generate(&m->key, path, type);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = hsm_soft_generate(&m->key, path, type);
     if (rc != 0) {
         return rc;
     }
     created[f] = true;
     rc = hsm_key_public_der(m->key, m->spki, sizeof(m->spki), &m->spki_len);
-    rc = rc != 0 ? rc : cert_key_id(m->ski, m->spki, m->spki_len);
-    return rc != 0 ? rc
-                   : cert_name_build(m->name, sizeof(m->name), &m->name_len, cn, strlen(cn), o,
-                                     o == NULL ? 0 : strlen(o));
+    if (rc != 0) {
+        return rc;
+    }
+    rc = cert_key_id(m->ski, m->spki, m->spki_len);
+    if (rc != 0) {
+        return rc;
+    }
+    return cert_name_build(m->name, sizeof(m->name), &m->name_len, cn, strlen(cn), o,
+                           o == NULL ? 0 : strlen(o));
 }
 
 static int write_pem(bool *created, const char *dir, enum signer_file f, const char *a,
@@ -160,9 +168,107 @@ static int write_pem(bool *created, const char *dir, enum signer_file f, const c
     memcpy(buf, a, a_len);
     memcpy(buf + a_len, b, b_len);
     int rc = ca_path(path, dir, ca_files[f]);
-    rc = rc != 0 ? rc : base_file_write_atomic(path, buf, a_len + b_len, 0644, true);
-    created[f] = rc == 0;
-    return rc;
+    if (rc != 0) {
+        return rc;
+    }
+    rc = base_file_write_atomic(path, buf, a_len + b_len, 0644, true);
+    if (rc != 0) {
+        return rc;
+    }
+    created[f] = true;
+    return 0;
+}
+
+/* make_root makes the root CA's key pair and self-signed certificate. */
+static int make_root(struct ca_made *root, bool *created, const char *dir, enum hsm_key_type type,
+                     const char *fqdn, int64_t now)
+{
+    int rc = new_key(root, created, dir, SIGNER_FILE_ROOT_KEY, type, "certprov Root CA", fqdn);
+    if (rc != 0) {
+        return rc;
+    }
+    struct cert_spec spec = {
+        .kind = CERT_KIND_ROOT,
+        .issuer = root->name,
+        .issuer_len = root->name_len,
+        .subject_cn = "certprov Root CA",
+        .subject_cn_len = 16,
+        .subject_o = fqdn,
+        .subject_o_len = strlen(fqdn),
+        .not_before_s = now - SIGNER_BACKDATE_S,
+        .not_after_s = now + (int64_t)ROOT_DAYS * DAY_S,
+    };
+    return make_cert(root, root->key, &spec);
+}
+
+/* make_issuing makes the issuing CA's key pair and its certificate, signed by `root`. */
+static int make_issuing(struct ca_made *iss, struct ca_made *root, bool *created, const char *dir,
+                        enum hsm_key_type type, const char *fqdn, int64_t now)
+{
+    int rc = new_key(iss, created, dir, SIGNER_FILE_ISSUING_KEY, type, "certprov Issuing CA", fqdn);
+    if (rc != 0) {
+        return rc;
+    }
+    struct cert_spec spec = {
+        .kind = CERT_KIND_ISSUING,
+        .issuer = root->name,
+        .issuer_len = root->name_len,
+        .subject_cn = "certprov Issuing CA",
+        .subject_cn_len = 19,
+        .subject_o = fqdn,
+        .subject_o_len = strlen(fqdn),
+        .not_before_s = now - SIGNER_BACKDATE_S,
+        .not_after_s = now + (int64_t)ISSUING_DAYS * DAY_S,
+        .aki = root->ski,
+        .aki_len = CERT_KEY_ID_LEN,
+    };
+    return make_cert(iss, root->key, &spec);
+}
+
+/* make_server makes the TLS server's P-256 key pair and its certificate, signed by `iss`. */
+static int make_server(struct ca_made *srv, struct ca_made *iss, bool *created, const char *dir,
+                       const char *fqdn, int64_t now)
+{
+    int rc = new_key(srv, created, dir, SIGNER_FILE_SERVER_KEY, HSM_KEY_P256, fqdn, NULL);
+    if (rc != 0) {
+        return rc;
+    }
+    struct cert_spec spec = {
+        .kind = CERT_KIND_SERVER,
+        .issuer = iss->name,
+        .issuer_len = iss->name_len,
+        .subject_cn = fqdn,
+        .subject_cn_len = strlen(fqdn),
+        .not_before_s = now - SIGNER_BACKDATE_S,
+        .not_after_s = now + (int64_t)SERVER_DAYS * DAY_S,
+        .aki = iss->ski,
+        .aki_len = CERT_KEY_ID_LEN,
+        .san = fqdn,
+        .san_len = strlen(fqdn),
+    };
+    return make_cert(srv, iss->key, &spec);
+}
+
+/* write_certs writes the certificate files of root, issuing and server CA; chain.pem last:
+ * ca_open needs it, so a CA without it was never complete. */
+static int write_certs(bool *created, const char *dir, const struct ca_made *root,
+                       const struct ca_made *iss, const struct ca_made *srv)
+{
+    int rc = write_pem(created, dir, SIGNER_FILE_ROOT_CRT, root->pem, root->pem_len, "", 0);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = write_pem(created, dir, SIGNER_FILE_ISSUING_CRT, iss->pem, iss->pem_len, "", 0);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = write_pem(created, dir, SIGNER_FILE_SERVER_CRT, srv->pem, srv->pem_len, iss->pem,
+                   iss->pem_len);
+    if (rc != 0) {
+        return rc;
+    }
+    return write_pem(created, dir, SIGNER_FILE_CHAIN, iss->pem, iss->pem_len, root->pem,
+                     root->pem_len);
 }
 
 /* init_all makes the three key pairs and certificates and writes the certificate files. */
@@ -170,67 +276,72 @@ static int init_all(struct ca_made *m, bool *created, const char *dir, enum hsm_
                     const char *fqdn, int64_t now)
 {
     struct ca_made *root = &m[0], *iss = &m[1], *srv = &m[2];
-    int rc = new_key(root, created, dir, SIGNER_FILE_ROOT_KEY, type, "certprov Root CA", fqdn);
-    rc = rc != 0 ? rc
-                 : make_cert(root, root->key,
-                             &(struct cert_spec){
-                                 .kind = CERT_KIND_ROOT,
-                                 .issuer = root->name,
-                                 .issuer_len = root->name_len,
-                                 .subject_cn = "certprov Root CA",
-                                 .subject_cn_len = 16,
-                                 .subject_o = fqdn,
-                                 .subject_o_len = strlen(fqdn),
-                                 .not_before_s = now - SIGNER_BACKDATE_S,
-                                 .not_after_s = now + (int64_t)ROOT_DAYS * DAY_S,
-                             });
-    rc = rc != 0 ? rc
-                 : new_key(iss, created, dir, SIGNER_FILE_ISSUING_KEY, type, "certprov Issuing CA",
-                           fqdn);
-    rc = rc != 0 ? rc
-                 : make_cert(iss, root->key,
-                             &(struct cert_spec){
-                                 .kind = CERT_KIND_ISSUING,
-                                 .issuer = root->name,
-                                 .issuer_len = root->name_len,
-                                 .subject_cn = "certprov Issuing CA",
-                                 .subject_cn_len = 19,
-                                 .subject_o = fqdn,
-                                 .subject_o_len = strlen(fqdn),
-                                 .not_before_s = now - SIGNER_BACKDATE_S,
-                                 .not_after_s = now + (int64_t)ISSUING_DAYS * DAY_S,
-                                 .aki = root->ski,
-                                 .aki_len = CERT_KEY_ID_LEN,
-                             });
-    rc =
-        rc != 0 ? rc : new_key(srv, created, dir, SIGNER_FILE_SERVER_KEY, HSM_KEY_P256, fqdn, NULL);
-    rc = rc != 0 ? rc
-                 : make_cert(srv, iss->key,
-                             &(struct cert_spec){
-                                 .kind = CERT_KIND_SERVER,
-                                 .issuer = iss->name,
-                                 .issuer_len = iss->name_len,
-                                 .subject_cn = fqdn,
-                                 .subject_cn_len = strlen(fqdn),
-                                 .not_before_s = now - SIGNER_BACKDATE_S,
-                                 .not_after_s = now + (int64_t)SERVER_DAYS * DAY_S,
-                                 .aki = iss->ski,
-                                 .aki_len = CERT_KEY_ID_LEN,
-                                 .san = fqdn,
-                                 .san_len = strlen(fqdn),
-                             });
-    /* chain.pem last: ca_open needs it, so a CA without it was never complete */
-    rc = rc != 0 ? rc
-                 : write_pem(created, dir, SIGNER_FILE_ROOT_CRT, root->pem, root->pem_len, "", 0);
-    rc = rc != 0 ? rc
-                 : write_pem(created, dir, SIGNER_FILE_ISSUING_CRT, iss->pem, iss->pem_len, "", 0);
-    rc = rc != 0 ? rc
-                 : write_pem(created, dir, SIGNER_FILE_SERVER_CRT, srv->pem, srv->pem_len, iss->pem,
-                             iss->pem_len);
-    rc = rc != 0 ? rc
-                 : write_pem(created, dir, SIGNER_FILE_CHAIN, iss->pem, iss->pem_len, root->pem,
-                             root->pem_len);
-    return rc;
+    int rc = make_root(root, created, dir, type, fqdn, now);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = make_issuing(iss, root, created, dir, type, fqdn, now);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = make_server(srv, iss, created, dir, fqdn, now);
+    if (rc != 0) {
+        return rc;
+    }
+    return write_certs(created, dir, root, iss, srv);
+}
+
+/* ca_absent returns 0 when none of the CA's files exists under `dir`, -EEXIST when one does (then
+ * ca_init touches nothing), or another negative errno. */
+static int ca_absent(const char *dir)
+{
+    char path[CA_PATH_MAX];
+    for (size_t f = 0; f < SIGNER_FILE_CA_MAX_; f++) {
+        int rc = ca_path(path, dir, ca_files[f]);
+        if (rc != 0) {
+            return rc;
+        }
+        if (access(path, F_OK) == 0) {
+            return -EEXIST;
+        }
+        if (errno != ENOENT) {
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+/* ca_dirs_make makes `dir` and its ca/ and tls/ (0700; existing ones are fine). */
+static int ca_dirs_make(const char *dir)
+{
+    static const char *const subdirs[] = {"ca", "tls"};
+    char path[CA_PATH_MAX];
+    int rc = mkdir_ok(dir);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < ARRAY_LEN(subdirs); i++) {
+        rc = ca_path(path, dir, subdirs[i]);
+        if (rc != 0) {
+            return rc;
+        }
+        rc = mkdir_ok(path);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ca_rollback removes the files a failed ca_init created, so that it can simply be run again. */
+static void ca_rollback(const bool *created, const char *dir)
+{
+    char path[CA_PATH_MAX];
+    for (size_t f = 0; f < SIGNER_FILE_CA_MAX_; f++) {
+        if (created[f] && ca_path(path, dir, ca_files[f]) == 0) {
+            (void)unlink(path);
+        }
+    }
 }
 
 int signer_ca_init(const char *dir, enum hsm_key_type type, const char *fqdn)
@@ -240,39 +351,26 @@ int signer_ca_init(const char *dir, enum hsm_key_type type, const char *fqdn)
     if (!fqdn_ok(fqdn) || type <= HSM_KEY_NONE || type > HSM_KEY_ED25519) {
         return -EINVAL;
     }
-    char path[CA_PATH_MAX];
-    bool created[SIGNER_FILE_CA_MAX_] = {false};
-    struct ca_made *m = NULL;
-    int rc = 0;
-    for (size_t f = 0; rc == 0 && f < SIGNER_FILE_CA_MAX_; f++) {
-        rc = ca_path(path, dir, ca_files[f]);
-        if (rc == 0 && access(path, F_OK) == 0) {
-            rc = -EEXIST; /* touch nothing */
-        } else if (rc == 0 && errno != ENOENT) {
-            rc = -errno;
-        }
-    }
+    int rc = ca_absent(dir);
     if (rc != 0) {
         return rc;
     }
-    rc = mkdir_ok(dir);
-    rc = rc != 0 ? rc : ca_path(path, dir, "ca");
-    rc = rc != 0 ? rc : mkdir_ok(path);
-    rc = rc != 0 ? rc : ca_path(path, dir, "tls");
-    rc = rc != 0 ? rc : mkdir_ok(path);
-    m = rc == 0 ? calloc(3, sizeof(*m)) : NULL;
-    if (rc == 0 && m == NULL) {
-        rc = -ENOMEM;
+    bool created[SIGNER_FILE_CA_MAX_] = {false};
+    struct ca_made *m = NULL;
+    rc = ca_dirs_make(dir);
+    if (rc != 0) {
+        goto out;
     }
-    rc = rc != 0 ? rc : init_all(m, created, dir, type, fqdn, clock_real_s());
+    m = calloc(3, sizeof(*m));
+    if (m == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = init_all(m, created, dir, type, fqdn, clock_real_s());
+out:
     if (rc != 0) {
         log_err("signer: ca_init_failed dir=%s rc=%d", dir, rc);
-        /* roll back what this call created, so that it can simply be run again */
-        for (size_t f = 0; f < SIGNER_FILE_CA_MAX_; f++) {
-            if (created[f] && ca_path(path, dir, ca_files[f]) == 0) {
-                (void)unlink(path);
-            }
-        }
+        ca_rollback(created, dir);
     }
     for (size_t i = 0; m != NULL && i < 3; i++) {
         hsm_key_free(m[i].key);
@@ -290,7 +388,10 @@ static int read_issuing(X509 **out, const char *dir)
     uint8_t pem[CA_PEM_MAX];
     size_t len = 0;
     int rc = ca_path(path, dir, ca_files[SIGNER_FILE_ISSUING_CRT]);
-    rc = rc != 0 ? rc : base_file_read(pem, &len, sizeof(pem), path);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = base_file_read(pem, &len, sizeof(pem), path);
     if (rc == -E2BIG) {
         rc = -EBADMSG;
     }
@@ -333,12 +434,14 @@ static int load_issuing(struct signer_ca *ca, X509 *x)
     }
     ca->not_after_s = (int64_t)days * DAY_S + secs;
     uint8_t *p = ca->issuer;
-    ASSERT(i2d_X509_NAME(name, &p) == name_len);
+    int written = i2d_X509_NAME(name, &p);
+    ASSERT(written == name_len);
     ca->issuer_len = (size_t)name_len;
     ca->ski_len = (size_t)ASN1_STRING_length(ski);
     memcpy(ca->ski, ASN1_STRING_get0_data(ski), ca->ski_len);
 
-    ASSERT(hsm_key_public_der(ca->key, spki, sizeof(spki), &spki_len) == 0);
+    int rc = hsm_key_public_der(ca->key, spki, sizeof(spki), &spki_len);
+    ASSERT(rc == 0); /* spki has room for any key the backend holds */
     CBS cbs;
     CBS_init(&cbs, spki, spki_len);
     EVP_PKEY *mine = EVP_parse_public_key(&cbs);
@@ -359,19 +462,21 @@ static int read_chain(struct signer_ca *ca, const char *dir)
     char path[CA_PATH_MAX];
     size_t len = 0;
     int rc = ca_path(path, dir, ca_files[SIGNER_FILE_CHAIN]);
-    rc = rc != 0 ? rc
-                 : base_file_read((uint8_t *)ca->chain_pem, &len, sizeof(ca->chain_pem) - 1, path);
-    if (rc == -E2BIG ||
-        (rc == 0 && (memchr(ca->chain_pem, '\0', len) != NULL ||
-                     strncmp(ca->chain_pem, "-----BEGIN CERTIFICATE-----\n", 28) != 0))) {
+    if (rc != 0) {
+        return rc;
+    }
+    rc = base_file_read((uint8_t *)ca->chain_pem, &len, sizeof(ca->chain_pem) - 1, path);
+    if (rc != 0 && rc != -E2BIG) {
+        return rc;
+    }
+    if (rc == -E2BIG || memchr(ca->chain_pem, '\0', len) != NULL ||
+        strncmp(ca->chain_pem, "-----BEGIN CERTIFICATE-----\n", 28) != 0) {
         log_err("signer: ca_chain_damaged path=%s", path);
-        rc = -EBADMSG;
+        return -EBADMSG;
     }
-    if (rc == 0) {
-        ca->chain_pem[len] = '\0';
-        ca->chain_pem_len = len;
-    }
-    return rc;
+    ca->chain_pem[len] = '\0';
+    ca->chain_pem_len = len;
+    return 0;
 }
 
 int signer_ca_open(struct signer_ca **out, const char *dir)
@@ -380,21 +485,40 @@ int signer_ca_open(struct signer_ca **out, const char *dir)
     ASSERT(dir != NULL);
     char path[CA_PATH_MAX];
     X509 *x = NULL;
+    int rc = 0;
     struct signer_ca *ca = calloc(1, sizeof(*ca));
-    int rc = ca == NULL ? -ENOMEM : read_issuing(&x, dir);
-    rc = rc != 0 ? rc : ca_path(path, dir, ca_files[SIGNER_FILE_ISSUING_KEY]);
-    rc = rc != 0 ? rc : hsm_soft_open(&ca->key, path);
-    rc = rc != 0 ? rc : load_issuing(ca, x);
-    rc = rc != 0 ? rc : read_chain(ca, dir);
-    X509_free(x);
+    if (ca == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = read_issuing(&x, dir);
     if (rc != 0) {
-        signer_ca_free(ca);
-        return rc;
+        goto out;
+    }
+    rc = ca_path(path, dir, ca_files[SIGNER_FILE_ISSUING_KEY]);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = hsm_soft_open(&ca->key, path);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = load_issuing(ca, x);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = read_chain(ca, dir);
+    if (rc != 0) {
+        goto out;
     }
     ASSERT(ca->issuer_len > 0);
     ASSERT(ca->ski_len > 0);
     *out = ca;
-    return 0;
+    ca = NULL; /* now the caller's */
+out:
+    X509_free(x);
+    signer_ca_free(ca);
+    return rc;
 }
 
 void signer_ca_free(struct signer_ca *ca)

@@ -83,80 +83,6 @@ static bool has_prefix(const uint8_t *p, size_t len, const char *prefix)
 
 /* ---- decode ---- */
 
-/* base64_value returns the 6-bit value of a base64 character (RFC 4648 §4), or -1. */
-static int base64_value(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
-}
-
-/* base64_decode decodes `in` into `out` (cap bytes), skipping whitespace anywhere: phones break
- * lines where they like. '=' padding may only end the text; an unpadded last quantum of 2 or 3
- * characters is accepted too. Returns 0 (*out_len set), -EBADMSG or -E2BIG. */
-static int base64_decode(uint8_t *out, size_t cap, size_t *out_len, const uint8_t *in,
-                         size_t in_len)
-{
-    uint32_t acc = 0;
-    size_t num_chars = 0; /* characters in the current 4-character quantum */
-    size_t num_pad = 0;
-    size_t len = 0;
-    for (size_t i = 0; i < in_len; i++) {
-        if (ascii_space(in[i])) {
-            continue;
-        }
-        if (in[i] == '=') {
-            num_pad++;
-            continue;
-        }
-        int v = base64_value(in[i]);
-        if (v < 0 || num_pad > 0) {
-            return -EBADMSG;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        if (++num_chars < 4) {
-            continue;
-        }
-        if (cap - len < 3) {
-            return -E2BIG;
-        }
-        out[len++] = (uint8_t)(acc >> 16);
-        out[len++] = (uint8_t)(acc >> 8);
-        out[len++] = (uint8_t)acc;
-        acc = 0;
-        num_chars = 0;
-    }
-    if (num_chars == 1 || num_pad > 2 || (num_pad > 0 && num_chars + num_pad != 4)) {
-        return -EBADMSG;
-    }
-    size_t tail = num_chars == 0 ? 0 : num_chars - 1; /* 2 chars give 1 byte, 3 give 2 */
-    if (cap - len < tail) {
-        return -E2BIG;
-    }
-    if (num_chars == 2) {
-        out[len++] = (uint8_t)(acc >> 4);
-    } else if (num_chars == 3) {
-        out[len++] = (uint8_t)(acc >> 10);
-        out[len++] = (uint8_t)(acc >> 2);
-    }
-    ASSERT(len <= cap);
-    *out_len = len;
-    return 0;
-}
-
 /* pem_body finds the base64 body of a PEM CERTIFICATE REQUEST (RFC 7468 §7; the "NEW" label is
  * what old Microsoft tools and phones write). Only whitespace may surround the block. Returns 0
  * with the body in *out_body, or -EBADMSG. */
@@ -229,7 +155,8 @@ int signer_csr_decode(uint8_t *out, size_t cap, size_t *out_len, enum signer_rej
         return refuse(out_reason, -EBADMSG, SIGNER_REJECT_CSR_ENCODING);
     }
     size_t len = 0;
-    int rc = base64_decode(out, cap, &len, CBS_data(&text), CBS_len(&text));
+    int rc = signer_base64_decode(out, cap, &len, (const char *)CBS_data(&text), CBS_len(&text),
+                                  SIGNER_BASE64_SKIP_SPACE | SIGNER_BASE64_UNPADDED);
     if (rc == -E2BIG) {
         return refuse(out_reason, rc, SIGNER_REJECT_CSR_TOO_LARGE);
     }
@@ -662,9 +589,10 @@ int signer_csr_parse(struct signer_csr *out, enum signer_reject *out_reason, con
     csr.sig = CBS_data(&sig);
     csr.sig_len = CBS_len(&sig);
     rc = key_check(&csr, out_reason);
-    if (rc == 0) {
-        rc = sig_check(&csr, out_reason, alg);
+    if (rc != 0) {
+        return rc;
     }
+    rc = sig_check(&csr, out_reason, alg);
     if (rc != 0) {
         return rc;
     }

@@ -49,6 +49,39 @@ const char *signer_reject_code(enum signer_reject reason);
  * where it helps, what is accepted. Static storage. */
 const char *signer_reject_text(enum signer_reject reason);
 
+/* ---- base64 and secrets ---- */
+
+#define SIGNER_BASE64_STRICT 0u            /* RFC 4648 §4 exactly: whole quanta, no whitespace */
+#define SIGNER_BASE64_SKIP_SPACE (1u << 0) /* skip whitespace anywhere */
+#define SIGNER_BASE64_UNPADDED (1u << 1)   /* the last quantum may leave out its '=' */
+
+/* signer_base64_decode decodes the base64 text in[0..in_len) (RFC 4648 §4: A-Z a-z 0-9 + /, '='
+ * only to pad the last 4-character quantum, no line length) into `out` (cap bytes). Each quantum
+ * goes through BoringSSL's EVP_DecodeBase64, which is constant-time in the characters, so the
+ * text may be a secret (HTTP Basic credentials); the decoder's scratch copies are wiped.
+ * `flags` is SIGNER_BASE64_STRICT or an OR of:
+ *   SIGNER_BASE64_SKIP_SPACE  skip ' ', '\t', '\r', '\n', '\v' and '\f' anywhere, even between
+ *                             '=' (phones break CSR lines where they like); without it whitespace
+ *                             is malformed. The skipping branches on each character: public text
+ *                             (CSRs) only.
+ *   SIGNER_BASE64_UNPADDED    accept a last quantum of 2 or 3 characters without its '='.
+ * Returns 0 with *out_len set (empty text is 0 bytes); -EBADMSG when the text is malformed (a
+ * character outside the alphabet, '=' anywhere but the end of the last quantum, anything after
+ * it, a last quantum of 1 character, or of 2-3 without UNPADDED); -E2BIG when the decoded bytes
+ * do not fit in `cap` (the exact count: padding is not counted). Of a malformed character and
+ * an overflow, the earlier in the text is reported (one in a padded last quantum counts as at the
+ * end of the text). On failure *out_len is untouched and `out` may hold
+ * part of the output: wipe it if the text was secret. `in` is not limited in length (callers
+ * bound their text); it is borrowed for the call. Thread-safe, no allocation, about 300 bytes of
+ * stack. */
+int signer_base64_decode(uint8_t *out, size_t cap, size_t *out_len, const char *in, size_t in_len,
+                         unsigned flags);
+
+/* signer_secret_wipe overwrites len bytes at `p` with zeros in a way the compiler may not drop
+ * (BoringSSL's OPENSSL_cleanse), for secrets held outside signer/: PINs, Basic credentials, items
+ * of requests. `p` may be NULL only when len is 0. Thread-safe. */
+void signer_secret_wipe(void *p, size_t len);
+
 /* ---- CSR intake ---- */
 
 #define SIGNER_CSR_DER_MAX 16384  /* bytes of DER */
@@ -240,7 +273,8 @@ int signer_issue_batch(struct signer_ca *ca, const struct signer_profile *profil
 int signer_serial_parse(uint8_t out[SIGNER_SERIAL_LEN], const char *text);
 
 /* signer_serial_format writes the serial as upper-case hex of the positive integer, without
- * leading zeros or separators ("0" for zero) into `out` (at least 2*SIGNER_SERIAL_LEN+1 bytes). */
+ * leading zeros or separators ("0" for zero) into `out` (at least 2*SIGNER_SERIAL_LEN+1 bytes):
+ * base_serial_hex of the SIGNER_SERIAL_LEN bytes. */
 void signer_serial_format(char *out, const uint8_t serial[SIGNER_SERIAL_LEN]);
 
 /* ---- PINs ---- */

@@ -13,7 +13,6 @@
 #include <strings.h>
 
 #include <expat.h>
-#include <openssl/base64.h>
 #include <openssl/mem.h>
 
 #include "base/base.h"
@@ -596,19 +595,22 @@ static void finish_lifetime(struct soap_ctx *c)
 static void finish_csr(struct soap_ctx *c)
 {
     struct signer_soap_request *o = c->out;
-    size_t max = 0;
     if (c->csr_text_len == 0) {
         fail(c, SIGNER_CODE_BAD_REQUEST, "the BinarySecurityToken holds no CSR");
         return;
     }
-    if (!EVP_DecodedLength(&max, c->csr_text_len) || max > sizeof(o->csr_der)) {
+    /* Judged on its length before any character: 3 bytes a 4-character quantum, padding
+     * included, and a token that is not whole quanta is "too large" as well (the answers SOAP
+     * clients have always had, from EVP_DecodedLength). */
+    if (c->csr_text_len % 4 != 0 || c->csr_text_len / 4 * 3 > sizeof(o->csr_der)) {
         fail(c, SIGNER_CODE_BAD_CSR, "%s", signer_reject_text(SIGNER_REJECT_CSR_TOO_LARGE));
         return;
     }
     size_t len = 0;
-    if (!EVP_DecodeBase64(o->csr_der, &len, sizeof(o->csr_der), (const uint8_t *)c->csr_text,
-                          c->csr_text_len) ||
-        len < 2 || o->csr_der[0] != 0x30) {
+    int rc = signer_base64_decode(o->csr_der, sizeof(o->csr_der), &len, c->csr_text,
+                                  c->csr_text_len, SIGNER_BASE64_STRICT);
+    ASSERT(rc != -E2BIG); /* the length was checked above */
+    if (rc != 0 || len < 2 || o->csr_der[0] != 0x30) {
         fail(c, SIGNER_CODE_BAD_CSR, "the BinarySecurityToken is not base64 of a DER CSR");
         return;
     }

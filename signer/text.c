@@ -143,7 +143,8 @@ int signer_pem_read_cert(uint8_t *out, size_t cap, size_t *out_len, const char *
                 rc = -E2BIG;
             } else {
                 uint8_t *w = out;
-                ASSERT(i2d_X509(x, &w) == len);
+                int written = i2d_X509(x, &w);
+                ASSERT(written == len);
                 *out_len = (size_t)len;
                 rc = 0;
             }

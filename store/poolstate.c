@@ -153,14 +153,7 @@ int store_space_get(struct store *st, uint64_t *out_used, uint64_t *out_map)
 
 void store_serial_hex(char out[2 * STORE_SERIAL_LEN + 1], const uint8_t serial[STORE_SERIAL_LEN])
 {
-    char hex[2 * STORE_SERIAL_LEN + 1];
-    base_hex_encode(hex, sizeof(hex), serial, STORE_SERIAL_LEN);
-    size_t i = 0;
-    while (i + 1 < 2 * STORE_SERIAL_LEN && hex[i] == '0') {
-        i++;
-    }
-    memcpy(out, hex + i, sizeof(hex) - i); /* with the NUL */
-    ASSERT(out[0] != '\0');
+    (void)base_serial_hex(out, 2 * STORE_SERIAL_LEN + 1, serial, STORE_SERIAL_LEN);
 }
 
 void store_err_copy(char *out, size_t cap, const char *msg)

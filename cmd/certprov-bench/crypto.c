@@ -165,7 +165,8 @@ struct ceiling_thread {
 static uint64_t thread_cpu_ns(void)
 {
     struct timespec ts;
-    ASSERT(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0);
+    int rc = clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    ASSERT(rc == 0);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -198,13 +199,15 @@ static void *ceiling_main(void *arg)
         for (uint32_t k = 0; k < CEILING_CHECK_EVERY; k++) {
             if (t->op != CEILING_SIGN) {
                 SHA256(csr_tbs, sizeof(csr_tbs), digest);
-                ASSERT(ECDSA_verify(0, digest, sizeof(digest), csr_sig, csr_sig_len, dev) == 1);
+                int ok = ECDSA_verify(0, digest, sizeof(digest), csr_sig, csr_sig_len, dev);
+                ASSERT(ok == 1);
             }
             if (t->op != CEILING_VERIFY) {
                 unsigned sig_len = 0;
                 cert_tbs[0] = (uint8_t)ops; /* a different serial each time */
                 SHA256(cert_tbs, sizeof(cert_tbs), digest);
-                ASSERT(ECDSA_sign(0, digest, sizeof(digest), sig, &sig_len, ca) == 1);
+                int ok = ECDSA_sign(0, digest, sizeof(digest), sig, &sig_len, ca);
+                ASSERT(ok == 1);
             }
             ops++;
         }
@@ -239,14 +242,20 @@ static int run_ops(double *out_per_s, double *out_cpu_us, enum ceiling_op op, ui
     uint64_t cpu = 0;
     int rc = 0;
     for (uint32_t i = 0; i < n; i++) {
-        ASSERT(pthread_join(th[i].tid, NULL) == 0);
-        rc = th[i].rc != 0 ? th[i].rc : rc;
+        int joined = pthread_join(th[i].tid, NULL);
+        ASSERT(joined == 0);
+        if (th[i].rc != 0) {
+            rc = th[i].rc;
+        }
         ops += th[i].ops;
         cpu += th[i].cpu_ns;
     }
     double wall_s = (double)(clock_mono_ns() - t0) / 1e9;
-    if (rc != 0 || ops == 0) {
-        return rc != 0 ? rc : -EIO;
+    if (rc != 0) {
+        return rc;
+    }
+    if (ops == 0) {
+        return -EIO;
     }
     *out_per_s = (double)ops / wall_s;
     *out_cpu_us = (double)cpu / 1e3 / (double)ops;
@@ -260,14 +269,17 @@ int bench_ceiling_measure(struct bench_ceiling *out, uint32_t threads, uint32_t 
     double cpu_us = 0;
     struct bench_ceiling c = {.threads = threads};
     int rc = run_ops(&c.sign_per_s_core, &cpu_us, CEILING_SIGN, 1, ms / 5);
-    if (rc == 0) {
-        rc = run_ops(&c.verify_per_s_core, &cpu_us, CEILING_VERIFY, 1, ms / 5);
+    if (rc != 0) {
+        return rc;
     }
-    if (rc == 0) {
-        rc = run_ops(&c.ops_per_s, &c.cpu_us_per_op, CEILING_ENROLL, threads, ms);
+    rc = run_ops(&c.verify_per_s_core, &cpu_us, CEILING_VERIFY, 1, ms / 5);
+    if (rc != 0) {
+        return rc;
     }
-    if (rc == 0) {
-        *out = c;
+    rc = run_ops(&c.ops_per_s, &c.cpu_us_per_op, CEILING_ENROLL, threads, ms);
+    if (rc != 0) {
+        return rc;
     }
-    return rc;
+    *out = c;
+    return 0;
 }

@@ -240,13 +240,15 @@ static void conn_open(struct load *l, struct conn *c, uint64_t now)
         return;
     }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
-    ASSERT(epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) == 0);
+    int rc = epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev);
+    ASSERT(rc == 0);
 }
 
 static void conn_want_out(struct load *l, struct conn *c, bool out)
 {
     struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0u), .data.ptr = c};
-    ASSERT(epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0);
+    int rc = epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    ASSERT(rc == 0);
 }
 
 static void conn_flush(struct load *l, struct conn *c, uint64_t now)
@@ -497,7 +499,8 @@ static uint64_t next_wake_ns(const struct load *l, uint64_t now, uint64_t deadli
 static double thread_cpu_s(void)
 {
     struct rusage ru;
-    ASSERT(getrusage(RUSAGE_THREAD, &ru) == 0);
+    int rc = getrusage(RUSAGE_THREAD, &ru);
+    ASSERT(rc == 0);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
            ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }

@@ -605,20 +605,25 @@ static int run_pool_down(const struct report *rep, const struct scenario *s, con
     snprintf(pool, sizeof(pool), "postgresql://certprov@127.0.0.1:%u/certprov?connect_timeout=2",
              pg_port);
     struct bench_server down = {0};
-    rc = bench_server_spawn(&down, o->bin, o->workdir, o->users, spawn_max_conns(o), pool);
-    if (rc == 0) {
-        rc = run_scenario(rep, s, &down, o, csrs);
-    }
     struct bench_metrics m = {0};
-    if (rc == 0 && bench_metrics_scrape(&m, down.host, down.port) == 0) {
+    rc = bench_server_spawn(&down, o->bin, o->workdir, o->users, spawn_max_conns(o), pool);
+    if (rc != 0) {
+        goto out; /* stops what did start */
+    }
+    rc = run_scenario(rep, s, &down, o, csrs);
+    if (rc != 0) {
+        goto out;
+    }
+    if (bench_metrics_scrape(&m, down.host, down.port) == 0) {
         bool down_ok = m.pool_up == 0 && m.published == 0;
         printf("%-14s pool store %s: pool_up %.0f, published %.0f, outbox depth %.0f%s\n", s->name,
                pool, m.pool_up, m.published, m.outbox_depth,
                down_ok ? "" : "  (NOT DOWN: this run measured nothing)");
         rc = down_ok ? 0 : -EIO;
     }
-    if (bench_server_stop(&down, o->keep) != 0) {
-        rc = rc == 0 ? -EIO : rc;
+out:
+    if (bench_server_stop(&down, o->keep) != 0 && rc == 0) {
+        rc = -EIO;
     }
     return rc;
 }
@@ -786,17 +791,19 @@ int main(int argc, char **argv)
     struct bench_server srv = {0};
     struct bench_csr *csrs = NULL;
     rc = prepare(&o, &srv, &csrs, self);
-    if (rc == 0) {
-        printf("certprov-bench %s on %s, server %s:%u%s, %u users, %u CSRs (P-256)\n", rep.date,
-               rep.machine, srv.host, srv.port, srv.spawned ? " (spawned)" : "", o.users, o.csrs);
-        rc = run_all(&o, &srv, &rep, csrs);
+    if (rc != 0) {
+        goto out;
     }
-    if (bench_server_stop(&srv, o.keep) != 0) {
-        rc = rc == 0 ? -EIO : rc;
+    printf("certprov-bench %s on %s, server %s:%u%s, %u users, %u CSRs (P-256)\n", rep.date,
+           rep.machine, srv.host, srv.port, srv.spawned ? " (spawned)" : "", o.users, o.csrs);
+    rc = run_all(&o, &srv, &rep, csrs);
+out:
+    if (bench_server_stop(&srv, o.keep) != 0 && rc == 0) {
+        rc = -EIO;
     }
     free(csrs);
-    if (rep.json != NULL && fclose(rep.json) != 0) {
-        rc = rc == 0 ? -EIO : rc;
+    if (rep.json != NULL && fclose(rep.json) != 0 && rc == 0) {
+        rc = -EIO;
     }
     return rc == 0 ? 0 : 1;
 }

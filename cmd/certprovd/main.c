@@ -92,6 +92,17 @@ static int parse_args(struct daemon *d, int argc, char **argv)
     return 0;
 }
 
+/* pin_key_load loads the PIN key that lives beside the store; its path goes to `path` (cap
+ * bytes) for the caller's message. */
+static int pin_key_load(struct daemon *d, char *path, size_t cap)
+{
+    int rc = signer_file_path(path, cap, d->cfg.store_path, SIGNER_FILE_PIN_KEY);
+    if (rc != 0) {
+        return rc;
+    }
+    return signer_pin_key_load(&d->pin_key, path, false);
+}
+
 static int open_parts(struct daemon *d)
 {
     char err[SERVICE_CONFIG_ERR_MAX];
@@ -121,10 +132,7 @@ static int open_parts(struct daemon *d)
         return 1;
     }
     char path[SERVICE_PATH_MAX + 16];
-    rc = signer_file_path(path, sizeof(path), d->cfg.store_path, SIGNER_FILE_PIN_KEY);
-    if (rc == 0) {
-        rc = signer_pin_key_load(&d->pin_key, path, false);
-    }
+    rc = pin_key_load(d, path, sizeof(path));
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot load the PIN key %s: %s\n", path,
                 rc == -EPERM ? "readable by others (chmod 600 it)" : strerror(-rc));
@@ -296,13 +304,20 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     rc = open_parts(&d);
-    if (rc == 0 && d.check) {
+    if (rc != 0) {
+        goto out;
+    }
+    if (d.check) {
         rc = check_chain(&d);
         check_pools(&d);
-    } else if (rc == 0) {
-        rc = start_publisher(&d);
-        rc = rc != 0 ? rc : serve(&d, &set);
+        goto out;
     }
+    rc = start_publisher(&d);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = serve(&d, &set);
+out:
     /* The writer may still be answering the last requests (they wake their ring): join it
      * before the engine and its rings go away. */
     service_free(d.svc);

@@ -11,6 +11,7 @@
 #include <openssl/base64.h>
 
 #include "base/base.h"
+#include "tests/util/tmpdir.h"
 
 Test(base_assert, fires_on_false, .signal = SIGABRT)
 {
@@ -39,6 +40,59 @@ Test(base_hex, asserts_on_small_buffer, .signal = SIGABRT)
     base_hex_encode(out, sizeof(out), in, sizeof(in));
 }
 
+Test(base_serial_hex, drops_leading_zeros)
+{
+    static const struct {
+        uint8_t in[4];
+        const char *want;
+    } cases[] = {
+        {{0, 0, 0, 0}, "0"},
+        {{0, 0, 0, 1}, "1"},
+        {{0, 0, 0, 0x0f}, "F"},
+        {{0, 0, 0, 0x10}, "10"},
+        {{0, 0, 0x0a, 0}, "A00"},
+        {{0, 0x01, 0x00, 0x0b}, "1000B"},
+        {{0x7f, 0xab, 0x00, 0x01}, "7FAB0001"},
+        {{0xff, 0xff, 0xff, 0xff}, "FFFFFFFF"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char out[2 * 4 + 1];
+        memset(out, 'x', sizeof(out));
+        size_t n = base_serial_hex(out, sizeof(out), cases[i].in, sizeof(cases[i].in));
+        cr_expect_str_eq(out, cases[i].want, "case %zu", i);
+        cr_expect_eq(n, strlen(cases[i].want), "case %zu", i);
+    }
+}
+
+/* Every 64-bit value spelled as printf's %llX spells it, in every width it fits. */
+Test(base_serial_hex, same_as_printf_for_any_width)
+{
+    uint64_t v = 0x9e3779b97f4a7c15u;
+    for (size_t round = 0; round < 2000; round++) {
+        uint64_t x = round < 64 ? (uint64_t)1 << round : v >> (round % 64);
+        v = v * 6364136223846793005u + 1442695040888963407u;
+        char want[17];
+        (void)snprintf(want, sizeof(want), "%llX", (unsigned long long)x);
+        uint8_t in[16] = {0};
+        for (size_t k = 0; k < 8; k++) {
+            in[15 - k] = (uint8_t)(x >> (8 * k));
+        }
+        for (size_t width = 8; width <= 16; width++) {
+            char out[2 * 16 + 1];
+            size_t n = base_serial_hex(out, 2 * width + 1, in + 16 - width, width);
+            cr_assert_str_eq(out, want, "x %llx width %zu", (unsigned long long)x, width);
+            cr_assert_eq(n, strlen(want));
+        }
+    }
+}
+
+Test(base_serial_hex, asserts_on_small_buffer, .signal = SIGABRT)
+{
+    const uint8_t in[16] = {0, 1};
+    char out[2 * 16];
+    (void)base_serial_hex(out, sizeof(out), in, sizeof(in)); /* one short of 2*len+1 */
+}
+
 Test(base_str, copy_fits_and_overflows)
 {
     char buf[4];
@@ -60,12 +114,23 @@ Test(base_clock, utc_format)
     cr_assert_geq(clock_mono_ns(), a);
 }
 
-/* log_to_temp_file sends the log to a new file and writes its path into `path`. */
+/* tmp is the scratch directory of the tests that write files: made by .init, removed by .fini. */
+static char tmp[TMPDIR_PATH_MAX];
+
+static void tmp_init(void)
+{
+    tmpdir_create(tmp, sizeof(tmp), "certprov-base");
+}
+
+static void tmp_fini(void)
+{
+    tmpdir_remove(tmp);
+}
+
+/* log_to_temp_file sends the log to a new file in `tmp` and writes its path into `path`. */
 static void log_to_temp_file(char *path, size_t cap)
 {
-    char dir[] = "/tmp/certprov-log-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(path, cap, "%s/log", dir);
+    snprintf(path, cap, "%s/log", tmp);
     log_setup("t", LOG_LEVEL_INFO);
     cr_assert_eq(log_open(path), 0);
 }
@@ -82,7 +147,7 @@ static size_t log_file_lines(const char *path, uint8_t *buf, size_t cap, size_t 
     return lines;
 }
 
-Test(base_log, held_lines_written_together_in_order)
+Test(base_log, held_lines_written_together_in_order, .init = tmp_init, .fini = tmp_fini)
 {
     char path[256];
     log_to_temp_file(path, sizeof(path));
@@ -124,7 +189,7 @@ Test(base_log, level_parse)
     cr_assert_eq(l, LOG_LEVEL_WARN);
 }
 
-Test(base_log, one_line_per_record_even_with_newlines)
+Test(base_log, one_line_per_record_even_with_newlines, .init = tmp_init, .fini = tmp_fini)
 {
     char path[256];
     log_to_temp_file(path, sizeof(path));
@@ -142,12 +207,10 @@ Test(base_log, one_line_per_record_even_with_newlines)
     cr_assert_not_null(memmem(buf, len, "...\n", 4));
 }
 
-Test(base_file, atomic_write_read_exclusive)
+Test(base_file, atomic_write_read_exclusive, .init = tmp_init, .fini = tmp_fini)
 {
-    char dir[] = "/tmp/certprov-file-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
     char path[256];
-    snprintf(path, sizeof(path), "%s/f", dir);
+    snprintf(path, sizeof(path), "%s/f", tmp);
     cr_assert_eq(base_file_write_atomic(path, "secret", 6, 0600, true), 0);
     cr_assert_eq(base_file_write_atomic(path, "other", 5, 0600, true), -EEXIST);
     struct stat st;
@@ -213,6 +276,54 @@ static void *name_thread(void *arg)
     cr_assert_not_null(fgets(comm, sizeof(comm), f));
     fclose(f);
     return comm;
+}
+
+struct waiters {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool go;
+    int woken;
+};
+
+static void *wait_for_go(void *arg)
+{
+    struct waiters *w = arg;
+    base_mutex_lock(&w->mu);
+    while (!w->go) {
+        base_cond_wait(&w->cv, &w->mu);
+    }
+    w->woken++;
+    base_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+Test(base_mutex, broadcast_wakes_every_waiter)
+{
+    static struct waiters w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+    pthread_t t[3];
+    for (size_t i = 0; i < ARRAY_LEN(t); i++) {
+        cr_assert_eq(pthread_create(&t[i], NULL, wait_for_go, &w), 0);
+    }
+    base_mutex_lock(&w.mu);
+    w.go = true;
+    base_cond_broadcast(&w.cv);
+    base_mutex_unlock(&w.mu);
+    for (size_t i = 0; i < ARRAY_LEN(t); i++) {
+        cr_assert_eq(pthread_join(t[i], NULL), 0);
+    }
+    cr_assert_eq(w.woken, 3);
+}
+
+/* An unlock of a mutex this thread does not hold is a bug: with an error-checking mutex,
+ * pthread_mutex_unlock says so (EPERM) and base_mutex_unlock ASSERTs. */
+Test(base_mutex, unlock_not_held_asserts, .signal = SIGABRT)
+{
+    pthread_mutexattr_t attr;
+    pthread_mutex_t mu;
+    cr_assert_eq(pthread_mutexattr_init(&attr), 0);
+    cr_assert_eq(pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK), 0);
+    cr_assert_eq(pthread_mutex_init(&mu, &attr), 0);
+    base_mutex_unlock(&mu);
 }
 
 Test(base_thread, name_is_cut_to_15_bytes)

@@ -15,22 +15,20 @@
 
 #include "base/base.h"
 #include "hsm/hsm.h"
+#include "tests/util/tmpdir.h"
 
-static char tmpdir[64];
+static char tmpdir[TMPDIR_PATH_MAX];
 static char keypath[128];
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/certprov-hsm-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tmpdir_create(tmpdir, sizeof(tmpdir), "certprov-hsm");
     snprintf(keypath, sizeof(keypath), "%s/key.der", tmpdir);
 }
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
+    tmpdir_remove(tmpdir);
 }
 
 static const enum hsm_key_type all_types[] = {HSM_KEY_P256, HSM_KEY_P384, HSM_KEY_RSA2048,

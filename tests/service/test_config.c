@@ -6,23 +6,22 @@
 #include <unistd.h>
 
 #include "service/service.h"
+#include "tests/util/tmpdir.h"
 
-static char dir[64];
+static char dir[TMPDIR_PATH_MAX];
 static char path[128];
 static struct service_config cfg;
 static char err[SERVICE_CONFIG_ERR_MAX];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/certprov-cfg-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tmpdir_create(dir, sizeof(dir), "certprov-cfg");
     snprintf(path, sizeof(path), "%s/certprov.ini", dir);
 }
 
 static void teardown(void)
 {
-    unlink(path);
-    rmdir(dir);
+    tmpdir_remove(dir);
 }
 
 static int load(const char *text)

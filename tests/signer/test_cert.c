@@ -20,25 +20,23 @@
 #include "base/base.h"
 #include "signer/internal.h" /* ca->not_after_s, to test the clamp to the CA */
 #include "signer/signer.h"
+#include "tests/util/tmpdir.h"
 
 #define FQDN "certprov.example.com"
 #define N_ITEMS 5
 
-static char tmpdir[64];
+static char tmpdir[TMPDIR_PATH_MAX];
 static char cadir[128];
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/certprov-cert-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tmpdir_create(tmpdir, sizeof(tmpdir), "certprov-cert");
     snprintf(cadir, sizeof(cadir), "%s/store", tmpdir);
 }
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
+    tmpdir_remove(tmpdir);
 }
 
 static const struct signer_profile profile = {

@@ -15,15 +15,15 @@
 
 #include "base/base.h"
 #include "signer/signer.h"
+#include "tests/util/tmpdir.h"
 
-static char tmpdir[64];
+static char tmpdir[TMPDIR_PATH_MAX];
 static uint8_t certs_der[2][SIGNER_CERT_DER_MAX];
 static struct signer_est_cert certs[2]; /* issuing CA, root */
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/certprov-est-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tmpdir_create(tmpdir, sizeof(tmpdir), "certprov-est");
     char dir[128];
     snprintf(dir, sizeof(dir), "%s/store", tmpdir);
     cr_assert_eq(signer_ca_init(dir, HSM_KEY_P256, "certprov1.example.com"), 0);
@@ -38,9 +38,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
+    tmpdir_remove(tmpdir);
 }
 
 /* check_pkcs7 parses `der` with BoringSSL and compares the certificates with certs[0..n). */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "signer/signer.h"
+#include "tests/util/tmpdir.h"
 
 static struct signer_pin_policy policy;
 
@@ -67,20 +68,18 @@ Test(signer_pin_policy, refuses_own_numbers, .init = setup)
     cr_assert_eq(check("50101", "40571", "+14255550100"), SIGNER_REJECT_NONE);
 }
 
-static char dir[64];
+static char dir[TMPDIR_PATH_MAX];
 static char keypath[128];
 
 static void key_setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/certprov-pin-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tmpdir_create(dir, sizeof(dir), "certprov-pin");
     snprintf(keypath, sizeof(keypath), "%s/pin.key", dir);
 }
 
 static void key_teardown(void)
 {
-    unlink(keypath);
-    rmdir(dir);
+    tmpdir_remove(dir);
 }
 
 Test(signer_pin_key, create_load_and_verify, .init = key_setup, .fini = key_teardown)

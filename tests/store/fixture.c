@@ -1,25 +1,17 @@
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "tests/store/fixture.h"
+#include "tests/util/tmpdir.h"
 
 struct store *g_st;
 char g_dir[256];
 char g_env[300];
 uint8_t fixture_der[FIXTURE_DER_LEN];
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 struct store *fixture_open(uint64_t map_size, bool read_only)
 {
@@ -32,8 +24,7 @@ struct store *fixture_open(uint64_t map_size, bool read_only)
 
 void fixture_init(void)
 {
-    snprintf(g_dir, sizeof(g_dir), "/tmp/store-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir));
+    tmpdir_create(g_dir, sizeof(g_dir), "store-test");
     snprintf(g_env, sizeof(g_env), "%s/env", g_dir);
     for (size_t i = 0; i < sizeof(fixture_der); i++) {
         fixture_der[i] = (uint8_t)(i * 7 + 3);
@@ -45,9 +36,7 @@ void fixture_fini(void)
 {
     store_close(g_st);
     g_st = NULL;
-    if (g_dir[0] != '\0') {
-        nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    tmpdir_remove(g_dir); /* "" when fixture_init did not get that far */
 }
 
 void make_user(struct store_user *u, const char *uri, const char *phone, const char *ext)
