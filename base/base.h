@@ -88,8 +88,8 @@ void base_hex_encode(char *out, size_t cap, const uint8_t *in, size_t len);
 
 /* base_serial_hex writes the big-endian unsigned integer in[0..len) (a certificate serial) as
  * upper-case hex without leading zeros or separators ("0" for zero) and a NUL into `out` (cap >=
- * 2*len+1, and >= 2); returns the text's length. The one spelling of a serial (API.md §6) in
- * logs, the CLI and the publisher's rows. */
+ * 2*len+1, and >= 2); returns the text's length. The one spelling of a serial (README, certprovctl)
+ * in logs, the CLI and the publisher's rows. */
 size_t base_serial_hex(char *out, size_t cap, const uint8_t *in, size_t len);
 
 /* BASE_B64_LEN is the length of the base64 text of `len` bytes (padded, no line breaks). */

@@ -1,6 +1,7 @@
-/* The configuration file (API.md §7), parsed with inih. Every key is checked: unknown sections
- * and keys, bad numbers and impossible combinations are errors that name the file, line and key,
- * because a typo that silently falls back to a default is how appliances end up misconfigured. */
+/* The configuration file (README, Configuration), parsed with inih. Every key is checked: unknown
+ * sections and keys, bad numbers and impossible combinations are errors that name the file, line
+ * and key, because a typo that silently falls back to a default is how appliances end up
+ * misconfigured. */
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>

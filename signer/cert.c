@@ -1,5 +1,5 @@
-/* cert.c: X.509 certificates built with CBB into fixed buffers (RFC 5280, API.md §4), batch
- * issuance, the validity profile and serial numbers. */
+/* cert.c: X.509 certificates built with CBB into fixed buffers (RFC 5280, README, The certificate),
+ * batch issuance, the validity profile and serial numbers. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -511,7 +511,7 @@ int signer_issue_batch(struct signer_ca *ca, const struct signer_profile *profil
     return rc;
 }
 
-/* ---- serial numbers (API.md §6) ---- */
+/* ---- serial numbers (README, certprovctl) ---- */
 
 static int hex_value(char c)
 {

@@ -1,4 +1,4 @@
-/* code: the API.md §1 error Codes, their HTTP statuses and X-Ms-diagnostics IDs. */
+/* code: the README, Errors error Codes, their HTTP statuses and X-Ms-diagnostics IDs. */
 #include <assert.h>
 #include <errno.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* csr: CSR intake. Decodes DER, PEM or base64 text; walks the PKCS#10 CertificationRequest
  * (RFC 2986 §4) with CBS, never by hand; applies the key and signature-algorithm policy of
- * API.md §4; checks proof of possession and the identity named by the request.
+ * README, The certificate; checks proof of possession and the identity named by the request.
  *
  * Nothing here allocates except BoringSSL while it decodes one public key, and every object it
  * makes is freed before return. Every loop is bounded by its input, which is bounded by

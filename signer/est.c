@@ -1,6 +1,7 @@
 /* est: the EST (RFC 7030) wire codec. /cacerts and simpleenroll answer with a certs-only CMS
  * message: a degenerate SignedData without signers (RFC 5652 §5, RFC 2315 §9.1), built with CBB,
- * sent as base64 (RFC 7030 §4.1.3 and §4.2.3). Errors are text/plain "CODE: reason" (API.md §2). */
+ * sent as base64 (RFC 7030 §4.1.3 and §4.2.3). Errors are text/plain "CODE: reason" (README,
+ * Endpoints). */
 #include <errno.h>
 #include <string.h>
 

@@ -28,7 +28,7 @@
 enum cert_kind {
     CERT_KIND_ROOT = 1,    /* self-signed CA: CA:TRUE, keyCertSign+cRLSign, SKI */
     CERT_KIND_ISSUING = 2, /* CA:TRUE pathlen 0, keyCertSign+cRLSign, SKI, AKI */
-    CERT_KIND_CLIENT = 3,  /* API.md §4: clientAuth, SAN URI */
+    CERT_KIND_CLIENT = 3,  /* README, The certificate: clientAuth, SAN URI */
     CERT_KIND_SERVER = 4,  /* TLS server: serverAuth, SAN DNS */
 };
 

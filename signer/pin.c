@@ -1,4 +1,4 @@
-/* PIN policy and verifiers (API.md §5). PINs are never stored: the store keeps
+/* PIN policy and verifiers (README, PINs and lockout). PINs are never stored: the store keeps
  * HMAC-SHA-256(pin key, uri || 0 || pin), keyed by a 32-byte secret that lives in a 0600 file
  * beside the LMDB environment, never in LMDB, so a copy of the database alone does not allow an
  * offline guess of 5-digit PINs. */

@@ -1,4 +1,4 @@
-/* reject: the API.md §1 error Code and the human-readable reason of every signer refusal. */
+/* reject: the README, Errors error Code and the human-readable reason of every signer refusal. */
 #include <assert.h>
 
 #include "base/base.h"

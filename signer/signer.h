@@ -1,10 +1,12 @@
 /* signer: the domain of certprov. CSR intake (decode, parse with CBS, key policy, proof of
  * possession), identity checks, the certificate profile and batch issuance with CBB, the CA
- * (creation of root, issuing and TLS server certificates; loading), PIN policy and verifiers,
- * and the configuration file.
+ * (creation of root, issuing and TLS server certificates; loading; its file layout), PIN policy,
+ * verifiers and lockout arithmetic, the CertProv SOAP and EST codecs, the one base64 decoder.
+ * It has no threads and does no I/O of its own besides reading and writing the CA's files; the
+ * request path that uses it is service/'s.
  *
  * BoringSSL types never appear in this header. Every refusal carries an `enum signer_reject`,
- * which maps to an API.md error Code and a human-readable reason. */
+ * which maps to an error Code (README, Errors) and a human-readable reason. */
 #ifndef CERTPROV_SIGNER_H
 #define CERTPROV_SIGNER_H
 
@@ -41,7 +43,7 @@ enum signer_reject {
     SIGNER_REJECT_MAX_,
 };
 
-/* signer_reject_code returns the API.md error Code of a refusal ("BadCsr",
+/* signer_reject_code returns the error Code (README, Errors) of a refusal ("BadCsr",
  * "CsrSignatureInvalid", "IdentityMismatch", "BadRequest" for PIN policy). Static storage. */
 const char *signer_reject_code(enum signer_reject reason);
 
@@ -146,13 +148,13 @@ int signer_csr_decode(uint8_t *out, size_t cap, size_t *out_len, enum signer_rej
                       const uint8_t *in, size_t in_len);
 
 /* signer_csr_parse parses one DER PKCS#10 request into the zeroed `out`, which borrows from
- * `der`, and applies the key and signature-algorithm policy of API.md §4. It does NOT verify the
- * signature (signer_csr_verify does). Returns 0; -EBADMSG if malformed (reason CSR_MALFORMED or
- * CSR_VERSION); -E2BIG if a limit is exceeded (CSR_TOO_LARGE, CSR_TOO_COMPLEX); -EPERM if the
- * policy refuses it (KEY_*, SIG_*). On failure *out_reason is set and `out` stays zeroed; on
- * success it is SIGNER_REJECT_NONE. Subject values (RDNs and attribute values together) are bounded
- * by SIGNER_CSR_RDNS_MAX; a repeated extension is malformed. BoringSSL allocates only while it
- * decodes the key and everything is freed before return. Thread-safe. */
+ * `der`, and applies the key and signature-algorithm policy of README, The certificate. It does NOT
+ * verify the signature (signer_csr_verify does). Returns 0; -EBADMSG if malformed (reason
+ * CSR_MALFORMED or CSR_VERSION); -E2BIG if a limit is exceeded (CSR_TOO_LARGE, CSR_TOO_COMPLEX);
+ * -EPERM if the policy refuses it (KEY_*, SIG_*). On failure *out_reason is set and `out` stays
+ * zeroed; on success it is SIGNER_REJECT_NONE. Subject values (RDNs and attribute values together)
+ * are bounded by SIGNER_CSR_RDNS_MAX; a repeated extension is malformed. BoringSSL allocates only
+ * while it decodes the key and everything is freed before return. Thread-safe. */
 int signer_csr_parse(struct signer_csr *out, enum signer_reject *out_reason, const uint8_t *der,
                      size_t der_len);
 
@@ -258,13 +260,14 @@ struct signer_issue {
     uint8_t der[SIGNER_CERT_DER_MAX];
 };
 
-/* signer_issue_batch builds the TBSCertificate of each item per API.md §4 (subject CN = sign-in
- * name, SAN URI, EKU clientAuth, KU, basicConstraints, SKI/AKI, validity clamped by `profile`
- * and back-dated SIGNER_BACKDATE_S, never past the issuing CA's notAfter, a fresh 16-byte positive
- * CSPRNG serial), signs all of them in one hsm_key_sign_batch call and assembles the certificates.
- * Calling it again on an item draws a new serial (used after a serial clash in the store). Returns
- * 0 when every item succeeded, -EIO when some failed (see items' rc), -EAGAIN when the key backend
- * is unavailable. num_items <= HSM_BATCH_MAX. Thread-safe for distinct item arrays. */
+/* signer_issue_batch builds the TBSCertificate of each item per README, The certificate (subject CN
+ * = sign-in name, SAN URI, EKU clientAuth, KU, basicConstraints, SKI/AKI, validity clamped by
+ * `profile` and back-dated SIGNER_BACKDATE_S, never past the issuing CA's notAfter, a fresh 16-byte
+ * positive CSPRNG serial), signs all of them in one hsm_key_sign_batch call and assembles the
+ * certificates. Calling it again on an item draws a new serial (used after a serial clash in the
+ * store). Returns 0 when every item succeeded, -EIO when some failed (see items' rc), -EAGAIN when
+ * the key backend is unavailable. num_items <= HSM_BATCH_MAX. Thread-safe for distinct item arrays.
+ */
 int signer_issue_batch(struct signer_ca *ca, const struct signer_profile *profile,
                        struct signer_issue *items, size_t num_items);
 
@@ -292,7 +295,7 @@ struct signer_pin_policy {
     uint32_t total_failures_max_short;
 };
 
-/* signer_pin_policy_default fills *out with the defaults of API.md §5. */
+/* signer_pin_policy_default fills *out with the defaults of README, PINs and lockout. */
 void signer_pin_policy_default(struct signer_pin_policy *out);
 
 /* signer_pin_policy_check applies the PIN policy to a new PIN for a user with extension `ext`
@@ -330,15 +333,16 @@ enum signer_lockout_state {
 enum signer_lockout_state signer_lockout_check(const struct store_lockout *l, int64_t now_s);
 
 /* signer_lockout_fail records one wrong PIN at `now_s` for a user whose PIN has `pin_len` digits
- * (API.md §5): a new window starts when the last one is older than policy->window_s; reaching
- * the window maximum (the _short one for 4-digit PINs) locks for lock_s; reaching the total
- * maximum locks until an administrator unlocks. Returns true when this failure locked the user. */
+ * (README, PINs and lockout): a new window starts when the last one is older than policy->window_s;
+ * reaching the window maximum (the _short one for 4-digit PINs) locks for lock_s; reaching the
+ * total maximum locks until an administrator unlocks. Returns true when this failure locked the
+ * user. */
 bool signer_lockout_fail(const struct signer_pin_policy *policy, struct store_lockout *l,
                          uint8_t pin_len, int64_t now_s);
 
-/* signer_lockout_success records a right PIN: the failure window is reset (API.md §5); the
- * total count is kept (only an administrator's unlock or set-pin clears it). Returns true when
- * `l` changed (so the caller need not write an unchanged state). */
+/* signer_lockout_success records a right PIN: the failure window is reset (README, PINs and
+ * lockout); the total count is kept (only an administrator's unlock or set-pin clears it). Returns
+ * true when `l` changed (so the caller need not write an unchanged state). */
 bool signer_lockout_success(struct store_lockout *l);
 
 /* ---- certificate text (admin tools) ---- */
@@ -370,7 +374,7 @@ int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label,
 
 /* ---- wire codecs: CertProv SOAP and EST ---- */
 
-/* signer_code is an API.md §1 error Code. Each has an HTTP status (signer_error_status) and a
+/* signer_code is an README, Errors error Code. Each has an HTTP status (signer_error_status) and a
  * stable X-Ms-diagnostics ID (signer_code_diag_id, 28000 + the enum value). */
 enum signer_code {
     SIGNER_CODE_BAD_REQUEST = 0,           /* 400 */
@@ -389,16 +393,16 @@ enum signer_code {
 #define SIGNER_DIAG_ID_BASE 28000
 #define SIGNER_REASON_MAX 128 /* bytes of a parse failure reason, NUL included */
 
-/* signer_code_name returns the API.md Code of `code` ("BadRequest", ...). Static storage. An
- * out-of-range value is a bug (ASSERT). */
+/* signer_code_name returns the Code (README, Errors) of `code` ("BadRequest", ...). Static storage.
+ * An out-of-range value is a bug (ASSERT). */
 const char *signer_code_name(enum signer_code code);
 
-/* signer_code_parse finds the enum of an API.md Code name (exact, case-sensitive), e.g. one from
- * signer_reject_code. Returns 0 with *out set, or -EINVAL for an unknown name. */
+/* signer_code_parse finds the enum of a Code name (README, Errors) (exact, case-sensitive), e.g.
+ * one from signer_reject_code. Returns 0 with *out set, or -EINVAL for an unknown name. */
 int signer_code_parse(enum signer_code *out, const char *name);
 
-/* signer_error_status returns the HTTP status of `code` per the API.md §1 table (400, 401, 403,
- * 413, 500 or 503). */
+/* signer_error_status returns the HTTP status of `code` per the README, Errors table (400, 401,
+ * 403, 413, 500 or 503). */
 unsigned signer_error_status(enum signer_code code);
 
 /* signer_code_diag_id returns the X-Ms-diagnostics ID of `code`: SIGNER_DIAG_ID_BASE + code. */

@@ -1,8 +1,8 @@
-/* soap: the CertProv wire codec ([MS-OCAUTHWS] §3.1 GetAndPublishCert, API.md §1). Requests are
- * parsed with expat in namespace mode: every element is matched by namespace URI and local name,
- * never by prefix. A DOCTYPE (and so any entity declaration) stops the parse at once, so no entity
- * is ever expanded; nesting, element count and every field are bounded. Responses are written
- * into caller buffers, every echoed string XML-escaped. */
+/* soap: the CertProv wire codec ([MS-OCAUTHWS] §3.1 GetAndPublishCert, README, Errors). Requests
+ * are parsed with expat in namespace mode: every element is matched by namespace URI and local
+ * name, never by prefix. A DOCTYPE (and so any entity declaration) stops the parse at once, so no
+ * entity is ever expanded; nesting, element count and every field are bounded. Responses are
+ * written into caller buffers, every echoed string XML-escaped. */
 #include <assert.h>
 #include <errno.h>
 #include <stdalign.h>

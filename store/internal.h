@@ -331,7 +331,8 @@ int pool_pg_check(const char *conninfo, char *err, size_t cap);
 
 /* ---- poolstate.c (calls common.c), for publish.c and the drivers ---- */
 
-/* store_serial_hex writes `serial` as upper-case hex without leading zeros (API.md §6). */
+/* store_serial_hex writes `serial` as upper-case hex without leading zeros (README, certprovctl).
+ */
 void store_serial_hex(char out[2 * STORE_SERIAL_LEN + 1], const uint8_t serial[STORE_SERIAL_LEN]);
 
 /* store_err_copy copies the first line of `msg` into `out` (cap bytes), cut to fit and without

@@ -1,6 +1,7 @@
 /* pool_embedded.c: the embedded pool store, the single-box default. One LMDB environment per pool
- * at <dir>/<NAME>/ with one table, `user_certificates`, holding the columns of API.md §8:
- *   issued_at (u64 BE seconds) + seq (u64 BE) -> struct embed_rec + serial + sip_uri + device_id
+ * at <dir>/<NAME>/ with one table, `user_certificates`, holding the columns of README, Home pool
+ * stores: issued_at (u64 BE seconds) + seq (u64 BE) -> struct embed_rec + serial + sip_uri +
+ * device_id
  *                                                + issued_by + DER
  * The key is the certificate's place in the appliance's issue order, not its serial: serials are
  * random (invariant 4), and a table keyed by them takes one random leaf page per certificate,

@@ -1,7 +1,7 @@
 /* pool_pg.c: the PostgreSQL pool store driver (libpq, blocking: it runs on its pool's publisher
- * thread only). On connect it creates the table of API.md §8 when missing, prepares the
- * idempotent INSERT ... ON CONFLICT (serial) DO NOTHING and enters pipeline mode; a batch is then
- * one round trip: every INSERT, one Sync. The statements up to the Sync form one implicit
+ * thread only). On connect it creates the table of README, Home pool stores when missing, prepares
+ * the idempotent INSERT ... ON CONFLICT (serial) DO NOTHING and enters pipeline mode; a batch is
+ * then one round trip: every INSERT, one Sync. The statements up to the Sync form one implicit
  * transaction, so a permanent error in one row rolls the others back: they are reported as not
  * done (-EAGAIN) and go out again in the next round, while the failing row is parked.
  * Bounds: connect_timeout=2 s, statement_timeout=5 s, tcp_user_timeout=10 s on every connection,

@@ -334,9 +334,9 @@ int store_pool_state_get(struct store *st, struct store_pool_state *out, const c
  *
  * Each pool has a driver: "embedded" (an LMDB environment per pool at <embedded_dir>/<NAME>/,
  * table `user_certificates` in issue order, pool_embedded.c) or a libpq connection string
- * (PostgreSQL, the table of API.md §8, created when missing; pipeline mode; connect and statement
- * timeouts). A pool's thread publishes the oldest waiting entries in batches of at most
- * `batch_max`; an entry leaves the outbox only after the pool store acknowledged it
+ * (PostgreSQL, the table of README, Home pool stores, created when missing; pipeline mode; connect
+ * and statement timeouts). A pool's thread publishes the oldest waiting entries in batches of at
+ * most `batch_max`; an entry leaves the outbox only after the pool store acknowledged it
  * (store_outbox_remove_many, synced), so a crash causes at most a replay, which the stores ignore
  * (PostgreSQL: idempotent by serial; embedded: by the certificate's place in the issue order,
  * which never changes: invariant 2). A failed batch is retried after store_backoff_ms of the head

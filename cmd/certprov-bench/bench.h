@@ -1,4 +1,5 @@
-/* certprov-bench: the load generator and ceiling measurement (API.md §6, benchmark issue).
+/* certprov-bench: the load generator and ceiling measurement (README, certprovctl, benchmark
+ * issue).
  *
  * Parts: crypto.c (the CSR pool, cached in a file, and the crypto ceiling), load.c (the epoll
  * client: closed and open loop, HTTP/1.1 keep-alive, latency histogram, errors by status and

@@ -1,4 +1,5 @@
-/* certprov-bench: the load generator and ceiling measurement (API.md §6, the benchmark issue).
+/* certprov-bench: the load generator and ceiling measurement (README, certprovctl, the benchmark
+ * issue).
  *
  * One invocation measures the crypto ceiling on all cores (server idle), then runs every
  * (scenario, concurrency) of its matrix against one server, each run bounded in time, and prints

@@ -7,7 +7,7 @@
 
 #include "service/service.h"
 
-/* Exit codes (API.md §6). */
+/* Exit codes (README, certprovctl). */
 #define CTL_OK 0
 #define CTL_FAIL 1
 #define CTL_USAGE 2

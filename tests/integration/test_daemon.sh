@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # certprovd end to end over real sockets with curl and openssl: EST and CertProv SOAP enrollment
 # for every client key type (by extension and by shared phone number; Basic and UsernameToken),
-# each certificate verified with openssl; the error rows of API.md §1 with status, Code and
+# each certificate verified with openssl; the error rows of README, Errors with status, Code and
 # X-Ms-diagnostics; lockout and unlock; an XML entity bomb; SIGTERM drain; and kill -9 during a
 # burst: every serial a client received is in the store after a restart.
 . "$(dirname "$0")/lib.sh"
