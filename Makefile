@@ -112,7 +112,7 @@ $(BIN)/bench_%: $(OBJ)/bench/bench_%.o $(ALL_MODLIBS) $(BSSL_CRYPTO)
 
 # BoringSSL must exist before our code compiles (its headers), but rebuilding it never forces our
 # objects to recompile: order-only.
-$(OBJ)/%.o: %.c | $(BSSL_CRYPTO)
+$(OBJ)/%.o: %.c | $(BSSL_CRYPTO) pkgcheck
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
@@ -125,6 +125,13 @@ $(OBJ)/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	$(Q)$(CC) -std=c17 -g -O2 -w -fPIE -fstack-protector-strong \
 	    $(filter -fsanitize% -fno-%,$(MODE_CFLAGS)) \
 	    -isystem $(LLHTTP_INC) -MMD -MP -c -o $@ $<
+
+# pkgcheck: the libraries found by pkg-config are installed (order-only, once per make): a plain
+# build without them says what to do instead of failing on a missing header.
+.PHONY: pkgcheck
+pkgcheck:
+	@pkg-config --exists $(PKGS) || { echo "make: missing packages ($(PKGS) via pkg-config):" \
+	    "run 'make deps' as root first" >&2; exit 1; }
 
 # ---- BoringSSL (fetched with apt-get source by `make deps`, built once, cached under $(BSSL_DIR)) ----
 # Fetching may add a deb-src entry to the system's apt sources and run apt-get update, so only
