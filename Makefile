@@ -153,7 +153,7 @@ $(BSSL_STAMP): $(BSSL_DIR)/src/debian/sources.mk
 # beside a plain build under -j, two of them would write the same tree. When one of them is asked
 # for, the top-level make runs its goals one after another; the nested makes still build in
 # parallel (.NOTPARALLEL applies to this make only, not to the makes it starts).
-NESTED_GOALS := test bench debug asan tsan run fuzz
+NESTED_GOALS := test bench debug asan tsan run fuzz fuzz-long
 ifeq ($(MAKELEVEL),0)
 ifneq ($(filter $(NESTED_GOALS),$(MAKECMDGOALS)),)
 .NOTPARALLEL:
@@ -161,7 +161,7 @@ endif
 endif
 
 .PHONY: all deps boringssl progs tests benches run test check-symbols debug asan tsan bench \
-    fuzz format check-format clean distclean install unit integration
+    fuzz fuzz-long format check-format clean distclean install unit integration
 
 all: progs
 progs: $(patsubst %,$(BIN)/%,$(PROGS))
@@ -231,14 +231,21 @@ run: deps
 	$(Q)deploy/run.sh $(BIN)
 
 # ---- fuzzing (clang + libFuzzer) ----
+# make fuzz runs each harness FUZZ_S seconds (20: CI); make fuzz-long FUZZ_S=3600 runs each for an
+# hour (never in CI). The corpus each run grows is kept in build/fuzz/asan/fuzz/corpus-NAME, and a
+# crash leaves its input in build/fuzz/asan/fuzz/ (crash-*), named in the output.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_S ?= 20
 fuzz: deps
 	$(Q)$(MAKE) --no-print-directory CC=clang MODE=asan BUILD=build/fuzz \
-	    EXTRA_CFLAGS=-fsanitize=fuzzer-no-link fuzz-bins
+	    EXTRA_CFLAGS=-fsanitize=fuzzer-no-link FUZZ_S=$(FUZZ_S) fuzz-bins
+fuzz-long: FUZZ_S = 3600
+fuzz-long: fuzz
 fuzz-bins: $(patsubst tests/fuzz/%.c,$(OUTDIR)/fuzz/%,$(FUZZ_SRCS))
 	$(Q)for f in $^; do n=$$(basename $$f); n=$${n#fuzz_}; mkdir -p $(OUTDIR)/fuzz/corpus-$$n; \
-	    echo "== $$f"; $$f -max_total_time=20 -rss_limit_mb=2048 $(OUTDIR)/fuzz/corpus-$$n \
-	    tests/fuzz/corpus/$$n || exit 1; done
+	    echo "== $$f ($(FUZZ_S) s)"; $$f -max_total_time=$(FUZZ_S) -rss_limit_mb=2048 \
+	    -artifact_prefix=$(OUTDIR)/fuzz/ $(OUTDIR)/fuzz/corpus-$$n tests/fuzz/corpus/$$n \
+	    || exit 1; done
 $(OUTDIR)/fuzz/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(ALL_MODLIBS) $(BSSL_CRYPTO)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(ALL_MODLIBS) $(LDLIBS)
