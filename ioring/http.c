@@ -32,6 +32,7 @@ static int reject(struct conn *c, uint16_t status)
     struct ring *r = c->ring;
     const struct ioring_options *o = &r->eng->opts;
     uint8_t hint = 0;
+    bool head = false;
     if (c->cur_slot != SLOT_NONE) {
         struct ioring_request *s = &r->slots[c->cur_slot];
         if (o->on_classify != NULL) {
@@ -40,14 +41,57 @@ static int reject(struct conn *c, uint16_t status)
                                         s->target_len)
                        : o->on_classify(r->eng->ctx, NULL, 0);
         }
+        /* The method is known once the target is. */
+        head = s->target_len > 0 && c->parser.method == HTTP_HEAD;
         slot_put(r, &r->slots[c->cur_slot]);
         c->cur_slot = SLOT_NONE;
     }
     c->stop_parsing = true;
     c->in_message = false;
+    c->want_continue = false;
     c->deadline_kind = DEADLINE_NONE;
-    conn_pipe_push(c, SLOT_NONE, status, true, hint);
+    conn_pipe_push(c, SLOT_NONE, status, true, hint)->head = head;
     return HPE_PAUSED;
+}
+
+/* refuse_400 rejects a malformed request (RFC 9112 §2.2). */
+static int refuse_400(struct conn *c)
+{
+    atomic_fetch_add_explicit(&c->ring->stats.responses_400, 1, memory_order_relaxed);
+    return reject(c, 400);
+}
+
+/* token_valid is true for a non-empty RFC 9110 §5.6.2 token: the only field names we accept.
+ * llhttp 8.1 (without LLHTTP_STRICT_MODE) takes spaces inside a name, whitespace before the
+ * colon and an empty name, which another parser in front of us may read differently. */
+static bool token_valid(const uint8_t *p, size_t len)
+{
+    static const char punct[] = "!#$%&'*+-.^_`|~";
+    for (size_t i = 0; i < len; i++) {
+        uint8_t b = p[i];
+        bool alnum = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z');
+        if (!alnum && (b == '\0' || memchr(punct, b, sizeof(punct) - 1) == NULL)) {
+            return false;
+        }
+    }
+    return len > 0;
+}
+
+/* folded scans bytes of a request line and header section for a line that starts with a space
+ * or a tab: obsolete line folding (RFC 9112 §5.2) or whitespace after the start line (§2.2).
+ * llhttp 8.1 joins folded lines into one value, in every mode; we refuse them with 400. The
+ * line state carries over between reads. */
+static bool folded(struct conn *c, const uint8_t *p, size_t len)
+{
+    bool line_start = c->line_start;
+    for (size_t i = 0; i < len; i++) {
+        if (line_start && (p[i] == ' ' || p[i] == '\t')) {
+            return true;
+        }
+        line_start = p[i] == '\n';
+    }
+    c->line_start = line_start;
+    return false;
 }
 
 /* append copies `len` bytes into the slot's arena. Returns false (caller rejects) if the
@@ -137,11 +181,14 @@ static int on_header_field_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
     struct ioring_request *s = cur_slot(c);
-    struct header_ref *h = &s->headers[s->num_headers];
-    if (!s->field_open) { /* empty name: llhttp rejects those, keep the arena consistent */
-        h->name_off = s->req_len;
+    if (!s->field_open) { /* an empty name (llhttp 8.1 takes ": value") */
+        return refuse_400(c);
     }
+    struct header_ref *h = &s->headers[s->num_headers];
     h->name_len = s->req_len - h->name_off;
+    if (!token_valid(s->req + h->name_off, h->name_len)) {
+        return refuse_400(c);
+    }
     terminate(s);
     s->field_open = false;
     h->value_off = s->req_len;
@@ -188,16 +235,17 @@ static int on_headers_complete(llhttp_t *p)
         return reject(c, 413);
     }
     s->method = llhttp_method_name((llhttp_method_t)p->method);
-    s->keep_alive = llhttp_should_keep_alive(p) != 0;
+    s->head = p->method == HTTP_HEAD;
+    /* We speak no other protocol: an Upgrade (RFC 9110 §7.8) or a CONNECT (§9.3.6) gets the
+     * handler's one answer and the connection closes; what follows is not HTTP we can read. */
+    s->keep_alive = llhttp_should_keep_alive(p) != 0 && p->upgrade == 0;
     s->body_off = s->req_len;
     c->deadline_kind = DEADLINE_BODY;
     c->deadline_ns = clock_mono_ns() + (uint64_t)r->eng->opts.body_timeout_ms * 1000000u;
-    /* RFC 9110 §10.1.1: 100 Continue, queued in order behind earlier responses. */
-    if (has_body && p->http_minor >= 1 && header_is(s, "expect", "100-continue")) {
-        conn_pipe_push(c, SLOT_NONE, 100, false, 0);
-        conn_pump(c);
-    }
-    return 0;
+    /* RFC 9110 §10.1.1: 100 Continue, once http_input checked the header section. */
+    c->want_continue = has_body && p->http_minor >= 1 && header_is(s, "expect", "100-continue");
+    c->pause = PAUSE_HEAD_END;
+    return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -230,9 +278,9 @@ static int on_message_complete(llhttp_t *p)
     r->eng->handler(r->eng->ctx, s);
     if (close) {
         c->stop_parsing = true;
-        return HPE_PAUSED;
     }
-    return 0;
+    c->pause = PAUSE_MESSAGE_END;
+    return HPE_PAUSED;
 }
 
 void http_settings_init(llhttp_settings_t *st)
@@ -250,21 +298,69 @@ void http_settings_init(llhttp_settings_t *st)
     st->on_message_complete = on_message_complete;
 }
 
+/* head_checked applies the pause of the last llhttp_execute after its `used` bytes: the header
+ * section that ended must hold no folded line; a new one starts after a message. Returns false
+ * if the request was refused. */
+static bool head_checked(struct conn *c, const uint8_t *data, size_t used)
+{
+    if (c->in_head && folded(c, data, used)) {
+        (void)refuse_400(c);
+        return false;
+    }
+    if (c->pause == PAUSE_HEAD_END) {
+        c->in_head = false;
+        if (c->want_continue) { /* queued in order behind earlier responses */
+            c->want_continue = false;
+            conn_pipe_push(c, SLOT_NONE, 100, false, 0);
+            conn_pump(c);
+        }
+    } else if (c->pause == PAUSE_MESSAGE_END) {
+        c->in_head = true;
+        c->line_start = true;
+    }
+    c->pause = PAUSE_NONE;
+    return true;
+}
+
 /* http_input feeds plaintext to the parser. Returns 0; protocol errors queue a 400 and stop
- * reading (the connection closes once earlier responses are out). */
+ * reading (the connection closes once earlier responses are out). llhttp pauses at the end of
+ * each header section and each message, so that the bytes of a header section are known. */
 int http_input(struct conn *c, const uint8_t *data, size_t len)
 {
     ASSERT(c->state == CONN_OPEN);
-    if (c->stop_parsing || len == 0) {
-        return 0;
+    /* Bounded: every pass consumes bytes, or ends a message right after its header section.
+     * After a pause llhttp runs once more even without bytes: a message without a body
+     * completes only then. */
+    bool paused = false;
+    while ((len > 0 || paused) && !c->stop_parsing) {
+        ASSERT(c->pause == PAUSE_NONE);
+        paused = false;
+        llhttp_errno_t err = llhttp_execute(&c->parser, (const char *)data, len);
+        size_t used = len;
+        if (c->stop_parsing) {
+            c->pause = PAUSE_NONE;
+            return 0; /* a callback queued the last answer (refusal or Connection: close) */
+        }
+        if (err == HPE_PAUSED) {
+            const uint8_t *pos = (const uint8_t *)llhttp_get_error_pos(&c->parser);
+            ASSERT(pos >= data);
+            ASSERT(pos <= data + len);
+            ASSERT(c->pause != PAUSE_NONE);
+            used = (size_t)(pos - data);
+            ASSERT(used > 0 || c->pause == PAUSE_MESSAGE_END);
+            llhttp_resume(&c->parser);
+            paused = true;
+        } else if (err != HPE_OK) {
+            /* Malformed (RFC 9112 §2.2): answer 400 and close. */
+            (void)refuse_400(c);
+            return 0;
+        }
+        if (!head_checked(c, data, used)) {
+            return 0;
+        }
+        data += used;
+        len -= used;
     }
-    llhttp_errno_t err = llhttp_execute(&c->parser, (const char *)data, len);
-    if (err == HPE_OK || (err == HPE_PAUSED && c->stop_parsing)) {
-        return 0;
-    }
-    /* Malformed (RFC 9112 §2.2), or an Upgrade we do not speak: answer 400 and close. */
-    atomic_fetch_add_explicit(&c->ring->stats.responses_400, 1, memory_order_relaxed);
-    (void)reject(c, 400);
     return 0;
 }
 
@@ -287,10 +383,11 @@ static int format_response(struct ioring_request *s, int status, const char *con
     if (n < 0 || (size_t)n >= cap || (!no_body && body_len > cap - (size_t)n)) {
         return -E2BIG;
     }
-    if (!no_body && body_len > 0) {
+    /* RFC 9110 §9.3.2: the answer to HEAD is the GET answer's header section alone. */
+    if (!no_body && !s->head && body_len > 0) {
         memcpy(s->resp + n, body, body_len);
     }
-    s->resp_len = (size_t)n + (no_body ? 0 : body_len);
+    s->resp_len = (size_t)n + (no_body || s->head ? 0 : body_len);
     return 0;
 }
 

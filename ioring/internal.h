@@ -60,6 +60,7 @@ struct ioring_request {
     enum slot_state state;
     bool orphaned;   /* its connection is gone: free on completion */
     bool keep_alive; /* request allows keep-alive */
+    bool head;       /* a HEAD request: its answer carries no body (RFC 9110 §9.3.2) */
     uint32_t conn_index;
     uint32_t conn_gen;
     uint64_t id;
@@ -82,6 +83,7 @@ struct pipe_entry {
     uint32_t slot;   /* request slot, or SLOT_NONE for an engine response */
     uint16_t status; /* engine response status (when slot == SLOT_NONE) */
     bool close;      /* close the connection after this response */
+    bool head;       /* an engine response to a HEAD request: headers only */
     uint8_t hint;    /* the application's classification of a refused request */
 };
 
@@ -113,7 +115,11 @@ struct conn {
     bool send_busy;
     bool stop_parsing; /* no more requests are read (error, close or drain) */
     bool peer_eof;
-    bool in_message; /* parser is between message begin and complete */
+    bool in_message;    /* parser is between message begin and complete */
+    bool in_head;       /* bytes fed now belong to a request line and header section */
+    bool line_start;    /* the next header-section byte starts a line */
+    bool want_continue; /* send 100 Continue once the header section passed its checks */
+    uint8_t pause;      /* why llhttp paused in a callback (enum http_pause) */
     enum deadline_kind deadline_kind;
     uint64_t deadline_ns;
     uint32_t cur_slot;
@@ -200,8 +206,10 @@ struct ioring_engine {
 void *ring_main(void *arg);
 /* ring_wake makes ring `r` look at its completed requests (no-op on its own thread). */
 void ring_wake(struct ring *r);
-/* conn_pipe_push queues the answer of `slot` (or a canned `status` when slot is SLOT_NONE). */
-void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close, uint8_t hint);
+/* conn_pipe_push queues the answer of `slot` (or a canned `status` when slot is SLOT_NONE) and
+ * returns its entry (valid until the next push or send completion). */
+struct pipe_entry *conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close,
+                                  uint8_t hint);
 /* conn_pump sends the oldest queued answer when it is ready (answers leave in request order). */
 void conn_pump(struct conn *c);
 /* slot_put gives a request slot back to its ring's free list. */
@@ -210,6 +218,13 @@ void slot_put(struct ring *r, struct ioring_request *s);
 struct ioring_request *slot_take(struct ring *r);
 
 /* http.c */
+/* enum http_pause says why a callback paused llhttp: http_input then checks the bytes of the
+ * header section that just ended (PAUSE_HEAD_END) or starts a new one (PAUSE_MESSAGE_END). */
+enum http_pause {
+    PAUSE_NONE = 0,
+    PAUSE_HEAD_END,
+    PAUSE_MESSAGE_END,
+};
 /* http_settings_init fills the llhttp callbacks that parse requests into slots. */
 void http_settings_init(llhttp_settings_t *s);
 /* http_input feeds plaintext bytes of connection `c` to its parser. Returns 0. */

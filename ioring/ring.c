@@ -72,6 +72,7 @@ void slot_put(struct ring *r, struct ioring_request *s)
     ASSERT(r->slot_free_len < r->eng->opts.max_inflight);
     s->state = SLOT_FREE;
     s->orphaned = false;
+    s->head = false;
     s->req_len = 0;
     s->content_len = 0;
     s->num_headers = 0;
@@ -203,7 +204,8 @@ static void conn_linger(struct conn *c)
     set_deadline(c, DEADLINE_LINGER, LINGER_MS);
 }
 
-void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close, uint8_t hint)
+struct pipe_entry *conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close,
+                                  uint8_t hint)
 {
     ASSERT(c->pipe_count < IORING_PIPELINE_MAX);
     ASSERT(slot != SLOT_NONE || status != 0);
@@ -211,8 +213,33 @@ void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close, 
     e->slot = slot;
     e->status = status;
     e->close = close;
+    e->head = false;
     e->hint = hint;
     c->pipe_count++;
+    return e;
+}
+
+/* canned_len formats the engine's answer of `e` into c->canned; an answer to HEAD keeps only
+ * its status line and headers (RFC 9110 §9.3.2: Content-Length stays what GET would get). */
+static size_t canned_len(struct conn *c, const struct pipe_entry *e)
+{
+    struct ring *r = c->ring;
+    const struct ioring_options *o = &r->eng->opts;
+    size_t len = e->status != 100 && o->on_canned != NULL
+                     ? o->on_canned(r->eng->ctx, c->canned, sizeof(c->canned), e->status, e->hint,
+                                    e->close, o->retry_after_s)
+                     : 0;
+    ASSERT(len <= sizeof(c->canned));
+    if (len == 0) {
+        len =
+            http_canned_format(c->canned, sizeof(c->canned), e->status, e->close, o->retry_after_s);
+    }
+    if (e->head) {
+        const char *end = memmem(c->canned, len, "\r\n\r\n", 4);
+        ASSERT(end != NULL);
+        len = (size_t)(end - c->canned) + 4;
+    }
+    return len;
 }
 
 static void send_submit(struct conn *c)
@@ -247,16 +274,7 @@ void conn_pump(struct conn *c)
         plain = s->resp;
         len = s->resp_len;
     } else {
-        const struct ioring_options *o = &r->eng->opts;
-        len = e->status != 100 && o->on_canned != NULL
-                  ? o->on_canned(r->eng->ctx, c->canned, sizeof(c->canned), e->status, e->hint,
-                                 e->close, o->retry_after_s)
-                  : 0;
-        ASSERT(len <= sizeof(c->canned));
-        if (len == 0) {
-            len = http_canned_format(c->canned, sizeof(c->canned), e->status, e->close,
-                                     o->retry_after_s);
-        }
+        len = canned_len(c, e);
         plain = (const uint8_t *)c->canned;
     }
     if (c->tp->output(c, plain, len, &c->send_ptr, &c->send_len) != 0) {
@@ -279,6 +297,10 @@ static void conn_open(struct ring *r, int fd)
     c->stop_parsing = false;
     c->peer_eof = false;
     c->in_message = false;
+    c->in_head = true;
+    c->line_start = true;
+    c->want_continue = false;
+    c->pause = PAUSE_NONE;
     c->cur_slot = SLOT_NONE;
     c->pipe_head = 0;
     c->pipe_count = 0;
@@ -535,10 +557,10 @@ static void drain_begin(struct ring *r)
         }
         c->stop_parsing = true;
         c->deadline_kind = DEADLINE_NONE;
+        c->in_message = false;
         if (c->cur_slot != SLOT_NONE) {
             slot_put(r, &r->slots[c->cur_slot]);
             c->cur_slot = SLOT_NONE;
-            c->in_message = false;
         }
     }
 }

@@ -1,0 +1,189 @@
+/* The hardening issue's engine items: HEAD answers without a body (RFC 9110 §9.3.2), one answer
+ * to an Upgrade or CONNECT request, strict header syntax against request smuggling (RFC 9112
+ * §5.1, §5.2), partial requests that hold no request slot, per-client shares, and the addresses
+ * a PROXY header is accepted from. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "helpers.h"
+
+static struct client cl;
+static struct response rsp;
+static char raw[1 << 16];
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void start_default(void)
+{
+    struct ioring_options o;
+    th_options(&o);
+    th_start(&o);
+}
+
+/* read_all reads what the server sends until it closes (or the client's timeout); NUL-terminated.
+ */
+static size_t read_all(struct client *c)
+{
+    size_t n = client_read_raw(c, raw, sizeof(raw) - 1);
+    raw[n] = '\0';
+    return n;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
+TestSuite(ioring_hardening, .init = start_default, .fini = th_stop, .timeout = 30);
+
+/* ---- item 12: HEAD ---- */
+
+Test(ioring_hardening, head_answer_has_headers_only)
+{
+    client_open(&cl, 2000);
+    /* The 404 of /missing has the 4-byte body "nope": HEAD says so and sends none of it. */
+    client_send_str(&cl,
+                    "HEAD /missing HTTP/1.1\r\nHost: x\r\n\r\n"
+                    "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Test: after\r\nConnection: close\r\n\r\n");
+    size_t n = read_all(&cl);
+    cr_assert_gt(n, 0);
+    const char *end = strstr(raw, "\r\n\r\n");
+    cr_assert_not_null(end);
+    cr_assert_eq(strncmp(raw, "HTTP/1.1 404 ", 13), 0, "%s", raw);
+    cr_assert_not_null(strcasestr(raw, "\r\nContent-Length: 4\r\n"), "%s", raw);
+    cr_assert_eq(strncmp(end + 4, "HTTP/1.1 200 ", 13), 0, "after the HEAD answer: %s", end + 4);
+    cr_assert_eq(count_of(raw, "HTTP/1.1 "), 2);
+    cr_assert_str_eq(raw + n - 5, "after");
+    client_close(&cl);
+}
+
+Test(ioring_hardening, head_answer_of_the_engine_has_headers_only)
+{
+    client_open(&cl, 2000);
+    client_send_str(&cl, "HEAD /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    size_t n = read_all(&cl);
+    cr_assert_eq(strncmp(raw, "HTTP/1.1 413 ", 13), 0, "%s", raw);
+    const char *end = strstr(raw, "\r\n\r\n");
+    cr_assert_not_null(end);
+    cr_assert_eq((size_t)(end + 4 - raw), n, "a body follows: %s", end + 4);
+    client_close(&cl);
+}
+
+/* ---- item 13: Upgrade and CONNECT get exactly one answer ---- */
+
+static void one_answer_then_close(const char *req, int status)
+{
+    client_open(&cl, 2000);
+    client_send_str(&cl, req);
+    read_all(&cl);
+    char want[32];
+    (void)snprintf(want, sizeof(want), "HTTP/1.1 %d ", status);
+    cr_assert_eq(strncmp(raw, want, strlen(want)), 0, "%s", raw);
+    cr_assert_eq(count_of(raw, "HTTP/1.1 "), 1, "more than one answer: %s", raw);
+    cr_assert_not_null(strcasestr(raw, "\r\nConnection: close\r\n"), "%s", raw);
+    client_close(&cl);
+}
+
+Test(ioring_hardening, upgrade_gets_one_answer)
+{
+    one_answer_then_close("GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                          "Upgrade: websocket\r\n\r\n",
+                          200);
+    one_answer_then_close("POST /echo HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\n"
+                          "Upgrade: h2c\r\nContent-Length: 3\r\n\r\nabcGET /echo HTTP/1.1\r\n\r\n",
+                          200);
+    cr_assert_eq(atomic_load(&th.handled), 2);
+}
+
+Test(ioring_hardening, connect_gets_one_answer)
+{
+    one_answer_then_close("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+                          "\x16\x03\x01\x02\x00\x01",
+                          404);
+    cr_assert_eq(atomic_load(&th.handled), 1);
+}
+
+/* ---- item 14: strict header syntax ---- */
+
+static void refused_400(const char *req)
+{
+    client_open(&cl, 2000);
+    client_send_str(&cl, req);
+    read_all(&cl);
+    cr_assert_eq(strncmp(raw, "HTTP/1.1 400 ", 13), 0, "%s -> %s", req, raw);
+    cr_assert_eq(count_of(raw, "HTTP/1.1 "), 1, "%s", raw);
+    cr_assert_not_null(strcasestr(raw, "\r\nConnection: close\r\n"), "%s", raw);
+    client_close(&cl);
+}
+
+Test(ioring_hardening, obsolete_line_folding_is_refused)
+{
+    refused_400("GET /echo HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n");
+    refused_400("GET /echo HTTP/1.1\r\nHost: x\r\nX-A: one\r\n\ttwo\r\n\r\n");
+    refused_400("GET /echo HTTP/1.1\r\nHost: x\r\nX-A:\r\n two\r\n\r\n");
+    refused_400("GET /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n");
+    refused_400("GET /echo HTTP/1.1\r\n Host: x\r\n\r\n"); /* whitespace after the start line */
+    /* folded across two reads */
+    client_open(&cl, 2000);
+    client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: one\r\n");
+    sleep_ms(50);
+    client_send_str(&cl, " two\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 400);
+    client_close(&cl);
+    cr_assert_eq(atomic_load(&th.handled), 0);
+}
+
+Test(ioring_hardening, bad_header_names_are_refused)
+{
+    refused_400("GET /echo HTTP/1.1\r\nHost: x\r\n: empty\r\n\r\n");
+    refused_400("GET /echo HTTP/1.1\r\nHost: x\r\nFoo Bar: x\r\n\r\n");
+    refused_400("GET /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nabcde");
+    refused_400("GET /echo HTTP/1.1\r\nHost: x\r\nX\"y: x\r\n\r\n");
+    cr_assert_eq(atomic_load(&th.handled), 0);
+}
+
+Test(ioring_hardening, strictness_keeps_valid_requests)
+{
+    client_open(&cl, 2000);
+    /* a value split across reads at a space, whitespace inside a value, a body with "\r\n " */
+    client_send_str(&cl, "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Test: the");
+    sleep_ms(50);
+    client_send_str(&cl, " value\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    cr_assert_str_eq(rsp.body, "the value");
+    client_send_str(&cl, "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Test: a \t b\r\n\r\n"
+                         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab\r\n c"
+                         "GET /hdr HTTP/1.1\r\nX-Test: last\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_str_eq(rsp.body, "a \t b");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_str_eq(rsp.body, "ab\r\n c");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_str_eq(rsp.body, "last");
+    /* a fold in the request after a body is still refused */
+    client_send_str(&cl, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nab\n"
+                         "GET /hdr HTTP/1.1\r\nX-Test: a\r\n b\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_str_eq(rsp.body, "ab\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 400);
+    cr_assert(client_eof(&cl));
+    client_close(&cl);
+}
