@@ -58,6 +58,13 @@ static int options_fill(struct ioring_engine *eng, const struct ioring_options *
         return -EINVAL;
     }
     o->listen = eng->listen;
+    /* Parsed whether or not proxy_protocol is on: a bad list is an error either way. */
+    int rc = cidr_list_parse(eng->proxy_from, &eng->num_proxy_from,
+                             in->proxy_from != NULL ? in->proxy_from : IORING_PROXY_FROM_DEFAULT);
+    if (rc != 0) {
+        return -EINVAL;
+    }
+    o->proxy_from = NULL; /* the caller's string need not outlive ioring_engine_new */
     uint32_t workers = in->workers;
     if (workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -27,6 +27,13 @@
 struct conn;
 struct ring;
 
+/* struct cidr is one block of proxy_from: IPv4 as an IPv4-mapped IPv6 address (bits + 96), so
+ * that peers of an IPv6 listener that arrive over IPv4 match IPv4 blocks. */
+struct cidr {
+    uint8_t addr[16]; /* host bits cleared */
+    uint8_t bits;     /* 0..128 */
+};
+
 /* struct transport_ops is the layer between the socket and the HTTP parser. */
 struct transport_ops {
     const char *name;
@@ -191,6 +198,8 @@ struct ioring_engine {
     atomic_bool stopping;
     atomic_uint_fast64_t stop_deadline_ns;
     bool stopped;
+    struct cidr proxy_from[IORING_PROXY_FROM_MAX];
+    uint32_t num_proxy_from;
     llhttp_settings_t settings;
     pthread_mutex_t init_mu;
     pthread_cond_t init_cv;
@@ -229,6 +238,15 @@ enum http_pause {
 void http_settings_init(llhttp_settings_t *s);
 /* http_input feeds plaintext bytes of connection `c` to its parser. Returns 0. */
 int http_input(struct conn *c, const uint8_t *data, size_t len);
+
+/* proxy.c */
+/* cidr_list_parse parses `list` (ioring_cidr_list_check) into out[IORING_PROXY_FROM_MAX]. */
+int cidr_list_parse(struct cidr *out, uint32_t *out_num, const char *list);
+/* addr_v6 writes the address of `a` as 16 bytes (IPv4 mapped); all zero for another family. */
+void addr_v6(uint8_t out[16], const struct sockaddr_storage *a, socklen_t len);
+/* cidr_match is true if the address of `a` lies in one of the `num` blocks of `list`. */
+bool cidr_match(const struct cidr *list, uint32_t num, const struct sockaddr_storage *a,
+                socklen_t len);
 
 /* canned.c */
 /* http_canned_format writes the engine's plain answer of `status` into `out`; returns its length.

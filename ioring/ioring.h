@@ -26,10 +26,12 @@ struct ioring_request;
 
 /* Hard limits of the engine (not configurable: they size fixed arrays). */
 #define IORING_WORKERS_MAX 64
-#define IORING_HEADERS_MAX 64   /* headers per request; more is answered 431 */
-#define IORING_PIPELINE_MAX 16  /* requests queued per connection; more is answered 503 */
-#define IORING_LISTEN_MAX 128   /* length of the "host:port" option */
-#define IORING_ADDR_TEXT_MAX 64 /* "[v6addr]:port" and NUL */
+#define IORING_HEADERS_MAX 64    /* headers per request; more is answered 431 */
+#define IORING_PIPELINE_MAX 16   /* requests queued per connection; more is answered 503 */
+#define IORING_LISTEN_MAX 128    /* length of the "host:port" option */
+#define IORING_ADDR_TEXT_MAX 64  /* "[v6addr]:port" and NUL */
+#define IORING_PROXY_FROM_MAX 32 /* CIDR blocks in proxy_from */
+#define IORING_PROXY_FROM_DEFAULT "127.0.0.0/8, ::1/128"
 
 /* ioring_handler_fn receives one complete request on the ring thread `ring_index`. The handler
  * owns `req` until it calls ioring_request_respond exactly once, now or later, from any thread.
@@ -56,19 +58,21 @@ typedef void (*ioring_turn_end_fn)(void *ctx, uint32_t ring_index);
 /* struct ioring_options configures an engine. ioring_options_default fills the defaults; a zero
  * in a field given to ioring_engine_new means "default" as well. */
 struct ioring_options {
-    const char *listen;             /* "host:port", IPv4 or [IPv6]; port 0 picks one */
-    uint32_t workers;               /* ring threads; 0 = one per online core */
-    uint32_t max_connections;       /* whole engine, split evenly between rings */
-    uint32_t max_request_bytes;     /* target + headers + body of one request */
-    uint32_t max_response_bytes;    /* status line + headers + body of one response */
-    uint32_t max_inflight;          /* per ring: requests with the handler at once */
-    uint32_t header_timeout_ms;     /* first byte of a request to the end of its headers */
-    uint32_t body_timeout_ms;       /* end of headers to the end of the body */
-    uint32_t idle_timeout_ms;       /* keep-alive connection with nothing to do */
-    uint32_t retry_after_s;         /* Retry-After of a 503 */
-    uint32_t recv_buffers;          /* provided buffers per ring, rounded up to a power of two */
-    uint32_t recv_buffer_bytes;     /* size of each provided buffer */
-    bool proxy_protocol;            /* expect a PROXY protocol v2 header on every connection */
+    const char *listen;          /* "host:port", IPv4 or [IPv6]; port 0 picks one */
+    uint32_t workers;            /* ring threads; 0 = one per online core */
+    uint32_t max_connections;    /* whole engine, split evenly between rings */
+    uint32_t max_request_bytes;  /* target + headers + body of one request */
+    uint32_t max_response_bytes; /* status line + headers + body of one response */
+    uint32_t max_inflight;       /* per ring: requests with the handler at once */
+    uint32_t header_timeout_ms;  /* first byte of a request to the end of its headers */
+    uint32_t body_timeout_ms;    /* end of headers to the end of the body */
+    uint32_t idle_timeout_ms;    /* keep-alive connection with nothing to do */
+    uint32_t retry_after_s;      /* Retry-After of a 503 */
+    uint32_t recv_buffers;       /* provided buffers per ring, rounded up to a power of two */
+    uint32_t recv_buffer_bytes;  /* size of each provided buffer */
+    bool proxy_protocol;         /* expect a PROXY protocol v2 header on every connection */
+    const char *proxy_from; /* with proxy_protocol: the peers (CIDR list, ioring_cidr_list_check)
+                               allowed to send it, others are closed; NULL = loopback */
     ioring_turn_end_fn on_turn_end; /* may be NULL; called with the handler's ctx */
     ioring_classify_fn on_classify; /* may be NULL (hint 0); called with the handler's ctx */
     ioring_canned_fn on_canned;     /* may be NULL (plain-text refusals) */
@@ -169,6 +173,13 @@ int ioring_request_respond(struct ioring_request *req, int status, const char *c
 
 /* ioring_status_reason returns the reason phrase of an HTTP status ("OK", ...), "" if unknown. */
 const char *ioring_status_reason(int status);
+
+/* ioring_cidr_list_check checks a list of CIDR blocks as proxy_from takes it: comma-separated,
+ * spaces around items allowed, each an IPv4 or IPv6 address with an optional "/prefix-length"
+ * (without it, the one address; host bits under the prefix are ignored). Returns 0, -EINVAL if
+ * the list is empty or an item is malformed, or -E2BIG for more than IORING_PROXY_FROM_MAX
+ * items. Thread-safe. */
+int ioring_cidr_list_check(const char *list);
 
 /* ioring_proxy_v2_parse parses a PROXY protocol v2 header at the start of `data` (exposed for
  * tests and fuzzing). Returns 0 with the header's total length in *out_len and the source

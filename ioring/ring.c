@@ -284,7 +284,8 @@ void conn_pump(struct conn *c)
     send_submit(c);
 }
 
-static void conn_open(struct ring *r, int fd)
+static void conn_open(struct ring *r, int fd, const struct sockaddr_storage *peer,
+                      socklen_t peer_len)
 {
     ASSERT(r->conn_free_len > 0);
     struct conn *c = &r->conns[r->conn_free[--r->conn_free_len]];
@@ -305,11 +306,8 @@ static void conn_open(struct ring *r, int fd)
     c->pipe_head = 0;
     c->pipe_count = 0;
     c->proxy_len = 0;
-    c->peer_len = sizeof(c->peer);
-    if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) == -1) {
-        c->peer_len = 0;
-        memset(&c->peer, 0, sizeof(c->peer));
-    }
+    c->peer = *peer;
+    c->peer_len = peer_len;
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     llhttp_init(&c->parser, HTTP_REQUEST, &r->eng->settings);
@@ -321,17 +319,34 @@ static void conn_open(struct ring *r, int fd)
     recv_arm(c);
 }
 
+/* peer_admitted is false for a connection the engine refuses at once: with proxy_protocol, a
+ * peer outside proxy_from (its header would choose the client address). */
+static bool peer_admitted(struct ring *r, const struct sockaddr_storage *peer, socklen_t peer_len)
+{
+    const struct ioring_engine *eng = r->eng;
+    return !eng->opts.proxy_protocol ||
+           cidr_match(eng->proxy_from, eng->num_proxy_from, peer, peer_len);
+}
+
 static void on_accept(struct ring *r, int res, uint32_t flags)
 {
     if ((flags & IORING_CQE_F_MORE) == 0) {
         r->accept_armed = false;
     }
     if (res >= 0) {
-        if (r->draining || r->conn_free_len == 0) {
-            (void)close(res); /* raced with the pause: refuse */
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        if (getpeername(res, (struct sockaddr *)&peer, &peer_len) == -1) {
+            peer_len = 0;
+            memset(&peer, 0, sizeof(peer));
+        }
+        if (r->draining || r->conn_free_len == 0 || !peer_admitted(r, &peer, peer_len)) {
+            /* Raced with the pause, or not admitted: refuse (counted before the client can
+             * see the close). */
             atomic_fetch_add_explicit(&r->stats.connections_refused, 1, memory_order_relaxed);
+            (void)close(res);
         } else {
-            conn_open(r, res);
+            conn_open(r, res, &peer, peer_len);
         }
         if (r->conn_free_len == 0 && !r->accept_paused) {
             r->accept_paused = true; /* stop accepting at the limit */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "ioring/ioring.h"
 #include "service/service.h"
 
 /* err_set writes a message that may be cut at SERVICE_CONFIG_ERR_MAX: it still names the file
@@ -44,6 +45,7 @@ void service_config_defaults(struct service_config *out)
     out->header_timeout_s = 10;
     out->body_timeout_s = 30;
     out->idle_timeout_s = 60;
+    (void)base_str_copy(out->proxy_from, sizeof(out->proxy_from), IORING_PROXY_FROM_DEFAULT);
     (void)base_str_copy(out->ca_backend, sizeof(out->ca_backend), "soft");
     (void)base_str_copy(out->store_path, sizeof(out->store_path), "var/lib/certprov");
     out->map_size = 4ull << 30;
@@ -159,6 +161,18 @@ static int section_server(struct config_ctx *ctx, const char *k, const char *v)
         return set_u32(ctx, &c->idle_timeout_s, "[server] idle_timeout_s", v, 1, 86400);
     } else if (strcmp(k, "proxy_protocol") == 0) {
         return set_bool(ctx, &c->proxy_protocol, "[server] proxy_protocol", v);
+    } else if (strcmp(k, "proxy_from") == 0) {
+        int rc = ioring_cidr_list_check(v);
+        if (rc == -E2BIG) {
+            return config_fail(ctx, "[server] proxy_from has more than %d blocks",
+                               IORING_PROXY_FROM_MAX);
+        } else if (rc != 0) {
+            return config_fail(ctx,
+                               "[server] proxy_from must be comma-separated IPv4 or IPv6 "
+                               "addresses or CIDR blocks (e.g. 10.0.0.0/8, ::1/128), not '%s'",
+                               v);
+        }
+        return set_str(ctx, c->proxy_from, sizeof(c->proxy_from), "[server] proxy_from", v);
     } else if (strcmp(k, "device_trust") == 0) {
         return set_str(ctx, c->device_trust, sizeof(c->device_trust), "[server] device_trust", v);
     }

@@ -33,6 +33,7 @@
 #define SERVICE_CONFIG_ERR_MAX 256
 #define SERVICE_NAME_MAX 253
 #define SERVICE_PATH_MAX 1024
+#define SERVICE_PROXY_FROM_MAX 1024 /* bytes of [server] proxy_from */
 
 struct service_pool_config {
     char name[STORE_POOL_MAX + 1];
@@ -53,6 +54,7 @@ struct service_config {
     uint32_t body_timeout_s;   /* end of headers to end of body */
     uint32_t idle_timeout_s;   /* idle keep-alive connection */
     bool proxy_protocol;
+    char proxy_from[SERVICE_PROXY_FROM_MAX]; /* CIDR list: the peers a PROXY header is read from */
     char device_trust[SERVICE_PATH_MAX];
     char ca_backend[16]; /* "soft" or "pkcs11" */
     char ca_key[SERVICE_PATH_MAX];

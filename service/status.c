@@ -150,15 +150,18 @@ static const char *pool_state_name(const struct store_pool_stats *ps, bool have)
     return ps->state.up ? "up" : "down";
 }
 
+/* put_pool_json names the pool and its state for anyone who asks /readyz: never the pool
+ * store's connection string or its last error, whose text names hosts and sockets. Those are
+ * for the operator: the log line of the outage and `certprovctl pool status`. */
 static void put_pool_json(struct text *t, const char *name, const struct store_pool_stats *ps,
                           bool have, int64_t now_ms, bool first)
 {
     double age = ps->oldest_ms == 0 ? 0 : (double)(now_ms - ps->oldest_ms) / 1000.0;
     put(t,
         "%s\"%s\":{\"state\":\"%s\",\"outbox_depth\":%llu,\"oldest_age_s\":%.3f,"
-        "\"since_s\":%lld,\"last_error\":\"%s\"}",
+        "\"since_s\":%lld}",
         first ? "" : ",", name, pool_state_name(ps, have), (unsigned long long)ps->depth, age,
-        (long long)(ps->state.since_ms / 1000), ps->state.last_error);
+        (long long)(ps->state.since_ms / 1000));
 }
 
 static void put_pool_metrics(struct text *t, const char *name, const struct store_pool_stats *ps,

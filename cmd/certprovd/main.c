@@ -229,6 +229,7 @@ static int serve(struct daemon *d, const sigset_t *set)
     io.body_timeout_ms = d->cfg.body_timeout_s * 1000;
     io.idle_timeout_ms = d->cfg.idle_timeout_s * 1000;
     io.proxy_protocol = d->cfg.proxy_protocol;
+    io.proxy_from = d->cfg.proxy_from;
     io.on_turn_end = service_turn_end;
     io.on_classify = service_classify;
     io.on_canned = service_canned;

@@ -2,7 +2,8 @@
 # certprovd against the attacks of the hardening issue, over real sockets: HEAD answers carry no
 # body (a keep-alive client stays in step), an Upgrade or CONNECT gets exactly one answer, folded
 # lines and bad header names are refused with 400 (no smuggling past a front end that parses
-# differently).
+# differently), /readyz names a pool and its state but not its host, and with proxy_protocol
+# only the peers of proxy_from may send a PROXY header (the others are closed and counted).
 . "$(dirname "$0")/lib.sh"
 CTL="$BIN/certprovctl"
 D="$BIN/certprovd"
@@ -17,6 +18,8 @@ path = store
 map_size = 64MiB
 [pool.pool1]
 store = embedded
+[pool.pgx]
+store = postgresql://certprov@%2Fnonexistent%2Fsecret-db/certprov?connect_timeout=1
 INI
 C=(-c "$T/certprov.ini")
 "$CTL" "${C[@]}" ca init >/dev/null || { bad "ca init"; finish; exit 1; }
@@ -81,7 +84,62 @@ done
 sleep 0.2
 same "no refused request reached the handler" "$(grep -c 'request route=healthz' "$T/daemon.log")" "$before"
 
+# --- item 15: /readyz names each pool and its state, not its host or its error text ---
+down() { curl -s "$URL/readyz" >"$T/ready.json"; grep -q '"pgx":{"state":"down"' "$T/ready.json"; }
+for _ in $(seq 1 100); do down && break; sleep 0.1; done
+has "readyz: the pool is down" "$T/ready.json" '"pgx":\{"state":"down","outbox_depth":0'
+has "readyz: still ready" "$T/ready.json" '"ready":true'
+if grep -Eq 'secret-db|nonexistent|PGSQL|last_error' "$T/ready.json"; then
+    bad "readyz shows the pool store's host or error: $(cat "$T/ready.json")"
+else
+    ok
+fi
+check "pool status" "$CTL" "${C[@]}" pool status
+has "pool status has the error for the operator" "$T/out" 'pool=pgx .*last_error=".*secret-db'
+has "the log has the cause" "$T/daemon.log" 'data store unavailable pool=pgx cause=.*secret-db'
+
 kill -TERM "$PID"
 wait "$PID"
 same "SIGTERM exit status" "$?" 0
+
+# --- item 15: PROXY headers only from proxy_from (here 127.0.0.2 alone) ---
+sed -i "s/^listen = .*/listen = 127.0.0.1:$PORT\nproxy_protocol = on\nproxy_from = 127.0.0.2\/32, ::1\/128/" \
+    "$T/certprov.ini"
+"$D" "${C[@]}" >>"$T/daemon.log" 2>&1 &
+PID=$!
+# proxy_req SRC REQUEST: a valid PROXY v2 header (client 203.0.113.7:40000) and REQUEST from SRC:
+# bash for 127.0.0.1, curl's telnet (raw bytes, bound to SRC) for the others; prints the answer.
+proxy_req() {
+    local hdr='\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xcb\x00\x71\x07\x7f\x00\x00\x01\x9c\x40\x1f\x90'
+    if [ "$1" = 127.0.0.1 ]; then
+        exec 3<>"/dev/tcp/127.0.0.1/$PORT" || return 1
+        printf "$hdr%s" "$2" >&3
+        timeout 5 cat <&3 2>/dev/null # a refused connection may end in a reset
+        exec 3<&-
+    else
+        printf "$hdr%s" "$2" | timeout 5 curl -s --interface "$1" "telnet://127.0.0.1:$PORT"
+    fi
+}
+up=0
+for _ in $(seq 1 100); do
+    if proxy_req 127.0.0.2 $'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' 2>/dev/null |
+        grep -q '200 OK'; then
+        up=1
+        break
+    fi
+    sleep 0.05
+done
+same "PROXY header from 127.0.0.2 (in proxy_from): answered" "$up" 1
+proxy_req 127.0.0.1 $'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >"$T/pf1"
+same "PROXY header from 127.0.0.1 (not in proxy_from): closed, nothing sent" "$(wc -c <"$T/pf1")" 0
+proxy_req 127.0.0.3 $'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >"$T/pf3"
+same "PROXY header from 127.0.0.3: closed, nothing sent" "$(wc -c <"$T/pf3")" 0
+proxy_req 127.0.0.2 $'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >"$T/pfm"
+n=$(grep -o '^certprov_connections_refused_total[{}]* [0-9]*' "$T/pfm" | awk '{print $2}')
+same "refused peers counted in /metrics" "${n:-none}" 2
+has "the header's client is logged" "$T/daemon.log" 'request route=healthz status=200 client=203\.0\.113\.7:40000'
+
+kill -TERM "$PID"
+wait "$PID"
+same "SIGTERM exit status (proxy_protocol)" "$?" 0
 finish

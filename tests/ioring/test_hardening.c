@@ -187,3 +187,117 @@ Test(ioring_hardening, strictness_keeps_valid_requests)
     cr_assert(client_eof(&cl));
     client_close(&cl);
 }
+
+/* ---- item 15: PROXY headers only from proxy_from ---- */
+
+static size_t proxy_header(uint8_t *out, const char *ip, uint16_t port)
+{
+    static const uint8_t sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                    0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+    memcpy(out, sig, 12);
+    out[12] = 0x21; /* v2, PROXY */
+    out[13] = 0x11; /* TCP over IPv4 */
+    out[14] = 0;
+    out[15] = 12;
+    ASSERT(inet_pton(AF_INET, ip, out + 16) == 1);
+    ASSERT(inet_pton(AF_INET, "10.0.0.1", out + 20) == 1);
+    uint16_t sp = htons(port);
+    uint16_t dp = htons(443);
+    memcpy(out + 24, &sp, 2);
+    memcpy(out + 26, &dp, 2);
+    return 28;
+}
+
+/* proxy_get sends a valid PROXY v2 header and a request from `src`; returns the answer's length
+ * (0: closed without one) with the answer in raw. */
+static size_t proxy_get(const char *src)
+{
+    uint8_t hdr[128];
+    size_t n = proxy_header(hdr, "203.0.113.7", 4242);
+    static const char req[] = "GET /client HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    memcpy(hdr + n, req, sizeof(req) - 1);
+    client_open_from(&cl, 2000, src);
+    /* One send, unchecked: a refused connection may be closed before it is written. */
+    (void)send(cl.fd, hdr, n + sizeof(req) - 1, MSG_NOSIGNAL);
+    n = read_all(&cl);
+    client_close(&cl);
+    return n;
+}
+
+TestSuite(ioring_proxy_from, .fini = th_stop, .timeout = 30);
+
+Test(ioring_proxy_from, only_listed_peers_may_send_a_proxy_header)
+{
+    struct ioring_options o;
+    th_options(&o);
+    o.proxy_protocol = true;
+    o.proxy_from = "127.0.0.2/32, 10.0.0.0/8,::1/128";
+    th_start(&o);
+    cr_assert_gt(proxy_get("127.0.0.2"), 0);
+    cr_assert_not_null(strstr(raw, "\r\n\r\n203.0.113.7:4242"), "%s", raw);
+    cr_assert_eq(proxy_get("127.0.0.1"), 0, "a PROXY header from 127.0.0.1 was read: %s", raw);
+    cr_assert_eq(proxy_get("127.0.0.3"), 0);
+    struct ioring_stats st;
+    ioring_engine_stats_get(th.eng, &st);
+    cr_assert_eq(st.connections_refused, 2, "refused %llu",
+                 (unsigned long long)st.connections_refused);
+    cr_assert_eq(atomic_load(&th.handled), 1);
+}
+
+Test(ioring_proxy_from, default_is_loopback)
+{
+    struct ioring_options o;
+    th_options(&o);
+    o.proxy_protocol = true;
+    th_start(&o);
+    cr_assert_gt(proxy_get("127.0.0.1"), 0);
+    cr_assert_gt(proxy_get("127.9.8.7"), 0);
+    cr_assert_not_null(strstr(raw, "\r\n\r\n203.0.113.7:4242"), "%s", raw);
+}
+
+static void dummy_handler(void *ctx, struct ioring_request *req)
+{
+    (void)ctx;
+    (void)ioring_request_respond(req, 200, NULL, NULL, NULL, 0);
+}
+
+Test(ioring_proxy_from, bad_lists_are_refused)
+{
+    static const char *const bad[] = {
+        "",
+        "nonsense",
+        "10.0.0.0/33",
+        "::1/129",
+        "10.0.0.0/",
+        "/8",
+        "10.0.0.0/8,",
+        ",",
+        "10.0.0.0/8 10.0.0.1",
+        "10.0.0.0/-1",
+        "10.0.0.0/08x",
+        "[::1]/128",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        cr_assert_eq(ioring_cidr_list_check(bad[i]), -EINVAL, "'%s'", bad[i]);
+    }
+    static const char *const good[] = {"127.0.0.0/8, ::1/128", "10.1.2.3", "::/0", "0.0.0.0/0",
+                                       " 192.0.2.0/24 ,2001:db8::/32 "};
+    for (size_t i = 0; i < ARRAY_LEN(good); i++) {
+        cr_assert_eq(ioring_cidr_list_check(good[i]), 0, "'%s'", good[i]);
+    }
+    char many[2048] = "";
+    for (int i = 0; i <= IORING_PROXY_FROM_MAX; i++) {
+        char one[32];
+        (void)snprintf(one, sizeof(one), "%s10.0.%d.0/24", i > 0 ? "," : "", i);
+        (void)strcat(many, one);
+    }
+    cr_assert_eq(ioring_cidr_list_check(many), -E2BIG);
+    struct ioring_options o;
+    th_options(&o);
+    o.proxy_protocol = true;
+    o.proxy_from = "10.0.0.0/33";
+    struct ioring_engine *eng = NULL;
+    cr_assert_eq(ioring_engine_new(&eng, &o, dummy_handler, NULL), -EINVAL);
+    th_options(&o);
+    th_start(&o);
+}

@@ -167,3 +167,19 @@ Test(service_config, max_request_bytes_within_the_soap_parser, .init = setup, .f
     cr_assert_not_null(strstr(err, "1048576"), "%s", err);
     expect_error("[pool.p]\n[server]\nmax_request_bytes = 16777216\n", "max_request_bytes");
 }
+
+Test(service_config, proxy_from, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n"), 0, "%s", err);
+    cr_assert_str_eq(cfg.proxy_from, "127.0.0.0/8, ::1/128");
+    cr_assert_eq(load("[pool.p]\n[server]\nproxy_protocol = on\n"
+                      "proxy_from = 10.0.0.0/8, 192.0.2.7, 2001:db8::/32\n"),
+                 0, "%s", err);
+    cr_assert_str_eq(cfg.proxy_from, "10.0.0.0/8, 192.0.2.7, 2001:db8::/32");
+    expect_error("[server]\nproxy_from = 10.0.0.0/33\n[pool.p]\n",
+                 ":2: [server] proxy_from must be");
+    expect_error("[server]\nproxy_from = balancer.example.com\n[pool.p]\n", "proxy_from must be");
+    /* More than IORING_PROXY_FROM_MAX blocks do not fit on one line of the INI reader (200
+     * bytes): test_hardening.c checks that bound. */
+    expect_error("[server]\nproxy_from = 10.0.0.0/8,\n[pool.p]\n", "proxy_from must be");
+}
