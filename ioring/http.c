@@ -1,5 +1,7 @@
-/* HTTP/1.1 framing: llhttp callbacks that fill request slots, the engine's own refusals (400,
- * 413, 431, 503) queued in the pipeline, response formatting and the request accessors. */
+/* HTTP/1.1 framing: llhttp callbacks that read a request's line and header section into its
+ * connection's head buffer and, once the headers are complete, the request into a request slot;
+ * the engine's own refusals (400, 413, 414, 431, 503) queued in the pipeline; response
+ * formatting and the request accessors. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -25,24 +27,34 @@ static struct ioring_request *cur_slot(struct conn *c)
     return s;
 }
 
+/* classify asks the application for the hint of a refused request, from its target if read. */
+static uint8_t classify(struct conn *c)
+{
+    struct ring *r = c->ring;
+    const struct ioring_options *o = &r->eng->opts;
+    if (o->on_classify == NULL) {
+        return 0;
+    }
+    if (c->cur_slot != SLOT_NONE) {
+        const struct ioring_request *s = &r->slots[c->cur_slot];
+        return o->on_classify(r->eng->ctx, (const char *)s->req + s->target_off, s->target_len);
+    }
+    if (c->in_message && c->head.target_done) {
+        return o->on_classify(r->eng->ctx, (const char *)c->head.buf, c->head.target_len);
+    }
+    return o->on_classify(r->eng->ctx, NULL, 0);
+}
+
 /* reject ends reading on `c`: the current request (if any) is dropped and `status` is queued
  * as the connection's last response. Returns HPE_PAUSED so that llhttp stops at once. */
 static int reject(struct conn *c, uint16_t status)
 {
     struct ring *r = c->ring;
-    const struct ioring_options *o = &r->eng->opts;
-    uint8_t hint = 0;
-    bool head = false;
+    uint8_t hint = classify(c);
+    /* The method is known once the target is (a slot is taken after both). */
+    bool head = (c->cur_slot != SLOT_NONE || (c->in_message && c->head.target_done)) &&
+                c->parser.method == HTTP_HEAD;
     if (c->cur_slot != SLOT_NONE) {
-        struct ioring_request *s = &r->slots[c->cur_slot];
-        if (o->on_classify != NULL) {
-            hint = s->target_len > 0
-                       ? o->on_classify(r->eng->ctx, (const char *)s->req + s->target_off,
-                                        s->target_len)
-                       : o->on_classify(r->eng->ctx, NULL, 0);
-        }
-        /* The method is known once the target is. */
-        head = s->target_len > 0 && c->parser.method == HTTP_HEAD;
         slot_put(r, &r->slots[c->cur_slot]);
         c->cur_slot = SLOT_NONE;
     }
@@ -94,9 +106,37 @@ static bool folded(struct conn *c, const uint8_t *p, size_t len)
     return false;
 }
 
-/* append copies `len` bytes into the slot's arena. Returns false (caller rejects) if the
- * request would exceed max_request_bytes. */
-static bool append(struct conn *c, struct ioring_request *s, const char *at, size_t len)
+/* head_append copies `len` bytes of the request line or header section into the connection's
+ * head buffer. Returns false (caller rejects) past max_header_bytes. */
+static bool head_append(struct conn *c, const char *at, size_t len)
+{
+    struct head *h = &c->head;
+    uint32_t max = c->ring->eng->opts.max_header_bytes;
+    if (len > max - h->bytes) {
+        return false;
+    }
+    ASSERT(h->len + len + 1 <= (size_t)max + 2 * IORING_HEADERS_MAX + 8);
+    memcpy(h->buf + h->len, at, len);
+    h->len += (uint32_t)len;
+    h->bytes += (uint32_t)len;
+    return true;
+}
+
+static void head_terminate(struct head *h)
+{
+    h->buf[h->len] = '\0';
+    h->len++;
+}
+
+static void terminate(struct ioring_request *s)
+{
+    s->req[s->req_len] = '\0';
+    s->req_len++;
+}
+
+/* body_append copies `len` body bytes into the slot's arena. Returns false (caller rejects) if
+ * the request would exceed max_request_bytes. */
+static bool body_append(struct conn *c, struct ioring_request *s, const char *at, size_t len)
 {
     uint32_t max = c->ring->eng->opts.max_request_bytes;
     if (len > max - s->content_len) {
@@ -109,10 +149,22 @@ static bool append(struct conn *c, struct ioring_request *s, const char *at, siz
     return true;
 }
 
-static void terminate(struct ioring_request *s)
+/* in_trailer is true once the request has its slot: header callbacks then carry the trailer
+ * section of a chunked body. Trailers are counted against max_request_bytes and dropped, never
+ * merged into the header section (RFC 9110 §6.5.1). */
+static bool in_trailer(struct conn *c)
 {
-    s->req[s->req_len] = '\0';
-    s->req_len++;
+    return c->cur_slot != SLOT_NONE;
+}
+
+static int trailer_bytes(struct conn *c, size_t len)
+{
+    struct ioring_request *s = cur_slot(c);
+    if (len > c->ring->eng->opts.max_request_bytes - s->content_len) {
+        return reject(c, 431);
+    }
+    s->content_len += (uint32_t)len;
+    return 0;
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -123,29 +175,21 @@ static int on_message_begin(llhttp_t *p)
     c->in_message = true;
     c->deadline_kind = DEADLINE_HEADER;
     c->deadline_ns = clock_mono_ns() + (uint64_t)r->eng->opts.header_timeout_ms * 1000000u;
-    /* Room for a 100 Continue and the final response, and 503 still fits otherwise. */
-    struct ioring_request *s = NULL;
-    if (c->pipe_count + 2 < IORING_PIPELINE_MAX) {
-        s = slot_take(r);
-    }
-    if (s == NULL) {
-        atomic_fetch_add_explicit(&r->stats.responses_503, 1, memory_order_relaxed);
-        return reject(c, 503);
-    }
-    s->state = SLOT_PARSING;
-    s->conn_index = c->index;
-    s->conn_gen = c->gen;
-    s->target_off = s->req_len;
-    memcpy(&s->client, &c->peer, sizeof(s->client));
-    s->client_len = c->peer_len;
-    c->cur_slot = s->index;
+    /* No request slot yet: a partial request holds only its connection (and its head). */
+    struct head *h = &c->head;
+    h->len = 0;
+    h->bytes = 0;
+    h->target_len = 0;
+    h->num_headers = 0;
+    h->target_done = false;
+    h->field_open = false;
     return 0;
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    if (!append(c, cur_slot(c), at, len)) {
+    if (!head_append(c, at, len)) {
         return reject(c, 414);
     }
     return 0;
@@ -154,24 +198,28 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int on_url_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
-    struct ioring_request *s = cur_slot(c);
-    s->target_len = s->req_len - s->target_off;
-    terminate(s);
+    struct head *h = &c->head;
+    h->target_len = h->len;
+    head_terminate(h);
+    h->target_done = true;
     return 0;
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    struct ioring_request *s = cur_slot(c);
-    if (!s->field_open) {
-        if (s->num_headers == IORING_HEADERS_MAX) {
+    if (in_trailer(c)) {
+        return trailer_bytes(c, len);
+    }
+    struct head *h = &c->head;
+    if (!h->field_open) {
+        if (h->num_headers == IORING_HEADERS_MAX) {
             return reject(c, 431);
         }
-        s->field_open = true;
-        s->headers[s->num_headers].name_off = s->req_len;
+        h->field_open = true;
+        h->headers[h->num_headers].name_off = h->len;
     }
-    if (!append(c, s, at, len)) {
+    if (!head_append(c, at, len)) {
         return reject(c, 431);
     }
     return 0;
@@ -180,25 +228,31 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
-    struct ioring_request *s = cur_slot(c);
-    if (!s->field_open) { /* an empty name (llhttp 8.1 takes ": value") */
+    if (in_trailer(c)) {
+        return 0;
+    }
+    struct head *h = &c->head;
+    if (!h->field_open) { /* an empty name (llhttp 8.1 takes ": value") */
         return refuse_400(c);
     }
-    struct header_ref *h = &s->headers[s->num_headers];
-    h->name_len = s->req_len - h->name_off;
-    if (!token_valid(s->req + h->name_off, h->name_len)) {
+    struct header_ref *f = &h->headers[h->num_headers];
+    f->name_len = h->len - f->name_off;
+    if (!token_valid(h->buf + f->name_off, f->name_len)) {
         return refuse_400(c);
     }
-    terminate(s);
-    s->field_open = false;
-    h->value_off = s->req_len;
+    head_terminate(h);
+    h->field_open = false;
+    f->value_off = h->len;
     return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    if (!append(c, cur_slot(c), at, len)) {
+    if (in_trailer(c)) {
+        return trailer_bytes(c, len);
+    }
+    if (!head_append(c, at, len)) {
         return reject(c, 431);
     }
     return 0;
@@ -207,12 +261,49 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 static int on_header_value_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
-    struct ioring_request *s = cur_slot(c);
-    struct header_ref *h = &s->headers[s->num_headers];
-    h->value_len = s->req_len - h->value_off;
-    terminate(s);
-    s->num_headers++;
+    if (in_trailer(c)) {
+        return 0;
+    }
+    struct head *h = &c->head;
+    ASSERT(h->num_headers < IORING_HEADERS_MAX);
+    struct header_ref *f = &h->headers[h->num_headers];
+    f->value_len = h->len - f->value_off;
+    head_terminate(h);
+    h->num_headers++;
     return 0;
+}
+
+/* slot_fill takes a request slot for the complete header section of `c` and copies the head
+ * into it (a few KiB at most, once per request). Returns NULL if there is none for it. */
+static struct ioring_request *slot_fill(struct conn *c, bool has_body)
+{
+    struct ring *r = c->ring;
+    const struct head *h = &c->head;
+    ASSERT(h->target_done);
+    ASSERT(!h->field_open);
+    /* Room for a 100 Continue and the final response, and 503 still fits otherwise. */
+    if (c->pipe_count + 2 >= IORING_PIPELINE_MAX) {
+        return NULL;
+    }
+    struct ioring_request *s = slot_take(r, c->client_key, has_body);
+    if (s == NULL) {
+        return NULL;
+    }
+    ASSERT(h->bytes <= r->eng->opts.max_request_bytes);
+    memcpy(s->req, h->buf, h->len);
+    s->req_len = h->len;
+    s->content_len = h->bytes;
+    s->target_off = 0;
+    s->target_len = h->target_len;
+    s->num_headers = h->num_headers;
+    memcpy(s->headers, h->headers, h->num_headers * sizeof(h->headers[0]));
+    s->state = SLOT_PARSING;
+    s->conn_index = c->index;
+    s->conn_gen = c->gen;
+    memcpy(&s->client, &c->peer, sizeof(s->client));
+    s->client_len = c->peer_len;
+    c->cur_slot = s->index;
+    return s;
 }
 
 static bool header_is(const struct ioring_request *s, const char *name, const char *value)
@@ -226,13 +317,17 @@ static int on_headers_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
     struct ring *r = c->ring;
-    struct ioring_request *s = cur_slot(c);
     uint32_t max = r->eng->opts.max_request_bytes;
     bool has_body = (p->flags & F_CHUNKED) != 0 || p->content_length > 0;
     /* RFC 9110 §15.5.14: refuse an announced oversized body before reading any of it. */
-    if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > max - s->content_len) {
+    if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > max - c->head.bytes) {
         atomic_fetch_add_explicit(&r->stats.responses_413, 1, memory_order_relaxed);
         return reject(c, 413);
+    }
+    struct ioring_request *s = slot_fill(c, has_body);
+    if (s == NULL) {
+        atomic_fetch_add_explicit(&r->stats.responses_503, 1, memory_order_relaxed);
+        return reject(c, 503);
     }
     s->method = llhttp_method_name((llhttp_method_t)p->method);
     s->head = p->method == HTTP_HEAD;
@@ -251,7 +346,7 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    if (!append(c, cur_slot(c), at, len)) {
+    if (!body_append(c, cur_slot(c), at, len)) {
         atomic_fetch_add_explicit(&c->ring->stats.responses_413, 1, memory_order_relaxed);
         return reject(c, 413);
     }

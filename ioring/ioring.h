@@ -12,7 +12,13 @@
  * allocated on the request path. When a bound is hit the engine pushes back: it stops accepting
  * at max_connections, answers 413/431 to oversized requests before reading their body, answers
  * 503 with Retry-After when max_inflight requests are already with the handler, and closes
- * connections that miss their header, body or idle deadline. */
+ * connections that miss their header, body or idle deadline.
+ *
+ * A request takes a request slot only once its header section is complete: until then it is
+ * read into its connection's own buffer of max_header_bytes, so clients that send a byte and
+ * wait hold connections, never what complete requests need. Per client address (the PROXY
+ * header's when proxy_protocol is on; IPv6 by /64) the engine can bound connections and slots,
+ * and it can keep slots that only requests without a body (health checks) may take. */
 #ifndef CERTPROV_IORING_H
 #define CERTPROV_IORING_H
 
@@ -62,15 +68,20 @@ struct ioring_options {
     uint32_t workers;            /* ring threads; 0 = one per online core */
     uint32_t max_connections;    /* whole engine, split evenly between rings */
     uint32_t max_request_bytes;  /* target + headers + body of one request */
+    uint32_t max_header_bytes;   /* target + field names and values; at most the above */
     uint32_t max_response_bytes; /* status line + headers + body of one response */
-    uint32_t max_inflight;       /* per ring: requests with the handler at once */
-    uint32_t header_timeout_ms;  /* first byte of a request to the end of its headers */
-    uint32_t body_timeout_ms;    /* end of headers to the end of the body */
-    uint32_t idle_timeout_ms;    /* keep-alive connection with nothing to do */
-    uint32_t retry_after_s;      /* Retry-After of a 503 */
-    uint32_t recv_buffers;       /* provided buffers per ring, rounded up to a power of two */
-    uint32_t recv_buffer_bytes;  /* size of each provided buffer */
-    bool proxy_protocol;         /* expect a PROXY protocol v2 header on every connection */
+    uint32_t max_inflight;       /* per ring: request slots (held from the end of the headers
+                                    until the answer is sent) */
+    uint32_t max_connections_per_client; /* whole engine, split evenly; 0 = no bound */
+    uint32_t max_inflight_per_client;    /* per ring: slots one client holds; 0 = no bound */
+    uint32_t inflight_reserve;  /* per ring: slots only requests without a body take; 0 = none */
+    uint32_t header_timeout_ms; /* first byte of a request to the end of its headers */
+    uint32_t body_timeout_ms;   /* end of headers to the end of the body */
+    uint32_t idle_timeout_ms;   /* keep-alive connection with nothing to do */
+    uint32_t retry_after_s;     /* Retry-After of a 503 */
+    uint32_t recv_buffers;      /* provided buffers per ring, rounded up to a power of two */
+    uint32_t recv_buffer_bytes; /* size of each provided buffer */
+    bool proxy_protocol;        /* expect a PROXY protocol v2 header on every connection */
     const char *proxy_from; /* with proxy_protocol: the peers (CIDR list, ioring_cidr_list_check)
                                allowed to send it, others are closed; NULL = loopback */
     ioring_turn_end_fn on_turn_end; /* may be NULL; called with the handler's ctx */
@@ -79,8 +90,9 @@ struct ioring_options {
 };
 
 /* ioring_options_default fills `out` with the defaults: "0.0.0.0:8080", one worker per core,
- * 4096 connections, 64 KiB requests and responses, 256 in flight per ring, deadlines of 10 s
- * (header), 30 s (body) and 60 s (idle), Retry-After 1, 256 buffers of 4 KiB, no PROXY. */
+ * 4096 connections, 64 KiB requests and responses, 8 KiB of headers, 256 in flight per ring, no
+ * per-client bounds and no reserve, deadlines of 10 s (header), 30 s (body) and 60 s (idle),
+ * Retry-After 1, 256 buffers of 4 KiB, no PROXY (from IORING_PROXY_FROM_DEFAULT when on). */
 void ioring_options_default(struct ioring_options *out);
 
 /* ioring_engine_new binds the listeners, allocates every buffer and starts the ring threads.
@@ -113,7 +125,8 @@ void ioring_engine_free(struct ioring_engine *eng);
 struct ioring_stats {
     uint64_t connections_open;     /* gauge */
     uint64_t connections_accepted; /* counter */
-    uint64_t connections_refused;  /* accepted over the limit or failed PROXY header */
+    uint64_t connections_refused;  /* over the limit or a client's share, a peer outside
+                                      proxy_from, or a failed PROXY header */
     uint64_t requests;             /* handed to the handler */
     uint64_t requests_inflight;    /* gauge: with the handler now */
     uint64_t responses;            /* all responses sent, engine ones included */

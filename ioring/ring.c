@@ -55,14 +55,20 @@ void ring_wake(struct ring *r)
     ASSERT(n == (ssize_t)sizeof(one));
 }
 
-struct ioring_request *slot_take(struct ring *r)
+struct ioring_request *slot_take(struct ring *r, const uint8_t key[16], bool has_body)
 {
-    if (r->slot_free_len == 0) {
+    /* The reserve keeps slots for requests without a body: health checks and status pages,
+     * which need no slot for long, still get one while slow uploads hold the rest. */
+    uint32_t keep = has_body ? r->eng->opts.inflight_reserve : 0;
+    if (r->slot_free_len <= keep || !client_slot_take(r, key)) {
         return NULL;
     }
     struct ioring_request *s = &r->slots[r->slot_free[--r->slot_free_len]];
     ASSERT(s->state == SLOT_FREE);
     ASSERT(s->req_len == 0);
+    ASSERT(!s->counted);
+    memcpy(s->client_key, key, sizeof(s->client_key));
+    s->counted = true;
     return s;
 }
 
@@ -70,6 +76,10 @@ void slot_put(struct ring *r, struct ioring_request *s)
 {
     ASSERT(s->state != SLOT_FREE);
     ASSERT(r->slot_free_len < r->eng->opts.max_inflight);
+    if (s->counted) {
+        client_slot_put(r, s->client_key);
+        s->counted = false;
+    }
     s->state = SLOT_FREE;
     s->orphaned = false;
     s->head = false;
@@ -78,7 +88,6 @@ void slot_put(struct ring *r, struct ioring_request *s)
     s->num_headers = 0;
     s->target_len = 0;
     s->body_len = 0;
-    s->field_open = false;
     s->resp_len = 0;
     r->slot_free[r->slot_free_len++] = s->index;
 }
@@ -155,6 +164,10 @@ static void conn_release(struct conn *c)
     if (c->cur_slot != SLOT_NONE) {
         slot_put(r, &r->slots[c->cur_slot]);
         c->cur_slot = SLOT_NONE;
+    }
+    if (c->counted) {
+        client_conn_put(r, c->client_key);
+        c->counted = false;
     }
     if (close(c->fd) == -1) {
         log_warn("ioring: close_failed ring=%u errno=%d", r->index, errno);
@@ -284,8 +297,10 @@ void conn_pump(struct conn *c)
     send_submit(c);
 }
 
+/* conn_open starts connection `fd`. `key` is its client's, already counted (or NULL with
+ * proxy_protocol: the client is the header's, counted once it is read). */
 static void conn_open(struct ring *r, int fd, const struct sockaddr_storage *peer,
-                      socklen_t peer_len)
+                      socklen_t peer_len, const uint8_t *key)
 {
     ASSERT(r->conn_free_len > 0);
     struct conn *c = &r->conns[r->conn_free[--r->conn_free_len]];
@@ -308,6 +323,10 @@ static void conn_open(struct ring *r, int fd, const struct sockaddr_storage *pee
     c->proxy_len = 0;
     c->peer = *peer;
     c->peer_len = peer_len;
+    c->counted = key != NULL;
+    if (key != NULL) {
+        memcpy(c->client_key, key, sizeof(c->client_key));
+    }
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     llhttp_init(&c->parser, HTTP_REQUEST, &r->eng->settings);
@@ -320,12 +339,17 @@ static void conn_open(struct ring *r, int fd, const struct sockaddr_storage *pee
 }
 
 /* peer_admitted is false for a connection the engine refuses at once: with proxy_protocol, a
- * peer outside proxy_from (its header would choose the client address). */
-static bool peer_admitted(struct ring *r, const struct sockaddr_storage *peer, socklen_t peer_len)
+ * peer outside proxy_from (its header would choose the client address); without, a client that
+ * holds its share of connections. Otherwise the connection is counted for its client. */
+static bool peer_admitted(struct ring *r, uint8_t key[16], const struct sockaddr_storage *peer,
+                          socklen_t peer_len)
 {
     const struct ioring_engine *eng = r->eng;
-    return !eng->opts.proxy_protocol ||
-           cidr_match(eng->proxy_from, eng->num_proxy_from, peer, peer_len);
+    if (eng->opts.proxy_protocol) {
+        return cidr_match(eng->proxy_from, eng->num_proxy_from, peer, peer_len);
+    }
+    client_key(key, peer, peer_len);
+    return client_conn_take(r, key);
 }
 
 static void on_accept(struct ring *r, int res, uint32_t flags)
@@ -340,13 +364,14 @@ static void on_accept(struct ring *r, int res, uint32_t flags)
             peer_len = 0;
             memset(&peer, 0, sizeof(peer));
         }
-        if (r->draining || r->conn_free_len == 0 || !peer_admitted(r, &peer, peer_len)) {
+        uint8_t key[16];
+        if (r->draining || r->conn_free_len == 0 || !peer_admitted(r, key, &peer, peer_len)) {
             /* Raced with the pause, or not admitted: refuse (counted before the client can
              * see the close). */
             atomic_fetch_add_explicit(&r->stats.connections_refused, 1, memory_order_relaxed);
             (void)close(res);
         } else {
-            conn_open(r, res, &peer, peer_len);
+            conn_open(r, res, &peer, peer_len, r->eng->opts.proxy_protocol ? NULL : key);
         }
         if (r->conn_free_len == 0 && !r->accept_paused) {
             r->accept_paused = true; /* stop accepting at the limit */
@@ -388,6 +413,13 @@ static void conn_input(struct conn *c, const uint8_t *data, size_t len)
             c->peer = addr;
             c->peer_len = addr_len;
         }
+        client_key(c->client_key, &c->peer, c->peer_len);
+        if (!client_conn_take(c->ring, c->client_key)) { /* the client holds its share */
+            atomic_fetch_add_explicit(&c->ring->stats.connections_refused, 1, memory_order_relaxed);
+            conn_close(c);
+            return;
+        }
+        c->counted = true;
         c->state = CONN_OPEN;
         data += used;
         len -= used;

@@ -49,10 +49,14 @@ struct service_config {
     uint32_t workers;
     uint32_t max_connections;
     uint32_t max_request_bytes;
-    uint32_t max_inflight;     /* requests in flight per worker (ring) */
-    uint32_t header_timeout_s; /* slow clients: first byte to end of headers */
-    uint32_t body_timeout_s;   /* end of headers to end of body */
-    uint32_t idle_timeout_s;   /* idle keep-alive connection */
+    uint32_t max_header_bytes;           /* request target, field names and values of one request */
+    uint32_t max_inflight;               /* requests in flight per worker (ring) */
+    uint32_t max_connections_per_client; /* default: a quarter of max_connections */
+    uint32_t max_inflight_per_client;    /* per ring; default: half of max_inflight */
+    uint32_t inflight_reserve;           /* per ring, for requests without a body; default 1/16 */
+    uint32_t header_timeout_s;           /* slow clients: first byte to end of headers */
+    uint32_t body_timeout_s;             /* end of headers to end of body */
+    uint32_t idle_timeout_s;             /* idle keep-alive connection */
     bool proxy_protocol;
     char proxy_from[SERVICE_PROXY_FROM_MAX]; /* CIDR list: the peers a PROXY header is read from */
     char device_trust[SERVICE_PATH_MAX];

@@ -245,14 +245,18 @@ static const char *store_state(struct service *svc)
     return "ok";
 }
 
-/* A bound was hit: a ring has no free enrollment slot, or the store is full. */
+/* A bound was hit: a ring has no free enrollment slot, or the store is full. The engine keeps
+ * inflight_reserve of its slots for requests without a body, so enrollments (which have one)
+ * never get those: a ring is full when no more than that many items are free. */
 static bool service_ready(struct service *svc, uint64_t *out_free)
 {
     bool ready = !atomic_load(&svc->store_full);
     uint64_t total_free = 0;
     for (uint32_t i = 0; i < svc->num_rings; i++) {
         uint32_t n = svc_items_free(svc, i);
-        ready = ready && n > 0;
+        uint32_t keep =
+            svc->cfg->inflight_reserve < svc->rings[i].cap ? svc->cfg->inflight_reserve : 0;
+        ready = ready && n > keep;
         total_free += n;
     }
     *out_free = total_free;

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# certprovd against the attacks of the hardening issue, over real sockets: HEAD answers carry no
+# certprovd against the attacks of the hardening issue, over real sockets: 2,000 connections
+# that send one byte each from 127.0.0.1 (its share of connections is 1,000 here) while another
+# client (127.0.0.2) is served, health checks and an enrollment included; headers over
+# max_header_bytes get 431; HEAD answers carry no
 # body (a keep-alive client stays in step), an Upgrade or CONNECT gets exactly one answer, folded
 # lines and bad header names are refused with 400 (no smuggling past a front end that parses
 # differently), /readyz names a pool and its state but not its host, and with proxy_protocol
@@ -13,6 +16,8 @@ cat >"$T/certprov.ini" <<INI
 [server]
 name = certprov-test.example.com
 listen = 127.0.0.1:$PORT
+header_timeout_s = 30
+max_connections_per_client = 1000
 [store]
 path = store
 map_size = 64MiB
@@ -45,6 +50,40 @@ raw() {
 }
 # answers FILE: the number of status lines in FILE.
 answers() { grep -c '^HTTP/1.1 [0-9]' "$1"; }
+
+# --- item 8: partial requests hold no request slot; one client's share of connections ---
+trap '' PIPE # a refused connection may be reset before its byte is written
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/a.key" 2>/dev/null
+openssl req -new -key "$T/a.key" -subj /CN=alice@example.com -outform DER 2>/dev/null | base64 >"$T/a.b64"
+fds=()
+for _ in $(seq 1 2000); do
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT" || break
+    printf G >&"$fd" 2>/dev/null
+    fds+=("$fd")
+done
+same "2000 connections of one byte from 127.0.0.1" "${#fds[@]}" 2000
+sleep 0.5
+from2() { curl -s --interface 127.0.0.2 -o "$T/from2" -w '%{http_code}' "$@"; }
+same "healthz from 127.0.0.2 meanwhile" "$(from2 "$URL/healthz")" 200
+same "readyz from 127.0.0.2 meanwhile" "$(from2 "$URL/readyz")" 200
+same "an enrollment from 127.0.0.2 meanwhile" "$(from2 -u 1001:27182 \
+    -H 'Content-Type: application/pkcs10' --data-binary @"$T/a.b64" \
+    "$URL/.well-known/est/simpleenroll")" 200
+same "metrics from 127.0.0.2 meanwhile" "$(from2 "$URL/metrics")" 200
+refused=$(grep -o '^certprov_connections_refused_total [0-9]*' "$T/from2" | awk '{print $2}')
+open=$(grep -o '^certprov_connections_open [0-9]*' "$T/from2" | awk '{print $2}')
+workers=$(nproc)
+if [ "${refused:-0}" -ge $((1000 - workers)) ]; then ok; else bad "127.0.0.1 over its share: ${refused:-none} refused"; fi
+if [ "${open:-99999}" -le $((1000 + workers + 1)) ]; then ok; else bad "${open:-none} connections open, share 1000"; fi
+for fd in "${fds[@]}"; do exec {fd}>&-; done
+trap - PIPE
+same "127.0.0.1 is served again once its connections are gone" \
+    "$(for _ in $(seq 1 50); do c=$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz"); [ "$c" = 200 ] && break; sleep 0.1; done; echo "$c")" 200
+
+# max_header_bytes (8192 by default): more is 431 before any slot is taken.
+long=$(head -c 9000 /dev/zero | tr '\0' a)
+same "a 9000-byte header is 431" "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Long: $long" "$URL/healthz")" 431
+same "an 8000-byte header is fine" "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Long: ${long:0:8000}" "$URL/healthz")" 200
 
 # --- item 12: HEAD carries the headers of GET, and no body ---
 chain_len=$(curl -s "$URL/CertProv/chain.pem" | wc -c)

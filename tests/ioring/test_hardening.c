@@ -177,6 +177,11 @@ Test(ioring_hardening, strictness_keeps_valid_requests)
     cr_assert_str_eq(rsp.body, "ab\r\n c");
     cr_assert_eq(client_read(&cl, &rsp), 0);
     cr_assert_str_eq(rsp.body, "last");
+    /* a trailer field is dropped, never merged into the header section (RFC 9110 §6.5.1) */
+    client_send_str(&cl, "POST /hdr HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "1\r\na\r\n0\r\nX-Test: from-the-trailer\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 404, "%s", rsp.body);
     /* a fold in the request after a body is still refused */
     client_send_str(&cl, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nab\n"
                          "GET /hdr HTTP/1.1\r\nX-Test: a\r\n b\r\n\r\n");
@@ -300,4 +305,250 @@ Test(ioring_proxy_from, bad_lists_are_refused)
     cr_assert_eq(ioring_engine_new(&eng, &o, dummy_handler, NULL), -EINVAL);
     th_options(&o);
     th_start(&o);
+}
+
+/* ---- item 8: partial requests hold no request slot; per-client shares; a reserve ---- */
+
+TestSuite(ioring_partial, .fini = th_stop, .timeout = 30);
+
+#define PARTIAL_N 40
+static struct client partial[PARTIAL_N];
+
+static void partial_open(int n, const char *bytes)
+{
+    for (int i = 0; i < n; i++) {
+        client_open(&partial[i], 3000);
+        client_send_str(&partial[i], bytes);
+    }
+    sleep_ms(100); /* let the ring read them all */
+}
+
+static void partial_close(int n)
+{
+    for (int i = 0; i < n; i++) {
+        client_close(&partial[i]);
+    }
+}
+
+Test(ioring_partial, partial_requests_hold_no_slot)
+{
+    struct ioring_options o;
+    th_options(&o);
+    o.workers = 1;
+    o.max_inflight = 4;
+    o.header_timeout_ms = 5000;
+    th_start(&o);
+    /* Ten times as many connections as slots, each one byte (or a whole header line) in. */
+    partial_open(PARTIAL_N / 2, "G");
+    for (int i = PARTIAL_N / 2; i < PARTIAL_N; i++) {
+        client_open(&partial[i], 3000);
+        client_send_str(&partial[i], "POST /echo HTTP/1.1\r\nHost: x\r\n");
+    }
+    sleep_ms(100);
+    struct client c2;
+    client_open_from(&c2, 3000, "127.0.0.2");
+    client_send_str(&c2, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&c2, &rsp), 0);
+    cr_assert_eq(rsp.status, 200, "a complete request was refused: %d", rsp.status);
+    client_send_str(&c2, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody");
+    cr_assert_eq(client_read(&c2, &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    cr_assert_str_eq(rsp.body, "body");
+    /* and the partial ones still complete normally */
+    client_send_str(&partial[0], "ET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&partial[0], &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    struct ioring_stats st;
+    ioring_engine_stats_get(th.eng, &st);
+    cr_assert_eq(st.responses_503, 0);
+    client_close(&c2);
+    partial_close(PARTIAL_N);
+}
+
+Test(ioring_partial, header_bytes_are_bounded)
+{
+    struct ioring_options o;
+    th_options(&o);
+    o.max_header_bytes = 1024;
+    th_start(&o);
+    static char req[4096];
+    char pad[1100];
+    memset(pad, 'a', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    (void)snprintf(req, sizeof(req), "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Test: %.900s\r\n\r\n", pad);
+    client_open(&cl, 2000);
+    client_send_str(&cl, req);
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    cr_assert_eq(rsp.body_len, 900);
+    (void)snprintf(req, sizeof(req), "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Test: %s\r\n\r\n", pad);
+    client_send_str(&cl, req);
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 431);
+    cr_assert(client_eof(&cl));
+    client_close(&cl);
+    (void)snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", pad);
+    client_open(&cl, 2000);
+    client_send_str(&cl, req);
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 414);
+    client_close(&cl);
+    /* The body still has max_request_bytes (8192) less the header bytes. */
+    static char body[7000];
+    memset(body, 'b', sizeof(body));
+    (void)snprintf(req, sizeof(req),
+                   "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", sizeof(body));
+    client_open(&cl, 2000);
+    client_send_str(&cl, req);
+    client_send(&cl, body, sizeof(body));
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    cr_assert_eq(rsp.body_len, sizeof(body));
+    client_close(&cl);
+}
+
+Test(ioring_partial, connections_per_client)
+{
+    struct ioring_options o;
+    th_options(&o);
+    o.workers = 1;
+    o.max_connections_per_client = 3;
+    th_start(&o);
+    partial_open(3, "GET /echo HTTP/1.1\r\n");
+    client_open(&cl, 1000); /* the fourth from 127.0.0.1: closed without an answer */
+    (void)send(cl.fd, "GET /echo HTTP/1.1\r\n\r\n", 22, MSG_NOSIGNAL);
+    cr_assert_eq(read_all(&cl), 0);
+    cr_assert(client_eof(&cl));
+    client_close(&cl);
+    client_open_from(&cl, 2000, "127.0.0.2");
+    client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    client_close(&cl);
+    struct ioring_stats st;
+    ioring_engine_stats_get(th.eng, &st);
+    cr_assert_eq(st.connections_refused, 1);
+    /* One of the three goes: 127.0.0.1 may connect again. */
+    client_send_str(&partial[0], "Host: x\r\nConnection: close\r\n\r\n");
+    cr_assert_eq(client_read(&partial[0], &rsp), 0);
+    cr_assert(client_eof(&partial[0]));
+    client_close(&partial[0]); /* the server lingers until our FIN */
+    sleep_ms(100);
+    client_open(&cl, 2000);
+    client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    client_close(&cl);
+    partial_close(3); /* partial[0] again: a no-op */
+}
+
+static void hold_from(struct client *c, const char *src, const char *req)
+{
+    client_open_from(c, 2000, src);
+    client_send_str(c, req);
+}
+
+static void wait_held(int n)
+{
+    for (int i = 0; i < 500 && th_num_held() < n; i++) {
+        sleep_ms(10);
+    }
+    cr_assert_eq(th_num_held(), n);
+}
+
+Test(ioring_partial, inflight_per_client)
+{
+    struct ioring_options o;
+    th_options(&o);
+    o.workers = 1;
+    o.max_inflight = 8;
+    o.max_inflight_per_client = 2;
+    th_start(&o);
+    struct client h[3];
+    hold_from(&h[0], NULL, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    hold_from(&h[1], NULL, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_held(2);
+    client_open(&cl, 2000);
+    client_send_str(&cl, "HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    size_t n = read_all(&cl);
+    cr_assert_eq(strncmp(raw, "HTTP/1.1 503 ", 13), 0, "%s", raw);
+    cr_assert_not_null(strstr(raw, "\r\nContent-Length: 20\r\n"), "%s", raw);
+    cr_assert_eq(strstr(raw, "\r\n\r\n") + 4 - raw, (long)n, "HEAD: a body follows: %s", raw);
+    client_close(&cl);
+    hold_from(&h[2], "127.0.0.2", "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_held(3);
+    th_release_held();
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(client_read(&h[i], &rsp), 0);
+        cr_assert_str_eq(rsp.body, "released");
+    }
+    /* The share is back: both slots again. */
+    client_send_str(&h[0], "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&h[0], &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    for (int i = 0; i < 3; i++) {
+        client_close(&h[i]);
+    }
+}
+
+Test(ioring_partial, reserve_is_for_requests_without_a_body)
+{
+    struct ioring_options o;
+    th_options(&o);
+    o.workers = 1;
+    o.max_inflight = 4;
+    o.inflight_reserve = 2;
+    th_start(&o);
+    struct client h[4];
+    hold_from(&h[0], NULL, "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na");
+    hold_from(&h[1], NULL, "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nb");
+    wait_held(2);
+    client_open(&cl, 2000); /* a body: the reserve is not for it */
+    client_send_str(&cl, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nc");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 503);
+    client_close(&cl);
+    hold_from(&h[2], NULL, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_held(3);
+    client_open(&cl, 2000); /* the health check gets the last slot */
+    client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    client_close(&cl);
+    th_release_held();
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(client_read(&h[i], &rsp), 0);
+        client_close(&h[i]);
+    }
+}
+
+Test(ioring_partial, proxy_client_is_the_one_counted)
+{
+    struct ioring_options o;
+    th_options(&o);
+    o.workers = 1;
+    o.proxy_protocol = true;
+    o.max_connections_per_client = 1;
+    th_start(&o);
+    /* Many connections from the balancer (127.0.0.1), one per client of the header. */
+    uint8_t hdr[64];
+    struct client c[3];
+    for (int i = 0; i < 3; i++) {
+        char ip[32];
+        (void)snprintf(ip, sizeof(ip), "198.51.100.%d", i + 1);
+        size_t n = proxy_header(hdr, ip, 1000);
+        client_open(&c[i], 2000);
+        client_send(&c[i], hdr, n);
+        client_send_str(&c[i], "GET /client HTTP/1.1\r\nHost: x\r\n\r\n");
+        cr_assert_eq(client_read(&c[i], &rsp), 0);
+        cr_assert_eq(rsp.status, 200);
+    }
+    size_t n = proxy_header(hdr, "198.51.100.1", 2000); /* a second one of the first client */
+    client_open(&cl, 2000);
+    (void)send(cl.fd, hdr, n, MSG_NOSIGNAL);
+    cr_assert_eq(read_all(&cl), 0);
+    client_close(&cl);
+    for (int i = 0; i < 3; i++) {
+        client_close(&c[i]);
+    }
 }

@@ -183,3 +183,32 @@ Test(service_config, proxy_from, .init = setup, .fini = teardown)
      * bytes): test_hardening.c checks that bound. */
     expect_error("[server]\nproxy_from = 10.0.0.0/8,\n[pool.p]\n", "proxy_from must be");
 }
+
+Test(service_config, header_bytes_shares_and_reserve, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n"), 0, "%s", err);
+    cr_assert_eq(cfg.max_header_bytes, 8192);
+    cr_assert_eq(cfg.max_connections_per_client, 2500);
+    cr_assert_eq(cfg.max_inflight_per_client, 128);
+    cr_assert_eq(cfg.inflight_reserve, 16);
+    /* The defaults follow max_connections and max_inflight wherever they are set. */
+    cr_assert_eq(load("[pool.p]\n[server]\nmax_connections = 400\nmax_inflight = 8\n"), 0, "%s",
+                 err);
+    cr_assert_eq(cfg.max_connections_per_client, 100);
+    cr_assert_eq(cfg.max_inflight_per_client, 4);
+    cr_assert_eq(cfg.inflight_reserve, 0);
+    cr_assert_eq(
+        load("[server]\nmax_connections_per_client = 7\nmax_inflight_per_client = 3\n"
+             "inflight_reserve = 0\nmax_header_bytes = 4096\nmax_inflight = 4\n[pool.p]\n"),
+        0, "%s", err);
+    cr_assert_eq(cfg.max_connections_per_client, 7);
+    cr_assert_eq(cfg.max_inflight_per_client, 3);
+    cr_assert_eq(cfg.inflight_reserve, 0);
+    cr_assert_eq(cfg.max_header_bytes, 4096);
+    expect_error("[server]\nmax_inflight = 4\ninflight_reserve = 4\n[pool.p]\n",
+                 "inflight_reserve (4) must be below max_inflight (4)");
+    expect_error("[server]\nmax_header_bytes = 100\n[pool.p]\n", "max_header_bytes");
+    expect_error("[server]\nmax_connections_per_client = 0\n[pool.p]\n",
+                 "max_connections_per_client");
+    expect_error("[server]\nmax_inflight_per_client = 0\n[pool.p]\n", "max_inflight_per_client");
+}
