@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@ void ioring_options_default(struct ioring_options *out)
     out->listen = "0.0.0.0:8080";
     out->max_connections = 4096;
     out->max_request_bytes = 64 * 1024;
+    out->max_header_bytes = 8 * 1024;
     out->max_response_bytes = 64 * 1024;
     out->max_inflight = 256;
     out->header_timeout_ms = 10000;
@@ -46,6 +48,10 @@ static int options_fill(struct ioring_engine *eng, const struct ioring_options *
     *o = *in;
     o->max_connections = pick(in->max_connections, d.max_connections);
     o->max_request_bytes = pick(in->max_request_bytes, d.max_request_bytes);
+    o->max_header_bytes = pick(in->max_header_bytes, d.max_header_bytes);
+    if (o->max_header_bytes > o->max_request_bytes) {
+        o->max_header_bytes = o->max_request_bytes; /* the head is copied into the slot */
+    }
     o->max_response_bytes = pick(in->max_response_bytes, d.max_response_bytes);
     o->max_inflight = pick(in->max_inflight, d.max_inflight);
     o->header_timeout_ms = pick(in->header_timeout_ms, d.header_timeout_ms);
@@ -58,6 +64,13 @@ static int options_fill(struct ioring_engine *eng, const struct ioring_options *
         return -EINVAL;
     }
     o->listen = eng->listen;
+    /* Parsed whether or not proxy_protocol is on: a bad list is an error either way. */
+    int rc = cidr_list_parse(eng->proxy_from, &eng->num_proxy_from,
+                             in->proxy_from != NULL ? in->proxy_from : IORING_PROXY_FROM_DEFAULT);
+    if (rc != 0) {
+        return -EINVAL;
+    }
+    o->proxy_from = NULL; /* the caller's string need not outlive ioring_engine_new */
     uint32_t workers = in->workers;
     if (workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -73,6 +86,9 @@ static int options_fill(struct ioring_engine *eng, const struct ioring_options *
         o->recv_buffer_bytes > SIZE_MAX_BYTES || o->max_inflight > INFLIGHT_MAX ||
         o->max_connections > CONNS_MAX || o->max_response_bytes < 256) {
         return -E2BIG;
+    }
+    if (o->inflight_reserve >= o->max_inflight) {
+        return -EINVAL; /* nothing left for a request with a body */
     }
     return 0;
 }
@@ -178,6 +194,25 @@ static int ring_alloc(struct ring *r, uint32_t num_conns)
     r->slot_free = calloc(o->max_inflight, sizeof(*r->slot_free));
     r->done = calloc(o->max_inflight, sizeof(*r->done));
     size_t req_cap = (size_t)o->max_request_bytes + 2 * IORING_HEADERS_MAX + 8;
+    size_t head_cap = (size_t)o->max_header_bytes + 2 * IORING_HEADERS_MAX + 8;
+    ASSERT(head_cap <= req_cap);
+    r->head_mem_len = page_round(head_cap * num_conns);
+    r->head_mem =
+        mmap(NULL, r->head_mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* Every connection and slot with a client of its own, at most half full. */
+    uint32_t entries = 2;
+    while (entries < 2 * (num_conns + o->max_inflight)) {
+        entries <<= 1;
+    }
+    r->clients = calloc(entries, sizeof(*r->clients));
+    r->clients_mask = entries - 1;
+    uint32_t per_client = o->max_connections_per_client;
+    uint32_t workers = r->eng->opts.workers;
+    r->conns_per_client = per_client == 0 ? UINT32_MAX : (per_client + workers - 1) / workers;
+    if (getrandom(r->client_seed, sizeof(r->client_seed), 0) != (ssize_t)sizeof(r->client_seed)) {
+        r->client_seed[0] = clock_mono_ns(); /* getrandom before the pool is ready: rare */
+        r->client_seed[1] = (uint64_t)(uintptr_t)r;
+    }
     r->slot_mem_len = page_round((req_cap + o->max_response_bytes) * o->max_inflight);
     r->slot_mem =
         mmap(NULL, r->slot_mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -186,7 +221,8 @@ static int ring_alloc(struct ring *r, uint32_t num_conns)
     r->br_len = page_round(r->num_bufs * sizeof(struct io_uring_buf));
     r->br = mmap(NULL, r->br_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (r->conns == NULL || r->conn_free == NULL || r->slots == NULL || r->slot_free == NULL ||
-        r->done == NULL || r->slot_mem == MAP_FAILED || r->bufs == NULL || r->br == MAP_FAILED) {
+        r->done == NULL || r->slot_mem == MAP_FAILED || r->bufs == NULL || r->br == MAP_FAILED ||
+        r->head_mem == MAP_FAILED || r->clients == NULL) {
         return -ENOMEM;
     }
     for (uint32_t i = 0; i < num_conns; i++) {
@@ -194,6 +230,7 @@ static int ring_alloc(struct ring *r, uint32_t num_conns)
         r->conns[i].index = i;
         r->conns[i].fd = -1;
         r->conns[i].cur_slot = SLOT_NONE;
+        r->conns[i].head.buf = r->head_mem + (size_t)i * head_cap;
         r->conn_free[i] = num_conns - 1 - i;
     }
     r->conn_free_len = num_conns;
@@ -226,6 +263,10 @@ static void ring_free(struct ring *r)
         int rc = munmap(r->br, r->br_len);
         ASSERT(rc == 0);
     }
+    if (r->head_mem != NULL && r->head_mem != MAP_FAILED) {
+        ASSERT(munmap(r->head_mem, r->head_mem_len) == 0);
+    }
+    free(r->clients);
     if (r->mutex_ok) {
         int rc = pthread_mutex_destroy(&r->done_mu);
         ASSERT(rc == 0);

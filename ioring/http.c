@@ -1,5 +1,7 @@
-/* HTTP/1.1 framing: llhttp callbacks that fill request slots, the engine's own refusals (400,
- * 413, 431, 503) queued in the pipeline, response formatting and the request accessors. */
+/* HTTP/1.1 framing: llhttp callbacks that read a request's line and header section into its
+ * connection's head buffer and, once the headers are complete, the request into a request slot;
+ * the engine's own refusals (400, 413, 414, 431, 503) queued in the pipeline; response
+ * formatting and the request accessors. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -25,34 +27,116 @@ static struct ioring_request *cur_slot(struct conn *c)
     return s;
 }
 
+/* classify asks the application for the hint of a refused request, from its target if read. */
+static uint8_t classify(struct conn *c)
+{
+    struct ring *r = c->ring;
+    const struct ioring_options *o = &r->eng->opts;
+    if (o->on_classify == NULL) {
+        return 0;
+    }
+    if (c->cur_slot != SLOT_NONE) {
+        const struct ioring_request *s = &r->slots[c->cur_slot];
+        return o->on_classify(r->eng->ctx, (const char *)s->req + s->target_off, s->target_len);
+    }
+    if (c->in_message && c->head.target_done) {
+        return o->on_classify(r->eng->ctx, (const char *)c->head.buf, c->head.target_len);
+    }
+    return o->on_classify(r->eng->ctx, NULL, 0);
+}
+
 /* reject ends reading on `c`: the current request (if any) is dropped and `status` is queued
  * as the connection's last response. Returns HPE_PAUSED so that llhttp stops at once. */
 static int reject(struct conn *c, uint16_t status)
 {
     struct ring *r = c->ring;
-    const struct ioring_options *o = &r->eng->opts;
-    uint8_t hint = 0;
+    uint8_t hint = classify(c);
+    /* The method is known once the target is (a slot is taken after both). */
+    bool head = (c->cur_slot != SLOT_NONE || (c->in_message && c->head.target_done)) &&
+                c->parser.method == HTTP_HEAD;
     if (c->cur_slot != SLOT_NONE) {
-        struct ioring_request *s = &r->slots[c->cur_slot];
-        if (o->on_classify != NULL) {
-            hint = s->target_len > 0
-                       ? o->on_classify(r->eng->ctx, (const char *)s->req + s->target_off,
-                                        s->target_len)
-                       : o->on_classify(r->eng->ctx, NULL, 0);
-        }
         slot_put(r, &r->slots[c->cur_slot]);
         c->cur_slot = SLOT_NONE;
     }
     c->stop_parsing = true;
     c->in_message = false;
+    c->want_continue = false;
     c->deadline_kind = DEADLINE_NONE;
-    conn_pipe_push(c, SLOT_NONE, status, true, hint);
+    conn_pipe_push(c, SLOT_NONE, status, true, hint)->head = head;
     return HPE_PAUSED;
 }
 
-/* append copies `len` bytes into the slot's arena. Returns false (caller rejects) if the
- * request would exceed max_request_bytes. */
-static bool append(struct conn *c, struct ioring_request *s, const char *at, size_t len)
+/* refuse_400 rejects a malformed request (RFC 9112 §2.2). */
+static int refuse_400(struct conn *c)
+{
+    atomic_fetch_add_explicit(&c->ring->stats.responses_400, 1, memory_order_relaxed);
+    return reject(c, 400);
+}
+
+/* token_valid is true for a non-empty RFC 9110 §5.6.2 token: the only field names we accept.
+ * llhttp 8.1 (without LLHTTP_STRICT_MODE) takes spaces inside a name, whitespace before the
+ * colon and an empty name, which another parser in front of us may read differently. */
+static bool token_valid(const uint8_t *p, size_t len)
+{
+    static const char punct[] = "!#$%&'*+-.^_`|~";
+    for (size_t i = 0; i < len; i++) {
+        uint8_t b = p[i];
+        bool alnum = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z');
+        if (!alnum && (b == '\0' || memchr(punct, b, sizeof(punct) - 1) == NULL)) {
+            return false;
+        }
+    }
+    return len > 0;
+}
+
+/* folded scans bytes of a request line and header section for a line that starts with a space
+ * or a tab: obsolete line folding (RFC 9112 §5.2) or whitespace after the start line (§2.2).
+ * llhttp 8.1 joins folded lines into one value, in every mode; we refuse them with 400. The
+ * line state carries over between reads. */
+static bool folded(struct conn *c, const uint8_t *p, size_t len)
+{
+    bool line_start = c->line_start;
+    for (size_t i = 0; i < len; i++) {
+        if (line_start && (p[i] == ' ' || p[i] == '\t')) {
+            return true;
+        }
+        line_start = p[i] == '\n';
+    }
+    c->line_start = line_start;
+    return false;
+}
+
+/* head_append copies `len` bytes of the request line or header section into the connection's
+ * head buffer. Returns false (caller rejects) past max_header_bytes. */
+static bool head_append(struct conn *c, const char *at, size_t len)
+{
+    struct head *h = &c->head;
+    uint32_t max = c->ring->eng->opts.max_header_bytes;
+    if (len > max - h->bytes) {
+        return false;
+    }
+    ASSERT(h->len + len + 1 <= (size_t)max + 2 * IORING_HEADERS_MAX + 8);
+    memcpy(h->buf + h->len, at, len);
+    h->len += (uint32_t)len;
+    h->bytes += (uint32_t)len;
+    return true;
+}
+
+static void head_terminate(struct head *h)
+{
+    h->buf[h->len] = '\0';
+    h->len++;
+}
+
+static void terminate(struct ioring_request *s)
+{
+    s->req[s->req_len] = '\0';
+    s->req_len++;
+}
+
+/* body_append copies `len` body bytes into the slot's arena. Returns false (caller rejects) if
+ * the request would exceed max_request_bytes. */
+static bool body_append(struct conn *c, struct ioring_request *s, const char *at, size_t len)
 {
     uint32_t max = c->ring->eng->opts.max_request_bytes;
     if (len > max - s->content_len) {
@@ -65,10 +149,22 @@ static bool append(struct conn *c, struct ioring_request *s, const char *at, siz
     return true;
 }
 
-static void terminate(struct ioring_request *s)
+/* in_trailer is true once the request has its slot: header callbacks then carry the trailer
+ * section of a chunked body. Trailers are counted against max_request_bytes and dropped, never
+ * merged into the header section (RFC 9110 §6.5.1). */
+static bool in_trailer(struct conn *c)
 {
-    s->req[s->req_len] = '\0';
-    s->req_len++;
+    return c->cur_slot != SLOT_NONE;
+}
+
+static int trailer_bytes(struct conn *c, size_t len)
+{
+    struct ioring_request *s = cur_slot(c);
+    if (len > c->ring->eng->opts.max_request_bytes - s->content_len) {
+        return reject(c, 431);
+    }
+    s->content_len += (uint32_t)len;
+    return 0;
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -79,29 +175,21 @@ static int on_message_begin(llhttp_t *p)
     c->in_message = true;
     c->deadline_kind = DEADLINE_HEADER;
     c->deadline_ns = clock_mono_ns() + (uint64_t)r->eng->opts.header_timeout_ms * 1000000u;
-    /* Room for a 100 Continue and the final response, and 503 still fits otherwise. */
-    struct ioring_request *s = NULL;
-    if (c->pipe_count + 2 < IORING_PIPELINE_MAX) {
-        s = slot_take(r);
-    }
-    if (s == NULL) {
-        atomic_fetch_add_explicit(&r->stats.responses_503, 1, memory_order_relaxed);
-        return reject(c, 503);
-    }
-    s->state = SLOT_PARSING;
-    s->conn_index = c->index;
-    s->conn_gen = c->gen;
-    s->target_off = s->req_len;
-    memcpy(&s->client, &c->peer, sizeof(s->client));
-    s->client_len = c->peer_len;
-    c->cur_slot = s->index;
+    /* No request slot yet: a partial request holds only its connection (and its head). */
+    struct head *h = &c->head;
+    h->len = 0;
+    h->bytes = 0;
+    h->target_len = 0;
+    h->num_headers = 0;
+    h->target_done = false;
+    h->field_open = false;
     return 0;
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    if (!append(c, cur_slot(c), at, len)) {
+    if (!head_append(c, at, len)) {
         return reject(c, 414);
     }
     return 0;
@@ -110,24 +198,28 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int on_url_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
-    struct ioring_request *s = cur_slot(c);
-    s->target_len = s->req_len - s->target_off;
-    terminate(s);
+    struct head *h = &c->head;
+    h->target_len = h->len;
+    head_terminate(h);
+    h->target_done = true;
     return 0;
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    struct ioring_request *s = cur_slot(c);
-    if (!s->field_open) {
-        if (s->num_headers == IORING_HEADERS_MAX) {
+    if (in_trailer(c)) {
+        return trailer_bytes(c, len);
+    }
+    struct head *h = &c->head;
+    if (!h->field_open) {
+        if (h->num_headers == IORING_HEADERS_MAX) {
             return reject(c, 431);
         }
-        s->field_open = true;
-        s->headers[s->num_headers].name_off = s->req_len;
+        h->field_open = true;
+        h->headers[h->num_headers].name_off = h->len;
     }
-    if (!append(c, s, at, len)) {
+    if (!head_append(c, at, len)) {
         return reject(c, 431);
     }
     return 0;
@@ -136,22 +228,31 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
-    struct ioring_request *s = cur_slot(c);
-    struct header_ref *h = &s->headers[s->num_headers];
-    if (!s->field_open) { /* empty name: llhttp rejects those, keep the arena consistent */
-        h->name_off = s->req_len;
+    if (in_trailer(c)) {
+        return 0;
     }
-    h->name_len = s->req_len - h->name_off;
-    terminate(s);
-    s->field_open = false;
-    h->value_off = s->req_len;
+    struct head *h = &c->head;
+    if (!h->field_open) { /* an empty name (llhttp 8.1 takes ": value") */
+        return refuse_400(c);
+    }
+    struct header_ref *f = &h->headers[h->num_headers];
+    f->name_len = h->len - f->name_off;
+    if (!token_valid(h->buf + f->name_off, f->name_len)) {
+        return refuse_400(c);
+    }
+    head_terminate(h);
+    h->field_open = false;
+    f->value_off = h->len;
     return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    if (!append(c, cur_slot(c), at, len)) {
+    if (in_trailer(c)) {
+        return trailer_bytes(c, len);
+    }
+    if (!head_append(c, at, len)) {
         return reject(c, 431);
     }
     return 0;
@@ -160,12 +261,49 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 static int on_header_value_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
-    struct ioring_request *s = cur_slot(c);
-    struct header_ref *h = &s->headers[s->num_headers];
-    h->value_len = s->req_len - h->value_off;
-    terminate(s);
-    s->num_headers++;
+    if (in_trailer(c)) {
+        return 0;
+    }
+    struct head *h = &c->head;
+    ASSERT(h->num_headers < IORING_HEADERS_MAX);
+    struct header_ref *f = &h->headers[h->num_headers];
+    f->value_len = h->len - f->value_off;
+    head_terminate(h);
+    h->num_headers++;
     return 0;
+}
+
+/* slot_fill takes a request slot for the complete header section of `c` and copies the head
+ * into it (a few KiB at most, once per request). Returns NULL if there is none for it. */
+static struct ioring_request *slot_fill(struct conn *c, bool has_body)
+{
+    struct ring *r = c->ring;
+    const struct head *h = &c->head;
+    ASSERT(h->target_done);
+    ASSERT(!h->field_open);
+    /* Room for a 100 Continue and the final response, and 503 still fits otherwise. */
+    if (c->pipe_count + 2 >= IORING_PIPELINE_MAX) {
+        return NULL;
+    }
+    struct ioring_request *s = slot_take(r, c->client_key, has_body);
+    if (s == NULL) {
+        return NULL;
+    }
+    ASSERT(h->bytes <= r->eng->opts.max_request_bytes);
+    memcpy(s->req, h->buf, h->len);
+    s->req_len = h->len;
+    s->content_len = h->bytes;
+    s->target_off = 0;
+    s->target_len = h->target_len;
+    s->num_headers = h->num_headers;
+    memcpy(s->headers, h->headers, h->num_headers * sizeof(h->headers[0]));
+    s->state = SLOT_PARSING;
+    s->conn_index = c->index;
+    s->conn_gen = c->gen;
+    memcpy(&s->client, &c->peer, sizeof(s->client));
+    s->client_len = c->peer_len;
+    c->cur_slot = s->index;
+    return s;
 }
 
 static bool header_is(const struct ioring_request *s, const char *name, const char *value)
@@ -179,31 +317,36 @@ static int on_headers_complete(llhttp_t *p)
 {
     struct conn *c = parser_conn(p);
     struct ring *r = c->ring;
-    struct ioring_request *s = cur_slot(c);
     uint32_t max = r->eng->opts.max_request_bytes;
     bool has_body = (p->flags & F_CHUNKED) != 0 || p->content_length > 0;
     /* RFC 9110 §15.5.14: refuse an announced oversized body before reading any of it. */
-    if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > max - s->content_len) {
+    if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > max - c->head.bytes) {
         atomic_fetch_add_explicit(&r->stats.responses_413, 1, memory_order_relaxed);
         return reject(c, 413);
     }
+    struct ioring_request *s = slot_fill(c, has_body);
+    if (s == NULL) {
+        atomic_fetch_add_explicit(&r->stats.responses_503, 1, memory_order_relaxed);
+        return reject(c, 503);
+    }
     s->method = llhttp_method_name((llhttp_method_t)p->method);
-    s->keep_alive = llhttp_should_keep_alive(p) != 0;
+    s->head = p->method == HTTP_HEAD;
+    /* We speak no other protocol: an Upgrade (RFC 9110 §7.8) or a CONNECT (§9.3.6) gets the
+     * handler's one answer and the connection closes; what follows is not HTTP we can read. */
+    s->keep_alive = llhttp_should_keep_alive(p) != 0 && p->upgrade == 0;
     s->body_off = s->req_len;
     c->deadline_kind = DEADLINE_BODY;
     c->deadline_ns = clock_mono_ns() + (uint64_t)r->eng->opts.body_timeout_ms * 1000000u;
-    /* RFC 9110 §10.1.1: 100 Continue, queued in order behind earlier responses. */
-    if (has_body && p->http_minor >= 1 && header_is(s, "expect", "100-continue")) {
-        conn_pipe_push(c, SLOT_NONE, 100, false, 0);
-        conn_pump(c);
-    }
-    return 0;
+    /* RFC 9110 §10.1.1: 100 Continue, once http_input checked the header section. */
+    c->want_continue = has_body && p->http_minor >= 1 && header_is(s, "expect", "100-continue");
+    c->pause = PAUSE_HEAD_END;
+    return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    if (!append(c, cur_slot(c), at, len)) {
+    if (!body_append(c, cur_slot(c), at, len)) {
         atomic_fetch_add_explicit(&c->ring->stats.responses_413, 1, memory_order_relaxed);
         return reject(c, 413);
     }
@@ -230,9 +373,9 @@ static int on_message_complete(llhttp_t *p)
     r->eng->handler(r->eng->ctx, s);
     if (close) {
         c->stop_parsing = true;
-        return HPE_PAUSED;
     }
-    return 0;
+    c->pause = PAUSE_MESSAGE_END;
+    return HPE_PAUSED;
 }
 
 void http_settings_init(llhttp_settings_t *st)
@@ -250,21 +393,69 @@ void http_settings_init(llhttp_settings_t *st)
     st->on_message_complete = on_message_complete;
 }
 
+/* head_checked applies the pause of the last llhttp_execute after its `used` bytes: the header
+ * section that ended must hold no folded line; a new one starts after a message. Returns false
+ * if the request was refused. */
+static bool head_checked(struct conn *c, const uint8_t *data, size_t used)
+{
+    if (c->in_head && folded(c, data, used)) {
+        (void)refuse_400(c);
+        return false;
+    }
+    if (c->pause == PAUSE_HEAD_END) {
+        c->in_head = false;
+        if (c->want_continue) { /* queued in order behind earlier responses */
+            c->want_continue = false;
+            conn_pipe_push(c, SLOT_NONE, 100, false, 0);
+            conn_pump(c);
+        }
+    } else if (c->pause == PAUSE_MESSAGE_END) {
+        c->in_head = true;
+        c->line_start = true;
+    }
+    c->pause = PAUSE_NONE;
+    return true;
+}
+
 /* http_input feeds plaintext to the parser. Returns 0; protocol errors queue a 400 and stop
- * reading (the connection closes once earlier responses are out). */
+ * reading (the connection closes once earlier responses are out). llhttp pauses at the end of
+ * each header section and each message, so that the bytes of a header section are known. */
 int http_input(struct conn *c, const uint8_t *data, size_t len)
 {
     ASSERT(c->state == CONN_OPEN);
-    if (c->stop_parsing || len == 0) {
-        return 0;
+    /* Bounded: every pass consumes bytes, or ends a message right after its header section.
+     * After a pause llhttp runs once more even without bytes: a message without a body
+     * completes only then. */
+    bool paused = false;
+    while ((len > 0 || paused) && !c->stop_parsing) {
+        ASSERT(c->pause == PAUSE_NONE);
+        paused = false;
+        llhttp_errno_t err = llhttp_execute(&c->parser, (const char *)data, len);
+        size_t used = len;
+        if (c->stop_parsing) {
+            c->pause = PAUSE_NONE;
+            return 0; /* a callback queued the last answer (refusal or Connection: close) */
+        }
+        if (err == HPE_PAUSED) {
+            const uint8_t *pos = (const uint8_t *)llhttp_get_error_pos(&c->parser);
+            ASSERT(pos >= data);
+            ASSERT(pos <= data + len);
+            ASSERT(c->pause != PAUSE_NONE);
+            used = (size_t)(pos - data);
+            ASSERT(used > 0 || c->pause == PAUSE_MESSAGE_END);
+            llhttp_resume(&c->parser);
+            paused = true;
+        } else if (err != HPE_OK) {
+            /* Malformed (RFC 9112 §2.2): answer 400 and close. */
+            (void)refuse_400(c);
+            return 0;
+        }
+        if (!head_checked(c, data, used)) {
+            return 0;
+        }
+        data += used;
+        len -= used;
     }
-    llhttp_errno_t err = llhttp_execute(&c->parser, (const char *)data, len);
-    if (err == HPE_OK || (err == HPE_PAUSED && c->stop_parsing)) {
-        return 0;
-    }
-    /* Malformed (RFC 9112 §2.2), or an Upgrade we do not speak: answer 400 and close. */
-    atomic_fetch_add_explicit(&c->ring->stats.responses_400, 1, memory_order_relaxed);
-    (void)reject(c, 400);
     return 0;
 }
 
@@ -287,10 +478,11 @@ static int format_response(struct ioring_request *s, int status, const char *con
     if (n < 0 || (size_t)n >= cap || (!no_body && body_len > cap - (size_t)n)) {
         return -E2BIG;
     }
-    if (!no_body && body_len > 0) {
+    /* RFC 9110 §9.3.2: the answer to HEAD is the GET answer's header section alone. */
+    if (!no_body && !s->head && body_len > 0) {
         memcpy(s->resp + n, body, body_len);
     }
-    s->resp_len = (size_t)n + (no_body ? 0 : body_len);
+    s->resp_len = (size_t)n + (no_body || s->head ? 0 : body_len);
     return 0;
 }
 

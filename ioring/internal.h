@@ -1,7 +1,9 @@
 /* ioring internals: engine, rings, connections, request slots and the transport layer.
  *
  * Data path of one connection:  recv (provided buffer) → PROXY v2 (optional) → transport (plain
- * now, TLS through memory BIOs later) → HTTP parser (llhttp) → request slot → handler.
+ * now, TLS through memory BIOs later) → HTTP parser (llhttp) → the connection's head buffer
+ * (request line and header section) → at the end of the headers, a request slot (the head is
+ * copied in, the body follows) → handler.
  * Responses go back: slot response buffer → pipeline (request order) → transport → send.
  * Everything here runs on the ring thread except ioring_request_respond, which only writes the
  * slot's response buffer and hands the slot index to the ring through `done` (mutex) and the
@@ -26,6 +28,13 @@
 
 struct conn;
 struct ring;
+
+/* struct cidr is one block of proxy_from: IPv4 as an IPv4-mapped IPv6 address (bits + 96), so
+ * that peers of an IPv6 listener that arrive over IPv4 match IPv4 blocks. */
+struct cidr {
+    uint8_t addr[16]; /* host bits cleared */
+    uint8_t bits;     /* 0..128 */
+};
 
 /* struct transport_ops is the layer between the socket and the HTTP parser. */
 struct transport_ops {
@@ -52,6 +61,28 @@ struct header_ref {
     uint32_t name_off, name_len, value_off, value_len;
 };
 
+/* struct head is the request line and header section a connection is reading: its target, field
+ * names and values, each NUL-terminated, in `buf` (head_cap bytes, allocated at start). */
+struct head {
+    uint8_t *buf;
+    uint32_t len;   /* used bytes of buf */
+    uint32_t bytes; /* target, names and values received: what max_header_bytes bounds */
+    uint32_t target_len;
+    uint32_t num_headers;
+    bool target_done; /* the target (and so the method) is known */
+    bool field_open;
+    struct header_ref headers[IORING_HEADERS_MAX];
+};
+
+/* struct client_entry is one client address of a ring's table: what it holds now. An entry lives
+ * while it holds a connection or a slot (a slot can outlive its connection, with the handler). */
+struct client_entry {
+    uint8_t key[16]; /* client_key */
+    uint32_t conns;
+    uint32_t slots;
+    bool used;
+};
+
 /* struct ioring_request is one request slot. Ring thread only, except resp_* and the fields read
  * by accessors, which belong to the handler between handler call and respond. */
 struct ioring_request {
@@ -60,6 +91,9 @@ struct ioring_request {
     enum slot_state state;
     bool orphaned;   /* its connection is gone: free on completion */
     bool keep_alive; /* request allows keep-alive */
+    bool head;       /* a HEAD request: its answer carries no body (RFC 9110 §9.3.2) */
+    bool counted;    /* counted in its client's slots (client_key) */
+    uint8_t client_key[16];
     uint32_t conn_index;
     uint32_t conn_gen;
     uint64_t id;
@@ -70,7 +104,6 @@ struct ioring_request {
     uint32_t target_off, target_len;
     uint32_t body_off, body_len;
     uint32_t num_headers;
-    bool field_open, value_open, body_open;
     struct header_ref headers[IORING_HEADERS_MAX];
     struct sockaddr_storage client;
     socklen_t client_len;
@@ -82,6 +115,7 @@ struct pipe_entry {
     uint32_t slot;   /* request slot, or SLOT_NONE for an engine response */
     uint16_t status; /* engine response status (when slot == SLOT_NONE) */
     bool close;      /* close the connection after this response */
+    bool head;       /* an engine response to a HEAD request: headers only */
     uint8_t hint;    /* the application's classification of a refused request */
 };
 
@@ -113,10 +147,17 @@ struct conn {
     bool send_busy;
     bool stop_parsing; /* no more requests are read (error, close or drain) */
     bool peer_eof;
-    bool in_message; /* parser is between message begin and complete */
+    bool in_message;    /* parser is between message begin and complete */
+    bool in_head;       /* bytes fed now belong to a request line and header section */
+    bool line_start;    /* the next header-section byte starts a line */
+    bool want_continue; /* send 100 Continue once the header section passed its checks */
+    uint8_t pause;      /* why llhttp paused in a callback (enum http_pause) */
     enum deadline_kind deadline_kind;
     uint64_t deadline_ns;
-    uint32_t cur_slot;
+    uint32_t cur_slot; /* the request's slot, from the end of its headers */
+    struct head head;
+    uint8_t client_key[16];
+    bool counted; /* counted in its client's connections (PROXY: once the header is read) */
     llhttp_t parser;
     struct sockaddr_storage peer;
     socklen_t peer_len;
@@ -157,6 +198,13 @@ struct ring {
     uint32_t slot_free_len;
     uint8_t *slot_mem;
     size_t slot_mem_len;
+    uint8_t *head_mem; /* one head buffer per connection */
+    size_t head_mem_len;
+    /* client addresses: open addressing, at most half full */
+    struct client_entry *clients;
+    uint32_t clients_mask;
+    uint64_t client_seed[2];
+    uint32_t conns_per_client; /* this ring's share of max_connections_per_client */
     uint32_t turn_requests;
     uint64_t req_seq;
     /* provided buffers */
@@ -185,6 +233,8 @@ struct ioring_engine {
     atomic_bool stopping;
     atomic_uint_fast64_t stop_deadline_ns;
     bool stopped;
+    struct cidr proxy_from[IORING_PROXY_FROM_MAX];
+    uint32_t num_proxy_from;
     llhttp_settings_t settings;
     pthread_mutex_t init_mu;
     pthread_cond_t init_cv;
@@ -193,27 +243,60 @@ struct ioring_engine {
 
 /* The files of ioring/ call one way: engine.c starts ring.c; ring.c reaches transport.c only
  * through the connection's ops table (a function pointer, like the handler); transport.c calls
- * http.c, http.c calls ring.c's slot and pipeline helpers, and canned.c is below them all. */
+ * http.c, http.c calls ring.c's slot and pipeline helpers; proxy.c (PROXY v2, proxy_from),
+ * client.c (per-client shares) and canned.c are below them all. */
 
 /* ring.c */
 /* ring_main is the thread of one ring: its event loop until the engine stops. */
 void *ring_main(void *arg);
 /* ring_wake makes ring `r` look at its completed requests (no-op on its own thread). */
 void ring_wake(struct ring *r);
-/* conn_pipe_push queues the answer of `slot` (or a canned `status` when slot is SLOT_NONE). */
-void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close, uint8_t hint);
+/* conn_pipe_push queues the answer of `slot` (or a canned `status` when slot is SLOT_NONE) and
+ * returns its entry (valid until the next push or send completion). */
+struct pipe_entry *conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close,
+                                  uint8_t hint);
 /* conn_pump sends the oldest queued answer when it is ready (answers leave in request order). */
 void conn_pump(struct conn *c);
 /* slot_put gives a request slot back to its ring's free list. */
 void slot_put(struct ring *r, struct ioring_request *s);
-/* slot_take takes a free request slot, or NULL when the ring has none (the caller sends 503). */
-struct ioring_request *slot_take(struct ring *r);
+/* slot_take takes a free request slot for a request with or without a body, counted for the
+ * client `key`, or NULL when the ring has none for it (the caller sends 503): the client holds
+ * its share, or only the reserve is left and the request has a body. */
+struct ioring_request *slot_take(struct ring *r, const uint8_t key[16], bool has_body);
 
 /* http.c */
+/* enum http_pause says why a callback paused llhttp: http_input then checks the bytes of the
+ * header section that just ended (PAUSE_HEAD_END) or starts a new one (PAUSE_MESSAGE_END). */
+enum http_pause {
+    PAUSE_NONE = 0,
+    PAUSE_HEAD_END,
+    PAUSE_MESSAGE_END,
+};
 /* http_settings_init fills the llhttp callbacks that parse requests into slots. */
 void http_settings_init(llhttp_settings_t *s);
 /* http_input feeds plaintext bytes of connection `c` to its parser. Returns 0. */
 int http_input(struct conn *c, const uint8_t *data, size_t len);
+
+/* proxy.c */
+/* cidr_list_parse parses `list` (ioring_cidr_list_check) into out[IORING_PROXY_FROM_MAX]. */
+int cidr_list_parse(struct cidr *out, uint32_t *out_num, const char *list);
+/* addr_v6 writes the address of `a` as 16 bytes (IPv4 mapped); all zero for another family. */
+void addr_v6(uint8_t out[16], const struct sockaddr_storage *a, socklen_t len);
+/* cidr_match is true if the address of `a` lies in one of the `num` blocks of `list`. */
+bool cidr_match(const struct cidr *list, uint32_t num, const struct sockaddr_storage *a,
+                socklen_t len);
+
+/* client.c */
+/* client_key writes the key of a client address: IPv4 (mapped), or the /64 of an IPv6 one. */
+void client_key(uint8_t out[16], const struct sockaddr_storage *a, socklen_t len);
+/* client_conn_take counts a connection of `key`; false (nothing counted) over its share. */
+bool client_conn_take(struct ring *r, const uint8_t key[16]);
+/* client_conn_put uncounts a connection of `key`. */
+void client_conn_put(struct ring *r, const uint8_t key[16]);
+/* client_slot_take counts a slot of `key`; false (nothing counted) over max_inflight_per_client. */
+bool client_slot_take(struct ring *r, const uint8_t key[16]);
+/* client_slot_put uncounts a slot of `key`. */
+void client_slot_put(struct ring *r, const uint8_t key[16]);
 
 /* canned.c */
 /* http_canned_format writes the engine's plain answer of `status` into `out`; returns its length.

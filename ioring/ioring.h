@@ -12,7 +12,13 @@
  * allocated on the request path. When a bound is hit the engine pushes back: it stops accepting
  * at max_connections, answers 413/431 to oversized requests before reading their body, answers
  * 503 with Retry-After when max_inflight requests are already with the handler, and closes
- * connections that miss their header, body or idle deadline. */
+ * connections that miss their header, body or idle deadline.
+ *
+ * A request takes a request slot only once its header section is complete: until then it is
+ * read into its connection's own buffer of max_header_bytes, so clients that send a byte and
+ * wait hold connections, never what complete requests need. Per client address (the PROXY
+ * header's when proxy_protocol is on; IPv6 by /64) the engine can bound connections and slots,
+ * and it can keep slots that only requests without a body (health checks) may take. */
 #ifndef CERTPROV_IORING_H
 #define CERTPROV_IORING_H
 
@@ -26,10 +32,12 @@ struct ioring_request;
 
 /* Hard limits of the engine (not configurable: they size fixed arrays). */
 #define IORING_WORKERS_MAX 64
-#define IORING_HEADERS_MAX 64   /* headers per request; more is answered 431 */
-#define IORING_PIPELINE_MAX 16  /* requests queued per connection; more is answered 503 */
-#define IORING_LISTEN_MAX 128   /* length of the "host:port" option */
-#define IORING_ADDR_TEXT_MAX 64 /* "[v6addr]:port" and NUL */
+#define IORING_HEADERS_MAX 64    /* headers per request; more is answered 431 */
+#define IORING_PIPELINE_MAX 16   /* requests queued per connection; more is answered 503 */
+#define IORING_LISTEN_MAX 128    /* length of the "host:port" option */
+#define IORING_ADDR_TEXT_MAX 64  /* "[v6addr]:port" and NUL */
+#define IORING_PROXY_FROM_MAX 32 /* CIDR blocks in proxy_from */
+#define IORING_PROXY_FROM_DEFAULT "127.0.0.0/8, ::1/128"
 
 /* ioring_handler_fn receives one complete request on the ring thread `ring_index`. The handler
  * owns `req` until it calls ioring_request_respond exactly once, now or later, from any thread.
@@ -56,27 +64,35 @@ typedef void (*ioring_turn_end_fn)(void *ctx, uint32_t ring_index);
 /* struct ioring_options configures an engine. ioring_options_default fills the defaults; a zero
  * in a field given to ioring_engine_new means "default" as well. */
 struct ioring_options {
-    const char *listen;             /* "host:port", IPv4 or [IPv6]; port 0 picks one */
-    uint32_t workers;               /* ring threads; 0 = one per online core */
-    uint32_t max_connections;       /* whole engine, split evenly between rings */
-    uint32_t max_request_bytes;     /* target + headers + body of one request */
-    uint32_t max_response_bytes;    /* status line + headers + body of one response */
-    uint32_t max_inflight;          /* per ring: requests with the handler at once */
-    uint32_t header_timeout_ms;     /* first byte of a request to the end of its headers */
-    uint32_t body_timeout_ms;       /* end of headers to the end of the body */
-    uint32_t idle_timeout_ms;       /* keep-alive connection with nothing to do */
-    uint32_t retry_after_s;         /* Retry-After of a 503 */
-    uint32_t recv_buffers;          /* provided buffers per ring, rounded up to a power of two */
-    uint32_t recv_buffer_bytes;     /* size of each provided buffer */
-    bool proxy_protocol;            /* expect a PROXY protocol v2 header on every connection */
+    const char *listen;          /* "host:port", IPv4 or [IPv6]; port 0 picks one */
+    uint32_t workers;            /* ring threads; 0 = one per online core */
+    uint32_t max_connections;    /* whole engine, split evenly between rings */
+    uint32_t max_request_bytes;  /* target + headers + body of one request */
+    uint32_t max_header_bytes;   /* target + field names and values; at most the above */
+    uint32_t max_response_bytes; /* status line + headers + body of one response */
+    uint32_t max_inflight;       /* per ring: request slots (held from the end of the headers
+                                    until the answer is sent) */
+    uint32_t max_connections_per_client; /* whole engine, split evenly; 0 = no bound */
+    uint32_t max_inflight_per_client;    /* per ring: slots one client holds; 0 = no bound */
+    uint32_t inflight_reserve;  /* per ring: slots only requests without a body take; 0 = none */
+    uint32_t header_timeout_ms; /* first byte of a request to the end of its headers */
+    uint32_t body_timeout_ms;   /* end of headers to the end of the body */
+    uint32_t idle_timeout_ms;   /* keep-alive connection with nothing to do */
+    uint32_t retry_after_s;     /* Retry-After of a 503 */
+    uint32_t recv_buffers;      /* provided buffers per ring, rounded up to a power of two */
+    uint32_t recv_buffer_bytes; /* size of each provided buffer */
+    bool proxy_protocol;        /* expect a PROXY protocol v2 header on every connection */
+    const char *proxy_from; /* with proxy_protocol: the peers (CIDR list, ioring_cidr_list_check)
+                               allowed to send it, others are closed; NULL = loopback */
     ioring_turn_end_fn on_turn_end; /* may be NULL; called with the handler's ctx */
     ioring_classify_fn on_classify; /* may be NULL (hint 0); called with the handler's ctx */
     ioring_canned_fn on_canned;     /* may be NULL (plain-text refusals) */
 };
 
 /* ioring_options_default fills `out` with the defaults: "0.0.0.0:8080", one worker per core,
- * 4096 connections, 64 KiB requests and responses, 256 in flight per ring, deadlines of 10 s
- * (header), 30 s (body) and 60 s (idle), Retry-After 1, 256 buffers of 4 KiB, no PROXY. */
+ * 4096 connections, 64 KiB requests and responses, 8 KiB of headers, 256 in flight per ring, no
+ * per-client bounds and no reserve, deadlines of 10 s (header), 30 s (body) and 60 s (idle),
+ * Retry-After 1, 256 buffers of 4 KiB, no PROXY (from IORING_PROXY_FROM_DEFAULT when on). */
 void ioring_options_default(struct ioring_options *out);
 
 /* ioring_engine_new binds the listeners, allocates every buffer and starts the ring threads.
@@ -109,7 +125,8 @@ void ioring_engine_free(struct ioring_engine *eng);
 struct ioring_stats {
     uint64_t connections_open;     /* gauge */
     uint64_t connections_accepted; /* counter */
-    uint64_t connections_refused;  /* accepted over the limit or failed PROXY header */
+    uint64_t connections_refused;  /* over the limit or a client's share, a peer outside
+                                      proxy_from, or a failed PROXY header */
     uint64_t requests;             /* handed to the handler */
     uint64_t requests_inflight;    /* gauge: with the handler now */
     uint64_t responses;            /* all responses sent, engine ones included */
@@ -169,6 +186,13 @@ int ioring_request_respond(struct ioring_request *req, int status, const char *c
 
 /* ioring_status_reason returns the reason phrase of an HTTP status ("OK", ...), "" if unknown. */
 const char *ioring_status_reason(int status);
+
+/* ioring_cidr_list_check checks a list of CIDR blocks as proxy_from takes it: comma-separated,
+ * spaces around items allowed, each an IPv4 or IPv6 address with an optional "/prefix-length"
+ * (without it, the one address; host bits under the prefix are ignored). Returns 0, -EINVAL if
+ * the list is empty or an item is malformed, or -E2BIG for more than IORING_PROXY_FROM_MAX
+ * items. Thread-safe. */
+int ioring_cidr_list_check(const char *list);
 
 /* ioring_proxy_v2_parse parses a PROXY protocol v2 header at the start of `data` (exposed for
  * tests and fuzzing). Returns 0 with the header's total length in *out_len and the source

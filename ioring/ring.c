@@ -55,14 +55,20 @@ void ring_wake(struct ring *r)
     ASSERT(n == (ssize_t)sizeof(one));
 }
 
-struct ioring_request *slot_take(struct ring *r)
+struct ioring_request *slot_take(struct ring *r, const uint8_t key[16], bool has_body)
 {
-    if (r->slot_free_len == 0) {
+    /* The reserve keeps slots for requests without a body: health checks and status pages,
+     * which need no slot for long, still get one while slow uploads hold the rest. */
+    uint32_t keep = has_body ? r->eng->opts.inflight_reserve : 0;
+    if (r->slot_free_len <= keep || !client_slot_take(r, key)) {
         return NULL;
     }
     struct ioring_request *s = &r->slots[r->slot_free[--r->slot_free_len]];
     ASSERT(s->state == SLOT_FREE);
     ASSERT(s->req_len == 0);
+    ASSERT(!s->counted);
+    memcpy(s->client_key, key, sizeof(s->client_key));
+    s->counted = true;
     return s;
 }
 
@@ -70,14 +76,18 @@ void slot_put(struct ring *r, struct ioring_request *s)
 {
     ASSERT(s->state != SLOT_FREE);
     ASSERT(r->slot_free_len < r->eng->opts.max_inflight);
+    if (s->counted) {
+        client_slot_put(r, s->client_key);
+        s->counted = false;
+    }
     s->state = SLOT_FREE;
     s->orphaned = false;
+    s->head = false;
     s->req_len = 0;
     s->content_len = 0;
     s->num_headers = 0;
     s->target_len = 0;
     s->body_len = 0;
-    s->field_open = false;
     s->resp_len = 0;
     r->slot_free[r->slot_free_len++] = s->index;
 }
@@ -155,6 +165,10 @@ static void conn_release(struct conn *c)
         slot_put(r, &r->slots[c->cur_slot]);
         c->cur_slot = SLOT_NONE;
     }
+    if (c->counted) {
+        client_conn_put(r, c->client_key);
+        c->counted = false;
+    }
     if (close(c->fd) == -1) {
         log_warn("ioring: close_failed ring=%u errno=%d", r->index, errno);
     }
@@ -203,7 +217,8 @@ static void conn_linger(struct conn *c)
     set_deadline(c, DEADLINE_LINGER, LINGER_MS);
 }
 
-void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close, uint8_t hint)
+struct pipe_entry *conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close,
+                                  uint8_t hint)
 {
     ASSERT(c->pipe_count < IORING_PIPELINE_MAX);
     ASSERT(slot != SLOT_NONE || status != 0);
@@ -211,8 +226,33 @@ void conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status, bool close, 
     e->slot = slot;
     e->status = status;
     e->close = close;
+    e->head = false;
     e->hint = hint;
     c->pipe_count++;
+    return e;
+}
+
+/* canned_len formats the engine's answer of `e` into c->canned; an answer to HEAD keeps only
+ * its status line and headers (RFC 9110 §9.3.2: Content-Length stays what GET would get). */
+static size_t canned_len(struct conn *c, const struct pipe_entry *e)
+{
+    struct ring *r = c->ring;
+    const struct ioring_options *o = &r->eng->opts;
+    size_t len = e->status != 100 && o->on_canned != NULL
+                     ? o->on_canned(r->eng->ctx, c->canned, sizeof(c->canned), e->status, e->hint,
+                                    e->close, o->retry_after_s)
+                     : 0;
+    ASSERT(len <= sizeof(c->canned));
+    if (len == 0) {
+        len =
+            http_canned_format(c->canned, sizeof(c->canned), e->status, e->close, o->retry_after_s);
+    }
+    if (e->head) {
+        const char *end = memmem(c->canned, len, "\r\n\r\n", 4);
+        ASSERT(end != NULL);
+        len = (size_t)(end - c->canned) + 4;
+    }
+    return len;
 }
 
 static void send_submit(struct conn *c)
@@ -247,16 +287,7 @@ void conn_pump(struct conn *c)
         plain = s->resp;
         len = s->resp_len;
     } else {
-        const struct ioring_options *o = &r->eng->opts;
-        len = e->status != 100 && o->on_canned != NULL
-                  ? o->on_canned(r->eng->ctx, c->canned, sizeof(c->canned), e->status, e->hint,
-                                 e->close, o->retry_after_s)
-                  : 0;
-        ASSERT(len <= sizeof(c->canned));
-        if (len == 0) {
-            len = http_canned_format(c->canned, sizeof(c->canned), e->status, e->close,
-                                     o->retry_after_s);
-        }
+        len = canned_len(c, e);
         plain = (const uint8_t *)c->canned;
     }
     if (c->tp->output(c, plain, len, &c->send_ptr, &c->send_len) != 0) {
@@ -266,7 +297,10 @@ void conn_pump(struct conn *c)
     send_submit(c);
 }
 
-static void conn_open(struct ring *r, int fd)
+/* conn_open starts connection `fd`. `key` is its client's, already counted (or NULL with
+ * proxy_protocol: the client is the header's, counted once it is read). */
+static void conn_open(struct ring *r, int fd, const struct sockaddr_storage *peer,
+                      socklen_t peer_len, const uint8_t *key)
 {
     ASSERT(r->conn_free_len > 0);
     struct conn *c = &r->conns[r->conn_free[--r->conn_free_len]];
@@ -279,14 +313,19 @@ static void conn_open(struct ring *r, int fd)
     c->stop_parsing = false;
     c->peer_eof = false;
     c->in_message = false;
+    c->in_head = true;
+    c->line_start = true;
+    c->want_continue = false;
+    c->pause = PAUSE_NONE;
     c->cur_slot = SLOT_NONE;
     c->pipe_head = 0;
     c->pipe_count = 0;
     c->proxy_len = 0;
-    c->peer_len = sizeof(c->peer);
-    if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) == -1) {
-        c->peer_len = 0;
-        memset(&c->peer, 0, sizeof(c->peer));
+    c->peer = *peer;
+    c->peer_len = peer_len;
+    c->counted = key != NULL;
+    if (key != NULL) {
+        memcpy(c->client_key, key, sizeof(c->client_key));
     }
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -299,17 +338,40 @@ static void conn_open(struct ring *r, int fd)
     recv_arm(c);
 }
 
+/* peer_admitted is false for a connection the engine refuses at once: with proxy_protocol, a
+ * peer outside proxy_from (its header would choose the client address); without, a client that
+ * holds its share of connections. Otherwise the connection is counted for its client. */
+static bool peer_admitted(struct ring *r, uint8_t key[16], const struct sockaddr_storage *peer,
+                          socklen_t peer_len)
+{
+    const struct ioring_engine *eng = r->eng;
+    if (eng->opts.proxy_protocol) {
+        return cidr_match(eng->proxy_from, eng->num_proxy_from, peer, peer_len);
+    }
+    client_key(key, peer, peer_len);
+    return client_conn_take(r, key);
+}
+
 static void on_accept(struct ring *r, int res, uint32_t flags)
 {
     if ((flags & IORING_CQE_F_MORE) == 0) {
         r->accept_armed = false;
     }
     if (res >= 0) {
-        if (r->draining || r->conn_free_len == 0) {
-            (void)close(res); /* raced with the pause: refuse */
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        if (getpeername(res, (struct sockaddr *)&peer, &peer_len) == -1) {
+            peer_len = 0;
+            memset(&peer, 0, sizeof(peer));
+        }
+        uint8_t key[16];
+        if (r->draining || r->conn_free_len == 0 || !peer_admitted(r, key, &peer, peer_len)) {
+            /* Raced with the pause, or not admitted: refuse (counted before the client can
+             * see the close). */
             atomic_fetch_add_explicit(&r->stats.connections_refused, 1, memory_order_relaxed);
+            (void)close(res);
         } else {
-            conn_open(r, res);
+            conn_open(r, res, &peer, peer_len, r->eng->opts.proxy_protocol ? NULL : key);
         }
         if (r->conn_free_len == 0 && !r->accept_paused) {
             r->accept_paused = true; /* stop accepting at the limit */
@@ -351,6 +413,13 @@ static void conn_input(struct conn *c, const uint8_t *data, size_t len)
             c->peer = addr;
             c->peer_len = addr_len;
         }
+        client_key(c->client_key, &c->peer, c->peer_len);
+        if (!client_conn_take(c->ring, c->client_key)) { /* the client holds its share */
+            atomic_fetch_add_explicit(&c->ring->stats.connections_refused, 1, memory_order_relaxed);
+            conn_close(c);
+            return;
+        }
+        c->counted = true;
         c->state = CONN_OPEN;
         data += used;
         len -= used;
@@ -535,10 +604,10 @@ static void drain_begin(struct ring *r)
         }
         c->stop_parsing = true;
         c->deadline_kind = DEADLINE_NONE;
+        c->in_message = false;
         if (c->cur_slot != SLOT_NONE) {
             slot_put(r, &r->slots[c->cur_slot]);
             c->cur_slot = SLOT_NONE;
-            c->in_message = false;
         }
     }
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "ioring/ioring.h"
 #include "service/service.h"
 
 /* err_set writes a message that may be cut at SERVICE_CONFIG_ERR_MAX: it still names the file
@@ -29,7 +30,24 @@ struct config_ctx {
     struct service_config *cfg;
     char *err;
     bool failed;
+    /* keys whose default follows another key unless the file sets them */
+    bool set_conns_per_client, set_inflight_per_client, set_reserve;
 };
+
+/* shares_default derives the per-client shares and the reserve from max_connections and
+ * max_inflight (the three keys the file does not set). */
+static void shares_default(struct service_config *c, const struct config_ctx *ctx)
+{
+    if (ctx == NULL || !ctx->set_conns_per_client) {
+        c->max_connections_per_client = c->max_connections / 4 > 0 ? c->max_connections / 4 : 1;
+    }
+    if (ctx == NULL || !ctx->set_inflight_per_client) {
+        c->max_inflight_per_client = c->max_inflight / 2 > 0 ? c->max_inflight / 2 : 1;
+    }
+    if (ctx == NULL || !ctx->set_reserve) {
+        c->inflight_reserve = c->max_inflight / 16;
+    }
+}
 
 void service_config_defaults(struct service_config *out)
 {
@@ -41,10 +59,13 @@ void service_config_defaults(struct service_config *out)
     out->workers = 0;
     out->max_connections = 10000;
     out->max_request_bytes = 65536;
+    out->max_header_bytes = 8192;
     out->max_inflight = 256;
+    shares_default(out, NULL);
     out->header_timeout_s = 10;
     out->body_timeout_s = 30;
     out->idle_timeout_s = 60;
+    (void)base_str_copy(out->proxy_from, sizeof(out->proxy_from), IORING_PROXY_FROM_DEFAULT);
     (void)base_str_copy(out->ca_backend, sizeof(out->ca_backend), "soft");
     (void)base_str_copy(out->store_path, sizeof(out->store_path), "var/lib/certprov");
     out->map_size = 4ull << 30;
@@ -150,8 +171,22 @@ static int section_server(struct config_ctx *ctx, const char *k, const char *v)
         /* The SOAP parser takes at most SIGNER_SOAP_BODY_MAX: the limit cannot be larger. */
         return set_u32(ctx, &c->max_request_bytes, "[server] max_request_bytes", v, 1024,
                        SIGNER_SOAP_BODY_MAX);
+    } else if (strcmp(k, "max_header_bytes") == 0) {
+        return set_u32(ctx, &c->max_header_bytes, "[server] max_header_bytes", v, 256,
+                       SIGNER_SOAP_BODY_MAX);
     } else if (strcmp(k, "max_inflight") == 0) {
         return set_u32(ctx, &c->max_inflight, "[server] max_inflight", v, 1, 4096);
+    } else if (strcmp(k, "max_connections_per_client") == 0) {
+        ctx->set_conns_per_client = true;
+        return set_u32(ctx, &c->max_connections_per_client, "[server] max_connections_per_client",
+                       v, 1, 1000000);
+    } else if (strcmp(k, "max_inflight_per_client") == 0) {
+        ctx->set_inflight_per_client = true;
+        return set_u32(ctx, &c->max_inflight_per_client, "[server] max_inflight_per_client", v, 1,
+                       4096);
+    } else if (strcmp(k, "inflight_reserve") == 0) {
+        ctx->set_reserve = true;
+        return set_u32(ctx, &c->inflight_reserve, "[server] inflight_reserve", v, 0, 4095);
     } else if (strcmp(k, "header_timeout_s") == 0) {
         return set_u32(ctx, &c->header_timeout_s, "[server] header_timeout_s", v, 1, 3600);
     } else if (strcmp(k, "body_timeout_s") == 0) {
@@ -160,6 +195,18 @@ static int section_server(struct config_ctx *ctx, const char *k, const char *v)
         return set_u32(ctx, &c->idle_timeout_s, "[server] idle_timeout_s", v, 1, 86400);
     } else if (strcmp(k, "proxy_protocol") == 0) {
         return set_bool(ctx, &c->proxy_protocol, "[server] proxy_protocol", v);
+    } else if (strcmp(k, "proxy_from") == 0) {
+        int rc = ioring_cidr_list_check(v);
+        if (rc == -E2BIG) {
+            return config_fail(ctx, "[server] proxy_from has more than %d blocks",
+                               IORING_PROXY_FROM_MAX);
+        } else if (rc != 0) {
+            return config_fail(ctx,
+                               "[server] proxy_from must be comma-separated IPv4 or IPv6 "
+                               "addresses or CIDR blocks (e.g. 10.0.0.0/8, ::1/128), not '%s'",
+                               v);
+        }
+        return set_str(ctx, c->proxy_from, sizeof(c->proxy_from), "[server] proxy_from", v);
     } else if (strcmp(k, "device_trust") == 0) {
         return set_str(ctx, c->device_trust, sizeof(c->device_trust), "[server] device_trust", v);
     }
@@ -351,6 +398,11 @@ static int config_check(const struct service_config *c, char *err)
         err_set(err, "%s: [server] name must not be empty", path);
         return -EINVAL;
     }
+    if (c->inflight_reserve >= c->max_inflight) {
+        err_set(err, "%s: [server] inflight_reserve (%u) must be below max_inflight (%u)", path,
+                c->inflight_reserve, c->max_inflight);
+        return -EINVAL;
+    }
     if (c->num_pools == 0) {
         err_set(err,
                 "%s: no [pool.NAME] section: every user needs a home pool (e.g. "
@@ -450,6 +502,7 @@ int service_config_load(struct service_config *out, char *err, const char *path)
     if (rc != 0) {
         goto out;
     }
+    shares_default(cfg, &ctx);
     rc = config_check(cfg, err);
     if (rc != 0) {
         goto out;

@@ -33,6 +33,7 @@
 #define SERVICE_CONFIG_ERR_MAX 256
 #define SERVICE_NAME_MAX 253
 #define SERVICE_PATH_MAX 1024
+#define SERVICE_PROXY_FROM_MAX 1024 /* bytes of [server] proxy_from */
 
 struct service_pool_config {
     char name[STORE_POOL_MAX + 1];
@@ -48,11 +49,16 @@ struct service_config {
     uint32_t workers;
     uint32_t max_connections;
     uint32_t max_request_bytes;
-    uint32_t max_inflight;     /* requests in flight per worker (ring) */
-    uint32_t header_timeout_s; /* slow clients: first byte to end of headers */
-    uint32_t body_timeout_s;   /* end of headers to end of body */
-    uint32_t idle_timeout_s;   /* idle keep-alive connection */
+    uint32_t max_header_bytes;           /* request target, field names and values of one request */
+    uint32_t max_inflight;               /* requests in flight per worker (ring) */
+    uint32_t max_connections_per_client; /* default: a quarter of max_connections */
+    uint32_t max_inflight_per_client;    /* per ring; default: half of max_inflight */
+    uint32_t inflight_reserve;           /* per ring, for requests without a body; default 1/16 */
+    uint32_t header_timeout_s;           /* slow clients: first byte to end of headers */
+    uint32_t body_timeout_s;             /* end of headers to end of body */
+    uint32_t idle_timeout_s;             /* idle keep-alive connection */
     bool proxy_protocol;
+    char proxy_from[SERVICE_PROXY_FROM_MAX]; /* CIDR list: the peers a PROXY header is read from */
     char device_trust[SERVICE_PATH_MAX];
     char ca_backend[16]; /* "soft" or "pkcs11" */
     char ca_key[SERVICE_PATH_MAX];

@@ -150,15 +150,18 @@ static const char *pool_state_name(const struct store_pool_stats *ps, bool have)
     return ps->state.up ? "up" : "down";
 }
 
+/* put_pool_json names the pool and its state for anyone who asks /readyz: never the pool
+ * store's connection string or its last error, whose text names hosts and sockets. Those are
+ * for the operator: the log line of the outage and `certprovctl pool status`. */
 static void put_pool_json(struct text *t, const char *name, const struct store_pool_stats *ps,
                           bool have, int64_t now_ms, bool first)
 {
     double age = ps->oldest_ms == 0 ? 0 : (double)(now_ms - ps->oldest_ms) / 1000.0;
     put(t,
         "%s\"%s\":{\"state\":\"%s\",\"outbox_depth\":%llu,\"oldest_age_s\":%.3f,"
-        "\"since_s\":%lld,\"last_error\":\"%s\"}",
+        "\"since_s\":%lld}",
         first ? "" : ",", name, pool_state_name(ps, have), (unsigned long long)ps->depth, age,
-        (long long)(ps->state.since_ms / 1000), ps->state.last_error);
+        (long long)(ps->state.since_ms / 1000));
 }
 
 static void put_pool_metrics(struct text *t, const char *name, const struct store_pool_stats *ps,
@@ -242,14 +245,18 @@ static const char *store_state(struct service *svc)
     return "ok";
 }
 
-/* A bound was hit: a ring has no free enrollment slot, or the store is full. */
+/* A bound was hit: a ring has no free enrollment slot, or the store is full. The engine keeps
+ * inflight_reserve of its slots for requests without a body, so enrollments (which have one)
+ * never get those: a ring is full when no more than that many items are free. */
 static bool service_ready(struct service *svc, uint64_t *out_free)
 {
     bool ready = !atomic_load(&svc->store_full);
     uint64_t total_free = 0;
     for (uint32_t i = 0; i < svc->num_rings; i++) {
         uint32_t n = svc_items_free(svc, i);
-        ready = ready && n > 0;
+        uint32_t keep =
+            svc->cfg->inflight_reserve < svc->rings[i].cap ? svc->cfg->inflight_reserve : 0;
+        ready = ready && n > keep;
         total_free += n;
     }
     *out_free = total_free;

@@ -141,11 +141,13 @@ int bench_server_spawn(struct bench_server *s, const char *bin, const char *work
     if (f == NULL) {
         return -errno;
     }
-    /* Durable commits on the real disk under workdir (never tmpfs), P-256 CA (ca init default). */
+    /* Durable commits on the real disk under workdir (never tmpfs), P-256 CA (ca init default).
+     * Every connection comes from 127.0.0.1: one client may use everything. */
     fprintf(f,
             "[server]\nname = bench.example.com\nlisten = 127.0.0.1:%u\nmax_connections = %u\n"
+            "max_connections_per_client = %u\nmax_inflight_per_client = 256\n"
             "[store]\npath = store\nmap_size = 16GiB\n[pool.pool1]\nstore = %s\n",
-            s->port, max_conns, pool_store);
+            s->port, max_conns, max_conns, pool_store);
     if (fclose(f) != 0) {
         return -EIO;
     }

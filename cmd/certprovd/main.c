@@ -232,11 +232,16 @@ static int serve(struct daemon *d, const sigset_t *set)
     io.workers = d->cfg.workers;
     io.max_connections = d->cfg.max_connections;
     io.max_request_bytes = d->cfg.max_request_bytes;
+    io.max_header_bytes = d->cfg.max_header_bytes;
     io.max_inflight = d->cfg.max_inflight;
+    io.max_connections_per_client = d->cfg.max_connections_per_client;
+    io.max_inflight_per_client = d->cfg.max_inflight_per_client;
+    io.inflight_reserve = d->cfg.inflight_reserve;
     io.header_timeout_ms = d->cfg.header_timeout_s * 1000;
     io.body_timeout_ms = d->cfg.body_timeout_s * 1000;
     io.idle_timeout_ms = d->cfg.idle_timeout_s * 1000;
     io.proxy_protocol = d->cfg.proxy_protocol;
+    io.proxy_from = d->cfg.proxy_from;
     io.on_turn_end = service_turn_end;
     io.on_classify = service_classify;
     io.on_canned = service_canned;

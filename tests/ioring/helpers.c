@@ -143,9 +143,19 @@ uint16_t th_port(void)
 
 void client_open(struct client *c, int timeout_ms)
 {
+    client_open_from(c, timeout_ms, NULL);
+}
+
+void client_open_from(struct client *c, int timeout_ms, const char *src)
+{
     c->len = 0;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert_neq(c->fd, -1);
+    if (src != NULL) {
+        struct sockaddr_in b = {.sin_family = AF_INET};
+        ASSERT(inet_pton(AF_INET, src, &b.sin_addr) == 1);
+        cr_assert_eq(bind(c->fd, (struct sockaddr *)&b, sizeof(b)), 0, "bind %s: %d", src, errno);
+    }
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     ASSERT(setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(th_port())};

@@ -54,6 +54,8 @@ struct response {
 };
 
 void client_open(struct client *c, int timeout_ms);
+/* client_open_from connects from the local IPv4 address `src` (any of 127/8 reaches lo). */
+void client_open_from(struct client *c, int timeout_ms, const char *src);
 void client_close(struct client *c);
 void client_send(struct client *c, const void *data, size_t len);
 void client_send_str(struct client *c, const char *s);

@@ -166,3 +166,48 @@ Test(service_config, max_request_bytes_within_the_soap_parser, .init = setup, .f
     cr_assert_not_null(strstr(err, "1048576"), "%s", err);
     expect_error("[pool.p]\n[server]\nmax_request_bytes = 16777216\n", "max_request_bytes");
 }
+
+Test(service_config, proxy_from, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n"), 0, "%s", err);
+    cr_assert_str_eq(cfg.proxy_from, "127.0.0.0/8, ::1/128");
+    cr_assert_eq(load("[pool.p]\n[server]\nproxy_protocol = on\n"
+                      "proxy_from = 10.0.0.0/8, 192.0.2.7, 2001:db8::/32\n"),
+                 0, "%s", err);
+    cr_assert_str_eq(cfg.proxy_from, "10.0.0.0/8, 192.0.2.7, 2001:db8::/32");
+    expect_error("[server]\nproxy_from = 10.0.0.0/33\n[pool.p]\n",
+                 ":2: [server] proxy_from must be");
+    expect_error("[server]\nproxy_from = balancer.example.com\n[pool.p]\n", "proxy_from must be");
+    /* More than IORING_PROXY_FROM_MAX blocks do not fit on one line of the INI reader (200
+     * bytes): test_hardening.c checks that bound. */
+    expect_error("[server]\nproxy_from = 10.0.0.0/8,\n[pool.p]\n", "proxy_from must be");
+}
+
+Test(service_config, header_bytes_shares_and_reserve, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n"), 0, "%s", err);
+    cr_assert_eq(cfg.max_header_bytes, 8192);
+    cr_assert_eq(cfg.max_connections_per_client, 2500);
+    cr_assert_eq(cfg.max_inflight_per_client, 128);
+    cr_assert_eq(cfg.inflight_reserve, 16);
+    /* The defaults follow max_connections and max_inflight wherever they are set. */
+    cr_assert_eq(load("[pool.p]\n[server]\nmax_connections = 400\nmax_inflight = 8\n"), 0, "%s",
+                 err);
+    cr_assert_eq(cfg.max_connections_per_client, 100);
+    cr_assert_eq(cfg.max_inflight_per_client, 4);
+    cr_assert_eq(cfg.inflight_reserve, 0);
+    cr_assert_eq(
+        load("[server]\nmax_connections_per_client = 7\nmax_inflight_per_client = 3\n"
+             "inflight_reserve = 0\nmax_header_bytes = 4096\nmax_inflight = 4\n[pool.p]\n"),
+        0, "%s", err);
+    cr_assert_eq(cfg.max_connections_per_client, 7);
+    cr_assert_eq(cfg.max_inflight_per_client, 3);
+    cr_assert_eq(cfg.inflight_reserve, 0);
+    cr_assert_eq(cfg.max_header_bytes, 4096);
+    expect_error("[server]\nmax_inflight = 4\ninflight_reserve = 4\n[pool.p]\n",
+                 "inflight_reserve (4) must be below max_inflight (4)");
+    expect_error("[server]\nmax_header_bytes = 100\n[pool.p]\n", "max_header_bytes");
+    expect_error("[server]\nmax_connections_per_client = 0\n[pool.p]\n",
+                 "max_connections_per_client");
+    expect_error("[server]\nmax_inflight_per_client = 0\n[pool.p]\n", "max_inflight_per_client");
+}
