@@ -26,6 +26,7 @@ static void batch_validate(const struct store_batch *b)
     ASSERT(b != NULL);
     ASSERT(b->num_items <= STORE_BATCH_MAX);
     ASSERT(b->num_lockouts <= STORE_BATCH_MAX);
+    ASSERT(b->num_unknown <= STORE_BATCH_MAX);
 }
 
 void store_batch_clear(struct store_batch *batch)
@@ -33,6 +34,7 @@ void store_batch_clear(struct store_batch *batch)
     batch_validate(batch);
     batch->num_items = 0;
     batch->num_lockouts = 0;
+    batch->num_unknown = 0;
     batch_validate(batch);
 }
 
@@ -68,7 +70,7 @@ int store_batch_add_lockout(struct store_batch *batch, const char *uri,
     batch_validate(batch);
     ASSERT(uri != NULL);
     ASSERT(lockout != NULL);
-    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0' || uri[0] == '~') {
         return -EINVAL;
     }
     if (batch->num_lockouts == STORE_BATCH_MAX) {
@@ -80,6 +82,28 @@ int store_batch_add_lockout(struct store_batch *batch, const char *uri,
     batch->num_lockouts++;
     batch_validate(batch);
     return 0;
+}
+
+int store_batch_add_unknown(struct store_batch *batch)
+{
+    batch_validate(batch);
+    if (batch->num_unknown == STORE_BATCH_MAX) {
+        return -EBUSY;
+    }
+    batch->num_unknown++;
+    batch_validate(batch);
+    return 0;
+}
+
+int store_unknown_get(struct store *st, uint64_t *out)
+{
+    ASSERT(out != NULL);
+    struct store_lockout l;
+    int rc = store_lockout_get(st, &l, STORE_UNKNOWN_KEY);
+    if (rc == 0) {
+        *out = l.total_failures;
+    }
+    return rc;
 }
 
 /* ---- records ---- */
@@ -722,10 +746,25 @@ static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch
     return rc;
 }
 
+/* unknown_put adds the batch's unknown failures to the decoy record: one read and one write of a
+ * lockout record, what lockouts_put costs for one user. */
+static int unknown_put(struct store *st, MDB_txn *txn, const struct store_batch *b, int64_t now_s)
+{
+    ASSERT(b->num_unknown > 0);
+    struct store_lockout l;
+    int rc = store_lockout_rec_get(st, txn, &l, STORE_UNKNOWN_KEY);
+    if (rc == 0) {
+        l.total_failures += b->num_unknown;
+        l.last_failure_s = now_s;
+        rc = store_lockout_rec_put(st, txn, STORE_UNKNOWN_KEY, &l);
+    }
+    return rc;
+}
+
 /* batch_put_all writes the whole batch in passes: first every serial is checked (so that all
  * clashes are found and marked before anything is written), then the records (consecutive
  * appends, so their pages are allocated together), then the outbox entries, the indexes when the
- * tail is long enough, and the lockout updates. */
+ * tail is long enough, the lockout updates and the unknown failures. */
 static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_batch *b)
 {
     struct store_index_state ix;
@@ -748,6 +787,9 @@ static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_ba
     if (rc == 0) {
         rc = lockouts_put(st, c->txn, b);
     }
+    if (rc == 0 && b->num_unknown > 0) {
+        rc = unknown_put(st, c->txn, b, c->now_ms / 1000);
+    }
     return rc;
 }
 
@@ -758,7 +800,7 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
     if (st->read_only) {
         return -EROFS;
     }
-    if (batch->num_items == 0 && batch->num_lockouts == 0) {
+    if (batch->num_items == 0 && batch->num_lockouts == 0 && batch->num_unknown == 0) {
         return 0;
     }
     for (size_t i = 0; i < batch->num_items; i++) {

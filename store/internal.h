@@ -234,6 +234,11 @@ uint64_t store_seq_decode(const uint8_t in[STORE_SEQ_KEY_LEN]);
 /* store_pool_find sets *out_id to the id of the pool named `pool`. Returns 0 or -ENOENT. */
 int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char *pool);
 
+/* store_lockout_rec_get reads the lockout state of `uri` inside `txn` into *out (all zero if it
+ * has none). Returns 0 or -EIO. */
+int store_lockout_rec_get(struct store *st, MDB_txn *txn, struct store_lockout *out,
+                          const char *uri);
+
 /* store_lockout_rec_put writes `lk` as the lockout state of `uri` inside `txn`. */
 int store_lockout_rec_put(struct store *st, MDB_txn *txn, const char *uri,
                           const struct store_lockout *lk);
