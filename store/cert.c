@@ -793,6 +793,73 @@ static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_ba
     return rc;
 }
 
+/* The map's last pages are kept from certificates so that the small writes that must not fail
+ * with them (lockout updates, the unknown-failure count, the publisher's removals) still commit
+ * once certificates no longer fit: LMDB reuses a freed page only two commits later, and a full
+ * map otherwise soon holds not one page any write transaction could take. 256 pages (1 MiB of 4
+ * KiB pages) hold a lockout-only commit of a whole batch; a small map keeps an eighth. */
+#define RESERVE_PAGES_MAX 256u
+#define RESERVE_MAP_SHARE 8u
+
+/* pages_used counts the pages `txn` sees in use: both meta pages and every page of every tree,
+ * the free list's own included; the rest of the map is free or reusable. Returns 0 or -EIO. */
+static int pages_used(struct store *st, MDB_txn *txn, uint64_t *out)
+{
+    const MDB_dbi dbis[] = {0 /* FREE_DBI */, 1 /* MAIN_DBI */, st->users,   st->phone,
+                            st->ext,          st->phext,        st->lockout, st->certs,
+                            st->serials,      st->byuser,       st->outbox,  st->pools,
+                            st->poolstate,    st->meta};
+    uint64_t used = 2;
+    for (size_t i = 0; i < ARRAY_LEN(dbis); i++) {
+        MDB_stat s;
+        int rc = store_err(st, mdb_stat(txn, dbis[i], &s), "stat");
+        if (rc != 0) {
+            return rc;
+        }
+        used += (uint64_t)s.ms_branch_pages + s.ms_leaf_pages + s.ms_overflow_pages;
+    }
+    *out = used;
+    return 0;
+}
+
+/* reserve_check refuses a batch of certificates that could take the map's reserve: -ENOSPC
+ * (logged like a full map), 0, or -EIO. Costs one mdb_env_info unless the map's high-water mark
+ * is near its end; then a stat of each tree. */
+static int reserve_check(struct store *st, MDB_txn *txn, const struct store_batch *b)
+{
+    ASSERT(b->num_items > 0);
+    MDB_envinfo info;
+    MDB_stat env;
+    int rc = store_err(st, mdb_env_info(st->env, &info), "env_info");
+    rc = rc != 0 ? rc : store_err(st, mdb_env_stat(st->env, &env), "env_stat");
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t max_pages = info.me_mapsize / env.ms_psize;
+    uint64_t reserve = max_pages / RESERVE_MAP_SHARE;
+    reserve = reserve < RESERVE_PAGES_MAX ? reserve : RESERVE_PAGES_MAX;
+    /* What the certificates may take: their records, outbox and index entries, twice for the
+     * pages copied on write, and the paths of the trees they touch. */
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < b->num_items; i++) {
+        bytes += b->items[i].der_len + 512;
+    }
+    uint64_t need = 2 * (bytes / env.ms_psize + 1) + 32;
+    if ((uint64_t)info.me_last_pgno + 1 + need + reserve <= max_pages) {
+        return 0; /* far from the end: nothing to count */
+    }
+    uint64_t used = 0;
+    rc = pages_used(st, txn, &used);
+    if (rc == 0 && used + need + reserve > max_pages) {
+        log_err("store: map_full path=%s map_size=%llu op=reserve used_pages=%llu "
+                "reserve_pages=%llu action=\"raise [store] map_size in the configuration\"",
+                st->path, (unsigned long long)st->map_size, (unsigned long long)used,
+                (unsigned long long)reserve);
+        rc = -ENOSPC;
+    }
+    return rc;
+}
+
 int store_batch_commit(struct store *st, struct store_batch *batch)
 {
     store_validate(st);
@@ -813,6 +880,9 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
     c.num_pools = 0;
     pthread_mutex_lock(&st->commit_lock);
     int rc = store_txn_begin(st, &c.txn, true);
+    if (rc == 0 && batch->num_items > 0) {
+        rc = reserve_check(st, c.txn, batch);
+    }
     if (rc == 0) {
         (void)store_env_grow(st->env);
         rc = batch_put_all(st, &c, batch);

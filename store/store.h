@@ -226,7 +226,9 @@ int store_unknown_get(struct store *st, uint64_t *out);
  * nothing. Returns 0 (items' meta.seq set, the batch is cleared), -EEXIST (some serials already
  * exist: those items have rc == -EEXIST, nothing was stored, the batch is kept so the caller can
  * re-sign those items and commit again), -ENOSPC (the map is full: nothing stored; the log says
- * which setting to raise), -E2BIG (a new pool beyond STORE_POOLS_MAX: nothing stored), -EROFS or
+ * which setting to raise; a batch with certificates is refused while it could take the map's
+ * last pages, up to 1 MiB or an eighth of a small map, so that a batch without certificates
+ * still commits then), -E2BIG (a new pool beyond STORE_POOLS_MAX: nothing stored), -EROFS or
  * -EIO. */
 int store_batch_commit(struct store *st, struct store_batch *batch);
 

@@ -724,6 +724,56 @@ Test(store_cert, map_full_is_enospc_and_recoverable)
     free(b);
 }
 
+/* Once certificates no longer fit, lockout updates and unknown failures still commit, one after
+ * another, for as long as it takes (the map's reserve), and certificates stay refused. */
+Test(store_cert, full_map_still_takes_lockout_updates)
+{
+    store_close(g_st);
+    g_st = fixture_open(1u << 20, false);
+    struct store_user u;
+    make_user(&u, "sip:alice@example.com", "+4930123456", "100");
+    cr_assert_eq(store_user_add(g_st, &u), 0);
+    struct store_batch *b = batch_new();
+    int rc = 0;
+    for (uint32_t k = 0; k < 1000 && rc == 0; k++) {
+        add_certs(b, k * 8, 8);
+        rc = store_batch_commit(g_st, b);
+    }
+    cr_assert_eq(rc, -ENOSPC);
+    store_batch_clear(b);
+    rc = 0;
+    for (uint32_t k = 0; k < 100 && rc == 0; k++) { /* then one at a time */
+        add_certs(b, 10000 + k, 1);
+        rc = store_batch_commit(g_st, b);
+    }
+    cr_assert_eq(rc, -ENOSPC);
+    store_batch_clear(b);
+    for (uint32_t k = 0; k < 64; k++) { /* stays full */
+        add_certs(b, 100000 + k, 1);
+        cr_assert_eq(store_batch_commit(g_st, b), -ENOSPC, "certificate %u", k);
+        store_batch_clear(b);
+    }
+    for (uint64_t k = 1; k <= 200; k++) {
+        struct store_lockout lk = {.window_failures = 1, .total_failures = k};
+        cr_assert_eq(store_batch_add_lockout(b, "sip:alice@example.com", &lk), 0);
+        cr_assert_eq(store_batch_add_unknown(b), 0);
+        cr_assert_eq(store_batch_commit(g_st, b), 0, "lockout-only commit %llu",
+                     (unsigned long long)k);
+        if (k % 50 == 0) {
+            add_certs(b, 200000 + (uint32_t)k, 1);
+            cr_assert_eq(store_batch_commit(g_st, b), -ENOSPC);
+            store_batch_clear(b);
+        }
+    }
+    struct store_lockout got;
+    cr_assert_eq(store_lockout_get(g_st, &got, "sip:alice@example.com"), 0);
+    cr_assert_eq(got.total_failures, 200);
+    uint64_t unknown = 0;
+    cr_assert_eq(store_unknown_get(g_st, &unknown), 0);
+    cr_assert_eq(unknown, 200);
+    free(b);
+}
+
 Test(store_cert, read_only_writes_are_erofs)
 {
     struct store_batch *b = batch_new();
