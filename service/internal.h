@@ -165,6 +165,7 @@ struct service {
     size_t q_len;
     bool stopping;
     struct store_batch *batch;    /* writer only */
+    struct store_batch *lockouts; /* writer only: a failed group's lockout updates, alone */
     struct signer_issue *reissue; /* writer only: re-signs after a serial clash */
     char *scratch;                /* writer only: response bodies, SVC_RESPONSE_MAX */
     char *log_hold;               /* writer only: a group's log lines, SVC_LOG_HOLD */

@@ -3,7 +3,8 @@
  * pending lockout state (the only decision that counts: invariant 8), stores the certificates of
  * the successful ones, their outbox entries and the lockout updates in ONE LMDB transaction, and
  * answers them only once that transaction is durable (invariant 1: durable before visible; see
- * writer_main for the pipelining). While it commits, the rings keep queueing, so the next group
+ * writer_main for the pipelining). When that commit fails, the lockout updates are committed
+ * alone, so that no failure is lost. While it commits, the rings keep queueing, so the next group
  * is as large as the load made it. */
 #include <errno.h>
 #include <stdio.h>
@@ -179,6 +180,9 @@ static void resign(struct service *svc, struct svc_item **items, size_t n)
 
 static int commit(struct service *svc, struct svc_item **items, size_t n)
 {
+    /* Only a commit with certificates tells whether they fit: the store keeps room for the
+     * others (lockout updates) when it is full. */
+    bool certs = svc->batch->num_items > 0;
     int rc = -EEXIST;
     for (int tries = 0; rc == -EEXIST && tries < SVC_COMMIT_TRIES_MAX; tries++) {
         if (tries > 0) {
@@ -190,7 +194,9 @@ static int commit(struct service *svc, struct svc_item **items, size_t n)
         svc_histogram_add(&svc->metrics.commit_us, dt / 1000);
         svc_metrics_stage(svc, SVC_STAGE_COMMIT, dt);
     }
-    atomic_store(&svc->store_full, rc == -ENOSPC);
+    if (certs) {
+        atomic_store(&svc->store_full, rc == -ENOSPC);
+    }
     if (rc != 0) {
         log_err("service: group_commit_failed rc=%d items=%zu", rc, n);
     }
@@ -231,9 +237,9 @@ static void fail_stored(struct svc_item *it, int rc)
                             : "The certificate could not be stored");
 }
 
-/* settle fixes an item's outcome once its group's commit returned `rc`; `lrc` tells whether the
- * group's failures were recorded (rc and lrc are both a sync's result when the sync after them
- * failed). While they are (lrc == 0),
+/* settle fixes an item's outcome once its group's commit returned `rc` and, when that failed,
+ * the commit of the group's lockout updates alone returned `lrc` (rc and lrc are both a sync's
+ * result when the sync after them failed). While the group's failures are recorded (lrc == 0),
  * a refused sign-in keeps its answer, a certificate gets the commit's failure and any other
  * outcome stays (a CSR error, a signing error). When they cannot be recorded, EVERY item of the
  * group gets the commit's failure: a refused sign-in answered otherwise than a right PIN (whose
@@ -302,6 +308,36 @@ static void finish(struct service *svc, struct svc_item **items, size_t n, int s
     log_hold_end();
 }
 
+/* commit_lockouts commits the lockout updates and unknown failures of a group whose commit
+ * failed, without its certificates: failure bookkeeping survives a full map, a read-only store,
+ * a disk error or serial clashes. Returns the commit's result; *out_stored tells whether it
+ * wrote anything. */
+static int commit_lockouts(struct service *svc, bool *out_stored)
+{
+    const struct store_batch *from = svc->batch;
+    struct store_batch *to = svc->lockouts;
+    store_batch_clear(to);
+    for (size_t i = 0; i < from->num_lockouts; i++) {
+        int rc = store_batch_add_lockout(to, from->lockouts[i].uri, &from->lockouts[i].lockout);
+        ASSERT(rc == 0);
+    }
+    for (size_t i = 0; i < from->num_unknown; i++) {
+        int rc = store_batch_add_unknown(to);
+        ASSERT(rc == 0);
+    }
+    *out_stored = false;
+    if (to->num_lockouts == 0 && to->num_unknown == 0) {
+        return 0;
+    }
+    int rc = store_batch_commit(svc->st, to);
+    if (rc != 0) {
+        log_err("service: lockout_commit_failed rc=%d lockouts=%zu unknown=%zu", rc,
+                to->num_lockouts, to->num_unknown);
+    }
+    *out_stored = rc == 0;
+    return rc;
+}
+
 /* commit_group judges the group's sign-ins in queue order, stores the certificates of the
  * successful ones with the lockout updates (or, when that fails, the lockout updates alone) and
  * settles every item's outcome. *out_stored tells whether anything was committed (and so waits
@@ -327,7 +363,7 @@ static void commit_group(struct service *svc, struct svc_item **items, size_t n,
         *out_stored = rc == 0;
     }
     if (rc != 0) {
-        lrc = rc; /* the group's failures are not recorded */
+        lrc = commit_lockouts(svc, out_stored);
     }
     for (size_t i = 0; i < n; i++) {
         settle(items[i], rc, lrc);
@@ -422,11 +458,12 @@ int svc_writer_start(struct service *svc, size_t cap)
 {
     svc->queue = calloc(cap, sizeof(*svc->queue));
     svc->batch = calloc(1, sizeof(*svc->batch));
+    svc->lockouts = calloc(1, sizeof(*svc->lockouts));
     svc->reissue = calloc(1, sizeof(*svc->reissue));
     svc->scratch = malloc(SVC_RESPONSE_MAX);
     svc->log_hold = malloc(SVC_LOG_HOLD);
-    if (svc->queue == NULL || svc->batch == NULL || svc->reissue == NULL || svc->scratch == NULL ||
-        svc->log_hold == NULL) {
+    if (svc->queue == NULL || svc->batch == NULL || svc->lockouts == NULL || svc->reissue == NULL ||
+        svc->scratch == NULL || svc->log_hold == NULL) {
         return -ENOMEM;
     }
     svc->q_cap = cap;
@@ -458,12 +495,14 @@ void svc_writer_stop(struct service *svc)
     }
     free(svc->queue);
     free(svc->batch);
+    free(svc->lockouts);
     free(svc->reissue);
     free(svc->scratch);
     free(svc->log_hold);
     svc->log_hold = NULL;
     svc->queue = NULL;
     svc->batch = NULL;
+    svc->lockouts = NULL;
     svc->reissue = NULL;
     svc->scratch = NULL;
 }

@@ -1,8 +1,9 @@
 /* Tests of the PIN lockout as an attacker sees it, through the writer's answers and the store's
  * lockout state: a locked user's right and wrong PINs cannot be told apart and every wrong one
  * counts; a burst of guesses judged against a committed state that is already stale gets no more
- * than the window's failures judged and no certificate; a locked user on a shared phone number
- * is neither revealed nor tested. */
+ * than the window's failures judged and no certificate; failures survive a failed certificate
+ * commit, and when they cannot be recorded no answer tells a right PIN from a wrong one; a locked
+ * user on a shared phone number is neither revealed nor tested. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,13 +13,28 @@
 #include "tests/service/fixture.h"
 
 #define WINDOW 3 /* [pin] window_failures of these tests */
+#define EST_TYPE "application/pkcs7-mime; smime-type=certs-only"
 
 static const char *const auth_failed_reason =
     "The phone number or extension and PIN do not match a user";
+static const char *const store_full_reason =
+    "The certificate store is full; the operator must raise its size";
 
 static void setup_lockout(void)
 {
     fx_setup_opts(&(struct fx_options){.items_per_ring = 32, .window_failures_max = WINDOW});
+}
+
+static void setup_full(void)
+{
+    fx_setup_opts(&(struct fx_options){
+        .items_per_ring = 32, .window_failures_max = WINDOW, .map_size = 1u << 20});
+}
+
+static void setup_read_only(void)
+{
+    fx_setup_opts(&(struct fx_options){
+        .items_per_ring = 32, .window_failures_max = WINDOW, .read_only = true});
 }
 
 static uint64_t cert_count(void)
@@ -189,6 +205,71 @@ Test(service_lockout, right_pin_queued_after_the_locking_group, .init = setup_lo
     expect_refused(fx_answer(WINDOW), SIGNER_CODE_PIN_LOCKED);
     cr_assert_eq(cert_count(), 0);
     cr_assert_eq(fx_lockout(alice->uri).total_failures, WINDOW, "a right PIN is not counted");
+}
+
+/* ---- item 3: failures survive a failed certificate commit ---- */
+
+/* Each group: an enrollment and a wrong PIN of dave's, on a store filled until not even a small
+ * certificate fits. The group's commit fails and the failure is committed alone (the store keeps
+ * the map's last pages from certificates for this): dave locks at the limit as if nothing had
+ * failed, and his right PIN is refused afterwards. */
+Test(service_lockout, full_store_still_counts_failures_and_locks, .init = setup_full,
+     .fini = fx_teardown)
+{
+    cr_assert_gt(fx_fill_store(), 0);
+    const struct fx_user *dave = &fx_users[FX_DAVE];
+    size_t answered = 0;
+    int64_t t0 = clock_real_s();
+    for (uint32_t g = 1; g <= WINDOW + 2; g++) {
+        struct svc_item *items[2] = {
+            fx_enroll(0, g % 2 ? SVC_ROUTE_EST_ENROLL : SVC_ROUTE_SOAP,
+                      (enum fx_user_id)(g % 3)), /* alice, bob, carol */
+            fx_signin_csr(0, SVC_ROUTE_EST_ENROLL, dave->ext, FX_WRONG_PIN),
+        };
+        fx_turn(0, items, 2);
+        answered += 2;
+        fx_wait_answers(answered);
+        const struct fx_answer *cert = fx_answer(answered - 2);
+        cr_assert_eq(cert->code, SIGNER_CODE_OVERLOADED, "group %u: Code %d", g, cert->code);
+        cr_assert_str_eq(cert->reason, store_full_reason);
+        expect_refused(fx_answer(answered - 1),
+                       g <= WINDOW ? SIGNER_CODE_AUTHENTICATION_FAILED : SIGNER_CODE_PIN_LOCKED);
+        cr_assert_eq(fx_lockout(dave->uri).total_failures, g, "group %u's failure was lost", g);
+    }
+    struct store_lockout l = fx_lockout(dave->uri);
+    cr_assert_geq(l.locked_until_s, t0 + (int64_t)g_fx.cfg.pin.lock_s, "dave is locked");
+    struct svc_item *right = fx_signin_csr(0, SVC_ROUTE_EST_ENROLL, dave->ext, dave->pin);
+    fx_turn(0, &right, 1);
+    fx_wait_answers(answered + 1);
+    expect_refused(fx_answer(answered), SIGNER_CODE_PIN_LOCKED);
+    cr_assert(atomic_load(&g_fx.svc->store_full));
+}
+
+/* Nothing can be written, not even the failures alone: every sign-in of the group gets the
+ * commit's failure, a right PIN and a wrong one alike (answered otherwise, PINs could be guessed
+ * without limit while no guess is counted). */
+Test(service_lockout, unrecordable_failures_answer_every_sign_in_alike, .init = setup_read_only,
+     .fini = fx_teardown)
+{
+    const struct fx_user *bob = &fx_users[FX_BOB];
+    struct svc_item *items[4] = {
+        fx_enroll(0, SVC_ROUTE_EST_ENROLL, FX_ALICE),
+        fx_signin_csr(0, SVC_ROUTE_EST_ENROLL, bob->phone, FX_WRONG_PIN),
+        fx_signin_csr(0, SVC_ROUTE_EST_ENROLL, FX_UNKNOWN_PHONE, bob->pin),
+        fx_signin_csr(0, SVC_ROUTE_EST_ENROLL, bob->phone, bob->pin),
+    };
+    /* bob's right PIN with a CSR the ring refused: its own answer would be BadCsr. */
+    items[3]->failed = true;
+    items[3]->fail = SIGNER_CODE_BAD_CSR;
+    (void)base_str_copy(items[3]->reason, sizeof(items[3]->reason), "weak key");
+    fx_turn(0, items, 4);
+    fx_wait_answers(4);
+    cr_assert_eq(fx_answer(0)->code, SIGNER_CODE_INTERNAL_ERROR);
+    cr_assert_str_eq(fx_answer(0)->reason, "The certificate could not be stored");
+    for (size_t i = 1; i < 4; i++) {
+        expect_alike(fx_answer(0), fx_answer(i));
+    }
+    cr_assert_eq(fx_lockout(bob->uri).total_failures, 0);
 }
 
 /* ---- item 4: shared phone numbers ---- */

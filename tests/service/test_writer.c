@@ -336,7 +336,7 @@ Test(service_writer, full_store_answers_the_certificates_overloaded, .init = set
     cr_assert_gt(filled, 0);
     cr_assert_eq(cert_count(), filled);
     cr_assert_not(atomic_load(&g_fx.svc->store_full));
-    failed_group(SIGNER_CODE_OVERLOADED, store_full_reason, SIGNER_CODE_OVERLOADED, 0);
+    failed_group(SIGNER_CODE_OVERLOADED, store_full_reason, SIGNER_CODE_AUTHENTICATION_FAILED, 1);
     /* What /readyz reports (ready=false, store=full). */
     cr_assert(atomic_load(&g_fx.svc->store_full));
 }
