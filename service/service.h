@@ -15,8 +15,9 @@
  * no more than the window's failures judged), commits all waiting groups (certificates, outbox
  * entries, lockout updates) in one LMDB transaction and answers them only once it is durable
  * (durable before visible); a failed sign-in is answered after the record of its failure is
- * durable too. Every queue is bounded by the per-ring item slots: a ring without a free slot
- * answers 503 Overloaded with Retry-After.
+ * durable too, an unknown number's included, so that it costs what a wrong PIN costs. Every
+ * queue is bounded by the per-ring item slots: a ring without a free slot answers 503
+ * Overloaded with Retry-After.
  *
  * Errors on the wire: each refusal is an HTTP status, an X-Ms-diagnostics header and, for SOAP,
  * an ErrorInfo body with its Code (enum signer_code); EST errors are text/plain "CODE: reason". */

@@ -93,8 +93,9 @@ static void refuse(struct svc_item *it, enum signer_code code)
  * only when the winner is the user the ring went on with; the window is then reset (written only
  * when it changed: a clean sign-in writes no lockout record). Otherwise it is refused: a failure
  * counts for every candidate whose PIN did not match (open or locked; a locked candidate's PIN is
- * never tested: its match neither counts nor shows); 401 if any candidate is open or there is
- * none, PinLocked if all are locked. */
+ * never tested: its match neither counts nor shows), or, when none could be counted (an unknown
+ * number, a locked user's right PIN), for the decoy record, so that every refusal writes one
+ * record; 401 if any candidate is open or there is none, PinLocked if all are locked. */
 static void judge(struct service *svc, struct svc_item *it, int64_t now)
 {
     ASSERT(it->signin);
@@ -124,6 +125,10 @@ static void judge(struct service *svc, struct svc_item *it, int64_t now)
             count_failure(svc, it, &it->candidates[i], &st[i], now);
             counted++;
         }
+    }
+    if (counted == 0) {
+        int rc = store_batch_add_unknown(svc->batch);
+        ASSERT(rc == 0); /* take_group's bound */
     }
     atomic_fetch_add(&svc->metrics.pin_failures, 1);
     refuse(it, any_open || it->num_candidates == 0 ? SIGNER_CODE_AUTHENTICATION_FAILED

@@ -3,7 +3,8 @@
  * counts; a burst of guesses judged against a committed state that is already stale gets no more
  * than the window's failures judged and no certificate; failures survive a failed certificate
  * commit, and when they cannot be recorded no answer tells a right PIN from a wrong one; a locked
- * user on a shared phone number is neither revealed nor tested. */
+ * user on a shared phone number is neither revealed nor tested; an unknown number costs the writer
+ * what a wrong PIN costs. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -321,4 +322,29 @@ Test(service_lockout, shared_phone_all_locked_pin_locked_whatever_the_pin, .init
     expect_alike(fx_answer(0), fx_answer(2));
     cr_assert_eq(fx_lockout(fx_users[FX_CAROL].uri).total_failures, 9);
     cr_assert_eq(fx_lockout(fx_users[FX_DAVE].uri).total_failures, 9);
+}
+
+/* ---- item 5: an unknown number costs what a wrong PIN costs ---- */
+
+Test(service_lockout, unknown_number_writes_and_syncs_like_a_wrong_pin, .init = setup_lockout,
+     .fini = fx_teardown)
+{
+    struct svc_metrics *m = &g_fx.svc->metrics;
+    struct svc_item *it = fx_signin_csr(0, SVC_ROUTE_EST_ENROLL, FX_UNKNOWN_PHONE, FX_WRONG_PIN);
+    fx_turn(0, &it, 1);
+    fx_wait_answers(1);
+    expect_refused(fx_answer(0), SIGNER_CODE_AUTHENTICATION_FAILED);
+    cr_assert_eq(atomic_load(&m->commit_us.count), 1, "an unknown number's failure commits");
+    uint64_t unknown = 0;
+    cr_assert_eq(store_unknown_get(g_fx.st, &unknown), 0);
+    cr_assert_eq(unknown, 1);
+    /* A wrong PIN of a known user: one commit too, and the user's failure, not the decoy. */
+    it = fx_signin_csr(0, SVC_ROUTE_EST_ENROLL, fx_users[FX_BOB].phone, FX_WRONG_PIN);
+    fx_turn(0, &it, 1);
+    fx_wait_answers(2);
+    expect_alike(fx_answer(0), fx_answer(1));
+    cr_assert_eq(atomic_load(&m->commit_us.count), 2);
+    cr_assert_eq(store_unknown_get(g_fx.st, &unknown), 0);
+    cr_assert_eq(unknown, 1);
+    cr_assert_eq(fx_lockout(fx_users[FX_BOB].uri).total_failures, 1);
 }

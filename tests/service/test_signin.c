@@ -83,8 +83,11 @@ Test(service_signin, unknown_number_and_wrong_pin_look_the_same, .init = fx_setu
         cr_assert_str_eq(a->diag, fx_answer(i % 2)->diag);
         cr_assert(a->www_authenticate);
     }
-    /* Only a known user's wrong PIN is the user's failure. */
+    /* Only a known user's wrong PIN is the user's failure; the unknown ones count as decoys. */
     cr_assert_eq(fx_lockout(alice->uri).total_failures, 2);
+    uint64_t unknown = 0;
+    cr_assert_eq(store_unknown_get(g_fx.st, &unknown), 0);
+    cr_assert_eq(unknown, 2);
     cr_assert_eq(atomic_load(&g_fx.svc->metrics.pin_failures), 4);
 }
 
