@@ -1,7 +1,8 @@
-/* An enrollment on its ring thread: parse, authenticate, check the CSR, then wait in the ring's
- * batch (service_turn_end) for signing and the writer's group commit. Failures that need
- * no state change are answered at once; failed PIN checks go through the writer so that the
- * lockout update is durable and every failed sign-in takes the same path and time. */
+/* An enrollment on its ring thread: parse, look up the sign-in's candidates, check the CSR,
+ * then wait in the ring's batch (service_turn_end) for signing and the writer's group commit.
+ * Requests that fail before credentials are read are answered at once; every sign-in goes to the
+ * writer, which judges it against the pending lockout state before anything about it is
+ * answered (a CSR error too: answered at once it would reveal a right PIN unchecked). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,61 +69,42 @@ static void item_fail(struct svc_item *it, enum signer_code code, const char *re
     (void)snprintf(it->reason, sizeof(it->reason), "%s", reason);
 }
 
-/* One reason for every PinLocked answer, right PIN or wrong: a locked user's guesses are not
- * counted, so an answer that differed would let a locked PIN be guessed without limit. */
-static const char pin_locked_reason[] =
-    "The PIN is locked after too many failures; try later or ask an administrator";
-
-/* svc_authenticate finds the user whose phone number or extension is `user` and whose PIN is
- * `pin`. It always computes SVC_CANDIDATES_MAX verifiers (dummies for missing candidates), so
- * an unknown number costs what a wrong PIN costs. */
+/* svc_authenticate records the candidates of the login `user` and whether `pin` matched each. It
+ * always computes SVC_CANDIDATES_MAX verifiers (dummies for missing candidates), so an unknown
+ * number costs what a wrong PIN costs, and it reads lockout state only for a matching PIN. Going
+ * on with a user whose committed state is open is an optimisation (no CSR check nor signature for
+ * the rest): the writer's judgement decides. */
 void svc_authenticate(struct service *svc, struct svc_item *it, const char *user, const char *pin)
 {
     static const uint8_t dummy[STORE_VERIFIER_LEN];
     struct store_user cands[SVC_CANDIDATES_MAX];
     size_t n = 0;
+    ASSERT(!it->signin);
     if (store_user_lookup(svc->st, cands, SVC_CANDIDATES_MAX, &n, user) != 0) {
         item_fail(it, SIGNER_CODE_INTERNAL_ERROR, "the user directory cannot be read");
         return;
     }
-    size_t matched = SVC_CANDIDATES_MAX;
+    ASSERT(n <= SVC_CANDIDATES_MAX);
+    it->signin = true;
+    it->num_candidates = n;
     for (size_t i = 0; i < SVC_CANDIDATES_MAX; i++) {
         bool ok = i < n ? signer_pin_matches(svc->pin_key, cands[i].pin_verifier, cands[i].uri, pin)
                         : signer_pin_matches(svc->pin_key, dummy, "sip:", pin);
-        if (i < n && ok && matched == SVC_CANDIDATES_MAX) {
-            matched = i;
+        if (i < n) {
+            struct svc_candidate *c = &it->candidates[i];
+            memcpy(c->uri, cands[i].uri, sizeof(c->uri));
+            c->pin_len = cands[i].pin_len;
+            c->pin_ok = ok;
         }
     }
     int64_t now = clock_real_s();
-    struct store_lockout l;
-    if (matched < n) {
-        if (store_lockout_get(svc->st, &l, cands[matched].uri) != 0) {
-            item_fail(it, SIGNER_CODE_INTERNAL_ERROR, "the lockout state cannot be read");
-        } else if (signer_lockout_check(&l, now) != SIGNER_LOCKOUT_OPEN) {
-            item_fail(it, SIGNER_CODE_PIN_LOCKED, pin_locked_reason);
-        } else {
-            it->user = cands[matched];
-            it->pin_success = l.window_failures != 0 || l.window_start_s != 0;
+    for (size_t i = 0; i < n && !it->proceed; i++) {
+        struct store_lockout l;
+        if (it->candidates[i].pin_ok && store_lockout_get(svc->st, &l, cands[i].uri) == 0 &&
+            signer_lockout_check(&l, now) == SIGNER_LOCKOUT_OPEN) {
+            it->user = cands[i];
+            it->proceed = true;
         }
-        return;
-    }
-    bool any_open = false;
-    for (size_t i = 0; i < n; i++) {
-        if (store_lockout_get(svc->st, &l, cands[i].uri) != 0 ||
-            signer_lockout_check(&l, now) != SIGNER_LOCKOUT_OPEN) {
-            continue;
-        }
-        any_open = true;
-        struct svc_pin_failure *f = &it->pin_failures[it->num_pin_failures++];
-        memcpy(f->uri, cands[i].uri, sizeof(f->uri));
-        f->pin_len = cands[i].pin_len;
-    }
-    atomic_fetch_add(&svc->metrics.pin_failures, 1);
-    if (n > 0 && !any_open) {
-        item_fail(it, SIGNER_CODE_PIN_LOCKED, pin_locked_reason);
-    } else {
-        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED,
-                  "The phone number or extension and PIN do not match a user");
     }
 }
 
@@ -243,27 +225,20 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
         t0 = clock_mono_ns();
         svc_authenticate(svc, it, c.user, c.pin);
         svc_metrics_stage(svc, SVC_STAGE_AUTH, clock_mono_ns() - t0);
-        if (it->num_pin_failures > 0 || (it->failed && it->fail != SIGNER_CODE_INTERNAL_ERROR)) {
-            /* A failed sign-in: answered after its lockout update commits. */
-            signer_secret_wipe(&c, sizeof(c));
-            signer_soap_request_cleanup(r->soap);
-            ASSERT(r->num_pending < r->cap);
-            r->pending[r->num_pending++] = it;
-            return;
-        }
     }
     signer_secret_wipe(&c, sizeof(c));
-    if (!it->failed && route == SVC_ROUTE_SOAP) {
+    if (it->proceed && route == SVC_ROUTE_SOAP) {
         check_entity(it, r->soap->entity);
     }
     signer_soap_request_cleanup(r->soap);
-    if (!it->failed) {
+    if (it->proceed && !it->failed) {
         check_csr(svc, it);
     }
-    if (it->failed) {
-        answer_now(svc, it);
+    if (!it->signin) {
+        answer_now(svc, it); /* failed before any credentials were checked */
         return;
     }
+    /* A sign-in, whatever the ring found: the writer judges it first, in queue order. */
     ASSERT(r->num_pending < r->cap);
     r->pending[r->num_pending++] = it;
 }

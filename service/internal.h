@@ -76,25 +76,35 @@ struct svc_metrics {
     atomic_uint_fast64_t serial_clashes;
 };
 
-struct svc_pin_failure {
+/* One user a sign-in could be: its phone number or extension is the login. */
+struct svc_candidate {
     char uri[STORE_URI_MAX + 1];
-    uint8_t pin_len;
+    uint8_t pin_len; /* digits of the user's PIN (the lockout policy of short PINs) */
+    bool pin_ok;     /* the PIN presented matched this user's verifier */
 };
 
 /* One enrollment in flight. Owned by its ring until queued to the writer, then by the writer
- * until it is answered and released. Reset as a whole (svc_item_reset) when it is taken. */
+ * until it is answered and released. Reset as a whole (svc_item_reset) when it is taken.
+ *
+ * A sign-in is decided in two places. The ring (svc_authenticate) records every candidate and
+ * whether the PIN matched it, and goes on (`proceed`: CSR checks, signing) only with a candidate
+ * whose PIN matched and whose COMMITTED lockout state is open. The writer judges every sign-in
+ * again, in queue order, against the group's pending lockout state; only that decision counts
+ * (invariant 8): it refuses an item that proceeded (clearing `proceed` and dropping any
+ * certificate) and counts the failures. */
 struct svc_item {
     struct ioring_request *req;
     uint32_t ring;
     enum svc_route route;
     uint64_t start_ns;
-    bool failed; /* answered with `fail` after the commit */
+    bool failed; /* answered with `fail` */
     enum signer_code fail;
     char reason[SIGNER_REASON_MAX];
-    size_t num_pin_failures; /* lockout failures to record */
-    struct svc_pin_failure pin_failures[SVC_CANDIDATES_MAX];
-    bool pin_success;       /* reset the user's failure window */
-    struct store_user user; /* the authenticated user */
+    bool signin;  /* credentials were presented: the writer judges the sign-in */
+    bool proceed; /* signed in so far: the ring's guess, cleared by the writer's refusal */
+    size_t num_candidates;
+    struct svc_candidate candidates[SVC_CANDIDATES_MAX];
+    struct store_user user; /* the user the ring went on with (proceed) */
     char request_id[SIGNER_SOAP_REQUEST_ID_MAX + 1];
     char device_id[STORE_DEVICE_ID_MAX + 1];
     char client[64];
@@ -102,7 +112,7 @@ struct svc_item {
     size_t csr_der_len;
     uint8_t csr_der[SIGNER_CSR_DER_MAX];
     struct signer_csr csr; /* borrows csr_der */
-    int sign_rc;           /* -1: not signed (an auth failure) */
+    int sign_rc;           /* -1: not signed (no sign-in, or its certificate was dropped) */
     uint8_t serial[SIGNER_SERIAL_LEN];
     int64_t not_before_s;
     int64_t not_after_s;
@@ -155,6 +165,7 @@ struct service {
     size_t q_len;
     bool stopping;
     struct store_batch *batch;    /* writer only */
+    struct store_batch *lockouts; /* writer only: a failed group's lockout updates, alone */
     struct signer_issue *reissue; /* writer only: re-signs after a serial clash */
     char *scratch;                /* writer only: response bodies, SVC_RESPONSE_MAX */
     char *log_hold;               /* writer only: a group's log lines, SVC_LOG_HOLD */
@@ -175,9 +186,13 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
  * item in the ring's pending list for service_turn_end. Ring thread. */
 void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route route);
 
-/* svc_authenticate signs in `user` (phone number or extension) with `pin`: on success sets
- * it->user; otherwise fails the item (AuthenticationFailed, PinLocked or InternalError) and lists
- * the lockout failures the writer must record. Costs SVC_CANDIDATES_MAX HMACs whatever matched. */
+/* svc_authenticate looks up the users whose phone number or extension is `user` (at most
+ * SVC_CANDIDATES_MAX) and records each in the item with whether `pin` matched it, for the
+ * writer's judgement (it->signin). When a candidate's PIN matched and its committed lockout state
+ * is open it sets it->user and it->proceed (the first such candidate). Fails the item only when
+ * the directory cannot be read (InternalError; it->signin stays false). Costs
+ * SVC_CANDIDATES_MAX HMACs whatever matched, and reads lockout state only for a matching PIN.
+ * Ring thread; writes nothing. */
 void svc_authenticate(struct service *svc, struct svc_item *it, const char *user, const char *pin);
 
 /* ---- writer.c ---- */
@@ -186,8 +201,8 @@ void svc_authenticate(struct service *svc, struct svc_item *it, const char *user
  * Returns 0, -ENOMEM or a negative errno of pthread_create. */
 int svc_writer_start(struct service *svc, size_t cap);
 
-/* svc_writer_push queues n items (signed, or failed sign-ins) for the next group commit. Any
- * thread. */
+/* svc_writer_push queues n items (sign-ins to judge, signed or not) for the next group commit.
+ * Any thread. */
 void svc_writer_push(struct service *svc, struct svc_item **items, size_t n);
 
 /* svc_writer_stop lets the writer answer everything queued, joins it and frees its memory.
@@ -201,7 +216,7 @@ void svc_respond_status(struct service *svc, struct ioring_request *req, enum sv
 
 /* ---- batch.c ---- */
 
-/* svc_sign_items signs the items that did not fail, in one batch, using `scratch`
+/* svc_sign_items signs the items that proceed and did not fail, in one batch, using `scratch`
  * (HSM_BATCH_MAX issues); each item's sign_rc, serial, validity and der are set. n <=
  * HSM_BATCH_MAX. */
 void svc_sign_items(struct service *svc, struct signer_issue *scratch, struct svc_item **items,

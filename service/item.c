@@ -19,7 +19,22 @@ void svc_item_validate(const struct service *svc, const struct svc_item *it)
     ASSERT(it != NULL);
     ASSERT(it->ring < svc->num_rings);
     ASSERT((unsigned)it->route < SVC_ROUTE_MAX_);
-    ASSERT(it->num_pin_failures <= SVC_CANDIDATES_MAX);
+    ASSERT(it->num_candidates <= SVC_CANDIDATES_MAX);
+    for (size_t i = 0; i < it->num_candidates; i++) {
+        ASSERT(memchr(it->candidates[i].uri, '\0', sizeof(it->candidates[i].uri)) != NULL);
+        ASSERT(it->candidates[i].uri[0] != '\0');
+    }
+    if (!it->signin) {
+        ASSERT(it->num_candidates == 0);
+        ASSERT(!it->proceed);
+    }
+    if (it->proceed) {
+        ASSERT(it->signin);
+        ASSERT(it->user.uri[0] != '\0');
+    }
+    if (it->sign_rc != -1) {
+        ASSERT(it->proceed); /* only a sign-in that proceeds is signed */
+    }
     ASSERT(it->csr_der_len <= sizeof(it->csr_der));
     ASSERT(it->der_len <= sizeof(it->der));
     ASSERT(memchr(it->reason, '\0', sizeof(it->reason)) != NULL);

@@ -162,16 +162,20 @@ void service_turn_end(void *ctx, uint32_t ring_index)
     struct service *svc = ctx;
     ASSERT(ring_index < svc->num_rings);
     struct svc_ring *r = &svc->rings[ring_index];
-    while (r->num_pending > 0) {
-        size_t n = r->num_pending < HSM_BATCH_MAX ? r->num_pending : HSM_BATCH_MAX;
-        struct svc_item **items = r->pending + (r->num_pending - n);
+    /* Batches leave in arrival order: the writer judges sign-ins in queue order (invariant 8),
+     * so a guess that arrived first is judged first. */
+    for (size_t done = 0; done < r->num_pending;) {
+        size_t left = r->num_pending - done;
+        size_t n = left < HSM_BATCH_MAX ? left : HSM_BATCH_MAX;
+        struct svc_item **items = r->pending + done;
         uint64_t t0 = clock_mono_ns();
         svc_sign_items(svc, r->issue, items, n);
         svc_metrics_stage(svc, SVC_STAGE_SIGN, clock_mono_ns() - t0);
         svc_metrics_batch(svc, n);
         svc_writer_push(svc, items, n);
-        r->num_pending -= n;
+        done += n;
     }
+    r->num_pending = 0;
 }
 
 /* ---- lifecycle ---- */

@@ -6,13 +6,16 @@
  * (CSR intake, identity, profile, CA, PIN verifiers, the SOAP and EST codecs) is signer/'s; the
  * engine is ioring/'s, the replica and the publisher store/'s, the CA key hsm/'s.
  *
- * One enrollment: on its ring thread the request is parsed, the user authenticated (read-only
- * LMDB lookups and a fixed number of HMACs whatever the number matched, so an unknown number and
- * a wrong PIN cost the same) and the CSR checked. At the end of each ring loop turn
- * (service_turn_end) every request the ring gathered is signed in one hsm_key_sign_batch call and
- * queued to the writer. The writer commits all waiting groups (certificates, outbox entries,
- * lockout updates) in one LMDB transaction and answers them only once it is durable (durable
- * before visible); failed sign-ins are answered after their lockout update is durable too. Every
+ * One enrollment: on its ring thread the request is parsed, the PIN checked against every user
+ * of the login (read-only LMDB lookups and a fixed number of HMACs whatever the number matched)
+ * and, for a user whose committed lockout state lets it in, the CSR checked. At the end of each
+ * ring loop turn (service_turn_end) every request the ring gathered is signed in one
+ * hsm_key_sign_batch call and queued to the writer. The writer judges every sign-in in queue
+ * order against the pending lockout state (the one decision that counts: a burst of guesses gets
+ * no more than the window's failures judged), commits all waiting groups (certificates, outbox
+ * entries, lockout updates) in one LMDB transaction and answers them only once it is durable
+ * (durable before visible); a failed sign-in is answered after the record of its failure is
+ * durable too, an unknown number's included, so that it costs what a wrong PIN costs. Every
  * queue is bounded by the per-ring item slots: a ring without a free slot answers 503
  * Overloaded with Retry-After.
  *

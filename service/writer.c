@@ -1,8 +1,11 @@
-/* The writer thread: group commit. It takes every item the rings queued (up to what one store
- * batch holds), stores their certificates, outbox entries and lockout updates in ONE LMDB
- * transaction, and answers them only once that transaction is durable (invariant 1: durable
- * before visible; see writer_main for the pipelining). While it commits, the rings keep
- * queueing, so the next group is as large as the load made it. */
+/* The writer thread: sign-in judgement and group commit. It takes every item the rings queued
+ * (up to what one store batch holds), judges each sign-in in queue order against the group's
+ * pending lockout state (the only decision that counts: invariant 8), stores the certificates of
+ * the successful ones, their outbox entries and the lockout updates in ONE LMDB transaction, and
+ * answers them only once that transaction is durable (invariant 1: durable before visible; see
+ * writer_main for the pipelining). When that commit fails, the lockout updates are committed
+ * alone, so that no failure is lost. While it commits, the rings keep queueing, so the next group
+ * is as large as the load made it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +15,16 @@
 #include "ioring/ioring.h"
 #include "service/internal.h"
 
+/* One reason for a wrong PIN and an unknown number, and one for every PinLocked answer, whatever
+ * the PIN: an answer that differed would tell a right PIN from a wrong one. */
+static const char auth_failed_reason[] =
+    "The phone number or extension and PIN do not match a user";
+static const char pin_locked_reason[] =
+    "The PIN is locked after too many failures; try later or ask an administrator";
+
 /* lockout_find returns the batch's pending lockout state for `uri`, or NULL. */
-static struct store_lockout *lockout_find(struct service *svc, const char *uri)
+static struct store_lockout *lockout_find(struct store_batch *b, const char *uri)
 {
-    struct store_batch *b = svc->batch;
     for (size_t i = 0; i < b->num_lockouts; i++) {
         if (strcmp(b->lockouts[i].uri, uri) == 0) {
             return &b->lockouts[i].lockout;
@@ -24,53 +33,112 @@ static struct store_lockout *lockout_find(struct service *svc, const char *uri)
     return NULL;
 }
 
-/* lockout_slot returns the batch's pending lockout state for `uri`, adding it (read from the
- * store) when absent. NULL when the batch has no room or the store cannot be read. */
-static struct store_lockout *lockout_slot(struct service *svc, const char *uri)
+/* lockout_read copies the group's pending lockout state of `uri` into *out: the batch's entry,
+ * else the store's committed state. Adds nothing to the batch. Returns 0 or -EIO. */
+static int lockout_read(struct service *svc, struct store_lockout *out, const char *uri)
 {
-    struct store_lockout *found = lockout_find(svc, uri);
-    if (found != NULL) {
-        return found;
+    const struct store_lockout *l = lockout_find(svc->batch, uri);
+    if (l != NULL) {
+        *out = *l;
+        return 0;
     }
-    struct store_batch *b = svc->batch;
-    struct store_lockout l;
-    if (store_lockout_get(svc->st, &l, uri) != 0 || store_batch_add_lockout(b, uri, &l) != 0) {
-        return NULL;
+    int rc = store_lockout_get(svc->st, out, uri);
+    if (rc != 0) {
+        log_err("service: lockout_read_failed rc=%d uri=%s", rc, uri);
     }
-    return &b->lockouts[b->num_lockouts - 1].lockout;
+    return rc;
 }
 
-/* lockout_success clears the user's failure window. A record with nothing to clear (nearly every
- * sign-in) is not rewritten: the commit then touches no lockout page for it. */
-static void lockout_success(struct service *svc, const char *uri)
+/* lockout_write makes `l` the group's pending lockout state of `uri`. take_group left room for
+ * every entry a group's items can add. */
+static void lockout_write(struct service *svc, const char *uri, const struct store_lockout *l)
 {
-    struct store_lockout *l = lockout_find(svc, uri);
-    if (l != NULL) {
-        (void)signer_lockout_success(l);
+    struct store_lockout *found = lockout_find(svc->batch, uri);
+    if (found != NULL) {
+        *found = *l;
         return;
     }
-    struct store_lockout cur;
-    if (store_lockout_get(svc->st, &cur, uri) == 0 && signer_lockout_success(&cur) &&
-        store_batch_add_lockout(svc->batch, uri, &cur) != 0) {
-        log_err("service: lockout_update_dropped uri=%s", uri);
-    }
+    int rc = store_batch_add_lockout(svc->batch, uri, l);
+    ASSERT(rc == 0);
 }
 
-/* add_lockouts applies the item's PIN outcome to the batch, in commit order: concurrent failures
- * for one user each count (the writer is the only one that writes lockout state). */
-static void add_lockouts(struct service *svc, struct svc_item *it, int64_t now)
+/* count_failure counts a wrong PIN against candidate `c`, locked or not (signer_lockout_fail). */
+static void count_failure(struct service *svc, const struct svc_item *it,
+                          const struct svc_candidate *c, struct store_lockout *l, int64_t now)
 {
-    for (size_t i = 0; i < it->num_pin_failures; i++) {
-        struct store_lockout *l = lockout_slot(svc, it->pin_failures[i].uri);
-        if (l != NULL && signer_lockout_fail(&svc->cfg->pin, l, it->pin_failures[i].pin_len, now)) {
-            atomic_fetch_add(&svc->metrics.lockouts, 1);
-            log_warn("service: pin_locked uri=%s admin=%d client=%s", it->pin_failures[i].uri,
-                     (int)l->admin_locked, it->client);
+    if (signer_lockout_fail(&svc->cfg->pin, l, c->pin_len, now)) {
+        atomic_fetch_add(&svc->metrics.lockouts, 1);
+        log_warn("service: pin_locked uri=%s admin=%d client=%s", c->uri, (int)l->admin_locked,
+                 it->client);
+    }
+    lockout_write(svc, c->uri, l);
+}
+
+/* refuse answers a sign-in with `code`: no user (its log line names none, for a right and a
+ * wrong PIN alike) and no certificate (a signed one is dropped, never stored). */
+static void refuse(struct svc_item *it, enum signer_code code)
+{
+    it->failed = true;
+    it->fail = code;
+    (void)base_str_copy(it->reason, sizeof(it->reason),
+                        code == SIGNER_CODE_PIN_LOCKED ? pin_locked_reason : auth_failed_reason);
+    it->proceed = false;
+    memset(&it->user, 0, sizeof(it->user));
+    it->sign_rc = -1;
+    it->der_len = 0;
+}
+
+/* judge decides a sign-in against the group's pending lockout state, in queue order: the winner
+ * is the first candidate whose PIN matched and whose pending state is open. The sign-in succeeds
+ * only when the winner is the user the ring went on with; the window is then reset (written only
+ * when it changed: a clean sign-in writes no lockout record). Otherwise it is refused: a failure
+ * counts for every candidate whose PIN did not match (open or locked; a locked candidate's PIN is
+ * never tested: its match neither counts nor shows), or, when none could be counted (an unknown
+ * number, a locked user's right PIN), for the decoy record, so that every refusal writes one
+ * record; 401 if any candidate is open or there is none, PinLocked if all are locked. */
+static void judge(struct service *svc, struct svc_item *it, int64_t now)
+{
+    ASSERT(it->signin);
+    ASSERT(it->num_candidates <= SVC_CANDIDATES_MAX);
+    struct store_lockout st[SVC_CANDIDATES_MAX];
+    bool readable[SVC_CANDIDATES_MAX];
+    bool any_open = false;
+    size_t winner = SVC_CANDIDATES_MAX;
+    for (size_t i = 0; i < it->num_candidates; i++) {
+        readable[i] = lockout_read(svc, &st[i], it->candidates[i].uri) == 0;
+        bool open = readable[i] && signer_lockout_check(&st[i], now) == SIGNER_LOCKOUT_OPEN;
+        any_open = any_open || open;
+        if (open && it->candidates[i].pin_ok && winner == SVC_CANDIDATES_MAX) {
+            winner = i;
         }
     }
-    if (it->pin_success) {
-        lockout_success(svc, it->user.uri);
+    if (winner < it->num_candidates && it->proceed &&
+        strcmp(it->candidates[winner].uri, it->user.uri) == 0) {
+        if (signer_lockout_success(&st[winner])) {
+            lockout_write(svc, it->user.uri, &st[winner]);
+        }
+        return;
     }
+    size_t counted = 0;
+    for (size_t i = 0; i < it->num_candidates; i++) {
+        if (!it->candidates[i].pin_ok && readable[i]) {
+            count_failure(svc, it, &it->candidates[i], &st[i], now);
+            counted++;
+        }
+    }
+    if (counted == 0) {
+        int rc = store_batch_add_unknown(svc->batch);
+        ASSERT(rc == 0); /* take_group's bound */
+    }
+    atomic_fetch_add(&svc->metrics.pin_failures, 1);
+    refuse(it, any_open || it->num_candidates == 0 ? SIGNER_CODE_AUTHENTICATION_FAILED
+                                                   : SIGNER_CODE_PIN_LOCKED);
+}
+
+/* has_cert: the item's sign-in succeeded and it holds a certificate to store. */
+static bool has_cert(const struct svc_item *it)
+{
+    return it->proceed && !it->failed && it->sign_rc == 0;
 }
 
 static void add_cert(struct service *svc, struct svc_item *it)
@@ -117,6 +185,9 @@ static void resign(struct service *svc, struct svc_item **items, size_t n)
 
 static int commit(struct service *svc, struct svc_item **items, size_t n)
 {
+    /* Only a commit with certificates tells whether they fit: the store keeps room for the
+     * others (lockout updates) when it is full. */
+    bool certs = svc->batch->num_items > 0;
     int rc = -EEXIST;
     for (int tries = 0; rc == -EEXIST && tries < SVC_COMMIT_TRIES_MAX; tries++) {
         if (tries > 0) {
@@ -128,7 +199,9 @@ static int commit(struct service *svc, struct svc_item **items, size_t n)
         svc_histogram_add(&svc->metrics.commit_us, dt / 1000);
         svc_metrics_stage(svc, SVC_STAGE_COMMIT, dt);
     }
-    atomic_store(&svc->store_full, rc == -ENOSPC);
+    if (certs) {
+        atomic_store(&svc->store_full, rc == -ENOSPC);
+    }
     if (rc != 0) {
         log_err("service: group_commit_failed rc=%d items=%zu", rc, n);
     }
@@ -157,21 +230,32 @@ static void respond_success(struct service *svc, struct svc_item *it)
     svc_respond(svc, it->req, 200, type, headers, svc->scratch, len);
 }
 
-/* answer answers one item after its group's commit returned `rc`. A failed sign-in whose
- * failures that commit was to record gets the commit's failure too: answered with its own, it
- * would tell a wrong PIN from a right one while no guess is counted. */
-static void answer(struct service *svc, struct svc_item *it, int rc)
+/* fail_stored answers an item with the failure of the commit (or sync) that returned `rc`. */
+static void fail_stored(struct svc_item *it, int rc)
 {
-    bool needs_commit = (!it->failed && it->sign_rc == 0) || it->num_pin_failures > 0;
-    if (needs_commit && rc == -ENOSPC) {
-        it->failed = true;
-        it->fail = SIGNER_CODE_OVERLOADED;
-        (void)base_str_copy(it->reason, sizeof(it->reason),
-                            "The certificate store is full; the operator must raise its size");
-    } else if (needs_commit && rc != 0) {
-        it->failed = true;
-        it->fail = SIGNER_CODE_INTERNAL_ERROR;
-        (void)base_str_copy(it->reason, sizeof(it->reason), "The certificate could not be stored");
+    ASSERT(rc != 0);
+    it->failed = true;
+    it->fail = rc == -ENOSPC ? SIGNER_CODE_OVERLOADED : SIGNER_CODE_INTERNAL_ERROR;
+    (void)base_str_copy(it->reason, sizeof(it->reason),
+                        rc == -ENOSPC
+                            ? "The certificate store is full; the operator must raise its size"
+                            : "The certificate could not be stored");
+}
+
+/* settle fixes an item's outcome once its group's commit returned `rc` and, when that failed,
+ * the commit of the group's lockout updates alone returned `lrc` (rc and lrc are both a sync's
+ * result when the sync after them failed). While the group's failures are recorded (lrc == 0),
+ * a refused sign-in keeps its answer, a certificate gets the commit's failure and any other
+ * outcome stays (a CSR error, a signing error). When they cannot be recorded, EVERY item of the
+ * group gets the commit's failure: a refused sign-in answered otherwise than a right PIN (whose
+ * certificate failed, or whose CSR was refused) would let PINs be guessed without limit while no
+ * guess is counted. */
+static void settle(struct svc_item *it, int rc, int lrc)
+{
+    if (lrc != 0) {
+        fail_stored(it, rc != 0 ? rc : lrc);
+    } else if (has_cert(it) && rc != 0) {
+        fail_stored(it, rc);
     } else if (!it->failed && it->sign_rc != 0) {
         it->failed = true;
         it->fail =
@@ -180,6 +264,12 @@ static void answer(struct service *svc, struct svc_item *it, int rc)
                             it->sign_rc == -EAGAIN ? "The CA key backend cannot sign now"
                                                    : "Signing failed");
     }
+    ASSERT(it->failed || has_cert(it));
+}
+
+/* answer sends an item's settled outcome and releases it. */
+static void answer(struct service *svc, struct svc_item *it)
+{
     svc_metrics_stage(svc, SVC_STAGE_TOTAL, clock_mono_ns() - it->start_ns);
     if (it->failed) {
         svc_log_request(svc, it, NULL);
@@ -199,51 +289,96 @@ static void wake_publisher(struct service *svc, struct svc_item **items, size_t 
     const char *last = NULL;
     for (size_t i = 0; svc->pub != NULL && i < n; i++) {
         const char *pool = items[i]->user.pool;
-        if (!items[i]->failed && items[i]->sign_rc == 0 &&
-            (last == NULL || strcmp(last, pool) != 0)) {
+        if (has_cert(items[i]) && (last == NULL || strcmp(last, pool) != 0)) {
             store_publisher_wake(svc->pub, pool);
             last = pool;
         }
     }
 }
 
-/* finish answers a group whose commit returned `rc`; when rc == 0 the group is durable. */
-static void finish(struct service *svc, struct svc_item **items, size_t n, int rc)
+/* finish answers a settled group once what it committed is durable (sync_rc == 0), or applies
+ * the failure of the sync that was to make it so. */
+static void finish(struct service *svc, struct svc_item **items, size_t n, int sync_rc)
 {
-    if (rc == 0) {
+    for (size_t i = 0; sync_rc != 0 && i < n; i++) {
+        settle(items[i], sync_rc, sync_rc);
+    }
+    if (sync_rc == 0) {
         wake_publisher(svc, items, n);
     }
     log_hold_begin(svc->log_hold, SVC_LOG_HOLD); /* one write(2) for the group's lines */
     for (size_t i = 0; i < n; i++) {
-        answer(svc, items[i], rc);
+        answer(svc, items[i]);
     }
     log_hold_end();
 }
 
-/* commit_group stores the group's certificates and lockout updates. Returns the commit's result;
- * *out_stored tells whether anything was committed (and so waits to become durable). */
-static int commit_group(struct service *svc, struct svc_item **items, size_t n, bool *out_stored)
+/* commit_lockouts commits the lockout updates and unknown failures of a group whose commit
+ * failed, without its certificates: failure bookkeeping survives a full map, a read-only store,
+ * a disk error or serial clashes. Returns the commit's result; *out_stored tells whether it
+ * wrote anything. */
+static int commit_lockouts(struct service *svc, bool *out_stored)
 {
-    store_batch_clear(svc->batch);
-    int64_t now = clock_real_s();
-    for (size_t i = 0; i < n; i++) {
-        if (!items[i]->failed && items[i]->sign_rc == 0) {
-            add_cert(svc, items[i]);
-        }
-        add_lockouts(svc, items[i], now);
+    const struct store_batch *from = svc->batch;
+    struct store_batch *to = svc->lockouts;
+    store_batch_clear(to);
+    for (size_t i = 0; i < from->num_lockouts; i++) {
+        int rc = store_batch_add_lockout(to, from->lockouts[i].uri, &from->lockouts[i].lockout);
+        ASSERT(rc == 0);
     }
-    int rc = 0;
+    for (size_t i = 0; i < from->num_unknown; i++) {
+        int rc = store_batch_add_unknown(to);
+        ASSERT(rc == 0);
+    }
     *out_stored = false;
-    if (svc->batch->num_items > 0 || svc->batch->num_lockouts > 0) {
-        rc = commit(svc, items, n);
-        *out_stored = rc == 0;
+    if (to->num_lockouts == 0 && to->num_unknown == 0) {
+        return 0;
     }
-    svc_histogram_add(&svc->metrics.commit_size, n);
+    int rc = store_batch_commit(svc->st, to);
+    if (rc != 0) {
+        log_err("service: lockout_commit_failed rc=%d lockouts=%zu unknown=%zu", rc,
+                to->num_lockouts, to->num_unknown);
+    }
+    *out_stored = rc == 0;
     return rc;
 }
 
+/* commit_group judges the group's sign-ins in queue order, stores the certificates of the
+ * successful ones with the lockout updates (or, when that fails, the lockout updates alone) and
+ * settles every item's outcome. *out_stored tells whether anything was committed (and so waits
+ * to become durable). */
+static void commit_group(struct service *svc, struct svc_item **items, size_t n, bool *out_stored)
+{
+    struct store_batch *b = svc->batch;
+    store_batch_clear(b);
+    int64_t now = clock_real_s();
+    for (size_t i = 0; i < n; i++) {
+        judge(svc, items[i], now);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (has_cert(items[i])) {
+            add_cert(svc, items[i]);
+        }
+    }
+    int rc = 0;
+    int lrc = 0;
+    *out_stored = false;
+    if (b->num_items > 0 || b->num_lockouts > 0 || b->num_unknown > 0) {
+        rc = commit(svc, items, n);
+        *out_stored = rc == 0;
+    }
+    if (rc != 0) {
+        lrc = commit_lockouts(svc, out_stored);
+    }
+    for (size_t i = 0; i < n; i++) {
+        settle(items[i], rc, lrc);
+    }
+    svc_histogram_add(&svc->metrics.commit_size, n);
+}
+
 /* take_group moves queued items into `items`: at most STORE_BATCH_MAX, and no more than the
- * batch's lockout slots can hold (each item needs up to SVC_CANDIDATES_MAX). Called locked. */
+ * batch's lockout slots can hold: an item adds at most one entry per candidate, or one unknown
+ * failure (counted as the + 1). Called locked. */
 static size_t take_group(struct service *svc, struct svc_item **items)
 {
     size_t n = 0;
@@ -251,7 +386,7 @@ static size_t take_group(struct service *svc, struct svc_item **items)
     while (svc->q_len > 0 && n < STORE_BATCH_MAX) {
         struct svc_item *it = svc->queue[svc->q_head];
         svc_item_validate(svc, it);
-        size_t need = it->num_pin_failures + (it->pin_success ? 1 : 0);
+        size_t need = it->num_candidates + 1;
         if (lockouts + need > STORE_BATCH_MAX) {
             break;
         }
@@ -288,7 +423,9 @@ static void *writer_main(void *arg)
             break;
         }
         bool stored = false;
-        int rc = n > 0 ? commit_group(svc, items, n, &stored) : 0;
+        if (n > 0) {
+            commit_group(svc, items, n, &stored); /* every outcome settled */
+        }
         if (num_pending > 0) {
             int prc = stored ? 0 : store_sync(svc->st);
             if (prc != 0) {
@@ -301,7 +438,7 @@ static void *writer_main(void *arg)
             memcpy(pending, items, n * sizeof(items[0]));
             num_pending = n;
         } else {
-            finish(svc, items, n, rc);
+            finish(svc, items, n, 0);
         }
     }
     return NULL;
@@ -326,11 +463,12 @@ int svc_writer_start(struct service *svc, size_t cap)
 {
     svc->queue = calloc(cap, sizeof(*svc->queue));
     svc->batch = calloc(1, sizeof(*svc->batch));
+    svc->lockouts = calloc(1, sizeof(*svc->lockouts));
     svc->reissue = calloc(1, sizeof(*svc->reissue));
     svc->scratch = malloc(SVC_RESPONSE_MAX);
     svc->log_hold = malloc(SVC_LOG_HOLD);
-    if (svc->queue == NULL || svc->batch == NULL || svc->reissue == NULL || svc->scratch == NULL ||
-        svc->log_hold == NULL) {
+    if (svc->queue == NULL || svc->batch == NULL || svc->lockouts == NULL || svc->reissue == NULL ||
+        svc->scratch == NULL || svc->log_hold == NULL) {
         return -ENOMEM;
     }
     svc->q_cap = cap;
@@ -362,12 +500,14 @@ void svc_writer_stop(struct service *svc)
     }
     free(svc->queue);
     free(svc->batch);
+    free(svc->lockouts);
     free(svc->reissue);
     free(svc->scratch);
     free(svc->log_hold);
     svc->log_hold = NULL;
     svc->queue = NULL;
     svc->batch = NULL;
+    svc->lockouts = NULL;
     svc->reissue = NULL;
     svc->scratch = NULL;
 }

@@ -204,6 +204,18 @@ enum signer_lockout_state signer_lockout_check(const struct store_lockout *l, in
     return l->locked_until_s > now_s ? SIGNER_LOCKOUT_TEMPORARY : SIGNER_LOCKOUT_OPEN;
 }
 
+/* locked_fail counts a wrong PIN of a user who is locked already: toward the total only, so
+ * that guesses while locked are bounded by total_failures_max, and without touching the window or
+ * the lock's end (guessing neither extends nor shortens a lock). */
+static void locked_fail(struct store_lockout *l, uint32_t total_max, int64_t now_s)
+{
+    l->total_failures++;
+    l->last_failure_s = now_s;
+    if (l->total_failures >= total_max) {
+        l->admin_locked = true;
+    }
+}
+
 bool signer_lockout_fail(const struct signer_pin_policy *policy, struct store_lockout *l,
                          uint8_t pin_len, int64_t now_s)
 {
@@ -213,6 +225,11 @@ bool signer_lockout_fail(const struct signer_pin_policy *policy, struct store_lo
     uint32_t window_max =
         short_pin ? policy->window_failures_max_short : policy->window_failures_max;
     uint32_t total_max = short_pin ? policy->total_failures_max_short : policy->total_failures_max;
+    enum signer_lockout_state before = signer_lockout_check(l, now_s);
+    if (before != SIGNER_LOCKOUT_OPEN) {
+        locked_fail(l, total_max, now_s);
+        return before != SIGNER_LOCKOUT_ADMIN && l->admin_locked;
+    }
     if (l->window_start_s == 0 || now_s - l->window_start_s >= (int64_t)policy->window_s) {
         l->window_start_s = now_s;
         l->window_failures = 0;
@@ -220,7 +237,6 @@ bool signer_lockout_fail(const struct signer_pin_policy *policy, struct store_lo
     l->window_failures++;
     l->total_failures++;
     l->last_failure_s = now_s;
-    bool was_locked = signer_lockout_check(l, now_s) != SIGNER_LOCKOUT_OPEN;
     if (l->total_failures >= total_max) {
         l->admin_locked = true;
     } else if (l->window_failures >= window_max) {
@@ -230,7 +246,7 @@ bool signer_lockout_fail(const struct signer_pin_policy *policy, struct store_lo
         l->window_start_s = 0;
     }
     ASSERT(l->window_failures <= window_max);
-    return !was_locked && signer_lockout_check(l, now_s) != SIGNER_LOCKOUT_OPEN;
+    return signer_lockout_check(l, now_s) != SIGNER_LOCKOUT_OPEN;
 }
 
 bool signer_lockout_success(struct store_lockout *l)

@@ -333,10 +333,12 @@ enum signer_lockout_state {
 enum signer_lockout_state signer_lockout_check(const struct store_lockout *l, int64_t now_s);
 
 /* signer_lockout_fail records one wrong PIN at `now_s` for a user whose PIN has `pin_len` digits
- * (README, PINs and lockout): a new window starts when the last one is older than policy->window_s;
- * reaching the window maximum (the _short one for 4-digit PINs) locks for lock_s; reaching the
- * total maximum locks until an administrator unlocks. Returns true when this failure locked the
- * user. */
+ * (README, PINs and lockout). An open user: a new window starts when the last one is older than
+ * policy->window_s; reaching the window maximum (the _short one for 4-digit PINs) locks for
+ * lock_s; reaching the total maximum locks until an administrator unlocks. A locked user (a
+ * guess while locked still counts): only the total and last_failure_s change, the window and the
+ * lock's end stay, and reaching the total maximum makes the lock an administrator's. Returns true
+ * when this failure locked the user or made its temporary lock an administrator's. Pure. */
 bool signer_lockout_fail(const struct signer_pin_policy *policy, struct store_lockout *l,
                          uint8_t pin_len, int64_t now_s);
 

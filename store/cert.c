@@ -27,6 +27,7 @@ static void batch_validate(const struct store_batch *b)
     ASSERT(b != NULL);
     ASSERT(b->num_items <= STORE_BATCH_MAX);
     ASSERT(b->num_lockouts <= STORE_BATCH_MAX);
+    ASSERT(b->num_unknown <= STORE_BATCH_MAX);
 }
 
 void store_batch_clear(struct store_batch *batch)
@@ -34,6 +35,7 @@ void store_batch_clear(struct store_batch *batch)
     batch_validate(batch);
     batch->num_items = 0;
     batch->num_lockouts = 0;
+    batch->num_unknown = 0;
     batch_validate(batch);
 }
 
@@ -69,7 +71,7 @@ int store_batch_add_lockout(struct store_batch *batch, const char *uri,
     batch_validate(batch);
     ASSERT(uri != NULL);
     ASSERT(lockout != NULL);
-    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0' || uri[0] == '~') {
         return -EINVAL;
     }
     if (batch->num_lockouts == STORE_BATCH_MAX) {
@@ -82,6 +84,28 @@ int store_batch_add_lockout(struct store_batch *batch, const char *uri,
     batch->num_lockouts++;
     batch_validate(batch);
     return 0;
+}
+
+int store_batch_add_unknown(struct store_batch *batch)
+{
+    batch_validate(batch);
+    if (batch->num_unknown == STORE_BATCH_MAX) {
+        return -EBUSY;
+    }
+    batch->num_unknown++;
+    batch_validate(batch);
+    return 0;
+}
+
+int store_unknown_get(struct store *st, uint64_t *out)
+{
+    ASSERT(out != NULL);
+    struct store_lockout l;
+    int rc = store_lockout_get(st, &l, STORE_UNKNOWN_KEY);
+    if (rc == 0) {
+        *out = l.total_failures;
+    }
+    return rc;
 }
 
 /* ---- records ---- */
@@ -275,10 +299,25 @@ static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch
     return 0;
 }
 
+/* unknown_put adds the batch's unknown failures to the decoy record: one read and one write of a
+ * lockout record, what lockouts_put costs for one user. */
+static int unknown_put(struct store *st, MDB_txn *txn, const struct store_batch *b, int64_t now_s)
+{
+    ASSERT(b->num_unknown > 0);
+    struct store_lockout l;
+    int rc = store_lockout_rec_get(st, txn, &l, STORE_UNKNOWN_KEY);
+    if (rc == 0) {
+        l.total_failures += b->num_unknown;
+        l.last_failure_s = now_s;
+        rc = store_lockout_rec_put(st, txn, STORE_UNKNOWN_KEY, &l);
+    }
+    return rc;
+}
+
 /* batch_put_all writes the whole batch in passes: first every serial is checked (so that all
  * clashes are found and marked before anything is written), then the records (consecutive
  * appends, so their pages are allocated together), then the outbox entries, the indexes when the
- * tail is long enough, and the lockout updates. */
+ * tail is long enough, the lockout updates and the unknown failures. */
 static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_batch *b)
 {
     struct store_index_state ix;
@@ -314,7 +353,81 @@ static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_ba
             return rc;
         }
     }
-    return lockouts_put(st, c->txn, b);
+    rc = lockouts_put(st, c->txn, b);
+    if (rc != 0 || b->num_unknown == 0) {
+        return rc;
+    }
+    return unknown_put(st, c->txn, b, c->now_ms / 1000);
+}
+
+/* The map's last pages are kept from certificates so that the small writes that must not fail
+ * with them (lockout updates, the unknown-failure count, the publisher's removals) still commit
+ * once certificates no longer fit: LMDB reuses a freed page only two commits later, and a full
+ * map otherwise soon holds not one page any write transaction could take. 256 pages (1 MiB of 4
+ * KiB pages) hold a lockout-only commit of a whole batch; a small map keeps an eighth. */
+#define RESERVE_PAGES_MAX 256u
+#define RESERVE_MAP_SHARE 8u
+
+/* pages_used counts the pages `txn` sees in use: both meta pages and every page of every tree,
+ * the free list's own included; the rest of the map is free or reusable. Returns 0 or -EIO. */
+static int pages_used(struct store *st, MDB_txn *txn, uint64_t *out)
+{
+    const MDB_dbi dbis[] = {0 /* FREE_DBI */, 1 /* MAIN_DBI */, st->users,   st->phone,
+                            st->ext,          st->phext,        st->lockout, st->certs,
+                            st->serials,      st->byuser,       st->outbox,  st->pools,
+                            st->poolstate,    st->meta};
+    uint64_t used = 2;
+    for (size_t i = 0; i < ARRAY_LEN(dbis); i++) {
+        MDB_stat s;
+        int rc = store_err(st, mdb_stat(txn, dbis[i], &s), "stat");
+        if (rc != 0) {
+            return rc;
+        }
+        used += (uint64_t)s.ms_branch_pages + s.ms_leaf_pages + s.ms_overflow_pages;
+    }
+    *out = used;
+    return 0;
+}
+
+/* reserve_check refuses a batch of certificates that could take the map's reserve: -ENOSPC
+ * (logged like a full map), 0, or -EIO. Costs one mdb_env_info unless the map's high-water mark
+ * is near its end; then a stat of each tree. */
+static int reserve_check(struct store *st, MDB_txn *txn, const struct store_batch *b)
+{
+    ASSERT(b->num_items > 0);
+    MDB_envinfo info;
+    MDB_stat env;
+    int rc = store_err(st, mdb_env_info(st->env, &info), "env_info");
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err(st, mdb_env_stat(st->env, &env), "env_stat");
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t max_pages = info.me_mapsize / env.ms_psize;
+    uint64_t reserve = max_pages / RESERVE_MAP_SHARE;
+    reserve = reserve < RESERVE_PAGES_MAX ? reserve : RESERVE_PAGES_MAX;
+    /* What the certificates may take: their records, outbox and index entries, twice for the
+     * pages copied on write, and the paths of the trees they touch. */
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < b->num_items; i++) {
+        bytes += b->items[i].der_len + 512;
+    }
+    uint64_t need = 2 * (bytes / env.ms_psize + 1) + 32;
+    if ((uint64_t)info.me_last_pgno + 1 + need + reserve <= max_pages) {
+        return 0; /* far from the end: nothing to count */
+    }
+    uint64_t used = 0;
+    rc = pages_used(st, txn, &used);
+    if (rc == 0 && used + need + reserve > max_pages) {
+        log_err("store: map_full path=%s map_size=%llu op=reserve used_pages=%llu "
+                "reserve_pages=%llu action=\"raise [store] map_size in the configuration\"",
+                st->path, (unsigned long long)st->map_size, (unsigned long long)used,
+                (unsigned long long)reserve);
+        rc = -ENOSPC;
+    }
+    return rc;
 }
 
 /* batch_txn is the write transaction of store_batch_commit (under commit_lock). */
@@ -322,6 +435,12 @@ static int batch_txn(struct store *st, MDB_txn *txn, void *arg)
 {
     struct commit_ctx *c = arg;
     c->txn = txn;
+    if (c->batch->num_items > 0) {
+        int rc = reserve_check(st, txn, c->batch);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     (void)store_env_grow(st->env); /* a failure only costs speed */
     int rc = batch_put_all(st, c, c->batch);
     if (rc != 0) {
@@ -342,7 +461,7 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
     if (st->read_only) {
         return -EROFS;
     }
-    if (batch->num_items == 0 && batch->num_lockouts == 0) {
+    if (batch->num_items == 0 && batch->num_lockouts == 0 && batch->num_unknown == 0) {
         return 0;
     }
     for (size_t i = 0; i < batch->num_items; i++) {

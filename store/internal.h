@@ -221,6 +221,10 @@ int store_env_grow(MDB_env *env);
 
 /* ---- user.c (calls common.c), for cert.c ---- */
 
+/* store_lockout_rec_get reads the lockout state of `uri` inside `txn` into *out (all zero when it
+ * has none). Returns 0 or -EIO. */
+int store_lockout_rec_get(struct store *st, MDB_txn *txn, struct store_lockout *out,
+                          const char *uri);
 /* store_lockout_rec_put writes `lk` as the lockout state of `uri` inside the write txn `txn`. */
 int store_lockout_rec_put(struct store *st, MDB_txn *txn, const char *uri,
                           const struct store_lockout *lk);

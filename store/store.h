@@ -134,13 +134,19 @@ struct store_batch_lockout {
     struct store_lockout lockout;
 };
 
-/* store_batch is one group commit: certificates with their outbox entries and lockout updates.
- * Caller-owned storage (large: allocate it once and reuse it); all-zero is a valid empty batch. */
+/* STORE_UNKNOWN_KEY is the key of the decoy lockout record (store_batch_add_unknown). No user
+ * can take it: a URI never starts with '~' (store_user_add refuses one). */
+#define STORE_UNKNOWN_KEY "~unknown"
+
+/* store_batch is one group commit: certificates with their outbox entries, lockout updates and
+ * the count of failed sign-ins of no known user. Caller-owned storage (large: allocate it once
+ * and reuse it); all-zero is a valid empty batch. */
 struct store_batch {
     size_t num_items;
     struct store_batch_item items[STORE_BATCH_MAX];
     size_t num_lockouts;
     struct store_batch_lockout lockouts[STORE_BATCH_MAX];
+    size_t num_unknown; /* store_batch_add_unknown calls, <= STORE_BATCH_MAX */
 };
 
 /* store_open opens (creating if needed) the environment described by `opt` and clears stale
@@ -167,8 +173,9 @@ void store_close(struct store *st);
 /* ---- users ---- */
 
 /* store_user_add stores a new user. Returns 0, -EEXIST (URI exists), -ENOTUNIQ (another user has
- * the same phone number AND extension), -EINVAL (empty URI or pool, over-long field, neither
- * phone nor extension, a phone or extension that is not digits), -EROFS, -ENOSPC, -ENOMEM or
+ * the same phone number AND extension), -EINVAL (empty URI or pool, a URI that starts with '~'
+ * (reserved: STORE_UNKNOWN_KEY), over-long field, neither phone nor extension, a phone or
+ * extension that is not digits), -EROFS, -ENOSPC, -ENOMEM or
  * -EIO. */
 int store_user_add(struct store *st, const struct store_user *user);
 
@@ -229,19 +236,34 @@ int store_batch_add_cert(struct store_batch *batch, const struct store_cert_meta
                          const uint8_t *der, size_t der_len);
 
 /* store_batch_add_lockout appends a lockout update. Returns 0, -EBUSY (batch full) or -EINVAL
- * (empty or over-long uri). At commit, an update for a user deleted meanwhile is skipped. */
+ * (empty, over-long or reserved uri: one that starts with '~'). At commit, an update for a user
+ * deleted meanwhile is skipped. */
 int store_batch_add_lockout(struct store_batch *batch, const char *uri,
                             const struct store_lockout *lockout);
 
+/* store_batch_add_unknown counts one failed sign-in that records no user's failure (an unknown
+ * phone number or extension; a locked user's right PIN). At commit the batch's count is added to
+ * the total of the decoy lockout record STORE_UNKNOWN_KEY, written and synced in the commit's
+ * transaction like a user's lockout update, so that such a failure costs the writer what a wrong
+ * PIN of a known user costs (no existence oracle by timing). Returns 0 or -EBUSY (this batch
+ * counted STORE_BATCH_MAX already). */
+int store_batch_add_unknown(struct store_batch *batch);
+
+/* store_unknown_get sets *out to the failures counted by store_batch_add_unknown in committed
+ * batches (0 when none). Returns 0 or -EIO. */
+int store_unknown_get(struct store *st, uint64_t *out);
+
 /* store_batch_commit stores every certificate of the batch (by serial, by user, with its outbox
- * entry) and every lockout update in ONE write transaction committed with sync (with
- * defer_meta_sync: durable once the next commit or store_sync returned): all or nothing.
- * Returns 0 (items' meta.seq set, the batch is cleared), -EEXIST (some serials already exist:
- * those items have rc == -EEXIST, nothing was stored, the batch is kept so the caller can re-sign
- * those items and commit again), -ENOSPC (the map or disk is full: nothing stored; the log says
- * which setting to raise), -E2BIG (a new pool beyond STORE_POOLS_MAX: nothing stored), -EROFS,
- * -EPROTO (index state of another version), -ENOMEM or -EIO. On every error nothing was stored
- * and the batch is kept. */
+ * entry), every lockout update and the count of unknown failures in ONE write transaction
+ * committed with sync (with defer_meta_sync: durable once the next commit or store_sync
+ * returned): all or nothing. Returns 0 (items' meta.seq set, the batch is cleared), -EEXIST (some
+ * serials already exist: those items have rc == -EEXIST, nothing was stored, the batch is kept so
+ * the caller can re-sign those items and commit again), -ENOSPC (the map or disk is full: nothing
+ * stored; the log says which setting to raise; a batch with certificates is refused while it
+ * could take the map's last pages, up to 1 MiB or an eighth of a small map, so that a batch
+ * without certificates still commits then), -E2BIG (a new pool beyond STORE_POOLS_MAX: nothing
+ * stored), -EROFS, -EPROTO (index state of another version), -ENOMEM or -EIO. On every error
+ * nothing was stored and the batch is kept. */
 int store_batch_commit(struct store *st, struct store_batch *batch);
 
 /* store_cert_get copies the metadata of the certificate with `serial` into *out_meta and its DER

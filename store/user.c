@@ -21,8 +21,8 @@ static bool digits_ok(const char *s, size_t from)
 /* user_check validates a user given by a caller: 0 or -EINVAL. */
 static int user_check(const struct store_user *u)
 {
-    if (!store_str_ok(u->uri, STORE_URI_MAX) || u->uri[0] == '\0') {
-        return -EINVAL;
+    if (!store_str_ok(u->uri, STORE_URI_MAX) || u->uri[0] == '\0' || u->uri[0] == '~') {
+        return -EINVAL; /* '~': reserved for records that are no user's (STORE_UNKNOWN_KEY) */
     }
     if (!store_str_ok(u->pool, STORE_POOL_MAX) || u->pool[0] == '\0') {
         return -EINVAL;
@@ -485,10 +485,34 @@ int store_lockout_rec_put(struct store *st, MDB_txn *txn, const char *uri,
     r.locked_until_s = lk->locked_until_s;
     r.last_failure_s = lk->last_failure_s;
     r.admin_locked = lk->admin_locked ? 1 : 0;
-    ASSERT(lockout_rec_ok(&r)); /* paired with store_lockout_get */
+    ASSERT(lockout_rec_ok(&r)); /* paired with store_lockout_rec_get */
     MDB_val key = store_val_str(uri);
     MDB_val val = {.mv_size = sizeof(r), .mv_data = &r};
     return store_err(st, mdb_put(txn, st->lockout, &key, &val, 0), "put_lockout");
+}
+
+int store_lockout_rec_get(struct store *st, MDB_txn *txn, struct store_lockout *out,
+                          const char *uri)
+{
+    ASSERT(txn != NULL);
+    ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    MDB_val key = store_val_str(uri);
+    MDB_val val = {0};
+    int rc = store_err(st, mdb_get(txn, st->lockout, &key, &val), "get_lockout");
+    if (rc == 0) {
+        struct lockout_rec r;
+        ASSERT(val.mv_size == sizeof(r));
+        memcpy(&r, val.mv_data, sizeof(r));
+        ASSERT(lockout_rec_ok(&r)); /* paired with store_lockout_rec_put */
+        out->window_failures = r.window_failures;
+        out->window_start_s = r.window_start_s;
+        out->total_failures = r.total_failures;
+        out->locked_until_s = r.locked_until_s;
+        out->last_failure_s = r.last_failure_s;
+        out->admin_locked = r.admin_locked == 1;
+    }
+    return rc == -ENOENT ? 0 : rc;
 }
 
 int store_lockout_get(struct store *st, struct store_lockout *out, const char *uri)
@@ -505,23 +529,9 @@ int store_lockout_get(struct store *st, struct store_lockout *out, const char *u
     if (rc != 0) {
         return rc;
     }
-    MDB_val key = store_val_str(uri);
-    MDB_val val = {0};
-    rc = store_err(st, mdb_get(txn, st->lockout, &key, &val), "get_lockout");
-    if (rc == 0) {
-        struct lockout_rec r;
-        ASSERT(val.mv_size == sizeof(r));
-        memcpy(&r, val.mv_data, sizeof(r));
-        ASSERT(lockout_rec_ok(&r));
-        out->window_failures = r.window_failures;
-        out->window_start_s = r.window_start_s;
-        out->total_failures = r.total_failures;
-        out->locked_until_s = r.locked_until_s;
-        out->last_failure_s = r.last_failure_s;
-        out->admin_locked = r.admin_locked == 1;
-    }
+    rc = store_lockout_rec_get(st, txn, out, uri);
     mdb_txn_abort(txn);
-    return rc == -ENOENT ? 0 : rc;
+    return rc;
 }
 
 struct lockout_arg {

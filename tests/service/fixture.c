@@ -22,6 +22,7 @@
 #include "tests/service/fixture.h"
 
 struct fx g_fx;
+static uint64_t fill_serial; /* fx_fill_store's last serial: a later fill goes on from it */
 
 const struct fx_user fx_users[FX_USERS_MAX_] = {
     [FX_ALICE] = {"sip:alice@example.com", "pool-a", "+14155550101", "1101", "482916"},
@@ -136,6 +137,12 @@ static void diag_parse(struct fx_answer *a, const char *headers)
     const char *d = headers != NULL ? strstr(headers, name) : NULL;
     if (d == NULL) {
         return;
+    }
+    const char *end = strstr(d, "\r\n");
+    size_t diag_len = end != NULL ? (size_t)(end - d) - strlen(name) : 0;
+    if (diag_len < sizeof(a->diag)) {
+        memcpy(a->diag, d + strlen(name), diag_len);
+        a->diag[diag_len] = '\0';
     }
     unsigned long id = strtoul(d + strlen(name), NULL, 10);
     if (id >= SIGNER_DIAG_ID_BASE && id < SIGNER_DIAG_ID_BASE + SIGNER_CODE_MAX_) {
@@ -294,6 +301,7 @@ static void add_users(void)
 void fx_setup_opts(const struct fx_options *o)
 {
     memset(&g_fx, 0, sizeof(g_fx));
+    fill_serial = 0;
     pthread_mutex_lock(&rec.lock);
     rec.n = 0;
     rec.dropped = 0;
@@ -413,7 +421,8 @@ struct svc_item *fx_signin(uint32_t ring, enum svc_route route, const char *logi
 
 void fx_attach_csr(struct svc_item *it)
 {
-    cr_assert_not(it->failed, "sign-in failed: %s", it->reason);
+    cr_assert(it->proceed, "the ring did not go on with a user");
+    cr_assert_not(it->failed, "%s", it->reason);
     cr_assert_neq(it->user.uri[0], '\0');
     it->csr_der_len =
         fx_csr(it->csr_der, sizeof(it->csr_der), signer_uri_sign_in_name(it->user.uri));
@@ -426,10 +435,20 @@ void fx_attach_csr(struct svc_item *it)
     svc_item_validate(g_fx.svc, it);
 }
 
+struct svc_item *fx_signin_csr(uint32_t ring, enum svc_route route, const char *login,
+                               const char *pin)
+{
+    struct svc_item *it = fx_signin(ring, route, login, pin);
+    if (it->proceed) {
+        fx_attach_csr(it);
+    }
+    return it;
+}
+
 struct svc_item *fx_enroll(uint32_t ring, enum svc_route route, enum fx_user_id u)
 {
     struct svc_item *it = fx_signin(ring, route, fx_users[u].phone, fx_users[u].pin);
-    cr_assert_not(it->failed, "%s: %s", fx_users[u].uri, it->reason);
+    cr_assert(it->proceed, "%s: the ring did not go on", fx_users[u].uri);
     cr_assert_str_eq(it->user.uri, fx_users[u].uri);
     fx_attach_csr(it);
     return it;
@@ -493,12 +512,11 @@ uint64_t fx_fill_store(void)
     } steps[] = {{64, 1024}, {8, 1024}, {1, 1024}, {1, 64}};
     struct store_batch *b = calloc(1, sizeof(*b));
     cr_assert_not_null(b);
-    uint64_t serial = 0;
     uint64_t stored = 0;
     size_t commits = 0;
     for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
         int rc = 0;
-        while ((rc = fill_commit(b, &serial, steps[s].num, steps[s].der_len)) == 0) {
+        while ((rc = fill_commit(b, &fill_serial, steps[s].num, steps[s].der_len)) == 0) {
             stored += steps[s].num;
             cr_assert_lt(++commits, FILL_COMMITS_MAX);
         }

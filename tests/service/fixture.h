@@ -63,6 +63,7 @@ struct fx_answer {
     int status;
     int code; /* SVC_RESULT_OK (200), the Code of X-Ms-diagnostics, or -1 without one */
     char reason[SIGNER_REASON_MAX + 64];
+    char diag[SIGNER_REASON_MAX + 256]; /* the whole X-Ms-diagnostics value, "" without one */
     char type[64];
     bool retry_after;
     bool www_authenticate;
@@ -110,6 +111,10 @@ size_t fx_csr(uint8_t *out, size_t cap, const char *cn);
 struct svc_item *fx_signin(uint32_t ring, enum svc_route route, const char *login, const char *pin);
 /* fx_attach_csr gives a signed-in item a CSR for its user, checked as the ring checks it. */
 void fx_attach_csr(struct svc_item *it);
+/* fx_signin_csr is fx_signin, then fx_attach_csr when the ring went on with a user (as the ring
+ * checks a CSR only then): what the ring does with a request that carries a good CSR. */
+struct svc_item *fx_signin_csr(uint32_t ring, enum svc_route route, const char *login,
+                               const char *pin);
 /* fx_enroll is fx_signin by phone with the user's PIN, then fx_attach_csr. */
 struct svc_item *fx_enroll(uint32_t ring, enum svc_route route, enum fx_user_id u);
 
@@ -121,7 +126,7 @@ void fx_turn(uint32_t ring, struct svc_item **items, size_t n);
 struct store_lockout fx_lockout(const char *uri);
 
 /* fx_fill_store commits synthetic certificates until not even a small one fits. Returns how
- * many it stored. */
+ * many it stored (a later call fills what commits since have freed). */
 uint64_t fx_fill_store(void);
 
 #endif

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "service/internal.h"
@@ -25,8 +26,13 @@ static void scribble(struct svc_item *it, uint32_t ring)
     it->route = SVC_ROUTE_EST_ENROLL;
     it->failed = true;
     it->fail = SIGNER_CODE_BAD_CSR;
-    it->pin_success = true;
-    it->num_pin_failures = SVC_CANDIDATES_MAX;
+    it->signin = true;
+    it->proceed = true;
+    it->num_candidates = SVC_CANDIDATES_MAX;
+    for (size_t i = 0; i < SVC_CANDIDATES_MAX; i++) {
+        it->candidates[i].uri[sizeof(it->candidates[i].uri) - 1] = '\0';
+        it->candidates[i].pin_ok = true;
+    }
     it->reason[sizeof(it->reason) - 1] = '\0';
     it->user.uri[sizeof(it->user.uri) - 1] = '\0';
     it->client[sizeof(it->client) - 1] = '\0';
@@ -122,7 +128,13 @@ Test(service_items, validate_accepts_the_bounds)
     svc_item_reset(&item, 0);
     item.csr_der_len = sizeof(item.csr_der);
     item.der_len = sizeof(item.der);
-    item.num_pin_failures = SVC_CANDIDATES_MAX;
+    item.signin = true;
+    item.proceed = true;
+    (void)snprintf(item.user.uri, sizeof(item.user.uri), "sip:a@example.com");
+    item.num_candidates = SVC_CANDIDATES_MAX;
+    for (size_t i = 0; i < SVC_CANDIDATES_MAX; i++) {
+        memset(item.candidates[i].uri, 'u', sizeof(item.candidates[i].uri) - 1);
+    }
     item.sign_rc = 0;
     item.failed = true;
     item.fail = SIGNER_CODE_INTERNAL_ERROR;
@@ -144,10 +156,44 @@ Test(service_items, validate_aborts_on_der_len, .signal = SIGABRT)
     svc_item_validate(&bare, &item);
 }
 
-Test(service_items, validate_aborts_on_num_pin_failures, .signal = SIGABRT)
+Test(service_items, validate_aborts_on_num_candidates, .signal = SIGABRT)
 {
     svc_item_reset(&item, 0);
-    item.num_pin_failures = SVC_CANDIDATES_MAX + 1;
+    item.signin = true;
+    item.num_candidates = SVC_CANDIDATES_MAX + 1;
+    svc_item_validate(&bare, &item);
+}
+
+Test(service_items, validate_aborts_on_unterminated_candidate, .signal = SIGABRT)
+{
+    svc_item_reset(&item, 0);
+    item.signin = true;
+    item.num_candidates = 1;
+    memset(item.candidates[0].uri, 'u', sizeof(item.candidates[0].uri));
+    svc_item_validate(&bare, &item);
+}
+
+Test(service_items, validate_aborts_on_candidates_without_sign_in, .signal = SIGABRT)
+{
+    svc_item_reset(&item, 0);
+    item.num_candidates = 1;
+    (void)snprintf(item.candidates[0].uri, sizeof(item.candidates[0].uri), "sip:a@example.com");
+    svc_item_validate(&bare, &item);
+}
+
+Test(service_items, validate_aborts_on_proceed_without_user, .signal = SIGABRT)
+{
+    svc_item_reset(&item, 0);
+    item.signin = true;
+    item.proceed = true;
+    svc_item_validate(&bare, &item);
+}
+
+Test(service_items, validate_aborts_on_signed_item_that_does_not_proceed, .signal = SIGABRT)
+{
+    svc_item_reset(&item, 0);
+    item.sign_rc = 0;
+    item.der_len = 100;
     svc_item_validate(&bare, &item);
 }
 
@@ -161,6 +207,9 @@ Test(service_items, validate_aborts_on_unterminated_reason, .signal = SIGABRT)
 Test(service_items, validate_aborts_on_signed_item_without_der, .signal = SIGABRT)
 {
     svc_item_reset(&item, 0);
+    item.signin = true;
+    item.proceed = true;
+    (void)snprintf(item.user.uri, sizeof(item.user.uri), "sip:a@example.com");
     item.sign_rc = 0;
     svc_item_validate(&bare, &item);
 }

@@ -1,7 +1,7 @@
 /* Tests of the writer's group commit against a real temporary store: every answer goes out only
  * once what it reports is durable (checked inside the answer, on the writer thread), a failed
- * commit answers every item of its group with the commit's Code, and the lockout bookkeeping of
- * failed sign-ins is exact. */
+ * commit answers every certificate of its group with the commit's Code while the group's failed
+ * sign-ins are still recorded, and the lockout bookkeeping of failed sign-ins is exact. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -295,8 +295,12 @@ Test(service_writer, an_item_that_cannot_be_signed_fails_alone, .init = setup_wr
 /* ---- failed commits ---- */
 
 /* failed_group pushes three enrollments and a wrong PIN (dave's extension) in one group and
- * checks that every answer is `code` with `reason` and that nothing was stored. */
-static void failed_group(enum signer_code code, const char *reason)
+ * checks that every certificate is answered `code` with `reason`, that nothing was stored, and
+ * that the wrong PIN is answered `wrong_code`: 401 when its failure could be recorded alone
+ * (dave_total 1, stored before the answer), the certificates' failure when it could not (its
+ * answer must not say whether the PIN was right while no guess is counted). */
+static void failed_group(enum signer_code code, const char *reason, enum signer_code wrong_code,
+                         uint64_t dave_total)
 {
     uint64_t before = cert_count();
     struct svc_item *items[4];
@@ -304,42 +308,46 @@ static void failed_group(enum signer_code code, const char *reason)
     items[1] = fx_enroll(0, SVC_ROUTE_SOAP, FX_BOB);
     items[2] = fx_enroll(0, SVC_ROUTE_EST_ENROLL, FX_CAROL);
     items[3] = fx_signin(0, SVC_ROUTE_SOAP, fx_users[FX_DAVE].ext, FX_WRONG_PIN);
-    cr_assert_eq(items[3]->num_pin_failures, 1);
+    cr_assert_not(items[3]->proceed);
     fx_watch(fx_users[FX_DAVE].uri);
     fx_turn(0, items, 4);
     fx_wait_answers(4);
     for (size_t i = 0; i < 4; i++) {
         const struct fx_answer *a = fx_answer(i);
         cr_assert_str_eq(a->type, i % 2 == 1 ? SOAP_TYPE : "text/plain; charset=utf-8");
-        /* The wrong PIN too: its failure was not recorded, so the answer must not say whether
-         * the PIN was right (else PINs could be guessed without limit while commits fail). */
-        expect_error(a, code, reason);
+        if (i < 3) {
+            expect_error(a, code, reason);
+        } else {
+            expect_error(a, wrong_code, NULL);
+        }
         cr_assert(a->lockout_read);
-        cr_assert_eq(a->lockout.total_failures, 0);
+        cr_assert_eq(a->lockout.total_failures, dave_total);
     }
-    cr_assert_eq(cert_count(), before, "a failed commit stores nothing");
-    cr_assert_eq(fx_lockout(fx_users[FX_DAVE].uri).total_failures, 0);
+    cr_assert_eq(cert_count(), before, "a failed commit stores no certificate");
+    cr_assert_eq(fx_lockout(fx_users[FX_DAVE].uri).total_failures, dave_total);
     cr_assert_eq(atomic_load(&g_fx.svc->metrics.certificates), 0);
     fx_wait_items_free(0, 16);
 }
 
-Test(service_writer, full_store_answers_the_whole_group_overloaded, .init = setup_full,
+Test(service_writer, full_store_answers_the_certificates_overloaded, .init = setup_full,
      .fini = fx_teardown)
 {
     uint64_t filled = fx_fill_store();
     cr_assert_gt(filled, 0);
     cr_assert_eq(cert_count(), filled);
     cr_assert_not(atomic_load(&g_fx.svc->store_full));
-    failed_group(SIGNER_CODE_OVERLOADED, store_full_reason);
+    failed_group(SIGNER_CODE_OVERLOADED, store_full_reason, SIGNER_CODE_AUTHENTICATION_FAILED, 1);
     /* What /readyz reports (ready=false, store=full). */
     cr_assert(atomic_load(&g_fx.svc->store_full));
 }
 
-Test(service_writer, read_only_store_answers_the_whole_group_internal_error,
+Test(service_writer, read_only_store_answers_the_certificates_internal_error,
      .init = setup_read_only, .fini = fx_teardown)
 {
-    /* A real commit failure other than a full map: the store refuses writes (-EROFS). */
-    failed_group(SIGNER_CODE_INTERNAL_ERROR, "The certificate could not be stored");
+    /* A real commit failure other than a full map: the store refuses writes (-EROFS), the
+     * lockout updates alone too. */
+    failed_group(SIGNER_CODE_INTERNAL_ERROR, "The certificate could not be stored",
+                 SIGNER_CODE_INTERNAL_ERROR, 0);
     cr_assert_not(atomic_load(&g_fx.svc->store_full), "not full: another failure");
 }
 
@@ -348,7 +356,8 @@ Test(service_writer, read_only_store_answers_the_whole_group_internal_error,
 static struct svc_item *wrong_pin(enum fx_user_id u)
 {
     struct svc_item *it = fx_signin(0, SVC_ROUTE_EST_ENROLL, fx_users[u].phone, FX_WRONG_PIN);
-    cr_assert_eq(it->fail, SIGNER_CODE_AUTHENTICATION_FAILED);
+    cr_assert(it->signin);
+    cr_assert_not(it->proceed);
     return it;
 }
 
@@ -409,7 +418,7 @@ Test(service_writer, shared_phone_failure_counts_for_each_user, .init = setup_lo
      .fini = fx_teardown)
 {
     struct svc_item *it = fx_signin(0, SVC_ROUTE_EST_ENROLL, FX_SHARED_PHONE, FX_WRONG_PIN);
-    cr_assert_eq(it->num_pin_failures, 2);
+    cr_assert_eq(it->num_candidates, 2);
     fx_turn(0, &it, 1);
     fx_wait_answers(1);
     expect_error(fx_answer(0), SIGNER_CODE_AUTHENTICATION_FAILED, auth_failed_reason);
@@ -431,7 +440,6 @@ Test(service_writer, lockout_window_reset_lock_and_refusal, .init = setup_lockou
     answered += 2;
     fx_wait_answers(answered);
     struct svc_item *ok = fx_enroll(0, SVC_ROUTE_EST_ENROLL, FX_ALICE);
-    cr_assert(ok->pin_success);
     fx_turn(0, &ok, 1);
     fx_wait_answers(++answered);
     const struct fx_answer *a = fx_answer(answered - 1);
@@ -440,9 +448,8 @@ Test(service_writer, lockout_window_reset_lock_and_refusal, .init = setup_lockou
     cr_assert_eq(a->lockout.window_start_s, 0);
     cr_assert_eq(a->lockout.total_failures, 2);
 
-    /* A clean record asks the writer for no reset. */
+    /* A clean record: nothing to reset (test_signin.c: nothing is written for it). */
     ok = fx_enroll(0, SVC_ROUTE_SOAP, FX_ALICE);
-    cr_assert_not(ok->pin_success);
     fx_turn(0, &ok, 1);
     fx_wait_answers(++answered);
     expect_certificate(fx_answer(answered - 1));
@@ -467,12 +474,12 @@ Test(service_writer, lockout_window_reset_lock_and_refusal, .init = setup_lockou
     cr_assert_geq(l.locked_until_s, t0 + (int64_t)g_fx.cfg.pin.lock_s);
     cr_assert_not(l.admin_locked);
 
-    /* Locked: the right PIN and a wrong one both get PinLocked, through the writer, and
-     * neither is counted. */
+    /* Locked: the right PIN and a wrong one both get PinLocked, through the writer; the wrong
+     * one counts toward the total, the right one does not, and neither locks anew. */
     struct svc_item *right = fx_signin(0, SVC_ROUTE_EST_ENROLL, alice->phone, alice->pin);
     struct svc_item *wrong = fx_signin(0, SVC_ROUTE_EST_ENROLL, alice->ext, FX_WRONG_PIN);
-    cr_assert_eq(right->fail, SIGNER_CODE_PIN_LOCKED);
-    cr_assert_eq(wrong->fail, SIGNER_CODE_PIN_LOCKED);
+    cr_assert_not(right->proceed, "the ring goes on with no locked user");
+    cr_assert_not(wrong->proceed);
     struct svc_item *locked[2] = {right, wrong};
     fx_turn(0, locked, 2);
     answered += 2;
@@ -482,8 +489,10 @@ Test(service_writer, lockout_window_reset_lock_and_refusal, .init = setup_lockou
     cr_assert_str_eq(fx_answer(answered - 2)->body, fx_answer(answered - 1)->body,
                      "a locked account must not tell a right PIN from a wrong one");
     cr_assert_str_eq(fx_answer(answered - 2)->reason, fx_answer(answered - 1)->reason);
+    cr_assert_str_eq(fx_answer(answered - 2)->diag, fx_answer(answered - 1)->diag);
     l = fx_lockout(alice->uri);
-    cr_assert_eq(l.total_failures, 5);
+    cr_assert_eq(l.total_failures, 6);
+    cr_assert_geq(l.locked_until_s, t0 + (int64_t)g_fx.cfg.pin.lock_s, "the lock is not moved");
     cr_assert_eq(atomic_load(&g_fx.svc->metrics.lockouts), 1);
     cr_assert_eq(cert_count(), 2);
 }

@@ -188,3 +188,66 @@ Test(signer_lockout, total_failures_lock_until_admin, .init = setup)
     cr_assert(signer_lockout_fail(&policy, &s, 4, 77));
     cr_assert_eq(signer_lockout_check(&s, 78), SIGNER_LOCKOUT_ADMIN);
 }
+
+/* While a user is locked every wrong PIN still counts toward the total (a locked account must not
+ * be a free oracle: guesses are limited by total_failures_max whatever the lock), but the window
+ * and the lock's end stay as they are: guessing does not extend a temporary lock. */
+Test(signer_lockout, locked_users_failure_counts_toward_the_total_only, .init = setup)
+{
+    int64_t now = 2000000;
+    struct store_lockout l = {
+        .total_failures = 25, .locked_until_s = now + 3600, .last_failure_s = now - 5};
+    for (uint32_t i = 1; i <= 3; i++) {
+        cr_assert_not(signer_lockout_fail(&policy, &l, 6, now + i), "already locked");
+        cr_assert_eq(l.total_failures, 25 + i);
+        cr_assert_eq(l.window_failures, 0);
+        cr_assert_eq(l.window_start_s, 0);
+        cr_assert_eq(l.locked_until_s, now + 3600, "the lock is not extended");
+        cr_assert_eq(l.last_failure_s, now + i);
+        cr_assert_not(l.admin_locked);
+        cr_assert_eq(signer_lockout_check(&l, now + i), SIGNER_LOCKOUT_TEMPORARY);
+    }
+    /* A window open at the time of the lock is kept as it is too. */
+    struct store_lockout w = {.window_failures = 4,
+                              .window_start_s = now - 100,
+                              .total_failures = 9,
+                              .locked_until_s = now + 60};
+    cr_assert_not(signer_lockout_fail(&policy, &w, 6, now));
+    cr_assert_eq(w.window_failures, 4);
+    cr_assert_eq(w.window_start_s, now - 100);
+    cr_assert_eq(w.total_failures, 10);
+}
+
+Test(signer_lockout, locked_users_failures_reach_the_admin_lock, .init = setup)
+{
+    int64_t now = 3000000;
+    struct store_lockout l = {.total_failures = policy.total_failures_max - 1,
+                              .locked_until_s = now + 3600};
+    /* The temporary lock becomes an administrator's: that is a new lock, reported as one. */
+    cr_assert(signer_lockout_fail(&policy, &l, 6, now));
+    cr_assert(l.admin_locked);
+    cr_assert_eq(l.total_failures, policy.total_failures_max);
+    cr_assert_eq(l.locked_until_s, now + 3600);
+    cr_assert_eq(signer_lockout_check(&l, now + 7200), SIGNER_LOCKOUT_ADMIN);
+    /* Admin-locked: counted, nothing else changes, no new lock. */
+    cr_assert_not(signer_lockout_fail(&policy, &l, 6, now + 1));
+    cr_assert_eq(l.total_failures, policy.total_failures_max + 1);
+    cr_assert_eq(l.window_failures, 0);
+    cr_assert(l.admin_locked);
+    /* The short maximum for 4-digit PINs. */
+    struct store_lockout s = {.total_failures = policy.total_failures_max_short - 1,
+                              .locked_until_s = now + 10};
+    cr_assert(signer_lockout_fail(&policy, &s, 4, now));
+    cr_assert(s.admin_locked);
+}
+
+/* The lock ends: the next failure opens a new window, as before. */
+Test(signer_lockout, failure_after_the_lock_ended_opens_a_new_window, .init = setup)
+{
+    int64_t now = 4000000;
+    struct store_lockout l = {.total_failures = 25, .locked_until_s = now};
+    cr_assert_not(signer_lockout_fail(&policy, &l, 6, now));
+    cr_assert_eq(l.window_failures, 1);
+    cr_assert_eq(l.window_start_s, now);
+    cr_assert_eq(l.total_failures, 26);
+}

@@ -580,6 +580,66 @@ Test(store_cert, batch_lockout_updates)
     free(b);
 }
 
+/* Failed sign-ins of no known user are counted in one decoy lockout record, written and synced
+ * like a user's lockout update (the service's timing must not tell a known number from an unknown
+ * one), under a key no user can take. */
+Test(store_cert, batch_unknown_failures_decoy_record)
+{
+    uint64_t n = 99;
+    cr_assert_eq(store_unknown_get(g_st, &n), 0);
+    cr_assert_eq(n, 0, "none counted yet");
+    struct store_batch *b = batch_new();
+    cr_assert_eq(store_batch_add_unknown(b), 0);
+    cr_assert_eq(store_batch_add_unknown(b), 0);
+    cr_assert_eq(b->num_unknown, 2);
+    cr_assert_eq(store_batch_commit(g_st, b), 0, "a batch of only unknown failures commits");
+    cr_assert_eq(b->num_unknown, 0, "cleared by the commit");
+    cr_assert_eq(store_unknown_get(g_st, &n), 0);
+    cr_assert_eq(n, 2);
+    /* With certificates and lockout updates in one transaction; added to the count. */
+    struct store_user u;
+    make_user(&u, "sip:alice@example.com", "+4930123456", "100");
+    cr_assert_eq(store_user_add(g_st, &u), 0);
+    struct store_lockout lk = {.total_failures = 1};
+    cr_assert_eq(store_batch_add_lockout(b, "sip:alice@example.com", &lk), 0);
+    cr_assert_eq(store_batch_add_unknown(b), 0);
+    add_certs(b, 0, 2);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    cr_assert_eq(store_unknown_get(g_st, &n), 0);
+    cr_assert_eq(n, 3);
+    /* A failed commit counts nothing. */
+    cr_assert_eq(store_batch_add_unknown(b), 0);
+    add_certs(b, 0, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), -EEXIST);
+    cr_assert_eq(store_unknown_get(g_st, &n), 0);
+    cr_assert_eq(n, 3);
+    store_batch_clear(b);
+    cr_assert_eq(b->num_unknown, 0);
+    /* Bounded like every other part of a batch. */
+    for (size_t i = 0; i < STORE_BATCH_MAX; i++) {
+        cr_assert_eq(store_batch_add_unknown(b), 0);
+    }
+    cr_assert_eq(store_batch_add_unknown(b), -EBUSY);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    cr_assert_eq(store_unknown_get(g_st, &n), 0);
+    cr_assert_eq(n, 3 + STORE_BATCH_MAX);
+    /* The key is reserved: no user, no user's lockout update can take it. */
+    make_user(&u, STORE_UNKNOWN_KEY, "+4930999999", "");
+    cr_assert_eq(store_user_add(g_st, &u), -EINVAL);
+    make_user(&u, "~sip:x@example.com", "+4930999999", "");
+    cr_assert_eq(store_user_add(g_st, &u), -EINVAL, "'~' starts no URI");
+    cr_assert_eq(store_batch_add_lockout(b, STORE_UNKNOWN_KEY, &lk), -EINVAL);
+    cr_assert_eq(store_lockout_put(g_st, STORE_UNKNOWN_KEY, &lk), -ENOENT);
+    /* A read-only store writes nothing. */
+    struct store *ro = fixture_open(0, true);
+    cr_assert_eq(store_batch_add_unknown(b), 0);
+    cr_assert_eq(store_batch_commit(ro, b), -EROFS);
+    cr_assert_eq(store_unknown_get(ro, &n), 0);
+    cr_assert_eq(n, 3 + STORE_BATCH_MAX);
+    store_close(ro);
+    free(b);
+}
+
 Test(store_cert, reopen_durability)
 {
     struct store_batch *b = batch_new();
@@ -661,6 +721,56 @@ Test(store_cert, map_full_is_enospc_and_recoverable)
     g_st = fixture_open(64u << 20, false); /* the action the log asks for */
     cr_assert_eq(store_batch_commit(g_st, b), 0);
     expect_count(g_st, committed + 64);
+    free(b);
+}
+
+/* Once certificates no longer fit, lockout updates and unknown failures still commit, one after
+ * another, for as long as it takes (the map's reserve), and certificates stay refused. */
+Test(store_cert, full_map_still_takes_lockout_updates)
+{
+    store_close(g_st);
+    g_st = fixture_open(1u << 20, false);
+    struct store_user u;
+    make_user(&u, "sip:alice@example.com", "+4930123456", "100");
+    cr_assert_eq(store_user_add(g_st, &u), 0);
+    struct store_batch *b = batch_new();
+    int rc = 0;
+    for (uint32_t k = 0; k < 1000 && rc == 0; k++) {
+        add_certs(b, k * 8, 8);
+        rc = store_batch_commit(g_st, b);
+    }
+    cr_assert_eq(rc, -ENOSPC);
+    store_batch_clear(b);
+    rc = 0;
+    for (uint32_t k = 0; k < 100 && rc == 0; k++) { /* then one at a time */
+        add_certs(b, 10000 + k, 1);
+        rc = store_batch_commit(g_st, b);
+    }
+    cr_assert_eq(rc, -ENOSPC);
+    store_batch_clear(b);
+    for (uint32_t k = 0; k < 64; k++) { /* stays full */
+        add_certs(b, 100000 + k, 1);
+        cr_assert_eq(store_batch_commit(g_st, b), -ENOSPC, "certificate %u", k);
+        store_batch_clear(b);
+    }
+    for (uint64_t k = 1; k <= 200; k++) {
+        struct store_lockout lk = {.window_failures = 1, .total_failures = k};
+        cr_assert_eq(store_batch_add_lockout(b, "sip:alice@example.com", &lk), 0);
+        cr_assert_eq(store_batch_add_unknown(b), 0);
+        cr_assert_eq(store_batch_commit(g_st, b), 0, "lockout-only commit %llu",
+                     (unsigned long long)k);
+        if (k % 50 == 0) {
+            add_certs(b, 200000 + (uint32_t)k, 1);
+            cr_assert_eq(store_batch_commit(g_st, b), -ENOSPC);
+            store_batch_clear(b);
+        }
+    }
+    struct store_lockout got;
+    cr_assert_eq(store_lockout_get(g_st, &got, "sip:alice@example.com"), 0);
+    cr_assert_eq(got.total_failures, 200);
+    uint64_t unknown = 0;
+    cr_assert_eq(store_unknown_get(g_st, &unknown), 0);
+    cr_assert_eq(unknown, 200);
     free(b);
 }
 
