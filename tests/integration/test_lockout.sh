@@ -16,6 +16,10 @@ cat >"$T/certprov.ini" <<INI
 name = certprov-test.example.com
 listen = 127.0.0.1:$PORT
 workers = 2
+; the whole attack comes from 127.0.0.1: let it use every slot, so that every guess is judged
+; (the per-client shares would answer part of it 503 before any PIN is looked at)
+max_inflight_per_client = 256
+inflight_reserve = 0
 [store]
 path = store
 map_size = 64MiB
