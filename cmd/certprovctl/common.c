@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "base/base.h"
 
@@ -22,6 +23,27 @@ int ctl_store(struct ctl *ctl)
     return 0;
 }
 
+int ctl_no_daemon(struct ctl *ctl, const char *what, const char *why)
+{
+    bool held = false;
+    pid_t pid = 0;
+    int rc = store_lock_holder(&held, &pid, ctl->cfg.store_path);
+    if (rc != 0) {
+        return ctl_fail("%s: cannot tell whether certprovd holds the store %s: %s/" STORE_LOCK_FILE
+                        ": %s",
+                        what, ctl->cfg.store_path, ctl->cfg.store_path, strerror(-rc));
+    }
+    if (!held) {
+        return 0;
+    }
+    char who[32] = "(PID unknown)";
+    if (pid > 0) {
+        snprintf(who, sizeof(who), "PID %ld", (long)pid);
+    }
+    return ctl_fail("certprovd %s holds the store %s; stop it before %s: %s", who,
+                    ctl->cfg.store_path, what, why);
+}
+
 int ctl_pin_key(struct ctl *ctl)
 {
     if (ctl->pin_key != NULL) {
@@ -35,6 +57,14 @@ int ctl_pin_key(struct ctl *ctl)
     rc = signer_file_path(path, sizeof(path), ctl->cfg.store_path, SIGNER_FILE_PIN_KEY);
     if (rc != 0) {
         return ctl_fail("the store path %s is too long", ctl->cfg.store_path);
+    }
+    if (access(path, F_OK) == -1 && errno == ENOENT) {
+        rc = ctl_no_daemon(ctl, "creating the PIN key",
+                           "the daemon verifies PINs with the key it loaded, which is gone from "
+                           "disk; restore pin.key from a backup of the store instead");
+        if (rc != 0) {
+            return rc;
+        }
     }
     rc = signer_pin_key_load(&ctl->pin_key, path, true);
     if (rc == -EPERM) {

@@ -45,7 +45,12 @@ void ctl_print_cmd_help(FILE *out, const struct ctl_cmd *cmd);
 
 /* ctl_store opens the replica (once) for writing. Returns 0 or CTL_FAIL after saying why. */
 int ctl_store(struct ctl *ctl);
-/* ctl_pin_key loads (creating if needed) the PIN key. Returns 0 or CTL_FAIL. */
+/* ctl_no_daemon returns 0 when no certprovd holds the store (store_lock_holder), else CTL_FAIL
+ * after saying which PID does and that `what` must wait for it to stop, because `why`. For the
+ * commands that must not run beside a daemon; the others never look (LMDB serialises writers). */
+int ctl_no_daemon(struct ctl *ctl, const char *what, const char *why);
+/* ctl_pin_key loads (creating if needed, but not beside a running certprovd) the PIN key.
+ * Returns 0 or CTL_FAIL. */
 int ctl_pin_key(struct ctl *ctl);
 /* ctl_read_pin reads a PIN from the first line of stdin into `pin` (SIGNER_PIN_MAX + 2 bytes).
  * Returns 0 or CTL_FAIL after saying why. */

@@ -23,6 +23,7 @@ struct daemon {
     bool check;
     enum log_level level;
     struct service_config cfg;
+    struct store_lock *lock; /* held for the life of the process: one store, one daemon */
     struct store *st;
     struct signer_ca *ca;
     struct signer_pin_key *pin_key;
@@ -43,12 +44,18 @@ static void usage(FILE *out)
             "  -c, --config FILE    configuration file (INI; every key, its default and range:\n"
             "                       README.md, Configuration; example: deploy/certprov.ini)\n"
             "      --check          validate the configuration, the store, the CA and its key,\n"
-            "                       the PIN key and the TLS server certificate, say which pool\n"
-            "                       stores can be reached (an unreachable one does not fail the\n"
-            "                       check), then exit (0 if all is well)\n"
+            "                       the PIN key and the TLS server certificate, say whether a\n"
+            "                       certprovd holds the store and which pool stores can be\n"
+            "                       reached (neither fails the check), then exit (0 if all is\n"
+            "                       well)\n"
             "      --log FILE       append log lines to FILE instead of stderr (SIGHUP reopens)\n"
             "      --log-level L    err, warn, info (default) or debug\n"
             "  -h, --help           this text\n"
+            "\n"
+            "One store, one daemon: certprovd holds a lock on <store>/certprovd.lock (with its\n"
+            "PID in it) for its whole life; a second certprovd on the same store refuses to start\n"
+            "and names the PID that holds it. certprovctl works beside the daemon, except\n"
+            "'ca init', which refuses.\n"
             "\n"
             "Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (at most %d s)\n"
             "and exit 0; SIGHUP reopens the log file.\n"
@@ -103,6 +110,33 @@ static int pin_key_load(struct daemon *d, char *path, size_t cap)
     return signer_pin_key_load(&d->pin_key, path, false);
 }
 
+/* lock_store takes the daemon lock of the store (store.h): a second certprovd on the same store
+ * would run a second publisher over the same outbox. */
+static int lock_store(struct daemon *d)
+{
+    int rc = store_lock_open(&d->lock, d->cfg.store_path);
+    if (rc == -EBUSY) {
+        bool held = false;
+        pid_t pid = 0;
+        (void)store_lock_holder(&held, &pid, d->cfg.store_path);
+        char who[32] = "(PID unknown)";
+        if (pid > 0) {
+            snprintf(who, sizeof(who), "PID %ld", (long)pid);
+        }
+        fprintf(stderr,
+                "certprovd: the store %s is in use by certprovd %s (it holds %s/" STORE_LOCK_FILE
+                "); stop that daemon first, or give this one a [store] path of its own\n",
+                d->cfg.store_path, who, d->cfg.store_path);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: cannot lock the store %s (%s/" STORE_LOCK_FILE "): %s\n",
+                d->cfg.store_path, d->cfg.store_path, strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
 static int open_parts(struct daemon *d)
 {
     char err[SERVICE_CONFIG_ERR_MAX];
@@ -113,6 +147,10 @@ static int open_parts(struct daemon *d)
     if (strcmp(d->cfg.ca_backend, "soft") != 0) {
         fprintf(stderr, "certprovd: [ca] backend = %s is not available in this build; use soft\n",
                 d->cfg.ca_backend);
+        return 1;
+    }
+    /* --check only asks who holds the lock (check_daemon): it runs beside a daemon. */
+    if (!d->check && lock_store(d) != 0) {
         return 1;
     }
     /* defer_meta_sync: the writer thread pipelines durability (one sync per group, store.h). */
@@ -163,6 +201,24 @@ static int check_chain(const struct daemon *d)
            hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(d->ca))), info.subject,
            (long long)info.not_after_s);
     return 0;
+}
+
+/* check_daemon says whether a certprovd holds the store; neither answer fails --check. */
+static void check_daemon(const struct daemon *d)
+{
+    bool held = false;
+    pid_t pid = 0;
+    int rc = store_lock_holder(&held, &pid, d->cfg.store_path);
+    if (rc != 0) {
+        printf("daemon: unknown (cannot read %s/" STORE_LOCK_FILE ": %s)\n", d->cfg.store_path,
+               strerror(-rc));
+    } else if (!held) {
+        printf("daemon: none holds the store\n");
+    } else if (pid > 0) {
+        printf("daemon: certprovd PID %ld holds the store\n", (long)pid);
+    } else {
+        printf("daemon: a certprovd (PID unknown) holds the store\n");
+    }
 }
 
 /* check_pools says which pool stores can be reached; an unreachable one does not fail --check
@@ -309,6 +365,7 @@ int main(int argc, char **argv)
     }
     if (d.check) {
         rc = check_chain(&d);
+        check_daemon(&d);
         check_pools(&d);
         goto out;
     }
@@ -326,6 +383,7 @@ out:
     signer_pin_key_free(d.pin_key);
     signer_ca_free(d.ca);
     store_close(d.st);
+    store_lock_close(d.lock); /* last: the store is closed, another daemon may have it */
     if (rc == 0 && !d.check) {
         log_info("certprovd: stopped");
     }
