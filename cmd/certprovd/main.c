@@ -55,7 +55,9 @@ static void usage(FILE *out)
             "One store, one daemon: certprovd holds a lock on <store>/certprovd.lock (with its\n"
             "PID in it) for its whole life; a second certprovd on the same store refuses to start\n"
             "and names the PID that holds it. certprovctl works beside the daemon, except\n"
-            "'ca init', which refuses.\n"
+            "'ca init', which refuses. One port, one daemon: a [server] listen address that\n"
+            "another process already holds is refused, never shared (the rings of one certprovd\n"
+            "share its port).\n"
             "\n"
             "Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (at most %d s)\n"
             "and exit 0; SIGHUP reopens the log file.\n"
@@ -311,6 +313,13 @@ static int serve(struct daemon *d, const sigset_t *set)
     }
     io.workers = rings;
     rc = ioring_engine_new(&d->eng, &io, service_handle, d->svc);
+    if (rc == -EADDRINUSE) {
+        fprintf(stderr,
+                "certprovd: cannot listen on %s: the address is already in use by another process "
+                "(another certprovd?); stop it, or set another [server] listen\n",
+                d->cfg.listen);
+        return 1;
+    }
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot listen on %s: %s\n", d->cfg.listen, strerror(-rc));
         return 1;

@@ -72,7 +72,8 @@ openssl req -in "$T/bob.csr" -outform DER | base64 -w 64 >"$T/bob.b64"
 
 # --- help texts say the rules ---
 check "certprovd --help" "$D" --help
-has "certprovd --help: one daemon per store" "$T/out" "certprovd.lock"
+has "certprovd --help: one daemon per store" "$T/out" "One store, one daemon: .*certprovd.lock"
+has "certprovd --help: one daemon per port" "$T/out" "One port, one daemon"
 check "ca init --help" "$CTL" ca init --help
 has "ca init --help: refused beside a daemon" "$T/out" "certprovd"
 
@@ -106,5 +107,16 @@ launch "$T/a.ini" "$T/a2.log"
 A=$LAST
 if up "$P1"; then ok; else bad "a daemon after kill -9 of the last one did not start: $(tail -5 "$T/a2.log")"; fi
 
+# --- item 10b: one port, one daemon; the rings of one daemon share it ---
+launch "$T/c.ini" "$T/c.log"
+C=$LAST
+# Until it has refused, or (the defect) is ready on the shared port.
+for _ in $(seq 1 200); do kill -0 "$C" 2>/dev/null && ! grep -q "certprovd: ready" "$T/c.log" || break; sleep 0.05; done
+split=0
+for _ in $(seq 1 20); do
+    curl -s "http://127.0.0.1:$P1/CertProv/chain.pem" | cmp -s - "$S/chain.pem" || split=$((split + 1))
+done
+same "every device gets the one CA of the port (answers of another CA)" "$split" 0
+refused "second certprovd (another store) on the same port" "$C" "$T/c.log" "127.0.0.1:$P1.*(in use|already)"
 stop "$A"
 finish
