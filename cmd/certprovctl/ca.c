@@ -38,15 +38,9 @@ static int ca_show(struct ctl *ctl, int argc, char **argv)
     }
     const char *dir = ctl->cfg.store_path;
     struct signer_ca *ca = NULL;
-    int rc = signer_ca_open(&ca, dir);
-    if (rc == -ENOENT) {
-        return ctl_fail("no CA in %s; create one with: certprovctl -c %s ca init", dir,
-                        ctl->config_path);
-    }
+    int rc = ctl_ca_open(ctl, &ca, "");
     if (rc != 0) {
-        return ctl_fail("the CA in %s cannot be loaded: %s", dir,
-                        rc == -EBADMSG ? "a file is damaged or the key does not match"
-                                       : strerror(-rc));
+        return rc;
     }
     char path[SERVICE_PATH_MAX + 32];
     (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_ROOT_CRT);

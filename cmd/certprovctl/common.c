@@ -23,6 +23,25 @@ int ctl_store(struct ctl *ctl)
     return 0;
 }
 
+int ctl_ca_open(struct ctl *ctl, struct signer_ca **out, const char *what)
+{
+    const char *dir = ctl->cfg.store_path;
+    struct signer_ca_fault f;
+    int rc = signer_ca_open(out, &f, dir);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc == -ENOENT && f.no_ca) {
+        return ctl_fail("%sno CA in %s; create one with: certprovctl -c %s ca init", what, dir,
+                        ctl->config_path);
+    }
+    char text[SERVICE_PATH_MAX * 2 + 128];
+    (void)signer_ca_fault_format(text, sizeof(text), rc, &f, dir);
+    return ctl_fail("%sthe CA in %s cannot be loaded: %s%s", what, dir, text,
+                    rc == -ENOENT || rc == -EBADMSG ? "; restore it from a backup of the store"
+                                                    : "");
+}
+
 int ctl_no_daemon(struct ctl *ctl, const char *what, const char *why)
 {
     bool held = false;

@@ -139,6 +139,29 @@ static int lock_store(struct daemon *d)
     return 0;
 }
 
+/* ca_open loads the CA, or says which file is wrong and how; `ca init` is the advice only for a
+ * store without any of the CA's files (it never replaces a CA). */
+static int ca_open(struct daemon *d)
+{
+    struct signer_ca_fault f;
+    int rc = signer_ca_open(&d->ca, &f, d->cfg.store_path);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc == -ENOENT && f.no_ca) {
+        fprintf(stderr,
+                "certprovd: no CA in %s; if this is a new appliance, create one with: certprovctl "
+                "-c %s ca init\n",
+                d->cfg.store_path, d->config_path);
+        return 1;
+    }
+    char text[SERVICE_PATH_MAX * 2 + 128];
+    (void)signer_ca_fault_format(text, sizeof(text), rc, &f, d->cfg.store_path);
+    fprintf(stderr, "certprovd: the CA in %s cannot be loaded: %s%s\n", d->cfg.store_path, text,
+            rc == -ENOENT || rc == -EBADMSG ? "; restore it from a backup of the store" : "");
+    return 1;
+}
+
 static int open_parts(struct daemon *d)
 {
     char err[SERVICE_CONFIG_ERR_MAX];
@@ -164,12 +187,9 @@ static int open_parts(struct daemon *d)
                 strerror(-rc));
         return 1;
     }
-    rc = signer_ca_open(&d->ca, d->cfg.store_path);
+    rc = ca_open(d);
     if (rc != 0) {
-        fprintf(stderr, "certprovd: no usable CA in %s (%s); run: certprovctl -c %s ca init\n",
-                d->cfg.store_path,
-                rc == -EBADMSG ? "damaged, or key does not match" : strerror(-rc), d->config_path);
-        return 1;
+        return rc;
     }
     char path[SERVICE_PATH_MAX + 16];
     rc = pin_key_load(d, path, sizeof(path));

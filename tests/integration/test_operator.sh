@@ -119,4 +119,33 @@ done
 same "every device gets the one CA of the port (answers of another CA)" "$split" 0
 refused "second certprovd (another store) on the same port" "$C" "$T/c.log" "127.0.0.1:$P1.*(in use|already)"
 stop "$A"
+
+# --- item 16: a damaged store names what is wrong ---
+cp -a "$S" "$T/pristine"
+rm -f "$T/pristine/certprovd.lock"
+G="$T/dmg"
+mkini "$T/dmg.ini" "$G" "$P2"
+# damaged NAME MUTATION PATTERN [ctl]: a fresh copy of the store, MUTATION run in it; certprovd
+# (and with "ctl" certprovctl ca show and cert issue) must exit 1 naming the problem, never
+# advising `ca init`.
+damaged() {
+    local n=$1 m=$2 pat=$3
+    rm -rf "$G"; cp -a "$T/pristine" "$G"
+    (cd "$G" && eval "$m")
+    expect_exit 1 "$pat" "$n: certprovd" "${TD[@]}" -c "$T/dmg.ini"
+    if grep -q "ca init" "$T/err"; then bad "$n: certprovd advises ca init: $(cat "$T/err")"; else ok; fi
+    [ "${4:-}" = ctl ] || return 0
+    expect_exit 1 "$pat" "$n: ca show" "$CTL" -c "$T/dmg.ini" ca show
+    if grep -q "ca init" "$T/err"; then bad "$n: ca show advises ca init: $(cat "$T/err")"; else ok; fi
+    expect_exit 1 "$pat" "$n: cert issue" "$CTL" -c "$T/dmg.ini" cert issue --uri sip:bob@example.com --csr "$T/bob.csr" --out "$T/x.crt"
+    if grep -q "ca init" "$T/err"; then bad "$n: cert issue advises ca init: $(cat "$T/err")"; else ok; fi
+}
+damaged "missing issuing key" "rm ca/issuing.key" "$G/ca/issuing.key.* missing" ctl
+damaged "missing chain" "rm chain.pem" "$G/chain.pem.* missing" ctl
+damaged "missing issuing certificate" "rm ca/issuing.crt" "$G/ca/issuing.crt.* missing" ctl
+damaged "issuing key 0644" "chmod 644 ca/issuing.key" "run: chmod 600 $G/ca/issuing.key" ctl
+damaged "damaged chain" "printf 'garbage\n' >chain.pem" "$G/chain.pem.* damaged" ctl
+damaged "swapped key" "cp ca/root.key ca/issuing.key" "$G/ca/issuing.key.* not the key of .*issuing.crt" ctl
+rm -rf "$G"; cp -a "$T/pristine" "$G"; rm "$G/chain.pem"
+expect_exit 1 "$G/chain.pem.* missing" "--check names the missing file" "${TD[@]}" -c "$T/dmg.ini" --check
 finish
