@@ -124,6 +124,8 @@ const struct ctl_cmd ctl_ca_cmds[] = {
      "the soft key backend (the key in a 0600 file in the store directory). Refused while a\n"
      "certprovd holds the store (it keeps the CA and PIN key it loaded): stop it first."},
     {"ca", "show", ca_show, "",
-     "Shows the root CA, the issuing CA and its key backend, and the TLS server certificate."},
+     "Shows the root CA, the issuing CA and its key backend, and the TLS server certificate.\n"
+     "A CA that cannot be loaded is named by its file and what is wrong ('FILE is missing',\n"
+     "'run: chmod 600 FILE'); 'ca init' is the advice only for a store without CA files."},
     {NULL, NULL, NULL, NULL, NULL},
 };

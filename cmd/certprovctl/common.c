@@ -32,8 +32,13 @@ int ctl_ca_open(struct ctl *ctl, struct signer_ca **out, const char *what)
         return 0;
     }
     if (rc == -ENOENT && f.no_ca) {
-        return ctl_fail("%sno CA in %s; create one with: certprovctl -c %s ca init", what, dir,
-                        ctl->config_path);
+        char origin[SERVICE_PATH_MAX * 2 + 96];
+        service_config_store_origin(&ctl->cfg, origin, sizeof(origin));
+        return ctl_fail("%sno CA in %s (%s)%s; create one with: certprovctl -c %s ca init", what,
+                        dir,
+                        access(dir, F_OK) == 0 ? "it holds none of the CA's files"
+                                               : "the directory does not exist",
+                        origin, ctl->config_path);
     }
     char text[SERVICE_PATH_MAX * 2 + 128];
     (void)signer_ca_fault_format(text, sizeof(text), rc, &f, dir);
@@ -63,6 +68,33 @@ int ctl_no_daemon(struct ctl *ctl, const char *what, const char *why)
                     ctl->cfg.store_path, what, why);
 }
 
+static int first_user(void *ctx, const struct store_user *user)
+{
+    (void)ctx;
+    (void)user;
+    return 1; /* one is enough: stop */
+}
+
+/* pin_key_may_create returns 0 when a missing PIN key may be made anew: only for a store without
+ * users (their PIN verifiers are keyed by the lost key: a new one would turn every one of them
+ * away) and without a daemon (which goes on with the key it loaded). Else CTL_FAIL, said. */
+static int pin_key_may_create(struct ctl *ctl, const char *path)
+{
+    int rc = store_user_foreach(ctl->st, first_user, NULL);
+    if (rc < 0) {
+        return ctl_fail("cannot read the users of the store %s: %s", ctl->cfg.store_path,
+                        strerror(-rc));
+    }
+    if (rc > 0) {
+        return ctl_fail("the PIN key %s is missing, but the store holds users whose PINs only that "
+                        "key can check; restore it from a backup of the store",
+                        path);
+    }
+    return ctl_no_daemon(ctl, "creating the PIN key",
+                         "the daemon verifies PINs with the key it loaded, which is gone from "
+                         "disk; restore pin.key from a backup of the store instead");
+}
+
 int ctl_pin_key(struct ctl *ctl)
 {
     if (ctl->pin_key != NULL) {
@@ -78,9 +110,7 @@ int ctl_pin_key(struct ctl *ctl)
         return ctl_fail("the store path %s is too long", ctl->cfg.store_path);
     }
     if (access(path, F_OK) == -1 && errno == ENOENT) {
-        rc = ctl_no_daemon(ctl, "creating the PIN key",
-                           "the daemon verifies PINs with the key it loaded, which is gone from "
-                           "disk; restore pin.key from a backup of the store instead");
+        rc = pin_key_may_create(ctl, path);
         if (rc != 0) {
             return rc;
         }

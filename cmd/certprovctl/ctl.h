@@ -53,8 +53,8 @@ int ctl_ca_open(struct ctl *ctl, struct signer_ca **out, const char *what);
  * after saying which PID does and that `what` must wait for it to stop, because `why`. For the
  * commands that must not run beside a daemon; the others never look (LMDB serialises writers). */
 int ctl_no_daemon(struct ctl *ctl, const char *what, const char *why);
-/* ctl_pin_key loads (creating if needed, but not beside a running certprovd) the PIN key.
- * Returns 0 or CTL_FAIL. */
+/* ctl_pin_key loads the PIN key, creating a missing one only for a store without users and
+ * without a running certprovd. Returns 0 or CTL_FAIL. */
 int ctl_pin_key(struct ctl *ctl);
 /* ctl_read_pin reads a PIN from the first line of stdin into `pin` (SIGNER_PIN_MAX + 2 bytes).
  * Returns 0 or CTL_FAIL after saying why. */

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,8 @@ static void usage(FILE *out)
             "[server] listen (plain HTTP).\n"
             "\n"
             "  -c, --config FILE    configuration file (INI; every key, its default and range:\n"
-            "                       README.md, Configuration; example: deploy/certprov.ini)\n"
+            "                       README.md, Configuration; example: deploy/certprov.ini);\n"
+            "                       a relative path in it is taken from the file's directory\n"
             "      --check          validate the configuration, the store, the CA and its key,\n"
             "                       the PIN key and the TLS server certificate, say whether a\n"
             "                       certprovd holds the store and which pool stores can be\n"
@@ -55,9 +57,12 @@ static void usage(FILE *out)
             "One store, one daemon: certprovd holds a lock on <store>/certprovd.lock (with its\n"
             "PID in it) for its whole life; a second certprovd on the same store refuses to start\n"
             "and names the PID that holds it. certprovctl works beside the daemon, except\n"
-            "'ca init', which refuses. One port, one daemon: a [server] listen address that\n"
-            "another process already holds is refused, never shared (the rings of one certprovd\n"
-            "share its port).\n"
+            "'ca init', which refuses.\n"
+            "One port, one daemon: a [server] listen address that another process already holds\n"
+            "is refused, never shared (the rings of one certprovd share its port).\n"
+            "A store directory that does not exist is refused; a damaged store names the file\n"
+            "and what is wrong with it ('FILE is missing', 'run: chmod 600 FILE'); 'certprovctl\n"
+            "ca init' is the advice only when the store directory holds none of the CA's files.\n"
             "\n"
             "Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (at most %d s)\n"
             "and exit 0; SIGHUP reopens the log file.\n"
@@ -101,15 +106,60 @@ static int parse_args(struct daemon *d, int argc, char **argv)
     return 0;
 }
 
-/* pin_key_load loads the PIN key that lives beside the store; its path goes to `path` (cap
- * bytes) for the caller's message. */
-static int pin_key_load(struct daemon *d, char *path, size_t cap)
+/* pin_key_open loads the PIN key that lives beside the store, or says what is wrong with it. */
+static int pin_key_open(struct daemon *d)
 {
-    int rc = signer_file_path(path, cap, d->cfg.store_path, SIGNER_FILE_PIN_KEY);
-    if (rc != 0) {
-        return rc;
+    char path[SERVICE_PATH_MAX + 16];
+    int rc = signer_file_path(path, sizeof(path), d->cfg.store_path, SIGNER_FILE_PIN_KEY);
+    if (rc == 0) {
+        rc = signer_pin_key_load(&d->pin_key, path, false);
     }
-    return signer_pin_key_load(&d->pin_key, path, false);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc == -EPERM) {
+        fprintf(stderr,
+                "certprovd: the PIN key %s is readable or writable by group or others; run: "
+                "chmod 600 %s\n",
+                path, path);
+    } else if (rc == -ENOENT || rc == -EBADMSG) {
+        /* Never a new key: it would not match the PIN verifiers of the stored users. */
+        fprintf(stderr,
+                "certprovd: the PIN key %s is %s; restore it from a backup of the store (the "
+                "PINs of the users are checked with it)\n",
+                path, rc == -ENOENT ? "missing" : "damaged (not 32 bytes)");
+    } else {
+        fprintf(stderr, "certprovd: cannot load the PIN key %s: %s\n", path, strerror(-rc));
+    }
+    return 1;
+}
+
+/* store_dir_check refuses a store directory that is not there (a mistyped [store] path must not
+ * become a new, empty store), naming the absolute path and where it came from. */
+static int store_dir_check(const struct daemon *d)
+{
+    char origin[SERVICE_PATH_MAX * 2 + 96];
+    service_config_store_origin(&d->cfg, origin, sizeof(origin));
+    struct stat st;
+    if (stat(d->cfg.store_path, &st) == -1) {
+        int err = errno;
+        if (err == ENOENT) {
+            fprintf(stderr,
+                    "certprovd: the store directory %s does not exist%s; fix [store] path, or, if "
+                    "this is a new appliance, create it with: certprovctl -c %s ca init\n",
+                    d->cfg.store_path, origin, d->config_path);
+        } else {
+            fprintf(stderr, "certprovd: cannot reach the store directory %s%s: %s\n",
+                    d->cfg.store_path, origin, strerror(err));
+        }
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "certprovd: the store path %s is not a directory%s\n", d->cfg.store_path,
+                origin);
+        return 1;
+    }
+    return 0;
 }
 
 /* lock_store takes the daemon lock of the store (store.h): a second certprovd on the same store
@@ -149,10 +199,12 @@ static int ca_open(struct daemon *d)
         return 0;
     }
     if (rc == -ENOENT && f.no_ca) {
+        char origin[SERVICE_PATH_MAX * 2 + 96];
+        service_config_store_origin(&d->cfg, origin, sizeof(origin));
         fprintf(stderr,
-                "certprovd: no CA in %s; if this is a new appliance, create one with: certprovctl "
-                "-c %s ca init\n",
-                d->cfg.store_path, d->config_path);
+                "certprovd: no CA in %s%s; if this is a new appliance, create one with: "
+                "certprovctl -c %s ca init\n",
+                d->cfg.store_path, origin, d->config_path);
         return 1;
     }
     char text[SERVICE_PATH_MAX * 2 + 128];
@@ -174,6 +226,11 @@ static int open_parts(struct daemon *d)
                 d->cfg.ca_backend);
         return 1;
     }
+    /* The CA and the PIN key first, which are only read: a store directory that lacks them
+     * gets nothing written into it (no LMDB files, no lock file). */
+    if (store_dir_check(d) != 0 || ca_open(d) != 0 || pin_key_open(d) != 0) {
+        return 1;
+    }
     /* --check only asks who holds the lock (check_daemon): it runs beside a daemon. */
     if (!d->check && lock_store(d) != 0) {
         return 1;
@@ -185,17 +242,6 @@ static int open_parts(struct daemon *d)
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot open the store %s: %s\n", d->cfg.store_path,
                 strerror(-rc));
-        return 1;
-    }
-    rc = ca_open(d);
-    if (rc != 0) {
-        return rc;
-    }
-    char path[SERVICE_PATH_MAX + 16];
-    rc = pin_key_load(d, path, sizeof(path));
-    if (rc != 0) {
-        fprintf(stderr, "certprovd: cannot load the PIN key %s: %s\n", path,
-                rc == -EPERM ? "readable by others (chmod 600 it)" : strerror(-rc));
         return 1;
     }
     return 0;

@@ -75,7 +75,11 @@ check "certprovd --help" "$D" --help
 has "certprovd --help: one daemon per store" "$T/out" "One store, one daemon: .*certprovd.lock"
 has "certprovd --help: one daemon per port" "$T/out" "One port, one daemon"
 check "ca init --help" "$CTL" ca init --help
-has "ca init --help: refused beside a daemon" "$T/out" "certprovd"
+has "ca init --help: refused beside a daemon" "$T/out" "certprovd holds the store"
+check "certprovctl --help" "$CTL" --help
+has "certprovctl --help: beside a daemon" "$T/out" "only 'ca init'"
+check "ca show --help" "$CTL" ca show --help
+has "ca show --help: names the file" "$T/out" "'ca init' is the advice only for a store without CA files"
 
 # --- item 10a: one store, one daemon ---
 launch "$T/a.ini" "$T/a.log"
@@ -146,6 +150,26 @@ damaged "missing issuing certificate" "rm ca/issuing.crt" "$G/ca/issuing.crt.* m
 damaged "issuing key 0644" "chmod 644 ca/issuing.key" "run: chmod 600 $G/ca/issuing.key" ctl
 damaged "damaged chain" "printf 'garbage\n' >chain.pem" "$G/chain.pem.* damaged" ctl
 damaged "swapped key" "cp ca/root.key ca/issuing.key" "$G/ca/issuing.key.* not the key of .*issuing.crt" ctl
+damaged "PIN key 0644" "chmod 644 pin.key" "run: chmod 600 $G/pin.key"
+damaged "missing PIN key" "rm pin.key" "$G/pin.key.* missing"
+expect_exit 1 "$G/pin.key is missing, but the store holds users" "user add does not make a new PIN key for a store with users" \
+    sh -c "printf '24680\n' | '$CTL' -c '$T/dmg.ini' user add --uri sip:carol@example.com --pool pool1 --ext 1003 --pin-stdin"
+if [ -e "$G/pin.key" ]; then bad "certprovctl made a new PIN key"; else ok; fi
 rm -rf "$G"; cp -a "$T/pristine" "$G"; rm "$G/chain.pem"
 expect_exit 1 "$G/chain.pem.* missing" "--check names the missing file" "${TD[@]}" -c "$T/dmg.ini" --check
+
+# A relative [store] path is taken from the configuration file's directory: say where it led.
+mkdir -p "$T/etc" "$T/etc/empty"
+mkini "$T/etc/typo.ini" "stor" "$P2"
+mkini "$T/etc/empty.ini" "empty" "$P2"
+expect_exit 1 "store directory $T/etc/stor does not exist.*relative to .*$T/etc" \
+    "missing store directory" "${TD[@]}" -c "$T/etc/typo.ini"
+if [ -e "$T/etc/stor" ]; then bad "certprovd created the missing store directory"; else ok; fi
+expect_exit 1 "store directory $T/etc/stor does not exist" "relative configuration path: absolute store path" \
+    sh -c "cd '$T' && exec timeout -k 5 30 '$D' -c etc/typo.ini"
+expect_exit 1 "no CA in $T/etc/stor .*relative to .*$T/etc.*ca init" "ca show, missing store directory" \
+    "$CTL" -c "$T/etc/typo.ini" ca show
+expect_exit 1 "no CA in $T/etc/empty .*relative to .*$T/etc.*ca init" "empty store directory" \
+    "${TD[@]}" -c "$T/etc/empty.ini"
+same "certprovd wrote nothing into the empty store directory" "$(ls -A "$T/etc/empty")" ""
 finish
