@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ioring/internal.h"
@@ -16,6 +17,8 @@
 #define SIZE_MAX_BYTES (1u << 30) /* any one buffer size option */
 #define INFLIGHT_MAX (1u << 16)
 #define CONNS_MAX (1u << 20)
+#define PROBE_TRIES_MAX 50 /* listen_probe: a just-closed listener may linger this many times */
+#define PROBE_WAIT_MS 10   /* ... this long: half a second in all */
 
 void ioring_options_default(struct ioring_options *out)
 {
@@ -173,6 +176,46 @@ static int listener_open(int *out_fd, uint16_t *out_port, const struct sockaddr_
     return 0;
 }
 
+/* probe_bind binds a socket without SO_REUSEPORT to `addr` and closes it. SO_REUSEADDR, which the
+ * rings set as well, lets it bind over connections in TIME_WAIT (no listener: a restart must not
+ * wait for them), but not beside a listener. */
+static int probe_bind(const struct sockaddr_storage *addr, socklen_t addr_len)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        return -errno;
+    }
+    int one = 1;
+    int rc = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        bind(fd, (const struct sockaddr *)addr, addr_len) == -1) {
+        rc = -errno;
+    }
+    if (close(fd) == -1 && rc == 0) {
+        rc = -errno;
+    }
+    return rc;
+}
+
+/* listen_probe returns -EADDRINUSE when another socket already holds `addr`. The rings bind with
+ * SO_REUSEPORT so that they share one port, but so would the rings of a second certprovd (same
+ * user), silently, and the kernel would split the devices between two CAs. The probe binds
+ * without SO_REUSEPORT, which no listener's group admits. The listener of an engine freed a
+ * moment ago (in this process, or in one that just exited) lingers for a few milliseconds while
+ * the kernel tears its io_uring down, asynchronously: an address in use is asked again for up
+ * to PROBE_TRIES_MAX x PROBE_WAIT_MS before it counts as taken. A window of microseconds stays
+ * between the probe and the first ring's bind. */
+static int listen_probe(const struct sockaddr_storage *addr, socklen_t addr_len)
+{
+    int rc = probe_bind(addr, addr_len);
+    for (uint32_t i = 1; i < PROBE_TRIES_MAX && rc == -EADDRINUSE; i++) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = PROBE_WAIT_MS * 1000000L};
+        (void)nanosleep(&ts, NULL);
+        rc = probe_bind(addr, addr_len);
+    }
+    return rc;
+}
+
 static size_t page_round(size_t n)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -287,6 +330,15 @@ static int rings_start(struct ioring_engine *eng)
     int rc = parse_listen(&addr, &addr_len, eng->listen);
     if (rc != 0) {
         return rc;
+    }
+    /* Port 0 asks the kernel for a free port: nobody holds it, nothing to probe. */
+    bool fixed_port = addr.ss_family == AF_INET ? ((struct sockaddr_in *)&addr)->sin_port != 0
+                                                : ((struct sockaddr_in6 *)&addr)->sin6_port != 0;
+    if (fixed_port) {
+        rc = listen_probe(&addr, addr_len);
+        if (rc != 0) {
+            return rc;
+        }
     }
     uint32_t n = eng->opts.workers;
     uint32_t per_ring = (eng->opts.max_connections + n - 1) / n;

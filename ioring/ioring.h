@@ -1,7 +1,8 @@
 /* ioring: the network engine. One io_uring per worker thread, each with its own SO_REUSEPORT
- * listener: multishot accept, multishot recv into a provided-buffer ring, HTTP/1.1 framing with
- * llhttp (keep-alive, pipelining, Content-Length and chunked bodies, Expect: 100-continue),
- * optional PROXY protocol v2, deadlines and backpressure.
+ * listener on the one port of the engine (which no other socket may hold): multishot accept,
+ * multishot recv into a provided-buffer ring, HTTP/1.1 framing with llhttp (keep-alive, pipelining,
+ * Content-Length and chunked bodies, Expect: 100-continue), optional PROXY protocol v2, deadlines
+ * and backpressure.
  *
  * The engine knows nothing about certificates. It hands each complete request to a handler on
  * the ring thread; the handler answers at once or later, from any thread, with
@@ -96,10 +97,15 @@ struct ioring_options {
 void ioring_options_default(struct ioring_options *out);
 
 /* ioring_engine_new binds the listeners, allocates every buffer and starts the ring threads.
+ * The rings share the listen port (SO_REUSEPORT), but nobody else may: a port that another
+ * socket already holds, of another process or of another engine, is refused (-EADDRINUSE)
+ * instead of shared; an address in use is asked again for up to half a second first (the
+ * listener of an engine freed a moment ago lingers while the kernel tears its io_uring down).
  * `opts` is copied (the listen string too); `handler` and `ctx` must stay valid until
- * ioring_engine_free. Returns 0 and the engine in *out, -EINVAL for a bad option or address,
- * -E2BIG if the sizes multiply beyond what the engine accepts, -ENOMEM, or the negative errno of
- * a failed socket, bind or io_uring setup. */
+ * ioring_engine_free. Returns 0 and the engine in *out, -EINVAL for a bad option or address, -E2BIG
+ * if the sizes multiply beyond what the engine accepts, -EADDRINUSE if the address is taken,
+ * -ENOMEM, or the negative errno of a failed socket, bind or io_uring setup (e.g. -EADDRNOTAVAIL:
+ * not an address of this host; -EACCES: a port below 1024). */
 int ioring_engine_new(struct ioring_engine **out, const struct ioring_options *opts,
                       ioring_handler_fn handler, void *ctx);
 

@@ -431,6 +431,26 @@ static int config_resolve(char *path, size_t cap, const char *dir)
     return base_str_copy(path, cap, joined);
 }
 
+/* dir_absolute makes the relative directory `dir` (cap bytes) absolute: the working directory
+ * joined with it, resolved (realpath) when it exists, so that paths taken from it, and the
+ * messages that name them, do not depend on where the program was started. */
+static int dir_absolute(char *dir, size_t cap)
+{
+    char cwd[SERVICE_PATH_MAX];
+    char joined[SERVICE_PATH_MAX];
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+        return -errno;
+    }
+    int n = snprintf(joined, sizeof(joined), "%s/%s", cwd, dir);
+    if (n < 0 || (size_t)n >= sizeof(joined)) {
+        return -ENAMETOOLONG;
+    }
+    char *real = realpath(joined, NULL);
+    int rc = base_str_copy(dir, cap, real != NULL ? real : joined);
+    free(real);
+    return rc != 0 ? -ENAMETOOLONG : 0;
+}
+
 static int config_locate(struct service_config *out, const char *path)
 {
     if (base_str_copy(out->path, sizeof(out->path), path) != 0) {
@@ -450,6 +470,9 @@ static int config_locate(struct service_config *out, const char *path)
         }
         memcpy(out->dir, path, len);
         out->dir[len] = '\0';
+        if (path[0] != '/') {
+            return dir_absolute(out->dir, sizeof(out->dir));
+        }
     }
     return 0;
 }
@@ -507,6 +530,7 @@ int service_config_load(struct service_config *out, char *err, const char *path)
     if (rc != 0) {
         goto out;
     }
+    cfg->store_path_relative = cfg->store_path[0] != '\0' && cfg->store_path[0] != '/';
     if (config_resolve(cfg->store_path, sizeof(cfg->store_path), cfg->dir) != 0 ||
         config_resolve(cfg->device_trust, sizeof(cfg->device_trust), cfg->dir) != 0) {
         err_set(err, "%s: a path is too long", path);
@@ -517,6 +541,19 @@ int service_config_load(struct service_config *out, char *err, const char *path)
 out:
     free(cfg);
     return rc;
+}
+
+void service_config_store_origin(const struct service_config *cfg, char *out, size_t cap)
+{
+    ASSERT(cfg != NULL);
+    ASSERT(out != NULL);
+    ASSERT(cap > 0);
+    out[0] = '\0';
+    if (cfg->store_path_relative) {
+        (void)snprintf(out, cap,
+                       " (the [store] path of %s is relative to that file's directory, %s)",
+                       cfg->path, cfg->dir);
+    }
 }
 
 const struct service_pool_config *service_config_find_pool(const struct service_config *cfg,

@@ -44,8 +44,8 @@ struct service_pool_config {
 };
 
 struct service_config {
-    char path[SERVICE_PATH_MAX]; /* the file itself */
-    char dir[SERVICE_PATH_MAX];  /* its directory: relative paths are resolved here */
+    char path[SERVICE_PATH_MAX]; /* the file itself, as given */
+    char dir[SERVICE_PATH_MAX];  /* its directory, absolute: relative paths are resolved here */
     char name[SERVICE_NAME_MAX + 1];
     char listen[128];
     char tls_listen[128];
@@ -66,7 +66,8 @@ struct service_config {
     char ca_backend[16]; /* "soft" or "pkcs11" */
     char ca_key[SERVICE_PATH_MAX];
     char ca_module[SERVICE_PATH_MAX];
-    char store_path[SERVICE_PATH_MAX]; /* resolved to an absolute or config-relative path */
+    char store_path[SERVICE_PATH_MAX]; /* absolute: a relative one is resolved against dir */
+    bool store_path_relative;          /* it was relative in the file (or the default) */
     uint64_t map_size;
     struct signer_profile profile;
     struct signer_pin_policy pin;
@@ -81,6 +82,11 @@ void service_config_defaults(struct service_config *out);
  * bad values and duplicate pools are errors. Returns 0, -ENOENT, or -EINVAL with a message
  * naming the file, line and key in `err` (SERVICE_CONFIG_ERR_MAX bytes). */
 int service_config_load(struct service_config *out, char *err, const char *path);
+
+/* service_config_store_origin writes, for a message about the store directory, where its path
+ * came from: " (the [store] path of FILE is relative to that file's directory, DIR)" when it was
+ * relative, else "" (an absolute path speaks for itself). Cut to `cap` bytes (> 0). */
+void service_config_store_origin(const struct service_config *cfg, char *out, size_t cap);
 
 /* service_config_find_pool returns the pool named `name` or NULL. Borrowed from `cfg`. */
 const struct service_pool_config *service_config_find_pool(const struct service_config *cfg,

@@ -382,18 +382,34 @@ out:
 
 /* ---- open ---- */
 
-static int read_issuing(X509 **out, const char *dir)
+/* struct ca_bad is what ca_open learns about a failure on the way: the file and, where the errno
+ * alone does not say it, why (static text). */
+struct ca_bad {
+    enum signer_file file;
+    const char *why;
+};
+
+static int ca_bad_set(struct ca_bad *bad, int rc, enum signer_file f, const char *why)
+{
+    bad->file = f;
+    bad->why = why;
+    return rc;
+}
+
+static int read_issuing(X509 **out, struct ca_bad *bad, const char *dir)
 {
     char path[CA_PATH_MAX];
     uint8_t pem[CA_PEM_MAX];
     size_t len = 0;
+    bad->file = SIGNER_FILE_ISSUING_CRT;
     int rc = ca_path(path, dir, ca_files[SIGNER_FILE_ISSUING_CRT]);
     if (rc != 0) {
         return rc;
     }
     rc = base_file_read(pem, &len, sizeof(pem), path);
     if (rc == -E2BIG) {
-        rc = -EBADMSG;
+        return ca_bad_set(bad, -EBADMSG, SIGNER_FILE_ISSUING_CRT,
+                          "damaged (larger than any certificate)");
     }
     if (rc != 0) {
         return rc;
@@ -405,14 +421,38 @@ static int read_issuing(X509 **out, const char *dir)
     if (x == NULL) {
         ERR_clear_error();
         log_err("signer: ca_cert_damaged path=%s", path);
-        return -EBADMSG;
+        return ca_bad_set(bad, -EBADMSG, SIGNER_FILE_ISSUING_CRT,
+                          "damaged (not a PEM certificate)");
     }
     *out = x;
     return 0;
 }
 
+/* open_key loads the issuing CA's key. A symbolic link is refused by the backend as -EPERM, like
+ * a key that others may read; here it becomes -EBADMSG, so that -EPERM means `chmod 600`. */
+static int open_key(struct signer_ca *ca, struct ca_bad *bad, const char *dir)
+{
+    char path[CA_PATH_MAX];
+    bad->file = SIGNER_FILE_ISSUING_KEY;
+    int rc = ca_path(path, dir, ca_files[SIGNER_FILE_ISSUING_KEY]);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = hsm_soft_open(&ca->key, path);
+    struct stat st;
+    if (rc == -EPERM && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        return ca_bad_set(bad, -EBADMSG, SIGNER_FILE_ISSUING_KEY,
+                          "a symbolic link (a key must be a regular file)");
+    }
+    if (rc == -EBADMSG) {
+        return ca_bad_set(bad, rc, SIGNER_FILE_ISSUING_KEY,
+                          "damaged (not a private key this build can use)");
+    }
+    return rc;
+}
+
 /* load_issuing copies the issuing CA's subject Name and SKI and checks that the key matches. */
-static int load_issuing(struct signer_ca *ca, X509 *x)
+static int load_issuing(struct signer_ca *ca, struct ca_bad *bad, X509 *x)
 {
     uint8_t spki[HSM_SPKI_MAX];
     size_t spki_len = 0;
@@ -422,7 +462,8 @@ static int load_issuing(struct signer_ca *ca, X509 *x)
     if (ski == NULL || ASN1_STRING_length(ski) <= 0 ||
         (size_t)ASN1_STRING_length(ski) > sizeof(ca->ski) || name_len <= 0 ||
         (size_t)name_len > sizeof(ca->issuer)) {
-        return -EBADMSG;
+        return ca_bad_set(bad, -EBADMSG, SIGNER_FILE_ISSUING_CRT,
+                          "damaged (no key identifier, or a subject too long)");
     }
     ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
     int days = 0, secs = 0;
@@ -430,7 +471,7 @@ static int load_issuing(struct signer_ca *ca, X509 *x)
     ASN1_TIME_free(epoch);
     if (!ok || days <= 0) {
         ERR_clear_error();
-        return -EBADMSG;
+        return ca_bad_set(bad, -EBADMSG, SIGNER_FILE_ISSUING_CRT, "damaged (no usable notAfter)");
     }
     ca->not_after_s = (int64_t)days * DAY_S + secs;
     uint8_t *p = ca->issuer;
@@ -452,15 +493,16 @@ static int load_issuing(struct signer_ca *ca, X509 *x)
     ERR_clear_error();
     if (match != 1) {
         log_err("signer: ca_key_mismatch key=%s", hsm_key_get_label(ca->key));
-        return -EBADMSG;
+        return ca_bad_set(bad, -EBADMSG, SIGNER_FILE_ISSUING_KEY, "not the key of ca/issuing.crt");
     }
     return 0;
 }
 
-static int read_chain(struct signer_ca *ca, const char *dir)
+static int read_chain(struct signer_ca *ca, struct ca_bad *bad, const char *dir)
 {
     char path[CA_PATH_MAX];
     size_t len = 0;
+    bad->file = SIGNER_FILE_CHAIN;
     int rc = ca_path(path, dir, ca_files[SIGNER_FILE_CHAIN]);
     if (rc != 0) {
         return rc;
@@ -472,42 +514,62 @@ static int read_chain(struct signer_ca *ca, const char *dir)
     if (rc == -E2BIG || memchr(ca->chain_pem, '\0', len) != NULL ||
         strncmp(ca->chain_pem, "-----BEGIN CERTIFICATE-----\n", 28) != 0) {
         log_err("signer: ca_chain_damaged path=%s", path);
-        return -EBADMSG;
+        return ca_bad_set(bad, -EBADMSG, SIGNER_FILE_CHAIN, "damaged (not PEM certificates)");
     }
     ca->chain_pem[len] = '\0';
     ca->chain_pem_len = len;
     return 0;
 }
 
-int signer_ca_open(struct signer_ca **out, const char *dir)
+/* ca_open loads the CA; on failure `bad` names the file that failed. */
+static int ca_open(struct signer_ca *ca, struct ca_bad *bad, const char *dir)
+{
+    X509 *x = NULL;
+    int rc = read_issuing(&x, bad, dir);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = open_key(ca, bad, dir);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = load_issuing(ca, bad, x);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = read_chain(ca, bad, dir);
+out:
+    X509_free(x);
+    return rc;
+}
+
+/* fault_fill tells the caller of signer_ca_open what failed. */
+static void fault_fill(struct signer_ca_fault *fault, int rc, const struct ca_bad *bad,
+                       const char *dir)
+{
+    fault->file = bad->file;
+    fault->why = bad->why;
+    if (fault->why == NULL && rc == -ENOENT) {
+        fault->why = "missing";
+    } else if (fault->why == NULL && rc == -EPERM) {
+        fault->why = "readable or writable by group or others";
+    }
+    /* Only a store without any of the CA's files is one where `ca init` is the advice. */
+    fault->no_ca = rc == -ENOENT && ca_absent(dir) == 0;
+}
+
+int signer_ca_open(struct signer_ca **out, struct signer_ca_fault *out_fault, const char *dir)
 {
     ASSERT(out != NULL);
     ASSERT(dir != NULL);
-    char path[CA_PATH_MAX];
-    X509 *x = NULL;
+    struct ca_bad bad = {.file = SIGNER_FILE_ISSUING_CRT, .why = NULL};
     int rc = 0;
     struct signer_ca *ca = calloc(1, sizeof(*ca));
     if (ca == NULL) {
         rc = -ENOMEM;
         goto out;
     }
-    rc = read_issuing(&x, dir);
-    if (rc != 0) {
-        goto out;
-    }
-    rc = ca_path(path, dir, ca_files[SIGNER_FILE_ISSUING_KEY]);
-    if (rc != 0) {
-        goto out;
-    }
-    rc = hsm_soft_open(&ca->key, path);
-    if (rc != 0) {
-        goto out;
-    }
-    rc = load_issuing(ca, x);
-    if (rc != 0) {
-        goto out;
-    }
-    rc = read_chain(ca, dir);
+    rc = ca_open(ca, &bad, dir);
     if (rc != 0) {
         goto out;
     }
@@ -516,9 +578,31 @@ int signer_ca_open(struct signer_ca **out, const char *dir)
     *out = ca;
     ca = NULL; /* now the caller's */
 out:
-    X509_free(x);
+    if (rc != 0 && out_fault != NULL) {
+        fault_fill(out_fault, rc, &bad, dir);
+    }
     signer_ca_free(ca);
     return rc;
+}
+
+int signer_ca_fault_format(char *out, size_t cap, int rc, const struct signer_ca_fault *fault,
+                           const char *dir)
+{
+    ASSERT(out != NULL);
+    ASSERT(fault != NULL);
+    ASSERT(dir != NULL);
+    ASSERT(rc < 0);
+    ASSERT((unsigned)fault->file < SIGNER_FILE_CA_MAX_);
+    const char *rel = ca_files[fault->file];
+    int n = 0;
+    if (rc == -EPERM) {
+        n = snprintf(out, cap, "%s/%s is %s; run: chmod 600 %s/%s", dir, rel, fault->why, dir, rel);
+    } else if (fault->why != NULL) {
+        n = snprintf(out, cap, "%s/%s is %s", dir, rel, fault->why);
+    } else {
+        n = snprintf(out, cap, "%s/%s cannot be read: %s", dir, rel, strerror(-rc));
+    }
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
 void signer_ca_free(struct signer_ca *ca)

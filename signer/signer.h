@@ -226,10 +226,31 @@ struct signer_ca;
  * an existing CA (-EEXIST). Returns 0, -EEXIST, -EINVAL (bad fqdn), -EIO or a negative errno. */
 int signer_ca_init(const char *dir, enum hsm_key_type type, const char *fqdn);
 
+/* struct signer_ca_fault says what signer_ca_open found wrong. */
+struct signer_ca_fault {
+    enum signer_file file; /* the file that failed: ISSUING_CRT, ISSUING_KEY or CHAIN */
+    const char *why;       /* static text ("missing", "damaged (not a PEM certificate)", "not the
+                            * key of ca/issuing.crt", ...), or NULL: the errno says it */
+    bool no_ca;            /* -ENOENT and none of the CA's files (SIGNER_FILE_CA_MAX_) is in the
+                            * directory: a store without a CA. The only case where creating one
+                            * (`certprovctl ca init`) is the advice: otherwise a CA exists */
+};
+
 /* signer_ca_open loads the issuing CA certificate, its key and the chain from `dir`. Returns 0
- * (*out owned; free with signer_ca_free), -ENOENT (no CA: run `certprovctl ca init`), -EBADMSG
- * (a file is damaged, or the key does not match the certificate), or a negative errno. */
-int signer_ca_open(struct signer_ca **out, const char *dir);
+ * (*out owned; free with signer_ca_free), -ENOENT (a file is missing; out_fault->no_ca tells
+ * whether the directory has no CA at all), -EPERM (the key file is readable or writable by group
+ * or others: `chmod 600` it), -EBADMSG (a file is damaged, or the key does not match the
+ * certificate), -ENOMEM, or another negative errno from reading a file (-EACCES, -EIO, ...). On
+ * failure *out_fault, when not NULL, says which file failed and why (signer_ca_fault_format). */
+int signer_ca_open(struct signer_ca **out, struct signer_ca_fault *out_fault, const char *dir);
+
+/* signer_ca_fault_format writes one sentence about the failure `rc` of signer_ca_open on `dir`
+ * with `fault` into `out` (cap bytes): "<dir>/ca/issuing.key is missing", "<dir>/chain.pem is
+ * damaged (...)", "<dir>/ca/issuing.key is readable or writable by group or others; run: chmod
+ * 600 <dir>/ca/issuing.key", "<dir>/... cannot be read: <strerror>". Returns 0, or
+ * -ENAMETOOLONG when it was cut to fit. Thread-safe. */
+int signer_ca_fault_format(char *out, size_t cap, int rc, const struct signer_ca_fault *fault,
+                           const char *dir);
 
 /* signer_ca_free frees the CA and its key. NULL is a no-op. */
 void signer_ca_free(struct signer_ca *ca);

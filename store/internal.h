@@ -5,7 +5,8 @@
  *   store.c   -> index.c
  *   cert.c    -> index.c, user.c, grow.c
  *   pool_embedded.c -> grow.c;  pool_pg.c -> poolstate.c
- *   every file -> common.c (which calls nothing else in store/)
+ *   every file -> common.c (which calls nothing else in store/), but lock.c (the daemon lock,
+ *   no LMDB), which calls nothing in store/
  *
  * Databases (all in one environment):
  *   users    uri                      -> struct user_rec

@@ -44,6 +44,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define STORE_URI_MAX 255       /* bytes of a SIP URI, NUL excluded */
 #define STORE_POOL_MAX 63       /* bytes of a pool name, NUL excluded */
@@ -169,6 +170,32 @@ bool store_defers_sync(const struct store *st);
 /* store_close closes the environment. No transaction of this store may be running. NULL is a
  * no-op. */
 void store_close(struct store *st);
+
+/* The daemon lock: one certprovd per store directory. certprovd takes it before it opens
+ * anything, for the life of the process; certprovctl never takes it (LMDB serialises its writes
+ * with the daemon's) and only asks who holds it, for the commands that must not run beside a
+ * daemon. The file is <dir>/certprovd.lock and holds the holder's PID. */
+#define STORE_LOCK_FILE "certprovd.lock"
+
+struct store_lock;
+
+/* store_lock_open takes the daemon lock of the store directory `dir`, creating the lock file
+ * (0644) but never the directory, and writes this process's PID into it. The lock lasts until
+ * store_lock_close or the end of the process (kill -9 too). A second open conflicts with it, in
+ * another process or in this one. Returns 0 (*out owned), -EBUSY (held: store_lock_holder says
+ * by which PID), -ENOENT (no directory `dir`), -EINVAL (path too long), -EACCES, -EROFS, -ENOMEM,
+ * or another negative errno from the file system. */
+int store_lock_open(struct store_lock **out, const char *dir);
+
+/* store_lock_close releases the lock; the file stays. NULL is a no-op. */
+void store_lock_close(struct store_lock *lock);
+
+/* store_lock_holder tells, without taking the lock, whether a process holds the daemon lock of
+ * `dir`: *out_held, and in *out_pid the PID recorded in the lock file (0 when not held, or when
+ * the holder has not written it yet). No lock file or no directory: not held. Returns 0,
+ * -EINVAL (path too long), -EACCES or another negative errno from opening the lock file. The
+ * answer may be out of date the moment it is given (a daemon may start or stop). Thread-safe. */
+int store_lock_holder(bool *out_held, pid_t *out_pid, const char *dir);
 
 /* ---- users ---- */
 

@@ -38,15 +38,9 @@ static int ca_show(struct ctl *ctl, int argc, char **argv)
     }
     const char *dir = ctl->cfg.store_path;
     struct signer_ca *ca = NULL;
-    int rc = signer_ca_open(&ca, dir);
-    if (rc == -ENOENT) {
-        return ctl_fail("no CA in %s; create one with: certprovctl -c %s ca init", dir,
-                        ctl->config_path);
-    }
+    int rc = ctl_ca_open(ctl, &ca, "");
     if (rc != 0) {
-        return ctl_fail("the CA in %s cannot be loaded: %s", dir,
-                        rc == -EBADMSG ? "a file is damaged or the key does not match"
-                                       : strerror(-rc));
+        return rc;
     }
     char path[SERVICE_PATH_MAX + 32];
     (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_ROOT_CRT);
@@ -94,7 +88,15 @@ static int ca_init(struct ctl *ctl, int argc, char **argv)
         return ctl_fail("--pkcs11: this build has only the soft key backend; the PKCS#11 "
                         "backend is not available yet");
     }
-    int rc = ctl_pin_key(ctl); /* also creates the store directory */
+    /* Refused beside a daemon: it keeps the CA and the PIN key it loaded at start, so it would
+     * go on serving the old chain and checking PINs with the old key (a missing pin.key made
+     * anew would turn away every user added from then on). */
+    int rc = ctl_no_daemon(
+        ctl, "ca init", "the daemon keeps the CA and PIN key it loaded and would not see new ones");
+    if (rc != 0) {
+        return rc;
+    }
+    rc = ctl_pin_key(ctl); /* also creates the store directory */
     if (rc != 0) {
         return rc;
     }
@@ -119,8 +121,11 @@ const struct ctl_cmd ctl_ca_cmds[] = {
      "Creates the root CA, the issuing CA (key type --key-type, default p256) and the TLS\n"
      "server certificate for --fqdn (default: [server] name) in the store directory, and the\n"
      "PIN key. Refuses to overwrite an existing CA. --pkcs11 is refused: this build has only\n"
-     "the soft key backend (the key in a 0600 file in the store directory)."},
+     "the soft key backend (the key in a 0600 file in the store directory). Refused while a\n"
+     "certprovd holds the store (it keeps the CA and PIN key it loaded): stop it first."},
     {"ca", "show", ca_show, "",
-     "Shows the root CA, the issuing CA and its key backend, and the TLS server certificate."},
+     "Shows the root CA, the issuing CA and its key backend, and the TLS server certificate.\n"
+     "A CA that cannot be loaded is named by its file and what is wrong ('FILE is missing',\n"
+     "'run: chmod 600 FILE'); 'ca init' is the advice only for a store without CA files."},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -155,10 +155,9 @@ static int cert_issue(struct ctl *ctl, int argc, char **argv)
         return rc;
     }
     struct signer_ca *ca = NULL;
-    rc = signer_ca_open(&ca, ctl->cfg.store_path);
+    rc = ctl_ca_open(ctl, &ca, "cert issue: ");
     if (rc != 0) {
-        return ctl_fail("cert issue: no usable CA in %s (%s); run certprovctl ca init",
-                        ctl->cfg.store_path, strerror(-rc));
+        return rc;
     }
     static struct signer_issue item;
     item = (struct signer_issue){

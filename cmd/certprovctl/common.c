@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "base/base.h"
 
@@ -22,6 +23,78 @@ int ctl_store(struct ctl *ctl)
     return 0;
 }
 
+int ctl_ca_open(struct ctl *ctl, struct signer_ca **out, const char *what)
+{
+    const char *dir = ctl->cfg.store_path;
+    struct signer_ca_fault f;
+    int rc = signer_ca_open(out, &f, dir);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc == -ENOENT && f.no_ca) {
+        char origin[SERVICE_PATH_MAX * 2 + 96];
+        service_config_store_origin(&ctl->cfg, origin, sizeof(origin));
+        return ctl_fail("%sno CA in %s (%s)%s; create one with: certprovctl -c %s ca init", what,
+                        dir,
+                        access(dir, F_OK) == 0 ? "it holds none of the CA's files"
+                                               : "the directory does not exist",
+                        origin, ctl->config_path);
+    }
+    char text[SERVICE_PATH_MAX * 2 + 128];
+    (void)signer_ca_fault_format(text, sizeof(text), rc, &f, dir);
+    return ctl_fail("%sthe CA in %s cannot be loaded: %s%s", what, dir, text,
+                    rc == -ENOENT || rc == -EBADMSG ? "; restore it from a backup of the store"
+                                                    : "");
+}
+
+int ctl_no_daemon(struct ctl *ctl, const char *what, const char *why)
+{
+    bool held = false;
+    pid_t pid = 0;
+    int rc = store_lock_holder(&held, &pid, ctl->cfg.store_path);
+    if (rc != 0) {
+        return ctl_fail("%s: cannot tell whether certprovd holds the store %s: %s/" STORE_LOCK_FILE
+                        ": %s",
+                        what, ctl->cfg.store_path, ctl->cfg.store_path, strerror(-rc));
+    }
+    if (!held) {
+        return 0;
+    }
+    char who[32] = "(PID unknown)";
+    if (pid > 0) {
+        snprintf(who, sizeof(who), "PID %ld", (long)pid);
+    }
+    return ctl_fail("certprovd %s holds the store %s; stop it before %s: %s", who,
+                    ctl->cfg.store_path, what, why);
+}
+
+static int first_user(void *ctx, const struct store_user *user)
+{
+    (void)ctx;
+    (void)user;
+    return 1; /* one is enough: stop */
+}
+
+/* pin_key_may_create returns 0 when a missing PIN key may be made anew: only for a store without
+ * users (their PIN verifiers are keyed by the lost key: a new one would turn every one of them
+ * away) and without a daemon (which goes on with the key it loaded). Else CTL_FAIL, said. */
+static int pin_key_may_create(struct ctl *ctl, const char *path)
+{
+    int rc = store_user_foreach(ctl->st, first_user, NULL);
+    if (rc < 0) {
+        return ctl_fail("cannot read the users of the store %s: %s", ctl->cfg.store_path,
+                        strerror(-rc));
+    }
+    if (rc > 0) {
+        return ctl_fail("the PIN key %s is missing, but the store holds users whose PINs only that "
+                        "key can check; restore it from a backup of the store",
+                        path);
+    }
+    return ctl_no_daemon(ctl, "creating the PIN key",
+                         "the daemon verifies PINs with the key it loaded, which is gone from "
+                         "disk; restore pin.key from a backup of the store instead");
+}
+
 int ctl_pin_key(struct ctl *ctl)
 {
     if (ctl->pin_key != NULL) {
@@ -35,6 +108,12 @@ int ctl_pin_key(struct ctl *ctl)
     rc = signer_file_path(path, sizeof(path), ctl->cfg.store_path, SIGNER_FILE_PIN_KEY);
     if (rc != 0) {
         return ctl_fail("the store path %s is too long", ctl->cfg.store_path);
+    }
+    if (access(path, F_OK) == -1 && errno == ENOENT) {
+        rc = pin_key_may_create(ctl, path);
+        if (rc != 0) {
+            return rc;
+        }
     }
     rc = signer_pin_key_load(&ctl->pin_key, path, true);
     if (rc == -EPERM) {

@@ -45,7 +45,16 @@ void ctl_print_cmd_help(FILE *out, const struct ctl_cmd *cmd);
 
 /* ctl_store opens the replica (once) for writing. Returns 0 or CTL_FAIL after saying why. */
 int ctl_store(struct ctl *ctl);
-/* ctl_pin_key loads (creating if needed) the PIN key. Returns 0 or CTL_FAIL. */
+/* ctl_ca_open loads the CA into *out (owned: signer_ca_free), or returns CTL_FAIL after saying,
+ * after the prefix `what` ("" or "cert issue: "), which file is wrong and how; `ca init` is the
+ * advice only for a store without any of the CA's files. */
+int ctl_ca_open(struct ctl *ctl, struct signer_ca **out, const char *what);
+/* ctl_no_daemon returns 0 when no certprovd holds the store (store_lock_holder), else CTL_FAIL
+ * after saying which PID does and that `what` must wait for it to stop, because `why`. For the
+ * commands that must not run beside a daemon; the others never look (LMDB serialises writers). */
+int ctl_no_daemon(struct ctl *ctl, const char *what, const char *why);
+/* ctl_pin_key loads the PIN key, creating a missing one only for a store without users and
+ * without a running certprovd. Returns 0 or CTL_FAIL. */
 int ctl_pin_key(struct ctl *ctl);
 /* ctl_read_pin reads a PIN from the first line of stdin into `pin` (SIGNER_PIN_MAX + 2 bytes).
  * Returns 0 or CTL_FAIL after saying why. */

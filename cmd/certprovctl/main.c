@@ -37,6 +37,10 @@ static void print_help(FILE *out)
                  "PINs are read from standard input (--pin-stdin) or the import file, never from\n"
                  "the command line. Serials print as upper-case hex; commands also accept lower\n"
                  "case, leading zeros and colons.\n"
+                 "Works beside a running certprovd (LMDB serialises the writers); only 'ca init'\n"
+                 "refuses while a certprovd holds the store. A missing PIN key is made anew only\n"
+                 "for a store without users. A relative [store] path is taken from the\n"
+                 "configuration file's directory.\n"
                  "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 

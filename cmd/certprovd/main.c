@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct daemon {
     bool check;
     enum log_level level;
     struct service_config cfg;
+    struct store_lock *lock; /* held for the life of the process: one store, one daemon */
     struct store *st;
     struct signer_ca *ca;
     struct signer_pin_key *pin_key;
@@ -41,14 +43,26 @@ static void usage(FILE *out)
             "[server] listen (plain HTTP).\n"
             "\n"
             "  -c, --config FILE    configuration file (INI; every key, its default and range:\n"
-            "                       README.md, Configuration; example: deploy/certprov.ini)\n"
+            "                       README.md, Configuration; example: deploy/certprov.ini);\n"
+            "                       a relative path in it is taken from the file's directory\n"
             "      --check          validate the configuration, the store, the CA and its key,\n"
-            "                       the PIN key and the TLS server certificate, say which pool\n"
-            "                       stores can be reached (an unreachable one does not fail the\n"
-            "                       check), then exit (0 if all is well)\n"
+            "                       the PIN key and the TLS server certificate, say whether a\n"
+            "                       certprovd holds the store and which pool stores can be\n"
+            "                       reached (neither fails the check), then exit (0 if all is\n"
+            "                       well)\n"
             "      --log FILE       append log lines to FILE instead of stderr (SIGHUP reopens)\n"
             "      --log-level L    err, warn, info (default) or debug\n"
             "  -h, --help           this text\n"
+            "\n"
+            "One store, one daemon: certprovd holds a lock on <store>/certprovd.lock (with its\n"
+            "PID in it) for its whole life; a second certprovd on the same store refuses to start\n"
+            "and names the PID that holds it. certprovctl works beside the daemon, except\n"
+            "'ca init', which refuses.\n"
+            "One port, one daemon: a [server] listen address that another process already holds\n"
+            "is refused, never shared (the rings of one certprovd share its port).\n"
+            "A store directory that does not exist is refused; a damaged store names the file\n"
+            "and what is wrong with it ('FILE is missing', 'run: chmod 600 FILE'); 'certprovctl\n"
+            "ca init' is the advice only when the store directory holds none of the CA's files.\n"
             "\n"
             "Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (at most %d s)\n"
             "and exit 0; SIGHUP reopens the log file.\n"
@@ -92,15 +106,112 @@ static int parse_args(struct daemon *d, int argc, char **argv)
     return 0;
 }
 
-/* pin_key_load loads the PIN key that lives beside the store; its path goes to `path` (cap
- * bytes) for the caller's message. */
-static int pin_key_load(struct daemon *d, char *path, size_t cap)
+/* pin_key_open loads the PIN key that lives beside the store, or says what is wrong with it. */
+static int pin_key_open(struct daemon *d)
 {
-    int rc = signer_file_path(path, cap, d->cfg.store_path, SIGNER_FILE_PIN_KEY);
-    if (rc != 0) {
-        return rc;
+    char path[SERVICE_PATH_MAX + 16];
+    int rc = signer_file_path(path, sizeof(path), d->cfg.store_path, SIGNER_FILE_PIN_KEY);
+    if (rc == 0) {
+        rc = signer_pin_key_load(&d->pin_key, path, false);
     }
-    return signer_pin_key_load(&d->pin_key, path, false);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc == -EPERM) {
+        fprintf(stderr,
+                "certprovd: the PIN key %s is readable or writable by group or others; run: "
+                "chmod 600 %s\n",
+                path, path);
+    } else if (rc == -ENOENT || rc == -EBADMSG) {
+        /* Never a new key: it would not match the PIN verifiers of the stored users. */
+        fprintf(stderr,
+                "certprovd: the PIN key %s is %s; restore it from a backup of the store (the "
+                "PINs of the users are checked with it)\n",
+                path, rc == -ENOENT ? "missing" : "damaged (not 32 bytes)");
+    } else {
+        fprintf(stderr, "certprovd: cannot load the PIN key %s: %s\n", path, strerror(-rc));
+    }
+    return 1;
+}
+
+/* store_dir_check refuses a store directory that is not there (a mistyped [store] path must not
+ * become a new, empty store), naming the absolute path and where it came from. */
+static int store_dir_check(const struct daemon *d)
+{
+    char origin[SERVICE_PATH_MAX * 2 + 96];
+    service_config_store_origin(&d->cfg, origin, sizeof(origin));
+    struct stat st;
+    if (stat(d->cfg.store_path, &st) == -1) {
+        int err = errno;
+        if (err == ENOENT) {
+            fprintf(stderr,
+                    "certprovd: the store directory %s does not exist%s; fix [store] path, or, if "
+                    "this is a new appliance, create it with: certprovctl -c %s ca init\n",
+                    d->cfg.store_path, origin, d->config_path);
+        } else {
+            fprintf(stderr, "certprovd: cannot reach the store directory %s%s: %s\n",
+                    d->cfg.store_path, origin, strerror(err));
+        }
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "certprovd: the store path %s is not a directory%s\n", d->cfg.store_path,
+                origin);
+        return 1;
+    }
+    return 0;
+}
+
+/* lock_store takes the daemon lock of the store (store.h): a second certprovd on the same store
+ * would run a second publisher over the same outbox. */
+static int lock_store(struct daemon *d)
+{
+    int rc = store_lock_open(&d->lock, d->cfg.store_path);
+    if (rc == -EBUSY) {
+        bool held = false;
+        pid_t pid = 0;
+        (void)store_lock_holder(&held, &pid, d->cfg.store_path);
+        char who[32] = "(PID unknown)";
+        if (pid > 0) {
+            snprintf(who, sizeof(who), "PID %ld", (long)pid);
+        }
+        fprintf(stderr,
+                "certprovd: the store %s is in use by certprovd %s (it holds %s/" STORE_LOCK_FILE
+                "); stop that daemon first, or give this one a [store] path of its own\n",
+                d->cfg.store_path, who, d->cfg.store_path);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: cannot lock the store %s (%s/" STORE_LOCK_FILE "): %s\n",
+                d->cfg.store_path, d->cfg.store_path, strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
+/* ca_open loads the CA, or says which file is wrong and how; `ca init` is the advice only for a
+ * store without any of the CA's files (it never replaces a CA). */
+static int ca_open(struct daemon *d)
+{
+    struct signer_ca_fault f;
+    int rc = signer_ca_open(&d->ca, &f, d->cfg.store_path);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc == -ENOENT && f.no_ca) {
+        char origin[SERVICE_PATH_MAX * 2 + 96];
+        service_config_store_origin(&d->cfg, origin, sizeof(origin));
+        fprintf(stderr,
+                "certprovd: no CA in %s%s; if this is a new appliance, create one with: "
+                "certprovctl -c %s ca init\n",
+                d->cfg.store_path, origin, d->config_path);
+        return 1;
+    }
+    char text[SERVICE_PATH_MAX * 2 + 128];
+    (void)signer_ca_fault_format(text, sizeof(text), rc, &f, d->cfg.store_path);
+    fprintf(stderr, "certprovd: the CA in %s cannot be loaded: %s%s\n", d->cfg.store_path, text,
+            rc == -ENOENT || rc == -EBADMSG ? "; restore it from a backup of the store" : "");
+    return 1;
 }
 
 static int open_parts(struct daemon *d)
@@ -115,6 +226,15 @@ static int open_parts(struct daemon *d)
                 d->cfg.ca_backend);
         return 1;
     }
+    /* The CA and the PIN key first, which are only read: a store directory that lacks them
+     * gets nothing written into it (no LMDB files, no lock file). */
+    if (store_dir_check(d) != 0 || ca_open(d) != 0 || pin_key_open(d) != 0) {
+        return 1;
+    }
+    /* --check only asks who holds the lock (check_daemon): it runs beside a daemon. */
+    if (!d->check && lock_store(d) != 0) {
+        return 1;
+    }
     /* defer_meta_sync: the writer thread pipelines durability (one sync per group, store.h). */
     struct store_options so = {
         .path = d->cfg.store_path, .map_size = d->cfg.map_size, .defer_meta_sync = true};
@@ -122,20 +242,6 @@ static int open_parts(struct daemon *d)
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot open the store %s: %s\n", d->cfg.store_path,
                 strerror(-rc));
-        return 1;
-    }
-    rc = signer_ca_open(&d->ca, d->cfg.store_path);
-    if (rc != 0) {
-        fprintf(stderr, "certprovd: no usable CA in %s (%s); run: certprovctl -c %s ca init\n",
-                d->cfg.store_path,
-                rc == -EBADMSG ? "damaged, or key does not match" : strerror(-rc), d->config_path);
-        return 1;
-    }
-    char path[SERVICE_PATH_MAX + 16];
-    rc = pin_key_load(d, path, sizeof(path));
-    if (rc != 0) {
-        fprintf(stderr, "certprovd: cannot load the PIN key %s: %s\n", path,
-                rc == -EPERM ? "readable by others (chmod 600 it)" : strerror(-rc));
         return 1;
     }
     return 0;
@@ -163,6 +269,24 @@ static int check_chain(const struct daemon *d)
            hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(d->ca))), info.subject,
            (long long)info.not_after_s);
     return 0;
+}
+
+/* check_daemon says whether a certprovd holds the store; neither answer fails --check. */
+static void check_daemon(const struct daemon *d)
+{
+    bool held = false;
+    pid_t pid = 0;
+    int rc = store_lock_holder(&held, &pid, d->cfg.store_path);
+    if (rc != 0) {
+        printf("daemon: unknown (cannot read %s/" STORE_LOCK_FILE ": %s)\n", d->cfg.store_path,
+               strerror(-rc));
+    } else if (!held) {
+        printf("daemon: none holds the store\n");
+    } else if (pid > 0) {
+        printf("daemon: certprovd PID %ld holds the store\n", (long)pid);
+    } else {
+        printf("daemon: a certprovd (PID unknown) holds the store\n");
+    }
 }
 
 /* check_pools says which pool stores can be reached; an unreachable one does not fail --check
@@ -260,6 +384,13 @@ static int serve(struct daemon *d, const sigset_t *set)
     }
     io.workers = rings;
     rc = ioring_engine_new(&d->eng, &io, service_handle, d->svc);
+    if (rc == -EADDRINUSE) {
+        fprintf(stderr,
+                "certprovd: cannot listen on %s: the address is already in use by another process "
+                "(another certprovd?); stop it, or set another [server] listen\n",
+                d->cfg.listen);
+        return 1;
+    }
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot listen on %s: %s\n", d->cfg.listen, strerror(-rc));
         return 1;
@@ -314,6 +445,7 @@ int main(int argc, char **argv)
     }
     if (d.check) {
         rc = check_chain(&d);
+        check_daemon(&d);
         check_pools(&d);
         goto out;
     }
@@ -331,6 +463,7 @@ out:
     signer_pin_key_free(d.pin_key);
     signer_ca_free(d.ca);
     store_close(d.st);
+    store_lock_close(d.lock); /* last: the store is closed, another daemon may have it */
     if (rc == 0 && !d.check) {
         log_info("certprovd: stopped");
     }

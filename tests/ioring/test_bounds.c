@@ -252,6 +252,75 @@ Test(ioring_bounds, bad_options_and_ipv6)
     th_start(&o);
 }
 
+/* listen_when_free listens on 127.0.0.1:port without SO_REUSEPORT, waiting up to a second for
+ * the listener of an engine just freed (its io_uring is torn down asynchronously). */
+static int listen_when_free(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_neq(fd, -1);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1; /* over the TIME_WAIT of a closed connection, like the engine */
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+    int rc = -1;
+    for (int i = 0; i < 100 && rc != 0; i++) {
+        rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
+        if (rc != 0) {
+            sleep_ms(10);
+        }
+    }
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    return fd;
+}
+
+/* One port, one engine: the rings of an engine share their port (SO_REUSEPORT), but a second
+ * engine, or any socket already listening, must not get it (the kernel would split the clients
+ * between them). */
+Test(ioring_bounds, a_taken_port_is_refused_the_rings_share_theirs)
+{
+    struct ioring_options o;
+    th_options(&o); /* two rings */
+    th_start(&o);
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", th_port());
+    struct ioring_options o2;
+    th_options(&o2);
+    o2.listen = addr;
+    struct ioring_engine *eng = NULL;
+    cr_assert_eq(ioring_engine_new(&eng, &o2, dummy_handler, NULL), -EADDRINUSE);
+    cr_assert_null(eng);
+    o2.workers = 1;
+    cr_assert_eq(ioring_engine_new(&eng, &o2, dummy_handler, NULL), -EADDRINUSE);
+    o2.listen = "0.0.0.0:0"; /* port 0: a port of its own */
+    cr_assert_eq(ioring_engine_new(&eng, &o2, dummy_handler, NULL), 0);
+    ioring_engine_free(eng);
+    eng = NULL;
+    /* The first engine still answers on its port. */
+    client_open(&cl, 2000);
+    client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    client_close(&cl);
+    /* Once it is gone, an engine of two rings takes that fixed port at once (neither its
+     * lingering listener nor the closed connection's TIME_WAIT is in the way), and a plain
+     * listener without SO_REUSEPORT is refused like an engine. */
+    uint16_t port = th_port();
+    th_stop();
+    o2.listen = addr;
+    o2.workers = 2;
+    int rc = ioring_engine_new(&eng, &o2, dummy_handler, NULL);
+    cr_assert_eq(rc, 0, "rc %d", rc);
+    cr_assert_eq(ioring_engine_port(eng), port);
+    cr_assert_eq(ioring_engine_workers(eng), 2);
+    ioring_engine_free(eng);
+    eng = NULL;
+    int fd = listen_when_free(port);
+    cr_assert_eq(ioring_engine_new(&eng, &o2, dummy_handler, NULL), -EADDRINUSE);
+    cr_assert_eq(close(fd), 0);
+    th_start(&o); /* for the suite's .fini */
+}
+
 Test(ioring_proxy, parse_truncations_and_garbage)
 {
     uint8_t hdr[64];

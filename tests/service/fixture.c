@@ -317,7 +317,7 @@ void fx_setup_opts(const struct fx_options *o)
     cr_assert_not_null(mkdtemp(g_fx.dir));
     (void)snprintf(g_fx.store_dir, sizeof(g_fx.store_dir), "%s/store", g_fx.dir);
     cr_assert_eq(signer_ca_init(g_fx.store_dir, HSM_KEY_P256, "certprov1.example.com"), 0);
-    cr_assert_eq(signer_ca_open(&g_fx.ca, g_fx.store_dir), 0);
+    cr_assert_eq(signer_ca_open(&g_fx.ca, NULL, g_fx.store_dir), 0);
     char path[200];
     cr_assert_eq(signer_file_path(path, sizeof(path), g_fx.store_dir, SIGNER_FILE_PIN_KEY), 0);
     cr_assert_eq(signer_pin_key_load(&g_fx.pin_key, path, true), 0);

@@ -97,6 +97,41 @@ Test(service_config, defaults_with_one_pool, .init = setup, .fini = teardown)
     cr_assert_eq(cfg.map_size, 4ull << 30);
 }
 
+/* Hardening item 16: a relative [store] path is taken from the file's directory, made absolute
+ * also when the file itself was given by a relative path, and messages can say so. */
+Test(service_config, relative_store_path_is_absolute_and_says_where_from, .init = setup,
+     .fini = teardown)
+{
+    char origin[SERVICE_PATH_MAX * 2 + 96];
+    cr_assert_eq(load("[pool.p]\n[store]\npath = /abs/store\n"), 0, "%s", err);
+    cr_assert_not(cfg.store_path_relative);
+    service_config_store_origin(&cfg, origin, sizeof(origin));
+    cr_assert_str_eq(origin, "");
+
+    cr_assert_eq(load("[pool.p]\n[store]\npath = stor\n"), 0, "%s", err);
+    char cwd[SERVICE_PATH_MAX];
+    cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+    cr_assert_eq(chdir("/tmp"), 0);
+    char rel[128];
+    snprintf(rel, sizeof(rel), "./%s/certprov.ini", dir + strlen("/tmp/"));
+    memset(&cfg, 0xAA, sizeof(cfg));
+    int rc = service_config_load(&cfg, err, rel);
+    cr_assert_eq(chdir(cwd), 0);
+    cr_assert_eq(rc, 0, "%s", err);
+    char want[256];
+    snprintf(want, sizeof(want), "%s/stor", dir);
+    cr_assert_str_eq(cfg.store_path, want, "not %s", want);
+    cr_assert_str_eq(cfg.dir, dir);
+    cr_assert(cfg.store_path_relative);
+    service_config_store_origin(&cfg, origin, sizeof(origin));
+    snprintf(want, sizeof(want),
+             " (the [store] path of %s is relative to that file's directory, %s)", rel, dir);
+    cr_assert_str_eq(origin, want);
+    char tiny[8];
+    service_config_store_origin(&cfg, tiny, sizeof(tiny));
+    cr_assert_eq(strlen(tiny), sizeof(tiny) - 1, "cut to fit");
+}
+
 static void expect_error(const char *text, const char *needle)
 {
     cr_assert_eq(load(text), -EINVAL, "accepted: %s", text);

@@ -284,7 +284,7 @@ static void run_ca(enum hsm_key_type type)
     check_server(root, issuing);
 
     struct signer_ca *ca = NULL;
-    cr_assert_eq(signer_ca_open(&ca, cadir), 0);
+    cr_assert_eq(signer_ca_open(&ca, NULL, cadir), 0);
     cr_assert_eq(hsm_key_get_type(signer_ca_get_key(ca)), type);
     size_t chain_len = 0;
     const char *chain = signer_ca_get_chain_pem(ca, &chain_len);
@@ -394,8 +394,8 @@ Test(signer_ca, init_refuses_bad_fqdn_and_type, .init = setup, .fini = teardown)
 Test(signer_ca, open_empty_dir_is_enoent, .init = setup, .fini = teardown)
 {
     struct signer_ca *ca = NULL;
-    cr_assert_eq(signer_ca_open(&ca, tmpdir), -ENOENT);
-    cr_assert_eq(signer_ca_open(&ca, cadir), -ENOENT);
+    cr_assert_eq(signer_ca_open(&ca, NULL, tmpdir), -ENOENT);
+    cr_assert_eq(signer_ca_open(&ca, NULL, cadir), -ENOENT);
     cr_assert_null(ca);
     signer_ca_free(NULL);
 }
@@ -410,14 +410,14 @@ Test(signer_ca, open_swapped_key_is_ebadmsg, .init = setup, .fini = teardown)
     cr_assert_eq(hsm_soft_generate(&other, path, HSM_KEY_P256), 0);
     hsm_key_free(other);
     struct signer_ca *ca = NULL;
-    cr_assert_eq(signer_ca_open(&ca, cadir), -EBADMSG);
+    cr_assert_eq(signer_ca_open(&ca, NULL, cadir), -EBADMSG);
     cr_assert_null(ca);
     /* the root key is a real CA key, but not the issuing one */
     char root[256];
     snprintf(root, sizeof(root), "%s/ca/root.key", cadir);
     cr_assert_eq(unlink(path), 0);
     cr_assert_eq(link(root, path), 0);
-    cr_assert_eq(signer_ca_open(&ca, cadir), -EBADMSG);
+    cr_assert_eq(signer_ca_open(&ca, NULL, cadir), -EBADMSG);
 }
 
 Test(signer_ca, open_damaged_files, .init = setup, .fini = teardown)
@@ -429,25 +429,131 @@ Test(signer_ca, open_damaged_files, .init = setup, .fini = teardown)
 
     snprintf(path, sizeof(path), "%s/chain.pem", cadir);
     cr_assert_eq(base_file_write_atomic(path, "garbage\n", 8, 0644, false), 0);
-    cr_assert_eq(signer_ca_open(&ca, cadir), -EBADMSG);
+    cr_assert_eq(signer_ca_open(&ca, NULL, cadir), -EBADMSG);
     cr_assert_eq(unlink(path), 0);
-    cr_assert_eq(signer_ca_open(&ca, cadir), -ENOENT);
+    cr_assert_eq(signer_ca_open(&ca, NULL, cadir), -ENOENT);
 
     size_t len = read_rel(buf, sizeof(buf), "ca/issuing.crt");
     snprintf(path, sizeof(path), "%s/ca/issuing.crt", cadir);
     buf[len / 2] = buf[len / 2] == 'A' ? 'B' : 'A';
     cr_assert_eq(base_file_write_atomic(path, buf, len, 0644, false), 0);
-    cr_assert_eq(signer_ca_open(&ca, cadir), -EBADMSG);
+    cr_assert_eq(signer_ca_open(&ca, NULL, cadir), -EBADMSG);
     cr_assert_eq(base_file_write_atomic(path, buf, 10, 0644, false), 0);
-    cr_assert_eq(signer_ca_open(&ca, cadir), -EBADMSG);
+    cr_assert_eq(signer_ca_open(&ca, NULL, cadir), -EBADMSG);
     cr_assert_null(ca);
+}
+
+/* expect_fault opens the CA in cadir and checks the code, the file, the reason and the
+ * sentence signer_ca_fault_format makes of them (each @ in `sentence` stands for cadir). */
+static void expect_fault(int rc, enum signer_file file, bool no_ca, const char *sentence)
+{
+    struct signer_ca *ca = NULL;
+    struct signer_ca_fault f = {.file = SIGNER_FILE_MAX_, .why = "unset", .no_ca = !no_ca};
+    cr_assert_eq(signer_ca_open(&ca, &f, cadir), rc, "%s", sentence);
+    cr_assert_null(ca);
+    cr_assert_eq(f.file, file, "%s: file %d", sentence, f.file);
+    cr_assert_eq(f.no_ca, no_ca, "%s", sentence);
+    char text[512];
+    char want[512];
+    cr_assert_eq(signer_ca_fault_format(text, sizeof(text), rc, &f, cadir), 0);
+    size_t n = 0;
+    for (const char *p = sentence; *p != '\0' && n + sizeof(cadir) < sizeof(want); p++) {
+        if (*p == '@') {
+            n += (size_t)snprintf(want + n, sizeof(want) - n, "%s", cadir);
+        } else {
+            want[n++] = *p;
+        }
+    }
+    want[n] = '\0';
+    cr_assert_str_eq(text, want);
+}
+
+static void path_of(char *out, size_t cap, const char *rel)
+{
+    snprintf(out, cap, "%s/%s", cadir, rel);
+}
+
+/* Hardening item 16: a damaged CA names the file that failed and why; "no CA" (where
+ * `certprovctl ca init` is the advice) only when none of the CA's files is there. */
+Test(signer_ca, open_names_the_file_and_why, .init = setup, .fini = teardown)
+{
+    char path[256];
+    char other[256];
+    expect_fault(-ENOENT, SIGNER_FILE_ISSUING_CRT, true, "@/ca/issuing.crt is missing");
+    cr_assert_eq(signer_ca_init(cadir, HSM_KEY_P256, FQDN), 0);
+
+    path_of(path, sizeof(path), "ca/issuing.key");
+    path_of(other, sizeof(other), "ca/issuing.key.saved");
+    cr_assert_eq(rename(path, other), 0);
+    expect_fault(-ENOENT, SIGNER_FILE_ISSUING_KEY, false, "@/ca/issuing.key is missing");
+    cr_assert_eq(rename(other, path), 0);
+
+    cr_assert_eq(chmod(path, 0644), 0);
+    expect_fault(-EPERM, SIGNER_FILE_ISSUING_KEY, false,
+                 "@/ca/issuing.key is readable or writable by group or others; run: chmod 600 "
+                 "@/ca/issuing.key");
+    cr_assert_eq(chmod(path, 0600), 0);
+
+    cr_assert_eq(rename(path, other), 0);
+    cr_assert_eq(symlink(other, path), 0);
+    expect_fault(-EBADMSG, SIGNER_FILE_ISSUING_KEY, false,
+                 "@/ca/issuing.key is a symbolic link (a key must be a regular file)");
+    cr_assert_eq(unlink(path), 0);
+    path_of(other, sizeof(other), "ca/root.key");
+    cr_assert_eq(link(other, path), 0);
+    expect_fault(-EBADMSG, SIGNER_FILE_ISSUING_KEY, false,
+                 "@/ca/issuing.key is not the key of ca/issuing.crt");
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(base_file_write_atomic(path, "junk", 4, 0600, false), 0);
+    expect_fault(-EBADMSG, SIGNER_FILE_ISSUING_KEY, false,
+                 "@/ca/issuing.key is damaged (not a private key this build can use)");
+    cr_assert_eq(unlink(path), 0);
+    path_of(other, sizeof(other), "ca/issuing.key.saved");
+    cr_assert_eq(rename(other, path), 0);
+
+    path_of(path, sizeof(path), "chain.pem");
+    path_of(other, sizeof(other), "chain.pem.saved");
+    cr_assert_eq(rename(path, other), 0);
+    expect_fault(-ENOENT, SIGNER_FILE_CHAIN, false, "@/chain.pem is missing");
+    cr_assert_eq(base_file_write_atomic(path, "garbage\n", 8, 0644, false), 0);
+    expect_fault(-EBADMSG, SIGNER_FILE_CHAIN, false,
+                 "@/chain.pem is damaged (not PEM certificates)");
+    cr_assert_eq(rename(other, path), 0);
+
+    path_of(path, sizeof(path), "ca/issuing.crt");
+    path_of(other, sizeof(other), "ca/issuing.crt.saved");
+    cr_assert_eq(rename(path, other), 0);
+    cr_assert_eq(base_file_write_atomic(path, "garbage\n", 8, 0644, false), 0);
+    expect_fault(-EBADMSG, SIGNER_FILE_ISSUING_CRT, false,
+                 "@/ca/issuing.crt is damaged (not a PEM certificate)");
+    cr_assert_eq(rename(other, path), 0);
+    if (geteuid() != 0) { /* root reads any file */
+        cr_assert_eq(chmod(path, 0), 0);
+        expect_fault(-EACCES, SIGNER_FILE_ISSUING_CRT, false,
+                     "@/ca/issuing.crt cannot be read: Permission denied");
+        cr_assert_eq(chmod(path, 0644), 0);
+    }
+
+    /* A lone leftover file is a CA that exists, not an empty store. */
+    static const char *const all[] = {"ca/root.key", "ca/issuing.key", "tls/server.key",
+                                      "ca/root.crt", "ca/issuing.crt", "tls/server.crt"};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++) {
+        path_of(path, sizeof(path), all[i]);
+        cr_assert_eq(unlink(path), 0);
+    }
+    expect_fault(-ENOENT, SIGNER_FILE_ISSUING_CRT, false, "@/ca/issuing.crt is missing");
+    path_of(path, sizeof(path), "chain.pem");
+    cr_assert_eq(unlink(path), 0);
+    expect_fault(-ENOENT, SIGNER_FILE_ISSUING_CRT, true, "@/ca/issuing.crt is missing");
+    struct signer_ca *ca = NULL;
+    cr_assert_eq(signer_ca_open(&ca, NULL, cadir), -ENOENT, "the fault is optional");
 }
 
 Test(signer_issue, reissue_bad_uri_bad_key_and_2049, .init = setup, .fini = teardown)
 {
     cr_assert_eq(signer_ca_init(cadir, HSM_KEY_P256, FQDN), 0);
     struct signer_ca *ca = NULL;
-    cr_assert_eq(signer_ca_open(&ca, cadir), 0);
+    cr_assert_eq(signer_ca_open(&ca, NULL, cadir), 0);
     struct client c;
     client_make(&c, HSM_KEY_P256, 0);
     static struct signer_issue items[4];
@@ -524,7 +630,7 @@ Test(signer_issue, batch_over_max_asserts, .signal = SIGABRT, .init = setup, .fi
 {
     cr_assert_eq(signer_ca_init(cadir, HSM_KEY_P256, FQDN), 0);
     struct signer_ca *ca = NULL;
-    cr_assert_eq(signer_ca_open(&ca, cadir), 0);
+    cr_assert_eq(signer_ca_open(&ca, NULL, cadir), 0);
     static struct signer_issue items[HSM_BATCH_MAX + 1];
     teardown(); /* .fini does not run after the abort */
     (void)signer_issue_batch(ca, &profile, items, HSM_BATCH_MAX + 1);
