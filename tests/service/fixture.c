@@ -1,6 +1,5 @@
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 
 #include "base/base.h"
 #include "tests/service/fixture.h"
+#include "tests/util/tmpdir.h"
 
 struct fx g_fx;
 static uint64_t fill_serial; /* fx_fill_store's last serial: a later fill goes on from it */
@@ -260,14 +260,6 @@ void fx_wait_items_free(uint32_t ring, uint32_t want)
 
 /* ---- set-up ---- */
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void open_store(const struct fx_options *o, bool read_only)
 {
     struct store_options so = {.path = g_fx.store_dir,
@@ -313,8 +305,7 @@ void fx_setup_opts(const struct fx_options *o)
     cr_assert_eq(pthread_cond_init(&rec.cond, &attr), 0);
     cr_assert_eq(pthread_condattr_destroy(&attr), 0);
 
-    (void)snprintf(g_fx.dir, sizeof(g_fx.dir), "/tmp/certprov-svc-XXXXXX");
-    cr_assert_not_null(mkdtemp(g_fx.dir));
+    tmpdir_create(g_fx.dir, sizeof(g_fx.dir), "certprov-svc");
     (void)snprintf(g_fx.store_dir, sizeof(g_fx.store_dir), "%s/store", g_fx.dir);
     cr_assert_eq(signer_ca_init(g_fx.store_dir, HSM_KEY_P256, "certprov1.example.com"), 0);
     cr_assert_eq(signer_ca_open(&g_fx.ca, NULL, g_fx.store_dir), 0);
@@ -371,9 +362,7 @@ void fx_teardown(void)
     signer_pin_key_free(g_fx.pin_key);
     g_fx.pin_key = NULL;
     (void)pthread_cond_destroy(&rec.cond);
-    if (g_fx.dir[0] != '\0') {
-        (void)nftw(g_fx.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    tmpdir_remove(g_fx.dir);
 }
 
 /* ---- requests ---- */

@@ -1,5 +1,5 @@
-/* fixture: the set-up of the service tests. Each test gets a fresh mkdtemp directory holding a
- * real CA (signer_ca_init, P-256 keys), the PIN key, the LMDB store with four users and the
+/* fixture: the set-up of the service tests. Each test gets a fresh tmpdir_create directory holding
+ * a real CA (signer_ca_init, P-256 keys), the PIN key, the LMDB store with four users and the
  * service with its writer thread. The service answers through svc->respond into a recorder
  * instead of the engine (no network): each answer's status, Code, reason and body, and what the
  * store held at that moment (checked on the writer thread, inside the answer). Tests play the
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "service/internal.h"
+#include "tests/util/tmpdir.h"
 
 #define FX_WAIT_MS 20000  /* the longest a test waits for answers */
 #define FX_ANSWERS_MAX 64 /* answers recorded per test */
@@ -46,7 +47,7 @@ struct fx_options {
 };
 
 struct fx {
-    char dir[64];
+    char dir[TMPDIR_PATH_MAX];
     char store_dir[96];
     struct service_config cfg;
     struct store *st;
