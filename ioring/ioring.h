@@ -79,6 +79,13 @@ struct ioring_options {
  * (header), 30 s (body) and 60 s (idle), Retry-After 1, 256 buffers of 4 KiB, no PROXY. */
 void ioring_options_default(struct ioring_options *out);
 
+/* ioring_listen_check tells whether ioring_engine_new would accept `listen` as its address: the
+ * same parser, without binding anything. Accepted: "IPv4:PORT" or "[IPv6]:PORT" (a bare IPv6
+ * address before the last ':' is accepted too), numeric addresses only (no host names), PORT a
+ * decimal number 0..65535, shorter than IORING_LISTEN_MAX. Returns 0 or -EINVAL. For a
+ * configuration check before start-up. Thread-safe. */
+int ioring_listen_check(const char *listen);
+
 /* ioring_engine_new binds the listeners, allocates every buffer and starts the ring threads.
  * `opts` is copied (the listen string too); `handler` and `ctx` must stay valid until
  * ioring_engine_free. Returns 0 and the engine in *out, -EINVAL for a bad option or address,

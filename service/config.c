@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "ioring/ioring.h"
 #include "service/service.h"
 
 /* err_set writes a message that may be cut at SERVICE_CONFIG_ERR_MAX: it still names the file
@@ -132,15 +133,31 @@ static int set_bool(struct config_ctx *ctx, bool *dst, const char *key, const ch
     return 1;
 }
 
+/* set_listen checks an address with the engine's own parser (ioring_listen_check), so that what
+ * the load accepts the engine binds: a host name or a bare port used to pass the load and
+ * certprovd --check and fail only at start. `may_be_empty`: tls_listen = (no TLS listener). */
+static int set_listen(struct config_ctx *ctx, char *dst, size_t cap, const char *key, const char *v,
+                      bool may_be_empty)
+{
+    if (!(may_be_empty && v[0] == '\0') && ioring_listen_check(v) != 0) {
+        return config_fail(ctx,
+                           "%s must be IPv4:PORT or [IPv6]:PORT with a numeric address, e.g. "
+                           "127.0.0.1:8080, 0.0.0.0:8080 or [::]:8080 (no host names), not '%s'",
+                           key, v);
+    }
+    return set_str(ctx, dst, cap, key, v);
+}
+
 static int section_server(struct config_ctx *ctx, const char *k, const char *v)
 {
     struct service_config *c = ctx->cfg;
     if (strcmp(k, "name") == 0) {
         return set_str(ctx, c->name, sizeof(c->name), "[server] name", v);
     } else if (strcmp(k, "listen") == 0) {
-        return set_str(ctx, c->listen, sizeof(c->listen), "[server] listen", v);
+        return set_listen(ctx, c->listen, sizeof(c->listen), "[server] listen", v, false);
     } else if (strcmp(k, "tls_listen") == 0) {
-        return set_str(ctx, c->tls_listen, sizeof(c->tls_listen), "[server] tls_listen", v);
+        return set_listen(ctx, c->tls_listen, sizeof(c->tls_listen), "[server] tls_listen", v,
+                          true);
     } else if (strcmp(k, "workers") == 0) {
         return set_u32(ctx, &c->workers, "[server] workers", v, 0, 256);
     } else if (strcmp(k, "max_connections") == 0) {

@@ -166,3 +166,36 @@ Test(service_config, max_request_bytes_within_the_soap_parser, .init = setup, .f
     cr_assert_not_null(strstr(err, "1048576"), "%s", err);
     expect_error("[pool.p]\n[server]\nmax_request_bytes = 16777216\n", "max_request_bytes");
 }
+
+/* Hardening item 18: "listen = 8080" and "listen = localhost:8080" passed the load (and
+ * certprovd --check) and only the engine's start failed, with "Invalid argument". The load
+ * refuses what the engine would refuse, with the accepted forms in the message. */
+Test(service_config, listen_forms_the_engine_refuses, .init = setup, .fini = teardown)
+{
+    static const char *const good[] = {"127.0.0.1:8080", "0.0.0.0:0", "[::1]:8443", "[::]:65535"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "[pool.p]\n[server]\nlisten = %s\ntls_listen = %s\n", good[i],
+                 good[i]);
+        cr_assert_eq(load(text), 0, "%s: %s", good[i], err);
+        cr_assert_str_eq(cfg.listen, good[i]);
+        cr_assert_str_eq(cfg.tls_listen, good[i]);
+    }
+    static const char *const bad[] = {"8080",      "localhost:8080",  ":8080",
+                                      "127.0.0.1", "127.0.0.1:",      "127.0.0.1:65536",
+                                      "[::1]",     "[::1]:x",         "127.0.0.1:80x",
+                                      "*:8080",    "[localhost]:8080"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "[pool.p]\n[server]\nlisten = %s\n", bad[i]);
+        expect_error(text, ":3: [server] listen must be");
+        cr_assert_not_null(strstr(err, "IPv4:PORT or [IPv6]:PORT"), "%s", err);
+        cr_assert_not_null(strstr(err, bad[i]), "%s", err);
+        snprintf(text, sizeof(text), "[pool.p]\n[server]\ntls_listen = %s\n", bad[i]);
+        expect_error(text, ":3: [server] tls_listen must be");
+    }
+    /* An empty tls_listen is allowed (no TLS listener); an empty listen is not. */
+    cr_assert_eq(load("[pool.p]\n[server]\ntls_listen =\n"), 0, "%s", err);
+    cr_assert_str_eq(cfg.tls_listen, "");
+    expect_error("[pool.p]\n[server]\nlisten =\n", "[server] listen must be");
+}
