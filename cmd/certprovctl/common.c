@@ -108,6 +108,21 @@ const char *ctl_check_ext(const char *ext)
     return NULL;
 }
 
+/* pin_length_text says which bound a PIN of the wrong length missed, with the number: the policy's
+ * own text cannot know [pin] min_length. Static storage: certprovctl is single-threaded. */
+static const char *pin_length_text(const struct signer_pin_policy *policy, const char *pin)
+{
+    static char text[96];
+    if (strlen(pin) < policy->min_len) {
+        (void)snprintf(text, sizeof(text), "the PIN is too short: it must have at least %u digits",
+                       policy->min_len);
+    } else {
+        (void)snprintf(text, sizeof(text), "the PIN is too long: it must have at most %d digits",
+                       SIGNER_PIN_MAX);
+    }
+    return text;
+}
+
 const char *ctl_user_make(struct ctl *ctl, struct store_user *out, const char *uri,
                           const char *pool, const char *phone, const char *ext, const char *pin)
 {
@@ -126,7 +141,8 @@ const char *ctl_user_make(struct ctl *ctl, struct store_user *out, const char *u
     }
     enum signer_reject reason = SIGNER_REJECT_NONE;
     if (why == NULL && signer_pin_policy_check(&ctl->cfg.pin, &reason, pin, ext, phone) != 0) {
-        why = signer_reject_text(reason);
+        why = reason == SIGNER_REJECT_PIN_LENGTH ? pin_length_text(&ctl->cfg.pin, pin)
+                                                 : signer_reject_text(reason);
     }
     if (why != NULL) {
         return why;

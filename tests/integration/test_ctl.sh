@@ -55,6 +55,14 @@ expect_exit 1 "same phone number and extension" "phone+ext clash" add 27183 --ur
 expect_exit 1 "repeated or consecutive|run" "weak PIN 12345" add 12345 --uri sip:carol@example.com --pool pool1 --ext 1003
 expect_exit 1 "extension|phone" "PIN = extension" add 10033 --uri sip:carol@example.com --pool pool1 --ext 10033
 expect_exit 1 "too short" "short PIN" add 2718 --uri sip:carol@example.com --pool pool1 --ext 1003
+# The length error states the minimum ([pin] min_length) and the maximum (hardening item 18).
+expect_exit 1 "at least 5 digits" "short PIN names the minimum" add 2718 --uri sip:carol@example.com --pool pool1 --ext 1003
+sed 's|^\[pool.pool1\]|[pin]\nmin_length = 7\n&|' "$T/certprov.ini" >"$T/pin7.ini"
+expect_exit 1 "sip:carol@example.com: the PIN is too short: it must have at least 7 digits" "min_length = 7" \
+    sh -c "printf '271828\n' | '$CTL' -c '$T/pin7.ini' user add --uri sip:carol@example.com --pool pool1 --ext 1003 --pin-stdin"
+printf 'uri,phone,ext,pool,pin\nsip:u9@example.com,,2009,pool1,271828182845904523536028747135266\n' >"$T/long.csv"
+expect_exit 1 "long.csv:2: sip:u9@example.com: the PIN is too long: it must have at most 32 digits" "import PIN of 33 digits" \
+    "$CTL" "${C[@]}" user import "$T/long.csv"
 expect_exit 1 "not a digit|digits" "letters in PIN" add 27a82 --uri sip:carol@example.com --pool pool1 --ext 1003
 expect_exit 1 "not configured" "unknown pool" add 27182 --uri sip:carol@example.com --pool nopool --ext 1003
 expect_exit 1 "sip:" "uri without sip:" add 27182 --uri carol@example.com --pool pool1 --ext 1003
