@@ -125,11 +125,38 @@ na=$(date -d "$(openssl x509 -in "$T/p256.crt" -noout -enddate | cut -d= -f2)" +
 same "default validity 4320 h + 5 min" $((na - nb)) $((4320 * 3600 + 300))
 now=$(date +%s)
 if [ $((now - nb)) -ge 295 ] && [ $((now - nb)) -le 400 ]; then ok; else bad "notBefore not back-dated 5 min: $((now - nb))"; fi
-check "issue --hours 1" "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --hours 1 --out "$T/short.crt"
+# --hours outside [min_hours, max_hours] is an error naming the range, not a silent clamp
+# (hardening item 17; it used to clamp --hours 1 to 8); the minimum itself is issued.
+ncerts() { "$CTL" "${C[@]}" cert list --uri sip:alice@example.com | wc -l; }
+before=$(ncerts)
+for h in 1 7 8761 87600; do
+    expect_exit 2 "--hours $h is outside the profile's range: from 8 to 8760 hours" "--hours $h refused" \
+        "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --hours $h --out "$T/h$h.crt"
+done
+same "no certificate issued for a refused --hours" "$(ncerts)" "$before"
+check "issue --hours 8" "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --hours 8 --out "$T/short.crt"
 nb=$(date -d "$(openssl x509 -in "$T/short.crt" -noout -startdate | cut -d= -f2)" +%s)
 na=$(date -d "$(openssl x509 -in "$T/short.crt" -noout -enddate | cut -d= -f2)" +%s)
-same "--hours clamped to 8" $((na - nb)) $((8 * 3600 + 300))
+same "--hours 8 is 8 h" $((na - nb)) $((8 * 3600 + 300))
 expect_exit 2 "hours" "bad --hours" "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --hours 0
+# --out is checked before anything is issued (hardening item 17): a path that cannot be written
+# used to store and publish the certificate and exit 1, and a retry issued a second one.
+before=$(ncerts)
+check "outbox before" "$CTL" "${C[@]}" outbox list
+obefore=$(wc -l <"$T/out")
+expect_exit 1 "--out $T/nodir/x.crt: .*No such file or directory.*nothing was issued" "--out in a missing directory" \
+    "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --out "$T/nodir/x.crt"
+expect_exit 1 "--out $T: .*Is a directory.*nothing was issued" "--out a directory" \
+    "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --out "$T"
+mkdir "$T/ro" && chmod 500 "$T/ro"
+if [ "$(id -u)" != 0 ]; then
+    expect_exit 1 "--out $T/ro/x.crt: .*Permission denied.*nothing was issued" "--out in a read-only directory" \
+        "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --out "$T/ro/x.crt"
+fi
+same "no certificate stored for a bad --out" "$(ncerts)" "$before"
+check "outbox after" "$CTL" "${C[@]}" outbox list
+same "nothing queued for a bad --out" "$(wc -l <"$T/out")" "$obefore"
+if ls "$T"/nodir* "$T"/ro/* "$T"/*.tmp.* >/dev/null 2>&1; then bad "a bad --out left files behind"; else ok; fi
 
 # --- refused CSRs: each with its code and reason ---
 mkcsr rsa1024 $SUBJ -algorithm RSA -pkeyopt rsa_keygen_bits:1024
