@@ -161,7 +161,7 @@ static int cert_issue(struct ctl *ctl, int argc, char **argv)
         return rc;
     }
     struct store_user user;
-    rc = store_user_get(ctl->st, &user, a.uri);
+    rc = ctl_user_get(ctl, &user, a.uri);
     if (rc != 0) {
         return ctl_fail("cert issue: no user %s (add it with certprovctl user add)", a.uri);
     }

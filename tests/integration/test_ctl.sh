@@ -83,6 +83,43 @@ expect_exit 1 "header" "import header" "$CTL" "${C[@]}" user import "$T/hdr.csv"
 check "user list" "$CTL" "${C[@]}" user list
 same "user list has 4 users" "$(wc -l <"$T/out")" 4
 
+# --- identity clashes (hardening item 6): URIs compared ignoring case, unique extensions, no
+# two users of one phone number with the same PIN; the error names the clash ---
+expect_exit 1 "sip:ALICE@example.com: a user with this URI already exists: sip:alice@example.com \(URIs are compared ignoring case\)" \
+    "URI differing in case" add 27183 --uri sip:ALICE@example.com --pool pool1 --ext 1010
+expect_exit 1 "already exists: sip:alice@example.com" "scheme and host in upper case" \
+    add 27183 --uri SIP:Alice@EXAMPLE.COM --pool pool1 --ext 1011
+check "add dave with the host in upper case" add 27183 --uri sip:Dave@EXAMPLE.COM --pool pool1 --ext 1012
+has "the scheme and host are stored in lower case" "$T/out" "added sip:Dave@example.com"
+check "user show with the spelling of the add" "$CTL" "${C[@]}" user show SIP:Dave@Example.Com
+has "user show finds the canonical URI" "$T/out" "uri: +sip:Dave@example.com"
+expect_exit 1 "sip:erin@example.com: another user has the same extension 1001: sip:alice@example.com" \
+    "extension clash without phone" add 27183 --uri sip:erin@example.com --pool pool1 --ext 1001
+expect_exit 1 "another user has the same extension 1001: sip:alice@example.com" \
+    "extension clash on another phone" add 27183 --uri sip:erin@example.com --pool pool1 --phone +14255550199 --ext 1001
+expect_exit 1 "sip:erin@example.com: another user of the phone number \+14255550100 has the same PIN" \
+    "phone and PIN clash" add 27182 --uri sip:erin@example.com --pool pool1 --phone +14255550100 --ext 1013
+check "same phone, another PIN" add 27184 --uri sip:erin@example.com --pool pool1 --phone +14255550100 --ext 1013
+check "same PIN, another phone" add 27182 --uri sip:frank@example.com --pool pool1 --phone +14255550111 --ext 1014
+expect_exit 1 "user set-pin sip:erin@example.com: another user of the phone number \+14255550100 has the same PIN" \
+    "set-pin to a PIN of the same phone" sh -c "printf '31415\n' | '$CTL' -c '$T/certprov.ini' user set-pin sip:erin@example.com --pin-stdin"
+check "set-pin to its own PIN again" sh -c "printf '27184\n' | '$CTL' -c '$T/certprov.ini' user set-pin sip:erin@example.com --pin-stdin"
+printf 'uri,phone,ext,pool,pin\nsip:g1@example.com,,3101,pool1,24681\nsip:G1@Example.com,,3102,pool1,24682\n' >"$T/case.csv"
+expect_exit 1 "case.csv:3: sip:G1@example.com: a user with this URI already exists: sip:g1@example.com.*nothing was imported" \
+    "import: URIs differing in case within the file" "$CTL" "${C[@]}" user import "$T/case.csv"
+printf 'uri,phone,ext,pool,pin\nsip:g1@example.com,,3101,pool1,24681\nsip:g2@example.com,,3101,pool1,24682\n' >"$T/ext.csv"
+expect_exit 1 "ext.csv:3: sip:g2@example.com: another user has the same extension 3101: sip:g1@example.com" \
+    "import: extension twice in the file" "$CTL" "${C[@]}" user import "$T/ext.csv"
+printf 'uri,phone,ext,pool,pin\nsip:g1@example.com,+14255550122,3101,pool1,24681\nsip:g2@example.com,+14255550122,3102,pool1,24681\n' >"$T/pin.csv"
+expect_exit 1 "pin.csv:3: sip:g2@example.com: another user of the phone number \+14255550122 has the same PIN" \
+    "import: phone and PIN twice in the file" "$CTL" "${C[@]}" user import "$T/pin.csv"
+printf 'uri,phone,ext,pool,pin\nsip:g1@example.com,+14255550100,3101,pool1,31415\n' >"$T/pin2.csv"
+expect_exit 1 "pin2.csv:2: sip:g1@example.com: another user of the phone number \+14255550100 has the same PIN" \
+    "import: phone and PIN of a stored user" "$CTL" "${C[@]}" user import "$T/pin2.csv"
+expect_exit 1 "no such user" "refused imports stored nothing" "$CTL" "${C[@]}" user show sip:g1@example.com
+check "user list after the clashes" "$CTL" "${C[@]}" user list
+same "user list has 7 users" "$(wc -l <"$T/out")" 7
+
 # --- offline issuance for every accepted client key type ---
 mkcsr() { # mkcsr NAME SUBJ OPENSSL-GENPKEY-ARGS...
     local n=$1 subj=$2; shift 2
