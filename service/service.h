@@ -77,6 +77,38 @@ int service_config_load(struct service_config *out, char *err, const char *path)
 const struct service_pool_config *service_config_find_pool(const struct service_config *cfg,
                                                            const char *name);
 
+/* ---- user import files (certprovctl user import) ----
+ *
+ * A CSV file of users: the header line "uri,phone,ext,pool,pin", exactly (a UTF-8 byte order mark
+ * before it is skipped: spreadsheet programs write one), then one user per line: five fields
+ * separated by commas, without quotes (no field may hold a comma or a quote); blank lines are
+ * skipped. A line ends at its first '\r' or '\n'. The parser sees one line at a time: the caller
+ * reads the lines (certprovctl: at most SERVICE_IMPORT_LINE_MAX bytes each) and owns the
+ * buffer. The values are checked by certprovctl, not here. */
+
+#define SERVICE_IMPORT_LINE_MAX 1024
+#define SERVICE_IMPORT_HEADER "uri,phone,ext,pool,pin"
+
+/* service_import_row is one user of an import file. Every field borrows from the line given to
+ * service_import_row_parse; `pin` is a secret (wipe the line after use). */
+struct service_import_row {
+    const char *uri;
+    const char *phone;
+    const char *ext;
+    const char *pool;
+    const char *pin;
+};
+
+/* service_import_header_check checks the first line of an import file (its line end, and a UTF-8
+ * byte order mark before it, allowed). Returns 0 or -EBADMSG. Thread-safe. */
+int service_import_header_check(const char *line);
+
+/* service_import_row_parse splits the data line `line` in place (its end is cut off, the commas
+ * become NULs) into *out, whose fields then borrow from `line`. Returns 0; -ENODATA for a blank
+ * line (nothing but spaces, tabs and its end: skip it; `line` is untouched); or -EBADMSG (a quote,
+ * or not exactly five fields; `line` may be cut). On failure *out is untouched. Thread-safe. */
+int service_import_row_parse(struct service_import_row *out, char *line);
+
 /* ---- the enrollment service ---- */
 
 struct ioring_engine;

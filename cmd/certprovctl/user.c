@@ -12,7 +12,6 @@
 
 /* Most rows one `user import` file may hold: they are committed in one transaction. */
 #define CTL_IMPORT_ROWS_MAX 200000
-#define CTL_IMPORT_LINE_MAX 1024
 
 enum { CMD_ADD, CMD_IMPORT, CMD_SHOW, CMD_LIST, CMD_UNLOCK, CMD_SET_PIN, CMD_DEL };
 
@@ -139,31 +138,6 @@ static int user_add(struct ctl *ctl, int argc, char **argv)
     return CTL_OK;
 }
 
-/* split_csv splits `line` in place into exactly `num` comma-separated fields (no quoting:
- * none of the fields may contain a comma). Returns 0 or -EINVAL. */
-static int split_csv(char *line, char **fields, size_t num)
-{
-    line[strcspn(line, "\r\n")] = '\0';
-    if (strchr(line, '"') != NULL) {
-        return -EINVAL;
-    }
-    size_t n = 0;
-    char *p = line;
-    for (;;) {
-        if (n == num) {
-            return -EINVAL;
-        }
-        fields[n++] = p;
-        char *comma = strchr(p, ',');
-        if (comma == NULL) {
-            break;
-        }
-        *comma = '\0';
-        p = comma + 1;
-    }
-    return n == num ? 0 : -EINVAL;
-}
-
 struct import {
     struct store_user *users;
     size_t num;
@@ -172,38 +146,45 @@ struct import {
                     * that users of one phone number have different PINs */
 };
 
+/* import_row turns the parsed row of line `lineno` into the next user of `imp`. */
+static int import_row(struct ctl *ctl, struct import *imp, const struct service_import_row *row,
+                      const char *path, size_t lineno)
+{
+    if (imp->num == CTL_IMPORT_ROWS_MAX) {
+        return ctl_fail("%s: more than %d users; split the file", path, CTL_IMPORT_ROWS_MAX);
+    }
+    const char *why = ctl_user_make(ctl, &imp->users[imp->num], row->uri, row->pool, row->phone,
+                                    row->ext, row->pin);
+    if (why != NULL) {
+        return ctl_fail("%s:%zu: %s: %s", path, lineno, row->uri, why);
+    }
+    /* The policy accepted the PIN: at most SIGNER_PIN_MAX digits. */
+    int rc = base_str_copy(imp->pins + imp->num * CTL_PIN_CAP, CTL_PIN_CAP, row->pin);
+    ASSERT(rc == 0);
+    imp->lines[imp->num++] = lineno;
+    return CTL_OK;
+}
+
 static int import_read(struct ctl *ctl, struct import *imp, FILE *f, const char *path)
 {
-    char line[CTL_IMPORT_LINE_MAX];
-    char *fields[5];
+    char line[SERVICE_IMPORT_LINE_MAX];
     size_t lineno = 0;
     int rc = CTL_OK;
     while (rc == CTL_OK && fgets(line, sizeof(line), f) != NULL) {
         lineno++;
+        struct service_import_row row;
+        int prc = 0;
         if (strchr(line, '\n') == NULL && !feof(f)) {
-            rc = ctl_fail("%s:%zu: line longer than %d bytes", path, lineno, CTL_IMPORT_LINE_MAX);
+            rc = ctl_fail("%s:%zu: line longer than %d bytes", path, lineno,
+                          SERVICE_IMPORT_LINE_MAX);
         } else if (lineno == 1) {
-            line[strcspn(line, "\r\n")] = '\0';
-            if (strcmp(line, "uri,phone,ext,pool,pin") != 0) {
-                rc = ctl_fail("%s:1: the header must be exactly: uri,phone,ext,pool,pin", path);
+            if (service_import_header_check(line) != 0) {
+                rc = ctl_fail("%s:1: the header must be exactly: " SERVICE_IMPORT_HEADER, path);
             }
-        } else if (line[strspn(line, " \t\r\n")] == '\0') {
-            continue;
-        } else if (split_csv(line, fields, 5) != 0) {
+        } else if ((prc = service_import_row_parse(&row, line)) == -EBADMSG) {
             rc = ctl_fail("%s:%zu: expected 5 comma-separated fields without quotes", path, lineno);
-        } else if (imp->num == CTL_IMPORT_ROWS_MAX) {
-            rc = ctl_fail("%s: more than %d users; split the file", path, CTL_IMPORT_ROWS_MAX);
-        } else {
-            const char *why = ctl_user_make(ctl, &imp->users[imp->num], fields[0], fields[3],
-                                            fields[1], fields[2], fields[4]);
-            if (why != NULL) {
-                rc = ctl_fail("%s:%zu: %s: %s", path, lineno, fields[0], why);
-            } else {
-                /* The policy accepted the PIN: at most SIGNER_PIN_MAX digits. */
-                int crc = base_str_copy(imp->pins + imp->num * CTL_PIN_CAP, CTL_PIN_CAP, fields[4]);
-                ASSERT(crc == 0);
-            }
-            imp->lines[imp->num++] = lineno;
+        } else if (prc == 0) {
+            rc = import_row(ctl, imp, &row, path, lineno);
         }
         OPENSSL_cleanse(line, sizeof(line)); /* it held a PIN */
     }
@@ -461,7 +442,8 @@ const struct ctl_cmd ctl_user_cmds[] = {
                     "Adds the users of a CSV file (header: uri,phone,ext,pool,pin; '-' reads\n"
                     "standard input) in one transaction: all of them, or none when a row is\n"
                     "wrong (the message names the line). At most 200000 rows a file. The rules\n"
-                    "of user add apply between the rows too."},
+                    "of user add apply between the rows too. A UTF-8 byte order mark before the\n"
+                    "header (spreadsheets write one) is skipped; lines may end in CRLF."},
     [CMD_SHOW] = {"user", "show", user_show, "URI",
                   "Shows a user: pool, phone, extension, lockout state and certificate count\n"
                   "(never the PIN)."},

@@ -119,6 +119,14 @@ expect_exit 1 "pin2.csv:2: sip:g1@example.com: another user of the phone number 
 expect_exit 1 "no such user" "refused imports stored nothing" "$CTL" "${C[@]}" user show sip:g1@example.com
 check "user list after the clashes" "$CTL" "${C[@]}" user list
 same "user list has 7 users" "$(wc -l <"$T/out")" 7
+# A CSV saved by a spreadsheet starts with a UTF-8 byte order mark and ends lines in CRLF
+# (hardening item 18: the BOM made the header "wrong").
+printf '\xef\xbb\xbfuri,phone,ext,pool,pin\r\nsip:h1@example.com,,4001,pool1,24683\r\n' >"$T/bom.csv"
+check "import a CSV with a UTF-8 BOM" "$CTL" "${C[@]}" user import "$T/bom.csv"
+check "the BOM row is a user" "$CTL" "${C[@]}" user show sip:h1@example.com
+has "its URI has no BOM" "$T/out" "^uri: +sip:h1@example.com$"
+printf 'uri,phone,ext,pool,pin\n\xef\xbb\xbfsip:h2@example.com,,4002,pool1,24684\n' >"$T/bom2.csv"
+expect_exit 1 "bom2.csv:2: .*the URI must start with sip:" "a BOM elsewhere is not skipped" "$CTL" "${C[@]}" user import "$T/bom2.csv"
 
 # --- offline issuance for every accepted client key type ---
 mkcsr() { # mkcsr NAME SUBJ OPENSSL-GENPKEY-ARGS...
