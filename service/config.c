@@ -321,16 +321,36 @@ static int config_handler(void *user, const char *section, const char *k, const 
     return config_fail(ctx, "unknown section [%s] (key '%s')", section, k);
 }
 
+/* next_chunk copies the next line of `text` from *pos into `line` as fgets would: up to and
+ * including its '\n', at most CONFIG_SCAN_LINE - 1 bytes. Returns false at the end of the text. */
+#define CONFIG_SCAN_LINE 512
+static bool next_chunk(char line[CONFIG_SCAN_LINE], const char *text, size_t *pos)
+{
+    const char *p = text + *pos;
+    if (*p == '\0') {
+        return false;
+    }
+    size_t len = 0;
+    while (p[len] != '\0' && len < CONFIG_SCAN_LINE - 1) {
+        len++;
+        if (p[len - 1] == '\n') {
+            break;
+        }
+    }
+    memcpy(line, p, len);
+    line[len] = '\0';
+    *pos += len;
+    return true;
+}
+
 /* inih reports only keys, so a bare "[pool.NAME]" (embedded by default) would vanish: find the
  * pool headers first. Lines are bounded by inih's own limit; longer ones are not headers. */
-static int config_scan_pools(struct config_ctx *ctx, const char *path)
+static void config_scan_pools(struct config_ctx *ctx, const char *text)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return 0; /* ini_parse reports the open error. */
-    }
-    char line[512];
-    while (!ctx->failed && fgets(line, sizeof(line), f) != NULL) {
+    char line[CONFIG_SCAN_LINE];
+    size_t pos = 0;
+    /* Bounded: every chunk consumes at least one byte of the text. */
+    while (!ctx->failed && next_chunk(line, text, &pos)) {
         const char *p = line + strspn(line, " \t");
         if (strncmp(p, "[pool.", 6) != 0) {
             continue;
@@ -346,10 +366,6 @@ static int config_scan_pools(struct config_ctx *ctx, const char *path)
             }
         }
     }
-    if (fclose(f) != 0) {
-        return -errno;
-    }
-    return 0;
 }
 
 /* Whole-file checks that no single line can make. */
@@ -418,9 +434,9 @@ static int config_locate(struct service_config *out, const char *path)
     return 0;
 }
 
-/* config_parse runs inih over `path` once config_scan_pools has read its pool sections, and
+/* config_parse runs inih over `text` once config_scan_pools has read its pool sections, and
  * puts the file name (and line) in front of the first error. */
-static int config_parse(struct config_ctx *ctx, char *err, const char *path)
+static int config_parse(struct config_ctx *ctx, char *err, const char *path, const char *text)
 {
     char msg[SERVICE_CONFIG_ERR_MAX];
     if (ctx->failed) {
@@ -428,12 +444,8 @@ static int config_parse(struct config_ctx *ctx, char *err, const char *path)
         err_set(err, "%s: %s", path, msg);
         return -EINVAL;
     }
-    int line = ini_parse(path, config_handler, ctx);
-    if (line == -1) {
-        int rc = errno != 0 ? -errno : -ENOENT;
-        err_set(err, "%s: cannot open: %s", path, strerror(-rc));
-        return rc;
-    }
+    int line = ini_parse_string(text, config_handler, ctx);
+    ASSERT(line >= 0); /* -1 is a file that did not open, -2 an allocation: neither here */
     if (line != 0) {
         (void)base_str_copy(msg, sizeof(msg), ctx->failed ? err : "syntax error");
         err_set(err, "%s:%d: %s", path, line, msg);
@@ -442,11 +454,57 @@ static int config_parse(struct config_ctx *ctx, char *err, const char *path)
     return 0;
 }
 
+/* config_read reads the file at `path` into *out_text (NUL-terminated, owned: free it). */
+static int config_read(char **out_text, char *err, const char *path)
+{
+    char *text = malloc(SERVICE_CONFIG_FILE_MAX + 1);
+    if (text == NULL) {
+        return -ENOMEM;
+    }
+    size_t len = 0;
+    int rc = base_file_read((uint8_t *)text, &len, SERVICE_CONFIG_FILE_MAX, path);
+    if (rc == -E2BIG) {
+        err_set(err, "%s: larger than %d bytes: not a configuration file", path,
+                SERVICE_CONFIG_FILE_MAX);
+        rc = -EINVAL;
+    } else if (rc != 0) {
+        err_set(err, "%s: cannot open: %s", path, strerror(-rc));
+    } else if (memchr(text, '\0', len) != NULL) {
+        /* inih would stop at it: what follows would be ignored without a word. */
+        err_set(err, "%s: holds a NUL byte: not a text file", path);
+        rc = -EINVAL;
+    }
+    if (rc != 0) {
+        free(text);
+        return rc;
+    }
+    text[len] = '\0';
+    *out_text = text;
+    return 0;
+}
+
 int service_config_load(struct service_config *out, char *err, const char *path)
 {
     ASSERT(out != NULL);
     ASSERT(err != NULL);
     ASSERT(path != NULL);
+    err[0] = '\0';
+    char *text = NULL;
+    int rc = config_read(&text, err, path);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = service_config_parse(out, err, path, text);
+    free(text);
+    return rc;
+}
+
+int service_config_parse(struct service_config *out, char *err, const char *path, const char *text)
+{
+    ASSERT(out != NULL);
+    ASSERT(err != NULL);
+    ASSERT(path != NULL);
+    ASSERT(text != NULL);
     err[0] = '\0';
     struct service_config *cfg = calloc(1, sizeof(*cfg));
     if (cfg == NULL) {
@@ -458,11 +516,8 @@ int service_config_load(struct service_config *out, char *err, const char *path)
     if (rc != 0) {
         goto out;
     }
-    rc = config_scan_pools(&ctx, path);
-    if (rc != 0) {
-        goto out;
-    }
-    rc = config_parse(&ctx, err, path);
+    config_scan_pools(&ctx, text);
+    rc = config_parse(&ctx, err, path, text);
     if (rc != 0) {
         goto out;
     }

@@ -68,10 +68,21 @@ struct service_config {
 /* service_config_defaults fills *out with the built-in defaults. */
 void service_config_defaults(struct service_config *out);
 
-/* service_config_load reads the INI file at `path` over the defaults. Unknown sections or keys,
- * bad values and duplicate pools are errors. Returns 0, -ENOENT, or -EINVAL with a message
+#define SERVICE_CONFIG_FILE_MAX (1 << 20) /* bytes of a configuration file */
+
+/* service_config_load reads the INI file at `path` (at most SERVICE_CONFIG_FILE_MAX bytes, no NUL
+ * byte) and parses it with service_config_parse. Returns 0, -ENOMEM, the negative errno of
+ * reading it (-ENOENT, -EACCES, -EISDIR, ...: "cannot open" in `err`), or -EINVAL with a message
  * naming the file, line and key in `err` (SERVICE_CONFIG_ERR_MAX bytes). */
 int service_config_load(struct service_config *out, char *err, const char *path);
+
+/* service_config_parse reads the INI text `text` (NUL-terminated: a file's contents) over the
+ * defaults into *out. `path` names the file in messages, and its directory is where relative
+ * paths are resolved (the current directory when it has no '/'). Unknown sections or keys, bad
+ * values and impossible combinations are errors. Returns 0, -ENOMEM, -ENAMETOOLONG (`path` or
+ * the current directory too long), or -EINVAL with a message naming the file, line and key in
+ * `err`; *out is written only on success. Thread-safe. */
+int service_config_parse(struct service_config *out, char *err, const char *path, const char *text);
 
 /* service_config_find_pool returns the pool named `name` or NULL. Borrowed from `cfg`. */
 const struct service_pool_config *service_config_find_pool(const struct service_config *cfg,

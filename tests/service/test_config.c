@@ -199,3 +199,41 @@ Test(service_config, listen_forms_the_engine_refuses, .init = setup, .fini = tea
     cr_assert_str_eq(cfg.tls_listen, "");
     expect_error("[pool.p]\n[server]\nlisten =\n", "[server] listen must be");
 }
+
+/* service_config_load is service_config_parse of the file's text: the fuzzer (fuzz_config)
+ * parses buffers, and the file adds only reading it. */
+Test(service_config, parse_a_buffer, .init = setup, .fini = teardown)
+{
+    memset(&cfg, 0xAA, sizeof(cfg));
+    cr_assert_eq(
+        service_config_parse(&cfg, err, "/etc/certprov/x.ini", "[pool.p]\n[store]\npath = store\n"),
+        0, "%s", err);
+    cr_assert_str_eq(cfg.store_path, "/etc/certprov/store");
+    cr_assert_str_eq(cfg.pools[0].name, "p");
+    cr_assert_eq(service_config_parse(&cfg, err, "/etc/x.ini", "[pool.p]\n[server]\nworkers = x\n"),
+                 -EINVAL);
+    cr_assert_not_null(strstr(err, "/etc/x.ini:3: [server] workers"), "%s", err);
+    cr_assert_eq(service_config_parse(&cfg, err, "/etc/x.ini", ""), -EINVAL);
+    cr_assert_not_null(strstr(err, "no [pool.NAME] section"), "%s", err);
+}
+
+Test(service_config, file_that_is_not_text, .init = setup, .fini = teardown)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fwrite("[pool.p]\n\0[server]\nworkers = x\n", 1, 31, f);
+    fclose(f);
+    cr_assert_eq(service_config_load(&cfg, err, path), -EINVAL);
+    cr_assert_not_null(strstr(err, "NUL byte"), "%s", err);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (size_t i = 0; i <= SERVICE_CONFIG_FILE_MAX / 16; i++) {
+        fputs(";;;;;;;;;;;;;;;\n", f);
+    }
+    fclose(f);
+    cr_assert_eq(service_config_load(&cfg, err, path), -EINVAL);
+    cr_assert_not_null(strstr(err, "larger than"), "%s", err);
+    cr_assert_eq(service_config_load(&cfg, err, dir), -EISDIR);
+    cr_assert_not_null(strstr(err, "cannot open"), "%s", err);
+}
+
