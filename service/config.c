@@ -202,6 +202,11 @@ static int section_store(struct config_ctx *ctx, const char *k, const char *v)
 {
     struct service_config *c = ctx->cfg;
     if (strcmp(k, "path") == 0) {
+        if (v[0] == '\0') {
+            /* Found by fuzz_config: it failed later, as "cannot open the store at : ...". */
+            return config_fail(ctx, "[store] path must not be empty (the store directory, e.g. "
+                                    "var/lib/certprov)");
+        }
         return set_str(ctx, c->store_path, sizeof(c->store_path), "[store] path", v);
     } else if (strcmp(k, "map_size") == 0) {
         if (parse_u64(&c->map_size, v, true, 1ull << 20, 1ull << 44) != 0) {

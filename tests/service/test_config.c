@@ -237,3 +237,9 @@ Test(service_config, file_that_is_not_text, .init = setup, .fini = teardown)
     cr_assert_not_null(strstr(err, "cannot open"), "%s", err);
 }
 
+/* Found by fuzz_config: "[store] path =" was accepted, and certprovd --check and certprovctl
+ * then failed with "cannot open the store at : Invalid argument". */
+Test(service_config, empty_store_path, .init = setup, .fini = teardown)
+{
+    expect_error("[pool.p]\n[store]\npath =\n", ":3: [store] path must not be empty");
+}
