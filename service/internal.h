@@ -176,6 +176,24 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
  * item in the ring's pending list for service_turn_end. Ring thread. */
 void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route route);
 
+#define SVC_BASIC_MAX 256 /* bytes of a decoded "user:pin" */
+
+/* svc_credentials are the sign-in of a request: phone number or extension, and PIN (a secret:
+ * wipe with signer_secret_wipe). */
+struct svc_credentials {
+    char user[SIGNER_SOAP_USERNAME_MAX + 1];
+    char pin[SIGNER_PIN_MAX + 2];
+    bool present;
+};
+
+/* svc_basic_auth reads the value of an Authorization header, `h` (`len` bytes, no NUL needed),
+ * as "Basic" (any case), one space, any further spaces, then strict base64 (RFC 4648 §4,
+ * constant-time) of "user:pin": a user of 1 to SIGNER_SOAP_USERNAME_MAX bytes without ':', a PIN
+ * of at most SIGNER_PIN_MAX + 1 bytes, no NUL in either, at most SVC_BASIC_MAX bytes decoded.
+ * Returns 0 with *c filled (c->present) or -EBADMSG with *c untouched; `c` must not be present
+ * yet. The decoded bytes are wiped. Thread-safe. */
+int svc_basic_auth(struct svc_credentials *c, const char *h, size_t len);
+
 /* svc_authenticate signs in `user` (phone number or extension) with `pin`: on success sets
  * it->user; otherwise fails the item (AuthenticationFailed, PinLocked or InternalError) and lists
  * the lockout failures the writer must record. Costs SVC_CANDIDATES_MAX HMACs whatever matched. */
