@@ -186,12 +186,11 @@ int ctl_uri_canonical(char *out, const char *uri)
 int ctl_user_get(struct ctl *ctl, struct store_user *out, const char *uri)
 {
     char canonical[STORE_URI_MAX + 1];
-    if (ctl_uri_canonical(canonical, uri) != 0) {
-        return -ENOENT; /* too long to be a user */
-    }
-    int rc = store_user_get(ctl->st, out, canonical);
-    if (rc == -ENOENT && strcmp(canonical, uri) != 0) {
-        rc = store_user_get(ctl->st, out, uri);
+    /* As given first: of two users an older version let differ only in case, the one named
+     * exactly is meant. */
+    int rc = store_user_get(ctl->st, out, uri);
+    if (rc == -ENOENT && ctl_uri_canonical(canonical, uri) == 0 && strcmp(canonical, uri) != 0) {
+        rc = store_user_get(ctl->st, out, canonical);
     }
     return rc;
 }

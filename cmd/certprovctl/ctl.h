@@ -68,8 +68,9 @@ const char *ctl_user_make(struct ctl *ctl, struct store_user *out, const char *u
  * keeps one spelling. Returns 0, or -E2BIG when `uri` is longer than STORE_URI_MAX. */
 int ctl_uri_canonical(char *out, const char *uri);
 
-/* ctl_user_get finds the user that `uri` names: by its canonical spelling, else (a user stored
- * before URIs were canonical) by `uri` as given. Returns 0 or store_user_get's code. */
+/* ctl_user_get finds the user that `uri` names: by `uri` as given (also a user stored before
+ * URIs were canonical), else by its canonical spelling (ctl_uri_canonical). Returns 0 or
+ * store_user_get's code. */
 int ctl_user_get(struct ctl *ctl, struct store_user *out, const char *uri);
 
 /* The PINs of the users given to store_user_add_checked or store_user_set_pin_checked, PIN i at
