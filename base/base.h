@@ -120,9 +120,42 @@ void base_thread_name(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 
 /* base_file_write_atomic writes `len` bytes to `path` with `mode` via a temporary file, fsync
  * and rename, then fsyncs the directory. With `exclusive`, fails with -EEXIST if `path` exists.
- * Returns 0 or a negative errno. */
+ * Returns 0 or a negative errno. It is base_file_atomic_open + base_file_atomic_commit. */
 int base_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
                            bool exclusive);
+
+#define BASE_PATH_MAX 4096
+
+/* base_file_atomic is a file written in two steps, for a caller who must know that it can write
+ * the file BEFORE it does something it cannot undo (certprovctl cert issue --out): open creates
+ * the temporary file "<path>.tmp.<pid>" beside `path`, so that a missing directory, a directory
+ * at `path`, a lack of permission or a read-only file system fail then; commit writes, fsyncs and
+ * renames it over `path`. Caller-owned storage; all zero is the closed state. One thread. */
+struct base_file_atomic {
+    bool is_open;
+    bool exclusive;
+    int fd;
+    unsigned mode;
+    char path[BASE_PATH_MAX];
+    char tmp[BASE_PATH_MAX];
+};
+
+/* base_file_atomic_open prepares `f` (closed) to write `path` with `mode`. With `exclusive`, the
+ * commit will not replace an existing file. Returns 0 (f open), -ENAMETOOLONG, -EEXIST
+ * (exclusive and `path` exists), -EISDIR (`path` is a directory), or the negative errno of
+ * creating the temporary file (-ENOENT, -EACCES, -EROFS, ...); on failure f stays closed. */
+int base_file_atomic_open(struct base_file_atomic *f, const char *path, unsigned mode,
+                          bool exclusive);
+
+/* base_file_atomic_commit writes `len` bytes into the open `f`, gives the file its mode, fsyncs
+ * it, renames it over the path (exclusive: links it, -EEXIST if the path appeared meanwhile) and
+ * fsyncs the directory. Closes `f` on every path and removes the temporary file on failure.
+ * Returns 0 or a negative errno (-ENOSPC, -EIO, ...). */
+int base_file_atomic_commit(struct base_file_atomic *f, const void *data, size_t len);
+
+/* base_file_atomic_abort closes `f` and removes its temporary file; the path is untouched. A
+ * closed (or all-zero) `f` is a no-op. */
+void base_file_atomic_abort(struct base_file_atomic *f);
 
 /* base_file_read reads a whole regular file of at most `cap` bytes into `out`. Returns 0 (length
  * in *out_len), -E2BIG if larger than cap, or a negative errno. */

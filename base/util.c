@@ -192,42 +192,91 @@ out:
     return rc;
 }
 
-int base_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
-                           bool exclusive)
+int base_file_atomic_open(struct base_file_atomic *f, const char *path, unsigned mode,
+                          bool exclusive)
 {
+    ASSERT(f != NULL);
+    ASSERT(!f->is_open);
     ASSERT(path != NULL);
-    ASSERT(data != NULL || len == 0);
-    char tmp[4096];
-    int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+    int n = snprintf(f->tmp, sizeof(f->tmp), "%s.tmp.%d", path, (int)getpid());
+    if (n < 0 || (size_t)n >= sizeof(f->tmp)) {
         return -ENAMETOOLONG;
     }
     if (exclusive && access(path, F_OK) == 0) {
         return -EEXIST;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        return -EISDIR; /* the rename would fail, after the caller did its work */
+    }
+    int fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
     if (fd == -1) {
         return -errno;
     }
-    int rc = write_synced(fd, data, len, mode);
+    int rc = base_str_copy(f->path, sizeof(f->path), path);
+    ASSERT(rc == 0); /* shorter than tmp */
+    f->fd = fd;
+    f->mode = mode;
+    f->exclusive = exclusive;
+    f->is_open = true;
+    return 0;
+}
+
+int base_file_atomic_commit(struct base_file_atomic *f, const void *data, size_t len)
+{
+    ASSERT(f != NULL);
+    ASSERT(f->is_open);
+    ASSERT(data != NULL || len == 0);
+    f->is_open = false;
+    int rc = write_synced(f->fd, data, len, f->mode); /* closes fd */
+    f->fd = -1;
     if (rc != 0) {
         goto out;
     }
-    if (exclusive) {
+    if (f->exclusive) {
         /* link() fails if the target appeared meanwhile: no silent overwrite of a key. */
-        rc = link(tmp, path) == -1 ? -errno : 0;
-        if (unlink(tmp) == -1 && rc == 0) {
+        rc = link(f->tmp, f->path) == -1 ? -errno : 0;
+        if (unlink(f->tmp) == -1 && rc == 0) {
             rc = -errno;
         }
     } else {
-        rc = rename(tmp, path) == -1 ? -errno : 0;
+        rc = rename(f->tmp, f->path) == -1 ? -errno : 0;
     }
 out:
     if (rc != 0) {
-        (void)unlink(tmp);
+        (void)unlink(f->tmp);
         return rc;
     }
-    return fsync_dir_of(path);
+    return fsync_dir_of(f->path);
+}
+
+void base_file_atomic_abort(struct base_file_atomic *f)
+{
+    ASSERT(f != NULL);
+    if (!f->is_open) {
+        return;
+    }
+    f->is_open = false;
+    if (close(f->fd) == -1) {
+        log_warn("base: close_failed path=%s errno=%d", f->tmp, errno);
+    }
+    f->fd = -1;
+    if (unlink(f->tmp) == -1) {
+        log_warn("base: unlink_failed path=%s errno=%d", f->tmp, errno);
+    }
+}
+
+int base_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
+                           bool exclusive)
+{
+    ASSERT(path != NULL);
+    ASSERT(data != NULL || len == 0);
+    struct base_file_atomic f = {0};
+    int rc = base_file_atomic_open(&f, path, mode, exclusive);
+    if (rc != 0) {
+        return rc;
+    }
+    return base_file_atomic_commit(&f, data, len);
 }
 
 int base_file_read(uint8_t *out, size_t *out_len, size_t cap, const char *path)

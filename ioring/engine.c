@@ -141,6 +141,20 @@ static int parse_listen(struct sockaddr_storage *out, socklen_t *out_len, const 
     return 0;
 }
 
+int ioring_listen_check(const char *listen)
+{
+    ASSERT(listen != NULL);
+    if (strnlen(listen, IORING_LISTEN_MAX) == IORING_LISTEN_MAX) {
+        return -EINVAL; /* ioring_engine_new could not copy it */
+    }
+    struct sockaddr_storage addr;
+    socklen_t addr_len = 0;
+    int rc = parse_listen(&addr, &addr_len, listen);
+    ASSERT(rc == 0 || rc == -EINVAL);
+    ASSERT(rc != 0 || addr_len > 0);
+    return rc;
+}
+
 static void addr_set_port(struct sockaddr_storage *a, uint16_t port)
 {
     if (a->ss_family == AF_INET) {

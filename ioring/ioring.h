@@ -96,6 +96,13 @@ struct ioring_options {
  * Retry-After 1, 256 buffers of 4 KiB, no PROXY (from IORING_PROXY_FROM_DEFAULT when on). */
 void ioring_options_default(struct ioring_options *out);
 
+/* ioring_listen_check tells whether ioring_engine_new would accept `listen` as its address: the
+ * same parser, without binding anything. Accepted: "IPv4:PORT" or "[IPv6]:PORT" (a bare IPv6
+ * address before the last ':' is accepted too), numeric addresses only (no host names), PORT a
+ * decimal number 0..65535, shorter than IORING_LISTEN_MAX. Returns 0 or -EINVAL. For a
+ * configuration check before start-up. Thread-safe. */
+int ioring_listen_check(const char *listen);
+
 /* ioring_engine_new binds the listeners, allocates every buffer and starts the ring threads.
  * The rings share the listen port (SO_REUSEPORT), but nobody else may: a port that another
  * socket already holds, of another process or of another engine, is refused (-EADDRINUSE)

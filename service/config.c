@@ -154,15 +154,31 @@ static int set_bool(struct config_ctx *ctx, bool *dst, const char *key, const ch
     return 1;
 }
 
+/* set_listen checks an address with the engine's own parser (ioring_listen_check), so that what
+ * the load accepts the engine binds: a host name or a bare port used to pass the load and
+ * certprovd --check and fail only at start. `may_be_empty`: tls_listen = (no TLS listener). */
+static int set_listen(struct config_ctx *ctx, char *dst, size_t cap, const char *key, const char *v,
+                      bool may_be_empty)
+{
+    if (!(may_be_empty && v[0] == '\0') && ioring_listen_check(v) != 0) {
+        return config_fail(ctx,
+                           "%s must be IPv4:PORT or [IPv6]:PORT with a numeric address, e.g. "
+                           "127.0.0.1:8080, 0.0.0.0:8080 or [::]:8080 (no host names), not '%s'",
+                           key, v);
+    }
+    return set_str(ctx, dst, cap, key, v);
+}
+
 static int section_server(struct config_ctx *ctx, const char *k, const char *v)
 {
     struct service_config *c = ctx->cfg;
     if (strcmp(k, "name") == 0) {
         return set_str(ctx, c->name, sizeof(c->name), "[server] name", v);
     } else if (strcmp(k, "listen") == 0) {
-        return set_str(ctx, c->listen, sizeof(c->listen), "[server] listen", v);
+        return set_listen(ctx, c->listen, sizeof(c->listen), "[server] listen", v, false);
     } else if (strcmp(k, "tls_listen") == 0) {
-        return set_str(ctx, c->tls_listen, sizeof(c->tls_listen), "[server] tls_listen", v);
+        return set_listen(ctx, c->tls_listen, sizeof(c->tls_listen), "[server] tls_listen", v,
+                          true);
     } else if (strcmp(k, "workers") == 0) {
         return set_u32(ctx, &c->workers, "[server] workers", v, 0, 256);
     } else if (strcmp(k, "max_connections") == 0) {
@@ -233,6 +249,11 @@ static int section_store(struct config_ctx *ctx, const char *k, const char *v)
 {
     struct service_config *c = ctx->cfg;
     if (strcmp(k, "path") == 0) {
+        if (v[0] == '\0') {
+            /* Found by fuzz_config: it failed later, as "cannot open the store at : ...". */
+            return config_fail(ctx, "[store] path must not be empty (the store directory, e.g. "
+                                    "var/lib/certprov)");
+        }
         return set_str(ctx, c->store_path, sizeof(c->store_path), "[store] path", v);
     } else if (strcmp(k, "map_size") == 0) {
         if (parse_u64(&c->map_size, v, true, 1ull << 20, 1ull << 44) != 0) {
@@ -352,16 +373,36 @@ static int config_handler(void *user, const char *section, const char *k, const 
     return config_fail(ctx, "unknown section [%s] (key '%s')", section, k);
 }
 
+/* next_chunk copies the next line of `text` from *pos into `line` as fgets would: up to and
+ * including its '\n', at most CONFIG_SCAN_LINE - 1 bytes. Returns false at the end of the text. */
+#define CONFIG_SCAN_LINE 512
+static bool next_chunk(char line[CONFIG_SCAN_LINE], const char *text, size_t *pos)
+{
+    const char *p = text + *pos;
+    if (*p == '\0') {
+        return false;
+    }
+    size_t len = 0;
+    while (p[len] != '\0' && len < CONFIG_SCAN_LINE - 1) {
+        len++;
+        if (p[len - 1] == '\n') {
+            break;
+        }
+    }
+    memcpy(line, p, len);
+    line[len] = '\0';
+    *pos += len;
+    return true;
+}
+
 /* inih reports only keys, so a bare "[pool.NAME]" (embedded by default) would vanish: find the
  * pool headers first. Lines are bounded by inih's own limit; longer ones are not headers. */
-static int config_scan_pools(struct config_ctx *ctx, const char *path)
+static void config_scan_pools(struct config_ctx *ctx, const char *text)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return 0; /* ini_parse reports the open error. */
-    }
-    char line[512];
-    while (!ctx->failed && fgets(line, sizeof(line), f) != NULL) {
+    char line[CONFIG_SCAN_LINE];
+    size_t pos = 0;
+    /* Bounded: every chunk consumes at least one byte of the text. */
+    while (!ctx->failed && next_chunk(line, text, &pos)) {
         const char *p = line + strspn(line, " \t");
         if (strncmp(p, "[pool.", 6) != 0) {
             continue;
@@ -377,10 +418,6 @@ static int config_scan_pools(struct config_ctx *ctx, const char *path)
             }
         }
     }
-    if (fclose(f) != 0) {
-        return -errno;
-    }
-    return 0;
 }
 
 /* Whole-file checks that no single line can make. */
@@ -477,9 +514,9 @@ static int config_locate(struct service_config *out, const char *path)
     return 0;
 }
 
-/* config_parse runs inih over `path` once config_scan_pools has read its pool sections, and
+/* config_parse runs inih over `text` once config_scan_pools has read its pool sections, and
  * puts the file name (and line) in front of the first error. */
-static int config_parse(struct config_ctx *ctx, char *err, const char *path)
+static int config_parse(struct config_ctx *ctx, char *err, const char *path, const char *text)
 {
     char msg[SERVICE_CONFIG_ERR_MAX];
     if (ctx->failed) {
@@ -487,12 +524,8 @@ static int config_parse(struct config_ctx *ctx, char *err, const char *path)
         err_set(err, "%s: %s", path, msg);
         return -EINVAL;
     }
-    int line = ini_parse(path, config_handler, ctx);
-    if (line == -1) {
-        int rc = errno != 0 ? -errno : -ENOENT;
-        err_set(err, "%s: cannot open: %s", path, strerror(-rc));
-        return rc;
-    }
+    int line = ini_parse_string(text, config_handler, ctx);
+    ASSERT(line >= 0); /* -1 is a file that did not open, -2 an allocation: neither here */
     if (line != 0) {
         (void)base_str_copy(msg, sizeof(msg), ctx->failed ? err : "syntax error");
         err_set(err, "%s:%d: %s", path, line, msg);
@@ -501,11 +534,57 @@ static int config_parse(struct config_ctx *ctx, char *err, const char *path)
     return 0;
 }
 
+/* config_read reads the file at `path` into *out_text (NUL-terminated, owned: free it). */
+static int config_read(char **out_text, char *err, const char *path)
+{
+    char *text = malloc(SERVICE_CONFIG_FILE_MAX + 1);
+    if (text == NULL) {
+        return -ENOMEM;
+    }
+    size_t len = 0;
+    int rc = base_file_read((uint8_t *)text, &len, SERVICE_CONFIG_FILE_MAX, path);
+    if (rc == -E2BIG) {
+        err_set(err, "%s: larger than %d bytes: not a configuration file", path,
+                SERVICE_CONFIG_FILE_MAX);
+        rc = -EINVAL;
+    } else if (rc != 0) {
+        err_set(err, "%s: cannot open: %s", path, strerror(-rc));
+    } else if (memchr(text, '\0', len) != NULL) {
+        /* inih would stop at it: what follows would be ignored without a word. */
+        err_set(err, "%s: holds a NUL byte: not a text file", path);
+        rc = -EINVAL;
+    }
+    if (rc != 0) {
+        free(text);
+        return rc;
+    }
+    text[len] = '\0';
+    *out_text = text;
+    return 0;
+}
+
 int service_config_load(struct service_config *out, char *err, const char *path)
 {
     ASSERT(out != NULL);
     ASSERT(err != NULL);
     ASSERT(path != NULL);
+    err[0] = '\0';
+    char *text = NULL;
+    int rc = config_read(&text, err, path);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = service_config_parse(out, err, path, text);
+    free(text);
+    return rc;
+}
+
+int service_config_parse(struct service_config *out, char *err, const char *path, const char *text)
+{
+    ASSERT(out != NULL);
+    ASSERT(err != NULL);
+    ASSERT(path != NULL);
+    ASSERT(text != NULL);
     err[0] = '\0';
     struct service_config *cfg = calloc(1, sizeof(*cfg));
     if (cfg == NULL) {
@@ -517,11 +596,8 @@ int service_config_load(struct service_config *out, char *err, const char *path)
     if (rc != 0) {
         goto out;
     }
-    rc = config_scan_pools(&ctx, path);
-    if (rc != 0) {
-        goto out;
-    }
-    rc = config_parse(&ctx, err, path);
+    config_scan_pools(&ctx, text);
+    rc = config_parse(&ctx, err, path, text);
     if (rc != 0) {
         goto out;
     }

@@ -12,23 +12,11 @@
 #include "ioring/ioring.h"
 #include "service/internal.h"
 
-#define SVC_BASIC_MAX 256 /* bytes of a decoded "user:pin" */
-
-struct credentials {
-    char user[SIGNER_SOAP_USERNAME_MAX + 1];
-    char pin[SIGNER_PIN_MAX + 2];
-    bool present;
-};
-
-/* basic_auth reads "Authorization: Basic base64(user:pin)". Returns 0 (absent: !present) or
- * -EBADMSG for a malformed header. */
-static int basic_auth(struct credentials *c, struct ioring_request *req)
+int svc_basic_auth(struct svc_credentials *c, const char *h, size_t len)
 {
-    size_t len = 0;
-    const char *h = ioring_request_header_get(req, "Authorization", &len);
-    if (h == NULL) {
-        return 0;
-    }
+    ASSERT(c != NULL);
+    ASSERT(h != NULL || len == 0);
+    ASSERT(!c->present);
     if (len < 6 || strncasecmp(h, "Basic ", 6) != 0) {
         return -EBADMSG;
     }
@@ -59,7 +47,20 @@ static int basic_auth(struct credentials *c, struct ioring_request *req)
         }
     }
     signer_secret_wipe(dec, sizeof(dec));
+    ASSERT(rc != 0 || c->present);
     return rc;
+}
+
+/* basic_auth reads "Authorization: Basic base64(user:pin)" of `req`. Returns 0 (absent:
+ * !present) or -EBADMSG for a malformed header. */
+static int basic_auth(struct svc_credentials *c, struct ioring_request *req)
+{
+    size_t len = 0;
+    const char *h = ioring_request_header_get(req, "Authorization", &len);
+    if (h == NULL) {
+        return 0;
+    }
+    return svc_basic_auth(c, h, len);
 }
 
 static void item_fail(struct svc_item *it, enum signer_code code, const char *reason)
@@ -111,7 +112,7 @@ void svc_authenticate(struct service *svc, struct svc_item *it, const char *user
 /* parse_soap fills the item and the credentials from a CertProv request. On failure the item is
  * failed (answered at once by the caller). */
 static void parse_soap(struct service *svc, struct svc_ring *r, struct svc_item *it,
-                       struct credentials *c, const uint8_t *body, size_t len)
+                       struct svc_credentials *c, const uint8_t *body, size_t len)
 {
     struct signer_soap_request *s = r->soap;
     enum signer_code code = SIGNER_CODE_BAD_REQUEST;
@@ -205,7 +206,7 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
         return;
     }
     item_start(it, req, route);
-    struct credentials c = {0};
+    struct svc_credentials c = {0};
     size_t len = 0;
     const uint8_t *body = ioring_request_body(req, &len);
     uint64_t t0 = clock_mono_ns();

@@ -9,6 +9,7 @@
  *   item.c     item slots, svc_respond and the error answer
  *   metrics.c  counters, histograms and the per-request log line
  *   config.c   the configuration file (used by the programs, calls nothing here)
+ *   import.c   the lines of a user import file (used by certprovctl, calls nothing here)
  * A file calls only files below it in this list (service.c all of them, metrics.c none). */
 #ifndef CERTPROV_SERVICE_INTERNAL_H
 #define CERTPROV_SERVICE_INTERNAL_H
@@ -185,6 +186,24 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
 /* svc_enroll starts the enrollment `req` on its ring: answers a refusal at once, or leaves the
  * item in the ring's pending list for service_turn_end. Ring thread. */
 void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route route);
+
+#define SVC_BASIC_MAX 256 /* bytes of a decoded "user:pin" */
+
+/* svc_credentials are the sign-in of a request: phone number or extension, and PIN (a secret:
+ * wipe with signer_secret_wipe). */
+struct svc_credentials {
+    char user[SIGNER_SOAP_USERNAME_MAX + 1];
+    char pin[SIGNER_PIN_MAX + 2];
+    bool present;
+};
+
+/* svc_basic_auth reads the value of an Authorization header, `h` (`len` bytes, no NUL needed),
+ * as "Basic" (any case), one space, any further spaces, then strict base64 (RFC 4648 §4,
+ * constant-time) of "user:pin": a user of 1 to SIGNER_SOAP_USERNAME_MAX bytes without ':', a PIN
+ * of at most SIGNER_PIN_MAX + 1 bytes, no NUL in either, at most SVC_BASIC_MAX bytes decoded.
+ * Returns 0 with *c filled (c->present) or -EBADMSG with *c untouched; `c` must not be present
+ * yet. The decoded bytes are wiped. Thread-safe. */
+int svc_basic_auth(struct svc_credentials *c, const char *h, size_t len);
 
 /* svc_authenticate looks up the users whose phone number or extension is `user` (at most
  * SVC_CANDIDATES_MAX) and records each in the item with whether `pin` matched it, for the

@@ -78,8 +78,11 @@ struct service_config {
 /* service_config_defaults fills *out with the built-in defaults. */
 void service_config_defaults(struct service_config *out);
 
-/* service_config_load reads the INI file at `path` over the defaults. Unknown sections or keys,
- * bad values and duplicate pools are errors. Returns 0, -ENOENT, or -EINVAL with a message
+#define SERVICE_CONFIG_FILE_MAX (1 << 20) /* bytes of a configuration file */
+
+/* service_config_load reads the INI file at `path` (at most SERVICE_CONFIG_FILE_MAX bytes, no NUL
+ * byte) and parses it with service_config_parse. Returns 0, -ENOMEM, the negative errno of
+ * reading it (-ENOENT, -EACCES, -EISDIR, ...: "cannot open" in `err`), or -EINVAL with a message
  * naming the file, line and key in `err` (SERVICE_CONFIG_ERR_MAX bytes). */
 int service_config_load(struct service_config *out, char *err, const char *path);
 
@@ -88,9 +91,49 @@ int service_config_load(struct service_config *out, char *err, const char *path)
  * relative, else "" (an absolute path speaks for itself). Cut to `cap` bytes (> 0). */
 void service_config_store_origin(const struct service_config *cfg, char *out, size_t cap);
 
+/* service_config_parse reads the INI text `text` (NUL-terminated: a file's contents) over the
+ * defaults into *out. `path` names the file in messages, and its directory is where relative
+ * paths are resolved (the current directory when it has no '/'). Unknown sections or keys, bad
+ * values and impossible combinations are errors. Returns 0, -ENOMEM, -ENAMETOOLONG (`path` or
+ * the current directory too long), or -EINVAL with a message naming the file, line and key in
+ * `err`; *out is written only on success. Thread-safe. */
+int service_config_parse(struct service_config *out, char *err, const char *path, const char *text);
+
 /* service_config_find_pool returns the pool named `name` or NULL. Borrowed from `cfg`. */
 const struct service_pool_config *service_config_find_pool(const struct service_config *cfg,
                                                            const char *name);
+
+/* ---- user import files (certprovctl user import) ----
+ *
+ * A CSV file of users: the header line "uri,phone,ext,pool,pin", exactly (a UTF-8 byte order mark
+ * before it is skipped: spreadsheet programs write one), then one user per line: five fields
+ * separated by commas, without quotes (no field may hold a comma or a quote); blank lines are
+ * skipped. A line ends at its first '\r' or '\n'. The parser sees one line at a time: the caller
+ * reads the lines (certprovctl: at most SERVICE_IMPORT_LINE_MAX bytes each) and owns the
+ * buffer. The values are checked by certprovctl, not here. */
+
+#define SERVICE_IMPORT_LINE_MAX 1024
+#define SERVICE_IMPORT_HEADER "uri,phone,ext,pool,pin"
+
+/* service_import_row is one user of an import file. Every field borrows from the line given to
+ * service_import_row_parse; `pin` is a secret (wipe the line after use). */
+struct service_import_row {
+    const char *uri;
+    const char *phone;
+    const char *ext;
+    const char *pool;
+    const char *pin;
+};
+
+/* service_import_header_check checks the first line of an import file (its line end, and a UTF-8
+ * byte order mark before it, allowed). Returns 0 or -EBADMSG. Thread-safe. */
+int service_import_header_check(const char *line);
+
+/* service_import_row_parse splits the data line `line` in place (its end is cut off, the commas
+ * become NULs) into *out, whose fields then borrow from `line`. Returns 0; -ENODATA for a blank
+ * line (nothing but spaces, tabs and its end: skip it; `line` is untouched); or -EBADMSG (a quote,
+ * or not exactly five fields; `line` may be cut). On failure *out is untouched. Thread-safe. */
+int service_import_row_parse(struct service_import_row *out, char *line);
 
 /* ---- the enrollment service ---- */
 

@@ -2,7 +2,7 @@
  * record layouts and the functions the files of store/ share, grouped by the file that defines
  * them. Files call only files below them, never in a circle:
  *   publish.c -> pool_embedded.c, pool_pg.c, poolstate.c, outbox.c, cert.c
- *   store.c   -> index.c
+ *   store.c   -> index.c, user.c
  *   cert.c    -> index.c, user.c, grow.c
  *   pool_embedded.c -> grow.c;  pool_pg.c -> poolstate.c
  *   every file -> common.c (which calls nothing else in store/), but lock.c (the daemon lock,
@@ -13,6 +13,9 @@
  *   phone    phone                    -> uri            (DUPSORT: several users per phone)
  *   ext      ext                      -> uri            (DUPSORT)
  *   phext    phone "\0" ext           -> uri            (unique pair; only when ext != "")
+ *   urifold  uri, ASCII lower case    -> uri            (DUPSORT: a store written before URIs
+ *                                        were compared ignoring case may hold such twins; built
+ *                                        by the first writable open, store_user_fold_init)
  *   lockout  uri                      -> struct lockout_rec
  *   certs    seq (u64 big-endian)     -> struct cert_rec + uri + pool + device_id + DER
  *                                        (MDB_APPEND: the hot write is a sequential append)
@@ -93,6 +96,7 @@ struct store {
     MDB_dbi phone;
     MDB_dbi ext;
     MDB_dbi phext;
+    MDB_dbi urifold;
     MDB_dbi lockout;
     MDB_dbi certs;
     MDB_dbi serials;
@@ -104,6 +108,7 @@ struct store {
     bool has_poolstate; /* false only for a read-only open of an older environment */
     bool has_meta;      /* false only for a read-only open of an older environment */
     bool has_useridx;   /* false only for a read-only open of an older environment */
+    bool has_urifold;   /* false only for a read-only open of an older environment */
     uint64_t index_tail_max;
     /* Serializes store_batch_commit on this handle, which owns `tail`. */
     pthread_mutex_t commit_lock;
@@ -220,7 +225,11 @@ int store_pool_find(struct store *st, MDB_txn *txn, uint32_t *out_id, const char
  * failure only costs speed, and the commit's own write reports a full disk. */
 int store_env_grow(MDB_env *env);
 
-/* ---- user.c (calls common.c), for cert.c ---- */
+/* ---- user.c (calls common.c), for cert.c and store.c ---- */
+
+/* store_user_fold_init fills "urifold" from "users" when it is empty and there are users (the
+ * first writable open of an environment written before it existed; store_open, write txn). */
+int store_user_fold_init(struct store *st, MDB_txn *txn);
 
 /* store_lockout_rec_get reads the lockout state of `uri` inside `txn` into *out (all zero when it
  * has none). Returns 0 or -EIO. */

@@ -9,10 +9,11 @@
 #include "store/internal.h"
 
 /* The named databases, and the old "byuser" that store_index_init drops. */
-#define STORE_MAX_DBS 13
+#define STORE_MAX_DBS 14
 
 /* dbis_open opens (or, when writable, creates) every named database in `txn`, and gives a
- * writable environment without index state its indexes (store_index_init). */
+ * writable environment without index state its indexes (store_index_init) and one without the
+ * case-folded URIs of its users those (store_user_fold_init). */
 static int dbis_open(struct store *st, MDB_txn *txn, void *arg)
 {
     (void)arg;
@@ -21,20 +22,27 @@ static int dbis_open(struct store *st, MDB_txn *txn, void *arg)
         unsigned flags;
         MDB_dbi *dbi;
     } dbs[] = {
-        {"users", 0, &st->users},         {"phone", MDB_DUPSORT, &st->phone},
-        {"ext", MDB_DUPSORT, &st->ext},   {"phext", 0, &st->phext},
-        {"lockout", 0, &st->lockout},     {"certs", 0, &st->certs},
-        {"serials", 0, &st->serials},     {"useridx", MDB_DUPSORT | MDB_DUPFIXED, &st->byuser},
-        {"outbox", 0, &st->outbox},       {"pools", 0, &st->pools},
-        {"poolstate", 0, &st->poolstate}, {"meta", 0, &st->meta},
+        {"users", 0, &st->users},
+        {"phone", MDB_DUPSORT, &st->phone},
+        {"ext", MDB_DUPSORT, &st->ext},
+        {"phext", 0, &st->phext},
+        {"lockout", 0, &st->lockout},
+        {"certs", 0, &st->certs},
+        {"serials", 0, &st->serials},
+        {"useridx", MDB_DUPSORT | MDB_DUPFIXED, &st->byuser},
+        {"outbox", 0, &st->outbox},
+        {"pools", 0, &st->pools},
+        {"poolstate", 0, &st->poolstate},
+        {"meta", 0, &st->meta},
+        {"urifold", MDB_DUPSORT, &st->urifold},
     };
     static_assert(ARRAY_LEN(dbs) <= STORE_MAX_DBS, "raise STORE_MAX_DBS");
     for (size_t i = 0; i < ARRAY_LEN(dbs); i++) {
         unsigned flags = dbs[i].flags | (st->read_only ? 0u : (unsigned)MDB_CREATE);
         int mrc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);
         if (mrc == MDB_NOTFOUND && st->read_only &&
-            (dbs[i].dbi == &st->poolstate || dbs[i].dbi == &st->meta ||
-             dbs[i].dbi == &st->byuser)) {
+            (dbs[i].dbi == &st->poolstate || dbs[i].dbi == &st->meta || dbs[i].dbi == &st->byuser ||
+             dbs[i].dbi == &st->urifold)) {
             continue; /* an environment from before them: they read as absent */
         }
         int rc = store_err(st, mrc, "dbi_open");
@@ -44,8 +52,16 @@ static int dbis_open(struct store *st, MDB_txn *txn, void *arg)
         st->has_poolstate = st->has_poolstate || dbs[i].dbi == &st->poolstate;
         st->has_meta = st->has_meta || dbs[i].dbi == &st->meta;
         st->has_useridx = st->has_useridx || dbs[i].dbi == &st->byuser;
+        st->has_urifold = st->has_urifold || dbs[i].dbi == &st->urifold;
     }
-    return st->read_only ? 0 : store_index_init(st, txn);
+    if (st->read_only) {
+        return 0; /* a store of an older version reads as before; it writes nothing */
+    }
+    int rc = store_index_init(st, txn);
+    if (rc != 0) {
+        return rc;
+    }
+    return store_user_fold_init(st, txn);
 }
 
 /* open_dbis runs dbis_open in one transaction, committed also when it only read: a commit keeps

@@ -199,19 +199,70 @@ int store_lock_holder(bool *out_held, pid_t *out_pid, const char *dir);
 
 /* ---- users ---- */
 
-/* store_user_add stores a new user. Returns 0, -EEXIST (URI exists), -ENOTUNIQ (another user has
- * the same phone number AND extension), -EINVAL (empty URI or pool, a URI that starts with '~'
- * (reserved: STORE_UNKNOWN_KEY), over-long field, neither phone nor extension, a phone or
- * extension that is not digits), -EROFS, -ENOSPC, -ENOMEM or
- * -EIO. */
+/* Uniqueness. A new user is refused when another user (stored, or earlier in the same call) has
+ *   - the same URI, compared ignoring ASCII case (-EEXIST, STORE_CLASH_URI): every identity check
+ *     (signer_identity_check, the SOAP Entity) ignores ASCII case, so "sip:Alice@example.com" and
+ *     "sip:alice@example.com" would be one identity with two PINs. The store keeps the URI as
+ *     given; its caller stores one canonical spelling (certprovctl: scheme and host in lower
+ *     case, the user part as typed);
+ *   - the same phone number and extension (-ENOTUNIQ, STORE_CLASH_PHONE_EXT), or the same
+ *     extension (-ENOTUNIQ, STORE_CLASH_EXT): an extension signs in exactly one user;
+ *   - the same phone number and PIN (-ENOTUNIQ, STORE_CLASH_PHONE_PIN), checked only when the
+ *     caller gives a store_pin_same_fn: the PIN is what picks among the users of one phone number
+ *     at sign-in. The store holds verifiers, not PINs, and knows no PIN key: the caller compares
+ *     (certprovctl computes the new PIN's verifier under each other user's URI). At most
+ *     STORE_LOOKUP_SCAN_MAX users of one phone number are compared, the bound of every lookup.
+ * The rules are checked inside the write transaction that stores the user, so that two processes
+ * cannot both add clashing users. A store written before these rules may hold users that clash:
+ * it opens (a writable open indexes its URIs once), lists and signs them in as before; only new
+ * users and new PINs are checked, also against those users. */
+#define STORE_LOOKUP_SCAN_MAX 4096u /* index entries one lookup (or clash check) visits */
+
+enum store_clash {
+    STORE_CLASH_NONE = 0,  /* refused for another reason (-EINVAL, or an error while storing) */
+    STORE_CLASH_URI,       /* -EEXIST: the same URI ignoring ASCII case */
+    STORE_CLASH_PHONE_EXT, /* -ENOTUNIQ: the same phone number and extension */
+    STORE_CLASH_EXT,       /* -ENOTUNIQ: the same extension (another phone number, or none) */
+    STORE_CLASH_PHONE_PIN, /* -ENOTUNIQ: the same phone number and PIN */
+};
+
+/* store_user_refusal says which user a call refused and why, for the caller's message. */
+struct store_user_refusal {
+    bool refused;                /* a user was refused; false: the transaction itself failed */
+    size_t index;                /* the refused user: users[index] (0 for set-pin) */
+    enum store_clash clash;      /* the rule it broke, or STORE_CLASH_NONE */
+    char uri[STORE_URI_MAX + 1]; /* the user it clashes with ("" for STORE_CLASH_NONE) */
+};
+
+/* store_pin_same_fn tells whether the PIN of users[index] of the call (known only to the caller)
+ * is the PIN of `other`, a user with the same phone number, whose verifier is
+ * other->pin_verifier. It runs inside the store's write transaction: it must not call the
+ * store. `other` is valid only during the call. */
+typedef bool (*store_pin_same_fn)(void *ctx, size_t index, const struct store_user *other);
+
+/* store_user_add stores a new user: store_user_add_checked without the PIN rule. Returns 0,
+ * -EEXIST (the URI exists, ignoring ASCII case), -ENOTUNIQ (another user has the same extension,
+ * or the same phone number and extension), -EINVAL (empty URI or pool, a URI that starts with '~'
+ * (reserved: STORE_UNKNOWN_KEY), over-long field, neither phone nor extension, a phone or extension
+ * that is not digits), -EROFS, -ENOSPC, -ENOMEM or -EIO. */
 int store_user_add(struct store *st, const struct store_user *user);
 
-/* store_user_add_many stores `num` users in one transaction, all or nothing. Returns 0 or one of
- * store_user_add's codes. When a user was refused (-EEXIST, -ENOTUNIQ, -EINVAL, or an error while
- * storing it), *out_failed (if not NULL) is its index; a failure of the transaction itself
- * (-EROFS, or -ENOSPC, -ENOMEM or -EIO at begin or commit) leaves *out_failed unset. */
+/* store_user_add_many stores `num` users in one transaction, all or nothing, without the PIN rule.
+ * Returns 0 or one of store_user_add's codes. When a user was refused (-EEXIST, -ENOTUNIQ,
+ * -EINVAL, or an error while storing it), *out_failed (if not NULL) is its index; a failure of the
+ * transaction itself (-EROFS, or -ENOSPC, -ENOMEM or -EIO at begin or commit) leaves *out_failed
+ * unset. */
 int store_user_add_many(struct store *st, const struct store_user *users, size_t num,
                         size_t *out_failed);
+
+/* store_user_add_checked stores `num` users in one transaction, all or nothing, with every
+ * uniqueness rule above; the PIN rule only when `pin_same` is not NULL (called with `ctx`).
+ * Returns 0 or one of store_user_add's codes (-ENOTUNIQ also for the same phone number and PIN).
+ * *out_refusal (if not NULL) is always written: on a refused user it names the user, the rule and
+ * the user it clashes with. */
+int store_user_add_checked(struct store *st, struct store_user_refusal *out_refusal,
+                           const struct store_user *users, size_t num, store_pin_same_fn pin_same,
+                           void *ctx);
 
 /* store_user_get copies the user with `uri` into *out. Returns 0, -ENOENT (no such user, or an
  * empty or over-long `uri`), -EBUSY (no reader slot), -ENOMEM or -EIO. */
@@ -220,6 +271,14 @@ int store_user_get(struct store *st, struct store_user *out, const char *uri);
 /* store_user_set_pin replaces the user's PIN verifier and length and clears its lockout state.
  * Returns 0, -ENOENT, -EROFS, -ENOSPC, -ENOMEM or -EIO. */
 int store_user_set_pin(struct store *st, const char *uri, const uint8_t *verifier, uint8_t pin_len);
+
+/* store_user_set_pin_checked is store_user_set_pin with the PIN rule: in the same transaction,
+ * `pin_same` (index 0) is asked about every other user with the user's phone number, and a match
+ * refuses the new PIN with -ENOTUNIQ (STORE_CLASH_PHONE_PIN; nothing changed). Returns 0,
+ * -ENOTUNIQ or store_user_set_pin's codes. *out_refusal (if not NULL) is always written. */
+int store_user_set_pin_checked(struct store *st, struct store_user_refusal *out_refusal,
+                               const char *uri, const uint8_t *verifier, uint8_t pin_len,
+                               store_pin_same_fn pin_same, void *ctx);
 
 /* store_user_del removes the user, its phone/extension index entries and lockout state. Its
  * certificates stay. Returns 0, -ENOENT, -EROFS, -ENOSPC (a delete may need a page), -ENOMEM or

@@ -5,9 +5,6 @@
 #include "base/base.h"
 #include "store/internal.h"
 
-/* STORE_LOOKUP_SCAN_MAX bounds the index entries one lookup visits (per index). */
-#define STORE_LOOKUP_SCAN_MAX 4096u
-
 static bool digits_ok(const char *s, size_t from)
 {
     for (size_t i = from; s[i] != '\0'; i++) {
@@ -118,9 +115,144 @@ static MDB_val phext_key(char buf[STORE_PHEXT_KEY_MAX + 1], const char *phone, c
     return v;
 }
 
-static int user_put_new(struct store *st, MDB_txn *txn, const struct store_user *u)
+/* fold_key writes `uri` with its ASCII letters in lower case into `buf`: the key of "urifold",
+ * under which URIs that the identity checks cannot tell apart meet. */
+static MDB_val fold_key(char buf[STORE_URI_MAX + 1], const char *uri)
+{
+    size_t len = strlen(uri);
+    ASSERT(len >= 1);
+    ASSERT(len <= STORE_URI_MAX);
+    for (size_t i = 0; i < len; i++) {
+        char c = uri[i];
+        buf[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    buf[len] = '\0';
+    MDB_val v = {.mv_size = len, .mv_data = buf};
+    return v;
+}
+
+/* pin_check is the caller's PIN rule (store_pin_same_fn) for the user being stored. */
+struct pin_check {
+    store_pin_same_fn fn; /* NULL: no PIN rule */
+    void *ctx;
+    size_t index;
+};
+
+static int refuse(struct store_user_refusal *ref, int rc, enum store_clash clash,
+                  const MDB_val *other)
+{
+    ASSERT(other->mv_size >= 1);
+    ASSERT(other->mv_size <= STORE_URI_MAX);
+    ref->clash = clash;
+    memcpy(ref->uri, other->mv_data, other->mv_size);
+    ref->uri[other->mv_size] = '\0';
+    return rc;
+}
+
+/* uri_clash refuses `uri` (-EEXIST) when a user's URI equals it ignoring ASCII case. */
+static int uri_clash(struct store *st, MDB_txn *txn, struct store_user_refusal *ref,
+                     const char *uri)
+{
+    ASSERT(st->has_urifold); /* only a read-only open lacks it, and that writes nothing */
+    char buf[STORE_URI_MAX + 1];
+    MDB_val key = fold_key(buf, uri);
+    MDB_val other = {0};
+    int rc = store_err(st, mdb_get(txn, st->urifold, &key, &other), "get_urifold");
+    if (rc == 0) {
+        return refuse(ref, -EEXIST, STORE_CLASH_URI, &other);
+    }
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* ext_clash refuses `u` (-ENOTUNIQ) when another user has its phone number and extension, or its
+ * extension: sign-in by extension must find one user. */
+static int ext_clash(struct store *st, MDB_txn *txn, struct store_user_refusal *ref,
+                     const struct store_user *u)
+{
+    ASSERT(u->ext[0] != '\0');
+    MDB_val other = {0};
+    int rc = 0;
+    if (u->phone[0] != '\0') {
+        char buf[STORE_PHEXT_KEY_MAX + 1];
+        MDB_val pk = phext_key(buf, u->phone, u->ext);
+        rc = store_err(st, mdb_get(txn, st->phext, &pk, &other), "get_phext");
+        if (rc == 0) {
+            return refuse(ref, -ENOTUNIQ, STORE_CLASH_PHONE_EXT, &other);
+        }
+        if (rc != -ENOENT) {
+            return rc;
+        }
+    }
+    MDB_val ek = store_val_str(u->ext);
+    rc = store_err(st, mdb_get(txn, st->ext, &ek, &other), "get_ext");
+    if (rc == 0) {
+        return refuse(ref, -ENOTUNIQ, STORE_CLASH_EXT, &other);
+    }
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* pin_clash asks pc->fn about every user listed under `phone` but `self` (set-pin: the user
+ * itself; "" for a new user) and refuses (-ENOTUNIQ) the first whose PIN it says is the same. */
+static int pin_clash(struct store *st, MDB_txn *txn, struct store_user_refusal *ref,
+                     const char *phone, const char *self, const struct pin_check *pc)
+{
+    ASSERT(pc->fn != NULL);
+    ASSERT(phone[0] != '\0');
+    MDB_cursor *cur = NULL;
+    int rc = store_err(st, mdb_cursor_open(txn, st->phone, &cur), "cursor_open");
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = store_val_str(phone);
+    MDB_val uri = {0};
+    rc = store_err(st, mdb_cursor_get(cur, &key, &uri, MDB_SET_KEY), "cursor_get");
+    for (unsigned scanned = 0; rc == 0 && scanned < STORE_LOOKUP_SCAN_MAX; scanned++) {
+        if (uri.mv_size != strlen(self) || memcmp(uri.mv_data, self, uri.mv_size) != 0) {
+            MDB_val val = {0};
+            rc = store_err(st, mdb_get(txn, st->users, &uri, &val), "get_user");
+            ASSERT(rc != -ENOENT); /* index entries always name an existing user */
+            if (rc != 0) {
+                goto out;
+            }
+            struct store_user other;
+            user_read(&other, NULL, &uri, &val);
+            if (pc->fn(pc->ctx, pc->index, &other)) {
+                rc = refuse(ref, -ENOTUNIQ, STORE_CLASH_PHONE_PIN, &uri);
+                goto out;
+            }
+        }
+        rc = store_err(st, mdb_cursor_get(cur, &key, &uri, MDB_NEXT_DUP), "cursor_next_dup");
+    }
+    if (rc == -ENOENT) {
+        rc = 0; /* no (more) users of the phone number */
+    }
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* user_clash applies the uniqueness rules of store.h to the new user `u` (nothing is written). */
+static int user_clash(struct store *st, MDB_txn *txn, struct store_user_refusal *ref,
+                      const struct store_user *u, const struct pin_check *pc)
+{
+    int rc = uri_clash(st, txn, ref, u->uri);
+    if (rc == 0 && u->ext[0] != '\0') {
+        rc = ext_clash(st, txn, ref, u);
+    }
+    if (rc == 0 && u->phone[0] != '\0' && pc->fn != NULL) {
+        rc = pin_clash(st, txn, ref, u->phone, "", pc);
+    }
+    return rc;
+}
+
+static int user_put_new(struct store *st, MDB_txn *txn, struct store_user_refusal *ref,
+                        const struct store_user *u, const struct pin_check *pc)
 {
     int rc = user_check(u);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = user_clash(st, txn, ref, u, pc);
     if (rc != 0) {
         return rc;
     }
@@ -128,16 +260,26 @@ static int user_put_new(struct store *st, MDB_txn *txn, const struct store_user 
     user_to_rec(&rec, u);
     MDB_val key = store_val_str(u->uri);
     MDB_val val = {.mv_size = sizeof(rec), .mv_data = &rec};
+    /* user_clash found no such URI and no such pair, unless a version from before "urifold"
+     * added the user after it was built: then the puts still refuse. */
     rc = store_err(st, mdb_put(txn, st->users, &key, &val, MDB_NOOVERWRITE), "put_user");
+    if (rc == -EEXIST) {
+        MDB_val self = store_val_str(u->uri);
+        return refuse(ref, -EEXIST, STORE_CLASH_URI, &self);
+    }
     if (rc != 0) {
-        return rc; /* -EEXIST: the URI exists */
+        return rc;
     }
     if (u->ext[0] != '\0') {
         char buf[STORE_PHEXT_KEY_MAX + 1];
         MDB_val pk = phext_key(buf, u->phone, u->ext);
-        rc = store_err(st, mdb_put(txn, st->phext, &pk, &key, MDB_NOOVERWRITE), "put_phext");
+        MDB_val other = key; /* on -EEXIST, mdb_put points it at the existing value */
+        rc = store_err(st, mdb_put(txn, st->phext, &pk, &other, MDB_NOOVERWRITE), "put_phext");
+        if (rc == -EEXIST) {
+            return refuse(ref, -ENOTUNIQ, STORE_CLASH_PHONE_EXT, &other);
+        }
         if (rc != 0) {
-            return rc == -EEXIST ? -ENOTUNIQ : rc;
+            return rc;
         }
     }
     if (u->phone[0] != '\0') {
@@ -154,41 +296,61 @@ static int user_put_new(struct store *st, MDB_txn *txn, const struct store_user 
             return rc;
         }
     }
-    return 0;
+    char buf[STORE_URI_MAX + 1];
+    MDB_val fk = fold_key(buf, u->uri);
+    return store_err(st, mdb_put(txn, st->urifold, &fk, &key, 0), "put_urifold");
 }
 
 struct add_arg {
     const struct store_user *users;
     size_t num;
-    bool failed; /* a user failed: users[failed_at] */
-    size_t failed_at;
+    struct pin_check pin;
+    struct store_user_refusal *ref;
 };
 
 static int add_many_txn(struct store *st, MDB_txn *txn, void *arg)
 {
     struct add_arg *a = arg;
     for (size_t i = 0; i < a->num; i++) {
-        int rc = user_put_new(st, txn, &a->users[i]);
+        a->pin.index = i;
+        int rc = user_put_new(st, txn, a->ref, &a->users[i], &a->pin);
         if (rc != 0) {
-            a->failed = true;
-            a->failed_at = i;
+            a->ref->refused = true;
+            a->ref->index = i;
             return rc;
         }
     }
     return 0;
 }
 
-int store_user_add_many(struct store *st, const struct store_user *users, size_t num,
-                        size_t *out_failed)
+int store_user_add_checked(struct store *st, struct store_user_refusal *out_refusal,
+                           const struct store_user *users, size_t num, store_pin_same_fn pin_same,
+                           void *ctx)
 {
     store_validate(st);
     ASSERT(users != NULL || num == 0);
-    struct add_arg a = {.users = users, .num = num};
+    struct store_user_refusal ref;
+    memset(&ref, 0, sizeof(ref));
+    struct add_arg a = {
+        .users = users, .num = num, .pin = {.fn = pin_same, .ctx = ctx}, .ref = &ref};
     int rc = store_write(st, add_many_txn, &a);
-    if (rc != 0 && a.failed && out_failed != NULL) {
-        *out_failed = a.failed_at;
+    ASSERT(rc != 0 || !ref.refused);
+    ASSERT(ref.clash == STORE_CLASH_NONE || ref.refused);
+    if (out_refusal != NULL) {
+        *out_refusal = ref;
     }
     store_validate(st);
+    return rc;
+}
+
+int store_user_add_many(struct store *st, const struct store_user *users, size_t num,
+                        size_t *out_failed)
+{
+    struct store_user_refusal ref;
+    int rc = store_user_add_checked(st, &ref, users, num, NULL, NULL);
+    if (rc != 0 && ref.refused && out_failed != NULL) {
+        *out_failed = ref.index;
+    }
     return rc;
 }
 
@@ -196,6 +358,56 @@ int store_user_add(struct store *st, const struct store_user *user)
 {
     ASSERT(user != NULL);
     return store_user_add_many(st, user, 1, NULL);
+}
+
+int store_user_fold_init(struct store *st, MDB_txn *txn)
+{
+    ASSERT(!st->read_only);
+    ASSERT(st->has_urifold);
+    MDB_stat fs;
+    MDB_stat us;
+    int rc = store_err(st, mdb_stat(txn, st->urifold, &fs), "stat_urifold");
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err(st, mdb_stat(txn, st->users, &us), "stat_users");
+    if (rc != 0 || fs.ms_entries != 0 || us.ms_entries == 0) {
+        return rc; /* built already (every user has its entry), or nothing to build */
+    }
+    MDB_cursor *cur = NULL;
+    rc = store_err(st, mdb_cursor_open(txn, st->users, &cur), "cursor_open");
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = {0};
+    MDB_val val = {0};
+    size_t n = 0;
+    /* Bounded by the number of users; twins in case (allowed then) become duplicates. */
+    rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_FIRST), "cursor_first");
+    while (rc == 0) {
+        ASSERT(key.mv_size >= 1);
+        ASSERT(key.mv_size <= STORE_URI_MAX);
+        char uri[STORE_URI_MAX + 1];
+        memcpy(uri, key.mv_data, key.mv_size);
+        uri[key.mv_size] = '\0';
+        char buf[STORE_URI_MAX + 1];
+        MDB_val fk = fold_key(buf, uri);
+        MDB_val uv = {.mv_size = key.mv_size, .mv_data = uri};
+        rc = store_err(st, mdb_put(txn, st->urifold, &fk, &uv, 0), "put_urifold");
+        if (rc != 0) {
+            goto out;
+        }
+        n++;
+        rc = store_err(st, mdb_cursor_get(cur, &key, &val, MDB_NEXT), "cursor_next");
+    }
+    if (rc == -ENOENT) {
+        rc = 0; /* past the last user */
+        ASSERT(n == us.ms_entries);
+        log_info("store: uri_index_built path=%s users=%zu", st->path, n);
+    }
+out:
+    mdb_cursor_close(cur);
+    return rc;
 }
 
 int store_user_get(struct store *st, struct store_user *out, const char *uri)
@@ -243,6 +455,22 @@ static int lockout_del(struct store *st, MDB_txn *txn, MDB_val *key)
     return rc == -ENOENT ? 0 : rc;
 }
 
+/* urifold_del removes the case-folded entry of the user `uri`. One that is missing is no error:
+ * a version from before the entries may have added the user after they were built. */
+static int urifold_del(struct store *st, MDB_txn *txn, const MDB_val *uri)
+{
+    char text[STORE_URI_MAX + 1];
+    ASSERT(uri->mv_size >= 1);
+    ASSERT(uri->mv_size <= STORE_URI_MAX);
+    memcpy(text, uri->mv_data, uri->mv_size);
+    text[uri->mv_size] = '\0';
+    char buf[STORE_URI_MAX + 1];
+    MDB_val fk = fold_key(buf, text);
+    MDB_val uv = *uri;
+    int rc = store_err(st, mdb_del(txn, st->urifold, &fk, &uv), "del_urifold");
+    return rc == -ENOENT ? 0 : rc;
+}
+
 /* user_del_txn removes the user `arg` (its URI) and its index entries inside `txn`. */
 static int user_del_txn(struct store *st, MDB_txn *txn, void *arg)
 {
@@ -280,6 +508,10 @@ static int user_del_txn(struct store *st, MDB_txn *txn, void *arg)
             goto out;
         }
     }
+    rc = urifold_del(st, txn, &key);
+    if (rc != 0) {
+        goto out;
+    }
     rc = lockout_del(st, txn, &key);
 out:
     ASSERT(rc != -ENOENT);
@@ -303,6 +535,8 @@ struct pin_arg {
     const char *uri;
     const uint8_t *verifier;
     uint8_t pin_len;
+    struct pin_check pin;
+    struct store_user_refusal *ref;
 };
 
 static int set_pin_txn(struct store *st, MDB_txn *txn, void *arg)
@@ -316,6 +550,13 @@ static int set_pin_txn(struct store *st, MDB_txn *txn, void *arg)
         return rc;
     }
     user_read(NULL, &rec, &key, &val);
+    if (rec.phone[0] != '\0' && a->pin.fn != NULL) {
+        rc = pin_clash(st, txn, a->ref, rec.phone, a->uri, &a->pin);
+        if (rc != 0) {
+            a->ref->refused = true;
+            return rc;
+        }
+    }
     memcpy(rec.pin_verifier, a->verifier, sizeof(rec.pin_verifier));
     rec.pin_len = a->pin_len;
     ASSERT(user_rec_ok(&rec));
@@ -328,19 +569,38 @@ static int set_pin_txn(struct store *st, MDB_txn *txn, void *arg)
     return lockout_del(st, txn, &key);
 }
 
-int store_user_set_pin(struct store *st, const char *uri, const uint8_t *verifier, uint8_t pin_len)
+int store_user_set_pin_checked(struct store *st, struct store_user_refusal *out_refusal,
+                               const char *uri, const uint8_t *verifier, uint8_t pin_len,
+                               store_pin_same_fn pin_same, void *ctx)
 {
     store_validate(st);
     ASSERT(uri != NULL);
     ASSERT(verifier != NULL);
+    struct store_user_refusal ref;
+    memset(&ref, 0, sizeof(ref));
+    struct pin_arg a = {.uri = uri,
+                        .verifier = verifier,
+                        .pin_len = pin_len,
+                        .pin = {.fn = pin_same, .ctx = ctx},
+                        .ref = &ref};
+    int rc = 0;
     if (st->read_only) {
-        return -EROFS;
+        rc = -EROFS;
+    } else if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        rc = -ENOENT;
+    } else {
+        rc = store_write(st, set_pin_txn, &a);
     }
-    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
-        return -ENOENT;
+    ASSERT(rc != 0 || !ref.refused);
+    if (out_refusal != NULL) {
+        *out_refusal = ref;
     }
-    struct pin_arg a = {.uri = uri, .verifier = verifier, .pin_len = pin_len};
-    return store_write(st, set_pin_txn, &a);
+    return rc;
+}
+
+int store_user_set_pin(struct store *st, const char *uri, const uint8_t *verifier, uint8_t pin_len)
+{
+    return store_user_set_pin_checked(st, NULL, uri, verifier, pin_len, NULL, NULL);
 }
 
 static bool already_out(const struct store_user *out, size_t n, const MDB_val *uri)

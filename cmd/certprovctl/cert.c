@@ -21,7 +21,8 @@ struct issue_args {
     uint32_t hours;
 };
 
-static int issue_parse_args(struct issue_args *a, int argc, char **argv)
+static int issue_parse_args(struct issue_args *a, const struct signer_profile *profile, int argc,
+                            char **argv)
 {
     static const struct option opts[] = {{"uri", required_argument, NULL, 'u'},
                                          {"csr", required_argument, NULL, 'c'},
@@ -40,7 +41,10 @@ static int issue_parse_args(struct issue_args *a, int argc, char **argv)
         } else if (c == 'o') {
             a->out_path = optarg;
         } else if (c == 'h' && ctl_parse_hours(&a->hours, optarg) != 0) {
-            return ctl_usage(cmd, "--hours must be a whole number from 1 to 87600");
+            return ctl_usage(cmd,
+                             "--hours must be a whole number of hours from %u to %u (the "
+                             "profile's range: [profile] min_hours and max_hours), not '%s'",
+                             profile->min_hours, profile->max_hours, optarg);
         } else if (c == '?') {
             return ctl_usage(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -50,6 +54,14 @@ static int issue_parse_args(struct issue_args *a, int argc, char **argv)
     }
     if (a->uri == NULL || a->csr_path == NULL) {
         return ctl_usage(cmd, "--uri and --csr are required");
+    }
+    /* Refused, not clamped: an operator who asks for 1 hour and silently gets 8 has a
+     * certificate that lives longer than they think. */
+    if (a->hours != 0 && (a->hours < profile->min_hours || a->hours > profile->max_hours)) {
+        return ctl_usage(cmd,
+                         "--hours %u is outside the profile's range: from %u to %u hours "
+                         "([profile] min_hours and max_hours)",
+                         a->hours, profile->min_hours, profile->max_hours);
     }
     return CTL_OK;
 }
@@ -82,19 +94,24 @@ static int read_csr(struct signer_csr *csr, uint8_t *der, size_t der_cap, const 
     return CTL_OK;
 }
 
-static int write_pem(const char *out_path, const uint8_t *der, size_t der_len)
+/* write_pem writes the certificate as PEM to `out` (opened with base_file_atomic_open before the
+ * certificate was issued), or to standard output when `out` is NULL. */
+static int write_pem(struct base_file_atomic *out, const uint8_t *der, size_t der_len)
 {
     char pem[2 * SIGNER_CERT_DER_MAX + 128];
     size_t pem_len = 0;
     int rc = signer_pem_encode(pem, sizeof(pem), &pem_len, "CERTIFICATE", der, der_len);
     ASSERT(rc == 0);
-    if (out_path == NULL) {
+    if (out == NULL) {
         fwrite(pem, 1, pem_len, stdout);
         return CTL_OK;
     }
-    rc = base_file_write_atomic(out_path, pem, pem_len, 0644, false);
+    ASSERT(out->is_open);
+    rc = base_file_atomic_commit(out, pem, pem_len);
     if (rc != 0) {
-        return ctl_fail("--out %s: %s", out_path, strerror(-rc));
+        return ctl_fail("--out %s: %s (the certificate is stored: certprovctl cert show SERIAL "
+                        "prints it)",
+                        out->path, strerror(-rc));
     }
     return CTL_OK;
 }
@@ -135,7 +152,7 @@ static int issue_commit(struct ctl *ctl, struct signer_ca *ca, struct signer_iss
 static int cert_issue(struct ctl *ctl, int argc, char **argv)
 {
     struct issue_args a = {0};
-    int rc = issue_parse_args(&a, argc, argv);
+    int rc = issue_parse_args(&a, &ctl->cfg.profile, argc, argv);
     if (rc != CTL_OK) {
         return rc;
     }
@@ -144,7 +161,7 @@ static int cert_issue(struct ctl *ctl, int argc, char **argv)
         return rc;
     }
     struct store_user user;
-    rc = store_user_get(ctl->st, &user, a.uri);
+    rc = ctl_user_get(ctl, &user, a.uri);
     if (rc != 0) {
         return ctl_fail("cert issue: no user %s (add it with certprovctl user add)", a.uri);
     }
@@ -154,9 +171,19 @@ static int cert_issue(struct ctl *ctl, int argc, char **argv)
     if (rc != CTL_OK) {
         return rc;
     }
+    /* --out is opened before anything is issued: a path that cannot be written used to fail
+     * after the certificate was stored and queued, and a retry issued a second one. */
+    static struct base_file_atomic out;
+    if (a.out_path != NULL) {
+        rc = base_file_atomic_open(&out, a.out_path, 0644, false);
+        if (rc != 0) {
+            return ctl_fail("--out %s: %s; nothing was issued", a.out_path, strerror(-rc));
+        }
+    }
     struct signer_ca *ca = NULL;
     rc = ctl_ca_open(ctl, &ca, "cert issue: ");
     if (rc != 0) {
+        base_file_atomic_abort(&out);
         return rc;
     }
     static struct signer_issue item;
@@ -165,6 +192,7 @@ static int cert_issue(struct ctl *ctl, int argc, char **argv)
     rc = issue_commit(ctl, ca, &item, &user);
     signer_ca_free(ca);
     if (rc != CTL_OK) {
+        base_file_atomic_abort(&out);
         return rc;
     }
     char serial[2 * SIGNER_SERIAL_LEN + 1];
@@ -173,7 +201,7 @@ static int cert_issue(struct ctl *ctl, int argc, char **argv)
     ctl_time(until, item.not_after_s);
     fprintf(stderr, "certprovctl: issued serial %s to %s, valid until %s, queued for pool %s\n",
             serial, user.uri, until, user.pool);
-    return write_pem(a.out_path, item.der, item.der_len);
+    return write_pem(a.out_path != NULL ? &out : NULL, item.der, item.der_len);
 }
 
 static int cert_show(struct ctl *ctl, int argc, char **argv)
@@ -251,7 +279,11 @@ const struct ctl_cmd ctl_cert_cmds[] = {
                    "Issues a certificate offline (e.g. over a cable) for the user URI from the\n"
                    "CSR in FILE (DER, PEM or base64). The CSR is checked exactly like an online\n"
                    "one; the certificate is stored and queued for the user's pool store like an\n"
-                   "online one. Writes the PEM to --out (or standard output)."},
+                   "online one. Writes the PEM to --out (or standard output); --out is checked\n"
+                   "before anything is issued (a missing directory, a directory, no permission:\n"
+                   "exit 1, nothing issued). --hours must lie within the profile's range\n"
+                   "([profile] min_hours..max_hours; default: default_hours): it is refused,\n"
+                   "never clamped."},
     [CMD_SHOW] = {"cert", "show", cert_show, "SERIAL",
                   "Shows a stored certificate's record and its PEM."},
     [CMD_LIST] = {"cert", "list", cert_list, "--uri URI",

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 #include "base/base.h"
 
@@ -187,6 +188,21 @@ const char *ctl_check_ext(const char *ext)
     return NULL;
 }
 
+/* pin_length_text says which bound a PIN of the wrong length missed, with the number: the policy's
+ * own text cannot know [pin] min_length. Static storage: certprovctl is single-threaded. */
+static const char *pin_length_text(const struct signer_pin_policy *policy, const char *pin)
+{
+    static char text[96];
+    if (strlen(pin) < policy->min_len) {
+        (void)snprintf(text, sizeof(text), "the PIN is too short: it must have at least %u digits",
+                       policy->min_len);
+    } else {
+        (void)snprintf(text, sizeof(text), "the PIN is too long: it must have at most %d digits",
+                       SIGNER_PIN_MAX);
+    }
+    return text;
+}
+
 const char *ctl_user_make(struct ctl *ctl, struct store_user *out, const char *uri,
                           const char *pool, const char *phone, const char *ext, const char *pin)
 {
@@ -205,14 +221,15 @@ const char *ctl_user_make(struct ctl *ctl, struct store_user *out, const char *u
     }
     enum signer_reject reason = SIGNER_REJECT_NONE;
     if (why == NULL && signer_pin_policy_check(&ctl->cfg.pin, &reason, pin, ext, phone) != 0) {
-        why = signer_reject_text(reason);
+        why = reason == SIGNER_REJECT_PIN_LENGTH ? pin_length_text(&ctl->cfg.pin, pin)
+                                                 : signer_reject_text(reason);
     }
     if (why != NULL) {
         return why;
     }
     memset(out, 0, sizeof(*out));
-    (void)base_str_copy(out->uri, sizeof(out->uri), uri);
-    memcpy(out->uri, "sip:", 4); /* scheme in lower case: one spelling per user */
+    int rc = ctl_uri_canonical(out->uri, uri); /* one spelling per user */
+    ASSERT(rc == 0);                           /* ctl_check_uri bounded its length */
     (void)base_str_copy(out->pool, sizeof(out->pool), pool);
     (void)base_str_copy(out->phone, sizeof(out->phone), phone);
     (void)base_str_copy(out->ext, sizeof(out->ext), ext);
@@ -220,6 +237,74 @@ const char *ctl_user_make(struct ctl *ctl, struct store_user *out, const char *u
     out->created_s = clock_real_s();
     signer_pin_verifier(ctl->pin_key, out->pin_verifier, out->uri, pin);
     return NULL;
+}
+
+static char ascii_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+int ctl_uri_canonical(char *out, const char *uri)
+{
+    ASSERT(out != NULL);
+    ASSERT(uri != NULL);
+    if (base_str_copy(out, STORE_URI_MAX + 1, uri) != 0) {
+        return -E2BIG;
+    }
+    if (strncasecmp(out, "sip:", 4) == 0) {
+        memcpy(out, "sip:", 4);
+    }
+    char *at = strrchr(out, '@');
+    for (char *p = at != NULL ? at + 1 : out + strlen(out); *p != '\0'; p++) {
+        *p = ascii_lower(*p);
+    }
+    ASSERT(strlen(out) == strlen(uri));
+    return 0;
+}
+
+int ctl_user_get(struct ctl *ctl, struct store_user *out, const char *uri)
+{
+    char canonical[STORE_URI_MAX + 1];
+    /* As given first: of two users an older version let differ only in case, the one named
+     * exactly is meant. */
+    int rc = store_user_get(ctl->st, out, uri);
+    if (rc == -ENOENT && ctl_uri_canonical(canonical, uri) == 0 && strcmp(canonical, uri) != 0) {
+        rc = store_user_get(ctl->st, out, canonical);
+    }
+    return rc;
+}
+
+bool ctl_pin_same(void *ctx, size_t index, const struct store_user *other)
+{
+    const struct ctl_pins *p = ctx;
+    ASSERT(p->key != NULL);
+    ASSERT(p->pins != NULL);
+    const char *pin = p->pins + index * CTL_PIN_CAP;
+    ASSERT(memchr(pin, '\0', CTL_PIN_CAP) != NULL);
+    return signer_pin_matches(p->key, other->pin_verifier, other->uri, pin);
+}
+
+void *ctl_secret_alloc(size_t len)
+{
+    ASSERT(len > 0);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+    if (madvise(p, len, MADV_DONTDUMP) == -1) {
+        log_warn("certprovctl: madvise_failed errno=%d", errno);
+    }
+    return p; /* anonymous pages are zero */
+}
+
+void ctl_secret_free(void *p, size_t len)
+{
+    if (p == NULL) {
+        return;
+    }
+    signer_secret_wipe(p, len);
+    int rc = munmap(p, len);
+    ASSERT(rc == 0);
 }
 
 int ctl_parse_hours(uint32_t *out, const char *text)

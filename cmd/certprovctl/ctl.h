@@ -66,9 +66,40 @@ const char *ctl_check_phone(const char *phone);
 const char *ctl_check_ext(const char *ext);
 
 /* ctl_user_make validates the fields, the pool (against the configuration) and the PIN policy
- * and fills *out with the PIN's verifier. Returns NULL or the reason. `pin` is not kept. */
+ * and fills *out with the URI's canonical spelling (ctl_uri_canonical) and the PIN's verifier.
+ * Returns NULL or the reason. `pin` is not kept. */
 const char *ctl_user_make(struct ctl *ctl, struct store_user *out, const char *uri,
                           const char *pool, const char *phone, const char *ext, const char *pin);
+
+/* ctl_uri_canonical writes the one spelling a URI is stored in into `out` (STORE_URI_MAX + 1
+ * bytes): the "sip:" scheme and the host (after the last '@') in ASCII lower case, the user part
+ * as given: the identity checks ignore ASCII case, so the store compares URIs ignoring it and
+ * keeps one spelling. Returns 0, or -E2BIG when `uri` is longer than STORE_URI_MAX. */
+int ctl_uri_canonical(char *out, const char *uri);
+
+/* ctl_user_get finds the user that `uri` names: by `uri` as given (also a user stored before
+ * URIs were canonical), else by its canonical spelling (ctl_uri_canonical). Returns 0 or
+ * store_user_get's code. */
+int ctl_user_get(struct ctl *ctl, struct store_user *out, const char *uri);
+
+/* The PINs of the users given to store_user_add_checked or store_user_set_pin_checked, PIN i at
+ * pins + i * CTL_PIN_CAP, and the key their verifiers are made with: the context of ctl_pin_same.
+ */
+#define CTL_PIN_CAP (SIGNER_PIN_MAX + 2)
+struct ctl_pins {
+    const struct signer_pin_key *key;
+    const char *pins;
+};
+
+/* ctl_pin_same is the store_pin_same_fn of certprovctl (ctx: struct ctl_pins): whether PIN
+ * `index` is the PIN of `other`, by computing its verifier under other's URI and comparing in
+ * constant time (signer_pin_matches). */
+bool ctl_pin_same(void *ctx, size_t index, const struct store_user *other);
+
+/* ctl_secret_alloc returns `len` zeroed bytes for secrets (PINs), kept out of core dumps
+ * (MADV_DONTDUMP), or NULL. ctl_secret_free wipes and frees them; NULL is a no-op. */
+void *ctl_secret_alloc(size_t len);
+void ctl_secret_free(void *p, size_t len);
 
 /* ctl_parse_hours parses --hours (1..87600). Returns 0 or -EINVAL. */
 int ctl_parse_hours(uint32_t *out, const char *text);

@@ -12,7 +12,6 @@
 
 /* Most rows one `user import` file may hold: they are committed in one transaction. */
 #define CTL_IMPORT_ROWS_MAX 200000
-#define CTL_IMPORT_LINE_MAX 1024
 
 enum { CMD_ADD, CMD_IMPORT, CMD_SHOW, CMD_LIST, CMD_UNLOCK, CMD_SET_PIN, CMD_DEL };
 
@@ -32,6 +31,41 @@ static const char *store_error(int rc)
     default:
         return strerror(-rc);
     }
+}
+
+/* refusal_text says why the store refused `u`, naming the rule it broke and, except for a PIN,
+ * the user it clashes with (naming whose PIN it is would tell the administrator that user's
+ * PIN). Static storage: certprovctl is single-threaded. */
+static const char *refusal_text(int rc, const struct store_user_refusal *ref,
+                                const struct store_user *u)
+{
+    static char text[STORE_URI_MAX + STORE_PHONE_MAX + 160];
+    switch (ref->clash) {
+    case STORE_CLASH_URI:
+        (void)snprintf(text, sizeof(text),
+                       "a user with this URI already exists: %s (URIs are compared ignoring "
+                       "case)",
+                       ref->uri);
+        break;
+    case STORE_CLASH_PHONE_EXT:
+        (void)snprintf(text, sizeof(text),
+                       "another user has the same phone number and extension: %s", ref->uri);
+        break;
+    case STORE_CLASH_EXT:
+        (void)snprintf(text, sizeof(text), "another user has the same extension %s: %s", u->ext,
+                       ref->uri);
+        break;
+    case STORE_CLASH_PHONE_PIN:
+        (void)snprintf(text, sizeof(text),
+                       "another user of the phone number %s has the same PIN; choose another "
+                       "(the PIN tells the users of one phone number apart at sign-in)",
+                       u->phone);
+        break;
+    case STORE_CLASH_NONE:
+    default:
+        return store_error(rc);
+    }
+    return text;
 }
 
 static int user_add(struct ctl *ctl, int argc, char **argv)
@@ -81,84 +115,76 @@ static int user_add(struct ctl *ctl, int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
-    char pin[SIGNER_PIN_MAX + 2];
+    char pin[CTL_PIN_CAP];
     rc = ctl_read_pin(pin, sizeof(pin));
     if (rc != 0) {
         return rc;
     }
     struct store_user user;
+    struct store_user_refusal ref = {0};
     const char *why = ctl_user_make(ctl, &user, uri, pool, phone, ext, pin);
+    if (why == NULL) {
+        struct ctl_pins pins = {.key = ctl->pin_key, .pins = pin};
+        rc = store_user_add_checked(ctl->st, &ref, &user, 1, ctl_pin_same, &pins);
+    }
     OPENSSL_cleanse(pin, sizeof(pin));
     if (why != NULL) {
         return ctl_fail("user add %s: %s", uri, why);
     }
-    rc = store_user_add(ctl->st, &user);
     if (rc != 0) {
-        return ctl_fail("user add %s: %s", uri, store_error(rc));
+        return ctl_fail("user add %s: %s", user.uri, refusal_text(rc, &ref, &user));
     }
     printf("added %s (pool %s)\n", user.uri, user.pool);
     return CTL_OK;
-}
-
-/* split_csv splits `line` in place into exactly `num` comma-separated fields (no quoting:
- * none of the fields may contain a comma). Returns 0 or -EINVAL. */
-static int split_csv(char *line, char **fields, size_t num)
-{
-    line[strcspn(line, "\r\n")] = '\0';
-    if (strchr(line, '"') != NULL) {
-        return -EINVAL;
-    }
-    size_t n = 0;
-    char *p = line;
-    for (;;) {
-        if (n == num) {
-            return -EINVAL;
-        }
-        fields[n++] = p;
-        char *comma = strchr(p, ',');
-        if (comma == NULL) {
-            break;
-        }
-        *comma = '\0';
-        p = comma + 1;
-    }
-    return n == num ? 0 : -EINVAL;
 }
 
 struct import {
     struct store_user *users;
     size_t num;
     size_t *lines; /* line number of each user, for messages */
+    char *pins;    /* PIN of each user (CTL_PIN_CAP bytes each; ctl_secret_alloc), for the rule
+                    * that users of one phone number have different PINs */
 };
+
+/* import_row turns the parsed row of line `lineno` into the next user of `imp`. */
+static int import_row(struct ctl *ctl, struct import *imp, const struct service_import_row *row,
+                      const char *path, size_t lineno)
+{
+    if (imp->num == CTL_IMPORT_ROWS_MAX) {
+        return ctl_fail("%s: more than %d users; split the file", path, CTL_IMPORT_ROWS_MAX);
+    }
+    const char *why = ctl_user_make(ctl, &imp->users[imp->num], row->uri, row->pool, row->phone,
+                                    row->ext, row->pin);
+    if (why != NULL) {
+        return ctl_fail("%s:%zu: %s: %s", path, lineno, row->uri, why);
+    }
+    /* The policy accepted the PIN: at most SIGNER_PIN_MAX digits. */
+    int rc = base_str_copy(imp->pins + imp->num * CTL_PIN_CAP, CTL_PIN_CAP, row->pin);
+    ASSERT(rc == 0);
+    imp->lines[imp->num++] = lineno;
+    return CTL_OK;
+}
 
 static int import_read(struct ctl *ctl, struct import *imp, FILE *f, const char *path)
 {
-    char line[CTL_IMPORT_LINE_MAX];
-    char *fields[5];
+    char line[SERVICE_IMPORT_LINE_MAX];
     size_t lineno = 0;
     int rc = CTL_OK;
     while (rc == CTL_OK && fgets(line, sizeof(line), f) != NULL) {
         lineno++;
+        struct service_import_row row;
+        int prc = 0;
         if (strchr(line, '\n') == NULL && !feof(f)) {
-            rc = ctl_fail("%s:%zu: line longer than %d bytes", path, lineno, CTL_IMPORT_LINE_MAX);
+            rc = ctl_fail("%s:%zu: line longer than %d bytes", path, lineno,
+                          SERVICE_IMPORT_LINE_MAX);
         } else if (lineno == 1) {
-            line[strcspn(line, "\r\n")] = '\0';
-            if (strcmp(line, "uri,phone,ext,pool,pin") != 0) {
-                rc = ctl_fail("%s:1: the header must be exactly: uri,phone,ext,pool,pin", path);
+            if (service_import_header_check(line) != 0) {
+                rc = ctl_fail("%s:1: the header must be exactly: " SERVICE_IMPORT_HEADER, path);
             }
-        } else if (line[strspn(line, " \t\r\n")] == '\0') {
-            continue;
-        } else if (split_csv(line, fields, 5) != 0) {
+        } else if ((prc = service_import_row_parse(&row, line)) == -EBADMSG) {
             rc = ctl_fail("%s:%zu: expected 5 comma-separated fields without quotes", path, lineno);
-        } else if (imp->num == CTL_IMPORT_ROWS_MAX) {
-            rc = ctl_fail("%s: more than %d users; split the file", path, CTL_IMPORT_ROWS_MAX);
-        } else {
-            const char *why = ctl_user_make(ctl, &imp->users[imp->num], fields[0], fields[3],
-                                            fields[1], fields[2], fields[4]);
-            if (why != NULL) {
-                rc = ctl_fail("%s:%zu: %s: %s", path, lineno, fields[0], why);
-            }
-            imp->lines[imp->num++] = lineno;
+        } else if (prc == 0) {
+            rc = import_row(ctl, imp, &row, path, lineno);
         }
         OPENSSL_cleanse(line, sizeof(line)); /* it held a PIN */
     }
@@ -189,8 +215,9 @@ static int user_import(struct ctl *ctl, int argc, char **argv)
     struct import imp = {
         .users = calloc(CTL_IMPORT_ROWS_MAX, sizeof(struct store_user)),
         .lines = calloc(CTL_IMPORT_ROWS_MAX, sizeof(size_t)),
+        .pins = ctl_secret_alloc((size_t)CTL_IMPORT_ROWS_MAX * CTL_PIN_CAP),
     };
-    if (imp.users == NULL || imp.lines == NULL) {
+    if (imp.users == NULL || imp.lines == NULL || imp.pins == NULL) {
         rc = ctl_fail("out of memory");
     } else {
         rc = import_read(ctl, &imp, f, path);
@@ -199,11 +226,15 @@ static int user_import(struct ctl *ctl, int argc, char **argv)
         fclose(f);
     }
     if (rc == CTL_OK && imp.num > 0) {
-        size_t failed = 0;
-        int src = store_user_add_many(ctl->st, imp.users, imp.num, &failed);
-        if (src != 0) {
-            rc = ctl_fail("%s:%zu: %s: %s; nothing was imported", path, imp.lines[failed],
-                          imp.users[failed].uri, store_error(src));
+        struct store_user_refusal ref = {0};
+        struct ctl_pins pins = {.key = ctl->pin_key, .pins = imp.pins};
+        int src = store_user_add_checked(ctl->st, &ref, imp.users, imp.num, ctl_pin_same, &pins);
+        if (src != 0 && ref.refused) {
+            const struct store_user *u = &imp.users[ref.index];
+            rc = ctl_fail("%s:%zu: %s: %s; nothing was imported", path, imp.lines[ref.index],
+                          u->uri, refusal_text(src, &ref, u));
+        } else if (src != 0) {
+            rc = ctl_fail("%s: %s; nothing was imported", path, store_error(src));
         }
     }
     if (rc == CTL_OK) {
@@ -214,6 +245,7 @@ static int user_import(struct ctl *ctl, int argc, char **argv)
     }
     free(imp.users);
     free(imp.lines);
+    ctl_secret_free(imp.pins, (size_t)CTL_IMPORT_ROWS_MAX * CTL_PIN_CAP);
     return rc;
 }
 
@@ -248,7 +280,7 @@ static int user_show(struct ctl *ctl, int argc, char **argv)
         return rc;
     }
     struct store_user u;
-    rc = store_user_get(ctl->st, &u, argv[1]);
+    rc = ctl_user_get(ctl, &u, argv[1]);
     if (rc != 0) {
         return ctl_fail("user show %s: %s", argv[1], store_error(rc));
     }
@@ -320,12 +352,16 @@ static int user_unlock(struct ctl *ctl, int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
+    struct store_user u;
+    rc = ctl_user_get(ctl, &u, argv[1]);
     const struct store_lockout clear = {0};
-    rc = store_lockout_put(ctl->st, argv[1], &clear);
+    if (rc == 0) {
+        rc = store_lockout_put(ctl->st, u.uri, &clear);
+    }
     if (rc != 0) {
         return ctl_fail("user unlock %s: %s", argv[1], store_error(rc));
     }
-    printf("unlocked %s\n", argv[1]);
+    printf("unlocked %s\n", u.uri);
     return CTL_OK;
 }
 
@@ -340,24 +376,32 @@ static int user_set_pin(struct ctl *ctl, int argc, char **argv)
         return rc;
     }
     struct store_user u;
-    rc = store_user_get(ctl->st, &u, argv[1]);
+    rc = ctl_user_get(ctl, &u, argv[1]);
     if (rc != 0) {
         return ctl_fail("user set-pin %s: %s", argv[1], store_error(rc));
     }
-    char pin[SIGNER_PIN_MAX + 2];
+    char pin[CTL_PIN_CAP];
     rc = ctl_read_pin(pin, sizeof(pin));
     if (rc != 0) {
         return rc;
     }
     struct store_user fresh;
+    struct store_user_refusal ref = {0};
     const char *why = ctl_user_make(ctl, &fresh, u.uri, u.pool, u.phone, u.ext, pin);
+    if (why == NULL) {
+        /* The verifier is bound to the URI as stored (a user from before URIs were canonical
+         * keeps its spelling). */
+        signer_pin_verifier(ctl->pin_key, fresh.pin_verifier, u.uri, pin);
+        struct ctl_pins pins = {.key = ctl->pin_key, .pins = pin};
+        rc = store_user_set_pin_checked(ctl->st, &ref, u.uri, fresh.pin_verifier, fresh.pin_len,
+                                        ctl_pin_same, &pins);
+    }
     OPENSSL_cleanse(pin, sizeof(pin));
     if (why != NULL) {
         return ctl_fail("user set-pin %s: %s", u.uri, why);
     }
-    rc = store_user_set_pin(ctl->st, u.uri, fresh.pin_verifier, fresh.pin_len);
     if (rc != 0) {
-        return ctl_fail("user set-pin %s: %s", u.uri, store_error(rc));
+        return ctl_fail("user set-pin %s: %s", u.uri, refusal_text(rc, &ref, &u));
     }
     printf("new PIN set for %s; lockout cleared\n", u.uri);
     return CTL_OK;
@@ -372,11 +416,15 @@ static int user_del(struct ctl *ctl, int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
-    rc = store_user_del(ctl->st, argv[1]);
+    struct store_user u;
+    rc = ctl_user_get(ctl, &u, argv[1]);
+    if (rc == 0) {
+        rc = store_user_del(ctl->st, u.uri);
+    }
     if (rc != 0) {
         return ctl_fail("user del %s: %s", argv[1], store_error(rc));
     }
-    printf("deleted %s (its certificates stay on record)\n", argv[1]);
+    printf("deleted %s (its certificates stay on record)\n", u.uri);
     return CTL_OK;
 }
 
@@ -386,11 +434,16 @@ const struct ctl_cmd ctl_user_cmds[] = {
                  "Adds a user who signs in with the phone number or extension and the PIN read\n"
                  "from the first line of standard input. The PIN must have at least [pin]\n"
                  "min_length digits and must not be a repeated or consecutive run (11111, 12345)\n"
-                 "or the user's own extension or phone digits."},
+                 "or the user's own extension or phone digits. The scheme and domain of URI are\n"
+                 "stored in lower case. Refused (exit 1, the message names the clash): a URI that\n"
+                 "differs from a user's only in case, a user's extension, or a user's phone\n"
+                 "number with that user's PIN."},
     [CMD_IMPORT] = {"user", "import", user_import, "FILE.csv",
                     "Adds the users of a CSV file (header: uri,phone,ext,pool,pin; '-' reads\n"
                     "standard input) in one transaction: all of them, or none when a row is\n"
-                    "wrong (the message names the line). At most 200000 rows a file."},
+                    "wrong (the message names the line). At most 200000 rows a file. The rules\n"
+                    "of user add apply between the rows too. A UTF-8 byte order mark before the\n"
+                    "header (spreadsheets write one) is skipped; lines may end in CRLF."},
     [CMD_SHOW] = {"user", "show", user_show, "URI",
                   "Shows a user: pool, phone, extension, lockout state and certificate count\n"
                   "(never the PIN)."},
@@ -399,7 +452,8 @@ const struct ctl_cmd ctl_user_cmds[] = {
     [CMD_UNLOCK] = {"user", "unlock", user_unlock, "URI",
                     "Clears a user's PIN lockout and failure counters."},
     [CMD_SET_PIN] = {"user", "set-pin", user_set_pin, "URI --pin-stdin",
-                     "Replaces a user's PIN (read from standard input) and clears the lockout."},
+                     "Replaces a user's PIN (read from standard input) and clears the lockout.\n"
+                     "Refused (exit 1) when another user of the same phone number has that PIN."},
     [CMD_DEL] = {"user", "del", user_del, "URI",
                  "Deletes a user. Certificates already issued stay on record."},
     {NULL, NULL, NULL, NULL, NULL},

@@ -40,7 +40,7 @@ static void usage(FILE *out)
             "\n"
             "Runs the certprov appliance in the foreground: CertProv SOAP and EST enrollment,\n"
             "/CertProv/chain.pem, /.well-known/est/cacerts, /healthz, /readyz and /metrics on\n"
-            "[server] listen (plain HTTP).\n"
+            "[server] listen (plain HTTP: IPv4:PORT or [IPv6]:PORT, no host names).\n"
             "\n"
             "  -c, --config FILE    configuration file (INI; every key, its default and range:\n"
             "                       README.md, Configuration; example: deploy/certprov.ini);\n"

@@ -228,6 +228,46 @@ Test(base_file, atomic_write_read_exclusive, .init = tmp_init, .fini = tmp_fini)
     cr_assert_eq(base_file_read(buf, &len, sizeof(buf), "/nonexistent/x"), -ENOENT);
 }
 
+/* The two-phase atomic write (hardening item 17: certprovctl cert issue --out checks that it can
+ * write the file before it issues): open fails at once where the commit would fail, and nothing
+ * is left behind by an abort. */
+Test(base_file, atomic_open_commit_abort, .init = tmp_init, .fini = tmp_fini)
+{
+    char path[256];
+    char bad[256];
+    snprintf(path, sizeof(path), "%s/f", tmp);
+    struct base_file_atomic f = {0};
+    base_file_atomic_abort(&f); /* all-zero: a no-op */
+    snprintf(bad, sizeof(bad), "%s/missing/f", tmp);
+    cr_assert_eq(base_file_atomic_open(&f, bad, 0644, false), -ENOENT);
+    cr_assert_eq(base_file_atomic_open(&f, tmp, 0644, false), -EISDIR);
+    base_file_atomic_abort(&f); /* a failed open leaves nothing to abort */
+    cr_assert_eq(base_file_atomic_open(&f, path, 0644, false), 0);
+    base_file_atomic_abort(&f);
+    cr_assert_eq(access(path, F_OK), -1, "an abort leaves no file");
+    cr_assert_eq(rmdir(tmp), 0, "nor a temporary one");
+    cr_assert_eq(mkdir(tmp, 0700), 0);
+    cr_assert_eq(base_file_atomic_open(&f, path, 0640, false), 0);
+    cr_assert_eq(base_file_atomic_commit(&f, "pem", 3), 0);
+    base_file_atomic_abort(&f); /* after a commit: a no-op */
+    uint8_t buf[8];
+    size_t len = 0;
+    cr_assert_eq(base_file_read(buf, &len, sizeof(buf), path), 0);
+    cr_assert_eq(len, 3);
+    cr_assert_eq(memcmp(buf, "pem", 3), 0);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0640);
+    cr_assert_eq(base_file_atomic_open(&f, path, 0600, true), -EEXIST);
+    cr_assert_eq(base_file_atomic_open(&f, path, 0600, false), 0, "replaces");
+    cr_assert_eq(base_file_atomic_commit(&f, "x", 1), 0);
+    cr_assert_eq(base_file_read(buf, &len, sizeof(buf), path), 0);
+    cr_assert_eq(len, 1);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(rmdir(tmp), 0, "only the file was there");
+    cr_assert_eq(mkdir(tmp, 0700), 0);
+}
+
 Test(base_b64, rfc4648_vectors)
 {
     static const char *const want[] = {"",         "Zg==",     "Zm8=",    "Zm9v",

@@ -55,6 +55,14 @@ expect_exit 1 "same phone number and extension" "phone+ext clash" add 27183 --ur
 expect_exit 1 "repeated or consecutive|run" "weak PIN 12345" add 12345 --uri sip:carol@example.com --pool pool1 --ext 1003
 expect_exit 1 "extension|phone" "PIN = extension" add 10033 --uri sip:carol@example.com --pool pool1 --ext 10033
 expect_exit 1 "too short" "short PIN" add 2718 --uri sip:carol@example.com --pool pool1 --ext 1003
+# The length error states the minimum ([pin] min_length) and the maximum (hardening item 18).
+expect_exit 1 "at least 5 digits" "short PIN names the minimum" add 2718 --uri sip:carol@example.com --pool pool1 --ext 1003
+sed 's|^\[pool.pool1\]|[pin]\nmin_length = 7\n&|' "$T/certprov.ini" >"$T/pin7.ini"
+expect_exit 1 "sip:carol@example.com: the PIN is too short: it must have at least 7 digits" "min_length = 7" \
+    sh -c "printf '271828\n' | '$CTL' -c '$T/pin7.ini' user add --uri sip:carol@example.com --pool pool1 --ext 1003 --pin-stdin"
+printf 'uri,phone,ext,pool,pin\nsip:u9@example.com,,2009,pool1,271828182845904523536028747135266\n' >"$T/long.csv"
+expect_exit 1 "long.csv:2: sip:u9@example.com: the PIN is too long: it must have at most 32 digits" "import PIN of 33 digits" \
+    "$CTL" "${C[@]}" user import "$T/long.csv"
 expect_exit 1 "not a digit|digits" "letters in PIN" add 27a82 --uri sip:carol@example.com --pool pool1 --ext 1003
 expect_exit 1 "not configured" "unknown pool" add 27182 --uri sip:carol@example.com --pool nopool --ext 1003
 expect_exit 1 "sip:" "uri without sip:" add 27182 --uri carol@example.com --pool pool1 --ext 1003
@@ -74,6 +82,51 @@ printf 'uri,pin\n' >"$T/hdr.csv"
 expect_exit 1 "header" "import header" "$CTL" "${C[@]}" user import "$T/hdr.csv"
 check "user list" "$CTL" "${C[@]}" user list
 same "user list has 4 users" "$(wc -l <"$T/out")" 4
+
+# --- identity clashes (hardening item 6): URIs compared ignoring case, unique extensions, no
+# two users of one phone number with the same PIN; the error names the clash ---
+expect_exit 1 "sip:ALICE@example.com: a user with this URI already exists: sip:alice@example.com \(URIs are compared ignoring case\)" \
+    "URI differing in case" add 27183 --uri sip:ALICE@example.com --pool pool1 --ext 1010
+expect_exit 1 "already exists: sip:alice@example.com" "scheme and host in upper case" \
+    add 27183 --uri SIP:Alice@EXAMPLE.COM --pool pool1 --ext 1011
+check "add dave with the host in upper case" add 27183 --uri sip:Dave@EXAMPLE.COM --pool pool1 --ext 1012
+has "the scheme and host are stored in lower case" "$T/out" "added sip:Dave@example.com"
+check "user show with the spelling of the add" "$CTL" "${C[@]}" user show SIP:Dave@Example.Com
+has "user show finds the canonical URI" "$T/out" "uri: +sip:Dave@example.com"
+expect_exit 1 "sip:erin@example.com: another user has the same extension 1001: sip:alice@example.com" \
+    "extension clash without phone" add 27183 --uri sip:erin@example.com --pool pool1 --ext 1001
+expect_exit 1 "another user has the same extension 1001: sip:alice@example.com" \
+    "extension clash on another phone" add 27183 --uri sip:erin@example.com --pool pool1 --phone +14255550199 --ext 1001
+expect_exit 1 "sip:erin@example.com: another user of the phone number \+14255550100 has the same PIN" \
+    "phone and PIN clash" add 27182 --uri sip:erin@example.com --pool pool1 --phone +14255550100 --ext 1013
+check "same phone, another PIN" add 27184 --uri sip:erin@example.com --pool pool1 --phone +14255550100 --ext 1013
+check "same PIN, another phone" add 27182 --uri sip:frank@example.com --pool pool1 --phone +14255550111 --ext 1014
+expect_exit 1 "user set-pin sip:erin@example.com: another user of the phone number \+14255550100 has the same PIN" \
+    "set-pin to a PIN of the same phone" sh -c "printf '31415\n' | '$CTL' -c '$T/certprov.ini' user set-pin sip:erin@example.com --pin-stdin"
+check "set-pin to its own PIN again" sh -c "printf '27184\n' | '$CTL' -c '$T/certprov.ini' user set-pin sip:erin@example.com --pin-stdin"
+printf 'uri,phone,ext,pool,pin\nsip:g1@example.com,,3101,pool1,24681\nsip:G1@Example.com,,3102,pool1,24682\n' >"$T/case.csv"
+expect_exit 1 "case.csv:3: sip:G1@example.com: a user with this URI already exists: sip:g1@example.com.*nothing was imported" \
+    "import: URIs differing in case within the file" "$CTL" "${C[@]}" user import "$T/case.csv"
+printf 'uri,phone,ext,pool,pin\nsip:g1@example.com,,3101,pool1,24681\nsip:g2@example.com,,3101,pool1,24682\n' >"$T/ext.csv"
+expect_exit 1 "ext.csv:3: sip:g2@example.com: another user has the same extension 3101: sip:g1@example.com" \
+    "import: extension twice in the file" "$CTL" "${C[@]}" user import "$T/ext.csv"
+printf 'uri,phone,ext,pool,pin\nsip:g1@example.com,+14255550122,3101,pool1,24681\nsip:g2@example.com,+14255550122,3102,pool1,24681\n' >"$T/pin.csv"
+expect_exit 1 "pin.csv:3: sip:g2@example.com: another user of the phone number \+14255550122 has the same PIN" \
+    "import: phone and PIN twice in the file" "$CTL" "${C[@]}" user import "$T/pin.csv"
+printf 'uri,phone,ext,pool,pin\nsip:g1@example.com,+14255550100,3101,pool1,31415\n' >"$T/pin2.csv"
+expect_exit 1 "pin2.csv:2: sip:g1@example.com: another user of the phone number \+14255550100 has the same PIN" \
+    "import: phone and PIN of a stored user" "$CTL" "${C[@]}" user import "$T/pin2.csv"
+expect_exit 1 "no such user" "refused imports stored nothing" "$CTL" "${C[@]}" user show sip:g1@example.com
+check "user list after the clashes" "$CTL" "${C[@]}" user list
+same "user list has 7 users" "$(wc -l <"$T/out")" 7
+# A CSV saved by a spreadsheet starts with a UTF-8 byte order mark and ends lines in CRLF
+# (hardening item 18: the BOM made the header "wrong").
+printf '\xef\xbb\xbfuri,phone,ext,pool,pin\r\nsip:h1@example.com,,4001,pool1,24683\r\n' >"$T/bom.csv"
+check "import a CSV with a UTF-8 BOM" "$CTL" "${C[@]}" user import "$T/bom.csv"
+check "the BOM row is a user" "$CTL" "${C[@]}" user show sip:h1@example.com
+has "its URI has no BOM" "$T/out" "^uri: +sip:h1@example.com$"
+printf 'uri,phone,ext,pool,pin\n\xef\xbb\xbfsip:h2@example.com,,4002,pool1,24684\n' >"$T/bom2.csv"
+expect_exit 1 "bom2.csv:2: .*the URI must start with sip:" "a BOM elsewhere is not skipped" "$CTL" "${C[@]}" user import "$T/bom2.csv"
 
 # --- offline issuance for every accepted client key type ---
 mkcsr() { # mkcsr NAME SUBJ OPENSSL-GENPKEY-ARGS...
@@ -117,11 +170,38 @@ na=$(date -d "$(openssl x509 -in "$T/p256.crt" -noout -enddate | cut -d= -f2)" +
 same "default validity 4320 h + 5 min" $((na - nb)) $((4320 * 3600 + 300))
 now=$(date +%s)
 if [ $((now - nb)) -ge 295 ] && [ $((now - nb)) -le 400 ]; then ok; else bad "notBefore not back-dated 5 min: $((now - nb))"; fi
-check "issue --hours 1" "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --hours 1 --out "$T/short.crt"
+# --hours outside [min_hours, max_hours] is an error naming the range, not a silent clamp
+# (hardening item 17; it used to clamp --hours 1 to 8); the minimum itself is issued.
+ncerts() { "$CTL" "${C[@]}" cert list --uri sip:alice@example.com | wc -l; }
+before=$(ncerts)
+for h in 1 7 8761 87600; do
+    expect_exit 2 "--hours $h is outside the profile's range: from 8 to 8760 hours" "--hours $h refused" \
+        "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --hours $h --out "$T/h$h.crt"
+done
+same "no certificate issued for a refused --hours" "$(ncerts)" "$before"
+check "issue --hours 8" "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --hours 8 --out "$T/short.crt"
 nb=$(date -d "$(openssl x509 -in "$T/short.crt" -noout -startdate | cut -d= -f2)" +%s)
 na=$(date -d "$(openssl x509 -in "$T/short.crt" -noout -enddate | cut -d= -f2)" +%s)
-same "--hours clamped to 8" $((na - nb)) $((8 * 3600 + 300))
+same "--hours 8 is 8 h" $((na - nb)) $((8 * 3600 + 300))
 expect_exit 2 "hours" "bad --hours" "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --hours 0
+# --out is checked before anything is issued (hardening item 17): a path that cannot be written
+# used to store and publish the certificate and exit 1, and a retry issued a second one.
+before=$(ncerts)
+check "outbox before" "$CTL" "${C[@]}" outbox list
+obefore=$(wc -l <"$T/out")
+expect_exit 1 "--out $T/nodir/x.crt: .*No such file or directory.*nothing was issued" "--out in a missing directory" \
+    "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --out "$T/nodir/x.crt"
+expect_exit 1 "--out $T: .*Is a directory.*nothing was issued" "--out a directory" \
+    "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --out "$T"
+mkdir "$T/ro" && chmod 500 "$T/ro"
+if [ "$(id -u)" != 0 ]; then
+    expect_exit 1 "--out $T/ro/x.crt: .*Permission denied.*nothing was issued" "--out in a read-only directory" \
+        "$CTL" "${C[@]}" cert issue --uri sip:alice@example.com --csr "$T/p256.csr" --out "$T/ro/x.crt"
+fi
+same "no certificate stored for a bad --out" "$(ncerts)" "$before"
+check "outbox after" "$CTL" "${C[@]}" outbox list
+same "nothing queued for a bad --out" "$(wc -l <"$T/out")" "$obefore"
+if ls "$T"/nodir* "$T"/ro/* "$T"/*.tmp.* >/dev/null 2>&1; then bad "a bad --out left files behind"; else ok; fi
 
 # --- refused CSRs: each with its code and reason ---
 mkcsr rsa1024 $SUBJ -algorithm RSA -pkeyopt rsa_keygen_bits:1024

@@ -31,6 +31,14 @@ check "add alice" add 27182 --uri sip:alice@example.com --pool pool1 --phone +14
 check "add bob (same phone)" add 31415 --uri sip:bob@example.com --pool pool1 --phone +14255550100 --ext 1002
 check "add carol" add 16180 --uri sip:carol@example.com --pool pool1 --ext 1003
 
+# --- --check refuses a listen address the engine cannot bind (hardening item 18) ---
+check "--check passes" "$D" "${C[@]}" --check
+for l in 8080 localhost:8080; do
+    sed "s|^listen = .*|listen = $l|" "$T/certprov.ini" >"$T/listen.ini"
+    expect_exit 1 "listen.ini:3: \[server\] listen must be IPv4:PORT or \[IPv6\]:PORT.*not '$l'" \
+        "--check listen = $l" "$D" -c "$T/listen.ini" --check
+done
+
 start() {
     "$D" "${C[@]}" >>"$T/daemon.log" 2>&1 &
     PID=$!
