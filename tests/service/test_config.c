@@ -245,82 +245,81 @@ Test(service_config, header_bytes_shares_and_reserve, .init = setup, .fini = tea
     expect_error("[server]\nmax_connections_per_client = 0\n[pool.p]\n",
                  "max_connections_per_client");
     expect_error("[server]\nmax_inflight_per_client = 0\n[pool.p]\n", "max_inflight_per_client");
+}
 
-    /* Hardening item 18: "listen = 8080" and "listen = localhost:8080" passed the load (and
-     * certprovd --check) and only the engine's start failed, with "Invalid argument". The load
-     * refuses what the engine would refuse, with the accepted forms in the message. */
-    Test(service_config, listen_forms_the_engine_refuses, .init = setup, .fini = teardown)
-    {
-        static const char *const good[] = {"127.0.0.1:8080", "0.0.0.0:0", "[::1]:8443",
-                                           "[::]:65535"};
-        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-            char text[256];
-            snprintf(text, sizeof(text), "[pool.p]\n[server]\nlisten = %s\ntls_listen = %s\n",
-                     good[i], good[i]);
-            cr_assert_eq(load(text), 0, "%s: %s", good[i], err);
-            cr_assert_str_eq(cfg.listen, good[i]);
-            cr_assert_str_eq(cfg.tls_listen, good[i]);
-        }
-        static const char *const bad[] = {"8080",      "localhost:8080",  ":8080",
-                                          "127.0.0.1", "127.0.0.1:",      "127.0.0.1:65536",
-                                          "[::1]",     "[::1]:x",         "127.0.0.1:80x",
-                                          "*:8080",    "[localhost]:8080"};
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-            char text[256];
-            snprintf(text, sizeof(text), "[pool.p]\n[server]\nlisten = %s\n", bad[i]);
-            expect_error(text, ":3: [server] listen must be");
-            cr_assert_not_null(strstr(err, "IPv4:PORT or [IPv6]:PORT"), "%s", err);
-            cr_assert_not_null(strstr(err, bad[i]), "%s", err);
-            snprintf(text, sizeof(text), "[pool.p]\n[server]\ntls_listen = %s\n", bad[i]);
-            expect_error(text, ":3: [server] tls_listen must be");
-        }
-        /* An empty tls_listen is allowed (no TLS listener); an empty listen is not. */
-        cr_assert_eq(load("[pool.p]\n[server]\ntls_listen =\n"), 0, "%s", err);
-        cr_assert_str_eq(cfg.tls_listen, "");
-        expect_error("[pool.p]\n[server]\nlisten =\n", "[server] listen must be");
+/* Hardening item 18: "listen = 8080" and "listen = localhost:8080" passed the load (and
+ * certprovd --check) and only the engine's start failed, with "Invalid argument". The load
+ * refuses what the engine would refuse, with the accepted forms in the message. */
+Test(service_config, listen_forms_the_engine_refuses, .init = setup, .fini = teardown)
+{
+    static const char *const good[] = {"127.0.0.1:8080", "0.0.0.0:0", "[::1]:8443", "[::]:65535"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "[pool.p]\n[server]\nlisten = %s\ntls_listen = %s\n", good[i],
+                 good[i]);
+        cr_assert_eq(load(text), 0, "%s: %s", good[i], err);
+        cr_assert_str_eq(cfg.listen, good[i]);
+        cr_assert_str_eq(cfg.tls_listen, good[i]);
     }
+    static const char *const bad[] = {"8080",      "localhost:8080",  ":8080",
+                                      "127.0.0.1", "127.0.0.1:",      "127.0.0.1:65536",
+                                      "[::1]",     "[::1]:x",         "127.0.0.1:80x",
+                                      "*:8080",    "[localhost]:8080"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "[pool.p]\n[server]\nlisten = %s\n", bad[i]);
+        expect_error(text, ":3: [server] listen must be");
+        cr_assert_not_null(strstr(err, "IPv4:PORT or [IPv6]:PORT"), "%s", err);
+        cr_assert_not_null(strstr(err, bad[i]), "%s", err);
+        snprintf(text, sizeof(text), "[pool.p]\n[server]\ntls_listen = %s\n", bad[i]);
+        expect_error(text, ":3: [server] tls_listen must be");
+    }
+    /* An empty tls_listen is allowed (no TLS listener); an empty listen is not. */
+    cr_assert_eq(load("[pool.p]\n[server]\ntls_listen =\n"), 0, "%s", err);
+    cr_assert_str_eq(cfg.tls_listen, "");
+    expect_error("[pool.p]\n[server]\nlisten =\n", "[server] listen must be");
+}
 
-    /* service_config_load is service_config_parse of the file's text: the fuzzer (fuzz_config)
-     * parses buffers, and the file adds only reading it. */
-    Test(service_config, parse_a_buffer, .init = setup, .fini = teardown)
-    {
-        memset(&cfg, 0xAA, sizeof(cfg));
-        cr_assert_eq(service_config_parse(&cfg, err, "/etc/certprov/x.ini",
-                                          "[pool.p]\n[store]\npath = store\n"),
-                     0, "%s", err);
-        cr_assert_str_eq(cfg.store_path, "/etc/certprov/store");
-        cr_assert_str_eq(cfg.pools[0].name, "p");
-        cr_assert_eq(
-            service_config_parse(&cfg, err, "/etc/x.ini", "[pool.p]\n[server]\nworkers = x\n"),
-            -EINVAL);
-        cr_assert_not_null(strstr(err, "/etc/x.ini:3: [server] workers"), "%s", err);
-        cr_assert_eq(service_config_parse(&cfg, err, "/etc/x.ini", ""), -EINVAL);
-        cr_assert_not_null(strstr(err, "no [pool.NAME] section"), "%s", err);
-    }
+/* service_config_load is service_config_parse of the file's text: the fuzzer (fuzz_config)
+ * parses buffers, and the file adds only reading it. */
+Test(service_config, parse_a_buffer, .init = setup, .fini = teardown)
+{
+    memset(&cfg, 0xAA, sizeof(cfg));
+    cr_assert_eq(
+        service_config_parse(&cfg, err, "/etc/certprov/x.ini", "[pool.p]\n[store]\npath = store\n"),
+        0, "%s", err);
+    cr_assert_str_eq(cfg.store_path, "/etc/certprov/store");
+    cr_assert_str_eq(cfg.pools[0].name, "p");
+    cr_assert_eq(service_config_parse(&cfg, err, "/etc/x.ini", "[pool.p]\n[server]\nworkers = x\n"),
+                 -EINVAL);
+    cr_assert_not_null(strstr(err, "/etc/x.ini:3: [server] workers"), "%s", err);
+    cr_assert_eq(service_config_parse(&cfg, err, "/etc/x.ini", ""), -EINVAL);
+    cr_assert_not_null(strstr(err, "no [pool.NAME] section"), "%s", err);
+}
 
-    Test(service_config, file_that_is_not_text, .init = setup, .fini = teardown)
-    {
-        FILE *f = fopen(path, "w");
-        cr_assert_not_null(f);
-        fwrite("[pool.p]\n\0[server]\nworkers = x\n", 1, 31, f);
-        fclose(f);
-        cr_assert_eq(service_config_load(&cfg, err, path), -EINVAL);
-        cr_assert_not_null(strstr(err, "NUL byte"), "%s", err);
-        f = fopen(path, "w");
-        cr_assert_not_null(f);
-        for (size_t i = 0; i <= SERVICE_CONFIG_FILE_MAX / 16; i++) {
-            fputs(";;;;;;;;;;;;;;;\n", f);
-        }
-        fclose(f);
-        cr_assert_eq(service_config_load(&cfg, err, path), -EINVAL);
-        cr_assert_not_null(strstr(err, "larger than"), "%s", err);
-        cr_assert_eq(service_config_load(&cfg, err, dir), -EISDIR);
-        cr_assert_not_null(strstr(err, "cannot open"), "%s", err);
+Test(service_config, file_that_is_not_text, .init = setup, .fini = teardown)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fwrite("[pool.p]\n\0[server]\nworkers = x\n", 1, 31, f);
+    fclose(f);
+    cr_assert_eq(service_config_load(&cfg, err, path), -EINVAL);
+    cr_assert_not_null(strstr(err, "NUL byte"), "%s", err);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (size_t i = 0; i <= SERVICE_CONFIG_FILE_MAX / 16; i++) {
+        fputs(";;;;;;;;;;;;;;;\n", f);
     }
+    fclose(f);
+    cr_assert_eq(service_config_load(&cfg, err, path), -EINVAL);
+    cr_assert_not_null(strstr(err, "larger than"), "%s", err);
+    cr_assert_eq(service_config_load(&cfg, err, dir), -EISDIR);
+    cr_assert_not_null(strstr(err, "cannot open"), "%s", err);
+}
 
-    /* Found by fuzz_config: "[store] path =" was accepted, and certprovd --check and certprovctl
-     * then failed with "cannot open the store at : Invalid argument". */
-    Test(service_config, empty_store_path, .init = setup, .fini = teardown)
-    {
-        expect_error("[pool.p]\n[store]\npath =\n", ":3: [store] path must not be empty");
-    }
+/* Found by fuzz_config: "[store] path =" was accepted, and certprovd --check and certprovctl
+ * then failed with "cannot open the store at : Invalid argument". */
+Test(service_config, empty_store_path, .init = setup, .fini = teardown)
+{
+    expect_error("[pool.p]\n[store]\npath =\n", ":3: [store] path must not be empty");
+}
