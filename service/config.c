@@ -180,7 +180,8 @@ static int section_server(struct config_ctx *ctx, const char *k, const char *v)
         return set_listen(ctx, c->tls_listen, sizeof(c->tls_listen), "[server] tls_listen", v,
                           true);
     } else if (strcmp(k, "workers") == 0) {
-        return set_u32(ctx, &c->workers, "[server] workers", v, 0, 256);
+        /* The engine runs at most IORING_WORKERS_MAX rings: more cannot be configured. */
+        return set_u32(ctx, &c->workers, "[server] workers", v, 0, IORING_WORKERS_MAX);
     } else if (strcmp(k, "max_connections") == 0) {
         return set_u32(ctx, &c->max_connections, "[server] max_connections", v, 1, 1000000);
     } else if (strcmp(k, "max_request_bytes") == 0) {

@@ -323,3 +323,14 @@ Test(service_config, empty_store_path, .init = setup, .fini = teardown)
 {
     expect_error("[pool.p]\n[store]\npath =\n", ":3: [store] path must not be empty");
 }
+
+/* [server] workers: the engine runs at most IORING_WORKERS_MAX rings and silently ran that many
+ * when more were configured; the configuration refuses what the engine cannot take and names the
+ * maximum. */
+Test(service_config, workers_within_the_engine, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n[server]\nworkers = 64\n"), 0, "%s", err);
+    cr_assert_eq(cfg.workers, 64);
+    expect_error("[pool.p]\n[server]\nworkers = 65\n", "[server] workers");
+    cr_assert_not_null(strstr(err, "0 to 64"), "%s", err);
+}
