@@ -182,8 +182,22 @@ static_assert(sizeof(struct outbox_rec) == 48, "outbox_rec on-disk size");
 #define STORE_MAP_SIZE_MIN (64u * 1024u)
 
 /* store_err_map maps an LMDB return code or a system errno to 0 or one of the fixed negative
- * errnos of store.h ("Errors"), without logging: the one table of store/. */
+ * errnos of store.h ("Errors"), without logging: the one table of store/. A code that maps to
+ * -ENOSPC, -EIO or -EROFS is noted as the calling thread's fault (store_fault_note). */
 int store_err_map(int rc);
+/* store_err_map_quiet is store_err_map without the note (the table itself). */
+int store_err_map_quiet(int rc);
+/* store_fault_note records `fault` as the calling thread's last fault: store_err_map does for the
+ * codes it maps, the store's own refusals (the reserve, a read-only handle) do explicitly. */
+void store_fault_note(enum store_fault fault);
+/* store_fault_take returns the calling thread's last noted fault and forgets it. A public call
+ * that reports a fault takes it before it starts (stale) and after it failed. */
+enum store_fault store_fault_take(void);
+/* store_fault_settle turns `rc`, the result of a write of `st` that began after a
+ * store_fault_take, into its fault: the thread's noted fault for -ENOSPC, -EIO and -EROFS (an
+ * -EIO while the file system under the store has under 1 MiB free is DISK_FULL: LMDB reports a
+ * short write as EIO), STORE_FAULT_NONE for every other result. */
+enum store_fault store_fault_settle(struct store *st, int rc);
 /* store_err is store_err_map for a call on `st`'s environment, and the one place that logs the
  * library's text (mdb_strerror; for MDB_MAP_FULL the setting to raise), except for the expected
  * MDB_NOTFOUND (-ENOENT) and MDB_KEYEXIST (-EEXIST). `op` names the failed call for the log. */

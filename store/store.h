@@ -129,6 +129,21 @@ struct store_batch_item {
     int rc; /* after commit: 0, or -EEXIST when this serial already exists */
 };
 
+/* store_fault says why a write failed, in the terms the operator acts on (README, /readyz):
+ * which of the store's "no room" and "cannot write" conditions it met. */
+enum store_fault {
+    STORE_FAULT_NONE = 0,  /* no such condition: the write succeeded, or failed for a reason of
+                            * its own (-EEXIST, -E2BIG, -EINVAL, -ENOMEM, -EPROTO, -EBUSY) */
+    STORE_FAULT_MAP_FULL,  /* -ENOSPC: the map is full (MDB_MAP_FULL, MDB_TXN_FULL, or a batch
+                            * of certificates that would take the reserve): raise map_size */
+    STORE_FAULT_DISK_FULL, /* -ENOSPC: the file system or quota is full (ENOSPC, EDQUOT,
+                            * EFBIG); also -EIO from a short write (LMDB reports one as EIO)
+                            * while the file system under the store has under 1 MiB free */
+    STORE_FAULT_IO,        /* -EIO: a write or sync failed (EIO), or the environment is damaged */
+    STORE_FAULT_READ_ONLY, /* -EROFS: the file system, or the handle, is read-only */
+    STORE_FAULT_MAX_,
+};
+
 struct store_batch_lockout {
     char uri[STORE_URI_MAX + 1];
     struct store_lockout lockout;
@@ -146,7 +161,8 @@ struct store_batch {
     struct store_batch_item items[STORE_BATCH_MAX];
     size_t num_lockouts;
     struct store_batch_lockout lockouts[STORE_BATCH_MAX];
-    size_t num_unknown; /* store_batch_add_unknown calls, <= STORE_BATCH_MAX */
+    size_t num_unknown;     /* store_batch_add_unknown calls, <= STORE_BATCH_MAX */
+    enum store_fault fault; /* set by store_batch_commit: why it failed (NONE when it did not) */
 };
 
 /* store_open opens (creating if needed) the environment described by `opt` and clears stale
@@ -263,8 +279,20 @@ int store_unknown_get(struct store *st, uint64_t *out);
  * could take the map's last pages, up to 1 MiB or an eighth of a small map, so that a batch
  * without certificates still commits then), -E2BIG (a new pool beyond STORE_POOLS_MAX: nothing
  * stored), -EROFS, -EPROTO (index state of another version), -ENOMEM or -EIO. On every error
- * nothing was stored and the batch is kept. */
+ * nothing was stored and the batch is kept; batch->fault says which condition of the store an
+ * -ENOSPC, -EIO or -EROFS met (STORE_FAULT_NONE after a success and for the other codes). */
 int store_batch_commit(struct store *st, struct store_batch *batch);
+
+/* store_probe tells whether a batch of certificates would find room and be written now, for a
+ * caller that saw commits fail with a fault and waits for the store to recover without
+ * enrolling anybody: in one synced write transaction (under the lock of store_batch_commit) it
+ * checks the map's room for one certificate of STORE_CERT_DER_MAX bytes beside the reserve that
+ * store_batch_commit keeps, writes the zeros ahead of the data file that a commit of
+ * certificates writes (the file system's room: here a failure fails the probe) and rewrites a
+ * probe record of 8 bytes (meta "probe"). Returns 0 (*out_fault = STORE_FAULT_NONE), -ENOSPC,
+ * -EIO or -EROFS (*out_fault says which condition, as for store_batch_commit), or -ENOMEM
+ * (*out_fault = STORE_FAULT_NONE). */
+int store_probe(struct store *st, enum store_fault *out_fault);
 
 /* store_cert_get copies the metadata of the certificate with `serial` into *out_meta and its DER
  * into `der` (cap bytes). Returns 0 with *out_len set, -ENOENT, -E2BIG (cap too small), -EPROTO

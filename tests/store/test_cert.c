@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -709,18 +710,106 @@ Test(store_cert, map_full_is_enospc_and_recoverable)
         }
     }
     cr_assert_eq(rc, -ENOSPC);
+    cr_assert_eq(b->fault, STORE_FAULT_MAP_FULL);
     cr_assert_gt(committed, 0);
     cr_assert_eq(b->num_items, 64, "batch kept on -ENOSPC");
     expect_count(g_st, committed);
+    /* A batch of 64 no longer fits; the probe asks for one certificate of the largest size. */
+    struct store_batch *one = batch_new();
+    uint32_t singles = 0;
+    for (rc = 0; rc == 0 && singles < 200; singles += rc == 0 ? 1 : 0) {
+        add_certs(one, 50000 + singles, 1);
+        rc = store_batch_commit(g_st, one);
+    }
+    cr_assert_eq(rc, -ENOSPC);
+    cr_assert_eq(one->fault, STORE_FAULT_MAP_FULL);
+    free(one);
+    enum store_fault fault = STORE_FAULT_NONE;
+    cr_assert_eq(store_probe(g_st, &fault), -ENOSPC, "no room for a certificate");
+    cr_assert_eq(fault, STORE_FAULT_MAP_FULL);
     store_close(g_st);
     g_st = fixture_open(1u << 20, false);
-    expect_count(g_st, committed);
+    expect_count(g_st, committed + singles);
     expect_cert(g_st, 0);
     expect_cert(g_st, committed - 1);
     store_close(g_st);
     g_st = fixture_open(64u << 20, false); /* the action the log asks for */
+    cr_assert_eq(store_probe(g_st, &fault), 0);
+    cr_assert_eq(fault, STORE_FAULT_NONE);
     cr_assert_eq(store_batch_commit(g_st, b), 0);
-    expect_count(g_st, committed + 64);
+    cr_assert_eq(b->fault, STORE_FAULT_NONE);
+    expect_count(g_st, committed + singles + 64);
+    free(b);
+}
+
+/* fsize_limit makes every write of this process at or past `bytes` fail with EFBIG (and
+ * shortens one that crosses it), as a full quota does; SIGXFSZ is ignored so that the write
+ * reports it. RLIM_INFINITY lifts it. Criterion runs each test in its own process. */
+static void fsize_limit(rlim_t bytes)
+{
+    cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    rl.rlim_cur = bytes;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+/* A file system (or quota) that takes no more blocks: certificates and lockout updates alike
+ * fail with -ENOSPC and STORE_FAULT_DISK_FULL, nothing is stored, and the probe fails too, until
+ * there is room again; then the probe and the commit succeed. The limit sits past LMDB's two meta
+ * pages, so only data pages fail to be written. */
+Test(store_cert, disk_full_is_enospc_and_the_probe_sees_it_end)
+{
+    struct store_user u;
+    make_user(&u, "sip:alice@example.com", "+4930123456", "100");
+    cr_assert_eq(store_user_add(g_st, &u), 0);
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 4);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    enum store_fault fault = STORE_FAULT_MAX_;
+    cr_assert_eq(store_probe(g_st, &fault), 0);
+    cr_assert_eq(fault, STORE_FAULT_NONE);
+    fsize_limit(2 * 4096);
+    add_certs(b, 4, 64);
+    cr_assert_eq(store_batch_commit(g_st, b), -ENOSPC);
+    cr_assert_eq(b->fault, STORE_FAULT_DISK_FULL);
+    cr_assert_eq(b->num_items, 64, "batch kept");
+    struct store_batch *l = batch_new();
+    struct store_lockout lk = {.window_failures = 1, .total_failures = 1};
+    cr_assert_eq(store_batch_add_lockout(l, u.uri, &lk), 0);
+    cr_assert_eq(store_batch_commit(g_st, l), -ENOSPC);
+    cr_assert_eq(l->fault, STORE_FAULT_DISK_FULL);
+    free(l);
+    cr_assert_eq(store_probe(g_st, &fault), -ENOSPC);
+    cr_assert_eq(fault, STORE_FAULT_DISK_FULL);
+    expect_count(g_st, 4);
+    fsize_limit(RLIM_INFINITY);
+    cr_assert_eq(store_probe(g_st, &fault), 0);
+    cr_assert_eq(fault, STORE_FAULT_NONE);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    cr_assert_eq(b->fault, STORE_FAULT_NONE);
+    expect_count(g_st, 68);
+    expect_cert(g_st, 67);
+    free(b);
+}
+
+/* A write that comes up short while the file system has room (LMDB reports EIO) is an I/O
+ * fault, not a full disk; the store works again once writes do. */
+Test(store_cert, short_write_with_room_is_an_io_fault)
+{
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 4);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    uint64_t used = 0;
+    uint64_t map = 0;
+    cr_assert_eq(store_space_get(g_st, &used, &map), 0);
+    fsize_limit(used + 100); /* the first new page is written 100 bytes short */
+    add_certs(b, 4, 64);
+    cr_assert_eq(store_batch_commit(g_st, b), -EIO);
+    cr_assert_eq(b->fault, STORE_FAULT_IO);
+    fsize_limit(RLIM_INFINITY);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    expect_count(g_st, 68);
     free(b);
 }
 
@@ -782,6 +871,10 @@ Test(store_cert, read_only_writes_are_erofs)
     struct store *ro = fixture_open(0, true);
     add_certs(b, 2, 1);
     cr_assert_eq(store_batch_commit(ro, b), -EROFS);
+    cr_assert_eq(b->fault, STORE_FAULT_READ_ONLY);
+    enum store_fault fault = STORE_FAULT_NONE;
+    cr_assert_eq(store_probe(ro, &fault), -EROFS);
+    cr_assert_eq(fault, STORE_FAULT_READ_ONLY);
     struct store_user u;
     make_user(&u, "sip:alice@example.com", "+4930123456", "100");
     cr_assert_eq(store_user_add(ro, &u), -EROFS);
