@@ -100,6 +100,8 @@ struct service_options {
     uint32_t rings;                   /* ring threads of the engine */
     uint32_t items_per_ring;     /* enrollments in flight per ring (the engine's max_inflight) */
     struct store_publisher *pub; /* borrowed, may be NULL: woken after each commit; readyz */
+    uint32_t store_probe_ms;     /* while the store is full or unwritable, the writer tries a
+                                  * write (store_probe) this often; 0 = 5000 */
 };
 
 /* service_new allocates every item slot, reads the CA certificates it serves and starts the
