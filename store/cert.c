@@ -653,6 +653,39 @@ int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn f
     return rc;
 }
 
+int store_cert_recent_by_uri(struct store *st, const char *uri, int64_t since_s, uint32_t max,
+                             uint32_t *out_num, int64_t *out_last_s)
+{
+    store_validate(st);
+    ASSERT(uri != NULL);
+    ASSERT(max >= 1);
+    ASSERT(out_num != NULL);
+    ASSERT(out_last_s != NULL);
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        *out_num = 0;
+        *out_last_s = 0;
+        return 0;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t num = 0;
+    int64_t last_s = 0;
+    base_mutex_lock(&st->recent_lock);
+    rc = store_index_recent_uri(st, txn, uri, since_s, max, &num, &last_s);
+    base_mutex_unlock(&st->recent_lock);
+    mdb_txn_abort(txn);
+    if (rc == 0) {
+        ASSERT(num <= max);
+        ASSERT(num == 0 || last_s >= since_s);
+        *out_num = num;
+        *out_last_s = last_s;
+    }
+    return rc;
+}
+
 int store_cert_count(struct store *st, uint64_t *out)
 {
     store_validate(st);

@@ -108,6 +108,9 @@ struct store {
     pthread_mutex_t commit_lock;
     struct tail_set *tail;   /* the tail's serials, for the clash check (index.c); lazily built */
     struct segment *segment; /* the keys of the segment being indexed (index.c); lazily built */
+    /* Serializes store_cert_recent_by_uri on this handle, which owns `recent`. */
+    pthread_mutex_t recent_lock;
+    struct recent *recent; /* the tail by user, for counting recent certificates (index.c) */
     bool defer_meta_sync;
     /* With defer_meta_sync: the lowest certificate seq whose commit may not be durable yet
      * (every higher seq is either in such a commit or not committed); UINT64_MAX when everything
@@ -279,6 +282,11 @@ int store_index_find_serial(struct store *st, MDB_txn *txn, uint8_t seq_out[STOR
 /* store_index_foreach_uri calls fn for each certificate of `uri`, oldest first. */
 int store_index_foreach_uri(struct store *st, MDB_txn *txn, const char *uri, store_record_fn fn,
                             void *arg);
+/* store_index_recent_uri counts the certificates of `uri` in `txn`'s snapshot, newest first,
+ * that were issued at or after since_s, at most `max` (store_cert_recent_by_uri). Called with
+ * recent_lock held. */
+int store_index_recent_uri(struct store *st, MDB_txn *txn, const char *uri, int64_t since_s,
+                           uint32_t max, uint32_t *out_num, int64_t *out_last_s);
 
 /* ---- cert.c (calls index.c, user.c, grow.c, common.c), for publish.c ---- */
 

@@ -310,6 +310,20 @@ typedef int (*store_cert_fn)(void *ctx, const struct store_cert_meta *meta, cons
  * another version), -EBUSY (no reader slot), -ENOMEM or -EIO. */
 int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn fn, void *ctx);
 
+/* store_cert_recent_by_uri counts the certificates issued to `uri` at or after since_s (their
+ * issued_at_s), newest first, up to `max` (>= 1): *out_num is the count (at most max) and
+ * *out_last_s the issue time of the last one counted, the max-th newest when *out_num == max (0
+ * when none). Certificates are stored in commit order and their issue times follow it, so the
+ * walk stops at the user's first certificate issued before since_s (a clock stepped back can
+ * hide older ones behind it). It reads at most max + 1 of the user's records (and, from a hash
+ * chain in memory, about one record of another user), plus, once per call, the certificates
+ * committed since the last call (by any process) and, once per index_tail_max certificates, the
+ * tail: the per-user rate limit can ask it for every enrollment. Returns 0 (also for an empty
+ * or over-long `uri`: none), -EPROTO (index state of another version), -EBUSY (no reader slot),
+ * -ENOMEM or -EIO. Thread-safe (calls are serialized on the handle). */
+int store_cert_recent_by_uri(struct store *st, const char *uri, int64_t since_s, uint32_t max,
+                             uint32_t *out_num, int64_t *out_last_s);
+
 /* store_cert_count sets *out to the number of stored certificates. Returns 0, -EBUSY (no reader
  * slot), -ENOMEM or -EIO. */
 int store_cert_count(struct store *st, uint64_t *out);
