@@ -69,6 +69,10 @@ struct service_config {
     char store_path[SERVICE_PATH_MAX]; /* resolved to an absolute or config-relative path */
     uint64_t map_size;
     struct signer_profile profile;
+    /* [profile] max_certs_per_user_per_day: online enrollments of one user in any 24 hours
+     * (the writer's judgement, service/writer.c rate_limit); 0 = no limit. certprovctl cert
+     * issue is not limited. */
+    uint32_t user_certs_per_day_max;
     struct signer_pin_policy pin;
     size_t num_pools;
     struct service_pool_config pools[STORE_POOLS_MAX];

@@ -143,6 +143,73 @@ static bool has_cert(const struct svc_item *it)
     return it->proceed && !it->failed && it->sign_rc == 0;
 }
 
+/* ---- the per-user issuance limit (hardening item 11) ---- */
+
+#define DAY_S 86400
+
+/* drop_cert answers a signed-in item with `code` instead of its certificate, which is never
+ * stored. */
+static void drop_cert(struct svc_item *it, enum signer_code code)
+{
+    it->failed = true;
+    it->fail = code;
+    it->sign_rc = -1;
+    it->der_len = 0;
+}
+
+/* rate_limit decides, in queue order, whether the certificate of items[i] may be stored: its
+ * user must have had fewer than max_certs_per_user_per_day certificates in the last 24 hours,
+ * counting the stored ones (store_cert_recent_by_uri: every committed one, online or offline,
+ * durable or not yet) and the group's items before it that keep theirs. The writer is the only
+ * online writer of certificates and decides one group after the other, so a burst of one user's
+ * enrollments, in one group or across groups, gets no more than the limit, whatever the rings
+ * saw. Over it: 429 RateLimited with Retry-After the seconds until the oldest of the user's
+ * newest `max` certificates is 24 h old (at least 1; with exactly `max` in the window, the
+ * oldest of them); the certificate is dropped. When the store cannot be read, InternalError. */
+static void rate_limit(struct service *svc, struct svc_item **items, size_t i, int64_t now)
+{
+    struct svc_item *it = items[i];
+    uint32_t max = svc->cfg->user_certs_per_day_max;
+    ASSERT(max > 0);
+    ASSERT(has_cert(it));
+    uint32_t in_group = 0;
+    int64_t first_s = 0;             /* issue time of the group's first certificate of the user */
+    for (size_t j = 0; j < i; j++) { /* bounded by the group: STORE_BATCH_MAX */
+        if (has_cert(items[j]) && strcmp(items[j]->user.uri, it->user.uri) == 0) {
+            first_s = in_group == 0 ? items[j]->issued_at_s : first_s;
+            in_group++;
+        }
+    }
+    ASSERT(in_group <= max);    /* each was admitted below the limit */
+    int64_t oldest_s = first_s; /* the max-th newest, when that many are in the window */
+    bool over = in_group == max;
+    if (!over) {
+        uint32_t num = 0;
+        int64_t last_s = 0;
+        int rc = store_cert_recent_by_uri(svc->st, it->user.uri, now - DAY_S + 1, max - in_group,
+                                          &num, &last_s);
+        if (rc != 0) {
+            log_err("service: rate_count_failed rc=%d uri=%s", rc, it->user.uri);
+            drop_cert(it, SIGNER_CODE_INTERNAL_ERROR);
+            (void)base_str_copy(it->reason, sizeof(it->reason),
+                                "The user's certificates could not be counted");
+            return;
+        }
+        over = num == max - in_group;
+        oldest_s = last_s;
+    }
+    if (!over) {
+        return;
+    }
+    int64_t wait_s = oldest_s + DAY_S - now;
+    drop_cert(it, SIGNER_CODE_RATE_LIMITED);
+    it->retry_after_s = (uint32_t)(wait_s < 1 ? 1 : wait_s > DAY_S ? DAY_S : wait_s);
+    (void)snprintf(it->reason, sizeof(it->reason),
+                   "The user has had %u certificates in the last 24 hours; retry after the "
+                   "Retry-After delay",
+                   max);
+}
+
 static void add_cert(struct service *svc, struct svc_item *it)
 {
     struct store_cert_meta meta = {.not_before_s = it->not_before_s,
@@ -418,8 +485,9 @@ static int commit_lockouts(struct service *svc, bool *out_stored)
     return rc;
 }
 
-/* commit_group judges the group's sign-ins in queue order, stores the certificates of the
- * successful ones with the lockout updates (or, when that fails, the lockout updates alone) and
+/* commit_group judges the group's sign-ins in queue order, then each successful one's
+ * certificate against its user's limit (rate_limit), stores the certificates that pass with the
+ * lockout updates (or, when that fails, the lockout updates alone) and
  * settles every item's outcome. *out_stored tells whether anything was committed (and so waits
  * to become durable). */
 static void commit_group(struct service *svc, struct svc_item **items, size_t n, bool *out_stored)
@@ -429,6 +497,11 @@ static void commit_group(struct service *svc, struct svc_item **items, size_t n,
     int64_t now = clock_real_s();
     for (size_t i = 0; i < n; i++) {
         judge(svc, items[i], now);
+    }
+    for (size_t i = 0; svc->cfg->user_certs_per_day_max != 0 && i < n; i++) {
+        if (has_cert(items[i])) {
+            rate_limit(svc, items, i, now);
+        }
     }
     for (size_t i = 0; i < n; i++) {
         if (has_cert(items[i])) {

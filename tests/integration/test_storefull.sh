@@ -39,6 +39,8 @@ listen = 127.0.0.1:$PORT
 [store]
 path = store
 map_size = 64MiB
+[profile]
+max_certs_per_user_per_day = 0   ; alice enrolls until the disk is full
 [pool.pool1]
 store = embedded
 INI
