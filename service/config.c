@@ -71,6 +71,7 @@ void service_config_defaults(struct service_config *out)
     out->map_size = 4ull << 30;
     out->profile =
         (struct signer_profile){.default_hours = 4320, .min_hours = 8, .max_hours = 8760};
+    out->user_certs_per_day_max = 20;
     signer_pin_policy_default(&out->pin);
 }
 
@@ -277,6 +278,9 @@ static int section_profile(struct config_ctx *ctx, const char *k, const char *v)
         return set_u32(ctx, &p->min_hours, "[profile] min_hours", v, 1, 87600);
     } else if (strcmp(k, "max_hours") == 0) {
         return set_u32(ctx, &p->max_hours, "[profile] max_hours", v, 1, 87600);
+    } else if (strcmp(k, "max_certs_per_user_per_day") == 0) {
+        return set_u32(ctx, &ctx->cfg->user_certs_per_day_max,
+                       "[profile] max_certs_per_user_per_day", v, 0, 100000);
     }
     return config_fail(ctx, "unknown key '%s' in [%s]", k, "profile");
 }

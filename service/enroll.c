@@ -187,8 +187,8 @@ static void answer_now(struct service *svc, struct svc_item *it)
 {
     char scratch[2048];
     svc_log_request(svc, it, NULL);
-    svc_respond_error(svc, it->req, it->route, it->fail, it->reason, it->request_id, scratch,
-                      sizeof(scratch));
+    svc_respond_error(svc, it->req, it->route, it->fail, it->reason, it->retry_after_s,
+                      it->request_id, scratch, sizeof(scratch));
     svc_item_release(svc, it);
 }
 
@@ -201,8 +201,8 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     if (it == NULL) {
         char scratch[2048];
         svc_respond_error(svc, req, route, SIGNER_CODE_OVERLOADED,
-                          "Too many enrollments in flight; retry after the Retry-After delay", NULL,
-                          scratch, sizeof(scratch));
+                          "Too many enrollments in flight; retry after the Retry-After delay", 0,
+                          NULL, scratch, sizeof(scratch));
         return;
     }
     item_start(it, req, route);

@@ -22,11 +22,13 @@
 
 #include "service/service.h"
 
-#define SVC_ITEMS_MAX 4096     /* enrollments in flight per ring, at most */
-#define SVC_CANDIDATES_MAX 4   /* users sharing one phone number checked per sign-in */
-#define SVC_RESPONSE_MAX 65536 /* largest response body the service builds */
-#define SVC_COMMIT_TRIES_MAX 4 /* re-signs after serial clashes before giving up */
-#define SVC_LOG_HOLD 32768     /* the writer's log lines of a group, written at once */
+#define SVC_ITEMS_MAX 4096         /* enrollments in flight per ring, at most */
+#define SVC_CANDIDATES_MAX 4       /* users sharing one phone number checked per sign-in */
+#define SVC_RESPONSE_MAX 65536     /* largest response body the service builds */
+#define SVC_COMMIT_TRIES_MAX 4     /* re-signs after serial clashes before giving up */
+#define SVC_LOG_HOLD 32768         /* the writer's log lines of a group, written at once */
+#define SVC_STORE_RETRY_AFTER_S 10 /* Retry-After of StoreUnavailable: the store needs room */
+#define SVC_STORE_PROBE_MS 5000    /* while the store is full or unwritable, a probe this often */
 
 enum svc_route {
     SVC_ROUTE_SOAP = 0,
@@ -101,7 +103,8 @@ struct svc_item {
     bool failed; /* answered with `fail` */
     enum signer_code fail;
     char reason[SIGNER_REASON_MAX];
-    bool signin;  /* credentials were presented: the writer judges the sign-in */
+    uint32_t retry_after_s; /* with `fail`: Retry-After to send; 0 = the status's default */
+    bool signin;            /* credentials were presented: the writer judges the sign-in */
     bool proceed; /* signed in so far: the ring's guess, cleared by the writer's refusal */
     size_t num_candidates;
     struct svc_candidate candidates[SVC_CANDIDATES_MAX];
@@ -170,8 +173,15 @@ struct service {
     struct signer_issue *reissue; /* writer only: re-signs after a serial clash */
     char *scratch;                /* writer only: response bodies, SVC_RESPONSE_MAX */
     char *log_hold;               /* writer only: a group's log lines, SVC_LOG_HOLD */
-    atomic_bool store_full;       /* the last commit hit the map size */
-    atomic_uint_fast64_t queued;  /* gauge: items waiting for the writer */
+    /* The store's condition, written by the writer: an enum store_fault (NONE: writable) and
+     * since when (Unix s). Set by a write that met a fault; cleared only by a commit that stored
+     * certificates or by a successful store_probe, so that a commit without certificates (the
+     * reserve keeps room for lockout updates) does not make a full store look ready. */
+    atomic_int store_fault;
+    atomic_int_fast64_t store_fault_since_s;
+    uint32_t probe_ms;           /* while store_fault is set, the writer probes this often */
+    uint64_t probe_at_ns;        /* writer only: monotonic time of the next probe */
+    atomic_uint_fast64_t queued; /* gauge: items waiting for the writer */
     struct svc_metrics metrics;
 };
 
@@ -233,6 +243,15 @@ void svc_writer_stop(struct service *svc);
 /* svc_respond_status answers /readyz or /metrics. Ring thread. */
 void svc_respond_status(struct service *svc, struct ioring_request *req, enum svc_route route);
 
+/* svc_readyz writes the /readyz JSON into `out` (cap bytes, NUL-terminated; SVC_RESPONSE_MAX
+ * always holds it) and returns its length; *out_ready is the `ready` it reports. Any thread. */
+size_t svc_readyz(struct service *svc, char *out, size_t cap, bool *out_ready);
+
+/* svc_store_condition_name is /readyz's "store" word of a store fault ("full", "unwritable";
+ * "ok" for none) and svc_store_reason_name its "store_reason" ("disk_full", ...). Static. */
+const char *svc_store_condition_name(enum store_fault fault);
+const char *svc_store_reason_name(enum store_fault fault);
+
 /* ---- batch.c ---- */
 
 /* svc_sign_items signs the items that proceed and did not fail, in one batch, using `scratch`
@@ -263,11 +282,12 @@ void svc_respond(struct service *svc, struct ioring_request *req, int status, co
                  const char *headers, const char *body, size_t len);
 
 /* svc_respond_error answers `req` with `code` and `reason` in the route's format: SOAP
- * (ErrorInfo body), EST or plain text ("CODE: reason"), with X-Ms-diagnostics; `scratch`
- * (scratch_cap bytes) holds the body. */
+ * (ErrorInfo body), EST or plain text ("CODE: reason"), with X-Ms-diagnostics and, when
+ * retry_after_s is not 0 or the status is 503 (then 1), Retry-After; `scratch` (scratch_cap
+ * bytes) holds the body. */
 void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc_route route,
-                       enum signer_code code, const char *reason, const char *request_id,
-                       char *scratch, size_t scratch_cap);
+                       enum signer_code code, const char *reason, uint32_t retry_after_s,
+                       const char *request_id, char *scratch, size_t scratch_cap);
 
 /* ---- metrics.c ---- */
 

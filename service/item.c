@@ -104,21 +104,28 @@ void svc_respond(struct service *svc, struct ioring_request *req, int status, co
 }
 
 void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc_route route,
-                       enum signer_code code, const char *reason, const char *request_id,
-                       char *scratch, size_t scratch_cap)
+                       enum signer_code code, const char *reason, uint32_t retry_after_s,
+                       const char *request_id, char *scratch, size_t scratch_cap)
 {
     char headers[768];
+    char retry[48] = "";
     char diag[512];
     size_t diag_len = 0;
     size_t body_len = 0;
     unsigned status = signer_error_status(code);
     int rc = signer_diagnostics_format(diag, sizeof(diag), &diag_len, code, svc->cfg->name, reason);
     ASSERT(rc == 0);
+    if (retry_after_s == 0 && status == 503) {
+        retry_after_s = 1;
+    }
+    if (retry_after_s != 0) {
+        (void)snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", retry_after_s);
+    }
     int n = snprintf(headers, sizeof(headers), "X-Ms-diagnostics: %s\r\n%s%s", diag,
                      code == SIGNER_CODE_AUTHENTICATION_FAILED
                          ? "WWW-Authenticate: Basic realm=\"certprov\"\r\n"
                          : "",
-                     status == 503 ? "Retry-After: 1\r\n" : "");
+                     retry);
     ASSERT(n > 0);
     ASSERT((size_t)n < sizeof(headers));
     const char *type = "text/plain; charset=utf-8";

@@ -78,7 +78,7 @@ void service_handle(void *ctx, struct ioring_request *req)
         svc_respond_error(svc, req, route, SIGNER_CODE_AUTHENTICATION_FAILED,
                           "simplereenroll needs a TLS client certificate issued by this "
                           "appliance",
-                          NULL, scratch, sizeof(scratch));
+                          0, NULL, scratch, sizeof(scratch));
     } else if (route == SVC_ROUTE_CHAIN) {
         respond_text(svc, req, route, 200, "application/x-pem-file", svc->chain_pem,
                      svc->chain_pem_len);
@@ -255,6 +255,7 @@ int service_new(struct service **out, const struct service_options *opt)
     svc->ca = opt->ca;
     svc->pin_key = opt->pin_key;
     svc->pub = opt->pub;
+    svc->probe_ms = opt->store_probe_ms != 0 ? opt->store_probe_ms : SVC_STORE_PROBE_MS;
     int rc = rings_init(svc, opt->rings, opt->items_per_ring);
     if (rc == 0) {
         rc = load_ca_material(svc);

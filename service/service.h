@@ -70,6 +70,10 @@ struct service_config {
     bool store_path_relative;          /* it was relative in the file (or the default) */
     uint64_t map_size;
     struct signer_profile profile;
+    /* [profile] max_certs_per_user_per_day: online enrollments of one user in any 24 hours
+     * (the writer's judgement, service/writer.c rate_limit); 0 = no limit. certprovctl cert
+     * issue is not limited. */
+    uint32_t user_certs_per_day_max;
     struct signer_pin_policy pin;
     size_t num_pools;
     struct service_pool_config pools[STORE_POOLS_MAX];
@@ -149,6 +153,8 @@ struct service_options {
     uint32_t rings;                   /* ring threads of the engine */
     uint32_t items_per_ring;     /* enrollments in flight per ring (the engine's max_inflight) */
     struct store_publisher *pub; /* borrowed, may be NULL: woken after each commit; readyz */
+    uint32_t store_probe_ms;     /* while the store is full or unwritable, the writer tries a
+                                  * write (store_probe) this often; 0 = 5000 */
 };
 
 /* service_new allocates every item slot, reads the CA certificates it serves and starts the

@@ -1,5 +1,6 @@
 /* /readyz and /metrics: readiness (JSON) and the Prometheus text of the service's counters,
  * the engine's statistics and each pool's publication state. */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -230,12 +231,43 @@ static void put_pools(struct text *t, struct service *svc, bool json)
     }
 }
 
-/* store_state: "full" after a commit hit the map size, "nearly_full" from 80 % of the map on
- * (long before enrollments are refused), else "ok". */
-static const char *store_state(struct service *svc)
+const char *svc_store_condition_name(enum store_fault fault)
 {
-    if (atomic_load(&svc->store_full)) {
+    switch (fault) {
+    case STORE_FAULT_NONE:
+        return "ok";
+    case STORE_FAULT_MAP_FULL:
+    case STORE_FAULT_DISK_FULL:
         return "full";
+    case STORE_FAULT_IO:
+    case STORE_FAULT_READ_ONLY:
+        return "unwritable";
+    case STORE_FAULT_MAX_:
+        break;
+    }
+    ASSERT(false && "enum store_fault");
+    return NULL;
+}
+
+const char *svc_store_reason_name(enum store_fault fault)
+{
+    static const char *const names[] = {
+        [STORE_FAULT_NONE] = "none",           [STORE_FAULT_MAP_FULL] = "map_full",
+        [STORE_FAULT_DISK_FULL] = "disk_full", [STORE_FAULT_IO] = "io_error",
+        [STORE_FAULT_READ_ONLY] = "read_only",
+    };
+    static_assert(ARRAY_LEN(names) == STORE_FAULT_MAX_, "a name for every store fault");
+    ASSERT((unsigned)fault < STORE_FAULT_MAX_);
+    return names[fault];
+}
+
+/* store_state: "full" or "unwritable" while the store has a fault (service/writer.c
+ * store_condition), else "nearly_full" from 80 % of the map on (long before enrollments are
+ * refused), else "ok". */
+static const char *store_state(struct service *svc, enum store_fault fault)
+{
+    if (fault != STORE_FAULT_NONE) {
+        return svc_store_condition_name(fault);
     }
     uint64_t used = 0;
     uint64_t map = 0;
@@ -245,12 +277,12 @@ static const char *store_state(struct service *svc)
     return "ok";
 }
 
-/* A bound was hit: a ring has no free enrollment slot, or the store is full. The engine keeps
- * inflight_reserve of its slots for requests without a body, so enrollments (which have one)
- * never get those: a ring is full when no more than that many items are free. */
-static bool service_ready(struct service *svc, uint64_t *out_free)
+/* Not ready: a ring has no free enrollment slot, or the store is full or unwritable. The engine
+ * keeps inflight_reserve of its slots for requests without a body, so enrollments (which have
+ * one) never get those: a ring is full when no more than that many items are free. */
+static bool service_ready(struct service *svc, enum store_fault fault, uint64_t *out_free)
 {
-    bool ready = !atomic_load(&svc->store_full);
+    bool ready = fault == STORE_FAULT_NONE;
     uint64_t total_free = 0;
     for (uint32_t i = 0; i < svc->num_rings; i++) {
         uint32_t n = svc_items_free(svc, i);
@@ -263,25 +295,45 @@ static bool service_ready(struct service *svc, uint64_t *out_free)
     return ready;
 }
 
+size_t svc_readyz(struct service *svc, char *out, size_t cap, bool *out_ready)
+{
+    ASSERT(cap > 0);
+    struct text t = {.p = out, .cap = cap};
+    enum store_fault fault = (enum store_fault)atomic_load(&svc->store_fault);
+    uint64_t free_slots = 0;
+    bool ready = service_ready(svc, fault, &free_slots);
+    put(&t, "{\"ready\":%s,\"key_backend\":\"%s\",\"key\":\"%s\",\"store\":\"%s\",",
+        ready ? "true" : "false", svc->cfg->ca_backend,
+        hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(svc->ca))), store_state(svc, fault));
+    if (fault != STORE_FAULT_NONE) {
+        put(&t, "\"store_reason\":\"%s\",\"store_since_s\":%lld,", svc_store_reason_name(fault),
+            (long long)atomic_load(&svc->store_fault_since_s));
+    }
+    put(&t, "\"free_slots\":%llu,\"pools\":{", (unsigned long long)free_slots);
+    put_pools(&t, svc, true);
+    put(&t, "}}\n");
+    ASSERT(t.len < cap); /* SVC_RESPONSE_MAX holds every pool's entry */
+    *out_ready = ready;
+    return t.len;
+}
+
 void svc_respond_status(struct service *svc, struct ioring_request *req, enum svc_route route)
 {
     static _Thread_local char buf[SVC_RESPONSE_MAX];
     struct text t = {.p = buf, .cap = sizeof(buf)};
     int status = 200;
     const char *type = "text/plain; version=0.0.4";
+    int result = SVC_RESULT_OK;
     if (route == SVC_ROUTE_READYZ) {
-        uint64_t free_slots = 0;
-        bool ready = service_ready(svc, &free_slots);
-        put(&t,
-            "{\"ready\":%s,\"key_backend\":\"%s\",\"key\":\"%s\",\"store\":\"%s\","
-            "\"free_slots\":%llu,\"pools\":{",
-            ready ? "true" : "false", svc->cfg->ca_backend,
-            hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(svc->ca))), store_state(svc),
-            (unsigned long long)free_slots);
-        put_pools(&t, svc, true);
-        put(&t, "}}\n");
+        bool ready = false;
+        t.len = svc_readyz(svc, buf, sizeof(buf), &ready);
         status = ready ? 200 : 503;
         type = "application/json";
+        if (!ready) {
+            result = atomic_load(&svc->store_fault) != STORE_FAULT_NONE
+                         ? SIGNER_CODE_STORE_UNAVAILABLE
+                         : SIGNER_CODE_OVERLOADED;
+        }
     } else {
         ASSERT(route == SVC_ROUTE_METRICS);
         put_requests(&t, svc);
@@ -291,6 +343,6 @@ void svc_respond_status(struct service *svc, struct ioring_request *req, enum sv
     }
     ASSERT(t.len < t.cap);
     svc_log_simple(req, route, status);
-    svc_metrics_request(svc, route, status == 200 ? SVC_RESULT_OK : SIGNER_CODE_OVERLOADED);
+    svc_metrics_request(svc, route, result);
     svc_respond(svc, req, status, type, status == 503 ? "Retry-After: 1\r\n" : NULL, buf, t.len);
 }

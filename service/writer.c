@@ -7,9 +7,11 @@
  * alone, so that no failure is lost. While it commits, the rings keep queueing, so the next group
  * is as large as the load made it. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/base.h"
 #include "ioring/ioring.h"
@@ -141,6 +143,73 @@ static bool has_cert(const struct svc_item *it)
     return it->proceed && !it->failed && it->sign_rc == 0;
 }
 
+/* ---- the per-user issuance limit (hardening item 11) ---- */
+
+#define DAY_S 86400
+
+/* drop_cert answers a signed-in item with `code` instead of its certificate, which is never
+ * stored. */
+static void drop_cert(struct svc_item *it, enum signer_code code)
+{
+    it->failed = true;
+    it->fail = code;
+    it->sign_rc = -1;
+    it->der_len = 0;
+}
+
+/* rate_limit decides, in queue order, whether the certificate of items[i] may be stored: its
+ * user must have had fewer than max_certs_per_user_per_day certificates in the last 24 hours,
+ * counting the stored ones (store_cert_recent_by_uri: every committed one, online or offline,
+ * durable or not yet) and the group's items before it that keep theirs. The writer is the only
+ * online writer of certificates and decides one group after the other, so a burst of one user's
+ * enrollments, in one group or across groups, gets no more than the limit, whatever the rings
+ * saw. Over it: 429 RateLimited with Retry-After the seconds until the oldest of the user's
+ * newest `max` certificates is 24 h old (at least 1; with exactly `max` in the window, the
+ * oldest of them); the certificate is dropped. When the store cannot be read, InternalError. */
+static void rate_limit(struct service *svc, struct svc_item **items, size_t i, int64_t now)
+{
+    struct svc_item *it = items[i];
+    uint32_t max = svc->cfg->user_certs_per_day_max;
+    ASSERT(max > 0);
+    ASSERT(has_cert(it));
+    uint32_t in_group = 0;
+    int64_t first_s = 0;             /* issue time of the group's first certificate of the user */
+    for (size_t j = 0; j < i; j++) { /* bounded by the group: STORE_BATCH_MAX */
+        if (has_cert(items[j]) && strcmp(items[j]->user.uri, it->user.uri) == 0) {
+            first_s = in_group == 0 ? items[j]->issued_at_s : first_s;
+            in_group++;
+        }
+    }
+    ASSERT(in_group <= max);    /* each was admitted below the limit */
+    int64_t oldest_s = first_s; /* the max-th newest, when that many are in the window */
+    bool over = in_group == max;
+    if (!over) {
+        uint32_t num = 0;
+        int64_t last_s = 0;
+        int rc = store_cert_recent_by_uri(svc->st, it->user.uri, now - DAY_S + 1, max - in_group,
+                                          &num, &last_s);
+        if (rc != 0) {
+            log_err("service: rate_count_failed rc=%d uri=%s", rc, it->user.uri);
+            drop_cert(it, SIGNER_CODE_INTERNAL_ERROR);
+            (void)base_str_copy(it->reason, sizeof(it->reason),
+                                "The user's certificates could not be counted");
+            return;
+        }
+        over = num == max - in_group;
+        oldest_s = last_s;
+    }
+    if (!over) {
+        return;
+    }
+    int64_t wait_s = oldest_s + DAY_S - now;
+    drop_cert(it, SIGNER_CODE_RATE_LIMITED);
+    it->retry_after_s = (uint32_t)(wait_s < 1 ? 1 : wait_s > DAY_S ? DAY_S : wait_s);
+    (void)snprintf(it->reason, sizeof(it->reason),
+                   "The user has had %u certificates in the last 24 hours; retry after the "
+                   "Retry-After delay",
+                   max);
+}
+
 static void add_cert(struct service *svc, struct svc_item *it)
 {
     struct store_cert_meta meta = {.not_before_s = it->not_before_s,
@@ -183,10 +252,66 @@ static void resign(struct service *svc, struct svc_item **items, size_t n)
     }
 }
 
-static int commit(struct service *svc, struct svc_item **items, size_t n)
+/* ---- the store's condition (README, /readyz) ---- */
+
+/* store_condition records what a write found: `fault` (a store fault) makes the store full or
+ * unwritable from now on, STORE_FAULT_NONE makes it writable again. Callers pass NONE only for
+ * a commit that stored certificates or a successful probe: a commit without certificates (the
+ * store keeps room for lockout updates) or an empty one says nothing about certificates. */
+static void store_condition(struct service *svc, enum store_fault fault)
 {
-    /* Only a commit with certificates tells whether they fit: the store keeps room for the
-     * others (lockout updates) when it is full. */
+    ASSERT((unsigned)fault < STORE_FAULT_MAX_);
+    enum store_fault old = (enum store_fault)atomic_load(&svc->store_fault);
+    if (fault == old) {
+        return;
+    }
+    int64_t now = clock_real_s();
+    if (fault == STORE_FAULT_NONE) {
+        log_info("service: store_available was=%s unavailable_s=%lld", svc_store_reason_name(old),
+                 (long long)(now - atomic_load(&svc->store_fault_since_s)));
+    } else {
+        log_err("service: store_unavailable store=%s reason=%s", svc_store_condition_name(fault),
+                svc_store_reason_name(fault));
+        if (old == STORE_FAULT_NONE) {
+            atomic_store(&svc->store_fault_since_s, now);
+            svc->probe_at_ns = clock_mono_ns() + (uint64_t)svc->probe_ms * 1000000u;
+        }
+    }
+    atomic_store(&svc->store_fault, (int)fault);
+}
+
+/* store_fault_of_sync is the fault of a failed store_sync (which touches no map page). */
+static enum store_fault store_fault_of_sync(int rc)
+{
+    return rc == -ENOSPC  ? STORE_FAULT_DISK_FULL
+           : rc == -EROFS ? STORE_FAULT_READ_ONLY
+           : rc == -EIO   ? STORE_FAULT_IO
+                          : STORE_FAULT_NONE;
+}
+
+/* probe tries a write (store_probe) once the store has been full or unwritable for probe_ms, and
+ * every probe_ms after that, so that the store is seen writable again when space returns even
+ * while no enrollment comes in (a balancer sends none to an appliance that is not ready). Only
+ * with nothing pending: then every earlier commit is durable and answered. */
+static void probe(struct service *svc)
+{
+    if (atomic_load(&svc->store_fault) == STORE_FAULT_NONE || clock_mono_ns() < svc->probe_at_ns) {
+        return;
+    }
+    enum store_fault fault = STORE_FAULT_NONE;
+    int rc = store_probe(svc->st, &fault);
+    if (rc == 0 || fault != STORE_FAULT_NONE) {
+        store_condition(svc, fault);
+    }
+    svc->probe_at_ns = clock_mono_ns() + (uint64_t)svc->probe_ms * 1000000u;
+}
+
+/* commit stores the group's batch (re-signing the items whose serials clashed) and records the
+ * store's condition: a commit that stored certificates shows the store writable, a fault shows
+ * it full or unwritable. Returns the commit's result; *out_fault is its fault. */
+static int commit(struct service *svc, struct svc_item **items, size_t n,
+                  enum store_fault *out_fault)
+{
     bool certs = svc->batch->num_items > 0;
     int rc = -EEXIST;
     for (int tries = 0; rc == -EEXIST && tries < SVC_COMMIT_TRIES_MAX; tries++) {
@@ -199,8 +324,9 @@ static int commit(struct service *svc, struct svc_item **items, size_t n)
         svc_histogram_add(&svc->metrics.commit_us, dt / 1000);
         svc_metrics_stage(svc, SVC_STAGE_COMMIT, dt);
     }
-    if (certs) {
-        atomic_store(&svc->store_full, rc == -ENOSPC);
+    *out_fault = svc->batch->fault;
+    if (rc == 0 ? certs : *out_fault != STORE_FAULT_NONE) {
+        store_condition(svc, *out_fault);
     }
     if (rc != 0) {
         log_err("service: group_commit_failed rc=%d items=%zu", rc, n);
@@ -230,16 +356,26 @@ static void respond_success(struct service *svc, struct svc_item *it)
     svc_respond(svc, it->req, 200, type, headers, svc->scratch, len);
 }
 
-/* fail_stored answers an item with the failure of the commit (or sync) that returned `rc`. */
-static void fail_stored(struct svc_item *it, int rc)
+/* fail_stored answers an item with the failure of the commit (or sync) that returned `rc` and
+ * met `fault`: StoreUnavailable (503, Retry-After) when the store is full or cannot be written
+ * (API.md: disk or map full, I/O error), InternalError for the rest. */
+static void fail_stored(struct svc_item *it, int rc, enum store_fault fault)
 {
     ASSERT(rc != 0);
     it->failed = true;
-    it->fail = rc == -ENOSPC ? SIGNER_CODE_OVERLOADED : SIGNER_CODE_INTERNAL_ERROR;
+    if (rc != -ENOSPC && rc != -EIO && rc != -EROFS) {
+        it->fail = SIGNER_CODE_INTERNAL_ERROR;
+        (void)base_str_copy(it->reason, sizeof(it->reason), "The certificate could not be stored");
+        return;
+    }
+    it->fail = SIGNER_CODE_STORE_UNAVAILABLE;
+    it->retry_after_s = SVC_STORE_RETRY_AFTER_S;
     (void)base_str_copy(it->reason, sizeof(it->reason),
-                        rc == -ENOSPC
+                        fault == STORE_FAULT_MAP_FULL
                             ? "The certificate store is full; the operator must raise its size"
-                            : "The certificate could not be stored");
+                        : fault == STORE_FAULT_DISK_FULL
+                            ? "The certificate store's disk is full; try again later"
+                            : "The certificate store cannot be written now; try again later");
 }
 
 /* settle fixes an item's outcome once its group's commit returned `rc` and, when that failed,
@@ -249,13 +385,13 @@ static void fail_stored(struct svc_item *it, int rc)
  * outcome stays (a CSR error, a signing error). When they cannot be recorded, EVERY item of the
  * group gets the commit's failure: a refused sign-in answered otherwise than a right PIN (whose
  * certificate failed, or whose CSR was refused) would let PINs be guessed without limit while no
- * guess is counted. */
-static void settle(struct svc_item *it, int rc, int lrc)
+ * guess is counted. `fault` is the failed commit's (or sync's). */
+static void settle(struct svc_item *it, int rc, int lrc, enum store_fault fault)
 {
     if (lrc != 0) {
-        fail_stored(it, rc != 0 ? rc : lrc);
+        fail_stored(it, rc != 0 ? rc : lrc, fault);
     } else if (has_cert(it) && rc != 0) {
-        fail_stored(it, rc);
+        fail_stored(it, rc, fault);
     } else if (!it->failed && it->sign_rc != 0) {
         it->failed = true;
         it->fail =
@@ -273,8 +409,8 @@ static void answer(struct service *svc, struct svc_item *it)
     svc_metrics_stage(svc, SVC_STAGE_TOTAL, clock_mono_ns() - it->start_ns);
     if (it->failed) {
         svc_log_request(svc, it, NULL);
-        svc_respond_error(svc, it->req, it->route, it->fail, it->reason, it->request_id,
-                          svc->scratch, SVC_RESPONSE_MAX);
+        svc_respond_error(svc, it->req, it->route, it->fail, it->reason, it->retry_after_s,
+                          it->request_id, svc->scratch, SVC_RESPONSE_MAX);
     } else {
         svc_log_request(svc, it, it->serial);
         respond_success(svc, it);
@@ -300,8 +436,11 @@ static void wake_publisher(struct service *svc, struct svc_item **items, size_t 
  * the failure of the sync that was to make it so. */
 static void finish(struct service *svc, struct svc_item **items, size_t n, int sync_rc)
 {
+    if (sync_rc != 0 && store_fault_of_sync(sync_rc) != STORE_FAULT_NONE) {
+        store_condition(svc, store_fault_of_sync(sync_rc));
+    }
     for (size_t i = 0; sync_rc != 0 && i < n; i++) {
-        settle(items[i], sync_rc, sync_rc);
+        settle(items[i], sync_rc, sync_rc, store_fault_of_sync(sync_rc));
     }
     if (sync_rc == 0) {
         wake_publisher(svc, items, n);
@@ -338,13 +477,17 @@ static int commit_lockouts(struct service *svc, bool *out_stored)
     if (rc != 0) {
         log_err("service: lockout_commit_failed rc=%d lockouts=%zu unknown=%zu", rc,
                 to->num_lockouts, to->num_unknown);
+        if (to->fault != STORE_FAULT_NONE) {
+            store_condition(svc, to->fault);
+        }
     }
     *out_stored = rc == 0;
     return rc;
 }
 
-/* commit_group judges the group's sign-ins in queue order, stores the certificates of the
- * successful ones with the lockout updates (or, when that fails, the lockout updates alone) and
+/* commit_group judges the group's sign-ins in queue order, then each successful one's
+ * certificate against its user's limit (rate_limit), stores the certificates that pass with the
+ * lockout updates (or, when that fails, the lockout updates alone) and
  * settles every item's outcome. *out_stored tells whether anything was committed (and so waits
  * to become durable). */
 static void commit_group(struct service *svc, struct svc_item **items, size_t n, bool *out_stored)
@@ -355,6 +498,11 @@ static void commit_group(struct service *svc, struct svc_item **items, size_t n,
     for (size_t i = 0; i < n; i++) {
         judge(svc, items[i], now);
     }
+    for (size_t i = 0; svc->cfg->user_certs_per_day_max != 0 && i < n; i++) {
+        if (has_cert(items[i])) {
+            rate_limit(svc, items, i, now);
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         if (has_cert(items[i])) {
             add_cert(svc, items[i]);
@@ -362,16 +510,17 @@ static void commit_group(struct service *svc, struct svc_item **items, size_t n,
     }
     int rc = 0;
     int lrc = 0;
+    enum store_fault fault = STORE_FAULT_NONE;
     *out_stored = false;
     if (b->num_items > 0 || b->num_lockouts > 0 || b->num_unknown > 0) {
-        rc = commit(svc, items, n);
+        rc = commit(svc, items, n, &fault);
         *out_stored = rc == 0;
     }
     if (rc != 0) {
         lrc = commit_lockouts(svc, out_stored);
     }
     for (size_t i = 0; i < n; i++) {
-        settle(items[i], rc, lrc);
+        settle(items[i], rc, lrc, fault);
     }
     svc_histogram_add(&svc->metrics.commit_size, n);
 }
@@ -399,10 +548,44 @@ static size_t take_group(struct service *svc, struct svc_item **items)
     return n;
 }
 
+/* writer_wait waits (called locked) until items are queued or the writer stops, and, while the
+ * store is full or unwritable, at most until the next probe is due. */
+static void writer_wait(struct service *svc)
+{
+    if (atomic_load(&svc->store_fault) == STORE_FAULT_NONE) {
+        base_cond_wait(&svc->wcond, &svc->wlock);
+        return;
+    }
+    uint64_t now = clock_mono_ns();
+    if (now >= svc->probe_at_ns) {
+        return;
+    }
+    uint64_t left = svc->probe_at_ns - now;
+    struct timespec ts;
+    int rc = clock_gettime(CLOCK_MONOTONIC, &ts); /* the condition's clock (svc_writer_start) */
+    ASSERT(rc == 0);
+    ts.tv_sec += (time_t)(left / 1000000000u);
+    ts.tv_nsec += (long)(left % 1000000000u);
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    rc = pthread_cond_timedwait(&svc->wcond, &svc->wlock, &ts);
+    ASSERT(rc == 0 || rc == ETIMEDOUT);
+}
+
+/* probe_due: the store is full or unwritable and its next probe is due. */
+static bool probe_due(const struct service *svc)
+{
+    return atomic_load(&svc->store_fault) != STORE_FAULT_NONE &&
+           clock_mono_ns() >= svc->probe_at_ns;
+}
+
 /* writer_main pipelines durability (store.h, defer_meta_sync): a group whose commit returned is
  * answered when the NEXT commit has returned (that commit's data sync also made the group's
  * meta page durable), or, when no next group is waiting, after one explicit sync. Under load
- * every group then costs one disk sync instead of two. */
+ * every group then costs one disk sync instead of two. With nothing pending, it probes a full or
+ * unwritable store when the probe is due. */
 static void *writer_main(void *arg)
 {
     struct service *svc = arg;
@@ -413,8 +596,8 @@ static void *writer_main(void *arg)
     bool deferred = store_defers_sync(svc->st);
     for (;;) { /* the writer's loop ends only when stopped with nothing queued or pending */
         base_mutex_lock(&svc->wlock);
-        while (svc->q_len == 0 && num_pending == 0 && !svc->stopping) {
-            base_cond_wait(&svc->wcond, &svc->wlock);
+        while (svc->q_len == 0 && num_pending == 0 && !svc->stopping && !probe_due(svc)) {
+            writer_wait(svc);
         }
         size_t n = take_group(svc, items);
         bool done = n == 0 && num_pending == 0 && svc->stopping;
@@ -439,6 +622,9 @@ static void *writer_main(void *arg)
             num_pending = n;
         } else {
             finish(svc, items, n, 0);
+        }
+        if (num_pending == 0) {
+            probe(svc);
         }
     }
     return NULL;
@@ -472,10 +658,20 @@ int svc_writer_start(struct service *svc, size_t cap)
         return -ENOMEM;
     }
     svc->q_cap = cap;
-    /* Static initialisers: a default mutex and condition cannot fail to initialise. */
+    /* A default mutex cannot fail to initialise; nor can the condition with these attributes
+     * (glibc; POSIX allows ENOMEM/EAGAIN, which Linux never returns): a failure is a bug. Its
+     * clock is the monotonic one of the probe's deadline (writer_wait). */
     svc->wlock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
-    svc->wcond = (pthread_cond_t)PTHREAD_COND_INITIALIZER;
-    int rc = pthread_create(&svc->writer, NULL, writer_main, svc);
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    ASSERT(rc == 0);
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    ASSERT(rc == 0);
+    rc = pthread_cond_init(&svc->wcond, &ca);
+    ASSERT(rc == 0);
+    rc = pthread_condattr_destroy(&ca);
+    ASSERT(rc == 0);
+    rc = pthread_create(&svc->writer, NULL, writer_main, svc);
     if (rc != 0) {
         return -rc;
     }

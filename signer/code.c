@@ -25,6 +25,8 @@ static const struct code_entry code_table[] = {
     [SIGNER_CODE_OVERLOADED] = {"Overloaded", 503},
     [SIGNER_CODE_SIGNING_UNAVAILABLE] = {"SigningUnavailable", 503},
     [SIGNER_CODE_INTERNAL_ERROR] = {"InternalError", 500},
+    [SIGNER_CODE_STORE_UNAVAILABLE] = {"StoreUnavailable", 503},
+    [SIGNER_CODE_RATE_LIMITED] = {"RateLimited", 429},
 };
 
 static_assert(ARRAY_LEN(code_table) == SIGNER_CODE_MAX_, "every enum signer_code needs an entry");

@@ -398,7 +398,8 @@ int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label,
 /* ---- wire codecs: CertProv SOAP and EST ---- */
 
 /* signer_code is an README, Errors error Code. Each has an HTTP status (signer_error_status) and a
- * stable X-Ms-diagnostics ID (signer_code_diag_id, 28000 + the enum value). */
+ * stable X-Ms-diagnostics ID (signer_code_diag_id, 28000 + the enum value): a new Code goes at
+ * the end, so that no existing ID changes. */
 enum signer_code {
     SIGNER_CODE_BAD_REQUEST = 0,           /* 400 */
     SIGNER_CODE_BAD_CSR = 1,               /* 400 */
@@ -410,6 +411,8 @@ enum signer_code {
     SIGNER_CODE_OVERLOADED = 7,            /* 503 */
     SIGNER_CODE_SIGNING_UNAVAILABLE = 8,   /* 503 */
     SIGNER_CODE_INTERNAL_ERROR = 9,        /* 500 */
+    SIGNER_CODE_STORE_UNAVAILABLE = 10,    /* 503: the store cannot take a write */
+    SIGNER_CODE_RATE_LIMITED = 11,         /* 429: the user's certificates per day */
     SIGNER_CODE_MAX_,
 };
 
@@ -425,7 +428,7 @@ const char *signer_code_name(enum signer_code code);
 int signer_code_parse(enum signer_code *out, const char *name);
 
 /* signer_error_status returns the HTTP status of `code` per the README, Errors table (400, 401,
- * 403, 413, 500 or 503). */
+ * 403, 413, 429, 500 or 503). */
 unsigned signer_error_status(enum signer_code code);
 
 /* signer_code_diag_id returns the X-Ms-diagnostics ID of `code`: SIGNER_DIAG_ID_BASE + code. */

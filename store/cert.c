@@ -389,12 +389,23 @@ static int pages_used(struct store *st, MDB_txn *txn, uint64_t *out)
     return 0;
 }
 
-/* reserve_check refuses a batch of certificates that could take the map's reserve: -ENOSPC
- * (logged like a full map), 0, or -EIO. Costs one mdb_env_info unless the map's high-water mark
- * is near its end; then a stat of each tree. */
-static int reserve_check(struct store *st, MDB_txn *txn, const struct store_batch *b)
+/* batch_bytes is what reserve_check counts for the certificates of `b`: their DER and 512 bytes
+ * each for the record's other fields and the outbox and index entries. */
+static uint64_t batch_bytes(const struct store_batch *b)
 {
-    ASSERT(b->num_items > 0);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < b->num_items; i++) {
+        bytes += b->items[i].der_len + 512;
+    }
+    return bytes;
+}
+
+/* reserve_check refuses certificates of `bytes` (batch_bytes) that could take the map's reserve:
+ * -ENOSPC (logged like a full map, noted as STORE_FAULT_MAP_FULL), 0, or -EIO. Costs one
+ * mdb_env_info unless the map's high-water mark is near its end; then a stat of each tree. */
+static int reserve_check(struct store *st, MDB_txn *txn, uint64_t bytes)
+{
+    ASSERT(bytes > 0);
     MDB_envinfo info;
     MDB_stat env;
     int rc = store_err(st, mdb_env_info(st->env, &info), "env_info");
@@ -410,10 +421,6 @@ static int reserve_check(struct store *st, MDB_txn *txn, const struct store_batc
     reserve = reserve < RESERVE_PAGES_MAX ? reserve : RESERVE_PAGES_MAX;
     /* What the certificates may take: their records, outbox and index entries, twice for the
      * pages copied on write, and the paths of the trees they touch. */
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < b->num_items; i++) {
-        bytes += b->items[i].der_len + 512;
-    }
     uint64_t need = 2 * (bytes / env.ms_psize + 1) + 32;
     if ((uint64_t)info.me_last_pgno + 1 + need + reserve <= max_pages) {
         return 0; /* far from the end: nothing to count */
@@ -425,6 +432,7 @@ static int reserve_check(struct store *st, MDB_txn *txn, const struct store_batc
                 "reserve_pages=%llu action=\"raise [store] map_size in the configuration\"",
                 st->path, (unsigned long long)st->map_size, (unsigned long long)used,
                 (unsigned long long)reserve);
+        store_fault_note(STORE_FAULT_MAP_FULL);
         rc = -ENOSPC;
     }
     return rc;
@@ -436,7 +444,7 @@ static int batch_txn(struct store *st, MDB_txn *txn, void *arg)
     struct commit_ctx *c = arg;
     c->txn = txn;
     if (c->batch->num_items > 0) {
-        int rc = reserve_check(st, txn, c->batch);
+        int rc = reserve_check(st, txn, batch_bytes(c->batch));
         if (rc != 0) {
             return rc;
         }
@@ -458,7 +466,9 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
 {
     store_validate(st);
     batch_validate(batch);
+    batch->fault = STORE_FAULT_NONE;
     if (st->read_only) {
+        batch->fault = STORE_FAULT_READ_ONLY;
         return -EROFS;
     }
     if (batch->num_items == 0 && batch->num_lockouts == 0 && batch->num_unknown == 0) {
@@ -474,9 +484,11 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
     c.now_ms = clock_real_ms();
     c.num_pools = 0;
     base_mutex_lock(&st->commit_lock);
+    (void)store_fault_take(); /* a fault noted before this commit is not its own */
     int rc = store_write(st, batch_txn, &c);
     c.txn = NULL; /* ended by store_write */
     if (rc != 0) {
+        batch->fault = store_fault_settle(st, rc);
         store_index_discard(st);
         goto out;
     }
@@ -492,6 +504,46 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
 out:
     base_mutex_unlock(&st->commit_lock);
     batch_validate(batch);
+    return rc;
+}
+
+/* ---- the probe ---- */
+
+#define PROBE_KEY "probe"
+
+/* probe_txn is the write transaction of store_probe (under commit_lock). */
+static int probe_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    const int64_t *now_s = arg;
+    int rc = reserve_check(st, txn, STORE_CERT_DER_MAX + 512);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_env_grow(st->env); /* the file system's room: noted by store_err_map */
+    if (rc != 0) {
+        log_err("store: probe_grow_failed path=%s rc=%d", st->path, rc);
+        return rc;
+    }
+    MDB_val key = store_val_str(PROBE_KEY);
+    MDB_val val = {.mv_size = sizeof(*now_s), .mv_data = (void *)(uintptr_t)now_s};
+    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_probe");
+}
+
+int store_probe(struct store *st, enum store_fault *out_fault)
+{
+    store_validate(st);
+    ASSERT(out_fault != NULL);
+    if (st->read_only) {
+        *out_fault = STORE_FAULT_READ_ONLY;
+        return -EROFS;
+    }
+    ASSERT(st->has_meta); /* a writable open creates it */
+    int64_t now_s = clock_real_s();
+    base_mutex_lock(&st->commit_lock);
+    (void)store_fault_take();
+    int rc = store_write(st, probe_txn, &now_s);
+    *out_fault = store_fault_settle(st, rc);
+    base_mutex_unlock(&st->commit_lock);
     return rc;
 }
 
@@ -598,6 +650,39 @@ int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn f
     struct visit_cert_arg a = {.fn = fn, .ctx = ctx};
     rc = store_index_foreach_uri(st, txn, uri, visit_cert, &a);
     mdb_txn_abort(txn);
+    return rc;
+}
+
+int store_cert_recent_by_uri(struct store *st, const char *uri, int64_t since_s, uint32_t max,
+                             uint32_t *out_num, int64_t *out_last_s)
+{
+    store_validate(st);
+    ASSERT(uri != NULL);
+    ASSERT(max >= 1);
+    ASSERT(out_num != NULL);
+    ASSERT(out_last_s != NULL);
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        *out_num = 0;
+        *out_last_s = 0;
+        return 0;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t num = 0;
+    int64_t last_s = 0;
+    base_mutex_lock(&st->recent_lock);
+    rc = store_index_recent_uri(st, txn, uri, since_s, max, &num, &last_s);
+    base_mutex_unlock(&st->recent_lock);
+    mdb_txn_abort(txn);
+    if (rc == 0) {
+        ASSERT(num <= max);
+        ASSERT(num == 0 || last_s >= since_s);
+        *out_num = num;
+        *out_last_s = last_s;
+    }
     return rc;
 }
 

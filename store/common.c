@@ -2,11 +2,81 @@
  * string and key helpers, and the pool id lookup. It calls nothing else in store/. */
 #include <errno.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "base/base.h"
 #include "store/internal.h"
 
+/* The fault of the last store call of this thread that met one (store_fault_take): a write's
+ * condition is known where LMDB's or the system's code is mapped, deep below the call that
+ * reports it, on the same thread. */
+static _Thread_local enum store_fault last_fault;
+
+/* fault_of classifies a raw LMDB code or errno that maps to -ENOSPC, -EIO or -EROFS. */
+static enum store_fault fault_of(int rc)
+{
+    switch (rc) {
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+        return STORE_FAULT_MAP_FULL;
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+        return STORE_FAULT_DISK_FULL;
+    case EROFS:
+        return STORE_FAULT_READ_ONLY;
+    default:
+        return STORE_FAULT_IO;
+    }
+}
+
+void store_fault_note(enum store_fault fault)
+{
+    ASSERT((unsigned)fault < STORE_FAULT_MAX_);
+    last_fault = fault;
+}
+
+enum store_fault store_fault_take(void)
+{
+    enum store_fault f = last_fault;
+    last_fault = STORE_FAULT_NONE;
+    return f;
+}
+
+/* A short write (EIO from LMDB) counts as a full file system while less than this is free. */
+#define FAULT_DISK_FREE_MIN (1u << 20)
+
+enum store_fault store_fault_settle(struct store *st, int rc)
+{
+    store_validate(st);
+    enum store_fault f = store_fault_take();
+    if (rc != -ENOSPC && rc != -EIO && rc != -EROFS) {
+        return STORE_FAULT_NONE;
+    }
+    if (f == STORE_FAULT_NONE) { /* not noted: the code alone says it */
+        f = rc == -ENOSPC  ? STORE_FAULT_DISK_FULL
+            : rc == -EROFS ? STORE_FAULT_READ_ONLY
+                           : STORE_FAULT_IO;
+    }
+    int fd = -1;
+    struct statvfs vfs;
+    if (f == STORE_FAULT_IO && mdb_env_get_fd(st->env, &fd) == MDB_SUCCESS &&
+        fstatvfs(fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < FAULT_DISK_FREE_MIN) {
+        f = STORE_FAULT_DISK_FULL;
+    }
+    return f;
+}
+
 int store_err_map(int rc)
+{
+    int err = store_err_map_quiet(rc);
+    if (err == -ENOSPC || err == -EIO || err == -EROFS) {
+        store_fault_note(fault_of(rc));
+    }
+    return err;
+}
+
+int store_err_map_quiet(int rc)
 {
     switch (rc) {
     case MDB_SUCCESS:
@@ -91,6 +161,7 @@ int store_write(struct store *st, store_write_fn fn, void *arg)
     store_validate(st);
     ASSERT(fn != NULL);
     if (st->read_only) {
+        store_fault_note(STORE_FAULT_READ_ONLY);
         return -EROFS;
     }
     MDB_txn *txn = NULL;

@@ -668,9 +668,12 @@ void store_index_discard(struct store *st)
     }
 }
 
+static void recent_free(struct store *st);
+
 void store_index_free(struct store *st)
 {
     tail_free(st);
+    recent_free(st);
     if (st->segment != NULL) {
         segment_clear(st->segment);
         free(st->segment);
@@ -810,6 +813,247 @@ int store_index_foreach_uri(struct store *st, MDB_txn *txn, const char *uri, sto
 out:
     if (cur != NULL) {
         mdb_cursor_close(cur);
+    }
+    return rc;
+}
+
+/* ---- the tail by user: recent certificates of one user ----
+ *
+ * A user's newest certificates are in the tail (after the watermark of the user's slice), which
+ * only a scan of every user's records there would find: up to twice index_tail_max of them, far
+ * too many to read for each enrollment. So the handle keeps, for each certificate of the tail
+ * in seq order, the hash of its URI and its issue time, with a chain through the entries of
+ * each hash bucket, newest first. It is built from the tail once, then reads in only what was
+ * committed since (by this process or another) whenever it is asked, and is rebuilt when the
+ * watermark moves (once per index_tail_max certificates): O(1) records read per certificate.
+ * Owned by the handle under recent_lock; a hint, never authoritative: every hit is checked
+ * against its record. */
+
+struct recent_entry {
+    int64_t issued_at_s;
+    uint32_t hash; /* uri_hash of the certificate's URI */
+    uint32_t prev; /* index + 1 of the previous entry in the same bucket; 0: none */
+};
+
+struct recent {
+    bool valid;
+    uint64_t base; /* the watermark (ix.upto) it was built for: entry i is seq base + 1 + i */
+    size_t num;
+    size_t cap;             /* entries and buckets: a power of two, at least num */
+    struct recent_entry *e; /* cap entries */
+    uint32_t *head;         /* cap buckets: index + 1 of the newest entry; 0: none */
+};
+
+static void recent_free(struct store *st)
+{
+    if (st->recent != NULL) {
+        free(st->recent->e);
+        free(st->recent->head);
+        free(st->recent);
+        st->recent = NULL;
+    }
+}
+
+/* recent_link puts entry i at the head of its bucket's chain. */
+static void recent_link(struct recent *r, size_t i)
+{
+    uint32_t *h = &r->head[r->e[i].hash & (r->cap - 1)];
+    r->e[i].prev = *h;
+    *h = (uint32_t)(i + 1);
+}
+
+/* recent_grow doubles the capacity and relinks every entry. Returns 0 or -ENOMEM. */
+static int recent_grow(struct recent *r)
+{
+    ASSERT(r->cap <= UINT32_MAX / 2);
+    size_t cap = 2 * r->cap;
+    struct recent_entry *e = realloc(r->e, cap * sizeof(*e));
+    if (e == NULL) {
+        return -ENOMEM;
+    }
+    r->e = e;
+    uint32_t *head = calloc(cap, sizeof(*head));
+    if (head == NULL) {
+        return -ENOMEM;
+    }
+    free(r->head);
+    r->head = head;
+    r->cap = cap;
+    for (size_t i = 0; i < r->num; i++) { /* oldest first: each chain ends newest first */
+        recent_link(r, i);
+    }
+    return 0;
+}
+
+static int visit_recent_add(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                            const struct cert_rec *r, void *arg)
+{
+    (void)st;
+    (void)txn;
+    struct recent *rc = arg;
+    /* Seqs are dense (certificates are never deleted): entry num is seq base + num + 1. */
+    ASSERT(store_seq_decode(key->mv_data) == rc->base + rc->num + 1);
+    if (rc->num == rc->cap) {
+        int err = recent_grow(rc);
+        if (err != 0) {
+            return err;
+        }
+    }
+    struct recent_entry *x = &rc->e[rc->num];
+    x->issued_at_s = r->issued_at_s;
+    x->hash = uri_hash((const char *)val->mv_data + sizeof(*r), r->uri_len);
+    recent_link(rc, rc->num);
+    rc->num++;
+    return 0;
+}
+
+/* recent_sync brings the handle's tail by user up to `txn`'s snapshot: the certificates after
+ * ix.upto up to `last`. Returns 0, -ENOMEM (the cache is dropped) or an error of the scan. */
+static int recent_sync(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t last)
+{
+    if (st->recent == NULL) {
+        struct recent *r = calloc(1, sizeof(*r));
+        size_t cap = 4096; /* grows with the tail (recent_grow) */
+        if (r == NULL || (r->e = calloc(cap, sizeof(r->e[0]))) == NULL ||
+            (r->head = calloc(cap, sizeof(r->head[0]))) == NULL) {
+            if (r != NULL) {
+                free(r->e);
+            }
+            free(r);
+            return -ENOMEM;
+        }
+        r->cap = cap;
+        st->recent = r;
+    }
+    struct recent *r = st->recent;
+    if (!r->valid || r->base != upto || r->base + r->num > last) {
+        /* first use, or the watermark moved (the rest is in the indexes now): rebuild */
+        memset(r->head, 0, r->cap * sizeof(r->head[0]));
+        r->num = 0;
+        r->base = upto;
+        r->valid = true;
+    }
+    /* Bounded by the tail: read only what was committed since the last call. */
+    int rc = record_scan(st, txn, r->base + r->num, UINT64_MAX, visit_recent_add, r);
+    if (rc != 0) {
+        r->valid = false;
+        return rc;
+    }
+    ASSERT(r->base + r->num == (last > upto ? last : upto));
+    return 0;
+}
+
+struct recent_count {
+    const char *uri;
+    size_t uri_len;
+    int64_t since_s;
+    uint32_t max;
+    uint32_t num;
+    int64_t last_s;
+    bool done; /* max reached, or a certificate of the user issued before since_s */
+};
+
+/* recent_take counts the record `val` (of seq `seq`) when it is the user's and recent enough. */
+static int recent_take(struct store *st, MDB_txn *txn, uint64_t seq_num, struct recent_count *c,
+                       bool indexed)
+{
+    uint8_t seq[STORE_SEQ_KEY_LEN];
+    store_seq_encode(seq, seq_num);
+    MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
+    MDB_val val = {0};
+    int rc = store_cert_rec_get(st, txn, &skey, &val);
+    if (rc != 0) {
+        return rc;
+    }
+    struct cert_rec r;
+    ASSERT(val.mv_size >= sizeof(r));
+    memcpy(&r, val.mv_data, sizeof(r));
+    ASSERT(store_cert_rec_ok(&r, val.mv_size));
+    bool same = r.uri_len == c->uri_len &&
+                memcmp((const uint8_t *)val.mv_data + sizeof(r), c->uri, c->uri_len) == 0;
+    ASSERT(same || !indexed); /* the by-user index names only the user's certificates */
+    if (!same) {
+        return 0; /* another URI with the same hash */
+    }
+    if (r.issued_at_s < c->since_s) {
+        c->done = true;
+        return 0;
+    }
+    c->num++;
+    c->last_s = r.issued_at_s;
+    c->done = c->num == c->max;
+    return 0;
+}
+
+/* recent_indexed counts the user's certificates of the by-user index, newest first. */
+static int recent_indexed(struct store *st, MDB_txn *txn, uint64_t upto, struct recent_count *c)
+{
+    MDB_cursor *cur = NULL;
+    int rc = store_err(st, mdb_cursor_open(txn, st->byuser, &cur), "cursor_open");
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t key_buf[USERIDX_KEY_MAX];
+    MDB_val key = {.mv_size = useridx_key(key_buf, c->uri, c->uri_len), .mv_data = key_buf};
+    MDB_val seq = {0};
+    rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_SET_KEY), "cursor_set");
+    if (rc == 0) {
+        rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_LAST_DUP), "cursor_last_dup");
+    }
+    /* Bounded by max, and by the user's certificates. */
+    while (rc == 0 && !c->done) {
+        ASSERT(seq.mv_size == STORE_SEQ_KEY_LEN);
+        uint64_t s = store_seq_decode(seq.mv_data);
+        ASSERT(s <= upto);
+        rc = recent_take(st, txn, s, c, true);
+        if (rc == 0 && !c->done) {
+            rc = store_err(st, mdb_cursor_get(cur, &key, &seq, MDB_PREV_DUP), "cursor_prev_dup");
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int store_index_recent_uri(struct store *st, MDB_txn *txn, const char *uri, int64_t since_s,
+                           uint32_t max, uint32_t *out_num, int64_t *out_last_s)
+{
+    ASSERT(uri != NULL);
+    ASSERT(max > 0);
+    struct recent_count c = {.uri = uri, .uri_len = strlen(uri), .since_s = since_s, .max = max};
+    ASSERT(c.uri_len <= STORE_URI_MAX);
+    struct store_index_state ix;
+    uint64_t last = 0;
+    int rc = store_index_get(st, txn, &ix);
+    if (rc == 0) {
+        rc = store_last_seq(st, txn, &last);
+    }
+    if (rc == 0) {
+        rc = recent_sync(st, txn, ix.upto, last);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t upto = watermark(&ix, slice_uri(uri, c.uri_len));
+    const struct recent *r = st->recent;
+    uint32_t hash = uri_hash(uri, c.uri_len);
+    /* The tail after the user's watermark, newest first: bounded by the bucket's chain, whose
+     * other entries are expected to be about one (as many buckets as entries). */
+    for (uint32_t i = r->head[hash & (r->cap - 1)]; rc == 0 && i != 0 && !c.done;
+         i = r->e[i - 1].prev) {
+        uint64_t s = r->base + i;
+        if (s <= upto) {
+            break; /* this one and every older one are in the by-user index */
+        }
+        if (r->e[i - 1].hash == hash) {
+            rc = recent_take(st, txn, s, &c, false);
+        }
+    }
+    if (rc == 0 && !c.done && st->has_useridx) { /* else an older environment, read-only */
+        rc = recent_indexed(st, txn, upto, &c);
+    }
+    if (rc == 0) {
+        *out_num = c.num;
+        *out_last_s = c.last_s;
     }
     return rc;
 }

@@ -114,6 +114,9 @@ struct store {
     pthread_mutex_t commit_lock;
     struct tail_set *tail;   /* the tail's serials, for the clash check (index.c); lazily built */
     struct segment *segment; /* the keys of the segment being indexed (index.c); lazily built */
+    /* Serializes store_cert_recent_by_uri on this handle, which owns `recent`. */
+    pthread_mutex_t recent_lock;
+    struct recent *recent; /* the tail by user, for counting recent certificates (index.c) */
     bool defer_meta_sync;
     /* With defer_meta_sync: the lowest certificate seq whose commit may not be durable yet
      * (every higher seq is either in such a commit or not committed); UINT64_MAX when everything
@@ -188,8 +191,22 @@ static_assert(sizeof(struct outbox_rec) == 48, "outbox_rec on-disk size");
 #define STORE_MAP_SIZE_MIN (64u * 1024u)
 
 /* store_err_map maps an LMDB return code or a system errno to 0 or one of the fixed negative
- * errnos of store.h ("Errors"), without logging: the one table of store/. */
+ * errnos of store.h ("Errors"), without logging: the one table of store/. A code that maps to
+ * -ENOSPC, -EIO or -EROFS is noted as the calling thread's fault (store_fault_note). */
 int store_err_map(int rc);
+/* store_err_map_quiet is store_err_map without the note (the table itself). */
+int store_err_map_quiet(int rc);
+/* store_fault_note records `fault` as the calling thread's last fault: store_err_map does for the
+ * codes it maps, the store's own refusals (the reserve, a read-only handle) do explicitly. */
+void store_fault_note(enum store_fault fault);
+/* store_fault_take returns the calling thread's last noted fault and forgets it. A public call
+ * that reports a fault takes it before it starts (stale) and after it failed. */
+enum store_fault store_fault_take(void);
+/* store_fault_settle turns `rc`, the result of a write of `st` that began after a
+ * store_fault_take, into its fault: the thread's noted fault for -ENOSPC, -EIO and -EROFS (an
+ * -EIO while the file system under the store has under 1 MiB free is DISK_FULL: LMDB reports a
+ * short write as EIO), STORE_FAULT_NONE for every other result. */
+enum store_fault store_fault_settle(struct store *st, int rc);
 /* store_err is store_err_map for a call on `st`'s environment, and the one place that logs the
  * library's text (mdb_strerror; for MDB_MAP_FULL the setting to raise), except for the expected
  * MDB_NOTFOUND (-ENOENT) and MDB_KEYEXIST (-EEXIST). `op` names the failed call for the log. */
@@ -275,6 +292,11 @@ int store_index_find_serial(struct store *st, MDB_txn *txn, uint8_t seq_out[STOR
 /* store_index_foreach_uri calls fn for each certificate of `uri`, oldest first. */
 int store_index_foreach_uri(struct store *st, MDB_txn *txn, const char *uri, store_record_fn fn,
                             void *arg);
+/* store_index_recent_uri counts the certificates of `uri` in `txn`'s snapshot, newest first,
+ * that were issued at or after since_s, at most `max` (store_cert_recent_by_uri). Called with
+ * recent_lock held. */
+int store_index_recent_uri(struct store *st, MDB_txn *txn, const char *uri, int64_t since_s,
+                           uint32_t max, uint32_t *out_num, int64_t *out_last_s);
 
 /* ---- cert.c (calls index.c, user.c, grow.c, common.c), for publish.c ---- */
 

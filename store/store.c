@@ -145,6 +145,8 @@ int store_open(struct store **out, const struct store_options *opt)
     st->index_tail_max = opt->index_tail_max == 0 ? STORE_INDEX_TAIL_DEFAULT : opt->index_tail_max;
     int rc = pthread_mutex_init(&st->commit_lock, NULL);
     ASSERT(rc == 0); /* a default mutex: glibc's init cannot fail */
+    rc = pthread_mutex_init(&st->recent_lock, NULL);
+    ASSERT(rc == 0);
     atomic_init(&st->nondurable_seq, UINT64_MAX);
     st->map_size = map_size;
     if (base_str_copy(st->path, sizeof(st->path), opt->path) != 0) {
@@ -208,6 +210,8 @@ void store_close(struct store *st)
     store_index_free(st);
     int rc = pthread_mutex_destroy(&st->commit_lock);
     ASSERT(rc == 0); /* no transaction of this store is running (the caller's promise) */
+    rc = pthread_mutex_destroy(&st->recent_lock);
+    ASSERT(rc == 0);
     st->state = STORE_STATE_CLOSED;
     free(st);
 }

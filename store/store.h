@@ -130,6 +130,21 @@ struct store_batch_item {
     int rc; /* after commit: 0, or -EEXIST when this serial already exists */
 };
 
+/* store_fault says why a write failed, in the terms the operator acts on (README, /readyz):
+ * which of the store's "no room" and "cannot write" conditions it met. */
+enum store_fault {
+    STORE_FAULT_NONE = 0,  /* no such condition: the write succeeded, or failed for a reason of
+                            * its own (-EEXIST, -E2BIG, -EINVAL, -ENOMEM, -EPROTO, -EBUSY) */
+    STORE_FAULT_MAP_FULL,  /* -ENOSPC: the map is full (MDB_MAP_FULL, MDB_TXN_FULL, or a batch
+                            * of certificates that would take the reserve): raise map_size */
+    STORE_FAULT_DISK_FULL, /* -ENOSPC: the file system or quota is full (ENOSPC, EDQUOT,
+                            * EFBIG); also -EIO from a short write (LMDB reports one as EIO)
+                            * while the file system under the store has under 1 MiB free */
+    STORE_FAULT_IO,        /* -EIO: a write or sync failed (EIO), or the environment is damaged */
+    STORE_FAULT_READ_ONLY, /* -EROFS: the file system, or the handle, is read-only */
+    STORE_FAULT_MAX_,
+};
+
 struct store_batch_lockout {
     char uri[STORE_URI_MAX + 1];
     struct store_lockout lockout;
@@ -147,7 +162,8 @@ struct store_batch {
     struct store_batch_item items[STORE_BATCH_MAX];
     size_t num_lockouts;
     struct store_batch_lockout lockouts[STORE_BATCH_MAX];
-    size_t num_unknown; /* store_batch_add_unknown calls, <= STORE_BATCH_MAX */
+    size_t num_unknown;     /* store_batch_add_unknown calls, <= STORE_BATCH_MAX */
+    enum store_fault fault; /* set by store_batch_commit: why it failed (NONE when it did not) */
 };
 
 /* store_open opens (creating if needed) the environment described by `opt` and clears stale
@@ -349,8 +365,20 @@ int store_unknown_get(struct store *st, uint64_t *out);
  * could take the map's last pages, up to 1 MiB or an eighth of a small map, so that a batch
  * without certificates still commits then), -E2BIG (a new pool beyond STORE_POOLS_MAX: nothing
  * stored), -EROFS, -EPROTO (index state of another version), -ENOMEM or -EIO. On every error
- * nothing was stored and the batch is kept. */
+ * nothing was stored and the batch is kept; batch->fault says which condition of the store an
+ * -ENOSPC, -EIO or -EROFS met (STORE_FAULT_NONE after a success and for the other codes). */
 int store_batch_commit(struct store *st, struct store_batch *batch);
+
+/* store_probe tells whether a batch of certificates would find room and be written now, for a
+ * caller that saw commits fail with a fault and waits for the store to recover without
+ * enrolling anybody: in one synced write transaction (under the lock of store_batch_commit) it
+ * checks the map's room for one certificate of STORE_CERT_DER_MAX bytes beside the reserve that
+ * store_batch_commit keeps, writes the zeros ahead of the data file that a commit of
+ * certificates writes (the file system's room: here a failure fails the probe) and rewrites a
+ * probe record of 8 bytes (meta "probe"). Returns 0 (*out_fault = STORE_FAULT_NONE), -ENOSPC,
+ * -EIO or -EROFS (*out_fault says which condition, as for store_batch_commit), or -ENOMEM
+ * (*out_fault = STORE_FAULT_NONE). */
+int store_probe(struct store *st, enum store_fault *out_fault);
 
 /* store_cert_get copies the metadata of the certificate with `serial` into *out_meta and its DER
  * into `der` (cap bytes). Returns 0 with *out_len set, -ENOENT, -E2BIG (cap too small), -EPROTO
@@ -367,6 +395,20 @@ typedef int (*store_cert_fn)(void *ctx, const struct store_cert_meta *meta, cons
  * for an empty or over-long `uri`). Returns 0, fn's non-zero return, -EPROTO (index state of
  * another version), -EBUSY (no reader slot), -ENOMEM or -EIO. */
 int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn fn, void *ctx);
+
+/* store_cert_recent_by_uri counts the certificates issued to `uri` at or after since_s (their
+ * issued_at_s), newest first, up to `max` (>= 1): *out_num is the count (at most max) and
+ * *out_last_s the issue time of the last one counted, the max-th newest when *out_num == max (0
+ * when none). Certificates are stored in commit order and their issue times follow it, so the
+ * walk stops at the user's first certificate issued before since_s (a clock stepped back can
+ * hide older ones behind it). It reads at most max + 1 of the user's records (and, from a hash
+ * chain in memory, about one record of another user), plus, once per call, the certificates
+ * committed since the last call (by any process) and, once per index_tail_max certificates, the
+ * tail: the per-user rate limit can ask it for every enrollment. Returns 0 (also for an empty
+ * or over-long `uri`: none), -EPROTO (index state of another version), -EBUSY (no reader slot),
+ * -ENOMEM or -EIO. Thread-safe (calls are serialized on the handle). */
+int store_cert_recent_by_uri(struct store *st, const char *uri, int64_t since_s, uint32_t max,
+                             uint32_t *out_num, int64_t *out_last_s);
 
 /* store_cert_count sets *out to the number of stored certificates. Returns 0, -EBUSY (no reader
  * slot), -ENOMEM or -EIO. */

@@ -142,11 +142,13 @@ int bench_server_spawn(struct bench_server *s, const char *bin, const char *work
         return -errno;
     }
     /* Durable commits on the real disk under workdir (never tmpfs), P-256 CA (ca init default).
-     * Every connection comes from 127.0.0.1: one client may use everything. */
+     * Every connection comes from 127.0.0.1: one client may use everything. Each user enrolls
+     * thousands of times a run: no per-user limit. */
     fprintf(f,
             "[server]\nname = bench.example.com\nlisten = 127.0.0.1:%u\nmax_connections = %u\n"
             "max_connections_per_client = %u\nmax_inflight_per_client = 256\n"
-            "[store]\npath = store\nmap_size = 16GiB\n[pool.pool1]\nstore = %s\n",
+            "[store]\npath = store\nmap_size = 16GiB\n[profile]\nmax_certs_per_user_per_day = 0\n"
+            "[pool.pool1]\nstore = %s\n",
             s->port, max_conns, max_conns, pool_store);
     if (fclose(f) != 0) {
         return -EIO;

@@ -286,9 +286,20 @@ static int user_show(struct ctl *ctl, int argc, char **argv)
     }
     struct store_lockout l;
     size_t certs = 0;
+    uint32_t day = 0; /* certificates of the last 24 hours, what the limit counts */
+    int64_t day_last_s = 0;
+    int64_t now = clock_real_s();
     if (store_lockout_get(ctl->st, &l, u.uri) != 0 ||
-        store_cert_foreach_by_uri(ctl->st, u.uri, cert_count_fn, &certs) != 0) {
+        store_cert_foreach_by_uri(ctl->st, u.uri, cert_count_fn, &certs) != 0 ||
+        store_cert_recent_by_uri(ctl->st, u.uri, now - 86400 + 1, UINT32_MAX, &day, &day_last_s) !=
+            0) {
         return ctl_fail("user show %s: the store cannot be read", u.uri);
+    }
+    char limit[64];
+    if (ctl->cfg.user_certs_per_day_max == 0) {
+        (void)base_str_copy(limit, sizeof(limit), "no limit");
+    } else {
+        (void)snprintf(limit, sizeof(limit), "limit %u a day", ctl->cfg.user_certs_per_day_max);
     }
     char created[CLOCK_UTC_LEN];
     char until[CLOCK_UTC_LEN];
@@ -299,10 +310,10 @@ static int user_show(struct ctl *ctl, int argc, char **argv)
     printf("uri:            %s\npool:           %s\nphone:          %s\nextension:      %s\n"
            "pin:            set (%u digits)\ncreated:        %s\nstate:          %s\n"
            "locked_until:   %s\nfailures:       %u in the current window, %llu in total\n"
-           "last_failure:   %s\ncertificates:   %zu\n",
+           "last_failure:   %s\ncertificates:   %zu\nlast_24h:       %u (%s)\n",
            u.uri, u.pool, u.phone[0] ? u.phone : "-", u.ext[0] ? u.ext : "-", u.pin_len, created,
-           lock_state(&l, clock_real_s()), until, l.window_failures,
-           (unsigned long long)l.total_failures, last, certs);
+           lock_state(&l, now), until, l.window_failures, (unsigned long long)l.total_failures,
+           last, certs, day, limit);
     return CTL_OK;
 }
 
@@ -445,8 +456,9 @@ const struct ctl_cmd ctl_user_cmds[] = {
                     "of user add apply between the rows too. A UTF-8 byte order mark before the\n"
                     "header (spreadsheets write one) is skipped; lines may end in CRLF."},
     [CMD_SHOW] = {"user", "show", user_show, "URI",
-                  "Shows a user: pool, phone, extension, lockout state and certificate count\n"
-                  "(never the PIN)."},
+                  "Shows a user: pool, phone, extension, lockout state, certificate count and\n"
+                  "the certificates of the last 24 hours, which [profile]\n"
+                  "max_certs_per_user_per_day limits (never the PIN)."},
     [CMD_LIST] = {"user", "list", user_list, "",
                   "Lists every user, one line each: URI pool phone extension state."},
     [CMD_UNLOCK] = {"user", "unlock", user_unlock, "URI",

@@ -439,6 +439,9 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit (ulimit -f, systemd LimitFSIZE=) is then a write failing with EFBIG,
+     * which the store reports as full (503 StoreUnavailable, /readyz), not a killed daemon. */
+    signal(SIGXFSZ, SIG_IGN);
     rc = open_parts(&d);
     if (rc != 0) {
         goto out;

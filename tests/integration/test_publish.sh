@@ -19,6 +19,8 @@ listen = 127.0.0.1:$PORT
 [store]
 path = store
 map_size = 64MiB
+[profile]
+max_certs_per_user_per_day = 0   ; alice enrolls ~50 times (test_ratelimit.sh tests the limit)
 [pool.pg1]
 store = $PG_URL
 [pool.pg2]

@@ -180,7 +180,9 @@ static void fx_respond(void *ctx, struct ioring_request *req, int status, const 
     a->body_len = len < FX_BODY_MAX ? len : FX_BODY_MAX;
     memcpy(a->body, body, a->body_len);
     a->body[a->body_len] = '\0';
-    a->retry_after = headers != NULL && strstr(headers, "Retry-After: ") != NULL;
+    const char *ra = headers != NULL ? strstr(headers, "Retry-After: ") : NULL;
+    a->retry_after = ra != NULL;
+    a->retry_after_s = ra != NULL ? (uint32_t)strtoul(ra + strlen("Retry-After: "), NULL, 10) : 0;
     a->www_authenticate = headers != NULL && strstr(headers, "WWW-Authenticate: ") != NULL;
     diag_parse(a, headers);
     if (status == 200) {
@@ -333,7 +335,8 @@ void fx_setup_opts(const struct fx_options *o)
                                  .ca = g_fx.ca,
                                  .pin_key = g_fx.pin_key,
                                  .rings = o->rings != 0 ? o->rings : 1,
-                                 .items_per_ring = o->items_per_ring != 0 ? o->items_per_ring : 8};
+                                 .items_per_ring = o->items_per_ring != 0 ? o->items_per_ring : 8,
+                                 .store_probe_ms = o->store_probe_ms};
     int rc = service_new(&g_fx.svc, &so);
     cr_assert_eq(rc, 0, "service_new: %d", rc);
     /* Before any item runs: the writer reads these only when it answers. */
@@ -453,6 +456,15 @@ void fx_turn(uint32_t ring, struct svc_item **items, size_t n)
     }
     service_turn_end(g_fx.svc, ring);
     cr_assert_eq(r->num_pending, 0);
+}
+
+bool fx_readyz(char *out, size_t cap)
+{
+    bool ready = false;
+    size_t len = svc_readyz(g_fx.svc, out, cap, &ready);
+    cr_assert_lt(len, cap);
+    cr_assert_not_null(strstr(out, ready ? "{\"ready\":true," : "{\"ready\":false,"), "%s", out);
+    return ready;
 }
 
 struct store_lockout fx_lockout(const char *uri)

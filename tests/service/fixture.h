@@ -44,6 +44,7 @@ struct fx_options {
     uint32_t rings;               /* 0 = 1 */
     uint32_t items_per_ring;      /* 0 = 8 */
     uint32_t window_failures_max; /* 0 = the default policy's */
+    uint32_t store_probe_ms;      /* 0 = the service's default */
 };
 
 struct fx {
@@ -67,6 +68,7 @@ struct fx_answer {
     char diag[SIGNER_REASON_MAX + 256]; /* the whole X-Ms-diagnostics value, "" without one */
     char type[64];
     bool retry_after;
+    uint32_t retry_after_s; /* its value */
     bool www_authenticate;
     size_t body_len;
     char body[FX_BODY_MAX + 1];
@@ -122,6 +124,9 @@ struct svc_item *fx_enroll(uint32_t ring, enum svc_route route, enum fx_user_id 
 /* fx_turn ends a ring loop turn that gathered `items`: service_turn_end signs them and queues
  * them to the writer (in one push, so one group when n <= STORE_BATCH_MAX). */
 void fx_turn(uint32_t ring, struct svc_item **items, size_t n);
+
+/* fx_readyz fills `out` (cap bytes) with the /readyz JSON and returns whether it says ready. */
+bool fx_readyz(char *out, size_t cap);
 
 /* fx_lockout reads `uri`'s lockout state (asserts success). */
 struct store_lockout fx_lockout(const char *uri);

@@ -55,6 +55,7 @@ static const char *const api_example =
     "default_hours = 4320\n"
     "min_hours = 8\n"
     "max_hours = 8760\n"
+    "max_certs_per_user_per_day = 20  ; online enrollments; 0 = no limit\n"
     "[pool.pool1]\n"
     "store = embedded\n"
     "[pool.pool2]\n"
@@ -76,6 +77,7 @@ Test(service_config, loads_the_api_example, .init = setup, .fini = teardown)
     snprintf(want, sizeof(want), "%s/var/lib/certprov", dir);
     cr_assert_str_eq(cfg.store_path, want);
     cr_assert_eq(cfg.profile.default_hours, 4320);
+    cr_assert_eq(cfg.user_certs_per_day_max, 20);
     cr_assert_eq(cfg.num_pools, 2);
     cr_assert_str_eq(cfg.pools[0].name, "pool1");
     cr_assert_str_eq(cfg.pools[0].store, "embedded");
@@ -95,6 +97,7 @@ Test(service_config, defaults_with_one_pool, .init = setup, .fini = teardown)
     cr_assert_str_eq(cfg.store_path, "/abs/store");
     cr_assert_eq(cfg.profile.max_hours, 8760);
     cr_assert_eq(cfg.map_size, 4ull << 30);
+    cr_assert_eq(cfg.user_certs_per_day_max, 20);
 }
 
 /* Hardening item 16: a relative [store] path is taken from the file's directory, made absolute
@@ -333,4 +336,19 @@ Test(service_config, workers_within_the_engine, .init = setup, .fini = teardown)
     cr_assert_eq(cfg.workers, 64);
     expect_error("[pool.p]\n[server]\nworkers = 65\n", "[server] workers");
     cr_assert_not_null(strstr(err, "0 to 64"), "%s", err);
+}
+
+Test(service_config, max_certs_per_user_per_day, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n[profile]\nmax_certs_per_user_per_day = 0\n"), 0, "%s", err);
+    cr_assert_eq(cfg.user_certs_per_day_max, 0, "0: no limit");
+    cr_assert_eq(load("[pool.p]\n[profile]\nmax_certs_per_user_per_day = 100000\n"), 0, "%s", err);
+    cr_assert_eq(cfg.user_certs_per_day_max, 100000);
+    expect_error(
+        "[pool.p]\n[profile]\nmax_certs_per_user_per_day = 100001\n",
+        ":3: [profile] max_certs_per_user_per_day must be a whole number from 0 to 100000");
+    expect_error("[pool.p]\n[profile]\nmax_certs_per_user_per_day = -1\n",
+                 "max_certs_per_user_per_day");
+    expect_error("[pool.p]\n[profile]\nmax_certs_per_user_per_day = many\n",
+                 "max_certs_per_user_per_day");
 }

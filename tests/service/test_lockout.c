@@ -231,7 +231,7 @@ Test(service_lockout, full_store_still_counts_failures_and_locks, .init = setup_
         answered += 2;
         fx_wait_answers(answered);
         const struct fx_answer *cert = fx_answer(answered - 2);
-        cr_assert_eq(cert->code, SIGNER_CODE_OVERLOADED, "group %u: Code %d", g, cert->code);
+        cr_assert_eq(cert->code, SIGNER_CODE_STORE_UNAVAILABLE, "group %u: Code %d", g, cert->code);
         cr_assert_str_eq(cert->reason, store_full_reason);
         expect_refused(fx_answer(answered - 1),
                        g <= WINDOW ? SIGNER_CODE_AUTHENTICATION_FAILED : SIGNER_CODE_PIN_LOCKED);
@@ -243,7 +243,7 @@ Test(service_lockout, full_store_still_counts_failures_and_locks, .init = setup_
     fx_turn(0, &right, 1);
     fx_wait_answers(answered + 1);
     expect_refused(fx_answer(answered), SIGNER_CODE_PIN_LOCKED);
-    cr_assert(atomic_load(&g_fx.svc->store_full));
+    cr_assert_eq(atomic_load(&g_fx.svc->store_fault), STORE_FAULT_MAP_FULL);
 }
 
 /* Nothing can be written, not even the failures alone: every sign-in of the group gets the
@@ -265,8 +265,9 @@ Test(service_lockout, unrecordable_failures_answer_every_sign_in_alike, .init = 
     (void)base_str_copy(items[3]->reason, sizeof(items[3]->reason), "weak key");
     fx_turn(0, items, 4);
     fx_wait_answers(4);
-    cr_assert_eq(fx_answer(0)->code, SIGNER_CODE_INTERNAL_ERROR);
-    cr_assert_str_eq(fx_answer(0)->reason, "The certificate could not be stored");
+    cr_assert_eq(fx_answer(0)->code, SIGNER_CODE_STORE_UNAVAILABLE);
+    cr_assert_str_eq(fx_answer(0)->reason,
+                     "The certificate store cannot be written now; try again later");
     for (size_t i = 1; i < 4; i++) {
         expect_alike(fx_answer(0), fx_answer(i));
     }

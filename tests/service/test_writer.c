@@ -3,8 +3,11 @@
  * commit answers every certificate of its group with the commit's Code while the group's failed
  * sign-ins are still recorded, and the lockout bookkeeping of failed sign-ins is exact. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "base/base.h"
 #include "service/internal.h"
@@ -18,6 +21,11 @@ static const char *const auth_failed_reason =
     "The phone number or extension and PIN do not match a user";
 static const char *const store_full_reason =
     "The certificate store is full; the operator must raise its size";
+static const char *const disk_full_reason = "The certificate store's disk is full; try again later";
+static const char *const unwritable_reason =
+    "The certificate store cannot be written now; try again later";
+
+#define PROBE_MS 50 /* the writer's probe of a full or unwritable store, in these tests */
 
 static void setup_writer(void)
 {
@@ -36,12 +44,19 @@ static void setup_no_defer(void)
 
 static void setup_full(void)
 {
-    fx_setup_opts(&(struct fx_options){.items_per_ring = 16, .map_size = 1u << 20});
+    fx_setup_opts(&(struct fx_options){
+        .items_per_ring = 16, .map_size = 1u << 20, .store_probe_ms = PROBE_MS});
 }
 
 static void setup_read_only(void)
 {
-    fx_setup_opts(&(struct fx_options){.items_per_ring = 16, .read_only = true});
+    fx_setup_opts(
+        &(struct fx_options){.items_per_ring = 16, .read_only = true, .store_probe_ms = PROBE_MS});
+}
+
+static void setup_probe(void)
+{
+    fx_setup_opts(&(struct fx_options){.items_per_ring = 16, .store_probe_ms = PROBE_MS});
 }
 
 static void setup_lockout(void)
@@ -154,8 +169,41 @@ static void expect_error(const struct fx_answer *a, enum signer_code code, const
         (void)snprintf(want, sizeof(want), "%s: ", signer_code_name(code));
         cr_assert_eq(strncmp(a->body, want, strlen(want)), 0, "EST body: %s", a->body);
     }
-    cr_assert_eq(a->retry_after, signer_error_status(code) == 503);
+    cr_assert_eq(a->retry_after,
+                 signer_error_status(code) == 503 || signer_error_status(code) == 429);
+    if (code == SIGNER_CODE_STORE_UNAVAILABLE) {
+        cr_assert_eq(a->retry_after_s, SVC_STORE_RETRY_AFTER_S);
+    }
     cr_assert_eq(a->www_authenticate, code == SIGNER_CODE_AUTHENTICATION_FAILED);
+}
+
+static enum store_fault store_fault(void)
+{
+    return (enum store_fault)atomic_load(&g_fx.svc->store_fault);
+}
+
+/* expect_readyz checks /readyz: ready, or not ready with "store":`state` and its reason. */
+static void expect_readyz(bool ready, const char *state, const char *reason)
+{
+    char json[SVC_RESPONSE_MAX];
+    cr_assert_eq(fx_readyz(json, sizeof(json)), ready, "%s", json);
+    char want[96];
+    (void)snprintf(want, sizeof(want), "\"store\":\"%s\",", state);
+    cr_assert_not_null(strstr(json, want), "%s", json);
+    if (reason == NULL) {
+        cr_assert_null(strstr(json, "store_reason"), "%s", json);
+    } else {
+        (void)snprintf(want, sizeof(want), "\"store_reason\":\"%s\",\"store_since_s\":", reason);
+        cr_assert_not_null(strstr(json, want), "%s", json);
+    }
+}
+
+/* sleep_ms sleeps `ms` milliseconds (the writer's probes run meanwhile). */
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
 }
 
 /* ---- certificates ---- */
@@ -201,7 +249,8 @@ Test(service_writer, group_is_answered_only_once_durable, .init = setup_writer, 
         cr_assert_str_eq(a->meta.pool, u.pool);
     }
     fx_wait_items_free(0, 16);
-    cr_assert_not(atomic_load(&g_fx.svc->store_full));
+    cr_assert_eq(store_fault(), STORE_FAULT_NONE);
+    expect_readyz(true, "ok", NULL);
 }
 
 Test(service_writer, pipelined_groups_of_two_rings_are_durable_when_answered,
@@ -329,26 +378,104 @@ static void failed_group(enum signer_code code, const char *reason, enum signer_
     fx_wait_items_free(0, 16);
 }
 
-Test(service_writer, full_store_answers_the_certificates_overloaded, .init = setup_full,
+/* A full map is StoreUnavailable (API.md: disk or map full, I/O error; it was Overloaded, which
+ * says "a bound of this appliance was hit, retry in a second", while nothing is stored until
+ * the operator raises map_size or the publisher frees pages). /readyz says full and why, and
+ * stays so: a commit without certificates succeeds (the reserve), and so does nothing that
+ * tells certificates fit; the writer's probes keep failing. */
+Test(service_writer, full_store_answers_the_certificates_store_unavailable, .init = setup_full,
      .fini = fx_teardown)
 {
     uint64_t filled = fx_fill_store();
     cr_assert_gt(filled, 0);
     cr_assert_eq(cert_count(), filled);
-    cr_assert_not(atomic_load(&g_fx.svc->store_full));
-    failed_group(SIGNER_CODE_OVERLOADED, store_full_reason, SIGNER_CODE_AUTHENTICATION_FAILED, 1);
-    /* What /readyz reports (ready=false, store=full). */
-    cr_assert(atomic_load(&g_fx.svc->store_full));
+    cr_assert_eq(store_fault(), STORE_FAULT_NONE);
+    char json[SVC_RESPONSE_MAX];
+    cr_assert(fx_readyz(json, sizeof(json)), "%s", json);
+    failed_group(SIGNER_CODE_STORE_UNAVAILABLE, store_full_reason,
+                 SIGNER_CODE_AUTHENTICATION_FAILED, 1);
+    cr_assert_eq(store_fault(), STORE_FAULT_MAP_FULL);
+    expect_readyz(false, "full", "map_full");
+    /* A group of wrong PINs commits (lockout updates only): the store stays full. */
+    struct svc_item *wrong =
+        fx_signin(0, SVC_ROUTE_EST_ENROLL, fx_users[FX_DAVE].ext, FX_WRONG_PIN);
+    fx_turn(0, &wrong, 1);
+    fx_wait_answers(5);
+    expect_error(fx_answer(4), SIGNER_CODE_AUTHENTICATION_FAILED, auth_failed_reason);
+    cr_assert_eq(fx_lockout(fx_users[FX_DAVE].uri).total_failures, 2, "committed");
+    sleep_ms(5 * PROBE_MS);
+    cr_assert_eq(store_fault(), STORE_FAULT_MAP_FULL, "no flapping while full");
+    expect_readyz(false, "full", "map_full");
+    struct svc_item *again = fx_enroll(0, SVC_ROUTE_SOAP, FX_BOB);
+    fx_turn(0, &again, 1);
+    fx_wait_answers(6);
+    expect_error(fx_answer(5), SIGNER_CODE_STORE_UNAVAILABLE, store_full_reason);
+    cr_assert_eq(cert_count(), filled);
 }
 
-Test(service_writer, read_only_store_answers_the_certificates_internal_error,
+Test(service_writer, read_only_store_answers_the_certificates_store_unavailable,
      .init = setup_read_only, .fini = fx_teardown)
 {
-    /* A real commit failure other than a full map: the store refuses writes (-EROFS), the
-     * lockout updates alone too. */
-    failed_group(SIGNER_CODE_INTERNAL_ERROR, "The certificate could not be stored",
-                 SIGNER_CODE_INTERNAL_ERROR, 0);
-    cr_assert_not(atomic_load(&g_fx.svc->store_full), "not full: another failure");
+    /* The store refuses writes (-EROFS: a file system remounted read-only after errors looks
+     * the same), the lockout updates alone too: every item gets StoreUnavailable, and the store
+     * is unwritable (it was InternalError with ready true: the appliance could issue nothing). */
+    failed_group(SIGNER_CODE_STORE_UNAVAILABLE, unwritable_reason, SIGNER_CODE_STORE_UNAVAILABLE,
+                 0);
+    cr_assert_eq(store_fault(), STORE_FAULT_READ_ONLY);
+    expect_readyz(false, "unwritable", "read_only");
+    sleep_ms(3 * PROBE_MS);
+    expect_readyz(false, "unwritable", "read_only");
+}
+
+/* fsize_limit makes every write of the process at or past `bytes` fail with EFBIG, as a full
+ * file system or quota does (the store: -ENOSPC, disk full); RLIM_INFINITY lifts it. 8192 lets
+ * LMDB write its two meta pages and no data page. Criterion runs each test in its own process. */
+static void fsize_limit(rlim_t bytes)
+{
+    cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    rl.rlim_cur = bytes;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+/* A full disk (hardening item 9): certificates get 503 StoreUnavailable with Retry-After (it was
+ * Overloaded), /readyz says full, disk_full, and stays so while the disk is full. When space
+ * returns, /readyz is ready again without any enrollment (the writer's probe), and the next
+ * enrollment is stored. */
+Test(service_writer, full_disk_answers_store_unavailable_and_recovers_by_itself,
+     .init = setup_probe, .fini = fx_teardown)
+{
+    struct svc_item *it = fx_enroll(0, SVC_ROUTE_EST_ENROLL, FX_ALICE);
+    fx_turn(0, &it, 1);
+    fx_wait_answers(1);
+    expect_certificate(fx_answer(0));
+    fsize_limit(8192);
+    struct svc_item *items[2] = {fx_enroll(0, SVC_ROUTE_EST_ENROLL, FX_BOB),
+                                 fx_enroll(0, SVC_ROUTE_SOAP, FX_CAROL)};
+    fx_turn(0, items, 2);
+    fx_wait_answers(3);
+    expect_error(fx_answer(1), SIGNER_CODE_STORE_UNAVAILABLE, disk_full_reason);
+    expect_error(fx_answer(2), SIGNER_CODE_STORE_UNAVAILABLE, disk_full_reason);
+    cr_assert_eq(store_fault(), STORE_FAULT_DISK_FULL);
+    expect_readyz(false, "full", "disk_full");
+    sleep_ms(5 * PROBE_MS);
+    expect_readyz(false, "full", "disk_full");
+    fsize_limit(RLIM_INFINITY);
+    bool ready = false;
+    char json[SVC_RESPONSE_MAX];
+    for (int i = 0; i < 400 && !ready; i++) { /* bounded: 20 s */
+        sleep_ms(PROBE_MS);
+        ready = fx_readyz(json, sizeof(json));
+    }
+    cr_assert(ready, "not ready again once the disk has room: %s", json);
+    expect_readyz(true, "ok", NULL);
+    cr_assert_eq(fx_answers_count(), 3, "ready again without an enrollment");
+    it = fx_enroll(0, SVC_ROUTE_EST_ENROLL, FX_BOB);
+    fx_turn(0, &it, 1);
+    fx_wait_answers(4);
+    expect_certificate(fx_answer(3));
+    cr_assert_eq(cert_count(), 2);
 }
 
 /* ---- lockout bookkeeping ---- */

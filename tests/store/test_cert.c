@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "store/internal.h"
 #include "tests/store/fixture.h"
 
@@ -477,6 +479,127 @@ Test(store_cert, serial_clash_with_another_process)
     free(b);
 }
 
+/* ---- a user's recent certificates (the per-user rate limit) ---- */
+
+#define RECENT_T0 1800000000 /* issue time of certificate 0; each next one 10 s later */
+#define RECENT_MAX 1024
+
+/* The last two have the same FNV-1a hash (the bucket key of the tail by user). */
+static const char *const recent_uris[4] = {"sip:alice@example.com", "sip:bob@example.com",
+                                           "sip:c611369@example.com", "sip:c1990054@example.com"};
+
+/* What was committed, in commit order: whose, issued when. */
+struct recent_model {
+    size_t num;
+    uint8_t who[RECENT_MAX];
+    int64_t at[RECENT_MAX];
+};
+
+static void add_recent(struct store_batch *b, struct recent_model *m, uint32_t who)
+{
+    cr_assert_lt(m->num, RECENT_MAX);
+    struct store_cert_meta meta;
+    make_meta(&meta, recent_uris[who], "pool-a", 100000 + (uint32_t)m->num);
+    meta.issued_at_s = RECENT_T0 + 10 * (int64_t)m->num;
+    cr_assert_eq(store_batch_add_cert(b, &meta, fixture_der, 200), 0);
+    m->who[m->num] = (uint8_t)who;
+    m->at[m->num] = meta.issued_at_s;
+    m->num++;
+}
+
+/* expect_recent compares store_cert_recent_by_uri with the model: the user's newest first, while
+ * issued at or after `since`, at most `max`. */
+static void expect_recent(struct store *st, const struct recent_model *m, uint32_t who,
+                          int64_t since, uint32_t max)
+{
+    uint32_t want = 0;
+    int64_t want_last = 0;
+    for (size_t i = m->num; i-- > 0 && want < max;) {
+        if (m->who[i] == who && m->at[i] < since) {
+            break;
+        }
+        if (m->who[i] == who) {
+            want++;
+            want_last = m->at[i];
+        }
+    }
+    uint32_t num = 99;
+    int64_t last = -1;
+    cr_assert_eq(store_cert_recent_by_uri(st, recent_uris[who], since, max, &num, &last), 0);
+    cr_assert_eq(num, want, "%s since %lld max %u after %zu: %u, want %u", recent_uris[who],
+                 (long long)since, max, m->num, num, want);
+    cr_assert_eq(last, want_last, "%s since %lld max %u after %zu", recent_uris[who],
+                 (long long)since, max, m->num);
+}
+
+static void expect_recent_all(struct store *st, const struct recent_model *m)
+{
+    static const uint32_t maxes[] = {1, 3, 20, 100000};
+    for (uint32_t who = 0; who < 4; who++) {
+        int64_t sinces[] = {0, RECENT_T0 + 10 * ((int64_t)m->num - 30),
+                            RECENT_T0 + 10 * (int64_t)m->num};
+        for (size_t s = 0; s < ARRAY_LEN(sinces); s++) {
+            for (size_t k = 0; k < ARRAY_LEN(maxes); k++) {
+                expect_recent(st, m, who, sinces[s], maxes[k]);
+            }
+        }
+    }
+}
+
+/* Counted right whatever part of a user's certificates is in the by-user index and whatever part
+ * in the tail (before, during and after a segment is indexed: tail 5), with two users whose
+ * URIs share a hash, after another process committed, and read-only. */
+Test(store_cert, recent_by_uri_newest_first_in_the_window)
+{
+    reopen_with_tail(5);
+    struct store_batch *b = batch_new();
+    static struct recent_model m;
+    static const uint8_t pattern[] = {0, 0, 1, 2, 0, 3, 3, 0, 1, 2, 2, 0, 0, 0, 1};
+    uint32_t p = 0;
+    for (uint32_t round = 0; round < 2 * STORE_INDEX_SLICES + 40; round++) {
+        for (uint32_t k = 0; k < 1 + round % 3; k++) {
+            add_recent(b, &m, pattern[p++ % sizeof(pattern)]);
+        }
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+        expect_recent_all(g_st, &m);
+    }
+    /* Another process commits bob's: seen at the next call. */
+    size_t before = m.num;
+    for (uint32_t k = 0; k < 3; k++) {
+        add_recent(b, &m, 1);
+    }
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) { /* the child never touches the parent's handle */
+        struct store *st = NULL;
+        struct store_options opt = {.path = g_env, .index_tail_max = 5};
+        int rc = store_open(&st, &opt) == 0 ? store_batch_commit(st, b) : -1;
+        _exit(rc == 0 ? 0 : 3);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    store_batch_clear(b);
+    cr_assert_eq(m.num, before + 3);
+    expect_recent_all(g_st, &m);
+    struct store *ro = fixture_open(0, true);
+    expect_recent_all(ro, &m);
+    store_close(ro);
+    uint32_t num = 9;
+    int64_t last = 9;
+    cr_assert_eq(store_cert_recent_by_uri(g_st, "", 0, 5, &num, &last), 0);
+    cr_assert_eq(num, 0);
+    char longuri[STORE_URI_MAX + 2];
+    memset(longuri, 'a', sizeof(longuri) - 1);
+    longuri[sizeof(longuri) - 1] = '\0';
+    cr_assert_eq(store_cert_recent_by_uri(g_st, longuri, 0, 5, &num, &last), 0);
+    cr_assert_eq(num, 0);
+    cr_assert_eq(store_cert_recent_by_uri(g_st, "sip:nobody@example.com", 0, 5, &num, &last), 0);
+    cr_assert_eq(num, 0);
+    cr_assert_eq(last, 0);
+    free(b);
+}
+
 Test(store_cert, duplicate_serial_against_db)
 {
     struct store_batch *b = batch_new();
@@ -709,18 +832,106 @@ Test(store_cert, map_full_is_enospc_and_recoverable)
         }
     }
     cr_assert_eq(rc, -ENOSPC);
+    cr_assert_eq(b->fault, STORE_FAULT_MAP_FULL);
     cr_assert_gt(committed, 0);
     cr_assert_eq(b->num_items, 64, "batch kept on -ENOSPC");
     expect_count(g_st, committed);
+    /* A batch of 64 no longer fits; the probe asks for one certificate of the largest size. */
+    struct store_batch *one = batch_new();
+    uint32_t singles = 0;
+    for (rc = 0; rc == 0 && singles < 200; singles += rc == 0 ? 1 : 0) {
+        add_certs(one, 50000 + singles, 1);
+        rc = store_batch_commit(g_st, one);
+    }
+    cr_assert_eq(rc, -ENOSPC);
+    cr_assert_eq(one->fault, STORE_FAULT_MAP_FULL);
+    free(one);
+    enum store_fault fault = STORE_FAULT_NONE;
+    cr_assert_eq(store_probe(g_st, &fault), -ENOSPC, "no room for a certificate");
+    cr_assert_eq(fault, STORE_FAULT_MAP_FULL);
     store_close(g_st);
     g_st = fixture_open(1u << 20, false);
-    expect_count(g_st, committed);
+    expect_count(g_st, committed + singles);
     expect_cert(g_st, 0);
     expect_cert(g_st, committed - 1);
     store_close(g_st);
     g_st = fixture_open(64u << 20, false); /* the action the log asks for */
+    cr_assert_eq(store_probe(g_st, &fault), 0);
+    cr_assert_eq(fault, STORE_FAULT_NONE);
     cr_assert_eq(store_batch_commit(g_st, b), 0);
-    expect_count(g_st, committed + 64);
+    cr_assert_eq(b->fault, STORE_FAULT_NONE);
+    expect_count(g_st, committed + singles + 64);
+    free(b);
+}
+
+/* fsize_limit makes every write of this process at or past `bytes` fail with EFBIG (and
+ * shortens one that crosses it), as a full quota does; SIGXFSZ is ignored so that the write
+ * reports it. RLIM_INFINITY lifts it. Criterion runs each test in its own process. */
+static void fsize_limit(rlim_t bytes)
+{
+    cr_assert_neq(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    rl.rlim_cur = bytes;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+/* A file system (or quota) that takes no more blocks: certificates and lockout updates alike
+ * fail with -ENOSPC and STORE_FAULT_DISK_FULL, nothing is stored, and the probe fails too, until
+ * there is room again; then the probe and the commit succeed. The limit sits past LMDB's two meta
+ * pages, so only data pages fail to be written. */
+Test(store_cert, disk_full_is_enospc_and_the_probe_sees_it_end)
+{
+    struct store_user u;
+    make_user(&u, "sip:alice@example.com", "+4930123456", "100");
+    cr_assert_eq(store_user_add(g_st, &u), 0);
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 4);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    enum store_fault fault = STORE_FAULT_MAX_;
+    cr_assert_eq(store_probe(g_st, &fault), 0);
+    cr_assert_eq(fault, STORE_FAULT_NONE);
+    fsize_limit(2 * 4096);
+    add_certs(b, 4, 64);
+    cr_assert_eq(store_batch_commit(g_st, b), -ENOSPC);
+    cr_assert_eq(b->fault, STORE_FAULT_DISK_FULL);
+    cr_assert_eq(b->num_items, 64, "batch kept");
+    struct store_batch *l = batch_new();
+    struct store_lockout lk = {.window_failures = 1, .total_failures = 1};
+    cr_assert_eq(store_batch_add_lockout(l, u.uri, &lk), 0);
+    cr_assert_eq(store_batch_commit(g_st, l), -ENOSPC);
+    cr_assert_eq(l->fault, STORE_FAULT_DISK_FULL);
+    free(l);
+    cr_assert_eq(store_probe(g_st, &fault), -ENOSPC);
+    cr_assert_eq(fault, STORE_FAULT_DISK_FULL);
+    expect_count(g_st, 4);
+    fsize_limit(RLIM_INFINITY);
+    cr_assert_eq(store_probe(g_st, &fault), 0);
+    cr_assert_eq(fault, STORE_FAULT_NONE);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    cr_assert_eq(b->fault, STORE_FAULT_NONE);
+    expect_count(g_st, 68);
+    expect_cert(g_st, 67);
+    free(b);
+}
+
+/* A write that comes up short while the file system has room (LMDB reports EIO) is an I/O
+ * fault, not a full disk; the store works again once writes do. */
+Test(store_cert, short_write_with_room_is_an_io_fault)
+{
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 4);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    uint64_t used = 0;
+    uint64_t map = 0;
+    cr_assert_eq(store_space_get(g_st, &used, &map), 0);
+    fsize_limit(used + 100); /* the first new page is written 100 bytes short */
+    add_certs(b, 4, 64);
+    cr_assert_eq(store_batch_commit(g_st, b), -EIO);
+    cr_assert_eq(b->fault, STORE_FAULT_IO);
+    fsize_limit(RLIM_INFINITY);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    expect_count(g_st, 68);
     free(b);
 }
 
@@ -782,6 +993,10 @@ Test(store_cert, read_only_writes_are_erofs)
     struct store *ro = fixture_open(0, true);
     add_certs(b, 2, 1);
     cr_assert_eq(store_batch_commit(ro, b), -EROFS);
+    cr_assert_eq(b->fault, STORE_FAULT_READ_ONLY);
+    enum store_fault fault = STORE_FAULT_NONE;
+    cr_assert_eq(store_probe(ro, &fault), -EROFS);
+    cr_assert_eq(fault, STORE_FAULT_READ_ONLY);
     struct store_user u;
     make_user(&u, "sip:alice@example.com", "+4930123456", "100");
     cr_assert_eq(store_user_add(ro, &u), -EROFS);
