@@ -1,6 +1,9 @@
 # lib.sh: helpers for the integration tests (sourced). Each test script runs in `set -u` with a
 # private temporary directory, counts its checks and prints "N passed, N failed" at the end.
 set -u
+# Tests write raw requests to servers that may answer and close before the whole request is
+# written; with SIGPIPE the shell itself would die, silently, without its summary line.
+trap '' PIPE
 BIN=${CERTPROV_BIN:?set CERTPROV_BIN to the directory of the programs}
 T=$(mktemp -d /tmp/certprov-it-XXXXXX)
 PASS=0
