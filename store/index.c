@@ -158,6 +158,24 @@ int store_cert_rec_get(struct store *st, MDB_txn *txn, MDB_val *skey, MDB_val *v
     return rc;
 }
 
+/* rec_read reads the header of the stored certificate `seq_num` into *r and its whole value
+ * into *val (borrowed from the map until the next write in `txn`), checked. Returns 0 or -EIO. */
+static int rec_read(struct store *st, MDB_txn *txn, uint64_t seq_num, struct cert_rec *r,
+                    MDB_val *val)
+{
+    uint8_t seq[STORE_SEQ_KEY_LEN];
+    store_seq_encode(seq, seq_num);
+    MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
+    int rc = store_cert_rec_get(st, txn, &skey, val);
+    if (rc != 0) {
+        return rc;
+    }
+    ASSERT(val->mv_size >= sizeof(*r));
+    memcpy(r, val->mv_data, sizeof(*r));
+    ASSERT(store_cert_rec_ok(r, val->mv_size)); /* paired with the check before the put */
+    return 0;
+}
+
 /* record_scan calls fn for the certificates in (upto, target], in seq order, reading their
  * headers in place (UINT64_MAX: to the end: the tail). 0 at the end, or fn's return. */
 static int record_scan(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t target,
@@ -570,18 +588,12 @@ static int segment_load(struct store *st, MDB_txn *txn, struct segment *g, uint6
  * its record: only the records of a slice are touched. */
 static int uri_entry(struct store *st, MDB_txn *txn, uint64_t seq_num)
 {
-    uint8_t seq[STORE_SEQ_KEY_LEN];
-    store_seq_encode(seq, seq_num);
-    MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
     MDB_val val = {0};
-    int rc = store_cert_rec_get(st, txn, &skey, &val);
+    struct cert_rec r;
+    int rc = rec_read(st, txn, seq_num, &r, &val);
     if (rc != 0) {
         return rc;
     }
-    struct cert_rec r;
-    ASSERT(val.mv_size >= sizeof(r));
-    memcpy(&r, val.mv_data, sizeof(r));
-    ASSERT(store_cert_rec_ok(&r, val.mv_size));
     char uri[STORE_URI_MAX]; /* copied: the map is not read after a put */
     memcpy(uri, (const uint8_t *)val.mv_data + sizeof(r), r.uri_len);
     return index_entry(st, txn, NULL, uri, r.uri_len, seq_num);
@@ -957,18 +969,12 @@ struct recent_count {
 static int recent_take(struct store *st, MDB_txn *txn, uint64_t seq_num, struct recent_count *c,
                        bool indexed)
 {
-    uint8_t seq[STORE_SEQ_KEY_LEN];
-    store_seq_encode(seq, seq_num);
-    MDB_val skey = {.mv_size = sizeof(seq), .mv_data = seq};
     MDB_val val = {0};
-    int rc = store_cert_rec_get(st, txn, &skey, &val);
+    struct cert_rec r;
+    int rc = rec_read(st, txn, seq_num, &r, &val);
     if (rc != 0) {
         return rc;
     }
-    struct cert_rec r;
-    ASSERT(val.mv_size >= sizeof(r));
-    memcpy(&r, val.mv_data, sizeof(r));
-    ASSERT(store_cert_rec_ok(&r, val.mv_size));
     bool same = r.uri_len == c->uri_len &&
                 memcmp((const uint8_t *)val.mv_data + sizeof(r), c->uri, c->uri_len) == 0;
     ASSERT(same || !indexed); /* the by-user index names only the user's certificates */
