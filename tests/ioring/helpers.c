@@ -279,3 +279,16 @@ int run_cmd(char *out, size_t cap, const char *fmt, ...)
     int st = pclose(f);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+void th_start_default(void)
+{
+    struct ioring_options o;
+    th_options(&o);
+    th_start(&o);
+}
+
+void th_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}

@@ -36,6 +36,10 @@ extern struct th th;
 void th_options(struct ioring_options *o);
 void th_start(const struct ioring_options *o);
 void th_stop(void);
+/* th_start_default starts the engine with th_options' defaults (a suite's .init). */
+void th_start_default(void);
+/* th_sleep_ms sleeps `ms` milliseconds. */
+void th_sleep_ms(unsigned ms);
 int th_num_held(void);
 void th_release_held(void);
 uint16_t th_port(void);

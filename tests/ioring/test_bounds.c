@@ -14,16 +14,10 @@ static struct client cl;
 static struct client cl2;
 static struct response rsp;
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void wait_held(int n)
 {
     for (int i = 0; i < 500 && th_num_held() < n; i++) {
-        sleep_ms(10);
+        th_sleep_ms(10);
     }
     cr_assert_eq(th_num_held(), n);
 }
@@ -81,7 +75,7 @@ Test(ioring_bounds, header_deadline_closes_slowloris)
         client_send_str(&cl2, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
         cr_assert_eq(client_read(&cl2, &rsp), 0);
         cr_assert_eq(rsp.status, 200);
-        sleep_ms(100);
+        th_sleep_ms(100);
     }
     uint64_t t0 = clock_mono_ns();
     cr_assert(client_eof(&cl));
@@ -169,7 +163,7 @@ Test(ioring_bounds, proxy_v2_reports_client_and_refuses_garbage)
     size_t n = proxy_header(hdr, "203.0.113.7", 4242);
     client_open(&cl, 3000);
     client_send(&cl, hdr, 5); /* split across reads */
-    sleep_ms(30);
+    th_sleep_ms(30);
     client_send(&cl, hdr + 5, n - 5);
     client_send_str(&cl, "GET /client HTTP/1.1\r\nHost: x\r\n\r\n");
     cr_assert_eq(client_read(&cl, &rsp), 0);
@@ -194,7 +188,7 @@ Test(ioring_bounds, stop_drains_inflight_async_request)
     client_open(&cl2, 3000); /* idle: closed by stop */
     client_send_str(&cl, "GET /delay?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n");
     for (int i = 0; i < 200 && atomic_load(&th.handled) == 0; i++) {
-        sleep_ms(5);
+        th_sleep_ms(5);
     }
     uint64_t t0 = clock_mono_ns();
     cr_assert_eq(ioring_engine_stop(th.eng, 3000), 0);
@@ -266,7 +260,7 @@ static int listen_when_free(uint16_t port)
     for (int i = 0; i < 100 && rc != 0; i++) {
         rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
         if (rc != 0) {
-            sleep_ms(10);
+            th_sleep_ms(10);
         }
     }
     cr_assert_eq(rc, 0);

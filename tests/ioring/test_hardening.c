@@ -18,19 +18,6 @@ static struct client cl;
 static struct response rsp;
 static char raw[1 << 16];
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void start_default(void)
-{
-    struct ioring_options o;
-    th_options(&o);
-    th_start(&o);
-}
-
 /* read_all reads what the server sends until it closes (or the client's timeout); NUL-terminated.
  */
 static size_t read_all(struct client *c)
@@ -49,7 +36,7 @@ static int count_of(const char *hay, const char *needle)
     return n;
 }
 
-TestSuite(ioring_hardening, .init = start_default, .fini = th_stop, .timeout = 30);
+TestSuite(ioring_hardening, .init = th_start_default, .fini = th_stop, .timeout = 30);
 
 /* ---- item 12: HEAD ---- */
 
@@ -141,7 +128,7 @@ Test(ioring_hardening, obsolete_line_folding_is_refused)
     /* folded across two reads */
     client_open(&cl, 2000);
     client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: one\r\n");
-    sleep_ms(50);
+    th_sleep_ms(50);
     client_send_str(&cl, " two\r\n\r\n");
     cr_assert_eq(client_read(&cl, &rsp), 0);
     cr_assert_eq(rsp.status, 400);
@@ -163,7 +150,7 @@ Test(ioring_hardening, strictness_keeps_valid_requests)
     client_open(&cl, 2000);
     /* a value split across reads at a space, whitespace inside a value, a body with "\r\n " */
     client_send_str(&cl, "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Test: the");
-    sleep_ms(50);
+    th_sleep_ms(50);
     client_send_str(&cl, " value\r\n\r\n");
     cr_assert_eq(client_read(&cl, &rsp), 0);
     cr_assert_eq(rsp.status, 200);
@@ -320,7 +307,7 @@ static void partial_open(int n, const char *bytes)
         client_open(&partial[i], 3000);
         client_send_str(&partial[i], bytes);
     }
-    sleep_ms(100); /* let the ring read them all */
+    th_sleep_ms(100); /* let the ring read them all */
 }
 
 static void partial_close(int n)
@@ -344,7 +331,7 @@ Test(ioring_partial, partial_requests_hold_no_slot)
         client_open(&partial[i], 3000);
         client_send_str(&partial[i], "POST /echo HTTP/1.1\r\nHost: x\r\n");
     }
-    sleep_ms(100);
+    th_sleep_ms(100);
     struct client c2;
     client_open_from(&c2, 3000, "127.0.0.2");
     client_send_str(&c2, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -433,7 +420,7 @@ Test(ioring_partial, connections_per_client)
     cr_assert_eq(client_read(&partial[0], &rsp), 0);
     cr_assert(client_eof(&partial[0]));
     client_close(&partial[0]); /* the server lingers until our FIN */
-    sleep_ms(100);
+    th_sleep_ms(100);
     client_open(&cl, 2000);
     client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
     cr_assert_eq(client_read(&cl, &rsp), 0);
@@ -451,7 +438,7 @@ static void hold_from(struct client *c, const char *src, const char *req)
 static void wait_held(int n)
 {
     for (int i = 0; i < 500 && th_num_held() < n; i++) {
-        sleep_ms(10);
+        th_sleep_ms(10);
     }
     cr_assert_eq(th_num_held(), n);
 }

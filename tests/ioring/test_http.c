@@ -8,20 +8,7 @@
 #include "base/base.h"
 #include "helpers.h"
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void start_default(void)
-{
-    struct ioring_options o;
-    th_options(&o);
-    th_start(&o);
-}
-
-TestSuite(ioring_http, .init = start_default, .fini = th_stop, .timeout = 30);
+TestSuite(ioring_http, .init = th_start_default, .fini = th_stop, .timeout = 30);
 
 static struct client cl;
 static struct response rsp;
@@ -106,7 +93,7 @@ Test(ioring_http, raw_chunked_body)
     client_open(&cl, 3000);
     client_send_str(&cl, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                          "3\r\nabc\r\n");
-    sleep_ms(50);
+    th_sleep_ms(50);
     client_send_str(&cl, "4;ext=1\r\ndefg\r\n0\r\n\r\n");
     cr_assert_eq(client_read(&cl, &rsp), 0);
     cr_assert_eq(rsp.status, 200);
