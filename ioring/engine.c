@@ -36,6 +36,8 @@ void ioring_options_default(struct ioring_options *out)
     out->retry_after_s = 1;
     out->recv_buffers = 256;
     out->recv_buffer_bytes = 4096;
+    out->handshake_timeout_ms = 10000;
+    out->max_handshakes = 512;
 }
 
 static uint32_t pick(uint32_t v, uint32_t def)
@@ -63,10 +65,18 @@ static int options_fill(struct ioring_engine *eng, const struct ioring_options *
     o->retry_after_s = pick(in->retry_after_s, d.retry_after_s);
     o->recv_buffers = pick(in->recv_buffers, d.recv_buffers);
     o->recv_buffer_bytes = pick(in->recv_buffer_bytes, d.recv_buffer_bytes);
+    o->handshake_timeout_ms = pick(in->handshake_timeout_ms, d.handshake_timeout_ms);
+    o->max_handshakes = pick(in->max_handshakes, d.max_handshakes);
     if (base_str_copy(eng->listen, sizeof(eng->listen), in->listen ? in->listen : d.listen)) {
         return -EINVAL;
     }
     o->listen = eng->listen;
+    bool tls = in->tls_listen != NULL && in->tls_listen[0] != '\0';
+    if (tls != (in->tls != NULL) ||
+        base_str_copy(eng->tls_listen, sizeof(eng->tls_listen), tls ? in->tls_listen : "")) {
+        return -EINVAL; /* a TLS listener needs its context, and a context its listener */
+    }
+    o->tls_listen = eng->tls_listen;
     /* Parsed whether or not proxy_protocol is on: a bad list is an error either way. */
     int rc = cidr_list_parse(eng->proxy_from, &eng->num_proxy_from,
                              in->proxy_from != NULL ? in->proxy_from : IORING_PROXY_FROM_DEFAULT);
@@ -153,6 +163,12 @@ int ioring_listen_check(const char *listen)
     ASSERT(rc == 0 || rc == -EINVAL);
     ASSERT(rc != 0 || addr_len > 0);
     return rc;
+}
+
+static uint16_t addr_port(const struct sockaddr_storage *a)
+{
+    return a->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)a)->sin_port)
+                                   : ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
 }
 
 static void addr_set_port(struct sockaddr_storage *a, uint16_t port)
@@ -300,6 +316,13 @@ static int ring_alloc(struct ring *r, uint32_t num_conns)
         r->slot_free[i] = o->max_inflight - 1 - i;
     }
     r->slot_free_len = o->max_inflight;
+    if (r->eng->opts.tls != NULL) {
+        r->tls_plain_len = 16384; /* one TLS record of plaintext (RFC 8446 §5.1) */
+        r->tls_plain = malloc(r->tls_plain_len);
+        if (r->tls_plain == NULL) {
+            return -ENOMEM;
+        }
+    }
     r->event_fd = eventfd(0, EFD_CLOEXEC);
     return r->event_fd == -1 ? -errno : 0;
 }
@@ -309,6 +332,10 @@ static void ring_free(struct ring *r)
     if (r->listen_fd >= 0) {
         (void)close(r->listen_fd);
     }
+    if (r->tls_fd >= 0) {
+        (void)close(r->tls_fd);
+    }
+    free(r->tls_plain);
     if (r->event_fd >= 0 && close(r->event_fd) == -1) {
         log_warn("ioring: close_failed errno=%d", errno);
     }
@@ -337,22 +364,51 @@ static void ring_free(struct ring *r)
     memset(r, 0, sizeof(*r));
 }
 
-static int rings_start(struct ioring_engine *eng)
+/* listen_prepare parses `listen` and, for a fixed port, makes sure nobody holds it. */
+static int listen_prepare(struct sockaddr_storage *addr, socklen_t *addr_len, bool *fixed,
+                          const char *listen)
 {
-    struct sockaddr_storage addr;
-    socklen_t addr_len = 0;
-    int rc = parse_listen(&addr, &addr_len, eng->listen);
+    int rc = parse_listen(addr, addr_len, listen);
     if (rc != 0) {
         return rc;
     }
     /* Port 0 asks the kernel for a free port: nobody holds it, nothing to probe. */
-    bool fixed_port = addr.ss_family == AF_INET ? ((struct sockaddr_in *)&addr)->sin_port != 0
-                                                : ((struct sockaddr_in6 *)&addr)->sin6_port != 0;
-    if (fixed_port) {
-        rc = listen_probe(&addr, addr_len);
-        if (rc != 0) {
-            return rc;
-        }
+    *fixed = addr_port(addr) != 0;
+    return *fixed ? listen_probe(addr, *addr_len) : 0;
+}
+
+/* listens_clash is true when the TLS listener would share the plain one's port (SO_REUSEPORT
+ * would let it, and split the clients between HTTP and HTTPS). */
+static bool listens_clash(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family || addr_port(a) == 0 || addr_port(a) != addr_port(b)) {
+        return false;
+    }
+    if (a->ss_family == AF_INET) {
+        uint32_t x = ((const struct sockaddr_in *)a)->sin_addr.s_addr;
+        uint32_t y = ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+        return x == y || x == INADDR_ANY || y == INADDR_ANY;
+    }
+    const struct in6_addr *x = &((const struct sockaddr_in6 *)a)->sin6_addr;
+    const struct in6_addr *y = &((const struct sockaddr_in6 *)b)->sin6_addr;
+    return memcmp(x, y, sizeof(*x)) == 0 || IN6_IS_ADDR_UNSPECIFIED(x) ||
+           IN6_IS_ADDR_UNSPECIFIED(y);
+}
+
+static int rings_start(struct ioring_engine *eng)
+{
+    struct sockaddr_storage addr, tls_addr;
+    socklen_t addr_len = 0, tls_addr_len = 0;
+    bool fixed = false, tls_fixed = false;
+    bool tls = eng->tls_listen[0] != '\0';
+    int rc = listen_prepare(&addr, &addr_len, &fixed, eng->listen);
+    if (rc == 0 && tls) {
+        rc = parse_listen(&tls_addr, &tls_addr_len, eng->tls_listen);
+        rc = rc != 0 ? rc : listens_clash(&addr, &tls_addr) ? -EINVAL : 0;
+        rc = rc != 0 ? rc : listen_prepare(&tls_addr, &tls_addr_len, &tls_fixed, eng->tls_listen);
+    }
+    if (rc != 0) {
+        return rc;
     }
     uint32_t n = eng->opts.workers;
     uint32_t per_ring = (eng->opts.max_connections + n - 1) / n;
@@ -360,14 +416,16 @@ static int rings_start(struct ioring_engine *eng)
         struct ring *r = &eng->rings[i];
         r->eng = eng;
         r->index = i;
-        if (i > 0) {
-            addr_set_port(&addr, eng->port); /* port 0: every ring on the first one's port */
+        r->handshakes_max = (eng->opts.max_handshakes + n - 1) / n;
+        if (i > 0) { /* port 0: every ring on the first one's port */
+            addr_set_port(&addr, eng->port);
+            addr_set_port(&tls_addr, eng->tls_port);
         }
         rc = listener_open(&r->listen_fd, &eng->port, &addr, addr_len);
-        if (rc != 0) {
-            return rc;
+        if (rc == 0 && tls) {
+            rc = listener_open(&r->tls_fd, &eng->tls_port, &tls_addr, tls_addr_len);
         }
-        rc = ring_alloc(r, per_ring);
+        rc = rc != 0 ? rc : ring_alloc(r, per_ring);
         if (rc != 0) {
             return rc;
         }
@@ -420,6 +478,7 @@ int ioring_engine_new(struct ioring_engine **out, const struct ioring_options *o
     }
     for (uint32_t i = 0; i < eng->num_rings; i++) {
         eng->rings[i].listen_fd = -1;
+        eng->rings[i].tls_fd = -1;
         eng->rings[i].event_fd = -1;
     }
     rc = rings_start(eng);
@@ -429,8 +488,9 @@ out:
         ioring_engine_free(eng);
         return rc;
     }
-    log_info("ioring: started listen=%s port=%u workers=%u", eng->listen, eng->port,
-             eng->num_rings);
+    log_info("ioring: started listen=%s port=%u tls_listen=%s tls_port=%u workers=%u",
+             eng->listen, eng->port, eng->tls_listen[0] != '\0' ? eng->tls_listen : "-",
+             eng->tls_port, eng->num_rings);
     *out = eng;
     return 0;
 }
@@ -439,6 +499,12 @@ uint16_t ioring_engine_port(const struct ioring_engine *eng)
 {
     ASSERT(eng != NULL);
     return eng->port;
+}
+
+uint16_t ioring_engine_tls_port(const struct ioring_engine *eng)
+{
+    ASSERT(eng != NULL);
+    return eng->tls_port;
 }
 
 uint32_t ioring_engine_workers(const struct ioring_engine *eng)
@@ -512,5 +578,10 @@ void ioring_engine_stats_get(const struct ioring_engine *eng, struct ioring_stat
         out->responses_503 += atomic_load(&s->responses_503);
         out->timeouts += atomic_load(&s->timeouts);
         out->accept_pauses += atomic_load(&s->accept_pauses);
+        out->tls_full += atomic_load(&s->tls_full);
+        out->tls_resumed += atomic_load(&s->tls_resumed);
+        out->tls_failed += atomic_load(&s->tls_failed);
+        out->tls_refused += atomic_load(&s->tls_refused);
+        out->tls_client_certs += atomic_load(&s->tls_client_certs);
     }
 }

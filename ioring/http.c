@@ -302,6 +302,7 @@ static struct ioring_request *slot_fill(struct conn *c, bool has_body)
     s->conn_gen = c->gen;
     memcpy(&s->client, &c->peer, sizeof(s->client));
     s->client_len = c->peer_len;
+    tls_slot_fill(s, c);
     c->cur_slot = s->index;
     return s;
 }

@@ -36,19 +36,34 @@ struct cidr {
     uint8_t bits;     /* 0..128 */
 };
 
-/* struct transport_ops is the layer between the socket and the HTTP parser. */
+/* struct transport_ops is the layer between the socket and the HTTP parser. The ring sends what
+ * `wire` gives, one send at a time, and reports it with `sent`; it gives a response to `output`
+ * only when `wire` has nothing left and `ready` says application data may flow. */
 struct transport_ops {
     const char *name;
-    /* input takes bytes received from the wire and passes plaintext to http_input. Returns 0 or
-     * a negative errno (the connection is then closed without an answer). */
+    /* input takes bytes received from the wire and passes plaintext to http_input (and may queue
+     * wire bytes of its own: a handshake flight). Returns 0 or a negative errno (the connection
+     * is then closed without an answer). */
     int (*input)(struct conn *c, const uint8_t *wire, size_t len);
-    /* output turns plaintext into the wire bytes to send (*out may point into per-connection
-     * storage that stays valid until the send completes). Returns 0 or a negative errno. */
-    int (*output)(struct conn *c, const uint8_t *plain, size_t len, const uint8_t **out,
-                  size_t *out_len);
+    /* output queues one response (plaintext that stays valid until its bytes are sent); `last`:
+     * the connection closes after it. Returns 0 or a negative errno. */
+    int (*output)(struct conn *c, const uint8_t *plain, size_t len, bool last);
+    /* wire points *out at the next bytes to send and returns their length (0: none). They stay
+     * valid and unchanged until `sent` is called, whatever input arrives meanwhile. */
+    size_t (*wire)(struct conn *c, const uint8_t **out);
+    /* sent consumes `n` bytes of what wire gave. */
+    void (*sent)(struct conn *c, size_t n);
+    /* ready is true when responses may be given to output (TLS: the handshake is done). */
+    bool (*ready)(const struct conn *c);
+    /* close queues what goes before a close (TLS: close_notify); may be NULL. */
+    void (*close)(struct conn *c);
+    /* release frees the connection's transport state; may be NULL. */
+    void (*release)(struct conn *c);
 };
 
 extern const struct transport_ops transport_plain;
+extern const struct transport_ops transport_tls;
+struct tls_conn;
 
 enum slot_state {
     SLOT_FREE = 0,
@@ -107,6 +122,10 @@ struct ioring_request {
     struct header_ref headers[IORING_HEADERS_MAX];
     struct sockaddr_storage client;
     socklen_t client_len;
+    enum ioring_tls_kind tls;          /* tls_slot_fill */
+    enum ioring_cert_state cert_state; /* of peer_cert */
+    void *peer_cert; /* CRYPTO_BUFFER of the client certificate (tls.c's), a reference held
+                        until the slot is freed; NULL without one */
     uint8_t *resp;
     size_t resp_len;
 };
@@ -134,11 +153,17 @@ enum deadline_kind {
     DEADLINE_IDLE,
     DEADLINE_LINGER,
     DEADLINE_SEND, /* a client that does not read its responses (body timeout) */
+    DEADLINE_HANDSHAKE, /* TLS: accept to the end of the handshake */
 };
 
 struct conn {
     struct ring *ring;
     const struct transport_ops *tp;
+    struct tls_conn *tls;   /* TLS state (tls.c), NULL on the plain listener */
+    const uint8_t *out_ptr; /* plain transport: the response being sent */
+    size_t out_len;
+    bool resp_out;    /* the pipeline's first answer was given to the transport */
+    bool handshaking; /* counted in the ring's handshakes */
     uint32_t index;
     uint32_t gen;
     int fd;
@@ -165,15 +190,14 @@ struct conn {
     uint8_t proxy_buf[PROXY_HDR_MAX];
     struct pipe_entry pipe[IORING_PIPELINE_MAX];
     uint32_t pipe_head, pipe_count;
-    const uint8_t *send_ptr;
-    size_t send_len;
+    size_t send_len; /* bytes of the send in flight */
     char canned[CANNED_MAX];
 };
 
 struct ring_stats {
     _Atomic uint64_t connections_open, connections_accepted, connections_refused, requests,
         requests_inflight, responses, responses_400, responses_413, responses_503, timeouts,
-        accept_pauses;
+        accept_pauses, tls_full, tls_resumed, tls_failed, tls_refused, tls_client_certs;
 };
 
 struct ring {
@@ -184,6 +208,12 @@ struct ring {
     struct io_uring uring;
     bool uring_ok;
     int listen_fd;
+    int tls_fd; /* the TLS listener, -1 without one */
+    bool tls_accept_armed;
+    uint32_t handshakes;     /* TLS handshakes in progress */
+    uint32_t handshakes_max; /* this ring's share of max_handshakes */
+    uint8_t *tls_plain;      /* SSL_read's output, given to http_input at once */
+    size_t tls_plain_len;
     int event_fd;
     uint64_t event_val;
     bool accept_armed, accept_paused, draining;
@@ -228,6 +258,8 @@ struct ioring_engine {
     ioring_handler_fn handler;
     void *ctx;
     uint16_t port;
+    char tls_listen[IORING_LISTEN_MAX]; /* "" = no TLS listener */
+    uint16_t tls_port;
     uint32_t num_rings;
     struct ring *rings;
     atomic_bool stopping;
@@ -259,6 +291,8 @@ struct pipe_entry *conn_pipe_push(struct conn *c, uint32_t slot, uint16_t status
 void conn_pump(struct conn *c);
 /* slot_put gives a request slot back to its ring's free list. */
 void slot_put(struct ring *r, struct ioring_request *s);
+/* ring_handshake_end uncounts a TLS connection's handshake and starts its request deadline. */
+void ring_handshake_end(struct conn *c);
 /* slot_take takes a free request slot for a request with or without a body, counted for the
  * client `key`, or NULL when the ring has none for it (the caller sends 503): the client holds
  * its share, or only the reserve is left and the request has a body. */
@@ -276,6 +310,14 @@ enum http_pause {
 void http_settings_init(llhttp_settings_t *s);
 /* http_input feeds plaintext bytes of connection `c` to its parser. Returns 0. */
 int http_input(struct conn *c, const uint8_t *data, size_t len);
+
+/* tls.c */
+/* tls_conn_open gives connection `c` its TLS state and transport_tls. Returns 0 or -ENOMEM. */
+int tls_conn_open(struct conn *c);
+/* tls_slot_fill records in slot `s` how its connection `c` is secured (and takes a reference to
+ * the client certificate); tls_slot_clear drops it. */
+void tls_slot_fill(struct ioring_request *s, const struct conn *c);
+void tls_slot_clear(struct ioring_request *s);
 
 /* proxy.c */
 /* cidr_list_parse parses `list` (ioring_cidr_list_check) into out[IORING_PROXY_FROM_MAX]. */

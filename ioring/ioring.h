@@ -85,12 +85,20 @@ struct ioring_options {
     bool proxy_protocol;        /* expect a PROXY protocol v2 header on every connection */
     const char *proxy_from; /* with proxy_protocol: the peers (CIDR list, ioring_cidr_list_check)
                                allowed to send it, others are closed; NULL = loopback */
+    /* TLS (ioring_tls_new): with tls_listen set and tls given, every ring also listens there and
+     * speaks HTTPS (the PROXY header, when proxy_protocol is on, comes before the ClientHello). */
+    const char *tls_listen;         /* "host:port" like listen; NULL or "" = no TLS listener */
+    struct ioring_tls *tls;         /* borrowed: outlives the engine; NULL = no TLS listener */
+    uint32_t handshake_timeout_ms;  /* accept (or PROXY header) to the end of the handshake */
+    uint32_t max_handshakes;        /* whole engine, split evenly: TLS handshakes in progress; a
+                                       connection beyond is closed at once (refused) */
     ioring_turn_end_fn on_turn_end; /* may be NULL; called with the handler's ctx */
     ioring_classify_fn on_classify; /* may be NULL (hint 0); called with the handler's ctx */
     ioring_canned_fn on_canned;     /* may be NULL (plain-text refusals) */
 };
 
-/* ioring_options_default fills `out` with the defaults: "0.0.0.0:8080", one worker per core,
+/* ioring_options_default fills `out` with the defaults: "0.0.0.0:8080" (no TLS listener; 10 s
+ * handshakes, 512 at once when there is one), one worker per core,
  * 4096 connections, 64 KiB requests and responses, 8 KiB of headers, 256 in flight per ring, no
  * per-client bounds and no reserve, deadlines of 10 s (header), 30 s (body) and 60 s (idle),
  * Retry-After 1, 256 buffers of 4 KiB, no PROXY (from IORING_PROXY_FROM_DEFAULT when on). */
@@ -118,6 +126,9 @@ int ioring_engine_new(struct ioring_engine **out, const struct ioring_options *o
 
 /* ioring_engine_port returns the TCP port the engine listens on (useful with port 0). */
 uint16_t ioring_engine_port(const struct ioring_engine *eng);
+
+/* ioring_engine_tls_port returns the TCP port of the TLS listener, 0 without one. */
+uint16_t ioring_engine_tls_port(const struct ioring_engine *eng);
 
 /* ioring_engine_workers returns the number of ring threads. */
 uint32_t ioring_engine_workers(const struct ioring_engine *eng);
@@ -148,6 +159,13 @@ struct ioring_stats {
     uint64_t responses_503;
     uint64_t timeouts;      /* connections closed on a deadline */
     uint64_t accept_pauses; /* times a ring stopped accepting at max_connections */
+    uint64_t tls_full;      /* TLS handshakes completed with a full handshake */
+    uint64_t tls_resumed;   /* ... with a resumed session (ticket): no signature */
+    uint64_t tls_failed;    /* TLS connections that ended before their handshake completed:
+                               bad input (not TLS, a truncated or oversized record, a refused
+                               version or suite), the client gone, or the handshake deadline */
+    uint64_t tls_refused;   /* TLS connections closed at once: max_handshakes in progress */
+    uint64_t tls_client_certs; /* completed handshakes with a client certificate */
 };
 
 /* ioring_engine_stats_get writes a snapshot into *out. Thread-safe; counters are read without
@@ -187,6 +205,33 @@ uint64_t ioring_request_id(const struct ioring_request *req);
 /* ioring_request_ring returns the index of the ring thread that received the request. */
 uint32_t ioring_request_ring(const struct ioring_request *req);
 
+/* enum ioring_tls_kind says how a request's connection was secured. */
+enum ioring_tls_kind {
+    IORING_TLS_NONE = 0, /* plain HTTP */
+    IORING_TLS_FULL,     /* TLS, full handshake */
+    IORING_TLS_RESUMED,  /* TLS, resumed session (ticket) */
+};
+
+/* enum ioring_cert_state says what the client certificate of a TLS request was worth. */
+enum ioring_cert_state {
+    IORING_CERT_NONE = 0, /* none presented (or plain HTTP) */
+    IORING_CERT_OK,       /* it chains to a certificate of the client CA file and was within its
+                             validity at the handshake, for clientAuth */
+    IORING_CERT_EXPIRED,  /* it chains, but had expired (or was not yet valid) */
+    IORING_CERT_UNTRUSTED /* anything else: another CA, a bad signature, a wrong purpose */
+};
+
+/* ioring_request_tls returns how the request's connection was secured. */
+enum ioring_tls_kind ioring_request_tls(const struct ioring_request *req);
+
+/* ioring_request_client_cert returns the state of the client certificate of the request's TLS
+ * connection and, for IORING_CERT_OK, IORING_CERT_EXPIRED and IORING_CERT_UNTRUSTED, its DER in
+ * *out_der / *out_len (borrowed from the request: valid until ioring_request_respond). For a
+ * resumed session it is the certificate of the session's first handshake, judged then: the
+ * handler checks its validity against the clock itself. */
+enum ioring_cert_state ioring_request_client_cert(const struct ioring_request *req,
+                                                  const uint8_t **out_der, size_t *out_len);
+
 /* ioring_request_respond answers `req` and gives it back to the engine: `req` must not be used
  * afterwards. Safe from any thread, including inside the handler; it never blocks for long (a
  * short mutex). `content_type` may be NULL (no Content-Type); `extra_headers` may be NULL or
@@ -213,5 +258,54 @@ int ioring_cidr_list_check(const char *list);
  * peer), -EAGAIN if more bytes are needed, or -EBADMSG if it is not a valid v2 header. */
 int ioring_proxy_v2_parse(size_t *out_len, struct sockaddr_storage *out_addr,
                           socklen_t *out_addr_len, const uint8_t *data, size_t len);
+
+/* ---- TLS: the server's certificate, key, client CA and session tickets (ioring/tls.c) ----
+ *
+ * TLS 1.2 and 1.3 only, ECDHE with AEAD suites only (AES-GCM, ChaCha20-Poly1305), no
+ * renegotiation (BoringSSL has none on servers), no compression, ALPN http/1.1, close_notify
+ * before a close. Sessions resume by ticket only (no server-side cache): TLS 1.3 PSK and TLS 1.2
+ * tickets, encrypted with AES-256-CBC + HMAC-SHA256 under 16-byte-named keys; the current key
+ * seals, it and the previous one open (a ticket opened with the previous key is renewed).
+ * Without a ticket-key file the keys are made in memory and rotated every ticket_rotate_s; with
+ * one (several appliances behind one balancer share it) they are read from it at start and by
+ * ioring_tls_reload, and rotated by whoever rewrites the file (ioring_tls_ticket_file_rotate). */
+
+struct ioring_tls;
+
+#define IORING_TLS_ERR_MAX 512
+#define IORING_TICKET_ROTATE_S_DEFAULT (12u * 3600u)
+
+struct ioring_tls_options {
+    const char *cert_file;   /* PEM: the server's certificate, then the CA certificates sent with
+                                it (not the root) */
+    const char *key_file;    /* PEM or DER (PKCS#8): the server certificate's private key */
+    const char *client_ca_file;   /* PEM: the CA certificates a client certificate must chain to
+                                     (one of them is the anchor, it need not be a root); NULL or
+                                     "": no client certificate is asked for */
+    const char *ticket_file;      /* NULL or "": ticket keys in memory, rotated by the process */
+    uint32_t ticket_rotate_s;     /* 0 = IORING_TICKET_ROTATE_S_DEFAULT; also the lifetime of a
+                                     ticket */
+};
+
+/* ioring_tls_new loads the certificate, key, client CA and ticket keys. Returns 0 (*out owned:
+ * free with ioring_tls_free after the engine), -ENOENT/-EACCES (a file cannot be read),
+ * -EBADMSG (a file is not what it must be: which and why in `err`), -EINVAL (the key does not
+ * match the certificate), or -ENOMEM. `err` (IORING_TLS_ERR_MAX bytes) names the file and the
+ * reason on every failure. Not thread-safe. */
+int ioring_tls_new(struct ioring_tls **out, char *err, const struct ioring_tls_options *opts);
+
+/* ioring_tls_reload reads the ticket-key file again (SIGHUP); without one it does nothing.
+ * Returns 0, or an error as ioring_tls_new (the keys in use are kept). Thread-safe. */
+int ioring_tls_reload(struct ioring_tls *tls, char *err);
+
+/* ioring_tls_free frees `tls`. NULL is a no-op. */
+void ioring_tls_free(struct ioring_tls *tls);
+
+/* ioring_tls_ticket_file_rotate writes a new current key into the ticket-key file at `path`
+ * (created 0600 if missing), keeping the old current one as the previous; atomically (a
+ * reader sees the old file or the new one). Returns 0, or a negative errno with the reason in
+ * `err` (IORING_TLS_ERR_MAX bytes): -EBADMSG for an existing file that is not a ticket-key file
+ * (it is left alone). Thread-safe. */
+int ioring_tls_ticket_file_rotate(const char *path, char *err);
 
 #endif

@@ -10,7 +10,7 @@
 #include "ioring/internal.h"
 
 enum op {
-    OP_ACCEPT = 1,
+    OP_ACCEPT = 1, /* index 0: the plain listener, 1: the TLS listener */
     OP_RECV = 2,
     OP_SEND = 3,
     OP_WAKE = 4,
@@ -89,28 +89,40 @@ void slot_put(struct ring *r, struct ioring_request *s)
     s->target_len = 0;
     s->body_len = 0;
     s->resp_len = 0;
+    tls_slot_clear(s);
     r->slot_free[r->slot_free_len++] = s->index;
+}
+
+static void accept_arm_one(struct ring *r, uint32_t which, int fd, bool *armed)
+{
+    if (*armed || fd < 0) {
+        return;
+    }
+    struct io_uring_sqe *sqe = sqe_get(r);
+    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, op_data(OP_ACCEPT, which, 0));
+    *armed = true;
 }
 
 static void accept_arm(struct ring *r)
 {
-    if (r->accept_armed || r->accept_paused || r->draining || r->listen_fd < 0) {
+    if (r->accept_paused || r->draining) {
         return;
     }
-    struct io_uring_sqe *sqe = sqe_get(r);
-    io_uring_prep_multishot_accept(sqe, r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, op_data(OP_ACCEPT, 0, 0));
-    r->accept_armed = true;
+    accept_arm_one(r, 0, r->listen_fd, &r->accept_armed);
+    accept_arm_one(r, 1, r->tls_fd, &r->tls_accept_armed);
 }
 
 static void accept_cancel(struct ring *r)
 {
-    if (!r->accept_armed) {
-        return;
+    for (uint32_t which = 0; which < 2; which++) {
+        if (!(which == 0 ? r->accept_armed : r->tls_accept_armed)) {
+            continue;
+        }
+        struct io_uring_sqe *sqe = sqe_get(r);
+        io_uring_prep_cancel64(sqe, op_data(OP_ACCEPT, which, 0), 0);
+        io_uring_sqe_set_data64(sqe, op_data(OP_CANCEL, 0, 0));
     }
-    struct io_uring_sqe *sqe = sqe_get(r);
-    io_uring_prep_cancel64(sqe, op_data(OP_ACCEPT, 0, 0), 0);
-    io_uring_sqe_set_data64(sqe, op_data(OP_CANCEL, 0, 0));
 }
 
 static void recv_arm(struct conn *c)
@@ -138,6 +150,20 @@ static void set_deadline(struct conn *c, enum deadline_kind kind, uint32_t ms)
 {
     c->deadline_kind = kind;
     c->deadline_ns = clock_mono_ns() + ms_ns(ms);
+}
+
+void ring_handshake_end(struct conn *c)
+{
+    struct ring *r = c->ring;
+    if (!c->handshaking) {
+        return;
+    }
+    c->handshaking = false;
+    ASSERT(r->handshakes > 0);
+    r->handshakes--;
+    if (c->state == CONN_OPEN && c->deadline_kind == DEADLINE_HANDSHAKE) {
+        set_deadline(c, DEADLINE_HEADER, r->eng->opts.header_timeout_ms);
+    }
 }
 
 /* conn_release frees a closed connection once the kernel holds no operation on it. */
@@ -169,6 +195,15 @@ static void conn_release(struct conn *c)
         client_conn_put(r, c->client_key);
         c->counted = false;
     }
+    if (c->handshaking) { /* ended before its handshake did: not TLS, gone, or too slow */
+        atomic_fetch_add_explicit(&r->stats.tls_failed, 1, memory_order_relaxed);
+        ring_handshake_end(c);
+    }
+    if (c->tp->release != NULL) {
+        c->tp->release(c);
+    }
+    c->out_len = 0;
+    c->resp_out = false;
     if (close(c->fd) == -1) {
         log_warn("ioring: close_failed ring=%u errno=%d", r->index, errno);
     }
@@ -185,10 +220,31 @@ static void conn_release(struct conn *c)
     }
 }
 
+/* conn_farewell sends, without waiting, what the transport queues before a close (TLS:
+ * close_notify, or the alert of a failed handshake): a few bytes into an idle socket's buffer,
+ * best effort (MSG_DONTWAIT: never blocks the ring). */
+static void conn_farewell(struct conn *c)
+{
+    if (c->send_busy) {
+        return; /* the kernel holds bytes of ours: cannot add after them */
+    }
+    if (c->tp->close != NULL) {
+        c->tp->close(c);
+    }
+    const uint8_t *p = NULL;
+    size_t n = c->tp->wire(c, &p);
+    if (n > 0 && send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
+        c->tp->sent(c, n); /* or less: the rest is dropped with the connection */
+    }
+}
+
 static void conn_close(struct conn *c)
 {
     if (c->state == CONN_CLOSING || c->state == CONN_FREE) {
         return;
+    }
+    if (c->tls != NULL) {
+        conn_farewell(c);
     }
     c->state = CONN_CLOSING;
     c->deadline_kind = DEADLINE_NONE;
@@ -255,26 +311,25 @@ static size_t canned_len(struct conn *c, const struct pipe_entry *e)
     return len;
 }
 
-static void send_submit(struct conn *c)
+static void send_submit(struct conn *c, const uint8_t *p, size_t len)
 {
     ASSERT(!c->send_busy);
-    ASSERT(c->send_len > 0);
+    ASSERT(len > 0);
     struct io_uring_sqe *sqe = sqe_get(c->ring);
-    io_uring_prep_send(sqe, c->fd, c->send_ptr, c->send_len, MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, c->fd, p, len, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, op_data(OP_SEND, c->index, c->gen));
     c->send_busy = true;
-    if (!c->in_message) { /* while a request arrives, its own deadline governs */
+    c->send_len = len;
+    /* While a request arrives, its own deadline governs; during a handshake, the handshake's. */
+    if (!c->in_message && c->tp->ready(c)) {
         set_deadline(c, DEADLINE_SEND, c->ring->eng->opts.body_timeout_ms);
     }
 }
 
-/* conn_pump starts sending the oldest response if it is ready: responses leave in request
- * order whatever order the handler answers in (RFC 9112 §9.3.2). */
-void conn_pump(struct conn *c)
+/* pipe_output gives the pipeline's first answer to the transport when it is ready. Returns 0
+ * (given, or not ready yet) or a negative errno. */
+static int pipe_output(struct conn *c)
 {
-    if (c->send_busy || c->state != CONN_OPEN || c->pipe_count == 0) {
-        return;
-    }
     struct ring *r = c->ring;
     struct pipe_entry *e = &c->pipe[c->pipe_head];
     const uint8_t *plain = NULL;
@@ -282,7 +337,7 @@ void conn_pump(struct conn *c)
     if (e->slot != SLOT_NONE) {
         struct ioring_request *s = &r->slots[e->slot];
         if (s->state != SLOT_DONE) {
-            return;
+            return 0;
         }
         plain = s->resp;
         len = s->resp_len;
@@ -290,23 +345,47 @@ void conn_pump(struct conn *c)
         len = canned_len(c, e);
         plain = (const uint8_t *)c->canned;
     }
-    if (c->tp->output(c, plain, len, &c->send_ptr, &c->send_len) != 0) {
-        conn_close(c);
+    int rc = c->tp->output(c, plain, len, e->close);
+    c->resp_out = rc == 0;
+    return rc;
+}
+
+/* conn_pump sends what the transport has queued (a TLS handshake flight, the rest of a
+ * response), else the oldest response if it is ready: responses leave in request order
+ * whatever order the handler answers in (RFC 9112 §9.3.2). */
+void conn_pump(struct conn *c)
+{
+    if (c->send_busy || c->state != CONN_OPEN) {
         return;
     }
-    send_submit(c);
+    const uint8_t *p = NULL;
+    size_t len = c->tp->wire(c, &p);
+    if (len == 0 && c->pipe_count > 0 && !c->resp_out && c->tp->ready(c)) {
+        if (pipe_output(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        len = c->tp->wire(c, &p);
+    }
+    if (len > 0) {
+        send_submit(c, p, len);
+    }
 }
 
 /* conn_open starts connection `fd`. `key` is its client's, already counted (or NULL with
  * proxy_protocol: the client is the header's, counted once it is read). */
 static void conn_open(struct ring *r, int fd, const struct sockaddr_storage *peer,
-                      socklen_t peer_len, const uint8_t *key)
+                      socklen_t peer_len, const uint8_t *key, bool tls)
 {
     ASSERT(r->conn_free_len > 0);
     struct conn *c = &r->conns[r->conn_free[--r->conn_free_len]];
     ASSERT(c->state == CONN_FREE);
+    ASSERT(c->tls == NULL);
     c->fd = fd;
     c->tp = &transport_plain;
+    c->out_len = 0;
+    c->resp_out = false;
+    c->handshaking = false;
     c->state = r->eng->opts.proxy_protocol ? CONN_PROXY : CONN_OPEN;
     c->recv_armed = false;
     c->send_busy = false;
@@ -335,6 +414,16 @@ static void conn_open(struct ring *r, int fd, const struct sockaddr_storage *pee
     r->conns_used++;
     atomic_fetch_add_explicit(&r->stats.connections_open, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->stats.connections_accepted, 1, memory_order_relaxed);
+    if (tls) {
+        c->handshaking = true;
+        r->handshakes++;
+        set_deadline(c, DEADLINE_HANDSHAKE, r->eng->opts.handshake_timeout_ms);
+        if (tls_conn_open(c) != 0) {
+            log_warn("ioring: tls_conn_failed ring=%u errno=%d", r->index, ENOMEM);
+            conn_close(c);
+            return;
+        }
+    }
     recv_arm(c);
 }
 
@@ -352,10 +441,23 @@ static bool peer_admitted(struct ring *r, uint8_t key[16], const struct sockaddr
     return client_conn_take(r, key);
 }
 
-static void on_accept(struct ring *r, int res, uint32_t flags)
+/* tls_admitted is false for a TLS connection beyond this ring's handshakes in progress, or one
+ * whose TLS state cannot be allocated: refused, so that a flood of ClientHellos costs at most
+ * max_handshakes at a time and established connections keep being served. */
+static bool tls_admitted(struct ring *r)
 {
+    if (r->handshakes < r->handshakes_max) {
+        return true;
+    }
+    atomic_fetch_add_explicit(&r->stats.tls_refused, 1, memory_order_relaxed);
+    return false;
+}
+
+static void on_accept(struct ring *r, uint32_t which, int res, uint32_t flags)
+{
+    bool tls = which == 1;
     if ((flags & IORING_CQE_F_MORE) == 0) {
-        r->accept_armed = false;
+        *(tls ? &r->tls_accept_armed : &r->accept_armed) = false;
     }
     if (res >= 0) {
         struct sockaddr_storage peer;
@@ -365,13 +467,14 @@ static void on_accept(struct ring *r, int res, uint32_t flags)
             memset(&peer, 0, sizeof(peer));
         }
         uint8_t key[16];
-        if (r->draining || r->conn_free_len == 0 || !peer_admitted(r, key, &peer, peer_len)) {
+        if (r->draining || r->conn_free_len == 0 || (tls && !tls_admitted(r)) ||
+            !peer_admitted(r, key, &peer, peer_len)) {
             /* Raced with the pause, or not admitted: refuse (counted before the client can
              * see the close). */
             atomic_fetch_add_explicit(&r->stats.connections_refused, 1, memory_order_relaxed);
             (void)close(res);
         } else {
-            conn_open(r, res, &peer, peer_len, r->eng->opts.proxy_protocol ? NULL : key);
+            conn_open(r, res, &peer, peer_len, r->eng->opts.proxy_protocol ? NULL : key, tls);
         }
         if (r->conn_free_len == 0 && !r->accept_paused) {
             r->accept_paused = true; /* stop accepting at the limit */
@@ -472,12 +575,19 @@ static void on_send(struct ring *r, struct conn *c, int res)
         conn_close(c);
         return;
     }
-    if ((size_t)res < c->send_len) { /* short send: the rest */
-        c->send_ptr += res;
-        c->send_len -= (size_t)res;
-        send_submit(c);
+    ASSERT((size_t)res <= c->send_len);
+    c->tp->sent(c, (size_t)res);
+    const uint8_t *p = NULL;
+    size_t more = c->tp->wire(c, &p);
+    if (more > 0) { /* a short send, or bytes queued meanwhile: the rest first */
+        send_submit(c, p, more);
         return;
     }
+    if (!c->resp_out) { /* a handshake flight */
+        conn_pump(c);
+        return;
+    }
+    c->resp_out = false;
     struct pipe_entry e = c->pipe[c->pipe_head];
     c->pipe_head = (c->pipe_head + 1) % IORING_PIPELINE_MAX;
     c->pipe_count--;
@@ -519,7 +629,7 @@ static void on_cqe(struct ring *r, const struct io_uring_cqe *cqe)
     }
     switch (op) {
     case OP_ACCEPT:
-        on_accept(r, cqe->res, cqe->flags);
+        on_accept(r, index, cqe->res, cqe->flags);
         break;
     case OP_RECV:
         on_recv(r, c, cqe->res, cqe->flags);
@@ -592,6 +702,10 @@ static void drain_begin(struct ring *r)
     if (r->listen_fd >= 0) {
         (void)close(r->listen_fd);
         r->listen_fd = -1;
+    }
+    if (r->tls_fd >= 0) {
+        (void)close(r->tls_fd);
+        r->tls_fd = -1;
     }
     for (uint32_t i = 0; i < r->num_conns; i++) {
         struct conn *c = &r->conns[i];

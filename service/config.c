@@ -55,7 +55,10 @@ void service_config_defaults(struct service_config *out)
     memset(out, 0, sizeof(*out));
     (void)base_str_copy(out->name, sizeof(out->name), "certprov1.example.com");
     (void)base_str_copy(out->listen, sizeof(out->listen), "127.0.0.1:8080");
-    (void)base_str_copy(out->tls_listen, sizeof(out->tls_listen), "127.0.0.1:8443");
+    out->tls_listen[0] = '\0'; /* no TLS listener unless configured (deploy/certprov.ini has one) */
+    out->handshake_timeout_s = 10;
+    out->max_handshakes = 512;
+    out->ticket_key_rotate_h = 12;
     out->workers = 0;
     out->max_connections = 10000;
     out->max_request_bytes = 65536;
@@ -170,6 +173,22 @@ static int set_listen(struct config_ctx *ctx, char *dst, size_t cap, const char 
     return set_str(ctx, dst, cap, key, v);
 }
 
+/* section_server_tls reads the [server] keys of TLS other than tls_listen and device_trust. */
+static int section_server_tls(struct config_ctx *ctx, const char *k, const char *v)
+{
+    struct service_config *c = ctx->cfg;
+    if (strcmp(k, "handshake_timeout_s") == 0) {
+        return set_u32(ctx, &c->handshake_timeout_s, "[server] handshake_timeout_s", v, 1, 300);
+    } else if (strcmp(k, "max_handshakes") == 0) {
+        return set_u32(ctx, &c->max_handshakes, "[server] max_handshakes", v, 1, 1000000);
+    } else if (strcmp(k, "ticket_keys") == 0) {
+        return set_str(ctx, c->ticket_keys, sizeof(c->ticket_keys), "[server] ticket_keys", v);
+    } else if (strcmp(k, "ticket_key_rotate_h") == 0) {
+        return set_u32(ctx, &c->ticket_key_rotate_h, "[server] ticket_key_rotate_h", v, 1, 168);
+    }
+    return config_fail(ctx, "unknown key '%s' in [%s]", k, "server");
+}
+
 static int section_server(struct config_ctx *ctx, const char *k, const char *v)
 {
     struct service_config *c = ctx->cfg;
@@ -228,7 +247,7 @@ static int section_server(struct config_ctx *ctx, const char *k, const char *v)
     } else if (strcmp(k, "device_trust") == 0) {
         return set_str(ctx, c->device_trust, sizeof(c->device_trust), "[server] device_trust", v);
     }
-    return config_fail(ctx, "unknown key '%s' in [%s]", k, "server");
+    return section_server_tls(ctx, k, v);
 }
 
 static int section_ca(struct config_ctx *ctx, const char *k, const char *v)
@@ -426,6 +445,22 @@ static void config_scan_pools(struct config_ctx *ctx, const char *text)
 }
 
 /* Whole-file checks that no single line can make. */
+/* listens_clash is true when two listen addresses (checked by ioring_listen_check) would share a
+ * port: the same address, or either one a wildcard. Port 0 (any free one) never clashes. */
+static bool listens_clash(const char *a, const char *b)
+{
+    const char *pa = strrchr(a, ':');
+    const char *pb = strrchr(b, ':');
+    if (pa == NULL || pb == NULL || strcmp(pa, pb) != 0 || strcmp(pa, ":0") == 0) {
+        return false;
+    }
+    size_t la = (size_t)(pa - a);
+    size_t lb = (size_t)(pb - b);
+    bool wild_a = strncmp(a, "0.0.0.0:", 8) == 0 || strncmp(a, "[::]:", 5) == 0;
+    bool wild_b = strncmp(b, "0.0.0.0:", 8) == 0 || strncmp(b, "[::]:", 5) == 0;
+    return wild_a || wild_b || (la == lb && strncmp(a, b, la) == 0);
+}
+
 static int config_check(const struct service_config *c, char *err)
 {
     const char *path = c->path;
@@ -443,6 +478,11 @@ static int config_check(const struct service_config *c, char *err)
     if (c->inflight_reserve >= c->max_inflight) {
         err_set(err, "%s: [server] inflight_reserve (%u) must be below max_inflight (%u)", path,
                 c->inflight_reserve, c->max_inflight);
+        return -EINVAL;
+    }
+    if (listens_clash(c->listen, c->tls_listen)) {
+        err_set(err, "%s: [server] tls_listen (%s) must not share the port of listen (%s)", path,
+                c->tls_listen, c->listen);
         return -EINVAL;
     }
     if (c->num_pools == 0) {
@@ -613,7 +653,8 @@ int service_config_parse(struct service_config *out, char *err, const char *path
     }
     cfg->store_path_relative = cfg->store_path[0] != '\0' && cfg->store_path[0] != '/';
     if (config_resolve(cfg->store_path, sizeof(cfg->store_path), cfg->dir) != 0 ||
-        config_resolve(cfg->device_trust, sizeof(cfg->device_trust), cfg->dir) != 0) {
+        config_resolve(cfg->device_trust, sizeof(cfg->device_trust), cfg->dir) != 0 ||
+        config_resolve(cfg->ticket_keys, sizeof(cfg->ticket_keys), cfg->dir) != 0) {
         err_set(err, "%s: a path is too long", path);
         rc = -EINVAL;
         goto out;

@@ -109,6 +109,56 @@ void svc_authenticate(struct service *svc, struct svc_item *it, const char *user
     }
 }
 
+/* cert_text says why a client certificate cannot sign in (README, Renewal). */
+static const char *cert_text(enum ioring_cert_state st)
+{
+    switch (st) {
+    case IORING_CERT_NONE:
+        return "No credentials: send a TLS client certificate this appliance issued, HTTP Basic "
+               "or a UsernameToken";
+    case IORING_CERT_EXPIRED:
+        return "The client certificate has expired or is not yet valid: enroll with the PIN";
+    default:
+        return "The client certificate was not issued by this appliance's CA";
+    }
+}
+
+/* cert_signin signs the request in with its TLS client certificate (API.md §1 way 3, RFC 7030
+ * §4.2.2): one this appliance's issuing CA issued (verified in the handshake), within its
+ * validity now (a resumed session keeps the first handshake's verdict), naming a user that still
+ * exists. The identity is the certificate's URI, never the CSR's. A refusal costs no PIN and
+ * counts toward no lockout: it is answered at once (it->signin stays false). */
+static void cert_signin(struct service *svc, struct svc_item *it, struct ioring_request *req)
+{
+    const uint8_t *der = NULL;
+    size_t len = 0;
+    enum ioring_cert_state st = ioring_request_client_cert(req, &der, &len);
+    if (st != IORING_CERT_OK) {
+        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED, cert_text(st));
+        return;
+    }
+    char uri[STORE_URI_MAX + 1];
+    int rc = signer_client_cert_identity(uri, sizeof(uri), der, len, clock_real_s());
+    if (rc != 0) {
+        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED,
+                  rc == -EKEYEXPIRED ? cert_text(IORING_CERT_EXPIRED)
+                                     : "The client certificate names no user (one URI "
+                                       "subjectAltName)");
+        return;
+    }
+    rc = store_user_get(svc->st, &it->user, uri);
+    if (rc != 0) {
+        item_fail(it,
+                  rc == -ENOENT ? SIGNER_CODE_AUTHENTICATION_FAILED : SIGNER_CODE_INTERNAL_ERROR,
+                  rc == -ENOENT ? "The user of the client certificate no longer exists"
+                                : "the user directory cannot be read");
+        return;
+    }
+    it->signin = true;
+    it->cert_auth = true;
+    it->proceed = true;
+}
+
 /* parse_soap fills the item and the credentials from a CertProv request. On failure the item is
  * failed (answered at once by the caller). */
 static void parse_soap(struct service *svc, struct svc_ring *r, struct svc_item *it,
@@ -210,7 +260,10 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     size_t len = 0;
     const uint8_t *body = ioring_request_body(req, &len);
     uint64_t t0 = clock_mono_ns();
-    if (basic_auth(&c, req) != 0) {
+    /* simplereenroll is the client certificate's alone (RFC 7030 §4.2.2); elsewhere a PIN wins
+     * over a certificate presented beside it. */
+    bool reenroll = route == SVC_ROUTE_EST_REENROLL;
+    if (!reenroll && basic_auth(&c, req) != 0) {
         item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED, "The Authorization header is malformed");
     } else if (route == SVC_ROUTE_SOAP) {
         parse_soap(svc, r, it, &c, body, len);
@@ -218,11 +271,16 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
         parse_est(it, body, len);
     }
     if (!it->failed && !c.present) {
-        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED,
-                  "No credentials: send HTTP Basic or a WS-Security UsernameToken");
+        bool cert = reenroll || ioring_request_tls(req) != IORING_TLS_NONE;
+        if (cert) {
+            cert_signin(svc, it, req);
+        } else {
+            item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED,
+                      "No credentials: send HTTP Basic or a WS-Security UsernameToken");
+        }
     }
     svc_metrics_stage(svc, SVC_STAGE_PARSE, clock_mono_ns() - t0);
-    if (!it->failed) {
+    if (!it->failed && !it->cert_auth) {
         t0 = clock_mono_ns();
         svc_authenticate(svc, it, c.user, c.pin);
         svc_metrics_stage(svc, SVC_STAGE_AUTH, clock_mono_ns() - t0);
@@ -234,6 +292,12 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     signer_soap_request_cleanup(r->soap);
     if (it->proceed && !it->failed) {
         check_csr(svc, it);
+    }
+    /* RFC 7030 §4.2.2: a renewal's CSR carries the certificate's subject (check_csr made sure it
+     * names no one else). */
+    if (reenroll && it->proceed && !it->failed && it->csr.num_subject_cns == 0) {
+        item_fail(it, SIGNER_CODE_IDENTITY_MISMATCH,
+                  "simplereenroll: the CSR's subject must be the certificate's (CN=sign-in name)");
     }
     if (!it->signin) {
         answer_now(svc, it); /* failed before any credentials were checked */

@@ -28,6 +28,10 @@ void svc_item_validate(const struct service *svc, const struct svc_item *it)
         ASSERT(it->num_candidates == 0);
         ASSERT(!it->proceed);
     }
+    if (it->cert_auth) {
+        ASSERT(it->signin);
+        ASSERT(it->num_candidates == 0);
+    }
     if (it->proceed) {
         ASSERT(it->signin);
         ASSERT(it->user.uri[0] != '\0');

@@ -69,16 +69,9 @@ void service_handle(void *ctx, struct ioring_request *req)
         respond_text(svc, req, route, 404, "text/plain", "not found\n", 10);
     } else if (route_wants_post(route) ? !post : !get) {
         respond_text(svc, req, route, 405, "text/plain", "method not allowed\n", 19);
-    } else if (route == SVC_ROUTE_SOAP || route == SVC_ROUTE_EST_ENROLL) {
+    } else if (route == SVC_ROUTE_SOAP || route == SVC_ROUTE_EST_ENROLL ||
+               route == SVC_ROUTE_EST_REENROLL) {
         svc_enroll(svc, req, route);
-    } else if (route == SVC_ROUTE_EST_REENROLL) {
-        /* Renewal is authenticated by the client certificate, which needs TLS (a later issue):
-         * on plain HTTP there is none. */
-        char scratch[512];
-        svc_respond_error(svc, req, route, SIGNER_CODE_AUTHENTICATION_FAILED,
-                          "simplereenroll needs a TLS client certificate issued by this "
-                          "appliance",
-                          0, NULL, scratch, sizeof(scratch));
     } else if (route == SVC_ROUTE_CHAIN) {
         respond_text(svc, req, route, 200, "application/x-pem-file", svc->chain_pem,
                      svc->chain_pem_len);

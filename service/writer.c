@@ -102,6 +102,9 @@ static void judge(struct service *svc, struct svc_item *it, int64_t now)
 {
     ASSERT(it->signin);
     ASSERT(it->num_candidates <= SVC_CANDIDATES_MAX);
+    if (it->cert_auth) {
+        return; /* a client certificate, checked on the ring: no PIN, no lockout state */
+    }
     struct store_lockout st[SVC_CANDIDATES_MAX];
     bool readable[SVC_CANDIDATES_MAX];
     bool any_open = false;

@@ -384,6 +384,15 @@ struct signer_cert_info {
 /* signer_cert_info_der describes the certificate `der`. Returns 0 or -EBADMSG. */
 int signer_cert_info_der(struct signer_cert_info *out, const uint8_t *der, size_t der_len);
 
+/* signer_client_cert_identity reads who a client certificate (renewal over TLS) names: the URI of
+ * its one subjectAltName of type URI ("sip:alice@example.com", as build_leaf writes it) into
+ * `out_uri` (cap bytes), and checks that `now_s` lies within its validity. It does not check
+ * who issued it: the TLS layer verified its chain to the issuing CA (ioring_request_client_cert).
+ * Returns 0, -EBADMSG (not one DER certificate, no URI SAN or more than one, or it does not
+ * fit), or -EKEYEXPIRED (expired, or not yet valid). Thread-safe. */
+int signer_client_cert_identity(char *out_uri, size_t cap, const uint8_t *der, size_t der_len,
+                                int64_t now_s);
+
 /* signer_pem_read_cert reads the `index`th (from 0) CERTIFICATE block of the PEM file at `path`
  * as DER into `out` (cap bytes). Returns 0 with *out_len set, -ENOENT (no such file or block),
  * -EBADMSG, -E2BIG, or a negative errno. */

@@ -8,6 +8,7 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/ec_key.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/mem.h>
 #include <openssl/pem.h>
@@ -179,4 +180,58 @@ int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label,
     ASSERT(pos < cap);
     *out_len = pos;
     return 0;
+}
+
+/* uri_san copies the one subjectAltName of type URI of `x` into `out`. Returns 0 or -EBADMSG
+ * (none, more than one, empty, too long, or a NUL in it). */
+static int uri_san(char *out, size_t cap, X509 *x)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    if (names == NULL) {
+        return -EBADMSG;
+    }
+    int rc = -EBADMSG;
+    size_t found = 0;
+    for (size_t i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        if (gn->type != GEN_URI) {
+            continue;
+        }
+        found++;
+        const ASN1_IA5STRING *s = gn->d.uniformResourceIdentifier;
+        size_t len = (size_t)ASN1_STRING_length(s);
+        const uint8_t *data = ASN1_STRING_get0_data(s);
+        rc = len > 0 && len < cap && memchr(data, '\0', len) == NULL ? 0 : -EBADMSG;
+        if (rc == 0) {
+            memcpy(out, data, len);
+            out[len] = '\0';
+        }
+    }
+    GENERAL_NAMES_free(names);
+    return found == 1 ? rc : -EBADMSG;
+}
+
+int signer_client_cert_identity(char *out_uri, size_t cap, const uint8_t *der, size_t der_len,
+                                int64_t now_s)
+{
+    ASSERT(out_uri != NULL);
+    ASSERT(cap > 0);
+    ASSERT(der != NULL);
+    const uint8_t *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)der_len);
+    int rc = x != NULL && p == der + der_len ? 0 : -EBADMSG;
+    char uri[STORE_URI_MAX + 1];
+    rc = rc != 0 ? rc : uri_san(uri, sizeof(uri), x);
+    if (rc == 0) {
+        int64_t nb = asn1_time_unix(X509_get0_notBefore(x));
+        int64_t na = asn1_time_unix(X509_get0_notAfter(x));
+        rc = now_s < nb || now_s > na ? -EKEYEXPIRED : 0;
+    }
+    X509_free(x);
+    ERR_clear_error();
+    if (rc == 0 && base_str_copy(out_uri, cap, uri) != 0) {
+        rc = -EBADMSG;
+    }
+    ASSERT(rc != 0 || out_uri[0] != '\0');
+    return rc;
 }

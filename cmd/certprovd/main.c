@@ -30,6 +30,7 @@ struct daemon {
     struct signer_pin_key *pin_key;
     struct service *svc;
     struct ioring_engine *eng;
+    struct ioring_tls *tls; /* NULL without [server] tls_listen */
     struct store_publisher *pub;
 };
 
@@ -347,6 +348,51 @@ static void raise_nofile(uint32_t max_connections)
     }
 }
 
+/* tls_open loads the TLS server certificate and key, the issuing CA (client certificates for
+ * renewal must chain to it) and the ticket keys, when [server] tls_listen is set. */
+static int tls_open(struct daemon *d)
+{
+    if (d->cfg.tls_listen[0] == '\0') {
+        return 0;
+    }
+    char crt[SERVICE_PATH_MAX + 32];
+    char key[SERVICE_PATH_MAX + 32];
+    char ca[SERVICE_PATH_MAX + 32];
+    if (signer_file_path(crt, sizeof(crt), d->cfg.store_path, SIGNER_FILE_SERVER_CRT) != 0 ||
+        signer_file_path(key, sizeof(key), d->cfg.store_path, SIGNER_FILE_SERVER_KEY) != 0 ||
+        signer_file_path(ca, sizeof(ca), d->cfg.store_path, SIGNER_FILE_ISSUING_CRT) != 0) {
+        fprintf(stderr, "certprovd: the store path %s is too long\n", d->cfg.store_path);
+        return 1;
+    }
+    struct ioring_tls_options to = {.cert_file = crt,
+                                    .key_file = key,
+                                    .client_ca_file = ca,
+                                    .ticket_file = d->cfg.ticket_keys,
+                                    .ticket_rotate_s = d->cfg.ticket_key_rotate_h * 3600u};
+    char err[IORING_TLS_ERR_MAX];
+    int rc = ioring_tls_new(&d->tls, err, &to);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: [server] tls_listen = %s: %s\n", d->cfg.tls_listen, err);
+        return 1;
+    }
+    return 0;
+}
+
+/* reload does what SIGHUP asks: the log file opened again, the TLS ticket keys read again. */
+static void reload(struct daemon *d)
+{
+    if (d->log_path != NULL && log_open(d->log_path) != 0) {
+        fprintf(stderr, "certprovd: cannot reopen %s\n", d->log_path);
+    }
+    if (d->tls != NULL) {
+        char err[IORING_TLS_ERR_MAX];
+        if (ioring_tls_reload(d->tls, err) != 0) {
+            log_err("certprovd: tls_reload_failed reason=\"%s\" action=\"the keys in use are kept\"",
+                    err);
+        }
+    }
+}
+
 static int serve(struct daemon *d, const sigset_t *set)
 {
     raise_nofile(d->cfg.max_connections);
@@ -366,6 +412,10 @@ static int serve(struct daemon *d, const sigset_t *set)
     io.idle_timeout_ms = d->cfg.idle_timeout_s * 1000;
     io.proxy_protocol = d->cfg.proxy_protocol;
     io.proxy_from = d->cfg.proxy_from;
+    io.tls_listen = d->cfg.tls_listen;
+    io.tls = d->tls;
+    io.handshake_timeout_ms = d->cfg.handshake_timeout_s * 1000;
+    io.max_handshakes = d->cfg.max_handshakes;
     io.on_turn_end = service_turn_end;
     io.on_classify = service_classify;
     io.on_canned = service_canned;
@@ -384,29 +434,32 @@ static int serve(struct daemon *d, const sigset_t *set)
     }
     io.workers = rings;
     rc = ioring_engine_new(&d->eng, &io, service_handle, d->svc);
+    const char *both = d->cfg.tls_listen[0] != '\0' ? " or [server] tls_listen " : "";
     if (rc == -EADDRINUSE) {
         fprintf(stderr,
-                "certprovd: cannot listen on %s: the address is already in use by another process "
-                "(another certprovd?); stop it, or set another [server] listen\n",
-                d->cfg.listen);
+                "certprovd: cannot listen on %s%s%s: the address is already in use by another "
+                "process (another certprovd?); stop it, or set another [server] listen%s\n",
+                d->cfg.listen, both[0] != '\0' ? " or " : "", d->cfg.tls_listen,
+                both[0] != '\0' ? " or tls_listen" : "");
         return 1;
     }
     if (rc != 0) {
-        fprintf(stderr, "certprovd: cannot listen on %s: %s\n", d->cfg.listen, strerror(-rc));
+        fprintf(stderr, "certprovd: cannot listen on %s%s%s: %s\n", d->cfg.listen,
+                both[0] != '\0' ? " or " : "", d->cfg.tls_listen, strerror(-rc));
         return 1;
     }
     service_set_engine(d->svc, d->eng);
-    log_info("certprovd: ready listen=%s port=%u rings=%u name=%s", d->cfg.listen,
-             ioring_engine_port(d->eng), rings, d->cfg.name);
+    log_info("certprovd: ready listen=%s port=%u tls_listen=%s tls_port=%u rings=%u name=%s",
+             d->cfg.listen, ioring_engine_port(d->eng),
+             d->cfg.tls_listen[0] != '\0' ? d->cfg.tls_listen : "-",
+             ioring_engine_tls_port(d->eng), rings, d->cfg.name);
     for (;;) { /* until SIGTERM or SIGINT */
         int sig = 0;
         if (sigwait(set, &sig) != 0) {
             continue;
         }
         if (sig == SIGHUP) {
-            if (d->log_path != NULL && log_open(d->log_path) != 0) {
-                fprintf(stderr, "certprovd: cannot reopen %s\n", d->log_path);
-            }
+            reload(d);
             continue;
         }
         log_info("certprovd: stopping signal=%d", sig);
@@ -443,6 +496,7 @@ int main(int argc, char **argv)
      * which the store reports as full (503 StoreUnavailable, /readyz), not a killed daemon. */
     signal(SIGXFSZ, SIG_IGN);
     rc = open_parts(&d);
+    rc = rc != 0 ? rc : tls_open(&d);
     if (rc != 0) {
         goto out;
     }
@@ -462,6 +516,7 @@ out:
      * before the engine and its rings go away. */
     service_free(d.svc);
     ioring_engine_free(d.eng);
+    ioring_tls_free(d.tls); /* after the engine: its rings use it */
     store_publisher_stop(d.pub); /* after the writer: nothing wakes it any more */
     signer_pin_key_free(d.pin_key);
     signer_ca_free(d.ca);
