@@ -488,9 +488,9 @@ out:
         ioring_engine_free(eng);
         return rc;
     }
-    log_info("ioring: started listen=%s port=%u tls_listen=%s tls_port=%u workers=%u",
-             eng->listen, eng->port, eng->tls_listen[0] != '\0' ? eng->tls_listen : "-",
-             eng->tls_port, eng->num_rings);
+    log_info("ioring: started listen=%s port=%u tls_listen=%s tls_port=%u workers=%u", eng->listen,
+             eng->port, eng->tls_listen[0] != '\0' ? eng->tls_listen : "-", eng->tls_port,
+             eng->num_rings);
     *out = eng;
     return 0;
 }

@@ -152,7 +152,7 @@ enum deadline_kind {
     DEADLINE_BODY,
     DEADLINE_IDLE,
     DEADLINE_LINGER,
-    DEADLINE_SEND, /* a client that does not read its responses (body timeout) */
+    DEADLINE_SEND,      /* a client that does not read its responses (body timeout) */
     DEADLINE_HANDSHAKE, /* TLS: accept to the end of the handshake */
 };
 

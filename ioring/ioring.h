@@ -157,14 +157,14 @@ struct ioring_stats {
     uint64_t responses_400;
     uint64_t responses_413; /* 413 and 431 */
     uint64_t responses_503;
-    uint64_t timeouts;      /* connections closed on a deadline */
-    uint64_t accept_pauses; /* times a ring stopped accepting at max_connections */
-    uint64_t tls_full;      /* TLS handshakes completed with a full handshake */
-    uint64_t tls_resumed;   /* ... with a resumed session (ticket): no signature */
-    uint64_t tls_failed;    /* TLS connections that ended before their handshake completed:
-                               bad input (not TLS, a truncated or oversized record, a refused
-                               version or suite), the client gone, or the handshake deadline */
-    uint64_t tls_refused;   /* TLS connections closed at once: max_handshakes in progress */
+    uint64_t timeouts;         /* connections closed on a deadline */
+    uint64_t accept_pauses;    /* times a ring stopped accepting at max_connections */
+    uint64_t tls_full;         /* TLS handshakes completed with a full handshake */
+    uint64_t tls_resumed;      /* ... with a resumed session (ticket): no signature */
+    uint64_t tls_failed;       /* TLS connections that ended before their handshake completed:
+                                  bad input (not TLS, a truncated or oversized record, a refused
+                                  version or suite), the client gone, or the handshake deadline */
+    uint64_t tls_refused;      /* TLS connections closed at once: max_handshakes in progress */
     uint64_t tls_client_certs; /* completed handshakes with a client certificate */
 };
 
@@ -276,15 +276,15 @@ struct ioring_tls;
 #define IORING_TICKET_ROTATE_S_DEFAULT (12u * 3600u)
 
 struct ioring_tls_options {
-    const char *cert_file;   /* PEM: the server's certificate, then the CA certificates sent with
-                                it (not the root) */
-    const char *key_file;    /* PEM or DER (PKCS#8): the server certificate's private key */
-    const char *client_ca_file;   /* PEM: the CA certificates a client certificate must chain to
-                                     (one of them is the anchor, it need not be a root); NULL or
-                                     "": no client certificate is asked for */
-    const char *ticket_file;      /* NULL or "": ticket keys in memory, rotated by the process */
-    uint32_t ticket_rotate_s;     /* 0 = IORING_TICKET_ROTATE_S_DEFAULT; also the lifetime of a
-                                     ticket */
+    const char *cert_file;      /* PEM: the server's certificate, then the CA certificates sent with
+                                   it (not the root) */
+    const char *key_file;       /* PEM or DER (PKCS#8): the server certificate's private key */
+    const char *client_ca_file; /* PEM: the CA certificates a client certificate must chain to
+                                   (one of them is the anchor, it need not be a root); NULL or
+                                   "": no client certificate is asked for */
+    const char *ticket_file;    /* NULL or "": ticket keys in memory, rotated by the process */
+    uint32_t ticket_rotate_s;   /* 0 = IORING_TICKET_ROTATE_S_DEFAULT; also the lifetime of a
+                                   ticket */
 };
 
 /* ioring_tls_new loads the certificate, key, client CA and ticket keys. Returns 0 (*out owned:

@@ -58,7 +58,7 @@ struct ticket_key {
 
 struct ioring_tls {
     SSL_CTX *ctx;
-    pthread_mutex_t mu; /* guards the keys below (the ticket callback runs on every ring) */
+    pthread_mutex_t mu;        /* guards the keys below (the ticket callback runs on every ring) */
     struct ticket_key keys[2]; /* [0] current: seals and opens; [1] previous: opens */
     uint32_t num_keys;
     uint64_t made_s; /* when keys[0] was made (in-memory keys: rotated after rotate_s) */
@@ -174,8 +174,8 @@ static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 static void bio_method_init(void)
 {
     BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "certprov-ring");
-    if (m != NULL && (BIO_meth_set_write(m, bio_write) != 1 || BIO_meth_set_read(m, bio_read) != 1 ||
-                      BIO_meth_set_ctrl(m, bio_ctrl) != 1)) {
+    if (m != NULL && (BIO_meth_set_write(m, bio_write) != 1 ||
+                      BIO_meth_set_read(m, bio_read) != 1 || BIO_meth_set_ctrl(m, bio_ctrl) != 1)) {
         BIO_meth_free(m);
         m = NULL;
     }
@@ -240,10 +240,9 @@ static int ticket_cb(SSL *ssl, uint8_t *name, uint8_t *iv, EVP_CIPHER_CTX *cctx,
             rc = -1;
         }
     }
-    if (rc > 0 &&
-        (HMAC_Init_ex(hctx, k.hmac, TICKET_HMAC_LEN, EVP_sha256(), NULL) != 1 ||
-         (encrypt ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv)
-                  : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv)) != 1)) {
+    if (rc > 0 && (HMAC_Init_ex(hctx, k.hmac, TICKET_HMAC_LEN, EVP_sha256(), NULL) != 1 ||
+                   (encrypt ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv)
+                            : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv)) != 1)) {
         rc = -1;
     }
     OPENSSL_cleanse(&k, sizeof(k));
@@ -334,8 +333,10 @@ static int keys_read(struct ticket_key out[2], uint32_t *out_num, uint64_t *out_
     rc = strlen(text) != len ? -EBADMSG : keys_parse(out, out_num, out_made, text);
     OPENSSL_cleanse(text, sizeof(text));
     if (rc != 0) {
-        err_set(err, "the TLS ticket-key file %s is damaged (not a ticket-key file written by "
-                     "certprovctl tls ticket-key rotate)", path);
+        err_set(err,
+                "the TLS ticket-key file %s is damaged (not a ticket-key file written by "
+                "certprovctl tls ticket-key rotate)",
+                path);
     }
     return rc;
 }
@@ -550,7 +551,8 @@ int ioring_tls_new(struct ioring_tls **out, char *err, const struct ioring_tls_o
     }
     int rc = pthread_mutex_init(&t->mu, NULL);
     ASSERT(rc == 0); /* default attributes: glibc's init cannot fail */
-    t->rotate_s = opts->ticket_rotate_s != 0 ? opts->ticket_rotate_s : IORING_TICKET_ROTATE_S_DEFAULT;
+    t->rotate_s =
+        opts->ticket_rotate_s != 0 ? opts->ticket_rotate_s : IORING_TICKET_ROTATE_S_DEFAULT;
     if (base_str_copy(t->ticket_file, sizeof(t->ticket_file),
                       opts->ticket_file != NULL ? opts->ticket_file : "") != 0) {
         err_set(err, "the TLS ticket-key file name is too long");

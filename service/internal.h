@@ -105,8 +105,8 @@ struct svc_item {
     char reason[SIGNER_REASON_MAX];
     uint32_t retry_after_s; /* with `fail`: Retry-After to send; 0 = the status's default */
     bool signin;            /* credentials were presented: the writer judges the sign-in */
-    bool cert_auth; /* signed in by a client certificate (renewal over TLS): no PIN, nothing
-                       for the writer to judge */
+    bool cert_auth;         /* signed in by a client certificate (renewal over TLS): no PIN, nothing
+                               for the writer to judge */
     bool proceed; /* signed in so far: the ring's guess, cleared by the writer's refusal */
     size_t num_candidates;
     struct svc_candidate candidates[SVC_CANDIDATES_MAX];

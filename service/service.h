@@ -63,11 +63,11 @@ struct service_config {
     bool proxy_protocol;
     char proxy_from[SERVICE_PROXY_FROM_MAX]; /* CIDR list: the peers a PROXY header is read from */
     char device_trust[SERVICE_PATH_MAX];
-    uint32_t handshake_timeout_s; /* TLS: accept to the end of the handshake */
-    uint32_t max_handshakes;      /* TLS handshakes in progress, whole engine */
+    uint32_t handshake_timeout_s;       /* TLS: accept to the end of the handshake */
+    uint32_t max_handshakes;            /* TLS handshakes in progress, whole engine */
     char ticket_keys[SERVICE_PATH_MAX]; /* shared ticket-key file; "" = keys in memory */
     uint32_t ticket_key_rotate_h;       /* in-memory keys: rotation period, ticket lifetime */
-    char ca_backend[16]; /* "soft" or "pkcs11" */
+    char ca_backend[16];                /* "soft" or "pkcs11" */
     char ca_key[SERVICE_PATH_MAX];
     char ca_module[SERVICE_PATH_MAX];
     char store_path[SERVICE_PATH_MAX]; /* absolute: a relative one is resolved against dir */

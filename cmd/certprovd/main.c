@@ -387,8 +387,9 @@ static void reload(struct daemon *d)
     if (d->tls != NULL) {
         char err[IORING_TLS_ERR_MAX];
         if (ioring_tls_reload(d->tls, err) != 0) {
-            log_err("certprovd: tls_reload_failed reason=\"%s\" action=\"the keys in use are kept\"",
-                    err);
+            log_err(
+                "certprovd: tls_reload_failed reason=\"%s\" action=\"the keys in use are kept\"",
+                err);
         }
     }
 }
@@ -451,8 +452,8 @@ static int serve(struct daemon *d, const sigset_t *set)
     service_set_engine(d->svc, d->eng);
     log_info("certprovd: ready listen=%s port=%u tls_listen=%s tls_port=%u rings=%u name=%s",
              d->cfg.listen, ioring_engine_port(d->eng),
-             d->cfg.tls_listen[0] != '\0' ? d->cfg.tls_listen : "-",
-             ioring_engine_tls_port(d->eng), rings, d->cfg.name);
+             d->cfg.tls_listen[0] != '\0' ? d->cfg.tls_listen : "-", ioring_engine_tls_port(d->eng),
+             rings, d->cfg.name);
     for (;;) { /* until SIGTERM or SIGINT */
         int sig = 0;
         if (sigwait(set, &sig) != 0) {
@@ -516,7 +517,7 @@ out:
      * before the engine and its rings go away. */
     service_free(d.svc);
     ioring_engine_free(d.eng);
-    ioring_tls_free(d.tls); /* after the engine: its rings use it */
+    ioring_tls_free(d.tls);      /* after the engine: its rings use it */
     store_publisher_stop(d.pub); /* after the writer: nothing wakes it any more */
     signer_pin_key_free(d.pin_key);
     signer_ca_free(d.ca);
