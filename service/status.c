@@ -102,6 +102,28 @@ static void put_latencies(struct text *t, struct service *svc)
     put_histogram(t, "certprov_lmdb_commit_seconds", "", &m->commit_us, 1e-6);
 }
 
+/* put_tls writes the handshakes on tls_listen (all zero without one). */
+static void put_tls(struct text *t, const struct ioring_stats *io)
+{
+    put(t,
+        "# HELP certprov_tls_handshakes_total TLS handshakes by result: full, resumed (a ticket: "
+        "no signature), failed (the connection ended first: not TLS, a bad or truncated record, "
+        "a refused version or suite, the client gone, the deadline), refused (max_handshakes "
+        "in progress).\n"
+        "# TYPE certprov_tls_handshakes_total counter\n"
+        "certprov_tls_handshakes_total{result=\"full\"} %llu\n"
+        "certprov_tls_handshakes_total{result=\"resumed\"} %llu\n"
+        "certprov_tls_handshakes_total{result=\"failed\"} %llu\n"
+        "certprov_tls_handshakes_total{result=\"refused\"} %llu\n"
+        "# HELP certprov_tls_client_certificates_total TLS handshakes that presented a client "
+        "certificate.\n"
+        "# TYPE certprov_tls_client_certificates_total counter\n"
+        "certprov_tls_client_certificates_total %llu\n",
+        (unsigned long long)io->tls_full, (unsigned long long)io->tls_resumed,
+        (unsigned long long)io->tls_failed, (unsigned long long)io->tls_refused,
+        (unsigned long long)io->tls_client_certs);
+}
+
 static void put_counters(struct text *t, struct service *svc)
 {
     const struct svc_metrics *m = &svc->metrics;
@@ -130,9 +152,7 @@ static void put_counters(struct text *t, struct service *svc)
         "# TYPE certprov_connection_timeouts_total counter\n"
         "certprov_connection_timeouts_total %llu\n"
         "# TYPE certprov_engine_responses_503_total counter\n"
-        "certprov_engine_responses_503_total %llu\n"
-        "# TYPE certprov_tls_handshakes_total counter\n"
-        "certprov_tls_handshakes_total 0\n",
+        "certprov_engine_responses_503_total %llu\n",
         (unsigned long long)atomic_load(&m->certificates),
         (unsigned long long)atomic_load(&m->pin_failures),
         (unsigned long long)atomic_load(&m->lockouts),
@@ -140,6 +160,7 @@ static void put_counters(struct text *t, struct service *svc)
         (unsigned long long)atomic_load(&svc->queued), (unsigned long long)io.connections_open,
         (unsigned long long)io.connections_accepted, (unsigned long long)io.connections_refused,
         (unsigned long long)io.timeouts, (unsigned long long)io.responses_503);
+    put_tls(t, &io);
 }
 
 /* pool_state_name: "up", "down", or "unknown" before the publisher's first attempt. */

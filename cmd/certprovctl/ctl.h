@@ -34,6 +34,7 @@ extern const struct ctl_cmd ctl_ca_cmds[];
 extern const struct ctl_cmd ctl_user_cmds[];
 extern const struct ctl_cmd ctl_cert_cmds[];
 extern const struct ctl_cmd ctl_outbox_cmds[];
+extern const struct ctl_cmd ctl_tls_cmds[];
 
 /* ctl_usage prints "usage: ..." for `cmd` to stderr and returns CTL_USAGE. */
 int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
