@@ -1,6 +1,6 @@
 /* certprovd: the appliance. Loads the configuration, the store, the CA and the PIN key, starts
  * the enrollment service on the io_uring engine, and runs until SIGTERM/SIGINT (drain, exit 0).
- * SIGHUP reopens the log file given with --log. */
+ * SIGHUP reopens the log file given with --log and reads the TLS ticket-key file again. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -41,7 +41,8 @@ static void usage(FILE *out)
             "\n"
             "Runs the certprov appliance in the foreground: CertProv SOAP and EST enrollment,\n"
             "/CertProv/chain.pem, /.well-known/est/cacerts, /healthz, /readyz and /metrics on\n"
-            "[server] listen (plain HTTP: IPv4:PORT or [IPv6]:PORT, no host names).\n"
+            "[server] listen (plain HTTP: IPv4:PORT or [IPv6]:PORT, no host names) and, when\n"
+            "set, [server] tls_listen (HTTPS, TLS 1.2/1.3; renewal by client certificate).\n"
             "\n"
             "  -c, --config FILE    configuration file (INI; every key, its default and range:\n"
             "                       README.md, Configuration; example: deploy/certprov.ini);\n"
@@ -66,7 +67,8 @@ static void usage(FILE *out)
             "ca init' is the advice only when the store directory holds none of the CA's files.\n"
             "\n"
             "Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (at most %d s)\n"
-            "and exit 0; SIGHUP reopens the log file.\n"
+            "and exit 0; SIGHUP reopens the log file and reads the [server] ticket_keys file\n"
+            "again.\n"
             "Exit status: 0 success, 1 failure, 2 usage error.\n",
             DAEMON_DRAIN_MS / 1000);
 }
