@@ -30,6 +30,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/mem.h>
+#include <openssl/pem.h>
 #include <openssl/pool.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -461,6 +462,20 @@ static int file_check(const char *path, const char *what, char *err)
     return 0;
 }
 
+/* key_read reads a private key file: PEM, or DER PKCS#8 as the appliance writes its keys
+ * (hsm/soft.c). Returns the key (owned) or NULL. */
+static EVP_PKEY *key_read(const char *file)
+{
+    BIO *bio = BIO_new_file(file, "rb");
+    EVP_PKEY *key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    if (bio != NULL && key == NULL && BIO_reset(bio) == 0) {
+        key = d2i_PrivateKey_bio(bio, NULL);
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    return key;
+}
+
 static int ctx_load_cert(struct ioring_tls *t, const struct ioring_tls_options *o, char *err)
 {
     int rc = file_check(o->cert_file, "TLS certificate file", err);
@@ -472,15 +487,16 @@ static int ctx_load_cert(struct ioring_tls *t, const struct ioring_tls_options *
         err_set(err, "the TLS certificate file %s is damaged: %s", o->cert_file, ssl_reason());
         return -EBADMSG;
     }
-    /* PEM, or DER PKCS#8 as the appliance writes its keys (hsm/soft.c). */
-    if (SSL_CTX_use_PrivateKey_file(t->ctx, o->key_file, SSL_FILETYPE_PEM) != 1 &&
-        (ERR_clear_error(), SSL_CTX_use_PrivateKey_file(t->ctx, o->key_file, SSL_FILETYPE_ASN1)) !=
-            1) {
-        err_set(err, "the TLS key file %s is damaged: %s", o->key_file, ssl_reason());
+    EVP_PKEY *key = key_read(o->key_file);
+    if (key == NULL) {
+        err_set(err, "the TLS key file %s is damaged (not a PEM or DER private key)", o->key_file);
         return -EBADMSG;
     }
-    if (SSL_CTX_check_private_key(t->ctx) != 1) {
-        ERR_clear_error();
+    int ok = X509_check_private_key(SSL_CTX_get0_certificate(t->ctx), key) == 1 &&
+             SSL_CTX_use_PrivateKey(t->ctx, key) == 1;
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    if (!ok) {
         err_set(err, "the TLS key %s is not the key of the certificate %s", o->key_file,
                 o->cert_file);
         return -EINVAL;
