@@ -787,8 +787,9 @@ static size_t tls_wire(struct conn *c, const uint8_t **out)
         t->q.len = 0;
         t->q.off = 0;
     }
-    *out = t->tx.data + t->tx.off;
-    return t->tx.len - t->tx.off;
+    size_t n = t->tx.len - t->tx.off;
+    *out = n > 0 ? t->tx.data + t->tx.off : NULL; /* no arithmetic on a NULL buffer (UBSan) */
+    return n;
 }
 
 static void tls_sent(struct conn *c, size_t n)
