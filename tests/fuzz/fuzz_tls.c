@@ -281,7 +281,7 @@ static void run_client(const uint8_t *p, size_t len, size_t cut, uint8_t mode, u
         alive = server_in(w, wlen, cut, in);
         ASSERT(BIO_reset(out) == 1);
     }
-    ASSERT(!alive || done);      /* a good client always completes its handshake */
+    ASSERT(!alive || done); /* a good client always completes its handshake */
     ASSERT(!alive || conn.tls != NULL);
     if (done && alive && len > 0 && SSL_write(c, p, (int)len) == (int)len) {
         const uint8_t *w = NULL;

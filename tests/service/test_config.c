@@ -256,14 +256,29 @@ Test(service_config, header_bytes_shares_and_reserve, .init = setup, .fini = tea
 Test(service_config, listen_forms_the_engine_refuses, .init = setup, .fini = teardown)
 {
     static const char *const good[] = {"127.0.0.1:8080", "0.0.0.0:0", "[::1]:8443", "[::]:65535"};
+    static const char *const other[] = {"127.0.0.1:8081", "0.0.0.0:0", "[::1]:443", "[::]:65534"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         char text[256];
         snprintf(text, sizeof(text), "[pool.p]\n[server]\nlisten = %s\ntls_listen = %s\n", good[i],
-                 good[i]);
+                 other[i]);
         cr_assert_eq(load(text), 0, "%s: %s", good[i], err);
         cr_assert_str_eq(cfg.listen, good[i]);
-        cr_assert_str_eq(cfg.tls_listen, good[i]);
+        cr_assert_str_eq(cfg.tls_listen, other[i]);
     }
+    /* The TLS listener may not share the plain one's port: SO_REUSEPORT would let it and split
+     * the clients between HTTP and HTTPS. Port 0 (any) never clashes. */
+    static const char *const clash[][2] = {{"127.0.0.1:8080", "127.0.0.1:8080"},
+                                           {"0.0.0.0:8080", "127.0.0.1:8080"},
+                                           {"127.0.0.1:8443", "0.0.0.0:8443"},
+                                           {"[::1]:8443", "[::]:8443"}};
+    for (size_t i = 0; i < sizeof(clash) / sizeof(clash[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "[pool.p]\n[server]\nlisten = %s\ntls_listen = %s\n",
+                 clash[i][0], clash[i][1]);
+        expect_error(text, "must not share the port of listen");
+    }
+    cr_assert_eq(load("[pool.p]\n[server]\nlisten = 127.0.0.1:8080\ntls_listen = 10.0.0.1:8080\n"),
+                 0, "%s", err);
     static const char *const bad[] = {"8080",      "localhost:8080",  ":8080",
                                       "127.0.0.1", "127.0.0.1:",      "127.0.0.1:65536",
                                       "[::1]",     "[::1]:x",         "127.0.0.1:80x",
@@ -351,4 +366,28 @@ Test(service_config, max_certs_per_user_per_day, .init = setup, .fini = teardown
                  "max_certs_per_user_per_day");
     expect_error("[pool.p]\n[profile]\nmax_certs_per_user_per_day = many\n",
                  "max_certs_per_user_per_day");
+}
+
+/* The TLS keys of [server]: defaults, ranges, and the ticket-key file taken relative to the
+ * configuration file's directory like every other path. */
+Test(service_config, tls_keys, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n"), 0, "%s", err);
+    cr_assert_str_eq(cfg.tls_listen, "", "no TLS listener unless configured");
+    cr_assert_eq(cfg.handshake_timeout_s, 10);
+    cr_assert_eq(cfg.max_handshakes, 512);
+    cr_assert_eq(cfg.ticket_key_rotate_h, 12);
+    cr_assert_str_eq(cfg.ticket_keys, "");
+    cr_assert_eq(load("[pool.p]\n[server]\nhandshake_timeout_s = 3\nmax_handshakes = 64\n"
+                      "ticket_key_rotate_h = 24\nticket_keys = keys/t.keys\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.handshake_timeout_s, 3);
+    cr_assert_eq(cfg.max_handshakes, 64);
+    cr_assert_eq(cfg.ticket_key_rotate_h, 24);
+    cr_assert_eq(cfg.ticket_keys[0], '/', "resolved: %s", cfg.ticket_keys);
+    cr_assert_not_null(strstr(cfg.ticket_keys, "/keys/t.keys"), "%s", cfg.ticket_keys);
+    expect_error("[pool.p]\n[server]\nhandshake_timeout_s = 0\n", "handshake_timeout_s");
+    expect_error("[pool.p]\n[server]\nhandshake_timeout_s = 301\n", "handshake_timeout_s");
+    expect_error("[pool.p]\n[server]\nmax_handshakes = 0\n", "max_handshakes");
+    expect_error("[pool.p]\n[server]\nticket_key_rotate_h = 169\n", "ticket_key_rotate_h");
 }

@@ -27,6 +27,7 @@ static void scribble(struct svc_item *it, uint32_t ring)
     it->failed = true;
     it->fail = SIGNER_CODE_BAD_CSR;
     it->signin = true;
+    it->cert_auth = false; /* a PIN sign-in: candidates */
     it->proceed = true;
     it->num_candidates = SVC_CANDIDATES_MAX;
     for (size_t i = 0; i < SVC_CANDIDATES_MAX; i++) {
