@@ -113,8 +113,9 @@ static enum signer_chain_fault ca_fault(const struct node *n, size_t below, bool
     if (!is_ca) {
         return SIGNER_CHAIN_NOT_CA;
     }
+    /* Without the extension X509_get_key_usage allows everything: test its presence first. */
     bool has_ku = (flags & EXFLAG_KUSAGE) != 0;
-    if ((has_ku || !anchor) && (X509_get_key_usage(n->x) & KU_KEY_CERT_SIGN) == 0) {
+    if ((!has_ku && !anchor) || (has_ku && (X509_get_key_usage(n->x) & KU_KEY_CERT_SIGN) == 0)) {
         return SIGNER_CHAIN_NO_KEY_CERT_SIGN;
     }
     long pathlen = X509_get_pathlen(n->x);

@@ -46,10 +46,12 @@ static void usage(FILE *out)
             "                       README.md, Configuration; example: deploy/certprov.ini);\n"
             "                       a relative path in it is taken from the file's directory\n"
             "      --check          validate the configuration, the store, the CA and its key,\n"
-            "                       the PIN key and the TLS server certificate, say whether a\n"
-            "                       certprovd holds the store and which pool stores can be\n"
-            "                       reached (neither fails the check), then exit (0 if all is\n"
-            "                       well)\n"
+            "                       the PIN key, the TLS server certificate (one that start\n"
+            "                       would reissue is reported, nothing is written) and that the\n"
+            "                       TLS and issuing chains lead to [server] device_trust; say\n"
+            "                       whether a certprovd holds the store and which pool stores\n"
+            "                       can be reached (neither fails the check), then exit (0 if\n"
+            "                       all is well)\n"
             "      --log FILE       append log lines to FILE instead of stderr (SIGHUP reopens)\n"
             "      --log-level L    err, warn, info (default) or debug\n"
             "  -h, --help           this text\n"
@@ -60,6 +62,10 @@ static void usage(FILE *out)
             "'ca init', which refuses.\n"
             "One port, one daemon: a [server] listen address that another process already holds\n"
             "is refused, never shared (the rings of one certprovd share its port).\n"
+            "At start, before serving, a TLS server certificate that is not right (issuer, names\n"
+            "[server] name + alt_names, key, 30 days left, chain) is reissued (one log line), and\n"
+            "the TLS and issuing chains must lead to a root of [server] device_trust (empty: the\n"
+            "store's own root), else certprovd refuses to start and names the broken link.\n"
             "A store directory that does not exist is refused; a damaged store names the file\n"
             "and what is wrong with it ('FILE is missing', 'run: chmod 600 FILE'); 'certprovctl\n"
             "ca init' is the advice only when the store directory holds none of the CA's files.\n"
@@ -205,6 +211,14 @@ static int ca_open(struct daemon *d)
                 "certprovd: no CA in %s%s; if this is a new appliance, create one with: "
                 "certprovctl -c %s ca init\n",
                 d->cfg.store_path, origin, d->config_path);
+        return 1;
+    }
+    if (rc == -ENOENT && signer_ca_pending(d->cfg.store_path) == 0) {
+        fprintf(stderr,
+                "certprovd: the CA in %s is a pending request (ca/issuing.csr): have the "
+                "enterprise's CA sign it, then run: certprovctl -c %s ca import --cert FILE "
+                "--chain FILE\n",
+                d->cfg.store_path, d->config_path);
         return 1;
     }
     char text[SERVICE_PATH_MAX * 2 + 128];
