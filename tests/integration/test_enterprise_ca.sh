@@ -222,4 +222,27 @@ if [ "$end" -gt $(($(date +%s) + 300 * 86400)) ]; then ok; else bad "new leaf en
 start "$T/trust.ini" || { finish; exit 1; }
 stop
 if grep -q tls_reissued "$T/daemon.log"; then bad "reissued again without a reason"; else ok; fi
+
+# --- a chain certificate that expires within 30 days is logged (a second store whose issuing CA
+# the enterprise signed for 20 days; the TLS leaf then ends with it) ---
+cat >"$T/short.ini" <<INI
+[server]
+name = certprov-short.example.com
+listen = 127.0.0.1:$PORT
+device_trust = $E/root.pem
+[store]
+path = short
+map_size = 64MiB
+[pool.pool1]
+store = embedded
+INI
+check "ca request (short)" "$CTL" -c "$T/short.ini" ca request --out "$T/short.csr"
+ext "TRUE,pathlen:0" keyCertSign,cRLSign >"$E/x.ext"
+openssl x509 -req -in "$T/short.csr" -CA "$E/int.pem" -CAkey "$E/int.key" -CAcreateserial -days 20 \
+    -extfile "$E/x.ext" -out "$E/short.pem" 2>/dev/null
+check "ca import (short)" "$CTL" -c "$T/short.ini" ca import --cert "$E/short.pem" --chain "$E/chain.pem"
+check "--check passes with an issuing CA of 20 days" "$D" -c "$T/short.ini" --check
+has "--check warns" "$T/err" 'ca_chain_expires_soon chain=issuing subject="CN=certprov Issuing CA,O=certprov-short.example.com" not_after=20'
+has "--check warns for the TLS chain" "$T/err" 'ca_chain_expires_soon chain=TLS'
+if grep -q "will be reissued" "$T/out"; then bad "a leaf that ends with its CA is reissued every start"; else ok; fi
 finish
