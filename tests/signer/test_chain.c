@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,13 +57,15 @@ struct tspec {
     EVP_PKEY *sign_key;   /* NULL: the issuer's (or its own) key */
     int64_t not_before;
     int64_t not_after;
-    const char *bc; /* basicConstraints, or NULL */
-    const char *ku; /* keyUsage, or NULL */
+    const char *bc;        /* basicConstraints, or NULL */
+    const char *ku;        /* keyUsage, or NULL */
+    EVP_PKEY *subject_key; /* NULL: a new key (owned by the tcert) */
+    bool ski;              /* add subjectKeyIdentifier */
 };
 
 static void make(struct tcert *c, const struct tspec *s)
 {
-    c->key = new_key();
+    c->key = s->subject_key != NULL ? (EVP_PKEY_up_ref(s->subject_key), s->subject_key) : new_key();
     c->x = X509_new();
     X509 *x = c->x;
     cr_assert_eq(X509_set_version(x, X509_VERSION_3), 1);
@@ -81,6 +84,9 @@ static void make(struct tcert *c, const struct tspec *s)
     }
     if (s->ku != NULL) {
         add_ext(x, NID_key_usage, s->ku);
+    }
+    if (s->ski) {
+        add_ext(x, NID_subject_key_identifier, "hash");
     }
     EVP_PKEY *signer = s->sign_key != NULL ? s->sign_key
                        : s->issuer != NULL ? s->issuer->key
@@ -114,14 +120,14 @@ static struct tcert root, inter, issuing, leaf;
 
 static void setup(void)
 {
-    make(&root,
-         &(struct tspec){"Root", NULL, NULL, NOW - 100 * DAY, NOW + 3000 * DAY, CA_BC, CA_KU});
+    make(&root, &(struct tspec){"Root", NULL, NULL, NOW - 100 * DAY, NOW + 3000 * DAY, CA_BC, CA_KU,
+                                NULL, false});
     make(&inter, &(struct tspec){"Inter", &root, NULL, NOW - 50 * DAY, NOW + 2000 * DAY,
-                                 "critical,CA:TRUE,pathlen:1", CA_KU});
+                                 "critical,CA:TRUE,pathlen:1", CA_KU, NULL, false});
     make(&issuing, &(struct tspec){"Issuing", &inter, NULL, NOW - 10 * DAY, NOW + 1000 * DAY,
-                                   "critical,CA:TRUE,pathlen:0", CA_KU});
+                                   "critical,CA:TRUE,pathlen:0", CA_KU, NULL, false});
     make(&leaf, &(struct tspec){"leaf.example.com", &issuing, NULL, NOW - DAY, NOW + 300 * DAY,
-                                "critical,CA:FALSE", "critical,digitalSignature"});
+                                "critical,CA:FALSE", "critical,digitalSignature", NULL, false});
 }
 
 static void teardown(void)
@@ -193,9 +199,10 @@ Test(signer_chain, expired)
 {
     struct tcert old;
     make(&old, &(struct tspec){"Old Inter", &root, NULL, NOW - 900 * DAY, NOW - DAY,
-                               "critical,CA:TRUE", CA_KU});
+                               "critical,CA:TRUE", CA_KU, NULL, false});
     struct tcert iss2;
-    make(&iss2, &(struct tspec){"Issuing2", &old, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU});
+    make(&iss2,
+         &(struct tspec){"Issuing2", &old, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU, NULL, false});
     struct signer_chain_result r;
     cr_assert_eq(check4(&r, &iss2, &old, &root, NULL, &root, true), -EPERM);
     cr_assert_eq(r.fault, SIGNER_CHAIN_EXPIRED);
@@ -213,9 +220,10 @@ Test(signer_chain, expired)
 Test(signer_chain, expired_trusted_root)
 {
     struct tcert old_root, child;
-    make(&old_root,
-         &(struct tspec){"Old Root", NULL, NULL, NOW - 900 * DAY, NOW - 1, CA_BC, CA_KU});
-    make(&child, &(struct tspec){"Child", &old_root, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU});
+    make(&old_root, &(struct tspec){"Old Root", NULL, NULL, NOW - 900 * DAY, NOW - 1, CA_BC, CA_KU,
+                                    NULL, false});
+    make(&child, &(struct tspec){"Child", &old_root, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU, NULL,
+                                 false});
     struct signer_chain_result r;
     cr_assert_eq(check4(&r, &child, NULL, NULL, NULL, &old_root, true), -EPERM);
     cr_assert_eq(r.fault, SIGNER_CHAIN_EXPIRED);
@@ -228,8 +236,8 @@ Test(signer_chain, expired_trusted_root)
 Test(signer_chain, not_yet_valid)
 {
     struct tcert future;
-    make(&future,
-         &(struct tspec){"Future Issuing", &inter, NULL, NOW + 10, NOW + 100 * DAY, CA_BC, CA_KU});
+    make(&future, &(struct tspec){"Future Issuing", &inter, NULL, NOW + 10, NOW + 100 * DAY, CA_BC,
+                                  CA_KU, NULL, false});
     struct signer_chain_result r;
     cr_assert_eq(check4(&r, &future, &inter, &root, NULL, &root, true), -EPERM);
     cr_assert_eq(r.fault, SIGNER_CHAIN_NOT_YET_VALID);
@@ -258,7 +266,8 @@ Test(signer_chain, missing_issuer)
 Test(signer_chain, untrusted_root)
 {
     struct tcert other;
-    make(&other, &(struct tspec){"Other Root", NULL, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU});
+    make(&other, &(struct tspec){"Other Root", NULL, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU, NULL,
+                                 false});
     struct signer_chain_result r;
     cr_assert_eq(check4(&r, &leaf, &issuing, &inter, &root, &other, false), -EPERM);
     cr_assert_eq(r.fault, SIGNER_CHAIN_UNTRUSTED_ROOT);
@@ -275,8 +284,9 @@ Test(signer_chain, non_ca)
 {
     struct tcert notca, iss2;
     make(&notca, &(struct tspec){"Not A CA", &root, NULL, NOW - DAY, NOW + DAY, "critical,CA:FALSE",
-                                 CA_KU});
-    make(&iss2, &(struct tspec){"Issuing2", &notca, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU});
+                                 CA_KU, NULL, false});
+    make(&iss2, &(struct tspec){"Issuing2", &notca, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU, NULL,
+                                false});
     struct signer_chain_result r;
     cr_assert_eq(check4(&r, &iss2, &notca, &root, NULL, &root, true), -EPERM);
     cr_assert_eq(r.fault, SIGNER_CHAIN_NOT_CA);
@@ -288,8 +298,10 @@ Test(signer_chain, non_ca)
     tcert_free(&iss2);
     /* no basicConstraints at all is not a CA either */
     struct tcert bare, iss3;
-    make(&bare, &(struct tspec){"Bare", &root, NULL, NOW - DAY, NOW + DAY, NULL, CA_KU});
-    make(&iss3, &(struct tspec){"Issuing3", &bare, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU});
+    make(&bare,
+         &(struct tspec){"Bare", &root, NULL, NOW - DAY, NOW + DAY, NULL, CA_KU, NULL, false});
+    make(&iss3,
+         &(struct tspec){"Issuing3", &bare, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU, NULL, false});
     cr_assert_eq(check4(&r, &iss3, &bare, &root, NULL, &root, true), -EPERM);
     cr_assert_eq(r.fault, SIGNER_CHAIN_NOT_CA);
     tcert_free(&bare);
@@ -300,8 +312,9 @@ Test(signer_chain, no_key_cert_sign)
 {
     struct tcert noku, iss2;
     make(&noku, &(struct tspec){"No KeyCertSign", &root, NULL, NOW - DAY, NOW + DAY, CA_BC,
-                                "critical,digitalSignature,cRLSign"});
-    make(&iss2, &(struct tspec){"Issuing2", &noku, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU});
+                                "critical,digitalSignature,cRLSign", NULL, false});
+    make(&iss2,
+         &(struct tspec){"Issuing2", &noku, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU, NULL, false});
     struct signer_chain_result r;
     cr_assert_eq(check4(&r, &iss2, &noku, &root, NULL, &root, true), -EPERM);
     cr_assert_eq(r.fault, SIGNER_CHAIN_NO_KEY_CERT_SIGN);
@@ -310,8 +323,10 @@ Test(signer_chain, no_key_cert_sign)
     tcert_free(&iss2);
     /* a CA that is not a trusted root needs keyUsage at all */
     struct tcert nokux, iss3;
-    make(&nokux, &(struct tspec){"No KU", &root, NULL, NOW - DAY, NOW + DAY, CA_BC, NULL});
-    make(&iss3, &(struct tspec){"Issuing3", &nokux, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU});
+    make(&nokux,
+         &(struct tspec){"No KU", &root, NULL, NOW - DAY, NOW + DAY, CA_BC, NULL, NULL, false});
+    make(&iss3, &(struct tspec){"Issuing3", &nokux, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU, NULL,
+                                false});
     cr_assert_eq(check4(&r, &iss3, &nokux, &root, NULL, &root, true), -EPERM);
     cr_assert_eq(r.fault, SIGNER_CHAIN_NO_KEY_CERT_SIGN);
     tcert_free(&nokux);
@@ -323,7 +338,8 @@ Test(signer_chain, wrong_key)
     /* "Issuing" under Inter's name, but signed by another key */
     EVP_PKEY *other = new_key();
     struct tcert forged;
-    make(&forged, &(struct tspec){"Forged", &inter, other, NOW - DAY, NOW + DAY, CA_BC, CA_KU});
+    make(&forged,
+         &(struct tspec){"Forged", &inter, other, NOW - DAY, NOW + DAY, CA_BC, CA_KU, NULL, false});
     struct signer_chain_result r;
     cr_assert_eq(check4(&r, &forged, &inter, &root, NULL, &root, true), -EPERM);
     cr_assert_eq(r.fault, SIGNER_CHAIN_BAD_SIGNATURE);
@@ -338,8 +354,10 @@ Test(signer_chain, pathlen)
 {
     /* issuing has pathlen 0: a CA below it (and a leaf under that) is refused at issuing */
     struct tcert sub, leaf2;
-    make(&sub, &(struct tspec){"Sub", &issuing, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU});
-    make(&leaf2, &(struct tspec){"leaf2", &sub, NULL, NOW - DAY, NOW + DAY, NULL, NULL});
+    make(&sub,
+         &(struct tspec){"Sub", &issuing, NULL, NOW - DAY, NOW + DAY, CA_BC, CA_KU, NULL, false});
+    make(&leaf2,
+         &(struct tspec){"leaf2", &sub, NULL, NOW - DAY, NOW + DAY, NULL, NULL, NULL, false});
     struct signer_chain_result r;
     struct signer_der chain[5] = {der_of(&leaf2), der_of(&sub), der_of(&issuing), der_of(&inter),
                                   der_of(&root)};
@@ -498,4 +516,122 @@ Test(signer_tls, leaf_of_another_ca_is_not_issued)
     const char *one[] = {"cp.example.com"};
     cr_assert_eq(tls_state(ca, one, 1, clock_real_s()), SIGNER_TLS_NOT_ISSUED);
     signer_ca_free(ca);
+}
+
+/* ---- the enterprise's CA: request and import, with the hierarchy above as the enterprise ---- */
+
+TestSuite(signer_enterprise, .init = tls_setup, .fini = tls_teardown);
+
+/* pending_key reads the public key of the request in `dir` back through the CSR parser. */
+static EVP_PKEY *request_key(const char *pem, size_t len)
+{
+    uint8_t der[SIGNER_CSR_DER_MAX];
+    size_t der_len = 0;
+    enum signer_reject why;
+    cr_assert_eq(signer_csr_decode(der, sizeof(der), &der_len, &why, (const uint8_t *)pem, len), 0);
+    struct signer_csr csr;
+    cr_assert_eq(signer_csr_parse(&csr, &why, der, der_len), 0);
+    cr_assert_eq(signer_csr_verify(&csr, &why), 0, "the request's self-signature verifies");
+    cr_assert_eq(csr.subject_cn_len, 11);
+    cr_assert_eq(memcmp(csr.subject_cn, "Acme Issuer", 11), 0);
+    const uint8_t *p = csr.spki;
+    EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)csr.spki_len);
+    cr_assert(k != NULL);
+    return k;
+}
+
+static void set_of(struct signer_cert_set *set, const struct tcert *const *certs, size_t n)
+{
+    set->num = n;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(set->der[i], certs[i]->der, certs[i]->len);
+        set->certs[i] = (struct signer_der){.der = set->der[i], .der_len = certs[i]->len};
+    }
+}
+
+Test(signer_enterprise, request_then_import)
+{
+    setup();                      /* the hierarchy: root -> inter, valid from before the real now */
+    int64_t now = clock_real_s(); /* the TLS leaf is issued now: `good` must cover it */
+    char pem[8192];
+    size_t len = 0;
+    char dir[200];
+    snprintf(dir, sizeof(dir), "%s/ent", tmpdir);
+    cr_assert_eq(signer_ca_request(pem, sizeof(pem), &len, cadir, HSM_KEY_P256, "x", NULL), -EEXIST,
+                 "a CA made by ca init is there");
+    cr_assert_eq(signer_ca_pending(dir), -ENOENT);
+    cr_assert_eq(signer_ca_request(pem, sizeof(pem), &len, dir, HSM_KEY_P256, "", NULL), -EINVAL);
+    cr_assert_eq(signer_ca_request(pem, sizeof(pem), &len, dir, HSM_KEY_P256, "bad\n", NULL),
+                 -EINVAL);
+    cr_assert_eq(signer_ca_request(pem, sizeof(pem), &len, dir, HSM_KEY_P256, "First", "Acme"), 0);
+    cr_assert_eq(signer_ca_pending(dir), 0);
+    cr_assert_eq(
+        signer_ca_request(pem, sizeof(pem), &len, dir, HSM_KEY_P384, "Acme Issuer", "Acme"), 0,
+        "a pending request is replaced");
+    EVP_PKEY *pending = request_key(pem, len);
+    cr_assert_eq(EVP_PKEY_bits(pending), 384);
+
+    struct signer_cert_set *sets = calloc(2, sizeof(*sets));
+    const char *names[] = {"cp.example.com", "lb.example.com"};
+    char why[1024];
+    /* a certificate for another key */
+    struct tcert wrong;
+    make(&wrong, &(struct tspec){"Acme Issuer", &inter, NULL, NOW - DAY, NOW + 500 * DAY,
+                                 "critical,CA:TRUE,pathlen:0", CA_KU, NULL, true});
+    const struct tcert *chain[] = {&inter, &root};
+    set_of(&sets[1], chain, 2);
+    set_of(&sets[0], (const struct tcert *const[]){&wrong}, 1);
+    cr_assert_eq(signer_ca_import(why, sizeof(why), dir, &sets[0], &sets[1], names, 2, NOW),
+                 -EPERM);
+    cr_assert(strstr(why, "'CN=Acme Issuer' is not for the pending key") != NULL, "%s", why);
+    /* without an SKI */
+    struct tcert noski;
+    make(&noski, &(struct tspec){"Acme Issuer", &inter, NULL, NOW - DAY, NOW + 500 * DAY,
+                                 "critical,CA:TRUE,pathlen:0", CA_KU, pending, false});
+    set_of(&sets[0], (const struct tcert *const[]){&noski}, 1);
+    cr_assert_eq(signer_ca_import(why, sizeof(why), dir, &sets[0], &sets[1], names, 2, NOW),
+                 -EPERM);
+    cr_assert(strstr(why, "has no subjectKeyIdentifier") != NULL, "%s", why);
+    /* the right one, but the chain lacks the intermediate */
+    struct tcert good;
+    make(&good, &(struct tspec){"Acme Issuer", &inter, NULL, now - DAY, now + 500 * DAY,
+                                "critical,CA:TRUE,pathlen:0", CA_KU, pending, true});
+    set_of(&sets[0], (const struct tcert *const[]){&good}, 1);
+    set_of(&sets[1], (const struct tcert *const[]){&root}, 1);
+    cr_assert_eq(signer_ca_import(why, sizeof(why), dir, &sets[0], &sets[1], names, 2, now),
+                 -EPERM);
+    cr_assert(strstr(why, "the issuer 'CN=Inter' of 'CN=Acme Issuer'") != NULL, "%s", why);
+    cr_assert_eq(signer_ca_pending(dir), 0, "a refusal changes nothing");
+    /* good: the chain in any order, the issuing certificate in it too */
+    set_of(&sets[1], (const struct tcert *const[]){&root, &good, &inter}, 3);
+    cr_assert_eq(signer_ca_import(why, sizeof(why), dir, &sets[0], &sets[1], names, 2, now), 0,
+                 "%s", why);
+    cr_assert_eq(signer_ca_pending(dir), -EEXIST);
+    cr_assert_eq(signer_ca_import(why, sizeof(why), dir, &sets[0], &sets[1], names, 2, now),
+                 -EEXIST);
+    /* chain.pem: issuing, inter, root in path order */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/chain.pem", dir);
+    cr_assert_eq(signer_cert_set_read(&sets[1], path), 0);
+    cr_assert_eq(sets[1].num, 3);
+    cr_assert_eq(sets[1].certs[0].der_len, good.len);
+    cr_assert_eq(memcmp(sets[1].certs[1].der, inter.der, inter.len), 0);
+    cr_assert_eq(memcmp(sets[1].certs[2].der, root.der, root.len), 0);
+    struct signer_ca *ca = NULL;
+    cr_assert_eq(signer_ca_open(&ca, NULL, dir), 0);
+    enum signer_tls_state st = SIGNER_TLS_DAMAGED;
+    cr_assert_eq(signer_tls_check(&st, NULL, ca, dir, names, 2, now), 0);
+    cr_assert_eq(st, SIGNER_TLS_OK);
+    snprintf(path, sizeof(path), "%s/tls/server.crt", dir);
+    cr_assert_eq(signer_cert_set_read(&sets[0], path), 0);
+    cr_assert_eq(sets[0].num, 3, "leaf, issuing, intermediate: no root");
+    snprintf(path, sizeof(path), "%s/ca/root.key", dir);
+    cr_assert_eq(access(path, F_OK), -1, "no root key in this mode");
+    signer_ca_free(ca);
+    free(sets);
+    EVP_PKEY_free(pending);
+    tcert_free(&wrong);
+    tcert_free(&noski);
+    tcert_free(&good);
+    teardown();
 }
