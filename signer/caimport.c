@@ -177,17 +177,17 @@ int signer_ca_request(char *out, size_t cap, size_t *out_len, const char *dir,
         return -EINVAL;
     }
     int rc = signer_ca_pending(dir);
-    if (rc != 0 && rc != -ENOENT) {
-        return rc;
+    if (rc == -ENOENT) {
+        rc = 0; /* no CA file at all */
+    } else if (rc == 0) {
+        /* A pending request of ours is replaced as a whole: its key, its request, and a
+         * chain.pem that an interrupted import may have left. */
+        static const enum signer_file parts[] = {SIGNER_FILE_ISSUING_CSR, SIGNER_FILE_CHAIN,
+                                                 SIGNER_FILE_ISSUING_KEY};
+        for (size_t i = 0; rc == 0 && i < ARRAY_LEN(parts); i++) {
+            rc = unlink_file(dir, parts[i]);
+        }
     }
-    /* A pending request of ours is replaced as a whole: its key, its request, and a chain.pem
-     * that an interrupted import may have left. */
-    static const enum signer_file parts[] = {SIGNER_FILE_ISSUING_CSR, SIGNER_FILE_CHAIN,
-                                             SIGNER_FILE_ISSUING_KEY};
-    for (size_t i = 0; rc == 0 && i < ARRAY_LEN(parts); i++) {
-        rc = unlink_file(dir, parts[i]);
-    }
-    rc = rc == -ENOENT ? 0 : rc;
     if (rc == 0) {
         rc = dirs_make(dir);
     }

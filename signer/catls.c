@@ -46,7 +46,7 @@ const char *signer_tls_state_text(enum signer_tls_state state)
     return "unknown";
 }
 
-/* ca_public returns the issuing CA's public key, from its backend (never its private key). */
+/* key_public returns the public key of a backend's key (the CA's: never its private key). */
 static EVP_PKEY *key_public(struct hsm_key *key)
 {
     uint8_t spki[HSM_SPKI_MAX];

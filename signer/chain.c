@@ -218,6 +218,8 @@ static int step(struct signer_chain_result *r, const struct walk *w, size_t i)
 {
     const struct node *n = &w->chain[i];
     size_t pos = r->num_path;
+    ASSERT(pos < SIGNER_CHAIN_MAX); /* each step takes a certificate not on the path yet */
+    ASSERT(i < w->num_chain);
     r->path[r->num_path++] = (uint8_t)i;
     enum signer_chain_fault f = time_fault(n, w->now_s);
     if (f == SIGNER_CHAIN_OK && (pos > 0 || w->target_is_ca)) {
@@ -241,8 +243,12 @@ static int walk_path(struct signer_chain_result *r, const struct walk *w)
         const struct node *n = &w->chain[cur];
         bool named = false;
         size_t a = find_anchor(w, n, &named);
+        if (a != SIZE_MAX && same_der(n, &w->anchors[a])) {
+            r->anchor = a; /* the path reached a trusted root itself: checked as a step */
+            return 0;
+        }
         if (a != SIZE_MAX) {
-            return same_der(n, &w->anchors[a]) ? (r->anchor = a, 0) : end_at_anchor(r, w, a);
+            return end_at_anchor(r, w, a);
         }
         size_t next = find_issuer(w, r, n, &named);
         if (next != SIZE_MAX) {

@@ -294,6 +294,13 @@ static int tls_leaf(struct daemon *d, bool *out_ok)
     int64_t not_after = 0;
     int64_t now = clock_real_s();
     int rc = signer_tls_check(&state, &not_after, d->ca, d->cfg.store_path, names, num, now);
+    if (rc == -EPERM) {
+        fprintf(stderr,
+                "certprovd: %s/tls/server.key is readable or writable by group or others; run: "
+                "chmod 600 %s/tls/server.key\n",
+                d->cfg.store_path, d->cfg.store_path);
+        return 1;
+    }
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot read the TLS server certificate in %s/tls: %s\n",
                 d->cfg.store_path, strerror(-rc));

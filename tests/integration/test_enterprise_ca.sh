@@ -127,6 +127,11 @@ printf 'not a certificate\n' >"$E/junk.pem"
 ini "$T/junk.ini" "certprov.example.com, lb.example.com" "$E/junk.pem"
 expect_exit 1 "device_trust .*junk.pem cannot be read as PEM certificates" "junk device_trust" "$D" -c "$T/junk.ini" --check
 
+chmod 644 "$S/tls/server.key"
+expect_exit 1 "tls/server.key is readable or writable by group or others; run: chmod 600" \
+    "a TLS key others may read is refused" "$D" "${C[@]}" --check
+chmod 600 "$S/tls/server.key"
+
 # --- certprovd with device_trust = the enterprise root: a phone enrolls ---
 printf '%s\n' 27182 | "$CTL" -c "$T/trust.ini" user add --uri sip:alice@example.com --pool pool1 --ext 1001 --pin-stdin >/dev/null \
     || bad "user add"
