@@ -182,10 +182,12 @@ static int ca_request(struct ctl *ctl, int argc, char **argv)
     static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
                                          {"key-type", required_argument, NULL, 't'},
                                          {"subject", required_argument, NULL, 's'},
+                                         {"pkcs11", required_argument, NULL, 'p'},
                                          {NULL, 0, NULL, 0}};
     const struct ctl_cmd *cmd = &ctl_ca_cmds[2];
     enum hsm_key_type type = HSM_KEY_P256;
     const char *out = NULL;
+    bool pkcs11 = false;
     char cn[SIGNER_SUBJECT_MAX + 1] = "certprov Issuing CA";
     char o[SIGNER_SUBJECT_MAX + 1];
     (void)base_str_copy(o, sizeof(o), ctl->cfg.name);
@@ -197,6 +199,8 @@ static int ca_request(struct ctl *ctl, int argc, char **argv)
             return ctl_usage(cmd, "--key-type must be p256, p384, rsa2048, rsa3072 or ed25519");
         } else if (c == 'o') {
             out = optarg;
+        } else if (c == 'p') {
+            pkcs11 = true;
         } else if (c == 's' && parse_subject(cn, o, sizeof(cn), optarg) != 0) {
             return ctl_usage(cmd,
                              "--subject must be 'CN=NAME' or 'CN=NAME,O=ORG' (values of at "
@@ -208,6 +212,10 @@ static int ca_request(struct ctl *ctl, int argc, char **argv)
     }
     if (optind != argc || out == NULL) {
         return ctl_usage(cmd, optind != argc ? "unexpected argument" : "--out FILE is required");
+    }
+    if (pkcs11) {
+        return ctl_fail("--pkcs11: 'ca request' makes the issuing key with the soft key backend "
+                        "only (the key in a 0600 file in the store directory)");
     }
     int rc = ctl_no_daemon(ctl, "ca request", "the daemon keeps the CA it loaded");
     if (rc != 0) {
@@ -324,12 +332,14 @@ const struct ctl_cmd ctl_ca_cmds[] = {
      "A CA that cannot be loaded is named by its file and what is wrong ('FILE is missing',\n"
      "'run: chmod 600 FILE'); 'ca init' is the advice only for a store without CA files."},
     {"ca", "request", ca_request,
-     "--out FILE [--key-type p256|p384|rsa2048|rsa3072|ed25519] [--subject 'CN=NAME,O=ORG']",
+     "--out FILE [--key-type p256|p384|rsa2048|rsa3072|ed25519] [--subject 'CN=NAME,O=ORG'] "
+     "[--pkcs11 URI]",
      "For an issuing CA that the enterprise's own CA signs (its root is what the devices\n"
      "already trust): makes the issuing key (soft backend, ca/issuing.key, 0600) and a PKCS#10\n"
      "request for it, written to --out and to ca/issuing.csr. Subject default: CN=certprov\n"
      "Issuing CA, O=[server] name. Refuses when the store holds a CA; a pending request (of an\n"
-     "earlier 'ca request') is replaced, key included. Refused while a certprovd holds the store."},
+     "earlier 'ca request') is replaced, key included. --pkcs11 is refused: the request's key\n"
+     "is made by the soft backend. Refused while a certprovd holds the store."},
     {"ca", "import", ca_import, "--cert ISSUING.pem --chain CHAIN.pem",
      "Installs the certificate the enterprise's CA returned for the pending request. Checks that\n"
      "it certifies the pending key, is a CA (basicConstraints CA:TRUE, a pathlen that allows\n"
