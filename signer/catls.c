@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/bytestring.h>
@@ -302,6 +303,21 @@ static int leaf_pem(char *out, size_t cap, size_t *out_len, struct signer_ca *ca
     return rc;
 }
 
+/* tls_dir_make makes the directory of `file` (0700) when it is missing (an operator removed
+ * tls/ to get a new certificate). */
+static int tls_dir_make(const char *file)
+{
+    char d[TLS_PATH_MAX];
+    (void)base_str_copy(d, sizeof(d), file);
+    char *slash = strrchr(d, '/');
+    ASSERT(slash != NULL);
+    *slash = '\0';
+    if (mkdir(d, 0700) == -1 && errno != EEXIST) {
+        return -errno;
+    }
+    return 0;
+}
+
 int signer_tls_issue(struct signer_ca *ca, const char *dir, const char *const *names,
                      size_t num_names, int64_t now_s)
 {
@@ -323,6 +339,10 @@ int signer_tls_issue(struct signer_ca *ca, const char *dir, const char *const *n
     snprintf(tmp_path, sizeof(tmp_path), "%s.new", key_path);
     if (unlink(tmp_path) == -1 && errno != ENOENT) { /* left by a crash: never used */
         return -errno;
+    }
+    rc = tls_dir_make(crt_path);
+    if (rc != 0) {
+        return rc;
     }
     struct hsm_key *key = NULL;
     char *pem = malloc(TLS_PEM_MAX);

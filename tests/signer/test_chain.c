@@ -467,6 +467,12 @@ Test(signer_tls, init_leaf_is_good_and_names_change_reissues)
     cr_assert_eq(st.st_mode & 0777, 0600);
     snprintf(path, sizeof(path), "%s/tls/server.key.new", cadir);
     cr_assert_eq(access(path, F_OK), -1, "no temporary key left");
+    /* an operator removed tls/ to get a new certificate */
+    snprintf(path, sizeof(path), "rm -rf %s/tls", cadir);
+    cr_assert_eq(system(path), 0);
+    cr_assert_eq(tls_state(ca, one, 1, now), SIGNER_TLS_MISSING);
+    cr_assert_eq(signer_tls_issue(ca, cadir, one, 1, now), 0);
+    cr_assert_eq(tls_state(ca, one, 1, now), SIGNER_TLS_OK);
     const char *bad[] = {"cp.example.com", "-bad-.example.com"};
     cr_assert_eq(signer_tls_issue(ca, cadir, bad, 2, now), -EINVAL);
     signer_ca_free(ca);
