@@ -488,8 +488,8 @@ const char *signer_tls_state_text(enum signer_tls_state state);
 
 /* signer_tls_check looks at tls/server.crt and tls/server.key under `dir` against the loaded CA
  * `ca` and names[0..num_names) (name first; compared ignoring ASCII case and order), at now_s.
- * Writes nothing. Returns 0 with *out_state (the first thing found wrong, or OK) and
- * *out_not_after_s (the leaf's notAfter, or 0 when unreadable) set, or a negative errno from
+ * Writes nothing. Returns 0 with *out_state (the first thing found wrong, or OK) and, when not
+ * NULL, *out_not_after_s (the leaf's notAfter, or 0 when unreadable) set, or a negative errno from
  * reading a file (-EACCES, -EIO, ...; -EPERM: tls/server.key is readable by others). */
 int signer_tls_check(enum signer_tls_state *out_state, int64_t *out_not_after_s,
                      struct signer_ca *ca, const char *dir, const char *const *names,
