@@ -189,11 +189,51 @@ static int section_server_tls(struct config_ctx *ctx, const char *k, const char 
     return config_fail(ctx, "unknown key '%s' in [%s]", k, "server");
 }
 
+/* set_alt_names reads [server] alt_names: DNS names separated by commas and/or spaces, each a
+ * host name like [server] name, none twice (ASCII case ignored), at most SERVICE_ALT_NAMES_MAX.
+ * The file's last alt_names line wins, as for every key. */
+static int set_alt_names(struct config_ctx *ctx, const char *v)
+{
+    struct service_config *c = ctx->cfg;
+    c->num_alt_names = 0;
+    const char *sep = ", \t";
+    for (const char *p = v + strspn(v, sep); *p != '\0'; p += strspn(p, sep)) {
+        size_t len = strcspn(p, sep);
+        if (c->num_alt_names == SERVICE_ALT_NAMES_MAX) {
+            return config_fail(ctx, "[server] alt_names has more than %d names",
+                               SERVICE_ALT_NAMES_MAX);
+        }
+        char *dst = c->alt_names[c->num_alt_names];
+        if (len > SERVICE_NAME_MAX) {
+            return config_fail(ctx, "[server] alt_names: a name is longer than %d bytes",
+                               SERVICE_NAME_MAX);
+        }
+        memcpy(dst, p, len);
+        dst[len] = '\0';
+        if (!signer_dns_name_ok(dst)) {
+            return config_fail(ctx,
+                               "[server] alt_names: '%s' is not a DNS host name (letters, digits, "
+                               "hyphens and dots)",
+                               dst);
+        }
+        for (uint32_t i = 0; i < c->num_alt_names; i++) {
+            if (strcasecmp(c->alt_names[i], dst) == 0) {
+                return config_fail(ctx, "[server] alt_names: '%s' is given twice", dst);
+            }
+        }
+        c->num_alt_names++;
+        p += len;
+    }
+    return 1;
+}
+
 static int section_server(struct config_ctx *ctx, const char *k, const char *v)
 {
     struct service_config *c = ctx->cfg;
     if (strcmp(k, "name") == 0) {
         return set_str(ctx, c->name, sizeof(c->name), "[server] name", v);
+    } else if (strcmp(k, "alt_names") == 0) {
+        return set_alt_names(ctx, v);
     } else if (strcmp(k, "listen") == 0) {
         return set_listen(ctx, c->listen, sizeof(c->listen), "[server] listen", v, false);
     } else if (strcmp(k, "tls_listen") == 0) {
@@ -475,6 +515,19 @@ static int config_check(const struct service_config *c, char *err)
         err_set(err, "%s: [server] name must not be empty", path);
         return -EINVAL;
     }
+    /* The TLS server certificate names it: it must be a DNS name, like alt_names. */
+    if (!signer_dns_name_ok(c->name)) {
+        err_set(err,
+                "%s: [server] name '%s' is not a DNS host name (letters, digits, hyphens and dots)",
+                path, c->name);
+        return -EINVAL;
+    }
+    for (uint32_t i = 0; i < c->num_alt_names; i++) {
+        if (strcasecmp(c->alt_names[i], c->name) == 0) {
+            err_set(err, "%s: [server] alt_names: '%s' is [server] name already", path, c->name);
+            return -EINVAL;
+        }
+    }
     if (c->inflight_reserve >= c->max_inflight) {
         err_set(err, "%s: [server] inflight_reserve (%u) must be below max_inflight (%u)", path,
                 c->inflight_reserve, c->max_inflight);
@@ -676,6 +729,18 @@ void service_config_store_origin(const struct service_config *cfg, char *out, si
                        " (the [store] path of %s is relative to that file's directory, %s)",
                        cfg->path, cfg->dir);
     }
+}
+
+void service_config_tls_names(const struct service_config *cfg,
+                              const char *out[SIGNER_TLS_NAMES_MAX], size_t *out_num)
+{
+    ASSERT(cfg != NULL);
+    ASSERT(cfg->num_alt_names <= SERVICE_ALT_NAMES_MAX);
+    out[0] = cfg->name;
+    for (uint32_t i = 0; i < cfg->num_alt_names; i++) {
+        out[1 + i] = cfg->alt_names[i];
+    }
+    *out_num = 1 + (size_t)cfg->num_alt_names;
 }
 
 const struct service_pool_config *service_config_find_pool(const struct service_config *cfg,

@@ -145,6 +145,13 @@ struct svc_ring {
 typedef void (*svc_respond_fn)(void *ctx, struct ioring_request *req, int status, const char *type,
                                const char *headers, const char *body, size_t len);
 
+/* svc_ca_cert is one certificate of the served chain, for certprov_ca_expiry_seconds. */
+struct svc_ca_cert {
+    const char *role; /* "tls", "issuing", "intermediate" or "root" (static) */
+    char subject[256];
+    int64_t not_after_s;
+};
+
 struct service {
     const struct service_config *cfg;
     struct store *st;
@@ -160,6 +167,8 @@ struct service {
     size_t chain_pem_len;
     char cacerts[SIGNER_CHAIN_PEM_MAX];
     size_t cacerts_len;
+    struct svc_ca_cert ca_certs[SIGNER_CHAIN_MAX + 1]; /* the TLS leaf, then chain.pem's */
+    size_t num_ca_certs;
     /* the writer */
     pthread_t writer;
     bool writer_started;

@@ -173,30 +173,59 @@ void service_turn_end(void *ctx, uint32_t ring_index)
 
 /* ---- lifecycle ---- */
 
-/* load_ca_material points at the CA chain (PEM, served as /CertProv/chain.pem) and builds the
- * EST cacerts answer from the issuing and root CA certificates. */
+/* ca_cert_note records one certificate of the chain for /metrics (certprov_ca_expiry_seconds). */
+static void ca_cert_note(struct service *svc, const char *role, const struct signer_der *d)
+{
+    struct signer_cert_info info;
+    if (svc->num_ca_certs == ARRAY_LEN(svc->ca_certs) ||
+        signer_cert_info_der(&info, d->der, d->der_len) != 0) {
+        return;
+    }
+    struct svc_ca_cert *c = &svc->ca_certs[svc->num_ca_certs++];
+    c->role = role;
+    memcpy(c->subject, info.subject, sizeof(c->subject));
+    c->not_after_s = info.not_after_s;
+}
+
+/* load_tls_leaf notes the TLS server certificate (the first of tls/server.crt) for /metrics; a
+ * store without one (tests) is not an error here: certprovd checked it before. */
+static void load_tls_leaf(struct service *svc, struct signer_cert_set *set)
+{
+    char path[SERVICE_PATH_MAX + 32];
+    if (signer_file_path(path, sizeof(path), svc->cfg->store_path, SIGNER_FILE_SERVER_CRT) == 0 &&
+        signer_cert_set_read(set, path) == 0) {
+        ca_cert_note(svc, "tls", &set->certs[0]);
+    }
+}
+
+/* load_ca_material points at the CA chain (chain.pem: issuing, the enterprise's intermediates,
+ * root), served as /CertProv/chain.pem, and builds the EST cacerts answer from the same
+ * certificates, so that both serve exactly the chain that goes with the handshake. */
 static int load_ca_material(struct service *svc)
 {
-    const char *dir = svc->cfg->store_path;
     svc->chain_pem = signer_ca_get_chain_pem(svc->ca, &svc->chain_pem_len);
-    static const enum signer_file files[] = {SIGNER_FILE_ISSUING_CRT, SIGNER_FILE_ROOT_CRT};
-    uint8_t der[ARRAY_LEN(files)][SIGNER_CERT_DER_MAX];
-    struct signer_est_cert certs[ARRAY_LEN(files)];
-    for (size_t i = 0; i < ARRAY_LEN(files); i++) {
-        char path[SERVICE_PATH_MAX + 32];
-        size_t len = 0;
-        int rc = signer_file_path(path, sizeof(path), dir, files[i]);
-        if (rc == 0) {
-            rc = signer_pem_read_cert(der[i], sizeof(der[i]), &len, path, 0);
-        }
-        if (rc != 0) {
-            log_err("service: ca_read_failed path=%s rc=%d", path, rc);
-            return rc;
-        }
-        certs[i] = (struct signer_est_cert){.der = der[i], .der_len = len};
+    struct signer_cert_set *set = malloc(sizeof(*set));
+    if (set == NULL) {
+        return -ENOMEM;
     }
-    return signer_est_certs_only(svc->cacerts, sizeof(svc->cacerts), &svc->cacerts_len, certs,
-                                 ARRAY_LEN(files));
+    load_tls_leaf(svc, set);
+    int rc = signer_cert_set_parse(set, svc->chain_pem, svc->chain_pem_len);
+    if (rc != 0) {
+        log_err("service: ca_chain_damaged rc=%d", rc);
+        free(set);
+        return rc;
+    }
+    struct signer_est_cert certs[SIGNER_CHAIN_MAX];
+    for (size_t i = 0; i < set->num; i++) {
+        certs[i] =
+            (struct signer_est_cert){.der = set->certs[i].der, .der_len = set->certs[i].der_len};
+        bool root = i + 1 == set->num && i > 0 && signer_cert_self_signed(&set->certs[i]);
+        ca_cert_note(svc, i == 0 ? "issuing" : root ? "root" : "intermediate", &set->certs[i]);
+    }
+    rc = signer_est_certs_only(svc->cacerts, sizeof(svc->cacerts), &svc->cacerts_len, certs,
+                               set->num);
+    free(set);
+    return rc;
 }
 
 static int rings_init(struct service *svc, uint32_t rings, uint32_t per_ring)

@@ -35,6 +35,7 @@
 
 #define SERVICE_CONFIG_ERR_MAX 256
 #define SERVICE_NAME_MAX 253
+#define SERVICE_ALT_NAMES_MAX (SIGNER_TLS_NAMES_MAX - 1) /* [server] alt_names: 16 */
 #define SERVICE_PATH_MAX 1024
 #define SERVICE_PROXY_FROM_MAX 1024 /* bytes of [server] proxy_from */
 
@@ -47,6 +48,8 @@ struct service_config {
     char path[SERVICE_PATH_MAX]; /* the file itself, as given */
     char dir[SERVICE_PATH_MAX];  /* its directory, absolute: relative paths are resolved here */
     char name[SERVICE_NAME_MAX + 1];
+    char alt_names[SERVICE_ALT_NAMES_MAX][SERVICE_NAME_MAX + 1]; /* [server] alt_names, in order */
+    uint32_t num_alt_names;
     char listen[128];
     char tls_listen[128];
     uint32_t workers;
@@ -106,6 +109,11 @@ void service_config_store_origin(const struct service_config *cfg, char *out, si
  * the current directory too long), or -EINVAL with a message naming the file, line and key in
  * `err`; *out is written only on success. Thread-safe. */
 int service_config_parse(struct service_config *out, char *err, const char *path, const char *text);
+
+/* service_config_tls_names fills out[0..*out_num) with the names of the TLS server certificate:
+ * [server] name, then alt_names (borrowed from `cfg`). `out` has SIGNER_TLS_NAMES_MAX slots. */
+void service_config_tls_names(const struct service_config *cfg,
+                              const char *out[SIGNER_TLS_NAMES_MAX], size_t *out_num);
 
 /* service_config_find_pool returns the pool named `name` or NULL. Borrowed from `cfg`. */
 const struct service_pool_config *service_config_find_pool(const struct service_config *cfg,

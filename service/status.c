@@ -164,6 +164,36 @@ static void put_counters(struct text *t, struct service *svc)
 }
 
 /* pool_state_name: "up", "down", or "unknown" before the publisher's first attempt. */
+/* put_label_value writes `v` as a Prometheus label value: '\\', '"' and newline escaped. */
+static void put_label_value(struct text *t, const char *v)
+{
+    for (const char *p = v; *p != '\0'; p++) {
+        if (*p == '\\' || *p == '"') {
+            put(t, "\\%c", *p);
+        } else if (*p == '\n') {
+            put(t, "\\n");
+        } else {
+            put(t, "%c", *p);
+        }
+    }
+}
+
+/* put_ca_expiry: seconds until each certificate of the served chain expires (negative once
+ * expired), the TLS leaf included. */
+static void put_ca_expiry(struct text *t, const struct service *svc)
+{
+    int64_t now = clock_real_s();
+    put(t, "# HELP certprov_ca_expiry_seconds Seconds until each certificate of the served chain "
+           "expires (negative: expired).\n"
+           "# TYPE certprov_ca_expiry_seconds gauge\n");
+    for (size_t i = 0; i < svc->num_ca_certs; i++) {
+        const struct svc_ca_cert *c = &svc->ca_certs[i];
+        put(t, "certprov_ca_expiry_seconds{role=\"%s\",subject=\"", c->role);
+        put_label_value(t, c->subject);
+        put(t, "\"} %lld\n", (long long)(c->not_after_s - now));
+    }
+}
+
 static const char *pool_state_name(const struct store_pool_stats *ps, bool have)
 {
     if (!have || ps->state.since_ms == 0) {
@@ -360,6 +390,7 @@ void svc_respond_status(struct service *svc, struct ioring_request *req, enum sv
         put_requests(&t, svc);
         put_latencies(&t, svc);
         put_counters(&t, svc);
+        put_ca_expiry(&t, svc);
         put_pools(&t, svc, false);
     }
     ASSERT(t.len < t.cap);

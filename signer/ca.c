@@ -36,6 +36,7 @@ static const char *const ca_files[SIGNER_FILE_MAX_] = {
     [SIGNER_FILE_ISSUING_CRT] = "ca/issuing.crt",
     [SIGNER_FILE_SERVER_CRT] = "tls/server.crt",
     [SIGNER_FILE_CHAIN] = "chain.pem",
+    [SIGNER_FILE_ISSUING_CSR] = "ca/issuing.csr",
     [SIGNER_FILE_PIN_KEY] = "pin.key",
 };
 
@@ -81,6 +82,12 @@ static bool fqdn_ok(const char *fqdn)
         }
     }
     return true;
+}
+
+bool signer_dns_name_ok(const char *name)
+{
+    ASSERT(name != NULL);
+    return fqdn_ok(name);
 }
 
 static int mkdir_ok(const char *path)

@@ -235,15 +235,20 @@ static int add_aki(CBB *exts, const uint8_t *aki, size_t aki_len)
            CBB_add_bytes(&id, aki, aki_len) && CBB_flush(exts);
 }
 
-/* add_san writes subjectAltName with one GeneralName: URI [6] or dNSName [2] (RFC 5280
- * §4.2.1.6). */
-static int add_san(CBB *exts, unsigned tag, const char *v, size_t v_len)
+/* add_san writes subjectAltName with the GeneralName URI [6] or dNSName [2] `v`, and for a
+ * server the further dNSNames of s->more_dns (RFC 5280 §4.2.1.6). */
+static int add_san(CBB *exts, unsigned tag, const struct cert_spec *s)
 {
     CBB ext, val, seq, gn;
-    return ext_begin(exts, &ext, &val, oid_san, sizeof(oid_san), false) &&
-           CBB_add_asn1(&val, &seq, CBS_ASN1_SEQUENCE) &&
-           CBB_add_asn1(&seq, &gn, CBS_ASN1_CONTEXT_SPECIFIC | tag) &&
-           CBB_add_bytes(&gn, (const uint8_t *)v, v_len) && CBB_flush(exts);
+    int ok = ext_begin(exts, &ext, &val, oid_san, sizeof(oid_san), false) &&
+             CBB_add_asn1(&val, &seq, CBS_ASN1_SEQUENCE) &&
+             CBB_add_asn1(&seq, &gn, CBS_ASN1_CONTEXT_SPECIFIC | tag) &&
+             CBB_add_bytes(&gn, (const uint8_t *)s->san, s->san_len);
+    for (size_t i = 0; ok && i < s->num_more_dns; i++) {
+        ok = CBB_add_asn1(&seq, &gn, CBS_ASN1_CONTEXT_SPECIFIC | 2) &&
+             CBB_add_bytes(&gn, (const uint8_t *)s->more_dns[i], strlen(s->more_dns[i]));
+    }
+    return ok && CBB_flush(exts);
 }
 
 static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski[CERT_KEY_ID_LEN])
@@ -268,7 +273,7 @@ static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski
         ok = ok && add_aki(&exts, s->aki, s->aki_len);
     }
     if (leaf) {
-        ok = ok && add_san(&exts, s->kind == CERT_KIND_CLIENT ? 6 : 2, s->san, s->san_len);
+        ok = ok && add_san(&exts, s->kind == CERT_KIND_CLIENT ? 6 : 2, s);
     }
     return ok && CBB_flush(tbs);
 }
@@ -284,6 +289,8 @@ static void spec_validate(const struct cert_spec *s)
     ASSERT(s->not_before_s < s->not_after_s);
     ASSERT((s->aki == NULL) == (s->kind == CERT_KIND_ROOT));
     ASSERT((s->san != NULL) == (s->kind == CERT_KIND_CLIENT || s->kind == CERT_KIND_SERVER));
+    ASSERT(s->num_more_dns == 0 || s->kind == CERT_KIND_SERVER);
+    ASSERT((s->more_dns != NULL) == (s->num_more_dns > 0));
 }
 
 int cert_tbs_build(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_tbs_len,
@@ -384,6 +391,28 @@ int cert_pem_encode(char *out, size_t cap, size_t *out_len, const uint8_t *der, 
     ASSERT(n < cap);
     *out_len = n;
     return 0;
+}
+
+int cert_sign_one(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_len, struct hsm_key *signer,
+                  const struct cert_spec *spec)
+{
+    ASSERT(signer != NULL);
+    ASSERT(spec->sig_type == hsm_key_get_type(signer));
+    size_t tbs_len = 0;
+    int rc = cert_tbs_build(der, &tbs_len, spec);
+    if (rc != 0) {
+        return rc;
+    }
+    struct hsm_sign_item item;
+    cert_sign_item_init(&item, der, tbs_len);
+    rc = hsm_key_sign_batch(signer, &item, 1);
+    if (rc == 0 && item.rc != 0) {
+        rc = -EIO;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    return cert_assemble(der, out_len, tbs_len, spec->sig_type, item.sig_len);
 }
 
 /* ---- issuance ---- */

@@ -52,6 +52,8 @@ struct cert_spec {
     bool key_encipherment; /* KU keyEncipherment too (RSA end-entity keys) */
     const char *san;       /* SAN URI (client) or dNSName (server); IA5 */
     size_t san_len;
+    const char *const *more_dns; /* server: further dNSNames after san (NUL-terminated), or NULL */
+    size_t num_more_dns;
 };
 
 /* signer_ca is the loaded issuing CA. */
@@ -94,6 +96,13 @@ void cert_sign_item_init(struct hsm_sign_item *item, uint8_t der[SIGNER_CERT_DER
  * the Certificate DER at der. Returns 0 with *out_len set, or -E2BIG. */
 int cert_assemble(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_len, size_t tbs_len,
                   enum hsm_key_type sig_type, size_t sig_len);
+
+/* cert_sign_one builds the TBS of `spec` in `der`, signs it with `signer` (one
+ * hsm_key_sign_batch) and assembles the certificate. spec->sig_type must be the signer's type.
+ * Returns 0 with *out_len set, or the errors of cert_tbs_build, hsm_key_sign_batch (-EIO,
+ * -EAGAIN) and cert_assemble. */
+int cert_sign_one(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_len, struct hsm_key *signer,
+                  const struct cert_spec *spec);
 
 /* cert_pem_encode writes the certificate as PEM ("-----BEGIN CERTIFICATE-----", 64-column base64)
  * into `out`, NUL-terminated. Returns 0 with *out_len (without the NUL) set, or -E2BIG. */

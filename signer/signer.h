@@ -197,9 +197,15 @@ uint32_t signer_profile_clamp(const struct signer_profile *p, uint32_t hours);
 /* signer_file names the files of the signer under the store directory:
  *   ca/root.crt ca/root.key        self-signed root CA (key 0600)
  *   ca/issuing.crt ca/issuing.key  issuing CA, signed by the root (key 0600)
- *   tls/server.crt tls/server.key  TLS server certificate for the appliance's FQDN, signed by the
- *                                  issuing CA (tls/server.crt holds leaf + issuing CA)
- *   chain.pem                      issuing CA then root, PEM: what /CertProv/chain.pem serves
+ *   ca/root.crt ca/root.key are made by `ca init` only: an enterprise CA (`ca import`) has
+ *   neither (its root is the last certificate of chain.pem, and its key is the enterprise's)
+ *   tls/server.crt tls/server.key  TLS server certificate for [server] name and alt_names, signed
+ *                                  by the issuing CA (tls/server.crt holds the leaf, then every
+ *                                  certificate of chain.pem but the root: the handshake's chain)
+ *   chain.pem                      issuing CA, the enterprise's intermediates (if any), then the
+ *                                  root, PEM: what /CertProv/chain.pem and EST cacerts serve
+ *   ca/issuing.csr                 the request of `certprovctl ca request`, while it is pending
+ *                                  (ca/issuing.key made, ca/issuing.crt not imported yet)
  *   pin.key                        the 32-byte PIN key (0600)
  * This is the one place that knows the layout: everyone else asks signer_file_path. */
 enum signer_file {
@@ -210,6 +216,7 @@ enum signer_file {
     SIGNER_FILE_ISSUING_CRT,
     SIGNER_FILE_SERVER_CRT,
     SIGNER_FILE_CHAIN,
+    SIGNER_FILE_ISSUING_CSR,
     SIGNER_FILE_CA_MAX_, /* the CA's files are the ones before this */
     SIGNER_FILE_PIN_KEY = SIGNER_FILE_CA_MAX_,
     SIGNER_FILE_MAX_,
@@ -367,6 +374,177 @@ bool signer_lockout_fail(const struct signer_pin_policy *policy, struct store_lo
  * lockout); the total count is kept (only an administrator's unlock or set-pin clears it). Returns
  * true when `l` changed (so the caller need not write an unchanged state). */
 bool signer_lockout_success(struct store_lockout *l);
+
+/* ---- chains: checked by signatures to trusted roots ---- */
+
+#define SIGNER_CHAIN_MAX 8 /* certificates in a chain or a set of trusted roots */
+
+/* signer_der is one DER certificate, borrowed. */
+struct signer_der {
+    const uint8_t *der;
+    size_t der_len;
+};
+
+/* signer_cert_set is up to SIGNER_CHAIN_MAX certificates read from PEM, in file order. About
+ * 33 KiB: callers keep it on the heap or in static storage. */
+struct signer_cert_set {
+    size_t num;
+    struct signer_der certs[SIGNER_CHAIN_MAX]; /* point into der */
+    uint8_t der[SIGNER_CHAIN_MAX][SIGNER_CERT_DER_MAX];
+};
+
+/* signer_cert_set_parse reads every CERTIFICATE block of pem[0..pem_len) into `out` (whose
+ * certs then point into itself: do not copy it). Returns 0 (at least one certificate), -EBADMSG
+ * (no certificate, or a damaged block), -E2BIG (more than SIGNER_CHAIN_MAX, or one larger than
+ * SIGNER_CERT_DER_MAX), -ENOMEM; on failure out->num is 0. */
+int signer_cert_set_parse(struct signer_cert_set *out, const char *pem, size_t pem_len);
+
+/* signer_cert_set_read is signer_cert_set_parse of the file at `path`; also -ENOENT and the
+ * errors of base_file_read (-E2BIG for a file larger than a set can be). */
+int signer_cert_set_read(struct signer_cert_set *out, const char *path);
+
+/* signer_cert_self_signed tells whether `d` parses and is signed by its own key under its own
+ * name (a root). */
+bool signer_cert_self_signed(const struct signer_der *d);
+
+/* signer_chain_fault is the broken link that signer_chain_check found. */
+enum signer_chain_fault {
+    SIGNER_CHAIN_OK = 0,
+    SIGNER_CHAIN_MALFORMED,        /* a certificate does not parse */
+    SIGNER_CHAIN_EXPIRED,          /* now is after its notAfter */
+    SIGNER_CHAIN_NOT_YET_VALID,    /* now is before its notBefore */
+    SIGNER_CHAIN_ISSUER_NOT_FOUND, /* no certificate (chain or trusted roots) has its issuer name */
+    SIGNER_CHAIN_BAD_SIGNATURE,    /* some have its issuer's name, none has the key that signed */
+    SIGNER_CHAIN_UNTRUSTED_ROOT,   /* the path ends at a self-signed certificate not trusted */
+    SIGNER_CHAIN_NOT_CA,           /* a certificate above the leaf lacks basicConstraints CA:TRUE */
+    SIGNER_CHAIN_NO_KEY_CERT_SIGN, /* ... or keyUsage keyCertSign */
+    SIGNER_CHAIN_PATHLEN,          /* ... or its pathLenConstraint forbids the CAs below it */
+    SIGNER_CHAIN_TOO_LONG,         /* more than SIGNER_CHAIN_MAX certificates given */
+};
+
+/* signer_chain_result says which certificate broke the chain and why, or how it ended. */
+struct signer_chain_result {
+    enum signer_chain_fault fault;
+    size_t index; /* the faulty certificate: chain[index], or anchors[index] if at_anchor */
+    bool at_anchor;
+    char subject[256]; /* its subject and issuer, RFC 2253 one-line */
+    char issuer[256];
+    int64_t not_before_s; /* its validity (EXPIRED, NOT_YET_VALID) */
+    int64_t not_after_s;
+    size_t num_path;                /* chain certificates on the path so far, leaf first */
+    uint8_t path[SIGNER_CHAIN_MAX]; /* their indexes into chain; path[0] is 0 */
+    size_t anchor;                  /* OK: the trusted root that ends the path; else SIZE_MAX */
+    int64_t first_expiry_s;         /* OK: the earliest notAfter on the path, root included */
+    char first_expiry_subject[256]; /* ... and whose it is */
+};
+
+/* signer_chain_check checks that chain[0] (the target) leads, by signatures, through CA
+ * certificates of `chain` (any order; unused ones are ignored) to one of `anchors` (the trusted
+ * roots: a root of the chain that is byte for byte an anchor, or a certificate signed by an
+ * anchor's key under its name, ends the path). Every certificate of the path, anchor included,
+ * must be valid at now_s; every one above the target must be a CA (CA:TRUE, keyCertSign, a
+ * pathlen that allows the CAs below it; an anchor needs keyCertSign only if it has keyUsage).
+ * With target_is_ca the target itself must be a CA too (an issuing CA, which will sign leaves).
+ * Returns 0 (out->fault OK, out->anchor, out->path, out->first_expiry_s set), -EPERM (a broken
+ * link: out says which certificate and why), -EBADMSG (MALFORMED), -E2BIG (TOO_LONG: num_chain
+ * is 0 or over SIGNER_CHAIN_MAX, or num_anchors over it) or -ENOMEM. Pure (no clock, no files);
+ * allocates while it runs. Thread-safe. */
+int signer_chain_check(struct signer_chain_result *out, const struct signer_der *chain,
+                       size_t num_chain, const struct signer_der *anchors, size_t num_anchors,
+                       int64_t now_s, bool target_is_ca);
+
+/* signer_chain_result_format writes one sentence about `r` into `out` (cap bytes) that names the
+ * certificate (subject) and the broken link: "the issuer 'CN=X' of 'CN=Y' is found neither in
+ * the chain nor among the trusted roots", "the certificate 'CN=Y' expired at <UTC>", ...
+ * Returns 0, or -ENAMETOOLONG when it was cut to fit. */
+int signer_chain_result_format(char *out, size_t cap, const struct signer_chain_result *r);
+
+/* ---- the TLS server certificate (tls/server.crt, tls/server.key) ---- */
+
+#define SIGNER_TLS_NAMES_MAX 17             /* [server] name and up to 16 alt_names */
+#define SIGNER_TLS_RENEW_S (30 * 24 * 3600) /* reissued with less than this left ... */
+/* ... or, for a certificate whose whole life is shorter than 90 days, with less than a third of
+ * its life left */
+
+/* signer_dns_name_ok tells whether `name` is a DNS host name (RFC 1123 §2.1: dot-separated
+ * labels of 1..63 letters, digits and hyphens, neither starting nor ending with a hyphen; at most
+ * 253 characters), as [server] name and alt_names must be. */
+bool signer_dns_name_ok(const char *name);
+
+enum signer_tls_state {
+    SIGNER_TLS_OK = 0,
+    SIGNER_TLS_MISSING,    /* tls/server.crt or tls/server.key does not exist */
+    SIGNER_TLS_DAMAGED,    /* tls/server.crt or tls/server.key does not parse */
+    SIGNER_TLS_NOT_ISSUED, /* the leaf is not signed by the current issuing CA's key */
+    SIGNER_TLS_NAMES,      /* its dNSNames are not exactly the configured names */
+    SIGNER_TLS_KEY,        /* it is not the certificate of tls/server.key */
+    SIGNER_TLS_EXPIRING,   /* expired, not yet valid, or too little time left (above) */
+    SIGNER_TLS_CHAIN,      /* the certificates after the leaf are not chain.pem less its root */
+};
+
+/* signer_tls_state_text says what is wrong in a few words ("expires in less than 30 days").
+ * Static storage. */
+const char *signer_tls_state_text(enum signer_tls_state state);
+
+/* signer_tls_check looks at tls/server.crt and tls/server.key under `dir` against the loaded CA
+ * `ca` and names[0..num_names) (name first; compared ignoring ASCII case and order), at now_s.
+ * Writes nothing. Returns 0 with *out_state (the first thing found wrong, or OK) and, when not
+ * NULL, *out_not_after_s (the leaf's notAfter, or 0 when unreadable) set, or a negative errno from
+ * reading a file (-EACCES, -EIO, ...; -EPERM: tls/server.key is readable by others). */
+int signer_tls_check(enum signer_tls_state *out_state, int64_t *out_not_after_s,
+                     struct signer_ca *ca, const char *dir, const char *const *names,
+                     size_t num_names, int64_t now_s);
+
+/* signer_tls_issue makes a fresh P-256 key (written 0600 to a temporary file and renamed over
+ * tls/server.key) and a TLS server certificate for names[0..num_names) signed through the CA's
+ * key backend (the CA key is never read here: hsm_key_sign_batch), valid 397 days from now_s
+ * (never past the issuing CA), and writes tls/server.crt (the leaf, then chain.pem less its
+ * root) atomically. The key is renamed first: a crash in between leaves a certificate that
+ * signer_tls_check finds not matching, and the next start reissues it. Returns 0, -EINVAL (a name
+ * is not a DNS name, num_names is 0 or over SIGNER_TLS_NAMES_MAX, or the issuing CA has expired),
+ * -E2BIG, -EIO, -EAGAIN (key backend) or a negative errno from the file system. */
+int signer_tls_issue(struct signer_ca *ca, const char *dir, const char *const *names,
+                     size_t num_names, int64_t now_s);
+
+/* signer_cert_sans_format writes every subjectAltName of the certificate `der` as "DNS:a, DNS:b,
+ * URI:..." into `out` (cap bytes). Returns 0, -EBADMSG (does not parse), -ENOENT (no SAN) or
+ * -E2BIG (cut). */
+int signer_cert_sans_format(char *out, size_t cap, const uint8_t *der, size_t der_len);
+
+/* ---- the enterprise's own CA: request and import ---- */
+
+#define SIGNER_SUBJECT_MAX 128 /* bytes of a CN or O given to signer_ca_request */
+
+/* signer_ca_pending tells whether `dir` holds a pending request of signer_ca_request
+ * (ca/issuing.key and ca/issuing.csr, no ca/issuing.crt, no other CA file but chain.pem) and
+ * nothing else of a CA. Returns 0 (pending), -ENOENT (no CA file at all), -EEXIST (a CA, or files
+ * that are not only a request), or a negative errno. */
+int signer_ca_pending(const char *dir);
+
+/* signer_ca_request makes the issuing CA's key of `type` in its usual file (ca/issuing.key,
+ * 0600, soft backend) and a PKCS#10 request for it with the subject O=`o` (may be NULL), CN=`cn`,
+ * signed with that key; writes the request as PEM to ca/issuing.csr and into `out` (cap bytes,
+ * NUL-terminated; 8192 is enough) with *out_len. Refuses (-EEXIST) when `dir` holds any CA file,
+ * unless it is a pending request (signer_ca_pending), which is replaced. Returns 0, -EEXIST,
+ * -EINVAL (empty cn, or a subject value longer than SIGNER_SUBJECT_MAX or not printable), -E2BIG,
+ * -EIO or a negative errno; on failure the files it made are removed. */
+int signer_ca_request(char *out, size_t cap, size_t *out_len, const char *dir,
+                      enum hsm_key_type type, const char *cn, const char *o);
+
+/* signer_ca_import installs the issuing certificate `issuing` (its first certificate) that the
+ * enterprise's CA returned for the pending request in `dir`, with `chain` (the enterprise's
+ * intermediates and its self-signed root, any order). Checks: the certificate's key is the
+ * pending key; it is valid at now_s, a CA (CA:TRUE, a pathlen that allows 0 more), with
+ * keyCertSign and a subject key identifier; it chains by signatures through `chain` to a
+ * self-signed root of `chain` (signer_chain_check). Then writes ca/issuing.crt and chain.pem
+ * (issuing, the intermediates in path order, the root), removes ca/issuing.csr and issues the TLS
+ * server certificate for names[0..num_names) from it (signer_tls_issue). Returns 0; -ENOENT (no
+ * pending request); -EEXIST (a CA is installed); -EPERM (refused: `why` names the certificate and
+ * the broken link); or a negative errno (`why` says what failed). `why` (cap bytes) is written
+ * on failure. */
+int signer_ca_import(char *why, size_t why_cap, const char *dir,
+                     const struct signer_cert_set *issuing, const struct signer_cert_set *chain,
+                     const char *const *names, size_t num_names, int64_t now_s);
 
 /* ---- certificate text (admin tools) ---- */
 

@@ -1,20 +1,21 @@
-/* certprovctl ca init | ca show */
+/* certprovctl ca init | ca show | ca request | ca import */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "cmd/certprovctl/ctl.h"
 
-static void show_cert(const char *title, const char *path, size_t index)
+/* show_der prints one certificate of the chain: role, subject, issuer, validity, fingerprint. */
+static void show_der(const char *title, const struct signer_der *d, bool all_sans)
 {
-    uint8_t der[8192];
-    size_t len = 0;
     struct signer_cert_info info;
-    if (signer_pem_read_cert(der, sizeof(der), &len, path, index) != 0 ||
-        signer_cert_info_der(&info, der, len) != 0) {
-        printf("%s: missing or unreadable (%s)\n", title, path);
+    if (signer_cert_info_der(&info, d->der, d->der_len) != 0) {
+        printf("%s: damaged\n", title);
         return;
     }
     char nb[CLOCK_UTC_LEN];
@@ -24,10 +25,34 @@ static void show_cert(const char *title, const char *path, size_t index)
     printf("%s:\n  subject:  %s\n  issuer:   %s\n  serial:   %s\n  validity: %s .. %s\n"
            "  key:      %s\n  sha256:   %s\n",
            title, info.subject, info.issuer, info.serial, nb, na, info.key, info.sha256);
-    if (info.san[0] != '\0') {
+    char sans[SIGNER_TLS_NAMES_MAX * 260];
+    if (all_sans && signer_cert_sans_format(sans, sizeof(sans), d->der, d->der_len) == 0) {
+        printf("  san:      %s\n", sans);
+    } else if (info.san[0] != '\0') {
         printf("  san:      %s\n", info.san);
     }
-    printf("  file:     %s\n", path);
+}
+
+/* show_chain prints chain.pem, certificate by certificate, with its role. */
+static void show_chain(struct signer_ca *ca, const char *dir, struct signer_cert_set *set)
+{
+    size_t len = 0;
+    const char *pem = signer_ca_get_chain_pem(ca, &len);
+    if (signer_cert_set_parse(set, pem, len) != 0) {
+        printf("chain: %s/chain.pem is damaged\n", dir);
+        return;
+    }
+    for (size_t i = 0; i < set->num; i++) {
+        bool root = i > 0 && i + 1 == set->num && signer_cert_self_signed(&set->certs[i]);
+        show_der(i == 0 ? "issuing CA"
+                 : root ? "root CA"
+                        : "intermediate CA",
+                 &set->certs[i], false);
+        if (i == 0) {
+            printf("  signing key: %s (%s)\n", hsm_key_get_label(signer_ca_get_key(ca)),
+                   hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(ca))));
+        }
+    }
 }
 
 static int ca_show(struct ctl *ctl, int argc, char **argv)
@@ -42,17 +67,28 @@ static int ca_show(struct ctl *ctl, int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
+    struct signer_cert_set *set = malloc(sizeof(*set));
+    if (set == NULL) {
+        signer_ca_free(ca);
+        return ctl_fail("out of memory");
+    }
     char path[SERVICE_PATH_MAX + 32];
-    (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_ROOT_CRT);
-    show_cert("root CA", path, 0);
-    (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_ISSUING_CRT);
-    show_cert("issuing CA", path, 0);
-    printf("  signing key: %s (%s)\n", hsm_key_get_label(signer_ca_get_key(ca)),
-           hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(ca))));
+    (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_ROOT_KEY);
+    bool own_root = access(path, F_OK) == 0;
+    printf("CA: %s\n", own_root ? "this appliance's own root (ca init)"
+                                : "the enterprise's (ca import): no root key here");
+    show_chain(ca, dir, set);
     (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_SERVER_CRT);
-    show_cert("TLS server", path, 0);
+    if (signer_cert_set_read(set, path) == 0) {
+        show_der("TLS server", &set->certs[0], true);
+        printf("  file:     %s (leaf and %zu CA certificate%s)\n", path, set->num - 1,
+               set->num == 2 ? "" : "s");
+    } else {
+        printf("TLS server: missing or unreadable (%s); certprovd issues one at start\n", path);
+    }
     (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_CHAIN);
-    printf("chain served at /CertProv/chain.pem: %s\n", path);
+    printf("chain served at /CertProv/chain.pem and EST cacerts: %s\n", path);
+    free(set);
     signer_ca_free(ca);
     return CTL_OK;
 }
@@ -114,6 +150,173 @@ static int ca_init(struct ctl *ctl, int argc, char **argv)
     return ca_show(ctl, 1, argv);
 }
 
+/* parse_subject reads --subject "CN=name,O=org" (CN required, O optional, in any order; a value
+ * may not hold ',' or '='): the two attributes our CA names are built from. */
+static int parse_subject(char *cn, char *o, size_t cap, const char *text)
+{
+    cn[0] = o[0] = '\0';
+    const char *p = text;
+    while (*p != '\0') { /* at most strlen(text) rounds: each consumes a pair */
+        while (*p == ' ' || *p == '/') {
+            p++;
+        }
+        char *dst = strncasecmp(p, "CN=", 3) == 0 ? cn : strncasecmp(p, "O=", 2) == 0 ? o : NULL;
+        if (dst == NULL || dst[0] != '\0') {
+            return -EINVAL;
+        }
+        p += dst == cn ? 3 : 2;
+        size_t len = strcspn(p, ",/=");
+        if (len == 0 || len >= cap || p[len] == '=') {
+            return -EINVAL;
+        }
+        memcpy(dst, p, len);
+        dst[len] = '\0';
+        p += len;
+        p += *p != '\0' ? 1 : 0;
+    }
+    return cn[0] == '\0' ? -EINVAL : 0;
+}
+
+static int ca_request(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"key-type", required_argument, NULL, 't'},
+                                         {"subject", required_argument, NULL, 's'},
+                                         {"pkcs11", required_argument, NULL, 'p'},
+                                         {NULL, 0, NULL, 0}};
+    const struct ctl_cmd *cmd = &ctl_ca_cmds[2];
+    enum hsm_key_type type = HSM_KEY_P256;
+    const char *out = NULL;
+    bool pkcs11 = false;
+    char cn[SIGNER_SUBJECT_MAX + 1] = "certprov Issuing CA";
+    char o[SIGNER_SUBJECT_MAX + 1];
+    (void)base_str_copy(o, sizeof(o), ctl->cfg.name);
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 't' && hsm_key_type_parse(&type, optarg) != 0) {
+            return ctl_usage(cmd, "--key-type must be p256, p384, rsa2048, rsa3072 or ed25519");
+        } else if (c == 'o') {
+            out = optarg;
+        } else if (c == 'p') {
+            pkcs11 = true;
+        } else if (c == 's' && parse_subject(cn, o, sizeof(cn), optarg) != 0) {
+            return ctl_usage(cmd,
+                             "--subject must be 'CN=NAME' or 'CN=NAME,O=ORG' (values of at "
+                             "most %d printable characters, without ',' '/' '=')",
+                             SIGNER_SUBJECT_MAX);
+        } else if (c == '?') {
+            return ctl_usage(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc || out == NULL) {
+        return ctl_usage(cmd, optind != argc ? "unexpected argument" : "--out FILE is required");
+    }
+    if (pkcs11) {
+        return ctl_fail("--pkcs11: 'ca request' makes the issuing key with the soft key backend "
+                        "only (the key in a 0600 file in the store directory)");
+    }
+    int rc = ctl_no_daemon(ctl, "ca request", "the daemon keeps the CA it loaded");
+    if (rc != 0) {
+        return rc;
+    }
+    rc = ctl_pin_key(ctl); /* also creates the store directory */
+    if (rc != 0) {
+        return rc;
+    }
+    struct base_file_atomic f = {0};
+    rc = base_file_atomic_open(&f, out, 0644, false); /* --out is writable before the key exists */
+    if (rc != 0) {
+        return ctl_fail("cannot write %s: %s", out, strerror(-rc));
+    }
+    char pem[8192];
+    size_t len = 0;
+    rc = signer_ca_request(pem, sizeof(pem), &len, ctl->cfg.store_path, type, cn,
+                           o[0] != '\0' ? o : NULL);
+    if (rc != 0) {
+        base_file_atomic_abort(&f);
+        if (rc == -EEXIST) {
+            return ctl_fail("a CA already exists in %s; nothing was changed", ctl->cfg.store_path);
+        }
+        return ctl_fail("making the request in %s failed: %s", ctl->cfg.store_path,
+                        rc == -EINVAL ? "a --subject value is not printable" : strerror(-rc));
+    }
+    rc = base_file_atomic_commit(&f, pem, len);
+    if (rc != 0) {
+        return ctl_fail("cannot write %s: %s (the request is also in %s/ca/issuing.csr)", out,
+                        strerror(-rc), ctl->cfg.store_path);
+    }
+    printf("made a %s issuing key and its request (CN=%s%s%s) in %s; have the enterprise's CA "
+           "sign %s (a CA certificate: basicConstraints CA:TRUE, keyUsage keyCertSign), then run: "
+           "certprovctl -c %s ca import --cert ISSUING.pem --chain CHAIN.pem\n",
+           hsm_key_type_name(type), cn, o[0] != '\0' ? ", O=" : "", o, ctl->cfg.store_path, out,
+           ctl->config_path);
+    return CTL_OK;
+}
+
+static int read_set(struct signer_cert_set *set, const char *opt, const char *path)
+{
+    int rc = signer_cert_set_read(set, path);
+    if (rc == 0) {
+        return 0;
+    }
+    return ctl_fail("%s %s: %s", opt, path,
+                    rc == -EBADMSG ? "no PEM certificate in it, or a damaged one"
+                    : rc == -E2BIG ? "more certificates than a chain may have, or one too large"
+                                   : strerror(-rc));
+}
+
+static int ca_import(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
+                                         {"chain", required_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const struct ctl_cmd *cmd = &ctl_ca_cmds[3];
+    const char *cert = NULL, *chain = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'c') {
+            cert = optarg;
+        } else if (c == 'h') {
+            chain = optarg;
+        } else if (c == '?') {
+            return ctl_usage(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc || cert == NULL || chain == NULL) {
+        return ctl_usage(cmd, optind != argc ? "unexpected argument"
+                                             : "--cert FILE and --chain FILE are required");
+    }
+    int rc = ctl_no_daemon(ctl, "ca import", "the daemon keeps the CA it loaded");
+    if (rc != 0) {
+        return rc;
+    }
+    struct signer_cert_set *sets = calloc(2, sizeof(*sets));
+    if (sets == NULL) {
+        return ctl_fail("out of memory");
+    }
+    rc = read_set(&sets[0], "--cert", cert);
+    rc = rc != 0 ? rc : read_set(&sets[1], "--chain", chain);
+    if (rc == 0) {
+        const char *names[SIGNER_TLS_NAMES_MAX];
+        size_t num = 0;
+        service_config_tls_names(&ctl->cfg, names, &num);
+        char why[1024];
+        int irc = signer_ca_import(why, sizeof(why), ctl->cfg.store_path, &sets[0], &sets[1], names,
+                                   num, clock_real_s());
+        rc = irc != 0 ? ctl_fail("ca import: %s", why) : 0;
+    }
+    free(sets);
+    if (rc != 0) {
+        return rc;
+    }
+    printf("installed the enterprise's issuing CA from %s in %s\n", cert, ctl->cfg.store_path);
+    return ca_show(ctl, 1, argv);
+}
+
 const struct ctl_cmd ctl_ca_cmds[] = {
     {"ca", "init", ca_init,
      "[--key-type p256|p384|rsa2048|rsa3072|ed25519] [--pkcs11 URI] "
@@ -124,8 +327,26 @@ const struct ctl_cmd ctl_ca_cmds[] = {
      "the soft key backend (the key in a 0600 file in the store directory). Refused while a\n"
      "certprovd holds the store (it keeps the CA and PIN key it loaded): stop it first."},
     {"ca", "show", ca_show, "",
-     "Shows the root CA, the issuing CA and its key backend, and the TLS server certificate.\n"
+     "Shows the chain (issuing CA and its key backend, intermediates, root: subject, issuer,\n"
+     "validity, SHA-256 fingerprint) and the TLS server certificate with all its names.\n"
      "A CA that cannot be loaded is named by its file and what is wrong ('FILE is missing',\n"
      "'run: chmod 600 FILE'); 'ca init' is the advice only for a store without CA files."},
+    {"ca", "request", ca_request,
+     "--out FILE [--key-type p256|p384|rsa2048|rsa3072|ed25519] [--subject 'CN=NAME,O=ORG'] "
+     "[--pkcs11 URI]",
+     "For an issuing CA that the enterprise's own CA signs (its root is what the devices\n"
+     "already trust): makes the issuing key (soft backend, ca/issuing.key, 0600) and a PKCS#10\n"
+     "request for it, written to --out and to ca/issuing.csr. Subject default: CN=certprov\n"
+     "Issuing CA, O=[server] name. Refuses when the store holds a CA; a pending request (of an\n"
+     "earlier 'ca request') is replaced, key included. --pkcs11 is refused: the request's key\n"
+     "is made by the soft backend. Refused while a certprovd holds the store."},
+    {"ca", "import", ca_import, "--cert ISSUING.pem --chain CHAIN.pem",
+     "Installs the certificate the enterprise's CA returned for the pending request. Checks that\n"
+     "it certifies the pending key, is a CA (basicConstraints CA:TRUE, a pathlen that allows\n"
+     "0 more), has keyUsage keyCertSign and a subjectKeyIdentifier, is valid now, and chains by\n"
+     "signatures through the intermediates of --chain to a self-signed root in --chain; a\n"
+     "refusal names the certificate (subject) and the broken link. Then writes ca/issuing.crt,\n"
+     "chain.pem (issuing, intermediates, root) and issues the TLS server certificate from it.\n"
+     "No root key exists in this mode. Refused while a certprovd holds the store."},
     {NULL, NULL, NULL, NULL, NULL},
 };

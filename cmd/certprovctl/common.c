@@ -41,6 +41,12 @@ int ctl_ca_open(struct ctl *ctl, struct signer_ca **out, const char *what)
                                                : "the directory does not exist",
                         origin, ctl->config_path);
     }
+    if (rc == -ENOENT && signer_ca_pending(dir) == 0) {
+        return ctl_fail("%sthe CA in %s is a pending request (ca/issuing.csr): have the "
+                        "enterprise's CA sign it, then run: certprovctl -c %s ca import --cert "
+                        "FILE --chain FILE",
+                        what, dir, ctl->config_path);
+    }
     char text[SERVICE_PATH_MAX * 2 + 128];
     (void)signer_ca_fault_format(text, sizeof(text), rc, &f, dir);
     return ctl_fail("%sthe CA in %s cannot be loaded: %s%s", what, dir, text,

@@ -48,10 +48,12 @@ static void usage(FILE *out)
             "                       README.md, Configuration; example: deploy/certprov.ini);\n"
             "                       a relative path in it is taken from the file's directory\n"
             "      --check          validate the configuration, the store, the CA and its key,\n"
-            "                       the PIN key and the TLS server certificate, say whether a\n"
-            "                       certprovd holds the store and which pool stores can be\n"
-            "                       reached (neither fails the check), then exit (0 if all is\n"
-            "                       well)\n"
+            "                       the PIN key, the TLS server certificate (one that start\n"
+            "                       would reissue is reported, nothing is written) and that the\n"
+            "                       TLS and issuing chains lead to [server] device_trust; say\n"
+            "                       whether a certprovd holds the store and which pool stores\n"
+            "                       can be reached (neither fails the check), then exit (0 if\n"
+            "                       all is well)\n"
             "      --log FILE       append log lines to FILE instead of stderr (SIGHUP reopens)\n"
             "      --log-level L    err, warn, info (default) or debug\n"
             "  -h, --help           this text\n"
@@ -62,6 +64,10 @@ static void usage(FILE *out)
             "'ca init', which refuses.\n"
             "One port, one daemon: a [server] listen address that another process already holds\n"
             "is refused, never shared (the rings of one certprovd share its port).\n"
+            "At start, before serving, a TLS server certificate that is not right (issuer, names\n"
+            "[server] name + alt_names, key, 30 days left, chain) is reissued (one log line), and\n"
+            "the TLS and issuing chains must lead to a root of [server] device_trust (empty: the\n"
+            "store's own root), else certprovd refuses to start and names the broken link.\n"
             "A store directory that does not exist is refused; a damaged store names the file\n"
             "and what is wrong with it ('FILE is missing', 'run: chmod 600 FILE'); 'certprovctl\n"
             "ca init' is the advice only when the store directory holds none of the CA's files.\n"
@@ -210,6 +216,14 @@ static int ca_open(struct daemon *d)
                 d->cfg.store_path, origin, d->config_path);
         return 1;
     }
+    if (rc == -ENOENT && signer_ca_pending(d->cfg.store_path) == 0) {
+        fprintf(stderr,
+                "certprovd: the CA in %s is a pending request (ca/issuing.csr): have the "
+                "enterprise's CA sign it, then run: certprovctl -c %s ca import --cert FILE "
+                "--chain FILE\n",
+                d->cfg.store_path, d->config_path);
+        return 1;
+    }
     char text[SERVICE_PATH_MAX * 2 + 128];
     (void)signer_ca_fault_format(text, sizeof(text), rc, &f, d->cfg.store_path);
     fprintf(stderr, "certprovd: the CA in %s cannot be loaded: %s%s\n", d->cfg.store_path, text,
@@ -259,19 +273,181 @@ static int check_chain(const struct daemon *d)
     if (signer_file_path(path, sizeof(path), d->cfg.store_path, SIGNER_FILE_SERVER_CRT) != 0 ||
         signer_pem_read_cert(der, sizeof(der), &len, path, 0) != 0 ||
         signer_cert_info_der(&info, der, len) != 0) {
-        fprintf(stderr, "certprovd: --check: the TLS server certificate %s is missing or damaged\n",
-                path);
-        return 1;
-    }
-    if (info.not_after_s < clock_real_s()) {
-        fprintf(stderr, "certprovd: --check: the TLS server certificate expired\n");
-        return 1;
+        printf("config: %s ok\nstore: %s ok\nca: %s key %s ok\ntls: %s is missing or damaged\n",
+               d->config_path, d->cfg.store_path, d->cfg.ca_backend,
+               hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(d->ca))), path);
+        return 0;
     }
     printf("config: %s ok\nstore: %s ok\nca: %s key %s ok\ntls: %s, valid until %lld\n",
            d->config_path, d->cfg.store_path, d->cfg.ca_backend,
            hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(d->ca))), info.subject,
            (long long)info.not_after_s);
     return 0;
+}
+
+/* tls_leaf keeps the TLS server certificate right by itself (README, The TLS server
+ * certificate): issued by the current issuing CA, for [server] name and alt_names, the key's,
+ * with time left, followed by the current chain. With --check it only says what it would do. */
+static int tls_leaf(struct daemon *d, bool *out_ok)
+{
+    const char *names[SIGNER_TLS_NAMES_MAX];
+    size_t num = 0;
+    service_config_tls_names(&d->cfg, names, &num);
+    enum signer_tls_state state = SIGNER_TLS_OK;
+    int64_t not_after = 0;
+    int64_t now = clock_real_s();
+    int rc = signer_tls_check(&state, &not_after, d->ca, d->cfg.store_path, names, num, now);
+    if (rc == -EPERM) {
+        fprintf(stderr,
+                "certprovd: %s/tls/server.key is readable or writable by group or others; run: "
+                "chmod 600 %s/tls/server.key\n",
+                d->cfg.store_path, d->cfg.store_path);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: cannot read the TLS server certificate in %s/tls: %s\n",
+                d->cfg.store_path, strerror(-rc));
+        return 1;
+    }
+    *out_ok = state == SIGNER_TLS_OK;
+    if (state == SIGNER_TLS_OK) {
+        return 0;
+    }
+    if (d->check) {
+        printf("tls: tls/server.crt will be reissued at start: %s\n", signer_tls_state_text(state));
+        return 0;
+    }
+    rc = signer_tls_issue(d->ca, d->cfg.store_path, names, num, now);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: cannot issue a new TLS server certificate (%s): %s\n",
+                signer_tls_state_text(state), strerror(-rc));
+        return 1;
+    }
+    log_info("certprovd: tls_reissued reason=\"%s\" names=%zu name=%s",
+             signer_tls_state_text(state), num, d->cfg.name);
+    *out_ok = true;
+    return 0;
+}
+
+/* chain_files reads the store's chain (chain.pem) and the TLS server certificate's file. */
+static int chain_files(const struct daemon *d, struct signer_cert_set *chain,
+                       struct signer_cert_set *tls)
+{
+    size_t len = 0;
+    const char *pem = signer_ca_get_chain_pem(d->ca, &len);
+    int rc = signer_cert_set_parse(chain, pem, len);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: %s/chain.pem is damaged: %s\n", d->cfg.store_path,
+                strerror(-rc));
+        return 1;
+    }
+    char path[SERVICE_PATH_MAX + 32];
+    rc = signer_file_path(path, sizeof(path), d->cfg.store_path, SIGNER_FILE_SERVER_CRT);
+    if (rc == 0) {
+        rc = signer_cert_set_read(tls, path);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: %s cannot be read: %s\n", path, strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
+/* trust_anchors reads [server] device_trust, or, when it is empty, takes the store's own root
+ * (the last certificate of chain.pem, when it is self-signed). */
+static int trust_anchors(const struct daemon *d, struct signer_cert_set *anchors,
+                         const struct signer_cert_set *chain)
+{
+    if (d->cfg.device_trust[0] != '\0') {
+        int rc = signer_cert_set_read(anchors, d->cfg.device_trust);
+        if (rc != 0) {
+            fprintf(stderr,
+                    "certprovd: [server] device_trust %s cannot be read as PEM certificates: %s\n",
+                    d->cfg.device_trust,
+                    rc == -EBADMSG ? "no CERTIFICATE block, or a damaged one" : strerror(-rc));
+            return 1;
+        }
+        return 0;
+    }
+    anchors->num = 0;
+    const struct signer_der *last = &chain->certs[chain->num - 1];
+    if (signer_cert_self_signed(last)) {
+        memcpy(anchors->der[0], last->der, last->der_len);
+        anchors->certs[0] = (struct signer_der){.der = anchors->der[0], .der_len = last->der_len};
+        anchors->num = 1;
+    }
+    return 0;
+}
+
+/* chain_one checks one chain against the anchors: refuses with the broken link, warns when a
+ * certificate of it expires within 30 days. */
+static int chain_one(const struct daemon *d, const char *what, const struct signer_der *certs,
+                     size_t num, const struct signer_cert_set *anchors, bool target_is_ca)
+{
+    struct signer_chain_result r;
+    int64_t now = clock_real_s();
+    int rc = signer_chain_check(&r, certs, num, anchors->certs, anchors->num, now, target_is_ca);
+    if (rc != 0) {
+        char text[1024];
+        (void)signer_chain_result_format(text, sizeof(text), &r);
+        if (d->cfg.device_trust[0] != '\0') {
+            fprintf(stderr,
+                    "certprovd: the %s chain does not lead to a root of [server] device_trust "
+                    "(%s): %s\n",
+                    what, d->cfg.device_trust, text);
+        } else {
+            fprintf(stderr,
+                    "certprovd: the %s chain does not lead to the store's own root (chain.pem): "
+                    "%s\n",
+                    what, text);
+        }
+        return 1;
+    }
+    if (r.first_expiry_s - now < SIGNER_TLS_RENEW_S) {
+        char t[CLOCK_UTC_LEN];
+        clock_format_utc(t, r.first_expiry_s);
+        log_warn("certprovd: ca_chain_expires_soon chain=%s subject=\"%s\" not_after=%s", what,
+                 r.first_expiry_subject, t);
+    }
+    if (d->check) {
+        printf("trust: the %s chain leads to %s\n", what,
+               d->cfg.device_trust[0] != '\0' ? d->cfg.device_trust : "the store's own root");
+    }
+    return 0;
+}
+
+/* trust_check: the TLS chain (leaf .. root) and the issuing chain must each lead to one of the
+ * roots the devices trust (README, device_trust). tls_ok: the TLS leaf is current (with --check
+ * a leaf that start would reissue is not checked). */
+static int trust_check(const struct daemon *d, bool tls_ok)
+{
+    struct signer_cert_set *sets = calloc(3, sizeof(*sets));
+    if (sets == NULL) {
+        fprintf(stderr, "certprovd: out of memory\n");
+        return 1;
+    }
+    struct signer_cert_set *chain = &sets[0], *tls = &sets[1], *anchors = &sets[2];
+    int rc = chain_files(d, chain, tls);
+    if (rc == 0) {
+        rc = trust_anchors(d, anchors, chain);
+    }
+    if (rc == 0) {
+        rc = chain_one(d, "issuing", chain->certs, chain->num, anchors, true);
+    }
+    if (rc == 0 && tls_ok) {
+        /* What a device sees: the handshake's certificates, then the root of chain.pem. */
+        struct signer_der all[SIGNER_CHAIN_MAX];
+        size_t n = 0;
+        for (size_t i = 0; i < tls->num && n < SIGNER_CHAIN_MAX; i++) {
+            all[n++] = tls->certs[i];
+        }
+        if (n < SIGNER_CHAIN_MAX) {
+            all[n++] = chain->certs[chain->num - 1];
+        }
+        rc = chain_one(d, "TLS", all, n, anchors, false);
+    }
+    free(sets);
+    return rc;
 }
 
 /* check_daemon says whether a certprovd holds the store; neither answer fails --check. */
@@ -499,14 +675,27 @@ int main(int argc, char **argv)
      * which the store reports as full (503 StoreUnavailable, /readyz), not a killed daemon. */
     signal(SIGXFSZ, SIG_IGN);
     rc = open_parts(&d);
-    rc = rc != 0 ? rc : tls_open(&d);
     if (rc != 0) {
         goto out;
     }
+    bool tls_ok = false;
     if (d.check) {
         rc = check_chain(&d);
+        rc = rc != 0 ? rc : tls_leaf(&d, &tls_ok);
+        rc = rc != 0 ? rc : trust_check(&d, tls_ok);
+        /* The listener's context as the server would load it (ticket keys included), unless
+         * the certificate is reissued at start anyway. */
+        rc = rc != 0 || !tls_ok ? rc : tls_open(&d);
         check_daemon(&d);
         check_pools(&d);
+        goto out;
+    }
+    /* Before the engine: the handshake's certificate and the chains it leads to are right,
+     * then the TLS listener's context is loaded from them. */
+    rc = tls_leaf(&d, &tls_ok);
+    rc = rc != 0 ? rc : trust_check(&d, tls_ok);
+    rc = rc != 0 ? rc : tls_open(&d);
+    if (rc != 0) {
         goto out;
     }
     rc = start_publisher(&d);

@@ -391,3 +391,42 @@ Test(service_config, tls_keys, .init = setup, .fini = teardown)
     expect_error("[pool.p]\n[server]\nmax_handshakes = 0\n", "max_handshakes");
     expect_error("[pool.p]\n[server]\nticket_key_rotate_h = 169\n", "ticket_key_rotate_h");
 }
+
+Test(service_config, alt_names, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n"), 0, "%s", err);
+    cr_assert_eq(cfg.num_alt_names, 0);
+    const char *names[SIGNER_TLS_NAMES_MAX];
+    size_t num = 0;
+    service_config_tls_names(&cfg, names, &num);
+    cr_assert_eq(num, 1);
+    cr_assert_str_eq(names[0], "certprov1.example.com");
+    cr_assert_eq(load("[pool.p]\n[server]\nname = cp1.example.com\n"
+                      "alt_names = pool.example.com,lb.example.com  cp1  ; comment\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.num_alt_names, 3);
+    service_config_tls_names(&cfg, names, &num);
+    cr_assert_eq(num, 4);
+    cr_assert_str_eq(names[0], "cp1.example.com");
+    cr_assert_str_eq(names[1], "pool.example.com");
+    cr_assert_str_eq(names[2], "lb.example.com");
+    cr_assert_str_eq(names[3], "cp1");
+    cr_assert_eq(load("[pool.p]\n[server]\nalt_names =\n"), 0, "%s", err);
+    cr_assert_eq(cfg.num_alt_names, 0);
+    expect_error("[pool.p]\n[server]\nalt_names = a.example.com, b_c.example.com\n",
+                 ":3: [server] alt_names: 'b_c.example.com' is not a DNS host name");
+    expect_error("[pool.p]\n[server]\nalt_names = -a.example.com\n", "is not a DNS host name");
+    expect_error("[pool.p]\n[server]\nalt_names = a..example.com\n", "is not a DNS host name");
+    expect_error("[pool.p]\n[server]\nalt_names = a.example.com A.EXAMPLE.com\n",
+                 "'A.EXAMPLE.com' is given twice");
+    expect_error("[pool.p]\n[server]\nname = cp.example.com\nalt_names = CP.example.com\n",
+                 "'cp.example.com' is [server] name already");
+    expect_error("[pool.p]\n[server]\nalt_names = a b c d e f g h i j k l m n o p q\n",
+                 "more than 16 names");
+    cr_assert_eq(load("[pool.p]\n[server]\nalt_names = a b c d e f g h i j k l m n o p\n"), 0, "%s",
+                 err);
+    cr_assert_eq(cfg.num_alt_names, 16);
+    expect_error("[pool.p]\n[server]\nname = not a name\n",
+                 "[server] name 'not a name' is not a DNS");
+    expect_error("[pool.p]\n[server]\nname = x_y.example.com\n", "is not a DNS host name");
+}
