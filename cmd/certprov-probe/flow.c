@@ -237,6 +237,11 @@ static int step_connect_tls(struct run *r, struct probe_conn *c, X509 *cert, EVP
     }
     s = probe_step_begin(r->rep, "tls");
     if (probe_tls_handshake(c, r->err, sizeof(r->err), r->url.host, cert, key) != 0) {
+        if (cert != NULL && strstr(r->err, "NO_COMMON_SIGNATURE_ALGORITHMS") != NULL) {
+            return probe_step_fail(r->rep, s, NULL, r->err,
+                                   "the appliance accepts no signature algorithm of the client "
+                                   "certificate's key type: such phones cannot renew over mTLS");
+        }
         return probe_step_fail(r->rep, s, NULL, r->err,
                                "is this port the appliance's tls_listen (not its plain listen)? "
                                "certprovd's log says why a handshake failed");
