@@ -256,6 +256,26 @@ else
     bad "make an expired server certificate"
 fi
 
+# ---- a server that accepts and never answers: the probe gives up at --timeout ----
+SPORT=$(free_port) || exit 1
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); time.sleep(20)' "$SPORT" &
+SILENT=$!
+for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$SPORT") 2>/dev/null && break
+    sleep 0.05
+done
+t0=$(date +%s%N)
+probe 27182 bootstrap --target-uri "https://localhost:$SPORT" --phone-or-ext 1001 --pin-stdin \
+    --trust "$CA" --timeout 0.5
+ms=$((($(date +%s%N) - t0) / 1000000))
+verdict "a silent server" 1 Failure tls
+has "silent: says it timed out" "$T/p.out" "no answer within the timeout"
+[ "$ms" -lt 3000 ] && ok || bad "a silent server held the probe for $ms ms (--timeout 0.5)"
+kill $SILENT 2>/dev/null
+wait $SILENT 2>/dev/null
+
 # ---- a stopped server ----
 kill -TERM $PID
 wait $PID 2>/dev/null
