@@ -72,6 +72,25 @@ static void verdict(struct probe_report *rep, bool success)
     rep->latency_ms = (double)(clock_mono_ns() - rep->start_ns) / 1e6;
 }
 
+/* step_label is the step's name in the Diagnosis, in API.md §6's words ("TLS chain", "CSR"). */
+static const char *step_label(const char *name)
+{
+    static const struct {
+        const char *name;
+        const char *label;
+    } labels[] = {
+        {"dns", "DNS"},           {"chain-download", "chain download"},
+        {"tls", "TLS chain"},     {"csr", "CSR"},
+        {"enroll", "enrollment"}, {"clientauth", "client certificate"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(labels); i++) {
+        if (strcmp(name, labels[i].name) == 0) {
+            return labels[i].label;
+        }
+    }
+    return name;
+}
+
 int probe_step_fail(struct probe_report *rep, size_t i, const char *blame, const char *error,
                     const char *fmt, ...)
 {
@@ -80,7 +99,7 @@ int probe_step_fail(struct probe_report *rep, size_t i, const char *blame, const
     snprintf(rep->steps[i].detail, sizeof(rep->steps[i].detail), "%s", error);
     rep->failed = blame != NULL ? blame : rep->steps[i].name;
     snprintf(rep->error, sizeof(rep->error), "%s", error);
-    int n = snprintf(rep->diagnosis, sizeof(rep->diagnosis), "%s: ", rep->failed);
+    int n = snprintf(rep->diagnosis, sizeof(rep->diagnosis), "%s: ", step_label(rep->failed));
     ASSERT(n > 0 && (size_t)n < sizeof(rep->diagnosis));
     va_list ap;
     va_start(ap, fmt);
@@ -239,8 +258,9 @@ static void usage(FILE *out)
         "Output: TargetUri, TargetFqdn, Result (Success/Failure), Latency, Error, Diagnosis\n"
         "(\"STEP: what happened; what to do\"), the certificate's Serial, each step with its\n"
         "latency, and notes. Steps: dns, trust or chain-download, credentials, connect, tls, csr,\n"
-        "enroll (failures are blamed on authentication, csr or signing by the appliance's Code),\n"
-        "certificate, clientauth.\n"
+        "enroll (a refusal is blamed on authentication, csr or signing by the appliance's Code),\n"
+        "certificate, clientauth; the Diagnosis names them in words (DNS, TLS chain, CSR, ...),\n"
+        "--json's FailedStep by name.\n"
         "\n"
         "Exit status: 0 success (every repetition), 1 a step failed, 2 usage error.\n");
 }

@@ -65,6 +65,8 @@ verdict() {
         same "$1: the step blamed" "$(field Diagnosis | cut -d: -f1)" "$4"
     fi
 }
+# (The Diagnosis names the step in API.md's words: DNS, connect, TLS chain, authentication, CSR,
+# signing, certificate, client certificate; --json's FailedStep has the step's name.)
 BOOT=(bootstrap --target-uri "$URL" --phone-or-ext 1001 --pin-stdin)
 
 # ---- healthy over TLS: the chain downloaded over plain HTTP, as a phone does ----
@@ -137,10 +139,10 @@ verdict "after the unlock" 0 Success
 
 # ---- CSRs refused by policy ----
 probe 27182 "${BOOT[@]}" --user-sip-address sip:alice@example.com --trust "$CA" --key-type rsa1024
-verdict "an RSA-1024 CSR" 1 Failure csr
+verdict "an RSA-1024 CSR" 1 Failure CSR
 has "RSA-1024: BadCsr with the server's reason" "$T/p.out" "400 BadCsr: RSA key size must be"
 probe 27182 "${BOOT[@]}" --user-sip-address sip:bob@example.com --trust "$CA"
-verdict "another user's --user-sip-address" 1 Failure csr
+verdict "another user's --user-sip-address" 1 Failure CSR
 has "IdentityMismatch and what to do" "$T/p.out" "403 IdentityMismatch: .*--user-sip-address"
 probe 27182 "${BOOT[@]}" --user-sip-address sip:alice@example.com --trust "$CA" --key-type ed25519
 # An Ed25519 certificate renews over mTLS too (the handshake once failed: no Ed25519 in the
@@ -151,8 +153,8 @@ verdict "an Ed25519 CSR is accepted, and its certificate renews over mTLS" 0 Suc
 sed 's/^path = store$/path = other/' "$T/certprov.ini" >"$T/other.ini"
 "$CTL" -c "$T/other.ini" ca init >/dev/null
 probe 27182 "${BOOT[@]}" --user-sip-address sip:alice@example.com --trust "$T/other/chain.pem"
-verdict "another CA's root" 1 Failure tls
-has "untrusted: names the missing issuer" "$T/p.out" "^Diagnosis  : tls: the issuer \"CN=certprov Root CA,O=localhost\" of the issuing CA .* is missing"
+verdict "another CA's root" 1 Failure "TLS chain"
+has "untrusted: names the missing issuer" "$T/p.out" "^Diagnosis  : TLS chain: the issuer \"CN=certprov Root CA,O=localhost\" of the issuing CA .* is missing"
 has "untrusted: same name, another key" "$T/p.out" "holds a certificate of that name .* with another key"
 has "untrusted: nothing was enrolled" "$T/p.out" "^  tls .* FAILED"
 [ "$(grep -c '^  enroll' "$T/p.out")" = 0 ] && ok || bad "the PIN was sent over an untrusted chain"
@@ -161,13 +163,13 @@ has "untrusted: nothing was enrolled" "$T/p.out" "^  tls .* FAILED"
 probe "" chain --target-uri "$URL" --trust "$CA"
 verdict "chain: healthy" 0 Success
 probe "" chain --target-uri "$URL" --trust "$T/store/ca/issuing.crt"
-verdict "chain: only the issuing CA trusted" 1 Failure tls
+verdict "chain: only the issuing CA trusted" 1 Failure "TLS chain"
 has "chain: names the absent root" "$T/p.out" "the issuer \"CN=certprov Root CA,O=localhost\" of the issuing CA \"CN=certprov Issuing CA,O=localhost\" is missing: the server did not send it and --trust .*issuing.crt does not hold it"
 probe "" chain --target-uri "https://127.0.0.1:$TPORT" --trust "$CA"
-verdict "chain: another host name" 1 Failure tls
+verdict "chain: another host name" 1 Failure "TLS chain"
 has "chain: the names the certificate carries" "$T/p.out" "names DNS:localhost, not 127.0.0.1"
 probe "" chain --target-uri "https://localhost:$PORT" --trust "$CA"
-verdict "chain: the plain port" 1 Failure tls
+verdict "chain: the plain port" 1 Failure "TLS chain"
 has "chain: not a TLS port" "$T/p.out" "tls_listen \(not its plain listen\)"
 
 # ---- clientauth ----
@@ -184,7 +186,7 @@ openssl req -x509 -new -key "$T/b.key" -subj "/CN=bob@example.com" -days 30 \
     -addext "subjectAltName=URI:sip:bob@example.com" -addext "extendedKeyUsage=clientAuth" \
     -out "$T/forged.crt" 2>/dev/null
 probe "" clientauth --target-uri "$URL" --cert "$T/forged.crt" --key "$T/b.key" --trust "$CA"
-verdict "clientauth with another CA's certificate" 1 Failure clientauth
+verdict "clientauth with another CA's certificate" 1 Failure "client certificate"
 has "clientauth: the server's reason" "$T/p.out" "401 AuthenticationFailed: .*not issued by this appliance"
 probe "" clientauth --target-uri "$URL" --cert "$T/b.crt" --key "$T/other/ca/issuing.key" --trust "$CA"
 verdict "clientauth with a key of another certificate" 1 Failure credentials
@@ -248,10 +250,10 @@ if openssl ca -batch -config "$T/eca/ca.cnf" -cert "$T/store/ca/issuing.crt" \
     cp "$T/eca/server.key" "$T/store/tls/server.key"
     start || bad "certprovd restarted with the expired certificate"
     probe 27182 "${BOOT[@]}" --user-sip-address sip:alice@example.com --trust "$CA"
-    verdict "expired server certificate" 1 Failure tls
-    has "expired: which certificate and when" "$T/p.out" "^Diagnosis  : tls: the server's certificate \"CN=localhost\" expired at 2020-02-01T00:00:00Z; replace the TLS server certificate"
+    verdict "expired server certificate" 1 Failure "TLS chain"
+    has "expired: which certificate and when" "$T/p.out" "^Diagnosis  : TLS chain: the server's certificate \"CN=localhost\" expired at 2020-02-01T00:00:00Z; replace the TLS server certificate"
     probe "" chain --target-uri "$URL" --trust "$CA"
-    verdict "chain: expired server certificate" 1 Failure tls
+    verdict "chain: expired server certificate" 1 Failure "TLS chain"
 else
     bad "make an expired server certificate"
 fi
@@ -270,7 +272,7 @@ t0=$(date +%s%N)
 probe 27182 bootstrap --target-uri "https://localhost:$SPORT" --phone-or-ext 1001 --pin-stdin \
     --trust "$CA" --timeout 0.5
 ms=$((($(date +%s%N) - t0) / 1000000))
-verdict "a silent server" 1 Failure tls
+verdict "a silent server" 1 Failure "TLS chain"
 has "silent: says it timed out" "$T/p.out" "no answer within the timeout"
 [ "$ms" -lt 3000 ] && ok || bad "a silent server held the probe for $ms ms (--timeout 0.5)"
 kill $SILENT 2>/dev/null
