@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/mem.h>
 #include <openssl/ssl.h>
 
 #include "base/base.h"
@@ -396,6 +397,7 @@ int probe_http_exchange(struct probe_conn *c, struct probe_http *resp, char *err
     n += snprintf(head + n, sizeof(head) - (size_t)n,
                   body != NULL ? "Content-Length: %zu\r\n\r\n" : "\r\n", body_len);
     int rc = conn_write(c, err, err_len, head, (size_t)n);
+    OPENSSL_cleanse(head, sizeof(head)); /* it may hold Basic credentials: the PIN */
     if (rc == 0 && body != NULL) {
         rc = conn_write(c, err, err_len, body, body_len);
     }
