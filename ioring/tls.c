@@ -524,6 +524,19 @@ static int ctx_load_client_ca(struct ioring_tls *t, const char *file, char *err)
         err_set(err, "cannot set the client certificate policy: %s", ssl_reason());
         return -ENOMEM;
     }
+    /* The client's CertificateVerify: BoringSSL's default list lacks Ed25519, so a phone whose
+     * certificate has the Ed25519 key we issue for (README, keys accepted) could never renew
+     * over mTLS (the handshake fails with NO_COMMON_SIGNATURE_ALGORITHMS; found by
+     * certprov-probe). The default list otherwise, without SHA-1. */
+    static const uint16_t verify_algs[] = {
+        SSL_SIGN_ECDSA_SECP256R1_SHA256, SSL_SIGN_RSA_PSS_RSAE_SHA256, SSL_SIGN_RSA_PKCS1_SHA256,
+        SSL_SIGN_ECDSA_SECP384R1_SHA384, SSL_SIGN_RSA_PSS_RSAE_SHA384, SSL_SIGN_RSA_PKCS1_SHA384,
+        SSL_SIGN_RSA_PSS_RSAE_SHA512,    SSL_SIGN_RSA_PKCS1_SHA512,    SSL_SIGN_ED25519,
+    };
+    if (SSL_CTX_set_verify_algorithm_prefs(t->ctx, verify_algs, ARRAY_LEN(verify_algs)) != 1) {
+        err_set(err, "cannot set the client signature algorithms: %s", ssl_reason());
+        return -ENOMEM;
+    }
     SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, verify_cb);
     t->client_auth = true;
     return 0;

@@ -1,0 +1,705 @@
+/* certprov-probe: the commands as steps. bootstrap is a phone's first sign-in
+ * (Test-CsPhoneBootstrap): DNS, trust (the --trust file, or the chain the appliance serves over
+ * plain HTTP), connect, the TLS chain, a fresh key and CSR, SOAP enrollment with the PIN, the
+ * certificate returned, and a renewal over mTLS with it (Test-CsClientAuth). clientauth is that
+ * last part with a certificate the operator gives; chain is the TLS chain alone. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <openssl/base64.h>
+#include <openssl/err.h>
+#include <openssl/mem.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "base/base.h"
+#include "cmd/certprov-probe/probe.h"
+
+#define FLOW_CSR_MAX 4096u
+/* The probe's DeviceId ("PROBE" in hex), so that its enrollments are told apart in the log. */
+#define FLOW_DEVICE_ID "{50524F42-4500-4000-8000-000000000001}"
+#define NS_WSSE "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+
+/* One repetition's state. */
+struct run {
+    struct probe_report *rep;
+    const struct probe_options *o;
+    uint8_t *body;
+    struct probe_url url;
+    struct sockaddr_storage addr;
+    uint32_t addr_len;
+    STACK_OF(X509) * roots;     /* trusted */
+    STACK_OF(X509) * untrusted; /* intermediates seen: the chain downloaded, the TLS chain */
+    char trust_label[PROBE_PATH_MAX + 64];
+    char err[PROBE_TEXT_MAX];
+    char renewed[80]; /* the serial of the renewal's certificate */
+};
+
+static void run_cleanup(struct run *r)
+{
+    sk_X509_pop_free(r->roots, X509_free);
+    r->roots = NULL;
+    sk_X509_pop_free(r->untrusted, X509_free);
+    r->untrusted = NULL;
+}
+
+static void add_untrusted(struct run *r, STACK_OF(X509) * certs)
+{
+    if (r->untrusted == NULL) {
+        r->untrusted = sk_X509_new_null();
+    }
+    for (size_t i = 0; r->untrusted != NULL && i < sk_X509_num(certs); i++) {
+        X509 *x = sk_X509_value(certs, i);
+        if (sk_X509_num(r->untrusted) < 4 * PROBE_CERTS_MAX && sk_X509_push(r->untrusted, x)) {
+            X509_up_ref(x);
+        }
+    }
+}
+
+static const char *sign_in_name(const char *uri)
+{
+    return strncasecmp(uri, "sip:", 4) == 0 ? uri + 4 : uri;
+}
+
+/* ---- steps shared by the commands ---- */
+
+static int step_dns(struct run *r)
+{
+    size_t s = probe_step_begin(r->rep, "dns");
+    if (probe_resolve(&r->addr, &r->addr_len, r->err, sizeof(r->err), r->url.host, r->url.port) !=
+        0) {
+        return probe_step_fail(r->rep, s, NULL, r->err,
+                               "check the name in --target-uri and this machine's DNS (the pool's "
+                               "FQDN must resolve to the appliance or its balancer)");
+    }
+    char ip[INET6_ADDRSTRLEN] = "?";
+    const struct sockaddr *sa = (const struct sockaddr *)&r->addr;
+    const void *a = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    (void)inet_ntop(sa->sa_family, a, ip, sizeof(ip));
+    probe_step_ok(r->rep, s, "%s is %s", r->url.host, ip);
+    return 0;
+}
+
+static int connect_to(struct run *r, struct probe_conn *c, size_t s, const struct probe_url *u,
+                      const void *addr, uint32_t addr_len)
+{
+    int rc = probe_tcp_connect(c, addr, addr_len, r->o->timeout_ms);
+    if (rc == 0) {
+        return 0;
+    }
+    probe_fmt(r->err, sizeof(r->err), "cannot connect to %s port %u: %s", u->host, u->port,
+              rc == -ETIMEDOUT ? "no answer within the timeout" : strerror(-rc));
+    return probe_step_fail(r->rep, s, NULL, r->err, "%s",
+                           rc == -ECONNREFUSED
+                               ? "nothing listens there: is certprovd running (systemctl status "
+                                 "certprovd) and is the port its [server] listen or tls_listen?"
+                               : "the appliance or its balancer cannot be reached: check the "
+                                 "address, the port and the firewalls on the way");
+}
+
+/* chain_download fetches the chain the appliance serves over plain HTTP, as a phone does before
+ * it can check TLS, and trusts its root (trust on first use; --trust checks a known root). */
+static int step_chain_download(struct run *r)
+{
+    size_t s = probe_step_begin(r->rep, "chain-download");
+    struct probe_url cu = {0};
+    if (r->o->chain_url != NULL) {
+        if (probe_url_parse(&cu, r->err, sizeof(r->err), r->o->chain_url, PROBE_CHAIN_PATH) != 0) {
+            return probe_step_fail(r->rep, s, NULL, r->err, "give --chain-url as http://HOST:PORT");
+        }
+    } else {
+        cu = r->url;
+        cu.tls = false;
+        /* A phone fetches http://POOL/CertProv/chain.pem: port 80, or 8080 beside 8443 (the
+         * ports of `make run`); anything else needs --chain-url. */
+        cu.port = r->url.tls ? (r->url.port == 8443 ? 8080 : 80) : r->url.port;
+        (void)base_str_copy(cu.path, sizeof(cu.path), PROBE_CHAIN_PATH);
+    }
+    char text[PROBE_URI_MAX];
+    probe_url_format(text, sizeof(text), &cu);
+    struct sockaddr_storage addr;
+    uint32_t addr_len = 0;
+    struct probe_conn c = {0};
+    struct probe_http resp = {.body = r->body};
+    int rc = -1;
+    if (probe_resolve(&addr, &addr_len, r->err, sizeof(r->err), cu.host, cu.port) != 0) {
+        rc = probe_step_fail(r->rep, s, NULL, r->err, "check the host of --chain-url");
+        goto out;
+    }
+    if (connect_to(r, &c, s, &cu, &addr, addr_len) != 0) {
+        goto out;
+    }
+    if (cu.tls && probe_tls_handshake(&c, r->err, sizeof(r->err), cu.host, NULL, NULL) != 0) {
+        rc = probe_step_fail(r->rep, s, NULL, r->err, "give --chain-url the plain http:// URL");
+        goto out;
+    }
+    if (probe_http_exchange(&c, &resp, r->err, sizeof(r->err), "GET", cu.host, cu.path, NULL, NULL,
+                            NULL, 0) != 0) {
+        rc = probe_step_fail(r->rep, s, NULL, r->err, "%s did not answer with the chain", text);
+        goto out;
+    }
+    STACK_OF(X509) *certs = NULL;
+    if (resp.status != 200 || probe_certs_read_pem(&certs, resp.body, resp.body_len) != 0) {
+        probe_fmt(r->err, sizeof(r->err), "GET %s answered %d without a PEM chain", text,
+                  resp.status);
+        rc = probe_step_fail(r->rep, s, NULL, r->err,
+                             "the appliance serves its chain at %s on its plain listen; give "
+                             "--chain-url, or --trust with the root the phones trust",
+                             PROBE_CHAIN_PATH);
+        goto out;
+    }
+    r->roots = probe_self_signed_only(certs);
+    add_untrusted(r, certs);
+    sk_X509_pop_free(certs, X509_free);
+    if (r->roots == NULL || sk_X509_num(r->roots) == 0) {
+        probe_fmt(r->err, sizeof(r->err), "the chain at %s holds no root (self-signed) certificate",
+                  text);
+        rc = probe_step_fail(r->rep, s, NULL, r->err,
+                             "the appliance's chain.pem must end in its root: see certprovctl ca "
+                             "show; or give --trust");
+        goto out;
+    }
+    char root[256];
+    probe_name(root, sizeof(root), X509_get_subject_name(sk_X509_value(r->roots, 0)));
+    probe_fmt(r->trust_label, sizeof(r->trust_label), "the chain downloaded from %s", text);
+    probe_step_ok(r->rep, s, "root \"%s\" from %s", root, text);
+    probe_note(r->rep,
+               "no --trust: the root \"%s\" of the chain downloaded over plain HTTP from %s was "
+               "trusted, as a phone does (give --trust with the root you know to check it)",
+               root, text);
+    rc = 0;
+out:
+    probe_conn_close(&c);
+    return rc;
+}
+
+static int step_trust(struct run *r)
+{
+    if (r->o->trust == NULL) {
+        return step_chain_download(r);
+    }
+    size_t s = probe_step_begin(r->rep, "trust");
+    STACK_OF(X509) *certs = NULL;
+    int rc = probe_certs_read_file(&certs, r->o->trust);
+    if (rc != 0) {
+        probe_fmt(r->err, sizeof(r->err), "cannot read --trust %s: %s", r->o->trust,
+                  rc == -EBADMSG ? "no PEM certificate in it, or a damaged one" : strerror(-rc));
+        return probe_step_fail(r->rep, s, NULL, r->err,
+                               "give --trust a PEM file with the root (e.g. the appliance's "
+                               "<store>/chain.pem)");
+    }
+    r->roots = certs;
+    probe_fmt(r->trust_label, sizeof(r->trust_label), "--trust %s", r->o->trust);
+    probe_step_ok(r->rep, s, "%zu certificate(s) from %s", sk_X509_num(certs), r->o->trust);
+    return 0;
+}
+
+/* chain_advice says what to do about a chain failure of kind `err`. */
+static const char *chain_advice(int err)
+{
+    switch (err) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return "replace the TLS server certificate (<store>/tls/server.crt and server.key, "
+               "signed by the issuing CA) and restart certprovd; certprovd --check says when it "
+               "expires";
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return "use the name the certificate carries in --target-uri, or issue the server "
+               "certificate for this name ([server] name)";
+    default:
+        return "give --trust the root the phones trust (the appliance's <store>/chain.pem), or "
+               "make the server send a chain that leads to it (<store>/tls/server.crt holds the "
+               "server certificate and the issuing CA)";
+    }
+}
+
+/* step_connect_tls connects (step "connect") and, for https, runs the handshake with the client
+ * certificate if any and checks the chain (step "tls"). */
+static int step_connect_tls(struct run *r, struct probe_conn *c, X509 *cert, EVP_PKEY *key)
+{
+    size_t s = probe_step_begin(r->rep, "connect");
+    if (connect_to(r, c, s, &r->url, &r->addr, r->addr_len) != 0) {
+        return -1;
+    }
+    probe_step_ok(r->rep, s, "%s port %u", r->url.host, r->url.port);
+    if (!r->url.tls) {
+        return 0;
+    }
+    s = probe_step_begin(r->rep, "tls");
+    if (probe_tls_handshake(c, r->err, sizeof(r->err), r->url.host, cert, key) != 0) {
+        if (cert != NULL && strstr(r->err, "NO_COMMON_SIGNATURE_ALGORITHMS") != NULL) {
+            return probe_step_fail(r->rep, s, NULL, r->err,
+                                   "the appliance accepts no signature algorithm of the client "
+                                   "certificate's key type: such phones cannot renew over mTLS");
+        }
+        return probe_step_fail(r->rep, s, NULL, r->err,
+                               "is this port the appliance's tls_listen (not its plain listen)? "
+                               "certprovd's log says why a handshake failed");
+    }
+    STACK_OF(X509) *chain = SSL_get_peer_full_cert_chain(c->ssl);
+    char why[PROBE_TEXT_MAX];
+    int x509_err = 0;
+    if (probe_chain_check(why, sizeof(why), &x509_err, chain, r->roots, r->url.host,
+                          r->trust_label) != 0) {
+        probe_fmt(r->err, sizeof(r->err), "TLS chain: %s", why);
+        return probe_step_fail(r->rep, s, NULL, r->err, "%s; %s", why, chain_advice(x509_err));
+    }
+    add_untrusted(r, chain);
+    char leaf[256];
+    probe_name(leaf, sizeof(leaf), X509_get_subject_name(sk_X509_value(chain, 0)));
+    probe_step_ok(r->rep, s, "%s, %s, \"%s\" verifies against %s", SSL_get_version(c->ssl),
+                  SSL_get_cipher_name(c->ssl), leaf, r->trust_label);
+    return 0;
+}
+
+/* ---- enrollment ---- */
+
+/* soap_envelope writes GetAndPublishCert for `entity` with the CSR, and a WS-Security
+ * UsernameToken when `login` is given (the PIN: the buffer holds a secret then). */
+static int soap_envelope(char *out, size_t cap, size_t *out_len, const char *entity,
+                         const uint8_t *csr, size_t csr_len, const char *login, const char *pin)
+{
+    char b64[FLOW_CSR_MAX * 2];
+    size_t b64_len = base_b64_encode(b64, sizeof(b64), csr, csr_len);
+    ASSERT(b64_len > 0);
+    int n = snprintf(
+        out, cap,
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\">%s%s%s%s%s"
+        "<s:Body><GetAndPublishCert xmlns=\"http://schemas.microsoft.com/OCS/AuthWebServices/\" "
+        "DeviceId=\"" FLOW_DEVICE_ID "\" Entity=\"%s\">"
+        "<wst:RequestSecurityToken xmlns:wst=\"http://docs.oasis-open.org/ws-sx/ws-trust/200512\">"
+        "<wst:TokenType>http://docs.oasis-open.org/wss/2004/01/"
+        "oasis-200401-wss-x509-token-profile-1.0#X509v3</wst:TokenType>"
+        "<wst:RequestType>http://docs.oasis-open.org/ws-sx/ws-trust/200512/Issue</wst:RequestType>"
+        "<wsse:BinarySecurityToken xmlns:wsse=\"" NS_WSSE "\" "
+        "ValueType=\"http://schemas.microsoft.com/OCS/AuthWebServices.xsd#PKCS10\">%s"
+        "</wsse:BinarySecurityToken></wst:RequestSecurityToken></GetAndPublishCert></s:Body>"
+        "</s:Envelope>",
+        login != NULL ? "<s:Header><wsse:Security xmlns:wsse=\"" NS_WSSE "\"><wsse:UsernameToken>"
+                        "<wsse:Username>"
+                      : "",
+        login != NULL ? login : "", login != NULL ? "</wsse:Username><wsse:Password>" : "",
+        login != NULL ? pin : "",
+        login != NULL ? "</wsse:Password></wsse:UsernameToken></wsse:Security></s:Header>" : "",
+        entity, b64);
+    if (n <= 0 || (size_t)n >= cap) {
+        return -E2BIG;
+    }
+    *out_len = (size_t)n;
+    return 0;
+}
+
+/* code_advice: the step a refusal belongs to and what the operator does about it. */
+static const char *code_blame(const char *code)
+{
+    if (strcmp(code, "AuthenticationFailed") == 0 || strcmp(code, "PinLocked") == 0) {
+        return "authentication";
+    }
+    if (strcmp(code, "BadCsr") == 0 || strcmp(code, "CsrSignatureInvalid") == 0 ||
+        strcmp(code, "IdentityMismatch") == 0) {
+        return "csr";
+    }
+    return "signing";
+}
+
+static void code_advice(char *out, size_t cap, const char *code, const char *uri, bool mtls)
+{
+    char u[PROBE_URI_MAX];
+    if (uri == NULL) {
+        (void)base_str_copy(u, sizeof(u), "<the user's sip: URI>");
+    } else {
+        probe_fmt(u, sizeof(u), "%s%s", strncasecmp(uri, "sip:", 4) == 0 ? "" : "sip:", uri);
+    }
+    if (strcmp(code, "PinLocked") == 0) {
+        probe_fmt(out, cap, "unlock with certprovctl user unlock %s (or wait for the lock to end)",
+                  u);
+    } else if (strcmp(code, "AuthenticationFailed") == 0 && mtls) {
+        probe_fmt(out, cap,
+                  "the client certificate must come from this appliance's issuing CA, be valid "
+                  "now, and name a user that exists (certprovctl user show %s)",
+                  u);
+    } else if (strcmp(code, "AuthenticationFailed") == 0) {
+        probe_fmt(out, cap,
+                  "check the phone number or extension and the PIN: certprovctl user show %s "
+                  "shows the user, certprovctl user set-pin sets a new PIN",
+                  u);
+    } else if (strcmp(code, "IdentityMismatch") == 0) {
+        probe_fmt(out, cap,
+                  "--user-sip-address (the Entity and the CSR's CN) must be the URI of the user "
+                  "of that phone number or extension: certprovctl user list");
+    } else if (strcmp(code, "BadCsr") == 0 || strcmp(code, "CsrSignatureInvalid") == 0) {
+        probe_fmt(out, cap,
+                  "the appliance's policy refused the CSR (README: The certificate, keys "
+                  "accepted); phones of this model need a key and hash it accepts");
+    } else if (strcmp(code, "RateLimited") == 0) {
+        probe_fmt(out, cap,
+                  "the user had [profile] max_certs_per_user_per_day certificates in 24 hours: "
+                  "wait for Retry-After, or raise the limit");
+    } else if (strcmp(code, "StoreUnavailable") == 0 || strcmp(code, "SigningUnavailable") == 0) {
+        probe_fmt(out, cap, "GET /readyz on the appliance says why; then its log");
+    } else if (strcmp(code, "Overloaded") == 0) {
+        probe_fmt(out, cap, "the appliance is at a bound (max_inflight): retry, then add capacity");
+    } else {
+        probe_fmt(out, cap, "the appliance's log (journalctl -u certprovd) says what happened");
+    }
+}
+
+/* refused turns a non-200 answer into the verdict of step s. */
+static int refused(struct run *r, size_t s, const struct probe_http *resp, const char *what,
+                   const char *uri, bool mtls)
+{
+    char code[64] = "";
+    char reason[PROBE_TEXT_MAX / 2] = "";
+    probe_soap_error(code, sizeof(code), reason, sizeof(reason), (const char *)resp->body);
+    if (code[0] == '\0') {
+        /* EST and other routes answer "CODE: TEXT" as text/plain. */
+        const char *colon = strstr((const char *)resp->body, ": ");
+        size_t len = colon != NULL ? (size_t)(colon - (const char *)resp->body) : 0;
+        if (len > 0 && len < sizeof(code) &&
+            strspn((const char *)resp->body,
+                   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == len) {
+            memcpy(code, resp->body, len);
+            code[len] = '\0';
+            probe_fmt(reason, sizeof(reason), "%.*s", (int)strcspn(colon + 2, "\r\n"), colon + 2);
+        }
+    }
+    if (code[0] == '\0') {
+        probe_fmt(code, sizeof(code), "HTTP%d", resp->status);
+        probe_fmt(reason, sizeof(reason), "no ErrorInfo in the answer");
+    }
+    probe_fmt(r->err, sizeof(r->err), "%s: %d %s: %s%s%s", what, resp->status, code, reason,
+              resp->diagnostics[0] != '\0' ? " (X-Ms-diagnostics: " : "",
+              resp->diagnostics[0] != '\0' ? resp->diagnostics : "");
+    if (resp->diagnostics[0] != '\0') {
+        size_t l = strlen(r->err);
+        probe_fmt(r->err + l, sizeof(r->err) - l, ")");
+    }
+    char advice[PROBE_TEXT_MAX / 2];
+    code_advice(advice, sizeof(advice), code, uri, mtls);
+    return probe_step_fail(r->rep, s, mtls ? "clientauth" : code_blame(code), r->err,
+                           "the appliance answered %d %s: %s; %s", resp->status, code, reason,
+                           advice);
+}
+
+/* step_csr makes a fresh key and its CSR (CN = the sign-in name when known). */
+static int step_csr(struct run *r, EVP_PKEY **out_key, uint8_t *csr, size_t *csr_len,
+                    enum probe_key_type type, const char *cn)
+{
+    static const char *const names[] = {"P-256", "P-384", "RSA-2048", "RSA-1024", "Ed25519"};
+    size_t s = probe_step_begin(r->rep, "csr");
+    EVP_PKEY *key = probe_key_new(type);
+    if (key == NULL || probe_csr_new(csr, csr_len, FLOW_CSR_MAX, key, cn) != 0) {
+        EVP_PKEY_free(key);
+        ERR_clear_error();
+        return probe_step_fail(r->rep, s, NULL, "cannot generate a key and CSR",
+                               "a fault of this machine's BoringSSL (out of memory?)");
+    }
+    *out_key = key;
+    probe_step_ok(r->rep, s, "fresh %s key, CSR of %zu bytes, %s%s", names[type], *csr_len,
+                  cn != NULL ? "CN=" : "no CN", cn != NULL ? cn : "");
+    return 0;
+}
+
+/* enroll sends the CSR (SOAP with `entity`, or EST simpleenroll when entity is NULL) on the open
+ * connection `c` and returns the certificate of a 200 answer in *out. */
+static int enroll(struct run *r, struct probe_conn *c, size_t s, X509 **out, const char *entity,
+                  const uint8_t *csr, size_t csr_len, bool with_pin, const char *what)
+{
+    static char req[PROBE_REQ_MAX];
+    size_t req_len = 0;
+    struct probe_http resp = {.body = r->body};
+    char auth[160] = "";
+    int rc = 0;
+    if (entity != NULL) {
+        rc = soap_envelope(req, sizeof(req), &req_len, entity, csr, csr_len,
+                           with_pin ? r->o->login : NULL, r->o->pin);
+        ASSERT(rc == 0);
+        rc = probe_http_exchange(c, &resp, r->err, sizeof(r->err), "POST", r->url.host, r->url.path,
+                                 "text/xml; charset=utf-8", NULL, req, req_len);
+    } else {
+        /* No Entity known: EST simpleenroll with HTTP Basic (RFC 7030 §3.2.3). */
+        char cred[PROBE_LOGIN_MAX + PROBE_PIN_MAX + 2];
+        int n = snprintf(cred, sizeof(cred), "%s:%s", r->o->login, r->o->pin);
+        ASSERT(n > 0 && (size_t)n < sizeof(cred));
+        n = snprintf(auth, sizeof(auth), "Authorization: Basic ");
+        base_b64_encode(auth + n, sizeof(auth) - (size_t)n, (const uint8_t *)cred, strlen(cred));
+        OPENSSL_cleanse(cred, sizeof(cred));
+        req_len = base_b64_encode(req, sizeof(req), csr, csr_len);
+        rc = probe_http_exchange(c, &resp, r->err, sizeof(r->err), "POST", r->url.host,
+                                 "/.well-known/est/simpleenroll", "application/pkcs10", auth, req,
+                                 req_len);
+    }
+    OPENSSL_cleanse(req, sizeof(req));
+    OPENSSL_cleanse(auth, sizeof(auth));
+    if (rc != 0) {
+        return probe_step_fail(r->rep, s, NULL, r->err,
+                               "%s: the appliance took the connection but gave no answer (a "
+                               "timeout: raise --timeout, or see the appliance's log)",
+                               what);
+    }
+    if (resp.status != 200) {
+        return refused(r, s, &resp, what, r->o->sip != NULL ? r->o->sip : entity, !with_pin);
+    }
+    X509 *x = entity != NULL ? probe_soap_cert((const char *)resp.body)
+                             : probe_est_cert(resp.body, resp.body_len);
+    if (x == NULL) {
+        probe_fmt(r->err, sizeof(r->err), "%s: 200 without a readable certificate (%s)", what,
+                  resp.content_type);
+        return probe_step_fail(r->rep, s, "signing", r->err,
+                               "the answer is not a GetAndPublishCertResponse with a certificate: "
+                               "is --target-uri the CertProv service of a certprov appliance?");
+    }
+    *out = x;
+    return 0;
+}
+
+/* step_certificate checks what enrollment returned. */
+static int step_certificate(struct run *r, char *serial, size_t serial_len, X509 *cert,
+                            EVP_PKEY *key, const char *want_uri)
+{
+    size_t s = probe_step_begin(r->rep, "certificate");
+    char why[PROBE_TEXT_MAX];
+    if (probe_cert_check(why, sizeof(why), serial, serial_len, cert, key, r->roots, r->untrusted,
+                         want_uri) != 0) {
+        return probe_step_fail(r->rep, s, NULL, why,
+                               "the appliance issued a certificate the phone cannot use: %s; "
+                               "check its CA (certprovctl ca show) against the trusted root",
+                               why);
+    }
+    probe_step_ok(r->rep, s, "%s", why);
+    return 0;
+}
+
+/* step_renew: a client-certificate request with `cert`/`key` on a new connection (SOAP
+ * GetAndPublishCert without a PIN), and the certificate it returns. */
+static int step_renew(struct run *r, X509 *cert, EVP_PKEY *key, const char *entity,
+                      const char *old_serial)
+{
+    struct probe_conn c = {0};
+    EVP_PKEY *nkey = NULL;
+    X509 *renewed = NULL;
+    uint8_t csr[FLOW_CSR_MAX];
+    size_t csr_len = 0;
+    int rc = -1;
+    if (step_connect_tls(r, &c, cert, key) != 0 ||
+        step_csr(r, &nkey, csr, &csr_len, PROBE_KEY_P256, entity) != 0) {
+        goto out;
+    }
+    size_t s = probe_step_begin(r->rep, "clientauth");
+    if (enroll(r, &c, s, &renewed, entity, csr, csr_len, false, "renewal by client certificate") !=
+        0) {
+        goto out;
+    }
+    char serial[80];
+    char why[PROBE_TEXT_MAX];
+    if (probe_cert_check(why, sizeof(why), serial, sizeof(serial), renewed, nkey, r->roots,
+                         r->untrusted, entity) != 0) {
+        rc =
+            probe_step_fail(r->rep, s, NULL, why, "the renewed certificate is not usable: %s", why);
+        goto out;
+    }
+    if (old_serial != NULL && strcmp(serial, old_serial) == 0) {
+        rc = probe_step_fail(r->rep, s, NULL, "the renewal returned the old certificate",
+                             "the appliance must issue a new certificate on renewal");
+        goto out;
+    }
+    if (r->rep->serial[0] == '\0') { /* bootstrap keeps the serial it enrolled */
+        (void)base_str_copy(r->rep->serial, sizeof(r->rep->serial), serial);
+    }
+    (void)base_str_copy(r->renewed, sizeof(r->renewed), serial);
+    probe_step_ok(r->rep, s, "SOAP GetAndPublishCert without a PIN over mTLS: %s", why);
+    rc = 0;
+out:
+    X509_free(renewed);
+    EVP_PKEY_free(nkey);
+    probe_conn_close(&c);
+    return rc;
+}
+
+static int run_start(struct run *r, struct probe_report *rep, const struct probe_options *o,
+                     uint8_t *body)
+{
+    *r = (struct run){.rep = rep, .o = o, .body = body};
+    char err[PROBE_TEXT_MAX];
+    int rc = probe_url_parse(&r->url, err, sizeof(err), o->target, PROBE_SOAP_PATH);
+    ASSERT(rc == 0); /* main checked it */
+    char uri[PROBE_URI_MAX];
+    probe_url_format(uri, sizeof(uri), &r->url);
+    probe_report_init(rep, uri, r->url.host);
+    return 0;
+}
+
+int probe_bootstrap(struct probe_report *rep, const struct probe_options *o, uint8_t *body)
+{
+    struct run r;
+    (void)run_start(&r, rep, o, body);
+    struct probe_conn c = {0};
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    uint8_t csr[FLOW_CSR_MAX];
+    size_t csr_len = 0;
+    int rc = -1;
+    const char *cn = o->sip != NULL ? sign_in_name(o->sip) : NULL;
+    if (step_dns(&r) != 0 || step_trust(&r) != 0 || step_connect_tls(&r, &c, NULL, NULL) != 0 ||
+        step_csr(&r, &key, csr, &csr_len, o->key_type, cn) != 0) {
+        goto out;
+    }
+    if (!r.url.tls) {
+        probe_note(rep, "the target is plain http://: the PIN travelled in clear");
+    }
+    if (cn == NULL) {
+        probe_note(rep, "no --user-sip-address: enrolled over EST simpleenroll with HTTP Basic "
+                        "(SOAP needs the Entity); the CSR carries no CN");
+    }
+    size_t s = probe_step_begin(rep, "enroll");
+    if (enroll(&r, &c, s, &cert, cn, csr, csr_len, true,
+               cn != NULL ? "SOAP GetAndPublishCert" : "EST simpleenroll") != 0) {
+        goto out;
+    }
+    probe_step_ok(rep, s, "%s with the PIN of %s: 200",
+                  cn != NULL ? "SOAP GetAndPublishCert" : "EST simpleenroll", o->login);
+    probe_conn_close(&c);
+    char serial[80] = "";
+    if (step_certificate(&r, serial, sizeof(serial), cert, key, o->sip) != 0) {
+        goto out;
+    }
+    (void)base_str_copy(rep->serial, sizeof(rep->serial), serial);
+    if (!r.url.tls) {
+        probe_note(rep, "the client-certificate step (renewal over mTLS) was skipped: the target "
+                        "is plain http://, and client certificates need TLS (give the tls_listen "
+                        "https:// URL)");
+        probe_report_success(rep);
+        rc = 0;
+        goto out;
+    }
+    char uri[PROBE_URI_MAX];
+    if (probe_cert_uri(uri, sizeof(uri), cert) != 0) {
+        (void)base_str_copy(uri, sizeof(uri), cn != NULL ? cn : "");
+    }
+    if (step_renew(&r, cert, key, sign_in_name(uri), serial) != 0) {
+        goto out;
+    }
+    probe_note(rep,
+               "renewal over mTLS: SOAP GetAndPublishCert without a PIN, authenticated by "
+               "the certificate %s just issued; the new one is %s",
+               serial, r.renewed);
+    probe_report_success(rep);
+    rc = 0;
+out:
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    probe_conn_close(&c);
+    run_cleanup(&r);
+    return rc;
+}
+
+/* load_credentials reads --cert (PEM, the first certificate) and --key (PEM). */
+static int load_credentials(struct run *r, X509 **out_cert, EVP_PKEY **out_key)
+{
+    size_t s = probe_step_begin(r->rep, "credentials");
+    STACK_OF(X509) *certs = NULL;
+    int rc = probe_certs_read_file(&certs, r->o->cert);
+    if (rc != 0) {
+        probe_fmt(r->err, sizeof(r->err), "cannot read --cert %s: %s", r->o->cert,
+                  rc == -EBADMSG ? "no PEM certificate in it" : strerror(-rc));
+        return probe_step_fail(r->rep, s, NULL, r->err, "give --cert a PEM certificate");
+    }
+    *out_cert = sk_X509_shift(certs);
+    sk_X509_pop_free(certs, X509_free);
+    FILE *f = fopen(r->o->key, "re");
+    EVP_PKEY *key = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    int sys = errno;
+    if (f != NULL) {
+        fclose(f);
+    }
+    ERR_clear_error();
+    if (key == NULL) {
+        probe_fmt(r->err, sizeof(r->err), "cannot read --key %s: %s", r->o->key,
+                  f == NULL ? strerror(sys) : "not a PEM private key (or an encrypted one)");
+        return probe_step_fail(r->rep, s, NULL, r->err, "give --key the certificate's PEM key");
+    }
+    if (!X509_check_private_key(*out_cert, key)) {
+        ERR_clear_error();
+        EVP_PKEY_free(key);
+        probe_fmt(r->err, sizeof(r->err), "--key %s is not the key of --cert %s", r->o->key,
+                  r->o->cert);
+        return probe_step_fail(r->rep, s, NULL, r->err,
+                               "give the key the certificate was issued for");
+    }
+    *out_key = key;
+    char subj[256];
+    probe_name(subj, sizeof(subj), X509_get_subject_name(*out_cert));
+    probe_step_ok(r->rep, s, "\"%s\" and its key", subj);
+    return 0;
+}
+
+int probe_clientauth(struct probe_report *rep, const struct probe_options *o, uint8_t *body)
+{
+    struct run r;
+    (void)run_start(&r, rep, o, body);
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    int rc = -1;
+    if (load_credentials(&r, &cert, &key) != 0 || step_dns(&r) != 0 || step_trust(&r) != 0) {
+        goto out;
+    }
+    char uri[PROBE_URI_MAX];
+    if (o->sip != NULL) {
+        (void)base_str_copy(uri, sizeof(uri), o->sip);
+    } else if (probe_cert_uri(uri, sizeof(uri), cert) != 0) {
+        size_t s = probe_step_begin(rep, "clientauth");
+        probe_step_fail(rep, s, NULL, "--cert carries no URI subjectAltName (the user)",
+                        "give --user-sip-address, or a certificate this appliance issued");
+        goto out;
+    }
+    if (step_renew(&r, cert, key, sign_in_name(uri), NULL) != 0) {
+        goto out;
+    }
+    probe_note(rep,
+               "renewal over mTLS: SOAP GetAndPublishCert without a PIN; the new certificate "
+               "is %s",
+               rep->serial);
+    probe_report_success(rep);
+    rc = 0;
+out:
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    run_cleanup(&r);
+    return rc;
+}
+
+int probe_chain(struct probe_report *rep, const struct probe_options *o, uint8_t *body)
+{
+    struct run r;
+    (void)run_start(&r, rep, o, body);
+    struct probe_conn c = {0};
+    int rc = -1;
+    if (step_dns(&r) != 0 || step_trust(&r) != 0) {
+        goto out;
+    }
+    if (!r.url.tls) {
+        size_t s = probe_step_begin(rep, "tls");
+        probe_step_fail(rep, s, NULL, "the target is plain http://: there is no TLS chain",
+                        "give the https:// URL of the appliance's tls_listen");
+        goto out;
+    }
+    if (step_connect_tls(&r, &c, NULL, NULL) != 0) {
+        goto out;
+    }
+    probe_report_success(rep);
+    rc = 0;
+out:
+    probe_conn_close(&c);
+    run_cleanup(&r);
+    return rc;
+}
