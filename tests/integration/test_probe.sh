@@ -243,17 +243,31 @@ openssl req -new -key "$T/eca/server.key" -subj "/CN=localhost" -out "$T/eca/ser
 if openssl ca -batch -config "$T/eca/ca.cnf" -cert "$T/store/ca/issuing.crt" \
     -keyfile "$T/eca/issuing.pem" -startdate 20200101000000Z -enddate 20200201000000Z \
     -in "$T/eca/server.csr" -out "$T/eca/server.crt" >/dev/null 2>&1; then
+    # certprovd never serves it: it reissues its leaf at start (the log says why) ...
     kill -TERM $PID
     wait $PID 2>/dev/null
     openssl x509 -in "$T/eca/server.crt" >"$T/store/tls/server.crt"
     cat "$T/store/ca/issuing.crt" >>"$T/store/tls/server.crt"
     cp "$T/eca/server.key" "$T/store/tls/server.key"
-    start || bad "certprovd restarted with the expired certificate"
-    probe 27182 "${BOOT[@]}" --user-sip-address sip:alice@example.com --trust "$CA"
+    start || bad "certprovd restarted over the expired certificate"
+    has "certprovd reissued the expired leaf" "$T/daemon.log" "tls_reissued"
+    probe "" chain --target-uri "$URL" --trust "$CA"
+    verdict "chain after the reissue" 0 Success
+    # ... so a server that does serve it is openssl s_server with the expired leaf.
+    EPORT=$(free_port) || exit 1
+    openssl s_server -accept "$EPORT" -cert "$T/eca/server.crt" -key "$T/eca/server.key" \
+        -cert_chain "$T/store/ca/issuing.crt" -www -quiet >/dev/null 2>&1 &
+    SPID=$!
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$EPORT") 2>/dev/null && break; sleep 0.05; done
+    probe 27182 bootstrap --target-uri "https://localhost:$EPORT/CertProv/CertProvisioningService.svc" \
+        --phone-or-ext +14255550100 --pin-stdin --user-sip-address sip:alice@example.com \
+        --trust "$CA"
     verdict "expired server certificate" 1 Failure "TLS chain"
     has "expired: which certificate and when" "$T/p.out" "^Diagnosis  : TLS chain: the server's certificate \"CN=localhost\" expired at 2020-02-01T00:00:00Z; replace the TLS server certificate"
-    probe "" chain --target-uri "$URL" --trust "$CA"
+    probe "" chain --target-uri "https://localhost:$EPORT/" --trust "$CA"
     verdict "chain: expired server certificate" 1 Failure "TLS chain"
+    kill $SPID 2>/dev/null
+    wait $SPID 2>/dev/null
 else
     bad "make an expired server certificate"
 fi
