@@ -294,8 +294,10 @@ struct ioring_tls_options {
  * reason on every failure. Not thread-safe. */
 int ioring_tls_new(struct ioring_tls **out, char *err, const struct ioring_tls_options *opts);
 
-/* ioring_tls_reload reads the ticket-key file again (SIGHUP); without one it does nothing.
- * Returns 0, or an error as ioring_tls_new (the keys in use are kept). Thread-safe. */
+/* ioring_tls_reload reads the certificate, key and client CA files again into a new context,
+ * which new connections take (a connection keeps the context it started with), and the
+ * ticket-key file when there is one. Returns 0, or an error as ioring_tls_new (then the
+ * context and keys in use are kept). Thread-safe. */
 int ioring_tls_reload(struct ioring_tls *tls, char *err);
 
 /* ioring_tls_free frees `tls`. NULL is a no-op. */

@@ -58,14 +58,18 @@ struct ticket_key {
 };
 
 struct ioring_tls {
-    SSL_CTX *ctx;
-    pthread_mutex_t mu;        /* guards the keys below (the ticket callback runs on every ring) */
+    SSL_CTX *ctx;              /* for new connections: swapped by ioring_tls_reload (under mu) */
+    pthread_mutex_t mu;        /* guards ctx and the keys below (the ticket callback runs on every
+                                  ring) */
     struct ticket_key keys[2]; /* [0] current: seals and opens; [1] previous: opens */
     uint32_t num_keys;
     uint64_t made_s; /* when keys[0] was made (in-memory keys: rotated after rotate_s) */
     uint32_t rotate_s;
     bool client_auth;
     char ticket_file[BASE_PATH_MAX]; /* "" = in-memory keys */
+    char cert_file[BASE_PATH_MAX];
+    char key_file[BASE_PATH_MAX];
+    char client_ca_file[BASE_PATH_MAX]; /* "" = no client certificates */
 };
 
 struct tls_buf {
@@ -476,14 +480,14 @@ static EVP_PKEY *key_read(const char *file)
     return key;
 }
 
-static int ctx_load_cert(struct ioring_tls *t, const struct ioring_tls_options *o, char *err)
+static int ctx_load_cert(SSL_CTX *ctx, const struct ioring_tls *o, char *err)
 {
     int rc = file_check(o->cert_file, "TLS certificate file", err);
     rc = rc != 0 ? rc : file_check(o->key_file, "TLS key file", err);
     if (rc != 0) {
         return rc;
     }
-    if (SSL_CTX_use_certificate_chain_file(t->ctx, o->cert_file) != 1) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
         err_set(err, "the TLS certificate file %s is damaged: %s", o->cert_file, ssl_reason());
         return -EBADMSG;
     }
@@ -492,8 +496,8 @@ static int ctx_load_cert(struct ioring_tls *t, const struct ioring_tls_options *
         err_set(err, "the TLS key file %s is damaged (not a PEM or DER private key)", o->key_file);
         return -EBADMSG;
     }
-    int ok = X509_check_private_key(SSL_CTX_get0_certificate(t->ctx), key) == 1 &&
-             SSL_CTX_use_PrivateKey(t->ctx, key) == 1;
+    int ok = X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) == 1 &&
+             SSL_CTX_use_PrivateKey(ctx, key) == 1;
     EVP_PKEY_free(key);
     ERR_clear_error();
     if (!ok) {
@@ -504,20 +508,20 @@ static int ctx_load_cert(struct ioring_tls *t, const struct ioring_tls_options *
     return 0;
 }
 
-static int ctx_load_client_ca(struct ioring_tls *t, const char *file, char *err)
+static int ctx_load_client_ca(SSL_CTX *ctx, const char *file, char *err)
 {
     int rc = file_check(file, "client CA file", err);
     if (rc != 0) {
         return rc;
     }
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(file);
-    if (names == NULL || SSL_CTX_load_verify_locations(t->ctx, file, NULL) != 1) {
+    if (names == NULL || SSL_CTX_load_verify_locations(ctx, file, NULL) != 1) {
         sk_X509_NAME_pop_free(names, X509_NAME_free);
         err_set(err, "the client CA file %s is damaged: %s", file, ssl_reason());
         return -EBADMSG;
     }
-    SSL_CTX_set_client_CA_list(t->ctx, names); /* named in the CertificateRequest */
-    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(t->ctx);
+    SSL_CTX_set_client_CA_list(ctx, names); /* named in the CertificateRequest */
+    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
     /* The issuing CA is the anchor, not a root (RFC 5280 §6.1: any trusted CA may anchor). */
     if (X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN) != 1 ||
         X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_CLIENT) != 1) {
@@ -533,18 +537,16 @@ static int ctx_load_client_ca(struct ioring_tls *t, const char *file, char *err)
         SSL_SIGN_ECDSA_SECP384R1_SHA384, SSL_SIGN_RSA_PSS_RSAE_SHA384, SSL_SIGN_RSA_PKCS1_SHA384,
         SSL_SIGN_RSA_PSS_RSAE_SHA512,    SSL_SIGN_RSA_PKCS1_SHA512,    SSL_SIGN_ED25519,
     };
-    if (SSL_CTX_set_verify_algorithm_prefs(t->ctx, verify_algs, ARRAY_LEN(verify_algs)) != 1) {
+    if (SSL_CTX_set_verify_algorithm_prefs(ctx, verify_algs, ARRAY_LEN(verify_algs)) != 1) {
         err_set(err, "cannot set the client signature algorithms: %s", ssl_reason());
         return -ENOMEM;
     }
-    SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, verify_cb);
-    t->client_auth = true;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
     return 0;
 }
 
-static int ctx_policy(struct ioring_tls *t, char *err)
+static int ctx_policy(SSL_CTX *ctx, struct ioring_tls *t, char *err)
 {
-    SSL_CTX *ctx = t->ctx;
     static const uint8_t sid_ctx[] = "certprov";
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
@@ -560,6 +562,28 @@ static int ctx_policy(struct ioring_tls *t, char *err)
     SSL_CTX_set_timeout(ctx, t->rotate_s);
     SSL_CTX_set_session_psk_dhe_timeout(ctx, t->rotate_s);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    return 0;
+}
+
+/* ctx_build makes a context from t's files: the policy, the certificate and key, the client
+ * CA. Returns 0 (*out owned) or an error as ioring_tls_new. */
+static int ctx_build(SSL_CTX **out, struct ioring_tls *t, char *err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    if (ctx == NULL) {
+        err_set(err, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = ctx_policy(ctx, t, err);
+    rc = rc != 0 ? rc : ctx_load_cert(ctx, t, err);
+    if (rc == 0 && t->client_ca_file[0] != '\0') {
+        rc = ctx_load_client_ca(ctx, t->client_ca_file, err);
+    }
+    if (rc != 0) {
+        SSL_CTX_free(ctx);
+        return rc;
+    }
+    *out = ctx;
     return 0;
 }
 
@@ -583,22 +607,19 @@ int ioring_tls_new(struct ioring_tls **out, char *err, const struct ioring_tls_o
     t->rotate_s =
         opts->ticket_rotate_s != 0 ? opts->ticket_rotate_s : IORING_TICKET_ROTATE_S_DEFAULT;
     if (base_str_copy(t->ticket_file, sizeof(t->ticket_file),
-                      opts->ticket_file != NULL ? opts->ticket_file : "") != 0) {
-        err_set(err, "the TLS ticket-key file name is too long");
+                      opts->ticket_file != NULL ? opts->ticket_file : "") != 0 ||
+        base_str_copy(t->cert_file, sizeof(t->cert_file),
+                      opts->cert_file != NULL ? opts->cert_file : "") != 0 ||
+        base_str_copy(t->key_file, sizeof(t->key_file),
+                      opts->key_file != NULL ? opts->key_file : "") != 0 ||
+        base_str_copy(t->client_ca_file, sizeof(t->client_ca_file),
+                      opts->client_ca_file != NULL ? opts->client_ca_file : "") != 0) {
+        err_set(err, "a TLS file name is too long");
         rc = -ENAMETOOLONG;
         goto out;
     }
-    t->ctx = SSL_CTX_new(TLS_method());
-    if (t->ctx == NULL) {
-        err_set(err, "out of memory");
-        rc = -ENOMEM;
-        goto out;
-    }
-    rc = ctx_policy(t, err);
-    rc = rc != 0 ? rc : ctx_load_cert(t, opts, err);
-    if (rc == 0 && opts->client_ca_file != NULL && opts->client_ca_file[0] != '\0') {
-        rc = ctx_load_client_ca(t, opts->client_ca_file, err);
-    }
+    t->client_auth = t->client_ca_file[0] != '\0';
+    rc = ctx_build(&t->ctx, t, err);
     rc = rc != 0 ? rc : keys_load(t, err);
 out:
     if (rc != 0) {
@@ -614,14 +635,28 @@ int ioring_tls_reload(struct ioring_tls *tls, char *err)
     ASSERT(tls != NULL);
     ASSERT(err != NULL);
     err[0] = '\0';
-    if (tls->ticket_file[0] == '\0') {
-        return 0;
+    SSL_CTX *ctx = NULL;
+    int rc = ctx_build(&ctx, tls, err);
+    if (rc != 0) {
+        return rc;
     }
-    int rc = keys_load(tls, err);
-    if (rc == 0) {
+    if (tls->ticket_file[0] != '\0') {
+        rc = keys_load(tls, err);
+        if (rc != 0) {
+            SSL_CTX_free(ctx);
+            return rc;
+        }
         log_info("ioring: tls_ticket_keys_loaded file=%s", tls->ticket_file);
     }
-    return rc;
+    /* New connections take the new context; a connection keeps the one it was made with (it
+     * holds a reference), so the old one goes when its last connection does. */
+    base_mutex_lock(&tls->mu);
+    SSL_CTX *old = tls->ctx;
+    tls->ctx = ctx;
+    base_mutex_unlock(&tls->mu);
+    SSL_CTX_free(old);
+    log_info("ioring: tls_certificate_loaded file=%s", tls->cert_file);
+    return 0;
 }
 
 void ioring_tls_free(struct ioring_tls *tls)
@@ -650,7 +685,12 @@ int tls_conn_open(struct conn *c)
     ASSERT(ctx != NULL);
     ASSERT(c->tls == NULL);
     struct tls_conn *t = calloc(1, sizeof(*t));
-    SSL *ssl = SSL_new(ctx->ctx);
+    base_mutex_lock(&ctx->mu);
+    SSL_CTX *sctx = ctx->ctx;
+    SSL_CTX_up_ref(sctx);
+    base_mutex_unlock(&ctx->mu);
+    SSL *ssl = SSL_new(sctx); /* takes its own reference */
+    SSL_CTX_free(sctx);
     BIO *bio = BIO_new(bio_method);
     if (t == NULL || ssl == NULL || bio == NULL) {
         free(t);

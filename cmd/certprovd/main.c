@@ -16,7 +16,8 @@
 #include "ioring/ioring.h"
 #include "service/service.h"
 
-#define DAEMON_DRAIN_MS 10000 /* SIGTERM: in-flight requests get this long to finish */
+#define DAEMON_DRAIN_MS 10000   /* SIGTERM: in-flight requests get this long to finish */
+#define DAEMON_TLS_CHECK_S 3600 /* the TLS server certificate is checked this often */
 
 struct daemon {
     const char *config_path;
@@ -31,6 +32,7 @@ struct daemon {
     struct service *svc;
     struct ioring_engine *eng;
     struct ioring_tls *tls; /* NULL without [server] tls_listen */
+    bool tls_reissued;      /* tls_leaf made a new TLS server certificate */
     struct store_publisher *pub;
 };
 
@@ -326,6 +328,7 @@ static int tls_leaf(struct daemon *d, bool *out_ok)
     log_info("certprovd: tls_reissued reason=\"%s\" names=%zu name=%s",
              signer_tls_state_text(state), num, d->cfg.name);
     *out_ok = true;
+    d->tls_reissued = true;
     return 0;
 }
 
@@ -556,20 +559,39 @@ static int tls_open(struct daemon *d)
     return 0;
 }
 
-/* reload does what SIGHUP asks: the log file opened again, the TLS ticket keys read again. */
+/* tls_refresh keeps the running listener's certificate right: tls_leaf reissues it when it is
+ * due (30 days before it expires, or when it no longer fits the CA or the names), and the
+ * listener then takes it for new connections. `always`: load the files again anyway (SIGHUP: an
+ * operator replaced them, or the ticket keys). */
+static void tls_refresh(struct daemon *d, bool always)
+{
+    if (d->tls == NULL) {
+        return;
+    }
+    bool ok = false;
+    d->tls_reissued = false;
+    if (tls_leaf(d, &ok) != 0) {
+        log_err("certprovd: tls_refresh_failed action=\"the certificate in use is kept\"");
+    }
+    if (!always && !d->tls_reissued) {
+        return;
+    }
+    char err[IORING_TLS_ERR_MAX];
+    if (ioring_tls_reload(d->tls, err) != 0) {
+        log_err("certprovd: tls_reload_failed reason=\"%s\" action=\"the certificate and keys in "
+                "use are kept\"",
+                err);
+    }
+}
+
+/* reload does what SIGHUP asks: the log file opened again, the TLS certificate checked (and
+ * reissued when due) and, with the ticket keys, read again. */
 static void reload(struct daemon *d)
 {
     if (d->log_path != NULL && log_open(d->log_path) != 0) {
         fprintf(stderr, "certprovd: cannot reopen %s\n", d->log_path);
     }
-    if (d->tls != NULL) {
-        char err[IORING_TLS_ERR_MAX];
-        if (ioring_tls_reload(d->tls, err) != 0) {
-            log_err(
-                "certprovd: tls_reload_failed reason=\"%s\" action=\"the keys in use are kept\"",
-                err);
-        }
-    }
+    tls_refresh(d, true);
 }
 
 static int serve(struct daemon *d, const sigset_t *set)
@@ -633,8 +655,12 @@ static int serve(struct daemon *d, const sigset_t *set)
              d->cfg.tls_listen[0] != '\0' ? d->cfg.tls_listen : "-", ioring_engine_tls_port(d->eng),
              rings, d->cfg.name);
     for (;;) { /* until SIGTERM or SIGINT */
-        int sig = 0;
-        if (sigwait(set, &sig) != 0) {
+        struct timespec ts = {.tv_sec = DAEMON_TLS_CHECK_S, .tv_nsec = 0};
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig == -1) {
+            if (errno == EAGAIN) {
+                tls_refresh(d, false); /* hourly: a long-running appliance renews its leaf */
+            }
             continue;
         }
         if (sig == SIGHUP) {

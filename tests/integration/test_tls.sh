@@ -276,6 +276,49 @@ same "ClientHello flood" "$($TOOL flood 127.0.0.1 "$TPORT" "$CA" 12)" "first=200
 sleep 1.5 # the stalled ones reach their deadline
 check "handshakes served again after the flood" curl -sf --cacert "$CA" "$URL/healthz"
 
+# ---- the server's own certificate renews without a restart ----
+# A leaf of 100 days with 20 left (under the 30-day margin) put in place of the server's: SIGHUP
+# (as the hourly check would) reissues it and new connections get the new one.
+cat >"$T/eca/srv.cnf" <<CNF
+[ca]
+default_ca = e
+[e]
+database = $T/eca/index.txt
+new_certs_dir = $T/eca
+serial = $T/eca/serial
+default_md = sha256
+policy = p
+copy_extensions = none
+x509_extensions = x
+unique_subject = no
+[p]
+commonName = supplied
+[x]
+subjectAltName = DNS:localhost
+extendedKeyUsage = serverAuth
+keyUsage = critical, digitalSignature
+basicConstraints = critical, CA:FALSE
+CNF
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/eca/srv.key" 2>/dev/null
+openssl req -new -key "$T/eca/srv.key" -subj "/CN=localhost" -out "$T/eca/srv.csr" 2>/dev/null
+openssl ca -batch -config "$T/eca/srv.cnf" -cert "$T/store/ca/issuing.crt" \
+    -keyfile "$T/eca/issuing.pem" -startdate "$(date -u -d '-80 days' +%Y%m%d%H%M%SZ)" \
+    -enddate "$(date -u -d '+20 days' +%Y%m%d%H%M%SZ)" -in "$T/eca/srv.csr" -out "$T/eca/srv.crt" \
+    >/dev/null 2>&1 || bad "make a 20-day server certificate"
+{ openssl x509 -in "$T/eca/srv.crt"; cat "$T/store/ca/issuing.crt"; } >"$T/store/tls/server.crt"
+openssl pkcs8 -topk8 -nocrypt -in "$T/eca/srv.key" -outform DER -out "$T/store/tls/server.key"
+chmod 600 "$T/store/tls/server.key"
+served() { echo | openssl s_client -connect "127.0.0.1:$TPORT" 2>/dev/null | openssl x509 -noout -serial; }
+kill -HUP ${PIDS%% *}
+sleep 0.5
+has "the short-lived leaf was reissued on SIGHUP" "$T/daemon.log" "tls_reissued reason=.*expires in less than 30 days"
+has "and loaded for new connections" "$T/daemon.log" "tls_certificate_loaded"
+[ "$(served)" != "$(openssl x509 -in "$T/eca/srv.crt" -noout -serial)" ] && ok ||
+    bad "the 20-day leaf is still served"
+echo | openssl s_client -connect "127.0.0.1:$TPORT" 2>/dev/null | openssl x509 -noout -checkend \
+    $((300 * 86400)) >/dev/null && ok || bad "the new leaf does not have a year"
+check "the new leaf verifies" curl -sf --cacert "$CA" "$URL/healthz"
+
 # ---- PROXY v2 in front of TLS ----
 PPORT=$(free_port) || exit 1
 PTPORT=$(free_port) || exit 1
