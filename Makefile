@@ -59,7 +59,10 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wconversion -Wsign-conversion -Wstrict-p
     -Wmissing-prototypes -Wformat=2 -Wimplicit-fallthrough -Wvla -Wundef -Wcast-qual
 CFLAGS := -std=c17 -g $(WARN) -fstack-protector-strong -fPIE -D_GNU_SOURCE \
     $(MODE_CFLAGS) $(EXTRA_CFLAGS)
-CPPFLAGS := -I. -isystem $(BSSL_INC) -isystem $(LLHTTP_INC) $(PKG_CFLAGS) -MMD -MP
+# The PKCS#11 header (CK_* types, hsm/pkcs11.c only) comes from p11-kit; nothing of it is linked.
+P11_INC := /usr/include/p11-kit-1
+CPPFLAGS := -I. -isystem $(BSSL_INC) -isystem $(LLHTTP_INC) -isystem $(P11_INC) $(PKG_CFLAGS) \
+    -MMD -MP
 LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(MODE_LDFLAGS)
 LDLIBS := $(BSSL_SSL) $(BSSL_CRYPTO) $(PKG_LIBS) -lpthread
 
