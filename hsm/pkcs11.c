@@ -38,9 +38,9 @@
 #include "base/base.h"
 #include "hsm/internal.h"
 
-#define P11_SLOTS_MAX 256     /* slots looked at when finding the token */
-#define P11_RAW_SIG_MAX 512   /* raw signature from the token (r||s, RSA, Ed25519) */
-#define P11_ATTR_MAX 1024     /* largest public attribute read (modulus, EC point) */
+#define P11_SLOTS_MAX 256   /* slots looked at when finding the token */
+#define P11_RAW_SIG_MAX 512 /* raw signature from the token (r||s, RSA, Ed25519) */
+#define P11_ATTR_MAX 1024   /* largest public attribute read (modulus, EC point) */
 #define P11_BACKOFF_MIN_MS 100
 #define P11_RSA_E 65537
 
@@ -245,8 +245,8 @@ static CK_RV get_attr(struct p11_key *k, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o
 static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
 static const uint8_t oid_ed25519[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
-static const uint8_t name_ed25519[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r', 'd',
-                                       's', '2', '5', '5', '1', '9'};
+static const uint8_t name_ed25519[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r',
+                                       'd',  's',  '2', '5', '5', '1', '9'};
 
 /* point_of unwraps CKA_EC_POINT: a DER OCTET STRING (PKCS#11 2.40), or the raw point. */
 static void point_of(CBS *out, const uint8_t *p, size_t len)
@@ -449,9 +449,9 @@ static void set_down(struct p11_key *k, const char *reason)
 {
     k->gen++;
     k->connected = false;
-    k->backoff_ms = k->backoff_ms == 0 ? P11_BACKOFF_MIN_MS
+    k->backoff_ms = k->backoff_ms == 0                            ? P11_BACKOFF_MIN_MS
                     : k->backoff_ms >= HSM_P11_BACKOFF_MAX_MS / 2 ? HSM_P11_BACKOFF_MAX_MS
-                                                                   : k->backoff_ms * 2;
+                                                                  : k->backoff_ms * 2;
     k->retry_at_ns = clock_mono_ns() + (uint64_t)k->backoff_ms * 1000000u;
     if (!atomic_load(&k->down)) {
         log_err("hsm: key_down key=%s reason=%s", k->base.label, reason);
@@ -523,8 +523,8 @@ static int connect_locked(struct p11_key *k, char *err, size_t cap)
     if (rv != CKR_OK) {
         reason = ckr_name(rv);
         bool pin = rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_LEN_RANGE;
-        rc = errf(err, cap, pin ? -EPERM : -EIO, "the token refused the login (%s%s)",
-                  ckr_name(rv), rv == CKR_PIN_INCORRECT ? ": wrong token PIN" : "");
+        rc = errf(err, cap, pin ? -EPERM : -EIO, "the token refused the login (%s%s)", ckr_name(rv),
+                  rv == CKR_PIN_INCORRECT ? ": wrong token PIN" : "");
         goto out;
     }
     CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
@@ -883,8 +883,7 @@ static int read_pin(struct p11_key *k, char *err, size_t cap)
     if (rc != 0) {
         OPENSSL_cleanse(buf, sizeof(buf));
         return errf(err, cap, rc == -E2BIG ? -EINVAL : rc, "the PIN file %s cannot be read: %s",
-                    k->uri.pin_source,
-                    rc == -E2BIG ? "longer than a PIN" : strerror(-rc));
+                    k->uri.pin_source, rc == -E2BIG ? "longer than a PIN" : strerror(-rc));
     }
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
         len--;
@@ -960,8 +959,7 @@ static int load_module(struct p11_key *k, char *err, size_t cap, const char *mod
     CK_C_GetFunctionList get = (CK_C_GetFunctionList)dlsym(k->dl, "C_GetFunctionList");
     if (get == NULL || get(&k->f) != CKR_OK || k->f == NULL) {
         k->f = NULL;
-        return errf(err, cap, -ENOENT, "%s is not a PKCS#11 module (no C_GetFunctionList)",
-                    module);
+        return errf(err, cap, -ENOENT, "%s is not a PKCS#11 module (no C_GetFunctionList)", module);
     }
     CK_C_INITIALIZE_ARGS args;
     memset(&args, 0, sizeof(args));
@@ -1040,8 +1038,8 @@ static int generate_pair(struct p11_key *k, char *err, size_t cap, CK_SESSION_HA
         break;
     case HSM_KEY_ED25519:
         mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
-        pub[np++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)(uintptr_t)oid_ed25519,
-                                   sizeof(oid_ed25519)};
+        pub[np++] =
+            (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)(uintptr_t)oid_ed25519, sizeof(oid_ed25519)};
         break;
     case HSM_KEY_RSA2048:
     case HSM_KEY_RSA3072:
@@ -1069,8 +1067,8 @@ static int generate_pair(struct p11_key *k, char *err, size_t cap, CK_SESSION_HA
     CK_RV rv = k->f->C_GenerateKeyPair(h, &mech, pub, np, priv, nv, &hpub, &hpriv);
     if (rv != CKR_OK) {
         return errf(err, cap, rv == CKR_MECHANISM_INVALID ? -EBADMSG : -EIO,
-                    "the token cannot generate a %s key pair (%s, 0x%lx)",
-                    hsm_key_type_name(type), ckr_name(rv), (unsigned long)rv);
+                    "the token cannot generate a %s key pair (%s, 0x%lx)", hsm_key_type_name(type),
+                    ckr_name(rv), (unsigned long)rv);
     }
     return 0;
 }
@@ -1108,8 +1106,9 @@ int hsm_pkcs11_generate(struct hsm_key **out, char *err, size_t cap,
     CK_ULONG n = 0;
     rv = find_objects(k, h, CKO_PRIVATE_KEY, objs, 1, &n);
     if (rv != CKR_OK || n != 0) {
-        rc = errf(err, cap, -EEXIST, "the token already holds a private key for %s; nothing was "
-                                     "generated",
+        rc = errf(err, cap, -EEXIST,
+                  "the token already holds a private key for %s; nothing was "
+                  "generated",
                   k->base.label);
         goto out;
     }

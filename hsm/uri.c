@@ -31,8 +31,8 @@ static int hexval(char c)
 
 /* unescape decodes v[0..len) into out (cap bytes); *out_len the decoded length. With `text`,
  * a NUL is refused and out is NUL-terminated (cap counts the NUL). 0 or -EINVAL (*why). */
-static int unescape(uint8_t *out, size_t cap, size_t *out_len, const char *v, size_t len,
-                    bool text, const char **why)
+static int unescape(uint8_t *out, size_t cap, size_t *out_len, const char *v, size_t len, bool text,
+                    const char **why)
 {
     size_t n = 0;
     size_t room = text ? cap - 1 : cap;
@@ -73,8 +73,14 @@ static bool name_is(const char *name, size_t name_len, const char *want)
 
 /* Standard attributes this backend recognises but does not use (RFC 7512 §2.3). */
 static const char *const ignored_path[] = {
-    "library-description", "library-manufacturer", "library-version", "manufacturer", "model",
-    "serial",              "slot-description",     "slot-manufacturer",
+    "library-description",
+    "library-manufacturer",
+    "library-version",
+    "manufacturer",
+    "model",
+    "serial",
+    "slot-description",
+    "slot-manufacturer",
 };
 static const char *const ignored_query[] = {"module-name", "module-path"};
 
@@ -270,9 +276,9 @@ static bool escape(char *out, size_t cap, size_t *pos, const uint8_t *v, size_t 
     static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; i < len; i++) {
         uint8_t c = v[i];
-        bool plain = !all && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                              (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-                              c == '~' || c == '/');
+        bool plain =
+            !all && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '.' || c == '_' || c == '~' || c == '/');
         size_t need = plain ? 1 : 3;
         if (*pos + need >= cap) {
             return false;
@@ -328,7 +334,7 @@ int hsm_pkcs11_uri_format(char *out, size_t cap, const struct hsm_pkcs11_uri *ur
         ok = put(out, cap, &pos, sep) && put(out, cap, &pos, num);
     }
     if (ok && uri->has_pin_source) { /* a file name, not the PIN */
-        ok = put(out, cap, &pos, "?pin-source=file:") &&
+        ok = put(out, cap, &pos, "?pin-source=file://") &&
              escape(out, cap, &pos, (const uint8_t *)uri->pin_source, strlen(uri->pin_source),
                     false);
     }

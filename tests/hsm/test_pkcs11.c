@@ -64,7 +64,8 @@ static struct hsm_key *generate(enum hsm_key_type type)
 
 static int open_key(struct hsm_key **k, char *err, size_t cap, const char *u)
 {
-    struct hsm_pkcs11_options o = {.module = MODULE, .uri = u, .sessions = 2, .sign_timeout_ms = 2000};
+    struct hsm_pkcs11_options o = {
+        .module = MODULE, .uri = u, .sessions = 2, .sign_timeout_ms = 2000};
     return hsm_pkcs11_open(k, err, cap, &o);
 }
 
@@ -79,15 +80,17 @@ static void sign_verify(struct hsm_key *k, size_t n)
     EVP_PKEY *pub = EVP_parse_public_key(&cbs);
     cr_assert_not_null(pub);
     enum hsm_key_type t = hsm_key_get_type(k);
-    const EVP_MD *md =
-        t == HSM_KEY_P384 ? EVP_sha384() : t == HSM_KEY_ED25519 ? NULL : EVP_sha256();
+    const EVP_MD *md = t == HSM_KEY_P384      ? EVP_sha384()
+                       : t == HSM_KEY_ED25519 ? NULL
+                                              : EVP_sha256();
     static uint8_t msgs[8][100];
     static uint8_t sigs[8][HSM_SIG_MAX];
     struct hsm_sign_item items[8];
     cr_assert(n <= 8);
     for (size_t i = 0; i < n; i++) {
         memset(msgs[i], (int)('a' + i), sizeof(msgs[i]));
-        items[i] = (struct hsm_sign_item){.tbs = msgs[i], .tbs_len = sizeof(msgs[i]), .sig = sigs[i]};
+        items[i] =
+            (struct hsm_sign_item){.tbs = msgs[i], .tbs_len = sizeof(msgs[i]), .sig = sigs[i]};
     }
     cr_assert_eq(hsm_key_sign_batch(k, items, n), 0);
     for (size_t i = 0; i < n; i++) {
@@ -277,7 +280,7 @@ Test(pkcs11_uri, parses_the_attributes)
     cr_assert_eq(parse(&u, "pkcs11:object=a?pin-source=file:///etc/pin"), 0);
     cr_assert_str_eq(u.pin_source, "/etc/pin");
     cr_assert_eq(hsm_pkcs11_uri_format(out, sizeof(out), &u), 0);
-    cr_assert_str_eq(out, "pkcs11:object=a?pin-source=file:/etc/pin");
+    cr_assert_str_eq(out, "pkcs11:object=a?pin-source=file:///etc/pin");
     cr_assert_eq(parse(&u, "pkcs11:id=%02?pin-source=/p"), 0);
 }
 
@@ -287,18 +290,18 @@ Test(pkcs11_uri, refuses_bad_uris)
         "",
         "pkcs11",
         "http:object=a",
-        "pkcs11:",                         /* no key named */
-        "pkcs11:token=t",                  /* no key named */
-        "pkcs11:object=a;object=b",        /* repeated */
-        "pkcs11:object=a;colour=red",      /* unknown */
-        "pkcs11:object=a%2",               /* short escape */
-        "pkcs11:object=a%zz",              /* bad escape */
-        "pkcs11:object=a%00b",             /* NUL in text */
-        "pkcs11:object=a b",               /* space */
-        "pkcs11:object=a;",                /* trailing separator */
-        "pkcs11:object",                   /* no '=' */
-        "pkcs11:=a",                       /* no name */
-        "pkcs11:object=a;slot-id=x",       /* not a number */
+        "pkcs11:",                                         /* no key named */
+        "pkcs11:token=t",                                  /* no key named */
+        "pkcs11:object=a;object=b",                        /* repeated */
+        "pkcs11:object=a;colour=red",                      /* unknown */
+        "pkcs11:object=a%2",                               /* short escape */
+        "pkcs11:object=a%zz",                              /* bad escape */
+        "pkcs11:object=a%00b",                             /* NUL in text */
+        "pkcs11:object=a b",                               /* space */
+        "pkcs11:object=a;",                                /* trailing separator */
+        "pkcs11:object",                                   /* no '=' */
+        "pkcs11:=a",                                       /* no name */
+        "pkcs11:object=a;slot-id=x",                       /* not a number */
         "pkcs11:object=a;slot-id=99999999999999999999999", /* too long */
         "pkcs11:object=a;type=public",
         "pkcs11:id=",
