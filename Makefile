@@ -105,6 +105,14 @@ $(OUTDIR)/tests/test_$(1): $$(patsubst %.c,$$(OBJ)/%.o,$$(wildcard tests/$(1)/*.
 endef
 $(foreach m,$(TEST_MODULES),$(eval $(call test_rules,$(m))))
 TEST_BINS := $(patsubst %,$(OUTDIR)/tests/test_%,$(TEST_MODULES))
+# tests/p11shim: a PKCS#11 module that forwards to SoftHSM2 and injects faults into C_Sign, for
+# tests/hsm (loaded with dlopen; not instrumented: it is a stand-in for a vendor's module).
+P11SHIM := $(OUTDIR)/tests/libp11shim.so
+$(P11SHIM): tests/p11shim/p11shim.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) -std=c17 -g -O1 -Wall -Wextra -Werror -fPIC -shared -D_GNU_SOURCE \
+	    -isystem $(P11_INC) -o $@ $<
 
 # Benchmarks: bench/bench_<what>.c, one program each, release flags.
 BENCH_SRCS := $(wildcard bench/bench_*.c)
@@ -168,7 +176,7 @@ endif
 
 all: progs
 progs: $(patsubst %,$(BIN)/%,$(PROGS))
-tests: $(TEST_BINS)
+tests: $(TEST_BINS) $(P11SHIM)
 benches: $(patsubst bench/%.c,$(BIN)/%,$(BENCH_SRCS))
 boringssl: $(BSSL_CRYPTO)
 

@@ -46,6 +46,7 @@
 
 struct p11_session {
     CK_SESSION_HANDLE h;
+    CK_OBJECT_HANDLE priv; /* the key's handle when the session was taken (k->priv may change) */
     bool open;
     bool busy;
     uint64_t gen; /* the generation it was opened under */
@@ -501,6 +502,13 @@ static int connect_locked(struct p11_key *k, char *err, size_t cap)
         (void)k->f->C_CloseSession(k->anchor); /* of an earlier connection: may be gone */
         k->anchor_open = false;
     }
+    for (uint32_t i = 0; i < k->base.sessions; i++) { /* before new handles exist */
+        struct p11_session *s = &k->sess[i];
+        if (s->open && !s->busy && s->gen != k->gen) {
+            (void)k->f->C_CloseSession(s->h);
+            s->open = false;
+        }
+    }
     CK_RV rv = find_slot(k, &slot);
     if (rv != CKR_OK && k->spki_len != 0 && reinit(k)) {
         rv = find_slot(k, &slot);
@@ -620,6 +628,7 @@ static int session_get(struct p11_key *k, uint64_t deadline_ns)
                 s->gen = k->gen;
             }
             s->busy = true;
+            s->priv = k->priv;
             idx = (int)i;
             break;
         }
@@ -654,6 +663,10 @@ static void session_put(struct p11_key *k, int i, const char *reason)
     if (reason != NULL && s->gen == k->gen && k->connected) {
         set_down(k, reason);
     }
+    if (s->gen != k->gen) { /* retired by a fault while it was in use */
+        (void)k->f->C_CloseSession(s->h);
+        s->open = false;
+    }
     base_cond_signal(&k->cond);
     base_mutex_unlock(&k->mu);
 }
@@ -687,7 +700,8 @@ static const uint8_t sha256_prefix[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60
 
 /* sign_one signs one item on session h. Returns CKR_OK, a PKCS#11 error, or CKR_FUNCTION_FAILED
  * for a signature we cannot convert. */
-static CK_RV sign_one(struct p11_key *k, CK_SESSION_HANDLE h, struct hsm_sign_item *it)
+static CK_RV sign_one(const struct p11_key *k, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv,
+                      struct hsm_sign_item *it)
 {
     uint8_t in[sizeof(sha256_prefix) + SHA384_DIGEST_LENGTH];
     const uint8_t *msg = it->tbs;
@@ -707,7 +721,7 @@ static CK_RV sign_one(struct p11_key *k, CK_SESSION_HANDLE h, struct hsm_sign_it
         msg_len = sizeof(sha256_prefix) + SHA256_DIGEST_LENGTH;
     }
     CK_MECHANISM mech = {k->mech, NULL, 0};
-    CK_RV rv = k->f->C_SignInit(h, &mech, k->priv);
+    CK_RV rv = k->f->C_SignInit(h, &mech, priv);
     if (rv != CKR_OK) {
         return rv;
     }
@@ -762,10 +776,11 @@ static int p11_sign_batch(struct hsm_key *key, struct hsm_sign_item *items, size
         return -EAGAIN;
     }
     CK_SESSION_HANDLE h = k->sess[i].h;
+    CK_OBJECT_HANDLE priv = k->sess[i].priv;
     int rc = 0;
     const char *fault = NULL;
     for (size_t j = 0; j < num_items; j++) {
-        CK_RV rv = sign_one(k, h, &items[j]);
+        CK_RV rv = sign_one(k, h, priv, &items[j]);
         if (rv == CKR_OK && clock_mono_ns() > deadline) {
             fault = "sign_timeout"; /* a slow token: down, reconnect with backoff */
         } else if (is_fault(rv)) {

@@ -191,8 +191,8 @@ void svc_signpool_stop(struct service *svc)
     free(p->q);
     p->q = NULL;
     if (p->scratch != NULL) {
-        signer_secret_wipe(p->scratch, (size_t)p->num_threads * HSM_BATCH_MAX *
-                                           sizeof(*p->scratch));
+        signer_secret_wipe(p->scratch,
+                           (size_t)p->num_threads * HSM_BATCH_MAX * sizeof(*p->scratch));
     }
     free(p->scratch);
     p->scratch = NULL;

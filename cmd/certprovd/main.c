@@ -221,6 +221,8 @@ static int ca_open(struct daemon *d)
         static char label[3 * HSM_P11_URI_MAX + 64]; /* the URI without PIN */
         (void)base_str_copy(label, sizeof(label), hsm_key_get_label(key));
         rc = signer_ca_open_with_key(&d->ca, &f, d->cfg.store_path, key); /* owns key */
+        /* The key holds what it needs: a pin-value in the URI is not kept twice. */
+        signer_secret_wipe(d->cfg.ca_key, sizeof(d->cfg.ca_key));
         if (rc == -EBADMSG && f.file == SIGNER_FILE_ISSUING_KEY) {
             fprintf(stderr,
                     "certprovd: the token's key (%s) is not the key of %s/ca/issuing.crt; "

@@ -2,6 +2,9 @@
  * SOFTHSM2_CONF pointing at it), and of the pkcs11: URI parser. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,14 @@
 
 #define MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define PIN "123456"
+
+/* SoftHSM2 2.6 leaks a few bytes of the system OpenSSL's ASN.1 objects when it makes Ed25519
+ * keys: not ours to fix, and not to hide ours (BoringSSL is linked statically, not this .so). */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libcrypto.so.3\nleak:libsofthsm2.so\n";
+}
 
 static char tmpdir[TMPDIR_PATH_MAX];
 static char tokdir[TMPDIR_PATH_MAX + 16];
@@ -136,6 +147,24 @@ Test(pkcs11, rsa2048_sign_verify)
     hsm_key_free(k);
 }
 
+Test(pkcs11, ed25519_sign_verify_or_refused_clearly)
+{
+    struct hsm_pkcs11_options o = {
+        .module = MODULE, .uri = uri, .sessions = 1, .sign_timeout_ms = 5000};
+    struct hsm_key *k = NULL;
+    char err[256];
+    int rc = hsm_pkcs11_generate(&k, err, sizeof(err), &o, HSM_KEY_ED25519);
+    if (rc == 0) {
+        cr_assert_eq(hsm_key_get_type(k), HSM_KEY_ED25519);
+        sign_verify(k, 2);
+        hsm_key_free(k);
+    } else { /* a token without EdDSA: a sentence that says so */
+        cr_assert_eq(rc, -EBADMSG, "%d %s", rc, err);
+        cr_assert(strstr(err, "CKM_EDDSA") != NULL || strstr(err, "cannot generate") != NULL, "%s",
+                  err);
+    }
+}
+
 Test(pkcs11, reopen_finds_same_key_and_label_has_no_pin)
 {
     struct hsm_key *k = generate(HSM_KEY_P256);
@@ -245,6 +274,139 @@ Test(pkcs11, token_gone_and_back)
     }
     cr_assert_eq(hsm_key_status(k, NULL), 0, "not back up");
     sign_verify(k, 2);
+    hsm_key_free(k);
+}
+
+/* ---- faults injected by tests/p11shim (a module that forwards to SoftHSM2) ---- */
+
+static char shim[PATH_MAX];
+static char ctl[TMPDIR_PATH_MAX + 16];
+
+/* shim_key reopens the generated key through the shim with `timeout_ms` and `sessions`. */
+static struct hsm_key *shim_key(uint32_t sessions, uint32_t timeout_ms)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    cr_assert(n > 0);
+    self[n] = '\0';
+    snprintf(shim, sizeof(shim), "%s/libp11shim.so", dirname(self));
+    cr_assert_eq(access(shim, R_OK), 0, "%s missing: make tests builds it", shim);
+    snprintf(ctl, sizeof(ctl), "%s/shim.ctl", tmpdir);
+    cr_assert_eq(setenv("P11SHIM_CTL", ctl, 1), 0);
+    cr_assert_eq(setenv("P11SHIM_MODULE", MODULE, 1), 0);
+    hsm_key_free(generate(HSM_KEY_P256));
+    struct hsm_pkcs11_options o = {
+        .module = shim, .uri = uri, .sessions = sessions, .sign_timeout_ms = timeout_ms};
+    struct hsm_key *k = NULL;
+    char err[256];
+    cr_assert_eq(hsm_pkcs11_open(&k, err, sizeof(err), &o), 0, "%s", err);
+    return k;
+}
+
+static void shim_ctl(const char *line)
+{
+    if (line == NULL) {
+        cr_assert_eq(unlink(ctl), 0);
+        return;
+    }
+    FILE *f = fopen(ctl, "w");
+    cr_assert_not_null(f);
+    fputs(line, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static int sign_once(struct hsm_key *k)
+{
+    static uint8_t msg[32], sig[HSM_SIG_MAX];
+    struct hsm_sign_item it = {.tbs = msg, .tbs_len = sizeof(msg), .sig = sig};
+    return hsm_key_sign_batch(k, &it, 1);
+}
+
+/* wait_up probes the key until it is up (its backoff starts at 100 ms). */
+static void wait_up(struct hsm_key *k)
+{
+    for (int i = 0; i < 100 && hsm_key_status(k, NULL) != 0; i++) {
+        usleep(20000);
+        hsm_key_probe(k);
+    }
+    cr_assert_eq(hsm_key_status(k, NULL), 0, "the key did not come back");
+}
+
+Test(pkcs11, each_token_fault_makes_the_key_down_until_it_recovers)
+{
+    static const struct {
+        const char *line;
+        const char *reason;
+    } faults[] = {
+        {"fail 0xB3", "CKR_SESSION_HANDLE_INVALID"}, {"fail 0x101", "CKR_USER_NOT_LOGGED_IN"},
+        {"fail 0x32", "CKR_DEVICE_REMOVED"},         {"fail 0xE0", "CKR_TOKEN_NOT_PRESENT"},
+        {"fail 0x30", "CKR_DEVICE_ERROR"},           {"fail 0xB0", "CKR_SESSION_CLOSED"},
+    };
+    struct hsm_key *k = shim_key(2, 2000);
+    cr_assert_eq(sign_once(k), 0);
+    for (size_t i = 0; i < ARRAY_LEN(faults); i++) {
+        shim_ctl(faults[i].line);
+        cr_assert_eq(sign_once(k), -EAGAIN, "%s", faults[i].reason);
+        const char *why = NULL;
+        cr_assert_eq(hsm_key_status(k, &why), -EAGAIN);
+        cr_assert_str_eq(why, faults[i].reason);
+        uint64_t t0 = clock_mono_ns();
+        cr_assert_eq(sign_once(k), -EAGAIN); /* down: refused at once, no module call */
+        cr_assert_lt(clock_mono_ns() - t0, 50000000u);
+        shim_ctl(NULL);
+        wait_up(k);
+        cr_assert_eq(sign_once(k), 0, "%s: no signature after recovery", faults[i].reason);
+    }
+    hsm_key_free(k);
+}
+
+Test(pkcs11, a_slow_token_is_cut_off_at_sign_timeout)
+{
+    struct hsm_key *k = shim_key(1, 300);
+    shim_ctl("slow 700");
+    uint64_t t0 = clock_mono_ns();
+    cr_assert_eq(sign_once(k), -EAGAIN);
+    uint64_t dt = clock_mono_ns() - t0;
+    cr_assert_geq(dt, 600000000u); /* the call itself cannot be cancelled */
+    const char *why = NULL;
+    cr_assert_eq(hsm_key_status(k, &why), -EAGAIN);
+    cr_assert_str_eq(why, "sign_timeout");
+    shim_ctl(NULL);
+    wait_up(k);
+    cr_assert_eq(sign_once(k), 0);
+    hsm_key_free(k);
+}
+
+struct slow_arg {
+    struct hsm_key *k;
+    int rc;
+};
+
+static void *slow_signer(void *arg)
+{
+    struct slow_arg *a = arg;
+    a->rc = sign_once(a->k);
+    return NULL;
+}
+
+/* With every session busy in a slow call, another caller waits at most sign_timeout_ms. */
+Test(pkcs11, a_caller_waits_for_a_session_at_most_sign_timeout)
+{
+    struct hsm_key *k = shim_key(1, 300);
+    shim_ctl("slow 1500");
+    struct slow_arg a = {.k = k, .rc = 1};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, slow_signer, &a), 0);
+    usleep(100000); /* the thread holds the one session */
+    uint64_t t0 = clock_mono_ns();
+    cr_assert_eq(sign_once(k), -EAGAIN);
+    uint64_t dt = clock_mono_ns() - t0;
+    cr_assert_lt(dt, 600000000u, "waited %llu ms", (unsigned long long)(dt / 1000000));
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(a.rc, -EAGAIN);
+    shim_ctl(NULL);
+    wait_up(k);
+    cr_assert_eq(sign_once(k), 0);
     hsm_key_free(k);
 }
 
