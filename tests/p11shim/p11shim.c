@@ -31,7 +31,8 @@ static CK_RV shim_sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_B
             return (CK_RV)n;
         }
         if (got == 2 && strcmp(word, "slow") == 0) {
-            struct timespec ts = {.tv_sec = (time_t)(n / 1000), .tv_nsec = (long)(n % 1000) * 1000000L};
+            struct timespec ts = {.tv_sec = (time_t)(n / 1000),
+                                  .tv_nsec = (long)(n % 1000) * 1000000L};
             nanosleep(&ts, NULL);
         }
     }
@@ -45,8 +46,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
     if (real == NULL) {
         const char *path = getenv("P11SHIM_MODULE");
         void *dl = dlopen(path != NULL ? path : "/usr/lib/softhsm/libsofthsm2.so", RTLD_NOW);
-        CK_C_GetFunctionList get = dl != NULL ? (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList")
-                                              : NULL;
+        CK_C_GetFunctionList get =
+            dl != NULL ? (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList") : NULL;
         if (get == NULL || get(&real) != CKR_OK) {
             real = NULL;
             return CKR_GENERAL_ERROR;
