@@ -205,7 +205,7 @@ unit: tests
 
 # integration: tests/integration/test_*.sh against this MODE's programs (the other .sh files
 # there are helpers the tests source).
-integration: progs
+integration: progs $(P11SHIM)
 	$(Q)for t in tests/integration/test_*.sh; do [ -f "$$t" ] || continue; echo "== $$t"; \
 	    CERTPROV_BIN=$(abspath $(BIN)) bash $$t || exit 1; done
 

@@ -94,15 +94,21 @@ int hsm_key_sign_batch(struct hsm_key *key, struct hsm_sign_item *items, size_t 
  * locking; the key owns a pool of `sessions` sessions, each used by one caller at a time (a
  * caller waits at most sign_timeout_ms for one). The token is logged in once, the private key is
  * found once by label and/or id and its handle cached; the public key is read from the token.
- * ECDSA signs a digest computed here with CKM_ECDSA (the raw r||s becomes a DER ECDSA-Sig-Value),
- * RSA uses CKM_SHA256_RSA_PKCS, Ed25519 CKM_EDDSA (refused when the token lacks it).
+ * Each session has a worker thread (cp-p11-N) that makes the sign calls: a caller hands it the
+ * batch (the messages copied) and waits at most sign_timeout_ms; a caller that gives up leaves
+ * the worker in the module, the key goes down, and the worker frees its session when the call
+ * returns. ECDSA signs a digest computed here with CKM_ECDSA (the raw r||s becomes a DER
+ * ECDSA-Sig-Value), RSA uses CKM_SHA256_RSA_PKCS, Ed25519 CKM_EDDSA (refused when the token lacks
+ * it).
  *
  * Faults (a closed or invalid session, a logged-out user, a removed token, a device error, a sign
  * call slower than sign_timeout_ms) make the key DOWN: hsm_key_sign_batch returns -EAGAIN at once
  * while down, and a later call (or hsm_key_probe) reconnects -- find the token, open sessions,
  * log in, find the key, check that its public key did not change -- with a backoff of 100 ms
- * doubling to HSM_P11_BACKOFF_MAX_MS. A PKCS#11 call that never returns holds its caller: the
- * interface cannot cancel it. */
+ * doubling to HSM_P11_BACKOFF_MAX_MS. Reconnecting runs only in hsm_key_probe and at open, and
+ * holds no lock a signing caller waits for, so no caller of hsm_key_sign_batch waits longer than
+ * sign_timeout_ms, whatever the module does. A module call that never returns keeps its worker
+ * (and session) until it does. Messages longer than HSM_P11_TBS_MAX fail (-EIO). */
 
 #define HSM_P11_TOKEN_MAX 32        /* CK_TOKEN_INFO label: 32 bytes, blank padded */
 #define HSM_P11_OBJECT_MAX 128      /* longest object label accepted */
@@ -112,6 +118,7 @@ int hsm_key_sign_batch(struct hsm_key *key, struct hsm_sign_item *items, size_t 
 #define HSM_P11_URI_MAX 2048        /* longest pkcs11: URI accepted */
 #define HSM_P11_SESSIONS_MAX 64     /* [ca] sessions, at most */
 #define HSM_P11_BACKOFF_MAX_MS 5000 /* longest wait between two reconnects */
+#define HSM_P11_TBS_MAX 4096        /* longest message a pkcs11 key signs (a TBSCertificate) */
 
 /* hsm_pkcs11_uri is a parsed RFC 7512 URI: the attributes this backend uses. Path attributes
  * token, object, id, slot-id (and type, which must be private when given); query attributes

@@ -43,13 +43,38 @@
 #define P11_ATTR_MAX 1024   /* largest public attribute read (modulus, EC point) */
 #define P11_BACKOFF_MIN_MS 100
 #define P11_RSA_E 65537
+#define P11_STOP_WAIT_MS 2000 /* a worker inside a module call gets this long at free */
+
+/* A job: one batch a caller hands to a session's worker thread. The TBS bytes are copied in, so
+ * that a caller that gave up (sign_timeout_ms) may reuse its buffers while the worker is still
+ * inside the module; the worker's results are copied out only by a caller that still waits. */
+struct p11_job {
+    size_t num;
+    size_t off[HSM_BATCH_MAX];
+    size_t len[HSM_BATCH_MAX];
+    size_t sig_len[HSM_BATCH_MAX];
+    int rc[HSM_BATCH_MAX];
+    const char *fault; /* a session or device fault the worker met, else NULL */
+    uint8_t tbs[HSM_BATCH_MAX * HSM_P11_TBS_MAX];
+    uint8_t sig[HSM_BATCH_MAX][HSM_SIG_MAX];
+};
+
+enum p11_state { P11_IDLE = 0, P11_JOB, P11_DONE };
 
 struct p11_session {
+    /* under mu */
     CK_SESSION_HANDLE h;
     CK_OBJECT_HANDLE priv; /* the key's handle when the session was taken (k->priv may change) */
     bool open;
-    bool busy;
+    bool busy;    /* taken by a caller, or its worker still inside the module */
     uint64_t gen; /* the generation it was opened under */
+    enum p11_state state;
+    bool abandoned; /* the caller gave up: the worker frees the session when it returns */
+    bool quit;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC: the worker waits for a job, the caller for DONE */
+    pthread_t thread;
+    bool started;
+    struct p11_job *job; /* calloc'd at open (not secret) */
 };
 
 struct p11_key {
@@ -65,8 +90,11 @@ struct p11_key {
     size_t ec_half; /* bytes of r (and s) for ECDSA */
     size_t spki_len;
     uint8_t spki[HSM_SPKI_MAX];
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
+    /* cmu: one connect at a time; held across its module calls, never by a caller that holds a
+     * batch (only hsm_key_probe and the open take it), so a hung login blocks no batch. */
+    pthread_mutex_t cmu;
+    pthread_mutex_t mu;  /* held briefly, never across a module call */
+    pthread_cond_t cond; /* CLOCK_MONOTONIC: a session became free */
     /* under mu */
     CK_SLOT_ID slot;
     CK_OBJECT_HANDLE priv;
@@ -74,8 +102,8 @@ struct p11_key {
     bool connected;
     uint64_t retry_at_ns;
     uint32_t backoff_ms;
-    /* The session connect_locked logged in with, kept open while connected: closing a token's
-     * last session logs it out and (SoftHSM2) invalidates the key's handle. */
+    /* The session connect logged in with, kept open while connected: closing a token's last
+     * session logs it out and (SoftHSM2) invalidates the key's handle. */
     CK_SESSION_HANDLE anchor;
     bool anchor_open;
     struct p11_session sess[HSM_P11_SESSIONS_MAX];
@@ -337,23 +365,23 @@ out:
 
 /* read_public reads the key's public half (the public key object for EC/EdDSA, whose private
  * object holds no point; the private object's modulus and exponent for RSA) into spki. */
-static int read_public(struct p11_key *k, CK_SESSION_HANDLE h, char *err, size_t cap,
-                       enum hsm_key_type *out_type, uint8_t *spki, size_t *spki_len)
+static int read_public(struct p11_key *k, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv, char *err,
+                       size_t cap, enum hsm_key_type *out_type, uint8_t *spki, size_t *spki_len)
 {
     CK_KEY_TYPE kt = 0;
     size_t len = 0;
     uint8_t a[P11_ATTR_MAX], b[P11_ATTR_MAX];
     size_t a_len = 0, b_len = 0;
-    CK_RV rv = get_attr(k, h, k->priv, CKA_KEY_TYPE, &kt, sizeof(kt), &len);
+    CK_RV rv = get_attr(k, h, priv, CKA_KEY_TYPE, &kt, sizeof(kt), &len);
     if (rv != CKR_OK) {
         return errf(err, cap, -EIO, "the key's type cannot be read (%s)", ckr_name(rv));
     }
     EVP_PKEY *pkey = NULL;
     enum hsm_key_type type = HSM_KEY_NONE;
     if (kt == CKK_RSA) {
-        rv = get_attr(k, h, k->priv, CKA_MODULUS, a, sizeof(a), &a_len);
+        rv = get_attr(k, h, priv, CKA_MODULUS, a, sizeof(a), &a_len);
         if (rv == CKR_OK) {
-            rv = get_attr(k, h, k->priv, CKA_PUBLIC_EXPONENT, b, sizeof(b), &b_len);
+            rv = get_attr(k, h, priv, CKA_PUBLIC_EXPONENT, b, sizeof(b), &b_len);
         }
         pkey = rv == CKR_OK ? pkey_rsa(&type, a, a_len, b, b_len) : NULL;
     } else if (kt == CKK_EC || kt == CKK_EC_EDWARDS) {
@@ -445,7 +473,28 @@ static int find_key(struct p11_key *k, CK_SESSION_HANDLE h, char *err, size_t ca
     return 0;
 }
 
-/* set_down marks the key down for `reason` (static), once per fault; mu held. */
+/* reinit finalizes and initializes the module again, when no caller is inside it: a token that
+ * went away is not always found again by the module otherwise (SoftHSM2 keeps it invalid until
+ * C_Initialize). Every session is gone with it. cmu held, and no session busy. */
+static bool reinit(struct p11_key *k)
+{
+    if (!k->finalize) {
+        return false; /* someone else initialized the module in this process: not ours */
+    }
+    (void)k->f->C_Finalize(NULL);
+    CK_C_INITIALIZE_ARGS args;
+    memset(&args, 0, sizeof(args));
+    args.flags = CKF_OS_LOCKING_OK;
+    CK_RV rv = k->f->C_Initialize(&args);
+    if (rv != CKR_OK) {
+        log_err("hsm: reinitialize_failed key=%s rv=%s", k->base.label, ckr_name(rv));
+        k->finalize = rv == CKR_CRYPTOKI_ALREADY_INITIALIZED ? false : k->finalize;
+    }
+    return rv == CKR_OK;
+}
+
+/* set_down marks the key down for `reason` (static), once per fault; mu held. Sessions of the
+ * old generation are closed by the next connect. */
 static void set_down(struct p11_key *k, const char *reason)
 {
     k->gen++;
@@ -461,56 +510,74 @@ static void set_down(struct p11_key *k, const char *reason)
     atomic_store(&k->down, true);
 }
 
-/* reinit finalizes and initializes the module again, when no caller is inside it: a token that
- * went away is not always found again by the module otherwise (SoftHSM2 keeps it invalid until
- * C_Initialize). Every session is gone with it. mu held. Returns whether it did. */
-static bool reinit(struct p11_key *k)
+/* open_session opens a session on the slot and logs in (already logged in is fine). */
+static CK_RV open_session(struct p11_key *k, CK_SLOT_ID slot, CK_SESSION_HANDLE *out)
 {
-    if (!k->finalize) {
-        return false; /* someone else initialized the module in this process: not ours */
-    }
-    for (uint32_t i = 0; i < k->base.sessions; i++) {
-        if (k->sess[i].busy) {
-            return false;
+    CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
+    CK_RV rv = k->f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &h);
+    if (rv == CKR_OK) {
+        rv = login(k, h);
+        if (rv != CKR_OK) {
+            (void)k->f->C_CloseSession(h);
         }
     }
-    (void)k->f->C_Finalize(NULL);
-    for (uint32_t i = 0; i < k->base.sessions; i++) {
-        k->sess[i].open = false;
+    if (rv == CKR_OK) {
+        *out = h;
     }
-    k->anchor_open = false;
-    CK_C_INITIALIZE_ARGS args;
-    memset(&args, 0, sizeof(args));
-    args.flags = CKF_OS_LOCKING_OK;
-    CK_RV rv = k->f->C_Initialize(&args);
-    if (rv != CKR_OK) {
-        log_err("hsm: reinitialize_failed key=%s rv=%s", k->base.label, ckr_name(rv));
-        k->finalize = rv == CKR_CRYPTOKI_ALREADY_INITIALIZED ? false : k->finalize;
-    }
-    return rv == CKR_OK;
+    return rv;
 }
 
-/* connect_locked (re)connects: slot, a session, login, the key, its public key unchanged. On
- * success the key is up and sessions of older generations get reopened lazily. mu held. */
-static int connect_locked(struct p11_key *k, char *err, size_t cap)
+/* connect (re)connects: closes the sessions of the old connection that no worker is inside,
+ * finds the slot, opens the anchor session and logs in, finds the key, checks that its public
+ * key is the one of the first connect, and opens a session for every idle slot; then publishes
+ * all of it under mu and the key is up. The module calls run under cmu only. A fault seen while
+ * it ran (the generation moved) makes it fail. On failure the key is (or stays) down. */
+static int connect(struct p11_key *k, char *err, size_t cap)
 {
+    CK_SESSION_HANDLE old[HSM_P11_SESSIONS_MAX + 1];
+    CK_SESSION_HANDLE fresh[HSM_P11_SESSIONS_MAX];
+    bool want[HSM_P11_SESSIONS_MAX] = {false};
+    size_t num_old = 0;
+    uint32_t n = k->base.sessions;
+    bool idle = true;
+    base_mutex_lock(&k->mu);
+    uint64_t gen = k->gen;
+    for (uint32_t i = 0; i < n; i++) {
+        struct p11_session *s = &k->sess[i];
+        idle = idle && !s->busy;
+        if (!s->busy && s->open) {
+            old[num_old++] = s->h;
+            s->open = false;
+        }
+        want[i] = !s->busy;
+    }
+    if (k->anchor_open) {
+        old[num_old++] = k->anchor;
+        k->anchor_open = false;
+    }
+    base_mutex_unlock(&k->mu);
+    bool any = false;
+    for (uint32_t i = 0; i < n; i++) {
+        any = any || want[i];
+    }
+    if (!any) { /* every worker is still inside a call that timed out: no capacity yet */
+        base_mutex_lock(&k->mu);
+        set_down(k, "sign_timeout");
+        base_mutex_unlock(&k->mu);
+        return errf(err, cap, -EAGAIN, "every session is still inside a call that timed out");
+    }
+    for (size_t i = 0; i < num_old; i++) {
+        (void)k->f->C_CloseSession(old[i]); /* of an earlier connection: may be gone */
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        fresh[i] = CK_INVALID_HANDLE;
+    }
     CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
     CK_SLOT_ID slot = 0;
     const char *reason = NULL;
     int rc = 0;
-    if (k->anchor_open) {
-        (void)k->f->C_CloseSession(k->anchor); /* of an earlier connection: may be gone */
-        k->anchor_open = false;
-    }
-    for (uint32_t i = 0; i < k->base.sessions; i++) { /* before new handles exist */
-        struct p11_session *s = &k->sess[i];
-        if (s->open && !s->busy && s->gen != k->gen) {
-            (void)k->f->C_CloseSession(s->h);
-            s->open = false;
-        }
-    }
     CK_RV rv = find_slot(k, &slot);
-    if (rv != CKR_OK && k->spki_len != 0 && reinit(k)) {
+    if (rv != CKR_OK && k->spki_len != 0 && idle && reinit(k)) {
         rv = find_slot(k, &slot);
     }
     if (rv != CKR_OK) {
@@ -520,7 +587,6 @@ static int connect_locked(struct p11_key *k, char *err, size_t cap)
                   k->uri.has_token ? "'" : "", ckr_name(rv));
         goto out;
     }
-    k->slot = slot;
     rv = k->f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &h);
     if (rv != CKR_OK) {
         reason = ckr_name(rv);
@@ -541,19 +607,19 @@ static int connect_locked(struct p11_key *k, char *err, size_t cap)
         reason = "key_not_found";
         goto out;
     }
-    k->priv = priv;
     enum hsm_key_type type = HSM_KEY_NONE;
     uint8_t spki[HSM_SPKI_MAX];
     size_t spki_len = 0;
-    rc = read_public(k, h, err, cap, &type, spki, &spki_len);
+    rc = read_public(k, h, priv, err, cap, &type, spki, &spki_len);
     if (rc != 0) {
         reason = "public_key_unreadable";
         goto out;
     }
-    if (k->spki_len == 0) {
+    if (k->spki_len == 0) { /* the first connect, before any other thread uses the key */
         memcpy(k->spki, spki, spki_len);
         k->spki_len = spki_len;
         k->base.type = type;
+        k->slot = slot;
         rc = pick_mech(k, type, err, cap);
         if (rc != 0) {
             reason = "mechanism_missing";
@@ -564,111 +630,103 @@ static int connect_locked(struct p11_key *k, char *err, size_t cap)
         rc = errf(err, cap, -EBADMSG, "the token's key is not the one loaded at start");
         goto out;
     }
-out:
-    if (rc != 0 && h != CK_INVALID_HANDLE) {
-        (void)k->f->C_CloseSession(h);
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        if (want[i]) {
+            rv = open_session(k, slot, &fresh[i]);
+            if (rv != CKR_OK) {
+                reason = ckr_name(rv);
+                rc =
+                    errf(err, cap, -EIO, "opening signing session %u failed (%s)", i, ckr_name(rv));
+            }
+        }
     }
-    if (rc != 0) {
-        if (k->spki_len != 0) {
+out:
+    base_mutex_lock(&k->mu);
+    if (rc == 0 && k->gen != gen) {
+        reason = atomic_load(&k->reason);
+        rc = errf(err, cap, -EAGAIN, "a fault while connecting (%s)", reason);
+    }
+    if (rc == 0) {
+        k->slot = slot;
+        k->priv = priv;
+        k->anchor = h;
+        k->anchor_open = true;
+        for (uint32_t i = 0; i < n; i++) {
+            if (want[i]) {
+                ASSERT(!k->sess[i].busy); /* nobody takes a session while not connected */
+                k->sess[i].h = fresh[i];
+                k->sess[i].open = true;
+                k->sess[i].gen = k->gen;
+            }
+        }
+        if (atomic_load(&k->down)) {
+            log_info("hsm: key_up key=%s", k->base.label);
+        }
+        k->connected = true;
+        k->backoff_ms = 0;
+        atomic_store(&k->reason, (const char *)NULL);
+        atomic_store(&k->down, false);
+        base_cond_broadcast(&k->cond);
+    } else if (k->spki_len != 0 && reason != NULL) {
+        if (k->connected || k->gen == gen) {
             set_down(k, reason);
         }
-        return rc;
     }
-    if (atomic_load(&k->down)) {
-        log_info("hsm: key_up key=%s", k->base.label);
+    base_mutex_unlock(&k->mu);
+    if (rc != 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            if (fresh[i] != CK_INVALID_HANDLE) {
+                (void)k->f->C_CloseSession(fresh[i]);
+            }
+        }
+        if (h != CK_INVALID_HANDLE) {
+            (void)k->f->C_CloseSession(h);
+        }
     }
-    k->anchor = h;
-    k->anchor_open = true;
-    k->connected = true;
-    k->backoff_ms = 0;
-    atomic_store(&k->down, false);
-    atomic_store(&k->reason, (const char *)NULL);
-    return 0;
+    return rc;
 }
 
 /* ---- the session pool ---- */
 
-/* session_get takes a free session of the current generation (opening it when needed), waiting
- * at most until deadline_ns. Returns its index, or -EAGAIN (down, or no session in time). */
+/* abs_mono turns a CLOCK_MONOTONIC deadline in ns into a timespec. */
+static struct timespec abs_mono(uint64_t ns)
+{
+    return (struct timespec){.tv_sec = (time_t)(ns / 1000000000u),
+                             .tv_nsec = (long)(ns % 1000000000u)};
+}
+
+/* session_get takes a free session of the current connection, waiting at most until
+ * deadline_ns (for mu too: pthread_mutex_clocklock). No module call. Returns its index, or
+ * -EAGAIN (down, or no session in time). */
 static int session_get(struct p11_key *k, uint64_t deadline_ns)
 {
-    base_mutex_lock(&k->mu);
+    struct timespec ts = abs_mono(deadline_ns);
+    int lrc = pthread_mutex_clocklock(&k->mu, CLOCK_MONOTONIC, &ts);
+    if (lrc == ETIMEDOUT) {
+        return -EAGAIN;
+    }
+    ASSERT(lrc == 0);
     int idx = -EAGAIN;
     uint32_t n = k->base.sessions;
-    for (;;) {
-        if (!k->connected) {
-            char err[256];
-            if (clock_mono_ns() < k->retry_at_ns || connect_locked(k, err, sizeof(err)) != 0) {
-                break;
-            }
-        }
+    while (k->connected) { /* bounded by the deadline */
         uint32_t i = 0;
-        while (i < n && k->sess[i].busy) {
+        while (i < n && (k->sess[i].busy || !k->sess[i].open || k->sess[i].gen != k->gen)) {
             i++;
         }
         if (i < n) {
-            struct p11_session *s = &k->sess[i];
-            if (s->open && s->gen != k->gen) {
-                (void)k->f->C_CloseSession(s->h);
-                s->open = false;
-            }
-            if (!s->open) {
-                CK_RV rv = k->f->C_OpenSession(k->slot, CKF_SERIAL_SESSION, NULL, NULL, &s->h);
-                if (rv == CKR_OK) {
-                    rv = login(k, s->h);
-                    if (rv != CKR_OK) {
-                        (void)k->f->C_CloseSession(s->h);
-                    }
-                }
-                if (rv != CKR_OK) {
-                    set_down(k, ckr_name(rv));
-                    break;
-                }
-                s->open = true;
-                s->gen = k->gen;
-            }
-            s->busy = true;
-            s->priv = k->priv;
+            k->sess[i].busy = true;
+            k->sess[i].priv = k->priv;
             idx = (int)i;
             break;
         }
-        uint64_t now = clock_mono_ns();
-        if (now >= deadline_ns) {
-            break;
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t wait = deadline_ns - now;
-        ts.tv_sec += (time_t)(wait / 1000000000u);
-        ts.tv_nsec += (long)(wait % 1000000000u);
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
         int w = pthread_cond_timedwait(&k->cond, &k->mu, &ts);
         ASSERT(w == 0 || w == ETIMEDOUT);
+        if (w == ETIMEDOUT) {
+            break;
+        }
     }
     base_mutex_unlock(&k->mu);
     return idx;
-}
-
-/* session_put gives session i back; after a fault (`fault_rv` not CKR_OK, or `reason`) the key
- * goes down unless another caller already saw it (the session's generation is old). */
-static void session_put(struct p11_key *k, int i, const char *reason)
-{
-    base_mutex_lock(&k->mu);
-    struct p11_session *s = &k->sess[i];
-    ASSERT(s->busy);
-    s->busy = false;
-    if (reason != NULL && s->gen == k->gen && k->connected) {
-        set_down(k, reason);
-    }
-    if (s->gen != k->gen) { /* retired by a fault while it was in use */
-        (void)k->f->C_CloseSession(s->h);
-        s->open = false;
-    }
-    base_cond_signal(&k->cond);
-    base_mutex_unlock(&k->mu);
 }
 
 /* is_fault: the call failed because of the session, the login or the device, not the item. */
@@ -766,38 +824,168 @@ static CK_RV sign_one(const struct p11_key *k, CK_SESSION_HANDLE h, CK_OBJECT_HA
     return CKR_OK;
 }
 
+/* worker_run signs the job of session i on its thread (no lock held). */
+static void worker_run(struct p11_key *k, struct p11_job *job, CK_SESSION_HANDLE h,
+                       CK_OBJECT_HANDLE priv)
+{
+    job->fault = NULL;
+    for (size_t j = 0; j < job->num; j++) {
+        job->rc[j] = -EIO;
+        if (job->len[j] == 0 && job->off[j] == SIZE_MAX) {
+            continue; /* longer than HSM_P11_TBS_MAX: refused by the caller */
+        }
+        struct hsm_sign_item it = {
+            .tbs = job->tbs + job->off[j], .tbs_len = job->len[j], .sig = job->sig[j]};
+        CK_RV rv = sign_one(k, h, priv, &it);
+        if (is_fault(rv)) {
+            job->fault = ckr_name(rv);
+            break;
+        }
+        if (rv != CKR_OK) {
+            log_err("hsm: sign_failed key=%s rv=%s(0x%lx)", k->base.label, ckr_name(rv),
+                    (unsigned long)rv);
+            continue;
+        }
+        job->rc[j] = 0;
+        job->sig_len[j] = it.sig_len;
+    }
+}
+
+/* reopen_retired gives a session whose caller gave up a new handle when the key reconnected
+ * while the worker was still inside the module (that connect skipped the busy session): else
+ * the pool would stay one session short until the next fault. While the key is still down the
+ * next connect does it. mu held (released around the module calls); s is busy. */
+static void reopen_retired(struct p11_key *k, struct p11_session *s)
+{
+    if (!k->connected || s->gen == k->gen) {
+        return;
+    }
+    uint64_t gen = k->gen;
+    CK_SLOT_ID slot = k->slot;
+    CK_SESSION_HANDLE old = s->h;
+    bool was_open = s->open;
+    s->open = false;
+    base_mutex_unlock(&k->mu);
+    if (was_open) {
+        (void)k->f->C_CloseSession(old);
+    }
+    CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
+    CK_RV rv = open_session(k, slot, &h);
+    base_mutex_lock(&k->mu);
+    if (rv == CKR_OK && k->connected && k->gen == gen) {
+        s->h = h;
+        s->open = true;
+        s->gen = gen;
+    } else if (rv == CKR_OK) {
+        base_mutex_unlock(&k->mu);
+        (void)k->f->C_CloseSession(h);
+        base_mutex_lock(&k->mu);
+    }
+}
+
+struct worker_arg {
+    struct p11_key *k;
+    uint32_t index;
+};
+
+/* worker_main is the thread of one session (cp-p11N): it runs the jobs callers hand it, so that
+ * a caller can stop waiting for a module call that does not return. */
+static void *worker_main(void *arg)
+{
+    struct p11_key *k = ((struct worker_arg *)arg)->k;
+    uint32_t i = ((struct worker_arg *)arg)->index;
+    free(arg);
+    base_thread_name("cp-p11-%u", i);
+    struct p11_session *s = &k->sess[i];
+    base_mutex_lock(&k->mu);
+    for (;;) { /* until quit */
+        while (!s->quit && s->state != P11_JOB) {
+            base_cond_wait(&s->cond, &k->mu);
+        }
+        if (s->quit) {
+            break;
+        }
+        CK_SESSION_HANDLE h = s->h;
+        CK_OBJECT_HANDLE priv = s->priv;
+        base_mutex_unlock(&k->mu);
+        worker_run(k, s->job, h, priv);
+        base_mutex_lock(&k->mu);
+        s->state = P11_DONE;
+        if (s->abandoned) { /* the caller is gone: the session goes back to the pool itself */
+            s->abandoned = false;
+            s->state = P11_IDLE;
+            reopen_retired(k, s);
+            s->busy = false;
+            base_cond_broadcast(&k->cond);
+        }
+        base_cond_broadcast(&s->cond);
+    }
+    base_mutex_unlock(&k->mu);
+    return NULL;
+}
+
 static int p11_sign_batch(struct hsm_key *key, struct hsm_sign_item *items, size_t num_items)
 {
     struct p11_key *k = p11_of(key);
-    uint64_t t0 = clock_mono_ns();
-    uint64_t deadline = t0 + (uint64_t)k->timeout_ms * 1000000u;
+    uint64_t deadline = clock_mono_ns() + (uint64_t)k->timeout_ms * 1000000u;
     int i = session_get(k, deadline);
     if (i < 0) {
         return -EAGAIN;
     }
-    CK_SESSION_HANDLE h = k->sess[i].h;
-    CK_OBJECT_HANDLE priv = k->sess[i].priv;
-    int rc = 0;
-    const char *fault = NULL;
-    for (size_t j = 0; j < num_items; j++) {
-        CK_RV rv = sign_one(k, h, priv, &items[j]);
-        if (rv == CKR_OK && clock_mono_ns() > deadline) {
-            fault = "sign_timeout"; /* a slow token: down, reconnect with backoff */
-        } else if (is_fault(rv)) {
-            fault = ckr_name(rv);
-        } else if (rv != CKR_OK) {
-            log_err("hsm: sign_failed key=%s rv=%s(0x%lx)", k->base.label, ckr_name(rv),
-                    (unsigned long)rv);
-            rc = -EIO;
+    struct p11_session *s = &k->sess[i];
+    struct p11_job *job = s->job;
+    size_t off = 0;
+    for (size_t j = 0; j < num_items; j++) { /* the worker is idle: the job is ours */
+        if (items[j].tbs_len > HSM_P11_TBS_MAX) {
+            job->off[j] = SIZE_MAX;
+            job->len[j] = 0;
             continue;
         }
-        if (fault != NULL) {
-            rc = -EAGAIN;
+        memcpy(job->tbs + off, items[j].tbs, items[j].tbs_len);
+        job->off[j] = off;
+        job->len[j] = items[j].tbs_len;
+        off += items[j].tbs_len;
+    }
+    job->num = num_items;
+    struct timespec ts = abs_mono(deadline);
+    base_mutex_lock(&k->mu);
+    s->state = P11_JOB;
+    base_cond_broadcast(&s->cond);
+    while (s->state != P11_DONE) { /* bounded by the deadline */
+        int w = pthread_cond_timedwait(&s->cond, &k->mu, &ts);
+        ASSERT(w == 0 || w == ETIMEDOUT);
+        if (w == ETIMEDOUT && s->state != P11_DONE) {
             break;
         }
-        items[j].rc = 0;
     }
-    session_put(k, i, fault);
+    if (s->state != P11_DONE) { /* a slow or hung token: give up, the worker frees it */
+        s->abandoned = true;
+        if (s->gen == k->gen && k->connected) {
+            set_down(k, "sign_timeout");
+        }
+        base_mutex_unlock(&k->mu);
+        return -EAGAIN;
+    }
+    int rc = 0;
+    for (size_t j = 0; j < num_items; j++) {
+        items[j].rc = job->fault != NULL ? -EIO : job->rc[j];
+        if (items[j].rc == 0) {
+            items[j].sig_len = job->sig_len[j];
+            memcpy(items[j].sig, job->sig[j], job->sig_len[j]);
+        } else {
+            rc = -EIO;
+        }
+    }
+    if (job->fault != NULL) {
+        rc = -EAGAIN;
+        if (s->gen == k->gen && k->connected) {
+            set_down(k, job->fault);
+        }
+    }
+    s->state = P11_IDLE;
+    s->busy = false;
+    base_cond_broadcast(&k->cond);
+    base_mutex_unlock(&k->mu);
     return rc;
 }
 
@@ -826,24 +1014,63 @@ static int p11_status(const struct hsm_key *key, const char **out_reason)
 static void p11_probe(struct hsm_key *key)
 {
     struct p11_key *k = p11_of(key);
-    if (!atomic_load(&k->down)) {
-        return;
+    if (!atomic_load(&k->down) || pthread_mutex_trylock(&k->cmu) != 0) {
+        return; /* up, or another thread is connecting */
     }
     base_mutex_lock(&k->mu);
+    bool due = !k->connected && clock_mono_ns() >= k->retry_at_ns;
+    base_mutex_unlock(&k->mu);
     char err[256];
-    if (!k->connected && clock_mono_ns() >= k->retry_at_ns &&
-        connect_locked(k, err, sizeof(err)) != 0) {
+    if (due && connect(k, err, sizeof(err)) != 0) {
+        base_mutex_lock(&k->mu);
+        uint32_t retry_ms = k->backoff_ms;
+        base_mutex_unlock(&k->mu);
         log_warn("hsm: reconnect_failed key=%s err=\"%s\" retry_ms=%u", k->base.label, err,
-                 k->backoff_ms);
+                 retry_ms);
+    }
+    base_mutex_unlock(&k->cmu);
+}
+
+/* workers_stop asks every worker to quit and joins it, giving one that is inside a module call
+ * P11_STOP_WAIT_MS. Returns false when one did not return: then the module and the key's memory
+ * must stay (the process is on its way out). */
+static bool workers_stop(struct p11_key *k)
+{
+    bool all = true;
+    base_mutex_lock(&k->mu);
+    for (uint32_t i = 0; i < k->base.sessions; i++) {
+        k->sess[i].quit = true;
+        base_cond_broadcast(&k->sess[i].cond);
     }
     base_mutex_unlock(&k->mu);
+    for (uint32_t i = 0; i < k->base.sessions; i++) {
+        if (!k->sess[i].started) {
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += P11_STOP_WAIT_MS / 1000;
+        int rc = pthread_timedjoin_np(k->sess[i].thread, NULL, &ts);
+        ASSERT(rc == 0 || rc == ETIMEDOUT);
+        if (rc == ETIMEDOUT) {
+            log_err("hsm: worker_stuck key=%s session=%u (a module call did not return)",
+                    k->base.label, i);
+            all = false;
+            continue;
+        }
+        k->sess[i].started = false;
+    }
+    return all;
 }
 
 static void p11_free(struct hsm_key *key)
 {
     struct p11_key *k = p11_of(key);
+    if (!workers_stop(k)) {
+        return; /* left as it is: a worker still uses the module, the session and the key */
+    }
     if (k->f != NULL) {
-        for (uint32_t i = 0; i < HSM_P11_SESSIONS_MAX; i++) {
+        for (uint32_t i = 0; i < k->base.sessions; i++) {
             ASSERT(!k->sess[i].busy);
             if (k->sess[i].open) {
                 (void)k->f->C_CloseSession(k->sess[i].h);
@@ -861,9 +1088,17 @@ static void p11_free(struct hsm_key *key)
          * (SoftHSM2 does); unloading under them would crash at exit. */
         k->dl = NULL;
     }
+    for (uint32_t i = 0; i < k->base.sessions; i++) {
+        free(k->sess[i].job);
+        k->sess[i].job = NULL;
+        int rc = pthread_cond_destroy(&k->sess[i].cond);
+        ASSERT(rc == 0);
+    }
     int rc = pthread_cond_destroy(&k->cond);
     ASSERT(rc == 0);
     rc = pthread_mutex_destroy(&k->mu);
+    ASSERT(rc == 0);
+    rc = pthread_mutex_destroy(&k->cmu);
     ASSERT(rc == 0);
     size_t len = k->map_len;
     OPENSSL_cleanse(k, len);
@@ -932,20 +1167,32 @@ static int p11_alloc(struct p11_key **out, char *err, size_t cap,
     struct p11_key *k = p;
     k->map_len = len;
     k->base.ops = &p11_ops;
-    k->base.sessions = opt->sessions;
+    k->base.sessions = opt->sessions; /* before the conditions: p11_free destroys that many */
     k->timeout_ms = opt->sign_timeout_ms;
     int rc = pthread_mutex_init(&k->mu, NULL);
+    ASSERT(rc == 0);
+    rc = pthread_mutex_init(&k->cmu, NULL);
     ASSERT(rc == 0);
     pthread_condattr_t ca;
     rc = pthread_condattr_init(&ca);
     ASSERT(rc == 0);
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* session_get's deadlines */
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the deadlines */
     ASSERT(rc == 0);
     rc = pthread_cond_init(&k->cond, &ca);
     ASSERT(rc == 0);
+    bool nomem = false;
+    for (uint32_t i = 0; i < opt->sessions; i++) {
+        rc = pthread_cond_init(&k->sess[i].cond, &ca);
+        ASSERT(rc == 0);
+        k->sess[i].job = calloc(1, sizeof(struct p11_job));
+        nomem = nomem || k->sess[i].job == NULL;
+    }
     rc = pthread_condattr_destroy(&ca);
     ASSERT(rc == 0);
     *out = k;
+    if (nomem) {
+        return errf(err, cap, -ENOMEM, "out of memory");
+    }
     const char *why = NULL;
     rc = hsm_pkcs11_uri_parse(&k->uri, &why, opt->uri, strlen(opt->uri));
     if (rc != 0) {
@@ -1008,6 +1255,28 @@ static int open_common(struct p11_key **out, char *err, size_t cap,
     return rc;
 }
 
+/* connect_open makes the first connection and starts one worker per session. */
+static int connect_open(struct p11_key *k, char *err, size_t cap)
+{
+    base_mutex_lock(&k->cmu);
+    int rc = connect(k, err, cap);
+    base_mutex_unlock(&k->cmu);
+    for (uint32_t i = 0; rc == 0 && i < k->base.sessions; i++) {
+        struct worker_arg *a = malloc(sizeof(*a));
+        if (a == NULL) {
+            return errf(err, cap, -ENOMEM, "out of memory");
+        }
+        *a = (struct worker_arg){.k = k, .index = i};
+        int prc = pthread_create(&k->sess[i].thread, NULL, worker_main, a);
+        if (prc != 0) {
+            free(a);
+            return errf(err, cap, -prc, "cannot start a signing thread: %s", strerror(prc));
+        }
+        k->sess[i].started = true;
+    }
+    return rc;
+}
+
 int hsm_pkcs11_open(struct hsm_key **out, char *err, size_t cap,
                     const struct hsm_pkcs11_options *opt)
 {
@@ -1016,9 +1285,7 @@ int hsm_pkcs11_open(struct hsm_key **out, char *err, size_t cap,
     if (rc != 0) {
         return rc;
     }
-    base_mutex_lock(&k->mu);
-    rc = connect_locked(k, err, cap);
-    base_mutex_unlock(&k->mu);
+    rc = connect_open(k, err, cap);
     if (rc != 0) {
         p11_free(&k->base);
         return rc;
@@ -1133,9 +1400,7 @@ out:
         (void)k->f->C_CloseSession(h);
     }
     if (rc == 0) {
-        base_mutex_lock(&k->mu);
-        rc = connect_locked(k, err, cap);
-        base_mutex_unlock(&k->mu);
+        rc = connect_open(k, err, cap);
     }
     if (rc != 0) {
         p11_free(&k->base);

@@ -360,21 +360,43 @@ Test(pkcs11, each_token_fault_makes_the_key_down_until_it_recovers)
     hsm_key_free(k);
 }
 
+/* A sign call slower than sign_timeout_ms: the caller gets -EAGAIN at the deadline, not when the
+ * module returns; the key is down until the worker is back and a probe reconnects. */
 Test(pkcs11, a_slow_token_is_cut_off_at_sign_timeout)
 {
-    struct hsm_key *k = shim_key(1, 300);
-    shim_ctl("slow 700");
+    struct hsm_key *k = shim_key(2, 300);
+    shim_ctl("slow 1500");
     uint64_t t0 = clock_mono_ns();
     cr_assert_eq(sign_once(k), -EAGAIN);
     uint64_t dt = clock_mono_ns() - t0;
-    cr_assert_geq(dt, 600000000u); /* the call itself cannot be cancelled */
+    cr_assert_geq(dt, 300000000u);
+    cr_assert_lt(dt, 700000000u, "the caller waited %llu ms", (unsigned long long)(dt / 1000000));
     const char *why = NULL;
     cr_assert_eq(hsm_key_status(k, &why), -EAGAIN);
     cr_assert_str_eq(why, "sign_timeout");
+    t0 = clock_mono_ns();
+    cr_assert_eq(sign_once(k), -EAGAIN); /* down: at once */
+    cr_assert_lt(clock_mono_ns() - t0, 50000000u);
     shim_ctl(NULL);
-    wait_up(k);
+    wait_up(k); /* reconnects with the other session while the worker is still inside */
+    cr_assert_eq(sign_once(k), 0);
+    usleep(1300000); /* the stuck call returns; its session is reopened and used again */
+    cr_assert_eq(sign_once(k), 0);
     cr_assert_eq(sign_once(k), 0);
     hsm_key_free(k);
+}
+
+/* A module call that does not return before free: free gives up on that worker after 2 s and
+ * leaves the key (the process is exiting) rather than hang or unload the module under it. */
+Test(pkcs11, free_does_not_hang_on_a_stuck_call)
+{
+    struct hsm_key *k = shim_key(1, 200);
+    shim_ctl("slow 4000");
+    cr_assert_eq(sign_once(k), -EAGAIN);
+    uint64_t t0 = clock_mono_ns();
+    hsm_key_free(k);
+    uint64_t dt = clock_mono_ns() - t0;
+    cr_assert_lt(dt, 3000000000u, "free took %llu ms", (unsigned long long)(dt / 1000000));
 }
 
 struct slow_arg {
@@ -405,7 +427,10 @@ Test(pkcs11, a_caller_waits_for_a_session_at_most_sign_timeout)
     cr_assert_eq(pthread_join(t, NULL), 0);
     cr_assert_eq(a.rc, -EAGAIN);
     shim_ctl(NULL);
-    wait_up(k);
+    usleep(300000);
+    hsm_key_probe(k); /* the one session is still inside the module: no capacity, still down */
+    cr_assert_eq(hsm_key_status(k, NULL), -EAGAIN);
+    wait_up(k); /* once the call returned */
     cr_assert_eq(sign_once(k), 0);
     hsm_key_free(k);
 }

@@ -8,7 +8,9 @@
 # that is not the certificate's), and the token directory moved away and back while enrolling
 # under load: 503 SigningUnavailable with Retry-After and /readyz "key_backend":"down"
 # meanwhile, 200 again afterwards without a restart, and no request longer than
-# sign_timeout_ms plus a margin.
+# sign_timeout_ms plus a margin. Last, a token whose C_Sign hangs (tests/p11shim in front of
+# SoftHSM2): 503 SigningUnavailable at sign_timeout_ms, not when the call returns, then ready
+# again.
 . "$(dirname "$0")/lib.sh"
 CTL="$BIN/certprovctl"
 D="$BIN/certprovd"
@@ -190,6 +192,36 @@ kill -0 "$PID" 2>/dev/null && ok || bad "certprovd died"
 stop
 has "the key went down in the log" "$T/s-p256.log" "hsm: key_down"
 has "and came back up" "$T/s-p256.log" "hsm: key_up"
+# ---- a slow token (tests/p11shim: SoftHSM2 behind a module whose C_Sign sleeps) ----
+SHIM="$BIN/../tests/libp11shim.so"
+if [ -f "$SHIM" ]; then
+    PORT=$(free_port) || exit 1
+    export P11SHIM_CTL="$T/shim.ctl" P11SHIM_MODULE="$MODULE"
+    MODULE_OVERRIDE="$SHIM" SIGN_TIMEOUT_MS=500 conf s-p256 "$PORT" \
+        "pkcs11:token=certprov;object=ca-p256?pin-source=file:$T/pin"
+    start s-p256 "$PORT"
+    same "slow: enrollment before" "$(enroll "$PORT" "$T/slow0")" 200
+    echo "slow 3000" >"$P11SHIM_CTL"
+    t0=$(date +%s%N)
+    same "slow: 503 while C_Sign hangs" "$(enroll "$PORT" "$T/slow1")" 503
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    [ "$ms" -lt 1500 ] && ok || bad "slow: the answer took $ms ms (sign_timeout_ms 500, C_Sign 3000)"
+    has "slow: SigningUnavailable" "$T/slow1" "SigningUnavailable"
+    # (/readyz may already be up again: the other session reconnects at once; the log says it)
+    has "slow: the key went down for sign_timeout" "$T/s-p256.log" "hsm: key_down .*reason=sign_timeout"
+    rm -f "$P11SHIM_CTL"
+    back=0
+    for _ in $(seq 1 100); do
+        if curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then back=1; break; fi
+        sleep 0.1
+    done
+    same "slow: ready again" "$back" 1
+    same "slow: enrollment after" "$(enroll "$PORT" "$T/slow2")" 200
+    stop
+    unset P11SHIM_CTL P11SHIM_MODULE
+else
+    echo "note: $SHIM not built (make tests): the slow-token case was not run"
+fi
 if grep -q "$TPIN" "$T"/*.log; then bad "the token PIN is in a log"; else ok; fi
 if grep -Eq "Sanitizer|runtime error" "$T"/*.log; then bad "a sanitizer report in a log"; else ok; fi
 [ -n "${KEEP:-}" ] && cp -r "$T" /tmp/p11keep
