@@ -71,6 +71,7 @@ struct p11_session {
     enum p11_state state;
     bool abandoned; /* the caller gave up: the worker frees the session when it returns */
     bool quit;
+    bool exited;         /* the worker left its loop: a join returns at once */
     pthread_cond_t cond; /* CLOCK_MONOTONIC: the worker waits for a job, the caller for DONE */
     pthread_t thread;
     bool started;
@@ -574,6 +575,7 @@ static int connect(struct p11_key *k, char *err, size_t cap)
     }
     CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
     CK_SLOT_ID slot = 0;
+    CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
     const char *reason = NULL;
     int rc = 0;
     CK_RV rv = find_slot(k, &slot);
@@ -601,7 +603,6 @@ static int connect(struct p11_key *k, char *err, size_t cap)
                   rv == CKR_PIN_INCORRECT ? ": wrong token PIN" : "");
         goto out;
     }
-    CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
     rc = find_key(k, h, err, cap, &priv);
     if (rc != 0) {
         reason = "key_not_found";
@@ -696,12 +697,21 @@ static struct timespec abs_mono(uint64_t ns)
 }
 
 /* session_get takes a free session of the current connection, waiting at most until
- * deadline_ns (for mu too: pthread_mutex_clocklock). No module call. Returns its index, or
+ * deadline_ns (for mu too: pthread_mutex_timedlock). No module call. Returns its index, or
  * -EAGAIN (down, or no session in time). */
 static int session_get(struct p11_key *k, uint64_t deadline_ns)
 {
     struct timespec ts = abs_mono(deadline_ns);
-    int lrc = pthread_mutex_clocklock(&k->mu, CLOCK_MONOTONIC, &ts);
+    /* pthread_mutex_timedlock takes CLOCK_REALTIME (pthread_mutex_clocklock would take the
+     * monotonic one, but TSan does not know it): the same distance from now on that clock. */
+    uint64_t now = clock_mono_ns();
+    uint64_t left = deadline_ns > now ? deadline_ns - now : 0;
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    uint64_t rt_ns = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec + left;
+    rt = (struct timespec){.tv_sec = (time_t)(rt_ns / 1000000000u),
+                           .tv_nsec = (long)(rt_ns % 1000000000u)};
+    int lrc = pthread_mutex_timedlock(&k->mu, &rt);
     if (lrc == ETIMEDOUT) {
         return -EAGAIN;
     }
@@ -903,6 +913,8 @@ static void *worker_main(void *arg)
             base_cond_wait(&s->cond, &k->mu);
         }
         if (s->quit) {
+            s->exited = true;
+            base_cond_broadcast(&s->cond);
             break;
         }
         CK_SESSION_HANDLE h = s->h;
@@ -1037,29 +1049,38 @@ static void p11_probe(struct hsm_key *key)
 static bool workers_stop(struct p11_key *k)
 {
     bool all = true;
+    uint64_t deadline = clock_mono_ns() + P11_STOP_WAIT_MS * 1000000ull;
+    struct timespec ts = abs_mono(deadline);
     base_mutex_lock(&k->mu);
     for (uint32_t i = 0; i < k->base.sessions; i++) {
         k->sess[i].quit = true;
         base_cond_broadcast(&k->sess[i].cond);
     }
-    base_mutex_unlock(&k->mu);
     for (uint32_t i = 0; i < k->base.sessions; i++) {
-        if (!k->sess[i].started) {
+        struct p11_session *s = &k->sess[i];
+        while (s->started && !s->exited) { /* bounded by the deadline */
+            int w = pthread_cond_timedwait(&s->cond, &k->mu, &ts);
+            ASSERT(w == 0 || w == ETIMEDOUT);
+            if (w == ETIMEDOUT) {
+                break;
+            }
+        }
+        if (!s->started) {
             continue;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += P11_STOP_WAIT_MS / 1000;
-        int rc = pthread_timedjoin_np(k->sess[i].thread, NULL, &ts);
-        ASSERT(rc == 0 || rc == ETIMEDOUT);
-        if (rc == ETIMEDOUT) {
+        if (!s->exited) {
             log_err("hsm: worker_stuck key=%s session=%u (a module call did not return)",
                     k->base.label, i);
             all = false;
             continue;
         }
-        k->sess[i].started = false;
+        base_mutex_unlock(&k->mu);
+        int rc = pthread_join(s->thread, NULL); /* it has left its loop */
+        ASSERT(rc == 0);
+        base_mutex_lock(&k->mu);
+        s->started = false;
     }
+    base_mutex_unlock(&k->mu);
     return all;
 }
 
