@@ -151,8 +151,11 @@ struct svc_signpool {
     pthread_t threads[HSM_P11_SESSIONS_MAX];
     uint32_t num_threads; /* 0: no pool, the rings sign inline (soft) */
     uint32_t num_started;
+    pthread_t prober; /* cp-hsm-probe: hsm_key_probe while the key is down */
+    bool prober_started;
     pthread_mutex_t mu;
-    pthread_cond_t cond; /* CLOCK_MONOTONIC */
+    pthread_cond_t cond;  /* the signing threads wait for items */
+    pthread_cond_t pcond; /* CLOCK_MONOTONIC: the prober's pace (and stop) */
     bool init;
     struct svc_item **q; /* ring buffer of q_cap = every item slot: cannot overflow */
     size_t q_cap;

@@ -6,9 +6,9 @@
  *
  * Items queued longer than [ca] sign_timeout_ms are not signed: they go to the writer with
  * sign_rc -EAGAIN (503 SigningUnavailable), so a slow or absent token bounds every answer by the
- * timeout (the key itself gives up on a batch that takes longer). While the key is down and the
- * queue is empty, the threads probe it (hsm_key_probe: reconnect with the key's backoff), so
- * that /readyz turns ready again without any enrollment coming in.
+ * timeout (the key itself gives up on a batch that takes longer). While the key is down, the
+ * prober thread (cp-hsm-probe) calls hsm_key_probe (reconnect with the key's backoff), so that
+ * /readyz turns ready again without any enrollment coming in.
  *
  * Ownership: an item is its ring's until svc_signpool_push, then the pool's until the pool
  * thread's svc_writer_push, then the writer's (service/internal.h, struct svc_item). */
@@ -44,7 +44,7 @@ void svc_signpool_push(struct service *svc, struct svc_item **items, size_t n)
     base_mutex_unlock(&p->mu);
 }
 
-/* wait_idle waits for items or SIGNPOOL_PROBE_MS, mu held. */
+/* wait_idle waits SIGNPOOL_PROBE_MS (or until woken), mu held. */
 static void wait_idle(struct svc_signpool *p)
 {
     struct timespec ts;
@@ -54,7 +54,7 @@ static void wait_idle(struct svc_signpool *p)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
-    int rc = pthread_cond_timedwait(&p->cond, &p->mu, &ts);
+    int rc = pthread_cond_timedwait(&p->pcond, &p->mu, &ts);
     ASSERT(rc == 0 || rc == ETIMEDOUT);
 }
 
@@ -79,6 +79,28 @@ static void sign_taken(struct service *svc, struct signer_issue *scratch, struct
     svc_writer_push(svc, items, n);
 }
 
+/* probe_main is the prober (cp-hsm-probe): while the key is down it calls hsm_key_probe every
+ * SIGNPOOL_PROBE_MS, so that the key comes back without an enrollment. A thread of its own: a
+ * reconnect that hangs in the module (a login that does not return) holds no batch. */
+static void *probe_main(void *arg)
+{
+    struct service *svc = arg;
+    base_thread_name("cp-hsm-probe");
+    struct svc_signpool *p = &svc->pool;
+    struct hsm_key *key = signer_ca_get_key(svc->ca);
+    base_mutex_lock(&p->mu);
+    while (!p->stopping) { /* the prober's loop: until stopping */
+        wait_idle(p);
+        if (!p->stopping && hsm_key_status(key, NULL) != 0) {
+            base_mutex_unlock(&p->mu);
+            hsm_key_probe(key);
+            base_mutex_lock(&p->mu);
+        }
+    }
+    base_mutex_unlock(&p->mu);
+    return NULL;
+}
+
 struct thread_arg {
     struct service *svc;
     uint32_t index;
@@ -93,19 +115,13 @@ static void *pool_main(void *arg)
     struct svc_signpool *p = &svc->pool;
     struct signer_issue *scratch = p->scratch + (size_t)index * HSM_BATCH_MAX;
     struct svc_item *items[HSM_BATCH_MAX];
-    struct hsm_key *key = signer_ca_get_key(svc->ca);
     base_mutex_lock(&p->mu);
     for (;;) { /* the thread's loop: until stopping and the queue is empty */
         if (p->q_len == 0 && p->stopping) {
             break;
         }
         if (p->q_len == 0) {
-            wait_idle(p);
-            if (p->q_len == 0 && !p->stopping && hsm_key_status(key, NULL) != 0) {
-                base_mutex_unlock(&p->mu);
-                hsm_key_probe(key);
-                base_mutex_lock(&p->mu);
-            }
+            base_cond_wait(&p->cond, &p->mu);
             continue;
         }
         size_t n = p->q_len < HSM_BATCH_MAX ? p->q_len : HSM_BATCH_MAX;
@@ -146,6 +162,8 @@ int svc_signpool_start(struct service *svc, size_t cap)
     ASSERT(rc == 0);
     rc = pthread_cond_init(&p->cond, &ca);
     ASSERT(rc == 0);
+    rc = pthread_cond_init(&p->pcond, &ca);
+    ASSERT(rc == 0);
     rc = pthread_condattr_destroy(&ca);
     ASSERT(rc == 0);
     p->init = true;
@@ -163,6 +181,11 @@ int svc_signpool_start(struct service *svc, size_t cap)
         }
         p->num_started++;
     }
+    rc = pthread_create(&p->prober, NULL, probe_main, svc);
+    if (rc != 0) {
+        return -rc;
+    }
+    p->prober_started = true;
     return 0;
 }
 
@@ -173,16 +196,24 @@ void svc_signpool_stop(struct service *svc)
         base_mutex_lock(&p->mu);
         p->stopping = true;
         base_cond_broadcast(&p->cond);
+        base_cond_broadcast(&p->pcond);
         base_mutex_unlock(&p->mu);
     }
     for (uint32_t i = 0; i < p->num_started; i++) {
         int rc = pthread_join(p->threads[i], NULL);
         ASSERT(rc == 0);
     }
+    if (p->prober_started) { /* waits for a probe in progress (a connect: bounded by the module) */
+        int rc = pthread_join(p->prober, NULL);
+        ASSERT(rc == 0);
+        p->prober_started = false;
+    }
     p->num_started = 0;
     ASSERT(p->q_len == 0 || p->num_threads == 0);
     if (p->init) {
         int rc = pthread_cond_destroy(&p->cond);
+        ASSERT(rc == 0);
+        rc = pthread_cond_destroy(&p->pcond);
         ASSERT(rc == 0);
         rc = pthread_mutex_destroy(&p->mu);
         ASSERT(rc == 0);
