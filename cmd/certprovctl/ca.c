@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "cmd/certprovctl/ctl.h"
@@ -65,6 +66,13 @@ static int ca_init_pkcs11(struct ctl *ctl, const char *uri, enum hsm_key_type ty
     if (ctl->cfg.ca_module[0] == '\0') {
         return ctl_fail("--pkcs11 needs [ca] module (the PKCS#11 module's path) in %s",
                         ctl->config_path);
+    }
+    /* Before the token gets a key pair: a store with a CA refuses (signer_ca_init_with_key
+     * would too, but only after the key was made). */
+    char path[SERVICE_PATH_MAX + 32];
+    if (signer_file_path(path, sizeof(path), ctl->cfg.store_path, SIGNER_FILE_ISSUING_CRT) == 0 &&
+        access(path, F_OK) == 0) {
+        return ctl_fail("a CA already exists in %s; nothing was changed", ctl->cfg.store_path);
     }
     char err[512];
     struct hsm_pkcs11_options o = {.module = ctl->cfg.ca_module,

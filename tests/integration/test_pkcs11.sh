@@ -88,6 +88,8 @@ for kt in p256 p384 rsa2048; do
     C=(-c "$T/s-$kt.ini")
     check "$kt: ca init --pkcs11" "$CTL" "${C[@]}" ca init --key-type "$kt" --pkcs11 "$URI"
     has "$kt: ca init names the key's URI" "$T/out" "pkcs11:token=certprov;object=ca-$kt"
+    expect_exit 1 "a CA already exists" "$kt: a second ca init --pkcs11 is refused" \
+        "$CTL" "${C[@]}" ca init --key-type "$kt" --pkcs11 "pkcs11:token=certprov;object=again-$kt?pin-source=file:$T/pin"
     check "$kt: ca show" "$CTL" "${C[@]}" ca show
     has "$kt: ca show prints the URI" "$T/out" "signing key: pkcs11:token=certprov;object=ca-$kt.* \\($kt\\)"
     same "$kt: no ca/issuing.key in the store" "$(ls "$T/s-$kt/ca/issuing.key" 2>/dev/null)" ""
@@ -96,6 +98,7 @@ for kt in p256 p384 rsa2048; do
     awk -v l="ca-$kt" '$0 ~ "label: *"l"$" {f=1} f && /Access:/ {print; exit}' "$T/objs" >"$T/access"
     has "$kt: the private key is sensitive" "$T/access" "(^|[ ,])sensitive"
     has "$kt: the private key was never extractable" "$T/access" "never extractable"
+    if grep -q "label: *again-$kt\$" "$T/objs"; then bad "$kt: the refused ca init made a key"; else ok; fi
     check "$kt: --check signs and verifies" "$D" "${C[@]}" --check
     has "$kt: --check says so" "$T/out" "ca: pkcs11 key $kt ok .*signed and verified"
     printf '27182\n' | "$CTL" "${C[@]}" user add --uri sip:alice@example.com --pool pool1 \
