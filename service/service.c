@@ -164,8 +164,10 @@ void service_turn_end(void *ctx, uint32_t ring_index)
     struct svc_ring *r = &svc->rings[ring_index];
     if (svc_signpool_active(svc)) {
         /* A key that blocks (PKCS#11): the pool's threads sign and push to the writer. */
-        svc_signpool_push(svc, r->pending, r->num_pending);
-        r->num_pending = 0;
+        if (r->num_pending > 0) {
+            svc_signpool_push(svc, r->pending, r->num_pending);
+            r->num_pending = 0;
+        }
         return;
     }
     /* Batches leave in arrival order: the writer judges sign-ins in queue order (invariant 8),
