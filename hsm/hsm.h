@@ -1,9 +1,9 @@
 /* hsm: key backends behind one small interface that signs a batch of to-be-signed messages.
  *
  * A `struct hsm_key` is one private key held by a backend: `soft` (a BoringSSL key loaded from a
- * 0600 file and kept in memory marked MADV_DONTDUMP) now, `pkcs11` (a PKCS#11 module, key chosen
- * by an RFC 7512 URI) later. The private key never leaves its backend: callers only get the
- * public key (SubjectPublicKeyInfo DER) and signatures.
+ * 0600 file and kept in memory marked MADV_DONTDUMP) or `pkcs11` (a key in a token of a PKCS#11
+ * module, chosen by an RFC 7512 URI; see "PKCS#11" below). The private key never leaves its
+ * backend: callers only get the public key (SubjectPublicKeyInfo DER) and signatures.
  *
  * Signature algorithms are fixed by the key type, so callers can build the X.509
  * AlgorithmIdentifier from hsm_key_get_type() alone:

@@ -2,8 +2,8 @@
  *
  * Every backend embeds `struct hsm_key` as the FIRST member of its own key struct and points
  * `ops` at a static table; hsm.c checks the arguments and dispatches through the table, so
- * callers never see which backend they talk to. A `pkcs11` backend (a pool of sessions on their
- * own threads) slots in by adding another table. */
+ * callers never see which backend they talk to: soft.c and pkcs11.c (a pool of sessions, each with
+ * its worker thread) each fill one. */
 #ifndef CERTPROV_HSM_INTERNAL_H
 #define CERTPROV_HSM_INTERNAL_H
 
