@@ -59,7 +59,10 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wconversion -Wsign-conversion -Wstrict-p
     -Wmissing-prototypes -Wformat=2 -Wimplicit-fallthrough -Wvla -Wundef -Wcast-qual
 CFLAGS := -std=c17 -g $(WARN) -fstack-protector-strong -fPIE -D_GNU_SOURCE \
     $(MODE_CFLAGS) $(EXTRA_CFLAGS)
-CPPFLAGS := -I. -isystem $(BSSL_INC) -isystem $(LLHTTP_INC) $(PKG_CFLAGS) -MMD -MP
+# The PKCS#11 header (CK_* types, hsm/pkcs11.c only) comes from p11-kit; nothing of it is linked.
+P11_INC := /usr/include/p11-kit-1
+CPPFLAGS := -I. -isystem $(BSSL_INC) -isystem $(LLHTTP_INC) -isystem $(P11_INC) $(PKG_CFLAGS) \
+    -MMD -MP
 LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(MODE_LDFLAGS)
 LDLIBS := $(BSSL_SSL) $(BSSL_CRYPTO) $(PKG_LIBS) -lpthread
 
@@ -102,6 +105,14 @@ $(OUTDIR)/tests/test_$(1): $$(patsubst %.c,$$(OBJ)/%.o,$$(wildcard tests/$(1)/*.
 endef
 $(foreach m,$(TEST_MODULES),$(eval $(call test_rules,$(m))))
 TEST_BINS := $(patsubst %,$(OUTDIR)/tests/test_%,$(TEST_MODULES))
+# tests/p11shim: a PKCS#11 module that forwards to SoftHSM2 and injects faults into C_Sign, for
+# tests/hsm (loaded with dlopen; not instrumented: it is a stand-in for a vendor's module).
+P11SHIM := $(OUTDIR)/tests/libp11shim.so
+$(P11SHIM): tests/p11shim/p11shim.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) -std=c17 -g -O1 -Wall -Wextra -Werror -fPIC -shared -D_GNU_SOURCE \
+	    -isystem $(P11_INC) -o $@ $<
 
 # Benchmarks: bench/bench_<what>.c, one program each, release flags.
 BENCH_SRCS := $(wildcard bench/bench_*.c)
@@ -165,7 +176,7 @@ endif
 
 all: progs
 progs: $(patsubst %,$(BIN)/%,$(PROGS))
-tests: $(TEST_BINS)
+tests: $(TEST_BINS) $(P11SHIM)
 benches: $(patsubst bench/%.c,$(BIN)/%,$(BENCH_SRCS))
 boringssl: $(BSSL_CRYPTO)
 
@@ -194,7 +205,7 @@ unit: tests
 
 # integration: tests/integration/test_*.sh against this MODE's programs (the other .sh files
 # there are helpers the tests source).
-integration: progs
+integration: progs $(P11SHIM)
 	$(Q)for t in tests/integration/test_*.sh; do [ -f "$$t" ] || continue; echo "== $$t"; \
 	    CERTPROV_BIN=$(abspath $(BIN)) bash $$t || exit 1; done
 

@@ -98,3 +98,33 @@ int hsm_key_sign_batch(struct hsm_key *key, struct hsm_sign_item *items, size_t 
     }
     return rc;
 }
+
+uint32_t hsm_key_get_sessions(const struct hsm_key *key)
+{
+    hsm_key_validate(key);
+    return key->sessions;
+}
+
+int hsm_key_status(const struct hsm_key *key, const char **out_reason)
+{
+    hsm_key_validate(key);
+    if (key->ops->status == NULL) {
+        return 0;
+    }
+    const char *reason = NULL;
+    int rc = key->ops->status(key, &reason);
+    ASSERT(rc == 0 || rc == -EAGAIN);
+    ASSERT(rc == 0 || reason != NULL);
+    if (rc != 0 && out_reason != NULL) {
+        *out_reason = reason;
+    }
+    return rc;
+}
+
+void hsm_key_probe(struct hsm_key *key)
+{
+    hsm_key_validate(key);
+    if (key->ops->probe != NULL) {
+        key->ops->probe(key);
+    }
+}

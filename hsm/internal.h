@@ -2,8 +2,8 @@
  *
  * Every backend embeds `struct hsm_key` as the FIRST member of its own key struct and points
  * `ops` at a static table; hsm.c checks the arguments and dispatches through the table, so
- * callers never see which backend they talk to. A `pkcs11` backend (a pool of sessions on their
- * own threads) slots in by adding another table. */
+ * callers never see which backend they talk to: soft.c and pkcs11.c (a pool of sessions, each with
+ * its worker thread) each fill one. */
 #ifndef CERTPROV_HSM_INTERNAL_H
 #define CERTPROV_HSM_INTERNAL_H
 
@@ -21,12 +21,16 @@ struct hsm_key_ops {
     int (*sign_batch)(struct hsm_key *key, struct hsm_sign_item *items, size_t num_items);
     /* free: wipes and releases the backend's key (never NULL). */
     void (*free)(struct hsm_key *key);
+    /* status, probe: as hsm_key_status and hsm_key_probe; NULL: always up, nothing to probe. */
+    int (*status)(const struct hsm_key *key, const char **out_reason);
+    void (*probe)(struct hsm_key *key);
 };
 
 /* hsm_key is the common head of every backend's key. */
 struct hsm_key {
     const struct hsm_key_ops *ops;
     enum hsm_key_type type;
+    uint32_t sessions; /* hsm_key_get_sessions: 0 for a key that never blocks (soft) */
     char label[HSM_LABEL_MAX];
 };
 

@@ -44,3 +44,13 @@ void svc_sign_items(struct service *svc, struct signer_issue *scratch, struct sv
         memcpy(it->der, scratch[i].der, scratch[i].der_len);
     }
 }
+
+void svc_sign_fail(struct svc_item **items, size_t n, int rc)
+{
+    ASSERT(rc < 0);
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i]->failed && items[i]->proceed) {
+            items[i]->sign_rc = rc;
+        }
+    }
+}

@@ -70,6 +70,8 @@ void service_config_defaults(struct service_config *out)
     out->idle_timeout_s = 60;
     (void)base_str_copy(out->proxy_from, sizeof(out->proxy_from), IORING_PROXY_FROM_DEFAULT);
     (void)base_str_copy(out->ca_backend, sizeof(out->ca_backend), "soft");
+    out->ca_sessions = 4;
+    out->ca_sign_timeout_ms = 2000;
     (void)base_str_copy(out->store_path, sizeof(out->store_path), "var/lib/certprov");
     out->map_size = 4ull << 30;
     out->profile =
@@ -302,6 +304,10 @@ static int section_ca(struct config_ctx *ctx, const char *k, const char *v)
         return set_str(ctx, c->ca_key, sizeof(c->ca_key), "[ca] key", v);
     } else if (strcmp(k, "module") == 0) {
         return set_str(ctx, c->ca_module, sizeof(c->ca_module), "[ca] module", v);
+    } else if (strcmp(k, "sessions") == 0) {
+        return set_u32(ctx, &c->ca_sessions, "[ca] sessions", v, 1, HSM_P11_SESSIONS_MAX);
+    } else if (strcmp(k, "sign_timeout_ms") == 0) {
+        return set_u32(ctx, &c->ca_sign_timeout_ms, "[ca] sign_timeout_ms", v, 10, 60000);
     }
     return config_fail(ctx, "unknown key '%s' in [%s]", k, "ca");
 }

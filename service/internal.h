@@ -3,6 +3,7 @@
  * The files call one way only, from the top down:
  *   service.c  routes, the engine's callbacks, lifecycle
  *   enroll.c   an enrollment on its ring: parse, sign-in, CSR checks
+ *   signpool.c the signing threads of a key that blocks (PKCS#11): batch.c, then writer.c
  *   writer.c   the group-commit writer thread
  *   status.c   /readyz and /metrics
  *   batch.c    signing a batch of items
@@ -117,8 +118,9 @@ struct svc_item {
     uint32_t hours;
     size_t csr_der_len;
     uint8_t csr_der[SIGNER_CSR_DER_MAX];
-    struct signer_csr csr; /* borrows csr_der */
-    int sign_rc;           /* -1: not signed (no sign-in, or its certificate was dropped) */
+    struct signer_csr csr;   /* borrows csr_der */
+    int sign_rc;             /* -1: not signed (no sign-in, or its certificate was dropped) */
+    uint64_t sign_queued_ns; /* when the ring handed it to the signing pool (signpool.c) */
     uint8_t serial[SIGNER_SERIAL_LEN];
     int64_t not_before_s;
     int64_t not_after_s;
@@ -150,6 +152,27 @@ struct svc_ca_cert {
     const char *role; /* "tls", "issuing", "intermediate" or "root" (static) */
     char subject[256];
     int64_t not_after_s;
+};
+
+/* The signing pool of a key that blocks (hsm_key_get_sessions > 0): one thread per session,
+ * fed by the rings through a queue of item pointers. */
+struct svc_signpool {
+    pthread_t threads[HSM_P11_SESSIONS_MAX];
+    uint32_t num_threads; /* 0: no pool, the rings sign inline (soft) */
+    uint32_t num_started;
+    pthread_t prober; /* cp-hsm-probe: hsm_key_probe while the key is down */
+    bool prober_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;  /* the signing threads wait for items */
+    pthread_cond_t pcond; /* CLOCK_MONOTONIC: the prober's pace (and stop) */
+    bool init;
+    struct svc_item **q; /* ring buffer of q_cap = every item slot: cannot overflow */
+    size_t q_cap;
+    size_t q_head;
+    size_t q_len;
+    bool stopping;
+    struct signer_issue *scratch; /* HSM_BATCH_MAX per thread */
+    uint64_t timeout_ns;          /* [ca] sign_timeout_ms: queued longer, not signed */
 };
 
 struct service {
@@ -193,6 +216,7 @@ struct service {
     uint32_t probe_ms;           /* while store_fault is set, the writer probes this often */
     uint64_t probe_at_ns;        /* writer only: monotonic time of the next probe */
     atomic_uint_fast64_t queued; /* gauge: items waiting for the writer */
+    struct svc_signpool pool;
     struct svc_metrics metrics;
 };
 
@@ -235,6 +259,25 @@ int svc_basic_auth(struct svc_credentials *c, const char *h, size_t len);
  * Ring thread; writes nothing. */
 void svc_authenticate(struct service *svc, struct svc_item *it, const char *user, const char *pin);
 
+/* ---- signpool.c ---- */
+
+/* svc_signpool_start starts one signing thread (cp-hsmN) per session of the CA key when the key
+ * blocks (hsm_key_get_sessions > 0); with a soft key it starts nothing. `cap` is every item slot
+ * of every ring. Returns 0, -ENOMEM or a negative errno of pthread_create. */
+int svc_signpool_start(struct service *svc, size_t cap);
+
+/* svc_signpool_active tells whether the rings hand their batches to the pool. */
+bool svc_signpool_active(const struct service *svc);
+
+/* svc_signpool_push hands n items of a ring's batch to the pool (they become the pool's until it
+ * pushes them to the writer, signed or with sign_rc -EAGAIN). Never blocks beyond the queue's
+ * mutex. Ring thread. */
+void svc_signpool_push(struct service *svc, struct svc_item **items, size_t n);
+
+/* svc_signpool_stop lets the threads sign (or fail) what is queued and push it to the writer,
+ * joins them and frees the pool. Before svc_writer_stop. Accepts a pool that never started. */
+void svc_signpool_stop(struct service *svc);
+
 /* ---- writer.c ---- */
 
 /* svc_writer_start allocates the writer's queue (cap items) and scratch and starts its thread.
@@ -270,6 +313,10 @@ const char *svc_store_reason_name(enum store_fault fault);
  * HSM_BATCH_MAX. */
 void svc_sign_items(struct service *svc, struct signer_issue *scratch, struct svc_item **items,
                     size_t n);
+
+/* svc_sign_fail marks the items that would be signed as not signed with `rc` (-EAGAIN: the key
+ * backend could not sign in time: SigningUnavailable). */
+void svc_sign_fail(struct svc_item **items, size_t n, int rc);
 
 /* ---- item.c ---- */
 

@@ -155,6 +155,14 @@ void service_turn_end(void *ctx, uint32_t ring_index)
     struct service *svc = ctx;
     ASSERT(ring_index < svc->num_rings);
     struct svc_ring *r = &svc->rings[ring_index];
+    if (svc_signpool_active(svc)) {
+        /* A key that blocks (PKCS#11): the pool's threads sign and push to the writer. */
+        if (r->num_pending > 0) {
+            svc_signpool_push(svc, r->pending, r->num_pending);
+            r->num_pending = 0;
+        }
+        return;
+    }
     /* Batches leave in arrival order: the writer judges sign-ins in queue order (invariant 8),
      * so a guess that arrived first is judged first. */
     for (size_t done = 0; done < r->num_pending;) {
@@ -285,6 +293,9 @@ int service_new(struct service **out, const struct service_options *opt)
     if (rc == 0) {
         rc = svc_writer_start(svc, opt->rings * opt->items_per_ring);
     }
+    if (rc == 0) {
+        rc = svc_signpool_start(svc, opt->rings * opt->items_per_ring);
+    }
     if (rc != 0) {
         service_free(svc);
         return rc;
@@ -304,6 +315,7 @@ void service_free(struct service *svc)
     if (svc == NULL) {
         return;
     }
+    svc_signpool_stop(svc); /* first: its threads push to the writer */
     svc_writer_stop(svc);
     for (uint32_t i = 0; svc->rings != NULL && i < svc->num_rings; i++) {
         struct svc_ring *r = &svc->rings[i];

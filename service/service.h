@@ -73,6 +73,8 @@ struct service_config {
     char ca_backend[16];                /* "soft" or "pkcs11" */
     char ca_key[SERVICE_PATH_MAX];
     char ca_module[SERVICE_PATH_MAX];
+    uint32_t ca_sessions;              /* pkcs11: sessions, one signing thread (cp-hsmN) each */
+    uint32_t ca_sign_timeout_ms;       /* pkcs11: a batch waits at most this to be signed */
     char store_path[SERVICE_PATH_MAX]; /* absolute: a relative one is resolved against dir */
     bool store_path_relative;          /* it was relative in the file (or the default) */
     uint64_t map_size;

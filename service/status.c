@@ -353,9 +353,15 @@ size_t svc_readyz(struct service *svc, char *out, size_t cap, bool *out_ready)
     enum store_fault fault = (enum store_fault)atomic_load(&svc->store_fault);
     uint64_t free_slots = 0;
     bool ready = service_ready(svc, fault, &free_slots);
+    const char *key_reason = NULL;
+    bool key_down = hsm_key_status(signer_ca_get_key(svc->ca), &key_reason) != 0;
+    ready = ready && !key_down;
     put(&t, "{\"ready\":%s,\"key_backend\":\"%s\",\"key\":\"%s\",\"store\":\"%s\",",
-        ready ? "true" : "false", svc->cfg->ca_backend,
+        ready ? "true" : "false", key_down ? "down" : svc->cfg->ca_backend,
         hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(svc->ca))), store_state(svc, fault));
+    if (key_down) { /* a static CKR_ word or "sign_timeout": no quoting needed */
+        put(&t, "\"key_reason\":\"%s\",", key_reason);
+    }
     if (fault != STORE_FAULT_NONE) {
         put(&t, "\"store_reason\":\"%s\",\"store_since_s\":%lld,", svc_store_reason_name(fault),
             (long long)atomic_load(&svc->store_fault_since_s));
@@ -383,6 +389,8 @@ void svc_respond_status(struct service *svc, struct ioring_request *req, enum sv
         if (!ready) {
             result = atomic_load(&svc->store_fault) != STORE_FAULT_NONE
                          ? SIGNER_CODE_STORE_UNAVAILABLE
+                     : hsm_key_status(signer_ca_get_key(svc->ca), NULL) != 0
+                         ? SIGNER_CODE_SIGNING_UNAVAILABLE
                          : SIGNER_CODE_OVERLOADED;
         }
     } else {

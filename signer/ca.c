@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/mem.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -149,11 +150,13 @@ static int new_key(struct ca_made *m, bool *created, const char *dir, enum signe
     if (rc != 0) {
         return rc;
     }
-    rc = hsm_soft_generate(&m->key, path, type);
-    if (rc != 0) {
-        return rc;
+    if (m->key == NULL) { /* else a key given by the caller (a PKCS#11 token's) */
+        rc = hsm_soft_generate(&m->key, path, type);
+        if (rc != 0) {
+            return rc;
+        }
+        created[f] = true;
     }
-    created[f] = true;
     rc = hsm_key_public_der(m->key, m->spki, sizeof(m->spki), &m->spki_len);
     if (rc != 0) {
         return rc;
@@ -351,7 +354,9 @@ static void ca_rollback(const bool *created, const char *dir)
     }
 }
 
-int signer_ca_init(const char *dir, enum hsm_key_type type, const char *fqdn)
+/* ca_init is signer_ca_init, with the issuing CA's key given (`issuing`, borrowed) or made. */
+static int ca_init(const char *dir, enum hsm_key_type type, const char *fqdn,
+                   struct hsm_key *issuing)
 {
     ASSERT(dir != NULL);
     ASSERT(fqdn != NULL);
@@ -373,7 +378,11 @@ int signer_ca_init(const char *dir, enum hsm_key_type type, const char *fqdn)
         rc = -ENOMEM;
         goto out;
     }
+    m[1].key = issuing;
     rc = init_all(m, created, dir, type, fqdn, clock_real_s());
+    if (issuing != NULL) {
+        m[1].key = NULL; /* the caller's */
+    }
 out:
     if (rc != 0) {
         log_err("signer: ca_init_failed dir=%s rc=%d", dir, rc);
@@ -385,6 +394,17 @@ out:
     }
     free(m);
     return rc;
+}
+
+int signer_ca_init(const char *dir, enum hsm_key_type type, const char *fqdn)
+{
+    return ca_init(dir, type, fqdn, NULL);
+}
+
+int signer_ca_init_with_key(const char *dir, struct hsm_key *issuing, const char *fqdn)
+{
+    ASSERT(issuing != NULL);
+    return ca_init(dir, hsm_key_get_type(issuing), fqdn, issuing);
 }
 
 /* ---- open ---- */
@@ -536,7 +556,7 @@ static int ca_open(struct signer_ca *ca, struct ca_bad *bad, const char *dir)
     if (rc != 0) {
         goto out;
     }
-    rc = open_key(ca, bad, dir);
+    rc = ca->key != NULL ? 0 : open_key(ca, bad, dir); /* a given key: signer_ca_open_with_key */
     if (rc != 0) {
         goto out;
     }
@@ -565,7 +585,9 @@ static void fault_fill(struct signer_ca_fault *fault, int rc, const struct ca_ba
     fault->no_ca = rc == -ENOENT && ca_absent(dir) == 0;
 }
 
-int signer_ca_open(struct signer_ca **out, struct signer_ca_fault *out_fault, const char *dir)
+/* ca_open_key is signer_ca_open, with the issuing key given (owned) or NULL (the soft file). */
+static int ca_open_key(struct signer_ca **out, struct signer_ca_fault *out_fault, const char *dir,
+                       struct hsm_key *key)
 {
     ASSERT(out != NULL);
     ASSERT(dir != NULL);
@@ -573,9 +595,11 @@ int signer_ca_open(struct signer_ca **out, struct signer_ca_fault *out_fault, co
     int rc = 0;
     struct signer_ca *ca = calloc(1, sizeof(*ca));
     if (ca == NULL) {
+        hsm_key_free(key);
         rc = -ENOMEM;
         goto out;
     }
+    ca->key = key;
     rc = ca_open(ca, &bad, dir);
     if (rc != 0) {
         goto out;
@@ -590,6 +614,50 @@ out:
     }
     signer_ca_free(ca);
     return rc;
+}
+
+int signer_ca_open(struct signer_ca **out, struct signer_ca_fault *out_fault, const char *dir)
+{
+    return ca_open_key(out, out_fault, dir, NULL);
+}
+
+int signer_ca_open_with_key(struct signer_ca **out, struct signer_ca_fault *out_fault,
+                            const char *dir, struct hsm_key *key)
+{
+    ASSERT(key != NULL);
+    return ca_open_key(out, out_fault, dir, key);
+}
+
+int signer_ca_self_test(struct signer_ca *ca)
+{
+    ASSERT(ca != NULL);
+    uint8_t msg[64];
+    uint8_t sig[HSM_SIG_MAX];
+    RAND_bytes(msg, sizeof(msg));
+    struct hsm_sign_item item = {.tbs = msg, .tbs_len = sizeof(msg), .sig = sig};
+    int rc = hsm_key_sign_batch(ca->key, &item, 1);
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t spki[HSM_SPKI_MAX];
+    size_t spki_len = 0;
+    rc = hsm_key_public_der(ca->key, spki, sizeof(spki), &spki_len);
+    ASSERT(rc == 0);
+    CBS cbs;
+    CBS_init(&cbs, spki, spki_len);
+    EVP_PKEY *pub = EVP_parse_public_key(&cbs); /* the certificate's key: load_issuing */
+    enum hsm_key_type t = hsm_key_get_type(ca->key);
+    const EVP_MD *md = t == HSM_KEY_P384      ? EVP_sha384()
+                       : t == HSM_KEY_ED25519 ? NULL
+                                              : EVP_sha256();
+    EVP_MD_CTX ctx;
+    EVP_MD_CTX_init(&ctx);
+    int ok = pub != NULL && EVP_DigestVerifyInit(&ctx, NULL, md, NULL, pub) &&
+             EVP_DigestVerify(&ctx, sig, item.sig_len, msg, sizeof(msg));
+    EVP_MD_CTX_cleanup(&ctx);
+    EVP_PKEY_free(pub);
+    ERR_clear_error();
+    return ok ? 0 : -EBADMSG;
 }
 
 int signer_ca_fault_format(char *out, size_t cap, int rc, const struct signer_ca_fault *fault,

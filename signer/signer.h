@@ -251,6 +251,23 @@ struct signer_ca_fault {
  * failure *out_fault, when not NULL, says which file failed and why (signer_ca_fault_format). */
 int signer_ca_open(struct signer_ca **out, struct signer_ca_fault *out_fault, const char *dir);
 
+/* signer_ca_init_with_key is signer_ca_init with the issuing CA's key given (`issuing`, borrowed:
+ * a key generated in a PKCS#11 token); no ca/issuing.key file is written, the root key is soft
+ * and of the same type. Returns as signer_ca_init. */
+int signer_ca_init_with_key(const char *dir, struct hsm_key *issuing, const char *fqdn);
+
+/* signer_ca_open_with_key is signer_ca_open with the issuing CA's key given (`key`, owned by the
+ * CA from the call on, freed on failure): a PKCS#11 key instead of ca/issuing.key. A key that is
+ * not the key of ca/issuing.crt is -EBADMSG with out_fault->file SIGNER_FILE_ISSUING_KEY. */
+int signer_ca_open_with_key(struct signer_ca **out, struct signer_ca_fault *out_fault,
+                            const char *dir, struct hsm_key *key);
+
+/* signer_ca_self_test signs a random message with the CA's key and verifies the signature with
+ * the public key of ca/issuing.crt (checked equal to the key's at open). Returns 0, -EAGAIN (the
+ * backend is down), -EIO (signing failed) or -EBADMSG (the signature does not verify). May block
+ * in a PKCS#11 module: never on a ring. */
+int signer_ca_self_test(struct signer_ca *ca);
+
 /* signer_ca_fault_format writes one sentence about the failure `rc` of signer_ca_open on `dir`
  * with `fault` into `out` (cap bytes): "<dir>/ca/issuing.key is missing", "<dir>/chain.pem is
  * damaged (...)", "<dir>/ca/issuing.key is readable or writable by group or others; run: chmod

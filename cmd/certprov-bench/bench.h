@@ -125,6 +125,13 @@ struct bench_server {
  * `bin`/certprovd; it returns once /healthz answers. */
 int bench_server_spawn(struct bench_server *s, const char *bin, const char *workdir,
                        uint32_t num_users, uint32_t max_conns, const char *pool_store);
+/* bench_server_spawn_key is bench_server_spawn with, when `pkcs11`, the issuing CA's key in a
+ * SoftHSM2 token of its own under the temp dir ([ca] backend = pkcs11, `ca init --pkcs11`). */
+int bench_server_spawn_key(struct bench_server *s, const char *bin, const char *workdir,
+                           uint32_t num_users, uint32_t max_conns, const char *pool_store,
+                           bool pkcs11);
+/* bench_pkcs11_available tells whether SoftHSM2 (module and softhsm2-util) is installed. */
+bool bench_pkcs11_available(void);
 /* bench_free_port picks a loopback TCP port that nothing listens on now. */
 int bench_free_port(uint16_t *out);
 /* bench_users_import writes the users CSV and runs certprovctl -c config user import. */

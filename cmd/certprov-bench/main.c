@@ -36,19 +36,20 @@ struct scenario {
     const char *skip; /* NULL: runnable */
     const char *what;
     bool pool_down; /* runs against its own certprovd whose pool store cannot be reached */
+    bool pkcs11;    /* runs against its own certprovd whose CA key is in a SoftHSM2 token */
 };
 static const struct scenario scenarios[] = {
-    {"est", BENCH_PROTO_EST, NULL, "EST simpleenroll, keep-alive HTTP, Basic auth", false},
+    {"est", BENCH_PROTO_EST, NULL, "EST simpleenroll, keep-alive HTTP, Basic auth", false, false},
     {"soap", BENCH_PROTO_SOAP, NULL, "CertProv GetAndPublishCert, keep-alive HTTP, Basic auth",
-     false},
+     false, false},
     {"soap-tls", BENCH_PROTO_SOAP, "needs TLS in certprovd (tls_listen)",
-     "SOAP with a new TLS connection per enrollment (a device's first contact)", false},
+     "SOAP with a new TLS connection per enrollment (a device's first contact)", false, false},
     {"renew-mtls", BENCH_PROTO_EST, "needs TLS client-certificate renewal in certprovd",
-     "EST simplereenroll authenticated by the client certificate", false},
-    {"est-pkcs11", BENCH_PROTO_EST, "needs the pkcs11 key backend (SoftHSM2) in certprovd",
-     "EST with the CA key in SoftHSM2", false},
+     "EST simplereenroll authenticated by the client certificate", false, false},
+    {"est-pkcs11", BENCH_PROTO_EST, NULL, "EST with the CA key in SoftHSM2 (4 sessions)", false,
+     true},
     {"est-pool-down", BENCH_PROTO_EST, NULL,
-     "EST with the PostgreSQL pool store stopped for the whole run", true},
+     "EST with the PostgreSQL pool store stopped for the whole run", true, false},
 };
 #define NUM_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -99,7 +100,8 @@ static void usage(FILE *out)
         "                     est-pool-down (default est). est-pool-down (with --spawn) starts\n"
         "                     a certprovd of its own whose pool store is a PostgreSQL URL where\n"
         "                     nothing listens (a stopped server), and checks afterwards that\n"
-        "                     the pool was down and the outbox holds the certificates\n"
+        "                     the pool was down and the outbox holds the certificates;\n"
+        "                     est-pkcs11 (with --spawn) one whose CA key is in a SoftHSM2 token\n"
         "  --concurrency LIST comma-separated connection counts (default 16)\n"
         "  --duration S       seconds of load per run, a hard cap (default 10)\n"
         "  --drain S          at most this long for in-flight requests after it (default 2)\n"
@@ -629,6 +631,31 @@ out:
     return rc;
 }
 
+/* run_pkcs11 runs scenario `s` against a certprovd of its own whose issuing CA key is in a
+ * SoftHSM2 token (embedded pool store): the cost of the pkcs11 backend and its signing pool. */
+static int run_pkcs11(const struct report *rep, const struct scenario *s, const struct opts *o,
+                      const struct bench_csr *csrs)
+{
+    struct scenario skip = *s;
+    skip.skip = !o->spawn                   ? "needs --spawn (it starts a certprovd of its own)"
+                : !bench_pkcs11_available() ? "needs SoftHSM2 (package softhsm2)"
+                                            : NULL;
+    if (skip.skip != NULL) {
+        report_skip(rep, &skip);
+        return 0;
+    }
+    struct bench_server srv = {0};
+    int rc = bench_server_spawn_key(&srv, o->bin, o->workdir, o->users, spawn_max_conns(o),
+                                    "embedded", true);
+    if (rc == 0) {
+        rc = run_scenario(rep, s, &srv, o, csrs);
+    }
+    if (bench_server_stop(&srv, o->keep) != 0 && rc == 0) {
+        rc = -EIO;
+    }
+    return rc;
+}
+
 /* preload enrolls o->preload certificates (est, closed loop, not measured) and waits until the
  * publisher has caught up, so that the runs see a store of that size. Bounded: at least 500
  * enrollments/s are expected, and the publisher gets as long again. */
@@ -700,6 +727,8 @@ static int run_all(const struct opts *o, struct bench_server *srv, struct report
             report_skip(rep, o->scen[i]);
         } else if (o->scen[i]->pool_down) {
             rc = run_pool_down(rep, o->scen[i], o, csrs);
+        } else if (o->scen[i]->pkcs11) {
+            rc = run_pkcs11(rep, o->scen[i], o, csrs);
         } else {
             rc = run_scenario(rep, o->scen[i], srv, o, csrs);
         }

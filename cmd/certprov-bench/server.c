@@ -127,8 +127,58 @@ int bench_users_import(const char *bin, const char *config, const char *dir, uin
     return run_wait(argv, log);
 }
 
+#define P11_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+#define P11_UTIL "/usr/bin/softhsm2-util"
+
+bool bench_pkcs11_available(void)
+{
+    return access(P11_MODULE, R_OK) == 0 && access(P11_UTIL, X_OK) == 0;
+}
+
+/* token_init makes a SoftHSM2 token "bench" in s->dir/tokens (SOFTHSM2_CONF, set in this process
+ * and so in every program it starts) and writes the [ca] section of the pkcs11 backend into
+ * *ca_conf and the key's URI into *uri. */
+static int token_init(const struct bench_server *s, char *ca_conf, size_t ca_cap, char *uri,
+                      size_t uri_cap)
+{
+    char conf[BENCH_PATH_MAX + 32];
+    char tokens[BENCH_PATH_MAX + 32];
+    char log[BENCH_PATH_MAX + 16];
+    snprintf(conf, sizeof(conf), "%s/softhsm2.conf", s->dir);
+    snprintf(tokens, sizeof(tokens), "%s/tokens", s->dir);
+    snprintf(log, sizeof(log), "%s/ctl.log", s->dir);
+    FILE *f = fopen(conf, "we");
+    if (mkdir(tokens, 0700) != 0 || f == NULL) {
+        if (f != NULL) {
+            (void)fclose(f);
+        }
+        return -EIO;
+    }
+    fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens);
+    if (fclose(f) != 0 || setenv("SOFTHSM2_CONF", conf, 1) != 0) {
+        return -EIO;
+    }
+    char *const argv[] = {P11_UTIL, "--init-token", "--free",   "--label",  "bench",
+                          "--pin",  "1234",         "--so-pin", "12345678", NULL};
+    if (run_wait(argv, log) != 0) {
+        fprintf(stderr, "certprov-bench: softhsm2-util --init-token failed; see %s\n", log);
+        return -EIO;
+    }
+    snprintf(uri, uri_cap, "pkcs11:token=bench;object=issuing-ca?pin-value=1234");
+    snprintf(ca_conf, ca_cap, "[ca]\nbackend = pkcs11\nmodule = %s\nkey = %s\n", P11_MODULE, uri);
+    return 0;
+}
+
 int bench_server_spawn(struct bench_server *s, const char *bin, const char *workdir,
                        uint32_t num_users, uint32_t max_conns, const char *pool_store)
+{
+    return bench_server_spawn_key(s, bin, workdir, num_users, max_conns, pool_store, false);
+}
+
+int bench_server_spawn_key(struct bench_server *s, const char *bin, const char *workdir,
+                           uint32_t num_users, uint32_t max_conns, const char *pool_store,
+                           bool pkcs11)
 {
     memset(s, 0, sizeof(*s));
     (void)base_str_copy(s->host, sizeof(s->host), "127.0.0.1");
@@ -137,6 +187,11 @@ int bench_server_spawn(struct bench_server *s, const char *bin, const char *work
         return -errno;
     }
     snprintf(s->config, sizeof(s->config), "%s/certprov.ini", s->dir);
+    char ca_conf[512] = "";
+    char uri[128] = "";
+    if (pkcs11 && token_init(s, ca_conf, sizeof(ca_conf), uri, sizeof(uri)) != 0) {
+        return -EIO;
+    }
     FILE *f = fopen(s->config, "we");
     if (f == NULL) {
         return -errno;
@@ -148,8 +203,8 @@ int bench_server_spawn(struct bench_server *s, const char *bin, const char *work
             "[server]\nname = bench.example.com\nlisten = 127.0.0.1:%u\nmax_connections = %u\n"
             "max_connections_per_client = %u\nmax_inflight_per_client = 256\n"
             "[store]\npath = store\nmap_size = 16GiB\n[profile]\nmax_certs_per_user_per_day = 0\n"
-            "[pool.pool1]\nstore = %s\n",
-            s->port, max_conns, max_conns, pool_store);
+            "[pool.pool1]\nstore = %s\n%s",
+            s->port, max_conns, max_conns, pool_store, ca_conf);
     if (fclose(f) != 0) {
         return -EIO;
     }
@@ -159,7 +214,8 @@ int bench_server_spawn(struct bench_server *s, const char *bin, const char *work
     snprintf(ctl, sizeof(ctl), "%s/certprovctl", bin);
     snprintf(d, sizeof(d), "%s/certprovd", bin);
     snprintf(log, sizeof(log), "%s/ctl.log", s->dir);
-    char *const init[] = {ctl, "-c", s->config, "ca", "init", NULL};
+    char *const init[] = {ctl, "-c", s->config, "ca", "init", pkcs11 ? "--pkcs11" : NULL,
+                          uri, NULL};
     if (run_wait(init, log) != 0) {
         fprintf(stderr, "certprov-bench: certprovctl ca init failed; see %s\n", log);
         return -EIO;

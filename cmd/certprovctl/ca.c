@@ -93,6 +93,49 @@ static int ca_show(struct ctl *ctl, int argc, char **argv)
     return CTL_OK;
 }
 
+/* ca_init_pkcs11 generates the issuing CA's key pair in the token of `uri` ([ca] module) and
+ * creates the CA with it (the root key is soft, in the store, of the same type). */
+static int ca_init_pkcs11(struct ctl *ctl, const char *uri, enum hsm_key_type type,
+                          const char *fqdn)
+{
+    if (ctl->cfg.ca_module[0] == '\0') {
+        return ctl_fail("--pkcs11 needs [ca] module (the PKCS#11 module's path) in %s",
+                        ctl->config_path);
+    }
+    /* Before the token gets a key pair: a store with a CA refuses (signer_ca_init_with_key
+     * would too, but only after the key was made). */
+    char path[SERVICE_PATH_MAX + 32];
+    if (signer_file_path(path, sizeof(path), ctl->cfg.store_path, SIGNER_FILE_ISSUING_CRT) == 0 &&
+        access(path, F_OK) == 0) {
+        return ctl_fail("a CA already exists in %s; nothing was changed", ctl->cfg.store_path);
+    }
+    char err[512];
+    struct hsm_pkcs11_options o = {.module = ctl->cfg.ca_module,
+                                   .uri = uri,
+                                   .sessions = 1,
+                                   .sign_timeout_ms = ctl->cfg.ca_sign_timeout_ms};
+    struct hsm_key *key = NULL;
+    int rc = hsm_pkcs11_generate(&key, err, sizeof(err), &o, type);
+    if (rc != 0) {
+        return ctl_fail("--pkcs11: no key was generated: %s", err);
+    }
+    rc = signer_ca_init_with_key(ctl->cfg.store_path, key, fqdn);
+    if (rc != 0) {
+        hsm_key_free(key);
+        return ctl_fail("creating the CA in %s failed: %s (the key pair stays in the token; "
+                        "delete it there before trying again)",
+                        ctl->cfg.store_path,
+                        rc == -EEXIST   ? "a CA already exists"
+                        : rc == -EINVAL ? "--fqdn is not a DNS name"
+                                        : strerror(-rc));
+    }
+    printf("created a %s CA for %s in %s; the issuing key is in the token: %s\n"
+           "certprovd uses it with [ca] backend = pkcs11 and key = that URI (with its PIN)\n",
+           hsm_key_type_name(type), fqdn, ctl->cfg.store_path, hsm_key_get_label(key));
+    hsm_key_free(key);
+    return CTL_OK;
+}
+
 static int ca_init(struct ctl *ctl, int argc, char **argv)
 {
     static const struct option opts[] = {{"key-type", required_argument, NULL, 't'},
@@ -120,10 +163,6 @@ static int ca_init(struct ctl *ctl, int argc, char **argv)
     if (optind != argc) {
         return ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
     }
-    if (pkcs11 != NULL) {
-        return ctl_fail("--pkcs11: this build has only the soft key backend; the PKCS#11 "
-                        "backend is not available yet");
-    }
     /* Refused beside a daemon: it keeps the CA and the PIN key it loaded at start, so it would
      * go on serving the old chain and checking PINs with the old key (a missing pin.key made
      * anew would turn away every user added from then on). */
@@ -135,6 +174,11 @@ static int ca_init(struct ctl *ctl, int argc, char **argv)
     rc = ctl_pin_key(ctl); /* also creates the store directory */
     if (rc != 0) {
         return rc;
+    }
+    if (pkcs11 != NULL) {
+        rc = ca_init_pkcs11(ctl, pkcs11, type, fqdn);
+        return rc != CTL_OK || strcmp(ctl->cfg.ca_backend, "pkcs11") != 0 ? rc
+                                                                          : ca_show(ctl, 1, argv);
     }
     rc = signer_ca_init(ctl->cfg.store_path, type, fqdn);
     if (rc == -EEXIST) {
@@ -323,9 +367,11 @@ const struct ctl_cmd ctl_ca_cmds[] = {
      "[--fqdn NAME]",
      "Creates the root CA, the issuing CA (key type --key-type, default p256) and the TLS\n"
      "server certificate for --fqdn (default: [server] name) in the store directory, and the\n"
-     "PIN key. Refuses to overwrite an existing CA. --pkcs11 is refused: this build has only\n"
-     "the soft key backend (the key in a 0600 file in the store directory). Refused while a\n"
-     "certprovd holds the store (it keeps the CA and PIN key it loaded): stop it first."},
+     "PIN key. Refuses to overwrite an existing CA. With --pkcs11 URI the issuing CA's key pair\n"
+     "is generated in the token of the pkcs11: URI (module: [ca] module; the private key\n"
+     "sensitive and not extractable; refused when the URI already names a key); then set\n"
+     "[ca] backend = pkcs11 and key = URI. Refused while a certprovd holds the store (it keeps\n"
+     "the CA and PIN key it loaded): stop it first."},
     {"ca", "show", ca_show, "",
      "Shows the chain (issuing CA and its key backend, intermediates, root: subject, issuer,\n"
      "validity, SHA-256 fingerprint) and the TLS server certificate with all its names.\n"

@@ -24,11 +24,40 @@ int ctl_store(struct ctl *ctl)
     return 0;
 }
 
+/* ca_open_pkcs11 opens the CA with its key in a token ([ca] backend = pkcs11); *rc and *f as
+ * signer_ca_open's, or returns CTL_FAIL after saying what is wrong with the key. */
+static int ca_open_pkcs11(struct ctl *ctl, struct signer_ca **out, int *rc,
+                          struct signer_ca_fault *f, const char *what)
+{
+    char err[512];
+    struct hsm_pkcs11_options o = {.module = ctl->cfg.ca_module,
+                                   .uri = ctl->cfg.ca_key,
+                                   .sessions = 1,
+                                   .sign_timeout_ms = ctl->cfg.ca_sign_timeout_ms};
+    struct hsm_key *key = NULL;
+    if (hsm_pkcs11_open(&key, err, sizeof(err), &o) != 0) {
+        return ctl_fail("%sthe CA key ([ca] key, backend pkcs11) cannot be used: %s", what, err);
+    }
+    *rc = signer_ca_open_with_key(out, f, ctl->cfg.store_path, key); /* owns key */
+    if (*rc == -EBADMSG && f->file == SIGNER_FILE_ISSUING_KEY) {
+        return ctl_fail("%sthe token's key is not the key of %s/ca/issuing.crt; check [ca] key",
+                        what, ctl->cfg.store_path);
+    }
+    return CTL_OK;
+}
+
 int ctl_ca_open(struct ctl *ctl, struct signer_ca **out, const char *what)
 {
     const char *dir = ctl->cfg.store_path;
     struct signer_ca_fault f;
-    int rc = signer_ca_open(out, &f, dir);
+    int rc = 0;
+    if (strcmp(ctl->cfg.ca_backend, "pkcs11") == 0) {
+        if (ca_open_pkcs11(ctl, out, &rc, &f, what) != CTL_OK) {
+            return CTL_FAIL;
+        }
+    } else {
+        rc = signer_ca_open(out, &f, dir);
+    }
     if (rc == 0) {
         return 0;
     }

@@ -202,10 +202,48 @@ static int lock_store(struct daemon *d)
 
 /* ca_open loads the CA, or says which file is wrong and how; `ca init` is the advice only for a
  * store without any of the CA's files (it never replaces a CA). */
+/* key_open_pkcs11 opens the issuing CA's key in its token ([ca] backend = pkcs11): the module,
+ * the token, the PIN and the key each fail with a sentence of their own (never the PIN). */
+static int key_open_pkcs11(struct daemon *d, struct hsm_key **out)
+{
+    char err[512];
+    struct hsm_pkcs11_options o = {.module = d->cfg.ca_module,
+                                   .uri = d->cfg.ca_key,
+                                   .sessions = d->cfg.ca_sessions,
+                                   .sign_timeout_ms = d->cfg.ca_sign_timeout_ms};
+    int rc = hsm_pkcs11_open(out, err, sizeof(err), &o);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: the CA key ([ca] key, backend pkcs11) cannot be used: %s\n",
+                err);
+        return 1;
+    }
+    return 0;
+}
+
 static int ca_open(struct daemon *d)
 {
     struct signer_ca_fault f;
-    int rc = signer_ca_open(&d->ca, &f, d->cfg.store_path);
+    int rc = 0;
+    if (strcmp(d->cfg.ca_backend, "pkcs11") == 0) {
+        struct hsm_key *key = NULL;
+        if (key_open_pkcs11(d, &key) != 0) {
+            return 1;
+        }
+        static char label[3 * HSM_P11_URI_MAX + 64]; /* the URI without PIN */
+        (void)base_str_copy(label, sizeof(label), hsm_key_get_label(key));
+        rc = signer_ca_open_with_key(&d->ca, &f, d->cfg.store_path, key); /* owns key */
+        /* The key holds what it needs: a pin-value in the URI is not kept twice. */
+        signer_secret_wipe(d->cfg.ca_key, sizeof(d->cfg.ca_key));
+        if (rc == -EBADMSG && f.file == SIGNER_FILE_ISSUING_KEY) {
+            fprintf(stderr,
+                    "certprovd: the token's key (%s) is not the key of %s/ca/issuing.crt; "
+                    "check [ca] key\n",
+                    label, d->cfg.store_path);
+            return 1;
+        }
+    } else {
+        rc = signer_ca_open(&d->ca, &f, d->cfg.store_path);
+    }
     if (rc == 0) {
         return 0;
     }
@@ -238,11 +276,6 @@ static int open_parts(struct daemon *d)
     char err[SERVICE_CONFIG_ERR_MAX];
     if (service_config_load(&d->cfg, err, d->config_path) != 0) {
         fprintf(stderr, "certprovd: %s\n", err);
-        return 1;
-    }
-    if (strcmp(d->cfg.ca_backend, "soft") != 0) {
-        fprintf(stderr, "certprovd: [ca] backend = %s is not available in this build; use soft\n",
-                d->cfg.ca_backend);
         return 1;
     }
     /* The CA and the PIN key first, which are only read: a store directory that lacks them
@@ -280,9 +313,22 @@ static int check_chain(const struct daemon *d)
                hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(d->ca))), path);
         return 0;
     }
-    printf("config: %s ok\nstore: %s ok\nca: %s key %s ok\ntls: %s, valid until %lld\n",
+    /* Sign a test message with the CA key and verify it with the certificate's key: a token
+     * that logs in but cannot sign fails here, not at the first enrollment. */
+    struct hsm_key *key = signer_ca_get_key(d->ca);
+    int rc = signer_ca_self_test(d->ca);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: --check: the CA key %s cannot sign: %s\n",
+                hsm_key_get_label(key),
+                rc == -EAGAIN    ? "the key backend is unavailable"
+                : rc == -EBADMSG ? "the signature does not verify with ca/issuing.crt's key"
+                                 : "signing failed");
+        return 1;
+    }
+    printf("config: %s ok\nstore: %s ok\nca: %s key %s ok (%s; signed and verified a test "
+           "message)\ntls: %s, valid until %lld\n",
            d->config_path, d->cfg.store_path, d->cfg.ca_backend,
-           hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(d->ca))), info.subject,
+           hsm_key_type_name(hsm_key_get_type(key)), hsm_key_get_label(key), info.subject,
            (long long)info.not_after_s);
     return 0;
 }

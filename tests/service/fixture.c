@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/base64.h>
@@ -292,6 +293,40 @@ static void add_users(void)
     cr_assert_eq(rc, 0, "store_user_add_many: %d (user %zu)", rc, failed);
 }
 
+/* ca_pkcs11 makes a SoftHSM2 token in the test's directory, generates the issuing key in it and
+ * the CA around it, then opens the CA with the key through o->pkcs11_module (2 sessions). */
+static void ca_pkcs11(const struct fx_options *o)
+{
+    char conf[TMPDIR_PATH_MAX + 32], tokens[TMPDIR_PATH_MAX + 16], cmd[256];
+    (void)snprintf(tokens, sizeof(tokens), "%s/tokens", g_fx.dir);
+    (void)snprintf(conf, sizeof(conf), "%s/softhsm2.conf", g_fx.dir);
+    cr_assert_eq(mkdir(tokens, 0700), 0);
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(setenv("SOFTHSM2_CONF", conf, 1), 0);
+    (void)snprintf(cmd, sizeof(cmd),
+                   "softhsm2-util --init-token --free --label fx --pin 1234 --so-pin 12345678 "
+                   ">/dev/null");
+    cr_assert_eq(system(cmd), 0);
+    static const char uri[] = "pkcs11:token=fx;object=ca?pin-value=1234";
+    struct hsm_pkcs11_options po = {
+        .module = FX_SOFTHSM, .uri = uri, .sessions = 1, .sign_timeout_ms = 5000};
+    struct hsm_key *key = NULL;
+    char err[256];
+    cr_assert_eq(hsm_pkcs11_generate(&key, err, sizeof(err), &po, HSM_KEY_P256), 0, "%s", err);
+    cr_assert_eq(signer_ca_init_with_key(g_fx.store_dir, key, "certprov1.example.com"), 0);
+    hsm_key_free(key);
+    key = NULL;
+    po.module = o->pkcs11_module;
+    po.sessions = 2;
+    po.sign_timeout_ms = o->sign_timeout_ms != 0 ? o->sign_timeout_ms : 2000;
+    cr_assert_eq(hsm_pkcs11_open(&key, err, sizeof(err), &po), 0, "%s", err);
+    cr_assert_eq(signer_ca_open_with_key(&g_fx.ca, NULL, g_fx.store_dir, key), 0);
+}
+
 void fx_setup_opts(const struct fx_options *o)
 {
     memset(&g_fx, 0, sizeof(g_fx));
@@ -309,8 +344,12 @@ void fx_setup_opts(const struct fx_options *o)
 
     tmpdir_create(g_fx.dir, sizeof(g_fx.dir), "certprov-svc");
     (void)snprintf(g_fx.store_dir, sizeof(g_fx.store_dir), "%s/store", g_fx.dir);
-    cr_assert_eq(signer_ca_init(g_fx.store_dir, HSM_KEY_P256, "certprov1.example.com"), 0);
-    cr_assert_eq(signer_ca_open(&g_fx.ca, NULL, g_fx.store_dir), 0);
+    if (o->pkcs11_module != NULL) {
+        ca_pkcs11(o);
+    } else {
+        cr_assert_eq(signer_ca_init(g_fx.store_dir, HSM_KEY_P256, "certprov1.example.com"), 0);
+        cr_assert_eq(signer_ca_open(&g_fx.ca, NULL, g_fx.store_dir), 0);
+    }
     char path[200];
     cr_assert_eq(signer_file_path(path, sizeof(path), g_fx.store_dir, SIGNER_FILE_PIN_KEY), 0);
     cr_assert_eq(signer_pin_key_load(&g_fx.pin_key, path, true), 0);
@@ -327,6 +366,12 @@ void fx_setup_opts(const struct fx_options *o)
     cr_assert_eq(base_str_copy(g_fx.cfg.store_path, sizeof(g_fx.cfg.store_path), g_fx.store_dir),
                  0);
     g_fx.cfg.map_size = o->map_size;
+    if (o->pkcs11_module != NULL) {
+        cr_assert_eq(base_str_copy(g_fx.cfg.ca_backend, sizeof(g_fx.cfg.ca_backend), "pkcs11"), 0);
+        if (o->sign_timeout_ms != 0) {
+            g_fx.cfg.ca_sign_timeout_ms = o->sign_timeout_ms;
+        }
+    }
     if (o->window_failures_max != 0) {
         g_fx.cfg.pin.window_failures_max = o->window_failures_max;
     }

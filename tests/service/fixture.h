@@ -19,6 +19,7 @@
 #define FX_ANSWERS_MAX 64 /* answers recorded per test */
 #define FX_BODY_MAX 8192  /* bytes of a recorded body */
 #define FX_HOURS 24
+#define FX_SOFTHSM "/usr/lib/softhsm/libsofthsm2.so"
 
 /* The users of every test. carol and dave share a phone number (not an extension). */
 enum fx_user_id { FX_ALICE, FX_BOB, FX_CAROL, FX_DAVE, FX_USERS_MAX_ };
@@ -45,6 +46,11 @@ struct fx_options {
     uint32_t items_per_ring;      /* 0 = 8 */
     uint32_t window_failures_max; /* 0 = the default policy's */
     uint32_t store_probe_ms;      /* 0 = the service's default */
+    /* A PKCS#11 CA key: the issuing key generated in a SoftHSM2 token made under the test's
+     * directory, loaded through this module (SoftHSM2's, or tests/p11shim in front of it);
+     * NULL = the soft key. */
+    const char *pkcs11_module;
+    uint32_t sign_timeout_ms; /* with pkcs11_module; 0 = the default */
 };
 
 struct fx {

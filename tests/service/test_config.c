@@ -98,6 +98,8 @@ Test(service_config, defaults_with_one_pool, .init = setup, .fini = teardown)
     cr_assert_eq(cfg.profile.max_hours, 8760);
     cr_assert_eq(cfg.map_size, 4ull << 30);
     cr_assert_eq(cfg.user_certs_per_day_max, 20);
+    cr_assert_eq(cfg.ca_sessions, 4);
+    cr_assert_eq(cfg.ca_sign_timeout_ms, 2000);
 }
 
 /* Hardening item 16: a relative [store] path is taken from the file's directory, made absolute
@@ -429,4 +431,19 @@ Test(service_config, alt_names, .init = setup, .fini = teardown)
     expect_error("[pool.p]\n[server]\nname = not a name\n",
                  "[server] name 'not a name' is not a DNS");
     expect_error("[pool.p]\n[server]\nname = x_y.example.com\n", "is not a DNS host name");
+}
+
+/* Issue 13: the pkcs11 backend's keys, and their bounds. */
+Test(service_config, pkcs11_keys, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n[ca]\nbackend = pkcs11\nkey = pkcs11:object=a?pin-value=1\n"
+                      "module = /m.so\nsessions = 64\nsign_timeout_ms = 10\n"),
+                 0, "%s", err);
+    cr_assert_str_eq(cfg.ca_backend, "pkcs11");
+    cr_assert_eq(cfg.ca_sessions, 64);
+    cr_assert_eq(cfg.ca_sign_timeout_ms, 10);
+    expect_error("[ca]\nsessions = 0\n", "[ca] sessions must be a whole number from 1 to 64");
+    expect_error("[ca]\nsessions = 65\n", "[ca] sessions");
+    expect_error("[ca]\nsign_timeout_ms = 9\n", "[ca] sign_timeout_ms must be");
+    expect_error("[ca]\nsign_timeout_ms = 60001\n", "[ca] sign_timeout_ms");
 }
