@@ -63,13 +63,6 @@ static int basic_auth(struct svc_credentials *c, struct ioring_request *req)
     return svc_basic_auth(c, h, len);
 }
 
-static void item_fail(struct svc_item *it, enum signer_code code, const char *reason)
-{
-    it->failed = true;
-    it->fail = code;
-    (void)snprintf(it->reason, sizeof(it->reason), "%s", reason);
-}
-
 /* svc_authenticate records the candidates of the login `user` and whether `pin` matched each. It
  * always computes SVC_CANDIDATES_MAX verifiers (dummies for missing candidates), so an unknown
  * number costs what a wrong PIN costs, and it reads lockout state only for a matching PIN. Going
@@ -81,8 +74,9 @@ void svc_authenticate(struct service *svc, struct svc_item *it, const char *user
     struct store_user cands[SVC_CANDIDATES_MAX];
     size_t n = 0;
     ASSERT(!it->signin);
+    (void)base_str_copy(it->login, sizeof(it->login), user); /* the log line's login= */
     if (store_user_lookup(svc->st, cands, SVC_CANDIDATES_MAX, &n, user) != 0) {
-        item_fail(it, SIGNER_CODE_INTERNAL_ERROR, "the user directory cannot be read");
+        svc_item_fail(it, SIGNER_REASON_DIRECTORY_UNREADABLE, "the user directory cannot be read");
         return;
     }
     ASSERT(n <= SVC_CANDIDATES_MAX);
@@ -118,12 +112,12 @@ static void parse_soap(struct service *svc, struct svc_ring *r, struct svc_item 
     enum signer_code code = SIGNER_CODE_BAD_REQUEST;
     char reason[SIGNER_REASON_MAX];
     if (signer_soap_parse(s, &code, reason, body, len, svc->cfg->max_request_bytes) != 0) {
-        item_fail(it, code, reason);
+        svc_item_fail(it, signer_code_reason(code), reason);
         return;
     }
     (void)base_str_copy(it->request_id, sizeof(it->request_id), s->request_id);
     if (base_str_copy(it->device_id, sizeof(it->device_id), s->device_id) != 0) {
-        item_fail(it, SIGNER_CODE_BAD_REQUEST, "DeviceId is too long");
+        svc_item_fail(it, SIGNER_REASON_DEVICE_ID_INVALID, "DeviceId is too long");
         return;
     }
     it->hours = s->lifetime_hours;
@@ -132,7 +126,7 @@ static void parse_soap(struct service *svc, struct svc_ring *r, struct svc_item 
     if (!c->present && s->has_username_token) {
         if (base_str_copy(c->user, sizeof(c->user), s->username) != 0 ||
             base_str_copy(c->pin, sizeof(c->pin), s->password) != 0) {
-            item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED, "UsernameToken is too long");
+            svc_item_fail(it, SIGNER_REASON_CREDENTIALS_MALFORMED, "UsernameToken is too long");
             return;
         }
         c->present = true;
@@ -144,7 +138,7 @@ static void parse_est(struct svc_item *it, const uint8_t *body, size_t len)
     enum signer_reject reject = SIGNER_REJECT_NONE;
     if (signer_csr_decode(it->csr_der, sizeof(it->csr_der), &it->csr_der_len, &reject, body, len) !=
         0) {
-        item_fail(it, signer_reject_to_code(reject), signer_reject_text(reject));
+        svc_item_fail(it, signer_reject_reason(reject), signer_reject_text(reject));
     }
 }
 
@@ -154,21 +148,21 @@ static void check_entity(struct svc_item *it, const char *entity)
     const char *want = signer_uri_sign_in_name(it->user.uri);
     const char *got = signer_uri_sign_in_name(entity);
     if (strcasecmp(want, got) != 0) {
-        item_fail(it, SIGNER_CODE_IDENTITY_MISMATCH,
-                  signer_reject_text(SIGNER_REJECT_IDENTITY_ENTITY));
+        svc_item_fail(it, SIGNER_REASON_ENTITY_MISMATCH,
+                      signer_reject_text(SIGNER_REJECT_IDENTITY_ENTITY));
     }
 }
 
-static void check_csr(struct service *svc, struct svc_item *it)
+void svc_check_csr(struct service *svc, struct svc_item *it)
 {
     enum signer_reject reject = SIGNER_REJECT_NONE;
     uint64_t t0 = clock_mono_ns();
     if (signer_csr_parse(&it->csr, &reject, it->csr_der, it->csr_der_len) != 0 ||
         signer_csr_verify(&it->csr, &reject) != 0 ||
         signer_identity_check(&it->csr, &reject, it->user.uri) != 0) {
-        item_fail(it, signer_reject_to_code(reject), signer_reject_text(reject));
+        svc_item_fail(it, signer_reject_reason(reject), signer_reject_text(reject));
     }
-    svc_metrics_stage(svc, SVC_STAGE_VERIFY, clock_mono_ns() - t0);
+    svc_item_stage(svc, it, SVC_STAGE_VERIFY, clock_mono_ns() - t0);
 }
 
 /* item_start fills what the item knows of its request; svc_item_take reset the rest. */
@@ -187,7 +181,7 @@ static void answer_now(struct service *svc, struct svc_item *it)
 {
     char scratch[2048];
     svc_log_request(svc, it, NULL);
-    svc_respond_error(svc, it->req, it->route, it->fail, it->reason, it->retry_after_s,
+    svc_respond_error(svc, it->req, it->route, it->why, it->reason, it->retry_after_s,
                       it->request_id, scratch, sizeof(scratch));
     svc_item_release(svc, it);
 }
@@ -200,7 +194,8 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     struct svc_item *it = svc_item_take(svc, ring);
     if (it == NULL) {
         char scratch[2048];
-        svc_respond_error(svc, req, route, SIGNER_CODE_OVERLOADED,
+        svc_log_refusal(req, route, SIGNER_REASON_OVERLOADED);
+        svc_respond_error(svc, req, route, SIGNER_REASON_OVERLOADED,
                           "Too many enrollments in flight; retry after the Retry-After delay", 0,
                           NULL, scratch, sizeof(scratch));
         return;
@@ -211,21 +206,22 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     const uint8_t *body = ioring_request_body(req, &len);
     uint64_t t0 = clock_mono_ns();
     if (basic_auth(&c, req) != 0) {
-        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED, "The Authorization header is malformed");
+        svc_item_fail(it, SIGNER_REASON_CREDENTIALS_MALFORMED,
+                      "The Authorization header is malformed");
     } else if (route == SVC_ROUTE_SOAP) {
         parse_soap(svc, r, it, &c, body, len);
     } else {
         parse_est(it, body, len);
     }
     if (!it->failed && !c.present) {
-        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED,
-                  "No credentials: send HTTP Basic or a WS-Security UsernameToken");
+        svc_item_fail(it, SIGNER_REASON_CREDENTIALS_MISSING,
+                      "No credentials: send HTTP Basic or a WS-Security UsernameToken");
     }
-    svc_metrics_stage(svc, SVC_STAGE_PARSE, clock_mono_ns() - t0);
+    svc_item_stage(svc, it, SVC_STAGE_PARSE, clock_mono_ns() - t0);
     if (!it->failed) {
         t0 = clock_mono_ns();
         svc_authenticate(svc, it, c.user, c.pin);
-        svc_metrics_stage(svc, SVC_STAGE_AUTH, clock_mono_ns() - t0);
+        svc_item_stage(svc, it, SVC_STAGE_AUTH, clock_mono_ns() - t0);
     }
     signer_secret_wipe(&c, sizeof(c));
     if (it->proceed && route == SVC_ROUTE_SOAP) {
@@ -233,7 +229,7 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     }
     signer_soap_request_cleanup(r->soap);
     if (it->proceed && !it->failed) {
-        check_csr(svc, it);
+        svc_check_csr(svc, it);
     }
     if (!it->signin) {
         answer_now(svc, it); /* failed before any credentials were checked */

@@ -75,7 +75,8 @@ void service_handle(void *ctx, struct ioring_request *req)
         /* Renewal is authenticated by the client certificate, which needs TLS (a later issue):
          * on plain HTTP there is none. */
         char scratch[512];
-        svc_respond_error(svc, req, route, SIGNER_CODE_AUTHENTICATION_FAILED,
+        svc_log_refusal(req, route, SIGNER_REASON_CLIENT_CERT_REQUIRED);
+        svc_respond_error(svc, req, route, SIGNER_REASON_CLIENT_CERT_REQUIRED,
                           "simplereenroll needs a TLS client certificate issued by this "
                           "appliance",
                           0, NULL, scratch, sizeof(scratch));
@@ -109,20 +110,21 @@ size_t service_canned(void *ctx, char *out, size_t cap, uint16_t status, uint8_t
                       uint32_t retry_after_s)
 {
     struct service *svc = ctx;
-    enum signer_code code;
+    enum signer_reason why;
     const char *reason;
     if (status == 400) {
-        code = SIGNER_CODE_BAD_REQUEST;
+        why = SIGNER_REASON_REQUEST_MALFORMED;
         reason = "The HTTP request is malformed";
     } else if (status == 413 || status == 414 || status == 431) {
-        code = SIGNER_CODE_TOO_LARGE;
+        why = SIGNER_REASON_TOO_LARGE;
         reason = "The request is larger than this appliance accepts (max_request_bytes)";
     } else if (status == 503) {
-        code = SIGNER_CODE_OVERLOADED;
+        why = SIGNER_REASON_OVERLOADED;
         reason = "The appliance is at capacity; retry after the Retry-After delay";
     } else {
         return 0;
     }
+    enum signer_code code = signer_reason_code(why);
     enum svc_route route =
         hint == 0 || hint > SVC_ROUTE_MAX_ ? SVC_ROUTE_OTHER : (enum svc_route)(hint - 1);
     char body[1536];
@@ -132,7 +134,7 @@ size_t service_canned(void *ctx, char *out, size_t cap, uint16_t status, uint8_t
     int rc = route == SVC_ROUTE_SOAP
                  ? signer_soap_error_response(body, sizeof(body), &body_len, code, reason, NULL)
                  : signer_est_error_body(body, sizeof(body), &body_len, code, reason);
-    if (rc != 0 || signer_diagnostics_format(diag, sizeof(diag), &diag_len, code, svc->cfg->name,
+    if (rc != 0 || signer_diagnostics_format(diag, sizeof(diag), &diag_len, why, svc->cfg->name,
                                              reason) != 0) {
         return 0;
     }
@@ -170,7 +172,12 @@ void service_turn_end(void *ctx, uint32_t ring_index)
         struct svc_item **items = r->pending + done;
         uint64_t t0 = clock_mono_ns();
         svc_sign_items(svc, r->issue, items, n);
-        svc_metrics_stage(svc, SVC_STAGE_SIGN, clock_mono_ns() - t0);
+        uint64_t dt = clock_mono_ns() - t0;
+        svc_metrics_stage(svc, SVC_STAGE_SIGN, dt);
+        for (size_t i = 0; i < n; i++) { /* the batch's time is each item's: they wait for it */
+            items[i]->stage_us[SVC_STAGE_SIGN] =
+                (uint32_t)(dt / 1000 > UINT32_MAX ? UINT32_MAX : dt / 1000);
+        }
         svc_metrics_batch(svc, n);
         svc_writer_push(svc, items, n);
         done += n;

@@ -78,12 +78,10 @@ static void count_failure(struct service *svc, const struct svc_item *it,
 
 /* refuse answers a sign-in with `code`: no user (its log line names none, for a right and a
  * wrong PIN alike) and no certificate (a signed one is dropped, never stored). */
-static void refuse(struct svc_item *it, enum signer_code code)
+static void refuse(struct svc_item *it, enum signer_reason why)
 {
-    it->failed = true;
-    it->fail = code;
-    (void)base_str_copy(it->reason, sizeof(it->reason),
-                        code == SIGNER_CODE_PIN_LOCKED ? pin_locked_reason : auth_failed_reason);
+    svc_item_fail(it, why,
+                  why == SIGNER_REASON_PIN_LOCKED ? pin_locked_reason : auth_failed_reason);
     it->proceed = false;
     memset(&it->user, 0, sizeof(it->user));
     it->sign_rc = -1;
@@ -133,8 +131,8 @@ static void judge(struct service *svc, struct svc_item *it, int64_t now)
         ASSERT(rc == 0); /* take_group's bound */
     }
     atomic_fetch_add(&svc->metrics.pin_failures, 1);
-    refuse(it, any_open || it->num_candidates == 0 ? SIGNER_CODE_AUTHENTICATION_FAILED
-                                                   : SIGNER_CODE_PIN_LOCKED);
+    refuse(it, any_open || it->num_candidates == 0 ? SIGNER_REASON_PIN_WRONG_OR_UNKNOWN
+                                                   : SIGNER_REASON_PIN_LOCKED);
 }
 
 /* has_cert: the item's sign-in succeeded and it holds a certificate to store. */
@@ -147,12 +145,11 @@ static bool has_cert(const struct svc_item *it)
 
 #define DAY_S 86400
 
-/* drop_cert answers a signed-in item with `code` instead of its certificate, which is never
- * stored. */
-static void drop_cert(struct svc_item *it, enum signer_code code)
+/* drop_cert answers a signed-in item with `why` and `text` instead of its certificate, which is
+ * never stored. */
+static void drop_cert(struct svc_item *it, enum signer_reason why, const char *text)
 {
-    it->failed = true;
-    it->fail = code;
+    svc_item_fail(it, why, text);
     it->sign_rc = -1;
     it->der_len = 0;
 }
@@ -190,9 +187,8 @@ static void rate_limit(struct service *svc, struct svc_item **items, size_t i, i
                                           &num, &last_s);
         if (rc != 0) {
             log_err("service: rate_count_failed rc=%d uri=%s", rc, it->user.uri);
-            drop_cert(it, SIGNER_CODE_INTERNAL_ERROR);
-            (void)base_str_copy(it->reason, sizeof(it->reason),
-                                "The user's certificates could not be counted");
+            drop_cert(it, SIGNER_REASON_STORE_FAILED,
+                      "The user's certificates could not be counted");
             return;
         }
         over = num == max - in_group;
@@ -202,7 +198,7 @@ static void rate_limit(struct service *svc, struct svc_item **items, size_t i, i
         return;
     }
     int64_t wait_s = oldest_s + DAY_S - now;
-    drop_cert(it, SIGNER_CODE_RATE_LIMITED);
+    drop_cert(it, SIGNER_REASON_RATE_LIMITED, "");
     it->retry_after_s = (uint32_t)(wait_s < 1 ? 1 : wait_s > DAY_S ? DAY_S : wait_s);
     (void)snprintf(it->reason, sizeof(it->reason),
                    "The user has had %u certificates in the last 24 hours; retry after the "
@@ -222,9 +218,7 @@ static void add_cert(struct service *svc, struct svc_item *it)
     int rc = store_batch_add_cert(svc->batch, &meta, it->der, it->der_len);
     if (rc != 0) {
         log_err("service: batch_add_failed rc=%d uri=%s", rc, it->user.uri);
-        it->failed = true;
-        it->fail = SIGNER_CODE_INTERNAL_ERROR;
-        (void)base_str_copy(it->reason, sizeof(it->reason), "the certificate could not be stored");
+        svc_item_fail(it, SIGNER_REASON_STORE_FAILED, "the certificate could not be stored");
     }
 }
 
@@ -323,6 +317,10 @@ static int commit(struct service *svc, struct svc_item **items, size_t n,
         uint64_t dt = clock_mono_ns() - t0;
         svc_histogram_add(&svc->metrics.commit_us, dt / 1000);
         svc_metrics_stage(svc, SVC_STAGE_COMMIT, dt);
+        for (size_t i = 0; i < n; i++) { /* each item waited for the group's commits */
+            uint64_t us = items[i]->stage_us[SVC_STAGE_COMMIT] + dt / 1000;
+            items[i]->stage_us[SVC_STAGE_COMMIT] = (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us);
+        }
     }
     *out_fault = svc->batch->fault;
     if (rc == 0 ? certs : *out_fault != STORE_FAULT_NONE) {
@@ -362,20 +360,17 @@ static void respond_success(struct service *svc, struct svc_item *it)
 static void fail_stored(struct svc_item *it, int rc, enum store_fault fault)
 {
     ASSERT(rc != 0);
-    it->failed = true;
     if (rc != -ENOSPC && rc != -EIO && rc != -EROFS) {
-        it->fail = SIGNER_CODE_INTERNAL_ERROR;
-        (void)base_str_copy(it->reason, sizeof(it->reason), "The certificate could not be stored");
+        svc_item_fail(it, SIGNER_REASON_STORE_FAILED, "The certificate could not be stored");
         return;
     }
-    it->fail = SIGNER_CODE_STORE_UNAVAILABLE;
     it->retry_after_s = SVC_STORE_RETRY_AFTER_S;
-    (void)base_str_copy(it->reason, sizeof(it->reason),
-                        fault == STORE_FAULT_MAP_FULL
-                            ? "The certificate store is full; the operator must raise its size"
-                        : fault == STORE_FAULT_DISK_FULL
-                            ? "The certificate store's disk is full; try again later"
-                            : "The certificate store cannot be written now; try again later");
+    svc_item_fail(it, SIGNER_REASON_STORE_UNAVAILABLE,
+                  fault == STORE_FAULT_MAP_FULL
+                      ? "The certificate store is full; the operator must raise its size"
+                  : fault == STORE_FAULT_DISK_FULL
+                      ? "The certificate store's disk is full; try again later"
+                      : "The certificate store cannot be written now; try again later");
 }
 
 /* settle fixes an item's outcome once its group's commit returned `rc` and, when that failed,
@@ -393,12 +388,11 @@ static void settle(struct svc_item *it, int rc, int lrc, enum store_fault fault)
     } else if (has_cert(it) && rc != 0) {
         fail_stored(it, rc, fault);
     } else if (!it->failed && it->sign_rc != 0) {
-        it->failed = true;
-        it->fail =
-            it->sign_rc == -EAGAIN ? SIGNER_CODE_SIGNING_UNAVAILABLE : SIGNER_CODE_INTERNAL_ERROR;
-        (void)base_str_copy(it->reason, sizeof(it->reason),
-                            it->sign_rc == -EAGAIN ? "The CA key backend cannot sign now"
-                                                   : "Signing failed");
+        svc_item_fail(it,
+                      it->sign_rc == -EAGAIN ? SIGNER_REASON_SIGNING_UNAVAILABLE
+                                             : SIGNER_REASON_SIGNING_FAILED,
+                      it->sign_rc == -EAGAIN ? "The CA key backend cannot sign now"
+                                             : "Signing failed");
     }
     ASSERT(it->failed || has_cert(it));
 }
@@ -406,10 +400,10 @@ static void settle(struct svc_item *it, int rc, int lrc, enum store_fault fault)
 /* answer sends an item's settled outcome and releases it. */
 static void answer(struct service *svc, struct svc_item *it)
 {
-    svc_metrics_stage(svc, SVC_STAGE_TOTAL, clock_mono_ns() - it->start_ns);
+    svc_item_stage(svc, it, SVC_STAGE_TOTAL, clock_mono_ns() - it->start_ns);
     if (it->failed) {
         svc_log_request(svc, it, NULL);
-        svc_respond_error(svc, it->req, it->route, it->fail, it->reason, it->retry_after_s,
+        svc_respond_error(svc, it->req, it->route, it->why, it->reason, it->retry_after_s,
                           it->request_id, svc->scratch, SVC_RESPONSE_MAX);
     } else {
         svc_log_request(svc, it, it->serial);

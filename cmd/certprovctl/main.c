@@ -18,13 +18,15 @@ static const struct ctl_cmd *const groups[] = {ctl_ca_cmds, ctl_user_cmds, ctl_c
 static void print_help(FILE *out)
 {
     fprintf(out,
-            "usage: certprovctl [-c FILE] COMMAND [OPTIONS]\n"
+            "usage: certprovctl [-c FILE] [--log-format text|json] COMMAND [OPTIONS]\n"
             "\n"
             "Administers a certprov appliance: its CA, users and PINs, issued certificates and\n"
             "the per-pool outbox of certificates waiting to be published.\n"
             "\n"
             "  -c, --config FILE   configuration file (default: $CERTPROV_CONFIG, else\n"
             "                      " CTL_DEFAULT_CONFIG ")\n"
+            "      --log-format F  text (default) or json: the format of log lines (warnings\n"
+            "                      and errors of the store) on standard error\n"
             "  -h, --help          this text; 'certprovctl COMMAND --help' for one command\n"
             "\n"
             "Commands:\n");
@@ -106,6 +108,13 @@ static int run(struct ctl *ctl, int argc, char **argv)
             ctl->config_path = argv[++i];
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
             ctl->config_path = argv[i] + 9;
+        } else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc) {
+            enum log_format f = LOG_FORMAT_TEXT;
+            if (log_format_parse(&f, argv[++i]) != 0) {
+                fprintf(stderr, "certprovctl: --log-format must be text or json\n");
+                return CTL_USAGE;
+            }
+            log_format_set(f);
         } else {
             fprintf(stderr, "certprovctl: unknown option '%s'\n", argv[i]);
             print_help(stderr);

@@ -86,6 +86,10 @@ mkcsr ed25519 alice@example.com -algorithm ED25519
 mkcsr bob bob@example.com -algorithm EC -pkeyopt ec_paramgen_curve:P-256
 mkcsr carol carol@example.com -algorithm EC -pkeyopt ec_paramgen_curve:P-256
 mkcsr rsa1024 alice@example.com -algorithm RSA -pkeyopt rsa_keygen_bits:1024
+# the RSA-2048 key, signed with SHA-1: the same Code as RSA-1024 (BadCsr), another reason
+openssl req -new -key "$T/rsa2048.key" -subj "/CN=alice@example.com" -sha1 -outform DER \
+    -out "$T/sha1.der" 2>/dev/null
+base64 -w 64 "$T/sha1.der" >"$T/sha1.b64"
 
 # est USER:PIN CSR-NAME OUT: POST simpleenroll; body to OUT, headers to OUT.h, prints the status.
 est() {
@@ -163,24 +167,37 @@ err() {
     has "$n: Code $code" "$T/e" "$code"
     has "$n: X-Ms-diagnostics" "$T/e.h" '^X-Ms-diagnostics: [0-9]+;source="certprov-test.example.com";reason="'
 }
+# tok NAME TOKEN: the last answer's X-Ms-diagnostics ends in the reason token (README, Reasons)
+tok() { has "$1: token $2" "$T/e.h" ";token=\"$2\""$'\r'"?\$"; }
 printf '<not xml' >"$T/bad.xml"
 err "malformed SOAP" 400 "<Code>BadRequest</Code>" soap "$T/bad.xml" "$T/e" -u 1001:27182
+tok "malformed SOAP" request_malformed
 soap_body alice@example.com rsa1024 >"$T/weak.xml"
 err "RSA-1024 CSR" 400 "<Code>BadCsr</Code>" soap "$T/weak.xml" "$T/e" -u 1001:27182
+tok "RSA-1024 CSR" csr_rsa_key_too_small
+err "SHA-1 CSR (EST)" 400 "^BadCsr: " est "1001:27182" sha1 "$T/e"
+tok "SHA-1 CSR (EST)" csr_weak_hash
 cp tests/data/csr/bad-signature.der "$T/badsig.der" 2>/dev/null || cp "$(dirname "$0")/../data/csr/bad-signature.der" "$T/badsig.der"
 base64 "$T/badsig.der" >"$T/badsig.b64"
 BADCN=$(openssl req -inform DER -in "$T/badsig.der" -noout -subject 2>/dev/null | sed 's/.*CN *= *//')
 err "bad CSR signature (EST)" 400 "CsrSignatureInvalid" est "1001:27182" badsig "$T/e"
+tok "bad CSR signature (EST)" csr_signature
 soap_body alice@example.com p256 >"$T/a.xml"
 err "wrong PIN" 401 "<Code>AuthenticationFailed</Code>" soap "$T/a.xml" "$T/e" -u 1001:99999
+tok "wrong PIN" pin_wrong_or_unknown
 has "401 asks for Basic" "$T/e.h" 'WWW-Authenticate: Basic realm="certprov"'
 err "unknown extension" 401 "<Code>AuthenticationFailed</Code>" soap "$T/a.xml" "$T/e" -u 4242:27182
+tok "unknown extension" pin_wrong_or_unknown
 err "no credentials" 401 "<Code>AuthenticationFailed</Code>" soap "$T/a.xml" "$T/e"
+tok "no credentials" credentials_missing
 soap_body bob@example.com p256 >"$T/m.xml"
 err "Entity names someone else" 403 "<Code>IdentityMismatch</Code>" soap "$T/m.xml" "$T/e" -u 1001:27182
+tok "Entity names someone else" entity_mismatch
 err "CSR names someone else" 403 "IdentityMismatch" est 1001:27182 bob "$T/e"
+tok "CSR names someone else" subject_mismatch
 head -c 40000 /dev/zero | tr '\0' 'a' >"$T/big"
 err "SOAP over max_request_bytes" 413 "<Code>TooLarge</Code>" curl -s -o "$T/e" -D "$T/e.h" -w '%{http_code}' -u 1001:27182 -H 'Content-Type: text/xml' --data-binary @"$T/big" "$URL/CertProv/CertProvisioningService.svc"
+tok "SOAP over max_request_bytes" too_large
 err "EST over max_request_bytes" 413 "^TooLarge: " curl -s -o "$T/e" -D "$T/e.h" -w '%{http_code}' -u 1001:27182 --data-binary @"$T/big" "$URL/.well-known/est/simpleenroll"
 cat >"$T/bomb.xml" <<'XML'
 <?xml version="1.0"?>
@@ -192,6 +209,7 @@ err "XML entity bomb" 400 "<Code>BadRequest</Code>" soap "$T/bomb.xml" "$T/e" -u
 # --- lockout ([pin] window_failures = 3) and unlock ---
 for _ in 1 2 3; do soap "$T/a.xml" "$T/e" -u 1001:99999 >/dev/null; done
 err "locked after 3 failures" 403 "<Code>PinLocked</Code>" soap "$T/a.xml" "$T/e" -u 1001:27182
+tok "locked after 3 failures" pin_locked
 check "user show says locked" "$CTL" "${C[@]}" user show sip:alice@example.com
 has "user show locked" "$T/out" "state: +locked"
 check "unlock" "$CTL" "${C[@]}" user unlock sip:alice@example.com
@@ -220,7 +238,10 @@ has "metrics publication lag" "$T/metrics" 'certprov_publication_lag_seconds_cou
 if grep -vE '^(#|certprov_)' "$T/metrics" | grep -q .; then bad "a metric is not named certprov_*"; else ok; fi
 if grep -Eq '27182|16180|31415' "$T/daemon.log"; then bad "a PIN is in the log"; else ok; fi
 has "health checks are logged too" "$T/daemon.log" 'request route=healthz status=200 client=127.0.0.1:[0-9]+'
-has "one log line per request" "$T/daemon.log" 'request route=soap code=OK user=sip:alice@example.com serial=[0-9A-F]+ latency_us=[0-9]+ client=127.0.0.1'
+has "one log line per request" "$T/daemon.log" 'request route=soap code=OK reason=- user=sip:alice@example.com login=[+0-9]+ device_id=\{2C9F6F43-8B0A-4E5D-9E0B-7C1A33D2B6F1\} serial=[0-9A-F]+ latency_us=[0-9]+ client=127.0.0.1:[0-9]+ tls=none'
+has "log: RSA-1024 and SHA-1 differ" "$T/daemon.log" 'request route=soap code=BadCsr reason=csr_rsa_key_too_small user=sip:alice@example.com login=1001 '
+has "log: SHA-1 reason" "$T/daemon.log" 'request route=est_simpleenroll code=BadCsr reason=csr_weak_hash '
+has "log: a wrong PIN names the login, no user" "$T/daemon.log" 'code=AuthenticationFailed reason=pin_wrong_or_unknown user=- login=4242 '
 
 # --- keep-alive, pipelining, slow clients ---
 exec 5<>/dev/tcp/127.0.0.1/$PORT

@@ -149,6 +149,7 @@ static void right_pin_bad_csr(bool failures_before)
     expect_user(it, FX_ALICE);
     it->failed = true; /* what check_csr does with a weak key */
     it->fail = SIGNER_CODE_BAD_CSR;
+    it->why = SIGNER_REASON_CSR_WEAK_HASH;
     (void)base_str_copy(it->reason, sizeof(it->reason), "weak key");
     fx_turn(0, &it, 1);
     fx_wait_answers(1);
