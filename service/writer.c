@@ -6,6 +6,7 @@
  * writer_main for the pipelining). When that commit fails, the lockout updates are committed
  * alone, so that no failure is lost. While it commits, the rings keep queueing, so the next group
  * is as large as the load made it. */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -64,10 +65,39 @@ static void lockout_write(struct service *svc, const char *uri, const struct sto
     ASSERT(rc == 0);
 }
 
-/* count_failure counts a wrong PIN against candidate `c`, locked or not (signer_lockout_fail). */
-static void count_failure(struct service *svc, const struct svc_item *it,
-                          const struct svc_candidate *c, struct store_lockout *l, int64_t now)
+/* note_refusal records in `l` the refusal `why` of the item's request at `now` (certprovctl user
+ * show: the user's last failure and the client's address). */
+static void note_refusal(struct store_lockout *l, const struct svc_item *it, enum signer_reason why,
+                         int64_t now)
 {
+    ASSERT((unsigned)why < SIGNER_REASON_MAX_);
+    static_assert(SIGNER_CODE_MAX_ < 255 && SIGNER_REASON_MAX_ < 255, "stored as a byte + 1");
+    l->last_refusal_s = now;
+    l->last_refusal_code = (uint8_t)(signer_reason_code(why) + 1);
+    l->last_refusal_reason = (uint8_t)(why + 1);
+    (void)base_str_copy(l->last_refusal_client, sizeof(l->last_refusal_client), it->client);
+}
+
+/* note_user_refusal records the refusal of a signed-in user's request (a CSR, Entity or rate
+ * limit refusal after a right PIN) in the user's pending lockout state: one entry of the batch,
+ * for a user who is one of the item's candidates (take_group's room). */
+static void note_user_refusal(struct service *svc, const struct svc_item *it, int64_t now)
+{
+    ASSERT(it->failed);
+    struct store_lockout l;
+    if (lockout_read(svc, &l, it->user.uri) == 0) {
+        note_refusal(&l, it, it->why, now);
+        lockout_write(svc, it->user.uri, &l);
+    }
+}
+
+/* count_failure counts a wrong PIN against candidate `c`, locked or not (signer_lockout_fail), and
+ * records the refusal `why` the request gets. */
+static void count_failure(struct service *svc, const struct svc_item *it,
+                          const struct svc_candidate *c, struct store_lockout *l,
+                          enum signer_reason why, int64_t now)
+{
+    note_refusal(l, it, why, now);
     if (signer_lockout_fail(&svc->cfg->pin, l, c->pin_len, now)) {
         atomic_fetch_add(&svc->metrics.lockouts, 1);
         log_warn("service: pin_locked uri=%s admin=%d client=%s", c->uri, (int)l->admin_locked,
@@ -114,15 +144,23 @@ static void judge(struct service *svc, struct svc_item *it, int64_t now)
     }
     if (winner < it->num_candidates && it->proceed &&
         strcmp(it->candidates[winner].uri, it->user.uri) == 0) {
-        if (signer_lockout_success(&st[winner])) {
+        bool changed = signer_lockout_success(&st[winner]);
+        if (it->failed) { /* refused after the sign-in (CSR, Entity): the user's last failure */
+            note_refusal(&st[winner], it, it->why, now);
+            changed = true;
+        }
+        if (changed) {
             lockout_write(svc, it->user.uri, &st[winner]);
         }
         return;
     }
+    enum signer_reason why = any_open || it->num_candidates == 0
+                                 ? SIGNER_REASON_PIN_WRONG_OR_UNKNOWN
+                                 : SIGNER_REASON_PIN_LOCKED;
     size_t counted = 0;
     for (size_t i = 0; i < it->num_candidates; i++) {
         if (!it->candidates[i].pin_ok && readable[i]) {
-            count_failure(svc, it, &it->candidates[i], &st[i], now);
+            count_failure(svc, it, &it->candidates[i], &st[i], why, now);
             counted++;
         }
     }
@@ -131,8 +169,7 @@ static void judge(struct service *svc, struct svc_item *it, int64_t now)
         ASSERT(rc == 0); /* take_group's bound */
     }
     atomic_fetch_add(&svc->metrics.pin_failures, 1);
-    refuse(it, any_open || it->num_candidates == 0 ? SIGNER_REASON_PIN_WRONG_OR_UNKNOWN
-                                                   : SIGNER_REASON_PIN_LOCKED);
+    refuse(it, why);
 }
 
 /* has_cert: the item's sign-in succeeded and it holds a certificate to store. */
@@ -199,6 +236,7 @@ static void rate_limit(struct service *svc, struct svc_item **items, size_t i, i
     }
     int64_t wait_s = oldest_s + DAY_S - now;
     drop_cert(it, SIGNER_REASON_RATE_LIMITED, "");
+    note_user_refusal(svc, it, now);
     it->retry_after_s = (uint32_t)(wait_s < 1 ? 1 : wait_s > DAY_S ? DAY_S : wait_s);
     (void)snprintf(it->reason, sizeof(it->reason),
                    "The user has had %u certificates in the last 24 hours; retry after the "

@@ -51,6 +51,7 @@
 #define STORE_PHONE_MAX 16      /* "+" and up to 15 digits (E.164) */
 #define STORE_EXT_MAX 15        /* digits of an extension */
 #define STORE_DEVICE_ID_MAX 63  /* "{GUID}" fits with room */
+#define STORE_CLIENT_MAX 63     /* bytes of a client address text ("[v6]:port") */
 #define STORE_VERIFIER_LEN 32   /* HMAC-SHA-256 */
 #define STORE_SERIAL_LEN 16     /* certificate serial, big-endian, top bit clear */
 #define STORE_CERT_DER_MAX 4096 /* largest certificate DER stored */
@@ -99,6 +100,14 @@ struct store_lockout {
     int64_t locked_until_s;   /* temporary lock end; 0 = none */
     bool admin_locked;        /* locked until an administrator unlocks */
     int64_t last_failure_s;
+    /* The user's last refused enrollment (certprovctl user show), kept with the lockout state and
+     * written only with it or on a refusal: 0 / "" when none was recorded (records of older
+     * versions hold none). The code and reason are opaque small numbers to the store (service/
+     * stores an enum signer_code and an enum signer_reason, each + 1 so that 0 means none). */
+    int64_t last_refusal_s;
+    uint8_t last_refusal_code;
+    uint8_t last_refusal_reason;
+    char last_refusal_client[STORE_CLIENT_MAX + 1]; /* the client's address text */
 };
 
 struct store_cert_meta {

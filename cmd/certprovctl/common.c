@@ -319,6 +319,61 @@ int ctl_parse_hours(uint32_t *out, const char *text)
     return 0;
 }
 
+void ctl_json_str(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\') {
+            printf("\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            printf("\\u%04x", *p);
+        } else {
+            putchar(*p);
+        }
+    }
+    putchar('"');
+}
+
+void ctl_json_kv(bool first, const char *key, const char *value)
+{
+    if (!first) {
+        putchar(',');
+    }
+    ctl_json_str(key);
+    putchar(':');
+    ctl_json_str(value);
+}
+
+void ctl_json_time(const char *key, int64_t t)
+{
+    putchar(',');
+    ctl_json_str(key);
+    putchar(':');
+    if (t == 0) {
+        fputs("null", stdout);
+        return;
+    }
+    char text[CLOCK_UTC_LEN];
+    clock_format_utc(text, t);
+    ctl_json_str(text);
+}
+
+void ctl_refusal_names(const struct store_lockout *l, const char **out_code,
+                       const char **out_reason)
+{
+    *out_code = "-";
+    *out_reason = "-";
+    if (l->last_refusal_code != 0) {
+        unsigned c = l->last_refusal_code - 1u;
+        *out_code = c < SIGNER_CODE_MAX_ ? signer_code_name((enum signer_code)c) : "unknown";
+    }
+    if (l->last_refusal_reason != 0) {
+        unsigned r = l->last_refusal_reason - 1u;
+        *out_reason =
+            r < SIGNER_REASON_MAX_ ? signer_reason_token((enum signer_reason)r) : "unknown";
+    }
+}
+
 void ctl_time(char out[CLOCK_UTC_LEN], int64_t t)
 {
     if (t == 0) {

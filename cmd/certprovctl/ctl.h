@@ -107,4 +107,20 @@ int ctl_parse_hours(uint32_t *out, const char *text);
 /* ctl_time writes a Unix time as UTC text, or "-" for 0. */
 void ctl_time(char out[CLOCK_UTC_LEN], int64_t t);
 
+/* ctl_json_str prints `s` as a JSON string (RFC 8259 §7: '"', '\\' and control characters
+ * escaped) to stdout. */
+void ctl_json_str(const char *s);
+
+/* ctl_json_kv prints ,"key":"value" (first: without the comma) to stdout. */
+void ctl_json_kv(bool first, const char *key, const char *value);
+
+/* ctl_json_time prints ,"key":"UTC text" or ,"key":null for 0. */
+void ctl_json_time(const char *key, int64_t t);
+
+/* ctl_refusal_names gives the Code and reason token of a stored refusal (store_lockout's
+ * last_refusal_code and _reason, each + 1) or "-" for none / "unknown" for a value of a newer
+ * version. */
+void ctl_refusal_names(const struct store_lockout *l, const char **out_code,
+                       const char **out_reason);
+
 #endif

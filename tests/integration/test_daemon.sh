@@ -210,10 +210,19 @@ err "XML entity bomb" 400 "<Code>BadRequest</Code>" soap "$T/bomb.xml" "$T/e" -u
 for _ in 1 2 3; do soap "$T/a.xml" "$T/e" -u 1001:99999 >/dev/null; done
 err "locked after 3 failures" 403 "<Code>PinLocked</Code>" soap "$T/a.xml" "$T/e" -u 1001:27182
 tok "locked after 3 failures" pin_locked
+check "user show after a right PIN while locked" "$CTL" "${C[@]}" user show sip:alice@example.com
+has "a right PIN while locked is not recorded: the wrong one that locked is the last refusal" "$T/out" '^last_refusal: +[0-9T:-]+Z code=AuthenticationFailed reason=pin_wrong_or_unknown client=127\.0\.0\.1:[0-9]+$'
+err "a wrong PIN while locked" 403 "<Code>PinLocked</Code>" soap "$T/a.xml" "$T/e" -u 1001:99999
 check "user show says locked" "$CTL" "${C[@]}" user show sip:alice@example.com
 has "user show locked" "$T/out" "state: +locked"
+has "user show: last refusal" "$T/out" '^last_refusal: +[0-9T:-]+Z code=PinLocked reason=pin_locked client=127\.0\.0\.1:[0-9]+$'
+has "user show: last success" "$T/out" '^last_success: +[0-9T:-]+Z serial=[0-9A-F]+ device_id=\{2C9F6F43-8B0A-4E5D-9E0B-7C1A33D2B6F1\}$'
+check "user show --json" "$CTL" "${C[@]}" user show sip:alice@example.com --json
+has "user show --json: one object" "$T/out" '^\{"uri":"sip:alice@example.com",.*"state":"locked-temp".*"last_success":\{"serial":"[0-9A-F]+","device_id":"\{2C9F6F43-8B0A-4E5D-9E0B-7C1A33D2B6F1\}","time":"[0-9T:-]+Z"\},"last_refusal":\{"code":"PinLocked","reason":"pin_locked","client":"127\.0\.0\.1:[0-9]+","time":"[^"]+"\}\}$'
 check "unlock" "$CTL" "${C[@]}" user unlock sip:alice@example.com
 same "enrolls again after unlock" "$(soap "$T/a.xml" "$T/e" -u 1001:27182)" 200
+check "user show after unlock" "$CTL" "${C[@]}" user show sip:alice@example.com
+has "unlock keeps the last refusal" "$T/out" '^last_refusal: .* reason=pin_locked '
 # Bob shares alice's phone: his sign-ins were not counted against alice and vice versa.
 same "bob unaffected" "$(soap "$T/s2.xml" "$T/e" -u 1002:31415)" 200
 

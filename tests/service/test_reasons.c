@@ -130,8 +130,8 @@ Test(service_reasons, rsa1024_and_sha1_csrs_differ_in_the_token, .init = setup_l
     cr_assert_null(strstr(la, "parse_us="), "stage timings only at debug level: %s", la);
 }
 
-Test(service_reasons, wrong_pin_and_unknown_login_share_a_token_and_name_no_user,
-     .init = setup_log, .fini = teardown_log)
+Test(service_reasons, wrong_pin_and_unknown_login_share_a_token_and_name_no_user, .init = setup_log,
+     .fini = teardown_log)
 {
     const struct fx_user *alice = &fx_users[FX_ALICE];
     struct svc_item *items[2] = {
@@ -206,4 +206,39 @@ Test(service_reasons, json_log_line, .init = setup_log, .fini = teardown_log)
     (void)snprintf(want, sizeof(want), "\"login\":\"%s\"", alice->phone);
     cr_assert(strstr(l, want) != NULL, "%s in %s", want, l);
     cr_assert(strstr(l, "\"level\":\"info\"") != NULL, "%s", l);
+}
+
+/* ---- the user's last refusal, kept with the lockout record (certprovctl user show) ---- */
+
+Test(service_reasons, last_refusal_is_kept_with_the_lockout_record, .init = setup_log,
+     .fini = teardown_log)
+{
+    const struct fx_user *alice = &fx_users[FX_ALICE];
+    const struct fx_user *bob = &fx_users[FX_BOB];
+    struct svc_item *items[3] = {
+        fx_signin(0, SVC_ROUTE_EST_ENROLL, alice->phone, alice->pin),
+        fx_signin(0, SVC_ROUTE_EST_ENROLL, bob->phone, FX_WRONG_PIN),
+        fx_signin(0, SVC_ROUTE_EST_ENROLL, FX_UNKNOWN_PHONE, FX_WRONG_PIN),
+    };
+    attach_vector(items[0], "rsa2048-sha1.der");
+    int64_t t0 = clock_real_s();
+    fx_turn(0, items, 3);
+    fx_wait_answers(3);
+    struct store_lockout a = fx_lockout(alice->uri);
+    cr_assert_geq(a.last_refusal_s, t0);
+    cr_assert_eq(a.last_refusal_code, SIGNER_CODE_BAD_CSR + 1);
+    cr_assert_eq(a.last_refusal_reason, SIGNER_REASON_CSR_WEAK_HASH + 1);
+    cr_assert_str_eq(a.last_refusal_client, "192.0.2.1:40000");
+    cr_assert_eq(a.total_failures, 0, "a CSR refusal is no PIN failure");
+    struct store_lockout b = fx_lockout(bob->uri);
+    cr_assert_eq(b.last_refusal_code, SIGNER_CODE_AUTHENTICATION_FAILED + 1);
+    cr_assert_eq(b.last_refusal_reason, SIGNER_REASON_PIN_WRONG_OR_UNKNOWN + 1);
+    cr_assert_eq(b.total_failures, 1);
+    /* A success afterwards writes nothing: the refusal stays, the state is clean. */
+    struct svc_item *ok = fx_enroll(0, SVC_ROUTE_EST_ENROLL, FX_ALICE);
+    fx_turn(0, &ok, 1);
+    fx_wait_answers(4);
+    cr_assert_eq(fx_answer(3)->status, 200);
+    struct store_lockout after = fx_lockout(alice->uri);
+    cr_assert_eq(memcmp(&after, &a, sizeof(a)), 0, "a clean success wrote the lockout record");
 }
