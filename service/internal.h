@@ -10,6 +10,7 @@
  *   metrics.c  counters, histograms and the per-request log line
  *   config.c   the configuration file (used by the programs, calls nothing here)
  *   import.c   the lines of a user import file (used by certprovctl, calls nothing here)
+ *   audit.c    the audit log of administration (used by certprovctl, calls nothing here)
  * A file calls only files below it in this list (service.c all of them, metrics.c none). */
 #ifndef CERTPROV_SERVICE_INTERNAL_H
 #define CERTPROV_SERVICE_INTERNAL_H

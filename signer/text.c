@@ -180,3 +180,17 @@ int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label,
     *out_len = pos;
     return 0;
 }
+
+void signer_sha256_hex(char out[65], const void *data, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    ASSERT(out != NULL);
+    ASSERT(data != NULL || len == 0);
+    uint8_t md[SHA256_DIGEST_LENGTH];
+    SHA256(data, len, md);
+    for (size_t i = 0; i < sizeof(md); i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}

@@ -198,6 +198,7 @@ static int cert_issue(struct ctl *ctl, int argc, char **argv)
     char serial[2 * SIGNER_SERIAL_LEN + 1];
     char until[CLOCK_UTC_LEN];
     signer_serial_format(serial, item.serial);
+    ctl_audit_note(ctl, "serial=%s", serial);
     ctl_time(until, item.not_after_s);
     fprintf(stderr, "certprovctl: issued serial %s to %s, valid until %s, queued for pool %s\n",
             serial, user.uri, until, user.pool);

@@ -374,6 +374,57 @@ void ctl_refusal_names(const struct store_lockout *l, const char **out_code,
     }
 }
 
+int ctl_parse_duration(int64_t *out, const char *text)
+{
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || n < 1 || text[0] == '+' || end[0] == '\0' || end[1] != '\0') {
+        return -EINVAL;
+    }
+    long long unit = end[0] == 's'   ? 1
+                     : end[0] == 'm' ? 60
+                     : end[0] == 'h' ? 3600
+                     : end[0] == 'd' ? 86400
+                                     : 0;
+    if (unit == 0 || n > 100LL * 366 * 86400 / unit) {
+        return -EINVAL;
+    }
+    *out = (int64_t)(n * unit);
+    return 0;
+}
+
+int ctl_parse_since(int64_t *out, const char *text)
+{
+    struct tm tm = {0};
+    int n = 0;
+    int64_t age = 0;
+    if (ctl_parse_duration(&age, text) == 0) {
+        *out = clock_real_s() - age;
+        return 0;
+    }
+    if (sscanf(text, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10) {
+        return -EINVAL;
+    }
+    if (text[10] == 'T') {
+        int m = 0;
+        if (sscanf(text + 11, "%2d:%2d:%2dZ%n", &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &m) != 3 ||
+            m != 9 || text[20] != '\0') {
+            return -EINVAL;
+        }
+    } else if (text[10] != '\0') {
+        return -EINVAL;
+    }
+    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60) {
+        return -EINVAL;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = (int64_t)timegm(&tm);
+    return 0;
+}
+
 void ctl_time(char out[CLOCK_UTC_LEN], int64_t t)
 {
     if (t == 0) {

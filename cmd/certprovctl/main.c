@@ -13,7 +13,7 @@
 #define CTL_DEFAULT_CONFIG "/etc/certprov/certprov.ini"
 
 static const struct ctl_cmd *const groups[] = {ctl_ca_cmds, ctl_user_cmds, ctl_cert_cmds,
-                                               ctl_outbox_cmds};
+                                               ctl_outbox_cmds, ctl_audit_cmds};
 
 static void print_help(FILE *out)
 {
@@ -153,7 +153,9 @@ static int run(struct ctl *ctl, int argc, char **argv)
     if (service_config_load(&ctl->cfg, err, ctl->config_path) != 0) {
         return ctl_fail("%s", err);
     }
-    return cmd->fn(ctl, sub_argc, sub_argv);
+    int rc = cmd->fn(ctl, sub_argc, sub_argv);
+    ctl_audit_command(ctl, cmd, sub_argc, sub_argv, rc);
+    return rc;
 }
 
 int main(int argc, char **argv)
