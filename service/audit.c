@@ -264,8 +264,9 @@ static int verify_line(const char *line, uint64_t lineno, uint64_t want_seq, con
     }
     if (strcmp(h->prev, prev) != 0) {
         if (lineno == 1) {
-            snprintf(err, err_cap, "line 1: prev is not the start of a chain: records were "
-                                   "removed from the start");
+            snprintf(err, err_cap,
+                     "line 1: prev is not the start of a chain: records were "
+                     "removed from the start");
         } else {
             snprintf(err, err_cap,
                      "line %" PRIu64 ": prev does not match the SHA-256 of line %" PRIu64

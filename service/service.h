@@ -153,8 +153,9 @@ int service_import_row_parse(struct service_import_row *out, char *line);
 
 #define SERVICE_AUDIT_FILE "audit.log"
 #define SERVICE_AUDIT_LINE_MAX 4096 /* bytes of one record, newline included */
-#define SERVICE_AUDIT_FIELD_MAX 512 /* bytes of a string field as written, escaped (longer: cut)   \
-                                     */
+#define SERVICE_AUDIT_FIELD_MAX                                                                    \
+    512 /* bytes of a string field as written, escaped (longer: cut)                               \
+         */
 
 struct service_audit_entry {
     int64_t time_s;

@@ -13,8 +13,8 @@ enum { CMD_LIST, CMD_VERIFY };
 
 /* The commands that change something, recorded by ctl_audit_command. */
 static const char *const audited[] = {
-    "user add",   "user import", "user del",     "user set-pin", "user unlock", "cert issue",
-    "outbox retry", "ca init",   "ca request",   "ca import",
+    "user add",   "user import",  "user del", "user set-pin", "user unlock",
+    "cert issue", "outbox retry", "ca init",  "ca request",   "ca import",
 };
 
 void ctl_audit_note(struct ctl *ctl, const char *fmt, ...)
@@ -51,8 +51,7 @@ int ctl_audit(struct ctl *ctl, const char *command, const char *target, const ch
     int rc = service_audit_append(ctl->cfg.store_path, &e);
     if (rc != 0) {
         /* Never blocks what was done: the command's result stands, the operator is told. */
-        fprintf(stderr,
-                "certprovctl: warning: the audit log %s/%s could not be appended (%s)%s\n",
+        fprintf(stderr, "certprovctl: warning: the audit log %s/%s could not be appended (%s)%s\n",
                 ctl->cfg.store_path, SERVICE_AUDIT_FILE,
                 rc == -EBADMSG ? "it does not end in a whole record" : strerror(-rc),
                 rc == -EBADMSG ? ": run certprovctl audit verify" : "");
@@ -172,8 +171,8 @@ static int audit_list(struct ctl *ctl, int argc, char **argv)
     uint64_t n = 0;
     char head[65];
     char err[256];
-    int rc = service_audit_verify(ctl->cfg.store_path, since, list_fn, &lc, &n, head, err,
-                                  sizeof(err));
+    int rc =
+        service_audit_verify(ctl->cfg.store_path, since, list_fn, &lc, &n, head, err, sizeof(err));
     if (rc == -EBADMSG) {
         return ctl_fail("audit list: the audit log is damaged: %s", err);
     }
