@@ -405,6 +405,12 @@ typedef int (*store_cert_fn)(void *ctx, const struct store_cert_meta *meta, cons
  * another version), -EBUSY (no reader slot), -ENOMEM or -EIO. */
 int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn fn, void *ctx);
 
+/* store_cert_foreach_newest calls fn for each stored certificate, newest first (commit order,
+ * which issue times follow), in one read transaction: fn's non-zero return stops the walk (the
+ * caller's bound: certprovctl cert list --limit, --since). Returns 0, fn's non-zero return, -EBUSY
+ * (no reader slot), -ENOMEM or -EIO. */
+int store_cert_foreach_newest(struct store *st, store_cert_fn fn, void *ctx);
+
 /* store_cert_recent_by_uri counts the certificates issued to `uri` at or after since_s (their
  * issued_at_s), newest first, up to `max` (>= 1): *out_num is the count (at most max) and
  * *out_last_s the issue time of the last one counted, the max-th newest when *out_num == max (0

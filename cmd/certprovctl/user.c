@@ -411,6 +411,7 @@ static int user_show(struct ctl *ctl, int argc, char **argv)
 struct list_ctx {
     int64_t now;
     struct store *st;
+    bool json;
 };
 
 static int list_fn(void *ctx, const struct store_user *u)
@@ -423,6 +424,16 @@ static int list_fn(void *ctx, const struct store_user *u)
     const char *state = l.admin_locked               ? "locked"
                         : l.locked_until_s > lc->now ? "locked-temp"
                                                      : "active";
+    if (lc->json) {
+        putchar('{');
+        ctl_json_kv(true, "uri", u->uri);
+        ctl_json_kv(false, "pool", u->pool);
+        ctl_json_kv(false, "phone", u->phone);
+        ctl_json_kv(false, "extension", u->ext);
+        ctl_json_kv(false, "state", state);
+        fputs("}\n", stdout);
+        return 0;
+    }
     printf("%s pool=%s phone=%s ext=%s state=%s\n", u->uri, u->pool, u->phone[0] ? u->phone : "-",
            u->ext[0] ? u->ext : "-", state);
     return 0;
@@ -430,15 +441,15 @@ static int list_fn(void *ctx, const struct store_user *u)
 
 static int user_list(struct ctl *ctl, int argc, char **argv)
 {
-    (void)argv;
-    if (argc != 1) {
-        return ctl_usage(&ctl_user_cmds[CMD_LIST], "user list takes no arguments");
+    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    if (argc != 1 && !json) {
+        return ctl_usage(&ctl_user_cmds[CMD_LIST], "user list takes no arguments but --json");
     }
     int rc = ctl_store(ctl);
     if (rc != 0) {
         return rc;
     }
-    struct list_ctx lc = {.now = clock_real_s(), .st = ctl->st};
+    struct list_ctx lc = {.now = clock_real_s(), .st = ctl->st, .json = json};
     if (store_user_foreach(ctl->st, list_fn, &lc) != 0) {
         return ctl_fail("user list: the store cannot be read");
     }
@@ -561,8 +572,9 @@ const struct ctl_cmd ctl_user_cmds[] = {
                   "serial, device id: the newest certificate) and the last refused enrollment\n"
                   "(time, Code, reason token of README Reasons, client address). --json: one\n"
                   "JSON object."},
-    [CMD_LIST] = {"user", "list", user_list, "",
-                  "Lists every user, one line each: URI pool phone extension state."},
+    [CMD_LIST] = {"user", "list", user_list, "[--json]",
+                  "Lists every user, one line each: URI pool phone extension state. --json: one\n"
+                  "JSON object a line."},
     [CMD_UNLOCK] = {"user", "unlock", user_unlock, "URI",
                     "Clears a user's PIN lockout and failure counters."},
     [CMD_SET_PIN] = {"user", "set-pin", user_set_pin, "URI --pin-stdin",
