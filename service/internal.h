@@ -186,6 +186,7 @@ struct service {
     uint32_t probe_ms;           /* while store_fault is set, the writer probes this often */
     uint64_t probe_at_ns;        /* writer only: monotonic time of the next probe */
     atomic_uint_fast64_t queued; /* gauge: items waiting for the writer */
+    int64_t start_s;             /* process_start_time_seconds: when the service was made */
     struct svc_metrics metrics;
 };
 

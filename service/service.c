@@ -259,6 +259,7 @@ int service_new(struct service **out, const struct service_options *opt)
     svc_metrics_init(&svc->metrics);
     svc->cfg = opt->cfg;
     svc->st = opt->st;
+    svc->start_s = clock_real_s();
     svc->ca = opt->ca;
     svc->pin_key = opt->pin_key;
     svc->pub = opt->pub;

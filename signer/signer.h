@@ -446,6 +446,10 @@ int signer_cert_info_der(struct signer_cert_info *out, const uint8_t *der, size_
  * -EBADMSG, -E2BIG, or a negative errno. */
 int signer_pem_read_cert(uint8_t *out, size_t cap, size_t *out_len, const char *path, size_t index);
 
+/* signer_crypto_version names the BoringSSL this was built with ("API 17", and the Debian
+ * source's version when the Makefile passed it). Static storage. */
+const char *signer_crypto_version(void);
+
 /* signer_sha256_hex writes the SHA-256 of data[0..len) as 64 lower-case hex digits and a NUL
  * into `out` (the audit log's hash chain). Thread-safe. */
 void signer_sha256_hex(char out[65], const void *data, size_t len);

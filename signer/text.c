@@ -194,3 +194,16 @@ void signer_sha256_hex(char out[65], const void *data, size_t len)
     }
     out[64] = '\0';
 }
+
+#ifndef CERTPROV_BORINGSSL_SOURCE
+#define CERTPROV_BORINGSSL_SOURCE "" /* the Makefile passes debian/changelog's version */
+#endif
+#define CP_STR2(x) #x
+#define CP_STR(x) CP_STR2(x)
+
+const char *signer_crypto_version(void)
+{
+    return CERTPROV_BORINGSSL_SOURCE[0] != '\0'
+               ? "API " CP_STR(BORINGSSL_API_VERSION) " (" CERTPROV_BORINGSSL_SOURCE ")"
+               : "API " CP_STR(BORINGSSL_API_VERSION);
+}

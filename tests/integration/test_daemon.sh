@@ -244,7 +244,24 @@ has "metrics outbox" "$T/metrics" 'certprov_outbox_depth\{pool="pool1"\} [0-9]+'
 if grep -E '_sum\{[^}]*\} [0-9.]+e' "$T/metrics"; then bad "a histogram sum in exponent form"; else ok; fi
 has "metrics pool up" "$T/metrics" 'certprov_pool_up\{pool="pool1"\} 1'
 has "metrics publication lag" "$T/metrics" 'certprov_publication_lag_seconds_count\{pool="pool1"\} [1-9]'
-if grep -vE '^(#|certprov_)' "$T/metrics" | grep -q .; then bad "a metric is not named certprov_*"; else ok; fi
+if grep -vE '^(#|certprov_|process_)' "$T/metrics" | grep -q .; then bad "a metric is not named certprov_* or process_*"; else ok; fi
+# The ecosystem's rules (issue 14): promtool check metrics when installed, the same rules built in.
+M="$(dirname "$0")/check-metrics.sh"
+check "metrics pass promtool's rules$(command -v promtool >/dev/null && echo ' (and promtool)')" "$M" "$T/metrics"
+printf '# TYPE x_responses_503 counter\nx_responses_503 1\ny_gauge 2\n' >"$T/badmetrics"
+if CHECK_METRICS_BUILTIN_ONLY=1 "$M" "$T/badmetrics" >"$T/out" 2>&1; then bad "the built-in check passed bad metrics"; else ok; fi
+has "built-in check: counter without _total" "$T/out" 'counter x_responses_503 does not end in _total'
+has "built-in check: status in the name" "$T/out" 'an HTTP status in the name x_responses_503'
+has "built-in check: no HELP" "$T/out" 'no HELP before x_responses_503'
+has "built-in check: no TYPE" "$T/out" 'no TYPE before y_gauge'
+has "metrics build info" "$T/metrics" '^certprov_build_info\{version="[^"]+",boringssl="API [0-9]+[^"]*"\} 1$'
+has "metrics engine answers by code" "$T/metrics" '^certprov_engine_responses_total\{code="503"\} [0-9]+$'
+has "metrics process CPU" "$T/metrics" '^process_cpu_seconds_total [0-9.]+$'
+has "metrics process RSS" "$T/metrics" '^process_resident_memory_bytes [1-9][0-9]+$'
+has "metrics process fds" "$T/metrics" '^process_open_fds [1-9][0-9]*$'
+start=$(awk '/^process_start_time_seconds / {print $2}' "$T/metrics")
+now=$(date +%s)
+if [ -n "$start" ] && [ "$start" -le "$now" ] && [ $((now - start)) -lt 600 ]; then ok; else bad "process_start_time_seconds '$start' is not the daemon's start (now $now)"; fi
 if grep -Eq '27182|16180|31415' "$T/daemon.log"; then bad "a PIN is in the log"; else ok; fi
 has "health checks are logged too" "$T/daemon.log" 'request route=healthz status=200 client=127.0.0.1:[0-9]+'
 has "one log line per request" "$T/daemon.log" 'request route=soap code=OK reason=- user=sip:alice@example.com login=[+0-9]+ device_id=\{2C9F6F43-8B0A-4E5D-9E0B-7C1A33D2B6F1\} serial=[0-9A-F]+ latency_us=[0-9]+ client=127.0.0.1:[0-9]+ tls=none'
