@@ -111,15 +111,43 @@ static void jput(struct jbuf *j, const char *s, size_t n)
     j->len += n;
 }
 
+/* utf8_len returns the length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629 §4: no
+ * overlong forms, no surrogates, at most U+10FFFF), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+    if (s[0] < 0xc2 || s[0] > 0xf4 || len > n) {
+        return 0;
+    }
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80) {
+            return 0;
+        }
+    }
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f)) {
+        return 0;
+    }
+    return len;
+}
+
 /* jstr writes s[0..n) as a JSON string (RFC 8259 §7: '"', '\\' and control characters escaped;
- * other bytes as they are). */
+ * well-formed UTF-8 as it is; any other byte as U+FFFD, so that the line is valid UTF-8 JSON). */
 static void jstr(struct jbuf *j, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     jput(j, "\"", 1);
     for (size_t i = 0; i < n && !j->over; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
+        if (c >= 0x80) {
+            size_t u = utf8_len((const unsigned char *)s + i, n - i);
+            if (u == 0) {
+                jput(j, "\\ufffd", 6);
+            } else {
+                jput(j, s + i, u);
+                i += u - 1;
+            }
+        } else if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             jput(j, e, 2);
         } else if (c < 0x20 || c == 0x7f) {

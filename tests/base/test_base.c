@@ -434,6 +434,18 @@ Test(base_log, json_fields_and_escaping, .init = tmp_init, .fini = tmp_fini)
               "%s", l);
 }
 
+Test(base_log, json_keeps_utf8_and_replaces_other_bytes, .init = tmp_init, .fini = tmp_fini)
+{
+    /* é (2 bytes), € (3), 😀 (4) kept; a lone continuation byte, an overlong '/', a surrogate
+     * and a truncated sequence at the end become U+FFFD */
+    const char *l = log_json_line("base: utf8 a=\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 "
+                                  "b=\x80\xc0\xaf\xed\xa0\x80 c=\xe2\x82");
+    cr_assert(json_ok(l), "%s", l);
+    cr_assert(strstr(l, "\"a\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"") != NULL, "%s", l);
+    cr_assert(strstr(l, "\"b\":\"\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"") != NULL, "%s", l);
+    cr_assert(strstr(l, "\"c\":\"\\ufffd\\ufffd\"") != NULL, "%s", l);
+}
+
 Test(base_log, json_without_module_is_msg, .init = tmp_init, .fini = tmp_fini)
 {
     const char *l = log_json_line("just some text");
