@@ -54,8 +54,7 @@ int log_level_parse(enum log_level *out, const char *name);
  * The message is split into "module: event key=value ..."; a value may be "quoted"; a key that
  * would clash with the fixed fields gets a '_' in front; words that are not key=value go into
  * "msg". Strings are JSON-escaped (RFC 8259 §7; bytes that are not UTF-8 become U+FFFD); a line
- * longer than LOG_LINE_MAX ends its object
- * early with "truncated":true. */
+ * longer than LOG_LINE_MAX ends its object early with "truncated":true. */
 enum log_format {
     LOG_FORMAT_TEXT = 0,
     LOG_FORMAT_JSON = 1,
