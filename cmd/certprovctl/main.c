@@ -42,7 +42,8 @@ static void print_help(FILE *out)
                  "Works beside a running certprovd (LMDB serialises the writers); only 'ca init'\n"
                  "refuses while a certprovd holds the store. A missing PIN key is made anew only\n"
                  "for a store without users. A relative [store] path is taken from the\n"
-                 "configuration file's directory.\n"
+                 "configuration file's directory. Every change is recorded in the store's\n"
+                 "audit.log (certprovctl audit list | verify).\n"
                  "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 

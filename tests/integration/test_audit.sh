@@ -100,6 +100,13 @@ if [ "$(id -u)" != 0 ]; then
 fi
 chmod 600 "$A"
 
+# certprovctl --log-format json: its log lines (here the store's PIN key warning) are JSON.
+chmod 644 "$S/pin.key"
+"$CTL" --log-format json "${C[@]}" user list >/dev/null 2>"$T/err"
+chmod 600 "$S/pin.key"
+if jq -e 'select(.event == "pin_key_exposed") | .module == "signer" and .action == "chmod 600 the file"' "$T/err" >/dev/null 2>&1; then ok; else bad "certprovctl --log-format json: $(head -c 300 "$T/err")"; fi
+expect_exit 2 "log-format must be text or json" "certprovctl --log-format xml" "$CTL" --log-format xml "${C[@]}" user list
+
 # Concurrent writers keep one chain.
 cp "$T/audit.good" "$A"
 for i in 1 2 3 4 5 6; do "$CTL" "${C[@]}" user unlock sip:alice@example.com >/dev/null 2>&1 & done

@@ -35,6 +35,7 @@ check "add carol" add 16180 --uri sip:carol@example.com --pool pool1 --ext 1003
 
 # --- --check refuses a listen address the engine cannot bind (hardening item 18) ---
 check "--check passes" "$D" "${C[@]}" --check
+expect_exit 2 "--log-format must be text or json" "--log-format xml" "$D" "${C[@]}" --check --log-format xml
 for l in 8080 localhost:8080; do
     sed "s|^listen = .*|listen = $l|" "$T/certprov.ini" >"$T/listen.ini"
     expect_exit 1 "listen.ini:3: \[server\] listen must be IPv4:PORT or \[IPv6\]:PORT.*not '$l'" \
