@@ -599,9 +599,10 @@ int store_embedded_count(const char *dir, const char *pool, uint64_t *out);
 
 /* store_embedded_get reads the certificate `serial_hex` (upper-case, no leading zeros) from the
  * embedded pool store: metadata into *out_meta (serial and seq zero), issued_by into `issued_by`
- * (cap bytes). Returns 0, -ENOENT (no such store or certificate), or one of the other codes of
- * store_embedded_count. */
+ * (cap bytes) and, when out_published_s is not NULL, the time it was published into it. Returns
+ * 0, -ENOENT (no such store or certificate), or one of the other codes of store_embedded_count. */
 int store_embedded_get(const char *dir, const char *pool, const char *serial_hex,
-                       struct store_cert_meta *out_meta, char *issued_by, size_t cap);
+                       struct store_cert_meta *out_meta, char *issued_by, size_t cap,
+                       int64_t *out_published_s);
 
 #endif

@@ -210,7 +210,29 @@ struct pub_find {
     const uint8_t *serial;
     bool found;
     struct store_outbox_entry entry;
+    int64_t published_s; /* an embedded pool store's published_at; 0: unknown (PostgreSQL) */
 };
+
+/* published_at reads when an embedded pool store took the certificate (0 when the pool is not
+ * embedded or it cannot be read: the pool store's own published_at says). */
+static int64_t published_at(struct ctl *ctl, const struct store_cert_meta *meta)
+{
+    const struct service_pool_config *p = service_config_find_pool(&ctl->cfg, meta->pool);
+    if (p == NULL || strcmp(p->store, "embedded") != 0) {
+        return 0;
+    }
+    char dir[SERVICE_PATH_MAX + 16];
+    char serial[2 * SIGNER_SERIAL_LEN + 1];
+    char by[64];
+    struct store_cert_meta m;
+    int64_t at = 0;
+    (void)snprintf(dir, sizeof(dir), "%s/pools", ctl->cfg.store_path);
+    signer_serial_format(serial, meta->serial);
+    if (store_embedded_get(dir, meta->pool, serial, &m, by, sizeof(by), &at) != 0) {
+        return 0;
+    }
+    return at;
+}
 
 static int pub_find_fn(void *ctx, const struct store_outbox_entry *e)
 {
@@ -248,9 +270,11 @@ static void show_text(const struct store_cert_meta *meta, const struct signer_ce
            text, meta->uri, info->subject, info->san[0] ? info->san : "-", info->key, info->issuer,
            nb, na, at, info->sha256, meta->device_id[0] ? meta->device_id : "-", meta->pool);
     if (!pf->found) {
-        printf("publication: published to %s (acknowledged by the pool store: no longer in "
+        char when[CLOCK_UTC_LEN];
+        ctl_time(when, pf->published_s);
+        printf("publication: published to %s%s%s (acknowledged by the pool store: no longer in "
                "the outbox)\n",
-               meta->pool);
+               meta->pool, pf->published_s != 0 ? " at " : "", pf->published_s != 0 ? when : "");
         return;
     }
     char next[CLOCK_UTC_LEN];
@@ -282,6 +306,8 @@ static void show_json(const struct store_cert_meta *meta, const struct signer_ce
     if (pf->found) {
         printf(",\"attempts\":%u", pf->entry.attempts);
         ctl_json_kv(false, "last_error", pf->entry.last_error);
+    } else {
+        ctl_json_time("published_at", pf->published_s);
     }
     ctl_json_kv(false, "pem", pem);
     fputs("}\n", stdout);
@@ -330,6 +356,9 @@ static int cert_show(struct ctl *ctl, int argc, char **argv)
     rc = store_outbox_foreach(ctl->st, meta.pool, pub_find_fn, &pf);
     if (rc < 0) {
         return ctl_fail("cert show: the outbox cannot be read: %s", strerror(-rc));
+    }
+    if (!pf.found) {
+        pf.published_s = published_at(ctl, &meta);
     }
     if (!json) {
         show_text(&meta, &info, &pf);

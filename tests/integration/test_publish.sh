@@ -109,7 +109,7 @@ check "carol's row in the embedded store within 1 s" wait_for 1 emb_is 1
 check "embedded outbox empty" "$CTL" "${C[@]}" outbox list --pool emb
 same "embedded outbox list prints nothing" "$(cat "$T/out")" ""
 check "cert show: carol's certificate published" "$CTL" "${C[@]}" cert show "$(serial_of "$T/c1")"
-has "cert show says published" "$T/out" '^publication: published to emb '
+has "cert show says published, and when" "$T/out" '^publication: published to emb at [0-9T:-]+Z '
 
 # --- outage: every enrollment succeeds, every certificate arrives exactly once ---
 pg_stop
