@@ -127,6 +127,11 @@ size_t service_canned(void *ctx, char *out, size_t cap, uint16_t status, uint8_t
     enum signer_code code = signer_reason_code(why);
     enum svc_route route =
         hint == 0 || hint > SVC_ROUTE_MAX_ ? SVC_ROUTE_OTHER : (enum svc_route)(hint - 1);
+    /* The engine's refusals are counted (/metrics); a line each only at debug level: at info a
+     * flood of bad requests would be a flood of lines. The engine does not say the client here. */
+    log_write(LOG_LEVEL_DEBUG, "signer: engine_refusal route=%s status=%u code=%s reason=%s",
+              svc_route_name(route), (unsigned)status, signer_code_name(code),
+              signer_reason_token(why));
     char body[1536];
     char diag[400];
     size_t body_len = 0;
