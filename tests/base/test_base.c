@@ -492,3 +492,29 @@ Test(base_log, value_escapes_what_could_forge_keys)
     cr_assert_str_eq(log_value(small, sizeof(small), "abc d"), "abc"); /* never half a %XX */
     cr_assert_str_eq(log_value(small, sizeof(small), "abcdefgh"), "abcde");
 }
+
+/* Any message, whatever its bytes, is one valid JSON object on one line. */
+Test(base_log, json_any_message_is_one_valid_object, .init = tmp_init, .fini = tmp_fini)
+{
+    static const char alphabet[] = "ab =\"\\:-_.\x01\n\r\t\x7f\xc3\xa9\x80\xff";
+    char path[256];
+    static uint8_t buf[8192];
+    log_to_temp_file(path, sizeof(path));
+    srand(14);
+    for (int round = 0; round < 500; round++) {
+        char msg[600];
+        size_t n = (size_t)(rand() % (int)(sizeof(msg) - 1));
+        for (size_t i = 0; i < n; i++) {
+            msg[i] = alphabet[rand() % (int)(sizeof(alphabet) - 1)];
+        }
+        msg[n] = '\0';
+        cr_assert_eq(truncate(path, 0), 0);
+        log_format_set(LOG_FORMAT_JSON);
+        log_info("%s", msg);
+        log_format_set(LOG_FORMAT_TEXT);
+        size_t len = 0;
+        cr_assert_eq(log_file_lines(path, buf, sizeof(buf) - 1, &len), 1, "round %d", round);
+        buf[len - 1] = '\0';
+        cr_assert(json_ok((const char *)buf), "round %d: %s", round, buf);
+    }
+}
