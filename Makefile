@@ -128,6 +128,13 @@ $(OBJ)/%.o: %.c | $(BSSL_CRYPTO) pkgcheck
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
+# The versions /metrics reports (certprov_build_info): git's description of this tree, and the
+# Debian version of the BoringSSL source. Only these two objects take them.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+BSSL_SOURCE := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' $(BSSL_DIR)/src/debian/changelog 2>/dev/null)
+$(OBJ)/service/status.o: CPPFLAGS += -DCERTPROV_VERSION='"$(VERSION)"'
+$(OBJ)/signer/text.o: CPPFLAGS += -DCERTPROV_BORINGSSL_SOURCE='"$(BSSL_SOURCE)"'
+
 # Third-party C (llhttp): not ours, so not held to our warning flags (-w), but built with the
 # mode's sanitizers so that ASan sees every access.
 $(OBJ)/llhttp/%.o: $(LLHTTP_SRC)/%.c

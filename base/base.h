@@ -47,6 +47,34 @@ void log_setup(const char *program, enum log_level level);
 /* log_level_parse maps "err", "warn", "info", "debug" to *out. Returns 0 or -EINVAL. */
 int log_level_parse(enum log_level *out, const char *name);
 
+/* log_format is how a line is written: text (the default, above) or one JSON object per line
+ * (for journald, Loki, ELK):
+ *   {"ts":"2026-11-25T11:30:00.123Z","program":"certprovctl","level":"err","module":"store",
+ *    "event":"map_full","path":"/var/lib/certprov"}
+ * The message is split into "module: event key=value ..."; a value may be "quoted"; a key that
+ * would clash with the fixed fields gets a '_' in front; words that are not key=value go into
+ * "msg". Strings are JSON-escaped (RFC 8259 §7; bytes that are not UTF-8 become U+FFFD); a line
+ * longer than LOG_LINE_MAX ends its object early with "truncated":true. */
+enum log_format {
+    LOG_FORMAT_TEXT = 0,
+    LOG_FORMAT_JSON = 1,
+};
+
+/* log_format_set chooses the format of every later line. Call at start-up, like log_setup. */
+void log_format_set(enum log_format format);
+
+/* log_format_parse maps "text" or "json" to *out. Returns 0 or -EINVAL. */
+int log_format_parse(enum log_format *out, const char *name);
+
+/* log_enabled tells whether lines of `level` are written (log_setup's level). Any thread. */
+bool log_enabled(enum log_level level);
+
+/* log_value copies `in` into `out` (cap >= 4 bytes, NUL-terminated) as one safe value of a
+ * key=value line: bytes outside printable ASCII, space, '"', '%', '=' and '\' become %XX (the
+ * line cannot be forged into more keys or lines), "" becomes "-"; cut (at a whole %XX) to fit.
+ * Returns `out`. */
+char *log_value(char *out, size_t cap, const char *in);
+
 /* log_open sends lines to `path` (appended, created 0640) instead of stderr; called again (on
  * SIGHUP) it reopens the file for log rotation. Returns 0 or a negative errno. */
 int log_open(const char *path);

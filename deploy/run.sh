@@ -1,11 +1,12 @@
 #!/bin/sh
 # run.sh BINDIR: `make run`. Prepares var/ from deploy/certprov.ini on first use (CA, TLS
 # certificate, PIN key, a demo user), then starts the appliance in the foreground when it is
-# built. Idempotent: an existing var/ is used as it is.
+# built. Idempotent: an existing var/ is used as it is. CERTPROV_VAR puts var/ elsewhere (the
+# README test runs the "Enrolling" commands against a private one).
 set -eu
 bin=$1
 top=$(cd "$(dirname "$0")/.." && pwd)
-var="$top/var"
+var=${CERTPROV_VAR:-$top/var}
 cfg="$var/certprov.ini"
 mkdir -p "$var"
 [ -f "$cfg" ] || cp "$top/deploy/certprov.ini" "$cfg"

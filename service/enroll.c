@@ -63,13 +63,6 @@ static int basic_auth(struct svc_credentials *c, struct ioring_request *req)
     return svc_basic_auth(c, h, len);
 }
 
-static void item_fail(struct svc_item *it, enum signer_code code, const char *reason)
-{
-    it->failed = true;
-    it->fail = code;
-    (void)snprintf(it->reason, sizeof(it->reason), "%s", reason);
-}
-
 /* svc_authenticate records the candidates of the login `user` and whether `pin` matched each. It
  * always computes SVC_CANDIDATES_MAX verifiers (dummies for missing candidates), so an unknown
  * number costs what a wrong PIN costs, and it reads lockout state only for a matching PIN. Going
@@ -81,8 +74,9 @@ void svc_authenticate(struct service *svc, struct svc_item *it, const char *user
     struct store_user cands[SVC_CANDIDATES_MAX];
     size_t n = 0;
     ASSERT(!it->signin);
+    (void)base_str_copy(it->login, sizeof(it->login), user); /* the log line's login= */
     if (store_user_lookup(svc->st, cands, SVC_CANDIDATES_MAX, &n, user) != 0) {
-        item_fail(it, SIGNER_CODE_INTERNAL_ERROR, "the user directory cannot be read");
+        svc_item_fail(it, SIGNER_REASON_DIRECTORY_UNREADABLE, "the user directory cannot be read");
         return;
     }
     ASSERT(n <= SVC_CANDIDATES_MAX);
@@ -109,7 +103,19 @@ void svc_authenticate(struct service *svc, struct svc_item *it, const char *user
     }
 }
 
-/* cert_text says why a client certificate cannot sign in (README, Renewal). */
+/* cert_reason says why a client certificate cannot sign in (README, TLS and renewal). */
+static enum signer_reason cert_reason(enum ioring_cert_state st)
+{
+    switch (st) {
+    case IORING_CERT_NONE:
+        return SIGNER_REASON_CLIENT_CERT_REQUIRED;
+    case IORING_CERT_EXPIRED:
+        return SIGNER_REASON_CLIENT_CERT_EXPIRED;
+    default:
+        return SIGNER_REASON_CLIENT_CERT_UNTRUSTED;
+    }
+}
+
 static const char *cert_text(enum ioring_cert_state st)
 {
     switch (st) {
@@ -134,24 +140,27 @@ static void cert_signin(struct service *svc, struct svc_item *it, struct ioring_
     size_t len = 0;
     enum ioring_cert_state st = ioring_request_client_cert(req, &der, &len);
     if (st != IORING_CERT_OK) {
-        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED, cert_text(st));
+        svc_item_fail(it, cert_reason(st), cert_text(st));
         return;
     }
     char uri[STORE_URI_MAX + 1];
     int rc = signer_client_cert_identity(uri, sizeof(uri), der, len, clock_real_s());
+    if (rc == -EKEYEXPIRED) {
+        svc_item_fail(it, SIGNER_REASON_CLIENT_CERT_EXPIRED, cert_text(IORING_CERT_EXPIRED));
+        return;
+    }
     if (rc != 0) {
-        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED,
-                  rc == -EKEYEXPIRED ? cert_text(IORING_CERT_EXPIRED)
-                                     : "The client certificate names no user (one URI "
-                                       "subjectAltName)");
+        svc_item_fail(it, SIGNER_REASON_CLIENT_CERT_NO_USER,
+                      "The client certificate names no user (one URI subjectAltName)");
         return;
     }
     rc = store_user_get(svc->st, &it->user, uri);
     if (rc != 0) {
-        item_fail(it,
-                  rc == -ENOENT ? SIGNER_CODE_AUTHENTICATION_FAILED : SIGNER_CODE_INTERNAL_ERROR,
-                  rc == -ENOENT ? "The user of the client certificate no longer exists"
-                                : "the user directory cannot be read");
+        svc_item_fail(it,
+                      rc == -ENOENT ? SIGNER_REASON_CLIENT_CERT_NO_USER
+                                    : SIGNER_REASON_DIRECTORY_UNREADABLE,
+                      rc == -ENOENT ? "The user of the client certificate no longer exists"
+                                    : "the user directory cannot be read");
         return;
     }
     it->signin = true;
@@ -168,12 +177,12 @@ static void parse_soap(struct service *svc, struct svc_ring *r, struct svc_item 
     enum signer_code code = SIGNER_CODE_BAD_REQUEST;
     char reason[SIGNER_REASON_MAX];
     if (signer_soap_parse(s, &code, reason, body, len, svc->cfg->max_request_bytes) != 0) {
-        item_fail(it, code, reason);
+        svc_item_fail(it, signer_code_reason(code), reason);
         return;
     }
     (void)base_str_copy(it->request_id, sizeof(it->request_id), s->request_id);
     if (base_str_copy(it->device_id, sizeof(it->device_id), s->device_id) != 0) {
-        item_fail(it, SIGNER_CODE_BAD_REQUEST, "DeviceId is too long");
+        svc_item_fail(it, SIGNER_REASON_DEVICE_ID_INVALID, "DeviceId is too long");
         return;
     }
     it->hours = s->lifetime_hours;
@@ -182,7 +191,7 @@ static void parse_soap(struct service *svc, struct svc_ring *r, struct svc_item 
     if (!c->present && s->has_username_token) {
         if (base_str_copy(c->user, sizeof(c->user), s->username) != 0 ||
             base_str_copy(c->pin, sizeof(c->pin), s->password) != 0) {
-            item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED, "UsernameToken is too long");
+            svc_item_fail(it, SIGNER_REASON_CREDENTIALS_MALFORMED, "UsernameToken is too long");
             return;
         }
         c->present = true;
@@ -194,7 +203,7 @@ static void parse_est(struct svc_item *it, const uint8_t *body, size_t len)
     enum signer_reject reject = SIGNER_REJECT_NONE;
     if (signer_csr_decode(it->csr_der, sizeof(it->csr_der), &it->csr_der_len, &reject, body, len) !=
         0) {
-        item_fail(it, signer_reject_to_code(reject), signer_reject_text(reject));
+        svc_item_fail(it, signer_reject_reason(reject), signer_reject_text(reject));
     }
 }
 
@@ -204,21 +213,21 @@ static void check_entity(struct svc_item *it, const char *entity)
     const char *want = signer_uri_sign_in_name(it->user.uri);
     const char *got = signer_uri_sign_in_name(entity);
     if (strcasecmp(want, got) != 0) {
-        item_fail(it, SIGNER_CODE_IDENTITY_MISMATCH,
-                  signer_reject_text(SIGNER_REJECT_IDENTITY_ENTITY));
+        svc_item_fail(it, SIGNER_REASON_ENTITY_MISMATCH,
+                      signer_reject_text(SIGNER_REJECT_IDENTITY_ENTITY));
     }
 }
 
-static void check_csr(struct service *svc, struct svc_item *it)
+void svc_check_csr(struct service *svc, struct svc_item *it)
 {
     enum signer_reject reject = SIGNER_REJECT_NONE;
     uint64_t t0 = clock_mono_ns();
     if (signer_csr_parse(&it->csr, &reject, it->csr_der, it->csr_der_len) != 0 ||
         signer_csr_verify(&it->csr, &reject) != 0 ||
         signer_identity_check(&it->csr, &reject, it->user.uri) != 0) {
-        item_fail(it, signer_reject_to_code(reject), signer_reject_text(reject));
+        svc_item_fail(it, signer_reject_reason(reject), signer_reject_text(reject));
     }
-    svc_metrics_stage(svc, SVC_STAGE_VERIFY, clock_mono_ns() - t0);
+    svc_item_stage(svc, it, SVC_STAGE_VERIFY, clock_mono_ns() - t0);
 }
 
 /* item_start fills what the item knows of its request; svc_item_take reset the rest. */
@@ -226,6 +235,7 @@ static void item_start(struct svc_item *it, struct ioring_request *req, enum svc
 {
     it->req = req;
     it->route = route;
+    it->tls = ioring_request_tls(req);
     it->start_ns = clock_mono_ns();
     if (ioring_request_client_format(req, it->client, sizeof(it->client)) != 0) {
         (void)base_str_copy(it->client, sizeof(it->client), "-");
@@ -237,7 +247,7 @@ static void answer_now(struct service *svc, struct svc_item *it)
 {
     char scratch[2048];
     svc_log_request(svc, it, NULL);
-    svc_respond_error(svc, it->req, it->route, it->fail, it->reason, it->retry_after_s,
+    svc_respond_error(svc, it->req, it->route, it->why, it->reason, it->retry_after_s,
                       it->request_id, scratch, sizeof(scratch));
     svc_item_release(svc, it);
 }
@@ -250,7 +260,8 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     struct svc_item *it = svc_item_take(svc, ring);
     if (it == NULL) {
         char scratch[2048];
-        svc_respond_error(svc, req, route, SIGNER_CODE_OVERLOADED,
+        svc_log_refusal(req, route, SIGNER_REASON_OVERLOADED);
+        svc_respond_error(svc, req, route, SIGNER_REASON_OVERLOADED,
                           "Too many enrollments in flight; retry after the Retry-After delay", 0,
                           NULL, scratch, sizeof(scratch));
         return;
@@ -264,7 +275,8 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
      * over a certificate presented beside it. */
     bool reenroll = route == SVC_ROUTE_EST_REENROLL;
     if (!reenroll && basic_auth(&c, req) != 0) {
-        item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED, "The Authorization header is malformed");
+        svc_item_fail(it, SIGNER_REASON_CREDENTIALS_MALFORMED,
+                      "The Authorization header is malformed");
     } else if (route == SVC_ROUTE_SOAP) {
         parse_soap(svc, r, it, &c, body, len);
     } else {
@@ -275,15 +287,15 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
         if (cert) {
             cert_signin(svc, it, req);
         } else {
-            item_fail(it, SIGNER_CODE_AUTHENTICATION_FAILED,
-                      "No credentials: send HTTP Basic or a WS-Security UsernameToken");
+            svc_item_fail(it, SIGNER_REASON_CREDENTIALS_MISSING,
+                          "No credentials: send HTTP Basic or a WS-Security UsernameToken");
         }
     }
-    svc_metrics_stage(svc, SVC_STAGE_PARSE, clock_mono_ns() - t0);
+    svc_item_stage(svc, it, SVC_STAGE_PARSE, clock_mono_ns() - t0);
     if (!it->failed && !it->cert_auth) {
         t0 = clock_mono_ns();
         svc_authenticate(svc, it, c.user, c.pin);
-        svc_metrics_stage(svc, SVC_STAGE_AUTH, clock_mono_ns() - t0);
+        svc_item_stage(svc, it, SVC_STAGE_AUTH, clock_mono_ns() - t0);
     }
     signer_secret_wipe(&c, sizeof(c));
     if (it->proceed && route == SVC_ROUTE_SOAP) {
@@ -291,13 +303,14 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     }
     signer_soap_request_cleanup(r->soap);
     if (it->proceed && !it->failed) {
-        check_csr(svc, it);
+        svc_check_csr(svc, it);
     }
     /* RFC 7030 §4.2.2: a renewal's CSR carries the certificate's subject (check_csr made sure it
      * names no one else). */
     if (reenroll && it->proceed && !it->failed && it->csr.num_subject_cns == 0) {
-        item_fail(it, SIGNER_CODE_IDENTITY_MISMATCH,
-                  "simplereenroll: the CSR's subject must be the certificate's (CN=sign-in name)");
+        svc_item_fail(
+            it, SIGNER_REASON_SUBJECT_MISMATCH,
+            "simplereenroll: the CSR's subject must be the certificate's (CN=sign-in name)");
     }
     if (!it->signin) {
         answer_now(svc, it); /* failed before any credentials were checked */

@@ -11,6 +11,7 @@
  *   metrics.c  counters, histograms and the per-request log line
  *   config.c   the configuration file (used by the programs, calls nothing here)
  *   import.c   the lines of a user import file (used by certprovctl, calls nothing here)
+ *   audit.c    the audit log of administration (used by certprovctl, calls nothing here)
  * A file calls only files below it in this list (service.c all of them, metrics.c none). */
 #ifndef CERTPROV_SERVICE_INTERNAL_H
 #define CERTPROV_SERVICE_INTERNAL_H
@@ -21,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ioring/ioring.h"
 #include "service/service.h"
 
 #define SVC_ITEMS_MAX 4096         /* enrollments in flight per ring, at most */
@@ -103,18 +105,22 @@ struct svc_item {
     uint64_t start_ns;
     bool failed; /* answered with `fail` */
     enum signer_code fail;
+    enum signer_reason why; /* with `fail`: its reason token; fail = signer_reason_code(why) */
     char reason[SIGNER_REASON_MAX];
     uint32_t retry_after_s; /* with `fail`: Retry-After to send; 0 = the status's default */
     bool signin;            /* credentials were presented: the writer judges the sign-in */
     bool cert_auth;         /* signed in by a client certificate (renewal over TLS): no PIN, nothing
                                for the writer to judge */
+    enum ioring_tls_kind tls; /* how its connection was secured (the log's tls=) */
     bool proceed; /* signed in so far: the ring's guess, cleared by the writer's refusal */
     size_t num_candidates;
     struct svc_candidate candidates[SVC_CANDIDATES_MAX];
     struct store_user user; /* the user the ring went on with (proceed) */
     char request_id[SIGNER_SOAP_REQUEST_ID_MAX + 1];
     char device_id[STORE_DEVICE_ID_MAX + 1];
+    char login[SIGNER_SOAP_USERNAME_MAX + 1]; /* the phone number or extension tried (no PIN) */
     char client[64];
+    uint32_t stage_us[SVC_STAGE_MAX_]; /* this request's time in each stage (the log line) */
     uint32_t hours;
     size_t csr_der_len;
     uint8_t csr_der[SIGNER_CSR_DER_MAX];
@@ -217,6 +223,7 @@ struct service {
     uint64_t probe_at_ns;        /* writer only: monotonic time of the next probe */
     atomic_uint_fast64_t queued; /* gauge: items waiting for the writer */
     struct svc_signpool pool;
+    int64_t start_s; /* process_start_time_seconds: when the service was made */
     struct svc_metrics metrics;
 };
 
@@ -231,6 +238,10 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
 /* svc_enroll starts the enrollment `req` on its ring: answers a refusal at once, or leaves the
  * item in the ring's pending list for service_turn_end. Ring thread. */
 void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route route);
+
+/* svc_check_csr checks the item's CSR (csr_der) for its user: key and signature policy, proof of
+ * possession, identity; a refusal fails the item with its reason. Ring thread. */
+void svc_check_csr(struct service *svc, struct svc_item *it);
 
 #define SVC_BASIC_MAX 256 /* bytes of a decoded "user:pin" */
 
@@ -335,16 +346,24 @@ void svc_item_release(struct service *svc, struct svc_item *it);
 /* svc_items_free returns how many items ring `ring` has free now. Any thread. */
 uint32_t svc_items_free(struct service *svc, uint32_t ring);
 
+/* svc_item_stage records `ns` spent in `stage` in the item (for its log line) and the stage's
+ * histogram. */
+void svc_item_stage(struct service *svc, struct svc_item *it, enum svc_stage stage, uint64_t ns);
+
+/* svc_item_fail fails the item with `why` (its Code follows) and the human-readable `text`. */
+void svc_item_fail(struct svc_item *it, enum signer_reason why, const char *text);
+
 /* svc_respond sends one answer to `req` (through svc->respond when set). */
 void svc_respond(struct service *svc, struct ioring_request *req, int status, const char *type,
                  const char *headers, const char *body, size_t len);
 
-/* svc_respond_error answers `req` with `code` and `reason` in the route's format: SOAP
- * (ErrorInfo body), EST or plain text ("CODE: reason"), with X-Ms-diagnostics and, when
+/* svc_respond_error answers `req` with the Code of `why` and `reason` in the route's format: SOAP
+ * (ErrorInfo body), EST or plain text ("CODE: reason"), with X-Ms-diagnostics (and its token) and,
+ * when
  * retry_after_s is not 0 or the status is 503 (then 1), Retry-After; `scratch` (scratch_cap
  * bytes) holds the body. */
 void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc_route route,
-                       enum signer_code code, const char *reason, uint32_t retry_after_s,
+                       enum signer_reason why, const char *reason, uint32_t retry_after_s,
                        const char *request_id, char *scratch, size_t scratch_cap);
 
 /* ---- metrics.c ---- */
@@ -373,6 +392,9 @@ const char *svc_stage_name(enum svc_stage stage);
 
 /* svc_log_simple writes the one log line of a request that is not an enrollment. */
 void svc_log_simple(struct ioring_request *req, enum svc_route route, int status);
+
+/* svc_log_refusal writes the log line of a request refused before it had an item (`why`). */
+void svc_log_refusal(struct ioring_request *req, enum svc_route route, enum signer_reason why);
 
 /* svc_log_request writes the one log line of an answered enrollment (never a PIN). */
 void svc_log_request(struct service *svc, const struct svc_item *it, const uint8_t *serial);

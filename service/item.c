@@ -44,8 +44,12 @@ void svc_item_validate(const struct service *svc, const struct svc_item *it)
     ASSERT(memchr(it->reason, '\0', sizeof(it->reason)) != NULL);
     ASSERT(memchr(it->user.uri, '\0', sizeof(it->user.uri)) != NULL);
     ASSERT(memchr(it->client, '\0', sizeof(it->client)) != NULL);
+    ASSERT(memchr(it->login, '\0', sizeof(it->login)) != NULL);
+    ASSERT(memchr(it->device_id, '\0', sizeof(it->device_id)) != NULL);
     if (it->failed) {
         ASSERT((unsigned)it->fail < SIGNER_CODE_MAX_);
+        ASSERT((unsigned)it->why < SIGNER_REASON_MAX_);
+        ASSERT(it->fail == signer_reason_code(it->why));
     }
     if (it->sign_rc == 0) {
         ASSERT(it->der_len > 0);
@@ -94,6 +98,23 @@ uint32_t svc_items_free(struct service *svc, uint32_t ring)
     return n;
 }
 
+void svc_item_stage(struct service *svc, struct svc_item *it, enum svc_stage stage, uint64_t ns)
+{
+    ASSERT((unsigned)stage < SVC_STAGE_MAX_);
+    uint64_t us = ns / 1000;
+    it->stage_us[stage] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    svc_metrics_stage(svc, stage, ns);
+}
+
+void svc_item_fail(struct svc_item *it, enum signer_reason why, const char *text)
+{
+    ASSERT(text != NULL);
+    it->failed = true;
+    it->why = why;
+    it->fail = signer_reason_code(why);
+    (void)base_str_copy(it->reason, sizeof(it->reason), text); /* cut to fit: a text */
+}
+
 /* ---- answers ---- */
 
 void svc_respond(struct service *svc, struct ioring_request *req, int status, const char *type,
@@ -108,7 +129,7 @@ void svc_respond(struct service *svc, struct ioring_request *req, int status, co
 }
 
 void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc_route route,
-                       enum signer_code code, const char *reason, uint32_t retry_after_s,
+                       enum signer_reason why, const char *reason, uint32_t retry_after_s,
                        const char *request_id, char *scratch, size_t scratch_cap)
 {
     char headers[768];
@@ -116,8 +137,9 @@ void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc
     char diag[512];
     size_t diag_len = 0;
     size_t body_len = 0;
+    enum signer_code code = signer_reason_code(why);
     unsigned status = signer_error_status(code);
-    int rc = signer_diagnostics_format(diag, sizeof(diag), &diag_len, code, svc->cfg->name, reason);
+    int rc = signer_diagnostics_format(diag, sizeof(diag), &diag_len, why, svc->cfg->name, reason);
     ASSERT(rc == 0);
     if (retry_after_s == 0 && status == 503) {
         retry_after_s = 1;

@@ -79,6 +79,18 @@ void svc_metrics_request(struct service *svc, enum svc_route route, int result)
     atomic_fetch_add_explicit(&svc->metrics.requests[route][result], 1, memory_order_relaxed);
 }
 
+/* tls_name is the log's tls= value: how the request's connection was secured. */
+static const char *tls_name(enum ioring_tls_kind kind, bool cert_auth)
+{
+    if (kind == IORING_TLS_NONE) {
+        return "none";
+    }
+    if (cert_auth) {
+        return "mtls"; /* signed in by its client certificate */
+    }
+    return kind == IORING_TLS_RESUMED ? "resumed" : "full";
+}
+
 void svc_log_request(struct service *svc, const struct svc_item *it, const uint8_t *serial)
 {
     (void)svc;
@@ -87,9 +99,40 @@ void svc_log_request(struct service *svc, const struct svc_item *it, const uint8
         signer_serial_format(hex, serial);
     }
     uint64_t us = (clock_mono_ns() - it->start_ns) / 1000;
-    log_info("signer: request route=%s code=%s user=%s serial=%s latency_us=%llu client=%s",
+    char login[3 * SIGNER_SOAP_USERNAME_MAX + 1];
+    char device[3 * STORE_DEVICE_ID_MAX + 1];
+    char user[3 * STORE_URI_MAX + 1];
+    char stages[160] = "";
+    if (log_enabled(LOG_LEVEL_DEBUG)) { /* at debug level: where the time went */
+        (void)snprintf(stages, sizeof(stages),
+                       " parse_us=%u auth_us=%u verify_us=%u sign_us=%u commit_us=%u",
+                       it->stage_us[SVC_STAGE_PARSE], it->stage_us[SVC_STAGE_AUTH],
+                       it->stage_us[SVC_STAGE_VERIFY], it->stage_us[SVC_STAGE_SIGN],
+                       it->stage_us[SVC_STAGE_COMMIT]);
+    }
+    /* user= is the signed-in user only: a refused sign-in names none (login= is what was tried,
+     * never the PIN). Values from the request are escaped (log_value): no forged keys. */
+    log_info("signer: request route=%s code=%s reason=%s user=%s login=%s device_id=%s serial=%s "
+             "latency_us=%llu client=%s tls=%s%s",
              route_names[it->route], it->failed ? signer_code_name(it->fail) : "OK",
-             it->user.uri[0] != '\0' ? it->user.uri : "-", hex, (unsigned long long)us, it->client);
+             it->failed ? signer_reason_token(it->why) : "-",
+             log_value(user, sizeof(user), it->user.uri),
+             log_value(login, sizeof(login), it->login),
+             log_value(device, sizeof(device), it->device_id), hex, (unsigned long long)us,
+             it->client, tls_name(it->tls, it->cert_auth), stages);
+}
+
+void svc_log_refusal(struct ioring_request *req, enum svc_route route, enum signer_reason why)
+{
+    char client[64];
+    if (req == NULL || ioring_request_client_format(req, client, sizeof(client)) != 0) {
+        (void)base_str_copy(client, sizeof(client), "-");
+    }
+    log_info("signer: request route=%s code=%s reason=%s user=- login=- device_id=- serial=- "
+             "client=%s tls=%s",
+             route_names[route], signer_code_name(signer_reason_code(why)),
+             signer_reason_token(why), client,
+             tls_name(req != NULL ? ioring_request_tls(req) : IORING_TLS_NONE, false));
 }
 
 void svc_log_simple(struct ioring_request *req, enum svc_route route, int status)
@@ -98,5 +141,6 @@ void svc_log_simple(struct ioring_request *req, enum svc_route route, int status
     if (ioring_request_client_format(req, client, sizeof(client)) != 0) {
         (void)base_str_copy(client, sizeof(client), "-");
     }
-    log_info("signer: request route=%s status=%d client=%s", route_names[route], status, client);
+    log_info("signer: request route=%s status=%d client=%s tls=%s", route_names[route], status,
+             client, tls_name(ioring_request_tls(req), false));
 }

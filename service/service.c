@@ -102,22 +102,28 @@ size_t service_canned(void *ctx, char *out, size_t cap, uint16_t status, uint8_t
                       uint32_t retry_after_s)
 {
     struct service *svc = ctx;
-    enum signer_code code;
+    enum signer_reason why;
     const char *reason;
     if (status == 400) {
-        code = SIGNER_CODE_BAD_REQUEST;
+        why = SIGNER_REASON_REQUEST_MALFORMED;
         reason = "The HTTP request is malformed";
     } else if (status == 413 || status == 414 || status == 431) {
-        code = SIGNER_CODE_TOO_LARGE;
+        why = SIGNER_REASON_TOO_LARGE;
         reason = "The request is larger than this appliance accepts (max_request_bytes)";
     } else if (status == 503) {
-        code = SIGNER_CODE_OVERLOADED;
+        why = SIGNER_REASON_OVERLOADED;
         reason = "The appliance is at capacity; retry after the Retry-After delay";
     } else {
         return 0;
     }
+    enum signer_code code = signer_reason_code(why);
     enum svc_route route =
         hint == 0 || hint > SVC_ROUTE_MAX_ ? SVC_ROUTE_OTHER : (enum svc_route)(hint - 1);
+    /* The engine's refusals are counted (/metrics); a line each only at debug level: at info a
+     * flood of bad requests would be a flood of lines. The engine does not say the client here. */
+    log_write(LOG_LEVEL_DEBUG, "signer: engine_refusal route=%s status=%u code=%s reason=%s",
+              svc_route_name(route), (unsigned)status, signer_code_name(code),
+              signer_reason_token(why));
     char body[1536];
     char diag[400];
     size_t body_len = 0;
@@ -125,7 +131,7 @@ size_t service_canned(void *ctx, char *out, size_t cap, uint16_t status, uint8_t
     int rc = route == SVC_ROUTE_SOAP
                  ? signer_soap_error_response(body, sizeof(body), &body_len, code, reason, NULL)
                  : signer_est_error_body(body, sizeof(body), &body_len, code, reason);
-    if (rc != 0 || signer_diagnostics_format(diag, sizeof(diag), &diag_len, code, svc->cfg->name,
+    if (rc != 0 || signer_diagnostics_format(diag, sizeof(diag), &diag_len, why, svc->cfg->name,
                                              reason) != 0) {
         return 0;
     }
@@ -171,7 +177,12 @@ void service_turn_end(void *ctx, uint32_t ring_index)
         struct svc_item **items = r->pending + done;
         uint64_t t0 = clock_mono_ns();
         svc_sign_items(svc, r->issue, items, n);
-        svc_metrics_stage(svc, SVC_STAGE_SIGN, clock_mono_ns() - t0);
+        uint64_t dt = clock_mono_ns() - t0;
+        svc_metrics_stage(svc, SVC_STAGE_SIGN, dt);
+        for (size_t i = 0; i < n; i++) { /* the batch's time is each item's: they wait for it */
+            items[i]->stage_us[SVC_STAGE_SIGN] =
+                (uint32_t)(dt / 1000 > UINT32_MAX ? UINT32_MAX : dt / 1000);
+        }
         svc_metrics_batch(svc, n);
         svc_writer_push(svc, items, n);
         done += n;
@@ -282,6 +293,7 @@ int service_new(struct service **out, const struct service_options *opt)
     svc_metrics_init(&svc->metrics);
     svc->cfg = opt->cfg;
     svc->st = opt->st;
+    svc->start_s = clock_real_s();
     svc->ca = opt->ca;
     svc->pin_key = opt->pin_key;
     svc->pub = opt->pub;

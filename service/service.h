@@ -153,6 +153,53 @@ int service_import_header_check(const char *line);
  * or not exactly five fields; `line` may be cut). On failure *out is untouched. Thread-safe. */
 int service_import_row_parse(struct service_import_row *out, char *line);
 
+/* ---- the audit log of administration (certprovctl) ----
+ *
+ * SERVICE_AUDIT_FILE in the store directory, append-only, one JSON object per line:
+ *   {"seq":1,"time":"2026-12-05T06:40:00Z","prev":"<64 hex>","uid":0,"user":"root",
+ *    "command":"user add","target":"sip:alice@example.com","outcome":"ok","detail":""}
+ * `prev` is the SHA-256 (lower-case hex) of the previous line as written (without its newline),
+ * 64 zeros for the first: editing or removing a line breaks the chain at the line after it, and
+ * a removed line also breaks `seq`. The fixed fields come first, in this order, so that a reader
+ * finds them from the start of the line whatever the strings hold. Writers serialise with
+ * flock(2) on the file; each record is one write(2) followed by fdatasync. Nothing in it is a
+ * secret (never a PIN). */
+
+#define SERVICE_AUDIT_FILE "audit.log"
+#define SERVICE_AUDIT_LINE_MAX 4096 /* bytes of one record, newline included */
+#define SERVICE_AUDIT_FIELD_MAX                                                                    \
+    512 /* bytes of a string field as written, escaped (longer: cut)                               \
+         */
+
+struct service_audit_entry {
+    int64_t time_s;
+    uint32_t uid;
+    const char *user;    /* the operating-system user ("" if unknown) */
+    const char *command; /* "user add" */
+    const char *target;  /* what it acted on: a URI, a serial, a pool, a file ("" if none) */
+    const char *outcome; /* "ok", "failed", ... */
+    const char *detail;  /* more ("serial=..."), "" if none */
+};
+
+/* service_audit_append appends `e` to the audit log of `store_dir` (created 0600 when missing),
+ * chained to its last record. Waits at most about 2 s for another writer's lock. Returns 0;
+ * -EBUSY (the lock was not granted in time); -EBADMSG (the log does not end in a whole record:
+ * `audit verify` says where); -ENAMETOOLONG; or a negative errno of open/read/write/fdatasync.
+ * Nothing is appended on failure (a write cut short is undone with ftruncate). */
+int service_audit_append(const char *store_dir, const struct service_audit_entry *e);
+
+/* service_audit_fn is called with each record (line without its newline, NUL-terminated) and its
+ * time; a non-zero return stops the walk and is returned. */
+typedef int (*service_audit_fn)(void *ctx, const char *line, int64_t time_s);
+
+/* service_audit_verify walks the audit log of `store_dir`, checking each record's form, `seq`
+ * (1, 2, ...) and `prev` against the line before it, and calls `fn` (may be NULL) with each record
+ * whose time is at or after since_s. Returns 0 (*out_records and out_last_hash, 65 bytes: the
+ * chain's head, 64 zeros for an empty or missing log); -EBADMSG with `err` (err_cap bytes) naming
+ * the first line that breaks the chain and how; fn's return; or a negative errno. */
+int service_audit_verify(const char *store_dir, int64_t since_s, service_audit_fn fn, void *ctx,
+                         uint64_t *out_records, char *out_last_hash, char *err, size_t err_cap);
+
 /* ---- the enrollment service ---- */
 
 struct ioring_engine;

@@ -7,6 +7,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "ioring/ioring.h"
@@ -133,26 +136,36 @@ static void put_counters(struct text *t, struct service *svc)
         ioring_engine_stats_get(eng, &io);
     }
     put(t,
+        "# HELP certprov_certificates_issued_total Certificates issued online.\n"
         "# TYPE certprov_certificates_issued_total counter\n"
         "certprov_certificates_issued_total %llu\n"
+        "# HELP certprov_pin_failures_total Refused sign-ins (wrong PIN, unknown login, locked).\n"
         "# TYPE certprov_pin_failures_total counter\n"
         "certprov_pin_failures_total %llu\n"
+        "# HELP certprov_pin_lockouts_total Users locked by failed sign-ins.\n"
         "# TYPE certprov_pin_lockouts_total counter\n"
         "certprov_pin_lockouts_total %llu\n"
+        "# HELP certprov_serial_clashes_total Serials drawn twice (re-signed).\n"
         "# TYPE certprov_serial_clashes_total counter\n"
         "certprov_serial_clashes_total %llu\n"
+        "# HELP certprov_writer_queue_depth Enrollments waiting for the group-commit writer.\n"
         "# TYPE certprov_writer_queue_depth gauge\n"
         "certprov_writer_queue_depth %llu\n"
+        "# HELP certprov_connections_open Open client connections.\n"
         "# TYPE certprov_connections_open gauge\n"
         "certprov_connections_open %llu\n"
+        "# HELP certprov_connections_accepted_total Client connections accepted.\n"
         "# TYPE certprov_connections_accepted_total counter\n"
         "certprov_connections_accepted_total %llu\n"
+        "# HELP certprov_connections_refused_total Client connections closed at once at a bound.\n"
         "# TYPE certprov_connections_refused_total counter\n"
         "certprov_connections_refused_total %llu\n"
+        "# HELP certprov_connection_timeouts_total Connections closed by a deadline.\n"
         "# TYPE certprov_connection_timeouts_total counter\n"
         "certprov_connection_timeouts_total %llu\n"
-        "# TYPE certprov_engine_responses_503_total counter\n"
-        "certprov_engine_responses_503_total %llu\n",
+        "# HELP certprov_engine_responses_total Answers of the engine itself, by HTTP status.\n"
+        "# TYPE certprov_engine_responses_total counter\n"
+        "certprov_engine_responses_total{code=\"503\"} %llu\n",
         (unsigned long long)atomic_load(&m->certificates),
         (unsigned long long)atomic_load(&m->pin_failures),
         (unsigned long long)atomic_load(&m->lockouts),
@@ -161,6 +174,100 @@ static void put_counters(struct text *t, struct service *svc)
         (unsigned long long)io.connections_accepted, (unsigned long long)io.connections_refused,
         (unsigned long long)io.timeouts, (unsigned long long)io.responses_503);
     put_tls(t, &io);
+}
+
+#ifndef CERTPROV_VERSION
+#define CERTPROV_VERSION "unknown" /* the Makefile passes git describe */
+#endif
+
+/* proc_cpu_rss reads the process's CPU seconds (user + system) and resident bytes from
+ * /proc/self/stat (fields 14, 15 and 24, proc(5)). Returns 0 or -1. */
+static int proc_cpu_rss(double *out_cpu_s, uint64_t *out_rss)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "re");
+    if (f == NULL) {
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long utime = 0;
+    unsigned long long stime = 0;
+    long long rss_pages = 0;
+    if (p == NULL || sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d "
+                            "%*d %*d %*d %*u %*u %lld",
+                            &utime, &stime, &rss_pages) != 3) {
+        return -1;
+    }
+    long tck = sysconf(_SC_CLK_TCK);
+    long page = sysconf(_SC_PAGESIZE);
+    *out_cpu_s = (double)(utime + stime) / (double)(tck > 0 ? tck : 100);
+    *out_rss = (uint64_t)(rss_pages > 0 ? rss_pages : 0) * (uint64_t)(page > 0 ? page : 4096);
+    return 0;
+}
+
+/* proc_open_fds counts /proc/self/fd (the directory's own descriptor included, as Prometheus's
+ * client libraries count). Returns the count or -1. */
+static long proc_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL) {
+        return -1;
+    }
+    long n = 0;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) { /* bounded by the fd limit */
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n;
+}
+
+/* put_build_process writes certprov_build_info and the standard process_* series (the names and
+ * meanings of Prometheus's client libraries). */
+static void put_build_process(struct text *t, struct service *svc)
+{
+    put(t,
+        "# HELP certprov_build_info The build: certprov's version and BoringSSL's.\n"
+        "# TYPE certprov_build_info gauge\n"
+        "certprov_build_info{version=\"%s\",boringssl=\"%s\"} 1\n",
+        CERTPROV_VERSION, signer_crypto_version());
+    double cpu_s = 0;
+    uint64_t rss = 0;
+    if (proc_cpu_rss(&cpu_s, &rss) == 0) {
+        put(t,
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+            "# TYPE process_cpu_seconds_total counter\n"
+            "process_cpu_seconds_total %.2f\n"
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+            "# TYPE process_resident_memory_bytes gauge\n"
+            "process_resident_memory_bytes %llu\n",
+            cpu_s, (unsigned long long)rss);
+    }
+    long fds = proc_open_fds();
+    if (fds >= 0) {
+        put(t,
+            "# HELP process_open_fds Number of open file descriptors.\n"
+            "# TYPE process_open_fds gauge\n"
+            "process_open_fds %ld\n",
+            fds);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        put(t,
+            "# HELP process_max_fds Maximum number of open file descriptors.\n"
+            "# TYPE process_max_fds gauge\n"
+            "process_max_fds %llu\n",
+            (unsigned long long)rl.rlim_cur);
+    }
+    put(t,
+        "# HELP process_start_time_seconds Start time of the process since unix epoch in "
+        "seconds.\n"
+        "# TYPE process_start_time_seconds gauge\n"
+        "process_start_time_seconds %lld\n",
+        (long long)svc->start_s);
 }
 
 /* pool_state_name: "up", "down", or "unknown" before the publisher's first attempt. */
@@ -255,15 +362,23 @@ static void put_pools(struct text *t, struct service *svc, bool json)
 {
     int64_t now_ms = clock_real_ms();
     if (!json) {
-        put(t, "# TYPE certprov_outbox_depth gauge\n"
+        put(t, "# HELP certprov_outbox_depth Certificates waiting to be published, per pool.\n"
+               "# TYPE certprov_outbox_depth gauge\n"
+               "# HELP certprov_outbox_oldest_age_seconds Age of the oldest waiting certificate.\n"
                "# TYPE certprov_outbox_oldest_age_seconds gauge\n"
+               "# HELP certprov_pool_up 1 when the last attempt reached the pool store.\n"
                "# TYPE certprov_pool_up gauge\n"
+               "# HELP certprov_publish_failures_total Failed publication attempts.\n"
                "# TYPE certprov_publish_failures_total counter\n"
+               "# HELP certprov_published_total Certificates acknowledged by the pool store.\n"
                "# TYPE certprov_published_total counter\n"
+               "# HELP certprov_publish_parked_total Outbox entries parked after a permanent "
+               "error.\n"
                "# TYPE certprov_publish_parked_total counter\n"
                "# HELP certprov_publication_lag_seconds Commit of a certificate to its pool "
                "store's acknowledgement.\n"
                "# TYPE certprov_publication_lag_seconds histogram\n"
+               "# HELP certprov_publish_latency_seconds Round trip of one publication batch.\n"
                "# TYPE certprov_publish_latency_seconds histogram\n");
     }
     for (size_t i = 0; i < svc->cfg->num_pools; i++) {
@@ -400,6 +515,7 @@ void svc_respond_status(struct service *svc, struct ioring_request *req, enum sv
         put_counters(&t, svc);
         put_ca_expiry(&t, svc);
         put_pools(&t, svc, false);
+        put_build_process(&t, svc);
     }
     ASSERT(t.len < t.cap);
     svc_log_simple(req, route, status);

@@ -6,6 +6,7 @@
  * writer_main for the pipelining). When that commit fails, the lockout updates are committed
  * alone, so that no failure is lost. While it commits, the rings keep queueing, so the next group
  * is as large as the load made it. */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -64,10 +65,39 @@ static void lockout_write(struct service *svc, const char *uri, const struct sto
     ASSERT(rc == 0);
 }
 
-/* count_failure counts a wrong PIN against candidate `c`, locked or not (signer_lockout_fail). */
-static void count_failure(struct service *svc, const struct svc_item *it,
-                          const struct svc_candidate *c, struct store_lockout *l, int64_t now)
+/* note_refusal records in `l` the refusal `why` of the item's request at `now` (certprovctl user
+ * show: the user's last failure and the client's address). */
+static void note_refusal(struct store_lockout *l, const struct svc_item *it, enum signer_reason why,
+                         int64_t now)
 {
+    ASSERT((unsigned)why < SIGNER_REASON_MAX_);
+    static_assert(SIGNER_CODE_MAX_ < 255 && SIGNER_REASON_MAX_ < 255, "stored as a byte + 1");
+    l->last_refusal_s = now;
+    l->last_refusal_code = (uint8_t)(signer_reason_code(why) + 1);
+    l->last_refusal_reason = (uint8_t)(why + 1);
+    (void)base_str_copy(l->last_refusal_client, sizeof(l->last_refusal_client), it->client);
+}
+
+/* note_user_refusal records the refusal of a signed-in user's request (a CSR, Entity or rate
+ * limit refusal after a right PIN) in the user's pending lockout state: one entry of the batch,
+ * for a user who is one of the item's candidates (take_group's room). */
+static void note_user_refusal(struct service *svc, const struct svc_item *it, int64_t now)
+{
+    ASSERT(it->failed);
+    struct store_lockout l;
+    if (lockout_read(svc, &l, it->user.uri) == 0) {
+        note_refusal(&l, it, it->why, now);
+        lockout_write(svc, it->user.uri, &l);
+    }
+}
+
+/* count_failure counts a wrong PIN against candidate `c`, locked or not (signer_lockout_fail), and
+ * records the refusal `why` the request gets. */
+static void count_failure(struct service *svc, const struct svc_item *it,
+                          const struct svc_candidate *c, struct store_lockout *l,
+                          enum signer_reason why, int64_t now)
+{
+    note_refusal(l, it, why, now);
     if (signer_lockout_fail(&svc->cfg->pin, l, c->pin_len, now)) {
         atomic_fetch_add(&svc->metrics.lockouts, 1);
         log_warn("service: pin_locked uri=%s admin=%d client=%s", c->uri, (int)l->admin_locked,
@@ -78,12 +108,10 @@ static void count_failure(struct service *svc, const struct svc_item *it,
 
 /* refuse answers a sign-in with `code`: no user (its log line names none, for a right and a
  * wrong PIN alike) and no certificate (a signed one is dropped, never stored). */
-static void refuse(struct svc_item *it, enum signer_code code)
+static void refuse(struct svc_item *it, enum signer_reason why)
 {
-    it->failed = true;
-    it->fail = code;
-    (void)base_str_copy(it->reason, sizeof(it->reason),
-                        code == SIGNER_CODE_PIN_LOCKED ? pin_locked_reason : auth_failed_reason);
+    svc_item_fail(it, why,
+                  why == SIGNER_REASON_PIN_LOCKED ? pin_locked_reason : auth_failed_reason);
     it->proceed = false;
     memset(&it->user, 0, sizeof(it->user));
     it->sign_rc = -1;
@@ -119,15 +147,23 @@ static void judge(struct service *svc, struct svc_item *it, int64_t now)
     }
     if (winner < it->num_candidates && it->proceed &&
         strcmp(it->candidates[winner].uri, it->user.uri) == 0) {
-        if (signer_lockout_success(&st[winner])) {
+        bool changed = signer_lockout_success(&st[winner]);
+        if (it->failed) { /* refused after the sign-in (CSR, Entity): the user's last failure */
+            note_refusal(&st[winner], it, it->why, now);
+            changed = true;
+        }
+        if (changed) {
             lockout_write(svc, it->user.uri, &st[winner]);
         }
         return;
     }
+    enum signer_reason why = any_open || it->num_candidates == 0
+                                 ? SIGNER_REASON_PIN_WRONG_OR_UNKNOWN
+                                 : SIGNER_REASON_PIN_LOCKED;
     size_t counted = 0;
     for (size_t i = 0; i < it->num_candidates; i++) {
         if (!it->candidates[i].pin_ok && readable[i]) {
-            count_failure(svc, it, &it->candidates[i], &st[i], now);
+            count_failure(svc, it, &it->candidates[i], &st[i], why, now);
             counted++;
         }
     }
@@ -136,8 +172,7 @@ static void judge(struct service *svc, struct svc_item *it, int64_t now)
         ASSERT(rc == 0); /* take_group's bound */
     }
     atomic_fetch_add(&svc->metrics.pin_failures, 1);
-    refuse(it, any_open || it->num_candidates == 0 ? SIGNER_CODE_AUTHENTICATION_FAILED
-                                                   : SIGNER_CODE_PIN_LOCKED);
+    refuse(it, why);
 }
 
 /* has_cert: the item's sign-in succeeded and it holds a certificate to store. */
@@ -150,12 +185,11 @@ static bool has_cert(const struct svc_item *it)
 
 #define DAY_S 86400
 
-/* drop_cert answers a signed-in item with `code` instead of its certificate, which is never
- * stored. */
-static void drop_cert(struct svc_item *it, enum signer_code code)
+/* drop_cert answers a signed-in item with `why` and `text` instead of its certificate, which is
+ * never stored. */
+static void drop_cert(struct svc_item *it, enum signer_reason why, const char *text)
 {
-    it->failed = true;
-    it->fail = code;
+    svc_item_fail(it, why, text);
     it->sign_rc = -1;
     it->der_len = 0;
 }
@@ -193,9 +227,8 @@ static void rate_limit(struct service *svc, struct svc_item **items, size_t i, i
                                           &num, &last_s);
         if (rc != 0) {
             log_err("service: rate_count_failed rc=%d uri=%s", rc, it->user.uri);
-            drop_cert(it, SIGNER_CODE_INTERNAL_ERROR);
-            (void)base_str_copy(it->reason, sizeof(it->reason),
-                                "The user's certificates could not be counted");
+            drop_cert(it, SIGNER_REASON_STORE_FAILED,
+                      "The user's certificates could not be counted");
             return;
         }
         over = num == max - in_group;
@@ -205,7 +238,8 @@ static void rate_limit(struct service *svc, struct svc_item **items, size_t i, i
         return;
     }
     int64_t wait_s = oldest_s + DAY_S - now;
-    drop_cert(it, SIGNER_CODE_RATE_LIMITED);
+    drop_cert(it, SIGNER_REASON_RATE_LIMITED, "");
+    note_user_refusal(svc, it, now);
     it->retry_after_s = (uint32_t)(wait_s < 1 ? 1 : wait_s > DAY_S ? DAY_S : wait_s);
     (void)snprintf(it->reason, sizeof(it->reason),
                    "The user has had %u certificates in the last 24 hours; retry after the "
@@ -225,9 +259,7 @@ static void add_cert(struct service *svc, struct svc_item *it)
     int rc = store_batch_add_cert(svc->batch, &meta, it->der, it->der_len);
     if (rc != 0) {
         log_err("service: batch_add_failed rc=%d uri=%s", rc, it->user.uri);
-        it->failed = true;
-        it->fail = SIGNER_CODE_INTERNAL_ERROR;
-        (void)base_str_copy(it->reason, sizeof(it->reason), "the certificate could not be stored");
+        svc_item_fail(it, SIGNER_REASON_STORE_FAILED, "the certificate could not be stored");
     }
 }
 
@@ -326,6 +358,10 @@ static int commit(struct service *svc, struct svc_item **items, size_t n,
         uint64_t dt = clock_mono_ns() - t0;
         svc_histogram_add(&svc->metrics.commit_us, dt / 1000);
         svc_metrics_stage(svc, SVC_STAGE_COMMIT, dt);
+        for (size_t i = 0; i < n; i++) { /* each item waited for the group's commits */
+            uint64_t us = items[i]->stage_us[SVC_STAGE_COMMIT] + dt / 1000;
+            items[i]->stage_us[SVC_STAGE_COMMIT] = (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us);
+        }
     }
     *out_fault = svc->batch->fault;
     if (rc == 0 ? certs : *out_fault != STORE_FAULT_NONE) {
@@ -365,20 +401,17 @@ static void respond_success(struct service *svc, struct svc_item *it)
 static void fail_stored(struct svc_item *it, int rc, enum store_fault fault)
 {
     ASSERT(rc != 0);
-    it->failed = true;
     if (rc != -ENOSPC && rc != -EIO && rc != -EROFS) {
-        it->fail = SIGNER_CODE_INTERNAL_ERROR;
-        (void)base_str_copy(it->reason, sizeof(it->reason), "The certificate could not be stored");
+        svc_item_fail(it, SIGNER_REASON_STORE_FAILED, "The certificate could not be stored");
         return;
     }
-    it->fail = SIGNER_CODE_STORE_UNAVAILABLE;
     it->retry_after_s = SVC_STORE_RETRY_AFTER_S;
-    (void)base_str_copy(it->reason, sizeof(it->reason),
-                        fault == STORE_FAULT_MAP_FULL
-                            ? "The certificate store is full; the operator must raise its size"
-                        : fault == STORE_FAULT_DISK_FULL
-                            ? "The certificate store's disk is full; try again later"
-                            : "The certificate store cannot be written now; try again later");
+    svc_item_fail(it, SIGNER_REASON_STORE_UNAVAILABLE,
+                  fault == STORE_FAULT_MAP_FULL
+                      ? "The certificate store is full; the operator must raise its size"
+                  : fault == STORE_FAULT_DISK_FULL
+                      ? "The certificate store's disk is full; try again later"
+                      : "The certificate store cannot be written now; try again later");
 }
 
 /* settle fixes an item's outcome once its group's commit returned `rc` and, when that failed,
@@ -396,12 +429,11 @@ static void settle(struct svc_item *it, int rc, int lrc, enum store_fault fault)
     } else if (has_cert(it) && rc != 0) {
         fail_stored(it, rc, fault);
     } else if (!it->failed && it->sign_rc != 0) {
-        it->failed = true;
-        it->fail =
-            it->sign_rc == -EAGAIN ? SIGNER_CODE_SIGNING_UNAVAILABLE : SIGNER_CODE_INTERNAL_ERROR;
-        (void)base_str_copy(it->reason, sizeof(it->reason),
-                            it->sign_rc == -EAGAIN ? "The CA key backend cannot sign now"
-                                                   : "Signing failed");
+        svc_item_fail(it,
+                      it->sign_rc == -EAGAIN ? SIGNER_REASON_SIGNING_UNAVAILABLE
+                                             : SIGNER_REASON_SIGNING_FAILED,
+                      it->sign_rc == -EAGAIN ? "The CA key backend cannot sign now"
+                                             : "Signing failed");
     }
     ASSERT(it->failed || has_cert(it));
 }
@@ -409,10 +441,10 @@ static void settle(struct svc_item *it, int rc, int lrc, enum store_fault fault)
 /* answer sends an item's settled outcome and releases it. */
 static void answer(struct service *svc, struct svc_item *it)
 {
-    svc_metrics_stage(svc, SVC_STAGE_TOTAL, clock_mono_ns() - it->start_ns);
+    svc_item_stage(svc, it, SVC_STAGE_TOTAL, clock_mono_ns() - it->start_ns);
     if (it->failed) {
         svc_log_request(svc, it, NULL);
-        svc_respond_error(svc, it->req, it->route, it->fail, it->reason, it->retry_after_s,
+        svc_respond_error(svc, it->req, it->route, it->why, it->reason, it->retry_after_s,
                           it->request_id, svc->scratch, SVC_RESPONSE_MAX);
     } else {
         svc_log_request(svc, it, it->serial);

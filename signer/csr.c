@@ -469,8 +469,10 @@ static int key_check(struct signer_csr *csr, enum signer_reject *out_reason)
     if (type == SIGNER_KEY_RSA && EVP_PKEY_id(pkey) == EVP_PKEY_RSA) {
         const RSA *rsa = EVP_PKEY_get0_RSA(pkey);
         bits = RSA_bits(rsa);
-        if (bits < RSA_BITS_MIN || bits > RSA_BITS_MAX) {
-            rc = refuse(out_reason, -EPERM, SIGNER_REJECT_KEY_RSA_SIZE);
+        if (bits < RSA_BITS_MIN) {
+            rc = refuse(out_reason, -EPERM, SIGNER_REJECT_KEY_RSA_SMALL);
+        } else if (bits > RSA_BITS_MAX) {
+            rc = refuse(out_reason, -EPERM, SIGNER_REJECT_KEY_RSA_LARGE);
         } else if (!BN_is_word(RSA_get0_e(rsa), RSA_EXPONENT)) {
             rc = refuse(out_reason, -EPERM, SIGNER_REJECT_KEY_RSA_EXPONENT);
         }

@@ -5,8 +5,9 @@
  * It has no threads and does no I/O of its own besides reading and writing the CA's files; the
  * request path that uses it is service/'s.
  *
- * BoringSSL types never appear in this header. Every refusal carries an `enum signer_reject`,
- * which maps to an error Code (README, Errors) and a human-readable reason. */
+ * BoringSSL types never appear in this header. Every refusal of the signer carries an
+ * `enum signer_reject`, which maps to a reason token (`enum signer_reason`, README, Reasons), an
+ * error Code (README, Errors) and a human-readable text. */
 #ifndef CERTPROV_SIGNER_H
 #define CERTPROV_SIGNER_H
 
@@ -27,7 +28,7 @@ enum signer_reject {
     SIGNER_REJECT_CSR_TOO_LARGE,    /* BadCsr: over SIGNER_CSR_DER_MAX bytes */
     SIGNER_REJECT_CSR_TOO_COMPLEX,  /* BadCsr: too many attributes, extensions, SANs or RDNs */
     SIGNER_REJECT_KEY_UNSUPPORTED,  /* BadCsr: key algorithm or curve not accepted */
-    SIGNER_REJECT_KEY_RSA_SIZE,     /* BadCsr: RSA modulus outside 2048..4096 bits */
+    SIGNER_REJECT_KEY_RSA_SMALL,    /* BadCsr: RSA modulus under 2048 bits */
     SIGNER_REJECT_KEY_RSA_EXPONENT, /* BadCsr: RSA public exponent is not 65537 */
     SIGNER_REJECT_KEY_INVALID,      /* BadCsr: public key does not decode or is not on curve */
     SIGNER_REJECT_SIG_WEAK,         /* BadCsr: MD2/4/5, SHA-1 or SHA-224 signature */
@@ -40,8 +41,67 @@ enum signer_reject {
     SIGNER_REJECT_PIN_DIGITS,       /* PIN has a character that is not a digit */
     SIGNER_REJECT_PIN_PATTERN,      /* PIN is a repeated or consecutive digit run */
     SIGNER_REJECT_PIN_EXTENSION,    /* PIN equals the user's extension or phone digits */
+    SIGNER_REJECT_KEY_RSA_LARGE,    /* BadCsr: RSA modulus over 4096 bits */
     SIGNER_REJECT_MAX_,
 };
+
+/* signer_reason is the stable reason token of a refusal (README, Reasons): finer than the Code,
+ * carried in the request's log line (`reason=`) and in X-Ms-diagnostics (`;token="..."`). Each
+ * maps to exactly one Code. A token never tells a wrong PIN from an unknown login
+ * (SIGNER_REASON_PIN_WRONG_OR_UNKNOWN covers both). The names are a contract with operators'
+ * tooling: never rename one; a new reason goes before SIGNER_REASON_MAX_. Zero is the reason of a
+ * failure that recorded none (internal_error), so a zeroed struct is valid. */
+enum signer_reason {
+    SIGNER_REASON_INTERNAL = 0,          /* InternalError: anything else (the log says what) */
+    SIGNER_REASON_REQUEST_MALFORMED,     /* BadRequest: not a well-formed HTTP/SOAP request */
+    SIGNER_REASON_DEVICE_ID_INVALID,     /* BadRequest: DeviceId too long */
+    SIGNER_REASON_CREDENTIALS_MISSING,   /* AuthenticationFailed: no Basic, no UsernameToken */
+    SIGNER_REASON_CREDENTIALS_MALFORMED, /* AuthenticationFailed: unreadable credentials */
+    SIGNER_REASON_CLIENT_CERT_REQUIRED,  /* AuthenticationFailed: renewal without certificate */
+    SIGNER_REASON_PIN_WRONG_OR_UNKNOWN,  /* AuthenticationFailed: wrong PIN or unknown login */
+    SIGNER_REASON_PIN_LOCKED,            /* PinLocked */
+    SIGNER_REASON_ENTITY_MISMATCH,       /* IdentityMismatch: SOAP Entity */
+    SIGNER_REASON_SUBJECT_MISMATCH,      /* IdentityMismatch: CSR subject CN */
+    SIGNER_REASON_SAN_MISMATCH,          /* IdentityMismatch: CSR subjectAltName */
+    SIGNER_REASON_CSR_UNPARSEABLE,       /* BadCsr: not DER PKCS#10 */
+    SIGNER_REASON_CSR_ENCODING,          /* BadCsr: not DER, PEM or base64 */
+    SIGNER_REASON_CSR_VERSION,           /* BadCsr */
+    SIGNER_REASON_CSR_TOO_LARGE,         /* BadCsr */
+    SIGNER_REASON_CSR_TOO_COMPLEX,       /* BadCsr */
+    SIGNER_REASON_CSR_KEY_UNSUPPORTED,   /* BadCsr */
+    SIGNER_REASON_CSR_RSA_KEY_TOO_SMALL, /* BadCsr */
+    SIGNER_REASON_CSR_RSA_KEY_TOO_LARGE, /* BadCsr */
+    SIGNER_REASON_CSR_RSA_EXPONENT,      /* BadCsr */
+    SIGNER_REASON_CSR_KEY_INVALID,       /* BadCsr */
+    SIGNER_REASON_CSR_WEAK_HASH,         /* BadCsr: MD5, SHA-1, SHA-224 */
+    SIGNER_REASON_CSR_SIGNATURE_ALG,     /* BadCsr: algorithm not accepted */
+    SIGNER_REASON_CSR_SIGNATURE,         /* CsrSignatureInvalid */
+    SIGNER_REASON_PIN_POLICY,            /* BadRequest: a new PIN breaks the PIN policy */
+    SIGNER_REASON_TOO_LARGE,             /* TooLarge */
+    SIGNER_REASON_OVERLOADED,            /* Overloaded */
+    SIGNER_REASON_SIGNING_UNAVAILABLE,   /* SigningUnavailable */
+    SIGNER_REASON_SIGNING_FAILED,        /* InternalError: the key backend failed */
+    SIGNER_REASON_STORE_UNAVAILABLE,     /* StoreUnavailable */
+    SIGNER_REASON_STORE_FAILED,          /* InternalError: the store failed otherwise */
+    SIGNER_REASON_DIRECTORY_UNREADABLE,  /* InternalError: the users could not be read */
+    SIGNER_REASON_RATE_LIMITED,          /* RateLimited */
+    SIGNER_REASON_CLIENT_CERT_EXPIRED,   /* AuthenticationFailed: renewal, certificate expired */
+    SIGNER_REASON_CLIENT_CERT_UNTRUSTED, /* AuthenticationFailed: renewal, another CA's */
+    SIGNER_REASON_CLIENT_CERT_NO_USER,   /* AuthenticationFailed: renewal, its user is gone */
+    SIGNER_REASON_MAX_,
+};
+
+/* signer_reason_token returns the token of `reason` ("csr_weak_hash", ...): lower case ASCII
+ * letters, digits and '_', at most SIGNER_REASON_TOKEN_MAX bytes. Static storage. */
+const char *signer_reason_token(enum signer_reason reason);
+#define SIGNER_REASON_TOKEN_MAX 32
+
+/* signer_reason_parse finds the reason of a token (exact). Returns 0 with *out set, or -EINVAL. */
+int signer_reason_parse(enum signer_reason *out, const char *token);
+
+/* signer_reject_reason returns the reason token of a signer refusal; SIGNER_REJECT_NONE (no
+ * refusal recorded) is SIGNER_REASON_INTERNAL. */
+enum signer_reason signer_reject_reason(enum signer_reject reject);
 
 /* signer_reject_code returns the error Code (README, Errors) of a refusal ("BadCsr",
  * "CsrSignatureInvalid", "IdentityMismatch", "BadRequest" for PIN policy). Static storage. */
@@ -593,6 +653,14 @@ int signer_client_cert_identity(char *out_uri, size_t cap, const uint8_t *der, s
  * -EBADMSG, -E2BIG, or a negative errno. */
 int signer_pem_read_cert(uint8_t *out, size_t cap, size_t *out_len, const char *path, size_t index);
 
+/* signer_crypto_version names the BoringSSL this was built with ("API 17", and the Debian
+ * source's version when the Makefile passed it). Static storage. */
+const char *signer_crypto_version(void);
+
+/* signer_sha256_hex writes the SHA-256 of data[0..len) as 64 lower-case hex digits and a NUL
+ * into `out` (the audit log's hash chain). Thread-safe. */
+void signer_sha256_hex(char out[65], const void *data, size_t len);
+
 /* signer_pem_encode writes `der` as a PEM block with `label` ("CERTIFICATE") into `out` (cap
  * bytes, NUL-terminated; 2 * der_len + 128 is always enough). Returns 0 with *out_len (NUL
  * excluded) set, or -E2BIG. */
@@ -640,6 +708,14 @@ unsigned signer_code_diag_id(enum signer_code code);
 
 /* signer_reject_to_code maps a refusal to its Code; the same as parsing signer_reject_code. */
 enum signer_code signer_reject_to_code(enum signer_reject reason);
+
+/* signer_reason_code returns the one Code of a reason token. */
+enum signer_code signer_reason_code(enum signer_reason reason);
+
+/* signer_code_reason returns the general reason of a Code, for a failure that knows only its Code
+ * (a SOAP parse failure: BadRequest -> request_malformed, BadCsr -> csr_encoding, TooLarge ->
+ * too_large, anything else -> the Code's own or internal_error). */
+enum signer_reason signer_code_reason(enum signer_code code);
 
 /* Limits of the fields of a GetAndPublishCert request, in bytes without the NUL. A longer field
  * is a BadRequest, never truncated. */
@@ -711,12 +787,16 @@ int signer_soap_error_response(char *out, size_t cap, size_t *out_len, enum sign
                                const char *reason, const char *request_id);
 
 /* signer_diagnostics_format writes the X-Ms-diagnostics header value
- *   28001;source="certprov1.example.com";reason="The CSR ..."
- * into `out` (cap bytes, NUL-terminated). In `fqdn` and `reason`, '"' and '\' become '\'',
- * control characters (CR, LF, ...) become ' ' and non-ASCII bytes become '?', so the value is
- * always one printable-ASCII header line. A reason that does not fit is cut (and ends in "...").
- * Returns 0 with *out_len set, or -E2BIG when not even the ID and source fit (out holds ""). */
-int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signer_code code,
+ *   28001;source="certprov1.example.com";reason="The CSR ...";token="csr_weak_hash"
+ * into `out` (cap bytes, NUL-terminated): the ID of the Code of `why`, this appliance, the
+ * human-readable `reason` and, last, the stable reason token of `why` (README, Reasons; a
+ * parameter of its own after `reason`, so that readers of `ID;source="...";reason="..."` see what
+ * they always saw). In `fqdn` and `reason`, '"' and '\' become '\'', control characters (CR, LF,
+ * ...) become ' ' and non-ASCII bytes become '?', so the value is always one printable-ASCII
+ * header line. A reason that does not fit is cut (and ends in "..."); the token is never cut.
+ * Returns 0 with *out_len set, or -E2BIG when not even the ID, source and token fit (out holds
+ * ""). */
+int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signer_reason why,
                               const char *fqdn, const char *reason);
 
 /* EST (RFC 7030) answers are certs-only CMS: a degenerate SignedData (RFC 5652 §5, no signers)

@@ -951,17 +951,21 @@ static char header_char(char ch)
     return u >= 0x80 ? '?' : ch;
 }
 
-int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signer_code code,
+int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signer_reason why,
                               const char *fqdn, const char *reason)
 {
     static const char cut[] = "...\"";
     ASSERT(out != NULL && cap > 0);
     ASSERT(fqdn != NULL);
     ASSERT(reason != NULL);
+    const char *token = signer_reason_token(why); /* letters, digits, '_': never escaped */
+    char tail[SIGNER_REASON_TOKEN_MAX + 16];
+    int tail_len = snprintf(tail, sizeof(tail), ";token=\"%s\"", token);
+    ASSERT(tail_len > 0 && (size_t)tail_len < sizeof(tail));
     struct wbuf w = {.p = out, .cap = cap};
     out[0] = '\0';
     char id[16];
-    snprintf(id, sizeof(id), "%u", signer_code_diag_id(code));
+    snprintf(id, sizeof(id), "%u", signer_code_diag_id(signer_reason_code(why)));
     put(&w, id);
     put(&w, ";source=\"");
     for (const char *s = fqdn; *s != '\0'; s++) {
@@ -969,12 +973,14 @@ int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signe
         put_bytes(&w, &ch, 1);
     }
     put(&w, "\";reason=\"");
-    /* The closing quote, or "..." and the quote when the reason is cut, must still fit. */
-    if (w.over || cap - w.len < sizeof(cut)) {
+    /* The closing quote, or "..." and the quote when the reason is cut, and the token must still
+     * fit. */
+    size_t keep = sizeof(cut) + (size_t)tail_len;
+    if (w.over || cap - w.len < keep) {
         out[0] = '\0';
         return -E2BIG;
     }
-    size_t room = cap - w.len - sizeof(cut); /* bytes of reason that always leave room for cut */
+    size_t room = cap - w.len - keep; /* bytes of reason that always leave room for cut */
     size_t n = strlen(reason);
     size_t take = n <= room + 3 ? n : room; /* the whole reason may use the room "..." needs */
     for (size_t i = 0; i < take; i++) {
@@ -982,6 +988,7 @@ int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signe
         put_bytes(&w, &ch, 1);
     }
     put(&w, take == n ? "\"" : cut);
+    put(&w, tail);
     ASSERT(!w.over);
     return wbuf_end(&w, out_len);
 }

@@ -235,3 +235,30 @@ int signer_client_cert_identity(char *out_uri, size_t cap, const uint8_t *der, s
     ASSERT(rc != 0 || out_uri[0] != '\0');
     return rc;
 }
+
+void signer_sha256_hex(char out[65], const void *data, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    ASSERT(out != NULL);
+    ASSERT(data != NULL || len == 0);
+    uint8_t md[SHA256_DIGEST_LENGTH];
+    SHA256(data, len, md);
+    for (size_t i = 0; i < sizeof(md); i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+#ifndef CERTPROV_BORINGSSL_SOURCE
+#define CERTPROV_BORINGSSL_SOURCE "" /* the Makefile passes debian/changelog's version */
+#endif
+#define CP_STR2(x) #x
+#define CP_STR(x) CP_STR2(x)
+
+const char *signer_crypto_version(void)
+{
+    return CERTPROV_BORINGSSL_SOURCE[0] != '\0'
+               ? "API " CP_STR(BORINGSSL_API_VERSION) " (" CERTPROV_BORINGSSL_SOURCE ")"
+               : "API " CP_STR(BORINGSSL_API_VERSION);
+}

@@ -634,6 +634,42 @@ static int visit_cert(struct store *st, MDB_txn *txn, const MDB_val *key, const 
     return a->fn(a->ctx, &m, der, der_len);
 }
 
+int store_cert_foreach_newest(struct store *st, store_cert_fn fn, void *ctx)
+{
+    store_validate(st);
+    ASSERT(fn != NULL);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = store_err(st, mdb_cursor_open(txn, st->certs, &cur), "cursor_certs");
+    MDB_val key = {0};
+    MDB_val val = {0};
+    MDB_cursor_op op = MDB_LAST;
+    while (rc == 0) { /* bounded by the certificates stored, and fn stops it */
+        int mrc = mdb_cursor_get(cur, &key, &val, op);
+        if (mrc == MDB_NOTFOUND) {
+            break;
+        }
+        rc = store_err(st, mrc, "walk_certs");
+        if (rc == 0) {
+            struct store_cert_meta m;
+            const uint8_t *der = NULL;
+            size_t der_len = 0;
+            cert_decode(&m, &der, &der_len, &key, &val);
+            rc = fn(ctx, &m, der, der_len);
+        }
+        op = MDB_PREV;
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
 int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn fn, void *ctx)
 {
     store_validate(st);

@@ -16,7 +16,7 @@
  *   urifold  uri, ASCII lower case    -> uri            (DUPSORT: a store written before URIs
  *                                        were compared ignoring case may hold such twins; built
  *                                        by the first writable open, store_user_fold_init)
- *   lockout  uri                      -> struct lockout_rec
+ *   lockout  uri                      -> struct lockout_rec2 (struct lockout_rec: older versions)
  *   certs    seq (u64 big-endian)     -> struct cert_rec + uri + pool + device_id + DER
  *                                        (MDB_APPEND: the hot write is a sequential append)
  *   serials  serial (16 bytes)        -> seq (u64 big-endian)
@@ -55,12 +55,13 @@
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored little-endian");
 
-#define STORE_MAGIC_USER 0x31525355u    /* "USR1" */
-#define STORE_MAGIC_LOCKOUT 0x314b434cu /* "LCK1" */
-#define STORE_MAGIC_CERT 0x31545243u    /* "CRT1" */
-#define STORE_MAGIC_OUTBOX 0x3158424fu  /* "OBX1" */
-#define STORE_MAGIC_POOLST 0x31534c50u  /* "PLS1" */
-#define STORE_MAGIC_EMBED 0x32424d45u   /* "EMB2": issue-ordered (pool_embedded.c) */
+#define STORE_MAGIC_USER 0x31525355u     /* "USR1" */
+#define STORE_MAGIC_LOCKOUT 0x314b434cu  /* "LCK1": struct lockout_rec alone (read only) */
+#define STORE_MAGIC_LOCKOUT2 0x324b434cu /* "LCK2": struct lockout_rec2 */
+#define STORE_MAGIC_CERT 0x31545243u     /* "CRT1" */
+#define STORE_MAGIC_OUTBOX 0x3158424fu   /* "OBX1" */
+#define STORE_MAGIC_POOLST 0x31534c50u   /* "PLS1" */
+#define STORE_MAGIC_EMBED 0x32424d45u    /* "EMB2": issue-ordered (pool_embedded.c) */
 
 #define STORE_MAP_SIZE_DEFAULT (4ull << 30)
 #define STORE_SEQ_KEY_LEN 8
@@ -151,6 +152,20 @@ struct lockout_rec {
     uint8_t pad[7];
 };
 static_assert(sizeof(struct lockout_rec) == 48, "lockout_rec on-disk size");
+
+/* lockout_rec2 (magic LCK2, what this version writes) adds the user's last refused enrollment to
+ * lockout_rec (whose magic is then LCK2); a record of 48 bytes with magic LCK1 (older versions)
+ * is read as one without a refusal. */
+struct lockout_rec2 {
+    struct lockout_rec base;
+    int64_t last_refusal_s;
+    uint8_t last_refusal_code;   /* opaque, 0 = none */
+    uint8_t last_refusal_reason; /* opaque, 0 = none */
+    uint8_t client_len;
+    uint8_t pad[5];
+    char client[STORE_CLIENT_MAX + 1]; /* client_len bytes, zero after */
+};
+static_assert(sizeof(struct lockout_rec2) == 128, "lockout_rec2 on-disk size");
 
 /* cert_rec is followed by uri_len + pool_len + device_id_len + der_len bytes. */
 struct cert_rec {

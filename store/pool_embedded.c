@@ -372,7 +372,8 @@ static void rec_decode(const MDB_val *val, struct store_cert_meta *m, char *issu
 }
 
 int store_embedded_get(const char *dir, const char *pool, const char *serial_hex,
-                       struct store_cert_meta *out_meta, char *issued_by, size_t cap)
+                       struct store_cert_meta *out_meta, char *issued_by, size_t cap,
+                       int64_t *out_published_s)
 {
     ASSERT(out_meta != NULL);
     ASSERT(issued_by != NULL);
@@ -405,6 +406,11 @@ int store_embedded_get(const char *dir, const char *pool, const char *serial_hex
         size_t n = rec_serial(&val, &serial);
         if (n == want && memcmp(serial, serial_hex, n) == 0) {
             rec_decode(&val, out_meta, issued_by, cap);
+            if (out_published_s != NULL) {
+                struct embed_rec r;
+                memcpy(&r, val.mv_data, sizeof(r));
+                *out_published_s = r.published_at_s;
+            }
             goto out; /* rc is 0 */
         }
     }

@@ -51,6 +51,7 @@
 #define STORE_PHONE_MAX 16      /* "+" and up to 15 digits (E.164) */
 #define STORE_EXT_MAX 15        /* digits of an extension */
 #define STORE_DEVICE_ID_MAX 63  /* "{GUID}" fits with room */
+#define STORE_CLIENT_MAX 63     /* bytes of a client address text ("[v6]:port") */
 #define STORE_VERIFIER_LEN 32   /* HMAC-SHA-256 */
 #define STORE_SERIAL_LEN 16     /* certificate serial, big-endian, top bit clear */
 #define STORE_CERT_DER_MAX 4096 /* largest certificate DER stored */
@@ -99,6 +100,14 @@ struct store_lockout {
     int64_t locked_until_s;   /* temporary lock end; 0 = none */
     bool admin_locked;        /* locked until an administrator unlocks */
     int64_t last_failure_s;
+    /* The user's last refused enrollment (certprovctl user show), kept with the lockout state and
+     * written only with it or on a refusal: 0 / "" when none was recorded (records of older
+     * versions hold none). The code and reason are opaque small numbers to the store (service/
+     * stores an enum signer_code and an enum signer_reason, each + 1 so that 0 means none). */
+    int64_t last_refusal_s;
+    uint8_t last_refusal_code;
+    uint8_t last_refusal_reason;
+    char last_refusal_client[STORE_CLIENT_MAX + 1]; /* the client's address text */
 };
 
 struct store_cert_meta {
@@ -396,6 +405,12 @@ typedef int (*store_cert_fn)(void *ctx, const struct store_cert_meta *meta, cons
  * another version), -EBUSY (no reader slot), -ENOMEM or -EIO. */
 int store_cert_foreach_by_uri(struct store *st, const char *uri, store_cert_fn fn, void *ctx);
 
+/* store_cert_foreach_newest calls fn for each stored certificate, newest first (commit order,
+ * which issue times follow), in one read transaction: fn's non-zero return stops the walk (the
+ * caller's bound: certprovctl cert list --limit, --since). Returns 0, fn's non-zero return, -EBUSY
+ * (no reader slot), -ENOMEM or -EIO. */
+int store_cert_foreach_newest(struct store *st, store_cert_fn fn, void *ctx);
+
 /* store_cert_recent_by_uri counts the certificates issued to `uri` at or after since_s (their
  * issued_at_s), newest first, up to `max` (>= 1): *out_num is the count (at most max) and
  * *out_last_s the issue time of the last one counted, the max-th newest when *out_num == max (0
@@ -584,9 +599,10 @@ int store_embedded_count(const char *dir, const char *pool, uint64_t *out);
 
 /* store_embedded_get reads the certificate `serial_hex` (upper-case, no leading zeros) from the
  * embedded pool store: metadata into *out_meta (serial and seq zero), issued_by into `issued_by`
- * (cap bytes). Returns 0, -ENOENT (no such store or certificate), or one of the other codes of
- * store_embedded_count. */
+ * (cap bytes) and, when out_published_s is not NULL, the time it was published into it. Returns
+ * 0, -ENOENT (no such store or certificate), or one of the other codes of store_embedded_count. */
 int store_embedded_get(const char *dir, const char *pool, const char *serial_hex,
-                       struct store_cert_meta *out_meta, char *issued_by, size_t cap);
+                       struct store_cert_meta *out_meta, char *issued_by, size_t cap,
+                       int64_t *out_published_s);
 
 #endif

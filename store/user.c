@@ -725,10 +725,17 @@ out:
 
 /* ---- lockout ---- */
 
-static bool lockout_rec_ok(const struct lockout_rec *r)
+static bool lockout_rec_ok(const struct lockout_rec *r, uint32_t magic)
 {
-    return r->magic == STORE_MAGIC_LOCKOUT && r->admin_locked <= 1 &&
-           zero_bytes(r->pad, sizeof(r->pad));
+    return r->magic == magic && r->admin_locked <= 1 && zero_bytes(r->pad, sizeof(r->pad));
+}
+
+static bool lockout_rec2_ok(const struct lockout_rec2 *r)
+{
+    return lockout_rec_ok(&r->base, STORE_MAGIC_LOCKOUT2) && r->client_len <= STORE_CLIENT_MAX &&
+           zero_bytes(r->pad, sizeof(r->pad)) &&
+           zero_bytes((const uint8_t *)r->client + r->client_len,
+                      sizeof(r->client) - r->client_len);
 }
 
 int store_lockout_rec_put(struct store *st, MDB_txn *txn, const char *uri,
@@ -736,16 +743,23 @@ int store_lockout_rec_put(struct store *st, MDB_txn *txn, const char *uri,
 {
     ASSERT(txn != NULL);
     ASSERT(lk != NULL);
-    struct lockout_rec r;
+    struct lockout_rec2 r;
     memset(&r, 0, sizeof(r));
-    r.magic = STORE_MAGIC_LOCKOUT;
-    r.window_failures = lk->window_failures;
-    r.window_start_s = lk->window_start_s;
-    r.total_failures = lk->total_failures;
-    r.locked_until_s = lk->locked_until_s;
-    r.last_failure_s = lk->last_failure_s;
-    r.admin_locked = lk->admin_locked ? 1 : 0;
-    ASSERT(lockout_rec_ok(&r)); /* paired with store_lockout_rec_get */
+    r.base.magic = STORE_MAGIC_LOCKOUT2;
+    r.base.window_failures = lk->window_failures;
+    r.base.window_start_s = lk->window_start_s;
+    r.base.total_failures = lk->total_failures;
+    r.base.locked_until_s = lk->locked_until_s;
+    r.base.last_failure_s = lk->last_failure_s;
+    r.base.admin_locked = lk->admin_locked ? 1 : 0;
+    r.last_refusal_s = lk->last_refusal_s;
+    r.last_refusal_code = lk->last_refusal_code;
+    r.last_refusal_reason = lk->last_refusal_reason;
+    size_t client_len = strnlen(lk->last_refusal_client, sizeof(lk->last_refusal_client));
+    ASSERT(client_len <= STORE_CLIENT_MAX);
+    r.client_len = (uint8_t)client_len;
+    memcpy(r.client, lk->last_refusal_client, client_len);
+    ASSERT(lockout_rec2_ok(&r)); /* paired with store_lockout_rec_get */
     MDB_val key = store_val_str(uri);
     MDB_val val = {.mv_size = sizeof(r), .mv_data = &r};
     return store_err(st, mdb_put(txn, st->lockout, &key, &val, 0), "put_lockout");
@@ -761,10 +775,24 @@ int store_lockout_rec_get(struct store *st, MDB_txn *txn, struct store_lockout *
     MDB_val val = {0};
     int rc = store_err(st, mdb_get(txn, st->lockout, &key, &val), "get_lockout");
     if (rc == 0) {
+        /* LCK1 (48 bytes, older versions) or LCK2 (128 bytes, with the last refusal) */
+        struct lockout_rec2 r2;
+        memset(&r2, 0, sizeof(r2));
         struct lockout_rec r;
-        ASSERT(val.mv_size == sizeof(r));
-        memcpy(&r, val.mv_data, sizeof(r));
-        ASSERT(lockout_rec_ok(&r)); /* paired with store_lockout_rec_put */
+        ASSERT(val.mv_size == sizeof(r) || val.mv_size == sizeof(r2));
+        if (val.mv_size == sizeof(r2)) {
+            memcpy(&r2, val.mv_data, sizeof(r2));
+            ASSERT(lockout_rec2_ok(&r2)); /* paired with store_lockout_rec_put */
+            r = r2.base;
+        } else {
+            memcpy(&r, val.mv_data, sizeof(r));
+            ASSERT(lockout_rec_ok(&r, STORE_MAGIC_LOCKOUT));
+        }
+        out->last_refusal_s = r2.last_refusal_s;
+        out->last_refusal_code = r2.last_refusal_code;
+        out->last_refusal_reason = r2.last_refusal_reason;
+        memcpy(out->last_refusal_client, r2.client, r2.client_len);
+        out->last_refusal_client[r2.client_len] = '\0';
         out->window_failures = r.window_failures;
         out->window_start_s = r.window_start_s;
         out->total_failures = r.total_failures;

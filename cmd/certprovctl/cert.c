@@ -198,20 +198,141 @@ static int cert_issue(struct ctl *ctl, int argc, char **argv)
     char serial[2 * SIGNER_SERIAL_LEN + 1];
     char until[CLOCK_UTC_LEN];
     signer_serial_format(serial, item.serial);
+    ctl_audit_note(ctl, "serial=%s", serial);
     ctl_time(until, item.not_after_s);
     fprintf(stderr, "certprovctl: issued serial %s to %s, valid until %s, queued for pool %s\n",
             serial, user.uri, until, user.pool);
     return write_pem(a.out_path != NULL ? &out : NULL, item.der, item.der_len);
 }
 
+/* The publication state of a certificate: its outbox entry in its pool, if any. */
+struct pub_find {
+    const uint8_t *serial;
+    bool found;
+    struct store_outbox_entry entry;
+    int64_t published_s; /* an embedded pool store's published_at; 0: unknown (PostgreSQL) */
+};
+
+/* published_at reads when an embedded pool store took the certificate (0 when the pool is not
+ * embedded or it cannot be read: the pool store's own published_at says). */
+static int64_t published_at(struct ctl *ctl, const struct store_cert_meta *meta)
+{
+    const struct service_pool_config *p = service_config_find_pool(&ctl->cfg, meta->pool);
+    if (p == NULL || strcmp(p->store, "embedded") != 0) {
+        return 0;
+    }
+    char dir[SERVICE_PATH_MAX + 16];
+    char serial[2 * SIGNER_SERIAL_LEN + 1];
+    char by[64];
+    struct store_cert_meta m;
+    int64_t at = 0;
+    (void)snprintf(dir, sizeof(dir), "%s/pools", ctl->cfg.store_path);
+    signer_serial_format(serial, meta->serial);
+    if (store_embedded_get(dir, meta->pool, serial, &m, by, sizeof(by), &at) != 0) {
+        return 0;
+    }
+    return at;
+}
+
+static int pub_find_fn(void *ctx, const struct store_outbox_entry *e)
+{
+    struct pub_find *pf = ctx;
+    if (memcmp(e->serial, pf->serial, STORE_SERIAL_LEN) != 0) {
+        return 0;
+    }
+    pf->found = true;
+    pf->entry = *e;
+    return 1;
+}
+
+static const char *pub_state(const struct pub_find *pf)
+{
+    if (!pf->found) {
+        return "published";
+    }
+    return pf->entry.parked ? "parked" : "pending";
+}
+
+static void show_text(const struct store_cert_meta *meta, const struct signer_cert_info *info,
+                      const struct pub_find *pf)
+{
+    char text[2 * SIGNER_SERIAL_LEN + 1];
+    char nb[CLOCK_UTC_LEN];
+    char na[CLOCK_UTC_LEN];
+    char at[CLOCK_UTC_LEN];
+    signer_serial_format(text, meta->serial);
+    ctl_time(nb, meta->not_before_s);
+    ctl_time(na, meta->not_after_s);
+    ctl_time(at, meta->issued_at_s);
+    printf("serial:      %s\nuri:         %s\nsubject:     %s\nsan:         %s\nkey:         %s\n"
+           "issuer:      %s\nnot_before:  %s\nnot_after:   %s\nissued_at:   %s\n"
+           "sha256:      %s\ndevice_id:   %s\npool:        %s\n",
+           text, meta->uri, info->subject, info->san[0] ? info->san : "-", info->key, info->issuer,
+           nb, na, at, info->sha256, meta->device_id[0] ? meta->device_id : "-", meta->pool);
+    if (!pf->found) {
+        char when[CLOCK_UTC_LEN];
+        ctl_time(when, pf->published_s);
+        printf("publication: published to %s%s%s (acknowledged by the pool store: no longer in "
+               "the outbox)\n",
+               meta->pool, pf->published_s != 0 ? " at " : "", pf->published_s != 0 ? when : "");
+        return;
+    }
+    char next[CLOCK_UTC_LEN];
+    ctl_time(next, pf->entry.next_attempt_ms / 1000);
+    printf("publication: %s in the outbox of %s (attempts=%u next_attempt=%s last_error=\"%s\")\n",
+           pub_state(pf), meta->pool, pf->entry.attempts,
+           pf->entry.next_attempt_ms == 0 ? "now" : next, pf->entry.last_error);
+}
+
+static void show_json(const struct store_cert_meta *meta, const struct signer_cert_info *info,
+                      const struct pub_find *pf, const char *pem)
+{
+    char text[2 * SIGNER_SERIAL_LEN + 1];
+    signer_serial_format(text, meta->serial);
+    putchar('{');
+    ctl_json_kv(true, "serial", text);
+    ctl_json_kv(false, "uri", meta->uri);
+    ctl_json_kv(false, "subject", info->subject);
+    ctl_json_kv(false, "san", info->san);
+    ctl_json_kv(false, "key", info->key);
+    ctl_json_kv(false, "issuer", info->issuer);
+    ctl_json_time("not_before", meta->not_before_s);
+    ctl_json_time("not_after", meta->not_after_s);
+    ctl_json_time("issued_at", meta->issued_at_s);
+    ctl_json_kv(false, "sha256", info->sha256);
+    ctl_json_kv(false, "device_id", meta->device_id);
+    ctl_json_kv(false, "pool", meta->pool);
+    ctl_json_kv(false, "publication", pub_state(pf));
+    if (pf->found) {
+        printf(",\"attempts\":%u", pf->entry.attempts);
+        ctl_json_kv(false, "last_error", pf->entry.last_error);
+    } else {
+        ctl_json_time("published_at", pf->published_s);
+    }
+    ctl_json_kv(false, "pem", pem);
+    fputs("}\n", stdout);
+}
+
 static int cert_show(struct ctl *ctl, int argc, char **argv)
 {
-    if (argc != 2) {
+    bool json = false;
+    const char *arg = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (arg == NULL) {
+            arg = argv[i];
+        } else {
+            arg = NULL;
+            break;
+        }
+    }
+    if (arg == NULL || argc > 3) {
         return ctl_usage(&ctl_cert_cmds[CMD_SHOW], "cert show takes one serial");
     }
     uint8_t serial[SIGNER_SERIAL_LEN];
-    if (signer_serial_parse(serial, argv[1]) != 0) {
-        return ctl_usage(&ctl_cert_cmds[CMD_SHOW], "'%s' is not a serial (hex digits)", argv[1]);
+    if (signer_serial_parse(serial, arg) != 0) {
+        return ctl_usage(&ctl_cert_cmds[CMD_SHOW], "'%s' is not a serial (hex digits)", arg);
     }
     int rc = ctl_store(ctl);
     if (rc != CTL_OK) {
@@ -222,54 +343,166 @@ static int cert_show(struct ctl *ctl, int argc, char **argv)
     size_t der_len = 0;
     rc = store_cert_get(ctl->st, &meta, der, sizeof(der), &der_len, serial);
     if (rc == -ENOENT) {
-        return ctl_fail("no certificate with serial %s", argv[1]);
+        return ctl_fail("no certificate with serial %s", arg);
     }
     if (rc != 0) {
         return ctl_fail("cert show: the store cannot be read: %s", strerror(-rc));
     }
-    char text[2 * SIGNER_SERIAL_LEN + 1];
-    char nb[CLOCK_UTC_LEN];
-    char na[CLOCK_UTC_LEN];
-    char at[CLOCK_UTC_LEN];
-    signer_serial_format(text, meta.serial);
-    ctl_time(nb, meta.not_before_s);
-    ctl_time(na, meta.not_after_s);
-    ctl_time(at, meta.issued_at_s);
-    printf("serial:     %s\nuri:        %s\npool:       %s\ndevice_id:  %s\nnot_before: %s\n"
-           "not_after:  %s\nissued_at:  %s\n",
-           text, meta.uri, meta.pool, meta.device_id[0] ? meta.device_id : "-", nb, na, at);
-    return write_pem(NULL, der, der_len);
+    struct signer_cert_info info;
+    if (signer_cert_info_der(&info, der, der_len) != 0) {
+        return ctl_fail("cert show: the stored certificate %s does not decode", arg);
+    }
+    struct pub_find pf = {.serial = meta.serial};
+    rc = store_outbox_foreach(ctl->st, meta.pool, pub_find_fn, &pf);
+    if (rc < 0) {
+        return ctl_fail("cert show: the outbox cannot be read: %s", strerror(-rc));
+    }
+    if (!pf.found) {
+        pf.published_s = published_at(ctl, &meta);
+    }
+    if (!json) {
+        show_text(&meta, &info, &pf);
+        return write_pem(NULL, der, der_len);
+    }
+    static char pem[2 * STORE_CERT_DER_MAX + 128];
+    size_t pem_len = 0;
+    if (signer_pem_encode(pem, sizeof(pem), &pem_len, "CERTIFICATE", der, der_len) != 0) {
+        return ctl_fail("cert show: the certificate does not fit in PEM");
+    }
+    show_json(&meta, &info, &pf, pem);
+    return CTL_OK;
 }
+
+#define CTL_LIST_LIMIT_DEFAULT 1000
+#define CTL_LIST_LIMIT_MAX 1000000
+
+struct list_args {
+    const char *uri;
+    const char *pool;
+    int64_t since_s;    /* INT64_MIN: all */
+    int64_t expiring_s; /* not_after before this; INT64_MAX: all */
+    uint64_t limit;
+    bool json;
+    uint64_t printed;
+    bool newest_first;
+};
 
 static int list_fn(void *ctx, const struct store_cert_meta *meta, const uint8_t *der,
                    size_t der_len)
 {
-    (void)ctx;
     (void)der;
     (void)der_len;
+    struct list_args *a = ctx;
+    if (meta->issued_at_s < a->since_s) {
+        return a->newest_first ? 1 : 0; /* newest first: all the rest are older */
+    }
+    if (meta->not_after_s >= a->expiring_s ||
+        (a->pool != NULL && strcmp(meta->pool, a->pool) != 0)) {
+        return 0;
+    }
+    if (a->printed == a->limit) {
+        return 2; /* more than --limit */
+    }
+    a->printed++;
     char text[2 * SIGNER_SERIAL_LEN + 1];
+    signer_serial_format(text, meta->serial);
+    if (a->json) {
+        putchar('{');
+        ctl_json_kv(true, "serial", text);
+        ctl_json_kv(false, "uri", meta->uri);
+        ctl_json_kv(false, "pool", meta->pool);
+        ctl_json_kv(false, "device_id", meta->device_id);
+        ctl_json_time("not_before", meta->not_before_s);
+        ctl_json_time("not_after", meta->not_after_s);
+        ctl_json_time("issued_at", meta->issued_at_s);
+        fputs("}\n", stdout);
+        return 0;
+    }
     char nb[CLOCK_UTC_LEN];
     char na[CLOCK_UTC_LEN];
-    signer_serial_format(text, meta->serial);
     ctl_time(nb, meta->not_before_s);
     ctl_time(na, meta->not_after_s);
-    printf("%s not_before=%s not_after=%s device_id=%s\n", text, nb, na,
-           meta->device_id[0] ? meta->device_id : "-");
+    if (a->uri != NULL) {
+        printf("%s not_before=%s not_after=%s device_id=%s\n", text, nb, na,
+               meta->device_id[0] ? meta->device_id : "-");
+    } else {
+        printf("%s uri=%s pool=%s not_before=%s not_after=%s device_id=%s\n", text, meta->uri,
+               meta->pool, nb, na, meta->device_id[0] ? meta->device_id : "-");
+    }
     return 0;
+}
+
+static int list_parse(struct ctl *ctl, struct list_args *a, int argc, char **argv)
+{
+    const struct ctl_cmd *cmd = &ctl_cert_cmds[CMD_LIST];
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int64_t d = 0;
+        char *end = NULL;
+        if (strcmp(o, "--json") == 0) {
+            a->json = true;
+            continue;
+        }
+        if (v == NULL) {
+            return ctl_usage(cmd, "'%s' needs a value, or is unknown", o);
+        }
+        i++;
+        if (strcmp(o, "--uri") == 0) {
+            a->uri = v;
+        } else if (strcmp(o, "--pool") == 0) {
+            if (service_config_find_pool(&ctl->cfg, v) == NULL) {
+                return ctl_fail("pool '%s' is not configured in %s", v, ctl->config_path);
+            }
+            a->pool = v;
+        } else if (strcmp(o, "--since") == 0) {
+            if (ctl_parse_since(&a->since_s, v) != 0) {
+                return ctl_usage(cmd, "--since takes a UTC time (2026-12-05T06:00:00Z or "
+                                      "2026-12-05) or an age (90m, 24h, 7d)");
+            }
+        } else if (strcmp(o, "--expiring-within") == 0) {
+            if (ctl_parse_duration(&d, v) != 0) {
+                return ctl_usage(cmd, "--expiring-within takes a duration (12h, 30d)");
+            }
+            a->expiring_s = clock_real_s() + d;
+        } else if (strcmp(o, "--limit") == 0) {
+            errno = 0;
+            unsigned long long n = strtoull(v, &end, 10);
+            if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n < 1 ||
+                n > CTL_LIST_LIMIT_MAX) {
+                return ctl_usage(cmd, "--limit takes 1 to %d", CTL_LIST_LIMIT_MAX);
+            }
+            a->limit = n;
+        } else {
+            return ctl_usage(cmd, "unknown option '%s'", o);
+        }
+    }
+    return CTL_OK;
 }
 
 static int cert_list(struct ctl *ctl, int argc, char **argv)
 {
-    const struct ctl_cmd *cmd = &ctl_cert_cmds[CMD_LIST];
-    if (argc != 3 || strcmp(argv[1], "--uri") != 0) {
-        return ctl_usage(cmd, "cert list needs --uri URI");
-    }
-    int rc = ctl_store(ctl);
+    struct list_args a = {
+        .since_s = INT64_MIN, .expiring_s = INT64_MAX, .limit = CTL_LIST_LIMIT_DEFAULT};
+    int rc = list_parse(ctl, &a, argc, argv);
     if (rc != CTL_OK) {
         return rc;
     }
-    if (store_cert_foreach_by_uri(ctl->st, argv[2], list_fn, NULL) != 0) {
-        return ctl_fail("cert list: the store cannot be read");
+    rc = ctl_store(ctl);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    a.newest_first = a.uri == NULL;
+    rc = a.uri != NULL ? store_cert_foreach_by_uri(ctl->st, a.uri, list_fn, &a)
+                       : store_cert_foreach_newest(ctl->st, list_fn, &a);
+    if (rc < 0) {
+        return ctl_fail("cert list: the store cannot be read: %s", strerror(-rc));
+    }
+    if (rc == 2) {
+        fprintf(stderr,
+                "certprovctl: cert list: more than %llu certificates match; the first %llu "
+                "are shown (--limit N for more)\n",
+                (unsigned long long)a.limit, (unsigned long long)a.limit);
     }
     return CTL_OK;
 }
@@ -284,9 +517,21 @@ const struct ctl_cmd ctl_cert_cmds[] = {
                    "exit 1, nothing issued). --hours must lie within the profile's range\n"
                    "([profile] min_hours..max_hours; default: default_hours): it is refused,\n"
                    "never clamped."},
-    [CMD_SHOW] = {"cert", "show", cert_show, "SERIAL",
-                  "Shows a stored certificate's record and its PEM."},
-    [CMD_LIST] = {"cert", "list", cert_list, "--uri URI",
-                  "Lists the certificates issued to a user, oldest first, one line each."},
+    [CMD_SHOW] = {"cert", "show", cert_show, "SERIAL [--json]",
+                  "Decodes a stored certificate: subject, SAN, key type and size, issuer,\n"
+                  "validity, SHA-256 fingerprint, device id, home pool and its publication\n"
+                  "state (pending or parked in the outbox, with attempts and last error, or\n"
+                  "published: acknowledged by the pool store), then its PEM. --json: one JSON\n"
+                  "object (the PEM in \"pem\")."},
+    [CMD_LIST] = {"cert", "list", cert_list,
+                  "[--uri URI] [--since T] [--expiring-within D] [--pool NAME] [--limit N] "
+                  "[--json]",
+                  "Lists certificates, one line each: a user's (--uri), oldest first, or every\n"
+                  "one, newest first. --since: issued at or after a UTC time\n"
+                  "(2026-12-05T06:00:00Z, 2026-12-05) or within an age (24h, 7d);\n"
+                  "--expiring-within: whose notAfter is within the duration (30d), expired\n"
+                  "ones included; --pool: of that home pool; --limit: at most N lines (default\n"
+                  "1000, at most 1000000; more are said on stderr). --json: one JSON object a\n"
+                  "line. --expiring-within and --pool read every certificate."},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -354,6 +354,112 @@ int ctl_parse_hours(uint32_t *out, const char *text)
     return 0;
 }
 
+void ctl_json_str(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\') {
+            printf("\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            printf("\\u%04x", *p);
+        } else {
+            putchar(*p);
+        }
+    }
+    putchar('"');
+}
+
+void ctl_json_kv(bool first, const char *key, const char *value)
+{
+    if (!first) {
+        putchar(',');
+    }
+    ctl_json_str(key);
+    putchar(':');
+    ctl_json_str(value);
+}
+
+void ctl_json_time(const char *key, int64_t t)
+{
+    putchar(',');
+    ctl_json_str(key);
+    putchar(':');
+    if (t == 0) {
+        fputs("null", stdout);
+        return;
+    }
+    char text[CLOCK_UTC_LEN];
+    clock_format_utc(text, t);
+    ctl_json_str(text);
+}
+
+void ctl_refusal_names(const struct store_lockout *l, const char **out_code,
+                       const char **out_reason)
+{
+    *out_code = "-";
+    *out_reason = "-";
+    if (l->last_refusal_code != 0) {
+        unsigned c = l->last_refusal_code - 1u;
+        *out_code = c < SIGNER_CODE_MAX_ ? signer_code_name((enum signer_code)c) : "unknown";
+    }
+    if (l->last_refusal_reason != 0) {
+        unsigned r = l->last_refusal_reason - 1u;
+        *out_reason =
+            r < SIGNER_REASON_MAX_ ? signer_reason_token((enum signer_reason)r) : "unknown";
+    }
+}
+
+int ctl_parse_duration(int64_t *out, const char *text)
+{
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || n < 1 || text[0] == '+' || end[0] == '\0' || end[1] != '\0') {
+        return -EINVAL;
+    }
+    long long unit = end[0] == 's'   ? 1
+                     : end[0] == 'm' ? 60
+                     : end[0] == 'h' ? 3600
+                     : end[0] == 'd' ? 86400
+                                     : 0;
+    if (unit == 0 || n > 100LL * 366 * 86400 / unit) {
+        return -EINVAL;
+    }
+    *out = (int64_t)(n * unit);
+    return 0;
+}
+
+int ctl_parse_since(int64_t *out, const char *text)
+{
+    struct tm tm = {0};
+    int n = 0;
+    int64_t age = 0;
+    if (ctl_parse_duration(&age, text) == 0) {
+        *out = clock_real_s() - age;
+        return 0;
+    }
+    if (sscanf(text, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10) {
+        return -EINVAL;
+    }
+    if (text[10] == 'T') {
+        int m = 0;
+        if (sscanf(text + 11, "%2d:%2d:%2dZ%n", &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &m) != 3 ||
+            m != 9 || text[20] != '\0') {
+            return -EINVAL;
+        }
+    } else if (text[10] != '\0') {
+        return -EINVAL;
+    }
+    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60) {
+        return -EINVAL;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = (int64_t)timegm(&tm);
+    return 0;
+}
+
 void ctl_time(char out[CLOCK_UTC_LEN], int64_t t)
 {
     if (t == 0) {

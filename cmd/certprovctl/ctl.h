@@ -17,6 +17,7 @@ struct ctl {
     struct service_config cfg;
     struct store *st;
     struct signer_pin_key *pin_key;
+    char audit_detail[SERVICE_AUDIT_FIELD_MAX]; /* ctl_audit_note: the audit record's detail */
 };
 
 /* A command: `argv[0]` is the command's last word ("add" of "user add"). */
@@ -35,6 +36,29 @@ extern const struct ctl_cmd ctl_user_cmds[];
 extern const struct ctl_cmd ctl_cert_cmds[];
 extern const struct ctl_cmd ctl_outbox_cmds[];
 extern const struct ctl_cmd ctl_tls_cmds[];
+extern const struct ctl_cmd ctl_audit_cmds[];
+
+/* ctl_audit appends a record of `command` ("ca import") on `target` with `outcome` ("ok",
+ * "failed") and the detail noted with ctl_audit_note to the store's audit log (service.h). A
+ * failure is a warning on stderr, never the command's failure; returns service_audit_append's
+ * code. The commands of the `audited` table (audit.c) are recorded by the dispatcher
+ * (ctl_audit_command); a command recorded otherwise calls this itself. */
+int ctl_audit(struct ctl *ctl, const char *command, const char *target, const char *outcome);
+
+/* ctl_audit_note sets the detail of the command's audit record ("serial=..."; never a secret). */
+void ctl_audit_note(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ctl_audit_command records `cmd` run with argv (its target: --uri, --pool or the first
+ * argument) when it is one that changes something and was no usage error (rc: its exit code). */
+void ctl_audit_command(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv, int rc);
+
+/* ctl_parse_since parses a point in time: "YYYY-MM-DDTHH:MM:SSZ", "YYYY-MM-DD" (UTC midnight) or
+ * an age "N" + s|m|h|d before now. Returns 0 or -EINVAL. */
+int ctl_parse_since(int64_t *out, const char *text);
+
+/* ctl_parse_duration parses "N" + s|m|h|d into seconds (N >= 1, at most 100 years). Returns 0 or
+ * -EINVAL. */
+int ctl_parse_duration(int64_t *out, const char *text);
 
 /* ctl_usage prints "usage: ..." for `cmd` to stderr and returns CTL_USAGE. */
 int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
@@ -107,5 +131,21 @@ int ctl_parse_hours(uint32_t *out, const char *text);
 
 /* ctl_time writes a Unix time as UTC text, or "-" for 0. */
 void ctl_time(char out[CLOCK_UTC_LEN], int64_t t);
+
+/* ctl_json_str prints `s` as a JSON string (RFC 8259 §7: '"', '\\' and control characters
+ * escaped) to stdout. */
+void ctl_json_str(const char *s);
+
+/* ctl_json_kv prints ,"key":"value" (first: without the comma) to stdout. */
+void ctl_json_kv(bool first, const char *key, const char *value);
+
+/* ctl_json_time prints ,"key":"UTC text" or ,"key":null for 0. */
+void ctl_json_time(const char *key, int64_t t);
+
+/* ctl_refusal_names gives the Code and reason token of a stored refusal (store_lockout's
+ * last_refusal_code and _reason, each + 1) or "-" for none / "unknown" for a value of a newer
+ * version. */
+void ctl_refusal_names(const struct store_lockout *l, const char **out_code,
+                       const char **out_reason);
 
 #endif

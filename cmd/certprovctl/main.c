@@ -12,19 +12,21 @@
 
 #define CTL_DEFAULT_CONFIG "/etc/certprov/certprov.ini"
 
-static const struct ctl_cmd *const groups[] = {ctl_ca_cmds, ctl_user_cmds, ctl_cert_cmds,
-                                               ctl_outbox_cmds, ctl_tls_cmds};
+static const struct ctl_cmd *const groups[] = {ctl_ca_cmds,     ctl_user_cmds, ctl_cert_cmds,
+                                               ctl_outbox_cmds, ctl_tls_cmds,  ctl_audit_cmds};
 
 static void print_help(FILE *out)
 {
     fprintf(out,
-            "usage: certprovctl [-c FILE] COMMAND [OPTIONS]\n"
+            "usage: certprovctl [-c FILE] [--log-format text|json] COMMAND [OPTIONS]\n"
             "\n"
             "Administers a certprov appliance: its CA, users and PINs, issued certificates and\n"
             "the per-pool outbox of certificates waiting to be published.\n"
             "\n"
             "  -c, --config FILE   configuration file (default: $CERTPROV_CONFIG, else\n"
             "                      " CTL_DEFAULT_CONFIG ")\n"
+            "      --log-format F  text (default) or json: the format of log lines (warnings\n"
+            "                      and errors of the store) on standard error\n"
             "  -h, --help          this text; 'certprovctl COMMAND --help' for one command\n"
             "\n"
             "Commands:\n");
@@ -40,7 +42,8 @@ static void print_help(FILE *out)
                  "Works beside a running certprovd (LMDB serialises the writers); only 'ca init'\n"
                  "refuses while a certprovd holds the store. A missing PIN key is made anew only\n"
                  "for a store without users. A relative [store] path is taken from the\n"
-                 "configuration file's directory.\n"
+                 "configuration file's directory. Every change is recorded in the store's\n"
+                 "audit.log (certprovctl audit list | verify).\n"
                  "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
@@ -106,6 +109,13 @@ static int run(struct ctl *ctl, int argc, char **argv)
             ctl->config_path = argv[++i];
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
             ctl->config_path = argv[i] + 9;
+        } else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc) {
+            enum log_format f = LOG_FORMAT_TEXT;
+            if (log_format_parse(&f, argv[++i]) != 0) {
+                fprintf(stderr, "certprovctl: --log-format must be text or json\n");
+                return CTL_USAGE;
+            }
+            log_format_set(f);
         } else {
             fprintf(stderr, "certprovctl: unknown option '%s'\n", argv[i]);
             print_help(stderr);
@@ -144,7 +154,9 @@ static int run(struct ctl *ctl, int argc, char **argv)
     if (service_config_load(&ctl->cfg, err, ctl->config_path) != 0) {
         return ctl_fail("%s", err);
     }
-    return cmd->fn(ctl, sub_argc, sub_argv);
+    int rc = cmd->fn(ctl, sub_argc, sub_argv);
+    ctl_audit_command(ctl, cmd, sub_argc, sub_argv, rc);
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -260,18 +260,83 @@ static const char *lock_state(const struct store_lockout *l, int64_t now)
     return "unlocked";
 }
 
+/* The user's certificates: how many, and the newest (the last successful enrollment, read from
+ * the by-user index: a success writes nothing else). */
+struct cert_scan {
+    size_t num;
+    struct store_cert_meta last;
+};
+
 static int cert_count_fn(void *ctx, const struct store_cert_meta *meta, const uint8_t *der,
                          size_t der_len)
 {
-    (void)meta;
     (void)der;
     (void)der_len;
-    (*(size_t *)ctx)++;
+    struct cert_scan *cs = ctx;
+    cs->num++;
+    cs->last = *meta; /* oldest first: the last one called is the newest */
     return 0;
+}
+
+static void show_json(const struct store_user *u, const struct store_lockout *l, int64_t now,
+                      const struct cert_scan *cs, uint32_t day, uint32_t day_max)
+{
+    char serial[2 * STORE_SERIAL_LEN + 1];
+    const char *code = NULL;
+    const char *reason = NULL;
+    ctl_refusal_names(l, &code, &reason);
+    putchar('{');
+    ctl_json_kv(true, "uri", u->uri);
+    ctl_json_kv(false, "pool", u->pool);
+    ctl_json_kv(false, "phone", u->phone);
+    ctl_json_kv(false, "extension", u->ext);
+    printf(",\"pin_digits\":%u", u->pin_len);
+    ctl_json_time("created", u->created_s);
+    ctl_json_kv(false, "state",
+                l->admin_locked           ? "locked"
+                : l->locked_until_s > now ? "locked-temp"
+                                          : "active");
+    ctl_json_time("locked_until", l->locked_until_s);
+    printf(",\"window_failures\":%u,\"total_failures\":%llu", l->window_failures,
+           (unsigned long long)l->total_failures);
+    ctl_json_time("last_failure", l->last_failure_s);
+    printf(",\"certificates\":%zu,\"last_24h\":%u,\"limit_per_day\":%u", cs->num, day, day_max);
+    fputs(",\"last_success\":", stdout);
+    if (cs->num == 0) {
+        fputs("null", stdout);
+    } else {
+        base_serial_hex(serial, sizeof(serial), cs->last.serial, sizeof(cs->last.serial));
+        putchar('{');
+        ctl_json_kv(true, "serial", serial);
+        ctl_json_kv(false, "device_id", cs->last.device_id);
+        ctl_json_time("time", cs->last.issued_at_s);
+        putchar('}');
+    }
+    fputs(",\"last_refusal\":", stdout);
+    if (l->last_refusal_s == 0) {
+        fputs("null", stdout);
+    } else {
+        putchar('{');
+        ctl_json_kv(true, "code", code);
+        ctl_json_kv(false, "reason", reason);
+        ctl_json_kv(false, "client", l->last_refusal_client);
+        ctl_json_time("time", l->last_refusal_s);
+        putchar('}');
+    }
+    fputs("}\n", stdout);
 }
 
 static int user_show(struct ctl *ctl, int argc, char **argv)
 {
+    bool json = false;
+    if (argc == 3 && strcmp(argv[2], "--json") == 0) {
+        json = true;
+        argc--;
+    } else if (argc == 3 && strcmp(argv[1], "--json") == 0) {
+        json = true;
+        argv[1] = argv[2];
+        argc--;
+    }
     if (argc != 2) {
         return ctl_usage(&ctl_user_cmds[CMD_SHOW], "user show takes one URI");
     }
@@ -285,15 +350,19 @@ static int user_show(struct ctl *ctl, int argc, char **argv)
         return ctl_fail("user show %s: %s", argv[1], store_error(rc));
     }
     struct store_lockout l;
-    size_t certs = 0;
+    struct cert_scan cs = {0};
     uint32_t day = 0; /* certificates of the last 24 hours, what the limit counts */
     int64_t day_last_s = 0;
     int64_t now = clock_real_s();
     if (store_lockout_get(ctl->st, &l, u.uri) != 0 ||
-        store_cert_foreach_by_uri(ctl->st, u.uri, cert_count_fn, &certs) != 0 ||
+        store_cert_foreach_by_uri(ctl->st, u.uri, cert_count_fn, &cs) != 0 ||
         store_cert_recent_by_uri(ctl->st, u.uri, now - 86400 + 1, UINT32_MAX, &day, &day_last_s) !=
             0) {
         return ctl_fail("user show %s: the store cannot be read", u.uri);
+    }
+    if (json) {
+        show_json(&u, &l, now, &cs, day, ctl->cfg.user_certs_per_day_max);
+        return CTL_OK;
     }
     char limit[64];
     if (ctl->cfg.user_certs_per_day_max == 0) {
@@ -313,13 +382,36 @@ static int user_show(struct ctl *ctl, int argc, char **argv)
            "last_failure:   %s\ncertificates:   %zu\nlast_24h:       %u (%s)\n",
            u.uri, u.pool, u.phone[0] ? u.phone : "-", u.ext[0] ? u.ext : "-", u.pin_len, created,
            lock_state(&l, now), until, l.window_failures, (unsigned long long)l.total_failures,
-           last, certs, day, limit);
+           last, cs.num, day, limit);
+    if (cs.num == 0) {
+        printf("last_success:   -\n");
+    } else {
+        char when[CLOCK_UTC_LEN];
+        char serial[2 * STORE_SERIAL_LEN + 1];
+        char device[3 * STORE_DEVICE_ID_MAX + 1];
+        ctl_time(when, cs.last.issued_at_s);
+        base_serial_hex(serial, sizeof(serial), cs.last.serial, sizeof(cs.last.serial));
+        printf("last_success:   %s serial=%s device_id=%s\n", when, serial,
+               log_value(device, sizeof(device), cs.last.device_id));
+    }
+    if (l.last_refusal_s == 0) {
+        printf("last_refusal:   -\n");
+    } else {
+        char when[CLOCK_UTC_LEN];
+        const char *code = NULL;
+        const char *reason = NULL;
+        ctl_time(when, l.last_refusal_s);
+        ctl_refusal_names(&l, &code, &reason);
+        printf("last_refusal:   %s code=%s reason=%s client=%s\n", when, code, reason,
+               l.last_refusal_client[0] != '\0' ? l.last_refusal_client : "-");
+    }
     return CTL_OK;
 }
 
 struct list_ctx {
     int64_t now;
     struct store *st;
+    bool json;
 };
 
 static int list_fn(void *ctx, const struct store_user *u)
@@ -332,6 +424,16 @@ static int list_fn(void *ctx, const struct store_user *u)
     const char *state = l.admin_locked               ? "locked"
                         : l.locked_until_s > lc->now ? "locked-temp"
                                                      : "active";
+    if (lc->json) {
+        putchar('{');
+        ctl_json_kv(true, "uri", u->uri);
+        ctl_json_kv(false, "pool", u->pool);
+        ctl_json_kv(false, "phone", u->phone);
+        ctl_json_kv(false, "extension", u->ext);
+        ctl_json_kv(false, "state", state);
+        fputs("}\n", stdout);
+        return 0;
+    }
     printf("%s pool=%s phone=%s ext=%s state=%s\n", u->uri, u->pool, u->phone[0] ? u->phone : "-",
            u->ext[0] ? u->ext : "-", state);
     return 0;
@@ -339,15 +441,15 @@ static int list_fn(void *ctx, const struct store_user *u)
 
 static int user_list(struct ctl *ctl, int argc, char **argv)
 {
-    (void)argv;
-    if (argc != 1) {
-        return ctl_usage(&ctl_user_cmds[CMD_LIST], "user list takes no arguments");
+    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    if (argc != 1 && !json) {
+        return ctl_usage(&ctl_user_cmds[CMD_LIST], "user list takes no arguments but --json");
     }
     int rc = ctl_store(ctl);
     if (rc != 0) {
         return rc;
     }
-    struct list_ctx lc = {.now = clock_real_s(), .st = ctl->st};
+    struct list_ctx lc = {.now = clock_real_s(), .st = ctl->st, .json = json};
     if (store_user_foreach(ctl->st, list_fn, &lc) != 0) {
         return ctl_fail("user list: the store cannot be read");
     }
@@ -365,8 +467,16 @@ static int user_unlock(struct ctl *ctl, int argc, char **argv)
     }
     struct store_user u;
     rc = ctl_user_get(ctl, &u, argv[1]);
-    const struct store_lockout clear = {0};
+    struct store_lockout l = {0};
     if (rc == 0) {
+        rc = store_lockout_get(ctl->st, &l, u.uri);
+    }
+    if (rc == 0) {
+        /* the counters go; the last refusal stays, for the next "why did it fail" */
+        struct store_lockout clear = {.last_refusal_s = l.last_refusal_s,
+                                      .last_refusal_code = l.last_refusal_code,
+                                      .last_refusal_reason = l.last_refusal_reason};
+        memcpy(clear.last_refusal_client, l.last_refusal_client, sizeof(clear.last_refusal_client));
         rc = store_lockout_put(ctl->st, u.uri, &clear);
     }
     if (rc != 0) {
@@ -455,12 +565,16 @@ const struct ctl_cmd ctl_user_cmds[] = {
                     "wrong (the message names the line). At most 200000 rows a file. The rules\n"
                     "of user add apply between the rows too. A UTF-8 byte order mark before the\n"
                     "header (spreadsheets write one) is skipped; lines may end in CRLF."},
-    [CMD_SHOW] = {"user", "show", user_show, "URI",
+    [CMD_SHOW] = {"user", "show", user_show, "URI [--json]",
                   "Shows a user: pool, phone, extension, lockout state, certificate count and\n"
                   "the certificates of the last 24 hours, which [profile]\n"
-                  "max_certs_per_user_per_day limits (never the PIN)."},
-    [CMD_LIST] = {"user", "list", user_list, "",
-                  "Lists every user, one line each: URI pool phone extension state."},
+                  "max_certs_per_user_per_day limits (never the PIN); the last success (time,\n"
+                  "serial, device id: the newest certificate) and the last refused enrollment\n"
+                  "(time, Code, reason token of README Reasons, client address). --json: one\n"
+                  "JSON object."},
+    [CMD_LIST] = {"user", "list", user_list, "[--json]",
+                  "Lists every user, one line each: URI pool phone extension state. --json: one\n"
+                  "JSON object a line."},
     [CMD_UNLOCK] = {"user", "unlock", user_unlock, "URI",
                     "Clears a user's PIN lockout and failure counters."},
     [CMD_SET_PIN] = {"user", "set-pin", user_set_pin, "URI --pin-stdin",

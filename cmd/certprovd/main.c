@@ -24,6 +24,7 @@ struct daemon {
     const char *log_path;
     bool check;
     enum log_level level;
+    enum log_format log_format;
     struct service_config cfg;
     struct store_lock *lock; /* held for the life of the process: one store, one daemon */
     struct store *st;
@@ -39,7 +40,7 @@ struct daemon {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: certprovd -c FILE [--check] [--log FILE] [--log-level LEVEL]\n"
+            "usage: certprovd -c FILE [--check] [--log FILE] [--log-level LEVEL] [--log-format F]\n"
             "\n"
             "Runs the certprov appliance in the foreground: CertProv SOAP and EST enrollment,\n"
             "/CertProv/chain.pem, /.well-known/est/cacerts, /healthz, /readyz and /metrics on\n"
@@ -57,7 +58,11 @@ static void usage(FILE *out)
             "                       can be reached (neither fails the check), then exit (0 if\n"
             "                       all is well)\n"
             "      --log FILE       append log lines to FILE instead of stderr (SIGHUP reopens)\n"
-            "      --log-level L    err, warn, info (default) or debug\n"
+            "      --log-level L    err, warn, info (default) or debug (debug adds each\n"
+            "                       request's stage timings to its line)\n"
+            "      --log-format F   text (default: 'TIME PROGRAM LEVEL module: event k=v ...')\n"
+            "                       or json (one JSON object per line: ts, program, level,\n"
+            "                       module, event and each key; for journald, Loki, ELK)\n"
             "  -h, --help           this text\n"
             "\n"
             "One store, one daemon: certprovd holds a lock on <store>/certprovd.lock (with its\n"
@@ -83,10 +88,13 @@ static void usage(FILE *out)
 
 static int parse_args(struct daemon *d, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
-        {"log", required_argument, NULL, 'l'},    {"log-level", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check", no_argument, NULL, 'k'},
+                                         {"log", required_argument, NULL, 'l'},
+                                         {"log-level", required_argument, NULL, 'v'},
+                                         {"log-format", required_argument, NULL, 'f'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -98,6 +106,9 @@ static int parse_args(struct daemon *d, int argc, char **argv)
             d->log_path = optarg;
         } else if (c == 'v' && log_level_parse(&d->level, optarg) != 0) {
             fprintf(stderr, "certprovd: --log-level must be err, warn, info or debug\n");
+            return 2;
+        } else if (c == 'f' && log_format_parse(&d->log_format, optarg) != 0) {
+            fprintf(stderr, "certprovd: --log-format must be text or json\n");
             return 2;
         } else if (c == 'h') {
             usage(stdout);
@@ -731,6 +742,7 @@ int main(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     }
     log_setup("certprovd", d.level);
+    log_format_set(d.log_format);
     if (d.log_path != NULL && log_open(d.log_path) != 0) {
         fprintf(stderr, "certprovd: cannot open the log file %s\n", d.log_path);
         return 1;

@@ -374,3 +374,147 @@ Test(base_thread, name_is_cut_to_15_bytes)
     cr_assert_eq(pthread_join(t, &comm), 0);
     cr_assert_str_eq(comm, "cp-pub-a-long-p\n");
 }
+
+/* ---- log formats ---- */
+
+/* log_json_line logs the message `msg` in the JSON format and returns the line (without its
+ * newline). */
+static const char *log_json_line(const char *msg)
+{
+    static char path[256];
+    static uint8_t buf[8192];
+    size_t len = 0;
+    log_to_temp_file(path, sizeof(path));
+    log_format_set(LOG_FORMAT_JSON);
+    log_info("%s", msg);
+    log_format_set(LOG_FORMAT_TEXT);
+    cr_assert_eq(log_file_lines(path, buf, sizeof(buf) - 1, &len), 1);
+    buf[len - 1] = '\0';
+    return (const char *)buf;
+}
+
+/* json_ok checks that `s` is one flat JSON object of string (or true) values: every string is
+ * closed, escapes are valid, no raw control character. */
+static bool json_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 2 || s[0] != '{' || s[n - 1] != '}') {
+        return false;
+    }
+    bool in = false;
+    for (size_t i = 1; i < n - 1; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20) {
+            return false;
+        }
+        if (in && c == '\\') {
+            char e = s[++i];
+            if (e == 'u') {
+                i += 4;
+            } else if (strchr("\"\\/bfnrt", e) == NULL) {
+                return false;
+            }
+        } else if (c == '"') {
+            in = !in;
+        }
+    }
+    return !in;
+}
+
+Test(base_log, json_fields_and_escaping, .init = tmp_init, .fini = tmp_fini)
+{
+    const char *l = log_json_line("store: map_full path=/var/a\"b\\c\x01 op=put "
+                                  "action=\"raise [store] map_size\" level=x stray words");
+    cr_assert(json_ok(l), "%s", l);
+    cr_assert(strncmp(l, "{\"ts\":\"", 7) == 0, "%s", l);
+    cr_assert(strstr(l, "Z\",\"program\":\"t\",\"level\":\"info\",\"module\":\"store\","
+                        "\"event\":\"map_full\",\"path\":\"/var/a\\\"b\\\\c\\u0001\","
+                        "\"op\":\"put\",\"action\":\"raise [store] map_size\","
+                        "\"_level\":\"x\",\"msg\":\"stray words\"}") != NULL,
+              "%s", l);
+}
+
+Test(base_log, json_keeps_utf8_and_replaces_other_bytes, .init = tmp_init, .fini = tmp_fini)
+{
+    /* é (2 bytes), € (3), 😀 (4) kept; a lone continuation byte, an overlong '/', a surrogate
+     * and a truncated sequence at the end become U+FFFD */
+    const char *l = log_json_line("base: utf8 a=\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 "
+                                  "b=\x80\xc0\xaf\xed\xa0\x80 c=\xe2\x82");
+    cr_assert(json_ok(l), "%s", l);
+    cr_assert(strstr(l, "\"a\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"") != NULL, "%s", l);
+    cr_assert(strstr(l, "\"b\":\"\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"") != NULL, "%s", l);
+    cr_assert(strstr(l, "\"c\":\"\\ufffd\\ufffd\"") != NULL, "%s", l);
+}
+
+Test(base_log, json_without_module_is_msg, .init = tmp_init, .fini = tmp_fini)
+{
+    const char *l = log_json_line("just some text");
+    cr_assert(json_ok(l), "%s", l);
+    cr_assert(strstr(l, ",\"msg\":\"just some text\"}") != NULL, "%s", l);
+}
+
+Test(base_log, json_long_line_is_cut_whole, .init = tmp_init, .fini = tmp_fini)
+{
+    static char big[3 * LOG_LINE_MAX];
+    size_t off = (size_t)snprintf(big, sizeof(big), "base: big");
+    for (int i = 0; off + 16 < sizeof(big); i++) {
+        off += (size_t)snprintf(big + off, sizeof(big) - off, " k%d=\x02\"", i);
+    }
+    const char *l = log_json_line(big);
+    cr_assert_lt(strlen(l), LOG_LINE_MAX);
+    cr_assert(json_ok(l), "%s", l);
+    cr_assert(strstr(l, ",\"truncated\":true}") != NULL, "%s", l);
+}
+
+Test(base_log, format_parse_and_enabled)
+{
+    enum log_format f = LOG_FORMAT_TEXT;
+    cr_assert_eq(log_format_parse(&f, "json"), 0);
+    cr_assert_eq(f, LOG_FORMAT_JSON);
+    cr_assert_eq(log_format_parse(&f, "text"), 0);
+    cr_assert_eq(f, LOG_FORMAT_TEXT);
+    cr_assert_eq(log_format_parse(&f, "JSON "), -EINVAL);
+    cr_assert_eq(log_format_parse(&f, NULL), -EINVAL);
+    log_setup("t", LOG_LEVEL_INFO);
+    cr_assert(log_enabled(LOG_LEVEL_INFO));
+    cr_assert_not(log_enabled(LOG_LEVEL_DEBUG));
+    log_setup("t", LOG_LEVEL_DEBUG);
+    cr_assert(log_enabled(LOG_LEVEL_DEBUG));
+}
+
+Test(base_log, value_escapes_what_could_forge_keys)
+{
+    char out[32];
+    cr_assert_str_eq(log_value(out, sizeof(out), "+14155550100"), "+14155550100");
+    cr_assert_str_eq(log_value(out, sizeof(out), "a b=c\"d%\\\n\xc3"), "a%20b%3Dc%22d%25%5C%0A%C3");
+    cr_assert_str_eq(log_value(out, sizeof(out), ""), "-");
+    char small[6];
+    cr_assert_str_eq(log_value(small, sizeof(small), "abc d"), "abc"); /* never half a %XX */
+    cr_assert_str_eq(log_value(small, sizeof(small), "abcdefgh"), "abcde");
+}
+
+/* Any message, whatever its bytes, is one valid JSON object on one line. */
+Test(base_log, json_any_message_is_one_valid_object, .init = tmp_init, .fini = tmp_fini)
+{
+    static const char alphabet[] = "ab =\"\\:-_.\x01\n\r\t\x7f\xc3\xa9\x80\xff";
+    char path[256];
+    static uint8_t buf[8192];
+    log_to_temp_file(path, sizeof(path));
+    srand(14);
+    for (int round = 0; round < 500; round++) {
+        char msg[600];
+        size_t n = (size_t)(rand() % (int)(sizeof(msg) - 1));
+        for (size_t i = 0; i < n; i++) {
+            msg[i] = alphabet[rand() % (int)(sizeof(alphabet) - 1)];
+        }
+        msg[n] = '\0';
+        cr_assert_eq(truncate(path, 0), 0);
+        log_format_set(LOG_FORMAT_JSON);
+        log_info("%s", msg);
+        log_format_set(LOG_FORMAT_TEXT);
+        size_t len = 0;
+        cr_assert_eq(log_file_lines(path, buf, sizeof(buf) - 1, &len), 1, "round %d", round);
+        buf[len - 1] = '\0';
+        cr_assert(json_ok((const char *)buf), "round %d: %s", round, buf);
+    }
+}

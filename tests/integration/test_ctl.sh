@@ -241,6 +241,51 @@ check "outbox retry" "$CTL" "${C[@]}" outbox retry --pool pool1
 check "pool status" "$CTL" "${C[@]}" pool status
 has "pool status depth" "$T/out" "pool=pool1 store=embedded outbox_depth=8"
 
+# --- inspecting what was issued (issue 14): cert show decodes, cert list filters, --json ---
+check "cert show decodes" "$CTL" "${C[@]}" cert show "$serial"
+has "cert show subject" "$T/out" '^subject: +CN=alice@example.com$'
+has "cert show SAN" "$T/out" '^san: +URI:sip:alice@example.com$'
+has "cert show key" "$T/out" '^key: +EC P-256$'
+has "cert show issuer" "$T/out" '^issuer: +CN='
+fp=$(openssl x509 -in "$T/p256.crt" -noout -fingerprint -sha256 | cut -d= -f2 | tr -d :)
+has "cert show fingerprint is openssl's" "$T/out" "^sha256: +$fp\$"
+has "cert show: pending in the outbox" "$T/out" '^publication: pending in the outbox of pool1 \(attempts=0 '
+has "cert show PEM" "$T/out" "BEGIN CERTIFICATE"
+jsonok() { if jq -e . "$T/out" >/dev/null 2>&1; then ok; else bad "$1: not JSON: $(head -c 300 "$T/out")"; fi; }
+check "cert show --json" "$CTL" "${C[@]}" cert show "$serial" --json
+jsonok "cert show --json"
+same "cert show --json fields" "$(jq -r '[.serial,.subject,.key,.publication,.pool] | join(" ")' "$T/out")" "$serial CN=alice@example.com EC P-256 pending pool1"
+same "cert show --json PEM is the certificate" "$(jq -r .pem "$T/out" | openssl x509 -noout -fingerprint -sha256 | cut -d= -f2 | tr -d :)" "$fp"
+check "cert list, every user" "$CTL" "${C[@]}" cert list
+nall=$(wc -l <"$T/out")
+has "cert list without --uri names the user" "$T/out" "^$serial uri=sip:alice@example.com pool=pool1 "
+check "cert list --limit 2" "$CTL" "${C[@]}" cert list --limit 2
+same "--limit 2 prints 2" "$(wc -l <"$T/out")" 2
+has "--limit says there are more" "$T/err" "more than 2 certificates match"
+check "cert list --since the future" "$CTL" "${C[@]}" cert list --since 2999-01-01T00:00:00Z
+same "--since the future lists none" "$(wc -c <"$T/out")" 0
+check "cert list --since 1h" "$CTL" "${C[@]}" cert list --since 1h
+same "--since 1h lists all" "$(wc -l <"$T/out")" "$nall"
+check "cert list --expiring-within 1d" "$CTL" "${C[@]}" cert list --expiring-within 1d
+same "--expiring-within 1d: the 8-hour certificate" "$(wc -l <"$T/out")" 1
+check "cert list --pool pool2" "$CTL" "${C[@]}" cert list --pool pool2
+if grep -q 'pool=pool1' "$T/out"; then bad "--pool pool2 listed pool1"; else ok; fi
+check "cert list --json" "$CTL" "${C[@]}" cert list --json --limit 3
+jsonok "cert list --json"
+same "cert list --json: one object a line" "$(jq -c . "$T/out" | wc -l)" 3
+expect_exit 2 "limit takes" "cert list --limit 0" "$CTL" "${C[@]}" cert list --limit 0
+expect_exit 2 "expiring-within takes" "bad --expiring-within" "$CTL" "${C[@]}" cert list --expiring-within soon
+expect_exit 1 "not configured" "cert list unknown pool" "$CTL" "${C[@]}" cert list --pool nopool
+check "user list --json" "$CTL" "${C[@]}" user list --json
+jsonok "user list --json"
+has "user list --json line" "$T/out" '^\{"uri":"sip:alice@example.com","pool":"pool1","phone":"\+14255550100","extension":"1001","state":"active"\}$'
+check "outbox list --json" "$CTL" "${C[@]}" outbox list --json
+jsonok "outbox list --json"
+same "outbox list --json: 8 objects" "$(jq -c 'select(.state == "waiting")' "$T/out" | wc -l)" 8
+check "pool status --json" "$CTL" "${C[@]}" pool status --json
+jsonok "pool status --json"
+same "pool status --json depth" "$(jq -r 'select(.pool == "pool1") | .outbox_depth' "$T/out")" 8
+
 # --- user maintenance ---
 check "set-pin" sh -c "printf '86420\n' | '$CTL' -c '$T/certprov.ini' user set-pin sip:alice@example.com --pin-stdin"
 expect_exit 1 "repeated or consecutive|run" "set-pin weak" sh -c "printf '99999\n' | '$CTL' -c '$T/certprov.ini' user set-pin sip:alice@example.com --pin-stdin"

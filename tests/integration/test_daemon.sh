@@ -35,6 +35,7 @@ check "add carol" add 16180 --uri sip:carol@example.com --pool pool1 --ext 1003
 
 # --- --check refuses a listen address the engine cannot bind (hardening item 18) ---
 check "--check passes" "$D" "${C[@]}" --check
+expect_exit 2 "--log-format must be text or json" "--log-format xml" "$D" "${C[@]}" --check --log-format xml
 for l in 8080 localhost:8080; do
     sed "s|^listen = .*|listen = $l|" "$T/certprov.ini" >"$T/listen.ini"
     expect_exit 1 "listen.ini:3: \[server\] listen must be IPv4:PORT or \[IPv6\]:PORT.*not '$l'" \
@@ -86,6 +87,10 @@ mkcsr ed25519 alice@example.com -algorithm ED25519
 mkcsr bob bob@example.com -algorithm EC -pkeyopt ec_paramgen_curve:P-256
 mkcsr carol carol@example.com -algorithm EC -pkeyopt ec_paramgen_curve:P-256
 mkcsr rsa1024 alice@example.com -algorithm RSA -pkeyopt rsa_keygen_bits:1024
+# the RSA-2048 key, signed with SHA-1: the same Code as RSA-1024 (BadCsr), another reason
+openssl req -new -key "$T/rsa2048.key" -subj "/CN=alice@example.com" -sha1 -outform DER \
+    -out "$T/sha1.der" 2>/dev/null
+base64 -w 64 "$T/sha1.der" >"$T/sha1.b64"
 
 # est USER:PIN CSR-NAME OUT: POST simpleenroll; body to OUT, headers to OUT.h, prints the status.
 est() {
@@ -163,24 +168,37 @@ err() {
     has "$n: Code $code" "$T/e" "$code"
     has "$n: X-Ms-diagnostics" "$T/e.h" '^X-Ms-diagnostics: [0-9]+;source="certprov-test.example.com";reason="'
 }
+# tok NAME TOKEN: the last answer's X-Ms-diagnostics ends in the reason token (README, Reasons)
+tok() { has "$1: token $2" "$T/e.h" ";token=\"$2\""$'\r'"?\$"; }
 printf '<not xml' >"$T/bad.xml"
 err "malformed SOAP" 400 "<Code>BadRequest</Code>" soap "$T/bad.xml" "$T/e" -u 1001:27182
+tok "malformed SOAP" request_malformed
 soap_body alice@example.com rsa1024 >"$T/weak.xml"
 err "RSA-1024 CSR" 400 "<Code>BadCsr</Code>" soap "$T/weak.xml" "$T/e" -u 1001:27182
+tok "RSA-1024 CSR" csr_rsa_key_too_small
+err "SHA-1 CSR (EST)" 400 "^BadCsr: " est "1001:27182" sha1 "$T/e"
+tok "SHA-1 CSR (EST)" csr_weak_hash
 cp tests/data/csr/bad-signature.der "$T/badsig.der" 2>/dev/null || cp "$(dirname "$0")/../data/csr/bad-signature.der" "$T/badsig.der"
 base64 "$T/badsig.der" >"$T/badsig.b64"
 BADCN=$(openssl req -inform DER -in "$T/badsig.der" -noout -subject 2>/dev/null | sed 's/.*CN *= *//')
 err "bad CSR signature (EST)" 400 "CsrSignatureInvalid" est "1001:27182" badsig "$T/e"
+tok "bad CSR signature (EST)" csr_signature
 soap_body alice@example.com p256 >"$T/a.xml"
 err "wrong PIN" 401 "<Code>AuthenticationFailed</Code>" soap "$T/a.xml" "$T/e" -u 1001:99999
+tok "wrong PIN" pin_wrong_or_unknown
 has "401 asks for Basic" "$T/e.h" 'WWW-Authenticate: Basic realm="certprov"'
 err "unknown extension" 401 "<Code>AuthenticationFailed</Code>" soap "$T/a.xml" "$T/e" -u 4242:27182
+tok "unknown extension" pin_wrong_or_unknown
 err "no credentials" 401 "<Code>AuthenticationFailed</Code>" soap "$T/a.xml" "$T/e"
+tok "no credentials" credentials_missing
 soap_body bob@example.com p256 >"$T/m.xml"
 err "Entity names someone else" 403 "<Code>IdentityMismatch</Code>" soap "$T/m.xml" "$T/e" -u 1001:27182
+tok "Entity names someone else" entity_mismatch
 err "CSR names someone else" 403 "IdentityMismatch" est 1001:27182 bob "$T/e"
+tok "CSR names someone else" subject_mismatch
 head -c 40000 /dev/zero | tr '\0' 'a' >"$T/big"
 err "SOAP over max_request_bytes" 413 "<Code>TooLarge</Code>" curl -s -o "$T/e" -D "$T/e.h" -w '%{http_code}' -u 1001:27182 -H 'Content-Type: text/xml' --data-binary @"$T/big" "$URL/CertProv/CertProvisioningService.svc"
+tok "SOAP over max_request_bytes" too_large
 err "EST over max_request_bytes" 413 "^TooLarge: " curl -s -o "$T/e" -D "$T/e.h" -w '%{http_code}' -u 1001:27182 --data-binary @"$T/big" "$URL/.well-known/est/simpleenroll"
 cat >"$T/bomb.xml" <<'XML'
 <?xml version="1.0"?>
@@ -192,10 +210,20 @@ err "XML entity bomb" 400 "<Code>BadRequest</Code>" soap "$T/bomb.xml" "$T/e" -u
 # --- lockout ([pin] window_failures = 3) and unlock ---
 for _ in 1 2 3; do soap "$T/a.xml" "$T/e" -u 1001:99999 >/dev/null; done
 err "locked after 3 failures" 403 "<Code>PinLocked</Code>" soap "$T/a.xml" "$T/e" -u 1001:27182
+tok "locked after 3 failures" pin_locked
+check "user show after a right PIN while locked" "$CTL" "${C[@]}" user show sip:alice@example.com
+has "a right PIN while locked is not recorded: the wrong one that locked is the last refusal" "$T/out" '^last_refusal: +[0-9T:-]+Z code=AuthenticationFailed reason=pin_wrong_or_unknown client=127\.0\.0\.1:[0-9]+$'
+err "a wrong PIN while locked" 403 "<Code>PinLocked</Code>" soap "$T/a.xml" "$T/e" -u 1001:99999
 check "user show says locked" "$CTL" "${C[@]}" user show sip:alice@example.com
 has "user show locked" "$T/out" "state: +locked"
+has "user show: last refusal" "$T/out" '^last_refusal: +[0-9T:-]+Z code=PinLocked reason=pin_locked client=127\.0\.0\.1:[0-9]+$'
+has "user show: last success" "$T/out" '^last_success: +[0-9T:-]+Z serial=[0-9A-F]+ device_id=\{2C9F6F43-8B0A-4E5D-9E0B-7C1A33D2B6F1\}$'
+check "user show --json" "$CTL" "${C[@]}" user show sip:alice@example.com --json
+has "user show --json: one object" "$T/out" '^\{"uri":"sip:alice@example.com",.*"state":"locked-temp".*"last_success":\{"serial":"[0-9A-F]+","device_id":"\{2C9F6F43-8B0A-4E5D-9E0B-7C1A33D2B6F1\}","time":"[0-9T:-]+Z"\},"last_refusal":\{"code":"PinLocked","reason":"pin_locked","client":"127\.0\.0\.1:[0-9]+","time":"[^"]+"\}\}$'
 check "unlock" "$CTL" "${C[@]}" user unlock sip:alice@example.com
 same "enrolls again after unlock" "$(soap "$T/a.xml" "$T/e" -u 1001:27182)" 200
+check "user show after unlock" "$CTL" "${C[@]}" user show sip:alice@example.com
+has "unlock keeps the last refusal" "$T/out" '^last_refusal: .* reason=pin_locked '
 # Bob shares alice's phone: his sign-ins were not counted against alice and vice versa.
 same "bob unaffected" "$(soap "$T/s2.xml" "$T/e" -u 1002:31415)" 200
 
@@ -217,10 +245,30 @@ has "metrics outbox" "$T/metrics" 'certprov_outbox_depth\{pool="pool1"\} [0-9]+'
 if grep -E '_sum\{[^}]*\} [0-9.]+e' "$T/metrics"; then bad "a histogram sum in exponent form"; else ok; fi
 has "metrics pool up" "$T/metrics" 'certprov_pool_up\{pool="pool1"\} 1'
 has "metrics publication lag" "$T/metrics" 'certprov_publication_lag_seconds_count\{pool="pool1"\} [1-9]'
-if grep -vE '^(#|certprov_)' "$T/metrics" | grep -q .; then bad "a metric is not named certprov_*"; else ok; fi
+if grep -vE '^(#|certprov_|process_)' "$T/metrics" | grep -q .; then bad "a metric is not named certprov_* or process_*"; else ok; fi
+# The ecosystem's rules (issue 14): promtool check metrics when installed, the same rules built in.
+M="$(dirname "$0")/check-metrics.sh"
+check "metrics pass promtool's rules$(command -v promtool >/dev/null && echo ' (and promtool)')" "$M" "$T/metrics"
+printf '# TYPE x_responses_503 counter\nx_responses_503 1\ny_gauge 2\n' >"$T/badmetrics"
+if CHECK_METRICS_BUILTIN_ONLY=1 "$M" "$T/badmetrics" >"$T/out" 2>&1; then bad "the built-in check passed bad metrics"; else ok; fi
+has "built-in check: counter without _total" "$T/out" 'counter x_responses_503 does not end in _total'
+has "built-in check: status in the name" "$T/out" 'an HTTP status in the name x_responses_503'
+has "built-in check: no HELP" "$T/out" 'no HELP before x_responses_503'
+has "built-in check: no TYPE" "$T/out" 'no TYPE before y_gauge'
+has "metrics build info" "$T/metrics" '^certprov_build_info\{version="[^"]+",boringssl="API [0-9]+[^"]*"\} 1$'
+has "metrics engine answers by code" "$T/metrics" '^certprov_engine_responses_total\{code="503"\} [0-9]+$'
+has "metrics process CPU" "$T/metrics" '^process_cpu_seconds_total [0-9.]+$'
+has "metrics process RSS" "$T/metrics" '^process_resident_memory_bytes [1-9][0-9]+$'
+has "metrics process fds" "$T/metrics" '^process_open_fds [1-9][0-9]*$'
+start=$(awk '/^process_start_time_seconds / {print $2}' "$T/metrics")
+now=$(date +%s)
+if [ -n "$start" ] && [ "$start" -le "$now" ] && [ $((now - start)) -lt 600 ]; then ok; else bad "process_start_time_seconds '$start' is not the daemon's start (now $now)"; fi
 if grep -Eq '27182|16180|31415' "$T/daemon.log"; then bad "a PIN is in the log"; else ok; fi
 has "health checks are logged too" "$T/daemon.log" 'request route=healthz status=200 client=127.0.0.1:[0-9]+'
-has "one log line per request" "$T/daemon.log" 'request route=soap code=OK user=sip:alice@example.com serial=[0-9A-F]+ latency_us=[0-9]+ client=127.0.0.1'
+has "one log line per request" "$T/daemon.log" 'request route=soap code=OK reason=- user=sip:alice@example.com login=[+0-9]+ device_id=\{2C9F6F43-8B0A-4E5D-9E0B-7C1A33D2B6F1\} serial=[0-9A-F]+ latency_us=[0-9]+ client=127.0.0.1:[0-9]+ tls=none'
+has "log: RSA-1024 and SHA-1 differ" "$T/daemon.log" 'request route=soap code=BadCsr reason=csr_rsa_key_too_small user=sip:alice@example.com login=1001 '
+has "log: SHA-1 reason" "$T/daemon.log" 'request route=est_simpleenroll code=BadCsr reason=csr_weak_hash '
+has "log: a wrong PIN names the login, no user" "$T/daemon.log" 'code=AuthenticationFailed reason=pin_wrong_or_unknown user=- login=4242 '
 
 # --- keep-alive, pipelining, slow clients ---
 exec 5<>/dev/tcp/127.0.0.1/$PORT

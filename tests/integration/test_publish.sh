@@ -108,6 +108,8 @@ emb_is() { [ "$(emb_count)" = "$1" ]; }
 check "carol's row in the embedded store within 1 s" wait_for 1 emb_is 1
 check "embedded outbox empty" "$CTL" "${C[@]}" outbox list --pool emb
 same "embedded outbox list prints nothing" "$(cat "$T/out")" ""
+check "cert show: carol's certificate published" "$CTL" "${C[@]}" cert show "$(serial_of "$T/c1")"
+has "cert show says published, and when" "$T/out" '^publication: published to emb at [0-9T:-]+Z '
 
 # --- outage: every enrollment succeeds, every certificate arrives exactly once ---
 pg_stop
@@ -131,6 +133,8 @@ psql_q "ALTER TABLE user_certificates ADD CONSTRAINT no_dave CHECK (sip_uri <> '
 same "dave enrolls" "$(est 1004:24680 dave "$T/d1")" 200
 parked() { "$CTL" "${C[@]}" outbox list --pool pg1 | grep -q "state=parked.*no_dave"; }
 check "dave's entry parked with its error" wait_for 2 parked
+check "cert show: dave's certificate" "$CTL" "${C[@]}" cert show "$(serial_of "$T/d1")"
+has "cert show says parked, with the error" "$T/out" '^publication: parked in the outbox of pg1 \(attempts=[1-9][0-9]* .*no_dave'
 same "alice still publishes behind the parked entry" "$(est 1001:27182 alice "$T/a8")" 200
 check "alice's 8th row" wait_for 1 rows_are sip:alice@example.com 8
 psql_q "ALTER TABLE user_certificates DROP CONSTRAINT no_dave"

@@ -149,6 +149,15 @@ static void diag_parse(struct fx_answer *a, const char *headers)
     if (id >= SIGNER_DIAG_ID_BASE && id < SIGNER_DIAG_ID_BASE + SIGNER_CODE_MAX_) {
         a->code = (int)(id - SIGNER_DIAG_ID_BASE);
     }
+    const char *t = strstr(d, "\";token=\"");
+    if (t != NULL && (end == NULL || t < end)) {
+        t += strlen("\";token=\"");
+        size_t n = strcspn(t, "\"\r\n");
+        if (n < sizeof(a->token)) {
+            memcpy(a->token, t, n);
+            a->token[n] = '\0';
+        }
+    }
     const char *r = strstr(d, ";reason=\"");
     const char *eol = strstr(d, "\r\n");
     if (r != NULL && eol != NULL && r < eol) {

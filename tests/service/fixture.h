@@ -71,7 +71,8 @@ struct fx_answer {
     int status;
     int code; /* SVC_RESULT_OK (200), the Code of X-Ms-diagnostics, or -1 without one */
     char reason[SIGNER_REASON_MAX + 64];
-    char diag[SIGNER_REASON_MAX + 256]; /* the whole X-Ms-diagnostics value, "" without one */
+    char diag[SIGNER_REASON_MAX + 256];      /* the whole X-Ms-diagnostics value, "" without one */
+    char token[SIGNER_REASON_TOKEN_MAX + 1]; /* its token="..." (README, Reasons), "" without */
     char type[64];
     bool retry_after;
     uint32_t retry_after_s; /* its value */

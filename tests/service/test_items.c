@@ -26,6 +26,7 @@ static void scribble(struct svc_item *it, uint32_t ring)
     it->route = SVC_ROUTE_EST_ENROLL;
     it->failed = true;
     it->fail = SIGNER_CODE_BAD_CSR;
+    it->why = SIGNER_REASON_CSR_WEAK_HASH;
     it->signin = true;
     it->cert_auth = false; /* a PIN sign-in: candidates */
     it->proceed = true;
@@ -37,6 +38,8 @@ static void scribble(struct svc_item *it, uint32_t ring)
     it->reason[sizeof(it->reason) - 1] = '\0';
     it->user.uri[sizeof(it->user.uri) - 1] = '\0';
     it->client[sizeof(it->client) - 1] = '\0';
+    it->login[sizeof(it->login) - 1] = '\0';
+    it->device_id[sizeof(it->device_id) - 1] = '\0';
     it->csr_der_len = sizeof(it->csr_der);
     it->sign_rc = 0;
     it->der_len = sizeof(it->der);

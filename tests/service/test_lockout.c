@@ -262,6 +262,7 @@ Test(service_lockout, unrecordable_failures_answer_every_sign_in_alike, .init = 
     /* bob's right PIN with a CSR the ring refused: its own answer would be BadCsr. */
     items[3]->failed = true;
     items[3]->fail = SIGNER_CODE_BAD_CSR;
+    items[3]->why = SIGNER_REASON_CSR_WEAK_HASH;
     (void)base_str_copy(items[3]->reason, sizeof(items[3]->reason), "weak key");
     fx_turn(0, items, 4);
     fx_wait_answers(4);

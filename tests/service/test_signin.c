@@ -131,8 +131,9 @@ Test(service_signin, right_pin_by_phone_and_by_extension, .init = fx_setup, .fin
 }
 
 /* A right PIN whose CSR the ring refused: the writer judges the sign-in first and answers the
- * CSR's error after it. With nothing to reset (a clean record) the group writes nothing at all:
- * no commit; with failures in the window, the reset is committed before the answer. */
+ * CSR's error after it. The refusal is recorded as the user's last refusal (certprovctl user
+ * show), with the window's reset when there were failures, in one commit before the answer. (A
+ * clean success writes nothing: test_reasons.c last_refusal_is_kept_with_the_lockout_record.) */
 static void right_pin_bad_csr(bool failures_before)
 {
     const struct fx_user *alice = &fx_users[FX_ALICE];
@@ -149,6 +150,7 @@ static void right_pin_bad_csr(bool failures_before)
     expect_user(it, FX_ALICE);
     it->failed = true; /* what check_csr does with a weak key */
     it->fail = SIGNER_CODE_BAD_CSR;
+    it->why = SIGNER_REASON_CSR_WEAK_HASH;
     (void)base_str_copy(it->reason, sizeof(it->reason), "weak key");
     fx_turn(0, &it, 1);
     fx_wait_answers(1);
@@ -158,11 +160,13 @@ static void right_pin_bad_csr(bool failures_before)
     cr_assert_eq(a->lockout.window_failures, 0, "reset before the answer");
     cr_assert_eq(a->lockout.window_start_s, 0);
     cr_assert_eq(a->lockout.total_failures, l.total_failures, "the total is kept");
-    cr_assert_eq(atomic_load(&g_fx.svc->metrics.commit_us.count), failures_before ? 1 : 0,
-                 "a clean sign-in writes no lockout record");
+    cr_assert_eq(a->lockout.last_refusal_reason, SIGNER_REASON_CSR_WEAK_HASH + 1);
+    cr_assert_eq(a->lockout.last_refusal_code, SIGNER_CODE_BAD_CSR + 1);
+    cr_assert_eq(atomic_load(&g_fx.svc->metrics.commit_us.count), 1,
+                 "one commit: the refusal (and the reset)");
 }
 
-Test(service_signin, clean_sign_in_writes_no_lockout_record, .init = fx_setup, .fini = fx_teardown)
+Test(service_signin, right_pin_bad_csr_records_the_refusal, .init = fx_setup, .fini = fx_teardown)
 {
     right_pin_bad_csr(false);
 }

@@ -166,7 +166,7 @@ Test(csr_parse, accepts_each_key_and_verifies)
 
 Test(csr_parse, refuses_small_rsa)
 {
-    expect_refused("rsa1024-sha256.der", -EPERM, SIGNER_REJECT_KEY_RSA_SIZE);
+    expect_refused("rsa1024-sha256.der", -EPERM, SIGNER_REJECT_KEY_RSA_SMALL);
 }
 
 Test(csr_parse, refuses_rsa_exponent_3)
@@ -917,7 +917,7 @@ Test(signer_reject, every_value_has_code_and_text)
 Test(signer_reject, maps_to_api_codes)
 {
     cr_expect_str_eq(signer_reject_code(SIGNER_REJECT_CSR_MALFORMED), "BadCsr");
-    cr_expect_str_eq(signer_reject_code(SIGNER_REJECT_KEY_RSA_SIZE), "BadCsr");
+    cr_expect_str_eq(signer_reject_code(SIGNER_REJECT_KEY_RSA_SMALL), "BadCsr");
     cr_expect_str_eq(signer_reject_code(SIGNER_REJECT_SIG_WEAK), "BadCsr");
     cr_expect_str_eq(signer_reject_code(SIGNER_REJECT_CSR_SIGNATURE), "CsrSignatureInvalid");
     cr_expect_str_eq(signer_reject_code(SIGNER_REJECT_IDENTITY_SUBJECT), "IdentityMismatch");
@@ -927,8 +927,86 @@ Test(signer_reject, maps_to_api_codes)
     cr_expect_str_eq(signer_reject_code(SIGNER_REJECT_PIN_DIGITS), "BadRequest");
     cr_expect_str_eq(signer_reject_code(SIGNER_REJECT_PIN_PATTERN), "BadRequest");
     cr_expect_str_eq(signer_reject_code(SIGNER_REJECT_PIN_EXTENSION), "BadRequest");
-    cr_expect_str_eq(signer_reject_text(SIGNER_REJECT_KEY_RSA_SIZE),
-                     "RSA key size must be 2048 to 4096 bits");
+    cr_expect_str_eq(signer_reject_text(SIGNER_REJECT_KEY_RSA_SMALL),
+                     "The RSA key is too small: use 2048 to 4096 bits");
+    cr_expect_str_eq(signer_reject_code(SIGNER_REJECT_KEY_RSA_LARGE), "BadCsr");
+}
+
+/* ---- reason tokens (README, Reasons) ---- */
+
+/* token_of parses vector `name` (and verifies it when it parses) and returns the token of the
+ * refusal, "" when accepted. */
+static const char *token_of(const char *name)
+{
+    struct parsed p;
+    parsed_vector(&p, name);
+    enum signer_reject r = p.reason;
+    if (p.rc == 0) {
+        (void)signer_csr_verify(&p.csr, &r);
+    }
+    parsed_free(&p);
+    return r == SIGNER_REJECT_NONE ? "" : signer_reason_token(signer_reject_reason(r));
+}
+
+Test(signer_reason, csr_vectors_name_their_token)
+{
+    cr_expect_str_eq(token_of("rsa1024-sha256.der"), "csr_rsa_key_too_small");
+    cr_expect_str_eq(token_of("rsa2048-sha1.der"), "csr_weak_hash");
+    cr_expect_str_eq(token_of("rsa2048-md5.der"), "csr_weak_hash");
+    cr_expect_str_eq(token_of("rsa-e3-sha256.der"), "csr_rsa_exponent");
+    cr_expect_str_eq(token_of("p192-sha256.der"), "csr_key_unsupported");
+    cr_expect_str_eq(token_of("rsa2048-pss.der"), "csr_signature_algorithm");
+    cr_expect_str_eq(token_of("bad-signature.der"), "csr_signature");
+    cr_expect_str_eq(token_of("many-sans.der"), "csr_too_complex");
+    cr_expect_str_eq(token_of("p256-sha256.der"), "");
+    /* the field's complaint: an RSA-1024 CSR and a SHA-1 CSR have the same Code, not the same
+     * reason */
+    cr_expect_str_neq(token_of("rsa1024-sha256.der"), token_of("rsa2048-sha1.der"));
+}
+
+Test(signer_reason, every_reason_has_a_unique_token_and_code)
+{
+    for (int r = 0; r < SIGNER_REASON_MAX_; r++) {
+        const char *t = signer_reason_token((enum signer_reason)r);
+        cr_assert(t[0] != '\0');
+        cr_assert(strlen(t) <= SIGNER_REASON_TOKEN_MAX);
+        cr_assert_eq(strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_"), strlen(t), "%s", t);
+        enum signer_reason back = SIGNER_REASON_MAX_;
+        cr_assert_eq(signer_reason_parse(&back, t), 0);
+        cr_assert_eq((int)back, r, "%s is not unique", t);
+        cr_assert((unsigned)signer_reason_code((enum signer_reason)r) < SIGNER_CODE_MAX_);
+    }
+    enum signer_reason x = SIGNER_REASON_INTERNAL;
+    cr_assert_eq(signer_reason_parse(&x, "nope"), -EINVAL);
+}
+
+Test(signer_reason, every_reject_maps_to_a_reason_of_its_code)
+{
+    for (int r = 0; r < SIGNER_REJECT_MAX_; r++) {
+        enum signer_reason why = signer_reject_reason((enum signer_reject)r);
+        cr_assert_eq(signer_reject_to_code((enum signer_reject)r), signer_reason_code(why),
+                     "reject %d", r);
+        cr_assert(r == SIGNER_REJECT_NONE || why != SIGNER_REASON_INTERNAL, "reject %d", r);
+    }
+    for (int c = 0; c < SIGNER_CODE_MAX_; c++) {
+        cr_assert_eq(signer_reason_code(signer_code_reason((enum signer_code)c)), c, "code %d", c);
+    }
+}
+
+/* The README's Reasons table lists every token (the operator's page must stay true). */
+Test(signer_reason, readme_lists_every_token)
+{
+    FILE *f = fopen("README.md", "r");
+    cr_assert(f != NULL, "run from the repository root");
+    static char text[1 << 17];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    for (int r = 0; r < SIGNER_REASON_MAX_; r++) {
+        char cell[64];
+        snprintf(cell, sizeof(cell), "| `%s` |", signer_reason_token((enum signer_reason)r));
+        cr_expect(strstr(text, cell) != NULL, "README lacks %s", cell);
+    }
 }
 
 Test(signer_reject, asserts_out_of_range, .signal = SIGABRT)

@@ -621,27 +621,37 @@ Test(signer_soap_response, diagnostics_sanitised)
 {
     char out[256];
     size_t len = 0;
-    cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len, SIGNER_CODE_BAD_REQUEST,
+    cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len, SIGNER_REASON_REQUEST_MALFORMED,
                                            "certprov1.example.com", "DTDs are not allowed"),
                  0);
-    cr_assert_str_eq(out, "28000;source=\"certprov1.example.com\";reason=\"DTDs are not allowed\"");
+    cr_assert_str_eq(out, "28000;source=\"certprov1.example.com\";reason=\"DTDs are not "
+                          "allowed\";token=\"request_malformed\"");
     cr_assert_eq(len, strlen(out));
-    cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len, SIGNER_CODE_INTERNAL_ERROR,
-                                           "h\"x", "say \"hi\"\r\nX-Evil: 1\\ \xc3\xa9"),
+    cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len, SIGNER_REASON_INTERNAL, "h\"x",
+                                           "say \"hi\"\r\nX-Evil: 1\\ \xc3\xa9"),
                  0);
-    cr_assert_str_eq(out, "28009;source=\"h'x\";reason=\"say 'hi'  X-Evil: 1' ??\"");
-    /* Cut to fit, ending in "...". */
+    cr_assert_str_eq(out, "28009;source=\"h'x\";reason=\"say 'hi'  X-Evil: 1' ??\";token=\""
+                          "internal_error\"");
+    /* Cut to fit, ending in "...": the token is never cut. */
     const char *prefix = "28001;source=\"h\";reason=\"";
-    size_t cap = strlen(prefix) + 10;
-    cr_assert_eq(
-        signer_diagnostics_format(out, cap, &len, SIGNER_CODE_BAD_CSR, "h", "abcdefghijklmnop"), 0);
-    cr_assert_str_eq(out, "28001;source=\"h\";reason=\"abcde...\"");
+    const char *tail = ";token=\"csr_weak_hash\"";
+    size_t cap = strlen(prefix) + strlen(tail) + 10;
+    cr_assert_eq(signer_diagnostics_format(out, cap, &len, SIGNER_REASON_CSR_WEAK_HASH, "h",
+                                           "abcdefghijklmnop"),
+                 0);
+    cr_assert_str_eq(out, "28001;source=\"h\";reason=\"abcde...\";token=\"csr_weak_hash\"");
     cr_assert_lt(len, cap);
     /* The whole reason when it fits exactly. */
-    cr_assert_eq(signer_diagnostics_format(out, cap, &len, SIGNER_CODE_BAD_CSR, "h", "abcdefgh"),
+    cr_assert_eq(
+        signer_diagnostics_format(out, cap, &len, SIGNER_REASON_CSR_WEAK_HASH, "h", "abcdefgh"), 0);
+    cr_assert_str_eq(out, "28001;source=\"h\";reason=\"abcdefgh\";token=\"csr_weak_hash\"");
+    /* The Code follows the reason: RSA-1024 and SHA-1 share 28001 and differ in the token. */
+    cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len,
+                                           SIGNER_REASON_CSR_RSA_KEY_TOO_SMALL, "h", "r"),
                  0);
-    cr_assert_str_eq(out, "28001;source=\"h\";reason=\"abcdefgh\"");
-    cr_assert_eq(signer_diagnostics_format(out, 10, &len, SIGNER_CODE_BAD_CSR, "h", "x"), -E2BIG);
+    cr_assert_str_eq(out, "28001;source=\"h\";reason=\"r\";token=\"csr_rsa_key_too_small\"");
+    cr_assert_eq(signer_diagnostics_format(out, 30, &len, SIGNER_REASON_CSR_WEAK_HASH, "h", "x"),
+                 -E2BIG);
     cr_assert_str_eq(out, "");
 }
 

@@ -149,6 +149,41 @@ Test(store_cert, foreach_by_uri_oldest_first)
     free(b);
 }
 
+static int collect_any(void *ctx, const struct store_cert_meta *meta, const uint8_t *der,
+                       size_t der_len)
+{
+    struct seen *s = ctx;
+    cr_assert_eq(memcmp(der, fixture_der, der_len), 0);
+    if (s->num == 5) {
+        return 7; /* the caller's bound stops the walk */
+    }
+    s->seq[s->num++] = meta->seq;
+    return 0;
+}
+
+Test(store_cert, foreach_newest_newest_first_and_stops)
+{
+    struct seen empty = {.num = 0};
+    cr_assert_eq(store_cert_foreach_newest(g_st, collect_any, &empty), 0);
+    cr_assert_eq(empty.num, 0);
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 3);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    struct seen s = {.num = 0};
+    cr_assert_eq(store_cert_foreach_newest(g_st, collect_any, &s), 0);
+    cr_assert_eq(s.num, 3);
+    add_certs(b, 3, 6);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    s.num = 0;
+    cr_assert_eq(store_cert_foreach_newest(g_st, collect_any, &s), 7, "fn's return stops it");
+    cr_assert_eq(s.num, 5);
+    for (size_t i = 1; i < s.num; i++) {
+        cr_assert_gt(s.seq[i - 1], s.seq[i], "newest first");
+    }
+    cr_assert_eq(s.seq[0], 9);
+    free(b);
+}
+
 static void expect_count(struct store *st, uint64_t want)
 {
     uint64_t count = 99;

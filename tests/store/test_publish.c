@@ -102,16 +102,20 @@ Test(store_publish, embedded_put_is_idempotent)
     struct store_cert_meta m;
     char by[64];
     for (uint32_t i = 0; i < 4; i++) {
-        cr_assert_eq(store_embedded_get(dir, "p", rows[i].serial, &m, by, sizeof(by)), 0);
+        cr_assert_eq(store_embedded_get(dir, "p", rows[i].serial, &m, by, sizeof(by), NULL), 0);
         cr_assert_str_eq(m.uri, "sip:alice@example.com");
         char dev[32];
         snprintf(dev, sizeof(dev), "{DEV-%u}", i);
         cr_assert_str_eq(m.device_id, dev);
         cr_assert_str_eq(by, "me.example.com");
     }
-    cr_assert_eq(store_embedded_get(dir, "p", rows[1].serial, &m, by, sizeof(by)), 0);
+    int64_t published_s = 0;
+    int64_t before_s = clock_real_s();
+    cr_assert_eq(store_embedded_get(dir, "p", rows[1].serial, &m, by, sizeof(by), &published_s), 0);
     cr_assert_eq(m.not_after_s, 1764070245 + 86400);
-    cr_assert_eq(store_embedded_get(dir, "p", "ABC", &m, by, sizeof(by)), -ENOENT);
+    cr_assert(published_s > 0 && published_s <= before_s, "published_at %lld",
+              (long long)published_s);
+    cr_assert_eq(store_embedded_get(dir, "p", "ABC", &m, by, sizeof(by), NULL), -ENOENT);
     cr_assert_eq(store_embedded_count(dir, "nope", &n), -ENOENT);
     /* The publisher reopening the pool appends after what is there. */
     cr_assert_eq(pool_embedded_open(&e, dir, "p", "me.example.com", err, sizeof(err)), 0);

@@ -512,3 +512,62 @@ Test(store_assert, null_store_aborts, .signal = SIGABRT)
     make_user(&u, "sip:alice@example.com", "+4930123456", "100");
     store_user_add(NULL, &u);
 }
+
+Test(store_user, lockout_keeps_the_last_refusal)
+{
+    struct store_user u;
+    make_user(&u, "sip:alice@example.com", "+4930123456", "100");
+    cr_assert_eq(store_user_add(g_st, &u), 0);
+    struct store_lockout put = {.total_failures = 2,
+                                .last_refusal_s = 1700000000,
+                                .last_refusal_code = 2,
+                                .last_refusal_reason = 22};
+    (void)snprintf(put.last_refusal_client, sizeof(put.last_refusal_client), "%s",
+                   "[2001:db8::1]:40000");
+    cr_assert_eq(store_lockout_put(g_st, u.uri, &put), 0);
+    struct store_lockout lk;
+    cr_assert_eq(store_lockout_get(g_st, &lk, u.uri), 0);
+    cr_assert_eq(memcmp(&lk, &put, sizeof(lk)), 0, "every field comes back");
+    /* a client address of the longest length fits and comes back whole */
+    memset(put.last_refusal_client, 'a', STORE_CLIENT_MAX);
+    put.last_refusal_client[STORE_CLIENT_MAX] = '\0';
+    cr_assert_eq(store_lockout_put(g_st, u.uri, &put), 0);
+    cr_assert_eq(store_lockout_get(g_st, &lk, u.uri), 0);
+    cr_assert_eq(strlen(lk.last_refusal_client), STORE_CLIENT_MAX);
+}
+
+/* A lockout record of an older version (LCK1, 48 bytes) is read, as one without a refusal. */
+Test(store_user, lockout_record_of_an_older_version_is_read)
+{
+    struct store_user u;
+    make_user(&u, "sip:alice@example.com", "+4930123456", "100");
+    cr_assert_eq(store_user_add(g_st, &u), 0);
+    struct lockout_rec old;
+    memset(&old, 0, sizeof(old));
+    old.magic = STORE_MAGIC_LOCKOUT;
+    old.window_failures = 3;
+    old.window_start_s = 100;
+    old.total_failures = 9;
+    old.locked_until_s = 200;
+    old.last_failure_s = 150;
+    MDB_txn *txn = NULL;
+    cr_assert_eq(mdb_txn_begin(g_st->env, NULL, 0, &txn), 0);
+    MDB_val key = {.mv_size = strlen(u.uri), .mv_data = u.uri};
+    MDB_val val = {.mv_size = sizeof(old), .mv_data = &old};
+    cr_assert_eq(mdb_put(txn, g_st->lockout, &key, &val, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    struct store_lockout lk;
+    cr_assert_eq(store_lockout_get(g_st, &lk, u.uri), 0);
+    cr_assert_eq(lk.window_failures, 3);
+    cr_assert_eq(lk.total_failures, 9);
+    cr_assert_eq(lk.locked_until_s, 200);
+    cr_assert_eq(lk.last_failure_s, 150);
+    cr_assert_eq(lk.last_refusal_s, 0);
+    cr_assert_str_empty(lk.last_refusal_client);
+    /* written again, it is the new version */
+    cr_assert_eq(store_lockout_put(g_st, u.uri, &lk), 0);
+    cr_assert_eq(mdb_txn_begin(g_st->env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_get(txn, g_st->lockout, &key, &val), 0);
+    cr_assert_eq(val.mv_size, sizeof(struct lockout_rec2));
+    mdb_txn_abort(txn);
+}
