@@ -3,22 +3,24 @@
 # made by deploy/run.sh (what `make run` does; CERTPROV_VAR keeps it private), certprovd started
 # by it, then every command of the section's code block, run by bash in a directory that has
 # deploy/ (as the repository's top directory has), with the port 8080 changed to a free one
-# (another appliance may hold 8080). Each command must succeed, and their output must hold what
-# the comments promise: two certificates (EST and SOAP) for demo@example.com, the chain, a ready
-# appliance, metrics.
+# and 8443 (another appliance may hold them). Each command must succeed, and their output must
+# hold what the comments promise: three certificates for demo@example.com (EST, SOAP, and the
+# renewal by client certificate over TLS), the chain, a ready appliance, metrics.
 . "$(dirname "$0")/lib.sh"
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 PORT=$(free_port)
+TPORT=$(free_port)
 mkdir -p "$T/var" "$T/work"
-sed "s/127\\.0\\.0\\.1:8080/127.0.0.1:$PORT/" "$TOP/deploy/certprov.ini" >"$T/var/certprov.ini"
+sed -e "s/127\\.0\\.0\\.1:8080/127.0.0.1:$PORT/" -e "s/127\\.0\\.0\\.1:8443/127.0.0.1:$TPORT/" \
+    "$TOP/deploy/certprov.ini" >"$T/var/certprov.ini"
 ln -s "$TOP/deploy" "$T/work/deploy"
 
 # the section's first code block, the port changed
 awk '/^## Enrolling against `make run`/ {s = 1; next} s && /^## / {exit}
      s && /^```/ {if (b) exit; b = 1; next} s && b {print}' "$TOP/README.md" \
-    | sed "s/127\\.0\\.0\\.1:8080/127.0.0.1:$PORT/g" >"$T/block.sh"
-same "the section has its commands" "$(grep -c '^curl' "$T/block.sh")" 5
-if grep -q ':8080' "$T/block.sh"; then bad "a port 8080 was left"; else ok; fi
+    | sed -e "s/127\\.0\\.0\\.1:8080/127.0.0.1:$PORT/g" -e "s/:8443/:$TPORT/g" >"$T/block.sh"
+same "the section has its commands" "$(grep -c '^curl' "$T/block.sh")" 7
+if grep -qE ':8080|:8443' "$T/block.sh"; then bad "a port 8080 or 8443 was left"; else ok; fi
 
 CERTPROV_VAR="$T/var" sh "$TOP/deploy/run.sh" "$BIN" >"$T/run.log" 2>&1 &
 PID=$!
@@ -31,16 +33,20 @@ has "run.sh made the demo user" "$T/run.log" "demo user: sip:demo@example.com, e
 (cd "$T/work" && bash -eo pipefail "$T/block.sh") >"$T/out" 2>"$T/err"
 rc=$?
 same "every command of the block succeeds (stderr: $(head -c 400 "$T/err"))" "$rc" 0
-same "two certificates: EST and SOAP" "$(grep -c 'BEGIN CERTIFICATE' "$T/out")" 4 # + the chain's 2
-awk '/BEGIN CERTIFICATE/ {n++} n && n <= 2 {print > "'"$T"'/c" n ".pem"}' "$T/out"
-for i in 1 2; do
+same "three certificates: EST, SOAP, renewal" "$(grep -c 'BEGIN CERTIFICATE' "$T/out")" 5 # + the chain's 2
+awk '/BEGIN CERTIFICATE/ {n++} n {print > "'"$T"'/c" n ".pem"}' "$T/out"
+for i in 1 2 5; do
     openssl x509 -in "$T/c$i.pem" -noout -subject -ext subjectAltName >"$T/c$i.txt" 2>&1
     has "certificate $i is demo's" "$T/c$i.txt" "CN ?= ?demo@example.com"
     has "certificate $i names demo's SIP URI" "$T/c$i.txt" "URI:sip:demo@example.com"
 done
 has "readyz says ready" "$T/out" '"ready":true'
 has "metrics" "$T/out" '^certprov_requests_total\{route="soap",code="OK"\} 1$'
-has "EST counted" "$T/out" '^certprov_requests_total\{route="est_simpleenroll",code="OK"\} 1$'
+has "EST counted (plain and TLS)" "$T/out" '^certprov_requests_total\{route="est_simpleenroll",code="OK"\} 2$'
+has "renewal counted" "$T/out" '^certprov_requests_total\{route="est_simplereenroll",code="OK"\} 1$'
+openssl x509 -in "$T/work/phone.crt" -noout -serial >"$T/s1" 2>&1
+openssl x509 -in "$T/c5.pem" -noout -serial >"$T/s5" 2>&1
+[ -s "$T/s5" ] && ! cmp -s "$T/s1" "$T/s5" && ok || bad "the renewal gave a new certificate"
 [ -f "$T/work/request.xml" ] && ok || bad "request.xml was not written"
 
 # certprov-soap.sh says what went wrong: a refusal, a CSR that is none, usage
