@@ -155,6 +155,7 @@ struct opts {
     uint32_t ceiling_ms;
     uint32_t idle;
     uint32_t preload;
+    const char *tls_name;
     bool keep;
 };
 
@@ -214,6 +215,8 @@ static void usage(FILE *out)
         "                     not measured) and wait until they are published, so that the\n"
         "                     runs see a store of that size (est-pool-down's own server\n"
         "                     starts empty)\n"
+        "  --tls-name NAME    the name TLS clients send (SNI) and require in the server's\n"
+        "                     certificate (default " BENCH_TLS_NAME ", the spawned server's)\n"
         "  --workdir DIR      where --spawn puts its store (default /var/tmp: a real disk)\n"
         "  --keep             keep the --spawn directory\n"
         "  -h, --help         this text\n"
@@ -333,6 +336,10 @@ static int parse_opt(struct opts *o, int c, char *arg)
     case 'K':
         o->keep = true;
         break;
+    case 'N':
+        o->tls_name = arg;
+        rc = arg[0] != '\0' && strlen(arg) < 254 ? 0 : -EINVAL;
+        break;
     default:
         rc = -EINVAL;
         break;
@@ -361,6 +368,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
                                        {"idle", required_argument, NULL, 'i'},
                                        {"preload", required_argument, NULL, 'P'},
                                        {"keep", no_argument, NULL, 'K'},
+                                       {"tls-name", required_argument, NULL, 'N'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     int c;
@@ -666,7 +674,7 @@ static int one_run(struct run *r, const struct bench_server *srv, const struct o
         .host = srv->host,
         .port = s->tls ? srv->tls_port : srv->port,
         .tls_ca_file = s->tls ? srv->chain : NULL,
-        .tls_name = BENCH_TLS_NAME,
+        .tls_name = o->tls_name,
         .new_conn = s->new_conn,
         .resume = s->resume,
         .tls12 = s->tls12,
@@ -1087,6 +1095,7 @@ int main(int argc, char **argv)
                      .cache_dir = "build/bench",
                      .workdir = "/var/tmp",
                      .ceiling_ms = 2000,
+                     .tls_name = BENCH_TLS_NAME,
                      .conc = {16},
                      .num_conc = 1,
                      .scen = {&scenarios[0]},
