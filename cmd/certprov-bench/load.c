@@ -59,6 +59,7 @@ struct conn {
     bool want_out;     /* EPOLLOUT is in the interest set */
     uint64_t start_ns; /* closed loop: when sent; open loop: when it was due */
     uint64_t open_ns;  /* when the connection was opened */
+    uint64_t due_ns;   /* open loop, new connection per request: when its request was due */
     uint64_t retry_at_ns;
     SSL *ssl;          /* TLS only */
     SSL_SESSION *sess; /* TLS: the last handshake's session (owned), offered when resuming */
@@ -265,6 +266,7 @@ static void conn_close(struct load *l, struct conn *c, uint64_t retry_at_ns)
     }
     c->fd = -1;
     c->rlen = 0;
+    c->due_ns = 0;
     c->state = CONN_DOWN;
     c->retry_at_ns = retry_at_ns;
     l->num_down++;
@@ -446,6 +448,15 @@ static void dispatch(struct load *l, struct conn *c, uint64_t now)
     if (l->opt->rate <= 0) {
         /* A new connection per request: the phone's wait starts at its connect. */
         conn_send(l, c, l->opt->new_conn ? c->open_ns : now, now);
+        return;
+    }
+    if (l->opt->new_conn) {
+        /* Open loop: this connection was opened for a request that fell due (the load's
+         * loop), whose latency counts from then: connect and handshake included. */
+        if (c->due_ns != 0) {
+            conn_send(l, c, c->due_ns, now);
+            c->due_ns = 0;
+        }
         return;
     }
     uint64_t due_ns = l->t0_ns + l->issued * l->period_ns;
@@ -782,9 +793,22 @@ int bench_load_run(struct bench_load_result *out, const struct bench_load_option
             break;
         }
         for (uint32_t i = 0; !l.stopping && l.num_down > 0 && i < opt->concurrency; i++) {
-            if (l.conns[i].state == CONN_DOWN && l.conns[i].retry_at_ns <= now) {
-                conn_open(&l, &l.conns[i], now);
+            struct conn *c = &l.conns[i];
+            if (c->state != CONN_DOWN || c->retry_at_ns > now) {
+                continue;
             }
+            if (opt->rate > 0 && opt->new_conn) {
+                /* Open loop with a new connection per request: open one when one is due. */
+                uint64_t due = l.t0_ns + l.issued * l.period_ns;
+                if (due > now) {
+                    break;
+                }
+                l.issued++;
+                conn_open(&l, c, now);
+                c->due_ns = c->state == CONN_DOWN ? 0 : due;
+                continue;
+            }
+            conn_open(&l, c, now);
         }
         for (uint32_t i = 0; opt->rate > 0 && !l.stopping && i < opt->concurrency; i++) {
             dispatch(&l, &l.conns[i], now); /* open loop: what fell due while all were busy */
@@ -805,6 +829,9 @@ int bench_load_run(struct bench_load_result *out, const struct bench_load_option
     }
     for (uint32_t i = 0; i < l.inflight; i++) {
         count_error(out, "timeout (drain)");
+    }
+    for (uint32_t i = 0; i < opt->concurrency; i++) {
+        l.issued -= l.conns[i].due_ns != 0 ? 1 : 0; /* still connecting when the run stopped */
     }
     if (opt->rate > 0) {
         uint64_t due = (uint64_t)(opt->duration_s * opt->rate);
