@@ -83,6 +83,11 @@ for b in "soap-tls >= 70 % of its ceiling" "est-tls within 10 % of est" \
     has "bar printed: $b" "$T/tls.out" "^bar $b +c=4 .*: (met|NOT MET)$"
     has "bar in JSON: $b" "$T/tls.json" "\"bar\":\"$b\".*\"met\":(true|false)\\}"
 done
+# Open loop with a new connection per request: each opened when its request falls due.
+check "soap-tls open loop" "$B" "${COMMON[@]}" --ceiling-ms 0 --scenario soap-tls --rate 40 \
+    --concurrency 4 --duration 1 --json "$T/tlsopen.json"
+has "soap-tls open loop: enrollments" "$T/tlsopen.json" '"loop":"open".*"enrollments":[1-9]'
+has "soap-tls open loop: zero errors" "$T/tlsopen.json" '"errors_total":0,'
 # The client verifies the server: a name the certificate does not carry fails every handshake.
 check "TLS with a wrong name" "$B" "${COMMON[@]}" --ceiling-ms 0 --scenario tls-full \
     --tls-name wrong.example.com --concurrency 2 --duration 1 --json "$T/wrong.json"
