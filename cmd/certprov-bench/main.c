@@ -804,7 +804,8 @@ static void bar_report(const struct report *rep, const char *bar, uint32_t conc,
     printf("bar %-44s c=%-4u %s: %s\n", bar, conc, text, met ? "met" : "NOT MET");
     if (rep->json != NULL) {
         fprintf(rep->json,
-                "{\"bar\":\"%s\",\"date\":\"%s\",\"machine\":\"%s\",\"concurrency\":%u,"
+                "{\"scenario\":\"bar\",\"bar\":\"%s\",\"date\":\"%s\",\"machine\":\"%s\","
+                "\"concurrency\":%u,"
                 "\"value\":%.3f,\"limit\":%.2f,\"met\":%s}\n",
                 bar, rep->date, rep->machine, conc, value, limit, met ? "true" : "false");
     }
