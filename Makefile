@@ -225,13 +225,18 @@ test: deps
 	@echo "make test: all tests passed"
 
 # ---- benchmarks (never part of make test) ----
-# The standard matrix (about 4 minutes on 2 cores): the component benches, then certprov-bench
-# against a private certprovd: the crypto ceiling, est and soap closed loop at each concurrency
-# plus one open-loop run at half the best rate, the scenarios that need parts not built yet
-# (printed as skipped), and 10,000 idle keep-alive connections. Table on stdout, JSON Lines in
-# $(BUILD)/bench/. A smoke run of certprov-bench is part of make test (test_bench.sh).
-BENCH_MATRIX ?= --scenario est,soap,soap-tls,renew-mtls,est-pkcs11,est-pool-down \
+# The standard matrix (about 7 minutes on 2 cores): the component benches, then certprov-bench
+# against a private certprovd: the crypto ceiling (with the TLS handshake's server crypto), est,
+# est-tls, soap, soap-tls and renew-mtls closed loop at each concurrency plus one open-loop run
+# at half the best rate, the scenarios that need parts not built yet (printed as skipped); the
+# handshake costs (a new connection per GET /healthz: TLS 1.3 and 1.2, full and resumed, and
+# plain HTTP); and 10,000 idle keep-alive connections. Each invocation prints the bars whose
+# scenarios it ran. Table on stdout, JSON Lines in $(BUILD)/bench/. A smoke run of
+# certprov-bench is part of make test (test_bench.sh).
+BENCH_MATRIX ?= --scenario est,est-tls,soap,soap-tls,renew-mtls,est-pkcs11,est-pool-down \
     --concurrency 1,16,64,256 --duration 10 --rate half
+BENCH_HANDSHAKES ?= --scenario tls-full,tls-resumed,tls12-full,tls12-resumed,http-conn \
+    --concurrency 16 --duration 5
 bench: deps
 	$(Q)$(MAKE) --no-print-directory MODE=release progs benches
 	$(Q)for b in $(patsubst bench/%.c,$(BIN)/%,$(BENCH_SRCS)); do $$b || exit 1; done
@@ -239,6 +244,8 @@ bench: deps
 	$(Q)stamp=$$(date -u +%Y%m%dT%H%M%SZ); \
 	$(BIN)/certprov-bench --spawn --bin $(BIN) --cache-dir $(BUILD)/bench \
 	    --json $(BUILD)/bench/matrix-$$stamp.json $(BENCH_MATRIX) && \
+	$(BIN)/certprov-bench --spawn --bin $(BIN) --cache-dir $(BUILD)/bench \
+	    --json $(BUILD)/bench/handshakes-$$stamp.json $(BENCH_HANDSHAKES) && \
 	$(BIN)/certprov-bench --spawn --bin $(BIN) --cache-dir $(BUILD)/bench --ceiling-ms 0 \
 	    --idle 10000 --scenario est --concurrency 16 --duration 3 \
 	    --json $(BUILD)/bench/idle-$$stamp.json

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/base.h> /* X509, EVP_PKEY (forward declarations) */
+
 #define BENCH_USERS_MAX 100000u
 #define BENCH_CSRS_MAX 200000u
 #define BENCH_CSR_DER_MAX 1024u
@@ -43,18 +45,37 @@ int bench_csr_pool_load(struct bench_csr *out, uint32_t num, uint32_t num_users,
                         const char *cache_path);
 
 /* The crypto ceiling: one enrollment's pure crypto (SHA-256 + ECDSA P-256 verify of the CSR,
- * SHA-256 + ECDSA P-256 sign of the certificate), on `threads` threads for about `ms`. */
+ * SHA-256 + ECDSA P-256 sign of the certificate), on `threads` threads for about `ms`. With
+ * `tls`, also the server's crypto of a TLS handshake, on as many threads: a full one is the
+ * ECDHE of the group BoringSSL's client and server agree on (X25519: key generation + shared
+ * secret) plus the server's ECDSA P-256 signature (CertificateVerify, over a SHA-256 transcript
+ * hash); a resumed one (TLS 1.3 psk_dhe_ke, or a TLS 1.2 ticket) is the ECDHE alone. The
+ * ceiling of a scenario adds the CPU of the parts it does per enrollment. */
 struct bench_ceiling {
     uint32_t threads;
     double ops_per_s;         /* enrollments' crypto per second, all threads */
     double cpu_us_per_op;     /* thread CPU per enrollment's crypto */
     double sign_per_s_core;   /* ECDSA P-256 sign alone, one thread */
     double verify_per_s_core; /* ECDSA P-256 verify alone, one thread */
+    bool tls;                 /* the two below were measured */
+    double hs_full_cpu_us;    /* thread CPU per full handshake's server crypto */
+    double hs_resumed_cpu_us; /* thread CPU per resumed handshake's server crypto */
 };
-int bench_ceiling_measure(struct bench_ceiling *out, uint32_t threads, uint32_t ms);
+int bench_ceiling_measure(struct bench_ceiling *out, uint32_t threads, uint32_t ms, bool tls);
+
+/* A client identity for renewal by certificate (renew-mtls): user `user`'s certificate, issued
+ * by the appliance for `key` in the setup (bench_idents_enroll). */
+struct bench_ident {
+    uint32_t user;
+    X509 *cert;
+    EVP_PKEY *key;
+};
 
 /* ---- the load (load.c) ---- */
-enum bench_proto { BENCH_PROTO_EST, BENCH_PROTO_SOAP };
+/* What each request is: EST simpleenroll and SOAP GetAndPublishCert with the user's PIN, EST
+ * simplereenroll without one (the connection's client certificate names the user), or GET
+ * /healthz (the handshake benchmarks: an "enrollment" is then a 200 answer). */
+enum bench_proto { BENCH_PROTO_EST, BENCH_PROTO_SOAP, BENCH_PROTO_REENROLL, BENCH_PROTO_HEALTHZ };
 
 /* Log-linear latency histogram (HDR-style): 64 sub-buckets per power of two of nanoseconds,
  * so every value is recorded within 1/64 (1.6 %). Bounded: values above 2^40 ns clamp. */
@@ -86,6 +107,17 @@ struct bench_load_options {
     uint32_t num_csrs;
     uint32_t num_users;
     uint64_t max_enrollments; /* 0: none; else stop sending once this many succeeded */
+    /* TLS: tls_ca_file NULL is plain HTTP; else every connection is TLS (1.2 or 1.3, ALPN
+     * http/1.1), the server's chain verified against tls_ca_file and tls_name (also the SNI). */
+    const char *tls_ca_file;
+    const char *tls_name;
+    bool new_conn; /* a new connection per request, sent with Connection: close */
+    bool resume;   /* offer the session of the slot's previous handshake (TLS 1.3 tickets) */
+    bool tls12;    /* TLS 1.2 only (its resumption by ticket skips the key exchange) */
+    /* Client certificates: slot i presents idents[i % num_idents] and sends user
+     * idents[..].user's request (num_idents 0: none). Borrowed for the run. */
+    const struct bench_ident *idents;
+    uint32_t num_idents;
 };
 
 struct bench_load_result {
@@ -98,6 +130,9 @@ struct bench_load_result {
     struct bench_hist *hist; /* owned; free() it */
     struct bench_error_kind errs[BENCH_ERROR_KINDS_MAX];
     uint32_t num_errs;
+    uint64_t hs_full;    /* TLS handshakes completed without resumption */
+    uint64_t hs_resumed; /* TLS handshakes that resumed the offered session */
+    uint16_t tls_group;  /* the key-exchange group of the last handshake (SSL_CURVE_*), 0 none */
 };
 
 /* bench_load_run runs one bounded load and fills `out`. Returns 0, or a negative errno when it
@@ -110,6 +145,15 @@ int bench_load_run(struct bench_load_result *out, const struct bench_load_option
 uint32_t bench_idle_open(int *fds, uint32_t num, const char *host, uint16_t port);
 void bench_idle_close(int *fds, uint32_t num);
 
+/* ---- renewal identities (tls.c) ---- */
+/* bench_idents_enroll gives users 0..num-1 a certificate each: a fresh P-256 key, a CSR naming
+ * the user, EST simpleenroll with the PIN over plain HTTP on one keep-alive connection to
+ * host:port. `out` is caller-owned (num entries); on success each entry owns its cert and key
+ * (bench_idents_free). Returns 0, or a negative errno (what failed is printed on stderr). */
+int bench_idents_enroll(struct bench_ident *out, uint32_t num, const char *host, uint16_t port);
+/* bench_idents_free frees the certificates and keys of `num` entries (zeroed entries are fine). */
+void bench_idents_free(struct bench_ident *ids, uint32_t num);
+
 /* ---- the server (server.c) ---- */
 struct bench_server {
     int pid; /* 0: not known (--target without --pid) */
@@ -118,7 +162,10 @@ struct bench_server {
     char config[BENCH_PATH_MAX + 32];
     char host[64];
     uint16_t port;
+    uint16_t tls_port;               /* 0: no TLS listener known */
+    char chain[BENCH_PATH_MAX + 32]; /* the store's chain.pem: what TLS clients trust */
 };
+#define BENCH_TLS_NAME "bench.example.com" /* [server] name of a spawned certprovd: SNI, SAN */
 
 /* bench_server_spawn creates a temp dir under `workdir`, a configuration, the CA, imports
  * `num_users` users (all in pool `pool1`, whose `store =` is `pool_store`) and starts
@@ -152,6 +199,8 @@ struct bench_metrics {
     double pool_up;      /* certprov_pool_up of the first pool (-1: not reported) */
     double outbox_depth; /* certprov_outbox_depth of the first pool */
     double published;    /* certprov_published_total of the first pool */
+    double hs_full;      /* certprov_tls_handshakes_total{result="full"} */
+    double hs_resumed;   /* certprov_tls_handshakes_total{result="resumed"} */
 };
 int bench_metrics_scrape(struct bench_metrics *out, const char *host, uint16_t port);
 

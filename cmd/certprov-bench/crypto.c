@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <openssl/bytestring.h>
+#include <openssl/curve25519.h>
 #include <openssl/ec.h>
 #include <openssl/ec_key.h>
 #include <openssl/ecdsa.h>
@@ -26,6 +27,10 @@
 #define CEILING_THREADS_MAX 256u
 #define CEILING_CHECK_EVERY 32u   /* operations between two clock reads */
 #define CEILING_CERT_TBS_LEN 560u /* about the TBSCertificate certprovd signs for a P-256 key */
+/* The handshake messages a TLS 1.3 server's CertificateVerify covers (ClientHello, ServerHello,
+ * EncryptedExtensions, CertificateRequest, its two-certificate chain): about 2 KiB. BoringSSL
+ * hashes them as they pass; one SHA-256 over as many bytes is that cost. */
+#define CEILING_TRANSCRIPT_LEN 2048u
 
 void bench_user_fill(uint32_t i, char name[64], char ext[16], char pin[16])
 {
@@ -151,7 +156,13 @@ int bench_csr_pool_load(struct bench_csr *out, uint32_t num, uint32_t num_users,
 
 /* ---- the ceiling ---- */
 
-enum ceiling_op { CEILING_ENROLL, CEILING_SIGN, CEILING_VERIFY };
+enum ceiling_op {
+    CEILING_ENROLL,
+    CEILING_SIGN,
+    CEILING_VERIFY,
+    CEILING_HS_FULL,
+    CEILING_HS_RESUMED
+};
 
 struct ceiling_thread {
     pthread_t tid;
@@ -170,8 +181,24 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* ecdhe_server does the server's part of an X25519 key exchange: its key share and the shared
+ * secret with the client's share (what BoringSSL's server computes for a TLS 1.3 key_share or
+ * a TLS 1.2 ECDHE ServerKeyExchange). */
+static void ecdhe_server(const uint8_t client_pub[32])
+{
+    uint8_t pub[32];
+    uint8_t priv[32];
+    uint8_t secret[32];
+    X25519_keypair(pub, priv);
+    int ok = X25519(secret, priv, client_pub);
+    ASSERT(ok == 1);
+    OPENSSL_cleanse(priv, sizeof(priv));
+}
+
 /* One enrollment's crypto: hash the CSR and verify its self-signature with the device's key,
- * hash a certificate-sized TBS and sign it with the CA key. Keys are per thread. */
+ * hash a certificate-sized TBS and sign it with the CA key. Keys are per thread. A handshake's
+ * server crypto (CEILING_HS_*): the ECDHE, and for a full one the CertificateVerify signature
+ * (SHA-256 transcript hash, ECDSA P-256 with the server key). */
 static void *ceiling_main(void *arg)
 {
     struct ceiling_thread *t = arg;
@@ -180,6 +207,9 @@ static void *ceiling_main(void *arg)
     EC_KEY *ca = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
     uint8_t csr_tbs[200];
     uint8_t cert_tbs[CEILING_CERT_TBS_LEN];
+    uint8_t transcript[CEILING_TRANSCRIPT_LEN];
+    uint8_t client_pub[32];
+    uint8_t client_priv[32];
     uint8_t csr_sig[80]; /* ECDSA_size of P-256 is 72 */
     uint8_t sig[80];
     unsigned csr_sig_len = 0;
@@ -189,6 +219,8 @@ static void *ceiling_main(void *arg)
     }
     RAND_bytes(csr_tbs, sizeof(csr_tbs));
     RAND_bytes(cert_tbs, sizeof(cert_tbs));
+    RAND_bytes(transcript, sizeof(transcript));
+    X25519_keypair(client_pub, client_priv);
     SHA256(csr_tbs, sizeof(csr_tbs), digest);
     if (!ECDSA_sign(0, digest, sizeof(digest), csr_sig, &csr_sig_len, dev)) {
         goto out;
@@ -197,6 +229,18 @@ static void *ceiling_main(void *arg)
     uint64_t ops = 0;
     for (;;) {
         for (uint32_t k = 0; k < CEILING_CHECK_EVERY; k++) {
+            if (t->op == CEILING_HS_FULL || t->op == CEILING_HS_RESUMED) {
+                ecdhe_server(client_pub);
+                if (t->op == CEILING_HS_FULL) {
+                    unsigned sig_len = 0;
+                    transcript[0] = (uint8_t)ops; /* a new ClientHello random each time */
+                    SHA256(transcript, sizeof(transcript), digest);
+                    int ok = ECDSA_sign(0, digest, sizeof(digest), sig, &sig_len, ca);
+                    ASSERT(ok == 1);
+                }
+                ops++;
+                continue;
+            }
             if (t->op != CEILING_SIGN) {
                 SHA256(csr_tbs, sizeof(csr_tbs), digest);
                 int ok = ECDSA_verify(0, digest, sizeof(digest), csr_sig, csr_sig_len, dev);
@@ -262,7 +306,7 @@ static int run_ops(double *out_per_s, double *out_cpu_us, enum ceiling_op op, ui
     return 0;
 }
 
-int bench_ceiling_measure(struct bench_ceiling *out, uint32_t threads, uint32_t ms)
+int bench_ceiling_measure(struct bench_ceiling *out, uint32_t threads, uint32_t ms, bool tls)
 {
     ASSERT(threads > 0 && threads <= CEILING_THREADS_MAX);
     ASSERT(ms >= 100);
@@ -279,6 +323,18 @@ int bench_ceiling_measure(struct bench_ceiling *out, uint32_t threads, uint32_t 
     rc = run_ops(&c.ops_per_s, &c.cpu_us_per_op, CEILING_ENROLL, threads, ms);
     if (rc != 0) {
         return rc;
+    }
+    if (tls) {
+        double per_s = 0;
+        rc = run_ops(&per_s, &c.hs_full_cpu_us, CEILING_HS_FULL, threads, ms / 2);
+        if (rc != 0) {
+            return rc;
+        }
+        rc = run_ops(&per_s, &c.hs_resumed_cpu_us, CEILING_HS_RESUMED, threads, ms / 4);
+        if (rc != 0) {
+            return rc;
+        }
+        c.tls = true;
     }
     *out = c;
     return 0;

@@ -1,6 +1,13 @@
 /* certprov-bench: the load. One thread, epoll, non-blocking keep-alive connections; one request
  * in flight per connection (no pipelining, like a device or a balancer's pooled connection).
  *
+ * TLS: a BoringSSL client SSL per connection on its non-blocking socket (SSL_set_fd); the
+ * handshake, SSL_write and SSL_read turn WANT_READ / WANT_WRITE into the connection's epoll
+ * interest. Each slot keeps the SSL_SESSION of its last handshake (the new-session callback,
+ * which TLS 1.3 calls for the server's NewSessionTicket) and offers it on its next connection
+ * when resuming; one session per slot bounds the memory. A new connection per request (the
+ * phone's first contact) measures its latency from the connect.
+ *
  * Closed loop: each connection sends its next request as soon as the previous answer is in;
  * latency is measured from the send. Open loop: request k is due at t0 + k/rate; it goes out on
  * the first free connection at or after that time, and its latency is measured from the time it
@@ -21,6 +28,9 @@
 #include <unistd.h>
 
 #include <openssl/base64.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "base/base.h"
 #include "cmd/certprov-bench/bench.h"
@@ -32,14 +42,28 @@
 
 #define SOAP_PATH "/CertProv/CertProvisioningService.svc"
 #define EST_PATH "/.well-known/est/simpleenroll"
+#define REENROLL_PATH "/.well-known/est/simplereenroll"
 
-enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_IDLE, CONN_SENDING, CONN_WAITING };
+enum conn_state {
+    CONN_DOWN,
+    CONN_CONNECTING,
+    CONN_HANDSHAKE,
+    CONN_IDLE,
+    CONN_SENDING,
+    CONN_WAITING
+};
 
 struct conn {
     int fd;
     enum conn_state state;
+    bool want_out;     /* EPOLLOUT is in the interest set */
     uint64_t start_ns; /* closed loop: when sent; open loop: when it was due */
+    uint64_t open_ns;  /* when the connection was opened */
+    uint64_t due_ns;   /* open loop, new connection per request: when its request was due */
     uint64_t retry_at_ns;
+    SSL *ssl;          /* TLS only */
+    SSL_SESSION *sess; /* TLS: the last handshake's session (owned), offered when resuming */
+    const struct bench_ident *ident; /* the client certificate of this slot, or NULL */
     const uint8_t *out;
     size_t out_len;
     size_t out_off;
@@ -57,6 +81,7 @@ struct load {
     struct bench_load_result *res;
     int ep;
     struct sockaddr_in addr;
+    SSL_CTX *tls; /* NULL: plain HTTP */
     struct conn *conns;
     struct req *reqs;
     uint8_t *arena;
@@ -139,8 +164,16 @@ static size_t b64(char *out, const uint8_t *in, size_t len)
 }
 
 static int build_req(struct req *r, uint8_t *buf, enum bench_proto proto, const struct bench_csr *c,
-                     uint32_t user)
+                     uint32_t user, bool close)
 {
+    const char *conn_close = close ? "Connection: close\r\n" : "";
+    if (proto == BENCH_PROTO_HEALTHZ) {
+        int n = snprintf((char *)buf, LOAD_REQ_MAX, "GET /healthz HTTP/1.1\r\nHost: %s\r\n%s\r\n",
+                         BENCH_TLS_NAME, conn_close);
+        ASSERT(n > 0 && (size_t)n < LOAD_REQ_MAX);
+        *r = (struct req){.buf = buf, .len = (size_t)n};
+        return 0;
+    }
     char name[64];
     char ext[16];
     char pin[16];
@@ -153,7 +186,7 @@ static int build_req(struct req *r, uint8_t *buf, enum bench_proto proto, const 
     ASSERT(n > 0 && (size_t)n < sizeof(cred));
     b64(auth, (const uint8_t *)cred, (size_t)n);
     b64(csr64, c->der, c->der_len);
-    if (proto == BENCH_PROTO_EST) {
+    if (proto != BENCH_PROTO_SOAP) {
         n = snprintf(body, sizeof(body), "%s", csr64);
     } else {
         n = snprintf(
@@ -176,14 +209,23 @@ static int build_req(struct req *r, uint8_t *buf, enum bench_proto proto, const 
     }
     ASSERT(n > 0 && (size_t)n < sizeof(body));
     size_t body_len = (size_t)n;
+    /* simplereenroll carries no PIN: the client certificate is the credential (RFC 7030
+     * §4.2.2; a PIN there is refused). */
+    char auth_hdr[96] = "";
+    if (proto != BENCH_PROTO_REENROLL) {
+        snprintf(auth_hdr, sizeof(auth_hdr), "Authorization: Basic %s\r\n", auth);
+    }
     n = snprintf((char *)buf, LOAD_REQ_MAX,
-                 "POST %s HTTP/1.1\r\nHost: certprov\r\nAuthorization: Basic %s\r\n"
+                 "POST %s HTTP/1.1\r\nHost: %s\r\n%s%s"
                  "Content-Type: %s\r\n%sContent-Length: %zu\r\n\r\n",
-                 proto == BENCH_PROTO_EST ? EST_PATH : SOAP_PATH, auth,
-                 proto == BENCH_PROTO_EST ? "application/pkcs10" : "text/xml; charset=utf-8",
-                 proto == BENCH_PROTO_EST ? ""
-                                          : "SOAPAction: \"http://schemas.microsoft.com/OCS/"
-                                            "AuthWebServices/GetAndPublishCert\"\r\n",
+                 proto == BENCH_PROTO_EST        ? EST_PATH
+                 : proto == BENCH_PROTO_REENROLL ? REENROLL_PATH
+                                                 : SOAP_PATH,
+                 BENCH_TLS_NAME, auth_hdr, conn_close,
+                 proto != BENCH_PROTO_SOAP ? "application/pkcs10" : "text/xml; charset=utf-8",
+                 proto != BENCH_PROTO_SOAP ? ""
+                                           : "SOAPAction: \"http://schemas.microsoft.com/OCS/"
+                                             "AuthWebServices/GetAndPublishCert\"\r\n",
                  body_len);
     if (n <= 0 || (size_t)n + body_len > LOAD_REQ_MAX) {
         return -E2BIG;
@@ -196,13 +238,35 @@ static int build_req(struct req *r, uint8_t *buf, enum bench_proto proto, const 
 
 /* ---- connections ---- */
 
+static void conn_want_out(struct load *l, struct conn *c, bool out)
+{
+    if (c->want_out == out) {
+        return;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0u), .data.ptr = c};
+    int rc = epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    ASSERT(rc == 0);
+    c->want_out = out;
+}
+
 static void conn_close(struct load *l, struct conn *c, uint64_t retry_at_ns)
 {
+    if (c->ssl != NULL) {
+        /* A clean close sends close_notify, as a phone's TLS stack does (best effort: the
+         * server may have closed already); a failed connection is dropped quietly. */
+        if (c->state == CONN_IDLE) {
+            (void)SSL_shutdown(c->ssl);
+        }
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        ERR_clear_error();
+    }
     if (c->fd >= 0) {
         (void)close(c->fd); /* a close error on a socket we are dropping changes nothing */
     }
     c->fd = -1;
     c->rlen = 0;
+    c->due_ns = 0;
     c->state = CONN_DOWN;
     c->retry_at_ns = retry_at_ns;
     l->num_down++;
@@ -215,16 +279,86 @@ static void conn_fail(struct load *l, struct conn *c, const char *why, uint64_t 
         ASSERT(l->inflight > 0);
         l->inflight--;
         count_error(l->res, why);
-    } else if (c->state == CONN_CONNECTING) {
+    } else if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKE) {
         count_error(l->res, why);
     }
     conn_close(l, c, now + (was_busy ? 0 : LOAD_RETRY_NS));
+}
+
+/* tls_fail names a TLS failure: the library's reason, or the certificate verdict. */
+static void tls_fail(struct load *l, struct conn *c, const char *what, int err, uint64_t now)
+{
+    char name[BENCH_ERROR_NAME_MAX];
+    long v = c->ssl != NULL ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+        snprintf(name, sizeof(name), "%s: conn closed", what);
+    } else if (v != X509_V_OK) {
+        snprintf(name, sizeof(name), "%s: %s", what, X509_verify_cert_error_string(v));
+    } else {
+        const char *r = ERR_reason_error_string(ERR_peek_error());
+        snprintf(name, sizeof(name), "%s: %s", what, r != NULL ? r : "error");
+    }
+    ERR_clear_error();
+    conn_fail(l, c, name, now);
+}
+
+/* new_session_cb keeps the session the server just gave (TLS 1.3: its NewSessionTicket; TLS
+ * 1.2: the handshake's) as the slot's one session, for its next connection. */
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    struct conn *c = SSL_get_app_data(ssl);
+    ASSERT(c != NULL);
+    SSL_SESSION_free(c->sess);
+    c->sess = sess;
+    return 1; /* we own it */
+}
+
+static int conn_tls_new(struct load *l, struct conn *c)
+{
+    c->ssl = SSL_new(l->tls);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set_app_data(c->ssl, c) != 1 ||
+        SSL_set_tlsext_host_name(c->ssl, l->opt->tls_name) != 1 ||
+        (l->opt->resume && c->sess != NULL && SSL_set_session(c->ssl, c->sess) != 1) ||
+        (c->ident != NULL && (SSL_use_certificate(c->ssl, c->ident->cert) != 1 ||
+                              SSL_use_PrivateKey(c->ssl, c->ident->key) != 1))) {
+        return -ENOMEM;
+    }
+    SSL_set_connect_state(c->ssl);
+    return 0;
+}
+
+static void dispatch(struct load *l, struct conn *c, uint64_t now);
+
+/* conn_handshake drives the TLS handshake as far as the socket allows. */
+static void conn_handshake(struct load *l, struct conn *c, uint64_t now)
+{
+    ASSERT(c->state == CONN_HANDSHAKE);
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        if (SSL_session_reused(c->ssl)) {
+            l->res->hs_resumed++;
+        } else {
+            l->res->hs_full++;
+        }
+        l->res->tls_group = SSL_get_curve_id(c->ssl);
+        conn_want_out(l, c, false);
+        c->state = CONN_IDLE;
+        dispatch(l, c, now);
+        return;
+    }
+    int err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        conn_want_out(l, c, err == SSL_ERROR_WANT_WRITE);
+        return;
+    }
+    tls_fail(l, c, "tls handshake", err, now);
 }
 
 static void conn_open(struct load *l, struct conn *c, uint64_t now)
 {
     ASSERT(c->state == CONN_DOWN);
     l->num_down--;
+    c->open_ns = now;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd == -1) {
         c->state = CONN_CONNECTING;
@@ -234,6 +368,10 @@ static void conn_open(struct load *l, struct conn *c, uint64_t now)
     int one = 1;
     (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->state = CONN_CONNECTING;
+    if (l->tls != NULL && conn_tls_new(l, c) != 0) {
+        conn_fail(l, c, "tls: no memory", now);
+        return;
+    }
     if (connect(c->fd, (const struct sockaddr *)&l->addr, sizeof(l->addr)) == -1 &&
         errno != EINPROGRESS) {
         conn_fail(l, c, "conn refused", now);
@@ -242,38 +380,55 @@ static void conn_open(struct load *l, struct conn *c, uint64_t now)
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
     int rc = epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev);
     ASSERT(rc == 0);
-}
-
-static void conn_want_out(struct load *l, struct conn *c, bool out)
-{
-    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0u), .data.ptr = c};
-    int rc = epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev);
-    ASSERT(rc == 0);
+    c->want_out = true;
 }
 
 static void conn_flush(struct load *l, struct conn *c, uint64_t now)
 {
     ASSERT(c->state == CONN_SENDING);
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-        if (n == -1 && errno == EAGAIN) {
-            conn_want_out(l, c, true);
-            return;
-        }
-        if (n == -1) {
-            conn_fail(l, c, "conn send", now);
-            return;
+        const uint8_t *p = c->out + c->out_off;
+        size_t len = c->out_len - c->out_off;
+        ssize_t n;
+        if (c->ssl != NULL) {
+            int w = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+            int err = w > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, w);
+            if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+                conn_want_out(l, c, err == SSL_ERROR_WANT_WRITE);
+                return;
+            }
+            if (err != SSL_ERROR_NONE) {
+                tls_fail(l, c, "tls send", err, now);
+                return;
+            }
+            n = w;
+        } else {
+            n = send(c->fd, p, len, MSG_NOSIGNAL);
+            if (n == -1 && errno == EAGAIN) {
+                conn_want_out(l, c, true);
+                return;
+            }
+            if (n == -1) {
+                conn_fail(l, c, "conn send", now);
+                return;
+            }
         }
         c->out_off += (size_t)n;
     }
+    conn_want_out(l, c, false);
     c->state = CONN_WAITING;
 }
 
 static void conn_send(struct load *l, struct conn *c, uint64_t start_ns, uint64_t now)
 {
     ASSERT(c->state == CONN_IDLE);
-    const struct req *r = &l->reqs[l->next_req];
-    l->next_req = (l->next_req + 1) % l->opt->num_csrs;
+    const struct req *r;
+    if (c->ident != NULL) {
+        r = &l->reqs[c->ident->user]; /* CSR u names user u (u < num_csrs: bench_load_run) */
+    } else {
+        r = &l->reqs[l->next_req];
+        l->next_req = (l->next_req + 1) % l->opt->num_csrs;
+    }
     c->out = r->buf;
     c->out_len = r->len;
     c->out_off = 0;
@@ -291,7 +446,17 @@ static void dispatch(struct load *l, struct conn *c, uint64_t now)
         return;
     }
     if (l->opt->rate <= 0) {
-        conn_send(l, c, now, now);
+        /* A new connection per request: the phone's wait starts at its connect. */
+        conn_send(l, c, l->opt->new_conn ? c->open_ns : now, now);
+        return;
+    }
+    if (l->opt->new_conn) {
+        /* Open loop: this connection was opened for a request that fell due (the load's
+         * loop), whose latency counts from then: connect and handshake included. */
+        if (c->due_ns != 0) {
+            conn_send(l, c, c->due_ns, now);
+            c->due_ns = 0;
+        }
         return;
     }
     uint64_t due_ns = l->t0_ns + l->issued * l->period_ns;
@@ -339,40 +504,55 @@ static const char *header_value(const char *h, size_t hlen, const char *name)
     return NULL;
 }
 
-/* conn_recv reads what is there; when an answer is complete it is accounted and the connection
- * becomes idle (or is closed when the server said Connection: close). */
-static void conn_recv(struct load *l, struct conn *c, uint64_t now)
+/* conn_read reads what is there into rbuf: > 0 bytes, 0 at the end of the stream, -EAGAIN when
+ * nothing (more) is there (TLS: also when only a post-handshake message such as a session
+ * ticket came), or -EIO (the reason counted by the caller from *out_err). */
+static ssize_t conn_read(struct conn *c, int *out_err)
 {
-    ssize_t n = recv(c->fd, c->rbuf + c->rlen, LOAD_RBUF_LEN - c->rlen, 0);
-    if (n == -1 && errno == EAGAIN) {
-        return;
+    size_t cap = LOAD_RBUF_LEN - c->rlen;
+    *out_err = SSL_ERROR_NONE;
+    if (c->ssl == NULL) {
+        ssize_t n = recv(c->fd, c->rbuf + c->rlen, cap, 0);
+        return n == -1 ? (errno == EAGAIN ? -EAGAIN : -EIO) : n;
     }
-    if (n <= 0 || c->state != CONN_WAITING) {
-        conn_fail(l, c, n == 0 ? "conn closed" : "conn reset", now);
-        return;
+    int n = SSL_read(c->ssl, c->rbuf + c->rlen, cap > INT32_MAX ? INT32_MAX : (int)cap);
+    if (n > 0) {
+        return n;
     }
-    c->rlen += (size_t)n;
+    int err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_WANT_READ) {
+        return -EAGAIN;
+    }
+    *out_err = err;
+    return err == SSL_ERROR_ZERO_RETURN ? 0 : -EIO;
+}
+
+/* conn_answer looks at what was read: returns false while the answer is incomplete; else it is
+ * accounted and the connection is idle (or closed when the server said Connection: close). */
+static bool conn_answer(struct load *l, struct conn *c, uint64_t now)
+{
     const uint8_t *hend = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4);
     if (hend == NULL) {
         if (c->rlen == LOAD_RBUF_LEN) {
             conn_fail(l, c, "answer too large", now);
+            return true;
         }
-        return;
+        return false;
     }
     size_t hlen = (size_t)(hend - c->rbuf) + 4;
     const char *h = (const char *)c->rbuf;
     const char *cl = header_value(h, hlen, "Content-Length");
     if (c->rlen < 12 || memcmp(h, "HTTP/1.1 ", 9) != 0 || cl == NULL) {
         conn_fail(l, c, "bad answer", now);
-        return;
+        return true;
     }
     size_t body_len = strtoul(cl, NULL, 10);
     if (hlen + body_len > LOAD_RBUF_LEN) {
         conn_fail(l, c, "answer too large", now);
-        return;
+        return true;
     }
     if (c->rlen < hlen + body_len) {
-        return;
+        return false;
     }
     int status = atoi(h + 9);
     const char *conn_hdr = header_value(h, hlen, "Connection");
@@ -394,11 +574,37 @@ static void conn_recv(struct load *l, struct conn *c, uint64_t now)
     bool extra = c->rlen > hlen + body_len; /* we never pipeline: bytes nobody asked for */
     c->state = CONN_IDLE;
     c->rlen = 0;
-    if (close_after || extra) {
+    if (close_after || extra || l->opt->new_conn) {
         conn_close(l, c, now);
-        return;
+        return true;
     }
     dispatch(l, c, now);
+    return true;
+}
+
+/* conn_recv reads until the socket (and TLS's buffer) is empty or an answer is complete. TLS
+ * may hold decrypted bytes that epoll cannot see, hence the loop; bounded by rbuf. */
+static void conn_recv(struct load *l, struct conn *c, uint64_t now)
+{
+    for (;;) {
+        int err = SSL_ERROR_NONE;
+        ssize_t n = conn_read(c, &err);
+        if (n == -EAGAIN) {
+            return;
+        }
+        if (n <= 0 || c->state != CONN_WAITING) {
+            if (c->ssl != NULL && n < 0) {
+                tls_fail(l, c, "tls recv", err, now);
+            } else {
+                conn_fail(l, c, n == 0 ? "conn closed" : "conn reset", now);
+            }
+            return;
+        }
+        c->rlen += (size_t)n;
+        if (conn_answer(l, c, now)) {
+            return;
+        }
+    }
 }
 
 static void on_event(struct load *l, struct conn *c, uint32_t events, uint64_t now)
@@ -411,13 +617,21 @@ static void on_event(struct load *l, struct conn *c, uint32_t events, uint64_t n
             conn_fail(l, c, "conn refused", now);
             return;
         }
+        if (c->ssl != NULL) {
+            c->state = CONN_HANDSHAKE;
+            conn_handshake(l, c, now);
+            return;
+        }
         c->state = CONN_IDLE;
         conn_want_out(l, c, false);
         dispatch(l, c, now);
         return;
     }
+    if (c->state == CONN_HANDSHAKE) {
+        conn_handshake(l, c, now);
+        return;
+    }
     if (c->state == CONN_SENDING && (events & EPOLLOUT) != 0) {
-        conn_want_out(l, c, false);
         conn_flush(l, c, now);
     }
     if (c->state != CONN_DOWN && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) {
@@ -426,6 +640,36 @@ static void on_event(struct load *l, struct conn *c, uint32_t events, uint64_t n
 }
 
 /* ---- the run ---- */
+
+/* tls_ctx_new makes the client context of a run: TLS 1.2 and 1.3, the server's chain verified
+ * against the store's chain.pem and its certificate against the name, ALPN http/1.1, and with
+ * resumption a client session cache of our own (one session per slot, new_session_cb). */
+static SSL_CTX *tls_ctx_new(const struct bench_load_options *opt)
+{
+    static const uint8_t alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, opt->tls12 ? TLS1_2_VERSION : TLS1_3_VERSION) != 1 ||
+        SSL_CTX_load_verify_locations(ctx, opt->tls_ca_file, NULL) != 1 ||
+        X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(ctx), opt->tls_name,
+                                    strlen(opt->tls_name)) != 1 ||
+        SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn)) != 0) {
+        fprintf(stderr, "certprov-bench: TLS client context (CA file %s): %s\n", opt->tls_ca_file,
+                ERR_reason_error_string(ERR_peek_error()));
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (opt->resume) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+        SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    return ctx;
+}
 
 static int load_init(struct load *l, const struct bench_load_options *opt,
                      struct bench_load_result *res)
@@ -446,7 +690,7 @@ static int load_init(struct load *l, const struct bench_load_options *opt,
     }
     for (uint32_t i = 0; i < opt->num_csrs; i++) {
         int rc = build_req(&l->reqs[i], l->arena + (size_t)i * LOAD_REQ_MAX, opt->proto,
-                           &opt->csrs[i], i % opt->num_users);
+                           &opt->csrs[i], i % opt->num_users, opt->new_conn);
         if (rc != 0) {
             return rc;
         }
@@ -454,6 +698,12 @@ static int load_init(struct load *l, const struct bench_load_options *opt,
     uint8_t *rbufs = l->arena + (size_t)opt->num_csrs * LOAD_REQ_MAX;
     for (uint32_t i = 0; i < opt->concurrency; i++) {
         l->conns[i] = (struct conn){.fd = -1, .rbuf = rbufs + (size_t)i * LOAD_RBUF_LEN};
+        if (opt->num_idents > 0) {
+            l->conns[i].ident = &opt->idents[i % opt->num_idents];
+        }
+    }
+    if (opt->tls_ca_file != NULL && (l->tls = tls_ctx_new(opt)) == NULL) {
+        return -EINVAL;
     }
     l->num_down = opt->concurrency;
     l->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -470,10 +720,13 @@ static int load_init(struct load *l, const struct bench_load_options *opt,
 static void load_cleanup(struct load *l)
 {
     for (uint32_t i = 0; l->conns != NULL && i < l->opt->concurrency; i++) {
+        SSL_free(l->conns[i].ssl);
+        SSL_SESSION_free(l->conns[i].sess);
         if (l->conns[i].fd >= 0) {
             (void)close(l->conns[i].fd);
         }
     }
+    SSL_CTX_free(l->tls);
     if (l->ep >= 0) {
         (void)close(l->ep);
     }
@@ -510,6 +763,10 @@ int bench_load_run(struct bench_load_result *out, const struct bench_load_option
     ASSERT(opt->concurrency > 0 && opt->concurrency <= BENCH_CONNS_MAX);
     ASSERT(opt->num_csrs > 0 && opt->num_users > 0);
     ASSERT(opt->duration_s > 0);
+    ASSERT(opt->num_idents == 0 || opt->tls_ca_file != NULL);
+    for (uint32_t i = 0; i < opt->num_idents; i++) {
+        ASSERT(opt->idents[i].user < opt->num_csrs && opt->idents[i].user < opt->num_users);
+    }
     memset(out, 0, sizeof(*out));
     struct load l;
     int rc = load_init(&l, opt, out);
@@ -536,9 +793,22 @@ int bench_load_run(struct bench_load_result *out, const struct bench_load_option
             break;
         }
         for (uint32_t i = 0; !l.stopping && l.num_down > 0 && i < opt->concurrency; i++) {
-            if (l.conns[i].state == CONN_DOWN && l.conns[i].retry_at_ns <= now) {
-                conn_open(&l, &l.conns[i], now);
+            struct conn *c = &l.conns[i];
+            if (c->state != CONN_DOWN || c->retry_at_ns > now) {
+                continue;
             }
+            if (opt->rate > 0 && opt->new_conn) {
+                /* Open loop with a new connection per request: open one when one is due. */
+                uint64_t due = l.t0_ns + l.issued * l.period_ns;
+                if (due > now) {
+                    break;
+                }
+                l.issued++;
+                conn_open(&l, c, now);
+                c->due_ns = c->state == CONN_DOWN ? 0 : due;
+                continue;
+            }
+            conn_open(&l, c, now);
         }
         for (uint32_t i = 0; opt->rate > 0 && !l.stopping && i < opt->concurrency; i++) {
             dispatch(&l, &l.conns[i], now); /* open loop: what fell due while all were busy */
@@ -559,6 +829,9 @@ int bench_load_run(struct bench_load_result *out, const struct bench_load_option
     }
     for (uint32_t i = 0; i < l.inflight; i++) {
         count_error(out, "timeout (drain)");
+    }
+    for (uint32_t i = 0; i < opt->concurrency; i++) {
+        l.issued -= l.conns[i].due_ns != 0 ? 1 : 0; /* still connecting when the run stopped */
     }
     if (opt->rate > 0) {
         uint64_t due = (uint64_t)(opt->duration_s * opt->rate);

@@ -19,6 +19,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h> /* SSL_get_curve_name, SSL_CURVE_X25519: what the handshakes agreed */
+
 #include "base/base.h"
 #include "cmd/certprov-bench/bench.h"
 
@@ -27,6 +29,22 @@
 #define MAIN_PUBLISH_WAIT_MS 30000ull
 #define MAIN_PRELOAD_MAX 10000000u /* --preload: certificates */
 #define MAIN_PRELOAD_CONNS 256u
+#define MAIN_SUMS_MAX (MAIN_LIST_MAX * MAIN_LIST_MAX) /* closed-loop runs kept for the bars */
+/* The bars of the TLS benchmark (README, issue 12). */
+#define BAR_SOAP_TLS_MIN 0.70 /* soap-tls: at least this share of its own ceiling */
+#define BAR_EST_TLS_MIN 0.90  /* est-tls: enrollments/s at least this share of est's */
+#define BAR_RESUMED_MAX 0.25  /* tls-resumed server CPU per handshake / tls-full's */
+
+/* What a scenario's ceiling is made of (struct bench_ceiling): the enrollment's crypto, plus
+ * the server's crypto of the handshake it does per enrollment; or a handshake's alone. */
+enum ceil_kind {
+    CEIL_ENROLL,
+    CEIL_ENROLL_HS_FULL,
+    CEIL_ENROLL_HS_RESUMED,
+    CEIL_HS_FULL,
+    CEIL_HS_RESUMED,
+    CEIL_NONE /* TLS 1.2 resumption: no public-key crypto at all */
+};
 
 /* The scenario table. Scenarios whose server side does not exist yet are listed with the reason;
  * they print "skipped: ..." and never a number. */
@@ -37,19 +55,82 @@ struct scenario {
     const char *what;
     bool pool_down; /* runs against its own certprovd whose pool store cannot be reached */
     bool pkcs11;    /* runs against its own certprovd whose CA key is in a SoftHSM2 token */
+    bool tls;       /* on tls_listen (needs --spawn) */
+    bool new_conn;  /* a new connection per request */
+    bool resume;    /* each slot resumes its previous session */
+    bool mtls;      /* each slot presents a user's certificate (enrolled in a setup) */
+    bool tls12;     /* TLS 1.2 only */
+    enum ceil_kind ceil;
 };
 static const struct scenario scenarios[] = {
-    {"est", BENCH_PROTO_EST, NULL, "EST simpleenroll, keep-alive HTTP, Basic auth", false, false},
-    {"soap", BENCH_PROTO_SOAP, NULL, "CertProv GetAndPublishCert, keep-alive HTTP, Basic auth",
-     false, false},
-    {"soap-tls", BENCH_PROTO_SOAP, "needs TLS in certprovd (tls_listen)",
-     "SOAP with a new TLS connection per enrollment (a device's first contact)", false, false},
-    {"renew-mtls", BENCH_PROTO_EST, "needs TLS client-certificate renewal in certprovd",
-     "EST simplereenroll authenticated by the client certificate", false, false},
-    {"est-pkcs11", BENCH_PROTO_EST, NULL, "EST with the CA key in SoftHSM2 (4 sessions)", false,
-     true},
-    {"est-pool-down", BENCH_PROTO_EST, NULL,
-     "EST with the PostgreSQL pool store stopped for the whole run", true, false},
+    {.name = "est",
+     .proto = BENCH_PROTO_EST,
+     .what = "EST simpleenroll, keep-alive HTTP, Basic auth"},
+    {.name = "est-tls",
+     .proto = BENCH_PROTO_EST,
+     .what = "EST simpleenroll, keep-alive HTTPS (one full handshake per connection), Basic auth",
+     .tls = true},
+    {.name = "soap",
+     .proto = BENCH_PROTO_SOAP,
+     .what = "CertProv GetAndPublishCert, keep-alive HTTP, Basic auth"},
+    {.name = "soap-tls",
+     .proto = BENCH_PROTO_SOAP,
+     .what = "SOAP with a new TLS connection per enrollment, full handshake (a device's first "
+             "contact)",
+     .tls = true,
+     .new_conn = true,
+     .ceil = CEIL_ENROLL_HS_FULL},
+    {.name = "renew-mtls",
+     .proto = BENCH_PROTO_REENROLL,
+     .what = "EST simplereenroll by client certificate, a new TLS connection per renewal resuming "
+             "the slot's previous session",
+     .tls = true,
+     .new_conn = true,
+     .resume = true,
+     .mtls = true,
+     .ceil = CEIL_ENROLL_HS_RESUMED},
+    {.name = "tls-full",
+     .proto = BENCH_PROTO_HEALTHZ,
+     .what = "GET /healthz on a new TLS connection each, full handshake (an enrollment = a 200)",
+     .tls = true,
+     .new_conn = true,
+     .ceil = CEIL_HS_FULL},
+    {.name = "tls-resumed",
+     .proto = BENCH_PROTO_HEALTHZ,
+     .what = "GET /healthz on a new TLS connection each, resuming the slot's previous session",
+     .tls = true,
+     .new_conn = true,
+     .resume = true,
+     .ceil = CEIL_HS_RESUMED},
+    {.name = "http-conn",
+     .proto = BENCH_PROTO_HEALTHZ,
+     .what = "GET /healthz on a new plain HTTP connection each: what a connection costs without "
+             "TLS (the baseline of tls-full and tls-resumed)",
+     .new_conn = true,
+     .ceil = CEIL_NONE},
+    {.name = "tls12-full",
+     .proto = BENCH_PROTO_HEALTHZ,
+     .what = "tls-full with TLS 1.2 (ECDHE + the server's signature over its key share)",
+     .tls = true,
+     .new_conn = true,
+     .tls12 = true,
+     .ceil = CEIL_HS_FULL},
+    {.name = "tls12-resumed",
+     .proto = BENCH_PROTO_HEALTHZ,
+     .what = "tls-resumed with TLS 1.2 (a ticket: no key exchange, no signature)",
+     .tls = true,
+     .new_conn = true,
+     .resume = true,
+     .tls12 = true,
+     .ceil = CEIL_NONE},
+    {.name = "est-pkcs11",
+     .proto = BENCH_PROTO_EST,
+     .what = "EST with the CA key in SoftHSM2 (4 sessions)",
+     .pkcs11 = true},
+    {.name = "est-pool-down",
+     .proto = BENCH_PROTO_EST,
+     .what = "EST with the PostgreSQL pool store stopped for the whole run",
+     .pool_down = true},
 };
 #define NUM_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -75,6 +156,7 @@ struct opts {
     uint32_t ceiling_ms;
     uint32_t idle;
     uint32_t preload;
+    const char *tls_name;
     bool keep;
 };
 
@@ -87,8 +169,11 @@ static void usage(FILE *out)
         "                      [--rate R|half] [--users N] [--csrs N] [--json FILE] ...\n"
         "\n"
         "Load generator and ceiling measurement for certprovd. Measures the crypto ceiling\n"
-        "(P-256 CSR verify + P-256 certificate sign, one thread per core), then runs every\n"
-        "scenario at every concurrency, each bounded in time, and prints a table.\n"
+        "(P-256 CSR verify + P-256 certificate sign, one thread per core; with a TLS scenario\n"
+        "also the server's handshake crypto: X25519 + its ECDSA P-256 signature), then runs\n"
+        "every scenario at every concurrency, each bounded in time, prints a table and the\n"
+        "bars whose scenarios ran (soap-tls >= 70 %% of its ceiling, est-tls within 10 %% of\n"
+        "est, a resumed handshake < 25 %% of a full one in server CPU).\n"
         "\n"
         "  --spawn            start a private certprovd (temp dir under --workdir, ca init,\n"
         "                     user import), stop it with SIGTERM at the end\n"
@@ -96,12 +181,24 @@ static void usage(FILE *out)
         "  --target URL       an already running certprovd, http://IPv4:PORT (it must know the\n"
         "                     users: give --config FILE to import them with certprovctl)\n"
         "  --pid PID          --target's process, for server CPU and peak RSS\n"
-        "  --scenario LIST    comma-separated: est, soap, soap-tls, renew-mtls, est-pkcs11,\n"
-        "                     est-pool-down (default est). est-pool-down (with --spawn) starts\n"
-        "                     a certprovd of its own whose pool store is a PostgreSQL URL where\n"
-        "                     nothing listens (a stopped server), and checks afterwards that\n"
-        "                     the pool was down and the outbox holds the certificates;\n"
-        "                     est-pkcs11 (with --spawn) one whose CA key is in a SoftHSM2 token\n"
+        "  --scenario LIST    comma-separated (default est):\n"
+        "                     est, soap: keep-alive HTTP with the PIN\n"
+        "                     est-tls: est over keep-alive HTTPS\n"
+        "                     soap-tls: soap on a new HTTPS connection per enrollment (full\n"
+        "                       handshake, no resumption: a phone's first contact)\n"
+        "                     renew-mtls: EST simplereenroll by client certificate, a new\n"
+        "                       connection per renewal resuming the slot's previous session\n"
+        "                       (a setup first enrolls one user per slot over HTTP)\n"
+        "                     tls-full, tls-resumed: GET /healthz on a new HTTPS connection\n"
+        "                       each, without / with resumption (server CPU per handshake)\n"
+        "                     tls12-full, tls12-resumed: the same with TLS 1.2\n"
+        "                     http-conn: the same on plain HTTP (the connection's own cost)\n"
+        "                     est-pkcs11: a certprovd of its own (--spawn) whose CA key is in\n"
+        "                       a SoftHSM2 token\n"
+        "                     est-pool-down: a certprovd of its own whose pool store is a\n"
+        "                       PostgreSQL URL where nothing listens (a stopped server); checks\n"
+        "                       afterwards that the pool was down and the outbox holds them\n"
+        "                     TLS scenarios need --spawn (its tls_listen and chain.pem)\n"
         "  --concurrency LIST comma-separated connection counts (default 16)\n"
         "  --duration S       seconds of load per run, a hard cap (default 10)\n"
         "  --drain S          at most this long for in-flight requests after it (default 2)\n"
@@ -120,6 +217,8 @@ static void usage(FILE *out)
         "                     not measured) and wait until they are published, so that the\n"
         "                     runs see a store of that size (est-pool-down's own server\n"
         "                     starts empty)\n"
+        "  --tls-name NAME    the name TLS clients send (SNI) and require in the server's\n"
+        "                     certificate (default " BENCH_TLS_NAME ", the spawned server's)\n"
         "  --workdir DIR      where --spawn puts its store (default /var/tmp: a real disk)\n"
         "  --keep             keep the --spawn directory\n"
         "  -h, --help         this text\n"
@@ -239,6 +338,10 @@ static int parse_opt(struct opts *o, int c, char *arg)
     case 'K':
         o->keep = true;
         break;
+    case 'N':
+        o->tls_name = arg;
+        rc = arg[0] != '\0' && strlen(arg) < 254 ? 0 : -EINVAL;
+        break;
     default:
         rc = -EINVAL;
         break;
@@ -267,6 +370,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
                                        {"idle", required_argument, NULL, 'i'},
                                        {"preload", required_argument, NULL, 'P'},
                                        {"keep", no_argument, NULL, 'K'},
+                                       {"tls-name", required_argument, NULL, 'N'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     int c;
@@ -328,8 +432,19 @@ struct run {
     double publish_wait_s; /* after the load, until the outbox was empty; -1: it did not empty */
 };
 
+/* What the bars need of a closed-loop run. */
+struct run_sum {
+    const struct scenario *scen;
+    uint32_t concurrency;
+    double eps;     /* enrollments (answers) per second */
+    double cpu_e;   /* server CPU us per enrollment, -1 unknown */
+    double ceil_us; /* the scenario's ceiling, -1 unknown */
+};
+
 struct report {
     FILE *json;
+    struct run_sum sums[MAIN_SUMS_MAX];
+    uint32_t num_sums;
     uint64_t preload; /* certificates enrolled before the runs */
     struct bench_ceiling ceil;
     bool have_ceil;
@@ -340,6 +455,36 @@ struct report {
 static double per(double a, double b)
 {
     return b > 0 ? a / b : 0;
+}
+
+/* scen_ceil_us is the crypto CPU of one enrollment (or handshake) of scenario s, -1 when it was
+ * not measured. */
+static double scen_ceil_us(const struct report *rep, const struct scenario *s)
+{
+    const struct bench_ceiling *c = &rep->ceil;
+    if (!rep->have_ceil || s->ceil == CEIL_NONE || (s->ceil != CEIL_ENROLL && !c->tls)) {
+        return -1;
+    }
+    switch (s->ceil) {
+    case CEIL_ENROLL:
+        return c->cpu_us_per_op;
+    case CEIL_ENROLL_HS_FULL:
+        return c->cpu_us_per_op + c->hs_full_cpu_us;
+    case CEIL_ENROLL_HS_RESUMED:
+        return c->cpu_us_per_op + c->hs_resumed_cpu_us;
+    case CEIL_HS_FULL:
+        return c->hs_full_cpu_us;
+    case CEIL_HS_RESUMED:
+        return c->hs_resumed_cpu_us;
+    case CEIL_NONE:
+        break;
+    }
+    return -1;
+}
+
+static double run_cpu_e(const struct run *r)
+{
+    return r->server_cpu_s >= 0 ? per(r->server_cpu_s * 1e6, (double)r->res.enrollments) : -1;
 }
 
 static void print_header(void)
@@ -353,8 +498,9 @@ static void print_run(const struct report *rep, const struct run *r)
 {
     const struct bench_load_result *x = &r->res;
     double eps = per((double)x->enrollments, x->elapsed_s);
-    double cpu_e = r->server_cpu_s >= 0 ? per(r->server_cpu_s * 1e6, (double)x->enrollments) : -1;
-    double ratio = rep->have_ceil && cpu_e > 0 ? cpu_e / rep->ceil.cpu_us_per_op : -1;
+    double cpu_e = run_cpu_e(r);
+    double ceil_us = scen_ceil_us(rep, r->scen);
+    double ratio = ceil_us > 0 && cpu_e > 0 ? cpu_e / ceil_us : -1;
     double batch = per(r->m1.batch_sum - r->m0.batch_sum, r->m1.batch_count - r->m0.batch_count);
     double commit =
         per(r->m1.commit_sum - r->m0.commit_sum, r->m1.commit_count - r->m0.commit_count) * 1e3;
@@ -371,6 +517,18 @@ static void print_run(const struct report *rep, const struct run *r)
     for (uint32_t i = 0; i < x->num_errs; i++) {
         printf("    error %-32s %llu\n", x->errs[i].name, (unsigned long long)x->errs[i].count);
     }
+    if (r->scen->tls) {
+        const char *g = x->tls_group != 0 ? SSL_get_curve_name(x->tls_group) : NULL;
+        printf("    tls: %llu full, %llu resumed handshakes (server: %.0f full, %.0f resumed), "
+               "group %s\n",
+               (unsigned long long)x->hs_full, (unsigned long long)x->hs_resumed,
+               r->m1.hs_full - r->m0.hs_full, r->m1.hs_resumed - r->m0.hs_resumed,
+               g != NULL ? g : "none");
+        if (x->tls_group != 0 && x->tls_group != SSL_CURVE_X25519) {
+            printf("    warning: the ceiling's ECDHE is X25519, the handshakes used %s\n",
+                   g != NULL ? g : "another group");
+        }
+    }
     fflush(stdout);
 }
 
@@ -383,9 +541,18 @@ static void json_ceiling(const struct report *rep)
     fprintf(rep->json,
             "{\"what\":\"ECDSA P-256 CSR verify + ECDSA P-256 certificate sign, SHA-256\","
             "\"threads\":%u,\"enrollments_per_s\":%.0f,\"cpu_us_per_enrollment\":%.2f,"
-            "\"sign_per_s_per_core\":%.0f,\"verify_per_s_per_core\":%.0f}",
+            "\"sign_per_s_per_core\":%.0f,\"verify_per_s_per_core\":%.0f",
             rep->ceil.threads, rep->ceil.ops_per_s, rep->ceil.cpu_us_per_op,
             rep->ceil.sign_per_s_core, rep->ceil.verify_per_s_core);
+    if (rep->ceil.tls) {
+        fprintf(
+            rep->json,
+            ",\"tls_handshake\":{\"what\":\"server side: X25519 key generation + shared secret; "
+            "full adds SHA-256 of a 2 KiB transcript + ECDSA P-256 sign\","
+            "\"full_cpu_us\":%.2f,\"resumed_cpu_us\":%.2f}",
+            rep->ceil.hs_full_cpu_us, rep->ceil.hs_resumed_cpu_us);
+    }
+    fprintf(rep->json, "}");
 }
 
 static void json_run(const struct report *rep, const struct run *r)
@@ -394,7 +561,8 @@ static void json_run(const struct report *rep, const struct run *r)
         return;
     }
     const struct bench_load_result *x = &r->res;
-    double cpu_e = r->server_cpu_s >= 0 ? per(r->server_cpu_s * 1e6, (double)x->enrollments) : -1;
+    double cpu_e = run_cpu_e(r);
+    double ceil_us = scen_ceil_us(rep, r->scen);
     FILE *f = rep->json;
     fprintf(f,
             "{\"scenario\":\"%s\",\"date\":\"%s\",\"machine\":\"%s\",\"loop\":\"%s\","
@@ -429,8 +597,20 @@ static void json_run(const struct report *rep, const struct run *r)
             per(r->m1.group_sum - r->m0.group_sum, r->m1.group_count - r->m0.group_count),
             per(r->m1.commit_sum - r->m0.commit_sum, r->m1.commit_count - r->m0.commit_count));
     json_ceiling(rep);
-    fprintf(f, ",\"cpu_ratio_to_ceiling\":%.3f}\n",
-            rep->have_ceil && cpu_e > 0 ? cpu_e / rep->ceil.cpu_us_per_op : -1);
+    if (r->scen->tls) {
+        const char *g = x->tls_group != 0 ? SSL_get_curve_name(x->tls_group) : NULL;
+        fprintf(f,
+                ",\"tls\":{\"new_connection_per_request\":%s,\"resume\":%s,"
+                "\"client_certificate\":%s,\"handshakes_full\":%llu,\"handshakes_resumed\":%llu,"
+                "\"server_handshakes_full\":%.0f,\"server_handshakes_resumed\":%.0f,"
+                "\"group\":\"%s\"}",
+                r->scen->new_conn ? "true" : "false", r->scen->resume ? "true" : "false",
+                r->scen->mtls ? "true" : "false", (unsigned long long)x->hs_full,
+                (unsigned long long)x->hs_resumed, r->m1.hs_full - r->m0.hs_full,
+                r->m1.hs_resumed - r->m0.hs_resumed, g != NULL ? g : "none");
+    }
+    fprintf(f, ",\"scenario_ceiling_cpu_us\":%.2f,\"cpu_ratio_to_ceiling\":%.3f}\n", ceil_us,
+            ceil_us > 0 && cpu_e > 0 ? cpu_e / ceil_us : -1);
     fflush(f);
 }
 
@@ -487,12 +667,21 @@ static double wait_published(const struct bench_server *srv, uint64_t max_ms)
 }
 
 static int one_run(struct run *r, const struct bench_server *srv, const struct opts *o,
-                   const struct bench_csr *csrs)
+                   const struct bench_csr *csrs, const struct bench_ident *idents,
+                   uint32_t num_idents)
 {
+    const struct scenario *s = r->scen;
     struct bench_load_options lo = {
-        .proto = r->scen->proto,
+        .proto = s->proto,
         .host = srv->host,
-        .port = srv->port,
+        .port = s->tls ? srv->tls_port : srv->port,
+        .tls_ca_file = s->tls ? srv->chain : NULL,
+        .tls_name = o->tls_name,
+        .new_conn = s->new_conn,
+        .resume = s->resume,
+        .tls12 = s->tls12,
+        .idents = idents,
+        .num_idents = num_idents,
         .concurrency = r->concurrency,
         .duration_s = o->duration_s,
         .drain_s = o->drain_s,
@@ -517,36 +706,151 @@ static int one_run(struct run *r, const struct bench_server *srv, const struct o
     return 0;
 }
 
-static int run_scenario(const struct report *rep, const struct scenario *s,
+/* idents_setup gives as many users as the scenario's busiest run has slots (at most every
+ * user with a CSR of its own) a certificate to renew with. */
+static int idents_setup(struct bench_ident **out, uint32_t *out_num, const struct scenario *s,
+                        const struct bench_server *srv, const struct opts *o)
+{
+    uint32_t num = 0;
+    for (uint32_t i = 0; i < o->num_conc; i++) {
+        num = o->conc[i] > num ? o->conc[i] : num;
+    }
+    num = num < o->users ? num : o->users;
+    num = num < o->csrs ? num : o->csrs;
+    struct bench_ident *ids = calloc(num, sizeof(*ids));
+    if (ids == NULL) {
+        return -ENOMEM;
+    }
+    uint64_t t0 = clock_mono_ns();
+    int rc = bench_idents_enroll(ids, num, srv->host, srv->port);
+    if (rc != 0) {
+        free(ids);
+        return rc;
+    }
+    printf("%-14s setup: %u users enrolled over HTTP for their client certificates in %.1f s\n",
+           s->name, num, (double)(clock_mono_ns() - t0) / 1e9);
+    *out = ids;
+    *out_num = num;
+    return 0;
+}
+
+static void sum_add(struct report *rep, const struct run *r)
+{
+    if (r->rate > 0 || rep->num_sums == MAIN_SUMS_MAX) {
+        return;
+    }
+    rep->sums[rep->num_sums++] = (struct run_sum){
+        .scen = r->scen,
+        .concurrency = r->concurrency,
+        .eps = per((double)r->res.enrollments, r->res.elapsed_s),
+        .cpu_e = run_cpu_e(r),
+        .ceil_us = scen_ceil_us(rep, r->scen),
+    };
+}
+
+static int run_scenario(struct report *rep, const struct scenario *s,
                         const struct bench_server *srv, const struct opts *o,
                         const struct bench_csr *csrs)
 {
     double best = 0;
     uint32_t max_conc = 0;
-    for (uint32_t i = 0; i < o->num_conc; i++) {
+    struct bench_ident *ids = NULL;
+    uint32_t num_ids = 0;
+    int rc = 0;
+    if (s->mtls && (rc = idents_setup(&ids, &num_ids, s, srv, o)) != 0) {
+        fprintf(stderr, "certprov-bench: %s: the renewal setup failed: %s\n", s->name,
+                strerror(-rc));
+        return rc;
+    }
+    for (uint32_t i = 0; rc == 0 && i < o->num_conc; i++) {
         struct run r = {.scen = s, .concurrency = o->conc[i], .rate = o->rate};
-        int rc = one_run(&r, srv, o, csrs);
+        rc = one_run(&r, srv, o, csrs, ids, num_ids);
         if (rc != 0) {
-            return rc;
+            break;
         }
         print_run(rep, &r);
         json_run(rep, &r);
+        sum_add(rep, &r);
         double eps = per((double)r.res.enrollments, r.res.elapsed_s);
         best = eps > best ? eps : best;
         max_conc = o->conc[i] > max_conc ? o->conc[i] : max_conc;
         free(r.res.hist);
     }
-    if (o->rate_half && best > 0) {
+    if (rc == 0 && o->rate_half && best > 0) {
         struct run r = {.scen = s, .concurrency = max_conc, .rate = best / 2};
-        int rc = one_run(&r, srv, o, csrs);
-        if (rc != 0) {
-            return rc;
+        rc = one_run(&r, srv, o, csrs, ids, num_ids);
+        if (rc == 0) {
+            print_run(rep, &r);
+            json_run(rep, &r);
+            free(r.res.hist);
         }
-        print_run(rep, &r);
-        json_run(rep, &r);
-        free(r.res.hist);
     }
-    return 0;
+    bench_idents_free(ids, num_ids);
+    free(ids);
+    return rc;
+}
+
+static const struct run_sum *sum_find(const struct report *rep, const char *name, uint32_t conc)
+{
+    for (uint32_t i = 0; i < rep->num_sums; i++) {
+        if (strcmp(rep->sums[i].scen->name, name) == 0 && rep->sums[i].concurrency == conc) {
+            return &rep->sums[i];
+        }
+    }
+    return NULL;
+}
+
+static void bar_report(const struct report *rep, const char *bar, uint32_t conc, double value,
+                       double limit, bool met, const char *text)
+{
+    printf("bar %-44s c=%-4u %s: %s\n", bar, conc, text, met ? "met" : "NOT MET");
+    if (rep->json != NULL) {
+        fprintf(rep->json,
+                "{\"scenario\":\"bar\",\"bar\":\"%s\",\"date\":\"%s\",\"machine\":\"%s\","
+                "\"concurrency\":%u,"
+                "\"value\":%.3f,\"limit\":%.2f,\"met\":%s}\n",
+                bar, rep->date, rep->machine, conc, value, limit, met ? "true" : "false");
+    }
+}
+
+/* print_bars checks the bars of the TLS benchmark whose scenarios ran in this invocation (at
+ * the same concurrency, against the same server). */
+static void print_bars(const struct report *rep)
+{
+    char text[160];
+    for (uint32_t i = 0; i < rep->num_sums; i++) {
+        const struct run_sum *x = &rep->sums[i];
+        const char *n = x->scen->name;
+        if (strcmp(n, "soap-tls") == 0 && x->cpu_e > 0 && x->ceil_us > 0) {
+            double share = x->ceil_us / x->cpu_e;
+            snprintf(text, sizeof(text),
+                     "%.0f us server CPU per enrollment, ceiling %.0f us: %.0f %%", x->cpu_e,
+                     x->ceil_us, share * 100);
+            bar_report(rep, "soap-tls >= 70 % of its ceiling", x->concurrency, share,
+                       BAR_SOAP_TLS_MIN, share >= BAR_SOAP_TLS_MIN, text);
+        }
+        const struct run_sum *base = NULL;
+        if (strcmp(n, "est-tls") == 0 && (base = sum_find(rep, "est", x->concurrency)) != NULL &&
+            base->eps > 0) {
+            double share = x->eps / base->eps;
+            snprintf(text, sizeof(text), "%.0f vs %.0f enrollments/s: %.0f %% of est", x->eps,
+                     base->eps, share * 100);
+            bar_report(rep, "est-tls within 10 % of est", x->concurrency, share, BAR_EST_TLS_MIN,
+                       share >= BAR_EST_TLS_MIN, text);
+        }
+        bool t12 = strcmp(n, "tls12-resumed") == 0;
+        if ((t12 || strcmp(n, "tls-resumed") == 0) &&
+            (base = sum_find(rep, t12 ? "tls12-full" : "tls-full", x->concurrency)) != NULL &&
+            base->cpu_e > 0 && x->cpu_e > 0) {
+            double share = x->cpu_e / base->cpu_e;
+            snprintf(text, sizeof(text), "%.0f vs %.0f us server CPU per handshake: %.0f %%",
+                     x->cpu_e, base->cpu_e, share * 100);
+            bar_report(rep,
+                       t12 ? "resumed handshake < 25 % of a full one, TLS 1.2"
+                           : "resumed handshake < 25 % of a full one",
+                       x->concurrency, share, BAR_RESUMED_MAX, share < BAR_RESUMED_MAX, text);
+        }
+    }
 }
 
 static void print_ceiling(const struct report *rep)
@@ -559,7 +863,17 @@ static void print_ceiling(const struct report *rep)
            "%.1f us CPU each; per core: sign %.0f/s, verify %.0f/s\n",
            rep->ceil.threads, rep->ceil.ops_per_s, rep->ceil.cpu_us_per_op,
            rep->ceil.sign_per_s_core, rep->ceil.verify_per_s_core);
-    printf("ratio = server CPU per enrollment / crypto CPU per enrollment (1.00 = only crypto)\n");
+    if (rep->ceil.tls) {
+        const struct bench_ceiling *c = &rep->ceil;
+        printf("TLS handshake server crypto (%u threads): full (X25519 + ECDSA P-256 sign) %.1f us "
+               "CPU, resumed (X25519) %.1f us; soap-tls ceiling %.1f us CPU per enrollment "
+               "(%.0f/s)\n",
+               c->threads, c->hs_full_cpu_us, c->hs_resumed_cpu_us,
+               c->cpu_us_per_op + c->hs_full_cpu_us,
+               c->ops_per_s * c->cpu_us_per_op / (c->cpu_us_per_op + c->hs_full_cpu_us));
+    }
+    printf("ratio = server CPU per enrollment / crypto CPU per enrollment (1.00 = only crypto; "
+           "the scenario's own ceiling: TLS scenarios add their handshake's crypto)\n");
 }
 
 static void hold_idle(int *fds, uint32_t num, const struct bench_server *srv,
@@ -590,7 +904,7 @@ static uint32_t spawn_max_conns(const struct opts *o)
  * PostgreSQL server on the pool's host looks like (connection refused). Every enrollment must
  * still succeed; afterwards the pool must be down, nothing published and the outbox holding
  * every certificate of the runs. */
-static int run_pool_down(const struct report *rep, const struct scenario *s, const struct opts *o,
+static int run_pool_down(struct report *rep, const struct scenario *s, const struct opts *o,
                          const struct bench_csr *csrs)
 {
     if (!o->spawn) {
@@ -633,7 +947,7 @@ out:
 
 /* run_pkcs11 runs scenario `s` against a certprovd of its own whose issuing CA key is in a
  * SoftHSM2 token (embedded pool store): the cost of the pkcs11 backend and its signing pool. */
-static int run_pkcs11(const struct report *rep, const struct scenario *s, const struct opts *o,
+static int run_pkcs11(struct report *rep, const struct scenario *s, const struct opts *o,
                       const struct bench_csr *csrs)
 {
     struct scenario skip = *s;
@@ -699,10 +1013,14 @@ static int preload(const struct opts *o, const struct bench_server *srv,
 static int run_all(const struct opts *o, struct bench_server *srv, struct report *rep,
                    const struct bench_csr *csrs)
 {
+    bool tls = false;
+    for (uint32_t i = 0; i < o->num_scen; i++) {
+        tls = tls || (o->scen[i]->tls && o->scen[i]->skip == NULL);
+    }
     if (o->ceiling_ms > 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         int rc = bench_ceiling_measure(&rep->ceil, n > 0 && n <= 256 ? (uint32_t)n : 1,
-                                       o->ceiling_ms < 100 ? 100 : o->ceiling_ms);
+                                       o->ceiling_ms < 100 ? 100 : o->ceiling_ms, tls);
         rep->have_ceil = rc == 0;
     }
     print_ceiling(rep);
@@ -725,6 +1043,10 @@ static int run_all(const struct opts *o, struct bench_server *srv, struct report
     for (uint32_t i = 0; rc == 0 && i < o->num_scen; i++) {
         if (o->scen[i]->skip != NULL) {
             report_skip(rep, o->scen[i]);
+        } else if (o->scen[i]->tls && srv->tls_port == 0) {
+            struct scenario skip = *o->scen[i];
+            skip.skip = "needs --spawn (TLS against --target is not supported)";
+            report_skip(rep, &skip);
         } else if (o->scen[i]->pool_down) {
             rc = run_pool_down(rep, o->scen[i], o, csrs);
         } else if (o->scen[i]->pkcs11) {
@@ -736,6 +1058,9 @@ static int run_all(const struct opts *o, struct bench_server *srv, struct report
     if (idle != NULL) {
         bench_idle_close(idle, o->idle);
         free(idle);
+    }
+    if (rc == 0) {
+        print_bars(rep);
     }
     return rc;
 }
@@ -800,6 +1125,7 @@ int main(int argc, char **argv)
                      .cache_dir = "build/bench",
                      .workdir = "/var/tmp",
                      .ceiling_ms = 2000,
+                     .tls_name = BENCH_TLS_NAME,
                      .conc = {16},
                      .num_conc = 1,
                      .scen = {&scenarios[0]},

@@ -183,9 +183,14 @@ int bench_server_spawn_key(struct bench_server *s, const char *bin, const char *
     memset(s, 0, sizeof(*s));
     (void)base_str_copy(s->host, sizeof(s->host), "127.0.0.1");
     snprintf(s->dir, sizeof(s->dir), "%s/certprov-bench-XXXXXX", workdir);
-    if (mkdtemp(s->dir) == NULL || bench_free_port(&s->port) != 0) {
+    if (mkdtemp(s->dir) == NULL || bench_free_port(&s->port) != 0 ||
+        bench_free_port(&s->tls_port) != 0) {
         return -errno;
     }
+    if (s->tls_port == s->port && bench_free_port(&s->tls_port) != 0) {
+        return -errno;
+    }
+    snprintf(s->chain, sizeof(s->chain), "%s/store/chain.pem", s->dir);
     snprintf(s->config, sizeof(s->config), "%s/certprov.ini", s->dir);
     char ca_conf[512] = "";
     char uri[128] = "";
@@ -198,13 +203,16 @@ int bench_server_spawn_key(struct bench_server *s, const char *bin, const char *
     }
     /* Durable commits on the real disk under workdir (never tmpfs), P-256 CA (ca init default).
      * Every connection comes from 127.0.0.1: one client may use everything. Each user enrolls
-     * thousands of times a run: no per-user limit. */
+     * thousands of times a run: no per-user limit. TLS beside plain HTTP, in-memory ticket keys,
+     * as many handshakes in progress as connections (a run's connections all start at once). */
     fprintf(f,
-            "[server]\nname = bench.example.com\nlisten = 127.0.0.1:%u\nmax_connections = %u\n"
-            "max_connections_per_client = %u\nmax_inflight_per_client = 256\n"
+            "[server]\nname = %s\nlisten = 127.0.0.1:%u\ntls_listen = 127.0.0.1:%u\n"
+            "max_connections = %u\nmax_connections_per_client = %u\n"
+            "max_inflight_per_client = 256\nmax_handshakes = %u\n"
             "[store]\npath = store\nmap_size = 16GiB\n[profile]\nmax_certs_per_user_per_day = 0\n"
             "[pool.pool1]\nstore = %s\n%s",
-            s->port, max_conns, max_conns, pool_store, ca_conf);
+            BENCH_TLS_NAME, s->port, s->tls_port, max_conns, max_conns, max_conns, pool_store,
+            ca_conf);
     if (fclose(f) != 0) {
         return -EIO;
     }
@@ -363,6 +371,18 @@ static double metric(const char *text, const char *name)
     return 0;
 }
 
+/* metric_labeled reads the value of one labelled series, "name{labels} value" exactly. */
+static double metric_labeled(const char *text, const char *series)
+{
+    size_t len = strlen(series);
+    for (const char *p = text; (p = strstr(p, series)) != NULL; p += len) {
+        if ((p == text || p[-1] == '\n') && p[len] == ' ') {
+            return strtod(p + len, NULL);
+        }
+    }
+    return 0;
+}
+
 int bench_metrics_scrape(struct bench_metrics *out, const char *host, uint16_t port)
 {
     memset(out, 0, sizeof(*out));
@@ -384,6 +404,8 @@ int bench_metrics_scrape(struct bench_metrics *out, const char *host, uint16_t p
             strstr(buf, "\ncertprov_pool_up{") != NULL ? metric(buf, "certprov_pool_up") : -1;
         out->outbox_depth = metric(buf, "certprov_outbox_depth");
         out->published = metric(buf, "certprov_published_total");
+        out->hs_full = metric_labeled(buf, "certprov_tls_handshakes_total{result=\"full\"}");
+        out->hs_resumed = metric_labeled(buf, "certprov_tls_handshakes_total{result=\"resumed\"}");
         rc = 0;
     } else {
         rc = rc < 0 ? rc : -EIO;
