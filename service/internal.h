@@ -4,6 +4,7 @@
  *   service.c  routes, the engine's callbacks, lifecycle
  *   enroll.c   an enrollment on its ring: parse, sign-in, CSR checks
  *   writer.c   the group-commit writer thread
+ *   revoke.c   revocation: the renewal and sign-in refusals
  *   status.c   /readyz and /metrics
  *   batch.c    signing a batch of items
  *   item.c     item slots, svc_respond and the error answer
@@ -186,6 +187,17 @@ struct service {
     atomic_uint_fast64_t queued; /* gauge: items waiting for the writer */
     struct svc_metrics metrics;
 };
+
+/* ---- revoke.c ---- */
+
+/* svc_revoke_refuses checks a renewal by the client certificate der[0..len) of it->user: the
+ * certificate is not revoked and the user not disabled. On a refusal it fails the item (401
+ * AuthenticationFailed; InternalError when the store cannot be read) and returns true. Ring
+ * thread; two LMDB lookups. */
+bool svc_revoke_refuses(struct service *svc, struct svc_item *it, const uint8_t *der, size_t len);
+
+/* svc_user_disabled tells whether `uri` is disabled (also when that cannot be read). */
+bool svc_user_disabled(struct service *svc, const char *uri);
 
 /* ---- service.c ---- */
 

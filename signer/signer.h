@@ -301,6 +301,12 @@ int signer_serial_parse(uint8_t out[SIGNER_SERIAL_LEN], const char *text);
  * base_serial_hex of the SIGNER_SERIAL_LEN bytes. */
 void signer_serial_format(char *out, const uint8_t serial[SIGNER_SERIAL_LEN]);
 
+/* signer_cert_serial reads the serial number of the DER certificate der[0..der_len) into `out`,
+ * big-endian, left-padded with zeros (a renewal's client certificate, for the revocation check).
+ * Returns 0, or -EBADMSG (not a certificate, a negative serial, or one longer than
+ * SIGNER_SERIAL_LEN bytes: never one of ours). */
+int signer_cert_serial(uint8_t out[SIGNER_SERIAL_LEN], const uint8_t *der, size_t der_len);
+
 /* ---- PINs ---- */
 
 #define SIGNER_PIN_MAX 32 /* digits */

@@ -35,6 +35,12 @@ extern const struct ctl_cmd ctl_user_cmds[];
 extern const struct ctl_cmd ctl_cert_cmds[];
 extern const struct ctl_cmd ctl_outbox_cmds[];
 extern const struct ctl_cmd ctl_tls_cmds[];
+extern const struct ctl_cmd ctl_revoke_cmds[];
+
+/* ctl_revoke_user_certs revokes every unexpired certificate of `uri` for `reason`
+ * (store_user_revoke_certs) and prints how many; `what` names the command in a failure. Returns
+ * CTL_OK or CTL_FAIL. */
+int ctl_revoke_user_certs(struct ctl *ctl, const char *uri, uint8_t reason, const char *what);
 
 /* ctl_usage prints "usage: ..." for `cmd` to stderr and returns CTL_USAGE. */
 int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)

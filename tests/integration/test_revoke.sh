@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Revocation (issue 15) against real clients and a throwaway PostgreSQL: certprovctl cert revoke /
+# unrevoke, user revoke-certs / disable / enable / del; a revoked certificate cannot renew (curl
+# --cert over tls_listen) and a disabled user can neither sign in nor renew; the revocation
+# reaches the pool's user_certificates row (revoked_at, revocation_reason) exactly once, also
+# across a pool outage and a kill -9 of certprovd between the revocation and its publication; a
+# lifted certificateHold clears the row again; a table of the earlier layout is migrated.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pg.sh"
+CTL="$BIN/certprovctl"
+D="$BIN/certprovd"
+PORT=$(free_port) || exit 1
+TPORT=$(free_port) || exit 1
+cat >"$T/certprov.ini" <<INI
+[server]
+name = localhost
+listen = 127.0.0.1:$PORT
+tls_listen = 127.0.0.1:$TPORT
+workers = 2
+[store]
+path = store
+map_size = 64MiB
+[profile]
+max_certs_per_user_per_day = 0
+[pool.pg1]
+store = $PG_URL
+INI
+C=(-c "$T/certprov.ini")
+PID=""
+trap 'kill -9 $PID 2>/dev/null; pg_cleanup; rm -rf "$T"' EXIT
+# The table as an earlier version created it: the publisher adds the revocation columns.
+psql_q "CREATE TABLE user_certificates (serial text PRIMARY KEY, sip_uri text NOT NULL,
+    device_id text, not_before timestamptz NOT NULL, not_after timestamptz NOT NULL,
+    der bytea NOT NULL, issued_by text NOT NULL, issued_at timestamptz NOT NULL,
+    published_at timestamptz NOT NULL DEFAULT now())"
+"$CTL" "${C[@]}" ca init >/dev/null || { bad "ca init"; finish; exit 1; }
+add() { printf '%s\n' "$1" | "$CTL" "${C[@]}" user add "${@:2}" --pin-stdin >/dev/null; }
+check "add alice" add 27182 --uri sip:alice@example.com --pool pg1 --phone +14255550100
+check "add bob" add 31415 --uri sip:bob@example.com --pool pg1 --phone +14255550101
+check "add carol" add 16180 --uri sip:carol@example.com --pool pg1 --phone +14255550102
+CA=$T/store/chain.pem
+URL="https://localhost:$TPORT"
+start() {
+    "$D" "${C[@]}" >>"$T/daemon.log" 2>&1 &
+    PID=$!
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+    bad "certprovd did not start: $(tail -5 "$T/daemon.log")"
+    return 1
+}
+start || { finish; exit 1; }
+wait_for() { # wait_for SECONDS CMD...: until CMD succeeds, polling every 0.1 s
+    local n=$(($1 * 10)); shift
+    for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+csr() { # csr NAME CN: key NAME.key, base64 DER CSR NAME.b64
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$1.key" 2>/dev/null
+    openssl req -new -key "$T/$1.key" -subj "/CN=$2" -outform DER 2>/dev/null | base64 -w 64 \
+        >"$T/$1.b64"
+}
+est() { # est PATH OUT CURL-ARGS...: prints the status
+    local p=$1 o=$2
+    shift 2
+    curl -s --cacert "$CA" -o "$o" -w '%{http_code}' -H 'Content-Type: application/pkcs10' \
+        "$@" "$URL/.well-known/est/$p"
+}
+p7pem() { base64 -d "$1" | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509; }
+serial() { openssl x509 -in "$1" -noout -serial | cut -d= -f2 | sed 's/^0*//'; }
+enroll() { # enroll NAME PHONE:PIN CN: NAME.crt
+    csr "$1" "$3"
+    same "$1 enrolls" "$(est simpleenroll "$T/$1.p7" -u "$2" --data-binary @"$T/$1.b64")" 200
+    p7pem "$T/$1.p7" >"$T/$1.crt"
+}
+renew() { # renew CERT: prints the status of a renewal with NAME.crt/NAME.key
+    csr "r$1" "$2"
+    est simplereenroll "$T/r$1.p7" --cert "$T/$1.crt" --key "$T/$1.key" --data-binary @"$T/r$1.b64"
+}
+row() { psql_q "SELECT coalesce(extract(epoch FROM revoked_at)::bigint::text, 'NULL') || '|' ||
+    coalesce(revocation_reason, 'NULL') FROM user_certificates WHERE serial = '$1'"; }
+row_is() { [ "$(row "$1")" = "$2" ]; }
+reason_is() { local r; r=$(row "$1"); [ "${r#*|}" = "$2" ] && [ "${r%%|*}" != NULL ]; }
+
+enroll a1 +14255550100:27182 alice@example.com
+enroll a2 +14255550100:27182 alice@example.com
+enroll b1 +14255550101:31415 bob@example.com
+S1=$(serial "$T/a1.crt")
+S2=$(serial "$T/a2.crt")
+SB=$(serial "$T/b1.crt")
+check "rows published, the table migrated" wait_for 3 row_is "$S1" "NULL|NULL"
+same "the migration added both columns" "$(psql_q "SELECT count(*) FROM information_schema.columns
+    WHERE table_name = 'user_certificates' AND column_name IN ('revoked_at', 'revocation_reason')")" 2
+same "a1 renews before the revocation" "$(renew a1 alice@example.com)" 200
+
+# ---- cert revoke: durable, refused for renewal, published once ----
+expect_exit 2 "--reason must be one of keyCompromise" "bad reason" \
+    "$CTL" "${C[@]}" cert revoke "$S1" --reason lost
+expect_exit 2 "not a serial" "bad serial" "$CTL" "${C[@]}" cert revoke xyz
+expect_exit 1 "no such certificate" "unknown serial" "$CTL" "${C[@]}" cert revoke 1234ABCD
+expect_exit 2 "needs a serial" "no serial" "$CTL" "${C[@]}" cert revoke
+check "cert revoke a1 keyCompromise" "$CTL" "${C[@]}" cert revoke "$(echo "$S1" | tr A-F a-f)" \
+    --reason keyCompromise
+has "revoke says what it did" "$T/out" "revoked serial $S1 at .* \(reason keyCompromise\)"
+t1=$(date +%s)
+same "a revoked certificate cannot renew: 401" "$(renew a1 alice@example.com)" 401
+has "the refusal says revoked" "$T/ra1.p7" "revoked"
+same "alice's other certificate still renews" "$(renew a2 alice@example.com)" 200
+check "the revocation reaches PostgreSQL" wait_for 3 reason_is "$S1" keyCompromise
+at=$(row "$S1" | cut -d'|' -f1)
+[ "$at" -ge $((t1 - 5)) ] && [ "$at" -le "$t1" ] && ok || bad "revoked_at $at not around $t1"
+check "revoking again changes nothing" "$CTL" "${C[@]}" cert revoke "$S1" --reason superseded
+has "already revoked" "$T/out" "already revoked .* \(reason keyCompromise\)"
+same "the row keeps the first reason" "$(row "$S1")" "$at|keyCompromise"
+expect_exit 1 "only a certificateHold can be lifted" "unrevoke a final revocation" \
+    "$CTL" "${C[@]}" cert unrevoke "$S1"
+same "one row for the serial" "$(psql_q "SELECT count(*) FROM user_certificates WHERE serial = '$S1'")" 1
+
+# ---- certificateHold, lifted ----
+check "hold a2" "$CTL" "${C[@]}" cert revoke "$S2" --reason certificateHold
+same "a held certificate cannot renew" "$(renew a2 alice@example.com)" 401
+check "the hold reaches PostgreSQL" wait_for 3 reason_is "$S2" certificateHold
+check "cert unrevoke a2" "$CTL" "${C[@]}" cert unrevoke "$S2"
+same "a lifted hold renews again" "$(renew a2 alice@example.com)" 200
+check "the lifted hold clears the row" wait_for 3 row_is "$S2" "NULL|NULL"
+expect_exit 1 "is not revoked" "unrevoke a good certificate" "$CTL" "${C[@]}" cert unrevoke "$S2"
+
+# ---- user disable / enable ----
+check "disable bob" "$CTL" "${C[@]}" user disable sip:bob@example.com
+csr bx bob@example.com
+same "a disabled user's PIN does not sign in" \
+    "$(est simpleenroll "$T/bx.p7" -u +14255550101:31415 --data-binary @"$T/bx.b64")" 401
+same "a disabled user cannot renew" "$(renew b1 bob@example.com)" 401
+has "the renewal refusal says disabled" "$T/rb1.p7" "disabled"
+check "enable bob" "$CTL" "${C[@]}" user enable sip:bob@example.com
+same "bob signs in again" \
+    "$(est simpleenroll "$T/bx.p7" -u +14255550101:31415 --data-binary @"$T/bx.b64")" 200
+same "bob renews again" "$(renew b1 bob@example.com)" 200
+check "disable --revoke bob" "$CTL" "${C[@]}" user disable sip:bob@example.com --revoke \
+    --reason affiliationChanged
+has "disable --revoke counts" "$T/out" "revoked [0-9]+ certificates of sip:bob@example.com \(reason affiliationChanged\)"
+bob_revoked() { [ "$(psql_q "SELECT count(*) FROM user_certificates WHERE sip_uri = 'sip:bob@example.com'
+    AND revocation_reason = 'affiliationChanged'")" = "$(psql_q "SELECT count(*) FROM user_certificates
+    WHERE sip_uri = 'sip:bob@example.com'")" ]; }
+check "all of bob's rows revoked in PostgreSQL" wait_for 3 bob_revoked
+expect_exit 1 "no such user" "disable an unknown user" "$CTL" "${C[@]}" user disable sip:x@example.com
+
+# ---- user revoke-certs, user del ----
+enroll c1 +14255550102:16180 carol@example.com
+enroll c2 +14255550102:16180 carol@example.com
+check "user revoke-certs carol" "$CTL" "${C[@]}" user revoke-certs sip:carol@example.com --reason superseded
+has "two of carol's" "$T/out" "revoked 2 certificates of sip:carol@example.com \(reason superseded\)"
+check "again: none left" "$CTL" "${C[@]}" user revoke-certs sip:carol@example.com
+has "none left" "$T/out" "revoked 0 certificates"
+enroll c3 +14255550102:16180 carol@example.com
+check "user del carol --keep-certs" "$CTL" "${C[@]}" user del sip:carol@example.com --keep-certs
+has "kept" "$T/out" "its certificates stay valid"
+S3=$(serial "$T/c3.crt")
+check "c3 published, not revoked" wait_for 3 row_is "$S3" "NULL|NULL"
+check "re-add carol" add 16180 --uri sip:carol@example.com --pool pg1 --phone +14255550102
+enroll c4 +14255550102:16180 carol@example.com
+check "user del carol revokes" "$CTL" "${C[@]}" user del sip:carol@example.com
+has "user del revokes both" "$T/out" "revoked 2 certificates of sip:carol@example.com \(reason cessationOfOperation\)"
+check "c4 revoked in PostgreSQL" wait_for 3 reason_is "$(serial "$T/c4.crt")" cessationOfOperation
+
+# ---- exactly once across a pool outage and a kill -9 before publication ----
+enroll a3 +14255550100:27182 alice@example.com
+S4=$(serial "$T/a3.crt")
+check "a3 published" wait_for 3 row_is "$S4" "NULL|NULL"
+pg_stop
+check "revoke while the pool is down" "$CTL" "${C[@]}" cert revoke "$S4" --reason keyCompromise
+same "refused for renewal at once, pool or not" "$(renew a3 alice@example.com)" 401
+check "outbox holds the revocation" "$CTL" "${C[@]}" outbox list --pool pg1
+has "one entry for a3" "$T/out" "serial=$S4"
+kill -9 "$PID"
+wait "$PID" 2>/dev/null
+pg_start
+start || { finish; exit 1; }
+check "the revocation published after the outage and the kill (backoff)" wait_for 20 reason_is "$S4" keyCompromise
+same "exactly one row for a3" "$(psql_q "SELECT count(*) FROM user_certificates WHERE serial = '$S4'")" 1
+same "no serial doubled" "$(psql_q "SELECT count(DISTINCT serial) FROM user_certificates")" \
+    "$(psql_q "SELECT count(*) FROM user_certificates")"
+empty_outbox() { "$CTL" "${C[@]}" outbox list --pool pg1 | grep -q . && return 1; return 0; }
+check "the outbox drains" wait_for 5 empty_outbox
+kill -TERM "$PID"
+wait "$PID"
+same "SIGTERM exit" $? 0
+finish
