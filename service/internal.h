@@ -40,6 +40,7 @@ enum svc_route {
     SVC_ROUTE_HEALTHZ,
     SVC_ROUTE_READYZ,
     SVC_ROUTE_METRICS,
+    SVC_ROUTE_CRL,
     SVC_ROUTE_OTHER,
     SVC_ROUTE_MAX_,
 };
@@ -186,6 +187,7 @@ struct service {
     uint64_t probe_at_ns;        /* writer only: monotonic time of the next probe */
     atomic_uint_fast64_t queued; /* gauge: items waiting for the writer */
     struct svc_metrics metrics;
+    struct svc_revoke *revoke; /* the CRL (revoke.c) */
 };
 
 /* ---- revoke.c ---- */
@@ -198,6 +200,14 @@ bool svc_revoke_refuses(struct service *svc, struct svc_item *it, const uint8_t 
 
 /* svc_user_disabled tells whether `uri` is disabled (also when that cannot be read). */
 bool svc_user_disabled(struct service *svc, const char *uri);
+
+/* svc_revoke_start builds the first CRL and starts the thread cp-crl that rebuilds it. Returns 0,
+ * -ENOMEM or -EAGAIN (no thread); svc_revoke_stop cleans up after a failure too. */
+int svc_revoke_start(struct service *svc);
+/* svc_revoke_stop stops cp-crl and frees the CRL. A service without one: a no-op. */
+void svc_revoke_stop(struct service *svc);
+/* svc_revoke_crl answers GET /CertProv/crl with the current CRL (503 before the first). Ring. */
+void svc_revoke_crl(struct service *svc, struct ioring_request *req);
 
 /* ---- service.c ---- */
 

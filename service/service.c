@@ -37,6 +37,7 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
         {"/healthz", SVC_ROUTE_HEALTHZ},
         {"/readyz", SVC_ROUTE_READYZ},
         {"/metrics", SVC_ROUTE_METRICS},
+        {"/CertProv/crl", SVC_ROUTE_CRL},
     };
     const char *q = memchr(target, '?', len);
     size_t path_len = q != NULL ? (size_t)(q - target) : len;
@@ -80,6 +81,8 @@ void service_handle(void *ctx, struct ioring_request *req)
                      svc->cacerts_len);
     } else if (route == SVC_ROUTE_HEALTHZ) {
         respond_text(svc, req, route, 200, "text/plain", "ok\n", 3);
+    } else if (route == SVC_ROUTE_CRL) {
+        svc_revoke_crl(svc, req);
     } else {
         svc_respond_status(svc, req, route);
     }
@@ -254,6 +257,9 @@ int service_new(struct service **out, const struct service_options *opt)
         rc = load_ca_material(svc);
     }
     if (rc == 0) {
+        rc = svc_revoke_start(svc);
+    }
+    if (rc == 0) {
         rc = svc_writer_start(svc, opt->rings * opt->items_per_ring);
     }
     if (rc != 0) {
@@ -276,6 +282,7 @@ void service_free(struct service *svc)
         return;
     }
     svc_writer_stop(svc);
+    svc_revoke_stop(svc);
     for (uint32_t i = 0; svc->rings != NULL && i < svc->num_rings; i++) {
         struct svc_ring *r = &svc->rings[i];
         if (r->items != NULL) {

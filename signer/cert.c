@@ -30,6 +30,9 @@ static const uint8_t oid_aki[] = {0x55, 0x1d, 0x23};
 static const uint8_t oid_eku[] = {0x55, 0x1d, 0x25};
 static const uint8_t oid_client_auth[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02};
 static const uint8_t oid_server_auth[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01};
+static const uint8_t oid_crl_dp[] = {0x55, 0x1d, 0x1f};
+static const uint8_t oid_aia[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01};
+static const uint8_t oid_ad_ocsp[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01};
 
 /* keyUsage bits, first byte of the BIT STRING (RFC 5280 §4.2.1.3: bit 0 is the MSB). */
 #define KU_DIGITAL_SIGNATURE 0x80u
@@ -246,6 +249,31 @@ static int add_san(CBB *exts, unsigned tag, const char *v, size_t v_len)
            CBB_add_bytes(&gn, (const uint8_t *)v, v_len) && CBB_flush(exts);
 }
 
+/* add_crl_dp writes cRLDistributionPoints with one fullName URI (RFC 5280 §4.2.1.13). */
+static int add_crl_dp(CBB *exts, const char *url)
+{
+    CBB ext, val, dps, dp, name, full, uri;
+    return ext_begin(exts, &ext, &val, oid_crl_dp, sizeof(oid_crl_dp), false) &&
+           CBB_add_asn1(&val, &dps, CBS_ASN1_SEQUENCE) &&
+           CBB_add_asn1(&dps, &dp, CBS_ASN1_SEQUENCE) &&
+           CBB_add_asn1(&dp, &name, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0) &&
+           CBB_add_asn1(&name, &full, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0) &&
+           CBB_add_asn1(&full, &uri, CBS_ASN1_CONTEXT_SPECIFIC | 6) &&
+           CBB_add_bytes(&uri, (const uint8_t *)url, strlen(url)) && CBB_flush(exts);
+}
+
+/* add_aia_ocsp writes authorityInfoAccess with one id-ad-ocsp URI (RFC 5280 §4.2.2.1). */
+static int add_aia_ocsp(CBB *exts, const char *url)
+{
+    CBB ext, val, seq, ad, uri;
+    return ext_begin(exts, &ext, &val, oid_aia, sizeof(oid_aia), false) &&
+           CBB_add_asn1(&val, &seq, CBS_ASN1_SEQUENCE) &&
+           CBB_add_asn1(&seq, &ad, CBS_ASN1_SEQUENCE) &&
+           add_oid(&ad, oid_ad_ocsp, sizeof(oid_ad_ocsp)) &&
+           CBB_add_asn1(&ad, &uri, CBS_ASN1_CONTEXT_SPECIFIC | 6) &&
+           CBB_add_bytes(&uri, (const uint8_t *)url, strlen(url)) && CBB_flush(exts);
+}
+
 static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski[CERT_KEY_ID_LEN])
 {
     CBB wrap, exts;
@@ -269,6 +297,12 @@ static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski
     }
     if (leaf) {
         ok = ok && add_san(&exts, s->kind == CERT_KIND_CLIENT ? 6 : 2, s->san, s->san_len);
+    }
+    if (s->crl_url != NULL) {
+        ok = ok && add_crl_dp(&exts, s->crl_url);
+    }
+    if (s->ocsp_url != NULL) {
+        ok = ok && add_aia_ocsp(&exts, s->ocsp_url);
     }
     return ok && CBB_flush(tbs);
 }
@@ -315,6 +349,31 @@ int cert_tbs_build(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_tbs_len,
     ASSERT(len <= CERT_TBS_MAX);
     *out_tbs_len = len;
     return 0;
+}
+
+int cert_add_oid(CBB *cbb, const uint8_t *oid, size_t len)
+{
+    return add_oid(cbb, oid, len);
+}
+
+int cert_add_serial(CBB *cbb, const uint8_t serial[SIGNER_SERIAL_LEN])
+{
+    return add_serial(cbb, serial);
+}
+
+int cert_add_sigalg(CBB *cbb, enum hsm_key_type type)
+{
+    return add_sigalg(cbb, type);
+}
+
+int cert_add_time(CBB *cbb, int64_t t)
+{
+    return add_time(cbb, t);
+}
+
+int cert_add_aki(CBB *exts, const uint8_t *aki, size_t aki_len)
+{
+    return add_aki(exts, aki, aki_len);
 }
 
 void cert_sign_item_init(struct hsm_sign_item *item, uint8_t der[SIGNER_CERT_DER_MAX],
@@ -462,6 +521,8 @@ static int build_leaf(const struct signer_ca *ca, const struct signer_profile *p
         .key_encipherment = it->csr->key_type == SIGNER_KEY_RSA,
         .san = it->uri,
         .san_len = uri_len,
+        .crl_url = ca->crl_url[0] != '\0' ? ca->crl_url : NULL,
+        .ocsp_url = ca->ocsp_url[0] != '\0' ? ca->ocsp_url : NULL,
     };
     return cert_tbs_build(it->der, out_tbs_len, &spec);
 }

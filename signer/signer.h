@@ -307,6 +307,37 @@ void signer_serial_format(char *out, const uint8_t serial[SIGNER_SERIAL_LEN]);
  * SIGNER_SERIAL_LEN bytes: never one of ours). */
 int signer_cert_serial(uint8_t out[SIGNER_SERIAL_LEN], const uint8_t *der, size_t der_len);
 
+/* ---- revocation: CRL (crl.c) ---- */
+
+#define SIGNER_URL_MAX 255 /* bytes of a CRL or OCSP URL */
+
+/* signer_ca_set_urls sets the URLs that certificates issued from now on carry: the CRL
+ * Distribution Point `crl_url` and, when `ocsp_url` is not NULL or "", the OCSP responder in
+ * Authority Information Access. Either may be NULL or "" (none). Call before the CA is shared
+ * between threads. Returns 0 or -EINVAL (longer than SIGNER_URL_MAX, or not an http:// or
+ * https:// URL of printable ASCII). */
+int signer_ca_set_urls(struct signer_ca *ca, const char *crl_url, const char *ocsp_url);
+
+/* signer_crl_entry is one revoked certificate of a CRL. */
+struct signer_crl_entry {
+    uint8_t serial[SIGNER_SERIAL_LEN];
+    int64_t revoked_at_s;
+    uint8_t reason; /* STORE_REASON_*: unspecified (0) is written without a reasonCode */
+};
+
+/* signer_crl_build builds and signs (through the CA's key backend: one signature) the v2 CRL of
+ * the issuing CA (RFC 5280 §5): issuer, thisUpdate, nextUpdate, the entries in the given order
+ * with their revocation date and reasonCode, the CRL extensions authorityKeyIdentifier and
+ * cRLNumber `crl_number` (callers keep it increasing). *out_der is owned by the caller (free
+ * with signer_crl_free). Allocates about 60 bytes per entry: not for a ring thread. Returns 0,
+ * -ENOMEM, -EAGAIN (the key backend is unavailable) or -EIO (it failed to sign). */
+int signer_crl_build(struct signer_ca *ca, uint8_t **out_der, size_t *out_len,
+                     const struct signer_crl_entry *entries, size_t num_entries,
+                     uint64_t crl_number, int64_t this_update_s, int64_t next_update_s);
+
+/* signer_crl_free frees a CRL of signer_crl_build. NULL is a no-op. */
+void signer_crl_free(uint8_t *der);
+
 /* ---- PINs ---- */
 
 #define SIGNER_PIN_MAX 32 /* digits */

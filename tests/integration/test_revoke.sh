@@ -24,6 +24,10 @@ map_size = 64MiB
 max_certs_per_user_per_day = 0
 [pool.pg1]
 store = $PG_URL
+[revocation]
+crl_min_interval_s = 1
+crl_validity_h = 2
+ocsp_url = http://localhost:$PORT/CertProv/ocsp
 INI
 C=(-c "$T/certprov.ini")
 PID=""
@@ -114,13 +118,49 @@ expect_exit 1 "only a certificateHold can be lifted" "unrevoke a final revocatio
     "$CTL" "${C[@]}" cert unrevoke "$S1"
 same "one row for the serial" "$(psql_q "SELECT count(*) FROM user_certificates WHERE serial = '$S1'")" 1
 
+# ---- the CRL: signed by the issuing CA, lists the revocation with its reason ----
+crl() { # crl OUT: GET /CertProv/crl (DER) into OUT.der and OUT.pem; prints the content type
+    curl -s -o "$T/$1.der" -w '%{content_type}' "http://127.0.0.1:$PORT/CertProv/crl"
+    openssl crl -inform DER -in "$T/$1.der" -out "$T/$1.pem" 2>/dev/null
+}
+crl_lists() { crl c >/dev/null; openssl crl -in "$T/c.pem" -noout -text | grep -q "Serial Number: 0*$1\$"; }
+crl_lacks() { crl c >/dev/null; ! openssl crl -in "$T/c.pem" -noout -text | grep -q "Serial Number: 0*$1\$"; }
+check "the CRL lists a1 within crl_min_interval_s" wait_for 5 crl_lists "$S1"
+same "CRL content type" "$(crl c1)" "application/pkix-crl"
+check "openssl crl -verify against the issuing CA" openssl crl -in "$T/c1.pem" -noout \
+    -CAfile "$T/store/ca/issuing.crt"
+has "signature verified" "$T/err" "verify OK"
+openssl crl -in "$T/c1.pem" -noout -text >"$T/c1.txt"
+has "CRL v2" "$T/c1.txt" "Version 2"
+has "CRL reason keyCompromise" "$T/c1.txt" "Key Compromise"
+has "CRL number" "$T/c1.txt" "X509v3 CRL Number"
+has "CRL authority key identifier" "$T/c1.txt" "X509v3 Authority Key Identifier"
+lu=$(date -u -d "$(openssl crl -in "$T/c1.pem" -noout -lastupdate | cut -d= -f2)" +%s)
+nu=$(date -u -d "$(openssl crl -in "$T/c1.pem" -noout -nextupdate | cut -d= -f2)" +%s)
+same "nextUpdate = thisUpdate + crl_validity_h" "$((nu - lu))" 7200
+cat "$T/store/chain.pem" >"$T/chain+crl.pem"
+expect_exit 2 "certificate revoked" "openssl verify -crl_check: a1 revoked" \
+    openssl verify -crl_check -CRLfile "$T/c1.pem" -CAfile "$T/store/chain.pem" "$T/a1.crt"
+check "openssl verify -crl_check: a2 good" \
+    openssl verify -crl_check -CRLfile "$T/c1.pem" -CAfile "$T/store/chain.pem" "$T/a2.crt"
+openssl x509 -in "$T/a2.crt" -noout -ext crlDistributionPoints,authorityInfoAccess >"$T/ext"
+has "issued certificates carry the CRL URL" "$T/ext" "URI:http://localhost/CertProv/crl"
+has "issued certificates carry the OCSP URL" "$T/ext" "OCSP - URI:http://localhost:$PORT/CertProv/ocsp"
+n1=$(openssl crl -in "$T/c1.pem" -noout -crlnumber | cut -d= -f2)
+
 # ---- certificateHold, lifted ----
 check "hold a2" "$CTL" "${C[@]}" cert revoke "$S2" --reason certificateHold
 same "a held certificate cannot renew" "$(renew a2 alice@example.com)" 401
+check "the hold is in the CRL" wait_for 5 crl_lists "$S2"
+has "with its reason" <(openssl crl -in "$T/c.pem" -noout -text) "Certificate Hold"
 check "the hold reaches PostgreSQL" wait_for 3 reason_is "$S2" certificateHold
 check "cert unrevoke a2" "$CTL" "${C[@]}" cert unrevoke "$S2"
 same "a lifted hold renews again" "$(renew a2 alice@example.com)" 200
 check "the lifted hold clears the row" wait_for 3 row_is "$S2" "NULL|NULL"
+check "the lifted hold leaves the CRL" wait_for 5 crl_lacks "$S2"
+check "a1 stays in the CRL" crl_lists "$S1"
+n2=$(openssl crl -in "$T/c.pem" -noout -crlnumber | cut -d= -f2)
+[ $((n2)) -gt $((n1)) ] && ok || bad "CRL number did not grow: $n1 -> $n2"
 expect_exit 1 "is not revoked" "unrevoke a good certificate" "$CTL" "${C[@]}" cert unrevoke "$S2"
 
 # ---- user disable / enable ----
