@@ -41,6 +41,7 @@ enum svc_route {
     SVC_ROUTE_READYZ,
     SVC_ROUTE_METRICS,
     SVC_ROUTE_CRL,
+    SVC_ROUTE_OCSP,
     SVC_ROUTE_OTHER,
     SVC_ROUTE_MAX_,
 };
@@ -188,6 +189,7 @@ struct service {
     atomic_uint_fast64_t queued; /* gauge: items waiting for the writer */
     struct svc_metrics metrics;
     struct svc_revoke *revoke; /* the CRL (revoke.c) */
+    struct svc_ocsp *ocsp;     /* the OCSP response cache (revoke.c) */
 };
 
 /* ---- revoke.c ---- */
@@ -208,6 +210,16 @@ int svc_revoke_start(struct service *svc);
 void svc_revoke_stop(struct service *svc);
 /* svc_revoke_crl answers GET /CertProv/crl with the current CRL (503 before the first). Ring. */
 void svc_revoke_crl(struct service *svc, struct ioring_request *req);
+
+/* svc_ocsp_init allocates the OCSP response cache (ocsp_cache_s; 2048 slots): 0 or -ENOMEM.
+ * svc_ocsp_free frees it (also after a failed init). */
+int svc_ocsp_init(struct service *svc);
+void svc_ocsp_free(struct service *svc);
+/* svc_revoke_ocsp answers an OCSP request: POST /CertProv/ocsp (the DER body) or GET
+ * /CertProv/ocsp/{url-encoded base64} (RFC 6960 Appendix A). A single-certificate request
+ * without a nonce is answered from the cache while it is younger than ocsp_cache_s and no
+ * revocation changed the store's generation; else one signature by the CA's key, on the ring. */
+void svc_revoke_ocsp(struct service *svc, struct ioring_request *req, bool post);
 
 /* ---- service.c ---- */
 

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "base/base.h"
+#include "ioring/ioring.h"
 #include "service/internal.h"
 
 static void refuse(struct svc_item *it, enum signer_code code, const char *reason)
@@ -260,4 +261,240 @@ void svc_revoke_crl(struct service *svc, struct ioring_request *req)
     base_mutex_unlock(&rv->lock);
     svc_log_simple(req, SVC_ROUTE_CRL, 200);
     svc_metrics_request(svc, SVC_ROUTE_CRL, SVC_RESULT_OK);
+}
+
+/* ---- OCSP (RFC 6960): answered on the ring, from a per-serial cache when it can be ---- */
+
+#define OCSP_CACHE_SLOTS 2048 /* responses kept: single-certificate requests without a nonce */
+#define OCSP_CACHED_MAX 1536  /* bytes of a cached response (one certificate: RSA-3072 fits) */
+#define OCSP_PATH "/CertProv/ocsp/"
+
+struct ocsp_slot {
+    bool used;
+    uint8_t serial[SIGNER_SERIAL_LEN];
+    uint64_t gen;       /* the revocation generation it was answered under */
+    int64_t expires_s;  /* ocsp_cache_s after it was made */
+    uint8_t certid_len; /* the CertID it answers (hash algorithm and issuer hashes included) */
+    uint8_t certid[128];
+    uint16_t len;
+    uint8_t der[OCSP_CACHED_MAX];
+};
+
+struct svc_ocsp {
+    pthread_mutex_t lock;
+    struct ocsp_slot *slots; /* OCSP_CACHE_SLOTS, allocated at start */
+};
+
+/* 2048 slots of about 1.7 KiB: 3.5 MiB, allocated once. */
+int svc_ocsp_init(struct service *svc)
+{
+    struct svc_ocsp *o = calloc(1, sizeof(*o));
+    if (o == NULL) {
+        return -ENOMEM;
+    }
+    o->lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    o->slots = calloc(OCSP_CACHE_SLOTS, sizeof(*o->slots));
+    if (o->slots == NULL) {
+        free(o);
+        return -ENOMEM;
+    }
+    svc->ocsp = o;
+    return 0;
+}
+
+void svc_ocsp_free(struct service *svc)
+{
+    if (svc->ocsp != NULL) {
+        free(svc->ocsp->slots);
+        free(svc->ocsp);
+        svc->ocsp = NULL;
+    }
+}
+
+static struct ocsp_slot *slot_of(struct svc_ocsp *o, const uint8_t serial[SIGNER_SERIAL_LEN])
+{
+    uint32_t h = 2166136261u; /* FNV-1a: serials are random, any spread will do */
+    for (size_t i = 0; i < SIGNER_SERIAL_LEN; i++) {
+        h = (h ^ serial[i]) * 16777619u;
+    }
+    return &o->slots[h % OCSP_CACHE_SLOTS];
+}
+
+static bool cacheable(const struct signer_ocsp_request *req)
+{
+    return req->num_certs == 1 && req->nonce == NULL && req->certs[0].certid_len <= 128;
+}
+
+/* cache_get copies a fresh cached response for the request into out. */
+static bool cache_get(struct service *svc, uint8_t *out, size_t *out_len,
+                      const struct signer_ocsp_request *req, uint64_t gen, int64_t now)
+{
+    const struct signer_ocsp_cert *c = &req->certs[0];
+    struct svc_ocsp *o = svc->ocsp;
+    struct ocsp_slot *s = slot_of(o, c->serial);
+    bool hit = false;
+    base_mutex_lock(&o->lock);
+    if (s->used && s->gen == gen && now < s->expires_s &&
+        memcmp(s->serial, c->serial, SIGNER_SERIAL_LEN) == 0 && s->certid_len == c->certid_len &&
+        memcmp(s->certid, c->certid, c->certid_len) == 0) {
+        memcpy(out, s->der, s->len);
+        *out_len = s->len;
+        hit = true;
+    }
+    base_mutex_unlock(&o->lock);
+    return hit;
+}
+
+static void cache_put(struct service *svc, const uint8_t *der, size_t len,
+                      const struct signer_ocsp_request *req, uint64_t gen, int64_t now)
+{
+    const struct signer_ocsp_cert *c = &req->certs[0];
+    struct svc_ocsp *o = svc->ocsp;
+    struct ocsp_slot *s = slot_of(o, c->serial);
+    ASSERT(len <= sizeof(s->der));
+    base_mutex_lock(&o->lock);
+    s->used = true;
+    memcpy(s->serial, c->serial, SIGNER_SERIAL_LEN);
+    s->gen = gen;
+    s->expires_s = now + (int64_t)svc->cfg->ocsp_cache_s;
+    s->certid_len = (uint8_t)c->certid_len;
+    memcpy(s->certid, c->certid, c->certid_len);
+    s->len = (uint16_t)len;
+    memcpy(s->der, der, len);
+    base_mutex_unlock(&o->lock);
+}
+
+/* answer_cert looks up one certificate: revoked, issued (good) or never issued (unknown). */
+static int answer_cert(struct service *svc, struct signer_ocsp_answer *a,
+                       const struct signer_ocsp_cert *c)
+{
+    memset(a, 0, sizeof(*a));
+    a->status = SIGNER_OCSP_UNKNOWN;
+    if (!c->serial_ok) {
+        return 0;
+    }
+    struct store_revocation rev;
+    int rc = store_cert_revocation_get(svc->st, &rev, c->serial);
+    if (rc == 0) {
+        a->status = SIGNER_OCSP_REVOKED;
+        a->revoked_at_s = rev.revoked_at_s;
+        a->reason = rev.reason;
+        return 0;
+    }
+    if (rc != -ENOENT) {
+        return rc;
+    }
+    struct store_cert_meta meta;
+    static _Thread_local uint8_t der[STORE_CERT_DER_MAX];
+    size_t len = 0;
+    rc = store_cert_get(svc->st, &meta, der, sizeof(der), &len, c->serial);
+    if (rc == 0) {
+        a->status = SIGNER_OCSP_GOOD;
+    }
+    return rc == -ENOENT ? 0 : rc;
+}
+
+static void ocsp_send(struct service *svc, struct ioring_request *req, const uint8_t *der,
+                      size_t len, enum signer_ocsp_status status)
+{
+    svc_log_simple(req, SVC_ROUTE_OCSP, 200);
+    svc_metrics_request(svc, SVC_ROUTE_OCSP,
+                        status == SIGNER_OCSP_SUCCESSFUL ? SVC_RESULT_OK : SVC_RESULT_NOT_FOUND);
+    /* RFC 6960 Appendix A.1: every answer is HTTP 200; the status is inside. */
+    svc_respond(svc, req, 200, "application/ocsp-response", NULL, (const char *)der, len);
+}
+
+static void ocsp_fail(struct service *svc, struct ioring_request *req,
+                      enum signer_ocsp_status status)
+{
+    uint8_t err[SIGNER_OCSP_ERROR_LEN];
+    size_t n = signer_ocsp_error(err, status);
+    ocsp_send(svc, req, err, n, status);
+}
+
+/* get_request decodes the request of GET /CertProv/ocsp/{url-encoded base64} (RFC 6960 A.1). */
+static int get_request(uint8_t *out, size_t cap, size_t *out_len, const char *target, size_t len)
+{
+    size_t plen = sizeof(OCSP_PATH) - 1;
+    ASSERT(len >= plen);
+    char b64[SIGNER_OCSP_REQUEST_MAX * 4 / 3 + 8];
+    size_t n = 0;
+    /* Bounded by the target's length. */
+    for (size_t i = plen; i < len; i++) {
+        char ch = target[i];
+        if (ch == '?') {
+            break;
+        }
+        if (ch == '%') {
+            unsigned v = 0;
+            if (i + 2 >= len || sscanf(target + i + 1, "%2x", &v) != 1 ||
+                strchr("0123456789abcdefABCDEF", target[i + 2]) == NULL) {
+                return -EBADMSG;
+            }
+            ch = (char)v;
+            i += 2;
+        }
+        if (n == sizeof(b64)) {
+            return -E2BIG;
+        }
+        b64[n++] = ch;
+    }
+    return signer_base64_decode(out, cap, out_len, b64, n, SIGNER_BASE64_STRICT) == 0 ? 0
+                                                                                      : -EBADMSG;
+}
+
+void svc_revoke_ocsp(struct service *svc, struct ioring_request *req, bool post)
+{
+    static _Thread_local uint8_t get_buf[SIGNER_OCSP_REQUEST_MAX];
+    static _Thread_local uint8_t out[SIGNER_OCSP_RESPONSE_MAX];
+    static _Thread_local struct signer_ocsp_request parsed;
+    const uint8_t *der = NULL;
+    size_t len = 0;
+    if (post) {
+        der = ioring_request_body(req, &len);
+    } else {
+        size_t tlen = 0;
+        const char *target = ioring_request_target(req, &tlen);
+        if (tlen <= sizeof(OCSP_PATH) - 1 ||
+            get_request(get_buf, sizeof(get_buf), &len, target, tlen) != 0) {
+            ocsp_fail(svc, req, SIGNER_OCSP_MALFORMED);
+            return;
+        }
+        der = get_buf;
+    }
+    enum signer_ocsp_status status = SIGNER_OCSP_MALFORMED;
+    if (signer_ocsp_parse(svc->ca, &parsed, &status, der, len) != 0) {
+        ocsp_fail(svc, req, status);
+        return;
+    }
+    int64_t now = clock_real_s();
+    uint64_t gen = 0;
+    if (store_revoke_generation(svc->st, &gen) != 0) {
+        ocsp_fail(svc, req, SIGNER_OCSP_INTERNAL_ERROR);
+        return;
+    }
+    size_t out_len = 0;
+    bool cache = cacheable(&parsed) && svc->cfg->ocsp_cache_s > 0;
+    if (cache && cache_get(svc, out, &out_len, &parsed, gen, now)) {
+        ocsp_send(svc, req, out, out_len, SIGNER_OCSP_SUCCESSFUL);
+        return;
+    }
+    struct signer_ocsp_answer answers[SIGNER_OCSP_CERTS_MAX];
+    for (size_t i = 0; i < parsed.num_certs; i++) {
+        if (answer_cert(svc, &answers[i], &parsed.certs[i]) != 0) {
+            ocsp_fail(svc, req, SIGNER_OCSP_INTERNAL_ERROR);
+            return;
+        }
+    }
+    /* nextUpdate: when the next CRL is due at the latest; a client may cache until then. */
+    int64_t next = now + (int64_t)svc->cfg->crl_validity_h * 3600;
+    int rc = signer_ocsp_respond(svc->ca, out, sizeof(out), &out_len, &parsed, answers, now, next);
+    if (rc != 0) {
+        ocsp_fail(svc, req, rc == -EAGAIN ? SIGNER_OCSP_TRY_LATER : SIGNER_OCSP_INTERNAL_ERROR);
+        return;
+    }
+    if (cache && out_len <= OCSP_CACHED_MAX) {
+        cache_put(svc, out, out_len, &parsed, gen, now);
+    }
+    ocsp_send(svc, req, out, out_len, SIGNER_OCSP_SUCCESSFUL);
 }

@@ -338,6 +338,75 @@ int signer_crl_build(struct signer_ca *ca, uint8_t **out_der, size_t *out_len,
 /* signer_crl_free frees a CRL of signer_crl_build. NULL is a no-op. */
 void signer_crl_free(uint8_t *der);
 
+/* ---- revocation: OCSP (ocsp.c, RFC 6960) ---- */
+
+#define SIGNER_OCSP_REQUEST_MAX 4096  /* bytes of a DER OCSPRequest */
+#define SIGNER_OCSP_CERTS_MAX 16      /* certificates asked about in one request */
+#define SIGNER_OCSP_NONCE_MAX 64      /* bytes of the nonce extension's value (RFC 8954: 32) */
+#define SIGNER_OCSP_RESPONSE_MAX 8192 /* bytes of any response to a request within the bounds */
+#define SIGNER_OCSP_ERROR_LEN 5       /* bytes of an error response */
+
+/* signer_ocsp_status is OCSPResponseStatus (RFC 6960 §4.2.1). */
+enum signer_ocsp_status {
+    SIGNER_OCSP_SUCCESSFUL = 0,
+    SIGNER_OCSP_MALFORMED = 1,      /* malformedRequest: not DER, bounds exceeded */
+    SIGNER_OCSP_INTERNAL_ERROR = 2, /* internalError: the store or the key backend failed */
+    SIGNER_OCSP_TRY_LATER = 3,      /* tryLater: the key backend is unavailable */
+    SIGNER_OCSP_UNAUTHORIZED = 6,   /* unauthorized: a certificate of another CA (RFC 5019) */
+};
+
+/* signer_ocsp_cert is one CertID of a request; the pointers borrow the request's bytes. */
+struct signer_ocsp_cert {
+    const uint8_t *certid; /* the CertID's DER, echoed in the response */
+    size_t certid_len;
+    bool ours;      /* issuerNameHash and issuerKeyHash (SHA-1 or SHA-256) name this CA */
+    bool serial_ok; /* the serial is positive and fits SIGNER_SERIAL_LEN: could be ours */
+    uint8_t serial[SIGNER_SERIAL_LEN];
+};
+
+/* signer_ocsp_request is a parsed OCSPRequest; it borrows the DER it was parsed from. */
+struct signer_ocsp_request {
+    size_t num_certs;
+    struct signer_ocsp_cert certs[SIGNER_OCSP_CERTS_MAX];
+    const uint8_t *nonce; /* the nonce extension's extnValue contents, or NULL */
+    size_t nonce_len;
+};
+
+/* signer_ocsp_parse parses the DER OCSPRequest der[0..len) with CBS, for the CA `ca`. Returns 0
+ * (*out_status SUCCESSFUL), -E2BIG (over SIGNER_OCSP_REQUEST_MAX bytes or SIGNER_OCSP_CERTS_MAX
+ * certificates: MALFORMED), -EBADMSG (not an OCSPRequest, a version other than v1, a critical
+ * extension not understood, a nonce of 0 or more than SIGNER_OCSP_NONCE_MAX bytes: MALFORMED),
+ * -EPERM (a certificate of another issuer, or an unsupported hash: UNAUTHORIZED) or -EIO (the
+ * CA's public key cannot be read: INTERNAL_ERROR). Pure apart from reading the CA's key. */
+int signer_ocsp_parse(struct signer_ca *ca, struct signer_ocsp_request *out,
+                      enum signer_ocsp_status *out_status, const uint8_t *der, size_t len);
+
+/* signer_ocsp_error writes the OCSPResponse of an error `status` (not SUCCESSFUL) into `out`
+ * and returns its length, SIGNER_OCSP_ERROR_LEN. */
+size_t signer_ocsp_error(uint8_t out[SIGNER_OCSP_ERROR_LEN], enum signer_ocsp_status status);
+
+enum signer_ocsp_cert_status {
+    SIGNER_OCSP_GOOD = 0,
+    SIGNER_OCSP_REVOKED = 1,
+    SIGNER_OCSP_UNKNOWN = 2, /* never issued by this CA */
+};
+
+/* signer_ocsp_answer is what the responder says about req->certs[i]. */
+struct signer_ocsp_answer {
+    enum signer_ocsp_cert_status status;
+    int64_t revoked_at_s; /* REVOKED */
+    uint8_t reason;       /* REVOKED: STORE_REASON_*; unspecified is written without a reason */
+};
+
+/* signer_ocsp_respond builds the successful OCSPResponse (id-pkix-ocsp-basic) for `req` with
+ * answers[i] for req->certs[i]: producedAt and thisUpdate now_s, nextUpdate next_s (not for
+ * unknown), the request's nonce echoed, signed by the issuing CA's key (one signature, through
+ * its backend). Returns 0 with *out_len set, -E2BIG (cap too small), -EAGAIN (the key backend
+ * is unavailable) or -EIO (it failed to sign). */
+int signer_ocsp_respond(struct signer_ca *ca, uint8_t *out, size_t cap, size_t *out_len,
+                        const struct signer_ocsp_request *req,
+                        const struct signer_ocsp_answer *answers, int64_t now_s, int64_t next_s);
+
 /* ---- PINs ---- */
 
 #define SIGNER_PIN_MAX 32 /* digits */

@@ -148,16 +148,76 @@ has "issued certificates carry the CRL URL" "$T/ext" "URI:http://localhost/CertP
 has "issued certificates carry the OCSP URL" "$T/ext" "OCSP - URI:http://localhost:$PORT/CertProv/ocsp"
 n1=$(openssl crl -in "$T/c1.pem" -noout -crlnumber | cut -d= -f2)
 
+# ---- OCSP: openssl ocsp, CA-signed responses, nonces, the cache, bad requests ----
+OCSP_URL="http://127.0.0.1:$PORT/CertProv/ocsp"
+ocsp() { # ocsp ARGS...: openssl ocsp against certprovd; output in $T/o.out, exit status returned
+    openssl ocsp -issuer "$T/store/ca/issuing.crt" -CAfile "$T/store/chain.pem" -url "$OCSP_URL" \
+        "$@" >"$T/o.out" 2>&1
+}
+check "ocsp a1 (nonce)" ocsp -cert "$T/a1.crt"
+has "a1: revoked" "$T/o.out" "a1.crt: revoked"
+has "a1: reason keyCompromise" "$T/o.out" "Reason: keyCompromise"
+has "the response verifies against the CA" "$T/o.out" "Response verify OK"
+check "ocsp a1 without a nonce" ocsp -cert "$T/a1.crt" -no_nonce
+has "a1: revoked (no nonce)" "$T/o.out" "a1.crt: revoked"
+check "ocsp a2 good" ocsp -cert "$T/a2.crt"
+has "a2: good" "$T/o.out" "a2.crt: good"
+has "a2: verified" "$T/o.out" "Response verify OK"
+check "ocsp a2 good, from the cache" ocsp -cert "$T/a2.crt" -no_nonce
+check "ocsp a2 good, from the cache again" ocsp -cert "$T/a2.crt" -no_nonce
+has "a2: good (cached)" "$T/o.out" "a2.crt: good"
+check "ocsp never-issued serial" ocsp -serial 0x1234ABCD
+has "unknown" "$T/o.out" "0x1234ABCD: unknown"
+check "ocsp two certificates in one request" ocsp -cert "$T/a1.crt" -cert "$T/a2.crt"
+has "both answered: a1" "$T/o.out" "a1.crt: revoked"
+has "both answered: a2" "$T/o.out" "a2.crt: good"
+check "ocsp with -sha256 CertIDs" ocsp -sha256 -cert "$T/a2.crt"
+has "a2 good (SHA-256 CertID)" "$T/o.out" "a2.crt: good"
+# GET /CertProv/ocsp/{url-encoded base64} (RFC 6960 A.1)
+openssl ocsp -issuer "$T/store/ca/issuing.crt" -cert "$T/a1.crt" -no_nonce -reqout "$T/req.der" >/dev/null 2>&1
+b64=$(base64 -w0 "$T/req.der" | sed 's|+|%2B|g; s|/|%2F|g; s|=|%3D|g')
+same "GET ocsp" "$(curl -s -o "$T/get.der" -w '%{http_code} %{content_type}' "$OCSP_URL/$b64")" \
+    "200 application/ocsp-response"
+check "GET response parses and verifies" openssl ocsp -respin "$T/get.der" -issuer "$T/store/ca/issuing.crt" \
+    -CAfile "$T/store/chain.pem" -reqin "$T/req.der" -resp_text
+has "GET: revoked" "$T/out" "Cert Status: revoked"
+# Bad requests: the right OCSP status inside an HTTP 200, never a crash.
+ocsp_status() { # ocsp_status BODY-FILE [GET-TAIL]: the responseStatus byte of the answer, as hex
+    if [ $# = 2 ]; then curl -s -o "$T/bad.der" "$OCSP_URL/$2"
+    else curl -s -o "$T/bad.der" -H 'Content-Type: application/ocsp-request' --data-binary @"$1" "$OCSP_URL"; fi
+    xxd -p "$T/bad.der"
+}
+head -c 300 /dev/urandom >"$T/garbage"
+same "garbage: malformedRequest" "$(ocsp_status "$T/garbage")" 30030a0101
+head -c 5000 /dev/zero >"$T/big"
+same "oversized: malformedRequest" "$(ocsp_status "$T/big")" 30030a0101
+head -c "$(($(stat -c %s "$T/req.der") - 3))" "$T/req.der" >"$T/trunc"
+same "truncated: malformedRequest" "$(ocsp_status "$T/trunc")" 30030a0101
+same "GET not base64: malformedRequest" "$(ocsp_status - '%ZZ!!')" 30030a0101
+args=()
+for i in $(seq 1 17); do args+=(-serial "0x$i"); done
+ocsp "${args[@]}"
+has "17 serials: malformedRequest" "$T/o.out" "Responder Error: malformedrequest \(1\)"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/other.key" \
+    -subj "/CN=Other CA" -days 1 -out "$T/other.crt" 2>/dev/null
+openssl ocsp -issuer "$T/other.crt" -serial 0x01 -url "$OCSP_URL" >"$T/o.out" 2>&1
+has "another CA: unauthorized" "$T/o.out" "Responder Error: unauthorized \(6\)"
+check "certprovd still serves" curl -sf "http://127.0.0.1:$PORT/healthz"
+
 # ---- certificateHold, lifted ----
 check "hold a2" "$CTL" "${C[@]}" cert revoke "$S2" --reason certificateHold
 same "a held certificate cannot renew" "$(renew a2 alice@example.com)" 401
 check "the hold is in the CRL" wait_for 5 crl_lists "$S2"
+check "ocsp: the hold at once, not the cached good" ocsp -cert "$T/a2.crt" -no_nonce
+has "a2 on hold" "$T/o.out" "Reason: certificateHold"
 has "with its reason" <(openssl crl -in "$T/c.pem" -noout -text) "Certificate Hold"
 check "the hold reaches PostgreSQL" wait_for 3 reason_is "$S2" certificateHold
 check "cert unrevoke a2" "$CTL" "${C[@]}" cert unrevoke "$S2"
 same "a lifted hold renews again" "$(renew a2 alice@example.com)" 200
 check "the lifted hold clears the row" wait_for 3 row_is "$S2" "NULL|NULL"
 check "the lifted hold leaves the CRL" wait_for 5 crl_lacks "$S2"
+check "ocsp: the lifted hold is good again at once (cache flushed)" ocsp -cert "$T/a2.crt" -no_nonce
+has "a2 good again" "$T/o.out" "a2.crt: good"
 check "a1 stays in the CRL" crl_lists "$S1"
 n2=$(openssl crl -in "$T/c.pem" -noout -crlnumber | cut -d= -f2)
 [ $((n2)) -gt $((n1)) ] && ok || bad "CRL number did not grow: $n1 -> $n2"
@@ -223,4 +283,6 @@ check "the outbox drains" wait_for 5 empty_outbox
 kill -TERM "$PID"
 wait "$PID"
 same "SIGTERM exit" $? 0
+same "no sanitizer report in the daemon's log" \
+    "$(grep -cE 'runtime error|AddressSanitizer|LeakSanitizer' "$T/daemon.log")" 0
 finish
