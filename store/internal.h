@@ -1,7 +1,9 @@
 /* store/internal.h: private to store/. The environment handle, the named databases, the on-disk
  * record layouts and the functions the files of store/ share, grouped by the file that defines
  * them. Files call only files below them, never in a circle:
- *   publish.c -> pool_embedded.c, pool_pg.c, poolstate.c, outbox.c, cert.c
+ *   publish.c -> pool_embedded.c, pool_pg.c, poolstate.c, outbox.c, cert.c, revoke.c
+ *   revoke.c  -> index.c (revocations, disabled users, the revocation generation)
+ *   pool_pg.c, pool_embedded.c -> revoke.c (the reason names)
  *   store.c   -> index.c, user.c
  *   cert.c    -> index.c, user.c, grow.c
  *   pool_embedded.c -> grow.c;  pool_pg.c -> poolstate.c
