@@ -281,6 +281,7 @@ struct ocsp_slot {
 };
 
 struct svc_ocsp {
+    struct signer_ocsp_signer *signer; /* the delegated signer, or NULL: the CA signs */
     pthread_mutex_t lock;
     struct ocsp_slot *slots; /* OCSP_CACHE_SLOTS, allocated at start */
 };
@@ -299,12 +300,28 @@ int svc_ocsp_init(struct service *svc)
         return -ENOMEM;
     }
     svc->ocsp = o;
+    /* The delegated signer (certprovctl ca ocsp-signer), read at start: a new one takes effect
+     * at the next start. Without a usable one the CA's key signs. */
+    int rc = signer_ocsp_signer_open(&o->signer, svc->ca, svc->cfg->store_path);
+    if (rc == 0 && signer_ocsp_signer_not_after(o->signer) <= clock_real_s()) {
+        log_warn("service: ocsp_signer_expired action=\"certprovctl ca ocsp-signer\" "
+                 "fallback=ca");
+        signer_ocsp_signer_free(o->signer);
+        o->signer = NULL;
+    } else if (rc == 0) {
+        log_info("service: ocsp_signer loaded=delegated");
+    } else if (rc != -ENOENT) {
+        log_warn("service: ocsp_signer_unusable rc=%d action=\"certprovctl ca ocsp-signer\" "
+                 "fallback=ca",
+                 rc);
+    }
     return 0;
 }
 
 void svc_ocsp_free(struct service *svc)
 {
     if (svc->ocsp != NULL) {
+        signer_ocsp_signer_free(svc->ocsp->signer);
         free(svc->ocsp->slots);
         free(svc->ocsp);
         svc->ocsp = NULL;
@@ -488,7 +505,8 @@ void svc_revoke_ocsp(struct service *svc, struct ioring_request *req, bool post)
     }
     /* nextUpdate: when the next CRL is due at the latest; a client may cache until then. */
     int64_t next = now + (int64_t)svc->cfg->crl_validity_h * 3600;
-    int rc = signer_ocsp_respond(svc->ca, out, sizeof(out), &out_len, &parsed, answers, now, next);
+    int rc = signer_ocsp_respond(svc->ca, svc->ocsp->signer, out, sizeof(out), &out_len, &parsed,
+                                 answers, now, next);
     if (rc != 0) {
         ocsp_fail(svc, req, rc == -EAGAIN ? SIGNER_OCSP_TRY_LATER : SIGNER_OCSP_INTERNAL_ERROR);
         return;

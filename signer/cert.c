@@ -31,6 +31,8 @@ static const uint8_t oid_eku[] = {0x55, 0x1d, 0x25};
 static const uint8_t oid_client_auth[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02};
 static const uint8_t oid_server_auth[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01};
 static const uint8_t oid_crl_dp[] = {0x55, 0x1d, 0x1f};
+static const uint8_t oid_ocsp_signing[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x09};
+static const uint8_t oid_ocsp_nocheck[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x05};
 static const uint8_t oid_aia[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01};
 static const uint8_t oid_ad_ocsp[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01};
 
@@ -279,14 +281,23 @@ static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski
     CBB wrap, exts;
     int ok = CBB_add_asn1(tbs, &wrap, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 3) &&
              CBB_add_asn1(&wrap, &exts, CBS_ASN1_SEQUENCE);
-    bool leaf = s->kind == CERT_KIND_CLIENT || s->kind == CERT_KIND_SERVER;
+    bool leaf =
+        s->kind == CERT_KIND_CLIENT || s->kind == CERT_KIND_SERVER || s->kind == CERT_KIND_OCSP;
     if (leaf) {
         unsigned ku = KU_DIGITAL_SIGNATURE | (s->key_encipherment ? KU_KEY_ENCIPHERMENT : 0u);
         bool client = s->kind == CERT_KIND_CLIENT;
+        bool ocsp = s->kind == CERT_KIND_OCSP;
         ok = ok && add_ku(&exts, ku) &&
              (client ? add_eku(&exts, oid_client_auth, sizeof(oid_client_auth))
+              : ocsp ? add_eku(&exts, oid_ocsp_signing, sizeof(oid_ocsp_signing))
                      : add_eku(&exts, oid_server_auth, sizeof(oid_server_auth))) &&
              add_bc(&exts, false, -1);
+        if (ocsp) { /* RFC 6960 §4.2.2.2.1: clients need not check the signer's revocation */
+            CBB ext, val, null;
+            ok = ok &&
+                 ext_begin(&exts, &ext, &val, oid_ocsp_nocheck, sizeof(oid_ocsp_nocheck), false) &&
+                 CBB_add_asn1(&val, &null, CBS_ASN1_NULL) && CBB_flush(&exts);
+        }
     } else {
         ok = ok && add_bc(&exts, true, s->kind == CERT_KIND_ISSUING ? 0 : -1) &&
              add_ku(&exts, KU_KEY_CERT_SIGN | KU_CRL_SIGN);
@@ -295,7 +306,7 @@ static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski
     if (s->aki != NULL) {
         ok = ok && add_aki(&exts, s->aki, s->aki_len);
     }
-    if (leaf) {
+    if (s->san != NULL) {
         ok = ok && add_san(&exts, s->kind == CERT_KIND_CLIENT ? 6 : 2, s->san, s->san_len);
     }
     if (s->crl_url != NULL) {
@@ -310,7 +321,7 @@ static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski
 static void spec_validate(const struct cert_spec *s)
 {
     ASSERT(s->kind >= CERT_KIND_ROOT);
-    ASSERT(s->kind <= CERT_KIND_SERVER);
+    ASSERT(s->kind <= CERT_KIND_OCSP);
     ASSERT(s->serial != NULL);
     ASSERT(s->issuer != NULL);
     ASSERT(s->subject_cn != NULL);

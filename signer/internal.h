@@ -30,6 +30,7 @@ enum cert_kind {
     CERT_KIND_ISSUING = 2, /* CA:TRUE pathlen 0, keyCertSign+cRLSign, SKI, AKI */
     CERT_KIND_CLIENT = 3,  /* README, The certificate: clientAuth, SAN URI */
     CERT_KIND_SERVER = 4,  /* TLS server: serverAuth, SAN DNS */
+    CERT_KIND_OCSP = 5,    /* delegated OCSP signer: OCSPSigning, id-pkix-ocsp-nocheck (ocsp.c) */
 };
 
 /* cert_spec says what goes into one TBSCertificate. Every pointer is borrowed for the call. */

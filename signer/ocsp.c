@@ -4,15 +4,27 @@
  * subject key identifier, RFC 5280 §4.2.1.2 method 1 = the SHA-1 of its public key). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/bytestring.h>
 #include <openssl/digest.h>
+#include <openssl/err.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include "base/base.h"
 #include "signer/internal.h"
+
+struct signer_ocsp_signer {
+    struct hsm_key *key;
+    uint8_t key_id[CERT_KEY_ID_LEN]; /* SHA-1 of its public key: the responder's KeyHash */
+    size_t der_len;
+    uint8_t der[SIGNER_CERT_DER_MAX]; /* its certificate, sent in every response */
+    int64_t not_after_s;
+};
 
 static const uint8_t oid_sha1[] = {0x2b, 0x0e, 0x03, 0x02, 0x1a};
 static const uint8_t oid_sha256[] = {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01};
@@ -286,8 +298,8 @@ static int add_single(CBB *list, const struct signer_ocsp_cert *c,
     return ok && CBB_flush(list);
 }
 
-int signer_ocsp_respond(struct signer_ca *ca, uint8_t *out, size_t cap, size_t *out_len,
-                        const struct signer_ocsp_request *req,
+int signer_ocsp_respond(struct signer_ca *ca, const struct signer_ocsp_signer *signer, uint8_t *out,
+                        size_t cap, size_t *out_len, const struct signer_ocsp_request *req,
                         const struct signer_ocsp_answer *answers, int64_t now_s, int64_t next_s)
 {
     ASSERT(ca != NULL);
@@ -301,8 +313,10 @@ int signer_ocsp_respond(struct signer_ca *ca, uint8_t *out, size_t cap, size_t *
     size_t tbs_len = 0;
     if (!CBB_init_fixed(&cbb, tbs, sizeof(tbs)) || !CBB_add_asn1(&cbb, &data, CBS_ASN1_SEQUENCE) ||
         !CBB_add_asn1(&data, &rid, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 2) ||
-        !CBB_add_asn1_octet_string(&rid, ca->ski, ca->ski_len) || !CBB_flush(&data) ||
-        !add_gentime(&data, now_s) || !CBB_add_asn1(&data, &list, CBS_ASN1_SEQUENCE)) {
+        !CBB_add_asn1_octet_string(&rid, signer != NULL ? signer->key_id : ca->ski,
+                                   signer != NULL ? sizeof(signer->key_id) : ca->ski_len) ||
+        !CBB_flush(&data) || !add_gentime(&data, now_s) ||
+        !CBB_add_asn1(&data, &list, CBS_ASN1_SEQUENCE)) {
         return -E2BIG;
     }
     for (size_t i = 0; i < req->num_certs; i++) {
@@ -327,11 +341,12 @@ int signer_ocsp_respond(struct signer_ca *ca, uint8_t *out, size_t cap, size_t *
     }
     uint8_t sig[HSM_SIG_MAX];
     struct hsm_sign_item item = {.tbs = tbs, .tbs_len = tbs_len, .sig = sig};
-    int src = hsm_key_sign_batch(ca->key, &item, 1);
+    struct hsm_key *key = signer != NULL ? signer->key : ca->key;
+    int src = hsm_key_sign_batch(key, &item, 1);
     if (src != 0 || item.rc != 0) {
         return src == -EAGAIN ? -EAGAIN : -EIO;
     }
-    CBB resp, en, bytes, rb, octets, basic, bits;
+    CBB resp, en, bytes, rb, octets, basic, bits, certs, certlist;
     size_t len = 0;
     /* OCSPResponse { successful, [0] ResponseBytes { id-pkix-ocsp-basic, OCTET STRING {
      * BasicOCSPResponse { tbsResponseData, signatureAlgorithm, signature } } } } */
@@ -342,11 +357,210 @@ int signer_ocsp_respond(struct signer_ca *ca, uint8_t *out, size_t cap, size_t *
         !cert_add_oid(&rb, oid_basic, sizeof(oid_basic)) ||
         !CBB_add_asn1(&rb, &octets, CBS_ASN1_OCTETSTRING) ||
         !CBB_add_asn1(&octets, &basic, CBS_ASN1_SEQUENCE) || !CBB_add_bytes(&basic, tbs, tbs_len) ||
-        !cert_add_sigalg(&basic, hsm_key_get_type(ca->key)) ||
+        !cert_add_sigalg(&basic, hsm_key_get_type(key)) ||
         !CBB_add_asn1(&basic, &bits, CBS_ASN1_BITSTRING) || !CBB_add_u8(&bits, 0) ||
-        !CBB_add_bytes(&bits, sig, item.sig_len) || !CBB_finish(&cbb, NULL, &len)) {
+        !CBB_add_bytes(&bits, sig, item.sig_len)) {
+        return -E2BIG;
+    }
+    /* certs [0]: the delegated signer's certificate, so that a client can check it was issued
+     * by the CA for OCSPSigning (RFC 6960 §4.2.2.2). */
+    if (signer != NULL &&
+        (!CBB_add_asn1(&basic, &certs, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0) ||
+         !CBB_add_asn1(&certs, &certlist, CBS_ASN1_SEQUENCE) ||
+         !CBB_add_bytes(&certlist, signer->der, signer->der_len))) {
+        return -E2BIG;
+    }
+    if (!CBB_finish(&cbb, NULL, &len)) {
         return -E2BIG;
     }
     *out_len = len;
     return 0;
+}
+
+/* ---- the delegated OCSP signer (RFC 6960 §4.2.2.2) ---- */
+
+#define OCSP_SIGNER_CN "certprov OCSP signer"
+
+/* signer_paths writes <dir>/ca/ocsp.key and <dir>/ca/ocsp.crt (suffix: ".new" or ""). */
+static int signer_paths(char key[4200], char crt[4200], const char *dir, const char *suffix)
+{
+    int a = snprintf(key, 4200, "%s/ca/ocsp.key%s", dir, suffix);
+    int b = snprintf(crt, 4200, "%s/ca/ocsp.crt%s", dir, suffix);
+    return a >= 4200 || b >= 4200 ? -EINVAL : 0;
+}
+
+int signer_ocsp_signer_issue(struct signer_ca *ca, const char *dir, uint32_t days, int64_t now_s,
+                             int64_t *out_not_after_s)
+{
+    ASSERT(ca != NULL);
+    ASSERT(dir != NULL);
+    if (days < 1 || days > 3650) {
+        return -EINVAL;
+    }
+    char key_new[4200];
+    char crt_new[4200];
+    char key_path[4200];
+    char crt_path[4200];
+    if (signer_paths(key_new, crt_new, dir, ".new") != 0 ||
+        signer_paths(key_path, crt_path, dir, "") != 0) {
+        return -EINVAL;
+    }
+    (void)unlink(key_new); /* a left-over of an interrupted run */
+    struct hsm_key *key = NULL;
+    int rc = hsm_soft_generate(&key, key_new, HSM_KEY_P256);
+    if (rc != 0) {
+        return rc;
+    }
+    static uint8_t spki[HSM_SPKI_MAX];
+    size_t spki_len = 0;
+    static uint8_t der[SIGNER_CERT_DER_MAX];
+    static char pem[2 * SIGNER_CERT_DER_MAX + 128];
+    size_t der_len = 0;
+    size_t pem_len = 0;
+    uint8_t serial[SIGNER_SERIAL_LEN];
+    cert_serial_random(serial);
+    int64_t not_after = now_s + (int64_t)days * 86400;
+    not_after = not_after > ca->not_after_s ? ca->not_after_s : not_after;
+    rc = hsm_key_public_der(key, spki, sizeof(spki), &spki_len);
+    if (rc != 0 || not_after <= now_s) {
+        rc = rc != 0 ? rc : -EINVAL; /* the issuing CA has expired */
+        goto out;
+    }
+    struct cert_spec spec = {
+        .kind = CERT_KIND_OCSP,
+        .sig_type = hsm_key_get_type(ca->key),
+        .serial = serial,
+        .issuer = ca->issuer,
+        .issuer_len = ca->issuer_len,
+        .subject_cn = OCSP_SIGNER_CN,
+        .subject_cn_len = sizeof(OCSP_SIGNER_CN) - 1,
+        .not_before_s = now_s - SIGNER_BACKDATE_S,
+        .not_after_s = not_after,
+        .spki = spki,
+        .spki_len = spki_len,
+        .aki = ca->ski,
+        .aki_len = ca->ski_len,
+    };
+    size_t tbs_len = 0;
+    rc = cert_tbs_build(der, &tbs_len, &spec);
+    if (rc != 0) {
+        goto out;
+    }
+    struct hsm_sign_item item;
+    cert_sign_item_init(&item, der, tbs_len);
+    rc = hsm_key_sign_batch(ca->key, &item, 1);
+    if (rc != 0 || item.rc != 0) {
+        rc = rc == -EAGAIN ? -EAGAIN : -EIO;
+        goto out;
+    }
+    rc = cert_assemble(der, &der_len, tbs_len, spec.sig_type, item.sig_len);
+    if (rc == 0) {
+        rc = cert_pem_encode(pem, sizeof(pem), &pem_len, der, der_len);
+    }
+    if (rc == 0) {
+        rc = base_file_write_atomic(crt_new, pem, pem_len, 0644, false);
+    }
+    /* The key first, then its certificate: a crash between leaves a pair that does not match,
+     * which signer_ocsp_signer_open refuses (the CA then signs). */
+    if (rc == 0 && rename(key_new, key_path) == -1) {
+        rc = -errno;
+    }
+    if (rc == 0 && rename(crt_new, crt_path) == -1) {
+        rc = -errno;
+    }
+    if (rc == 0 && out_not_after_s != NULL) {
+        *out_not_after_s = not_after;
+    }
+out:
+    hsm_key_free(key);
+    if (rc != 0) {
+        (void)unlink(key_new);
+        (void)unlink(crt_new);
+    }
+    return rc;
+}
+
+int signer_ocsp_signer_open(struct signer_ocsp_signer **out, struct signer_ca *ca, const char *dir)
+{
+    ASSERT(out != NULL);
+    char key_path[4200];
+    char crt_path[4200];
+    if (signer_paths(key_path, crt_path, dir, "") != 0) {
+        return -EINVAL;
+    }
+    struct signer_ocsp_signer *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    int rc = signer_pem_read_cert(s->der, sizeof(s->der), &s->der_len, crt_path, 0);
+    if (rc == 0) {
+        rc = hsm_soft_open(&s->key, key_path);
+    }
+    uint8_t spki[HSM_SPKI_MAX];
+    size_t spki_len = 0;
+    if (rc == 0) {
+        rc = hsm_key_public_der(s->key, spki, sizeof(spki), &spki_len);
+    }
+    if (rc == 0) {
+        rc = cert_key_id(s->key_id, spki, spki_len);
+    }
+    /* The certificate must hold this key and be the issuing CA's: CBS walk to its SPKI. */
+    CBS cbs, cert, tbs, iss;
+    CBS_init(&cbs, s->der, s->der_len);
+    if (rc == 0 && (!CBS_get_asn1(&cbs, &cert, CBS_ASN1_SEQUENCE) ||
+                    !CBS_get_asn1(&cert, &tbs, CBS_ASN1_SEQUENCE) ||
+                    !CBS_get_optional_asn1(&tbs, NULL, NULL,
+                                           CBS_ASN1_CONSTRUCTED | CBS_ASN1_CONTEXT_SPECIFIC | 0) ||
+                    !CBS_get_asn1(&tbs, NULL, CBS_ASN1_INTEGER) ||
+                    !CBS_get_asn1(&tbs, NULL, CBS_ASN1_SEQUENCE) ||
+                    !CBS_get_asn1_element(&tbs, &iss, CBS_ASN1_SEQUENCE) ||
+                    !CBS_mem_equal(&iss, ca->issuer, ca->issuer_len))) {
+        rc = -EBADMSG; /* not issued by this CA (issuer Name differs) */
+    }
+    if (rc == 0) {
+        CBS validity, subject, key;
+        if (!CBS_get_asn1(&tbs, &validity, CBS_ASN1_SEQUENCE) ||
+            !CBS_get_asn1(&tbs, &subject, CBS_ASN1_SEQUENCE) ||
+            !CBS_get_asn1_element(&tbs, &key, CBS_ASN1_SEQUENCE) ||
+            !CBS_mem_equal(&key, spki, spki_len)) {
+            rc = -EBADMSG; /* the key is not the certificate's */
+        }
+    }
+    if (rc == 0) {
+        /* Its notAfter, through BoringSSL's X509 (this BoringSSL has no ASN1_TIME_to_posix). */
+        const uint8_t *p = s->der;
+        X509 *x = d2i_X509(NULL, &p, (long)s->der_len);
+        ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+        int days = 0;
+        int secs = 0;
+        if (x == NULL || epoch == NULL ||
+            ASN1_TIME_diff(&days, &secs, epoch, X509_get0_notAfter(x)) != 1) {
+            rc = -EBADMSG;
+        }
+        s->not_after_s = (int64_t)days * 86400 + secs;
+        ASN1_TIME_free(epoch);
+        X509_free(x);
+        ERR_clear_error();
+    }
+    if (rc != 0) {
+        signer_ocsp_signer_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int64_t signer_ocsp_signer_not_after(const struct signer_ocsp_signer *s)
+{
+    ASSERT(s != NULL);
+    return s->not_after_s;
+}
+
+void signer_ocsp_signer_free(struct signer_ocsp_signer *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    hsm_key_free(s->key);
+    free(s);
 }

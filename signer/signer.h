@@ -355,6 +355,9 @@ enum signer_ocsp_status {
     SIGNER_OCSP_UNAUTHORIZED = 6,   /* unauthorized: a certificate of another CA (RFC 5019) */
 };
 
+/* signer_ocsp_signer is a delegated OCSP signing key and its certificate (ocsp.c). */
+struct signer_ocsp_signer;
+
 /* signer_ocsp_cert is one CertID of a request; the pointers borrow the request's bytes. */
 struct signer_ocsp_cert {
     const uint8_t *certid; /* the CertID's DER, echoed in the response */
@@ -400,12 +403,35 @@ struct signer_ocsp_answer {
 
 /* signer_ocsp_respond builds the successful OCSPResponse (id-pkix-ocsp-basic) for `req` with
  * answers[i] for req->certs[i]: producedAt and thisUpdate now_s, nextUpdate next_s (not for
- * unknown), the request's nonce echoed, signed by the issuing CA's key (one signature, through
- * its backend). Returns 0 with *out_len set, -E2BIG (cap too small), -EAGAIN (the key backend
- * is unavailable) or -EIO (it failed to sign). */
-int signer_ocsp_respond(struct signer_ca *ca, uint8_t *out, size_t cap, size_t *out_len,
-                        const struct signer_ocsp_request *req,
+ * unknown), the request's nonce echoed, signed by `signer` (its certificate included) or, when
+ * NULL, by the issuing CA's key (one signature, through its backend). Returns 0 with *out_len set,
+ * -E2BIG (cap too small), -EAGAIN (the key backend is unavailable) or -EIO (it failed to sign). */
+int signer_ocsp_respond(struct signer_ca *ca, const struct signer_ocsp_signer *signer, uint8_t *out,
+                        size_t cap, size_t *out_len, const struct signer_ocsp_request *req,
                         const struct signer_ocsp_answer *answers, int64_t now_s, int64_t next_s);
+
+/* signer_ocsp_signer_issue makes the delegated OCSP signer of the CA under the store directory
+ * `dir`: a new P-256 key (<dir>/ca/ocsp.key, 0600) and its certificate (<dir>/ca/ocsp.crt),
+ * issued by the CA for `days` days (never past the CA's notAfter) with keyUsage
+ * digitalSignature, extendedKeyUsage id-kp-OCSPSigning and id-pkix-ocsp-nocheck (RFC 6960
+ * §4.2.2.2), replacing the previous pair (written beside it, then renamed: key, then
+ * certificate). Sets *out_not_after_s (may be NULL). Returns 0, -EINVAL (days outside 1..3650,
+ * a path too long, or the CA has expired), -EAGAIN or -EIO (signing), or a negative errno of
+ * writing the files. */
+int signer_ocsp_signer_issue(struct signer_ca *ca, const char *dir, uint32_t days, int64_t now_s,
+                             int64_t *out_not_after_s);
+
+/* signer_ocsp_signer_open loads the delegated signer of `dir` for `ca`. Returns 0 (*out owned:
+ * signer_ocsp_signer_free), -ENOENT (none: the CA signs), -EBADMSG (the certificate was not
+ * issued by this CA, or does not hold the key), -ENOMEM or another negative errno of reading
+ * the files. Its validity is not checked here: the caller compares signer_ocsp_signer_not_after. */
+int signer_ocsp_signer_open(struct signer_ocsp_signer **out, struct signer_ca *ca, const char *dir);
+
+/* signer_ocsp_signer_not_after returns the notAfter of the signer's certificate (Unix s). */
+int64_t signer_ocsp_signer_not_after(const struct signer_ocsp_signer *s);
+
+/* signer_ocsp_signer_free frees a signer. NULL is a no-op. */
+void signer_ocsp_signer_free(struct signer_ocsp_signer *s);
 
 /* ---- PINs ---- */
 

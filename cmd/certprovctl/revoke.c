@@ -9,7 +9,9 @@
 #include "base/base.h"
 #include "cmd/certprovctl/ctl.h"
 
-enum { CMD_REVOKE, CMD_UNREVOKE, CMD_USER_REVOKE, CMD_DISABLE, CMD_ENABLE };
+enum { CMD_REVOKE, CMD_UNREVOKE, CMD_USER_REVOKE, CMD_DISABLE, CMD_ENABLE, CMD_OCSP_SIGNER };
+
+#define OCSP_SIGNER_DAYS 30
 
 #define REASONS_TEXT                                                                               \
     "keyCompromise, affiliationChanged, superseded, cessationOfOperation or certificateHold"
@@ -237,6 +239,43 @@ static int user_enable(struct ctl *ctl, int argc, char **argv)
     return CTL_OK;
 }
 
+static int ca_ocsp_signer(struct ctl *ctl, int argc, char **argv)
+{
+    const struct ctl_cmd *cmd = &ctl_revoke_cmds[CMD_OCSP_SIGNER];
+    uint32_t days = OCSP_SIGNER_DAYS;
+    for (int i = 1; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (end == argv[i] || *end != '\0' || v < 1 || v > 3650) {
+                return ctl_usage(cmd, "--days must be a whole number from 1 to 3650, not '%s'",
+                                 argv[i]);
+            }
+            days = (uint32_t)v;
+        } else {
+            return ctl_usage(cmd, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    struct signer_ca *ca = NULL;
+    int rc = ctl_ca_open(ctl, &ca, "ca ocsp-signer: ");
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    int64_t until = 0;
+    rc = signer_ocsp_signer_issue(ca, ctl->cfg.store_path, days, clock_real_s(), &until);
+    signer_ca_free(ca);
+    if (rc != 0) {
+        return ctl_fail("ca ocsp-signer: %s",
+                        rc == -EAGAIN ? "the key backend is unavailable" : strerror(-rc));
+    }
+    char at[CLOCK_UTC_LEN];
+    ctl_time(at, until);
+    printf("issued the OCSP signing certificate %s/ca/ocsp.crt (key ca/ocsp.key), valid until %s;"
+           " certprovd uses it from its next start\n",
+           ctl->cfg.store_path, at);
+    return CTL_OK;
+}
+
 const struct ctl_cmd ctl_revoke_cmds[] = {
     [CMD_REVOKE] =
         {"cert", "revoke", cert_revoke, "SERIAL [--reason REASON]",
@@ -258,5 +297,12 @@ const struct ctl_cmd ctl_revoke_cmds[] = {
                      "certificates are revoked too."},
     [CMD_ENABLE] = {"user", "enable", user_enable, "URI",
                     "Lets a disabled user sign in again. Revoked certificates stay revoked."},
+    [CMD_OCSP_SIGNER] = {"ca", "ocsp-signer", ca_ocsp_signer, "[--days N]",
+                         "Issues (or replaces) the delegated OCSP signer: a P-256 key and a\n"
+                         "certificate from the issuing CA with id-kp-OCSPSigning and\n"
+                         "id-pkix-ocsp-nocheck, valid N days (default 30, never past the CA).\n"
+                         "certprovd signs OCSP responses with it from its next start, so that\n"
+                         "the CA key is not used per request; reissue it before it expires (an\n"
+                         "expired one is not used: the CA signs)."},
     {NULL, NULL, NULL, NULL, NULL},
 };

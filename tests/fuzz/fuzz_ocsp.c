@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                                  .reason = (uint8_t)(i % 2 ? 1 : 6)};
     }
     size_t len = 0;
-    rc = signer_ocsp_respond(ca(), out, sizeof(out), &len, &req, answers, 1764070245,
+    rc = signer_ocsp_respond(ca(), NULL, out, sizeof(out), &len, &req, answers, 1764070245,
                              1764070245 + 86400);
     ASSERT(rc == 0 || rc == -E2BIG);
     ASSERT(rc != 0 || (len > 0 && len <= sizeof(out)));

@@ -280,6 +280,27 @@ same "no serial doubled" "$(psql_q "SELECT count(DISTINCT serial) FROM user_cert
     "$(psql_q "SELECT count(*) FROM user_certificates")"
 empty_outbox() { "$CTL" "${C[@]}" outbox list --pool pg1 | grep -q . && return 1; return 0; }
 check "the outbox drains" wait_for 5 empty_outbox
+
+# ---- a delegated OCSP signer: certprovctl ca ocsp-signer, used from the next start ----
+expect_exit 2 "--days must be" "ocsp-signer --days 0" "$CTL" "${C[@]}" ca ocsp-signer --days 0
+check "ca ocsp-signer" "$CTL" "${C[@]}" ca ocsp-signer --days 7
+has "says where and until when" "$T/out" "ca/ocsp.crt .*valid until 20"
+same "the signer key is 0600" "$(stat -c %a "$T/store/ca/ocsp.key")" 600
+openssl x509 -in "$T/store/ca/ocsp.crt" -noout -text >"$T/signer.txt"
+has "signer: OCSP Signing" "$T/signer.txt" "OCSP Signing"
+has "signer: ocsp-nocheck" "$T/signer.txt" "OCSP No Check"
+check "signer: issued by the issuing CA" openssl verify -CAfile "$T/store/chain.pem" "$T/store/ca/ocsp.crt"
+kill -TERM "$PID"
+wait "$PID"
+start || { finish; exit 1; }
+has "certprovd loaded the delegated signer" "$T/daemon.log" "ocsp_signer loaded=delegated"
+check "ocsp a1 via the delegated signer" ocsp -cert "$T/a1.crt" -resp_text
+has "delegated: revoked" "$T/o.out" "a1.crt: revoked"
+has "delegated: verifies (signer checked against the CA)" "$T/o.out" "Response verify OK"
+has "delegated: the signer's certificate is in the response" "$T/o.out" "Subject: CN ?= ?certprov OCSP signer"
+check "ocsp a2 via the delegated signer, no nonce" ocsp -cert "$T/a2.crt" -no_nonce
+has "delegated: a2 good" "$T/o.out" "a2.crt: good"
+has "delegated: a2 verifies" "$T/o.out" "Response verify OK"
 kill -TERM "$PID"
 wait "$PID"
 same "SIGTERM exit" $? 0

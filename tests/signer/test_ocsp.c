@@ -204,8 +204,9 @@ Test(signer_ocsp, respond_signed_with_statuses_and_nonce)
     };
     static uint8_t out[SIGNER_OCSP_RESPONSE_MAX];
     size_t out_len = 0;
-    cr_assert_eq(
-        signer_ocsp_respond(g_ca, out, sizeof(out), &out_len, &req, a, 1764070300, 1764156700), 0);
+    cr_assert_eq(signer_ocsp_respond(g_ca, NULL, out, sizeof(out), &out_len, &req, a, 1764070300,
+                                     1764156700),
+                 0);
     CBS cbs, resp, status, bytes, rb, oid, octets, basic, tbs, alg, sig;
     CBS_init(&cbs, out, out_len);
     cr_assert(CBS_get_asn1(&cbs, &resp, CBS_ASN1_SEQUENCE));
@@ -247,4 +248,42 @@ Test(signer_ocsp, respond_signed_with_statuses_and_nonce)
     cr_assert(CBS_get_asn1(&tbs, &wrap, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 1));
     cr_assert(CBS_len(&wrap) > sizeof(nonce));
     cr_assert(memmem(CBS_data(&wrap), CBS_len(&wrap), nonce, sizeof(nonce)) != NULL, "echoed");
+}
+
+Test(signer_ocsp, delegated_signer_issue_open_and_mismatch)
+{
+    struct signer_ocsp_signer *s = NULL;
+    cr_assert_eq(signer_ocsp_signer_open(&s, g_ca, cadir), -ENOENT, "none yet");
+    int64_t now = clock_real_s();
+    int64_t until = 0;
+    cr_assert_eq(signer_ocsp_signer_issue(g_ca, cadir, 0, now, &until), -EINVAL);
+    cr_assert_eq(signer_ocsp_signer_issue(g_ca, cadir, 7, now, &until), 0);
+    cr_assert_eq(until, now + 7 * 86400);
+    cr_assert_eq(signer_ocsp_signer_open(&s, g_ca, cadir), 0);
+    cr_assert_eq(signer_ocsp_signer_not_after(s), until);
+    /* A response signed by it carries its certificate and verifies with its key. */
+    static uint8_t der[SIGNER_OCSP_REQUEST_MAX];
+    size_t len = request(der, sizeof(der), 1, EVP_sha1(), true, NULL, 0);
+    struct signer_ocsp_request req;
+    enum signer_ocsp_status st = SIGNER_OCSP_MALFORMED;
+    cr_assert_eq(signer_ocsp_parse(g_ca, &req, &st, der, len), 0);
+    struct signer_ocsp_answer a = {.status = SIGNER_OCSP_GOOD};
+    static uint8_t out[SIGNER_OCSP_RESPONSE_MAX];
+    size_t out_len = 0;
+    cr_assert_eq(signer_ocsp_respond(g_ca, s, out, sizeof(out), &out_len, &req, &a, now, now + 60),
+                 0);
+    char crt[300];
+    snprintf(crt, sizeof(crt), "%s/ca/ocsp.crt", cadir);
+    static uint8_t cert_der[SIGNER_CERT_DER_MAX];
+    size_t cert_len = 0;
+    cr_assert_eq(signer_pem_read_cert(cert_der, sizeof(cert_der), &cert_len, crt, 0), 0);
+    cr_assert(memmem(out, out_len, cert_der, cert_len) != NULL, "the signer's certificate");
+    signer_ocsp_signer_free(s);
+    /* A new key with the old certificate (a crash between the renames) is refused. */
+    char saved[300];
+    snprintf(saved, sizeof(saved), "%s/ocsp.crt.saved", tmpdir);
+    cr_assert_eq(rename(crt, saved), 0);
+    cr_assert_eq(signer_ocsp_signer_issue(g_ca, cadir, 7, now, NULL), 0);
+    cr_assert_eq(rename(saved, crt), 0);
+    cr_assert_eq(signer_ocsp_signer_open(&s, g_ca, cadir), -EBADMSG);
 }
