@@ -67,6 +67,9 @@ bool svc_user_disabled(struct service *svc, const char *uri)
 /* ---- the CRL: built off the rings by the thread cp-crl, served from memory ---- */
 
 #define CRL_POLL_MS 1000 /* how often cp-crl reads the revocation generation */
+/* The largest CRL the engine can send: a response is copied into the request's slot of
+ * max_response_bytes (64 KiB; certprovd keeps the engine's default), headers included. */
+#define CRL_SERVE_MAX (SVC_RESPONSE_MAX - 1024)
 
 struct svc_revoke {
     pthread_t thread;
@@ -143,6 +146,11 @@ static int crl_build(struct service *svc, struct svc_revoke *rv)
     rv->crl_len = len;
     base_mutex_unlock(&rv->lock);
     signer_crl_free(old);
+    if (len > CRL_SERVE_MAX) {
+        log_err("service: crl_too_large entries=%zu bytes=%zu max=%u action=\"the CRL is built "
+                "but cannot be served (README, Revocation); OCSP answers for every certificate\"",
+                rv->num_entries, len, (unsigned)CRL_SERVE_MAX);
+    }
     log_info("service: crl_built entries=%zu bytes=%zu number=%llu generation=%llu ms=%llu",
              rv->num_entries, len, (unsigned long long)number, (unsigned long long)gen,
              (unsigned long long)((clock_mono_ns() - t0) / 1000000u));
@@ -247,12 +255,15 @@ void svc_revoke_crl(struct service *svc, struct ioring_request *req)
 {
     struct svc_revoke *rv = svc->revoke;
     base_mutex_lock(&rv->lock);
-    if (rv->crl == NULL) {
+    if (rv->crl == NULL || rv->crl_len > CRL_SERVE_MAX) {
+        bool none = rv->crl == NULL;
         base_mutex_unlock(&rv->lock);
         svc_log_simple(req, SVC_ROUTE_CRL, 503);
         svc_metrics_request(svc, SVC_ROUTE_CRL, SVC_RESULT_NOT_FOUND);
         static const char msg[] = "the CRL is not built yet (the CA key backend is unavailable)\n";
-        svc_respond(svc, req, 503, "text/plain", "Retry-After: 10\r\n", msg, sizeof(msg) - 1);
+        static const char big[] = "the CRL is larger than this appliance can serve; use OCSP\n";
+        svc_respond(svc, req, 503, "text/plain", "Retry-After: 10\r\n", none ? msg : big,
+                    none ? sizeof(msg) - 1 : sizeof(big) - 1);
         return;
     }
     /* The bytes are copied into the request's slot under the lock: cp-crl only swaps the
