@@ -410,63 +410,60 @@ static int user_round_txn(struct store *st, MDB_txn *txn, void *arg)
     return u->revoked == 0 ? 0 : generation_bump(st, txn);
 }
 
+/* user_rounds runs the rounds of store_user_revoke_certs, adding to *total. */
+static int user_rounds(struct store *st, struct user_round *u, uint32_t *total, const char *uri)
+{
+    /* Each round revokes up to STORE_REVOKE_USER_ROUND_MAX certificates that were not revoked
+     * before it: the rounds end, bounded by the user's certificates. */
+    for (;;) {
+        u->num = 0;
+        MDB_txn *txn = NULL;
+        int rc = store_txn_begin(st, &txn, false);
+        if (rc != 0) {
+            return rc;
+        }
+        rc = store_index_foreach_uri(st, txn, uri, visit_user, u);
+        mdb_txn_abort(txn);
+        if (rc < 0) {
+            return rc;
+        }
+        if (u->num == 0) {
+            return 0;
+        }
+        rc = store_write(st, user_round_txn, u);
+        if (rc != 0) {
+            return rc;
+        }
+        *total += u->revoked;
+        if (u->num < STORE_REVOKE_USER_ROUND_MAX) {
+            return 0;
+        }
+    }
+}
+
 int store_user_revoke_certs(struct store *st, uint32_t *out_num, const char *uri, uint8_t reason,
                             int64_t now_s)
 {
     store_validate(st);
     ASSERT(uri != NULL);
-    uint32_t total = 0;
     if (store_revoke_reason_name(reason) == NULL) {
         return -EINVAL;
     }
-    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
-        goto done; /* no such user's certificates */
-    }
-    struct user_round u = {.now_s = now_s, .reason = reason};
-    u.serials = calloc(STORE_REVOKE_USER_ROUND_MAX, STORE_SERIAL_LEN);
-    if (u.serials == NULL) {
-        return -ENOMEM;
-    }
+    uint32_t total = 0;
     int rc = 0;
-    /* Each round revokes up to STORE_REVOKE_USER_ROUND_MAX certificates that were not revoked
-     * before it: the rounds end, bounded by the user's certificates. */
-    for (;;) {
-        u.num = 0;
-        MDB_txn *txn = NULL;
-        rc = store_txn_begin(st, &txn, false);
-        if (rc != 0) {
-            break;
+    if (store_str_ok(uri, STORE_URI_MAX) && uri[0] != '\0') { /* else: no certificates */
+        struct user_round u = {.now_s = now_s, .reason = reason};
+        u.serials = calloc(STORE_REVOKE_USER_ROUND_MAX, STORE_SERIAL_LEN);
+        if (u.serials == NULL) {
+            return -ENOMEM;
         }
-        rc = store_index_foreach_uri(st, txn, uri, visit_user, &u);
-        mdb_txn_abort(txn);
-        if (rc < 0) {
-            break;
-        }
-        if (u.num == 0) {
-            rc = 0;
-            break;
-        }
-        rc = store_write(st, user_round_txn, &u);
-        if (rc != 0) {
-            break;
-        }
-        total += u.revoked;
-        if (u.num < STORE_REVOKE_USER_ROUND_MAX) {
-            break;
-        }
+        rc = user_rounds(st, &u, &total, uri);
+        free(u.serials);
     }
-    free(u.serials);
-    if (rc != 0) {
-        if (out_num != NULL) {
-            *out_num = total;
-        }
-        return rc;
-    }
-done:
     if (out_num != NULL) {
         *out_num = total;
     }
-    return 0;
+    return rc;
 }
 
 /* ---- disabled users ---- */
