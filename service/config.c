@@ -78,6 +78,9 @@ void service_config_defaults(struct service_config *out)
         (struct signer_profile){.default_hours = 4320, .min_hours = 8, .max_hours = 8760};
     out->user_certs_per_day_max = 20;
     signer_pin_policy_default(&out->pin);
+    out->crl_validity_h = 24;
+    out->crl_min_interval_s = 10;
+    out->ocsp_cache_s = 300;
 }
 
 __attribute__((format(printf, 2, 3))) static int config_fail(struct config_ctx *ctx,
@@ -350,6 +353,33 @@ static int section_profile(struct config_ctx *ctx, const char *k, const char *v)
     return config_fail(ctx, "unknown key '%s' in [%s]", k, "profile");
 }
 
+static int section_revocation(struct config_ctx *ctx, const char *k, const char *v)
+{
+    struct service_config *c = ctx->cfg;
+    if (strcmp(k, "crl_validity_h") == 0) {
+        return set_u32(ctx, &c->crl_validity_h, "[revocation] crl_validity_h", v, 1, 8760);
+    } else if (strcmp(k, "crl_min_interval_s") == 0) {
+        return set_u32(ctx, &c->crl_min_interval_s, "[revocation] crl_min_interval_s", v, 0, 3600);
+    } else if (strcmp(k, "ocsp_cache_s") == 0) {
+        return set_u32(ctx, &c->ocsp_cache_s, "[revocation] ocsp_cache_s", v, 0, 86400);
+    } else if (strcmp(k, "crl_url") == 0 || strcmp(k, "ocsp_url") == 0) {
+        bool crl = k[0] == 'c';
+        if (v[0] != '\0' && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+            return config_fail(ctx, "[revocation] %s must be an http:// or https:// URL, not '%s'",
+                               k, v);
+        }
+        for (const char *p = v; *p != '\0'; p++) {
+            if (*p <= 0x20 || *p >= 0x7f) {
+                return config_fail(ctx, "[revocation] %s must be printable ASCII without spaces",
+                                   k);
+            }
+        }
+        return set_str(ctx, crl ? c->crl_url : c->ocsp_url, sizeof(c->crl_url),
+                       crl ? "[revocation] crl_url" : "[revocation] ocsp_url", v);
+    }
+    return config_fail(ctx, "unknown key '%s' in [%s]", k, "revocation");
+}
+
 static int section_pin(struct config_ctx *ctx, const char *k, const char *v)
 {
     struct signer_pin_policy *p = &ctx->cfg->pin;
@@ -437,6 +467,8 @@ static int config_handler(void *user, const char *section, const char *k, const 
         return section_profile(ctx, k, v);
     } else if (strcmp(section, "pin") == 0) {
         return section_pin(ctx, k, v);
+    } else if (strcmp(section, "revocation") == 0) {
+        return section_revocation(ctx, k, v);
     } else if (strncmp(section, "pool.", 5) == 0) {
         return section_pool(ctx, section + 5, k, v);
     }
@@ -706,6 +738,13 @@ int service_config_parse(struct service_config *out, char *err, const char *path
         goto out;
     }
     shares_default(cfg, &ctx);
+    if (cfg->crl_url[0] == '\0' &&
+        snprintf(cfg->crl_url, sizeof(cfg->crl_url), "http://%s/CertProv/crl", cfg->name) >=
+            (int)sizeof(cfg->crl_url)) {
+        err_set(err, "%s: [server] name is too long for the default [revocation] crl_url", path);
+        rc = -EINVAL;
+        goto out;
+    }
     rc = config_check(cfg, err);
     if (rc != 0) {
         goto out;

@@ -96,7 +96,8 @@ void svc_authenticate(struct service *svc, struct svc_item *it, const char *user
     for (size_t i = 0; i < n && !it->proceed; i++) {
         struct store_lockout l;
         if (it->candidates[i].pin_ok && store_lockout_get(svc->st, &l, cands[i].uri) == 0 &&
-            signer_lockout_check(&l, now) == SIGNER_LOCKOUT_OPEN) {
+            signer_lockout_check(&l, now) == SIGNER_LOCKOUT_OPEN &&
+            !svc_user_disabled(svc, cands[i].uri)) {
             it->user = cands[i];
             it->proceed = true;
         }
@@ -161,6 +162,9 @@ static void cert_signin(struct service *svc, struct svc_item *it, struct ioring_
                                     : SIGNER_REASON_DIRECTORY_UNREADABLE,
                       rc == -ENOENT ? "The user of the client certificate no longer exists"
                                     : "the user directory cannot be read");
+        return;
+    }
+    if (svc_revoke_refuses(svc, it, der, len)) {
         return;
     }
     it->signin = true;

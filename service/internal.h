@@ -5,6 +5,7 @@
  *   enroll.c   an enrollment on its ring: parse, sign-in, CSR checks
  *   signpool.c the signing threads of a key that blocks (PKCS#11): batch.c, then writer.c
  *   writer.c   the group-commit writer thread
+ *   revoke.c   revocation: the renewal and sign-in refusals
  *   status.c   /readyz and /metrics
  *   batch.c    signing a batch of items
  *   item.c     item slots, svc_respond and the error answer
@@ -42,6 +43,8 @@ enum svc_route {
     SVC_ROUTE_HEALTHZ,
     SVC_ROUTE_READYZ,
     SVC_ROUTE_METRICS,
+    SVC_ROUTE_CRL,
+    SVC_ROUTE_OCSP,
     SVC_ROUTE_OTHER,
     SVC_ROUTE_MAX_,
 };
@@ -225,7 +228,38 @@ struct service {
     struct svc_signpool pool;
     int64_t start_s; /* process_start_time_seconds: when the service was made */
     struct svc_metrics metrics;
+    struct svc_revoke *revoke; /* the CRL (revoke.c) */
+    struct svc_ocsp *ocsp;     /* the OCSP response cache (revoke.c) */
 };
+
+/* ---- revoke.c ---- */
+
+/* svc_revoke_refuses checks a renewal by the client certificate der[0..len) of it->user: the
+ * certificate is not revoked and the user not disabled. On a refusal it fails the item (401
+ * AuthenticationFailed; InternalError when the store cannot be read) and returns true. Ring
+ * thread; two LMDB lookups. */
+bool svc_revoke_refuses(struct service *svc, struct svc_item *it, const uint8_t *der, size_t len);
+
+/* svc_user_disabled tells whether `uri` is disabled (also when that cannot be read). */
+bool svc_user_disabled(struct service *svc, const char *uri);
+
+/* svc_revoke_start builds the first CRL and starts the thread cp-crl that rebuilds it. Returns 0,
+ * -ENOMEM or -EAGAIN (no thread); svc_revoke_stop cleans up after a failure too. */
+int svc_revoke_start(struct service *svc);
+/* svc_revoke_stop stops cp-crl and frees the CRL. A service without one: a no-op. */
+void svc_revoke_stop(struct service *svc);
+/* svc_revoke_crl answers GET /CertProv/crl with the current CRL (503 before the first). Ring. */
+void svc_revoke_crl(struct service *svc, struct ioring_request *req);
+
+/* svc_ocsp_init allocates the OCSP response cache (ocsp_cache_s; 2048 slots): 0 or -ENOMEM.
+ * svc_ocsp_free frees it (also after a failed init). */
+int svc_ocsp_init(struct service *svc);
+void svc_ocsp_free(struct service *svc);
+/* svc_revoke_ocsp answers an OCSP request: POST /CertProv/ocsp (the DER body) or GET
+ * /CertProv/ocsp/{url-encoded base64} (RFC 6960 Appendix A). A single-certificate request
+ * without a nonce is answered from the cache while it is younger than ocsp_cache_s and no
+ * revocation changed the store's generation; else one signature by the CA's key, on the ring. */
+void svc_revoke_ocsp(struct service *svc, struct ioring_request *req, bool post);
 
 /* ---- service.c ---- */
 

@@ -23,6 +23,8 @@ static const char *const route_names[SVC_ROUTE_MAX_] = {"soap",
                                                         "healthz",
                                                         "readyz",
                                                         "metrics",
+                                                        "crl",
+                                                        "ocsp",
                                                         "other"};
 static const char *const stage_names[SVC_STAGE_MAX_] = {"parse", "auth",   "verify",
                                                         "sign",  "commit", "total"};

@@ -37,6 +37,8 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
         {"/healthz", SVC_ROUTE_HEALTHZ},
         {"/readyz", SVC_ROUTE_READYZ},
         {"/metrics", SVC_ROUTE_METRICS},
+        {"/CertProv/crl", SVC_ROUTE_CRL},
+        {"/CertProv/ocsp", SVC_ROUTE_OCSP},
     };
     const char *q = memchr(target, '?', len);
     size_t path_len = q != NULL ? (size_t)(q - target) : len;
@@ -46,6 +48,11 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
             strncasecmp(routes[i].path, target, path_len) == 0) {
             return routes[i].route;
         }
+    }
+    static const char ocsp_get[] = "/CertProv/ocsp/"; /* + the request: RFC 6960 A.1 */
+    if (path_len > sizeof(ocsp_get) - 1 &&
+        strncasecmp(target, ocsp_get, sizeof(ocsp_get) - 1) == 0) {
+        return SVC_ROUTE_OCSP;
     }
     return SVC_ROUTE_OTHER;
 }
@@ -67,6 +74,8 @@ void service_handle(void *ctx, struct ioring_request *req)
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     if (route == SVC_ROUTE_OTHER) {
         respond_text(svc, req, route, 404, "text/plain", "not found\n", 10);
+    } else if (route == SVC_ROUTE_OCSP && (get || post)) {
+        svc_revoke_ocsp(svc, req, post);
     } else if (route_wants_post(route) ? !post : !get) {
         respond_text(svc, req, route, 405, "text/plain", "method not allowed\n", 19);
     } else if (route == SVC_ROUTE_SOAP || route == SVC_ROUTE_EST_ENROLL ||
@@ -80,6 +89,8 @@ void service_handle(void *ctx, struct ioring_request *req)
                      svc->cacerts_len);
     } else if (route == SVC_ROUTE_HEALTHZ) {
         respond_text(svc, req, route, 200, "text/plain", "ok\n", 3);
+    } else if (route == SVC_ROUTE_CRL) {
+        svc_revoke_crl(svc, req);
     } else {
         svc_respond_status(svc, req, route);
     }
@@ -303,6 +314,12 @@ int service_new(struct service **out, const struct service_options *opt)
         rc = load_ca_material(svc);
     }
     if (rc == 0) {
+        rc = svc_ocsp_init(svc);
+    }
+    if (rc == 0) {
+        rc = svc_revoke_start(svc);
+    }
+    if (rc == 0) {
         rc = svc_writer_start(svc, opt->rings * opt->items_per_ring);
     }
     if (rc == 0) {
@@ -329,6 +346,8 @@ void service_free(struct service *svc)
     }
     svc_signpool_stop(svc); /* first: its threads push to the writer */
     svc_writer_stop(svc);
+    svc_revoke_stop(svc);
+    svc_ocsp_free(svc);
     for (uint32_t i = 0; svc->rings != NULL && i < svc->num_rings; i++) {
         struct svc_ring *r = &svc->rings[i];
         if (r->items != NULL) {

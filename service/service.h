@@ -86,6 +86,12 @@ struct service_config {
     struct signer_pin_policy pin;
     size_t num_pools;
     struct service_pool_config pools[STORE_POOLS_MAX];
+    /* [revocation] (README, Revocation) */
+    uint32_t crl_validity_h;     /* nextUpdate - thisUpdate of the CRL, hours; default 24 */
+    uint32_t crl_min_interval_s; /* rebuilds after revocations at most this often; default 10 */
+    uint32_t ocsp_cache_s;       /* OCSP responses cached per serial; default 300 */
+    char crl_url[SIGNER_URL_MAX + 1];  /* default http://<name>/CertProv/crl */
+    char ocsp_url[SIGNER_URL_MAX + 1]; /* "" (default): no AIA in issued certificates */
 };
 
 /* service_config_defaults fills *out with the built-in defaults. */

@@ -30,6 +30,11 @@ static const uint8_t oid_aki[] = {0x55, 0x1d, 0x23};
 static const uint8_t oid_eku[] = {0x55, 0x1d, 0x25};
 static const uint8_t oid_client_auth[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02};
 static const uint8_t oid_server_auth[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01};
+static const uint8_t oid_crl_dp[] = {0x55, 0x1d, 0x1f};
+static const uint8_t oid_ocsp_signing[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x09};
+static const uint8_t oid_ocsp_nocheck[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x05};
+static const uint8_t oid_aia[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01};
+static const uint8_t oid_ad_ocsp[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01};
 
 /* keyUsage bits, first byte of the BIT STRING (RFC 5280 §4.2.1.3: bit 0 is the MSB). */
 #define KU_DIGITAL_SIGNATURE 0x80u
@@ -251,19 +256,53 @@ static int add_san(CBB *exts, unsigned tag, const struct cert_spec *s)
     return ok && CBB_flush(exts);
 }
 
+/* add_crl_dp writes cRLDistributionPoints with one fullName URI (RFC 5280 §4.2.1.13). */
+static int add_crl_dp(CBB *exts, const char *url)
+{
+    CBB ext, val, dps, dp, name, full, uri;
+    return ext_begin(exts, &ext, &val, oid_crl_dp, sizeof(oid_crl_dp), false) &&
+           CBB_add_asn1(&val, &dps, CBS_ASN1_SEQUENCE) &&
+           CBB_add_asn1(&dps, &dp, CBS_ASN1_SEQUENCE) &&
+           CBB_add_asn1(&dp, &name, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0) &&
+           CBB_add_asn1(&name, &full, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0) &&
+           CBB_add_asn1(&full, &uri, CBS_ASN1_CONTEXT_SPECIFIC | 6) &&
+           CBB_add_bytes(&uri, (const uint8_t *)url, strlen(url)) && CBB_flush(exts);
+}
+
+/* add_aia_ocsp writes authorityInfoAccess with one id-ad-ocsp URI (RFC 5280 §4.2.2.1). */
+static int add_aia_ocsp(CBB *exts, const char *url)
+{
+    CBB ext, val, seq, ad, uri;
+    return ext_begin(exts, &ext, &val, oid_aia, sizeof(oid_aia), false) &&
+           CBB_add_asn1(&val, &seq, CBS_ASN1_SEQUENCE) &&
+           CBB_add_asn1(&seq, &ad, CBS_ASN1_SEQUENCE) &&
+           add_oid(&ad, oid_ad_ocsp, sizeof(oid_ad_ocsp)) &&
+           CBB_add_asn1(&ad, &uri, CBS_ASN1_CONTEXT_SPECIFIC | 6) &&
+           CBB_add_bytes(&uri, (const uint8_t *)url, strlen(url)) && CBB_flush(exts);
+}
+
 static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski[CERT_KEY_ID_LEN])
 {
     CBB wrap, exts;
     int ok = CBB_add_asn1(tbs, &wrap, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 3) &&
              CBB_add_asn1(&wrap, &exts, CBS_ASN1_SEQUENCE);
-    bool leaf = s->kind == CERT_KIND_CLIENT || s->kind == CERT_KIND_SERVER;
+    bool leaf =
+        s->kind == CERT_KIND_CLIENT || s->kind == CERT_KIND_SERVER || s->kind == CERT_KIND_OCSP;
     if (leaf) {
         unsigned ku = KU_DIGITAL_SIGNATURE | (s->key_encipherment ? KU_KEY_ENCIPHERMENT : 0u);
         bool client = s->kind == CERT_KIND_CLIENT;
+        bool ocsp = s->kind == CERT_KIND_OCSP;
         ok = ok && add_ku(&exts, ku) &&
              (client ? add_eku(&exts, oid_client_auth, sizeof(oid_client_auth))
+              : ocsp ? add_eku(&exts, oid_ocsp_signing, sizeof(oid_ocsp_signing))
                      : add_eku(&exts, oid_server_auth, sizeof(oid_server_auth))) &&
              add_bc(&exts, false, -1);
+        if (ocsp) { /* RFC 6960 §4.2.2.2.1: clients need not check the signer's revocation */
+            CBB ext, val, null;
+            ok = ok &&
+                 ext_begin(&exts, &ext, &val, oid_ocsp_nocheck, sizeof(oid_ocsp_nocheck), false) &&
+                 CBB_add_asn1(&val, &null, CBS_ASN1_NULL) && CBB_flush(&exts);
+        }
     } else {
         ok = ok && add_bc(&exts, true, s->kind == CERT_KIND_ISSUING ? 0 : -1) &&
              add_ku(&exts, KU_KEY_CERT_SIGN | KU_CRL_SIGN);
@@ -272,8 +311,14 @@ static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski
     if (s->aki != NULL) {
         ok = ok && add_aki(&exts, s->aki, s->aki_len);
     }
-    if (leaf) {
+    if (s->san != NULL) {
         ok = ok && add_san(&exts, s->kind == CERT_KIND_CLIENT ? 6 : 2, s);
+    }
+    if (s->crl_url != NULL) {
+        ok = ok && add_crl_dp(&exts, s->crl_url);
+    }
+    if (s->ocsp_url != NULL) {
+        ok = ok && add_aia_ocsp(&exts, s->ocsp_url);
     }
     return ok && CBB_flush(tbs);
 }
@@ -281,7 +326,7 @@ static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski
 static void spec_validate(const struct cert_spec *s)
 {
     ASSERT(s->kind >= CERT_KIND_ROOT);
-    ASSERT(s->kind <= CERT_KIND_SERVER);
+    ASSERT(s->kind <= CERT_KIND_OCSP);
     ASSERT(s->serial != NULL);
     ASSERT(s->issuer != NULL);
     ASSERT(s->subject_cn != NULL);
@@ -322,6 +367,31 @@ int cert_tbs_build(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_tbs_len,
     ASSERT(len <= CERT_TBS_MAX);
     *out_tbs_len = len;
     return 0;
+}
+
+int cert_add_oid(CBB *cbb, const uint8_t *oid, size_t len)
+{
+    return add_oid(cbb, oid, len);
+}
+
+int cert_add_serial(CBB *cbb, const uint8_t serial[SIGNER_SERIAL_LEN])
+{
+    return add_serial(cbb, serial);
+}
+
+int cert_add_sigalg(CBB *cbb, enum hsm_key_type type)
+{
+    return add_sigalg(cbb, type);
+}
+
+int cert_add_time(CBB *cbb, int64_t t)
+{
+    return add_time(cbb, t);
+}
+
+int cert_add_aki(CBB *exts, const uint8_t *aki, size_t aki_len)
+{
+    return add_aki(exts, aki, aki_len);
 }
 
 void cert_sign_item_init(struct hsm_sign_item *item, uint8_t der[SIGNER_CERT_DER_MAX],
@@ -491,6 +561,8 @@ static int build_leaf(const struct signer_ca *ca, const struct signer_profile *p
         .key_encipherment = it->csr->key_type == SIGNER_KEY_RSA,
         .san = it->uri,
         .san_len = uri_len,
+        .crl_url = ca->crl_url[0] != '\0' ? ca->crl_url : NULL,
+        .ocsp_url = ca->ocsp_url[0] != '\0' ? ca->ocsp_url : NULL,
     };
     return cert_tbs_build(it->der, out_tbs_len, &spec);
 }

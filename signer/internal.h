@@ -30,6 +30,7 @@ enum cert_kind {
     CERT_KIND_ISSUING = 2, /* CA:TRUE pathlen 0, keyCertSign+cRLSign, SKI, AKI */
     CERT_KIND_CLIENT = 3,  /* README, The certificate: clientAuth, SAN URI */
     CERT_KIND_SERVER = 4,  /* TLS server: serverAuth, SAN DNS */
+    CERT_KIND_OCSP = 5,    /* delegated OCSP signer: OCSPSigning, id-pkix-ocsp-nocheck (ocsp.c) */
 };
 
 /* cert_spec says what goes into one TBSCertificate. Every pointer is borrowed for the call. */
@@ -54,6 +55,8 @@ struct cert_spec {
     size_t san_len;
     const char *const *more_dns; /* server: further dNSNames after san (NUL-terminated), or NULL */
     size_t num_more_dns;
+    const char *crl_url;  /* client: CRL Distribution Point URI, or NULL (RFC 5280 §4.2.1.13) */
+    const char *ocsp_url; /* client: Authority Information Access OCSP URI, or NULL */
 };
 
 /* signer_ca is the loaded issuing CA. */
@@ -66,7 +69,18 @@ struct signer_ca {
     uint8_t ski[64]; /* the issuing CA's subject key identifier: our leaves' AKI */
     size_t chain_pem_len;
     char chain_pem[SIGNER_CHAIN_PEM_MAX]; /* NUL-terminated */
+    char crl_url[SIGNER_URL_MAX + 1];     /* "" = none: signer_ca_set_urls (crl.c) */
+    char ocsp_url[SIGNER_URL_MAX + 1];
 };
+
+/* The DER pieces cert.c writes, for crl.c and ocsp.c (CBB is BoringSSL's struct cbb_st): each
+ * returns 1 on success, 0 when the CBB refused. */
+struct cbb_st;
+int cert_add_oid(struct cbb_st *cbb, const uint8_t *oid, size_t len);
+int cert_add_serial(struct cbb_st *cbb, const uint8_t serial[SIGNER_SERIAL_LEN]);
+int cert_add_sigalg(struct cbb_st *cbb, enum hsm_key_type type);
+int cert_add_time(struct cbb_st *cbb, int64_t t);
+int cert_add_aki(struct cbb_st *exts, const uint8_t *aki, size_t aki_len);
 
 /* cert_serial_random draws a fresh serial: CSPRNG bytes, top bit cleared (a positive INTEGER),
  * never all zero. */

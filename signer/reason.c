@@ -57,6 +57,8 @@ static const struct reason_entry reason_table[] = {
                                              SIGNER_CODE_AUTHENTICATION_FAILED},
     [SIGNER_REASON_CLIENT_CERT_NO_USER] = {"client_cert_user_unknown",
                                            SIGNER_CODE_AUTHENTICATION_FAILED},
+    [SIGNER_REASON_CLIENT_CERT_REVOKED] = {"cert_revoked", SIGNER_CODE_AUTHENTICATION_FAILED},
+    [SIGNER_REASON_USER_DISABLED] = {"user_disabled", SIGNER_CODE_AUTHENTICATION_FAILED},
 };
 
 static_assert(ARRAY_LEN(reason_table) == SIGNER_REASON_MAX_,

@@ -88,6 +88,8 @@ enum signer_reason {
     SIGNER_REASON_CLIENT_CERT_EXPIRED,   /* AuthenticationFailed: renewal, certificate expired */
     SIGNER_REASON_CLIENT_CERT_UNTRUSTED, /* AuthenticationFailed: renewal, another CA's */
     SIGNER_REASON_CLIENT_CERT_NO_USER,   /* AuthenticationFailed: renewal, its user is gone */
+    SIGNER_REASON_CLIENT_CERT_REVOKED,   /* AuthenticationFailed: renewal, certificate revoked */
+    SIGNER_REASON_USER_DISABLED,         /* AuthenticationFailed: renewal, its user is disabled */
     SIGNER_REASON_MAX_,
 };
 
@@ -384,6 +386,138 @@ int signer_serial_parse(uint8_t out[SIGNER_SERIAL_LEN], const char *text);
  * leading zeros or separators ("0" for zero) into `out` (at least 2*SIGNER_SERIAL_LEN+1 bytes):
  * base_serial_hex of the SIGNER_SERIAL_LEN bytes. */
 void signer_serial_format(char *out, const uint8_t serial[SIGNER_SERIAL_LEN]);
+
+/* signer_cert_serial reads the serial number of the DER certificate der[0..der_len) into `out`,
+ * big-endian, left-padded with zeros (a renewal's client certificate, for the revocation check).
+ * Returns 0, or -EBADMSG (not a certificate, a negative serial, or one longer than
+ * SIGNER_SERIAL_LEN bytes: never one of ours). */
+int signer_cert_serial(uint8_t out[SIGNER_SERIAL_LEN], const uint8_t *der, size_t der_len);
+
+/* ---- revocation: CRL (crl.c) ---- */
+
+#define SIGNER_URL_MAX 255 /* bytes of a CRL or OCSP URL */
+
+/* signer_ca_set_urls sets the URLs that certificates issued from now on carry: the CRL
+ * Distribution Point `crl_url` and, when `ocsp_url` is not NULL or "", the OCSP responder in
+ * Authority Information Access. Either may be NULL or "" (none). Call before the CA is shared
+ * between threads. Returns 0 or -EINVAL (longer than SIGNER_URL_MAX, or not an http:// or
+ * https:// URL of printable ASCII). */
+int signer_ca_set_urls(struct signer_ca *ca, const char *crl_url, const char *ocsp_url);
+
+/* signer_crl_entry is one revoked certificate of a CRL. */
+struct signer_crl_entry {
+    uint8_t serial[SIGNER_SERIAL_LEN];
+    int64_t revoked_at_s;
+    uint8_t reason; /* STORE_REASON_*: unspecified (0) is written without a reasonCode */
+};
+
+/* signer_crl_build builds and signs (through the CA's key backend: one signature) the v2 CRL of
+ * the issuing CA (RFC 5280 §5): issuer, thisUpdate, nextUpdate, the entries in the given order
+ * with their revocation date and reasonCode, the CRL extensions authorityKeyIdentifier and
+ * cRLNumber `crl_number` (callers keep it increasing). *out_der is owned by the caller (free
+ * with signer_crl_free). Allocates about 60 bytes per entry: not for a ring thread. Returns 0,
+ * -ENOMEM, -EAGAIN (the key backend is unavailable) or -EIO (it failed to sign). */
+int signer_crl_build(struct signer_ca *ca, uint8_t **out_der, size_t *out_len,
+                     const struct signer_crl_entry *entries, size_t num_entries,
+                     uint64_t crl_number, int64_t this_update_s, int64_t next_update_s);
+
+/* signer_crl_free frees a CRL of signer_crl_build. NULL is a no-op. */
+void signer_crl_free(uint8_t *der);
+
+/* ---- revocation: OCSP (ocsp.c, RFC 6960) ---- */
+
+#define SIGNER_OCSP_REQUEST_MAX 4096  /* bytes of a DER OCSPRequest */
+#define SIGNER_OCSP_CERTS_MAX 16      /* certificates asked about in one request */
+#define SIGNER_OCSP_NONCE_MAX 64      /* bytes of the nonce extension's value (RFC 8954: 32) */
+#define SIGNER_OCSP_RESPONSE_MAX 8192 /* bytes of any response to a request within the bounds */
+#define SIGNER_OCSP_ERROR_LEN 5       /* bytes of an error response */
+
+/* signer_ocsp_status is OCSPResponseStatus (RFC 6960 §4.2.1). */
+enum signer_ocsp_status {
+    SIGNER_OCSP_SUCCESSFUL = 0,
+    SIGNER_OCSP_MALFORMED = 1,      /* malformedRequest: not DER, bounds exceeded */
+    SIGNER_OCSP_INTERNAL_ERROR = 2, /* internalError: the store or the key backend failed */
+    SIGNER_OCSP_TRY_LATER = 3,      /* tryLater: the key backend is unavailable */
+    SIGNER_OCSP_UNAUTHORIZED = 6,   /* unauthorized: a certificate of another CA (RFC 5019) */
+};
+
+/* signer_ocsp_signer is a delegated OCSP signing key and its certificate (ocsp.c). */
+struct signer_ocsp_signer;
+
+/* signer_ocsp_cert is one CertID of a request; the pointers borrow the request's bytes. */
+struct signer_ocsp_cert {
+    const uint8_t *certid; /* the CertID's DER, echoed in the response */
+    size_t certid_len;
+    bool ours;      /* issuerNameHash and issuerKeyHash (SHA-1 or SHA-256) name this CA */
+    bool serial_ok; /* the serial is positive and fits SIGNER_SERIAL_LEN: could be ours */
+    uint8_t serial[SIGNER_SERIAL_LEN];
+};
+
+/* signer_ocsp_request is a parsed OCSPRequest; it borrows the DER it was parsed from. */
+struct signer_ocsp_request {
+    size_t num_certs;
+    struct signer_ocsp_cert certs[SIGNER_OCSP_CERTS_MAX];
+    const uint8_t *nonce; /* the nonce extension's extnValue contents, or NULL */
+    size_t nonce_len;
+};
+
+/* signer_ocsp_parse parses the DER OCSPRequest der[0..len) with CBS, for the CA `ca`. Returns 0
+ * (*out_status SUCCESSFUL), -E2BIG (over SIGNER_OCSP_REQUEST_MAX bytes or SIGNER_OCSP_CERTS_MAX
+ * certificates: MALFORMED), -EBADMSG (not an OCSPRequest, a version other than v1, a critical
+ * extension not understood, a nonce of 0 or more than SIGNER_OCSP_NONCE_MAX bytes: MALFORMED),
+ * -EPERM (a certificate of another issuer, or an unsupported hash: UNAUTHORIZED) or -EIO (the
+ * CA's public key cannot be read: INTERNAL_ERROR). Pure apart from reading the CA's key. */
+int signer_ocsp_parse(struct signer_ca *ca, struct signer_ocsp_request *out,
+                      enum signer_ocsp_status *out_status, const uint8_t *der, size_t len);
+
+/* signer_ocsp_error writes the OCSPResponse of an error `status` (not SUCCESSFUL) into `out`
+ * and returns its length, SIGNER_OCSP_ERROR_LEN. */
+size_t signer_ocsp_error(uint8_t out[SIGNER_OCSP_ERROR_LEN], enum signer_ocsp_status status);
+
+enum signer_ocsp_cert_status {
+    SIGNER_OCSP_GOOD = 0,
+    SIGNER_OCSP_REVOKED = 1,
+    SIGNER_OCSP_UNKNOWN = 2, /* never issued by this CA */
+};
+
+/* signer_ocsp_answer is what the responder says about req->certs[i]. */
+struct signer_ocsp_answer {
+    enum signer_ocsp_cert_status status;
+    int64_t revoked_at_s; /* REVOKED */
+    uint8_t reason;       /* REVOKED: STORE_REASON_*; unspecified is written without a reason */
+};
+
+/* signer_ocsp_respond builds the successful OCSPResponse (id-pkix-ocsp-basic) for `req` with
+ * answers[i] for req->certs[i]: producedAt and thisUpdate now_s, nextUpdate next_s (not for
+ * unknown), the request's nonce echoed, signed by `signer` (its certificate included) or, when
+ * NULL, by the issuing CA's key (one signature, through its backend). Returns 0 with *out_len set,
+ * -E2BIG (cap too small), -EAGAIN (the key backend is unavailable) or -EIO (it failed to sign). */
+int signer_ocsp_respond(struct signer_ca *ca, const struct signer_ocsp_signer *signer, uint8_t *out,
+                        size_t cap, size_t *out_len, const struct signer_ocsp_request *req,
+                        const struct signer_ocsp_answer *answers, int64_t now_s, int64_t next_s);
+
+/* signer_ocsp_signer_issue makes the delegated OCSP signer of the CA under the store directory
+ * `dir`: a new P-256 key (<dir>/ca/ocsp.key, 0600) and its certificate (<dir>/ca/ocsp.crt),
+ * issued by the CA for `days` days (never past the CA's notAfter) with keyUsage
+ * digitalSignature, extendedKeyUsage id-kp-OCSPSigning and id-pkix-ocsp-nocheck (RFC 6960
+ * §4.2.2.2), replacing the previous pair (written beside it, then renamed: key, then
+ * certificate). Sets *out_not_after_s (may be NULL). Returns 0, -EINVAL (days outside 1..3650,
+ * a path too long, or the CA has expired), -EAGAIN or -EIO (signing), or a negative errno of
+ * writing the files. */
+int signer_ocsp_signer_issue(struct signer_ca *ca, const char *dir, uint32_t days, int64_t now_s,
+                             int64_t *out_not_after_s);
+
+/* signer_ocsp_signer_open loads the delegated signer of `dir` for `ca`. Returns 0 (*out owned:
+ * signer_ocsp_signer_free), -ENOENT (none: the CA signs), -EBADMSG (the certificate was not
+ * issued by this CA, or does not hold the key), -ENOMEM or another negative errno of reading
+ * the files. Its validity is not checked here: the caller compares signer_ocsp_signer_not_after. */
+int signer_ocsp_signer_open(struct signer_ocsp_signer **out, struct signer_ca *ca, const char *dir);
+
+/* signer_ocsp_signer_not_after returns the notAfter of the signer's certificate (Unix s). */
+int64_t signer_ocsp_signer_not_after(const struct signer_ocsp_signer *s);
+
+/* signer_ocsp_signer_free frees a signer. NULL is a no-op. */
+void signer_ocsp_signer_free(struct signer_ocsp_signer *s);
 
 /* ---- PINs ---- */
 

@@ -375,7 +375,7 @@ static int pages_used(struct store *st, MDB_txn *txn, uint64_t *out)
     const MDB_dbi dbis[] = {0 /* FREE_DBI */, 1 /* MAIN_DBI */, st->users,   st->phone,
                             st->ext,          st->phext,        st->lockout, st->certs,
                             st->serials,      st->byuser,       st->outbox,  st->pools,
-                            st->poolstate,    st->meta};
+                            st->poolstate,    st->meta,         st->revoked, st->disabled};
     uint64_t used = 2;
     for (size_t i = 0; i < ARRAY_LEN(dbis); i++) {
         MDB_stat s;

@@ -1,7 +1,9 @@
 /* store/internal.h: private to store/. The environment handle, the named databases, the on-disk
  * record layouts and the functions the files of store/ share, grouped by the file that defines
  * them. Files call only files below them, never in a circle:
- *   publish.c -> pool_embedded.c, pool_pg.c, poolstate.c, outbox.c, cert.c
+ *   publish.c -> pool_embedded.c, pool_pg.c, poolstate.c, outbox.c, cert.c, revoke.c
+ *   revoke.c  -> index.c (revocations, disabled users, the revocation generation)
+ *   pool_pg.c, pool_embedded.c -> revoke.c (the reason names)
  *   store.c   -> index.c, user.c
  *   cert.c    -> index.c, user.c, grow.c
  *   pool_embedded.c -> grow.c;  pool_pg.c -> poolstate.c
@@ -36,6 +38,9 @@
  *   outbox   pool id (u32 BE) + seq   -> struct outbox_rec + last_error
  *   pools    pool name                -> pool id (u32 little-endian, 1..STORE_POOLS_MAX)
  *   poolstate pool name               -> struct pool_state_rec + last_error (the publisher's)
+ *   revoked  serial (16 bytes)        -> struct revoked_rec (revoke.c)
+ *   disabled uri                      -> int64 LE: disabled since (revoke.c)
+ *   meta "revgen"                     -> u64 BE: the revocation generation (revoke.c)
  *
  * Records are fixed-layout structs of fixed-width integers with explicit padding, little-endian
  * (static_assert below), copied with memcpy because LMDB values are not aligned. Every record
@@ -62,6 +67,8 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored lit
 #define STORE_MAGIC_OUTBOX 0x3158424fu   /* "OBX1" */
 #define STORE_MAGIC_POOLST 0x31534c50u   /* "PLS1" */
 #define STORE_MAGIC_EMBED 0x32424d45u    /* "EMB2": issue-ordered (pool_embedded.c) */
+#define STORE_MAGIC_REVOKED 0x31564552u  /* "REV1" */
+#define STORE_MAGIC_EMBREV 0x31525645u   /* "EVR1": an embedded pool store's revocation */
 
 #define STORE_MAP_SIZE_DEFAULT (4ull << 30)
 #define STORE_SEQ_KEY_LEN 8
@@ -106,6 +113,9 @@ struct store {
     MDB_dbi pools;
     MDB_dbi poolstate;
     MDB_dbi meta;
+    MDB_dbi revoked;    /* revoke.c */
+    MDB_dbi disabled;   /* revoke.c */
+    bool has_revoked;   /* false only for a read-only open of an older environment */
     bool has_poolstate; /* false only for a read-only open of an older environment */
     bool has_meta;      /* false only for a read-only open of an older environment */
     bool has_useridx;   /* false only for a read-only open of an older environment */
@@ -200,6 +210,18 @@ struct outbox_rec {
 };
 static_assert(sizeof(struct outbox_rec) == 48, "outbox_rec on-disk size");
 #define STORE_OUTBOX_REC_MAX (sizeof(struct outbox_rec) + STORE_ERROR_MAX)
+
+/* revoked_rec: the value of a revoked serial (revoke.c). */
+struct revoked_rec {
+    int64_t revoked_at_s;
+    int64_t not_after_s;
+    uint64_t seq;
+    uint32_t magic;
+    uint8_t reason;
+    uint8_t pad[3];
+};
+static_assert(sizeof(struct revoked_rec) == 32, "revoked_rec on-disk size");
+#define STORE_META_REVGEN "revgen"
 
 /* ---- common.c (calls nothing else in store/) ---- */
 
@@ -341,6 +363,8 @@ struct pool_row {
     struct store_cert_meta meta;
     size_t der_len;
     uint8_t der[STORE_CERT_DER_MAX];
+    int64_t revoked_at_s; /* 0: not revoked (or a lifted hold): the row's columns are NULL */
+    uint8_t reason;       /* STORE_REASON_*, when revoked_at_s != 0 */
     int rc; /* set by the driver: 0 acknowledged, -EINVAL permanent (error), -EAGAIN not done */
     char error[STORE_ERROR_MAX + 1];
 };
@@ -381,6 +405,13 @@ void pool_pg_free(struct pool_pg *p);
 int pool_pg_check(const char *conninfo, char *err, size_t cap);
 
 /* ---- poolstate.c (calls common.c), for publish.c and the drivers ---- */
+
+/* store_outbox_remove_acked deletes the entries (`pool`, entries[i].seq) for i < num in ONE synced
+ * transaction, each only while its enqueue time is still entries[i].enqueued_ms: an entry that a
+ * revocation re-armed after the publisher read it stays (store_cert_revoke). Returns as
+ * store_outbox_remove_many. */
+int store_outbox_remove_acked(struct store *st, const char *pool,
+                              const struct store_outbox_entry *entries, size_t num);
 
 /* store_serial_hex writes `serial` as upper-case hex without leading zeros (README, certprovctl).
  */

@@ -11,7 +11,11 @@
  * (its issue time and replica seq never change): an existing key with the same serial is an
  * acknowledgement, never an overwrite; a different serial there is a permanent error of that
  * row. The table is a log for other servers to read, not a lookup structure: a lookup by
- * serial (store_embedded_get: tests and diagnostics) scans it. */
+ * serial (store_embedded_get: tests and diagnostics) scans it.
+ * Revocation: a second table, `revocations`, under the same key -> struct embrev_rec (the row's
+ * revoked_at and revocation_reason, README); absent = not revoked. Each published row makes it
+ * equal to the replica's (put when different, deleted for a lifted hold), so replays converge
+ * and the issue-ordered table keeps its layout. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,9 +45,19 @@ struct embed_rec {
 };
 static_assert(sizeof(struct embed_rec) == 48, "embed_rec on-disk size");
 
+/* embrev_rec: a row's revocation (table `revocations`). */
+struct embrev_rec {
+    int64_t revoked_at_s;
+    uint32_t magic;
+    uint8_t reason;
+    uint8_t pad[3];
+};
+static_assert(sizeof(struct embrev_rec) == 16, "embrev_rec on-disk size");
+
 struct pool_embedded {
     MDB_env *env;
     MDB_dbi dbi;
+    MDB_dbi rev;
     uint8_t last_key[EMBED_KEY_LEN]; /* the table's last key (zero when empty) */
     char issued_by[EMBED_BY_MAX + 1];
 };
@@ -107,8 +121,9 @@ static int last_key(MDB_txn *txn, MDB_dbi dbi, uint8_t out[EMBED_KEY_LEN], const
 }
 
 /* env_open opens <dir>/<name>/ (creating it when `create`) and reads its last key. */
-static int env_open(MDB_env **out, MDB_dbi *out_dbi, uint8_t out_last[EMBED_KEY_LEN],
-                    const char *dir, const char *name, bool create, char *err, size_t cap)
+static int env_open(MDB_env **out, MDB_dbi *out_dbi, MDB_dbi *out_rev, bool *out_has_rev,
+                    uint8_t out_last[EMBED_KEY_LEN], const char *dir, const char *name, bool create,
+                    char *err, size_t cap)
 {
     char path[4096];
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
@@ -131,7 +146,7 @@ static int env_open(MDB_env **out, MDB_dbi *out_dbi, uint8_t out_last[EMBED_KEY_
     if (rc != 0) {
         goto out;
     }
-    rc = embed_err(mdb_env_set_maxdbs(env, 1), "maxdbs", err, cap);
+    rc = embed_err(mdb_env_set_maxdbs(env, 2), "maxdbs", err, cap);
     if (rc != 0) {
         goto out;
     }
@@ -153,6 +168,14 @@ static int env_open(MDB_env **out, MDB_dbi *out_dbi, uint8_t out_last[EMBED_KEY_
     rc = last_key(txn, *out_dbi, out_last, path, err, cap);
     if (rc != 0) {
         goto out;
+    }
+    int mrc = mdb_dbi_open(txn, "revocations", create ? MDB_CREATE : 0, out_rev);
+    *out_has_rev = mrc == MDB_SUCCESS;
+    if (mrc != MDB_NOTFOUND || create) { /* read-only, a store from before: none revoked */
+        rc = embed_err(mrc, "dbi_open", err, cap);
+        if (rc != 0) {
+            goto out;
+        }
     }
     rc = embed_err(mdb_txn_commit(txn), "commit", err, cap); /* frees txn on every path */
     txn = NULL;
@@ -184,7 +207,8 @@ int pool_embedded_open(struct pool_embedded **out, const char *dir, const char *
         free(e);
         return -EINVAL;
     }
-    int rc = env_open(&e->env, &e->dbi, e->last_key, dir, name, true, err, cap);
+    bool has_rev = false;
+    int rc = env_open(&e->env, &e->dbi, &e->rev, &has_rev, e->last_key, dir, name, true, err, cap);
     if (rc != 0) {
         free(e);
         return rc;
@@ -277,6 +301,34 @@ static int put_row(struct pool_embedded *e, MDB_txn *txn, struct pool_row *row, 
     return MDB_SUCCESS;
 }
 
+/* put_revocation makes the row's revocation in `revocations` equal to the replica's: written when
+ * it differs, deleted when the row is not revoked. Returns an LMDB code. */
+static int put_revocation(struct pool_embedded *e, MDB_txn *txn, const struct pool_row *row)
+{
+    uint8_t k[EMBED_KEY_LEN];
+    key_encode(k, &row->meta);
+    MDB_val key = {.mv_size = EMBED_KEY_LEN, .mv_data = k};
+    if (row->revoked_at_s == 0) {
+        int mrc = mdb_del(txn, e->rev, &key, NULL);
+        return mrc == MDB_NOTFOUND ? MDB_SUCCESS : mrc;
+    }
+    struct embrev_rec r;
+    memset(&r, 0, sizeof(r));
+    r.revoked_at_s = row->revoked_at_s;
+    r.magic = STORE_MAGIC_EMBREV;
+    r.reason = row->reason;
+    MDB_val val = {0};
+    int mrc = mdb_get(txn, e->rev, &key, &val);
+    if (mrc == MDB_SUCCESS && val.mv_size == sizeof(r) && memcmp(val.mv_data, &r, sizeof(r)) == 0) {
+        return MDB_SUCCESS; /* a replay: unchanged */
+    }
+    if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
+        return mrc;
+    }
+    val = (MDB_val){.mv_size = sizeof(r), .mv_data = &r};
+    return mdb_put(txn, e->rev, &key, &val, 0);
+}
+
 int pool_embedded_publish(struct pool_embedded *e, struct pool_row *rows, size_t n, char *err,
                           size_t cap)
 {
@@ -297,6 +349,9 @@ int pool_embedded_publish(struct pool_embedded *e, struct pool_row *rows, size_t
     for (size_t i = 0; i < n; i++) {
         size_t len = row_encode(buf, sizeof(buf), &rows[i], e->issued_by, now_s);
         rc = embed_err(put_row(e, txn, &rows[i], buf, len, last), "put", err, cap);
+        if (rc == 0 && rows[i].rc == 0) {
+            rc = embed_err(put_revocation(e, txn, &rows[i]), "put_revocation", err, cap);
+        }
         if (rc != 0) {
             goto out;
         }
@@ -331,7 +386,9 @@ int store_embedded_count(const char *dir, const char *pool, uint64_t *out)
     MDB_env *env = NULL;
     MDB_dbi dbi = 0;
     uint8_t last[EMBED_KEY_LEN];
-    int rc = env_open(&env, &dbi, last, dir, pool, false, err, sizeof(err));
+    MDB_dbi rev = 0;
+    bool has_rev = false;
+    int rc = env_open(&env, &dbi, &rev, &has_rev, last, dir, pool, false, err, sizeof(err));
     if (rc != 0) {
         return rc;
     }
@@ -371,9 +428,11 @@ static void rec_decode(const MDB_val *val, struct store_cert_meta *m, char *issu
     issued_by[by] = '\0';
 }
 
-int store_embedded_get(const char *dir, const char *pool, const char *serial_hex,
-                       struct store_cert_meta *out_meta, char *issued_by, size_t cap,
-                       int64_t *out_published_s)
+/* embedded_find reads the row `serial_hex`, when it was published (out_published_s may be NULL)
+ * and its revocation (*out_revoked_at_s 0: none). */
+static int embedded_find(const char *dir, const char *pool, const char *serial_hex,
+                         struct store_cert_meta *out_meta, char *issued_by, size_t cap,
+                         int64_t *out_published_s, int64_t *out_revoked_at_s, uint8_t *out_reason)
 {
     ASSERT(out_meta != NULL);
     ASSERT(issued_by != NULL);
@@ -381,7 +440,9 @@ int store_embedded_get(const char *dir, const char *pool, const char *serial_hex
     MDB_env *env = NULL;
     MDB_dbi dbi = 0;
     uint8_t last[EMBED_KEY_LEN];
-    int rc = env_open(&env, &dbi, last, dir, pool, false, err, sizeof(err));
+    MDB_dbi rev = 0;
+    bool has_rev = false;
+    int rc = env_open(&env, &dbi, &rev, &has_rev, last, dir, pool, false, err, sizeof(err));
     if (rc != 0) {
         return rc;
     }
@@ -407,9 +468,20 @@ int store_embedded_get(const char *dir, const char *pool, const char *serial_hex
         if (n == want && memcmp(serial, serial_hex, n) == 0) {
             rec_decode(&val, out_meta, issued_by, cap);
             if (out_published_s != NULL) {
-                struct embed_rec r;
-                memcpy(&r, val.mv_data, sizeof(r));
-                *out_published_s = r.published_at_s;
+                struct embed_rec er;
+                memcpy(&er, val.mv_data, sizeof(er));
+                *out_published_s = er.published_at_s;
+            }
+            *out_revoked_at_s = 0;
+            *out_reason = 0;
+            MDB_val rv = {0};
+            if (has_rev && mdb_get(txn, rev, &key, &rv) == MDB_SUCCESS) {
+                struct embrev_rec r;
+                ASSERT(rv.mv_size == sizeof(r));
+                memcpy(&r, rv.mv_data, sizeof(r));
+                ASSERT(r.magic == STORE_MAGIC_EMBREV);
+                *out_revoked_at_s = r.revoked_at_s;
+                *out_reason = r.reason;
             }
             goto out; /* rc is 0 */
         }
@@ -424,4 +496,25 @@ out:
     }
     mdb_env_close(env);
     return rc;
+}
+
+int store_embedded_get(const char *dir, const char *pool, const char *serial_hex,
+                       struct store_cert_meta *out_meta, char *issued_by, size_t cap,
+                       int64_t *out_published_s)
+{
+    int64_t at = 0;
+    uint8_t reason = 0;
+    return embedded_find(dir, pool, serial_hex, out_meta, issued_by, cap, out_published_s, &at,
+                         &reason);
+}
+
+int store_embedded_revocation(const char *dir, const char *pool, const char *serial_hex,
+                              int64_t *out_revoked_at_s, uint8_t *out_reason)
+{
+    ASSERT(out_revoked_at_s != NULL);
+    ASSERT(out_reason != NULL);
+    struct store_cert_meta meta;
+    char by[8];
+    return embedded_find(dir, pool, serial_hex, &meta, by, sizeof(by), NULL, out_revoked_at_s,
+                         out_reason);
 }

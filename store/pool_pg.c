@@ -1,6 +1,9 @@
 /* pool_pg.c: the PostgreSQL pool store driver (libpq, blocking: it runs on its pool's publisher
- * thread only). On connect it creates the table of README, Home pool stores when missing, prepares
- * the idempotent INSERT ... ON CONFLICT (serial) DO NOTHING and enters pipeline mode; a batch is
+ * thread only). On connect it creates the table of README, Home pool stores when missing, adds
+ * the revocation columns to a table of an earlier version (ALTER TABLE ... ADD COLUMN IF NOT
+ * EXISTS: the migration), prepares the idempotent INSERT ... ON CONFLICT (serial) DO UPDATE of
+ * the revocation columns only when they differ (a replay, and entries in any order, converge on
+ * the replica's row) and enters pipeline mode; a batch is
  * then one round trip: every INSERT, one Sync. The statements up to the Sync form one implicit
  * transaction, so a permanent error in one row rolls the others back: they are reported as not
  * done (-EAGAIN) and go out again in the next round, while the failing row is parked.
@@ -24,12 +27,22 @@ static const char pg_create[] =
     " serial text PRIMARY KEY, sip_uri text NOT NULL, device_id text,"
     " not_before timestamptz NOT NULL, not_after timestamptz NOT NULL, der bytea NOT NULL,"
     " issued_by text NOT NULL, issued_at timestamptz NOT NULL,"
-    " published_at timestamptz NOT NULL DEFAULT now())";
+    " published_at timestamptz NOT NULL DEFAULT now(),"
+    " revoked_at timestamptz, revocation_reason text)";
+/* The migration of a table created before revocation (README, Home pool stores). */
+static const char pg_migrate[] =
+    "ALTER TABLE user_certificates ADD COLUMN IF NOT EXISTS revoked_at timestamptz,"
+    " ADD COLUMN IF NOT EXISTS revocation_reason text";
 static const char pg_insert[] =
     "INSERT INTO user_certificates"
-    " (serial, sip_uri, device_id, not_before, not_after, der, issued_by, issued_at)"
+    " (serial, sip_uri, device_id, not_before, not_after, der, issued_by, issued_at, revoked_at,"
+    " revocation_reason)"
     " VALUES ($1, $2, $3, to_timestamp($4::bigint), to_timestamp($5::bigint), $6::bytea, $7,"
-    " to_timestamp($8::bigint)) ON CONFLICT (serial) DO NOTHING";
+    " to_timestamp($8::bigint), to_timestamp($9::bigint), $10)"
+    " ON CONFLICT (serial) DO UPDATE SET revoked_at = EXCLUDED.revoked_at,"
+    " revocation_reason = EXCLUDED.revocation_reason"
+    " WHERE (user_certificates.revoked_at, user_certificates.revocation_reason)"
+    " IS DISTINCT FROM (EXCLUDED.revoked_at, EXCLUDED.revocation_reason)";
 
 struct pool_pg {
     PGconn *conn;
@@ -85,7 +98,11 @@ static int pg_connect(struct pool_pg *p, char *err, size_t cap)
     if (rc != 0) {
         goto out;
     }
-    rc = exec_ok(p, PQprepare(p->conn, PG_STMT, pg_insert, 8, NULL), err, cap);
+    rc = exec_ok(p, PQexec(p->conn, pg_migrate), err, cap);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = exec_ok(p, PQprepare(p->conn, PG_STMT, pg_insert, 10, NULL), err, cap);
     if (rc != 0) {
         goto out;
     }
@@ -168,20 +185,25 @@ static int send_rows(struct pool_pg *p, struct pool_row *rows, size_t n, char *e
         char nb[24];
         char na[24];
         char ia[24];
+        char ra[24];
         snprintf(nb, sizeof(nb), "%lld", (long long)rows[i].meta.not_before_s);
         snprintf(na, sizeof(na), "%lld", (long long)rows[i].meta.not_after_s);
         snprintf(ia, sizeof(ia), "%lld", (long long)rows[i].meta.issued_at_s);
-        const char *vals[8] = {rows[i].serial,
-                               rows[i].meta.uri,
-                               rows[i].meta.device_id[0] != '\0' ? rows[i].meta.device_id : NULL,
-                               nb,
-                               na,
-                               (const char *)rows[i].der,
-                               p->issued_by,
-                               ia};
-        int lens[8] = {0, 0, 0, 0, 0, (int)rows[i].der_len, 0, 0};
-        int fmts[8] = {0, 0, 0, 0, 0, 1, 0, 0};
-        if (PQsendQueryPrepared(p->conn, PG_STMT, 8, vals, lens, fmts, 0) != 1) {
+        snprintf(ra, sizeof(ra), "%lld", (long long)rows[i].revoked_at_s);
+        bool revoked = rows[i].revoked_at_s != 0;
+        const char *vals[10] = {rows[i].serial,
+                                rows[i].meta.uri,
+                                rows[i].meta.device_id[0] != '\0' ? rows[i].meta.device_id : NULL,
+                                nb,
+                                na,
+                                (const char *)rows[i].der,
+                                p->issued_by,
+                                ia,
+                                revoked ? ra : NULL,
+                                revoked ? store_revoke_reason_name(rows[i].reason) : NULL};
+        int lens[10] = {0, 0, 0, 0, 0, (int)rows[i].der_len, 0, 0, 0, 0};
+        int fmts[10] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0};
+        if (PQsendQueryPrepared(p->conn, PG_STMT, 10, vals, lens, fmts, 0) != 1) {
             store_err_copy(err, cap, PQerrorMessage(p->conn));
             return -EAGAIN;
         }

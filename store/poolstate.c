@@ -131,6 +131,69 @@ int store_outbox_remove_many(struct store *st, const char *pool, const uint64_t 
     return store_write(st, remove_many_txn, &a);
 }
 
+struct remove_acked_arg {
+    const char *pool;
+    const struct store_outbox_entry *entries;
+    size_t num;
+};
+
+static int remove_acked_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    const struct remove_acked_arg *a = arg;
+    uint32_t id = 0;
+    int rc = store_pool_find(st, txn, &id, a->pool);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < a->num; i++) {
+        uint8_t k[STORE_OUTBOX_KEY_LEN];
+        for (size_t j = 0; j < 4; j++) {
+            k[j] = (uint8_t)(id >> (8 * (3 - j)));
+        }
+        store_seq_encode(k + 4, a->entries[i].seq);
+        MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+        MDB_val val = {0};
+        rc = store_err(st, mdb_get(txn, st->outbox, &key, &val), "get_outbox");
+        if (rc == -ENOENT) {
+            continue; /* removed meanwhile: the goal is reached */
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        struct outbox_rec r;
+        ASSERT(val.mv_size >= sizeof(r));
+        memcpy(&r, val.mv_data, sizeof(r));
+        ASSERT(r.magic == STORE_MAGIC_OUTBOX);
+        if (r.enqueued_ms != a->entries[i].enqueued_ms) {
+            continue; /* re-armed by a revocation after it was read: published again */
+        }
+        rc = store_err(st, mdb_del(txn, st->outbox, &key, NULL), "del_outbox");
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int store_outbox_remove_acked(struct store *st, const char *pool,
+                              const struct store_outbox_entry *entries, size_t num)
+{
+    store_validate(st);
+    ASSERT(pool != NULL);
+    ASSERT(num == 0 || entries != NULL);
+    if (st->read_only) {
+        return -EROFS;
+    }
+    if (num > STORE_PUBLISH_BATCH_MAX) {
+        return -EINVAL;
+    }
+    if (num == 0) {
+        return 0;
+    }
+    struct remove_acked_arg a = {.pool = pool, .entries = entries, .num = num};
+    return store_write(st, remove_acked_txn, &a);
+}
+
 int store_space_get(struct store *st, uint64_t *out_used, uint64_t *out_map)
 {
     store_validate(st);

@@ -281,6 +281,18 @@ static int collect_fn(void *ctx, const struct store_outbox_entry *e)
     return c->n == c->cap || c->visited >= PUB_SCAN_MAX ? 1 : 0;
 }
 
+/* row_revocation fills the row's revocation columns from the replica (none: not revoked, or a
+ * lifted hold). Returns 0 or -EAGAIN (unreadable now: the batch is tried again). */
+static int row_revocation(struct store *st, struct pool_row *r,
+                          const uint8_t serial[STORE_SERIAL_LEN])
+{
+    struct store_revocation rev;
+    int rc = store_cert_revocation_get(st, &rev, serial);
+    r->revoked_at_s = rc == 0 ? rev.revoked_at_s : 0;
+    r->reason = rc == 0 ? rev.reason : 0;
+    return rc == 0 || rc == -ENOENT ? 0 : -EAGAIN;
+}
+
 /* load_rows fills rows from the entries' certificate records; entries the fault hook or a
  * missing record makes permanent are parked at once. Returns the rows to send, or -EAGAIN. */
 static int load_rows(struct pub_pool *p, size_t n, size_t *out_m, char *err, size_t cap)
@@ -304,6 +316,13 @@ static int load_rows(struct pub_pool *p, size_t n, size_t *out_m, char *err, siz
             if (rc != 0) {
                 snprintf(r->error, sizeof(r->error), "certificate record unreadable: %s",
                          strerror(-rc));
+            }
+        }
+        if (rc == 0) {
+            rc = row_revocation(pub->st, r, e->serial);
+            if (rc == -EAGAIN) {
+                snprintf(err, cap, "revocation record unreadable");
+                return -EAGAIN;
             }
         }
         if (rc != 0) {
@@ -344,7 +363,7 @@ static size_t settle(struct pub_pool *p, size_t m)
             base_mutex_unlock(&p->lock);
         }
     }
-    int rc = store_outbox_remove_many(p->pub->st, p->name, p->seqs, acked);
+    int rc = store_outbox_remove_acked(p->pub->st, p->name, p->entries, acked);
     if (rc != 0) {
         log_err("store: outbox_remove_failed pool=%s rc=%d (the entries will be replayed)", p->name,
                 rc);

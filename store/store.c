@@ -9,7 +9,7 @@
 #include "store/internal.h"
 
 /* The named databases, and the old "byuser" that store_index_init drops. */
-#define STORE_MAX_DBS 14
+#define STORE_MAX_DBS 16
 
 /* dbis_open opens (or, when writable, creates) every named database in `txn`, and gives a
  * writable environment without index state its indexes (store_index_init) and one without the
@@ -35,6 +35,8 @@ static int dbis_open(struct store *st, MDB_txn *txn, void *arg)
         {"poolstate", 0, &st->poolstate},
         {"meta", 0, &st->meta},
         {"urifold", MDB_DUPSORT, &st->urifold},
+        {"revoked", 0, &st->revoked},
+        {"disabled", 0, &st->disabled},
     };
     static_assert(ARRAY_LEN(dbs) <= STORE_MAX_DBS, "raise STORE_MAX_DBS");
     for (size_t i = 0; i < ARRAY_LEN(dbs); i++) {
@@ -42,7 +44,8 @@ static int dbis_open(struct store *st, MDB_txn *txn, void *arg)
         int mrc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);
         if (mrc == MDB_NOTFOUND && st->read_only &&
             (dbs[i].dbi == &st->poolstate || dbs[i].dbi == &st->meta || dbs[i].dbi == &st->byuser ||
-             dbs[i].dbi == &st->urifold)) {
+             dbs[i].dbi == &st->urifold || dbs[i].dbi == &st->revoked ||
+             dbs[i].dbi == &st->disabled)) {
             continue; /* an environment from before them: they read as absent */
         }
         int rc = store_err(st, mrc, "dbi_open");
@@ -53,6 +56,7 @@ static int dbis_open(struct store *st, MDB_txn *txn, void *arg)
         st->has_meta = st->has_meta || dbs[i].dbi == &st->meta;
         st->has_useridx = st->has_useridx || dbs[i].dbi == &st->byuser;
         st->has_urifold = st->has_urifold || dbs[i].dbi == &st->urifold;
+        st->has_revoked = st->has_revoked || dbs[i].dbi == &st->disabled;
     }
     if (st->read_only) {
         return 0; /* a store of an older version reads as before; it writes nothing */

@@ -605,4 +605,103 @@ int store_embedded_get(const char *dir, const char *pool, const char *serial_hex
                        struct store_cert_meta *out_meta, char *issued_by, size_t cap,
                        int64_t *out_published_s);
 
+/* ---- revocation (revoke.c) ----
+ *
+ * A revocation is a record in the named database `revoked` (serial -> time, reason, the
+ * certificate's seq), written in ONE synced transaction with an outbox entry (the certificate's
+ * pool and seq) so that the publisher makes the pool store's row of that certificate equal to the
+ * replica's again (revoked_at and revocation_reason; a lifted certificateHold clears them). An
+ * entry already queued for the certificate is kept and re-armed (its enqueue time moves on, so
+ * that a publication in flight that read the row before the revocation does not remove it). Users
+ * are disabled in the database `disabled` (URI -> time), so the user record keeps its layout.
+ * Every revoke, unrevoke, disable and enable bumps a generation counter (meta "revgen"): another
+ * process (certprovd) notices a change with one read (store_revoke_generation). */
+
+/* RFC 5280 §5.3.1 CRLReason codes the appliance records (removeFromCRL 8 only on the wire). */
+#define STORE_REASON_UNSPECIFIED 0
+#define STORE_REASON_KEY_COMPROMISE 1
+#define STORE_REASON_AFFILIATION_CHANGED 3
+#define STORE_REASON_SUPERSEDED 4
+#define STORE_REASON_CESSATION_OF_OPERATION 5
+#define STORE_REASON_CERTIFICATE_HOLD 6
+#define STORE_REVOKE_USER_ROUND_MAX 4096u /* certificates revoked per transaction of a user's */
+
+struct store_revocation {
+    uint8_t serial[STORE_SERIAL_LEN];
+    int64_t revoked_at_s; /* Unix seconds */
+    uint8_t reason;       /* STORE_REASON_* */
+    uint64_t seq;         /* the certificate's seq */
+    int64_t not_after_s;  /* the certificate's, for the CRL (kept until it expires) */
+};
+
+/* store_revoke_reason_name returns the RFC 5280 name of `reason` ("keyCompromise", ...), or NULL
+ * for a code the appliance does not record. Pure. */
+const char *store_revoke_reason_name(uint8_t reason);
+
+/* store_revoke_reason_parse sets *out to the code of the RFC 5280 name `name` (case-sensitive;
+ * "unspecified" too). Returns 0 or -EINVAL. Pure. */
+int store_revoke_reason_parse(uint8_t *out, const char *name);
+
+/* store_cert_revoke revokes the certificate `serial` at now_s for `reason` (a STORE_REASON_*):
+ * the record, the outbox entry and the generation in one synced transaction. A certificate on
+ * certificateHold may be revoked again with another reason (RFC 5280 §5.3.1: the hold becomes
+ * final; the time stays the hold's). Sets *out (may be NULL) to the record as stored. Returns 0,
+ * -ENOENT (no certificate with that serial), -EALREADY (already revoked: *out is the existing
+ * record), -EINVAL (unknown reason), -EROFS, -ENOSPC, -EPROTO, -EBUSY, -ENOMEM or -EIO. */
+int store_cert_revoke(struct store *st, struct store_revocation *out,
+                      const uint8_t serial[STORE_SERIAL_LEN], uint8_t reason, int64_t now_s);
+
+/* store_cert_unrevoke lifts the certificateHold of `serial` (record removed, outbox entry and
+ * generation as for store_cert_revoke). Returns 0, -ENOENT (not revoked: also no such
+ * certificate), -EPERM (revoked for another reason: final), -EROFS, -ENOSPC, -EPROTO, -EBUSY,
+ * -ENOMEM or -EIO. */
+int store_cert_unrevoke(struct store *st, const uint8_t serial[STORE_SERIAL_LEN]);
+
+/* store_cert_revocation_get copies the revocation of `serial` into *out. One read transaction and
+ * one lookup in a tree of the revoked certificates only (a few pages, cached): cheap enough for
+ * every renewal. Returns 0, -ENOENT (not revoked, or an older store opened read-only), -EBUSY,
+ * -ENOMEM or -EIO. */
+int store_cert_revocation_get(struct store *st, struct store_revocation *out,
+                              const uint8_t serial[STORE_SERIAL_LEN]);
+
+/* store_revocation_fn is called once per revocation; see store_cert_fn for the rules. */
+typedef int (*store_revocation_fn)(void *ctx, const struct store_revocation *rev);
+
+/* store_revoked_foreach calls fn for every revocation, by serial, in one snapshot, and sets
+ * *out_generation (may be NULL) to that snapshot's generation. Returns 0, fn's non-zero return,
+ * -EBUSY, -ENOMEM or -EIO. */
+int store_revoked_foreach(struct store *st, uint64_t *out_generation, store_revocation_fn fn,
+                          void *ctx);
+
+/* store_user_revoke_certs revokes every certificate of `uri` that is not expired at now_s and not
+ * revoked yet, in transactions of at most STORE_REVOKE_USER_ROUND_MAX certificates each (each
+ * as store_cert_revoke: durable before the next starts). *out_num (may be NULL) counts the
+ * certificates revoked, also when a later transaction failed. Returns 0 (also for a URI without
+ * certificates), -EINVAL (unknown reason), or an error of store_cert_revoke. */
+int store_user_revoke_certs(struct store *st, uint32_t *out_num, const char *uri, uint8_t reason,
+                            int64_t now_s);
+
+/* store_user_disable marks `uri` disabled since now_s (no sign-in, no renewal); a user already
+ * disabled keeps its time. The user need not exist (user del leaves no trace: it enables). Returns
+ * 0, -EINVAL (empty or over-long URI), -EROFS, -ENOSPC, -ENOMEM or -EIO. */
+int store_user_disable(struct store *st, const char *uri, int64_t now_s);
+
+/* store_user_enable removes the mark. Returns 0, -ENOENT (not disabled), -EINVAL, -EROFS,
+ * -ENOSPC, -ENOMEM or -EIO. */
+int store_user_enable(struct store *st, const char *uri);
+
+/* store_user_disabled sets *out_since_s to the time `uri` was disabled, 0 when it is not. One read
+ * transaction and one lookup. Returns 0, -EBUSY, -ENOMEM or -EIO. */
+int store_user_disabled(struct store *st, int64_t *out_since_s, const char *uri);
+
+/* store_revoke_generation sets *out to the revocation generation (0 for a store never revoked).
+ * Returns 0, -EBUSY, -ENOMEM or -EIO. */
+int store_revoke_generation(struct store *st, uint64_t *out);
+
+/* store_embedded_revocation reads the revocation columns of the row `serial_hex` of the embedded
+ * pool store: *out_revoked_at_s (0: not revoked) and *out_reason (STORE_REASON_*). Returns as
+ * store_embedded_get. */
+int store_embedded_revocation(const char *dir, const char *pool, const char *serial_hex,
+                              int64_t *out_revoked_at_s, uint8_t *out_reason);
+
 #endif

@@ -59,6 +59,8 @@ int ctl_ca_open(struct ctl *ctl, struct signer_ca **out, const char *what)
         rc = signer_ca_open(out, &f, dir);
     }
     if (rc == 0) {
+        rc = signer_ca_set_urls(*out, ctl->cfg.crl_url, ctl->cfg.ocsp_url);
+        ASSERT(rc == 0); /* service_config_parse checked them */
         return 0;
     }
     if (rc == -ENOENT && f.no_ca) {

@@ -60,6 +60,13 @@ int ctl_parse_since(int64_t *out, const char *text);
  * -EINVAL. */
 int ctl_parse_duration(int64_t *out, const char *text);
 
+extern const struct ctl_cmd ctl_revoke_cmds[];
+
+/* ctl_revoke_user_certs revokes every unexpired certificate of `uri` for `reason`
+ * (store_user_revoke_certs) and prints how many; `what` names the command in a failure. Returns
+ * CTL_OK or CTL_FAIL. */
+int ctl_revoke_user_certs(struct ctl *ctl, const char *uri, uint8_t reason, const char *what);
+
 /* ctl_usage prints "usage: ..." for `cmd` to stderr and returns CTL_USAGE. */
 int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -530,8 +530,9 @@ static int user_set_pin(struct ctl *ctl, int argc, char **argv)
 
 static int user_del(struct ctl *ctl, int argc, char **argv)
 {
-    if (argc != 2) {
-        return ctl_usage(&ctl_user_cmds[CMD_DEL], "user del takes one URI");
+    bool keep = argc == 3 && strcmp(argv[2], "--keep-certs") == 0;
+    if (argc != 2 && !keep) {
+        return ctl_usage(&ctl_user_cmds[CMD_DEL], "user del takes one URI [--keep-certs]");
     }
     int rc = ctl_store(ctl);
     if (rc != 0) {
@@ -539,13 +540,24 @@ static int user_del(struct ctl *ctl, int argc, char **argv)
     }
     struct store_user u;
     rc = ctl_user_get(ctl, &u, argv[1]);
+    if (rc != 0) {
+        return ctl_fail("user del %s: %s", argv[1], store_error(rc));
+    }
+    /* Revoked before the user goes: a failure leaves the user, and the command can be rerun. */
+    if (!keep && ctl_revoke_user_certs(ctl, u.uri, STORE_REASON_CESSATION_OF_OPERATION,
+                                       "user del") != CTL_OK) {
+        return CTL_FAIL;
+    }
+    rc = store_user_del(ctl->st, u.uri);
     if (rc == 0) {
-        rc = store_user_del(ctl->st, u.uri);
+        rc = store_user_enable(ctl->st, u.uri); /* a later user of that URI starts enabled */
+        rc = rc == -ENOENT ? 0 : rc;
     }
     if (rc != 0) {
         return ctl_fail("user del %s: %s", argv[1], store_error(rc));
     }
-    printf("deleted %s (its certificates stay on record)\n", u.uri);
+    printf("deleted %s (%s)\n", u.uri,
+           keep ? "its certificates stay valid" : "its certificates are revoked");
     return CTL_OK;
 }
 
@@ -580,7 +592,8 @@ const struct ctl_cmd ctl_user_cmds[] = {
     [CMD_SET_PIN] = {"user", "set-pin", user_set_pin, "URI --pin-stdin",
                      "Replaces a user's PIN (read from standard input) and clears the lockout.\n"
                      "Refused (exit 1) when another user of the same phone number has that PIN."},
-    [CMD_DEL] = {"user", "del", user_del, "URI",
-                 "Deletes a user. Certificates already issued stay on record."},
+    [CMD_DEL] = {"user", "del", user_del, "URI [--keep-certs]",
+                 "Deletes a user. Its unexpired certificates are revoked first (reason\n"
+                 "cessationOfOperation) unless --keep-certs; they all stay on record."},
     {NULL, NULL, NULL, NULL, NULL},
 };

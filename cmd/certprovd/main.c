@@ -256,6 +256,8 @@ static int ca_open(struct daemon *d)
         rc = signer_ca_open(&d->ca, &f, d->cfg.store_path);
     }
     if (rc == 0) {
+        rc = signer_ca_set_urls(d->ca, d->cfg.crl_url, d->cfg.ocsp_url);
+        ASSERT(rc == 0); /* service_config_parse checked them */
         return 0;
     }
     if (rc == -ENOENT && f.no_ca) {

@@ -55,7 +55,7 @@ start || { finish; exit 1; }
 
 # --- threads are named (top -H, perf) ---
 same "thread names" "$(cat /proc/"$PID"/task/*/comm | grep '^cp-' | sort | tr '\n' ' ')" \
-    "$(printf '%s ' cp-pub-pool1 $(for i in $(seq 0 $(($(nproc) - 1))); do echo cp-ring$i; done | sort) cp-writer)"
+    "$(printf '%s ' cp-crl cp-pub-pool1 $(for i in $(seq 0 $(($(nproc) - 1))); do echo cp-ring$i; done | sort) cp-writer)"
 
 # --- trust, health, metrics ---
 check "healthz" curl -sf "$URL/healthz"

@@ -447,3 +447,28 @@ Test(service_config, pkcs11_keys, .init = setup, .fini = teardown)
     expect_error("[ca]\nsign_timeout_ms = 9\n", "[ca] sign_timeout_ms must be");
     expect_error("[ca]\nsign_timeout_ms = 60001\n", "[ca] sign_timeout_ms");
 }
+
+/* [revocation] (issue 15): defaults, the default CRL URL from [server] name, and refusals. */
+Test(service_config, revocation_keys, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(load("[pool.p]\n[server]\nname = ca.example.com\n"), 0, "%s", err);
+    cr_assert_eq(cfg.crl_validity_h, 24);
+    cr_assert_eq(cfg.crl_min_interval_s, 10);
+    cr_assert_eq(cfg.ocsp_cache_s, 300);
+    cr_assert_str_eq(cfg.crl_url, "http://ca.example.com/CertProv/crl");
+    cr_assert_str_eq(cfg.ocsp_url, "");
+    cr_assert_eq(load("[pool.p]\n[revocation]\ncrl_validity_h = 48\ncrl_min_interval_s = 0\n"
+                      "ocsp_cache_s = 60\ncrl_url = https://pki.example.com/a.crl\n"
+                      "ocsp_url = http://ocsp.example.com/\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.crl_validity_h, 48);
+    cr_assert_eq(cfg.crl_min_interval_s, 0);
+    cr_assert_eq(cfg.ocsp_cache_s, 60);
+    cr_assert_str_eq(cfg.crl_url, "https://pki.example.com/a.crl");
+    cr_assert_str_eq(cfg.ocsp_url, "http://ocsp.example.com/");
+    expect_error("[pool.p]\n[revocation]\ncrl_url = ldap://x/crl\n", "crl_url");
+    expect_error("[pool.p]\n[revocation]\nocsp_url = http://x/a b\n", "ocsp_url");
+    expect_error("[pool.p]\n[revocation]\ncrl_validity_h = 0\n", "crl_validity_h");
+    expect_error("[pool.p]\n[revocation]\nocsp_cache_s = 100000\n", "ocsp_cache_s");
+    expect_error("[pool.p]\n[revocation]\ncrl_lifetime = 3\n", "unknown key 'crl_lifetime'");
+}

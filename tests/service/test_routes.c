@@ -22,6 +22,9 @@ static const struct route_case known[] = {
     {"/healthz", SVC_ROUTE_HEALTHZ},
     {"/readyz", SVC_ROUTE_READYZ},
     {"/metrics", SVC_ROUTE_METRICS},
+    {"/CertProv/crl", SVC_ROUTE_CRL},
+    {"/CertProv/ocsp", SVC_ROUTE_OCSP},
+    {"/CertProv/ocsp/MEIwQDA%2BMDwwOjAJBgUrDgMCGgUA", SVC_ROUTE_OCSP},
 };
 
 /* route_of calls svc_route_of on a copy of the target that ends at a guard page, so a read past

@@ -1,0 +1,308 @@
+/* certprovctl cert revoke | unrevoke, user revoke-certs | disable | enable: revocation (README,
+ * Revocation). Every change is one synced store transaction with its outbox entry, durable
+ * before the command returns; certprovd notices it through the store's revocation generation. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "cmd/certprovctl/ctl.h"
+
+enum { CMD_REVOKE, CMD_UNREVOKE, CMD_USER_REVOKE, CMD_DISABLE, CMD_ENABLE, CMD_OCSP_SIGNER };
+
+#define OCSP_SIGNER_DAYS 30
+
+#define REASONS_TEXT                                                                               \
+    "keyCompromise, affiliationChanged, superseded, cessationOfOperation or certificateHold"
+
+static const char *revoke_error(int rc)
+{
+    switch (rc) {
+    case -ENOENT:
+        return "no such certificate";
+    case -ENOSPC:
+        return "the store is full: raise [store] map_size";
+    case -EROFS:
+        return "the store is read-only";
+    default:
+        return strerror(-rc);
+    }
+}
+
+/* parse_reason reads the value of --reason: a name of REASONS_TEXT ("unspecified" is the
+ * default when none is given). */
+static int parse_reason(uint8_t *out, const struct ctl_cmd *cmd, const char *text)
+{
+    if (store_revoke_reason_parse(out, text) != 0 || *out == STORE_REASON_UNSPECIFIED) {
+        return ctl_usage(cmd, "--reason must be one of " REASONS_TEXT ", not '%s'", text);
+    }
+    return CTL_OK;
+}
+
+/* parse_args reads "ARG [--reason R] [FLAG]": the one positional argument, the reason when
+ * `reason` is not NULL, and `flag` (e.g. "--revoke") when not NULL. */
+static int parse_args(const struct ctl_cmd *cmd, int argc, char **argv, const char **out_arg,
+                      uint8_t *reason, const char *flag, bool *out_flag)
+{
+    *out_arg = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (reason != NULL && strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
+            int rc = parse_reason(reason, cmd, argv[++i]);
+            if (rc != CTL_OK) {
+                return rc;
+            }
+        } else if (reason != NULL && strncmp(argv[i], "--reason=", 9) == 0) {
+            int rc = parse_reason(reason, cmd, argv[i] + 9);
+            if (rc != CTL_OK) {
+                return rc;
+            }
+        } else if (flag != NULL && strcmp(argv[i], flag) == 0) {
+            *out_flag = true;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return ctl_usage(cmd, "unknown or incomplete option '%s'", argv[i]);
+        } else if (*out_arg == NULL) {
+            *out_arg = argv[i];
+        } else {
+            return ctl_usage(cmd, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (*out_arg == NULL) {
+        return ctl_usage(cmd, "%s %s needs %s", cmd->group, cmd->name,
+                         strcmp(cmd->group, "cert") == 0 ? "a serial" : "a URI");
+    }
+    return CTL_OK;
+}
+
+static int parse_serial(uint8_t serial[SIGNER_SERIAL_LEN], const struct ctl_cmd *cmd,
+                        const char *text)
+{
+    if (signer_serial_parse(serial, text) != 0) {
+        return ctl_usage(cmd, "'%s' is not a serial (hex digits)", text);
+    }
+    return CTL_OK;
+}
+
+static int cert_revoke(struct ctl *ctl, int argc, char **argv)
+{
+    const struct ctl_cmd *cmd = &ctl_revoke_cmds[CMD_REVOKE];
+    const char *arg = NULL;
+    uint8_t reason = STORE_REASON_UNSPECIFIED;
+    uint8_t serial[SIGNER_SERIAL_LEN];
+    int rc = parse_args(cmd, argc, argv, &arg, &reason, NULL, NULL);
+    if (rc == CTL_OK) {
+        rc = parse_serial(serial, cmd, arg);
+    }
+    if (rc == CTL_OK) {
+        rc = ctl_store(ctl);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    struct store_revocation rev;
+    rc = store_cert_revoke(ctl->st, &rev, serial, reason, clock_real_s());
+    char text[2 * SIGNER_SERIAL_LEN + 1];
+    char at[CLOCK_UTC_LEN];
+    signer_serial_format(text, serial);
+    if (rc == -EALREADY) {
+        ctl_time(at, rev.revoked_at_s);
+        printf("serial %s was already revoked at %s (reason %s); nothing changed\n", text, at,
+               store_revoke_reason_name(rev.reason));
+        return CTL_OK;
+    }
+    if (rc != 0) {
+        return ctl_fail("cert revoke %s: %s", arg, revoke_error(rc));
+    }
+    ctl_time(at, rev.revoked_at_s);
+    printf("revoked serial %s at %s (reason %s); queued for its pool store\n", text, at,
+           store_revoke_reason_name(rev.reason));
+    return CTL_OK;
+}
+
+static int cert_unrevoke(struct ctl *ctl, int argc, char **argv)
+{
+    const struct ctl_cmd *cmd = &ctl_revoke_cmds[CMD_UNREVOKE];
+    const char *arg = NULL;
+    uint8_t serial[SIGNER_SERIAL_LEN];
+    int rc = parse_args(cmd, argc, argv, &arg, NULL, NULL, NULL);
+    if (rc == CTL_OK) {
+        rc = parse_serial(serial, cmd, arg);
+    }
+    if (rc == CTL_OK) {
+        rc = ctl_store(ctl);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    rc = store_cert_unrevoke(ctl->st, serial);
+    char text[2 * SIGNER_SERIAL_LEN + 1];
+    signer_serial_format(text, serial);
+    if (rc == -ENOENT) {
+        return ctl_fail("cert unrevoke %s: serial %s is not revoked", arg, text);
+    }
+    if (rc == -EPERM) {
+        return ctl_fail("cert unrevoke %s: only a certificateHold can be lifted; this revocation "
+                        "is final",
+                        arg);
+    }
+    if (rc != 0) {
+        return ctl_fail("cert unrevoke %s: %s", arg, revoke_error(rc));
+    }
+    printf("lifted the hold of serial %s; queued for its pool store\n", text);
+    return CTL_OK;
+}
+
+int ctl_revoke_user_certs(struct ctl *ctl, const char *uri, uint8_t reason, const char *what)
+{
+    uint32_t num = 0;
+    int rc = store_user_revoke_certs(ctl->st, &num, uri, reason, clock_real_s());
+    if (rc != 0) {
+        return ctl_fail("%s %s: revoking its certificates failed after %u: %s", what, uri, num,
+                        revoke_error(rc));
+    }
+    printf("revoked %u certificate%s of %s (reason %s)\n", num, num == 1 ? "" : "s", uri,
+           store_revoke_reason_name(reason));
+    return CTL_OK;
+}
+
+/* user_of finds the user `arg` names (ctl_user_get) and says so when there is none. */
+static int user_of(struct ctl *ctl, struct store_user *u, const char *what, const char *arg)
+{
+    int rc = ctl_store(ctl);
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    rc = ctl_user_get(ctl, u, arg);
+    if (rc != 0) {
+        return ctl_fail("%s %s: %s", what, arg, rc == -ENOENT ? "no such user" : strerror(-rc));
+    }
+    return CTL_OK;
+}
+
+static int user_revoke_certs(struct ctl *ctl, int argc, char **argv)
+{
+    const struct ctl_cmd *cmd = &ctl_revoke_cmds[CMD_USER_REVOKE];
+    const char *arg = NULL;
+    uint8_t reason = STORE_REASON_UNSPECIFIED;
+    struct store_user u;
+    int rc = parse_args(cmd, argc, argv, &arg, &reason, NULL, NULL);
+    if (rc == CTL_OK) {
+        rc = user_of(ctl, &u, "user revoke-certs", arg);
+    }
+    return rc != CTL_OK ? rc : ctl_revoke_user_certs(ctl, u.uri, reason, "user revoke-certs");
+}
+
+static int user_disable(struct ctl *ctl, int argc, char **argv)
+{
+    const struct ctl_cmd *cmd = &ctl_revoke_cmds[CMD_DISABLE];
+    const char *arg = NULL;
+    bool revoke = false;
+    uint8_t reason = STORE_REASON_UNSPECIFIED;
+    struct store_user u;
+    int rc = parse_args(cmd, argc, argv, &arg, &reason, "--revoke", &revoke);
+    if (rc == CTL_OK) {
+        rc = user_of(ctl, &u, "user disable", arg);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    /* Disabled first: no renewal can slip in between the two. */
+    rc = store_user_disable(ctl->st, u.uri, clock_real_s());
+    if (rc != 0) {
+        return ctl_fail("user disable %s: %s", u.uri, revoke_error(rc));
+    }
+    printf("disabled %s: it can neither sign in nor renew\n", u.uri);
+    return revoke ? ctl_revoke_user_certs(ctl, u.uri, reason, "user disable") : CTL_OK;
+}
+
+static int user_enable(struct ctl *ctl, int argc, char **argv)
+{
+    const struct ctl_cmd *cmd = &ctl_revoke_cmds[CMD_ENABLE];
+    const char *arg = NULL;
+    struct store_user u;
+    int rc = parse_args(cmd, argc, argv, &arg, NULL, NULL, NULL);
+    if (rc == CTL_OK) {
+        rc = user_of(ctl, &u, "user enable", arg);
+    }
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    rc = store_user_enable(ctl->st, u.uri);
+    if (rc == -ENOENT) {
+        printf("%s was not disabled; nothing changed\n", u.uri);
+        return CTL_OK;
+    }
+    if (rc != 0) {
+        return ctl_fail("user enable %s: %s", u.uri, revoke_error(rc));
+    }
+    printf("enabled %s (revoked certificates stay revoked)\n", u.uri);
+    return CTL_OK;
+}
+
+static int ca_ocsp_signer(struct ctl *ctl, int argc, char **argv)
+{
+    const struct ctl_cmd *cmd = &ctl_revoke_cmds[CMD_OCSP_SIGNER];
+    uint32_t days = OCSP_SIGNER_DAYS;
+    for (int i = 1; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (end == argv[i] || *end != '\0' || v < 1 || v > 3650) {
+                return ctl_usage(cmd, "--days must be a whole number from 1 to 3650, not '%s'",
+                                 argv[i]);
+            }
+            days = (uint32_t)v;
+        } else {
+            return ctl_usage(cmd, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    struct signer_ca *ca = NULL;
+    int rc = ctl_ca_open(ctl, &ca, "ca ocsp-signer: ");
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    int64_t until = 0;
+    rc = signer_ocsp_signer_issue(ca, ctl->cfg.store_path, days, clock_real_s(), &until);
+    signer_ca_free(ca);
+    if (rc != 0) {
+        return ctl_fail("ca ocsp-signer: %s",
+                        rc == -EAGAIN ? "the key backend is unavailable" : strerror(-rc));
+    }
+    char at[CLOCK_UTC_LEN];
+    ctl_time(at, until);
+    printf("issued the OCSP signing certificate %s/ca/ocsp.crt (key ca/ocsp.key), valid until %s;"
+           " certprovd uses it from its next start\n",
+           ctl->cfg.store_path, at);
+    return CTL_OK;
+}
+
+const struct ctl_cmd ctl_revoke_cmds[] = {
+    [CMD_REVOKE] =
+        {"cert", "revoke", cert_revoke, "SERIAL [--reason REASON]",
+         "Revokes a certificate: durable before the command returns, published to\n"
+         "the user's pool store (revoked_at, revocation_reason), listed in the CRL\n"
+         "and answered 'revoked' by OCSP; a renewal with it is refused. REASON: " REASONS_TEXT
+         "\n(default: unspecified). A certificateHold can be lifted (cert unrevoke)\n"
+         "or made final by revoking again with another reason. Revoking a revoked\n"
+         "certificate changes nothing (exit 0)."},
+    [CMD_UNREVOKE] = {"cert", "unrevoke", cert_unrevoke, "SERIAL",
+                      "Lifts a certificateHold: the certificate is good again (pool store, CRL,\n"
+                      "OCSP). Any other revocation is final (exit 1)."},
+    [CMD_USER_REVOKE] = {"user", "revoke-certs", user_revoke_certs, "URI [--reason REASON]",
+                         "Revokes every unexpired certificate of the user that is not revoked\n"
+                         "yet (REASON as for cert revoke)."},
+    [CMD_DISABLE] = {"user", "disable", user_disable, "URI [--revoke [--reason REASON]]",
+                     "Disables a user: it can no longer sign in with its PIN nor renew with its\n"
+                     "certificate (401 AuthenticationFailed). With --revoke its unexpired\n"
+                     "certificates are revoked too."},
+    [CMD_ENABLE] = {"user", "enable", user_enable, "URI",
+                    "Lets a disabled user sign in again. Revoked certificates stay revoked."},
+    [CMD_OCSP_SIGNER] = {"ca", "ocsp-signer", ca_ocsp_signer, "[--days N]",
+                         "Issues (or replaces) the delegated OCSP signer: a P-256 key and a\n"
+                         "certificate from the issuing CA with id-kp-OCSPSigning and\n"
+                         "id-pkix-ocsp-nocheck, valid N days (default 30, never past the CA).\n"
+                         "certprovd signs OCSP responses with it from its next start, so that\n"
+                         "the CA key is not used per request; reissue it before it expires (an\n"
+                         "expired one is not used: the CA signs)."},
+    {NULL, NULL, NULL, NULL, NULL},
+};
