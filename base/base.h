@@ -162,13 +162,16 @@ int base_file_write_atomic(const char *path, const void *data, size_t len, unsig
 struct base_file_atomic {
     bool is_open;
     bool exclusive;
+    bool direct; /* `path` is a device or a FIFO: written in place, no temporary file */
     int fd;
     unsigned mode;
     char path[BASE_PATH_MAX];
     char tmp[BASE_PATH_MAX];
 };
 
-/* base_file_atomic_open prepares `f` (closed) to write `path` with `mode`. With `exclusive`, the
+/* base_file_atomic_open prepares `f` (closed) to write `path` with `mode`. A `path` that is a
+ * character device or a FIFO (/dev/null, /dev/stdout) is opened and written in place instead
+ * (a rename would replace the node with a file; nothing to fsync). With `exclusive`, the
  * commit will not replace an existing file. Returns 0 (f open), -ENAMETOOLONG, -EEXIST
  * (exclusive and `path` exists), -EISDIR (`path` is a directory), or the negative errno of
  * creating the temporary file (-ENOENT, -EACCES, -EROFS, ...); on failure f stays closed. */

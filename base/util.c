@@ -206,10 +206,16 @@ int base_file_atomic_open(struct base_file_atomic *f, const char *path, unsigned
         return -EEXIST;
     }
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    bool exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
         return -EISDIR; /* the rename would fail, after the caller did its work */
     }
-    int fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+    /* A device or a FIFO (/dev/null, /dev/stdout) is written in place: a rename would replace
+     * the node with a regular file. */
+    f->direct = exists && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode));
+    int fd = f->direct ? open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY)
+                       : open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                              (mode_t)mode);
     if (fd == -1) {
         return -errno;
     }
@@ -228,6 +234,14 @@ int base_file_atomic_commit(struct base_file_atomic *f, const void *data, size_t
     ASSERT(f->is_open);
     ASSERT(data != NULL || len == 0);
     f->is_open = false;
+    if (f->direct) {
+        int rc = write_all(f->fd, data, len);
+        if (close(f->fd) == -1 && rc == 0) {
+            rc = -errno;
+        }
+        f->fd = -1;
+        return rc;
+    }
     int rc = write_synced(f->fd, data, len, f->mode); /* closes fd */
     f->fd = -1;
     if (rc != 0) {
@@ -261,7 +275,7 @@ void base_file_atomic_abort(struct base_file_atomic *f)
         log_warn("base: close_failed path=%s errno=%d", f->tmp, errno);
     }
     f->fd = -1;
-    if (unlink(f->tmp) == -1) {
+    if (!f->direct && unlink(f->tmp) == -1) {
         log_warn("base: unlink_failed path=%s errno=%d", f->tmp, errno);
     }
 }

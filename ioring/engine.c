@@ -336,6 +336,10 @@ static void ring_free(struct ring *r)
         (void)close(r->tls_fd);
     }
     free(r->tls_plain);
+    for (uint32_t i = 0; r->slots != NULL && i < r->eng->opts.max_inflight; i++) {
+        ioring_body_put(r->slots[i].body); /* answers that never went out */
+        r->slots[i].body = NULL;
+    }
     if (r->event_fd >= 0 && close(r->event_fd) == -1) {
         log_warn("ioring: close_failed errno=%d", errno);
     }

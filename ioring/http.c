@@ -462,7 +462,8 @@ int http_input(struct conn *c, const uint8_t *data, size_t len)
 
 /* format_response writes the whole response into the slot. Returns 0 or -E2BIG. */
 static int format_response(struct ioring_request *s, int status, const char *content_type,
-                           const char *extra_headers, const void *body, size_t body_len)
+                           const char *extra_headers, const void *body, size_t body_len,
+                           bool shared)
 {
     struct ioring_engine *eng = s->ring->eng;
     size_t cap = eng->opts.max_response_bytes;
@@ -476,8 +477,12 @@ static int format_response(struct ioring_request *s, int status, const char *con
                      status, ioring_status_reason(status), content_type ? "Content-Type: " : "",
                      content_type ? content_type : "", content_type ? "\r\n" : "",
                      extra_headers ? extra_headers : "", clen, close ? "close" : "keep-alive");
-    if (n < 0 || (size_t)n >= cap || (!no_body && body_len > cap - (size_t)n)) {
+    if (n < 0 || (size_t)n >= cap || (!no_body && !shared && body_len > cap - (size_t)n)) {
         return -E2BIG;
+    }
+    if (shared) { /* the body follows from its own buffer (ring.c conn_pump) */
+        s->resp_len = (size_t)n;
+        return 0;
     }
     /* RFC 9110 §9.3.2: the answer to HEAD is the GET answer's header section alone. */
     if (!no_body && !s->head && body_len > 0) {
@@ -487,21 +492,71 @@ static int format_response(struct ioring_request *s, int status, const char *con
     return 0;
 }
 
+static void respond_done(struct ioring_request *req, int rc, int status);
+
 int ioring_request_respond(struct ioring_request *req, int status, const char *content_type,
                            const char *extra_headers, const void *body, size_t body_len)
 {
     ASSERT(req != NULL);
     ASSERT(req->state == SLOT_HANDLER);
     ASSERT(body != NULL || body_len == 0);
-    struct ring *r = req->ring;
     int rc = -EINVAL;
     if (status >= 200 && status <= 599) {
-        rc = format_response(req, status, content_type, extra_headers, body, body_len);
+        rc = format_response(req, status, content_type, extra_headers, body, body_len, false);
     }
+    respond_done(req, rc, status);
+    return rc;
+}
+
+void ioring_body_get(struct ioring_body *body)
+{
+    ASSERT(body != NULL);
+    uint32_t before = atomic_fetch_add(&body->refs, 1);
+    ASSERT(before > 0); /* only a held body is shared further */
+}
+
+void ioring_body_put(struct ioring_body *body)
+{
+    if (body == NULL) {
+        return;
+    }
+    uint32_t before = atomic_fetch_sub(&body->refs, 1);
+    ASSERT(before > 0);
+    if (before == 1) {
+        body->free_fn(body);
+    }
+}
+
+int ioring_request_respond_body(struct ioring_request *req, int status, const char *content_type,
+                                const char *extra_headers, struct ioring_body *body)
+{
+    ASSERT(req != NULL);
+    ASSERT(req->state == SLOT_HANDLER);
+    ASSERT(body != NULL);
+    ASSERT(req->body == NULL);
+    int rc = -EINVAL;
+    if (status >= 200 && status <= 599 && status != 204 && status != 304) {
+        rc = format_response(req, status, content_type, extra_headers, body->data, body->len, true);
+    }
+    if (rc == 0 && !req->head && body->len > 0) {
+        req->body = body; /* dropped by slot_put */
+    } else {
+        ioring_body_put(body);
+    }
+    respond_done(req, rc, status);
+    return rc;
+}
+
+/* respond_done hands a formatted answer to its ring (a bare 500 instead when rc failed). */
+static void respond_done(struct ioring_request *req, int rc, int status)
+{
+    struct ring *r = req->ring;
     if (rc != 0) {
         log_warn("ioring: respond_failed id=%llu status=%d rc=%d", (unsigned long long)req->id,
                  status, rc);
-        int fallback = format_response(req, 500, "text/plain", NULL, "", 0);
+        ioring_body_put(req->body);
+        req->body = NULL;
+        int fallback = format_response(req, 500, "text/plain", NULL, "", 0, false);
         ASSERT(fallback == 0); /* a bare 500 fits: options_fill keeps max_response_bytes >= 256 */
     }
     base_mutex_lock(&r->done_mu);
@@ -511,7 +566,6 @@ int ioring_request_respond(struct ioring_request *req, int status, const char *c
     r->done_count++;
     base_mutex_unlock(&r->done_mu);
     ring_wake(r);
-    return rc;
 }
 
 const char *ioring_request_method(const struct ioring_request *req)

@@ -22,8 +22,9 @@
 #define SLOT_NONE UINT32_MAX
 #define PROXY_HDR_MAX 232 /* 16-byte header + addresses + TLVs we accept (RFC: v2 §2.2) */
 #define CANNED_MAX IORING_CANNED_MAX
-#define LINGER_MS 2000 /* half-closed connection waiting for the client's FIN */
-#define TICK_MS 50     /* deadline scan period */
+#define LINGER_MS 2000                 /* half-closed connection waiting for the client's FIN */
+#define TICK_MS 50                     /* deadline scan period */
+#define BODY_CHUNK_BYTES (64u * 1024u) /* a shared body goes to the transport this much at once */
 #define BUF_GROUP 0
 
 struct conn;
@@ -128,6 +129,7 @@ struct ioring_request {
                         until the slot is freed; NULL without one */
     uint8_t *resp;
     size_t resp_len;
+    struct ioring_body *body; /* a shared body sent after resp (one reference), or NULL */
 };
 
 struct pipe_entry {
@@ -163,6 +165,7 @@ struct conn {
     const uint8_t *out_ptr; /* plain transport: the response being sent */
     size_t out_len;
     bool resp_out;    /* the pipeline's first answer was given to the transport */
+    size_t body_off;  /* of the first answer's shared body: bytes given to the transport */
     bool handshaking; /* counted in the ring's handshakes */
     uint32_t index;
     uint32_t gen;

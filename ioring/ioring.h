@@ -242,6 +242,33 @@ enum ioring_cert_state ioring_request_client_cert(const struct ioring_request *r
 int ioring_request_respond(struct ioring_request *req, int status, const char *content_type,
                            const char *extra_headers, const void *body, size_t body_len);
 
+/* struct ioring_body is a response body the engine sends without copying it into the request's
+ * slot (which bounds an ordinary answer to max_response_bytes): a large document served to many
+ * clients, such as the CRL. Reference-counted: whoever holds `refs` keeps data alive;
+ * ioring_body_put drops one and calls free_fn(body) at zero, on whichever thread that is. */
+struct ioring_body {
+    _Atomic uint32_t refs;
+    const uint8_t *data;
+    size_t len;
+    void (*free_fn)(struct ioring_body *body);
+};
+
+/* ioring_body_get takes a reference to `body`. Thread-safe. */
+void ioring_body_get(struct ioring_body *body);
+
+/* ioring_body_put drops a reference to `body` (NULL: no-op) and frees it at the last one.
+ * Thread-safe. */
+void ioring_body_put(struct ioring_body *body);
+
+/* ioring_request_respond_body is ioring_request_respond with a shared body: it takes over one
+ * reference of `body` (the caller took it with ioring_body_get) and gives it back once the
+ * answer is sent or dropped. The status line and headers go into the slot as usual; the body is
+ * sent from `body->data` in place (TLS: encrypted a chunk at a time, so a connection holds at
+ * most one chunk of ciphertext). Returns 0, or an error as ioring_request_respond (then the
+ * client gets a 500 and the reference is dropped). */
+int ioring_request_respond_body(struct ioring_request *req, int status, const char *content_type,
+                                const char *extra_headers, struct ioring_body *body);
+
 /* ioring_status_reason returns the reason phrase of an HTTP status ("OK", ...), "" if unknown. */
 const char *ioring_status_reason(int status);
 

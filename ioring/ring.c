@@ -89,6 +89,8 @@ void slot_put(struct ring *r, struct ioring_request *s)
     s->target_len = 0;
     s->body_len = 0;
     s->resp_len = 0;
+    ioring_body_put(s->body);
+    s->body = NULL;
     tls_slot_clear(s);
     r->slot_free[r->slot_free_len++] = s->index;
 }
@@ -345,9 +347,31 @@ static int pipe_output(struct conn *c)
         len = canned_len(c, e);
         plain = (const uint8_t *)c->canned;
     }
-    int rc = c->tp->output(c, plain, len, e->close);
+    bool body = e->slot != SLOT_NONE && r->slots[e->slot].body != NULL;
+    int rc = c->tp->output(c, plain, len, e->close && !body); /* close_notify after the body */
     c->resp_out = rc == 0;
+    c->body_off = 0;
     return rc;
+}
+
+/* body_next gives the next chunk of the first answer's shared body to the transport. Returns 1
+ * (a chunk queued), 0 (none left, or no shared body), or a negative errno. */
+static int body_next(struct conn *c)
+{
+    ASSERT(c->resp_out);
+    ASSERT(c->pipe_count > 0);
+    const struct pipe_entry *e = &c->pipe[c->pipe_head];
+    if (e->slot == SLOT_NONE) {
+        return 0;
+    }
+    const struct ioring_body *b = c->ring->slots[e->slot].body;
+    if (b == NULL || c->body_off >= b->len) {
+        return 0;
+    }
+    size_t n = b->len - c->body_off < BODY_CHUNK_BYTES ? b->len - c->body_off : BODY_CHUNK_BYTES;
+    int rc = c->tp->output(c, b->data + c->body_off, n, e->close && c->body_off + n == b->len);
+    c->body_off += n;
+    return rc == 0 ? 1 : rc;
 }
 
 /* conn_pump sends what the transport has queued (a TLS handshake flight, the rest of a
@@ -362,6 +386,12 @@ void conn_pump(struct conn *c)
     size_t len = c->tp->wire(c, &p);
     if (len == 0 && c->pipe_count > 0 && !c->resp_out && c->tp->ready(c)) {
         if (pipe_output(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        len = c->tp->wire(c, &p);
+    } else if (len == 0 && c->resp_out) {
+        if (body_next(c) < 0) {
             conn_close(c);
             return;
         }
@@ -585,6 +615,17 @@ static void on_send(struct ring *r, struct conn *c, int res)
     }
     if (!c->resp_out) { /* a handshake flight */
         conn_pump(c);
+        return;
+    }
+    int brc = body_next(c); /* the next chunk of a shared body */
+    if (brc < 0) {
+        conn_close(c);
+        return;
+    }
+    if (brc > 0) {
+        more = c->tp->wire(c, &p);
+        ASSERT(more > 0);
+        send_submit(c, p, more);
         return;
     }
     c->resp_out = false;

@@ -115,8 +115,10 @@ static const char *ssl_reason(void)
 
 static size_t out_max(const struct conn *c)
 {
-    /* A response and its record overhead, plus a handshake flight and alerts. */
-    return (size_t)c->ring->eng->opts.max_response_bytes + 32768;
+    /* A response (or a chunk of a shared body) and its record overhead, plus a handshake flight
+     * and alerts. */
+    size_t resp = c->ring->eng->opts.max_response_bytes;
+    return (resp > BODY_CHUNK_BYTES ? resp : BODY_CHUNK_BYTES) + 32768;
 }
 
 static int bio_write(BIO *b, const char *in, int len)

@@ -387,6 +387,11 @@ void svc_item_stage(struct service *svc, struct svc_item *it, enum svc_stage sta
 /* svc_item_fail fails the item with `why` (its Code follows) and the human-readable `text`. */
 void svc_item_fail(struct svc_item *it, enum signer_reason why, const char *text);
 
+/* svc_respond_body answers `req` with a shared body (ioring_request_respond_body): it takes over
+ * the caller's reference to `body`. */
+void svc_respond_body(struct service *svc, struct ioring_request *req, int status, const char *type,
+                      struct ioring_body *body);
+
 /* svc_respond sends one answer to `req` (through svc->respond when set). */
 void svc_respond(struct service *svc, struct ioring_request *req, int status, const char *type,
                  const char *headers, const char *body, size_t len);

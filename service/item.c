@@ -128,6 +128,20 @@ void svc_respond(struct service *svc, struct ioring_request *req, int status, co
     (void)ioring_request_respond(req, status, type, headers, body, len);
 }
 
+void svc_respond_body(struct service *svc, struct ioring_request *req, int status, const char *type,
+                      struct ioring_body *body)
+{
+    ASSERT(status >= 100 && status <= 599);
+    ASSERT(body != NULL);
+    if (svc->respond != NULL) { /* the tests' seam takes bytes */
+        svc->respond(svc->respond_ctx, req, status, type, NULL, (const char *)body->data,
+                     body->len);
+        ioring_body_put(body);
+        return;
+    }
+    (void)ioring_request_respond_body(req, status, type, NULL, body);
+}
+
 void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc_route route,
                        enum signer_reason why, const char *reason, uint32_t retry_after_s,
                        const char *request_id, char *scratch, size_t scratch_cap)

@@ -60,9 +60,21 @@ bool svc_user_disabled(struct service *svc, const char *uri)
 /* ---- the CRL: built off the rings by the thread cp-crl, served from memory ---- */
 
 #define CRL_POLL_MS 1000 /* how often cp-crl reads the revocation generation */
-/* The largest CRL the engine can send: a response is copied into the request's slot of
- * max_response_bytes (64 KiB; certprovd keeps the engine's default), headers included. */
-#define CRL_SERVE_MAX (SVC_RESPONSE_MAX - 1024)
+/* struct crl_body is one built CRL as the engine sends it: shared by the answers in flight
+ * (ioring_body: reference-counted, sent in place without a copy into a request's slot, so its
+ * size is not bounded by max_response_bytes) and freed by the last of them or by the next build.
+ */
+struct crl_body {
+    struct ioring_body body;
+    uint8_t *der; /* signer_crl_free */
+};
+
+static void crl_body_free(struct ioring_body *b)
+{
+    struct crl_body *cb = (struct crl_body *)b;
+    signer_crl_free(cb->der);
+    free(cb);
+}
 
 struct svc_revoke {
     pthread_t thread;
@@ -70,8 +82,7 @@ struct svc_revoke {
     pthread_mutex_t lock; /* guards everything below; held by a ring only to copy the bytes */
     pthread_cond_t cond;  /* CLOCK_MONOTONIC */
     bool stopping;
-    uint8_t *crl; /* signer_crl_free; NULL until the first build */
-    size_t crl_len;
+    struct crl_body *crl; /* one reference held here; NULL until the first build */
     /* cp-crl only: */
     int64_t built_s;     /* thisUpdate of the current CRL; 0 = none */
     uint64_t built_gen;  /* the generation it was built from */
@@ -130,19 +141,26 @@ static int crl_build(struct service *svc, struct svc_revoke *rv)
         log_err("service: crl_build_failed step=sign rc=%d", rc);
         return rc;
     }
+    struct crl_body *cb = calloc(1, sizeof(*cb));
+    if (cb == NULL) {
+        signer_crl_free(der);
+        log_err("service: crl_build_failed step=memory");
+        return -ENOMEM;
+    }
+    cb->der = der;
+    atomic_init(&cb->body.refs, 1);
+    cb->body.data = der;
+    cb->body.len = len;
+    cb->body.free_fn = crl_body_free;
     rv->crl_number = number;
     rv->built_s = rv->now_s;
     rv->built_gen = gen;
     base_mutex_lock(&rv->lock);
-    uint8_t *old = rv->crl;
-    rv->crl = der;
-    rv->crl_len = len;
+    struct crl_body *old = rv->crl;
+    rv->crl = cb;
     base_mutex_unlock(&rv->lock);
-    signer_crl_free(old);
-    if (len > CRL_SERVE_MAX) {
-        log_err("service: crl_too_large entries=%zu bytes=%zu max=%u action=\"the CRL is built "
-                "but cannot be served (README, Revocation); OCSP answers for every certificate\"",
-                rv->num_entries, len, (unsigned)CRL_SERVE_MAX);
+    if (old != NULL) {
+        ioring_body_put(&old->body); /* freed now, or by the last answer that sends it */
     }
     log_info("service: crl_built entries=%zu bytes=%zu number=%llu generation=%llu ms=%llu",
              rv->num_entries, len, (unsigned long long)number, (unsigned long long)gen,
@@ -238,7 +256,9 @@ void svc_revoke_stop(struct service *svc)
     }
     int rc = pthread_cond_destroy(&rv->cond);
     ASSERT(rc == 0);
-    signer_crl_free(rv->crl);
+    if (rv->crl != NULL) {
+        ioring_body_put(&rv->crl->body); /* answers still in flight hold their own */
+    }
     free(rv->entries);
     free(rv);
     svc->revoke = NULL;
@@ -247,22 +267,22 @@ void svc_revoke_stop(struct service *svc)
 void svc_revoke_crl(struct service *svc, struct ioring_request *req)
 {
     struct svc_revoke *rv = svc->revoke;
+    /* A reference under the lock, then the engine sends the bytes in place: cp-crl only swaps
+     * the pointer under it, so a ring never waits for a build, nor copies the CRL. */
     base_mutex_lock(&rv->lock);
-    if (rv->crl == NULL || rv->crl_len > CRL_SERVE_MAX) {
-        bool none = rv->crl == NULL;
-        base_mutex_unlock(&rv->lock);
+    struct crl_body *cb = rv->crl;
+    if (cb != NULL) {
+        ioring_body_get(&cb->body);
+    }
+    base_mutex_unlock(&rv->lock);
+    if (cb == NULL) {
         svc_log_simple(req, SVC_ROUTE_CRL, 503);
         svc_metrics_request(svc, SVC_ROUTE_CRL, SVC_RESULT_NOT_FOUND);
         static const char msg[] = "the CRL is not built yet (the CA key backend is unavailable)\n";
-        static const char big[] = "the CRL is larger than this appliance can serve; use OCSP\n";
-        svc_respond(svc, req, 503, "text/plain", "Retry-After: 10\r\n", none ? msg : big,
-                    none ? sizeof(msg) - 1 : sizeof(big) - 1);
+        svc_respond(svc, req, 503, "text/plain", "Retry-After: 10\r\n", msg, sizeof(msg) - 1);
         return;
     }
-    /* The bytes are copied into the request's slot under the lock: cp-crl only swaps the
-     * pointer under it, so a ring never waits for a build. */
-    svc_respond(svc, req, 200, "application/pkix-crl", NULL, (const char *)rv->crl, rv->crl_len);
-    base_mutex_unlock(&rv->lock);
+    svc_respond_body(svc, req, 200, "application/pkix-crl", &cb->body);
     svc_log_simple(req, SVC_ROUTE_CRL, 200);
     svc_metrics_request(svc, SVC_ROUTE_CRL, SVC_RESULT_OK);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <openssl/base64.h>
@@ -517,4 +518,38 @@ Test(base_log, json_any_message_is_one_valid_object, .init = tmp_init, .fini = t
         buf[len - 1] = '\0';
         cr_assert(json_ok((const char *)buf), "round %d: %s", round, buf);
     }
+}
+
+/* A device is written in place, never replaced: `certprovctl cert issue --out /dev/null` (or
+ * /dev/stdout) used to rename a temporary regular file over the device node (found the hard
+ * way: /dev/null became a file). Checked on a private null device (mknod: root only, else
+ * skipped) so that a regression cannot break the machine's /dev/null. */
+Test(base_file, atomic_write_to_a_device_writes_in_place)
+{
+    char dir[] = "/tmp/certprov-dev-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char dev[64];
+    snprintf(dev, sizeof(dev), "%s/null", dir);
+    if (mknod(dev, S_IFCHR | 0666, makedev(1, 3)) == -1) {
+        rmdir(dir);
+        cr_skip_test("mknod needs root");
+    }
+    struct stat st;
+    cr_assert_eq(base_file_write_atomic(dev, "x", 1, 0600, false), 0);
+    cr_assert_eq(stat(dev, &st), 0);
+    cr_assert(S_ISCHR(st.st_mode), "the device node was replaced by a file");
+    struct base_file_atomic f = {0};
+    cr_assert_eq(base_file_atomic_open(&f, dev, 0600, false), 0);
+    cr_assert_eq(base_file_atomic_commit(&f, "abc", 3), 0);
+    cr_assert_eq(stat(dev, &st), 0);
+    cr_assert(S_ISCHR(st.st_mode));
+    cr_assert_eq(base_file_atomic_open(&f, dev, 0600, false), 0);
+    base_file_atomic_abort(&f);
+    cr_assert_eq(stat(dev, &st), 0);
+    cr_assert(S_ISCHR(st.st_mode));
+    /* exclusive: a device that exists is refused like a file that exists */
+    struct base_file_atomic g = {0};
+    cr_assert_eq(base_file_atomic_open(&g, dev, 0600, true), -EEXIST);
+    cr_assert_eq(unlink(dev), 0, "only the node itself is in the directory");
+    cr_assert_eq(rmdir(dir), 0, "no temporary file was left beside it");
 }

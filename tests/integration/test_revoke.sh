@@ -284,6 +284,27 @@ same "no serial doubled" "$(psql_q "SELECT count(DISTINCT serial) FROM user_cert
 empty_outbox() { "$CTL" "${C[@]}" outbox list --pool pg1 | grep -q . && return 1; return 0; }
 check "the outbox drains" wait_for 5 empty_outbox
 
+# ---- a CRL larger than a response slot (max_response_bytes, 64 KiB): sent from a shared body ----
+check "add dave" add 27183 --uri sip:dave@example.com --pool pg1 --phone +14255550103
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/d.key" \
+    -subj /CN=dave@example.com -outform DER 2>/dev/null | base64 -w0 >"$T/d.b64"
+for _ in $(seq 1 2100); do
+    printf 'url = "http://127.0.0.1:%s/.well-known/est/simpleenroll"\noutput = "/dev/null"\n' "$PORT"
+done >"$T/urls.cfg"
+curl -s -u +14255550103:27183 --data-binary @"$T/d.b64" -K "$T/urls.cfg" -w '%{http_code}\n' |
+    sort | uniq -c | awk '{print $2 "x" $1}' >"$T/codes"
+same "2,100 enrollments of dave on keep-alive connections" "$(cat "$T/codes")" "200x2100"
+check "revoke dave's certificates" "$CTL" "${C[@]}" user revoke-certs sip:dave@example.com
+big_crl() {
+    curl -s --cacert "$CA" -o "$T/big.crl" "$URL/CertProv/crl" &&
+        [ "$(openssl crl -inform DER -in "$T/big.crl" -noout -text | grep -c 'Serial Number')" -ge 2100 ]
+}
+check "the CRL with 2,100 more entries is rebuilt and served over TLS" wait_for 10 big_crl
+[ "$(stat -c %s "$T/big.crl")" -gt 65536 ] && ok || bad "the CRL is not beyond 64 KiB: $(stat -c %s "$T/big.crl")"
+check "the large CRL verifies" openssl crl -inform DER -in "$T/big.crl" -CAfile "$CA" -noout
+curl -s -o "$T/big-plain.crl" "http://127.0.0.1:$PORT/CertProv/crl"
+check "the same bytes over plain HTTP" cmp "$T/big.crl" "$T/big-plain.crl"
+
 # ---- a delegated OCSP signer: certprovctl ca ocsp-signer, used from the next start ----
 expect_exit 2 "--days must be" "ocsp-signer --days 0" "$CTL" "${C[@]}" ca ocsp-signer --days 0
 check "ca ocsp-signer" "$CTL" "${C[@]}" ca ocsp-signer --days 7

@@ -34,6 +34,32 @@ static void *delay_main(void *arg)
     return NULL;
 }
 
+/* A shared body of /shared?kb=N: byte i is (i * 7 + i / 251) & 0xff; freed by the engine. */
+struct shared_body {
+    struct ioring_body body;
+    uint8_t data[];
+};
+
+static void shared_free(struct ioring_body *b)
+{
+    atomic_fetch_add(&th.bodies_freed, 1);
+    free(b);
+}
+
+static struct ioring_body *shared_new(size_t len)
+{
+    struct shared_body *sb = malloc(sizeof(*sb) + len);
+    ASSERT(sb != NULL);
+    for (size_t i = 0; i < len; i++) {
+        sb->data[i] = (uint8_t)((i * 7 + i / 251) & 0xff);
+    }
+    atomic_init(&sb->body.refs, 1);
+    sb->body.data = sb->data;
+    sb->body.len = len;
+    sb->body.free_fn = shared_free;
+    return &sb->body;
+}
+
 static void handler(void *ctx, struct ioring_request *req)
 {
     struct th *t = ctx;
@@ -68,6 +94,10 @@ static void handler(void *ctx, struct ioring_request *req)
         size_t vlen = 0;
         const char *v = ioring_request_header_get(req, "x-TEST", &vlen);
         ASSERT(ioring_request_respond(req, v ? 200 : 404, NULL, NULL, v ? v : "", vlen) == 0);
+    } else if (strncmp(target, "/shared?kb=", 11) == 0) {
+        size_t kb = strtoul(target + 11, NULL, 10);
+        ASSERT(ioring_request_respond_body(req, 200, "application/octet-stream", NULL,
+                                           shared_new(kb * 1024)) == 0);
     } else if (strcmp(target, "/big") == 0) {
         static char big[1 << 17];
         ASSERT(ioring_request_respond(req, 200, NULL, NULL, big, sizeof(big)) == -E2BIG);

@@ -19,6 +19,7 @@
  *   /client        the client address as text
  *   /hdr           the value of the X-Test header
  *   /big           a response over max_response_bytes (the client gets 500)
+ *   /shared?kb=N   N KiB sent from a shared body (ioring_request_respond_body), a pattern
  *   anything else  404 */
 struct th {
     struct ioring_engine *eng;
@@ -29,6 +30,7 @@ struct th {
     int num_threads;
     atomic_int turn_ends;
     atomic_int handled;
+    atomic_int bodies_freed; /* shared bodies of /shared the engine gave back */
 };
 
 extern struct th th;
