@@ -235,7 +235,7 @@ test: deps
 # certprov-bench is part of make test (test_bench.sh).
 BENCH_MATRIX ?= --scenario est,est-tls,soap,soap-tls,renew-mtls,est-pkcs11,est-pool-down \
     --concurrency 1,16,64,256 --duration 10 --rate half
-BENCH_HANDSHAKES ?= --scenario tls-full,tls-resumed,tls12-full,tls12-resumed,http-conn \
+BENCH_HANDSHAKES ?= --scenario tls-full,tls-resumed,tls12-full,tls12-resumed,http-conn,ocsp \
     --concurrency 16 --duration 5
 bench: deps
 	$(Q)$(MAKE) --no-print-directory MODE=release progs benches

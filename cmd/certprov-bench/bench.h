@@ -75,7 +75,13 @@ struct bench_ident {
 /* What each request is: EST simpleenroll and SOAP GetAndPublishCert with the user's PIN, EST
  * simplereenroll without one (the connection's client certificate names the user), or GET
  * /healthz (the handshake benchmarks: an "enrollment" is then a 200 answer). */
-enum bench_proto { BENCH_PROTO_EST, BENCH_PROTO_SOAP, BENCH_PROTO_REENROLL, BENCH_PROTO_HEALTHZ };
+enum bench_proto {
+    BENCH_PROTO_EST,
+    BENCH_PROTO_SOAP,
+    BENCH_PROTO_REENROLL,
+    BENCH_PROTO_HEALTHZ,
+    BENCH_PROTO_OCSP /* POST /CertProv/ocsp: the "CSR" of a request is a DER OCSPRequest */
+};
 
 /* Log-linear latency histogram (HDR-style): 64 sub-buckets per power of two of nanoseconds,
  * so every value is recorded within 1/64 (1.6 %). Bounded: values above 2^40 ns clamp. */
@@ -177,6 +183,12 @@ int bench_server_spawn(struct bench_server *s, const char *bin, const char *work
 int bench_server_spawn_key(struct bench_server *s, const char *bin, const char *workdir,
                            uint32_t num_users, uint32_t max_conns, const char *pool_store,
                            bool pkcs11);
+/* bench_ocsp_requests fills out[0..*out_num) (at most `cap`) with DER OCSP requests, one
+ * certificate each, no nonce, for certificates the server at `config` issued (`bin`/certprovctl
+ * cert list --json) and its issuing CA (the first certificate of `chain_pem`) (ocsp.c). Returns
+ * 0, -ENOENT (no certificate issued yet), or a negative errno. */
+int bench_ocsp_requests(struct bench_csr *out, uint32_t cap, uint32_t *out_num, const char *bin,
+                        const char *config, const char *chain_pem);
 /* bench_pkcs11_available tells whether SoftHSM2 (module and softhsm2-util) is installed. */
 bool bench_pkcs11_available(void);
 /* bench_free_port picks a loopback TCP port that nothing listens on now. */

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <openssl/base64.h>
+#include <openssl/bytestring.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -167,6 +168,19 @@ static int build_req(struct req *r, uint8_t *buf, enum bench_proto proto, const 
                      uint32_t user, bool close)
 {
     const char *conn_close = close ? "Connection: close\r\n" : "";
+    if (proto == BENCH_PROTO_OCSP) { /* RFC 6960 Appendix A.1: a DER body */
+        int n = snprintf((char *)buf, LOAD_REQ_MAX,
+                         "POST /CertProv/ocsp HTTP/1.1\r\nHost: %s\r\n%s"
+                         "Content-Type: application/ocsp-request\r\nContent-Length: %u\r\n\r\n",
+                         BENCH_TLS_NAME, conn_close, (unsigned)c->der_len);
+        if (n <= 0 || (size_t)n + c->der_len > LOAD_REQ_MAX) {
+            return -E2BIG;
+        }
+        memcpy(buf + n, c->der, c->der_len);
+        *r = (struct req){.buf = buf, .len = (size_t)n + c->der_len};
+        (void)user;
+        return 0;
+    }
     if (proto == BENCH_PROTO_HEALTHZ) {
         int n = snprintf((char *)buf, LOAD_REQ_MAX, "GET /healthz HTTP/1.1\r\nHost: %s\r\n%s\r\n",
                          BENCH_TLS_NAME, conn_close);
@@ -527,6 +541,18 @@ static ssize_t conn_read(struct conn *c, int *out_err)
     return err == SSL_ERROR_ZERO_RETURN ? 0 : -EIO;
 }
 
+/* ocsp_successful: the body is an OCSPResponse whose responseStatus is successful (0) and that
+ * carries responseBytes (RFC 6960 §4.2.1). */
+static bool ocsp_successful(const uint8_t *body, size_t len)
+{
+    CBS cbs, resp, status;
+    CBS_init(&cbs, body, len);
+    return CBS_get_asn1(&cbs, &resp, CBS_ASN1_SEQUENCE) &&
+           CBS_get_asn1(&resp, &status, CBS_ASN1_ENUMERATED) && CBS_len(&status) == 1 &&
+           CBS_data(&status)[0] == 0 &&
+           CBS_peek_asn1_tag(&resp, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0);
+}
+
 /* conn_answer looks at what was read: returns false while the answer is incomplete; else it is
  * accounted and the connection is idle (or closed when the server said Connection: close). */
 static bool conn_answer(struct load *l, struct conn *c, uint64_t now)
@@ -560,6 +586,10 @@ static bool conn_answer(struct load *l, struct conn *c, uint64_t now)
     ASSERT(l->inflight > 0);
     l->inflight--;
     l->last_done_ns = now;
+    if (status == 200 && l->opt->proto == BENCH_PROTO_OCSP &&
+        !ocsp_successful(c->rbuf + hlen, body_len)) {
+        status = 299; /* an OCSP error status in a 200: counted as an error, not an answer */
+    }
     if (status == 200 && body_len > 0) {
         l->res->requests++;
         l->res->enrollments++;

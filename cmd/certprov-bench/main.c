@@ -34,6 +34,7 @@
 #define BAR_SOAP_TLS_MIN 0.70 /* soap-tls: at least this share of its own ceiling */
 #define BAR_EST_TLS_MIN 0.90  /* est-tls: enrollments/s at least this share of est's */
 #define BAR_RESUMED_MAX 0.25  /* tls-resumed server CPU per handshake / tls-full's */
+#define BAR_OCSP_MIN 10000.0  /* ocsp responses/s (cached answers), issue 15 */
 
 /* What a scenario's ceiling is made of (struct bench_ceiling): the enrollment's crypto, plus
  * the server's crypto of the handshake it does per enrollment; or a handshake's alone. */
@@ -55,6 +56,7 @@ struct scenario {
     const char *what;
     bool pool_down; /* runs against its own certprovd whose pool store cannot be reached */
     bool pkcs11;    /* runs against its own certprovd whose CA key is in a SoftHSM2 token */
+    bool ocsp;      /* OCSP requests for certificates a setup enrolls first */
     bool tls;       /* on tls_listen (needs --spawn) */
     bool new_conn;  /* a new connection per request */
     bool resume;    /* each slot resumes its previous session */
@@ -127,6 +129,12 @@ static const struct scenario scenarios[] = {
      .proto = BENCH_PROTO_EST,
      .what = "EST with the CA key in SoftHSM2 (4 sessions)",
      .pkcs11 = true},
+    {.name = "ocsp",
+     .proto = BENCH_PROTO_OCSP,
+     .what = "OCSP (RFC 6960) POST, one certificate per request, no nonce: the answers a relying "
+             "party asks for again and again (a setup first enrolls the certificates asked about)",
+     .ocsp = true,
+     .ceil = CEIL_NONE},
     {.name = "est-pool-down",
      .proto = BENCH_PROTO_EST,
      .what = "EST with the PostgreSQL pool store stopped for the whole run",
@@ -195,6 +203,8 @@ static void usage(FILE *out)
         "                     http-conn: the same on plain HTTP (the connection's own cost)\n"
         "                     est-pkcs11: a certprovd of its own (--spawn) whose CA key is in\n"
         "                       a SoftHSM2 token\n"
+        "                     ocsp: OCSP POSTs for 256 certificates a setup enrolls (one per\n"
+        "                       request, no nonce: the responder's cache), --spawn only\n"
         "                     est-pool-down: a certprovd of its own whose pool store is a\n"
         "                       PostgreSQL URL where nothing listens (a stopped server); checks\n"
         "                       afterwards that the pool was down and the outbox holds them\n"
@@ -821,6 +831,11 @@ static void print_bars(const struct report *rep)
     for (uint32_t i = 0; i < rep->num_sums; i++) {
         const struct run_sum *x = &rep->sums[i];
         const char *n = x->scen->name;
+        if (strcmp(n, "ocsp") == 0) {
+            snprintf(text, sizeof(text), "%.0f responses/s", x->eps);
+            bar_report(rep, "ocsp >= 10,000 responses/s from the cache", x->concurrency, x->eps,
+                       BAR_OCSP_MIN, x->eps >= BAR_OCSP_MIN, text);
+        }
         if (strcmp(n, "soap-tls") == 0 && x->cpu_e > 0 && x->ceil_us > 0) {
             double share = x->ceil_us / x->cpu_e;
             snprintf(text, sizeof(text),
@@ -970,6 +985,54 @@ static int run_pkcs11(struct report *rep, const struct scenario *s, const struct
     return rc;
 }
 
+#define OCSP_CERTS 256u /* certificates the ocsp scenario asks about */
+
+/* run_ocsp enrolls OCSP_CERTS certificates (est, not measured), builds one OCSP request for each
+ * and runs scenario `s` with them as its requests. Needs the server's configuration (--spawn). */
+static int run_ocsp(struct report *rep, const struct scenario *s, const struct bench_server *srv,
+                    const struct opts *o, const struct bench_csr *csrs)
+{
+    if (!srv->spawned) {
+        struct scenario skip = *s;
+        skip.skip = "needs --spawn (the server's certprovctl and chain.pem)";
+        report_skip(rep, &skip);
+        return 0;
+    }
+    struct bench_load_options lo = {
+        .proto = BENCH_PROTO_EST,
+        .host = srv->host,
+        .port = srv->port,
+        .concurrency = 16,
+        .duration_s = 60,
+        .drain_s = o->drain_s,
+        .csrs = csrs,
+        .num_csrs = o->csrs,
+        .num_users = o->users,
+        .max_enrollments = OCSP_CERTS,
+    };
+    struct bench_load_result res;
+    int rc = bench_load_run(&res, &lo);
+    if (rc != 0) {
+        return rc;
+    }
+    free(res.hist);
+    struct bench_csr *reqs = calloc(OCSP_CERTS, sizeof(*reqs));
+    if (reqs == NULL) {
+        return -ENOMEM;
+    }
+    uint32_t n = 0;
+    rc = bench_ocsp_requests(reqs, OCSP_CERTS, &n, o->bin, srv->config, srv->chain);
+    if (rc != 0) {
+        fprintf(stderr, "certprov-bench: ocsp: cannot build the requests: %s\n", strerror(-rc));
+    } else {
+        struct opts oo = *o;
+        oo.csrs = n;
+        rc = run_scenario(rep, s, srv, &oo, reqs);
+    }
+    free(reqs);
+    return rc;
+}
+
 /* preload enrolls o->preload certificates (est, closed loop, not measured) and waits until the
  * publisher has caught up, so that the runs see a store of that size. Bounded: at least 500
  * enrollments/s are expected, and the publisher gets as long again. */
@@ -1051,6 +1114,8 @@ static int run_all(const struct opts *o, struct bench_server *srv, struct report
             rc = run_pool_down(rep, o->scen[i], o, csrs);
         } else if (o->scen[i]->pkcs11) {
             rc = run_pkcs11(rep, o->scen[i], o, csrs);
+        } else if (o->scen[i]->ocsp) {
+            rc = run_ocsp(rep, o->scen[i], srv, o, csrs);
         } else {
             rc = run_scenario(rep, o->scen[i], srv, o, csrs);
         }

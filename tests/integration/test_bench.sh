@@ -116,6 +116,12 @@ if [ "${n:-0}" -ge 1000 ]; then ok; else bad "1000 connections: only ${n:-0} enr
 
 # est-pool-down: its own certprovd whose PostgreSQL pool store cannot be reached; every
 # enrollment still succeeds and the harness checks the pool was down and nothing was published.
+# OCSP (issue 15): requests for certificates a setup enrolled; every answer an OCSP success.
+check "ocsp" "$B" "${COMMON[@]}" --ceiling-ms 0 --scenario ocsp --concurrency 4 --duration 1 \
+    --json "$T/ocsp.json"
+has "ocsp: answers" "$T/ocsp.json" '"scenario":"ocsp".*"enrollments":[1-9]'
+has "ocsp: no error (an OCSP error status counts as one)" "$T/ocsp.json" '"scenario":"ocsp".*"errors_total":0,'
+has "ocsp: its bar is printed" "$T/out" "^bar ocsp >= 10,000 responses/s"
 check "est-pool-down" "$B" "${COMMON[@]}" --scenario est-pool-down --concurrency 4 --duration 2 \
     --json "$T/down.json"
 has "pool-down: enrollments" "$T/down.json" '"scenario":"est-pool-down".*"enrollments":[1-9]'
