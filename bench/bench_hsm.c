@@ -32,7 +32,7 @@ struct worker {
     uint32_t *lat_us;
 };
 
-static void *worker_main(void *arg)
+static void *sign_worker_main(void *arg)
 {
     struct worker *w = arg;
     uint8_t msg[BENCH_BATCH][64];
@@ -47,8 +47,8 @@ static void *worker_main(void *arg)
             break;
         }
         for (uint32_t i = 0; i < BENCH_BATCH; i++) {
-            items[i] = (struct hsm_sign_item){.tbs = msg[i], .tbs_len = sizeof(msg[i]),
-                                              .sig = sig[i], .sig_len = sizeof(sig[i])};
+            items[i] = (struct hsm_sign_item){
+                .tbs = msg[i], .tbs_len = sizeof(msg[i]), .sig = sig[i], .sig_len = sizeof(sig[i])};
         }
         int rc = hsm_key_sign_batch(w->key, items, BENCH_BATCH);
         for (uint32_t i = 0; i < BENCH_BATCH; i++) {
@@ -80,7 +80,7 @@ static int run_case(const char *name, struct hsm_key *key)
     for (int i = 0; i < BENCH_THREADS; i++) {
         w[i] = (struct worker){.key = key, .until_ns = start + BENCH_CASE_NS};
         w[i].lat_us = calloc(BENCH_LAT_MAX, sizeof(uint32_t));
-        if (w[i].lat_us == NULL || pthread_create(&t[i], NULL, worker_main, &w[i]) != 0) {
+        if (w[i].lat_us == NULL || pthread_create(&t[i], NULL, sign_worker_main, &w[i]) != 0) {
             return -ENOMEM;
         }
     }

@@ -1138,7 +1138,7 @@ static const struct hsm_key_ops p11_ops = {
 /* ---- open ---- */
 
 /* read_pin reads the PIN from pin-source (first line), or takes pin-value. */
-static int read_pin(struct p11_key *k, char *err, size_t cap)
+static int token_pin_read(struct p11_key *k, char *err, size_t cap)
 {
     if (k->uri.has_pin_value) {
         memcpy(k->pin, k->uri.pin_value, sizeof(k->pin));
@@ -1222,7 +1222,7 @@ static int p11_alloc(struct p11_key **out, char *err, size_t cap,
     if (hsm_pkcs11_uri_format(k->base.label, sizeof(k->base.label), &k->uri) != 0) {
         return errf(err, cap, -EINVAL, "[ca] key is too long");
     }
-    return read_pin(k, err, cap);
+    return token_pin_read(k, err, cap);
 }
 
 /* load_module dlopens the module and initializes it with OS locking. */

@@ -302,7 +302,9 @@ static struct ioring_request *slot_fill(struct conn *c, bool has_body)
     s->conn_gen = c->gen;
     memcpy(&s->client, &c->peer, sizeof(s->client));
     s->client_len = c->peer_len;
-    tls_slot_fill(s, c);
+    if (c->tp->slot_fill != NULL) {
+        c->tp->slot_fill(s, c);
+    }
     c->cur_slot = s->index;
     return s;
 }
@@ -506,25 +508,6 @@ int ioring_request_respond(struct ioring_request *req, int status, const char *c
     }
     respond_done(req, rc, status);
     return rc;
-}
-
-void ioring_body_get(struct ioring_body *body)
-{
-    ASSERT(body != NULL);
-    uint32_t before = atomic_fetch_add(&body->refs, 1);
-    ASSERT(before > 0); /* only a held body is shared further */
-}
-
-void ioring_body_put(struct ioring_body *body)
-{
-    if (body == NULL) {
-        return;
-    }
-    uint32_t before = atomic_fetch_sub(&body->refs, 1);
-    ASSERT(before > 0);
-    if (before == 1) {
-        body->free_fn(body);
-    }
 }
 
 int ioring_request_respond_body(struct ioring_request *req, int status, const char *content_type,

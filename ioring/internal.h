@@ -60,6 +60,12 @@ struct transport_ops {
     void (*close)(struct conn *c);
     /* release frees the connection's transport state; may be NULL. */
     void (*release)(struct conn *c);
+    /* open gives a new connection its transport state (TLS: the SSL object); may be NULL.
+     * Returns 0 or -ENOMEM. */
+    int (*open)(struct conn *c);
+    /* slot_fill records in slot `s` how its connection `c` is secured (TLS: the kind of
+     * handshake, a reference to the client certificate, freed with s->peer_free); may be NULL. */
+    void (*slot_fill)(struct ioring_request *s, const struct conn *c);
 };
 
 extern const struct transport_ops transport_plain;
@@ -126,7 +132,8 @@ struct ioring_request {
     enum ioring_tls_kind tls;          /* tls_slot_fill */
     enum ioring_cert_state cert_state; /* of peer_cert */
     void *peer_cert; /* CRYPTO_BUFFER of the client certificate (tls.c's), a reference held
-                        until the slot is freed; NULL without one */
+                        until the slot is freed (peer_free); NULL without one */
+    void (*peer_free)(void *peer_cert);
     uint8_t *resp;
     size_t resp_len;
     struct ioring_body *body; /* a shared body sent after resp (one reference), or NULL */
@@ -276,10 +283,11 @@ struct ioring_engine {
     uint32_t init_done;
 };
 
-/* The files of ioring/ call one way: engine.c starts ring.c; ring.c reaches transport.c only
- * through the connection's ops table (a function pointer, like the handler); transport.c calls
- * http.c, http.c calls ring.c's slot and pipeline helpers; proxy.c (PROXY v2, proxy_from),
- * client.c (per-client shares) and canned.c are below them all. */
+/* The files of ioring/ call one way: engine.c starts ring.c; ring.c and http.c reach the
+ * transports (transport.c, tls.c) only through the connection's ops table (function pointers,
+ * like the handler); the transports call http.c, http.c calls ring.c's slot and pipeline
+ * helpers; proxy.c (PROXY v2, proxy_from), client.c (per-client shares), canned.c and body.c
+ * (shared bodies' references) are below them all. */
 
 /* ring.c */
 /* ring_main is the thread of one ring: its event loop until the engine stops. */
@@ -313,14 +321,6 @@ enum http_pause {
 void http_settings_init(llhttp_settings_t *s);
 /* http_input feeds plaintext bytes of connection `c` to its parser. Returns 0. */
 int http_input(struct conn *c, const uint8_t *data, size_t len);
-
-/* tls.c */
-/* tls_conn_open gives connection `c` its TLS state and transport_tls. Returns 0 or -ENOMEM. */
-int tls_conn_open(struct conn *c);
-/* tls_slot_fill records in slot `s` how its connection `c` is secured (and takes a reference to
- * the client certificate); tls_slot_clear drops it. */
-void tls_slot_fill(struct ioring_request *s, const struct conn *c);
-void tls_slot_clear(struct ioring_request *s);
 
 /* proxy.c */
 /* cidr_list_parse parses `list` (ioring_cidr_list_check) into out[IORING_PROXY_FROM_MAX]. */

@@ -91,7 +91,12 @@ void slot_put(struct ring *r, struct ioring_request *s)
     s->resp_len = 0;
     ioring_body_put(s->body);
     s->body = NULL;
-    tls_slot_clear(s);
+    if (s->peer_cert != NULL) {
+        s->peer_free(s->peer_cert);
+        s->peer_cert = NULL;
+    }
+    s->tls = IORING_TLS_NONE;
+    s->cert_state = IORING_CERT_NONE;
     r->slot_free[r->slot_free_len++] = s->index;
 }
 
@@ -240,7 +245,7 @@ static void conn_farewell(struct conn *c)
     }
 }
 
-static void conn_close(struct conn *c)
+static void conn_shut(struct conn *c)
 {
     if (c->state == CONN_CLOSING || c->state == CONN_FREE) {
         return;
@@ -267,7 +272,7 @@ static void conn_linger(struct conn *c)
     ASSERT(c->pipe_count == 0);
     ASSERT(c->state == CONN_OPEN);
     if (c->peer_eof || !c->recv_armed || c->ring->draining) {
-        conn_close(c);
+        conn_shut(c);
         return;
     }
     c->state = CONN_LINGER;
@@ -386,13 +391,13 @@ void conn_pump(struct conn *c)
     size_t len = c->tp->wire(c, &p);
     if (len == 0 && c->pipe_count > 0 && !c->resp_out && c->tp->ready(c)) {
         if (pipe_output(c) != 0) {
-            conn_close(c);
+            conn_shut(c);
             return;
         }
         len = c->tp->wire(c, &p);
     } else if (len == 0 && c->resp_out) {
         if (body_next(c) < 0) {
-            conn_close(c);
+            conn_shut(c);
             return;
         }
         len = c->tp->wire(c, &p);
@@ -402,17 +407,17 @@ void conn_pump(struct conn *c)
     }
 }
 
-/* conn_open starts connection `fd`. `key` is its client's, already counted (or NULL with
+/* conn_start starts connection `fd`. `key` is its client's, already counted (or NULL with
  * proxy_protocol: the client is the header's, counted once it is read). */
-static void conn_open(struct ring *r, int fd, const struct sockaddr_storage *peer,
-                      socklen_t peer_len, const uint8_t *key, bool tls)
+static void conn_start(struct ring *r, int fd, const struct sockaddr_storage *peer,
+                       socklen_t peer_len, const uint8_t *key, bool tls)
 {
     ASSERT(r->conn_free_len > 0);
     struct conn *c = &r->conns[r->conn_free[--r->conn_free_len]];
     ASSERT(c->state == CONN_FREE);
     ASSERT(c->tls == NULL);
     c->fd = fd;
-    c->tp = &transport_plain;
+    c->tp = tls ? &transport_tls : &transport_plain;
     c->out_len = 0;
     c->resp_out = false;
     c->handshaking = false;
@@ -448,9 +453,10 @@ static void conn_open(struct ring *r, int fd, const struct sockaddr_storage *pee
         c->handshaking = true;
         r->handshakes++;
         set_deadline(c, DEADLINE_HANDSHAKE, r->eng->opts.handshake_timeout_ms);
-        if (tls_conn_open(c) != 0) {
+        if (c->tp->open(c) != 0) {
             log_warn("ioring: tls_conn_failed ring=%u errno=%d", r->index, ENOMEM);
-            conn_close(c);
+            c->tp = &transport_plain; /* no TLS state to release */
+            conn_shut(c);
             return;
         }
     }
@@ -504,7 +510,7 @@ static void on_accept(struct ring *r, uint32_t which, int res, uint32_t flags)
             atomic_fetch_add_explicit(&r->stats.connections_refused, 1, memory_order_relaxed);
             (void)close(res);
         } else {
-            conn_open(r, res, &peer, peer_len, r->eng->opts.proxy_protocol ? NULL : key, tls);
+            conn_start(r, res, &peer, peer_len, r->eng->opts.proxy_protocol ? NULL : key, tls);
         }
         if (r->conn_free_len == 0 && !r->accept_paused) {
             r->accept_paused = true; /* stop accepting at the limit */
@@ -536,7 +542,7 @@ static void conn_input(struct conn *c, const uint8_t *data, size_t len)
         }
         if (rc != 0) { /* refused: no HTTP answer */
             atomic_fetch_add_explicit(&c->ring->stats.connections_refused, 1, memory_order_relaxed);
-            conn_close(c);
+            conn_shut(c);
             return;
         }
         ASSERT(hdr_len > c->proxy_len);
@@ -549,7 +555,7 @@ static void conn_input(struct conn *c, const uint8_t *data, size_t len)
         client_key(c->client_key, &c->peer, c->peer_len);
         if (!client_conn_take(c->ring, c->client_key)) { /* the client holds its share */
             atomic_fetch_add_explicit(&c->ring->stats.connections_refused, 1, memory_order_relaxed);
-            conn_close(c);
+            conn_shut(c);
             return;
         }
         c->counted = true;
@@ -558,7 +564,7 @@ static void conn_input(struct conn *c, const uint8_t *data, size_t len)
         len -= used;
     }
     if (c->state == CONN_OPEN && len > 0 && c->tp->input(c, data, len) != 0) {
-        conn_close(c);
+        conn_shut(c);
         return;
     }
     conn_pump(c);
@@ -587,7 +593,7 @@ static void on_recv(struct ring *r, struct conn *c, int res, uint32_t flags)
         c->peer_eof = true; /* half-close: answer what was asked, then close */
         c->stop_parsing = true;
     } else if (c->state != CONN_CLOSING) {
-        conn_close(c);
+        conn_shut(c);
     }
     if (c->state == CONN_CLOSING) {
         conn_release(c);
@@ -602,7 +608,7 @@ static void on_send(struct ring *r, struct conn *c, int res)
         return;
     }
     if (res <= 0) {
-        conn_close(c);
+        conn_shut(c);
         return;
     }
     ASSERT((size_t)res <= c->send_len);
@@ -619,7 +625,7 @@ static void on_send(struct ring *r, struct conn *c, int res)
     }
     int brc = body_next(c); /* the next chunk of a shared body */
     if (brc < 0) {
-        conn_close(c);
+        conn_shut(c);
         return;
     }
     if (brc > 0) {
@@ -647,7 +653,7 @@ static void on_send(struct ring *r, struct conn *c, int res)
     }
     if (c->pipe_count == 0 && !c->in_message) {
         if (c->peer_eof || r->draining) {
-            conn_close(c);
+            conn_shut(c);
             return;
         }
         set_deadline(c, DEADLINE_IDLE, r->eng->opts.idle_timeout_ms);
@@ -731,7 +737,7 @@ static void deadlines_check(struct ring *r, uint64_t now)
         if (c->deadline_kind != DEADLINE_LINGER && c->deadline_kind != DEADLINE_IDLE) {
             atomic_fetch_add_explicit(&r->stats.timeouts, 1, memory_order_relaxed);
         }
-        conn_close(c);
+        conn_shut(c);
     }
     accept_arm(r); /* after an accept error */
 }
@@ -754,7 +760,7 @@ static void drain_begin(struct ring *r)
             continue;
         }
         if (c->state != CONN_OPEN || c->pipe_count == 0) {
-            conn_close(c); /* idle, partial request or lingering */
+            conn_shut(c); /* idle, partial request or lingering */
             continue;
         }
         c->stop_parsing = true;

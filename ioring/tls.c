@@ -102,8 +102,8 @@ static void err_set(char *err, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ssl_reason is the text of BoringSSL's oldest queued error, and clears the queue. */
-static const char *ssl_reason(void)
+/* tls_err_reason is the text of BoringSSL's oldest queued error, and clears the queue. */
+static const char *tls_err_reason(void)
 {
     uint32_t e = ERR_get_error();
     ERR_clear_error();
@@ -490,7 +490,7 @@ static int ctx_load_cert(SSL_CTX *ctx, const struct ioring_tls *o, char *err)
         return rc;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
-        err_set(err, "the TLS certificate file %s is damaged: %s", o->cert_file, ssl_reason());
+        err_set(err, "the TLS certificate file %s is damaged: %s", o->cert_file, tls_err_reason());
         return -EBADMSG;
     }
     EVP_PKEY *key = key_read(o->key_file);
@@ -519,7 +519,7 @@ static int ctx_load_client_ca(SSL_CTX *ctx, const char *file, char *err)
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(file);
     if (names == NULL || SSL_CTX_load_verify_locations(ctx, file, NULL) != 1) {
         sk_X509_NAME_pop_free(names, X509_NAME_free);
-        err_set(err, "the client CA file %s is damaged: %s", file, ssl_reason());
+        err_set(err, "the client CA file %s is damaged: %s", file, tls_err_reason());
         return -EBADMSG;
     }
     SSL_CTX_set_client_CA_list(ctx, names); /* named in the CertificateRequest */
@@ -527,7 +527,7 @@ static int ctx_load_client_ca(SSL_CTX *ctx, const char *file, char *err)
     /* The issuing CA is the anchor, not a root (RFC 5280 §6.1: any trusted CA may anchor). */
     if (X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN) != 1 ||
         X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_CLIENT) != 1) {
-        err_set(err, "cannot set the client certificate policy: %s", ssl_reason());
+        err_set(err, "cannot set the client certificate policy: %s", tls_err_reason());
         return -ENOMEM;
     }
     /* The client's CertificateVerify: BoringSSL's default list lacks Ed25519, so a phone whose
@@ -540,7 +540,7 @@ static int ctx_load_client_ca(SSL_CTX *ctx, const char *file, char *err)
         SSL_SIGN_RSA_PSS_RSAE_SHA512,    SSL_SIGN_RSA_PKCS1_SHA512,    SSL_SIGN_ED25519,
     };
     if (SSL_CTX_set_verify_algorithm_prefs(ctx, verify_algs, ARRAY_LEN(verify_algs)) != 1) {
-        err_set(err, "cannot set the client signature algorithms: %s", ssl_reason());
+        err_set(err, "cannot set the client signature algorithms: %s", tls_err_reason());
         return -ENOMEM;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
@@ -556,7 +556,7 @@ static int ctx_policy(SSL_CTX *ctx, struct ioring_tls *t, char *err)
         SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1 ||
         SSL_CTX_set_tlsext_ticket_key_cb(ctx, ticket_cb) != 1 ||
         SSL_CTX_set_num_tickets(ctx, 1) != 1 || SSL_CTX_set_app_data(ctx, t) != 1) {
-        err_set(err, "cannot set the TLS policy: %s", ssl_reason());
+        err_set(err, "cannot set the TLS policy: %s", tls_err_reason());
         return -ENOMEM;
     }
     /* Tickets only: a server-side cache would be per process and grow with the clients. */
@@ -681,7 +681,7 @@ static void buf_free(struct tls_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
-int tls_conn_open(struct conn *c)
+static int tls_conn_start(struct conn *c)
 {
     struct ioring_tls *ctx = c->ring->eng->opts.tls;
     ASSERT(ctx != NULL);
@@ -707,7 +707,6 @@ int tls_conn_open(struct conn *c)
     SSL_set_accept_state(ssl);
     t->ssl = ssl;
     c->tls = t;
-    c->tp = &transport_tls;
     return 0;
 }
 
@@ -756,7 +755,7 @@ static int handshake_step(struct conn *c)
         return 0;
     }
     t->failed = true;
-    log_debug("ioring: tls_handshake_failed ring=%u reason=%s", c->ring->index, ssl_reason());
+    log_debug("ioring: tls_handshake_failed ring=%u reason=%s", c->ring->index, tls_err_reason());
     ERR_clear_error();
     return -EPROTO;
 }
@@ -786,7 +785,7 @@ static int read_app(struct conn *c, size_t wire_len)
             return c->pipe_count > 0 ? 0 : -ECONNRESET;
         }
         t->failed = true;
-        log_debug("ioring: tls_read_failed ring=%u reason=%s", c->ring->index, ssl_reason());
+        log_debug("ioring: tls_read_failed ring=%u reason=%s", c->ring->index, tls_err_reason());
         ERR_clear_error();
         return -EPROTO;
     }
@@ -820,7 +819,7 @@ static int tls_output(struct conn *c, const uint8_t *plain, size_t len, bool las
     int n = SSL_write(t->ssl, plain, (int)len);
     if (n != (int)len) {
         log_debug("ioring: tls_write_failed ring=%u overflow=%d reason=%s", c->ring->index,
-                  t->overflow, ssl_reason());
+                  t->overflow, tls_err_reason());
         ERR_clear_error();
         return -EPROTO;
     }
@@ -875,20 +874,14 @@ static void tls_close(struct conn *c)
     }
 }
 
-const struct transport_ops transport_tls = {
-    .name = "tls",
-    .input = tls_input,
-    .output = tls_output,
-    .wire = tls_wire,
-    .sent = tls_sent,
-    .ready = tls_ready,
-    .close = tls_close,
-    .release = tls_release,
-};
-
 /* ---- what requests carry ---- */
 
-void tls_slot_fill(struct ioring_request *s, const struct conn *c)
+static void peer_free(void *peer_cert)
+{
+    CRYPTO_BUFFER_free(peer_cert);
+}
+
+static void tls_slot_fill(struct ioring_request *s, const struct conn *c)
 {
     ASSERT(s->peer_cert == NULL);
     s->tls = IORING_TLS_NONE;
@@ -906,6 +899,7 @@ void tls_slot_fill(struct ioring_request *s, const struct conn *c)
     CRYPTO_BUFFER *leaf = sk_CRYPTO_BUFFER_value(chain, 0);
     CRYPTO_BUFFER_up_ref(leaf);
     s->peer_cert = leaf;
+    s->peer_free = peer_free;
     long v = SSL_get_verify_result(t->ssl);
     s->cert_state = v == X509_V_OK ? IORING_CERT_OK
                     : v == X509_V_ERR_CERT_HAS_EXPIRED || v == X509_V_ERR_CERT_NOT_YET_VALID
@@ -913,13 +907,18 @@ void tls_slot_fill(struct ioring_request *s, const struct conn *c)
                         : IORING_CERT_UNTRUSTED;
 }
 
-void tls_slot_clear(struct ioring_request *s)
-{
-    CRYPTO_BUFFER_free(s->peer_cert);
-    s->peer_cert = NULL;
-    s->tls = IORING_TLS_NONE;
-    s->cert_state = IORING_CERT_NONE;
-}
+const struct transport_ops transport_tls = {
+    .name = "tls",
+    .input = tls_input,
+    .output = tls_output,
+    .wire = tls_wire,
+    .sent = tls_sent,
+    .ready = tls_ready,
+    .close = tls_close,
+    .release = tls_release,
+    .open = tls_conn_start,
+    .slot_fill = tls_slot_fill,
+};
 
 enum ioring_tls_kind ioring_request_tls(const struct ioring_request *req)
 {

@@ -48,4 +48,6 @@ const struct transport_ops transport_plain = {
     .ready = plain_ready,
     .close = NULL,
     .release = NULL,
+    .open = NULL,
+    .slot_fill = NULL,
 };

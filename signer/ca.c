@@ -355,8 +355,8 @@ static void ca_rollback(const bool *created, const char *dir)
 }
 
 /* ca_init is signer_ca_init, with the issuing CA's key given (`issuing`, borrowed) or made. */
-static int ca_init(const char *dir, enum hsm_key_type type, const char *fqdn,
-                   struct hsm_key *issuing)
+static int ca_create(const char *dir, enum hsm_key_type type, const char *fqdn,
+                     struct hsm_key *issuing)
 {
     ASSERT(dir != NULL);
     ASSERT(fqdn != NULL);
@@ -398,13 +398,13 @@ out:
 
 int signer_ca_init(const char *dir, enum hsm_key_type type, const char *fqdn)
 {
-    return ca_init(dir, type, fqdn, NULL);
+    return ca_create(dir, type, fqdn, NULL);
 }
 
 int signer_ca_init_with_key(const char *dir, struct hsm_key *issuing, const char *fqdn)
 {
     ASSERT(issuing != NULL);
-    return ca_init(dir, hsm_key_get_type(issuing), fqdn, issuing);
+    return ca_create(dir, hsm_key_get_type(issuing), fqdn, issuing);
 }
 
 /* ---- open ---- */
@@ -549,7 +549,7 @@ static int read_chain(struct signer_ca *ca, struct ca_bad *bad, const char *dir)
 }
 
 /* ca_open loads the CA; on failure `bad` names the file that failed. */
-static int ca_open(struct signer_ca *ca, struct ca_bad *bad, const char *dir)
+static int ca_load(struct signer_ca *ca, struct ca_bad *bad, const char *dir)
 {
     X509 *x = NULL;
     int rc = read_issuing(&x, bad, dir);
@@ -600,7 +600,7 @@ static int ca_open_key(struct signer_ca **out, struct signer_ca_fault *out_fault
         goto out;
     }
     ca->key = key;
-    rc = ca_open(ca, &bad, dir);
+    rc = ca_load(ca, &bad, dir);
     if (rc != 0) {
         goto out;
     }

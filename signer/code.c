@@ -68,11 +68,3 @@ int signer_code_parse(enum signer_code *out, const char *name)
     }
     return -EINVAL;
 }
-
-enum signer_code signer_reject_to_code(enum signer_reject reason)
-{
-    enum signer_code code = SIGNER_CODE_INTERNAL_ERROR;
-    int rc = signer_code_parse(&code, signer_reject_code(reason));
-    ASSERT(rc == 0); /* reject.c only names Codes of the table above */
-    return code;
-}

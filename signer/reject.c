@@ -82,6 +82,11 @@ const char *signer_reject_code(enum signer_reject reason)
     return signer_code_name(signer_reason_code(reject_entry_get(reason)->reason));
 }
 
+enum signer_code signer_reject_to_code(enum signer_reject reason)
+{
+    return signer_reason_code(reject_entry_get(reason)->reason);
+}
+
 enum signer_reason signer_reject_reason(enum signer_reject reject)
 {
     return reject_entry_get(reject)->reason;

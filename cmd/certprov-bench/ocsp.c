@@ -16,10 +16,10 @@
 #include "base/base.h"
 #include "cmd/certprov-bench/bench.h"
 
-/* issuer_hashes reads the first certificate of `chain_pem` (the issuing CA) and hashes its
+/* ocsp_issuer_hashes reads the first certificate of `chain_pem` (the issuing CA) and hashes its
  * subject and public key for a CertID. Returns 0 or -EBADMSG / a negative errno. */
-static int issuer_hashes(uint8_t name_hash[SHA_DIGEST_LENGTH], uint8_t key_hash[SHA_DIGEST_LENGTH],
-                         const char *chain_pem)
+static int ocsp_issuer_hashes(uint8_t name_hash[SHA_DIGEST_LENGTH],
+                              uint8_t key_hash[SHA_DIGEST_LENGTH], const char *chain_pem)
 {
     FILE *f = fopen(chain_pem, "re");
     if (f == NULL) {
@@ -87,7 +87,7 @@ int bench_ocsp_requests(struct bench_csr *out, uint32_t cap, uint32_t *out_num, 
 {
     uint8_t name_hash[SHA_DIGEST_LENGTH];
     uint8_t key_hash[SHA_DIGEST_LENGTH];
-    int rc = issuer_hashes(name_hash, key_hash, chain_pem);
+    int rc = ocsp_issuer_hashes(name_hash, key_hash, chain_pem);
     if (rc != 0) {
         return rc;
     }

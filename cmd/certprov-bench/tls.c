@@ -67,7 +67,7 @@ out:
     return rc;
 }
 
-static int conn_open(const char *host, uint16_t port)
+static int tcp_open(const char *host, uint16_t port)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
     if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
@@ -196,7 +196,7 @@ int bench_idents_enroll(struct bench_ident *out, uint32_t num, const char *host,
                      "Content-Length: %zu\r\n\r\n%s",
                      BENCH_TLS_NAME, auth, csr_len, csr64);
         ASSERT(n > 0 && n < IDENT_REQ_MAX);
-        if (fd < 0 && (fd = conn_open(host, port)) < 0) {
+        if (fd < 0 && (fd = tcp_open(host, port)) < 0) {
             rc = fd;
             fprintf(stderr, "certprov-bench: renewal setup: cannot connect to %s:%u: %s\n", host,
                     port, strerror(-rc));

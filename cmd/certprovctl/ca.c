@@ -196,7 +196,7 @@ static int ca_init(struct ctl *ctl, int argc, char **argv)
 
 /* parse_subject reads --subject "CN=name,O=org" (CN required, O optional, in any order; a value
  * may not hold ',' or '='): the two attributes our CA names are built from. */
-static int parse_subject(char *cn, char *o, size_t cap, const char *text)
+static int subject_parse(char *cn, char *o, size_t cap, const char *text)
 {
     cn[0] = o[0] = '\0';
     const char *p = text;
@@ -245,7 +245,7 @@ static int ca_request(struct ctl *ctl, int argc, char **argv)
             out = optarg;
         } else if (c == 'p') {
             pkcs11 = true;
-        } else if (c == 's' && parse_subject(cn, o, sizeof(cn), optarg) != 0) {
+        } else if (c == 's' && subject_parse(cn, o, sizeof(cn), optarg) != 0) {
             return ctl_usage(cmd,
                              "--subject must be 'CN=NAME' or 'CN=NAME,O=ORG' (values of at "
                              "most %d printable characters, without ',' '/' '=')",

@@ -96,7 +96,7 @@ static int read_csr(struct signer_csr *csr, uint8_t *der, size_t der_cap, const 
 
 /* write_pem writes the certificate as PEM to `out` (opened with base_file_atomic_open before the
  * certificate was issued), or to standard output when `out` is NULL. */
-static int write_pem(struct base_file_atomic *out, const uint8_t *der, size_t der_len)
+static int pem_file_write(struct base_file_atomic *out, const uint8_t *der, size_t der_len)
 {
     char pem[2 * SIGNER_CERT_DER_MAX + 128];
     size_t pem_len = 0;
@@ -202,7 +202,7 @@ static int cert_issue(struct ctl *ctl, int argc, char **argv)
     ctl_time(until, item.not_after_s);
     fprintf(stderr, "certprovctl: issued serial %s to %s, valid until %s, queued for pool %s\n",
             serial, user.uri, until, user.pool);
-    return write_pem(a.out_path != NULL ? &out : NULL, item.der, item.der_len);
+    return pem_file_write(a.out_path != NULL ? &out : NULL, item.der, item.der_len);
 }
 
 /* The publication state of a certificate: its outbox entry in its pool, if any. */
@@ -362,7 +362,7 @@ static int cert_show(struct ctl *ctl, int argc, char **argv)
     }
     if (!json) {
         show_text(&meta, &info, &pf);
-        return write_pem(NULL, der, der_len);
+        return pem_file_write(NULL, der, der_len);
     }
     static char pem[2 * STORE_CERT_DER_MAX + 128];
     size_t pem_len = 0;

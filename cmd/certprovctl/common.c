@@ -1,5 +1,6 @@
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,36 @@
 #include "base/base.h"
 
 #include "cmd/certprovctl/ctl.h"
+
+/* ---- messages: at the bottom of certprovctl, every command file prints through them ---- */
+
+void ctl_print_cmd_help(FILE *out, const struct ctl_cmd *cmd)
+{
+    fprintf(out, "usage: certprovctl [-c FILE] %s %s %s\n\n%s\n", cmd->group, cmd->name, cmd->usage,
+            cmd->help);
+}
+
+int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "certprovctl: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nusage: certprovctl [-c FILE] %s %s %s\n", cmd->group, cmd->name, cmd->usage);
+    va_end(ap);
+    return CTL_USAGE;
+}
+
+int ctl_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "certprovctl: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return CTL_FAIL;
+}
 
 int ctl_store(struct ctl *ctl)
 {

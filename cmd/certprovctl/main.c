@@ -48,34 +48,6 @@ static void print_help(FILE *out)
                  "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
-void ctl_print_cmd_help(FILE *out, const struct ctl_cmd *cmd)
-{
-    fprintf(out, "usage: certprovctl [-c FILE] %s %s %s\n\n%s\n", cmd->group, cmd->name, cmd->usage,
-            cmd->help);
-}
-
-int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "certprovctl: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nusage: certprovctl [-c FILE] %s %s %s\n", cmd->group, cmd->name, cmd->usage);
-    va_end(ap);
-    return CTL_USAGE;
-}
-
-int ctl_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "certprovctl: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    return CTL_FAIL;
-}
-
 static const struct ctl_cmd *find_cmd(const char *group, const char *name, bool *group_found)
 {
     *group_found = false;

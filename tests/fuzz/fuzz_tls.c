@@ -149,7 +149,6 @@ static void conn_start(void)
     memset(&conn, 0, sizeof(conn));
     conn.head.buf = buf;
     conn.ring = &ring;
-    conn.tp = &transport_plain;
     conn.state = CONN_OPEN;
     conn.in_head = true;
     conn.line_start = true;
@@ -161,8 +160,9 @@ static void conn_start(void)
     client_key(conn.client_key, &conn.peer, conn.peer_len);
     llhttp_init(&conn.parser, HTTP_REQUEST, &eng.settings);
     conn.parser.data = &conn;
-    ASSERT(tls_conn_open(&conn) == 0);
-    ASSERT(conn.tp == &transport_tls);
+    conn.tp = &transport_tls;
+    ASSERT(conn.tp->open(&conn) == 0);
+    ASSERT(conn.tls != NULL);
 }
 
 /* answers_out gives every ready answer to the transport in order, as conn_pump and the send

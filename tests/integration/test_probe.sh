@@ -140,7 +140,7 @@ verdict "after the unlock" 0 Success
 # ---- CSRs refused by policy ----
 probe 27182 "${BOOT[@]}" --user-sip-address sip:alice@example.com --trust "$CA" --key-type rsa1024
 verdict "an RSA-1024 CSR" 1 Failure CSR
-has "RSA-1024: BadCsr with the server's reason" "$T/p.out" "400 BadCsr: RSA key size must be"
+has "RSA-1024: BadCsr with the server's reason" "$T/p.out" "400 BadCsr: The RSA key is too small"
 probe 27182 "${BOOT[@]}" --user-sip-address sip:bob@example.com --trust "$CA"
 verdict "another user's --user-sip-address" 1 Failure CSR
 has "IdentityMismatch and what to do" "$T/p.out" "403 IdentityMismatch: .*--user-sip-address"
