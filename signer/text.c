@@ -104,7 +104,14 @@ int signer_cert_info_der(struct signer_cert_info *out, const uint8_t *der, size_
     name_line(out->issuer, sizeof(out->issuer), X509_get_issuer_name(x));
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
-    (void)base_str_copy(out->serial, sizeof(out->serial), hex != NULL ? hex : "?");
+    const char *digits = hex != NULL ? hex : "?";
+    while (digits[0] == '0' && digits[1] != '\0') { /* no leading zeros (README, serials) */
+        digits++;
+    }
+    (void)base_str_copy(out->serial, sizeof(out->serial), digits);
+    for (char *c = out->serial; *c != '\0'; c++) { /* BoringSSL writes lower case */
+        *c = *c >= 'a' && *c <= 'f' ? (char)(*c - 'a' + 'A') : *c;
+    }
     OPENSSL_free(hex);
     BN_free(bn);
     out->not_before_s = asn1_time_unix(X509_get0_notBefore(x));

@@ -118,4 +118,3 @@ void probe_report_success(struct probe_report *rep)
 {
     verdict(rep, true);
 }
-

@@ -55,11 +55,71 @@ static void show_chain(struct signer_ca *ca, const char *dir, struct signer_cert
     }
 }
 
+/* json_cert prints one certificate as a JSON object (the fields of show_der). */
+static void json_cert(const char *role, const struct signer_der *d, bool all_sans)
+{
+    struct signer_cert_info info;
+    printf("{");
+    ctl_json_kv(true, "role", role);
+    if (signer_cert_info_der(&info, d->der, d->der_len) != 0) {
+        ctl_json_kv(false, "error", "damaged");
+        printf("}");
+        return;
+    }
+    ctl_json_kv(false, "subject", info.subject);
+    ctl_json_kv(false, "issuer", info.issuer);
+    ctl_json_kv(false, "serial", info.serial);
+    ctl_json_time("not_before", info.not_before_s);
+    ctl_json_time("not_after", info.not_after_s);
+    ctl_json_kv(false, "key", info.key);
+    ctl_json_kv(false, "sha256", info.sha256);
+    char sans[SIGNER_TLS_NAMES_MAX * 260];
+    if (all_sans && signer_cert_sans_format(sans, sizeof(sans), d->der, d->der_len) == 0) {
+        ctl_json_kv(false, "san", sans);
+    } else {
+        ctl_json_kv(false, "san", info.san);
+    }
+    printf("}");
+}
+
+/* ca_show_json prints what ca_show prints as one JSON object. */
+static void ca_show_json(struct signer_ca *ca, const char *dir, bool own_root,
+                         struct signer_cert_set *set)
+{
+    printf("{");
+    ctl_json_kv(true, "ca", own_root ? "own" : "enterprise");
+    printf(",\"chain\":[");
+    size_t len = 0;
+    const char *pem = signer_ca_get_chain_pem(ca, &len);
+    if (signer_cert_set_parse(set, pem, len) == 0) {
+        for (size_t i = 0; i < set->num; i++) {
+            bool root = i > 0 && i + 1 == set->num && signer_cert_self_signed(&set->certs[i]);
+            printf("%s", i > 0 ? "," : "");
+            json_cert(i == 0 ? "issuing" : root ? "root" : "intermediate", &set->certs[i], false);
+        }
+    }
+    printf("]");
+    ctl_json_kv(false, "signing_key", hsm_key_get_label(signer_ca_get_key(ca)));
+    ctl_json_kv(false, "signing_key_type",
+                hsm_key_type_name(hsm_key_get_type(signer_ca_get_key(ca))));
+    char path[SERVICE_PATH_MAX + 32];
+    (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_SERVER_CRT);
+    printf(",\"tls\":");
+    if (signer_cert_set_read(set, path) == 0) {
+        json_cert("tls", &set->certs[0], true);
+    } else {
+        printf("null");
+    }
+    (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_CHAIN);
+    ctl_json_kv(false, "chain_file", path);
+    printf("}\n");
+}
+
 static int ca_show(struct ctl *ctl, int argc, char **argv)
 {
-    (void)argv;
-    if (argc > 1) {
-        return ctl_usage(&ctl_ca_cmds[1], "ca show takes no arguments");
+    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    if (argc > 1 && !json) {
+        return ctl_usage(&ctl_ca_cmds[1], "ca show takes only --json");
     }
     const char *dir = ctl->cfg.store_path;
     struct signer_ca *ca = NULL;
@@ -75,6 +135,12 @@ static int ca_show(struct ctl *ctl, int argc, char **argv)
     char path[SERVICE_PATH_MAX + 32];
     (void)signer_file_path(path, sizeof(path), dir, SIGNER_FILE_ROOT_KEY);
     bool own_root = access(path, F_OK) == 0;
+    if (json) {
+        ca_show_json(ca, dir, own_root, set);
+        free(set);
+        signer_ca_free(ca);
+        return CTL_OK;
+    }
     printf("CA: %s\n", own_root ? "this appliance's own root (ca init)"
                                 : "the enterprise's (ca import): no root key here");
     show_chain(ca, dir, set);
@@ -372,7 +438,7 @@ const struct ctl_cmd ctl_ca_cmds[] = {
      "sensitive and not extractable; refused when the URI already names a key); then set\n"
      "[ca] backend = pkcs11 and key = URI. Refused while a certprovd holds the store (it keeps\n"
      "the CA and PIN key it loaded): stop it first."},
-    {"ca", "show", ca_show, "",
+    {"ca", "show", ca_show, "[--json]",
      "Shows the chain (issuing CA and its key backend, intermediates, root: subject, issuer,\n"
      "validity, SHA-256 fingerprint) and the TLS server certificate with all its names.\n"
      "A CA that cannot be loaded is named by its file and what is wrong ('FILE is missing',\n"

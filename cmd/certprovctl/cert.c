@@ -253,9 +253,25 @@ static const char *pub_state(const struct pub_find *pf)
     return pf->entry.parked ? "parked" : "pending";
 }
 
-static void show_text(const struct store_cert_meta *meta, const struct signer_cert_info *info,
-                      const struct pub_find *pf)
+/* revocation_line gives the certificate's revocation state for cert show: "good", or "revoked
+ * at TIME (reason R)"; `rev` is NULL when it is not revoked. */
+static void revocation_line(char *out, size_t cap, const struct store_revocation *rev)
 {
+    if (rev == NULL) {
+        (void)snprintf(out, cap, "good (not revoked)");
+        return;
+    }
+    char at[CLOCK_UTC_LEN];
+    ctl_time(at, rev->revoked_at_s);
+    const char *why = store_revoke_reason_name(rev->reason);
+    (void)snprintf(out, cap, "revoked at %s (reason %s)", at, why != NULL ? why : "unknown");
+}
+
+static void show_text(const struct store_cert_meta *meta, const struct signer_cert_info *info,
+                      const struct pub_find *pf, const struct store_revocation *rev)
+{
+    char state[96];
+    revocation_line(state, sizeof(state), rev);
     char text[2 * SIGNER_SERIAL_LEN + 1];
     char nb[CLOCK_UTC_LEN];
     char na[CLOCK_UTC_LEN];
@@ -269,6 +285,7 @@ static void show_text(const struct store_cert_meta *meta, const struct signer_ce
            "sha256:      %s\ndevice_id:   %s\npool:        %s\n",
            text, meta->uri, info->subject, info->san[0] ? info->san : "-", info->key, info->issuer,
            nb, na, at, info->sha256, meta->device_id[0] ? meta->device_id : "-", meta->pool);
+    printf("revocation:  %s\n", state);
     if (!pf->found) {
         char when[CLOCK_UTC_LEN];
         ctl_time(when, pf->published_s);
@@ -285,7 +302,8 @@ static void show_text(const struct store_cert_meta *meta, const struct signer_ce
 }
 
 static void show_json(const struct store_cert_meta *meta, const struct signer_cert_info *info,
-                      const struct pub_find *pf, const char *pem)
+                      const struct pub_find *pf, const struct store_revocation *rev,
+                      const char *pem)
 {
     char text[2 * SIGNER_SERIAL_LEN + 1];
     signer_serial_format(text, meta->serial);
@@ -302,6 +320,12 @@ static void show_json(const struct store_cert_meta *meta, const struct signer_ce
     ctl_json_kv(false, "sha256", info->sha256);
     ctl_json_kv(false, "device_id", meta->device_id);
     ctl_json_kv(false, "pool", meta->pool);
+    ctl_json_kv(false, "revocation", rev != NULL ? "revoked" : "good");
+    if (rev != NULL) {
+        ctl_json_time("revoked_at", rev->revoked_at_s);
+        const char *why = store_revoke_reason_name(rev->reason);
+        ctl_json_kv(false, "revocation_reason", why != NULL ? why : "unknown");
+    }
     ctl_json_kv(false, "publication", pub_state(pf));
     if (pf->found) {
         printf(",\"attempts\":%u", pf->entry.attempts);
@@ -360,8 +384,14 @@ static int cert_show(struct ctl *ctl, int argc, char **argv)
     if (!pf.found) {
         pf.published_s = published_at(ctl, &meta);
     }
+    struct store_revocation revocation;
+    rc = store_cert_revocation_get(ctl->st, &revocation, meta.serial);
+    if (rc != 0 && rc != -ENOENT) {
+        return ctl_fail("cert show: the revocations cannot be read: %s", strerror(-rc));
+    }
+    const struct store_revocation *rev = rc == 0 ? &revocation : NULL;
     if (!json) {
-        show_text(&meta, &info, &pf);
+        show_text(&meta, &info, &pf, rev);
         return pem_file_write(NULL, der, der_len);
     }
     static char pem[2 * STORE_CERT_DER_MAX + 128];
@@ -369,7 +399,7 @@ static int cert_show(struct ctl *ctl, int argc, char **argv)
     if (signer_pem_encode(pem, sizeof(pem), &pem_len, "CERTIFICATE", der, der_len) != 0) {
         return ctl_fail("cert show: the certificate does not fit in PEM");
     }
-    show_json(&meta, &info, &pf, pem);
+    show_json(&meta, &info, &pf, rev, pem);
     return CTL_OK;
 }
 

@@ -103,6 +103,9 @@ has "ca show: intermediate" "$T/out" "^intermediate CA:"
 has "ca show: root" "$T/out" "^root CA:"
 has "ca show: SANs" "$T/out" "san: +DNS:certprov-ent.example.com, DNS:certprov.example.com, DNS:lb.example.com"
 has "ca show: fingerprint" "$T/out" "sha256: +[0-9A-F]{64}"
+check "ca show --json" "$CTL" "${C[@]}" ca show --json
+python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); print(d["ca"], " ".join(c["role"] for c in d["chain"]), d["tls"]["role"], d["chain"][0]["serial"] == d["chain"][0]["serial"].upper())' "$T/out" >"$T/j"
+same "ca show --json: the enterprise's chain, roles, the TLS leaf, serials in upper case" "$(cat "$T/j")" "enterprise issuing intermediate root tls True"
 same "no root key in this mode" "$(ls "$S/ca" | tr '\n' ' ')" "issuing.crt issuing.key "
 same "chain.pem: issuing, intermediate, root" "$(grep -c 'BEGIN CERTIFICATE' "$S/chain.pem")" 3
 same "tls/server.crt: leaf, issuing, intermediate (no root)" "$(grep -c 'BEGIN CERTIFICATE' "$S/tls/server.crt")" 3

@@ -105,6 +105,10 @@ expect_exit 2 "needs a serial" "no serial" "$CTL" "${C[@]}" cert revoke
 check "cert revoke a1 keyCompromise" "$CTL" "${C[@]}" cert revoke "$(echo "$S1" | tr A-F a-f)" \
     --reason keyCompromise
 has "revoke says what it did" "$T/out" "revoked serial $S1 at .* \(reason keyCompromise\)"
+check "cert show a1" "$CTL" "${C[@]}" cert show "$S1"
+has "cert show says revoked, when and why" "$T/out" "^revocation: +revoked at .* \(reason keyCompromise\)"
+check "cert show a1 --json" "$CTL" "${C[@]}" cert show "$S1" --json
+has "cert show --json: revoked" "$T/out" '"revocation":"revoked","revoked_at":"[0-9T:Z-]+","revocation_reason":"keyCompromise"'
 t1=$(date +%s)
 same "a revoked certificate cannot renew: 401" "$(renew a1 alice@example.com)" 401
 has "the refusal says revoked" "$T/ra1.p7" "revoked"
