@@ -106,9 +106,24 @@ static int connect_to(struct run *r, struct probe_conn *c, size_t s, const struc
                                  "address, the port and the firewalls on the way");
 }
 
+/* root_known is true when a self-signed certificate of `certs` is one of `roots` (same DER). */
+static bool root_known(STACK_OF(X509) * certs, STACK_OF(X509) * roots)
+{
+    for (size_t i = 0; i < sk_X509_num(certs); i++) {
+        for (size_t j = 0; j < sk_X509_num(roots); j++) {
+            if (X509_cmp(sk_X509_value(certs, i), sk_X509_value(roots, j)) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 /* chain_download fetches the chain the appliance serves over plain HTTP, as a phone does before
- * it can check TLS, and trusts its root (trust on first use; --trust checks a known root). */
-static int step_chain_download(struct run *r)
+ * it can check TLS, and trusts its root (trust on first use). With --trust as well (`check`),
+ * the downloaded chain must end in one of --trust's roots instead: what a phone provisioned with
+ * the enterprise's root sees. */
+static int step_chain_download(struct run *r, bool check)
 {
     size_t s = probe_step_begin(r->rep, "chain-download");
     struct probe_url cu = {0};
@@ -157,6 +172,30 @@ static int step_chain_download(struct run *r)
                              PROBE_CHAIN_PATH);
         goto out;
     }
+    if (check) {
+        STACK_OF(X509) *own = probe_self_signed_only(certs);
+        bool known = own != NULL && root_known(own, r->roots);
+        char root[256] = "none";
+        if (own != NULL && sk_X509_num(own) > 0) {
+            probe_name(root, sizeof(root), X509_get_subject_name(sk_X509_value(own, 0)));
+        }
+        sk_X509_pop_free(own, X509_free);
+        add_untrusted(r, certs);
+        sk_X509_pop_free(certs, X509_free);
+        if (!known) {
+            probe_fmt(r->err, sizeof(r->err),
+                      "the chain at %s ends in the root \"%s\", which is not in --trust %s", text,
+                      root, r->o->trust);
+            rc = probe_step_fail(r->rep, s, NULL, r->err,
+                                 "the phones would not trust what the appliance serves: import the "
+                                 "issuing CA signed by the root they ship with (certprovctl ca "
+                                 "request, ca import), or give --trust the right root");
+            goto out;
+        }
+        probe_step_ok(r->rep, s, "root \"%s\" of %s is in --trust", root, text);
+        rc = 0;
+        goto out;
+    }
     r->roots = probe_self_signed_only(certs);
     add_untrusted(r, certs);
     sk_X509_pop_free(certs, X509_free);
@@ -185,7 +224,7 @@ out:
 static int step_trust(struct run *r)
 {
     if (r->o->trust == NULL) {
-        return step_chain_download(r);
+        return step_chain_download(r, false);
     }
     size_t s = probe_step_begin(r->rep, "trust");
     STACK_OF(X509) *certs = NULL;
@@ -200,7 +239,8 @@ static int step_trust(struct run *r)
     r->roots = certs;
     probe_fmt(r->trust_label, sizeof(r->trust_label), "--trust %s", r->o->trust);
     probe_step_ok(r->rep, s, "%zu certificate(s) from %s", sk_X509_num(certs), r->o->trust);
-    return 0;
+    /* --chain-url too: the chain served over plain HTTP is checked against --trust. */
+    return r->o->chain_url != NULL ? step_chain_download(r, true) : 0;
 }
 
 /* chain_advice says what to do about a chain failure of kind `err`. */

@@ -105,10 +105,10 @@ static void usage(FILE *out)
     fprintf(
         out,
         "usage: certprov-probe bootstrap --target-uri URL --phone-or-ext X --pin-stdin\n"
-        "                      [--user-sip-address URI] [--trust FILE | --chain-url URL]\n"
+        "                      [--user-sip-address URI] [--trust FILE] [--chain-url URL]\n"
         "                      [--key-type TYPE] [COMMON]\n"
         "       certprov-probe clientauth --target-uri URL --cert FILE --key FILE\n"
-        "                      [--user-sip-address URI] [--trust FILE | --chain-url URL] [COMMON]\n"
+        "                      [--user-sip-address URI] [--trust FILE] [--chain-url URL] [COMMON]\n"
         "       certprov-probe chain --target-uri URL --trust FILE [COMMON]\n"
         "       COMMON: [--json] [--repeat N [--interval S]] [--timeout S]\n"
         "\n"
@@ -138,7 +138,9 @@ static void usage(FILE *out)
         "                          at " PROBE_CHAIN_PATH " over plain HTTP (as a phone does) and\n"
         "                          trusts its root, and says so\n"
         "  --chain-url URL         where to download that chain (default: the target's host on\n"
-        "                          port 80, or 8080 when the target's port is 8443)\n"
+        "                          port 80, or 8080 when the target's port is 8443); with\n"
+        "                          --trust, the chain downloaded from it must end in a root\n"
+        "                          of --trust (what phones that ship with that root see)\n"
         "  --cert FILE, --key FILE the client certificate and its key (PEM), for clientauth\n"
         "  --key-type TYPE         the CSR's key: p256 (default), p384, rsa2048, ed25519, or\n"
         "                          rsa1024 (which the appliance must refuse: a policy test)\n"
@@ -384,9 +386,6 @@ static int parse(struct probe_options *o, struct main_args *a, int argc, char **
     }
     if (a->cmd != CMD_CLIENTAUTH && (o->cert != NULL || o->key != NULL)) {
         return usage_error("--cert and --key are for clientauth");
-    }
-    if (o->trust != NULL && o->chain_url != NULL) {
-        return usage_error("--trust and --chain-url exclude each other");
     }
     return 0;
 }

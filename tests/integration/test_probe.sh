@@ -158,6 +158,14 @@ has "untrusted: names the missing issuer" "$T/p.out" "^Diagnosis  : TLS chain: t
 has "untrusted: same name, another key" "$T/p.out" "holds a certificate of that name .* with another key"
 has "untrusted: nothing was enrolled" "$T/p.out" "^  tls .* FAILED"
 [ "$(grep -c '^  enroll' "$T/p.out")" = 0 ] && ok || bad "the PIN was sent over an untrusted chain"
+# --trust and --chain-url together: the chain served over plain HTTP must end in a --trust root.
+probe 27182 "${BOOT[@]}" --user-sip-address sip:alice@example.com --trust "$CA" --chain-url "$PLAIN"
+verdict "--trust with --chain-url: the served chain ends in a trusted root" 0 Success
+has "chain-download step checked against --trust" "$T/p.out" "^  chain-download .* ok .*is in --trust"
+probe 27182 "${BOOT[@]}" --user-sip-address sip:alice@example.com --trust "$T/other/chain.pem" \
+    --chain-url "$PLAIN"
+verdict "--trust with --chain-url: the served chain ends in another root" 1 Failure
+has "names the served root and --trust" "$T/p.out" "^Error +: the chain at .* ends in the root .*certprov Root CA.*, which is not in --trust"
 
 # ---- chain ----
 probe "" chain --target-uri "$URL" --trust "$CA"
