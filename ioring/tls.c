@@ -57,8 +57,18 @@ struct ticket_key {
     uint8_t aes[TICKET_AES_LEN];
 };
 
+/* struct ctx_ref is a context with the connections made with it, counted under the ioring_tls
+ * mutex: a context replaced by ioring_tls_reload is freed by whoever drops its last user, after
+ * the last SSL of it is freed, in an order the mutex makes visible (BoringSSL's own reference
+ * counts are atomics that ThreadSanitizer cannot see in the uninstrumented library). */
+struct ctx_ref {
+    SSL_CTX *ctx;
+    uint32_t users;
+    bool retired;
+};
+
 struct ioring_tls {
-    SSL_CTX *ctx;              /* for new connections: swapped by ioring_tls_reload (under mu) */
+    struct ctx_ref *cur;       /* for new connections: swapped by ioring_tls_reload (under mu) */
     pthread_mutex_t mu;        /* guards ctx and the keys below (the ticket callback runs on every
                                   ring) */
     struct ticket_key keys[2]; /* [0] current: seals and opens; [1] previous: opens */
@@ -82,7 +92,8 @@ struct tls_buf {
 /* struct tls_conn is the TLS state of one connection (allocated when it is accepted). */
 struct tls_conn {
     SSL *ssl;
-    const uint8_t *in; /* the receive buffer being processed, what the BIO reads */
+    struct ctx_ref *ref; /* the context it was made with (one of its users) */
+    const uint8_t *in;   /* the receive buffer being processed, what the BIO reads */
     size_t in_len;
     struct tls_buf tx;
     struct tls_buf q;
@@ -621,7 +632,8 @@ int ioring_tls_new(struct ioring_tls **out, char *err, const struct ioring_tls_o
         goto out;
     }
     t->client_auth = t->client_ca_file[0] != '\0';
-    rc = ctx_build(&t->ctx, t, err);
+    t->cur = calloc(1, sizeof(*t->cur));
+    rc = t->cur == NULL ? -ENOMEM : ctx_build(&t->cur->ctx, t, err);
     rc = rc != 0 ? rc : keys_load(t, err);
 out:
     if (rc != 0) {
@@ -650,13 +662,25 @@ int ioring_tls_reload(struct ioring_tls *tls, char *err)
         }
         log_info("ioring: tls_ticket_keys_loaded file=%s", tls->ticket_file);
     }
-    /* New connections take the new context; a connection keeps the one it was made with (it
-     * holds a reference), so the old one goes when its last connection does. */
+    struct ctx_ref *ref = calloc(1, sizeof(*ref));
+    if (ref == NULL) {
+        SSL_CTX_free(ctx);
+        err_set(err, "out of memory");
+        return -ENOMEM;
+    }
+    ref->ctx = ctx;
+    /* New connections take the new context; a connection keeps the one it was made with, so
+     * the old one goes when its last connection does (tls_release), or now without any. */
     base_mutex_lock(&tls->mu);
-    SSL_CTX *old = tls->ctx;
-    tls->ctx = ctx;
+    struct ctx_ref *old = tls->cur;
+    tls->cur = ref;
+    old->retired = true;
+    bool unused = old->users == 0;
     base_mutex_unlock(&tls->mu);
-    SSL_CTX_free(old);
+    if (unused) {
+        SSL_CTX_free(old->ctx);
+        free(old);
+    }
     log_info("ioring: tls_certificate_loaded file=%s", tls->cert_file);
     return 0;
 }
@@ -666,7 +690,11 @@ void ioring_tls_free(struct ioring_tls *tls)
     if (tls == NULL) {
         return;
     }
-    SSL_CTX_free(tls->ctx);
+    if (tls->cur != NULL) { /* after the engine: no connection uses it any more */
+        ASSERT(tls->cur->users == 0);
+        SSL_CTX_free(tls->cur->ctx);
+        free(tls->cur);
+    }
     OPENSSL_cleanse(tls->keys, sizeof(tls->keys));
     int rc = pthread_mutex_destroy(&tls->mu);
     ASSERT(rc == 0);
@@ -681,24 +709,42 @@ static void buf_free(struct tls_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
+/* ref_put drops a connection's use of its context, and frees a replaced context at its last. */
+static void ref_put(struct ioring_tls *tls, struct ctx_ref *ref)
+{
+    base_mutex_lock(&tls->mu);
+    ASSERT(ref->users > 0);
+    ref->users--;
+    bool last = ref->retired && ref->users == 0;
+    base_mutex_unlock(&tls->mu);
+    if (last) {
+        SSL_CTX_free(ref->ctx);
+        free(ref);
+    }
+}
+
 static int tls_conn_start(struct conn *c)
 {
     struct ioring_tls *ctx = c->ring->eng->opts.tls;
     ASSERT(ctx != NULL);
     ASSERT(c->tls == NULL);
     struct tls_conn *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return -ENOMEM;
+    }
     base_mutex_lock(&ctx->mu);
-    SSL_CTX *sctx = ctx->ctx;
-    SSL_CTX_up_ref(sctx);
+    struct ctx_ref *ref = ctx->cur;
+    ref->users++;
     base_mutex_unlock(&ctx->mu);
-    SSL *ssl = SSL_new(sctx); /* takes its own reference */
-    SSL_CTX_free(sctx);
+    t->ref = ref;
+    SSL *ssl = SSL_new(ref->ctx);
     BIO *bio = BIO_new(bio_method);
-    if (t == NULL || ssl == NULL || bio == NULL) {
-        free(t);
+    if (ssl == NULL || bio == NULL) {
         SSL_free(ssl);
         BIO_free(bio);
         ERR_clear_error();
+        ref_put(ctx, ref);
+        free(t);
         return -ENOMEM;
     }
     BIO_set_data(bio, c);
@@ -715,6 +761,7 @@ static void tls_release(struct conn *c)
     struct tls_conn *t = c->tls;
     ASSERT(t != NULL);
     SSL_free(t->ssl);
+    ref_put(c->ring->eng->opts.tls, t->ref);
     buf_free(&t->tx);
     buf_free(&t->q);
     free(t);
