@@ -57,7 +57,9 @@ int signer_ca_pending(const char *dir)
     if (!any) {
         return -ENOENT;
     }
-    return !other && have[SIGNER_FILE_ISSUING_KEY] && have[SIGNER_FILE_ISSUING_CSR] ? 0 : -EEXIST;
+    /* ca/issuing.key is absent when the request's key is in a PKCS#11 token
+     * (signer_ca_request_with_key). */
+    return !other && have[SIGNER_FILE_ISSUING_CSR] ? 0 : -EEXIST;
 }
 
 static int unlink_file(const char *dir, enum signer_file f)
@@ -139,21 +141,15 @@ static int csr_build(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_len, struct h
     return cert_assemble(der, out_len, info_len, hsm_key_get_type(key), item.sig_len);
 }
 
-static int request_make(char *out, size_t cap, size_t *out_len, const char *dir,
-                        enum hsm_key_type type, const char *cn, const char *o)
+/* request_write builds the request signed with `key` and writes it (PEM) into `out` and to
+ * ca/issuing.csr. */
+static int request_write(char *out, size_t cap, size_t *out_len, const char *dir,
+                         struct hsm_key *key, const char *cn, const char *o)
 {
     char path[IMP_PATH_MAX];
-    struct hsm_key *key = NULL;
     uint8_t der[SIGNER_CERT_DER_MAX];
     size_t der_len = 0;
-    int rc = signer_file_path(path, sizeof(path), dir, SIGNER_FILE_ISSUING_KEY);
-    if (rc == 0) {
-        rc = hsm_soft_generate(&key, path, type);
-    }
-    if (rc == 0) {
-        rc = csr_build(der, &der_len, key, cn, o);
-    }
-    hsm_key_free(key);
+    int rc = csr_build(der, &der_len, key, cn, o);
     if (rc == 0) {
         rc = signer_pem_encode(out, cap, out_len, "CERTIFICATE REQUEST", der, der_len);
     }
@@ -166,12 +162,32 @@ static int request_make(char *out, size_t cap, size_t *out_len, const char *dir,
     return rc;
 }
 
-int signer_ca_request(char *out, size_t cap, size_t *out_len, const char *dir,
-                      enum hsm_key_type type, const char *cn, const char *o)
+static int request_make(char *out, size_t cap, size_t *out_len, const char *dir,
+                        enum hsm_key_type type, struct hsm_key *given, const char *cn,
+                        const char *o)
 {
-    ASSERT(out != NULL);
-    ASSERT(out_len != NULL);
-    ASSERT(dir != NULL);
+    if (given != NULL) {
+        return request_write(out, cap, out_len, dir, given, cn, o);
+    }
+    char path[IMP_PATH_MAX];
+    struct hsm_key *key = NULL;
+    int rc = signer_file_path(path, sizeof(path), dir, SIGNER_FILE_ISSUING_KEY);
+    if (rc == 0) {
+        rc = hsm_soft_generate(&key, path, type);
+    }
+    if (rc == 0) {
+        rc = request_write(out, cap, out_len, dir, key, cn, o);
+    }
+    hsm_key_free(key);
+    return rc;
+}
+
+static int ca_request(char *out, size_t cap, size_t *out_len, const char *dir,
+                      enum hsm_key_type type, struct hsm_key *key, const char *cn, const char *o)
+{
+    if (key != NULL) {
+        type = hsm_key_get_type(key);
+    }
     if (!value_ok(cn) || (o != NULL && !value_ok(o)) || type <= HSM_KEY_NONE ||
         type > HSM_KEY_ED25519) {
         return -EINVAL;
@@ -194,13 +210,32 @@ int signer_ca_request(char *out, size_t cap, size_t *out_len, const char *dir,
     if (rc != 0) {
         return rc;
     }
-    rc = request_make(out, cap, out_len, dir, type, cn, o);
+    rc = request_make(out, cap, out_len, dir, type, key, cn, o);
     if (rc != 0) {
         log_err("signer: ca_request_failed dir=%s rc=%d", dir, rc);
         (void)unlink_file(dir, SIGNER_FILE_ISSUING_CSR);
         (void)unlink_file(dir, SIGNER_FILE_ISSUING_KEY);
     }
     return rc;
+}
+
+int signer_ca_request(char *out, size_t cap, size_t *out_len, const char *dir,
+                      enum hsm_key_type type, const char *cn, const char *o)
+{
+    ASSERT(out != NULL);
+    ASSERT(out_len != NULL);
+    ASSERT(dir != NULL);
+    return ca_request(out, cap, out_len, dir, type, NULL, cn, o);
+}
+
+int signer_ca_request_with_key(char *out, size_t cap, size_t *out_len, const char *dir,
+                               struct hsm_key *key, const char *cn, const char *o)
+{
+    ASSERT(out != NULL);
+    ASSERT(out_len != NULL);
+    ASSERT(dir != NULL);
+    ASSERT(key != NULL);
+    return ca_request(out, cap, out_len, dir, HSM_KEY_NONE, key, cn, o);
 }
 
 /* ---- import ---- */
@@ -215,21 +250,33 @@ __attribute__((format(printf, 4, 5))) static int refuse(char *why, size_t cap, i
     return rc;
 }
 
-/* key_check: the certificate `x` certifies the pending key (ca/issuing.key) and has an SKI. */
-static int key_check(char *why, size_t cap, const char *dir, X509 *x, const char *subject)
+/* key_check: the certificate `x` certifies the pending key (`given`, a token's; or NULL:
+ * ca/issuing.key) and has an SKI. */
+static int key_check(char *why, size_t cap, const char *dir, struct hsm_key *given, X509 *x,
+                     const char *subject)
 {
     char path[IMP_PATH_MAX];
-    struct hsm_key *key = NULL;
+    struct hsm_key *key = given;
     uint8_t spki[HSM_SPKI_MAX];
     size_t spki_len = 0;
     int rc = signer_file_path(path, sizeof(path), dir, SIGNER_FILE_ISSUING_KEY);
-    if (rc == 0) {
+    if (given != NULL) {
+        (void)base_str_copy(path, sizeof(path), hsm_key_get_label(given));
+    } else if (rc == 0) {
         rc = hsm_soft_open(&key, path);
     }
     if (rc == 0) {
         rc = hsm_key_public_der(key, spki, sizeof(spki), &spki_len);
     }
-    hsm_key_free(key);
+    if (given == NULL) {
+        hsm_key_free(key);
+    }
+    if (rc == -ENOENT && given == NULL) {
+        return refuse(why, cap, rc,
+                      "the pending key %s is missing (a request made with 'ca request --pkcs11' "
+                      "is imported with [ca] backend = pkcs11 and key = the key's URI)",
+                      path);
+    }
     if (rc != 0) {
         return refuse(why, cap, rc, "the pending key %s cannot be loaded: %s", path, strerror(-rc));
     }
@@ -345,7 +392,7 @@ static int install(struct import *imp, const char *dir)
 }
 
 static int import_checked(struct import *imp, char *why, size_t cap, const char *dir,
-                          const struct signer_cert_set *issuing,
+                          struct hsm_key *key, const struct signer_cert_set *issuing,
                           const struct signer_cert_set *chain, int64_t now_s)
 {
     struct signer_cert_info info;
@@ -356,7 +403,7 @@ static int import_checked(struct import *imp, char *why, size_t cap, const char 
     const uint8_t *p = target->der;
     X509 *x = d2i_X509(NULL, &p, (long)target->der_len);
     int rc = x == NULL ? refuse(why, cap, -EBADMSG, "the issuing certificate does not parse")
-                       : key_check(why, cap, dir, x, info.subject);
+                       : key_check(why, cap, dir, key, x, info.subject);
     X509_free(x);
     ERR_clear_error();
     if (rc == 0) {
@@ -377,12 +424,13 @@ static int import_checked(struct import *imp, char *why, size_t cap, const char 
                    : 0;
 }
 
-static int tls_from_new_ca(char *why, size_t cap, const char *dir, const char *const *names,
-                           size_t num_names, int64_t now_s)
+static int tls_from_new_ca(char *why, size_t cap, const char *dir, struct hsm_key *key,
+                           const char *const *names, size_t num_names, int64_t now_s)
 {
     struct signer_ca *ca = NULL;
     struct signer_ca_fault fault;
-    int rc = signer_ca_open(&ca, &fault, dir);
+    int rc = key != NULL ? signer_ca_open_with_key(&ca, &fault, dir, key) /* owns key */
+                         : signer_ca_open(&ca, &fault, dir);
     if (rc != 0) {
         char text[IMP_PATH_MAX + 128];
         (void)signer_ca_fault_format(text, sizeof(text), rc, &fault, dir);
@@ -399,15 +447,12 @@ static int tls_from_new_ca(char *why, size_t cap, const char *dir, const char *c
     return 0;
 }
 
-int signer_ca_import(char *why, size_t why_cap, const char *dir,
+/* ca_import is signer_ca_import_with_key without its `key` (freed by the caller on failure);
+ * on success the key went to the CA that issued the TLS server certificate. */
+static int ca_import(char *why, size_t why_cap, const char *dir, struct hsm_key **key,
                      const struct signer_cert_set *issuing, const struct signer_cert_set *chain,
                      const char *const *names, size_t num_names, int64_t now_s)
 {
-    ASSERT(why != NULL);
-    ASSERT(dir != NULL);
-    ASSERT(issuing != NULL);
-    ASSERT(chain != NULL);
-    ASSERT(issuing->num > 0);
     int rc = signer_ca_pending(dir);
     if (rc == -ENOENT) {
         return refuse(why, why_cap, rc,
@@ -424,10 +469,35 @@ int signer_ca_import(char *why, size_t why_cap, const char *dir,
     if (imp == NULL) {
         return refuse(why, why_cap, -ENOMEM, "out of memory");
     }
-    rc = import_checked(imp, why, why_cap, dir, issuing, chain, now_s);
+    rc = import_checked(imp, why, why_cap, dir, *key, issuing, chain, now_s);
     free(imp);
     if (rc != 0) {
         return rc;
     }
-    return tls_from_new_ca(why, why_cap, dir, names, num_names, now_s);
+    struct hsm_key *given = *key;
+    *key = NULL; /* tls_from_new_ca's CA owns it from here on */
+    return tls_from_new_ca(why, why_cap, dir, given, names, num_names, now_s);
+}
+
+int signer_ca_import(char *why, size_t why_cap, const char *dir,
+                     const struct signer_cert_set *issuing, const struct signer_cert_set *chain,
+                     const char *const *names, size_t num_names, int64_t now_s)
+{
+    return signer_ca_import_with_key(why, why_cap, dir, NULL, issuing, chain, names, num_names,
+                                     now_s);
+}
+
+int signer_ca_import_with_key(char *why, size_t why_cap, const char *dir, struct hsm_key *key,
+                              const struct signer_cert_set *issuing,
+                              const struct signer_cert_set *chain, const char *const *names,
+                              size_t num_names, int64_t now_s)
+{
+    ASSERT(why != NULL);
+    ASSERT(dir != NULL);
+    ASSERT(issuing != NULL);
+    ASSERT(chain != NULL);
+    ASSERT(issuing->num > 0);
+    int rc = ca_import(why, why_cap, dir, &key, issuing, chain, names, num_names, now_s);
+    hsm_key_free(key); /* NULL when it was handed on */
+    return rc;
 }

@@ -727,9 +727,9 @@ int signer_cert_sans_format(char *out, size_t cap, const uint8_t *der, size_t de
 #define SIGNER_SUBJECT_MAX 128 /* bytes of a CN or O given to signer_ca_request */
 
 /* signer_ca_pending tells whether `dir` holds a pending request of signer_ca_request
- * (ca/issuing.key and ca/issuing.csr, no ca/issuing.crt, no other CA file but chain.pem) and
- * nothing else of a CA. Returns 0 (pending), -ENOENT (no CA file at all), -EEXIST (a CA, or files
- * that are not only a request), or a negative errno. */
+ * (ca/issuing.csr, with ca/issuing.key unless the key is in a token; no ca/issuing.crt, no other
+ * CA file but chain.pem) and nothing else of a CA. Returns 0 (pending), -ENOENT (no CA file at
+ * all), -EEXIST (a CA, or files that are not only a request), or a negative errno. */
 int signer_ca_pending(const char *dir);
 
 /* signer_ca_request makes the issuing CA's key of `type` in its usual file (ca/issuing.key,
@@ -741,6 +741,13 @@ int signer_ca_pending(const char *dir);
  * -EIO or a negative errno; on failure the files it made are removed. */
 int signer_ca_request(char *out, size_t cap, size_t *out_len, const char *dir,
                       enum hsm_key_type type, const char *cn, const char *o);
+
+/* signer_ca_request_with_key is signer_ca_request with the issuing key given (`key`, borrowed:
+ * a key pair generated in a PKCS#11 token, of any type signer_ca_request takes): no
+ * ca/issuing.key is written; ca/issuing.csr alone is the pending request. Returns as
+ * signer_ca_request. */
+int signer_ca_request_with_key(char *out, size_t cap, size_t *out_len, const char *dir,
+                               struct hsm_key *key, const char *cn, const char *o);
 
 /* signer_ca_import installs the issuing certificate `issuing` (its first certificate) that the
  * enterprise's CA returned for the pending request in `dir`, with `chain` (the enterprise's
@@ -756,6 +763,14 @@ int signer_ca_request(char *out, size_t cap, size_t *out_len, const char *dir,
 int signer_ca_import(char *why, size_t why_cap, const char *dir,
                      const struct signer_cert_set *issuing, const struct signer_cert_set *chain,
                      const char *const *names, size_t num_names, int64_t now_s);
+
+/* signer_ca_import_with_key is signer_ca_import for a request made by
+ * signer_ca_request_with_key: the pending key is `key` (owned: freed on every path; NULL: the
+ * soft file ca/issuing.key), which also signs the TLS server certificate. */
+int signer_ca_import_with_key(char *why, size_t why_cap, const char *dir, struct hsm_key *key,
+                              const struct signer_cert_set *issuing,
+                              const struct signer_cert_set *chain, const char *const *names,
+                              size_t num_names, int64_t now_s);
 
 /* ---- certificate text (admin tools) ---- */
 

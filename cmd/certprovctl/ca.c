@@ -287,6 +287,43 @@ static int subject_parse(char *cn, char *o, size_t cap, const char *text)
     return cn[0] == '\0' ? -EINVAL : 0;
 }
 
+/* request_key_pkcs11 generates the pending request's key pair in the token of `uri` ([ca]
+ * module), after checking that the store may take a request (no key is made for nothing). */
+static int request_key_pkcs11(struct ctl *ctl, struct hsm_key **key, const char *uri,
+                              enum hsm_key_type type)
+{
+    int rc = signer_ca_pending(ctl->cfg.store_path);
+    if (rc == -EEXIST) {
+        return ctl_fail("a CA already exists in %s; nothing was changed", ctl->cfg.store_path);
+    }
+    char err[512];
+    struct hsm_pkcs11_options o = {.module = ctl->cfg.ca_module,
+                                   .uri = uri,
+                                   .sessions = 1,
+                                   .sign_timeout_ms = ctl->cfg.ca_sign_timeout_ms};
+    rc = hsm_pkcs11_generate(key, err, sizeof(err), &o, type);
+    return rc != 0 ? ctl_fail("--pkcs11: no key was generated: %s", err) : 0;
+}
+
+/* import_key opens the pending request's key for `ca import`: the token's ([ca] backend =
+ * pkcs11, key = its URI), or NULL for the soft file. */
+static int import_key(struct ctl *ctl, struct hsm_key **key)
+{
+    *key = NULL;
+    if (strcmp(ctl->cfg.ca_backend, "pkcs11") != 0) {
+        return 0;
+    }
+    char err[512];
+    struct hsm_pkcs11_options o = {.module = ctl->cfg.ca_module,
+                                   .uri = ctl->cfg.ca_key,
+                                   .sessions = 1,
+                                   .sign_timeout_ms = ctl->cfg.ca_sign_timeout_ms};
+    int rc = hsm_pkcs11_open(key, err, sizeof(err), &o);
+    return rc != 0
+               ? ctl_fail("ca import: the key of [ca] key (backend pkcs11) cannot be used: %s", err)
+               : 0;
+}
+
 static int ca_request(struct ctl *ctl, int argc, char **argv)
 {
     static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
@@ -297,7 +334,7 @@ static int ca_request(struct ctl *ctl, int argc, char **argv)
     const struct ctl_cmd *cmd = &ctl_ca_cmds[2];
     enum hsm_key_type type = HSM_KEY_P256;
     const char *out = NULL;
-    bool pkcs11 = false;
+    const char *pkcs11 = NULL;
     char cn[SIGNER_SUBJECT_MAX + 1] = "certprov Issuing CA";
     char o[SIGNER_SUBJECT_MAX + 1];
     (void)base_str_copy(o, sizeof(o), ctl->cfg.name);
@@ -310,7 +347,7 @@ static int ca_request(struct ctl *ctl, int argc, char **argv)
         } else if (c == 'o') {
             out = optarg;
         } else if (c == 'p') {
-            pkcs11 = true;
+            pkcs11 = optarg;
         } else if (c == 's' && subject_parse(cn, o, sizeof(cn), optarg) != 0) {
             return ctl_usage(cmd,
                              "--subject must be 'CN=NAME' or 'CN=NAME,O=ORG' (values of at "
@@ -323,9 +360,9 @@ static int ca_request(struct ctl *ctl, int argc, char **argv)
     if (optind != argc || out == NULL) {
         return ctl_usage(cmd, optind != argc ? "unexpected argument" : "--out FILE is required");
     }
-    if (pkcs11) {
-        return ctl_fail("--pkcs11: 'ca request' makes the issuing key with the soft key backend "
-                        "only (the key in a 0600 file in the store directory)");
+    if (pkcs11 != NULL && ctl->cfg.ca_module[0] == '\0') {
+        return ctl_fail("--pkcs11 needs [ca] module (the PKCS#11 module's path) in %s",
+                        ctl->config_path);
     }
     int rc = ctl_no_daemon(ctl, "ca request", "the daemon keeps the CA it loaded");
     if (rc != 0) {
@@ -342,15 +379,34 @@ static int ca_request(struct ctl *ctl, int argc, char **argv)
     }
     char pem[8192];
     size_t len = 0;
-    rc = signer_ca_request(pem, sizeof(pem), &len, ctl->cfg.store_path, type, cn,
-                           o[0] != '\0' ? o : NULL);
+    struct hsm_key *key = NULL;
+    if (pkcs11 != NULL) {
+        rc = request_key_pkcs11(ctl, &key, pkcs11, type);
+        if (rc != 0) {
+            base_file_atomic_abort(&f);
+            return rc;
+        }
+        rc = signer_ca_request_with_key(pem, sizeof(pem), &len, ctl->cfg.store_path, key, cn,
+                                        o[0] != '\0' ? o : NULL);
+    } else {
+        rc = signer_ca_request(pem, sizeof(pem), &len, ctl->cfg.store_path, type, cn,
+                               o[0] != '\0' ? o : NULL);
+    }
+    char label[3 * HSM_P11_URI_MAX + 64] = "";
+    if (key != NULL) {
+        (void)base_str_copy(label, sizeof(label), hsm_key_get_label(key));
+        hsm_key_free(key);
+    }
     if (rc != 0) {
         base_file_atomic_abort(&f);
         if (rc == -EEXIST) {
             return ctl_fail("a CA already exists in %s; nothing was changed", ctl->cfg.store_path);
         }
-        return ctl_fail("making the request in %s failed: %s", ctl->cfg.store_path,
-                        rc == -EINVAL ? "a --subject value is not printable" : strerror(-rc));
+        return ctl_fail("making the request in %s failed: %s%s", ctl->cfg.store_path,
+                        rc == -EINVAL ? "a --subject value is not printable" : strerror(-rc),
+                        label[0] != '\0' ? " (the key pair stays in the token; delete it there "
+                                           "before trying again)"
+                                         : "");
     }
     rc = base_file_atomic_commit(&f, pem, len);
     if (rc != 0) {
@@ -362,6 +418,11 @@ static int ca_request(struct ctl *ctl, int argc, char **argv)
            "certprovctl -c %s ca import --cert ISSUING.pem --chain CHAIN.pem\n",
            hsm_key_type_name(type), cn, o[0] != '\0' ? ", O=" : "", o, ctl->cfg.store_path, out,
            ctl->config_path);
+    if (label[0] != '\0') {
+        printf("the issuing key is in the token: %s\nbefore 'ca import', set [ca] backend = "
+               "pkcs11 and key = that URI (with its PIN)\n",
+               label);
+    }
     return CTL_OK;
 }
 
@@ -415,9 +476,13 @@ static int ca_import(struct ctl *ctl, int argc, char **argv)
         size_t num = 0;
         service_config_tls_names(&ctl->cfg, names, &num);
         char why[1024];
-        int irc = signer_ca_import(why, sizeof(why), ctl->cfg.store_path, &sets[0], &sets[1], names,
-                                   num, clock_real_s());
-        rc = irc != 0 ? ctl_fail("ca import: %s", why) : 0;
+        struct hsm_key *key = NULL;
+        rc = import_key(ctl, &key);
+        int irc = rc != 0
+                      ? 0
+                      : signer_ca_import_with_key(why, sizeof(why), ctl->cfg.store_path, key,
+                                                  &sets[0], &sets[1], names, num, clock_real_s());
+        rc = irc != 0 ? ctl_fail("ca import: %s", why) : rc;
     }
     free(sets);
     if (rc != 0) {
@@ -450,11 +515,14 @@ const struct ctl_cmd ctl_ca_cmds[] = {
      "already trust): makes the issuing key (soft backend, ca/issuing.key, 0600) and a PKCS#10\n"
      "request for it, written to --out and to ca/issuing.csr. Subject default: CN=certprov\n"
      "Issuing CA, O=[server] name. Refuses when the store holds a CA; a pending request (of an\n"
-     "earlier 'ca request') is replaced, key included. --pkcs11 is refused: the request's key\n"
-     "is made by the soft backend. Refused while a certprovd holds the store."},
+     "earlier 'ca request') is replaced, key file included. With --pkcs11 URI the key pair is\n"
+     "generated in the token of the pkcs11: URI instead (module: [ca] module; no key file):\n"
+     "set [ca] backend = pkcs11 and key = URI before 'ca import'. Refused while a certprovd\n"
+     "holds the store."},
     {"ca", "import", ca_import, "--cert ISSUING.pem --chain CHAIN.pem",
      "Installs the certificate the enterprise's CA returned for the pending request. Checks that\n"
-     "it certifies the pending key, is a CA (basicConstraints CA:TRUE, a pathlen that allows\n"
+     "it certifies the pending key (ca/issuing.key; with [ca] backend = pkcs11 the token's key\n"
+     "of [ca] key), is a CA (basicConstraints CA:TRUE, a pathlen that allows\n"
      "0 more), has keyUsage keyCertSign and a subjectKeyIdentifier, is valid now, and chains by\n"
      "signatures through the intermediates of --chain to a self-signed root in --chain; a\n"
      "refusal names the certificate (subject) and the broken link. Then writes ca/issuing.crt,\n"

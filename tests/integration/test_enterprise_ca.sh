@@ -61,8 +61,8 @@ sign() {
 
 # --- ca request ---
 expect_exit 2 "--out FILE is required" "ca request without --out" "$CTL" "${C[@]}" ca request
-expect_exit 1 "--pkcs11: 'ca request' makes the issuing key with the soft key backend only" \
-    "ca request --pkcs11 is refused" "$CTL" "${C[@]}" ca request --out "$T/x.csr" --pkcs11 pkcs11:token=x
+expect_exit 1 "--pkcs11 needs \[ca\] module" \
+    "ca request --pkcs11 without a module is refused" "$CTL" "${C[@]}" ca request --out "$T/x.csr" --pkcs11 pkcs11:token=x
 expect_exit 2 "--subject must be" "ca request bad subject" "$CTL" "${C[@]}" ca request --out "$T/x.csr" --subject "OU=x"
 check "ca request" "$CTL" "${C[@]}" ca request --out "$T/first.csr"
 check "ca request again replaces the pending one" "$CTL" "${C[@]}" ca request --out "$T/iss.csr" \

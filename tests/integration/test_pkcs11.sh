@@ -122,6 +122,56 @@ for kt in p256 p384 rsa2048 ed25519; do
     if grep -q "$TPIN" "$T/s-$kt.log"; then bad "$kt: the token PIN is in the log"; else ok; fi
 done
 
+# ---- the enterprise's CA with the issuing key in the token: ca request --pkcs11 ----
+# The key pair is generated in the token, the request is signed there, the openssl CLI plays
+# the enterprise's root and signs it as a CA; ca import checks it against the token's key.
+PORT=$(free_port) || exit 1
+URI="pkcs11:token=certprov;object=ent-issuing?pin-source=file:$T/pin"
+conf ent "$PORT" "$URI"
+C=(-c "$T/ent.ini")
+check "ent: ca request --pkcs11" "$CTL" "${C[@]}" ca request --out "$T/ent.csr" --pkcs11 "$URI" \
+    --subject "CN=Acme Issuing (HSM),O=Acme"
+has "ent: ca request names the key in the token" "$T/out" "the issuing key is in the token: pkcs11:token=certprov;object=ent-issuing"
+same "ent: the request alone is pending (no key file)" "$(ls "$T/ent/ca" | tr '\n' ' ')" "issuing.csr "
+check "ent: the request's signature verifies" openssl req -in "$T/ent.csr" -verify -noout
+pkcs11-tool --module "$MODULE" --token-label certprov --login --pin $TPIN --list-objects \
+    --type privkey >"$T/objs" 2>/dev/null
+awk '$0 ~ "label: *ent-issuing$" {f=1} f && /Access:/ {print; exit}' "$T/objs" >"$T/access"
+has "ent: the request's private key is sensitive in the token" "$T/access" "(^|[ ,])sensitive"
+expect_exit 1 "pending request .*ca import" "ent: certprovd names the pending request" "$D" "${C[@]}" --check
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/eroot.key" \
+    -out "$T/eroot.pem" -subj "/O=Acme/CN=Acme Root CA" -days 3650 \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+printf 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' >"$T/ent.ext"
+openssl x509 -req -in "$T/ent.csr" -CA "$T/eroot.pem" -CAkey "$T/eroot.key" -CAcreateserial \
+    -days 1825 -extfile "$T/ent.ext" -out "$T/ent-iss.pem" 2>/dev/null || bad "ent: the root signs"
+# a soft configuration cannot import a request whose key is in a token
+sed 's/^backend = pkcs11/backend = soft/' "$T/ent.ini" >"$T/ent-soft.ini"
+expect_exit 1 "ca/issuing.key is missing \(a request made with 'ca request --pkcs11' is imported with \[ca\] backend = pkcs11" \
+    "ent: import with the soft backend says how" "$CTL" -c "$T/ent-soft.ini" ca import --cert "$T/ent-iss.pem" --chain "$T/eroot.pem"
+# a certificate for another key is refused against the token's key
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/other.key" \
+    -out "$T/other.csr" -subj "/CN=Other" 2>/dev/null
+openssl x509 -req -in "$T/other.csr" -CA "$T/eroot.pem" -CAkey "$T/eroot.key" -CAcreateserial \
+    -days 1825 -extfile "$T/ent.ext" -out "$T/other.pem" 2>/dev/null
+expect_exit 1 "is not for the pending key pkcs11:token=certprov;object=ent-issuing" \
+    "ent: a certificate for another key is refused" "$CTL" "${C[@]}" ca import --cert "$T/other.pem" --chain "$T/eroot.pem"
+check "ent: ca import (the token's key)" "$CTL" "${C[@]}" ca import --cert "$T/ent-iss.pem" --chain "$T/eroot.pem"
+has "ent: ca show after import: the token's key signs" "$T/out" "signing key: pkcs11:token=certprov;object=ent-issuing"
+same "ent: no key file, no root key" "$(ls "$T/ent/ca" | tr '\n' ' ')" "issuing.crt "
+check "ent: the TLS leaf (signed in the token) verifies against the enterprise root" openssl verify \
+    -x509_strict -purpose sslserver -CAfile "$T/eroot.pem" -untrusted "$T/ent/tls/server.crt" "$T/ent/tls/server.crt"
+check "ent: --check signs and verifies" "$D" "${C[@]}" --check
+printf '27182\n' | "$CTL" "${C[@]}" user add --uri sip:alice@example.com --pool pool1 \
+    --ext 1001 --pin-stdin >/dev/null || bad "ent: user add"
+start ent "$PORT"
+same "ent: enrollment" "$(enroll "$PORT" "$T/c-ent")" 200
+{ printf -- '-----BEGIN PKCS7-----\n'; cat "$T/c-ent"; printf -- '-----END PKCS7-----\n'; } |
+    openssl pkcs7 -print_certs -out "$T/c-ent.pem" 2>/dev/null
+check "ent: the certificate verifies against the enterprise root" openssl verify -x509_strict \
+    -purpose sslclient -CAfile "$T/eroot.pem" -untrusted "$T/ent/ca/issuing.crt" "$T/c-ent.pem"
+stop
+
 # ---- errors at --check and at start ----
 PORT=$(free_port) || exit 1
 err_case() { # err_case NAME PATTERN URI [module]
