@@ -159,6 +159,26 @@ static int ca_show(struct ctl *ctl, int argc, char **argv)
     return CTL_OK;
 }
 
+/* pkcs11_key generates a key pair of `type` in the token of `uri` ([ca] module), or opens the
+ * key of `uri` when type is HSM_KEY_NONE; a failure is printed. */
+static int pkcs11_key(struct ctl *ctl, struct hsm_key **key, const char *uri,
+                      enum hsm_key_type type)
+{
+    char err[512];
+    struct hsm_pkcs11_options o = {.module = ctl->cfg.ca_module,
+                                   .uri = uri,
+                                   .sessions = 1,
+                                   .sign_timeout_ms = ctl->cfg.ca_sign_timeout_ms};
+    if (type == HSM_KEY_NONE) {
+        return hsm_pkcs11_open(key, err, sizeof(err), &o) != 0
+                   ? ctl_fail("the key of [ca] key (backend pkcs11) cannot be used: %s", err)
+                   : 0;
+    }
+    return hsm_pkcs11_generate(key, err, sizeof(err), &o, type) != 0
+               ? ctl_fail("--pkcs11: no key was generated: %s", err)
+               : 0;
+}
+
 /* ca_init_pkcs11 generates the issuing CA's key pair in the token of `uri` ([ca] module) and
  * creates the CA with it (the root key is soft, in the store, of the same type). */
 static int ca_init_pkcs11(struct ctl *ctl, const char *uri, enum hsm_key_type type,
@@ -175,15 +195,10 @@ static int ca_init_pkcs11(struct ctl *ctl, const char *uri, enum hsm_key_type ty
         access(path, F_OK) == 0) {
         return ctl_fail("a CA already exists in %s; nothing was changed", ctl->cfg.store_path);
     }
-    char err[512];
-    struct hsm_pkcs11_options o = {.module = ctl->cfg.ca_module,
-                                   .uri = uri,
-                                   .sessions = 1,
-                                   .sign_timeout_ms = ctl->cfg.ca_sign_timeout_ms};
     struct hsm_key *key = NULL;
-    int rc = hsm_pkcs11_generate(&key, err, sizeof(err), &o, type);
+    int rc = pkcs11_key(ctl, &key, uri, type);
     if (rc != 0) {
-        return ctl_fail("--pkcs11: no key was generated: %s", err);
+        return rc;
     }
     rc = signer_ca_init_with_key(ctl->cfg.store_path, key, fqdn);
     if (rc != 0) {
@@ -296,13 +311,7 @@ static int request_key_pkcs11(struct ctl *ctl, struct hsm_key **key, const char 
     if (rc == -EEXIST) {
         return ctl_fail("a CA already exists in %s; nothing was changed", ctl->cfg.store_path);
     }
-    char err[512];
-    struct hsm_pkcs11_options o = {.module = ctl->cfg.ca_module,
-                                   .uri = uri,
-                                   .sessions = 1,
-                                   .sign_timeout_ms = ctl->cfg.ca_sign_timeout_ms};
-    rc = hsm_pkcs11_generate(key, err, sizeof(err), &o, type);
-    return rc != 0 ? ctl_fail("--pkcs11: no key was generated: %s", err) : 0;
+    return pkcs11_key(ctl, key, uri, type);
 }
 
 /* import_key opens the pending request's key for `ca import`: the token's ([ca] backend =
@@ -313,15 +322,7 @@ static int import_key(struct ctl *ctl, struct hsm_key **key)
     if (strcmp(ctl->cfg.ca_backend, "pkcs11") != 0) {
         return 0;
     }
-    char err[512];
-    struct hsm_pkcs11_options o = {.module = ctl->cfg.ca_module,
-                                   .uri = ctl->cfg.ca_key,
-                                   .sessions = 1,
-                                   .sign_timeout_ms = ctl->cfg.ca_sign_timeout_ms};
-    int rc = hsm_pkcs11_open(key, err, sizeof(err), &o);
-    return rc != 0
-               ? ctl_fail("ca import: the key of [ca] key (backend pkcs11) cannot be used: %s", err)
-               : 0;
+    return pkcs11_key(ctl, key, ctl->cfg.ca_key, HSM_KEY_NONE);
 }
 
 static int ca_request(struct ctl *ctl, int argc, char **argv)
