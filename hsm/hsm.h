@@ -187,8 +187,10 @@ uint32_t hsm_key_get_sessions(const struct hsm_key *key);
  * Lock-free: any thread, the rings included. */
 int hsm_key_status(const struct hsm_key *key, const char **out_reason);
 
-/* hsm_key_probe tries to reconnect a key that is down, when its backoff allows (a no-op for a
- * key that is up and for a soft key). May block in the module: never call it on a ring. */
+/* hsm_key_probe tries to reconnect a key that is down, when its backoff allows; for a key that
+ * is up and signs through a session copy of the token's key, it checks (at most every 250 ms)
+ * that the token's object still answers, and takes the key down when not. A no-op for a soft
+ * key. Call it every ~100 ms. May block in the module: never call it on a ring. */
 void hsm_key_probe(struct hsm_key *key);
 
 #endif

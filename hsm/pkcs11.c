@@ -43,6 +43,7 @@
 #define P11_ATTR_MAX 1024   /* largest public attribute read (modulus, EC point) */
 #define P11_BACKOFF_MIN_MS 100
 #define P11_RSA_E 65537
+#define P11_LIVE_MS 250       /* p11_probe reads the token's object this often (live_check) */
 #define P11_STOP_WAIT_MS 2000 /* a worker inside a module call gets this long at free */
 
 /* A job: one batch a caller hands to a session's worker thread. The TBS bytes are copied in, so
@@ -98,7 +99,9 @@ struct p11_key {
     pthread_cond_t cond; /* CLOCK_MONOTONIC: a session became free */
     /* under mu */
     CK_SLOT_ID slot;
-    CK_OBJECT_HANDLE priv;
+    CK_OBJECT_HANDLE priv;  /* what the sessions sign with: the session copy, or the token's */
+    CK_OBJECT_HANDLE token; /* the token's object (priv when no copy was made) */
+    uint64_t live_at_ns;    /* when p11_probe last saw the token's object (cmu) */
     uint64_t gen;
     bool connected;
     uint64_t retry_at_ns;
@@ -235,13 +238,15 @@ static CK_RV login(struct p11_key *k, CK_SESSION_HANDLE h)
     return rv == CKR_USER_ALREADY_LOGGED_IN ? CKR_OK : rv;
 }
 
-/* find_objects finds at most `cap` objects of `cls` named by the URI's label and id. */
+/* find_objects finds at most `cap` token objects of `cls` named by the URI's label and id. */
 static CK_RV find_objects(struct p11_key *k, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls,
                           CK_OBJECT_HANDLE *out, CK_ULONG cap, CK_ULONG *out_n)
 {
-    CK_ATTRIBUTE tmpl[3];
+    CK_ATTRIBUTE tmpl[4];
     CK_ULONG t = 0;
+    CK_BBOOL yes = CK_TRUE; /* the token's objects: never our session copy (session_copy) */
     tmpl[t++] = (CK_ATTRIBUTE){CKA_CLASS, &cls, sizeof(cls)};
+    tmpl[t++] = (CK_ATTRIBUTE){CKA_TOKEN, &yes, sizeof(yes)};
     if (k->uri.has_object) {
         tmpl[t++] = (CK_ATTRIBUTE){CKA_LABEL, k->uri.object, strlen(k->uri.object)};
     }
@@ -528,6 +533,28 @@ static CK_RV open_session(struct p11_key *k, CK_SLOT_ID slot, CK_SESSION_HANDLE 
     return rv;
 }
 
+/* session_copy copies the token's private key into a session object of the anchor session h
+ * (C_CopyObject with CKA_TOKEN false; PKCS#11 3.0 §5.7: the copy keeps CKA_SENSITIVE and
+ * CKA_EXTRACTABLE false, a sensitive key cannot be made less so) and returns its handle, or
+ * `priv` when the token refuses (CKA_COPYABLE false, no room): the key never leaves the token
+ * either way. Why: SoftHSM2 checks a token object against its file on every use (a lock, a
+ * stat and a read of the object's generation: about 40 % of a C_SignInit + C_Sign of a P-256
+ * key), a session object lives in the module's memory. The copy goes when the anchor session
+ * is closed (every reconnect makes a new one). */
+static CK_OBJECT_HANDLE session_copy(struct p11_key *k, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv)
+{
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE tmpl[] = {{CKA_TOKEN, &no, sizeof(no)}};
+    CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+    CK_RV rv = k->f->C_CopyObject(h, priv, tmpl, ARRAY_LEN(tmpl), &copy);
+    if (rv != CKR_OK || copy == CK_INVALID_HANDLE) {
+        log_info("hsm: session_copy_refused key=%s rv=%s (signing uses the token object)",
+                 k->base.label, ckr_name(rv));
+        return priv;
+    }
+    return copy;
+}
+
 /* connect (re)connects: closes the sessions of the old connection that no worker is inside,
  * finds the slot, opens the anchor session and logs in, finds the key, checks that its public
  * key is the one of the first connect, and opens a session for every idle slot; then publishes
@@ -561,14 +588,14 @@ static int connect(struct p11_key *k, char *err, size_t cap)
     for (uint32_t i = 0; i < n; i++) {
         any = any || want[i];
     }
+    for (size_t i = 0; i < num_old; i++) {
+        (void)k->f->C_CloseSession(old[i]); /* of an earlier connection: may be gone */
+    }
     if (!any) { /* every worker is still inside a call that timed out: no capacity yet */
         base_mutex_lock(&k->mu);
         set_down(k, "sign_timeout");
         base_mutex_unlock(&k->mu);
         return errf(err, cap, -EAGAIN, "every session is still inside a call that timed out");
-    }
-    for (size_t i = 0; i < num_old; i++) {
-        (void)k->f->C_CloseSession(old[i]); /* of an earlier connection: may be gone */
     }
     for (uint32_t i = 0; i < n; i++) {
         fresh[i] = CK_INVALID_HANDLE;
@@ -576,6 +603,7 @@ static int connect(struct p11_key *k, char *err, size_t cap)
     CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
     CK_SLOT_ID slot = 0;
     CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE token = CK_INVALID_HANDLE;
     const char *reason = NULL;
     int rc = 0;
     CK_RV rv = find_slot(k, &slot);
@@ -631,6 +659,8 @@ static int connect(struct p11_key *k, char *err, size_t cap)
         rc = errf(err, cap, -EBADMSG, "the token's key is not the one loaded at start");
         goto out;
     }
+    token = priv;
+    priv = session_copy(k, h, priv);
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         if (want[i]) {
             rv = open_session(k, slot, &fresh[i]);
@@ -650,6 +680,7 @@ out:
     if (rc == 0) {
         k->slot = slot;
         k->priv = priv;
+        k->token = token;
         k->anchor = h;
         k->anchor_open = true;
         for (uint32_t i = 0; i < n; i++) {
@@ -1023,11 +1054,46 @@ static int p11_status(const struct hsm_key *key, const char **out_reason)
     return -EAGAIN;
 }
 
+/* live_check, for a key that is up and signs through a session copy: the copy lives in the
+ * module's memory and signs on when the token's storage goes away, which the token's object
+ * tells (SoftHSM2 checks it against its file; a device's module fails the call). So at most
+ * every P11_LIVE_MS the token's object is read on the anchor session; an error takes the key
+ * down like a failed signature would. cmu held. */
+static void live_check(struct p11_key *k)
+{
+    uint64_t now = clock_mono_ns();
+    base_mutex_lock(&k->mu);
+    bool due = k->connected && k->anchor_open && k->priv != k->token &&
+               now - k->live_at_ns >= P11_LIVE_MS * 1000000ull;
+    CK_SESSION_HANDLE h = k->anchor;
+    CK_OBJECT_HANDLE token = k->token;
+    uint64_t gen = k->gen;
+    base_mutex_unlock(&k->mu);
+    if (!due) {
+        return;
+    }
+    CK_OBJECT_CLASS cls = 0;
+    CK_ATTRIBUTE a = {CKA_CLASS, &cls, sizeof(cls)};
+    CK_RV rv = k->f->C_GetAttributeValue(h, token, &a, 1);
+    base_mutex_lock(&k->mu);
+    k->live_at_ns = now;
+    if (rv != CKR_OK && k->gen == gen) {
+        log_warn("hsm: token_object_lost key=%s rv=%s", k->base.label, ckr_name(rv));
+        set_down(k, ckr_name(rv));
+    }
+    base_mutex_unlock(&k->mu);
+}
+
 static void p11_probe(struct hsm_key *key)
 {
     struct p11_key *k = p11_of(key);
-    if (!atomic_load(&k->down) || pthread_mutex_trylock(&k->cmu) != 0) {
-        return; /* up, or another thread is connecting */
+    if (pthread_mutex_trylock(&k->cmu) != 0) {
+        return; /* another thread is connecting */
+    }
+    if (!atomic_load(&k->down)) {
+        live_check(k);
+        base_mutex_unlock(&k->cmu);
+        return;
     }
     base_mutex_lock(&k->mu);
     bool due = !k->connected && clock_mono_ns() >= k->retry_at_ns;

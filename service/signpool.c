@@ -79,8 +79,9 @@ static void sign_taken(struct service *svc, struct signer_issue *scratch, struct
     svc_writer_push(svc, items, n);
 }
 
-/* probe_main is the prober (cp-hsm-probe): while the key is down it calls hsm_key_probe every
- * SIGNPOOL_PROBE_MS, so that the key comes back without an enrollment. A thread of its own: a
+/* probe_main is the prober (cp-hsm-probe): it calls hsm_key_probe every SIGNPOOL_PROBE_MS, so
+ * that a key that is down comes back without an enrollment, and one that signs through a
+ * session copy notices its token going away. A thread of its own: a
  * reconnect that hangs in the module (a login that does not return) holds no batch. */
 static void *probe_main(void *arg)
 {
@@ -91,7 +92,7 @@ static void *probe_main(void *arg)
     base_mutex_lock(&p->mu);
     while (!p->stopping) { /* the prober's loop: until stopping */
         wait_idle(p);
-        if (!p->stopping && hsm_key_status(key, NULL) != 0) {
+        if (!p->stopping) { /* down: reconnect; up: is the token still there (pkcs11.c) */
             base_mutex_unlock(&p->mu);
             hsm_key_probe(key);
             base_mutex_lock(&p->mu);

@@ -245,8 +245,10 @@ Test(pkcs11, generate_refuses_existing_key)
     cr_assert_null(k);
 }
 
-/* The token's directory moved away: signing fails at once with -EAGAIN and the key is down;
- * moved back: the key reconnects (probe) and signs again, without a new open. */
+/* The token's directory moved away: the key goes down within a few probes (the session copy
+ * it signs with lives in the module's memory: the probe reads the token's object) and signing
+ * fails at once with -EAGAIN; moved back: the key reconnects (probe) and signs again, without a
+ * new open. */
 Test(pkcs11, token_gone_and_back)
 {
     struct hsm_key *k = generate(HSM_KEY_P256);
@@ -257,10 +259,11 @@ Test(pkcs11, token_gone_and_back)
     static uint8_t msg[32], sig[HSM_SIG_MAX];
     struct hsm_sign_item it = {.tbs = msg, .tbs_len = sizeof(msg), .sig = sig};
     int rc = 0;
-    for (int i = 0; i < 50 && rc == 0; i++) { /* SoftHSM notices at its next refresh */
+    for (int i = 0; i < 50 && rc == 0; i++) { /* the probe's next look, at most 250 ms */
         rc = hsm_key_sign_batch(k, &it, 1);
         if (rc == 0) {
             usleep(20000);
+            hsm_key_probe(k);
         }
     }
     cr_assert_eq(rc, -EAGAIN);
