@@ -202,6 +202,28 @@ double bench_proc_cpu_s(int pid);
 /* bench_proc_kib returns a "VmHWM:"/"VmRSS:" style field of /proc/pid/status in KiB, or -1. */
 long bench_proc_kib(int pid, const char *field);
 
+/* The server's threads by role, from their names (base_thread_name): what each role did in a
+ * run, for the wake-ups per enrollment and the run-queue waits (issue 17). */
+enum bench_role {
+    BENCH_ROLE_RING,
+    BENCH_ROLE_WRITER,
+    BENCH_ROLE_PUBLISHER,
+    BENCH_ROLE_OTHER,
+    BENCH_ROLE_MAX_
+};
+struct bench_sched {
+    bool ok;
+    /* per role, summed over its threads (threads that ended between two reads are lost) */
+    unsigned long long wakeups[BENCH_ROLE_MAX_];   /* voluntary context switches: each is a
+                                                    * sleep that a wake-up ends */
+    unsigned long long preempted[BENCH_ROLE_MAX_]; /* involuntary context switches */
+    unsigned long long runq_ns[BENCH_ROLE_MAX_];   /* time runnable but waiting for a CPU */
+};
+extern const char *const bench_role_names[BENCH_ROLE_MAX_];
+/* bench_proc_sched reads /proc/pid/task/ * /{comm,status,schedstat} into *out (out->ok false
+ * when the process cannot be read). */
+void bench_proc_sched(struct bench_sched *out, int pid);
+
 /* Sums and counts of the /metrics histograms the report uses. */
 struct bench_metrics {
     bool ok;

@@ -439,6 +439,7 @@ struct run {
     long anon_kib;       /* RssAnon at the end: the process's own memory, without the pages of
                           * the LMDB map it has read (page cache, shared and reclaimable) */
     struct bench_metrics m0, m1;
+    struct bench_sched s0, s1; /* the server's threads before and after */
     double publish_wait_s; /* after the load, until the outbox was empty; -1: it did not empty */
 };
 
@@ -497,6 +498,21 @@ static double run_cpu_e(const struct run *r)
     return r->server_cpu_s >= 0 ? per(r->server_cpu_s * 1e6, (double)r->res.enrollments) : -1;
 }
 
+/* What one role of the server's threads did per enrollment in a run. */
+struct sched_e {
+    double wakeups, preempted, runq_us;
+};
+
+static struct sched_e sched_per_e(const struct run *r, int role)
+{
+    double n = (double)r->res.enrollments;
+    return (struct sched_e){
+        .wakeups = per((double)(r->s1.wakeups[role] - r->s0.wakeups[role]), n),
+        .preempted = per((double)(r->s1.preempted[role] - r->s0.preempted[role]), n),
+        .runq_us = per((double)(r->s1.runq_ns[role] - r->s0.runq_ns[role]) / 1e3, n),
+    };
+}
+
 static void print_header(void)
 {
     printf("%-14s %-6s %5s %8s %9s %7s %7s %7s %7s %7s %6s %8s %6s %6s %8s %7s %7s\n", "scenario",
@@ -526,6 +542,14 @@ static void print_run(const struct report *rep, const struct run *r)
            r->anon_kib >= 0 ? (double)r->anon_kib / 1024 : -1);
     for (uint32_t i = 0; i < x->num_errs; i++) {
         printf("    error %-32s %llu\n", x->errs[i].name, (unsigned long long)x->errs[i].count);
+    }
+    if (r->s0.ok && r->s1.ok && x->enrollments > 0) {
+        printf("    threads per enrollment (wake-ups, preemptions, run-queue wait us):");
+        for (int i = 0; i < BENCH_ROLE_MAX_; i++) {
+            struct sched_e e = sched_per_e(r, i);
+            printf(" %s %.2f %.2f %.1f", bench_role_names[i], e.wakeups, e.preempted, e.runq_us);
+        }
+        printf("\n");
     }
     if (r->scen->tls) {
         const char *g = x->tls_group != 0 ? SSL_get_curve_name(x->tls_group) : NULL;
@@ -607,6 +631,15 @@ static void json_run(const struct report *rep, const struct run *r)
             per(r->m1.group_sum - r->m0.group_sum, r->m1.group_count - r->m0.group_count),
             per(r->m1.commit_sum - r->m0.commit_sum, r->m1.commit_count - r->m0.commit_count));
     json_ceiling(rep);
+    if (r->s0.ok && r->s1.ok) {
+        fprintf(f, ",\"threads_per_enrollment\":{");
+        for (int i = 0; i < BENCH_ROLE_MAX_; i++) {
+            struct sched_e e = sched_per_e(r, i);
+            fprintf(f, "%s\"%s\":{\"wakeups\":%.3f,\"preemptions\":%.3f,\"runq_wait_us\":%.2f}",
+                    i ? "," : "", bench_role_names[i], e.wakeups, e.preempted, e.runq_us);
+        }
+        fprintf(f, "}");
+    }
     if (r->scen->tls) {
         const char *g = x->tls_group != 0 ? SSL_get_curve_name(x->tls_group) : NULL;
         fprintf(f,
@@ -702,6 +735,9 @@ static int one_run(struct run *r, const struct bench_server *srv, const struct o
     };
     (void)bench_metrics_scrape(&r->m0, srv->host, srv->port);
     double cpu0 = srv->pid > 0 ? bench_proc_cpu_s(srv->pid) : -1;
+    if (srv->pid > 0) {
+        bench_proc_sched(&r->s0, srv->pid);
+    }
     int rc = bench_load_run(&r->res, &lo);
     if (rc != 0) {
         fprintf(stderr, "certprov-bench: the run could not start: %s\n", strerror(-rc));
@@ -709,6 +745,9 @@ static int one_run(struct run *r, const struct bench_server *srv, const struct o
     }
     r->publish_wait_s = r->scen->pool_down ? -1 : wait_published(srv, MAIN_PUBLISH_WAIT_MS);
     double cpu1 = srv->pid > 0 ? bench_proc_cpu_s(srv->pid) : -1;
+    if (srv->pid > 0) {
+        bench_proc_sched(&r->s1, srv->pid);
+    }
     r->server_cpu_s = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
     r->rss_kib = srv->pid > 0 ? bench_proc_kib(srv->pid, "VmHWM:") : -1;
     r->anon_kib = srv->pid > 0 ? bench_proc_kib(srv->pid, "RssAnon:") : -1;

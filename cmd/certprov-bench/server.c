@@ -3,6 +3,7 @@
  * reads its CPU time from /proc/PID/stat and its peak RSS from /proc/PID/status; /metrics gives
  * the batch and commit figures. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -328,6 +329,69 @@ double bench_proc_cpu_s(int pid)
         return -1;
     }
     return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+const char *const bench_role_names[BENCH_ROLE_MAX_] = {"ring", "writer", "publisher", "other"};
+
+static enum bench_role role_of(const char *comm)
+{
+    if (strncmp(comm, "cp-ring", 7) == 0) {
+        return BENCH_ROLE_RING;
+    }
+    if (strncmp(comm, "cp-writer", 9) == 0) {
+        return BENCH_ROLE_WRITER;
+    }
+    return strncmp(comm, "cp-pub-", 7) == 0 ? BENCH_ROLE_PUBLISHER : BENCH_ROLE_OTHER;
+}
+
+/* task_read reads the whole small file /proc/pid/task/tid/name into buf (cap bytes). */
+static bool task_read(char *buf, size_t cap, int pid, const char *tid, const char *name)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/%s", pid, tid, name);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return false;
+    }
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return n > 0;
+}
+
+static unsigned long long status_field(const char *status, const char *field)
+{
+    const char *p = strstr(status, field);
+    return p != NULL ? strtoull(p + strlen(field), NULL, 10) : 0;
+}
+
+void bench_proc_sched(struct bench_sched *out, int pid)
+{
+    memset(out, 0, sizeof(*out));
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *e;
+    char comm[64], status[4096], sched[128];
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || !task_read(comm, sizeof(comm), pid, e->d_name, "comm") ||
+            !task_read(status, sizeof(status), pid, e->d_name, "status")) {
+            continue; /* the thread ended meanwhile */
+        }
+        enum bench_role r = role_of(comm);
+        out->wakeups[r] += status_field(status, "\nvoluntary_ctxt_switches:");
+        out->preempted[r] += status_field(status, "\nnonvoluntary_ctxt_switches:");
+        unsigned long long run = 0, wait = 0;
+        if (task_read(sched, sizeof(sched), pid, e->d_name, "schedstat") &&
+            sscanf(sched, "%llu %llu", &run, &wait) == 2) {
+            out->runq_ns[r] += wait;
+        }
+    }
+    closedir(d);
+    out->ok = true;
 }
 
 long bench_proc_kib(int pid, const char *field)

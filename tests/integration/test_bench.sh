@@ -37,7 +37,12 @@ for s in est soap; do
     done
     has "$s: server CPU measured" "$T/$s.json" '"server_cpu_us_per_enrollment":[0-9]'
     has "$s: batches seen in /metrics" "$T/$s.json" '"batch_size_avg":[1-9]'
+    # the rings woke and the writer committed: both roles' wake-ups per enrollment are > 0
+    has "$s: ring wake-ups per enrollment" "$T/$s.json" '"ring":\{"wakeups":(0\.0*[1-9]|[1-9])'
+    has "$s: writer wake-ups per enrollment" "$T/$s.json" '"writer":\{"wakeups":(0\.0*[1-9]|[1-9])'
+    has "$s: run-queue wait per enrollment" "$T/$s.json" '"publisher":\{"wakeups":[0-9.]+,"preemptions":[0-9.]+,"runq_wait_us":[0-9.]+\}'
 done
+has "threads line in the table" "$T/closed.out" "^    threads per enrollment \(wake-ups, preemptions, run-queue wait us\): ring [0-9.]+ [0-9.]+ [0-9.]+ writer"
 
 # TLS (issue 12): every TLS scenario for a second at 4 connections, against the spawned
 # certprovd's tls_listen, the chain verified against its chain.pem.
