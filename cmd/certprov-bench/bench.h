@@ -34,6 +34,10 @@ struct bench_csr {
     uint16_t der_len;
 };
 
+/* bench_csr_make makes a P-256 key and a CSR (DER) for it naming `cn`; the key into *out_key
+ * (owned) when out_key is not NULL. Returns 0 or -EIO. */
+int bench_csr_make(EVP_PKEY **out_key, struct bench_csr *out, const char *cn);
+
 /* bench_user_fill writes user i's sign-in name, extension and PIN (distinct for every i <
  * BENCH_USERS_MAX; the PIN passes the default PIN policy). */
 void bench_user_fill(uint32_t i, char name[64], char ext[16], char pin[16]);

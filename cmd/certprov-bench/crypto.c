@@ -42,7 +42,7 @@ void bench_user_fill(uint32_t i, char name[64], char ext[16], char pin[16])
     snprintf(pin, 16, "9%02u0%02u%u", (i / 100) % 100, i % 100, i / 10000);
 }
 
-static int make_csr(struct bench_csr *out, const char *cn)
+int bench_csr_make(EVP_PKEY **out_key, struct bench_csr *out, const char *cn)
 {
     int rc = -EIO;
     EVP_PKEY *pkey = EVP_PKEY_new();
@@ -66,6 +66,10 @@ static int make_csr(struct bench_csr *out, const char *cn)
     }
     memcpy(out->der, der, (size_t)len);
     out->der_len = (uint16_t)len;
+    if (out_key != NULL) {
+        *out_key = pkey;
+        pkey = NULL;
+    }
     rc = 0;
 out:
     OPENSSL_free(der);
@@ -143,7 +147,7 @@ int bench_csr_pool_load(struct bench_csr *out, uint32_t num, uint32_t num_users,
         char ext[16];
         char pin[16];
         bench_user_fill(i % num_users, name, ext, pin);
-        int rc = make_csr(&out[i], name);
+        int rc = bench_csr_make(NULL, &out[i], name);
         if (rc != 0) {
             return rc;
         }

@@ -33,38 +33,18 @@
 /* key_csr makes a P-256 key and a CSR for it naming `cn`, base64 DER into csr64 (NUL-ended). */
 static int key_csr(EVP_PKEY **out_key, char *csr64, size_t cap, const char *cn)
 {
-    int rc = -EIO;
-    EVP_PKEY *pkey = EVP_PKEY_new();
-    EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
-    X509_REQ *req = X509_REQ_new();
-    X509_NAME *name = X509_NAME_new();
-    uint8_t *der = NULL;
-    if (pkey == NULL || ec == NULL || req == NULL || name == NULL || !EC_KEY_generate_key(ec) ||
-        !EVP_PKEY_assign_EC_KEY(pkey, ec)) {
-        goto out;
-    }
-    ec = NULL; /* owned by pkey */
-    if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const uint8_t *)cn, -1, -1, 0) ||
-        !X509_REQ_set_version(req, X509_REQ_VERSION_1) || !X509_REQ_set_subject_name(req, name) ||
-        !X509_REQ_set_pubkey(req, pkey) || !X509_REQ_sign(req, pkey, EVP_sha256())) {
-        goto out;
-    }
-    int len = i2d_X509_REQ(req, &der);
+    struct bench_csr csr;
     size_t b64_len = 0;
-    if (len <= 0 || !EVP_EncodedLength(&b64_len, (size_t)len) || b64_len > cap) {
-        goto out;
+    if (bench_csr_make(out_key, &csr, cn) != 0) {
+        return -EIO;
     }
-    EVP_EncodeBlock((uint8_t *)csr64, der, (size_t)len);
-    *out_key = pkey;
-    pkey = NULL;
-    rc = 0;
-out:
-    OPENSSL_free(der);
-    X509_NAME_free(name);
-    X509_REQ_free(req);
-    EC_KEY_free(ec);
-    EVP_PKEY_free(pkey);
-    return rc;
+    if (!EVP_EncodedLength(&b64_len, csr.der_len) || b64_len > cap) {
+        EVP_PKEY_free(*out_key);
+        *out_key = NULL;
+        return -EIO;
+    }
+    EVP_EncodeBlock((uint8_t *)csr64, csr.der, csr.der_len);
+    return 0;
 }
 
 static int tcp_open(const char *host, uint16_t port)

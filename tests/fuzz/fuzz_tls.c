@@ -26,13 +26,10 @@
 
 #include "base/base.h"
 #include "ioring/internal.h"
+#include "tests/fuzz/fuzz_ring.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_INFLIGHT 8
-#define FUZZ_HEADER_BYTES 1024
-#define FUZZ_REQUEST_BYTES 4096
-#define FUZZ_RESPONSE_BYTES 4096
 #define FUZZ_ROUNDS_MAX 64 /* handshake round trips */
 
 static struct ioring_engine eng;
@@ -95,43 +92,7 @@ static void setup(void)
     struct ioring_tls_options to = {.cert_file = crt, .key_file = key, .client_ca_file = crt};
     struct ioring_tls *tls = NULL;
     ASSERT(ioring_tls_new(&tls, err, &to) == 0);
-    ioring_options_default(&eng.opts);
-    eng.opts.workers = 1;
-    eng.opts.max_connections = 1;
-    eng.opts.max_inflight = FUZZ_INFLIGHT;
-    eng.opts.max_header_bytes = FUZZ_HEADER_BYTES;
-    eng.opts.max_request_bytes = FUZZ_REQUEST_BYTES;
-    eng.opts.max_response_bytes = FUZZ_RESPONSE_BYTES;
-    eng.opts.tls = tls;
-    eng.handler = handler;
-    eng.num_rings = 1;
-    eng.rings = &ring;
-    http_settings_init(&eng.settings);
-    ring.eng = &eng;
-    ring.num_conns = 1;
-    ring.conns = &conn;
-    ring.slots = calloc(FUZZ_INFLIGHT, sizeof(*ring.slots));
-    ring.slot_free = calloc(FUZZ_INFLIGHT, sizeof(*ring.slot_free));
-    ring.done = calloc(FUZZ_INFLIGHT, sizeof(*ring.done));
-    size_t req_cap = FUZZ_REQUEST_BYTES + 2 * IORING_HEADERS_MAX + 8;
-    ring.slot_mem = malloc((req_cap + FUZZ_RESPONSE_BYTES) * FUZZ_INFLIGHT);
-    ring.clients = calloc(64, sizeof(*ring.clients));
-    ring.clients_mask = 63;
-    ring.conns_per_client = UINT32_MAX;
-    ring.tls_plain_len = 16384;
-    ring.tls_plain = malloc(ring.tls_plain_len);
-    conn.head.buf = malloc(FUZZ_HEADER_BYTES + 2 * IORING_HEADERS_MAX + 8);
-    ASSERT(ring.slots != NULL && ring.slot_free != NULL && ring.done != NULL);
-    ASSERT(ring.slot_mem != NULL && ring.clients != NULL && conn.head.buf != NULL);
-    ASSERT(ring.tls_plain != NULL);
-    ASSERT(pthread_mutex_init(&ring.done_mu, NULL) == 0);
-    atomic_store(&ring.wake_pending, true); /* the harness drains `done` itself */
-    for (uint32_t i = 0; i < FUZZ_INFLIGHT; i++) {
-        ring.slots[i].ring = &ring;
-        ring.slots[i].index = i;
-        ring.slots[i].req = ring.slot_mem + i * (req_cap + FUZZ_RESPONSE_BYTES);
-        ring.slots[i].resp = ring.slots[i].req + req_cap;
-    }
+    fuzz_ring_setup(&eng, &ring, &conn, handler, tls);
     client_ctx = SSL_CTX_new(TLS_method());
     ASSERT(client_ctx != NULL);
 }
