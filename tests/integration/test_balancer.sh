@@ -168,8 +168,10 @@ if [ "${nofile:-0}" -ge 8000 ]; then ok; else bad "HAProxy did not raise its ope
 has "readyz checks reached appliance 1 over TLS" "$T/app1.log" 'request route=readyz status=200 client=127\.0\.0\.1:[0-9]+ tls=full'
 
 # enroll K OUT: user K enrolls through the balancer over TLS (a new connection); prints the status.
+# The devices connect from 127.0.0.2, the balancer from 127.0.0.1 (the only proxy_from): the
+# appliances must log the devices' address, which only the PROXY header carries.
 enroll() {
-    curl -s -o "$2" -w '%{http_code}' --max-time 10 --cacert "$CA" \
+    curl -s -o "$2" -w '%{http_code}' --max-time 10 --cacert "$CA" --interface 127.0.0.2 \
         --resolve "$NAME:$FE_TLS:127.0.0.1" -u "$((2000 + $1)):$((27180 + $1))" \
         -H 'Content-Type: application/pkcs10' --data-binary @"$T/u$1.b64" \
         "https://$NAME:$FE_TLS/.well-known/est/simpleenroll"
@@ -193,8 +195,15 @@ if [ "$n1" -gt 0 ] && [ "$n2" -gt 0 ]; then ok; else bad "enrollments did not re
 m1=$(metric 1 'certprov_requests_total{route="est_simpleenroll",code="OK"}')
 m2=$(metric 2 'certprov_requests_total{route="est_simpleenroll",code="OK"}')
 same "metrics of both count them" "${m1:-0}+${m2:-0}" "$n1+$n2"
-has "the device's address came through PROXY v2" "$T/app1.log" \
-    'request route=est_simpleenroll code=OK .*client=127\.0\.0\.1:[0-9]+ tls=full'
+for i in 1 2; do
+    has "appliance $i logs the device's address (PROXY v2)" "$T/app$i.log" \
+        'request route=est_simpleenroll code=OK .*client=127\.0\.0\.2:[0-9]+ tls=full'
+done
+if grep 'route=est_simpleenroll' "$T"/app*.log | grep -q 'client=127\.0\.0\.1:'; then
+    bad "an appliance logged the balancer's address as the device's"
+else
+    ok
+fi
 
 # The plain HTTP frontend: the chain for devices that cannot verify TLS yet, never a PIN.
 curl -s -o "$T/chain.pem" -w '%{http_code}' "http://127.0.0.1:$FE_HTTP/CertProv/chain.pem" >"$T/c"
@@ -273,7 +282,7 @@ awk '$3 != "200" || $4 != "0" {print "    failed: status " $3 " curl exit " $4}'
 same "no request failed after the health check marked it down" "$late" 0
 same "no request failed before the kill" "$early" 0
 if [ "$after" -ge 10 ]; then ok; else bad "only $after requests after the mark: the check says nothing"; fi
-if [ "$okc" -ge 50 ]; then ok; else bad "only $okc enrollments under load"; fi
+if [ "$okc" -ge 30 ]; then ok; else bad "only $okc enrollments under load"; fi
 awk -v k="$T_KILL" '$1 < k && $3 == "200"' "$T/load.all" >"$T/before"
 k1=$(grep -c 'request route=est_simpleenroll code=OK' "$T/app1.log")
 if [ "$k1" -gt "$n1" ]; then ok; else bad "appliance 1 served none of the load before the kill"; fi
