@@ -212,8 +212,16 @@ fi
 curl -s -o "$T/chain.pem" -w '%{http_code}' "http://127.0.0.1:$FE_HTTP/CertProv/chain.pem" >"$T/c"
 same "chain.pem over the plain frontend" "$(cat "$T/c")" 200
 check "it is the fleet's chain" cmp "$T/chain.pem" "$CA"
+same "the CRL over the plain frontend" "$(curl -s -o "$T/crl" -w '%{http_code}' \
+    "http://127.0.0.1:$FE_HTTP/CertProv/crl")" 200
+check "it is a CRL of the fleet's CA" openssl crl -inform DER -in "$T/crl" -CAfile "$CA" -noout
 same "a PIN over the plain frontend is refused by the balancer" "$(curl -s -o /dev/null -w '%{http_code}' \
     -u 2001:27181 --data-binary @"$T/u1.b64" "http://127.0.0.1:$FE_HTTP/.well-known/est/simpleenroll")" 403
+
+# Keep-alive through the balancer: two requests, one connection (timeout tunnel keeps it).
+same "keep-alive through the balancer" "$(curl -s -o /dev/null -o /dev/null -w '%{http_code}/%{num_connects} ' \
+    --cacert "$CA" --resolve "$NAME:$FE_TLS:127.0.0.1" "https://$NAME:$FE_TLS/healthz" \
+    "https://$NAME:$FE_TLS/healthz")" "200/1 200/0 "
 
 # ---- (c) a session made on one appliance resumes on the other (shared ticket keys) ----
 # The admin socket takes one appliance out at a time, so each handshake's appliance is known.
