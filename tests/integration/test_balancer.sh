@@ -229,7 +229,7 @@ same "keep-alive through the balancer" "$(curl -s -o /dev/null -o /dev/null -w '
 # session came (tls=full or tls=resumed); HAProxy's own checks ask for /readyz (and resume their
 # sessions too, so the handshake counters of /metrics cannot tell ours apart).
 sess() { # sess -sess_out|-sess_in FILE: one handshake through the balancer; prints New or Reused
-    (printf 'GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n' "$NAME"; sleep 0.5) |
+    (printf 'GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n' "$NAME"; sleep 1) |
         openssl s_client -connect "127.0.0.1:$FE_TLS" -servername "$NAME" -CAfile "$CA" \
             "$1" "$2" 2>/dev/null | grep -E '^(New|Reused),' | cut -d, -f1
 }
