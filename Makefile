@@ -50,7 +50,8 @@ LLHTTP_INC := /usr/share/include/llhttp
 BSSL_CRYPTO := $(BSSL_DIR)/lib/libcrypto.a
 BSSL_SSL := $(BSSL_DIR)/lib/libssl.a
 
-PKGS := liburing lmdb inih expat libpq
+# libsystemd: certprovd's sd_notify (Type=notify); shared, it links no libcrypto (check-symbols).
+PKGS := liburing lmdb inih expat libpq libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
@@ -179,7 +180,7 @@ endif
 endif
 
 .PHONY: all deps boringssl progs tests benches run test check-symbols debug asan tsan bench \
-    fuzz fuzz-long format check-format clean distclean install unit integration
+    fuzz fuzz-long format check-format clean distclean install deb unit integration
 
 all: progs
 progs: $(patsubst %,$(BIN)/%,$(PROGS))
@@ -282,13 +283,53 @@ format:
 check-format:
 	$(Q)clang-format --dry-run --Werror $(FORMAT_SRCS)
 
+# ---- install, deb ----
+# make install [PREFIX=/usr/local] [DESTDIR=...]: certprovd into sbin (a daemon that only the
+# service manager starts), the other programs into bin, the unit (its paths rewritten for
+# PREFIX; under /lib/systemd/system when PREFIX=/usr, as Debian 12's packages have it), the
+# annotated /etc/certprov/certprov.ini (deploy/install-ini.sh: the store in /var/lib/certprov;
+# an existing one is kept) and the documentation. Nothing is started or enabled.
+SYSCONFDIR ?= /etc
+STATEDIR := /var/lib/certprov
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+DOCDIR ?= $(PREFIX)/share/doc/certprov
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+INI_DEST = $(DESTDIR)$(SYSCONFDIR)/certprov/certprov.ini
 install: progs
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(patsubst %,$(BIN)/%,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/certprov $(DESTDIR)$(DOCDIR)/examples
+	install -m 0755 $(BIN)/certprovd $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(patsubst %,$(BIN)/%,$(filter-out certprovd,$(PROGS))) $(DESTDIR)$(BINDIR)/
+	sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/etc/certprov/|$(SYSCONFDIR)/certprov/|g' \
+	    -e 's|/usr/share/doc/certprov/|$(DOCDIR)/|g' deploy/certprovd.service \
+	    >$(BUILD)/certprovd.service.tmp
+	install -m 0644 $(BUILD)/certprovd.service.tmp $(DESTDIR)$(UNITDIR)/certprovd.service
+	rm -f $(BUILD)/certprovd.service.tmp
+	deploy/install-ini.sh deploy/certprov.ini $(STATEDIR) >$(BUILD)/certprov.ini.tmp
+	if [ -e $(INI_DEST) ]; then echo "make install: $(INI_DEST) exists: kept (the new one:" \
+	    "$(INI_DEST).new)"; install -m 0644 $(BUILD)/certprov.ini.tmp $(INI_DEST).new; \
+	else install -m 0644 $(BUILD)/certprov.ini.tmp $(INI_DEST); fi
+	rm -f $(BUILD)/certprov.ini.tmp
+	install -m 0644 README.md ARCHITECTURE.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 deploy/certprov.ini deploy/haproxy.cfg $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0755 deploy/certprov-soap.sh $(DESTDIR)$(DOCDIR)/examples/
+
+# make deb: the Debian package (debian/: debhelper, BoringSSL linked statically from the build
+# under $(BSSL_DIR), never fetched again) into $(BUILD)/deb/, without touching the parent
+# directory: debian/rules is run directly (no .changes, no .buildinfo; Rules-Requires-Root: no,
+# so no fakeroot). Build dependencies are checked first (make deps installs them).
+deb:
+	$(Q)dpkg-checkbuilddeps
+	$(Q)mkdir -p $(BUILD)/deb
+	$(Q)debian/rules clean
+	$(Q)debian/rules build
+	$(Q)debian/rules binary
+	$(Q)ls -1 $(BUILD)/deb/*.deb
 
 clean:
 	rm -rf $(BUILD)/bin $(BUILD)/obj $(BUILD)/tests $(BUILD)/debug $(BUILD)/asan $(BUILD)/tsan \
-	    $(BUILD)/fuzz $(BUILD)/bench
+	    $(BUILD)/fuzz $(BUILD)/bench $(BUILD)/deb
 distclean:
 	rm -rf $(BUILD)
 
