@@ -4,6 +4,7 @@
 #   make test       installs what tests need, builds with ASan+UBSan, runs every test
 #   make run        installs what it needs, builds, starts the appliance on embedded defaults
 #   make debug | asan | tsan | bench | fuzz | format | check-format | clean | distclean
+#   make install [PREFIX=/usr/local] [DESTDIR=...] | deb (the Debian package, into build/deb/)
 #
 # MODE selects the flavour of a build (release, debug, asan, tsan); each has its own tree under
 # build/, so switching never mixes objects. BoringSSL is built once under build/boringssl and
@@ -172,7 +173,7 @@ $(BSSL_STAMP): $(BSSL_DIR)/src/debian/sources.mk
 # beside a plain build under -j, two of them would write the same tree. When one of them is asked
 # for, the top-level make runs its goals one after another; the nested makes still build in
 # parallel (.NOTPARALLEL applies to this make only, not to the makes it starts).
-NESTED_GOALS := test bench debug asan tsan run fuzz fuzz-long
+NESTED_GOALS := test bench debug asan tsan run fuzz fuzz-long deb
 ifeq ($(MAKELEVEL),0)
 ifneq ($(filter $(NESTED_GOALS),$(MAKECMDGOALS)),)
 .NOTPARALLEL:
