@@ -289,12 +289,14 @@ check-format:
 # service manager starts), the other programs into bin, the unit (its paths rewritten for
 # PREFIX; under /lib/systemd/system when PREFIX=/usr, as Debian 12's packages have it), the
 # annotated /etc/certprov/certprov.ini (deploy/install-ini.sh: the store in /var/lib/certprov;
-# an existing one is kept) and the documentation. Nothing is started or enabled.
+# an existing one is kept), the documentation and a manual page per program (deploy/man.sh: its
+# --help). Nothing is started or enabled.
 SYSCONFDIR ?= /etc
 STATEDIR := /var/lib/certprov
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 DOCDIR ?= $(PREFIX)/share/doc/certprov
+MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 INI_DEST = $(DESTDIR)$(SYSCONFDIR)/certprov/certprov.ini
 install: progs
@@ -313,6 +315,15 @@ install: progs
 	else install -m 0644 $(BUILD)/certprov.ini.tmp $(INI_DEST); fi
 	rm -f $(BUILD)/certprov.ini.tmp
 	install -m 0644 README.md ARCHITECTURE.md $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+	deploy/man.sh $(BIN)/certprovd 8 "the certprov certificate-provisioning appliance" \
+	    >$(DESTDIR)$(MANDIR)/man8/certprovd.8
+	deploy/man.sh $(BIN)/certprovctl 1 "administration of a certprov appliance (CA, users," \
+	    "certificates, revocation)" >$(DESTDIR)$(MANDIR)/man1/certprovctl.1
+	deploy/man.sh $(BIN)/certprov-probe 1 "synthetic phone sign-in against a certprov appliance" \
+	    >$(DESTDIR)$(MANDIR)/man1/certprov-probe.1
+	deploy/man.sh $(BIN)/certprov-bench 1 "load generator for a certprov appliance" \
+	    >$(DESTDIR)$(MANDIR)/man1/certprov-bench.1
 	install -m 0644 deploy/certprov.ini deploy/haproxy.cfg $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0755 deploy/certprov-soap.sh $(DESTDIR)$(DOCDIR)/examples/
 

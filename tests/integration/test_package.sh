@@ -38,9 +38,11 @@ fi
 
 # --- lintian: no errors (warnings are listed) ---
 if [ -n "$DEB" ] && have lintian; then
-    lintian --no-tag-display-limit "$DEB" >"$T/lintian" 2>&1
+    lintian --tag-display-limit 0 "$DEB" >"$T/lintian" 2>&1
     grep -E '^W: ' "$T/lintian" | sed 's/^/lintian warning: /'
     if grep -Eq '^E: ' "$T/lintian"; then bad "lintian errors: $(grep -E '^E: ' "$T/lintian")"; else ok; fi
+    if grep -Eq 'no-manual-page|manpage-has-errors' "$T/lintian"; then
+        bad "lintian: manual pages: $(grep -E 'manual-page|manpage' "$T/lintian")"; else ok; fi
 elif [ -n "$DEB" ]; then
     skip "lintian is not installed"
 fi
@@ -52,7 +54,8 @@ if [ -n "$DEB" ]; then
         -rwxr-xr-x:./usr/bin/certprov-probe -rwxr-xr-x:./usr/bin/certprov-bench \
         -rw-r--r--:./lib/systemd/system/certprovd.service -rw-r--r--:./etc/certprov/certprov.ini \
         -rw-r--r--:./usr/lib/sysusers.d/certprov.conf -rw-r--r--:./usr/share/doc/certprov/copyright \
-        -rw-r--r--:./usr/share/doc/certprov/README.md; do
+        -rw-r--r--:./usr/share/doc/certprov/README.md -rw-r--r--:./usr/share/man/man8/certprovd.8.gz \
+        -rw-r--r--:./usr/share/man/man1/certprovctl.1.gz; do
         has "package holds ${f#*:} (${f%%:*})" "$T/contents" "^${f%%:*} ${f#*:}\$"
     done
     same "certprovd is only in sbin" "$(grep -c '/certprovd$' "$T/contents")" 1
@@ -143,7 +146,9 @@ if topmake MODE=release install DESTDIR="$I" PREFIX=/usr >"$T/install.log" 2>&1;
         [ -x "$I/$f" ] && ok || bad "make install: no executable $f"
     done
     for f in lib/systemd/system/certprovd.service etc/certprov/certprov.ini \
-        usr/share/doc/certprov/README.md usr/share/doc/certprov/examples/certprov.ini; do
+        usr/share/doc/certprov/README.md usr/share/doc/certprov/examples/certprov.ini \
+        usr/share/man/man8/certprovd.8 usr/share/man/man1/certprovctl.1 \
+        usr/share/man/man1/certprov-probe.1 usr/share/man/man1/certprov-bench.1; do
         [ -f "$I/$f" ] && ok || bad "make install: no $f"
     done
     if [ -n "$DEB" ]; then
