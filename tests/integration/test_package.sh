@@ -229,10 +229,20 @@ map_size = 64MiB
 store = embedded
 INI
 "$CTL" -c "$T/n/certprov.ini" ca init >/dev/null 2>&1 || bad "ca init for the notify test"
-# notify_run [WRAPPER...]: certprovd ($ND, else the one under test) under WRAPPER, through its
-# start, SIGHUP and SIGTERM.
+printf '27182\n' | "$CTL" -c "$T/n/certprov.ini" user add --uri sip:alice@example.com --pool pool1 \
+    --ext 1001 --pin-stdin >/dev/null 2>&1 || bad "user add for the notify test"
+# An enrollment once READY=1 was sent: the CA key signs under the filter too.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/a.key" \
+    -subj /CN=alice@example.com -outform DER 2>/dev/null | base64 >"$T/a.b64"
+export ENROLL_CSR="$T/a.b64"
+NINI="$T/n/certprov.ini"
+NPORT=$PORT
+# notify_run [WRAPPER...]: certprovd ($ND, else the one under test) with $NINI (port $NPORT)
+# under WRAPPER, through its start, an enrollment of alice, SIGHUP and SIGTERM; the socket and
+# the daemon's log are $T/n/notify.sock[.log].
 notify_run() {
-    python3 - "$T/n/notify.sock" "$PORT" "$@" "${ND:-$D}" -c "$T/n/certprov.ini" <<'PY'
+    rm -f "$T/n/notify.sock"
+    python3 - "$T/n/notify.sock" "$NPORT" "$@" "${ND:-$D}" -c "$NINI" <<'PY'
 import os, signal, socket, subprocess, sys, time, urllib.request
 path, port, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -261,6 +271,16 @@ if h != 200:
     sys.exit("READY=1 sent while /healthz does not answer 200: %r" % h)
 if len(got) != 1:
     sys.exit("messages before READY=1: %r" % got[:-1])
+req = urllib.request.Request("http://127.0.0.1:%d/.well-known/est/simpleenroll" % port,
+                             data=open(os.environ["ENROLL_CSR"], "rb").read(),
+                             headers={"Content-Type": "application/pkcs10",
+                                      "Authorization": "Basic MTAwMToyNzE4Mg=="})  # 1001:27182
+try:
+    st = urllib.request.urlopen(req, timeout=20).status
+except Exception as e:
+    st = str(e)
+if st != 200:
+    sys.exit("EST enrollment: %r; log: %s" % (st, open(path + ".log").read()[-600:]))
 p.send_signal(signal.SIGHUP)
 msg, got = expect("RELOADING=1")
 if "MONOTONIC_USEC=" not in msg:
@@ -273,10 +293,9 @@ expect("STOPPING=1")
 rc = p.wait(timeout=20)
 if rc != 0:
     sys.exit("certprovd exited %d: %s" % (rc, open(path + ".log").read()[-600:]))
-print("notify: READY=1 after the port answered; RELOADING=1, READY=1; STOPPING=1; exit 0")
+print("notify: READY=1 after the port answered; an enrollment; RELOADING=1, READY=1; STOPPING=1; exit 0")
 PY
 }
-rm -f "$T/n/notify.sock"
 if notify_run >"$T/notify.out" 2>&1; then ok; cat "$T/notify.out"; else
     bad "sd_notify: $(tail -5 "$T/notify.out")"; fi
 
@@ -285,7 +304,6 @@ if notify_run >"$T/notify.out" 2>&1; then ok; cat "$T/notify.out"; else
 # without LeakSanitizer, whose ptrace the filter refuses, as it would under systemd.
 if [ -n "$DEB" ]; then ND="$R/usr/sbin/certprovd"; else ND="$D"; export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"; fi
 if have systemd-analyze && [ -r /usr/include/x86_64-linux-gnu/asm/unistd_64.h ]; then
-    rm -f "$T/n/notify.sock"
     if notify_run python3 "$TOP/tests/integration/seccomp_run.py" "$U" -- >"$T/seccomp.out" 2>&1; then
         ok
         echo "seccomp: certprovd ran under the unit's SystemCallFilter"
@@ -293,12 +311,45 @@ if have systemd-analyze && [ -r /usr/include/x86_64-linux-gnu/asm/unistd_64.h ];
         bad "certprovd under the unit's SystemCallFilter: $(tail -5 "$T/seccomp.out"; tail -5 "$T/n/notify.sock.log")"
     fi
     # The filter bites: without io_uring_setup the engine cannot start, and says why.
-    rm -f "$T/n/notify.sock"
     if notify_run python3 "$TOP/tests/integration/seccomp_run.py" "$U" --deny io_uring_setup -- \
         >"$T/seccomp2.out" 2>&1; then
         bad "certprovd started under a filter without io_uring_setup"
     else
         has "without io_uring_setup: the start fails on it" "$T/n/notify.sock.log" 'Operation not permitted'
+    fi
+    # [ca] backend = pkcs11 (SoftHSM2 in a private token directory): the module's calls (login,
+    # sessions, C_Sign for --check and the enrollment) pass the filter as well.
+    MODULE=/usr/lib/softhsm/libsofthsm2.so
+    if [ -f "$MODULE" ] && have softhsm2-util; then
+        mkdir -p "$T/tokens" "$T/p"
+        printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+            "$T/tokens" >"$T/softhsm2.conf"
+        export SOFTHSM2_CONF="$T/softhsm2.conf"
+        # SoftHSM2's own leaks (of the system OpenSSL's; test_pkcs11.sh says more): not ours.
+        printf 'leak:libcrypto.so.3\nleak:libsofthsm2.so\n' >"$T/lsan.supp"
+        export LSAN_OPTIONS="suppressions=$T/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+        softhsm2-util --init-token --free --label certprov --pin 735194 --so-pin 86420975 >/dev/null ||
+            bad "softhsm2-util --init-token"
+        printf '735194\n' >"$T/p/pin"
+        chmod 600 "$T/p/pin"
+        NPORT=$(free_port) || exit 1
+        NINI="$T/p/certprov.ini"
+        sed -e "s|^listen = .*|listen = 127.0.0.1:$NPORT|" "$T/n/certprov.ini" >"$NINI"
+        printf '[ca]\nbackend = pkcs11\nmodule = %s\nkey = pkcs11:token=certprov;object=ca?pin-source=file:%s\nsessions = 2\n' \
+            "$MODULE" "$T/p/pin" >>"$NINI"
+        check "pkcs11: ca init" "$CTL" -c "$NINI" ca init --pkcs11 "pkcs11:token=certprov;object=ca?pin-source=file:$T/p/pin"
+        printf '27182\n' | "$CTL" -c "$NINI" user add --uri sip:alice@example.com --pool pool1 \
+            --ext 1001 --pin-stdin >/dev/null 2>&1 || bad "pkcs11: user add"
+        check "pkcs11: --check under the filter (signs with the token)" \
+            python3 "$TOP/tests/integration/seccomp_run.py" "$U" -- "$ND" -c "$NINI" --check
+        if notify_run python3 "$TOP/tests/integration/seccomp_run.py" "$U" -- >"$T/seccomp3.out" 2>&1; then
+            ok
+            echo "seccomp: certprovd with a SoftHSM2 key ran under the unit's SystemCallFilter"
+        else
+            bad "pkcs11 under the unit's SystemCallFilter: $(tail -5 "$T/seccomp3.out"; tail -5 "$T/n/notify.sock.log")"
+        fi
+    else
+        skip "softhsm2 is not installed: the pkcs11 backend not run under the filter"
     fi
 else
     skip "systemd-analyze or the kernel's syscall table header is absent: filter not run"
