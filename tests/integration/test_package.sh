@@ -74,6 +74,7 @@ if [ -n "$DEB" ]; then
         bad "postinst starts or enables the service: $(grep -E 'deb-systemd-invoke|systemctl' "$T/control/postinst")"
     else ok; fi
     has "postinst enables only what was enabled" "$T/control/postinst" "was-enabled 'certprovd.service'"
+    has "prerm stops the service on remove" "$T/control/prerm" 'deb-systemd-invoke stop certprovd.service'
     has "postinst creates the user (sysusers)" "$T/control/postinst" 'systemd-sysusers .*certprov.conf'
     has "sysusers creates certprov" <(dpkg-deb --fsys-tarfile "$DEB" |
         tar -xO ./usr/lib/sysusers.d/certprov.conf) '^u certprov - .* /var/lib/certprov$'
