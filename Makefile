@@ -330,10 +330,11 @@ install: progs
 # make deb: the Debian package (debian/: debhelper, BoringSSL linked statically from the build
 # under $(BSSL_DIR), never fetched again) into $(BUILD)/deb/, without touching the parent
 # directory: debian/rules is run directly (no .changes, no .buildinfo; Rules-Requires-Root: no,
-# so no fakeroot). Build dependencies are checked first (make deps installs them).
+# so no fakeroot). Build dependencies are checked first (make deps installs them); the packages
+# of an earlier make deb are removed.
 deb:
 	$(Q)dpkg-checkbuilddeps
-	$(Q)mkdir -p $(BUILD)/deb
+	$(Q)mkdir -p $(BUILD)/deb && rm -f $(BUILD)/deb/*.deb
 	$(Q)debian/rules clean
 	$(Q)debian/rules build
 	$(Q)debian/rules binary

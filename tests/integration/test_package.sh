@@ -3,12 +3,16 @@
 # already built is reused), lintian finds no error, the package holds the expected files and
 # scripts that start nothing, its contents unpacked into a scratch root run (`certprovctl ca
 # init`, `certprovd --check` with the installed files, the installed ini changed only in its
-# store path); `make install DESTDIR=... PREFIX=/usr` and PREFIX=/usr/local lay out the same
-# files; `systemd-analyze verify` accepts the installed unit and `systemd-analyze security`
-# rates it 2.5 or lower; certprovd speaks the sd_notify protocol (READY=1 once its port answers,
-# RELOADING=1/READY=1 on SIGHUP, STOPPING=1 on SIGTERM) and runs under the unit's system-call
-# filter (tests/integration/seccomp_run.py installs it with seccomp: systemd is not PID 1 here,
-# so systemd-run cannot). A part whose tool is absent is skipped and says so.
+# store path); dpkg installs it into a scratch root (`dpkg --root`, maintainer scripts run
+# chrootless with $DPKG_ROOT: the user, the state directory, the permissions, nothing enabled),
+# upgrades it over a changed conffile, removes and purges it (the store stays); `make install
+# DESTDIR=... PREFIX=/usr` and PREFIX=/usr/local lay out the same files; `systemd-analyze
+# verify` accepts the installed unit and `systemd-analyze security` rates it 2.5 or lower;
+# certprovd speaks the sd_notify protocol (READY=1 once its port answers, RELOADING=1/READY=1 on
+# SIGHUP, STOPPING=1 on SIGTERM) and runs, with the soft key and with a SoftHSM2 key, under the
+# unit's system-call filter (tests/integration/seccomp_run.py installs it with seccomp: systemd
+# is not PID 1 here, so systemd-run cannot), enrolling once. A part whose tool is absent is
+# skipped and says so.
 . "$(dirname "$0")/lib.sh"
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 CTL="$BIN/certprovctl"
@@ -25,8 +29,9 @@ if have dh && have dpkg-deb && have dpkg-checkbuilddeps; then
     # noddebs: no certprov-dbgsym (half the build's time, and nothing this test looks at)
     if DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-} noddebs" topmake deb >"$T/deb.log" 2>&1; then
         ok
-        DEB=$(ls "$TOP"/build/deb/certprov_*_amd64.deb 2>/dev/null | tail -1)
-        [ -n "$DEB" ] && ok || bad "make deb left no build/deb/certprov_*_amd64.deb"
+        DEB=$(ls "$TOP"/build/deb/certprov_*_amd64.deb 2>/dev/null)
+        [ -n "$DEB" ] && [ "$(echo "$DEB" | wc -l)" = 1 ] && ok ||
+            bad "make deb left not one build/deb/certprov_*_amd64.deb: $DEB"
         same "nothing written beside the repository" \
             "$(ls "$TOP"/.. | grep -c '^certprov.*\.\(deb\|changes\|buildinfo\)$')" 0
     else
