@@ -4,6 +4,7 @@
 #   make test       installs what tests need, builds with ASan+UBSan, runs every test
 #   make run        installs what it needs, builds, starts the appliance on embedded defaults
 #   make debug | asan | tsan | bench | fuzz | format | check-format | clean | distclean
+#   make install [PREFIX=/usr/local] [DESTDIR=...] | deb (the Debian package, into build/deb/)
 #
 # MODE selects the flavour of a build (release, debug, asan, tsan); each has its own tree under
 # build/, so switching never mixes objects. BoringSSL is built once under build/boringssl and
@@ -50,7 +51,8 @@ LLHTTP_INC := /usr/share/include/llhttp
 BSSL_CRYPTO := $(BSSL_DIR)/lib/libcrypto.a
 BSSL_SSL := $(BSSL_DIR)/lib/libssl.a
 
-PKGS := liburing lmdb inih expat libpq
+# libsystemd: certprovd's sd_notify (Type=notify); shared, it links no libcrypto (check-symbols).
+PKGS := liburing lmdb inih expat libpq libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
@@ -171,7 +173,7 @@ $(BSSL_STAMP): $(BSSL_DIR)/src/debian/sources.mk
 # beside a plain build under -j, two of them would write the same tree. When one of them is asked
 # for, the top-level make runs its goals one after another; the nested makes still build in
 # parallel (.NOTPARALLEL applies to this make only, not to the makes it starts).
-NESTED_GOALS := test bench debug asan tsan run fuzz fuzz-long
+NESTED_GOALS := test bench debug asan tsan run fuzz fuzz-long deb
 ifeq ($(MAKELEVEL),0)
 ifneq ($(filter $(NESTED_GOALS),$(MAKECMDGOALS)),)
 .NOTPARALLEL:
@@ -179,7 +181,7 @@ endif
 endif
 
 .PHONY: all deps boringssl progs tests benches run test check-symbols debug asan tsan bench \
-    fuzz fuzz-long format check-format clean distclean install unit integration
+    fuzz fuzz-long format check-format clean distclean install deb unit integration
 
 all: progs
 progs: $(patsubst %,$(BIN)/%,$(PROGS))
@@ -282,13 +284,65 @@ format:
 check-format:
 	$(Q)clang-format --dry-run --Werror $(FORMAT_SRCS)
 
+# ---- install, deb ----
+# make install [PREFIX=/usr/local] [DESTDIR=...]: certprovd into sbin (a daemon that only the
+# service manager starts), the other programs into bin, the unit (its paths rewritten for
+# PREFIX; under /lib/systemd/system when PREFIX=/usr, as Debian 12's packages have it), the
+# annotated /etc/certprov/certprov.ini (deploy/install-ini.sh: the store in /var/lib/certprov;
+# an existing one is kept), the documentation and a manual page per program (deploy/man.sh: its
+# --help). Nothing is started or enabled.
+SYSCONFDIR ?= /etc
+STATEDIR := /var/lib/certprov
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+DOCDIR ?= $(PREFIX)/share/doc/certprov
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+INI_DEST = $(DESTDIR)$(SYSCONFDIR)/certprov/certprov.ini
 install: progs
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(patsubst %,$(BIN)/%,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/certprov $(DESTDIR)$(DOCDIR)/examples
+	install -m 0755 $(BIN)/certprovd $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(patsubst %,$(BIN)/%,$(filter-out certprovd,$(PROGS))) $(DESTDIR)$(BINDIR)/
+	sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/etc/certprov/|$(SYSCONFDIR)/certprov/|g' \
+	    -e 's|/usr/share/doc/certprov/|$(DOCDIR)/|g' deploy/certprovd.service \
+	    >$(BUILD)/certprovd.service.tmp
+	install -m 0644 $(BUILD)/certprovd.service.tmp $(DESTDIR)$(UNITDIR)/certprovd.service
+	rm -f $(BUILD)/certprovd.service.tmp
+	deploy/install-ini.sh deploy/certprov.ini $(STATEDIR) >$(BUILD)/certprov.ini.tmp
+	if [ -e $(INI_DEST) ]; then echo "make install: $(INI_DEST) exists: kept (the new one:" \
+	    "$(INI_DEST).new)"; install -m 0644 $(BUILD)/certprov.ini.tmp $(INI_DEST).new; \
+	else install -m 0644 $(BUILD)/certprov.ini.tmp $(INI_DEST); fi
+	rm -f $(BUILD)/certprov.ini.tmp
+	install -m 0644 README.md ARCHITECTURE.md $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+	deploy/man.sh $(BIN)/certprovd 8 "the certprov certificate-provisioning appliance" \
+	    >$(DESTDIR)$(MANDIR)/man8/certprovd.8
+	deploy/man.sh $(BIN)/certprovctl 1 "administration of a certprov appliance (CA, users," \
+	    "certificates, revocation)" >$(DESTDIR)$(MANDIR)/man1/certprovctl.1
+	deploy/man.sh $(BIN)/certprov-probe 1 "synthetic phone sign-in against a certprov appliance" \
+	    >$(DESTDIR)$(MANDIR)/man1/certprov-probe.1
+	deploy/man.sh $(BIN)/certprov-bench 1 "load generator for a certprov appliance" \
+	    >$(DESTDIR)$(MANDIR)/man1/certprov-bench.1
+	install -m 0644 deploy/certprov.ini deploy/haproxy.cfg $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0755 deploy/certprov-soap.sh $(DESTDIR)$(DOCDIR)/examples/
+
+# make deb: the Debian package (debian/: debhelper, BoringSSL linked statically from the build
+# under $(BSSL_DIR), never fetched again) into $(BUILD)/deb/, without touching the parent
+# directory: debian/rules is run directly (no .changes, no .buildinfo; Rules-Requires-Root: no,
+# so no fakeroot). Build dependencies are checked first (make deps installs them); the packages
+# of an earlier make deb are removed.
+deb:
+	$(Q)dpkg-checkbuilddeps
+	$(Q)mkdir -p $(BUILD)/deb && rm -f $(BUILD)/deb/*.deb
+	$(Q)debian/rules clean
+	$(Q)debian/rules build
+	$(Q)debian/rules binary
+	$(Q)ls -1 $(BUILD)/deb/*.deb
 
 clean:
 	rm -rf $(BUILD)/bin $(BUILD)/obj $(BUILD)/tests $(BUILD)/debug $(BUILD)/asan $(BUILD)/tsan \
-	    $(BUILD)/fuzz $(BUILD)/bench
+	    $(BUILD)/fuzz $(BUILD)/bench $(BUILD)/deb
 distclean:
 	rm -rf $(BUILD)
 

@@ -1,6 +1,8 @@
 /* certprovd: the appliance. Loads the configuration, the store, the CA and the PIN key, starts
  * the enrollment service on the io_uring engine, and runs until SIGTERM/SIGINT (drain, exit 0).
- * SIGHUP reopens the log file given with --log and reads the TLS ticket-key file again. */
+ * SIGHUP reopens the log file given with --log and reads the TLS ticket-key file again. Under
+ * systemd (Type=notify, $NOTIFY_SOCKET) it says READY=1 once the store, the key backend and the
+ * listeners are up, RELOADING=1 and READY=1 around SIGHUP, and STOPPING=1 when it stops. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -11,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "base/base.h"
 #include "ioring/ioring.h"
@@ -82,6 +86,9 @@ static void usage(FILE *out)
             "Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (at most %d s)\n"
             "and exit 0; SIGHUP reopens the log file and reads the [server] ticket_keys file\n"
             "again.\n"
+            "systemd: with $NOTIFY_SOCKET set (Type=notify, deploy/certprovd.service) it sends\n"
+            "READY=1 once the store, the key backend and the listeners are up, RELOADING=1 and\n"
+            "READY=1 around SIGHUP, and STOPPING=1 on SIGTERM/SIGINT.\n"
             "Exit status: 0 success, 1 failure, 2 usage error.\n",
             DAEMON_DRAIN_MS / 1000);
 }
@@ -643,6 +650,18 @@ static void tls_refresh(struct daemon *d, bool always)
     }
 }
 
+/* notify tells the service manager how the daemon stands (sd_notify(3): Type=notify units); it
+ * does nothing without $NOTIFY_SOCKET. A failure is logged and never stops the daemon: systemd
+ * then times the start out, which says more than we could. */
+static void notify(const char *state)
+{
+    int rc = sd_notify(0, state);
+    if (rc < 0) {
+        log_warn("certprovd: sd_notify_failed state=%.*s errno=%d", (int)strcspn(state, "\n"),
+                 state, -rc);
+    }
+}
+
 /* reload does what SIGHUP asks: the log file opened again, the TLS certificate checked (and
  * reissued when due) and, with the ticket keys, read again. */
 static void reload(struct daemon *d)
@@ -713,6 +732,8 @@ static int serve(struct daemon *d, const sigset_t *set)
              d->cfg.listen, ioring_engine_port(d->eng),
              d->cfg.tls_listen[0] != '\0' ? d->cfg.tls_listen : "-", ioring_engine_tls_port(d->eng),
              rings, d->cfg.name);
+    /* The store, the key, the publisher and every ring's listener are up. */
+    notify("READY=1");
     for (;;) { /* until SIGTERM or SIGINT */
         struct timespec ts = {.tv_sec = DAEMON_TLS_CHECK_S, .tv_nsec = 0};
         int sig = sigtimedwait(set, NULL, &ts);
@@ -723,9 +744,17 @@ static int serve(struct daemon *d, const sigset_t *set)
             continue;
         }
         if (sig == SIGHUP) {
+            /* systemd >= 253 wants the reload's start time with RELOADING=1 (older ones
+             * ignore it): CLOCK_MONOTONIC in microseconds. */
+            char state[64];
+            snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+                     (unsigned long long)(clock_mono_ns() / 1000u));
+            notify(state);
             reload(d);
+            notify("READY=1");
             continue;
         }
+        notify("STOPPING=1");
         log_info("certprovd: stopping signal=%d", sig);
         break;
     }
