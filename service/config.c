@@ -399,6 +399,16 @@ static int section_pin(struct config_ctx *ctx, const char *k, const char *v)
     } else if (strcmp(k, "total_failures_4digit") == 0) {
         return set_u32(ctx, &p->total_failures_max_short, "[pin] total_failures_4digit", v, 1,
                        10000000);
+    } else if (strcmp(k, "default_country_code") == 0) {
+        const char *cc = v[0] == '+' ? v + 1 : v; /* "+1" reads as "1" */
+        if (cc[0] != '\0' && !signer_country_code_valid(cc)) {
+            return config_fail(ctx,
+                               "[pin] default_country_code must be a country calling code: 1 to 3 "
+                               "digits, not starting with 0 (e.g. 1 or 49), got '%s'",
+                               v);
+        }
+        memcpy(p->default_country_code, cc, strlen(cc) + 1);
+        return 0;
     }
     return config_fail(ctx, "unknown key '%s' in [%s]", k, "pin");
 }

@@ -524,6 +524,8 @@ void signer_ocsp_signer_free(struct signer_ocsp_signer *s);
 #define SIGNER_PIN_MAX 32 /* digits */
 #define SIGNER_PIN_KEY_LEN 32
 
+#define SIGNER_COUNTRY_CODE_MAX 3 /* digits of a country calling code */
+
 struct signer_pin_policy {
     uint32_t min_len;             /* 5 */
     uint32_t window_s;            /* 1800 */
@@ -532,7 +534,34 @@ struct signer_pin_policy {
     uint32_t lock_s;             /* 3600 */
     uint32_t total_failures_max; /* 1000 (100 for 4-digit PINs) */
     uint32_t total_failures_max_short;
+    /* [pin] default_country_code: "" or 1..3 digits (signer_country_code_valid); a national
+     * number (no '+') is read with it (signer_phone_e164) at sign-in and import */
+    char default_country_code[SIGNER_COUNTRY_CODE_MAX + 1];
 };
+
+/* ---- phone numbers (phone.c) ---- */
+
+#define SIGNER_PHONE_DIGITS_MIN 7  /* digits of an E.164 number, country code included */
+#define SIGNER_PHONE_DIGITS_MAX 15 /* ITU-T E.164 */
+
+/* signer_country_code_valid tells whether `cc` is a country calling code: 1 to 3 digits, the
+ * first not 0 ("1", "49", "358"). */
+bool signer_country_code_valid(const char *cc);
+
+/* signer_phone_e164 reads the phone number `in` as people and phones write it and writes its
+ * E.164 form ("+14255550100") into `out` (cap bytes, NUL-terminated; 17 always suffice):
+ *   - an optional "tel:" (any case) is dropped; RFC 3966 visual separators (space, '-', '.', '(',
+ *     ')') anywhere are dropped; anything else but digits and one leading '+' is refused (no URI
+ *     parameters: ";ext=" is not read);
+ *   - "+DIGITS": international already;
+ *   - DIGITS without '+', and `default_cc` "" (no [pin] default_country_code): "+" DIGITS (taken
+ *     as international without its '+': "14255550100");
+ *   - DIGITS with `default_cc` CC: "00REST" -> "+REST"; "0REST" (national with its trunk prefix)
+ *     -> "+CC" REST; DIGITS starting with CC -> "+" DIGITS; otherwise (national) "+CC" DIGITS.
+ * The result must have 7 to 15 digits, the first not 0. `default_cc` is "" or valid
+ * (signer_country_code_valid, ASSERTed). Returns 0, -EINVAL (not a phone number) or -E2BIG.
+ * Extensions are never passed through this: they are matched as typed. Thread-safe. */
+int signer_phone_e164(char *out, size_t cap, const char *in, const char *default_cc);
 
 /* signer_pin_policy_default fills *out with the defaults of README, PINs and lockout. */
 void signer_pin_policy_default(struct signer_pin_policy *out);
@@ -804,8 +833,8 @@ int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label,
 /* ---- wire codecs: CertProv SOAP and EST ---- */
 
 /* signer_code is an README, Errors error Code. Each has an HTTP status (signer_error_status) and a
- * stable X-Ms-diagnostics ID (signer_code_diag_id, 28000 + the enum value): a new Code goes at
- * the end, so that no existing ID changes. */
+ * stable X-Ms-diagnostics ID (signer_code_diag_id: [MS-OCAUTHWS] §3.2.4.1's 28000 and 28001 where
+ * the spec defines the condition, else 28900 + the enum value): a new Code goes at the end. */
 enum signer_code {
     SIGNER_CODE_BAD_REQUEST = 0,           /* 400 */
     SIGNER_CODE_BAD_CSR = 1,               /* 400 */
@@ -819,10 +848,10 @@ enum signer_code {
     SIGNER_CODE_INTERNAL_ERROR = 9,        /* 500 */
     SIGNER_CODE_STORE_UNAVAILABLE = 10,    /* 503: the store cannot take a write */
     SIGNER_CODE_RATE_LIMITED = 11,         /* 429: the user's certificates per day */
+    SIGNER_CODE_USER_DISABLED = 12,        /* 403: the spec's 28000 "User is not SIP enabled" */
     SIGNER_CODE_MAX_,
 };
 
-#define SIGNER_DIAG_ID_BASE 28000
 #define SIGNER_REASON_MAX 128 /* bytes of a parse failure reason, NUL included */
 
 /* signer_code_name returns the Code (README, Errors) of `code` ("BadRequest", ...). Static storage.
@@ -837,8 +866,17 @@ int signer_code_parse(enum signer_code *out, const char *name);
  * 403, 413, 429, 500 or 503). */
 unsigned signer_error_status(enum signer_code code);
 
-/* signer_code_diag_id returns the X-Ms-diagnostics ID of `code`: SIGNER_DIAG_ID_BASE + code. */
+/* signer_code_diag_id returns the X-Ms-diagnostics errorId of `code` (README, Errors): 28000
+ * UserDisabled, 28001 InternalError (the spec's), 28900 + the enum value for the others. */
 unsigned signer_code_diag_id(enum signer_code code);
+
+/* signer_code_fault returns the X-Ms-diagnostics `fault` of `code` ("wsse:FailedAuthentication"
+ * for the refused sign-ins: AuthenticationFailed, PinLocked, UserDisabled), or NULL. */
+const char *signer_code_fault(enum signer_code code);
+
+/* signer_code_of_diag_id finds the Code of an X-Ms-diagnostics errorId. Returns 0 with *out set,
+ * or -EINVAL for an ID that is none of ours. */
+int signer_code_of_diag_id(enum signer_code *out, unsigned id);
 
 /* signer_reject_to_code maps a refusal to its Code; the same as parsing signer_reject_code. */
 enum signer_code signer_reject_to_code(enum signer_reject reason);
@@ -920,16 +958,17 @@ int signer_soap_response(char *out, size_t cap, size_t *out_len, const uint8_t *
 int signer_soap_error_response(char *out, size_t cap, size_t *out_len, enum signer_code code,
                                const char *reason, const char *request_id);
 
-/* signer_diagnostics_format writes the X-Ms-diagnostics header value
- *   28001;source="certprov1.example.com";reason="The CSR ...";token="csr_weak_hash"
+/* signer_diagnostics_format writes the X-Ms-diagnostics header value ([MS-OCAUTHWS] §3.2.4.1
+ * `errorId;source="...";reason="..."[;fault="..."]`, then our extension parameter `token`)
+ *   28901;source="certprov1.example.com";reason="The CSR ...";token="csr_weak_hash"
+ *   28903;source="h";reason="...";fault="wsse:FailedAuthentication";token="pin_wrong_or_unknown"
  * into `out` (cap bytes, NUL-terminated): the ID of the Code of `why`, this appliance, the
- * human-readable `reason` and, last, the stable reason token of `why` (README, Reasons; a
- * parameter of its own after `reason`, so that readers of `ID;source="...";reason="..."` see what
- * they always saw). In `fqdn` and `reason`, '"' and '\' become '\'', control characters (CR, LF,
+ * human-readable `reason`, the Code's fault (signer_code_fault) when it has one and, last, the
+ * stable reason token of `why` (README, Reasons). In `fqdn` and `reason`, '"' and '\' become '\'', control characters (CR, LF,
  * ...) become ' ' and non-ASCII bytes become '?', so the value is always one printable-ASCII
- * header line. A reason that does not fit is cut (and ends in "..."); the token is never cut.
- * Returns 0 with *out_len set, or -E2BIG when not even the ID, source and token fit (out holds
- * ""). */
+ * header line. A reason that does not fit is cut (and ends in "..."); the fault and the token
+ * are never cut. Returns 0 with *out_len set, or -E2BIG when not even the ID, source, fault and
+ * token fit (out holds ""). */
 int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signer_reason why,
                               const char *fqdn, const char *reason);
 

@@ -959,13 +959,17 @@ int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signe
     ASSERT(fqdn != NULL);
     ASSERT(reason != NULL);
     const char *token = signer_reason_token(why); /* letters, digits, '_': never escaped */
-    char tail[SIGNER_REASON_TOKEN_MAX + 16];
-    int tail_len = snprintf(tail, sizeof(tail), ";token=\"%s\"", token);
+    enum signer_code code = signer_reason_code(why);
+    const char *fault = signer_code_fault(code); /* "prefix:Name": never escaped */
+    char tail[SIGNER_REASON_TOKEN_MAX + 80];
+    int tail_len = snprintf(tail, sizeof(tail), "%s%s%s;token=\"%s\"",
+                            fault != NULL ? ";fault=\"" : "", fault != NULL ? fault : "",
+                            fault != NULL ? "\"" : "", token);
     ASSERT(tail_len > 0 && (size_t)tail_len < sizeof(tail));
     struct wbuf w = {.p = out, .cap = cap};
     out[0] = '\0';
     char id[16];
-    snprintf(id, sizeof(id), "%u", signer_code_diag_id(signer_reason_code(why)));
+    snprintf(id, sizeof(id), "%u", signer_code_diag_id(code));
     put(&w, id);
     put(&w, ";source=\"");
     for (const char *s = fqdn; *s != '\0'; s++) {

@@ -621,38 +621,67 @@ Test(signer_soap_response, diagnostics_sanitised)
 {
     char out[256];
     size_t len = 0;
+    /* [MS-OCAUTHWS] §3.2.4.1: errorId;source="...";reason="..."[;fault="..."], our token last. */
     cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len, SIGNER_REASON_REQUEST_MALFORMED,
                                            "certprov1.example.com", "DTDs are not allowed"),
                  0);
-    cr_assert_str_eq(out, "28000;source=\"certprov1.example.com\";reason=\"DTDs are not "
+    cr_assert_str_eq(out, "28900;source=\"certprov1.example.com\";reason=\"DTDs are not "
                           "allowed\";token=\"request_malformed\"");
     cr_assert_eq(len, strlen(out));
+    /* The spec's 28001: internal error (500). */
     cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len, SIGNER_REASON_INTERNAL, "h\"x",
                                            "say \"hi\"\r\nX-Evil: 1\\ \xc3\xa9"),
                  0);
-    cr_assert_str_eq(out, "28009;source=\"h'x\";reason=\"say 'hi'  X-Evil: 1' ??\";token=\""
+    cr_assert_str_eq(out, "28001;source=\"h'x\";reason=\"say 'hi'  X-Evil: 1' ??\";token=\""
                           "internal_error\"");
     /* Cut to fit, ending in "...": the token is never cut. */
-    const char *prefix = "28001;source=\"h\";reason=\"";
+    const char *prefix = "28901;source=\"h\";reason=\"";
     const char *tail = ";token=\"csr_weak_hash\"";
     size_t cap = strlen(prefix) + strlen(tail) + 10;
     cr_assert_eq(signer_diagnostics_format(out, cap, &len, SIGNER_REASON_CSR_WEAK_HASH, "h",
                                            "abcdefghijklmnop"),
                  0);
-    cr_assert_str_eq(out, "28001;source=\"h\";reason=\"abcde...\";token=\"csr_weak_hash\"");
+    cr_assert_str_eq(out, "28901;source=\"h\";reason=\"abcde...\";token=\"csr_weak_hash\"");
     cr_assert_lt(len, cap);
     /* The whole reason when it fits exactly. */
     cr_assert_eq(
         signer_diagnostics_format(out, cap, &len, SIGNER_REASON_CSR_WEAK_HASH, "h", "abcdefgh"), 0);
-    cr_assert_str_eq(out, "28001;source=\"h\";reason=\"abcdefgh\";token=\"csr_weak_hash\"");
-    /* The Code follows the reason: RSA-1024 and SHA-1 share 28001 and differ in the token. */
+    cr_assert_str_eq(out, "28901;source=\"h\";reason=\"abcdefgh\";token=\"csr_weak_hash\"");
+    /* The Code follows the reason: RSA-1024 and SHA-1 share 28901 and differ in the token. */
     cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len,
                                            SIGNER_REASON_CSR_RSA_KEY_TOO_SMALL, "h", "r"),
                  0);
-    cr_assert_str_eq(out, "28001;source=\"h\";reason=\"r\";token=\"csr_rsa_key_too_small\"");
+    cr_assert_str_eq(out, "28901;source=\"h\";reason=\"r\";token=\"csr_rsa_key_too_small\"");
     cr_assert_eq(signer_diagnostics_format(out, 30, &len, SIGNER_REASON_CSR_WEAK_HASH, "h", "x"),
                  -E2BIG);
     cr_assert_str_eq(out, "");
+}
+
+Test(signer_soap_response, diagnostics_spec_fault)
+{
+    char out[256];
+    size_t len = 0;
+    /* A refused sign-in carries the spec's fault (wsse:FailedAuthentication) before the token. */
+    cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len,
+                                           SIGNER_REASON_PIN_WRONG_OR_UNKNOWN, "h", "wrong"),
+                 0);
+    cr_assert_str_eq(out, "28903;source=\"h\";reason=\"wrong\";fault=\"wsse:FailedAuthentication\";"
+                          "token=\"pin_wrong_or_unknown\"");
+    /* The spec's 28000 "User is not SIP enabled" (403): a disabled user. */
+    cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len, SIGNER_REASON_USER_DISABLED, "h",
+                                           "User is not SIP enabled"),
+                 0);
+    cr_assert_str_eq(out, "28000;source=\"h\";reason=\"User is not SIP enabled\";fault=\""
+                          "wsse:FailedAuthentication\";token=\"user_disabled\"");
+    cr_assert_eq(signer_error_status(signer_reason_code(SIGNER_REASON_USER_DISABLED)), 403);
+    /* The fault, like the token, is never cut: only the reason is. */
+    const char *fixed = "28904;source=\"h\";reason=\"...\";fault=\"wsse:FailedAuthentication\";"
+                        "token=\"pin_locked\"";
+    cr_assert_eq(signer_diagnostics_format(out, strlen(fixed) + 3, &len, SIGNER_REASON_PIN_LOCKED,
+                                           "h", "abcdefghijklmnop"),
+                 0);
+    cr_assert_str_eq(out, "28904;source=\"h\";reason=\"ab...\";fault=\"wsse:FailedAuthentication\";"
+                          "token=\"pin_locked\"");
 }
 
 /* ---- codes ---- */
@@ -675,15 +704,23 @@ Test(signer_code, status_for_every_code)
         {"InternalError", 500},
         {"StoreUnavailable", 503},
         {"RateLimited", 429},
+        {"UserDisabled", 403},
     };
+    /* [MS-OCAUTHWS] §3.2.4.1 defines 28000 (User is not SIP enabled, 403) and 28001 (internal
+     * error, 500); every other Code has an ID of ours, 28900 + its enum value (README, Errors). */
+    static const unsigned ids[] = {28900, 28901, 28902, 28903, 28904, 28905, 28906,
+                                   28907, 28908, 28001, 28910, 28911, 28000};
     cr_assert_eq(ARRAY_LEN(want), SIGNER_CODE_MAX_);
+    cr_assert_eq(ARRAY_LEN(ids), SIGNER_CODE_MAX_);
     for (size_t i = 0; i < ARRAY_LEN(want); i++) {
         enum signer_code code = SIGNER_CODE_MAX_;
         cr_assert_eq(signer_code_parse(&code, want[i].name), 0, "%s", want[i].name);
         cr_assert_str_eq(signer_code_name(code), want[i].name);
         cr_assert_eq(signer_error_status(code), want[i].status, "%s", want[i].name);
-        /* In the order of the table: the IDs never change (StoreUnavailable 28010, ...). */
-        cr_assert_eq(signer_code_diag_id(code), 28000 + (unsigned)i, "%s", want[i].name);
+        cr_assert_eq(signer_code_diag_id(code), ids[i], "%s", want[i].name);
+        for (size_t j = 0; j < i; j++) {
+            cr_assert_neq(ids[j], ids[i], "IDs are unique");
+        }
     }
     enum signer_code code = SIGNER_CODE_BAD_CSR;
     cr_assert_eq(signer_code_parse(&code, "badrequest"), -EINVAL);
