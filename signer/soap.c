@@ -592,6 +592,33 @@ static void finish_lifetime(struct soap_ctx *c)
     }
 }
 
+/* pem_strip finds the base64 body of a PEM CERTIFICATE REQUEST (RFC 7468 §7, or the "NEW ..."
+ * label old Microsoft tools write) in the CSR text, whose whitespace append_csr_text already
+ * dropped ("-----BEGINCERTIFICATEREQUEST-----MIIB...-----ENDCERTIFICATEREQUEST-----"). Returns
+ * true with the body in [*body, *body + *len), false when the armour is not that. */
+static bool pem_strip(const char *text, size_t text_len, const char **body, size_t *len)
+{
+    static const char *const labels[] = {"CERTIFICATEREQUEST", "NEWCERTIFICATEREQUEST"};
+    for (size_t i = 0; i < ARRAY_LEN(labels); i++) {
+        char begin[48];
+        char end[48];
+        int nb = snprintf(begin, sizeof(begin), "-----BEGIN%s-----", labels[i]);
+        int ne = snprintf(end, sizeof(end), "-----END%s-----", labels[i]);
+        ASSERT(nb > 0 && (size_t)nb < sizeof(begin) && ne > 0 && (size_t)ne < sizeof(end));
+        if (text_len < (size_t)nb + (size_t)ne || memcmp(text, begin, (size_t)nb) != 0 ||
+            memcmp(text + text_len - (size_t)ne, end, (size_t)ne) != 0) {
+            continue;
+        }
+        *body = text + nb;
+        *len = text_len - (size_t)nb - (size_t)ne;
+        return true;
+    }
+    return false;
+}
+
+/* finish_csr decodes the BinarySecurityToken: base64 of the DER CSR (EncodingType Base64Binary,
+ * [MS-OCAUTHWS] §3.1.4.1; padded or not: the last quantum may leave out its '='), or the same
+ * inside PEM armour (what some provisioning tools paste). */
 static void finish_csr(struct soap_ctx *c)
 {
     struct signer_soap_request *o = c->out;
@@ -599,17 +626,21 @@ static void finish_csr(struct soap_ctx *c)
         fail(c, SIGNER_CODE_BAD_REQUEST, "the BinarySecurityToken holds no CSR");
         return;
     }
-    /* Judged on its length before any character: 3 bytes a 4-character quantum, padding
-     * included, and a token that is not whole quanta is "too large" as well (the answers SOAP
-     * clients have always had, from EVP_DecodedLength). */
-    if (c->csr_text_len % 4 != 0 || c->csr_text_len / 4 * 3 > sizeof(o->csr_der)) {
-        fail(c, SIGNER_CODE_BAD_CSR, "%s", signer_reject_text(SIGNER_REJECT_CSR_TOO_LARGE));
+    const char *text = c->csr_text;
+    size_t text_len = c->csr_text_len;
+    if (text_len >= 5 && memcmp(text, "-----", 5) == 0 &&
+        !pem_strip(c->csr_text, c->csr_text_len, &text, &text_len)) {
+        fail(c, SIGNER_CODE_BAD_CSR,
+             "the BinarySecurityToken is not a PEM CERTIFICATE REQUEST (or base64 of a DER CSR)");
         return;
     }
     size_t len = 0;
-    int rc = signer_base64_decode(o->csr_der, sizeof(o->csr_der), &len, c->csr_text,
-                                  c->csr_text_len, SIGNER_BASE64_STRICT);
-    ASSERT(rc != -E2BIG); /* the length was checked above */
+    int rc = signer_base64_decode(o->csr_der, sizeof(o->csr_der), &len, text, text_len,
+                                  SIGNER_BASE64_UNPADDED);
+    if (rc == -E2BIG) {
+        fail(c, SIGNER_CODE_BAD_CSR, "%s", signer_reject_text(SIGNER_REJECT_CSR_TOO_LARGE));
+        return;
+    }
     if (rc != 0 || len < 2 || o->csr_der[0] != 0x30) {
         fail(c, SIGNER_CODE_BAD_CSR, "the BinarySecurityToken is not base64 of a DER CSR");
         return;

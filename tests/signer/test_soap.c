@@ -259,6 +259,64 @@ Test(signer_soap_parse, soap12_envelope_and_lifetime_rounding)
     cr_assert_eq(r->req.lifetime_hours, 9);
 }
 
+/* The CSR as PEM (RFC 7468, both labels), or base64 without its '=' padding: accepted, the same
+ * DER as the padded base64 (issue 18 §4). */
+Test(signer_soap_parse, csr_unpadded_and_pem)
+{
+    const char *b64 = csr_b64();
+    size_t n = strlen(b64);
+    cr_assert(n >= 2 && b64[n - 1] == '=', "the vector needs padding for this test");
+    char unpadded[1024];
+    snprintf(unpadded, sizeof(unpadded), "%.*s", (int)(b64[n - 2] == '=' ? n - 2 : n - 1), b64);
+    struct result *r =
+        parse_str(build(NULL, "Entity=\"alice@example.com\"", "", PKCS10, unpadded));
+    cr_assert_eq(r->rc, 0, "reason: %s", r->reason);
+    expect_csr_p256(r);
+    static const char *const labels[] = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"};
+    for (size_t i = 0; i < ARRAY_LEN(labels); i++) {
+        char pem[1536];
+        snprintf(pem, sizeof(pem), "\r\n-----BEGIN %s-----\r\n%.64s\r\n%s\r\n-----END %s-----\r\n",
+                 labels[i], b64, b64 + 64, labels[i]);
+        r = parse_str(build(NULL, "Entity=\"alice@example.com\"", "", PKCS10, pem));
+        cr_assert_eq(r->rc, 0, "%s: %s", labels[i], r->reason);
+        expect_csr_p256(r);
+    }
+}
+
+/* A CSR text that is not a CSR says so, not that it is too large. */
+Test(signer_soap_parse, csr_refusals_say_the_true_reason)
+{
+    /* Not whole quanta and short: it was "must be at most 16384 bytes of DER". */
+    expect_fail(parse_str(build(NULL, "Entity=\"a\"", "", PKCS10, "bm90IGEgQ1NSxy")),
+                SIGNER_CODE_BAD_CSR, "not base64 of a DER CSR");
+    expect_fail(parse_str(build(NULL, "Entity=\"a\"", "", PKCS10, "M")), SIGNER_CODE_BAD_CSR,
+                "not base64 of a DER CSR");
+    /* PEM with another label, or without its END line. */
+    char pem[1536];
+    snprintf(pem, sizeof(pem), "-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----",
+             csr_b64());
+    expect_fail(parse_str(build(NULL, "Entity=\"a\"", "", PKCS10, pem)), SIGNER_CODE_BAD_CSR,
+                "not a PEM CERTIFICATE REQUEST");
+    snprintf(pem, sizeof(pem), "-----BEGIN CERTIFICATE REQUEST-----\n%s\n", csr_b64());
+    expect_fail(parse_str(build(NULL, "Entity=\"a\"", "", PKCS10, pem)), SIGNER_CODE_BAD_CSR,
+                "not a PEM CERTIFICATE REQUEST");
+    /* Truly too large: over 16384 bytes of DER, padded or not. */
+    static char big[SIGNER_CSR_TEXT_MAX];
+    size_t len = (SIGNER_CSR_DER_MAX / 3 + 2) * 4;
+    memset(big, 'A', len);
+    big[0] = 'M';
+    big[len] = '\0';
+    static char body[SIGNER_CSR_TEXT_MAX + 4096];
+    snprintf(body, sizeof(body), "%s", build(NULL, "Entity=\"a\"", "", PKCS10, "@"));
+    char *at = strchr(body, '@');
+    static char whole[SIGNER_CSR_TEXT_MAX + 8192];
+    snprintf(whole, sizeof(whole), "%.*s%s%s", (int)(at - body), body, big, at + 1);
+    expect_fail(parse_str(whole), SIGNER_CODE_BAD_CSR, "16384");
+    big[len - 1] = '\0'; /* not whole quanta: still too large, and said so */
+    snprintf(whole, sizeof(whole), "%.*s%s%s", (int)(at - body), body, big, at + 1);
+    expect_fail(parse_str(whole), SIGNER_CODE_BAD_CSR, "16384");
+}
+
 /* ---- failures ---- */
 
 Test(signer_soap_parse, not_xml)
