@@ -408,7 +408,7 @@ static int section_pin(struct config_ctx *ctx, const char *k, const char *v)
                                v);
         }
         memcpy(p->default_country_code, cc, strlen(cc) + 1);
-        return 0;
+        return 1; /* inih: 1 = this line is good */
     }
     return config_fail(ctx, "unknown key '%s' in [%s]", k, "pin");
 }

@@ -72,8 +72,8 @@ static int lookup_login(struct service *svc, struct store_user *cands, size_t *n
 {
     int rc = store_user_lookup(svc->st, cands, SVC_CANDIDATES_MAX, n, user);
     char e164[STORE_PHONE_MAX + 1];
-    if (rc != 0 || signer_phone_e164(e164, sizeof(e164), user,
-                                     svc->cfg->pin.default_country_code) != 0 ||
+    if (rc != 0 ||
+        signer_phone_e164(e164, sizeof(e164), user, svc->cfg->pin.default_country_code) != 0 ||
         strcmp(e164, user) == 0) {
         return rc;
     }
@@ -215,6 +215,8 @@ static void parse_soap(struct service *svc, struct svc_ring *r, struct svc_item 
         return;
     }
     (void)base_str_copy(it->request_id, sizeof(it->request_id), s->request_id);
+    (void)base_str_copy(it->context, sizeof(it->context), s->context);
+    it->soap12 = s->soap12; /* the envelope's version, whatever the Content-Type said */
     if (base_str_copy(it->device_id, sizeof(it->device_id), s->device_id) != 0) {
         svc_item_fail(it, SIGNER_REASON_DEVICE_ID_INVALID, "DeviceId is too long");
         return;
@@ -281,8 +283,10 @@ static void answer_now(struct service *svc, struct svc_item *it)
 {
     char scratch[2048];
     svc_log_request(svc, it, NULL);
-    svc_respond_error(svc, it->req, it->route, it->why, it->reason, it->retry_after_s,
-                      it->request_id, scratch, sizeof(scratch));
+    struct signer_soap_reply reply;
+    svc_item_soap_reply(&reply, it);
+    svc_respond_error(svc, it->req, it->route, it->why, it->reason, it->retry_after_s, &reply,
+                      scratch, sizeof(scratch));
     svc_item_release(svc, it);
 }
 
@@ -294,13 +298,15 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     struct svc_item *it = svc_item_take(svc, ring);
     if (it == NULL) {
         char scratch[2048];
+        struct signer_soap_reply reply = {.soap12 = svc_soap12_requested(req)};
         svc_log_refusal(req, route, SIGNER_REASON_OVERLOADED);
         svc_respond_error(svc, req, route, SIGNER_REASON_OVERLOADED,
                           "Too many enrollments in flight; retry after the Retry-After delay", 0,
-                          NULL, scratch, sizeof(scratch));
+                          &reply, scratch, sizeof(scratch));
         return;
     }
     item_start(it, req, route);
+    it->soap12 = route == SVC_ROUTE_SOAP && svc_soap12_requested(req); /* until the envelope says */
     struct svc_credentials c = {0};
     size_t len = 0;
     const uint8_t *body = ioring_request_body(req, &len);

@@ -120,6 +120,8 @@ struct svc_item {
     struct svc_candidate candidates[SVC_CANDIDATES_MAX];
     struct store_user user; /* the user the ring went on with (proceed) */
     char request_id[SIGNER_SOAP_REQUEST_ID_MAX + 1];
+    char context[SIGNER_SOAP_CONTEXT_MAX + 1]; /* SOAP: the RST's Context, echoed on the RSTR */
+    bool soap12;                               /* SOAP: answer in SOAP 1.2 */
     char device_id[STORE_DEVICE_ID_MAX + 1];
     char login[SIGNER_SOAP_USERNAME_MAX + 1]; /* the phone number or extension tried (no PIN) */
     char client[64];
@@ -397,13 +399,21 @@ void svc_respond(struct service *svc, struct ioring_request *req, int status, co
                  const char *headers, const char *body, size_t len);
 
 /* svc_respond_error answers `req` with the Code of `why` and `reason` in the route's format: SOAP
- * (ErrorInfo body), EST or plain text ("CODE: reason"), with X-Ms-diagnostics (and its token) and,
- * when
- * retry_after_s is not 0 or the status is 503 (then 1), Retry-After; `scratch` (scratch_cap
- * bytes) holds the body. */
+ * (ErrorInfo body, in the SOAP version and with the RequestID of `soap`; NULL: 1.1, none), EST or
+ * plain text ("CODE: reason"), with X-Ms-diagnostics (and its token) and, when retry_after_s is
+ * not 0 or the status is 503 (then 1), Retry-After; `scratch` (scratch_cap bytes) holds the body.
+ */
 void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc_route route,
                        enum signer_reason why, const char *reason, uint32_t retry_after_s,
-                       const char *request_id, char *scratch, size_t scratch_cap);
+                       const struct signer_soap_reply *soap, char *scratch, size_t scratch_cap);
+
+/* svc_item_soap_reply fills *out with what the SOAP answer of `it` echoes (it borrows from it). */
+void svc_item_soap_reply(struct signer_soap_reply *out, const struct svc_item *it);
+
+/* svc_soap12_requested tells whether the request's Content-Type is SOAP 1.2's
+ * (application/soap+xml, RFC 3902): the version of an answer to a request whose envelope could
+ * not be read. */
+bool svc_soap12_requested(struct ioring_request *req);
 
 /* ---- metrics.c ---- */
 

@@ -897,6 +897,7 @@ enum signer_reason signer_code_reason(enum signer_code code);
 #define SIGNER_SOAP_USERNAME_MAX 64
 #define SIGNER_SOAP_PASSWORD_MAX 64
 #define SIGNER_SOAP_ACTION_MAX 256
+#define SIGNER_SOAP_CONTEXT_MAX 256  /* the RST's Context attribute (WS-Trust 1.3 §3.1) */
 #define SIGNER_SOAP_DEPTH_MAX 32     /* element nesting */
 #define SIGNER_SOAP_ELEMENTS_MAX 512 /* elements in one request */
 #define SIGNER_SOAP_BODY_MAX 1048576 /* the largest max_len signer_soap_parse accepts */
@@ -911,7 +912,9 @@ struct signer_soap_request {
     char username[SIGNER_SOAP_USERNAME_MAX + 1];     /* UsernameToken: phone or extension */
     char password[SIGNER_SOAP_PASSWORD_MAX + 1];     /* UsernameToken: the PIN (secret) */
     char action[SIGNER_SOAP_ACTION_MAX + 1];         /* wsa:Action, or "" */
+    char context[SIGNER_SOAP_CONTEXT_MAX + 1];       /* RequestSecurityToken/@Context, or "" */
     bool has_username_token;                         /* a UsernameToken was present */
+    bool soap12; /* the envelope is SOAP 1.2 (http://www.w3.org/2003/05/soap-envelope) */
     uint32_t lifetime_hours; /* ceil((Expires - Created) / 1 h); 0 when no Lifetime */
     size_t csr_der_len;
     uint8_t csr_der[SIGNER_CSR_DER_MAX]; /* the BinarySecurityToken, decoded: PKCS#10 DER */
@@ -950,6 +953,30 @@ void signer_soap_request_cleanup(struct signer_soap_request *req);
 int signer_soap_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
                          size_t cert_len, const char *request_id);
 
+/* signer_soap_reply is what a CertProv answer echoes of its request. */
+struct signer_soap_reply {
+    const char *request_id; /* RequestID, or NULL / "" for none */
+    const char *context; /* the RST's Context, echoed on the RSTR (WS-Trust 1.3 §3.2), or NULL */
+    bool soap12;         /* answer in SOAP 1.2 (the request's envelope was 1.2) */
+};
+
+/* signer_soap_reply_response is signer_soap_response with what `reply` says: the SOAP 1.2
+ * envelope namespace when reply->soap12, `Context="..."` on the RequestSecurityTokenResponse when
+ * reply->context is neither NULL nor "" (XML-escaped), the RequestID. With soap12 false and no
+ * context the bytes are signer_soap_response's. 6 * strlen(context) more bytes than
+ * signer_soap_response's bound are always enough. */
+int signer_soap_reply_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
+                               size_t cert_len, const struct signer_soap_reply *reply);
+
+/* signer_soap_reply_error is signer_soap_error_response in the SOAP version of `reply` (an
+ * ErrorInfo holds no RSTR: the context is not echoed). */
+int signer_soap_reply_error(char *out, size_t cap, size_t *out_len, enum signer_code code,
+                            const char *reason, const struct signer_soap_reply *reply);
+
+/* signer_soap_content_type returns the Content-Type of an answer: "text/xml; charset=utf-8"
+ * (SOAP 1.1) or "application/soap+xml; charset=utf-8" (SOAP 1.2, RFC 3902). Static storage. */
+const char *signer_soap_content_type(bool soap12);
+
 /* signer_soap_error_response writes the failure body: a GetAndPublishCertResponse holding
  * <ErrorInfo><Code>CODE</Code><Reason>reason</Reason></ErrorInfo> and the RequestID when
  * `request_id` is neither NULL nor "" (no SOAP fault), into `out` (cap bytes, NUL-terminated).
@@ -964,7 +991,8 @@ int signer_soap_error_response(char *out, size_t cap, size_t *out_len, enum sign
  *   28903;source="h";reason="...";fault="wsse:FailedAuthentication";token="pin_wrong_or_unknown"
  * into `out` (cap bytes, NUL-terminated): the ID of the Code of `why`, this appliance, the
  * human-readable `reason`, the Code's fault (signer_code_fault) when it has one and, last, the
- * stable reason token of `why` (README, Reasons). In `fqdn` and `reason`, '"' and '\' become '\'', control characters (CR, LF,
+ * stable reason token of `why` (README, Reasons). In `fqdn` and `reason`, '"' and '\' become '\'',
+ * control characters (CR, LF,
  * ...) become ' ' and non-ASCII bytes become '?', so the value is always one printable-ASCII
  * header line. A reason that does not fit is cut (and ends in "..."); the fault and the token
  * are never cut. Returns 0 with *out_len set, or -E2BIG when not even the ID, source, fault and

@@ -35,12 +35,14 @@ enum ns {
     NS_WSA,      /* WS-Addressing 1.0 */
 };
 
+#define NS_SOAP12_URI "http://www.w3.org/2003/05/soap-envelope"
+
 static const struct {
     const char *uri;
     enum ns ns;
 } ns_table[] = {
     {"http://schemas.xmlsoap.org/soap/envelope/", NS_SOAP},
-    {"http://www.w3.org/2003/05/soap-envelope", NS_SOAP},
+    {NS_SOAP12_URI, NS_SOAP},
     {"http://schemas.microsoft.com/OCS/AuthWebServices/", NS_AUTH},
     {"http://docs.oasis-open.org/ws-sx/ws-trust/200512", NS_WST},
     {"http://docs.oasis-open.org/ws-sx/ws-trust/200512/", NS_WST},
@@ -327,6 +329,16 @@ static void bst_attrs(struct soap_ctx *c, const XML_Char **atts)
     }
 }
 
+/* WS-Trust 1.3 §3.1: RequestSecurityToken/@Context, an optional URI echoed on the response. */
+static void rst_attrs(struct soap_ctx *c, const XML_Char **atts)
+{
+    for (size_t i = 0; atts[i] != NULL && atts[i + 1] != NULL; i += 2) {
+        if (strcmp(atts[i], "Context") == 0) {
+            copy_attr(c, c->out->context, SIGNER_SOAP_CONTEXT_MAX, "Context", atts[i + 1]);
+        }
+    }
+}
+
 static void password_attrs(struct soap_ctx *c, const XML_Char **atts)
 {
     for (size_t i = 0; atts[i] != NULL && atts[i + 1] != NULL; i += 2) {
@@ -367,8 +379,13 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         c->seen |= 1u << el;
     }
     c->stack[c->depth++] = el;
-    if (el == EL_GAPC) {
+    if (el == EL_ENVELOPE) {
+        /* Both versions' namespaces classify as NS_SOAP; the answer follows the request's. */
+        c->out->soap12 = strncmp(name, NS_SOAP12_URI "\x01", strlen(NS_SOAP12_URI) + 1) == 0;
+    } else if (el == EL_GAPC) {
         gapc_attrs(c, atts);
+    } else if (el == EL_RST) {
+        rst_attrs(c, atts);
     } else if (el == EL_BST) {
         bst_attrs(c, atts);
     } else if (el == EL_PASSWORD) {
@@ -838,10 +855,8 @@ void signer_soap_request_cleanup(struct signer_soap_request *req)
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0"            \
     "#Base64Binary"
 
-#define XML_HEAD                                                                                   \
-    "<?xml version=\"1.0\" encoding=\"utf-8\"?>"                                                   \
-    "<s:Envelope xmlns:s=\"" NS_SOAP11 "\"><s:Body>"                                               \
-    "<GetAndPublishCertResponse xmlns=\"" NS_AUTH_URI "\">"
+#define XML_DECL "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+#define XML_HEAD_REST "\"><s:Body><GetAndPublishCertResponse xmlns=\"" NS_AUTH_URI "\">"
 #define XML_TAIL "</GetAndPublishCertResponse></s:Body></s:Envelope>"
 
 /* wbuf writes into a caller buffer; once something does not fit, it stays failed. */
@@ -931,42 +946,80 @@ static int wbuf_end(struct wbuf *w, size_t *out_len)
     return 0;
 }
 
-int signer_soap_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
-                         size_t cert_len, const char *request_id)
+/* put_head writes the XML declaration, the envelope of the reply's SOAP version (1.1, or 1.2 per
+ * the SOAP 1.2 Part 1 §5.1 namespace) and the GetAndPublishCertResponse start tag. */
+static void put_head(struct wbuf *w, const struct signer_soap_reply *reply)
+{
+    put(w, XML_DECL "<s:Envelope xmlns:s=\"");
+    put(w, reply->soap12 ? NS_SOAP12_URI : NS_SOAP11);
+    put(w, XML_HEAD_REST);
+}
+
+int signer_soap_reply_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
+                               size_t cert_len, const struct signer_soap_reply *reply)
 {
     ASSERT(out != NULL && cap > 0);
     ASSERT(out_len != NULL);
     ASSERT(cert_der != NULL && cert_len > 0);
+    ASSERT(reply != NULL);
     struct wbuf w = {.p = out, .cap = cap};
     out[0] = '\0';
-    put(&w, XML_HEAD "<wst:RequestSecurityTokenResponse xmlns:wst=\"" NS_WST_URI "\">"
-                     "<wst:TokenType>" X509V3 "</wst:TokenType>"
-                     "<wst:RequestedSecurityToken>"
-                     "<wsse:BinarySecurityToken xmlns:wsse=\"" NS_WSSE_URI "\" ValueType=\"" X509V3
-                     "\" EncodingType=\"" BASE64BINARY "\">");
+    put_head(&w, reply);
+    put(&w, "<wst:RequestSecurityTokenResponse ");
+    if (reply->context != NULL && reply->context[0] != '\0') {
+        put(&w, "Context=\""); /* WS-Trust 1.3 §3.2: the RST's Context, unchanged */
+        put_escaped(&w, reply->context);
+        put(&w, "\" ");
+    }
+    put(&w, "xmlns:wst=\"" NS_WST_URI "\">"
+            "<wst:TokenType>" X509V3 "</wst:TokenType>"
+            "<wst:RequestedSecurityToken>"
+            "<wsse:BinarySecurityToken xmlns:wsse=\"" NS_WSSE_URI "\" ValueType=\"" X509V3
+            "\" EncodingType=\"" BASE64BINARY "\">");
     put_base64(&w, cert_der, cert_len);
     put(&w, "</wsse:BinarySecurityToken></wst:RequestedSecurityToken>");
-    put_request_id(&w, request_id);
+    put_request_id(&w, reply->request_id);
     put(&w, "</wst:RequestSecurityTokenResponse>" XML_TAIL);
+    return wbuf_end(&w, out_len);
+}
+
+int signer_soap_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
+                         size_t cert_len, const char *request_id)
+{
+    struct signer_soap_reply reply = {.request_id = request_id};
+    return signer_soap_reply_response(out, cap, out_len, cert_der, cert_len, &reply);
+}
+
+int signer_soap_reply_error(char *out, size_t cap, size_t *out_len, enum signer_code code,
+                            const char *reason, const struct signer_soap_reply *reply)
+{
+    ASSERT(out != NULL && cap > 0);
+    ASSERT(out_len != NULL);
+    ASSERT(reason != NULL);
+    ASSERT(reply != NULL);
+    struct wbuf w = {.p = out, .cap = cap};
+    out[0] = '\0';
+    put_head(&w, reply);
+    put(&w, "<ErrorInfo><Code>");
+    put(&w, signer_code_name(code));
+    put(&w, "</Code><Reason>");
+    put_escaped(&w, reason);
+    put(&w, "</Reason></ErrorInfo>");
+    put_request_id(&w, reply->request_id);
+    put(&w, XML_TAIL);
     return wbuf_end(&w, out_len);
 }
 
 int signer_soap_error_response(char *out, size_t cap, size_t *out_len, enum signer_code code,
                                const char *reason, const char *request_id)
 {
-    ASSERT(out != NULL && cap > 0);
-    ASSERT(out_len != NULL);
-    ASSERT(reason != NULL);
-    struct wbuf w = {.p = out, .cap = cap};
-    out[0] = '\0';
-    put(&w, XML_HEAD "<ErrorInfo><Code>");
-    put(&w, signer_code_name(code));
-    put(&w, "</Code><Reason>");
-    put_escaped(&w, reason);
-    put(&w, "</Reason></ErrorInfo>");
-    put_request_id(&w, request_id);
-    put(&w, XML_TAIL);
-    return wbuf_end(&w, out_len);
+    struct signer_soap_reply reply = {.request_id = request_id};
+    return signer_soap_reply_error(out, cap, out_len, code, reason, &reply);
+}
+
+const char *signer_soap_content_type(bool soap12)
+{
+    return soap12 ? "application/soap+xml; charset=utf-8" : "text/xml; charset=utf-8";
 }
 
 /* header_char maps one byte to what may stand inside a quoted header parameter. */
@@ -993,9 +1046,9 @@ int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signe
     enum signer_code code = signer_reason_code(why);
     const char *fault = signer_code_fault(code); /* "prefix:Name": never escaped */
     char tail[SIGNER_REASON_TOKEN_MAX + 80];
-    int tail_len = snprintf(tail, sizeof(tail), "%s%s%s;token=\"%s\"",
-                            fault != NULL ? ";fault=\"" : "", fault != NULL ? fault : "",
-                            fault != NULL ? "\"" : "", token);
+    int tail_len =
+        snprintf(tail, sizeof(tail), "%s%s%s;token=\"%s\"", fault != NULL ? ";fault=\"" : "",
+                 fault != NULL ? fault : "", fault != NULL ? "\"" : "", token);
     ASSERT(tail_len > 0 && (size_t)tail_len < sizeof(tail));
     struct wbuf w = {.p = out, .cap = cap};
     out[0] = '\0';

@@ -268,8 +268,7 @@ Test(signer_soap_parse, csr_unpadded_and_pem)
     cr_assert(n >= 2 && b64[n - 1] == '=', "the vector needs padding for this test");
     char unpadded[1024];
     snprintf(unpadded, sizeof(unpadded), "%.*s", (int)(b64[n - 2] == '=' ? n - 2 : n - 1), b64);
-    struct result *r =
-        parse_str(build(NULL, "Entity=\"alice@example.com\"", "", PKCS10, unpadded));
+    struct result *r = parse_str(build(NULL, "Entity=\"alice@example.com\"", "", PKCS10, unpadded));
     cr_assert_eq(r->rc, 0, "reason: %s", r->reason);
     expect_csr_p256(r);
     static const char *const labels[] = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"};
@@ -315,6 +314,51 @@ Test(signer_soap_parse, csr_refusals_say_the_true_reason)
     big[len - 1] = '\0'; /* not whole quanta: still too large, and said so */
     snprintf(whole, sizeof(whole), "%.*s%s%s", (int)(at - body), body, big, at + 1);
     expect_fail(parse_str(whole), SIGNER_CODE_BAD_CSR, "16384");
+}
+
+/* WS-Trust 1.3 §3.1: the RST's Context attribute is kept for the RSTR; the envelope's SOAP
+ * version is told apart (issue 18 §4). */
+Test(signer_soap_parse, context_and_soap_version)
+{
+    char body[BIG];
+    snprintf(body, sizeof(body), "%s", build_ok(""));
+    struct result *r = parse_str(body);
+    cr_assert_eq(r->rc, 0, "reason: %s", r->reason);
+    cr_assert_str_eq(r->req.context, "");
+    cr_assert_not(r->req.soap12);
+    char *rst = strstr(body, "<t:RequestSecurityToken ");
+    cr_assert_not_null(rst);
+    char with[BIG];
+    snprintf(with, sizeof(with), "%.*s<t:RequestSecurityToken Context=\"urn:uuid:1&amp;2\" %s",
+             (int)(rst - body), body, rst + strlen("<t:RequestSecurityToken "));
+    r = parse_str(with);
+    cr_assert_eq(r->rc, 0, "reason: %s", r->reason);
+    cr_assert_str_eq(r->req.context, "urn:uuid:1&2");
+    char *env = strstr(with, "http://schemas.xmlsoap.org/soap/envelope/");
+    char soap12[BIG];
+    snprintf(soap12, sizeof(soap12), "%.*shttp://www.w3.org/2003/05/soap-envelope%s",
+             (int)(env - with), with, env + strlen("http://schemas.xmlsoap.org/soap/envelope/"));
+    r = parse_str(soap12);
+    cr_assert_eq(r->rc, 0, "reason: %s", r->reason);
+    cr_assert(r->req.soap12);
+    cr_assert_str_eq(r->req.context, "urn:uuid:1&2");
+    /* Bounded like every field, and no control characters. */
+    char longctx[SIGNER_SOAP_CONTEXT_MAX + 2];
+    memset(longctx, 'c', sizeof(longctx) - 1);
+    longctx[sizeof(longctx) - 1] = '\0';
+    snprintf(with, sizeof(with), "%.*s<t:RequestSecurityToken Context=\"%s\" %s", (int)(rst - body),
+             body, longctx, rst + strlen("<t:RequestSecurityToken "));
+    expect_fail(parse_str(with), SIGNER_CODE_BAD_REQUEST, "Context is longer than");
+    longctx[sizeof(longctx) - 2] = '\0';
+    snprintf(with, sizeof(with), "%.*s<t:RequestSecurityToken Context=\"%s\" %s", (int)(rst - body),
+             body, longctx, rst + strlen("<t:RequestSecurityToken "));
+    r = parse_str(with);
+    cr_assert_eq(r->rc, 0, "reason: %s", r->reason);
+    cr_assert_eq(strlen(r->req.context), SIGNER_SOAP_CONTEXT_MAX);
+    snprintf(with, sizeof(with), "%.*s<t:RequestSecurityToken Context=\"a&#1;b\" %s",
+             (int)(rst - body), body, rst + strlen("<t:RequestSecurityToken "));
+    r = parse_str(with);
+    cr_assert_neq(r->rc, 0); /* XML 1.0 has no &#1; at all */
 }
 
 /* ---- failures ---- */
@@ -649,6 +693,51 @@ Test(signer_soap_response, certificate_round_trips_and_request_id_escaped)
         cr_assert_eq(signer_soap_response(out, cap, &len, cert, sizeof(cert), ""), -E2BIG);
         cr_assert_str_eq(out, "");
     }
+}
+
+/* A SOAP 1.2 request is answered in SOAP 1.2; the Context is echoed on the RSTR (WS-Trust 1.3
+ * §3.2); the certificate element is the same either way. */
+Test(signer_soap_response, soap12_and_context)
+{
+    uint8_t cert[300];
+    for (size_t i = 0; i < sizeof(cert); i++) {
+        cert[i] = (uint8_t)(i * 5 + 1);
+    }
+    static char v11[4096];
+    static char v12[4096];
+    size_t len11 = 0;
+    size_t len12 = 0;
+    cr_assert_eq(signer_soap_response(v11, sizeof(v11), &len11, cert, sizeof(cert), "r1"), 0);
+    struct signer_soap_reply reply = {.request_id = "r1", .context = "ctx\"<1>", .soap12 = true};
+    cr_assert_eq(signer_soap_reply_response(v12, sizeof(v12), &len12, cert, sizeof(cert), &reply),
+                 0);
+    cr_assert_eq(len12, strlen(v12));
+    cr_assert(well_formed(v12), "%s", v12);
+    cr_assert(strstr(v12, "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\">") !=
+              NULL);
+    cr_assert_null(strstr(v12, "http://schemas.xmlsoap.org/soap/envelope/"));
+    cr_assert(strstr(v12, "<wst:RequestSecurityTokenResponse Context=\"ctx&quot;&lt;1&gt;\" ") !=
+                  NULL,
+              "%s", v12);
+    cr_assert_str_eq(between(v12, "<wsse:BinarySecurityToken", "</wsse:BinarySecurityToken>"),
+                     between(v11, "<wsse:BinarySecurityToken", "</wsse:BinarySecurityToken>"));
+    cr_assert_null(strstr(v11, "Context="));
+    /* The 1.1 answer through the new call is byte for byte the old one. */
+    static char again[4096];
+    size_t again_len = 0;
+    struct signer_soap_reply plain = {.request_id = "r1"};
+    cr_assert_eq(
+        signer_soap_reply_response(again, sizeof(again), &again_len, cert, sizeof(cert), &plain),
+        0);
+    cr_assert_str_eq(again, v11);
+    /* Errors too. */
+    cr_assert_eq(
+        signer_soap_reply_error(v12, sizeof(v12), &len12, SIGNER_CODE_BAD_CSR, "bad", &reply), 0);
+    cr_assert(well_formed(v12), "%s", v12);
+    cr_assert(strstr(v12, "http://www.w3.org/2003/05/soap-envelope") != NULL);
+    cr_assert(strstr(v12, "<Code>BadCsr</Code>") != NULL);
+    cr_assert_str_eq(signer_soap_content_type(false), "text/xml; charset=utf-8");
+    cr_assert_str_eq(signer_soap_content_type(true), "application/soap+xml; charset=utf-8");
 }
 
 Test(signer_soap_response, error_holds_code_and_reason)
