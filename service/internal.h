@@ -45,6 +45,7 @@ enum svc_route {
     SVC_ROUTE_METRICS,
     SVC_ROUTE_CRL,
     SVC_ROUTE_OCSP,
+    SVC_ROUTE_MEX, /* GET <service>/mex or ?wsdl, POST <service>/mex (mex.c) */
     SVC_ROUTE_OTHER,
     SVC_ROUTE_MAX_,
 };
@@ -231,6 +232,7 @@ struct service {
     int64_t start_s; /* process_start_time_seconds: when the service was made */
     struct svc_metrics metrics;
     struct svc_revoke *revoke; /* the CRL (revoke.c) */
+    struct svc_mex *mex;       /* the service metadata documents (mex.c) */
     struct svc_ocsp *ocsp;     /* the OCSP response cache (revoke.c) */
 };
 
@@ -438,6 +440,23 @@ const char *svc_route_name(enum svc_route route);
 
 /* svc_stage_name returns the stage's label in metrics ("parse", ...). Static storage. */
 const char *svc_stage_name(enum svc_stage stage);
+
+/* ---- mex.c ---- */
+
+/* svc_mex_base_url writes the base URL of the metadata: [server] external_url, or
+ * "https://NAME[:PORT]" with tls_listen (the port left out when 443), else "http://NAME[:PORT]"
+ * of listen. Returns 0 or -E2BIG. */
+int svc_mex_base_url(char *out, size_t cap, const struct service_config *cfg);
+
+/* svc_mex_init builds the CertProv and Web Ticket Service metadata documents (signer/wsdl.c) for
+ * the base URL. Returns 0, -EINVAL (not a valid base URL: logged) or -ENOMEM. svc_mex_free drops
+ * them (answers in flight keep theirs). */
+int svc_mex_init(struct service *svc);
+void svc_mex_free(struct service *svc);
+
+/* svc_mex_serve answers a SVC_ROUTE_MEX request: the WSDL of the service its path names (GET),
+ * or the GetMetadata answer in the request's SOAP version (POST). */
+void svc_mex_serve(struct service *svc, struct ioring_request *req, bool post);
 
 /* svc_log_simple writes the one log line of a request that is not an enrollment. */
 void svc_log_simple(struct ioring_request *req, enum svc_route route, int status);

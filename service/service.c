@@ -49,6 +49,19 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
             return routes[i].route;
         }
     }
+    /* Service metadata: <service>/mex, and <service>?wsdl (README, Endpoints). */
+    static const char *const services[] = {SIGNER_CERTPROV_PATH, SIGNER_WEBTICKET_PATH};
+    for (size_t i = 0; i < ARRAY_LEN(services); i++) {
+        size_t n = strlen(services[i]);
+        if (path_len < n || strncasecmp(target, services[i], n) != 0) {
+            continue;
+        }
+        if ((path_len == n + 4 && strncasecmp(target + n, "/mex", 4) == 0) ||
+            (path_len == n && q != NULL && len - path_len == 5 &&
+             strncasecmp(q, "?wsdl", 5) == 0)) {
+            return SVC_ROUTE_MEX;
+        }
+    }
     static const char ocsp_get[] = "/CertProv/ocsp/"; /* + the request: RFC 6960 A.1 */
     if (path_len > sizeof(ocsp_get) - 1 &&
         strncasecmp(target, ocsp_get, sizeof(ocsp_get) - 1) == 0) {
@@ -76,6 +89,8 @@ void service_handle(void *ctx, struct ioring_request *req)
         respond_text(svc, req, route, 404, "text/plain", "not found\n", 10);
     } else if (route == SVC_ROUTE_OCSP && (get || post)) {
         svc_revoke_ocsp(svc, req, post);
+    } else if (route == SVC_ROUTE_MEX && (get || post)) {
+        svc_mex_serve(svc, req, post);
     } else if (route_wants_post(route) ? !post : !get) {
         respond_text(svc, req, route, 405, "text/plain", "method not allowed\n", 19);
     } else if (route == SVC_ROUTE_SOAP || route == SVC_ROUTE_EST_ENROLL ||
@@ -317,6 +332,9 @@ int service_new(struct service **out, const struct service_options *opt)
         rc = svc_ocsp_init(svc);
     }
     if (rc == 0) {
+        rc = svc_mex_init(svc);
+    }
+    if (rc == 0) {
         rc = svc_revoke_start(svc);
     }
     if (rc == 0) {
@@ -348,6 +366,7 @@ void service_free(struct service *svc)
     svc_writer_stop(svc);
     svc_revoke_stop(svc);
     svc_ocsp_free(svc);
+    svc_mex_free(svc);
     for (uint32_t i = 0; svc->rings != NULL && i < svc->num_rings; i++) {
         struct svc_ring *r = &svc->rings[i];
         if (r->items != NULL) {

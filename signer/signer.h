@@ -1000,6 +1000,44 @@ int signer_soap_error_response(char *out, size_t cap, size_t *out_len, enum sign
 int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signer_reason why,
                               const char *fqdn, const char *reason);
 
+/* ---- service metadata (wsdl.c): GET <service>/mex, WS-MetadataExchange GetMetadata ---- */
+
+/* The services' paths and ports (README, Endpoints; PROTOCOL-NOTES §2.1, §2.5). */
+#define SIGNER_CERTPROV_PATH "/CertProv/CertProvisioningService.svc"
+#define SIGNER_CERTPROV_PROOF_PORT "CertProvisioningServiceWebTicketProof_SHA1"
+#define SIGNER_CERTPROV_PROOF_SUFFIX "/WebTicket_Proof"
+#define SIGNER_CERTPROV_PIN_PORT "CertProvisioningServicePin" /* ours: PIN or client cert */
+#define SIGNER_WEBTICKET_PATH "/WebTicket/WebTicketService.svc"
+#define SIGNER_WEBTICKET_PIN_PORT "WebTicketServicePin"
+#define SIGNER_WEBTICKET_PIN_SUFFIX "/Auth"
+#define SIGNER_WEBTICKET_CERT_PORT "WebTicketServiceCert"
+#define SIGNER_WEBTICKET_CERT_SUFFIX "/Cert"
+#define SIGNER_BASE_URL_MAX 300 /* "https://host[:port]" */
+#define SIGNER_WSDL_MAX 16384   /* bytes of one document: the tests check the real ones fit */
+
+/* signer_base_url_valid tells whether `url` is a base URL the metadata can name: "http://" or
+ * "https://", then a host (letters, digits, '-', '.', an IPv6 literal in brackets) and an
+ * optional ":port", no path, no trailing '/', at most SIGNER_BASE_URL_MAX bytes. */
+bool signer_base_url_valid(const char *url);
+
+/* signer_wsdl_certprov writes the CertProv WSDL for clients that reach this appliance at
+ * `base_url` (signer_base_url_valid, ASSERTed) into `out` (cap bytes, NUL-terminated): the port
+ * CertProvisioningServiceWebTicketProof_SHA1 at base_url + SIGNER_CERTPROV_PATH +
+ * "/WebTicket_Proof" with the policy <port>_policy whose ExactlyOne/All/EndorsingSupportingTokens/
+ * Policy/IssuedToken/Issuer/Address is base_url + SIGNER_WEBTICKET_PATH, and the port
+ * CertProvisioningServicePin at the plain service URL. Returns 0 with *out_len, or -E2BIG. */
+int signer_wsdl_certprov(char *out, size_t cap, size_t *out_len, const char *base_url);
+
+/* signer_wsdl_webticket writes the Web Ticket Service WSDL: IWebTicketService/IssueToken with the
+ * ports WebTicketServicePin (UsernameToken) at base_url + SIGNER_WEBTICKET_PATH + "/Auth" and
+ * WebTicketServiceCert (TLS client certificate) at ... + "/Cert". As signer_wsdl_certprov. */
+int signer_wsdl_webticket(char *out, size_t cap, size_t *out_len, const char *base_url);
+
+/* signer_mex_response wraps the WSDL document `wsdl` as the answer to a WS-MetadataExchange
+ * GetMetadata (or WS-Transfer Get) request: a SOAP envelope (1.2 when `soap12`) whose Body holds
+ * mex:Metadata / mex:MetadataSection (Dialect WSDL) / wsdl:definitions. Returns 0 or -E2BIG. */
+int signer_mex_response(char *out, size_t cap, size_t *out_len, const char *wsdl, bool soap12);
+
 /* EST (RFC 7030) answers are certs-only CMS: a degenerate SignedData (RFC 5652 §5, no signers)
  * whose certificates [0] holds 1..SIGNER_EST_CERTS_MAX certificates, in the order given. */
 #define SIGNER_EST_CERTS_MAX 8

@@ -1,0 +1,170 @@
+/* mex: the service metadata on the wire (README, Endpoints): GET <service>/mex and <service>?wsdl
+ * answer the WSDL, a POST to <service>/mex (WS-MetadataExchange GetMetadata, or WS-Transfer Get)
+ * the WSDL inside mex:Metadata, in the request's SOAP version. The documents are built once at
+ * start from the base URL clients reach (svc_mex_base_url) and sent from memory (ioring_body),
+ * never formatted per request. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/base.h"
+#include "ioring/ioring.h"
+#include "service/internal.h"
+
+enum { MEX_CERTPROV = 0, MEX_WEBTICKET, MEX_SERVICES_ };
+enum { MEX_WSDL = 0, MEX_SOAP11, MEX_SOAP12, MEX_FORMS_ };
+
+/* One document: referenced by the answers in flight; the service holds one reference until
+ * svc_mex_free. */
+struct mex_doc {
+    struct ioring_body body;
+    char *text;
+};
+
+struct svc_mex {
+    char base_url[SIGNER_BASE_URL_MAX + 1];
+    struct mex_doc *docs[MEX_SERVICES_][MEX_FORMS_];
+};
+
+static void doc_free(struct ioring_body *b)
+{
+    struct mex_doc *d = (struct mex_doc *)b;
+    free(d->text);
+    free(d);
+}
+
+static struct mex_doc *doc_new(const char *text, size_t len)
+{
+    struct mex_doc *d = calloc(1, sizeof(*d));
+    char *copy = malloc(len + 1);
+    if (d == NULL || copy == NULL) {
+        free(d);
+        free(copy);
+        return NULL;
+    }
+    memcpy(copy, text, len + 1);
+    d->text = copy;
+    d->body.data = (const uint8_t *)copy;
+    d->body.len = len;
+    d->body.free_fn = doc_free;
+    atomic_init(&d->body.refs, 1);
+    return d;
+}
+
+/* port_of returns the port of a listen address ("127.0.0.1:8080", "[::1]:8443"), 0 if none. */
+static unsigned port_of(const char *listen)
+{
+    const char *c = strrchr(listen, ':');
+    if (c == NULL || c[1] == '\0' || strchr(listen, ']') > c) {
+        return 0;
+    }
+    unsigned long p = strtoul(c + 1, NULL, 10);
+    return p <= 65535 ? (unsigned)p : 0;
+}
+
+int svc_mex_base_url(char *out, size_t cap, const struct service_config *cfg)
+{
+    if (cfg->external_url[0] != '\0') {
+        return base_str_copy(out, cap, cfg->external_url) == 0 ? 0 : -E2BIG;
+    }
+    bool tls = cfg->tls_listen[0] != '\0';
+    unsigned port = port_of(tls ? cfg->tls_listen : cfg->listen);
+    unsigned dflt = tls ? 443 : 80;
+    int n = port != 0 && port != dflt
+                ? snprintf(out, cap, "%s://%s:%u", tls ? "https" : "http", cfg->name, port)
+                : snprintf(out, cap, "%s://%s", tls ? "https" : "http", cfg->name);
+    return n > 0 && (size_t)n < cap ? 0 : -E2BIG;
+}
+
+int svc_mex_init(struct service *svc)
+{
+    struct svc_mex *m = calloc(1, sizeof(*m));
+    static char wsdl[SIGNER_WSDL_MAX];
+    static char env[SIGNER_WSDL_MAX + 1024];
+    if (m == NULL) {
+        return -ENOMEM;
+    }
+    svc->mex = m;
+    int rc = svc_mex_base_url(m->base_url, sizeof(m->base_url), svc->cfg);
+    if (rc != 0 || !signer_base_url_valid(m->base_url)) {
+        log_err("service: mex_base_url_invalid url=%s", m->base_url);
+        return -EINVAL;
+    }
+    for (int s = 0; s < MEX_SERVICES_; s++) {
+        size_t len = 0;
+        rc = s == MEX_CERTPROV ? signer_wsdl_certprov(wsdl, sizeof(wsdl), &len, m->base_url)
+                               : signer_wsdl_webticket(wsdl, sizeof(wsdl), &len, m->base_url);
+        ASSERT(rc == 0); /* SIGNER_WSDL_MAX holds the longest base URL (tests/signer) */
+        m->docs[s][MEX_WSDL] = doc_new(wsdl, len);
+        for (int v = 0; v < 2; v++) {
+            size_t env_len = 0;
+            rc = signer_mex_response(env, sizeof(env), &env_len, wsdl, v == 1);
+            ASSERT(rc == 0);
+            m->docs[s][MEX_SOAP11 + v] = doc_new(env, env_len);
+        }
+        for (int f = 0; f < MEX_FORMS_; f++) {
+            if (m->docs[s][f] == NULL) {
+                return -ENOMEM;
+            }
+        }
+    }
+    log_info("service: metadata base_url=%s", m->base_url);
+    return 0;
+}
+
+void svc_mex_free(struct service *svc)
+{
+    struct svc_mex *m = svc->mex;
+    if (m == NULL) {
+        return;
+    }
+    for (int s = 0; s < MEX_SERVICES_; s++) {
+        for (int f = 0; f < MEX_FORMS_; f++) {
+            if (m->docs[s][f] != NULL) {
+                ioring_body_put(&m->docs[s][f]->body); /* answers in flight hold their own */
+            }
+        }
+    }
+    free(m);
+    svc->mex = NULL;
+}
+
+/* soap12_body tells whether a GetMetadata request is SOAP 1.2: its Content-Type, or its
+ * envelope's namespace anywhere in the body (the request is not otherwise read: any POST to
+ * /mex is asking for the metadata). */
+static bool soap12_body(struct ioring_request *req)
+{
+    static const char ns12[] = "http://www.w3.org/2003/05/soap-envelope";
+    if (svc_soap12_requested(req)) {
+        return true;
+    }
+    size_t len = 0;
+    const uint8_t *body = ioring_request_body(req, &len);
+    return body != NULL && memmem(body, len, ns12, sizeof(ns12) - 1) != NULL;
+}
+
+void svc_mex_serve(struct service *svc, struct ioring_request *req, bool post)
+{
+    struct svc_mex *m = svc->mex;
+    ASSERT(m != NULL);
+    size_t target_len = 0;
+    const char *target = ioring_request_target(req, &target_len);
+    static const char cp[] = SIGNER_CERTPROV_PATH;
+    int s = target_len >= sizeof(cp) - 1 && strncasecmp(target, cp, sizeof(cp) - 1) == 0
+                ? MEX_CERTPROV
+                : MEX_WEBTICKET;
+    int f = MEX_WSDL;
+    if (post) {
+        f = soap12_body(req) ? MEX_SOAP12 : MEX_SOAP11;
+    }
+    struct mex_doc *d = m->docs[s][f];
+    ioring_body_get(&d->body);
+    svc_respond_body(svc, req, 200,
+                     f == MEX_WSDL ? "text/xml; charset=utf-8"
+                                   : signer_soap_content_type(f == MEX_SOAP12),
+                     &d->body);
+    svc_log_simple(req, SVC_ROUTE_MEX, 200);
+    svc_metrics_request(svc, SVC_ROUTE_MEX, SVC_RESULT_OK);
+}
