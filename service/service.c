@@ -43,13 +43,8 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
     const char *q = memchr(target, '?', len);
     size_t path_len = q != NULL ? (size_t)(q - target) : len;
     *post = strcmp(method, "POST") == 0;
-    for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
-        if (strlen(routes[i].path) == path_len &&
-            strncasecmp(routes[i].path, target, path_len) == 0) {
-            return routes[i].route;
-        }
-    }
-    /* Service metadata: <service>/mex, and <service>?wsdl (README, Endpoints). */
+    /* Service metadata: <service>/mex, and GET <service>?wsdl (README, Endpoints); before the
+     * paths below, which ignore the query. */
     static const char *const services[] = {SIGNER_CERTPROV_PATH, SIGNER_WEBTICKET_PATH};
     for (size_t i = 0; i < ARRAY_LEN(services); i++) {
         size_t n = strlen(services[i]);
@@ -57,9 +52,15 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
             continue;
         }
         if ((path_len == n + 4 && strncasecmp(target + n, "/mex", 4) == 0) ||
-            (path_len == n && q != NULL && len - path_len == 5 &&
+            (!*post && path_len == n && q != NULL && len - path_len == 5 &&
              strncasecmp(q, "?wsdl", 5) == 0)) {
             return SVC_ROUTE_MEX;
+        }
+    }
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
+        if (strlen(routes[i].path) == path_len &&
+            strncasecmp(routes[i].path, target, path_len) == 0) {
+            return routes[i].route;
         }
     }
     static const char ocsp_get[] = "/CertProv/ocsp/"; /* + the request: RFC 6960 A.1 */

@@ -117,7 +117,12 @@ import sys
 from lxml import etree
 ns = {"s11": "http://schemas.xmlsoap.org/soap/envelope/", "s12": "http://www.w3.org/2003/05/soap-envelope",
       "a": "http://schemas.microsoft.com/OCS/AuthWebServices/", "wst": "http://docs.oasis-open.org/ws-sx/ws-trust/200512",
-      "wsse": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"}
+      "wsse": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
+      "wsdl": "http://schemas.xmlsoap.org/wsdl/", "soap": "http://schemas.xmlsoap.org/wsdl/soap/",
+      "wsp": "http://schemas.xmlsoap.org/ws/2004/09/policy",
+      "wsu": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd",
+      "sp": "http://docs.oasis-open.org/ws-sx/ws-securitypolicy/200702",
+      "wsa10": "http://www.w3.org/2005/08/addressing", "mex": "http://schemas.xmlsoap.org/ws/2004/09/mex"}
 try:
     doc = etree.parse(sys.argv[1], etree.XMLParser(resolve_entities=False, no_network=True))
 except Exception as e:
@@ -160,8 +165,14 @@ same "SOAP 1.2 malformed: a 1.2 ErrorInfo" "$(xq "$T/r4" 'string(/s12:Envelope/s
 has "malformed: 28900" "$T/r4.h" '^X-Ms-diagnostics: 28900;source="certprov-test\.example\.com";reason="[^"]*";token="request_malformed"'
 
 # ---- the CSR: unpadded base64, PEM ----
+# A CSR whose base64 ends in padding (an ECDSA signature's length varies: draw until it does).
+for _ in $(seq 1 40); do
+    base64 -w0 "$T/carol.der" | grep -q '=$' && break
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/c.key" 2>/dev/null
+    openssl req -new -key "$T/c.key" -subj "/CN=carol@example.com" -outform DER -out "$T/carol.der" 2>/dev/null
+done
+base64 -w0 "$T/carol.der" | grep -q '=$' || bad "no padded test CSR"
 base64 -w0 "$T/carol.der" | tr -d '=' >"$T/carol.nopad"
-grep -q '=' <(base64 -w0 "$T/carol.der") || bad "the test CSR needs padding"
 soap_body "$S11" carol@example.com "$T/carol.nopad" 14255550102 16180 >"$T/q5.xml"
 same "unpadded base64 CSR" "$(soap "$T/q5.xml" "$T/r5" text/xml)" 200
 openssl req -inform DER -in "$T/carol.der" -outform PEM >"$T/carol.pem"
@@ -175,7 +186,52 @@ same "not a CSR" "$(soap "$T/q7.xml" "$T/r7" text/xml)" 400
 has "not a CSR says so" "$T/r7" "not base64 of a DER CSR"
 has "not a CSR: 28901" "$T/r7.h" '^X-Ms-diagnostics: 28901;'
 
-kill -TERM $PID 2>/dev/null
-wait $PID 2>/dev/null
+# ---- service metadata (issue 18 §1): what pidgin-sipe reads, where it reads it ----
+CP=/CertProv/CertProvisioningService.svc
+WT=/WebTicket/WebTicketService.svc
+POLICY="wsp:Policy[@wsu:Id='CertProvisioningServiceWebTicketProof_SHA1_policy']/wsp:ExactlyOne/wsp:All/sp:EndorsingSupportingTokens/wsp:Policy/sp:IssuedToken/sp:Issuer/wsa10:Address"
+PROOF="wsdl:service/wsdl:port[@name='CertProvisioningServiceWebTicketProof_SHA1']/soap:address/@location"
+port_at() { echo "wsdl:service/wsdl:port[@name='$1']/soap:address/@location"; }
+# metadata BASE: the documents name BASE (the URL clients reach)
+metadata() {
+    local b=$1
+    same "GET $CP/mex" "$(curl -s -o "$T/m1" -D "$T/m1.h" -w '%{http_code}' "$URL$CP/mex")" 200
+    has "mex content type" "$T/m1.h" "^Content-Type: text/xml; charset=utf-8"
+    same "CertProv: Issuer/Address is the Web Ticket Service" "$(xq "$T/m1" "string(/wsdl:definitions/$POLICY)")" "$b$WT"
+    same "CertProv: the WebTicket_Proof port" "$(xq "$T/m1" "string(/wsdl:definitions/$PROOF)")" "$b$CP/WebTicket_Proof"
+    same "CertProv: our PIN port" "$(xq "$T/m1" "string(/wsdl:definitions/$(port_at CertProvisioningServicePin))")" "$b$CP"
+    same "CertProv: the proof binding names the policy" "$(xq "$T/m1" "string(/wsdl:definitions/wsdl:binding[@name='CertProvisioningServiceWebTicketProof_SHA1']/wsp:PolicyReference/@URI)")" "#CertProvisioningServiceWebTicketProof_SHA1_policy"
+    curl -s -o "$T/m2" "$URL$CP?wsdl"
+    check "?wsdl is the same document" cmp "$T/m1" "$T/m2"
+    same "GET $WT/mex" "$(curl -s -o "$T/m3" -w '%{http_code}' "$URL$WT/mex")" 200
+    same "Web Ticket: the PIN port" "$(xq "$T/m3" "string(/wsdl:definitions/$(port_at WebTicketServicePin))")" "$b$WT/Auth"
+    same "Web Ticket: the certificate port" "$(xq "$T/m3" "string(/wsdl:definitions/$(port_at WebTicketServiceCert))")" "$b$WT/Cert"
+    same "Web Ticket: IssueToken" "$(xq "$T/m3" "count(/wsdl:definitions/wsdl:portType[@name='IWebTicketService']/wsdl:operation[@name='IssueToken'])")" 1.0
+    # WS-MetadataExchange GetMetadata, SOAP 1.1 and 1.2
+    printf '<s:Envelope xmlns:s="%s" xmlns:a="http://www.w3.org/2005/08/addressing"><s:Header><a:Action>http://schemas.xmlsoap.org/ws/2004/09/mex/GetMetadata/Request</a:Action></s:Header><s:Body><GetMetadata xmlns="http://schemas.xmlsoap.org/ws/2004/09/mex"/></s:Body></s:Envelope>' "$S11" >"$T/gm11.xml"
+    same "GetMetadata SOAP 1.1" "$(curl -s -o "$T/m4" -D "$T/m4.h" -w '%{http_code}' -H 'Content-Type: text/xml' --data-binary @"$T/gm11.xml" "$URL$CP/mex")" 200
+    same "GetMetadata 1.1: the proof port in the MetadataSection" "$(xq "$T/m4" "string(/s11:Envelope/s11:Body/mex:Metadata/mex:MetadataSection[@Dialect='http://schemas.xmlsoap.org/wsdl/']/wsdl:definitions/$PROOF)")" "$b$CP/WebTicket_Proof"
+    sed "s|$S11|$S12|" "$T/gm11.xml" >"$T/gm12.xml"
+    same "GetMetadata SOAP 1.2" "$(curl -s -o "$T/m5" -D "$T/m5.h" -w '%{http_code}' -H 'Content-Type: application/soap+xml; charset=utf-8' --data-binary @"$T/gm12.xml" "$URL$WT/mex")" 200
+    has "GetMetadata 1.2 content type" "$T/m5.h" "^Content-Type: application/soap\+xml"
+    same "GetMetadata 1.2: the Web Ticket PIN port" "$(xq "$T/m5" "string(/s12:Envelope/s12:Body/mex:Metadata/mex:MetadataSection/wsdl:definitions/$(port_at WebTicketServicePin))")" "$b$WT/Auth"
+    same "PUT $CP/mex is refused" "$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$URL$CP/mex")" 405
+}
+metadata "http://certprov-test.example.com:$PORT"
+
+stop() { kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; }
+stop
 if grep -q "27182\|31415\|16180" "$T/daemon.log"; then bad "a PIN reached the log"; else ok; fi
+
+# Behind a balancer: [server] external_url names what the clients reach.
+sed -i 's|^workers = 1$|workers = 1\nexternal_url = https://certprov.example.com|' "$T/certprov.ini"
+"$D" "${C[@]}" >>"$T/daemon.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+check "certprovd started with external_url" curl -sf "$URL/healthz"
+metadata "https://certprov.example.com"
+stop
+sed -i 's|^external_url = .*|external_url = https://certprov.example.com/base/|' "$T/certprov.ini"
+expect_exit 1 "external_url must be http:// or https://" "a path in external_url is refused" \
+    "$CTL" "${C[@]}" user list
 finish
