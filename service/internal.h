@@ -202,6 +202,11 @@ struct service {
     size_t chain_pem_len;
     char cacerts[SIGNER_CHAIN_PEM_MAX];
     size_t cacerts_len;
+    /* The CA chain of chain.pem as DER (into chain_set), carried beside a SOAP answer's
+     * certificate (signer_soap_reply.chain); num_chain 0 when it does not fit a PKCS#7 answer */
+    struct signer_cert_set *chain_set;
+    struct signer_est_cert chain_certs[SIGNER_EST_CERTS_MAX - 1];
+    size_t num_chain;
     struct svc_ca_cert ca_certs[SIGNER_CHAIN_MAX + 1]; /* the TLS leaf, then chain.pem's */
     size_t num_ca_certs;
     /* the writer */

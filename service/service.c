@@ -270,7 +270,12 @@ static int load_ca_material(struct service *svc)
     }
     rc = signer_est_certs_only(svc->cacerts, sizeof(svc->cacerts), &svc->cacerts_len, certs,
                                set->num);
-    free(set);
+    /* Kept for the SOAP answers' PKCS#7 of the chain (the issued certificate goes first). */
+    svc->chain_set = set;
+    if (set->num <= ARRAY_LEN(svc->chain_certs)) {
+        memcpy(svc->chain_certs, certs, set->num * sizeof(certs[0]));
+        svc->num_chain = set->num;
+    }
     return rc;
 }
 
@@ -384,5 +389,6 @@ void service_free(struct service *svc)
         free(r->soap);
     }
     free(svc->rings);
+    free(svc->chain_set);
     free(svc);
 }

@@ -382,6 +382,8 @@ static void respond_success(struct service *svc, struct svc_item *it)
     if (it->route == SVC_ROUTE_SOAP) {
         struct signer_soap_reply reply;
         svc_item_soap_reply(&reply, it);
+        reply.chain = svc->chain_certs;
+        reply.num_chain = svc->num_chain;
         rc = signer_soap_reply_response(svc->scratch, SVC_RESPONSE_MAX, &len, it->der, it->der_len,
                                         &reply);
         type = signer_soap_content_type(reply.soap12);

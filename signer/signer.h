@@ -953,18 +953,33 @@ void signer_soap_request_cleanup(struct signer_soap_request *req);
 int signer_soap_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
                          size_t cert_len, const char *request_id);
 
-/* signer_soap_reply is what a CertProv answer echoes of its request. */
+struct signer_est_cert;
+
+/* signer_soap_reply is what a CertProv answer echoes of its request, and the CA chain it carries
+ * beside the certificate. */
 struct signer_soap_reply {
     const char *request_id; /* RequestID, or NULL / "" for none */
     const char *context; /* the RST's Context, echoed on the RSTR (WS-Trust 1.3 §3.2), or NULL */
     bool soap12;         /* answer in SOAP 1.2 (the request's envelope was 1.2) */
+    /* The CA certificates (issuing first), 0 to SIGNER_EST_CERTS_MAX - 1 of them: with any, the
+     * RSTR also holds, after RequestedSecurityToken, a wsse:BinarySecurityToken of ValueType
+     * SIGNER_SOAP_PKCS7 (the [MS-WSTEP] RSTR's element) with a certs-only PKCS#7 of the issued
+     * certificate and these, base64 in 64-character lines ([MS-OCAUTHWS] §1.3.2: PKCS#7 carries
+     * "the certificate chain and the certificate"). Clients read the certificate at
+     * RequestedSecurityToken/BinarySecurityToken, which stays as it was. */
+    const struct signer_est_cert *chain;
+    size_t num_chain;
 };
+
+#define SIGNER_SOAP_PKCS7 "http://schemas.microsoft.com/windows/pki/2009/01/enrollment#PKCS7"
 
 /* signer_soap_reply_response is signer_soap_response with what `reply` says: the SOAP 1.2
  * envelope namespace when reply->soap12, `Context="..."` on the RequestSecurityTokenResponse when
- * reply->context is neither NULL nor "" (XML-escaped), the RequestID. With soap12 false and no
- * context the bytes are signer_soap_response's. 6 * strlen(context) more bytes than
- * signer_soap_response's bound are always enough. */
+ * reply->context is neither NULL nor "" (XML-escaped), the chain's PKCS#7, the RequestID. With
+ * soap12 false, no context and no chain the bytes are signer_soap_response's. 6 *
+ * strlen(context) + 2 * (the chain's DER + cert_len) + 2048 more bytes than signer_soap_response's
+ * bound are always enough. Returns 0, -E2BIG, or -EBADMSG (with a chain: a certificate that is
+ * not a DER SEQUENCE). */
 int signer_soap_reply_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
                                size_t cert_len, const struct signer_soap_reply *reply);
 

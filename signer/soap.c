@@ -946,6 +946,39 @@ static int wbuf_end(struct wbuf *w, size_t *out_len)
     return 0;
 }
 
+/* put_chain writes the [MS-WSTEP] RSTR's PKCS#7 element: a certs-only PKCS#7 of the issued
+ * certificate and the CA chain, written straight into the buffer (signer_est_certs_only uses the
+ * room left as its scratch). Returns 0 (w->over set when it did not fit) or -EBADMSG. */
+static int put_chain(struct wbuf *w, const uint8_t *cert_der, size_t cert_len,
+                     const struct signer_soap_reply *reply)
+{
+    ASSERT(reply->chain != NULL);
+    ASSERT(reply->num_chain < SIGNER_EST_CERTS_MAX);
+    struct signer_est_cert certs[SIGNER_EST_CERTS_MAX];
+    certs[0] = (struct signer_est_cert){.der = cert_der, .der_len = cert_len};
+    for (size_t i = 0; i < reply->num_chain; i++) {
+        certs[i + 1] = reply->chain[i];
+    }
+    put(w, "<wsse:BinarySecurityToken xmlns:wsse=\"" NS_WSSE_URI "\" ValueType=\"" SIGNER_SOAP_PKCS7
+           "\" EncodingType=\"" BASE64BINARY "\">");
+    if (w->over) {
+        return 0;
+    }
+    size_t n = 0;
+    int rc = signer_est_certs_only(w->p + w->len, w->cap - w->len, &n, certs, reply->num_chain + 1);
+    if (rc == -E2BIG) {
+        w->over = true;
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ASSERT(n < w->cap - w->len);
+    w->len += n;
+    put(w, "</wsse:BinarySecurityToken>");
+    return 0;
+}
+
 /* put_head writes the XML declaration, the envelope of the reply's SOAP version (1.1, or 1.2 per
  * the SOAP 1.2 Part 1 §5.1 namespace) and the GetAndPublishCertResponse start tag. */
 static void put_head(struct wbuf *w, const struct signer_soap_reply *reply)
@@ -978,6 +1011,13 @@ int signer_soap_reply_response(char *out, size_t cap, size_t *out_len, const uin
             "\" EncodingType=\"" BASE64BINARY "\">");
     put_base64(&w, cert_der, cert_len);
     put(&w, "</wsse:BinarySecurityToken></wst:RequestedSecurityToken>");
+    if (reply->num_chain > 0) {
+        int rc = put_chain(&w, cert_der, cert_len, reply);
+        if (rc == -EBADMSG) {
+            out[0] = '\0';
+            return rc;
+        }
+    }
     put_request_id(&w, reply->request_id);
     put(&w, "</wst:RequestSecurityTokenResponse>" XML_TAIL);
     return wbuf_end(&w, out_len);

@@ -132,7 +132,8 @@ print(r if isinstance(r, (str, float, bool)) else (r[0] if r else ""))
 PY
 }
 soap_cert() { # soap_cert RESPONSE: the certificate as PEM
-    xq "$1" 'string(//wsse:BinarySecurityToken)' | base64 -d | openssl x509 -inform DER 2>/dev/null
+    xq "$1" 'string(//a:GetAndPublishCertResponse/wst:RequestSecurityTokenResponse/wst:RequestedSecurityToken/wsse:BinarySecurityToken)' |
+        base64 -d | openssl x509 -inform DER 2>/dev/null
 }
 
 # Context echoed (WS-Trust 1.3 §3.2), SOAP 1.1 unchanged; the phone number as a tel: URI.
@@ -143,6 +144,14 @@ same "SOAP 1.1 envelope" "$(xq "$T/r1" 'count(/s11:Envelope/s11:Body/a:GetAndPub
 same "Context echoed on the RSTR" "$(xq "$T/r1" 'string(//wst:RequestSecurityTokenResponse/@Context)')" 'urn:uuid:c0ffee&1'
 soap_cert "$T/r1" >"$T/r1.pem"
 verify_pem "SOAP 1.1 certificate" "$T/r1.pem"
+# The chain beside the certificate: the [MS-WSTEP] RSTR's PKCS#7 element, after
+# RequestedSecurityToken (whose certificate clients read, unchanged).
+P7="//wst:RequestSecurityTokenResponse/wsse:BinarySecurityToken[@ValueType='http://schemas.microsoft.com/windows/pki/2009/01/enrollment#PKCS7']"
+xq "$T/r1" "string($P7)" | base64 -d | openssl pkcs7 -inform DER -print_certs 2>/dev/null >"$T/r1.p7.pem"
+same "the PKCS#7 holds the certificate, the issuing CA and the root" "$(grep -c 'BEGIN CERTIFICATE' "$T/r1.p7.pem")" 3
+check "the PKCS#7's first is the issued certificate" cmp <(openssl x509 -in "$T/r1.p7.pem" -outform DER) <(openssl x509 -in "$T/r1.pem" -outform DER)
+check "the PKCS#7 is chain.pem's chain" cmp <(awk '/BEGIN CERT/ {n++} n > 1' "$T/r1.p7.pem" | openssl crl2pkcs7 -nocrl -certfile /dev/stdin | openssl pkcs7 -print_certs | grep -v '^subject\|^issuer\|^$') <(grep -v '^$' "$S/chain.pem")
+same "the chain element follows RequestedSecurityToken" "$(xq "$T/r1" "count($P7/preceding-sibling::wst:RequestedSecurityToken)")" 1.0
 soap_body "$S11" alice@example.com "$T/alice.b64" 1001 27182 >"$T/q0.xml"
 same "no Context, none echoed" "$(soap "$T/q0.xml" "$T/r0" "text/xml")" 200
 same "no Context attribute" "$(xq "$T/r0" 'count(//wst:RequestSecurityTokenResponse/@Context)')" 0.0

@@ -740,6 +740,66 @@ Test(signer_soap_response, soap12_and_context)
     cr_assert_str_eq(signer_soap_content_type(true), "application/soap+xml; charset=utf-8");
 }
 
+/* fake_der fills a DER SEQUENCE of `len` bytes (len 4..65535 + 4): what certs-only PKCS#7 needs. */
+static void fake_der(uint8_t *der, size_t len, uint8_t seed)
+{
+    der[0] = 0x30;
+    der[1] = 0x82;
+    der[2] = (uint8_t)((len - 4) >> 8);
+    der[3] = (uint8_t)(len - 4);
+    for (size_t i = 4; i < len; i++) {
+        der[i] = (uint8_t)(i * 13 + seed);
+    }
+}
+
+/* The chain rides in its own [MS-WSTEP] PKCS#7 element after RequestedSecurityToken; the element
+ * clients read (RequestedSecurityToken/BinarySecurityToken, X509v3) is byte for byte unchanged. */
+Test(signer_soap_response, chain_beside_the_certificate)
+{
+    static uint8_t leaf[600];
+    static uint8_t ca[2][500];
+    fake_der(leaf, sizeof(leaf), 1);
+    fake_der(ca[0], sizeof(ca[0]), 2);
+    fake_der(ca[1], sizeof(ca[1]), 3);
+    struct signer_est_cert chain[2] = {{ca[0], sizeof(ca[0])}, {ca[1], sizeof(ca[1])}};
+    static char plain[8192];
+    static char with[16384];
+    size_t plain_len = 0;
+    size_t with_len = 0;
+    cr_assert_eq(signer_soap_response(plain, sizeof(plain), &plain_len, leaf, sizeof(leaf), "r"),
+                 0);
+    struct signer_soap_reply reply = {.request_id = "r", .chain = chain, .num_chain = 2};
+    cr_assert_eq(
+        signer_soap_reply_response(with, sizeof(with), &with_len, leaf, sizeof(leaf), &reply), 0);
+    cr_assert_eq(with_len, strlen(with));
+    cr_assert(well_formed(with), "%s", with);
+    static char x509_plain[8192];
+    snprintf(x509_plain, sizeof(x509_plain), "%s",
+             between(plain, "<wst:RequestedSecurityToken>", "</wst:RequestedSecurityToken>"));
+    cr_assert_str_eq(between(with, "<wst:RequestedSecurityToken>", "</wst:RequestedSecurityToken>"),
+                     x509_plain);
+    /* After RequestedSecurityToken, before the RequestID. */
+    const char *p7 = strstr(with, "ValueType=\"" SIGNER_SOAP_PKCS7 "\"");
+    cr_assert_not_null(p7);
+    cr_assert(p7 > strstr(with, "</wst:RequestedSecurityToken>"));
+    cr_assert(p7 < strstr(with, "<RequestID "));
+    /* The certs-only PKCS#7 of the certificate and the chain, as EST writes it. */
+    struct signer_est_cert all[3] = {{leaf, sizeof(leaf)}, chain[0], chain[1]};
+    static char est[8192];
+    size_t est_len = 0;
+    cr_assert_eq(signer_est_certs_only(est, sizeof(est), &est_len, all, 3), 0);
+    cr_assert_str_eq(between(p7, "#Base64Binary\">", "</wsse:BinarySecurityToken>"), est);
+    /* Too small for the chain: -E2BIG, nothing half-written. */
+    cr_assert_eq(signer_soap_reply_response(with, with_len, &with_len, leaf, sizeof(leaf), &reply),
+                 -E2BIG);
+    cr_assert_str_eq(with, "");
+    /* A certificate that is no DER SEQUENCE cannot go into the PKCS#7. */
+    uint8_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    cr_assert_eq(
+        signer_soap_reply_response(with, sizeof(with), &with_len, junk, sizeof(junk), &reply),
+        -EBADMSG);
+}
+
 Test(signer_soap_response, error_holds_code_and_reason)
 {
     static char out[4096];
