@@ -988,6 +988,18 @@ int signer_soap_reply_response(char *out, size_t cap, size_t *out_len, const uin
 int signer_soap_reply_error(char *out, size_t cap, size_t *out_len, enum signer_code code,
                             const char *reason, const struct signer_soap_reply *reply);
 
+/* signer_soap_fault writes a SOAP fault for the refusal `why` in SOAP 1.1 or, when `soap12`,
+ * SOAP 1.2 form (SOAP 1.2 Part 1 §5.4: Code/Value, Subcode, Reason/Text, Detail), for the
+ * services that answer with faults (the Web Ticket Service, [MS-OCAUTHWS] §3.2.4.1; CertProv
+ * answers with ErrorInfo, §3.1.4.1): the code is the Code's fault ("wsse:FailedAuthentication",
+ * signer_code_fault) as 1.1 faultcode or 1.2 Subcode under Sender, else Client/Sender for 4xx
+ * and Server/Receiver for 5xx; the detail is an OCSDiagnosticsFault ([MS-OCAUTHWS] §2.2.4.1:
+ * Ms-Diagnostics-Fault/ErrorId = signer_code_diag_id, Reason = `reason`; its namespace is
+ * inferred: AuthWebServices). `reason` is XML-escaped. Returns 0 with *out_len or -E2BIG;
+ * 6 * strlen(reason) + 1536 bytes always suffice. */
+int signer_soap_fault(char *out, size_t cap, size_t *out_len, enum signer_reason why,
+                      const char *reason, bool soap12);
+
 /* signer_soap_content_type returns the Content-Type of an answer: "text/xml; charset=utf-8"
  * (SOAP 1.1) or "application/soap+xml; charset=utf-8" (SOAP 1.2, RFC 3902). Static storage. */
 const char *signer_soap_content_type(bool soap12);

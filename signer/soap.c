@@ -1057,6 +1057,51 @@ int signer_soap_error_response(char *out, size_t cap, size_t *out_len, enum sign
     return signer_soap_reply_error(out, cap, out_len, code, reason, &reply);
 }
 
+int signer_soap_fault(char *out, size_t cap, size_t *out_len, enum signer_reason why,
+                      const char *reason, bool soap12)
+{
+    ASSERT(out != NULL && cap > 0);
+    ASSERT(out_len != NULL);
+    ASSERT(reason != NULL);
+    enum signer_code code = signer_reason_code(why);
+    const char *fault = signer_code_fault(code); /* "wsse:Name" */
+    bool server = signer_error_status(code) >= 500;
+    char id[16];
+    snprintf(id, sizeof(id), "%u", signer_code_diag_id(code));
+    struct wbuf w = {.p = out, .cap = cap};
+    out[0] = '\0';
+    put(&w, XML_DECL "<s:Envelope xmlns:s=\"");
+    put(&w, soap12 ? NS_SOAP12_URI : NS_SOAP11);
+    put(&w, "\" xmlns:wsse=\"" NS_WSSE_URI "\"><s:Body><s:Fault>");
+    if (soap12) {
+        put(&w, server ? "<s:Code><s:Value>s:Receiver</s:Value>"
+                       : "<s:Code><s:Value>s:Sender</s:Value>");
+        if (fault != NULL) {
+            put(&w, "<s:Subcode><s:Value>");
+            put(&w, fault);
+            put(&w, "</s:Value></s:Subcode>");
+        }
+        put(&w, "</s:Code><s:Reason><s:Text xml:lang=\"en-US\">");
+        put_escaped(&w, reason);
+        put(&w, "</s:Text></s:Reason><s:Detail>");
+    } else {
+        put(&w, "<faultcode>");
+        put(&w, fault != NULL ? fault : server ? "s:Server" : "s:Client");
+        put(&w, "</faultcode><faultstring xml:lang=\"en-US\">");
+        put_escaped(&w, reason);
+        put(&w, "</faultstring><detail>");
+    }
+    put(&w, "<af:OCSDiagnosticsFault xmlns:af=\"" NS_AUTH_URI "\"><af:Ms-Diagnostics-Fault>"
+            "<af:ErrorId>");
+    put(&w, id);
+    put(&w, "</af:ErrorId><af:Reason>");
+    put_escaped(&w, reason);
+    put(&w, "</af:Reason></af:Ms-Diagnostics-Fault></af:OCSDiagnosticsFault>");
+    put(&w, soap12 ? "</s:Detail>" : "</detail>");
+    put(&w, "</s:Fault></s:Body></s:Envelope>");
+    return wbuf_end(&w, out_len);
+}
+
 const char *signer_soap_content_type(bool soap12)
 {
     return soap12 ? "application/soap+xml; charset=utf-8" : "text/xml; charset=utf-8";

@@ -42,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ASSERT(reason[0] != '\0');
         ASSERT(all_zero(&req, sizeof(req)));
         ASSERT(signer_soap_error_response(out, sizeof(out), &len, code, reason, NULL) == 0);
+        ASSERT(signer_soap_fault(out, sizeof(out), &len, signer_code_reason(code), reason,
+                                 (size & 1) != 0) == 0);
         ASSERT(signer_diagnostics_format(out, sizeof(out), &len, signer_code_reason(code),
                                          "fuzz.example.com", reason) == 0);
         for (size_t i = 0; i < len; i++) {

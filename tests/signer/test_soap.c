@@ -800,6 +800,39 @@ Test(signer_soap_response, chain_beside_the_certificate)
         -EBADMSG);
 }
 
+/* Faults for the services that use them, in the request's SOAP version. */
+Test(signer_soap_response, faults_in_both_versions)
+{
+    static char out[4096];
+    size_t len = 0;
+    cr_assert_eq(signer_soap_fault(out, sizeof(out), &len, SIGNER_REASON_USER_DISABLED,
+                                   "User is not SIP enabled <x>", true),
+                 0);
+    cr_assert_eq(len, strlen(out));
+    cr_assert(well_formed(out), "%s", out);
+    cr_assert(strstr(out, "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"") !=
+              NULL);
+    cr_assert(strstr(out, "<s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>"
+                          "wsse:FailedAuthentication</s:Value></s:Subcode></s:Code>") != NULL,
+              "%s", out);
+    cr_assert(strstr(out, "<s:Reason><s:Text xml:lang=\"en-US\">User is not SIP enabled "
+                          "&lt;x&gt;</s:Text></s:Reason><s:Detail>") != NULL);
+    cr_assert(strstr(out, "<af:ErrorId>28000</af:ErrorId>") != NULL);
+    cr_assert_eq(signer_soap_fault(out, sizeof(out), &len, SIGNER_REASON_INTERNAL, "boom", false),
+                 0);
+    cr_assert(well_formed(out), "%s", out);
+    cr_assert(strstr(out, "http://schemas.xmlsoap.org/soap/envelope/") != NULL);
+    cr_assert(strstr(out, "<faultcode>s:Server</faultcode><faultstring xml:lang=\"en-US\">boom"
+                          "</faultstring><detail>") != NULL,
+              "%s", out);
+    cr_assert(strstr(out, "<af:ErrorId>28001</af:ErrorId><af:Reason>boom</af:Reason>") != NULL);
+    cr_assert_eq(
+        signer_soap_fault(out, sizeof(out), &len, SIGNER_REASON_REQUEST_MALFORMED, "x", true), 0);
+    cr_assert(strstr(out, "<s:Code><s:Value>s:Sender</s:Value></s:Code>") != NULL, "%s", out);
+    cr_assert_eq(signer_soap_fault(out, 200, &len, SIGNER_REASON_INTERNAL, "x", true), -E2BIG);
+    cr_assert_str_eq(out, "");
+}
+
 Test(signer_soap_response, error_holds_code_and_reason)
 {
     static char out[4096];
