@@ -450,8 +450,8 @@ const char *svc_stage_name(enum svc_stage stage);
 
 /* svc_mex_base_url writes the base URL of the metadata: [server] external_url, or
  * "https://NAME[:PORT]" with tls_listen (the port left out when 443), else "http://NAME[:PORT]"
- * of listen. Returns 0 or -E2BIG. */
-int svc_mex_base_url(char *out, size_t cap, const struct service_config *cfg);
+ * of listen, NAME being `name` ([server] name or one of alt_names). Returns 0 or -E2BIG. */
+int svc_mex_base_url(char *out, size_t cap, const struct service_config *cfg, const char *name);
 
 /* svc_mex_init builds the CertProv and Web Ticket Service metadata documents (signer/wsdl.c) for
  * the base URL. Returns 0, -EINVAL (not a valid base URL: logged) or -ENOMEM. svc_mex_free drops

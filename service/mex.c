@@ -1,8 +1,8 @@
 /* mex: the service metadata on the wire (README, Endpoints): GET <service>/mex and <service>?wsdl
  * answer the WSDL, a POST to <service>/mex (WS-MetadataExchange GetMetadata, or WS-Transfer Get)
  * the WSDL inside mex:Metadata, in the request's SOAP version. The documents are built once at
- * start from the base URL clients reach (svc_mex_base_url) and sent from memory (ioring_body),
- * never formatted per request. */
+ * start for each base URL clients reach (svc_mex_base_url: per [server] name and alt_name, the
+ * request's Host picks) and sent from memory (ioring_body), never formatted per request. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +23,15 @@ struct mex_doc {
     char *text;
 };
 
+/* One set of documents per name clients may reach the appliance by: [server] name, then each
+ * alt_name (picked by the request's Host); only the first with external_url. */
+#define MEX_NAMES_MAX (1 + SERVICE_ALT_NAMES_MAX)
+
 struct svc_mex {
-    char base_url[SIGNER_BASE_URL_MAX + 1];
-    struct mex_doc *docs[MEX_SERVICES_][MEX_FORMS_];
+    size_t num_names;
+    char names[MEX_NAMES_MAX][SERVICE_NAME_MAX + 1];
+    char base_url[MEX_NAMES_MAX][SIGNER_BASE_URL_MAX + 1];
+    struct mex_doc *docs[MEX_NAMES_MAX][MEX_SERVICES_][MEX_FORMS_];
 };
 
 static void doc_free(struct ioring_body *b)
@@ -64,7 +70,7 @@ static unsigned port_of(const char *listen)
     return p <= 65535 ? (unsigned)p : 0;
 }
 
-int svc_mex_base_url(char *out, size_t cap, const struct service_config *cfg)
+int svc_mex_base_url(char *out, size_t cap, const struct service_config *cfg, const char *name)
 {
     if (cfg->external_url[0] != '\0') {
         return base_str_copy(out, cap, cfg->external_url) == 0 ? 0 : -E2BIG;
@@ -73,44 +79,61 @@ int svc_mex_base_url(char *out, size_t cap, const struct service_config *cfg)
     unsigned port = port_of(tls ? cfg->tls_listen : cfg->listen);
     unsigned dflt = tls ? 443 : 80;
     int n = port != 0 && port != dflt
-                ? snprintf(out, cap, "%s://%s:%u", tls ? "https" : "http", cfg->name, port)
-                : snprintf(out, cap, "%s://%s", tls ? "https" : "http", cfg->name);
+                ? snprintf(out, cap, "%s://%s:%u", tls ? "https" : "http", name, port)
+                : snprintf(out, cap, "%s://%s", tls ? "https" : "http", name);
     return n > 0 && (size_t)n < cap ? 0 : -E2BIG;
 }
 
-int svc_mex_init(struct service *svc)
+/* build_docs builds the documents of one base URL into docs. Returns 0 or -ENOMEM. */
+static int build_docs(struct mex_doc *docs[MEX_SERVICES_][MEX_FORMS_], const char *base_url)
 {
-    struct svc_mex *m = calloc(1, sizeof(*m));
-    static char wsdl[SIGNER_WSDL_MAX];
+    static char wsdl[SIGNER_WSDL_MAX]; /* start-up only, one thread */
     static char env[SIGNER_WSDL_MAX + 1024];
-    if (m == NULL) {
-        return -ENOMEM;
-    }
-    svc->mex = m;
-    int rc = svc_mex_base_url(m->base_url, sizeof(m->base_url), svc->cfg);
-    if (rc != 0 || !signer_base_url_valid(m->base_url)) {
-        log_err("service: mex_base_url_invalid url=%s", m->base_url);
-        return -EINVAL;
-    }
     for (int s = 0; s < MEX_SERVICES_; s++) {
         size_t len = 0;
-        rc = s == MEX_CERTPROV ? signer_wsdl_certprov(wsdl, sizeof(wsdl), &len, m->base_url)
-                               : signer_wsdl_webticket(wsdl, sizeof(wsdl), &len, m->base_url);
+        int rc = s == MEX_CERTPROV ? signer_wsdl_certprov(wsdl, sizeof(wsdl), &len, base_url)
+                                   : signer_wsdl_webticket(wsdl, sizeof(wsdl), &len, base_url);
         ASSERT(rc == 0); /* SIGNER_WSDL_MAX holds the longest base URL (tests/signer) */
-        m->docs[s][MEX_WSDL] = doc_new(wsdl, len);
+        docs[s][MEX_WSDL] = doc_new(wsdl, len);
         for (int v = 0; v < 2; v++) {
             size_t env_len = 0;
             rc = signer_mex_response(env, sizeof(env), &env_len, wsdl, v == 1);
             ASSERT(rc == 0);
-            m->docs[s][MEX_SOAP11 + v] = doc_new(env, env_len);
+            docs[s][MEX_SOAP11 + v] = doc_new(env, env_len);
         }
         for (int f = 0; f < MEX_FORMS_; f++) {
-            if (m->docs[s][f] == NULL) {
+            if (docs[s][f] == NULL) {
                 return -ENOMEM;
             }
         }
     }
-    log_info("service: metadata base_url=%s", m->base_url);
+    return 0;
+}
+
+int svc_mex_init(struct service *svc)
+{
+    const struct service_config *cfg = svc->cfg;
+    struct svc_mex *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return -ENOMEM;
+    }
+    svc->mex = m;
+    m->num_names = cfg->external_url[0] != '\0' ? 1 : 1 + cfg->num_alt_names;
+    ASSERT(m->num_names <= MEX_NAMES_MAX);
+    for (size_t i = 0; i < m->num_names; i++) {
+        const char *name = i == 0 ? cfg->name : cfg->alt_names[i - 1];
+        (void)base_str_copy(m->names[i], sizeof(m->names[i]), name);
+        int rc = svc_mex_base_url(m->base_url[i], sizeof(m->base_url[i]), cfg, name);
+        if (rc != 0 || !signer_base_url_valid(m->base_url[i])) {
+            log_err("service: mex_base_url_invalid url=%s", m->base_url[i]);
+            return -EINVAL;
+        }
+        rc = build_docs(m->docs[i], m->base_url[i]);
+        if (rc != 0) {
+            return rc;
+        }
+        log_info("service: metadata base_url=%s", m->base_url[i]);
+    }
     return 0;
 }
 
@@ -120,10 +143,12 @@ void svc_mex_free(struct service *svc)
     if (m == NULL) {
         return;
     }
-    for (int s = 0; s < MEX_SERVICES_; s++) {
-        for (int f = 0; f < MEX_FORMS_; f++) {
-            if (m->docs[s][f] != NULL) {
-                ioring_body_put(&m->docs[s][f]->body); /* answers in flight hold their own */
+    for (size_t i = 0; i < MEX_NAMES_MAX; i++) {
+        for (int s = 0; s < MEX_SERVICES_; s++) {
+            for (int f = 0; f < MEX_FORMS_; f++) {
+                if (m->docs[i][s][f] != NULL) {
+                    ioring_body_put(&m->docs[i][s][f]->body); /* answers in flight keep theirs */
+                }
             }
         }
     }
@@ -145,6 +170,25 @@ static bool soap12_body(struct ioring_request *req)
     return body != NULL && memmem(body, len, ns12, sizeof(ns12) - 1) != NULL;
 }
 
+/* name_index picks the documents of the name the request's Host names (without its port,
+ * ASCII case ignored), or [server] name's. */
+static size_t name_index(const struct svc_mex *m, struct ioring_request *req)
+{
+    size_t len = 0;
+    const char *host = ioring_request_header_get(req, "Host", &len);
+    if (host == NULL || m->num_names == 1) {
+        return 0;
+    }
+    const char *colon = memchr(host, ':', len);
+    size_t n = colon != NULL ? (size_t)(colon - host) : len;
+    for (size_t i = 0; i < m->num_names; i++) {
+        if (strlen(m->names[i]) == n && strncasecmp(m->names[i], host, n) == 0) {
+            return i;
+        }
+    }
+    return 0;
+}
+
 void svc_mex_serve(struct service *svc, struct ioring_request *req, bool post)
 {
     struct svc_mex *m = svc->mex;
@@ -159,7 +203,7 @@ void svc_mex_serve(struct service *svc, struct ioring_request *req, bool post)
     if (post) {
         f = soap12_body(req) ? MEX_SOAP12 : MEX_SOAP11;
     }
-    struct mex_doc *d = m->docs[s][f];
+    struct mex_doc *d = m->docs[name_index(m, req)][s][f];
     ioring_body_get(&d->body);
     svc_respond_body(svc, req, 200,
                      f == MEX_WSDL ? "text/xml; charset=utf-8"

@@ -12,6 +12,7 @@ URL="http://127.0.0.1:$PORT"
 cat >"$T/certprov.ini" <<INI
 [server]
 name = certprov-test.example.com
+alt_names = phones.example.com, lync.example.com
 listen = 127.0.0.1:$PORT
 workers = 1
 [store]
@@ -227,6 +228,12 @@ metadata() {
     same "PUT $CP/mex is refused" "$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$URL$CP/mex")" 405
 }
 metadata "http://certprov-test.example.com:$PORT"
+# Reached by an alt_name: the metadata names that host (the request's Host picks).
+curl -s -o "$T/m6" -H "Host: LYNC.example.com:$PORT" "$URL$CP/mex"
+same "Host an alt_name: its URLs" "$(xq "$T/m6" "string(/wsdl:definitions/$PROOF)")" "http://lync.example.com:$PORT$CP/WebTicket_Proof"
+same "Host an alt_name: the Issuer too" "$(xq "$T/m6" "string(/wsdl:definitions/$POLICY)")" "http://lync.example.com:$PORT$WT"
+curl -s -o "$T/m7" -H "Host: elsewhere.example.com" "$URL$WT/mex"
+same "another Host: [server] name's" "$(xq "$T/m7" "string(/wsdl:definitions/$(port_at WebTicketServicePin))")" "http://certprov-test.example.com:$PORT$WT/Auth"
 
 stop() { kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; }
 stop
@@ -239,6 +246,8 @@ PID=$!
 for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
 check "certprovd started with external_url" curl -sf "$URL/healthz"
 metadata "https://certprov.example.com"
+curl -s -o "$T/m8" -H "Host: lync.example.com" "$URL$CP/mex"
+same "external_url wins over the Host" "$(xq "$T/m8" "string(/wsdl:definitions/$PROOF)")" "https://certprov.example.com$CP/WebTicket_Proof"
 stop
 sed -i 's|^external_url = .*|external_url = https://certprov.example.com/base/|' "$T/certprov.ini"
 expect_exit 1 "external_url must be http:// or https://" "a path in external_url is refused" \
