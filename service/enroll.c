@@ -66,8 +66,8 @@ static int basic_auth(struct svc_credentials *c, struct ioring_request *req)
 /* lookup_login finds the users of the login `user`: as typed (an extension, or a phone number
  * in its stored form) and, when it reads as a phone number in another form ("tel:+1...",
  * "+1 (425) 555-0100", a national number with [pin] default_country_code), in its E.164 form
- * (signer_phone_e164, README, Users). Whether the second lookup runs depends on the login's text
- * alone, never on who exists. Returns store_user_lookup's code. */
+ * (signer_phone_e164, README, Authentication). Whether the second lookup runs depends on the
+ * login's text alone, never on who exists. Returns store_user_lookup's code. */
 static int lookup_login(struct service *svc, struct store_user *cands, size_t *n, const char *user)
 {
     int rc = store_user_lookup(svc->st, cands, SVC_CANDIDATES_MAX, n, user);

@@ -1,6 +1,6 @@
 /* phone: phone numbers as people and phones write them, read into the one form the store keeps
- * (E.164, README, Users), so that stored and looked-up forms meet ([MS-OCAUTHWS] leaves the
- * form of the PIN sign-in's phone number to the deployment; Lync's LineUri is a tel: URI). */
+ * (E.164, README, Authentication), so that stored and looked-up forms meet ([MS-OCAUTHWS] leaves
+ * the form of the PIN sign-in's phone number to the deployment; Lync's LineUri is a tel: URI). */
 #include <errno.h>
 #include <string.h>
 #include <strings.h>

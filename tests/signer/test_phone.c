@@ -1,5 +1,5 @@
 /* test_phone: signer_phone_e164, the one reading of phone numbers shared by the sign-in and the
- * import (README, Users), and signer_country_code_valid. */
+ * import (README, Authentication), and signer_country_code_valid. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
