@@ -240,8 +240,13 @@ const char *ctl_check_phone(char out[STORE_PHONE_MAX + 1], const char *phone, co
     if (phone[0] == '\0') {
         return NULL;
     }
-    /* The same reading as the sign-in's (signer_phone_e164), so stored and typed forms meet. */
-    if (signer_phone_e164(out, STORE_PHONE_MAX + 1, phone, cc) != 0) {
+    /* The same reading as the sign-in's (signer_phone_e164), so stored and typed forms meet; but
+     * without [pin] default_country_code a number without '+' is refused here (the sign-in would
+     * read it as international; stored, a national number would become another one). */
+    const char *p = strncasecmp(phone, "tel:", 4) == 0 ? phone + 4 : phone;
+    p += strspn(p, " ");
+    if ((cc[0] == '\0' && *p != '+') ||
+        signer_phone_e164(out, STORE_PHONE_MAX + 1, phone, cc) != 0) {
         return cc[0] != '\0'
                    ? "the phone number must be E.164 (+ then 7 to 15 digits, e.g. +14255550100; "
                      "spaces, '-', '.', '(', ')' and a tel: prefix are allowed) or a national "
