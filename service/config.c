@@ -241,6 +241,15 @@ static int section_server(struct config_ctx *ctx, const char *k, const char *v)
         return set_alt_names(ctx, v);
     } else if (strcmp(k, "listen") == 0) {
         return set_listen(ctx, c->listen, sizeof(c->listen), "[server] listen", v, false);
+    } else if (strcmp(k, "external_url") == 0) {
+        if (v[0] != '\0' && !signer_base_url_valid(v)) {
+            return config_fail(ctx,
+                               "[server] external_url must be http:// or https://, a host and an "
+                               "optional :port, no path nor trailing '/' (e.g. "
+                               "https://certprov.example.com), got '%s'",
+                               v);
+        }
+        return set_str(ctx, c->external_url, sizeof(c->external_url), "[server] external_url", v);
     } else if (strcmp(k, "tls_listen") == 0) {
         return set_listen(ctx, c->tls_listen, sizeof(c->tls_listen), "[server] tls_listen", v,
                           true);
@@ -399,6 +408,16 @@ static int section_pin(struct config_ctx *ctx, const char *k, const char *v)
     } else if (strcmp(k, "total_failures_4digit") == 0) {
         return set_u32(ctx, &p->total_failures_max_short, "[pin] total_failures_4digit", v, 1,
                        10000000);
+    } else if (strcmp(k, "default_country_code") == 0) {
+        const char *cc = v[0] == '+' ? v + 1 : v; /* "+1" reads as "1" */
+        if (cc[0] != '\0' && !signer_country_code_valid(cc)) {
+            return config_fail(ctx,
+                               "[pin] default_country_code must be a country calling code: 1 to 3 "
+                               "digits, not starting with 0 (e.g. 1 or 49), got '%s'",
+                               v);
+        }
+        memcpy(p->default_country_code, cc, strlen(cc) + 1);
+        return 1; /* inih: 1 = this line is good */
     }
     return config_fail(ctx, "unknown key '%s' in [%s]", k, "pin");
 }

@@ -63,6 +63,36 @@ static int basic_auth(struct svc_credentials *c, struct ioring_request *req)
     return svc_basic_auth(c, h, len);
 }
 
+/* lookup_login finds the users of the login `user`: as typed (an extension, or a phone number
+ * in its stored form) and, when it reads as a phone number in another form ("tel:+1...",
+ * "+1 (425) 555-0100", a national number with [pin] default_country_code), in its E.164 form
+ * (signer_phone_e164, README, Authentication). Whether the second lookup runs depends on the
+ * login's text alone, never on who exists. Returns store_user_lookup's code. */
+static int lookup_login(struct service *svc, struct store_user *cands, size_t *n, const char *user)
+{
+    int rc = store_user_lookup(svc->st, cands, SVC_CANDIDATES_MAX, n, user);
+    char e164[STORE_PHONE_MAX + 1];
+    if (rc != 0 ||
+        signer_phone_e164(e164, sizeof(e164), user, svc->cfg->pin.default_country_code) != 0 ||
+        strcmp(e164, user) == 0) {
+        return rc;
+    }
+    struct store_user more[SVC_CANDIDATES_MAX];
+    size_t m = 0;
+    rc = store_user_lookup(svc->st, more, SVC_CANDIDATES_MAX, &m, e164);
+    for (size_t i = 0; rc == 0 && i < m && *n < SVC_CANDIDATES_MAX; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < *n && !dup; j++) {
+            dup = strcmp(cands[j].uri, more[i].uri) == 0;
+        }
+        if (!dup) {
+            cands[(*n)++] = more[i];
+        }
+    }
+    signer_secret_wipe(more, sizeof(more)); /* PIN verifiers */
+    return rc;
+}
+
 /* svc_authenticate records the candidates of the login `user` and whether `pin` matched each. It
  * always computes SVC_CANDIDATES_MAX verifiers (dummies for missing candidates), so an unknown
  * number costs what a wrong PIN costs, and it reads lockout state only for a matching PIN. Going
@@ -75,7 +105,7 @@ void svc_authenticate(struct service *svc, struct svc_item *it, const char *user
     size_t n = 0;
     ASSERT(!it->signin);
     (void)base_str_copy(it->login, sizeof(it->login), user); /* the log line's login= */
-    if (store_user_lookup(svc->st, cands, SVC_CANDIDATES_MAX, &n, user) != 0) {
+    if (lookup_login(svc, cands, &n, user) != 0) {
         svc_item_fail(it, SIGNER_REASON_DIRECTORY_UNREADABLE, "the user directory cannot be read");
         return;
     }
@@ -185,6 +215,8 @@ static void parse_soap(struct service *svc, struct svc_ring *r, struct svc_item 
         return;
     }
     (void)base_str_copy(it->request_id, sizeof(it->request_id), s->request_id);
+    (void)base_str_copy(it->context, sizeof(it->context), s->context);
+    it->soap12 = s->soap12; /* the envelope's version, whatever the Content-Type said */
     if (base_str_copy(it->device_id, sizeof(it->device_id), s->device_id) != 0) {
         svc_item_fail(it, SIGNER_REASON_DEVICE_ID_INVALID, "DeviceId is too long");
         return;
@@ -251,8 +283,10 @@ static void answer_now(struct service *svc, struct svc_item *it)
 {
     char scratch[2048];
     svc_log_request(svc, it, NULL);
-    svc_respond_error(svc, it->req, it->route, it->why, it->reason, it->retry_after_s,
-                      it->request_id, scratch, sizeof(scratch));
+    struct signer_soap_reply reply;
+    svc_item_soap_reply(&reply, it);
+    svc_respond_error(svc, it->req, it->route, it->why, it->reason, it->retry_after_s, &reply,
+                      scratch, sizeof(scratch));
     svc_item_release(svc, it);
 }
 
@@ -264,13 +298,15 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     struct svc_item *it = svc_item_take(svc, ring);
     if (it == NULL) {
         char scratch[2048];
+        struct signer_soap_reply reply = {.soap12 = svc_soap12_requested(req)};
         svc_log_refusal(req, route, SIGNER_REASON_OVERLOADED);
         svc_respond_error(svc, req, route, SIGNER_REASON_OVERLOADED,
                           "Too many enrollments in flight; retry after the Retry-After delay", 0,
-                          NULL, scratch, sizeof(scratch));
+                          &reply, scratch, sizeof(scratch));
         return;
     }
     item_start(it, req, route);
+    it->soap12 = route == SVC_ROUTE_SOAP && svc_soap12_requested(req); /* until the envelope says */
     struct svc_credentials c = {0};
     size_t len = 0;
     const uint8_t *body = ioring_request_body(req, &len);

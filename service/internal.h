@@ -45,6 +45,7 @@ enum svc_route {
     SVC_ROUTE_METRICS,
     SVC_ROUTE_CRL,
     SVC_ROUTE_OCSP,
+    SVC_ROUTE_MEX, /* GET <service>/mex or ?wsdl, POST <service>/mex (mex.c) */
     SVC_ROUTE_OTHER,
     SVC_ROUTE_MAX_,
 };
@@ -120,6 +121,8 @@ struct svc_item {
     struct svc_candidate candidates[SVC_CANDIDATES_MAX];
     struct store_user user; /* the user the ring went on with (proceed) */
     char request_id[SIGNER_SOAP_REQUEST_ID_MAX + 1];
+    char context[SIGNER_SOAP_CONTEXT_MAX + 1]; /* SOAP: the RST's Context, echoed on the RSTR */
+    bool soap12;                               /* SOAP: answer in SOAP 1.2 */
     char device_id[STORE_DEVICE_ID_MAX + 1];
     char login[SIGNER_SOAP_USERNAME_MAX + 1]; /* the phone number or extension tried (no PIN) */
     char client[64];
@@ -199,6 +202,11 @@ struct service {
     size_t chain_pem_len;
     char cacerts[SIGNER_CHAIN_PEM_MAX];
     size_t cacerts_len;
+    /* The CA chain of chain.pem as DER (into chain_set), carried beside a SOAP answer's
+     * certificate (signer_soap_reply.chain); num_chain 0 when it does not fit a PKCS#7 answer */
+    struct signer_cert_set *chain_set;
+    struct signer_est_cert chain_certs[SIGNER_EST_CERTS_MAX - 1];
+    size_t num_chain;
     struct svc_ca_cert ca_certs[SIGNER_CHAIN_MAX + 1]; /* the TLS leaf, then chain.pem's */
     size_t num_ca_certs;
     /* the writer */
@@ -229,6 +237,7 @@ struct service {
     int64_t start_s; /* process_start_time_seconds: when the service was made */
     struct svc_metrics metrics;
     struct svc_revoke *revoke; /* the CRL (revoke.c) */
+    struct svc_mex *mex;       /* the service metadata documents (mex.c) */
     struct svc_ocsp *ocsp;     /* the OCSP response cache (revoke.c) */
 };
 
@@ -397,13 +406,21 @@ void svc_respond(struct service *svc, struct ioring_request *req, int status, co
                  const char *headers, const char *body, size_t len);
 
 /* svc_respond_error answers `req` with the Code of `why` and `reason` in the route's format: SOAP
- * (ErrorInfo body), EST or plain text ("CODE: reason"), with X-Ms-diagnostics (and its token) and,
- * when
- * retry_after_s is not 0 or the status is 503 (then 1), Retry-After; `scratch` (scratch_cap
- * bytes) holds the body. */
+ * (ErrorInfo body, in the SOAP version and with the RequestID of `soap`; NULL: 1.1, none), EST or
+ * plain text ("CODE: reason"), with X-Ms-diagnostics (and its token) and, when retry_after_s is
+ * not 0 or the status is 503 (then 1), Retry-After; `scratch` (scratch_cap bytes) holds the body.
+ */
 void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc_route route,
                        enum signer_reason why, const char *reason, uint32_t retry_after_s,
-                       const char *request_id, char *scratch, size_t scratch_cap);
+                       const struct signer_soap_reply *soap, char *scratch, size_t scratch_cap);
+
+/* svc_item_soap_reply fills *out with what the SOAP answer of `it` echoes (it borrows from it). */
+void svc_item_soap_reply(struct signer_soap_reply *out, const struct svc_item *it);
+
+/* svc_soap12_requested tells whether the request's Content-Type is SOAP 1.2's
+ * (application/soap+xml, RFC 3902): the version of an answer to a request whose envelope could
+ * not be read. */
+bool svc_soap12_requested(struct ioring_request *req);
 
 /* ---- metrics.c ---- */
 
@@ -428,6 +445,23 @@ const char *svc_route_name(enum svc_route route);
 
 /* svc_stage_name returns the stage's label in metrics ("parse", ...). Static storage. */
 const char *svc_stage_name(enum svc_stage stage);
+
+/* ---- mex.c ---- */
+
+/* svc_mex_base_url writes the base URL of the metadata: [server] external_url, or
+ * "https://NAME[:PORT]" with tls_listen (the port left out when 443), else "http://NAME[:PORT]"
+ * of listen, NAME being `name` ([server] name or one of alt_names). Returns 0 or -E2BIG. */
+int svc_mex_base_url(char *out, size_t cap, const struct service_config *cfg, const char *name);
+
+/* svc_mex_init builds the CertProv and Web Ticket Service metadata documents (signer/wsdl.c) for
+ * the base URL. Returns 0, -EINVAL (not a valid base URL: logged) or -ENOMEM. svc_mex_free drops
+ * them (answers in flight keep theirs). */
+int svc_mex_init(struct service *svc);
+void svc_mex_free(struct service *svc);
+
+/* svc_mex_serve answers a SVC_ROUTE_MEX request: the WSDL of the service its path names (GET),
+ * or the GetMetadata answer in the request's SOAP version (POST). */
+void svc_mex_serve(struct service *svc, struct ioring_request *req, bool post);
 
 /* svc_log_simple writes the one log line of a request that is not an enrollment. */
 void svc_log_simple(struct ioring_request *req, enum svc_route route, int status);

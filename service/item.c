@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/base.h"
 #include "ioring/ioring.h"
@@ -142,9 +143,27 @@ void svc_respond_body(struct service *svc, struct ioring_request *req, int statu
     (void)ioring_request_respond_body(req, status, type, NULL, body);
 }
 
+void svc_item_soap_reply(struct signer_soap_reply *out, const struct svc_item *it)
+{
+    *out = (struct signer_soap_reply){
+        .request_id = it->request_id, .context = it->context, .soap12 = it->soap12};
+}
+
+bool svc_soap12_requested(struct ioring_request *req)
+{
+    static const char want[] = "application/soap+xml";
+    size_t len = 0;
+    const char *h = ioring_request_header_get(req, "Content-Type", &len);
+    while (h != NULL && len > 0 && (*h == ' ' || *h == '\t')) {
+        h++, len--;
+    }
+    return h != NULL && len >= strlen(want) && strncasecmp(h, want, strlen(want)) == 0 &&
+           (len == strlen(want) || h[strlen(want)] == ';' || h[strlen(want)] == ' ');
+}
+
 void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc_route route,
                        enum signer_reason why, const char *reason, uint32_t retry_after_s,
-                       const char *request_id, char *scratch, size_t scratch_cap)
+                       const struct signer_soap_reply *soap, char *scratch, size_t scratch_cap)
 {
     char headers[768];
     char retry[48] = "";
@@ -170,8 +189,10 @@ void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc
     ASSERT((size_t)n < sizeof(headers));
     const char *type = "text/plain; charset=utf-8";
     if (route == SVC_ROUTE_SOAP) {
-        rc = signer_soap_error_response(scratch, scratch_cap, &body_len, code, reason, request_id);
-        type = "text/xml; charset=utf-8";
+        struct signer_soap_reply none = {0};
+        const struct signer_soap_reply *reply = soap != NULL ? soap : &none;
+        rc = signer_soap_reply_error(scratch, scratch_cap, &body_len, code, reason, reply);
+        type = signer_soap_content_type(reply->soap12);
     } else {
         rc = signer_est_error_body(scratch, scratch_cap, &body_len, code, reason);
     }

@@ -43,7 +43,7 @@ bool svc_revoke_refuses(struct service *svc, struct svc_item *it, const uint8_t 
     }
     if (since != 0) {
         svc_item_fail(it, SIGNER_REASON_USER_DISABLED,
-                      "The user of the client certificate is disabled");
+                      "User is not SIP enabled: the user of the client certificate is disabled");
         return true;
     }
     return false;

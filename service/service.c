@@ -43,6 +43,20 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
     const char *q = memchr(target, '?', len);
     size_t path_len = q != NULL ? (size_t)(q - target) : len;
     *post = strcmp(method, "POST") == 0;
+    /* Service metadata: <service>/mex, and GET <service>?wsdl (README, Endpoints); before the
+     * paths below, which ignore the query. */
+    static const char *const services[] = {SIGNER_CERTPROV_PATH, SIGNER_WEBTICKET_PATH};
+    for (size_t i = 0; i < ARRAY_LEN(services); i++) {
+        size_t n = strlen(services[i]);
+        if (path_len < n || strncasecmp(target, services[i], n) != 0) {
+            continue;
+        }
+        if ((path_len == n + 4 && strncasecmp(target + n, "/mex", 4) == 0) ||
+            (!*post && path_len == n && q != NULL && len - path_len == 5 &&
+             strncasecmp(q, "?wsdl", 5) == 0)) {
+            return SVC_ROUTE_MEX;
+        }
+    }
     for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
         if (strlen(routes[i].path) == path_len &&
             strncasecmp(routes[i].path, target, path_len) == 0) {
@@ -76,6 +90,8 @@ void service_handle(void *ctx, struct ioring_request *req)
         respond_text(svc, req, route, 404, "text/plain", "not found\n", 10);
     } else if (route == SVC_ROUTE_OCSP && (get || post)) {
         svc_revoke_ocsp(svc, req, post);
+    } else if (route == SVC_ROUTE_MEX && (get || post)) {
+        svc_mex_serve(svc, req, post);
     } else if (route_wants_post(route) ? !post : !get) {
         respond_text(svc, req, route, 405, "text/plain", "method not allowed\n", 19);
     } else if (route == SVC_ROUTE_SOAP || route == SVC_ROUTE_EST_ENROLL ||
@@ -254,7 +270,12 @@ static int load_ca_material(struct service *svc)
     }
     rc = signer_est_certs_only(svc->cacerts, sizeof(svc->cacerts), &svc->cacerts_len, certs,
                                set->num);
-    free(set);
+    /* Kept for the SOAP answers' PKCS#7 of the chain (the issued certificate goes first). */
+    svc->chain_set = set;
+    if (set->num <= ARRAY_LEN(svc->chain_certs)) {
+        memcpy(svc->chain_certs, certs, set->num * sizeof(certs[0]));
+        svc->num_chain = set->num;
+    }
     return rc;
 }
 
@@ -317,6 +338,9 @@ int service_new(struct service **out, const struct service_options *opt)
         rc = svc_ocsp_init(svc);
     }
     if (rc == 0) {
+        rc = svc_mex_init(svc);
+    }
+    if (rc == 0) {
         rc = svc_revoke_start(svc);
     }
     if (rc == 0) {
@@ -348,6 +372,7 @@ void service_free(struct service *svc)
     svc_writer_stop(svc);
     svc_revoke_stop(svc);
     svc_ocsp_free(svc);
+    svc_mex_free(svc);
     for (uint32_t i = 0; svc->rings != NULL && i < svc->num_rings; i++) {
         struct svc_ring *r = &svc->rings[i];
         if (r->items != NULL) {
@@ -364,5 +389,6 @@ void service_free(struct service *svc)
         free(r->soap);
     }
     free(svc->rings);
+    free(svc->chain_set);
     free(svc);
 }

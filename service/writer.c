@@ -380,9 +380,13 @@ static void respond_success(struct service *svc, struct svc_item *it)
     const char *type;
     const char *headers = NULL;
     if (it->route == SVC_ROUTE_SOAP) {
-        rc = signer_soap_response(svc->scratch, SVC_RESPONSE_MAX, &len, it->der, it->der_len,
-                                  it->request_id);
-        type = "text/xml; charset=utf-8";
+        struct signer_soap_reply reply;
+        svc_item_soap_reply(&reply, it);
+        reply.chain = svc->chain_certs;
+        reply.num_chain = svc->num_chain;
+        rc = signer_soap_reply_response(svc->scratch, SVC_RESPONSE_MAX, &len, it->der, it->der_len,
+                                        &reply);
+        type = signer_soap_content_type(reply.soap12);
     } else {
         struct signer_est_cert cert = {.der = it->der, .der_len = it->der_len};
         rc = signer_est_certs_only(svc->scratch, SVC_RESPONSE_MAX, &len, &cert, 1);
@@ -444,8 +448,10 @@ static void answer(struct service *svc, struct svc_item *it)
     svc_item_stage(svc, it, SVC_STAGE_TOTAL, clock_mono_ns() - it->start_ns);
     if (it->failed) {
         svc_log_request(svc, it, NULL);
-        svc_respond_error(svc, it->req, it->route, it->why, it->reason, it->retry_after_s,
-                          it->request_id, svc->scratch, SVC_RESPONSE_MAX);
+        struct signer_soap_reply reply;
+        svc_item_soap_reply(&reply, it);
+        svc_respond_error(svc, it->req, it->route, it->why, it->reason, it->retry_after_s, &reply,
+                          svc->scratch, SVC_RESPONSE_MAX);
     } else {
         svc_log_request(svc, it, it->serial);
         respond_success(svc, it);

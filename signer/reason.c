@@ -58,7 +58,7 @@ static const struct reason_entry reason_table[] = {
     [SIGNER_REASON_CLIENT_CERT_NO_USER] = {"client_cert_user_unknown",
                                            SIGNER_CODE_AUTHENTICATION_FAILED},
     [SIGNER_REASON_CLIENT_CERT_REVOKED] = {"cert_revoked", SIGNER_CODE_AUTHENTICATION_FAILED},
-    [SIGNER_REASON_USER_DISABLED] = {"user_disabled", SIGNER_CODE_AUTHENTICATION_FAILED},
+    [SIGNER_REASON_USER_DISABLED] = {"user_disabled", SIGNER_CODE_USER_DISABLED},
 };
 
 static_assert(ARRAY_LEN(reason_table) == SIGNER_REASON_MAX_,
@@ -122,6 +122,8 @@ enum signer_reason signer_code_reason(enum signer_code code)
         return SIGNER_REASON_STORE_UNAVAILABLE;
     case SIGNER_CODE_RATE_LIMITED:
         return SIGNER_REASON_RATE_LIMITED;
+    case SIGNER_CODE_USER_DISABLED:
+        return SIGNER_REASON_USER_DISABLED;
     case SIGNER_CODE_INTERNAL_ERROR:
     case SIGNER_CODE_MAX_:
         break;

@@ -524,6 +524,8 @@ void signer_ocsp_signer_free(struct signer_ocsp_signer *s);
 #define SIGNER_PIN_MAX 32 /* digits */
 #define SIGNER_PIN_KEY_LEN 32
 
+#define SIGNER_COUNTRY_CODE_MAX 3 /* digits of a country calling code */
+
 struct signer_pin_policy {
     uint32_t min_len;             /* 5 */
     uint32_t window_s;            /* 1800 */
@@ -532,7 +534,34 @@ struct signer_pin_policy {
     uint32_t lock_s;             /* 3600 */
     uint32_t total_failures_max; /* 1000 (100 for 4-digit PINs) */
     uint32_t total_failures_max_short;
+    /* [pin] default_country_code: "" or 1..3 digits (signer_country_code_valid); a national
+     * number (no '+') is read with it (signer_phone_e164) at sign-in and import */
+    char default_country_code[SIGNER_COUNTRY_CODE_MAX + 1];
 };
+
+/* ---- phone numbers (phone.c) ---- */
+
+#define SIGNER_PHONE_DIGITS_MIN 7  /* digits of an E.164 number, country code included */
+#define SIGNER_PHONE_DIGITS_MAX 15 /* ITU-T E.164 */
+
+/* signer_country_code_valid tells whether `cc` is a country calling code: 1 to 3 digits, the
+ * first not 0 ("1", "49", "358"). */
+bool signer_country_code_valid(const char *cc);
+
+/* signer_phone_e164 reads the phone number `in` as people and phones write it and writes its
+ * E.164 form ("+14255550100") into `out` (cap bytes, NUL-terminated; 17 always suffice):
+ *   - an optional "tel:" (any case) is dropped; RFC 3966 visual separators (space, '-', '.', '(',
+ *     ')') anywhere are dropped; anything else but digits and one leading '+' is refused (no URI
+ *     parameters: ";ext=" is not read);
+ *   - "+DIGITS": international already;
+ *   - DIGITS without '+', and `default_cc` "" (no [pin] default_country_code): "+" DIGITS (taken
+ *     as international without its '+': "14255550100");
+ *   - DIGITS with `default_cc` CC: "00REST" -> "+REST"; "0REST" (national with its trunk prefix)
+ *     -> "+CC" REST; DIGITS starting with CC -> "+" DIGITS; otherwise (national) "+CC" DIGITS.
+ * The result must have 7 to 15 digits, the first not 0. `default_cc` is "" or valid
+ * (signer_country_code_valid, ASSERTed). Returns 0, -EINVAL (not a phone number) or -E2BIG.
+ * Extensions are never passed through this: they are matched as typed. Thread-safe. */
+int signer_phone_e164(char *out, size_t cap, const char *in, const char *default_cc);
 
 /* signer_pin_policy_default fills *out with the defaults of README, PINs and lockout. */
 void signer_pin_policy_default(struct signer_pin_policy *out);
@@ -819,8 +848,8 @@ int signer_pem_encode(char *out, size_t cap, size_t *out_len, const char *label,
 /* ---- wire codecs: CertProv SOAP and EST ---- */
 
 /* signer_code is an README, Errors error Code. Each has an HTTP status (signer_error_status) and a
- * stable X-Ms-diagnostics ID (signer_code_diag_id, 28000 + the enum value): a new Code goes at
- * the end, so that no existing ID changes. */
+ * stable X-Ms-diagnostics ID (signer_code_diag_id: [MS-OCAUTHWS] §3.2.4.1's 28000 and 28001 where
+ * the spec defines the condition, else 28900 + the enum value): a new Code goes at the end. */
 enum signer_code {
     SIGNER_CODE_BAD_REQUEST = 0,           /* 400 */
     SIGNER_CODE_BAD_CSR = 1,               /* 400 */
@@ -834,10 +863,10 @@ enum signer_code {
     SIGNER_CODE_INTERNAL_ERROR = 9,        /* 500 */
     SIGNER_CODE_STORE_UNAVAILABLE = 10,    /* 503: the store cannot take a write */
     SIGNER_CODE_RATE_LIMITED = 11,         /* 429: the user's certificates per day */
+    SIGNER_CODE_USER_DISABLED = 12,        /* 403: the spec's 28000 "User is not SIP enabled" */
     SIGNER_CODE_MAX_,
 };
 
-#define SIGNER_DIAG_ID_BASE 28000
 #define SIGNER_REASON_MAX 128 /* bytes of a parse failure reason, NUL included */
 
 /* signer_code_name returns the Code (README, Errors) of `code` ("BadRequest", ...). Static storage.
@@ -852,8 +881,17 @@ int signer_code_parse(enum signer_code *out, const char *name);
  * 403, 413, 429, 500 or 503). */
 unsigned signer_error_status(enum signer_code code);
 
-/* signer_code_diag_id returns the X-Ms-diagnostics ID of `code`: SIGNER_DIAG_ID_BASE + code. */
+/* signer_code_diag_id returns the X-Ms-diagnostics errorId of `code` (README, Errors): 28000
+ * UserDisabled, 28001 InternalError (the spec's), 28900 + the enum value for the others. */
 unsigned signer_code_diag_id(enum signer_code code);
+
+/* signer_code_fault returns the X-Ms-diagnostics `fault` of `code` ("wsse:FailedAuthentication"
+ * for the refused sign-ins: AuthenticationFailed, PinLocked, UserDisabled), or NULL. */
+const char *signer_code_fault(enum signer_code code);
+
+/* signer_code_of_diag_id finds the Code of an X-Ms-diagnostics errorId. Returns 0 with *out set,
+ * or -EINVAL for an ID that is none of ours. */
+int signer_code_of_diag_id(enum signer_code *out, unsigned id);
 
 /* signer_reject_to_code maps a refusal to its Code; the same as parsing signer_reject_code. */
 enum signer_code signer_reject_to_code(enum signer_reject reason);
@@ -874,6 +912,7 @@ enum signer_reason signer_code_reason(enum signer_code code);
 #define SIGNER_SOAP_USERNAME_MAX 64
 #define SIGNER_SOAP_PASSWORD_MAX 64
 #define SIGNER_SOAP_ACTION_MAX 256
+#define SIGNER_SOAP_CONTEXT_MAX 256  /* the RST's Context attribute (WS-Trust 1.3 §3.1) */
 #define SIGNER_SOAP_DEPTH_MAX 32     /* element nesting */
 #define SIGNER_SOAP_ELEMENTS_MAX 512 /* elements in one request */
 #define SIGNER_SOAP_BODY_MAX 1048576 /* the largest max_len signer_soap_parse accepts */
@@ -888,7 +927,9 @@ struct signer_soap_request {
     char username[SIGNER_SOAP_USERNAME_MAX + 1];     /* UsernameToken: phone or extension */
     char password[SIGNER_SOAP_PASSWORD_MAX + 1];     /* UsernameToken: the PIN (secret) */
     char action[SIGNER_SOAP_ACTION_MAX + 1];         /* wsa:Action, or "" */
+    char context[SIGNER_SOAP_CONTEXT_MAX + 1];       /* RequestSecurityToken/@Context, or "" */
     bool has_username_token;                         /* a UsernameToken was present */
+    bool soap12; /* the envelope is SOAP 1.2 (http://www.w3.org/2003/05/soap-envelope) */
     uint32_t lifetime_hours; /* ceil((Expires - Created) / 1 h); 0 when no Lifetime */
     size_t csr_der_len;
     uint8_t csr_der[SIGNER_CSR_DER_MAX]; /* the BinarySecurityToken, decoded: PKCS#10 DER */
@@ -927,6 +968,57 @@ void signer_soap_request_cleanup(struct signer_soap_request *req);
 int signer_soap_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
                          size_t cert_len, const char *request_id);
 
+struct signer_est_cert;
+
+/* signer_soap_reply is what a CertProv answer echoes of its request, and the CA chain it carries
+ * beside the certificate. */
+struct signer_soap_reply {
+    const char *request_id; /* RequestID, or NULL / "" for none */
+    const char *context; /* the RST's Context, echoed on the RSTR (WS-Trust 1.3 §3.2), or NULL */
+    bool soap12;         /* answer in SOAP 1.2 (the request's envelope was 1.2) */
+    /* The CA certificates (issuing first), 0 to SIGNER_EST_CERTS_MAX - 1 of them: with any, the
+     * RSTR also holds, after RequestedSecurityToken, a wsse:BinarySecurityToken of ValueType
+     * SIGNER_SOAP_PKCS7 (the [MS-WSTEP] RSTR's element) with a certs-only PKCS#7 of the issued
+     * certificate and these, base64 in 64-character lines ([MS-OCAUTHWS] §1.3.2: PKCS#7 carries
+     * "the certificate chain and the certificate"). Clients read the certificate at
+     * RequestedSecurityToken/BinarySecurityToken, which stays as it was. */
+    const struct signer_est_cert *chain;
+    size_t num_chain;
+};
+
+#define SIGNER_SOAP_PKCS7 "http://schemas.microsoft.com/windows/pki/2009/01/enrollment#PKCS7"
+
+/* signer_soap_reply_response is signer_soap_response with what `reply` says: the SOAP 1.2
+ * envelope namespace when reply->soap12, `Context="..."` on the RequestSecurityTokenResponse when
+ * reply->context is neither NULL nor "" (XML-escaped), the chain's PKCS#7, the RequestID. With
+ * soap12 false, no context and no chain the bytes are signer_soap_response's. 6 *
+ * strlen(context) + 2 * (the chain's DER + cert_len) + 2048 more bytes than signer_soap_response's
+ * bound are always enough. Returns 0, -E2BIG, or -EBADMSG (with a chain: a certificate that is
+ * not a DER SEQUENCE). */
+int signer_soap_reply_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
+                               size_t cert_len, const struct signer_soap_reply *reply);
+
+/* signer_soap_reply_error is signer_soap_error_response in the SOAP version of `reply` (an
+ * ErrorInfo holds no RSTR: the context is not echoed). */
+int signer_soap_reply_error(char *out, size_t cap, size_t *out_len, enum signer_code code,
+                            const char *reason, const struct signer_soap_reply *reply);
+
+/* signer_soap_fault writes a SOAP fault for the refusal `why` in SOAP 1.1 or, when `soap12`,
+ * SOAP 1.2 form (SOAP 1.2 Part 1 §5.4: Code/Value, Subcode, Reason/Text, Detail), for the
+ * services that answer with faults (the Web Ticket Service, [MS-OCAUTHWS] §3.2.4.1; CertProv
+ * answers with ErrorInfo, §3.1.4.1): the code is the Code's fault ("wsse:FailedAuthentication",
+ * signer_code_fault) as 1.1 faultcode or 1.2 Subcode under Sender, else Client/Sender for 4xx
+ * and Server/Receiver for 5xx; the detail is an OCSDiagnosticsFault ([MS-OCAUTHWS] §2.2.4.1:
+ * Ms-Diagnostics-Fault/ErrorId = signer_code_diag_id, Reason = `reason`; its namespace is
+ * inferred: AuthWebServices). `reason` is XML-escaped. Returns 0 with *out_len or -E2BIG;
+ * 6 * strlen(reason) + 1536 bytes always suffice. */
+int signer_soap_fault(char *out, size_t cap, size_t *out_len, enum signer_reason why,
+                      const char *reason, bool soap12);
+
+/* signer_soap_content_type returns the Content-Type of an answer: "text/xml; charset=utf-8"
+ * (SOAP 1.1) or "application/soap+xml; charset=utf-8" (SOAP 1.2, RFC 3902). Static storage. */
+const char *signer_soap_content_type(bool soap12);
+
 /* signer_soap_error_response writes the failure body: a GetAndPublishCertResponse holding
  * <ErrorInfo><Code>CODE</Code><Reason>reason</Reason></ErrorInfo> and the RequestID when
  * `request_id` is neither NULL nor "" (no SOAP fault), into `out` (cap bytes, NUL-terminated).
@@ -935,18 +1027,58 @@ int signer_soap_response(char *out, size_t cap, size_t *out_len, const uint8_t *
 int signer_soap_error_response(char *out, size_t cap, size_t *out_len, enum signer_code code,
                                const char *reason, const char *request_id);
 
-/* signer_diagnostics_format writes the X-Ms-diagnostics header value
- *   28001;source="certprov1.example.com";reason="The CSR ...";token="csr_weak_hash"
+/* signer_diagnostics_format writes the X-Ms-diagnostics header value ([MS-OCAUTHWS] §3.2.4.1
+ * `errorId;source="...";reason="..."[;fault="..."]`, then our extension parameter `token`)
+ *   28901;source="certprov1.example.com";reason="The CSR ...";token="csr_weak_hash"
+ *   28903;source="h";reason="...";fault="wsse:FailedAuthentication";token="pin_wrong_or_unknown"
  * into `out` (cap bytes, NUL-terminated): the ID of the Code of `why`, this appliance, the
- * human-readable `reason` and, last, the stable reason token of `why` (README, Reasons; a
- * parameter of its own after `reason`, so that readers of `ID;source="...";reason="..."` see what
- * they always saw). In `fqdn` and `reason`, '"' and '\' become '\'', control characters (CR, LF,
+ * human-readable `reason`, the Code's fault (signer_code_fault) when it has one and, last, the
+ * stable reason token of `why` (README, Reasons). In `fqdn` and `reason`, '"' and '\' become '\'',
+ * control characters (CR, LF,
  * ...) become ' ' and non-ASCII bytes become '?', so the value is always one printable-ASCII
- * header line. A reason that does not fit is cut (and ends in "..."); the token is never cut.
- * Returns 0 with *out_len set, or -E2BIG when not even the ID, source and token fit (out holds
- * ""). */
+ * header line. A reason that does not fit is cut (and ends in "..."); the fault and the token
+ * are never cut. Returns 0 with *out_len set, or -E2BIG when not even the ID, source, fault and
+ * token fit (out holds ""). */
 int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signer_reason why,
                               const char *fqdn, const char *reason);
+
+/* ---- service metadata (wsdl.c): GET <service>/mex, WS-MetadataExchange GetMetadata ---- */
+
+/* The services' paths and ports (README, Endpoints; PROTOCOL-NOTES §2.1, §2.5). */
+#define SIGNER_CERTPROV_PATH "/CertProv/CertProvisioningService.svc"
+#define SIGNER_CERTPROV_PROOF_PORT "CertProvisioningServiceWebTicketProof_SHA1"
+#define SIGNER_CERTPROV_PROOF_SUFFIX "/WebTicket_Proof"
+#define SIGNER_CERTPROV_PIN_PORT "CertProvisioningServicePin" /* ours: PIN or client cert */
+#define SIGNER_WEBTICKET_PATH "/WebTicket/WebTicketService.svc"
+#define SIGNER_WEBTICKET_PIN_PORT "WebTicketServicePin"
+#define SIGNER_WEBTICKET_PIN_SUFFIX "/Auth"
+#define SIGNER_WEBTICKET_CERT_PORT "WebTicketServiceCert"
+#define SIGNER_WEBTICKET_CERT_SUFFIX "/Cert"
+#define SIGNER_BASE_URL_MAX 300 /* "https://host[:port]" */
+#define SIGNER_WSDL_MAX 16384   /* bytes of one document: the tests check the real ones fit */
+
+/* signer_base_url_valid tells whether `url` is a base URL the metadata can name: "http://" or
+ * "https://", then a host (letters, digits, '-', '.', an IPv6 literal in brackets) and an
+ * optional ":port", no path, no trailing '/', at most SIGNER_BASE_URL_MAX bytes. */
+bool signer_base_url_valid(const char *url);
+
+/* signer_wsdl_certprov writes the CertProv WSDL for clients that reach this appliance at
+ * `base_url` (signer_base_url_valid, ASSERTed) into `out` (cap bytes, NUL-terminated): the port
+ * CertProvisioningServiceWebTicketProof_SHA1 at base_url + SIGNER_CERTPROV_PATH +
+ * "/WebTicket_Proof" with the policy <port>_policy whose ExactlyOne/All/EndorsingSupportingTokens/
+ * Policy/IssuedToken/Issuer/Address is base_url + SIGNER_WEBTICKET_PATH, and the port
+ * CertProvisioningServicePin at the plain service URL. Returns 0 with *out_len, or -E2BIG. */
+int signer_wsdl_certprov(char *out, size_t cap, size_t *out_len, const char *base_url);
+
+/* signer_wsdl_webticket writes the Web Ticket Service WSDL: IWebTicketService/IssueToken with the
+ * ports WebTicketServicePin (UsernameToken) at base_url + SIGNER_WEBTICKET_PATH + "/Auth" and
+ * WebTicketServiceCert (TLS client certificate) at ... + "/Cert". As signer_wsdl_certprov. */
+int signer_wsdl_webticket(char *out, size_t cap, size_t *out_len, const char *base_url);
+
+/* signer_mex_response wraps the WSDL document `wsdl` as the answer to a WS-MetadataExchange
+ * GetMetadata (or WS-Transfer Get) request: a SOAP envelope (1.2 when `soap12`) whose Body holds
+ * mex:Metadata / mex:MetadataSection (Dialect WSDL) / wsdl:definitions. Returns 0 or -E2BIG. */
+int signer_mex_response(char *out, size_t cap, size_t *out_len, const char *wsdl, bool soap12);
 
 /* EST (RFC 7030) answers are certs-only CMS: a degenerate SignedData (RFC 5652 §5, no signers)
  * whose certificates [0] holds 1..SIGNER_EST_CERTS_MAX certificates, in the order given. */

@@ -35,12 +35,14 @@ enum ns {
     NS_WSA,      /* WS-Addressing 1.0 */
 };
 
+#define NS_SOAP12_URI "http://www.w3.org/2003/05/soap-envelope"
+
 static const struct {
     const char *uri;
     enum ns ns;
 } ns_table[] = {
     {"http://schemas.xmlsoap.org/soap/envelope/", NS_SOAP},
-    {"http://www.w3.org/2003/05/soap-envelope", NS_SOAP},
+    {NS_SOAP12_URI, NS_SOAP},
     {"http://schemas.microsoft.com/OCS/AuthWebServices/", NS_AUTH},
     {"http://docs.oasis-open.org/ws-sx/ws-trust/200512", NS_WST},
     {"http://docs.oasis-open.org/ws-sx/ws-trust/200512/", NS_WST},
@@ -327,6 +329,16 @@ static void bst_attrs(struct soap_ctx *c, const XML_Char **atts)
     }
 }
 
+/* WS-Trust 1.3 §3.1: RequestSecurityToken/@Context, an optional URI echoed on the response. */
+static void rst_attrs(struct soap_ctx *c, const XML_Char **atts)
+{
+    for (size_t i = 0; atts[i] != NULL && atts[i + 1] != NULL; i += 2) {
+        if (strcmp(atts[i], "Context") == 0) {
+            copy_attr(c, c->out->context, SIGNER_SOAP_CONTEXT_MAX, "Context", atts[i + 1]);
+        }
+    }
+}
+
 static void password_attrs(struct soap_ctx *c, const XML_Char **atts)
 {
     for (size_t i = 0; atts[i] != NULL && atts[i + 1] != NULL; i += 2) {
@@ -367,8 +379,13 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         c->seen |= 1u << el;
     }
     c->stack[c->depth++] = el;
-    if (el == EL_GAPC) {
+    if (el == EL_ENVELOPE) {
+        /* Both versions' namespaces classify as NS_SOAP; the answer follows the request's. */
+        c->out->soap12 = strncmp(name, NS_SOAP12_URI "\x01", strlen(NS_SOAP12_URI) + 1) == 0;
+    } else if (el == EL_GAPC) {
         gapc_attrs(c, atts);
+    } else if (el == EL_RST) {
+        rst_attrs(c, atts);
     } else if (el == EL_BST) {
         bst_attrs(c, atts);
     } else if (el == EL_PASSWORD) {
@@ -592,6 +609,33 @@ static void finish_lifetime(struct soap_ctx *c)
     }
 }
 
+/* pem_strip finds the base64 body of a PEM CERTIFICATE REQUEST (RFC 7468 §7, or the "NEW ..."
+ * label old Microsoft tools write) in the CSR text, whose whitespace append_csr_text already
+ * dropped ("-----BEGINCERTIFICATEREQUEST-----MIIB...-----ENDCERTIFICATEREQUEST-----"). Returns
+ * true with the body in [*body, *body + *len), false when the armour is not that. */
+static bool pem_strip(const char *text, size_t text_len, const char **body, size_t *len)
+{
+    static const char *const labels[] = {"CERTIFICATEREQUEST", "NEWCERTIFICATEREQUEST"};
+    for (size_t i = 0; i < ARRAY_LEN(labels); i++) {
+        char begin[48];
+        char end[48];
+        int nb = snprintf(begin, sizeof(begin), "-----BEGIN%s-----", labels[i]);
+        int ne = snprintf(end, sizeof(end), "-----END%s-----", labels[i]);
+        ASSERT(nb > 0 && (size_t)nb < sizeof(begin) && ne > 0 && (size_t)ne < sizeof(end));
+        if (text_len < (size_t)nb + (size_t)ne || memcmp(text, begin, (size_t)nb) != 0 ||
+            memcmp(text + text_len - (size_t)ne, end, (size_t)ne) != 0) {
+            continue;
+        }
+        *body = text + nb;
+        *len = text_len - (size_t)nb - (size_t)ne;
+        return true;
+    }
+    return false;
+}
+
+/* finish_csr decodes the BinarySecurityToken: base64 of the DER CSR (EncodingType Base64Binary,
+ * [MS-OCAUTHWS] §3.1.4.1; padded or not: the last quantum may leave out its '='), or the same
+ * inside PEM armour (what some provisioning tools paste). */
 static void finish_csr(struct soap_ctx *c)
 {
     struct signer_soap_request *o = c->out;
@@ -599,17 +643,21 @@ static void finish_csr(struct soap_ctx *c)
         fail(c, SIGNER_CODE_BAD_REQUEST, "the BinarySecurityToken holds no CSR");
         return;
     }
-    /* Judged on its length before any character: 3 bytes a 4-character quantum, padding
-     * included, and a token that is not whole quanta is "too large" as well (the answers SOAP
-     * clients have always had, from EVP_DecodedLength). */
-    if (c->csr_text_len % 4 != 0 || c->csr_text_len / 4 * 3 > sizeof(o->csr_der)) {
-        fail(c, SIGNER_CODE_BAD_CSR, "%s", signer_reject_text(SIGNER_REJECT_CSR_TOO_LARGE));
+    const char *text = c->csr_text;
+    size_t text_len = c->csr_text_len;
+    if (text_len >= 5 && memcmp(text, "-----", 5) == 0 &&
+        !pem_strip(c->csr_text, c->csr_text_len, &text, &text_len)) {
+        fail(c, SIGNER_CODE_BAD_CSR,
+             "the BinarySecurityToken is not a PEM CERTIFICATE REQUEST (or base64 of a DER CSR)");
         return;
     }
     size_t len = 0;
-    int rc = signer_base64_decode(o->csr_der, sizeof(o->csr_der), &len, c->csr_text,
-                                  c->csr_text_len, SIGNER_BASE64_STRICT);
-    ASSERT(rc != -E2BIG); /* the length was checked above */
+    int rc = signer_base64_decode(o->csr_der, sizeof(o->csr_der), &len, text, text_len,
+                                  SIGNER_BASE64_UNPADDED);
+    if (rc == -E2BIG) {
+        fail(c, SIGNER_CODE_BAD_CSR, "%s", signer_reject_text(SIGNER_REJECT_CSR_TOO_LARGE));
+        return;
+    }
     if (rc != 0 || len < 2 || o->csr_der[0] != 0x30) {
         fail(c, SIGNER_CODE_BAD_CSR, "the BinarySecurityToken is not base64 of a DER CSR");
         return;
@@ -807,10 +855,8 @@ void signer_soap_request_cleanup(struct signer_soap_request *req)
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0"            \
     "#Base64Binary"
 
-#define XML_HEAD                                                                                   \
-    "<?xml version=\"1.0\" encoding=\"utf-8\"?>"                                                   \
-    "<s:Envelope xmlns:s=\"" NS_SOAP11 "\"><s:Body>"                                               \
-    "<GetAndPublishCertResponse xmlns=\"" NS_AUTH_URI "\">"
+#define XML_DECL "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+#define XML_HEAD_REST "\"><s:Body><GetAndPublishCertResponse xmlns=\"" NS_AUTH_URI "\">"
 #define XML_TAIL "</GetAndPublishCertResponse></s:Body></s:Envelope>"
 
 /* wbuf writes into a caller buffer; once something does not fit, it stays failed. */
@@ -900,42 +946,165 @@ static int wbuf_end(struct wbuf *w, size_t *out_len)
     return 0;
 }
 
-int signer_soap_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
-                         size_t cert_len, const char *request_id)
+/* put_chain writes the [MS-WSTEP] RSTR's PKCS#7 element: a certs-only PKCS#7 of the issued
+ * certificate and the CA chain, written straight into the buffer (signer_est_certs_only uses the
+ * room left as its scratch). Returns 0 (w->over set when it did not fit) or -EBADMSG. */
+static int put_chain(struct wbuf *w, const uint8_t *cert_der, size_t cert_len,
+                     const struct signer_soap_reply *reply)
+{
+    ASSERT(reply->chain != NULL);
+    ASSERT(reply->num_chain < SIGNER_EST_CERTS_MAX);
+    struct signer_est_cert certs[SIGNER_EST_CERTS_MAX];
+    certs[0] = (struct signer_est_cert){.der = cert_der, .der_len = cert_len};
+    for (size_t i = 0; i < reply->num_chain; i++) {
+        certs[i + 1] = reply->chain[i];
+    }
+    put(w, "<wsse:BinarySecurityToken xmlns:wsse=\"" NS_WSSE_URI "\" ValueType=\"" SIGNER_SOAP_PKCS7
+           "\" EncodingType=\"" BASE64BINARY "\">");
+    if (w->over) {
+        return 0;
+    }
+    size_t n = 0;
+    int rc = signer_est_certs_only(w->p + w->len, w->cap - w->len, &n, certs, reply->num_chain + 1);
+    if (rc == -E2BIG) {
+        w->over = true;
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ASSERT(n < w->cap - w->len);
+    w->len += n;
+    put(w, "</wsse:BinarySecurityToken>");
+    return 0;
+}
+
+/* put_head writes the XML declaration, the envelope of the reply's SOAP version (1.1, or 1.2 per
+ * the SOAP 1.2 Part 1 §5.1 namespace) and the GetAndPublishCertResponse start tag. */
+static void put_head(struct wbuf *w, const struct signer_soap_reply *reply)
+{
+    put(w, XML_DECL "<s:Envelope xmlns:s=\"");
+    put(w, reply->soap12 ? NS_SOAP12_URI : NS_SOAP11);
+    put(w, XML_HEAD_REST);
+}
+
+int signer_soap_reply_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
+                               size_t cert_len, const struct signer_soap_reply *reply)
 {
     ASSERT(out != NULL && cap > 0);
     ASSERT(out_len != NULL);
     ASSERT(cert_der != NULL && cert_len > 0);
+    ASSERT(reply != NULL);
     struct wbuf w = {.p = out, .cap = cap};
     out[0] = '\0';
-    put(&w, XML_HEAD "<wst:RequestSecurityTokenResponse xmlns:wst=\"" NS_WST_URI "\">"
-                     "<wst:TokenType>" X509V3 "</wst:TokenType>"
-                     "<wst:RequestedSecurityToken>"
-                     "<wsse:BinarySecurityToken xmlns:wsse=\"" NS_WSSE_URI "\" ValueType=\"" X509V3
-                     "\" EncodingType=\"" BASE64BINARY "\">");
+    put_head(&w, reply);
+    put(&w, "<wst:RequestSecurityTokenResponse ");
+    if (reply->context != NULL && reply->context[0] != '\0') {
+        put(&w, "Context=\""); /* WS-Trust 1.3 §3.2: the RST's Context, unchanged */
+        put_escaped(&w, reply->context);
+        put(&w, "\" ");
+    }
+    put(&w, "xmlns:wst=\"" NS_WST_URI "\">"
+            "<wst:TokenType>" X509V3 "</wst:TokenType>"
+            "<wst:RequestedSecurityToken>"
+            "<wsse:BinarySecurityToken xmlns:wsse=\"" NS_WSSE_URI "\" ValueType=\"" X509V3
+            "\" EncodingType=\"" BASE64BINARY "\">");
     put_base64(&w, cert_der, cert_len);
     put(&w, "</wsse:BinarySecurityToken></wst:RequestedSecurityToken>");
-    put_request_id(&w, request_id);
+    if (reply->num_chain > 0) {
+        int rc = put_chain(&w, cert_der, cert_len, reply);
+        if (rc == -EBADMSG) {
+            out[0] = '\0';
+            return rc;
+        }
+    }
+    put_request_id(&w, reply->request_id);
     put(&w, "</wst:RequestSecurityTokenResponse>" XML_TAIL);
+    return wbuf_end(&w, out_len);
+}
+
+int signer_soap_response(char *out, size_t cap, size_t *out_len, const uint8_t *cert_der,
+                         size_t cert_len, const char *request_id)
+{
+    struct signer_soap_reply reply = {.request_id = request_id};
+    return signer_soap_reply_response(out, cap, out_len, cert_der, cert_len, &reply);
+}
+
+int signer_soap_reply_error(char *out, size_t cap, size_t *out_len, enum signer_code code,
+                            const char *reason, const struct signer_soap_reply *reply)
+{
+    ASSERT(out != NULL && cap > 0);
+    ASSERT(out_len != NULL);
+    ASSERT(reason != NULL);
+    ASSERT(reply != NULL);
+    struct wbuf w = {.p = out, .cap = cap};
+    out[0] = '\0';
+    put_head(&w, reply);
+    put(&w, "<ErrorInfo><Code>");
+    put(&w, signer_code_name(code));
+    put(&w, "</Code><Reason>");
+    put_escaped(&w, reason);
+    put(&w, "</Reason></ErrorInfo>");
+    put_request_id(&w, reply->request_id);
+    put(&w, XML_TAIL);
     return wbuf_end(&w, out_len);
 }
 
 int signer_soap_error_response(char *out, size_t cap, size_t *out_len, enum signer_code code,
                                const char *reason, const char *request_id)
 {
+    struct signer_soap_reply reply = {.request_id = request_id};
+    return signer_soap_reply_error(out, cap, out_len, code, reason, &reply);
+}
+
+int signer_soap_fault(char *out, size_t cap, size_t *out_len, enum signer_reason why,
+                      const char *reason, bool soap12)
+{
     ASSERT(out != NULL && cap > 0);
     ASSERT(out_len != NULL);
     ASSERT(reason != NULL);
+    enum signer_code code = signer_reason_code(why);
+    const char *fault = signer_code_fault(code); /* "wsse:Name" */
+    bool server = signer_error_status(code) >= 500;
+    char id[16];
+    snprintf(id, sizeof(id), "%u", signer_code_diag_id(code));
     struct wbuf w = {.p = out, .cap = cap};
     out[0] = '\0';
-    put(&w, XML_HEAD "<ErrorInfo><Code>");
-    put(&w, signer_code_name(code));
-    put(&w, "</Code><Reason>");
+    put(&w, XML_DECL "<s:Envelope xmlns:s=\"");
+    put(&w, soap12 ? NS_SOAP12_URI : NS_SOAP11);
+    put(&w, "\" xmlns:wsse=\"" NS_WSSE_URI "\"><s:Body><s:Fault>");
+    if (soap12) {
+        put(&w, server ? "<s:Code><s:Value>s:Receiver</s:Value>"
+                       : "<s:Code><s:Value>s:Sender</s:Value>");
+        if (fault != NULL) {
+            put(&w, "<s:Subcode><s:Value>");
+            put(&w, fault);
+            put(&w, "</s:Value></s:Subcode>");
+        }
+        put(&w, "</s:Code><s:Reason><s:Text xml:lang=\"en-US\">");
+        put_escaped(&w, reason);
+        put(&w, "</s:Text></s:Reason><s:Detail>");
+    } else {
+        put(&w, "<faultcode>");
+        put(&w, fault != NULL ? fault : server ? "s:Server" : "s:Client");
+        put(&w, "</faultcode><faultstring xml:lang=\"en-US\">");
+        put_escaped(&w, reason);
+        put(&w, "</faultstring><detail>");
+    }
+    put(&w, "<af:OCSDiagnosticsFault xmlns:af=\"" NS_AUTH_URI "\"><af:Ms-Diagnostics-Fault>"
+            "<af:ErrorId>");
+    put(&w, id);
+    put(&w, "</af:ErrorId><af:Reason>");
     put_escaped(&w, reason);
-    put(&w, "</Reason></ErrorInfo>");
-    put_request_id(&w, request_id);
-    put(&w, XML_TAIL);
+    put(&w, "</af:Reason></af:Ms-Diagnostics-Fault></af:OCSDiagnosticsFault>");
+    put(&w, soap12 ? "</s:Detail>" : "</detail>");
+    put(&w, "</s:Fault></s:Body></s:Envelope>");
     return wbuf_end(&w, out_len);
+}
+
+const char *signer_soap_content_type(bool soap12)
+{
+    return soap12 ? "application/soap+xml; charset=utf-8" : "text/xml; charset=utf-8";
 }
 
 /* header_char maps one byte to what may stand inside a quoted header parameter. */
@@ -959,13 +1128,17 @@ int signer_diagnostics_format(char *out, size_t cap, size_t *out_len, enum signe
     ASSERT(fqdn != NULL);
     ASSERT(reason != NULL);
     const char *token = signer_reason_token(why); /* letters, digits, '_': never escaped */
-    char tail[SIGNER_REASON_TOKEN_MAX + 16];
-    int tail_len = snprintf(tail, sizeof(tail), ";token=\"%s\"", token);
+    enum signer_code code = signer_reason_code(why);
+    const char *fault = signer_code_fault(code); /* "prefix:Name": never escaped */
+    char tail[SIGNER_REASON_TOKEN_MAX + 80];
+    int tail_len =
+        snprintf(tail, sizeof(tail), "%s%s%s;token=\"%s\"", fault != NULL ? ";fault=\"" : "",
+                 fault != NULL ? fault : "", fault != NULL ? "\"" : "", token);
     ASSERT(tail_len > 0 && (size_t)tail_len < sizeof(tail));
     struct wbuf w = {.p = out, .cap = cap};
     out[0] = '\0';
     char id[16];
-    snprintf(id, sizeof(id), "%u", signer_code_diag_id(signer_reason_code(why)));
+    snprintf(id, sizeof(id), "%u", signer_code_diag_id(code));
     put(&w, id);
     put(&w, ";source=\"");
     for (const char *s = fqdn; *s != '\0'; s++) {

@@ -234,15 +234,25 @@ const char *ctl_check_uri(const char *uri)
     return NULL;
 }
 
-const char *ctl_check_phone(const char *phone)
+const char *ctl_check_phone(char out[STORE_PHONE_MAX + 1], const char *phone, const char *cc)
 {
-    size_t len = strlen(phone);
-    if (len == 0) {
+    out[0] = '\0';
+    if (phone[0] == '\0') {
         return NULL;
     }
-    if (phone[0] != '+' || len < 8 || len > STORE_PHONE_MAX || phone[1] == '0' ||
-        strspn(phone + 1, "0123456789") != len - 1) {
-        return "the phone number must be E.164: + then 7 to 15 digits (e.g. +14255550100)";
+    /* The same reading as the sign-in's (signer_phone_e164), so stored and typed forms meet; but
+     * without [pin] default_country_code a number without '+' is refused here (the sign-in would
+     * read it as international; stored, a national number would become another one). */
+    const char *p = strncasecmp(phone, "tel:", 4) == 0 ? phone + 4 : phone;
+    p += strspn(p, " ");
+    if ((cc[0] == '\0' && *p != '+') ||
+        signer_phone_e164(out, STORE_PHONE_MAX + 1, phone, cc) != 0) {
+        return cc[0] != '\0'
+                   ? "the phone number must be E.164 (+ then 7 to 15 digits, e.g. +14255550100; "
+                     "spaces, '-', '.', '(', ')' and a tel: prefix are allowed) or a national "
+                     "number of [pin] default_country_code"
+                   : "the phone number must be E.164: + then 7 to 15 digits (e.g. +14255550100; "
+                     "spaces, '-', '.', '(', ')' and a tel: prefix are allowed)";
     }
     return NULL;
 }
@@ -274,9 +284,11 @@ static const char *pin_length_text(const struct signer_pin_policy *policy, const
 const char *ctl_user_make(struct ctl *ctl, struct store_user *out, const char *uri,
                           const char *pool, const char *phone, const char *ext, const char *pin)
 {
+    char e164[STORE_PHONE_MAX + 1] = "";
     const char *why = ctl_check_uri(uri);
     if (why == NULL) {
-        why = ctl_check_phone(phone);
+        why = ctl_check_phone(e164, phone, ctl->cfg.pin.default_country_code);
+        phone = e164;
     }
     if (why == NULL) {
         why = ctl_check_ext(ext);

@@ -94,7 +94,9 @@ int ctl_read_pin(char *pin, size_t cap);
 
 /* Validators: return NULL when valid, or a sentence saying what is wrong. */
 const char *ctl_check_uri(const char *uri);
-const char *ctl_check_phone(const char *phone);
+/* ctl_check_phone reads `phone` ("" for none) as the sign-in does (signer_phone_e164 with [pin]
+ * default_country_code `cc`) and writes its E.164 form into `out` ("" for none). */
+const char *ctl_check_phone(char out[STORE_PHONE_MAX + 1], const char *phone, const char *cc);
 const char *ctl_check_ext(const char *ext);
 
 /* ctl_user_make validates the fields, the pool (against the configuration) and the PIN policy

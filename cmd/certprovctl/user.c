@@ -563,19 +563,24 @@ static int user_del(struct ctl *ctl, int argc, char **argv)
 
 const struct ctl_cmd ctl_user_cmds[] = {
     [CMD_ADD] = {"user", "add", user_add,
-                 "--uri URI --pool NAME [--phone E164] [--ext DIGITS] --pin-stdin",
+                 "--uri URI --pool NAME [--phone NUMBER] [--ext DIGITS] --pin-stdin",
                  "Adds a user who signs in with the phone number or extension and the PIN read\n"
-                 "from the first line of standard input. The PIN must have at least [pin]\n"
-                 "min_length digits and must not be a repeated or consecutive run (11111, 12345)\n"
-                 "or the user's own extension or phone digits. The scheme and domain of URI are\n"
-                 "stored in lower case. Refused (exit 1, the message names the clash): a URI that\n"
-                 "differs from a user's only in case, a user's extension, or a user's phone\n"
-                 "number with that user's PIN."},
+                 "from the first line of standard input. The phone number is stored in E.164:\n"
+                 "+14255550100, tel:+14255550100 and +1 (425) 555-0100 are one number; a\n"
+                 "number without + needs [pin] default_country_code, and is then national\n"
+                 "(4255550100, 030 1234567) or already starts with that code (14255550100).\n"
+                 "The extension is kept as given. The sign-in reads phone numbers the same\n"
+                 "way. The PIN must have at least [pin] min_length digits and must not be a\n"
+                 "repeated or consecutive run (11111, 12345) or the user's own extension or\n"
+                 "phone digits. The scheme and domain of URI are stored in lower case. Refused\n"
+                 "(exit 1, the message names the clash): a URI that differs from a user's only\n"
+                 "in case, a user's extension, or a user's phone number with that user's PIN."},
     [CMD_IMPORT] = {"user", "import", user_import, "FILE.csv",
                     "Adds the users of a CSV file (header: uri,phone,ext,pool,pin; '-' reads\n"
                     "standard input) in one transaction: all of them, or none when a row is\n"
                     "wrong (the message names the line). At most 200000 rows a file. The rules\n"
-                    "of user add apply between the rows too. A UTF-8 byte order mark before the\n"
+                    "of user add apply between the rows too (phone numbers are stored in E.164\n"
+                    "as by user add). A UTF-8 byte order mark before the\n"
                     "header (spreadsheets write one) is skipped; lines may end in CRLF."},
     [CMD_SHOW] = {"user", "show", user_show, "URI [--json]",
                   "Shows a user: pool, phone, extension, lockout state, certificate count and\n"

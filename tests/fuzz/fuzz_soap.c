@@ -42,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ASSERT(reason[0] != '\0');
         ASSERT(all_zero(&req, sizeof(req)));
         ASSERT(signer_soap_error_response(out, sizeof(out), &len, code, reason, NULL) == 0);
+        ASSERT(signer_soap_fault(out, sizeof(out), &len, signer_code_reason(code), reason,
+                                 (size & 1) != 0) == 0);
         ASSERT(signer_diagnostics_format(out, sizeof(out), &len, signer_code_reason(code),
                                          "fuzz.example.com", reason) == 0);
         for (size_t i = 0; i < len; i++) {
@@ -53,10 +55,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ASSERT(req.csr_der_len > 0 && req.csr_der_len <= sizeof(req.csr_der));
     ASSERT(strlen(req.request_id) <= SIGNER_SOAP_REQUEST_ID_MAX);
     ASSERT(strlen(req.password) <= SIGNER_SOAP_PASSWORD_MAX);
-    ASSERT(signer_soap_response(out, sizeof(out), &len, req.csr_der, req.csr_der_len,
-                                req.request_id) == 0);
+    ASSERT(strlen(req.context) <= SIGNER_SOAP_CONTEXT_MAX);
+    /* Answered in the request's SOAP version, its Context echoed (issue 18 §4). */
+    struct signer_soap_reply reply = {
+        .request_id = req.request_id, .context = req.context, .soap12 = req.soap12};
+    ASSERT(signer_soap_reply_response(out, sizeof(out), &len, req.csr_der, req.csr_der_len,
+                                      &reply) == 0);
     ASSERT(len == strlen(out));
     ASSERT(req.request_id[0] == '\0' || strstr(out, "</RequestID>") != NULL);
+    ASSERT(req.context[0] == '\0' ||
+           strstr(out, "RequestSecurityTokenResponse Context=\"") != NULL);
+    ASSERT((strstr(out, "http://www.w3.org/2003/05/soap-envelope") != NULL) == req.soap12);
+    /* The login read as a phone number, as the sign-in does: E.164 or refused, never more. */
+    char e164[STORE_PHONE_MAX + 1];
+    if (signer_phone_e164(e164, sizeof(e164), req.username, "1") == 0) {
+        ASSERT(e164[0] == '+' && strspn(e164 + 1, "0123456789") == strlen(e164) - 1);
+        ASSERT(strlen(e164) >= 8 && strlen(e164) <= 16);
+    }
     signer_soap_request_cleanup(&req);
     ASSERT(all_zero(&req, sizeof(req)));
     return 0;

@@ -119,7 +119,7 @@ has "EST said" "$T/p.out" "enrolled over EST simpleenroll"
 probe 27183 "${BOOT[@]}" --user-sip-address sip:alice@example.com --trust "$CA"
 verdict "wrong PIN" 1 Failure authentication
 has "wrong PIN: the Code and the server's reason" "$T/p.out" "^Diagnosis  : authentication: the appliance answered 401 AuthenticationFailed: The phone number"
-has "wrong PIN: X-Ms-diagnostics in Error" "$T/p.out" "^Error .*X-Ms-diagnostics: 28003;source=\"localhost\""
+has "wrong PIN: X-Ms-diagnostics in Error" "$T/p.out" "^Error .*X-Ms-diagnostics: 28903;source=\"localhost\""
 has "wrong PIN: the enroll step failed" "$T/p.out" "^  enroll .* FAILED"
 same "wrong PIN: not printed" "$(grep -c 27183 "$T/p.out")" 0
 

@@ -48,7 +48,7 @@ for i in $(seq 1 "$LIMIT"); do codes="$codes$(est 1001:27182 alice "$T/a$i") "; 
 same "alice's first $LIMIT enrollments" "$codes" "$(for _ in $(seq 1 "$LIMIT"); do printf '200 '; done)"
 same "alice's next one is refused" "$(est 1001:27182 alice "$T/over")" 429
 has "RateLimited" "$T/over" '^RateLimited: '
-has "X-Ms-diagnostics 28011" "$T/over.h" '^X-Ms-diagnostics: 28011;source="certprov-test.example.com";reason="'
+has "X-Ms-diagnostics 28911" "$T/over.h" '^X-Ms-diagnostics: 28911;source="certprov-test.example.com";reason="'
 ra=$(grep -i '^Retry-After:' "$T/over.h" | tr -dc '0-9')
 if [ -n "$ra" ] && [ "$ra" -gt 86000 ] && [ "$ra" -le 86400 ]; then ok; else
     bad "Retry-After '${ra}': want the time until the oldest of the $LIMIT is 24 h old (about 86400 s)"; fi

@@ -234,8 +234,11 @@ check "disable bob" "$CTL" "${C[@]}" user disable sip:bob@example.com
 csr bx bob@example.com
 same "a disabled user's PIN does not sign in" \
     "$(est simpleenroll "$T/bx.p7" -u +14255550101:31415 --data-binary @"$T/bx.b64")" 401
-same "a disabled user cannot renew" "$(renew b1 bob@example.com)" 401
-has "the reason token is user_disabled" "$T/rb1.h" 'X-Ms-diagnostics: .*;token="user_disabled"' 
+same "a disabled user cannot renew: 403 UserDisabled" "$(renew b1 bob@example.com)" 403
+has "the reason token is user_disabled" "$T/rb1.h" 'X-Ms-diagnostics: .*;token="user_disabled"'
+# [MS-OCAUTHWS] §3.2.4.1: 28000 "User is not SIP enabled", 403, fault wsse:FailedAuthentication
+has "the spec's 28000 for a disabled user" "$T/rb1.h" \
+    '^X-Ms-diagnostics: 28000;source="[^"]*";reason="User is not SIP enabled[^"]*";fault="wsse:FailedAuthentication";token="user_disabled"' 
 has "the renewal refusal says disabled" "$T/rb1.p7" "disabled"
 check "enable bob" "$CTL" "${C[@]}" user enable sip:bob@example.com
 same "bob signs in again" \

@@ -85,7 +85,7 @@ if [ "$ok200" -gt 0 ]; then ok; else bad "no enrollment succeeded before the dis
 same "an enrollment on a full disk" "$CODE" 503
 has "503 carries the Code StoreUnavailable" "$T/ans/$N" '^StoreUnavailable: '
 has "503 carries Retry-After" "$T/ans/$N.h" '^Retry-After: [0-9]+'
-has "X-Ms-diagnostics 28010" "$T/ans/$N.h" '^X-Ms-diagnostics: 28010;'
+has "X-Ms-diagnostics 28910" "$T/ans/$N.h" '^X-Ms-diagnostics: 28910;'
 same "readyz on a full disk" "$(readyz)" 503
 has "readyz ready false" "$T/ready.json" '"ready":false'
 has "readyz store full" "$T/ready.json" '"store":"full"'

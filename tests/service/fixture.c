@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +132,7 @@ static void check_cert(struct fx_answer *a)
                                                                       outbox_find, a->serial) == 1;
 }
 
-/* diag_parse reads the Code and the reason of "X-Ms-diagnostics: 28003;source=...;reason=..." */
+/* diag_parse reads the Code and the reason of "X-Ms-diagnostics: 28903;source=...;reason=..." */
 static void diag_parse(struct fx_answer *a, const char *headers)
 {
     static const char name[] = "X-Ms-diagnostics: ";
@@ -146,8 +147,9 @@ static void diag_parse(struct fx_answer *a, const char *headers)
         a->diag[diag_len] = '\0';
     }
     unsigned long id = strtoul(d + strlen(name), NULL, 10);
-    if (id >= SIGNER_DIAG_ID_BASE && id < SIGNER_DIAG_ID_BASE + SIGNER_CODE_MAX_) {
-        a->code = (int)(id - SIGNER_DIAG_ID_BASE);
+    enum signer_code code = SIGNER_CODE_MAX_;
+    if (id <= UINT_MAX && signer_code_of_diag_id(&code, (unsigned)id) == 0) {
+        a->code = (int)code;
     }
     const char *t = strstr(d, "\";token=\"");
     if (t != NULL && (end == NULL || t < end)) {

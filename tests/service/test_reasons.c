@@ -108,7 +108,7 @@ Test(service_reasons, rsa1024_and_sha1_csrs_differ_in_the_token, .init = setup_l
     cr_assert_str_eq(a->token, "csr_rsa_key_too_small", "%s", a->diag);
     cr_assert_str_eq(b->token, "csr_weak_hash", "%s", b->diag);
     /* The header keeps its ID;source;reason start: the token comes last. */
-    cr_assert(strncmp(a->diag, "28001;source=\"", 14) == 0, "%s", a->diag);
+    cr_assert(strncmp(a->diag, "28901;source=\"", 14) == 0, "%s", a->diag);
     cr_assert(strstr(a->diag, "\";reason=\"") != NULL, "%s", a->diag);
     const char *log = read_log(2);
     char la[LOG_LINE_MAX + 1];

@@ -25,6 +25,8 @@ static const struct route_case known[] = {
     {"/CertProv/crl", SVC_ROUTE_CRL},
     {"/CertProv/ocsp", SVC_ROUTE_OCSP},
     {"/CertProv/ocsp/MEIwQDA%2BMDwwOjAJBgUrDgMCGgUA", SVC_ROUTE_OCSP},
+    {"/CertProv/CertProvisioningService.svc/mex", SVC_ROUTE_MEX},
+    {"/WebTicket/WebTicketService.svc/mex", SVC_ROUTE_MEX},
 };
 
 /* route_of calls svc_route_of on a copy of the target that ends at a guard page, so a read past
@@ -55,6 +57,24 @@ Test(service_routes, every_route)
     for (int r = 0; r < SVC_ROUTE_OTHER; r++) {
         cr_expect(seen[r], "route %d (%s) has no case here", r, svc_route_name((enum svc_route)r));
     }
+}
+
+/* GET <service>?wsdl is the metadata (README, Endpoints); any other query, or a POST, is not. */
+Test(service_routes, wsdl_query)
+{
+    expect_route("/CertProv/CertProvisioningService.svc?wsdl", SVC_ROUTE_MEX);
+    expect_route("/CertProv/CertProvisioningService.svc?WSDL", SVC_ROUTE_MEX);
+    expect_route("/WebTicket/WebTicketService.svc?wsdl", SVC_ROUTE_MEX);
+    expect_route("/CertProv/CertProvisioningService.svc?wsdl2", SVC_ROUTE_SOAP);
+    expect_route("/CertProv/CertProvisioningService.svc?xsd=1", SVC_ROUTE_SOAP);
+    expect_route("/CertProv/CertProvisioningService.svc/WebTicket_Proof?wsdl", SVC_ROUTE_SOAP);
+    expect_route("/CertProv/CertProvisioningService.svc/mex/x", SVC_ROUTE_OTHER);
+    bool post = false;
+    const char *t = "/CertProv/CertProvisioningService.svc?wsdl";
+    cr_expect_eq(route_of("POST", t, strlen(t), &post), SVC_ROUTE_SOAP);
+    cr_expect(post);
+    t = "/CertProv/CertProvisioningService.svc/mex";
+    cr_expect_eq(route_of("POST", t, strlen(t), &post), SVC_ROUTE_MEX);
 }
 
 Test(service_routes, ignores_ascii_case)

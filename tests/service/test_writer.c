@@ -331,6 +331,9 @@ Test(service_writer, an_item_that_cannot_be_signed_fails_alone, .init = setup_wr
     expect_certificate(fx_answer(0));
     cr_assert_str_eq(fx_answer(0)->meta.uri, fx_users[FX_ALICE].uri);
     expect_error(fx_answer(1), SIGNER_CODE_INTERNAL_ERROR, "Signing failed");
+    /* [MS-OCAUTHWS] §3.2.4.1's internal error: 28001, no fault (README, Errors). */
+    cr_assert(strncmp(fx_answer(1)->diag, "28001;source=\"", 14) == 0, "%s", fx_answer(1)->diag);
+    cr_assert_null(strstr(fx_answer(1)->diag, "fault="), "%s", fx_answer(1)->diag);
     expect_certificate(fx_answer(2));
     cr_assert_str_eq(fx_answer(2)->meta.uri, fx_users[FX_BOB].uri);
     cr_assert_eq(cert_count(), 2);

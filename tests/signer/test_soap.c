@@ -259,6 +259,108 @@ Test(signer_soap_parse, soap12_envelope_and_lifetime_rounding)
     cr_assert_eq(r->req.lifetime_hours, 9);
 }
 
+/* The CSR as PEM (RFC 7468, both labels), or base64 without its '=' padding: accepted, the same
+ * DER as the padded base64 (issue 18 §4). */
+Test(signer_soap_parse, csr_unpadded_and_pem)
+{
+    const char *b64 = csr_b64();
+    size_t n = strlen(b64);
+    cr_assert(n >= 2 && b64[n - 1] == '=', "the vector needs padding for this test");
+    char unpadded[1024];
+    snprintf(unpadded, sizeof(unpadded), "%.*s", (int)(b64[n - 2] == '=' ? n - 2 : n - 1), b64);
+    struct result *r = parse_str(build(NULL, "Entity=\"alice@example.com\"", "", PKCS10, unpadded));
+    cr_assert_eq(r->rc, 0, "reason: %s", r->reason);
+    expect_csr_p256(r);
+    static const char *const labels[] = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"};
+    for (size_t i = 0; i < ARRAY_LEN(labels); i++) {
+        char pem[1536];
+        snprintf(pem, sizeof(pem), "\r\n-----BEGIN %s-----\r\n%.64s\r\n%s\r\n-----END %s-----\r\n",
+                 labels[i], b64, b64 + 64, labels[i]);
+        r = parse_str(build(NULL, "Entity=\"alice@example.com\"", "", PKCS10, pem));
+        cr_assert_eq(r->rc, 0, "%s: %s", labels[i], r->reason);
+        expect_csr_p256(r);
+    }
+}
+
+/* A CSR text that is not a CSR says so, not that it is too large. */
+Test(signer_soap_parse, csr_refusals_say_the_true_reason)
+{
+    /* Not whole quanta and short: it was "must be at most 16384 bytes of DER". */
+    expect_fail(parse_str(build(NULL, "Entity=\"a\"", "", PKCS10, "bm90IGEgQ1NSxy")),
+                SIGNER_CODE_BAD_CSR, "not base64 of a DER CSR");
+    expect_fail(parse_str(build(NULL, "Entity=\"a\"", "", PKCS10, "M")), SIGNER_CODE_BAD_CSR,
+                "not base64 of a DER CSR");
+    /* PEM with another label, or without its END line. */
+    char pem[1536];
+    snprintf(pem, sizeof(pem), "-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----",
+             csr_b64());
+    expect_fail(parse_str(build(NULL, "Entity=\"a\"", "", PKCS10, pem)), SIGNER_CODE_BAD_CSR,
+                "not a PEM CERTIFICATE REQUEST");
+    snprintf(pem, sizeof(pem), "-----BEGIN CERTIFICATE REQUEST-----\n%s\n", csr_b64());
+    expect_fail(parse_str(build(NULL, "Entity=\"a\"", "", PKCS10, pem)), SIGNER_CODE_BAD_CSR,
+                "not a PEM CERTIFICATE REQUEST");
+    /* Truly too large: over 16384 bytes of DER, padded or not. */
+    static char big[SIGNER_CSR_TEXT_MAX];
+    size_t len = (SIGNER_CSR_DER_MAX / 3 + 2) * 4;
+    memset(big, 'A', len);
+    big[0] = 'M';
+    big[len] = '\0';
+    static char body[SIGNER_CSR_TEXT_MAX + 4096];
+    snprintf(body, sizeof(body), "%s", build(NULL, "Entity=\"a\"", "", PKCS10, "@"));
+    char *at = strchr(body, '@');
+    static char whole[SIGNER_CSR_TEXT_MAX + 8192];
+    snprintf(whole, sizeof(whole), "%.*s%s%s", (int)(at - body), body, big, at + 1);
+    expect_fail(parse_str(whole), SIGNER_CODE_BAD_CSR, "16384");
+    big[len - 1] = '\0'; /* not whole quanta: still too large, and said so */
+    snprintf(whole, sizeof(whole), "%.*s%s%s", (int)(at - body), body, big, at + 1);
+    expect_fail(parse_str(whole), SIGNER_CODE_BAD_CSR, "16384");
+}
+
+/* WS-Trust 1.3 §3.1: the RST's Context attribute is kept for the RSTR; the envelope's SOAP
+ * version is told apart (issue 18 §4). */
+Test(signer_soap_parse, context_and_soap_version)
+{
+    char body[BIG];
+    snprintf(body, sizeof(body), "%s", build_ok(""));
+    struct result *r = parse_str(body);
+    cr_assert_eq(r->rc, 0, "reason: %s", r->reason);
+    cr_assert_str_eq(r->req.context, "");
+    cr_assert_not(r->req.soap12);
+    char *rst = strstr(body, "<t:RequestSecurityToken ");
+    cr_assert_not_null(rst);
+    char with[BIG];
+    snprintf(with, sizeof(with), "%.*s<t:RequestSecurityToken Context=\"urn:uuid:1&amp;2\" %s",
+             (int)(rst - body), body, rst + strlen("<t:RequestSecurityToken "));
+    r = parse_str(with);
+    cr_assert_eq(r->rc, 0, "reason: %s", r->reason);
+    cr_assert_str_eq(r->req.context, "urn:uuid:1&2");
+    char *env = strstr(with, "http://schemas.xmlsoap.org/soap/envelope/");
+    char soap12[BIG];
+    snprintf(soap12, sizeof(soap12), "%.*shttp://www.w3.org/2003/05/soap-envelope%s",
+             (int)(env - with), with, env + strlen("http://schemas.xmlsoap.org/soap/envelope/"));
+    r = parse_str(soap12);
+    cr_assert_eq(r->rc, 0, "reason: %s", r->reason);
+    cr_assert(r->req.soap12);
+    cr_assert_str_eq(r->req.context, "urn:uuid:1&2");
+    /* Bounded like every field, and no control characters. */
+    char longctx[SIGNER_SOAP_CONTEXT_MAX + 2];
+    memset(longctx, 'c', sizeof(longctx) - 1);
+    longctx[sizeof(longctx) - 1] = '\0';
+    snprintf(with, sizeof(with), "%.*s<t:RequestSecurityToken Context=\"%s\" %s", (int)(rst - body),
+             body, longctx, rst + strlen("<t:RequestSecurityToken "));
+    expect_fail(parse_str(with), SIGNER_CODE_BAD_REQUEST, "Context is longer than");
+    longctx[sizeof(longctx) - 2] = '\0';
+    snprintf(with, sizeof(with), "%.*s<t:RequestSecurityToken Context=\"%s\" %s", (int)(rst - body),
+             body, longctx, rst + strlen("<t:RequestSecurityToken "));
+    r = parse_str(with);
+    cr_assert_eq(r->rc, 0, "reason: %s", r->reason);
+    cr_assert_eq(strlen(r->req.context), SIGNER_SOAP_CONTEXT_MAX);
+    snprintf(with, sizeof(with), "%.*s<t:RequestSecurityToken Context=\"a&#1;b\" %s",
+             (int)(rst - body), body, rst + strlen("<t:RequestSecurityToken "));
+    r = parse_str(with);
+    cr_assert_neq(r->rc, 0); /* XML 1.0 has no &#1; at all */
+}
+
 /* ---- failures ---- */
 
 Test(signer_soap_parse, not_xml)
@@ -593,6 +695,144 @@ Test(signer_soap_response, certificate_round_trips_and_request_id_escaped)
     }
 }
 
+/* A SOAP 1.2 request is answered in SOAP 1.2; the Context is echoed on the RSTR (WS-Trust 1.3
+ * §3.2); the certificate element is the same either way. */
+Test(signer_soap_response, soap12_and_context)
+{
+    uint8_t cert[300];
+    for (size_t i = 0; i < sizeof(cert); i++) {
+        cert[i] = (uint8_t)(i * 5 + 1);
+    }
+    static char v11[4096];
+    static char v12[4096];
+    size_t len11 = 0;
+    size_t len12 = 0;
+    cr_assert_eq(signer_soap_response(v11, sizeof(v11), &len11, cert, sizeof(cert), "r1"), 0);
+    struct signer_soap_reply reply = {.request_id = "r1", .context = "ctx\"<1>", .soap12 = true};
+    cr_assert_eq(signer_soap_reply_response(v12, sizeof(v12), &len12, cert, sizeof(cert), &reply),
+                 0);
+    cr_assert_eq(len12, strlen(v12));
+    cr_assert(well_formed(v12), "%s", v12);
+    cr_assert(strstr(v12, "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\">") !=
+              NULL);
+    cr_assert_null(strstr(v12, "http://schemas.xmlsoap.org/soap/envelope/"));
+    cr_assert(strstr(v12, "<wst:RequestSecurityTokenResponse Context=\"ctx&quot;&lt;1&gt;\" ") !=
+                  NULL,
+              "%s", v12);
+    cr_assert_str_eq(between(v12, "<wsse:BinarySecurityToken", "</wsse:BinarySecurityToken>"),
+                     between(v11, "<wsse:BinarySecurityToken", "</wsse:BinarySecurityToken>"));
+    cr_assert_null(strstr(v11, "Context="));
+    /* The 1.1 answer through the new call is byte for byte the old one. */
+    static char again[4096];
+    size_t again_len = 0;
+    struct signer_soap_reply plain = {.request_id = "r1"};
+    cr_assert_eq(
+        signer_soap_reply_response(again, sizeof(again), &again_len, cert, sizeof(cert), &plain),
+        0);
+    cr_assert_str_eq(again, v11);
+    /* Errors too. */
+    cr_assert_eq(
+        signer_soap_reply_error(v12, sizeof(v12), &len12, SIGNER_CODE_BAD_CSR, "bad", &reply), 0);
+    cr_assert(well_formed(v12), "%s", v12);
+    cr_assert(strstr(v12, "http://www.w3.org/2003/05/soap-envelope") != NULL);
+    cr_assert(strstr(v12, "<Code>BadCsr</Code>") != NULL);
+    cr_assert_str_eq(signer_soap_content_type(false), "text/xml; charset=utf-8");
+    cr_assert_str_eq(signer_soap_content_type(true), "application/soap+xml; charset=utf-8");
+}
+
+/* fake_der fills a DER SEQUENCE of `len` bytes (len 4..65535 + 4): what certs-only PKCS#7 needs. */
+static void fake_der(uint8_t *der, size_t len, uint8_t seed)
+{
+    der[0] = 0x30;
+    der[1] = 0x82;
+    der[2] = (uint8_t)((len - 4) >> 8);
+    der[3] = (uint8_t)(len - 4);
+    for (size_t i = 4; i < len; i++) {
+        der[i] = (uint8_t)(i * 13 + seed);
+    }
+}
+
+/* The chain rides in its own [MS-WSTEP] PKCS#7 element after RequestedSecurityToken; the element
+ * clients read (RequestedSecurityToken/BinarySecurityToken, X509v3) is byte for byte unchanged. */
+Test(signer_soap_response, chain_beside_the_certificate)
+{
+    static uint8_t leaf[600];
+    static uint8_t ca[2][500];
+    fake_der(leaf, sizeof(leaf), 1);
+    fake_der(ca[0], sizeof(ca[0]), 2);
+    fake_der(ca[1], sizeof(ca[1]), 3);
+    struct signer_est_cert chain[2] = {{ca[0], sizeof(ca[0])}, {ca[1], sizeof(ca[1])}};
+    static char plain[8192];
+    static char with[16384];
+    size_t plain_len = 0;
+    size_t with_len = 0;
+    cr_assert_eq(signer_soap_response(plain, sizeof(plain), &plain_len, leaf, sizeof(leaf), "r"),
+                 0);
+    struct signer_soap_reply reply = {.request_id = "r", .chain = chain, .num_chain = 2};
+    cr_assert_eq(
+        signer_soap_reply_response(with, sizeof(with), &with_len, leaf, sizeof(leaf), &reply), 0);
+    cr_assert_eq(with_len, strlen(with));
+    cr_assert(well_formed(with), "%s", with);
+    static char x509_plain[8192];
+    snprintf(x509_plain, sizeof(x509_plain), "%s",
+             between(plain, "<wst:RequestedSecurityToken>", "</wst:RequestedSecurityToken>"));
+    cr_assert_str_eq(between(with, "<wst:RequestedSecurityToken>", "</wst:RequestedSecurityToken>"),
+                     x509_plain);
+    /* After RequestedSecurityToken, before the RequestID. */
+    const char *p7 = strstr(with, "ValueType=\"" SIGNER_SOAP_PKCS7 "\"");
+    cr_assert_not_null(p7);
+    cr_assert(p7 > strstr(with, "</wst:RequestedSecurityToken>"));
+    cr_assert(p7 < strstr(with, "<RequestID "));
+    /* The certs-only PKCS#7 of the certificate and the chain, as EST writes it. */
+    struct signer_est_cert all[3] = {{leaf, sizeof(leaf)}, chain[0], chain[1]};
+    static char est[8192];
+    size_t est_len = 0;
+    cr_assert_eq(signer_est_certs_only(est, sizeof(est), &est_len, all, 3), 0);
+    cr_assert_str_eq(between(p7, "#Base64Binary\">", "</wsse:BinarySecurityToken>"), est);
+    /* Too small for the chain: -E2BIG, nothing half-written. */
+    cr_assert_eq(signer_soap_reply_response(with, with_len, &with_len, leaf, sizeof(leaf), &reply),
+                 -E2BIG);
+    cr_assert_str_eq(with, "");
+    /* A certificate that is no DER SEQUENCE cannot go into the PKCS#7. */
+    uint8_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    cr_assert_eq(
+        signer_soap_reply_response(with, sizeof(with), &with_len, junk, sizeof(junk), &reply),
+        -EBADMSG);
+}
+
+/* Faults for the services that use them, in the request's SOAP version. */
+Test(signer_soap_response, faults_in_both_versions)
+{
+    static char out[4096];
+    size_t len = 0;
+    cr_assert_eq(signer_soap_fault(out, sizeof(out), &len, SIGNER_REASON_USER_DISABLED,
+                                   "User is not SIP enabled <x>", true),
+                 0);
+    cr_assert_eq(len, strlen(out));
+    cr_assert(well_formed(out), "%s", out);
+    cr_assert(strstr(out, "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"") !=
+              NULL);
+    cr_assert(strstr(out, "<s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>"
+                          "wsse:FailedAuthentication</s:Value></s:Subcode></s:Code>") != NULL,
+              "%s", out);
+    cr_assert(strstr(out, "<s:Reason><s:Text xml:lang=\"en-US\">User is not SIP enabled "
+                          "&lt;x&gt;</s:Text></s:Reason><s:Detail>") != NULL);
+    cr_assert(strstr(out, "<af:ErrorId>28000</af:ErrorId>") != NULL);
+    cr_assert_eq(signer_soap_fault(out, sizeof(out), &len, SIGNER_REASON_INTERNAL, "boom", false),
+                 0);
+    cr_assert(well_formed(out), "%s", out);
+    cr_assert(strstr(out, "http://schemas.xmlsoap.org/soap/envelope/") != NULL);
+    cr_assert(strstr(out, "<faultcode>s:Server</faultcode><faultstring xml:lang=\"en-US\">boom"
+                          "</faultstring><detail>") != NULL,
+              "%s", out);
+    cr_assert(strstr(out, "<af:ErrorId>28001</af:ErrorId><af:Reason>boom</af:Reason>") != NULL);
+    cr_assert_eq(
+        signer_soap_fault(out, sizeof(out), &len, SIGNER_REASON_REQUEST_MALFORMED, "x", true), 0);
+    cr_assert(strstr(out, "<s:Code><s:Value>s:Sender</s:Value></s:Code>") != NULL, "%s", out);
+    cr_assert_eq(signer_soap_fault(out, 200, &len, SIGNER_REASON_INTERNAL, "x", true), -E2BIG);
+    cr_assert_str_eq(out, "");
+}
+
 Test(signer_soap_response, error_holds_code_and_reason)
 {
     static char out[4096];
@@ -621,38 +861,67 @@ Test(signer_soap_response, diagnostics_sanitised)
 {
     char out[256];
     size_t len = 0;
+    /* [MS-OCAUTHWS] §3.2.4.1: errorId;source="...";reason="..."[;fault="..."], our token last. */
     cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len, SIGNER_REASON_REQUEST_MALFORMED,
                                            "certprov1.example.com", "DTDs are not allowed"),
                  0);
-    cr_assert_str_eq(out, "28000;source=\"certprov1.example.com\";reason=\"DTDs are not "
+    cr_assert_str_eq(out, "28900;source=\"certprov1.example.com\";reason=\"DTDs are not "
                           "allowed\";token=\"request_malformed\"");
     cr_assert_eq(len, strlen(out));
+    /* The spec's 28001: internal error (500). */
     cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len, SIGNER_REASON_INTERNAL, "h\"x",
                                            "say \"hi\"\r\nX-Evil: 1\\ \xc3\xa9"),
                  0);
-    cr_assert_str_eq(out, "28009;source=\"h'x\";reason=\"say 'hi'  X-Evil: 1' ??\";token=\""
+    cr_assert_str_eq(out, "28001;source=\"h'x\";reason=\"say 'hi'  X-Evil: 1' ??\";token=\""
                           "internal_error\"");
     /* Cut to fit, ending in "...": the token is never cut. */
-    const char *prefix = "28001;source=\"h\";reason=\"";
+    const char *prefix = "28901;source=\"h\";reason=\"";
     const char *tail = ";token=\"csr_weak_hash\"";
     size_t cap = strlen(prefix) + strlen(tail) + 10;
     cr_assert_eq(signer_diagnostics_format(out, cap, &len, SIGNER_REASON_CSR_WEAK_HASH, "h",
                                            "abcdefghijklmnop"),
                  0);
-    cr_assert_str_eq(out, "28001;source=\"h\";reason=\"abcde...\";token=\"csr_weak_hash\"");
+    cr_assert_str_eq(out, "28901;source=\"h\";reason=\"abcde...\";token=\"csr_weak_hash\"");
     cr_assert_lt(len, cap);
     /* The whole reason when it fits exactly. */
     cr_assert_eq(
         signer_diagnostics_format(out, cap, &len, SIGNER_REASON_CSR_WEAK_HASH, "h", "abcdefgh"), 0);
-    cr_assert_str_eq(out, "28001;source=\"h\";reason=\"abcdefgh\";token=\"csr_weak_hash\"");
-    /* The Code follows the reason: RSA-1024 and SHA-1 share 28001 and differ in the token. */
+    cr_assert_str_eq(out, "28901;source=\"h\";reason=\"abcdefgh\";token=\"csr_weak_hash\"");
+    /* The Code follows the reason: RSA-1024 and SHA-1 share 28901 and differ in the token. */
     cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len,
                                            SIGNER_REASON_CSR_RSA_KEY_TOO_SMALL, "h", "r"),
                  0);
-    cr_assert_str_eq(out, "28001;source=\"h\";reason=\"r\";token=\"csr_rsa_key_too_small\"");
+    cr_assert_str_eq(out, "28901;source=\"h\";reason=\"r\";token=\"csr_rsa_key_too_small\"");
     cr_assert_eq(signer_diagnostics_format(out, 30, &len, SIGNER_REASON_CSR_WEAK_HASH, "h", "x"),
                  -E2BIG);
     cr_assert_str_eq(out, "");
+}
+
+Test(signer_soap_response, diagnostics_spec_fault)
+{
+    char out[256];
+    size_t len = 0;
+    /* A refused sign-in carries the spec's fault (wsse:FailedAuthentication) before the token. */
+    cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len,
+                                           SIGNER_REASON_PIN_WRONG_OR_UNKNOWN, "h", "wrong"),
+                 0);
+    cr_assert_str_eq(out, "28903;source=\"h\";reason=\"wrong\";fault=\"wsse:FailedAuthentication\";"
+                          "token=\"pin_wrong_or_unknown\"");
+    /* The spec's 28000 "User is not SIP enabled" (403): a disabled user. */
+    cr_assert_eq(signer_diagnostics_format(out, sizeof(out), &len, SIGNER_REASON_USER_DISABLED, "h",
+                                           "User is not SIP enabled"),
+                 0);
+    cr_assert_str_eq(out, "28000;source=\"h\";reason=\"User is not SIP enabled\";fault=\""
+                          "wsse:FailedAuthentication\";token=\"user_disabled\"");
+    cr_assert_eq(signer_error_status(signer_reason_code(SIGNER_REASON_USER_DISABLED)), 403);
+    /* The fault, like the token, is never cut: only the reason is. */
+    const char *fixed = "28904;source=\"h\";reason=\"...\";fault=\"wsse:FailedAuthentication\";"
+                        "token=\"pin_locked\"";
+    cr_assert_eq(signer_diagnostics_format(out, strlen(fixed) + 3, &len, SIGNER_REASON_PIN_LOCKED,
+                                           "h", "abcdefghijklmnop"),
+                 0);
+    cr_assert_str_eq(out, "28904;source=\"h\";reason=\"ab...\";fault=\"wsse:FailedAuthentication\";"
+                          "token=\"pin_locked\"");
 }
 
 /* ---- codes ---- */
@@ -675,15 +944,23 @@ Test(signer_code, status_for_every_code)
         {"InternalError", 500},
         {"StoreUnavailable", 503},
         {"RateLimited", 429},
+        {"UserDisabled", 403},
     };
+    /* [MS-OCAUTHWS] §3.2.4.1 defines 28000 (User is not SIP enabled, 403) and 28001 (internal
+     * error, 500); every other Code has an ID of ours, 28900 + its enum value (README, Errors). */
+    static const unsigned ids[] = {28900, 28901, 28902, 28903, 28904, 28905, 28906,
+                                   28907, 28908, 28001, 28910, 28911, 28000};
     cr_assert_eq(ARRAY_LEN(want), SIGNER_CODE_MAX_);
+    cr_assert_eq(ARRAY_LEN(ids), SIGNER_CODE_MAX_);
     for (size_t i = 0; i < ARRAY_LEN(want); i++) {
         enum signer_code code = SIGNER_CODE_MAX_;
         cr_assert_eq(signer_code_parse(&code, want[i].name), 0, "%s", want[i].name);
         cr_assert_str_eq(signer_code_name(code), want[i].name);
         cr_assert_eq(signer_error_status(code), want[i].status, "%s", want[i].name);
-        /* In the order of the table: the IDs never change (StoreUnavailable 28010, ...). */
-        cr_assert_eq(signer_code_diag_id(code), 28000 + (unsigned)i, "%s", want[i].name);
+        cr_assert_eq(signer_code_diag_id(code), ids[i], "%s", want[i].name);
+        for (size_t j = 0; j < i; j++) {
+            cr_assert_neq(ids[j], ids[i], "IDs are unique");
+        }
     }
     enum signer_code code = SIGNER_CODE_BAD_CSR;
     cr_assert_eq(signer_code_parse(&code, "badrequest"), -EINVAL);
