@@ -50,7 +50,7 @@ LLHTTP_INC := /usr/share/include/llhttp
 BSSL_CRYPTO := $(BSSL_DIR)/lib/libcrypto.a
 BSSL_SSL := $(BSSL_DIR)/lib/libssl.a
 
-PKGS := liburing lmdb inih expat libpq
+PKGS := liburing lmdb inih expat libpq libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)

@@ -45,6 +45,7 @@ enum svc_route {
     SVC_ROUTE_METRICS,
     SVC_ROUTE_CRL,
     SVC_ROUTE_OCSP,
+    SVC_ROUTE_WEBTICKET, /* /WebTicket/WebTicketService.svc and its ports (webticket.c) */
     SVC_ROUTE_OTHER,
     SVC_ROUTE_MAX_,
 };
@@ -112,9 +113,12 @@ struct svc_item {
     char reason[SIGNER_REASON_MAX];
     uint32_t retry_after_s; /* with `fail`: Retry-After to send; 0 = the status's default */
     bool signin;            /* credentials were presented: the writer judges the sign-in */
-    bool cert_auth;         /* signed in by a client certificate (renewal over TLS): no PIN, nothing
-                               for the writer to judge */
-    enum ioring_tls_kind tls; /* how its connection was secured (the log's tls=) */
+    bool cert_auth;         /* signed in by a client certificate (renewal over TLS) or a Web ticket:
+                               no PIN, nothing for the writer to judge */
+    bool ticket;            /* a Web ticket request (SVC_ROUTE_WEBTICKET): once judged, the writer
+                               answers with a ticket (svc_webticket_respond), never a certificate */
+    struct signer_wt_request wt; /* with `ticket`: the RST */
+    enum ioring_tls_kind tls;    /* how its connection was secured (the log's tls=) */
     bool proceed; /* signed in so far: the ring's guess, cleared by the writer's refusal */
     size_t num_candidates;
     struct svc_candidate candidates[SVC_CANDIDATES_MAX];
@@ -230,7 +234,37 @@ struct service {
     struct svc_metrics metrics;
     struct svc_revoke *revoke; /* the CRL (revoke.c) */
     struct svc_ocsp *ocsp;     /* the OCSP response cache (revoke.c) */
+    struct svc_wt *wt;         /* the Web Ticket Service and ticket checks (webticket.c) */
 };
+
+/* ---- webticket.c ---- */
+
+/* svc_webticket_init makes the ticket issuer (the issuing CA's key; none with an Ed25519 key:
+ * tickets are then refused with InternalError) and the replay set ([webticket] replay_max).
+ * Returns 0 or -ENOMEM. svc_webticket_free frees them (also after a failed init). */
+int svc_webticket_init(struct service *svc);
+void svc_webticket_free(struct service *svc);
+
+/* svc_webticket answers POST /WebTicket/WebTicketService.svc[/PORT] on its ring: parses the RST
+ * and signs in by the port's credential (PIN: the writer judges it like every PIN sign-in; a
+ * client certificate: as a renewal); anonymous and unknown ports are refused. Ring thread. */
+void svc_webticket(struct service *svc, struct ioring_request *req);
+
+/* svc_webticket_signin signs a CertProv request in with the Web ticket its wsse:Security header
+ * presents. Returns false when it presents none (other credentials apply); true when it does:
+ * then the item is signed in (user, cert_auth, proceed) or failed (401, answered at once). Ring. */
+bool svc_webticket_signin(struct service *svc, struct svc_item *it, const uint8_t *body,
+                          size_t len);
+
+/* svc_webticket_respond answers a judged ticket item that did not fail: signs the ticket and
+ * sends the RSTR (or SigningUnavailable / InternalError). Writer thread. */
+void svc_webticket_respond(struct service *svc, struct svc_item *it);
+
+/* svc_webticket_url is the Web Ticket Service URL of X-MS-WebTicketURL ([MS-OCAUTHWS] §1.5). */
+const char *svc_webticket_url(const struct service *svc);
+
+/* svc_cert_signin signs the item in with its TLS client certificate (enroll.c). */
+void svc_cert_signin(struct service *svc, struct svc_item *it, struct ioring_request *req);
 
 /* ---- revoke.c ---- */
 

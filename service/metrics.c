@@ -25,6 +25,7 @@ static const char *const route_names[SVC_ROUTE_MAX_] = {"soap",
                                                         "metrics",
                                                         "crl",
                                                         "ocsp",
+                                                        "webticket",
                                                         "other"};
 static const char *const stage_names[SVC_STAGE_MAX_] = {"parse", "auth",   "verify",
                                                         "sign",  "commit", "total"};

@@ -59,6 +59,9 @@ static const struct reason_entry reason_table[] = {
                                            SIGNER_CODE_AUTHENTICATION_FAILED},
     [SIGNER_REASON_CLIENT_CERT_REVOKED] = {"cert_revoked", SIGNER_CODE_AUTHENTICATION_FAILED},
     [SIGNER_REASON_USER_DISABLED] = {"user_disabled", SIGNER_CODE_AUTHENTICATION_FAILED},
+    [SIGNER_REASON_TICKET_INVALID] = {"ticket_invalid", SIGNER_CODE_AUTHENTICATION_FAILED},
+    [SIGNER_REASON_TICKET_REPLAYED] = {"ticket_replayed", SIGNER_CODE_AUTHENTICATION_FAILED},
+    [SIGNER_REASON_WEBTICKET_PORT] = {"webticket_port_refused", SIGNER_CODE_AUTHENTICATION_FAILED},
 };
 
 static_assert(ARRAY_LEN(reason_table) == SIGNER_REASON_MAX_,
