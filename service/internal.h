@@ -2,9 +2,11 @@
  *
  * The files call one way only, from the top down:
  *   service.c  routes, the engine's callbacks, lifecycle
+ *   webticket.c the Web Ticket Service: ports, the sign-in of a ticket request
  *   enroll.c   an enrollment on its ring: parse, sign-in, CSR checks
  *   signpool.c the signing threads of a key that blocks (PKCS#11): batch.c, then writer.c
  *   writer.c   the group-commit writer thread
+ *   ticket.c   Web tickets on CertProv: issuer, replay set, ticket sign-in, the RSTR
  *   revoke.c   revocation: the renewal and sign-in refusals
  *   status.c   /readyz and /metrics
  *   batch.c    signing a batch of items
@@ -232,12 +234,20 @@ struct service {
     struct svc_signpool pool;
     int64_t start_s; /* process_start_time_seconds: when the service was made */
     struct svc_metrics metrics;
-    struct svc_revoke *revoke; /* the CRL (revoke.c) */
-    struct svc_ocsp *ocsp;     /* the OCSP response cache (revoke.c) */
-    struct svc_wt *wt;         /* the Web Ticket Service and ticket checks (webticket.c) */
+    struct svc_revoke *revoke;          /* the CRL (revoke.c) */
+    struct svc_ocsp *ocsp;              /* the OCSP response cache (revoke.c) */
+    struct svc_wt *wt;                  /* the ticket issuer and the replay set (ticket.c) */
+    char wt_url[SIGNER_WT_URL_MAX + 1]; /* X-MS-WebTicketURL ([MS-OCAUTHWS] §1.5): ticket.c */
 };
 
 /* ---- webticket.c ---- */
+
+/* svc_webticket answers POST /WebTicket/WebTicketService.svc[/PORT] on its ring: parses the RST
+ * and signs in by the port's credential (PIN: the writer judges it like every PIN sign-in; a
+ * client certificate: as a renewal); anonymous and unknown ports are refused. Ring thread. */
+void svc_webticket(struct service *svc, struct ioring_request *req);
+
+/* ---- ticket.c ---- */
 
 /* svc_webticket_init makes the ticket issuer (the issuing CA's key; none with an Ed25519 key:
  * tickets are then refused with InternalError) and the replay set ([webticket] replay_max).
@@ -245,10 +255,8 @@ struct service {
 int svc_webticket_init(struct service *svc);
 void svc_webticket_free(struct service *svc);
 
-/* svc_webticket answers POST /WebTicket/WebTicketService.svc[/PORT] on its ring: parses the RST
- * and signs in by the port's credential (PIN: the writer judges it like every PIN sign-in; a
- * client certificate: as a renewal); anonymous and unknown ports are refused. Ring thread. */
-void svc_webticket(struct service *svc, struct ioring_request *req);
+/* svc_webticket_available tells whether tickets can be signed (not with an Ed25519 CA key). */
+bool svc_webticket_available(const struct service *svc);
 
 /* svc_webticket_signin signs a CertProv request in with the Web ticket its wsse:Security header
  * presents. Returns false when it presents none (other credentials apply); true when it does:
@@ -259,12 +267,6 @@ bool svc_webticket_signin(struct service *svc, struct svc_item *it, const uint8_
 /* svc_webticket_respond answers a judged ticket item that did not fail: signs the ticket and
  * sends the RSTR (or SigningUnavailable / InternalError). Writer thread. */
 void svc_webticket_respond(struct service *svc, struct svc_item *it);
-
-/* svc_webticket_url is the Web Ticket Service URL of X-MS-WebTicketURL ([MS-OCAUTHWS] §1.5). */
-const char *svc_webticket_url(const struct service *svc);
-
-/* svc_cert_signin signs the item in with its TLS client certificate (enroll.c). */
-void svc_cert_signin(struct service *svc, struct svc_item *it, struct ioring_request *req);
 
 /* ---- revoke.c ---- */
 
@@ -310,6 +312,10 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
 /* svc_check_csr checks the item's CSR (csr_der) for its user: key and signature policy, proof of
  * possession, identity; a refusal fails the item with its reason. Ring thread. */
 void svc_check_csr(struct service *svc, struct svc_item *it);
+
+/* svc_cert_signin signs the item in with its TLS client certificate this appliance issued (not
+ * revoked, its user existing and not disabled); a refusal fails the item. Ring thread. */
+void svc_cert_signin(struct service *svc, struct svc_item *it, struct ioring_request *req);
 
 #define SVC_BASIC_MAX 256 /* bytes of a decoded "user:pin" */
 

@@ -169,7 +169,7 @@ void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc
                      code == SIGNER_CODE_AUTHENTICATION_FAILED
                          ? "WWW-Authenticate: Basic realm=\"certprov\"\r\n"
                          : "",
-                     wt_url ? "X-MS-WebTicketURL: " : "", wt_url ? svc_webticket_url(svc) : "",
+                     wt_url ? "X-MS-WebTicketURL: " : "", wt_url ? svc->wt_url : "",
                      wt_url ? "\r\n" : "", retry);
     ASSERT(n > 0);
     ASSERT((size_t)n < sizeof(headers));

@@ -87,9 +87,9 @@ static int seal(const struct signer_wt_issuer *iss, char *id, size_t cap, const 
                            SEAL_TAG, NULL)) {
         return -EIO;
     }
-    int ok = EVP_AEAD_CTX_seal(&ctx, blob + SEAL_NONCE, &n, sizeof(blob) - SEAL_NONCE, blob,
-                               SEAL_NONCE, key, key_len, (const uint8_t *)SEAL_LABEL,
-                               sizeof(SEAL_LABEL) - 1);
+    int ok =
+        EVP_AEAD_CTX_seal(&ctx, blob + SEAL_NONCE, &n, sizeof(blob) - SEAL_NONCE, blob, SEAL_NONCE,
+                          key, key_len, (const uint8_t *)SEAL_LABEL, sizeof(SEAL_LABEL) - 1);
     EVP_AEAD_CTX_cleanup(&ctx);
     if (!ok || cap < 2 + BASE_B64_LEN(SEAL_NONCE + n)) {
         return -EIO;
@@ -275,8 +275,8 @@ static bool ends_with(const char *s, const char *suffix)
 static int rst_token(xmlNodePtr header, char *user, size_t user_cap, char *pin, size_t pin_cap,
                      bool *out_token)
 {
-    xmlNodePtr tok = sx_child(sx_child(header, SX_NS_WSSE, "Security"), SX_NS_WSSE,
-                              "UsernameToken");
+    xmlNodePtr tok =
+        sx_child(sx_child(header, SX_NS_WSSE, "Security"), SX_NS_WSSE, "UsernameToken");
     *out_token = false;
     if (tok == NULL) {
         return 0;
@@ -297,8 +297,7 @@ static int rst_claims(struct signer_wt_request *out, xmlNodePtr claims, char *re
         return 0;
     }
     if (sx_attr(claims, NULL, "Dialect", v, sizeof(v)) != 0 || strcmp(v, CLAIMS_DIALECT) != 0) {
-        (void)snprintf(reason, SIGNER_REASON_MAX, "Claims: the Dialect must be %s",
-                       CLAIMS_DIALECT);
+        (void)snprintf(reason, SIGNER_REASON_MAX, "Claims: the Dialect must be %s", CLAIMS_DIALECT);
         return -EPROTO;
     }
     for (xmlNodePtr c = claims->children; c != NULL; c = c->next) {
@@ -342,8 +341,9 @@ static int rst_body(struct signer_wt_request *out, xmlNodePtr rst, char *reason)
     if (sx_text(addr, out->applies_to, sizeof(out->applies_to)) != 0 || !plain(out->applies_to) ||
         (strncasecmp(out->applies_to, "https://", 8) != 0 &&
          strncasecmp(out->applies_to, "http://", 7) != 0)) {
-        FAIL(-EBADMSG, "AppliesTo: EndpointReference/Address must be an http(s) URL of at most "
-                       "%d characters",
+        FAIL(-EBADMSG,
+             "AppliesTo: EndpointReference/Address must be an http(s) URL of at most "
+             "%d characters",
              SIGNER_WT_URL_MAX);
     }
     if (sx_text(tchild(rst, "KeyType"), v, sizeof(v)) == 0 && !ends_with(v, "/SymmetricKey")) {
@@ -550,7 +550,8 @@ static int sign_assertion(struct signer_wt_issuer *iss, struct sbuf *a, const ch
     char si[2048];
     struct sbuf s = {.p = si, .cap = sizeof(si)};
     put(&s,
-        "<ds:SignedInfo xmlns:ds=\"" SX_NS_DS "\"><ds:CanonicalizationMethod Algorithm=\"" SX_EXC_C14N
+        "<ds:SignedInfo xmlns:ds=\"" SX_NS_DS
+        "\"><ds:CanonicalizationMethod Algorithm=\"" SX_EXC_C14N
         "\"></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"%s\"></ds:SignatureMethod>"
         "<ds:Reference URI=\"#%s\"><ds:Transforms><ds:Transform Algorithm=\"" SX_NS_DS
         "enveloped-signature\"></ds:Transform><ds:Transform Algorithm=\"" SX_EXC_C14N
@@ -620,9 +621,12 @@ int signer_wt_issue(struct signer_wt_issuer *iss, char *out, size_t cap, size_t 
     }
     struct sbuf b = {.p = out, .cap = cap};
     const char *tns = rq->trust13 ? NS_TRUST13 : NS_TRUST05;
-    put(&b, "<s:Envelope xmlns:s=\"%s\"><s:Body>%s<RequestSecurityTokenResponse xmlns=\"%s\" "
-            "xmlns:wsu=\"" SX_NS_WSU "\"",
-        soap_ns(rq->soap12), rq->trust13 ? "<RequestSecurityTokenResponseCollection xmlns=\"" NS_TRUST13 "\">" : "", tns);
+    put(&b,
+        "<s:Envelope xmlns:s=\"%s\"><s:Body>%s<RequestSecurityTokenResponse xmlns=\"%s\" "
+        "xmlns:wsu=\"" SX_NS_WSU "\"",
+        soap_ns(rq->soap12),
+        rq->trust13 ? "<RequestSecurityTokenResponseCollection xmlns=\"" NS_TRUST13 "\">" : "",
+        tns);
     if (rq->context[0] != '\0') {
         put(&b, " Context=\"%s\"", rq->context); /* echoed ([MS-OCAUTHWS] §3.2.4.1) */
     }
@@ -664,8 +668,8 @@ int signer_wt_fault(char *out, size_t cap, size_t *out_len, bool soap12, unsigne
 {
     struct sbuf b = {.p = out, .cap = cap};
     const char *code = status == 401 || status == 403 ? "wsse:FailedAuthentication"
-                       : status >= 500                 ? (soap12 ? "s:Receiver" : "s:Server")
-                                                       : (soap12 ? "s:Sender" : "s:Client");
+                       : status >= 500                ? (soap12 ? "s:Receiver" : "s:Server")
+                                                      : (soap12 ? "s:Sender" : "s:Client");
     put(&b, "<s:Envelope xmlns:s=\"%s\" xmlns:wsse=\"" SX_NS_WSSE "\"><s:Body><s:Fault>",
         soap_ns(soap12));
     if (soap12) {
@@ -684,8 +688,9 @@ int signer_wt_fault(char *out, size_t cap, size_t *out_len, bool soap12, unsigne
         "<af:Ms-Diagnostics-Fault><af:ErrorId>%u</af:ErrorId><af:Reason>",
         error_id);
     put_esc(&b, reason);
-    put(&b, "</af:Reason></af:Ms-Diagnostics-Fault></af:OCSDiagnosticsFault>%s</s:Fault></s:Body>"
-            "</s:Envelope>",
+    put(&b,
+        "</af:Reason></af:Ms-Diagnostics-Fault></af:OCSDiagnosticsFault>%s</s:Fault></s:Body>"
+        "</s:Envelope>",
         soap12 ? "</s:Detail>" : "</detail>");
     if (b.over) {
         return -E2BIG;
@@ -712,6 +717,7 @@ bool signer_wt_audience_ours(const char *url, const char *const *names, size_t n
     for (size_t i = 0; i < n && !host; i++) {
         host = strlen(names[i]) == host_len && strncasecmp(names[i], p, host_len) == 0;
     }
-    return host && (strcasecmp(slash, "/CertProv/CertProvisioningService.svc") == 0 ||
-                    strcasecmp(slash, "/CertProv/CertProvisioningService.svc/WebTicket_Proof") == 0);
+    return host &&
+           (strcasecmp(slash, "/CertProv/CertProvisioningService.svc") == 0 ||
+            strcasecmp(slash, "/CertProv/CertProvisioningService.svc/WebTicket_Proof") == 0);
 }

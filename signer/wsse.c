@@ -71,8 +71,9 @@ static int sig_read(struct sig_parts *p, xmlNodePtr sig, char *reason, const cha
         if (!sx_is(t, SX_NS_DS, "Transform")) {
             continue;
         }
-        if (p->num_transforms == 2 || sx_attr(t, NULL, "Algorithm", p->transforms[p->num_transforms],
-                                              sizeof(p->transforms[0])) != 0) {
+        if (p->num_transforms == 2 ||
+            sx_attr(t, NULL, "Algorithm", p->transforms[p->num_transforms],
+                    sizeof(p->transforms[0])) != 0) {
             REFUSE(-EBADMSG, "%s: at most two Transforms, each with an Algorithm", what);
         }
         p->num_transforms++;
@@ -98,7 +99,8 @@ static bool digest_ok(xmlDocPtr doc, const struct sig_parts *p, xmlNodePtr targe
            CRYPTO_memcmp(d, p->digest, n) == 0;
 }
 
-/* pk_verify verifies the XML-DSig signature value (r||s for ECDSA) over msg with the issuer's key. */
+/* pk_verify verifies the XML-DSig signature value (r||s for ECDSA) over msg with the issuer's key.
+ */
 static bool pk_verify(const struct signer_wt_issuer *iss, const uint8_t *msg, size_t len,
                       const uint8_t *sig, size_t sig_len)
 {
@@ -224,8 +226,8 @@ static int assertion_claims(struct signer_wt_proof *out, xmlNodePtr as, int64_t 
 /* proof checks the client's signature over the Timestamp: HMAC-SHA1 with the proof key recovered
  * from the AssertionID its KeyIdentifier names, SHA-1 digest of the Timestamp (PROTOCOL-NOTES
  * §2.5; the CertProvisioningServiceWebTicketProof_SHA1 policy). */
-static int proof(const struct signer_wt_issuer *iss, xmlDocPtr doc, xmlNodePtr sec,
-                 xmlNodePtr ts, const char *id, char *reason)
+static int proof(const struct signer_wt_issuer *iss, xmlDocPtr doc, xmlNodePtr sec, xmlNodePtr ts,
+                 const char *id, char *reason)
 {
     xmlNodePtr sig = sx_child(sec, SX_NS_DS, "Signature");
     if (sig == NULL || sx_count(sec, SX_NS_DS, "Signature") != 1) {
@@ -238,8 +240,8 @@ static int proof(const struct signer_wt_issuer *iss, xmlDocPtr doc, xmlNodePtr s
         return rc;
     }
     char kid[SIGNER_WT_ID_MAX + 1];
-    xmlNodePtr str = sx_child(sx_child(sig, SX_NS_DS, "KeyInfo"), SX_NS_WSSE,
-                              "SecurityTokenReference");
+    xmlNodePtr str =
+        sx_child(sx_child(sig, SX_NS_DS, "KeyInfo"), SX_NS_WSSE, "SecurityTokenReference");
     if (sx_text(sx_child(str, SX_NS_WSSE, "KeyIdentifier"), kid, sizeof(kid)) != 0 ||
         strcmp(kid, id) != 0) {
         REFUSE(-EPERM, "The proof signature's KeyIdentifier names no assertion of this request");
@@ -291,7 +293,8 @@ static int timestamp(struct signer_wt_proof *out, xmlNodePtr ts, int64_t now, ch
         REFUSE(-EPERM, "The Timestamp needs a wsu:Created in UTC");
     }
     xmlNodePtr ex = sx_child(ts, SX_NS_WSU, "Expires");
-    if (ex != NULL && (sx_text(ex, expires, sizeof(expires)) != 0 || sx_time_parse(&e, expires) != 0)) {
+    if (ex != NULL &&
+        (sx_text(ex, expires, sizeof(expires)) != 0 || sx_time_parse(&e, expires) != 0)) {
         REFUSE(-EPERM, "The Timestamp's wsu:Expires is not a UTC time");
     }
     if (c > now + SIGNER_WT_SKEW_S || c < now - SIGNER_WT_SKEW_S) {

@@ -207,8 +207,8 @@ void sx_bytes_free(uint8_t *p)
     }
 }
 
-int sx_c14n_digest(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, const void *md,
-                   uint8_t *out, unsigned *out_len)
+int sx_c14n_digest(xmlDocPtr doc, xmlNodePtr root, xmlNodePtr exclude, const void *md, uint8_t *out,
+                   unsigned *out_len)
 {
     size_t len = 0;
     uint8_t *c = sx_c14n_bytes(doc, root, exclude, &len);
