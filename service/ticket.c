@@ -130,8 +130,7 @@ static int replay_add(struct svc_wt *wt, const uint8_t key[16], int64_t until_s,
     return rc;
 }
 
-bool svc_webticket_signin(struct service *svc, struct svc_item *it, const uint8_t *body,
-                          size_t len)
+bool svc_webticket_signin(struct service *svc, struct svc_item *it, const uint8_t *body, size_t len)
 {
     struct svc_wt *wt = svc->wt;
     if (wt == NULL || wt->iss == NULL || memmem(body, len, "Assertion", 9) == NULL) {
@@ -146,19 +145,18 @@ bool svc_webticket_signin(struct service *svc, struct svc_item *it, const uint8_
         return false;
     }
     if (rc != 0) {
-        svc_item_fail(it, rc == -EPERM ? SIGNER_REASON_TICKET_INVALID
-                                       : SIGNER_REASON_REQUEST_MALFORMED,
+        svc_item_fail(it,
+                      rc == -EPERM ? SIGNER_REASON_TICKET_INVALID : SIGNER_REASON_REQUEST_MALFORMED,
                       reason);
         return true;
     }
     /* The identity is the ticket's; the user must still exist and not be disabled. */
     rc = store_user_get(svc->st, &it->user, p.uri);
     if (rc != 0) {
-        svc_item_fail(it,
-                      rc == -ENOENT ? SIGNER_REASON_TICKET_INVALID
-                                    : SIGNER_REASON_DIRECTORY_UNREADABLE,
-                      rc == -ENOENT ? "The ticket's user no longer exists"
-                                    : "the user directory cannot be read");
+        svc_item_fail(
+            it, rc == -ENOENT ? SIGNER_REASON_TICKET_INVALID : SIGNER_REASON_DIRECTORY_UNREADABLE,
+            rc == -ENOENT ? "The ticket's user no longer exists"
+                          : "the user directory cannot be read");
         return true;
     }
     if (svc_user_disabled(svc, it->user.uri)) {
@@ -191,15 +189,14 @@ void svc_webticket_respond(struct service *svc, struct svc_item *it)
     ASSERT(it->proceed);
     size_t len = 0;
     uint64_t t0 = clock_mono_ns();
-    int rc = signer_wt_issue(svc->wt->iss, svc->scratch, SVC_RESPONSE_MAX, &len, &it->wt,
-                             it->user.uri, it->cert_auth, clock_real_s(),
-                             svc->cfg->webticket_lifetime_h * 3600u);
+    int rc =
+        signer_wt_issue(svc->wt->iss, svc->scratch, SVC_RESPONSE_MAX, &len, &it->wt, it->user.uri,
+                        it->cert_auth, clock_real_s(), svc->cfg->webticket_lifetime_h * 3600u);
     svc_item_stage(svc, it, SVC_STAGE_SIGN, clock_mono_ns() - t0);
     if (rc != 0) {
-        svc_item_fail(it,
-                      rc == -EAGAIN ? SIGNER_REASON_SIGNING_UNAVAILABLE
-                                    : SIGNER_REASON_SIGNING_FAILED,
-                      rc == -EAGAIN ? "The key backend cannot sign now" : "Signing failed");
+        svc_item_fail(
+            it, rc == -EAGAIN ? SIGNER_REASON_SIGNING_UNAVAILABLE : SIGNER_REASON_SIGNING_FAILED,
+            rc == -EAGAIN ? "The key backend cannot sign now" : "Signing failed");
         svc_log_request(svc, it, NULL);
         svc_respond_error(svc, it->req, it->route, it->why, it->reason, it->retry_after_s, NULL,
                           svc->scratch, SVC_RESPONSE_MAX);
