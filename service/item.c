@@ -180,9 +180,12 @@ void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc
     } else if (route == SVC_ROUTE_WEBTICKET) {
         /* [MS-OCAUTHWS] §2.2.4.1: a SOAP fault with OCSDiagnosticsFaultType; the ErrorId is the
          * X-Ms-diagnostics one. */
-        rc = signer_wt_fault(scratch, scratch_cap, &body_len, false, status,
+        size_t ct_len = 0;
+        const char *ct = ioring_request_header_get(req, "Content-Type", &ct_len);
+        bool soap12 = ct != NULL && memmem(ct, ct_len, "soap+xml", 8) != NULL;
+        rc = signer_wt_fault(scratch, scratch_cap, &body_len, soap12, status,
                              (unsigned)strtoul(diag, NULL, 10), reason);
-        type = "text/xml; charset=utf-8";
+        type = soap12 ? "application/soap+xml; charset=utf-8" : "text/xml; charset=utf-8";
     } else {
         rc = signer_est_error_body(scratch, scratch_cap, &body_len, code, reason);
     }

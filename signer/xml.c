@@ -15,13 +15,34 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xmlIO.h>
+#include <libxml/xmlerror.h>
 #include <openssl/digest.h>
 
 #include "signer/internal.h"
 
+/* quiet drops libxml2's messages: a client's bad bytes must not write lines to our log (the
+ * parse fails and the request is refused with a reason of ours). */
+static void quiet(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
+
+static void quiet_structured(void *ctx, xmlErrorPtr err)
+{
+    (void)ctx;
+    (void)err;
+}
+
 void signer_xml_init(void)
 {
     xmlInitParser();
+    /* libxml2 keeps error handlers per thread: set them here and as the default of threads made
+     * later (the rings). */
+    xmlSetGenericErrorFunc(NULL, quiet);
+    xmlThrDefSetGenericErrorFunc(NULL, quiet);
+    xmlSetStructuredErrorFunc(NULL, quiet_structured);
+    xmlThrDefSetStructuredErrorFunc(NULL, quiet_structured);
 }
 
 xmlDocPtr sx_parse(const uint8_t *body, size_t len, size_t max, int *rc)

@@ -110,6 +110,15 @@ curl -s -o "$T/body" -w '%{http_code}' --cacert "$CA" -H 'Content-Type: text/xml
 same "a DOCTYPE is refused" "$(cat "$T/code")" 400
 has "a refusal is a SOAP fault with OCSDiagnosticsFault" "$T/body" "<af:ErrorId>[0-9]+</af:ErrorId>"
 
+curl -s -o "$T/body" -D "$T/hdr" --cacert "$CA" -H 'Content-Type: application/soap+xml; charset=utf-8' \
+    --data-binary '<x/>' "$WTS/Auth" >/dev/null
+has "a SOAP 1.2 request gets a SOAP 1.2 fault" "$T/body" 'http://www.w3.org/2003/05/soap-envelope.*<s:Code><s:Value>s:Sender'
+has "... as application/soap+xml" "$T/hdr" '^Content-Type: application/soap\+xml'
+printf '<?xml version="1.0" encoding="ISO-2022-JP"?><x>\033$B\377\377</x>' >"$T/badenc.xml"
+curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" -H 'Content-Type: text/xml' \
+    --data-binary @"$T/badenc.xml" "$WTS/Auth" >"$T/code"
+same "bytes libxml2 cannot decode: 400" "$(cat "$T/code")" 400
+
 # ---- a wrong PIN on the PIN port is a PIN sign-in: same answer as an unknown number, counted ----
 refused "wrong PIN" "pin_wrong_or_unknown" $WT ticket --url "$WTS/Auth" --state "$T/x" \
     --user +14255550102 --pin-file "$T/wrong.pin" --applies-to "$CP" --cafile "$CA"
@@ -176,4 +185,5 @@ kill $PID 2>/dev/null
 wait $PID 2>/dev/null
 if grep -Eq "AddressSanitizer|runtime error" "$T/daemon.log"; then bad "sanitizer report: $(grep -m3 -E 'AddressSanitizer|runtime error' "$T/daemon.log")"; else ok; fi
 if grep -q "27182\|31415\|16180" "$T/daemon.log"; then bad "a PIN in the log"; else ok; fi
+if grep -qi "encoding error\|parser error" "$T/daemon.log"; then bad "libxml2 wrote to the log"; else ok; fi
 finish

@@ -36,9 +36,10 @@ static void setup(void)
     cr_assert_eq(signer_ca_init(dir, HSM_KEY_P256, "certprov.example.com"), 0);
     cr_assert_eq(signer_ca_open(&g_ca, NULL, dir), 0);
     cr_assert_eq(signer_pin_key_load(&g_pin, pin, true), 0);
-    cr_assert_eq(signer_wt_issuer_new(&g_iss, g_ca, g_pin,
-                                      "https://certprov.example.com/WebTicket/WebTicketService.svc"),
-                 0);
+    cr_assert_eq(
+        signer_wt_issuer_new(&g_iss, g_ca, g_pin,
+                             "https://certprov.example.com/WebTicket/WebTicketService.svc"),
+        0);
 }
 
 static void teardown(void)
@@ -52,8 +53,8 @@ static void teardown(void)
 TestSuite(signer_webticket, .init = setup, .fini = teardown);
 
 /* Vectors computed with Python's hmac module (an independent P_hash, RFC 2246 §5):
- *   p(bytes(range(32)), bytes(range(32, 64)), 64) and p(bytes(range(16)), bytes(range(100, 132)), 16)
- * with p = A(i) = HMAC-SHA1(secret, A(i-1)), out += HMAC-SHA1(secret, A(i) + seed). */
+ *   p(bytes(range(32)), bytes(range(32, 64)), 64) and p(bytes(range(16)), bytes(range(100, 132)),
+ * 16) with p = A(i) = HMAC-SHA1(secret, A(i-1)), out += HMAC-SHA1(secret, A(i) + seed). */
 Test(signer_webticket, p_sha1_vector)
 {
     uint8_t secret[32], seed[32], out[64];
@@ -121,7 +122,7 @@ Test(signer_webticket, parse_refuses_doctype_and_bounds)
     cr_assert_eq(rc, -EBADMSG);
 }
 
-static const uint8_t entropy[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+static const uint8_t entropy[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                     17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 static size_t rst(char *out, size_t cap, const char *ns, const char *applies, const char *extra)
@@ -227,7 +228,8 @@ static size_t present(char *out, size_t cap, const char *rstr, bool bad_key)
              "<SignedInfo xmlns=\"" SX_NS_DS "\"><CanonicalizationMethod Algorithm=\"" SX_EXC_C14N
              "\"></CanonicalizationMethod><SignatureMethod Algorithm=\"" SX_NS_DS
              "hmac-sha1\"></SignatureMethod><Reference URI=\"#timestamp\"><Transforms><Transform "
-             "Algorithm=\"" SX_EXC_C14N "\"></Transform></Transforms><DigestMethod Algorithm=\"" SX_NS_DS
+             "Algorithm=\"" SX_EXC_C14N
+             "\"></Transform></Transforms><DigestMethod Algorithm=\"" SX_NS_DS
              "sha1\"></DigestMethod><DigestValue>%s</DigestValue></Reference></SignedInfo>",
              d64);
     uint8_t mac[20];
@@ -239,13 +241,14 @@ static size_t present(char *out, size_t cap, const char *rstr, bool bad_key)
     size_t idlen = 0;
     const char *idp = between(a, "AssertionID=\"", "\"", &idlen);
     snprintf(id, sizeof(id), "%.*s", (int)idlen, idp);
-    int n = snprintf(out, cap,
-                     "<s:Envelope xmlns:s=\"" SX_NS_SOAP11 "\" xmlns:wsse=\"" SX_NS_WSSE
-                     "\"><s:Header><wsse:Security>%s%.*s<Signature xmlns=\"" SX_NS_DS
-                     "\">%s<SignatureValue>%s</SignatureValue><KeyInfo><wsse:SecurityTokenReference>"
-                     "<wsse:KeyIdentifier>%s</wsse:KeyIdentifier></wsse:SecurityTokenReference>"
-                     "</KeyInfo></Signature></wsse:Security></s:Header><s:Body/></s:Envelope>",
-                     ts, (int)alen, a, si, m64, id);
+    int n =
+        snprintf(out, cap,
+                 "<s:Envelope xmlns:s=\"" SX_NS_SOAP11 "\" xmlns:wsse=\"" SX_NS_WSSE
+                 "\"><s:Header><wsse:Security>%s%.*s<Signature xmlns=\"" SX_NS_DS
+                 "\">%s<SignatureValue>%s</SignatureValue><KeyInfo><wsse:SecurityTokenReference>"
+                 "<wsse:KeyIdentifier>%s</wsse:KeyIdentifier></wsse:SecurityTokenReference>"
+                 "</KeyInfo></Signature></wsse:Security></s:Header><s:Body/></s:Envelope>",
+                 ts, (int)alen, a, si, m64, id);
     cr_assert(n > 0 && (size_t)n < cap);
     return (size_t)n;
 }
@@ -272,37 +275,37 @@ Test(signer_webticket, round_trip_and_refusals)
     cr_assert_str_eq(p.uri, "sip:alice@example.com");
     cr_assert_gt(p.replay_until_s, now);
     struct signer_wt_proof p2;
-    cr_assert_eq(signer_wt_verify(g_iss, &p2, reason, (const uint8_t *)req, qlen, 65536, now + 10,
-                                  names, 2),
-                 0);
+    cr_assert_eq(
+        signer_wt_verify(g_iss, &p2, reason, (const uint8_t *)req, qlen, 65536, now + 10, names, 2),
+        0);
     cr_assert_eq(memcmp(p.replay_key, p2.replay_key, sizeof(p.replay_key)), 0, "same pair");
     /* expired, another audience (names), Timestamp stale */
     cr_assert_eq(signer_wt_verify(g_iss, &p, reason, (const uint8_t *)req, qlen, 65536,
                                   now + 8 * 3600, names, 2),
                  -EPERM);
     cr_assert(strstr(reason, "expired") != NULL, "%s", reason);
-    cr_assert_eq(signer_wt_verify(g_iss, &p, reason, (const uint8_t *)req, qlen, 65536, now,
-                                  names + 1, 1),
-                 -EPERM);
+    cr_assert_eq(
+        signer_wt_verify(g_iss, &p, reason, (const uint8_t *)req, qlen, 65536, now, names + 1, 1),
+        -EPERM);
     cr_assert(strstr(reason, "audience") != NULL, "%s", reason);
-    cr_assert_eq(signer_wt_verify(g_iss, &p, reason, (const uint8_t *)req, qlen, 65536, now + 400,
-                                  names, 2),
-                 -EPERM);
+    cr_assert_eq(
+        signer_wt_verify(g_iss, &p, reason, (const uint8_t *)req, qlen, 65536, now + 400, names, 2),
+        -EPERM);
     cr_assert(strstr(reason, "fresh") != NULL, "%s", reason);
     /* a wrong proof key */
     qlen = present(req, sizeof(req), rstr, true);
-    cr_assert_eq(signer_wt_verify(g_iss, &p, reason, (const uint8_t *)req, qlen, 65536, now, names,
-                                  2),
-                 -EPERM);
+    cr_assert_eq(
+        signer_wt_verify(g_iss, &p, reason, (const uint8_t *)req, qlen, 65536, now, names, 2),
+        -EPERM);
     cr_assert(strstr(reason, "proof key") != NULL, "%s", reason);
     /* the assertion altered: one character of the subject */
     qlen = present(req, sizeof(req), rstr, false);
     char *sub = strstr(req, "sip:alice");
     cr_assert_not_null(sub);
     sub[4] = 'm';
-    cr_assert_eq(signer_wt_verify(g_iss, &p, reason, (const uint8_t *)req, qlen, 65536, now, names,
-                                  2),
-                 -EPERM);
+    cr_assert_eq(
+        signer_wt_verify(g_iss, &p, reason, (const uint8_t *)req, qlen, 65536, now, names, 2),
+        -EPERM);
     cr_assert(strstr(reason, "altered") != NULL, "%s", reason);
     /* no ticket at all */
     const char *none = "<s:Envelope xmlns:s=\"" SX_NS_SOAP11 "\"><s:Body/></s:Envelope>";
