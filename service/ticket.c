@@ -72,7 +72,11 @@ int svc_webticket_init(struct service *svc)
     if (svc->ca == NULL || svc->pin_key == NULL) {
         return 0; /* tests without a CA: no tickets */
     }
-    rc = signer_wt_issuer_new(&wt->iss, svc->ca, svc->pin_key, wt->url);
+    rc = signer_wt_issuer_new(&wt->iss, svc->ca, svc->pin_key, wt->url, svc->cfg->store_path);
+    if (rc == 0) {
+        log_info("service: webticket_signer key=%s",
+                 signer_wt_issuer_dedicated(wt->iss) ? "dedicated" : "ca");
+    }
     if (rc == -ENOTSUP) {
         log_warn("service: webticket_unavailable reason=ca_key_type");
         rc = 0;

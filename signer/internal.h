@@ -27,11 +27,12 @@
 #define CERT_NAME_DER_MAX 1024
 
 enum cert_kind {
-    CERT_KIND_ROOT = 1,    /* self-signed CA: CA:TRUE, keyCertSign+cRLSign, SKI */
-    CERT_KIND_ISSUING = 2, /* CA:TRUE pathlen 0, keyCertSign+cRLSign, SKI, AKI */
-    CERT_KIND_CLIENT = 3,  /* README, The certificate: clientAuth, SAN URI */
-    CERT_KIND_SERVER = 4,  /* TLS server: serverAuth, SAN DNS */
-    CERT_KIND_OCSP = 5,    /* delegated OCSP signer: OCSPSigning, id-pkix-ocsp-nocheck (ocsp.c) */
+    CERT_KIND_ROOT = 1,      /* self-signed CA: CA:TRUE, keyCertSign+cRLSign, SKI */
+    CERT_KIND_ISSUING = 2,   /* CA:TRUE pathlen 0, keyCertSign+cRLSign, SKI, AKI */
+    CERT_KIND_CLIENT = 3,    /* README, The certificate: clientAuth, SAN URI */
+    CERT_KIND_SERVER = 4,    /* TLS server: serverAuth, SAN DNS */
+    CERT_KIND_OCSP = 5,      /* delegated OCSP signer: OCSPSigning, id-pkix-ocsp-nocheck (ocsp.c) */
+    CERT_KIND_WEBTICKET = 6, /* Web ticket signer: digitalSignature, no EKU (webticket.c) */
 };
 
 /* cert_spec says what goes into one TBSCertificate. Every pointer is borrowed for the call. */
@@ -184,7 +185,8 @@ struct signer_wt_issuer {
     uint8_t cert_der[SIGNER_CERT_DER_MAX];
     char cert_b64[BASE_B64_LEN(SIGNER_CERT_DER_MAX) + 1];
     char issuer_url[SIGNER_WT_URL_MAX + 1];
-    void *pkey; /* EVP_PKEY of the key, for verification */
+    void *pkey;              /* EVP_PKEY of the key, for verification */
+    struct hsm_key *own_key; /* the dedicated Web ticket signer's (ca/webticket.key), or NULL */
 };
 
 /* wt_sig_method is the XML-DSig SignatureMethod URI of the issuer's key type; wt_sig_md its

@@ -1025,13 +1025,32 @@ void signer_p_sha1(uint8_t *out, size_t out_len, const uint8_t *secret, size_t s
 /* The ticket issuer: the signing key and certificate, the seal key. */
 struct signer_wt_issuer;
 
-/* signer_wt_issuer_new makes the issuer of tickets signed by the issuing CA's key of `ca` (its
- * certificate travels in KeyInfo) and sealed with a key derived from `pin_key`; `issuer_url` is
- * the Issuer attribute (the Web Ticket Service URL). Returns 0, -ENOMEM, -EBADMSG (the chain has
+/* signer_wt_issuer_new makes the issuer of tickets signed by the dedicated Web ticket signer
+ * under the store directory `dir` when there is a usable one (signer_wt_signer_issue; `dir` NULL:
+ * none), else by the issuing CA's key of `ca` (the signing certificate travels in KeyInfo), and
+ * sealed with a key derived from `pin_key`; `issuer_url` is the Issuer attribute (the Web Ticket
+ * Service URL). A signer that is there but unusable (damaged, expired, another CA's) is logged
+ * and not used. Returns 0, -ENOMEM, -EBADMSG (the chain has
  * no certificate) or -ENOTSUP (an Ed25519 key: XML-DSig verifiers do not take it). `ca` and
  * `pin_key` must outlive the issuer. */
 int signer_wt_issuer_new(struct signer_wt_issuer **out, struct signer_ca *ca,
-                         const struct signer_pin_key *pin_key, const char *issuer_url);
+                         const struct signer_pin_key *pin_key, const char *issuer_url,
+                         const char *dir);
+
+/* signer_wt_issuer_dedicated tells whether the issuer signs with the dedicated Web ticket signer
+ * (signer_wt_signer_issue; read by signer_wt_issuer_new from the store directory `dir` when it
+ * is there, valid and the issuing CA's) rather than the issuing CA's key. */
+bool signer_wt_issuer_dedicated(const struct signer_wt_issuer *iss);
+
+/* signer_wt_signer_issue makes the dedicated Web ticket signer under the store directory `dir`:
+ * a new P-256 key (<dir>/ca/webticket.key, 0600; a soft key whatever the CA's backend) and its
+ * certificate (<dir>/ca/webticket.crt) from the issuing CA, valid `days` days (never past the
+ * CA), keyUsage digitalSignature, no extendedKeyUsage; replacing the previous pair (written
+ * beside it, then renamed). Sets *out_not_after_s (may be NULL). Returns 0, -EINVAL (days
+ * outside 1..3650, a path too long, the CA expired), -EAGAIN or -EIO (signing), or a negative
+ * errno of writing the files. */
+int signer_wt_signer_issue(struct signer_ca *ca, const char *dir, uint32_t days, int64_t now_s,
+                           int64_t *out_not_after_s);
 void signer_wt_issuer_free(struct signer_wt_issuer *iss);
 
 /* signer_wt_issue writes the whole SOAP response (RSTR) of the ticket for `uri` asked for by

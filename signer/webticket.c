@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <libxml/tree.h>
 #include <openssl/aead.h>
@@ -22,6 +23,7 @@
 #include <openssl/mem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include "signer/internal.h"
 
@@ -172,8 +174,160 @@ static int first_cert(struct signer_wt_issuer *iss, const char *pem)
     return 0;
 }
 
+/* ---- the dedicated Web ticket signer (ca/webticket.key, ca/webticket.crt) ---- */
+
+#define WT_SIGNER_CN "certprov Web ticket signer"
+
+static int wt_paths(char key[4200], char crt[4200], const char *dir, const char *suffix)
+{
+    int a = snprintf(key, 4200, "%s/ca/webticket.key%s", dir, suffix);
+    int b = snprintf(crt, 4200, "%s/ca/webticket.crt%s", dir, suffix);
+    return a >= 4200 || b >= 4200 ? -EINVAL : 0;
+}
+
+/* wt_signer_cert builds and signs the signer's certificate for `key` into der/pem. */
+static int wt_signer_cert(struct signer_ca *ca, struct hsm_key *key, int64_t now_s,
+                          int64_t not_after, uint8_t *der, size_t *der_len, char *pem,
+                          size_t pem_cap, size_t *pem_len)
+{
+    uint8_t spki[HSM_SPKI_MAX];
+    size_t spki_len = 0;
+    uint8_t serial[SIGNER_SERIAL_LEN];
+    cert_serial_random(serial);
+    int rc = hsm_key_public_der(key, spki, sizeof(spki), &spki_len);
+    if (rc != 0) {
+        return rc;
+    }
+    struct cert_spec spec = {
+        .kind = CERT_KIND_WEBTICKET,
+        .sig_type = hsm_key_get_type(ca->key),
+        .serial = serial,
+        .issuer = ca->issuer,
+        .issuer_len = ca->issuer_len,
+        .subject_cn = WT_SIGNER_CN,
+        .subject_cn_len = sizeof(WT_SIGNER_CN) - 1,
+        .not_before_s = now_s - SIGNER_BACKDATE_S,
+        .not_after_s = not_after,
+        .spki = spki,
+        .spki_len = spki_len,
+        .aki = ca->ski,
+        .aki_len = ca->ski_len,
+    };
+    size_t tbs_len = 0;
+    rc = cert_tbs_build(der, &tbs_len, &spec);
+    if (rc != 0) {
+        return rc;
+    }
+    struct hsm_sign_item item;
+    cert_sign_item_init(&item, der, tbs_len);
+    rc = hsm_key_sign_batch(ca->key, &item, 1);
+    if (rc != 0 || item.rc != 0) {
+        return rc == -EAGAIN ? -EAGAIN : -EIO;
+    }
+    rc = cert_assemble(der, der_len, tbs_len, spec.sig_type, item.sig_len);
+    return rc != 0 ? rc : cert_pem_encode(pem, pem_cap, pem_len, der, *der_len);
+}
+
+int signer_wt_signer_issue(struct signer_ca *ca, const char *dir, uint32_t days, int64_t now_s,
+                           int64_t *out_not_after_s)
+{
+    ASSERT(ca != NULL);
+    ASSERT(dir != NULL);
+    char key_new[4200], crt_new[4200], key_path[4200], crt_path[4200];
+    if (days < 1 || days > 3650 || wt_paths(key_new, crt_new, dir, ".new") != 0 ||
+        wt_paths(key_path, crt_path, dir, "") != 0) {
+        return -EINVAL;
+    }
+    int64_t not_after = now_s + (int64_t)days * 86400;
+    not_after = not_after > ca->not_after_s ? ca->not_after_s : not_after;
+    if (not_after <= now_s) {
+        return -EINVAL; /* the issuing CA has expired */
+    }
+    (void)unlink(key_new); /* a left-over of an interrupted run */
+    struct hsm_key *key = NULL;
+    int rc = hsm_soft_generate(&key, key_new, HSM_KEY_P256);
+    if (rc != 0) {
+        return rc;
+    }
+    static uint8_t der[SIGNER_CERT_DER_MAX];
+    static char pem[2 * SIGNER_CERT_DER_MAX + 128];
+    size_t der_len = 0;
+    size_t pem_len = 0;
+    rc = wt_signer_cert(ca, key, now_s, not_after, der, &der_len, pem, sizeof(pem), &pem_len);
+    if (rc == 0) {
+        rc = base_file_write_atomic(crt_new, pem, pem_len, 0644, false);
+    }
+    /* The key first, then its certificate: a crash between leaves a pair that does not match,
+     * which signer_wt_issuer_new does not use (the CA key then signs). */
+    if (rc == 0 && rename(key_new, key_path) == -1) {
+        rc = -errno;
+    }
+    if (rc == 0 && rename(crt_new, crt_path) == -1) {
+        rc = -errno;
+    }
+    if (rc == 0 && out_not_after_s != NULL) {
+        *out_not_after_s = not_after;
+    }
+    hsm_key_free(key);
+    if (rc != 0) {
+        (void)unlink(key_new);
+        (void)unlink(crt_new);
+    }
+    return rc;
+}
+
+/* load_dedicated reads the Web ticket signer under `dir`: its certificate must hold its key, be
+ * signed by the issuing CA and be valid now. Returns 0, -ENOENT (none) or another negative errno
+ * (unusable). */
+static int load_dedicated(struct signer_wt_issuer *iss, const char *dir)
+{
+    char key_path[4200], crt_path[4200];
+    if (wt_paths(key_path, crt_path, dir, "") != 0) {
+        return -EINVAL;
+    }
+    int rc =
+        signer_pem_read_cert(iss->cert_der, sizeof(iss->cert_der), &iss->cert_der_len, crt_path, 0);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = hsm_soft_open(&iss->own_key, key_path);
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t spki[HSM_SPKI_MAX], ca_spki[HSM_SPKI_MAX];
+    size_t spki_len = 0, ca_spki_len = 0;
+    const uint8_t *p = iss->cert_der;
+    X509 *x = d2i_X509(NULL, &p, (long)iss->cert_der_len);
+    EVP_PKEY *ca_key = NULL;
+    if (x == NULL || hsm_key_public_der(iss->own_key, spki, sizeof(spki), &spki_len) != 0 ||
+        hsm_key_public_der(iss->ca->key, ca_spki, sizeof(ca_spki), &ca_spki_len) != 0) {
+        rc = -EBADMSG;
+    } else {
+        CBS cbs;
+        CBS_init(&cbs, ca_spki, ca_spki_len);
+        ca_key = EVP_parse_public_key(&cbs);
+        uint8_t *cert_spki = NULL;
+        int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &cert_spki);
+        bool same = n > 0 && (size_t)n == spki_len && memcmp(cert_spki, spki, spki_len) == 0;
+        OPENSSL_free(cert_spki);
+        time_t now = (time_t)clock_real_s();
+        rc = !same                                             ? -EBADMSG
+             : ca_key == NULL || X509_verify(x, ca_key) != 1   ? -EPERM
+             : X509_cmp_time(X509_get0_notAfter(x), &now) <= 0 ? -EKEYEXPIRED
+                                                               : 0;
+    }
+    EVP_PKEY_free(ca_key);
+    X509_free(x);
+    if (rc == 0) {
+        iss->key = iss->own_key;
+        iss->type = hsm_key_get_type(iss->own_key);
+    }
+    return rc;
+}
+
 int signer_wt_issuer_new(struct signer_wt_issuer **out, struct signer_ca *ca,
-                         const struct signer_pin_key *pin_key, const char *issuer_url)
+                         const struct signer_pin_key *pin_key, const char *issuer_url,
+                         const char *dir)
 {
     ASSERT(out != NULL);
     ASSERT(ca != NULL);
@@ -182,12 +336,25 @@ int signer_wt_issuer_new(struct signer_wt_issuer **out, struct signer_ca *ca,
         return -ENOMEM;
     }
     iss->ca = ca;
-    iss->key = signer_ca_get_key(ca);
-    iss->type = hsm_key_get_type(iss->key);
-    int rc = wt_sig_method(iss->type) == NULL ? -ENOTSUP : 0;
-    size_t pem_len = 0;
-    if (rc == 0) {
-        rc = first_cert(iss, signer_ca_get_chain_pem(ca, &pem_len));
+    int rc = dir != NULL ? load_dedicated(iss, dir) : -ENOENT;
+    if (rc != 0 && rc != -ENOENT) {
+        log_warn("signer: webticket_signer_unusable dir=%s rc=%d action=\"certprovctl ca "
+                 "webticket-signer\" using=ca_key",
+                 dir, rc);
+    }
+    if (rc != 0) {
+        hsm_key_free(iss->own_key);
+        iss->own_key = NULL;
+        iss->key = signer_ca_get_key(ca);
+        iss->type = hsm_key_get_type(iss->key);
+        size_t pem_len = 0;
+        rc = wt_sig_method(iss->type) == NULL ? -ENOTSUP : 0;
+        if (rc == 0) {
+            rc = first_cert(iss, signer_ca_get_chain_pem(ca, &pem_len));
+        }
+    } else {
+        (void)base_b64_encode(iss->cert_b64, sizeof(iss->cert_b64), iss->cert_der,
+                              iss->cert_der_len);
     }
     uint8_t spki[HSM_SPKI_MAX];
     size_t spki_len = 0;
@@ -212,12 +379,18 @@ int signer_wt_issuer_new(struct signer_wt_issuer **out, struct signer_ca *ca,
     return 0;
 }
 
+bool signer_wt_issuer_dedicated(const struct signer_wt_issuer *iss)
+{
+    return iss->own_key != NULL;
+}
+
 void signer_wt_issuer_free(struct signer_wt_issuer *iss)
 {
     if (iss == NULL) {
         return;
     }
     EVP_PKEY_free(iss->pkey);
+    hsm_key_free(iss->own_key);
     OPENSSL_cleanse(iss->seal_key, sizeof(iss->seal_key));
     free(iss);
 }

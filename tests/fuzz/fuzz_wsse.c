@@ -50,8 +50,10 @@ static struct signer_wt_issuer *issuer(void)
     ASSERT(signer_ca_init(store, HSM_KEY_P256, "certprov.example.com") == 0);
     ASSERT(signer_ca_open(&g_ca, NULL, store) == 0);
     ASSERT(signer_pin_key_load(&g_pin, pin_path, true) == 0);
-    ASSERT(signer_wt_issuer_new(&g_iss, g_ca, g_pin, "https://certprov.example.com/WebTicket/"
-                                               "WebTicketService.svc") == 0);
+    ASSERT(signer_wt_issuer_new(&g_iss, g_ca, g_pin,
+                                "https://certprov.example.com/WebTicket/"
+                                "WebTicketService.svc",
+                                NULL) == 0);
     ASSERT(atexit(release) == 0);
     return g_iss;
 }

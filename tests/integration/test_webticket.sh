@@ -178,6 +178,32 @@ check "a ticket for bob" $WT ticket --url "$WTS/Auth" --state "$T/b2" --user +14
 $WT enroll --url "$PROOF" --state "$T/b2" --entity alice@example.com --out "$T/x.pem" --cafile "$CA" >"$T/out" 2>&1
 has "Entity must be the ticket's user" "$T/out" "entity_mismatch"
 
+# ---- the dedicated Web ticket signer (certprovctl ca webticket-signer) ----
+check "a ticket signed by the CA key" $WT ticket --url "$WTS/Auth" --state "$T/old" --user +14255550100 \
+    --pin-file "$T/alice.pin" --applies-to "$CP" --cafile "$CA"
+check "ca webticket-signer" "$CTL" "${C[@]}" ca webticket-signer --days 30
+same "its key is 0600" "$(stat -c %a "$T/store/ca/webticket.key")" 600
+openssl x509 -in "$T/store/ca/webticket.crt" -noout -subject -ext keyUsage,extendedKeyUsage >"$T/wtcrt" 2>&1
+has "the signer's certificate: digitalSignature" "$T/wtcrt" "Digital Signature"
+check "the signer's certificate chains to the root" openssl verify -CAfile "$T/root.pem" \
+    -untrusted "$T/issuing.pem" "$T/store/ca/webticket.crt"
+kill $PID 2>/dev/null
+wait $PID 2>/dev/null
+"$D" "${C[@]}" >>"$T/daemon.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.05; done
+has "certprovd uses the dedicated signer" "$T/daemon.log" "webticket_signer key=dedicated"
+check "a ticket by the dedicated signer" $WT ticket --url "$WTS/Auth" --state "$T/w" --user +14255550100 \
+    --pin-file "$T/alice.pin" --applies-to "$CP" "${V[@]}"
+has "xmlsec1 verifies it through the issuing CA to the root" "$T/out" "^xmlsec1: OK"
+grep -o '<ds:X509Certificate>[^<]*' "$T/w/assertion.xml" | sed 's/<ds:X509Certificate>//' | base64 -d \
+    | openssl x509 -inform DER -noout -subject >"$T/kicert" 2>&1
+has "KeyInfo carries the signer's certificate" "$T/kicert" "certprov Web ticket signer"
+check "GetAndPublishCert with it" $WT enroll --url "$PROOF" --state "$T/w" --entity alice@example.com \
+    --out "$T/alice3.pem" --cafile "$CA"
+refused "a ticket of the previous signing key" "not signed by a ticket-signing certificate.*ticket_invalid" \
+    $WT enroll --url "$PROOF" --state "$T/old" --entity alice@example.com --out "$T/x.pem" --cafile "$CA" --timestamp now
+
 # ---- metrics count the route ----
 curl -s "http://127.0.0.1:$PORT/metrics" >"$T/metrics"
 has "webticket route counted" "$T/metrics" 'route="webticket"'

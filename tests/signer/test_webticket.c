@@ -36,10 +36,10 @@ static void setup(void)
     cr_assert_eq(signer_ca_init(dir, HSM_KEY_P256, "certprov.example.com"), 0);
     cr_assert_eq(signer_ca_open(&g_ca, NULL, dir), 0);
     cr_assert_eq(signer_pin_key_load(&g_pin, pin, true), 0);
-    cr_assert_eq(
-        signer_wt_issuer_new(&g_iss, g_ca, g_pin,
-                             "https://certprov.example.com/WebTicket/WebTicketService.svc"),
-        0);
+    cr_assert_eq(signer_wt_issuer_new(&g_iss, g_ca, g_pin,
+                                      "https://certprov.example.com/WebTicket/WebTicketService.svc",
+                                      NULL),
+                 0);
 }
 
 static void teardown(void)
@@ -327,4 +327,53 @@ Test(signer_webticket, audience)
     cr_assert(!signer_wt_audience_ours("ftp://certprov.example.com/CertProv/"
                                        "CertProvisioningService.svc",
                                        names, 2));
+}
+
+Test(signer_webticket, dedicated_signer)
+{
+    char dir[TMPDIR_PATH_MAX + 32];
+    snprintf(dir, sizeof(dir), "%s/store", tmpdir);
+    cr_assert(!signer_wt_issuer_dedicated(g_iss));
+    struct signer_wt_issuer *none = NULL; /* no signer yet: the CA key */
+    cr_assert_eq(signer_wt_issuer_new(&none, g_ca, g_pin, "https://x/", dir), 0);
+    cr_assert(!signer_wt_issuer_dedicated(none));
+    signer_wt_issuer_free(none);
+    int64_t now = clock_real_s();
+    cr_assert_eq(signer_wt_signer_issue(g_ca, dir, 0, now, NULL), -EINVAL);
+    int64_t until = 0;
+    cr_assert_eq(signer_wt_signer_issue(g_ca, dir, 30, now, &until), 0);
+    cr_assert_eq(until, now + 30 * 86400);
+    struct signer_wt_issuer *iss = NULL;
+    cr_assert_eq(signer_wt_issuer_new(&iss, g_ca, g_pin, "https://x/", dir), 0);
+    cr_assert(signer_wt_issuer_dedicated(iss));
+    static char xml[8192], rstr[SIGNER_WT_RESPONSE_MAX], req[SIGNER_WT_RESPONSE_MAX];
+    struct signer_wt_request rq;
+    size_t len = rst(xml, sizeof(xml), "http://schemas.xmlsoap.org/ws/2005/02/trust", CP, "");
+    parse_ok(&rq, xml, len);
+    size_t rlen = 0;
+    cr_assert_eq(signer_wt_issue(iss, rstr, sizeof(rstr), &rlen, &rq, "sip:bob@example.com", true,
+                                 now, 3600),
+                 0);
+    size_t qlen = present(req, sizeof(req), rstr, false);
+    struct signer_wt_proof p;
+    char reason[SIGNER_REASON_MAX];
+    cr_assert_eq(
+        signer_wt_verify(iss, &p, reason, (const uint8_t *)req, qlen, 65536, now, names, 2), 0,
+        "%s", reason);
+    cr_assert_str_eq(p.uri, "sip:bob@example.com");
+    /* the CA-key issuer does not take the dedicated signer's tickets (KeyInfo is not its) */
+    cr_assert_eq(
+        signer_wt_verify(g_iss, &p, reason, (const uint8_t *)req, qlen, 65536, now, names, 2),
+        -EPERM);
+    signer_wt_issuer_free(iss);
+    /* a damaged certificate is not used: the CA key signs */
+    char crt[TMPDIR_PATH_MAX + 64];
+    snprintf(crt, sizeof(crt), "%s/ca/webticket.crt", dir);
+    FILE *f = fopen(crt, "w");
+    cr_assert_not_null(f);
+    fputs("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    cr_assert_eq(signer_wt_issuer_new(&iss, g_ca, g_pin, "https://x/", dir), 0);
+    cr_assert(!signer_wt_issuer_dedicated(iss));
+    signer_wt_issuer_free(iss);
 }
