@@ -264,6 +264,13 @@ bool svc_webticket_available(const struct service *svc);
 bool svc_webticket_signin(struct service *svc, struct svc_item *it, const uint8_t *body,
                           size_t len);
 
+/* svc_webticket_replay_add remembers the (assertion, Timestamp) pair `key` until `until_s`:
+ * REPLAY_PROBE (32) slots from its hash are looked at, and a free or expired one taken. Returns 0,
+ * -EEXIST (seen and still live: a replay) or -EBUSY (those slots are all live: the set is full
+ * there; 503). Any ring (a mutex). */
+int svc_webticket_replay_add(struct service *svc, const uint8_t key[16], int64_t until_s,
+                             int64_t now);
+
 /* svc_webticket_respond answers a judged ticket item that did not fail: signs the ticket and
  * sends the RSTR (or SigningUnavailable / InternalError). Writer thread. */
 void svc_webticket_respond(struct service *svc, struct svc_item *it);

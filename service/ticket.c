@@ -105,10 +105,11 @@ bool svc_webticket_available(const struct service *svc)
     return svc->wt != NULL && svc->wt->iss != NULL;
 }
 
-/* replay_add remembers (key) until `until_s`. Returns 0, -EEXIST (seen and still live) or -EBUSY
- * (the slots it may use are all live: the set is full there). Any ring. */
-static int replay_add(struct svc_wt *wt, const uint8_t key[16], int64_t until_s, int64_t now)
+int svc_webticket_replay_add(struct service *svc, const uint8_t key[16], int64_t until_s,
+                             int64_t now)
 {
+    struct svc_wt *wt = svc->wt;
+    ASSERT(wt != NULL);
     uint64_t h = 0;
     memcpy(&h, key, sizeof(h));
     size_t free_at = SIZE_MAX;
@@ -167,7 +168,7 @@ bool svc_webticket_signin(struct service *svc, struct svc_item *it, const uint8_
         svc_item_fail(it, SIGNER_REASON_USER_DISABLED, "The ticket's user is disabled");
         return true;
     }
-    rc = replay_add(wt, p.replay_key, p.replay_until_s, now);
+    rc = svc_webticket_replay_add(svc, p.replay_key, p.replay_until_s, now);
     if (rc == -EEXIST) {
         svc_item_fail(it, SIGNER_REASON_TICKET_REPLAYED,
                       "This ticket and Timestamp were already used: sign a new Timestamp");
