@@ -57,7 +57,9 @@ xmlDocPtr sx_parse(const uint8_t *body, size_t len, size_t max, int *rc)
         *rc = -EBADMSG;
         return NULL;
     }
-    xmlDocPtr doc = xmlReadMemory((const char *)body, (int)len, "request.xml", NULL,
+    /* UTF-8 only, whatever the document declares: so the byte scan above sees every DOCTYPE (a
+     * UTF-16 one would pass it), and SOAP clients send UTF-8 (WS-I Basic Profile 1.1 R4003). */
+    xmlDocPtr doc = xmlReadMemory((const char *)body, (int)len, "request.xml", "UTF-8",
                                   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (doc == NULL || xmlDocGetRootElement(doc) == NULL || doc->intSubset != NULL) {
         xmlFreeDoc(doc);

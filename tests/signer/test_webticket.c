@@ -120,6 +120,10 @@ Test(signer_webticket, parse_refuses_doctype_and_bounds)
     cr_assert_eq(rc, -E2BIG);
     cr_assert_null(sx_parse((const uint8_t *)"<r>", 3, 4096, &rc));
     cr_assert_eq(rc, -EBADMSG);
+    /* a DOCTYPE in UTF-16 does not pass the byte scan: UTF-8 only */
+    static const char u16[] = "\xff\xfe<\0!\0D\0O\0C\0T\0Y\0P\0E\0 \0r\0>\0<\0r\0/\0>\0";
+    cr_assert_null(sx_parse((const uint8_t *)u16, sizeof(u16) - 1, 4096, &rc));
+    cr_assert_eq(rc, -EBADMSG);
 }
 
 static const uint8_t entropy[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
