@@ -52,7 +52,8 @@ BSSL_CRYPTO := $(BSSL_DIR)/lib/libcrypto.a
 BSSL_SSL := $(BSSL_DIR)/lib/libssl.a
 
 # libsystemd: certprovd's sd_notify (Type=notify); shared, it links no libcrypto (check-symbols).
-PKGS := liburing lmdb inih expat libpq libsystemd
+# libxml-2.0: exclusive c14n of the Web tickets' XML (signer/xml.c).
+PKGS := liburing lmdb inih expat libpq libsystemd libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)

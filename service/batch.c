@@ -17,8 +17,8 @@ void svc_sign_items(struct service *svc, struct signer_issue *scratch, struct sv
     size_t m = 0;
     int64_t now = clock_real_s();
     for (size_t i = 0; i < n; i++) {
-        if (items[i]->failed || !items[i]->proceed) {
-            continue; /* a sign-in the writer refuses, or a refused CSR */
+        if (items[i]->failed || !items[i]->proceed || items[i]->ticket) {
+            continue; /* a sign-in the writer refuses, a refused CSR, or a Web ticket request */
         }
         signing[m] = items[i];
         scratch[m++] = (struct signer_issue){.csr = &items[i]->csr,

@@ -81,6 +81,8 @@ void service_config_defaults(struct service_config *out)
     out->crl_validity_h = 24;
     out->crl_min_interval_s = 10;
     out->ocsp_cache_s = 300;
+    out->webticket_lifetime_h = 8;
+    out->webticket_replay_max = 65536;
 }
 
 __attribute__((format(printf, 2, 3))) static int config_fail(struct config_ctx *ctx,
@@ -470,6 +472,19 @@ static int section_pool(struct config_ctx *ctx, const char *name, const char *k,
     return config_fail(ctx, "unknown key '%s' in [pool.%s]", k, name);
 }
 
+/* section_webticket reads [webticket] ([MS-OCAUTHWS] §3.2: the Web Ticket Service). */
+static int section_webticket(struct config_ctx *ctx, const char *k, const char *v)
+{
+    struct service_config *c = ctx->cfg;
+    if (strcmp(k, "lifetime_h") == 0) {
+        return set_u32(ctx, &c->webticket_lifetime_h, "[webticket] lifetime_h", v, 1, 168);
+    }
+    if (strcmp(k, "replay_max") == 0) {
+        return set_u32(ctx, &c->webticket_replay_max, "[webticket] replay_max", v, 1024, 16777216);
+    }
+    return config_fail(ctx, "unknown key '%s' in [%s]", k, "webticket");
+}
+
 static int config_handler(void *user, const char *section, const char *k, const char *v)
 {
     struct config_ctx *ctx = user;
@@ -488,6 +503,8 @@ static int config_handler(void *user, const char *section, const char *k, const 
         return section_pin(ctx, k, v);
     } else if (strcmp(section, "revocation") == 0) {
         return section_revocation(ctx, k, v);
+    } else if (strcmp(section, "webticket") == 0) {
+        return section_webticket(ctx, k, v);
     } else if (strncmp(section, "pool.", 5) == 0) {
         return section_pool(ctx, section + 5, k, v);
     }

@@ -165,7 +165,7 @@ static const char *cert_text(enum ioring_cert_state st)
  * validity now (a resumed session keeps the first handshake's verdict), naming a user that still
  * exists. The identity is the certificate's URI, never the CSR's. A refusal costs no PIN and
  * counts toward no lockout: it is answered at once (it->signin stays false). */
-static void cert_signin(struct service *svc, struct svc_item *it, struct ioring_request *req)
+void svc_cert_signin(struct service *svc, struct svc_item *it, struct ioring_request *req)
 {
     const uint8_t *der = NULL;
     size_t len = 0;
@@ -314,7 +314,14 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     /* simplereenroll is the client certificate's alone (RFC 7030 §4.2.2); elsewhere a PIN wins
      * over a certificate presented beside it. */
     bool reenroll = route == SVC_ROUTE_EST_REENROLL;
-    if (!reenroll && basic_auth(&c, req) != 0) {
+    /* A Web ticket in the wsse:Security header ([MS-OCAUTHWS] §3.1, webticket.c) is the
+     * credential: Basic or a UsernameToken beside it is not read. */
+    if (route == SVC_ROUTE_SOAP && svc_webticket_signin(svc, it, body, len)) {
+        c.present = true;
+        if (!it->failed) {
+            parse_soap(svc, r, it, &c, body, len);
+        }
+    } else if (!reenroll && basic_auth(&c, req) != 0) {
         svc_item_fail(it, SIGNER_REASON_CREDENTIALS_MALFORMED,
                       "The Authorization header is malformed");
     } else if (route == SVC_ROUTE_SOAP) {
@@ -325,7 +332,7 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
     if (!it->failed && !c.present) {
         bool cert = reenroll || ioring_request_tls(req) != IORING_TLS_NONE;
         if (cert) {
-            cert_signin(svc, it, req);
+            svc_cert_signin(svc, it, req);
         } else {
             svc_item_fail(it, SIGNER_REASON_CREDENTIALS_MISSING,
                           "No credentials: send HTTP Basic or a WS-Security UsernameToken");

@@ -2,9 +2,11 @@
  *
  * The files call one way only, from the top down:
  *   service.c  routes, the engine's callbacks, lifecycle
+ *   webticket.c the Web Ticket Service: ports, the sign-in of a ticket request
  *   enroll.c   an enrollment on its ring: parse, sign-in, CSR checks
  *   signpool.c the signing threads of a key that blocks (PKCS#11): batch.c, then writer.c
  *   writer.c   the group-commit writer thread
+ *   ticket.c   Web tickets on CertProv: issuer, replay set, ticket sign-in, the RSTR
  *   revoke.c   revocation: the renewal and sign-in refusals
  *   status.c   /readyz and /metrics
  *   batch.c    signing a batch of items
@@ -45,7 +47,8 @@ enum svc_route {
     SVC_ROUTE_METRICS,
     SVC_ROUTE_CRL,
     SVC_ROUTE_OCSP,
-    SVC_ROUTE_MEX, /* GET <service>/mex or ?wsdl, POST <service>/mex (mex.c) */
+    SVC_ROUTE_MEX,       /* GET <service>/mex or ?wsdl, POST <service>/mex (mex.c) */
+    SVC_ROUTE_WEBTICKET, /* /WebTicket/WebTicketService.svc and its ports (webticket.c) */
     SVC_ROUTE_OTHER,
     SVC_ROUTE_MAX_,
 };
@@ -113,9 +116,12 @@ struct svc_item {
     char reason[SIGNER_REASON_MAX];
     uint32_t retry_after_s; /* with `fail`: Retry-After to send; 0 = the status's default */
     bool signin;            /* credentials were presented: the writer judges the sign-in */
-    bool cert_auth;         /* signed in by a client certificate (renewal over TLS): no PIN, nothing
-                               for the writer to judge */
-    enum ioring_tls_kind tls; /* how its connection was secured (the log's tls=) */
+    bool cert_auth;         /* signed in by a client certificate (renewal over TLS) or a Web ticket:
+                               no PIN, nothing for the writer to judge */
+    bool ticket;            /* a Web ticket request (SVC_ROUTE_WEBTICKET): once judged, the writer
+                               answers with a ticket (svc_webticket_respond), never a certificate */
+    struct signer_wt_request wt; /* with `ticket`: the RST */
+    enum ioring_tls_kind tls;    /* how its connection was secured (the log's tls=) */
     bool proceed; /* signed in so far: the ring's guess, cleared by the writer's refusal */
     size_t num_candidates;
     struct svc_candidate candidates[SVC_CANDIDATES_MAX];
@@ -236,10 +242,47 @@ struct service {
     struct svc_signpool pool;
     int64_t start_s; /* process_start_time_seconds: when the service was made */
     struct svc_metrics metrics;
-    struct svc_revoke *revoke; /* the CRL (revoke.c) */
-    struct svc_mex *mex;       /* the service metadata documents (mex.c) */
-    struct svc_ocsp *ocsp;     /* the OCSP response cache (revoke.c) */
+    struct svc_mex *mex;                /* the service metadata documents (mex.c) */
+    struct svc_revoke *revoke;          /* the CRL (revoke.c) */
+    struct svc_ocsp *ocsp;              /* the OCSP response cache (revoke.c) */
+    struct svc_wt *wt;                  /* the ticket issuer and the replay set (ticket.c) */
+    char wt_url[SIGNER_WT_URL_MAX + 1]; /* X-MS-WebTicketURL ([MS-OCAUTHWS] §1.5): ticket.c */
 };
+
+/* ---- webticket.c ---- */
+
+/* svc_webticket answers POST /WebTicket/WebTicketService.svc[/PORT] on its ring: parses the RST
+ * and signs in by the port's credential (PIN: the writer judges it like every PIN sign-in; a
+ * client certificate: as a renewal); anonymous and unknown ports are refused. Ring thread. */
+void svc_webticket(struct service *svc, struct ioring_request *req);
+
+/* ---- ticket.c ---- */
+
+/* svc_webticket_init makes the ticket issuer (the issuing CA's key; none with an Ed25519 key:
+ * tickets are then refused with InternalError) and the replay set ([webticket] replay_max).
+ * Returns 0 or -ENOMEM. svc_webticket_free frees them (also after a failed init). */
+int svc_webticket_init(struct service *svc);
+void svc_webticket_free(struct service *svc);
+
+/* svc_webticket_available tells whether tickets can be signed (not with an Ed25519 CA key). */
+bool svc_webticket_available(const struct service *svc);
+
+/* svc_webticket_signin signs a CertProv request in with the Web ticket its wsse:Security header
+ * presents. Returns false when it presents none (other credentials apply); true when it does:
+ * then the item is signed in (user, cert_auth, proceed) or failed (401, answered at once). Ring. */
+bool svc_webticket_signin(struct service *svc, struct svc_item *it, const uint8_t *body,
+                          size_t len);
+
+/* svc_webticket_replay_add remembers the (assertion, Timestamp) pair `key` until `until_s`:
+ * REPLAY_PROBE (32) slots from its hash are looked at, and a free or expired one taken. Returns 0,
+ * -EEXIST (seen and still live: a replay) or -EBUSY (those slots are all live: the set is full
+ * there; 503). Any ring (a mutex). */
+int svc_webticket_replay_add(struct service *svc, const uint8_t key[16], int64_t until_s,
+                             int64_t now);
+
+/* svc_webticket_respond answers a judged ticket item that did not fail: signs the ticket and
+ * sends the RSTR (or SigningUnavailable / InternalError). Writer thread. */
+void svc_webticket_respond(struct service *svc, struct svc_item *it);
 
 /* ---- revoke.c ---- */
 
@@ -285,6 +328,10 @@ void svc_enroll(struct service *svc, struct ioring_request *req, enum svc_route 
 /* svc_check_csr checks the item's CSR (csr_der) for its user: key and signature policy, proof of
  * possession, identity; a refusal fails the item with its reason. Ring thread. */
 void svc_check_csr(struct service *svc, struct svc_item *it);
+
+/* svc_cert_signin signs the item in with its TLS client certificate this appliance issued (not
+ * revoked, its user existing and not disabled); a refusal fails the item. Ring thread. */
+void svc_cert_signin(struct service *svc, struct svc_item *it, struct ioring_request *req);
 
 #define SVC_BASIC_MAX 256 /* bytes of a decoded "user:pin" */
 

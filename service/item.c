@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -180,11 +181,15 @@ void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc
     if (retry_after_s != 0) {
         (void)snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", retry_after_s);
     }
-    int n = snprintf(headers, sizeof(headers), "X-Ms-diagnostics: %s\r\n%s%s", diag,
+    /* [MS-OCAUTHWS] §1.5: a CertProv 401 names the Web Ticket Service, so that a client that
+     * skipped the metadata finds it. */
+    bool wt_url = route == SVC_ROUTE_SOAP && status == 401;
+    int n = snprintf(headers, sizeof(headers), "X-Ms-diagnostics: %s\r\n%s%s%s%s%s", diag,
                      code == SIGNER_CODE_AUTHENTICATION_FAILED
                          ? "WWW-Authenticate: Basic realm=\"certprov\"\r\n"
                          : "",
-                     retry);
+                     wt_url ? "X-MS-WebTicketURL: " : "", wt_url ? svc->wt_url : "",
+                     wt_url ? "\r\n" : "", retry);
     ASSERT(n > 0);
     ASSERT((size_t)n < sizeof(headers));
     const char *type = "text/plain; charset=utf-8";
@@ -193,6 +198,15 @@ void svc_respond_error(struct service *svc, struct ioring_request *req, enum svc
         const struct signer_soap_reply *reply = soap != NULL ? soap : &none;
         rc = signer_soap_reply_error(scratch, scratch_cap, &body_len, code, reason, reply);
         type = signer_soap_content_type(reply->soap12);
+    } else if (route == SVC_ROUTE_WEBTICKET) {
+        /* [MS-OCAUTHWS] §2.2.4.1: a SOAP fault with OCSDiagnosticsFaultType; the ErrorId is the
+         * X-Ms-diagnostics one. */
+        size_t ct_len = 0;
+        const char *ct = ioring_request_header_get(req, "Content-Type", &ct_len);
+        bool soap12 = ct != NULL && memmem(ct, ct_len, "soap+xml", 8) != NULL;
+        rc = signer_wt_fault(scratch, scratch_cap, &body_len, soap12, status,
+                             (unsigned)strtoul(diag, NULL, 10), reason);
+        type = soap12 ? "application/soap+xml; charset=utf-8" : "text/xml; charset=utf-8";
     } else {
         rc = signer_est_error_body(scratch, scratch_cap, &body_len, code, reason);
     }

@@ -26,6 +26,7 @@ static const char *const route_names[SVC_ROUTE_MAX_] = {"soap",
                                                         "crl",
                                                         "ocsp",
                                                         "mex",
+                                                        "webticket",
                                                         "other"};
 static const char *const stage_names[SVC_STAGE_MAX_] = {"parse", "auth",   "verify",
                                                         "sign",  "commit", "total"};

@@ -68,13 +68,20 @@ enum svc_route svc_route_of(const char *method, const char *target, size_t len, 
         strncasecmp(target, ocsp_get, sizeof(ocsp_get) - 1) == 0) {
         return SVC_ROUTE_OCSP;
     }
+    /* The Web Ticket Service and every port under it ([MS-OCAUTHWS] §3.2; webticket.c tells the
+     * ports apart and refuses the ones it does not serve). */
+    static const char wt[] = "/WebTicket/WebTicketService.svc";
+    if (path_len >= sizeof(wt) - 1 && strncasecmp(target, wt, sizeof(wt) - 1) == 0 &&
+        (path_len == sizeof(wt) - 1 || target[sizeof(wt) - 1] == '/')) {
+        return SVC_ROUTE_WEBTICKET;
+    }
     return SVC_ROUTE_OTHER;
 }
 
 static bool route_wants_post(enum svc_route route)
 {
     return route == SVC_ROUTE_SOAP || route == SVC_ROUTE_EST_ENROLL ||
-           route == SVC_ROUTE_EST_REENROLL;
+           route == SVC_ROUTE_EST_REENROLL || route == SVC_ROUTE_WEBTICKET;
 }
 
 void service_handle(void *ctx, struct ioring_request *req)
@@ -97,6 +104,8 @@ void service_handle(void *ctx, struct ioring_request *req)
     } else if (route == SVC_ROUTE_SOAP || route == SVC_ROUTE_EST_ENROLL ||
                route == SVC_ROUTE_EST_REENROLL) {
         svc_enroll(svc, req, route);
+    } else if (route == SVC_ROUTE_WEBTICKET) {
+        svc_webticket(svc, req);
     } else if (route == SVC_ROUTE_CHAIN) {
         respond_text(svc, req, route, 200, "application/x-pem-file", svc->chain_pem,
                      svc->chain_pem_len);
@@ -335,6 +344,9 @@ int service_new(struct service **out, const struct service_options *opt)
         rc = load_ca_material(svc);
     }
     if (rc == 0) {
+        rc = svc_webticket_init(svc);
+    }
+    if (rc == 0) {
         rc = svc_ocsp_init(svc);
     }
     if (rc == 0) {
@@ -373,6 +385,7 @@ void service_free(struct service *svc)
     svc_revoke_stop(svc);
     svc_ocsp_free(svc);
     svc_mex_free(svc);
+    svc_webticket_free(svc);
     for (uint32_t i = 0; svc->rings != NULL && i < svc->num_rings; i++) {
         struct svc_ring *r = &svc->rings[i];
         if (r->items != NULL) {

@@ -95,6 +95,9 @@ struct service_config {
     uint32_t ocsp_cache_s;       /* OCSP responses cached per serial; default 300 */
     char crl_url[SIGNER_URL_MAX + 1];  /* default http://<name>/CertProv/crl */
     char ocsp_url[SIGNER_URL_MAX + 1]; /* "" (default): no AIA in issued certificates */
+    /* [webticket] (README, Web tickets) */
+    uint32_t webticket_lifetime_h; /* a ticket's validity, hours; default 8 */
+    uint32_t webticket_replay_max; /* (assertion, Timestamp) pairs remembered; default 65536 */
 };
 
 /* service_config_defaults fills *out with the built-in defaults. */

@@ -178,7 +178,7 @@ static void judge(struct service *svc, struct svc_item *it, int64_t now)
 /* has_cert: the item's sign-in succeeded and it holds a certificate to store. */
 static bool has_cert(const struct svc_item *it)
 {
-    return it->proceed && !it->failed && it->sign_rc == 0;
+    return it->proceed && !it->failed && !it->ticket && it->sign_rc == 0;
 }
 
 /* ---- the per-user issuance limit (hardening item 11) ---- */
@@ -432,21 +432,23 @@ static void settle(struct svc_item *it, int rc, int lrc, enum store_fault fault)
         fail_stored(it, rc != 0 ? rc : lrc, fault);
     } else if (has_cert(it) && rc != 0) {
         fail_stored(it, rc, fault);
-    } else if (!it->failed && it->sign_rc != 0) {
+    } else if (!it->failed && !it->ticket && it->sign_rc != 0) {
         svc_item_fail(it,
                       it->sign_rc == -EAGAIN ? SIGNER_REASON_SIGNING_UNAVAILABLE
                                              : SIGNER_REASON_SIGNING_FAILED,
                       it->sign_rc == -EAGAIN ? "The CA key backend cannot sign now"
                                              : "Signing failed");
     }
-    ASSERT(it->failed || has_cert(it));
+    ASSERT(it->failed || has_cert(it) || (it->ticket && it->proceed));
 }
 
 /* answer sends an item's settled outcome and releases it. */
 static void answer(struct service *svc, struct svc_item *it)
 {
     svc_item_stage(svc, it, SVC_STAGE_TOTAL, clock_mono_ns() - it->start_ns);
-    if (it->failed) {
+    if (it->ticket && !it->failed) {
+        svc_webticket_respond(svc, it); /* a judged Web ticket sign-in: the RSTR */
+    } else if (it->failed) {
         svc_log_request(svc, it, NULL);
         struct signer_soap_reply reply;
         svc_item_soap_reply(&reply, it);

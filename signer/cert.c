@@ -286,16 +286,18 @@ static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski
     CBB wrap, exts;
     int ok = CBB_add_asn1(tbs, &wrap, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 3) &&
              CBB_add_asn1(&wrap, &exts, CBS_ASN1_SEQUENCE);
-    bool leaf =
-        s->kind == CERT_KIND_CLIENT || s->kind == CERT_KIND_SERVER || s->kind == CERT_KIND_OCSP;
+    bool leaf = s->kind == CERT_KIND_CLIENT || s->kind == CERT_KIND_SERVER ||
+                s->kind == CERT_KIND_OCSP || s->kind == CERT_KIND_WEBTICKET;
     if (leaf) {
         unsigned ku = KU_DIGITAL_SIGNATURE | (s->key_encipherment ? KU_KEY_ENCIPHERMENT : 0u);
         bool client = s->kind == CERT_KIND_CLIENT;
         bool ocsp = s->kind == CERT_KIND_OCSP;
+        bool wt = s->kind == CERT_KIND_WEBTICKET; /* XML-DSig of SAML assertions: no EKU */
         ok = ok && add_ku(&exts, ku) &&
-             (client ? add_eku(&exts, oid_client_auth, sizeof(oid_client_auth))
-              : ocsp ? add_eku(&exts, oid_ocsp_signing, sizeof(oid_ocsp_signing))
-                     : add_eku(&exts, oid_server_auth, sizeof(oid_server_auth))) &&
+             (wt       ? 1
+              : client ? add_eku(&exts, oid_client_auth, sizeof(oid_client_auth))
+              : ocsp   ? add_eku(&exts, oid_ocsp_signing, sizeof(oid_ocsp_signing))
+                       : add_eku(&exts, oid_server_auth, sizeof(oid_server_auth))) &&
              add_bc(&exts, false, -1);
         if (ocsp) { /* RFC 6960 §4.2.2.2.1: clients need not check the signer's revocation */
             CBB ext, val, null;
@@ -326,7 +328,7 @@ static int add_extensions(CBB *tbs, const struct cert_spec *s, const uint8_t ski
 static void spec_validate(const struct cert_spec *s)
 {
     ASSERT(s->kind >= CERT_KIND_ROOT);
-    ASSERT(s->kind <= CERT_KIND_OCSP);
+    ASSERT(s->kind <= CERT_KIND_WEBTICKET);
     ASSERT(s->serial != NULL);
     ASSERT(s->issuer != NULL);
     ASSERT(s->subject_cn != NULL);

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/base.h"
 #include "signer/signer.h"
 
 /* Where the TBS is built: room for the Certificate SEQUENCE header written in front of it. */
@@ -26,11 +27,12 @@
 #define CERT_NAME_DER_MAX 1024
 
 enum cert_kind {
-    CERT_KIND_ROOT = 1,    /* self-signed CA: CA:TRUE, keyCertSign+cRLSign, SKI */
-    CERT_KIND_ISSUING = 2, /* CA:TRUE pathlen 0, keyCertSign+cRLSign, SKI, AKI */
-    CERT_KIND_CLIENT = 3,  /* README, The certificate: clientAuth, SAN URI */
-    CERT_KIND_SERVER = 4,  /* TLS server: serverAuth, SAN DNS */
-    CERT_KIND_OCSP = 5,    /* delegated OCSP signer: OCSPSigning, id-pkix-ocsp-nocheck (ocsp.c) */
+    CERT_KIND_ROOT = 1,      /* self-signed CA: CA:TRUE, keyCertSign+cRLSign, SKI */
+    CERT_KIND_ISSUING = 2,   /* CA:TRUE pathlen 0, keyCertSign+cRLSign, SKI, AKI */
+    CERT_KIND_CLIENT = 3,    /* README, The certificate: clientAuth, SAN URI */
+    CERT_KIND_SERVER = 4,    /* TLS server: serverAuth, SAN DNS */
+    CERT_KIND_OCSP = 5,      /* delegated OCSP signer: OCSPSigning, id-pkix-ocsp-nocheck (ocsp.c) */
+    CERT_KIND_WEBTICKET = 6, /* Web ticket signer: digitalSignature, no EKU (webticket.c) */
 };
 
 /* cert_spec says what goes into one TBSCertificate. Every pointer is borrowed for the call. */
@@ -121,5 +123,78 @@ int cert_sign_one(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_len, struct hsm_
 /* cert_pem_encode writes the certificate as PEM ("-----BEGIN CERTIFICATE-----", 64-column base64)
  * into `out`, NUL-terminated. Returns 0 with *out_len (without the NUL) set, or -E2BIG. */
 int cert_pem_encode(char *out, size_t cap, size_t *out_len, const uint8_t *der, size_t der_len);
+
+/* ---- XML for Web tickets (xml.c, over libxml2; webticket.c and wsse.c) ----
+ * libxml2's types stay behind these forward declarations. */
+struct _xmlDoc;
+struct _xmlNode;
+
+#define SX_NS_SOAP11 "http://schemas.xmlsoap.org/soap/envelope/"
+#define SX_NS_SOAP12 "http://www.w3.org/2003/05/soap-envelope"
+#define SX_NS_WSSE                                                                                 \
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+#define SX_NS_WSU                                                                                  \
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+#define SX_NS_SAML "urn:oasis:names:tc:SAML:1.0:assertion"
+#define SX_NS_DS "http://www.w3.org/2000/09/xmldsig#"
+#define SX_EXC_C14N "http://www.w3.org/2001/10/xml-exc-c14n#"
+
+/* sx_parse parses body[0..len) (at most `max` bytes; -E2BIG beyond) with XML_PARSE_NONET and no
+ * entity substitution; a DOCTYPE or ENTITY declaration is refused before parsing (-EBADMSG), as
+ * is anything libxml2 does not take. Returns the document (free with sx_free) or NULL with *rc. */
+struct _xmlDoc *sx_parse(const uint8_t *body, size_t len, size_t max, int *rc);
+void sx_free(struct _xmlDoc *doc);
+/* sx_root returns the document's root element. */
+struct _xmlNode *sx_root(struct _xmlDoc *doc);
+/* sx_is tells whether `n` is an element named `local` in namespace `ns` (NULL: any). */
+bool sx_is(const struct _xmlNode *n, const char *ns, const char *local);
+/* sx_child returns the first element child of `p` that sx_is(ns, local), or NULL; sx_count counts
+ * them. */
+struct _xmlNode *sx_child(struct _xmlNode *p, const char *ns, const char *local);
+size_t sx_count(struct _xmlNode *p, const char *ns, const char *local);
+/* sx_soap_header and sx_soap_body return the SOAP 1.1 or 1.2 Envelope's Header or Body (NULL when
+ * absent or not an Envelope); *soap12 tells which. */
+struct _xmlNode *sx_soap_part(struct _xmlDoc *doc, const char *part, bool *soap12);
+/* sx_text copies the text of `n` (its text and CDATA children), without leading and trailing
+ * whitespace, into out (cap bytes). Returns 0, -ENOENT (n NULL) or -E2BIG. */
+int sx_text(struct _xmlNode *n, char *out, size_t cap);
+/* sx_attr copies the attribute `name` (in namespace `ns`, NULL: none) of `n`. Returns 0, -ENOENT
+ * or -E2BIG. */
+int sx_attr(struct _xmlNode *n, const char *ns, const char *name, char *out, size_t cap);
+/* sx_c14n writes the exclusive c14n 1.0 (no comments, no inclusive prefixes; W3C xml-exc-c14n)
+ * of the subtree at `root` less the subtree at `exclude` (NULL: none; the enveloped-signature
+ * transform) and returns its digest by `md` (an EVP_MD) into out (*out_len). Returns 0 or -EIO.
+ * sx_c14n_bytes returns the bytes themselves (free with sx_bytes_free) or NULL. */
+int sx_c14n_digest(struct _xmlDoc *doc, struct _xmlNode *root, struct _xmlNode *exclude,
+                   const void *md, uint8_t *out, unsigned *out_len);
+uint8_t *sx_c14n_bytes(struct _xmlDoc *doc, struct _xmlNode *root, struct _xmlNode *exclude,
+                       size_t *out_len);
+void sx_bytes_free(uint8_t *p);
+/* sx_time_parse reads an xsd:dateTime in UTC ("2026-12-05T09:31:58Z", optional fraction).
+ * Returns 0 or -EBADMSG. sx_time_format writes one (21 bytes with the NUL). */
+int sx_time_parse(int64_t *out, const char *s);
+void sx_time_format(char out[32], int64_t t);
+
+/* The ticket issuer (webticket.c), also used by wsse.c to verify. */
+struct signer_wt_issuer {
+    struct hsm_key *key;
+    enum hsm_key_type type;
+    const struct signer_ca *ca;
+    uint8_t seal_key[32];
+    size_t cert_der_len;
+    uint8_t cert_der[SIGNER_CERT_DER_MAX];
+    char cert_b64[BASE_B64_LEN(SIGNER_CERT_DER_MAX) + 1];
+    char issuer_url[SIGNER_WT_URL_MAX + 1];
+    void *pkey;              /* EVP_PKEY of the key, for verification */
+    struct hsm_key *own_key; /* the dedicated Web ticket signer's (ca/webticket.key), or NULL */
+};
+
+/* wt_sig_method is the XML-DSig SignatureMethod URI of the issuer's key type; wt_sig_md its
+ * digest (EVP_MD). */
+const char *wt_sig_method(enum hsm_key_type type);
+const void *wt_sig_md(enum hsm_key_type type);
+/* wt_unseal recovers the proof key from an AssertionID. Returns 0 with *out_len, or -EPERM. */
+int wt_unseal(const struct signer_wt_issuer *iss, uint8_t *out, size_t cap, size_t *out_len,
+              const char *assertion_id);
 
 #endif

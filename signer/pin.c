@@ -259,3 +259,14 @@ bool signer_lockout_success(struct store_lockout *l)
     l->window_start_s = 0;
     return true;
 }
+
+void signer_pin_key_derive(const struct signer_pin_key *key, uint8_t out[32], const char *label)
+{
+    ASSERT(key != NULL);
+    ASSERT(label != NULL);
+    unsigned len = 0;
+    uint8_t *r = HMAC(EVP_sha256(), key->key, sizeof(key->key), (const uint8_t *)label,
+                      strlen(label), out, &len);
+    ASSERT(r != NULL);
+    ASSERT(len == 32);
+}

@@ -59,6 +59,13 @@ static const struct reason_entry reason_table[] = {
                                            SIGNER_CODE_AUTHENTICATION_FAILED},
     [SIGNER_REASON_CLIENT_CERT_REVOKED] = {"cert_revoked", SIGNER_CODE_AUTHENTICATION_FAILED},
     [SIGNER_REASON_USER_DISABLED] = {"user_disabled", SIGNER_CODE_USER_DISABLED},
+    [SIGNER_REASON_TICKET_INVALID] = {"ticket_invalid", SIGNER_CODE_AUTHENTICATION_FAILED},
+    [SIGNER_REASON_TICKET_REPLAYED] = {"ticket_replayed", SIGNER_CODE_AUTHENTICATION_FAILED},
+    [SIGNER_REASON_WEBTICKET_PORT] = {"webticket_port_refused", SIGNER_CODE_AUTHENTICATION_FAILED},
+    /* issue 18: a ticket for a user disabled since is a 401, not the 403 UserDisabled of a
+     * client certificate (the client's remedy is the same as for any refused ticket) */
+    [SIGNER_REASON_TICKET_USER_DISABLED] = {"ticket_user_disabled",
+                                            SIGNER_CODE_AUTHENTICATION_FAILED},
 };
 
 static_assert(ARRAY_LEN(reason_table) == SIGNER_REASON_MAX_,

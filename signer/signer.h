@@ -90,6 +90,10 @@ enum signer_reason {
     SIGNER_REASON_CLIENT_CERT_NO_USER,   /* AuthenticationFailed: renewal, its user is gone */
     SIGNER_REASON_CLIENT_CERT_REVOKED,   /* AuthenticationFailed: renewal, certificate revoked */
     SIGNER_REASON_USER_DISABLED,         /* AuthenticationFailed: renewal, its user is disabled */
+    SIGNER_REASON_TICKET_INVALID,        /* AuthenticationFailed: a Web ticket or proof refused */
+    SIGNER_REASON_TICKET_REPLAYED,       /* AuthenticationFailed: (assertion, Timestamp) seen */
+    SIGNER_REASON_WEBTICKET_PORT,        /* AuthenticationFailed: anonymous or unknown port */
+    SIGNER_REASON_TICKET_USER_DISABLED,  /* AuthenticationFailed: a ticket's user disabled since */
     SIGNER_REASON_MAX_,
 };
 
@@ -1108,4 +1112,138 @@ int signer_est_certs_only(char *out, size_t cap, size_t *out_len,
  * fit is cut. Returns 0 with *out_len set, or -E2BIG when not even "CODE: \n" fits. */
 int signer_est_error_body(char *out, size_t cap, size_t *out_len, enum signer_code code,
                           const char *reason);
+
+/* ---- Web tickets: [MS-OCAUTHWS] §3.2 (the Web Ticket Service), WS-Trust 1.3, SAML 1.1 ----
+ *
+ * signer/webticket.c parses a WS-Trust RequestSecurityToken (RST) and answers it with an RSTR
+ * holding a SAML 1.1 assertion signed (XML-DSig, exclusive c14n) by the issuing CA's key through
+ * the key backend (hsm/: soft or PKCS#11), the server entropy and Lifetime; the proof key is
+ * P_SHA1(client entropy, server entropy) (WS-Trust 1.3 §4.4.5, CK/PSHA1). signer/wsse.c verifies
+ * the wsse:Security header of a GetAndPublishCert that presents such a ticket: the assertion's
+ * signature, validity and audience, the Timestamp's freshness and the HMAC-SHA1 proof signature
+ * over it. XML that clients sign is canonicalized with libxml2 (exclusive c14n 1.0); libxml2
+ * parses with XML_PARSE_NONET, no entity substitution, and a DOCTYPE is refused before parsing.
+ *
+ * The proof key is kept statelessly: it is sealed (AES-256-GCM) into the AssertionID with a key
+ * derived from the PIN key (HMAC-SHA256 with a label of its own), so every appliance of a fleet
+ * that shares pin.key (it must, for the PIN verifiers) recovers it; nothing is stored per ticket.
+ */
+#define SIGNER_WT_URL_MAX 512        /* bytes of AppliesTo / Audience */
+#define SIGNER_WT_CONTEXT_MAX 128    /* bytes of the RST's Context attribute */
+#define SIGNER_WT_ENTROPY_MIN 16     /* bytes of client entropy, at least */
+#define SIGNER_WT_ENTROPY_MAX 64     /* and at most */
+#define SIGNER_WT_KEY_MIN 16         /* proof key bytes (KeySize 128 bits) */
+#define SIGNER_WT_KEY_MAX 64         /* KeySize 512 bits */
+#define SIGNER_WT_KEY_DEFAULT 32     /* 256 bits when the RST names no KeySize */
+#define SIGNER_WT_ID_MAX 160         /* bytes of an AssertionID */
+#define SIGNER_WT_SKEW_S 300         /* Timestamp freshness and NotBefore tolerance: 5 minutes */
+#define SIGNER_WT_RESPONSE_MAX 16384 /* bytes of an RSTR */
+
+/* An RST, parsed ([MS-OCAUTHWS] §3.2.4.1; WS-Trust 1.3 §4.1; WS-Trust 2005/02). */
+struct signer_wt_request {
+    bool soap12;  /* answer in SOAP 1.2 */
+    bool trust13; /* the 200512 namespace (RSTRC); else 2005/02 (a bare RSTR) */
+    char context[SIGNER_WT_CONTEXT_MAX + 1]; /* "" = none; echoed on the RSTR */
+    char applies_to[SIGNER_WT_URL_MAX + 1];
+    char claim_uri[STORE_URI_MAX + 1]; /* "" = no user URI claim */
+    uint8_t entropy[SIGNER_WT_ENTROPY_MAX];
+    size_t entropy_len;
+    uint32_t key_len;  /* proof key bytes */
+    int64_t expires_s; /* the requested Lifetime/Expires, 0 = none */
+};
+
+/* signer_wt_request_parse parses the RST in body[0..len) (at most `max` bytes) into *out and, when
+ * its SOAP header carries a WS-Security UsernameToken, copies Username and Password into `user`
+ * (user_cap) and `pin` (pin_cap) and sets *out_token. Returns 0, -E2BIG (over `max`), -EBADMSG
+ * (malformed; `reason`, SIGNER_REASON_MAX bytes, says what) or -EPROTO (well-formed but asks for
+ * what this service does not issue: another TokenType, RequestType or KeyType; `reason` says).
+ * The password is a secret: the caller wipes it. Thread-safe (after signer_xml_init). */
+int signer_wt_request_parse(struct signer_wt_request *out, char *user, size_t user_cap, char *pin,
+                            size_t pin_cap, bool *out_token, char *reason, const uint8_t *body,
+                            size_t len, size_t max);
+
+/* signer_xml_init initializes libxml2 once for every thread (call before threads start). */
+void signer_xml_init(void);
+
+/* signer_p_sha1 writes out_len bytes of P_SHA1(secret, seed) (RFC 2246 §5; WS-Trust 1.3 §4.4.5
+ * CK/PSHA1: secret = the client's entropy, seed = the server's). out_len <= 1024. */
+void signer_p_sha1(uint8_t *out, size_t out_len, const uint8_t *secret, size_t secret_len,
+                   const uint8_t *seed, size_t seed_len);
+
+/* The ticket issuer: the signing key and certificate, the seal key. */
+struct signer_wt_issuer;
+
+/* signer_wt_issuer_new makes the issuer of tickets signed by the dedicated Web ticket signer
+ * under the store directory `dir` when there is a usable one (signer_wt_signer_issue; `dir` NULL:
+ * none), else by the issuing CA's key of `ca` (the signing certificate travels in KeyInfo), and
+ * sealed with a key derived from `pin_key`; `issuer_url` is the Issuer attribute (the Web Ticket
+ * Service URL). A signer that is there but unusable (damaged, expired, another CA's) is logged
+ * and not used. Returns 0, -ENOMEM, -EBADMSG (the chain has
+ * no certificate) or -ENOTSUP (an Ed25519 key: XML-DSig verifiers do not take it). `ca` and
+ * `pin_key` must outlive the issuer. */
+int signer_wt_issuer_new(struct signer_wt_issuer **out, struct signer_ca *ca,
+                         const struct signer_pin_key *pin_key, const char *issuer_url,
+                         const char *dir);
+
+/* signer_wt_issuer_dedicated tells whether the issuer signs with the dedicated Web ticket signer
+ * (signer_wt_signer_issue; read by signer_wt_issuer_new from the store directory `dir` when it
+ * is there, valid and the issuing CA's) rather than the issuing CA's key. */
+bool signer_wt_issuer_dedicated(const struct signer_wt_issuer *iss);
+
+/* signer_wt_signer_issue makes the dedicated Web ticket signer under the store directory `dir`:
+ * a new P-256 key (<dir>/ca/webticket.key, 0600; a soft key whatever the CA's backend) and its
+ * certificate (<dir>/ca/webticket.crt) from the issuing CA, valid `days` days (never past the
+ * CA), keyUsage digitalSignature, no extendedKeyUsage; replacing the previous pair (written
+ * beside it, then renamed). Sets *out_not_after_s (may be NULL). Returns 0, -EINVAL (days
+ * outside 1..3650, a path too long, the CA expired), -EAGAIN or -EIO (signing), or a negative
+ * errno of writing the files. */
+int signer_wt_signer_issue(struct signer_ca *ca, const char *dir, uint32_t days, int64_t now_s,
+                           int64_t *out_not_after_s);
+void signer_wt_issuer_free(struct signer_wt_issuer *iss);
+
+/* signer_wt_issue writes the whole SOAP response (RSTR) of the ticket for `uri` asked for by
+ * `rq` into out (cap bytes, NUL-terminated): Lifetime [now_s, now_s + lifetime_s) (or shorter when
+ * the RST asked), the signed assertion, the server entropy. `auth_cert` names the
+ * AuthenticationMethod (X.509 or password). Returns 0 with *out_len, -E2BIG, -EAGAIN (the key
+ * backend cannot sign now) or -EIO. Any thread; one signature. */
+int signer_wt_issue(struct signer_wt_issuer *iss, char *out, size_t cap, size_t *out_len,
+                    const struct signer_wt_request *rq, const char *uri, bool auth_cert,
+                    int64_t now_s, uint32_t lifetime_s);
+
+/* signer_wt_fault writes a SOAP fault (soap12: SOAP 1.2) for a refused RST: faultcode
+ * wsse:FailedAuthentication (or s:Client / s:Server by `status`), the reason, and the
+ * [MS-OCAUTHWS] §2.2.4.1 OCSDiagnosticsFaultType detail with `error_id`. Returns 0 or -E2BIG. */
+int signer_wt_fault(char *out, size_t cap, size_t *out_len, bool soap12, unsigned status,
+                    unsigned error_id, const char *reason);
+
+/* signer_wt_audience_ours tells whether `url` is this appliance's CertProv URL: http(s), a host
+ * among names[0..n) (ASCII case ignored, any port), the path /CertProv/CertProvisioningService.svc
+ * with or without /WebTicket_Proof. */
+bool signer_wt_audience_ours(const char *url, const char *const *names, size_t n);
+
+/* What a verified ticket proved. */
+struct signer_wt_proof {
+    char uri[STORE_URI_MAX + 1]; /* the assertion's subject: the user */
+    char assertion_id[SIGNER_WT_ID_MAX + 1];
+    uint8_t replay_key[16]; /* the (assertion, Timestamp) pair */
+    int64_t replay_until_s; /* the pair cannot pass the checks after this */
+};
+
+/* signer_wt_verify checks the ticket in the wsse:Security header of the SOAP request
+ * body[0..len) (at most `max` bytes) at now_s: the assertion's XML-DSig (exclusive c14n, SHA-256,
+ * signed by this issuer's key; KeyInfo must carry its certificate -- the hook for a fleet's other
+ * appliances' certificates), NotBefore/NotOnOrAfter, the audience (signer_wt_audience_ours), the
+ * wsu:Timestamp (Created within SIGNER_WT_SKEW_S, Expires not passed) and the proof signature
+ * (HMAC-SHA1 with the proof key over the Timestamp, KeyIdentifier = the AssertionID). Returns 0
+ * with *out filled; -ENOENT when the header holds no saml:Assertion (not a ticket: other
+ * credentials may follow); -EPERM (refused) or -EBADMSG (malformed) with `reason`
+ * (SIGNER_REASON_MAX bytes) saying which check failed. Thread-safe (after signer_xml_init). */
+int signer_wt_verify(struct signer_wt_issuer *iss, struct signer_wt_proof *out, char *reason,
+                     const uint8_t *body, size_t len, size_t max, int64_t now_s,
+                     const char *const *names, size_t num_names);
+
+/* signer_pin_key_derive writes HMAC-SHA256(pin key, label) into out: a key of its own for another
+ * purpose (the web ticket seal), shared by a fleet with pin.key. */
+void signer_pin_key_derive(const struct signer_pin_key *key, uint8_t out[32], const char *label);
+
 #endif

@@ -9,7 +9,15 @@
 #include "base/base.h"
 #include "cmd/certprovctl/ctl.h"
 
-enum { CMD_REVOKE, CMD_UNREVOKE, CMD_USER_REVOKE, CMD_DISABLE, CMD_ENABLE, CMD_OCSP_SIGNER };
+enum {
+    CMD_REVOKE,
+    CMD_UNREVOKE,
+    CMD_USER_REVOKE,
+    CMD_DISABLE,
+    CMD_ENABLE,
+    CMD_OCSP_SIGNER,
+    CMD_WT_SIGNER
+};
 
 #define OCSP_SIGNER_DAYS 30
 
@@ -276,6 +284,44 @@ static int ca_ocsp_signer(struct ctl *ctl, int argc, char **argv)
     return CTL_OK;
 }
 
+/* ca_wt_signer issues the dedicated Web ticket signer (README, Web tickets). */
+static int ca_wt_signer(struct ctl *ctl, int argc, char **argv)
+{
+    const struct ctl_cmd *cmd = &ctl_revoke_cmds[CMD_WT_SIGNER];
+    uint32_t days = 365;
+    for (int i = 1; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (end == argv[i] || *end != '\0' || v < 1 || v > 3650) {
+                return ctl_usage(cmd, "--days must be a whole number from 1 to 3650, not '%s'",
+                                 argv[i]);
+            }
+            days = (uint32_t)v;
+        } else {
+            return ctl_usage(cmd, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    struct signer_ca *ca = NULL;
+    int rc = ctl_ca_open(ctl, &ca, "ca webticket-signer: ");
+    if (rc != CTL_OK) {
+        return rc;
+    }
+    int64_t until = 0;
+    rc = signer_wt_signer_issue(ca, ctl->cfg.store_path, days, clock_real_s(), &until);
+    signer_ca_free(ca);
+    if (rc != 0) {
+        return ctl_fail("ca webticket-signer: %s",
+                        rc == -EAGAIN ? "the key backend is unavailable" : strerror(-rc));
+    }
+    char at[CLOCK_UTC_LEN];
+    ctl_time(at, until);
+    printf("issued the Web ticket signing certificate %s/ca/webticket.crt (key "
+           "ca/webticket.key), valid until %s; certprovd uses it from its next start\n",
+           ctl->cfg.store_path, at);
+    return CTL_OK;
+}
+
 const struct ctl_cmd ctl_revoke_cmds[] = {
     [CMD_REVOKE] =
         {"cert", "revoke", cert_revoke, "SERIAL [--reason REASON]",
@@ -304,5 +350,11 @@ const struct ctl_cmd ctl_revoke_cmds[] = {
                          "certprovd signs OCSP responses with it from its next start, so that\n"
                          "the CA key is not used per request; reissue it before it expires (an\n"
                          "expired one is not used: the CA signs)."},
+    [CMD_WT_SIGNER] = {"ca", "webticket-signer", ca_wt_signer, "[--days N]",
+                       "Issues (or replaces) the dedicated Web ticket signer: a P-256 key and a\n"
+                       "certificate from the issuing CA with keyUsage digitalSignature, valid N\n"
+                       "days (default 365, never past the CA). certprovd signs Web tickets with\n"
+                       "it from its next start instead of the CA key; an expired or damaged one\n"
+                       "is not used (the CA key signs, and the log says so)."},
     {NULL, NULL, NULL, NULL, NULL},
 };

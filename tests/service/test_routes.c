@@ -27,7 +27,21 @@ static const struct route_case known[] = {
     {"/CertProv/ocsp/MEIwQDA%2BMDwwOjAJBgUrDgMCGgUA", SVC_ROUTE_OCSP},
     {"/CertProv/CertProvisioningService.svc/mex", SVC_ROUTE_MEX},
     {"/WebTicket/WebTicketService.svc/mex", SVC_ROUTE_MEX},
+    {"/WebTicket/WebTicketService.svc", SVC_ROUTE_WEBTICKET},
+    {"/WebTicket/WebTicketService.svc/Auth", SVC_ROUTE_WEBTICKET},
+    {"/WebTicket/WebTicketService.svc/Cert", SVC_ROUTE_WEBTICKET},
+    {"/WebTicket/WebTicketService.svc/WebTicketServiceAnon", SVC_ROUTE_WEBTICKET},
 };
+
+/* A path that only starts like the Web Ticket Service is not it. */
+Test(service_routes, webticket_prefix_is_a_path_segment)
+{
+    bool post = false;
+    const char *t = "/WebTicket/WebTicketService.svcX";
+    cr_expect_eq(svc_route_of("POST", t, strlen(t), &post), SVC_ROUTE_OTHER);
+    t = "/WebTicket/WebTicketService.sv";
+    cr_expect_eq(svc_route_of("POST", t, strlen(t), &post), SVC_ROUTE_OTHER);
+}
 
 /* route_of calls svc_route_of on a copy of the target that ends at a guard page, so a read past
  * `len` faults. */
