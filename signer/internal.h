@@ -120,6 +120,15 @@ int cert_assemble(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_len, size_t tbs_
 int cert_sign_one(uint8_t der[SIGNER_CERT_DER_MAX], size_t *out_len, struct hsm_key *signer,
                   const struct cert_spec *spec);
 
+/* ca_delegate_issue makes a delegated signer of the issuing CA (delegate.c): a P-256 key in
+ * key_path (0600) and its certificate of `kind` (subject CN=cn, valid `days`, 1..3650, cut at the
+ * CA's end) in crt_path, each written as PATH.new first and renamed, the key first. Returns 0
+ * (*out_not_after_s set when not NULL), -EINVAL (days, a path too long, the CA expired), -EAGAIN
+ * (the CA key is down), -EIO (signing failed) or a negative errno. */
+int ca_delegate_issue(struct signer_ca *ca, enum cert_kind kind, const char *cn,
+                      const char *key_path, const char *crt_path, uint32_t days, int64_t now_s,
+                      int64_t *out_not_after_s);
+
 /* cert_pem_encode writes the certificate as PEM ("-----BEGIN CERTIFICATE-----", 64-column base64)
  * into `out`, NUL-terminated. Returns 0 with *out_len (without the NUL) set, or -E2BIG. */
 int cert_pem_encode(char *out, size_t cap, size_t *out_len, const uint8_t *der, size_t der_len);

@@ -394,90 +394,13 @@ int signer_ocsp_signer_issue(struct signer_ca *ca, const char *dir, uint32_t day
 {
     ASSERT(ca != NULL);
     ASSERT(dir != NULL);
-    if (days < 1 || days > 3650) {
-        return -EINVAL;
-    }
-    char key_new[4200];
-    char crt_new[4200];
     char key_path[4200];
     char crt_path[4200];
-    if (signer_paths(key_new, crt_new, dir, ".new") != 0 ||
-        signer_paths(key_path, crt_path, dir, "") != 0) {
+    if (signer_paths(key_path, crt_path, dir, "") != 0) {
         return -EINVAL;
     }
-    (void)unlink(key_new); /* a left-over of an interrupted run */
-    struct hsm_key *key = NULL;
-    int rc = hsm_soft_generate(&key, key_new, HSM_KEY_P256);
-    if (rc != 0) {
-        return rc;
-    }
-    static uint8_t spki[HSM_SPKI_MAX];
-    size_t spki_len = 0;
-    static uint8_t der[SIGNER_CERT_DER_MAX];
-    static char pem[2 * SIGNER_CERT_DER_MAX + 128];
-    size_t der_len = 0;
-    size_t pem_len = 0;
-    uint8_t serial[SIGNER_SERIAL_LEN];
-    cert_serial_random(serial);
-    int64_t not_after = now_s + (int64_t)days * 86400;
-    not_after = not_after > ca->not_after_s ? ca->not_after_s : not_after;
-    rc = hsm_key_public_der(key, spki, sizeof(spki), &spki_len);
-    if (rc != 0 || not_after <= now_s) {
-        rc = rc != 0 ? rc : -EINVAL; /* the issuing CA has expired */
-        goto out;
-    }
-    struct cert_spec spec = {
-        .kind = CERT_KIND_OCSP,
-        .sig_type = hsm_key_get_type(ca->key),
-        .serial = serial,
-        .issuer = ca->issuer,
-        .issuer_len = ca->issuer_len,
-        .subject_cn = OCSP_SIGNER_CN,
-        .subject_cn_len = sizeof(OCSP_SIGNER_CN) - 1,
-        .not_before_s = now_s - SIGNER_BACKDATE_S,
-        .not_after_s = not_after,
-        .spki = spki,
-        .spki_len = spki_len,
-        .aki = ca->ski,
-        .aki_len = ca->ski_len,
-    };
-    size_t tbs_len = 0;
-    rc = cert_tbs_build(der, &tbs_len, &spec);
-    if (rc != 0) {
-        goto out;
-    }
-    struct hsm_sign_item item;
-    cert_sign_item_init(&item, der, tbs_len);
-    rc = hsm_key_sign_batch(ca->key, &item, 1);
-    if (rc != 0 || item.rc != 0) {
-        rc = rc == -EAGAIN ? -EAGAIN : -EIO;
-        goto out;
-    }
-    rc = cert_assemble(der, &der_len, tbs_len, spec.sig_type, item.sig_len);
-    if (rc == 0) {
-        rc = cert_pem_encode(pem, sizeof(pem), &pem_len, der, der_len);
-    }
-    if (rc == 0) {
-        rc = base_file_write_atomic(crt_new, pem, pem_len, 0644, false);
-    }
-    /* The key first, then its certificate: a crash between leaves a pair that does not match,
-     * which signer_ocsp_signer_open refuses (the CA then signs). */
-    if (rc == 0 && rename(key_new, key_path) == -1) {
-        rc = -errno;
-    }
-    if (rc == 0 && rename(crt_new, crt_path) == -1) {
-        rc = -errno;
-    }
-    if (rc == 0 && out_not_after_s != NULL) {
-        *out_not_after_s = not_after;
-    }
-out:
-    hsm_key_free(key);
-    if (rc != 0) {
-        (void)unlink(key_new);
-        (void)unlink(crt_new);
-    }
-    return rc;
+    return ca_delegate_issue(ca, CERT_KIND_OCSP, OCSP_SIGNER_CN, key_path, crt_path, days, now_s,
+                             out_not_after_s);
 }
 
 int signer_ocsp_signer_open(struct signer_ocsp_signer **out, struct signer_ca *ca, const char *dir)
