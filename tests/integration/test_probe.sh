@@ -180,6 +180,13 @@ same "metadata 404: the URL and the status" "$(sed -n 2p "$T/j")" "GET https://l
 has "metadata 404: what to do" "$T/j" "^metadata: .*--target-uri must be the CertProv service URL"
 same "metadata 404: no PIN was sent" "$(sed -n 4p "$T/j")" "dns,trust,connect,tls,metadata"
 
+# A target whose metadata is not CertProv's (the Web Ticket Service's own): what it lacks, named.
+probe 27182 bootstrap --target-uri "https://localhost:$TPORT/WebTicket/WebTicketService.svc" \
+    --phone-or-ext 1001 --pin-stdin --trust "$CA"
+verdict "the Web Ticket Service as the target" 1 Failure metadata
+has "... names the policy it lacks" "$T/p.out" \
+    "^Error +: GET https://localhost:$TPORT/WebTicket/WebTicketService.svc/mex: no wsp:Policy CertProvisioningServiceWebTicketProof_SHA1_policy in the metadata"
+
 # (c) a CertProv that refuses the ticket: a balancer (HAProxy, TLS terminated with this
 # appliance's server certificate) that sends the Web Ticket Service to this appliance and CertProv
 # to another one that is not of its fleet (its own CA and pin.key): the ticket is signed by a key
