@@ -612,6 +612,12 @@ static void json_ceiling(const struct report *rep)
             "\"full_cpu_us\":%.2f,\"resumed_cpu_us\":%.2f}",
             rep->ceil.hs_full_cpu_us, rep->ceil.hs_resumed_cpu_us);
     }
+    if (ticket_us(&rep->ceil) > 0) {
+        fprintf(rep->json,
+                ",\"web_ticket\":{\"what\":\"the assertion's ECDSA P-256 sign (Web Ticket "
+                "Service) and verify (CertProv)\",\"cpu_us\":%.2f}",
+                ticket_us(&rep->ceil));
+    }
     fprintf(rep->json, "}");
 }
 

@@ -78,6 +78,7 @@ has "est-tls: one handshake per connection" "$T/est-tls.json" '"handshakes_full"
 # phone: a ticket then GetAndPublishCert per enrollment, on keep-alive connections; its ceiling is
 # the enrollment's crypto plus the ticket's P-256 sign (Web Ticket Service) and verify (CertProv).
 has "phone: one handshake per connection" "$T/phone.json" '"handshakes_full":4,'
+has "phone: the ticket's crypto in the JSON ceiling" "$T/phone.json" '"web_ticket":\{[^}]*"cpu_us":[0-9]'
 /usr/bin/python3 - "$T/phone.json" >"$T/phone.ceil" 2>&1 <<'PY'
 import json, sys
 o = json.loads(open(sys.argv[1]).read())
