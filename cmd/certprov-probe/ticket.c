@@ -135,30 +135,53 @@ static int el_text(char *out, size_t cap, const char *el, const char *end)
     return unescape(out, cap, s, (size_t)(e - s));
 }
 
-/* el_attr copies the value of attribute `name` (matched with its prefix, as written) of the
- * start tag at `el`. */
-static int el_attr(char *out, size_t cap, const char *el, const char *end, const char *name)
+/* el_attr copies the value of the attribute of local name `local` (any prefix, as elements) of
+ * the start tag at `el`. */
+static int el_attr(char *out, size_t cap, const char *el, const char *end, const char *local)
 {
     const char *gt = el != NULL ? tag_end(el, end) : NULL;
     if (gt == NULL) {
         return -ENOENT;
     }
-    size_t nl = strlen(name);
-    for (const char *p = el; p < gt; p++) {
-        if (strchr(" \t\r\n", *p) == NULL || (size_t)(gt - p) < nl + 3 ||
-            memcmp(p + 1, name, nl) != 0 || p[1 + nl] != '=') {
+    size_t ll = strlen(local);
+    const char *p = el + 1 + strcspn(el + 1, " \t\r\n/>"); /* past the element's name */
+    while (p < gt) {
+        while (p < gt && strchr(" \t\r\n", *p) != NULL) {
+            p++;
+        }
+        const char *name = p;
+        while (p < gt && *p != '=' && strchr(" \t\r\n/>", *p) == NULL) {
+            p++;
+        }
+        size_t nl = (size_t)(p - name);
+        const char *colon = memchr(name, ':', nl);
+        const char *lname = colon != NULL ? colon + 1 : name;
+        size_t lnl = nl - (size_t)(lname - name);
+        while (p < gt && strchr(" \t\r\n", *p) != NULL) {
+            p++;
+        }
+        if (p >= gt || *p != '=') {
+            if (p < gt) {
+                p++; /* a stray byte ('/'): step over it */
+            }
             continue;
         }
-        char q = p[2 + nl];
-        if (q != '"' && q != '\'') {
-            continue;
+        p++;
+        while (p < gt && strchr(" \t\r\n", *p) != NULL) {
+            p++;
         }
-        const char *v = p + 3 + nl;
-        const char *ve = memchr(v, q, (size_t)(gt - v));
+        if (p >= gt || (*p != '"' && *p != '\'')) {
+            return -ENOENT;
+        }
+        char q = *p++;
+        const char *ve = memchr(p, q, (size_t)(gt - p));
         if (ve == NULL) {
             return -ENOENT;
         }
-        return unescape(out, cap, v, (size_t)(ve - v));
+        if (lnl == ll && memcmp(lname, local, ll) == 0) {
+            return unescape(out, cap, p, (size_t)(ve - p));
+        }
+        p = ve + 1;
     }
     return -ENOENT;
 }
@@ -187,8 +210,7 @@ int probe_mex_certprov(struct probe_metadata *out, char *err, size_t err_len, co
     char v[PROBE_URI_MAX];
     for (const char *p = find_el(xml, end, "Policy"); p != NULL;
          p = find_el(p + 1, end, "Policy")) {
-        if ((el_attr(v, sizeof(v), p, end, "wsu:Id") == 0 ||
-             el_attr(v, sizeof(v), p, end, "Id") == 0) &&
+        if (el_attr(v, sizeof(v), p, end, "Id") == 0 &&
             strcmp(v, PROBE_PROOF_PORT "_policy") == 0) {
             pol = p;
             break;
