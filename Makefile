@@ -230,13 +230,13 @@ test: deps
 # ---- benchmarks (never part of make test) ----
 # The standard matrix (about 7 minutes on 2 cores): the component benches, then certprov-bench
 # against a private certprovd: the crypto ceiling (with the TLS handshake's server crypto), est,
-# est-tls, soap, soap-tls and renew-mtls closed loop at each concurrency plus one open-loop run
+# est-tls, soap, soap-tls, phone and renew-mtls closed loop at each concurrency plus one open-loop run
 # at half the best rate, the scenarios that need parts not built yet (printed as skipped); the
 # handshake costs (a new connection per GET /healthz: TLS 1.3 and 1.2, full and resumed, and
 # plain HTTP); and 10,000 idle keep-alive connections. Each invocation prints the bars whose
 # scenarios it ran. Table on stdout, JSON Lines in $(BUILD)/bench/. A smoke run of
 # certprov-bench is part of make test (test_bench.sh).
-BENCH_MATRIX ?= --scenario est,est-tls,soap,soap-tls,renew-mtls,est-pkcs11,est-pool-down \
+BENCH_MATRIX ?= --scenario est,est-tls,soap,soap-tls,phone,renew-mtls,est-pkcs11,est-pool-down \
     --concurrency 1,16,64,256 --duration 10 --rate half
 BENCH_HANDSHAKES ?= --scenario tls-full,tls-resumed,tls12-full,tls12-resumed,http-conn,ocsp \
     --concurrency 16 --duration 5

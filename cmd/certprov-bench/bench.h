@@ -84,7 +84,11 @@ enum bench_proto {
     BENCH_PROTO_SOAP,
     BENCH_PROTO_REENROLL,
     BENCH_PROTO_HEALTHZ,
-    BENCH_PROTO_OCSP /* POST /CertProv/ocsp: the "CSR" of a request is a DER OCSPRequest */
+    BENCH_PROTO_OCSP, /* POST /CertProv/ocsp: the "CSR" of a request is a DER OCSPRequest */
+    /* The phone's path ([MS-OCAUTHWS] §3.2, §3.1): a Web ticket by PIN (WS-Trust RST to the
+     * Web Ticket Service's PIN port), then GetAndPublishCert with the ticket and its HMAC-SHA1
+     * proof on the same connection; an enrollment = the certificate, latency from the RST. */
+    BENCH_PROTO_PHONE
 };
 
 /* Log-linear latency histogram (HDR-style): 64 sub-buckets per power of two of nanoseconds,

@@ -25,11 +25,16 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/base64.h>
 #include <openssl/bytestring.h>
+#include <openssl/digest.h>
 #include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -38,12 +43,20 @@
 
 #define LOAD_RBUF_LEN 16384u     /* the largest answer we accept (a SOAP answer is ~2 KiB) */
 #define LOAD_REQ_MAX 8192u       /* one prebuilt request */
+#define LOAD_REQ2_MAX 16384u     /* phone: the GetAndPublishCert a ticket's answer makes */
 #define LOAD_EVENTS_MAX 256u     /* epoll events per wait */
 #define LOAD_RETRY_NS 100000000u /* a connection that failed is retried after 100 ms */
 
 #define SOAP_PATH "/CertProv/CertProvisioningService.svc"
 #define EST_PATH "/.well-known/est/simpleenroll"
 #define REENROLL_PATH "/.well-known/est/simplereenroll"
+#define WT_PIN_PATH "/WebTicket/WebTicketService.svc/Auth"
+#define PROOF_PATH SOAP_PATH "/WebTicket_Proof"
+#define PHONE_ENTROPY_LEN 32u
+#define NS_WSSE "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+#define NS_WSU "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+#define NS_DS "http://www.w3.org/2000/09/xmldsig#"
+#define NS_EXC "http://www.w3.org/2001/10/xml-exc-c14n#"
 
 enum conn_state {
     CONN_DOWN,
@@ -70,11 +83,15 @@ struct conn {
     size_t out_off;
     uint8_t *rbuf;
     size_t rlen;
+    uint32_t req_idx;  /* the request (and CSR) being sent */
+    bool ticket_phase; /* phone: the RST is out, GetAndPublishCert follows its answer */
+    uint8_t *buf2;     /* phone: LOAD_REQ2_MAX bytes for that GetAndPublishCert */
 };
 
 struct req {
     uint8_t *buf;
     size_t len;
+    uint8_t entropy[PHONE_ENTROPY_LEN]; /* phone: the RST's client entropy */
 };
 
 struct load {
@@ -200,7 +217,30 @@ static int build_req(struct req *r, uint8_t *buf, enum bench_proto proto, const 
     ASSERT(n > 0 && (size_t)n < sizeof(cred));
     b64(auth, (const uint8_t *)cred, (size_t)n);
     b64(csr64, c->der, c->der_len);
-    if (proto != BENCH_PROTO_SOAP) {
+    if (proto == BENCH_PROTO_PHONE) {
+        /* The RST of the phone's path (PROTOCOL-NOTES §2.5, as pidgin-sipe sends it: WS-Trust
+         * 2005/02), the PIN in a UsernameToken; the client entropy kept for the proof key. */
+        char e64[BASE_B64_LEN(PHONE_ENTROPY_LEN) + 1];
+        RAND_bytes(r->entropy, sizeof(r->entropy));
+        b64(e64, r->entropy, sizeof(r->entropy));
+        n = snprintf(
+            body, sizeof(body),
+            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header>"
+            "<wsse:Security xmlns:wsse=\"" NS_WSSE "\"><wsse:UsernameToken><wsse:Username>%s"
+            "</wsse:Username><wsse:Password>%s</wsse:Password></wsse:UsernameToken>"
+            "</wsse:Security></s:Header><s:Body><wst:RequestSecurityToken xmlns:wst=\""
+            "http://schemas.xmlsoap.org/ws/2005/02/trust\" Context=\"bench-%u\">"
+            "<wst:TokenType>http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1"
+            "#SAMLV1.1</wst:TokenType><wst:RequestType>http://schemas.xmlsoap.org/ws/2005/02/"
+            "trust/Issue</wst:RequestType><wsp:AppliesTo xmlns:wsp=\"http://schemas.xmlsoap.org/"
+            "ws/2004/09/policy\"><wsa:EndpointReference xmlns:wsa=\"http://www.w3.org/2005/08/"
+            "addressing\"><wsa:Address>https://%s" PROOF_PATH "</wsa:Address>"
+            "</wsa:EndpointReference></wsp:AppliesTo><wst:Entropy><wst:BinarySecret>%s"
+            "</wst:BinarySecret></wst:Entropy><wst:KeyType>http://docs.oasis-open.org/ws-sx/"
+            "ws-trust/200512/SymmetricKey</wst:KeyType></wst:RequestSecurityToken></s:Body>"
+            "</s:Envelope>",
+            ext, pin, user, BENCH_TLS_NAME, e64);
+    } else if (proto != BENCH_PROTO_SOAP) {
         n = snprintf(body, sizeof(body), "%s", csr64);
     } else {
         n = snprintf(
@@ -226,20 +266,24 @@ static int build_req(struct req *r, uint8_t *buf, enum bench_proto proto, const 
     /* simplereenroll carries no PIN: the client certificate is the credential (RFC 7030
      * §4.2.2; a PIN there is refused). */
     char auth_hdr[96] = "";
-    if (proto != BENCH_PROTO_REENROLL) {
+    if (proto != BENCH_PROTO_REENROLL && proto != BENCH_PROTO_PHONE) {
         snprintf(auth_hdr, sizeof(auth_hdr), "Authorization: Basic %s\r\n", auth);
     }
+    bool soap = proto == BENCH_PROTO_SOAP || proto == BENCH_PROTO_PHONE;
     n = snprintf((char *)buf, LOAD_REQ_MAX,
                  "POST %s HTTP/1.1\r\nHost: %s\r\n%s%s"
                  "Content-Type: %s\r\n%sContent-Length: %zu\r\n\r\n",
                  proto == BENCH_PROTO_EST        ? EST_PATH
                  : proto == BENCH_PROTO_REENROLL ? REENROLL_PATH
+                 : proto == BENCH_PROTO_PHONE    ? WT_PIN_PATH
                                                  : SOAP_PATH,
                  BENCH_TLS_NAME, auth_hdr, conn_close,
-                 proto != BENCH_PROTO_SOAP ? "application/pkcs10" : "text/xml; charset=utf-8",
-                 proto != BENCH_PROTO_SOAP ? ""
-                                           : "SOAPAction: \"http://schemas.microsoft.com/OCS/"
-                                             "AuthWebServices/GetAndPublishCert\"\r\n",
+                 !soap ? "application/pkcs10" : "text/xml; charset=utf-8",
+                 !soap                        ? ""
+                 : proto == BENCH_PROTO_PHONE ? "SOAPAction: \"http://docs.oasis-open.org/"
+                                                "ws-sx/ws-trust/200512/RST/Issue\"\r\n"
+                                              : "SOAPAction: \"http://schemas.microsoft.com/OCS/"
+                                                "AuthWebServices/GetAndPublishCert\"\r\n",
                  body_len);
     if (n <= 0 || (size_t)n + body_len > LOAD_REQ_MAX) {
         return -E2BIG;
@@ -438,11 +482,13 @@ static void conn_send(struct load *l, struct conn *c, uint64_t start_ns, uint64_
     ASSERT(c->state == CONN_IDLE);
     const struct req *r;
     if (c->ident != NULL) {
-        r = &l->reqs[c->ident->user]; /* CSR u names user u (u < num_csrs: bench_load_run) */
+        c->req_idx = c->ident->user; /* CSR u names user u (u < num_csrs: bench_load_run) */
     } else {
-        r = &l->reqs[l->next_req];
+        c->req_idx = l->next_req;
         l->next_req = (l->next_req + 1) % l->opt->num_csrs;
     }
+    r = &l->reqs[c->req_idx];
+    c->ticket_phase = l->opt->proto == BENCH_PROTO_PHONE;
     c->out = r->buf;
     c->out_len = r->len;
     c->out_off = 0;
@@ -553,6 +599,165 @@ static bool ocsp_successful(const uint8_t *body, size_t len)
            CBS_peek_asn1_tag(&resp, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0);
 }
 
+/* ---- the phone's GetAndPublishCert, made from the ticket's answer ---- */
+
+/* p_sha1 writes out_len bytes of P_SHA1(secret, seed) (RFC 2246 §5; WS-Trust 1.3 §4.4.5). */
+static void p_sha1(uint8_t *out, size_t out_len, const uint8_t *secret, size_t secret_len,
+                   const uint8_t *seed, size_t seed_len)
+{
+    uint8_t a[SHA_DIGEST_LENGTH];
+    uint8_t in[SHA_DIGEST_LENGTH + 64];
+    uint8_t block[SHA_DIGEST_LENGTH];
+    unsigned int n = 0;
+    ASSERT(seed_len <= 64);
+    ASSERT(HMAC(EVP_sha1(), secret, secret_len, seed, seed_len, a, &n) != NULL);
+    for (size_t done = 0; done < out_len; done += n) {
+        memcpy(in, a, sizeof(a));
+        memcpy(in + sizeof(a), seed, seed_len);
+        ASSERT(HMAC(EVP_sha1(), secret, secret_len, in, sizeof(a) + seed_len, block, &n) != NULL);
+        memcpy(out + done, block, out_len - done < n ? out_len - done : n);
+        ASSERT(HMAC(EVP_sha1(), secret, secret_len, a, sizeof(a), a, &n) != NULL);
+    }
+}
+
+/* between returns the bytes after the first `open` up to the next `close` in b[0..len). */
+static const char *between(size_t *out_len, const char *b, size_t len, const char *open,
+                           const char *close)
+{
+    const char *s = memmem(b, len, open, strlen(open));
+    if (s == NULL) {
+        return NULL;
+    }
+    s += strlen(open);
+    const char *e = memmem(s, len - (size_t)(s - b), close, strlen(close));
+    if (e == NULL) {
+        return NULL;
+    }
+    *out_len = (size_t)(e - s);
+    return s;
+}
+
+/* phone_enroll reads the RSTR body[0..len) (the assertion verbatim, the server entropy, KeySize),
+ * derives the proof key and sends GetAndPublishCert to the Web ticket port: a Timestamp and
+ * SignedInfo written in their exclusive-c14n form, the assertion, the HMAC-SHA1 proof. Returns
+ * false when the answer holds no usable ticket. */
+static bool phone_enroll(struct load *l, struct conn *c, const uint8_t *body, size_t len,
+                         uint64_t now)
+{
+    const char *b = (const char *)body;
+    const char *as = memmem(b, len, "<saml:Assertion ", 16);
+    const char *ae =
+        as != NULL ? memmem(as, len - (size_t)(as - b), "</saml:Assertion>", 17) : NULL;
+    if (ae == NULL) {
+        return false;
+    }
+    ae += 17;
+    size_t id_len = 0;
+    size_t sec_len = 0;
+    size_t ks_len = 0;
+    const char *id = between(&id_len, as, (size_t)(ae - as), "AssertionID=\"", "\"");
+    const char *rest = ae;
+    size_t rest_len = len - (size_t)(ae - b);
+    const char *sec = between(&sec_len, rest, rest_len, "<BinarySecret", "</BinarySecret>");
+    const char *ks = between(&ks_len, rest, rest_len, "<KeySize>", "</KeySize>");
+    const char *gt = sec != NULL ? memchr(sec, '>', sec_len) : NULL;
+    uint8_t server[64];
+    size_t server_len = 0;
+    size_t key_len = ks != NULL ? strtoul(ks, NULL, 10) / 8 : 32;
+    if (id == NULL || id_len == 0 || id_len > 200 || gt == NULL || key_len < 16 || key_len > 64 ||
+        !EVP_DecodeBase64(server, &server_len, sizeof(server), (const uint8_t *)gt + 1,
+                          sec_len - (size_t)(gt + 1 - sec))) {
+        return false;
+    }
+    const struct req *r = &l->reqs[c->req_idx];
+    uint8_t key[64];
+    p_sha1(key, key_len, r->entropy, sizeof(r->entropy), server, server_len);
+    char created[32];
+    char expires[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    ASSERT(gmtime_r(&t, &tm) != NULL);
+    strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    t += 300;
+    ASSERT(gmtime_r(&t, &tm) != NULL);
+    strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char ts[400];
+    int n = snprintf(ts, sizeof(ts),
+                     "<wsu:Timestamp xmlns:wsu=\"" NS_WSU "\" wsu:Id=\"timestamp\"><wsu:Created>%s"
+                     "</wsu:Created><wsu:Expires>%s</wsu:Expires></wsu:Timestamp>",
+                     created, expires);
+    ASSERT(n > 0 && (size_t)n < sizeof(ts));
+    uint8_t d[SHA_DIGEST_LENGTH];
+    SHA1((const uint8_t *)ts, (size_t)n, d);
+    char d64[BASE_B64_LEN(SHA_DIGEST_LENGTH) + 1];
+    b64(d64, d, sizeof(d));
+    char si[900];
+    n = snprintf(si, sizeof(si),
+                 "<SignedInfo xmlns=\"" NS_DS "\"><CanonicalizationMethod Algorithm=\"" NS_EXC
+                 "\"></CanonicalizationMethod><SignatureMethod Algorithm=\"" NS_DS
+                 "hmac-sha1\"></SignatureMethod><Reference URI=\"#timestamp\"><Transforms>"
+                 "<Transform Algorithm=\"" NS_EXC "\"></Transform></Transforms><DigestMethod "
+                 "Algorithm=\"" NS_DS "sha1\"></DigestMethod><DigestValue>%s</DigestValue>"
+                 "</Reference></SignedInfo>",
+                 d64);
+    ASSERT(n > 0 && (size_t)n < sizeof(si));
+    uint8_t mac[SHA_DIGEST_LENGTH];
+    unsigned int mac_len = 0;
+    ASSERT(HMAC(EVP_sha1(), key, key_len, (const uint8_t *)si, (size_t)n, mac, &mac_len) != NULL);
+    char mac64[BASE_B64_LEN(SHA_DIGEST_LENGTH) + 1];
+    b64(mac64, mac, mac_len);
+    char name[64];
+    char ext[16];
+    char pin[16];
+    bench_user_fill(c->req_idx % l->opt->num_users, name, ext, pin);
+    const struct bench_csr *csr = &l->opt->csrs[c->req_idx];
+    char csr64[BENCH_CSR_DER_MAX * 2];
+    b64(csr64, csr->der, csr->der_len);
+    /* The body after the head: the head's Content-Length is written once the body's size is
+     * known, so the body goes at a fixed offset and the head is moved before it. */
+    char *out = (char *)c->buf2;
+    const size_t head_max = 512;
+    int bl = snprintf(
+        out + head_max, LOAD_REQ2_MAX - head_max,
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header>"
+        "<wsse:Security xmlns:wsse=\"" NS_WSSE "\">%s%.*s<Signature xmlns=\"" NS_DS "\">%s"
+        "<SignatureValue>%s</SignatureValue><KeyInfo><wsse:SecurityTokenReference>"
+        "<wsse:KeyIdentifier ValueType=\"http://docs.oasis-open.org/wss/"
+        "oasis-wss-saml-token-profile-1.0#SAMLAssertionID\">%.*s</wsse:KeyIdentifier>"
+        "</wsse:SecurityTokenReference></KeyInfo></Signature></wsse:Security></s:Header>"
+        "<s:Body><GetAndPublishCert xmlns=\"http://schemas.microsoft.com/OCS/AuthWebServices/\""
+        " DeviceId=\"{2C9F6F43-8B0A-4E5D-9E0B-%012X}\" Entity=\"%s\">"
+        "<wst:RequestSecurityToken xmlns:wst=\"http://docs.oasis-open.org/ws-sx/ws-trust/"
+        "200512\"><wst:TokenType>http://docs.oasis-open.org/wss/2004/01/"
+        "oasis-200401-wss-x509-token-profile-1.0#X509v3</wst:TokenType>"
+        "<wst:RequestType>http://docs.oasis-open.org/ws-sx/ws-trust/200512/Issue"
+        "</wst:RequestType><wsse:BinarySecurityToken xmlns:wsse=\"" NS_WSSE "\" ValueType=\""
+        "http://schemas.microsoft.com/OCS/AuthWebServices.xsd#PKCS10\">%s"
+        "</wsse:BinarySecurityToken></wst:RequestSecurityToken></GetAndPublishCert></s:Body>"
+        "</s:Envelope>",
+        ts, (int)(ae - as), as, si, mac64, (int)id_len, id, c->req_idx % l->opt->num_users, name,
+        csr64);
+    if (bl <= 0 || (size_t)bl >= LOAD_REQ2_MAX - head_max) {
+        return false;
+    }
+    char head[512];
+    int hl = snprintf(head, sizeof(head),
+                      "POST " PROOF_PATH " HTTP/1.1\r\nHost: %s\r\n"
+                      "Content-Type: text/xml; charset=utf-8\r\nSOAPAction: \"http://"
+                      "schemas.microsoft.com/OCS/AuthWebServices/GetAndPublishCert\"\r\n"
+                      "Content-Length: %d\r\n\r\n",
+                      BENCH_TLS_NAME, bl);
+    ASSERT(hl > 0 && (size_t)hl <= head_max);
+    memcpy(out + head_max - (size_t)hl, head, (size_t)hl);
+    c->out = c->buf2 + head_max - (size_t)hl;
+    c->out_len = (size_t)hl + (size_t)bl;
+    c->out_off = 0;
+    c->rlen = 0;
+    c->state = CONN_SENDING;
+    conn_flush(l, c, now);
+    return true;
+}
+
 /* conn_answer looks at what was read: returns false while the answer is incomplete; else it is
  * accounted and the connection is idle (or closed when the server said Connection: close). */
 static bool conn_answer(struct load *l, struct conn *c, uint64_t now)
@@ -583,6 +788,18 @@ static bool conn_answer(struct load *l, struct conn *c, uint64_t now)
     int status = atoi(h + 9);
     const char *conn_hdr = header_value(h, hlen, "Connection");
     bool close_after = conn_hdr != NULL && strncasecmp(conn_hdr, "close", 5) == 0;
+    const char *phase = "";
+    if (c->ticket_phase) {
+        /* The phone's ticket: GetAndPublishCert follows on this connection, the same request
+         * still in flight; a refused or unusable ticket is this request's error. */
+        c->ticket_phase = false;
+        if (status == 200 && !close_after && c->rlen == hlen + body_len &&
+            phone_enroll(l, c, c->rbuf + hlen, body_len, now)) {
+            return true;
+        }
+        phase = "ticket ";
+        status = status == 200 ? 297 : status; /* 297: a 200 without a usable ticket */
+    }
     ASSERT(l->inflight > 0);
     l->inflight--;
     l->last_done_ns = now;
@@ -598,7 +815,7 @@ static bool conn_answer(struct load *l, struct conn *c, uint64_t now)
         char code[32];
         char name[BENCH_ERROR_NAME_MAX];
         parse_code(code, sizeof(code), c->rbuf + hlen, body_len);
-        snprintf(name, sizeof(name), "%d %s", status, code);
+        snprintf(name, sizeof(name), "%s%d %s", phase, status, code);
         count_error(l->res, name);
     }
     bool extra = c->rlen > hlen + body_len; /* we never pipeline: bytes nobody asked for */
@@ -713,8 +930,8 @@ static int load_init(struct load *l, const struct bench_load_options *opt,
     res->hist = calloc(1, sizeof(*res->hist));
     l->conns = calloc(opt->concurrency, sizeof(*l->conns));
     l->reqs = calloc(opt->num_csrs, sizeof(*l->reqs));
-    l->arena =
-        malloc((size_t)opt->num_csrs * LOAD_REQ_MAX + (size_t)opt->concurrency * LOAD_RBUF_LEN);
+    size_t conn_len = LOAD_RBUF_LEN + (opt->proto == BENCH_PROTO_PHONE ? LOAD_REQ2_MAX : 0);
+    l->arena = malloc((size_t)opt->num_csrs * LOAD_REQ_MAX + (size_t)opt->concurrency * conn_len);
     if (res->hist == NULL || l->conns == NULL || l->reqs == NULL || l->arena == NULL) {
         return -ENOMEM;
     }
@@ -727,7 +944,11 @@ static int load_init(struct load *l, const struct bench_load_options *opt,
     }
     uint8_t *rbufs = l->arena + (size_t)opt->num_csrs * LOAD_REQ_MAX;
     for (uint32_t i = 0; i < opt->concurrency; i++) {
-        l->conns[i] = (struct conn){.fd = -1, .rbuf = rbufs + (size_t)i * LOAD_RBUF_LEN};
+        uint8_t *cb = rbufs + (size_t)i * conn_len;
+        l->conns[i] = (struct conn){.fd = -1, .rbuf = cb};
+        if (opt->proto == BENCH_PROTO_PHONE) {
+            l->conns[i].buf2 = cb + LOAD_RBUF_LEN;
+        }
         if (opt->num_idents > 0) {
             l->conns[i].ident = &opt->idents[i % opt->num_idents];
         }

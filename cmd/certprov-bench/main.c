@@ -44,7 +44,8 @@ enum ceil_kind {
     CEIL_ENROLL_HS_RESUMED,
     CEIL_HS_FULL,
     CEIL_HS_RESUMED,
-    CEIL_NONE /* TLS 1.2 resumption: no public-key crypto at all */
+    CEIL_ENROLL_TICKET, /* an enrollment and a Web ticket's (ticket_us) */
+    CEIL_NONE           /* TLS 1.2 resumption: no public-key crypto at all */
 };
 
 /* The scenario table. Scenarios whose server side does not exist yet are listed with the reason;
@@ -82,6 +83,13 @@ static const struct scenario scenarios[] = {
      .tls = true,
      .new_conn = true,
      .ceil = CEIL_ENROLL_HS_FULL},
+    {.name = "phone",
+     .proto = BENCH_PROTO_PHONE,
+     .what = "the phone's path on keep-alive HTTPS: a Web ticket by PIN (RST to the Web Ticket "
+             "Service's PIN port), then GetAndPublishCert with the ticket and its HMAC-SHA1 proof "
+             "on the same connection (an enrollment = the certificate)",
+     .tls = true,
+     .ceil = CEIL_ENROLL_TICKET},
     {.name = "renew-mtls",
      .proto = BENCH_PROTO_REENROLL,
      .what = "EST simplereenroll by client certificate, a new TLS connection per renewal resuming "
@@ -194,6 +202,10 @@ static void usage(FILE *out)
         "                     est-tls: est over keep-alive HTTPS\n"
         "                     soap-tls: soap on a new HTTPS connection per enrollment (full\n"
         "                       handshake, no resumption: a phone's first contact)\n"
+        "                     phone: the phone's path on keep-alive HTTPS: per enrollment a\n"
+        "                       Web ticket by PIN, then GetAndPublishCert with the ticket and\n"
+        "                       its proof on the same connection (ceiling: the enrollment's\n"
+        "                       crypto plus the ticket's P-256 sign and verify)\n"
         "                     renew-mtls: EST simplereenroll by client certificate, a new\n"
         "                       connection per renewal resuming the slot's previous session\n"
         "                       (a setup first enrolls one user per slot over HTTP)\n"
@@ -468,17 +480,31 @@ static double per(double a, double b)
     return b > 0 ? a / b : 0;
 }
 
+/* ticket_us is the server crypto of a Web ticket: the Web Ticket Service signs the assertion and
+ * CertProv verifies that signature (one ECDSA P-256 sign and one verify; the HMAC-SHA1s of the
+ * proof and the AES-GCM of the sealed key are noise beside them). -1 when not measured. */
+static double ticket_us(const struct bench_ceiling *c)
+{
+    if (c->sign_per_s_core <= 0 || c->verify_per_s_core <= 0) {
+        return -1;
+    }
+    return 1e6 / c->sign_per_s_core + 1e6 / c->verify_per_s_core;
+}
+
 /* scen_ceil_us is the crypto CPU of one enrollment (or handshake) of scenario s, -1 when it was
  * not measured. */
 static double scen_ceil_us(const struct report *rep, const struct scenario *s)
 {
     const struct bench_ceiling *c = &rep->ceil;
-    if (!rep->have_ceil || s->ceil == CEIL_NONE || (s->ceil != CEIL_ENROLL && !c->tls)) {
+    if (!rep->have_ceil || s->ceil == CEIL_NONE ||
+        (s->ceil != CEIL_ENROLL && s->ceil != CEIL_ENROLL_TICKET && !c->tls)) {
         return -1;
     }
     switch (s->ceil) {
     case CEIL_ENROLL:
         return c->cpu_us_per_op;
+    case CEIL_ENROLL_TICKET:
+        return ticket_us(c) > 0 ? c->cpu_us_per_op + ticket_us(c) : -1;
     case CEIL_ENROLL_HS_FULL:
         return c->cpu_us_per_op + c->hs_full_cpu_us;
     case CEIL_ENROLL_HS_RESUMED:
@@ -585,6 +611,12 @@ static void json_ceiling(const struct report *rep)
             "full adds SHA-256 of a 2 KiB transcript + ECDSA P-256 sign\","
             "\"full_cpu_us\":%.2f,\"resumed_cpu_us\":%.2f}",
             rep->ceil.hs_full_cpu_us, rep->ceil.hs_resumed_cpu_us);
+    }
+    if (ticket_us(&rep->ceil) > 0) {
+        fprintf(rep->json,
+                ",\"web_ticket\":{\"what\":\"the assertion's ECDSA P-256 sign (Web Ticket "
+                "Service) and verify (CertProv)\",\"cpu_us\":%.2f}",
+                ticket_us(&rep->ceil));
     }
     fprintf(rep->json, "}");
 }
@@ -926,8 +958,17 @@ static void print_ceiling(const struct report *rep)
                c->cpu_us_per_op + c->hs_full_cpu_us,
                c->ops_per_s * c->cpu_us_per_op / (c->cpu_us_per_op + c->hs_full_cpu_us));
     }
+    if (ticket_us(&rep->ceil) > 0) {
+        const struct bench_ceiling *c = &rep->ceil;
+        double t_us = ticket_us(c);
+        printf("Web ticket server crypto: the assertion's ECDSA P-256 sign and verify %.1f us CPU; "
+               "phone ceiling %.1f us CPU per enrollment (%.0f/s)\n",
+               t_us, c->cpu_us_per_op + t_us,
+               c->ops_per_s * c->cpu_us_per_op / (c->cpu_us_per_op + t_us));
+    }
     printf("ratio = server CPU per enrollment / crypto CPU per enrollment (1.00 = only crypto; "
-           "the scenario's own ceiling: TLS scenarios add their handshake's crypto)\n");
+           "the scenario's own ceiling: TLS scenarios add their handshake's crypto, phone its "
+           "ticket's)\n");
 }
 
 static void hold_idle(int *fds, uint32_t num, const struct bench_server *srv,

@@ -205,13 +205,17 @@ int bench_server_spawn_key(struct bench_server *s, const char *bin, const char *
     /* Durable commits on the real disk under workdir (never tmpfs), P-256 CA (ca init default).
      * Every connection comes from 127.0.0.1: one client may use everything. Each user enrolls
      * thousands of times a run: no per-user limit. TLS beside plain HTTP, in-memory ticket keys,
-     * as many handshakes in progress as connections (a run's connections all start at once). */
+     * as many handshakes in progress as connections (a run's connections all start at once).
+     * The Web ticket replay set keeps every (assertion, Timestamp) pair 5 minutes: the default
+     * 65536 holds ~200 phone enrollments/s over that window, and the phone scenario runs at
+     * thousands per second, run after run on the same certprovd (503 Overloaded beyond it), so
+     * it gets 1M pairs (2M slots of 24 bytes, 48 MiB, touched only by the phone scenario). */
     fprintf(f,
             "[server]\nname = %s\nlisten = 127.0.0.1:%u\ntls_listen = 127.0.0.1:%u\n"
             "max_connections = %u\nmax_connections_per_client = %u\n"
             "max_inflight_per_client = 256\nmax_handshakes = %u\n"
             "[store]\npath = store\nmap_size = 16GiB\n[profile]\nmax_certs_per_user_per_day = 0\n"
-            "[pool.pool1]\nstore = %s\n%s",
+            "[webticket]\nreplay_max = 1048576\n[pool.pool1]\nstore = %s\n%s",
             BENCH_TLS_NAME, s->port, s->tls_port, max_conns, max_conns, max_conns, pool_store,
             ca_conf);
     if (fclose(f) != 0) {

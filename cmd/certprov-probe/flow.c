@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/mem.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -305,16 +307,19 @@ static int step_connect_tls(struct run *r, struct probe_conn *c, X509 *cert, EVP
 /* ---- enrollment ---- */
 
 /* soap_envelope writes GetAndPublishCert for `entity` with the CSR, and a WS-Security
- * UsernameToken when `login` is given (the PIN: the buffer holds a secret then). */
+ * UsernameToken when `login` is given (the PIN: the buffer holds a secret then), or the
+ * wsse:Security header `security` (a Web ticket and its proof) when that is given. */
 static int soap_envelope(char *out, size_t cap, size_t *out_len, const char *entity,
-                         const uint8_t *csr, size_t csr_len, const char *login, const char *pin)
+                         const uint8_t *csr, size_t csr_len, const char *login, const char *pin,
+                         const char *security)
 {
+    ASSERT(login == NULL || security == NULL);
     char b64[FLOW_CSR_MAX * 2];
     size_t b64_len = base_b64_encode(b64, sizeof(b64), csr, csr_len);
     ASSERT(b64_len > 0);
     int n = snprintf(
         out, cap,
-        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\">%s%s%s%s%s"
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\">%s%s%s%s%s%s%s%s"
         "<s:Body><GetAndPublishCert xmlns=\"http://schemas.microsoft.com/OCS/AuthWebServices/\" "
         "DeviceId=\"" FLOW_DEVICE_ID "\" Entity=\"%s\">"
         "<wst:RequestSecurityToken xmlns:wst=\"http://docs.oasis-open.org/ws-sx/ws-trust/200512\">"
@@ -331,7 +336,8 @@ static int soap_envelope(char *out, size_t cap, size_t *out_len, const char *ent
         login != NULL ? login : "", login != NULL ? "</wsse:Username><wsse:Password>" : "",
         login != NULL ? pin : "",
         login != NULL ? "</wsse:Password></wsse:UsernameToken></wsse:Security></s:Header>" : "",
-        entity, b64);
+        security != NULL ? "<s:Header>" : "", security != NULL ? security : "",
+        security != NULL ? "</s:Header>" : "", entity, b64);
     if (n <= 0 || (size_t)n >= cap) {
         return -E2BIG;
     }
@@ -394,9 +400,10 @@ static void code_advice(char *out, size_t cap, const char *code, const char *uri
     }
 }
 
-/* refused turns a non-200 answer into the verdict of step s. */
+/* refused turns a non-200 answer into the verdict of step s. `ticket`: the request carried a Web
+ * ticket (the phone's path): an authentication refusal is CertProv refusing the ticket. */
 static int refused(struct run *r, size_t s, const struct probe_http *resp, const char *what,
-                   const char *uri, bool mtls)
+                   const char *uri, bool mtls, bool ticket)
 {
     char code[64] = "";
     char reason[PROBE_TEXT_MAX / 2] = "";
@@ -425,10 +432,19 @@ static int refused(struct run *r, size_t s, const struct probe_http *resp, const
         probe_fmt(r->err + l, sizeof(r->err) - l, ")");
     }
     char advice[PROBE_TEXT_MAX / 2];
-    code_advice(advice, sizeof(advice), code, uri, mtls);
-    return probe_step_fail(r->rep, s, mtls ? "clientauth" : code_blame(code), r->err,
-                           "the appliance answered %d %s: %s; %s", resp->status, code, reason,
-                           advice);
+    const char *blame = mtls ? "clientauth" : code_blame(code);
+    if (ticket && strcmp(blame, "authentication") == 0) {
+        blame = "certprov";
+        probe_fmt(advice, sizeof(advice),
+                  "CertProv refused the Web ticket its metadata's Web Ticket Service issued; "
+                  "X-Ms-diagnostics names the check (README, Web tickets): a clock off by more "
+                  "than 5 minutes, or a balancer that sends the Web Ticket Service and CertProv "
+                  "to appliances that do not share their CA and pin.key");
+    } else {
+        code_advice(advice, sizeof(advice), code, uri, mtls);
+    }
+    return probe_step_fail(r->rep, s, blame, r->err, "the appliance answered %d %s: %s; %s",
+                           resp->status, code, reason, advice);
 }
 
 /* step_csr makes a fresh key and its CSR (CN = the sign-in name when known). */
@@ -462,7 +478,7 @@ static int enroll(struct run *r, struct probe_conn *c, size_t s, X509 **out, con
     int rc = 0;
     if (entity != NULL) {
         rc = soap_envelope(req, sizeof(req), &req_len, entity, csr, csr_len,
-                           with_pin ? r->o->login : NULL, r->o->pin);
+                           with_pin ? r->o->login : NULL, r->o->pin, NULL);
         ASSERT(rc == 0);
         rc = probe_http_exchange(c, &resp, r->err, sizeof(r->err), "POST", r->url.host, r->url.path,
                                  "text/xml; charset=utf-8", NULL, req, req_len);
@@ -488,7 +504,7 @@ static int enroll(struct run *r, struct probe_conn *c, size_t s, X509 **out, con
                                what);
     }
     if (resp.status != 200) {
-        return refused(r, s, &resp, what, r->o->sip != NULL ? r->o->sip : entity, !with_pin);
+        return refused(r, s, &resp, what, r->o->sip != NULL ? r->o->sip : entity, !with_pin, false);
     }
     X509 *x = entity != NULL ? probe_soap_cert((const char *)resp.body)
                              : probe_est_cert(resp.body, resp.body_len);
@@ -579,6 +595,301 @@ static int run_start(struct run *r, struct probe_report *rep, const struct probe
     return 0;
 }
 
+/* ---- the phone's path: metadata, Web ticket, GetAndPublishCert with the ticket ---- */
+
+/* answered turns a non-200 answer of the metadata or Web ticket step into its verdict: the
+ * status, X-Ms-diagnostics and the SOAP fault, then `advice`. */
+static int answered(struct run *r, size_t s, const char *what, const struct probe_http *resp,
+                    const char *advice)
+{
+    char fault[PROBE_TEXT_MAX / 2];
+    probe_soap_fault(fault, sizeof(fault), (const char *)resp->body, resp->body_len);
+    probe_fmt(r->err, sizeof(r->err), "%s: %d%s%s%s%s%s", what, resp->status,
+              fault[0] != '\0' ? ", " : "", fault,
+              resp->diagnostics[0] != '\0' ? " (X-Ms-diagnostics: " : "",
+              resp->diagnostics[0] != '\0' ? resp->diagnostics : "",
+              resp->diagnostics[0] != '\0' ? ")" : "");
+    return probe_step_fail(r->rep, s, NULL, r->err, "%s answered %d%s%s; %s", what, resp->status,
+                           fault[0] != '\0' ? ", " : "", fault, advice);
+}
+
+/* url_exchange sends one request to `url` (read from the metadata) on a connection of its own:
+ * DNS (the target's address when it is the target's host and port), connect, and for https the
+ * handshake and the chain checked against the trust as for the target. A failure ends step s,
+ * naming `what`. */
+static int url_exchange(struct run *r, size_t s, const char *what, const char *url,
+                        const char *method, const char *extra, const char *body, size_t body_len,
+                        struct probe_http *resp)
+{
+    struct probe_url u;
+    if (probe_url_parse(&u, r->err, sizeof(r->err), url, "/") != 0) {
+        char why[PROBE_TEXT_MAX];
+        probe_fmt(why, sizeof(why), "%s: the metadata names %s: %s", what, url, r->err);
+        return probe_step_fail(r->rep, s, NULL, why,
+                               "the appliance's metadata is damaged: see its [server] "
+                               "external_url and name");
+    }
+    struct sockaddr_storage addr;
+    uint32_t addr_len = 0;
+    struct probe_conn c = {0};
+    int rc = -1;
+    if (strcasecmp(u.host, r->url.host) == 0 && u.port == r->url.port) {
+        memcpy(&addr, &r->addr, sizeof(addr));
+        addr_len = r->addr_len;
+    } else if (probe_resolve(&addr, &addr_len, r->err, sizeof(r->err), u.host, u.port) != 0) {
+        char why[PROBE_TEXT_MAX];
+        probe_fmt(why, sizeof(why), "%s: %s", what, r->err);
+        return probe_step_fail(r->rep, s, NULL, why,
+                               "the metadata names %s, which this machine cannot resolve: set "
+                               "[server] external_url to the name phones reach",
+                               u.host);
+    }
+    if (connect_to(r, &c, s, &u, &addr, addr_len) != 0) {
+        goto out;
+    }
+    if (u.tls) {
+        if (probe_tls_handshake(&c, r->err, sizeof(r->err), u.host, NULL, NULL) != 0) {
+            char why[PROBE_TEXT_MAX];
+            probe_fmt(why, sizeof(why), "%s: %s", what, r->err);
+            rc = probe_step_fail(r->rep, s, NULL, why,
+                                 "the metadata names %s, which does not answer TLS: set "
+                                 "[server] external_url to the URL phones reach",
+                                 url);
+            goto out;
+        }
+        char why[PROBE_TEXT_MAX];
+        int x509_err = 0;
+        if (probe_chain_check(why, sizeof(why), &x509_err, SSL_get_peer_full_cert_chain(c.ssl),
+                              r->roots, u.host, r->trust_label) != 0) {
+            probe_fmt(r->err, sizeof(r->err), "%s: TLS chain of %s: %s", what, u.host, why);
+            rc = probe_step_fail(r->rep, s, NULL, r->err, "%s; %s", why, chain_advice(x509_err));
+            goto out;
+        }
+    }
+    if (probe_http_exchange(&c, resp, r->err, sizeof(r->err), method, u.host, u.path,
+                            body != NULL ? "text/xml; charset=utf-8" : NULL, extra, body,
+                            body_len) != 0) {
+        char why[PROBE_TEXT_MAX];
+        probe_fmt(why, sizeof(why), "%s: %s", what, r->err);
+        rc = probe_step_fail(r->rep, s, NULL, why,
+                             "%s took the connection but gave no answer (raise --timeout, or see "
+                             "the appliance's log)",
+                             url);
+        goto out;
+    }
+    rc = 0;
+out:
+    probe_conn_close(&c);
+    return rc;
+}
+
+/* step_metadata reads the CertProv metadata (GET <target>/mex on the open connection `c`) for
+ * the Web ticket port and the Web Ticket Service, then the Web Ticket Service's metadata for its
+ * PIN port (PROTOCOL-NOTES §2.1, §2.5: how pidgin-sipe finds them). */
+static int step_metadata(struct run *r, struct probe_conn *c, struct probe_metadata *md,
+                         char *pin_url, size_t pin_url_len)
+{
+    size_t s = probe_step_begin(r->rep, "metadata");
+    struct probe_http resp = {.body = r->body};
+    char path[PROBE_PATH_MAX + 8];
+    size_t pl = strlen(r->url.path);
+    probe_fmt(path, sizeof(path), "%.*s/mex",
+              (int)(pl > 0 && r->url.path[pl - 1] == '/' ? pl - 1 : pl), r->url.path);
+    char what[PROBE_URI_MAX + 16];
+    struct probe_url mu = r->url;
+    (void)base_str_copy(mu.path, sizeof(mu.path), path);
+    char text[PROBE_URI_MAX];
+    probe_url_format(text, sizeof(text), &mu);
+    probe_fmt(what, sizeof(what), "GET %s", text);
+    if (probe_http_exchange(c, &resp, r->err, sizeof(r->err), "GET", r->url.host, path, NULL, NULL,
+                            NULL, 0) != 0) {
+        char why[PROBE_TEXT_MAX];
+        probe_fmt(why, sizeof(why), "%s: %s", what, r->err);
+        return probe_step_fail(r->rep, s, NULL, why,
+                               "the appliance took the connection but gave no metadata (raise "
+                               "--timeout, or see its log)");
+    }
+    if (resp.status != 200) {
+        return answered(r, s, what, &resp,
+                        "--target-uri must be the CertProv service URL whose /mex serves the "
+                        "metadata (https://POOL/CertProv/CertProvisioningService.svc); "
+                        "--direct skips the metadata and the Web ticket");
+    }
+    if (probe_mex_certprov(md, r->err, sizeof(r->err), (const char *)resp.body, resp.body_len) !=
+        0) {
+        char why[PROBE_TEXT_MAX];
+        probe_fmt(why, sizeof(why), "%s: %s", what, r->err);
+        return probe_step_fail(r->rep, s, NULL, why,
+                               "this is not a certprov (or Lync) CertProv metadata document: "
+                               "check --target-uri");
+    }
+    char wt_mex[PROBE_URI_MAX + 8];
+    probe_fmt(wt_mex, sizeof(wt_mex), "%s/mex", md->webticket_url);
+    probe_fmt(what, sizeof(what), "GET %s", wt_mex);
+    if (url_exchange(r, s, what, wt_mex, "GET", NULL, NULL, 0, &resp) != 0) {
+        return -1;
+    }
+    if (resp.status != 200) {
+        return answered(r, s, what, &resp,
+                        "the CertProv metadata names this Web Ticket Service, which serves no "
+                        "metadata: check [server] external_url");
+    }
+    if (probe_mex_port(pin_url, pin_url_len, (const char *)resp.body, resp.body_len,
+                       PROBE_WT_PIN_PORT) != 0) {
+        probe_fmt(r->err, sizeof(r->err),
+                  "%s: no wsdl:port " PROBE_WT_PIN_PORT " with an http(s) "
+                  "soap:address",
+                  what);
+        return probe_step_fail(r->rep, s, NULL, r->err,
+                               "the Web Ticket Service offers no PIN sign-in: --direct signs in "
+                               "with the PIN on CertProv");
+    }
+    probe_step_ok(r->rep, s, "GetAndPublishCert at %s; Web Ticket Service %s, PIN port %s",
+                  md->proof_url, md->webticket_url, pin_url);
+    return 0;
+}
+
+/* step_webticket asks the PIN port for a ticket for the Web ticket port (WS-Trust RST with the
+ * UsernameToken, client entropy, Context) and derives the proof key from the RSTR. */
+static int step_webticket(struct run *r, struct probe_ticket *t, const struct probe_metadata *md,
+                          const char *pin_url)
+{
+    size_t s = probe_step_begin(r->rep, "webticket");
+    static char req[PROBE_REQ_MAX];
+    size_t req_len = 0;
+    uint8_t entropy[32];
+    uint8_t ctx_raw[16];
+    char context[2 * sizeof(ctx_raw) + 8];
+    RAND_bytes(entropy, sizeof(entropy));
+    RAND_bytes(ctx_raw, sizeof(ctx_raw));
+    size_t n = (size_t)snprintf(context, sizeof(context), "probe-");
+    for (size_t i = 0; i < sizeof(ctx_raw); i++) {
+        n += (size_t)snprintf(context + n, sizeof(context) - n, "%02x", ctx_raw[i]);
+    }
+    int rc = probe_rst_new(req, sizeof(req), &req_len, pin_url, md->proof_url, r->o->login,
+                           r->o->pin, r->o->sip, entropy, sizeof(entropy), context);
+    ASSERT(rc == 0); /* URLs, login, PIN and URI are bounded */
+    struct probe_http resp = {.body = r->body};
+    char what[PROBE_URI_MAX + 16];
+    probe_fmt(what, sizeof(what), "RST to %s", pin_url);
+    rc = url_exchange(r, s, what, pin_url, "POST",
+                      "SOAPAction: \"http://docs.oasis-open.org/ws-sx/ws-trust/200512/RST/Issue\"",
+                      req, req_len, &resp);
+    OPENSSL_cleanse(req, sizeof(req));
+    if (rc != 0) {
+        goto out;
+    }
+    if (resp.status != 200) {
+        char advice[PROBE_TEXT_MAX / 2];
+        if (strstr(resp.diagnostics, "pin_locked") != NULL) {
+            probe_fmt(advice, sizeof(advice),
+                      "the user is locked out: certprovctl user unlock (or wait for the lock to "
+                      "end)");
+        } else if (strstr(resp.diagnostics, "entity_mismatch") != NULL) {
+            probe_fmt(advice, sizeof(advice),
+                      "--user-sip-address must be the URI of the user of that phone number or "
+                      "extension: certprovctl user list");
+        } else if (resp.status == 401 || resp.status == 403) {
+            probe_fmt(advice, sizeof(advice),
+                      "check the phone number or extension and the PIN: certprovctl user show "
+                      "shows the user, certprovctl user set-pin sets a new PIN");
+        } else {
+            probe_fmt(advice, sizeof(advice),
+                      "the appliance's log (journalctl -u certprovd) says what happened");
+        }
+        rc = answered(r, s, what, &resp, advice);
+        goto out;
+    }
+    if (probe_rstr_parse(t, r->err, sizeof(r->err), (const char *)resp.body, resp.body_len, entropy,
+                         sizeof(entropy), context) != 0) {
+        char why[PROBE_TEXT_MAX];
+        probe_fmt(why, sizeof(why), "%s: %s", what, r->err);
+        rc = probe_step_fail(r->rep, s, NULL, why,
+                             "the Web Ticket Service answered 200 with a ticket a phone cannot "
+                             "use: a defect of the appliance (its log, then a bug report)");
+        goto out;
+    }
+    if (strncmp(pin_url, "http://", 7) == 0) {
+        probe_note(r->rep, "the Web Ticket Service's PIN port is plain http://: the PIN "
+                           "travelled in clear");
+    }
+    probe_step_ok(r->rep, s,
+                  "a ticket for %s by the PIN of %s, valid until %s, proof key of %zu "
+                  "bits",
+                  t->subject, r->o->login, t->not_on_or_after, t->proof_len * 8);
+    rc = 0;
+out:
+    OPENSSL_cleanse(entropy, sizeof(entropy));
+    return rc;
+}
+
+/* step_certprov sends GetAndPublishCert to the Web ticket port with the ticket and its proof. */
+static int step_certprov(struct run *r, X509 **out, const struct probe_ticket *t,
+                         const struct probe_metadata *md, const uint8_t *csr, size_t csr_len)
+{
+    size_t s = probe_step_begin(r->rep, "certprov");
+    static char sec[PROBE_ASSERTION_MAX + 4096];
+    static char req[PROBE_REQ_MAX];
+    size_t sec_len = 0;
+    size_t req_len = 0;
+    const char *entity = sign_in_name(t->subject);
+    if (probe_proof_security(sec, sizeof(sec), &sec_len, t, time(NULL)) != 0 ||
+        soap_envelope(req, sizeof(req), &req_len, entity, csr, csr_len, NULL, NULL, sec) != 0) {
+        return probe_step_fail(r->rep, s, NULL, "the ticket does not fit the request buffer",
+                               "the appliance's assertion is over %u bytes", PROBE_ASSERTION_MAX);
+    }
+    struct probe_http resp = {.body = r->body};
+    char what[PROBE_URI_MAX + 40];
+    probe_fmt(what, sizeof(what), "GetAndPublishCert with the ticket to %s", md->proof_url);
+    int rc = url_exchange(
+        r, s, what, md->proof_url, "POST",
+        "SOAPAction: \"http://schemas.microsoft.com/OCS/AuthWebServices/GetAndPublishCert\"", req,
+        req_len, &resp);
+    if (rc != 0) {
+        return -1;
+    }
+    if (resp.status != 200) {
+        return refused(r, s, &resp, what, t->subject, false, true);
+    }
+    X509 *x = probe_soap_cert((const char *)resp.body);
+    if (x == NULL) {
+        probe_fmt(r->err, sizeof(r->err), "%s: 200 without a readable certificate (%s)", what,
+                  resp.content_type);
+        return probe_step_fail(r->rep, s, "signing", r->err,
+                               "the answer is not a GetAndPublishCertResponse with a certificate");
+    }
+    *out = x;
+    probe_step_ok(r->rep, s, "%s (Entity %s, the proof over a fresh Timestamp): 200", what, entity);
+    return 0;
+}
+
+/* phone_path: metadata, Web ticket, CSR and GetAndPublishCert; the URI the certificate must name
+ * goes to want_uri (--user-sip-address, else the ticket's subject). */
+static int phone_path(struct run *r, struct probe_conn *c, EVP_PKEY **key, X509 **cert,
+                      char *want_uri, size_t want_uri_len)
+{
+    static struct probe_metadata md;
+    static struct probe_ticket t;
+    char pin_url[PROBE_URI_MAX];
+    uint8_t csr[FLOW_CSR_MAX];
+    size_t csr_len = 0;
+    int rc = -1;
+    if (step_metadata(r, c, &md, pin_url, sizeof(pin_url)) != 0) {
+        goto out;
+    }
+    probe_conn_close(c);
+    if (step_webticket(r, &t, &md, pin_url) != 0 ||
+        step_csr(r, key, csr, &csr_len, r->o->key_type, sign_in_name(t.subject)) != 0 ||
+        step_certprov(r, cert, &t, &md, csr, csr_len) != 0) {
+        goto out;
+    }
+    (void)base_str_copy(want_uri, want_uri_len, r->o->sip != NULL ? r->o->sip : t.subject);
+    rc = 0;
+out:
+    OPENSSL_cleanse(&t, sizeof(t));
+    return rc;
+}
+
 int probe_bootstrap(struct probe_report *rep, const struct probe_options *o, uint8_t *body)
 {
     struct run r;
@@ -590,27 +901,40 @@ int probe_bootstrap(struct probe_report *rep, const struct probe_options *o, uin
     size_t csr_len = 0;
     int rc = -1;
     const char *cn = o->sip != NULL ? sign_in_name(o->sip) : NULL;
-    if (step_dns(&r) != 0 || step_trust(&r) != 0 || step_connect_tls(&r, &c, NULL, NULL) != 0 ||
-        step_csr(&r, &key, csr, &csr_len, o->key_type, cn) != 0) {
+    char want[PROBE_URI_MAX] = "";
+    if (step_dns(&r) != 0 || step_trust(&r) != 0 || step_connect_tls(&r, &c, NULL, NULL) != 0) {
         goto out;
     }
-    if (!r.url.tls) {
-        probe_note(rep, "the target is plain http://: the PIN travelled in clear");
+    if (!o->direct) {
+        if (phone_path(&r, &c, &key, &cert, want, sizeof(want)) != 0) {
+            goto out;
+        }
+    } else {
+        if (step_csr(&r, &key, csr, &csr_len, o->key_type, cn) != 0) {
+            goto out;
+        }
+        if (!r.url.tls) {
+            probe_note(rep, "the target is plain http://: the PIN travelled in clear");
+        }
+        if (cn == NULL) {
+            probe_note(rep, "no --user-sip-address: enrolled over EST simpleenroll with HTTP "
+                            "Basic (SOAP needs the Entity); the CSR carries no CN");
+        }
+        size_t s = probe_step_begin(rep, "enroll");
+        if (enroll(&r, &c, s, &cert, cn, csr, csr_len, true,
+                   cn != NULL ? "SOAP GetAndPublishCert" : "EST simpleenroll") != 0) {
+            goto out;
+        }
+        probe_step_ok(rep, s, "%s with the PIN of %s: 200",
+                      cn != NULL ? "SOAP GetAndPublishCert" : "EST simpleenroll", o->login);
+        if (o->sip != NULL) {
+            (void)base_str_copy(want, sizeof(want), o->sip);
+        }
     }
-    if (cn == NULL) {
-        probe_note(rep, "no --user-sip-address: enrolled over EST simpleenroll with HTTP Basic "
-                        "(SOAP needs the Entity); the CSR carries no CN");
-    }
-    size_t s = probe_step_begin(rep, "enroll");
-    if (enroll(&r, &c, s, &cert, cn, csr, csr_len, true,
-               cn != NULL ? "SOAP GetAndPublishCert" : "EST simpleenroll") != 0) {
-        goto out;
-    }
-    probe_step_ok(rep, s, "%s with the PIN of %s: 200",
-                  cn != NULL ? "SOAP GetAndPublishCert" : "EST simpleenroll", o->login);
     probe_conn_close(&c);
     char serial[80] = "";
-    if (step_certificate(&r, serial, sizeof(serial), cert, key, o->sip) != 0) {
+    if (step_certificate(&r, serial, sizeof(serial), cert, key, want[0] != '\0' ? want : NULL) !=
+        0) {
         goto out;
     }
     (void)base_str_copy(rep->serial, sizeof(rep->serial), serial);

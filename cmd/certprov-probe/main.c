@@ -106,7 +106,7 @@ static void usage(FILE *out)
         out,
         "usage: certprov-probe bootstrap --target-uri URL --phone-or-ext X --pin-stdin\n"
         "                      [--user-sip-address URI] [--trust FILE] [--chain-url URL]\n"
-        "                      [--key-type TYPE] [COMMON]\n"
+        "                      [--key-type TYPE] [--direct] [COMMON]\n"
         "       certprov-probe clientauth --target-uri URL --cert FILE --key FILE\n"
         "                      [--user-sip-address URI] [--trust FILE] [--chain-url URL] [COMMON]\n"
         "       certprov-probe chain --target-uri URL --trust FILE [COMMON]\n"
@@ -115,14 +115,20 @@ static void usage(FILE *out)
         "The synthetic phone sign-in against a certprov appliance (Test-CsPhoneBootstrap and\n"
         "Test-CsClientAuth): each command runs as steps and says which one failed and what to do.\n"
         "\n"
-        "bootstrap   a phone's first sign-in: DNS, trust, connect, TLS chain, a fresh key and CSR\n"
-        "            (CN = the sign-in name), SOAP GetAndPublishCert with the PIN in a "
-        "WS-Security\n"
-        "            UsernameToken, the certificate returned (chain, SAN, validity, clientAuth),\n"
-        "            then a renewal over mTLS with it (SOAP without a PIN: Test-CsClientAuth).\n"
-        "            Against http:// it works too, says the PIN travelled in clear and skips "
-        "mTLS.\n"
-        "            Without --user-sip-address it enrolls over EST simpleenroll (no Entity).\n"
+        "bootstrap   a phone's first sign-in, the phone's path ([MS-OCAUTHWS]): DNS, trust,\n"
+        "            connect, TLS chain; metadata: GET <target>/mex, the Web ticket port\n"
+        "            (CertProvisioningServiceWebTicketProof_SHA1) and the Web Ticket Service its\n"
+        "            policy names, then that service's /mex for its PIN port\n"
+        "            (WebTicketServicePin); webticket: a WS-Trust RST there with the phone number\n"
+        "            or extension and PIN (UsernameToken), client entropy and Context, the SAML\n"
+        "            ticket and the proof key P_SHA1(client, server entropy); a fresh key and CSR\n"
+        "            (CN = the ticket's user); certprov: GetAndPublishCert to the Web ticket port\n"
+        "            with the ticket and an HMAC-SHA1 proof over a fresh Timestamp; the\n"
+        "            certificate returned (chain, SAN, validity, clientAuth), then a renewal over\n"
+        "            mTLS with it (SOAP without a PIN: Test-CsClientAuth). With\n"
+        "            --user-sip-address the ticket is asked for that user (its URI claim).\n"
+        "            Against http:// it works too (the metadata names the URLs it goes to; the\n"
+        "            PIN travels in clear to a plain http:// PIN port, said so) and skips mTLS.\n"
         "clientauth  the client-certificate sign-in with --cert/--key: a renewal over mTLS.\n"
         "chain       the server's TLS chain against --trust; names the missing link.\n"
         "\n"
@@ -131,8 +137,14 @@ static void usage(FILE *out)
         "  --phone-or-ext X        the phone number (+E.164) or extension to sign in with\n"
         "  --pin-stdin             read the PIN (digits) from the first line of stdin; it is\n"
         "                          never printed\n"
-        "  --user-sip-address URI  the user's sip: URI: the Entity, the CSR's CN, and the SAN\n"
-        "                          the certificate must carry\n"
+        "  --user-sip-address URI  the user's sip: URI: the SAN the certificate must carry; on\n"
+        "                          the phone's path the ticket's URI claim, with --direct the\n"
+        "                          Entity and the CSR's CN\n"
+        "  --direct                bootstrap without metadata nor ticket (this appliance's\n"
+        "                          shortcut, not the phones' path): the PIN in a WS-Security\n"
+        "                          UsernameToken of GetAndPublishCert to --target-uri (step\n"
+        "                          enroll), or without --user-sip-address EST simpleenroll\n"
+        "                          with HTTP Basic (no Entity)\n"
         "  --trust FILE            PEM roots to check the TLS chain and the certificates against;\n"
         "                          without it the probe downloads the chain the appliance serves\n"
         "                          at " PROBE_CHAIN_PATH " over plain HTTP (as a phone does) and\n"
@@ -151,10 +163,13 @@ static void usage(FILE *out)
         "\n"
         "Output: TargetUri, TargetFqdn, Result (Success/Failure), Latency, Error, Diagnosis\n"
         "(\"STEP: what happened; what to do\"), the certificate's Serial, each step with its\n"
-        "latency, and notes. Steps: dns, trust or chain-download, credentials, connect, tls, csr,\n"
-        "enroll (a refusal is blamed on authentication, csr or signing by the appliance's Code),\n"
-        "certificate, clientauth; the Diagnosis names them in words (DNS, TLS chain, CSR, ...),\n"
-        "--json's FailedStep by name.\n"
+        "latency, and notes. Steps: dns, trust or chain-download, credentials, connect, tls,\n"
+        "metadata, webticket, csr, certprov (or enroll with --direct), certificate, clientauth;\n"
+        "a failure names the server's answer (status, X-Ms-diagnostics, the SOAP fault or the\n"
+        "ErrorInfo Code); a certprov or enroll refusal is blamed on CSR or signing by the Code,\n"
+        "and otherwise on CertProv (the ticket refused) or authentication (--direct). The\n"
+        "Diagnosis names the step in words (DNS, TLS chain, metadata, Web ticket, CertProv,\n"
+        "CSR, ...), --json's FailedStep by name.\n"
         "\n"
         "Exit status: 0 success (every repetition), 1 a step failed, 2 usage error.\n");
 }
@@ -251,6 +266,7 @@ static int parse(struct probe_options *o, struct main_args *a, int argc, char **
         O_REPEAT,
         O_INTERVAL,
         O_TIMEOUT,
+        O_DIRECT,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -267,6 +283,7 @@ static int parse(struct probe_options *o, struct main_args *a, int argc, char **
         {"repeat", required_argument, NULL, O_REPEAT},
         {"interval", required_argument, NULL, O_INTERVAL},
         {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"direct", no_argument, NULL, O_DIRECT},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -330,6 +347,9 @@ static int parse(struct probe_options *o, struct main_args *a, int argc, char **
                 return usage_error("--timeout '%s': seconds from 0.1 to 600", optarg);
             }
             break;
+        case O_DIRECT:
+            o->direct = true;
+            break;
         case O_HELP:
             usage(stdout);
             exit(0);
@@ -375,8 +395,9 @@ static int parse(struct probe_options *o, struct main_args *a, int argc, char **
         if (o->cert != NULL || o->key != NULL) {
             return usage_error("--cert and --key are for clientauth");
         }
-    } else if (o->login != NULL || a->pin_stdin || o->key_type != PROBE_KEY_P256) {
-        return usage_error("--phone-or-ext, --pin-stdin and --key-type are for bootstrap");
+    } else if (o->login != NULL || a->pin_stdin || o->key_type != PROBE_KEY_P256 || o->direct) {
+        return usage_error("--phone-or-ext, --pin-stdin, --key-type and --direct are for "
+                           "bootstrap");
     }
     if (a->cmd == CMD_CLIENTAUTH && (o->cert == NULL || o->key == NULL)) {
         return usage_error("clientauth needs --cert and --key");

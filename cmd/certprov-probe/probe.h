@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/base.h>
 #include <openssl/x509.h>
@@ -25,7 +26,7 @@
 #define PROBE_PATH_MAX 1024u
 #define PROBE_URI_MAX 1400u
 #define PROBE_TEXT_MAX 1024u
-#define PROBE_STEPS_MAX 12u
+#define PROBE_STEPS_MAX 16u
 #define PROBE_NOTES_MAX 8u
 #define PROBE_BODY_MAX (256u * 1024u) /* an answer: a certificate, a chain, an error */
 #define PROBE_REQ_MAX (64u * 1024u)   /* a request: the SOAP envelope with the CSR */
@@ -36,6 +37,12 @@
 
 #define PROBE_SOAP_PATH "/CertProv/CertProvisioningService.svc"
 #define PROBE_CHAIN_PATH "/CertProv/chain.pem"
+/* The port names of the metadata ([MS-OCAUTHWS] §3.1.4.1, §3.2.4.1; PROTOCOL-NOTES §2.1, §2.5). */
+#define PROBE_PROOF_PORT "CertProvisioningServiceWebTicketProof_SHA1"
+#define PROBE_WT_PIN_PORT "WebTicketServicePin"
+#define PROBE_ENTROPY_MAX 64u /* bytes of client or server entropy */
+#define PROBE_PROOF_MAX 64u   /* bytes of proof key (KeySize up to 512 bits) */
+#define PROBE_ASSERTION_MAX 16384u
 
 /* ---- the report (main.c prints it) ---- */
 struct probe_step {
@@ -197,6 +204,61 @@ int probe_cert_check(char *why, size_t why_len, char *serial, size_t serial_len,
 /* probe_cert_uri copies the first URI subjectAltName of `cert` into `out`; -ENOENT if none. */
 int probe_cert_uri(char *out, size_t cap, X509 *cert);
 
+/* ---- the phone's path as wire text (ticket.c) ---- */
+struct probe_metadata {
+    char proof_url[PROBE_URI_MAX];     /* the CertProvisioningServiceWebTicketProof_SHA1 port */
+    char webticket_url[PROBE_URI_MAX]; /* its policy's IssuedToken/Issuer/Address */
+};
+
+/* probe_mex_certprov reads the CertProv WSDL xml[0..len): the Web ticket port's address and the
+ * Web Ticket Service URL of its policy (PROTOCOL-NOTES §2.1). Returns 0, or -ENOENT with what is
+ * missing in `err`. */
+int probe_mex_certprov(struct probe_metadata *out, char *err, size_t err_len, const char *xml,
+                       size_t len);
+/* probe_mex_port copies the soap:address location of the wsdl:port named `port` of xml[0..len)
+ * into `out`. Returns 0, or -ENOENT (no such port, or no http(s) address). */
+int probe_mex_port(char *out, size_t cap, const char *xml, size_t len, const char *port);
+
+/* probe_rst_new writes the WS-Trust RST for a SAML 1.1 ticket to `to` for `applies_to`, with the
+ * login and PIN as a UsernameToken (the buffer then holds a secret: the caller wipes it), the
+ * user URI claim when claim_uri is not NULL, the client entropy and the Context. The inputs are
+ * written as given: the caller passes only XML-safe text. Returns 0 or -E2BIG. */
+int probe_rst_new(char *out, size_t cap, size_t *out_len, const char *to, const char *applies_to,
+                  const char *login, const char *pin, const char *claim_uri, const uint8_t *entropy,
+                  size_t entropy_len, const char *context);
+
+/* A Web ticket as the probe keeps it. */
+struct probe_ticket {
+    char assertion[PROBE_ASSERTION_MAX]; /* the saml:Assertion, verbatim */
+    size_t assertion_len;
+    char assertion_id[256];
+    char subject[PROBE_URI_MAX]; /* the NameIdentifier: the user's sip: URI */
+    char not_on_or_after[40];
+    char lifetime_expires[40];
+    uint8_t proof[PROBE_PROOF_MAX]; /* secret: the caller wipes it */
+    size_t proof_len;
+};
+
+/* probe_p_sha1 writes out_len bytes of P_SHA1(secret, seed) (RFC 2246 §5; WS-Trust 1.3 §4.4.5
+ * CK/PSHA1: the secret is the client entropy, the seed the server's). */
+void probe_p_sha1(uint8_t *out, size_t out_len, const uint8_t *secret, size_t secret_len,
+                  const uint8_t *seed, size_t seed_len);
+/* probe_rstr_parse reads a 200 RSTR xml[0..len): the Context echoed, the assertion (verbatim),
+ * its AssertionID and subject, ComputedKey CK/PSHA1, the server entropy and KeySize, and derives
+ * the proof key from `entropy`. Returns 0, or -EBADMSG/-E2BIG with what is wrong in `err`. */
+int probe_rstr_parse(struct probe_ticket *t, char *err, size_t err_len, const char *xml, size_t len,
+                     const uint8_t *entropy, size_t entropy_len, const char *context);
+/* probe_proof_security writes GetAndPublishCert's wsse:Security header: a Timestamp (Created =
+ * now, Expires = now + 5 minutes, Id "timestamp"), the assertion, and the HMAC-SHA1 signature
+ * over the Timestamp with the proof key (exclusive c14n; KeyIdentifier = AssertionID). Returns 0
+ * or -E2BIG. */
+int probe_proof_security(char *out, size_t cap, size_t *out_len, const struct probe_ticket *t,
+                         time_t now);
+
+/* probe_soap_fault writes "SOAP fault ERRORID: REASON" of a SOAP 1.1 or 1.2 fault in
+ * xml[0..len) (the OCSDiagnosticsFault detail when there, [MS-OCAUTHWS] §2.2.4.1), or "". */
+void probe_soap_fault(char *out, size_t cap, const char *xml, size_t len);
+
 /* ---- the commands (flow.c) ---- */
 struct probe_options {
     const char *target;
@@ -208,6 +270,7 @@ struct probe_options {
     const char *key;
     enum probe_key_type key_type;
     uint32_t timeout_ms;
+    bool direct;                 /* --direct: the PIN on CertProv, not the phone's path */
     char pin[PROBE_PIN_MAX + 1]; /* secret: wiped at exit, never printed */
 };
 

@@ -73,9 +73,14 @@ static const char *step_label(const char *name)
         const char *name;
         const char *label;
     } labels[] = {
-        {"dns", "DNS"},           {"chain-download", "chain download"},
-        {"tls", "TLS chain"},     {"csr", "CSR"},
-        {"enroll", "enrollment"}, {"clientauth", "client certificate"},
+        {"dns", "DNS"},
+        {"chain-download", "chain download"},
+        {"tls", "TLS chain"},
+        {"csr", "CSR"},
+        {"enroll", "enrollment"},
+        {"clientauth", "client certificate"},
+        {"webticket", "Web ticket"},
+        {"certprov", "CertProv"},
     };
     for (size_t i = 0; i < ARRAY_LEN(labels); i++) {
         if (strcmp(name, labels[i].name) == 0) {

@@ -46,13 +46,15 @@ has "threads line in the table" "$T/closed.out" "^    threads per enrollment \(w
 
 # TLS (issue 12): every TLS scenario for a second at 4 connections, against the spawned
 # certprovd's tls_listen, the chain verified against its chain.pem.
-TLS_SCEN=est,est-tls,soap-tls,renew-mtls,tls-full,tls-resumed,tls12-full,tls12-resumed,http-conn
+TLS_SCEN=est,est-tls,soap-tls,phone,renew-mtls,tls-full,tls-resumed,tls12-full,tls12-resumed,http-conn
 check "TLS scenarios" "$B" "${COMMON[@]}" --scenario "$TLS_SCEN" --concurrency 4 --duration 1 \
     --json "$T/tls.json"
 cp "$T/out" "$T/tls.out"
 has "ceiling line with the handshake" "$T/tls.out" \
     "^TLS handshake server crypto .*full .* us CPU, resumed .* us; soap-tls ceiling"
 has "JSON ceiling with the handshake" "$T/tls.json" '"tls_handshake":\{[^}]*"full_cpu_us":[0-9]'
+has "ceiling line of the phone scenario" "$T/tls.out" \
+    "^Web ticket server crypto: the assertion's ECDSA P-256 sign and verify [0-9.]+ us CPU; phone ceiling [0-9.]+ us"
 for s in ${TLS_SCEN//,/ }; do
     grep "\"scenario\":\"$s\"" "$T/tls.json" >"$T/$s.json"
     has "$s: answers" "$T/$s.json" '"enrollments":[1-9]'
@@ -73,6 +75,19 @@ if [ "${h:-0}" -ge "${n:-1}" ] && [ "${h:-0}" -le $((${n:-0} + 4)) ]; then ok; e
 has "soap-tls: its ceiling adds the handshake" "$T/soap-tls.json" '"cpu_ratio_to_ceiling":[0-9]'
 # Keep-alive: one full handshake per connection.
 has "est-tls: one handshake per connection" "$T/est-tls.json" '"handshakes_full":4,'
+# phone: a ticket then GetAndPublishCert per enrollment, on keep-alive connections; its ceiling is
+# the enrollment's crypto plus the ticket's P-256 sign (Web Ticket Service) and verify (CertProv).
+has "phone: one handshake per connection" "$T/phone.json" '"handshakes_full":4,'
+has "phone: the ticket's crypto in the JSON ceiling" "$T/phone.json" '"web_ticket":\{[^}]*"cpu_us":[0-9]'
+/usr/bin/python3 - "$T/phone.json" >"$T/phone.ceil" 2>&1 <<'PY'
+import json, sys
+o = json.loads(open(sys.argv[1]).read())
+c = o["ceiling"]
+want = c["cpu_us_per_enrollment"] + 1e6 / c["sign_per_s_per_core"] + 1e6 / c["verify_per_s_per_core"]
+print("ok" if abs(o["scenario_ceiling_cpu_us"] - want) < 0.05 * want and o["cpu_ratio_to_ceiling"] > 0
+      else "scenario ceiling %s, want %.2f" % (o["scenario_ceiling_cpu_us"], want))
+PY
+same "phone: the ceiling adds the ticket's sign and verify" "$(cat "$T/phone.ceil")" ok
 # Resumption: each slot's first handshake is full, every later one resumes, as the server saw.
 for s in renew-mtls tls-resumed tls12-resumed; do
     has "$s: resumed on the server" "$T/$s.json" \

@@ -67,7 +67,9 @@ verdict() {
 }
 # (The Diagnosis names the step in API.md's words: DNS, connect, TLS chain, authentication, CSR,
 # signing, certificate, client certificate; --json's FailedStep has the step's name.)
-BOOT=(bootstrap --target-uri "$URL" --phone-or-ext 1001 --pin-stdin)
+# BOOT: --direct, the PIN on CertProv (the shortcut); PHONE: the phone's path (the default).
+BOOT=(bootstrap --direct --target-uri "$URL" --phone-or-ext 1001 --pin-stdin)
+PHONE=(bootstrap --target-uri "$URL" --phone-or-ext 1001 --pin-stdin)
 
 # ---- healthy over TLS: the chain downloaded over plain HTTP, as a phone does ----
 probe 27182 "${BOOT[@]}" --user-sip-address sip:alice@example.com --chain-url "$PLAIN"
@@ -104,16 +106,154 @@ same "--json objects" "$(cat "$T/j")" "Success 1 None dns,trust,connect,tls,csr,
 Success 2 None dns,trust,connect,tls,csr,enroll,certificate,connect,tls,csr,clientauth True localhost"
 
 # ---- healthy over plain HTTP ----
-probe 27182 bootstrap --target-uri "$PLAIN" --phone-or-ext +14255550100 --pin-stdin \
+probe 27182 bootstrap --direct --target-uri "$PLAIN" --phone-or-ext +14255550100 --pin-stdin \
     --user-sip-address alice@example.com
 verdict "healthy over plain HTTP" 0 Success
 has "says the PIN travelled in clear" "$T/p.out" "plain http://: the PIN travelled in clear"
 has "says why mTLS was skipped" "$T/p.out" "client-certificate step .* was skipped: the target is plain http://"
 has "no tls step over plain HTTP" "$T/p.out" "^  enroll .* ok +SOAP GetAndPublishCert with the PIN of \+14255550100"
 # Without --user-sip-address: EST simpleenroll (no Entity to send), said so.
-probe 27182 bootstrap --target-uri "$PLAIN" --phone-or-ext 1001 --pin-stdin
+probe 27182 bootstrap --direct --target-uri "$PLAIN" --phone-or-ext 1001 --pin-stdin
 verdict "plain HTTP without --user-sip-address" 0 Success
 has "EST said" "$T/p.out" "enrolled over EST simpleenroll"
+
+# ---- the phone's path (the default): metadata, Web ticket by PIN, GetAndPublishCert with it ----
+probe 27182 "${PHONE[@]}" --chain-url "$PLAIN" --json
+same "phone path over TLS: exit code" "$RC" 0
+python3 - "$T/p.out" >"$T/j" 2>&1 <<'PY'
+import json, sys
+o = json.loads(open(sys.argv[1]).read())
+print(o["Result"], o["FailedStep"], ",".join(s["Name"] for s in o["Steps"]))
+for s in o["Steps"]:
+    print(s["Name"], s["Detail"])
+PY
+same "phone path: the steps" "$(head -1 "$T/j")" \
+    "Success None dns,chain-download,connect,tls,metadata,webticket,csr,certprov,certificate,connect,tls,csr,clientauth"
+has "metadata: the Web ticket port and the PIN port read from the mex" "$T/j" \
+    "^metadata GetAndPublishCert at https://localhost:$TPORT/CertProv/CertProvisioningService.svc/WebTicket_Proof; Web Ticket Service https://localhost:$TPORT/WebTicket/WebTicketService.svc, PIN port https://localhost:$TPORT/WebTicket/WebTicketService.svc/Auth$"
+has "webticket: the ticket's user and proof key" "$T/j" "^webticket a ticket for sip:alice@example.com by the PIN of 1001, valid until .*, proof key of 256 bits"
+has "certprov: GetAndPublishCert with the ticket to the Web ticket port" "$T/j" \
+    "^certprov GetAndPublishCert with the ticket to https://localhost:$TPORT/CertProv/CertProvisioningService.svc/WebTicket_Proof .*: 200"
+has "certificate: names the ticket's user" "$T/j" "^certificate .*URI:sip:alice@example.com.*clientAuth"
+serial=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Serial"])' "$T/p.out")
+"$CTL" "${C[@]}" cert list --uri sip:alice@example.com >"$T/certs" 2>&1
+has "phone path: the serial is in the store" "$T/certs" "$serial"
+same "phone path: the PIN is never printed" "$(grep -c 27182 "$T/p.out" "$T/p.err" | awk -F: '{s+=$2} END {print s}')" 0
+# --user-sip-address asks the ticket for that user (the URI claim): another user's is refused there.
+probe 27182 "${PHONE[@]}" --trust "$CA" --user-sip-address sip:alice@example.com
+verdict "phone path with --trust and --user-sip-address" 0 Success
+probe 27182 "${PHONE[@]}" --trust "$CA" --user-sip-address sip:bob@example.com --json
+same "phone path, another user's URI: exit code" "$RC" 1
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); print(o["FailedStep"]); print(o["Error"])' \
+    "$T/p.out" >"$T/j" 2>&1
+same "phone path, another user's URI: the webticket step fails" "$(head -1 "$T/j")" webticket
+has "... with the server's 403 and entity_mismatch" "$T/j" "^RST to https://localhost:$TPORT/WebTicket/WebTicketService.svc/Auth: 403, SOAP fault [0-9]+: .*entity_mismatch"
+# Over plain HTTP: the metadata names the https:// URLs of tls_listen, which the probe follows
+# (trusting the chain it downloaded from the plain port).
+probe 27182 bootstrap --target-uri "$PLAIN" --phone-or-ext +14255550100 --pin-stdin
+verdict "phone path from the plain listen" 0 Success
+has "... the Web ticket over TLS all the same" "$T/p.out" "^  certprov .* ok +GetAndPublishCert with the ticket to https://localhost:$TPORT/"
+# A CSR refused by policy on the phone's path is still blamed on the CSR.
+probe 27182 "${PHONE[@]}" --trust "$CA" --key-type rsa1024
+verdict "phone path, an RSA-1024 CSR" 1 Failure CSR
+has "... at the certprov step" "$T/p.out" "^  certprov .* FAILED .*400 BadCsr"
+
+# (a) a wrong PIN: the webticket step, with the Web Ticket Service's answer (bob: alice's lockout
+# window is left alone).
+probe 31416 bootstrap --target-uri "$URL" --phone-or-ext 1002 --pin-stdin --trust "$CA"
+verdict "phone path, wrong PIN" 1 Failure "Web ticket"
+has "wrong PIN: status, SOAP fault and X-Ms-diagnostics" "$T/p.out" \
+    "^Error +: RST to https://localhost:$TPORT/WebTicket/WebTicketService.svc/Auth: 401, SOAP fault 28903: .*X-Ms-diagnostics: 28903;source=\"localhost\".*pin_wrong_or_unknown"
+has "wrong PIN: what to do" "$T/p.out" "^Diagnosis  : Web ticket: .* answered 401.*check the phone number or extension and the PIN"
+has "wrong PIN: the webticket step failed" "$T/p.out" "^  webticket .* FAILED"
+[ "$(grep -Ec '^  (csr|certprov)' "$T/p.out")" = 0 ] && ok || bad "steps ran after the refused ticket"
+same "wrong PIN: not printed" "$(grep -c 31416 "$T/p.out")" 0
+
+# (b) a metadata URL that 404s: the metadata step, with the status.
+probe 27182 bootstrap --target-uri "https://localhost:$TPORT/Lync/CertProv.svc" --phone-or-ext 1001 \
+    --pin-stdin --trust "$CA" --json
+same "metadata 404: exit code" "$RC" 1
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); print(o["FailedStep"]); print(o["Error"]); print(o["Diagnosis"]); print(",".join(s["Name"] for s in o["Steps"]))' \
+    "$T/p.out" >"$T/j" 2>&1
+same "metadata 404: the metadata step fails" "$(sed -n 1p "$T/j")" metadata
+same "metadata 404: the URL and the status" "$(sed -n 2p "$T/j")" "GET https://localhost:$TPORT/Lync/CertProv.svc/mex: 404"
+has "metadata 404: what to do" "$T/j" "^metadata: .*--target-uri must be the CertProv service URL"
+same "metadata 404: no PIN was sent" "$(sed -n 4p "$T/j")" "dns,trust,connect,tls,metadata"
+
+# A target whose metadata is not CertProv's (the Web Ticket Service's own): what it lacks, named.
+probe 27182 bootstrap --target-uri "https://localhost:$TPORT/WebTicket/WebTicketService.svc" \
+    --phone-or-ext 1001 --pin-stdin --trust "$CA"
+verdict "the Web Ticket Service as the target" 1 Failure metadata
+has "... names the policy it lacks" "$T/p.out" \
+    "^Error +: GET https://localhost:$TPORT/WebTicket/WebTicketService.svc/mex: no wsp:Policy CertProvisioningServiceWebTicketProof_SHA1_policy in the metadata"
+
+# (c) a CertProv that refuses the ticket: a balancer (HAProxy, TLS terminated with this
+# appliance's server certificate) that sends the Web Ticket Service to this appliance and CertProv
+# to another one that is not of its fleet (its own CA and pin.key): the ticket is signed by a key
+# the other one does not trust. Its external_url names the balancer in the metadata.
+HAPROXY=$(command -v haproxy) || bad "haproxy is missing (deps/packages.txt)"
+if [ -n "${HAPROXY:-}" ]; then
+    BPORT=$(free_port) && HPORT=$(free_port) || exit 1
+    cat >"$T/b.ini" <<INI
+[server]
+name = localhost
+listen = 127.0.0.1:$BPORT
+external_url = https://localhost:$HPORT
+workers = 1
+[store]
+path = storeb
+map_size = 64MiB
+[pool.pool1]
+store = embedded
+INI
+    "$CTL" -c "$T/b.ini" ca init >/dev/null || bad "ca init of the other appliance"
+    printf '27182\n' | "$CTL" -c "$T/b.ini" user add --uri sip:alice@example.com --pool pool1 \
+        --ext 1001 --pin-stdin >/dev/null || bad "alice on the other appliance"
+    "$D" -c "$T/b.ini" >>"$T/daemon-b.log" 2>&1 &
+    BPID=$!
+    # HAProxy wants one PEM file: the server certificate with its chain, then its key (DER here).
+    { cat "$T/store/tls/server.crt"; openssl pkey -inform DER -in "$T/store/tls/server.key"; } \
+        >"$T/ha.pem" 2>/dev/null
+    cat >"$T/haproxy.cfg" <<CFG
+global
+    maxconn 64
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend fe
+    bind 127.0.0.1:$HPORT ssl crt $T/ha.pem
+    use_backend wt if { path_beg /WebTicket/ }
+    default_backend cp
+backend wt
+    server a 127.0.0.1:$PORT
+backend cp
+    server b 127.0.0.1:$BPORT
+CFG
+    "$HAPROXY" -db -f "$T/haproxy.cfg" >"$T/haproxy.log" 2>&1 &
+    HPID=$!
+    trap 'kill -9 $PID $BPID $HPID 2>/dev/null; rm -rf "$T"' EXIT
+    for _ in $(seq 1 100); do
+        curl -sf "http://127.0.0.1:$BPORT/healthz" >/dev/null 2>&1 &&
+            (exec 3<>"/dev/tcp/127.0.0.1/$HPORT") 2>/dev/null && break
+        sleep 0.05
+    done
+    probe 27182 bootstrap --target-uri "https://localhost:$HPORT" --phone-or-ext 1001 --pin-stdin \
+        --trust "$CA"
+    verdict "a CertProv that refuses the ticket" 1 Failure CertProv
+    has "refused ticket: the metadata named the balancer" "$T/p.out" "^  metadata .* ok +GetAndPublishCert at https://localhost:$HPORT/CertProv/"
+    has "refused ticket: this appliance issued the ticket" "$T/p.out" "^  webticket .* ok +a ticket for sip:alice@example.com"
+    has "refused ticket: the server's 401, X-Ms-diagnostics and the check" "$T/p.out" \
+        "^Error +: GetAndPublishCert with the ticket to https://localhost:$HPORT/.*: 401 AuthenticationFailed: .*X-Ms-diagnostics: .*ticket_invalid"
+    has "refused ticket: what to check" "$T/p.out" "^Diagnosis  : CertProv: .*do not share their CA and pin.key"
+    has "refused ticket: the certprov step failed" "$T/p.out" "^  certprov .* FAILED"
+    same "refused ticket: nothing stored by the other appliance" \
+        "$("$CTL" -c "$T/b.ini" cert list --uri sip:alice@example.com | wc -l)" 0
+    kill "$HPID" "$BPID" 2>/dev/null
+    wait "$HPID" "$BPID" 2>/dev/null
+    if grep -Eq "AddressSanitizer|runtime error" "$T/daemon-b.log"; then bad "sanitizer report (b)"; else ok; fi
+fi
 
 # ---- a wrong PIN ----
 probe 27183 "${BOOT[@]}" --user-sip-address sip:alice@example.com --trust "$CA"
@@ -125,15 +265,15 @@ same "wrong PIN: not printed" "$(grep -c 27183 "$T/p.out")" 0
 
 # ---- a locked user ([pin] window_failures = 3) ----
 for pin in 10001 10002 10003; do
-    probe "$pin" bootstrap --target-uri "$URL" --phone-or-ext 1003 --pin-stdin --trust "$CA" \
+    probe "$pin" bootstrap --direct --target-uri "$URL" --phone-or-ext 1003 --pin-stdin --trust "$CA" \
         --user-sip-address sip:carol@example.com
 done
-probe 69314 bootstrap --target-uri "$URL" --phone-or-ext 1003 --pin-stdin --trust "$CA" \
+probe 69314 bootstrap --direct --target-uri "$URL" --phone-or-ext 1003 --pin-stdin --trust "$CA" \
     --user-sip-address sip:carol@example.com
 verdict "locked user, right PIN" 1 Failure authentication
 has "locked: PinLocked and how to unlock" "$T/p.out" "403 PinLocked: .*; unlock with certprovctl user unlock sip:carol@example.com"
 check "unlock as the probe says" "$CTL" "${C[@]}" user unlock sip:carol@example.com
-probe 69314 bootstrap --target-uri "$URL" --phone-or-ext 1003 --pin-stdin --trust "$CA" \
+probe 69314 bootstrap --direct --target-uri "$URL" --phone-or-ext 1003 --pin-stdin --trust "$CA" \
     --user-sip-address sip:carol@example.com
 verdict "after the unlock" 0 Success
 
@@ -217,7 +357,8 @@ same "clientauth without --key: exit 2" "$RC" 2
 probe "" bootstrap --help
 same "--help: exit 0" "$RC" 0
 for o in --target-uri --phone-or-ext --pin-stdin --user-sip-address --trust --chain-url --cert \
-    --key --key-type --json --repeat --interval --timeout "Exit status"; do
+    --key --key-type --direct --json --repeat --interval --timeout "Exit status" metadata \
+    webticket certprov; do
     has "--help names $o" "$T/p.out" "$o"
 done
 
