@@ -1,0 +1,437 @@
+/* directory.c: certprovd's directory thread, cp-directory (README, The fleet directory). The
+ * replica follows the directory by change seq: it asks for the rows after the last seq it applied
+ * (meta "dirseq", written in the same LMDB transaction as the rows), DIR_BATCH_MAX at a time, one
+ * LMDB transaction per batch; the first run (no "dirseq") is therefore the full load, in batches,
+ * with its progress in the log. It then waits on its connection's socket (LISTEN
+ * certprov_directory: every writer NOTIFYs in its transaction) or poll_ms, whichever comes first,
+ * and asks again. A failure drops the connection and reconnects with backoff (1 s to 30 s, full
+ * jitter); meanwhile the rings serve from the replica as it is, and /readyz shows the lag.
+ *
+ * The thread is the only place libpq runs for the directory inside certprovd (the rings never
+ * wait for it: they only read the replica). A row whose PIN key id is not this appliance's is
+ * skipped (its verifier would never match); a row the replica refuses (a local user that clashes)
+ * is skipped and counted, logged once each. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "store/internal.h"
+
+#define DIR_META_SEQ "dirseq"
+#define DIR_BATCH_DEFAULT 10000u
+#define DIR_BATCH_MAX 100000u
+#define DIR_POLL_DEFAULT_MS 5000u
+#define DIR_BACKOFF_MIN_MS 1000u
+#define DIR_BACKOFF_MAX_MS 30000u
+#define DIR_STMT_TIMEOUT_MS 30000u
+
+struct dir_row {
+    struct store_user user;
+    bool deleted;
+    bool foreign_key; /* another PIN key's verifier */
+    uint64_t seq;
+};
+
+struct store_directory {
+    struct store *st; /* borrowed */
+    char conninfo[STORE_CONNINFO_MAX + 1];
+    char key_id[STORE_PIN_KEY_ID_HEX];
+    uint32_t poll_ms;
+    uint32_t batch_max;
+    pthread_t thread;
+    bool started;
+    int wake[2]; /* stop: a byte written to wake[1] */
+    _Atomic bool stop;
+    PGconn *conn; /* the thread's */
+    uint32_t attempts;
+    uint64_t rnd;
+    struct dir_row *rows; /* batch_max */
+    uint64_t seq;         /* the thread's copy of meta "dirseq" */
+    pthread_mutex_t lock; /* guards stats */
+    struct store_directory_stats stats;
+};
+
+static int meta_seq_get(struct store *st, bool *out_have, uint64_t *out)
+{
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = store_val_str(DIR_META_SEQ);
+    MDB_val val = {0};
+    rc = store_err(st, mdb_get(txn, st->meta, &key, &val), "get_dirseq");
+    *out_have = rc == 0;
+    if (rc == 0) {
+        ASSERT(val.mv_size == STORE_SEQ_KEY_LEN);
+        *out = store_seq_decode(val.mv_data);
+    }
+    mdb_txn_abort(txn);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+static void set_error(struct store_directory *d, const char *err)
+{
+    base_mutex_lock(&d->lock);
+    d->stats.up = false;
+    store_err_copy(d->stats.error, sizeof(d->stats.error), err);
+    base_mutex_unlock(&d->lock);
+}
+
+static void drop(struct store_directory *d)
+{
+    if (d->conn != NULL) {
+        PQfinish(d->conn);
+        d->conn = NULL;
+    }
+}
+
+/* connect_dir connects, checks the PIN key id and LISTENs. 0 or -EAGAIN (the cause set). */
+static int connect_dir(struct store_directory *d)
+{
+    char err[STORE_ERROR_MAX + 1] = "";
+    char have[64] = "";
+    ASSERT(d->conn == NULL);
+    d->conn = store_dir_conn_raw(d->conninfo, DIR_STMT_TIMEOUT_MS);
+    int rc = 0;
+    if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK) {
+        store_err_copy(err, sizeof(err), d->conn != NULL ? PQerrorMessage(d->conn) : "no memory");
+        rc = -EAGAIN;
+    }
+    rc = rc != 0 ? rc : store_dir_key_get(d->conn, have, sizeof(have), err, sizeof(err));
+    bool refused = rc == 0 && strcmp(have, d->key_id) != 0;
+    if (refused) {
+        snprintf(err, sizeof(err), "the directory's PIN key id %s is not this appliance's (%s)",
+                 have, d->key_id);
+        rc = -EKEYREJECTED;
+    }
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, "LISTEN certprov_directory", err, sizeof(err));
+    if (rc != 0) {
+        drop(d);
+        set_error(d, err);
+        base_mutex_lock(&d->lock);
+        d->stats.key_refused = refused;
+        base_mutex_unlock(&d->lock);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+static int hex_to(uint8_t *out, size_t len, const char *hex)
+{
+    if (strlen(hex) != 2 * len) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < 2 * len; i++) {
+        char c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0) {
+            return -EBADMSG;
+        }
+        out[i / 2] = (uint8_t)(i % 2 == 0 ? v << 4 : out[i / 2] | v);
+    }
+    return 0;
+}
+
+/* parse_row reads row `i` of `res` (the columns of pull's SELECT). -EBADMSG: a field does not
+ * fit the replica (over-long, a bad verifier): the row is skipped. */
+static int parse_row(struct dir_row *r, PGresult *res, int i, const char *key_id)
+{
+    memset(r, 0, sizeof(*r));
+    r->seq = strtoull(PQgetvalue(res, i, 8), NULL, 10);
+    r->deleted = strcmp(PQgetvalue(res, i, 7), "t") == 0;
+    r->foreign_key = strcmp(PQgetvalue(res, i, 9), key_id) != 0;
+    struct store_user *u = &r->user;
+    if (base_str_copy(u->uri, sizeof(u->uri), PQgetvalue(res, i, 0)) != 0 ||
+        base_str_copy(u->pool, sizeof(u->pool), PQgetvalue(res, i, 1)) != 0 ||
+        base_str_copy(u->phone, sizeof(u->phone), PQgetvalue(res, i, 2)) != 0 ||
+        base_str_copy(u->ext, sizeof(u->ext), PQgetvalue(res, i, 3)) != 0) {
+        return -EBADMSG;
+    }
+    if (r->deleted) {
+        return 0;
+    }
+    unsigned long len = strtoul(PQgetvalue(res, i, 5), NULL, 10);
+    if (len > 255 || hex_to(u->pin_verifier, sizeof(u->pin_verifier), PQgetvalue(res, i, 4)) != 0) {
+        return -EBADMSG;
+    }
+    u->pin_len = (uint8_t)len;
+    u->created_s = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+    return 0;
+}
+
+struct apply_arg {
+    struct store_directory *d;
+    size_t num;
+    uint64_t last_seq;
+    uint64_t conflicts;
+};
+
+static int apply_row(struct store *st, MDB_txn *txn, struct apply_arg *a, const struct dir_row *r)
+{
+    if (r->deleted) {
+        int rc = store_user_replica_del(st, txn, r->user.uri);
+        return rc == -ENOENT ? 0 : rc;
+    }
+    if (r->foreign_key) {
+        log_warn("directory: skipped user=%s seq=%llu reason=another_pin_key", r->user.uri,
+                 (unsigned long long)r->seq);
+        a->conflicts++;
+        return 0;
+    }
+    struct store_user_refusal ref;
+    int rc = store_user_replica_put(st, txn, &ref, &r->user);
+    if (rc == -EEXIST || rc == -ENOTUNIQ || rc == -EINVAL) {
+        log_warn("directory: skipped user=%s seq=%llu reason=%s clashes_with=%s", r->user.uri,
+                 (unsigned long long)r->seq, rc == -EINVAL ? "invalid" : "clash",
+                 rc == -EINVAL ? "-" : ref.uri);
+        a->conflicts++;
+        rc = 0;
+    }
+    return rc;
+}
+
+static int apply_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    struct apply_arg *a = arg;
+    for (size_t i = 0; i < a->num; i++) {
+        int rc = apply_row(st, txn, a, &a->d->rows[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    uint8_t v[STORE_SEQ_KEY_LEN];
+    store_seq_encode(v, a->last_seq);
+    MDB_val key = store_val_str(DIR_META_SEQ);
+    MDB_val val = {.mv_size = sizeof(v), .mv_data = v};
+    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_dirseq");
+}
+
+/* pull_batch asks for the next rows after d->seq and applies them: 0 with *out_num rows, or
+ * -EAGAIN (the connection failed: cause set) or a store error. */
+static int pull_batch(struct store_directory *d, size_t *out_num)
+{
+    char after[24];
+    char limit[16];
+    snprintf(after, sizeof(after), "%llu", (unsigned long long)d->seq);
+    snprintf(limit, sizeof(limit), "%u", d->batch_max);
+    const char *vals[2] = {after, limit};
+    PGresult *res = PQexecParams(d->conn,
+                                 "SELECT uri, pool, phone, extension, encode(pin_verifier, 'hex'),"
+                                 " pin_len, created_at, deleted, seq, pin_key_id FROM certprov_users"
+                                 " WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
+                                 2, NULL, vals, NULL, NULL, 0);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+        PQclear(res);
+        return -EAGAIN;
+    }
+    int n = PQntuples(res);
+    ASSERT(n >= 0 && (uint32_t)n <= d->batch_max);
+    size_t num = 0;
+    uint64_t last = d->seq;
+    for (int i = 0; i < n; i++) {
+        struct dir_row *r = &d->rows[num];
+        if (parse_row(r, res, i, d->key_id) != 0) {
+            log_warn("directory: skipped row seq=%s reason=does_not_fit", PQgetvalue(res, i, 8));
+            last = strtoull(PQgetvalue(res, i, 8), NULL, 10);
+            continue;
+        }
+        ASSERT(r->seq > last);
+        last = r->seq;
+        num++;
+    }
+    PQclear(res);
+    struct apply_arg a = {.d = d, .num = num, .last_seq = last};
+    int rc = n == 0 ? 0 : store_write(d->st, apply_txn, &a);
+    if (rc != 0) {
+        set_error(d, "the replica refused the write (see the store's log line)");
+        return rc;
+    }
+    d->seq = last;
+    base_mutex_lock(&d->lock);
+    d->stats.seq = last;
+    d->stats.applied += (uint64_t)num;
+    d->stats.conflicts += a.conflicts;
+    base_mutex_unlock(&d->lock);
+    *out_num = (size_t)n;
+    return 0;
+}
+
+/* pull applies every change after d->seq; the full load of a first start logs its progress. */
+static int pull(struct store_directory *d)
+{
+    bool loading = !d->stats.loaded;
+    uint64_t total = 0;
+    uint64_t t0 = clock_mono_ns();
+    for (;;) {
+        size_t n = 0;
+        int rc = pull_batch(d, &n);
+        if (rc != 0) {
+            return rc;
+        }
+        total += n;
+        if (loading && n != 0) {
+            log_info("directory: loading rows=%llu seq=%llu", (unsigned long long)total,
+                     (unsigned long long)d->seq);
+        }
+        if (n < d->batch_max || atomic_load(&d->stop)) {
+            break;
+        }
+    }
+    base_mutex_lock(&d->lock);
+    d->stats.up = true;
+    d->stats.loaded = true;
+    d->stats.key_refused = false;
+    d->stats.current_ms = clock_real_ms();
+    d->stats.error[0] = '\0';
+    base_mutex_unlock(&d->lock);
+    if (loading) {
+        log_info("directory: loaded rows=%llu seq=%llu ms=%llu", (unsigned long long)total,
+                 (unsigned long long)d->seq,
+                 (unsigned long long)((clock_mono_ns() - t0) / 1000000u));
+    }
+    return 0;
+}
+
+/* wait_change sleeps until a NOTIFY, poll_ms, or stop. -EAGAIN: the connection failed. */
+static int wait_change(struct store_directory *d, uint32_t ms)
+{
+    struct pollfd pfd[2] = {{.fd = d->wake[0], .events = POLLIN}, {.fd = -1, .events = POLLIN}};
+    if (d->conn != NULL) {
+        pfd[1].fd = PQsocket(d->conn);
+    }
+    int n = poll(pfd, 2, (int)ms);
+    if (n <= 0 || d->conn == NULL || (pfd[1].revents & (POLLIN | POLLERR | POLLHUP)) == 0) {
+        return 0;
+    }
+    if (PQconsumeInput(d->conn) == 0) {
+        set_error(d, PQerrorMessage(d->conn));
+        return -EAGAIN;
+    }
+    PGnotify *nt = NULL;
+    while ((nt = PQnotifies(d->conn)) != NULL) { /* bounded by what one read brought */
+        PQfreemem(nt);
+    }
+    return 0;
+}
+
+static void *dir_main(void *arg)
+{
+    struct store_directory *d = arg;
+    base_thread_name("cp-directory");
+    uint64_t wait_ms = 0;
+    while (!atomic_load(&d->stop)) { /* the thread's loop: until store_directory_stop */
+        if (d->conn == NULL && connect_dir(d) != 0) {
+            wait_ms = store_backoff_ms(++d->attempts, DIR_BACKOFF_MIN_MS, DIR_BACKOFF_MAX_MS,
+                                       d->rnd++ * 0x9e3779b97f4a7c15ull);
+            if (d->attempts == 1) {
+                log_warn("directory: down error=\"%s\"", d->stats.error);
+            }
+            (void)wait_change(d, (uint32_t)wait_ms);
+            continue;
+        }
+        int rc = pull(d);
+        if (rc != 0) {
+            drop(d);
+            continue;
+        }
+        if (d->attempts != 0) {
+            log_info("directory: up seq=%llu", (unsigned long long)d->seq);
+            d->attempts = 0;
+        }
+        if (wait_change(d, d->poll_ms) != 0) {
+            drop(d);
+        }
+    }
+    drop(d);
+    return NULL;
+}
+
+int store_directory_start(struct store_directory **out, struct store *st,
+                          const struct store_directory_options *opt)
+{
+    ASSERT(out != NULL);
+    ASSERT(opt != NULL);
+    store_validate(st);
+    struct store_directory *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return -ENOMEM;
+    }
+    d->st = st;
+    d->wake[0] = d->wake[1] = -1;
+    d->poll_ms = opt->poll_ms != 0 ? opt->poll_ms : DIR_POLL_DEFAULT_MS;
+    d->batch_max = opt->batch_max != 0 ? opt->batch_max : DIR_BATCH_DEFAULT;
+    d->rnd = (uint64_t)clock_mono_ns();
+    int rc = 0;
+    if (d->batch_max > DIR_BATCH_MAX ||
+        base_str_copy(d->conninfo, sizeof(d->conninfo), opt->conninfo) != 0 ||
+        base_str_copy(d->key_id, sizeof(d->key_id), opt->key_id) != 0) {
+        rc = -EINVAL;
+        goto out;
+    }
+    pthread_mutex_init(&d->lock, NULL);
+    d->rows = calloc(d->batch_max, sizeof(*d->rows));
+    if (d->rows == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    bool have = false;
+    rc = meta_seq_get(st, &have, &d->seq);
+    if (rc != 0) {
+        goto out;
+    }
+    d->stats.loaded = have;
+    d->stats.seq = d->seq;
+    if (pipe2(d->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
+        rc = -errno;
+        goto out;
+    }
+    rc = -pthread_create(&d->thread, NULL, dir_main, d);
+    d->started = rc == 0;
+out:
+    if (rc != 0) {
+        store_directory_stop(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void store_directory_stats(struct store_directory *d, struct store_directory_stats *out)
+{
+    ASSERT(d != NULL);
+    ASSERT(out != NULL);
+    base_mutex_lock(&d->lock);
+    *out = d->stats;
+    base_mutex_unlock(&d->lock);
+}
+
+void store_directory_stop(struct store_directory *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    if (d->started) {
+        atomic_store(&d->stop, true);
+        char b = 1;
+        ssize_t w = write(d->wake[1], &b, 1);
+        (void)w; /* a full pipe already wakes the thread */
+        int rc = pthread_join(d->thread, NULL);
+        ASSERT(rc == 0);
+        pthread_mutex_destroy(&d->lock);
+    }
+    if (d->wake[0] != -1) {
+        (void)close(d->wake[0]);
+        (void)close(d->wake[1]);
+    }
+    free(d->rows);
+    free(d);
+}

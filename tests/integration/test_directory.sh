@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The fleet directory (issue 16) against a real, throwaway PostgreSQL server and two certprovd
+# (A and B, each with its own store and CA, the same PIN key): directory init and its PIN key
+# id (another key is refused by init and by certprovd's start, saying so); a user added through
+# A's certprovctl enrolls on B within 1 s, a new PIN set through B is live on A within 1 s, a user
+# deleted through A is refused on B within 1 s; user import of N users (DIR_N, default 20,000)
+# through COPY, replicated to B; a third appliance's first start loads everything (progress in
+# the log); PostgreSQL down: B stays ready and serves, /readyz says directory "stale" with the
+# lag, certprov_directory_lag_seconds shows it, certprovctl refuses writes (nothing half-done);
+# PostgreSQL back: B catches up by itself.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pg.sh"
+CTL="$BIN/certprovctl"
+D="$BIN/certprovd"
+N=${DIR_N:-20000}
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; pg_cleanup; rm -rf "$T"' EXIT
+
+# conf NAME PORT: the configuration of appliance NAME in $T/NAME.ini, its store in $T/NAME.
+conf() {
+    cat >"$T/$1.ini" <<INI
+[server]
+name = certprov-$1.example.com
+listen = 127.0.0.1:$2
+[store]
+path = $1
+map_size = 256MiB
+[profile]
+max_certs_per_user_per_day = 0
+[pool.pool1]
+store = embedded
+[directory]
+store = $PG_URL
+poll_ms = 1000
+INI
+}
+PA=$(free_port) && PB=$(free_port) && PD=$(free_port) && PC=$(free_port) || exit 1
+for x in a:$PA b:$PB d:$PD c:$PC; do conf "${x%%:*}" "${x#*:}"; done
+ctl() { local n=$1; shift; "$CTL" -c "$T/$n.ini" "$@"; }
+for n in a b c d; do ctl $n ca init >/dev/null || { bad "ca init $n"; finish; exit 1; }; done
+# B and D share A's PIN key (the fleet's); C keeps its own.
+for n in b d; do cp "$T/a/pin.key" "$T/$n/pin.key" && chmod 600 "$T/$n/pin.key"; done
+
+check "directory init (A)" ctl a directory init
+has "init names the PIN key id" "$T/out" "directory ready \(PIN key id [0-9a-f]{16}\)"
+KEYID=$(sed -n 's/.*key id \([0-9a-f]*\).*/\1/p' "$T/out")
+check "directory init again (B, same key): idempotent" ctl b directory init
+expect_exit 1 "PIN key \(id [0-9a-f]{16}\) is not the fleet's \(id $KEYID" \
+    "directory init with another PIN key (C)" ctl c directory init
+expect_exit 1 "\[directory\] this appliance's PIN key .* is not the fleet's" \
+    "certprovd with another PIN key refuses to start" "$D" -c "$T/c.ini"
+check "directory status" ctl a directory status
+has "status: 0 users" "$T/out" "^users: 0$"
+same "tables made" "$(psql_q "SELECT count(*) FROM pg_tables WHERE tablename IN ('certprov_users',
+    'certprov_meta', 'certprov_lockouts', 'certprov_revocations', 'certprov_cas')")" 5
+
+start() { # start NAME PORT
+    "$D" -c "$T/$1.ini" >>"$T/$1.log" 2>&1 &
+    PIDS+=($!)
+    eval "PID_$1=$!"
+    for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+    bad "certprovd $1 did not start: $(tail -5 "$T/$1.log")"
+    return 1
+}
+start a "$PA" && start b "$PB" || { finish; exit 1; }
+# wait_for SECONDS CMD...: until CMD succeeds, polling every 0.05 s.
+wait_for() {
+    local n=$(($1 * 20)); shift
+    for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.05; done
+    return 1
+}
+readyz_has() { curl -s "http://127.0.0.1:$1/readyz" | grep -Eq -- "$2"; }
+check "A: directory ok" wait_for 5 readyz_has "$PA" '"directory":"ok"'
+check "B: directory ok" wait_for 5 readyz_has "$PB" '"directory":"ok","directory_lag_s":0'
+
+csr() { # csr USER: $T/USER.b64
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" \
+        -subj "/CN=$1@example.com" -outform DER 2>/dev/null | base64 -w 64 >"$T/$1.b64"
+}
+est() { # est PORT LOGIN:PIN USER: the status
+    curl -s -o "$T/est.out" -w '%{http_code}' -u "$2" --data-binary @"$T/$3.b64" \
+        "http://127.0.0.1:$1/.well-known/est/simpleenroll"
+}
+est_is() { [ "$(est "$1" "$2" "$3")" = "$4" ]; }
+ms() { date +%s%3N; }
+add() { printf '%s\n' "$1" | ctl "$2" user add "${@:3}" --pin-stdin >/dev/null; }
+
+# --- a user added through A enrolls on B within 1 s ---
+csr alice
+same "alice unknown on B" "$(est "$PB" 1001:27182 alice)" 401
+t0=$(ms)
+check "add alice through A" add 27182 a --uri sip:alice@example.com --pool pool1 --ext 1001
+check "alice enrolls on B within 1 s" wait_for 1 est_is "$PB" 1001:27182 alice 200
+echo "directory: add on A -> enrolled on B in $(($(ms) - t0)) ms"
+same "alice's row in the directory" "$(psql_q "SELECT uri || ' ' || extension || ' ' || pin_key_id
+    FROM certprov_users WHERE NOT deleted")" "sip:alice@example.com 1001 $KEYID"
+expect_exit 1 "already exists" "the same user through B (replica knows it)" \
+    add 27182 b --uri sip:alice@example.com --pool pool1 --ext 1001
+
+# --- a new PIN through B is live on A within 1 s ---
+check "set-pin through B" sh -c "printf '31415\n' | '$CTL' -c '$T/b.ini' user set-pin sip:alice@example.com --pin-stdin"
+check "new PIN works on A within 1 s" wait_for 1 est_is "$PA" 1001:31415 alice 200
+same "old PIN refused on A" "$(est "$PA" 1001:27182 alice)" 401
+
+# --- a user deleted through A is refused on B within 1 s ---
+csr bob
+check "add bob through B" add 16180 b --uri sip:bob@example.com --pool pool1 --ext 1002
+check "bob enrolls on A" wait_for 1 est_is "$PA" 1002:16180 bob 200
+check "del bob through A" ctl a user del sip:bob@example.com
+check "bob refused on B within 1 s" wait_for 1 est_is "$PB" 1002:16180 bob 401
+check "bob can be added again (tombstone reused)" add 16180 a --uri sip:bob@example.com --pool pool1 --ext 1002
+check "bob back on B" wait_for 1 est_is "$PB" 1002:16180 bob 200
+
+# --- user import of N users through COPY, replicated to B ---
+{
+    echo "uri,phone,ext,pool,pin"
+    seq 1 "$N" | awk '{ printf "sip:u%d@example.com,,%d,pool1,27182\n", $1, 100000 + $1 }'
+} >"$T/users.csv"
+t0=$(ms)
+check "import $N users through A" ctl a user import "$T/users.csv"
+t1=$(ms)
+echo "directory: user import of $N users: $((t1 - t0)) ms"
+csr "u$N"
+check "the last imported user enrolls on B" wait_for 60 est_is "$PB" "$((100000 + N)):27182" "u$N" 200
+echo "directory: import -> last user enrolled on B: $(($(ms) - t1)) ms after the import"
+same "directory: users" "$(psql_q "SELECT count(*) FROM certprov_users WHERE NOT deleted")" $((N + 2))
+
+# --- a new appliance's first start loads everything, with progress in the log ---
+t0=$(ms)
+start d "$PD" || { finish; exit 1; }
+check "D: loaded" wait_for 60 readyz_has "$PD" '"directory":"ok"'
+echo "directory: full load of $((N + 2)) users on D: $(($(ms) - t0)) ms"
+has "D: loading progress" "$T/d.log" "directory: loading rows=[0-9]+ seq="
+has "D: loaded line" "$T/d.log" "directory: loaded rows=$((N + 2)) "
+csr u7
+check "u7 enrolls on D" est_is "$PD" 100007:27182 u7 200
+
+# --- PostgreSQL down: B serves from its replica, stale with the lag; writes refused ---
+pg_stop
+check "B: directory stale" wait_for 5 readyz_has "$PB" '"ready":true.*"directory":"stale"'
+sleep 2.2
+curl -s "http://127.0.0.1:$PB/readyz" >"$T/readyz"
+has "B: lag of 2 s or more" "$T/readyz" '"directory_lag_s":([2-9]|[1-9][0-9]+)'
+same "B: readyz still 200" "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PB/readyz")" 200
+curl -s "http://127.0.0.1:$PB/metrics" >"$T/metrics"
+has "metric: directory down" "$T/metrics" "^certprov_directory_up 0$"
+has "metric: lag" "$T/metrics" "^certprov_directory_lag_seconds ([2-9]|[1-9][0-9]+)$"
+check "alice enrolls on B meanwhile" est_is "$PB" 1001:31415 alice 200
+csr carol
+expect_exit 1 "cannot reach the directory" "user add refused while PostgreSQL is down" \
+    add 24680 a --uri sip:carol@example.com --pool pool1 --ext 1003
+expect_exit 1 "no such user" "and nothing was stored locally" ctl a user show sip:carol@example.com
+pg_start
+check "B: directory ok again by itself" wait_for 40 readyz_has "$PB" '"directory":"ok"'
+check "add carol through A once it is back" add 24680 a --uri sip:carol@example.com --pool pool1 --ext 1003
+check "carol enrolls on B within 1 s" wait_for 1 est_is "$PB" 1003:24680 carol 200
+has "B: down logged" "$T/b.log" "directory: down error="
+has "B: up logged" "$T/b.log" "directory: up seq="
+
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p"; done
+PIDS=()
+finish
