@@ -435,9 +435,18 @@ static void put_directory(struct text *t, struct service *svc, bool json)
         "# TYPE certprov_directory_applied_total counter\ncertprov_directory_applied_total %llu\n"
         "# HELP certprov_directory_conflicts_total Directory rows the replica refused.\n"
         "# TYPE certprov_directory_conflicts_total counter\n"
-        "certprov_directory_conflicts_total %llu\n",
+        "certprov_directory_conflicts_total %llu\n"
+        "# HELP certprov_directory_lockouts_shipped_total Lockout states written to the "
+        "directory.\n"
+        "# TYPE certprov_directory_lockouts_shipped_total counter\n"
+        "certprov_directory_lockouts_shipped_total %llu\n"
+        "# HELP certprov_directory_lockouts_dropped_total Lockout states not shipped: the queue "
+        "was full.\n"
+        "# TYPE certprov_directory_lockouts_dropped_total counter\n"
+        "certprov_directory_lockouts_dropped_total %llu\n",
         ds.up ? 1 : 0, (long long)lag_s, (unsigned long long)ds.seq, (unsigned long long)ds.applied,
-        (unsigned long long)ds.conflicts);
+        (unsigned long long)ds.conflicts, (unsigned long long)ds.lockout_shipped,
+        (unsigned long long)ds.lockout_dropped);
 }
 
 /* directory_loading: with [directory], the replica has never held a complete load. */

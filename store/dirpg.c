@@ -27,8 +27,8 @@
 #include "base/base.h"
 #include "store/internal.h"
 
-#define DIR_WRITE_LOCK "SELECT pg_advisory_xact_lock(7393726218537156)"
-#define DIR_NOTIFY "NOTIFY certprov_directory"
+#define DIR_WRITE_LOCK STORE_DIR_WRITE_LOCK
+#define DIR_NOTIFY STORE_DIR_NOTIFY
 
 static const char dir_schema[] =
     "CREATE SEQUENCE IF NOT EXISTS certprov_seq;"
@@ -46,7 +46,8 @@ static const char dir_schema[] =
     "CREATE TABLE IF NOT EXISTS certprov_lockouts ("
     " uri text PRIMARY KEY, window_failures integer NOT NULL, window_start bigint NOT NULL,"
     " total_failures bigint NOT NULL, locked_until bigint NOT NULL,"
-    " admin_locked boolean NOT NULL, appliance text NOT NULL, seq bigint NOT NULL);"
+    " admin_locked boolean NOT NULL, reset boolean NOT NULL DEFAULT false,"
+    " appliance text NOT NULL, seq bigint NOT NULL);"
     "CREATE INDEX IF NOT EXISTS certprov_lockouts_seq ON certprov_lockouts (seq);"
     "CREATE TABLE IF NOT EXISTS certprov_revocations ("
     " serial text PRIMARY KEY, reason text NOT NULL, revoked_at bigint NOT NULL,"
@@ -181,7 +182,8 @@ int store_dir_init(struct store_dir *d, const char *key_id, char *err, size_t ca
                                  "INSERT INTO certprov_meta VALUES ('pin_key_id', $1)"
                                  " ON CONFLICT (name) DO NOTHING",
                                  1, NULL, vals, NULL, NULL, 0);
-    rc = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
+    rc =
+        res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
     PQclear(res);
     rc = rc != 0 ? rc : store_dir_key_check(d, key_id, err, cap);
     if (rc != 0) {
@@ -195,7 +197,11 @@ static size_t copy_field(char *buf, size_t at, size_t cap, const char *s, char e
 {
     for (; *s != '\0'; s++) {
         char c = *s;
-        const char *esc = c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : NULL;
+        const char *esc = c == '\\'   ? "\\\\"
+                          : c == '\t' ? "\\t"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                                      : NULL;
         size_t n = esc != NULL ? 2 : 1;
         ASSERT(at + n < cap);
         memcpy(buf + at, esc != NULL ? esc : &c, n);
@@ -240,7 +246,8 @@ static int copy_users(PGconn *c, const struct store_user *users, size_t num, cha
     }
     ok = PQputCopyEnd(c, ok ? NULL : "certprov: aborted") == 1 && ok;
     res = PQgetResult(c);
-    int rc = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK && ok ? 0 : sql_rc(c, res, err, cap);
+    int rc =
+        res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK && ok ? 0 : sql_rc(c, res, err, cap);
     PQclear(res);
     while ((res = PQgetResult(c)) != NULL) {
         PQclear(res);
@@ -285,7 +292,8 @@ int store_dir_users_put(struct store_dir *d, const struct store_user *users, siz
                   " created_at = EXCLUDED.created_at, deleted = false, seq = EXCLUDED.seq"
                   " WHERE certprov_users.deleted",
         1, NULL, vals, NULL, NULL, 0);
-    rc = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
+    rc =
+        res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
     if (rc == 0 && strtoull(PQcmdTuples(res), NULL, 10) != num) {
         store_err_copy(err, cap, "a user with this URI already exists in the directory");
         rc = -EEXIST;
@@ -312,11 +320,54 @@ int store_dir_user_del(struct store_dir *d, const char *uri, char *err, size_t c
                                  "UPDATE certprov_users SET deleted = true,"
                                  " seq = nextval('certprov_seq') WHERE uri = $1 AND NOT deleted",
                                  1, NULL, vals, NULL, NULL, 0);
-    rc = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
+    rc =
+        res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
     if (rc == 0 && strcmp(PQcmdTuples(res), "1") != 0) {
         store_err_copy(err, cap, "no such user in the directory");
         rc = -ENOENT;
     }
+    PQclear(res);
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_NOTIFY, err, cap);
+    if (rc != 0) {
+        return rollback(d->conn, rc);
+    }
+    return store_dir_exec(d->conn, "COMMIT", err, cap);
+}
+
+/* The fleet's lockout state of a user: the newest window wins, failures of the same window and
+ * the totals take the larger count, a lock the later end, an administrator's lock stays until a
+ * reset (user unlock) replaces the whole row. Each replica merges a row the same way into its own
+ * state (directory.c lockout_merge). */
+const char store_dir_lockout_upsert[] =
+    "INSERT INTO certprov_lockouts AS l (uri, window_failures, window_start, total_failures,"
+    " locked_until, admin_locked, reset, appliance, seq) VALUES ($1, $2::integer, $3::bigint,"
+    " $4::bigint, $5::bigint, $6::boolean, $7::boolean, $8, nextval('certprov_seq'))"
+    " ON CONFLICT (uri) DO UPDATE SET"
+    " window_failures = CASE WHEN EXCLUDED.reset OR EXCLUDED.window_start > l.window_start"
+    "  THEN EXCLUDED.window_failures WHEN EXCLUDED.window_start = l.window_start"
+    "  THEN GREATEST(l.window_failures, EXCLUDED.window_failures) ELSE l.window_failures END,"
+    " window_start = CASE WHEN EXCLUDED.reset THEN EXCLUDED.window_start"
+    "  ELSE GREATEST(l.window_start, EXCLUDED.window_start) END,"
+    " total_failures = CASE WHEN EXCLUDED.reset THEN EXCLUDED.total_failures"
+    "  ELSE GREATEST(l.total_failures, EXCLUDED.total_failures) END,"
+    " locked_until = CASE WHEN EXCLUDED.reset THEN EXCLUDED.locked_until"
+    "  ELSE GREATEST(l.locked_until, EXCLUDED.locked_until) END,"
+    " admin_locked = EXCLUDED.admin_locked OR (l.admin_locked AND NOT EXCLUDED.reset),"
+    " reset = EXCLUDED.reset, appliance = EXCLUDED.appliance, seq = EXCLUDED.seq";
+
+int store_dir_lockout_reset(struct store_dir *d, const char *uri, char *err, size_t cap)
+{
+    ASSERT(d != NULL);
+    ASSERT(uri != NULL);
+    int rc = store_dir_exec(d->conn, "BEGIN", err, cap);
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_LOCKOUT_LOCK, err, cap);
+    if (rc != 0) {
+        return rollback(d->conn, rc);
+    }
+    const char *vals[8] = {uri, "0", "0", "0", "0", "false", "true", "certprovctl"};
+    PGresult *res = PQexecParams(d->conn, store_dir_lockout_upsert, 8, NULL, vals, NULL, NULL, 0);
+    rc =
+        res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
     PQclear(res);
     rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_NOTIFY, err, cap);
     if (rc != 0) {

@@ -434,6 +434,17 @@ int store_dir_exec(PGconn *c, const char *sql, char *err, size_t cap);
  * -EIO, with the text in err. */
 int store_dir_key_get(PGconn *c, char *out, size_t out_cap, char *err, size_t cap);
 
+/* store_dir_lockout_upsert: the merging INSERT of a lockout row ($1 uri, $2 window failures, $3
+ * window start, $4 total, $5 locked until, $6 admin locked, $7 reset, $8 appliance). */
+extern const char store_dir_lockout_upsert[];
+/* DIR_WRITE_LOCK / DIR_NOTIFY: what every writing transaction of the directory does first and
+ * last (dirpg.c, the overview). */
+#define STORE_DIR_WRITE_LOCK "SELECT pg_advisory_xact_lock(7393726218537156)"
+#define STORE_DIR_NOTIFY "NOTIFY certprov_directory"
+/* The lockout rows are a stream of their own (the replica keeps its own seq of them), so they take
+ * another lock: a long user import never holds up lockout shipping. */
+#define STORE_DIR_LOCKOUT_LOCK "SELECT pg_advisory_xact_lock(7393726218537157)"
+
 /* store_serial_hex writes `serial` as upper-case hex without leading zeros (README, certprovctl).
  */
 void store_serial_hex(char out[2 * STORE_SERIAL_LEN + 1], const uint8_t serial[STORE_SERIAL_LEN]);

@@ -751,20 +751,24 @@ int store_dir_status(struct store_dir *d, uint64_t *out_users, uint64_t *out_seq
 struct store_directory;
 
 struct store_directory_options {
-    const char *conninfo; /* postgresql://...; copied */
-    const char *key_id;   /* this appliance's PIN key id (hex); copied */
-    uint32_t poll_ms;     /* polling fallback besides LISTEN; 0 = 5000 */
-    uint32_t batch_max;   /* rows per LMDB transaction; 0 = 10000 */
+    const char *conninfo;  /* postgresql://...; copied */
+    const char *key_id;    /* this appliance's PIN key id (hex); copied */
+    const char *appliance; /* this appliance's name, written with its lockout rows; copied */
+    uint32_t poll_ms;      /* polling fallback besides LISTEN; 0 = 5000 */
+    uint32_t batch_max;    /* rows per LMDB transaction; 0 = 10000 */
 };
 
 struct store_directory_stats {
-    bool up;            /* connected, key accepted, the last pull succeeded */
-    bool loaded;        /* the replica holds a complete load (now or from an earlier run) */
-    bool key_refused;   /* the directory's PIN key id is not this appliance's */
-    uint64_t seq;       /* the last change seq applied to the replica */
-    uint64_t applied;   /* rows applied since start */
-    uint64_t conflicts; /* rows the replica refused (a local user clashes): logged */
-    int64_t current_ms; /* realtime: when the replica was last known to hold every change */
+    bool up;                  /* connected, key accepted, the last pull succeeded */
+    bool loaded;              /* the replica holds a complete load (now or from an earlier run) */
+    bool key_refused;         /* the directory's PIN key id is not this appliance's */
+    uint64_t seq;             /* the last change seq applied to the replica */
+    uint64_t applied;         /* rows applied since start */
+    uint64_t conflicts;       /* rows the replica refused (a local user clashes): logged */
+    uint64_t lockout_seq;     /* the last lockout change applied */
+    uint64_t lockout_shipped; /* lockout notes written to the directory */
+    uint64_t lockout_dropped; /* lockout notes dropped: the queue was full */
+    int64_t current_ms;       /* realtime: when the replica was last known to hold every change */
     char error[STORE_ERROR_MAX + 1]; /* the last failure, "" if none */
 };
 
@@ -777,6 +781,19 @@ int store_directory_start(struct store_directory **out, struct store *st,
 
 /* store_directory_stats copies the thread's state. Thread-safe (a mutex held for the copy). */
 void store_directory_stats(struct store_directory *d, struct store_directory_stats *out);
+
+/* store_directory_lockout_note queues the lockout state the writer just committed for `uri`,
+ * to be shipped to the directory by the directory thread (never on the answer's path): a copy
+ * under a mutex and a wake-up, nothing else. The queue holds STORE_DIRECTORY_NOTES_MAX entries; a
+ * note that finds it full is dropped and counted (lockout_dropped). NULL `d` is a no-op.
+ * Thread-safe. */
+#define STORE_DIRECTORY_NOTES_MAX 4096u
+void store_directory_lockout_note(struct store_directory *d, const char *uri,
+                                  const struct store_lockout *l);
+
+/* store_dir_lockout_reset clears `uri`'s lockout on every appliance (certprovctl user unlock):
+ * a reset row with a new seq. Returns 0, -ENOENT (not initialized) or -EIO. */
+int store_dir_lockout_reset(struct store_dir *d, const char *uri, char *err, size_t cap);
 
 /* store_directory_stop stops and joins the thread (a libpq call in flight is bounded by the
  * connection's timeouts) and frees. NULL is a no-op. */

@@ -49,6 +49,10 @@ int ctl_dir_users_put(struct ctl *ctl, const struct store_user *users, size_t nu
  * the directory does not hold is no failure). Returns CTL_OK or CTL_FAIL after saying why. */
 int ctl_dir_user_del(struct ctl *ctl, const char *uri, const char *what);
 
+/* ctl_dir_lockout_reset clears `uri`'s lockout on every appliance through the fleet directory
+ * when [directory] store is set. Returns CTL_OK or CTL_FAIL after saying why. */
+int ctl_dir_lockout_reset(struct ctl *ctl, const char *uri, const char *what);
+
 /* ctl_audit appends a record of `command` ("ca import") on `target` with `outcome` ("ok",
  * "failed") and the detail noted with ctl_audit_note to the store's audit log (service.h). A
  * failure is a warning on stderr, never the command's failure; returns service_audit_append's

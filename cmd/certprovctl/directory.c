@@ -15,8 +15,7 @@ static int dir_open(struct ctl *ctl, struct store_dir **out, char key_id[STORE_P
                     const char *what)
 {
     if (ctl->cfg.directory[0] == '\0') {
-        return ctl_fail("%s: %s has no [directory] store = postgresql://...", what,
-                        ctl->cfg.path);
+        return ctl_fail("%s: %s has no [directory] store = postgresql://...", what, ctl->cfg.path);
     }
     int rc = ctl_pin_key(ctl);
     if (rc != 0) {
@@ -75,8 +74,8 @@ static int dir_status(struct ctl *ctl, int argc, char **argv)
     if (rc != 0) {
         return ctl_fail("directory status: %s", err);
     }
-    printf("users: %llu\nseq: %llu\npin_key_id: %s (this appliance's)\n",
-           (unsigned long long)users, (unsigned long long)seq, key_id);
+    printf("users: %llu\nseq: %llu\npin_key_id: %s (this appliance's)\n", (unsigned long long)users,
+           (unsigned long long)seq, key_id);
     return CTL_OK;
 }
 
@@ -116,6 +115,26 @@ int ctl_dir_user_del(struct ctl *ctl, const char *uri, const char *what)
     rc = store_dir_user_del(d, uri, err, sizeof(err));
     store_dir_close(d);
     if (rc != 0 && rc != -ENOENT) { /* -ENOENT: a user of this replica only */
+        return ctl_fail("%s: the directory refused: %s", what, err);
+    }
+    return CTL_OK;
+}
+
+int ctl_dir_lockout_reset(struct ctl *ctl, const char *uri, const char *what)
+{
+    if (ctl->cfg.directory[0] == '\0') {
+        return CTL_OK;
+    }
+    struct store_dir *d = NULL;
+    char key_id[STORE_PIN_KEY_ID_HEX];
+    int rc = dir_open(ctl, &d, key_id, what);
+    if (rc != 0) {
+        return rc;
+    }
+    char err[512] = "";
+    rc = store_dir_lockout_reset(d, uri, err, sizeof(err));
+    store_dir_close(d);
+    if (rc != 0) {
         return ctl_fail("%s: the directory refused: %s", what, err);
     }
     return CTL_OK;

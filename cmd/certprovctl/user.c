@@ -491,6 +491,9 @@ static int user_unlock(struct ctl *ctl, int argc, char **argv)
     if (rc != 0) {
         return ctl_fail("user unlock %s: %s", argv[1], store_error(rc));
     }
+    if (ctl_dir_lockout_reset(ctl, u.uri, "user unlock") != CTL_OK) {
+        return CTL_FAIL;
+    }
     printf("unlocked %s\n", u.uri);
     return CTL_OK;
 }
@@ -568,6 +571,9 @@ static int user_del(struct ctl *ctl, int argc, char **argv)
         return CTL_FAIL;
     }
     rc = store_user_del(ctl->st, u.uri);
+    if (rc == -ENOENT && ctl->cfg.directory[0] != '\0') {
+        rc = 0; /* the daemon's directory thread applied the deletion first */
+    }
     if (rc == 0) {
         rc = store_user_enable(ctl->st, u.uri); /* a later user of that URI starts enabled */
         rc = rc == -ENOENT ? 0 : rc;

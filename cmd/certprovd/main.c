@@ -587,8 +587,10 @@ static int start_directory(struct daemon *d)
     if (d->check) {
         return 0;
     }
-    struct store_directory_options o = {
-        .conninfo = d->cfg.directory, .key_id = key_id, .poll_ms = d->cfg.directory_poll_ms};
+    struct store_directory_options o = {.conninfo = d->cfg.directory,
+                                        .key_id = key_id,
+                                        .appliance = d->cfg.name,
+                                        .poll_ms = d->cfg.directory_poll_ms};
     int rc = store_directory_start(&d->dir, d->st, &o);
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot start the directory thread: %s\n", strerror(-rc));

@@ -29,6 +29,9 @@ map_size = 256MiB
 max_certs_per_user_per_day = 0
 [pool.pool1]
 store = embedded
+[pin]
+window_failures = 5
+total_failures = 100000
 [directory]
 store = $PG_URL
 poll_ms = 1000
@@ -134,6 +137,63 @@ has "D: loading progress" "$T/d.log" "directory: loading rows=[0-9]+ seq="
 has "D: loaded line" "$T/d.log" "directory: loaded rows=$((N + 2)) "
 csr u7
 check "u7 enrolls on D" est_is "$PD" 100007:27182 u7 200
+
+# --- lockout across the fleet: failures judged on A count on B and the other way round ---
+WINDOW=5
+csr eve
+check "add eve through A" add 27182 a --uri sip:eve@example.com --pool pool1 --ext 1005
+check "eve known on B" wait_for 1 est_is "$PB" 1005:27182 eve 200
+# guess PORT: one wrong PIN for eve; prints failed (AuthenticationFailed) or locked (PinLocked)
+guess() {
+    local code
+    code=$(est "$1" 1005:99991 eve)
+    if [ "$code" = 403 ] && grep -aq PinLocked "$T/est.out"; then echo locked
+    elif [ "$code" = 401 ]; then echo failed
+    else echo "other:$code"; fi
+}
+failed=0; locked=0; other=0
+for i in $(seq 1 16); do # alternating, each a little later than one propagation delay
+    if [ $((i % 2)) = 1 ]; then r=$(guess "$PA"); else r=$(guess "$PB"); fi
+    case $r in failed) failed=$((failed + 1)) ;; locked) locked=$((locked + 1)) ;; *) other=$((other + 1)) ;; esac
+    sleep 0.05
+done
+echo "directory: alternating guesses: $failed judged as failures before the lock, $locked PinLocked"
+same "alternating A/B: exactly window_failures guesses judged before the lock" "$failed" "$WINDOW"
+same "alternating A/B: the rest PinLocked" "$locked:$other" "$((16 - WINDOW)):0"
+check "the right PIN on A is PinLocked" est_is "$PA" 1005:27182 eve 403
+has "A: PinLocked" "$T/est.out" PinLocked
+check "the right PIN on B is PinLocked" est_is "$PB" 1005:27182 eve 403
+same "eve's lock in the directory" "$(psql_q "SELECT locked_until > extract(epoch FROM now())
+    FROM certprov_lockouts WHERE uri = 'sip:eve@example.com'")" t
+check "unlock eve through B" ctl b user unlock sip:eve@example.com
+check "eve enrolls on A within 1 s of the unlock" wait_for 1 est_is "$PA" 1005:27182 eve 200
+# A burst in parallel on both: the bound is window_failures plus what the other appliance judges
+# within one propagation delay; never a certificate for a right PIN after the lock.
+csr frank
+check "add frank through B" add 27182 b --uri sip:frank@example.com --pool pool1 --ext 1006
+check "frank known on A" wait_for 1 est_is "$PA" 1006:27182 frank 200
+BURST=()
+for i in $(seq 1 40); do
+    p=$PA; [ $((i % 2)) = 0 ] && p=$PB
+    curl -s -o "$T/burst.$i" -w '%{http_code}\n' -u 1006:99991 --data-binary @"$T/frank.b64" \
+        "http://127.0.0.1:$p/.well-known/est/simpleenroll" >"$T/burst.$i.code" &
+    BURST+=($!)
+done
+wait "${BURST[@]}"
+bfailed=0
+for i in $(seq 1 40); do
+    if [ "$(cat "$T/burst.$i.code")" = 401 ] && ! grep -aq PinLocked "$T/burst.$i"; then
+        bfailed=$((bfailed + 1))
+    fi
+done
+echo "directory: parallel burst of 40 on A and B: $bfailed judged as failures before the lock"
+check "parallel burst: at most 2 x window_failures judged (each appliance locks by itself)" \
+    test "$bfailed" -le $((2 * WINDOW))
+sleep 0.3
+check "after the burst the right PIN on A is PinLocked" est_is "$PA" 1006:27182 frank 403
+check "after the burst the right PIN on B is PinLocked" est_is "$PB" 1006:27182 frank 403
+curl -s "http://127.0.0.1:$PA/metrics" >"$T/metrics"
+has "metric: lockout notes shipped" "$T/metrics" "^certprov_directory_lockouts_shipped_total [1-9]"
 
 # --- PostgreSQL down: B serves from its replica, stale with the lag; writes refused ---
 pg_stop
