@@ -129,8 +129,9 @@ static int connect_dir(struct store_directory *d)
     rc = rc != 0 ? rc : store_dir_key_get(d->conn, have, sizeof(have), err, sizeof(err));
     bool refused = rc == 0 && strcmp(have, d->key_id) != 0;
     if (refused) {
-        snprintf(err, sizeof(err), "the directory's PIN key id %s is not this appliance's (%s)",
-                 have, d->key_id);
+        snprintf(err, sizeof(err),
+                 "the directory's PIN key id %.16s is not this appliance's (%.16s)", have,
+                 d->key_id);
         rc = -EKEYREJECTED;
     }
     rc = rc != 0 ? rc : store_dir_exec(d->conn, "LISTEN certprov_directory", err, sizeof(err));
