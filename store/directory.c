@@ -37,7 +37,8 @@
 struct dir_row {
     struct store_user user;
     bool deleted;
-    bool foreign_key; /* another PIN key's verifier */
+    bool foreign_key;   /* another PIN key's verifier */
+    int64_t disabled_s; /* 0: enabled */
     uint64_t seq;
 };
 
@@ -170,6 +171,7 @@ static int parse_row(struct dir_row *r, PGresult *res, int i, const char *key_id
     r->seq = strtoull(PQgetvalue(res, i, 8), NULL, 10);
     r->deleted = strcmp(PQgetvalue(res, i, 7), "t") == 0;
     r->foreign_key = strcmp(PQgetvalue(res, i, 9), key_id) != 0;
+    r->disabled_s = strtoll(PQgetvalue(res, i, 10), NULL, 10);
     struct store_user *u = &r->user;
     if (base_str_copy(u->uri, sizeof(u->uri), PQgetvalue(res, i, 0)) != 0 ||
         base_str_copy(u->pool, sizeof(u->pool), PQgetvalue(res, i, 1)) != 0 ||
@@ -200,7 +202,8 @@ static int apply_row(struct store *st, MDB_txn *txn, struct apply_arg *a, const 
 {
     if (r->deleted) {
         int rc = store_user_replica_del(st, txn, r->user.uri);
-        return rc == -ENOENT ? 0 : rc;
+        rc = rc == -ENOENT ? 0 : rc;
+        return rc != 0 ? rc : store_user_disabled_put(st, txn, r->user.uri, 0);
     }
     if (r->foreign_key) {
         log_warn("directory: skipped user=%s seq=%llu reason=another_pin_key", r->user.uri,
@@ -215,9 +218,10 @@ static int apply_row(struct store *st, MDB_txn *txn, struct apply_arg *a, const 
                  (unsigned long long)r->seq, rc == -EINVAL ? "invalid" : "clash",
                  rc == -EINVAL ? "-" : ref.uri);
         a->conflicts++;
-        rc = 0;
+        return 0;
     }
-    return rc;
+    /* Disabled users (README, Revocation) are the fleet's too: no sign-in, no renewal. */
+    return rc != 0 ? rc : store_user_disabled_put(st, txn, r->user.uri, r->disabled_s);
 }
 
 static int apply_txn(struct store *st, MDB_txn *txn, void *arg)
@@ -245,12 +249,12 @@ static int pull_batch(struct store_directory *d, size_t *out_num)
     snprintf(after, sizeof(after), "%llu", (unsigned long long)d->seq);
     snprintf(limit, sizeof(limit), "%u", d->batch_max);
     const char *vals[2] = {after, limit};
-    PGresult *res =
-        PQexecParams(d->conn,
-                     "SELECT uri, pool, phone, extension, encode(pin_verifier, 'hex'),"
-                     " pin_len, created_at, deleted, seq, pin_key_id FROM certprov_users"
-                     " WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
-                     2, NULL, vals, NULL, NULL, 0);
+    PGresult *res = PQexecParams(
+        d->conn,
+        "SELECT uri, pool, phone, extension, encode(pin_verifier, 'hex'),"
+        " pin_len, created_at, deleted, seq, pin_key_id, disabled_at FROM certprov_users"
+        " WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
+        2, NULL, vals, NULL, NULL, 0);
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
         set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
         PQclear(res);

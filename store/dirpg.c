@@ -38,6 +38,7 @@ static const char dir_schema[] =
     " extension text NOT NULL DEFAULT '', pin_verifier bytea NOT NULL,"
     " pin_len smallint NOT NULL, pin_key_id text NOT NULL, created_at bigint NOT NULL,"
     " deleted boolean NOT NULL DEFAULT false, seq bigint NOT NULL);"
+    "ALTER TABLE certprov_users ADD COLUMN IF NOT EXISTS disabled_at bigint NOT NULL DEFAULT 0;"
     "CREATE UNIQUE INDEX IF NOT EXISTS certprov_users_fold ON certprov_users (lower(uri))"
     " WHERE NOT deleted;"
     "CREATE UNIQUE INDEX IF NOT EXISTS certprov_users_ext ON certprov_users (extension)"
@@ -289,8 +290,8 @@ int store_dir_users_put(struct store_dir *d, const struct store_user *users, siz
                   " ON CONFLICT (uri) DO UPDATE SET pool = EXCLUDED.pool, phone = EXCLUDED.phone,"
                   " extension = EXCLUDED.extension, pin_verifier = EXCLUDED.pin_verifier,"
                   " pin_len = EXCLUDED.pin_len, pin_key_id = EXCLUDED.pin_key_id,"
-                  " created_at = EXCLUDED.created_at, deleted = false, seq = EXCLUDED.seq"
-                  " WHERE certprov_users.deleted",
+                  " created_at = EXCLUDED.created_at, deleted = false, disabled_at = 0,"
+                  " seq = EXCLUDED.seq WHERE certprov_users.deleted",
         1, NULL, vals, NULL, NULL, 0);
     rc =
         res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
@@ -368,6 +369,37 @@ int store_dir_lockout_reset(struct store_dir *d, const char *uri, char *err, siz
     PGresult *res = PQexecParams(d->conn, store_dir_lockout_upsert, 8, NULL, vals, NULL, NULL, 0);
     rc =
         res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
+    PQclear(res);
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_NOTIFY, err, cap);
+    if (rc != 0) {
+        return rollback(d->conn, rc);
+    }
+    return store_dir_exec(d->conn, "COMMIT", err, cap);
+}
+
+int store_dir_user_disable(struct store_dir *d, const char *uri, int64_t since_s, char *err,
+                           size_t cap)
+{
+    ASSERT(d != NULL);
+    ASSERT(uri != NULL);
+    int rc = store_dir_exec(d->conn, "BEGIN", err, cap);
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_WRITE_LOCK, err, cap);
+    if (rc != 0) {
+        return rollback(d->conn, rc);
+    }
+    char since[24];
+    snprintf(since, sizeof(since), "%lld", (long long)since_s);
+    const char *vals[2] = {uri, since};
+    PGresult *res = PQexecParams(d->conn,
+                                 "UPDATE certprov_users SET disabled_at = $2::bigint,"
+                                 " seq = nextval('certprov_seq') WHERE uri = $1 AND NOT deleted",
+                                 2, NULL, vals, NULL, NULL, 0);
+    rc =
+        res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
+    if (rc == 0 && strcmp(PQcmdTuples(res), "1") != 0) {
+        store_err_copy(err, cap, "no such user in the directory");
+        rc = -ENOENT;
+    }
     PQclear(res);
     rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_NOTIFY, err, cap);
     if (rc != 0) {

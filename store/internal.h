@@ -423,6 +423,10 @@ int pool_pg_check(const char *conninfo, char *err, size_t cap);
 int store_outbox_remove_acked(struct store *st, const char *pool,
                               const struct store_outbox_entry *entries, size_t num);
 
+/* store_user_disabled_put marks `uri` disabled since since_s (kept when it already is), or, with
+ * since_s = 0, enabled, inside `txn` (revoke.c; the directory thread). 0 or an LMDB error. */
+int store_user_disabled_put(struct store *st, MDB_txn *txn, const char *uri, int64_t since_s);
+
 /* ---- dirpg.c (the fleet directory's SQL; calls common.c), for directory.c ---- */
 
 typedef struct pg_conn PGconn;

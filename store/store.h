@@ -742,6 +742,11 @@ int store_dir_users_put(struct store_dir *d, const struct store_user *users, siz
  * live user, or not initialized) or -EIO. */
 int store_dir_user_del(struct store_dir *d, const char *uri, char *err, size_t cap);
 
+/* store_dir_user_disable marks `uri` disabled since since_s on every appliance, or enabled with
+ * since_s = 0 (a new seq). Returns 0, -ENOENT (no such live user, or not initialized) or -EIO. */
+int store_dir_user_disable(struct store_dir *d, const char *uri, int64_t since_s, char *err,
+                           size_t cap);
+
 /* store_dir_status counts the live users and reads the highest change seq. Returns 0, -ENOENT or
  * -EIO. */
 int store_dir_status(struct store_dir *d, uint64_t *out_users, uint64_t *out_seq, char *err,

@@ -53,6 +53,11 @@ int ctl_dir_user_del(struct ctl *ctl, const char *uri, const char *what);
  * when [directory] store is set. Returns CTL_OK or CTL_FAIL after saying why. */
 int ctl_dir_lockout_reset(struct ctl *ctl, const char *uri, const char *what);
 
+/* ctl_dir_user_disable marks `uri` disabled since since_s (0: enabled) on every appliance
+ * through the fleet directory when [directory] store is set. Returns CTL_OK or CTL_FAIL after
+ * saying why. */
+int ctl_dir_user_disable(struct ctl *ctl, const char *uri, int64_t since_s, const char *what);
+
 /* ctl_audit appends a record of `command` ("ca import") on `target` with `outcome` ("ok",
  * "failed") and the detail noted with ctl_audit_note to the store's audit log (service.h). A
  * failure is a warning on stderr, never the command's failure; returns service_audit_append's

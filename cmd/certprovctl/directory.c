@@ -140,6 +140,26 @@ int ctl_dir_lockout_reset(struct ctl *ctl, const char *uri, const char *what)
     return CTL_OK;
 }
 
+int ctl_dir_user_disable(struct ctl *ctl, const char *uri, int64_t since_s, const char *what)
+{
+    if (ctl->cfg.directory[0] == '\0') {
+        return CTL_OK;
+    }
+    struct store_dir *d = NULL;
+    char key_id[STORE_PIN_KEY_ID_HEX];
+    int rc = dir_open(ctl, &d, key_id, what);
+    if (rc != 0) {
+        return rc;
+    }
+    char err[512] = "";
+    rc = store_dir_user_disable(d, uri, since_s, err, sizeof(err));
+    store_dir_close(d);
+    if (rc != 0 && rc != -ENOENT) { /* -ENOENT: a user of this replica only */
+        return ctl_fail("%s: the directory refused: %s", what, err);
+    }
+    return CTL_OK;
+}
+
 const struct ctl_cmd ctl_directory_cmds[] = {
     [CMD_INIT] = {"directory", "init", dir_init, "",
                   "Creates the fleet directory's tables in [directory] store (PostgreSQL) when\n"

@@ -105,6 +105,14 @@ check "set-pin through B" sh -c "printf '31415\n' | '$CTL' -c '$T/b.ini' user se
 check "new PIN works on A within 1 s" wait_for 1 est_is "$PA" 1001:31415 alice 200
 same "old PIN refused on A" "$(est "$PA" 1001:27182 alice)" 401
 
+# --- a user disabled through A can neither sign in nor enroll on B within 1 s; enabled through B ---
+check "disable alice through A" ctl a user disable sip:alice@example.com
+check "alice refused on B within 1 s" wait_for 1 est_is "$PB" 1001:31415 alice 401
+same "alice disabled in the directory" "$(psql_q "SELECT disabled_at > 0 FROM certprov_users
+    WHERE uri = 'sip:alice@example.com'")" t
+check "enable alice through B" ctl b user enable sip:alice@example.com
+check "alice enrolls on A within 1 s" wait_for 1 est_is "$PA" 1001:31415 alice 200
+
 # --- a user deleted through A is refused on B within 1 s ---
 csr bob
 check "add bob through B" add 16180 b --uri sip:bob@example.com --pool pool1 --ext 1002
