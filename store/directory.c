@@ -558,30 +558,35 @@ static int wait_change(struct store_directory *d, uint32_t ms)
     return 0;
 }
 
+/* backoff sleeps the backoff of the attempts so far: lockout notes that arrive meanwhile wait
+ * (they would otherwise make a connection attempt each while PostgreSQL is down). */
+static void backoff(struct store_directory *d)
+{
+    uint64_t ms = store_backoff_ms(d->attempts, DIR_BACKOFF_MIN_MS, DIR_BACKOFF_MAX_MS,
+                                   d->rnd++ * 0x9e3779b97f4a7c15ull);
+    uint64_t end = clock_mono_ns() / 1000000u + ms;
+    for (;;) { /* bounded by `end`; ends early on stop */
+        uint64_t now = clock_mono_ns() / 1000000u;
+        if (now >= end || atomic_load(&d->stop)) {
+            return;
+        }
+        (void)wait_change(d, (uint32_t)(end - now));
+    }
+}
+
 static void *dir_main(void *arg)
 {
     struct store_directory *d = arg;
     base_thread_name("cp-directory");
-    uint64_t wait_ms = 0;
     while (!atomic_load(&d->stop)) { /* the thread's loop: until store_directory_stop */
-        if (d->conn == NULL && connect_dir(d) != 0) {
-            wait_ms = store_backoff_ms(++d->attempts, DIR_BACKOFF_MIN_MS, DIR_BACKOFF_MAX_MS,
-                                       d->rnd++ * 0x9e3779b97f4a7c15ull);
-            if (d->attempts == 1) {
-                log_warn("directory: down error=\"%s\"", d->stats.error);
-            }
-            (void)wait_change(d, (uint32_t)wait_ms);
-            continue;
-        }
-        int rc = pull(d);
+        int rc = d->conn == NULL ? connect_dir(d) : 0;
+        rc = rc != 0 ? rc : pull(d);
         if (rc != 0) {
             if (d->attempts++ == 0) {
                 log_warn("directory: down error=\"%s\"", d->stats.error);
             }
             drop(d);
-            (void)wait_change(d, (uint32_t)store_backoff_ms(d->attempts, DIR_BACKOFF_MIN_MS,
-                                                            DIR_BACKOFF_MAX_MS,
-                                                            d->rnd++ * 0x9e3779b97f4a7c15ull));
+            backoff(d);
             continue;
         }
         if (d->attempts != 0) {

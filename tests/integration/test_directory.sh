@@ -3,11 +3,13 @@
 # (A and B, each with its own store and CA, the same PIN key): directory init and its PIN key
 # id (another key is refused by init and by certprovd's start, saying so); a user added through
 # A's certprovctl enrolls on B within 1 s, a new PIN set through B is live on A within 1 s, a user
-# deleted through A is refused on B within 1 s; user import of N users (DIR_N, default 20,000)
-# through COPY, replicated to B; a third appliance's first start loads everything (progress in
-# the log); PostgreSQL down: B stays ready and serves, /readyz says directory "stale" with the
-# lag, certprov_directory_lag_seconds shows it, certprovctl refuses writes (nothing half-done);
-# PostgreSQL back: B catches up by itself.
+# deleted through A is refused on B within 1 s; user import of DIR_FILES x DIR_N users (default
+# 1 x 20,000; DIR_FILES=5 DIR_N=200000 is the 1,000,000 of README) through COPY, replicated to B;
+# a third appliance's first start loads everything (progress in the log); a user disabled through
+# A is refused on B within 1 s; lockout across the two (alternating guesses lock after exactly
+# window_failures, a parallel burst within 2 x window_failures); PostgreSQL down: B stays ready
+# and serves, /readyz says directory "stale" with the lag, certprov_directory_lag_seconds shows
+# it, certprovctl refuses writes (nothing half-done); PostgreSQL back: B catches up by itself.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg.sh"
 CTL="$BIN/certprovctl"
@@ -24,7 +26,7 @@ name = certprov-$1.example.com
 listen = 127.0.0.1:$2
 [store]
 path = $1
-map_size = 256MiB
+map_size = 4GiB                   ; sparse: room for DIR_FILES=5 DIR_N=200000
 [profile]
 max_certs_per_user_per_day = 0
 [pool.pool1]
@@ -122,27 +124,33 @@ check "bob refused on B within 1 s" wait_for 1 est_is "$PB" 1002:16180 bob 401
 check "bob can be added again (tombstone reused)" add 16180 a --uri sip:bob@example.com --pool pool1 --ext 1002
 check "bob back on B" wait_for 1 est_is "$PB" 1002:16180 bob 200
 
-# --- user import of N users through COPY, replicated to B ---
-{
-    echo "uri,phone,ext,pool,pin"
-    seq 1 "$N" | awk '{ printf "sip:u%d@example.com,,%d,pool1,27182\n", $1, 100000 + $1 }'
-} >"$T/users.csv"
+# --- user import of N users through COPY (DIR_FILES files of DIR_N, default 1 x 20,000; at most
+# 200,000 a file), replicated to B ---
+FILES=${DIR_FILES:-1}
+TOTAL=$((N * FILES))
 t0=$(ms)
-check "import $N users through A" ctl a user import "$T/users.csv"
+for f in $(seq 1 "$FILES"); do
+    {
+        echo "uri,phone,ext,pool,pin"
+        seq $(((f - 1) * N + 1)) $((f * N)) |
+            awk '{ printf "sip:u%d@example.com,,%d,pool1,27182\n", $1, 100000 + $1 }'
+    } >"$T/users.csv"
+    check "import $N users through A (file $f of $FILES)" ctl a user import "$T/users.csv"
+done
 t1=$(ms)
-echo "directory: user import of $N users: $((t1 - t0)) ms"
-csr "u$N"
-check "the last imported user enrolls on B" wait_for 60 est_is "$PB" "$((100000 + N)):27182" "u$N" 200
+echo "directory: user import of $TOTAL users: $((t1 - t0)) ms"
+csr "u$TOTAL"
+check "the last imported user enrolls on B" wait_for 120 est_is "$PB" "$((100000 + TOTAL)):27182" "u$TOTAL" 200
 echo "directory: import -> last user enrolled on B: $(($(ms) - t1)) ms after the import"
-same "directory: users" "$(psql_q "SELECT count(*) FROM certprov_users WHERE NOT deleted")" $((N + 2))
+same "directory: users" "$(psql_q "SELECT count(*) FROM certprov_users WHERE NOT deleted")" $((TOTAL + 2))
 
 # --- a new appliance's first start loads everything, with progress in the log ---
 t0=$(ms)
 start d "$PD" || { finish; exit 1; }
-check "D: loaded" wait_for 60 readyz_has "$PD" '"directory":"ok"'
-echo "directory: full load of $((N + 2)) users on D: $(($(ms) - t0)) ms"
+check "D: loaded" wait_for 120 readyz_has "$PD" '"directory":"ok"'
+echo "directory: full load of $((TOTAL + 2)) users on D: $(($(ms) - t0)) ms"
 has "D: loading progress" "$T/d.log" "directory: loading rows=[0-9]+ seq="
-has "D: loaded line" "$T/d.log" "directory: loaded rows=$((N + 2)) "
+has "D: loaded line" "$T/d.log" "directory: loaded rows=$((TOTAL + 2)) "
 csr u7
 check "u7 enrolls on D" est_is "$PD" 100007:27182 u7 200
 
