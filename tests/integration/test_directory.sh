@@ -54,6 +54,8 @@ expect_exit 1 "PIN key \(id [0-9a-f]{16}\) is not the fleet's \(id $KEYID" \
     "directory init with another PIN key (C)" ctl c directory init
 expect_exit 1 "\[directory\] this appliance's PIN key .* is not the fleet's" \
     "certprovd with another PIN key refuses to start" "$D" -c "$T/c.ini"
+check "certprovd --check reaches the directory" "$D" -c "$T/b.ini" --check
+has "--check: the directory and the key id" "$T/out" "^directory: reachable, PIN key id $KEYID$"
 check "directory status" ctl a directory status
 has "status: 0 users" "$T/out" "^users: 0$"
 same "tables made" "$(psql_q "SELECT count(*) FROM pg_tables WHERE tablename IN ('certprov_users',
