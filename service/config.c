@@ -74,6 +74,7 @@ void service_config_defaults(struct service_config *out)
     out->ca_sign_timeout_ms = 2000;
     (void)base_str_copy(out->store_path, sizeof(out->store_path), "var/lib/certprov");
     out->map_size = 4ull << 30;
+    out->directory_poll_ms = 5000;
     out->profile =
         (struct signer_profile){.default_hours = 4320, .min_hours = 8, .max_hours = 8760};
     out->user_certs_per_day_max = 20;
@@ -485,6 +486,20 @@ static int section_webticket(struct config_ctx *ctx, const char *k, const char *
     return config_fail(ctx, "unknown key '%s' in [%s]", k, "webticket");
 }
 
+static int section_directory(struct config_ctx *ctx, const char *k, const char *v)
+{
+    struct service_config *c = ctx->cfg;
+    if (strcmp(k, "store") == 0) {
+        if (strncmp(v, "postgresql://", 13) != 0 && strncmp(v, "postgres://", 11) != 0) {
+            return config_fail(ctx, "[directory] store must be postgresql://..., not '%s'", v);
+        }
+        return set_str(ctx, c->directory, sizeof(c->directory), "[directory] store", v);
+    } else if (strcmp(k, "poll_ms") == 0) {
+        return set_u32(ctx, &c->directory_poll_ms, "[directory] poll_ms", v, 100, 60000);
+    }
+    return config_fail(ctx, "unknown key '%s' in [%s]", k, "directory");
+}
+
 static int config_handler(void *user, const char *section, const char *k, const char *v)
 {
     struct config_ctx *ctx = user;
@@ -505,6 +520,8 @@ static int config_handler(void *user, const char *section, const char *k, const 
         return section_revocation(ctx, k, v);
     } else if (strcmp(section, "webticket") == 0) {
         return section_webticket(ctx, k, v);
+    } else if (strcmp(section, "directory") == 0) {
+        return section_directory(ctx, k, v);
     } else if (strncmp(section, "pool.", 5) == 0) {
         return section_pool(ctx, section + 5, k, v);
     }

@@ -197,6 +197,7 @@ struct service {
     const struct service_config *cfg;
     struct store *st;
     struct signer_ca *ca;
+    struct store_directory *dir; /* borrowed, NULL without [directory] */
     struct signer_pin_key *pin_key;
     struct store_publisher *pub;         /* borrowed, may be NULL */
     _Atomic(struct ioring_engine *) eng; /* set after the rings start: read atomically */

@@ -338,6 +338,7 @@ int service_new(struct service **out, const struct service_options *opt)
     svc->ca = opt->ca;
     svc->pin_key = opt->pin_key;
     svc->pub = opt->pub;
+    svc->dir = opt->dir;
     svc->probe_ms = opt->store_probe_ms != 0 ? opt->store_probe_ms : SVC_STORE_PROBE_MS;
     int rc = rings_init(svc, opt->rings, opt->items_per_ring);
     if (rc == 0) {

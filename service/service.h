@@ -97,7 +97,11 @@ struct service_config {
     char ocsp_url[SIGNER_URL_MAX + 1]; /* "" (default): no AIA in issued certificates */
     /* [webticket] (README, Web tickets) */
     uint32_t webticket_lifetime_h; /* a ticket's validity, hours; default 8 */
-    uint32_t webticket_replay_max; /* (assertion, Timestamp) pairs remembered; default 65536 */
+    uint32_t webticket_replay_max; /* (assertion, Timestamp) pairs remembered; default 1048576 */
+    /* [directory] (README, The fleet directory): "" (default) = no directory, the appliance's
+     * users are its own; else a libpq connection string (postgresql://...) */
+    char directory[SERVICE_PATH_MAX];
+    uint32_t directory_poll_ms; /* polling fallback of the directory thread; default 5000 */
 };
 
 /* service_config_defaults fills *out with the built-in defaults. */
@@ -226,6 +230,7 @@ struct service_options {
     uint32_t rings;                   /* ring threads of the engine */
     uint32_t items_per_ring;     /* enrollments in flight per ring (the engine's max_inflight) */
     struct store_publisher *pub; /* borrowed, may be NULL: woken after each commit; readyz */
+    struct store_directory *dir; /* borrowed, may be NULL ([directory] absent): readyz, metrics */
     uint32_t store_probe_ms;     /* while the store is full or unwritable, the writer tries a
                                   * write (store_probe) this often; 0 = 5000 */
 };

@@ -397,6 +397,69 @@ static void put_pools(struct text *t, struct service *svc, bool json)
     }
 }
 
+/* directory_state: "ok" (connected, every change applied), "stale" (serving from the replica
+ * while the directory cannot be read: lag_s since it was last known current), or "loading"
+ * (no complete load yet: the replica does not hold the fleet's users). */
+static const char *directory_state(struct service *svc, struct store_directory_stats *ds,
+                                   int64_t *out_lag_s)
+{
+    store_directory_stats(svc->dir, ds);
+    int64_t lag_ms = ds->up ? 0 : clock_real_ms() - ds->current_ms;
+    *out_lag_s = lag_ms > 0 ? lag_ms / 1000 : 0;
+    return !ds->loaded ? "loading" : ds->up ? "ok" : "stale";
+}
+
+static void put_directory(struct text *t, struct service *svc, bool json)
+{
+    if (svc->dir == NULL) {
+        return;
+    }
+    static _Thread_local struct store_directory_stats ds;
+    int64_t lag_s = 0;
+    const char *state = directory_state(svc, &ds, &lag_s);
+    if (json) {
+        put(t, ",\"directory\":\"%s\",\"directory_lag_s\":%lld,\"directory_seq\":%llu%s", state,
+            (long long)lag_s, (unsigned long long)ds.seq,
+            ds.key_refused ? ",\"directory_reason\":\"pin_key\"" : "");
+        return;
+    }
+    put(t,
+        "# HELP certprov_directory_up 1 when the directory thread reads the fleet directory.\n"
+        "# TYPE certprov_directory_up gauge\ncertprov_directory_up %d\n"
+        "# HELP certprov_directory_lag_seconds Since the replica last held every change of the "
+        "directory (0 while connected).\n"
+        "# TYPE certprov_directory_lag_seconds gauge\ncertprov_directory_lag_seconds %lld\n"
+        "# HELP certprov_directory_seq The last change of the directory applied to the replica.\n"
+        "# TYPE certprov_directory_seq gauge\ncertprov_directory_seq %llu\n"
+        "# HELP certprov_directory_applied_total Directory rows applied to the replica.\n"
+        "# TYPE certprov_directory_applied_total counter\ncertprov_directory_applied_total %llu\n"
+        "# HELP certprov_directory_conflicts_total Directory rows the replica refused.\n"
+        "# TYPE certprov_directory_conflicts_total counter\n"
+        "certprov_directory_conflicts_total %llu\n"
+        "# HELP certprov_directory_lockouts_shipped_total Lockout states written to the "
+        "directory.\n"
+        "# TYPE certprov_directory_lockouts_shipped_total counter\n"
+        "certprov_directory_lockouts_shipped_total %llu\n"
+        "# HELP certprov_directory_lockouts_dropped_total Lockout states not shipped: the queue "
+        "was full.\n"
+        "# TYPE certprov_directory_lockouts_dropped_total counter\n"
+        "certprov_directory_lockouts_dropped_total %llu\n",
+        ds.up ? 1 : 0, (long long)lag_s, (unsigned long long)ds.seq, (unsigned long long)ds.applied,
+        (unsigned long long)ds.conflicts, (unsigned long long)ds.lockout_shipped,
+        (unsigned long long)ds.lockout_dropped);
+}
+
+/* directory_loading: with [directory], the replica has never held a complete load. */
+static bool directory_loading(struct service *svc)
+{
+    if (svc->dir == NULL) {
+        return false;
+    }
+    struct store_directory_stats ds;
+    store_directory_stats(svc->dir, &ds);
+    return !ds.loaded;
+}
+
 const char *svc_store_condition_name(enum store_fault fault)
 {
     switch (fault) {
@@ -468,6 +531,9 @@ size_t svc_readyz(struct service *svc, char *out, size_t cap, bool *out_ready)
     enum store_fault fault = (enum store_fault)atomic_load(&svc->store_fault);
     uint64_t free_slots = 0;
     bool ready = service_ready(svc, fault, &free_slots);
+    /* A stale directory keeps the appliance ready (the replica serves: a directory outage must
+     * not take the fleet out of the balancer); one that never loaded does not. */
+    ready = ready && !directory_loading(svc);
     const char *key_reason = NULL;
     bool key_down = hsm_key_status(signer_ca_get_key(svc->ca), &key_reason) != 0;
     ready = ready && !key_down;
@@ -483,7 +549,9 @@ size_t svc_readyz(struct service *svc, char *out, size_t cap, bool *out_ready)
     }
     put(&t, "\"free_slots\":%llu,\"pools\":{", (unsigned long long)free_slots);
     put_pools(&t, svc, true);
-    put(&t, "}}\n");
+    put(&t, "}");
+    put_directory(&t, svc, true);
+    put(&t, "}\n");
     ASSERT(t.len < cap); /* SVC_RESPONSE_MAX holds every pool's entry */
     *out_ready = ready;
     return t.len;
@@ -506,7 +574,8 @@ void svc_respond_status(struct service *svc, struct ioring_request *req, enum sv
                          ? SIGNER_CODE_STORE_UNAVAILABLE
                      : hsm_key_status(signer_ca_get_key(svc->ca), NULL) != 0
                          ? SIGNER_CODE_SIGNING_UNAVAILABLE
-                         : SIGNER_CODE_OVERLOADED;
+                     : directory_loading(svc) ? SIGNER_CODE_STORE_UNAVAILABLE
+                                              : SIGNER_CODE_OVERLOADED;
         }
     } else {
         ASSERT(route == SVC_ROUTE_METRICS);
@@ -515,6 +584,7 @@ void svc_respond_status(struct service *svc, struct ioring_request *req, enum sv
         put_counters(&t, svc);
         put_ca_expiry(&t, svc);
         put_pools(&t, svc, false);
+        put_directory(&t, svc, false);
         put_build_process(&t, svc);
     }
     ASSERT(t.len < t.cap);

@@ -555,6 +555,12 @@ static void commit_group(struct service *svc, struct svc_item **items, size_t n,
     int lrc = 0;
     enum store_fault fault = STORE_FAULT_NONE;
     *out_stored = false;
+    /* The fleet directory learns the group's lockout states (queued, never waited for; before
+     * the commit, which empties the batch: a state the commit then fails to store only adds
+     * failures the fleet counts). */
+    for (size_t i = 0; svc->dir != NULL && i < b->num_lockouts; i++) {
+        store_directory_lockout_note(svc->dir, b->lockouts[i].uri, &b->lockouts[i].lockout);
+    }
     if (b->num_items > 0 || b->num_lockouts > 0 || b->num_unknown > 0) {
         rc = commit(svc, items, n, &fault);
         *out_stored = rc == 0;

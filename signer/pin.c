@@ -2,6 +2,7 @@
  * HMAC-SHA-256(pin key, uri || 0 || pin), keyed by a 32-byte secret that lives in a 0600 file
  * beside the LMDB environment, never in LMDB, so a copy of the database alone does not allow an
  * offline guess of 5-digit PINs. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -182,6 +183,22 @@ void signer_pin_verifier(const struct signer_pin_key *key, uint8_t out[STORE_VER
     HMAC_CTX_cleanup(&ctx);
     ASSERT(ok == 1);
     ASSERT(out_len == STORE_VERIFIER_LEN);
+}
+
+void signer_pin_key_id(const struct signer_pin_key *key, char out[2 * STORE_PIN_KEY_ID_LEN + 1])
+{
+    ASSERT(key != NULL);
+    ASSERT(out != NULL);
+    uint8_t mac[STORE_VERIFIER_LEN];
+    static_assert(STORE_PIN_KEY_ID_LEN <= STORE_VERIFIER_LEN, "the id is a prefix of the MAC");
+    signer_pin_verifier(key, mac, "~certprov pin key id", "");
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < STORE_PIN_KEY_ID_LEN; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[2 * STORE_PIN_KEY_ID_LEN] = '\0';
+    OPENSSL_cleanse(mac, sizeof(mac));
 }
 
 bool signer_pin_matches(const struct signer_pin_key *key, const uint8_t *verifier, const char *uri,

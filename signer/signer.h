@@ -590,6 +590,12 @@ void signer_pin_key_free(struct signer_pin_key *key);
 void signer_pin_verifier(const struct signer_pin_key *key, uint8_t out[STORE_VERIFIER_LEN],
                          const char *uri, const char *pin);
 
+/* signer_pin_key_id writes the PIN key's id: the first STORE_PIN_KEY_ID_LEN bytes of
+ * HMAC-SHA-256(key, "~certprov pin key id" || 0), as lower-case hex (NUL-terminated). The id
+ * tells keys apart without revealing them (the fleet directory stores it: README, The fleet
+ * directory); no user's verifier has that input, since no URI starts with '~'. */
+void signer_pin_key_id(const struct signer_pin_key *key, char out[2 * STORE_PIN_KEY_ID_LEN + 1]);
+
 /* signer_pin_matches compares the verifier of `pin` with `verifier` in constant time. */
 bool signer_pin_matches(const struct signer_pin_key *key, const uint8_t *verifier, const char *uri,
                         const char *pin);

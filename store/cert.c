@@ -291,7 +291,19 @@ static int lockouts_put(struct store *st, MDB_txn *txn, const struct store_batch
         if (rc != 0) {
             return rc;
         }
-        rc = store_lockout_rec_put(st, txn, l->uri, &l->lockout);
+        /* A lock another appliance decided may have reached the replica (the fleet directory,
+         * directory.c) since the writer read the state it judged with: it stays. No judgement
+         * of the writer lowers a lock's end or lifts an administrator's lock. */
+        struct store_lockout next = l->lockout;
+        struct store_lockout cur;
+        rc = store_lockout_rec_get(st, txn, &cur, l->uri);
+        if (rc != 0) {
+            return rc;
+        }
+        next.locked_until_s =
+            cur.locked_until_s > next.locked_until_s ? cur.locked_until_s : next.locked_until_s;
+        next.admin_locked = next.admin_locked || cur.admin_locked;
+        rc = store_lockout_rec_put(st, txn, l->uri, &next);
         if (rc != 0) {
             return rc;
         }

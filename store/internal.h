@@ -285,6 +285,16 @@ int store_env_grow(MDB_env *env);
  * first writable open of an environment written before it existed; store_open, write txn). */
 int store_user_fold_init(struct store *st, MDB_txn *txn);
 
+/* store_user_replica_put stores `u` inside the write txn `txn` in place of the user of the same
+ * URI, if any (the fleet directory's row wins: directory.c), keeping its lockout state; every
+ * uniqueness rule but the PIN rule holds: -EEXIST, -ENOTUNIQ (with *out_refusal naming the other
+ * user, and nothing of `u` written: the clash checks come before the puts), -EINVAL, or an LMDB
+ * error (then the txn must be aborted). */
+int store_user_replica_put(struct store *st, MDB_txn *txn, struct store_user_refusal *out_refusal,
+                           const struct store_user *u);
+/* store_user_replica_del removes `uri` and its index entries inside `txn`: 0, -ENOENT or an LMDB
+ * error. */
+int store_user_replica_del(struct store *st, MDB_txn *txn, const char *uri);
 /* store_lockout_rec_get reads the lockout state of `uri` inside `txn` into *out (all zero when it
  * has none). Returns 0 or -EIO. */
 int store_lockout_rec_get(struct store *st, MDB_txn *txn, struct store_lockout *out,
@@ -412,6 +422,32 @@ int pool_pg_check(const char *conninfo, char *err, size_t cap);
  * store_outbox_remove_many. */
 int store_outbox_remove_acked(struct store *st, const char *pool,
                               const struct store_outbox_entry *entries, size_t num);
+
+/* store_user_disabled_put marks `uri` disabled since since_s (kept when it already is), or, with
+ * since_s = 0, enabled, inside `txn` (revoke.c; the directory thread). 0 or an LMDB error. */
+int store_user_disabled_put(struct store *st, MDB_txn *txn, const char *uri, int64_t since_s);
+
+/* ---- dirpg.c (the fleet directory's SQL; calls common.c), for directory.c ---- */
+
+typedef struct pg_conn PGconn;
+/* store_dir_conn_raw connects with the bounds of dirpg.c (NULL only without memory). */
+PGconn *store_dir_conn_raw(const char *conninfo, uint32_t statement_timeout_ms);
+/* store_dir_exec runs one statement: 0, or -EEXIST/-ENOTUNIQ/-ENOENT/-EIO with the text in err. */
+int store_dir_exec(PGconn *c, const char *sql, char *err, size_t cap);
+/* store_dir_key_get reads the directory's PIN key id into `out`: 0, -ENOENT (not initialized) or
+ * -EIO, with the text in err. */
+int store_dir_key_get(PGconn *c, char *out, size_t out_cap, char *err, size_t cap);
+
+/* store_dir_lockout_upsert: the merging INSERT of a lockout row ($1 uri, $2 window failures, $3
+ * window start, $4 total, $5 locked until, $6 admin locked, $7 reset, $8 appliance). */
+extern const char store_dir_lockout_upsert[];
+/* DIR_WRITE_LOCK / DIR_NOTIFY: what every writing transaction of the directory does first and
+ * last (dirpg.c, the overview). */
+#define STORE_DIR_WRITE_LOCK "SELECT pg_advisory_xact_lock(7393726218537156)"
+#define STORE_DIR_NOTIFY "NOTIFY certprov_directory"
+/* The lockout rows are a stream of their own (the replica keeps its own seq of them), so they take
+ * another lock: a long user import never holds up lockout shipping. */
+#define STORE_DIR_LOCKOUT_LOCK "SELECT pg_advisory_xact_lock(7393726218537157)"
 
 /* store_serial_hex writes `serial` as upper-case hex without leading zeros (README, certprovctl).
  */

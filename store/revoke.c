@@ -492,6 +492,14 @@ static int disable_txn(struct store *st, MDB_txn *txn, void *arg)
     return rc != 0 ? rc : generation_bump(st, txn);
 }
 
+int store_user_disabled_put(struct store *st, MDB_txn *txn, const char *uri, int64_t since_s)
+{
+    ASSERT(txn != NULL);
+    struct disable_arg a = {.uri = uri, .now_s = since_s, .enable = since_s == 0};
+    int rc = disable_txn(st, txn, &a);
+    return rc == -ENOENT ? 0 : rc;
+}
+
 int store_user_disable(struct store *st, const char *uri, int64_t now_s)
 {
     store_validate(st);

@@ -704,4 +704,104 @@ int store_revoke_generation(struct store *st, uint64_t *out);
 int store_embedded_revocation(const char *dir, const char *pool, const char *serial_hex,
                               int64_t *out_revoked_at_s, uint8_t *out_reason);
 
+/* ---- The fleet directory (README, The fleet directory): users kept in PostgreSQL, this store
+ * their replica. dirpg.c: the SQL, blocking (certprovctl, certprovd before it starts);
+ * directory.c: certprovd's directory thread. ---- */
+
+#define STORE_PIN_KEY_ID_LEN 8 /* bytes of the PIN key's id (signer_pin_key_id) */
+#define STORE_PIN_KEY_ID_HEX (2 * STORE_PIN_KEY_ID_LEN + 1)
+
+/* One blocking connection to the directory (certprovctl). Not thread-safe. */
+struct store_dir;
+
+/* store_dir_connect connects to `conninfo` (postgresql://...). Returns 0, -EHOSTUNREACH (the
+ * reason in `err`, cap bytes) or -ENOMEM. */
+int store_dir_connect(struct store_dir **out, const char *conninfo, char *err, size_t cap);
+
+/* store_dir_close disconnects and frees. NULL is a no-op. */
+void store_dir_close(struct store_dir *d);
+
+/* store_dir_init creates the directory's tables when missing and records `key_id` (hex) as the
+ * fleet's PIN key id, in one transaction. Idempotent. Returns 0, -EKEYREJECTED (another key's id
+ * is recorded) or -EIO, the reason in `err`. */
+int store_dir_init(struct store_dir *d, const char *key_id, char *err, size_t cap);
+
+/* store_dir_key_check compares `key_id` with the directory's. Returns 0, -EKEYREJECTED (another
+ * key: err says both ids and what to do), -ENOENT (not initialized) or -EIO. */
+int store_dir_key_check(struct store_dir *d, const char *key_id, char *err, size_t cap);
+
+/* store_dir_users_put writes users[0..num) in one transaction (COPY into a temporary table, then
+ * one INSERT): each gets a new change seq; replicas are told (NOTIFY certprov_directory). Without
+ * `replace`, a live user of the same URI refuses the whole (-EEXIST); with it (a new PIN) it is
+ * overwritten. Returns 0, -EEXIST (a URI, ignoring case), -ENOTUNIQ (an extension),
+ * -EKEYREJECTED, -ENOENT (not initialized) or -EIO, the reason in `err`. */
+int store_dir_users_put(struct store_dir *d, const struct store_user *users, size_t num,
+                        const char *key_id, bool replace, char *err, size_t cap);
+
+/* store_dir_user_del deletes `uri` (a tombstone row with a new seq). Returns 0, -ENOENT (no such
+ * live user, or not initialized) or -EIO. */
+int store_dir_user_del(struct store_dir *d, const char *uri, char *err, size_t cap);
+
+/* store_dir_user_disable marks `uri` disabled since since_s on every appliance, or enabled with
+ * since_s = 0 (a new seq). Returns 0, -ENOENT (no such live user, or not initialized) or -EIO. */
+int store_dir_user_disable(struct store_dir *d, const char *uri, int64_t since_s, char *err,
+                           size_t cap);
+
+/* store_dir_status counts the live users and reads the highest change seq. Returns 0, -ENOENT or
+ * -EIO. */
+int store_dir_status(struct store_dir *d, uint64_t *out_users, uint64_t *out_seq, char *err,
+                     size_t cap);
+
+/* certprovd's directory thread ("cp-directory"). */
+struct store_directory;
+
+struct store_directory_options {
+    const char *conninfo;  /* postgresql://...; copied */
+    const char *key_id;    /* this appliance's PIN key id (hex); copied */
+    const char *appliance; /* this appliance's name, written with its lockout rows; copied */
+    uint32_t poll_ms;      /* polling fallback besides LISTEN; 0 = 5000 */
+    uint32_t batch_max;    /* rows per LMDB transaction; 0 = 10000 */
+};
+
+struct store_directory_stats {
+    bool up;                  /* connected, key accepted, the last pull succeeded */
+    bool loaded;              /* the replica holds a complete load (now or from an earlier run) */
+    bool key_refused;         /* the directory's PIN key id is not this appliance's */
+    uint64_t seq;             /* the last change seq applied to the replica */
+    uint64_t applied;         /* rows applied since start */
+    uint64_t conflicts;       /* rows the replica refused (a local user clashes): logged */
+    uint64_t lockout_seq;     /* the last lockout change applied */
+    uint64_t lockout_shipped; /* lockout notes written to the directory */
+    uint64_t lockout_dropped; /* lockout notes dropped: the queue was full */
+    int64_t current_ms;       /* realtime: when the replica was last known to hold every change */
+    char error[STORE_ERROR_MAX + 1]; /* the last failure, "" if none */
+};
+
+/* store_directory_start starts the directory thread over `st` (borrowed: outlives the thread):
+ * the first run loads every user, later runs the changes after the seq kept in the replica (meta
+ * "dirseq"); woken by LISTEN/NOTIFY, polling every poll_ms. Never blocks a caller on
+ * PostgreSQL. Returns 0, -EINVAL, -ENOMEM or a negative errno of the thread's start. */
+int store_directory_start(struct store_directory **out, struct store *st,
+                          const struct store_directory_options *opt);
+
+/* store_directory_stats copies the thread's state. Thread-safe (a mutex held for the copy). */
+void store_directory_stats(struct store_directory *d, struct store_directory_stats *out);
+
+/* store_directory_lockout_note queues the lockout state the writer just committed for `uri`,
+ * to be shipped to the directory by the directory thread (never on the answer's path): a copy
+ * under a mutex and a wake-up, nothing else. The queue holds STORE_DIRECTORY_NOTES_MAX entries; a
+ * note that finds it full is dropped and counted (lockout_dropped). NULL `d` is a no-op.
+ * Thread-safe. */
+#define STORE_DIRECTORY_NOTES_MAX 4096u
+void store_directory_lockout_note(struct store_directory *d, const char *uri,
+                                  const struct store_lockout *l);
+
+/* store_dir_lockout_reset clears `uri`'s lockout on every appliance (certprovctl user unlock):
+ * a reset row with a new seq. Returns 0, -ENOENT (not initialized) or -EIO. */
+int store_dir_lockout_reset(struct store_dir *d, const char *uri, char *err, size_t cap);
+
+/* store_directory_stop stops and joins the thread (a libpq call in flight is bounded by the
+ * connection's timeouts) and frees. NULL is a no-op. */
+void store_directory_stop(struct store_directory *d);
+
 #endif

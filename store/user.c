@@ -531,6 +531,37 @@ int store_user_del(struct store *st, const char *uri)
     return store_write(st, user_del_txn, (void *)(uintptr_t)uri);
 }
 
+int store_user_replica_put(struct store *st, MDB_txn *txn, struct store_user_refusal *out_refusal,
+                           const struct store_user *u)
+{
+    ASSERT(txn != NULL);
+    ASSERT(u != NULL);
+    struct store_lockout lk;
+    int rc = store_lockout_rec_get(st, txn, &lk, u->uri);
+    bool keep = rc == 0 && (lk.total_failures != 0 || lk.locked_until_s != 0 || lk.admin_locked ||
+                            lk.last_refusal_s != 0);
+    rc = rc != 0 ? rc : user_del_txn(st, txn, (void *)(uintptr_t)u->uri);
+    if (rc != 0 && rc != -ENOENT) {
+        return rc;
+    }
+    struct pin_check pc = {0};
+    memset(out_refusal, 0, sizeof(*out_refusal));
+    rc = user_put_new(st, txn, out_refusal, u, &pc);
+    if (rc == 0 && keep) { /* a changed PIN or number keeps the user's lockout state */
+        rc = store_lockout_rec_put(st, txn, u->uri, &lk);
+    }
+    return rc;
+}
+
+int store_user_replica_del(struct store *st, MDB_txn *txn, const char *uri)
+{
+    ASSERT(txn != NULL);
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        return -ENOENT;
+    }
+    return user_del_txn(st, txn, (void *)(uintptr_t)uri);
+}
+
 struct pin_arg {
     const char *uri;
     const uint8_t *verifier;

@@ -13,8 +13,8 @@ enum { CMD_LIST, CMD_VERIFY };
 
 /* The commands that change something, recorded by ctl_audit_command. */
 static const char *const audited[] = {
-    "user add",   "user import",  "user del", "user set-pin", "user unlock",
-    "cert issue", "outbox retry", "ca init",  "ca request",   "ca import",
+    "user add",     "user import", "user del",   "user set-pin", "user unlock",    "cert issue",
+    "outbox retry", "ca init",     "ca request", "ca import",    "directory init",
 };
 
 void ctl_audit_note(struct ctl *ctl, const char *fmt, ...)

@@ -37,6 +37,26 @@ extern const struct ctl_cmd ctl_cert_cmds[];
 extern const struct ctl_cmd ctl_outbox_cmds[];
 extern const struct ctl_cmd ctl_tls_cmds[];
 extern const struct ctl_cmd ctl_audit_cmds[];
+extern const struct ctl_cmd ctl_directory_cmds[];
+
+/* ctl_dir_users_put writes users[0..num) to the fleet directory when [directory] store is set
+ * (store_dir_users_put; `replace` for a new PIN); `what` names the command in a failure. Returns
+ * CTL_OK (also without a directory) or CTL_FAIL after saying why. */
+int ctl_dir_users_put(struct ctl *ctl, const struct store_user *users, size_t num, bool replace,
+                      const char *what);
+
+/* ctl_dir_user_del deletes `uri` from the fleet directory when [directory] store is set (a URI
+ * the directory does not hold is no failure). Returns CTL_OK or CTL_FAIL after saying why. */
+int ctl_dir_user_del(struct ctl *ctl, const char *uri, const char *what);
+
+/* ctl_dir_lockout_reset clears `uri`'s lockout on every appliance through the fleet directory
+ * when [directory] store is set. Returns CTL_OK or CTL_FAIL after saying why. */
+int ctl_dir_lockout_reset(struct ctl *ctl, const char *uri, const char *what);
+
+/* ctl_dir_user_disable marks `uri` disabled since since_s (0: enabled) on every appliance
+ * through the fleet directory when [directory] store is set. Returns CTL_OK or CTL_FAIL after
+ * saying why. */
+int ctl_dir_user_disable(struct ctl *ctl, const char *uri, int64_t since_s, const char *what);
 
 /* ctl_audit appends a record of `command` ("ca import") on `target` with `outcome` ("ok",
  * "failed") and the detail noted with ctl_audit_note to the store's audit log (service.h). A

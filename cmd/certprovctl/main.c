@@ -12,9 +12,9 @@
 
 #define CTL_DEFAULT_CONFIG "/etc/certprov/certprov.ini"
 
-static const struct ctl_cmd *const groups[] = {ctl_ca_cmds,     ctl_user_cmds,   ctl_cert_cmds,
-                                               ctl_revoke_cmds, ctl_outbox_cmds, ctl_tls_cmds,
-                                               ctl_audit_cmds};
+static const struct ctl_cmd *const groups[] = {ctl_ca_cmds,     ctl_user_cmds,     ctl_cert_cmds,
+                                               ctl_revoke_cmds, ctl_outbox_cmds,   ctl_tls_cmds,
+                                               ctl_audit_cmds,  ctl_directory_cmds};
 
 static void print_help(FILE *out)
 {

@@ -215,9 +215,14 @@ static int user_disable(struct ctl *ctl, int argc, char **argv)
         return rc;
     }
     /* Disabled first: no renewal can slip in between the two. */
-    rc = store_user_disable(ctl->st, u.uri, clock_real_s());
+    int64_t now = clock_real_s();
+    rc = store_user_disable(ctl->st, u.uri, now);
     if (rc != 0) {
         return ctl_fail("user disable %s: %s", u.uri, revoke_error(rc));
+    }
+    if (ctl_dir_user_disable(ctl, u.uri, now, "user disable") != CTL_OK) {
+        (void)store_user_enable(ctl->st, u.uri); /* the directory decides: undone here */
+        return CTL_FAIL;
     }
     printf("disabled %s: it can neither sign in nor renew\n", u.uri);
     return revoke ? ctl_revoke_user_certs(ctl, u.uri, reason, "user disable") : CTL_OK;
@@ -236,6 +241,14 @@ static int user_enable(struct ctl *ctl, int argc, char **argv)
         return rc;
     }
     rc = store_user_enable(ctl->st, u.uri);
+    /* The directory too, whatever the replica said: it may not hold the mark yet. */
+    if ((rc == 0 || rc == -ENOENT) &&
+        ctl_dir_user_disable(ctl, u.uri, 0, "user enable") != CTL_OK) {
+        if (rc == 0) {
+            (void)store_user_disable(ctl->st, u.uri, clock_real_s()); /* undone here */
+        }
+        return CTL_FAIL;
+    }
     if (rc == -ENOENT) {
         printf("%s was not disabled; nothing changed\n", u.uri);
         return CTL_OK;

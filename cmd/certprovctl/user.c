@@ -134,6 +134,10 @@ static int user_add(struct ctl *ctl, int argc, char **argv)
     if (rc != 0) {
         return ctl_fail("user add %s: %s", user.uri, refusal_text(rc, &ref, &user));
     }
+    if (ctl_dir_users_put(ctl, &user, 1, false, "user add") != CTL_OK) {
+        (void)store_user_del(ctl->st, user.uri); /* the directory decides: undone here */
+        return CTL_FAIL;
+    }
     printf("added %s (pool %s)\n", user.uri, user.pool);
     return CTL_OK;
 }
@@ -235,6 +239,11 @@ static int user_import(struct ctl *ctl, int argc, char **argv)
                           u->uri, refusal_text(src, &ref, u));
         } else if (src != 0) {
             rc = ctl_fail("%s: %s; nothing was imported", path, store_error(src));
+        } else if (ctl_dir_users_put(ctl, imp.users, imp.num, false, "user import") != CTL_OK) {
+            for (size_t i = 0; i < imp.num; i++) { /* the directory refused: undone here */
+                (void)store_user_del(ctl->st, imp.users[i].uri);
+            }
+            rc = ctl_fail("%s: nothing was imported", path);
         }
     }
     if (rc == CTL_OK) {
@@ -482,6 +491,9 @@ static int user_unlock(struct ctl *ctl, int argc, char **argv)
     if (rc != 0) {
         return ctl_fail("user unlock %s: %s", argv[1], store_error(rc));
     }
+    if (ctl_dir_lockout_reset(ctl, u.uri, "user unlock") != CTL_OK) {
+        return CTL_FAIL;
+    }
     printf("unlocked %s\n", u.uri);
     return CTL_OK;
 }
@@ -524,6 +536,13 @@ static int user_set_pin(struct ctl *ctl, int argc, char **argv)
     if (rc != 0) {
         return ctl_fail("user set-pin %s: %s", u.uri, refusal_text(rc, &ref, &u));
     }
+    struct store_user next = u;
+    memcpy(next.pin_verifier, fresh.pin_verifier, sizeof(next.pin_verifier));
+    next.pin_len = fresh.pin_len;
+    if (ctl_dir_users_put(ctl, &next, 1, true, "user set-pin") != CTL_OK) {
+        (void)store_user_set_pin(ctl->st, u.uri, u.pin_verifier, u.pin_len); /* the old PIN */
+        return CTL_FAIL;
+    }
     printf("new PIN set for %s; lockout cleared\n", u.uri);
     return CTL_OK;
 }
@@ -548,7 +567,13 @@ static int user_del(struct ctl *ctl, int argc, char **argv)
                                        "user del") != CTL_OK) {
         return CTL_FAIL;
     }
+    if (ctl_dir_user_del(ctl, u.uri, "user del") != CTL_OK) {
+        return CTL_FAIL;
+    }
     rc = store_user_del(ctl->st, u.uri);
+    if (rc == -ENOENT && ctl->cfg.directory[0] != '\0') {
+        rc = 0; /* the daemon's directory thread applied the deletion first */
+    }
     if (rc == 0) {
         rc = store_user_enable(ctl->st, u.uri); /* a later user of that URI starts enabled */
         rc = rc == -ENOENT ? 0 : rc;

@@ -39,6 +39,7 @@ struct daemon {
     struct ioring_tls *tls; /* NULL without [server] tls_listen */
     bool tls_reissued;      /* tls_leaf made a new TLS server certificate */
     struct store_publisher *pub;
+    struct store_directory *dir; /* [directory] only */
 };
 
 static void usage(FILE *out)
@@ -555,6 +556,58 @@ static void check_pools(const struct daemon *d)
     }
 }
 
+/* directory_key_check, with [directory]: the PIN key must be the fleet's (the verifiers are
+ * keyed). -EKEYREJECTED refuses the start, saying both ids; an unreachable or uninitialized
+ * directory is a warning (the replica serves; the directory thread checks again on each connect
+ * and applies nothing from another key). */
+static int directory_key_check(const struct daemon *d, const char *key_id)
+{
+    struct store_dir *dc = NULL;
+    char err[512] = "";
+    int rc = store_dir_connect(&dc, d->cfg.directory, err, sizeof(err));
+    rc = rc != 0 ? rc : store_dir_key_check(dc, key_id, err, sizeof(err));
+    store_dir_close(dc);
+    if (rc == -EKEYREJECTED) {
+        fprintf(stderr, "certprovd: [directory] %s\n", err);
+        return 1;
+    }
+    if (rc != 0) {
+        log_warn("certprovd: directory_unchecked error=\"%s\"", err);
+        if (d->check) {
+            printf("directory: unreachable: %s\n", err);
+        }
+    } else if (d->check) {
+        printf("directory: reachable, PIN key id %s\n", key_id);
+    }
+    return 0;
+}
+
+/* start_directory starts the cp-directory thread (README, The fleet directory). */
+static int start_directory(struct daemon *d)
+{
+    if (d->cfg.directory[0] == '\0') {
+        return 0;
+    }
+    char key_id[STORE_PIN_KEY_ID_HEX];
+    signer_pin_key_id(d->pin_key, key_id);
+    if (directory_key_check(d, key_id) != 0) {
+        return 1;
+    }
+    if (d->check) {
+        return 0;
+    }
+    struct store_directory_options o = {.conninfo = d->cfg.directory,
+                                        .key_id = key_id,
+                                        .appliance = d->cfg.name,
+                                        .poll_ms = d->cfg.directory_poll_ms};
+    int rc = store_directory_start(&d->dir, d->st, &o);
+    if (rc != 0) {
+        fprintf(stderr, "certprovd: cannot start the directory thread: %s\n", strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
 /* start_publisher starts one publisher thread per [pool.NAME] (issue 4). */
 static int start_publisher(struct daemon *d)
 {
@@ -707,7 +760,8 @@ static int serve(struct daemon *d, const sigset_t *set)
                                  .pin_key = d->pin_key,
                                  .rings = rings,
                                  .items_per_ring = io.max_inflight,
-                                 .pub = d->pub};
+                                 .pub = d->pub,
+                                 .dir = d->dir};
     int rc = service_new(&d->svc, &so);
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot start the service: %s\n", strerror(-rc));
@@ -805,6 +859,7 @@ int main(int argc, char **argv)
         rc = rc != 0 || !tls_ok ? rc : tls_open(&d);
         check_daemon(&d);
         check_pools(&d);
+        rc = rc != 0 ? rc : start_directory(&d);
         goto out;
     }
     /* Before the engine: the handshake's certificate and the chains it leads to are right,
@@ -815,7 +870,8 @@ int main(int argc, char **argv)
     if (rc != 0) {
         goto out;
     }
-    rc = start_publisher(&d);
+    rc = start_directory(&d);
+    rc = rc != 0 ? rc : start_publisher(&d);
     if (rc != 0) {
         goto out;
     }
@@ -827,6 +883,7 @@ out:
     ioring_engine_free(d.eng);
     ioring_tls_free(d.tls);      /* after the engine: its rings use it */
     store_publisher_stop(d.pub); /* after the writer: nothing wakes it any more */
+    store_directory_stop(d.dir); /* after the service: /readyz reads its stats */
     signer_pin_key_free(d.pin_key);
     signer_ca_free(d.ca);
     store_close(d.st);

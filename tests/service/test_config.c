@@ -472,3 +472,29 @@ Test(service_config, revocation_keys, .init = setup, .fini = teardown)
     expect_error("[pool.p]\n[revocation]\nocsp_cache_s = 100000\n", "ocsp_cache_s");
     expect_error("[pool.p]\n[revocation]\ncrl_lifetime = 3\n", "unknown key 'crl_lifetime'");
 }
+
+/* [directory] (README, The fleet directory): absent means none; store must be PostgreSQL;
+ * poll_ms is bounded. */
+Test(service_config, directory_keys, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(service_config_parse(&cfg, err, "/etc/x.ini", "[pool.p]\n"), 0, "%s", err);
+    cr_assert_str_eq(cfg.directory, "");
+    cr_assert_eq(cfg.directory_poll_ms, 5000);
+    cr_assert_eq(service_config_parse(&cfg, err, "/etc/x.ini",
+                                      "[pool.p]\n[directory]\nstore = postgresql://u@h/db\n"
+                                      "poll_ms = 250\n"),
+                 0, "%s", err);
+    cr_assert_str_eq(cfg.directory, "postgresql://u@h/db");
+    cr_assert_eq(cfg.directory_poll_ms, 250);
+    cr_assert_eq(
+        service_config_parse(&cfg, err, "/etc/x.ini", "[pool.p]\n[directory]\nstore = embedded\n"),
+        -EINVAL);
+    cr_assert_not_null(strstr(err, "[directory] store must be postgresql://"), "%s", err);
+    cr_assert_eq(
+        service_config_parse(&cfg, err, "/etc/x.ini", "[pool.p]\n[directory]\npoll_ms = 10\n"),
+        -EINVAL);
+    cr_assert_not_null(strstr(err, "[directory] poll_ms"), "%s", err);
+    cr_assert_eq(service_config_parse(&cfg, err, "/etc/x.ini", "[pool.p]\n[directory]\nx = 1\n"),
+                 -EINVAL);
+    cr_assert_not_null(strstr(err, "unknown key 'x' in [directory]"), "%s", err);
+}

@@ -1,0 +1,692 @@
+/* directory.c: certprovd's directory thread, cp-directory (README, The fleet directory). The
+ * replica follows the directory by change seq: it asks for the rows after the last seq it applied
+ * (meta "dirseq", written in the same LMDB transaction as the rows), DIR_BATCH_MAX at a time, one
+ * LMDB transaction per batch; the first run (no "dirseq") is therefore the full load, in batches,
+ * with its progress in the log. It then waits on its connection's socket (LISTEN
+ * certprov_directory: every writer NOTIFYs in its transaction) or poll_ms, whichever comes first,
+ * and asks again. A failure drops the connection and reconnects with backoff (1 s to 30 s, full
+ * jitter); meanwhile the rings serve from the replica as it is, and /readyz shows the lag.
+ *
+ * The thread is the only place libpq runs for the directory inside certprovd (the rings never
+ * wait for it: they only read the replica). A row whose PIN key id is not this appliance's is
+ * skipped (its verifier would never match); a row the replica refuses (a local user that clashes)
+ * is skipped and counted, logged once each. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "store/internal.h"
+
+#define DIR_META_SEQ "dirseq"
+#define DIR_META_LOCKSEQ "dirlockseq"
+#define DIR_SHIP_MAX 256u /* lockout notes per directory transaction */
+#define DIR_BATCH_DEFAULT 10000u
+#define DIR_BATCH_MAX 100000u
+#define DIR_POLL_DEFAULT_MS 5000u
+#define DIR_BACKOFF_MIN_MS 1000u
+#define DIR_BACKOFF_MAX_MS 30000u
+#define DIR_STMT_TIMEOUT_MS 30000u
+
+struct dir_row {
+    struct store_user user;
+    bool deleted;
+    bool foreign_key;   /* another PIN key's verifier */
+    int64_t disabled_s; /* 0: enabled */
+    uint64_t seq;
+};
+
+struct dir_note {
+    char uri[STORE_URI_MAX + 1];
+    struct store_lockout l;
+};
+
+struct dir_lockrow {
+    char uri[STORE_URI_MAX + 1];
+    struct store_lockout l;
+    bool reset;
+    uint64_t seq;
+};
+
+struct store_directory {
+    struct store *st; /* borrowed */
+    char appliance[STORE_POOL_MAX + 1 + 192];
+    char conninfo[STORE_CONNINFO_MAX + 1];
+    char key_id[STORE_PIN_KEY_ID_HEX];
+    uint32_t poll_ms;
+    uint32_t batch_max;
+    pthread_t thread;
+    bool started;
+    int wake[2]; /* stop: a byte written to wake[1] */
+    _Atomic bool stop;
+    PGconn *conn; /* the thread's */
+    uint32_t attempts;
+    uint64_t rnd;
+    struct dir_row *rows;               /* batch_max */
+    uint64_t seq;                       /* the thread's copy of meta "dirseq" */
+    uint64_t lockseq;                   /* meta "dirlockseq" */
+    struct dir_lockrow *lockrows;       /* batch_max */
+    struct dir_note ship[DIR_SHIP_MAX]; /* the thread's: notes being shipped */
+    pthread_mutex_t lock;               /* guards stats and the notes queue */
+    struct store_directory_stats stats;
+    struct dir_note *notes; /* ring of STORE_DIRECTORY_NOTES_MAX */
+    uint32_t notes_head;
+    uint32_t notes_len;
+};
+
+static int meta_seq_get(struct store *st, const char *name, bool *out_have, uint64_t *out)
+{
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = store_val_str(name);
+    MDB_val val = {0};
+    rc = store_err(st, mdb_get(txn, st->meta, &key, &val), "get_dirseq");
+    *out_have = rc == 0;
+    if (rc == 0) {
+        ASSERT(val.mv_size == STORE_SEQ_KEY_LEN);
+        *out = store_seq_decode(val.mv_data);
+    }
+    mdb_txn_abort(txn);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+static void set_error(struct store_directory *d, const char *err)
+{
+    base_mutex_lock(&d->lock);
+    d->stats.up = false;
+    store_err_copy(d->stats.error, sizeof(d->stats.error), err);
+    base_mutex_unlock(&d->lock);
+}
+
+static void drop(struct store_directory *d)
+{
+    if (d->conn != NULL) {
+        PQfinish(d->conn);
+        d->conn = NULL;
+    }
+}
+
+/* connect_dir connects, checks the PIN key id and LISTENs. 0 or -EAGAIN (the cause set). */
+static int connect_dir(struct store_directory *d)
+{
+    char err[STORE_ERROR_MAX + 1] = "";
+    char have[64] = "";
+    ASSERT(d->conn == NULL);
+    d->conn = store_dir_conn_raw(d->conninfo, DIR_STMT_TIMEOUT_MS);
+    int rc = 0;
+    if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK) {
+        store_err_copy(err, sizeof(err), d->conn != NULL ? PQerrorMessage(d->conn) : "no memory");
+        rc = -EAGAIN;
+    }
+    rc = rc != 0 ? rc : store_dir_key_get(d->conn, have, sizeof(have), err, sizeof(err));
+    bool refused = rc == 0 && strcmp(have, d->key_id) != 0;
+    if (refused) {
+        snprintf(err, sizeof(err),
+                 "the directory's PIN key id %.16s is not this appliance's (%.16s)", have,
+                 d->key_id);
+        rc = -EKEYREJECTED;
+    }
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, "LISTEN certprov_directory", err, sizeof(err));
+    if (rc != 0) {
+        drop(d);
+        set_error(d, err);
+        base_mutex_lock(&d->lock);
+        d->stats.key_refused = refused;
+        base_mutex_unlock(&d->lock);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+static int hex_to(uint8_t *out, size_t len, const char *hex)
+{
+    if (strlen(hex) != 2 * len) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < 2 * len; i++) {
+        char c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0) {
+            return -EBADMSG;
+        }
+        out[i / 2] = (uint8_t)(i % 2 == 0 ? v << 4 : out[i / 2] | v);
+    }
+    return 0;
+}
+
+/* parse_row reads row `i` of `res` (the columns of pull's SELECT). -EBADMSG: a field does not
+ * fit the replica (over-long, a bad verifier): the row is skipped. */
+static int parse_row(struct dir_row *r, PGresult *res, int i, const char *key_id)
+{
+    memset(r, 0, sizeof(*r));
+    r->seq = strtoull(PQgetvalue(res, i, 8), NULL, 10);
+    r->deleted = strcmp(PQgetvalue(res, i, 7), "t") == 0;
+    r->foreign_key = strcmp(PQgetvalue(res, i, 9), key_id) != 0;
+    r->disabled_s = strtoll(PQgetvalue(res, i, 10), NULL, 10);
+    struct store_user *u = &r->user;
+    if (base_str_copy(u->uri, sizeof(u->uri), PQgetvalue(res, i, 0)) != 0 ||
+        base_str_copy(u->pool, sizeof(u->pool), PQgetvalue(res, i, 1)) != 0 ||
+        base_str_copy(u->phone, sizeof(u->phone), PQgetvalue(res, i, 2)) != 0 ||
+        base_str_copy(u->ext, sizeof(u->ext), PQgetvalue(res, i, 3)) != 0) {
+        return -EBADMSG;
+    }
+    if (r->deleted) {
+        return 0;
+    }
+    unsigned long len = strtoul(PQgetvalue(res, i, 5), NULL, 10);
+    if (len > 255 || hex_to(u->pin_verifier, sizeof(u->pin_verifier), PQgetvalue(res, i, 4)) != 0) {
+        return -EBADMSG;
+    }
+    u->pin_len = (uint8_t)len;
+    u->created_s = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+    return 0;
+}
+
+struct apply_arg {
+    struct store_directory *d;
+    size_t num;
+    uint64_t last_seq;
+    uint64_t conflicts;
+};
+
+static int apply_row(struct store *st, MDB_txn *txn, struct apply_arg *a, const struct dir_row *r)
+{
+    if (r->deleted) {
+        int rc = store_user_replica_del(st, txn, r->user.uri);
+        rc = rc == -ENOENT ? 0 : rc;
+        return rc != 0 ? rc : store_user_disabled_put(st, txn, r->user.uri, 0);
+    }
+    if (r->foreign_key) {
+        log_warn("directory: skipped user=%s seq=%llu reason=another_pin_key", r->user.uri,
+                 (unsigned long long)r->seq);
+        a->conflicts++;
+        return 0;
+    }
+    struct store_user_refusal ref;
+    int rc = store_user_replica_put(st, txn, &ref, &r->user);
+    if (rc == -EEXIST || rc == -ENOTUNIQ || rc == -EINVAL) {
+        log_warn("directory: skipped user=%s seq=%llu reason=%s clashes_with=%s", r->user.uri,
+                 (unsigned long long)r->seq, rc == -EINVAL ? "invalid" : "clash",
+                 rc == -EINVAL ? "-" : ref.uri);
+        a->conflicts++;
+        return 0;
+    }
+    /* Disabled users (README, Revocation) are the fleet's too: no sign-in, no renewal. */
+    return rc != 0 ? rc : store_user_disabled_put(st, txn, r->user.uri, r->disabled_s);
+}
+
+static int apply_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    struct apply_arg *a = arg;
+    for (size_t i = 0; i < a->num; i++) {
+        int rc = apply_row(st, txn, a, &a->d->rows[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    uint8_t v[STORE_SEQ_KEY_LEN];
+    store_seq_encode(v, a->last_seq);
+    MDB_val key = store_val_str(DIR_META_SEQ);
+    MDB_val val = {.mv_size = sizeof(v), .mv_data = v};
+    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_dirseq");
+}
+
+/* pull_batch asks for the next rows after d->seq and applies them: 0 with *out_num rows, or
+ * -EAGAIN (the connection failed: cause set) or a store error. */
+static int pull_batch(struct store_directory *d, size_t *out_num)
+{
+    char after[24];
+    char limit[16];
+    snprintf(after, sizeof(after), "%llu", (unsigned long long)d->seq);
+    snprintf(limit, sizeof(limit), "%u", d->batch_max);
+    const char *vals[2] = {after, limit};
+    PGresult *res = PQexecParams(
+        d->conn,
+        "SELECT uri, pool, phone, extension, encode(pin_verifier, 'hex'),"
+        " pin_len, created_at, deleted, seq, pin_key_id, disabled_at FROM certprov_users"
+        " WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
+        2, NULL, vals, NULL, NULL, 0);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+        PQclear(res);
+        return -EAGAIN;
+    }
+    int n = PQntuples(res);
+    ASSERT(n >= 0 && (uint32_t)n <= d->batch_max);
+    size_t num = 0;
+    uint64_t last = d->seq;
+    for (int i = 0; i < n; i++) {
+        struct dir_row *r = &d->rows[num];
+        if (parse_row(r, res, i, d->key_id) != 0) {
+            log_warn("directory: skipped row seq=%s reason=does_not_fit", PQgetvalue(res, i, 8));
+            last = strtoull(PQgetvalue(res, i, 8), NULL, 10);
+            continue;
+        }
+        ASSERT(r->seq > last);
+        last = r->seq;
+        num++;
+    }
+    PQclear(res);
+    struct apply_arg a = {.d = d, .num = num, .last_seq = last};
+    int rc = n == 0 ? 0 : store_write(d->st, apply_txn, &a);
+    if (rc != 0) {
+        set_error(d, "the replica refused the write (see the store's log line)");
+        return rc;
+    }
+    d->seq = last;
+    base_mutex_lock(&d->lock);
+    d->stats.seq = last;
+    d->stats.applied += (uint64_t)num;
+    d->stats.conflicts += a.conflicts;
+    base_mutex_unlock(&d->lock);
+    *out_num = (size_t)n;
+    return 0;
+}
+
+void store_directory_lockout_note(struct store_directory *d, const char *uri,
+                                  const struct store_lockout *l)
+{
+    if (d == NULL) {
+        return;
+    }
+    ASSERT(uri != NULL);
+    ASSERT(l != NULL);
+    base_mutex_lock(&d->lock);
+    if (d->notes_len == STORE_DIRECTORY_NOTES_MAX) {
+        d->stats.lockout_dropped++;
+        base_mutex_unlock(&d->lock);
+        return;
+    }
+    struct dir_note *n = &d->notes[(d->notes_head + d->notes_len) % STORE_DIRECTORY_NOTES_MAX];
+    (void)base_str_copy(n->uri, sizeof(n->uri), uri); /* a stored user's URI: it fits */
+    n->l = *l;
+    d->notes_len++;
+    base_mutex_unlock(&d->lock);
+    char b = 1;
+    ssize_t w = write(d->wake[1], &b, 1);
+    (void)w; /* a full pipe wakes the thread already */
+}
+
+/* ship_notes writes the queued lockout notes to the directory, DIR_SHIP_MAX per transaction,
+ * and removes them from the queue only once committed. 0 or -EAGAIN (the cause set). */
+static int ship_notes(struct store_directory *d)
+{
+    for (;;) { /* bounded: the queue only shrinks here, new notes wait for the next round */
+        base_mutex_lock(&d->lock);
+        uint32_t n = d->notes_len < DIR_SHIP_MAX ? d->notes_len : DIR_SHIP_MAX;
+        for (uint32_t i = 0; i < n; i++) {
+            d->ship[i] = d->notes[(d->notes_head + i) % STORE_DIRECTORY_NOTES_MAX];
+        }
+        base_mutex_unlock(&d->lock);
+        if (n == 0) {
+            return 0;
+        }
+        char err[STORE_ERROR_MAX + 1] = "";
+        int rc = store_dir_exec(d->conn, "BEGIN", err, sizeof(err));
+        rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_LOCKOUT_LOCK, err, sizeof(err));
+        for (uint32_t i = 0; rc == 0 && i < n; i++) {
+            const struct store_lockout *l = &d->ship[i].l;
+            char wf[16], ws[24], tf[24], lu[24];
+            snprintf(wf, sizeof(wf), "%u", l->window_failures);
+            snprintf(ws, sizeof(ws), "%lld", (long long)l->window_start_s);
+            snprintf(tf, sizeof(tf), "%llu", (unsigned long long)l->total_failures);
+            snprintf(lu, sizeof(lu), "%lld", (long long)l->locked_until_s);
+            const char *vals[8] = {
+                d->ship[i].uri, wf,          ws, tf, lu, l->admin_locked ? "true" : "false",
+                "false",        d->appliance};
+            PGresult *res =
+                PQexecParams(d->conn, store_dir_lockout_upsert, 8, NULL, vals, NULL, NULL, 0);
+            if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+                store_err_copy(err, sizeof(err),
+                               res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+                rc = -EIO;
+            }
+            PQclear(res);
+        }
+        rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_NOTIFY, err, sizeof(err));
+        rc = rc != 0 ? rc : store_dir_exec(d->conn, "COMMIT", err, sizeof(err));
+        if (rc != 0) {
+            set_error(d, err);
+            return -EAGAIN;
+        }
+        base_mutex_lock(&d->lock);
+        ASSERT(d->notes_len >= n);
+        d->notes_head = (d->notes_head + n) % STORE_DIRECTORY_NOTES_MAX;
+        d->notes_len -= n;
+        d->stats.lockout_shipped += n;
+        base_mutex_unlock(&d->lock);
+    }
+}
+
+/* lockout_merge makes `cur` (the replica's state) take in `r` (the fleet's): as the directory's
+ * own merge (dirpg.c store_dir_lockout_upsert); a reset clears the counters and locks and keeps
+ * the user's last refusal. */
+static void lockout_merge(struct store_lockout *cur, const struct dir_lockrow *r)
+{
+    if (r->reset) {
+        cur->window_failures = 0;
+        cur->window_start_s = 0;
+        cur->total_failures = 0;
+        cur->locked_until_s = 0;
+        cur->admin_locked = false;
+        return;
+    }
+    if (r->l.window_start_s > cur->window_start_s) {
+        cur->window_start_s = r->l.window_start_s;
+        cur->window_failures = r->l.window_failures;
+    } else if (r->l.window_start_s == cur->window_start_s &&
+               r->l.window_failures > cur->window_failures) {
+        cur->window_failures = r->l.window_failures;
+    }
+    if (r->l.total_failures > cur->total_failures) {
+        cur->total_failures = r->l.total_failures;
+    }
+    if (r->l.locked_until_s > cur->locked_until_s) {
+        cur->locked_until_s = r->l.locked_until_s;
+    }
+    cur->admin_locked = cur->admin_locked || r->l.admin_locked;
+}
+
+struct lock_arg {
+    const struct dir_lockrow *rows;
+    size_t num;
+    uint64_t last_seq;
+};
+
+static int lock_apply_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    const struct lock_arg *a = arg;
+    for (size_t i = 0; i < a->num; i++) {
+        const struct dir_lockrow *r = &a->rows[i];
+        int rc = store_user_exists(st, txn, r->uri);
+        if (rc == -ENOENT) {
+            continue; /* not (yet) a user here: its state comes with the next change */
+        }
+        struct store_lockout cur;
+        rc = rc != 0 ? rc : store_lockout_rec_get(st, txn, &cur, r->uri);
+        if (rc != 0) {
+            return rc;
+        }
+        lockout_merge(&cur, r);
+        rc = store_lockout_rec_put(st, txn, r->uri, &cur);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    uint8_t v[STORE_SEQ_KEY_LEN];
+    store_seq_encode(v, a->last_seq);
+    MDB_val key = store_val_str(DIR_META_LOCKSEQ);
+    MDB_val val = {.mv_size = sizeof(v), .mv_data = v};
+    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_dirlockseq");
+}
+
+/* pull_lockouts applies the lockout rows after d->lockseq, batch by batch. 0, -EAGAIN or a store
+ * error. */
+static int pull_lockouts(struct store_directory *d)
+{
+    for (;;) { /* bounded by the rows after lockseq: each batch advances it */
+        char after[24];
+        char limit[16];
+        snprintf(after, sizeof(after), "%llu", (unsigned long long)d->lockseq);
+        snprintf(limit, sizeof(limit), "%u", d->batch_max);
+        const char *vals[2] = {after, limit};
+        PGresult *res =
+            PQexecParams(d->conn,
+                         "SELECT uri, window_failures, window_start, total_failures, locked_until,"
+                         " admin_locked, reset, seq FROM certprov_lockouts WHERE seq > $1::bigint"
+                         " ORDER BY seq LIMIT $2::bigint",
+                         2, NULL, vals, NULL, NULL, 0);
+        if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+            set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+            PQclear(res);
+            return -EAGAIN;
+        }
+        int n = PQntuples(res);
+        ASSERT(n >= 0 && (uint32_t)n <= d->batch_max);
+        size_t num = 0;
+        uint64_t last = d->lockseq;
+        for (int i = 0; i < n; i++) {
+            struct dir_lockrow *r = &d->lockrows[num];
+            memset(r, 0, sizeof(*r));
+            last = strtoull(PQgetvalue(res, i, 7), NULL, 10);
+            if (base_str_copy(r->uri, sizeof(r->uri), PQgetvalue(res, i, 0)) != 0) {
+                continue; /* no user of the replica has such a URI */
+            }
+            r->l.window_failures = (uint32_t)strtoul(PQgetvalue(res, i, 1), NULL, 10);
+            r->l.window_start_s = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+            r->l.total_failures = strtoull(PQgetvalue(res, i, 3), NULL, 10);
+            r->l.locked_until_s = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+            r->l.admin_locked = strcmp(PQgetvalue(res, i, 5), "t") == 0;
+            r->reset = strcmp(PQgetvalue(res, i, 6), "t") == 0;
+            r->seq = last;
+            num++;
+        }
+        PQclear(res);
+        struct lock_arg a = {.rows = d->lockrows, .num = num, .last_seq = last};
+        int rc = n == 0 ? 0 : store_write(d->st, lock_apply_txn, &a);
+        if (rc != 0) {
+            set_error(d, "the replica refused the write (see the store's log line)");
+            return rc;
+        }
+        d->lockseq = last;
+        base_mutex_lock(&d->lock);
+        d->stats.lockout_seq = last;
+        base_mutex_unlock(&d->lock);
+        if ((uint32_t)n < d->batch_max) {
+            return 0;
+        }
+    }
+}
+
+/* pull applies every change after d->seq; the full load of a first start logs its progress. */
+static int pull(struct store_directory *d)
+{
+    bool loading = !d->stats.loaded;
+    uint64_t total = 0;
+    uint64_t t0 = clock_mono_ns();
+    int src = ship_notes(d);
+    if (src != 0) {
+        return src;
+    }
+    for (;;) {
+        size_t n = 0;
+        int rc = pull_batch(d, &n);
+        if (rc != 0) {
+            return rc;
+        }
+        total += n;
+        if (loading && n != 0) {
+            log_info("directory: loading rows=%llu seq=%llu", (unsigned long long)total,
+                     (unsigned long long)d->seq);
+        }
+        if (n < d->batch_max || atomic_load(&d->stop)) {
+            break;
+        }
+    }
+    int lrc = pull_lockouts(d);
+    if (lrc != 0) {
+        return lrc;
+    }
+    base_mutex_lock(&d->lock);
+    d->stats.up = true;
+    d->stats.loaded = true;
+    d->stats.key_refused = false;
+    d->stats.current_ms = clock_real_ms();
+    d->stats.error[0] = '\0';
+    base_mutex_unlock(&d->lock);
+    if (loading) {
+        log_info("directory: loaded rows=%llu seq=%llu ms=%llu", (unsigned long long)total,
+                 (unsigned long long)d->seq,
+                 (unsigned long long)((clock_mono_ns() - t0) / 1000000u));
+    }
+    return 0;
+}
+
+/* wait_change sleeps until a NOTIFY, poll_ms, or stop. -EAGAIN: the connection failed. */
+static int wait_change(struct store_directory *d, uint32_t ms)
+{
+    struct pollfd pfd[2] = {{.fd = d->wake[0], .events = POLLIN}, {.fd = -1, .events = POLLIN}};
+    if (d->conn != NULL) {
+        pfd[1].fd = PQsocket(d->conn);
+    }
+    int n = poll(pfd, 2, (int)ms);
+    if (n > 0 && (pfd[0].revents & POLLIN) != 0) {
+        char buf[64];
+        ssize_t r = read(d->wake[0], buf, sizeof(buf)); /* lockout notes (or stop) woke it */
+        (void)r;
+    }
+    if (n <= 0 || d->conn == NULL || (pfd[1].revents & (POLLIN | POLLERR | POLLHUP)) == 0) {
+        return 0;
+    }
+    if (PQconsumeInput(d->conn) == 0) {
+        set_error(d, PQerrorMessage(d->conn));
+        return -EAGAIN;
+    }
+    PGnotify *nt = NULL;
+    while ((nt = PQnotifies(d->conn)) != NULL) { /* bounded by what one read brought */
+        PQfreemem(nt);
+    }
+    return 0;
+}
+
+/* backoff sleeps the backoff of the attempts so far: lockout notes that arrive meanwhile wait
+ * (they would otherwise make a connection attempt each while PostgreSQL is down). */
+static void backoff(struct store_directory *d)
+{
+    uint64_t ms = store_backoff_ms(d->attempts, DIR_BACKOFF_MIN_MS, DIR_BACKOFF_MAX_MS,
+                                   d->rnd++ * 0x9e3779b97f4a7c15ull);
+    uint64_t end = clock_mono_ns() / 1000000u + ms;
+    for (;;) { /* bounded by `end`; ends early on stop */
+        uint64_t now = clock_mono_ns() / 1000000u;
+        if (now >= end || atomic_load(&d->stop)) {
+            return;
+        }
+        (void)wait_change(d, (uint32_t)(end - now));
+    }
+}
+
+static void *dir_main(void *arg)
+{
+    struct store_directory *d = arg;
+    base_thread_name("cp-directory");
+    while (!atomic_load(&d->stop)) { /* the thread's loop: until store_directory_stop */
+        int rc = d->conn == NULL ? connect_dir(d) : 0;
+        rc = rc != 0 ? rc : pull(d);
+        if (rc != 0) {
+            if (d->attempts++ == 0) {
+                log_warn("directory: down error=\"%s\"", d->stats.error);
+            }
+            drop(d);
+            backoff(d);
+            continue;
+        }
+        if (d->attempts != 0) {
+            log_info("directory: up seq=%llu", (unsigned long long)d->seq);
+            d->attempts = 0;
+        }
+        if (wait_change(d, d->poll_ms) != 0) {
+            drop(d);
+        }
+    }
+    drop(d);
+    return NULL;
+}
+
+int store_directory_start(struct store_directory **out, struct store *st,
+                          const struct store_directory_options *opt)
+{
+    ASSERT(out != NULL);
+    ASSERT(opt != NULL);
+    store_validate(st);
+    struct store_directory *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return -ENOMEM;
+    }
+    d->st = st;
+    d->wake[0] = d->wake[1] = -1;
+    d->poll_ms = opt->poll_ms != 0 ? opt->poll_ms : DIR_POLL_DEFAULT_MS;
+    d->batch_max = opt->batch_max != 0 ? opt->batch_max : DIR_BATCH_DEFAULT;
+    d->rnd = (uint64_t)clock_mono_ns();
+    int rc = 0;
+    if (d->batch_max > DIR_BATCH_MAX ||
+        base_str_copy(d->conninfo, sizeof(d->conninfo), opt->conninfo) != 0 ||
+        base_str_copy(d->key_id, sizeof(d->key_id), opt->key_id) != 0 ||
+        base_str_copy(d->appliance, sizeof(d->appliance),
+                      opt->appliance != NULL ? opt->appliance : "") != 0) {
+        rc = -EINVAL;
+        goto out;
+    }
+    pthread_mutex_init(&d->lock, NULL);
+    d->rows = calloc(d->batch_max, sizeof(*d->rows));
+    d->lockrows = calloc(d->batch_max, sizeof(*d->lockrows));
+    d->notes = calloc(STORE_DIRECTORY_NOTES_MAX, sizeof(*d->notes));
+    if (d->rows == NULL || d->lockrows == NULL || d->notes == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    bool have = false;
+    bool have_lock = false;
+    rc = meta_seq_get(st, DIR_META_SEQ, &have, &d->seq);
+    rc = rc != 0 ? rc : meta_seq_get(st, DIR_META_LOCKSEQ, &have_lock, &d->lockseq);
+    if (rc != 0) {
+        goto out;
+    }
+    d->stats.loaded = have;
+    d->stats.seq = d->seq;
+    d->stats.lockout_seq = d->lockseq;
+    if (pipe2(d->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
+        rc = -errno;
+        goto out;
+    }
+    rc = -pthread_create(&d->thread, NULL, dir_main, d);
+    d->started = rc == 0;
+out:
+    if (rc != 0) {
+        store_directory_stop(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void store_directory_stats(struct store_directory *d, struct store_directory_stats *out)
+{
+    ASSERT(d != NULL);
+    ASSERT(out != NULL);
+    base_mutex_lock(&d->lock);
+    *out = d->stats;
+    base_mutex_unlock(&d->lock);
+}
+
+void store_directory_stop(struct store_directory *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    if (d->started) {
+        atomic_store(&d->stop, true);
+        char b = 1;
+        ssize_t w = write(d->wake[1], &b, 1);
+        (void)w; /* a full pipe already wakes the thread */
+        int rc = pthread_join(d->thread, NULL);
+        ASSERT(rc == 0);
+        pthread_mutex_destroy(&d->lock);
+    }
+    if (d->wake[0] != -1) {
+        (void)close(d->wake[0]);
+        (void)close(d->wake[1]);
+    }
+    free(d->rows);
+    free(d->lockrows);
+    free(d->notes);
+    free(d);
+}

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# The fleet directory (issue 16) against a real, throwaway PostgreSQL server and two certprovd
+# (A and B, each with its own store and CA, the same PIN key): directory init and its PIN key
+# id (another key is refused by init and by certprovd's start, saying so); a user added through
+# A's certprovctl enrolls on B within 1 s, a new PIN set through B is live on A within 1 s, a user
+# deleted through A is refused on B within 1 s; user import of DIR_FILES x DIR_N users (default
+# 1 x 20,000; DIR_FILES=5 DIR_N=200000 is the 1,000,000 of README) through COPY, replicated to B;
+# a third appliance's first start loads everything (progress in the log); a user disabled through
+# A is refused on B within 1 s; lockout across the two (alternating guesses lock after exactly
+# window_failures, a parallel burst within 2 x window_failures); PostgreSQL down: B stays ready
+# and serves, /readyz says directory "stale" with the lag, certprov_directory_lag_seconds shows
+# it, certprovctl refuses writes (nothing half-done); PostgreSQL back: B catches up by itself.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pg.sh"
+CTL="$BIN/certprovctl"
+D="$BIN/certprovd"
+N=${DIR_N:-20000}
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; pg_cleanup; rm -rf "$T"' EXIT
+
+# conf NAME PORT: the configuration of appliance NAME in $T/NAME.ini, its store in $T/NAME.
+conf() {
+    cat >"$T/$1.ini" <<INI
+[server]
+name = certprov-$1.example.com
+listen = 127.0.0.1:$2
+[store]
+path = $1
+map_size = 4GiB                   ; sparse: room for DIR_FILES=5 DIR_N=200000
+[profile]
+max_certs_per_user_per_day = 0
+[pool.pool1]
+store = embedded
+[pin]
+window_failures = 5
+total_failures = 100000
+[directory]
+store = $PG_URL
+poll_ms = 1000
+INI
+}
+PA=$(free_port) && PB=$(free_port) && PD=$(free_port) && PC=$(free_port) || exit 1
+for x in a:$PA b:$PB d:$PD c:$PC; do conf "${x%%:*}" "${x#*:}"; done
+ctl() { local n=$1; shift; "$CTL" -c "$T/$n.ini" "$@"; }
+for n in a b c d; do ctl $n ca init >/dev/null || { bad "ca init $n"; finish; exit 1; }; done
+# B and D share A's PIN key (the fleet's); C keeps its own.
+for n in b d; do cp "$T/a/pin.key" "$T/$n/pin.key" && chmod 600 "$T/$n/pin.key"; done
+
+check "directory init (A)" ctl a directory init
+has "init names the PIN key id" "$T/out" "directory ready \(PIN key id [0-9a-f]{16}\)"
+KEYID=$(sed -n 's/.*key id \([0-9a-f]*\).*/\1/p' "$T/out")
+check "directory init again (B, same key): idempotent" ctl b directory init
+expect_exit 1 "PIN key \(id [0-9a-f]{16}\) is not the fleet's \(id $KEYID" \
+    "directory init with another PIN key (C)" ctl c directory init
+expect_exit 1 "\[directory\] this appliance's PIN key .* is not the fleet's" \
+    "certprovd with another PIN key refuses to start" "$D" -c "$T/c.ini"
+check "certprovd --check reaches the directory" "$D" -c "$T/b.ini" --check
+has "--check: the directory and the key id" "$T/out" "^directory: reachable, PIN key id $KEYID$"
+check "directory status" ctl a directory status
+has "status: 0 users" "$T/out" "^users: 0$"
+same "tables made" "$(psql_q "SELECT count(*) FROM pg_tables WHERE tablename IN ('certprov_users',
+    'certprov_meta', 'certprov_lockouts', 'certprov_revocations', 'certprov_cas')")" 5
+
+start() { # start NAME PORT
+    "$D" -c "$T/$1.ini" >>"$T/$1.log" 2>&1 &
+    PIDS+=($!)
+    eval "PID_$1=$!"
+    for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+    bad "certprovd $1 did not start: $(tail -5 "$T/$1.log")"
+    return 1
+}
+start a "$PA" && start b "$PB" || { finish; exit 1; }
+# wait_for SECONDS CMD...: until CMD succeeds, polling every 0.05 s.
+wait_for() {
+    local n=$(($1 * 20)); shift
+    for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.05; done
+    return 1
+}
+readyz_has() { curl -s "http://127.0.0.1:$1/readyz" | grep -Eq -- "$2"; }
+check "A: directory ok" wait_for 5 readyz_has "$PA" '"directory":"ok"'
+check "B: directory ok" wait_for 5 readyz_has "$PB" '"directory":"ok","directory_lag_s":0'
+
+csr() { # csr USER: $T/USER.b64
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" \
+        -subj "/CN=$1@example.com" -outform DER 2>/dev/null | base64 -w 64 >"$T/$1.b64"
+}
+est() { # est PORT LOGIN:PIN USER: the status
+    curl -s -o "$T/est.out" -w '%{http_code}' -u "$2" --data-binary @"$T/$3.b64" \
+        "http://127.0.0.1:$1/.well-known/est/simpleenroll"
+}
+est_is() { [ "$(est "$1" "$2" "$3")" = "$4" ]; }
+ms() { date +%s%3N; }
+add() { printf '%s\n' "$1" | ctl "$2" user add "${@:3}" --pin-stdin >/dev/null; }
+
+# --- a user added through A enrolls on B within 1 s ---
+csr alice
+same "alice unknown on B" "$(est "$PB" 1001:27182 alice)" 401
+t0=$(ms)
+check "add alice through A" add 27182 a --uri sip:alice@example.com --pool pool1 --ext 1001
+check "alice enrolls on B within 1 s" wait_for 1 est_is "$PB" 1001:27182 alice 200
+echo "directory: add on A -> enrolled on B in $(($(ms) - t0)) ms"
+same "alice's row in the directory" "$(psql_q "SELECT uri || ' ' || extension || ' ' || pin_key_id
+    FROM certprov_users WHERE NOT deleted")" "sip:alice@example.com 1001 $KEYID"
+expect_exit 1 "already exists" "the same user through B (replica knows it)" \
+    add 27182 b --uri sip:alice@example.com --pool pool1 --ext 1001
+
+# --- a new PIN through B is live on A within 1 s ---
+check "set-pin through B" sh -c "printf '31415\n' | '$CTL' -c '$T/b.ini' user set-pin sip:alice@example.com --pin-stdin"
+check "new PIN works on A within 1 s" wait_for 1 est_is "$PA" 1001:31415 alice 200
+same "old PIN refused on A" "$(est "$PA" 1001:27182 alice)" 401
+
+# --- a user disabled through A can neither sign in nor enroll on B within 1 s; enabled through B ---
+check "disable alice through A" ctl a user disable sip:alice@example.com
+check "alice refused on B within 1 s" wait_for 1 est_is "$PB" 1001:31415 alice 401
+same "alice disabled in the directory" "$(psql_q "SELECT disabled_at > 0 FROM certprov_users
+    WHERE uri = 'sip:alice@example.com'")" t
+check "enable alice through B" ctl b user enable sip:alice@example.com
+check "alice enrolls on A within 1 s" wait_for 1 est_is "$PA" 1001:31415 alice 200
+
+# --- a user deleted through A is refused on B within 1 s ---
+csr bob
+check "add bob through B" add 16180 b --uri sip:bob@example.com --pool pool1 --ext 1002
+check "bob enrolls on A" wait_for 1 est_is "$PA" 1002:16180 bob 200
+check "del bob through A" ctl a user del sip:bob@example.com
+check "bob refused on B within 1 s" wait_for 1 est_is "$PB" 1002:16180 bob 401
+check "bob can be added again (tombstone reused)" add 16180 a --uri sip:bob@example.com --pool pool1 --ext 1002
+check "bob back on B" wait_for 1 est_is "$PB" 1002:16180 bob 200
+
+# --- user import of N users through COPY (DIR_FILES files of DIR_N, default 1 x 20,000; at most
+# 200,000 a file), replicated to B ---
+FILES=${DIR_FILES:-1}
+TOTAL=$((N * FILES))
+t0=$(ms)
+for f in $(seq 1 "$FILES"); do
+    {
+        echo "uri,phone,ext,pool,pin"
+        seq $(((f - 1) * N + 1)) $((f * N)) |
+            awk '{ printf "sip:u%d@example.com,,%d,pool1,27182\n", $1, 100000 + $1 }'
+    } >"$T/users.csv"
+    check "import $N users through A (file $f of $FILES)" ctl a user import "$T/users.csv"
+done
+t1=$(ms)
+echo "directory: user import of $TOTAL users: $((t1 - t0)) ms"
+csr "u$TOTAL"
+check "the last imported user enrolls on B" wait_for 120 est_is "$PB" "$((100000 + TOTAL)):27182" "u$TOTAL" 200
+echo "directory: import -> last user enrolled on B: $(($(ms) - t1)) ms after the import"
+same "directory: users" "$(psql_q "SELECT count(*) FROM certprov_users WHERE NOT deleted")" $((TOTAL + 2))
+
+# --- a new appliance's first start loads everything, with progress in the log ---
+t0=$(ms)
+start d "$PD" || { finish; exit 1; }
+check "D: loaded" wait_for 120 readyz_has "$PD" '"directory":"ok"'
+echo "directory: full load of $((TOTAL + 2)) users on D: $(($(ms) - t0)) ms"
+has "D: loading progress" "$T/d.log" "directory: loading rows=[0-9]+ seq="
+has "D: loaded line" "$T/d.log" "directory: loaded rows=$((TOTAL + 2)) "
+csr u7
+check "u7 enrolls on D" est_is "$PD" 100007:27182 u7 200
+
+# --- lockout across the fleet: failures judged on A count on B and the other way round ---
+WINDOW=5
+csr eve
+check "add eve through A" add 27182 a --uri sip:eve@example.com --pool pool1 --ext 1005
+check "eve known on B" wait_for 1 est_is "$PB" 1005:27182 eve 200
+# guess PORT: one wrong PIN for eve; prints failed (AuthenticationFailed) or locked (PinLocked)
+guess() {
+    local code
+    code=$(est "$1" 1005:99991 eve)
+    if [ "$code" = 403 ] && grep -aq PinLocked "$T/est.out"; then echo locked
+    elif [ "$code" = 401 ]; then echo failed
+    else echo "other:$code"; fi
+}
+failed=0; locked=0; other=0
+for i in $(seq 1 16); do # alternating, each a little later than one propagation delay
+    if [ $((i % 2)) = 1 ]; then r=$(guess "$PA"); else r=$(guess "$PB"); fi
+    case $r in failed) failed=$((failed + 1)) ;; locked) locked=$((locked + 1)) ;; *) other=$((other + 1)) ;; esac
+    sleep 0.05
+done
+echo "directory: alternating guesses: $failed judged as failures before the lock, $locked PinLocked"
+same "alternating A/B: exactly window_failures guesses judged before the lock" "$failed" "$WINDOW"
+same "alternating A/B: the rest PinLocked" "$locked:$other" "$((16 - WINDOW)):0"
+check "the right PIN on A is PinLocked" est_is "$PA" 1005:27182 eve 403
+has "A: PinLocked" "$T/est.out" PinLocked
+check "the right PIN on B is PinLocked" est_is "$PB" 1005:27182 eve 403
+same "eve's lock in the directory" "$(psql_q "SELECT locked_until > extract(epoch FROM now())
+    FROM certprov_lockouts WHERE uri = 'sip:eve@example.com'")" t
+check "unlock eve through B" ctl b user unlock sip:eve@example.com
+check "eve enrolls on A within 1 s of the unlock" wait_for 1 est_is "$PA" 1005:27182 eve 200
+# A burst in parallel on both: the bound is window_failures plus what the other appliance judges
+# within one propagation delay; never a certificate for a right PIN after the lock.
+csr frank
+check "add frank through B" add 27182 b --uri sip:frank@example.com --pool pool1 --ext 1006
+check "frank known on A" wait_for 1 est_is "$PA" 1006:27182 frank 200
+BURST=()
+for i in $(seq 1 40); do
+    p=$PA; [ $((i % 2)) = 0 ] && p=$PB
+    curl -s -o "$T/burst.$i" -w '%{http_code}\n' -u 1006:99991 --data-binary @"$T/frank.b64" \
+        "http://127.0.0.1:$p/.well-known/est/simpleenroll" >"$T/burst.$i.code" &
+    BURST+=($!)
+done
+wait "${BURST[@]}"
+bfailed=0
+for i in $(seq 1 40); do
+    if [ "$(cat "$T/burst.$i.code")" = 401 ] && ! grep -aq PinLocked "$T/burst.$i"; then
+        bfailed=$((bfailed + 1))
+    fi
+done
+echo "directory: parallel burst of 40 on A and B: $bfailed judged as failures before the lock"
+check "parallel burst: at most 2 x window_failures judged (each appliance locks by itself)" \
+    test "$bfailed" -le $((2 * WINDOW))
+sleep 0.3
+check "after the burst the right PIN on A is PinLocked" est_is "$PA" 1006:27182 frank 403
+check "after the burst the right PIN on B is PinLocked" est_is "$PB" 1006:27182 frank 403
+curl -s "http://127.0.0.1:$PA/metrics" >"$T/metrics"
+has "metric: lockout notes shipped" "$T/metrics" "^certprov_directory_lockouts_shipped_total [1-9]"
+
+# --- PostgreSQL down: B serves from its replica, stale with the lag; writes refused ---
+pg_stop
+check "B: directory stale" wait_for 5 readyz_has "$PB" '"ready":true.*"directory":"stale"'
+sleep 2.2
+curl -s "http://127.0.0.1:$PB/readyz" >"$T/readyz"
+has "B: lag of 2 s or more" "$T/readyz" '"directory_lag_s":([2-9]|[1-9][0-9]+)'
+same "B: readyz still 200" "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PB/readyz")" 200
+curl -s "http://127.0.0.1:$PB/metrics" >"$T/metrics"
+has "metric: directory down" "$T/metrics" "^certprov_directory_up 0$"
+has "metric: lag" "$T/metrics" "^certprov_directory_lag_seconds ([2-9]|[1-9][0-9]+)$"
+check "alice enrolls on B meanwhile" est_is "$PB" 1001:31415 alice 200
+csr carol
+expect_exit 1 "cannot reach the directory" "user add refused while PostgreSQL is down" \
+    add 24680 a --uri sip:carol@example.com --pool pool1 --ext 1003
+expect_exit 1 "no such user" "and nothing was stored locally" ctl a user show sip:carol@example.com
+pg_start
+check "B: directory ok again by itself" wait_for 40 readyz_has "$PB" '"directory":"ok"'
+check "add carol through A once it is back" add 24680 a --uri sip:carol@example.com --pool pool1 --ext 1003
+check "carol enrolls on B within 1 s" wait_for 1 est_is "$PB" 1003:24680 carol 200
+has "B: down logged" "$T/b.log" "directory: down error="
+has "B: up logged" "$T/b.log" "directory: up seq="
+
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p"; done
+PIDS=()
+finish
