@@ -2,16 +2,24 @@
 # The balancer, tested with the real thing (issue 16): Debian's HAProxy runs deploy/haproxy.cfg
 # as written (only addresses, ports and the stats socket's path replaced, each replacement
 # checked) in front of two certprovd, each with its own store, sharing one issuing CA (its files
-# copied: the fleet CA registry of [directory] is not there yet), one PIN key, one TLS ticket-key
-# file and one PostgreSQL pool store. Checks: (a) enrollments through the balancer reach both
-# appliances, and its plain HTTP frontend serves the chain but refuses anything with a PIN;
-# (c) a TLS session made on one appliance resumes on the other; (b) under load (parallel curl
-# clients, a new TLS connection per enrollment), one appliance is killed with kill -9: no request
-# fails once HAProxy's health check marked it down, the ones that fail are counted and were on it
-# (in flight at the kill or before the mark), and every certificate answered 200 is in one of the
-# two LMDB stores (the killed one read after the test) and in PostgreSQL exactly once. PostgreSQL
-# is stopped for a moment before the kill, so that the killed appliance dies with certificates in
-# its outbox: they reach PostgreSQL only when it is started again on its store, and only once.
+# copied: the fleet CA registry of [directory] is not used here yet), one PIN key, one TLS
+# ticket-key file, and one PostgreSQL that is both their fleet directory ([directory] store) and
+# their pool store. The users are imported once, through appliance 1's certprovctl; appliance 2
+# has them from the directory. Checks: (a) enrollments through the balancer reach both
+# appliances, for users added through only one of them, and its plain HTTP frontend serves the
+# chain but refuses anything with a PIN; (c) a TLS session made on one appliance resumes on the
+# other; (d) a guessing burst through the balancer (wrong PINs for one user, in parallel, spread
+# over both appliances) is locked within README's bound (window_failures plus what the other
+# appliance judges within one propagation delay; at most N x window_failures), the lock reaches
+# both appliances, and the right PIN then gets PinLocked on each: no certificate for that user;
+# (b) under load (parallel curl clients, a new TLS connection per enrollment), one appliance is
+# killed with kill -9: no request fails once HAProxy's health check marked it down, the ones that
+# fail are counted and were on it (in flight at the kill or before the mark), and every
+# certificate answered 200 is in one of the two LMDB stores (the killed one read after the test)
+# and in PostgreSQL exactly once. PostgreSQL is stopped for a moment before the kill, so that the
+# killed appliance dies with certificates in its outbox: they reach PostgreSQL only when it is
+# started again on its store, and only once (the directory is stale meanwhile; enrollments go on
+# from the replicas).
 # The load is a loop of curl clients per user (a new TLS connection per enrollment), each request
 # logged with its start and end time, so that failures are told apart by phase.
 . "$(dirname "$0")/lib.sh"
@@ -31,6 +39,8 @@ trap 'kill -9 ${PIDS[*]} $HA_PID $LOADERS 2>/dev/null; pg_cleanup
 P1=$(free_port) && TP1=$(free_port) && P2=$(free_port) && TP2=$(free_port) &&
     FE_TLS=$(free_port) && FE_HTTP=$(free_port) || exit 1
 PORTS=(0 "$P1" "$P2")
+WINDOW=5 # [pin] window_failures of both appliances
+NUM_APPLIANCES=2
 for i in 1 2; do
     tp=$TP1
     [ "$i" = 2 ] && tp=$TP2
@@ -51,6 +61,11 @@ map_size = 64MiB
 max_certs_per_user_per_day = 0   ; each user enrolls hundreds of times
 [pool.pg]
 store = $PG_URL
+[pin]
+window_failures = $WINDOW       ; the guessing burst (d) locks after a few
+total_failures = 100000
+[directory]
+store = $PG_URL
 INI
 done
 
@@ -62,6 +77,8 @@ mkdir -m 700 "$T/store2"
 cp -a "$T/store1/ca" "$T/store1/chain.pem" "$T/store1/pin.key" "$T/store2/"
 check "ticket-key file for the fleet" "$CTL" -c "$T/a1.ini" tls ticket-key rotate
 CA=$T/store1/chain.pem
+# The fleet directory, once (any appliance): its tables and the PIN key's id.
+check "directory init (through appliance 1)" "$CTL" -c "$T/a1.ini" directory init
 
 NUM_USERS=6
 printf 'uri,phone,ext,pool,pin\n' >"$T/users.csv"
@@ -71,12 +88,10 @@ for k in $(seq 1 $NUM_USERS); do
     openssl req -new -key "$T/u$k.key" -subj "/CN=u$k@example.com" -outform DER 2>/dev/null |
         base64 -w 64 >"$T/u$k.b64"
 done
-# provision_users INI: gives the appliance of INI the fleet's users. Each imports the same file
-# into its own store today; with [directory] (a shared PostgreSQL directory) this becomes one
-# `certprovctl user import` through any appliance, and the others replicate it.
+# provision_users INI: gives the fleet its users: one `certprovctl user import` through the
+# appliance of INI writes them to the directory (and that appliance's replica); the others'
+# directory threads replicate them.
 provision_users() { "$CTL" -c "$1" user import "$T/users.csv"; }
-check "users on appliance 1" provision_users "$T/a1.ini"
-check "users on appliance 2" provision_users "$T/a2.ini"
 
 # pp2 PORT PATH: GET PATH on an appliance's plain listener, after the PROXY v2 LOCAL header that
 # HAProxy's own checks send (proxy_protocol = on refuses a connection without one).
@@ -107,6 +122,21 @@ start_app() { # start_app I: certprovd I in the background, until /healthz answe
     return 1
 }
 start_app 1 && start_app 2 || { finish; exit 1; }
+# wait_for SECONDS CMD...: until CMD succeeds, every 0.1 s
+wait_for() {
+    local n=$(($1 * 10))
+    shift
+    for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+# ---- the users: added once, through appliance 1 only ----
+check "users imported through appliance 1" provision_users "$T/a1.ini"
+same "the directory has them" "$(psql_q "SELECT count(*) FROM certprov_users WHERE NOT deleted")" \
+    $NUM_USERS
+# known I URI: appliance I's store (its replica of the directory) has the user.
+known() { "$CTL" -c "$T/a$1.ini" user show "$2" >/dev/null 2>&1; }
+check "appliance 2's replica has the last of them within 1 s" wait_for 1 known 2 \
+    "sip:u$NUM_USERS@example.com"
 
 # ---- HAProxy with deploy/haproxy.cfg as written ----
 sed -e "s/^    bind :443\$/    bind 127.0.0.1:$FE_TLS/" \
@@ -158,12 +188,6 @@ went() {
     awk -v p="Server tls_appliances/$2 is $1[,.]" -v from="${MARK:-0}" \
         '$1 >= from && $0 ~ p { print $1; found = 1; exit } END { exit !found }' "$T/haproxy.log"
 }
-wait_for() { # wait_for SECONDS CMD...: until CMD succeeds, every 0.1 s
-    local n=$(($1 * 10))
-    shift
-    for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 check "certprov1's TLS /readyz check (with PROXY v2) passes" wait_for 20 state_is certprov1 "UP L7OK"
 check "certprov2's too" wait_for 20 state_is certprov2 "UP L7OK"
 nofile=$(awk '/^Max open files/ {print $4}' "/proc/$HA_PID/limits" 2>/dev/null)
@@ -181,6 +205,8 @@ enroll() {
 }
 mkdir "$T/ok"
 # ---- (a) enrollments through the balancer reach both appliances ----
+# (the users were added through appliance 1 only: those appliance 2 serves, it has from the
+# directory)
 codes=""
 par=""
 for k in 1 2 3 4 5 6; do
@@ -195,6 +221,7 @@ n1=$(grep -c 'request route=est_simpleenroll code=OK' "$T/app1.log")
 n2=$(grep -c 'request route=est_simpleenroll code=OK' "$T/app2.log")
 same "every enrollment logged by one appliance" "$((n1 + n2))" 12
 if [ "$n1" -gt 0 ] && [ "$n2" -gt 0 ]; then ok; else bad "enrollments did not reach both: $n1 and $n2"; fi
+echo "balancer: 12 enrollments of users added through appliance 1: $n1 on it, $n2 on appliance 2"
 m1=$(metric 1 'certprov_requests_total{route="est_simpleenroll",code="OK"}')
 m2=$(metric 2 'certprov_requests_total{route="est_simpleenroll",code="OK"}')
 same "metrics of both count them" "${m1:-0}+${m2:-0}" "$n1+$n2"
@@ -245,6 +272,140 @@ ha "enable server tls_appliances/certprov2" >/dev/null
 same "appliance 2 made the session (its log)" "$(hz 2 full)" $((full2 + 1))
 same "appliance 1 resumed it (its log)" "$(hz 1 resumed)" $((res1 + 1))
 check "both UP again" wait_for 20 state_is certprov2 "UP L7OK"
+
+# ---- (d) a guessing burst through the balancer, locked across the fleet ----
+# A user added through appliance 2 this time (appliance 1 has it from the directory); wrong PINs
+# from one device address (127.0.0.3, which the PROXY header carries, so each appliance's log
+# tells the burst's requests apart), all at once, spread over both appliances by the balancer.
+# README "The fleet directory": with N appliances a guesser gets at most window_failures wrong
+# PINs judged plus what the others judge within one propagation delay; each appliance locks by
+# itself after window_failures, so whatever the delay, at most N x window_failures.
+G_URI=sip:guesser@example.com
+G_EXT=2100
+G_PIN=27199
+BURST_N=${BALANCER_BURST:-40}
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/g.key" \
+    -subj "/CN=guesser@example.com" -outform DER 2>/dev/null | base64 -w 64 >"$T/g.b64"
+check "add the guesser's user through appliance 2" sh -c "printf '%s\n' $G_PIN |
+    '$CTL' -c '$T/a2.ini' user add --uri $G_URI --pool pg --ext $G_EXT --pin-stdin"
+check "appliance 1's replica has it within 1 s" wait_for 1 known 1 "$G_URI"
+# guess_as PIN OUT: one sign-in of the guesser through the balancer; prints the status.
+guess_as() {
+    curl -s -o "$2" -w '%{http_code}' --max-time 20 --cacert "$CA" --interface 127.0.0.3 \
+        --resolve "$NAME:$FE_TLS:127.0.0.1" -u "$G_EXT:$1" \
+        -H 'Content-Type: application/pkcs10' --data-binary @"$T/g.b64" \
+        "https://$NAME:$FE_TLS/.well-known/est/simpleenroll"
+}
+# seen I CODE: the guesser's sign-ins appliance I logged with CODE.
+seen() { # (grep -c prints 0 when there are none)
+    grep -cE "request route=est_simpleenroll code=$2 .* login=$G_EXT .*client=127\.0\.0\.3:" \
+        "$T/app$1.log" || true
+}
+locked_on() { "$CTL" -c "$T/a$1.ini" user show "$G_URI" --json 2>/dev/null | grep -q '"state":"locked-temp"'; }
+# only I: HAProxy sends new connections to appliance I alone (the other disabled); only 0: both.
+# One call of the admin socket (commands separated by ';').
+only() {
+    local j cmds=""
+    for j in 1 2; do
+        if [ "$1" = 0 ] || [ "$1" = "$j" ]; then
+            cmds="${cmds}enable server tls_appliances/certprov$j;"
+        else
+            cmds="${cmds}disable server tls_appliances/certprov$j;"
+        fi
+    done
+    ha "$cmds" >/dev/null
+}
+# The failures of one appliance count on the other: 3 wrong PINs judged on appliance 1, then
+# (once appliance 2's replica has them) only window_failures - 3 more are judged on appliance 2
+# (each appliance alone would allow window_failures), and the lock that appliance 2 decided
+# holds on appliance 1, which judged only 3.
+window_on() { # window_on I N: appliance I's replica counts N failures in the guesser's window
+    "$CTL" -c "$T/a$1.ini" user show "$G_URI" --json 2>/dev/null | grep -q "\"window_failures\":$2,"
+}
+seq_guesses() { # seq_guesses N: N wrong PINs one after the other; prints their statuses
+    local i
+    for i in $(seq 1 "$1"); do printf '%s ' "$(guess_as 99992 "$T/seq")"; done
+}
+only 1
+same "3 wrong PINs on appliance 1: judged" "$(seq_guesses 3)" "401 401 401 "
+check "appliance 2's replica has the 3 failures within 1 s" wait_for 1 window_on 2 3
+only 2
+want=""
+for _ in $(seq 1 $((WINDOW - 3))); do want="${want}401 "; done
+same "then on appliance 2: only window_failures - 3 judged, then locked" "$(seq_guesses $((WINDOW - 1)))" \
+    "${want}403 403 "
+check "appliance 1's replica holds the lock appliance 2 decided within 1 s" wait_for 1 locked_on 1
+only 1
+same "the right PIN on appliance 1 (3 failures of its own): PinLocked" \
+    "$(guess_as "$G_PIN" "$T/right0")/$(grep -ac PinLocked "$T/right0")" 403/1
+only 0
+check "unlock the guesser through appliance 1" "$CTL" -c "$T/a1.ini" user unlock "$G_URI"
+unlocked_on() { "$CTL" -c "$T/a$1.ini" user show "$G_URI" --json 2>/dev/null | grep -q '"state":"active"'; }
+check "unlocked on appliance 2 within 1 s" wait_for 1 unlocked_on 2
+check "and on appliance 1" unlocked_on 1
+check "appliance 1's window starts again" window_on 1 0
+check "appliance 2's window starts again" window_on 2 0
+# The burst (the appliances' log lines counted from here).
+b_j1=$(seen 1 AuthenticationFailed) && b_l1=$(seen 1 PinLocked)
+b_j2=$(seen 2 AuthenticationFailed) && b_l2=$(seen 2 PinLocked)
+mkdir "$T/burst"
+par=""
+for i in $(seq 1 "$BURST_N"); do
+    guess_as 99991 "$T/burst/$i" >"$T/burst/$i.code" &
+    par="$par $!"
+done
+wait $par
+judged=0
+locked=0
+other=""
+for i in $(seq 1 "$BURST_N"); do
+    c=$(cat "$T/burst/$i.code")
+    if [ "$c" = 401 ] && ! grep -aq PinLocked "$T/burst/$i"; then
+        judged=$((judged + 1))
+    elif [ "$c" = 403 ] && grep -aq PinLocked "$T/burst/$i"; then
+        locked=$((locked + 1))
+    else
+        other="$other $c"
+    fi
+done
+j1=$(($(seen 1 AuthenticationFailed) - b_j1)) && l1=$(($(seen 1 PinLocked) - b_l1))
+j2=$(($(seen 2 AuthenticationFailed) - b_j2)) && l2=$(($(seen 2 PinLocked) - b_l2))
+BOUND=$((NUM_APPLIANCES * WINDOW))
+echo "balancer: guessing burst of $BURST_N wrong PINs through the balancer: $judged judged" \
+    "before the lock (appliance 1: $j1, appliance 2: $j2), $locked PinLocked (appliance 1: $l1," \
+    "appliance 2: $l2); window_failures $WINDOW, judged beyond it within the propagation delay:" \
+    "$((judged > WINDOW ? judged - WINDOW : 0)); bound $BOUND"
+same "every guess answered AuthenticationFailed or PinLocked" "${other:-none}" none
+same "the appliances' logs count the same" "$((j1 + j2)):$((l1 + l2))" "$judged:$locked"
+if [ $((j1 + l1)) -gt 0 ] && [ $((j2 + l2)) -gt 0 ]; then ok; else
+    bad "the burst did not reach both appliances: $((j1 + l1)) and $((j2 + l2))"
+fi
+if [ "$judged" -ge "$WINDOW" ] && [ "$judged" -le "$BOUND" ]; then ok; else
+    bad "$judged wrong PINs judged: want window_failures ($WINDOW) to N x window_failures ($BOUND)"
+fi
+if [ "$j1" -le "$WINDOW" ] && [ "$j2" -le "$WINDOW" ]; then ok; else
+    bad "an appliance judged more than window_failures ($WINDOW): $j1 and $j2"
+fi
+# The lock reaches both replicas within 1 s (README: locks decided anywhere, everywhere in 1 s).
+check "appliance 1's replica holds the lock within 1 s" wait_for 1 locked_on 1
+check "appliance 2's replica holds the lock within 1 s" wait_for 1 locked_on 2
+same "the directory holds it" "$(psql_q "SELECT locked_until > extract(epoch FROM now())
+    FROM certprov_lockouts WHERE uri = '$G_URI'")" t
+# The right PIN, once on each appliance (the other one taken out of the balancer): both
+# PinLocked, and no certificate for the guesser anywhere.
+for i in 1 2; do
+    before=$(seen "$i" PinLocked)
+    only "$i"
+    same "the right PIN after the lock: PinLocked (appliance $i)" \
+        "$(guess_as "$G_PIN" "$T/right$i")/$(grep -ac PinLocked "$T/right$i")" 403/1
+    same "appliance $i judged it" "$(seen "$i" PinLocked)" $((before + 1))
+    same "no certificate for the guesser on appliance $i" \
+        "$("$CTL" -c "$T/a$i.ini" user show "$G_URI" --json | grep -o '"certificates":[0-9]*')" \
+        '"certificates":0'
+done
+only 0
+check "certprov1 UP again after (d)" wait_for 20 state_is certprov1 "UP L7OK"
+check "certprov2 UP again after (d)" wait_for 20 state_is certprov2 "UP L7OK"
 
 # ---- (b) kill -9 under load ----
 # load K: user K enrolls in a loop until $T/stop exists; one line per request: start end status
@@ -353,6 +514,8 @@ check "the killed store is the same after the restart" cmp "$T/l1.killed" "$T/l1
 pg_is_stores() { pg_serials >"$T/pg" && cmp -s "$T/pg" "$T/stores"; }
 check "PostgreSQL holds every stored certificate once, after the restart drained the outbox" \
     wait_for 30 pg_is_stores
+same "no certificate for the guesser in PostgreSQL either" \
+    "$(psql_q "SELECT count(*) FROM user_certificates WHERE sip_uri = '$G_URI'")" 0
 same "rows of the 200s' serials = number of 200s" \
     "$(psql_q "SELECT count(*) FROM user_certificates WHERE serial IN ($(sed "s/.*/'&'/" "$T/ok.sorted" | paste -sd,))")" \
     "$(wc -l <"$T/ok.sorted")"
