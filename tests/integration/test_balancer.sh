@@ -8,8 +8,10 @@
 # has them from the directory. Checks: (a) enrollments through the balancer reach both
 # appliances, for users added through only one of them, and its plain HTTP frontend serves the
 # chain but refuses anything with a PIN; (c) a TLS session made on one appliance resumes on the
-# other; (d) a guessing burst through the balancer (wrong PINs for one user, in parallel, spread
-# over both appliances) is locked within README's bound (window_failures plus what the other
+# other; (d) wrong PINs judged on one appliance count on the other (3 on appliance 1, then only
+# window_failures - 3 judged on appliance 2, whose lock holds on appliance 1), and, after a
+# user unlock, a guessing burst through the balancer (wrong PINs for one user, in parallel,
+# spread over both appliances) is locked within README's bound (window_failures plus what the other
 # appliance judges within one propagation delay; at most N x window_failures), the lock reaches
 # both appliances, and the right PIN then gets PinLocked on each: no certificate for that user;
 # (b) under load (parallel curl clients, a new TLS connection per enrollment), one appliance is
