@@ -10,6 +10,7 @@
 #ifndef CERTPROV_SIGNER_INTERNAL_H
 #define CERTPROV_SIGNER_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -185,6 +186,9 @@ int sx_time_parse(int64_t *out, const char *s);
 void sx_time_format(char out[32], int64_t t);
 
 /* The ticket issuer (webticket.c), also used by wsse.c to verify. */
+#define WT_FLEET_SIGNERS 8                        /* other appliances' signers remembered */
+#define WT_SIGNER_CN "certprov Web ticket signer" /* the dedicated signer's subject CN */
+
 struct signer_wt_issuer {
     struct hsm_key *key;
     enum hsm_key_type type;
@@ -196,6 +200,18 @@ struct signer_wt_issuer {
     char issuer_url[SIGNER_WT_URL_MAX + 1];
     void *pkey;              /* EVP_PKEY of the key, for verification */
     struct hsm_key *own_key; /* the dedicated Web ticket signer's (ca/webticket.key), or NULL */
+    /* Another appliance's ticket signer (a fleet sharing the issuing CA): its certificate must be
+     * a Web ticket signer's issued by the issuing CA (wsse.c fleet_signer); the last ones
+     * checked are kept so that each is verified once. */
+    void *ca_pkey; /* EVP_PKEY of the issuing CA */
+    pthread_mutex_t fleet_mu;
+    bool fleet_mu_init;
+    struct {
+        uint8_t sha256[32];
+        int64_t not_after_s;
+        void *pkey; /* EVP_PKEY; NULL: a free entry */
+    } fleet[WT_FLEET_SIGNERS];
+    unsigned fleet_next;
 };
 
 /* wt_sig_method is the XML-DSig SignatureMethod URI of the issuer's key type; wt_sig_md its

@@ -176,8 +176,6 @@ static int first_cert(struct signer_wt_issuer *iss, const char *pem)
 
 /* ---- the dedicated Web ticket signer (ca/webticket.key, ca/webticket.crt) ---- */
 
-#define WT_SIGNER_CN "certprov Web ticket signer"
-
 static int wt_paths(char key[4200], char crt[4200], const char *dir, const char *suffix)
 {
     int a = snprintf(key, 4200, "%s/ca/webticket.key%s", dir, suffix);
@@ -292,6 +290,19 @@ int signer_wt_issuer_new(struct signer_wt_issuer **out, struct signer_ca *ca,
     if (rc == 0 && base_str_copy(iss->issuer_url, sizeof(iss->issuer_url), issuer_url) != 0) {
         rc = -E2BIG;
     }
+    if (rc == 0 && hsm_key_public_der(signer_ca_get_key(ca), spki, sizeof(spki), &spki_len) != 0) {
+        rc = -EBADMSG;
+    }
+    if (rc == 0) {
+        CBS cbs;
+        CBS_init(&cbs, spki, spki_len);
+        iss->ca_pkey = EVP_parse_public_key(&cbs);
+        rc = iss->ca_pkey == NULL ? -EBADMSG : 0;
+    }
+    if (rc == 0) {
+        rc = -pthread_mutex_init(&iss->fleet_mu, NULL);
+        iss->fleet_mu_init = rc == 0;
+    }
     if (rc != 0) {
         signer_wt_issuer_free(iss);
         return rc;
@@ -312,6 +323,14 @@ void signer_wt_issuer_free(struct signer_wt_issuer *iss)
         return;
     }
     EVP_PKEY_free(iss->pkey);
+    EVP_PKEY_free(iss->ca_pkey);
+    for (size_t i = 0; i < WT_FLEET_SIGNERS; i++) {
+        EVP_PKEY_free(iss->fleet[i].pkey);
+    }
+    if (iss->fleet_mu_init) {
+        int rc = pthread_mutex_destroy(&iss->fleet_mu);
+        ASSERT(rc == 0);
+    }
     hsm_key_free(iss->own_key);
     OPENSSL_cleanse(iss->seal_key, sizeof(iss->seal_key));
     free(iss);

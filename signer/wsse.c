@@ -16,6 +16,9 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <openssl/mem.h>
 #include <openssl/sha.h>
 
@@ -101,15 +104,15 @@ static bool digest_ok(xmlDocPtr doc, const struct sig_parts *p, xmlNodePtr targe
 
 /* pk_verify verifies the XML-DSig signature value (r||s for ECDSA) over msg with the issuer's key.
  */
-static bool pk_verify(const struct signer_wt_issuer *iss, const uint8_t *msg, size_t len,
+static bool pk_verify(enum hsm_key_type type, EVP_PKEY *pkey, const uint8_t *msg, size_t len,
                       const uint8_t *sig, size_t sig_len)
 {
     uint8_t der[HSM_SIG_MAX];
     const uint8_t *s = sig;
     size_t s_len = sig_len;
     uint8_t *owned = NULL;
-    if (iss->type == HSM_KEY_P256 || iss->type == HSM_KEY_P384) {
-        size_t n = iss->type == HSM_KEY_P256 ? 32 : 48;
+    if (type == HSM_KEY_P256 || type == HSM_KEY_P384) {
+        size_t n = type == HSM_KEY_P256 ? 32 : 48;
         if (sig_len != 2 * n) {
             return false;
         }
@@ -134,19 +137,70 @@ static bool pk_verify(const struct signer_wt_issuer *iss, const uint8_t *msg, si
     }
     EVP_MD_CTX ctx;
     EVP_MD_CTX_init(&ctx);
-    bool ok = EVP_DigestVerifyInit(&ctx, NULL, wt_sig_md(iss->type), NULL, iss->pkey) &&
+    bool ok = EVP_DigestVerifyInit(&ctx, NULL, wt_sig_md(type), NULL, pkey) &&
               EVP_DigestVerify(&ctx, s, s_len, msg, len);
     EVP_MD_CTX_cleanup(&ctx);
     return ok;
 }
 
-/* assertion_sig verifies the assertion's enveloped signature: SignedInfo by our key, the
- * Reference to this very assertion (#AssertionID) with the enveloped-signature and exclusive c14n
- * transforms and a SHA-256 digest, and KeyInfo naming our certificate. Hook for a fleet: the
- * certificate in KeyInfo is the one to look up among the fleet's ticket-signing certificates
- * (directory); today only this appliance's is trusted. */
+/* fleet_signer: the certificate in KeyInfo (der) is not this appliance's signer's. It is trusted
+ * when it is another appliance's dedicated Web ticket signer of the same issuing CA (a fleet that
+ * shares its CA, README "Web tickets"): signed by the issuing CA's key, not a CA, subject CN
+ * WT_SIGNER_CN, valid at now_s, a P-256 key (what ca_delegate_issue makes). Each certificate is
+ * checked once and then remembered (WT_FLEET_SIGNERS). Returns its public key (owned: one
+ * reference) or NULL. */
+static EVP_PKEY *fleet_signer(const struct signer_wt_issuer *iss, const uint8_t *der,
+                              size_t der_len, int64_t now_s)
+{
+    struct signer_wt_issuer *mut = (struct signer_wt_issuer *)(uintptr_t)iss; /* the cache only */
+    uint8_t h[SHA256_DIGEST_LENGTH];
+    SHA256(der, der_len, h);
+    EVP_PKEY *found = NULL;
+    base_mutex_lock(&mut->fleet_mu);
+    for (size_t i = 0; i < WT_FLEET_SIGNERS && found == NULL; i++) {
+        if (mut->fleet[i].pkey != NULL && memcmp(mut->fleet[i].sha256, h, sizeof(h)) == 0 &&
+            now_s < mut->fleet[i].not_after_s) {
+            found = mut->fleet[i].pkey;
+            EVP_PKEY_up_ref(found);
+        }
+    }
+    base_mutex_unlock(&mut->fleet_mu);
+    if (found != NULL) {
+        return found;
+    }
+    struct signer_cert_info info;
+    const uint8_t *p = der;
+    X509 *x =
+        signer_cert_info_der(&info, der, der_len) == 0 ? d2i_X509(NULL, &p, (long)der_len) : NULL;
+    EVP_PKEY *pk = x != NULL ? X509_get_pubkey(x) : NULL;
+    int64_t na = x != NULL ? info.not_after_s : 0;
+    bool ok = pk != NULL && p == der + der_len && X509_verify(x, mut->ca_pkey) == 1 &&
+              X509_check_ca(x) == 0 && strcmp(info.subject, "CN=" WT_SIGNER_CN) == 0 &&
+              strcmp(info.key, "EC P-256") == 0 && info.not_before_s <= now_s && now_s < na;
+    X509_free(x);
+    ERR_clear_error();
+    if (!ok) {
+        EVP_PKEY_free(pk);
+        return NULL;
+    }
+    base_mutex_lock(&mut->fleet_mu);
+    unsigned i = mut->fleet_next++ % WT_FLEET_SIGNERS;
+    EVP_PKEY_free(mut->fleet[i].pkey);
+    memcpy(mut->fleet[i].sha256, h, sizeof(h));
+    mut->fleet[i].not_after_s = na;
+    mut->fleet[i].pkey = pk;
+    EVP_PKEY_up_ref(pk); /* one for the cache, one for the caller */
+    base_mutex_unlock(&mut->fleet_mu);
+    return pk;
+}
+
+/* assertion_sig verifies the assertion's enveloped signature: SignedInfo by the key of the
+ * certificate in KeyInfo, which is this appliance's signer's or another appliance's of the same
+ * issuing CA (fleet_signer); the Reference to this very assertion (#AssertionID) with the
+ * enveloped-signature and exclusive c14n transforms and a SHA-256 digest. A fleet with an issuing
+ * CA per appliance needs the directory's registry of the fleet's CAs (issue 16): not yet. */
 static int assertion_sig(const struct signer_wt_issuer *iss, xmlDocPtr doc, xmlNodePtr as,
-                         const char *id, char *reason)
+                         const char *id, int64_t now_s, char *reason)
 {
     xmlNodePtr sig = sx_child(as, SX_NS_DS, "Signature");
     if (sig == NULL || sx_count(as, SX_NS_DS, "Signature") != 1) {
@@ -159,9 +213,9 @@ static int assertion_sig(const struct signer_wt_issuer *iss, xmlDocPtr doc, xmlN
     }
     char want[SIGNER_WT_ID_MAX + 2];
     (void)snprintf(want, sizeof(want), "#%s", id);
-    if (strcmp(p.uri, want) != 0 || strcmp(p.method, wt_sig_method(iss->type)) != 0 ||
-        strcmp(p.digest_method, SHA256_URI) != 0 || p.num_transforms != 2 ||
-        strcmp(p.transforms[0], ENVELOPED) != 0 || strcmp(p.transforms[1], SX_EXC_C14N) != 0) {
+    if (strcmp(p.uri, want) != 0 || strcmp(p.digest_method, SHA256_URI) != 0 ||
+        p.num_transforms != 2 || strcmp(p.transforms[0], ENVELOPED) != 0 ||
+        strcmp(p.transforms[1], SX_EXC_C14N) != 0) {
         REFUSE(-EPERM, "The assertion's signature does not follow this appliance's profile");
     }
     enum { CERT_B64_MAX = BASE_B64_LEN(SIGNER_CERT_DER_MAX) + 256 };
@@ -174,18 +228,32 @@ static int assertion_sig(const struct signer_wt_issuer *iss, xmlDocPtr doc, xmlN
                 signer_base64_decode(der, sizeof(der), &der_len, cbuf, strlen(cbuf),
                                      SIGNER_BASE64_SKIP_SPACE) == 0 &&
                 der_len == iss->cert_der_len && memcmp(der, iss->cert_der, der_len) == 0;
+    bool decoded = cbuf != NULL && der_len > 0;
     OPENSSL_free(cbuf);
-    if (!ours) {
+    enum hsm_key_type type = iss->type;
+    EVP_PKEY *pkey = ours ? iss->pkey : NULL;
+    EVP_PKEY *other = !ours && decoded ? fleet_signer(iss, der, der_len, now_s) : NULL;
+    if (other != NULL) {
+        pkey = other;
+        type = HSM_KEY_P256;
+    }
+    if (pkey == NULL) {
         REFUSE(-EPERM, "The ticket was not signed by a ticket-signing certificate this appliance "
                        "trusts");
     }
+    if (strcmp(p.method, wt_sig_method(type)) != 0) {
+        EVP_PKEY_free(other);
+        REFUSE(-EPERM, "The assertion's signature does not follow this appliance's profile");
+    }
     if (!digest_ok(doc, &p, as, sig, EVP_sha256())) {
+        EVP_PKEY_free(other);
         REFUSE(-EPERM, "The ticket's assertion was altered (its digest does not match)");
     }
     size_t len = 0;
     uint8_t *c = sx_c14n_bytes(doc, p.signed_info, NULL, &len);
-    bool ok = c != NULL && pk_verify(iss, c, len, p.value, p.value_len);
+    bool ok = c != NULL && pk_verify(type, pkey, c, len, p.value, p.value_len);
     sx_bytes_free(c);
+    EVP_PKEY_free(other);
     if (!ok) {
         REFUSE(-EPERM, "The ticket's signature does not verify");
     }
@@ -345,7 +413,7 @@ int signer_wt_verify(struct signer_wt_issuer *iss, struct signer_wt_proof *out, 
         (void)snprintf(reason, SIGNER_REASON_MAX, "The assertion has no AssertionID");
         rc = -EPERM;
     } else {
-        rc = assertion_sig(iss, doc, as, out->assertion_id, reason);
+        rc = assertion_sig(iss, doc, as, out->assertion_id, now_s, reason);
         rc = rc != 0 ? rc : assertion_claims(out, as, now_s, names, num_names, reason);
         rc = rc != 0 ? rc : proof(iss, doc, sec, ts, out->assertion_id, reason);
         rc = rc != 0 ? rc : timestamp(out, ts, now_s, reason);

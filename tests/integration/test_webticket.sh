@@ -204,6 +204,58 @@ check "GetAndPublishCert with it" $WT enroll --url "$PROOF" --state "$T/w" --ent
 refused "a ticket of the previous signing key" "not signed by a ticket-signing certificate.*ticket_invalid" \
     $WT enroll --url "$PROOF" --state "$T/old" --entity alice@example.com --out "$T/x.pem" --cafile "$CA" --timestamp now
 
+# ---- a fleet that shares its issuing CA: B accepts a ticket of A's dedicated signer ----
+# B has A's issuing CA (ca/, chain.pem) and pin.key (which seals the proof key) and a dedicated
+# signer of its own; C has a CA of its own: its signer's tickets are refused by B.
+fleet_conf() { # fleet_conf NAME PORT TPORT
+    sed -e "s#^listen = .*#listen = 127.0.0.1:$2#" -e "s#^tls_listen = .*#tls_listen = 127.0.0.1:$3#" \
+        -e "s#^path = store#path = $1#" "$T/certprov.ini" >"$T/$1.ini"
+}
+BPORT=$(free_port) || exit 1
+BTPORT=$(free_port) || exit 1
+fleet_conf storeb "$BPORT" "$BTPORT"
+mkdir -p "$T/storeb/ca" && chmod 700 "$T/storeb" "$T/storeb/ca"
+for f in ca/root.key ca/root.crt ca/issuing.key ca/issuing.crt chain.pem pin.key; do
+    [ -f "$T/store/$f" ] && cp -p "$T/store/$f" "$T/storeb/$f"
+done
+check "B: a dedicated signer of its own" "$CTL" -c "$T/storeb.ini" ca webticket-signer --days 30
+printf '27182\n' | "$CTL" -c "$T/storeb.ini" user add --uri sip:alice@example.com --pool pool1 \
+    --phone +14255550100 --pin-stdin >/dev/null || bad "B: add alice"
+"$D" -c "$T/storeb.ini" >"$T/daemonb.log" 2>&1 &
+PIDB=$!
+trap 'kill -9 $PID $PIDB 2>/dev/null; rm -rf "$T"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$BPORT/healthz" >/dev/null && break; sleep 0.05; done
+has "B uses its own dedicated signer" "$T/daemonb.log" "webticket_signer key=dedicated"
+if cmp -s "$T/store/ca/webticket.crt" "$T/storeb/ca/webticket.crt"; then bad "B's signer is A's"; else ok; fi
+PROOFB="https://localhost:$BTPORT/CertProv/CertProvisioningService.svc/WebTicket_Proof"
+check "a ticket from A" $WT ticket --url "$WTS/Auth" --state "$T/fa" --user +14255550100 \
+    --pin-file "$T/alice.pin" --applies-to "$CP" --cafile "$CA"
+check "B accepts A's ticket (signer of the same CA)" $WT enroll --url "$PROOFB" --state "$T/fa" \
+    --entity alice@example.com --out "$T/alice-b.pem" --cafile "$CA"
+check "B's certificate verifies" openssl verify -CAfile "$T/root.pem" -untrusted "$T/issuing.pem" "$T/alice-b.pem"
+same "stored on B" "$("$CTL" -c "$T/storeb.ini" cert list --uri sip:alice@example.com | wc -l)" 1
+CPORT=$(free_port) || exit 1
+CTPORT=$(free_port) || exit 1
+fleet_conf storec "$CPORT" "$CTPORT"
+"$CTL" -c "$T/storec.ini" ca init >/dev/null || bad "C: ca init"
+cp -p "$T/store/pin.key" "$T/storec/pin.key"
+check "C: a dedicated signer of its CA" "$CTL" -c "$T/storec.ini" ca webticket-signer --days 30
+printf '27182\n' | "$CTL" -c "$T/storec.ini" user add --uri sip:alice@example.com --pool pool1 \
+    --phone +14255550100 --pin-stdin >/dev/null || bad "C: add alice"
+"$D" -c "$T/storec.ini" >"$T/daemonc.log" 2>&1 &
+PIDC=$!
+trap 'kill -9 $PID $PIDB $PIDC 2>/dev/null; rm -rf "$T"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$CPORT/healthz" >/dev/null && break; sleep 0.05; done
+check "a ticket from C" $WT ticket --url "https://localhost:$CTPORT/WebTicket/WebTicketService.svc/Auth" \
+    --state "$T/fc" --user +14255550100 --pin-file "$T/alice.pin" --applies-to "$CP" \
+    --cafile "$T/storec/chain.pem"
+refused "B refuses the ticket of another CA's signer" "not signed by a ticket-signing certificate.*ticket_invalid" \
+    $WT enroll --url "$PROOFB" --state "$T/fc" --entity alice@example.com --out "$T/x.pem" --cafile "$CA"
+same "nothing more stored on B" "$("$CTL" -c "$T/storeb.ini" cert list --uri sip:alice@example.com | wc -l)" 1
+kill $PIDB $PIDC 2>/dev/null
+wait $PIDB $PIDC 2>/dev/null
+if grep -Eq "AddressSanitizer|runtime error|ThreadSanitizer" "$T/daemonb.log" "$T/daemonc.log"; then bad "sanitizer report in B or C"; else ok; fi
+
 # ---- metrics count the route ----
 curl -s "http://127.0.0.1:$PORT/metrics" >"$T/metrics"
 has "webticket route counted" "$T/metrics" 'route="webticket"'
