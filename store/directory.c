@@ -26,6 +26,7 @@
 
 #define DIR_META_SEQ "dirseq"
 #define DIR_META_LOCKSEQ "dirlockseq"
+#define DIR_META_REVSEQ "dirrevseq"
 #define DIR_SHIP_MAX 256u /* lockout notes per directory transaction */
 #define DIR_BATCH_DEFAULT 10000u
 #define DIR_BATCH_MAX 100000u
@@ -54,6 +55,13 @@ struct dir_lockrow {
     uint64_t seq;
 };
 
+struct dir_revrow {
+    uint8_t serial[STORE_SERIAL_LEN];
+    uint8_t reason;
+    bool lifted;
+    int64_t revoked_at_s;
+};
+
 struct store_directory {
     struct store *st; /* borrowed */
     char appliance[STORE_POOL_MAX + 1 + 192];
@@ -72,6 +80,8 @@ struct store_directory {
     uint64_t seq;                       /* the thread's copy of meta "dirseq" */
     uint64_t lockseq;                   /* meta "dirlockseq" */
     struct dir_lockrow *lockrows;       /* batch_max */
+    uint64_t revseq;                    /* meta "dirrevseq" */
+    struct dir_revrow *revrows;         /* batch_max */
     struct dir_note ship[DIR_SHIP_MAX]; /* the thread's: notes being shipped */
     pthread_mutex_t lock;               /* guards stats and the notes queue */
     struct store_directory_stats stats;
@@ -487,6 +497,113 @@ static int pull_lockouts(struct store_directory *d)
     }
 }
 
+/* serial_from_hex reads a serial as store_serial_hex writes it (hex, no leading zeros, at most
+ * 16 bytes), right-aligned. -EBADMSG: not one. */
+static int serial_from_hex(uint8_t out[STORE_SERIAL_LEN], const char *hex)
+{
+    size_t n = strlen(hex);
+    if (n == 0 || n > 2 * STORE_SERIAL_LEN) {
+        return -EBADMSG;
+    }
+    memset(out, 0, STORE_SERIAL_LEN);
+    for (size_t i = 0; i < n; i++) {
+        char c = hex[n - 1 - i];
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
+        if (v < 0) {
+            return -EBADMSG;
+        }
+        out[STORE_SERIAL_LEN - 1 - i / 2] |= (uint8_t)(i % 2 == 0 ? v : v << 4);
+    }
+    return 0;
+}
+
+struct rev_arg {
+    const struct dir_revrow *rows;
+    size_t num;
+    uint64_t last_seq;
+};
+
+static int rev_apply_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    const struct rev_arg *a = arg;
+    for (size_t i = 0; i < a->num; i++) {
+        const struct dir_revrow *r = &a->rows[i];
+        int rc =
+            store_revocation_replica_put(st, txn, r->serial, r->reason, r->revoked_at_s, r->lifted);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    uint8_t v[STORE_SEQ_KEY_LEN];
+    store_seq_encode(v, a->last_seq);
+    MDB_val key = store_val_str(DIR_META_REVSEQ);
+    MDB_val val = {.mv_size = sizeof(v), .mv_data = v};
+    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_dirrevseq");
+}
+
+/* pull_revocations applies the revocation rows after d->revseq, batch by batch (README, The fleet
+ * directory): this appliance's certificates are revoked as by certprovctl (CRL, OCSP, the pool
+ * store), others' recorded by serial. 0, -EAGAIN or a store error. */
+static int pull_revocations(struct store_directory *d)
+{
+    for (;;) { /* bounded by the rows after revseq: each batch advances it */
+        char after[24];
+        char limit[16];
+        snprintf(after, sizeof(after), "%llu", (unsigned long long)d->revseq);
+        snprintf(limit, sizeof(limit), "%u", d->batch_max);
+        const char *vals[2] = {after, limit};
+        PGresult *res = PQexecParams(d->conn,
+                                     "SELECT serial, reason, revoked_at, lifted, seq"
+                                     " FROM certprov_revocations WHERE seq > $1::bigint"
+                                     " ORDER BY seq LIMIT $2::bigint",
+                                     2, NULL, vals, NULL, NULL, 0);
+        if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+            set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+            PQclear(res);
+            return -EAGAIN;
+        }
+        int n = PQntuples(res);
+        ASSERT(n >= 0 && (uint32_t)n <= d->batch_max);
+        size_t num = 0;
+        uint64_t last = d->revseq;
+        uint64_t skipped = 0;
+        for (int i = 0; i < n; i++) {
+            struct dir_revrow *r = &d->revrows[num];
+            memset(r, 0, sizeof(*r));
+            last = strtoull(PQgetvalue(res, i, 4), NULL, 10);
+            if (serial_from_hex(r->serial, PQgetvalue(res, i, 0)) != 0 ||
+                store_revoke_reason_parse(&r->reason, PQgetvalue(res, i, 1)) != 0) {
+                log_warn("directory: skipped revocation seq=%llu reason=does_not_fit",
+                         (unsigned long long)last);
+                skipped++;
+                continue;
+            }
+            r->revoked_at_s = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+            r->lifted = strcmp(PQgetvalue(res, i, 3), "t") == 0;
+            num++;
+        }
+        PQclear(res);
+        struct rev_arg a = {.rows = d->revrows, .num = num, .last_seq = last};
+        int rc = n == 0 ? 0 : store_write(d->st, rev_apply_txn, &a);
+        if (rc != 0) {
+            set_error(d, "the replica refused the write (see the store's log line)");
+            return rc;
+        }
+        d->revseq = last;
+        base_mutex_lock(&d->lock);
+        d->stats.revocation_seq = last;
+        d->stats.revocations_applied += (uint64_t)num;
+        d->stats.conflicts += skipped;
+        base_mutex_unlock(&d->lock);
+        if ((uint32_t)n < d->batch_max) {
+            return 0;
+        }
+    }
+}
+
 /* pull applies every change after d->seq; the full load of a first start logs its progress. */
 static int pull(struct store_directory *d)
 {
@@ -513,6 +630,7 @@ static int pull(struct store_directory *d)
         }
     }
     int lrc = pull_lockouts(d);
+    lrc = lrc != 0 ? lrc : pull_revocations(d);
     if (lrc != 0) {
         return lrc;
     }
@@ -628,8 +746,9 @@ int store_directory_start(struct store_directory **out, struct store *st,
     pthread_mutex_init(&d->lock, NULL);
     d->rows = calloc(d->batch_max, sizeof(*d->rows));
     d->lockrows = calloc(d->batch_max, sizeof(*d->lockrows));
+    d->revrows = calloc(d->batch_max, sizeof(*d->revrows));
     d->notes = calloc(STORE_DIRECTORY_NOTES_MAX, sizeof(*d->notes));
-    if (d->rows == NULL || d->lockrows == NULL || d->notes == NULL) {
+    if (d->rows == NULL || d->lockrows == NULL || d->revrows == NULL || d->notes == NULL) {
         rc = -ENOMEM;
         goto out;
     }
@@ -637,12 +756,14 @@ int store_directory_start(struct store_directory **out, struct store *st,
     bool have_lock = false;
     rc = meta_seq_get(st, DIR_META_SEQ, &have, &d->seq);
     rc = rc != 0 ? rc : meta_seq_get(st, DIR_META_LOCKSEQ, &have_lock, &d->lockseq);
+    rc = rc != 0 ? rc : meta_seq_get(st, DIR_META_REVSEQ, &have_lock, &d->revseq);
     if (rc != 0) {
         goto out;
     }
     d->stats.loaded = have;
     d->stats.seq = d->seq;
     d->stats.lockout_seq = d->lockseq;
+    d->stats.revocation_seq = d->revseq;
     if (pipe2(d->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
         rc = -errno;
         goto out;
@@ -687,6 +808,7 @@ void store_directory_stop(struct store_directory *d)
     }
     free(d->rows);
     free(d->lockrows);
+    free(d->revrows);
     free(d->notes);
     free(d);
 }

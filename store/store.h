@@ -681,6 +681,21 @@ int store_revoked_foreach(struct store *st, uint64_t *out_generation, store_revo
 int store_user_revoke_certs(struct store *st, uint32_t *out_num, const char *uri, uint8_t reason,
                             int64_t now_s);
 
+/* store_revocation_replica applies one revocation of the fleet directory in its own synced
+ * transaction (certprovctl with [directory]; the directory thread does the same per batch): a
+ * certificate of this appliance is revoked as by store_cert_revoke (at revoked_at_s), one this
+ * appliance does not hold is recorded by serial (a renewal with it is refused here; it is in no
+ * CRL of this appliance; store_cert_revocation_get returns it with seq 0); `lifted` lifts a
+ * certificateHold. Already revoked (or not revoked, for lifted): 0, nothing changed. Returns 0,
+ * -EINVAL (unknown reason) or a store error. */
+int store_revocation_replica(struct store *st, const uint8_t serial[STORE_SERIAL_LEN],
+                             uint8_t reason, int64_t revoked_at_s, bool lifted);
+
+/* store_user_revoked_serials copies the serials of `uri`'s unexpired (at now_s) revoked
+ * certificates, up to `cap`, into serials[0..*out_num). Returns 0 or a store error. */
+int store_user_revoked_serials(struct store *st, uint8_t (*serials)[STORE_SERIAL_LEN], size_t cap,
+                               size_t *out_num, const char *uri, int64_t now_s);
+
 /* store_user_disable marks `uri` disabled since now_s (no sign-in, no renewal); a user already
  * disabled keeps its time. The user need not exist (user del leaves no trace: it enables). Returns
  * 0, -EINVAL (empty or over-long URI), -EROFS, -ENOSPC, -ENOMEM or -EIO. */
@@ -747,6 +762,14 @@ int store_dir_user_del(struct store_dir *d, const char *uri, char *err, size_t c
 int store_dir_user_disable(struct store_dir *d, const char *uri, int64_t since_s, char *err,
                            size_t cap);
 
+/* store_dir_revocations_put writes the revocations of serials[0..num) (reason, revoked_at_s) to
+ * certprov_revocations in one transaction, or with `lifted` lifts their certificateHold. A row that
+ * is already so is left alone; *out_changed (may be NULL) counts the rows written. Returns 0,
+ * -ENOENT (not initialized) or -EIO, with the text in err. */
+int store_dir_revocations_put(struct store_dir *d, const uint8_t (*serials)[STORE_SERIAL_LEN],
+                              size_t num, uint8_t reason, int64_t revoked_at_s, bool lifted,
+                              size_t *out_changed, char *err, size_t cap);
+
 /* store_dir_status counts the live users and reads the highest change seq. Returns 0, -ENOENT or
  * -EIO. */
 int store_dir_status(struct store_dir *d, uint64_t *out_users, uint64_t *out_seq, char *err,
@@ -773,7 +796,9 @@ struct store_directory_stats {
     uint64_t lockout_seq;     /* the last lockout change applied */
     uint64_t lockout_shipped; /* lockout notes written to the directory */
     uint64_t lockout_dropped; /* lockout notes dropped: the queue was full */
-    int64_t current_ms;       /* realtime: when the replica was last known to hold every change */
+    uint64_t revocation_seq;  /* the last revocation change applied */
+    uint64_t revocations_applied; /* revocation rows applied since start */
+    int64_t current_ms; /* realtime: when the replica was last known to hold every change */
     char error[STORE_ERROR_MAX + 1]; /* the last failure, "" if none */
 };
 
