@@ -447,10 +447,13 @@ static void put_directory(struct text *t, struct service *svc, bool json)
         "# HELP certprov_directory_revocations_applied_total Revocation rows of the directory "
         "applied to the replica.\n"
         "# TYPE certprov_directory_revocations_applied_total counter\n"
-        "certprov_directory_revocations_applied_total %llu\n",
+        "certprov_directory_revocations_applied_total %llu\n"
+        "# HELP certprov_directory_fleet_cas The fleet's issuing CAs accepted for renewal.\n"
+        "# TYPE certprov_directory_fleet_cas gauge\ncertprov_directory_fleet_cas %u\n",
         ds.up ? 1 : 0, (long long)lag_s, (unsigned long long)ds.seq, (unsigned long long)ds.applied,
         (unsigned long long)ds.conflicts, (unsigned long long)ds.lockout_shipped,
-        (unsigned long long)ds.lockout_dropped, (unsigned long long)ds.revocations_applied);
+        (unsigned long long)ds.lockout_dropped, (unsigned long long)ds.revocations_applied,
+        (unsigned)ds.fleet_cas);
 }
 
 /* directory_loading: with [directory], the replica has never held a complete load. */

@@ -76,12 +76,20 @@ struct store_directory {
     PGconn *conn; /* the thread's */
     uint32_t attempts;
     uint64_t rnd;
-    struct dir_row *rows;               /* batch_max */
-    uint64_t seq;                       /* the thread's copy of meta "dirseq" */
-    uint64_t lockseq;                   /* meta "dirlockseq" */
-    struct dir_lockrow *lockrows;       /* batch_max */
-    uint64_t revseq;                    /* meta "dirrevseq" */
-    struct dir_revrow *revrows;         /* batch_max */
+    struct dir_row *rows;         /* batch_max */
+    uint64_t seq;                 /* the thread's copy of meta "dirseq" */
+    uint64_t lockseq;             /* meta "dirlockseq" */
+    struct dir_lockrow *lockrows; /* batch_max */
+    uint64_t revseq;              /* meta "dirrevseq" */
+    struct dir_revrow *revrows;   /* batch_max */
+    uint8_t *ca_der;              /* this appliance's CA (NULL: none) */
+    size_t ca_der_len;
+    char ca_id[65];
+    void (*cas_changed)(void *ctx, const uint8_t *const *ders, const size_t *lens, size_t num);
+    void *cas_ctx;
+    uint64_t cas_seq;  /* max(seq) of certprov_cas when the set was last passed on */
+    uint64_t cas_rows; /* count(*) then */
+    bool cas_known;
     struct dir_note ship[DIR_SHIP_MAX]; /* the thread's: notes being shipped */
     pthread_mutex_t lock;               /* guards stats and the notes queue */
     struct store_directory_stats stats;
@@ -125,7 +133,10 @@ static void drop(struct store_directory *d)
     }
 }
 
-/* connect_dir connects, checks the PIN key id and LISTENs. 0 or -EAGAIN (the cause set). */
+static int register_ca(struct store_directory *d);
+
+/* connect_dir connects, checks the PIN key id, LISTENs and registers this appliance's issuing CA. 0
+ * or -EAGAIN (the cause set). */
 static int connect_dir(struct store_directory *d)
 {
     char err[STORE_ERROR_MAX + 1] = "";
@@ -146,6 +157,10 @@ static int connect_dir(struct store_directory *d)
         rc = -EKEYREJECTED;
     }
     rc = rc != 0 ? rc : store_dir_exec(d->conn, "LISTEN certprov_directory", err, sizeof(err));
+    if (rc == 0 && register_ca(d) != 0) {
+        drop(d);
+        return -EAGAIN;
+    }
     if (rc != 0) {
         drop(d);
         set_error(d, err);
@@ -604,6 +619,112 @@ static int pull_revocations(struct store_directory *d)
     }
 }
 
+/* register_ca puts this appliance's issuing CA into certprov_cas (idempotent, by its id). 0 or
+ * -EAGAIN (the cause set). */
+static int register_ca(struct store_directory *d)
+{
+    if (d->ca_der == NULL) {
+        return 0;
+    }
+    char err[STORE_ERROR_MAX + 1] = "";
+    int rc = store_dir_exec(d->conn, "BEGIN", err, sizeof(err));
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_CAS_LOCK, err, sizeof(err));
+    if (rc == 0) {
+        const char *vals[3] = {d->ca_id, (const char *)d->ca_der, d->appliance};
+        int lens[3] = {0, (int)d->ca_der_len, 0};
+        int fmts[3] = {0, 1, 0};
+        PGresult *res = PQexecParams(d->conn,
+                                     "INSERT INTO certprov_cas (issuer, der, appliance, seq)"
+                                     " VALUES ($1, $2, $3, nextval('certprov_seq'))"
+                                     " ON CONFLICT (issuer) DO NOTHING",
+                                     3, NULL, vals, lens, fmts, 0);
+        if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+            store_err_copy(err, sizeof(err),
+                           res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+            rc = -EIO;
+        }
+        PQclear(res);
+    }
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_NOTIFY, err, sizeof(err));
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, "COMMIT", err, sizeof(err));
+    if (rc != 0) {
+        PQclear(PQexec(d->conn, "ROLLBACK"));
+        set_error(d, err);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* pull_cas reads the fleet's issuing CAs when certprov_cas changed (its highest seq or its row
+ * count) and passes the set on: this appliance's CA first, then the others by seq, at most
+ * STORE_DIRECTORY_CAS_MAX (the rest left out, logged and counted). 0 or -EAGAIN. */
+static int pull_cas(struct store_directory *d)
+{
+    if (d->cas_changed == NULL) {
+        return 0;
+    }
+    PGresult *res = PQexec(d->conn, "SELECT coalesce(max(seq), 0), count(*) FROM certprov_cas");
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+        PQclear(res);
+        return -EAGAIN;
+    }
+    uint64_t seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    uint64_t rows = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    if (d->cas_known && seq == d->cas_seq && rows == d->cas_rows) {
+        return 0;
+    }
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%u", STORE_DIRECTORY_CAS_MAX + 1);
+    const char *vals[1] = {limit};
+    /* Binary results: the certificates as bytes. */
+    res =
+        PQexecParams(d->conn, "SELECT issuer, der FROM certprov_cas ORDER BY seq LIMIT $1::bigint",
+                     1, NULL, vals, NULL, NULL, 1);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+        PQclear(res);
+        return -EAGAIN;
+    }
+    const uint8_t *ders[STORE_DIRECTORY_CAS_MAX];
+    size_t lens[STORE_DIRECTORY_CAS_MAX];
+    size_t num = 0;
+    uint64_t dropped = rows > STORE_DIRECTORY_CAS_MAX ? rows - STORE_DIRECTORY_CAS_MAX : 0;
+    if (d->ca_der != NULL) {
+        ders[num] = d->ca_der;
+        lens[num++] = d->ca_der_len;
+    }
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        size_t len = (size_t)PQgetlength(res, i, 1);
+        if (strcmp(PQgetvalue(res, i, 0), d->ca_id) == 0) {
+            continue; /* this appliance's, first already */
+        }
+        if (num == STORE_DIRECTORY_CAS_MAX || len == 0 || len > STORE_DIRECTORY_CA_DER_MAX) {
+            dropped += num == STORE_DIRECTORY_CAS_MAX ? 0 : 1;
+            continue;
+        }
+        ders[num] = (const uint8_t *)PQgetvalue(res, i, 1);
+        lens[num++] = len;
+    }
+    if (dropped != 0) {
+        log_warn("directory: fleet_cas_left_out num=%llu bound=%u", (unsigned long long)dropped,
+                 STORE_DIRECTORY_CAS_MAX);
+    }
+    log_info("directory: fleet_cas num=%zu seq=%llu", num, (unsigned long long)seq);
+    d->cas_changed(d->cas_ctx, ders, lens, num);
+    PQclear(res);
+    d->cas_known = true;
+    d->cas_seq = seq;
+    d->cas_rows = rows;
+    base_mutex_lock(&d->lock);
+    d->stats.fleet_cas = (uint32_t)num;
+    d->stats.cas_dropped += dropped;
+    base_mutex_unlock(&d->lock);
+    return 0;
+}
+
 /* pull applies every change after d->seq; the full load of a first start logs its progress. */
 static int pull(struct store_directory *d)
 {
@@ -631,6 +752,7 @@ static int pull(struct store_directory *d)
     }
     int lrc = pull_lockouts(d);
     lrc = lrc != 0 ? lrc : pull_revocations(d);
+    lrc = lrc != 0 ? lrc : pull_cas(d);
     if (lrc != 0) {
         return lrc;
     }
@@ -747,6 +869,22 @@ int store_directory_start(struct store_directory **out, struct store *st,
     d->rows = calloc(d->batch_max, sizeof(*d->rows));
     d->lockrows = calloc(d->batch_max, sizeof(*d->lockrows));
     d->revrows = calloc(d->batch_max, sizeof(*d->revrows));
+    d->cas_changed = opt->cas_changed;
+    d->cas_ctx = opt->cas_ctx;
+    if (opt->ca_der != NULL) {
+        if (opt->ca_der_len == 0 || opt->ca_der_len > STORE_DIRECTORY_CA_DER_MAX ||
+            opt->ca_id == NULL || base_str_copy(d->ca_id, sizeof(d->ca_id), opt->ca_id) != 0) {
+            rc = -EINVAL;
+            goto out;
+        }
+        d->ca_der = malloc(opt->ca_der_len);
+        if (d->ca_der == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        memcpy(d->ca_der, opt->ca_der, opt->ca_der_len);
+        d->ca_der_len = opt->ca_der_len;
+    }
     d->notes = calloc(STORE_DIRECTORY_NOTES_MAX, sizeof(*d->notes));
     if (d->rows == NULL || d->lockrows == NULL || d->revrows == NULL || d->notes == NULL) {
         rc = -ENOMEM;
@@ -809,6 +947,7 @@ void store_directory_stop(struct store_directory *d)
     free(d->rows);
     free(d->lockrows);
     free(d->revrows);
+    free(d->ca_der);
     free(d->notes);
     free(d);
 }

@@ -450,6 +450,7 @@ extern const char store_dir_lockout_upsert[];
 #define STORE_DIR_LOCKOUT_LOCK "SELECT pg_advisory_xact_lock(7393726218537157)"
 /* The revocation rows too (certprov_revocations): their own lock and their own seq in a replica. */
 #define STORE_DIR_REVOKE_LOCK "SELECT pg_advisory_xact_lock(7393726218537158)"
+#define STORE_DIR_CAS_LOCK "SELECT pg_advisory_xact_lock(7393726218537159)"
 
 /* store_revocation_replica_put applies one revocation row of the fleet directory in `txn`
  * (revoke.c): a certificate of this appliance is revoked as by store_cert_revoke (its outbox

@@ -784,7 +784,19 @@ struct store_directory_options {
     const char *appliance; /* this appliance's name, written with its lockout rows; copied */
     uint32_t poll_ms;      /* polling fallback besides LISTEN; 0 = 5000 */
     uint32_t batch_max;    /* rows per LMDB transaction; 0 = 10000 */
+    /* The fleet's issuing CAs (certprov_cas): this appliance's CA certificate (DER, copied; NULL:
+     * none registered) and its id (the SHA-256 of the DER in hex) are registered on every
+     * connection (idempotent); the thread keeps the set (at most STORE_DIRECTORY_CAS_MAX, this
+     * appliance's first) and calls cas_changed(cas_ctx, ders, lens, num) from the thread
+     * whenever it differs from the last one passed (also at the first pull). */
+    const uint8_t *ca_der;
+    size_t ca_der_len;
+    const char *ca_id;
+    void (*cas_changed)(void *ctx, const uint8_t *const *ders, const size_t *lens, size_t num);
+    void *cas_ctx;
 };
+#define STORE_DIRECTORY_CAS_MAX 64u
+#define STORE_DIRECTORY_CA_DER_MAX 16384u
 
 struct store_directory_stats {
     bool up;                  /* connected, key accepted, the last pull succeeded */
@@ -798,6 +810,8 @@ struct store_directory_stats {
     uint64_t lockout_dropped; /* lockout notes dropped: the queue was full */
     uint64_t revocation_seq;  /* the last revocation change applied */
     uint64_t revocations_applied; /* revocation rows applied since start */
+    uint32_t fleet_cas;           /* issuing CAs in the set (this appliance's included) */
+    uint64_t cas_dropped;         /* rows of certprov_cas left out: over the bound or too large */
     int64_t current_ms; /* realtime: when the replica was last known to hold every change */
     char error[STORE_ERROR_MAX + 1]; /* the last failure, "" if none */
 };

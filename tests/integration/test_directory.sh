@@ -200,6 +200,34 @@ same "ra3 refused on A" "$(renew_a ra3)" 401
 curl -s "http://127.0.0.1:$PB/metrics" >"$T/metrics"
 has "metric: revocations applied on B" "$T/metrics" "^certprov_directory_revocations_applied_total [1-9]"
 
+# --- the fleet's issuing CAs: each appliance registers its own; a certificate A issued renews on
+# B (mTLS against the fleet's CAs); one revoked through the directory does not; a CA outside the
+# fleet does not ---
+renew_b() { # renew_b NAME: the status of an mTLS renewal on B with NAME.crt/NAME.key
+    curl -s --cacert "$T/b/chain.pem" --resolve "certprov-b.example.com:$TB:127.0.0.1" \
+        -o "$T/renew.out" -w '%{http_code}' -H 'Content-Type: application/pkcs10' \
+        --cert "$T/$1.crt" --key "$T/$1.key" --data-binary @"$T/$1.b64" \
+        "https://certprov-b.example.com:$TB/.well-known/est/simplereenroll"
+}
+renew_b_is() { [ "$(renew_b "$1")" = "$2" ]; }
+same "two CAs registered (A's and B's)" "$(psql_q "SELECT count(*) FROM certprov_cas")" 2
+same "A's CA by its SHA-256" "$(psql_q "SELECT issuer FROM certprov_cas WHERE appliance =
+    'certprov-a.example.com'")" "$(openssl x509 -in "$T/a/ca/issuing.crt" -outform DER | sha256sum | cut -d' ' -f1)"
+enroll_a ra5 1001:31415 # alice's earlier certificates were all revoked above
+check "a certificate A issued renews on B" wait_for 2 renew_b_is ra5 200
+p7pem "$T/renew.out" >"$T/ra5b.crt"
+check "the renewed certificate is B's" openssl verify -partial_chain -CAfile "$T/b/ca/issuing.crt" "$T/ra5b.crt"
+has "B loaded the fleet's CAs" "$T/b.log" "fleet_cas_loaded num=2"
+curl -s "http://127.0.0.1:$PB/metrics" >"$T/metrics"
+has "metric: two fleet CAs on B" "$T/metrics" "^certprov_directory_fleet_cas 2$"
+same "ra1 (revoked through the directory) is refused on B" "$(renew_b ra1)" 401
+openssl req -x509 -new -key "$T/ra5.key" -subj "/CN=alice@example.com" -days 1 \
+    -addext "subjectAltName=URI:sip:alice@example.com" -addext "extendedKeyUsage=clientAuth" \
+    -out "$T/forged.crt" 2>/dev/null
+cp "$T/ra5.key" "$T/forged.key"
+cp "$T/ra5.b64" "$T/forged.b64"
+same "a certificate of a CA outside the fleet is refused on B" "$(renew_b forged)" 401
+
 # --- user import of N users through COPY (DIR_FILES files of DIR_N, default 1 x 20,000; at most
 # 200,000 a file), replicated to B ---
 FILES=${DIR_FILES:-1}
