@@ -55,6 +55,11 @@ struct dir_lockrow {
     uint64_t seq;
 };
 
+struct dir_serial {
+    uint8_t serial[STORE_SERIAL_LEN];
+    int64_t issued_s;
+};
+
 struct dir_revrow {
     uint8_t serial[STORE_SERIAL_LEN];
     uint8_t reason;
@@ -93,7 +98,11 @@ struct store_directory {
     struct dir_note ship[DIR_SHIP_MAX]; /* the thread's: notes being shipped */
     pthread_mutex_t lock;               /* guards stats and the notes queue */
     struct store_directory_stats stats;
-    struct dir_note *notes; /* ring of STORE_DIRECTORY_NOTES_MAX */
+    struct dir_serial *serials; /* ring of STORE_DIRECTORY_SERIALS_MAX (under lock) */
+    uint32_t serials_head;
+    uint32_t serials_len;
+    struct dir_serial sship[DIR_SHIP_MAX]; /* the thread's: serials being shipped */
+    struct dir_note *notes;                /* ring of STORE_DIRECTORY_NOTES_MAX */
     uint32_t notes_head;
     uint32_t notes_len;
 };
@@ -339,6 +348,130 @@ void store_directory_lockout_note(struct store_directory *d, const char *uri,
     char b = 1;
     ssize_t w = write(d->wake[1], &b, 1);
     (void)w; /* a full pipe wakes the thread already */
+}
+
+void store_directory_serials_note(struct store_directory *d, const struct store_batch_item *items,
+                                  size_t num)
+{
+    if (d == NULL) {
+        return;
+    }
+    ASSERT(items != NULL || num == 0);
+    ASSERT(num <= STORE_BATCH_MAX);
+    bool any = false;
+    base_mutex_lock(&d->lock);
+    for (size_t i = 0; i < num; i++) {
+        if (items[i].rc != 0) {
+            continue;
+        }
+        if (d->serials_len == STORE_DIRECTORY_SERIALS_MAX) {
+            d->stats.serials_dropped++;
+            continue;
+        }
+        struct dir_serial *n =
+            &d->serials[(d->serials_head + d->serials_len) % STORE_DIRECTORY_SERIALS_MAX];
+        memcpy(n->serial, items[i].meta.serial, STORE_SERIAL_LEN);
+        n->issued_s = items[i].meta.issued_at_s;
+        d->serials_len++;
+        any = true;
+    }
+    base_mutex_unlock(&d->lock);
+    if (any) {
+        char c = 1;
+        ssize_t w = write(d->wake[1], &c, 1);
+        (void)w; /* a full pipe wakes the thread already */
+    }
+}
+
+/* ship_serials writes the queued issued serials to certprov_serials, DIR_SHIP_MAX per
+ * transaction (two statements: the INSERT of the new ones, then the ones another appliance
+ * holds), and removes them from the queue only once committed. A clash is logged (error) and
+ * counted, never silent. 0 or -EAGAIN (the cause set). */
+static int ship_serials(struct store_directory *d)
+{
+    /* "{HEX,HEX,...}": a text[] literal of hex serials (no quoting needed). */
+    static char list[DIR_SHIP_MAX * (2 * STORE_SERIAL_LEN + 1) + 3];
+    static char times[DIR_SHIP_MAX * 22 + 3]; /* "{T,T,...}": their issue times */
+    for (;;) { /* bounded: the queue only shrinks here, new serials wait for the next round */
+        base_mutex_lock(&d->lock);
+        uint32_t n = d->serials_len < DIR_SHIP_MAX ? d->serials_len : DIR_SHIP_MAX;
+        for (uint32_t i = 0; i < n; i++) {
+            d->sship[i] = d->serials[(d->serials_head + i) % STORE_DIRECTORY_SERIALS_MAX];
+        }
+        base_mutex_unlock(&d->lock);
+        if (n == 0) {
+            return 0;
+        }
+        size_t at = 0;
+        size_t tat = 0;
+        list[at++] = '{';
+        times[tat++] = '{';
+        for (uint32_t i = 0; i < n; i++) {
+            char hex[2 * STORE_SERIAL_LEN + 1];
+            store_serial_hex(hex, d->sship[i].serial);
+            size_t len = strlen(hex);
+            memcpy(list + at, hex, len);
+            at += len;
+            list[at++] = i + 1 < n ? ',' : '}';
+            int w = snprintf(times + tat, sizeof(times) - tat, "%lld%c",
+                             (long long)d->sship[i].issued_s, i + 1 < n ? ',' : '}');
+            ASSERT(w > 0 && (size_t)w < sizeof(times) - tat);
+            tat += (size_t)w;
+        }
+        list[at] = '\0';
+        char err[STORE_ERROR_MAX + 1] = "";
+        const char *vals[3] = {list, d->appliance, times};
+        int rc = store_dir_exec(d->conn, "BEGIN", err, sizeof(err));
+        PGresult *res = NULL;
+        if (rc == 0) {
+            res = PQexecParams(d->conn,
+                               "INSERT INTO certprov_serials SELECT s, $2, t FROM"
+                               " unnest($1::text[], $3::bigint[]) AS u(s, t)"
+                               " ON CONFLICT (serial) DO NOTHING",
+                               3, NULL, vals, NULL, NULL, 0);
+            if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+                store_err_copy(err, sizeof(err),
+                               res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+                rc = -EIO;
+            }
+            PQclear(res);
+            res = NULL;
+        }
+        uint64_t clashes = 0;
+        if (rc == 0) {
+            res = PQexecParams(d->conn,
+                               "SELECT serial, appliance FROM certprov_serials"
+                               " WHERE serial = ANY($1::text[]) AND appliance <> $2",
+                               2, NULL, vals, NULL, NULL, 0);
+            if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+                store_err_copy(err, sizeof(err),
+                               res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+                rc = -EIO;
+            } else {
+                for (int i = 0; i < PQntuples(res); i++) {
+                    log_err("directory: serial_clash serial=%s other_appliance=\"%s\" "
+                            "action=\"the serial is in two certificates: revoke this "
+                            "appliance's\"",
+                            PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+                    clashes++;
+                }
+            }
+            PQclear(res);
+        }
+        rc = rc != 0 ? rc : store_dir_exec(d->conn, "COMMIT", err, sizeof(err));
+        if (rc != 0) {
+            PQclear(PQexec(d->conn, "ROLLBACK"));
+            set_error(d, err);
+            return -EAGAIN;
+        }
+        base_mutex_lock(&d->lock);
+        ASSERT(d->serials_len >= n);
+        d->serials_head = (d->serials_head + n) % STORE_DIRECTORY_SERIALS_MAX;
+        d->serials_len -= n;
+        d->stats.serials_shipped += n;
+        d->stats.serial_clashes += clashes;
+        base_mutex_unlock(&d->lock);
+    }
 }
 
 /* ship_notes writes the queued lockout notes to the directory, DIR_SHIP_MAX per transaction,
@@ -732,6 +865,7 @@ static int pull(struct store_directory *d)
     uint64_t total = 0;
     uint64_t t0 = clock_mono_ns();
     int src = ship_notes(d);
+    src = src != 0 ? src : ship_serials(d);
     if (src != 0) {
         return src;
     }
@@ -886,7 +1020,9 @@ int store_directory_start(struct store_directory **out, struct store *st,
         d->ca_der_len = opt->ca_der_len;
     }
     d->notes = calloc(STORE_DIRECTORY_NOTES_MAX, sizeof(*d->notes));
-    if (d->rows == NULL || d->lockrows == NULL || d->revrows == NULL || d->notes == NULL) {
+    d->serials = calloc(STORE_DIRECTORY_SERIALS_MAX, sizeof(*d->serials));
+    if (d->rows == NULL || d->lockrows == NULL || d->revrows == NULL || d->notes == NULL ||
+        d->serials == NULL) {
         rc = -ENOMEM;
         goto out;
     }
@@ -949,5 +1085,6 @@ void store_directory_stop(struct store_directory *d)
     free(d->revrows);
     free(d->ca_der);
     free(d->notes);
+    free(d->serials);
     free(d);
 }

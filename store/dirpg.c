@@ -58,7 +58,9 @@ static const char dir_schema[] =
     " DEFAULT false;"
     "CREATE INDEX IF NOT EXISTS certprov_revocations_seq ON certprov_revocations (seq);"
     "CREATE TABLE IF NOT EXISTS certprov_cas ("
-    " issuer text PRIMARY KEY, der bytea NOT NULL, appliance text NOT NULL, seq bigint NOT NULL)";
+    " issuer text PRIMARY KEY, der bytea NOT NULL, appliance text NOT NULL, seq bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS certprov_serials ("
+    " serial text PRIMARY KEY, appliance text NOT NULL, issued_at bigint NOT NULL)";
 
 struct store_dir {
     PGconn *conn;

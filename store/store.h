@@ -811,6 +811,9 @@ struct store_directory_stats {
     uint64_t revocation_seq;  /* the last revocation change applied */
     uint64_t revocations_applied; /* revocation rows applied since start */
     uint32_t fleet_cas;           /* issuing CAs in the set (this appliance's included) */
+    uint64_t serials_shipped;     /* issued serials written to certprov_serials */
+    uint64_t serials_dropped;     /* issued serials not shipped: the queue was full */
+    uint64_t serial_clashes;      /* issued serials another appliance had issued: logged */
     uint64_t cas_dropped;         /* rows of certprov_cas left out: over the bound or too large */
     int64_t current_ms; /* realtime: when the replica was last known to hold every change */
     char error[STORE_ERROR_MAX + 1]; /* the last failure, "" if none */
@@ -834,6 +837,16 @@ void store_directory_stats(struct store_directory *d, struct store_directory_sta
 #define STORE_DIRECTORY_NOTES_MAX 4096u
 void store_directory_lockout_note(struct store_directory *d, const char *uri,
                                   const struct store_lockout *l);
+
+/* store_directory_serials_note queues the serials of items[0..num) (the items of a batch
+ * store_batch_commit stored: it returned 0, and its counters are cleared, not its items) for the
+ * fleet-wide serial index (certprov_serials, a unique index): shipped by the directory thread,
+ * never on the answer's path; a serial another appliance issued is logged and counted
+ * (serial_clashes). The queue holds STORE_DIRECTORY_SERIALS_MAX; what finds it full is dropped and
+ * counted. NULL `d` is a no-op. Thread-safe. */
+#define STORE_DIRECTORY_SERIALS_MAX 65536u
+void store_directory_serials_note(struct store_directory *d, const struct store_batch_item *items,
+                                  size_t num);
 
 /* store_dir_lockout_reset clears `uri`'s lockout on every appliance (certprovctl user unlock):
  * a reset row with a new seq. Returns 0, -ENOENT (not initialized) or -EIO. */

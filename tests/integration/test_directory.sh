@@ -10,6 +10,9 @@
 # window_failures, a parallel burst within 2 x window_failures); PostgreSQL down: B stays ready
 # and serves, /readyz says directory "stale" with the lag, certprov_directory_lag_seconds shows
 # it, certprovctl refuses writes (nothing half-done); PostgreSQL back: B catches up by itself.
+# Revocations (issue 16): a certificate issued on A and revoked through B cannot renew on A within
+# 1 s and is in A's CRL and OCSP; holds lifted across; the fleet's issuing CAs: a certificate of A
+# renews on B; the fleet-wide serial index and a clash made by hand, logged and counted.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg.sh"
 CTL="$BIN/certprovctl"
@@ -227,6 +230,30 @@ openssl req -x509 -new -key "$T/ra5.key" -subj "/CN=alice@example.com" -days 1 \
 cp "$T/ra5.key" "$T/forged.key"
 cp "$T/ra5.b64" "$T/forged.b64"
 same "a certificate of a CA outside the fleet is refused on B" "$(renew_b forged)" 401
+
+# --- the fleet-wide serial index: every certificate issued is in certprov_serials (shipped
+# asynchronously); a serial another appliance holds is a clash, logged and counted ---
+S5=$(serial "$T/ra5.crt")
+same_serial() { [ "$(psql_q "SELECT appliance FROM certprov_serials WHERE serial = '$1'")" = "$2" ]; }
+check "A's serial in the index" wait_for 2 same_serial "$S5" certprov-a.example.com
+check "B's renewed serial in the index" wait_for 2 same_serial "$(serial "$T/ra5b.crt")" certprov-b.example.com
+# A clash, made by hand: the index is held locked while A issues; the serial A issued is then
+# written as another appliance's before A's own write goes through.
+coproc PSQL { psql "${PG_PSQL[@]}" -q 2>&1; }
+echo "BEGIN; LOCK TABLE certprov_serials IN SHARE ROW EXCLUSIVE MODE; SELECT 'locked';" >&"${PSQL[1]}"
+read -r -t 5 line <&"${PSQL[0]}"
+same "index locked" "$line" locked
+enroll_a ra6 1001:31415
+S6=$(serial "$T/ra6.crt")
+echo "INSERT INTO certprov_serials VALUES ('$S6', 'certprov-z.example.com', 0); COMMIT; SELECT 'done';" >&"${PSQL[1]}"
+read -r -t 5 line <&"${PSQL[0]}"
+echo '\q' >&"${PSQL[1]}"
+wait "$PSQL_PID" 2>/dev/null
+clash_logged() { grep -q "directory: serial_clash serial=$S6 other_appliance=\"certprov-z.example.com\"" "$T/a.log"; }
+check "the clash is logged on A" wait_for 5 clash_logged
+curl -s "http://127.0.0.1:$PA/metrics" >"$T/metrics"
+has "metric: the clash counted" "$T/metrics" "^certprov_directory_serial_clashes_total 1$"
+has "metric: serials shipped" "$T/metrics" "^certprov_directory_serials_shipped_total [1-9]"
 
 # --- user import of N users through COPY (DIR_FILES files of DIR_N, default 1 x 20,000; at most
 # 200,000 a file), replicated to B ---
