@@ -6,9 +6,11 @@
  * user_certificates): certprov_meta (name -> value: "pin_key_id"), certprov_users (one row per
  * URI ever stored; a deleted user stays as a tombstone, deleted = true, so that replicas see the
  * deletion as a change), certprov_lockouts, certprov_revocations (serial -> reason, time; a
- * lifted hold stays as a row with lifted = true), certprov_cas (created for the rest of issue 16;
- * not written yet). Every row carries `seq`, taken from the one sequence
- * certprov_seq by the statement that writes it.
+ * lifted hold stays as a row with lifted = true), certprov_cas (the fleet's issuing CAs, by the
+ * SHA-256 of their DER; written by the directory thread) and certprov_serials (the fleet-wide
+ * unique index of issued serials, written by the directory thread; not replicated, no seq). Every
+ * other row carries `seq`, taken from the one sequence certprov_seq by the statement that writes
+ * it.
  *
  * Why the replicas can read "everything after seq S" and miss nothing: every writing
  * transaction first takes the transaction-scoped advisory lock DIR_WRITE_LOCK, then its

@@ -67,7 +67,8 @@ has "--check: the directory and the key id" "$T/out" "^directory: reachable, PIN
 check "directory status" ctl a directory status
 has "status: 0 users" "$T/out" "^users: 0$"
 same "tables made" "$(psql_q "SELECT count(*) FROM pg_tables WHERE tablename IN ('certprov_users',
-    'certprov_meta', 'certprov_lockouts', 'certprov_revocations', 'certprov_cas')")" 5
+    'certprov_meta', 'certprov_lockouts', 'certprov_revocations', 'certprov_cas',
+    'certprov_serials')")" 6
 
 start() { # start NAME PORT
     "$D" -c "$T/$1.ini" >>"$T/$1.log" 2>&1 &
