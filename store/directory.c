@@ -102,7 +102,11 @@ struct store_directory {
     uint32_t serials_head;
     uint32_t serials_len;
     struct dir_serial sship[DIR_SHIP_MAX]; /* the thread's: serials being shipped */
-    struct dir_note *notes;                /* ring of STORE_DIRECTORY_NOTES_MAX */
+    /* The thread's: "{HEX,HEX,...}", a text[] literal of their hex serials (no quoting needed),
+     * and "{T,T,...}", their issue times. */
+    char ship_list[DIR_SHIP_MAX * (2 * STORE_SERIAL_LEN + 1) + 3];
+    char ship_times[DIR_SHIP_MAX * 22 + 3];
+    struct dir_note *notes; /* ring of STORE_DIRECTORY_NOTES_MAX */
     uint32_t notes_head;
     uint32_t notes_len;
 };
@@ -389,9 +393,8 @@ void store_directory_serials_note(struct store_directory *d, const struct store_
  * counted, never silent. 0 or -EAGAIN (the cause set). */
 static int ship_serials(struct store_directory *d)
 {
-    /* "{HEX,HEX,...}": a text[] literal of hex serials (no quoting needed). */
-    static char list[DIR_SHIP_MAX * (2 * STORE_SERIAL_LEN + 1) + 3];
-    static char times[DIR_SHIP_MAX * 22 + 3]; /* "{T,T,...}": their issue times */
+    char *list = d->ship_list;
+    char *times = d->ship_times;
     for (;;) { /* bounded: the queue only shrinks here, new serials wait for the next round */
         base_mutex_lock(&d->lock);
         uint32_t n = d->serials_len < DIR_SHIP_MAX ? d->serials_len : DIR_SHIP_MAX;
@@ -413,9 +416,9 @@ static int ship_serials(struct store_directory *d)
             memcpy(list + at, hex, len);
             at += len;
             list[at++] = i + 1 < n ? ',' : '}';
-            int w = snprintf(times + tat, sizeof(times) - tat, "%lld%c",
+            int w = snprintf(times + tat, sizeof(d->ship_times) - tat, "%lld%c",
                              (long long)d->sship[i].issued_s, i + 1 < n ? ',' : '}');
-            ASSERT(w > 0 && (size_t)w < sizeof(times) - tat);
+            ASSERT(w > 0 && (size_t)w < sizeof(d->ship_times) - tat);
             tat += (size_t)w;
         }
         list[at] = '\0';
