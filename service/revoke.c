@@ -416,6 +416,9 @@ static int answer_cert(struct service *svc, struct signer_ocsp_answer *a,
     }
     struct store_revocation rev;
     int rc = store_cert_revocation_get(svc->st, &rev, c->serial);
+    if (rc == 0 && rev.seq == 0) {
+        return 0; /* another appliance's certificate, revoked through the directory: unknown */
+    }
     if (rc == 0) {
         a->status = SIGNER_OCSP_REVOKED;
         a->revoked_at_s = rev.revoked_at_s;

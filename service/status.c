@@ -443,10 +443,30 @@ static void put_directory(struct text *t, struct service *svc, bool json)
         "# HELP certprov_directory_lockouts_dropped_total Lockout states not shipped: the queue "
         "was full.\n"
         "# TYPE certprov_directory_lockouts_dropped_total counter\n"
-        "certprov_directory_lockouts_dropped_total %llu\n",
+        "certprov_directory_lockouts_dropped_total %llu\n"
+        "# HELP certprov_directory_revocations_applied_total Revocation rows of the directory "
+        "applied to the replica.\n"
+        "# TYPE certprov_directory_revocations_applied_total counter\n"
+        "certprov_directory_revocations_applied_total %llu\n"
+        "# HELP certprov_directory_fleet_cas The fleet's issuing CAs accepted for renewal.\n"
+        "# TYPE certprov_directory_fleet_cas gauge\ncertprov_directory_fleet_cas %u\n"
+        "# HELP certprov_directory_serials_shipped_total Issued serials written to the fleet's "
+        "serial index.\n"
+        "# TYPE certprov_directory_serials_shipped_total counter\n"
+        "certprov_directory_serials_shipped_total %llu\n"
+        "# HELP certprov_directory_serials_dropped_total Issued serials not shipped: the queue "
+        "was full.\n"
+        "# TYPE certprov_directory_serials_dropped_total counter\n"
+        "certprov_directory_serials_dropped_total %llu\n"
+        "# HELP certprov_directory_serial_clashes_total Issued serials another appliance had "
+        "issued.\n"
+        "# TYPE certprov_directory_serial_clashes_total counter\n"
+        "certprov_directory_serial_clashes_total %llu\n",
         ds.up ? 1 : 0, (long long)lag_s, (unsigned long long)ds.seq, (unsigned long long)ds.applied,
         (unsigned long long)ds.conflicts, (unsigned long long)ds.lockout_shipped,
-        (unsigned long long)ds.lockout_dropped);
+        (unsigned long long)ds.lockout_dropped, (unsigned long long)ds.revocations_applied,
+        (unsigned)ds.fleet_cas, (unsigned long long)ds.serials_shipped,
+        (unsigned long long)ds.serials_dropped, (unsigned long long)ds.serial_clashes);
 }
 
 /* directory_loading: with [directory], the replica has never held a complete load. */

@@ -562,8 +562,12 @@ static void commit_group(struct service *svc, struct svc_item **items, size_t n,
         store_directory_lockout_note(svc->dir, b->lockouts[i].uri, &b->lockouts[i].lockout);
     }
     if (b->num_items > 0 || b->num_lockouts > 0 || b->num_unknown > 0) {
+        size_t certs = b->num_items; /* a commit clears the counters, not the items */
         rc = commit(svc, items, n, &fault);
         *out_stored = rc == 0;
+        if (rc == 0 && svc->dir != NULL) { /* the fleet-wide serial index, queued */
+            store_directory_serials_note(svc->dir, b->items, certs);
+        }
     }
     if (rc != 0) {
         lrc = commit_lockouts(svc, out_stored);

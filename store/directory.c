@@ -26,6 +26,7 @@
 
 #define DIR_META_SEQ "dirseq"
 #define DIR_META_LOCKSEQ "dirlockseq"
+#define DIR_META_REVSEQ "dirrevseq"
 #define DIR_SHIP_MAX 256u /* lockout notes per directory transaction */
 #define DIR_BATCH_DEFAULT 10000u
 #define DIR_BATCH_MAX 100000u
@@ -54,6 +55,18 @@ struct dir_lockrow {
     uint64_t seq;
 };
 
+struct dir_serial {
+    uint8_t serial[STORE_SERIAL_LEN];
+    int64_t issued_s;
+};
+
+struct dir_revrow {
+    uint8_t serial[STORE_SERIAL_LEN];
+    uint8_t reason;
+    bool lifted;
+    int64_t revoked_at_s;
+};
+
 struct store_directory {
     struct store *st; /* borrowed */
     char appliance[STORE_POOL_MAX + 1 + 192];
@@ -68,13 +81,31 @@ struct store_directory {
     PGconn *conn; /* the thread's */
     uint32_t attempts;
     uint64_t rnd;
-    struct dir_row *rows;               /* batch_max */
-    uint64_t seq;                       /* the thread's copy of meta "dirseq" */
-    uint64_t lockseq;                   /* meta "dirlockseq" */
-    struct dir_lockrow *lockrows;       /* batch_max */
+    struct dir_row *rows;         /* batch_max */
+    uint64_t seq;                 /* the thread's copy of meta "dirseq" */
+    uint64_t lockseq;             /* meta "dirlockseq" */
+    struct dir_lockrow *lockrows; /* batch_max */
+    uint64_t revseq;              /* meta "dirrevseq" */
+    struct dir_revrow *revrows;   /* batch_max */
+    uint8_t *ca_der;              /* this appliance's CA (NULL: none) */
+    size_t ca_der_len;
+    char ca_id[65];
+    void (*cas_changed)(void *ctx, const uint8_t *const *ders, const size_t *lens, size_t num);
+    void *cas_ctx;
+    uint64_t cas_seq;  /* max(seq) of certprov_cas when the set was last passed on */
+    uint64_t cas_rows; /* count(*) then */
+    bool cas_known;
     struct dir_note ship[DIR_SHIP_MAX]; /* the thread's: notes being shipped */
     pthread_mutex_t lock;               /* guards stats and the notes queue */
     struct store_directory_stats stats;
+    struct dir_serial *serials; /* ring of STORE_DIRECTORY_SERIALS_MAX (under lock) */
+    uint32_t serials_head;
+    uint32_t serials_len;
+    struct dir_serial sship[DIR_SHIP_MAX]; /* the thread's: serials being shipped */
+    /* The thread's: "{HEX,HEX,...}", a text[] literal of their hex serials (no quoting needed),
+     * and "{T,T,...}", their issue times. */
+    char ship_list[DIR_SHIP_MAX * (2 * STORE_SERIAL_LEN + 1) + 3];
+    char ship_times[DIR_SHIP_MAX * 22 + 3];
     struct dir_note *notes; /* ring of STORE_DIRECTORY_NOTES_MAX */
     uint32_t notes_head;
     uint32_t notes_len;
@@ -115,7 +146,10 @@ static void drop(struct store_directory *d)
     }
 }
 
-/* connect_dir connects, checks the PIN key id and LISTENs. 0 or -EAGAIN (the cause set). */
+static int register_ca(struct store_directory *d);
+
+/* connect_dir connects, checks the PIN key id, LISTENs and registers this appliance's issuing CA. 0
+ * or -EAGAIN (the cause set). */
 static int connect_dir(struct store_directory *d)
 {
     char err[STORE_ERROR_MAX + 1] = "";
@@ -136,6 +170,10 @@ static int connect_dir(struct store_directory *d)
         rc = -EKEYREJECTED;
     }
     rc = rc != 0 ? rc : store_dir_exec(d->conn, "LISTEN certprov_directory", err, sizeof(err));
+    if (rc == 0 && register_ca(d) != 0) {
+        drop(d);
+        return -EAGAIN;
+    }
     if (rc != 0) {
         drop(d);
         set_error(d, err);
@@ -316,6 +354,129 @@ void store_directory_lockout_note(struct store_directory *d, const char *uri,
     (void)w; /* a full pipe wakes the thread already */
 }
 
+void store_directory_serials_note(struct store_directory *d, const struct store_batch_item *items,
+                                  size_t num)
+{
+    if (d == NULL) {
+        return;
+    }
+    ASSERT(items != NULL || num == 0);
+    ASSERT(num <= STORE_BATCH_MAX);
+    bool any = false;
+    base_mutex_lock(&d->lock);
+    for (size_t i = 0; i < num; i++) {
+        if (items[i].rc != 0) {
+            continue;
+        }
+        if (d->serials_len == STORE_DIRECTORY_SERIALS_MAX) {
+            d->stats.serials_dropped++;
+            continue;
+        }
+        struct dir_serial *n =
+            &d->serials[(d->serials_head + d->serials_len) % STORE_DIRECTORY_SERIALS_MAX];
+        memcpy(n->serial, items[i].meta.serial, STORE_SERIAL_LEN);
+        n->issued_s = items[i].meta.issued_at_s;
+        d->serials_len++;
+        any = true;
+    }
+    base_mutex_unlock(&d->lock);
+    if (any) {
+        char c = 1;
+        ssize_t w = write(d->wake[1], &c, 1);
+        (void)w; /* a full pipe wakes the thread already */
+    }
+}
+
+/* ship_serials writes the queued issued serials to certprov_serials, DIR_SHIP_MAX per
+ * transaction (two statements: the INSERT of the new ones, then the ones another appliance
+ * holds), and removes them from the queue only once committed. A clash is logged (error) and
+ * counted, never silent. 0 or -EAGAIN (the cause set). */
+static int ship_serials(struct store_directory *d)
+{
+    char *list = d->ship_list;
+    char *times = d->ship_times;
+    for (;;) { /* bounded: the queue only shrinks here, new serials wait for the next round */
+        base_mutex_lock(&d->lock);
+        uint32_t n = d->serials_len < DIR_SHIP_MAX ? d->serials_len : DIR_SHIP_MAX;
+        for (uint32_t i = 0; i < n; i++) {
+            d->sship[i] = d->serials[(d->serials_head + i) % STORE_DIRECTORY_SERIALS_MAX];
+        }
+        base_mutex_unlock(&d->lock);
+        if (n == 0) {
+            return 0;
+        }
+        size_t at = 0;
+        size_t tat = 0;
+        list[at++] = '{';
+        times[tat++] = '{';
+        for (uint32_t i = 0; i < n; i++) {
+            char hex[2 * STORE_SERIAL_LEN + 1];
+            store_serial_hex(hex, d->sship[i].serial);
+            size_t len = strlen(hex);
+            memcpy(list + at, hex, len);
+            at += len;
+            list[at++] = i + 1 < n ? ',' : '}';
+            int w = snprintf(times + tat, sizeof(d->ship_times) - tat, "%lld%c",
+                             (long long)d->sship[i].issued_s, i + 1 < n ? ',' : '}');
+            ASSERT(w > 0 && (size_t)w < sizeof(d->ship_times) - tat);
+            tat += (size_t)w;
+        }
+        list[at] = '\0';
+        char err[STORE_ERROR_MAX + 1] = "";
+        const char *vals[3] = {list, d->appliance, times};
+        int rc = store_dir_exec(d->conn, "BEGIN", err, sizeof(err));
+        PGresult *res = NULL;
+        if (rc == 0) {
+            res = PQexecParams(d->conn,
+                               "INSERT INTO certprov_serials SELECT s, $2, t FROM"
+                               " unnest($1::text[], $3::bigint[]) AS u(s, t)"
+                               " ON CONFLICT (serial) DO NOTHING",
+                               3, NULL, vals, NULL, NULL, 0);
+            if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+                store_err_copy(err, sizeof(err),
+                               res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+                rc = -EIO;
+            }
+            PQclear(res);
+            res = NULL;
+        }
+        uint64_t clashes = 0;
+        if (rc == 0) {
+            res = PQexecParams(d->conn,
+                               "SELECT serial, appliance FROM certprov_serials"
+                               " WHERE serial = ANY($1::text[]) AND appliance <> $2",
+                               2, NULL, vals, NULL, NULL, 0);
+            if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+                store_err_copy(err, sizeof(err),
+                               res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+                rc = -EIO;
+            } else {
+                for (int i = 0; i < PQntuples(res); i++) {
+                    log_err("directory: serial_clash serial=%s other_appliance=\"%s\" "
+                            "action=\"the serial is in two certificates: revoke this "
+                            "appliance's\"",
+                            PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+                    clashes++;
+                }
+            }
+            PQclear(res);
+        }
+        rc = rc != 0 ? rc : store_dir_exec(d->conn, "COMMIT", err, sizeof(err));
+        if (rc != 0) {
+            PQclear(PQexec(d->conn, "ROLLBACK"));
+            set_error(d, err);
+            return -EAGAIN;
+        }
+        base_mutex_lock(&d->lock);
+        ASSERT(d->serials_len >= n);
+        d->serials_head = (d->serials_head + n) % STORE_DIRECTORY_SERIALS_MAX;
+        d->serials_len -= n;
+        d->stats.serials_shipped += n;
+        d->stats.serial_clashes += clashes;
+        base_mutex_unlock(&d->lock);
+    }
+}
+
 /* ship_notes writes the queued lockout notes to the directory, DIR_SHIP_MAX per transaction,
  * and removes them from the queue only once committed. 0 or -EAGAIN (the cause set). */
 static int ship_notes(struct store_directory *d)
@@ -487,6 +648,219 @@ static int pull_lockouts(struct store_directory *d)
     }
 }
 
+/* serial_from_hex reads a serial as store_serial_hex writes it (hex, no leading zeros, at most
+ * 16 bytes), right-aligned. -EBADMSG: not one. */
+static int serial_from_hex(uint8_t out[STORE_SERIAL_LEN], const char *hex)
+{
+    size_t n = strlen(hex);
+    if (n == 0 || n > 2 * STORE_SERIAL_LEN) {
+        return -EBADMSG;
+    }
+    memset(out, 0, STORE_SERIAL_LEN);
+    for (size_t i = 0; i < n; i++) {
+        char c = hex[n - 1 - i];
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
+        if (v < 0) {
+            return -EBADMSG;
+        }
+        out[STORE_SERIAL_LEN - 1 - i / 2] |= (uint8_t)(i % 2 == 0 ? v : v << 4);
+    }
+    return 0;
+}
+
+struct rev_arg {
+    const struct dir_revrow *rows;
+    size_t num;
+    uint64_t last_seq;
+};
+
+static int rev_apply_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    const struct rev_arg *a = arg;
+    for (size_t i = 0; i < a->num; i++) {
+        const struct dir_revrow *r = &a->rows[i];
+        int rc =
+            store_revocation_replica_put(st, txn, r->serial, r->reason, r->revoked_at_s, r->lifted);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    uint8_t v[STORE_SEQ_KEY_LEN];
+    store_seq_encode(v, a->last_seq);
+    MDB_val key = store_val_str(DIR_META_REVSEQ);
+    MDB_val val = {.mv_size = sizeof(v), .mv_data = v};
+    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_dirrevseq");
+}
+
+/* pull_revocations applies the revocation rows after d->revseq, batch by batch (README, The fleet
+ * directory): this appliance's certificates are revoked as by certprovctl (CRL, OCSP, the pool
+ * store), others' recorded by serial. 0, -EAGAIN or a store error. */
+static int pull_revocations(struct store_directory *d)
+{
+    for (;;) { /* bounded by the rows after revseq: each batch advances it */
+        char after[24];
+        char limit[16];
+        snprintf(after, sizeof(after), "%llu", (unsigned long long)d->revseq);
+        snprintf(limit, sizeof(limit), "%u", d->batch_max);
+        const char *vals[2] = {after, limit};
+        PGresult *res = PQexecParams(d->conn,
+                                     "SELECT serial, reason, revoked_at, lifted, seq"
+                                     " FROM certprov_revocations WHERE seq > $1::bigint"
+                                     " ORDER BY seq LIMIT $2::bigint",
+                                     2, NULL, vals, NULL, NULL, 0);
+        if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+            set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+            PQclear(res);
+            return -EAGAIN;
+        }
+        int n = PQntuples(res);
+        ASSERT(n >= 0 && (uint32_t)n <= d->batch_max);
+        size_t num = 0;
+        uint64_t last = d->revseq;
+        uint64_t skipped = 0;
+        for (int i = 0; i < n; i++) {
+            struct dir_revrow *r = &d->revrows[num];
+            memset(r, 0, sizeof(*r));
+            last = strtoull(PQgetvalue(res, i, 4), NULL, 10);
+            if (serial_from_hex(r->serial, PQgetvalue(res, i, 0)) != 0 ||
+                store_revoke_reason_parse(&r->reason, PQgetvalue(res, i, 1)) != 0) {
+                log_warn("directory: skipped revocation seq=%llu reason=does_not_fit",
+                         (unsigned long long)last);
+                skipped++;
+                continue;
+            }
+            r->revoked_at_s = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+            r->lifted = strcmp(PQgetvalue(res, i, 3), "t") == 0;
+            num++;
+        }
+        PQclear(res);
+        struct rev_arg a = {.rows = d->revrows, .num = num, .last_seq = last};
+        int rc = n == 0 ? 0 : store_write(d->st, rev_apply_txn, &a);
+        if (rc != 0) {
+            set_error(d, "the replica refused the write (see the store's log line)");
+            return rc;
+        }
+        d->revseq = last;
+        base_mutex_lock(&d->lock);
+        d->stats.revocation_seq = last;
+        d->stats.revocations_applied += (uint64_t)num;
+        d->stats.conflicts += skipped;
+        base_mutex_unlock(&d->lock);
+        if ((uint32_t)n < d->batch_max) {
+            return 0;
+        }
+    }
+}
+
+/* register_ca puts this appliance's issuing CA into certprov_cas (idempotent, by its id). 0 or
+ * -EAGAIN (the cause set). */
+static int register_ca(struct store_directory *d)
+{
+    if (d->ca_der == NULL) {
+        return 0;
+    }
+    char err[STORE_ERROR_MAX + 1] = "";
+    int rc = store_dir_exec(d->conn, "BEGIN", err, sizeof(err));
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_CAS_LOCK, err, sizeof(err));
+    if (rc == 0) {
+        const char *vals[3] = {d->ca_id, (const char *)d->ca_der, d->appliance};
+        int lens[3] = {0, (int)d->ca_der_len, 0};
+        int fmts[3] = {0, 1, 0};
+        PGresult *res = PQexecParams(d->conn,
+                                     "INSERT INTO certprov_cas (issuer, der, appliance, seq)"
+                                     " VALUES ($1, $2, $3, nextval('certprov_seq'))"
+                                     " ON CONFLICT (issuer) DO NOTHING",
+                                     3, NULL, vals, lens, fmts, 0);
+        if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+            store_err_copy(err, sizeof(err),
+                           res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+            rc = -EIO;
+        }
+        PQclear(res);
+    }
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_NOTIFY, err, sizeof(err));
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, "COMMIT", err, sizeof(err));
+    if (rc != 0) {
+        PQclear(PQexec(d->conn, "ROLLBACK"));
+        set_error(d, err);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* pull_cas reads the fleet's issuing CAs when certprov_cas changed (its highest seq or its row
+ * count) and passes the set on: this appliance's CA first, then the others by seq, at most
+ * STORE_DIRECTORY_CAS_MAX (the rest left out, logged and counted). 0 or -EAGAIN. */
+static int pull_cas(struct store_directory *d)
+{
+    if (d->cas_changed == NULL) {
+        return 0;
+    }
+    PGresult *res = PQexec(d->conn, "SELECT coalesce(max(seq), 0), count(*) FROM certprov_cas");
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+        PQclear(res);
+        return -EAGAIN;
+    }
+    uint64_t seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    uint64_t rows = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    if (d->cas_known && seq == d->cas_seq && rows == d->cas_rows) {
+        return 0;
+    }
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%u", STORE_DIRECTORY_CAS_MAX + 1);
+    const char *vals[1] = {limit};
+    /* Binary results: the certificates as bytes. */
+    res =
+        PQexecParams(d->conn, "SELECT issuer, der FROM certprov_cas ORDER BY seq LIMIT $1::bigint",
+                     1, NULL, vals, NULL, NULL, 1);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+        PQclear(res);
+        return -EAGAIN;
+    }
+    const uint8_t *ders[STORE_DIRECTORY_CAS_MAX];
+    size_t lens[STORE_DIRECTORY_CAS_MAX];
+    size_t num = 0;
+    uint64_t dropped = rows > STORE_DIRECTORY_CAS_MAX ? rows - STORE_DIRECTORY_CAS_MAX : 0;
+    if (d->ca_der != NULL) {
+        ders[num] = d->ca_der;
+        lens[num++] = d->ca_der_len;
+    }
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        size_t len = (size_t)PQgetlength(res, i, 1);
+        if (strcmp(PQgetvalue(res, i, 0), d->ca_id) == 0) {
+            continue; /* this appliance's, first already */
+        }
+        if (num == STORE_DIRECTORY_CAS_MAX || len == 0 || len > STORE_DIRECTORY_CA_DER_MAX) {
+            dropped += num == STORE_DIRECTORY_CAS_MAX ? 0 : 1;
+            continue;
+        }
+        ders[num] = (const uint8_t *)PQgetvalue(res, i, 1);
+        lens[num++] = len;
+    }
+    if (dropped != 0) {
+        log_warn("directory: fleet_cas_left_out num=%llu bound=%u", (unsigned long long)dropped,
+                 STORE_DIRECTORY_CAS_MAX);
+    }
+    log_info("directory: fleet_cas num=%zu seq=%llu", num, (unsigned long long)seq);
+    d->cas_changed(d->cas_ctx, ders, lens, num);
+    PQclear(res);
+    d->cas_known = true;
+    d->cas_seq = seq;
+    d->cas_rows = rows;
+    base_mutex_lock(&d->lock);
+    d->stats.fleet_cas = (uint32_t)num;
+    d->stats.cas_dropped += dropped;
+    base_mutex_unlock(&d->lock);
+    return 0;
+}
+
 /* pull applies every change after d->seq; the full load of a first start logs its progress. */
 static int pull(struct store_directory *d)
 {
@@ -494,6 +868,7 @@ static int pull(struct store_directory *d)
     uint64_t total = 0;
     uint64_t t0 = clock_mono_ns();
     int src = ship_notes(d);
+    src = src != 0 ? src : ship_serials(d);
     if (src != 0) {
         return src;
     }
@@ -513,6 +888,8 @@ static int pull(struct store_directory *d)
         }
     }
     int lrc = pull_lockouts(d);
+    lrc = lrc != 0 ? lrc : pull_revocations(d);
+    lrc = lrc != 0 ? lrc : pull_cas(d);
     if (lrc != 0) {
         return lrc;
     }
@@ -628,8 +1005,27 @@ int store_directory_start(struct store_directory **out, struct store *st,
     pthread_mutex_init(&d->lock, NULL);
     d->rows = calloc(d->batch_max, sizeof(*d->rows));
     d->lockrows = calloc(d->batch_max, sizeof(*d->lockrows));
+    d->revrows = calloc(d->batch_max, sizeof(*d->revrows));
+    d->cas_changed = opt->cas_changed;
+    d->cas_ctx = opt->cas_ctx;
+    if (opt->ca_der != NULL) {
+        if (opt->ca_der_len == 0 || opt->ca_der_len > STORE_DIRECTORY_CA_DER_MAX ||
+            opt->ca_id == NULL || base_str_copy(d->ca_id, sizeof(d->ca_id), opt->ca_id) != 0) {
+            rc = -EINVAL;
+            goto out;
+        }
+        d->ca_der = malloc(opt->ca_der_len);
+        if (d->ca_der == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        memcpy(d->ca_der, opt->ca_der, opt->ca_der_len);
+        d->ca_der_len = opt->ca_der_len;
+    }
     d->notes = calloc(STORE_DIRECTORY_NOTES_MAX, sizeof(*d->notes));
-    if (d->rows == NULL || d->lockrows == NULL || d->notes == NULL) {
+    d->serials = calloc(STORE_DIRECTORY_SERIALS_MAX, sizeof(*d->serials));
+    if (d->rows == NULL || d->lockrows == NULL || d->revrows == NULL || d->notes == NULL ||
+        d->serials == NULL) {
         rc = -ENOMEM;
         goto out;
     }
@@ -637,12 +1033,14 @@ int store_directory_start(struct store_directory **out, struct store *st,
     bool have_lock = false;
     rc = meta_seq_get(st, DIR_META_SEQ, &have, &d->seq);
     rc = rc != 0 ? rc : meta_seq_get(st, DIR_META_LOCKSEQ, &have_lock, &d->lockseq);
+    rc = rc != 0 ? rc : meta_seq_get(st, DIR_META_REVSEQ, &have_lock, &d->revseq);
     if (rc != 0) {
         goto out;
     }
     d->stats.loaded = have;
     d->stats.seq = d->seq;
     d->stats.lockout_seq = d->lockseq;
+    d->stats.revocation_seq = d->revseq;
     if (pipe2(d->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
         rc = -errno;
         goto out;
@@ -687,6 +1085,9 @@ void store_directory_stop(struct store_directory *d)
     }
     free(d->rows);
     free(d->lockrows);
+    free(d->revrows);
+    free(d->ca_der);
     free(d->notes);
+    free(d->serials);
     free(d);
 }

@@ -5,9 +5,12 @@
  * Tables (all prefixed certprov_, so that they can share a database with a pool store's
  * user_certificates): certprov_meta (name -> value: "pin_key_id"), certprov_users (one row per
  * URI ever stored; a deleted user stays as a tombstone, deleted = true, so that replicas see the
- * deletion as a change), certprov_lockouts, certprov_revocations, certprov_cas (created for the
- * rest of issue 16; not written yet). Every row carries `seq`, taken from the one sequence
- * certprov_seq by the statement that writes it.
+ * deletion as a change), certprov_lockouts, certprov_revocations (serial -> reason, time; a
+ * lifted hold stays as a row with lifted = true), certprov_cas (the fleet's issuing CAs, by the
+ * SHA-256 of their DER; written by the directory thread) and certprov_serials (the fleet-wide
+ * unique index of issued serials, written by the directory thread; not replicated, no seq). Every
+ * other row carries `seq`, taken from the one sequence certprov_seq by the statement that writes
+ * it.
  *
  * Why the replicas can read "everything after seq S" and miss nothing: every writing
  * transaction first takes the transaction-scoped advisory lock DIR_WRITE_LOCK, then its
@@ -53,8 +56,13 @@ static const char dir_schema[] =
     "CREATE TABLE IF NOT EXISTS certprov_revocations ("
     " serial text PRIMARY KEY, reason text NOT NULL, revoked_at bigint NOT NULL,"
     " issuer text NOT NULL, seq bigint NOT NULL);"
+    "ALTER TABLE certprov_revocations ADD COLUMN IF NOT EXISTS lifted boolean NOT NULL"
+    " DEFAULT false;"
+    "CREATE INDEX IF NOT EXISTS certprov_revocations_seq ON certprov_revocations (seq);"
     "CREATE TABLE IF NOT EXISTS certprov_cas ("
-    " issuer text PRIMARY KEY, der bytea NOT NULL, appliance text NOT NULL, seq bigint NOT NULL)";
+    " issuer text PRIMARY KEY, der bytea NOT NULL, appliance text NOT NULL, seq bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS certprov_serials ("
+    " serial text PRIMARY KEY, appliance text NOT NULL, issued_at bigint NOT NULL)";
 
 struct store_dir {
     PGconn *conn;
@@ -406,6 +414,57 @@ int store_dir_user_disable(struct store_dir *d, const char *uri, int64_t since_s
         return rollback(d->conn, rc);
     }
     return store_dir_exec(d->conn, "COMMIT", err, cap);
+}
+
+int store_dir_revocations_put(struct store_dir *d, const uint8_t (*serials)[STORE_SERIAL_LEN],
+                              size_t num, uint8_t reason, int64_t revoked_at_s, bool lifted,
+                              size_t *out_changed, char *err, size_t cap)
+{
+    ASSERT(d != NULL);
+    ASSERT(serials != NULL || num == 0);
+    const char *name = store_revoke_reason_name(reason);
+    if (name == NULL) {
+        store_err_copy(err, cap, "unknown revocation reason");
+        return -EINVAL;
+    }
+    size_t changed = 0;
+    int rc = store_dir_exec(d->conn, "BEGIN", err, cap);
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_REVOKE_LOCK, err, cap);
+    char at[24];
+    snprintf(at, sizeof(at), "%lld", (long long)revoked_at_s);
+    /* A revocation replaces a lifted hold, and a hold becomes final with another reason (RFC 5280
+     * §5.3.1, as store_cert_revoke); anything else already revoked stays as it is. */
+    const char *sql =
+        lifted ? "UPDATE certprov_revocations SET lifted = true, seq = nextval('certprov_seq')"
+                 " WHERE serial = $1 AND NOT lifted AND reason = 'certificateHold'"
+               : "INSERT INTO certprov_revocations AS r (serial, reason, revoked_at, issuer, seq)"
+                 " VALUES ($1, $2, $3::bigint, '', nextval('certprov_seq'))"
+                 " ON CONFLICT (serial) DO UPDATE SET reason = EXCLUDED.reason,"
+                 " revoked_at = CASE WHEN r.lifted THEN EXCLUDED.revoked_at ELSE r.revoked_at END,"
+                 " lifted = false, seq = EXCLUDED.seq WHERE r.lifted OR (r.reason ="
+                 " 'certificateHold' AND EXCLUDED.reason <> 'certificateHold')";
+    for (size_t i = 0; rc == 0 && i < num; i++) {
+        char hex[2 * STORE_SERIAL_LEN + 1];
+        store_serial_hex(hex, serials[i]);
+        const char *vals[3] = {hex, name, at};
+        PGresult *res = PQexecParams(d->conn, sql, lifted ? 1 : 3, NULL, vals, NULL, NULL, 0);
+        rc = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK
+                 ? 0
+                 : sql_rc(d->conn, res, err, cap);
+        if (rc == 0) {
+            changed += strtoull(PQcmdTuples(res), NULL, 10);
+        }
+        PQclear(res);
+    }
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_NOTIFY, err, cap);
+    if (rc != 0) {
+        return rollback(d->conn, rc);
+    }
+    rc = store_dir_exec(d->conn, "COMMIT", err, cap);
+    if (rc == 0 && out_changed != NULL) {
+        *out_changed = changed;
+    }
+    return rc;
 }
 
 int store_dir_status(struct store_dir *d, uint64_t *out_users, uint64_t *out_seq, char *err,

@@ -448,6 +448,17 @@ extern const char store_dir_lockout_upsert[];
 /* The lockout rows are a stream of their own (the replica keeps its own seq of them), so they take
  * another lock: a long user import never holds up lockout shipping. */
 #define STORE_DIR_LOCKOUT_LOCK "SELECT pg_advisory_xact_lock(7393726218537157)"
+/* The revocation rows too (certprov_revocations): their own lock and their own seq in a replica. */
+#define STORE_DIR_REVOKE_LOCK "SELECT pg_advisory_xact_lock(7393726218537158)"
+#define STORE_DIR_CAS_LOCK "SELECT pg_advisory_xact_lock(7393726218537159)"
+
+/* store_revocation_replica_put applies one revocation row of the fleet directory in `txn`
+ * (revoke.c): a certificate of this appliance is revoked as by store_cert_revoke (its outbox
+ * entry, the CRL) with the directory's time; another's is recorded by serial (seq 0: renewal
+ * refused, never in this CRL); `lifted` lifts a hold. Already so: 0. Bumps the generation. */
+int store_revocation_replica_put(struct store *st, MDB_txn *txn,
+                                 const uint8_t serial[STORE_SERIAL_LEN], uint8_t reason,
+                                 int64_t revoked_at_s, bool lifted);
 
 /* store_serial_hex writes `serial` as upper-case hex without leading zeros (README, certprovctl).
  */

@@ -47,8 +47,10 @@ int store_revoke_reason_parse(uint8_t *out, const char *name)
 static bool revoked_rec_ok(const struct revoked_rec *r)
 {
     static const uint8_t zero[sizeof(r->pad)] = {0};
+    /* seq 0: a certificate of another appliance, revoked through the fleet directory (recorded
+     * by serial so that a renewal with it is refused here too; never in this CRL). */
     return r->magic == STORE_MAGIC_REVOKED && store_revoke_reason_name(r->reason) != NULL &&
-           r->seq >= 1 && r->revoked_at_s > 0 && memcmp(r->pad, zero, sizeof(zero)) == 0;
+           r->revoked_at_s > 0 && memcmp(r->pad, zero, sizeof(zero)) == 0;
 }
 
 static void revoked_decode(struct store_revocation *out, const MDB_val *key, const MDB_val *val)
@@ -277,11 +279,15 @@ static int unrevoke_txn(struct store *st, MDB_txn *txn, void *arg)
     char pool[STORE_POOL_MAX + 1];
     uint64_t seq = 0;
     int64_t not_after = 0;
+    MDB_val key = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)serial};
+    if (old.seq == 0) { /* another appliance's certificate: only the record */
+        rc = store_err(st, mdb_del(txn, st->revoked, &key, NULL), "del_revoked");
+        return rc != 0 ? rc : generation_bump(st, txn);
+    }
     rc = cert_find(st, txn, pool, &seq, &not_after, serial);
     if (rc != 0) {
-        return rc == -ENOENT ? -EIO : rc; /* a revocation names a stored certificate */
+        return rc == -ENOENT ? -EIO : rc; /* a revocation of seq >= 1 names a stored certificate */
     }
-    MDB_val key = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)serial};
     rc = store_err(st, mdb_del(txn, st->revoked, &key, NULL), "del_revoked");
     if (rc != 0) {
         return rc;
@@ -340,7 +346,7 @@ int store_revoked_foreach(struct store *st, uint64_t *out_generation, store_revo
     while (rc == 0) {
         struct store_revocation rev;
         revoked_decode(&rev, &key, &val);
-        rc = fn(ctx, &rev);
+        rc = rev.seq == 0 ? 0 : fn(ctx, &rev); /* another appliance's: not in this CRL */
         if (rc != 0) {
             goto out;
         }
@@ -557,4 +563,120 @@ int store_revoke_generation(struct store *st, uint64_t *out)
     rc = generation_get(st, txn, out);
     mdb_txn_abort(txn);
     return rc;
+}
+
+/* ---- revocations of the fleet directory (directory.c, certprovctl with [directory]) ---- */
+
+int store_revocation_replica_put(struct store *st, MDB_txn *txn,
+                                 const uint8_t serial[STORE_SERIAL_LEN], uint8_t reason,
+                                 int64_t revoked_at_s, bool lifted)
+{
+    ASSERT(txn != NULL);
+    ASSERT(serial != NULL);
+    if (store_revoke_reason_name(reason) == NULL) {
+        return -EINVAL;
+    }
+    if (lifted) {
+        int rc = unrevoke_txn(st, txn, (void *)(uintptr_t)serial);
+        return rc == -ENOENT || rc == -EPERM ? 0 : rc; /* not revoked here, or final here */
+    }
+    struct revoke_one a = {.serial = serial, .reason = reason, .now_s = revoked_at_s};
+    int rc = revoke_in(st, txn, &a);
+    if (rc == -EALREADY) {
+        return 0;
+    }
+    if (rc == -ENOENT) { /* not a certificate of this appliance: recorded by serial (seq 0) */
+        struct store_revocation old;
+        rc = revoked_get(st, txn, &old, serial);
+        if (rc == 0 && (old.reason != STORE_REASON_CERTIFICATE_HOLD ||
+                        reason == STORE_REASON_CERTIFICATE_HOLD)) {
+            return 0;
+        }
+        if (rc != 0 && rc != -ENOENT) {
+            return rc;
+        }
+        struct revoked_rec r;
+        memset(&r, 0, sizeof(r));
+        r.revoked_at_s = revoked_at_s > 0 ? revoked_at_s : 1;
+        r.magic = STORE_MAGIC_REVOKED;
+        r.reason = reason;
+        ASSERT(revoked_rec_ok(&r));
+        MDB_val key = {.mv_size = STORE_SERIAL_LEN, .mv_data = (void *)(uintptr_t)serial};
+        MDB_val val = {.mv_size = sizeof(r), .mv_data = &r};
+        rc = store_err(st, mdb_put(txn, st->revoked, &key, &val, 0), "put_revoked");
+    }
+    return rc != 0 ? rc : generation_bump(st, txn);
+}
+
+struct replica_one {
+    const uint8_t *serial;
+    uint8_t reason;
+    int64_t at_s;
+    bool lifted;
+};
+
+static int replica_one_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    const struct replica_one *a = arg;
+    return store_revocation_replica_put(st, txn, a->serial, a->reason, a->at_s, a->lifted);
+}
+
+int store_revocation_replica(struct store *st, const uint8_t serial[STORE_SERIAL_LEN],
+                             uint8_t reason, int64_t revoked_at_s, bool lifted)
+{
+    store_validate(st);
+    ASSERT(serial != NULL);
+    struct replica_one a = {
+        .serial = serial, .reason = reason, .at_s = revoked_at_s, .lifted = lifted};
+    return store_write(st, replica_one_txn, &a);
+}
+
+struct user_list {
+    int64_t now_s;
+    uint8_t (*serials)[STORE_SERIAL_LEN];
+    size_t cap;
+    size_t num;
+};
+
+static int visit_revoked(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+                         const struct cert_rec *r, void *arg)
+{
+    (void)key;
+    (void)val;
+    struct user_list *u = arg;
+    if (r->not_after_s < u->now_s) {
+        return 0;
+    }
+    struct store_revocation old;
+    int rc = revoked_get(st, txn, &old, r->serial);
+    if (rc == -ENOENT) {
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    memcpy(u->serials[u->num++], r->serial, STORE_SERIAL_LEN);
+    return u->num == u->cap ? 1 : 0;
+}
+
+int store_user_revoked_serials(struct store *st, uint8_t (*serials)[STORE_SERIAL_LEN], size_t cap,
+                               size_t *out_num, const char *uri, int64_t now_s)
+{
+    store_validate(st);
+    ASSERT(serials != NULL && cap > 0);
+    ASSERT(out_num != NULL);
+    *out_num = 0;
+    if (!store_str_ok(uri, STORE_URI_MAX) || uri[0] == '\0') {
+        return 0;
+    }
+    MDB_txn *txn = NULL;
+    int rc = store_txn_begin(st, &txn, false);
+    if (rc != 0) {
+        return rc;
+    }
+    struct user_list u = {.now_s = now_s, .serials = serials, .cap = cap};
+    rc = store_index_foreach_uri(st, txn, uri, visit_revoked, &u);
+    mdb_txn_abort(txn);
+    *out_num = u.num;
+    return rc < 0 ? rc : 0;
 }

@@ -681,6 +681,21 @@ int store_revoked_foreach(struct store *st, uint64_t *out_generation, store_revo
 int store_user_revoke_certs(struct store *st, uint32_t *out_num, const char *uri, uint8_t reason,
                             int64_t now_s);
 
+/* store_revocation_replica applies one revocation of the fleet directory in its own synced
+ * transaction (certprovctl with [directory]; the directory thread does the same per batch): a
+ * certificate of this appliance is revoked as by store_cert_revoke (at revoked_at_s), one this
+ * appliance does not hold is recorded by serial (a renewal with it is refused here; it is in no
+ * CRL of this appliance; store_cert_revocation_get returns it with seq 0); `lifted` lifts a
+ * certificateHold. Already revoked (or not revoked, for lifted): 0, nothing changed. Returns 0,
+ * -EINVAL (unknown reason) or a store error. */
+int store_revocation_replica(struct store *st, const uint8_t serial[STORE_SERIAL_LEN],
+                             uint8_t reason, int64_t revoked_at_s, bool lifted);
+
+/* store_user_revoked_serials copies the serials of `uri`'s unexpired (at now_s) revoked
+ * certificates, up to `cap`, into serials[0..*out_num). Returns 0 or a store error. */
+int store_user_revoked_serials(struct store *st, uint8_t (*serials)[STORE_SERIAL_LEN], size_t cap,
+                               size_t *out_num, const char *uri, int64_t now_s);
+
 /* store_user_disable marks `uri` disabled since now_s (no sign-in, no renewal); a user already
  * disabled keeps its time. The user need not exist (user del leaves no trace: it enables). Returns
  * 0, -EINVAL (empty or over-long URI), -EROFS, -ENOSPC, -ENOMEM or -EIO. */
@@ -747,6 +762,14 @@ int store_dir_user_del(struct store_dir *d, const char *uri, char *err, size_t c
 int store_dir_user_disable(struct store_dir *d, const char *uri, int64_t since_s, char *err,
                            size_t cap);
 
+/* store_dir_revocations_put writes the revocations of serials[0..num) (reason, revoked_at_s) to
+ * certprov_revocations in one transaction, or with `lifted` lifts their certificateHold. A row that
+ * is already so is left alone; *out_changed (may be NULL) counts the rows written. Returns 0,
+ * -ENOENT (not initialized) or -EIO, with the text in err. */
+int store_dir_revocations_put(struct store_dir *d, const uint8_t (*serials)[STORE_SERIAL_LEN],
+                              size_t num, uint8_t reason, int64_t revoked_at_s, bool lifted,
+                              size_t *out_changed, char *err, size_t cap);
+
 /* store_dir_status counts the live users and reads the highest change seq. Returns 0, -ENOENT or
  * -EIO. */
 int store_dir_status(struct store_dir *d, uint64_t *out_users, uint64_t *out_seq, char *err,
@@ -761,7 +784,19 @@ struct store_directory_options {
     const char *appliance; /* this appliance's name, written with its lockout rows; copied */
     uint32_t poll_ms;      /* polling fallback besides LISTEN; 0 = 5000 */
     uint32_t batch_max;    /* rows per LMDB transaction; 0 = 10000 */
+    /* The fleet's issuing CAs (certprov_cas): this appliance's CA certificate (DER, copied; NULL:
+     * none registered) and its id (the SHA-256 of the DER in hex) are registered on every
+     * connection (idempotent); the thread keeps the set (at most STORE_DIRECTORY_CAS_MAX, this
+     * appliance's first) and calls cas_changed(cas_ctx, ders, lens, num) from the thread
+     * whenever it differs from the last one passed (also at the first pull). */
+    const uint8_t *ca_der;
+    size_t ca_der_len;
+    const char *ca_id;
+    void (*cas_changed)(void *ctx, const uint8_t *const *ders, const size_t *lens, size_t num);
+    void *cas_ctx;
 };
+#define STORE_DIRECTORY_CAS_MAX 64u
+#define STORE_DIRECTORY_CA_DER_MAX 16384u
 
 struct store_directory_stats {
     bool up;                  /* connected, key accepted, the last pull succeeded */
@@ -773,7 +808,14 @@ struct store_directory_stats {
     uint64_t lockout_seq;     /* the last lockout change applied */
     uint64_t lockout_shipped; /* lockout notes written to the directory */
     uint64_t lockout_dropped; /* lockout notes dropped: the queue was full */
-    int64_t current_ms;       /* realtime: when the replica was last known to hold every change */
+    uint64_t revocation_seq;  /* the last revocation change applied */
+    uint64_t revocations_applied; /* revocation rows applied since start */
+    uint32_t fleet_cas;           /* issuing CAs in the set (this appliance's included) */
+    uint64_t serials_shipped;     /* issued serials written to certprov_serials */
+    uint64_t serials_dropped;     /* issued serials not shipped: the queue was full */
+    uint64_t serial_clashes;      /* issued serials another appliance had issued: logged */
+    uint64_t cas_dropped;         /* rows of certprov_cas left out: over the bound or too large */
+    int64_t current_ms; /* realtime: when the replica was last known to hold every change */
     char error[STORE_ERROR_MAX + 1]; /* the last failure, "" if none */
 };
 
@@ -795,6 +837,16 @@ void store_directory_stats(struct store_directory *d, struct store_directory_sta
 #define STORE_DIRECTORY_NOTES_MAX 4096u
 void store_directory_lockout_note(struct store_directory *d, const char *uri,
                                   const struct store_lockout *l);
+
+/* store_directory_serials_note queues the serials of items[0..num) (the items of a batch
+ * store_batch_commit stored: it returned 0, and its counters are cleared, not its items) for the
+ * fleet-wide serial index (certprov_serials, a unique index): shipped by the directory thread,
+ * never on the answer's path; a serial another appliance issued is logged and counted
+ * (serial_clashes). The queue holds STORE_DIRECTORY_SERIALS_MAX; what finds it full is dropped and
+ * counted. NULL `d` is a no-op. Thread-safe. */
+#define STORE_DIRECTORY_SERIALS_MAX 65536u
+void store_directory_serials_note(struct store_directory *d, const struct store_batch_item *items,
+                                  size_t num);
 
 /* store_dir_lockout_reset clears `uri`'s lockout on every appliance (certprovctl user unlock):
  * a reset row with a new seq. Returns 0, -ENOENT (not initialized) or -EIO. */

@@ -58,6 +58,13 @@ int ctl_dir_lockout_reset(struct ctl *ctl, const char *uri, const char *what);
  * saying why. */
 int ctl_dir_user_disable(struct ctl *ctl, const char *uri, int64_t since_s, const char *what);
 
+/* ctl_dir_revocations_put writes the revocations of serials[0..num) (or, `lifted`, the lifting of
+ * their holds) to the fleet directory when [directory] store is set; *out_changed (may be NULL)
+ * counts the rows the directory changed. Returns CTL_OK, or CTL_FAIL after saying why. */
+int ctl_dir_revocations_put(struct ctl *ctl, const uint8_t (*serials)[STORE_SERIAL_LEN], size_t num,
+                            uint8_t reason, int64_t at_s, bool lifted, size_t *out_changed,
+                            const char *what);
+
 /* ctl_audit appends a record of `command` ("ca import") on `target` with `outcome` ("ok",
  * "failed") and the detail noted with ctl_audit_note to the store's audit log (service.h). A
  * failure is a warning on stderr, never the command's failure; returns service_audit_append's

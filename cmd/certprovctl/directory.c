@@ -160,6 +160,34 @@ int ctl_dir_user_disable(struct ctl *ctl, const char *uri, int64_t since_s, cons
     return CTL_OK;
 }
 
+int ctl_dir_revocations_put(struct ctl *ctl, const uint8_t (*serials)[STORE_SERIAL_LEN], size_t num,
+                            uint8_t reason, int64_t at_s, bool lifted, size_t *out_changed,
+                            const char *what)
+{
+    if (out_changed != NULL) {
+        *out_changed = 0;
+    }
+    if (ctl->cfg.directory[0] == '\0' || num == 0) {
+        return CTL_OK;
+    }
+    struct store_dir *d = NULL;
+    char key_id[STORE_PIN_KEY_ID_HEX];
+    int rc = dir_open(ctl, &d, key_id, what);
+    if (rc != 0) {
+        return rc;
+    }
+    char err[512] = "";
+    rc = store_dir_key_check(d, key_id, err, sizeof(err));
+    rc = rc != 0 ? rc
+                 : store_dir_revocations_put(d, serials, num, reason, at_s, lifted, out_changed,
+                                             err, sizeof(err));
+    store_dir_close(d);
+    if (rc != 0) {
+        return ctl_fail("%s: the directory refused: %s", what, err);
+    }
+    return CTL_OK;
+}
+
 const struct ctl_cmd ctl_directory_cmds[] = {
     [CMD_INIT] = {"directory", "init", dir_init, "",
                   "Creates the fleet directory's tables in [directory] store (PostgreSQL) when\n"

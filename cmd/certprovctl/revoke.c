@@ -20,6 +20,7 @@ enum {
 };
 
 #define OCSP_SIGNER_DAYS 30
+#define CTL_USER_REVOKED_MAX 65536u /* a user's revoked certificates sent to the directory */
 
 #define REASONS_TEXT                                                                               \
     "keyCompromise, affiliationChanged, superseded, cessationOfOperation or certificateHold"
@@ -91,6 +92,62 @@ static int parse_serial(uint8_t serial[SIGNER_SERIAL_LEN], const struct ctl_cmd 
     return CTL_OK;
 }
 
+/* cert_revoke_fleet: cert revoke with [directory]. The directory decides first (nothing changes
+ * here when it refuses or cannot be reached), then the replica takes the same record the
+ * directory thread applies: a certificate this appliance does not hold is recorded by serial. */
+static int cert_revoke_fleet(struct ctl *ctl, const uint8_t serial[SIGNER_SERIAL_LEN],
+                             uint8_t reason, const char *arg)
+{
+    char text[2 * SIGNER_SERIAL_LEN + 1];
+    char at[CLOCK_UTC_LEN];
+    signer_serial_format(text, serial);
+    uint8_t one[1][STORE_SERIAL_LEN];
+    memcpy(one[0], serial, STORE_SERIAL_LEN);
+    struct store_revocation rev;
+    int rc = store_cert_revocation_get(ctl->st, &rev, serial);
+    if (rc != 0 && rc != -ENOENT) {
+        return ctl_fail("cert revoke %s: %s", arg, revoke_error(rc));
+    }
+    if (rc == 0 &&
+        (rev.reason != STORE_REASON_CERTIFICATE_HOLD || reason == STORE_REASON_CERTIFICATE_HOLD)) {
+        /* Revoked here (perhaps before the directory): the fleet gets it too. */
+        if (ctl_dir_revocations_put(ctl, one, 1, rev.reason, rev.revoked_at_s, false, NULL,
+                                    "cert revoke") != CTL_OK) {
+            return CTL_FAIL;
+        }
+        ctl_time(at, rev.revoked_at_s);
+        printf("serial %s was already revoked at %s (reason %s); nothing changed\n", text, at,
+               store_revoke_reason_name(rev.reason));
+        return CTL_OK;
+    }
+    int64_t now = clock_real_s();
+    size_t changed = 0;
+    if (ctl_dir_revocations_put(ctl, one, 1, reason, now, false, &changed, "cert revoke") !=
+        CTL_OK) {
+        return CTL_FAIL;
+    }
+    if (changed == 0) {
+        printf("serial %s was already revoked in the fleet directory; nothing changed\n", text);
+        return CTL_OK;
+    }
+    rc = store_revocation_replica(ctl->st, serial, reason, now, false);
+    if (rc != 0) {
+        return ctl_fail("cert revoke %s: in the directory, but this replica failed (certprovd's "
+                        "directory thread applies it): %s",
+                        arg, revoke_error(rc));
+    }
+    rc = store_cert_revocation_get(ctl->st, &rev, serial);
+    if (rc != 0) {
+        return ctl_fail("cert revoke %s: %s", arg, revoke_error(rc));
+    }
+    ctl_time(at, rev.revoked_at_s);
+    printf("revoked serial %s at %s (reason %s) through the fleet directory; %s\n", text, at,
+           store_revoke_reason_name(rev.reason),
+           rev.seq == 0 ? "not a certificate of this appliance: its issuing appliance lists it"
+                        : "queued for its pool store");
+    return CTL_OK;
+}
+
 static int cert_revoke(struct ctl *ctl, int argc, char **argv)
 {
     const struct ctl_cmd *cmd = &ctl_revoke_cmds[CMD_REVOKE];
@@ -106,6 +163,9 @@ static int cert_revoke(struct ctl *ctl, int argc, char **argv)
     }
     if (rc != CTL_OK) {
         return rc;
+    }
+    if (ctl->cfg.directory[0] != '\0') {
+        return cert_revoke_fleet(ctl, serial, reason, arg);
     }
     struct store_revocation rev;
     rc = store_cert_revoke(ctl->st, &rev, serial, reason, clock_real_s());
@@ -142,9 +202,31 @@ static int cert_unrevoke(struct ctl *ctl, int argc, char **argv)
     if (rc != CTL_OK) {
         return rc;
     }
-    rc = store_cert_unrevoke(ctl->st, serial);
     char text[2 * SIGNER_SERIAL_LEN + 1];
     signer_serial_format(text, serial);
+    if (ctl->cfg.directory[0] != '\0') {
+        /* The directory first (a final revocation here is refused before it is asked). */
+        struct store_revocation rev;
+        int have = store_cert_revocation_get(ctl->st, &rev, serial);
+        if (have == 0 && rev.reason != STORE_REASON_CERTIFICATE_HOLD) {
+            return ctl_fail("cert unrevoke %s: only a certificateHold can be lifted; this "
+                            "revocation is final",
+                            arg);
+        }
+        size_t changed = 0;
+        uint8_t one[1][STORE_SERIAL_LEN];
+        memcpy(one[0], serial, STORE_SERIAL_LEN);
+        if (ctl_dir_revocations_put(ctl, one, 1, STORE_REASON_CERTIFICATE_HOLD, 0, true, &changed,
+                                    "cert unrevoke") != CTL_OK) {
+            return CTL_FAIL;
+        }
+        rc = store_revocation_replica(ctl->st, serial, STORE_REASON_CERTIFICATE_HOLD, 0, true);
+        if (rc == 0 && have != 0 && changed == 0) {
+            rc = -ENOENT;
+        }
+    } else {
+        rc = store_cert_unrevoke(ctl->st, serial);
+    }
     if (rc == -ENOENT) {
         return ctl_fail("cert unrevoke %s: serial %s is not revoked", arg, text);
     }
@@ -167,6 +249,29 @@ int ctl_revoke_user_certs(struct ctl *ctl, const char *uri, uint8_t reason, cons
     if (rc != 0) {
         return ctl_fail("%s %s: revoking its certificates failed after %u: %s", what, uri, num,
                         revoke_error(rc));
+    }
+    if (ctl->cfg.directory[0] != '\0') {
+        /* Every revoked certificate of the user this appliance holds goes to the fleet (again:
+         * idempotent, so that running the command again repairs a refused write). */
+        uint8_t(*serials)[STORE_SERIAL_LEN] = calloc(CTL_USER_REVOKED_MAX, STORE_SERIAL_LEN);
+        size_t n = 0;
+        rc = serials == NULL ? -ENOMEM
+                             : store_user_revoked_serials(ctl->st, serials, CTL_USER_REVOKED_MAX,
+                                                          &n, uri, clock_real_s());
+        int crc = rc == 0
+                      ? ctl_dir_revocations_put(ctl, (const uint8_t(*)[STORE_SERIAL_LEN])serials, n,
+                                                reason, clock_real_s(), false, NULL, what)
+                      : CTL_FAIL;
+        free(serials);
+        if (rc != 0) {
+            return ctl_fail("%s %s: reading its revoked certificates: %s", what, uri,
+                            revoke_error(rc));
+        }
+        if (crc != CTL_OK) {
+            return ctl_fail("%s %s: revoked %u here, not yet through the fleet directory: run "
+                            "it again",
+                            what, uri, num);
+        }
     }
     printf("revoked %u certificate%s of %s (reason %s)\n", num, num == 1 ? "" : "s", uri,
            store_revoke_reason_name(reason));
@@ -343,10 +448,14 @@ const struct ctl_cmd ctl_revoke_cmds[] = {
          "and answered 'revoked' by OCSP; a renewal with it is refused. REASON: " REASONS_TEXT
          "\n(default: unspecified). A certificateHold can be lifted (cert unrevoke)\n"
          "or made final by revoking again with another reason. Revoking a revoked\n"
-         "certificate changes nothing (exit 0)."},
+         "certificate changes nothing (exit 0). With [directory] the revocation goes\n"
+         "through the fleet directory first (refused or unreachable: nothing changes,\n"
+         "exit 1) and reaches every appliance; a serial another appliance issued is\n"
+         "accepted and refused for renewal everywhere."},
     [CMD_UNREVOKE] = {"cert", "unrevoke", cert_unrevoke, "SERIAL",
                       "Lifts a certificateHold: the certificate is good again (pool store, CRL,\n"
-                      "OCSP). Any other revocation is final (exit 1)."},
+                      "OCSP). Any other revocation is final (exit 1). With [directory], on every\n"
+                      "appliance."},
     [CMD_USER_REVOKE] = {"user", "revoke-certs", user_revoke_certs, "URI [--reason REASON]",
                          "Revokes every unexpired certificate of the user that is not revoked\n"
                          "yet (REASON as for cert revoke)."},

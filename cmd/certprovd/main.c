@@ -40,6 +40,9 @@ struct daemon {
     bool tls_reissued;      /* tls_leaf made a new TLS server certificate */
     struct store_publisher *pub;
     struct store_directory *dir; /* [directory] only */
+    /* With [directory] and tls_listen: the client CA file of the TLS listener, the fleet's
+     * issuing CAs as the directory thread last passed them on (fleet_cas_changed). */
+    char fleet_cas[SERVICE_PATH_MAX + 32];
 };
 
 static void usage(FILE *out)
@@ -582,6 +585,46 @@ static int directory_key_check(const struct daemon *d, const char *key_id)
     return 0;
 }
 
+/* fleet_cas_changed (the directory thread) writes the fleet's issuing CAs into the TLS
+ * listener's client CA file and reloads the listener: renewal by a certificate of any of them. */
+static void fleet_cas_changed(void *ctx, const uint8_t *const *ders, const size_t *lens, size_t num)
+{
+    struct daemon *d = ctx;
+    if (d->tls == NULL || d->fleet_cas[0] == '\0') {
+        return;
+    }
+    size_t cap = 1;
+    for (size_t i = 0; i < num; i++) {
+        cap += 2 * lens[i] + 128;
+    }
+    char *pem = malloc(cap);
+    if (pem == NULL) {
+        log_err("certprovd: fleet_cas_write_failed reason=\"out of memory\"");
+        return;
+    }
+    size_t at = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < num; i++) {
+        size_t len = 0;
+        rc = signer_pem_encode(pem + at, cap - at, &len, "CERTIFICATE", ders[i], lens[i]);
+        at += len;
+    }
+    rc = rc != 0 ? rc : base_file_write_atomic(d->fleet_cas, pem, at, 0644, false);
+    free(pem);
+    char err[IORING_TLS_ERR_MAX] = "";
+    if (rc == 0 && ioring_tls_reload(d->tls, err) != 0) {
+        log_err("certprovd: tls_reload_failed reason=\"%s\" action=\"the fleet's CAs in use are "
+                "kept\"",
+                err);
+        return;
+    }
+    if (rc != 0) {
+        log_err("certprovd: fleet_cas_write_failed path=%s errno=%d", d->fleet_cas, -rc);
+        return;
+    }
+    log_info("certprovd: fleet_cas_loaded num=%zu file=%s", num, d->fleet_cas);
+}
+
 /* start_directory starts the cp-directory thread (README, The fleet directory). */
 static int start_directory(struct daemon *d)
 {
@@ -599,7 +642,23 @@ static int start_directory(struct daemon *d)
     struct store_directory_options o = {.conninfo = d->cfg.directory,
                                         .key_id = key_id,
                                         .appliance = d->cfg.name,
-                                        .poll_ms = d->cfg.directory_poll_ms};
+                                        .poll_ms = d->cfg.directory_poll_ms,
+                                        .cas_changed = fleet_cas_changed,
+                                        .cas_ctx = d};
+    /* This appliance's issuing CA, registered as one of the fleet's. */
+    char ca[SERVICE_PATH_MAX + 32];
+    static uint8_t der[STORE_DIRECTORY_CA_DER_MAX];
+    size_t len = 0;
+    char ca_id[65];
+    if (signer_file_path(ca, sizeof(ca), d->cfg.store_path, SIGNER_FILE_ISSUING_CRT) == 0 &&
+        signer_pem_read_cert(der, sizeof(der), &len, ca, 0) == 0) {
+        signer_sha256_hex(ca_id, der, len);
+        o.ca_der = der;
+        o.ca_der_len = len;
+        o.ca_id = ca_id;
+    } else {
+        log_warn("certprovd: fleet_ca_not_registered reason=\"ca/issuing.crt cannot be read\"");
+    }
     int rc = store_directory_start(&d->dir, d->st, &o);
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot start the directory thread: %s\n", strerror(-rc));
@@ -665,6 +724,25 @@ static int tls_open(struct daemon *d)
         signer_file_path(ca, sizeof(ca), d->cfg.store_path, SIGNER_FILE_ISSUING_CRT) != 0) {
         fprintf(stderr, "certprovd: the store path %s is too long\n", d->cfg.store_path);
         return 1;
+    }
+    /* With [directory], the client CA file is the fleet's issuing CAs (README, The fleet
+     * directory): this appliance's until the directory thread has read the others. */
+    if (d->cfg.directory[0] != '\0' && !d->check) {
+        uint8_t der[STORE_DIRECTORY_CA_DER_MAX];
+        size_t len = 0;
+        char pem[2 * STORE_DIRECTORY_CA_DER_MAX + 128];
+        size_t pem_len = 0;
+        int n = snprintf(d->fleet_cas, sizeof(d->fleet_cas), "%s/fleet-cas.pem", d->cfg.store_path);
+        int rc = n < 0 || (size_t)n >= sizeof(d->fleet_cas) ? -ENAMETOOLONG : 0;
+        rc = rc != 0 ? rc : signer_pem_read_cert(der, sizeof(der), &len, ca, 0);
+        rc = rc != 0 ? rc : signer_pem_encode(pem, sizeof(pem), &pem_len, "CERTIFICATE", der, len);
+        rc = rc != 0 ? rc : base_file_write_atomic(d->fleet_cas, pem, pem_len, 0644, false);
+        if (rc != 0) {
+            fprintf(stderr, "certprovd: cannot write %s/fleet-cas.pem: %s\n", d->cfg.store_path,
+                    strerror(-rc));
+            return 1;
+        }
+        memcpy(ca, d->fleet_cas, strlen(d->fleet_cas) + 1);
     }
     struct ioring_tls_options to = {.cert_file = crt,
                                     .key_file = key,
@@ -881,9 +959,10 @@ out:
      * before the engine and its rings go away. */
     service_free(d.svc);
     ioring_engine_free(d.eng);
+    store_directory_stop(d.dir); /* after the service (/readyz reads its stats), before the TLS
+                                    context its fleet_cas_changed reloads */
     ioring_tls_free(d.tls);      /* after the engine: its rings use it */
     store_publisher_stop(d.pub); /* after the writer: nothing wakes it any more */
-    store_directory_stop(d.dir); /* after the service: /readyz reads its stats */
     signer_pin_key_free(d.pin_key);
     signer_ca_free(d.ca);
     store_close(d.st);

@@ -10,6 +10,9 @@
 # window_failures, a parallel burst within 2 x window_failures); PostgreSQL down: B stays ready
 # and serves, /readyz says directory "stale" with the lag, certprov_directory_lag_seconds shows
 # it, certprovctl refuses writes (nothing half-done); PostgreSQL back: B catches up by itself.
+# Revocations (issue 16): a certificate issued on A and revoked through B cannot renew on A within
+# 1 s and is in A's CRL and OCSP; holds lifted across; the fleet's issuing CAs: a certificate of A
+# renews on B; the fleet-wide serial index and a clash made by hand, logged and counted.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg.sh"
 CTL="$BIN/certprovctl"
@@ -18,12 +21,13 @@ N=${DIR_N:-20000}
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; pg_cleanup; rm -rf "$T"' EXIT
 
-# conf NAME PORT: the configuration of appliance NAME in $T/NAME.ini, its store in $T/NAME.
+# conf NAME PORT TLSPORT: the configuration of appliance NAME in $T/NAME.ini, its store in $T/NAME.
 conf() {
     cat >"$T/$1.ini" <<INI
 [server]
 name = certprov-$1.example.com
 listen = 127.0.0.1:$2
+tls_listen = 127.0.0.1:$3
 [store]
 path = $1
 map_size = 4GiB                   ; sparse: room for DIR_FILES=5 DIR_N=200000
@@ -34,13 +38,17 @@ store = embedded
 [pin]
 window_failures = 5
 total_failures = 100000
+[revocation]
+crl_min_interval_s = 1
+ocsp_url = http://127.0.0.1:$2/CertProv/ocsp
 [directory]
 store = $PG_URL
 poll_ms = 1000
 INI
 }
 PA=$(free_port) && PB=$(free_port) && PD=$(free_port) && PC=$(free_port) || exit 1
-for x in a:$PA b:$PB d:$PD c:$PC; do conf "${x%%:*}" "${x#*:}"; done
+TA=$(free_port) && TB=$(free_port) && TD=$(free_port) && TC=$(free_port) || exit 1
+conf a "$PA" "$TA" && conf b "$PB" "$TB" && conf d "$PD" "$TD" && conf c "$PC" "$TC"
 ctl() { local n=$1; shift; "$CTL" -c "$T/$n.ini" "$@"; }
 for n in a b c d; do ctl $n ca init >/dev/null || { bad "ca init $n"; finish; exit 1; }; done
 # B and D share A's PIN key (the fleet's); C keeps its own.
@@ -59,7 +67,8 @@ has "--check: the directory and the key id" "$T/out" "^directory: reachable, PIN
 check "directory status" ctl a directory status
 has "status: 0 users" "$T/out" "^users: 0$"
 same "tables made" "$(psql_q "SELECT count(*) FROM pg_tables WHERE tablename IN ('certprov_users',
-    'certprov_meta', 'certprov_lockouts', 'certprov_revocations', 'certprov_cas')")" 5
+    'certprov_meta', 'certprov_lockouts', 'certprov_revocations', 'certprov_cas',
+    'certprov_serials')")" 6
 
 start() { # start NAME PORT
     "$D" -c "$T/$1.ini" >>"$T/$1.log" 2>&1 &
@@ -125,6 +134,127 @@ check "del bob through A" ctl a user del sip:bob@example.com
 check "bob refused on B within 1 s" wait_for 1 est_is "$PB" 1002:16180 bob 401
 check "bob can be added again (tombstone reused)" add 16180 a --uri sip:bob@example.com --pool pool1 --ext 1002
 check "bob back on B" wait_for 1 est_is "$PB" 1002:16180 bob 200
+
+# --- a certificate issued on A and revoked through B cannot renew on A within 1 s; it is in A's
+# CRL and OCSP (only A has it), in no CRL of B; a hold lifted through B renews again on A ---
+p7pem() { base64 -d "$1" | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509; }
+serial() { openssl x509 -in "$1" -noout -serial | cut -d= -f2 | sed 's/^0*//'; }
+enroll_a() { # enroll_a NAME LOGIN:PIN: NAME.crt/NAME.key issued by A (CN alice@example.com)
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" \
+        -subj "/CN=alice@example.com" -outform DER 2>/dev/null | base64 -w 64 >"$T/$1.b64"
+    same "$1 enrolls on A" "$(est "$PA" "$2" "$1")" 200
+    p7pem "$T/est.out" >"$T/$1.crt"
+}
+renew_a() { # renew_a NAME: the status of an mTLS renewal on A with NAME.crt/NAME.key
+    curl -s --cacert "$T/a/chain.pem" --resolve "certprov-a.example.com:$TA:127.0.0.1" \
+        -o "$T/renew.out" -w '%{http_code}' -H 'Content-Type: application/pkcs10' \
+        --cert "$T/$1.crt" --key "$T/$1.key" --data-binary @"$T/$1.b64" \
+        "https://certprov-a.example.com:$TA/.well-known/est/simplereenroll"
+}
+renew_is() { [ "$(renew_a "$1")" = "$2" ]; }
+crl_of() { # crl_of PORT: the CRL's text in $T/crl.txt
+    curl -s -o "$T/crl.der" "http://127.0.0.1:$1/CertProv/crl" &&
+        openssl crl -inform DER -in "$T/crl.der" -noout -text >"$T/crl.txt" 2>/dev/null
+}
+crl_lists() { crl_of "$1" && grep -q "Serial Number: 0*$2\$" "$T/crl.txt"; }
+ocsp_a() { # ocsp_a CERT: openssl ocsp against A, output in $T/ocsp.out
+    openssl ocsp -issuer "$T/a/ca/issuing.crt" -CAfile "$T/a/chain.pem" -no_nonce \
+        -url "http://127.0.0.1:$PA/CertProv/ocsp" -cert "$T/$1.crt" >"$T/ocsp.out" 2>&1
+}
+enroll_a ra1 1001:31415
+enroll_a ra2 1001:31415
+S1=$(serial "$T/ra1.crt")
+S2=$(serial "$T/ra2.crt")
+same "ra1 renews on A before the revocation" "$(renew_a ra1)" 200
+t0=$(ms)
+check "revoke ra1 through B (B does not hold it)" ctl b cert revoke "$S1" --reason keyCompromise
+has "B says it is not its certificate" "$T/out" "revoked serial $S1 .*through the fleet directory; not a certificate of this appliance"
+check "ra1 cannot renew on A within 1 s" wait_for 1 renew_is ra1 401
+echo "directory: revoke through B -> renewal refused on A in $(($(ms) - t0)) ms"
+has "A's answer: revoked" "$T/renew.out" "revoked"
+same "ra2 still renews on A" "$(renew_a ra2)" 200
+same "the revocation in the directory" "$(psql_q "SELECT reason || ' ' || lifted FROM
+    certprov_revocations WHERE serial = '$S1'")" "keyCompromise false"
+check "A's CRL lists ra1" wait_for 5 crl_lists "$PA" "$S1"
+check "A's CRL verifies against A's CA" openssl crl -inform DER -in "$T/crl.der" -noout \
+    -CAfile "$T/a/chain.pem"
+sleep 1.2
+crl_of "$PB"
+check "B's CRL does not list it (not B's certificate)" sh -c "! grep -q 'Serial Number: 0*$S1\$' '$T/crl.txt'"
+check "OCSP of A answers" ocsp_a ra1
+has "OCSP of A: ra1 revoked (keyCompromise)" "$T/ocsp.out" "ra1.crt: revoked"
+has "OCSP of A: the reason" "$T/ocsp.out" "Reason: keyCompromise"
+check "revoke ra1 again through A: nothing changes" ctl a cert revoke "$S1" --reason superseded
+has "already revoked" "$T/out" "serial $S1 was already revoked at .* \(reason keyCompromise\); nothing changed"
+# certificateHold through A, lifted through B: renews on A again
+check "hold ra2 through A" ctl a cert revoke "$S2" --reason certificateHold
+has "A: queued for its pool store" "$T/out" "revoked serial $S2 .*reason certificateHold.*queued for its pool store"
+check "ra2 refused on A at once" renew_is ra2 401
+check "lift ra2's hold through B" ctl b cert unrevoke "$S2"
+check "ra2 renews on A within 1 s of the lift" wait_for 1 renew_is ra2 200
+same "lifted in the directory" "$(psql_q "SELECT lifted FROM certprov_revocations WHERE serial = '$S2'")" t
+expect_exit 1 "is not revoked" "unrevoke through B again: not revoked" ctl b cert unrevoke "$S2"
+expect_exit 1 "this revocation is final" "unrevoke of a final revocation through A" ctl a cert unrevoke "$S1"
+# user revoke-certs through A: every certificate of alice that A holds, through the directory
+enroll_a ra3 1001:31415
+S3=$(serial "$T/ra3.crt")
+check "user revoke-certs alice through A" ctl a user revoke-certs sip:alice@example.com --reason superseded
+same "ra3 in the directory" "$(psql_q "SELECT reason FROM certprov_revocations WHERE serial = '$S3'")" superseded
+same "ra3 refused on A" "$(renew_a ra3)" 401
+curl -s "http://127.0.0.1:$PB/metrics" >"$T/metrics"
+has "metric: revocations applied on B" "$T/metrics" "^certprov_directory_revocations_applied_total [1-9]"
+
+# --- the fleet's issuing CAs: each appliance registers its own; a certificate A issued renews on
+# B (mTLS against the fleet's CAs); one revoked through the directory does not; a CA outside the
+# fleet does not ---
+renew_b() { # renew_b NAME: the status of an mTLS renewal on B with NAME.crt/NAME.key
+    curl -s --cacert "$T/b/chain.pem" --resolve "certprov-b.example.com:$TB:127.0.0.1" \
+        -o "$T/renew.out" -w '%{http_code}' -H 'Content-Type: application/pkcs10' \
+        --cert "$T/$1.crt" --key "$T/$1.key" --data-binary @"$T/$1.b64" \
+        "https://certprov-b.example.com:$TB/.well-known/est/simplereenroll"
+}
+renew_b_is() { [ "$(renew_b "$1")" = "$2" ]; }
+same "two CAs registered (A's and B's)" "$(psql_q "SELECT count(*) FROM certprov_cas")" 2
+same "A's CA by its SHA-256" "$(psql_q "SELECT issuer FROM certprov_cas WHERE appliance =
+    'certprov-a.example.com'")" "$(openssl x509 -in "$T/a/ca/issuing.crt" -outform DER | sha256sum | cut -d' ' -f1)"
+enroll_a ra5 1001:31415 # alice's earlier certificates were all revoked above
+check "a certificate A issued renews on B" wait_for 2 renew_b_is ra5 200
+p7pem "$T/renew.out" >"$T/ra5b.crt"
+check "the renewed certificate is B's" openssl verify -partial_chain -CAfile "$T/b/ca/issuing.crt" "$T/ra5b.crt"
+has "B loaded the fleet's CAs" "$T/b.log" "fleet_cas_loaded num=2"
+curl -s "http://127.0.0.1:$PB/metrics" >"$T/metrics"
+has "metric: two fleet CAs on B" "$T/metrics" "^certprov_directory_fleet_cas 2$"
+same "ra1 (revoked through the directory) is refused on B" "$(renew_b ra1)" 401
+openssl req -x509 -new -key "$T/ra5.key" -subj "/CN=alice@example.com" -days 1 \
+    -addext "subjectAltName=URI:sip:alice@example.com" -addext "extendedKeyUsage=clientAuth" \
+    -out "$T/forged.crt" 2>/dev/null
+cp "$T/ra5.key" "$T/forged.key"
+cp "$T/ra5.b64" "$T/forged.b64"
+same "a certificate of a CA outside the fleet is refused on B" "$(renew_b forged)" 401
+
+# --- the fleet-wide serial index: every certificate issued is in certprov_serials (shipped
+# asynchronously); a serial another appliance holds is a clash, logged and counted ---
+S5=$(serial "$T/ra5.crt")
+same_serial() { [ "$(psql_q "SELECT appliance FROM certprov_serials WHERE serial = '$1'")" = "$2" ]; }
+check "A's serial in the index" wait_for 2 same_serial "$S5" certprov-a.example.com
+check "B's renewed serial in the index" wait_for 2 same_serial "$(serial "$T/ra5b.crt")" certprov-b.example.com
+# A clash, made by hand: the index is held locked while A issues; the serial A issued is then
+# written as another appliance's before A's own write goes through.
+coproc PSQL { psql "${PG_PSQL[@]}" -q 2>&1; }
+echo "BEGIN; LOCK TABLE certprov_serials IN SHARE ROW EXCLUSIVE MODE; SELECT 'locked';" >&"${PSQL[1]}"
+read -r -t 5 line <&"${PSQL[0]}"
+same "index locked" "$line" locked
+enroll_a ra6 1001:31415
+S6=$(serial "$T/ra6.crt")
+echo "INSERT INTO certprov_serials VALUES ('$S6', 'certprov-z.example.com', 0); COMMIT; SELECT 'done';" >&"${PSQL[1]}"
+read -r -t 5 line <&"${PSQL[0]}"
+echo '\q' >&"${PSQL[1]}"
+wait "$PSQL_PID" 2>/dev/null
+clash_logged() { grep -q "directory: serial_clash serial=$S6 other_appliance=\"certprov-z.example.com\"" "$T/a.log"; }
+check "the clash is logged on A" wait_for 5 clash_logged
+curl -s "http://127.0.0.1:$PA/metrics" >"$T/metrics"
+has "metric: the clash counted" "$T/metrics" "^certprov_directory_serial_clashes_total 1$"
+has "metric: serials shipped" "$T/metrics" "^certprov_directory_serials_shipped_total [1-9]"
 
 # --- user import of N users through COPY (DIR_FILES files of DIR_N, default 1 x 20,000; at most
 # 200,000 a file), replicated to B ---
@@ -228,6 +358,10 @@ csr carol
 expect_exit 1 "cannot reach the directory" "user add refused while PostgreSQL is down" \
     add 24680 a --uri sip:carol@example.com --pool pool1 --ext 1003
 expect_exit 1 "no such user" "and nothing was stored locally" ctl a user show sip:carol@example.com
+enroll_a ra4 1001:31415
+expect_exit 1 "cannot reach the directory" "cert revoke refused while PostgreSQL is down" \
+    ctl a cert revoke "$(serial "$T/ra4.crt")"
+same "and nothing was revoked locally: ra4 renews on A" "$(renew_a ra4)" 200
 pg_start
 check "B: directory ok again by itself" wait_for 40 readyz_has "$PB" '"directory":"ok"'
 check "add carol through A once it is back" add 24680 a --uri sip:carol@example.com --pool pool1 --ext 1003

@@ -344,3 +344,63 @@ Test(store_revoke, published_to_embedded_pool)
     cr_assert_eq(store_embedded_count(dir, "pool-a", &n), 0);
     cr_assert_eq(n, 2); /* rows updated, never added */
 }
+
+/* The fleet directory's revocations (store_revocation_replica): this appliance's certificate is
+ * revoked as by store_cert_revoke (outbox, CRL) at the directory's time; another appliance's is
+ * recorded by serial only (seq 0: refused for renewal, in no CRL here); holds lift either way. */
+Test(store_revoke, replica_own_and_foreign)
+{
+    commit_certs(URI_A, 0, 3);
+    uint8_t own[STORE_SERIAL_LEN];
+    serial_of(own, 1);
+    uint8_t foreign[STORE_SERIAL_LEN];
+    memset(foreign, 0, sizeof(foreign));
+    foreign[0] = 0x7a;
+    foreign[15] = 0x42;
+    cr_assert_eq(store_revocation_replica(g_st, own, STORE_REASON_KEY_COMPROMISE, T0 + 7, false),
+                 0);
+    cr_assert_eq(store_revocation_replica(g_st, foreign, STORE_REASON_SUPERSEDED, T0 + 8, false),
+                 0);
+    cr_assert_eq(generation(), 2);
+    struct store_revocation got;
+    cr_assert_eq(store_cert_revocation_get(g_st, &got, own), 0);
+    cr_assert_eq(got.revoked_at_s, T0 + 7);
+    cr_assert_gt(got.seq, 0);
+    cr_assert_eq(store_cert_revocation_get(g_st, &got, foreign), 0);
+    cr_assert_eq(got.seq, 0);
+    cr_assert_eq(got.reason, STORE_REASON_SUPERSEDED);
+    cr_assert_eq(got.revoked_at_s, T0 + 8);
+    /* The CRL's view: this appliance's certificates only. */
+    struct revs c = {0};
+    uint64_t gen = 0;
+    cr_assert_eq(store_revoked_foreach(g_st, &gen, collect_rev, &c), 0);
+    cr_assert_eq(c.num, 1);
+    cr_assert_eq(memcmp(c.r[0].serial, own, sizeof(own)), 0);
+    /* Again: nothing changes, no bump; a lift of a final revocation is left alone. */
+    cr_assert_eq(store_revocation_replica(g_st, own, STORE_REASON_SUPERSEDED, T0 + 9, false), 0);
+    cr_assert_eq(store_revocation_replica(g_st, foreign, STORE_REASON_KEY_COMPROMISE, T0, false),
+                 0);
+    cr_assert_eq(store_revocation_replica(g_st, own, STORE_REASON_CERTIFICATE_HOLD, 0, true), 0);
+    cr_assert_eq(generation(), 2);
+    cr_assert_eq(store_cert_revocation_get(g_st, &got, own), 0);
+    cr_assert_eq(got.reason, STORE_REASON_KEY_COMPROMISE);
+    /* A foreign hold is lifted; a lift of what is not revoked is nothing. */
+    uint8_t hold[STORE_SERIAL_LEN];
+    memcpy(hold, foreign, sizeof(hold));
+    hold[15] = 0x43;
+    cr_assert_eq(store_revocation_replica(g_st, hold, STORE_REASON_CERTIFICATE_HOLD, T0, false), 0);
+    cr_assert_eq(store_cert_revocation_get(g_st, &got, hold), 0);
+    cr_assert_eq(store_revocation_replica(g_st, hold, STORE_REASON_CERTIFICATE_HOLD, 0, true), 0);
+    cr_assert_eq(store_cert_revocation_get(g_st, &got, hold), -ENOENT);
+    cr_assert_eq(store_revocation_replica(g_st, hold, STORE_REASON_CERTIFICATE_HOLD, 0, true), 0);
+    cr_assert_eq(generation(), 4);
+    cr_assert_eq(store_revocation_replica(g_st, hold, 2, T0, false), -EINVAL);
+    /* A user's revoked serials: the one revoked. */
+    uint8_t list[4][STORE_SERIAL_LEN];
+    size_t n = 9;
+    cr_assert_eq(store_user_revoked_serials(g_st, list, 4, &n, URI_A, T0 + 10), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(memcmp(list[0], own, sizeof(own)), 0);
+    cr_assert_eq(store_user_revoked_serials(g_st, list, 4, &n, URI_A, T0 + 90000), 0);
+    cr_assert_eq(n, 0); /* expired */
+}
