@@ -268,6 +268,12 @@ size_t service_canned(void *ctx, char *out, size_t cap, uint16_t status, uint8_t
 /* service_free stops the writer thread once it has answered everything queued, then frees the
  * service. Call after ioring_engine_stop and BEFORE ioring_engine_free: the writer's last
  * answers still wake the rings. NULL is a no-op. */
+/* service_webticket_fleet_cas hands the fleet's issuing CAs (the directory's registry) to the
+ * Web ticket checks: tickets of the other appliances' signers are then accepted (README, Web
+ * tickets). Any thread; svc may be NULL (not made yet). */
+void service_webticket_fleet_cas(struct service *svc, const uint8_t *const *ders,
+                                 const size_t *lens, size_t num);
+
 void service_free(struct service *svc);
 
 #endif

@@ -228,3 +228,11 @@ void svc_webticket_respond(struct service *svc, struct svc_item *it)
                 it->wt.soap12 ? "application/soap+xml; charset=utf-8" : "text/xml; charset=utf-8",
                 NULL, svc->scratch, len);
 }
+
+void service_webticket_fleet_cas(struct service *svc, const uint8_t *const *ders,
+                                 const size_t *lens, size_t num)
+{
+    if (svc != NULL && svc->wt != NULL && svc->wt->iss != NULL) {
+        signer_wt_issuer_fleet_cas(svc->wt->iss, ders, lens, num);
+    }
+}

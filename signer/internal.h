@@ -186,6 +186,7 @@ int sx_time_parse(int64_t *out, const char *s);
 void sx_time_format(char out[32], int64_t t);
 
 /* The ticket issuer (webticket.c), also used by wsse.c to verify. */
+#define WT_FLEET_CAS 64                           /* the directory's set, at most */
 #define WT_FLEET_SIGNERS 8                        /* other appliances' signers remembered */
 #define WT_SIGNER_CN "certprov Web ticket signer" /* the dedicated signer's subject CN */
 
@@ -212,6 +213,14 @@ struct signer_wt_issuer {
         void *pkey; /* EVP_PKEY; NULL: a free entry */
     } fleet[WT_FLEET_SIGNERS];
     unsigned fleet_next;
+    /* The fleet's issuing CAs from the directory (signer_wt_issuer_fleet_cas), under fleet_mu:
+     * a signer certificate issued by any of them is trusted like one of the own CA's, and a
+     * ticket signed by one of those CA keys itself (an appliance without a dedicated signer). */
+    size_t num_fleet_cas;
+    struct {
+        uint8_t sha256[32]; /* of the CA certificate's DER */
+        void *pkey;         /* EVP_PKEY */
+    } fleet_cas[WT_FLEET_CAS];
 };
 
 /* wt_sig_method is the XML-DSig SignatureMethod URI of the issuer's key type; wt_sig_md its

@@ -1196,6 +1196,13 @@ int signer_wt_issuer_new(struct signer_wt_issuer **out, struct signer_ca *ca,
  * is there, valid and the issuing CA's) rather than the issuing CA's key. */
 bool signer_wt_issuer_dedicated(const struct signer_wt_issuer *iss);
 
+/* signer_wt_issuer_fleet_cas replaces the fleet's issuing CAs the issuer trusts besides its own
+ * (the directory's registry, issue 16): `num` certificates (DER; at most 64 are taken, one that
+ * does not parse is skipped). Then CertProv accepts a ticket whose KeyInfo is one of them (signed
+ * by that CA's key) or a Web ticket signer one of them issued. Any thread. */
+void signer_wt_issuer_fleet_cas(struct signer_wt_issuer *iss, const uint8_t *const *ders,
+                                const size_t *lens, size_t num);
+
 /* signer_wt_signer_issue makes the dedicated Web ticket signer under the store directory `dir`:
  * a new P-256 key (<dir>/ca/webticket.key, 0600; a soft key whatever the CA's backend) and its
  * certificate (<dir>/ca/webticket.crt) from the issuing CA, valid `days` days (never past the

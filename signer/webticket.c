@@ -327,6 +327,9 @@ void signer_wt_issuer_free(struct signer_wt_issuer *iss)
     for (size_t i = 0; i < WT_FLEET_SIGNERS; i++) {
         EVP_PKEY_free(iss->fleet[i].pkey);
     }
+    for (size_t i = 0; i < iss->num_fleet_cas; i++) {
+        EVP_PKEY_free(iss->fleet_cas[i].pkey);
+    }
     if (iss->fleet_mu_init) {
         int rc = pthread_mutex_destroy(&iss->fleet_mu);
         ASSERT(rc == 0);

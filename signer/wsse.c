@@ -174,9 +174,18 @@ static EVP_PKEY *fleet_signer(const struct signer_wt_issuer *iss, const uint8_t 
         signer_cert_info_der(&info, der, der_len) == 0 ? d2i_X509(NULL, &p, (long)der_len) : NULL;
     EVP_PKEY *pk = x != NULL ? X509_get_pubkey(x) : NULL;
     int64_t na = x != NULL ? info.not_after_s : 0;
-    bool ok = pk != NULL && p == der + der_len && X509_verify(x, mut->ca_pkey) == 1 &&
-              X509_check_ca(x) == 0 && strcmp(info.subject, "CN=" WT_SIGNER_CN) == 0 &&
-              strcmp(info.key, "EC P-256") == 0 && info.not_before_s <= now_s && now_s < na;
+    bool ok = pk != NULL && p == der + der_len && X509_check_ca(x) == 0 &&
+              strcmp(info.subject, "CN=" WT_SIGNER_CN) == 0 && strcmp(info.key, "EC P-256") == 0 &&
+              info.not_before_s <= now_s && now_s < na;
+    bool by_ca = ok && X509_verify(x, mut->ca_pkey) == 1;
+    if (ok && !by_ca) { /* another CA of the fleet (the directory's registry) */
+        base_mutex_lock(&mut->fleet_mu);
+        for (size_t i = 0; i < mut->num_fleet_cas && !by_ca; i++) {
+            by_ca = X509_verify(x, mut->fleet_cas[i].pkey) == 1;
+        }
+        base_mutex_unlock(&mut->fleet_mu);
+    }
+    ok = ok && by_ca;
     X509_free(x);
     ERR_clear_error();
     if (!ok) {
@@ -192,6 +201,72 @@ static EVP_PKEY *fleet_signer(const struct signer_wt_issuer *iss, const uint8_t 
     EVP_PKEY_up_ref(pk); /* one for the cache, one for the caller */
     base_mutex_unlock(&mut->fleet_mu);
     return pk;
+}
+
+/* fleet_ca_key: KeyInfo (der) is one of the fleet's issuing CAs (an appliance that signs
+ * tickets with its CA key): its public key (owned: one reference) and *type, or NULL. */
+static EVP_PKEY *fleet_ca_key(const struct signer_wt_issuer *iss, const uint8_t *der,
+                              size_t der_len, enum hsm_key_type *type)
+{
+    struct signer_wt_issuer *mut = (struct signer_wt_issuer *)(uintptr_t)iss; /* the lock only */
+    uint8_t h[SHA256_DIGEST_LENGTH];
+    SHA256(der, der_len, h);
+    EVP_PKEY *found = NULL;
+    base_mutex_lock(&mut->fleet_mu);
+    for (size_t i = 0; i < mut->num_fleet_cas && found == NULL; i++) {
+        if (memcmp(mut->fleet_cas[i].sha256, h, sizeof(h)) == 0) {
+            found = mut->fleet_cas[i].pkey;
+            EVP_PKEY_up_ref(found);
+        }
+    }
+    base_mutex_unlock(&mut->fleet_mu);
+    if (found == NULL) {
+        return NULL;
+    }
+    int bits = EVP_PKEY_bits(found);
+    *type = EVP_PKEY_id(found) == EVP_PKEY_RSA ? (bits > 2048 ? HSM_KEY_RSA3072 : HSM_KEY_RSA2048)
+            : EVP_PKEY_id(found) == EVP_PKEY_EC && bits == 384 ? HSM_KEY_P384
+            : EVP_PKEY_id(found) == EVP_PKEY_EC && bits == 256 ? HSM_KEY_P256
+                                                               : HSM_KEY_NONE;
+    if (*type == HSM_KEY_NONE) {
+        EVP_PKEY_free(found);
+        return NULL;
+    }
+    return found;
+}
+
+void signer_wt_issuer_fleet_cas(struct signer_wt_issuer *iss, const uint8_t *const *ders,
+                                const size_t *lens, size_t num)
+{
+    ASSERT(iss != NULL);
+    EVP_PKEY *keys[WT_FLEET_CAS];
+    uint8_t sums[WT_FLEET_CAS][SHA256_DIGEST_LENGTH];
+    size_t n = 0;
+    for (size_t i = 0; i < num && n < WT_FLEET_CAS; i++) {
+        const uint8_t *p = ders[i];
+        X509 *x = d2i_X509(NULL, &p, (long)lens[i]);
+        EVP_PKEY *pk = x != NULL ? X509_get_pubkey(x) : NULL;
+        X509_free(x);
+        if (pk != NULL) {
+            SHA256(ders[i], lens[i], sums[n]);
+            keys[n++] = pk;
+        }
+    }
+    ERR_clear_error();
+    base_mutex_lock(&iss->fleet_mu);
+    for (size_t i = 0; i < iss->num_fleet_cas; i++) {
+        EVP_PKEY_free(iss->fleet_cas[i].pkey);
+    }
+    for (size_t i = 0; i < n; i++) {
+        memcpy(iss->fleet_cas[i].sha256, sums[i], SHA256_DIGEST_LENGTH);
+        iss->fleet_cas[i].pkey = keys[i];
+    }
+    iss->num_fleet_cas = n;
+    for (size_t i = 0; i < WT_FLEET_SIGNERS; i++) { /* checked against the old set: again */
+        EVP_PKEY_free(iss->fleet[i].pkey);
+        iss->fleet[i].pkey = NULL;
+    }
+    base_mutex_unlock(&iss->fleet_mu);
 }
 
 /* assertion_sig verifies the assertion's enveloped signature: SignedInfo by the key of the
@@ -236,6 +311,9 @@ static int assertion_sig(const struct signer_wt_issuer *iss, xmlDocPtr doc, xmlN
     if (other != NULL) {
         pkey = other;
         type = HSM_KEY_P256;
+    } else if (!ours && decoded) {
+        other = fleet_ca_key(iss, der, der_len, &type);
+        pkey = other;
     }
     if (pkey == NULL) {
         REFUSE(-EPERM, "The ticket was not signed by a ticket-signing certificate this appliance "

@@ -43,6 +43,13 @@ struct daemon {
     /* With [directory] and tls_listen: the client CA file of the TLS listener, the fleet's
      * issuing CAs as the directory thread last passed them on (fleet_cas_changed). */
     char fleet_cas[SERVICE_PATH_MAX + 32];
+    /* The fleet's CAs for the Web ticket checks: the directory thread may pass them on before
+     * the service exists; kept here (DER copies) and handed over when it does (fleet_svc). */
+    pthread_mutex_t fleet_mu;
+    struct service *fleet_svc; /* d->svc once made; under fleet_mu */
+    uint8_t *fleet_der[STORE_DIRECTORY_CAS_MAX];
+    size_t fleet_len[STORE_DIRECTORY_CAS_MAX];
+    size_t fleet_num;
 };
 
 static void usage(FILE *out)
@@ -585,11 +592,44 @@ static int directory_key_check(const struct daemon *d, const char *key_id)
     return 0;
 }
 
+/* fleet_keep keeps a copy of the fleet's CAs and hands them to the service's Web ticket checks
+ * when it exists (else service_made does). Any thread. */
+static void fleet_keep(struct daemon *d, const uint8_t *const *ders, const size_t *lens, size_t num)
+{
+    base_mutex_lock(&d->fleet_mu);
+    for (size_t i = 0; i < d->fleet_num; i++) {
+        free(d->fleet_der[i]);
+    }
+    d->fleet_num = 0;
+    for (size_t i = 0; i < num && d->fleet_num < STORE_DIRECTORY_CAS_MAX; i++) {
+        uint8_t *c = malloc(lens[i]);
+        if (c != NULL) {
+            memcpy(c, ders[i], lens[i]);
+            d->fleet_der[d->fleet_num] = c;
+            d->fleet_len[d->fleet_num++] = lens[i];
+        }
+    }
+    service_webticket_fleet_cas(d->fleet_svc, (const uint8_t *const *)d->fleet_der, d->fleet_len,
+                                d->fleet_num);
+    base_mutex_unlock(&d->fleet_mu);
+}
+
+/* fleet_service_made hands the CAs the directory thread passed on before the service existed. */
+static void fleet_service_made(struct daemon *d)
+{
+    base_mutex_lock(&d->fleet_mu);
+    d->fleet_svc = d->svc;
+    service_webticket_fleet_cas(d->fleet_svc, (const uint8_t *const *)d->fleet_der, d->fleet_len,
+                                d->fleet_num);
+    base_mutex_unlock(&d->fleet_mu);
+}
+
 /* fleet_cas_changed (the directory thread) writes the fleet's issuing CAs into the TLS
  * listener's client CA file and reloads the listener: renewal by a certificate of any of them. */
 static void fleet_cas_changed(void *ctx, const uint8_t *const *ders, const size_t *lens, size_t num)
 {
     struct daemon *d = ctx;
+    fleet_keep(d, ders, lens, num); /* for the Web ticket checks */
     if (d->tls == NULL || d->fleet_cas[0] == '\0') {
         return;
     }
@@ -841,6 +881,9 @@ static int serve(struct daemon *d, const sigset_t *set)
                                  .pub = d->pub,
                                  .dir = d->dir};
     int rc = service_new(&d->svc, &so);
+    if (rc == 0) {
+        fleet_service_made(d);
+    }
     if (rc != 0) {
         fprintf(stderr, "certprovd: cannot start the service: %s\n", strerror(-rc));
         return 1;
@@ -902,6 +945,8 @@ static int serve(struct daemon *d, const sigset_t *set)
 int main(int argc, char **argv)
 {
     struct daemon d = {.level = LOG_LEVEL_INFO};
+    int mrc = pthread_mutex_init(&d.fleet_mu, NULL);
+    ASSERT(mrc == 0);
     int rc = parse_args(&d, argc, argv);
     if (rc != 0) {
         return rc < 0 ? 0 : rc;
@@ -957,10 +1002,16 @@ int main(int argc, char **argv)
 out:
     /* The writer may still be answering the last requests (they wake their ring): join it
      * before the engine and its rings go away. */
+    base_mutex_lock(&d.fleet_mu); /* the directory thread no longer hands the service anything */
+    d.fleet_svc = NULL;
+    base_mutex_unlock(&d.fleet_mu);
     service_free(d.svc);
     ioring_engine_free(d.eng);
     store_directory_stop(d.dir); /* after the service (/readyz reads its stats), before the TLS
                                     context its fleet_cas_changed reloads */
+    for (size_t i = 0; i < d.fleet_num; i++) {
+        free(d.fleet_der[i]);
+    }
     ioring_tls_free(d.tls);      /* after the engine: its rings use it */
     store_publisher_stop(d.pub); /* after the writer: nothing wakes it any more */
     signer_pin_key_free(d.pin_key);

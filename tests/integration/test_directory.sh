@@ -26,6 +26,7 @@ conf() {
     cat >"$T/$1.ini" <<INI
 [server]
 name = certprov-$1.example.com
+alt_names = localhost
 listen = 127.0.0.1:$2
 tls_listen = 127.0.0.1:$3
 [store]
@@ -224,6 +225,17 @@ check "the renewed certificate is B's" openssl verify -partial_chain -CAfile "$T
 has "B loaded the fleet's CAs" "$T/b.log" "fleet_cas_loaded num=2"
 curl -s "http://127.0.0.1:$PB/metrics" >"$T/metrics"
 has "metric: two fleet CAs on B" "$T/metrics" "^certprov_directory_fleet_cas 2$"
+# Web tickets across the fleet (issue 18): a ticket A's Web Ticket Service signs with A's CA key
+# is accepted by B, whose CA is another one of the fleet's (the same pin.key seals the proof)
+WT="/usr/bin/python3 $(dirname "$0")/webticket_client.py"
+echo 31415 >"$T/alice.pin"
+check "a Web ticket from A for B's CertProv" $WT ticket --url "https://localhost:$TA/WebTicket/WebTicketService.svc/Auth" \
+    --state "$T/wta" --user 1001 --pin-file "$T/alice.pin" --cafile "$T/a/chain.pem" \
+    --applies-to "https://localhost:$TB/CertProv/CertProvisioningService.svc"
+check "B accepts A's ticket (A's CA is one of the fleet's)" $WT enroll --cafile "$T/b/chain.pem" \
+    --url "https://localhost:$TB/CertProv/CertProvisioningService.svc/WebTicket_Proof" \
+    --state "$T/wta" --entity alice@example.com --out "$T/alice-wt.pem"
+check "... and issues from B's CA" openssl verify -partial_chain -CAfile "$T/b/ca/issuing.crt" "$T/alice-wt.pem"
 same "ra1 (revoked through the directory) is refused on B" "$(renew_b ra1)" 401
 openssl req -x509 -new -key "$T/ra5.key" -subj "/CN=alice@example.com" -days 1 \
     -addext "subjectAltName=URI:sip:alice@example.com" -addext "extendedKeyUsage=clientAuth" \
