@@ -244,15 +244,17 @@ static int section_server(struct config_ctx *ctx, const char *k, const char *v)
         return set_alt_names(ctx, v);
     } else if (strcmp(k, "listen") == 0) {
         return set_listen(ctx, c->listen, sizeof(c->listen), "[server] listen", v, false);
-    } else if (strcmp(k, "external_url") == 0) {
+    } else if (strcmp(k, "external_base_url") == 0) {
         if (v[0] != '\0' && !signer_base_url_valid(v)) {
-            return config_fail(ctx,
-                               "[server] external_url must be http:// or https://, a host and an "
-                               "optional :port, no path nor trailing '/' (e.g. "
-                               "https://certprov.example.com), got '%s'",
-                               v);
+            return config_fail(
+                ctx,
+                "[server] external_base_url must be http:// or https://, a host and an "
+                "optional :port, no path nor trailing '/' (e.g. "
+                "https://certprov.example.com), got '%s'",
+                v);
         }
-        return set_str(ctx, c->external_url, sizeof(c->external_url), "[server] external_url", v);
+        return set_str(ctx, c->external_base_url, sizeof(c->external_base_url),
+                       "[server] external_base_url", v);
     } else if (strcmp(k, "tls_listen") == 0) {
         return set_listen(ctx, c->tls_listen, sizeof(c->tls_listen), "[server] tls_listen", v,
                           true);

@@ -496,7 +496,7 @@ const char *svc_stage_name(enum svc_stage stage);
 
 /* ---- mex.c ---- */
 
-/* svc_mex_base_url writes the base URL of the metadata: [server] external_url, or
+/* svc_mex_base_url writes the base URL of the metadata: [server] external_base_url, or
  * "https://NAME[:PORT]" with tls_listen (the port left out when 443), else "http://NAME[:PORT]"
  * of listen, NAME being `name` ([server] name or one of alt_names). Returns 0 or -E2BIG. */
 int svc_mex_base_url(char *out, size_t cap, const struct service_config *cfg, const char *name);

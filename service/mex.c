@@ -24,7 +24,7 @@ struct mex_doc {
 };
 
 /* One set of documents per name clients may reach the appliance by: [server] name, then each
- * alt_name (picked by the request's Host); only the first with external_url. */
+ * alt_name (picked by the request's Host); only the first with external_base_url. */
 #define MEX_NAMES_MAX (1 + SERVICE_ALT_NAMES_MAX)
 
 struct svc_mex {
@@ -72,8 +72,8 @@ static unsigned port_of(const char *listen)
 
 int svc_mex_base_url(char *out, size_t cap, const struct service_config *cfg, const char *name)
 {
-    if (cfg->external_url[0] != '\0') {
-        return base_str_copy(out, cap, cfg->external_url) == 0 ? 0 : -E2BIG;
+    if (cfg->external_base_url[0] != '\0') {
+        return base_str_copy(out, cap, cfg->external_base_url) == 0 ? 0 : -E2BIG;
     }
     bool tls = cfg->tls_listen[0] != '\0';
     unsigned port = port_of(tls ? cfg->tls_listen : cfg->listen);
@@ -118,7 +118,7 @@ int svc_mex_init(struct service *svc)
         return -ENOMEM;
     }
     svc->mex = m;
-    m->num_names = cfg->external_url[0] != '\0' ? 1 : 1 + cfg->num_alt_names;
+    m->num_names = cfg->external_base_url[0] != '\0' ? 1 : 1 + cfg->num_alt_names;
     ASSERT(m->num_names <= MEX_NAMES_MAX);
     for (size_t i = 0; i < m->num_names; i++) {
         const char *name = i == 0 ? cfg->name : cfg->alt_names[i - 1];

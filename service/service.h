@@ -52,9 +52,9 @@ struct service_config {
     uint32_t num_alt_names;
     char listen[128];
     char tls_listen[128];
-    /* [server] external_url: the base URL clients reach ("https://certprov.example.com"), named
-     * in the service metadata; "" = built from name and the listener (svc_mex_base_url) */
-    char external_url[SIGNER_BASE_URL_MAX + 1];
+    /* [server] external_base_url: the base URL clients reach ("https://certprov.example.com"),
+     * named in the service metadata; "" = built from name and the listener (svc_mex_base_url) */
+    char external_base_url[SIGNER_BASE_URL_MAX + 1];
     uint32_t workers;
     uint32_t max_connections;
     uint32_t max_request_bytes;

@@ -24,9 +24,9 @@ struct replay_slot {
 
 struct svc_wt {
     struct signer_wt_issuer *iss;                /* NULL: no tickets (an Ed25519 CA key) */
-    const char *names[SIGNER_TLS_NAMES_MAX + 1]; /* the audiences' hosts, external_url's too */
+    const char *names[SIGNER_TLS_NAMES_MAX + 1]; /* the audiences' hosts, external_base_url's too */
     size_t num_names;
-    char ext_host[256]; /* [server] external_url's host */
+    char ext_host[256]; /* [server] external_base_url's host */
     char url[SIGNER_WT_URL_MAX + 1];
     pthread_mutex_t mu; /* the replay set: every ring */
     bool mu_init;
@@ -35,22 +35,22 @@ struct svc_wt {
 };
 
 /* make_url builds the Web Ticket Service's URL as clients reach it: the metadata's base URL
- * (svc_mex_base_url: [server] external_url, or the name and the listener), so that the URL a
- * 401 names, the one in the WSDL and the audiences agree; external_url's host joins the
+ * (svc_mex_base_url: [server] external_base_url, or the name and the listener), so that the URL a
+ * 401 names, the one in the WSDL and the audiences agree; external_base_url's host joins the
  * audiences' hosts. */
 static void make_url(struct svc_wt *wt, const struct service_config *cfg)
 {
     char base[SIGNER_BASE_URL_MAX + 1];
     int rc = svc_mex_base_url(base, sizeof(base), cfg, cfg->name);
-    ASSERT(rc == 0); /* service_config_parse bounds external_url and name */
+    ASSERT(rc == 0); /* service_config_parse bounds external_base_url and name */
     _Static_assert(SIGNER_BASE_URL_MAX + sizeof(WT_PATH) <= SIGNER_WT_URL_MAX, "WT URL");
     int n = snprintf(wt->url, sizeof(wt->url), "%s" WT_PATH, base);
     ASSERT(n > 0 && (size_t)n < sizeof(wt->url));
-    if (cfg->external_url[0] == '\0') {
+    if (cfg->external_base_url[0] == '\0') {
         return;
     }
-    const char *h = strstr(cfg->external_url, "://");
-    h = h != NULL ? h + 3 : cfg->external_url;
+    const char *h = strstr(cfg->external_base_url, "://");
+    h = h != NULL ? h + 3 : cfg->external_base_url;
     size_t len = strcspn(h, ":/");
     if (len > 0 && len < sizeof(wt->ext_host)) {
         memcpy(wt->ext_host, h, len);

@@ -627,7 +627,7 @@ static int url_exchange(struct run *r, size_t s, const char *what, const char *u
         probe_fmt(why, sizeof(why), "%s: the metadata names %s: %s", what, url, r->err);
         return probe_step_fail(r->rep, s, NULL, why,
                                "the appliance's metadata is damaged: see its [server] "
-                               "external_url and name");
+                               "external_base_url and name");
     }
     struct sockaddr_storage addr;
     uint32_t addr_len = 0;
@@ -641,7 +641,7 @@ static int url_exchange(struct run *r, size_t s, const char *what, const char *u
         probe_fmt(why, sizeof(why), "%s: %s", what, r->err);
         return probe_step_fail(r->rep, s, NULL, why,
                                "the metadata names %s, which this machine cannot resolve: set "
-                               "[server] external_url to the name phones reach",
+                               "[server] external_base_url to the name phones reach",
                                u.host);
     }
     if (connect_to(r, &c, s, &u, &addr, addr_len) != 0) {
@@ -653,7 +653,7 @@ static int url_exchange(struct run *r, size_t s, const char *what, const char *u
             probe_fmt(why, sizeof(why), "%s: %s", what, r->err);
             rc = probe_step_fail(r->rep, s, NULL, why,
                                  "the metadata names %s, which does not answer TLS: set "
-                                 "[server] external_url to the URL phones reach",
+                                 "[server] external_base_url to the URL phones reach",
                                  url);
             goto out;
         }
@@ -732,7 +732,7 @@ static int step_metadata(struct run *r, struct probe_conn *c, struct probe_metad
     if (resp.status != 200) {
         return answered(r, s, what, &resp,
                         "the CertProv metadata names this Web Ticket Service, which serves no "
-                        "metadata: check [server] external_url");
+                        "metadata: check [server] external_base_url");
     }
     if (probe_mex_port(pin_url, pin_url_len, (const char *)resp.body, resp.body_len,
                        PROBE_WT_PIN_PORT) != 0) {

@@ -239,17 +239,17 @@ stop() { kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; }
 stop
 if grep -q "27182\|31415\|16180" "$T/daemon.log"; then bad "a PIN reached the log"; else ok; fi
 
-# Behind a balancer: [server] external_url names what the clients reach.
-sed -i 's|^workers = 1$|workers = 1\nexternal_url = https://certprov.example.com|' "$T/certprov.ini"
+# Behind a balancer: [server] external_base_url names what the clients reach.
+sed -i 's|^workers = 1$|workers = 1\nexternal_base_url = https://certprov.example.com|' "$T/certprov.ini"
 "$D" "${C[@]}" >>"$T/daemon.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
-check "certprovd started with external_url" curl -sf "$URL/healthz"
+check "certprovd started with external_base_url" curl -sf "$URL/healthz"
 metadata "https://certprov.example.com"
 curl -s -o "$T/m8" -H "Host: lync.example.com" "$URL$CP/mex"
-same "external_url wins over the Host" "$(xq "$T/m8" "string(/wsdl:definitions/$PROOF)")" "https://certprov.example.com$CP/WebTicket_Proof"
+same "external_base_url wins over the Host" "$(xq "$T/m8" "string(/wsdl:definitions/$PROOF)")" "https://certprov.example.com$CP/WebTicket_Proof"
 stop
-sed -i 's|^external_url = .*|external_url = https://certprov.example.com/base/|' "$T/certprov.ini"
-expect_exit 1 "external_url must be http:// or https://" "a path in external_url is refused" \
+sed -i 's|^external_base_url = .*|external_base_url = https://certprov.example.com/base/|' "$T/certprov.ini"
+expect_exit 1 "external_base_url must be http:// or https://" "a path in external_base_url is refused" \
     "$CTL" "${C[@]}" user list
 finish

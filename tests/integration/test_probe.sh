@@ -190,7 +190,7 @@ has "... names the policy it lacks" "$T/p.out" \
 # (c) a CertProv that refuses the ticket: a balancer (HAProxy, TLS terminated with this
 # appliance's server certificate) that sends the Web Ticket Service to this appliance and CertProv
 # to another one that is not of its fleet (its own CA and pin.key): the ticket is signed by a key
-# the other one does not trust. Its external_url names the balancer in the metadata.
+# the other one does not trust. Its external_base_url names the balancer in the metadata.
 HAPROXY=$(command -v haproxy) || bad "haproxy is missing (deps/packages.txt)"
 if [ -n "${HAPROXY:-}" ]; then
     BPORT=$(free_port) && HPORT=$(free_port) || exit 1
@@ -198,7 +198,7 @@ if [ -n "${HAPROXY:-}" ]; then
 [server]
 name = localhost
 listen = 127.0.0.1:$BPORT
-external_url = https://localhost:$HPORT
+external_base_url = https://localhost:$HPORT
 workers = 1
 [store]
 path = storeb
