@@ -253,6 +253,7 @@ check "B's renewed serial in the index" wait_for 2 same_serial "$(serial "$T/ra5
 # A clash, made by hand: the index is held locked while A issues; the serial A issued is then
 # written as another appliance's before A's own write goes through.
 coproc PSQL { psql "${PG_PSQL[@]}" -q 2>&1; }
+psql_pid=$PSQL_PID # bash unsets PSQL_PID once the coprocess has ended (set -u: fatal)
 echo "BEGIN; LOCK TABLE certprov_serials IN SHARE ROW EXCLUSIVE MODE; SELECT 'locked';" >&"${PSQL[1]}"
 read -r -t 5 line <&"${PSQL[0]}"
 same "index locked" "$line" locked
@@ -261,7 +262,7 @@ S6=$(serial "$T/ra6.crt")
 echo "INSERT INTO certprov_serials VALUES ('$S6', 'certprov-z.example.com', 0); COMMIT; SELECT 'done';" >&"${PSQL[1]}"
 read -r -t 5 line <&"${PSQL[0]}"
 echo '\q' >&"${PSQL[1]}"
-wait "$PSQL_PID" 2>/dev/null
+wait "$psql_pid" 2>/dev/null
 clash_logged() { grep -q "directory: serial_clash serial=$S6 other_appliance=\"certprov-z.example.com\"" "$T/a.log"; }
 check "the clash is logged on A" wait_for 5 clash_logged
 curl -s "http://127.0.0.1:$PA/metrics" >"$T/metrics"
