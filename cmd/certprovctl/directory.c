@@ -79,12 +79,26 @@ static int dir_status(struct ctl *ctl, int argc, char **argv)
     return CTL_OK;
 }
 
-int ctl_dir_users_put(struct ctl *ctl, const struct store_user *users, size_t num, bool replace,
-                      const char *what)
+/* One write to the directory: what it needs beside the connection and the PIN key id. */
+struct dir_write {
+    int (*fn)(struct store_dir *d, const char *key_id, const struct dir_write *w, char *err,
+              size_t cap);
+    const struct store_user *users;
+    size_t num;
+    bool replace;
+    const char *uri;
+    int64_t time_s;
+    const uint8_t (*serials)[STORE_SERIAL_LEN];
+    uint8_t reason;
+    bool lifted;
+    size_t *out_changed;
+    bool absent_ok; /* -ENOENT is not a refusal: a user of this replica only */
+};
+
+/* dir_write connects, runs w->fn and closes: the one place where a write's connection, PIN key
+ * and refusal are handled. Returns CTL_OK or CTL_FAIL after saying why. */
+static int dir_write(struct ctl *ctl, const struct dir_write *w, const char *what)
 {
-    if (ctl->cfg.directory[0] == '\0' || num == 0) {
-        return CTL_OK;
-    }
     struct store_dir *d = NULL;
     char key_id[STORE_PIN_KEY_ID_HEX];
     int rc = dir_open(ctl, &d, key_id, what);
@@ -92,12 +106,35 @@ int ctl_dir_users_put(struct ctl *ctl, const struct store_user *users, size_t nu
         return rc;
     }
     char err[512] = "";
-    rc = store_dir_users_put(d, users, num, key_id, replace, err, sizeof(err));
+    rc = w->fn(d, key_id, w, err, sizeof(err));
     store_dir_close(d);
-    if (rc != 0) {
+    if (rc != 0 && !(w->absent_ok && rc == -ENOENT)) {
         return ctl_fail("%s: the directory refused: %s", what, err);
     }
     return CTL_OK;
+}
+
+static int users_put(struct store_dir *d, const char *key_id, const struct dir_write *w, char *err,
+                     size_t cap)
+{
+    return store_dir_users_put(d, w->users, w->num, key_id, w->replace, err, cap);
+}
+
+int ctl_dir_users_put(struct ctl *ctl, const struct store_user *users, size_t num, bool replace,
+                      const char *what)
+{
+    if (ctl->cfg.directory[0] == '\0' || num == 0) {
+        return CTL_OK;
+    }
+    struct dir_write w = {.fn = users_put, .users = users, .num = num, .replace = replace};
+    return dir_write(ctl, &w, what);
+}
+
+static int user_del(struct store_dir *d, const char *key_id, const struct dir_write *w, char *err,
+                    size_t cap)
+{
+    (void)key_id;
+    return store_dir_user_del(d, w->uri, err, cap);
 }
 
 int ctl_dir_user_del(struct ctl *ctl, const char *uri, const char *what)
@@ -105,19 +142,15 @@ int ctl_dir_user_del(struct ctl *ctl, const char *uri, const char *what)
     if (ctl->cfg.directory[0] == '\0') {
         return CTL_OK;
     }
-    struct store_dir *d = NULL;
-    char key_id[STORE_PIN_KEY_ID_HEX];
-    int rc = dir_open(ctl, &d, key_id, what);
-    if (rc != 0) {
-        return rc;
-    }
-    char err[512] = "";
-    rc = store_dir_user_del(d, uri, err, sizeof(err));
-    store_dir_close(d);
-    if (rc != 0 && rc != -ENOENT) { /* -ENOENT: a user of this replica only */
-        return ctl_fail("%s: the directory refused: %s", what, err);
-    }
-    return CTL_OK;
+    struct dir_write w = {.fn = user_del, .uri = uri, .absent_ok = true};
+    return dir_write(ctl, &w, what);
+}
+
+static int lockout_reset(struct store_dir *d, const char *key_id, const struct dir_write *w,
+                         char *err, size_t cap)
+{
+    (void)key_id;
+    return store_dir_lockout_reset(d, w->uri, err, cap);
 }
 
 int ctl_dir_lockout_reset(struct ctl *ctl, const char *uri, const char *what)
@@ -125,19 +158,15 @@ int ctl_dir_lockout_reset(struct ctl *ctl, const char *uri, const char *what)
     if (ctl->cfg.directory[0] == '\0') {
         return CTL_OK;
     }
-    struct store_dir *d = NULL;
-    char key_id[STORE_PIN_KEY_ID_HEX];
-    int rc = dir_open(ctl, &d, key_id, what);
-    if (rc != 0) {
-        return rc;
-    }
-    char err[512] = "";
-    rc = store_dir_lockout_reset(d, uri, err, sizeof(err));
-    store_dir_close(d);
-    if (rc != 0) {
-        return ctl_fail("%s: the directory refused: %s", what, err);
-    }
-    return CTL_OK;
+    struct dir_write w = {.fn = lockout_reset, .uri = uri};
+    return dir_write(ctl, &w, what);
+}
+
+static int user_disable(struct store_dir *d, const char *key_id, const struct dir_write *w,
+                        char *err, size_t cap)
+{
+    (void)key_id;
+    return store_dir_user_disable(d, w->uri, w->time_s, err, cap);
 }
 
 int ctl_dir_user_disable(struct ctl *ctl, const char *uri, int64_t since_s, const char *what)
@@ -145,19 +174,17 @@ int ctl_dir_user_disable(struct ctl *ctl, const char *uri, int64_t since_s, cons
     if (ctl->cfg.directory[0] == '\0') {
         return CTL_OK;
     }
-    struct store_dir *d = NULL;
-    char key_id[STORE_PIN_KEY_ID_HEX];
-    int rc = dir_open(ctl, &d, key_id, what);
-    if (rc != 0) {
-        return rc;
-    }
-    char err[512] = "";
-    rc = store_dir_user_disable(d, uri, since_s, err, sizeof(err));
-    store_dir_close(d);
-    if (rc != 0 && rc != -ENOENT) { /* -ENOENT: a user of this replica only */
-        return ctl_fail("%s: the directory refused: %s", what, err);
-    }
-    return CTL_OK;
+    struct dir_write w = {.fn = user_disable, .uri = uri, .time_s = since_s, .absent_ok = true};
+    return dir_write(ctl, &w, what);
+}
+
+static int revocations_put(struct store_dir *d, const char *key_id, const struct dir_write *w,
+                           char *err, size_t cap)
+{
+    int rc = store_dir_key_check(d, key_id, err, cap);
+    return rc != 0 ? rc
+                   : store_dir_revocations_put(d, w->serials, w->num, w->reason, w->time_s,
+                                               w->lifted, w->out_changed, err, cap);
 }
 
 int ctl_dir_revocations_put(struct ctl *ctl, const uint8_t (*serials)[STORE_SERIAL_LEN], size_t num,
@@ -170,22 +197,14 @@ int ctl_dir_revocations_put(struct ctl *ctl, const uint8_t (*serials)[STORE_SERI
     if (ctl->cfg.directory[0] == '\0' || num == 0) {
         return CTL_OK;
     }
-    struct store_dir *d = NULL;
-    char key_id[STORE_PIN_KEY_ID_HEX];
-    int rc = dir_open(ctl, &d, key_id, what);
-    if (rc != 0) {
-        return rc;
-    }
-    char err[512] = "";
-    rc = store_dir_key_check(d, key_id, err, sizeof(err));
-    rc = rc != 0 ? rc
-                 : store_dir_revocations_put(d, serials, num, reason, at_s, lifted, out_changed,
-                                             err, sizeof(err));
-    store_dir_close(d);
-    if (rc != 0) {
-        return ctl_fail("%s: the directory refused: %s", what, err);
-    }
-    return CTL_OK;
+    struct dir_write w = {.fn = revocations_put,
+                          .serials = serials,
+                          .num = num,
+                          .reason = reason,
+                          .time_s = at_s,
+                          .lifted = lifted,
+                          .out_changed = out_changed};
+    return dir_write(ctl, &w, what);
 }
 
 const struct ctl_cmd ctl_directory_cmds[] = {
