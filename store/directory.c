@@ -201,6 +201,36 @@ static int hex_to(uint8_t *out, size_t len, const char *hex)
     return 0;
 }
 
+/* meta_seq_put records in the replica's meta the seq up to which a table was applied. */
+static int meta_seq_put(struct store *st, MDB_txn *txn, const char *name, uint64_t seq,
+                        const char *what)
+{
+    uint8_t v[STORE_SEQ_KEY_LEN];
+    store_seq_encode(v, seq);
+    MDB_val key = store_val_str(name);
+    MDB_val val = {.mv_size = sizeof(v), .mv_data = v};
+    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), what);
+}
+
+/* rows_after runs `sql` (a SELECT ending "WHERE seq > $1::bigint ORDER BY seq LIMIT
+ * $2::bigint") for the rows after `after`, at most batch_max. Returns the result, or NULL with
+ * the cause set (the connection failed). */
+static PGresult *rows_after(struct store_directory *d, const char *sql, uint64_t after)
+{
+    char a[24];
+    char limit[16];
+    snprintf(a, sizeof(a), "%llu", (unsigned long long)after);
+    snprintf(limit, sizeof(limit), "%u", d->batch_max);
+    const char *vals[2] = {a, limit};
+    PGresult *res = PQexecParams(d->conn, sql, 2, NULL, vals, NULL, NULL, 0);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
 /* parse_row reads row `i` of `res` (the columns of pull's SELECT). -EBADMSG: a field does not
  * fit the replica (over-long, a bad verifier): the row is skipped. */
 static int parse_row(struct dir_row *r, PGresult *res, int i, const char *key_id)
@@ -271,31 +301,20 @@ static int apply_txn(struct store *st, MDB_txn *txn, void *arg)
             return rc;
         }
     }
-    uint8_t v[STORE_SEQ_KEY_LEN];
-    store_seq_encode(v, a->last_seq);
-    MDB_val key = store_val_str(DIR_META_SEQ);
-    MDB_val val = {.mv_size = sizeof(v), .mv_data = v};
-    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_dirseq");
+    return meta_seq_put(st, txn, DIR_META_SEQ, a->last_seq, "put_dirseq");
 }
 
 /* pull_batch asks for the next rows after d->seq and applies them: 0 with *out_num rows, or
  * -EAGAIN (the connection failed: cause set) or a store error. */
 static int pull_batch(struct store_directory *d, size_t *out_num)
 {
-    char after[24];
-    char limit[16];
-    snprintf(after, sizeof(after), "%llu", (unsigned long long)d->seq);
-    snprintf(limit, sizeof(limit), "%u", d->batch_max);
-    const char *vals[2] = {after, limit};
-    PGresult *res = PQexecParams(
-        d->conn,
-        "SELECT uri, pool, phone, extension, encode(pin_verifier, 'hex'),"
-        " pin_len, created_at, deleted, seq, pin_key_id, disabled_at FROM certprov_users"
-        " WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
-        2, NULL, vals, NULL, NULL, 0);
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
-        PQclear(res);
+    PGresult *res =
+        rows_after(d,
+                   "SELECT uri, pool, phone, extension, encode(pin_verifier, 'hex'),"
+                   " pin_len, created_at, deleted, seq, pin_key_id, disabled_at FROM certprov_users"
+                   " WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
+                   d->seq);
+    if (res == NULL) {
         return -EAGAIN;
     }
     int n = PQntuples(res);
@@ -583,11 +602,7 @@ static int lock_apply_txn(struct store *st, MDB_txn *txn, void *arg)
             return rc;
         }
     }
-    uint8_t v[STORE_SEQ_KEY_LEN];
-    store_seq_encode(v, a->last_seq);
-    MDB_val key = store_val_str(DIR_META_LOCKSEQ);
-    MDB_val val = {.mv_size = sizeof(v), .mv_data = v};
-    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_dirlockseq");
+    return meta_seq_put(st, txn, DIR_META_LOCKSEQ, a->last_seq, "put_dirlockseq");
 }
 
 /* pull_lockouts applies the lockout rows after d->lockseq, batch by batch. 0, -EAGAIN or a store
@@ -595,20 +610,13 @@ static int lock_apply_txn(struct store *st, MDB_txn *txn, void *arg)
 static int pull_lockouts(struct store_directory *d)
 {
     for (;;) { /* bounded by the rows after lockseq: each batch advances it */
-        char after[24];
-        char limit[16];
-        snprintf(after, sizeof(after), "%llu", (unsigned long long)d->lockseq);
-        snprintf(limit, sizeof(limit), "%u", d->batch_max);
-        const char *vals[2] = {after, limit};
         PGresult *res =
-            PQexecParams(d->conn,
-                         "SELECT uri, window_failures, window_start, total_failures, locked_until,"
-                         " admin_locked, reset, seq FROM certprov_lockouts WHERE seq > $1::bigint"
-                         " ORDER BY seq LIMIT $2::bigint",
-                         2, NULL, vals, NULL, NULL, 0);
-        if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-            set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
-            PQclear(res);
+            rows_after(d,
+                       "SELECT uri, window_failures, window_start, total_failures, locked_until,"
+                       " admin_locked, reset, seq FROM certprov_lockouts WHERE seq > $1::bigint"
+                       " ORDER BY seq LIMIT $2::bigint",
+                       d->lockseq);
+        if (res == NULL) {
             return -EAGAIN;
         }
         int n = PQntuples(res);
@@ -688,11 +696,7 @@ static int rev_apply_txn(struct store *st, MDB_txn *txn, void *arg)
             return rc;
         }
     }
-    uint8_t v[STORE_SEQ_KEY_LEN];
-    store_seq_encode(v, a->last_seq);
-    MDB_val key = store_val_str(DIR_META_REVSEQ);
-    MDB_val val = {.mv_size = sizeof(v), .mv_data = v};
-    return store_err(st, mdb_put(txn, st->meta, &key, &val, 0), "put_dirrevseq");
+    return meta_seq_put(st, txn, DIR_META_REVSEQ, a->last_seq, "put_dirrevseq");
 }
 
 /* pull_revocations applies the revocation rows after d->revseq, batch by batch (README, The fleet
@@ -701,19 +705,12 @@ static int rev_apply_txn(struct store *st, MDB_txn *txn, void *arg)
 static int pull_revocations(struct store_directory *d)
 {
     for (;;) { /* bounded by the rows after revseq: each batch advances it */
-        char after[24];
-        char limit[16];
-        snprintf(after, sizeof(after), "%llu", (unsigned long long)d->revseq);
-        snprintf(limit, sizeof(limit), "%u", d->batch_max);
-        const char *vals[2] = {after, limit};
-        PGresult *res = PQexecParams(d->conn,
-                                     "SELECT serial, reason, revoked_at, lifted, seq"
-                                     " FROM certprov_revocations WHERE seq > $1::bigint"
-                                     " ORDER BY seq LIMIT $2::bigint",
-                                     2, NULL, vals, NULL, NULL, 0);
-        if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-            set_error(d, res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
-            PQclear(res);
+        PGresult *res = rows_after(d,
+                                   "SELECT serial, reason, revoked_at, lifted, seq"
+                                   " FROM certprov_revocations WHERE seq > $1::bigint"
+                                   " ORDER BY seq LIMIT $2::bigint",
+                                   d->revseq);
+        if (res == NULL) {
             return -EAGAIN;
         }
         int n = PQntuples(res);

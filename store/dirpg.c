@@ -315,20 +315,18 @@ int store_dir_users_put(struct store_dir *d, const struct store_user *users, siz
     return store_dir_exec(d->conn, "COMMIT", err, cap);
 }
 
-int store_dir_user_del(struct store_dir *d, const char *uri, char *err, size_t cap)
+/* user_row_update runs `sql` (an UPDATE of one live user's row that takes a new seq) with its
+ * `num` parameters in a write transaction of its own, then NOTIFY. -ENOENT when no live user has
+ * the URI. */
+static int user_row_update(struct store_dir *d, const char *sql, const char *const *vals, int num,
+                           char *err, size_t cap)
 {
-    ASSERT(d != NULL);
-    ASSERT(uri != NULL);
     int rc = store_dir_exec(d->conn, "BEGIN", err, cap);
     rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_WRITE_LOCK, err, cap);
     if (rc != 0) {
         return rollback(d->conn, rc);
     }
-    const char *vals[1] = {uri};
-    PGresult *res = PQexecParams(d->conn,
-                                 "UPDATE certprov_users SET deleted = true,"
-                                 " seq = nextval('certprov_seq') WHERE uri = $1 AND NOT deleted",
-                                 1, NULL, vals, NULL, NULL, 0);
+    PGresult *res = PQexecParams(d->conn, sql, num, NULL, vals, NULL, NULL, 0);
     rc =
         res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
     if (rc == 0 && strcmp(PQcmdTuples(res), "1") != 0) {
@@ -341,6 +339,17 @@ int store_dir_user_del(struct store_dir *d, const char *uri, char *err, size_t c
         return rollback(d->conn, rc);
     }
     return store_dir_exec(d->conn, "COMMIT", err, cap);
+}
+
+int store_dir_user_del(struct store_dir *d, const char *uri, char *err, size_t cap)
+{
+    ASSERT(d != NULL);
+    ASSERT(uri != NULL);
+    const char *vals[1] = {uri};
+    return user_row_update(d,
+                           "UPDATE certprov_users SET deleted = true,"
+                           " seq = nextval('certprov_seq') WHERE uri = $1 AND NOT deleted",
+                           vals, 1, err, cap);
 }
 
 /* The fleet's lockout state of a user: the newest window wins, failures of the same window and
@@ -390,30 +399,13 @@ int store_dir_user_disable(struct store_dir *d, const char *uri, int64_t since_s
 {
     ASSERT(d != NULL);
     ASSERT(uri != NULL);
-    int rc = store_dir_exec(d->conn, "BEGIN", err, cap);
-    rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_WRITE_LOCK, err, cap);
-    if (rc != 0) {
-        return rollback(d->conn, rc);
-    }
     char since[24];
     snprintf(since, sizeof(since), "%lld", (long long)since_s);
     const char *vals[2] = {uri, since};
-    PGresult *res = PQexecParams(d->conn,
-                                 "UPDATE certprov_users SET disabled_at = $2::bigint,"
-                                 " seq = nextval('certprov_seq') WHERE uri = $1 AND NOT deleted",
-                                 2, NULL, vals, NULL, NULL, 0);
-    rc =
-        res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
-    if (rc == 0 && strcmp(PQcmdTuples(res), "1") != 0) {
-        store_err_copy(err, cap, "no such user in the directory");
-        rc = -ENOENT;
-    }
-    PQclear(res);
-    rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_NOTIFY, err, cap);
-    if (rc != 0) {
-        return rollback(d->conn, rc);
-    }
-    return store_dir_exec(d->conn, "COMMIT", err, cap);
+    return user_row_update(d,
+                           "UPDATE certprov_users SET disabled_at = $2::bigint,"
+                           " seq = nextval('certprov_seq') WHERE uri = $1 AND NOT deleted",
+                           vals, 2, err, cap);
 }
 
 int store_dir_revocations_put(struct store_dir *d, const uint8_t (*serials)[STORE_SERIAL_LEN],
