@@ -365,10 +365,21 @@ static int user_enable(struct ctl *ctl, int argc, char **argv)
     return CTL_OK;
 }
 
-static int ca_ocsp_signer(struct ctl *ctl, int argc, char **argv)
+/* A delegated signer of the issuing CA that certprovctl issues (signer/delegate.c). */
+struct delegate {
+    const char *name;  /* the command, for messages: "ca ocsp-signer" */
+    const char *what;  /* "OCSP signing" */
+    const char *files; /* "ocsp": ca/ocsp.crt and ca/ocsp.key */
+    uint32_t days;     /* default of --days */
+    int (*issue)(struct signer_ca *ca, const char *dir, uint32_t days, int64_t now_s,
+                 int64_t *out_not_after_s);
+};
+
+/* delegate_issue runs `ca ocsp-signer` and `ca webticket-signer`: [--days N], then the issue. */
+static int delegate_issue(struct ctl *ctl, const struct ctl_cmd *cmd, const struct delegate *g,
+                          int argc, char **argv)
 {
-    const struct ctl_cmd *cmd = &ctl_revoke_cmds[CMD_OCSP_SIGNER];
-    uint32_t days = OCSP_SIGNER_DAYS;
+    uint32_t days = g->days;
     for (int i = 1; i < argc; i++) {
         char *end = NULL;
         if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
@@ -382,62 +393,41 @@ static int ca_ocsp_signer(struct ctl *ctl, int argc, char **argv)
             return ctl_usage(cmd, "unexpected argument '%s'", argv[i]);
         }
     }
+    char prefix[64];
+    (void)snprintf(prefix, sizeof(prefix), "%s: ", g->name);
     struct signer_ca *ca = NULL;
-    int rc = ctl_ca_open(ctl, &ca, "ca ocsp-signer: ");
+    int rc = ctl_ca_open(ctl, &ca, prefix);
     if (rc != CTL_OK) {
         return rc;
     }
     int64_t until = 0;
-    rc = signer_ocsp_signer_issue(ca, ctl->cfg.store_path, days, clock_real_s(), &until);
+    rc = g->issue(ca, ctl->cfg.store_path, days, clock_real_s(), &until);
     signer_ca_free(ca);
     if (rc != 0) {
-        return ctl_fail("ca ocsp-signer: %s",
+        return ctl_fail("%s: %s", g->name,
                         rc == -EAGAIN ? "the key backend is unavailable" : strerror(-rc));
     }
     char at[CLOCK_UTC_LEN];
     ctl_time(at, until);
-    printf("issued the OCSP signing certificate %s/ca/ocsp.crt (key ca/ocsp.key), valid until %s;"
-           " certprovd uses it from its next start\n",
-           ctl->cfg.store_path, at);
+    printf("issued the %s certificate %s/ca/%s.crt (key ca/%s.key), valid until %s; certprovd "
+           "uses it from its next start\n",
+           g->what, ctl->cfg.store_path, g->files, g->files, at);
     return CTL_OK;
+}
+
+static int ca_ocsp_signer(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct delegate g = {"ca ocsp-signer", "OCSP signing", "ocsp", OCSP_SIGNER_DAYS,
+                                      signer_ocsp_signer_issue};
+    return delegate_issue(ctl, &ctl_revoke_cmds[CMD_OCSP_SIGNER], &g, argc, argv);
 }
 
 /* ca_wt_signer issues the dedicated Web ticket signer (README, Web tickets). */
 static int ca_wt_signer(struct ctl *ctl, int argc, char **argv)
 {
-    const struct ctl_cmd *cmd = &ctl_revoke_cmds[CMD_WT_SIGNER];
-    uint32_t days = 365;
-    for (int i = 1; i < argc; i++) {
-        char *end = NULL;
-        if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
-            unsigned long v = strtoul(argv[++i], &end, 10);
-            if (end == argv[i] || *end != '\0' || v < 1 || v > 3650) {
-                return ctl_usage(cmd, "--days must be a whole number from 1 to 3650, not '%s'",
-                                 argv[i]);
-            }
-            days = (uint32_t)v;
-        } else {
-            return ctl_usage(cmd, "unexpected argument '%s'", argv[i]);
-        }
-    }
-    struct signer_ca *ca = NULL;
-    int rc = ctl_ca_open(ctl, &ca, "ca webticket-signer: ");
-    if (rc != CTL_OK) {
-        return rc;
-    }
-    int64_t until = 0;
-    rc = signer_wt_signer_issue(ca, ctl->cfg.store_path, days, clock_real_s(), &until);
-    signer_ca_free(ca);
-    if (rc != 0) {
-        return ctl_fail("ca webticket-signer: %s",
-                        rc == -EAGAIN ? "the key backend is unavailable" : strerror(-rc));
-    }
-    char at[CLOCK_UTC_LEN];
-    ctl_time(at, until);
-    printf("issued the Web ticket signing certificate %s/ca/webticket.crt (key "
-           "ca/webticket.key), valid until %s; certprovd uses it from its next start\n",
-           ctl->cfg.store_path, at);
-    return CTL_OK;
+    static const struct delegate g = {"ca webticket-signer", "Web ticket signing", "webticket", 365,
+                                      signer_wt_signer_issue};
+    return delegate_issue(ctl, &ctl_revoke_cmds[CMD_WT_SIGNER], &g, argc, argv);
 }
 
 const struct ctl_cmd ctl_revoke_cmds[] = {
