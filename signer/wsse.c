@@ -178,12 +178,19 @@ static EVP_PKEY *fleet_signer(const struct signer_wt_issuer *iss, const uint8_t 
               strcmp(info.subject, "CN=" WT_SIGNER_CN) == 0 && strcmp(info.key, "EC P-256") == 0 &&
               info.not_before_s <= now_s && now_s < na;
     bool by_ca = ok && X509_verify(x, mut->ca_pkey) == 1;
-    if (ok && !by_ca) { /* another CA of the fleet (the directory's registry) */
+    if (ok && !by_ca) {              /* another CA of the fleet (the directory's registry) */
+        EVP_PKEY *cas[WT_FLEET_CAS]; /* references taken under the lock, verified outside it */
+        size_t n = 0;
         base_mutex_lock(&mut->fleet_mu);
-        for (size_t i = 0; i < mut->num_fleet_cas && !by_ca; i++) {
-            by_ca = X509_verify(x, mut->fleet_cas[i].pkey) == 1;
+        for (; n < mut->num_fleet_cas; n++) {
+            cas[n] = mut->fleet_cas[n].pkey;
+            EVP_PKEY_up_ref(cas[n]);
         }
         base_mutex_unlock(&mut->fleet_mu);
+        for (size_t i = 0; i < n; i++) {
+            by_ca = by_ca || X509_verify(x, cas[i]) == 1;
+            EVP_PKEY_free(cas[i]);
+        }
     }
     ok = ok && by_ca;
     X509_free(x);
