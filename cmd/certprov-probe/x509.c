@@ -96,16 +96,21 @@ void probe_name(char *out, size_t cap, const X509_NAME *name)
     BIO_free(bio);
 }
 
-/* time_text writes an ASN1_TIME as "YYYY-MM-DDTHH:MM:SSZ". */
+/* time_text writes an ASN1_TIME as "YYYY-MM-DDTHH:MM:SSZ". Measured from the epoch, not from
+ * now: ASN1_TIME_diff's now and a later clock_real_s() can straddle a second, and the time told
+ * would then be a second late. */
 static void time_text(char out[CLOCK_UTC_LEN], const ASN1_TIME *t)
 {
+    ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
     int days = 0;
     int secs = 0;
-    if (t == NULL || !ASN1_TIME_diff(&days, &secs, NULL, t)) {
+    int ok = t != NULL && epoch != NULL && ASN1_TIME_diff(&days, &secs, epoch, t) == 1;
+    ASN1_TIME_free(epoch);
+    if (!ok) {
         (void)base_str_copy(out, CLOCK_UTC_LEN, "(unreadable)");
         return;
     }
-    clock_format_utc(out, clock_real_s() + (int64_t)days * 86400 + secs);
+    clock_format_utc(out, (int64_t)days * 86400 + secs);
 }
 
 static void fingerprint(char *out, size_t cap, X509 *x)

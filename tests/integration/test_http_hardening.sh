@@ -154,7 +154,7 @@ proxy_req() {
     local hdr='\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xcb\x00\x71\x07\x7f\x00\x00\x01\x9c\x40\x1f\x90'
     if [ "$1" = 127.0.0.1 ]; then
         exec 3<>"/dev/tcp/127.0.0.1/$PORT" || return 1
-        printf "$hdr%s" "$2" >&3
+        printf "$hdr%s" "$2" >&3 2>/dev/null # refused: the server may close first
         timeout 5 cat <&3 2>/dev/null # a refused connection may end in a reset
         exec 3<&-
     else
