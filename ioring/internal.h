@@ -246,6 +246,7 @@ struct ring {
     uint64_t client_seed[2];
     uint32_t conns_per_client; /* this ring's share of max_connections_per_client */
     uint32_t turn_requests;
+    bool turn_more; /* on_turn_end left work: the next turn calls it again, without sleeping */
     uint64_t req_seq;
     /* provided buffers */
     struct io_uring_buf_ring *br;

@@ -59,8 +59,11 @@ typedef size_t (*ioring_canned_fn)(void *ctx, char *out, size_t cap, uint16_t st
                                    bool close, uint32_t retry_after_s);
 
 /* ioring_turn_end_fn runs on ring `ring_index` at the end of every loop turn in which that ring
- * handed at least one request to the handler, so that the caller can batch them. */
-typedef void (*ioring_turn_end_fn)(void *ctx, uint32_t ring_index);
+ * handed at least one request to the handler, so that the caller can batch them. It does a
+ * bounded slice of work and returns true when work is left: the ring then gathers its
+ * completions (answers go out, new requests join the batch) without sleeping and calls it again
+ * at the end of the next turn. */
+typedef bool (*ioring_turn_end_fn)(void *ctx, uint32_t ring_index);
 
 /* struct ioring_options configures an engine. ioring_options_default fills the defaults; a zero
  * in a field given to ioring_engine_new means "default" as well. */

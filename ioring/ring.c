@@ -837,17 +837,26 @@ static void ring_report(struct ring *r, int rc)
     base_mutex_unlock(&eng->init_mu);
 }
 
-/* ring_turn ends one loop turn: answers, the batch callback, deadlines. */
+/* ring_turn ends one loop turn: the answers that are ready, then one slice of the batch
+ * callback's work. Answers that became ready are handed to the kernel before the slice starts:
+ * no finished answer waits behind new signing work. The requests an answer lets a connection
+ * parse (pipelined) join the batch of the next turn, which then does not sleep. */
 static void ring_turn(struct ring *r)
 {
     done_drain(r);
-    if (r->turn_requests > 0) {
-        r->turn_requests = 0;
-        if (r->eng->opts.on_turn_end != NULL) {
-            r->eng->opts.on_turn_end(r->eng->ctx, r->index);
-            done_drain(r);
-        }
+    if (r->turn_requests == 0 && !r->turn_more) {
+        return;
     }
+    r->turn_requests = 0;
+    if (r->eng->opts.on_turn_end == NULL) {
+        r->turn_more = false;
+        return;
+    }
+    if (io_uring_sq_ready(&r->uring) > 0) {
+        (void)io_uring_submit(&r->uring); /* an error shows again at the loop's submit */
+    }
+    r->turn_more = r->eng->opts.on_turn_end(r->eng->ctx, r->index);
+    done_drain(r);
 }
 
 void *ring_main(void *arg)
@@ -868,7 +877,11 @@ void *ring_main(void *arg)
     uint64_t next_tick = clock_mono_ns() + ms_ns(TICK_MS);
     bool cut = false;
     for (;;) { /* the event loop: the one unbounded loop; it ends on ioring_engine_stop */
-        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)ms_ns(TICK_MS)};
+        /* Work left for the batch callback (a slice done, or requests parsed at the turn's
+         * end): gather what completed, do not sleep. */
+        bool busy = r->turn_more || r->turn_requests > 0;
+        struct __kernel_timespec ts = {.tv_sec = 0,
+                                       .tv_nsec = busy ? 0 : (long long)ms_ns(TICK_MS)};
         struct io_uring_cqe *cqe = NULL;
         rc = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, &ts, NULL);
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) {

@@ -29,6 +29,7 @@
 #include "service/service.h"
 
 #define SVC_ITEMS_MAX 4096         /* enrollments in flight per ring, at most */
+#define SVC_TURN_SLICE 32          /* items a ring signs per loop turn (~2 ms) before its answers */
 #define SVC_CANDIDATES_MAX 4       /* users sharing one phone number checked per sign-in */
 #define SVC_RESPONSE_MAX 65536     /* largest response body the service builds */
 #define SVC_COMMIT_TRIES_MAX 4     /* re-signs after serial clashes before giving up */

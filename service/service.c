@@ -192,7 +192,7 @@ size_t service_canned(void *ctx, char *out, size_t cap, uint16_t status, uint8_t
 
 /* ---- the batch: sign at the end of each ring loop turn ---- */
 
-void service_turn_end(void *ctx, uint32_t ring_index)
+bool service_turn_end(void *ctx, uint32_t ring_index)
 {
     struct service *svc = ctx;
     ASSERT(ring_index < svc->num_rings);
@@ -203,27 +203,29 @@ void service_turn_end(void *ctx, uint32_t ring_index)
             svc_signpool_push(svc, r->pending, r->num_pending);
             r->num_pending = 0;
         }
-        return;
+        return false;
     }
-    /* Batches leave in arrival order: the writer judges sign-ins in queue order (invariant 8),
-     * so a guess that arrived first is judged first. */
-    for (size_t done = 0; done < r->num_pending;) {
-        size_t left = r->num_pending - done;
-        size_t n = left < HSM_BATCH_MAX ? left : HSM_BATCH_MAX;
-        struct svc_item **items = r->pending + done;
-        uint64_t t0 = clock_mono_ns();
-        svc_sign_items(svc, r->issue, items, n);
-        uint64_t dt = clock_mono_ns() - t0;
-        svc_metrics_stage(svc, SVC_STAGE_SIGN, dt);
-        for (size_t i = 0; i < n; i++) { /* the batch's time is each item's: they wait for it */
-            items[i]->stage_us[SVC_STAGE_SIGN] =
-                (uint32_t)(dt / 1000 > UINT32_MAX ? UINT32_MAX : dt / 1000);
-        }
-        svc_metrics_batch(svc, n);
-        svc_writer_push(svc, items, n);
-        done += n;
+    if (r->num_pending == 0) {
+        return false;
     }
-    r->num_pending = 0;
+    /* One slice, the oldest first: the writer judges sign-ins in queue order (invariant 8), so a
+     * guess that arrived first is judged first. The rest waits for the next turn, after the ring
+     * has sent the answers that became durable meanwhile. */
+    size_t n = r->num_pending < SVC_TURN_SLICE ? r->num_pending : SVC_TURN_SLICE;
+    struct svc_item **items = r->pending;
+    uint64_t t0 = clock_mono_ns();
+    svc_sign_items(svc, r->issue, items, n);
+    uint64_t dt = clock_mono_ns() - t0;
+    svc_metrics_stage(svc, SVC_STAGE_SIGN, dt);
+    for (size_t i = 0; i < n; i++) { /* the batch's time is each item's: they wait for it */
+        items[i]->stage_us[SVC_STAGE_SIGN] =
+            (uint32_t)(dt / 1000 > UINT32_MAX ? UINT32_MAX : dt / 1000);
+    }
+    svc_metrics_batch(svc, n);
+    svc_writer_push(svc, items, n);
+    r->num_pending -= n;
+    memmove(r->pending, r->pending + n, r->num_pending * sizeof(r->pending[0]));
+    return r->num_pending > 0;
 }
 
 /* ---- lifecycle ---- */

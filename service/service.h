@@ -9,8 +9,9 @@
  * One enrollment: on its ring thread the request is parsed, the PIN checked against every user
  * of the login (read-only LMDB lookups and a fixed number of HMACs whatever the number matched)
  * and, for a user whose committed lockout state lets it in, the CSR checked. At the end of each
- * ring loop turn (service_turn_end) every request the ring gathered is signed in one
- * hsm_key_sign_batch call and queued to the writer. The writer judges every sign-in in queue
+ * ring loop turn (service_turn_end) the oldest requests the ring gathered, a bounded slice, are
+ * signed in one hsm_key_sign_batch call and queued to the writer; the ring sends the answers
+ * that became durable before it signs the next slice. The writer judges every sign-in in queue
  * order against the pending lockout state (the one decision that counts: a burst of guesses gets
  * no more than the window's failures judged), commits all waiting groups (certificates, outbox
  * entries, lockout updates) in one LMDB transaction and answers them only once it is durable
@@ -249,9 +250,10 @@ void service_set_engine(struct service *svc, struct ioring_engine *eng);
  * or, for an enrollment, once its certificate is durable. Runs on the request's ring thread. */
 void service_handle(void *ctx, struct ioring_request *req);
 
-/* service_turn_end is the engine's ioring_turn_end_fn (ctx = the service): signs what ring
- * `ring` gathered in this loop turn and queues it to the writer. Runs on that ring's thread. */
-void service_turn_end(void *ctx, uint32_t ring);
+/* service_turn_end is the engine's ioring_turn_end_fn (ctx = the service): signs the oldest
+ * SVC_TURN_SLICE items ring `ring` gathered and queues them to the writer; true while items are
+ * left. Runs on that ring's thread. */
+bool service_turn_end(void *ctx, uint32_t ring);
 
 /* service_classify is the engine's ioring_classify_fn: the route of a refused request, so that
  * its answer has the route's format. Thread-safe. */

@@ -106,11 +106,15 @@ static void handler(void *ctx, struct ioring_request *req)
     }
 }
 
-static void turn_end(void *ctx, uint32_t ring_index)
+static bool turn_end(void *ctx, uint32_t ring_index)
 {
     struct th *t = ctx;
     (void)ring_index;
     atomic_fetch_add(&t->turn_ends, 1);
+    int left = atomic_load(&t->turn_more_left);
+    while (left > 0 && !atomic_compare_exchange_weak(&t->turn_more_left, &left, left - 1)) {
+    }
+    return left > 0;
 }
 
 void th_options(struct ioring_options *o)

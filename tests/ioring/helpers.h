@@ -29,6 +29,7 @@ struct th {
     pthread_t threads[TH_THREADS_MAX];
     int num_threads;
     atomic_int turn_ends;
+    atomic_int turn_more_left; /* turn_end says "work left" this many more times */
     atomic_int handled;
     atomic_int bodies_freed; /* shared bodies of /shared the engine gave back */
 };

@@ -88,6 +88,32 @@ Test(ioring_http, keep_alive_and_headers)
     cr_assert_gt(atomic_load(&th.turn_ends), 0);
 }
 
+Test(ioring_http, turn_end_with_work_left_is_called_again_without_sleeping)
+{
+    /* A batch callback that did one slice and has work left is called at the next turn even
+     * though no request came, and the ring does not sleep its tick (50 ms) in between: 20 slices
+     * take well under one tick each. */
+    client_open(&cl, 3000);
+    client_send_str(&cl, "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Test: a\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    th_sleep_ms(20);
+    int before = atomic_load(&th.turn_ends);
+    atomic_store(&th.turn_more_left, 20);
+    uint64_t t0 = clock_mono_ns();
+    client_send_str(&cl, "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Test: b\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_str_eq(rsp.body, "b");
+    for (int i = 0; i < 200 && atomic_load(&th.turn_more_left) > 0; i++) {
+        th_sleep_ms(5);
+    }
+    uint64_t ms = (clock_mono_ns() - t0) / 1000000u;
+    cr_assert_eq(atomic_load(&th.turn_more_left), 0);
+    cr_assert_geq(atomic_load(&th.turn_ends) - before, 21);
+    cr_assert_lt(ms, 500, "20 slices took %llu ms: the ring slept between them",
+                 (unsigned long long)ms);
+    client_close(&cl);
+}
+
 Test(ioring_http, raw_chunked_body)
 {
     client_open(&cl, 3000);

@@ -510,8 +510,16 @@ void fx_turn(uint32_t ring, struct svc_item **items, size_t n)
     for (size_t i = 0; i < n; i++) {
         r->pending[r->num_pending++] = items[i];
     }
-    service_turn_end(g_fx.svc, ring);
-    cr_assert_eq(r->num_pending, 0);
+    /* A turn signs a slice, the oldest first; the ring calls again while items are left. */
+    for (size_t left = n; left > 0;) {
+        bool more = service_turn_end(g_fx.svc, ring);
+        left -= left < SVC_TURN_SLICE ? left : SVC_TURN_SLICE;
+        cr_assert_eq(r->num_pending, left);
+        cr_assert_eq(more, left > 0);
+        for (size_t i = 0; i < left; i++) { /* the rest kept, in arrival order */
+            cr_assert_eq(r->pending[i], items[n - left + i]);
+        }
+    }
 }
 
 bool fx_readyz(char *out, size_t cap)

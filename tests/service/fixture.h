@@ -16,7 +16,7 @@
 #include "tests/util/tmpdir.h"
 
 #define FX_WAIT_MS 20000  /* the longest a test waits for answers */
-#define FX_ANSWERS_MAX 64 /* answers recorded per test */
+#define FX_ANSWERS_MAX 96 /* answers recorded per test */
 #define FX_BODY_MAX 8192  /* bytes of a recorded body */
 #define FX_HOURS 24
 #define FX_SOFTHSM "/usr/lib/softhsm/libsofthsm2.so"
@@ -128,8 +128,9 @@ struct svc_item *fx_signin_csr(uint32_t ring, enum svc_route route, const char *
 /* fx_enroll is fx_signin by phone with the user's PIN, then fx_attach_csr. */
 struct svc_item *fx_enroll(uint32_t ring, enum svc_route route, enum fx_user_id u);
 
-/* fx_turn ends a ring loop turn that gathered `items`: service_turn_end signs them and queues
- * them to the writer (in one push, so one group when n <= STORE_BATCH_MAX). */
+/* fx_turn ends the ring loop turns that gathered `items`: service_turn_end signs them, a slice
+ * of SVC_TURN_SLICE per turn in arrival order, and queues each slice to the writer (one group
+ * when n <= SVC_TURN_SLICE). */
 void fx_turn(uint32_t ring, struct svc_item **items, size_t n);
 
 /* fx_readyz fills `out` (cap bytes) with the /readyz JSON and returns whether it says ready. */

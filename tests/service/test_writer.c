@@ -279,6 +279,33 @@ Test(service_writer, pipelined_groups_of_two_rings_are_durable_when_answered,
     fx_wait_items_free(1, 16);
 }
 
+static void setup_big_ring(void)
+{
+    fx_setup_opts(&(struct fx_options){.items_per_ring = 128});
+}
+
+Test(service_writer, a_turn_signs_one_slice_and_keeps_the_rest_in_order, .init = setup_big_ring,
+     .fini = fx_teardown)
+{
+    /* 2.5 slices gathered in one turn: each call signs the oldest SVC_TURN_SLICE, says that
+     * work is left (fx_turn checks the count and the order kept), and every item is answered
+     * once durable, whatever group the writer made of the slices. */
+    enum { N = SVC_TURN_SLICE * 2 + SVC_TURN_SLICE / 2 };
+    struct svc_item *items[N];
+    struct expect e[N];
+    for (size_t i = 0; i < N; i++) {
+        items[i] = fx_enroll(0, i % 3 == 0 ? SVC_ROUTE_SOAP : SVC_ROUTE_EST_ENROLL,
+                             (enum fx_user_id)(i % FX_USERS_MAX_));
+        expect_from(&e[i], items[i]);
+    }
+    fx_turn(0, items, N);
+    fx_wait_answers(N);
+    match_answers(e, N, 0);
+    cr_assert_eq(cert_count(), N);
+    cr_assert_eq(atomic_load(&g_fx.svc->metrics.commit_size.sum), N);
+    fx_wait_items_free(0, 128);
+}
+
 Test(service_writer, store_without_deferred_sync, .init = setup_no_defer, .fini = fx_teardown)
 {
     struct svc_item *items[3];
