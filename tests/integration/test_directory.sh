@@ -236,6 +236,24 @@ check "B accepts A's ticket (A's CA is one of the fleet's)" $WT enroll --cafile 
     --url "https://localhost:$TB/CertProv/CertProvisioningService.svc/WebTicket_Proof" \
     --state "$T/wta" --entity alice@example.com --out "$T/alice-wt.pem"
 check "... and issues from B's CA" openssl verify -partial_chain -CAfile "$T/b/ca/issuing.crt" "$T/alice-wt.pem"
+# A's dedicated ticket signer is issued by A's CA, not B's: B accepts its tickets through the
+# fleet's CAs (the directory's registry), not through its own CA key.
+check "A: a dedicated Web ticket signer" ctl a ca webticket-signer --days 30
+kill -TERM "$PID_a" 2>/dev/null
+wait "$PID_a" 2>/dev/null
+start a "$PA" || { finish; exit 1; }
+check "A: directory ok after the restart" wait_for 5 readyz_has "$PA" '"directory":"ok"'
+has "A signs tickets with its dedicated signer" "$T/a.log" "webticket_signer key=dedicated"
+check "a Web ticket from A's dedicated signer" $WT ticket --url "https://localhost:$TA/WebTicket/WebTicketService.svc/Auth" \
+    --state "$T/wtd" --user 1001 --pin-file "$T/alice.pin" --cafile "$T/a/chain.pem" \
+    --applies-to "https://localhost:$TB/CertProv/CertProvisioningService.svc"
+grep -o '<ds:X509Certificate>[^<]*' "$T/wtd/ticket.json" | sed 's/<ds:X509Certificate>//' | base64 -d \
+    | openssl x509 -inform DER -noout -subject >"$T/wtd.subject" 2>&1
+has "the ticket carries A's signer, not A's CA" "$T/wtd.subject" "certprov Web ticket signer"
+check "B accepts it (the signer's CA is one of the fleet's)" $WT enroll --cafile "$T/b/chain.pem" \
+    --url "https://localhost:$TB/CertProv/CertProvisioningService.svc/WebTicket_Proof" \
+    --state "$T/wtd" --entity alice@example.com --out "$T/alice-wtd.pem"
+check "... from B's CA" openssl verify -partial_chain -CAfile "$T/b/ca/issuing.crt" "$T/alice-wtd.pem"
 same "ra1 (revoked through the directory) is refused on B" "$(renew_b ra1)" 401
 openssl req -x509 -new -key "$T/ra5.key" -subj "/CN=alice@example.com" -days 1 \
     -addext "subjectAltName=URI:sip:alice@example.com" -addext "extendedKeyUsage=clientAuth" \
