@@ -342,7 +342,7 @@ static int batch_put_all(struct store *st, struct commit_ctx *c, struct store_ba
         return rc;
     }
     if (b->num_items > 0) {
-        rc = store_index_check_serials(st, c->txn, b, ix.upto, c->first_seq - 1);
+        rc = store_index_check_serials(st, c->txn, b, &ix, c->first_seq - 1);
         if (rc != 0) {
             return rc;
         }

@@ -103,9 +103,154 @@ int store_index_get(struct store *st, MDB_txn *txn, struct store_index_state *ou
     return 0;
 }
 
+/* ---- the filter of the indexed serials ----
+ *
+ * A new serial is checked against the serial index by a B-tree walk that ends on a cold leaf
+ * (the pages a slice rewrote are new pages): 22 % of a commit's time at 256 certificates. A Bloom
+ * filter over every serial in the index answers "not there" for almost all of them in memory;
+ * only a hit (a real clash, or about 1 in 200) walks the tree. It must never miss a serial of the
+ * index: every serial this handle puts is added (those of a commit that then failed too: an
+ * extra bit costs a walk, never a wrong answer), and it is rebuilt from the index when the index
+ * state is not the one this handle last wrote (another process indexed, a commit failed) or
+ * when it holds more serials than it was sized for. */
+
+#define FILTER_BITS_PER_SERIAL 16u /* with 3 probes: about 0.5 % false hits */
+#define FILTER_MIN_BITS (1u << 20)
+
+struct serial_filter {
+    bool valid;
+    struct store_index_state ix; /* the index state it stands for */
+    uint64_t bits_mask;          /* bits - 1, bits a power of two */
+    uint64_t num, cap;           /* serials added; rebuilt larger past cap */
+    uint64_t *words;
+};
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33; /* murmur3's finaliser: serials imported from elsewhere need not be random */
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
+static void filter_hashes(const uint8_t serial[STORE_SERIAL_LEN], uint64_t *h1, uint64_t *h2)
+{
+    uint64_t lo = 0;
+    uint64_t hi = 0;
+    memcpy(&hi, serial, 8);
+    memcpy(&lo, serial + 8, 8);
+    *h1 = mix64(lo ^ mix64(hi));
+    *h2 = mix64(*h1 ^ 0x9e3779b97f4a7c15ull) | 1u;
+}
+
+static void filter_add(struct serial_filter *f, const uint8_t serial[STORE_SERIAL_LEN])
+{
+    uint64_t h1 = 0;
+    uint64_t h2 = 0;
+    filter_hashes(serial, &h1, &h2);
+    for (uint64_t k = 0; k < 3; k++) {
+        uint64_t bit = (h1 + k * h2) & f->bits_mask;
+        f->words[bit / 64] |= 1ull << (bit % 64);
+    }
+    f->num++;
+}
+
+static bool filter_may_hold(const struct serial_filter *f, const uint8_t serial[STORE_SERIAL_LEN])
+{
+    uint64_t h1 = 0;
+    uint64_t h2 = 0;
+    filter_hashes(serial, &h1, &h2);
+    for (uint64_t k = 0; k < 3; k++) {
+        uint64_t bit = (h1 + k * h2) & f->bits_mask;
+        if ((f->words[bit / 64] & (1ull << (bit % 64))) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void filter_free(struct store *st)
+{
+    if (st->filter != NULL) {
+        free(st->filter->words);
+        free(st->filter);
+        st->filter = NULL;
+    }
+}
+
+/* filter_build fills the filter from the serial index in `txn`, whose state is `ix`, sized for
+ * twice its entries. On error the filter stays invalid (the check then walks the tree). */
+static int filter_build(struct store *st, MDB_txn *txn, const struct store_index_state *ix)
+{
+    if (st->filter == NULL && (st->filter = calloc(1, sizeof(*st->filter))) == NULL) {
+        return -ENOMEM;
+    }
+    struct serial_filter *f = st->filter;
+    f->valid = false;
+    MDB_stat ms;
+    int rc = store_err(st, mdb_stat(txn, st->serials, &ms), "stat_serials");
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t want = (uint64_t)ms.ms_entries * 2 * FILTER_BITS_PER_SERIAL;
+    uint64_t bits = FILTER_MIN_BITS;
+    while (bits < want) {
+        bits *= 2;
+    }
+    if (bits - 1 != f->bits_mask || f->words == NULL) {
+        free(f->words);
+        f->words = malloc(bits / 8);
+        if (f->words == NULL) {
+            f->bits_mask = 0;
+            return -ENOMEM;
+        }
+        f->bits_mask = bits - 1;
+    }
+    memset(f->words, 0, bits / 8);
+    f->num = 0;
+    f->cap = bits / FILTER_BITS_PER_SERIAL;
+    MDB_cursor *cur = NULL;
+    rc = store_err(st, mdb_cursor_open(txn, st->serials, &cur), "cursor_serials");
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val key = {0};
+    MDB_val val = {0};
+    int mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    for (; mrc == 0; mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        ASSERT(key.mv_size == STORE_SERIAL_LEN);
+        filter_add(f, key.mv_data);
+    }
+    mdb_cursor_close(cur);
+    rc = mrc == MDB_NOTFOUND ? 0 : store_err(st, mrc, "scan_serials");
+    if (rc == 0) {
+        f->ix = *ix;
+        f->valid = true;
+    }
+    return rc;
+}
+
+/* filter_for returns the filter of the index in `txn` (state `ix`), built or rebuilt if needed,
+ * or NULL (out of memory, a read error): then every serial is looked up in the tree. */
+static const struct serial_filter *filter_for(struct store *st, MDB_txn *txn,
+                                              const struct store_index_state *ix)
+{
+    struct serial_filter *f = st->filter;
+    bool current = f != NULL && f->valid && f->num <= f->cap && f->ix.upto == ix->upto &&
+                   f->ix.target == ix->target && f->ix.progress == ix->progress;
+    if (!current && filter_build(st, txn, ix) != 0) {
+        return NULL;
+    }
+    return st->filter;
+}
+
 /* index_put records the index state (write txn). */
 static int index_put(struct store *st, MDB_txn *txn, const struct store_index_state *in)
 {
+    if (st->filter != NULL) {
+        st->filter->ix = *in; /* what it stands for once this commits; else rebuilt */
+    }
     ASSERT(in->target == 0 || in->target > in->upto);
     ASSERT(in->progress < STORE_INDEX_SLICES);
     uint8_t buf[4 * STORE_SEQ_KEY_LEN];
@@ -229,6 +374,9 @@ static int index_entry(struct store *st, MDB_txn *txn, const uint8_t serial[STOR
         ASSERT(rc != -EEXIST); /* every serial of the tail was checked at its commit */
         if (rc != 0) {
             return rc;
+        }
+        if (st->filter != NULL && st->filter->valid) {
+            filter_add(st->filter, serial);
         }
     }
     if (uri == NULL) {
@@ -449,19 +597,22 @@ static int tail_sync(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t las
  * serial index, by the tail, or by an earlier item of the batch. Returns 0, -EEXIST or another
  * error. It adds the batch's serials to the tail set; the caller discards the caches
  * (store_index_discard) if the commit fails. */
-int store_index_check_serials(struct store *st, MDB_txn *txn, struct store_batch *b, uint64_t upto,
-                              uint64_t last)
+int store_index_check_serials(struct store *st, MDB_txn *txn, struct store_batch *b,
+                              const struct store_index_state *ix, uint64_t last)
 {
-    int rc = tail_sync(st, txn, upto, last);
+    int rc = tail_sync(st, txn, ix->upto, last);
     if (rc != 0) {
         return rc;
     }
+    const struct serial_filter *f = filter_for(st, txn, ix);
     bool clash = false;
     for (size_t i = 0; i < b->num_items; i++) {
         struct store_batch_item *it = &b->items[i];
         MDB_val key = {.mv_size = STORE_SERIAL_LEN, .mv_data = it->meta.serial};
         MDB_val seq = {0};
-        rc = store_err(st, mdb_get(txn, st->serials, &key, &seq), "get_serial");
+        rc = f != NULL && !filter_may_hold(f, it->meta.serial)
+                 ? -ENOENT /* not in the index: the filter misses none of its serials */
+                 : store_err(st, mdb_get(txn, st->serials, &key, &seq), "get_serial");
         bool taken = rc == 0; /* in the serial index */
         if (rc == -ENOENT) {
             int added = tail_add(st->tail, it->meta.serial);
@@ -700,6 +851,7 @@ static void recent_free(struct store *st);
 void store_index_free(struct store *st)
 {
     tail_free(st);
+    filter_free(st);
     recent_free(st);
     if (st->segment != NULL) {
         segment_clear(st->segment);

@@ -125,6 +125,7 @@ struct store {
     pthread_mutex_t commit_lock;
     struct tail_set *tail;   /* the tail's serials, for the clash check (index.c); lazily built */
     struct segment *segment; /* the keys of the segment being indexed (index.c); lazily built */
+    struct serial_filter *filter; /* the indexed serials, a Bloom filter (index.c); lazily built */
     /* Serializes store_cert_recent_by_uri on this handle, which owns `recent`. */
     pthread_mutex_t recent_lock;
     struct recent *recent; /* the tail by user, for counting recent certificates (index.c) */
@@ -325,8 +326,8 @@ int store_index_init(struct store *st, MDB_txn *txn);
  * opened read-only, reads as nothing indexed: upto = 0, everything is scanned). */
 int store_index_get(struct store *st, MDB_txn *txn, struct store_index_state *out);
 /* store_index_check_serials marks the batch's items whose serial is taken; see index.c. */
-int store_index_check_serials(struct store *st, MDB_txn *txn, struct store_batch *b, uint64_t upto,
-                              uint64_t last);
+int store_index_check_serials(struct store *st, MDB_txn *txn, struct store_batch *b,
+                              const struct store_index_state *ix, uint64_t last);
 /* store_index_step advances the bulk indexing by one slice when due, after a batch up to `last`. */
 int store_index_step(struct store *st, MDB_txn *txn, struct store_index_state ix, uint64_t last);
 /* store_index_discard marks the handle's caches stale after a failed commit. */

@@ -484,6 +484,51 @@ Test(store_cert, serial_clash_in_index_tail_and_batch)
     free(b);
 }
 
+/* Another process commits and indexes (its index steps move the watermark past its
+ * certificates): this handle's filter of the indexed serials is stale then, and must be rebuilt
+ * from the index, not trusted, or the clash check would skip the tree for that serial. */
+Test(store_cert, serial_clash_with_what_another_process_indexed)
+{
+    struct store_batch *b = batch_new();
+    add_certs(b, 0, 2);
+    cr_assert_eq(store_batch_commit(g_st, b), 0); /* this handle's filter is built */
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        struct store *st = NULL;
+        struct store_options opt = {.path = g_env, .index_tail_max = STORE_INDEX_SLICES};
+        static struct store_batch cb;
+        if (store_open(&st, &opt) != 0) {
+            _exit(3);
+        }
+        for (uint32_t n = 100; n < 100 + 4 * STORE_INDEX_SLICES; n++) { /* a slice per commit */
+            store_batch_clear(&cb);
+            add_certs(&cb, n, 1);
+            if (store_batch_commit(st, &cb) != 0) {
+                _exit(4);
+            }
+        }
+        store_close(st);
+        _exit(0);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    struct store_cert_meta m;
+    uint8_t der[STORE_CERT_DER_MAX];
+    size_t len = 0;
+    make_meta(&m, "sip:alice@example.com", "pool-a", 100);
+    cr_assert_eq(store_cert_get(g_st, &m, der, sizeof(der), &len, m.serial), 0);
+    cr_assert_gt(index_upto(g_st), m.seq, "the child indexed its first certificate");
+    store_batch_clear(b);
+    add_certs(b, 100, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "a serial the other process indexed");
+    store_batch_clear(b);
+    add_certs(b, 1000, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    free(b);
+}
+
 /* Another process (certprovctl beside certprovd) commits into the tail: the clash check of this
  * handle still sees its serial. */
 Test(store_cert, serial_clash_with_another_process)
