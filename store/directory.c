@@ -58,6 +58,7 @@ struct dir_lockrow {
 struct dir_serial {
     uint8_t serial[STORE_SERIAL_LEN];
     int64_t issued_s;
+    char uri[STORE_URI_MAX + 1]; /* its user: `user revoke-certs` through another appliance */
 };
 
 struct dir_revrow {
@@ -103,9 +104,10 @@ struct store_directory {
     uint32_t serials_len;
     struct dir_serial sship[DIR_SHIP_MAX]; /* the thread's: serials being shipped */
     /* The thread's: "{HEX,HEX,...}", a text[] literal of their hex serials (no quoting needed),
-     * and "{T,T,...}", their issue times. */
+     * "{T,T,...}", their issue times, and {"URI",...}, their users (quoted, \ and " escaped). */
     char ship_list[DIR_SHIP_MAX * (2 * STORE_SERIAL_LEN + 1) + 3];
     char ship_times[DIR_SHIP_MAX * 22 + 3];
+    char ship_uris[DIR_SHIP_MAX * (2 * STORE_URI_MAX + 3) + 3];
     struct dir_note *notes; /* ring of STORE_DIRECTORY_NOTES_MAX */
     uint32_t notes_head;
     uint32_t notes_len;
@@ -395,6 +397,7 @@ void store_directory_serials_note(struct store_directory *d, const struct store_
             &d->serials[(d->serials_head + d->serials_len) % STORE_DIRECTORY_SERIALS_MAX];
         memcpy(n->serial, items[i].meta.serial, STORE_SERIAL_LEN);
         n->issued_s = items[i].meta.issued_at_s;
+        memcpy(n->uri, items[i].meta.uri, sizeof(n->uri));
         d->serials_len++;
         any = true;
     }
@@ -410,10 +413,24 @@ void store_directory_serials_note(struct store_directory *d, const struct store_
  * transaction (two statements: the INSERT of the new ones, then the ones another appliance
  * holds), and removes them from the queue only once committed. A clash is logged (error) and
  * counted, never silent. 0 or -EAGAIN (the cause set). */
+/* array_text appends `s` to a PostgreSQL array literal at out + *at as a quoted element. */
+static void array_text(char *out, size_t *at, const char *s)
+{
+    out[(*at)++] = '"';
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\') {
+            out[(*at)++] = '\\';
+        }
+        out[(*at)++] = *s;
+    }
+    out[(*at)++] = '"';
+}
+
 static int ship_serials(struct store_directory *d)
 {
     char *list = d->ship_list;
     char *times = d->ship_times;
+    char *uris = d->ship_uris;
     for (;;) { /* bounded: the queue only shrinks here, new serials wait for the next round */
         base_mutex_lock(&d->lock);
         uint32_t n = d->serials_len < DIR_SHIP_MAX ? d->serials_len : DIR_SHIP_MAX;
@@ -426,9 +443,14 @@ static int ship_serials(struct store_directory *d)
         }
         size_t at = 0;
         size_t tat = 0;
+        size_t uat = 0;
         list[at++] = '{';
         times[tat++] = '{';
+        uris[uat++] = '{';
         for (uint32_t i = 0; i < n; i++) {
+            ASSERT(strlen(d->sship[i].uri) <= STORE_URI_MAX);
+            array_text(uris, &uat, d->sship[i].uri);
+            uris[uat++] = i + 1 < n ? ',' : '}';
             char hex[2 * STORE_SERIAL_LEN + 1];
             store_serial_hex(hex, d->sship[i].serial);
             size_t len = strlen(hex);
@@ -441,16 +463,18 @@ static int ship_serials(struct store_directory *d)
             tat += (size_t)w;
         }
         list[at] = '\0';
+        uris[uat] = '\0';
         char err[STORE_ERROR_MAX + 1] = "";
-        const char *vals[3] = {list, d->appliance, times};
+        const char *vals[4] = {list, d->appliance, times, uris};
         int rc = store_dir_exec(d->conn, "BEGIN", err, sizeof(err));
         PGresult *res = NULL;
         if (rc == 0) {
             res = PQexecParams(d->conn,
-                               "INSERT INTO certprov_serials SELECT s, $2, t FROM"
-                               " unnest($1::text[], $3::bigint[]) AS u(s, t)"
+                               "INSERT INTO certprov_serials (serial, appliance, issued_at, uri)"
+                               " SELECT s, $2, t, u FROM"
+                               " unnest($1::text[], $3::bigint[], $4::text[]) AS x(s, t, u)"
                                " ON CONFLICT (serial) DO NOTHING",
-                               3, NULL, vals, NULL, NULL, 0);
+                               4, NULL, vals, NULL, NULL, 0);
             if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
                 store_err_copy(err, sizeof(err),
                                res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));

@@ -62,7 +62,9 @@ static const char dir_schema[] =
     "CREATE TABLE IF NOT EXISTS certprov_cas ("
     " issuer text PRIMARY KEY, der bytea NOT NULL, appliance text NOT NULL, seq bigint NOT NULL);"
     "CREATE TABLE IF NOT EXISTS certprov_serials ("
-    " serial text PRIMARY KEY, appliance text NOT NULL, issued_at bigint NOT NULL)";
+    " serial text PRIMARY KEY, appliance text NOT NULL, issued_at bigint NOT NULL, uri text);"
+    "ALTER TABLE certprov_serials ADD COLUMN IF NOT EXISTS uri text;"
+    "CREATE INDEX IF NOT EXISTS certprov_serials_uri ON certprov_serials (uri)";
 
 struct store_dir {
     PGconn *conn;
@@ -408,6 +410,14 @@ int store_dir_user_disable(struct store_dir *d, const char *uri, int64_t since_s
                            vals, 2, err, cap);
 }
 
+/* A revocation replaces a lifted hold, and a hold becomes final with another reason (RFC 5280
+ * §5.3.1, as store_cert_revoke); anything else already revoked stays as it is. */
+#define REVOKE_CONFLICT                                                                            \
+    " ON CONFLICT (serial) DO UPDATE SET reason = EXCLUDED.reason,"                                \
+    " revoked_at = CASE WHEN r.lifted THEN EXCLUDED.revoked_at ELSE r.revoked_at END,"             \
+    " lifted = false, seq = EXCLUDED.seq WHERE r.lifted OR (r.reason ="                            \
+    " 'certificateHold' AND EXCLUDED.reason <> 'certificateHold')"
+
 int store_dir_revocations_put(struct store_dir *d, const uint8_t (*serials)[STORE_SERIAL_LEN],
                               size_t num, uint8_t reason, int64_t revoked_at_s, bool lifted,
                               size_t *out_changed, char *err, size_t cap)
@@ -424,17 +434,11 @@ int store_dir_revocations_put(struct store_dir *d, const uint8_t (*serials)[STOR
     rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_REVOKE_LOCK, err, cap);
     char at[24];
     snprintf(at, sizeof(at), "%lld", (long long)revoked_at_s);
-    /* A revocation replaces a lifted hold, and a hold becomes final with another reason (RFC 5280
-     * §5.3.1, as store_cert_revoke); anything else already revoked stays as it is. */
     const char *sql =
         lifted ? "UPDATE certprov_revocations SET lifted = true, seq = nextval('certprov_seq')"
                  " WHERE serial = $1 AND NOT lifted AND reason = 'certificateHold'"
                : "INSERT INTO certprov_revocations AS r (serial, reason, revoked_at, issuer, seq)"
-                 " VALUES ($1, $2, $3::bigint, '', nextval('certprov_seq'))"
-                 " ON CONFLICT (serial) DO UPDATE SET reason = EXCLUDED.reason,"
-                 " revoked_at = CASE WHEN r.lifted THEN EXCLUDED.revoked_at ELSE r.revoked_at END,"
-                 " lifted = false, seq = EXCLUDED.seq WHERE r.lifted OR (r.reason ="
-                 " 'certificateHold' AND EXCLUDED.reason <> 'certificateHold')";
+                 " VALUES ($1, $2, $3::bigint, '', nextval('certprov_seq'))" REVOKE_CONFLICT;
     for (size_t i = 0; rc == 0 && i < num; i++) {
         char hex[2 * STORE_SERIAL_LEN + 1];
         store_serial_hex(hex, serials[i]);
@@ -445,6 +449,48 @@ int store_dir_revocations_put(struct store_dir *d, const uint8_t (*serials)[STOR
                  : sql_rc(d->conn, res, err, cap);
         if (rc == 0) {
             changed += strtoull(PQcmdTuples(res), NULL, 10);
+        }
+        PQclear(res);
+    }
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_NOTIFY, err, cap);
+    if (rc != 0) {
+        return rollback(d->conn, rc);
+    }
+    rc = store_dir_exec(d->conn, "COMMIT", err, cap);
+    if (rc == 0 && out_changed != NULL) {
+        *out_changed = changed;
+    }
+    return rc;
+}
+
+int store_dir_user_revoke(struct store_dir *d, const char *uri, const char *except_appliance,
+                          uint8_t reason, int64_t revoked_at_s, size_t *out_changed, char *err,
+                          size_t cap)
+{
+    ASSERT(d != NULL && uri != NULL && except_appliance != NULL);
+    const char *name = store_revoke_reason_name(reason);
+    if (name == NULL) {
+        store_err_copy(err, cap, "unknown revocation reason");
+        return -EINVAL;
+    }
+    char at[24];
+    snprintf(at, sizeof(at), "%lld", (long long)revoked_at_s);
+    const char *vals[4] = {uri, name, at, except_appliance};
+    int rc = store_dir_exec(d->conn, "BEGIN", err, cap);
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_REVOKE_LOCK, err, cap);
+    size_t changed = 0;
+    if (rc == 0) {
+        PGresult *res = PQexecParams(
+            d->conn,
+            "INSERT INTO certprov_revocations AS r (serial, reason, revoked_at, issuer, seq)"
+            " SELECT serial, $2, $3::bigint, '', nextval('certprov_seq') FROM certprov_serials"
+            " WHERE uri = $1 AND appliance <> $4" REVOKE_CONFLICT,
+            4, NULL, vals, NULL, NULL, 0);
+        rc = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK
+                 ? 0
+                 : sql_rc(d->conn, res, err, cap);
+        if (rc == 0) {
+            changed = strtoull(PQcmdTuples(res), NULL, 10);
         }
         PQclear(res);
     }

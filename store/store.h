@@ -770,6 +770,16 @@ int store_dir_revocations_put(struct store_dir *d, const uint8_t (*serials)[STOR
                               size_t num, uint8_t reason, int64_t revoked_at_s, bool lifted,
                               size_t *out_changed, char *err, size_t cap);
 
+/* store_dir_user_revoke revokes (reason, revoked_at_s) in certprov_revocations, in one
+ * transaction, every certificate of `uri` that certprov_serials lists as issued by another
+ * appliance than `except_appliance`; their appliances revoke them when their directory threads
+ * apply the rows, like any revocation by serial. A serial shipped after this ran is not reached
+ * (the index is written asynchronously, within about a second of the issue). *out_changed (may be
+ * NULL) counts the rows written. Returns 0, -EINVAL, -ENOENT (not initialized) or -EIO. */
+int store_dir_user_revoke(struct store_dir *d, const char *uri, const char *except_appliance,
+                          uint8_t reason, int64_t revoked_at_s, size_t *out_changed, char *err,
+                          size_t cap);
+
 /* store_dir_status counts the live users and reads the highest change seq. Returns 0, -ENOENT or
  * -EIO. */
 int store_dir_status(struct store_dir *d, uint64_t *out_users, uint64_t *out_seq, char *err,

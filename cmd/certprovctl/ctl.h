@@ -65,6 +65,12 @@ int ctl_dir_revocations_put(struct ctl *ctl, const uint8_t (*serials)[STORE_SERI
                             uint8_t reason, int64_t at_s, bool lifted, size_t *out_changed,
                             const char *what);
 
+/* ctl_dir_user_revoke revokes through the fleet directory every certificate of `uri` that other
+ * appliances issued (certprov_serials), when [directory] store is set; *out_changed (may be NULL)
+ * counts them. Returns CTL_OK, or CTL_FAIL after saying why. */
+int ctl_dir_user_revoke(struct ctl *ctl, const char *uri, uint8_t reason, int64_t at_s,
+                        size_t *out_changed, const char *what);
+
 /* ctl_audit appends a record of `command` ("ca import") on `target` with `outcome` ("ok",
  * "failed") and the detail noted with ctl_audit_note to the store's audit log (service.h). A
  * failure is a warning on stderr, never the command's failure; returns service_audit_append's

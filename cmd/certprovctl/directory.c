@@ -92,7 +92,8 @@ struct dir_write {
     uint8_t reason;
     bool lifted;
     size_t *out_changed;
-    bool absent_ok; /* -ENOENT is not a refusal: a user of this replica only */
+    bool absent_ok;        /* -ENOENT is not a refusal: a user of this replica only */
+    const char *appliance; /* this appliance's name ([server] name) */
 };
 
 /* dir_write connects, runs w->fn and closes: the one place where a write's connection, PIN key
@@ -203,6 +204,33 @@ int ctl_dir_revocations_put(struct ctl *ctl, const uint8_t (*serials)[STORE_SERI
                           .reason = reason,
                           .time_s = at_s,
                           .lifted = lifted,
+                          .out_changed = out_changed};
+    return dir_write(ctl, &w, what);
+}
+
+static int user_revoke(struct store_dir *d, const char *key_id, const struct dir_write *w,
+                       char *err, size_t cap)
+{
+    int rc = store_dir_key_check(d, key_id, err, cap);
+    return rc != 0 ? rc
+                   : store_dir_user_revoke(d, w->uri, w->appliance, w->reason, w->time_s,
+                                           w->out_changed, err, cap);
+}
+
+int ctl_dir_user_revoke(struct ctl *ctl, const char *uri, uint8_t reason, int64_t at_s,
+                        size_t *out_changed, const char *what)
+{
+    if (out_changed != NULL) {
+        *out_changed = 0;
+    }
+    if (ctl->cfg.directory[0] == '\0') {
+        return CTL_OK;
+    }
+    struct dir_write w = {.fn = user_revoke,
+                          .uri = uri,
+                          .appliance = ctl->cfg.name,
+                          .reason = reason,
+                          .time_s = at_s,
                           .out_changed = out_changed};
     return dir_write(ctl, &w, what);
 }

@@ -267,10 +267,21 @@ int ctl_revoke_user_certs(struct ctl *ctl, const char *uri, uint8_t reason, cons
             return ctl_fail("%s %s: reading its revoked certificates: %s", what, uri,
                             revoke_error(rc));
         }
+        /* ... and the certificates other appliances issued to the user (the fleet's serial
+         * index): their appliances revoke them as they apply the rows. */
+        size_t others = 0;
+        if (crc == CTL_OK) {
+            crc = ctl_dir_user_revoke(ctl, uri, reason, clock_real_s(), &others, what);
+        }
         if (crc != CTL_OK) {
             return ctl_fail("%s %s: revoked %u here, not yet through the fleet directory: run "
                             "it again",
                             what, uri, num);
+        }
+        if (others > 0) {
+            printf("revoked %zu certificate%s of %s that other appliances issued, through the "
+                   "fleet directory\n",
+                   others, others == 1 ? "" : "s", uri);
         }
     }
     printf("revoked %u certificate%s of %s (reason %s)\n", num, num == 1 ? "" : "s", uri,
@@ -448,7 +459,9 @@ const struct ctl_cmd ctl_revoke_cmds[] = {
                       "appliance."},
     [CMD_USER_REVOKE] = {"user", "revoke-certs", user_revoke_certs, "URI [--reason REASON]",
                          "Revokes every unexpired certificate of the user that is not revoked\n"
-                         "yet (REASON as for cert revoke)."},
+                         "yet (REASON as for cert revoke). With [directory] also, through the\n"
+                         "fleet directory, every one that the fleet's serial index lists as\n"
+                         "issued to the user by another appliance."},
     [CMD_DISABLE] = {"user", "disable", user_disable, "URI [--revoke [--reason REASON]]",
                      "Disables a user: it can no longer sign in with its PIN nor renew with its\n"
                      "certificate (401 AuthenticationFailed). With --revoke its unexpired\n"

@@ -204,6 +204,22 @@ same "ra3 in the directory" "$(psql_q "SELECT reason FROM certprov_revocations W
 same "ra3 refused on A" "$(renew_a ra3)" 401
 curl -s "http://127.0.0.1:$PB/metrics" >"$T/metrics"
 has "metric: revocations applied on B" "$T/metrics" "^certprov_directory_revocations_applied_total [1-9]"
+# user revoke-certs through B reaches alice's certificates that A issued: the fleet's serial
+# index names their user; A revokes them as it applies the rows
+enroll_a ra7 1001:31415
+S7=$(serial "$T/ra7.crt")
+ra7_indexed() { [ "$(psql_q "SELECT uri FROM certprov_serials WHERE serial LIKE '%$S7'
+    AND appliance = 'certprov-a.example.com'")" = sip:alice@example.com ]; }
+check "ra7 in the fleet's serial index with its user" wait_for 3 ra7_indexed
+t0=$(ms)
+check "user revoke-certs alice through B" ctl b user revoke-certs sip:alice@example.com --reason affiliationChanged
+has "B names what other appliances issued" "$T/out" "^revoked [1-9][0-9]* certificates? of sip:alice@example.com that other appliances issued, through the fleet directory$"
+check "ra7 cannot renew on A within 1 s" wait_for 1 renew_is ra7 401
+echo "directory: user revoke-certs through B -> renewal refused on A in $(($(ms) - t0)) ms"
+same "ra7 in the directory" "$(psql_q "SELECT reason FROM certprov_revocations WHERE serial LIKE '%$S7'")" affiliationChanged
+check "A's CRL lists ra7" wait_for 5 crl_lists "$PA" "$S7"
+check "user revoke-certs through B again" ctl b user revoke-certs sip:alice@example.com --reason affiliationChanged
+if grep -q "other appliances issued" "$T/out"; then bad "the second run revoked again: $(cat "$T/out")"; else ok; fi
 
 # --- the fleet's issuing CAs: each appliance registers its own; a certificate A issued renews on
 # B (mTLS against the fleet's CAs); one revoked through the directory does not; a CA outside the
