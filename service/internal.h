@@ -136,7 +136,6 @@ struct svc_item {
     uint32_t stage_us[SVC_STAGE_MAX_]; /* this request's time in each stage (the log line) */
     uint32_t hours;
     size_t csr_der_len;
-    uint8_t csr_der[SIGNER_CSR_DER_MAX];
     struct signer_csr csr;   /* borrows csr_der */
     int sign_rc;             /* -1: not signed (no sign-in, or its certificate was dropped) */
     uint64_t sign_queued_ns; /* when the ring handed it to the signing pool (signpool.c) */
@@ -145,6 +144,9 @@ struct svc_item {
     int64_t not_after_s;
     int64_t issued_at_s;
     size_t der_len;
+    /* The buffers last: svc_item_reset resets everything before them, and they are read only
+     * up to csr_der_len and der_len. */
+    uint8_t csr_der[SIGNER_CSR_DER_MAX];
     uint8_t der[SIGNER_CERT_DER_MAX];
 };
 

@@ -61,8 +61,13 @@ void svc_item_validate(const struct service *svc, const struct svc_item *it)
 void svc_item_reset(struct svc_item *it, uint32_t ring)
 {
     ASSERT(it != NULL);
-    /* One assignment of the whole struct: a field added later is reset too. */
-    *it = (struct svc_item){.ring = ring, .route = SVC_ROUTE_OTHER, .sign_rc = -1};
+    /* Every field before the buffers at once (a field added later is reset too); the buffers,
+     * 20 KiB read only up to their lengths (reset here), are not: zeroing them was 1 % of a
+     * ring's time. */
+    memset(it, 0, offsetof(struct svc_item, csr_der));
+    it->ring = ring;
+    it->route = SVC_ROUTE_OTHER;
+    it->sign_rc = -1;
 }
 
 struct svc_item *svc_item_take(struct service *svc, uint32_t ring)

@@ -1,4 +1,5 @@
-/* Tests of the item slots: svc_item_take hands out a wholly reset item, the pool of a ring runs
+/* Tests of the item slots: svc_item_take hands out an item reset up to its buffers (which are
+ * read only up to their lengths, reset to 0), the pool of a ring runs
  * out (NULL) and refills, and svc_item_validate aborts on an item whose lengths or counts are
  * out of bounds. */
 #include <criterion/criterion.h>
@@ -56,7 +57,13 @@ static void expect_reset(const struct svc_item *it, uint32_t ring)
     const uint8_t *exp = (const uint8_t *)&want;
     size_t diffs = 0;
     size_t first = 0;
-    for (size_t i = 0; i < sizeof(want); i++) {
+    /* Every byte before the buffers, padding included; the buffers come last. */
+    cr_assert_eq(offsetof(struct svc_item, der) + sizeof(it->der), sizeof(*it));
+    cr_assert_eq(offsetof(struct svc_item, csr_der) + sizeof(it->csr_der),
+                 offsetof(struct svc_item, der));
+    cr_assert_eq(it->csr_der_len, 0);
+    cr_assert_eq(it->der_len, 0);
+    for (size_t i = 0; i < offsetof(struct svc_item, csr_der); i++) {
         if (got[i] != exp[i] && diffs++ == 0) {
             first = i;
         }
