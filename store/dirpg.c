@@ -418,6 +418,37 @@ int store_dir_user_disable(struct store_dir *d, const char *uri, int64_t since_s
     " lifted = false, seq = EXCLUDED.seq WHERE r.lifted OR (r.reason ="                            \
     " 'certificateHold' AND EXCLUDED.reason <> 'certificateHold')"
 
+/* revoke_exec runs one statement of a revocation transaction and adds the rows it changed to
+ * *changed. */
+static int revoke_exec(struct store_dir *d, const char *sql, int num_vals, const char *const *vals,
+                       size_t *changed, char *err, size_t cap)
+{
+    PGresult *res = PQexecParams(d->conn, sql, num_vals, NULL, vals, NULL, NULL, 0);
+    int rc =
+        res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
+    if (rc == 0) {
+        *changed += strtoull(PQcmdTuples(res), NULL, 10);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* revoke_commit ends a revocation transaction that is at `rc`: NOTIFY and COMMIT (then
+ * *out_changed, may be NULL, is `changed`), or ROLLBACK. */
+static int revoke_commit(struct store_dir *d, int rc, size_t changed, size_t *out_changed,
+                         char *err, size_t cap)
+{
+    rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_NOTIFY, err, cap);
+    if (rc != 0) {
+        return rollback(d->conn, rc);
+    }
+    rc = store_dir_exec(d->conn, "COMMIT", err, cap);
+    if (rc == 0 && out_changed != NULL) {
+        *out_changed = changed;
+    }
+    return rc;
+}
+
 int store_dir_revocations_put(struct store_dir *d, const uint8_t (*serials)[STORE_SERIAL_LEN],
                               size_t num, uint8_t reason, int64_t revoked_at_s, bool lifted,
                               size_t *out_changed, char *err, size_t cap)
@@ -443,24 +474,9 @@ int store_dir_revocations_put(struct store_dir *d, const uint8_t (*serials)[STOR
         char hex[2 * STORE_SERIAL_LEN + 1];
         store_serial_hex(hex, serials[i]);
         const char *vals[3] = {hex, name, at};
-        PGresult *res = PQexecParams(d->conn, sql, lifted ? 1 : 3, NULL, vals, NULL, NULL, 0);
-        rc = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK
-                 ? 0
-                 : sql_rc(d->conn, res, err, cap);
-        if (rc == 0) {
-            changed += strtoull(PQcmdTuples(res), NULL, 10);
-        }
-        PQclear(res);
+        rc = revoke_exec(d, sql, lifted ? 1 : 3, vals, &changed, err, cap);
     }
-    rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_NOTIFY, err, cap);
-    if (rc != 0) {
-        return rollback(d->conn, rc);
-    }
-    rc = store_dir_exec(d->conn, "COMMIT", err, cap);
-    if (rc == 0 && out_changed != NULL) {
-        *out_changed = changed;
-    }
-    return rc;
+    return revoke_commit(d, rc, changed, out_changed, err, cap);
 }
 
 int store_dir_user_revoke(struct store_dir *d, const char *uri, const char *except_appliance,
@@ -480,29 +496,14 @@ int store_dir_user_revoke(struct store_dir *d, const char *uri, const char *exce
     rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_REVOKE_LOCK, err, cap);
     size_t changed = 0;
     if (rc == 0) {
-        PGresult *res = PQexecParams(
-            d->conn,
+        rc = revoke_exec(
+            d,
             "INSERT INTO certprov_revocations AS r (serial, reason, revoked_at, issuer, seq)"
             " SELECT serial, $2, $3::bigint, '', nextval('certprov_seq') FROM certprov_serials"
             " WHERE uri = $1 AND appliance <> $4" REVOKE_CONFLICT,
-            4, NULL, vals, NULL, NULL, 0);
-        rc = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK
-                 ? 0
-                 : sql_rc(d->conn, res, err, cap);
-        if (rc == 0) {
-            changed = strtoull(PQcmdTuples(res), NULL, 10);
-        }
-        PQclear(res);
+            4, vals, &changed, err, cap);
     }
-    rc = rc != 0 ? rc : store_dir_exec(d->conn, DIR_NOTIFY, err, cap);
-    if (rc != 0) {
-        return rollback(d->conn, rc);
-    }
-    rc = store_dir_exec(d->conn, "COMMIT", err, cap);
-    if (rc == 0 && out_changed != NULL) {
-        *out_changed = changed;
-    }
-    return rc;
+    return revoke_commit(d, rc, changed, out_changed, err, cap);
 }
 
 int store_dir_status(struct store_dir *d, uint64_t *out_users, uint64_t *out_seq, char *err,
