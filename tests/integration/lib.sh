@@ -27,6 +27,25 @@ expect_exit() {
 same() { if [ "$2" = "$3" ]; then ok; else bad "$1: got '$2', want '$3'"; fi; }
 # has DESCRIPTION FILE PATTERN: FILE matches the extended regex.
 has() { if grep -Eq -- "$3" "$2"; then ok; else bad "$1: $2 lacks /$3/"; fi; }
+# no_pin DESCRIPTION FILE PIN...: no PIN stands in FILE as a number of its own. The numbers a
+# log carries by design are not looked at: KEY=VALUE and "KEY":VALUE of a key that names
+# neither a PIN nor a password (latencies, serials, counts), HOST:PORT; a PIN inside a longer
+# run of digits or hex (a hash) is another number. A bare grep of 5 digits failed 1 run in ~100
+# on a serial or a latency that happened to hold one.
+no_pin() {
+    local d=$1 f=$2
+    shift 2
+    if /usr/bin/python3 - "$f" "$@" <<'PY'; then bad "$d: $f holds a PIN"; else ok; fi
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+key = r'(?![a-z_]*(?:pin|pass))[a-z_]+'
+text = re.sub(r'\b(%s)=[0-9A-Fa-f.:-]+' % key, r'\1=', text, flags=re.I)
+text = re.sub(r'"(%s)":"?[0-9A-Fa-f.:-]+' % key, r'"\1":', text, flags=re.I)
+text = re.sub(r'\d+\.\d+\.\d+\.\d+:\d+', '', text)
+found = any(re.search(r'(?<![0-9A-Za-z])%s(?![0-9A-Za-z])' % re.escape(p), text) for p in sys.argv[2:])
+sys.exit(0 if found else 1)
+PY
+}
 # free_port prints a loopback TCP port for a test server: below the kernel's ephemeral range
 # (32768-60999 by default), so that no client connection of an earlier test, nor its
 # TIME_WAIT, holds it; and one where nothing listens now.
