@@ -492,15 +492,12 @@ static int load_issuing(struct signer_ca *ca, struct ca_bad *bad, X509 *x)
         return ca_bad_set(bad, -EBADMSG, SIGNER_FILE_ISSUING_CRT,
                           "damaged (no key identifier, or a subject too long)");
     }
-    ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
-    int days = 0, secs = 0;
-    int ok = epoch != NULL && ASN1_TIME_diff(&days, &secs, epoch, X509_get0_notAfter(x));
-    ASN1_TIME_free(epoch);
-    if (!ok || days <= 0) {
+    int64_t not_after_s = 0;
+    if (!signer_asn1_time_unix(X509_get0_notAfter(x), &not_after_s) || not_after_s < DAY_S) {
         ERR_clear_error();
         return ca_bad_set(bad, -EBADMSG, SIGNER_FILE_ISSUING_CRT, "damaged (no usable notAfter)");
     }
-    ca->not_after_s = (int64_t)days * DAY_S + secs;
+    ca->not_after_s = not_after_s;
     uint8_t *p = ca->issuer;
     int written = i2d_X509_NAME(name, &p);
     ASSERT(written == name_len);

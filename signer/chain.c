@@ -29,13 +29,8 @@ struct node {
 
 static int64_t time_unix(const ASN1_TIME *t)
 {
-    /* This BoringSSL has no ASN1_TIME_to_posix: measure the distance from the epoch. */
-    ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
-    int days = 0;
-    int secs = 0;
-    int ok = epoch != NULL && ASN1_TIME_diff(&days, &secs, epoch, t) == 1;
-    ASN1_TIME_free(epoch);
-    return ok ? (int64_t)days * 86400 + secs : INT64_MIN;
+    int64_t s = 0;
+    return signer_asn1_time_unix(t, &s) ? s : INT64_MIN;
 }
 
 static int node_parse(struct node *n, const struct signer_der *d)

@@ -450,18 +450,12 @@ int signer_ocsp_signer_open(struct signer_ocsp_signer **out, struct signer_ca *c
         }
     }
     if (rc == 0) {
-        /* Its notAfter, through BoringSSL's X509 (this BoringSSL has no ASN1_TIME_to_posix). */
+        /* Its notAfter, through BoringSSL's X509. */
         const uint8_t *p = s->der;
         X509 *x = d2i_X509(NULL, &p, (long)s->der_len);
-        ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
-        int days = 0;
-        int secs = 0;
-        if (x == NULL || epoch == NULL ||
-            ASN1_TIME_diff(&days, &secs, epoch, X509_get0_notAfter(x)) != 1) {
+        if (x == NULL || !signer_asn1_time_unix(X509_get0_notAfter(x), &s->not_after_s)) {
             rc = -EBADMSG;
         }
-        s->not_after_s = (int64_t)days * 86400 + secs;
-        ASN1_TIME_free(epoch);
         X509_free(x);
         ERR_clear_error();
     }

@@ -824,6 +824,13 @@ struct signer_cert_info {
     char san[256];   /* first subjectAltName, e.g. "URI:sip:alice@example.com" or "" */
 };
 
+/* signer_asn1_time_unix sets *out to the Unix seconds of the ASN1_TIME `t` (BoringSSL's type,
+ * declared here by its struct) and returns true; false, with *out = 0, when it is NULL or
+ * unreadable. This BoringSSL has no ASN1_TIME_to_posix: the distance from the epoch, so that no
+ * second reading of the clock can differ from the one the library took. */
+struct asn1_string_st;
+bool signer_asn1_time_unix(const struct asn1_string_st *t, int64_t *out);
+
 /* signer_cert_info_der describes the certificate `der`. Returns 0 or -EBADMSG. */
 int signer_cert_info_der(struct signer_cert_info *out, const uint8_t *der, size_t der_len);
 

@@ -38,15 +38,15 @@ static void name_line(char *out, size_t cap, X509_NAME *name)
     BIO_free(bio);
 }
 
-static int64_t asn1_time_unix(const ASN1_TIME *t)
+bool signer_asn1_time_unix(const ASN1_TIME *t, int64_t *out)
 {
-    /* This BoringSSL has no ASN1_TIME_to_posix: measure the distance from the epoch. */
     ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
     int days = 0;
     int secs = 0;
-    int ok = epoch != NULL && ASN1_TIME_diff(&days, &secs, epoch, t) == 1;
+    bool ok = t != NULL && epoch != NULL && ASN1_TIME_diff(&days, &secs, epoch, t) == 1;
     ASN1_TIME_free(epoch);
-    return ok ? (int64_t)days * 86400 + secs : 0;
+    *out = ok ? (int64_t)days * 86400 + secs : 0;
+    return ok;
 }
 
 static void key_name(char *out, size_t cap, EVP_PKEY *pkey)
@@ -114,8 +114,8 @@ int signer_cert_info_der(struct signer_cert_info *out, const uint8_t *der, size_
     }
     OPENSSL_free(hex);
     BN_free(bn);
-    out->not_before_s = asn1_time_unix(X509_get0_notBefore(x));
-    out->not_after_s = asn1_time_unix(X509_get0_notAfter(x));
+    (void)signer_asn1_time_unix(X509_get0_notBefore(x), &out->not_before_s); /* 0: unreadable */
+    (void)signer_asn1_time_unix(X509_get0_notAfter(x), &out->not_after_s);
     EVP_PKEY *pkey = X509_get_pubkey(x);
     if (pkey != NULL) {
         key_name(out->key, sizeof(out->key), pkey);
@@ -230,8 +230,10 @@ int signer_client_cert_identity(char *out_uri, size_t cap, const uint8_t *der, s
     char uri[STORE_URI_MAX + 1];
     rc = rc != 0 ? rc : uri_san(uri, sizeof(uri), x);
     if (rc == 0) {
-        int64_t nb = asn1_time_unix(X509_get0_notBefore(x));
-        int64_t na = asn1_time_unix(X509_get0_notAfter(x));
+        int64_t nb = 0;
+        int64_t na = 0;
+        (void)signer_asn1_time_unix(X509_get0_notBefore(x), &nb); /* 0: unreadable */
+        (void)signer_asn1_time_unix(X509_get0_notAfter(x), &na);
         rc = now_s < nb || now_s > na ? -EKEYEXPIRED : 0;
     }
     X509_free(x);

@@ -23,6 +23,7 @@
 
 #include "base/base.h"
 #include "cmd/certprov-probe/probe.h"
+#include "signer/signer.h"
 
 #define X_FILE_MAX (256u * 1024u) /* a trust file */
 #define X_DER_MAX (16u * 1024u)   /* one certificate */
@@ -96,21 +97,15 @@ void probe_name(char *out, size_t cap, const X509_NAME *name)
     BIO_free(bio);
 }
 
-/* time_text writes an ASN1_TIME as "YYYY-MM-DDTHH:MM:SSZ". Measured from the epoch, not from
- * now: ASN1_TIME_diff's now and a later clock_real_s() can straddle a second, and the time told
- * would then be a second late. */
+/* time_text writes an ASN1_TIME as "YYYY-MM-DDTHH:MM:SSZ". */
 static void time_text(char out[CLOCK_UTC_LEN], const ASN1_TIME *t)
 {
-    ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
-    int days = 0;
-    int secs = 0;
-    int ok = t != NULL && epoch != NULL && ASN1_TIME_diff(&days, &secs, epoch, t) == 1;
-    ASN1_TIME_free(epoch);
-    if (!ok) {
+    int64_t s = 0;
+    if (!signer_asn1_time_unix(t, &s)) {
         (void)base_str_copy(out, CLOCK_UTC_LEN, "(unreadable)");
         return;
     }
-    clock_format_utc(out, (int64_t)days * 86400 + secs);
+    clock_format_utc(out, s);
 }
 
 static void fingerprint(char *out, size_t cap, X509 *x)
