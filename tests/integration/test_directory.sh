@@ -146,12 +146,13 @@ enroll_a() { # enroll_a NAME LOGIN:PIN: NAME.crt/NAME.key issued by A (CN alice@
     same "$1 enrolls on A" "$(est "$PA" "$2" "$1")" 200
     p7pem "$T/est.out" >"$T/$1.crt"
 }
-renew_a() { # renew_a NAME: the status of an mTLS renewal on A with NAME.crt/NAME.key
-    curl -s --cacert "$T/a/chain.pem" --resolve "certprov-a.example.com:$TA:127.0.0.1" \
+renew_on() { # renew_on a|b TLSPORT NAME: the status of an mTLS renewal with NAME.crt/NAME.key
+    curl -s --cacert "$T/$1/chain.pem" --resolve "certprov-$1.example.com:$2:127.0.0.1" \
         -o "$T/renew.out" -w '%{http_code}' -H 'Content-Type: application/pkcs10' \
-        --cert "$T/$1.crt" --key "$T/$1.key" --data-binary @"$T/$1.b64" \
-        "https://certprov-a.example.com:$TA/.well-known/est/simplereenroll"
+        --cert "$T/$3.crt" --key "$T/$3.key" --data-binary @"$T/$3.b64" \
+        "https://certprov-$1.example.com:$2/.well-known/est/simplereenroll"
 }
+renew_a() { renew_on a "$TA" "$1"; }
 renew_is() { [ "$(renew_a "$1")" = "$2" ]; }
 crl_of() { # crl_of PORT: the CRL's text in $T/crl.txt
     curl -s -o "$T/crl.der" "http://127.0.0.1:$1/CertProv/crl" &&
@@ -224,12 +225,7 @@ if grep -q "other appliances issued" "$T/out"; then bad "the second run revoked 
 # --- the fleet's issuing CAs: each appliance registers its own; a certificate A issued renews on
 # B (mTLS against the fleet's CAs); one revoked through the directory does not; a CA outside the
 # fleet does not ---
-renew_b() { # renew_b NAME: the status of an mTLS renewal on B with NAME.crt/NAME.key
-    curl -s --cacert "$T/b/chain.pem" --resolve "certprov-b.example.com:$TB:127.0.0.1" \
-        -o "$T/renew.out" -w '%{http_code}' -H 'Content-Type: application/pkcs10' \
-        --cert "$T/$1.crt" --key "$T/$1.key" --data-binary @"$T/$1.b64" \
-        "https://certprov-b.example.com:$TB/.well-known/est/simplereenroll"
-}
+renew_b() { renew_on b "$TB" "$1"; }
 renew_b_is() { [ "$(renew_b "$1")" = "$2" ]; }
 same "two CAs registered (A's and B's)" "$(psql_q "SELECT count(*) FROM certprov_cas")" 2
 same "A's CA by its SHA-256" "$(psql_q "SELECT issuer FROM certprov_cas WHERE appliance =
