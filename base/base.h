@@ -141,6 +141,13 @@ void base_mutex_unlock(pthread_mutex_t *m);
 void base_cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
 void base_cond_signal(pthread_cond_t *c);
 void base_cond_broadcast(pthread_cond_t *c);
+/* base_cond_init_mono initialises `c` to time its waits by CLOCK_MONOTONIC (clock_mono_ns), for
+ * base_cond_wait_until. */
+void base_cond_init_mono(pthread_cond_t *c);
+/* base_cond_wait_until waits on `c` (initialised by base_cond_init_mono) until signalled or until
+ * clock_mono_ns() reaches deadline_ns: false once the deadline passed, true otherwise (which may
+ * be a spurious wake-up, as with pthread_cond_wait). */
+bool base_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, uint64_t deadline_ns);
 
 /* base_thread_name names the calling thread (top -H, perf, /proc/PID/task/TID/comm): the
  * formatted name cut to the 15 bytes Linux keeps. Best effort. */

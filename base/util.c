@@ -356,6 +356,30 @@ void base_cond_signal(pthread_cond_t *c)
     ASSERT(rc == 0);
 }
 
+void base_cond_init_mono(pthread_cond_t *c)
+{
+    /* With these attributes the calls cannot fail (glibc; POSIX allows ENOMEM/EAGAIN for the
+     * inits, which Linux never returns): a failure is a bug. */
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    ASSERT(rc == 0);
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    ASSERT(rc == 0);
+    rc = pthread_cond_init(c, &ca);
+    ASSERT(rc == 0);
+    rc = pthread_condattr_destroy(&ca);
+    ASSERT(rc == 0);
+}
+
+bool base_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, uint64_t deadline_ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+                          .tv_nsec = (long)(deadline_ns % 1000000000u)};
+    int rc = pthread_cond_timedwait(c, m, &ts);
+    ASSERT(rc == 0 || rc == ETIMEDOUT);
+    return rc == 0;
+}
+
 void base_cond_broadcast(pthread_cond_t *c)
 {
     int rc = pthread_cond_broadcast(c);

@@ -198,14 +198,10 @@ static void *crl_main(void *arg)
         if (crl_due(svc, rv, now)) {
             (void)crl_build(svc, rv); /* a failure is logged and tried again at the next poll */
         }
-        struct timespec ts;
-        int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
-        ASSERT(rc == 0);
-        ts.tv_sec += CRL_POLL_MS / 1000;
+        uint64_t until = clock_mono_ns() + CRL_POLL_MS * 1000000ull;
         base_mutex_lock(&rv->lock);
         if (!rv->stopping) {
-            rc = pthread_cond_timedwait(&rv->cond, &rv->lock, &ts);
-            ASSERT(rc == 0 || rc == ETIMEDOUT);
+            (void)base_cond_wait_until(&rv->cond, &rv->lock, until);
         }
     }
     base_mutex_unlock(&rv->lock);
@@ -220,19 +216,11 @@ int svc_revoke_start(struct service *svc)
     }
     svc->revoke = rv;
     rv->lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
-    ASSERT(rc == 0);
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    ASSERT(rc == 0);
-    rc = pthread_cond_init(&rv->cond, &ca);
-    ASSERT(rc == 0);
-    rc = pthread_condattr_destroy(&ca);
-    ASSERT(rc == 0);
+    base_cond_init_mono(&rv->cond);
     /* The first CRL before the rings start: served from the first request on. A failure (the
      * key backend down) is retried by the thread. */
     (void)crl_build(svc, rv);
-    rc = pthread_create(&rv->thread, NULL, crl_main, svc);
+    int rc = pthread_create(&rv->thread, NULL, crl_main, svc);
     if (rc != 0) {
         return -rc;
     }

@@ -47,15 +47,7 @@ void svc_signpool_push(struct service *svc, struct svc_item **items, size_t n)
 /* wait_idle waits SIGNPOOL_PROBE_MS (or until woken), mu held. */
 static void wait_idle(struct svc_signpool *p)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += SIGNPOOL_PROBE_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    int rc = pthread_cond_timedwait(&p->pcond, &p->mu, &ts);
-    ASSERT(rc == 0 || rc == ETIMEDOUT);
+    (void)base_cond_wait_until(&p->pcond, &p->mu, clock_mono_ns() + SIGNPOOL_PROBE_MS * 1000000ull);
 }
 
 /* sign_taken signs what is still in time of items[0..n) and pushes all n to the writer, in the
@@ -156,17 +148,8 @@ int svc_signpool_start(struct service *svc, size_t cap)
     p->timeout_ns = (uint64_t)svc->cfg->ca_sign_timeout_ms * 1000000u;
     int rc = pthread_mutex_init(&p->mu, NULL);
     ASSERT(rc == 0);
-    pthread_condattr_t ca;
-    rc = pthread_condattr_init(&ca);
-    ASSERT(rc == 0);
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    ASSERT(rc == 0);
-    rc = pthread_cond_init(&p->cond, &ca);
-    ASSERT(rc == 0);
-    rc = pthread_cond_init(&p->pcond, &ca);
-    ASSERT(rc == 0);
-    rc = pthread_condattr_destroy(&ca);
-    ASSERT(rc == 0);
+    base_cond_init_mono(&p->cond);
+    base_cond_init_mono(&p->pcond);
     p->init = true;
     p->num_threads = n;
     for (uint32_t i = 0; i < n; i++) {

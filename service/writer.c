@@ -613,18 +613,7 @@ static void writer_wait(struct service *svc)
     if (now >= svc->probe_at_ns) {
         return;
     }
-    uint64_t left = svc->probe_at_ns - now;
-    struct timespec ts;
-    int rc = clock_gettime(CLOCK_MONOTONIC, &ts); /* the condition's clock (svc_writer_start) */
-    ASSERT(rc == 0);
-    ts.tv_sec += (time_t)(left / 1000000000u);
-    ts.tv_nsec += (long)(left % 1000000000u);
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    rc = pthread_cond_timedwait(&svc->wcond, &svc->wlock, &ts);
-    ASSERT(rc == 0 || rc == ETIMEDOUT);
+    (void)base_cond_wait_until(&svc->wcond, &svc->wlock, svc->probe_at_ns);
 }
 
 /* probe_due: the store is full or unwritable and its next probe is due. */
@@ -715,16 +704,8 @@ int svc_writer_start(struct service *svc, size_t cap)
      * (glibc; POSIX allows ENOMEM/EAGAIN, which Linux never returns): a failure is a bug. Its
      * clock is the monotonic one of the probe's deadline (writer_wait). */
     svc->wlock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
-    ASSERT(rc == 0);
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    ASSERT(rc == 0);
-    rc = pthread_cond_init(&svc->wcond, &ca);
-    ASSERT(rc == 0);
-    rc = pthread_condattr_destroy(&ca);
-    ASSERT(rc == 0);
-    rc = pthread_create(&svc->writer, NULL, writer_main, svc);
+    base_cond_init_mono(&svc->wcond);
+    int rc = pthread_create(&svc->writer, NULL, writer_main, svc);
     if (rc != 0) {
         return -rc;
     }

@@ -178,6 +178,7 @@ struct commit_ctx {
     uint64_t first_seq;
     int64_t now_ms;
     size_t num_pools;
+    struct ack_slot *acks; /* the publisher's removals that ride this commit (poolstate.c) */
     uint32_t pool_ids[STORE_POOLS_MAX];
     const char *pool_names[STORE_POOLS_MAX];
     uint8_t buf[STORE_CERT_REC_MAX];
@@ -466,6 +467,10 @@ static int batch_txn(struct store *st, MDB_txn *txn, void *arg)
     if (rc != 0) {
         return rc;
     }
+    rc = store_acks_apply(st, txn, c->acks);
+    if (rc != 0) {
+        return rc;
+    }
     if (st->defer_meta_sync && c->batch->num_items > 0) {
         /* Marked before the commit makes them visible: a reader never sees them unmarked. */
         uint64_t nd = atomic_load(&st->nondurable_seq);
@@ -496,9 +501,12 @@ int store_batch_commit(struct store *st, struct store_batch *batch)
     c.now_ms = clock_real_ms();
     c.num_pools = 0;
     base_mutex_lock(&st->commit_lock);
+    c.acks = st->defer_meta_sync ? store_acks_take(st) : NULL;
     (void)store_fault_take(); /* a fault noted before this commit is not its own */
     int rc = store_write(st, batch_txn, &c);
     c.txn = NULL; /* ended by store_write */
+    store_acks_done(st, c.acks, rc);
+    atomic_store(&st->last_commit_ns, clock_mono_ns());
     if (rc != 0) {
         batch->fault = store_fault_settle(st, rc);
         store_index_discard(st);

@@ -135,6 +135,15 @@ struct store {
      * is durable. Written only by the thread that commits certificates, before and after each
      * commit; read by store_outbox_foreach after it took its snapshot. */
     _Atomic uint64_t nondurable_seq;
+    /* With defer_meta_sync: the publisher's acknowledgements wait here for the next certificate
+     * commit and ride it (store_acks_take, poolstate.c) instead of taking LMDB's writer lock for
+     * a commit and a sync of their own, which the writer would wait for. */
+    pthread_mutex_t ack_lock;
+    pthread_cond_t ack_cond;                                /* CLOCK_MONOTONIC */
+    struct ack_slot *acks;                                  /* waiting, not taken; newest first */
+    uint64_t ack_wait_ns;                                   /* STORE_ACK_WAIT_MS (tests set more) */
+    _Atomic uint64_t last_commit_ns;                        /* when store_batch_commit last ended */
+    _Atomic uint64_t acks_carried, acks_waited, acks_alone; /* how removals went (tests) */
     char path[4096];
 };
 
@@ -423,6 +432,29 @@ int pool_pg_check(const char *conninfo, char *err, size_t cap);
  * store_outbox_remove_many. */
 int store_outbox_remove_acked(struct store *st, const char *pool,
                               const struct store_outbox_entry *entries, size_t num);
+
+/* With defer_meta_sync, while certificates are being committed (one ended within the last
+ * STORE_ACK_WAIT_MS), store_outbox_remove_acked hands its removals to the next certificate
+ * commit of the handle (store_batch_commit) and waits for it, up to STORE_ACK_WAIT_MS; if none
+ * took them by then, or the commit that took them failed, it commits them itself as before (an
+ * idle writer, e.g. a backlog drained after an outage, is never waited for).
+ * store_batch_commit takes the waiting ones (store_acks_take, under commit_lock, before its write
+ * transaction), deletes them inside that transaction (store_acks_apply: 0, or an LMDB error that
+ * fails the transaction) and tells their callers the commit's result (store_acks_done, on every
+ * path). Same durability as a transaction of their own: both are NOMETASYNC commits. */
+#define STORE_ACK_WAIT_MS 20
+struct ack_slot {
+    const char *pool; /* the removals: as store_outbox_remove_acked's arguments */
+    const struct store_outbox_entry *entries;
+    size_t num;
+    struct ack_slot *next;
+    int rc;     /* what the commit that took it did with it */
+    bool taken; /* by store_acks_take: it will be done */
+    bool done;
+};
+struct ack_slot *store_acks_take(struct store *st);
+int store_acks_apply(struct store *st, MDB_txn *txn, struct ack_slot *list);
+void store_acks_done(struct store *st, struct ack_slot *list, int rc);
 
 /* store_user_disabled_put marks `uri` disabled since since_s (kept when it already is), or, with
  * since_s = 0, enabled, inside `txn` (revoke.c; the directory thread). 0 or an LMDB error. */

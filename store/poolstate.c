@@ -1,7 +1,9 @@
 /* poolstate.c: the publisher's durable pool state records, batch removal of acknowledged outbox
  * entries, the map usage and small helpers shared by the publisher and its drivers. */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/base.h"
 #include "store/internal.h"
@@ -175,6 +177,8 @@ static int remove_acked_txn(struct store *st, MDB_txn *txn, void *arg)
     return 0;
 }
 
+static bool carried(struct store *st, const struct remove_acked_arg *a);
+
 int store_outbox_remove_acked(struct store *st, const char *pool,
                               const struct store_outbox_entry *entries, size_t num)
 {
@@ -191,7 +195,93 @@ int store_outbox_remove_acked(struct store *st, const char *pool,
         return 0;
     }
     struct remove_acked_arg a = {.pool = pool, .entries = entries, .num = num};
+    if (st->defer_meta_sync &&
+        clock_mono_ns() - atomic_load(&st->last_commit_ns) < st->ack_wait_ns) {
+        if (carried(st, &a)) {
+            return 0;
+        }
+        atomic_fetch_add(&st->acks_waited, 1);
+    }
+    atomic_fetch_add(&st->acks_alone, 1);
     return store_write(st, remove_acked_txn, &a);
+}
+
+/* ---- acknowledgements that ride the next certificate commit ----
+ *
+ * A commit of its own for every batch the publisher settles took LMDB's writer lock for a
+ * commit and its sync (1.5 ms on average, up to 8 ms, at 7,000 enrollments/s on this VM's
+ * disk), and certprovd's writer waited behind it with its group. */
+
+/* carried hands `a` to the next certificate commit: true once one committed it, false when none
+ * took it within st->ack_wait_ns or the one that took it failed (the caller commits it). */
+static bool carried(struct store *st, const struct remove_acked_arg *a)
+{
+    struct ack_slot s = {.pool = a->pool, .entries = a->entries, .num = a->num};
+    uint64_t until = clock_mono_ns() + st->ack_wait_ns;
+    base_mutex_lock(&st->ack_lock);
+    s.next = st->acks;
+    st->acks = &s;
+    while (!s.done) {
+        if (!s.taken) {
+            bool timed_out = !base_cond_wait_until(&st->ack_cond, &st->ack_lock, until);
+            if (timed_out && !s.taken) {
+                struct ack_slot **pp = &st->acks;
+                while (*pp != &s) {
+                    pp = &(*pp)->next; /* s is in the list: not taken */
+                }
+                *pp = s.next;
+                break;
+            }
+        } else {
+            base_cond_wait(&st->ack_cond, &st->ack_lock); /* its commit is running */
+        }
+    }
+    bool ok = s.done && s.rc == 0;
+    base_mutex_unlock(&st->ack_lock);
+    if (ok) {
+        atomic_fetch_add(&st->acks_carried, 1);
+    }
+    return ok;
+}
+
+struct ack_slot *store_acks_take(struct store *st)
+{
+    base_mutex_lock(&st->ack_lock);
+    struct ack_slot *list = st->acks;
+    st->acks = NULL;
+    for (struct ack_slot *s = list; s != NULL; s = s->next) {
+        s->taken = true;
+    }
+    base_mutex_unlock(&st->ack_lock);
+    return list;
+}
+
+int store_acks_apply(struct store *st, MDB_txn *txn, struct ack_slot *list)
+{
+    for (struct ack_slot *s = list; s != NULL; s = s->next) {
+        struct remove_acked_arg a = {.pool = s->pool, .entries = s->entries, .num = s->num};
+        s->rc = remove_acked_txn(st, txn, &a);
+        if (s->rc != 0 && s->rc != -ENOENT) {
+            return s->rc; /* LMDB failed: the transaction is lost */
+        }
+    }
+    return 0;
+}
+
+void store_acks_done(struct store *st, struct ack_slot *list, int rc)
+{
+    if (list == NULL) {
+        return;
+    }
+    base_mutex_lock(&st->ack_lock);
+    for (struct ack_slot *s = list; s != NULL;) {
+        struct ack_slot *next = s->next; /* s belongs to its caller again once done */
+        s->rc = rc != 0 ? rc : s->rc;
+        s->done = true;
+        s = next;
+    }
+    base_cond_broadcast(&st->ack_cond);
+    base_mutex_unlock(&st->ack_lock);
 }
 
 int store_space_get(struct store *st, uint64_t *out_used, uint64_t *out_map)

@@ -411,20 +411,11 @@ static void pool_sleep(struct pub_pool *p, int64_t ms)
 {
     uint32_t poll_ms = p->pub->opt.poll_ms;
     ms = ms < 1 ? 1 : (ms > poll_ms ? poll_ms : ms);
-    struct timespec ts;
-    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
-    ASSERT(rc == 0);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    uint64_t until = clock_mono_ns() + (uint64_t)ms * 1000000u;
     base_mutex_lock(&p->lock);
     if (!p->woken && !atomic_load(&p->pub->stopping)) {
         p->sleeping = true;
-        rc = pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-        ASSERT(rc == 0 || rc == ETIMEDOUT); /* woken, or the time is up */
+        (void)base_cond_wait_until(&p->cond, &p->lock, until); /* woken, or the time is up */
         p->sleeping = false;
     }
     p->woken = false;
@@ -527,18 +518,8 @@ static int pool_init(struct store_publisher *pub, struct pub_pool *p,
 {
     size_t b = pub->opt.batch_max;
     p->pub = pub; /* from here on store_publisher_stop destroys lock and cond */
-    /* With these attributes the calls cannot fail (glibc; POSIX allows ENOMEM/EAGAIN for the
-     * inits, which Linux never returns): a failure is a bug. */
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
-    ASSERT(rc == 0);
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    ASSERT(rc == 0);
-    rc = pthread_cond_init(&p->cond, &ca);
-    ASSERT(rc == 0);
-    rc = pthread_condattr_destroy(&ca);
-    ASSERT(rc == 0);
-    rc = pthread_mutex_init(&p->lock, NULL);
+    base_cond_init_mono(&p->cond);
+    int rc = pthread_mutex_init(&p->lock, NULL);
     ASSERT(rc == 0);
     if (spec->name == NULL || spec->conninfo == NULL || spec->name[0] == '\0' ||
         base_str_copy(p->name, sizeof(p->name), spec->name) != 0 ||

@@ -151,7 +151,15 @@ int store_open(struct store **out, const struct store_options *opt)
     ASSERT(rc == 0); /* a default mutex: glibc's init cannot fail */
     rc = pthread_mutex_init(&st->recent_lock, NULL);
     ASSERT(rc == 0);
+    rc = pthread_mutex_init(&st->ack_lock, NULL);
+    ASSERT(rc == 0);
+    base_cond_init_mono(&st->ack_cond);
     atomic_init(&st->nondurable_seq, UINT64_MAX);
+    st->ack_wait_ns = STORE_ACK_WAIT_MS * 1000000ull;
+    atomic_init(&st->last_commit_ns, 0);
+    atomic_init(&st->acks_carried, 0);
+    atomic_init(&st->acks_waited, 0);
+    atomic_init(&st->acks_alone, 0);
     st->map_size = map_size;
     if (base_str_copy(st->path, sizeof(st->path), opt->path) != 0) {
         rc = -EINVAL; /* longer than a path */
@@ -215,6 +223,11 @@ void store_close(struct store *st)
     int rc = pthread_mutex_destroy(&st->commit_lock);
     ASSERT(rc == 0); /* no transaction of this store is running (the caller's promise) */
     rc = pthread_mutex_destroy(&st->recent_lock);
+    ASSERT(rc == 0);
+    ASSERT(st->acks == NULL); /* no store_outbox_remove_acked is running (the same promise) */
+    rc = pthread_mutex_destroy(&st->ack_lock);
+    ASSERT(rc == 0);
+    rc = pthread_cond_destroy(&st->ack_cond);
     ASSERT(rc == 0);
     st->state = STORE_STATE_CLOSED;
     free(st);

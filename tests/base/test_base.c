@@ -355,6 +355,42 @@ Test(base_mutex, broadcast_wakes_every_waiter)
     cr_assert_eq(w.woken, 3);
 }
 
+static void *signal_go(void *arg)
+{
+    struct waiters *w = arg;
+    base_mutex_lock(&w->mu);
+    w->go = true;
+    base_cond_signal(&w->cv);
+    base_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* base_cond_wait_until: false once the monotonic deadline passed (not before it), true when
+ * signalled (here long before the deadline). */
+Test(base_mutex, wait_until_a_monotonic_deadline)
+{
+    static struct waiters w = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    base_cond_init_mono(&w.cv);
+    base_mutex_lock(&w.mu);
+    uint64_t t0 = clock_mono_ns();
+    uint64_t until = t0 + 30000000u; /* 30 ms */
+    bool woken = true;
+    while (woken && clock_mono_ns() < until) { /* spurious wake-ups */
+        woken = base_cond_wait_until(&w.cv, &w.mu, until);
+    }
+    cr_assert(!woken);
+    cr_assert_geq(clock_mono_ns(), until);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, signal_go, &w), 0);
+    until = clock_mono_ns() + 60000000000u; /* 60 s: the signal comes first */
+    while (!w.go) {
+        cr_assert(base_cond_wait_until(&w.cv, &w.mu, until));
+    }
+    base_mutex_unlock(&w.mu);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(pthread_cond_destroy(&w.cv), 0);
+}
+
 /* An unlock of a mutex this thread does not hold is a bug: with an error-checking mutex,
  * pthread_mutex_unlock says so (EPERM) and base_mutex_unlock ASSERTs. */
 Test(base_mutex, unlock_not_held_asserts, .signal = SIGABRT)

@@ -1,9 +1,12 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/base.h"
+#include "store/internal.h"
 #include "tests/store/fixture.h"
 
 TestSuite(store_outbox, .init = fixture_init, .fini = fixture_fini);
@@ -236,4 +239,168 @@ Test(store_outbox, deferred_commits_hidden_until_durable)
     c.num = 0;
     cr_assert_eq(store_outbox_foreach(g_st, NULL, collect, &c), 0);
     cr_assert_eq(c.num, 9);
+}
+
+/* ---- the publisher's acknowledgements ride the next certificate commit (defer_meta_sync) ---- */
+
+struct acker {
+    pthread_t thread;
+    const char *pool;
+    struct store_outbox_entry e[16];
+    size_t num;
+    int rc;
+    uint64_t took_ns;
+};
+
+static void *acker_main(void *arg)
+{
+    struct acker *a = arg;
+    uint64_t t0 = clock_mono_ns();
+    a->rc = store_outbox_remove_acked(g_st, a->pool, a->e, a->num);
+    a->took_ns = clock_mono_ns() - t0;
+    return NULL;
+}
+
+static void acker_start(struct acker *a)
+{
+    cr_assert_eq(pthread_create(&a->thread, NULL, acker_main, a), 0);
+}
+
+/* acks_waiting is how many acknowledgements wait for a commit. */
+static size_t acks_waiting(void)
+{
+    size_t n = 0;
+    base_mutex_lock(&g_st->ack_lock);
+    for (const struct ack_slot *s = g_st->acks; s != NULL; s = s->next) {
+        n++;
+    }
+    base_mutex_unlock(&g_st->ack_lock);
+    return n;
+}
+
+static uint64_t last_txnid(void)
+{
+    MDB_envinfo info;
+    cr_assert_eq(mdb_env_info(g_st->env, &info), 0);
+    return (uint64_t)info.me_last_txnid;
+}
+
+/* deferred_store reopens g_st with defer_meta_sync and a wait of `wait_ms` for the next commit,
+ * and stores 4 certificates (2 in pool-a) made durable by a second commit; a->e gets pool-a's 2
+ * entries. */
+static void deferred_store(struct acker *a, uint64_t wait_ms)
+{
+    store_close(g_st);
+    struct store_options opt = {.path = g_env, .defer_meta_sync = true};
+    cr_assert_eq(store_open(&g_st, &opt), 0);
+    g_st->ack_wait_ns = wait_ms * 1000000u;
+    commit_certs(4);
+    cr_assert_eq(store_sync(g_st), 0);
+    struct collected c = {.num = 0};
+    cr_assert_eq(store_outbox_foreach(g_st, "pool-a", collect, &c), 0);
+    cr_assert_eq(c.num, 2);
+    memcpy(a->e, c.e, sizeof(c.e));
+    a->num = c.num;
+    a->pool = "pool-a";
+}
+
+/* wait_queued waits (at most 10 s) until n acknowledgements wait for a commit. */
+static void wait_queued(size_t n)
+{
+    for (int i = 0; i < 100000 && acks_waiting() < n; i++) {
+        usleep(100);
+    }
+    cr_assert_eq(acks_waiting(), n);
+}
+
+static uint64_t depth_of(const char *pool)
+{
+    uint64_t depth = 0;
+    int64_t oldest = 0;
+    cr_assert_eq(store_outbox_depth(g_st, pool, &depth, &oldest), 0);
+    return depth;
+}
+
+/* The removal waits for the writer's next commit and is in it: one transaction for both, no
+ * commit (and no sync under LMDB's writer lock) of its own. */
+Test(store_outbox, acks_ride_the_next_certificate_commit)
+{
+    struct acker a = {0};
+    deferred_store(&a, 60000); /* the commit below comes, however slow this machine is */
+    uint64_t carried = atomic_load(&g_st->acks_carried);
+    acker_start(&a);
+    wait_queued(1);
+    uint64_t txn0 = last_txnid();
+    commit_range(100, 2); /* one in each pool */
+    cr_assert_eq(pthread_join(a.thread, NULL), 0);
+    cr_assert_eq(a.rc, 0);
+    cr_assert_eq(last_txnid(), txn0 + 1, "the removal rode the certificates' transaction");
+    cr_assert_eq(atomic_load(&g_st->acks_carried), carried + 1);
+    cr_assert_eq(depth_of("pool-a"), 1, "pool-a keeps only the new certificate's entry");
+    cr_assert_eq(depth_of("pool-b"), 3);
+    cr_assert_eq(acks_waiting(), 0);
+}
+
+/* When the next commit does not come, the removal commits alone after STORE_ACK_WAIT_MS. */
+Test(store_outbox, acks_commit_alone_when_no_commit_comes)
+{
+    struct acker a = {0};
+    deferred_store(&a, 60000);
+    g_st->ack_wait_ns = 300000000u;                       /* 0.3 s */
+    atomic_store(&g_st->last_commit_ns, clock_mono_ns()); /* a writer that has just committed */
+    uint64_t alone = atomic_load(&g_st->acks_alone);
+    uint64_t waited = atomic_load(&g_st->acks_waited);
+    uint64_t txn0 = last_txnid();
+    acker_start(&a);
+    cr_assert_eq(pthread_join(a.thread, NULL), 0);
+    cr_assert_eq(a.rc, 0);
+    cr_assert_geq(a.took_ns, g_st->ack_wait_ns);
+    cr_assert_eq(last_txnid(), txn0 + 1);
+    cr_assert_eq(atomic_load(&g_st->acks_alone), alone + 1);
+    cr_assert_eq(atomic_load(&g_st->acks_waited), waited + 1);
+    cr_assert_eq(depth_of("pool-a"), 0);
+    cr_assert_eq(acks_waiting(), 0);
+}
+
+/* An idle writer (no certificate committed for STORE_ACK_WAIT_MS: a backlog drained after an
+ * outage) is not waited for: the removal commits alone at once. */
+Test(store_outbox, acks_do_not_wait_for_an_idle_writer)
+{
+    struct acker a = {0};
+    deferred_store(&a, STORE_ACK_WAIT_MS);
+    usleep(2 * STORE_ACK_WAIT_MS * 1000);
+    uint64_t alone = atomic_load(&g_st->acks_alone);
+    uint64_t waited = atomic_load(&g_st->acks_waited);
+    uint64_t txn0 = last_txnid();
+    acker_start(&a);
+    cr_assert_eq(pthread_join(a.thread, NULL), 0);
+    cr_assert_eq(a.rc, 0);
+    cr_assert_eq(last_txnid(), txn0 + 1);
+    cr_assert_eq(atomic_load(&g_st->acks_alone), alone + 1);
+    cr_assert_eq(atomic_load(&g_st->acks_waited), waited, "it did not wait for a commit");
+    cr_assert_eq(depth_of("pool-a"), 0);
+}
+
+/* An acknowledgement the commit cannot apply (a pool this store does not know) fails alone, as
+ * before, and never fails the certificates it rode with. */
+Test(store_outbox, an_ack_that_fails_does_not_fail_the_commit)
+{
+    struct acker a = {0};
+    deferred_store(&a, 60000);
+    struct acker bad = a;
+    bad.pool = "pool-nowhere";
+    acker_start(&bad);
+    acker_start(&a);
+    wait_queued(2);
+    uint64_t count = 0;
+    cr_assert_eq(store_cert_count(g_st, &count), 0);
+    commit_range(100, 2);
+    uint64_t after = 0;
+    cr_assert_eq(store_cert_count(g_st, &after), 0);
+    cr_assert_eq(after, count + 2, "the certificates are stored");
+    cr_assert_eq(pthread_join(bad.thread, NULL), 0);
+    cr_assert_eq(pthread_join(a.thread, NULL), 0);
+    cr_assert_eq(bad.rc, -ENOENT);
+    cr_assert_eq(a.rc, 0);
+    cr_assert_eq(depth_of("pool-a"), 1);
 }
