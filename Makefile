@@ -233,9 +233,10 @@ test: deps
 # est-tls, soap, soap-tls, phone and renew-mtls closed loop at each concurrency plus one open-loop run
 # at half the best rate, the scenarios that need parts not built yet (printed as skipped); the
 # handshake costs (a new connection per GET /healthz: TLS 1.3 and 1.2, full and resumed, and
-# plain HTTP); and 10,000 idle keep-alive connections. Each invocation prints the bars whose
-# scenarios it ran. Table on stdout, JSON Lines in $(BUILD)/bench/. A smoke run of
-# certprov-bench is part of make test (test_bench.sh).
+# plain HTTP); 10,000 idle keep-alive connections; and bench/cfssl.sh (wrk -c64 against est and
+# against CFSSL's sign endpoint, alternating). Each invocation prints the bars whose
+# scenarios it ran. Table on stdout, JSON Lines in $(BUILD)/bench/. Smoke runs of
+# certprov-bench and cfssl.sh are part of make test (test_bench.sh).
 BENCH_MATRIX ?= --scenario est,est-tls,soap,soap-tls,phone,renew-mtls,est-pkcs11,est-pool-down \
     --concurrency 1,16,64,256 --duration 10 --rate half
 BENCH_HANDSHAKES ?= --scenario tls-full,tls-resumed,tls12-full,tls12-resumed,http-conn,ocsp \
@@ -251,7 +252,8 @@ bench: deps
 	    --json $(BUILD)/bench/handshakes-$$stamp.json $(BENCH_HANDSHAKES) && \
 	$(BIN)/certprov-bench --spawn --bin $(BIN) --cache-dir $(BUILD)/bench --ceiling-ms 0 \
 	    --idle 10000 --scenario est --concurrency 16 --duration 3 \
-	    --json $(BUILD)/bench/idle-$$stamp.json
+	    --json $(BUILD)/bench/idle-$$stamp.json && \
+	bench/cfssl.sh $(BIN) >$(BUILD)/bench/cfssl-$$stamp.txt && cat $(BUILD)/bench/cfssl-$$stamp.txt
 
 # ---- run ----
 run: deps

@@ -156,4 +156,17 @@ n=$(grep -o '"preload":[0-9]*' "$T/open.json" | cut -d: -f2)
 if [ "${n:-0}" -ge 300 ]; then ok; else bad "preload: JSON says ${n:-none}, want >= 300"; fi
 has "open loop: enrollments" "$T/open.json" '"loop":"open".*"enrollments":[1-9]'
 has "open loop: zero errors" "$T/open.json" '"errors_total":0,'
+
+# bench/cfssl.sh (issue 17's comparison with CFSSL's sign endpoint): a second per run, one round
+# at 4 connections; each server must have answered with a certificate first and every request of
+# the runs with 2xx, or the script fails.
+C="$(dirname "$0")/../../bench/cfssl.sh"
+expect_exit 2 "usage: bench/cfssl.sh BIN_DIR" "cfssl.sh without arguments is a usage error" "$C"
+expect_exit 2 "usage: bench/cfssl.sh BIN_DIR" "cfssl.sh: a bad count is a usage error" "$C" \
+    "$BIN" 0
+check "cfssl comparison" "$C" "$BIN" 1 1 4
+has "cfssl.sh: est requests/s" "$T/out" "^cfssl_compare est [1-9][0-9.]*$"
+has "cfssl.sh: cfssl requests/s" "$T/out" "^cfssl_compare cfssl [1-9][0-9.]*$"
+has "cfssl.sh: the ratio" "$T/out" "^cfssl_compare ratio [0-9]+\.[0-9]{2}$"
+has "cfssl.sh: the bar" "$T/out" "^bar wrk -c4 est >= 3x cfssl sign: (met|NOT MET) \([0-9]+ against [0-9]+"
 finish
