@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,14 +262,99 @@ static int parse_row(struct dir_row *r, PGresult *res, int i, const char *key_id
     return 0;
 }
 
-struct apply_arg {
+/* ---- the feeds: the rows of a table after a seq, applied to the replica batch by batch ----
+ *
+ * certprov_users, certprov_lockouts and certprov_revocations are read the same way: at most
+ * batch_max rows after the last seq applied, each read into the feed's array (or skipped when
+ * it does not fit the replica), then all of them and the new seq in one replica transaction, so
+ * that a crash replays a whole batch or none of it. */
+
+struct feed_batch {
     struct store_directory *d;
-    size_t num;
-    uint64_t last_seq;
-    uint64_t conflicts;
+    const struct feed *f;
+    size_t num;         /* rows read into the feed's array */
+    uint64_t last_seq;  /* the highest seq read, skipped rows included */
+    uint64_t conflicts; /* rows skipped or refused that the stats count */
 };
 
-static int apply_row(struct store *st, MDB_txn *txn, struct apply_arg *a, const struct dir_row *r)
+struct feed {
+    const char *sql; /* SELECT ... WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint */
+    size_t seq_off;  /* offsetof the feed's last applied seq in the directory */
+    const char *meta_key, *meta_op; /* where the replica keeps that seq */
+    /* parse reads row i of res into array slot b->num (b->num++), or skips it; either way
+     * b->last_seq becomes the row's seq. */
+    void (*parse)(struct feed_batch *b, PGresult *res, int i);
+    /* apply puts the b->num rows inside txn: 0 or a store error (the batch is then not
+     * applied). */
+    int (*apply)(struct store *st, MDB_txn *txn, struct feed_batch *b);
+    void (*note)(struct store_directory *d, const struct feed_batch *b); /* stats; d->lock held */
+};
+
+static int feed_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+    struct feed_batch *b = arg;
+    int rc = b->f->apply(st, txn, b);
+    return rc != 0 ? rc : meta_seq_put(st, txn, b->f->meta_key, b->last_seq, b->f->meta_op);
+}
+
+/* feed_batch_pull applies the next batch of `f`: 0 with *out_rows rows read (fewer than
+ * batch_max: the feed is drained), -EAGAIN (the connection failed: cause set) or a store error. */
+static int feed_batch_pull(struct store_directory *d, const struct feed *f, size_t *out_rows)
+{
+    uint64_t *seq = (uint64_t *)(void *)((char *)d + f->seq_off);
+    PGresult *res = rows_after(d, f->sql, *seq);
+    if (res == NULL) {
+        return -EAGAIN;
+    }
+    int n = PQntuples(res);
+    ASSERT(n >= 0 && (uint32_t)n <= d->batch_max);
+    struct feed_batch b = {.d = d, .f = f, .last_seq = *seq};
+    for (int i = 0; i < n; i++) {
+        f->parse(&b, res, i);
+    }
+    PQclear(res);
+    int rc = n == 0 ? 0 : store_write(d->st, feed_txn, &b);
+    if (rc != 0) {
+        set_error(d, "the replica refused the write (see the store's log line)");
+        return rc;
+    }
+    *seq = b.last_seq;
+    base_mutex_lock(&d->lock);
+    f->note(d, &b);
+    base_mutex_unlock(&d->lock);
+    *out_rows = (size_t)n;
+    return 0;
+}
+
+/* feed_pull applies every batch of `f`. 0, -EAGAIN or a store error. */
+static int feed_pull(struct store_directory *d, const struct feed *f)
+{
+    for (;;) { /* bounded by the rows after the seq: each batch advances it */
+        size_t n = 0;
+        int rc = feed_batch_pull(d, f, &n);
+        if (rc != 0 || n < d->batch_max) {
+            return rc;
+        }
+    }
+}
+
+/* ---- certprov_users ---- */
+
+static void user_parse(struct feed_batch *b, PGresult *res, int i)
+{
+    struct dir_row *r = &b->d->rows[b->num];
+    if (parse_row(r, res, i, b->d->key_id) != 0) {
+        log_warn("directory: skipped row seq=%s reason=does_not_fit", PQgetvalue(res, i, 8));
+        b->last_seq = strtoull(PQgetvalue(res, i, 8), NULL, 10);
+        return;
+    }
+    ASSERT(r->seq > b->last_seq);
+    b->last_seq = r->seq;
+    b->num++;
+}
+
+static int user_apply_row(struct store *st, MDB_txn *txn, struct feed_batch *b,
+                          const struct dir_row *r)
 {
     if (r->deleted) {
         int rc = store_user_replica_del(st, txn, r->user.uri);
@@ -278,7 +364,7 @@ static int apply_row(struct store *st, MDB_txn *txn, struct apply_arg *a, const 
     if (r->foreign_key) {
         log_warn("directory: skipped user=%s seq=%llu reason=another_pin_key", r->user.uri,
                  (unsigned long long)r->seq);
-        a->conflicts++;
+        b->conflicts++;
         return 0;
     }
     struct store_user_refusal ref;
@@ -287,69 +373,42 @@ static int apply_row(struct store *st, MDB_txn *txn, struct apply_arg *a, const 
         log_warn("directory: skipped user=%s seq=%llu reason=%s clashes_with=%s", r->user.uri,
                  (unsigned long long)r->seq, rc == -EINVAL ? "invalid" : "clash",
                  rc == -EINVAL ? "-" : ref.uri);
-        a->conflicts++;
+        b->conflicts++;
         return 0;
     }
     /* Disabled users (README, Revocation) are the fleet's too: no sign-in, no renewal. */
     return rc != 0 ? rc : store_user_disabled_put(st, txn, r->user.uri, r->disabled_s);
 }
 
-static int apply_txn(struct store *st, MDB_txn *txn, void *arg)
+static int user_apply(struct store *st, MDB_txn *txn, struct feed_batch *b)
 {
-    struct apply_arg *a = arg;
-    for (size_t i = 0; i < a->num; i++) {
-        int rc = apply_row(st, txn, a, &a->d->rows[i]);
+    for (size_t i = 0; i < b->num; i++) {
+        int rc = user_apply_row(st, txn, b, &b->d->rows[i]);
         if (rc != 0) {
             return rc;
         }
     }
-    return meta_seq_put(st, txn, DIR_META_SEQ, a->last_seq, "put_dirseq");
-}
-
-/* pull_batch asks for the next rows after d->seq and applies them: 0 with *out_num rows, or
- * -EAGAIN (the connection failed: cause set) or a store error. */
-static int pull_batch(struct store_directory *d, size_t *out_num)
-{
-    PGresult *res =
-        rows_after(d,
-                   "SELECT uri, pool, phone, extension, encode(pin_verifier, 'hex'),"
-                   " pin_len, created_at, deleted, seq, pin_key_id, disabled_at FROM certprov_users"
-                   " WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
-                   d->seq);
-    if (res == NULL) {
-        return -EAGAIN;
-    }
-    int n = PQntuples(res);
-    ASSERT(n >= 0 && (uint32_t)n <= d->batch_max);
-    size_t num = 0;
-    uint64_t last = d->seq;
-    for (int i = 0; i < n; i++) {
-        struct dir_row *r = &d->rows[num];
-        if (parse_row(r, res, i, d->key_id) != 0) {
-            log_warn("directory: skipped row seq=%s reason=does_not_fit", PQgetvalue(res, i, 8));
-            last = strtoull(PQgetvalue(res, i, 8), NULL, 10);
-            continue;
-        }
-        ASSERT(r->seq > last);
-        last = r->seq;
-        num++;
-    }
-    PQclear(res);
-    struct apply_arg a = {.d = d, .num = num, .last_seq = last};
-    int rc = n == 0 ? 0 : store_write(d->st, apply_txn, &a);
-    if (rc != 0) {
-        set_error(d, "the replica refused the write (see the store's log line)");
-        return rc;
-    }
-    d->seq = last;
-    base_mutex_lock(&d->lock);
-    d->stats.seq = last;
-    d->stats.applied += (uint64_t)num;
-    d->stats.conflicts += a.conflicts;
-    base_mutex_unlock(&d->lock);
-    *out_num = (size_t)n;
     return 0;
 }
+
+static void user_note(struct store_directory *d, const struct feed_batch *b)
+{
+    d->stats.seq = b->last_seq;
+    d->stats.applied += (uint64_t)b->num;
+    d->stats.conflicts += b->conflicts;
+}
+
+static const struct feed user_feed = {
+    .sql = "SELECT uri, pool, phone, extension, encode(pin_verifier, 'hex'), pin_len,"
+           " created_at, deleted, seq, pin_key_id, disabled_at FROM certprov_users"
+           " WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
+    .seq_off = offsetof(struct store_directory, seq),
+    .meta_key = DIR_META_SEQ,
+    .meta_op = "put_dirseq",
+    .parse = user_parse,
+    .apply = user_apply,
+    .note = user_note,
+};
 
 void store_directory_lockout_note(struct store_directory *d, const char *uri,
                                   const struct store_lockout *l)
@@ -600,17 +659,28 @@ static void lockout_merge(struct store_lockout *cur, const struct dir_lockrow *r
     cur->admin_locked = cur->admin_locked || r->l.admin_locked;
 }
 
-struct lock_arg {
-    const struct dir_lockrow *rows;
-    size_t num;
-    uint64_t last_seq;
-};
-
-static int lock_apply_txn(struct store *st, MDB_txn *txn, void *arg)
+static void lock_parse(struct feed_batch *b, PGresult *res, int i)
 {
-    const struct lock_arg *a = arg;
-    for (size_t i = 0; i < a->num; i++) {
-        const struct dir_lockrow *r = &a->rows[i];
+    struct dir_lockrow *r = &b->d->lockrows[b->num];
+    memset(r, 0, sizeof(*r));
+    b->last_seq = strtoull(PQgetvalue(res, i, 7), NULL, 10);
+    if (base_str_copy(r->uri, sizeof(r->uri), PQgetvalue(res, i, 0)) != 0) {
+        return; /* no user of the replica has such a URI */
+    }
+    r->l.window_failures = (uint32_t)strtoul(PQgetvalue(res, i, 1), NULL, 10);
+    r->l.window_start_s = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    r->l.total_failures = strtoull(PQgetvalue(res, i, 3), NULL, 10);
+    r->l.locked_until_s = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+    r->l.admin_locked = strcmp(PQgetvalue(res, i, 5), "t") == 0;
+    r->reset = strcmp(PQgetvalue(res, i, 6), "t") == 0;
+    r->seq = b->last_seq;
+    b->num++;
+}
+
+static int lock_apply(struct store *st, MDB_txn *txn, struct feed_batch *b)
+{
+    for (size_t i = 0; i < b->num; i++) {
+        const struct dir_lockrow *r = &b->d->lockrows[i];
         int rc = store_user_exists(st, txn, r->uri);
         if (rc == -ENOENT) {
             continue; /* not (yet) a user here: its state comes with the next change */
@@ -626,59 +696,26 @@ static int lock_apply_txn(struct store *st, MDB_txn *txn, void *arg)
             return rc;
         }
     }
-    return meta_seq_put(st, txn, DIR_META_LOCKSEQ, a->last_seq, "put_dirlockseq");
+    return 0;
 }
 
-/* pull_lockouts applies the lockout rows after d->lockseq, batch by batch. 0, -EAGAIN or a store
- * error. */
-static int pull_lockouts(struct store_directory *d)
+static void lock_note(struct store_directory *d, const struct feed_batch *b)
 {
-    for (;;) { /* bounded by the rows after lockseq: each batch advances it */
-        PGresult *res =
-            rows_after(d,
-                       "SELECT uri, window_failures, window_start, total_failures, locked_until,"
-                       " admin_locked, reset, seq FROM certprov_lockouts WHERE seq > $1::bigint"
-                       " ORDER BY seq LIMIT $2::bigint",
-                       d->lockseq);
-        if (res == NULL) {
-            return -EAGAIN;
-        }
-        int n = PQntuples(res);
-        ASSERT(n >= 0 && (uint32_t)n <= d->batch_max);
-        size_t num = 0;
-        uint64_t last = d->lockseq;
-        for (int i = 0; i < n; i++) {
-            struct dir_lockrow *r = &d->lockrows[num];
-            memset(r, 0, sizeof(*r));
-            last = strtoull(PQgetvalue(res, i, 7), NULL, 10);
-            if (base_str_copy(r->uri, sizeof(r->uri), PQgetvalue(res, i, 0)) != 0) {
-                continue; /* no user of the replica has such a URI */
-            }
-            r->l.window_failures = (uint32_t)strtoul(PQgetvalue(res, i, 1), NULL, 10);
-            r->l.window_start_s = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-            r->l.total_failures = strtoull(PQgetvalue(res, i, 3), NULL, 10);
-            r->l.locked_until_s = strtoll(PQgetvalue(res, i, 4), NULL, 10);
-            r->l.admin_locked = strcmp(PQgetvalue(res, i, 5), "t") == 0;
-            r->reset = strcmp(PQgetvalue(res, i, 6), "t") == 0;
-            r->seq = last;
-            num++;
-        }
-        PQclear(res);
-        struct lock_arg a = {.rows = d->lockrows, .num = num, .last_seq = last};
-        int rc = n == 0 ? 0 : store_write(d->st, lock_apply_txn, &a);
-        if (rc != 0) {
-            set_error(d, "the replica refused the write (see the store's log line)");
-            return rc;
-        }
-        d->lockseq = last;
-        base_mutex_lock(&d->lock);
-        d->stats.lockout_seq = last;
-        base_mutex_unlock(&d->lock);
-        if ((uint32_t)n < d->batch_max) {
-            return 0;
-        }
-    }
+    d->stats.lockout_seq = b->last_seq;
 }
+
+/* The lockout rows after d->lockseq. */
+static const struct feed lock_feed = {
+    .sql = "SELECT uri, window_failures, window_start, total_failures, locked_until,"
+           " admin_locked, reset, seq FROM certprov_lockouts WHERE seq > $1::bigint"
+           " ORDER BY seq LIMIT $2::bigint",
+    .seq_off = offsetof(struct store_directory, lockseq),
+    .meta_key = DIR_META_LOCKSEQ,
+    .meta_op = "put_dirlockseq",
+    .parse = lock_parse,
+    .apply = lock_apply,
+    .note = lock_note,
+};
 
 /* serial_from_hex reads a serial as store_serial_hex writes it (hex, no leading zeros, at most
  * 16 bytes), right-aligned. -EBADMSG: not one. */
@@ -703,78 +740,56 @@ static int serial_from_hex(uint8_t out[STORE_SERIAL_LEN], const char *hex)
     return 0;
 }
 
-struct rev_arg {
-    const struct dir_revrow *rows;
-    size_t num;
-    uint64_t last_seq;
-};
-
-static int rev_apply_txn(struct store *st, MDB_txn *txn, void *arg)
+static void rev_parse(struct feed_batch *b, PGresult *res, int i)
 {
-    const struct rev_arg *a = arg;
-    for (size_t i = 0; i < a->num; i++) {
-        const struct dir_revrow *r = &a->rows[i];
+    struct dir_revrow *r = &b->d->revrows[b->num];
+    memset(r, 0, sizeof(*r));
+    b->last_seq = strtoull(PQgetvalue(res, i, 4), NULL, 10);
+    if (serial_from_hex(r->serial, PQgetvalue(res, i, 0)) != 0 ||
+        store_revoke_reason_parse(&r->reason, PQgetvalue(res, i, 1)) != 0) {
+        log_warn("directory: skipped revocation seq=%llu reason=does_not_fit",
+                 (unsigned long long)b->last_seq);
+        b->conflicts++;
+        return;
+    }
+    r->revoked_at_s = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    r->lifted = strcmp(PQgetvalue(res, i, 3), "t") == 0;
+    b->num++;
+}
+
+static int rev_apply(struct store *st, MDB_txn *txn, struct feed_batch *b)
+{
+    for (size_t i = 0; i < b->num; i++) {
+        const struct dir_revrow *r = &b->d->revrows[i];
         int rc =
             store_revocation_replica_put(st, txn, r->serial, r->reason, r->revoked_at_s, r->lifted);
         if (rc != 0) {
             return rc;
         }
     }
-    return meta_seq_put(st, txn, DIR_META_REVSEQ, a->last_seq, "put_dirrevseq");
+    return 0;
 }
 
-/* pull_revocations applies the revocation rows after d->revseq, batch by batch (README, The fleet
- * directory): this appliance's certificates are revoked as by certprovctl (CRL, OCSP, the pool
- * store), others' recorded by serial. 0, -EAGAIN or a store error. */
-static int pull_revocations(struct store_directory *d)
+static void rev_note(struct store_directory *d, const struct feed_batch *b)
 {
-    for (;;) { /* bounded by the rows after revseq: each batch advances it */
-        PGresult *res = rows_after(d,
-                                   "SELECT serial, reason, revoked_at, lifted, seq"
-                                   " FROM certprov_revocations WHERE seq > $1::bigint"
-                                   " ORDER BY seq LIMIT $2::bigint",
-                                   d->revseq);
-        if (res == NULL) {
-            return -EAGAIN;
-        }
-        int n = PQntuples(res);
-        ASSERT(n >= 0 && (uint32_t)n <= d->batch_max);
-        size_t num = 0;
-        uint64_t last = d->revseq;
-        uint64_t skipped = 0;
-        for (int i = 0; i < n; i++) {
-            struct dir_revrow *r = &d->revrows[num];
-            memset(r, 0, sizeof(*r));
-            last = strtoull(PQgetvalue(res, i, 4), NULL, 10);
-            if (serial_from_hex(r->serial, PQgetvalue(res, i, 0)) != 0 ||
-                store_revoke_reason_parse(&r->reason, PQgetvalue(res, i, 1)) != 0) {
-                log_warn("directory: skipped revocation seq=%llu reason=does_not_fit",
-                         (unsigned long long)last);
-                skipped++;
-                continue;
-            }
-            r->revoked_at_s = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-            r->lifted = strcmp(PQgetvalue(res, i, 3), "t") == 0;
-            num++;
-        }
-        PQclear(res);
-        struct rev_arg a = {.rows = d->revrows, .num = num, .last_seq = last};
-        int rc = n == 0 ? 0 : store_write(d->st, rev_apply_txn, &a);
-        if (rc != 0) {
-            set_error(d, "the replica refused the write (see the store's log line)");
-            return rc;
-        }
-        d->revseq = last;
-        base_mutex_lock(&d->lock);
-        d->stats.revocation_seq = last;
-        d->stats.revocations_applied += (uint64_t)num;
-        d->stats.conflicts += skipped;
-        base_mutex_unlock(&d->lock);
-        if ((uint32_t)n < d->batch_max) {
-            return 0;
-        }
-    }
+    d->stats.revocation_seq = b->last_seq;
+    d->stats.revocations_applied += (uint64_t)b->num;
+    d->stats.conflicts += b->conflicts;
 }
+
+/* The revocation rows after d->revseq (README, The fleet directory): this appliance's
+ * certificates are revoked as by certprovctl (CRL, OCSP, the pool store), others' recorded by
+ * serial. */
+static const struct feed rev_feed = {
+    .sql = "SELECT serial, reason, revoked_at, lifted, seq FROM certprov_revocations"
+           " WHERE seq > $1::bigint ORDER BY seq LIMIT $2::bigint",
+    .seq_off = offsetof(struct store_directory, revseq),
+    .meta_key = DIR_META_REVSEQ,
+    .meta_op = "put_dirrevseq",
+    .parse = rev_parse,
+    .apply = rev_apply,
+    .note = rev_note,
+};
 
 /* register_ca puts this appliance's issuing CA into certprov_cas (idempotent, by its id). 0 or
  * -EAGAIN (the cause set). */
@@ -895,7 +910,7 @@ static int pull(struct store_directory *d)
     }
     for (;;) {
         size_t n = 0;
-        int rc = pull_batch(d, &n);
+        int rc = feed_batch_pull(d, &user_feed, &n);
         if (rc != 0) {
             return rc;
         }
@@ -908,8 +923,8 @@ static int pull(struct store_directory *d)
             break;
         }
     }
-    int lrc = pull_lockouts(d);
-    lrc = lrc != 0 ? lrc : pull_revocations(d);
+    int lrc = feed_pull(d, &lock_feed);
+    lrc = lrc != 0 ? lrc : feed_pull(d, &rev_feed);
     lrc = lrc != 0 ? lrc : pull_cas(d);
     if (lrc != 0) {
         return lrc;
