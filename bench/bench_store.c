@@ -3,7 +3,7 @@
  * For batch sizes 1, 16, 64 and 256 it commits certificates (1 KiB DER, random positive 16-byte
  * serials, 1000 users in 4 pools) with sync into a fresh environment under /var/tmp (real disk)
  * for about BENCH_CASE_NS, and prints one line per case:
- *   store_commit_batch<N> <certs_per_s> <p50_us> <p99_us>     (latency is per commit)
+ *   store_commit_batch<N> <certs_per_s> <p50_us> <p99_us> <cpu_us>   (latency is per commit)
  * store_commit_batch<N> is the store as certprovd runs it (defer_meta_sync: one sync per commit,
  * durable when the next commit returned); store_commit_sync2_batch<N> commits that are each
  * durable on return (two syncs). Two references come first, in the same run: the disk's own
@@ -13,8 +13,11 @@
  * Last, the store at scale: an environment preloaded with BENCH_SCALE_CERTS certificates (their
  * outbox drained as the publisher would) runs batch 64 as certprovd does:
  *   store_commit_batch64_at<N> <certs_per_s> <p50_us> <p99_us>
- * The cases above start empty; the indexes' pages, and so the cost of their slices, grow with the
- * store. `bench_store scale` runs only this case. */
+ * <cpu_us> is the process's CPU time (user + system, CLOCK_PROCESS_CPUTIME_ID) per certificate
+ * over the case's loop: steadier than the rate on a shared VM, whose other guests move the disk's
+ * latency and so the rate, but little the work done per certificate. The cases above start empty;
+ * the indexes' pages, and so the cost of their slices, grow with the store. `bench_store scale`
+ * runs only this case. */
 #include <errno.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <lmdb.h>
 #include <sys/stat.h>
@@ -81,13 +85,23 @@ static void fill_meta(struct store_cert_meta *m)
     m->not_after_s = m->issued_at_s + 365 * 86400;
 }
 
+/* cpu_ns is the process's CPU time so far (all threads, user and system). */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    int rc = clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    ASSERT(rc == 0);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void print_case(const char *name, size_t batch_size, size_t n, uint64_t elapsed_ns,
-                       uint64_t *lat_ns)
+                       uint64_t cpu_used_ns, uint64_t *lat_ns)
 {
     double secs = (double)elapsed_ns / 1e9;
+    double ops = (double)(n * batch_size);
     qsort(lat_ns, n, sizeof(lat_ns[0]), cmp_u64);
-    printf("%s%zu %.0f %.0f %.0f\n", name, batch_size, (double)(n * batch_size) / secs,
-           (double)lat_ns[n / 2] / 1e3, (double)lat_ns[(n * 99) / 100] / 1e3);
+    printf("%s%zu %.0f %.0f %.0f %.2f\n", name, batch_size, ops / secs, (double)lat_ns[n / 2] / 1e3,
+           (double)lat_ns[(n * 99) / 100] / 1e3, (double)cpu_used_ns / 1e3 / ops);
     fflush(stdout);
 }
 
@@ -112,6 +126,7 @@ static int disk_case(const char *dir, size_t batch_size, uint64_t *lat_ns, const
     size_t len = batch_size * BENCH_DER_LEN;
     size_t n = 0;
     int rc = 0;
+    uint64_t cpu0 = cpu_ns();
     uint64_t start = clock_mono_ns();
     uint64_t now = start;
     while (now - start < BENCH_CASE_NS && n < BENCH_COMMITS_MAX) {
@@ -123,7 +138,8 @@ static int disk_case(const char *dir, size_t batch_size, uint64_t *lat_ns, const
         now = clock_mono_ns();
         lat_ns[n++] = now - t0;
     }
-out:
+out:;
+    uint64_t cpu_used = cpu_ns() - cpu0;
     if (close(fd) == -1 && rc == 0) {
         rc = -errno;
     }
@@ -134,7 +150,7 @@ out:
         fprintf(stderr, "bench_store: disk case: %s\n", strerror(-rc));
         return rc;
     }
-    print_case("disk_sync_append_batch", batch_size, n, now - start, lat_ns);
+    print_case("disk_sync_append_batch", batch_size, n, now - start, cpu_used, lat_ns);
     return 0;
 }
 
@@ -175,6 +191,8 @@ static int lmdb_case(const char *dir, size_t batch_size, uint64_t *lat_ns, const
     size_t n = 0;
     uint64_t start = 0;
     uint64_t now = 0;
+    uint64_t cpu0 = 0;
+    uint64_t cpu_used = 0;
     int rc = mkdir(path, 0700) == 0 ? 0 : errno; /* LMDB's codes and errnos, as mdb_strerror */
     if (rc != 0) {
         goto out;
@@ -204,6 +222,7 @@ static int lmdb_case(const char *dir, size_t batch_size, uint64_t *lat_ns, const
     if (rc != 0) {
         goto out;
     }
+    cpu0 = cpu_ns();
     start = clock_mono_ns();
     now = start;
     while (now - start < BENCH_CASE_NS && n < BENCH_COMMITS_MAX) {
@@ -215,6 +234,7 @@ static int lmdb_case(const char *dir, size_t batch_size, uint64_t *lat_ns, const
         now = clock_mono_ns();
         lat_ns[n++] = now - t0;
     }
+    cpu_used = cpu_ns() - cpu0;
 out:
     if (txn != NULL) {
         mdb_txn_abort(txn);
@@ -226,7 +246,7 @@ out:
         fprintf(stderr, "bench_store: bare lmdb: %s\n", mdb_strerror(rc));
         return -EIO;
     }
-    print_case("lmdb_random_put_batch", batch_size, n, now - start, lat_ns);
+    print_case("lmdb_random_put_batch", batch_size, n, now - start, cpu_used, lat_ns);
     return 0;
 }
 
@@ -234,10 +254,11 @@ out:
  * BENCH_COMMITS_MAX commits), the latency of each into lat_ns; then one store_sync, counted.
  * Returns 0 or the store's error; *out_n and *out_ns say what was done. */
 static int commit_loop(struct store *st, size_t batch_size, uint64_t *lat_ns, struct store_batch *b,
-                       const uint8_t *der, size_t *out_n, uint64_t *out_ns)
+                       const uint8_t *der, size_t *out_n, uint64_t *out_ns, uint64_t *out_cpu_ns)
 {
     int rc = 0;
     size_t n = 0;
+    uint64_t cpu0 = cpu_ns();
     uint64_t start = clock_mono_ns();
     uint64_t now = start;
     while (now - start < BENCH_CASE_NS && n < BENCH_COMMITS_MAX) {
@@ -263,6 +284,7 @@ static int commit_loop(struct store *st, size_t batch_size, uint64_t *lat_ns, st
     }
     *out_n = n;
     *out_ns = now - start;
+    *out_cpu_ns = cpu_ns() - cpu0;
     if (rc != 0) {
         return rc;
     }
@@ -296,11 +318,12 @@ static int run_case(const char *dir, size_t batch_size, uint64_t *lat_ns, struct
     }
     size_t n = 0;
     uint64_t elapsed = 0;
-    rc = commit_loop(st, batch_size, lat_ns, b, der, &n, &elapsed);
+    uint64_t cpu_used = 0;
+    rc = commit_loop(st, batch_size, lat_ns, b, der, &n, &elapsed, &cpu_used);
     store_close(st);
     if (rc == 0) {
         print_case(deferred ? "store_commit_batch" : "store_commit_sync2_batch", batch_size, n,
-                   elapsed, lat_ns);
+                   elapsed, cpu_used, lat_ns);
     }
     return rc;
 }
@@ -351,15 +374,16 @@ static int scale_case(const char *dir, uint64_t *lat_ns, struct store_batch *b, 
     }
     size_t n = 0;
     uint64_t elapsed = 0;
+    uint64_t cpu_used = 0;
     rc = preload(st, b, der);
     if (rc == 0) {
-        rc = commit_loop(st, BENCH_SCALE_BATCH, lat_ns, b, der, &n, &elapsed);
+        rc = commit_loop(st, BENCH_SCALE_BATCH, lat_ns, b, der, &n, &elapsed, &cpu_used);
     }
     store_close(st);
     if (rc == 0) {
         char name[64];
         snprintf(name, sizeof(name), "store_commit_at%u_batch", BENCH_SCALE_CERTS);
-        print_case(name, BENCH_SCALE_BATCH, n, elapsed, lat_ns);
+        print_case(name, BENCH_SCALE_BATCH, n, elapsed, cpu_used, lat_ns);
     }
     return rc;
 }
