@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/base.h"
 #include "store/internal.h"
@@ -133,15 +132,9 @@ int store_outbox_remove_many(struct store *st, const char *pool, const uint64_t 
     return store_write(st, remove_many_txn, &a);
 }
 
-struct remove_acked_arg {
-    const char *pool;
-    const struct store_outbox_entry *entries;
-    size_t num;
-};
-
 static int remove_acked_txn(struct store *st, MDB_txn *txn, void *arg)
 {
-    const struct remove_acked_arg *a = arg;
+    const struct ack_slot *a = arg; /* only its removals: pool, entries, num */
     uint32_t id = 0;
     int rc = store_pool_find(st, txn, &id, a->pool);
     if (rc != 0) {
@@ -177,7 +170,7 @@ static int remove_acked_txn(struct store *st, MDB_txn *txn, void *arg)
     return 0;
 }
 
-static bool carried(struct store *st, const struct remove_acked_arg *a);
+static bool carried(struct store *st, struct ack_slot *s);
 
 int store_outbox_remove_acked(struct store *st, const char *pool,
                               const struct store_outbox_entry *entries, size_t num)
@@ -194,7 +187,7 @@ int store_outbox_remove_acked(struct store *st, const char *pool,
     if (num == 0) {
         return 0;
     }
-    struct remove_acked_arg a = {.pool = pool, .entries = entries, .num = num};
+    struct ack_slot a = {.pool = pool, .entries = entries, .num = num};
     if (st->defer_meta_sync &&
         clock_mono_ns() - atomic_load(&st->last_commit_ns) < st->ack_wait_ns) {
         if (carried(st, &a)) {
@@ -212,31 +205,31 @@ int store_outbox_remove_acked(struct store *st, const char *pool,
  * commit and its sync (1.5 ms on average, up to 8 ms, at 7,000 enrollments/s on this VM's
  * disk), and certprovd's writer waited behind it with its group. */
 
-/* carried hands `a` to the next certificate commit: true once one committed it, false when none
- * took it within st->ack_wait_ns or the one that took it failed (the caller commits it). */
-static bool carried(struct store *st, const struct remove_acked_arg *a)
+/* carried hands `s` (its removals set, the rest zero) to the next certificate commit: true once
+ * one committed it, false when none took it within st->ack_wait_ns or the one that took it
+ * failed (the caller then commits it). */
+static bool carried(struct store *st, struct ack_slot *s)
 {
-    struct ack_slot s = {.pool = a->pool, .entries = a->entries, .num = a->num};
     uint64_t until = clock_mono_ns() + st->ack_wait_ns;
     base_mutex_lock(&st->ack_lock);
-    s.next = st->acks;
-    st->acks = &s;
-    while (!s.done) {
-        if (!s.taken) {
+    s->next = st->acks;
+    st->acks = s;
+    while (!s->done) {
+        if (!s->taken) {
             bool timed_out = !base_cond_wait_until(&st->ack_cond, &st->ack_lock, until);
-            if (timed_out && !s.taken) {
+            if (timed_out && !s->taken) {
                 struct ack_slot **pp = &st->acks;
-                while (*pp != &s) {
+                while (*pp != s) {
                     pp = &(*pp)->next; /* s is in the list: not taken */
                 }
-                *pp = s.next;
+                *pp = s->next;
                 break;
             }
         } else {
             base_cond_wait(&st->ack_cond, &st->ack_lock); /* its commit is running */
         }
     }
-    bool ok = s.done && s.rc == 0;
+    bool ok = s->done && s->rc == 0;
     base_mutex_unlock(&st->ack_lock);
     if (ok) {
         atomic_fetch_add(&st->acks_carried, 1);
@@ -259,8 +252,7 @@ struct ack_slot *store_acks_take(struct store *st)
 int store_acks_apply(struct store *st, MDB_txn *txn, struct ack_slot *list)
 {
     for (struct ack_slot *s = list; s != NULL; s = s->next) {
-        struct remove_acked_arg a = {.pool = s->pool, .entries = s->entries, .num = s->num};
-        s->rc = remove_acked_txn(st, txn, &a);
+        s->rc = remove_acked_txn(st, txn, s);
         if (s->rc != 0 && s->rc != -ENOENT) {
             return s->rc; /* LMDB failed: the transaction is lost */
         }

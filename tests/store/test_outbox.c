@@ -341,6 +341,22 @@ Test(store_outbox, acks_ride_the_next_certificate_commit)
     cr_assert_eq(acks_waiting(), 0);
 }
 
+/* run_alone runs the acker with no commit beside it and checks that its removal committed alone
+ * (one transaction, pool-a emptied); returns how many removals waited for a commit meanwhile. */
+static uint64_t run_alone(struct acker *a)
+{
+    uint64_t alone = atomic_load(&g_st->acks_alone);
+    uint64_t waited = atomic_load(&g_st->acks_waited);
+    uint64_t txn0 = last_txnid();
+    acker_start(a);
+    cr_assert_eq(pthread_join(a->thread, NULL), 0);
+    cr_assert_eq(a->rc, 0);
+    cr_assert_eq(last_txnid(), txn0 + 1);
+    cr_assert_eq(atomic_load(&g_st->acks_alone), alone + 1);
+    cr_assert_eq(depth_of("pool-a"), 0);
+    return atomic_load(&g_st->acks_waited) - waited;
+}
+
 /* When the next commit does not come, the removal commits alone after STORE_ACK_WAIT_MS. */
 Test(store_outbox, acks_commit_alone_when_no_commit_comes)
 {
@@ -348,17 +364,8 @@ Test(store_outbox, acks_commit_alone_when_no_commit_comes)
     deferred_store(&a, 60000);
     g_st->ack_wait_ns = 300000000u;                       /* 0.3 s */
     atomic_store(&g_st->last_commit_ns, clock_mono_ns()); /* a writer that has just committed */
-    uint64_t alone = atomic_load(&g_st->acks_alone);
-    uint64_t waited = atomic_load(&g_st->acks_waited);
-    uint64_t txn0 = last_txnid();
-    acker_start(&a);
-    cr_assert_eq(pthread_join(a.thread, NULL), 0);
-    cr_assert_eq(a.rc, 0);
+    cr_assert_eq(run_alone(&a), 1, "it waited for a commit");
     cr_assert_geq(a.took_ns, g_st->ack_wait_ns);
-    cr_assert_eq(last_txnid(), txn0 + 1);
-    cr_assert_eq(atomic_load(&g_st->acks_alone), alone + 1);
-    cr_assert_eq(atomic_load(&g_st->acks_waited), waited + 1);
-    cr_assert_eq(depth_of("pool-a"), 0);
     cr_assert_eq(acks_waiting(), 0);
 }
 
@@ -369,16 +376,7 @@ Test(store_outbox, acks_do_not_wait_for_an_idle_writer)
     struct acker a = {0};
     deferred_store(&a, STORE_ACK_WAIT_MS);
     usleep(2 * STORE_ACK_WAIT_MS * 1000);
-    uint64_t alone = atomic_load(&g_st->acks_alone);
-    uint64_t waited = atomic_load(&g_st->acks_waited);
-    uint64_t txn0 = last_txnid();
-    acker_start(&a);
-    cr_assert_eq(pthread_join(a.thread, NULL), 0);
-    cr_assert_eq(a.rc, 0);
-    cr_assert_eq(last_txnid(), txn0 + 1);
-    cr_assert_eq(atomic_load(&g_st->acks_alone), alone + 1);
-    cr_assert_eq(atomic_load(&g_st->acks_waited), waited, "it did not wait for a commit");
-    cr_assert_eq(depth_of("pool-a"), 0);
+    cr_assert_eq(run_alone(&a), 0, "it did not wait for a commit");
 }
 
 /* An acknowledgement the commit cannot apply (a pool this store does not know) fails alone, as
