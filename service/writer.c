@@ -579,8 +579,12 @@ static void commit_group(struct service *svc, struct svc_item **items, size_t n,
 }
 
 /* take_group moves queued items into `items`: at most STORE_BATCH_MAX, and no more than the
- * batch's lockout slots can hold: an item adds at most one entry per candidate, or one unknown
- * failure (counted as the + 1). Called locked. */
+ * batch's lockout slots can hold. An item adds at most max(candidates, 1) entries: a failure one
+ * per candidate whose PIN did not match, a success one for its user (the same entry as a later
+ * refusal of that user's certificate, note_user_refusal; a client certificate's item has no
+ * candidate and adds at most that one), and a failure that no candidate counts adds no entry but
+ * one unknown failure (at most one per item: the batch's count holds STORE_BATCH_MAX). Called
+ * locked. */
 static size_t take_group(struct service *svc, struct svc_item **items)
 {
     size_t n = 0;
@@ -588,7 +592,7 @@ static size_t take_group(struct service *svc, struct svc_item **items)
     while (svc->q_len > 0 && n < STORE_BATCH_MAX) {
         struct svc_item *it = svc->queue[svc->q_head];
         svc_item_validate(svc, it);
-        size_t need = it->num_candidates + 1;
+        size_t need = it->num_candidates > 1 ? it->num_candidates : 1;
         if (lockouts + need > STORE_BATCH_MAX) {
             break;
         }

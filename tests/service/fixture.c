@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,11 @@ static struct {
     char text[FX_BODY_MAX + 1];
     uint8_t der[FX_BODY_MAX];
 } rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The gate every answer passes first (fx_hold_answers): a test holds the writer in an answer
+ * while it queues the next items. `arrived` counts the answers that reached it. */
+static pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
+static atomic_size_t arrived;
 
 /* b64_decode decodes base64 text that may hold line breaks. */
 static bool b64_decode(uint8_t *out, size_t cap, size_t *out_len, const char *in, size_t in_len)
@@ -177,6 +183,9 @@ static void fx_respond(void *ctx, struct ioring_request *req, int status, const 
                        const char *headers, const char *body, size_t len)
 {
     (void)ctx;
+    atomic_fetch_add(&arrived, 1);
+    pthread_mutex_lock(&gate);
+    pthread_mutex_unlock(&gate);
     pthread_mutex_lock(&rec.lock);
     if (rec.n == FX_ANSWERS_MAX) {
         rec.dropped++;
@@ -206,6 +215,26 @@ static void fx_respond(void *ctx, struct ioring_request *req, int status, const 
     rec.n++;
     pthread_cond_broadcast(&rec.cond);
     pthread_mutex_unlock(&rec.lock);
+}
+
+void fx_hold_answers(void)
+{
+    pthread_mutex_lock(&gate);
+}
+
+void fx_release_answers(void)
+{
+    pthread_mutex_unlock(&gate);
+}
+
+void fx_wait_arrived(size_t n)
+{
+    uint64_t end = clock_mono_ns() + (uint64_t)FX_WAIT_MS * 1000000u;
+    while (atomic_load(&arrived) < n && clock_mono_ns() < end) {
+        (void)sched_yield();
+    }
+    cr_assert_geq(atomic_load(&arrived), n, "%zu answers arrived after %d ms, want %zu",
+                  atomic_load(&arrived), FX_WAIT_MS, n);
 }
 
 void fx_watch(const char *uri)
@@ -345,6 +374,7 @@ void fx_setup_opts(const struct fx_options *o)
     pthread_mutex_lock(&rec.lock);
     rec.n = 0;
     rec.dropped = 0;
+    atomic_store(&arrived, 0);
     rec.watch[0] = '\0';
     pthread_mutex_unlock(&rec.lock);
     pthread_condattr_t attr;

@@ -103,6 +103,13 @@ void fx_service_stop(void);
 /* fx_watch makes the recorder read `uri`'s lockout state with every answer. */
 void fx_watch(const char *uri);
 
+/* fx_hold_answers stops every answer at a gate before it is recorded (the writer thread waits
+ * there) until fx_release_answers; fx_wait_arrived waits until `n` answers reached the gate since
+ * fx_setup. Fails the test after FX_WAIT_MS. */
+void fx_hold_answers(void);
+void fx_release_answers(void);
+void fx_wait_arrived(size_t n);
+
 /* fx_wait_answers waits until `n` answers were recorded; fails the test after FX_WAIT_MS. */
 void fx_wait_answers(size_t n);
 /* fx_answers_count returns how many answers were recorded so far. */

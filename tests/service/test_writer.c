@@ -306,6 +306,39 @@ Test(service_writer, a_turn_signs_one_slice_and_keeps_the_rest_in_order, .init =
     fx_wait_items_free(0, 128);
 }
 
+static void setup_batch_ring(void)
+{
+    fx_setup_opts(&(struct fx_options){.items_per_ring = STORE_BATCH_MAX + 1});
+    g_fx.cfg.user_certs_per_day_max = 0; /* alice and bob store them all */
+}
+
+Test(service_writer, one_group_holds_a_full_batch_of_pin_sign_ins, .init = setup_batch_ring,
+     .fini = fx_teardown)
+{
+    /* A PIN sign-in has one candidate and adds at most one lockout entry: STORE_BATCH_MAX of
+     * them queued while the writer is held (in the answer of the first) make ONE group, not two
+     * halves of lockout room reserved and never used. */
+    fx_hold_answers();
+    struct svc_item *first = fx_enroll(0, SVC_ROUTE_EST_ENROLL, FX_ALICE);
+    fx_turn(0, &first, 1);
+    fx_wait_arrived(1); /* the writer waits in the first answer */
+    static struct svc_item *items[STORE_BATCH_MAX];
+    for (size_t i = 0; i < STORE_BATCH_MAX; i++) {
+        items[i] = fx_enroll(0, i % 2 == 0 ? SVC_ROUTE_EST_ENROLL : SVC_ROUTE_SOAP,
+                             i % 2 == 0 ? FX_ALICE : FX_BOB); /* one candidate each */
+    }
+    fx_turn(0, items, STORE_BATCH_MAX);
+    fx_release_answers();
+    fx_wait_items_free(0, STORE_BATCH_MAX + 1);
+    struct svc_metrics *m = &g_fx.svc->metrics;
+    cr_assert_eq(atomic_load(&m->commit_size.sum), STORE_BATCH_MAX + 1);
+    cr_assert_eq(atomic_load(&m->commit_size.count), 2,
+                 "%llu commits: want the first alone, then one full group",
+                 (unsigned long long)atomic_load(&m->commit_size.count));
+    cr_assert_eq(atomic_load(&m->certificates), STORE_BATCH_MAX + 1);
+    cr_assert_eq(cert_count(), STORE_BATCH_MAX + 1);
+}
+
 Test(service_writer, store_without_deferred_sync, .init = setup_no_defer, .fini = fx_teardown)
 {
     struct svc_item *items[3];
