@@ -128,6 +128,11 @@ size_t base_serial_hex(char *out, size_t cap, const uint8_t *in, size_t len);
  * faster. Secrets are never base64-encoded by the appliance. */
 size_t base_b64_encode(char *out, size_t cap, const uint8_t *in, size_t len);
 
+/* base_fnv1a is the 32-bit FNV-1a hash of p[0..len): for spreading keys over slots and ranges,
+ * never against an adversary's choice of keys. Stable: the store's by-user index keys start with
+ * it. */
+uint32_t base_fnv1a(const void *p, size_t len);
+
 /* base_str_copy copies the NUL-terminated `src` into `dst` of `cap` bytes. Returns 0, or
  * -E2BIG (dst then holds "") when src does not fit. */
 int base_str_copy(char *dst, size_t cap, const char *src);

@@ -123,6 +123,16 @@ void base_thread_name(const char *fmt, ...)
     (void)pthread_setname_np(pthread_self(), name);
 }
 
+uint32_t base_fnv1a(const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ b[i]) * 16777619u;
+    }
+    return h;
+}
+
 int base_str_copy(char *dst, size_t cap, const char *src)
 {
     ASSERT(dst != NULL);

@@ -1,14 +1,13 @@
 /* bench_store: durable group-commit throughput of the store.
  *
- * For batch sizes 1, 16, 64 and 256 it commits certificates (1 KiB DER, random positive 16-byte
- * serials, 1000 users in 4 pools) with sync into a fresh environment under /var/tmp (real disk)
- * for about BENCH_CASE_NS, and prints one line per case:
- *   store_commit_batch<N> <certs_per_s> <p50_us> <p99_us> <cpu_us>   (latency is per commit)
- * store_commit_batch<N> is the store as certprovd runs it (defer_meta_sync: one sync per commit,
- * durable when the next commit returned); store_commit_sync2_batch<N> commits that are each
- * durable on return (two syncs). Two references come first, in the same run: the disk's own
- * synced append (disk_sync_append_batch<N>) and bare LMDB with one random 1 KiB put per
- * certificate (lmdb_random_put_batch<N>).
+ * For batch sizes 1, 16, 64, 256 and 512 it commits certificates (1 KiB DER, random positive
+ * 16-byte serials, 1000 users in 4 pools) with sync into a fresh environment under /var/tmp (real
+ * disk) for about BENCH_CASE_NS, and prints one line per case: store_commit_batch<N> <certs_per_s>
+ * <p50_us> <p99_us> <cpu_us>   (latency is per commit) store_commit_batch<N> is the store as
+ * certprovd runs it (defer_meta_sync: one sync per commit, durable when the next commit returned);
+ * store_commit_sync2_batch<N> commits that are each durable on return (two syncs). Two references
+ * come first, in the same run: the disk's own synced append (disk_sync_append_batch<N>) and bare
+ * LMDB with one random 1 KiB put per certificate (lmdb_random_put_batch<N>).
  *
  * Last, the store at scale: an environment preloaded with BENCH_SCALE_CERTS certificates (their
  * outbox drained as the publisher would) runs batch 64 as certprovd does:
@@ -388,7 +387,7 @@ static int scale_case(const char *dir, uint64_t *lat_ns, struct store_batch *b, 
     return rc;
 }
 
-static const size_t g_sizes[] = {1, 16, 64, 256};
+static const size_t g_sizes[] = {1, 16, 64, 256, 512};
 
 /* batch_cases runs the four cases of one batch size, in the order they are printed. */
 static int batch_cases(const char *dir, size_t batch_size, uint64_t *lat, struct store_batch *b,

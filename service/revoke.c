@@ -342,11 +342,7 @@ void svc_ocsp_free(struct service *svc)
 
 static struct ocsp_slot *slot_of(struct svc_ocsp *o, const uint8_t serial[SIGNER_SERIAL_LEN])
 {
-    uint32_t h = 2166136261u; /* FNV-1a: serials are random, any spread will do */
-    for (size_t i = 0; i < SIGNER_SERIAL_LEN; i++) {
-        h = (h ^ serial[i]) * 16777619u;
-    }
-    return &o->slots[h % OCSP_CACHE_SLOTS];
+    return &o->slots[base_fnv1a(serial, SIGNER_SERIAL_LEN) % OCSP_CACHE_SLOTS]; /* any spread */
 }
 
 static bool cacheable(const struct signer_ocsp_request *req)

@@ -203,16 +203,20 @@ static void drop_cert(struct svc_item *it, enum signer_reason why, const char *t
  * saw. Over it: 429 RateLimited with Retry-After the seconds until the oldest of the user's
  * newest `max` certificates is 24 h old (at least 1; with exactly `max` in the window, the
  * oldest of them); the certificate is dropped. When the store cannot be read, InternalError. */
-static void rate_limit(struct service *svc, struct svc_item **items, size_t i, int64_t now)
+static void rate_limit(struct service *svc, struct svc_item **items, const uint32_t *uri_hash,
+                       size_t i, int64_t now)
 {
     struct svc_item *it = items[i];
     uint32_t max = svc->cfg->user_certs_per_day_max;
     ASSERT(max > 0);
     ASSERT(has_cert(it));
     uint32_t in_group = 0;
-    int64_t first_s = 0;             /* issue time of the group's first certificate of the user */
-    for (size_t j = 0; j < i; j++) { /* bounded by the group: STORE_BATCH_MAX */
-        if (has_cert(items[j]) && strcmp(items[j]->user.uri, it->user.uri) == 0) {
+    int64_t first_s = 0; /* issue time of the group's first certificate of the user */
+    /* Bounded by the group (STORE_BATCH_MAX); the hashes keep the square of a large group to
+     * integer compares. */
+    for (size_t j = 0; j < i; j++) {
+        if (uri_hash[j] == uri_hash[i] && has_cert(items[j]) &&
+            strcmp(items[j]->user.uri, it->user.uri) == 0) {
             first_s = in_group == 0 ? items[j]->issued_at_s : first_s;
             in_group++;
         }
@@ -541,9 +545,15 @@ static void commit_group(struct service *svc, struct svc_item **items, size_t n,
     for (size_t i = 0; i < n; i++) {
         judge(svc, items[i], now);
     }
-    for (size_t i = 0; svc->cfg->user_certs_per_day_max != 0 && i < n; i++) {
-        if (has_cert(items[i])) {
-            rate_limit(svc, items, i, now);
+    if (svc->cfg->user_certs_per_day_max != 0) {
+        uint32_t uri_hash[STORE_BATCH_MAX];
+        for (size_t i = 0; i < n; i++) {
+            uri_hash[i] = base_fnv1a(items[i]->user.uri, strlen(items[i]->user.uri));
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (has_cert(items[i])) {
+                rate_limit(svc, items, uri_hash, i, now);
+            }
         }
     }
     for (size_t i = 0; i < n; i++) {

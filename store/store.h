@@ -56,7 +56,7 @@
 #define STORE_SERIAL_LEN 16     /* certificate serial, big-endian, top bit clear */
 #define STORE_CERT_DER_MAX 4096 /* largest certificate DER stored */
 #define STORE_ERROR_MAX 127     /* bytes of an outbox entry's last error */
-#define STORE_BATCH_MAX 256     /* certificates (and lockout updates) in one group commit */
+#define STORE_BATCH_MAX 512     /* certificates (and lockout updates) in one group commit */
 #define STORE_POOLS_MAX 64      /* distinct home pools */
 
 struct store;

@@ -103,6 +103,15 @@ Test(base_str, copy_fits_and_overflows)
     cr_assert_str_eq(buf, "");
 }
 
+Test(base_str, fnv1a_is_the_published_function)
+{
+    /* FNV-1a 32-bit test vectors (draft-eastlake-fnv): the store's by-user index keys begin with
+     * this hash, so it may never change. */
+    cr_assert_eq(base_fnv1a("", 0), 0x811c9dc5u);
+    cr_assert_eq(base_fnv1a("a", 1), 0xe40c292cu);
+    cr_assert_eq(base_fnv1a("foobar", 6), 0xbf9cf968u);
+}
+
 Test(base_clock, utc_format)
 {
     char out[CLOCK_UTC_LEN];

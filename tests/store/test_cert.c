@@ -529,6 +529,48 @@ Test(store_cert, serial_clash_with_what_another_process_indexed)
     free(b);
 }
 
+/* When this handle has indexed a segment, its set of the tail's serials drops that segment's in
+ * memory (no scan): the first check after each of two segments still refuses the oldest and the
+ * newest serial of the tail and the newest indexed one, and takes a new one. */
+Test(store_cert, serial_clash_after_the_tail_set_moved_past_a_segment)
+{
+    reopen_with_tail(STORE_INDEX_SLICES); /* a slice per certificate after the segment */
+    struct store_batch *b = batch_new();
+    uint32_t n = 0;
+    uint64_t upto = 0;
+    for (unsigned segments = 0; segments < 2;) { /* bounded: a segment ends every ~2 x tail */
+        cr_assert_lt(n, 20 * STORE_INDEX_SLICES);
+        add_certs(b, n++, 1);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+        uint64_t now_upto = index_upto(g_st);
+        if (now_upto == upto) {
+            continue;
+        }
+        upto = now_upto;
+        segments++;
+        add_certs(b, n++, 1); /* this commit moves the set to the new watermark */
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+        cr_assert_eq(index_upto(g_st), upto);
+        cr_assert_gt(n, upto + 1, "a tail after the watermark");
+        /* certificate k has seq k + 1: the tail is k = upto .. n - 1 */
+        add_certs(b, 10000 + n, 1);
+        add_certs(b, (uint32_t)upto, 1);     /* the oldest of the tail */
+        add_certs(b, n - 1, 1);              /* the newest */
+        add_certs(b, (uint32_t)upto - 1, 1); /* the newest indexed */
+        cr_assert_eq(store_batch_commit(g_st, b), -EEXIST);
+        cr_assert_eq(b->items[0].rc, 0);
+        cr_assert_eq(b->items[1].rc, -EEXIST, "oldest of the tail, segment %u", segments);
+        cr_assert_eq(b->items[2].rc, -EEXIST, "newest of the tail, segment %u", segments);
+        cr_assert_eq(b->items[3].rc, -EEXIST, "newest indexed, segment %u", segments);
+        store_batch_clear(b);
+    }
+    expect_count(g_st, n);
+    for (uint32_t i = 0; i < n; i++) {
+        expect_cert(g_st, i);
+    }
+    free(b);
+}
+
 /* Another process (certprovctl beside certprovd) commits into the tail: the clash check of this
  * handle still sees its serial. */
 Test(store_cert, serial_clash_with_another_process)
