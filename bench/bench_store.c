@@ -68,6 +68,24 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The users' strings, formatted once (make_users): formatting them for each certificate was
+ * 6 % of the batch 512 case's CPU, work of this program and not of the store. */
+static struct {
+    char uri[32];
+    char pool[8];
+    char device_id[40];
+} g_users[BENCH_USERS];
+
+static void make_users(void)
+{
+    for (unsigned u = 0; u < BENCH_USERS; u++) {
+        snprintf(g_users[u].uri, sizeof(g_users[u].uri), "sip:user%04u@example.com", u);
+        snprintf(g_users[u].pool, sizeof(g_users[u].pool), "pool-%u", u % 4);
+        snprintf(g_users[u].device_id, sizeof(g_users[u].device_id),
+                 "{%08X-0000-0000-0000-000000000000}", u);
+    }
+}
+
 static void fill_meta(struct store_cert_meta *m)
 {
     uint64_t a = rng_next();
@@ -76,9 +94,9 @@ static void fill_meta(struct store_cert_meta *m)
     memcpy(m->serial + 8, &b, 8);
     m->serial[0] &= 0x7f; /* positive */
     unsigned u = (unsigned)(rng_next() % BENCH_USERS);
-    snprintf(m->uri, sizeof(m->uri), "sip:user%04u@example.com", u);
-    snprintf(m->pool, sizeof(m->pool), "pool-%u", u % 4);
-    snprintf(m->device_id, sizeof(m->device_id), "{%08X-0000-0000-0000-000000000000}", u);
+    memcpy(m->uri, g_users[u].uri, sizeof(g_users[u].uri));
+    memcpy(m->pool, g_users[u].pool, sizeof(g_users[u].pool));
+    memcpy(m->device_id, g_users[u].device_id, sizeof(g_users[u].device_id));
     m->issued_at_s = clock_real_s();
     m->not_before_s = m->issued_at_s;
     m->not_after_s = m->issued_at_s + 365 * 86400;
@@ -420,6 +438,7 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
+    make_users();
     static uint8_t der[BENCH_DER_LEN];
     for (size_t i = 0; i < sizeof(der); i++) {
         der[i] = (uint8_t)rng_next();
