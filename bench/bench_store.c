@@ -346,7 +346,8 @@ static int run_case(const char *dir, size_t batch_size, uint64_t *lat_ns, struct
 }
 
 /* preload stores BENCH_SCALE_CERTS certificates of one pool in batches of STORE_BATCH_MAX and
- * removes their outbox entries after each batch, as the publisher of a healthy pool would. */
+ * removes their outbox entries after each batch, as the publisher of a healthy pool would (in
+ * its batches of STORE_PUBLISH_BATCH_MAX). */
 static int preload(struct store *st, struct store_batch *b, const uint8_t *der)
 {
     static uint64_t seqs[STORE_BATCH_MAX];
@@ -367,7 +368,12 @@ static int preload(struct store *st, struct store_batch *b, const uint8_t *der)
         for (size_t i = 0; i < STORE_BATCH_MAX; i++) {
             seqs[i] = b->items[i].meta.seq;
         }
-        rc = store_outbox_remove_many(st, "pool-0", seqs, STORE_BATCH_MAX);
+        /* in the publisher's batches */
+        for (size_t i = 0; rc == 0 && i < STORE_BATCH_MAX; i += STORE_PUBLISH_BATCH_MAX) {
+            size_t n = STORE_BATCH_MAX - i;
+            rc = store_outbox_remove_many(
+                st, "pool-0", seqs + i, n < STORE_PUBLISH_BATCH_MAX ? n : STORE_PUBLISH_BATCH_MAX);
+        }
         if (rc != 0) {
             goto out;
         }
