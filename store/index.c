@@ -531,6 +531,27 @@ static int tail_grow(struct tail_set *t)
     return 0;
 }
 
+/* uris_reserve makes room for `more` bytes after `len` in the buffer *buf of *cap bytes (first:
+ * its first capacity), doubling. Returns 0 or -ENOMEM (the buffer as it was). */
+static int uris_reserve(char **buf, size_t *cap, size_t len, size_t more, size_t first)
+{
+    if (*cap - len >= more) {
+        return 0;
+    }
+    size_t c = *cap > 0 ? 2 * *cap : first;
+    while (c - len < more) {
+        c *= 2;
+    }
+    ASSERT(c <= UINT32_MAX); /* offsets are u32: bounded by a segment and its tail */
+    char *p = realloc(*buf, c);
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
 /* tail_put puts `serial` in the set. Returns 1 (added), 0 (there already) or -ENOMEM. */
 static int tail_put(struct tail_set *t, const uint8_t serial[STORE_SERIAL_LEN])
 {
@@ -573,15 +594,9 @@ static int tail_add(struct tail_set *t, const uint8_t serial[STORE_SERIAL_LEN], 
         t->order = p;
         t->order_cap = cap;
     }
-    if (t->uris_cap - t->uris_len < uri_len) {
-        size_t cap = t->uris_cap > 0 ? 2 * t->uris_cap : 4096 * 32;
-        ASSERT(cap <= UINT32_MAX);
-        void *p = realloc(t->uris, cap);
-        if (p == NULL) {
-            return -ENOMEM;
-        }
-        t->uris = p;
-        t->uris_cap = cap;
+    rc = uris_reserve(&t->uris, &t->uris_cap, t->uris_len, uri_len, 4096 * 32);
+    if (rc != 0) {
+        return rc;
     }
     struct tail_entry *e = &t->order[t->order_num++];
     memcpy(e->serial, serial, STORE_SERIAL_LEN);
@@ -783,6 +798,18 @@ static void slice_sort(const struct segment *g, bool by_uri, uint32_t *out,
     ASSERT(start[STORE_INDEX_SLICES] == g->num);
 }
 
+/* entry_set fills a segment entry: the certificate `seq`, its serial and URI (at uri_off). */
+static void entry_set(struct segment_entry *x, uint64_t seq, const uint8_t serial[STORE_SERIAL_LEN],
+                      const char *uri, size_t uri_len, size_t uri_off)
+{
+    x->seq = seq;
+    memcpy(x->serial, serial, sizeof(x->serial));
+    x->serial_slice = (uint8_t)slice_serial(serial);
+    x->uri_slice = (uint8_t)slice_uri(uri, uri_len);
+    x->uri_len = (uint16_t)uri_len;
+    x->uri_off = (uint32_t)uri_off;
+}
+
 static int visit_segment_add(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
                              const struct cert_rec *r, void *arg)
 {
@@ -792,27 +819,14 @@ static int visit_segment_add(struct store *st, MDB_txn *txn, const MDB_val *key,
     ASSERT(g->num < g->target - g->upto); /* seqs are dense: certificates are never deleted */
     ASSERT(r->uri_len <= STORE_URI_MAX);
     const char *uri = (const char *)val->mv_data + sizeof(*r);
-    if (g->uris_cap - g->uris_len < r->uri_len) {
-        /* About 32 bytes a certificate; at most STORE_URI_MAX each: bounded by the segment. */
-        size_t cap = g->uris_cap > 0 ? g->uris_cap * 2 : (size_t)(g->target - g->upto) * 32;
-        while (cap - g->uris_len < r->uri_len) {
-            cap *= 2;
-        }
-        ASSERT(cap <= UINT32_MAX);
-        char *p = realloc(g->uris, cap);
-        if (p == NULL) {
-            return -ENOMEM;
-        }
-        g->uris = p;
-        g->uris_cap = cap;
+    /* About 32 bytes a certificate; at most STORE_URI_MAX each: bounded by the segment. */
+    int rc = uris_reserve(&g->uris, &g->uris_cap, g->uris_len, r->uri_len,
+                          (size_t)(g->target - g->upto) * 32);
+    if (rc != 0) {
+        return rc;
     }
-    struct segment_entry *x = &g->e[g->num++];
-    x->seq = store_seq_decode(key->mv_data);
-    memcpy(x->serial, r->serial, sizeof(x->serial));
-    x->serial_slice = (uint8_t)slice_serial(r->serial);
-    x->uri_slice = (uint8_t)slice_uri(uri, r->uri_len);
-    x->uri_len = (uint16_t)r->uri_len;
-    x->uri_off = (uint32_t)g->uris_len;
+    entry_set(&g->e[g->num++], store_seq_decode(key->mv_data), r->serial, uri, r->uri_len,
+              g->uris_len);
     memcpy(g->uris + g->uris_len, uri, r->uri_len);
     g->uris_len += r->uri_len;
     return 0;
@@ -858,13 +872,8 @@ static bool segment_from_tail(const struct tail_set *t, struct segment *g)
     g->uris_len = len;
     for (size_t i = 0; i < n; i++) {
         const struct tail_entry *e = &t->order[i];
-        struct segment_entry *x = &g->e[i];
-        x->seq = g->upto + 1 + i;
-        memcpy(x->serial, e->serial, sizeof(x->serial));
-        x->serial_slice = (uint8_t)slice_serial(e->serial);
-        x->uri_slice = (uint8_t)slice_uri(t->uris + e->uri_off, e->uri_len);
-        x->uri_len = e->uri_len;
-        x->uri_off = e->uri_off;
+        entry_set(&g->e[i], g->upto + 1 + i, e->serial, t->uris + e->uri_off, e->uri_len,
+                  e->uri_off);
     }
     g->num = n;
     return true;
@@ -1174,6 +1183,15 @@ static void recent_link(struct recent *r, size_t i)
     *h = (uint32_t)(i + 1);
 }
 
+/* recent_relink rebuilds every bucket's chain from the entries. */
+static void recent_relink(struct recent *r)
+{
+    memset(r->head, 0, r->cap * sizeof(r->head[0]));
+    for (size_t i = 0; i < r->num; i++) { /* oldest first: each chain ends newest first */
+        recent_link(r, i);
+    }
+}
+
 /* recent_grow doubles the capacity and relinks every entry. Returns 0 or -ENOMEM. */
 static int recent_grow(struct recent *r)
 {
@@ -1184,16 +1202,14 @@ static int recent_grow(struct recent *r)
         return -ENOMEM;
     }
     r->e = e;
-    uint32_t *head = calloc(cap, sizeof(*head));
+    uint32_t *head = malloc(cap * sizeof(*head)); /* cleared by recent_relink */
     if (head == NULL) {
         return -ENOMEM;
     }
     free(r->head);
     r->head = head;
     r->cap = cap;
-    for (size_t i = 0; i < r->num; i++) { /* oldest first: each chain ends newest first */
-        recent_link(r, i);
-    }
+    recent_relink(r);
     return 0;
 }
 
@@ -1244,10 +1260,7 @@ static int recent_sync(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t l
         memmove(r->e, r->e + drop, (r->num - drop) * sizeof(r->e[0]));
         r->num -= drop;
         r->base = upto;
-        memset(r->head, 0, r->cap * sizeof(r->head[0]));
-        for (size_t i = 0; i < r->num; i++) { /* oldest first: each chain ends newest first */
-            recent_link(r, i);
-        }
+        recent_relink(r);
     }
     if (!r->valid || r->base != upto || r->base + r->num > last) {
         /* first use, or the watermark moved (the rest is in the indexes now): rebuild */
