@@ -147,6 +147,8 @@ int store_open(struct store **out, const struct store_options *opt)
     st->read_only = opt->read_only;
     st->defer_meta_sync = opt->defer_meta_sync && !opt->read_only;
     st->index_tail_max = opt->index_tail_max == 0 ? STORE_INDEX_TAIL_DEFAULT : opt->index_tail_max;
+    st->filter_min_bits = STORE_FILTER_MIN_BITS;
+    st->filter_scan_step = STORE_FILTER_SCAN_STEP;
     int rc = pthread_mutex_init(&st->commit_lock, NULL);
     ASSERT(rc == 0); /* a default mutex: glibc's init cannot fail */
     rc = pthread_mutex_init(&st->recent_lock, NULL);

@@ -571,6 +571,74 @@ Test(store_cert, serial_clash_after_the_tail_set_moved_past_a_segment)
     free(b);
 }
 
+/* add_scrambled appends the nth certificate of a test whose serials come in no order, as real
+ * ones do: their first byte (the key order's and the slices') is not n's order. */
+static void add_scrambled(struct store_batch *b, uint32_t n)
+{
+    uint32_t x = (n * 40503u) & 0xffffu; /* a bijection of 0..65535 */
+    struct store_cert_meta m;
+    make_meta(&m, x % 2 ? "sip:bob@example.com" : "sip:alice@example.com", "pool-a", x);
+    m.serial[0] = (uint8_t)(x % 128u);
+    cr_assert_eq(store_batch_add_cert(b, &m, fixture_der, 100), 0);
+}
+
+/* probe_indexed commits `k` indexed certificates again (scrambled, the next after *next, below
+ * `upto`, round): the commit is refused and each item of it with it. */
+static void probe_indexed(struct store_batch *b, uint32_t *next, uint64_t upto, uint32_t k,
+                          const char *what)
+{
+    for (uint32_t i = 0; i < k; i++) {
+        add_scrambled(b, (uint32_t)((*next + i) % upto));
+    }
+    cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "%s: from %u", what, *next);
+    for (uint32_t i = 0; i < k; i++) {
+        cr_assert_eq(b->items[i].rc, -EEXIST, "%s: the %lluth serial", what,
+                     (unsigned long long)((*next + i) % upto));
+    }
+    store_batch_clear(b);
+    *next = (uint32_t)((*next + k) % upto);
+}
+
+/* The filter of the indexed serials is made anew by a scan of the index spread over commits,
+ * when the index outgrows it and when a handle opens: at every commit of the scan and after it,
+ * every indexed serial is refused (a refused commit takes a step of the scan too). Small here
+ * (64 serials, then 256, 512, 1,024; 3 read a commit), the serials in no order: a step that lost
+ * the key where it resumed, or a filter that missed a serial indexed during its scan, lets a
+ * clash through. */
+Test(store_cert, serial_clash_while_the_filter_is_made_anew)
+{
+    reopen_with_tail(STORE_INDEX_SLICES); /* a slice per certificate after a segment */
+    store_filter_tune(g_st, 1024, 3);
+    struct store_batch *b = batch_new();
+    const uint32_t total = 700;
+    uint32_t next = 0;
+    for (uint32_t n = 0; n < total; n++) {
+        add_scrambled(b, n);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+        uint64_t upto = index_upto(g_st);
+        if (upto >= 64) {
+            probe_indexed(b, &next, upto, 24, "growing");
+        }
+    }
+    uint64_t upto = index_upto(g_st);
+    cr_assert_gt(upto, 4 * 64 + 1, "the filter was outgrown twice");
+    reopen_with_tail(STORE_INDEX_SLICES); /* a new handle has no filter */
+    store_filter_tune(g_st, 1024, 3);
+    next = 0;
+    for (uint32_t i = 0; i < 3 * upto / 32 + 1; i++) { /* each serial thrice */
+        probe_indexed(b, &next, upto, 32, "reopened");
+    }
+    add_scrambled(b, total);
+    uint8_t serial[STORE_SERIAL_LEN];
+    memcpy(serial, b->items[0].meta.serial, sizeof(serial));
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    struct store_cert_meta m;
+    uint8_t der[STORE_CERT_DER_MAX];
+    size_t len = 0;
+    cr_assert_eq(store_cert_get(g_st, &m, der, sizeof(der), &len, serial), 0);
+    free(b);
+}
+
 /* Another process (certprovctl beside certprovd) commits into the tail: the clash check of this
  * handle still sees its serial. */
 Test(store_cert, serial_clash_with_another_process)
