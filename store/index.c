@@ -527,47 +527,60 @@ int store_index_init(struct store *st, MDB_txn *txn)
 /* ---- the tail's serials ----
  *
  * The serial index holds the certificates up to the watermark; a new serial must also differ
- * from every serial in the tail. The tail's serials are kept in an open-addressing set owned by
+ * from every serial in the tail. The tail's serials are kept in open-addressing sets owned by
  * the handle (under commit_lock, used only inside a write transaction), built from the tail by
  * a scan when missing or stale (another process committed or indexed), and thrown away when a
- * commit fails. Nothing in it is authoritative: LMDB is. Beside the set, the serials in seq
- * order: when the watermark moves past a segment, the set drops that segment's serials in memory
- * (tail_rebase) instead of reading the rest of the tail back from the records (a scan of ~32,768
- * records, 40-80 ms of one commit on this VM, 15 % of bench_store's CPU at batch 512). */
+ * commit fails. Nothing in them is authoritative: LMDB is.
+ *
+ * Two generations: while a segment (upto, target] is indexed, the old one holds its serials and
+ * the current one those after it; a segment starts with the current generation (the whole tail
+ * then) becoming the old one, and once it is indexed the old one is emptied. Both in O(1): a
+ * slot belongs to its generation when it carries the generation's stamp, and emptying a
+ * generation changes its stamp. One set rebuilt without the indexed segment re-hashed the rest
+ * of the tail into a cleared 4.5 MiB table: 5-10 ms of CPU of one commit in 32,768 (2026-12-05).
+ * Beside each set, its certificates' serials and URIs in seq order: the old generation is the
+ * segment's keys (segment_from_tail), read from no record. */
 
 struct tail_slot {
     uint8_t serial[STORE_SERIAL_LEN];
-    bool used;
+    uint32_t stamp; /* the slot is its generation's when this is the generation's stamp */
 };
 
 struct tail_entry {
     uint8_t serial[STORE_SERIAL_LEN];
-    uint32_t uri_off; /* in the set's `uris` */
+    uint32_t uri_off; /* in the generation's `uris` */
     uint16_t uri_len;
 };
 
-struct tail_set {
-    bool valid;
-    bool fresh;    /* slots as calloc left them: all empty, their pages maybe not touched yet */
-    uint64_t base; /* the watermark it was built for */
-    uint64_t last; /* the highest seq whose serial it holds (base when none) */
+struct tail_gen {
+    uint32_t stamp; /* never 0: calloc'd slots belong to no generation */
     size_t num;
-    size_t cap; /* a power of two, at least twice num (tail_add grows it) */
+    size_t cap; /* a power of two, at least twice num (gen_put grows it) */
     struct tail_slot *slots;
-    /* The certificates added, in the order added: seqs base + 1 .. last when order_num is
-     * last - base (the tail held no serial twice); their URIs one after the other in `uris`. */
+    /* The certificates added, in the order added (seq order); their URIs one after the other. */
     struct tail_entry *order;
     size_t order_num, order_cap;
     char *uris;
     size_t uris_len, uris_cap;
 };
 
+struct tail_set {
+    bool valid;
+    uint64_t base; /* the watermark it was built for */
+    uint64_t cut;  /* gen[!cur] holds (base, cut] (the segment being indexed; cut == base: none) */
+    uint64_t last; /* gen[cur] holds (cut, last] */
+    unsigned cur;
+    struct tail_gen gen[2];
+};
+
 static void tail_free(struct store *st)
 {
     if (st->tail != NULL) {
-        free(st->tail->slots);
-        free(st->tail->order);
-        free(st->tail->uris);
+        for (size_t i = 0; i < 2; i++) {
+            free(st->tail->gen[i].slots);
+            free(st->tail->gen[i].order);
+            free(st->tail->gen[i].uris);
+        }
         free(st->tail);
         st->tail = NULL;
     }
@@ -580,14 +593,14 @@ static size_t tail_hash(const uint8_t serial[STORE_SERIAL_LEN], size_t cap)
     return (size_t)(h * 0x9E3779B97F4A7C15ull >> 17) & (cap - 1);
 }
 
-/* tail_find returns the slot of `serial`, or the empty slot where it would go. */
-static struct tail_slot *tail_find(struct tail_set *t, const uint8_t serial[STORE_SERIAL_LEN])
+/* gen_find returns the slot of `serial` in `g`, or the free slot where it would go. */
+static struct tail_slot *gen_find(struct tail_gen *g, const uint8_t serial[STORE_SERIAL_LEN])
 {
-    size_t i = tail_hash(serial, t->cap);
-    /* Bounded: the set is at most half full, so an empty slot comes within cap probes. */
-    for (size_t n = 0; n < t->cap; n++) {
-        struct tail_slot *sl = &t->slots[(i + n) & (t->cap - 1)];
-        if (!sl->used || memcmp(sl->serial, serial, STORE_SERIAL_LEN) == 0) {
+    size_t i = tail_hash(serial, g->cap);
+    /* Bounded: the set is at most half full, so a free slot comes within cap probes. */
+    for (size_t n = 0; n < g->cap; n++) {
+        struct tail_slot *sl = &g->slots[(i + n) & (g->cap - 1)];
+        if (sl->stamp != g->stamp || memcmp(sl->serial, serial, STORE_SERIAL_LEN) == 0) {
             return sl;
         }
     }
@@ -595,22 +608,38 @@ static struct tail_slot *tail_find(struct tail_set *t, const uint8_t serial[STOR
     return NULL;
 }
 
-/* tail_grow doubles the set's capacity, keeping it at most half full whatever the tail (an
- * environment written with a larger index_tail_max, or a segment still being indexed). Returns 0
- * or -ENOMEM. */
-static int tail_grow(struct tail_set *t)
+static bool gen_has(struct tail_gen *g, const uint8_t serial[STORE_SERIAL_LEN])
 {
-    size_t old_cap = t->cap;
-    struct tail_slot *old = t->slots;
+    return g->num > 0 && gen_find(g, serial)->stamp == g->stamp;
+}
+
+/* gen_clear empties `g` in O(1), keeping its memory. */
+static void gen_clear(struct tail_gen *g)
+{
+    g->num = 0;
+    g->order_num = 0;
+    g->uris_len = 0;
+    if (++g->stamp == 0) { /* after 2^32 clears: every slot must be freed once */
+        memset(g->slots, 0, g->cap * sizeof(g->slots[0]));
+        g->stamp = 1;
+    }
+}
+
+/* gen_grow doubles the set's capacity, keeping it at most half full whatever the tail (an
+ * environment written with a larger index_tail_max). Returns 0 or -ENOMEM. */
+static int gen_grow(struct tail_gen *g)
+{
+    size_t old_cap = g->cap;
+    struct tail_slot *old = g->slots;
     struct tail_slot *slots = calloc(2 * old_cap, sizeof(*slots));
     if (slots == NULL) {
         return -ENOMEM;
     }
-    t->slots = slots;
-    t->cap = 2 * old_cap;
+    g->slots = slots;
+    g->cap = 2 * old_cap;
     for (size_t i = 0; i < old_cap; i++) {
-        if (old[i].used) {
-            *tail_find(t, old[i].serial) = old[i];
+        if (old[i].stamp == g->stamp) {
+            *gen_find(g, old[i].serial) = old[i];
         }
     }
     free(old);
@@ -638,72 +667,100 @@ static int uris_reserve(char **buf, size_t *cap, size_t len, size_t more, size_t
     return 0;
 }
 
-/* tail_put puts `serial` in the set. Returns 1 (added), 0 (there already) or -ENOMEM. */
-static int tail_put(struct tail_set *t, const uint8_t serial[STORE_SERIAL_LEN])
+/* gen_add adds `serial` and, when new, the certificate (its serial and `uri`) to the order of
+ * `g`. Returns 1 (added), 0 (there already) or -ENOMEM (the set is then to be rebuilt: the
+ * caller's commit fails). */
+static int gen_add(struct tail_gen *g, const uint8_t serial[STORE_SERIAL_LEN], const char *uri,
+                   size_t uri_len)
 {
-    struct tail_slot *sl = tail_find(t, serial);
-    if (sl->used) {
+    ASSERT(uri_len <= STORE_URI_MAX);
+    struct tail_slot *sl = gen_find(g, serial);
+    if (sl->stamp == g->stamp) {
         return 0;
     }
-    if (t->num + 1 > t->cap / 2) {
-        int rc = tail_grow(t);
+    if (g->num + 1 > g->cap / 2) {
+        int rc = gen_grow(g);
         if (rc != 0) {
             return rc;
         }
-        sl = tail_find(t, serial);
+        sl = gen_find(g, serial);
     }
-    memcpy(sl->serial, serial, STORE_SERIAL_LEN);
-    sl->used = true;
-    t->num++;
-    t->fresh = false;
-    return 1;
-}
-
-/* tail_add adds `serial` to the set and, when new, the certificate (its serial and `uri`) to
- * the order. Returns 1 (added), 0 (there already) or -ENOMEM (the set is then to be rebuilt:
- * the caller's commit fails). */
-static int tail_add(struct tail_set *t, const uint8_t serial[STORE_SERIAL_LEN], const char *uri,
-                    size_t uri_len)
-{
-    ASSERT(uri_len <= STORE_URI_MAX);
-    int rc = tail_put(t, serial);
-    if (rc != 1) {
-        return rc;
-    }
-    /* Both bounded like the set: a segment being indexed and the tail after it. */
-    if (t->order_num == t->order_cap) {
-        size_t cap = t->order_cap > 0 ? 2 * t->order_cap : 4096;
-        void *p = realloc(t->order, cap * sizeof(t->order[0]));
+    /* Both bounded like the set: a segment and the tail after it. */
+    if (g->order_num == g->order_cap) {
+        size_t cap = g->order_cap > 0 ? 2 * g->order_cap : 4096;
+        void *p = realloc(g->order, cap * sizeof(g->order[0]));
         if (p == NULL) {
             return -ENOMEM;
         }
-        t->order = p;
-        t->order_cap = cap;
+        g->order = p;
+        g->order_cap = cap;
     }
-    rc = uris_reserve(&t->uris, &t->uris_cap, t->uris_len, uri_len, 4096 * 32);
+    int rc = uris_reserve(&g->uris, &g->uris_cap, g->uris_len, uri_len, 4096 * 32);
     if (rc != 0) {
         return rc;
     }
-    struct tail_entry *e = &t->order[t->order_num++];
+    memcpy(sl->serial, serial, STORE_SERIAL_LEN);
+    sl->stamp = g->stamp;
+    g->num++;
+    struct tail_entry *e = &g->order[g->order_num++];
     memcpy(e->serial, serial, STORE_SERIAL_LEN);
-    e->uri_off = (uint32_t)t->uris_len;
+    e->uri_off = (uint32_t)g->uris_len;
     e->uri_len = (uint16_t)uri_len;
-    memcpy(t->uris + t->uris_len, uri, uri_len);
-    t->uris_len += uri_len;
+    memcpy(g->uris + g->uris_len, uri, uri_len);
+    g->uris_len += uri_len;
     return 1;
 }
 
-static void tail_reset(struct tail_set *t, uint64_t base)
+static struct tail_gen *tail_old(struct tail_set *t)
 {
-    if (!t->fresh) {
-        memset(t->slots, 0, t->cap * sizeof(t->slots[0]));
+    return &t->gen[1 - t->cur];
+}
+
+/* tail_add adds `serial` (certificate `uri`) to the current generation unless the tail holds it.
+ * Returns 1 (added), 0 (there already) or -ENOMEM. */
+static int tail_add(struct tail_set *t, const uint8_t serial[STORE_SERIAL_LEN], const char *uri,
+                    size_t uri_len)
+{
+    if (gen_has(tail_old(t), serial)) {
+        return 0;
     }
-    t->num = 0;
-    t->order_num = 0;
-    t->uris_len = 0;
+    return gen_add(&t->gen[t->cur], serial, uri, uri_len);
+}
+
+/* tail_reset empties both generations for the watermark `base`, the segment (base, cut]. */
+static void tail_reset(struct tail_set *t, uint64_t base, uint64_t cut)
+{
+    gen_clear(&t->gen[0]);
+    gen_clear(&t->gen[1]);
     t->base = base;
+    t->cut = cut;
     t->last = base;
     t->valid = true;
+}
+
+/* tail_freeze starts the segment (base, last]: the current generation, the whole tail, becomes
+ * the old one; the next certificates go to the other, empty since the last segment ended. */
+static void tail_freeze(struct tail_set *t)
+{
+    ASSERT(t->cut == t->base); /* no segment */
+    t->cur = 1 - t->cur;
+    gen_clear(&t->gen[t->cur]);
+    t->cut = t->last;
+}
+
+/* tail_drop ends the segment: the watermark moves to its end, its serials are dropped. */
+static void tail_drop(struct tail_set *t)
+{
+    gen_clear(tail_old(t));
+    t->base = t->cut;
+}
+
+/* tail_whole says that each generation holds one entry per certificate of its seqs (the tail
+ * held no serial twice): the orders are the tail's certificates. */
+static bool tail_whole(struct tail_set *t)
+{
+    return tail_old(t)->order_num == t->cut - t->base &&
+           t->gen[t->cur].order_num == t->last - t->cut;
 }
 
 static int visit_tail_serial(struct store *st, MDB_txn *txn, const MDB_val *key, const MDB_val *val,
@@ -712,76 +769,61 @@ static int visit_tail_serial(struct store *st, MDB_txn *txn, const MDB_val *key,
     (void)st;
     (void)txn;
     struct tail_set *t = arg;
-    int rc = tail_add(t, r->serial, (const char *)val->mv_data + sizeof(*r), r->uri_len);
-    t->last = store_seq_decode(key->mv_data);
+    uint64_t seq = store_seq_decode(key->mv_data);
+    const char *uri = (const char *)val->mv_data + sizeof(*r);
+    int rc = seq <= t->cut ? gen_add(tail_old(t), r->serial, uri, r->uri_len)
+                           : tail_add(t, r->serial, uri, r->uri_len);
+    t->last = seq;
     return rc < 0 ? rc : 0;
 }
 
-/* tail_rebase moves the set's watermark to `upto` (base < upto <= last): it keeps the serials
- * after it, from the order. Returns 0 or -ENOMEM (the set is then invalid). */
-static int tail_rebase(struct tail_set *t, uint64_t upto)
+/* tail_gen_init gives a generation its first table. Returns 0 or -ENOMEM. */
+static int tail_gen_init(struct tail_gen *g, size_t cap)
 {
-    ASSERT(t->valid && t->base < upto && upto <= t->last && t->order_num == t->last - t->base);
-    size_t drop = (size_t)(upto - t->base);
-    size_t from = drop < t->order_num ? t->order[drop].uri_off : t->uris_len;
-    memmove(t->order, t->order + drop, (t->order_num - drop) * sizeof(t->order[0]));
-    t->order_num -= drop;
-    memmove(t->uris, t->uris + from, t->uris_len - from);
-    t->uris_len -= from;
-    memset(t->slots, 0, t->cap * sizeof(t->slots[0]));
-    t->num = 0;
-    t->base = upto;
-    for (size_t i = 0; i < t->order_num; i++) { /* bounded by the tail */
-        t->order[i].uri_off -= (uint32_t)from;
-        int rc = tail_put(t, t->order[i].serial);
-        if (rc < 0) {
-            t->valid = false;
-            return rc;
-        }
-        ASSERT(rc == 1); /* the order holds no serial twice */
+    g->slots = calloc(cap, sizeof(g->slots[0]));
+    if (g->slots == NULL) {
+        return -ENOMEM;
     }
+    g->cap = cap;
+    g->stamp = 1;
     return 0;
 }
 
-/* tail_sync brings the set up to date with `txn`: the tail after `upto` up to `last`. */
-static int tail_sync(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t last)
+/* tail_sync brings the set up to date with `txn`: the index state `ix`, the tail after ix->upto
+ * up to `last`. */
+static int tail_sync(struct store *st, MDB_txn *txn, const struct store_index_state *ix,
+                     uint64_t last)
 {
     if (st->tail == NULL) {
-        struct tail_set *t = calloc(1, sizeof(*t));
-        /* Sized at once for the longest tail: a segment (index_tail_max and a batch) plus the
-         * next tail of about as much while the segment's slices are paced (store_index_step),
-         * at most half full (tail_add still grows it past that: an environment written with a
+        /* Sized at once for the longest tail: a generation holds a segment (index_tail_max and a
+         * batch) or the tail after it while the segment's slices are paced (store_index_step),
+         * at most half full (gen_add still grows it past that: an environment written with a
          * longer tail). Growing it from small re-hashed it five times in the first 65,536
          * certificates, the last two 37 and 55 ms of one commit on this VM. calloc's pages are
-         * zero when first touched: nothing is cleared until the set is reset after use (a
-         * cleared 6 MiB set cost a new handle tens of ms under TSan). */
+         * zero when first touched. */
         size_t cap = 4096;
-        while (cap < 4 * (st->index_tail_max + STORE_BATCH_MAX)) {
+        while (cap < 2 * (st->index_tail_max + STORE_BATCH_MAX)) {
             cap *= 2;
         }
-        if (t == NULL || (t->slots = calloc(cap, sizeof(t->slots[0]))) == NULL) {
-            free(t);
+        struct tail_set *t = calloc(1, sizeof(*t));
+        if (t == NULL) {
             return -ENOMEM;
         }
-        t->cap = cap;
-        t->fresh = true;
         st->tail = t;
-    }
-    struct tail_set *t = st->tail;
-    if (t->valid && t->base < upto && upto <= t->last && t->last <= last &&
-        t->order_num == t->last - t->base) {
-        int rc = tail_rebase(t, upto); /* this handle indexed a segment: drop its serials */
-        if (rc != 0) {
-            return rc;
+        if (tail_gen_init(&t->gen[0], cap) != 0 || tail_gen_init(&t->gen[1], cap) != 0) {
+            tail_free(st);
+            return -ENOMEM;
         }
     }
-    if (!t->valid || t->base != upto || t->last > last) {
-        tail_reset(t, upto); /* first use, or another process indexed: rebuild */
+    struct tail_set *t = st->tail;
+    uint64_t cut = ix->target != 0 ? ix->target : ix->upto;
+    if (!t->valid || t->base != ix->upto || t->cut != cut || t->last > last || t->last < cut) {
+        tail_reset(t, ix->upto, cut); /* first use, a failed commit, or another process indexed */
     }
     if (t->last == last) {
         return 0;
     }
-    /* Certificates committed by another process since: read them in. */
+    /* Certificates committed by another process since (or all of them): read them in. */
     int rc = record_scan(st, txn, t->last, UINT64_MAX, visit_tail_serial, t);
     ASSERT(rc != 0 || t->last == last);
     return rc;
@@ -794,7 +836,7 @@ static int tail_sync(struct store *st, MDB_txn *txn, uint64_t upto, uint64_t las
 int store_index_check_serials(struct store *st, MDB_txn *txn, struct store_batch *b,
                               const struct store_index_state *ix, uint64_t last)
 {
-    int rc = tail_sync(st, txn, ix->upto, last);
+    int rc = tail_sync(st, txn, ix, last);
     if (rc != 0) {
         return rc;
     }
@@ -955,30 +997,30 @@ static int segment_reserve(struct segment *g, size_t n)
 }
 
 /* segment_from_tail fills g->e and g->uris for the segment (g->upto, g->target] from the tail
- * set, which holds it when this handle committed (or scanned) every certificate of it since the
- * watermark: no record is read. Returns false when it does not (g untouched but for its URIs'
- * buffer), -ENOMEM as false. */
-static bool segment_from_tail(const struct tail_set *t, struct segment *g)
+ * set's old generation, which holds it when this handle committed (or scanned) every certificate
+ * of it since the watermark: no record is read. Returns false when it does not (g untouched but
+ * for its URIs' buffer), -ENOMEM as false. */
+static bool segment_from_tail(struct tail_set *t, struct segment *g)
 {
-    if (t == NULL || !t->valid || t->base != g->upto || t->last < g->target ||
-        t->order_num != t->last - t->base) {
+    if (t == NULL || !t->valid || t->base != g->upto || t->cut != g->target || !tail_whole(t)) {
         return false;
     }
+    const struct tail_gen *old = tail_old(t);
     size_t n = (size_t)(g->target - g->upto);
-    size_t len = n < t->order_num ? t->order[n].uri_off : t->uris_len;
-    if (len > g->uris_cap) {
-        char *p = realloc(g->uris, len);
+    ASSERT(old->order_num == n);
+    if (old->uris_len > g->uris_cap) {
+        char *p = realloc(g->uris, old->uris_len);
         if (p == NULL) {
             return false;
         }
         g->uris = p;
-        g->uris_cap = len;
+        g->uris_cap = old->uris_len;
     }
-    memcpy(g->uris, t->uris, len);
-    g->uris_len = len;
+    memcpy(g->uris, old->uris, old->uris_len);
+    g->uris_len = old->uris_len;
     for (size_t i = 0; i < n; i++) {
-        const struct tail_entry *e = &t->order[i];
-        entry_set(&g->e[i], g->upto + 1 + i, e->serial, t->uris + e->uri_off, e->uri_len,
+        const struct tail_entry *e = &old->order[i];
+        entry_set(&g->e[i], g->upto + 1 + i, e->serial, old->uris + e->uri_off, e->uri_len,
                   e->uri_off);
     }
     g->num = n;
@@ -1064,6 +1106,7 @@ int store_index_step(struct store *st, MDB_txn *txn, struct store_index_state ix
         }
         ix.target = last;
         ix.progress = 0;
+        tail_freeze(st->tail); /* the segment's serials: the old generation */
     } else if (last - ix.target < ix.progress * (st->index_tail_max / STORE_INDEX_SLICES)) {
         return 0; /* not due yet */
     }
@@ -1076,7 +1119,8 @@ int store_index_step(struct store *st, MDB_txn *txn, struct store_index_state ix
         ix.upto = ix.target;
         ix.target = 0;
         ix.progress = 0;
-        st->segment->valid = false; /* the tail set is rebased at the next commit */
+        st->segment->valid = false;
+        tail_drop(st->tail); /* indexed: the serial index holds them now */
     }
     return index_put(st, txn, &ix);
 }
