@@ -107,9 +107,9 @@ int store_index_get(struct store *st, MDB_txn *txn, struct store_index_state *ou
  * or when it holds more serials than it was sized for.
  *
  * Made anew by a scan of the serial index, but never in one commit: a scan of 262,144 serials
- * took 34 ms of one commit, of 1,000,000 over 100 ms, and every enrollment waiting for that
+ * took 34 ms of one commit (and grows with the index), and every enrollment waiting for that
  * commit waited as long (the p99 of an open-loop run that met it). The new filter is filled
- * FILTER_SCAN_STEP serials a commit, in key order, resumed after the last key read; the
+ * STORE_FILTER_SCAN_STEP serials a commit, in key order, resumed after the last key read; the
  * serials indexed meanwhile are added to it as to the filter in use. Until it is complete the
  * old one answers (more than its size: a few more false hits), or, when there is none (a new
  * handle, or the old one stood for another index state), the tree does. */
@@ -555,7 +555,7 @@ struct tail_entry {
 struct tail_gen {
     uint32_t stamp; /* never 0: calloc'd slots belong to no generation */
     size_t num;
-    size_t cap; /* a power of two, at least twice num (gen_put grows it) */
+    size_t cap; /* a power of two, at least twice num (gen_add grows it) */
     struct tail_slot *slots;
     /* The certificates added, in the order added (seq order); their URIs one after the other. */
     struct tail_entry *order;
