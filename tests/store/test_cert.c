@@ -639,6 +639,81 @@ Test(store_cert, serial_clash_while_the_filter_is_made_anew)
     free(b);
 }
 
+/* expect_clashes commits the given certificates again, each in a batch with a new one: each
+ * commit is refused for the old one only. */
+static void expect_clashes(struct store_batch *b, const uint32_t *taken, size_t num,
+                           const char *what)
+{
+    for (size_t k = 0; k < num; k++) {
+        add_certs(b, 90000 + (uint32_t)k, 1);
+        add_certs(b, taken[k], 1);
+        cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "%s: %u", what, taken[k]);
+        cr_assert_eq(b->items[0].rc, 0);
+        cr_assert_eq(b->items[1].rc, -EEXIST, "%s: the serial of %u", what, taken[k]);
+        store_batch_clear(b);
+    }
+}
+
+/* While a segment is indexed, the tail set holds it in one generation and the certificates after
+ * it in the other. Another process commits after the segment (read in by a scan), and a new
+ * handle builds both generations from the records in the middle of the segment: the serials of
+ * the segment, of the other process and of the newest are refused at each point, and once the
+ * watermark passed the segment every certificate is found by its serial. */
+Test(store_cert, serial_clash_while_a_segment_is_indexed)
+{
+    reopen_with_tail(STORE_INDEX_SLICES); /* a slice per certificate after the segment */
+    struct store_batch *b = batch_new();
+    uint32_t n = 0;
+    while (index_state(g_st).target == 0) { /* bounded: a segment starts past 128 certificates */
+        cr_assert_lt(n, 4 * STORE_INDEX_SLICES);
+        add_certs(b, n++, 1);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+    }
+    struct store_index_state ix = index_state(g_st);
+    cr_assert_eq(ix.target, n, "the segment is every certificate so far (seq k + 1 is k)");
+    for (int i = 0; i < 3; i++) { /* a few slices in */
+        add_certs(b, n++, 1);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+    }
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) { /* the child never touches the parent's handle */
+        struct store *st = NULL;
+        struct store_options opt = {.path = g_env, .index_tail_max = STORE_INDEX_SLICES};
+        static struct store_batch cb;
+        add_certs(&cb, 5000, 3);
+        int rc = store_open(&st, &opt) == 0 ? store_batch_commit(st, &cb) : -1;
+        _exit(rc == 0 ? 0 : 3);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    cr_assert_eq(index_state(g_st).target, ix.target, "still the same segment");
+    uint32_t taken[] = {0, (uint32_t)ix.target - 1, (uint32_t)ix.target, n - 1, 5000, 5002};
+    expect_clashes(b, taken, ARRAY_LEN(taken), "after the other process");
+    add_certs(b, n++, 1);
+    cr_assert_eq(store_batch_commit(g_st, b), 0);
+    reopen_with_tail(STORE_INDEX_SLICES); /* a new handle in the middle of the segment */
+    cr_assert_eq(index_state(g_st).target, ix.target, "still the same segment");
+    taken[3] = n - 1;
+    expect_clashes(b, taken, ARRAY_LEN(taken), "a new handle");
+    while (index_upto(g_st) < ix.target) { /* bounded: a slice per certificate */
+        cr_assert_lt(n, 8 * STORE_INDEX_SLICES);
+        add_certs(b, n++, 1);
+        cr_assert_eq(store_batch_commit(g_st, b), 0);
+    }
+    taken[3] = n - 1;
+    expect_clashes(b, taken, ARRAY_LEN(taken), "the segment indexed");
+    expect_count(g_st, n + 3);
+    for (uint32_t i = 0; i < n; i++) {
+        expect_cert(g_st, i);
+    }
+    for (uint32_t i = 5000; i < 5003; i++) {
+        expect_cert(g_st, i);
+    }
+    free(b);
+}
+
 /* Another process (certprovctl beside certprovd) commits into the tail: the clash check of this
  * handle still sees its serial. */
 Test(store_cert, serial_clash_with_another_process)
