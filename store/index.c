@@ -795,14 +795,17 @@ static int tail_sync(struct store *st, MDB_txn *txn, const struct store_index_st
                      uint64_t last)
 {
     if (st->tail == NULL) {
-        /* Sized at once for the longest tail: a generation holds a segment (index_tail_max and a
-         * batch) or the tail after it while the segment's slices are paced (store_index_step),
-         * at most half full (gen_add still grows it past that: an environment written with a
-         * longer tail). Growing it from small re-hashed it five times in the first 65,536
-         * certificates, the last two 37 and 55 ms of one commit on this VM. calloc's pages are
-         * zero when first touched. */
+        /* Sized at once for the longest generation, at most half full: a segment, or the tail
+         * after it while the segment's slices are paced (store_index_step): index_tail_max, or
+         * the batches of the STORE_INDEX_SLICES commits that index a segment when they bring
+         * more (65,536 at 512), and a batch (gen_add still grows it past that: an environment
+         * written with a longer tail). Growing it from small re-hashed it five times in the
+         * first 65,536 certificates, the last two 37 and 55 ms of one commit on this VM.
+         * calloc's pages are zero when first touched. */
+        size_t longest = STORE_INDEX_SLICES * STORE_BATCH_MAX;
+        longest = st->index_tail_max > longest ? st->index_tail_max : longest;
         size_t cap = 4096;
-        while (cap < 2 * (st->index_tail_max + STORE_BATCH_MAX)) {
+        while (cap < 2 * (longest + STORE_BATCH_MAX)) {
             cap *= 2;
         }
         struct tail_set *t = calloc(1, sizeof(*t));
