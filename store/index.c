@@ -189,23 +189,34 @@ static void filter_add(struct serial_filter *f, const uint8_t serial[STORE_SERIA
     }
 }
 
-/* words_alloc maps `bytes` of zeroed memory with its pages already present. Touching a new page
- * costs a fault, and a fault costs 11-14 us on this VM against about 1 us a page when mapped
- * populated (2026-12-05): the 2 MiB of a filter for 1,000,000 serials, touched at random by its
- * first serials, took 8 ms of one commit's CPU in faults alone. Returns NULL when out of memory. */
-static uint64_t *words_alloc(size_t bytes)
+/* table_alloc maps `bytes` of zeroed memory for a table read at random (the filter's words, the
+ * tail set's slots), its pages present and, where the kernel gives them, 2 MiB pages. Touching a
+ * new page costs a fault, and a fault costs 11-14 us on this VM against about 1 us a page when
+ * populated at once (2026-12-05): the 2 MiB of a filter for 1,000,000 serials, touched at random
+ * by its first serials, took 8 ms of one commit's CPU in faults alone. And a lookup at random in
+ * megabytes of 4 KiB pages misses the TLB nearly every time. Returns NULL when out of memory. */
+static void *table_alloc(size_t bytes)
 {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-                   -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+    (void)madvise(p, bytes, MADV_HUGEPAGE);       /* a hint: 4 KiB pages without it */
+    (void)madvise(p, bytes, MADV_POPULATE_WRITE); /* a hint: faulted in when touched without it */
+    return p;
+}
+
+static void table_free(void *p, size_t bytes)
+{
+    if (p != NULL) {
+        (void)munmap(p, bytes);
+    }
 }
 
 static void bits_free(struct filter_bits *b)
 {
-    if (b->words != NULL) {
-        (void)munmap(b->words, (b->bits_mask + 1) / 8);
-        b->words = NULL;
-    }
+    table_free(b->words, (b->bits_mask + 1) / 8);
+    b->words = NULL;
     b->bits_mask = 0;
 }
 
@@ -236,7 +247,7 @@ static int filter_start(struct store *st, MDB_txn *txn, struct serial_filter *f)
     struct filter_bits *n = &f->next;
     if (bits - 1 != n->bits_mask || n->words == NULL) {
         bits_free(n);
-        n->words = words_alloc(bits / 8); /* zeroed */
+        n->words = table_alloc(bits / 8); /* zeroed */
         if (n->words == NULL) {
             return -ENOMEM;
         }
@@ -553,7 +564,7 @@ struct tail_entry {
 };
 
 struct tail_gen {
-    uint32_t stamp; /* never 0: calloc'd slots belong to no generation */
+    uint32_t stamp; /* never 0: zeroed slots belong to no generation */
     size_t num;
     size_t cap; /* a power of two, at least twice num (gen_add grows it) */
     struct tail_slot *slots;
@@ -577,7 +588,7 @@ static void tail_free(struct store *st)
 {
     if (st->tail != NULL) {
         for (size_t i = 0; i < 2; i++) {
-            free(st->tail->gen[i].slots);
+            table_free(st->tail->gen[i].slots, st->tail->gen[i].cap * sizeof(struct tail_slot));
             free(st->tail->gen[i].order);
             free(st->tail->gen[i].uris);
         }
@@ -631,7 +642,7 @@ static int gen_grow(struct tail_gen *g)
 {
     size_t old_cap = g->cap;
     struct tail_slot *old = g->slots;
-    struct tail_slot *slots = calloc(2 * old_cap, sizeof(*slots));
+    struct tail_slot *slots = table_alloc(2 * old_cap * sizeof(*slots));
     if (slots == NULL) {
         return -ENOMEM;
     }
@@ -642,7 +653,7 @@ static int gen_grow(struct tail_gen *g)
             *gen_find(g, old[i].serial) = old[i];
         }
     }
-    free(old);
+    table_free(old, old_cap * sizeof(*old));
     return 0;
 }
 
@@ -780,7 +791,7 @@ static int visit_tail_serial(struct store *st, MDB_txn *txn, const MDB_val *key,
 /* tail_gen_init gives a generation its first table. Returns 0 or -ENOMEM. */
 static int tail_gen_init(struct tail_gen *g, size_t cap)
 {
-    g->slots = calloc(cap, sizeof(g->slots[0]));
+    g->slots = table_alloc(cap * sizeof(g->slots[0]));
     if (g->slots == NULL) {
         return -ENOMEM;
     }
@@ -800,8 +811,7 @@ static int tail_sync(struct store *st, MDB_txn *txn, const struct store_index_st
          * the batches of the STORE_INDEX_SLICES commits that index a segment when they bring
          * more (65,536 at 512), and a batch (gen_add still grows it past that: an environment
          * written with a longer tail). Growing it from small re-hashed it five times in the
-         * first 65,536 certificates, the last two 37 and 55 ms of one commit on this VM.
-         * calloc's pages are zero when first touched. */
+         * first 65,536 certificates, the last two 37 and 55 ms of one commit on this VM. */
         size_t longest = STORE_INDEX_SLICES * STORE_BATCH_MAX;
         longest = st->index_tail_max > longest ? st->index_tail_max : longest;
         size_t cap = 4096;
