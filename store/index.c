@@ -1021,13 +1021,8 @@ static bool segment_from_tail(struct tail_set *t, struct segment *g)
     const struct tail_gen *old = tail_old(t);
     size_t n = (size_t)(g->target - g->upto);
     ASSERT(old->order_num == n);
-    if (old->uris_len > g->uris_cap) {
-        char *p = realloc(g->uris, old->uris_len);
-        if (p == NULL) {
-            return false;
-        }
-        g->uris = p;
-        g->uris_cap = old->uris_len;
+    if (uris_reserve(&g->uris, &g->uris_cap, 0, old->uris_len, old->uris_len) != 0) {
+        return false;
     }
     memcpy(g->uris, old->uris, old->uris_len);
     g->uris_len = old->uris_len;

@@ -442,6 +442,40 @@ Test(store_cert, index_state_missing_rebuilds)
     free(b);
 }
 
+/* expect_clashes commits the given certificates again, each in a batch with a new one: each
+ * commit is refused for the old one only. */
+static void expect_clashes(struct store_batch *b, const uint32_t *taken, size_t num,
+                           const char *what)
+{
+    for (size_t k = 0; k < num; k++) {
+        add_certs(b, 90000 + (uint32_t)k, 1);
+        add_certs(b, taken[k], 1);
+        cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "%s: %u", what, taken[k]);
+        cr_assert_eq(b->items[0].rc, 0);
+        cr_assert_eq(b->items[1].rc, -EEXIST, "%s: the serial of %u", what, taken[k]);
+        store_batch_clear(b);
+    }
+}
+
+/* child_commits commits `num` certificates numbered from `first` from another process (a
+ * handle of its own on the environment, index_tail_max `tail_max`), and waits for it. */
+static void child_commits(uint32_t tail_max, uint32_t first, uint32_t num)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) { /* the child never touches the parent's handle */
+        struct store *st = NULL;
+        struct store_options opt = {.path = g_env, .index_tail_max = tail_max};
+        static struct store_batch cb;
+        add_certs(&cb, first, num);
+        int rc = store_open(&st, &opt) == 0 ? store_batch_commit(st, &cb) : -1;
+        _exit(rc == 0 ? 0 : 3);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+}
+
 /* A serial is refused whether its certificate is in the serial index or still in the tail, and
  * also when it repeats inside one batch; both kinds are found by serial. */
 Test(store_cert, serial_clash_in_index_tail_and_batch)
@@ -462,14 +496,7 @@ Test(store_cert, serial_clash_in_index_tail_and_batch)
         expect_cert(g_st, i);
     }
     uint32_t taken[2] = {1, n - 1}; /* indexed, tail */
-    for (size_t k = 0; k < 2; k++) {
-        add_certs(b, n + 100, 1);
-        add_certs(b, taken[k], 1);
-        cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "serial of %u", taken[k]);
-        cr_assert_eq(b->items[0].rc, 0);
-        cr_assert_eq(b->items[1].rc, -EEXIST);
-        store_batch_clear(b);
-    }
+    expect_clashes(b, taken, ARRAY_LEN(taken), "indexed, tail");
     add_certs(b, n + 101, 1);
     add_certs(b, n + 101, 1);
     cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "twice in one batch");
@@ -639,21 +666,6 @@ Test(store_cert, serial_clash_while_the_filter_is_made_anew)
     free(b);
 }
 
-/* expect_clashes commits the given certificates again, each in a batch with a new one: each
- * commit is refused for the old one only. */
-static void expect_clashes(struct store_batch *b, const uint32_t *taken, size_t num,
-                           const char *what)
-{
-    for (size_t k = 0; k < num; k++) {
-        add_certs(b, 90000 + (uint32_t)k, 1);
-        add_certs(b, taken[k], 1);
-        cr_assert_eq(store_batch_commit(g_st, b), -EEXIST, "%s: %u", what, taken[k]);
-        cr_assert_eq(b->items[0].rc, 0);
-        cr_assert_eq(b->items[1].rc, -EEXIST, "%s: the serial of %u", what, taken[k]);
-        store_batch_clear(b);
-    }
-}
-
 /* While a segment is indexed, the tail set holds it in one generation and the certificates after
  * it in the other. Another process commits after the segment (read in by a scan), and a new
  * handle builds both generations from the records in the middle of the segment: the serials of
@@ -675,19 +687,7 @@ Test(store_cert, serial_clash_while_a_segment_is_indexed)
         add_certs(b, n++, 1);
         cr_assert_eq(store_batch_commit(g_st, b), 0);
     }
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) { /* the child never touches the parent's handle */
-        struct store *st = NULL;
-        struct store_options opt = {.path = g_env, .index_tail_max = STORE_INDEX_SLICES};
-        static struct store_batch cb;
-        add_certs(&cb, 5000, 3);
-        int rc = store_open(&st, &opt) == 0 ? store_batch_commit(st, &cb) : -1;
-        _exit(rc == 0 ? 0 : 3);
-    }
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    child_commits(STORE_INDEX_SLICES, 5000, 3);
     cr_assert_eq(index_state(g_st).target, ix.target, "still the same segment");
     uint32_t taken[] = {0, (uint32_t)ix.target - 1, (uint32_t)ix.target, n - 1, 5000, 5002};
     expect_clashes(b, taken, ARRAY_LEN(taken), "after the other process");
@@ -721,19 +721,7 @@ Test(store_cert, serial_clash_with_another_process)
     struct store_batch *b = batch_new();
     add_certs(b, 0, 2);
     cr_assert_eq(store_batch_commit(g_st, b), 0); /* this handle's tail set is built */
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) { /* the child never touches the parent's handle */
-        struct store *st = NULL;
-        struct store_options opt = {.path = g_env};
-        static struct store_batch cb;
-        add_certs(&cb, 7, 1);
-        int rc = store_open(&st, &opt) == 0 ? store_batch_commit(st, &cb) : -1;
-        _exit(rc == 0 ? 0 : 3);
-    }
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    child_commits(0, 7, 1);                       /* 0: the default tail */
     add_certs(b, 7, 1);
     cr_assert_eq(store_batch_commit(g_st, b), -EEXIST);
     store_batch_clear(b);
