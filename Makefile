@@ -234,11 +234,13 @@ test: deps
 # at half the best rate, the scenarios that need parts not built yet (printed as skipped); the
 # handshake costs (a new connection per GET /healthz: TLS 1.3 and 1.2, full and resumed, and
 # plain HTTP); 10,000 idle keep-alive connections; and bench/cfssl.sh (wrk -c64 against est and
-# against CFSSL's sign endpoint, alternating). Each invocation prints the bars whose
+# against CFSSL's sign endpoint, alternating). The matrix runs each scenario against a certprovd
+# of its own (--fresh): est, est-tls and soap, which the bars compare, each start from an empty
+# store. Each invocation prints the bars whose
 # scenarios it ran. Table on stdout, JSON Lines in $(BUILD)/bench/. Smoke runs of
 # certprov-bench and cfssl.sh are part of make test (test_bench.sh).
 BENCH_MATRIX ?= --scenario est,est-tls,soap,soap-tls,phone,renew-mtls,est-pkcs11,est-pool-down \
-    --concurrency 1,16,64,256 --duration 10 --rate half
+    --concurrency 1,16,64,256 --duration 10 --rate half --fresh
 BENCH_HANDSHAKES ?= --scenario tls-full,tls-resumed,tls12-full,tls12-resumed,http-conn,ocsp \
     --concurrency 16 --duration 5
 bench: deps

@@ -174,6 +174,7 @@ struct opts {
     uint32_t preload;
     const char *tls_name;
     bool keep;
+    bool fresh;
 };
 
 static void usage(FILE *out)
@@ -242,6 +243,11 @@ static void usage(FILE *out)
         "  --tls-name NAME    the name TLS clients send (SNI) and require in the server's\n"
         "                     certificate (default " BENCH_TLS_NAME ", the spawned server's)\n"
         "  --workdir DIR      where --spawn puts its store (default /var/tmp: a real disk)\n"
+        "  --fresh            with --spawn: each scenario runs against a certprovd started\n"
+        "                     for it (an empty store, or --preload's), so that scenarios\n"
+        "                     compared by a bar see a store of the same size; without it they\n"
+        "                     share one server and each meets the certificates of those\n"
+        "                     before it (idle and ocsp always use the shared one)\n"
         "  --keep             keep the --spawn directory\n"
         "  -h, --help         this text\n"
         "Exit status: 0 success, 1 failure, 2 usage error.\n");
@@ -360,6 +366,9 @@ static int parse_opt(struct opts *o, int c, char *arg)
     case 'K':
         o->keep = true;
         break;
+    case 'F':
+        o->fresh = true;
+        break;
     case 'N':
         o->tls_name = arg;
         rc = arg[0] != '\0' && strlen(arg) < 254 ? 0 : -EINVAL;
@@ -392,6 +401,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
                                        {"idle", required_argument, NULL, 'i'},
                                        {"preload", required_argument, NULL, 'P'},
                                        {"keep", no_argument, NULL, 'K'},
+                                       {"fresh", no_argument, NULL, 'F'},
                                        {"tls-name", required_argument, NULL, 'N'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -419,6 +429,11 @@ static int parse_args(struct opts *o, int argc, char **argv)
     }
     if (optind != argc || o->spawn == (o->target != NULL)) {
         fprintf(stderr, "certprov-bench: give exactly one of --spawn and --target URL\n");
+        usage(stderr);
+        return 2;
+    }
+    if (o->fresh && !o->spawn) {
+        fprintf(stderr, "certprov-bench: --fresh needs --spawn\n");
         usage(stderr);
         return 2;
     }
@@ -1153,6 +1168,30 @@ static int preload(const struct opts *o, const struct bench_server *srv,
     return 0;
 }
 
+/* run_fresh runs scenario `s` against a certprovd started for it (--fresh), preloaded as
+ * --preload asks: every scenario then starts from a store of the same size, whatever ran before
+ * it (with one shared server, a scenario late in the list meets the hundreds of thousands of
+ * certificates of those before it, and its commits the larger indexes). */
+static int run_fresh(struct report *rep, const struct scenario *s, const struct opts *o,
+                     const struct bench_csr *csrs)
+{
+    struct bench_server srv = {0};
+    int rc = bench_server_spawn(&srv, o->bin, o->workdir, o->users, spawn_max_conns(o), "embedded");
+    if (rc == 0) {
+        printf("%-14s server %s:%u (spawned for it)\n", s->name, srv.host, srv.port);
+    }
+    if (rc == 0 && o->preload > 0) {
+        rc = preload(o, &srv, csrs, &rep->preload);
+    }
+    if (rc == 0) {
+        rc = run_scenario(rep, s, &srv, o, csrs);
+    }
+    if (bench_server_stop(&srv, o->keep) != 0 && rc == 0) {
+        rc = -EIO;
+    }
+    return rc;
+}
+
 static int run_all(const struct opts *o, struct bench_server *srv, struct report *rep,
                    const struct bench_csr *csrs)
 {
@@ -1167,7 +1206,7 @@ static int run_all(const struct opts *o, struct bench_server *srv, struct report
         rep->have_ceil = rc == 0;
     }
     print_ceiling(rep);
-    if (o->preload > 0) {
+    if (o->preload > 0 && !o->fresh) { /* --fresh preloads each scenario's own server */
         int rc = preload(o, srv, csrs, &rep->preload);
         if (rc != 0) {
             return rc;
@@ -1196,6 +1235,8 @@ static int run_all(const struct opts *o, struct bench_server *srv, struct report
             rc = run_pkcs11(rep, o->scen[i], o, csrs);
         } else if (o->scen[i]->ocsp) {
             rc = run_ocsp(rep, o->scen[i], srv, o, csrs);
+        } else if (o->fresh) {
+            rc = run_fresh(rep, o->scen[i], o, csrs);
         } else {
             rc = run_scenario(rep, o->scen[i], srv, o, csrs);
         }

@@ -157,6 +157,18 @@ if [ "${n:-0}" -ge 300 ]; then ok; else bad "preload: JSON says ${n:-none}, want
 has "open loop: enrollments" "$T/open.json" '"loop":"open".*"enrollments":[1-9]'
 has "open loop: zero errors" "$T/open.json" '"errors_total":0,'
 
+# --fresh: each scenario against a certprovd of its own, each preloaded (the matrix compares
+# est, est-tls and soap on stores of the same size).
+expect_exit 2 "--fresh needs --spawn" "--fresh without --spawn is a usage error" "$B" \
+    --target http://127.0.0.1:9 --fresh
+check "--fresh with a preload" "$B" "${COMMON[@]}" --ceiling-ms 0 --fresh --preload 40 \
+    --scenario est,soap --concurrency 2 --duration 1 --json "$T/fresh.json"
+same "--fresh: a preload for each scenario" "$(grep -cE '^preload: [0-9]+ enrollments .* 0 errors' "$T/out")" 2
+ports=$(sed -n 's/^\(est\|soap\) \+server 127\.0\.0\.1:\([0-9]*\) (spawned for it)$/\2/p' "$T/out" |
+    sort -u | wc -l)
+same "--fresh: a server of its own for each scenario" "$ports" 2
+same "--fresh: one JSON object per run" "$(grep -c '"errors_total":0,' "$T/fresh.json")" 2
+
 # bench/cfssl.sh (issue 17's comparison with CFSSL's sign endpoint): a second per run, one round
 # at 4 connections; each server must have answered with a certificate first and every request of
 # the runs with 2xx, or the script fails.
