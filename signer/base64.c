@@ -1,7 +1,8 @@
 /* base64.c: the one base64 decoder (RFC 4648 §4) of the appliance, for CSR text, the SOAP
  * BinarySecurityToken and HTTP Basic credentials, and the wipe of secrets held outside signer/.
  * Every quantum goes through BoringSSL's EVP_DecodeBase64, which decodes in constant time: Basic
- * credentials carry a PIN. */
+ * credentials carry a PIN. Public text (SIGNER_BASE64_PUBLIC: CSRs, certificates) goes through
+ * decode_public instead, a lookup table with the same answers, several times faster. */
 #include <assert.h>
 #include <errno.h>
 #include <string.h>
@@ -13,7 +14,9 @@
 #include "signer/signer.h"
 
 #define B64_BLOCK 256 /* characters gathered per EVP_DecodeBase64 call when skipping whitespace */
-#define B64_FLAGS (SIGNER_BASE64_SKIP_SPACE | SIGNER_BASE64_UNPADDED)
+#define B64_FLAGS (SIGNER_BASE64_SKIP_SPACE | SIGNER_BASE64_UNPADDED | SIGNER_BASE64_PUBLIC)
+#define B64_PAD 64u   /* b64_value of '=' */
+#define B64_BAD 0xffu /* b64_value of a character outside the alphabet */
 
 static_assert(B64_BLOCK % 4 == 0, "a block holds whole quanta");
 
@@ -22,10 +25,78 @@ static_assert(B64_BLOCK % 4 == 0, "a block holds whole quanta");
 struct b64 {
     uint8_t *out;
     size_t cap;
-    size_t len;  /* bytes written to out */
-    bool padded; /* a quantum with '=' was decoded: the text must end there */
-    bool over;   /* that padded quantum did not fit: -E2BIG if the text ends there */
+    size_t len;       /* bytes written to out */
+    bool padded;      /* a quantum with '=' was decoded: the text must end there */
+    bool over;        /* that padded quantum did not fit: -E2BIG if the text ends there */
+    bool public_text; /* SIGNER_BASE64_PUBLIC: decode_public, not EVP_DecodeBase64 */
 };
+
+/* Each character's 6 bits, B64_PAD for '=' and B64_BAD for the rest. */
+static const uint8_t b64_value[256] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0x00 */
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0x10 */
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 62,  255, 255, 255, 63,  /* 0x20 */
+    52,  53,  54,  55,  56,  57,  58,  59,  60,  61,  255, 255, 255, 64,  255, 255, /* 0x30 */
+    255, 0,   1,   2,   3,   4,   5,   6,   7,   8,   9,   10,  11,  12,  13,  14,  /* 0x40 */
+    15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25,  255, 255, 255, 255, 255, /* 0x50 */
+    255, 26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,  /* 0x60 */
+    41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51,  255, 255, 255, 255, 255, /* 0x70 */
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0x80 */
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0x90 */
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0xa0 */
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0xb0 */
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0xc0 */
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0xd0 */
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0xe0 */
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0xf0 */
+};
+
+/* decode_public is EVP_DecodeBase64 for public text: the same bytes and the same refusals (a
+ * character outside the alphabet; '=' other than "xx==" or "xxx=" ending the last quantum; no
+ * room for 3 bytes a quantum), by table lookups that branch on the characters. */
+static bool decode_public(uint8_t *out, size_t *out_len, size_t max_out, const uint8_t *in,
+                          size_t in_len)
+{
+    *out_len = 0;
+    if (in_len % 4 != 0 || max_out < in_len / 4 * 3) {
+        return false;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < in_len; i += 4) {
+        unsigned a = b64_value[in[i]];
+        unsigned b = b64_value[in[i + 1]];
+        unsigned c = b64_value[in[i + 2]];
+        unsigned e = b64_value[in[i + 3]];
+        if (((a | b | c | e) & ~63u) == 0) {
+            uint32_t v = (uint32_t)(a << 18 | b << 12 | c << 6 | e);
+            out[n] = (uint8_t)(v >> 16);
+            out[n + 1] = (uint8_t)(v >> 8);
+            out[n + 2] = (uint8_t)v;
+            n += 3;
+            continue;
+        }
+        /* '=' or a bad character: only the two padded forms, and only as the last quantum */
+        bool last = i + 4 == in_len;
+        if (!last || a > 63 || b > 63 || e != B64_PAD || (c > 63 && c != B64_PAD)) {
+            return false;
+        }
+        uint32_t v = (uint32_t)(a << 18 | b << 12 | (c & 63u) << 6);
+        out[n++] = (uint8_t)(v >> 16);
+        if (c != B64_PAD) {
+            out[n++] = (uint8_t)(v >> 8);
+        }
+    }
+    *out_len = n;
+    return true;
+}
+
+/* quanta_decode decodes whole quanta as the text's kind asks. */
+static bool quanta_decode(const struct b64 *d, uint8_t *out, size_t *out_len, size_t max_out,
+                          const uint8_t *in, size_t in_len)
+{
+    return d->public_text ? decode_public(out, out_len, max_out, in, in_len)
+                          : EVP_DecodeBase64(out, out_len, max_out, in, in_len) == 1;
+}
 
 static bool b64_space(uint8_t c)
 {
@@ -37,7 +108,7 @@ static bool b64_space(uint8_t c)
 static int decode_aside(struct b64 *d, const uint8_t *q, uint8_t tmp[3])
 {
     size_t got = 0;
-    if (!EVP_DecodeBase64(tmp, &got, 3, q, 4)) {
+    if (!quanta_decode(d, tmp, &got, 3, q, 4)) {
         return -EBADMSG;
     }
     if (got == 3) {
@@ -67,7 +138,7 @@ static int decode_quanta(struct b64 *d, const uint8_t *q, size_t q_len)
     size_t fit = (d->cap - d->len) / 3; /* quanta that fit whatever their padding */
     size_t head = num < fit ? num : fit;
     size_t got = 0;
-    if (head > 0 && !EVP_DecodeBase64(d->out + d->len, &got, 3 * head, q, 4 * head)) {
+    if (head > 0 && !quanta_decode(d, d->out + d->len, &got, 3 * head, q, 4 * head)) {
         return -EBADMSG;
     }
     ASSERT(got <= 3 * head);
@@ -153,7 +224,7 @@ int signer_base64_decode(uint8_t *out, size_t cap, size_t *out_len, const char *
     ASSERT(out_len != NULL);
     ASSERT(in != NULL || in_len == 0);
     ASSERT((flags & ~(unsigned)B64_FLAGS) == 0);
-    struct b64 d = {.out = out, .cap = cap};
+    struct b64 d = {.out = out, .cap = cap, .public_text = (flags & SIGNER_BASE64_PUBLIC) != 0};
     const uint8_t *text = (const uint8_t *)in;
     int rc = (flags & SIGNER_BASE64_SKIP_SPACE) != 0 ? decode_spaced(&d, text, in_len, flags)
                                                      : decode_plain(&d, text, in_len, flags);

@@ -156,7 +156,8 @@ int signer_csr_decode(uint8_t *out, size_t cap, size_t *out_len, enum signer_rej
     }
     size_t len = 0;
     int rc = signer_base64_decode(out, cap, &len, (const char *)CBS_data(&text), CBS_len(&text),
-                                  SIGNER_BASE64_SKIP_SPACE | SIGNER_BASE64_UNPADDED);
+                                  SIGNER_BASE64_SKIP_SPACE | SIGNER_BASE64_UNPADDED |
+                                      SIGNER_BASE64_PUBLIC);
     if (rc == -E2BIG) {
         return refuse(out_reason, rc, SIGNER_REJECT_CSR_TOO_LARGE);
     }

@@ -122,6 +122,7 @@ const char *signer_reject_text(enum signer_reject reason);
 #define SIGNER_BASE64_STRICT 0u            /* RFC 4648 §4 exactly: whole quanta, no whitespace */
 #define SIGNER_BASE64_SKIP_SPACE (1u << 0) /* skip whitespace anywhere */
 #define SIGNER_BASE64_UNPADDED (1u << 1)   /* the last quantum may leave out its '=' */
+#define SIGNER_BASE64_PUBLIC (1u << 2)     /* public text: a lookup table, not constant time */
 
 /* signer_base64_decode decodes the base64 text in[0..in_len) (RFC 4648 §4: A-Z a-z 0-9 + /, '='
  * only to pad the last 4-character quantum, no line length) into `out` (cap bytes). Each quantum
@@ -133,6 +134,9 @@ const char *signer_reject_text(enum signer_reject reason);
  *                             is malformed. The skipping branches on each character: public text
  *                             (CSRs) only.
  *   SIGNER_BASE64_UNPADDED    accept a last quantum of 2 or 3 characters without its '='.
+ *   SIGNER_BASE64_PUBLIC      the text is public (a CSR, a certificate): the same answers by a
+ *                             lookup table that branches on the characters, about six times
+ *                             faster; never for a secret.
  * Returns 0 with *out_len set (empty text is 0 bytes); -EBADMSG when the text is malformed (a
  * character outside the alphabet, '=' anywhere but the end of the last quantum, anything after
  * it, a last quantum of 1 character, or of 2-3 without UNPADDED); -E2BIG when the decoded bytes
@@ -972,8 +976,9 @@ struct signer_soap_request {
 int signer_soap_parse(struct signer_soap_request *out, enum signer_code *out_code, char *reason,
                       const uint8_t *body, size_t body_len, size_t max_len);
 
-/* signer_soap_request_cleanup wipes the whole request (the password above all) with
- * OPENSSL_cleanse. Call it on every path once the request has been used. */
+/* signer_soap_request_cleanup wipes the request (the password above all) with OPENSSL_cleanse:
+ * every field and the csr_der_len bytes of the CSR (signer_soap_parse writes no more of csr_der,
+ * and wipes it whole when it fails). Call it on every path once the request has been used. */
 void signer_soap_request_cleanup(struct signer_soap_request *req);
 
 /* signer_soap_response writes the success body (XML declaration, SOAP 1.1 envelope,

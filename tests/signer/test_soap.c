@@ -238,6 +238,38 @@ Test(signer_soap_parse, csr_whitespace_everywhere)
     expect_csr_p256(r);
 }
 
+/* Expat's blocks come from a per-thread arena of 64 KiB and from malloc past it: a request whose
+ * buffer alone outgrows the arena (60,000 bytes of whitespace in the Body) parses as the plain one
+ * does, and so does the plain one again after it, three times over (the arena is reset each time).
+ */
+Test(signer_soap_parse, requests_larger_than_the_arena)
+{
+    static char plain[MAX_LEN], big[MAX_LEN];
+    size_t len = read_data(plain, sizeof(plain), "soap/lync-phone.xml");
+    const char *body = strstr(plain, "Body>");
+    cr_assert_not_null(body);
+    size_t head = (size_t)(body - plain) + strlen("Body>");
+    size_t pad = 60000;
+    cr_assert_lt(len + pad, MAX_LEN);
+    memcpy(big, plain, head);
+    memset(big + head, ' ', pad);
+    memcpy(big + head + pad, plain + head, len - head);
+    for (int round = 0; round < 3; round++) {
+        struct result *r = parse_bytes(big, len + pad);
+        cr_assert_eq(r->rc, 0, "round %d: %s", round, r->reason);
+        cr_assert_str_eq(r->req.entity, "alice@example.com");
+        cr_assert_str_eq(r->req.password, "50321");
+        expect_csr_p256(r);
+        signer_soap_request_cleanup(&r->req);
+        r = parse_bytes(plain, len);
+        cr_assert_eq(r->rc, 0, "round %d: %s", round, r->reason);
+        cr_assert_str_eq(r->req.username, "+14255550100");
+        expect_csr_p256(r);
+        signer_soap_request_cleanup(&r->req);
+        cr_assert(all_zero(&r->req, sizeof(r->req)));
+    }
+}
+
 Test(signer_soap_parse, soap12_envelope_and_lifetime_rounding)
 {
     char body[4096];
