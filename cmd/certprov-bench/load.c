@@ -1,12 +1,15 @@
 /* certprov-bench: the load. One thread, epoll, non-blocking keep-alive connections; one request
  * in flight per connection (no pipelining, like a device or a balancer's pooled connection).
  *
- * TLS: a BoringSSL client SSL per connection on its non-blocking socket (SSL_set_fd); the
- * handshake, SSL_write and SSL_read turn WANT_READ / WANT_WRITE into the connection's epoll
- * interest. Each slot keeps the SSL_SESSION of its last handshake (the new-session callback,
- * which TLS 1.3 calls for the server's NewSessionTicket) and offers it on its next connection
- * when resuming; one session per slot bounds the memory. A new connection per request (the
- * phone's first contact) measures its latency from the connect.
+ * TLS: a BoringSSL client SSL per connection, writing to its non-blocking socket and reading
+ * from a memory BIO that one recv fills with whatever the socket holds (a socket BIO reads each
+ * record in two, its header and then its body: a third more system calls than plain HTTP, on the
+ * two vCPUs the generator shares with the server); the handshake, SSL_write and SSL_read turn
+ * WANT_READ / WANT_WRITE into the connection's epoll interest. Each slot keeps the SSL_SESSION of
+ * its last handshake (the new-session callback, which TLS 1.3 calls for the server's
+ * NewSessionTicket) and offers it on its next connection when resuming; one session per slot bounds
+ * the memory. A new connection per request (the phone's first contact) measures its latency from
+ * the connect.
  *
  * Closed loop: each connection sends its next request as soon as the previous answer is in;
  * latency is measured from the send. Open loop: request k is due at t0 + k/rate; it goes out on
@@ -99,7 +102,8 @@ struct load {
     struct bench_load_result *res;
     int ep;
     struct sockaddr_in addr;
-    SSL_CTX *tls; /* NULL: plain HTTP */
+    SSL_CTX *tls;          /* NULL: plain HTTP */
+    uint8_t tls_in[16384]; /* tls_fill's scratch: one recv, then into the connection's BIO */
     struct conn *conns;
     struct req *reqs;
     uint8_t *arena;
@@ -374,7 +378,12 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 static int conn_tls_new(struct load *l, struct conn *c)
 {
     c->ssl = SSL_new(l->tls);
-    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set_app_data(c->ssl, c) != 1 ||
+    BIO *rbio = c->ssl != NULL ? BIO_new(BIO_s_mem()) : NULL; /* empty: a retry, not the end */
+    if (rbio != NULL) {
+        SSL_set0_rbio(c->ssl, rbio); /* owned by the SSL from here */
+    }
+    if (c->ssl == NULL || rbio == NULL || SSL_set_wfd(c->ssl, c->fd) != 1 ||
+        SSL_set_app_data(c->ssl, c) != 1 ||
         SSL_set_tlsext_host_name(c->ssl, l->opt->tls_name) != 1 ||
         (l->opt->resume && c->sess != NULL && SSL_set_session(c->ssl, c->sess) != 1) ||
         (c->ident != NULL && (SSL_use_certificate(c->ssl, c->ident->cert) != 1 ||
@@ -387,11 +396,37 @@ static int conn_tls_new(struct load *l, struct conn *c)
 
 static void dispatch(struct load *l, struct conn *c, uint64_t now);
 
+/* tls_fill moves what the socket holds (one recv) into the connection's read BIO: > 0 bytes,
+ * 0 at the end of the stream, -EAGAIN when nothing is there, -EIO. */
+static ssize_t tls_fill(struct load *l, struct conn *c)
+{
+    ssize_t n = recv(c->fd, l->tls_in, sizeof(l->tls_in), 0);
+    if (n == -1) {
+        return errno == EAGAIN ? -EAGAIN : -EIO;
+    }
+    if (n > 0 && BIO_write(SSL_get_rbio(c->ssl), l->tls_in, (int)n) != (int)n) {
+        return -EIO;
+    }
+    return n;
+}
+
 /* conn_handshake drives the TLS handshake as far as the socket allows. */
 static void conn_handshake(struct load *l, struct conn *c, uint64_t now)
 {
     ASSERT(c->state == CONN_HANDSHAKE);
     int r = SSL_do_handshake(c->ssl);
+    while (r != 1 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_READ) {
+        ssize_t got = tls_fill(l, c);
+        if (got == -EAGAIN) {
+            conn_want_out(l, c, false);
+            return;
+        }
+        if (got <= 0) {
+            tls_fail(l, c, "tls handshake", SSL_ERROR_SYSCALL, now);
+            return;
+        }
+        r = SSL_do_handshake(c->ssl);
+    }
     if (r == 1) {
         if (SSL_session_reused(c->ssl)) {
             l->res->hs_resumed++;
@@ -567,7 +602,7 @@ static const char *header_value(const char *h, size_t hlen, const char *name)
 /* conn_read reads what is there into rbuf: > 0 bytes, 0 at the end of the stream, -EAGAIN when
  * nothing (more) is there (TLS: also when only a post-handshake message such as a session
  * ticket came), or -EIO (the reason counted by the caller from *out_err). */
-static ssize_t conn_read(struct conn *c, int *out_err)
+static ssize_t conn_read(struct load *l, struct conn *c, int *out_err)
 {
     size_t cap = LOAD_RBUF_LEN - c->rlen;
     *out_err = SSL_ERROR_NONE;
@@ -575,16 +610,22 @@ static ssize_t conn_read(struct conn *c, int *out_err)
         ssize_t n = recv(c->fd, c->rbuf + c->rlen, cap, 0);
         return n == -1 ? (errno == EAGAIN ? -EAGAIN : -EIO) : n;
     }
-    int n = SSL_read(c->ssl, c->rbuf + c->rlen, cap > INT32_MAX ? INT32_MAX : (int)cap);
-    if (n > 0) {
-        return n;
+    for (;;) {
+        int n = SSL_read(c->ssl, c->rbuf + c->rlen, cap > INT32_MAX ? INT32_MAX : (int)cap);
+        if (n > 0) {
+            return n;
+        }
+        int err = SSL_get_error(c->ssl, n);
+        if (err != SSL_ERROR_WANT_READ) {
+            *out_err = err;
+            return err == SSL_ERROR_ZERO_RETURN ? 0 : -EIO;
+        }
+        ssize_t got = tls_fill(l, c);
+        if (got <= 0) {
+            *out_err = SSL_ERROR_SYSCALL; /* the stream ended inside a record, or failed */
+            return got == -EAGAIN ? -EAGAIN : got == 0 ? 0 : -EIO;
+        }
     }
-    int err = SSL_get_error(c->ssl, n);
-    if (err == SSL_ERROR_WANT_READ) {
-        return -EAGAIN;
-    }
-    *out_err = err;
-    return err == SSL_ERROR_ZERO_RETURN ? 0 : -EIO;
 }
 
 /* ocsp_successful: the body is an OCSPResponse whose responseStatus is successful (0) and that
@@ -835,7 +876,7 @@ static void conn_recv(struct load *l, struct conn *c, uint64_t now)
 {
     for (;;) {
         int err = SSL_ERROR_NONE;
-        ssize_t n = conn_read(c, &err);
+        ssize_t n = conn_read(l, c, &err);
         if (n == -EAGAIN) {
             return;
         }
