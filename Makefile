@@ -228,7 +228,7 @@ test: deps
 	@echo "make test: all tests passed"
 
 # ---- benchmarks (never part of make test) ----
-# The standard matrix (12-17 minutes on 2 cores): the component benches, then certprov-bench
+# The standard matrix (9-17 minutes on 2 cores): the component benches, then certprov-bench
 # against a private certprovd: the crypto ceiling (with the TLS handshake's server crypto), est,
 # est-tls, soap, soap-tls, phone and renew-mtls closed loop at each concurrency plus one open-loop run
 # at half the best rate, the scenarios that need parts not built yet (printed as skipped); the
