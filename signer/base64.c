@@ -15,8 +15,7 @@
 
 #define B64_BLOCK 256 /* characters gathered per EVP_DecodeBase64 call when skipping whitespace */
 #define B64_FLAGS (SIGNER_BASE64_SKIP_SPACE | SIGNER_BASE64_UNPADDED | SIGNER_BASE64_PUBLIC)
-#define B64_PAD 64u   /* b64_value of '=' */
-#define B64_BAD 0xffu /* b64_value of a character outside the alphabet */
+#define B64_PAD 64u /* b64_value of '=' */
 
 static_assert(B64_BLOCK % 4 == 0, "a block holds whole quanta");
 
@@ -31,7 +30,7 @@ struct b64 {
     bool public_text; /* SIGNER_BASE64_PUBLIC: decode_public, not EVP_DecodeBase64 */
 };
 
-/* Each character's 6 bits, B64_PAD for '=' and B64_BAD for the rest. */
+/* Each character's 6 bits, B64_PAD for '=' and 255 for a character outside the alphabet. */
 static const uint8_t b64_value[256] = {
     255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0x00 */
     255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, /* 0x10 */

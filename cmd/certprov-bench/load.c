@@ -1052,6 +1052,23 @@ static double thread_cpu_s(void)
            ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* load_wait waits at most wait_ns for events and handles them: 0, or -errno of the wait. */
+static int load_wait(struct load *l, uint64_t wait_ns)
+{
+    struct epoll_event evs[LOAD_EVENTS_MAX];
+    struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000u),
+                          .tv_nsec = (long)(wait_ns % 1000000000u)};
+    int n = epoll_pwait2(l->ep, evs, LOAD_EVENTS_MAX, &ts, NULL);
+    if (n == -1) {
+        return errno == EINTR ? 0 : -errno;
+    }
+    uint64_t now = clock_mono_ns();
+    for (int i = 0; i < n; i++) {
+        on_event(l, evs[i].data.ptr, evs[i].events, now);
+    }
+    return 0;
+}
+
 /* warm_up opens every connection of a keep-alive run and lets it connect (and finish its TLS
  * handshake) before the clock starts, at most LOAD_WARM_NS: the runs measure established
  * connections (the handshakes are soap-tls's and tls-full's subject); an open loop's first
@@ -1064,7 +1081,6 @@ static void warm_up(struct load *l)
     }
     l->warming = true;
     uint64_t until = clock_mono_ns() + LOAD_WARM_NS;
-    struct epoll_event evs[LOAD_EVENTS_MAX];
     for (;;) {
         uint64_t now = clock_mono_ns();
         uint32_t idle = 0;
@@ -1075,13 +1091,8 @@ static void warm_up(struct load *l)
             }
             idle += c->state == CONN_IDLE ? 1 : 0;
         }
-        if (idle == l->opt->concurrency || now >= until) {
+        if (idle == l->opt->concurrency || now >= until || load_wait(l, 10000000u) != 0) {
             break;
-        }
-        int n = epoll_wait(l->ep, evs, LOAD_EVENTS_MAX, 10);
-        now = clock_mono_ns();
-        for (int i = 0; i < n; i++) {
-            on_event(l, evs[i].data.ptr, evs[i].events, now);
         }
     }
     l->warming = false;
@@ -1111,7 +1122,6 @@ int bench_load_run(struct bench_load_result *out, const struct bench_load_option
     l.last_done_ns = l.t0_ns;
     uint64_t deadline_ns = l.t0_ns + (uint64_t)(opt->duration_s * 1e9);
     uint64_t end_ns = deadline_ns + (uint64_t)(opt->drain_s * 1e9);
-    struct epoll_event evs[LOAD_EVENTS_MAX];
     for (uint32_t i = 0; i < opt->concurrency; i++) {
         dispatch(&l, &l.conns[i], l.t0_ns); /* closed loop: the warmed-up connections start */
     }
@@ -1147,17 +1157,9 @@ int bench_load_run(struct bench_load_result *out, const struct bench_load_option
             dispatch(&l, &l.conns[i], now); /* open loop: what fell due while all were busy */
         }
         uint64_t wake = next_wake_ns(&l, now, deadline_ns, end_ns);
-        uint64_t wait_ns = wake > now ? wake - now : 0;
-        struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000u),
-                              .tv_nsec = (long)(wait_ns % 1000000000u)};
-        int n = epoll_pwait2(l.ep, evs, LOAD_EVENTS_MAX, &ts, NULL);
-        if (n == -1 && errno != EINTR) {
-            rc = -errno;
+        rc = load_wait(&l, wake > now ? wake - now : 0);
+        if (rc != 0) {
             break;
-        }
-        now = clock_mono_ns();
-        for (int i = 0; i < n; i++) {
-            on_event(&l, evs[i].data.ptr, evs[i].events, now);
         }
     }
     for (uint32_t i = 0; i < l.inflight; i++) {

@@ -1055,31 +1055,6 @@ out:
     return rc;
 }
 
-/* run_pkcs11 runs scenario `s` against a certprovd of its own whose issuing CA key is in a
- * SoftHSM2 token (embedded pool store): the cost of the pkcs11 backend and its signing pool. */
-static int run_pkcs11(struct report *rep, const struct scenario *s, const struct opts *o,
-                      const struct bench_csr *csrs)
-{
-    struct scenario skip = *s;
-    skip.skip = !o->spawn                   ? "needs --spawn (it starts a certprovd of its own)"
-                : !bench_pkcs11_available() ? "needs SoftHSM2 (package softhsm2)"
-                                            : NULL;
-    if (skip.skip != NULL) {
-        report_skip(rep, &skip);
-        return 0;
-    }
-    struct bench_server srv = {0};
-    int rc = bench_server_spawn_key(&srv, o->bin, o->workdir, o->users, spawn_max_conns(o),
-                                    "embedded", true);
-    if (rc == 0) {
-        rc = run_scenario(rep, s, &srv, o, csrs);
-    }
-    if (bench_server_stop(&srv, o->keep) != 0 && rc == 0) {
-        rc = -EIO;
-    }
-    return rc;
-}
-
 #define OCSP_CERTS 256u /* certificates the ocsp scenario asks about */
 
 /* run_ocsp enrolls OCSP_CERTS certificates (est, not measured), builds one OCSP request for each
@@ -1168,20 +1143,22 @@ static int preload(const struct opts *o, const struct bench_server *srv,
     return 0;
 }
 
-/* run_fresh runs scenario `s` against a certprovd started for it (--fresh), preloaded as
- * --preload asks: every scenario then starts from a store of the same size, whatever ran before
- * it (with one shared server, a scenario late in the list meets the hundreds of thousands of
- * certificates of those before it, and its commits the larger indexes). */
-static int run_fresh(struct report *rep, const struct scenario *s, const struct opts *o,
-                     const struct bench_csr *csrs)
+/* run_own runs scenario `s` against a certprovd started for it: with `pkcs11`, one whose issuing
+ * CA key is in a SoftHSM2 token (est-pkcs11); without, one for --fresh, preloaded as --preload
+ * asks: every scenario then starts from a store of the same size, whatever ran before it (with
+ * one shared server, a scenario late in the list meets the hundreds of thousands of certificates
+ * of those before it, and its commits the larger indexes). */
+static int run_own(struct report *rep, const struct scenario *s, const struct opts *o,
+                   const struct bench_csr *csrs, bool pkcs11)
 {
     struct bench_server srv = {0};
-    int rc = bench_server_spawn(&srv, o->bin, o->workdir, o->users, spawn_max_conns(o), "embedded");
-    if (rc == 0) {
+    int rc = bench_server_spawn_key(&srv, o->bin, o->workdir, o->users, spawn_max_conns(o),
+                                    "embedded", pkcs11);
+    if (rc == 0 && !pkcs11) {
         printf("%-14s server %s:%u (spawned for it)\n", s->name, srv.host, srv.port);
-    }
-    if (rc == 0 && o->preload > 0) {
-        rc = preload(o, &srv, csrs, &rep->preload);
+        if (o->preload > 0) {
+            rc = preload(o, &srv, csrs, &rep->preload);
+        }
     }
     if (rc == 0) {
         rc = run_scenario(rep, s, &srv, o, csrs);
@@ -1190,6 +1167,22 @@ static int run_fresh(struct report *rep, const struct scenario *s, const struct 
         rc = -EIO;
     }
     return rc;
+}
+
+/* run_pkcs11 runs scenario `s` against a certprovd of its own whose issuing CA key is in a
+ * SoftHSM2 token (embedded pool store): the cost of the pkcs11 backend and its signing pool. */
+static int run_pkcs11(struct report *rep, const struct scenario *s, const struct opts *o,
+                      const struct bench_csr *csrs)
+{
+    struct scenario skip = *s;
+    skip.skip = !o->spawn                   ? "needs --spawn (it starts a certprovd of its own)"
+                : !bench_pkcs11_available() ? "needs SoftHSM2 (package softhsm2)"
+                                            : NULL;
+    if (skip.skip != NULL) {
+        report_skip(rep, &skip);
+        return 0;
+    }
+    return run_own(rep, s, o, csrs, true);
 }
 
 static int run_all(const struct opts *o, struct bench_server *srv, struct report *rep,
@@ -1236,7 +1229,7 @@ static int run_all(const struct opts *o, struct bench_server *srv, struct report
         } else if (o->scen[i]->ocsp) {
             rc = run_ocsp(rep, o->scen[i], srv, o, csrs);
         } else if (o->fresh) {
-            rc = run_fresh(rep, o->scen[i], o, csrs);
+            rc = run_own(rep, o->scen[i], o, csrs, false);
         } else {
             rc = run_scenario(rep, o->scen[i], srv, o, csrs);
         }
