@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -191,8 +192,11 @@ static int listener_open(int *out_fd, uint16_t *out_port, const struct sockaddr_
     int rc = 0;
     struct sockaddr_storage bound;
     socklen_t bound_len = sizeof(bound);
+    /* TCP_NODELAY on the listener: Linux copies it to every connection accepted from it, one
+     * system call less per connection than setting it on each. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
         bind(fd, (const struct sockaddr *)addr, addr_len) == -1 ||
         listen(fd, LISTEN_BACKLOG) == -1 ||
         getsockname(fd, (struct sockaddr *)&bound, &bound_len) == -1) {
@@ -263,6 +267,8 @@ static int ring_alloc(struct ring *r, uint32_t num_conns)
     r->conns_low_water = num_conns - (num_conns / 10 > 0 ? num_conns / 10 : 1);
     r->conns = calloc(num_conns, sizeof(*r->conns));
     r->conn_free = calloc(num_conns, sizeof(*r->conn_free));
+    r->live = calloc(num_conns, sizeof(*r->live));
+    r->log_hold = malloc(RING_LOG_HOLD);
     r->slots = calloc(o->max_inflight, sizeof(*r->slots));
     r->slot_free = calloc(o->max_inflight, sizeof(*r->slot_free));
     r->done = calloc(o->max_inflight, sizeof(*r->done));
@@ -293,9 +299,9 @@ static int ring_alloc(struct ring *r, uint32_t num_conns)
     r->bufs = calloc(r->num_bufs, o->recv_buffer_bytes);
     r->br_len = page_round(r->num_bufs * sizeof(struct io_uring_buf));
     r->br = mmap(NULL, r->br_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (r->conns == NULL || r->conn_free == NULL || r->slots == NULL || r->slot_free == NULL ||
-        r->done == NULL || r->slot_mem == MAP_FAILED || r->bufs == NULL || r->br == MAP_FAILED ||
-        r->head_mem == MAP_FAILED || r->clients == NULL) {
+    if (r->conns == NULL || r->conn_free == NULL || r->live == NULL || r->log_hold == NULL ||
+        r->slots == NULL || r->slot_free == NULL || r->done == NULL || r->slot_mem == MAP_FAILED ||
+        r->bufs == NULL || r->br == MAP_FAILED || r->head_mem == MAP_FAILED || r->clients == NULL) {
         return -ENOMEM;
     }
     for (uint32_t i = 0; i < num_conns; i++) {
@@ -361,6 +367,8 @@ static void ring_free(struct ring *r)
     }
     free(r->conns);
     free(r->conn_free);
+    free(r->live);
+    free(r->log_hold);
     free(r->slots);
     free(r->slot_free);
     free(r->done);

@@ -24,6 +24,7 @@
 #define CANNED_MAX IORING_CANNED_MAX
 #define LINGER_MS 2000                 /* half-closed connection waiting for the client's FIN */
 #define TICK_MS 50                     /* deadline scan period */
+#define RING_LOG_HOLD 16384            /* bytes of a loop turn's log lines */
 #define BODY_CHUNK_BYTES (64u * 1024u) /* a shared body goes to the transport this much at once */
 #define BUF_GROUP 0
 
@@ -189,6 +190,7 @@ struct conn {
     uint8_t pause;      /* why llhttp paused in a callback (enum http_pause) */
     enum deadline_kind deadline_kind;
     uint64_t deadline_ns;
+    uint32_t live_pos; /* where in ring->live, when not free */
     uint32_t cur_slot; /* the request's slot, from the end of its headers */
     struct head head;
     uint8_t client_key[16];
@@ -232,6 +234,8 @@ struct ring {
     uint32_t num_conns, conns_used, conns_low_water;
     uint32_t *conn_free; /* stack of free connection indexes */
     uint32_t conn_free_len;
+    uint32_t *live; /* the indexes of the connections not free, in no order (conns_used) */
+    char *log_hold; /* the log lines of one loop turn, written at its end (RING_LOG_HOLD) */
     /* request slots */
     struct ioring_request *slots;
     uint32_t *slot_free;

@@ -1,9 +1,14 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,6 +138,184 @@ Test(ioring_bounds, max_connections_pauses_and_resumes_accept)
     cr_assert_str_eq(rsp.body, "c3");
     client_close(&c3);
     client_close(&cl2);
+}
+
+/* fds_open counts this process's open file descriptors (the engine's and the test's). */
+static int fds_open(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ASSERT(d != NULL);
+    int n = 0;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        n += e->d_name[0] != '.';
+    }
+    (void)closedir(d);
+    return n - 1; /* the directory's own */
+}
+
+/* fds_settle waits (at most 2 s) until fds_open() is `want`: a connection's fd is closed by
+ * the ring's next submit, not at once. Returns the last count. */
+static int fds_settle(int want)
+{
+    int n = fds_open();
+    for (int i = 0; i < 200 && n != want; i++) {
+        th_sleep_ms(10);
+        n = fds_open();
+    }
+    return n;
+}
+
+static uint16_t sock_port(int fd, bool peer)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int rc = peer ? getpeername(fd, (struct sockaddr *)&a, &len)
+                  : getsockname(fd, (struct sockaddr *)&a, &len);
+    return rc == 0 && a.sin_family == AF_INET ? ntohs(a.sin_port) : 0;
+}
+
+/* server_side finds the engine's socket of client `c`'s connection in this process. */
+static int server_side(const struct client *c)
+{
+    uint16_t mine = sock_port(c->fd, false);
+    for (int fd = 0; fd < 4096; fd++) {
+        struct stat st;
+        if (fd == c->fd || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+            continue;
+        }
+        if (sock_port(fd, false) == th_port() && sock_port(fd, true) == mine) {
+            return fd;
+        }
+    }
+    return -1;
+}
+
+/* Each accepted connection inherits TCP_NODELAY from its listener (no setsockopt of its own),
+ * and each way a connection ends gives its fd back (the ring's close, not a direct call). */
+Test(ioring_bounds, accepted_sockets_have_nodelay_and_every_end_closes_the_fd)
+{
+    struct ioring_options o;
+    th_options(&o);
+    o.header_timeout_ms = 300;
+    int before = fds_open();
+    th_start(&o);
+    int base = fds_open();
+    client_open(&cl, 3000);
+    client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    int fd = server_side(&cl);
+    cr_assert_geq(fd, 0, "the engine's socket of the connection");
+    int nodelay = 0;
+    socklen_t len = sizeof(nodelay);
+    cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
+    cr_assert_eq(nodelay, 1, "an accepted connection without TCP_NODELAY");
+    cr_assert_eq(fds_open(), base + 2, "the client's and the engine's");
+    client_close(&cl); /* the client ends it: EOF, no recv left, the close alone */
+    cr_assert_eq(fds_settle(base), base, "closed by the client: the engine's fd stays open");
+
+    client_open(&cl, 3000); /* the server ends it: the answer, its FIN (shutdown), the close */
+    client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert(client_eof(&cl), "no FIN after Connection: close");
+    client_close(&cl);
+    cr_assert_eq(fds_settle(base), base, "Connection: close: the engine's fd stays open");
+
+    client_open(&cl, 3000); /* a deadline ends it with its recv pending: shutdown and cancel */
+    client_send_str(&cl, "GET /echo HTTP/1.1\r\n");
+    cr_assert(client_eof(&cl), "the header deadline did not close");
+    cr_assert_eq(fds_settle(base + 1), base + 1, "deadline: the engine's fd stays open");
+    client_close(&cl);
+
+    client_open(&cl, 3000); /* an error ends it: 400 and close */
+    client_send_str(&cl, "BAD\x01 / HTTP/1.1\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 400);
+    cr_assert(client_eof(&cl));
+    client_close(&cl);
+    cr_assert_eq(fds_settle(base), base, "400: the engine's fd stays open");
+
+    client_open(&cl, 3000); /* the engine stops with an idle connection: the drain closes it */
+    client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    th_stop();
+    cr_assert_eq(fds_open(), before + 1, "the stopped engine left fds open");
+    cr_assert(client_eof(&cl));
+    client_close(&cl);
+    th_start(&o); /* for the suite's .fini */
+}
+
+/* A client that asks for a large answer and never reads it: the send deadline ends the
+ * connection, whose send would otherwise wait for ever, and gives back its slot, its fd and the
+ * shared body. */
+Test(ioring_bounds, a_client_that_does_not_read_is_let_go_at_the_send_deadline)
+{
+    struct ioring_options o;
+    th_options(&o);
+    o.workers = 1;
+    o.body_timeout_ms = 300;
+    th_start(&o);
+    int base = fds_open();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    int small = 4096; /* before connect: the window it advertises stays small */
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(th_port())};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    const char *req = "GET /shared?kb=16384 HTTP/1.1\r\nHost: x\r\n\r\n";
+    cr_assert_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    struct ioring_stats st;
+    for (int i = 0; i < 300; i++) {
+        ioring_engine_stats_get(th.eng, &st);
+        if (st.timeouts > 0 && st.connections_open == 0) {
+            break;
+        }
+        th_sleep_ms(10);
+    }
+    cr_assert_eq(st.timeouts, 1, "the send deadline did not fire");
+    cr_assert_eq(st.connections_open, 0, "the connection outlived its send deadline");
+    cr_assert_eq(fds_settle(base + 1), base + 1, "the engine kept the connection's fd");
+    for (int i = 0; i < 100 && atomic_load(&th.bodies_freed) < 1; i++) {
+        th_sleep_ms(10);
+    }
+    cr_assert_eq(atomic_load(&th.bodies_freed), 1, "the shared body was not given back");
+    (void)close(fd);
+}
+
+/* Deadlines reach every connection in use however connections come and go: the ring visits
+ * only those in use, a list from which a closed connection is taken out of the middle. */
+Test(ioring_bounds, deadlines_reach_every_connection_as_others_come_and_go)
+{
+    enum { N = 24 };
+    struct ioring_options o;
+    th_options(&o);
+    o.workers = 1;
+    o.idle_timeout_ms = 400;
+    th_start(&o);
+    int base = fds_open();
+    static struct client cs[N];
+    for (int i = 0; i < N; i++) {
+        client_open(&cs[i], 3000);
+        client_send_str(&cs[i], "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+        cr_assert_eq(client_read(&cs[i], &rsp), 0);
+    }
+    for (int i = 0; i < N; i += 3) { /* every third leaves first, from the list's middle */
+        client_close(&cs[i]);
+    }
+    cr_assert_eq(fds_settle(base + 2 * (N - N / 3)), base + 2 * (N - N / 3));
+    uint64_t t0 = clock_mono_ns();
+    for (int i = 0; i < N; i++) {
+        if (cs[i].fd >= 0) {
+            cr_assert(client_eof(&cs[i]), "connection %d outlived its idle deadline", i);
+            client_close(&cs[i]);
+        }
+    }
+    cr_assert_lt(clock_mono_ns() - t0, 2000000000u);
+    cr_assert_eq(fds_settle(base), base, "idle connections closed, fds left open");
+    struct ioring_stats st;
+    ioring_engine_stats_get(th.eng, &st);
+    cr_assert_eq(st.connections_open, 0);
+    cr_assert_eq(st.connections_accepted, N);
 }
 
 static size_t proxy_header(uint8_t *out, const char *ip, uint16_t port)
