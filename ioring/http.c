@@ -376,6 +376,7 @@ static int on_message_complete(llhttp_t *p)
     r->eng->handler(r->eng->ctx, s);
     if (close) {
         c->stop_parsing = true;
+        c->client_done = true;
     }
     c->pause = PAUSE_MESSAGE_END;
     return HPE_PAUSED;
@@ -430,14 +431,22 @@ int http_input(struct conn *c, const uint8_t *data, size_t len)
      * After a pause llhttp runs once more even without bytes: a message without a body
      * completes only then. */
     bool paused = false;
+    if (c->stop_parsing && len > 0) {
+        c->extra_input = true; /* after the last request: discarded */
+    }
     while ((len > 0 || paused) && !c->stop_parsing) {
         ASSERT(c->pause == PAUSE_NONE);
         paused = false;
         llhttp_errno_t err = llhttp_execute(&c->parser, (const char *)data, len);
         size_t used = len;
         if (c->stop_parsing) {
+            /* A callback queued the last answer (refusal or Connection: close). Bytes after
+             * the message are the client's too: it may still be sending (conn_linger). */
+            const uint8_t *end =
+                err == HPE_PAUSED ? (const uint8_t *)llhttp_get_error_pos(&c->parser) : data + len;
+            c->extra_input = c->extra_input || end < data + len;
             c->pause = PAUSE_NONE;
-            return 0; /* a callback queued the last answer (refusal or Connection: close) */
+            return 0;
         }
         if (err == HPE_PAUSED) {
             const uint8_t *pos = (const uint8_t *)llhttp_get_error_pos(&c->parser);

@@ -183,6 +183,8 @@ struct conn {
     bool send_busy;
     bool stop_parsing; /* no more requests are read (error, close or drain) */
     bool peer_eof;
+    bool client_done;   /* its last request asked to close (Connection: close, HTTP/1.0) */
+    bool extra_input;   /* bytes came after the request that stopped the parsing */
     bool in_message;    /* parser is between message begin and complete */
     bool in_head;       /* bytes fed now belong to a request line and header section */
     bool line_start;    /* the next header-section byte starts a line */

@@ -286,12 +286,15 @@ static void conn_shut(struct conn *c)
 }
 
 /* conn_linger half-closes after the final response and discards input until the client's FIN,
- * so that unread request bytes do not turn into a RST that destroys the response. */
+ * so that unread request bytes do not turn into a RST that destroys the response. Not when the
+ * client itself asked to close and sent nothing after that request (as nginx's lingering_close
+ * auto): it has said all it will say, and a close now frees the connection a round trip sooner
+ * without a shutdown of its own. */
 static void conn_linger(struct conn *c)
 {
     ASSERT(c->pipe_count == 0);
     ASSERT(c->state == CONN_OPEN);
-    if (c->peer_eof || !c->recv_armed || c->ring->draining) {
+    if (c->peer_eof || !c->recv_armed || c->ring->draining || (c->client_done && !c->extra_input)) {
         conn_shut(c);
         return;
     }
@@ -446,6 +449,8 @@ static void conn_start(struct ring *r, int fd, const struct sockaddr_storage *pe
     c->send_busy = false;
     c->stop_parsing = false;
     c->peer_eof = false;
+    c->client_done = false;
+    c->extra_input = false;
     c->in_message = false;
     c->in_head = true;
     c->line_start = true;

@@ -282,6 +282,52 @@ Test(ioring_bounds, a_client_that_does_not_read_is_let_go_at_the_send_deadline)
     (void)close(fd);
 }
 
+static uint64_t open_after(uint64_t want, unsigned max_ms)
+{
+    struct ioring_stats st;
+    ioring_engine_stats_get(th.eng, &st);
+    for (unsigned i = 0; i < max_ms / 10 && st.connections_open != want; i++) {
+        th_sleep_ms(10);
+        ioring_engine_stats_get(th.eng, &st);
+    }
+    return st.connections_open;
+}
+
+/* A client that asked to close (Connection: close, or HTTP/1.0) and sent nothing after: closed
+ * once its answer is out, without waiting for its FIN. One that sent more: the half-close and
+ * the wait for its FIN (LINGER_MS, 2 s), so that those bytes cannot reset the answer. */
+Test(ioring_bounds, a_client_that_asked_to_close_is_not_waited_for)
+{
+    struct ioring_options o;
+    th_options(&o);
+    o.workers = 1;
+    th_start(&o);
+    const char *asks[] = {"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                          "GET /echo HTTP/1.0\r\n\r\n",
+                          "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                          "Content-Length: 3\r\n\r\nabc"};
+    for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+        client_open(&cl, 3000);
+        client_send_str(&cl, asks[i]);
+        cr_assert_eq(client_read(&cl, &rsp), 0);
+        cr_assert_eq(rsp.status, 200);
+        cr_assert(client_eof(&cl), "no FIN after the answer (%zu)", i);
+        /* The client keeps its socket open: the engine has let go all the same. */
+        cr_assert_eq(open_after(0, 1000), 0, "waited for the FIN of a client done (%zu)", i);
+        client_close(&cl);
+    }
+    client_open(&cl, 3000); /* bytes after the request that asked to close */
+    client_send_str(&cl, "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                         "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(client_read(&cl, &rsp), 0);
+    cr_assert_eq(rsp.status, 200);
+    cr_assert(client_eof(&cl));
+    th_sleep_ms(300);
+    cr_assert_eq(open_after(1, 0), 1, "no linger for a client that sent more");
+    client_close(&cl);
+    cr_assert_eq(open_after(0, 1000), 0);
+}
+
 /* Deadlines reach every connection in use however connections come and go: the ring visits
  * only those in use, a list from which a closed connection is taken out of the middle. */
 Test(ioring_bounds, deadlines_reach_every_connection_as_others_come_and_go)
