@@ -90,6 +90,9 @@ void log_vwrite(enum log_level level, const char *fmt, va_list ap)
  * stay whole and in order; other threads' lines fall between held batches. Not nested. */
 void log_hold_begin(char *buf, size_t cap);
 void log_hold_end(void);
+/* log_hold_spill writes this thread's held lines now, if any (base_assert_fail: the lines before
+ * a failed assertion are the ones that explain it). Async-signal-safe: one write(2). */
+void log_hold_spill(void);
 
 #define log_err(...) log_write(LOG_LEVEL_ERR, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_LEVEL_WARN, __VA_ARGS__)

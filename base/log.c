@@ -344,6 +344,14 @@ void log_hold_end(void)
     tl_hold.len = 0;
 }
 
+void log_hold_spill(void)
+{
+    if (tl_hold.buf != NULL && tl_hold.len > 0) {
+        write_all(tl_hold.buf, tl_hold.len);
+        tl_hold.len = 0;
+    }
+}
+
 void log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
     ASSERT(level <= LOG_LEVEL_DEBUG);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/base64.h>
@@ -155,6 +156,29 @@ static size_t log_file_lines(const char *path, uint8_t *buf, size_t cap, size_t 
     }
     cr_assert(*len == 0 || buf[*len - 1] == '\n', "whole lines only");
     return lines;
+}
+
+/* A failed assertion writes the lines its thread held before it aborts: they explain it. */
+Test(base_log, held_lines_reach_the_log_when_an_assertion_fails, .init = tmp_init, .fini = tmp_fini)
+{
+    char path[256];
+    log_to_temp_file(path, sizeof(path));
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        static char hold[LOG_LINE_MAX];
+        log_hold_begin(hold, sizeof(hold));
+        log_info("base: before_the_failure n=%d", 1);
+        volatile int x = 1;
+        ASSERT(x == 2);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    static uint8_t buf[4096];
+    size_t len = 0;
+    cr_assert_eq(log_file_lines(path, buf, sizeof(buf), &len), 1, "the held line was lost");
+    cr_assert_not_null(memmem(buf, len, "before_the_failure n=1", 22));
 }
 
 Test(base_log, held_lines_written_together_in_order, .init = tmp_init, .fini = tmp_fini)
