@@ -334,22 +334,19 @@ void log_hold_begin(char *buf, size_t cap)
     tl_hold.len = 0;
 }
 
-void log_hold_end(void)
-{
-    ASSERT(tl_hold.buf != NULL);
-    if (tl_hold.len > 0) {
-        write_all(tl_hold.buf, tl_hold.len);
-    }
-    tl_hold.buf = NULL;
-    tl_hold.len = 0;
-}
-
 void log_hold_spill(void)
 {
     if (tl_hold.buf != NULL && tl_hold.len > 0) {
         write_all(tl_hold.buf, tl_hold.len);
         tl_hold.len = 0;
     }
+}
+
+void log_hold_end(void)
+{
+    ASSERT(tl_hold.buf != NULL);
+    log_hold_spill();
+    tl_hold.buf = NULL;
 }
 
 void log_vwrite(enum log_level level, const char *fmt, va_list ap)

@@ -759,8 +759,8 @@ static void deadlines_check(struct ring *r, uint64_t now)
 {
     for (uint32_t i = r->conns_used; i > 0; i--) {
         struct conn *c = &r->conns[r->live[i - 1]];
-        if (c->state == CONN_FREE || c->state == CONN_CLOSING ||
-            c->deadline_kind == DEADLINE_NONE || now < c->deadline_ns) {
+        ASSERT(c->state != CONN_FREE);
+        if (c->state == CONN_CLOSING || c->deadline_kind == DEADLINE_NONE || now < c->deadline_ns) {
             continue;
         }
         if (c->deadline_kind != DEADLINE_LINGER && c->deadline_kind != DEADLINE_IDLE) {
