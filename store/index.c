@@ -2,8 +2,9 @@
  * -> seq) hold the certificates up to a watermark (meta "index", struct store_index_state); the
  * newer ones, the tail, are found by scanning the sequence-ordered certificate table, and a new
  * serial is checked against the tail's serials in an in-memory set. Once the tail is longer than
- * index_tail_max, the segment up to the last certificate is indexed slice by slice, one slice of
- * each key order per commit (store_index_step), from its keys read once into memory (segment_load).
+ * index_tail_max, the segment up to the last certificate is indexed slice by slice, the slices of
+ * each key order that are due at each commit (store_index_step), from its keys read once into
+ * memory (segment_load).
  *
  * Everything that knows this layout is here: the index state, the tail set, the segment, the
  * lookups by serial and by user, and the first indexing of an environment (store_index_init).
@@ -27,8 +28,10 @@
 /* slice_serial is the slice of the serial index `serial` belongs to. */
 static unsigned slice_serial(const uint8_t serial[STORE_SERIAL_LEN])
 {
-    /* positive serials: the first byte is a CSPRNG 0..127 */
-    return (serial[0] & 0x7fu) * STORE_INDEX_SLICES / 128u;
+    /* positive serials: the first 15 bits are a CSPRNG's (the top bit is clear); a slice is a
+     * range of them, so that the slices of a version with fewer are unions of these */
+    unsigned top = (serial[0] & 0x7fu) << 8 | serial[1];
+    return top / (32768u / STORE_INDEX_SLICES);
 }
 
 /* slice_uri is the slice of the by-user index the `len` bytes of `uri` belong to. */
@@ -599,9 +602,17 @@ static void tail_free(struct store *st)
 
 static size_t tail_hash(const uint8_t serial[STORE_SERIAL_LEN], size_t cap)
 {
-    uint64_t h = 0;
-    memcpy(&h, serial + STORE_SERIAL_LEN - sizeof(h), sizeof(h)); /* CSPRNG bytes */
-    return (size_t)(h * 0x9E3779B97F4A7C15ull >> 17) & (cap - 1);
+    /* All 16 bytes, and the product's top bits (Fibonacci hashing): serials imported from
+     * elsewhere need not be random, and n in the low bytes (a sequential serial) took the
+     * product's middle bits from n's lowest few alone: every such serial in a handful of slots,
+     * each lookup a walk of the whole cluster. */
+    ASSERT(cap >= 2 && (cap & (cap - 1)) == 0);
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+    memcpy(&hi, serial, sizeof(hi));
+    memcpy(&lo, serial + sizeof(hi), sizeof(lo));
+    uint64_t h = (lo ^ hi * 0xff51afd7ed558ccdull) * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> (64 - __builtin_ctzll((unsigned long long)cap)));
 }
 
 /* gen_find returns the slot of `serial` in `g`, or the free slot where it would go. */
@@ -807,13 +818,12 @@ static int tail_sync(struct store *st, MDB_txn *txn, const struct store_index_st
 {
     if (st->tail == NULL) {
         /* Sized at once for the longest generation, at most half full: a segment, or the tail
-         * after it while the segment's slices are paced (store_index_step): index_tail_max, or
-         * the batches of the STORE_INDEX_SLICES commits that index a segment when they bring
-         * more (65,536 at 512), and a batch (gen_add still grows it past that: an environment
-         * written with a longer tail). Growing it from small re-hashed it five times in the
-         * first 65,536 certificates, the last two 37 and 55 ms of one commit on this VM. */
-        size_t longest = STORE_INDEX_SLICES * STORE_BATCH_MAX;
-        longest = st->index_tail_max > longest ? st->index_tail_max : longest;
+         * after it while the segment's slices are paced (store_index_step, which does every
+         * slice that is due): index_tail_max and a batch, and a batch (gen_add still grows it
+         * past that: an environment written with a longer tail). Growing it from small
+         * re-hashed it five times in the first 65,536 certificates, the last two 37 and 55 ms
+         * of one commit on this VM. */
+        size_t longest = (size_t)st->index_tail_max + STORE_BATCH_MAX;
         size_t cap = 4096;
         while (cap < 2 * (longest + STORE_BATCH_MAX)) {
             cap *= 2;
@@ -892,8 +902,8 @@ int store_index_check_serials(struct store *st, MDB_txn *txn, struct store_batch
 struct segment_entry {
     uint64_t seq;
     uint8_t serial[STORE_SERIAL_LEN];
-    uint8_t serial_slice;
-    uint8_t uri_slice;
+    uint16_t serial_slice; /* 0..STORE_INDEX_SLICES-1 */
+    uint16_t uri_slice;
     uint16_t uri_len;
     uint32_t uri_off; /* the URI in the segment's `uris` */
 };
@@ -945,8 +955,8 @@ static void entry_set(struct segment_entry *x, uint64_t seq, const uint8_t seria
 {
     x->seq = seq;
     memcpy(x->serial, serial, sizeof(x->serial));
-    x->serial_slice = (uint8_t)slice_serial(serial);
-    x->uri_slice = (uint8_t)slice_uri(uri, uri_len);
+    x->serial_slice = (uint16_t)slice_serial(serial);
+    x->uri_slice = (uint16_t)slice_uri(uri, uri_len);
     x->uri_len = (uint16_t)uri_len;
     x->uri_off = (uint32_t)uri_off;
 }
@@ -1092,18 +1102,34 @@ static int segment_slice(struct store *st, MDB_txn *txn, const struct store_inde
     return 0;
 }
 
-/* store_index_step advances the bulk indexing by one slice. Once the tail after the watermark is
- * longer than index_tail_max, the segment up to the last certificate is indexed slice by slice,
- * one slice of the key space per commit: every such commit dirties about 1/STORE_INDEX_SLICES
- * of the index pages the segment needs (each page once for all its new entries), instead of two
- * random index pages per certificate, and no commit carries the whole segment. The slices are paced
- * by the certificates that follow: slice k waits until k x index_tail_max / STORE_INDEX_SLICES have
- * been stored after the segment, so the segment is indexed while the next tail grows, one
- * heavier commit at a time. Done in 16 consecutive commits, the slices made ~100 ms of slow
+/* slice_due: slice ix->progress of the segment being indexed is due once
+ * progress x index_tail_max / STORE_INDEX_SLICES certificates followed the segment (up to
+ * `last`): in exact proportion, also for a tail shorter than the slices (several a certificate). */
+static bool slice_due(const struct store *st, const struct store_index_state *ix, uint64_t last)
+{
+    ASSERT(ix->target != 0 && last >= ix->target);
+    return (last - ix->target) * STORE_INDEX_SLICES >= ix->progress * st->index_tail_max;
+}
+
+/* store_index_step advances the bulk indexing by the slices that are due. Once the tail after the
+ * watermark is longer than index_tail_max, the segment up to the last certificate is indexed
+ * slice by slice: every slice dirties about 1/STORE_INDEX_SLICES of the index pages the segment
+ * needs (each page once for all its new entries), instead of two random index pages per
+ * certificate, and no commit carries the whole segment. The slices are paced by the
+ * certificates that follow: slice k waits until k x index_tail_max / STORE_INDEX_SLICES have
+ * been stored after the segment, so the segment is indexed while the next tail grows, and a
+ * commit does every slice that is due: a few certificates a commit make a small slice now and
+ * then, a full batch several. Done in 16 consecutive commits, the slices made ~100 ms of slow
  * commits every 1.6 s at 5,000 enrollments/s, and 20-30 % of the enrollments of those moments
  * took over 10 ms (2026-12-01). With 880,000 certificates a slice of 16 still took 5-10 ms (its
- * pages grow with the index): 128 slices make each an eighth of that. `ix` is the state in this
- * transaction, `last` its highest seq. */
+ * pages grow with the index), and 128 slices of the default tail (256 certificates, 512
+ * entries) still made 4 ms commits among commits of 0.2 ms at 8,500 enrollments/s, 1.4 % of
+ * the commits and two thirds of those over 1.5 ms (2026-12-06). 512 slices make each 128
+ * entries; 1024 (64) cost more page writes from an empty store (each slice also rewrites the
+ * branch pages above its leaves) for no gain the benchmarks could tell. And one slice a commit
+ * kept the tail growing under full batches (65,536 certificates at 512) where taking every due
+ * slice keeps it near index_tail_max. `ix` is the state in this transaction, `last` its highest
+ * seq. */
 int store_index_step(struct store *st, MDB_txn *txn, struct store_index_state ix, uint64_t last)
 {
     ASSERT(st->tail != NULL); /* store_index_check_serials built it in this transaction */
@@ -1115,21 +1141,25 @@ int store_index_step(struct store *st, MDB_txn *txn, struct store_index_state ix
         ix.target = last;
         ix.progress = 0;
         tail_freeze(st->tail); /* the segment's serials: the old generation */
-    } else if (last - ix.target < ix.progress * (st->index_tail_max / STORE_INDEX_SLICES)) {
-        return 0; /* not due yet */
+    } else if (!slice_due(st, &ix, last)) {
+        return 0;
     }
-    int rc = segment_slice(st, txn, &ix, (unsigned)ix.progress);
-    if (rc != 0) {
-        return rc;
-    }
-    ix.progress++;
-    if (ix.progress == STORE_INDEX_SLICES) {
-        ix.upto = ix.target;
-        ix.target = 0;
-        ix.progress = 0;
-        st->segment->valid = false;
-        tail_drop(st->tail); /* indexed: the serial index holds them now */
-    }
+    /* Bounded: at most the STORE_INDEX_SLICES - progress slices left of the segment. */
+    do {
+        int rc = segment_slice(st, txn, &ix, (unsigned)ix.progress);
+        if (rc != 0) {
+            return rc;
+        }
+        ix.progress++;
+        if (ix.progress == STORE_INDEX_SLICES) {
+            ix.upto = ix.target;
+            ix.target = 0;
+            ix.progress = 0;
+            st->segment->valid = false;
+            tail_drop(st->tail); /* indexed: the serial index holds them now */
+            break;
+        }
+    } while (slice_due(st, &ix, last));
     return index_put(st, txn, &ix);
 }
 

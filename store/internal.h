@@ -25,13 +25,14 @@
  *   useridx  hash32(uri) BE + uri     -> seq (DUPSORT|DUPFIXED, so oldest first)
  *            Both indexes hold the certificates up to meta "index" .upto; the newer ones (the
  *            tail) are found by scanning certs. When the tail grows longer than index_tail_max,
- *            the segment (upto, target = last] is indexed in STORE_INDEX_SLICES commits,
- *            one slice of each key order per commit (serial: by its first byte; user: by the
- *            hash that starts its key), so each dirties about 1/STORE_INDEX_SLICES of the
- *            index pages the segment needs, not one random page per certificate. Slice k comes once
- *            k x index_tail_max / STORE_INDEX_SLICES certificates followed the segment, so the
- *            work is spread over the next tail's growth (store_index_step). Slices below .progress
- *            are indexed; when all are, upto = target.
+ *            the segment (upto, target = last] is indexed in STORE_INDEX_SLICES slices of
+ *            each key order (serial: by its first 15 bits; user: by the hash that starts its
+ *            key), so each dirties about 1/STORE_INDEX_SLICES of the index pages the segment
+ *            needs, not one random page per certificate. Slice k comes once
+ *            k x index_tail_max / STORE_INDEX_SLICES certificates followed the segment (a commit
+ *            does every slice that is due), so the work is spread over the next tail's growth
+ *            in proportion to it (store_index_step). Slices below .progress are indexed; when
+ *            all are, upto = target.
  *   meta     name                     -> value ("index": struct index_state, 4 x u64 BE: upto,
  *                                        target, progress, slices; 3 x u64 when written with
  *                                        16 slices)
@@ -82,9 +83,11 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are stored lit
 #define STORE_META_INDEX "index"
 /* Slices of the key space a segment is indexed in (meta "index" records it; environments written
  * before it was recorded used 16: their progress is converted). */
-#define STORE_INDEX_SLICES 128u
+#define STORE_INDEX_SLICES 512u
 #define STORE_INDEX_SLICES_V1 16u
-static_assert(STORE_INDEX_SLICES >= 1 && STORE_INDEX_SLICES <= 128, "serial slices: first byte");
+static_assert(STORE_INDEX_SLICES >= 1 && STORE_INDEX_SLICES <= 32768 &&
+                  32768 % STORE_INDEX_SLICES == 0,
+              "serial slices: ranges of the serial's first 15 bits");
 static_assert(STORE_INDEX_SLICES % STORE_INDEX_SLICES_V1 == 0, "a v1 slice is whole slices");
 
 /* The bulk indexing state (meta "index"). */
@@ -348,7 +351,8 @@ int store_index_get(struct store *st, MDB_txn *txn, struct store_index_state *ou
 void store_filter_tune(struct store *st, uint64_t min_bits, uint32_t scan_step);
 int store_index_check_serials(struct store *st, MDB_txn *txn, struct store_batch *b,
                               const struct store_index_state *ix, uint64_t last);
-/* store_index_step advances the bulk indexing by one slice when due, after a batch up to `last`. */
+/* store_index_step advances the bulk indexing by the slices that are due after a batch up to
+ * `last`. */
 int store_index_step(struct store *st, MDB_txn *txn, struct store_index_state ix, uint64_t last);
 /* store_index_discard marks the handle's caches stale after a failed commit. */
 void store_index_discard(struct store *st);
