@@ -324,20 +324,25 @@ static uint32_t spread(uint32_t n)
     return n & 0x7fffu;
 }
 
-/* add_spread_certs appends `num` certificates numbered from `first` whose serials spread over the
- * serial key space (its first 15 bits: spread(n)) and whose users all differ, so
- * that every index slice of a segment of them holds about as many entries. */
+/* spread_meta makes certificate n of add_spread_certs: its serial spread over the serial key
+ * space (its first 15 bits: spread(n)), its user its own. */
+static void spread_meta(struct store_cert_meta *m, uint32_t n)
+{
+    char uri[64];
+    snprintf(uri, sizeof(uri), "sip:u%u@example.com", n);
+    make_meta(m, uri, "pool-a", n);
+    uint32_t p = spread(n);
+    m->serial[0] = (uint8_t)(p >> 8);
+    m->serial[1] = (uint8_t)p;
+}
+
+/* add_spread_certs appends `num` certificates numbered from `first` (spread_meta), so that
+ * every index slice of a segment of them holds about as many entries. */
 static void add_spread_certs(struct store_batch *b, uint32_t first, uint32_t num)
 {
     for (uint32_t i = 0; i < num; i++) {
-        uint32_t n = first + i;
-        char uri[64];
-        snprintf(uri, sizeof(uri), "sip:u%u@example.com", n);
         struct store_cert_meta m;
-        make_meta(&m, uri, "pool-a", n);
-        uint32_t p = spread(n);
-        m.serial[0] = (uint8_t)(p >> 8);
-        m.serial[1] = (uint8_t)p;
+        spread_meta(&m, first + i);
         cr_assert_eq(store_batch_add_cert(b, &m, fixture_der, 100), 0);
     }
 }
@@ -346,16 +351,11 @@ static void add_spread_certs(struct store_batch *b, uint32_t first, uint32_t num
 static void expect_spread_cert(struct store *st, uint32_t n)
 {
     struct store_cert_meta want, got;
-    char uri[64];
-    snprintf(uri, sizeof(uri), "sip:u%u@example.com", n);
-    make_meta(&want, uri, "pool-a", n);
-    uint32_t p = spread(n);
-    want.serial[0] = (uint8_t)(p >> 8);
-    want.serial[1] = (uint8_t)p;
+    spread_meta(&want, n);
     uint8_t der[STORE_CERT_DER_MAX];
     size_t len = 0;
     cr_assert_eq(store_cert_get(st, &got, der, sizeof(der), &len, want.serial), 0, "cert %u", n);
-    cr_assert_str_eq(got.uri, uri);
+    cr_assert_str_eq(got.uri, want.uri);
 }
 
 /* index_entries reads how many entries the serial and by-user indexes hold. */
