@@ -245,9 +245,12 @@ BENCH_HANDSHAKES ?= --scenario tls-full,tls-resumed,tls12-full,tls12-resumed,htt
     --concurrency 16 --duration 5
 bench: deps
 	$(Q)$(MAKE) --no-print-directory MODE=release progs benches
-	$(Q)for b in $(patsubst bench/%.c,$(BIN)/%,$(BENCH_SRCS)); do $$b || exit 1; done
 	$(Q)mkdir -p $(BUILD)/bench
 	$(Q)stamp=$$(date -u +%Y%m%dT%H%M%SZ); \
+	for b in $(patsubst bench/%.c,$(BIN)/%,$(BENCH_SRCS)); do \
+	    $$b >$(BUILD)/bench/component.out || exit 1; \
+	    tee -a $(BUILD)/bench/components-$$stamp.txt <$(BUILD)/bench/component.out; \
+	done && \
 	$(BIN)/certprov-bench --spawn --bin $(BIN) --cache-dir $(BUILD)/bench \
 	    --json $(BUILD)/bench/matrix-$$stamp.json $(BENCH_MATRIX) && \
 	$(BIN)/certprov-bench --spawn --bin $(BIN) --cache-dir $(BUILD)/bench \
