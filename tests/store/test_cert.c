@@ -763,7 +763,7 @@ static void probe_indexed(struct store_batch *b, uint32_t *next, uint64_t upto, 
  * clash through. */
 Test(store_cert, serial_clash_while_the_filter_is_made_anew)
 {
-    reopen_with_tail(128); /* 8 slices per certificate after a segment */
+    reopen_with_tail(128); /* STORE_INDEX_SLICES / 128 slices per certificate after a segment */
     store_filter_tune(g_st, 1024, 3);
     struct store_batch *b = batch_new();
     const uint32_t total = 700;
