@@ -76,6 +76,7 @@ struct store_directory {
     char key_id[STORE_PIN_KEY_ID_HEX];
     uint32_t poll_ms;
     uint32_t batch_max;
+    uint32_t window_s; /* [pin] window_s: how far apart two overlapping windows begin */
     pthread_t thread;
     bool started;
     int wake[2]; /* stop: a byte written to wake[1] */
@@ -598,16 +599,17 @@ static int ship_notes(struct store_directory *d)
         rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_LOCKOUT_LOCK, err, sizeof(err));
         for (uint32_t i = 0; rc == 0 && i < n; i++) {
             const struct store_lockout *l = &d->ship[i].l;
-            char wf[16], ws[24], tf[24], lu[24];
+            char wf[16], ws[24], tf[24], lu[24], win[16];
             snprintf(wf, sizeof(wf), "%u", l->window_failures);
             snprintf(ws, sizeof(ws), "%lld", (long long)l->window_start_s);
             snprintf(tf, sizeof(tf), "%llu", (unsigned long long)l->total_failures);
             snprintf(lu, sizeof(lu), "%lld", (long long)l->locked_until_s);
-            const char *vals[8] = {
-                d->ship[i].uri, wf,          ws, tf, lu, l->admin_locked ? "true" : "false",
-                "false",        d->appliance};
+            snprintf(win, sizeof(win), "%u", d->window_s);
+            const char *vals[9] = {
+                d->ship[i].uri, wf,           ws, tf, lu, l->admin_locked ? "true" : "false",
+                "false",        d->appliance, win};
             PGresult *res =
-                PQexecParams(d->conn, store_dir_lockout_upsert, 8, NULL, vals, NULL, NULL, 0);
+                PQexecParams(d->conn, store_dir_lockout_upsert, 9, NULL, vals, NULL, NULL, 0);
             if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
                 store_err_copy(err, sizeof(err),
                                res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(d->conn));
@@ -630,10 +632,26 @@ static int ship_notes(struct store_directory *d)
     }
 }
 
+/* windows_overlap: two windows begun at a and b (0: none) are one window of the fleet, counted
+ * by maximum: the same one, or two that appliances began before each saw the other's (begun less
+ * than window_s apart). Else the newer window is the current one. */
+static bool windows_overlap(int64_t a, int64_t b, uint32_t window_s)
+{
+    if (a == b) {
+        return true;
+    }
+    if (a == 0 || b == 0) {
+        return false;
+    }
+    return (a > b ? a - b : b - a) < (int64_t)window_s;
+}
+
 /* lockout_merge makes `cur` (the replica's state) take in `r` (the fleet's): as the directory's
  * own merge (dirpg.c store_dir_lockout_upsert); a reset clears the counters and locks and keeps
- * the user's last refusal. */
-static void lockout_merge(struct store_lockout *cur, const struct dir_lockrow *r)
+ * the user's last refusal. Overlapping windows keep the later start and the larger count: taking
+ * the newer window's smaller count would forget failures this appliance judged, and let it judge
+ * more than window_failures before it locks. */
+static void lockout_merge(struct store_lockout *cur, const struct dir_lockrow *r, uint32_t window_s)
 {
     if (r->reset) {
         cur->window_failures = 0;
@@ -643,11 +661,15 @@ static void lockout_merge(struct store_lockout *cur, const struct dir_lockrow *r
         cur->admin_locked = false;
         return;
     }
-    if (r->l.window_start_s > cur->window_start_s) {
+    if (windows_overlap(cur->window_start_s, r->l.window_start_s, window_s)) {
+        if (r->l.window_start_s > cur->window_start_s) {
+            cur->window_start_s = r->l.window_start_s;
+        }
+        if (r->l.window_failures > cur->window_failures) {
+            cur->window_failures = r->l.window_failures;
+        }
+    } else if (r->l.window_start_s > cur->window_start_s) {
         cur->window_start_s = r->l.window_start_s;
-        cur->window_failures = r->l.window_failures;
-    } else if (r->l.window_start_s == cur->window_start_s &&
-               r->l.window_failures > cur->window_failures) {
         cur->window_failures = r->l.window_failures;
     }
     if (r->l.total_failures > cur->total_failures) {
@@ -690,7 +712,7 @@ static int lock_apply(struct store *st, MDB_txn *txn, struct feed_batch *b)
         if (rc != 0) {
             return rc;
         }
-        lockout_merge(&cur, r);
+        lockout_merge(&cur, r, b->d->window_s);
         rc = store_lockout_rec_put(st, txn, r->uri, &cur);
         if (rc != 0) {
             return rc;
@@ -1027,6 +1049,7 @@ int store_directory_start(struct store_directory **out, struct store *st,
     d->st = st;
     d->wake[0] = d->wake[1] = -1;
     d->poll_ms = opt->poll_ms != 0 ? opt->poll_ms : DIR_POLL_DEFAULT_MS;
+    d->window_s = opt->window_s;
     d->batch_max = opt->batch_max != 0 ? opt->batch_max : DIR_BATCH_DEFAULT;
     d->rnd = (uint64_t)clock_mono_ns();
     int rc = 0;

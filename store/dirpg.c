@@ -354,18 +354,22 @@ int store_dir_user_del(struct store_dir *d, const char *uri, char *err, size_t c
                            vals, 1, err, cap);
 }
 
-/* The fleet's lockout state of a user: the newest window wins, failures of the same window and
- * the totals take the larger count, a lock the later end, an administrator's lock stays until a
- * reset (user unlock) replaces the whole row. Each replica merges a row the same way into its own
- * state (directory.c lockout_merge). */
+/* The fleet's lockout state of a user: two windows that overlap (begun less than window_s apart:
+ * appliances that began one each before they saw the other's) take the later start and the larger
+ * count, else the newer window wins; the totals take the larger count, a lock the later end, an
+ * administrator's lock stays until a reset (user unlock) replaces the whole row. Each replica
+ * merges a row the same way into its own state (directory.c lockout_merge). */
 const char store_dir_lockout_upsert[] =
     "INSERT INTO certprov_lockouts AS l (uri, window_failures, window_start, total_failures,"
     " locked_until, admin_locked, reset, appliance, seq) VALUES ($1, $2::integer, $3::bigint,"
     " $4::bigint, $5::bigint, $6::boolean, $7::boolean, $8, nextval('certprov_seq'))"
     " ON CONFLICT (uri) DO UPDATE SET"
-    " window_failures = CASE WHEN EXCLUDED.reset OR EXCLUDED.window_start > l.window_start"
-    "  THEN EXCLUDED.window_failures WHEN EXCLUDED.window_start = l.window_start"
-    "  THEN GREATEST(l.window_failures, EXCLUDED.window_failures) ELSE l.window_failures END,"
+    " window_failures = CASE WHEN EXCLUDED.reset THEN EXCLUDED.window_failures"
+    "  WHEN EXCLUDED.window_start = l.window_start OR (EXCLUDED.window_start > 0"
+    "   AND l.window_start > 0 AND abs(EXCLUDED.window_start - l.window_start) < $9::bigint)"
+    "  THEN GREATEST(l.window_failures, EXCLUDED.window_failures)"
+    "  WHEN EXCLUDED.window_start > l.window_start THEN EXCLUDED.window_failures"
+    "  ELSE l.window_failures END,"
     " window_start = CASE WHEN EXCLUDED.reset THEN EXCLUDED.window_start"
     "  ELSE GREATEST(l.window_start, EXCLUDED.window_start) END,"
     " total_failures = CASE WHEN EXCLUDED.reset THEN EXCLUDED.total_failures"
@@ -384,8 +388,8 @@ int store_dir_lockout_reset(struct store_dir *d, const char *uri, char *err, siz
     if (rc != 0) {
         return rollback(d->conn, rc);
     }
-    const char *vals[8] = {uri, "0", "0", "0", "0", "false", "true", "certprovctl"};
-    PGresult *res = PQexecParams(d->conn, store_dir_lockout_upsert, 8, NULL, vals, NULL, NULL, 0);
+    const char *vals[9] = {uri, "0", "0", "0", "0", "false", "true", "certprovctl", "0"};
+    PGresult *res = PQexecParams(d->conn, store_dir_lockout_upsert, 9, NULL, vals, NULL, NULL, 0);
     rc =
         res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);
     PQclear(res);

@@ -487,7 +487,8 @@ int store_dir_exec(PGconn *c, const char *sql, char *err, size_t cap);
 int store_dir_key_get(PGconn *c, char *out, size_t out_cap, char *err, size_t cap);
 
 /* store_dir_lockout_upsert: the merging INSERT of a lockout row ($1 uri, $2 window failures, $3
- * window start, $4 total, $5 locked until, $6 admin locked, $7 reset, $8 appliance). */
+ * window start, $4 total, $5 locked until, $6 admin locked, $7 reset, $8 appliance, $9 the
+ * writer's [pin] window_s: two windows begun less than that apart overlap). */
 extern const char store_dir_lockout_upsert[];
 /* DIR_WRITE_LOCK / DIR_NOTIFY: what every writing transaction of the directory does first and
  * last (dirpg.c, the overview). */

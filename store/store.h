@@ -793,6 +793,8 @@ struct store_directory_options {
     const char *key_id;    /* this appliance's PIN key id (hex); copied */
     const char *appliance; /* this appliance's name, written with its lockout rows; copied */
     uint32_t poll_ms;      /* polling fallback besides LISTEN; 0 = 5000 */
+    uint32_t window_s;     /* [pin] window_s: lockout windows begun less than this apart overlap
+                            * (their counts merge by maximum); 0: only the same window does */
     uint32_t batch_max;    /* rows per LMDB transaction; 0 = 10000 */
     /* The fleet's issuing CAs (certprov_cas): this appliance's CA certificate (DER, copied; NULL:
      * none registered) and its id (the SHA-256 of the DER in hex) are registered on every

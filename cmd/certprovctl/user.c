@@ -306,8 +306,9 @@ static void show_json(const struct store_user *u, const struct store_lockout *l,
                 : l->locked_until_s > now ? "locked-temp"
                                           : "active");
     ctl_json_time("locked_until", l->locked_until_s);
-    printf(",\"window_failures\":%u,\"total_failures\":%llu", l->window_failures,
-           (unsigned long long)l->total_failures);
+    printf(",\"window_failures\":%u", l->window_failures);
+    ctl_json_time("window_start", l->window_start_s);
+    printf(",\"total_failures\":%llu", (unsigned long long)l->total_failures);
     ctl_json_time("last_failure", l->last_failure_s);
     printf(",\"certificates\":%zu,\"last_24h\":%u,\"limit_per_day\":%u", cs->num, day, day_max);
     fputs(",\"last_success\":", stdout);

@@ -684,6 +684,7 @@ static int start_directory(struct daemon *d)
                                         .key_id = key_id,
                                         .appliance = d->cfg.name,
                                         .poll_ms = d->cfg.directory_poll_ms,
+                                        .window_s = d->cfg.pin.window_s,
                                         .cas_changed = fleet_cas_changed,
                                         .cas_ctx = d};
     /* This appliance's issuing CA, registered as one of the fleet's. */

@@ -7,7 +7,8 @@
 # 1 x 20,000; DIR_FILES=5 DIR_N=200000 is the 1,000,000 of README) through COPY, replicated to B;
 # a third appliance's first start loads everything (progress in the log); a user disabled through
 # A is refused on B within 1 s; lockout across the two (alternating guesses lock after exactly
-# window_failures, a parallel burst within 2 x window_failures); PostgreSQL down: B stays ready
+# window_failures, a parallel burst within 2 x window_failures, windows begun a second apart while
+# PostgreSQL is down merged by maximum, not lost to the newer one); PostgreSQL down: B stays ready
 # and serves, /readyz says directory "stale" with the lag, certprov_directory_lag_seconds shows
 # it, certprovctl refuses writes (nothing half-done); PostgreSQL back: B catches up by itself.
 # Revocations (issue 16): a certificate issued on A and revoked through B cannot renew on A within
@@ -386,6 +387,22 @@ check "after the burst the right PIN on B is PinLocked" est_is "$PB" 1006:27182 
 curl -s "http://127.0.0.1:$PA/metrics" >"$T/metrics"
 has "metric: lockout notes shipped" "$T/metrics" "^certprov_directory_lockouts_shipped_total [1-9]"
 
+# Windows begun apart (grace): while PostgreSQL is down, 3 wrong PINs on A, then (a second later)
+# 1 on B. Once it is back the two windows overlap (begun within window_s): the merge keeps the
+# larger count and the later start, on both replicas and in the directory, so that A, which judged
+# 3, judges only window_failures - 3 more (each appliance locks by itself after window_failures).
+csr grace
+check "add grace through A" add 27182 a --uri sip:grace@example.com --pool pool1 --ext 1007
+check "grace known on B" wait_for 1 est_is "$PB" 1007:27182 grace 200
+gfield() { # gfield APPLIANCE FIELD: grace's lockout FIELD in APPLIANCE's replica (user show --json)
+    ctl "$1" user show sip:grace@example.com --json | grep -o "\"$2\":[^,]*" | cut -d: -f2-
+}
+gguesses() { # gguesses PORT N: N wrong PINs for grace; prints their statuses
+    local i
+    for i in $(seq 1 "$2"); do printf '%s ' "$(est "$1" 1007:99991 grace)"; done
+}
+windows_met() { [ "$(gfield a window_start)" = "$(gfield b window_start)" ]; }
+
 # --- PostgreSQL down: B serves from its replica, stale with the lag; writes refused ---
 pg_stop
 check "B: directory stale" wait_for 5 readyz_has "$PB" '"ready":true.*"directory":"stale"'
@@ -397,6 +414,10 @@ curl -s "http://127.0.0.1:$PB/metrics" >"$T/metrics"
 has "metric: directory down" "$T/metrics" "^certprov_directory_up 0$"
 has "metric: lag" "$T/metrics" "^certprov_directory_lag_seconds ([2-9]|[1-9][0-9]+)$"
 check "alice enrolls on B meanwhile" est_is "$PB" 1001:31415 alice 200
+same "grace: 3 wrong PINs on A meanwhile" "$(gguesses "$PA" 3)" "401 401 401 "
+sleep 1.1
+same "grace: then 1 on B" "$(gguesses "$PB" 1)" "401 "
+check "grace: B's window begun after A's" test "$(gfield b window_start)" \> "$(gfield a window_start)"
 csr carol
 expect_exit 1 "cannot reach the directory" "user add refused while PostgreSQL is down" \
     add 24680 a --uri sip:carol@example.com --pool pool1 --ext 1003
@@ -407,6 +428,12 @@ expect_exit 1 "cannot reach the directory" "cert revoke refused while PostgreSQL
 same "and nothing was revoked locally: ra4 renews on A" "$(renew_a ra4)" 200
 pg_start
 check "B: directory ok again by itself" wait_for 40 readyz_has "$PB" '"directory":"ok"'
+check "A: directory ok again by itself" wait_for 40 readyz_has "$PA" '"directory":"ok"'
+check "grace: A and B merged their windows" wait_for 5 windows_met
+same "grace: the directory keeps the larger count of the overlapping windows" \
+    "$(psql_q "SELECT window_failures FROM certprov_lockouts WHERE uri = 'sip:grace@example.com'")" 3
+same "grace: so does A's replica" "$(gfield a window_failures)" 3
+same "grace: A judges window_failures - 3 more, then PinLocked" "$(gguesses "$PA" 3)" "401 401 403 "
 check "add carol through A once it is back" add 24680 a --uri sip:carol@example.com --pool pool1 --ext 1003
 check "carol enrolls on B within 1 s" wait_for 1 est_is "$PB" 1003:24680 carol 200
 has "B: down logged" "$T/b.log" "directory: down error="
