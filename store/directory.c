@@ -53,6 +53,7 @@ struct dir_lockrow {
     char uri[STORE_URI_MAX + 1];
     struct store_lockout l;
     bool reset;
+    bool own_reset; /* a reset this appliance's certprovctl wrote, after clearing this replica */
     uint64_t seq;
 };
 
@@ -695,6 +696,8 @@ static void lock_parse(struct feed_batch *b, PGresult *res, int i)
     r->l.locked_until_s = strtoll(PQgetvalue(res, i, 4), NULL, 10);
     r->l.admin_locked = strcmp(PQgetvalue(res, i, 5), "t") == 0;
     r->reset = strcmp(PQgetvalue(res, i, 6), "t") == 0;
+    r->own_reset = r->reset && b->d->appliance[0] != '\0' &&
+                   strcmp(PQgetvalue(res, i, 8), b->d->appliance) == 0;
     r->seq = b->last_seq;
     b->num++;
 }
@@ -703,6 +706,11 @@ static int lock_apply(struct store *st, MDB_txn *txn, struct feed_batch *b)
 {
     for (size_t i = 0; i < b->num; i++) {
         const struct dir_lockrow *r = &b->d->lockrows[i];
+        if (r->own_reset) {
+            /* `user unlock` through this appliance cleared this replica before it wrote the
+             * row: applied now, the row would also clear the failures judged since. */
+            continue;
+        }
         int rc = store_user_exists(st, txn, r->uri);
         if (rc == -ENOENT) {
             continue; /* not (yet) a user here: its state comes with the next change */
@@ -729,7 +737,7 @@ static void lock_note(struct store_directory *d, const struct feed_batch *b)
 /* The lockout rows after d->lockseq. */
 static const struct feed lock_feed = {
     .sql = "SELECT uri, window_failures, window_start, total_failures, locked_until,"
-           " admin_locked, reset, seq FROM certprov_lockouts WHERE seq > $1::bigint"
+           " admin_locked, reset, seq, appliance FROM certprov_lockouts WHERE seq > $1::bigint"
            " ORDER BY seq LIMIT $2::bigint",
     .seq_off = offsetof(struct store_directory, lockseq),
     .meta_key = DIR_META_LOCKSEQ,

@@ -379,16 +379,18 @@ const char store_dir_lockout_upsert[] =
     " admin_locked = EXCLUDED.admin_locked OR (l.admin_locked AND NOT EXCLUDED.reset),"
     " reset = EXCLUDED.reset, appliance = EXCLUDED.appliance, seq = EXCLUDED.seq";
 
-int store_dir_lockout_reset(struct store_dir *d, const char *uri, char *err, size_t cap)
+int store_dir_lockout_reset(struct store_dir *d, const char *uri, const char *appliance, char *err,
+                            size_t cap)
 {
     ASSERT(d != NULL);
     ASSERT(uri != NULL);
+    ASSERT(appliance != NULL);
     int rc = store_dir_exec(d->conn, "BEGIN", err, cap);
     rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_LOCKOUT_LOCK, err, cap);
     if (rc != 0) {
         return rollback(d->conn, rc);
     }
-    const char *vals[9] = {uri, "0", "0", "0", "0", "false", "true", "certprovctl", "0"};
+    const char *vals[9] = {uri, "0", "0", "0", "0", "false", "true", appliance, "0"};
     PGresult *res = PQexecParams(d->conn, store_dir_lockout_upsert, 9, NULL, vals, NULL, NULL, 0);
     rc =
         res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : sql_rc(d->conn, res, err, cap);

@@ -861,8 +861,11 @@ void store_directory_serials_note(struct store_directory *d, const struct store_
                                   size_t num);
 
 /* store_dir_lockout_reset clears `uri`'s lockout on every appliance (certprovctl user unlock):
- * a reset row with a new seq. Returns 0, -ENOENT (not initialized) or -EIO. */
-int store_dir_lockout_reset(struct store_dir *d, const char *uri, char *err, size_t cap);
+ * a reset row with a new seq, written as `appliance`'s (the one whose replica the command cleared
+ * itself: its directory thread does not apply the row again, which would clear the failures it
+ * judged since). Returns 0, -ENOENT (not initialized) or -EIO. */
+int store_dir_lockout_reset(struct store_dir *d, const char *uri, const char *appliance, char *err,
+                            size_t cap);
 
 /* store_directory_stop stops and joins the thread (a libpq call in flight is bounded by the
  * connection's timeouts) and frees. NULL is a no-op. */

@@ -151,7 +151,7 @@ static int lockout_reset(struct store_dir *d, const char *key_id, const struct d
                          char *err, size_t cap)
 {
     (void)key_id;
-    return store_dir_lockout_reset(d, w->uri, err, cap);
+    return store_dir_lockout_reset(d, w->uri, w->appliance, err, cap);
 }
 
 int ctl_dir_lockout_reset(struct ctl *ctl, const char *uri, const char *what)
@@ -159,7 +159,7 @@ int ctl_dir_lockout_reset(struct ctl *ctl, const char *uri, const char *what)
     if (ctl->cfg.directory[0] == '\0') {
         return CTL_OK;
     }
-    struct dir_write w = {.fn = lockout_reset, .uri = uri};
+    struct dir_write w = {.fn = lockout_reset, .uri = uri, .appliance = ctl->cfg.name};
     return dir_write(ctl, &w, what);
 }
 

@@ -8,9 +8,10 @@
 # a third appliance's first start loads everything (progress in the log); a user disabled through
 # A is refused on B within 1 s; lockout across the two (alternating guesses lock after exactly
 # window_failures, a parallel burst within 2 x window_failures, windows begun a second apart while
-# PostgreSQL is down merged by maximum, not lost to the newer one); PostgreSQL down: B stays ready
-# and serves, /readyz says directory "stale" with the lag, certprov_directory_lag_seconds shows
-# it, certprovctl refuses writes (nothing half-done); PostgreSQL back: B catches up by itself.
+# PostgreSQL is down merged by maximum, not lost to the newer one, wrong PINs judged on A between
+# a `user unlock` through A and the reset row's return to A stay counted); PostgreSQL down: B stays
+# ready and serves, /readyz says directory "stale" with the lag, certprov_directory_lag_seconds
+# shows it, certprovctl refuses writes (nothing half-done); PostgreSQL back: B catches up by itself.
 # Revocations (issue 16): a certificate issued on A and revoked through B cannot renew on A within
 # 1 s and is in A's CRL and OCSP; holds lifted across; the fleet's issuing CAs: a certificate of A
 # renews on B; the fleet-wide serial index and a clash made by hand, logged and counted.
@@ -438,6 +439,49 @@ check "add carol through A once it is back" add 24680 a --uri sip:carol@example.
 check "carol enrolls on B within 1 s" wait_for 1 est_is "$PB" 1003:24680 carol 200
 has "B: down logged" "$T/b.log" "directory: down error="
 has "B: up logged" "$T/b.log" "directory: up seq="
+
+# An unlock echoed back late (henry): `user unlock` through A clears A's replica and writes a reset
+# row, which A's directory thread applies later, with the other rows. Wrong PINs that A judged in
+# between must stay counted (they were judged after the unlock). A's thread is held across the
+# unlock and 3 wrong PINs (certprov_serials locked while it ships a serial), then let go while
+# writes to certprov_lockouts are held: it applies the directory's rows, the reset among them, and
+# then waits to ship henry's state, so that nothing it ships can mend what the echo cleared.
+csr henry
+check "add henry through A" add 27182 a --uri sip:henry@example.com --pool pool1 --ext 1008
+check "henry known on B" wait_for 1 est_is "$PB" 1008:27182 henry 200
+hfield() { ctl a user show sip:henry@example.com --json | grep -o "\"$1\":[^,]*" | cut -d: -f2-; }
+hguesses() {
+    local i
+    for i in $(seq 1 "$1"); do printf '%s ' "$(est "$PA" 1008:99991 henry)"; done
+}
+hold() { # hold NAME SQL: a session that holds SQL's lock (in the background) until `release NAME`
+    psql "${PG_PSQL[@]}" -c "BEGIN; $2; SELECT pg_sleep(120) /* held:$1 */; COMMIT;" >/dev/null 2>&1 &
+}
+others() { # others PATTERN: the other sessions whose query is LIKE PATTERN (and $2: more SQL)
+    psql_q "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '$1' AND pid <> pg_backend_pid()$2"
+}
+held() { [ "$(others "%held:$1%" " AND wait_event = 'PgSleep'")" = 1 ]; }
+waiting_on() { [ "$(others "$1%" " AND wait_event_type = 'Lock'")" -ge 1 ]; }
+release() {
+    psql_q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%held:$1%'
+        AND pid <> pg_backend_pid()" >/dev/null
+}
+hold serials "LOCK TABLE certprov_serials IN ACCESS EXCLUSIVE MODE"
+check "henry: a session holds certprov_serials" wait_for 5 held serials
+same "henry: alice enrolls on A (A's thread ships the serial)" "$(est "$PA" 1001:31415 alice)" 200
+check "henry: A's thread waits for certprov_serials" wait_for 5 waiting_on "INSERT INTO certprov_serials"
+check "unlock henry through A" ctl a user unlock sip:henry@example.com
+same "henry: 3 wrong PINs on A after the unlock" "$(hguesses 3)" "401 401 401 "
+same "henry: A counts them" "$(hfield window_failures)" 3
+hold lockouts "LOCK TABLE certprov_lockouts IN EXCLUSIVE MODE"
+check "henry: a session holds writes to certprov_lockouts" wait_for 5 held lockouts
+release serials
+check "henry: A's thread applied the rows and waits to ship henry's state" \
+    wait_for 5 waiting_on "INSERT INTO certprov_lockouts"
+same "henry: the unlock's echo left the failures judged after it" "$(hfield window_failures)" 3
+same "henry: A judges window_failures - 3 more, then PinLocked" "$(hguesses 3)" "401 401 403 "
+release lockouts
+check "henry: A's directory ok" wait_for 10 readyz_has "$PA" '"directory":"ok"'
 
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p"; done
 PIDS=()
