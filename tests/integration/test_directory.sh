@@ -395,14 +395,14 @@ has "metric: lockout notes shipped" "$T/metrics" "^certprov_directory_lockouts_s
 csr grace
 check "add grace through A" add 27182 a --uri sip:grace@example.com --pool pool1 --ext 1007
 check "grace known on B" wait_for 1 est_is "$PB" 1007:27182 grace 200
-gfield() { # gfield APPLIANCE FIELD: grace's lockout FIELD in APPLIANCE's replica (user show --json)
-    ctl "$1" user show sip:grace@example.com --json | grep -o "\"$2\":[^,]*" | cut -d: -f2-
+lfield() { # lfield APPLIANCE USER FIELD: USER's lockout FIELD in APPLIANCE's replica (user show)
+    ctl "$1" user show "sip:$2@example.com" --json | grep -o "\"$3\":[^,]*" | cut -d: -f2-
 }
-gguesses() { # gguesses PORT N: N wrong PINs for grace; prints their statuses
+wrong_pins() { # wrong_pins PORT EXT USER N: N wrong PINs for USER (extension EXT); their statuses
     local i
-    for i in $(seq 1 "$2"); do printf '%s ' "$(est "$1" 1007:99991 grace)"; done
+    for i in $(seq 1 "$4"); do printf '%s ' "$(est "$1" "$2:99991" "$3")"; done
 }
-windows_met() { [ "$(gfield a window_start)" = "$(gfield b window_start)" ]; }
+windows_met() { [ "$(lfield a grace window_start)" = "$(lfield b grace window_start)" ]; }
 
 # --- PostgreSQL down: B serves from its replica, stale with the lag; writes refused ---
 pg_stop
@@ -415,10 +415,11 @@ curl -s "http://127.0.0.1:$PB/metrics" >"$T/metrics"
 has "metric: directory down" "$T/metrics" "^certprov_directory_up 0$"
 has "metric: lag" "$T/metrics" "^certprov_directory_lag_seconds ([2-9]|[1-9][0-9]+)$"
 check "alice enrolls on B meanwhile" est_is "$PB" 1001:31415 alice 200
-same "grace: 3 wrong PINs on A meanwhile" "$(gguesses "$PA" 3)" "401 401 401 "
+same "grace: 3 wrong PINs on A meanwhile" "$(wrong_pins "$PA" 1007 grace 3)" "401 401 401 "
 sleep 1.1
-same "grace: then 1 on B" "$(gguesses "$PB" 1)" "401 "
-check "grace: B's window begun after A's" test "$(gfield b window_start)" \> "$(gfield a window_start)"
+same "grace: then 1 on B" "$(wrong_pins "$PB" 1007 grace 1)" "401 "
+check "grace: B's window begun after A's" \
+    test "$(lfield b grace window_start)" \> "$(lfield a grace window_start)"
 csr carol
 expect_exit 1 "cannot reach the directory" "user add refused while PostgreSQL is down" \
     add 24680 a --uri sip:carol@example.com --pool pool1 --ext 1003
@@ -433,8 +434,9 @@ check "A: directory ok again by itself" wait_for 40 readyz_has "$PA" '"directory
 check "grace: A and B merged their windows" wait_for 5 windows_met
 same "grace: the directory keeps the larger count of the overlapping windows" \
     "$(psql_q "SELECT window_failures FROM certprov_lockouts WHERE uri = 'sip:grace@example.com'")" 3
-same "grace: so does A's replica" "$(gfield a window_failures)" 3
-same "grace: A judges window_failures - 3 more, then PinLocked" "$(gguesses "$PA" 3)" "401 401 403 "
+same "grace: so does A's replica" "$(lfield a grace window_failures)" 3
+same "grace: A judges window_failures - 3 more, then PinLocked" \
+    "$(wrong_pins "$PA" 1007 grace 3)" "401 401 403 "
 check "add carol through A once it is back" add 24680 a --uri sip:carol@example.com --pool pool1 --ext 1003
 check "carol enrolls on B within 1 s" wait_for 1 est_is "$PB" 1003:24680 carol 200
 has "B: down logged" "$T/b.log" "directory: down error="
@@ -449,11 +451,6 @@ has "B: up logged" "$T/b.log" "directory: up seq="
 csr henry
 check "add henry through A" add 27182 a --uri sip:henry@example.com --pool pool1 --ext 1008
 check "henry known on B" wait_for 1 est_is "$PB" 1008:27182 henry 200
-hfield() { ctl a user show sip:henry@example.com --json | grep -o "\"$1\":[^,]*" | cut -d: -f2-; }
-hguesses() {
-    local i
-    for i in $(seq 1 "$1"); do printf '%s ' "$(est "$PA" 1008:99991 henry)"; done
-}
 hold() { # hold NAME SQL: a session that holds SQL's lock (in the background) until `release NAME`
     psql "${PG_PSQL[@]}" -c "BEGIN; $2; SELECT pg_sleep(120) /* held:$1 */; COMMIT;" >/dev/null 2>&1 &
 }
@@ -471,15 +468,17 @@ check "henry: a session holds certprov_serials" wait_for 5 held serials
 same "henry: alice enrolls on A (A's thread ships the serial)" "$(est "$PA" 1001:31415 alice)" 200
 check "henry: A's thread waits for certprov_serials" wait_for 5 waiting_on "INSERT INTO certprov_serials"
 check "unlock henry through A" ctl a user unlock sip:henry@example.com
-same "henry: 3 wrong PINs on A after the unlock" "$(hguesses 3)" "401 401 401 "
-same "henry: A counts them" "$(hfield window_failures)" 3
+same "henry: 3 wrong PINs on A after the unlock" "$(wrong_pins "$PA" 1008 henry 3)" "401 401 401 "
+same "henry: A counts them" "$(lfield a henry window_failures)" 3
 hold lockouts "LOCK TABLE certprov_lockouts IN EXCLUSIVE MODE"
 check "henry: a session holds writes to certprov_lockouts" wait_for 5 held lockouts
 release serials
 check "henry: A's thread applied the rows and waits to ship henry's state" \
     wait_for 5 waiting_on "INSERT INTO certprov_lockouts"
-same "henry: the unlock's echo left the failures judged after it" "$(hfield window_failures)" 3
-same "henry: A judges window_failures - 3 more, then PinLocked" "$(hguesses 3)" "401 401 403 "
+same "henry: the unlock's echo left the failures judged after it" \
+    "$(lfield a henry window_failures)" 3
+same "henry: A judges window_failures - 3 more, then PinLocked" \
+    "$(wrong_pins "$PA" 1008 henry 3)" "401 401 403 "
 release lockouts
 check "henry: A's directory ok" wait_for 10 readyz_has "$PA" '"directory":"ok"'
 
