@@ -598,14 +598,15 @@ static int ship_notes(struct store_directory *d)
         char err[STORE_ERROR_MAX + 1] = "";
         int rc = store_dir_exec(d->conn, "BEGIN", err, sizeof(err));
         rc = rc != 0 ? rc : store_dir_exec(d->conn, STORE_DIR_LOCKOUT_LOCK, err, sizeof(err));
+        char win[16];
+        snprintf(win, sizeof(win), "%u", d->window_s);
         for (uint32_t i = 0; rc == 0 && i < n; i++) {
             const struct store_lockout *l = &d->ship[i].l;
-            char wf[16], ws[24], tf[24], lu[24], win[16];
+            char wf[16], ws[24], tf[24], lu[24];
             snprintf(wf, sizeof(wf), "%u", l->window_failures);
             snprintf(ws, sizeof(ws), "%lld", (long long)l->window_start_s);
             snprintf(tf, sizeof(tf), "%llu", (unsigned long long)l->total_failures);
             snprintf(lu, sizeof(lu), "%lld", (long long)l->locked_until_s);
-            snprintf(win, sizeof(win), "%u", d->window_s);
             const char *vals[9] = {
                 d->ship[i].uri, wf,           ws, tf, lu, l->admin_locked ? "true" : "false",
                 "false",        d->appliance, win};
