@@ -2,7 +2,9 @@
  *
  * For batch sizes 1, 16, 64, 256 and 512 it commits certificates (1 KiB DER, random positive
  * 16-byte serials, 1000 users in 4 pools) with sync into a fresh environment under /var/tmp (real
- * disk) for about BENCH_CASE_NS, and prints one line per case: store_commit_batch<N> <certs_per_s>
+ * disk) for about BENCH_CASE_NS (each case's files are removed before the next case starts: left in
+ * place until the end, the earlier cases' files doubled the CPU per certificate of the later
+ * cases), and prints one line per case: store_commit_batch<N> <certs_per_s>
  * <p50_us> <p99_us> <cpu_us>   (latency is per commit) store_commit_batch<N> is the store as
  * certprovd runs it (defer_meta_sync: one sync per commit, durable when the next commit returned);
  * store_commit_sync2_batch<N> commits that are each durable on return (two syncs). Two references
@@ -413,23 +415,46 @@ static int scale_case(const char *dir, uint64_t *lat_ns, struct store_batch *b, 
 
 static const size_t g_sizes[] = {1, 16, 64, 256, 512};
 
+/* dir_reset removes what the last case left in `dir` and waits until the file system has written
+ * it back (sync), so that each case starts on a disk with nothing of the cases before it in
+ * flight or on it. */
+static int dir_reset(const char *dir)
+{
+    if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0 || mkdir(dir, 0700) != 0) {
+        perror("bench_store: dir_reset");
+        return -EIO;
+    }
+    sync();
+    return 0;
+}
+
 /* batch_cases runs the four cases of one batch size, in the order they are printed. */
 static int batch_cases(const char *dir, size_t batch_size, uint64_t *lat, struct store_batch *b,
                        const uint8_t *der)
 {
     int rc = disk_case(dir, batch_size, lat, der);
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        rc = dir_reset(dir);
     }
-    rc = lmdb_case(dir, batch_size, lat, der);
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        rc = lmdb_case(dir, batch_size, lat, der);
     }
-    rc = run_case(dir, batch_size, lat, b, der, true);
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        rc = dir_reset(dir);
     }
-    return run_case(dir, batch_size, lat, b, der, false);
+    if (rc == 0) {
+        rc = run_case(dir, batch_size, lat, b, der, true);
+    }
+    if (rc == 0) {
+        rc = dir_reset(dir);
+    }
+    if (rc == 0) {
+        rc = run_case(dir, batch_size, lat, b, der, false);
+    }
+    if (rc == 0) {
+        rc = dir_reset(dir);
+    }
+    return rc;
 }
 
 int main(int argc, char **argv)
